@@ -1,0 +1,104 @@
+# beep-signal: plain GNU make.  `make run` and `make test` are the two
+# commands; see README.md.  User CFLAGS/LDFLAGS are appended to ours.
+
+PORT ?= 1837
+PREFIX ?= /usr/local
+SANITIZE ?=
+WERROR ?= 1
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+comma := ,
+ifeq ($(SANITIZE),)
+BUILD := build
+else
+BUILD := build/$(subst $(comma),-,$(SANITIZE))
+endif
+
+PKGS := jansson fcgi
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lfcgi)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wno-format-nonliteral
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+SAN_FLAGS := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+OPT := $(if $(SANITIZE),-O1,-O2)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -pthread -g $(OPT) $(WARN) $(SAN_FLAGS) \
+	-Iinclude $(PKG_CFLAGS) -DBEEP_VERSION='"$(VERSION)"' $(CFLAGS)
+ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
+
+# The service, module by module; the binary and the unit tests link them.
+SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
+	src/body.c src/sse.c src/registry.c src/api.c src/server.c
+OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+UNIT := http route body sse registry config api
+UNIT_BINS := $(UNIT:%=$(BUILD)/tests/test_%)
+BIN := $(BUILD)/beep-signal
+
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+.PHONY: all run test unit integration tsan deps test-deps format \
+	format-check clean install bench loadgen
+
+all: $(BIN)
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BIN): $(OBJS) $(BUILD)/obj/main.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(OBJS) tests/unit/sse_parser.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(OBJS) $(ALL_LDFLAGS) \
+		$(PKG_LIBS) $(CMOCKA_LIBS) $(LDLIBS)
+
+# Install what is missing (Debian packages), or say what to install.
+deps:
+	@sh scripts/deps.sh run
+test-deps:
+	@sh scripts/deps.sh test
+
+# Serve the API through Caddy on $(PORT) until Ctrl-C or SIGTERM.
+run: deps
+	@$(MAKE) --no-print-directory all
+	@PORT=$(PORT) BEEP_BIN=$(BIN) sh scripts/run.sh
+
+unit: $(UNIT_BINS)
+	@for t in $(UNIT_BINS); do \
+		echo "== $$t"; $(SAN_ENV) $$t || exit 1; \
+	done
+
+integration: $(BIN)
+	BEEP_BIN=$(abspath $(BIN)) $(SAN_ENV) node --test tests/integration/
+
+# The registry under ThreadSanitizer, with real threads.
+tsan:
+	@$(MAKE) --no-print-directory SANITIZE=thread build/thread/tests/test_registry
+	$(SAN_ENV) build/thread/tests/test_registry
+
+ifeq ($(SANITIZE),)
+test: test-deps
+	@$(MAKE) --no-print-directory format-check unit tsan integration
+else
+test: test-deps
+	@$(MAKE) --no-print-directory unit integration
+endif
+
+FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h tests/load/*.c)
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run -Werror $(FORMAT_FILES)
+
+install: $(BIN)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/beep-signal
+
+clean:
+	rm -rf build

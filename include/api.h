@@ -1,0 +1,64 @@
+/*
+ * api: the HTTP API over the registry.  It turns a request (method, URI,
+ * a few headers, the body) into a response (status, headers, body), or
+ * into a registry stream for the server to serve.  No I/O and no FastCGI:
+ * the server module reads requests and writes responses.
+ */
+#ifndef BEEP_API_H
+#define BEEP_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "http.h"
+#include "registry.h"
+#include "util.h"
+
+struct api;
+
+struct api_request {
+	const char *method;	  /* REQUEST_METHOD */
+	const char *uri;	  /* REQUEST_URI: raw path and query */
+	const char *content_type; /* may be NULL */
+	const char *origin;	  /* the Origin header, or NULL */
+	const char *body;	  /* POST body, or NULL */
+	size_t body_len;
+	bool body_too_large;	  /* the body was longer than max_body */
+};
+
+struct api_response {
+	enum http_status status;
+	struct buf headers; /* "Name: value\r\n" lines, Status excluded */
+	struct buf body;
+	/*
+	 * When set, the response is an SSE stream: the server writes the
+	 * headers, then serves the stream until it ends, then calls
+	 * registry_unsubscribe().
+	 */
+	struct registry_stream *stream;
+};
+
+/* The server's thread counts, for /healthz. */
+typedef void (*api_threads_fn)(void *ctx, size_t *threads, size_t *idle);
+
+/* The api keeps pointers to c and reg: both must outlive it. */
+struct api *api_new(const struct config *c, struct registry *reg,
+    api_threads_fn threads, void *threads_ctx);
+void api_free(struct api *api);
+
+/* Handle one request; resp must be zeroed (see api_response_clear()). */
+void api_handle(struct api *api, const struct api_request *req,
+    struct api_response *resp);
+
+/* Release the response's buffers (not its stream) and zero it. */
+void api_response_clear(struct api_response *resp);
+
+/* The first bytes of every stream: an SSE comment, sent at once. */
+void api_stream_open(struct buf *out);
+/* The keepalive comment. */
+void api_stream_keepalive(struct buf *out);
+/* The last bytes of a stream when the service stops. */
+void api_stream_close(struct buf *out);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * config: every setting of the service, each a command-line flag with an
+ * environment fallback (BEEP_*) and a default.  One table drives parsing,
+ * validation and --help, so they cannot disagree.
+ */
+#ifndef BEEP_CONFIG_H
+#define BEEP_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct config {
+	char *listen;		/* "unix:PATH", "HOST:PORT", or "" for fd 0 */
+	unsigned socket_mode;	/* permissions of a unix socket we create */
+	unsigned keepalive;	/* seconds between SSE keepalive comments */
+	size_t max_streams;	/* open streams in all */
+	unsigned min_idle;	/* idle workers kept ready to accept */
+	size_t max_body;	/* POST body bytes */
+	size_t max_id;		/* user/device id bytes, after decoding */
+	unsigned max_depth;	/* JSON nesting in a POST body */
+	size_t queue_messages;	/* undelivered messages per stream */
+	size_t queue_bytes;	/* undelivered bytes per stream */
+	char *cors_origins;	/* "*" or a comma-separated list */
+	int log_level;		/* enum log_level */
+};
+
+/*
+ * Fill c from the environment, then from argv.  Returns 0, 1 when --help
+ * or --version was printed (exit 0), or -1 after printing an error
+ * (exit 2).  Call once, at start-up.
+ */
+int config_parse(struct config *c, int argc, char **argv);
+
+/* Print the options table (what --help shows) to f. */
+void config_usage(FILE *f);
+
+void config_clear(struct config *c);
+
+#endif

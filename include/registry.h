@@ -1,0 +1,136 @@
+/*
+ * registry: who is connected, and the messages on their way to them.
+ *
+ * users -> devices -> streams, in one process, behind one mutex.  A device
+ * keeps a log of its recent messages, numbered from 1; each stream is a
+ * cursor into that log.  A publisher appends to the log and signals the
+ * condition variable of every stream of the device; the thread serving a
+ * stream sleeps on its own condition variable, takes a batch of messages
+ * under the lock, and writes them after unlocking.  So a slow stream
+ * delays no one: the lock is never held across I/O.
+ *
+ * The registry knows nothing of FastCGI, HTTP, JSON or Redis.
+ */
+#ifndef BEEP_REGISTRY_H
+#define BEEP_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The most messages one registry_wait() hands out. */
+#define REGISTRY_BATCH 64
+
+struct registry;
+struct registry_stream;
+
+/*
+ * A message: an immutable, reference-counted, preformatted SSE frame,
+ * shared by every stream that delivers it.
+ */
+struct registry_msg;
+
+struct registry_limits {
+	size_t max_streams;	  /* open streams in all; 0 = no limit */
+	size_t queue_messages;	  /* undelivered messages per stream */
+	size_t queue_bytes;	  /* undelivered frame bytes per stream */
+};
+
+struct registry_stats {
+	size_t users;
+	size_t devices;
+	size_t streams;
+	uint64_t published;	/* messages accepted by registry_publish() */
+	uint64_t overflows;	/* streams closed for falling too far behind */
+};
+
+/* Why registry_wait() returned. */
+enum registry_wake {
+	REGISTRY_MESSAGES, /* the batch holds messages to write */
+	REGISTRY_TIMEOUT,  /* the deadline passed: time for a keepalive */
+	REGISTRY_GONE,	   /* the client left: end the stream */
+	REGISTRY_OVERFLOW, /* the stream fell too far behind: end it */
+	REGISTRY_CLOSING,  /* the service is stopping: end the stream */
+	REGISTRY_WAKE__MAX
+};
+
+enum registry_error {
+	REGISTRY_OK,
+	REGISTRY_FULL,	  /* max_streams reached */
+	REGISTRY_CLOSED,  /* registry_close() was called */
+	REGISTRY_NOT_FOUND, /* no such device with a live stream */
+	REGISTRY_ERROR__MAX
+};
+
+struct registry_batch {
+	struct registry_msg *msgs[REGISTRY_BATCH];
+	size_t n;
+};
+
+/* Create a message holding a copy of frame; the caller owns one reference. */
+struct registry_msg *registry_msg_new(const char *frame, size_t len);
+const char *registry_msg_frame(const struct registry_msg *m, size_t *len);
+/* The message's number in its device's log (0 until published). */
+uint64_t registry_msg_seq(const struct registry_msg *m);
+void registry_msg_unref(struct registry_msg *m);
+
+struct registry *registry_new(const struct registry_limits *limits);
+/* Free everything; no thread may use the registry any more. */
+void registry_free(struct registry *reg);
+
+/*
+ * Open a stream for (user, device).  Returns it, or NULL with *err set to
+ * REGISTRY_FULL or REGISTRY_CLOSED.  The stream starts after the device's
+ * newest message: it sees only what is published from now on.  The
+ * caller must end it with registry_unsubscribe().
+ */
+struct registry_stream *registry_subscribe(struct registry *reg,
+    const char *user, const char *device, enum registry_error *err);
+
+/* Close the stream and free it; the device goes with its last stream. */
+void registry_unsubscribe(struct registry *reg, struct registry_stream *s);
+
+/* A stream's id, unique for the life of the registry, never 0. */
+uint64_t registry_stream_id(const struct registry_stream *s);
+
+/*
+ * Append m to the device's log and wake its streams.  Takes its own
+ * reference: the caller still owns its own.  Returns the number of live
+ * streams it was queued on (0 with *err = REGISTRY_NOT_FOUND when the
+ * device has none).
+ */
+size_t registry_publish(struct registry *reg, const char *user,
+    const char *device, struct registry_msg *m, enum registry_error *err);
+
+/*
+ * Sleep until s has messages, its client leaves, it overflows, the
+ * registry closes, or deadline_ms (CLOCK_MONOTONIC, see util_now_ms())
+ * passes.  Pending messages are handed out before REGISTRY_CLOSING, so
+ * nothing accepted is lost on a clean stop.  On REGISTRY_MESSAGES, b
+ * holds references the caller must drop with registry_batch_release().
+ */
+enum registry_wake registry_wait(struct registry *reg,
+    struct registry_stream *s, uint64_t deadline_ms,
+    struct registry_batch *b);
+
+void registry_batch_release(struct registry_batch *b);
+
+/*
+ * Mark the stream with this id as gone (its client left) and wake it.
+ * Safe to call with the id of a stream that has already ended.
+ */
+void registry_hangup(struct registry *reg, uint64_t stream_id);
+
+/*
+ * Copy the ids of user's devices that have a live stream: *names is an
+ * array of *n new strings (free each, then the array); NULL when none.
+ */
+void registry_devices(struct registry *reg, const char *user, char ***names,
+    size_t *n);
+
+void registry_stats(struct registry *reg, struct registry_stats *st);
+
+/* Refuse new streams and wake every stream with REGISTRY_CLOSING. */
+void registry_close(struct registry *reg);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * server: the FastCGI edge.  Owns the listening socket, the worker
+ * threads that accept and serve FastCGI connections with libfcgi, and the
+ * watcher thread that notices departed clients.  The only module that
+ * includes fcgiapp.h.
+ */
+#ifndef BEEP_SERVER_H
+#define BEEP_SERVER_H
+
+#include "config.h"
+#include "registry.h"
+
+struct server;
+
+/*
+ * Open the listening socket named by c->listen (or the inherited one) and
+ * prepare to serve.  Returns NULL after logging why.  c and reg must
+ * outlive the server.
+ */
+struct server *server_new(const struct config *c, struct registry *reg);
+
+/* Start the watcher and the first workers.  Returns 0 or -1. */
+int server_start(struct server *srv);
+
+/*
+ * Stop accepting, end every stream (each gets a final retry: field), and
+ * wait until no request is in progress or timeout_ms passes.  Returns the
+ * number of requests still in progress.
+ */
+size_t server_stop(struct server *srv, unsigned timeout_ms);
+
+/* A description of the listening socket, for logs. */
+const char *server_address(const struct server *srv);
+
+#endif

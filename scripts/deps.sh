@@ -1,0 +1,44 @@
+#!/bin/sh
+# Install the Debian packages a target needs, only those missing.
+#   deps.sh run    build and serve (make run)
+#   deps.sh test   build and run every test (make test)
+#   deps.sh bench  the benchmark (make bench)
+# Not root: print the apt-get command to run instead, and fail.
+set -eu
+want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev uthash-dev caddy"
+case "${1:-run}" in
+run) ;;
+test) want="$want libcmocka-dev clang-format nodejs nginx lighttpd spawn-fcgi systemd" ;;
+bench) want="$want nginx libnginx-mod-nchan gnuplot-nox" ;;
+*) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
+esac
+
+missing=
+for p in $want; do
+	# node may come from elsewhere than Debian's nodejs: a working one will do.
+	if [ "$p" = nodejs ] && command -v node >/dev/null 2>&1; then
+		continue
+	fi
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "beep-signal: missing Debian packages:$missing" >&2
+	echo "beep-signal: install them as root:  sudo apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "beep-signal: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# Installing nginx, lighttpd or caddy must not start their system services.
+policy=/usr/sbin/policy-rc.d
+made_policy=
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+fi
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+[ -n "$made_policy" ] && rm -f "$policy"
+exit 0

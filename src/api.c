@@ -1,0 +1,316 @@
+/* api: see api.h. */
+#include "api.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "body.h"
+#include "log.h"
+#include "route.h"
+#include "sse.h"
+
+#define LOG_MODULE "api"
+
+/* Seconds a client is told to wait after a 503 for a full service. */
+#define API_RETRY_AFTER 5
+/* How long a browser may cache a preflight answer, in seconds. */
+#define API_PREFLIGHT_MAX_AGE 600
+/* Clients reconnect after a stop within this many milliseconds. */
+#define API_RETRY_MIN_MS 1000
+#define API_RETRY_SPREAD_MS 4000
+
+struct api {
+	const struct config *config;
+	struct registry *reg;
+	api_threads_fn threads;
+	void *threads_ctx;
+	bool cors_any;
+	char **origins; /* the allow-list, when not "*" */
+	size_t norigins;
+};
+
+struct api *
+api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
+    void *threads_ctx)
+{
+	struct api *api = xcalloc(1, sizeof(*api));
+	const char *p = c->cors_origins;
+
+	api->config = c;
+	api->reg = reg;
+	api->threads = threads;
+	api->threads_ctx = threads_ctx;
+	api->cors_any = strcmp(p, "*") == 0;
+	while (!api->cors_any && *p != '\0') {
+		size_t len = strcspn(p, ",");
+		const char *s = p, *e = p + len;
+
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > s) {
+			api->origins = xrealloc(api->origins,
+			    (api->norigins + 1) * sizeof(*api->origins));
+			api->origins[api->norigins++] =
+			    xmemdup(s, (size_t)(e - s));
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return api;
+}
+
+void
+api_free(struct api *api)
+{
+	if (api == NULL)
+		return;
+	for (size_t i = 0; i < api->norigins; i++)
+		free(api->origins[i]);
+	free(api->origins);
+	free(api);
+}
+
+void
+api_response_clear(struct api_response *resp)
+{
+	buf_free(&resp->headers);
+	buf_free(&resp->body);
+	memset(resp, 0, sizeof(*resp));
+}
+
+static void
+api_cors(struct api *api, const struct api_request *req,
+    struct api_response *resp)
+{
+	if (api->cors_any) {
+		buf_puts(&resp->headers, "Access-Control-Allow-Origin: *\r\n");
+		return;
+	}
+	/* The answer depends on Origin: caches must key on it. */
+	buf_puts(&resp->headers, "Vary: Origin\r\n");
+	if (req->origin == NULL)
+		return;
+	for (size_t i = 0; i < api->norigins; i++) {
+		if (strcmp(api->origins[i], req->origin) == 0) {
+			buf_printf(&resp->headers,
+			    "Access-Control-Allow-Origin: %s\r\n",
+			    api->origins[i]);
+			return;
+		}
+	}
+}
+
+/* Set resp to a JSON document, which it steals. */
+static void
+api_json(struct api_response *resp, enum http_status status, json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	resp->status = status;
+	buf_puts(&resp->headers, "Content-Type: application/json\r\n");
+	buf_puts(&resp->body, text);
+	free(text);
+	json_decref(doc);
+}
+
+/* The one place a status becomes an error body: {"error": "..."}. */
+static void
+api_error(struct api_response *resp, enum http_status status, const char *why)
+{
+	api_json(resp, status, json_pack("{s:s}", "error", why));
+}
+
+static void
+api_subscribe(struct api *api, const struct route *r,
+    struct api_response *resp)
+{
+	enum registry_error err;
+	struct registry_stream *s;
+
+	s = registry_subscribe(api->reg, r->user, r->device, &err);
+	if (s == NULL) {
+		if (err == REGISTRY_FULL)
+			log_warn("stream limit reached (%zu): refusing "
+				 "subscribe",
+			    api->config->max_streams);
+		buf_printf(&resp->headers, "Retry-After: %d\r\n",
+		    API_RETRY_AFTER);
+		api_error(resp, HTTP_503,
+		    err == REGISTRY_FULL ? "too many streams"
+					 : "service is stopping");
+		return;
+	}
+	resp->status = HTTP_200;
+	resp->stream = s;
+	buf_puts(&resp->headers, "Content-Type: text/event-stream\r\n"
+				 "Cache-Control: no-cache, no-transform\r\n"
+				 "X-Accel-Buffering: no\r\n");
+}
+
+static int
+api_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+api_devices(struct api *api, const struct route *r, struct api_response *resp)
+{
+	json_t *list = json_array();
+	char **names;
+	size_t n;
+
+	registry_devices(api->reg, r->user, &names, &n);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), api_strcmp);
+	for (size_t i = 0; i < n; i++) {
+		json_array_append_new(list, json_string(names[i]));
+		free(names[i]);
+	}
+	free(names);
+	api_json(resp, HTTP_200, list);
+}
+
+static void
+api_post(struct api *api, const struct api_request *req, const struct route *r,
+    struct api_response *resp)
+{
+	struct body_msg msg;
+	struct buf frame = {0};
+	struct registry_msg *m;
+	enum registry_error err;
+	enum http_status status;
+	const char *why = NULL;
+
+	if (req->body_too_large) {
+		api_error(resp, HTTP_413, "body too large");
+		return;
+	}
+	status = body_decode(req->content_type, req->body ? req->body : "",
+	    req->body_len, api->config->max_depth, &msg, &why);
+	if (status != HTTP_200) {
+		api_error(resp, status, why);
+		return;
+	}
+	/* Format once, outside the registry lock; every stream shares it. */
+	sse_format_event(&frame, NULL, msg.event, msg.data, msg.data_len);
+	body_msg_clear(&msg);
+	m = registry_msg_new(frame.data, frame.len);
+	buf_free(&frame);
+	registry_publish(api->reg, r->user, r->device, m, &err);
+	registry_msg_unref(m);
+	if (err == REGISTRY_NOT_FOUND) {
+		api_error(resp, HTTP_404, "device connection not found");
+		return;
+	}
+	api_json(resp, HTTP_200, json_pack("{s:b}", "ok", 1));
+}
+
+static void
+api_health(struct api *api, struct api_response *resp)
+{
+	struct registry_stats st;
+	size_t threads = 0, idle = 0;
+
+	registry_stats(api->reg, &st);
+	if (api->threads != NULL)
+		api->threads(api->threads_ctx, &threads, &idle);
+	api_json(resp, HTTP_200,
+	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "status",
+		"ok", "users", (json_int_t)st.users, "devices",
+		(json_int_t)st.devices, "streams", (json_int_t)st.streams,
+		"threads", (json_int_t)threads, "idle_threads",
+		(json_int_t)idle, "published", (json_int_t)st.published,
+		"overflows", (json_int_t)st.overflows));
+}
+
+void
+api_handle(struct api *api, const struct api_request *req,
+    struct api_response *resp)
+{
+	enum route_method method = route_method_parse(req->method);
+	enum route_result res;
+	struct route r;
+
+	api_cors(api, req, resp);
+	res = route_match(method, req->uri, api->config->max_id, &r);
+	switch (res) {
+	case ROUTE_NOT_FOUND:
+		api_error(resp, HTTP_404, "not found");
+		return;
+	case ROUTE_BAD_METHOD:
+		buf_printf(&resp->headers, "Allow: %s\r\n", route_allow(r.id));
+		api_error(resp, HTTP_405, "method not allowed");
+		return;
+	case ROUTE_BAD_ESCAPE:
+		api_error(resp, HTTP_400, "malformed percent-encoding in path");
+		return;
+	case ROUTE_BAD_ID:
+		if (method != METHOD_OPTIONS) {
+			api_error(resp, HTTP_400,
+			    "ids must be 1 to max-id bytes of UTF-8 without "
+			    "control characters");
+			return;
+		}
+		break;
+	case ROUTE_OK:
+	case ROUTE_RESULT__MAX:
+		break;
+	}
+	if (method == METHOD_OPTIONS) {
+		resp->status = HTTP_204;
+		buf_printf(&resp->headers,
+		    "Allow: %s\r\n"
+		    "Access-Control-Allow-Methods: %s\r\n"
+		    "Access-Control-Allow-Headers: Content-Type, "
+		    "Last-Event-ID\r\n"
+		    "Access-Control-Max-Age: %d\r\n",
+		    route_allow(r.id), route_allow(r.id),
+		    API_PREFLIGHT_MAX_AGE);
+		route_clear(&r);
+		return;
+	}
+	switch (r.id) {
+	case ROUTE_SUBSCRIBE:
+		api_subscribe(api, &r, resp);
+		break;
+	case ROUTE_DEVICES:
+		api_devices(api, &r, resp);
+		break;
+	case ROUTE_POST:
+		api_post(api, req, &r, resp);
+		break;
+	case ROUTE_HEALTH:
+		api_health(api, resp);
+		break;
+	case ROUTE_NONE:
+	case ROUTE__MAX:
+		api_error(resp, HTTP_404, "not found");
+		break;
+	}
+	route_clear(&r);
+}
+
+void
+api_stream_open(struct buf *out)
+{
+	sse_format_comment(out, "beep-signal");
+}
+
+void
+api_stream_keepalive(struct buf *out)
+{
+	sse_format_comment(out, NULL);
+}
+
+void
+api_stream_close(struct buf *out)
+{
+	/* Spread reconnects so a restart is not hit by every client at once. */
+	sse_format_retry(out, API_RETRY_MIN_MS +
+				  (unsigned)(random() % API_RETRY_SPREAD_MS));
+}

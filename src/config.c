@@ -1,0 +1,204 @@
+/* config: see config.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+#ifndef BEEP_VERSION
+#define BEEP_VERSION "dev"
+#endif
+
+enum config_type { CONFIG_UINT, CONFIG_SIZE, CONFIG_MODE, CONFIG_STR,
+	CONFIG_LEVEL };
+
+struct config_option {
+	const char *flag; /* without the leading "--" */
+	const char *env;
+	enum config_type type;
+	size_t offset;
+	const char *def;
+	uintmax_t min, max;
+	const char *help;
+};
+
+#define OFF(field) offsetof(struct config, field)
+
+static const struct config_option config_options[] = {
+	{"listen", "BEEP_LISTEN", CONFIG_STR, OFF(listen), "", 0, 0,
+	    "FastCGI socket: unix:PATH or HOST:PORT; empty: the socket "
+	    "inherited on fd 0 (spawn-fcgi, systemd StandardInput=socket) "
+	    "or by LISTEN_FDS"},
+	{"socket-mode", "BEEP_SOCKET_MODE", CONFIG_MODE, OFF(socket_mode),
+	    "0660", 0, 0777, "permissions of the unix socket it creates"},
+	{"keepalive", "BEEP_KEEPALIVE", CONFIG_UINT, OFF(keepalive), "15", 1,
+	    3600, "seconds between SSE keepalive comments on a stream"},
+	{"max-streams", "BEEP_MAX_STREAMS", CONFIG_SIZE, OFF(max_streams),
+	    "10000", 1, 1000000,
+	    "open streams in all; past it a subscribe gets 503"},
+	{"min-idle", "BEEP_MIN_IDLE", CONFIG_UINT, OFF(min_idle), "8", 1,
+	    1024, "idle worker threads kept ready for short requests"},
+	{"max-body", "BEEP_MAX_BODY", CONFIG_SIZE, OFF(max_body), "65536", 16,
+	    16777216, "largest POST body in bytes; larger gets 413"},
+	{"max-id", "BEEP_MAX_ID", CONFIG_SIZE, OFF(max_id), "256", 1, 4096,
+	    "longest user or device id in bytes; longer gets 400"},
+	{"max-depth", "BEEP_MAX_DEPTH", CONFIG_UINT, OFF(max_depth), "32", 1,
+	    128, "deepest JSON nesting in a POST body; deeper gets 400"},
+	{"queue", "BEEP_STREAM_QUEUE", CONFIG_SIZE, OFF(queue_messages),
+	    "1024", 1, 1000000,
+	    "undelivered messages a stream may hold before it is closed"},
+	{"queue-bytes", "BEEP_STREAM_QUEUE_BYTES", CONFIG_SIZE,
+	    OFF(queue_bytes), "1048576", 1024, 1073741824,
+	    "undelivered bytes a stream may hold before it is closed"},
+	{"cors-origins", "BEEP_CORS_ORIGINS", CONFIG_STR, OFF(cors_origins),
+	    "*", 0, 0,
+	    "Access-Control-Allow-Origin: * or a comma-separated list"},
+	{"log-level", "BEEP_LOG_LEVEL", CONFIG_LEVEL, OFF(log_level), "info",
+	    0, 0, "debug, info, warn or error"},
+};
+
+#define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
+
+static int
+config_set(struct config *c, const struct config_option *o, const char *value,
+    const char *source)
+{
+	char *p = (char *)c + o->offset, *end;
+	uintmax_t v;
+	int level;
+
+	switch (o->type) {
+	case CONFIG_STR:
+		free(*(char **)p);
+		*(char **)p = xstrdup(value);
+		return 0;
+	case CONFIG_LEVEL:
+		level = log_level_parse(value);
+		if (level < 0)
+			break;
+		*(int *)p = level;
+		return 0;
+	case CONFIG_UINT:
+	case CONFIG_SIZE:
+	case CONFIG_MODE:
+		if (value[0] < '0' || value[0] > '9')
+			break;
+		errno = 0;
+		v = strtoumax(value, &end, o->type == CONFIG_MODE ? 8 : 10);
+		if (errno != 0 || *end != '\0' || v < o->min || v > o->max)
+			break;
+		if (o->type == CONFIG_SIZE)
+			*(size_t *)p = (size_t)v;
+		else
+			*(unsigned *)p = (unsigned)v;
+		return 0;
+	}
+	if (o->type == CONFIG_MODE)
+		fprintf(stderr,
+		    "beep-signal: %s: invalid value '%s' for --%s "
+		    "(an octal mode up to %jo)\n",
+		    source, value, o->flag, o->max);
+	else if (o->type == CONFIG_LEVEL || o->type == CONFIG_STR)
+		fprintf(stderr, "beep-signal: %s: invalid value '%s' for --%s\n",
+		    source, value, o->flag);
+	else
+		fprintf(stderr,
+		    "beep-signal: %s: invalid value '%s' for --%s "
+		    "(a whole number from %ju to %ju)\n",
+		    source, value, o->flag, o->min, o->max);
+	return -1;
+}
+
+void
+config_usage(FILE *f)
+{
+	fprintf(f,
+	    "Usage: beep-signal [OPTION]...\n"
+	    "WebRTC signaling over Server-Sent Events, as a FastCGI "
+	    "responder.\n\n"
+	    "Every option may also be set by its environment variable; "
+	    "a flag wins.\n\n");
+	for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+		const struct config_option *o = &config_options[i];
+
+		fprintf(f, "  --%-14s %-24s default: %s\n", o->flag, o->env,
+		    o->def[0] ? o->def : "(none)");
+		fprintf(f, "      %s\n", o->help);
+	}
+	fprintf(f, "  --help                   show this help\n"
+		   "  --version                show the version\n");
+}
+
+static int
+config_unknown(const char *arg)
+{
+	fprintf(stderr, "beep-signal: unknown argument '%s' (see --help)\n",
+	    arg);
+	return -1;
+}
+
+int
+config_parse(struct config *c, int argc, char **argv)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+		const struct config_option *o = &config_options[i];
+		const char *env = getenv(o->env);
+
+		if (config_set(c, o, o->def, "default") < 0)
+			abort();
+		if (env != NULL && env[0] != '\0' &&
+		    config_set(c, o, env, o->env) < 0)
+			return -1;
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i], *value = NULL, *eq;
+		const struct config_option *o = NULL;
+		size_t len;
+
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			config_usage(stdout);
+			return 1;
+		}
+		if (strcmp(arg, "--version") == 0) {
+			printf("beep-signal %s\n", BEEP_VERSION);
+			return 1;
+		}
+		if (strncmp(arg, "--", 2) != 0)
+			return config_unknown(arg);
+		arg += 2;
+		eq = strchr(arg, '=');
+		len = eq ? (size_t)(eq - arg) : strlen(arg);
+		for (size_t j = 0; j < CONFIG_NOPTIONS && o == NULL; j++)
+			if (strlen(config_options[j].flag) == len &&
+			    strncmp(config_options[j].flag, arg, len) == 0)
+				o = &config_options[j];
+		if (o == NULL)
+			return config_unknown(argv[i]);
+		if (eq != NULL)
+			value = eq + 1;
+		else if (i + 1 < argc)
+			value = argv[++i];
+		else {
+			fprintf(stderr, "beep-signal: --%s needs a value\n",
+			    o->flag);
+			return -1;
+		}
+		if (config_set(c, o, value, "command line") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void
+config_clear(struct config *c)
+{
+	free(c->listen);
+	free(c->cors_origins);
+	memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,104 @@
+/*
+ * beep-signal: WebRTC signaling over Server-Sent Events, as a threaded
+ * FastCGI responder.  main wires the modules together and owns the
+ * signals: they are blocked in every thread and taken here by sigwait().
+ */
+#include <fcgiapp.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "registry.h"
+#include "server.h"
+#include "util.h"
+
+#define LOG_MODULE "main"
+
+/* How long a stop may take: streams get their retry: field within it. */
+#define MAIN_STOP_TIMEOUT_MS 1500
+
+/* Let this process hold as many connections as the hard limit allows. */
+static void
+main_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct registry_limits limits;
+	struct registry *reg;
+	struct server *srv;
+	struct config c;
+	sigset_t set;
+	size_t left;
+	int rc, sig;
+
+	rc = config_parse(&c, argc, argv);
+	if (rc != 0) {
+		config_clear(&c);
+		return rc > 0 ? 0 : 2;
+	}
+	log_set_level((enum log_level)c.log_level);
+	json_set_alloc_funcs(xmalloc, free);
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	main_raise_nofile();
+
+	/*
+	 * libfcgi installs its own SIGTERM, SIGPIPE and SIGUSR1 handlers
+	 * here; ours come after it, so they win.
+	 */
+	if (FCGX_Init() != 0) {
+		log_error("FCGX_Init failed");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	/* Blocked here, so blocked in every thread started from now on. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	limits.max_streams = c.max_streams;
+	limits.queue_messages = c.queue_messages;
+	limits.queue_bytes = c.queue_bytes;
+	reg = registry_new(&limits);
+	srv = server_new(&c, reg);
+	if (srv == NULL || server_start(srv) < 0) {
+		log_error("could not start");
+		return 1;
+	}
+	log_info("ready on %s (max %zu streams, keepalive %us)",
+	    server_address(srv), c.max_streams, c.keepalive);
+
+	do {
+		if (sigwait(&set, &sig) != 0)
+			sig = 0;
+	} while (sig != SIGTERM && sig != SIGINT);
+
+	log_info("%s: stopping", strsignal(sig));
+	left = server_stop(srv, MAIN_STOP_TIMEOUT_MS);
+	if (left > 0)
+		log_warn("%zu requests still in progress at exit", left);
+	log_info("stopped");
+	/*
+	 * Worker threads may still be parked on kept-alive connections;
+	 * exit() ends them.  The registry and server are not freed here for
+	 * that reason: they are in use until the process is gone.
+	 */
+	exit(0);
+}

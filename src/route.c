@@ -1,0 +1,170 @@
+/* route: see route.h. */
+#include "route.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "util.h"
+
+/* No route has more segments than this; longer paths are 404. */
+#define ROUTE_MAX_SEGMENTS 4
+
+struct route_spec {
+	enum route_id id;
+	size_t nseg;
+	/* A literal segment, or NULL for the user (first) / device id. */
+	const char *seg[ROUTE_MAX_SEGMENTS];
+	enum route_method method;
+	const char *allow;
+};
+
+static const struct route_spec route_specs[] = {
+	{ROUTE_SUBSCRIBE, 4, {"subscribe", NULL, "device", NULL}, METHOD_GET,
+	    "GET, OPTIONS"},
+	{ROUTE_DEVICES, 3, {"user", NULL, "devices", NULL}, METHOD_GET,
+	    "GET, OPTIONS"},
+	{ROUTE_POST, 4, {"user", NULL, "device", NULL}, METHOD_POST,
+	    "POST, OPTIONS"},
+	{ROUTE_HEALTH, 1, {"healthz", NULL, NULL, NULL}, METHOD_GET,
+	    "GET, OPTIONS"},
+};
+
+#define ROUTE_NSPECS (sizeof(route_specs) / sizeof(route_specs[0]))
+
+enum route_method
+route_method_parse(const char *method)
+{
+	if (method == NULL)
+		return METHOD_OTHER;
+	if (strcmp(method, "GET") == 0)
+		return METHOD_GET;
+	if (strcmp(method, "HEAD") == 0)
+		return METHOD_HEAD;
+	if (strcmp(method, "POST") == 0)
+		return METHOD_POST;
+	if (strcmp(method, "OPTIONS") == 0)
+		return METHOD_OPTIONS;
+	return METHOD_OTHER;
+}
+
+const char *
+route_allow(enum route_id id)
+{
+	for (size_t i = 0; i < ROUTE_NSPECS; i++)
+		if (route_specs[i].id == id)
+			return route_specs[i].allow;
+	return "";
+}
+
+struct route_seg {
+	const char *p;
+	size_t len;
+};
+
+static enum route_result
+route_decode_id(const struct route_seg *seg, size_t max_id, char **out,
+    size_t *out_len)
+{
+	char *id;
+
+	/* Decoding never lengthens; a raw segment 3x too long is too long. */
+	if (seg->len == 0 || seg->len > 3 * max_id)
+		return ROUTE_BAD_ID;
+	id = xmalloc(seg->len + 1);
+	if (http_percent_decode(seg->p, seg->len, false, id, out_len) < 0) {
+		free(id);
+		return ROUTE_BAD_ESCAPE;
+	}
+	if (!http_id_valid(id, *out_len, max_id)) {
+		free(id);
+		return ROUTE_BAD_ID;
+	}
+	*out = id;
+	return ROUTE_OK;
+}
+
+enum route_result
+route_match(enum route_method method, const char *uri, size_t max_id,
+    struct route *r)
+{
+	struct route_seg segs[ROUTE_MAX_SEGMENTS];
+	const struct route_spec *spec = NULL;
+	size_t nseg = 0, path_len;
+	const char *q, *p;
+	enum route_result res;
+
+	memset(r, 0, sizeof(*r));
+	if (uri == NULL || uri[0] != '/')
+		return ROUTE_NOT_FOUND;
+	q = strchr(uri, '?');
+	path_len = q ? (size_t)(q - uri) : strlen(uri);
+	r->query = q ? q + 1 : NULL;
+
+	/* Split "/a/b/c" on '/'; every segment, even an empty one, counts. */
+	p = uri + 1;
+	for (;;) {
+		const char *end = memchr(p, '/', path_len - (size_t)(p - uri));
+		size_t len = end ? (size_t)(end - p)
+				 : path_len - (size_t)(p - uri);
+
+		if (nseg == ROUTE_MAX_SEGMENTS)
+			return ROUTE_NOT_FOUND;
+		segs[nseg].p = p;
+		segs[nseg].len = len;
+		nseg++;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+
+	for (size_t i = 0; i < ROUTE_NSPECS && spec == NULL; i++) {
+		const struct route_spec *s = &route_specs[i];
+		bool ok = s->nseg == nseg;
+
+		for (size_t j = 0; ok && j < nseg; j++)
+			if (s->seg[j] != NULL &&
+			    (segs[j].len != strlen(s->seg[j]) ||
+				memcmp(segs[j].p, s->seg[j], segs[j].len) != 0))
+				ok = false;
+		if (ok)
+			spec = s;
+	}
+	if (spec == NULL)
+		return ROUTE_NOT_FOUND;
+	r->id = spec->id;
+	if (method != spec->method && method != METHOD_OPTIONS)
+		return ROUTE_BAD_METHOD;
+
+	for (size_t j = 0; j < nseg; j++) {
+		char **out;
+		size_t *out_len;
+
+		if (spec->seg[j] != NULL)
+			continue;
+		if (r->user == NULL) {
+			out = &r->user;
+			out_len = &r->user_len;
+		} else {
+			out = &r->device;
+			out_len = &r->device_len;
+		}
+		res = route_decode_id(&segs[j], max_id, out, out_len);
+		if (res != ROUTE_OK) {
+			route_clear(r);
+			r->id = spec->id;
+			return res;
+		}
+	}
+	return ROUTE_OK;
+}
+
+void
+route_clear(struct route *r)
+{
+	free(r->user);
+	free(r->device);
+	r->user = r->device = NULL;
+	r->user_len = r->device_len = 0;
+}

@@ -1,0 +1,651 @@
+/*
+ * server: see server.h.
+ *
+ * DESIGN / THREADS
+ *
+ * Workers.  Each worker thread accepts a FastCGI connection itself and
+ * hands its fd to libfcgi (FCGX_Request.ipcFd), then serves requests on
+ * that connection until it closes: one request when the front closes
+ * after each (Caddy), several when it keeps connections alive (nginx
+ * fastcgi_keep_conn).  A request for a stream keeps its worker until the
+ * stream ends.  The pool keeps at least min_idle workers blocked in
+ * accept(): a worker that takes a connection starts a new one when fewer
+ * are left, and a worker that comes back to accept() with 2 x min_idle
+ * already waiting exits.  So short requests always find a worker, however
+ * many streams are open, and threads are not created per request.
+ *
+ * Watcher.  One thread waits in epoll for hangups (EPOLLRDHUP, EPOLLHUP)
+ * on the connections of open streams, and marks the stream gone with
+ * registry_hangup(), which wakes its worker.  It refers to streams by id,
+ * so an event for a stream that has just ended is harmless.  A worker
+ * removes its fd from the epoll set before libfcgi closes it.
+ *
+ * LOCKING.  srv->lock guards the pool counters and the stopping flag.  It
+ * is never held across accept(), I/O, or a registry call.
+ *
+ * Shutdown.  server_stop() sets stopping, shuts the listening socket down
+ * (which wakes every accept() with an error), and closes the registry,
+ * which wakes every stream to send its final retry: field.  It then waits
+ * for requests in progress to finish.  Workers parked on an idle
+ * kept-alive connection are not waited for: the process exit closes them.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+#include "util.h"
+
+#define LOG_MODULE "server"
+
+/* Pending connections the kernel queues for us. */
+#define SERVER_BACKLOG 1024
+/*
+ * Worker stack size.  Streams need little; the deepest use is jansson's
+ * recursive parser, bounded by --max-depth.  Only touched pages cost
+ * memory.  Sanitizers need far more.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SERVER_STACK_SIZE (1024 * 1024)
+#else
+#define SERVER_STACK_SIZE (128 * 1024)
+#endif
+/* Workers beyond max_streams, for short requests and kept-alive links. */
+#define SERVER_EXTRA_WORKERS 256
+/* Pause after accept() fails for lack of resources (e.g. EMFILE). */
+#define SERVER_ACCEPT_BACKOFF_MS 50
+/* The first fd systemd passes with socket activation (sd_listen_fds). */
+#define SERVER_LISTEN_FDS_START 3
+
+struct server {
+	const struct config *config;
+	struct registry *reg;
+	struct api *api;
+	char address[512];
+	char *unix_path; /* a unix socket we created, removed on stop */
+	int listen_fd;
+	int epoll_fd;
+	pthread_attr_t attr;
+	pthread_mutex_t lock;
+	pthread_cond_t idle_cond; /* signalled when active drops to 0 */
+	size_t workers;		  /* threads alive */
+	size_t idle;		  /* workers blocked in accept() */
+	size_t active;		  /* requests in progress, streams included */
+	size_t max_workers;
+	bool stopping;
+};
+
+static void *server_worker(void *arg);
+
+static void
+server_threads(void *ctx, size_t *threads, size_t *idle)
+{
+	struct server *srv = ctx;
+
+	pthread_mutex_lock(&srv->lock);
+	*threads = srv->workers;
+	*idle = srv->idle;
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static int
+server_listen_unix(struct server *srv, const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		log_error("unix socket path too long: %s", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	/* A socket left by a previous run would make bind() fail. */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("socket: %s", strerror(errno));
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		log_error("bind %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (chmod(path, srv->config->socket_mode) < 0) {
+		log_error("chmod %s: %s", path, strerror(errno));
+		goto fail_unlink;
+	}
+	if (listen(fd, SERVER_BACKLOG) < 0) {
+		log_error("listen %s: %s", path, strerror(errno));
+		goto fail_unlink;
+	}
+	srv->unix_path = xstrdup(path);
+	return fd;
+fail_unlink:
+	unlink(path);
+fail:
+	close(fd);
+	return -1;
+}
+
+static int
+server_listen_tcp(const char *spec)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *res = NULL, *ai;
+	const char *colon = strrchr(spec, ':');
+	char host[256];
+	size_t hlen;
+	int fd = -1, one = 1, rc;
+
+	if (colon == NULL || colon[1] == '\0') {
+		log_error("--listen %s: expected unix:PATH or HOST:PORT", spec);
+		return -1;
+	}
+	hlen = (size_t)(colon - spec);
+	if (hlen >= 2 && spec[0] == '[' && spec[hlen - 1] == ']') {
+		spec++;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof(host)) {
+		log_error("--listen %s: host too long", spec);
+		return -1;
+	}
+	memcpy(host, spec, hlen);
+	host[hlen] = '\0';
+	rc = getaddrinfo(hlen ? host : NULL, colon + 1, &hints, &res);
+	if (rc != 0) {
+		log_error("--listen %s: %s", spec, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, SERVER_BACKLOG) == 0)
+			break;
+		log_error("bind %s: %s", spec, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* Whether fd is a listening stream socket. */
+static bool
+server_is_listener(int fd)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 &&
+	       on;
+}
+
+/* The socket systemd passed (LISTEN_FDS), or fd 0 (spawn-fcgi). */
+static int
+server_listen_inherited(struct server *srv)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+
+	if (pid != NULL && fds != NULL && atol(pid) == (long)getpid() &&
+	    atoi(fds) >= 1 && server_is_listener(SERVER_LISTEN_FDS_START)) {
+		snprintf(srv->address, sizeof(srv->address), "fd:%d (systemd)",
+		    SERVER_LISTEN_FDS_START);
+		return SERVER_LISTEN_FDS_START;
+	}
+	if (server_is_listener(0)) {
+		snprintf(srv->address, sizeof(srv->address), "fd:0");
+		return 0;
+	}
+	log_error("no --listen given and no inherited socket on fd 0 or "
+		  "LISTEN_FDS (see --help)");
+	return -1;
+}
+
+struct server *
+server_new(const struct config *c, struct registry *reg)
+{
+	struct server *srv = xcalloc(1, sizeof(*srv));
+	const char *l = c->listen;
+
+	srv->config = c;
+	srv->reg = reg;
+	srv->listen_fd = -1;
+	srv->epoll_fd = -1;
+	if (l[0] == '\0') {
+		srv->listen_fd = server_listen_inherited(srv);
+	} else {
+		snprintf(srv->address, sizeof(srv->address), "%s", l);
+		if (strncmp(l, "unix:", 5) == 0)
+			srv->listen_fd = server_listen_unix(srv, l + 5);
+		else
+			srv->listen_fd = server_listen_tcp(l);
+	}
+	if (srv->listen_fd < 0)
+		goto fail;
+	srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (srv->epoll_fd < 0) {
+		log_error("epoll_create1: %s", strerror(errno));
+		goto fail;
+	}
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->idle_cond, NULL);
+	pthread_attr_init(&srv->attr);
+	pthread_attr_setstacksize(&srv->attr, SERVER_STACK_SIZE);
+	pthread_attr_setdetachstate(&srv->attr, PTHREAD_CREATE_DETACHED);
+	srv->max_workers = c->max_streams + 2 * c->min_idle +
+			   SERVER_EXTRA_WORKERS;
+	srv->api = api_new(c, reg, server_threads, srv);
+	return srv;
+fail:
+	if (srv->listen_fd > 2)
+		close(srv->listen_fd);
+	free(srv->unix_path);
+	free(srv);
+	return NULL;
+}
+
+const char *
+server_address(const struct server *srv)
+{
+	return srv->address;
+}
+
+/* Start a worker; the caller has already counted it in srv->workers. */
+static int
+server_spawn(struct server *srv)
+{
+	pthread_t tid;
+	int rc = pthread_create(&tid, &srv->attr, server_worker, srv);
+
+	if (rc != 0) {
+		log_error("pthread_create: %s", strerror(rc));
+		pthread_mutex_lock(&srv->lock);
+		srv->workers--;
+		pthread_mutex_unlock(&srv->lock);
+		return -1;
+	}
+	return 0;
+}
+
+static void *
+server_watcher(void *arg)
+{
+	struct server *srv = arg;
+	struct epoll_event ev[64];
+
+	for (;;) {
+		int n = epoll_wait(srv->epoll_fd, ev, 64, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("epoll_wait: %s", strerror(errno));
+			return NULL;
+		}
+		for (int i = 0; i < n; i++)
+			registry_hangup(srv->reg, ev[i].data.u64);
+	}
+}
+
+int
+server_start(struct server *srv)
+{
+	pthread_t tid;
+	size_t n = srv->config->min_idle;
+	int rc;
+
+	rc = pthread_create(&tid, &srv->attr, server_watcher, srv);
+	if (rc != 0) {
+		log_error("pthread_create: %s", strerror(rc));
+		return -1;
+	}
+	pthread_mutex_lock(&srv->lock);
+	srv->workers += n;
+	pthread_mutex_unlock(&srv->lock);
+	for (size_t i = 0; i < n; i++)
+		if (server_spawn(srv) < 0)
+			return -1;
+	return 0;
+}
+
+/* Write all of p; returns 0 or -1 once the connection has failed. */
+static int
+server_put(FCGX_Request *req, const char *p, size_t len)
+{
+	while (len > 0) {
+		int chunk = len > 1 << 30 ? 1 << 30 : (int)len;
+
+		if (FCGX_PutStr(p, chunk, req->out) != chunk)
+			return -1;
+		p += chunk;
+		len -= (size_t)chunk;
+	}
+	return 0;
+}
+
+static const char *
+server_param(FCGX_Request *req, const char *name)
+{
+	return FCGX_GetParam(name, req->envp);
+}
+
+/*
+ * Read the request body into body, up to max bytes; read and drop the rest
+ * so the connection stays in step.  Returns whether it was too long.
+ */
+static bool
+server_read_body(FCGX_Request *req, size_t max, struct buf *body)
+{
+	const char *cl = server_param(req, "CONTENT_LENGTH");
+	bool too_large = cl != NULL && strtoull(cl, NULL, 10) > max;
+	char scratch[4096];
+	int n;
+
+	while (!too_large) {
+		buf_reserve(body, sizeof(scratch));
+		n = FCGX_GetStr(body->data + body->len, (int)sizeof(scratch),
+		    req->in);
+		if (n <= 0)
+			return false;
+		body->len += (size_t)n;
+		body->data[body->len] = '\0';
+		if (body->len > max)
+			too_large = true;
+	}
+	while (FCGX_GetStr(scratch, (int)sizeof(scratch), req->in) > 0)
+		;
+	return true;
+}
+
+/* Drop whatever request body there is (GET requests have none). */
+static void
+server_drain(FCGX_Request *req)
+{
+	char scratch[512];
+
+	while (FCGX_GetStr(scratch, (int)sizeof(scratch), req->in) > 0)
+		;
+}
+
+static int
+server_write_head(FCGX_Request *req, const struct api_response *resp,
+    bool with_length)
+{
+	struct buf head = {0};
+	int rc;
+
+	buf_printf(&head, "Status: %d %s\r\n", http_status_code[resp->status],
+	    http_status_text[resp->status]);
+	buf_append(&head, resp->headers.data, resp->headers.len);
+	if (with_length)
+		buf_printf(&head, "Content-Length: %zu\r\n", resp->body.len);
+	buf_append(&head, "\r\n", 2);
+	rc = server_put(req, head.data, head.len);
+	buf_free(&head);
+	return rc;
+}
+
+/* Write a batch of frames and flush; returns 0 or -1. */
+static int
+server_write_batch(FCGX_Request *req, struct registry_batch *b)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < b->n && rc == 0; i++) {
+		size_t len;
+		const char *frame = registry_msg_frame(b->msgs[i], &len);
+
+		rc = server_put(req, frame, len);
+	}
+	registry_batch_release(b);
+	if (rc == 0 && FCGX_FFlush(req->out) < 0)
+		rc = -1;
+	return rc;
+}
+
+static int
+server_write_flush(FCGX_Request *req, struct buf *b)
+{
+	int rc = server_put(req, b->data, b->len);
+
+	buf_reset(b);
+	if (rc == 0 && FCGX_FFlush(req->out) < 0)
+		rc = -1;
+	return rc;
+}
+
+/*
+ * Serve an SSE stream until it ends.  The worker's thread sleeps in
+ * registry_wait() between writes; the watcher wakes it if the connection
+ * hangs up.
+ */
+static void
+server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s)
+{
+	uint64_t interval = (uint64_t)srv->config->keepalive * 1000;
+	uint64_t deadline = util_now_ms() + interval;
+	struct epoll_event ev = {
+		.events = EPOLLRDHUP | EPOLLONESHOT,
+		.data.u64 = registry_stream_id(s),
+	};
+	struct registry_batch batch;
+	enum registry_wake wake;
+	struct buf out = {0};
+	bool watched;
+
+	api_stream_open(&out);
+	if (server_write_flush(req, &out) < 0)
+		goto done;
+	watched = epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, req->ipcFd, &ev) == 0;
+	if (!watched)
+		log_warn("epoll_ctl: %s: departures are noticed on write only",
+		    strerror(errno));
+	for (;;) {
+		wake = registry_wait(srv->reg, s, deadline, &batch);
+		if (wake == REGISTRY_MESSAGES) {
+			if (server_write_batch(req, &batch) < 0)
+				break;
+			deadline = util_now_ms() + interval;
+		} else if (wake == REGISTRY_TIMEOUT) {
+			api_stream_keepalive(&out);
+			if (server_write_flush(req, &out) < 0)
+				break;
+			deadline = util_now_ms() + interval;
+		} else if (wake == REGISTRY_CLOSING) {
+			api_stream_close(&out);
+			server_write_flush(req, &out);
+			break;
+		} else {
+			if (wake == REGISTRY_OVERFLOW)
+				log_warn("stream %llu fell too far behind: "
+					 "closing it",
+				    (unsigned long long)ev.data.u64);
+			break;
+		}
+	}
+	if (watched)
+		epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, req->ipcFd, NULL);
+done:
+	buf_free(&out);
+	registry_unsubscribe(srv->reg, s);
+}
+
+static void
+server_handle(struct server *srv, FCGX_Request *req)
+{
+	struct api_request ar = {0};
+	struct api_response resp = {0};
+	struct buf body = {0}, uri = {0};
+
+	ar.method = server_param(req, "REQUEST_METHOD");
+	ar.uri = server_param(req, "REQUEST_URI");
+	ar.content_type = server_param(req, "CONTENT_TYPE");
+	ar.origin = server_param(req, "HTTP_ORIGIN");
+	if (ar.uri == NULL) {
+		/* Fronts that send no REQUEST_URI: rebuild it. */
+		const char *sn = server_param(req, "SCRIPT_NAME");
+		const char *pi = server_param(req, "PATH_INFO");
+		const char *qs = server_param(req, "QUERY_STRING");
+
+		buf_printf(&uri, "%s%s%s%s", sn ? sn : "", pi ? pi : "",
+		    qs && *qs ? "?" : "", qs && *qs ? qs : "");
+		ar.uri = uri.data;
+	}
+	if (ar.method != NULL && strcmp(ar.method, "POST") == 0) {
+		ar.body_too_large =
+		    server_read_body(req, srv->config->max_body, &body);
+		ar.body = body.data;
+		ar.body_len = ar.body_too_large ? 0 : body.len;
+	} else {
+		server_drain(req);
+	}
+	api_handle(srv->api, &ar, &resp);
+	buf_free(&body);
+	buf_free(&uri);
+	if (resp.stream == NULL) {
+		if (server_write_head(req, &resp, true) == 0)
+			server_put(req, resp.body.data, resp.body.len);
+	} else if (server_write_head(req, &resp, false) == 0) {
+		server_stream(srv, req, resp.stream);
+	} else {
+		registry_unsubscribe(srv->reg, resp.stream);
+	}
+	api_response_clear(&resp);
+}
+
+static void
+server_backoff(void)
+{
+	struct timespec ts = {0, SERVER_ACCEPT_BACKOFF_MS * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static void *
+server_worker(void *arg)
+{
+	struct server *srv = arg;
+	FCGX_Request req;
+	bool spawn;
+	int fd;
+
+	/* The listening socket is ours: libfcgi only reads connections. */
+	FCGX_InitRequest(&req, -1, 0);
+	for (;;) {
+		pthread_mutex_lock(&srv->lock);
+		if (srv->stopping || srv->idle >= 2 * srv->config->min_idle)
+			break;
+		srv->idle++;
+		pthread_mutex_unlock(&srv->lock);
+
+		fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+		pthread_mutex_lock(&srv->lock);
+		srv->idle--;
+		if (fd < 0) {
+			int err = errno;
+
+			if (srv->stopping)
+				break;
+			pthread_mutex_unlock(&srv->lock);
+			if (err != EINTR && err != ECONNABORTED) {
+				log_warn("accept: %s", strerror(err));
+				server_backoff();
+			}
+			continue;
+		}
+		spawn = srv->idle < srv->config->min_idle &&
+			srv->workers < srv->max_workers;
+		if (spawn)
+			srv->workers++;
+		pthread_mutex_unlock(&srv->lock);
+		if (spawn)
+			server_spawn(srv);
+
+		/*
+		 * libfcgi reads requests from ipcFd while it is open; with
+		 * listen_sock -1 it returns an error instead of accepting
+		 * when the front closes the connection; keepConnection
+		 * stops it closing the fd before reading the first request.
+		 * libfcgi offers no call for this; these fields have been
+		 * stable since 2.4.0.
+		 */
+		req.ipcFd = fd;
+		req.keepConnection = 1;
+		while (FCGX_Accept_r(&req) >= 0) {
+			pthread_mutex_lock(&srv->lock);
+			srv->active++;
+			pthread_mutex_unlock(&srv->lock);
+
+			server_handle(srv, &req);
+			FCGX_Finish_r(&req);
+
+			pthread_mutex_lock(&srv->lock);
+			if (--srv->active == 0 && srv->stopping)
+				pthread_cond_broadcast(&srv->idle_cond);
+			spawn = srv->stopping;
+			pthread_mutex_unlock(&srv->lock);
+			if (req.ipcFd < 0 || spawn)
+				break;
+		}
+		/* A kept connection at shutdown: let it go. */
+		FCGX_Free(&req, 1);
+	}
+	srv->workers--;
+	pthread_mutex_unlock(&srv->lock);
+	return NULL;
+}
+
+size_t
+server_stop(struct server *srv, unsigned timeout_ms)
+{
+	uint64_t deadline = util_now_ms() + timeout_ms;
+	struct timespec ts;
+	size_t left;
+
+	pthread_mutex_lock(&srv->lock);
+	srv->stopping = true;
+	pthread_mutex_unlock(&srv->lock);
+	/* Wakes every worker blocked in accept() with an error. */
+	shutdown(srv->listen_fd, SHUT_RDWR);
+	if (srv->unix_path != NULL)
+		unlink(srv->unix_path);
+	registry_close(srv->reg);
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&srv->lock);
+	while (srv->active > 0 && util_now_ms() < deadline)
+		if (pthread_cond_timedwait(&srv->idle_cond, &srv->lock, &ts) ==
+		    ETIMEDOUT)
+			break;
+	left = srv->active;
+	pthread_mutex_unlock(&srv->lock);
+	return left;
+}

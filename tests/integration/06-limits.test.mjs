@@ -1,0 +1,87 @@
+// BEEP_MAX_STREAMS=3: a 4th subscribe is answered 503 with Retry-After at once,
+// while posts, lists and health still work; once a stream has gone a new
+// subscribe succeeds.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { useStack, uid, postPath, subPath, poll } from './harness.mjs';
+
+const h = useStack({ before, after },
+    { env: { BEEP_MAX_STREAMS: '3', BEEP_KEEPALIVE: '1' } });
+const T = { timeout: 30000 };
+
+async function expect503(stack, u, d) {
+	// The hang guard is the only timing here: 503 must be an answer, not
+	// a stream that never starts.
+	const s = await stack.open(subPath(u, d), { timeout: 10000 });
+	const text = await s.text(10000);
+	assert.equal(s.status, 503, `subscribe past the limit: ${s.status} ${text}`);
+	const ra = s.headers['retry-after'];
+	assert.ok(ra !== undefined, 'Retry-After present');
+	assert.ok(/^\d+$/.test(ra) || !Number.isNaN(Date.parse(ra)),
+	    `Retry-After is delta-seconds or a date: ${ra}`);
+	assert.match(s.headers['content-type'] || '', /^application\/json\b/i);
+	assert.equal(typeof JSON.parse(text).error, 'string');
+	assert.equal(s.headers['access-control-allow-origin'], '*');
+}
+
+test('past BEEP_MAX_STREAMS: 503 + Retry-After; the rest still works', T,
+    async () => {
+	const c = h.stack.client();
+	const u = uid('user');
+	const open = [];
+	for (const d of ['a', 'b', 'c'])
+		open.push(await h.stack.subscribe(u, d));
+	assert.equal((await c.health()).streams, 3);
+
+	for (let i = 0; i < 3; i++)
+		await expect503(h.stack, u, `d${i}`);
+	await expect503(h.stack, u, 'a');          // even on a listed device
+	await expect503(h.stack, uid('other'), 'x');
+
+	// Refused subscribes left nothing behind.
+	assert.deepEqual(await c.devices(u), ['a', 'b', 'c']);
+	assert.equal((await c.health()).streams, 3);
+	for (const [i, d] of ['a', 'b', 'c'].entries()) {
+		const r = await c.postJson(postPath(u, d), { data: `to ${d}` });
+		assert.equal(r.status, 200, r.text);
+		assert.equal((await open[i].nextEvent()).data, `to ${d}`);
+	}
+	const missing = await c.postJson(postPath(u, 'd0'), { data: 'x' });
+	assert.equal(missing.status, 404);
+
+	// One leaves; once the backend noticed, a new subscribe succeeds.
+	open[1].close();
+	await poll(async () => (await c.health()).streams === 2,
+	    { timeout: 10000, what: 'streams == 2' });
+	const fresh = await h.stack.subscribe(u, 'fresh');
+	assert.equal(fresh.status, 200);
+	let r = await c.postJson(postPath(u, 'fresh'), { data: 'in' });
+	assert.equal(r.status, 200);
+	assert.equal((await fresh.nextEvent()).data, 'in');
+	await expect503(h.stack, u, 'one-too-many');
+
+	// The survivors were not disturbed.
+	r = await c.postJson(postPath(u, 'a'), { data: 'a again' });
+	assert.equal(r.status, 200);
+	assert.equal((await open[0].nextEvent()).data, 'a again');
+
+	for (const s of [open[0], open[2], fresh])
+		s.close();
+	await poll(async () => (await c.health()).streams === 0,
+	    { timeout: 10000, what: 'streams == 0' });
+});
+
+test('the limit is reusable: fill, drain, fill again', T, async () => {
+	const c = h.stack.client();
+	for (let round = 0; round < 2; round++) {
+		const u = uid('round');
+		const open = [];
+		for (const d of ['x', 'y', 'z'])
+			open.push(await h.stack.subscribe(u, d));
+		await expect503(h.stack, u, 'w');
+		for (const s of open)
+			s.close();
+		await poll(async () => (await c.health()).streams === 0,
+		    { timeout: 10000, what: 'streams == 0' });
+	}
+});

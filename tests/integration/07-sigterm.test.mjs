@@ -1,0 +1,53 @@
+// SIGTERM: every open stream gets a final `retry:` field and ends; the backend
+// exits with code 0. (The contract promises 2 s; the guard here is only a
+// generous hang guard, not a timing assertion.)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startStack, uid, postPath } from './harness.mjs';
+
+const T = { timeout: 60000 };
+
+for (const sig of ['SIGTERM', 'SIGINT']) {
+	test(`${sig}: streams get retry and end, backend exits 0`, T, async (t) => {
+		const stack = await startStack({}, t);
+		const c = stack.client();
+		const u = uid('user');
+		const streams = [
+			await stack.subscribe(u, 'a'),
+			await stack.subscribe(u, 'b'),
+			await stack.subscribe(u, 'b'),
+			await stack.subscribe(uid('other'), 'c'),
+		];
+		// Delivery still works right before the signal.
+		const r = await c.postJson(postPath(u, 'b'), { data: 'last words' });
+		assert.equal(r.status, 200);
+		for (const s of streams.slice(1, 3))
+			assert.equal((await s.nextEvent()).data, 'last words');
+
+		const exited = stack.signalBackend(sig, 20000);
+		for (const s of streams) {
+			await s.waitFor(() => s.retry !== null,
+			    { timeout: 20000, what: 'retry field' });
+			await s.waitEnd(20000);
+			assert.ok(Number.isInteger(s.retry) && s.retry > 0,
+			    `retry ${s.retry}`);
+			const retryFields = s.fields.filter(([f]) => f === 'retry');
+			assert.equal(retryFields.length, 1, 'one retry field');
+			assert.match(retryFields[0][1], /^\d+$/);
+			assert.equal(s.events.length, 0, 'no stray event');
+		}
+		const exit = await exited;
+		assert.equal(exit.killed, false, 'exited by itself (no SIGKILL)');
+		assert.equal(exit.signal, null, `died of signal ${exit.signal}`);
+		assert.equal(exit.code, 0, 'exit code');
+		// Caddy now answers without a backend; the stack's after-hook
+		// checks the backend log for errors and sanitizer reports.
+	});
+}
+
+test('SIGTERM with no stream open: exits 0', T, async (t) => {
+	const stack = await startStack({}, t);
+	assert.equal((await stack.client().health()).streams, 0);
+	const exit = await stack.signalBackend('SIGTERM', 20000);
+	assert.deepEqual([exit.code, exit.signal, exit.killed], [0, null, false]);
+});

@@ -1,0 +1,824 @@
+// Black-box integration harness for beep-signal.
+//
+// Starts the real backend binary on a unix socket in a fresh temp dir, a real
+// Caddy in front of it on a free loopback port, and offers small HTTP and SSE
+// clients. Everything is stopped by pid (SIGTERM, then SIGKILL after a bound)
+// and the temp dir removed, also when a test fails or the process exits.
+//
+// Environment:
+//   BEEP_BIN        backend binary (default build/beep-signal under the root)
+//   BEEP_CADDYFILE  Caddyfile to run (default Caddyfile under the root)
+//   BEEP_TEST_DEBUG set to 1 to echo backend and Caddy stderr while running
+//
+// No sleeps as synchronisation: callers await events, and poll() with a bound
+// only when they wait for a state change. Timeouts here are hang guards.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)),
+    '..', '..');
+export const BEEP_BIN = path.resolve(ROOT,
+    process.env.BEEP_BIN || 'build/beep-signal');
+export const CADDYFILE = path.resolve(ROOT,
+    process.env.BEEP_CADDYFILE || 'Caddyfile');
+const DEBUG = process.env.BEEP_TEST_DEBUG === '1';
+
+// Hang guards (ms). Generous: the suite also runs under ASan/UBSan.
+const READY_GUARD = 20000;
+const CADDY_GUARD = 15000;
+const STOP_GUARD = 5000;
+
+// ---------------------------------------------------------------------------
+// Process bookkeeping: whatever happens, no child outlives this process.
+
+const liveChildren = new Set();   // ChildProcess
+const liveDirs = new Set();       // temp dirs to remove
+
+function killAllSync() {
+	for (const child of liveChildren) {
+		try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+	}
+	liveChildren.clear();
+	for (const dir of liveDirs) {
+		try { rmSync(dir, { recursive: true, force: true }); } catch { }
+	}
+	liveDirs.clear();
+}
+
+process.on('exit', killAllSync);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+	process.once(sig, () => {
+		killAllSync();
+		process.exit(128 + os.constants.signals[sig]);
+	});
+}
+
+function trackChild(child) {
+	liveChildren.add(child);
+	child.exitInfo = null;
+	child.exited = new Promise((resolve) => {
+		child.once('exit', (code, signal) => {
+			liveChildren.delete(child);
+			child.exitInfo = { code, signal };
+			resolve(child.exitInfo);
+		});
+	});
+	return child;
+}
+
+// Stops a child by pid: SIGTERM, SIGKILL after `guard` ms. Returns
+// { code, signal, killed } where killed tells SIGKILL was needed.
+async function stopChild(child, guard = STOP_GUARD, sig = 'SIGTERM') {
+	if (child.exitInfo)
+		return { ...child.exitInfo, killed: false };
+	try { process.kill(child.pid, sig); } catch { }
+	const r = await withTimeout(child.exited, guard, null).catch(() => null);
+	if (r)
+		return { ...r, killed: false };
+	try { process.kill(child.pid, 'SIGKILL'); } catch { }
+	const k = await child.exited;
+	return { ...k, killed: true };
+}
+
+// ---------------------------------------------------------------------------
+// Small utilities.
+
+// Resolves with p, or rejects (or resolves with `fallback` when given as a
+// third argument) when `ms` passes first.
+export function withTimeout(p, ms, ...fallback) {
+	let timer;
+	const guard = new Promise((resolve, reject) => {
+		timer = setTimeout(() => {
+			if (fallback.length)
+				resolve(fallback[0]);
+			else
+				reject(new Error(`hang guard: nothing after ${ms} ms`));
+		}, ms);
+	});
+	return Promise.race([p, guard]).finally(() => clearTimeout(timer));
+}
+
+// Polls `fn` until it returns a truthy value; bounded by `timeout` ms.
+export async function poll(fn, { timeout = 10000, interval = 50,
+    what = 'condition' } = {}) {
+	const end = Date.now() + timeout;
+	let last;
+	for (;;) {
+		last = await fn();
+		if (last)
+			return last;
+		if (Date.now() > end)
+			throw new Error(`poll: ${what} not reached within ${timeout} ms` +
+			    ` (last: ${JSON.stringify(last)})`);
+		await delay(interval);
+	}
+}
+
+// A free loopback TCP port (bind port 0, read it, close). Callers retry on
+// the small race with other processes.
+export function freePort() {
+	return new Promise((resolve, reject) => {
+		const srv = net.createServer();
+		srv.unref();
+		srv.on('error', reject);
+		srv.listen(0, '127.0.0.1', () => {
+			const { port } = srv.address();
+			srv.close(() => resolve(port));
+		});
+	});
+}
+
+// Collects a child's stream into an array of lines and calls onLine for each.
+function lineCollector(stream, sink, tag, onLine) {
+	let partial = '';
+	stream.setEncoding('utf8');
+	stream.on('data', (chunk) => {
+		if (DEBUG)
+			process.stderr.write(chunk.replace(/^/gm, `[${tag}] `));
+		partial += chunk;
+		let nl;
+		while ((nl = partial.indexOf('\n')) >= 0) {
+			const line = partial.slice(0, nl);
+			partial = partial.slice(nl + 1);
+			sink.push(line);
+			if (onLine)
+				onLine(line);
+		}
+	});
+	stream.on('end', () => {
+		if (partial) {
+			sink.push(partial);
+			if (onLine)
+				onLine(partial);
+			partial = '';
+		}
+	});
+}
+
+// ---------------------------------------------------------------------------
+// HTTP client with full control over the raw path, headers and body.
+
+export class Client {
+	constructor(base, { maxSockets = 8 } = {}) {
+		const u = new URL(base);
+		this.host = u.hostname;
+		this.port = Number(u.port);
+		this.base = base;
+		this.agent = new http.Agent({ keepAlive: true, maxSockets });
+	}
+
+	// Sends one request. `path` goes on the wire as is. `body` is a string
+	// (sent as UTF-8) or a Buffer; no Content-Type is added unless asked.
+	// Resolves with { status, headers, body (Buffer), text, json() }.
+	request(method, reqPath, { headers = {}, body, timeout = 10000 } = {}) {
+		return new Promise((resolve, reject) => {
+			const h = { ...headers };
+			let buf = null;
+			if (body !== undefined) {
+				buf = Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8');
+				h['Content-Length'] = String(buf.length);
+			}
+			const req = http.request({
+				host: this.host, port: this.port, method, path: reqPath,
+				headers: h, agent: this.agent,
+			}, (res) => {
+				const chunks = [];
+				res.on('data', (c) => chunks.push(c));
+				res.on('end', () => {
+					clearTimeout(timer);
+					const b = Buffer.concat(chunks);
+					const text = b.toString('utf8');
+					resolve({
+						status: res.statusCode, headers: res.headers,
+						body: b, text,
+						json() {
+							try { return JSON.parse(text); } catch (e) {
+								throw new Error(`not JSON (${res.statusCode}): ` +
+								    JSON.stringify(text));
+							}
+						},
+					});
+				});
+				res.on('error', reject);
+			});
+			const timer = setTimeout(() => {
+				req.destroy(new Error(`hang guard: ${method} ${reqPath} ` +
+				    `no answer within ${timeout} ms`));
+			}, timeout);
+			req.on('error', (e) => { clearTimeout(timer); reject(e); });
+			req.end(buf ?? undefined);
+		});
+	}
+
+	get(p, opts) { return this.request('GET', p, opts); }
+	options(p, opts) { return this.request('OPTIONS', p, opts); }
+
+	// POST with a JSON body (object -> JSON text; string sent verbatim).
+	postJson(p, value, { headers = {}, ...opts } = {}) {
+		const body = typeof value === 'string' ? value : JSON.stringify(value);
+		return this.request('POST', p, {
+			headers: { 'Content-Type': 'application/json', ...headers },
+			body, ...opts,
+		});
+	}
+
+	// POST a form body (object -> urlencoded; string sent verbatim).
+	postForm(p, fields, { headers = {}, ...opts } = {}) {
+		const body = typeof fields === 'string' ? fields :
+		    new URLSearchParams(fields).toString();
+		return this.request('POST', p, {
+			headers: {
+				'Content-Type': 'application/x-www-form-urlencoded',
+				...headers,
+			},
+			body, ...opts,
+		});
+	}
+
+	async devices(user) {
+		const r = await this.get(`/user/${encodeURIComponent(user)}/devices`);
+		if (r.status !== 200)
+			throw new Error(`devices(${user}): ${r.status} ${r.text}`);
+		return r.json().slice().sort();
+	}
+
+	async health() {
+		const r = await this.get('/healthz');
+		if (r.status !== 200)
+			throw new Error(`healthz: ${r.status} ${r.text}`);
+		return r.json();
+	}
+
+	close() { this.agent.destroy(); }
+}
+
+// Path helpers: ids are encoded with encodeURIComponent unless raw.
+export const enc = encodeURIComponent;
+export const subPath = (u, d) => `/subscribe/${enc(u)}/device/${enc(d)}`;
+export const postPath = (u, d) => `/user/${enc(u)}/device/${enc(d)}`;
+export const listPath = (u) => `/user/${enc(u)}/devices`;
+
+// ---------------------------------------------------------------------------
+// WHATWG event-stream parser (HTML Living Standard, "Server-sent events",
+// "Interpreting an event stream"). Fed with decoded text; lines end at CRLF,
+// LF or CR (also when a CR ends one chunk and LF starts the next).
+
+export class EventStreamParser {
+	constructor({ onEvent = () => {}, onComment = () => {},
+	    onRetry = () => {}, onField = () => {} } = {}) {
+		this.onEvent = onEvent;
+		this.onComment = onComment;
+		this.onRetry = onRetry;
+		this.onField = onField;
+		this.line = '';
+		this.skipLF = false;
+		this.data = '';
+		this.eventType = '';
+		this.lastEventId = '';
+		this.retry = null;
+	}
+
+	feed(text) {
+		let i = 0;
+		if (this.skipLF && text.length > 0) {
+			if (text.charCodeAt(0) === 10)
+				i = 1;
+			this.skipLF = false;
+		}
+		let start = i;
+		for (; i < text.length; i++) {
+			const c = text.charCodeAt(i);
+			if (c !== 10 && c !== 13)
+				continue;
+			const line = this.line + text.slice(start, i);
+			this.line = '';
+			if (c === 13) {
+				if (i + 1 < text.length) {
+					if (text.charCodeAt(i + 1) === 10)
+						i++;
+				} else {
+					this.skipLF = true;
+				}
+			}
+			start = i + 1;
+			this.processLine(line);
+		}
+		this.line += text.slice(start);
+	}
+
+	processLine(line) {
+		if (line === '') {
+			this.dispatch();
+			return;
+		}
+		if (line.charCodeAt(0) === 58) {       // ':'
+			this.onComment(line.slice(1));
+			return;
+		}
+		let field, value;
+		const colon = line.indexOf(':');
+		if (colon < 0) {
+			field = line;
+			value = '';
+		} else {
+			field = line.slice(0, colon);
+			value = line.slice(colon + 1);
+			if (value.charCodeAt(0) === 32)
+				value = value.slice(1);
+		}
+		this.onField(field, value);
+		switch (field) {
+		case 'event':
+			this.eventType = value;
+			break;
+		case 'data':
+			this.data += value + '\n';
+			break;
+		case 'id':
+			if (!value.includes('\0'))
+				this.lastEventId = value;
+			break;
+		case 'retry':
+			if (/^[0-9]+$/.test(value)) {
+				this.retry = parseInt(value, 10);
+				this.onRetry(this.retry);
+			}
+			break;
+		default:
+			break;                        // ignored per spec
+		}
+	}
+
+	dispatch() {
+		if (this.data === '') {
+			this.eventType = '';
+			return;
+		}
+		const data = this.data.slice(0, -1);
+		const type = this.eventType || 'message';
+		this.data = '';
+		this.eventType = '';
+		this.onEvent({ type, data, lastEventId: this.lastEventId });
+	}
+}
+
+// ---------------------------------------------------------------------------
+// SSE client over node:http (one connection per stream, closed by close()).
+
+export class SseStream {
+	// Opens a stream; resolves once the response headers arrived. For a
+	// non-200 answer the body is collected: await s.done, then s.rawText.
+	static open(base, reqPath, { headers = {}, timeout = 10000 } = {}) {
+		const u = new URL(base);
+		return new Promise((resolve, reject) => {
+			const req = http.request({
+				host: u.hostname, port: Number(u.port), method: 'GET',
+				path: reqPath, agent: false,
+				headers: { Accept: 'text/event-stream', ...headers },
+			});
+			const timer = setTimeout(() => req.destroy(
+			    new Error(`hang guard: no response headers for ${reqPath} ` +
+			    `within ${timeout} ms`)), timeout);
+			req.on('error', (e) => { clearTimeout(timer); reject(e); });
+			req.on('response', (res) => {
+				clearTimeout(timer);
+				resolve(new SseStream(req, res, reqPath));
+			});
+			req.end();
+		});
+	}
+
+	constructor(req, res, reqPath) {
+		this.req = req;
+		this.res = res;
+		this.path = reqPath;
+		this.status = res.statusCode;
+		this.headers = res.headers;
+		this.events = [];          // queued, not yet taken by nextEvent()
+		this.received = 0;         // events seen in total
+		this.comments = 0;
+		this.commentTexts = [];
+		this.retry = null;         // last retry value seen
+		this.fields = [];          // every field line seen: [name, value]
+		this.rawText = '';         // raw decoded text (capped)
+		this.ended = false;
+		this.endReason = null;
+		this.waiters = new Set();
+		this.decoder = new TextDecoder('utf-8');
+		this.parser = new EventStreamParser({
+			onEvent: (ev) => {
+				this.received++;
+				this.events.push(ev);
+				this.wake();
+			},
+			onComment: (c) => {
+				this.comments++;
+				if (this.commentTexts.length < 1000)
+					this.commentTexts.push(c);
+				this.wake();
+			},
+			onRetry: (ms) => { this.retry = ms; this.wake(); },
+			onField: (f, v) => {
+				if (this.fields.length < 10000)
+					this.fields.push([f, v]);
+			},
+		});
+		this.done = new Promise((resolve) => {
+			const finish = (reason) => {
+				if (this.ended)
+					return;
+				const tail = this.decoder.decode();
+				if (tail)
+					this.feedText(tail);
+				this.ended = true;
+				this.endReason = reason;
+				this.wake();
+				resolve(reason);
+			};
+			res.on('end', () => finish('end'));
+			res.on('close', () => finish('close'));
+			res.on('error', (e) => finish(`error: ${e.message}`));
+			req.on('error', (e) => finish(`error: ${e.message}`));
+		});
+		res.on('data', (chunk) =>
+		    this.feedText(this.decoder.decode(chunk, { stream: true })));
+	}
+
+	feedText(text) {
+		if (this.rawText.length < 65536)
+			this.rawText += text;
+		this.parser.feed(text);
+	}
+
+	wake() {
+		for (const w of [...this.waiters])
+			w();
+	}
+
+	// Waits until pred() holds; rejects if the stream ends first (unless
+	// pred holds then) or after `timeout` ms (a hang guard).
+	waitFor(pred, { timeout = 10000, what = 'condition' } = {}) {
+		return new Promise((resolve, reject) => {
+			const check = () => {
+				let v;
+				try { v = pred(); } catch (e) { cleanup(); reject(e); return; }
+				if (v) {
+					cleanup();
+					resolve(v);
+				} else if (this.ended) {
+					cleanup();
+					reject(new Error(`${this.path}: stream ended ` +
+					    `(${this.endReason}) while waiting for ${what}`));
+				}
+			};
+			const timer = setTimeout(() => {
+				cleanup();
+				reject(new Error(`${this.path}: hang guard: no ${what} ` +
+				    `within ${timeout} ms`));
+			}, timeout);
+			const cleanup = () => {
+				clearTimeout(timer);
+				this.waiters.delete(check);
+			};
+			this.waiters.add(check);
+			check();
+		});
+	}
+
+	// The next event ({type, data, lastEventId}); rejects when the stream
+	// ends first or after `timeout` ms.
+	async nextEvent(timeout = 10000) {
+		await this.waitFor(() => this.events.length > 0,
+		    { timeout, what: 'event' });
+		return this.events.shift();
+	}
+
+	// Waits until at least n comments arrived in total.
+	waitComments(n = 1, timeout = 10000) {
+		return this.waitFor(() => this.comments >= n,
+		    { timeout, what: `${n} comment(s)` });
+	}
+
+	// Waits for the stream to end (by the server); resolves the reason.
+	waitEnd(timeout = 10000) {
+		return this.waitFor(() => this.ended && (this.endReason || true),
+		    { timeout, what: 'end of stream' }).catch((e) => {
+			if (this.ended)
+				return this.endReason;
+			throw e;
+		});
+	}
+
+	// Collects the whole body of a non-streaming (error) answer.
+	async text(timeout = 10000) {
+		await this.waitEnd(timeout);
+		return this.rawText;
+	}
+
+	close() {
+		this.req.destroy();
+		this.res.destroy();
+	}
+}
+
+// ---------------------------------------------------------------------------
+// The stack: backend + Caddy.
+
+const SANITIZER_RE = /AddressSanitizer|LeakSanitizer|runtime error:|ThreadSanitizer/;
+const LOG_LINE_RE =
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z (debug|info|warn|error) [^:\s]+: /i;
+
+class Stack {
+	constructor(opts) {
+		this.opts = opts;
+		this.dir = mkdtempSync(path.join(os.tmpdir(), 'beep-it-'));
+		liveDirs.add(this.dir);
+		this.socket = path.join(this.dir, 'beep.sock');
+		this.backendLog = [];
+		this.backendStdout = [];
+		this.caddyLog = [];
+		this.clients = new Set();
+		this.streams = new Set();
+		this.stopped = null;
+		this.backendExit = null;
+	}
+
+	backendEnv() {
+		const env = {};
+		for (const [k, v] of Object.entries(process.env)) {
+			// Only what the test asks for may configure the backend.
+			if (k.startsWith('BEEP_') || k === 'LISTEN_FDS' ||
+			    k === 'LISTEN_PID')
+				continue;
+			env[k] = v;
+		}
+		return { ...env, ...this.opts.env };
+	}
+
+	async startBackend() {
+		if (!existsSync(BEEP_BIN))
+			throw new Error(`backend binary not found: ${BEEP_BIN} ` +
+			    '(run make, or set BEEP_BIN)');
+		const args = ['--listen', `unix:${this.socket}`,
+		    ...(this.opts.args || [])];
+		const child = trackChild(spawn(BEEP_BIN, args, {
+			cwd: this.dir, env: this.backendEnv(),
+			stdio: ['ignore', 'pipe', 'pipe'],
+		}));
+		this.backend = child;
+		let sawReady;
+		const ready = new Promise((resolve) => { sawReady = resolve; });
+		lineCollector(child.stderr, this.backendLog, 'beep', (line) => {
+			if (/\bready\b/.test(line))
+				sawReady(true);
+		});
+		lineCollector(child.stdout, this.backendStdout, 'beep-out');
+		const spawnErr = new Promise((_, reject) =>
+		    child.once('error', (e) => reject(e)));
+		const exited = child.exited.then((info) => {
+			throw new Error(`backend exited before ready: ` +
+			    `${JSON.stringify(info)}\n${this.backendLog.join('\n')}`);
+		});
+		try {
+			await withTimeout(Promise.race([ready, spawnErr, exited]),
+			    READY_GUARD);
+		} catch (e) {
+			e.message += `\nbackend stderr:\n${this.backendLog.join('\n')}`;
+			throw e;
+		}
+	}
+
+	async startCaddy() {
+		let lastErr;
+		for (let attempt = 0; attempt < 4; attempt++) {
+			const port = await freePort();
+			const home = path.join(this.dir, 'home');
+			const env = {
+				PATH: process.env.PATH,
+				HOME: home,
+				XDG_DATA_HOME: path.join(home, 'data'),
+				XDG_CONFIG_HOME: path.join(home, 'config'),
+				XDG_CACHE_HOME: path.join(home, 'cache'),
+				SITE_ADDRESS: `:${port}`,
+				CADDY_BIND: '127.0.0.1',
+				BEEP_SOCKET: this.socket,
+				CADDY_ADMIN: 'off',
+			};
+			const log = [];
+			const child = trackChild(spawn('caddy', ['run', '--config',
+			    CADDYFILE, '--adapter', 'caddyfile'], {
+				cwd: this.dir, env, stdio: ['ignore', 'pipe', 'pipe'],
+			}));
+			lineCollector(child.stderr, log, 'caddy');
+			lineCollector(child.stdout, log, 'caddy-out');
+			this.caddy = child;
+			this.caddyLog = log;
+			this.port = port;
+			this.base = `http://127.0.0.1:${port}`;
+			const probe = new Client(this.base, { maxSockets: 1 });
+			try {
+				await poll(async () => {
+					if (child.exitInfo)
+						throw new Error(`caddy exited: ` +
+						    JSON.stringify(child.exitInfo));
+					try {
+						const r = await probe.get('/healthz',
+						    { timeout: 2000 });
+						return r.status === 200;
+					} catch (e) {
+						if (/caddy exited/.test(e.message))
+							throw e;
+						return false;
+					}
+				}, { timeout: CADDY_GUARD, interval: 50,
+				    what: 'GET /healthz 200 through Caddy' });
+				probe.close();
+				return;
+			} catch (e) {
+				probe.close();
+				lastErr = e;
+				await stopChild(child, 2000);
+				// Retry only when Caddy died (e.g. lost the port race).
+				if (!child.exitInfo || !/caddy exited/.test(e.message))
+					break;
+			}
+		}
+		throw new Error(`${lastErr.message}\ncaddy log:\n` +
+		    `${this.caddyLog.join('\n')}\nbackend log:\n` +
+		    `${this.backendLog.join('\n')}`);
+	}
+
+	// A new HTTP client through Caddy; closed when the stack stops.
+	client(opts) {
+		const c = new Client(this.base, opts);
+		this.clients.add(c);
+		return c;
+	}
+
+	// Opens an SSE stream through Caddy (closed when the stack stops).
+	async open(reqPath, opts) {
+		const s = await SseStream.open(this.base, reqPath, opts);
+		this.streams.add(s);
+		return s;
+	}
+
+	// Subscribes (user, device) and waits for status 200 and the initial
+	// comment, after which the stream is registered.
+	async subscribe(user, device, { headers, timeout = 10000 } = {}) {
+		const s = await this.open(subPath(user, device),
+		    { headers, timeout });
+		if (s.status !== 200) {
+			const body = await s.text().catch(() => s.rawText);
+			throw new Error(`subscribe ${user}/${device}: ${s.status} ` +
+			    body);
+		}
+		await s.waitComments(1, timeout);
+		return s;
+	}
+
+	// Sends `sig` to the backend and awaits its exit (bounded).
+	async signalBackend(sig = 'SIGTERM', guard = STOP_GUARD) {
+		this.backendExit = await stopChild(this.backend, guard, sig);
+		return this.backendExit;
+	}
+
+	// Stops everything; idempotent. Returns the backend's exit info.
+	stop() {
+		if (!this.stopped)
+			this.stopped = this.doStop();
+		return this.stopped;
+	}
+
+	async doStop() {
+		for (const s of this.streams)
+			s.close();
+		for (const c of this.clients)
+			c.close();
+		try {
+			if (this.backend && !this.backendExit)
+				this.backendExit = await stopChild(this.backend);
+			if (this.caddy)
+				await stopChild(this.caddy);
+		} finally {
+			// Let the pipes drain so the whole log is captured.
+			await withTimeout(Promise.all([this.backend, this.caddy]
+			    .filter(Boolean).map(streamsClosed)), 2000, null);
+			try {
+				rmSync(this.dir, { recursive: true, force: true });
+			} catch { }
+			liveDirs.delete(this.dir);
+		}
+		return this.backendExit;
+	}
+
+	// Problems in the backend's stderr: sanitizer reports, error-level lines
+	// not matching `allowErrors`, lines not in the log format.
+	logProblems({ allowErrors = [] } = {}) {
+		const problems = [];
+		for (const line of this.backendLog) {
+			if (SANITIZER_RE.test(line)) {
+				problems.push(`sanitizer: ${line}`);
+				continue;
+			}
+			if (line.trim() === '')
+				continue;
+			const m = LOG_LINE_RE.exec(line);
+			if (!m) {
+				problems.push(`not a log line: ${line}`);
+				continue;
+			}
+			if (m[1].toLowerCase() === 'error' &&
+			    !allowErrors.some((re) => re.test(line)))
+				problems.push(`error: ${line}`);
+		}
+		for (const line of this.backendStdout)
+			if (SANITIZER_RE.test(line))
+				problems.push(`sanitizer (stdout): ${line}`);
+		return problems;
+	}
+
+	// Throws when the backend log shows a problem (see logProblems).
+	checkLog(opts) {
+		const problems = this.logProblems(opts);
+		if (problems.length) {
+			throw new Error('backend log problems:\n  ' +
+			    problems.slice(0, 30).join('\n  ') +
+			    `\nfull backend log:\n${this.backendLog.join('\n')}`);
+		}
+	}
+
+	// Stops the stack, then checks that the backend exited 0 on SIGTERM by
+	// itself and that its log is clean.
+	async stopAndCheck(opts = {}) {
+		const exit = await this.stop();
+		this.checkLog(opts);
+		if (exit && opts.checkExit !== false) {
+			if (exit.killed || exit.code !== 0) {
+				throw new Error(`backend did not exit 0 on SIGTERM: ` +
+				    `${JSON.stringify(exit)}\n${this.backendLog.join('\n')}`);
+			}
+		}
+	}
+}
+
+function streamsClosed(child) {
+	return Promise.all([child.stdout, child.stderr].map((s) =>
+	    new Promise((resolve) => {
+		if (!s || s.destroyed || s.readableEnded)
+			resolve();
+		else
+			s.once('close', resolve);
+	})));
+}
+
+// Starts backend + Caddy. opts: { env: {BEEP_...}, args: [...], caddy: true }.
+// With `t` (a TestContext), or from a suite via useStack(), cleanup and the
+// log check are registered automatically.
+export async function startStack(opts = {}, t) {
+	const stack = new Stack(opts);
+	if (t)
+		t.after(() => stack.stopAndCheck(opts.check));
+	try {
+		await stack.startBackend();
+		if (opts.caddy !== false)
+			await stack.startCaddy();
+	} catch (e) {
+		await stack.stop().catch(() => {});
+		throw e;
+	}
+	return stack;
+}
+
+// For a file or describe() block: starts the stack in before(), stops and
+// checks it in after(). Returns a getter-backed handle.
+export function useStack(hooks, opts = {}) {
+	const handle = { stack: null };
+	hooks.before(async () => {
+		handle.stack = await startStack(opts);
+	});
+	hooks.after(async () => {
+		if (handle.stack)
+			await handle.stack.stopAndCheck(opts.check);
+	});
+	return handle;
+}
+
+// Random-ish unique id part so files and tests never collide.
+let uniq = 0;
+export function uid(prefix = 'u') {
+	return `${prefix}-${process.pid}-${++uniq}-` +
+	    Math.random().toString(36).slice(2, 8);
+}
+
+// A short unique id (at most 10 bytes) for tests with a small BEEP_MAX_ID.
+export function sid() {
+	return (process.pid % 1296).toString(36).padStart(2, '0') +
+	    (++uniq).toString(36) + Math.random().toString(36).slice(2, 6);
+}
