@@ -18,13 +18,13 @@
 struct api;
 
 struct api_request {
-	const char *method;	  /* REQUEST_METHOD */
-	const char *uri;	  /* REQUEST_URI: raw path and query */
+	const char *method;       /* REQUEST_METHOD */
+	const char *uri;          /* REQUEST_URI: raw path and query */
 	const char *content_type; /* may be NULL */
-	const char *origin;	  /* the Origin header, or NULL */
-	const char *body;	  /* POST body, or NULL */
+	const char *origin;       /* the Origin header, or NULL */
+	const char *body;         /* POST body, or NULL */
 	size_t body_len;
-	bool body_too_large;	  /* the body was longer than max_body */
+	bool body_too_large; /* the body was longer than max_body */
 };
 
 struct api_response {
@@ -48,8 +48,8 @@ struct api *api_new(const struct config *c, struct registry *reg,
 void api_free(struct api *api);
 
 /* Handle one request; resp must be zeroed (see api_response_clear()). */
-void api_handle(struct api *api, const struct api_request *req,
-    struct api_response *resp);
+void api_handle(
+    struct api *api, const struct api_request *req, struct api_response *resp);
 
 /* Release the response's buffers (not its stream) and zero it. */
 void api_response_clear(struct api_response *resp);

@@ -35,8 +35,8 @@ extern const char *const http_status_text[HTTP__MAX];
  * NUL-terminated and its length stored in *out_len (it may itself contain
  * NUL bytes).  Returns 0, or -1 on a malformed escape.
  */
-int http_percent_decode(const char *s, size_t len, bool plus_is_space,
-    char *out, size_t *out_len);
+int http_percent_decode(
+    const char *s, size_t len, bool plus_is_space, char *out, size_t *out_len);
 
 /* Whether s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool http_utf8_valid(const char *s, size_t len);

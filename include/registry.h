@@ -31,24 +31,24 @@ struct registry_stream;
 struct registry_msg;
 
 struct registry_limits {
-	size_t max_streams;	  /* open streams in all; 0 = no limit */
-	size_t queue_messages;	  /* undelivered messages per stream */
-	size_t queue_bytes;	  /* undelivered frame bytes per stream */
+	size_t max_streams;    /* open streams in all; 0 = no limit */
+	size_t queue_messages; /* undelivered messages per stream */
+	size_t queue_bytes;    /* undelivered frame bytes per stream */
 };
 
 struct registry_stats {
 	size_t users;
 	size_t devices;
 	size_t streams;
-	uint64_t published;	/* messages accepted by registry_publish() */
-	uint64_t overflows;	/* streams closed for falling too far behind */
+	uint64_t published; /* messages accepted by registry_publish() */
+	uint64_t overflows; /* streams closed for falling too far behind */
 };
 
 /* Why registry_wait() returned. */
 enum registry_wake {
 	REGISTRY_MESSAGES, /* the batch holds messages to write */
 	REGISTRY_TIMEOUT,  /* the deadline passed: time for a keepalive */
-	REGISTRY_GONE,	   /* the client left: end the stream */
+	REGISTRY_GONE,     /* the client left: end the stream */
 	REGISTRY_OVERFLOW, /* the stream fell too far behind: end it */
 	REGISTRY_CLOSING,  /* the service is stopping: end the stream */
 	REGISTRY_WAKE__MAX
@@ -56,8 +56,8 @@ enum registry_wake {
 
 enum registry_error {
 	REGISTRY_OK,
-	REGISTRY_FULL,	  /* max_streams reached */
-	REGISTRY_CLOSED,  /* registry_close() was called */
+	REGISTRY_FULL,      /* max_streams reached */
+	REGISTRY_CLOSED,    /* registry_close() was called */
 	REGISTRY_NOT_FOUND, /* no such device with a live stream */
 	REGISTRY_ERROR__MAX
 };
@@ -110,8 +110,7 @@ size_t registry_publish(struct registry *reg, const char *user,
  * holds references the caller must drop with registry_batch_release().
  */
 enum registry_wake registry_wait(struct registry *reg,
-    struct registry_stream *s, uint64_t deadline_ms,
-    struct registry_batch *b);
+    struct registry_stream *s, uint64_t deadline_ms, struct registry_batch *b);
 
 void registry_batch_release(struct registry_batch *b);
 
@@ -125,8 +124,8 @@ void registry_hangup(struct registry *reg, uint64_t stream_id);
  * Copy the ids of user's devices that have a live stream: *names is an
  * array of *n new strings (free each, then the array); NULL when none.
  */
-void registry_devices(struct registry *reg, const char *user, char ***names,
-    size_t *n);
+void registry_devices(
+    struct registry *reg, const char *user, char ***names, size_t *n);
 
 void registry_stats(struct registry *reg, struct registry_stats *st);
 

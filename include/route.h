@@ -9,11 +9,11 @@
 #include <stddef.h>
 
 enum route_id {
-	ROUTE_NONE,	 /* no such path: 404 */
+	ROUTE_NONE,      /* no such path: 404 */
 	ROUTE_SUBSCRIBE, /* /subscribe/:user/device/:device */
-	ROUTE_DEVICES,	 /* /user/:user/devices */
-	ROUTE_POST,	 /* /user/:user/device/:device */
-	ROUTE_HEALTH,	 /* /healthz */
+	ROUTE_DEVICES,   /* /user/:user/devices */
+	ROUTE_POST,      /* /user/:user/device/:device */
+	ROUTE_HEALTH,    /* /healthz */
 	ROUTE__MAX
 };
 
@@ -28,18 +28,18 @@ enum route_method {
 
 enum route_result {
 	ROUTE_OK,
-	ROUTE_NOT_FOUND,   /* unknown path */
-	ROUTE_BAD_METHOD,  /* known path, method not allowed: 405 */
-	ROUTE_BAD_ID,	   /* an id is empty, too long or not clean UTF-8 */
-	ROUTE_BAD_ESCAPE,  /* a malformed percent escape */
+	ROUTE_NOT_FOUND,  /* unknown path */
+	ROUTE_BAD_METHOD, /* known path, method not allowed: 405 */
+	ROUTE_BAD_ID,     /* an id is empty, too long or not clean UTF-8 */
+	ROUTE_BAD_ESCAPE, /* a malformed percent escape */
 	ROUTE_RESULT__MAX
 };
 
 struct route {
 	enum route_id id;
-	char *user;	   /* decoded, or NULL; owned, see route_clear() */
+	char *user; /* decoded, or NULL; owned, see route_clear() */
 	size_t user_len;
-	char *device;	   /* decoded, or NULL; owned */
+	char *device; /* decoded, or NULL; owned */
 	size_t device_len;
 	const char *query; /* points into the URI after '?', or NULL */
 };
@@ -53,8 +53,8 @@ enum route_method route_method_parse(const char *method);
  * are decoded into r only on ROUTE_OK.  Ids longer than max_id bytes are
  * ROUTE_BAD_ID.  Release with route_clear().
  */
-enum route_result route_match(enum route_method method, const char *uri,
-    size_t max_id, struct route *r);
+enum route_result route_match(
+    enum route_method method, const char *uri, size_t max_id, struct route *r);
 
 void route_clear(struct route *r);
 

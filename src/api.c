@@ -83,8 +83,8 @@ api_response_clear(struct api_response *resp)
 }
 
 static void
-api_cors(struct api *api, const struct api_request *req,
-    struct api_response *resp)
+api_cors(
+    struct api *api, const struct api_request *req, struct api_response *resp)
 {
 	if (api->cors_any) {
 		buf_puts(&resp->headers, "Access-Control-Allow-Origin: *\r\n");
@@ -125,8 +125,7 @@ api_error(struct api_response *resp, enum http_status status, const char *why)
 }
 
 static void
-api_subscribe(struct api *api, const struct route *r,
-    struct api_response *resp)
+api_subscribe(struct api *api, const struct route *r, struct api_response *resp)
 {
 	enum registry_error err;
 	struct registry_stream *s;
@@ -135,20 +134,21 @@ api_subscribe(struct api *api, const struct route *r,
 	if (s == NULL) {
 		if (err == REGISTRY_FULL)
 			log_warn("stream limit reached (%zu): refusing "
-				 "subscribe",
+			         "subscribe",
 			    api->config->max_streams);
-		buf_printf(&resp->headers, "Retry-After: %d\r\n",
-		    API_RETRY_AFTER);
+		buf_printf(
+		    &resp->headers, "Retry-After: %d\r\n", API_RETRY_AFTER);
 		api_error(resp, HTTP_503,
 		    err == REGISTRY_FULL ? "too many streams"
-					 : "service is stopping");
+		                         : "service is stopping");
 		return;
 	}
 	resp->status = HTTP_200;
 	resp->stream = s;
-	buf_puts(&resp->headers, "Content-Type: text/event-stream\r\n"
-				 "Cache-Control: no-cache, no-transform\r\n"
-				 "X-Accel-Buffering: no\r\n");
+	buf_puts(&resp->headers,
+	    "Content-Type: text/event-stream\r\n"
+	    "Cache-Control: no-cache, no-transform\r\n"
+	    "X-Accel-Buffering: no\r\n");
 }
 
 static int
@@ -221,16 +221,16 @@ api_health(struct api *api, struct api_response *resp)
 		api->threads(api->threads_ctx, &threads, &idle);
 	api_json(resp, HTTP_200,
 	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "status",
-		"ok", "users", (json_int_t)st.users, "devices",
-		(json_int_t)st.devices, "streams", (json_int_t)st.streams,
-		"threads", (json_int_t)threads, "idle_threads",
-		(json_int_t)idle, "published", (json_int_t)st.published,
-		"overflows", (json_int_t)st.overflows));
+	        "ok", "users", (json_int_t)st.users, "devices",
+	        (json_int_t)st.devices, "streams", (json_int_t)st.streams,
+	        "threads", (json_int_t)threads, "idle_threads",
+	        (json_int_t)idle, "published", (json_int_t)st.published,
+	        "overflows", (json_int_t)st.overflows));
 }
 
 void
-api_handle(struct api *api, const struct api_request *req,
-    struct api_response *resp)
+api_handle(
+    struct api *api, const struct api_request *req, struct api_response *resp)
 {
 	enum route_method method = route_method_parse(req->method);
 	enum route_result res;
@@ -311,6 +311,6 @@ void
 api_stream_close(struct buf *out)
 {
 	/* Spread reconnects so a restart is not hit by every client at once. */
-	sse_format_retry(out, API_RETRY_MIN_MS +
-				  (unsigned)(random() % API_RETRY_SPREAD_MS));
+	sse_format_retry(
+	    out, API_RETRY_MIN_MS + (unsigned)(random() % API_RETRY_SPREAD_MS));
 }

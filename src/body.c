@@ -16,8 +16,8 @@ body_event_valid(const char *s, size_t len)
 		char c = s[i];
 
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			(c >= '0' && c <= '9') || c == '_' || c == '.' ||
-			c == '-'))
+		        (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		        c == '-'))
 			return false;
 	}
 	return true;
@@ -77,8 +77,8 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 	event = json_object_get(root, "event");
 	if (event != NULL && !json_is_null(event)) {
 		if (!json_is_string(event) ||
-		    !body_event_valid(json_string_value(event),
-			json_string_length(event))) {
+		    !body_event_valid(
+		        json_string_value(event), json_string_length(event))) {
 			*why = "event must be 1-64 characters of "
 			       "[A-Za-z0-9_.-]";
 			goto fail;
@@ -110,8 +110,8 @@ fail:
 }
 
 static enum http_status
-body_decode_form(const char *body, size_t len, struct body_msg *msg,
-    const char **why)
+body_decode_form(
+    const char *body, size_t len, struct body_msg *msg, const char **why)
 {
 	const char *p = body, *end = body + len;
 	bool have_data = false, have_event = false;
@@ -130,8 +130,8 @@ body_decode_form(const char *body, size_t len, struct body_msg *msg,
 		}
 		vlen = eq ? (size_t)(pair_end - eq - 1) : 0;
 		val = xmalloc(vlen + 1);
-		if (http_percent_decode(eq ? eq + 1 : "", vlen, true, val,
-			&vlen) < 0) {
+		if (http_percent_decode(
+		        eq ? eq + 1 : "", vlen, true, val, &vlen) < 0) {
 			free(key);
 			free(val);
 			*why = "malformed form encoding";
@@ -143,8 +143,7 @@ body_decode_form(const char *body, size_t len, struct body_msg *msg,
 			msg->data_len = vlen;
 			have_data = true;
 			val = NULL;
-		} else if (!have_event && strcmp(key, "event") == 0 &&
-			   n == 5) {
+		} else if (!have_event && strcmp(key, "event") == 0 && n == 5) {
 			if (!body_event_valid(val, vlen)) {
 				free(key);
 				free(val);

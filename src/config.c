@@ -14,8 +14,13 @@
 #define BEEP_VERSION "dev"
 #endif
 
-enum config_type { CONFIG_UINT, CONFIG_SIZE, CONFIG_MODE, CONFIG_STR,
-	CONFIG_LEVEL };
+enum config_type {
+	CONFIG_UINT,
+	CONFIG_SIZE,
+	CONFIG_MODE,
+	CONFIG_STR,
+	CONFIG_LEVEL
+};
 
 struct config_option {
 	const char *flag; /* without the leading "--" */
@@ -30,36 +35,33 @@ struct config_option {
 #define OFF(field) offsetof(struct config, field)
 
 static const struct config_option config_options[] = {
-	{"listen", "BEEP_LISTEN", CONFIG_STR, OFF(listen), "", 0, 0,
-	    "FastCGI socket: unix:PATH or HOST:PORT; empty: the socket "
-	    "inherited on fd 0 (spawn-fcgi, systemd StandardInput=socket) "
-	    "or by LISTEN_FDS"},
-	{"socket-mode", "BEEP_SOCKET_MODE", CONFIG_MODE, OFF(socket_mode),
-	    "0660", 0, 0777, "permissions of the unix socket it creates"},
-	{"keepalive", "BEEP_KEEPALIVE", CONFIG_UINT, OFF(keepalive), "15", 1,
-	    3600, "seconds between SSE keepalive comments on a stream"},
-	{"max-streams", "BEEP_MAX_STREAMS", CONFIG_SIZE, OFF(max_streams),
-	    "10000", 1, 1000000,
-	    "open streams in all; past it a subscribe gets 503"},
-	{"min-idle", "BEEP_MIN_IDLE", CONFIG_UINT, OFF(min_idle), "8", 1,
-	    1024, "idle worker threads kept ready for short requests"},
-	{"max-body", "BEEP_MAX_BODY", CONFIG_SIZE, OFF(max_body), "65536", 16,
-	    16777216, "largest POST body in bytes; larger gets 413"},
-	{"max-id", "BEEP_MAX_ID", CONFIG_SIZE, OFF(max_id), "256", 1, 4096,
-	    "longest user or device id in bytes; longer gets 400"},
-	{"max-depth", "BEEP_MAX_DEPTH", CONFIG_UINT, OFF(max_depth), "32", 1,
-	    128, "deepest JSON nesting in a POST body; deeper gets 400"},
-	{"queue", "BEEP_STREAM_QUEUE", CONFIG_SIZE, OFF(queue_messages),
-	    "1024", 1, 1000000,
-	    "undelivered messages a stream may hold before it is closed"},
-	{"queue-bytes", "BEEP_STREAM_QUEUE_BYTES", CONFIG_SIZE,
-	    OFF(queue_bytes), "1048576", 1024, 1073741824,
-	    "undelivered bytes a stream may hold before it is closed"},
-	{"cors-origins", "BEEP_CORS_ORIGINS", CONFIG_STR, OFF(cors_origins),
-	    "*", 0, 0,
-	    "Access-Control-Allow-Origin: * or a comma-separated list"},
-	{"log-level", "BEEP_LOG_LEVEL", CONFIG_LEVEL, OFF(log_level), "info",
-	    0, 0, "debug, info, warn or error"},
+    {"listen", "BEEP_LISTEN", CONFIG_STR, OFF(listen), "", 0, 0,
+        "FastCGI socket: unix:PATH or HOST:PORT; empty: the socket "
+        "inherited on fd 0 (spawn-fcgi, systemd StandardInput=socket) "
+        "or by LISTEN_FDS"},
+    {"socket-mode", "BEEP_SOCKET_MODE", CONFIG_MODE, OFF(socket_mode), "0660",
+        0, 0777, "permissions of the unix socket it creates"},
+    {"keepalive", "BEEP_KEEPALIVE", CONFIG_UINT, OFF(keepalive), "15", 1, 3600,
+        "seconds between SSE keepalive comments on a stream"},
+    {"max-streams", "BEEP_MAX_STREAMS", CONFIG_SIZE, OFF(max_streams), "10000",
+        1, 1000000, "open streams in all; past it a subscribe gets 503"},
+    {"min-idle", "BEEP_MIN_IDLE", CONFIG_UINT, OFF(min_idle), "8", 1, 1024,
+        "idle worker threads kept ready for short requests"},
+    {"max-body", "BEEP_MAX_BODY", CONFIG_SIZE, OFF(max_body), "65536", 16,
+        16777216, "largest POST body in bytes; larger gets 413"},
+    {"max-id", "BEEP_MAX_ID", CONFIG_SIZE, OFF(max_id), "256", 1, 4096,
+        "longest user or device id in bytes; longer gets 400"},
+    {"max-depth", "BEEP_MAX_DEPTH", CONFIG_UINT, OFF(max_depth), "32", 1, 128,
+        "deepest JSON nesting in a POST body; deeper gets 400"},
+    {"queue", "BEEP_STREAM_QUEUE", CONFIG_SIZE, OFF(queue_messages), "1024", 1,
+        1000000, "undelivered messages a stream may hold before it is closed"},
+    {"queue-bytes", "BEEP_STREAM_QUEUE_BYTES", CONFIG_SIZE, OFF(queue_bytes),
+        "1048576", 1024, 1073741824,
+        "undelivered bytes a stream may hold before it is closed"},
+    {"cors-origins", "BEEP_CORS_ORIGINS", CONFIG_STR, OFF(cors_origins), "*", 0,
+        0, "Access-Control-Allow-Origin: * or a comma-separated list"},
+    {"log-level", "BEEP_LOG_LEVEL", CONFIG_LEVEL, OFF(log_level), "info", 0, 0,
+        "debug, info, warn or error"},
 };
 
 #define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
@@ -104,8 +106,9 @@ config_set(struct config *c, const struct config_option *o, const char *value,
 		    "(an octal mode up to %jo)\n",
 		    source, value, o->flag, o->max);
 	else if (o->type == CONFIG_LEVEL || o->type == CONFIG_STR)
-		fprintf(stderr, "beep-signal: %s: invalid value '%s' for --%s\n",
-		    source, value, o->flag);
+		fprintf(stderr,
+		    "beep-signal: %s: invalid value '%s' for --%s\n", source,
+		    value, o->flag);
 	else
 		fprintf(stderr,
 		    "beep-signal: %s: invalid value '%s' for --%s "
@@ -130,15 +133,16 @@ config_usage(FILE *f)
 		    o->def[0] ? o->def : "(none)");
 		fprintf(f, "      %s\n", o->help);
 	}
-	fprintf(f, "  --help                   show this help\n"
-		   "  --version                show the version\n");
+	fprintf(f,
+	    "  --help                   show this help\n"
+	    "  --version                show the version\n");
 }
 
 static int
 config_unknown(const char *arg)
 {
-	fprintf(stderr, "beep-signal: unknown argument '%s' (see --help)\n",
-	    arg);
+	fprintf(
+	    stderr, "beep-signal: unknown argument '%s' (see --help)\n", arg);
 	return -1;
 }
 

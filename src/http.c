@@ -9,35 +9,35 @@
 #include "util.h"
 
 const int http_status_code[HTTP__MAX] = {
-	[HTTP_200] = 200,
-	[HTTP_202] = 202,
-	[HTTP_204] = 204,
-	[HTTP_400] = 400,
-	[HTTP_401] = 401,
-	[HTTP_403] = 403,
-	[HTTP_404] = 404,
-	[HTTP_405] = 405,
-	[HTTP_413] = 413,
-	[HTTP_415] = 415,
-	[HTTP_429] = 429,
-	[HTTP_500] = 500,
-	[HTTP_503] = 503,
+    [HTTP_200] = 200,
+    [HTTP_202] = 202,
+    [HTTP_204] = 204,
+    [HTTP_400] = 400,
+    [HTTP_401] = 401,
+    [HTTP_403] = 403,
+    [HTTP_404] = 404,
+    [HTTP_405] = 405,
+    [HTTP_413] = 413,
+    [HTTP_415] = 415,
+    [HTTP_429] = 429,
+    [HTTP_500] = 500,
+    [HTTP_503] = 503,
 };
 
 const char *const http_status_text[HTTP__MAX] = {
-	[HTTP_200] = "OK",
-	[HTTP_202] = "Accepted",
-	[HTTP_204] = "No Content",
-	[HTTP_400] = "Bad Request",
-	[HTTP_401] = "Unauthorized",
-	[HTTP_403] = "Forbidden",
-	[HTTP_404] = "Not Found",
-	[HTTP_405] = "Method Not Allowed",
-	[HTTP_413] = "Content Too Large",
-	[HTTP_415] = "Unsupported Media Type",
-	[HTTP_429] = "Too Many Requests",
-	[HTTP_500] = "Internal Server Error",
-	[HTTP_503] = "Service Unavailable",
+    [HTTP_200] = "OK",
+    [HTTP_202] = "Accepted",
+    [HTTP_204] = "No Content",
+    [HTTP_400] = "Bad Request",
+    [HTTP_401] = "Unauthorized",
+    [HTTP_403] = "Forbidden",
+    [HTTP_404] = "Not Found",
+    [HTTP_405] = "Method Not Allowed",
+    [HTTP_413] = "Content Too Large",
+    [HTTP_415] = "Unsupported Media Type",
+    [HTTP_429] = "Too Many Requests",
+    [HTTP_500] = "Internal Server Error",
+    [HTTP_503] = "Service Unavailable",
 };
 
 static int
@@ -53,8 +53,8 @@ http_hex(char c)
 }
 
 int
-http_percent_decode(const char *s, size_t len, bool plus_is_space, char *out,
-    size_t *out_len)
+http_percent_decode(
+    const char *s, size_t len, bool plus_is_space, char *out, size_t *out_len)
 {
 	size_t i, n = 0;
 

@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 const char *const log_level_name[LOG__MAX] = {
-	[LOG_DEBUG] = "debug",
-	[LOG_INFO] = "info",
-	[LOG_WARN] = "warn",
-	[LOG_ERROR] = "error",
+    [LOG_DEBUG] = "debug",
+    [LOG_INFO] = "info",
+    [LOG_WARN] = "warn",
+    [LOG_ERROR] = "error",
 };
 
 static enum log_level log_min = LOG_INFO;
@@ -52,8 +52,9 @@ log_write(enum log_level level, const char *module, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s %s: ",
-	    ts.tv_nsec / 1000000, log_level_name[level], module);
+	r = snprintf(line + n, sizeof(line) - n,
+	    ".%03ldZ %s %s: ", ts.tv_nsec / 1000000, log_level_name[level],
+	    module);
 	n += (size_t)r;
 	va_start(ap, fmt);
 	r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);

@@ -71,11 +71,11 @@ struct registry_stream {
 	uint64_t id;
 	struct reg_device *device;
 	pthread_cond_t cond;
-	uint64_t cursor;       /* seq of the last message taken */
-	uint64_t bytes_out;    /* frame bytes taken, to compare with bytes_in */
+	uint64_t cursor;    /* seq of the last message taken */
+	uint64_t bytes_out; /* frame bytes taken, to compare with bytes_in */
 	bool gone, overflow;
 	struct registry_stream *prev, *next; /* in the device's list */
-	UT_hash_handle hh;		     /* in reg->streams, by id */
+	UT_hash_handle hh;                   /* in reg->streams, by id */
 };
 
 struct registry {
@@ -179,13 +179,16 @@ registry_free(struct registry *reg)
 
 	if (reg == NULL)
 		return;
-	HASH_ITER(hh, reg->streams, s, stmp) {
+	HASH_ITER(hh, reg->streams, s, stmp)
+	{
 		HASH_DEL(reg->streams, s);
 		pthread_cond_destroy(&s->cond);
 		free(s);
 	}
-	HASH_ITER(hh, reg->users, u, utmp) {
-		HASH_ITER(hh, u->devices, d, dtmp) {
+	HASH_ITER(hh, reg->users, u, utmp)
+	{
+		HASH_ITER(hh, u->devices, d, dtmp)
+		{
 			d->streams = NULL;
 			device_free(reg, d);
 		}
@@ -204,7 +207,8 @@ device_trim(struct reg_device *d)
 	uint64_t min = d->last_seq;
 	struct registry_stream *s;
 
-	DL_FOREACH(d->streams, s) {
+	DL_FOREACH(d->streams, s)
+	{
 		if (!s->overflow && s->cursor < min)
 			min = s->cursor;
 	}
@@ -316,8 +320,7 @@ registry_stream_id(const struct registry_stream *s)
 }
 
 static struct reg_device *
-registry_find_device(struct registry *reg, const char *user,
-    const char *device)
+registry_find_device(struct registry *reg, const char *user, const char *device)
 {
 	struct reg_user *u;
 	struct reg_device *d = NULL;
@@ -344,7 +347,8 @@ registry_publish(struct registry *reg, const char *user, const char *device,
 	}
 	device_append(d, m);
 	reg->published++;
-	DL_FOREACH(d->streams, s) {
+	DL_FOREACH(d->streams, s)
+	{
 		if (s->overflow || s->gone)
 			continue;
 		if (d->last_seq - s->cursor > reg->limits.queue_messages ||
@@ -384,8 +388,8 @@ registry_wait(struct registry *reg, struct registry_stream *s,
     uint64_t deadline_ms, struct registry_batch *b)
 {
 	struct timespec ts = {
-		.tv_sec = (time_t)(deadline_ms / 1000),
-		.tv_nsec = (long)(deadline_ms % 1000) * 1000000,
+	    .tv_sec = (time_t)(deadline_ms / 1000),
+	    .tv_nsec = (long)(deadline_ms % 1000) * 1000000,
 	};
 	enum registry_wake wake;
 
@@ -442,8 +446,8 @@ registry_hangup(struct registry *reg, uint64_t stream_id)
 }
 
 void
-registry_devices(struct registry *reg, const char *user, char ***names,
-    size_t *n)
+registry_devices(
+    struct registry *reg, const char *user, char ***names, size_t *n)
 {
 	struct reg_device *d, *tmp;
 	struct reg_user *u;
@@ -455,7 +459,8 @@ registry_devices(struct registry *reg, const char *user, char ***names,
 	HASH_FIND_STR(reg->users, user, u);
 	if (u != NULL && HASH_COUNT(u->devices) > 0) {
 		*names = xmalloc(HASH_COUNT(u->devices) * sizeof(**names));
-		HASH_ITER(hh, u->devices, d, tmp) {
+		HASH_ITER(hh, u->devices, d, tmp)
+		{
 			if (d->nstreams > 0)
 				(*names)[i++] = xstrdup(d->name);
 		}
@@ -483,7 +488,8 @@ registry_close(struct registry *reg)
 
 	pthread_mutex_lock(&reg->lock);
 	reg->closing = true;
-	HASH_ITER(hh, reg->streams, s, tmp) {
+	HASH_ITER(hh, reg->streams, s, tmp)
+	{
 		pthread_cond_signal(&s->cond);
 	}
 	pthread_mutex_unlock(&reg->lock);

@@ -21,14 +21,14 @@ struct route_spec {
 };
 
 static const struct route_spec route_specs[] = {
-	{ROUTE_SUBSCRIBE, 4, {"subscribe", NULL, "device", NULL}, METHOD_GET,
-	    "GET, OPTIONS"},
-	{ROUTE_DEVICES, 3, {"user", NULL, "devices", NULL}, METHOD_GET,
-	    "GET, OPTIONS"},
-	{ROUTE_POST, 4, {"user", NULL, "device", NULL}, METHOD_POST,
-	    "POST, OPTIONS"},
-	{ROUTE_HEALTH, 1, {"healthz", NULL, NULL, NULL}, METHOD_GET,
-	    "GET, OPTIONS"},
+    {ROUTE_SUBSCRIBE, 4, {"subscribe", NULL, "device", NULL}, METHOD_GET,
+        "GET, OPTIONS"},
+    {ROUTE_DEVICES, 3, {"user", NULL, "devices", NULL}, METHOD_GET,
+        "GET, OPTIONS"},
+    {ROUTE_POST, 4, {"user", NULL, "device", NULL}, METHOD_POST,
+        "POST, OPTIONS"},
+    {ROUTE_HEALTH, 1, {"healthz", NULL, NULL, NULL}, METHOD_GET,
+        "GET, OPTIONS"},
 };
 
 #define ROUTE_NSPECS (sizeof(route_specs) / sizeof(route_specs[0]))
@@ -64,8 +64,8 @@ struct route_seg {
 };
 
 static enum route_result
-route_decode_id(const struct route_seg *seg, size_t max_id, char **out,
-    size_t *out_len)
+route_decode_id(
+    const struct route_seg *seg, size_t max_id, char **out, size_t *out_len)
 {
 	char *id;
 
@@ -86,8 +86,8 @@ route_decode_id(const struct route_seg *seg, size_t max_id, char **out,
 }
 
 enum route_result
-route_match(enum route_method method, const char *uri, size_t max_id,
-    struct route *r)
+route_match(
+    enum route_method method, const char *uri, size_t max_id, struct route *r)
 {
 	struct route_seg segs[ROUTE_MAX_SEGMENTS];
 	const struct route_spec *spec = NULL;
@@ -106,8 +106,8 @@ route_match(enum route_method method, const char *uri, size_t max_id,
 	p = uri + 1;
 	for (;;) {
 		const char *end = memchr(p, '/', path_len - (size_t)(p - uri));
-		size_t len = end ? (size_t)(end - p)
-				 : path_len - (size_t)(p - uri);
+		size_t len =
+		    end ? (size_t)(end - p) : path_len - (size_t)(p - uri);
 
 		if (nseg == ROUTE_MAX_SEGMENTS)
 			return ROUTE_NOT_FOUND;
@@ -126,7 +126,7 @@ route_match(enum route_method method, const char *uri, size_t max_id,
 		for (size_t j = 0; ok && j < nseg; j++)
 			if (s->seg[j] != NULL &&
 			    (segs[j].len != strlen(s->seg[j]) ||
-				memcmp(segs[j].p, s->seg[j], segs[j].len) != 0))
+			        memcmp(segs[j].p, s->seg[j], segs[j].len) != 0))
 				ok = false;
 		if (ok)
 			spec = s;

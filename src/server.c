@@ -81,9 +81,9 @@ struct server {
 	pthread_attr_t attr;
 	pthread_mutex_t lock;
 	pthread_cond_t idle_cond; /* signalled when active drops to 0 */
-	size_t workers;		  /* threads alive */
-	size_t idle;		  /* workers blocked in accept() */
-	size_t active;		  /* requests in progress, streams included */
+	size_t workers;           /* threads alive */
+	size_t idle;              /* workers blocked in accept() */
+	size_t active;            /* requests in progress, streams included */
 	size_t max_workers;
 	bool stopping;
 };
@@ -197,8 +197,7 @@ server_is_listener(int fd)
 	int on = 0;
 	socklen_t len = sizeof(on);
 
-	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 &&
-	       on;
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
 }
 
 /* The socket systemd passed (LISTEN_FDS), or fd 0 (spawn-fcgi). */
@@ -218,7 +217,7 @@ server_listen_inherited(struct server *srv)
 		return 0;
 	}
 	log_error("no --listen given and no inherited socket on fd 0 or "
-		  "LISTEN_FDS (see --help)");
+	          "LISTEN_FDS (see --help)");
 	return -1;
 }
 
@@ -253,8 +252,8 @@ server_new(const struct config *c, struct registry *reg)
 	pthread_attr_init(&srv->attr);
 	pthread_attr_setstacksize(&srv->attr, SERVER_STACK_SIZE);
 	pthread_attr_setdetachstate(&srv->attr, PTHREAD_CREATE_DETACHED);
-	srv->max_workers = c->max_streams + 2 * c->min_idle +
-			   SERVER_EXTRA_WORKERS;
+	srv->max_workers =
+	    c->max_streams + 2 * c->min_idle + SERVER_EXTRA_WORKERS;
 	srv->api = api_new(c, reg, server_threads, srv);
 	return srv;
 fail:
@@ -364,8 +363,8 @@ server_read_body(FCGX_Request *req, size_t max, struct buf *body)
 
 	while (!too_large) {
 		buf_reserve(body, sizeof(scratch));
-		n = FCGX_GetStr(body->data + body->len, (int)sizeof(scratch),
-		    req->in);
+		n = FCGX_GetStr(
+		    body->data + body->len, (int)sizeof(scratch), req->in);
 		if (n <= 0)
 			return false;
 		body->len += (size_t)n;
@@ -389,8 +388,8 @@ server_drain(FCGX_Request *req)
 }
 
 static int
-server_write_head(FCGX_Request *req, const struct api_response *resp,
-    bool with_length)
+server_write_head(
+    FCGX_Request *req, const struct api_response *resp, bool with_length)
 {
 	struct buf head = {0};
 	int rc;
@@ -446,8 +445,8 @@ server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s)
 	uint64_t interval = (uint64_t)srv->config->keepalive * 1000;
 	uint64_t deadline = util_now_ms() + interval;
 	struct epoll_event ev = {
-		.events = EPOLLRDHUP | EPOLLONESHOT,
-		.data.u64 = registry_stream_id(s),
+	    .events = EPOLLRDHUP | EPOLLONESHOT,
+	    .data.u64 = registry_stream_id(s),
 	};
 	struct registry_batch batch;
 	enum registry_wake wake;
@@ -479,7 +478,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s)
 		} else {
 			if (wake == REGISTRY_OVERFLOW)
 				log_warn("stream %llu fell too far behind: "
-					 "closing it",
+				         "closing it",
 				    (unsigned long long)ev.data.u64);
 			break;
 		}
@@ -576,7 +575,7 @@ server_worker(void *arg)
 			continue;
 		}
 		spawn = srv->idle < srv->config->min_idle &&
-			srv->workers < srv->max_workers;
+		    srv->workers < srv->max_workers;
 		if (spawn)
 			srv->workers++;
 		pthread_mutex_unlock(&srv->lock);

@@ -10,8 +10,9 @@ sse_format_event(struct buf *out, const char *id, const char *event,
 	size_t start = 0, i = 0;
 
 	/* Most events are one line: reserve for that in one go. */
-	buf_reserve(out, len + 16 + (event ? strlen(event) + 8 : 0) +
-			     (id ? strlen(id) + 5 : 0));
+	buf_reserve(out,
+	    len + 16 + (event ? strlen(event) + 8 : 0) +
+	        (id ? strlen(id) + 5 : 0));
 	if (id != NULL) {
 		buf_append(out, "id: ", 4);
 		buf_puts(out, id);

@@ -10,8 +10,8 @@ static void
 util_oom(size_t size)
 {
 	/* Nothing sensible can continue without memory; say why and stop. */
-	fprintf(stderr, "beep-signal: out of memory allocating %zu bytes\n",
-	    size);
+	fprintf(
+	    stderr, "beep-signal: out of memory allocating %zu bytes\n", size);
 	abort();
 }
 

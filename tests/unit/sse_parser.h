@@ -1,1 +1,130 @@
-/* placeholder */
+/*
+ * A test-only event-stream parser that follows the WHATWG HTML algorithm
+ * ("Interpreting an event stream") to the letter, so the framer is judged
+ * by what a browser would make of its output.
+ */
+#ifndef TEST_SSE_PARSER_H
+#define TEST_SSE_PARSER_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define SSE_PARSER_MAX 16
+
+struct sse_parsed {
+	char type[128]; /* "message" unless an event field set it */
+	struct buf data;
+	char id[128];
+};
+
+struct sse_parser {
+	struct sse_parsed events[SSE_PARSER_MAX];
+	size_t n;
+	struct buf data;   /* the data buffer */
+	char type[128];    /* the event type buffer */
+	char last_id[128]; /* the last event ID buffer */
+	long retry;        /* -1 when never set */
+	size_t comments;
+};
+
+static void
+sse_parser_dispatch(struct sse_parser *p)
+{
+	struct sse_parsed *e;
+
+	if (p->data.len == 0) {
+		buf_reset(&p->data);
+		p->type[0] = '\0';
+		return;
+	}
+	if (p->data.data[p->data.len - 1] == '\n')
+		p->data.data[--p->data.len] = '\0';
+	if (p->n < SSE_PARSER_MAX) {
+		e = &p->events[p->n++];
+		memset(e, 0, sizeof(*e));
+		snprintf(e->type, sizeof(e->type), "%s",
+		    p->type[0] ? p->type : "message");
+		buf_append(&e->data, p->data.data, p->data.len);
+		snprintf(e->id, sizeof(e->id), "%s", p->last_id);
+	}
+	buf_reset(&p->data);
+	p->type[0] = '\0';
+}
+
+static void
+sse_parser_line(struct sse_parser *p, const char *line, size_t len)
+{
+	const char *colon = memchr(line, ':', len);
+	char field[64];
+	const char *value;
+	size_t flen, vlen;
+
+	if (len == 0) {
+		sse_parser_dispatch(p);
+		return;
+	}
+	if (line[0] == ':') {
+		p->comments++;
+		return;
+	}
+	flen = colon ? (size_t)(colon - line) : len;
+	value = colon ? colon + 1 : line + len;
+	vlen = colon ? len - flen - 1 : 0;
+	if (vlen > 0 && value[0] == ' ')
+		value++, vlen--;
+	if (flen >= sizeof(field))
+		return;
+	memcpy(field, line, flen);
+	field[flen] = '\0';
+	if (strcmp(field, "event") == 0) {
+		snprintf(p->type, sizeof(p->type), "%.*s", (int)vlen, value);
+	} else if (strcmp(field, "data") == 0) {
+		buf_append(&p->data, value, vlen);
+		buf_append(&p->data, "\n", 1);
+	} else if (strcmp(field, "id") == 0) {
+		if (memchr(value, '\0', vlen) == NULL)
+			snprintf(p->last_id, sizeof(p->last_id), "%.*s",
+			    (int)vlen, value);
+	} else if (strcmp(field, "retry") == 0) {
+		bool digits = vlen > 0;
+
+		for (size_t i = 0; i < vlen; i++)
+			digits = digits && value[i] >= '0' && value[i] <= '9';
+		if (digits)
+			p->retry = strtol(value, NULL, 10);
+	}
+}
+
+/* Parse a whole stream; events ending without a blank line are dropped. */
+static void
+sse_parse(struct sse_parser *p, const char *s, size_t len)
+{
+	size_t start = 0, i = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->retry = -1;
+	while (i < len) {
+		if (s[i] == '\r' || s[i] == '\n') {
+			sse_parser_line(p, s + start, i - start);
+			if (s[i] == '\r' && i + 1 < len && s[i + 1] == '\n')
+				i++;
+			start = ++i;
+		} else {
+			i++;
+		}
+	}
+}
+
+static void
+sse_parser_free(struct sse_parser *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		buf_free(&p->events[i].data);
+	buf_free(&p->data);
+}
+
+#endif

@@ -1,0 +1,455 @@
+/*
+ * Unit tests for registry, with real threads: ordering under concurrent
+ * publishers, fan-out to several streams, departures, overflow, limits,
+ * and the shutdown wake-up.  Also run under ThreadSanitizer (make tsan).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+
+#include "registry.h"
+#include "util.h"
+
+#define FAR (util_now_ms() + 60000)
+
+static struct registry *
+new_registry(size_t max_streams, size_t queue)
+{
+	struct registry_limits l = {max_streams, queue, 0};
+
+	return registry_new(&l);
+}
+
+static void
+publish_str(struct registry *reg, const char *u, const char *d, const char *s,
+    enum registry_error *err)
+{
+	struct registry_msg *m = registry_msg_new(s, strlen(s));
+
+	registry_publish(reg, u, d, m, err);
+	registry_msg_unref(m);
+}
+
+static void
+test_registry_basic(void **state)
+{
+	struct registry *reg = new_registry(0, 0);
+	struct registry_batch b;
+	enum registry_error err;
+	struct registry_stream *s;
+	size_t n, len;
+	char **names;
+
+	(void)state;
+	publish_str(reg, "bob", "phone", "early", &err);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
+	s = registry_subscribe(reg, "bob", "phone", &err);
+	assert_non_null(s);
+	assert_int_not_equal(registry_stream_id(s), 0);
+	registry_devices(reg, "bob", &names, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "phone");
+	free(names[0]);
+	free(names);
+	registry_devices(reg, "alice", &names, &n);
+	assert_int_equal(n, 0);
+	assert_null(names);
+
+	publish_str(reg, "bob", "phone", "one", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	publish_str(reg, "bob", "phone", "two", &err);
+	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 2);
+	assert_memory_equal(registry_msg_frame(b.msgs[0], &len), "one", 3);
+	assert_int_equal(registry_msg_seq(b.msgs[1]), 2);
+	registry_batch_release(&b);
+	/* Nothing pending and a past deadline: a keepalive is due. */
+	assert_int_equal(registry_wait(reg, s, 0, &b), REGISTRY_TIMEOUT);
+
+	registry_unsubscribe(reg, s);
+	registry_devices(reg, "bob", &names, &n);
+	assert_int_equal(n, 0);
+	publish_str(reg, "bob", "phone", "late", &err);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
+	registry_free(reg);
+}
+
+static void
+test_registry_two_streams(void **state)
+{
+	struct registry *reg = new_registry(0, 0);
+	struct registry_stream *a, *b2;
+	struct registry_batch b;
+	struct registry_stats st;
+	enum registry_error err;
+	size_t n, len;
+	char **names;
+
+	(void)state;
+	a = registry_subscribe(reg, "bob", "phone", &err);
+	b2 = registry_subscribe(reg, "bob", "phone", &err);
+	registry_stats(reg, &st);
+	assert_int_equal(st.streams, 2);
+	assert_int_equal(st.devices, 1);
+	registry_devices(reg, "bob", &names, &n);
+	assert_int_equal(n, 1); /* listed once */
+	free(names[0]);
+	free(names);
+	publish_str(reg, "bob", "phone", "both", &err);
+	assert_int_equal(registry_wait(reg, a, FAR, &b), REGISTRY_MESSAGES);
+	registry_batch_release(&b);
+	/* Closing one stream leaves the other reachable. */
+	registry_unsubscribe(reg, a);
+	publish_str(reg, "bob", "phone", "after", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(registry_wait(reg, b2, FAR, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 2);
+	assert_memory_equal(registry_msg_frame(b.msgs[0], &len), "both", 4);
+	assert_memory_equal(registry_msg_frame(b.msgs[1], &len), "after", 5);
+	registry_batch_release(&b);
+	registry_unsubscribe(reg, b2);
+	registry_stats(reg, &st);
+	assert_int_equal(st.users + st.devices + st.streams, 0);
+	registry_free(reg);
+}
+
+#define PUBLISHERS 4
+#define PER_PUBLISHER 3000
+#define CONSUMERS 2
+
+struct consumer {
+	struct registry *reg;
+	struct registry_stream *s;
+	size_t got;
+	int last[PUBLISHERS];
+	int errors;
+};
+
+static void *
+consumer_main(void *arg)
+{
+	struct consumer *c = arg;
+	struct registry_batch b;
+
+	while (c->got < PUBLISHERS * PER_PUBLISHER) {
+		enum registry_wake w = registry_wait(c->reg, c->s, FAR, &b);
+
+		if (w != REGISTRY_MESSAGES) {
+			c->errors++;
+			break;
+		}
+		for (size_t i = 0; i < b.n; i++) {
+			size_t len;
+			const char *f = registry_msg_frame(b.msgs[i], &len);
+			char text[32];
+			int p, seq;
+
+			/* Frames are not NUL-terminated. */
+			snprintf(text, sizeof(text), "%.*s", (int)len, f);
+			if (sscanf(text, "%d:%d", &p, &seq) != 2 || p < 0 ||
+			    p >= PUBLISHERS || seq != c->last[p] + 1)
+				c->errors++;
+			c->last[p] = seq;
+			c->got++;
+		}
+		registry_batch_release(&b);
+	}
+	return NULL;
+}
+
+struct publisher {
+	struct registry *reg;
+	int id;
+	int not_found;
+};
+
+static void *
+publisher_main(void *arg)
+{
+	struct publisher *p = arg;
+	enum registry_error err;
+	char frame[32];
+
+	for (int i = 1; i <= PER_PUBLISHER; i++) {
+		snprintf(frame, sizeof(frame), "%d:%d", p->id, i);
+		publish_str(p->reg, "u", "d", frame, &err);
+		if (err != REGISTRY_OK)
+			p->not_found++;
+	}
+	return NULL;
+}
+
+/* Concurrent publishers: every stream sees each one's messages in order. */
+static void
+test_registry_ordering_threads(void **state)
+{
+	struct registry *reg = new_registry(0, 0);
+	struct consumer c[CONSUMERS];
+	struct publisher p[PUBLISHERS];
+	pthread_t ct[CONSUMERS], pt[PUBLISHERS];
+	enum registry_error err;
+
+	(void)state;
+	for (int i = 0; i < CONSUMERS; i++) {
+		memset(&c[i], 0, sizeof(c[i]));
+		c[i].reg = reg;
+		c[i].s = registry_subscribe(reg, "u", "d", &err);
+		pthread_create(&ct[i], NULL, consumer_main, &c[i]);
+	}
+	for (int i = 0; i < PUBLISHERS; i++) {
+		p[i] = (struct publisher){reg, i, 0};
+		pthread_create(&pt[i], NULL, publisher_main, &p[i]);
+	}
+	for (int i = 0; i < PUBLISHERS; i++) {
+		pthread_join(pt[i], NULL);
+		assert_int_equal(p[i].not_found, 0);
+	}
+	for (int i = 0; i < CONSUMERS; i++) {
+		pthread_join(ct[i], NULL);
+		assert_int_equal(c[i].errors, 0);
+		assert_int_equal(c[i].got, PUBLISHERS * PER_PUBLISHER);
+		for (int j = 0; j < PUBLISHERS; j++)
+			assert_int_equal(c[i].last[j], PER_PUBLISHER);
+		registry_unsubscribe(reg, c[i].s);
+	}
+	registry_free(reg);
+}
+
+struct waiter {
+	struct registry *reg;
+	struct registry_stream *s;
+	enum registry_wake wakes[4];
+	size_t n;
+};
+
+/* Wait until something other than messages ends the stream. */
+static void *
+waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	struct registry_batch b;
+	enum registry_wake wake;
+
+	do {
+		wake = registry_wait(w->reg, w->s, FAR, &b);
+		registry_batch_release(&b);
+		if (w->n < 4)
+			w->wakes[w->n++] = wake;
+	} while (wake == REGISTRY_MESSAGES);
+	return NULL;
+}
+
+static void
+test_registry_close_wakes(void **state)
+{
+	struct registry *reg = new_registry(0, 0);
+	struct waiter w = {reg, NULL, {0}, 0};
+	enum registry_error err;
+	pthread_t t;
+
+	(void)state;
+	w.s = registry_subscribe(reg, "u", "d", &err);
+	pthread_create(&t, NULL, waiter_main, &w);
+	registry_close(reg);
+	pthread_join(t, NULL);
+	assert_int_equal(w.wakes[w.n - 1], REGISTRY_CLOSING);
+	/* A closed registry takes no new streams. */
+	assert_null(registry_subscribe(reg, "u", "e", &err));
+	assert_int_equal(err, REGISTRY_CLOSED);
+	registry_unsubscribe(reg, w.s);
+	registry_free(reg);
+}
+
+/* Messages accepted before a stop are handed out before CLOSING. */
+static void
+test_registry_close_delivers_pending(void **state)
+{
+	struct registry *reg = new_registry(0, 0);
+	struct registry_stream *s;
+	struct registry_batch b;
+	enum registry_error err;
+
+	(void)state;
+	s = registry_subscribe(reg, "u", "d", &err);
+	publish_str(reg, "u", "d", "last words", &err);
+	registry_close(reg);
+	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 1);
+	registry_batch_release(&b);
+	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_CLOSING);
+	registry_unsubscribe(reg, s);
+	registry_free(reg);
+}
+
+static void
+test_registry_hangup(void **state)
+{
+	struct registry *reg = new_registry(0, 0);
+	struct waiter w = {reg, NULL, {0}, 0};
+	enum registry_error err;
+	uint64_t id;
+	pthread_t t;
+
+	(void)state;
+	w.s = registry_subscribe(reg, "u", "d", &err);
+	id = registry_stream_id(w.s);
+	registry_hangup(reg, id + 1000); /* no such stream: harmless */
+	pthread_create(&t, NULL, waiter_main, &w);
+	registry_hangup(reg, id);
+	pthread_join(t, NULL);
+	assert_int_equal(w.wakes[w.n - 1], REGISTRY_GONE);
+	registry_unsubscribe(reg, w.s);
+	/* The id of an ended stream is harmless too. */
+	registry_hangup(reg, id);
+	registry_free(reg);
+}
+
+/* A stream more than queue_messages behind is closed; others go on. */
+static void
+test_registry_overflow(void **state)
+{
+	struct registry *reg = new_registry(0, 4);
+	struct registry_stream *slow, *fast;
+	struct registry_batch b;
+	struct registry_stats st;
+	enum registry_error err;
+	char frame[16];
+
+	(void)state;
+	slow = registry_subscribe(reg, "u", "d", &err);
+	fast = registry_subscribe(reg, "u", "d", &err);
+	for (int i = 0; i < 4; i++) {
+		snprintf(frame, sizeof(frame), "%d", i);
+		publish_str(reg, "u", "d", frame, &err);
+		assert_int_equal(
+		    registry_wait(reg, fast, FAR, &b), REGISTRY_MESSAGES);
+		registry_batch_release(&b);
+	}
+	/* Exactly at the limit: still fine. */
+	registry_stats(reg, &st);
+	assert_int_equal(st.overflows, 0);
+	publish_str(reg, "u", "d", "4", &err);
+	registry_stats(reg, &st);
+	assert_int_equal(st.overflows, 1);
+	assert_int_equal(registry_wait(reg, slow, FAR, &b), REGISTRY_OVERFLOW);
+	assert_int_equal(registry_wait(reg, fast, FAR, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 1);
+	registry_batch_release(&b);
+	registry_unsubscribe(reg, slow);
+	registry_unsubscribe(reg, fast);
+	registry_free(reg);
+}
+
+static void
+test_registry_byte_overflow(void **state)
+{
+	struct registry_limits l = {0, 0, 10};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *s;
+	struct registry_batch b;
+	enum registry_error err;
+
+	(void)state;
+	s = registry_subscribe(reg, "u", "d", &err);
+	publish_str(reg, "u", "d", "0123456789", &err); /* 10 bytes: ok */
+	publish_str(reg, "u", "d", "x", &err);          /* 11: over */
+	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_OVERFLOW);
+	registry_unsubscribe(reg, s);
+	registry_free(reg);
+}
+
+static void
+test_registry_max_streams(void **state)
+{
+	struct registry *reg = new_registry(2, 0);
+	struct registry_stream *a, *b;
+	enum registry_error err;
+
+	(void)state;
+	a = registry_subscribe(reg, "u", "1", &err);
+	b = registry_subscribe(reg, "u", "2", &err);
+	assert_non_null(b);
+	assert_null(registry_subscribe(reg, "u", "3", &err));
+	assert_int_equal(err, REGISTRY_FULL);
+	registry_unsubscribe(reg, a);
+	a = registry_subscribe(reg, "u", "3", &err);
+	assert_non_null(a);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_free(reg);
+}
+
+struct churn {
+	struct registry *reg;
+	int id;
+};
+
+static void *
+churn_main(void *arg)
+{
+	struct churn *c = arg;
+	enum registry_error err;
+	struct registry_batch b;
+	char dev[16];
+
+	snprintf(dev, sizeof(dev), "d%d", c->id % 3);
+	for (int i = 0; i < 2000; i++) {
+		struct registry_stream *s =
+		    registry_subscribe(c->reg, "u", dev, &err);
+
+		publish_str(c->reg, "u", dev, "x", &err);
+		registry_wait(c->reg, s, 0, &b);
+		registry_batch_release(&b);
+		registry_hangup(c->reg, registry_stream_id(s) + 1);
+		registry_unsubscribe(c->reg, s);
+	}
+	return NULL;
+}
+
+/* Subscribe, publish and leave from many threads at once (for TSan). */
+static void
+test_registry_churn(void **state)
+{
+	struct registry *reg = new_registry(0, 0);
+	struct registry_stats st;
+	struct churn c[6];
+	pthread_t t[6];
+
+	(void)state;
+	for (int i = 0; i < 6; i++) {
+		c[i] = (struct churn){reg, i};
+		pthread_create(&t[i], NULL, churn_main, &c[i]);
+	}
+	for (int i = 0; i < 6; i++)
+		pthread_join(t[i], NULL);
+	registry_stats(reg, &st);
+	assert_int_equal(st.streams + st.devices + st.users, 0);
+	assert_true(st.published > 0);
+	registry_free(reg);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_registry_basic),
+	    cmocka_unit_test(test_registry_two_streams),
+	    cmocka_unit_test(test_registry_ordering_threads),
+	    cmocka_unit_test(test_registry_close_wakes),
+	    cmocka_unit_test(test_registry_close_delivers_pending),
+	    cmocka_unit_test(test_registry_hangup),
+	    cmocka_unit_test(test_registry_overflow),
+	    cmocka_unit_test(test_registry_byte_overflow),
+	    cmocka_unit_test(test_registry_max_streams),
+	    cmocka_unit_test(test_registry_churn),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

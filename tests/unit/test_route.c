@@ -1,0 +1,120 @@
+/* Unit tests for route: paths, methods and id decoding, table-driven. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "route.h"
+
+static const struct {
+	const char *method;
+	const char *uri;
+	enum route_result res;
+	enum route_id id;
+	const char *user;
+	const char *device;
+} route_cases[] = {
+    {"GET", "/subscribe/bob/device/phone", ROUTE_OK, ROUTE_SUBSCRIBE, "bob",
+        "phone"},
+    {"GET", "/subscribe/bob/device/phone?lastEventId=3", ROUTE_OK,
+        ROUTE_SUBSCRIBE, "bob", "phone"},
+    {"GET", "/user/bob/devices", ROUTE_OK, ROUTE_DEVICES, "bob", NULL},
+    {"POST", "/user/bob/device/phone", ROUTE_OK, ROUTE_POST, "bob", "phone"},
+    {"POST", "/user/a%2Fb/device/caf%C3%A9", ROUTE_OK, ROUTE_POST, "a/b",
+        "caf\xc3\xa9"},
+    {"POST", "/user/a+b/device/x%20y", ROUTE_OK, ROUTE_POST, "a+b", "x y"},
+    {"GET", "/healthz", ROUTE_OK, ROUTE_HEALTH, NULL, NULL},
+    {"OPTIONS", "/user/bob/device/phone", ROUTE_OK, ROUTE_POST, "bob", "phone"},
+    {"POST", "/subscribe/bob/device/phone", ROUTE_BAD_METHOD, ROUTE_SUBSCRIBE,
+        NULL, NULL},
+    {"GET", "/user/bob/device/phone", ROUTE_BAD_METHOD, ROUTE_POST, NULL, NULL},
+    {"DELETE", "/user/bob/devices", ROUTE_BAD_METHOD, ROUTE_DEVICES, NULL,
+        NULL},
+    {"HEAD", "/healthz", ROUTE_BAD_METHOD, ROUTE_HEALTH, NULL, NULL},
+    {"GET", "/", ROUTE_NOT_FOUND, ROUTE_NONE, NULL, NULL},
+    {"GET", "/user/bob/devices/", ROUTE_NOT_FOUND, ROUTE_NONE, NULL, NULL},
+    {"GET", "/users/bob/devices", ROUTE_NOT_FOUND, ROUTE_NONE, NULL, NULL},
+    {"GET", "/subscribe/a/device/b/c", ROUTE_NOT_FOUND, ROUTE_NONE, NULL, NULL},
+    {"GET", "/a/b/c/d/e/f", ROUTE_NOT_FOUND, ROUTE_NONE, NULL, NULL},
+    {"GET", "relative", ROUTE_NOT_FOUND, ROUTE_NONE, NULL, NULL},
+    {"GET", "/user//devices", ROUTE_BAD_ID, ROUTE_DEVICES, NULL, NULL},
+    {"GET", "/user/%0A/devices", ROUTE_BAD_ID, ROUTE_DEVICES, NULL, NULL},
+    {"GET", "/user/%00/devices", ROUTE_BAD_ID, ROUTE_DEVICES, NULL, NULL},
+    {"GET", "/user/%C3%28/devices", ROUTE_BAD_ID, ROUTE_DEVICES, NULL, NULL},
+    {"GET", "/user/%zz/devices", ROUTE_BAD_ESCAPE, ROUTE_DEVICES, NULL, NULL},
+    {"POST", "/user/bob/device/%", ROUTE_BAD_ESCAPE, ROUTE_POST, NULL, NULL},
+};
+
+static void
+test_route_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(route_cases) / sizeof(route_cases[0]);
+	     i++) {
+		struct route r;
+		enum route_result res =
+		    route_match(route_method_parse(route_cases[i].method),
+		        route_cases[i].uri, 256, &r);
+
+		assert_int_equal(res, route_cases[i].res);
+		assert_int_equal(r.id, route_cases[i].id);
+		if (route_cases[i].user)
+			assert_string_equal(r.user, route_cases[i].user);
+		else if (res == ROUTE_OK && r.id == ROUTE_HEALTH)
+			assert_null(r.user);
+		if (route_cases[i].device)
+			assert_string_equal(r.device, route_cases[i].device);
+		route_clear(&r);
+	}
+}
+
+static void
+test_route_id_limit(void **state)
+{
+	char uri[1024], id[300];
+	struct route r;
+
+	(void)state;
+	memset(id, 'u', sizeof(id));
+	/* Exactly max_id bytes is fine; one more is not. */
+	snprintf(uri, sizeof(uri), "/user/%.*s/devices", 10, id);
+	assert_int_equal(route_match(METHOD_GET, uri, 10, &r), ROUTE_OK);
+	assert_int_equal(r.user_len, 10);
+	route_clear(&r);
+	snprintf(uri, sizeof(uri), "/user/%.*s/devices", 11, id);
+	assert_int_equal(route_match(METHOD_GET, uri, 10, &r), ROUTE_BAD_ID);
+	/* The limit counts decoded bytes: "%C3%A9" is 2 bytes, not 6. */
+	assert_int_equal(
+	    route_match(METHOD_GET,
+	        "/user/%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9/devices", 10, &r),
+	    ROUTE_OK);
+	assert_int_equal(r.user_len, 10);
+	route_clear(&r);
+}
+
+static void
+test_route_allow(void **state)
+{
+	(void)state;
+	assert_string_equal(route_allow(ROUTE_POST), "POST, OPTIONS");
+	assert_string_equal(route_allow(ROUTE_SUBSCRIBE), "GET, OPTIONS");
+	assert_int_equal(route_method_parse(NULL), METHOD_OTHER);
+	assert_int_equal(route_method_parse("get"), METHOD_OTHER);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_route_table),
+	    cmocka_unit_test(test_route_id_limit),
+	    cmocka_unit_test(test_route_allow),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

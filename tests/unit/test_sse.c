@@ -1,0 +1,131 @@
+/* Unit tests for sse: the framer, judged by a spec-conformant parser. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "sse.h"
+#include "sse_parser.h"
+
+struct sse_case {
+	const char *data;
+	size_t len;       /* 0: strlen(data) */
+	const char *want; /* what e.data must be */
+};
+
+static const struct sse_case sse_cases[] = {
+    {"hello", 0, "hello"},
+    {"a\nb", 0, "a\nb"},
+    {"a\rb", 0, "a\nb"},
+    {"a\r\nb", 0, "a\nb"},
+    {"a\n", 0, "a\n"},
+    {"a\r", 0, "a\n"},
+    {"a\r\n", 0, "a\n"},
+    {"\n", 0, "\n"},
+    {"\n\n", 0, "\n\n"},
+    {"a\n\nb", 0, "a\n\nb"},
+    {"a\r\r\nb", 0, "a\n\nb"},
+    {"a\n\rb", 0, "a\n\nb"},
+    {" leading space", 0, " leading space"},
+    {"  two", 0, "  two"},
+    {":not a comment", 0, ":not a comment"},
+    {"x\n\nevent: evil\ndata: pwned", 0, "x\n\nevent: evil\ndata: pwned"},
+    {"x\r\rid: 666\rretry: 1", 0, "x\n\nid: 666\nretry: 1"},
+    {"caf\xc3\xa9 \xf0\x9f\x98\x80", 0, "caf\xc3\xa9 \xf0\x9f\x98\x80"},
+    {"nul\0inside", 10, "nul\0inside"},
+};
+
+static void
+test_sse_roundtrip(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(sse_cases) / sizeof(sse_cases[0]); i++) {
+		const struct sse_case *c = &sse_cases[i];
+		size_t len = c->len ? c->len : strlen(c->data);
+		size_t want_len = c->len ? c->len : strlen(c->want);
+		struct buf out = {0};
+		struct sse_parser p;
+
+		sse_format_event(&out, NULL, NULL, c->data, len);
+		sse_parse(&p, out.data, out.len);
+		/* Exactly one event, whatever the data held. */
+		assert_int_equal(p.n, 1);
+		assert_string_equal(p.events[0].type, "message");
+		assert_int_equal(p.events[0].data.len, want_len);
+		assert_memory_equal(p.events[0].data.data, c->want, want_len);
+		assert_string_equal(p.last_id, "");
+		assert_int_equal(p.retry, -1);
+		sse_parser_free(&p);
+		buf_free(&out);
+	}
+}
+
+static void
+test_sse_event_and_id(void **state)
+{
+	struct buf out = {0};
+	struct sse_parser p;
+
+	(void)state;
+	sse_format_event(&out, "7-42", "offer", "v=0\r\no=-", 8);
+	sse_format_event(&out, NULL, NULL, "second", 6);
+	sse_parse(&p, out.data, out.len);
+	assert_int_equal(p.n, 2);
+	assert_string_equal(p.events[0].type, "offer");
+	assert_string_equal(p.events[0].data.data, "v=0\no=-");
+	assert_string_equal(p.events[0].id, "7-42");
+	assert_string_equal(p.events[1].type, "message");
+	assert_string_equal(p.events[1].data.data, "second");
+	sse_parser_free(&p);
+	buf_free(&out);
+}
+
+static void
+test_sse_exact_bytes(void **state)
+{
+	struct buf out = {0};
+
+	(void)state;
+	sse_format_event(&out, NULL, "ice", "a\r\nb", 4);
+	assert_string_equal(out.data, "event: ice\ndata: a\ndata: b\n\n");
+	buf_reset(&out);
+	sse_format_comment(&out, NULL);
+	assert_string_equal(out.data, ":\n\n");
+	buf_reset(&out);
+	sse_format_comment(&out, "hi");
+	assert_string_equal(out.data, ": hi\n\n");
+	buf_free(&out);
+}
+
+static void
+test_sse_comment_and_retry_dispatch_nothing(void **state)
+{
+	struct buf out = {0};
+	struct sse_parser p;
+
+	(void)state;
+	sse_format_comment(&out, "beep");
+	sse_format_retry(&out, 2500);
+	sse_parse(&p, out.data, out.len);
+	assert_int_equal(p.n, 0);
+	assert_int_equal(p.comments, 1);
+	assert_int_equal(p.retry, 2500);
+	sse_parser_free(&p);
+	buf_free(&out);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_sse_roundtrip),
+	    cmocka_unit_test(test_sse_event_and_id),
+	    cmocka_unit_test(test_sse_exact_bytes),
+	    cmocka_unit_test(test_sse_comment_and_retry_dispatch_nothing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
