@@ -394,8 +394,11 @@ server_write_head(
 	struct buf head = {0};
 	int rc;
 
-	buf_printf(&head, "Status: %d %s\r\n", http_status_code[resp->status],
-	    http_status_text[resp->status]);
+	/* 200 is the CGI default; some fronts pass a Status line through. */
+	if (resp->status != HTTP_200)
+		buf_printf(&head, "Status: %d %s\r\n",
+		    http_status_code[resp->status],
+		    http_status_text[resp->status]);
 	buf_append(&head, resp->headers.data, resp->headers.len);
 	if (with_length)
 		buf_printf(&head, "Content-Length: %zu\r\n", resp->body.len);

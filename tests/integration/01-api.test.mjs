@@ -203,3 +203,19 @@ test('ids with %2F, spaces and UTF-8 are one segment each', T, async () => {
 	assert.equal((await s.nextEvent()).data, 'slash ok');
 	s.close();
 });
+
+test('a query string (e.g. a token) does not change the route', T, async () => {
+	const c = h.stack.client();
+	const u = uid('user'), d = uid('dev');
+	const s = await h.stack.open(`/subscribe/${u}/device/${d}?token=abc&x=1`);
+	assert.equal(s.status, 200, await (s.status === 200 ? '' : s.text()));
+	await s.waitComments(1);
+	const l = await c.get(`/user/${u}/devices?t=1`);
+	assert.equal(l.status, 200, l.text);
+	assert.deepEqual(l.json(), [d], 'device listed under its id, no query');
+	const r = await c.postJson(`/user/${u}/device/${d}?token=abc`,
+	    { data: 'with query' });
+	assert.equal(r.status, 200, r.text);
+	assert.equal((await s.nextEvent()).data, 'with query');
+	s.close();
+});

@@ -120,3 +120,26 @@ test('JSON values with breaks inside strings are compact and one message', T,
 	assert.deepEqual(JSON.parse(ev.data), value);
 	s.close();
 });
+
+test('NUL in the data: refused (400) or delivered whole, never cut', T,
+    async () => {
+	const c = h.stack.client();
+	const u = uid('user'), d = uid('dev');
+	const s = await h.stack.subscribe(u, d);
+	const want = 'a\u0000b';
+	let delivered = 0;
+	for (const r of [await c.postJson(postPath(u, d), '{"data":"a\\u0000b"}'),
+	    await c.postForm(postPath(u, d), 'data=a%00b')]) {
+		assert.ok(r.status === 200 || r.status === 400,
+		    `NUL: ${r.status} ${r.text}`);
+		if (r.status === 200) {
+			delivered++;
+			assert.equal((await s.nextEvent()).data, want);
+		}
+	}
+	assert.equal((await c.postJson(postPath(u, d), { data: 'end' })).status,
+	    200);
+	assert.equal((await s.nextEvent()).data, 'end');
+	assert.equal(s.received, delivered + 1);
+	s.close();
+});

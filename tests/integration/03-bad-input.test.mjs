@@ -135,6 +135,23 @@ describe('small limits (BEEP_MAX_BODY=1024, BEEP_MAX_ID=16)', () => {
 		s.close();
 	});
 
+	test('400: JSON nested past the depth limit; moderate depth works', T,
+	    async () => {
+		const c = h.stack.client();
+		const u = sid(), d = sid();
+		const s = await h.stack.subscribe(u, d);
+		const nest = (n) => '['.repeat(n) + ']'.repeat(n);
+		let r = await c.postJson(postPath(u, d), `{"data":${nest(8)}}`);
+		assert.equal(r.status, 200, r.text);
+		assert.equal((await s.nextEvent()).data, nest(8));
+		for (const n of [200, 490]) {
+			r = await c.postJson(postPath(u, d), `{"data":${nest(n)}}`);
+			assertError(r, 400, `nesting ${n}`);
+		}
+		assert.equal(s.received, 1);
+		s.close();
+	});
+
 	test('404: POST to a device without a live stream', T, async () => {
 		const c = h.stack.client();
 		const u = sid();
@@ -148,7 +165,7 @@ describe('small limits (BEEP_MAX_BODY=1024, BEEP_MAX_ID=16)', () => {
 		s.close();
 	});
 
-	test('415: other or missing content types', T, async () => {
+	test('415: other content types; media types case-insensitive', T, async () => {
 		const c = h.stack.client();
 		const u = sid(), d = sid();
 		const s = await h.stack.subscribe(u, d);
@@ -161,15 +178,34 @@ describe('small limits (BEEP_MAX_BODY=1024, BEEP_MAX_ID=16)', () => {
 			});
 			assertError(r, 415, `Content-Type ${ct}`);
 		}
-		const none = await c.request('POST', p, { body: '{"data":"x"}' });
-		assertError(none, 415, 'no Content-Type');
-		// Case-insensitive media type, with parameters.
-		const ok = await c.request('POST', p, {
-			headers: { 'Content-Type': 'Application/JSON; charset=UTF-8' },
-			body: '{"data":"case"}',
-		});
-		assert.equal(ok.status, 200, ok.text);
-		assert.equal((await s.nextEvent()).data, 'case');
+		// Case-insensitive media types, with parameters (browsers and
+		// jQuery send a charset with form posts too).
+		for (const [ct, body, want] of [
+			['Application/JSON; charset=UTF-8', '{"data":"case"}', 'case'],
+			['application/json;charset=utf-8', '{"data":"nospace"}', 'nospace'],
+			['application/x-www-form-urlencoded; charset=UTF-8', 'data=jq', 'jq'],
+			['Application/X-WWW-Form-Urlencoded', 'data=upper', 'upper'],
+		]) {
+			const ok = await c.request('POST', p,
+			    { headers: { 'Content-Type': ct }, body });
+			assert.equal(ok.status, 200, `${ct}: ${ok.status} ${ok.text}`);
+			assert.equal((await s.nextEvent()).data, want, ct);
+		}
+		s.close();
+	});
+
+	test('415: no Content-Type at all', T, async () => {
+		// Caddy's fastcgi transport passes CONTENT_TYPE as
+		// application/x-www-form-urlencoded when the request has none;
+		// only the absence of HTTP_CONTENT_TYPE tells the backend.
+		const c = h.stack.client();
+		const u = sid(), d = sid();
+		const s = await h.stack.subscribe(u, d);
+		for (const body of ['{"data":"x"}', 'data=x']) {
+			const none = await c.request('POST', postPath(u, d), { body });
+			assertError(none, 415, `no Content-Type, body ${body}`);
+		}
+		assert.equal(s.received, 0);
 		s.close();
 	});
 

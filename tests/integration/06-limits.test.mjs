@@ -7,7 +7,7 @@ import { useStack, uid, postPath, subPath, poll } from './harness.mjs';
 
 const h = useStack({ before, after },
     { env: { BEEP_MAX_STREAMS: '3', BEEP_KEEPALIVE: '1' } });
-const T = { timeout: 30000 };
+const T = { timeout: 60000 };
 
 async function expect503(stack, u, d) {
 	// The hang guard is the only timing here: 503 must be an answer, not
@@ -52,7 +52,7 @@ test('past BEEP_MAX_STREAMS: 503 + Retry-After; the rest still works', T,
 	// One leaves; once the backend noticed, a new subscribe succeeds.
 	open[1].close();
 	await poll(async () => (await c.health()).streams === 2,
-	    { timeout: 10000, what: 'streams == 2' });
+	    { timeout: 15000, what: 'streams == 2' });
 	const fresh = await h.stack.subscribe(u, 'fresh');
 	assert.equal(fresh.status, 200);
 	let r = await c.postJson(postPath(u, 'fresh'), { data: 'in' });
@@ -68,7 +68,7 @@ test('past BEEP_MAX_STREAMS: 503 + Retry-After; the rest still works', T,
 	for (const s of [open[0], open[2], fresh])
 		s.close();
 	await poll(async () => (await c.health()).streams === 0,
-	    { timeout: 10000, what: 'streams == 0' });
+	    { timeout: 15000, what: 'streams == 0' });
 });
 
 test('the limit is reusable: fill, drain, fill again', T, async () => {
@@ -82,6 +82,6 @@ test('the limit is reusable: fill, drain, fill again', T, async () => {
 		for (const s of open)
 			s.close();
 		await poll(async () => (await c.health()).streams === 0,
-		    { timeout: 10000, what: 'streams == 0' });
+		    { timeout: 15000, what: 'streams == 0' });
 	}
 });

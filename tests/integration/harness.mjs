@@ -573,25 +573,31 @@ class Stack {
 			stdio: ['ignore', 'pipe', 'pipe'],
 		}));
 		this.backend = child;
-		let sawReady;
-		const ready = new Promise((resolve) => { sawReady = resolve; });
+		this.ready = new Promise((resolve) => { this.sawReady = resolve; });
 		lineCollector(child.stderr, this.backendLog, 'beep', (line) => {
 			if (/\bready\b/.test(line))
-				sawReady(true);
+				this.sawReady(true);
 		});
 		lineCollector(child.stdout, this.backendStdout, 'beep-out');
-		const spawnErr = new Promise((_, reject) =>
+		this.spawnFailed = new Promise((_, reject) =>
 		    child.once('error', (e) => reject(e)));
-		const exited = child.exited.then((info) => {
+		this.spawnFailed.catch(() => {});
+		await this.waitReady();
+	}
+
+	async waitReady() {
+		const exited = this.backend.exited.then((info) => {
 			throw new Error(`backend exited before ready: ` +
-			    `${JSON.stringify(info)}\n${this.backendLog.join('\n')}`);
+			    `${JSON.stringify(info)}`);
 		});
 		try {
-			await withTimeout(Promise.race([ready, spawnErr, exited]),
-			    READY_GUARD);
+			await withTimeout(Promise.race([this.ready, this.spawnFailed,
+			    exited]), READY_GUARD);
 		} catch (e) {
 			e.message += `\nbackend stderr:\n${this.backendLog.join('\n')}`;
 			throw e;
+		} finally {
+			exited.catch(() => {});
 		}
 	}
 
@@ -720,14 +726,14 @@ class Stack {
 
 	// Problems in the backend's stderr: sanitizer reports, error-level lines
 	// not matching `allowErrors`, lines not in the log format.
-	logProblems({ allowErrors = [] } = {}) {
+	logProblems({ allowErrors = [], ignoreLines = [] } = {}) {
 		const problems = [];
 		for (const line of this.backendLog) {
 			if (SANITIZER_RE.test(line)) {
 				problems.push(`sanitizer: ${line}`);
 				continue;
 			}
-			if (line.trim() === '')
+			if (line.trim() === '' || ignoreLines.some((re) => re.test(line)))
 				continue;
 			const m = LOG_LINE_RE.exec(line);
 			if (!m) {
@@ -778,7 +784,8 @@ function streamsClosed(child) {
 	})));
 }
 
-// Starts backend + Caddy. opts: { env: {BEEP_...}, args: [...], caddy: true }.
+// Starts backend + Caddy. opts: { env: {BEEP_...}, args: [...], caddy: true,
+// check: { allowErrors: [RegExp], ignoreLines: [RegExp], checkExit } }.
 // With `t` (a TestContext), or from a suite via useStack(), cleanup and the
 // log check are registered automatically.
 export async function startStack(opts = {}, t) {
@@ -821,4 +828,39 @@ export function uid(prefix = 'u') {
 export function sid() {
 	return (process.pid % 1296).toString(36).padStart(2, '0') +
 	    (++uniq).toString(36) + Math.random().toString(36).slice(2, 6);
+}
+
+// Runs the backend binary once with `args` (no --listen added) in a temp dir
+// and collects its output. A backend that logs `ready` (it started although
+// it should not have) is stopped at once. Resolves
+// { code, signal, stdout, stderr, sawReady, dir }; the temp dir is removed.
+export async function runBinary(args, { env = {}, timeout = 10000 } = {}) {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-cli-'));
+	liveDirs.add(dir);
+	const clean = {};
+	for (const [k, v] of Object.entries(process.env))
+		if (!k.startsWith('BEEP_') && k !== 'LISTEN_FDS' && k !== 'LISTEN_PID')
+			clean[k] = v;
+	const child = trackChild(spawn(BEEP_BIN, args.map((a) =>
+	    a.replaceAll('@DIR@', dir)), {
+		cwd: dir, env: { ...clean, ...env },
+		stdio: ['ignore', 'pipe', 'pipe'],
+	}));
+	const out = [], err = [];
+	let sawReady = false;
+	lineCollector(child.stdout, out, 'cli-out');
+	lineCollector(child.stderr, err, 'cli', (line) => {
+		if (/\bready\b/.test(line) && !sawReady) {
+			sawReady = true;
+			try { process.kill(child.pid, 'SIGTERM'); } catch { }
+		}
+	});
+	let exit = await withTimeout(child.exited, timeout, null);
+	if (!exit)
+		exit = await stopChild(child, 2000);
+	await withTimeout(streamsClosed(child), 2000, null);
+	rmSync(dir, { recursive: true, force: true });
+	liveDirs.delete(dir);
+	return { code: exit.code, signal: exit.signal, stdout: out.join('\n'),
+	    stderr: err.join('\n'), sawReady, dir };
 }

@@ -649,6 +649,7 @@ struct sub {
 	uint32_t index;    /* user * devices + device */
 	uint32_t sent_seq; /* last sequence number posted to it */
 	uint32_t max_seq;  /* highest sequence number received */
+	uint8_t inflight;  /* a post to it awaits its answer */
 };
 
 struct pub {
@@ -1107,21 +1108,51 @@ msg_data(char *p, uint64_t g, uint32_t sub, uint32_t seq, uint64_t t)
 	return n;
 }
 
+/*
+ * Picks a random subscribed device with no post awaiting an answer: the
+ * order of two posts is only defined when the second is sent after the
+ * first was answered. Returns its index, or -1 when every one is busy.
+ */
+static int64_t
+pick_target(void)
+{
+	uint32_t k, si;
+
+	for (k = 0; k < 8 + G.nready; k++) {
+		if (k < 8)
+			si = G.ready[rng_next() % G.nready];
+		else
+			si = G.ready[(k - 8) % G.nready];
+		if (!G.subs[si].inflight && G.subs[si].c.state == CS_READY)
+			return si;
+	}
+	return -1;
+}
+
 static void pub_failed(struct pub *);
 
-/* Sends the next message on an idle publisher connection. */
-static void
+/*
+ * Sends the next message on an idle publisher connection. Returns 0, or
+ * -1 when every device has a post in flight (nothing was sent).
+ */
+static int
 pub_send(struct pub *pb, uint64_t now)
 {
 	char *data = G.scratch, *body = G.body;
-	uint64_t g = G.next_msg++;
 	uint32_t si, u, d;
 	struct sub *s;
 	size_t dn, bn, i;
+	int64_t target;
+	uint64_t g;
 	int hn;
 
-	si = G.ready[rng_next() % G.nready];
+	target = pick_target();
+	if (target < 0)
+		return -1;
+	si = (uint32_t)target;
 	s = &G.subs[si];
+	s->inflight = 1;
+	g = G.next_msg++;
 	u = si / G.o.devices;
 	d = si % G.o.devices;
 	if (g == G.phase_first)
@@ -1170,6 +1201,7 @@ pub_send(struct pub *pb, uint64_t now)
 	http_reset(&pb->c.http);
 	if (conn_send(&pb->c, G.req, (size_t)hn + bn) == -1)
 		pub_failed(pb);
+	return 0;
 }
 
 static void
@@ -1178,6 +1210,7 @@ pub_answered(uint64_t g, unsigned status, uint64_t now)
 	struct msg *m = &G.msgs[g];
 
 	m->status = (uint16_t)status;
+	G.subs[m->sub].inflight = 0;
 	if (status != 0)
 		m->rtt_ns = now - m->send_ns;
 	G.phase_answered++;
@@ -1436,7 +1469,8 @@ step(uint64_t now)
 			}
 		}
 		/* One request outstanding per connection. */
-		pub_send(pb, now);
+		if (pub_send(pb, now) == -1)
+			break;
 		now = now_ns();
 	}
 	if (G.phase_answered >= G.phase_end - G.phase_first) {

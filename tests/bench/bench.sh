@@ -1,0 +1,464 @@
+#!/usr/bin/env bash
+# make bench: beep-signal behind Caddy, beep-signal behind nginx (FastCGI
+# keep-alive, conf/nginx.conf) and Nchan, one after another, through the
+# same scenarios with the same load generator on this machine's loopback.
+#
+# Writes bench/results/<UTC date-time>.json and .png (gnuplot: latency
+# percentiles per system and scenario), prints one Markdown table with
+# ratios against Nchan and the issue's targets, met or not.
+#
+# Each (system, scenario) run starts its servers afresh, so memory figures
+# are those of a fresh process; servers are stopped by pid and the temp
+# directory removed on every exit path.
+#
+# Environment:
+#   BEEP_BIN          backend binary (build/beep-signal)
+#   LOADGEN           load generator (build/loadgen)
+#   BENCH_SYSTEMS     subset of "caddy nginx nchan"
+#   BENCH_SCENARIOS   subset of "S1 S2 S4 S3"
+#   BENCH_REPEAT      runs per (system, scenario); the median run is kept (3)
+#   BENCH_OUT         results directory (bench/results)
+#   BENCH_CADDYFILE   Caddyfile (Caddyfile at the root)
+#   BENCH_NGINX_CONF  beep-signal's nginx server block (conf/nginx.conf)
+#   BENCH_NGINX_WORKERS  nginx worker_processes for both nginx systems (1)
+#   BENCH_NGINX_KEEPALIVE  override the upstream keepalive of conf/nginx.conf
+#   BENCH_PERF        1: perf record the backend during S1 (perf.data kept
+#                     in BENCH_OUT)
+#   BEEP_*            passed to the backend (e.g. BEEP_MIN_IDLE)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE="$ROOT/tests/bench"
+BEEP_BIN=${BEEP_BIN:-$ROOT/build/beep-signal}
+LOADGEN=${LOADGEN:-$ROOT/build/loadgen}
+SYSTEMS=${BENCH_SYSTEMS:-caddy nginx nchan}
+SCENARIOS=${BENCH_SCENARIOS:-S1 S2 S4 S3}
+REPEAT=${BENCH_REPEAT:-3}
+OUT=${BENCH_OUT:-$ROOT/bench/results}
+CADDYFILE=${BENCH_CADDYFILE:-$ROOT/Caddyfile}
+NGINX_CONF=${BENCH_NGINX_CONF:-$ROOT/conf/nginx.conf}
+NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
+NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
+
+# The scenarios (issue 3), plus S4: the targets' latency point.
+declare -A DESC=(
+	[S1]="1,000 subscribers (100 x 10), 20,000 posts at max rate, 8 conns"
+	[S2]="1,000 subscribers, 2,000 posts/s for 10 s"
+	[S4]="1,000 subscribers, 500 posts/s for 10 s"
+	[S3]="9,000 subscribers (900 x 10), 10,000 posts at max rate"
+)
+declare -A ARGS=(
+	[S1]="--users 100 --devices 10 --posts 20000 --warmup 2000 --rate 0"
+	[S2]="--users 100 --devices 10 --posts 20000 --warmup 1000 --rate 2000"
+	[S4]="--users 100 --devices 10 --posts 5000 --warmup 500 --rate 500"
+	[S3]="--users 900 --devices 10 --posts 10000 --warmup 1000 --rate 0 --settle 2000"
+)
+COMMON="--conns 8 --timeout 150 --drain 5000 --quiet"
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+# --- dependencies (Debian packages) ---------------------------------------
+need=()
+command -v caddy >/dev/null || need+=(caddy)
+command -v nginx >/dev/null || need+=(nginx)
+[ -e "$NCHAN_MODULE" ] || need+=(libnginx-mod-nchan)
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+command -v jq >/dev/null || need+=(jq)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+	[ "$(id -u)" -eq 0 ] || die "missing: ${need[*]} (apt-get install them)"
+	log "installing ${need[*]}"
+	apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends "${need[@]}" >/dev/null
+fi
+[ -x "$BEEP_BIN" ] || die "no backend at $BEEP_BIN (make)"
+[ -x "$LOADGEN" ] || die "no load generator at $LOADGEN (make build/loadgen)"
+[ -f "$CADDYFILE" ] || die "no Caddyfile at $CADDYFILE"
+[ -f "$NGINX_CONF" ] || die "no nginx config at $NGINX_CONF"
+
+# Everything started here may use as many files as the hard limit allows.
+ulimit -n "$(ulimit -Hn)"
+
+# --- processes and clean-up -------------------------------------------------
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/beep-bench.XXXXXX")
+PIDS=()
+
+# Stops the given pids: SIGTERM, then SIGKILL after 5 s.
+stop_pids() {
+	local p i
+	for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+	for i in $(seq 50); do
+		local alive=0
+		for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ $alive -eq 0 ] && break
+		sleep 0.1
+	done
+	for p in "$@"; do
+		if kill -0 "$p" 2>/dev/null; then
+			log "pid $p ignored SIGTERM: killing it"
+			kill -KILL "$p" 2>/dev/null || true
+		fi
+	done
+	for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	[ ${#PIDS[@]} -gt 0 ] && stop_pids "${PIDS[@]}"
+	rm -rf "$TMP"
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { "$LOADGEN" --free-port; }
+
+# Waits until a command succeeds (10 s), while pid $1 lives.
+wait_for() {
+	local pid=$1 what=$2 i
+	shift 2
+	for i in $(seq 200); do
+		"$@" >/dev/null 2>&1 && return 0
+		kill -0 "$pid" 2>/dev/null || { log "$what exited"; return 1; }
+		sleep 0.05
+	done
+	log "$what not ready after 10 s"
+	return 1
+}
+
+healthz() { curl -fsS -m 2 "http://127.0.0.1:$PORT/healthz"; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+
+# A fresh run directory per run; sets PORT, RUN, BACKEND_PID, FRONT_PID,
+# PIDS_ARG (for the load generator) and STARTED (pids to stop).
+start_backend() {
+	BEEP_LOG_LEVEL=${BEEP_LOG_LEVEL:-warn} "$BEEP_BIN" \
+	    --listen "unix:$RUN/beep.sock" >"$RUN/backend.log" 2>&1 &
+	BACKEND_PID=$!
+	STARTED+=("$BACKEND_PID")
+	PIDS+=("$BACKEND_PID")
+	wait_for "$BACKEND_PID" backend test -S "$RUN/beep.sock"
+}
+
+start_caddy() {
+	mkdir -p "$RUN/home"
+	env SITE_ADDRESS=":$PORT" CADDY_BIND=127.0.0.1 CADDY_ADMIN=off \
+	    BEEP_SOCKET="$RUN/beep.sock" HOME="$RUN/home" \
+	    XDG_DATA_HOME="$RUN/home/data" XDG_CONFIG_HOME="$RUN/home/config" \
+	    XDG_CACHE_HOME="$RUN/home/cache" \
+	    caddy run --config "$CADDYFILE" --adapter caddyfile \
+	    >"$RUN/front.log" 2>&1 &
+	FRONT_PID=$!
+	STARTED+=("$FRONT_PID")
+	PIDS+=("$FRONT_PID")
+	wait_for "$FRONT_PID" caddy healthz
+}
+
+# nginx with a generated main configuration around server block $1.
+start_nginx() {
+	local server=$1 module=$2 user=
+	mkdir -p "$RUN/nginx/tmp"
+	cp /etc/nginx/fastcgi_params "$RUN/nginx/fastcgi_params"
+	cp "$server" "$RUN/nginx/server.conf"
+	[ "$(id -u)" -eq 0 ] && user="user $(id -un) $(id -gn);"
+	cat >"$RUN/nginx/nginx.conf" <<-EOF
+	$module
+	$user
+	worker_processes $NGINX_WORKERS;
+	worker_rlimit_nofile $(ulimit -Hn);
+	pid $RUN/nginx/nginx.pid;
+	error_log $RUN/front.log warn;
+	events {
+		worker_connections $(( $(ulimit -Hn) - 100 ));
+	}
+	http {
+		access_log off;
+		keepalive_requests 1000000;
+		client_body_temp_path $RUN/nginx/tmp/body;
+		proxy_temp_path $RUN/nginx/tmp/proxy;
+		fastcgi_temp_path $RUN/nginx/tmp/fastcgi;
+		uwsgi_temp_path $RUN/nginx/tmp/uwsgi;
+		scgi_temp_path $RUN/nginx/tmp/scgi;
+		include server.conf;
+	}
+	EOF
+	nginx -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -g 'daemon off;' \
+	    >>"$RUN/front.log" 2>&1 &
+	FRONT_PID=$!
+	STARTED+=("$FRONT_PID")
+	PIDS+=("$FRONT_PID")
+	if [ -n "$module" ]; then
+		wait_for "$FRONT_PID" nginx port_open || return 1
+	else
+		wait_for "$FRONT_PID" nginx healthz || return 1
+	fi
+	wait_for "$FRONT_PID" "nginx workers" nginx_workers
+}
+
+# The nginx worker pids (what serves connections), comma-separated.
+nginx_workers() { pgrep -d, -P "$FRONT_PID" -f 'worker process'; }
+
+# conf/nginx.conf on our port and socket: the port in every `listen`, the
+# socket path in `server unix:`.
+beep_nginx_conf() {
+	sed -e "s#^\([[:space:]]*\)listen[[:space:]]\{1,\}1837;#\1listen 127.0.0.1:$PORT;#" \
+	    -e "/^[[:space:]]*listen[[:space:]]\{1,\}\[::\]/d" \
+	    -e "s#unix:/run/beep-signal/beep.sock#unix:$RUN/beep.sock#" \
+	    "$NGINX_CONF" >"$RUN/beep-nginx.conf"
+	if [ -n "${BENCH_NGINX_KEEPALIVE:-}" ]; then
+		sed -i "s#^\([[:space:]]*\)keepalive [0-9]*;#\1keepalive $BENCH_NGINX_KEEPALIVE;#" \
+		    "$RUN/beep-nginx.conf"
+	fi
+	grep -q "listen 127.0.0.1:$PORT;" "$RUN/beep-nginx.conf" ||
+	    die "$NGINX_CONF: no 'listen 1837;' line to rewrite"
+}
+
+start_system() {
+	local sys=$1
+	STARTED=()
+	PORT=$(free_port)
+	case $sys in
+	caddy)
+		start_backend && start_caddy || return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
+		STYLE=beep
+		;;
+	nginx)
+		beep_nginx_conf
+		start_backend && start_nginx "$RUN/beep-nginx.conf" "" ||
+		    return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
+		STYLE=beep
+		;;
+	nchan)
+		sed -e "s#listen 127.0.0.1:1837;#listen 127.0.0.1:$PORT;#" \
+		    "$HERE/nchan.conf" >"$RUN/nchan.conf"
+		start_nginx "$RUN/nchan.conf" "load_module $NCHAN_MODULE;" ||
+		    return 1
+		BACKEND_PID=
+		PIDS_ARG="backend=$(nginx_workers)"
+		STYLE=nchan
+		;;
+	esac
+	# Several nginx workers: name them backend, backend2, ...
+	PIDS_ARG=$(echo "$PIDS_ARG" | awk -F, '{
+		for (i = 1; i <= NF; i++) {
+			if ($i !~ /=/) { n[last]++; $i = last n[last] "=" $i }
+			else { split($i, kv, "="); last = kv[1] }
+		}
+		OFS = ","; $1 = $1; print }')
+}
+
+stop_system() {
+	[ ${#STARTED[@]} -gt 0 ] && stop_pids "${STARTED[@]}"
+	local keep=() p s
+	for p in "${PIDS[@]}"; do
+		for s in "${STARTED[@]}"; do [ "$p" = "$s" ] && continue 2; done
+		keep+=("$p")
+	done
+	PIDS=("${keep[@]+"${keep[@]}"}")
+	STARTED=()
+}
+
+# --- versions and machine ---------------------------------------------------
+ver() { "$@" 2>&1 | head -1 || true; }
+MACHINE=$(jq -n \
+    --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
+    --arg cores "$(nproc)" --arg kernel "$(uname -sr)" \
+    --arg mem "$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)" \
+    --arg os "$(. /etc/os-release && echo "$PRETTY_NAME")" \
+    --arg nofile "$(ulimit -Hn)" \
+    '{cpu:$cpu, cores:($cores|tonumber), kernel:$kernel, memory:$mem,
+      os:$os, nofile:($nofile|tonumber)}')
+VERSIONS=$(jq -n \
+    --arg beep "$(ver "$BEEP_BIN" --version)" \
+    --arg git "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo none)" \
+    --arg caddy "$(ver caddy version)" \
+    --arg nginx "$(ver nginx -v | sed 's/^nginx version: //')" \
+    --arg nchan "$(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo unknown)" \
+    '{beep_signal:$beep, git:$git, caddy:$caddy, nginx:$nginx,
+      nchan:$nchan}')
+
+# --- runs ---------------------------------------------------------------------
+RUNS="$TMP/runs.jsonl"
+: >"$RUNS"
+t0=$(date +%s)
+for sys in $SYSTEMS; do
+	for sc in $SCENARIOS; do
+		[ -n "${ARGS[$sc]:-}" ] || die "unknown scenario $sc"
+		for rep in $(seq "$REPEAT"); do
+			RUN="$TMP/$sys-$sc-$rep"
+			mkdir -p "$RUN"
+			if ! start_system "$sys"; then
+				log "$sys did not start; logs:"
+				tail -n 20 "$RUN"/*.log >&2 || true
+				exit 1
+			fi
+			perf_pid=
+			if [ "${BENCH_PERF:-0}" = 1 ] && [ "$sc" = S1 ] &&
+			    [ -n "$BACKEND_PID" ]; then
+				mkdir -p "$OUT"
+				perf record -g -o "$OUT/perf-$sys-$sc.data" \
+				    -p "$BACKEND_PID" >/dev/null 2>&1 &
+				perf_pid=$!
+				PIDS+=("$perf_pid")
+			fi
+			log "$sys $sc #$rep: ${DESC[$sc]}"
+			# shellcheck disable=SC2086
+			"$LOADGEN" --port "$PORT" --style "$STYLE" \
+			    --label "$sys-$sc" --pids "$PIDS_ARG" \
+			    ${ARGS[$sc]} $COMMON >"$RUN/loadgen.out" \
+			    2>"$RUN/loadgen.err" || true
+			[ -n "$perf_pid" ] && stop_pids "$perf_pid"
+			errors=$(grep -ciE ' (warn|error) ' \
+			    "$RUN/backend.log" 2>/dev/null || true)
+			stop_system
+			line=$(tail -n 1 "$RUN/loadgen.out")
+			if ! jq -e . >/dev/null 2>&1 <<<"$line"; then
+				log "$sys $sc: no result; loadgen said:"
+				cat "$RUN/loadgen.out" "$RUN/loadgen.err" >&2
+				exit 1
+			fi
+			sed '$d' "$RUN/loadgen.out" | sed -n '2,7p' >&2
+			jq -c --arg sys "$sys" --arg sc "$sc" \
+			    --argjson rep "$rep" --argjson err "${errors:-0}" \
+			    '{system:$sys, scenario:$sc, repeat:$rep,
+			      backend_log_problems:$err, result:.}' \
+			    <<<"$line" >>"$RUNS"
+		done
+	done
+done
+elapsed=$(( $(date +%s) - t0 ))
+
+# --- results ------------------------------------------------------------------
+mkdir -p "$OUT"
+stamp=$(date -u +%Y-%m-%dT%H-%M-%SZ)
+json="$OUT/$stamp.json"
+png="$OUT/$stamp.png"
+scen_json=$(for sc in $SCENARIOS; do
+	jq -n --arg id "$sc" --arg d "${DESC[$sc]}" \
+	    --arg a "${ARGS[$sc]} $COMMON" '{id:$id, description:$d, loadgen:$a}'
+done | jq -s .)
+
+# The summary keeps, per (system, scenario), the run with the median posts/s
+# (fixed-rate scenarios: the median p99).
+jq -s --argjson machine "$MACHINE" --argjson versions "$VERSIONS" \
+    --argjson scenarios "$scen_json" --arg date "$stamp" \
+    --argjson elapsed "$elapsed" --arg systems "$SYSTEMS" \
+    --arg nginx_workers "$NGINX_WORKERS" \
+    --arg env "$(env | grep -E '^(BEEP_|BENCH_)' | sort | tr '\n' ' ')" '
+def pick: sort_by(if .result.rate > 0 then .result.latency_ms.p99
+                  else .result.posts_per_s end) | .[(length / 2 | floor)];
+def rss($n): [.result.rss[] | select(.name | startswith($n))];
+def sum_per_sub($n): (rss($n) | map(.per_sub_kib) | add) // null;
+def sum_before($n): (rss($n) | map(.before_kib) | add) // null;
+{
+  date: $date, command: "make bench", env: $env, elapsed_s: $elapsed,
+  machine: $machine, versions: $versions, scenarios: $scenarios,
+  nginx_workers: ($nginx_workers | tonumber),
+  systems: {
+    caddy: "beep-signal behind Caddy (fastcgi transport, unix socket)",
+    nginx: "beep-signal behind nginx (conf/nginx.conf, FastCGI keep-alive)",
+    nchan: "Nchan (nginx module), same routes (tests/bench/nchan.conf)"
+  },
+  runs: .,
+  summary: (group_by(.system + " " + .scenario) | map(pick | {
+    system, scenario, ok: .result.ok,
+    posts_per_s: .result.posts_per_s,
+    latency_ms: .result.latency_ms, post_rtt_ms: .result.post_rtt_ms,
+    subscribers: .result.subscribers.ok,
+    lost: .result.lost, duplicated: .result.duplicated,
+    out_of_order: .result.out_of_order, corrupt: .result.corrupt,
+    post_errors: .result.post_errors,
+    backend_kib_per_sub: sum_per_sub("backend"),
+    front_kib_per_sub: sum_per_sub("front"),
+    backend_idle_kib: sum_before("backend"),
+    front_idle_kib: sum_before("front"),
+    backend_log_problems
+  }))
+}' "$RUNS" >"$json"
+
+# --- plot: one panel per scenario, latency by percentile, a line per system --
+dat="$TMP/plot"
+mkdir -p "$dat"
+for sc in $SCENARIOS; do
+	jq -r --arg sc "$sc" --arg systems "$SYSTEMS" '
+	    [.summary[] | select(.scenario == $sc)] as $r
+	    | ($systems | split(" ") | map(select(length > 0))) as $s
+	    | ["pct"] + $s, (["p50","p90","p99","p999","max"][] as $p
+	    | [if $p == "p999" then "p99.9" else $p end] +
+	      ($s | map(. as $x | ($r[] | select(.system == $x)
+	      | .latency_ms[$p]) // "NaN")))
+	    | @tsv' "$json" >"$dat/$sc.tsv"
+done
+nsc=$(echo "$SCENARIOS" | wc -w)
+cols=$(( nsc > 1 ? 2 : 1 )); rows=$(( (nsc + 1) / 2 ))
+{
+	echo "set terminal pngcairo size $((cols * 640)),$((rows * 420)) font 'sans,10'"
+	echo "set output '$png'"
+	echo "set multiplot layout $rows,$cols title 'Delivery latency (POST sent -> event received), $stamp'"
+	echo "set logscale y; set grid ytics mytics; set ylabel 'ms'"
+	echo "set key top left; set style data linespoints"
+	for sc in $SCENARIOS; do
+		echo "set title '$sc: ${DESC[$sc]}' noenhanced"
+		n=$(echo "$SYSTEMS" | wc -w)
+		plots=()
+		for i in $(seq 2 $((n + 1))); do
+			plots+=("'$dat/$sc.tsv' using $i:xtic(1) title columnheader($i) lw 2")
+		done
+		(IFS=,; echo "plot ${plots[*]}")
+	done
+	echo "unset multiplot"
+} >"$dat/plot.gp"
+gnuplot "$dat/plot.gp" 2>"$dat/gnuplot.err" ||
+    { log "gnuplot failed:"; cat "$dat/gnuplot.err" >&2; }
+
+# --- table --------------------------------------------------------------------
+echo
+echo "### make bench, $stamp ($(jq -r '.machine | "\(.cores) cores, \(.cpu)"' "$json"))"
+echo
+jq -r --arg order "$SCENARIOS" '
+def r2: if . == null then "–" else (. * 100 | round / 100 | tostring) end;
+def r0: if . == null then "–" else (. | round | tostring) end;
+def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–"
+                   else ($a / $b * 100 | round / 100 | tostring) + "×" end;
+.summary as $s
+| def nchan($sc): ($s[] | select(.system == "nchan" and .scenario == $sc));
+"| scenario | system | posts/s | vs Nchan | p50 ms | p90 ms | p99 ms | p99 vs Nchan | p99.9 ms | max ms | lost/dup/ooo | backend KiB/sub | front KiB/sub | backend idle MiB |",
+"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+($order | split(" ") | map(select(length > 0))) as $o
+| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"nginx":1,"nchan":2}[.])) | .[]
+ | (nchan(.scenario) // null) as $n
+ | "| \(.scenario) | \(.system) | \(.posts_per_s | r0) | \(ratio(.posts_per_s; $n.posts_per_s)) | \(.latency_ms.p50 | r2) | \(.latency_ms.p90 | r2) | \(.latency_ms.p99 | r2) | \(ratio(.latency_ms.p99; $n.latency_ms.p99)) | \(.latency_ms.p999 | r2) | \(.latency_ms.max | r2) | \(.lost)/\(.duplicated)/\(.out_of_order)\(if .ok then "" else " ✗" end) | \(.backend_kib_per_sub | r2) | \(.front_kib_per_sub | r2) | \(if .backend_idle_kib then (.backend_idle_kib / 1024 | r2) else "–" end) |")
+' "$json"
+
+# The issue's targets.
+echo
+jq -r '
+.summary as $s
+| def get($sys; $sc): ($s[] | select(.system == $sys and .scenario == $sc));
+def chk($name; $cond; $val):
+  if $cond == null then "- [?] \($name): not measured"
+  elif $cond then "- [x] \($name): \($val)"
+  else "- [ ] \($name): \($val)" end;
+def n2: if . == null then null else (. * 100 | round / 100) end;
+"Targets (issue 3):",
+chk("Caddy S1 ≥ 4,000 posts/s"; (get("caddy";"S1").posts_per_s // null) as $v | if $v then $v >= 4000 else null end; "\(get("caddy";"S1").posts_per_s | n2) posts/s"),
+chk("Caddy p99 ≤ 2 ms at 500 posts/s (S4)"; (get("caddy";"S4").latency_ms.p99 // null) as $v | if $v then $v <= 2 else null end; "\(get("caddy";"S4").latency_ms.p99 | n2) ms"),
+chk("Caddy S3 p99 ≤ 5 ms"; (get("caddy";"S3").latency_ms.p99 // null) as $v | if $v then $v <= 5 else null end; "\(get("caddy";"S3").latency_ms.p99 | n2) ms"),
+chk("nginx S1 posts/s ≥ Nchan"; (get("nginx";"S1").posts_per_s // null) as $v | (get("nchan";"S1").posts_per_s // null) as $n | if $v and $n then $v >= $n else null end; "\(get("nginx";"S1").posts_per_s | n2) vs \(get("nchan";"S1").posts_per_s | n2)"),
+chk("nginx p99 at 500 posts/s ≤ 1.5 × Nchan (S4)"; (get("nginx";"S4").latency_ms.p99 // null) as $v | (get("nchan";"S4").latency_ms.p99 // null) as $n | if $v and $n then $v <= 1.5 * $n else null end; "\(get("nginx";"S4").latency_ms.p99 | n2) vs \(get("nchan";"S4").latency_ms.p99 | n2) ms"),
+chk("nginx S3 posts/s ≥ Nchan"; (get("nginx";"S3").posts_per_s // null) as $v | (get("nchan";"S3").posts_per_s // null) as $n | if $v and $n then $v >= $n else null end; "\(get("nginx";"S3").posts_per_s | n2) vs \(get("nchan";"S3").posts_per_s | n2)"),
+(["caddy","nginx"][] as $sys | get($sys;"S3") as $r | if $r then
+  chk("backend KiB per stream ≤ 11 (never > 16), behind \($sys) (S3)"; $r.backend_kib_per_sub <= 11; "\($r.backend_kib_per_sub | n2) KiB") else empty end),
+(["caddy","nginx"][] as $sys | get($sys;"S3") as $r | if $r then
+  chk("idle backend RSS ≤ 8 MiB, behind \($sys)"; $r.backend_idle_kib <= 8192; "\($r.backend_idle_kib / 1024 | n2) MiB") else empty end),
+chk("zero lost, duplicated or reordered, every run"; ([.runs[].result | .lost + .duplicated + .out_of_order + .corrupt] | add) == 0; "\([.runs[] | select(.result.ok | not) | "\(.system) \(.scenario)"] | if length == 0 then "all runs clean" else "failed: " + join(", ") end)")
+' "$json"
+echo
+echo "Results: $json"
+[ -s "$png" ] && echo "Plot:    $png"
+log "done in ${elapsed}s of runs"
