@@ -80,6 +80,8 @@ main(int argc, char **argv)
 	srv = server_new(&c, reg);
 	if (srv == NULL || server_start(srv) < 0) {
 		log_error("could not start");
+		registry_free(reg);
+		config_clear(&c);
 		return 1;
 	}
 	log_info("ready on %s (max %zu streams, keepalive %us)",

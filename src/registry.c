@@ -319,6 +319,25 @@ registry_stream_id(const struct registry_stream *s)
 	return s->id;
 }
 
+/*
+ * Whether a device has a stream that can still deliver: one whose client
+ * is not known to be gone and that has not overflowed.  Such a stream's
+ * thread may be blocked writing to a slow client, so it is still linked
+ * in; but it is no longer listed, and posts to it alone get 404.
+ */
+static bool
+device_live(const struct reg_device *d)
+{
+	const struct registry_stream *s;
+
+	DL_FOREACH(d->streams, s)
+	{
+		if (!s->gone && !s->overflow)
+			return true;
+	}
+	return false;
+}
+
 static struct reg_device *
 registry_find_device(struct registry *reg, const char *user, const char *device)
 {
@@ -341,7 +360,7 @@ registry_publish(struct registry *reg, const char *user, const char *device,
 
 	pthread_mutex_lock(&reg->lock);
 	d = registry_find_device(reg, user, device);
-	if (d == NULL || d->nstreams == 0) {
+	if (d == NULL || !device_live(d)) {
 		*err = REGISTRY_NOT_FOUND;
 		goto out;
 	}
@@ -461,7 +480,7 @@ registry_devices(
 		*names = xmalloc(HASH_COUNT(u->devices) * sizeof(**names));
 		HASH_ITER(hh, u->devices, d, tmp)
 		{
-			if (d->nstreams > 0)
+			if (device_live(d))
 				(*names)[i++] = xstrdup(d->name);
 		}
 	}

@@ -23,8 +23,9 @@
  * LOCKING.  srv->lock guards the pool counters and the stopping flag.  It
  * is never held across accept(), I/O, or a registry call.
  *
- * Shutdown.  server_stop() sets stopping, shuts the listening socket down
- * (which wakes every accept() with an error), and closes the registry,
+ * Shutdown.  server_stop() sets stopping, shuts down a listening socket
+ * it made (which wakes every accept() with an error; an inherited one is
+ * left for the next instance), and closes the registry,
  * which wakes every stream to send its final retry: field.  It then waits
  * for requests in progress to finish.  Workers parked on an idle
  * kept-alive connection are not waited for: the process exit closes them.
@@ -77,6 +78,7 @@ struct server {
 	char address[512];
 	char *unix_path; /* a unix socket we created, removed on stop */
 	int listen_fd;
+	bool owns_listener; /* made by us, not inherited */
 	int epoll_fd;
 	pthread_attr_t attr;
 	pthread_mutex_t lock;
@@ -239,6 +241,7 @@ server_new(const struct config *c, struct registry *reg)
 			srv->listen_fd = server_listen_unix(srv, l + 5);
 		else
 			srv->listen_fd = server_listen_tcp(l);
+		srv->owns_listener = true;
 	}
 	if (srv->listen_fd < 0)
 		goto fail;
@@ -629,8 +632,16 @@ server_stop(struct server *srv, unsigned timeout_ms)
 	pthread_mutex_lock(&srv->lock);
 	srv->stopping = true;
 	pthread_mutex_unlock(&srv->lock);
-	/* Wakes every worker blocked in accept() with an error. */
-	shutdown(srv->listen_fd, SHUT_RDWR);
+	/*
+	 * A socket we made: shutting it down wakes every worker blocked in
+	 * accept() with an error.  An inherited one (spawn-fcgi, systemd) is
+	 * shared with whoever gave it to us and outlives us: systemd queues
+	 * connections on it for the next instance, so leave it be.  A worker
+	 * that still accepts a connection before we exit serves it (a
+	 * subscribe then gets 503 with Retry-After).
+	 */
+	if (srv->unix_path != NULL || srv->owns_listener)
+		shutdown(srv->listen_fd, SHUT_RDWR);
 	if (srv->unix_path != NULL)
 		unlink(srv->unix_path);
 	registry_close(srv->reg);

@@ -143,3 +143,19 @@ test('NUL in the data: refused (400) or delivered whole, never cut', T,
 	assert.equal(s.received, delivered + 1);
 	s.close();
 });
+
+test('a body of mostly line breaks (SSE text several times the body)', T,
+    async () => {
+	const c = h.stack.client();
+	const u = uid('user'), d = uid('dev');
+	const s = await h.stack.subscribe(u, d);
+	for (const data of ['\n'.repeat(30000), `a${'\r'.repeat(25000)}b`,
+	    'x\r\n'.repeat(12000)]) {
+		const r = await c.postJson(postPath(u, d), { data });
+		assert.equal(r.status, 200, r.text);
+		const ev = await s.nextEvent();
+		assert.equal(ev.data.length, normalise(data).length);
+		assert.equal(ev.data, normalise(data));
+	}
+	s.close();
+});

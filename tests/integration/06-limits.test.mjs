@@ -1,13 +1,16 @@
 // BEEP_MAX_STREAMS=3: a 4th subscribe is answered 503 with Retry-After at once,
 // while posts, lists and health still work; once a stream has gone a new
 // subscribe succeeds.
-import { test, before, after } from 'node:test';
+//
+// Freeing a slot waits for a departure (seconds behind Caddy), so each test
+// has its own stack and the tests run concurrently.
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { useStack, uid, postPath, subPath, poll } from './harness.mjs';
+import { startStack, uid, postPath, subPath, poll } from './harness.mjs';
 
-const h = useStack({ before, after },
-    { env: { BEEP_MAX_STREAMS: '3', BEEP_KEEPALIVE: '1' } });
 const T = { timeout: 60000 };
+const stackFor = (t) => startStack(
+    { env: { BEEP_MAX_STREAMS: '3', BEEP_KEEPALIVE: '1' } }, t);
 
 async function expect503(stack, u, d) {
 	// The hang guard is the only timing here: 503 must be an answer, not
@@ -24,64 +27,87 @@ async function expect503(stack, u, d) {
 	assert.equal(s.headers['access-control-allow-origin'], '*');
 }
 
-test('past BEEP_MAX_STREAMS: 503 + Retry-After; the rest still works', T,
-    async () => {
-	const c = h.stack.client();
-	const u = uid('user');
-	const open = [];
-	for (const d of ['a', 'b', 'c'])
-		open.push(await h.stack.subscribe(u, d));
-	assert.equal((await c.health()).streams, 3);
-
-	for (let i = 0; i < 3; i++)
-		await expect503(h.stack, u, `d${i}`);
-	await expect503(h.stack, u, 'a');          // even on a listed device
-	await expect503(h.stack, uid('other'), 'x');
-
-	// Refused subscribes left nothing behind.
-	assert.deepEqual(await c.devices(u), ['a', 'b', 'c']);
-	assert.equal((await c.health()).streams, 3);
-	for (const [i, d] of ['a', 'b', 'c'].entries()) {
-		const r = await c.postJson(postPath(u, d), { data: `to ${d}` });
-		assert.equal(r.status, 200, r.text);
-		assert.equal((await open[i].nextEvent()).data, `to ${d}`);
-	}
-	const missing = await c.postJson(postPath(u, 'd0'), { data: 'x' });
-	assert.equal(missing.status, 404);
-
-	// One leaves; once the backend noticed, a new subscribe succeeds.
-	open[1].close();
-	await poll(async () => (await c.health()).streams === 2,
-	    { timeout: 15000, what: 'streams == 2' });
-	const fresh = await h.stack.subscribe(u, 'fresh');
-	assert.equal(fresh.status, 200);
-	let r = await c.postJson(postPath(u, 'fresh'), { data: 'in' });
-	assert.equal(r.status, 200);
-	assert.equal((await fresh.nextEvent()).data, 'in');
-	await expect503(h.stack, u, 'one-too-many');
-
-	// The survivors were not disturbed.
-	r = await c.postJson(postPath(u, 'a'), { data: 'a again' });
-	assert.equal(r.status, 200);
-	assert.equal((await open[0].nextEvent()).data, 'a again');
-
-	for (const s of [open[0], open[2], fresh])
-		s.close();
-	await poll(async () => (await c.health()).streams === 0,
-	    { timeout: 15000, what: 'streams == 0' });
-});
-
-test('the limit is reusable: fill, drain, fill again', T, async () => {
-	const c = h.stack.client();
-	for (let round = 0; round < 2; round++) {
-		const u = uid('round');
+describe('stream limit', { concurrency: true }, () => {
+	test('past BEEP_MAX_STREAMS: 503 + Retry-After; the rest still works', T,
+	    async (t) => {
+		const stack = await stackFor(t);
+		const c = stack.client();
+		const u = uid('user');
 		const open = [];
-		for (const d of ['x', 'y', 'z'])
-			open.push(await h.stack.subscribe(u, d));
-		await expect503(h.stack, u, 'w');
-		for (const s of open)
+		for (const d of ['a', 'b', 'c'])
+			open.push(await stack.subscribe(u, d));
+		assert.equal((await c.health()).streams, 3);
+
+		for (let i = 0; i < 3; i++)
+			await expect503(stack, u, `d${i}`);
+		await expect503(stack, u, 'a');          // even on a listed device
+		await expect503(stack, uid('other'), 'x');
+
+		// Refused subscribes left nothing behind.
+		assert.deepEqual(await c.devices(u), ['a', 'b', 'c']);
+		assert.equal((await c.health()).streams, 3);
+		for (const [i, d] of ['a', 'b', 'c'].entries()) {
+			const r = await c.postJson(postPath(u, d), { data: `to ${d}` });
+			assert.equal(r.status, 200, r.text);
+			assert.equal((await open[i].nextEvent()).data, `to ${d}`);
+		}
+		const missing = await c.postJson(postPath(u, 'd0'), { data: 'x' });
+		assert.equal(missing.status, 404);
+
+		// One leaves; once the backend noticed, a new subscribe succeeds.
+		open[1].close();
+		await poll(async () => (await c.health()).streams === 2,
+		    { timeout: 15000, what: 'streams == 2' });
+		const fresh = await stack.subscribe(u, 'fresh');
+		assert.equal(fresh.status, 200);
+		let r = await c.postJson(postPath(u, 'fresh'), { data: 'in' });
+		assert.equal(r.status, 200);
+		assert.equal((await fresh.nextEvent()).data, 'in');
+		await expect503(stack, u, 'one-too-many');
+
+		// The survivors were not disturbed.
+		r = await c.postJson(postPath(u, 'a'), { data: 'a again' });
+		assert.equal(r.status, 200);
+		assert.equal((await open[0].nextEvent()).data, 'a again');
+
+		for (const s of [open[0], open[2], fresh])
 			s.close();
 		await poll(async () => (await c.health()).streams === 0,
 		    { timeout: 15000, what: 'streams == 0' });
-	}
+	});
+
+	test('the limit is reusable: fill, drain, fill again', T, async (t) => {
+		const stack = await stackFor(t);
+		const c = stack.client();
+		for (let round = 0; round < 2; round++) {
+			const u = uid('round');
+			const open = [];
+			for (const d of ['x', 'y', 'z'])
+				open.push(await stack.subscribe(u, d));
+			await expect503(stack, u, 'w');
+			for (const s of open)
+				s.close();
+			await poll(async () => (await c.health()).streams === 0,
+			    { timeout: 15000, what: 'streams == 0' });
+		}
+	});
+
+	test('concurrent subscribes never exceed the limit', T, async (t) => {
+		const stack = await stackFor(t);
+		const c = stack.client();
+		const u = uid('race');
+		const tries = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+		    stack.open(subPath(u, `d${i}`))));
+		const ok = tries.filter((s) => s.status === 200);
+		const refused = tries.filter((s) => s.status === 503);
+		assert.equal(ok.length + refused.length, tries.length,
+		    `statuses ${tries.map((s) => s.status)}`);
+		assert.equal(ok.length, 3, 'exactly BEEP_MAX_STREAMS admitted');
+		for (const s of ok)
+			await s.waitComments(1);
+		assert.equal((await c.health()).streams, 3);
+		assert.equal((await c.devices(u)).length, 3);
+		for (const s of tries)
+			s.close();
+	});
 });

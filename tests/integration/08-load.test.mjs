@@ -88,3 +88,38 @@ test(`${USERS * DEVICES} streams, ${USERS * DEVICES * PER_DEVICE} posts, ` +
 	const after = await probe.health();
 	assert.equal(after.streams, targets.length, 'no stream lost under load');
 });
+
+test('burst: 8 senders x 100 posts to one device with 2 streams', T,
+    async (t) => {
+	const stack = await startStack({}, t);
+	const u = uid('burst'), d = 'hot';
+	const streams = [await stack.subscribe(u, d), await stack.subscribe(u, d)];
+	const N = 100;
+	await Promise.all(Array.from({ length: SENDERS }, async (_, sender) => {
+		const c = stack.client({ maxSockets: 1 });
+		for (let seq = 0; seq < N; seq++) {
+			const r = await c.postJson(postPath(u, d),
+			    { data: `${sender}:${seq}` }, { timeout: 30000 });
+			assert.equal(r.status, 200, r.text);
+		}
+	}));
+	const c = stack.client();
+	assert.equal((await c.postJson(postPath(u, d), { data: 'end' })).status,
+	    200);
+	for (const s of streams) {
+		const next = new Array(SENDERS).fill(0);
+		let n = 0;
+		for (;;) {
+			const ev = await s.nextEvent(30000);
+			if (ev.data === 'end')
+				break;
+			const [sender, seq] = ev.data.split(':').map(Number);
+			assert.equal(seq, next[sender],
+			    `sender ${sender}: order on one stream`);
+			next[sender]++;
+			n++;
+		}
+		assert.equal(n, SENDERS * N, 'nothing lost or duplicated');
+		assert.deepEqual(next, new Array(SENDERS).fill(N));
+	}
+});

@@ -105,6 +105,9 @@ function launch(cmd, args, { cwd, env, tag }) {
 	});
 	collectLines(child.stdout, p, `${tag}-out`);
 	collectLines(child.stderr, p, tag);
+	// Both pipes drained (the whole log captured).
+	p.drained = Promise.all([child.stdout, child.stderr].map((st) =>
+	    new Promise((resolve) => st.once('close', resolve))));
 	return p;
 }
 
@@ -459,6 +462,7 @@ async function smoke(t, rig) {
 	const exit = await exited;
 	assert.deepEqual([exit.code, exit.signal, exit.killed], [0, null, false],
 	    `backend exit ${JSON.stringify(exit)}\n${rig.logs()}`);
+	await withTimeout(rig.backend.drained, 2000, null);
 	rig.checkBackendLog();
 }
 
@@ -551,7 +555,8 @@ test('socket kept across a service restart (as a systemd .socket unit does)', {
 
 	// Generation 2 on the same, still held socket.
 	rig.backend = await generation(2);
-	await waitLine(sup, /ready on fd:3/);
+	await poll(() => sup.lines.filter((l) => /ready on fd:3/.test(l))
+	    .length >= 2, { timeout: READY_GUARD, what: 'backend 2 ready' });
 	await poll(async () => {
 		try {
 			return (await c.get('/healthz', { timeout: 2000 })).status ===

@@ -2,8 +2,19 @@
 //
 // Starts the real backend binary on a unix socket in a fresh temp dir, a real
 // Caddy in front of it on a free loopback port, and offers small HTTP and SSE
-// clients. Everything is stopped by pid (SIGTERM, then SIGKILL after a bound)
-// and the temp dir removed, also when a test fails or the process exits.
+// clients (the SSE parser and reader live in sse.mjs). Everything is stopped
+// by pid (SIGTERM, then SIGKILL after a bound) and the temp dir removed, also
+// when a test fails or the process exits. After a stack stops, its backend
+// log is checked: sanitizer reports, unexpected `error` lines and lines not in
+// the log format fail the test, and so does an exit other than 0 on SIGTERM.
+//
+// Typical use, one stack per file (or per describe block):
+//   const h = useStack({ before, after }, { env: { BEEP_KEEPALIVE: '1' } });
+//   test('x', async () => { const s = await h.stack.subscribe('u', 'd'); });
+// or per test: const stack = await startStack({ env }, t);
+//
+// Run: node --test tests/integration/   (from the project root; each file gets
+// its own temp dir, socket and port, so --test-concurrency=N is safe)
 //
 // Environment:
 //   BEEP_BIN        backend binary (default build/beep-signal under the root)
@@ -21,6 +32,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
+import { SseStream, EventStreamParser } from './sse.mjs';
+
+export { SseStream, EventStreamParser };
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)),
     '..', '..');
@@ -264,269 +278,6 @@ export const enc = encodeURIComponent;
 export const subPath = (u, d) => `/subscribe/${enc(u)}/device/${enc(d)}`;
 export const postPath = (u, d) => `/user/${enc(u)}/device/${enc(d)}`;
 export const listPath = (u) => `/user/${enc(u)}/devices`;
-
-// ---------------------------------------------------------------------------
-// WHATWG event-stream parser (HTML Living Standard, "Server-sent events",
-// "Interpreting an event stream"). Fed with decoded text; lines end at CRLF,
-// LF or CR (also when a CR ends one chunk and LF starts the next).
-
-export class EventStreamParser {
-	constructor({ onEvent = () => {}, onComment = () => {},
-	    onRetry = () => {}, onField = () => {} } = {}) {
-		this.onEvent = onEvent;
-		this.onComment = onComment;
-		this.onRetry = onRetry;
-		this.onField = onField;
-		this.line = '';
-		this.skipLF = false;
-		this.data = '';
-		this.eventType = '';
-		this.lastEventId = '';
-		this.retry = null;
-	}
-
-	feed(text) {
-		let i = 0;
-		if (this.skipLF && text.length > 0) {
-			if (text.charCodeAt(0) === 10)
-				i = 1;
-			this.skipLF = false;
-		}
-		let start = i;
-		for (; i < text.length; i++) {
-			const c = text.charCodeAt(i);
-			if (c !== 10 && c !== 13)
-				continue;
-			const line = this.line + text.slice(start, i);
-			this.line = '';
-			if (c === 13) {
-				if (i + 1 < text.length) {
-					if (text.charCodeAt(i + 1) === 10)
-						i++;
-				} else {
-					this.skipLF = true;
-				}
-			}
-			start = i + 1;
-			this.processLine(line);
-		}
-		this.line += text.slice(start);
-	}
-
-	processLine(line) {
-		if (line === '') {
-			this.dispatch();
-			return;
-		}
-		if (line.charCodeAt(0) === 58) {       // ':'
-			this.onComment(line.slice(1));
-			return;
-		}
-		let field, value;
-		const colon = line.indexOf(':');
-		if (colon < 0) {
-			field = line;
-			value = '';
-		} else {
-			field = line.slice(0, colon);
-			value = line.slice(colon + 1);
-			if (value.charCodeAt(0) === 32)
-				value = value.slice(1);
-		}
-		this.onField(field, value);
-		switch (field) {
-		case 'event':
-			this.eventType = value;
-			break;
-		case 'data':
-			this.data += value + '\n';
-			break;
-		case 'id':
-			if (!value.includes('\0'))
-				this.lastEventId = value;
-			break;
-		case 'retry':
-			if (/^[0-9]+$/.test(value)) {
-				this.retry = parseInt(value, 10);
-				this.onRetry(this.retry);
-			}
-			break;
-		default:
-			break;                        // ignored per spec
-		}
-	}
-
-	dispatch() {
-		if (this.data === '') {
-			this.eventType = '';
-			return;
-		}
-		const data = this.data.slice(0, -1);
-		const type = this.eventType || 'message';
-		this.data = '';
-		this.eventType = '';
-		this.onEvent({ type, data, lastEventId: this.lastEventId });
-	}
-}
-
-// ---------------------------------------------------------------------------
-// SSE client over node:http (one connection per stream, closed by close()).
-
-export class SseStream {
-	// Opens a stream; resolves once the response headers arrived. For a
-	// non-200 answer the body is collected: await s.done, then s.rawText.
-	static open(base, reqPath, { headers = {}, timeout = 10000 } = {}) {
-		const u = new URL(base);
-		return new Promise((resolve, reject) => {
-			const req = http.request({
-				host: u.hostname, port: Number(u.port), method: 'GET',
-				path: reqPath, agent: false,
-				headers: { Accept: 'text/event-stream', ...headers },
-			});
-			const timer = setTimeout(() => req.destroy(
-			    new Error(`hang guard: no response headers for ${reqPath} ` +
-			    `within ${timeout} ms`)), timeout);
-			req.on('error', (e) => { clearTimeout(timer); reject(e); });
-			req.on('response', (res) => {
-				clearTimeout(timer);
-				resolve(new SseStream(req, res, reqPath));
-			});
-			req.end();
-		});
-	}
-
-	constructor(req, res, reqPath) {
-		this.req = req;
-		this.res = res;
-		this.path = reqPath;
-		this.status = res.statusCode;
-		this.headers = res.headers;
-		this.events = [];          // queued, not yet taken by nextEvent()
-		this.received = 0;         // events seen in total
-		this.comments = 0;
-		this.commentTexts = [];
-		this.retry = null;         // last retry value seen
-		this.fields = [];          // every field line seen: [name, value]
-		this.rawText = '';         // raw decoded text (capped)
-		this.ended = false;
-		this.endReason = null;
-		this.waiters = new Set();
-		this.decoder = new TextDecoder('utf-8');
-		this.parser = new EventStreamParser({
-			onEvent: (ev) => {
-				this.received++;
-				this.events.push(ev);
-				this.wake();
-			},
-			onComment: (c) => {
-				this.comments++;
-				if (this.commentTexts.length < 1000)
-					this.commentTexts.push(c);
-				this.wake();
-			},
-			onRetry: (ms) => { this.retry = ms; this.wake(); },
-			onField: (f, v) => {
-				if (this.fields.length < 10000)
-					this.fields.push([f, v]);
-			},
-		});
-		this.done = new Promise((resolve) => {
-			const finish = (reason) => {
-				if (this.ended)
-					return;
-				const tail = this.decoder.decode();
-				if (tail)
-					this.feedText(tail);
-				this.ended = true;
-				this.endReason = reason;
-				this.wake();
-				resolve(reason);
-			};
-			res.on('end', () => finish('end'));
-			res.on('close', () => finish('close'));
-			res.on('error', (e) => finish(`error: ${e.message}`));
-			req.on('error', (e) => finish(`error: ${e.message}`));
-		});
-		res.on('data', (chunk) =>
-		    this.feedText(this.decoder.decode(chunk, { stream: true })));
-	}
-
-	feedText(text) {
-		if (this.rawText.length < 65536)
-			this.rawText += text;
-		this.parser.feed(text);
-	}
-
-	wake() {
-		for (const w of [...this.waiters])
-			w();
-	}
-
-	// Waits until pred() holds; rejects if the stream ends first (unless
-	// pred holds then) or after `timeout` ms (a hang guard).
-	waitFor(pred, { timeout = 10000, what = 'condition' } = {}) {
-		return new Promise((resolve, reject) => {
-			const check = () => {
-				let v;
-				try { v = pred(); } catch (e) { cleanup(); reject(e); return; }
-				if (v) {
-					cleanup();
-					resolve(v);
-				} else if (this.ended) {
-					cleanup();
-					reject(new Error(`${this.path}: stream ended ` +
-					    `(${this.endReason}) while waiting for ${what}`));
-				}
-			};
-			const timer = setTimeout(() => {
-				cleanup();
-				reject(new Error(`${this.path}: hang guard: no ${what} ` +
-				    `within ${timeout} ms`));
-			}, timeout);
-			const cleanup = () => {
-				clearTimeout(timer);
-				this.waiters.delete(check);
-			};
-			this.waiters.add(check);
-			check();
-		});
-	}
-
-	// The next event ({type, data, lastEventId}); rejects when the stream
-	// ends first or after `timeout` ms.
-	async nextEvent(timeout = 10000) {
-		await this.waitFor(() => this.events.length > 0,
-		    { timeout, what: 'event' });
-		return this.events.shift();
-	}
-
-	// Waits until at least n comments arrived in total.
-	waitComments(n = 1, timeout = 10000) {
-		return this.waitFor(() => this.comments >= n,
-		    { timeout, what: `${n} comment(s)` });
-	}
-
-	// Waits for the stream to end (by the server); resolves the reason.
-	waitEnd(timeout = 10000) {
-		return this.waitFor(() => this.ended && (this.endReason || true),
-		    { timeout, what: 'end of stream' }).catch((e) => {
-			if (this.ended)
-				return this.endReason;
-			throw e;
-		});
-	}
-
-	// Collects the whole body of a non-streaming (error) answer.
-	async text(timeout = 10000) {
-		await this.waitEnd(timeout);
-		return this.rawText;
-	}
-
-	close() {
-		this.req.destroy();
-		this.res.destroy();
-	}
-}
 
 // ---------------------------------------------------------------------------
 // The stack: backend + Caddy.

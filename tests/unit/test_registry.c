@@ -294,7 +294,9 @@ test_registry_hangup(void **state)
 	struct registry *reg = new_registry(0, 0);
 	struct waiter w = {reg, NULL, {0}, 0};
 	enum registry_error err;
+	char **names;
 	uint64_t id;
+	size_t n;
 	pthread_t t;
 
 	(void)state;
@@ -305,6 +307,11 @@ test_registry_hangup(void **state)
 	registry_hangup(reg, id);
 	pthread_join(t, NULL);
 	assert_int_equal(w.wakes[w.n - 1], REGISTRY_GONE);
+	/* Gone before its thread has ended: no longer listed or reachable. */
+	registry_devices(reg, "u", &names, &n);
+	assert_int_equal(n, 0);
+	publish_str(reg, "u", "d", "x", &err);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
 	registry_unsubscribe(reg, w.s);
 	/* The id of an ended stream is harmless too. */
 	registry_hangup(reg, id);
@@ -360,6 +367,10 @@ test_registry_byte_overflow(void **state)
 	s = registry_subscribe(reg, "u", "d", &err);
 	publish_str(reg, "u", "d", "0123456789", &err); /* 10 bytes: ok */
 	publish_str(reg, "u", "d", "x", &err);          /* 11: over */
+	assert_int_equal(err, REGISTRY_OK);
+	/* Its only stream overflowed: the device is no longer reachable. */
+	publish_str(reg, "u", "d", "y", &err);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
 	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_OVERFLOW);
 	registry_unsubscribe(reg, s);
 	registry_free(reg);
