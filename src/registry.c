@@ -485,6 +485,10 @@ registry_devices(
 		}
 	}
 	pthread_mutex_unlock(&reg->lock);
+	if (i == 0) {
+		free(*names);
+		*names = NULL;
+	}
 	*n = i;
 }
 
