@@ -59,6 +59,20 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(OBJS) tests/unit/sse_parser.h
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(OBJS) $(ALL_LDFLAGS) \
 		$(PKG_LIBS) $(CMOCKA_LIBS) $(LDLIBS)
 
+# The load generator: one file, libc only.
+$(BUILD)/loadgen: tests/load/loadgen.c Makefile
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SAN_FLAGS) $(CFLAGS) \
+		-o $@ $< $(ALL_LDFLAGS) -lm
+
+loadgen: $(BUILD)/loadgen
+
+# Caddy, nginx and Nchan through the same scenarios; see tests/bench/.
+bench: $(BIN) $(BUILD)/loadgen
+	@sh scripts/deps.sh bench
+	BEEP_BIN=$(abspath $(BIN)) LOADGEN=$(abspath $(BUILD)/loadgen) \
+		bash tests/bench/bench.sh
+
 # Install what is missing (Debian packages), or say what to install.
 deps:
 	@sh scripts/deps.sh run
@@ -85,10 +99,10 @@ tsan:
 
 ifeq ($(SANITIZE),)
 test: test-deps
-	@$(MAKE) --no-print-directory format-check unit tsan integration
+	@$(MAKE) --no-print-directory format-check unit tsan loadgen integration
 else
 test: test-deps
-	@$(MAKE) --no-print-directory unit integration
+	@$(MAKE) --no-print-directory unit loadgen integration
 endif
 
 FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h tests/load/*.c)

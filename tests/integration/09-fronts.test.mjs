@@ -506,12 +506,11 @@ test('nginx -> systemd-socket-activate -l SOCK beep-signal (LISTEN_FDS, fd 3)',
 // Emulated with a supervisor shell that holds the socket (fd 3, from
 // systemd-socket-activate, as systemd would) and starts two backends on it in
 // turn, each with LISTEN_PID set to its own pid.
-test('socket kept across a service restart (as a systemd .socket unit does)', {
-	...T,
-	todo: 'beep-signal 8e65977 shutdown()s the inherited listening socket ' +
-	    'on SIGTERM: the held socket then refuses connections (ECONNREFUSED) ' +
-	    'and the next backend gets EINVAL from accept()',
-}, async (t) => {
+// (Before 4d8a532 the backend shut the inherited socket down on SIGTERM: the
+// held socket then refused connections and the next backend got EINVAL from
+// accept().)
+test('socket kept across a service restart (as a systemd .socket unit does)',
+    T, async (t) => {
 	const rig = new Rig(t, 'lighttpd+restart');
 	// $1: the backend binary. Each generation's pid and exit status go to
 	// stdout.
@@ -572,4 +571,8 @@ test('socket kept across a service restart (as a systemd .socket unit does)', {
 	const e2 = await stop(rig.backend, 'SIGTERM', 10000);
 	assert.deepEqual([e2.code, e2.killed], [0, false]);
 	await withTimeout(sup.exited, 10000);
+	await withTimeout(sup.drained, 2000, null);
+	const bad = sup.lines.filter((l) => LOG_ERROR_RE.test(l) ||
+	    /warn server: accept/.test(l));
+	assert.deepEqual(bad, [], `backend log problems:\n${rig.logs()}`);
 });

@@ -1495,7 +1495,7 @@ static void
 run(void)
 {
 	struct epoll_event evs[LOADGEN_MAX_EVENTS];
-	int n, i;
+	int n, i, no_pwait2 = 0;
 
 	while (G.phase != PH_DONE && !G.interrupted) {
 		uint64_t now = now_ns(), wake, until;
@@ -1521,13 +1521,19 @@ run(void)
 			ts.tv_nsec = 0;
 		}
 		tsp = &ts;
-		n = epoll_pwait2(G.ep, evs, LOADGEN_MAX_EVENTS, tsp, NULL);
+		/* Nanosecond timeouts keep a fixed rate smooth; kernels (and
+		 * valgrind) without epoll_pwait2 get millisecond ones. */
+		n = -1;
+		errno = ENOSYS;
+		if (!no_pwait2)
+			n = epoll_pwait2(
+			    G.ep, evs, LOADGEN_MAX_EVENTS, tsp, NULL);
 		if (n == -1 && errno == ENOSYS) {
-			int ms = (int)((ts.tv_sec * 1000000000LL + ts.tv_nsec +
-			                   999999) /
-			    1000000);
+			long long ns = ts.tv_sec * 1000000000LL + ts.tv_nsec;
 
-			n = epoll_wait(G.ep, evs, LOADGEN_MAX_EVENTS, ms);
+			no_pwait2 = 1;
+			n = epoll_wait(G.ep, evs, LOADGEN_MAX_EVENTS,
+			    (int)((ns + 999999) / 1000000));
 		}
 		if (n == -1) {
 			if (errno == EINTR)
