@@ -9,7 +9,7 @@ want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev uthash-dev caddy"
 case "${1:-run}" in
 run) ;;
 test) want="$want libcmocka-dev clang-format nodejs nginx lighttpd spawn-fcgi systemd" ;;
-bench) want="$want nginx libnginx-mod-nchan gnuplot-nox" ;;
+bench) want="$want nginx libnginx-mod-nchan gnuplot-nox jq curl" ;;
 *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 

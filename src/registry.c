@@ -31,6 +31,7 @@
 #include "registry.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,7 @@ struct registry_stream {
 	uint64_t cursor;    /* seq of the last message taken */
 	uint64_t bytes_out; /* frame bytes taken, to compare with bytes_in */
 	bool gone, overflow;
+	atomic_uint pinned; /* publishers about to signal cond, unlocked */
 	struct registry_stream *prev, *next; /* in the device's list */
 	UT_hash_handle hh;                   /* in reg->streams, by id */
 };
@@ -309,6 +311,9 @@ registry_unsubscribe(struct registry *reg, struct registry_stream *s)
 	else
 		device_trim(d);
 	pthread_mutex_unlock(&reg->lock);
+	/* Unlinked: no new pins; wait for publishers still signalling. */
+	while (atomic_load_explicit(&s->pinned, memory_order_acquire) != 0)
+		sched_yield();
 	pthread_cond_destroy(&s->cond);
 	free(s);
 }
@@ -354,9 +359,9 @@ size_t
 registry_publish(struct registry *reg, const char *user, const char *device,
     struct registry_msg *m, enum registry_error *err)
 {
-	struct registry_stream *s;
+	struct registry_stream *s, *wake[8];
 	struct reg_device *d;
-	size_t n = 0;
+	size_t n = 0, nw = 0;
 
 	pthread_mutex_lock(&reg->lock);
 	d = registry_find_device(reg, user, device);
@@ -375,7 +380,18 @@ registry_publish(struct registry *reg, const char *user, const char *device,
 			s->overflow = true;
 			reg->overflows++;
 		}
-		pthread_cond_signal(&s->cond);
+		/*
+		 * Signalled after unlocking, so the woken thread does not
+		 * block at once on the lock we hold; the pin keeps the
+		 * stream from being freed until then.
+		 */
+		if (nw < 8) {
+			atomic_fetch_add_explicit(
+			    &s->pinned, 1, memory_order_relaxed);
+			wake[nw++] = s;
+		} else {
+			pthread_cond_signal(&s->cond);
+		}
 		n++;
 	}
 	/* An overflowed stream no longer holds the log back. */
@@ -383,6 +399,11 @@ registry_publish(struct registry *reg, const char *user, const char *device,
 	*err = REGISTRY_OK;
 out:
 	pthread_mutex_unlock(&reg->lock);
+	for (size_t i = 0; i < nw; i++) {
+		pthread_cond_signal(&wake[i]->cond);
+		atomic_fetch_sub_explicit(
+		    &wake[i]->pinned, 1, memory_order_release);
+	}
 	return n;
 }
 

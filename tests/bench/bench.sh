@@ -22,8 +22,9 @@
 #   BENCH_NGINX_CONF  beep-signal's nginx server block (conf/nginx.conf)
 #   BENCH_NGINX_WORKERS  nginx worker_processes for both nginx systems (1)
 #   BENCH_NGINX_KEEPALIVE  override the upstream keepalive of conf/nginx.conf
-#   BENCH_PERF        1: perf record the backend during S1 (perf.data kept
-#                     in BENCH_OUT)
+#   BENCH_PERF        1: perf record the whole machine during S1 of the
+#                     beep-signal systems (BENCH_OUT/perf-SYSTEM-S1.data;
+#                     perf report -i FILE --comm beep-signal)
 #   BEEP_*            passed to the backend (e.g. BEEP_MIN_IDLE)
 set -euo pipefail
 
@@ -102,6 +103,16 @@ stop_pids() {
 		fi
 	done
 	for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}
+
+# Drops pids (exact matches) from PIDS, the list cleanup() stops.
+forget_pids() {
+	local keep=() p q
+	for p in "${PIDS[@]}"; do
+		for q in "$@"; do [ "$p" = "$q" ] && continue 2; done
+		keep+=("$p")
+	done
+	PIDS=("${keep[@]+"${keep[@]}"}")
 }
 
 cleanup() {
@@ -253,13 +264,10 @@ start_system() {
 }
 
 stop_system() {
-	[ ${#STARTED[@]} -gt 0 ] && stop_pids "${STARTED[@]}"
-	local keep=() p s
-	for p in "${PIDS[@]}"; do
-		for s in "${STARTED[@]}"; do [ "$p" = "$s" ] && continue 2; done
-		keep+=("$p")
-	done
-	PIDS=("${keep[@]+"${keep[@]}"}")
+	if [ ${#STARTED[@]} -gt 0 ]; then
+		stop_pids "${STARTED[@]}"
+		forget_pids "${STARTED[@]}"
+	fi
 	STARTED=()
 }
 
@@ -269,7 +277,7 @@ MACHINE=$(jq -n \
     --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
     --arg cores "$(nproc)" --arg kernel "$(uname -sr)" \
     --arg mem "$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)" \
-    --arg os "$(. /etc/os-release && echo "$PRETTY_NAME")" \
+    --arg os "$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release)" \
     --arg nofile "$(ulimit -Hn)" \
     '{cpu:$cpu, cores:($cores|tonumber), kernel:$kernel, memory:$mem,
       os:$os, nofile:($nofile|tonumber)}')
@@ -301,18 +309,32 @@ for sys in $SYSTEMS; do
 			if [ "${BENCH_PERF:-0}" = 1 ] && [ "$sc" = S1 ] &&
 			    [ -n "$BACKEND_PID" ]; then
 				mkdir -p "$OUT"
-				perf record -g -o "$OUT/perf-$sys-$sc.data" \
-				    -p "$BACKEND_PID" >/dev/null 2>&1 &
+				# System-wide (the backend's threads come and
+				# go), DWARF stacks (-O2 keeps no frame
+				# pointers): perf report -i FILE --comm NAME.
+				perf record -a -F 499 --call-graph dwarf,8192 \
+				    -o "$OUT/perf-$sys-$sc.data" \
+				    >"$RUN/perf.log" 2>&1 &
 				perf_pid=$!
 				PIDS+=("$perf_pid")
+				sleep 1
 			fi
 			log "$sys $sc #$rep: ${DESC[$sc]}"
+			# In the background, so that a signal is handled at
+			# once (bash runs traps only between commands).
 			# shellcheck disable=SC2086
 			"$LOADGEN" --port "$PORT" --style "$STYLE" \
 			    --label "$sys-$sc" --pids "$PIDS_ARG" \
 			    ${ARGS[$sc]} $COMMON >"$RUN/loadgen.out" \
-			    2>"$RUN/loadgen.err" || true
-			[ -n "$perf_pid" ] && stop_pids "$perf_pid"
+			    2>"$RUN/loadgen.err" &
+			lg_pid=$!
+			PIDS+=("$lg_pid")
+			wait "$lg_pid" || true
+			forget_pids "$lg_pid"
+			if [ -n "$perf_pid" ]; then
+				stop_pids "$perf_pid"
+				forget_pids "$perf_pid"
+			fi
 			errors=$(grep -ciE ' (warn|error) ' \
 			    "$RUN/backend.log" 2>/dev/null || true)
 			stop_system
