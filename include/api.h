@@ -18,11 +18,12 @@
 struct api;
 
 struct api_request {
-	const char *method;       /* REQUEST_METHOD */
-	const char *uri;          /* REQUEST_URI: raw path and query */
-	const char *content_type; /* may be NULL */
-	const char *origin;       /* the Origin header, or NULL */
-	const char *body;         /* POST body, or NULL */
+	const char *method;        /* REQUEST_METHOD */
+	const char *uri;           /* REQUEST_URI: raw path and query */
+	const char *content_type;  /* may be NULL */
+	const char *origin;        /* the Origin header, or NULL */
+	const char *last_event_id; /* the Last-Event-ID header, or NULL */
+	const char *body;          /* POST body, or NULL */
 	size_t body_len;
 	bool body_too_large; /* the body was longer than max_body */
 };
@@ -37,6 +38,7 @@ struct api_response {
 	 * registry_unsubscribe().
 	 */
 	struct registry_stream *stream;
+	struct registry_start start; /* with stream: what to send first */
 };
 
 /* The server's thread counts, for /healthz. */
@@ -54,8 +56,15 @@ void api_handle(
 /* Release the response's buffers (not its stream) and zero it. */
 void api_response_clear(struct api_response *resp);
 
-/* The first bytes of every stream: an SSE comment, sent at once. */
-void api_stream_open(struct buf *out);
+/*
+ * The first bytes of a stream: an SSE comment, sent at once, then a reset
+ * event when start says the client missed messages.
+ */
+void api_stream_open(
+    struct api *api, const struct registry_start *start, struct buf *out);
+/* Append message m as an event with its id. */
+void api_stream_message(
+    struct api *api, const struct registry_msg *m, struct buf *out);
 /* The keepalive comment. */
 void api_stream_keepalive(struct buf *out);
 /* The last bytes of a stream when the service stops. */

@@ -10,18 +10,21 @@
 #include <stdio.h>
 
 struct config {
-	char *listen;          /* "unix:PATH", "HOST:PORT", or "" for fd 0 */
-	unsigned socket_mode;  /* permissions of a unix socket we create */
-	unsigned keepalive;    /* seconds between SSE keepalive comments */
-	size_t max_streams;    /* open streams in all */
-	unsigned min_idle;     /* idle workers kept ready to accept */
-	size_t max_body;       /* POST body bytes */
-	size_t max_id;         /* user/device id bytes, after decoding */
-	unsigned max_depth;    /* JSON nesting in a POST body */
-	size_t queue_messages; /* undelivered messages per stream */
-	size_t queue_bytes;    /* undelivered bytes per stream */
-	char *cors_origins;    /* "*" or a comma-separated list */
-	int log_level;         /* enum log_level */
+	char *listen;            /* "unix:PATH", "HOST:PORT", or "" for fd 0 */
+	unsigned socket_mode;    /* permissions of a unix socket we create */
+	unsigned keepalive;      /* seconds between SSE keepalive comments */
+	size_t max_streams;      /* open streams in all */
+	unsigned min_idle;       /* idle workers kept ready to accept */
+	size_t max_body;         /* POST body bytes */
+	size_t max_id;           /* user/device id bytes, after decoding */
+	unsigned max_depth;      /* JSON nesting in a POST body */
+	size_t queue_messages;   /* undelivered messages per stream */
+	size_t queue_bytes;      /* undelivered bytes per stream */
+	unsigned replay_seconds; /* how long delivered messages are kept */
+	size_t replay_max;       /* how many delivered messages are kept */
+	unsigned grace_seconds;  /* a device outlives its last stream */
+	char *cors_origins;      /* "*" or a comma-separated list */
+	int log_level;           /* enum log_level */
 };
 
 /*

@@ -32,16 +32,43 @@ struct registry_msg;
 
 struct registry_limits {
 	size_t max_streams;    /* open streams in all; 0 = no limit */
-	size_t queue_messages; /* undelivered messages per stream */
-	size_t queue_bytes;    /* undelivered frame bytes per stream */
+	size_t queue_messages; /* undelivered messages per stream or device */
+	size_t queue_bytes;    /* undelivered frame bytes, likewise */
+	size_t replay_max;     /* delivered messages a device retains */
+	uint64_t replay_ms;    /* how long it retains them */
+	uint64_t grace_ms;     /* how long a device outlives its last stream */
 };
 
 struct registry_stats {
 	size_t users;
-	size_t devices;
+	size_t devices; /* live or in their grace period */
 	size_t streams;
+	size_t held;        /* messages waiting for devices in grace */
 	uint64_t published; /* messages accepted by registry_publish() */
 	uint64_t overflows; /* streams closed for falling too far behind */
+	uint64_t forgotten; /* devices forgotten when their grace ended */
+	uint64_t dropped;   /* undelivered messages dropped: see DESIGN */
+	uint64_t resets;    /* streams that started with a reset */
+};
+
+/* Where a new stream starts, from the last event id its client saw. */
+enum registry_resume_kind {
+	REGISTRY_RESUME_NONE,    /* no id: live only, or what is held */
+	REGISTRY_RESUME_AT,      /* after the message with this id */
+	REGISTRY_RESUME_UNKNOWN, /* an id not from this registry */
+	REGISTRY_RESUME__MAX
+};
+
+struct registry_resume {
+	enum registry_resume_kind kind;
+	uint64_t id; /* with REGISTRY_RESUME_AT */
+};
+
+/* What a new stream must tell its client first. */
+struct registry_start {
+	bool reset;         /* messages were lost: send a reset event */
+	uint64_t reset_id;  /* the id to give it, so a reconnect resumes */
+	const char *reason; /* why, a static string */
 };
 
 /* Why registry_wait() returned. */
@@ -55,7 +82,8 @@ enum registry_wake {
 };
 
 enum registry_error {
-	REGISTRY_OK,
+	REGISTRY_OK,        /* done; a publish reached a live stream */
+	REGISTRY_HELD,      /* published to a device in its grace period */
 	REGISTRY_FULL,      /* max_streams reached */
 	REGISTRY_CLOSED,    /* registry_close() was called */
 	REGISTRY_NOT_FOUND, /* no such device with a live stream */
@@ -72,35 +100,58 @@ struct registry_msg *registry_msg_new(const char *frame, size_t len);
 const char *registry_msg_frame(const struct registry_msg *m, size_t *len);
 /* The message's number in its device's log (0 until published). */
 uint64_t registry_msg_seq(const struct registry_msg *m);
+/*
+ * The message's event id, unique in the registry and increasing in the
+ * order of publishing (0 until published).  With registry_epoch(), which
+ * differs between runs, it names the message for ever.
+ */
+uint64_t registry_msg_id(const struct registry_msg *m);
 void registry_msg_unref(struct registry_msg *m);
 
 struct registry *registry_new(const struct registry_limits *limits);
 /* Free everything; no thread may use the registry any more. */
 void registry_free(struct registry *reg);
 
+/* When this registry was made, in ms since 1970: the epoch of its ids. */
+uint64_t registry_epoch(const struct registry *reg);
+
 /*
- * Open a stream for (user, device).  Returns it, or NULL with *err set to
- * REGISTRY_FULL or REGISTRY_CLOSED.  The stream starts after the device's
- * newest message: it sees only what is published from now on.  The
- * caller must end it with registry_unsubscribe().
+ * Open a stream for (user, device), starting where resume says: after the
+ * message with the given id when the device still retains everything
+ * after it; with no id, live only, or (for a device in its grace period)
+ * with everything not yet taken by any of its streams.  When messages the
+ * client should have had are gone, start->reset says so, and the stream
+ * starts as with no id.  Returns the stream, or NULL with *err set to
+ * REGISTRY_FULL or REGISTRY_CLOSED.  The caller must end it with
+ * registry_unsubscribe().
  */
 struct registry_stream *registry_subscribe(struct registry *reg,
-    const char *user, const char *device, enum registry_error *err);
+    const char *user, const char *device, const struct registry_resume *resume,
+    struct registry_start *start, enum registry_error *err);
 
-/* Close the stream and free it; the device goes with its last stream. */
+/*
+ * Close the stream and free it.  A device whose last stream closes stays
+ * addressable for grace_ms (then registry_expire() forgets it).
+ */
 void registry_unsubscribe(struct registry *reg, struct registry_stream *s);
 
 /* A stream's id, unique for the life of the registry, never 0. */
 uint64_t registry_stream_id(const struct registry_stream *s);
 
 /*
- * Append m to the device's log and wake its streams.  Takes its own
- * reference: the caller still owns its own.  Returns the number of live
- * streams it was queued on (0 with *err = REGISTRY_NOT_FOUND when the
- * device has none).
+ * Append m to the device's log (giving it its id) and wake its streams.
+ * Takes its own reference: the caller still owns its own.  Returns
+ * REGISTRY_OK when the device has a live stream, REGISTRY_HELD when it is
+ * in its grace period (the message waits for it), or REGISTRY_NOT_FOUND.
  */
-size_t registry_publish(struct registry *reg, const char *user,
-    const char *device, struct registry_msg *m, enum registry_error *err);
+enum registry_error registry_publish(struct registry *reg, const char *user,
+    const char *device, struct registry_msg *m);
+
+/*
+ * Forget devices whose grace period ended by now_ms (CLOCK_MONOTONIC),
+ * with their held messages.  Call it about once a second.
+ */
+void registry_expire(struct registry *reg, uint64_t now_ms);
 
 /*
  * Sleep until s has messages, its client leaves, it overflows, the

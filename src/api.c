@@ -1,7 +1,9 @@
 /* api: see api.h. */
 #include "api.h"
 
+#include <inttypes.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,13 +126,53 @@ api_error(struct api_response *resp, enum http_status status, const char *why)
 	api_json(resp, status, json_pack("{s:s}", "error", why));
 }
 
+/* Event ids are "<epoch>-<n>": see registry_epoch(), registry_msg_id(). */
 static void
-api_subscribe(struct api *api, const struct route *r, struct api_response *resp)
+api_format_id(const struct api *api, uint64_t n, char *out, size_t size)
 {
+	snprintf(
+	    out, size, "%" PRIu64 "-%" PRIu64, registry_epoch(api->reg), n);
+}
+
+/* Read an event id back; anything not ours is "unknown". */
+static void
+api_parse_id(
+    const struct api *api, const char *s, struct registry_resume *resume)
+{
+	unsigned long long epoch, n;
+	int end = 0;
+
+	resume->kind = REGISTRY_RESUME_NONE;
+	if (s == NULL || *s == '\0')
+		return;
+	resume->kind = REGISTRY_RESUME_UNKNOWN;
+	if (s[0] < '0' || s[0] > '9' ||
+	    sscanf(s, "%llu-%llu%n", &epoch, &n, &end) != 2 || s[end] != '\0' ||
+	    epoch != registry_epoch(api->reg))
+		return;
+	resume->kind = REGISTRY_RESUME_AT;
+	resume->id = n;
+}
+
+static void
+api_subscribe(struct api *api, const struct api_request *req,
+    const struct route *r, struct api_response *resp)
+{
+	struct registry_resume resume;
 	enum registry_error err;
 	struct registry_stream *s;
+	char *q = NULL;
 
-	s = registry_subscribe(api->reg, r->user, r->device, &err);
+	/* The header, which EventSource sends, wins over the query. */
+	if (req->last_event_id == NULL && r->query != NULL) {
+		q = http_query_param(r->query, "lastEventId");
+		if (q == NULL)
+			q = http_query_param(r->query, "last_event_id");
+	}
+	api_parse_id(api, req->last_event_id ? req->last_event_id : q, &resume);
+	free(q);
+	s = registry_subscribe(
+	    api->reg, r->user, r->device, &resume, &resp->start, &err);
 	if (s == NULL) {
 		if (err == REGISTRY_FULL)
 			log_warn("stream limit reached (%zu): refusing "
@@ -185,6 +227,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	enum registry_error err;
 	enum http_status status;
 	const char *why = NULL;
+	char id[48];
 
 	if (req->body_too_large) {
 		api_error(resp, HTTP_413, "body too large");
@@ -201,13 +244,16 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	body_msg_clear(&msg);
 	m = registry_msg_new(frame.data, frame.len);
 	buf_free(&frame);
-	registry_publish(api->reg, r->user, r->device, m, &err);
+	err = registry_publish(api->reg, r->user, r->device, m);
+	api_format_id(api, registry_msg_id(m), id, sizeof(id));
 	registry_msg_unref(m);
 	if (err == REGISTRY_NOT_FOUND) {
 		api_error(resp, HTTP_404, "device connection not found");
 		return;
 	}
-	api_json(resp, HTTP_200, json_pack("{s:b}", "ok", 1));
+	/* 202: the device is away, within its grace period: it waits. */
+	api_json(resp, err == REGISTRY_HELD ? HTTP_202 : HTTP_200,
+	    json_pack("{s:s}", "id", id));
 }
 
 static void
@@ -220,12 +266,15 @@ api_health(struct api *api, struct api_response *resp)
 	if (api->threads != NULL)
 		api->threads(api->threads_ctx, &threads, &idle);
 	api_json(resp, HTTP_200,
-	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "status",
-	        "ok", "users", (json_int_t)st.users, "devices",
+	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	              "s:I}",
+	        "status", "ok", "users", (json_int_t)st.users, "devices",
 	        (json_int_t)st.devices, "streams", (json_int_t)st.streams,
 	        "threads", (json_int_t)threads, "idle_threads",
-	        (json_int_t)idle, "published", (json_int_t)st.published,
-	        "overflows", (json_int_t)st.overflows));
+	        (json_int_t)idle, "published", (json_int_t)st.published, "held",
+	        (json_int_t)st.held, "overflows", (json_int_t)st.overflows,
+	        "forgotten", (json_int_t)st.forgotten, "dropped",
+	        (json_int_t)st.dropped, "resets", (json_int_t)st.resets));
 }
 
 void
@@ -276,7 +325,7 @@ api_handle(
 	}
 	switch (r.id) {
 	case ROUTE_SUBSCRIBE:
-		api_subscribe(api, &r, resp);
+		api_subscribe(api, req, &r, resp);
 		break;
 	case ROUTE_DEVICES:
 		api_devices(api, &r, resp);
@@ -296,9 +345,35 @@ api_handle(
 }
 
 void
-api_stream_open(struct buf *out)
+api_stream_open(
+    struct api *api, const struct registry_start *start, struct buf *out)
 {
+	char id[48], *data;
+	json_t *doc;
+
 	sse_format_comment(out, "beep-signal");
+	if (!start->reset)
+		return;
+	/* The id lets a browser's next reconnect resume after the reset. */
+	api_format_id(api, start->reset_id, id, sizeof(id));
+	doc = json_pack("{s:s}", "reason", start->reason);
+	data = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	sse_format_event(out, id, "reset", data, strlen(data));
+	free(data);
+}
+
+void
+api_stream_message(
+    struct api *api, const struct registry_msg *m, struct buf *out)
+{
+	size_t len;
+	const char *frame = registry_msg_frame(m, &len);
+	char id[48];
+
+	api_format_id(api, registry_msg_id(m), id, sizeof(id));
+	buf_printf(out, "id: %s\n", id);
+	buf_append(out, frame, len);
 }
 
 void

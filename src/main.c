@@ -76,6 +76,9 @@ main(int argc, char **argv)
 	limits.max_streams = c.max_streams;
 	limits.queue_messages = c.queue_messages;
 	limits.queue_bytes = c.queue_bytes;
+	limits.replay_max = c.replay_max;
+	limits.replay_ms = (uint64_t)c.replay_seconds * 1000;
+	limits.grace_ms = (uint64_t)c.grace_seconds * 1000;
 	reg = registry_new(&limits);
 	srv = server_new(&c, reg);
 	if (srv == NULL || server_start(srv) < 0) {

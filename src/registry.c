@@ -8,14 +8,28 @@
  * held only for table updates and pointer copies: never across I/O, JSON
  * encoding or frame formatting.  Messages are reference-counted with
  * atomics, so a batch taken under the lock is written and released
- * without it.
+ * without it.  Condition variables are signalled after unlocking, so the
+ * woken thread does not block at once on the lock; a pin count keeps the
+ * stream alive until then.
  *
  * A device's log is a ring of message pointers, oldest first, numbered
- * first_seq .. last_seq.  Each stream is a cursor: the number of the last
- * message it took.  The log drops its oldest message once every stream of
- * the device has taken it.  When a stream falls more than queue_messages
- * or queue_bytes behind, it is marked overflowed and woken; its thread
- * ends it, and the log no longer waits for it.
+ * first_seq .. last_seq; each message also has an event id from one
+ * counter for the whole registry.  Each stream is a cursor: the number of
+ * the last message it took.  device->delivered is the highest number any
+ * of its streams took.  The log drops a message once (1) every live
+ * stream and the device have taken it, and (2) it is older than replay_ms
+ * or more than replay_max (or queue_bytes of) messages are retained.  So a
+ * reconnecting client can replay what it missed, and messages for a device
+ * in its grace period wait.  Messages waiting for an absent device are
+ * bounded by queue_messages and queue_bytes: past that the oldest are
+ * dropped and counted, and the device's next stream starts with a reset.
+ * device->floor_id is the highest id the log no longer holds (at creation,
+ * the registry's newest id): a client that saw an id below it may have
+ * missed something, and gets a reset.
+ *
+ * When a stream falls more than queue_messages or queue_bytes behind, it
+ * is marked overflowed and woken; its thread ends it, and the log no
+ * longer waits for it.
  *
  * Stream lifecycle: registry_subscribe() links the stream into its device
  * and into reg->streams (by id); its thread loops in registry_wait();
@@ -24,6 +38,11 @@
  * thread then calls registry_unsubscribe(), which unlinks and frees it.
  * Only that thread frees the stream, and the watcher refers to streams by
  * id, never by pointer, so it cannot touch a freed stream.
+ *
+ * Device lifecycle: made by its first stream; live while it has a stream
+ * that is neither gone nor overflowed (only live devices are listed);
+ * when its last stream closes, it waits grace_ms on reg->grace for a new
+ * one, holding what is posted to it, then registry_expire() forgets it.
  *
  * Shutdown: registry_close() sets closing and broadcasts to every stream;
  * each thread delivers what it has pending, then sees REGISTRY_CLOSING.
@@ -43,7 +62,9 @@
 
 struct registry_msg {
 	atomic_uint refs;
-	uint64_t seq;
+	uint64_t seq;  /* number in its device's log */
+	uint64_t id;   /* event id, registry-wide */
+	uint64_t t_ms; /* when it was published */
 	size_t len;
 	char frame[];
 };
@@ -62,9 +83,14 @@ struct reg_device {
 	/* The log: ring[(head + i) % cap] holds message first_seq + i. */
 	struct registry_msg **ring;
 	size_t cap, head, count;
-	uint64_t first_seq; /* seq of ring[head] when count > 0 */
-	uint64_t last_seq;  /* seq of the newest message ever appended */
-	uint64_t bytes_in;  /* frame bytes ever appended */
+	size_t bytes;         /* frame bytes in the log */
+	uint64_t first_seq;   /* seq of ring[head] when count > 0 */
+	uint64_t last_seq;    /* seq of the newest message ever appended */
+	uint64_t delivered;   /* the highest seq any stream has taken */
+	uint64_t bytes_in;    /* frame bytes ever appended */
+	uint64_t floor_id;    /* the highest id no longer in the log */
+	uint64_t grace_until; /* while on reg->grace: when it is forgotten */
+	struct reg_device *gprev, *gnext; /* in reg->grace */
 	UT_hash_handle hh;
 };
 
@@ -83,13 +109,19 @@ struct registry_stream {
 struct registry {
 	pthread_mutex_t lock;
 	struct registry_limits limits;
+	uint64_t epoch;
 	struct reg_user *users;
 	struct registry_stream *streams;
+	struct reg_device *grace; /* utlist DL via gprev/gnext */
 	size_t nusers, ndevices, nstreams;
-	uint64_t next_id;
-	uint64_t published, overflows;
+	uint64_t next_stream;
+	uint64_t last_id; /* the newest event id given */
+	uint64_t published, overflows, forgotten, dropped, resets;
 	bool closing;
 };
+
+/* Streams a publisher may pin and signal after unlocking; more wait. */
+#define REGISTRY_WAKE_MAX 8
 
 struct registry_msg *
 registry_msg_new(const char *frame, size_t len)
@@ -97,7 +129,7 @@ registry_msg_new(const char *frame, size_t len)
 	struct registry_msg *m = xmalloc(sizeof(*m) + len);
 
 	atomic_init(&m->refs, 1);
-	m->seq = 0;
+	m->seq = m->id = m->t_ms = 0;
 	m->len = len;
 	memcpy(m->frame, frame, len);
 	return m;
@@ -114,6 +146,12 @@ uint64_t
 registry_msg_seq(const struct registry_msg *m)
 {
 	return m->seq;
+}
+
+uint64_t
+registry_msg_id(const struct registry_msg *m)
+{
+	return m->id;
 }
 
 static struct registry_msg *
@@ -135,6 +173,7 @@ struct registry *
 registry_new(const struct registry_limits *limits)
 {
 	struct registry *reg = xcalloc(1, sizeof(*reg));
+	struct timespec ts;
 
 	pthread_mutex_init(&reg->lock, NULL);
 	reg->limits = *limits;
@@ -142,8 +181,17 @@ registry_new(const struct registry_limits *limits)
 		reg->limits.queue_messages = SIZE_MAX / 2;
 	if (reg->limits.queue_bytes == 0)
 		reg->limits.queue_bytes = SIZE_MAX / 2;
-	reg->next_id = 1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	reg->epoch =
+	    (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	reg->next_stream = 1;
 	return reg;
+}
+
+uint64_t
+registry_epoch(const struct registry *reg)
+{
+	return reg->epoch;
 }
 
 static struct registry_msg *
@@ -152,13 +200,40 @@ device_log_at(const struct reg_device *d, uint64_t seq)
 	return d->ring[(d->head + (size_t)(seq - d->first_seq)) % d->cap];
 }
 
+/* Messages in the log that no stream of the device has taken. */
+static size_t
+device_held(const struct reg_device *d)
+{
+	uint64_t from = d->count ? d->first_seq - 1 : d->last_seq;
+
+	if (d->delivered > from)
+		from = d->delivered;
+	return (size_t)(d->last_seq - from);
+}
+
+static void
+device_drop_oldest(struct reg_device *d)
+{
+	struct registry_msg *m = d->ring[d->head];
+
+	d->floor_id = m->id;
+	d->bytes -= m->len;
+	d->head = (d->head + 1) % d->cap;
+	d->count--;
+	d->first_seq++;
+	registry_msg_unref(m);
+}
+
 static void
 device_free(struct registry *reg, struct reg_device *d)
 {
 	struct reg_user *u = d->user;
 
-	for (size_t i = 0; i < d->count; i++)
-		registry_msg_unref(d->ring[(d->head + i) % d->cap]);
+	if (d->grace_until != 0)
+		DL_DELETE2(reg->grace, d, gprev, gnext);
+	reg->dropped += device_held(d);
+	while (d->count > 0)
+		device_drop_oldest(d);
 	HASH_DEL(u->devices, d);
 	reg->ndevices--;
 	free(d->ring);
@@ -200,30 +275,62 @@ registry_free(struct registry *reg)
 }
 
 /*
- * Drop the log's oldest messages that every stream has taken.  With no
- * streams the device is about to go, and device_free() empties the log.
+ * Whether a device has a stream that can still deliver: one whose client
+ * is not known to be gone and that has not overflowed.  Such a stream's
+ * thread may be blocked writing to a slow client, so it is still linked
+ * in; but it is no longer listed, and posts to it are held.
  */
-static void
-device_trim(struct reg_device *d)
+static bool
+device_live(const struct reg_device *d)
 {
-	uint64_t min = d->last_seq;
+	const struct registry_stream *s;
+
+	DL_FOREACH(d->streams, s)
+	{
+		if (!s->gone && !s->overflow)
+			return true;
+	}
+	return false;
+}
+
+/* Drop what the log need not keep any more: see DESIGN at the top. */
+static void
+device_trim(struct registry *reg, struct reg_device *d, uint64_t now)
+{
+	const struct registry_limits *l = &reg->limits;
+	uint64_t min = d->delivered;
 	struct registry_stream *s;
 
 	DL_FOREACH(d->streams, s)
 	{
-		if (!s->overflow && s->cursor < min)
+		if (!s->overflow && !s->gone && s->cursor < min)
 			min = s->cursor;
 	}
-	while (d->count > 0 && d->first_seq <= min) {
-		registry_msg_unref(d->ring[d->head]);
-		d->head = (d->head + 1) % d->cap;
-		d->count--;
-		d->first_seq++;
+	while (d->count > 0) {
+		struct registry_msg *m = d->ring[d->head];
+
+		if (m->seq > min)
+			break;
+		if (d->count <= l->replay_max && d->bytes <= l->queue_bytes &&
+		    now - m->t_ms < l->replay_ms)
+			break;
+		device_drop_oldest(d);
+	}
+	/* Held for an absent device: bounded like a stream's queue. */
+	if (!device_live(d)) {
+		while (d->count > 0 &&
+		    (device_held(d) > l->queue_messages ||
+		        d->bytes > l->queue_bytes)) {
+			if (d->first_seq > d->delivered)
+				reg->dropped++;
+			device_drop_oldest(d);
+		}
 	}
 }
 
 static void
-device_append(struct reg_device *d, struct registry_msg *m)
+device_append(struct registry *reg, struct reg_device *d,
+    struct registry_msg *m, uint64_t now)
 {
 	if (d->count == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 8;
@@ -237,22 +344,69 @@ device_append(struct reg_device *d, struct registry_msg *m)
 		d->head = 0;
 	}
 	m->seq = ++d->last_seq;
+	m->id = ++reg->last_id;
+	m->t_ms = now;
 	if (d->count == 0)
 		d->first_seq = m->seq;
 	d->ring[(d->head + d->count) % d->cap] = registry_msg_ref(m);
 	d->count++;
+	d->bytes += m->len;
 	d->bytes_in += m->len;
+}
+
+/*
+ * Where a new stream of d starts and what it must be told first.  Called
+ * before the stream is linked in.
+ */
+static uint64_t
+device_start(struct registry *reg, struct reg_device *d,
+    const struct registry_resume *resume, struct registry_start *start)
+{
+	uint64_t lo = d->count ? d->first_seq - 1 : d->last_seq;
+	uint64_t cursor;
+	bool live = device_live(d);
+
+	memset(start, 0, sizeof(*start));
+	/* With no usable id: live only, or what was held while away. */
+	cursor = live ? d->last_seq : (d->delivered > lo ? d->delivered : lo);
+	if (resume->kind == REGISTRY_RESUME_AT && resume->id <= reg->last_id &&
+	    resume->id >= d->floor_id) {
+		/* Every message after that id is still in the log. */
+		cursor = lo;
+		while (cursor < d->last_seq &&
+		    device_log_at(d, cursor + 1)->id <= resume->id)
+			cursor++;
+		return cursor;
+	}
+	if (resume->kind == REGISTRY_RESUME_AT)
+		start->reason = resume->id > reg->last_id ? "unknown event id"
+		                                          : "event id too old";
+	else if (resume->kind == REGISTRY_RESUME_UNKNOWN)
+		start->reason = "unknown event id";
+	else if (!live && d->delivered < lo)
+		start->reason = "messages were dropped while away";
+	if (start->reason != NULL) {
+		start->reset = true;
+		start->reset_id = cursor >= d->first_seq && d->count > 0
+		    ? device_log_at(d, cursor)->id
+		    : d->floor_id;
+		reg->resets++;
+	}
+	return cursor;
 }
 
 struct registry_stream *
 registry_subscribe(struct registry *reg, const char *user, const char *device,
+    const struct registry_resume *resume, struct registry_start *start,
     enum registry_error *err)
 {
 	struct registry_stream *s = NULL;
 	struct reg_device *d = NULL;
 	struct reg_user *u = NULL;
 	pthread_condattr_t attr;
+	uint64_t now = util_now_ms();
 
+	memset(start, 0, sizeof(*start));
 	pthread_mutex_lock(&reg->lock);
 	if (reg->closing) {
 		*err = REGISTRY_CLOSED;
@@ -275,18 +429,29 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		d = xcalloc(1, sizeof(*d));
 		d->name = xstrdup(device);
 		d->user = u;
+		/* Whatever was sent before it existed, it cannot replay. */
+		d->floor_id = reg->last_id;
 		HASH_ADD_KEYPTR(hh, u->devices, d->name, strlen(d->name), d);
 		reg->ndevices++;
 	}
+	if (d->grace_until != 0) {
+		DL_DELETE2(reg->grace, d, gprev, gnext);
+		d->grace_until = 0;
+	}
+	device_trim(reg, d, now);
 	s = xcalloc(1, sizeof(*s));
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->cond, &attr);
 	pthread_condattr_destroy(&attr);
-	s->id = reg->next_id++;
+	atomic_init(&s->pinned, 0);
+	s->id = reg->next_stream++;
 	s->device = d;
-	s->cursor = d->last_seq;
+	s->cursor = device_start(reg, d, resume, start);
+	/* Count what it is behind by from where it starts. */
 	s->bytes_out = d->bytes_in;
+	for (uint64_t q = s->cursor + 1; q <= d->last_seq; q++)
+		s->bytes_out -= device_log_at(d, q)->len;
 	DL_APPEND(d->streams, s);
 	d->nstreams++;
 	HASH_ADD(hh, reg->streams, id, sizeof(s->id), s);
@@ -297,19 +462,33 @@ out:
 	return s;
 }
 
+/* Forget d now, or start its grace period. */
+static void
+device_orphan(struct registry *reg, struct reg_device *d, uint64_t now)
+{
+	if (reg->limits.grace_ms == 0) {
+		device_free(reg, d);
+		return;
+	}
+	d->grace_until = now + reg->limits.grace_ms;
+	DL_APPEND2(reg->grace, d, gprev, gnext);
+	device_trim(reg, d, now);
+}
+
 void
 registry_unsubscribe(struct registry *reg, struct registry_stream *s)
 {
 	struct reg_device *d = s->device;
+	uint64_t now = util_now_ms();
 
 	pthread_mutex_lock(&reg->lock);
 	HASH_DEL(reg->streams, s);
 	reg->nstreams--;
 	DL_DELETE(d->streams, s);
 	if (--d->nstreams == 0)
-		device_free(reg, d);
+		device_orphan(reg, d, now);
 	else
-		device_trim(d);
+		device_trim(reg, d, now);
 	pthread_mutex_unlock(&reg->lock);
 	/* Unlinked: no new pins; wait for publishers still signalling. */
 	while (atomic_load_explicit(&s->pinned, memory_order_acquire) != 0)
@@ -324,25 +503,6 @@ registry_stream_id(const struct registry_stream *s)
 	return s->id;
 }
 
-/*
- * Whether a device has a stream that can still deliver: one whose client
- * is not known to be gone and that has not overflowed.  Such a stream's
- * thread may be blocked writing to a slow client, so it is still linked
- * in; but it is no longer listed, and posts to it alone get 404.
- */
-static bool
-device_live(const struct reg_device *d)
-{
-	const struct registry_stream *s;
-
-	DL_FOREACH(d->streams, s)
-	{
-		if (!s->gone && !s->overflow)
-			return true;
-	}
-	return false;
-}
-
 static struct reg_device *
 registry_find_device(struct registry *reg, const char *user, const char *device)
 {
@@ -355,21 +515,30 @@ registry_find_device(struct registry *reg, const char *user, const char *device)
 	return d;
 }
 
-size_t
+enum registry_error
 registry_publish(struct registry *reg, const char *user, const char *device,
-    struct registry_msg *m, enum registry_error *err)
+    struct registry_msg *m)
 {
-	struct registry_stream *s, *wake[8];
+	struct registry_stream *s, *wake[REGISTRY_WAKE_MAX];
+	enum registry_error res;
 	struct reg_device *d;
-	size_t n = 0, nw = 0;
+	uint64_t now = util_now_ms();
+	size_t nw = 0;
 
 	pthread_mutex_lock(&reg->lock);
 	d = registry_find_device(reg, user, device);
-	if (d == NULL || !device_live(d)) {
-		*err = REGISTRY_NOT_FOUND;
+	/* A grace period that ended is over, swept or not. */
+	if (d != NULL && d->grace_until != 0 && d->grace_until <= now) {
+		reg->forgotten++;
+		device_free(reg, d);
+		d = NULL;
+	}
+	if (d == NULL) {
+		res = REGISTRY_NOT_FOUND;
 		goto out;
 	}
-	device_append(d, m);
+	res = device_live(d) ? REGISTRY_OK : REGISTRY_HELD;
+	device_append(reg, d, m, now);
 	reg->published++;
 	DL_FOREACH(d->streams, s)
 	{
@@ -385,18 +554,15 @@ registry_publish(struct registry *reg, const char *user, const char *device,
 		 * block at once on the lock we hold; the pin keeps the
 		 * stream from being freed until then.
 		 */
-		if (nw < 8) {
+		if (nw < REGISTRY_WAKE_MAX) {
 			atomic_fetch_add_explicit(
 			    &s->pinned, 1, memory_order_relaxed);
 			wake[nw++] = s;
 		} else {
 			pthread_cond_signal(&s->cond);
 		}
-		n++;
 	}
-	/* An overflowed stream no longer holds the log back. */
-	device_trim(d);
-	*err = REGISTRY_OK;
+	device_trim(reg, d, now);
 out:
 	pthread_mutex_unlock(&reg->lock);
 	for (size_t i = 0; i < nw; i++) {
@@ -404,11 +570,28 @@ out:
 		atomic_fetch_sub_explicit(
 		    &wake[i]->pinned, 1, memory_order_release);
 	}
-	return n;
+	return res;
+}
+
+void
+registry_expire(struct registry *reg, uint64_t now_ms)
+{
+	struct reg_device *d, *tmp;
+
+	pthread_mutex_lock(&reg->lock);
+	DL_FOREACH_SAFE2(reg->grace, d, tmp, gnext)
+	{
+		if (d->grace_until <= now_ms) {
+			reg->forgotten++;
+			device_free(reg, d);
+		}
+	}
+	pthread_mutex_unlock(&reg->lock);
 }
 
 static void
-registry_take(struct registry_stream *s, struct registry_batch *b)
+registry_take(
+    struct registry *reg, struct registry_stream *s, struct registry_batch *b)
 {
 	struct reg_device *d = s->device;
 
@@ -420,7 +603,9 @@ registry_take(struct registry_stream *s, struct registry_batch *b)
 		s->cursor++;
 		s->bytes_out += m->len;
 	}
-	device_trim(d);
+	if (s->cursor > d->delivered)
+		d->delivered = s->cursor;
+	device_trim(reg, d, util_now_ms());
 }
 
 enum registry_wake
@@ -445,7 +630,7 @@ registry_wait(struct registry *reg, struct registry_stream *s,
 			break;
 		}
 		if (s->cursor < s->device->last_seq) {
-			registry_take(s, b);
+			registry_take(reg, s, b);
 			wake = REGISTRY_MESSAGES;
 			break;
 		}
@@ -516,12 +701,22 @@ registry_devices(
 void
 registry_stats(struct registry *reg, struct registry_stats *st)
 {
+	struct reg_device *d;
+
 	pthread_mutex_lock(&reg->lock);
 	st->users = reg->nusers;
 	st->devices = reg->ndevices;
 	st->streams = reg->nstreams;
+	st->held = 0;
+	DL_FOREACH2(reg->grace, d, gnext)
+	{
+		st->held += device_held(d);
+	}
 	st->published = reg->published;
 	st->overflows = reg->overflows;
+	st->forgotten = reg->forgotten;
+	st->dropped = reg->dropped;
+	st->resets = reg->resets;
 	pthread_mutex_unlock(&reg->lock);
 }
 

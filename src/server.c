@@ -16,7 +16,8 @@
  *
  * Watcher.  One thread waits in epoll for hangups (EPOLLRDHUP, EPOLLHUP)
  * on the connections of open streams, and marks the stream gone with
- * registry_hangup(), which wakes its worker.  It refers to streams by id,
+ * registry_hangup(), which wakes its worker.  Once a second it also calls
+ * registry_expire() to forget devices whose grace period ended.  It refers to streams by id,
  * so an event for a stream that has just ended is harmless.  A worker
  * removes its fd from the epoll set before libfcgi closes it.
  *
@@ -68,6 +69,10 @@
 #define SERVER_EXTRA_WORKERS 256
 /* Pause after accept() fails for lack of resources (e.g. EMFILE). */
 #define SERVER_ACCEPT_BACKOFF_MS 50
+/* A stream keeps its output buffer between batches up to this size. */
+#define SERVER_STREAM_BUF_KEEP 4096
+/* How often the watcher forgets devices whose grace period ended. */
+#define SERVER_EXPIRE_INTERVAL_MS 1000
 /* The first fd systemd passes with socket activation (sd_listen_fds). */
 #define SERVER_LISTEN_FDS_START 3
 
@@ -295,10 +300,18 @@ server_watcher(void *arg)
 {
 	struct server *srv = arg;
 	struct epoll_event ev[64];
+	uint64_t next_expire = 0;
 
 	for (;;) {
-		int n = epoll_wait(srv->epoll_fd, ev, 64, -1);
+		int n = epoll_wait(
+		    srv->epoll_fd, ev, 64, SERVER_EXPIRE_INTERVAL_MS);
+		uint64_t now = util_now_ms();
 
+		/* The watcher also ends grace periods, once a second. */
+		if (now >= next_expire) {
+			registry_expire(srv->reg, now);
+			next_expire = now + SERVER_EXPIRE_INTERVAL_MS;
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -411,30 +424,16 @@ server_write_head(
 	return rc;
 }
 
-/* Write a batch of frames and flush; returns 0 or -1. */
-static int
-server_write_batch(FCGX_Request *req, struct registry_batch *b)
-{
-	int rc = 0;
-
-	for (size_t i = 0; i < b->n && rc == 0; i++) {
-		size_t len;
-		const char *frame = registry_msg_frame(b->msgs[i], &len);
-
-		rc = server_put(req, frame, len);
-	}
-	registry_batch_release(b);
-	if (rc == 0 && FCGX_FFlush(req->out) < 0)
-		rc = -1;
-	return rc;
-}
-
 static int
 server_write_flush(FCGX_Request *req, struct buf *b)
 {
 	int rc = server_put(req, b->data, b->len);
 
-	buf_reset(b);
+	/* A stream lives long: do not keep a large batch's buffer. */
+	if (b->cap > SERVER_STREAM_BUF_KEEP)
+		buf_free(b);
+	else
+		buf_reset(b);
 	if (rc == 0 && FCGX_FFlush(req->out) < 0)
 		rc = -1;
 	return rc;
@@ -446,7 +445,8 @@ server_write_flush(FCGX_Request *req, struct buf *b)
  * hangs up.
  */
 static void
-server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s)
+server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s,
+    const struct registry_start *start)
 {
 	uint64_t interval = (uint64_t)srv->config->keepalive * 1000;
 	uint64_t deadline = util_now_ms() + interval;
@@ -459,7 +459,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s)
 	struct buf out = {0};
 	bool watched;
 
-	api_stream_open(&out);
+	api_stream_open(srv->api, start, &out);
 	if (server_write_flush(req, &out) < 0)
 		goto done;
 	watched = epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, req->ipcFd, &ev) == 0;
@@ -469,7 +469,11 @@ server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s)
 	for (;;) {
 		wake = registry_wait(srv->reg, s, deadline, &batch);
 		if (wake == REGISTRY_MESSAGES) {
-			if (server_write_batch(req, &batch) < 0)
+			for (size_t i = 0; i < batch.n; i++)
+				api_stream_message(
+				    srv->api, batch.msgs[i], &out);
+			registry_batch_release(&batch);
+			if (server_write_flush(req, &out) < 0)
 				break;
 			deadline = util_now_ms() + interval;
 		} else if (wake == REGISTRY_TIMEOUT) {
@@ -507,6 +511,7 @@ server_handle(struct server *srv, FCGX_Request *req)
 	ar.uri = server_param(req, "REQUEST_URI");
 	ar.content_type = server_param(req, "CONTENT_TYPE");
 	ar.origin = server_param(req, "HTTP_ORIGIN");
+	ar.last_event_id = server_param(req, "HTTP_LAST_EVENT_ID");
 	if (ar.uri == NULL) {
 		/* Fronts that send no REQUEST_URI: rebuild it. */
 		const char *sn = server_param(req, "SCRIPT_NAME");
@@ -532,7 +537,7 @@ server_handle(struct server *srv, FCGX_Request *req)
 		if (server_write_head(req, &resp, true) == 0)
 			server_put(req, resp.body.data, resp.body.len);
 	} else if (server_write_head(req, &resp, false) == 0) {
-		server_stream(srv, req, resp.stream);
+		server_stream(srv, req, resp.stream, &resp.start);
 	} else {
 		registry_unsubscribe(srv->reg, resp.stream);
 	}

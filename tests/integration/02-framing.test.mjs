@@ -73,11 +73,11 @@ for (const [kind, post] of [['JSON', viaJson], ['form', viaForm]]) {
 		const ev = await s.nextEvent();
 		assert.equal(ev.data, 'marker');
 		assert.equal(s.received, CASES.length + 1, 'no extra events');
-		assert.equal(ev.lastEventId, '', 'no id injected');
+		assert.match(ev.lastEventId, /^\d+-\d+$/, 'the server\'s own id; none injected');
 		assert.equal(s.retry, null, 'no retry injected');
 		const names = new Set(s.fields.map(([f]) => f));
-		assert.deepEqual([...names].sort(), ['data'],
-		    'only data fields on the wire');
+		assert.deepEqual([...names].sort(), ['data', 'id'],
+		    'only data fields and the server\'s ids on the wire');
 		s.close();
 	});
 }

@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { startStack, uid, postPath, poll } from './harness.mjs';
 
 const T = { timeout: 60000 };
-const stackFor = (t) => startStack({ env: { BEEP_KEEPALIVE: '1' } }, t);
+// Grace 0: a departed device is forgotten at once (10-replay tests grace).
+const stackFor = (t) => startStack(
+    { env: { BEEP_KEEPALIVE: '1', BEEP_GRACE_SECONDS: '0' } }, t);
 // Bound for a departure to show. Behind Caddy 2.6 it takes a few keepalive
 // writes (measured: about 4 s with BEEP_KEEPALIVE=1); slack for ASan.
 const GONE = { timeout: 15000, interval: 50 };

@@ -24,7 +24,8 @@ setup_with(void **state, const char *origins)
 	struct fixture *f = xcalloc(1, sizeof(*f));
 	const char *argv[] = {
 	    "beep-signal", "--cors-origins", origins, "--max-id", "8"};
-	struct registry_limits l = {2, 16, 0};
+	struct registry_limits l = {
+	    .max_streams = 2, .queue_messages = 16, .grace_ms = 60000};
 
 	if (config_parse(&f->c, 5, (char **)argv) != 0)
 		return -1;
@@ -166,15 +167,11 @@ test_api_subscribe_post_list(void **state)
 	    HTTP_200);
 	api_response_clear(&r);
 
-	api_stream_open(&all);
+	api_stream_open(f->api, &sub.start, &all);
 	assert_int_equal(
 	    registry_wait(f->reg, sub.stream, 0, &b), REGISTRY_MESSAGES);
-	for (size_t i = 0; i < b.n; i++) {
-		size_t len;
-		const char *frame = registry_msg_frame(b.msgs[i], &len);
-
-		buf_append(&all, frame, len);
-	}
+	for (size_t i = 0; i < b.n; i++)
+		api_stream_message(f->api, b.msgs[i], &all);
 	registry_batch_release(&b);
 	api_stream_close(&all);
 	sse_parse(&p, all.data, all.len);
@@ -183,6 +180,10 @@ test_api_subscribe_post_list(void **state)
 	assert_string_equal(p.events[0].data.data, "a\nb");
 	assert_string_equal(p.events[1].data.data, "x\ny");
 	assert_int_equal(p.comments, 1);
+	/* Every event has an id "<epoch>-<n>", increasing. */
+	assert_true(strchr(p.events[0].id, '-') != NULL);
+	assert_true(strtoull(strchr(p.events[1].id, '-') + 1, NULL, 10) >
+	    strtoull(strchr(p.events[0].id, '-') + 1, NULL, 10));
 	assert_true(p.retry >= 1000);
 	sse_parser_free(&p);
 	buf_free(&all);
@@ -257,11 +258,83 @@ test_api_cors_list(void **state)
 	api_response_clear(&r);
 }
 
+/* Grace (202), ids in POST answers, and resuming by header or query. */
+static void
+test_api_replay(void **state)
+{
+	struct fixture *f = *state;
+	struct api_request req = {
+	    .method = "GET", .uri = "/subscribe/u/device/d"};
+	struct api_response sub = {0}, r;
+	struct registry_batch b;
+	struct sse_parser p;
+	struct buf all = {0};
+	char first[64], uri[128];
+
+	assert_int_equal(
+	    call(f, "GET", "/subscribe/u/device/d", NULL, NULL, &sub),
+	    HTTP_200);
+	assert_int_equal(call(f, "POST", "/user/u/device/d", "application/json",
+	                     "{\"data\":\"one\"}", &r),
+	    HTTP_200);
+	/* {"id":"<epoch>-<n>"} */
+	assert_int_equal(
+	    sscanf(r.body.data, "{\"id\":\"%63[0-9-]\"}", first), 1);
+	api_response_clear(&r);
+	registry_wait(f->reg, sub.stream, 0, &b);
+	registry_batch_release(&b);
+	registry_unsubscribe(f->reg, sub.stream);
+	api_response_clear(&sub);
+
+	/* Away, within grace: 202, held. */
+	assert_int_equal(call(f, "POST", "/user/u/device/d", "application/json",
+	                     "{\"data\":\"two\"}", &r),
+	    HTTP_202);
+	assert_non_null(strstr(r.body.data, "{\"id\":\""));
+	api_response_clear(&r);
+
+	/* Back with Last-Event-ID = first: gets "two" only, no reset. */
+	req.last_event_id = first;
+	api_handle(f->api, &req, &sub);
+	assert_false(sub.start.reset);
+	api_stream_open(f->api, &sub.start, &all);
+	assert_int_equal(
+	    registry_wait(f->reg, sub.stream, 0, &b), REGISTRY_MESSAGES);
+	for (size_t i = 0; i < b.n; i++)
+		api_stream_message(f->api, b.msgs[i], &all);
+	registry_batch_release(&b);
+	sse_parse(&p, all.data, all.len);
+	assert_int_equal(p.n, 1);
+	assert_string_equal(p.events[0].data.data, "two");
+	sse_parser_free(&p);
+	buf_free(&all);
+	registry_unsubscribe(f->reg, sub.stream);
+	api_response_clear(&sub);
+
+	/* An id of another run, by query: a reset event first. */
+	snprintf(uri, sizeof(uri), "/subscribe/u/device/d?last_event_id=1-1");
+	req.uri = uri;
+	req.last_event_id = NULL;
+	api_handle(f->api, &req, &sub);
+	assert_true(sub.start.reset);
+	api_stream_open(f->api, &sub.start, &all);
+	sse_parse(&p, all.data, all.len);
+	assert_int_equal(p.n, 1);
+	assert_string_equal(p.events[0].type, "reset");
+	assert_non_null(strstr(p.events[0].data.data, "\"reason\""));
+	assert_true(p.events[0].id[0] != '\0');
+	sse_parser_free(&p);
+	buf_free(&all);
+	registry_unsubscribe(f->reg, sub.stream);
+	api_response_clear(&sub);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_api_statuses, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_api_replay, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_api_subscribe_post_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -22,7 +22,8 @@
 static struct registry *
 new_registry(size_t max_streams, size_t queue)
 {
-	struct registry_limits l = {max_streams, queue, 0};
+	struct registry_limits l = {
+	    .max_streams = max_streams, .queue_messages = queue};
 
 	return registry_new(&l);
 }
@@ -33,8 +34,22 @@ publish_str(struct registry *reg, const char *u, const char *d, const char *s,
 {
 	struct registry_msg *m = registry_msg_new(s, strlen(s));
 
-	registry_publish(reg, u, d, m, err);
+	*err = registry_publish(reg, u, d, m);
 	registry_msg_unref(m);
+}
+
+/* A stream with no last event id; a start with a reset is a failure. */
+static struct registry_stream *
+subscribe(struct registry *reg, const char *u, const char *d,
+    enum registry_error *err)
+{
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start start;
+	struct registry_stream *s =
+	    registry_subscribe(reg, u, d, &none, &start, err);
+
+	assert_false(start.reset);
+	return s;
 }
 
 static void
@@ -50,7 +65,7 @@ test_registry_basic(void **state)
 	(void)state;
 	publish_str(reg, "bob", "phone", "early", &err);
 	assert_int_equal(err, REGISTRY_NOT_FOUND);
-	s = registry_subscribe(reg, "bob", "phone", &err);
+	s = subscribe(reg, "bob", "phone", &err);
 	assert_non_null(s);
 	assert_int_not_equal(registry_stream_id(s), 0);
 	registry_devices(reg, "bob", &names, &n);
@@ -93,8 +108,8 @@ test_registry_two_streams(void **state)
 	char **names;
 
 	(void)state;
-	a = registry_subscribe(reg, "bob", "phone", &err);
-	b2 = registry_subscribe(reg, "bob", "phone", &err);
+	a = subscribe(reg, "bob", "phone", &err);
+	b2 = subscribe(reg, "bob", "phone", &err);
 	registry_stats(reg, &st);
 	assert_int_equal(st.streams, 2);
 	assert_int_equal(st.devices, 1);
@@ -200,7 +215,7 @@ test_registry_ordering_threads(void **state)
 	for (int i = 0; i < CONSUMERS; i++) {
 		memset(&c[i], 0, sizeof(c[i]));
 		c[i].reg = reg;
-		c[i].s = registry_subscribe(reg, "u", "d", &err);
+		c[i].s = subscribe(reg, "u", "d", &err);
 		pthread_create(&ct[i], NULL, consumer_main, &c[i]);
 	}
 	for (int i = 0; i < PUBLISHERS; i++) {
@@ -255,13 +270,13 @@ test_registry_close_wakes(void **state)
 	pthread_t t;
 
 	(void)state;
-	w.s = registry_subscribe(reg, "u", "d", &err);
+	w.s = subscribe(reg, "u", "d", &err);
 	pthread_create(&t, NULL, waiter_main, &w);
 	registry_close(reg);
 	pthread_join(t, NULL);
 	assert_int_equal(w.wakes[w.n - 1], REGISTRY_CLOSING);
 	/* A closed registry takes no new streams. */
-	assert_null(registry_subscribe(reg, "u", "e", &err));
+	assert_null(subscribe(reg, "u", "e", &err));
 	assert_int_equal(err, REGISTRY_CLOSED);
 	registry_unsubscribe(reg, w.s);
 	registry_free(reg);
@@ -277,7 +292,7 @@ test_registry_close_delivers_pending(void **state)
 	enum registry_error err;
 
 	(void)state;
-	s = registry_subscribe(reg, "u", "d", &err);
+	s = subscribe(reg, "u", "d", &err);
 	publish_str(reg, "u", "d", "last words", &err);
 	registry_close(reg);
 	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_MESSAGES);
@@ -300,18 +315,18 @@ test_registry_hangup(void **state)
 	pthread_t t;
 
 	(void)state;
-	w.s = registry_subscribe(reg, "u", "d", &err);
+	w.s = subscribe(reg, "u", "d", &err);
 	id = registry_stream_id(w.s);
 	registry_hangup(reg, id + 1000); /* no such stream: harmless */
 	pthread_create(&t, NULL, waiter_main, &w);
 	registry_hangup(reg, id);
 	pthread_join(t, NULL);
 	assert_int_equal(w.wakes[w.n - 1], REGISTRY_GONE);
-	/* Gone before its thread has ended: no longer listed or reachable. */
+	/* Gone before its thread has ended: unlisted; posts are held. */
 	registry_devices(reg, "u", &names, &n);
 	assert_int_equal(n, 0);
 	publish_str(reg, "u", "d", "x", &err);
-	assert_int_equal(err, REGISTRY_NOT_FOUND);
+	assert_int_equal(err, REGISTRY_HELD);
 	registry_unsubscribe(reg, w.s);
 	/* The id of an ended stream is harmless too. */
 	registry_hangup(reg, id);
@@ -330,8 +345,8 @@ test_registry_overflow(void **state)
 	char frame[16];
 
 	(void)state;
-	slow = registry_subscribe(reg, "u", "d", &err);
-	fast = registry_subscribe(reg, "u", "d", &err);
+	slow = subscribe(reg, "u", "d", &err);
+	fast = subscribe(reg, "u", "d", &err);
 	for (int i = 0; i < 4; i++) {
 		snprintf(frame, sizeof(frame), "%d", i);
 		publish_str(reg, "u", "d", frame, &err);
@@ -357,20 +372,20 @@ test_registry_overflow(void **state)
 static void
 test_registry_byte_overflow(void **state)
 {
-	struct registry_limits l = {0, 0, 10};
+	struct registry_limits l = {.queue_bytes = 10};
 	struct registry *reg = registry_new(&l);
 	struct registry_stream *s;
 	struct registry_batch b;
 	enum registry_error err;
 
 	(void)state;
-	s = registry_subscribe(reg, "u", "d", &err);
+	s = subscribe(reg, "u", "d", &err);
 	publish_str(reg, "u", "d", "0123456789", &err); /* 10 bytes: ok */
 	publish_str(reg, "u", "d", "x", &err);          /* 11: over */
 	assert_int_equal(err, REGISTRY_OK);
-	/* Its only stream overflowed: the device is no longer reachable. */
+	/* Its only stream overflowed: not live any more, posts are held. */
 	publish_str(reg, "u", "d", "y", &err);
-	assert_int_equal(err, REGISTRY_NOT_FOUND);
+	assert_int_equal(err, REGISTRY_HELD);
 	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_OVERFLOW);
 	registry_unsubscribe(reg, s);
 	registry_free(reg);
@@ -384,13 +399,13 @@ test_registry_max_streams(void **state)
 	enum registry_error err;
 
 	(void)state;
-	a = registry_subscribe(reg, "u", "1", &err);
-	b = registry_subscribe(reg, "u", "2", &err);
+	a = subscribe(reg, "u", "1", &err);
+	b = subscribe(reg, "u", "2", &err);
 	assert_non_null(b);
-	assert_null(registry_subscribe(reg, "u", "3", &err));
+	assert_null(subscribe(reg, "u", "3", &err));
 	assert_int_equal(err, REGISTRY_FULL);
 	registry_unsubscribe(reg, a);
-	a = registry_subscribe(reg, "u", "3", &err);
+	a = subscribe(reg, "u", "3", &err);
 	assert_non_null(a);
 	registry_unsubscribe(reg, a);
 	registry_unsubscribe(reg, b);
@@ -412,8 +427,7 @@ churn_main(void *arg)
 
 	snprintf(dev, sizeof(dev), "d%d", c->id % 3);
 	for (int i = 0; i < 2000; i++) {
-		struct registry_stream *s =
-		    registry_subscribe(c->reg, "u", dev, &err);
+		struct registry_stream *s = subscribe(c->reg, "u", dev, &err);
 
 		publish_str(c->reg, "u", dev, "x", &err);
 		registry_wait(c->reg, s, 0, &b);
@@ -446,6 +460,214 @@ test_registry_churn(void **state)
 	registry_free(reg);
 }
 
+static struct registry *
+replay_registry(size_t replay_max, uint64_t grace_ms, size_t queue)
+{
+	struct registry_limits l = {.queue_messages = queue,
+	    .replay_max = replay_max,
+	    .replay_ms = 60000,
+	    .grace_ms = grace_ms};
+
+	return registry_new(&l);
+}
+
+static struct registry_stream *
+resume_at(struct registry *reg, const char *d, enum registry_resume_kind kind,
+    uint64_t id, struct registry_start *start)
+{
+	struct registry_resume r = {kind, id};
+	enum registry_error err;
+
+	return registry_subscribe(reg, "u", d, &r, start, &err);
+}
+
+/* Take everything pending; return how many and the first and last ids. */
+static size_t
+drain(struct registry *reg, struct registry_stream *s, uint64_t *first,
+    uint64_t *last)
+{
+	struct registry_batch b;
+	size_t n = 0;
+
+	while (registry_wait(reg, s, 0, &b) == REGISTRY_MESSAGES) {
+		for (size_t i = 0; i < b.n; i++) {
+			if (n++ == 0 && first)
+				*first = registry_msg_id(b.msgs[i]);
+			if (last)
+				*last = registry_msg_id(b.msgs[i]);
+		}
+		registry_batch_release(&b);
+	}
+	return n;
+}
+
+static uint64_t
+publish_id(struct registry *reg, const char *d, enum registry_error *err)
+{
+	struct registry_msg *m = registry_msg_new("m", 1);
+	uint64_t id;
+
+	*err = registry_publish(reg, "u", d, m);
+	id = registry_msg_id(m);
+	registry_msg_unref(m);
+	return id;
+}
+
+/* Ids grow; a stream resumed after id k gets exactly what followed k. */
+static void
+test_registry_resume(void **state)
+{
+	struct registry *reg = replay_registry(16, 0, 0);
+	struct registry_stream *a, *b;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t ids[6], first = 0, last = 0;
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	for (int i = 0; i < 6; i++) {
+		ids[i] = publish_id(reg, "d", &err);
+		assert_int_equal(err, REGISTRY_OK);
+		if (i > 0)
+			assert_true(ids[i] > ids[i - 1]);
+	}
+	assert_int_equal(drain(reg, a, NULL, NULL), 6);
+	/* Another tab of the same device resumes after the second. */
+	b = resume_at(reg, "d", REGISTRY_RESUME_AT, ids[1], &st);
+	assert_false(st.reset);
+	assert_int_equal(drain(reg, b, &first, &last), 4);
+	assert_int_equal(first, ids[2]);
+	assert_int_equal(last, ids[5]);
+	registry_unsubscribe(reg, b);
+	/* After the newest: nothing, no reset. */
+	b = resume_at(reg, "d", REGISTRY_RESUME_AT, ids[5], &st);
+	assert_false(st.reset);
+	assert_int_equal(drain(reg, b, NULL, NULL), 0);
+	registry_unsubscribe(reg, b);
+	/* An id never given, or not ours: reset, live from now. */
+	b = resume_at(reg, "d", REGISTRY_RESUME_AT, ids[5] + 100, &st);
+	assert_true(st.reset);
+	assert_int_equal(drain(reg, b, NULL, NULL), 0);
+	registry_unsubscribe(reg, b);
+	b = resume_at(reg, "d", REGISTRY_RESUME_UNKNOWN, 0, &st);
+	assert_true(st.reset);
+	assert_int_equal(st.reset_id, ids[5]);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, a);
+	registry_free(reg);
+}
+
+/* Past replay_max, an old id is "too old": reset. */
+static void
+test_registry_resume_too_old(void **state)
+{
+	struct registry *reg = replay_registry(3, 0, 0);
+	struct registry_stream *a, *b;
+	struct registry_stats stats;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t ids[5], first = 0;
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	for (int i = 0; i < 5; i++)
+		ids[i] = publish_id(reg, "d", &err);
+	drain(reg, a, NULL, NULL);
+	/* ids[2..4] retained: resuming after ids[1] is exact... */
+	b = resume_at(reg, "d", REGISTRY_RESUME_AT, ids[1], &st);
+	assert_false(st.reset);
+	assert_int_equal(drain(reg, b, &first, NULL), 3);
+	assert_int_equal(first, ids[2]);
+	registry_unsubscribe(reg, b);
+	/* ...after ids[0], ids[1] is gone. */
+	b = resume_at(reg, "d", REGISTRY_RESUME_AT, ids[0], &st);
+	assert_true(st.reset);
+	assert_string_equal(st.reason, "event id too old");
+	registry_unsubscribe(reg, b);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.resets, 1);
+	registry_unsubscribe(reg, a);
+	registry_free(reg);
+}
+
+/* Grace: posts are held (202) and delivered when the device returns. */
+static void
+test_registry_grace(void **state)
+{
+	struct registry *reg = replay_registry(16, 60000, 0);
+	struct registry_stream *a;
+	struct registry_stats stats;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t ids[3], first = 0, last = 0;
+	char **names;
+	size_t n;
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	publish_id(reg, "d", &err);
+	drain(reg, a, NULL, NULL);
+	registry_unsubscribe(reg, a);
+	registry_devices(reg, "u", &names, &n);
+	assert_int_equal(n, 0); /* not listed in grace */
+	for (int i = 0; i < 3; i++) {
+		ids[i] = publish_id(reg, "d", &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.held, 3);
+	/* Back without an id: the three held messages, no reset. */
+	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
+	assert_false(st.reset);
+	assert_int_equal(drain(reg, a, &first, &last), 3);
+	assert_int_equal(first, ids[0]);
+	assert_int_equal(last, ids[2]);
+	registry_unsubscribe(reg, a);
+	/* Grace ends: forgotten, with what it held. */
+	publish_id(reg, "d", &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	registry_expire(reg, util_now_ms() + 60001);
+	publish_id(reg, "d", &err);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.forgotten, 1);
+	assert_int_equal(stats.dropped, 1);
+	assert_int_equal(stats.devices, 0);
+	/* A forgotten device's old ids are unknown to its next life. */
+	a = resume_at(reg, "d", REGISTRY_RESUME_AT, ids[2], &st);
+	assert_true(st.reset);
+	registry_unsubscribe(reg, a);
+	registry_free(reg);
+}
+
+/* Held past the queue bound: oldest dropped, the return starts with reset. */
+static void
+test_registry_grace_bound(void **state)
+{
+	struct registry *reg = replay_registry(16, 60000, 2);
+	struct registry_stream *a;
+	struct registry_stats stats;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t ids[3], first = 0;
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	registry_unsubscribe(reg, a);
+	for (int i = 0; i < 3; i++)
+		ids[i] = publish_id(reg, "d", &err);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.held, 2);
+	assert_int_equal(stats.dropped, 1);
+	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
+	assert_true(st.reset);
+	assert_true(st.reset_id < ids[1]);
+	assert_int_equal(drain(reg, a, &first, NULL), 2);
+	assert_int_equal(first, ids[1]);
+	registry_unsubscribe(reg, a);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
@@ -460,6 +682,10 @@ main(void)
 	    cmocka_unit_test(test_registry_byte_overflow),
 	    cmocka_unit_test(test_registry_max_streams),
 	    cmocka_unit_test(test_registry_churn),
+	    cmocka_unit_test(test_registry_resume),
+	    cmocka_unit_test(test_registry_resume_too_old),
+	    cmocka_unit_test(test_registry_grace),
+	    cmocka_unit_test(test_registry_grace_bound),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
