@@ -10,7 +10,7 @@ RUN make deps && make clean all WERROR=0 && \
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-	libfcgi0ldbl libjansson4 caddy && rm -rf /var/lib/apt/lists/*
+	libfcgi0ldbl libjansson4 libjwt0 caddy && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/usr/bin/beep-signal /usr/bin/beep-signal
 WORKDIR /opt/beep-signal
 COPY Caddyfile scripts/run.sh ./

@@ -14,9 +14,9 @@ else
 BUILD := build/$(subst $(comma),-,$(SANITIZE))
 endif
 
-PKGS := jansson fcgi
+PKGS := jansson fcgi libjwt
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lfcgi)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lfcgi -ljwt)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -32,9 +32,10 @@ ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
 
 # The service, module by module; the binary and the unit tests link them.
 SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
+	src/auth.c src/limit.c src/event.c \
 	src/body.c src/sse.c src/registry.c src/api.c src/server.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
-UNIT := http route body sse registry config api
+UNIT := http route body sse registry config api auth limit event
 UNIT_BINS := $(UNIT:%=$(BUILD)/tests/test_%)
 BIN := $(BUILD)/beep-signal
 

@@ -23,6 +23,10 @@ struct api_request {
 	const char *content_type;  /* may be NULL */
 	const char *origin;        /* the Origin header, or NULL */
 	const char *last_event_id; /* the Last-Event-ID header, or NULL */
+	const char *authorization; /* the Authorization header, or NULL */
+	const char *cookie;        /* the Cookie header, or NULL */
+	const char *claim;         /* the forward-auth identity header */
+	const char *remote_addr;   /* the client's address, from the front */
 	const char *body;          /* POST body, or NULL */
 	size_t body_len;
 	bool body_too_large; /* the body was longer than max_body */
@@ -39,12 +43,16 @@ struct api_response {
 	 */
 	struct registry_stream *stream;
 	struct registry_start start; /* with stream: what to send first */
+	bool envelope;               /* with stream: name the sender */
 };
 
 /* The server's thread counts, for /healthz. */
 typedef void (*api_threads_fn)(void *ctx, size_t *threads, size_t *idle);
 
-/* The api keeps pointers to c and reg: both must outlive it. */
+/*
+ * The api keeps pointers to c and reg: both must outlive it.  Returns
+ * NULL after logging why when the authentication settings are unusable.
+ */
 struct api *api_new(const struct config *c, struct registry *reg,
     api_threads_fn threads, void *threads_ctx);
 void api_free(struct api *api);
@@ -62,9 +70,12 @@ void api_response_clear(struct api_response *resp);
  */
 void api_stream_open(
     struct api *api, const struct registry_start *start, struct buf *out);
-/* Append message m as an event with its id. */
-void api_stream_message(
-    struct api *api, const struct registry_msg *m, struct buf *out);
+/* Append message m as an event with its id, in an envelope or not. */
+void api_stream_message(struct api *api, const struct registry_msg *m,
+    bool envelope, struct buf *out);
+
+/* Periodic housekeeping (forget refilled rate buckets); about 1/s. */
+void api_expire(struct api *api, uint64_t now_ms);
 /* The keepalive comment. */
 void api_stream_keepalive(struct buf *out);
 /* The last bytes of a stream when the service stops. */

@@ -16,7 +16,8 @@
 struct body_msg {
 	char *data; /* owned; NUL-terminated, may contain NUL bytes */
 	size_t data_len;
-	char *event; /* owned, or NULL */
+	bool is_json; /* data is compact JSON text (not a JSON string) */
+	char *event;  /* owned, or NULL */
 };
 
 /*

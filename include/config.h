@@ -23,8 +23,23 @@ struct config {
 	unsigned replay_seconds; /* how long delivered messages are kept */
 	size_t replay_max;       /* how many delivered messages are kept */
 	unsigned grace_seconds;  /* a device outlives its last stream */
-	char *cors_origins;      /* "*" or a comma-separated list */
-	int log_level;           /* enum log_level */
+	char *auth;              /* "none", "jwt" or "header" */
+	char *jwt_alg;           /* the one algorithm accepted */
+	char *jwt_secret;        /* HS* secret */
+	char *jwt_key;           /* RS256/ES256 PEM public key file */
+	char *jwt_issuer;        /* required iss, or "" */
+	char *jwt_audience;      /* required aud, or "" */
+	unsigned jwt_leeway;     /* seconds of clock skew for exp/nbf */
+	char *jwt_cookie;        /* cookie carrying the token */
+	unsigned jwt_query;      /* 1: ?access_token= on subscribe */
+	char *auth_header;       /* header mode: the identity header */
+	char *list_policy;       /* "self" or "any" */
+	unsigned rate;           /* POSTs/s per sender; 0 = no limit */
+	unsigned burst;          /* token bucket size */
+	size_t max_streams_per_device;
+	size_t max_devices_per_user;
+	char *cors_origins; /* "*" or a comma-separated list */
+	int log_level;      /* enum log_level */
 };
 
 /*

@@ -37,6 +37,8 @@ struct registry_limits {
 	size_t replay_max;     /* delivered messages a device retains */
 	uint64_t replay_ms;    /* how long it retains them */
 	uint64_t grace_ms;     /* how long a device outlives its last stream */
+	size_t streams_per_device; /* 0 = no limit */
+	size_t devices_per_user;   /* live or in grace; 0 = no limit */
 };
 
 struct registry_stats {
@@ -82,11 +84,13 @@ enum registry_wake {
 };
 
 enum registry_error {
-	REGISTRY_OK,        /* done; a publish reached a live stream */
-	REGISTRY_HELD,      /* published to a device in its grace period */
-	REGISTRY_FULL,      /* max_streams reached */
-	REGISTRY_CLOSED,    /* registry_close() was called */
-	REGISTRY_NOT_FOUND, /* no such device with a live stream */
+	REGISTRY_OK,          /* done; a publish reached a live stream */
+	REGISTRY_HELD,        /* published to a device in its grace period */
+	REGISTRY_FULL,        /* max_streams reached */
+	REGISTRY_DEVICE_FULL, /* streams_per_device reached */
+	REGISTRY_USER_FULL,   /* devices_per_user reached */
+	REGISTRY_CLOSED,      /* registry_close() was called */
+	REGISTRY_NOT_FOUND,   /* no such device with a live stream */
 	REGISTRY_ERROR__MAX
 };
 
@@ -122,7 +126,8 @@ uint64_t registry_epoch(const struct registry *reg);
  * with everything not yet taken by any of its streams.  When messages the
  * client should have had are gone, start->reset says so, and the stream
  * starts as with no id.  Returns the stream, or NULL with *err set to
- * REGISTRY_FULL or REGISTRY_CLOSED.  The caller must end it with
+ * REGISTRY_FULL, REGISTRY_DEVICE_FULL, REGISTRY_USER_FULL or
+ * REGISTRY_CLOSED.  The caller must end it with
  * registry_unsubscribe().
  */
 struct registry_stream *registry_subscribe(struct registry *reg,

@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "body.h"
+#include "event.h"
+#include "limit.h"
 #include "log.h"
 #include "route.h"
 #include "sse.h"
@@ -30,6 +33,9 @@ struct api {
 	bool cors_any;
 	char **origins; /* the allow-list, when not "*" */
 	size_t norigins;
+	struct auth *auth;
+	struct limit *limit; /* POSTs per sender */
+	bool list_any;       /* anyone may list anyone's devices */
 };
 
 struct api *
@@ -62,6 +68,13 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
 		if (*p == ',')
 			p++;
 	}
+	api->auth = auth_new(c);
+	if (api->auth == NULL) {
+		api_free(api);
+		return NULL;
+	}
+	api->limit = limit_new(c->rate, c->burst);
+	api->list_any = strcmp(c->list_policy, "any") == 0;
 	return api;
 }
 
@@ -73,6 +86,8 @@ api_free(struct api *api)
 	for (size_t i = 0; i < api->norigins; i++)
 		free(api->origins[i]);
 	free(api->origins);
+	auth_free(api->auth);
+	limit_free(api->limit);
 	free(api);
 }
 
@@ -98,8 +113,10 @@ api_cors(
 		return;
 	for (size_t i = 0; i < api->norigins; i++) {
 		if (strcmp(api->origins[i], req->origin) == 0) {
+			/* Listed origins may send cookies (cookie auth). */
 			buf_printf(&resp->headers,
-			    "Access-Control-Allow-Origin: %s\r\n",
+			    "Access-Control-Allow-Origin: %s\r\n"
+			    "Access-Control-Allow-Credentials: true\r\n",
 			    api->origins[i]);
 			return;
 		}
@@ -171,18 +188,30 @@ api_subscribe(struct api *api, const struct api_request *req,
 	}
 	api_parse_id(api, req->last_event_id ? req->last_event_id : q, &resume);
 	free(q);
+	q = r->query ? http_query_param(r->query, "envelope") : NULL;
+	resp->envelope = q != NULL && strcmp(q, "1") == 0;
+	free(q);
 	s = registry_subscribe(
 	    api->reg, r->user, r->device, &resume, &resp->start, &err);
 	if (s == NULL) {
-		if (err == REGISTRY_FULL)
+		enum http_status status = HTTP_503;
+		const char *why = "service is stopping";
+
+		if (err == REGISTRY_FULL) {
 			log_warn("stream limit reached (%zu): refusing "
 			         "subscribe",
 			    api->config->max_streams);
+			why = "too many streams";
+		} else if (err == REGISTRY_DEVICE_FULL) {
+			status = HTTP_429;
+			why = "too many streams for this device";
+		} else if (err == REGISTRY_USER_FULL) {
+			status = HTTP_429;
+			why = "too many devices for this user";
+		}
 		buf_printf(
 		    &resp->headers, "Retry-After: %d\r\n", API_RETRY_AFTER);
-		api_error(resp, HTTP_503,
-		    err == REGISTRY_FULL ? "too many streams"
-		                         : "service is stopping");
+		api_error(resp, status, why);
 		return;
 	}
 	resp->status = HTTP_200;
@@ -219,15 +248,15 @@ api_devices(struct api *api, const struct route *r, struct api_response *resp)
 
 static void
 api_post(struct api *api, const struct api_request *req, const struct route *r,
-    struct api_response *resp)
+    const struct auth_identity *who, struct api_response *resp)
 {
 	struct body_msg msg;
-	struct buf frame = {0};
+	struct buf packed = {0};
 	struct registry_msg *m;
 	enum registry_error err;
 	enum http_status status;
 	const char *why = NULL;
-	char id[48];
+	char id[48], *from = NULL;
 
 	if (req->body_too_large) {
 		api_error(resp, HTTP_413, "body too large");
@@ -239,11 +268,15 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		api_error(resp, status, why);
 		return;
 	}
-	/* Format once, outside the registry lock; every stream shares it. */
-	sse_format_event(&frame, NULL, msg.event, msg.data, msg.data_len);
+	/* Packed once, outside the registry lock; every stream shares it. */
+	if (who->user != NULL)
+		from = event_from_json(who->user, who->device);
+	event_pack(
+	    &packed, msg.data, msg.data_len, msg.is_json, msg.event, from);
+	free(from);
 	body_msg_clear(&msg);
-	m = registry_msg_new(frame.data, frame.len);
-	buf_free(&frame);
+	m = registry_msg_new(packed.data, packed.len);
+	buf_free(&packed);
 	err = registry_publish(api->reg, r->user, r->device, m);
 	api_format_id(api, registry_msg_id(m), id, sizeof(id));
 	registry_msg_unref(m);
@@ -277,11 +310,95 @@ api_health(struct api *api, struct api_response *resp)
 	        (json_int_t)st.dropped, "resets", (json_int_t)st.resets));
 }
 
+/*
+ * Who is asking, when authentication is on: AUTH_OK with *who filled in,
+ * or the 401 already set in resp.  With it off, who stays empty.
+ */
+static bool
+api_identify(struct api *api, const struct api_request *req,
+    const struct route *r, struct auth_identity *who, struct api_response *resp)
+{
+	struct auth_request ar = {
+	    .authorization = req->authorization,
+	    .cookie = req->cookie,
+	    .claim = req->claim,
+	};
+	enum auth_result res;
+	char *token = NULL;
+
+	memset(who, 0, sizeof(*who));
+	if (auth_mode(api->auth) == AUTH_MODE_NONE)
+		return true;
+	/* EventSource cannot set headers: the query, for streams only. */
+	if (r->id == ROUTE_SUBSCRIBE && api->config->jwt_query &&
+	    r->query != NULL)
+		ar.query_token = token =
+		    http_query_param(r->query, "access_token");
+	res = auth_identify(api->auth, &ar, who);
+	free(token);
+	if (res == AUTH_OK)
+		return true;
+	if (auth_mode(api->auth) == AUTH_MODE_JWT)
+		buf_puts(&resp->headers,
+		    res == AUTH_INVALID
+		        ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"
+		        : "WWW-Authenticate: Bearer\r\n");
+	api_error(resp, HTTP_401,
+	    res == AUTH_INVALID ? "invalid credentials"
+	                        : "authentication required");
+	return false;
+}
+
+/* Whether who may use route r; sets the 403 in resp when not. */
+static bool
+api_allowed(struct api *api, const struct route *r,
+    const struct auth_identity *who, struct api_response *resp)
+{
+	if (who->user == NULL)
+		return true;
+	if (r->id == ROUTE_SUBSCRIBE &&
+	    (strcmp(who->user, r->user) != 0 ||
+	        (who->device != NULL && strcmp(who->device, r->device) != 0))) {
+		api_error(resp, HTTP_403, "subscribe as yourself only");
+		return false;
+	}
+	if (r->id == ROUTE_DEVICES && !api->list_any &&
+	    strcmp(who->user, r->user) != 0) {
+		api_error(resp, HTTP_403, "list your own devices only");
+		return false;
+	}
+	return true;
+}
+
+/* The sender's token bucket: by verified user, else by address. */
+static bool
+api_rate_ok(struct api *api, const struct api_request *req,
+    const struct auth_identity *who, struct api_response *resp)
+{
+	unsigned retry = 1;
+	struct buf key = {0};
+	bool ok;
+
+	if (who->user != NULL)
+		buf_printf(&key, "u:%s", who->user);
+	else
+		buf_printf(
+		    &key, "a:%s", req->remote_addr ? req->remote_addr : "");
+	ok = limit_take(api->limit, key.data, util_now_ms(), &retry);
+	buf_free(&key);
+	if (!ok) {
+		buf_printf(&resp->headers, "Retry-After: %u\r\n", retry);
+		api_error(resp, HTTP_429, "too many requests");
+	}
+	return ok;
+}
+
 void
 api_handle(
     struct api *api, const struct api_request *req, struct api_response *resp)
 {
 	enum route_method method = route_method_parse(req->method);
+	struct auth_identity who = {0};
 	enum route_result res;
 	struct route r;
 
@@ -316,13 +433,19 @@ api_handle(
 		    "Allow: %s\r\n"
 		    "Access-Control-Allow-Methods: %s\r\n"
 		    "Access-Control-Allow-Headers: Content-Type, "
-		    "Last-Event-ID\r\n"
+		    "Last-Event-ID, Authorization\r\n"
 		    "Access-Control-Max-Age: %d\r\n",
 		    route_allow(r.id), route_allow(r.id),
 		    API_PREFLIGHT_MAX_AGE);
-		route_clear(&r);
-		return;
+		goto out;
 	}
+	if (r.id == ROUTE_HEALTH) {
+		api_health(api, resp);
+		goto out;
+	}
+	if (!api_identify(api, req, &r, &who, resp) ||
+	    !api_allowed(api, &r, &who, resp))
+		goto out;
 	switch (r.id) {
 	case ROUTE_SUBSCRIBE:
 		api_subscribe(api, req, &r, resp);
@@ -331,16 +454,17 @@ api_handle(
 		api_devices(api, &r, resp);
 		break;
 	case ROUTE_POST:
-		api_post(api, req, &r, resp);
+		if (api_rate_ok(api, req, &who, resp))
+			api_post(api, req, &r, &who, resp);
 		break;
 	case ROUTE_HEALTH:
-		api_health(api, resp);
-		break;
 	case ROUTE_NONE:
 	case ROUTE__MAX:
 		api_error(resp, HTTP_404, "not found");
 		break;
 	}
+out:
+	auth_identity_clear(&who);
 	route_clear(&r);
 }
 
@@ -364,16 +488,22 @@ api_stream_open(
 }
 
 void
-api_stream_message(
-    struct api *api, const struct registry_msg *m, struct buf *out)
+api_stream_message(struct api *api, const struct registry_msg *m, bool envelope,
+    struct buf *out)
 {
 	size_t len;
-	const char *frame = registry_msg_frame(m, &len);
+	const char *packed = registry_msg_frame(m, &len);
 	char id[48];
 
 	api_format_id(api, registry_msg_id(m), id, sizeof(id));
-	buf_printf(out, "id: %s\n", id);
-	buf_append(out, frame, len);
+	if (event_render(out, packed, len, id, envelope) < 0)
+		log_error("message %s is not a packed event", id);
+}
+
+void
+api_expire(struct api *api, uint64_t now_ms)
+{
+	limit_expire(api->limit, now_ms);
 }
 
 void

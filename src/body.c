@@ -97,6 +97,7 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 	} else {
 		char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
 
+		msg->is_json = true;
 		msg->data_len = strlen(text);
 		msg->data = xmemdup(text, msg->data_len);
 		free(text);

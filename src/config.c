@@ -34,6 +34,38 @@ struct config_option {
 
 #define OFF(field) offsetof(struct config, field)
 
+/* The words some string options are limited to. */
+static const struct {
+	const char *flag;
+	const char *choices; /* space-separated */
+} config_choices[] = {
+    {"auth", "none jwt header"},
+    {"jwt-alg", "HS256 HS384 HS512 RS256 ES256"},
+    {"list-policy", "self any"},
+};
+
+static bool
+config_choice_ok(const char *flag, const char *value)
+{
+	for (size_t i = 0;
+	     i < sizeof(config_choices) / sizeof(config_choices[0]); i++) {
+		const char *p = config_choices[i].choices;
+		size_t n = strlen(value);
+
+		if (strcmp(config_choices[i].flag, flag) != 0)
+			continue;
+		while (*p != '\0') {
+			size_t len = strcspn(p, " ");
+
+			if (len == n && n > 0 && strncmp(p, value, n) == 0)
+				return true;
+			p += len + (p[len] == ' ');
+		}
+		return false;
+	}
+	return true;
+}
+
 static const struct config_option config_options[] = {
     {"listen", "BEEP_LISTEN", CONFIG_STR, OFF(listen), "", 0, 0,
         "FastCGI socket: unix:PATH or HOST:PORT; empty: the socket "
@@ -64,6 +96,42 @@ static const struct config_option config_options[] = {
         100000, "most delivered messages a device keeps for replay"},
     {"grace", "BEEP_GRACE_SECONDS", CONFIG_UINT, OFF(grace_seconds), "30", 0,
         3600, "seconds a device stays addressable (202) after its last stream"},
+    {"auth", "BEEP_AUTH", CONFIG_STR, OFF(auth), "none", 0, 0,
+        "none (open), jwt (JSON Web Tokens) or header (a forward-auth "
+        "proxy's identity header)"},
+    {"jwt-alg", "BEEP_JWT_ALG", CONFIG_STR, OFF(jwt_alg), "HS256", 0, 0,
+        "the only algorithm accepted: HS256, HS384, HS512, RS256 or ES256"},
+    {"jwt-secret", "BEEP_JWT_SECRET", CONFIG_STR, OFF(jwt_secret), "", 0, 0,
+        "HMAC secret for HS256/384/512"},
+    {"jwt-key", "BEEP_JWT_KEY", CONFIG_STR, OFF(jwt_key), "", 0, 0,
+        "PEM public key file for RS256/ES256"},
+    {"jwt-issuer", "BEEP_JWT_ISSUER", CONFIG_STR, OFF(jwt_issuer), "", 0, 0,
+        "when set, a token's iss must equal it"},
+    {"jwt-audience", "BEEP_JWT_AUDIENCE", CONFIG_STR, OFF(jwt_audience), "", 0,
+        0, "when set, a token's aud must contain it"},
+    {"jwt-leeway", "BEEP_JWT_LEEWAY", CONFIG_UINT, OFF(jwt_leeway), "30", 0,
+        600, "seconds of clock skew allowed for exp and nbf"},
+    {"jwt-cookie", "BEEP_JWT_COOKIE", CONFIG_STR, OFF(jwt_cookie), "beep_token",
+        0, 0, "cookie that may carry the token"},
+    {"jwt-query", "BEEP_JWT_QUERY", CONFIG_UINT, OFF(jwt_query), "1", 0, 1,
+        "1: a subscribe may carry the token as ?access_token= (URLs get "
+        "logged); 0: not"},
+    {"auth-header", "BEEP_AUTH_HEADER", CONFIG_STR, OFF(auth_header),
+        "X-User-Claim", 0, 0,
+        "header mode: the header with {\"userid\":...,\"clientid\":...}"},
+    {"list-policy", "BEEP_LIST_POLICY", CONFIG_STR, OFF(list_policy), "self", 0,
+        0, "with auth: list the devices of self only, or of any user"},
+    {"rate", "BEEP_RATE", CONFIG_UINT, OFF(rate), "100", 0, 100000,
+        "POSTs per second per sender (token user, else client address); "
+        "0: no limit; past it 429"},
+    {"burst", "BEEP_BURST", CONFIG_UINT, OFF(burst), "200", 1, 1000000,
+        "POSTs a sender may make at once before the rate applies"},
+    {"max-streams-per-device", "BEEP_MAX_STREAMS_PER_DEVICE", CONFIG_SIZE,
+        OFF(max_streams_per_device), "8", 1, 1000,
+        "open streams per device; past it a subscribe gets 429"},
+    {"max-devices-per-user", "BEEP_MAX_DEVICES_PER_USER", CONFIG_SIZE,
+        OFF(max_devices_per_user), "32", 1, 100000,
+        "devices per user (live or in grace); past it 429"},
     {"cors-origins", "BEEP_CORS_ORIGINS", CONFIG_STR, OFF(cors_origins), "*", 0,
         0, "Access-Control-Allow-Origin: * or a comma-separated list"},
     {"log-level", "BEEP_LOG_LEVEL", CONFIG_LEVEL, OFF(log_level), "info", 0, 0,
@@ -82,6 +150,8 @@ config_set(struct config *c, const struct config_option *o, const char *value,
 
 	switch (o->type) {
 	case CONFIG_STR:
+		if (!config_choice_ok(o->flag, value))
+			break;
 		free(*(char **)p);
 		*(char **)p = xstrdup(value);
 		return 0;
@@ -210,5 +280,14 @@ config_clear(struct config *c)
 {
 	free(c->listen);
 	free(c->cors_origins);
+	free(c->auth);
+	free(c->jwt_alg);
+	free(c->jwt_secret);
+	free(c->jwt_key);
+	free(c->jwt_issuer);
+	free(c->jwt_audience);
+	free(c->jwt_cookie);
+	free(c->auth_header);
+	free(c->list_policy);
 	memset(c, 0, sizeof(*c));
 }

@@ -418,13 +418,24 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		goto out;
 	}
 	HASH_FIND_STR(reg->users, user, u);
+	if (u != NULL)
+		HASH_FIND_STR(u->devices, device, d);
+	if (d != NULL && reg->limits.streams_per_device > 0 &&
+	    d->nstreams >= reg->limits.streams_per_device) {
+		*err = REGISTRY_DEVICE_FULL;
+		goto out;
+	}
+	if (d == NULL && u != NULL && reg->limits.devices_per_user > 0 &&
+	    HASH_COUNT(u->devices) >= reg->limits.devices_per_user) {
+		*err = REGISTRY_USER_FULL;
+		goto out;
+	}
 	if (u == NULL) {
 		u = xcalloc(1, sizeof(*u));
 		u->name = xstrdup(user);
 		HASH_ADD_KEYPTR(hh, reg->users, u->name, strlen(u->name), u);
 		reg->nusers++;
 	}
-	HASH_FIND_STR(u->devices, device, d);
 	if (d == NULL) {
 		d = xcalloc(1, sizeof(*d));
 		d->name = xstrdup(device);

@@ -33,6 +33,7 @@
  */
 #include "server.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcgiapp.h>
 #include <netdb.h>
@@ -93,6 +94,7 @@ struct server {
 	size_t active;            /* requests in progress, streams included */
 	size_t max_workers;
 	bool stopping;
+	char claim_param[128]; /* FastCGI name of the auth header */
 };
 
 static void *server_worker(void *arg);
@@ -228,6 +230,17 @@ server_listen_inherited(struct server *srv)
 	return -1;
 }
 
+/* "X-User-Claim" arrives from the front as HTTP_X_USER_CLAIM. */
+static void
+server_param_name(const char *header, char *out, size_t size)
+{
+	size_t n = (size_t)snprintf(out, size, "HTTP_%s", header);
+
+	for (size_t i = 5; i < n && i < size; i++)
+		out[i] =
+		    out[i] == '-' ? '_' : (char)toupper((unsigned char)out[i]);
+}
+
 struct server *
 server_new(const struct config *c, struct registry *reg)
 {
@@ -262,7 +275,11 @@ server_new(const struct config *c, struct registry *reg)
 	pthread_attr_setdetachstate(&srv->attr, PTHREAD_CREATE_DETACHED);
 	srv->max_workers =
 	    c->max_streams + 2 * c->min_idle + SERVER_EXTRA_WORKERS;
+	server_param_name(
+	    c->auth_header, srv->claim_param, sizeof(srv->claim_param));
 	srv->api = api_new(c, reg, server_threads, srv);
+	if (srv->api == NULL)
+		goto fail;
 	return srv;
 fail:
 	if (srv->listen_fd > 2)
@@ -310,6 +327,7 @@ server_watcher(void *arg)
 		/* The watcher also ends grace periods, once a second. */
 		if (now >= next_expire) {
 			registry_expire(srv->reg, now);
+			api_expire(srv->api, now);
 			next_expire = now + SERVER_EXPIRE_INTERVAL_MS;
 		}
 		if (n < 0) {
@@ -446,7 +464,7 @@ server_write_flush(FCGX_Request *req, struct buf *b)
  */
 static void
 server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s,
-    const struct registry_start *start)
+    const struct registry_start *start, bool envelope)
 {
 	uint64_t interval = (uint64_t)srv->config->keepalive * 1000;
 	uint64_t deadline = util_now_ms() + interval;
@@ -471,7 +489,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s,
 		if (wake == REGISTRY_MESSAGES) {
 			for (size_t i = 0; i < batch.n; i++)
 				api_stream_message(
-				    srv->api, batch.msgs[i], &out);
+				    srv->api, batch.msgs[i], envelope, &out);
 			registry_batch_release(&batch);
 			if (server_write_flush(req, &out) < 0)
 				break;
@@ -512,6 +530,10 @@ server_handle(struct server *srv, FCGX_Request *req)
 	ar.content_type = server_param(req, "CONTENT_TYPE");
 	ar.origin = server_param(req, "HTTP_ORIGIN");
 	ar.last_event_id = server_param(req, "HTTP_LAST_EVENT_ID");
+	ar.authorization = server_param(req, "HTTP_AUTHORIZATION");
+	ar.cookie = server_param(req, "HTTP_COOKIE");
+	ar.remote_addr = server_param(req, "REMOTE_ADDR");
+	ar.claim = server_param(req, srv->claim_param);
 	if (ar.uri == NULL) {
 		/* Fronts that send no REQUEST_URI: rebuild it. */
 		const char *sn = server_param(req, "SCRIPT_NAME");
@@ -537,7 +559,8 @@ server_handle(struct server *srv, FCGX_Request *req)
 		if (server_write_head(req, &resp, true) == 0)
 			server_put(req, resp.body.data, resp.body.len);
 	} else if (server_write_head(req, &resp, false) == 0) {
-		server_stream(srv, req, resp.stream, &resp.start);
+		server_stream(
+		    srv, req, resp.stream, &resp.start, resp.envelope);
 	} else {
 		registry_unsubscribe(srv->reg, resp.stream);
 	}

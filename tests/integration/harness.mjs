@@ -18,7 +18,8 @@
 //
 // Environment:
 //   BEEP_BIN        backend binary (default build/beep-signal under the root)
-//   BEEP_CADDYFILE  Caddyfile to run (default Caddyfile under the root)
+//   BEEP_CADDYFILE  Caddyfile to run (default Caddyfile under the root;
+//                   startStack({ caddyfile }) overrides it for one stack)
 //   BEEP_TEST_DEBUG set to 1 to echo backend and Caddy stderr while running
 //
 // No sleeps as synchronisation: callers await events, and poll() with a bound
@@ -292,6 +293,8 @@ class Stack {
 		this.dir = mkdtempSync(path.join(os.tmpdir(), 'beep-it-'));
 		liveDirs.add(this.dir);
 		this.socket = path.join(this.dir, 'beep.sock');
+		this.caddyfile = opts.caddyfile ?
+		    path.resolve(ROOT, opts.caddyfile) : CADDYFILE;
 		this.backendLog = [];
 		this.backendStdout = [];
 		this.caddyLog = [];
@@ -310,7 +313,10 @@ class Stack {
 				continue;
 			env[k] = v;
 		}
-		return { ...env, ...this.opts.env };
+		// The POST rate limit is off unless a test turns it on: the
+		// suites post thousands of messages from one address (14-abuse
+		// tests the limit itself).
+		return { ...env, BEEP_RATE: '0', ...this.opts.env };
 	}
 
 	async startBackend() {
@@ -368,9 +374,15 @@ class Stack {
 				BEEP_SOCKET: this.socket,
 				CADDY_ADMIN: 'off',
 			};
+			// Extra variables for another Caddyfile (e.g. AUTH_UPSTREAM);
+			// they cannot override the ones the harness owns.
+			const extra = { ...(this.opts.caddyEnv || {}) };
+			for (const k of Object.keys(env))
+				delete extra[k];
+			Object.assign(env, extra);
 			const log = [];
 			const child = trackChild(spawn('caddy', ['run', '--config',
-			    CADDYFILE, '--adapter', 'caddyfile'], {
+			    this.caddyfile, '--adapter', 'caddyfile'], {
 				cwd: this.dir, env, stdio: ['ignore', 'pipe', 'pipe'],
 			}));
 			lineCollector(child.stderr, log, 'caddy');
@@ -536,7 +548,9 @@ function streamsClosed(child) {
 }
 
 // Starts backend + Caddy. opts: { env: {BEEP_...}, args: [...], caddy: true,
-// check: { allowErrors: [RegExp], ignoreLines: [RegExp], checkExit } }.
+// caddyfile: path (default CADDYFILE; relative to the root), caddyEnv: {...}
+// (extra variables for that Caddyfile), check: { allowErrors: [RegExp],
+// ignoreLines: [RegExp], checkExit } }.
 // With `t` (a TestContext), or from a suite via useStack(), cleanup and the
 // log check are registered automatically.
 export async function startStack(opts = {}, t) {

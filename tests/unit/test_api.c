@@ -171,7 +171,7 @@ test_api_subscribe_post_list(void **state)
 	assert_int_equal(
 	    registry_wait(f->reg, sub.stream, 0, &b), REGISTRY_MESSAGES);
 	for (size_t i = 0; i < b.n; i++)
-		api_stream_message(f->api, b.msgs[i], &all);
+		api_stream_message(f->api, b.msgs[i], false, &all);
 	registry_batch_release(&b);
 	api_stream_close(&all);
 	sse_parse(&p, all.data, all.len);
@@ -301,7 +301,7 @@ test_api_replay(void **state)
 	assert_int_equal(
 	    registry_wait(f->reg, sub.stream, 0, &b), REGISTRY_MESSAGES);
 	for (size_t i = 0; i < b.n; i++)
-		api_stream_message(f->api, b.msgs[i], &all);
+		api_stream_message(f->api, b.msgs[i], false, &all);
 	registry_batch_release(&b);
 	sse_parse(&p, all.data, all.len);
 	assert_int_equal(p.n, 1);

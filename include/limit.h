@@ -1,0 +1,28 @@
+/*
+ * limit: a token bucket per sender, so that no one client can cost more
+ * than rate requests a second (with bursts up to burst).  Thread-safe.
+ */
+#ifndef BEEP_LIMIT_H
+#define BEEP_LIMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct limit;
+
+/* rate tokens a second, at most burst; rate 0 allows everything. */
+struct limit *limit_new(unsigned rate, unsigned burst);
+void limit_free(struct limit *l);
+
+/*
+ * Take a token from key's bucket at now_ms (CLOCK_MONOTONIC).  Returns
+ * true, or false with *retry_after set to the whole seconds until the
+ * next token.
+ */
+bool limit_take(
+    struct limit *l, const char *key, uint64_t now_ms, unsigned *retry_after);
+
+/* Forget buckets that have refilled: they are the same as new ones. */
+void limit_expire(struct limit *l, uint64_t now_ms);
+
+#endif

@@ -1,0 +1,297 @@
+/* auth: see auth.h. */
+#include "auth.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <jwt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+#define LOG_MODULE "auth"
+
+/* The largest PEM key file we read. */
+#define AUTH_KEY_MAX (64 * 1024)
+
+const char *const auth_mode_name[AUTH_MODE__MAX] = {
+    [AUTH_MODE_NONE] = "none",
+    [AUTH_MODE_JWT] = "jwt",
+    [AUTH_MODE_HEADER] = "header",
+};
+
+struct auth {
+	const struct config *config;
+	enum auth_mode mode;
+	jwt_alg_t alg;
+	unsigned char *key; /* the HMAC secret or the PEM public key */
+	size_t key_len;
+};
+
+int
+auth_mode_parse(const char *s)
+{
+	for (int i = 0; i < AUTH_MODE__MAX; i++)
+		if (strcmp(s, auth_mode_name[i]) == 0)
+			return i;
+	return -1;
+}
+
+static unsigned char *
+auth_read_file(const char *path, size_t *len)
+{
+	unsigned char *data = NULL;
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (f == NULL) {
+		log_error("%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	data = xmalloc(AUTH_KEY_MAX + 1);
+	n = fread(data, 1, AUTH_KEY_MAX + 1, f);
+	fclose(f);
+	if (n == 0 || n > AUTH_KEY_MAX) {
+		log_error(
+		    "%s: empty, or larger than %d bytes", path, AUTH_KEY_MAX);
+		free(data);
+		return NULL;
+	}
+	data[n] = '\0';
+	*len = n;
+	return data;
+}
+
+struct auth *
+auth_new(const struct config *c)
+{
+	struct auth *a = xcalloc(1, sizeof(*a));
+
+	a->config = c;
+	a->mode = (enum auth_mode)auth_mode_parse(c->auth);
+	if (a->mode != AUTH_MODE_JWT)
+		return a;
+	a->alg = jwt_str_alg(c->jwt_alg);
+	switch (a->alg) {
+	case JWT_ALG_HS256:
+	case JWT_ALG_HS384:
+	case JWT_ALG_HS512:
+		if (c->jwt_secret[0] == '\0') {
+			log_error(
+			    "--jwt-alg %s needs --jwt-secret", c->jwt_alg);
+			goto fail;
+		}
+		a->key_len = strlen(c->jwt_secret);
+		a->key = (unsigned char *)xmemdup(c->jwt_secret, a->key_len);
+		break;
+	case JWT_ALG_RS256:
+	case JWT_ALG_ES256:
+		if (c->jwt_key[0] == '\0') {
+			log_error("--jwt-alg %s needs --jwt-key", c->jwt_alg);
+			goto fail;
+		}
+		a->key = auth_read_file(c->jwt_key, &a->key_len);
+		if (a->key == NULL)
+			goto fail;
+		break;
+	default:
+		log_error("--jwt-alg %s: use HS256, HS384, HS512, RS256 or "
+		          "ES256",
+		    c->jwt_alg);
+		goto fail;
+	}
+	return a;
+fail:
+	auth_free(a);
+	return NULL;
+}
+
+void
+auth_free(struct auth *a)
+{
+	if (a == NULL)
+		return;
+	free(a->key);
+	free(a);
+}
+
+enum auth_mode
+auth_mode(const struct auth *a)
+{
+	return a->mode;
+}
+
+void
+auth_identity_clear(struct auth_identity *id)
+{
+	free(id->user);
+	free(id->device);
+	id->user = id->device = NULL;
+}
+
+/* The value of cookie name in a Cookie header, as a new string, or NULL. */
+static char *
+auth_cookie(const char *header, const char *name)
+{
+	size_t name_len = strlen(name);
+	const char *p = header;
+
+	while (p != NULL && *p != '\0') {
+		const char *end;
+
+		while (*p == ' ' || *p == ';')
+			p++;
+		end = strchr(p, ';');
+		if (strncmp(p, name, name_len) == 0 && p[name_len] == '=') {
+			const char *v = p + name_len + 1;
+
+			return xmemdup(v, end ? (size_t)(end - v) : strlen(v));
+		}
+		p = end;
+	}
+	return NULL;
+}
+
+/* Fill id from a user and an optional device; both must be clean ids. */
+static enum auth_result
+auth_set(struct auth *a, json_t *user, json_t *device, struct auth_identity *id)
+{
+	size_t max = a->config->max_id;
+
+	if (!json_is_string(user) ||
+	    !http_id_valid(
+	        json_string_value(user), json_string_length(user), max))
+		return AUTH_INVALID;
+	if (device != NULL && !json_is_null(device) &&
+	    (!json_is_string(device) ||
+	        !http_id_valid(json_string_value(device),
+	            json_string_length(device), max)))
+		return AUTH_INVALID;
+	id->user = xstrdup(json_string_value(user));
+	id->device =
+	    json_is_string(device) ? xstrdup(json_string_value(device)) : NULL;
+	return AUTH_OK;
+}
+
+/* Whether the aud claim (a string or an array of them) names want. */
+static bool
+auth_audience_has(json_t *aud, const char *want)
+{
+	size_t i;
+	json_t *v;
+
+	if (json_is_string(aud))
+		return strcmp(json_string_value(aud), want) == 0;
+	json_array_foreach(aud, i, v)
+	{
+		if (json_is_string(v) &&
+		    strcmp(json_string_value(v), want) == 0)
+			return true;
+	}
+	return false;
+}
+
+static enum auth_result
+auth_jwt(struct auth *a, const char *token, struct auth_identity *id)
+{
+	const struct config *c = a->config;
+	enum auth_result res = AUTH_INVALID;
+	json_t *claims = NULL, *exp, *nbf, *iss;
+	jwt_t *jwt = NULL;
+	char *text = NULL;
+	long long now = (long long)time(NULL);
+
+	if (jwt_decode(&jwt, token, a->key, (int)a->key_len) != 0)
+		goto out;
+	/*
+	 * The configured algorithm, never the token's: an HS256 token
+	 * signed with an RSA public key as its secret (algorithm
+	 * confusion), or "none", verifies above but stops here.
+	 */
+	if (jwt_get_alg(jwt) != a->alg)
+		goto out;
+	text = jwt_get_grants_json(jwt, NULL);
+	claims = text ? json_loads(text, 0, NULL) : NULL;
+	if (!json_is_object(claims))
+		goto out;
+	exp = json_object_get(claims, "exp");
+	if (!json_is_number(exp) ||
+	    json_number_value(exp) + c->jwt_leeway < (double)now)
+		goto out;
+	nbf = json_object_get(claims, "nbf");
+	if (nbf != NULL &&
+	    (!json_is_number(nbf) ||
+	        json_number_value(nbf) > (double)(now + c->jwt_leeway)))
+		goto out;
+	iss = json_object_get(claims, "iss");
+	if (c->jwt_issuer[0] != '\0' &&
+	    (!json_is_string(iss) ||
+	        strcmp(json_string_value(iss), c->jwt_issuer) != 0))
+		goto out;
+	if (c->jwt_audience[0] != '\0' &&
+	    !auth_audience_has(json_object_get(claims, "aud"), c->jwt_audience))
+		goto out;
+	res = auth_set(a, json_object_get(claims, "sub"),
+	    json_object_get(claims, "device"), id);
+out:
+	json_decref(claims);
+	free(text);
+	if (jwt != NULL)
+		jwt_free(jwt);
+	return res;
+}
+
+static enum auth_result
+auth_header(struct auth *a, const char *claim, struct auth_identity *id)
+{
+	json_t *doc = json_loads(claim, 0, NULL);
+	enum auth_result res = AUTH_INVALID;
+
+	if (json_is_object(doc))
+		res = auth_set(a, json_object_get(doc, "userid"),
+		    json_object_get(doc, "clientid"), id);
+	json_decref(doc);
+	return res;
+}
+
+enum auth_result
+auth_identify(
+    struct auth *a, const struct auth_request *req, struct auth_identity *id)
+{
+	enum auth_result res;
+	char *cookie;
+
+	memset(id, 0, sizeof(*id));
+	switch (a->mode) {
+	case AUTH_MODE_HEADER:
+		if (req->claim == NULL || req->claim[0] == '\0')
+			return AUTH_ABSENT;
+		return auth_header(a, req->claim, id);
+	case AUTH_MODE_JWT:
+		if (req->authorization != NULL) {
+			if (strncasecmp(req->authorization, "Bearer ", 7) != 0)
+				return AUTH_INVALID;
+			return auth_jwt(a, req->authorization + 7, id);
+		}
+		cookie = req->cookie
+		    ? auth_cookie(req->cookie, a->config->jwt_cookie)
+		    : NULL;
+		if (cookie != NULL) {
+			res = auth_jwt(a, cookie, id);
+			free(cookie);
+			return res;
+		}
+		if (req->query_token != NULL)
+			return auth_jwt(a, req->query_token, id);
+		return AUTH_ABSENT;
+	case AUTH_MODE_NONE:
+	case AUTH_MODE__MAX:
+		break;
+	}
+	return AUTH_ABSENT;
+}
