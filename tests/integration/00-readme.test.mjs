@@ -1,0 +1,40 @@
+// The README's configuration table and `beep-signal --help` name the same
+// options, environment variables and defaults, in the same order.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT, runBinary } from './harness.mjs';
+
+function readmeTable() {
+	const text = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+	const start = text.indexOf('\n## Configuration');
+	assert.ok(start >= 0, 'README has a Configuration section');
+	const rows = [];
+	for (const line of text.slice(start).split('\n')) {
+		const m = line.match(/^\| `--([a-z-]+)` \| `(BEEP_[A-Z_]+)` \| ([^|]+) \|/);
+		if (m)
+			rows.push([m[1], m[2], m[3].trim().replaceAll('`', '')]);
+		if (rows.length && !line.startsWith('|'))
+			break;
+	}
+	return rows;
+}
+
+function helpTable(out) {
+	const rows = [];
+	for (const line of out.split('\n')) {
+		const m = line.match(/^ {2}--([a-z-]+)\s+(BEEP_[A-Z_]+)\s+default: (.*)$/);
+		if (m)
+			rows.push([m[1], m[2], m[3].trim()]);
+	}
+	return rows;
+}
+
+test('README configuration table matches --help', async () => {
+	const r = await runBinary(['--help']);
+	assert.equal(r.code, 0);
+	const help = helpTable(r.stdout);
+	assert.ok(help.length > 20, `parsed ${help.length} options from --help`);
+	assert.deepEqual(readmeTable(), help);
+});
