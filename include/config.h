@@ -13,6 +13,7 @@ struct config {
 	char *listen;            /* "unix:PATH", "HOST:PORT", or "" for fd 0 */
 	unsigned socket_mode;    /* permissions of a unix socket we create */
 	unsigned keepalive;      /* seconds between SSE keepalive comments */
+	unsigned write_timeout;  /* seconds a stream write may block */
 	size_t max_streams;      /* open streams in all */
 	unsigned min_idle;       /* idle workers kept ready to accept */
 	size_t max_body;         /* POST body bytes */
@@ -22,6 +23,7 @@ struct config {
 	size_t queue_bytes;      /* undelivered bytes per stream */
 	unsigned replay_seconds; /* how long delivered messages are kept */
 	size_t replay_max;       /* how many delivered messages are kept */
+	size_t replay_bytes;     /* and how many bytes of them */
 	unsigned grace_seconds;  /* a device outlives its last stream */
 	char *auth;              /* "none", "jwt" or "header" */
 	char *jwt_alg;           /* the one algorithm accepted */

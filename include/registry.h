@@ -35,6 +35,7 @@ struct registry_limits {
 	size_t queue_messages; /* undelivered messages per stream or device */
 	size_t queue_bytes;    /* undelivered frame bytes, likewise */
 	size_t replay_max;     /* delivered messages a device retains */
+	size_t replay_bytes;   /* and at most this many bytes of them */
 	uint64_t replay_ms;    /* how long it retains them */
 	uint64_t grace_ms;     /* how long a device outlives its last stream */
 	size_t streams_per_device; /* 0 = no limit */

@@ -77,8 +77,14 @@ main(int argc, char **argv)
 	limits.queue_messages = c.queue_messages;
 	limits.queue_bytes = c.queue_bytes;
 	limits.replay_max = c.replay_max;
+	limits.replay_bytes = c.replay_bytes;
 	limits.replay_ms = (uint64_t)c.replay_seconds * 1000;
 	limits.grace_ms = (uint64_t)c.grace_seconds * 1000;
+	if (c.replay_max < c.queue_messages || c.replay_bytes < c.queue_bytes)
+		log_warn(
+		    "replay limits below the stream queue limits: a stream "
+		    "closed for falling behind cannot replay what it "
+		    "missed");
 	reg = registry_new(&limits);
 	srv = server_new(&c, reg);
 	if (srv == NULL || server_start(srv) < 0) {

@@ -181,6 +181,10 @@ registry_new(const struct registry_limits *limits)
 		reg->limits.queue_messages = SIZE_MAX / 2;
 	if (reg->limits.queue_bytes == 0)
 		reg->limits.queue_bytes = SIZE_MAX / 2;
+	if (reg->limits.replay_max == 0)
+		reg->limits.replay_max = SIZE_MAX / 2;
+	if (reg->limits.replay_bytes == 0)
+		reg->limits.replay_bytes = SIZE_MAX / 2;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	reg->epoch =
 	    (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -294,6 +298,7 @@ device_live(const struct reg_device *d)
 }
 
 /* Drop what the log need not keep any more: see DESIGN at the top. */
+/* Drop what the log need not keep any more: see DESIGN at the top. */
 static void
 device_trim(struct registry *reg, struct reg_device *d, uint64_t now)
 {
@@ -301,6 +306,7 @@ device_trim(struct registry *reg, struct reg_device *d, uint64_t now)
 	uint64_t min = d->delivered;
 	struct registry_stream *s;
 
+	/* Messages no stream has taken (held) are kept until min. */
 	DL_FOREACH(d->streams, s)
 	{
 		if (!s->overflow && !s->gone && s->cursor < min)
@@ -308,24 +314,46 @@ device_trim(struct registry *reg, struct reg_device *d, uint64_t now)
 	}
 	while (d->count > 0) {
 		struct registry_msg *m = d->ring[d->head];
+		bool over =
+		    d->count > l->replay_max || d->bytes > l->replay_bytes;
 
-		if (m->seq > min)
+		if (!over && (m->seq > min || now - m->t_ms < l->replay_ms))
 			break;
-		if (d->count <= l->replay_max && d->bytes <= l->queue_bytes &&
-		    now - m->t_ms < l->replay_ms)
-			break;
+		/* Past the retention bound, even what is not yet taken goes. */
+		if (m->seq > d->delivered)
+			reg->dropped++;
+		DL_FOREACH(d->streams, s)
+		{
+			if (!s->overflow && !s->gone && s->cursor < m->seq) {
+				/* It cannot read what is gone: end it. */
+				s->overflow = true;
+				reg->overflows++;
+				pthread_cond_signal(&s->cond);
+			}
+		}
 		device_drop_oldest(d);
 	}
-	/* Held for an absent device: bounded like a stream's queue. */
-	if (!device_live(d)) {
-		while (d->count > 0 &&
-		    (device_held(d) > l->queue_messages ||
-		        d->bytes > l->queue_bytes)) {
-			if (d->first_seq > d->delivered)
-				reg->dropped++;
-			device_drop_oldest(d);
-		}
-	}
+}
+
+/*
+ * Start d's grace period, if it has not started: when its last stream
+ * ends, or earlier, when its last live stream is found gone or overflowed
+ * while its thread is still busy.
+ */
+static void
+device_grace(struct registry *reg, struct reg_device *d, uint64_t now)
+{
+	if (d->grace_until != 0 || device_live(d))
+		return;
+	d->grace_until = now + reg->limits.grace_ms;
+	DL_APPEND2(reg->grace, d, gprev, gnext);
+}
+
+/* Whether d's grace period is over (it is then to be forgotten). */
+static bool
+device_expired(const struct reg_device *d, uint64_t now)
+{
+	return d->grace_until != 0 && d->grace_until <= now;
 }
 
 static void
@@ -395,6 +423,18 @@ device_start(struct registry *reg, struct reg_device *d,
 	return cursor;
 }
 
+static struct reg_device *
+registry_find_device(struct registry *reg, const char *user, const char *device)
+{
+	struct reg_user *u;
+	struct reg_device *d = NULL;
+
+	HASH_FIND_STR(reg->users, user, u);
+	if (u != NULL)
+		HASH_FIND_STR(u->devices, device, d);
+	return d;
+}
+
 struct registry_stream *
 registry_subscribe(struct registry *reg, const char *user, const char *device,
     const struct registry_resume *resume, struct registry_start *start,
@@ -417,6 +457,13 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		*err = REGISTRY_FULL;
 		goto out;
 	}
+	/* A grace period that ended is over, swept or not. */
+	d = registry_find_device(reg, user, device);
+	if (d != NULL && device_expired(d, now) && d->nstreams == 0) {
+		reg->forgotten++;
+		device_free(reg, d);
+	}
+	d = NULL;
 	HASH_FIND_STR(reg->users, user, u);
 	if (u != NULL)
 		HASH_FIND_STR(u->devices, device, d);
@@ -474,15 +521,16 @@ out:
 }
 
 /* Forget d now, or start its grace period. */
+/* d's last stream ended: forget it, or let its grace period run. */
 static void
 device_orphan(struct registry *reg, struct reg_device *d, uint64_t now)
 {
-	if (reg->limits.grace_ms == 0) {
+	device_grace(reg, d, now);
+	if (reg->limits.grace_ms == 0 || device_expired(d, now)) {
+		reg->forgotten += reg->limits.grace_ms > 0;
 		device_free(reg, d);
 		return;
 	}
-	d->grace_until = now + reg->limits.grace_ms;
-	DL_APPEND2(reg->grace, d, gprev, gnext);
 	device_trim(reg, d, now);
 }
 
@@ -514,18 +562,6 @@ registry_stream_id(const struct registry_stream *s)
 	return s->id;
 }
 
-static struct reg_device *
-registry_find_device(struct registry *reg, const char *user, const char *device)
-{
-	struct reg_user *u;
-	struct reg_device *d = NULL;
-
-	HASH_FIND_STR(reg->users, user, u);
-	if (u != NULL)
-		HASH_FIND_STR(u->devices, device, d);
-	return d;
-}
-
 enum registry_error
 registry_publish(struct registry *reg, const char *user, const char *device,
     struct registry_msg *m)
@@ -539,9 +575,11 @@ registry_publish(struct registry *reg, const char *user, const char *device,
 	pthread_mutex_lock(&reg->lock);
 	d = registry_find_device(reg, user, device);
 	/* A grace period that ended is over, swept or not. */
-	if (d != NULL && d->grace_until != 0 && d->grace_until <= now) {
-		reg->forgotten++;
-		device_free(reg, d);
+	if (d != NULL && device_expired(d, now)) {
+		if (d->nstreams == 0) {
+			reg->forgotten++;
+			device_free(reg, d);
+		}
 		d = NULL;
 	}
 	if (d == NULL) {
@@ -574,6 +612,9 @@ registry_publish(struct registry *reg, const char *user, const char *device,
 		}
 	}
 	device_trim(reg, d, now);
+	/* Its last live stream may just have overflowed. */
+	if (res == REGISTRY_OK)
+		device_grace(reg, d, now);
 out:
 	pthread_mutex_unlock(&reg->lock);
 	for (size_t i = 0; i < nw; i++) {
@@ -592,7 +633,8 @@ registry_expire(struct registry *reg, uint64_t now_ms)
 	pthread_mutex_lock(&reg->lock);
 	DL_FOREACH_SAFE2(reg->grace, d, tmp, gnext)
 	{
-		if (d->grace_until <= now_ms) {
+		/* One with a stream still ending goes when that ends. */
+		if (device_expired(d, now_ms) && d->nstreams == 0) {
 			reg->forgotten++;
 			device_free(reg, d);
 		}
@@ -676,6 +718,7 @@ registry_hangup(struct registry *reg, uint64_t stream_id)
 	HASH_FIND(hh, reg->streams, &stream_id, sizeof(stream_id), s);
 	if (s != NULL) {
 		s->gone = true;
+		device_grace(reg, s->device, util_now_ms());
 		pthread_cond_signal(&s->cond);
 	}
 	pthread_mutex_unlock(&reg->lock);

@@ -44,6 +44,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -475,8 +476,16 @@ server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s,
 	struct registry_batch batch;
 	enum registry_wake wake;
 	struct buf out = {0};
+	struct timeval tv = {0};
 	bool watched;
 
+	/*
+	 * A client that stops reading fills the front's buffers, then ours:
+	 * a write may block only so long, then the stream ends (its client
+	 * replays on return) and the device's grace period runs.
+	 */
+	tv.tv_sec = srv->config->write_timeout;
+	setsockopt(req->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	api_stream_open(srv->api, start, &out);
 	if (server_write_flush(req, &out) < 0)
 		goto done;

@@ -322,11 +322,12 @@ test_registry_hangup(void **state)
 	registry_hangup(reg, id);
 	pthread_join(t, NULL);
 	assert_int_equal(w.wakes[w.n - 1], REGISTRY_GONE);
-	/* Gone before its thread has ended: unlisted; posts are held. */
+	/* Gone before its thread has ended: unlisted; with no grace
+	 * period, no longer reachable either. */
 	registry_devices(reg, "u", &names, &n);
 	assert_int_equal(n, 0);
 	publish_str(reg, "u", "d", "x", &err);
-	assert_int_equal(err, REGISTRY_HELD);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
 	registry_unsubscribe(reg, w.s);
 	/* The id of an ended stream is harmless too. */
 	registry_hangup(reg, id);
@@ -383,9 +384,9 @@ test_registry_byte_overflow(void **state)
 	publish_str(reg, "u", "d", "0123456789", &err); /* 10 bytes: ok */
 	publish_str(reg, "u", "d", "x", &err);          /* 11: over */
 	assert_int_equal(err, REGISTRY_OK);
-	/* Its only stream overflowed: not live any more, posts are held. */
+	/* Its only stream overflowed: not live; with no grace, gone. */
 	publish_str(reg, "u", "d", "y", &err);
-	assert_int_equal(err, REGISTRY_HELD);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
 	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_OVERFLOW);
 	registry_unsubscribe(reg, s);
 	registry_free(reg);
@@ -570,9 +571,10 @@ test_registry_resume_too_old(void **state)
 
 	(void)state;
 	a = subscribe(reg, "u", "d", &err);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 5; i++) {
 		ids[i] = publish_id(reg, "d", &err);
-	drain(reg, a, NULL, NULL);
+		drain(reg, a, NULL, NULL);
+	}
 	/* ids[2..4] retained: resuming after ids[1] is exact... */
 	b = resume_at(reg, "d", REGISTRY_RESUME_AT, ids[1], &st);
 	assert_false(st.reset);
@@ -640,11 +642,11 @@ test_registry_grace(void **state)
 	registry_free(reg);
 }
 
-/* Held past the queue bound: oldest dropped, the return starts with reset. */
+/* Held past the replay bound: oldest dropped, the return starts with reset. */
 static void
 test_registry_grace_bound(void **state)
 {
-	struct registry *reg = replay_registry(16, 60000, 2);
+	struct registry *reg = replay_registry(2, 60000, 0);
 	struct registry_stream *a;
 	struct registry_stats stats;
 	struct registry_start st;
@@ -668,6 +670,69 @@ test_registry_grace_bound(void **state)
 	registry_free(reg);
 }
 
+/* An overflowed stream's client replays everything it missed. */
+static void
+test_registry_overflow_replay(void **state)
+{
+	struct registry *reg = replay_registry(100, 60000, 4);
+	struct registry_stream *a;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t seen, first = 0, last = 0, ids[10];
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	seen = publish_id(reg, "d", &err);
+	drain(reg, a, NULL, NULL);
+	for (int i = 0; i < 10; i++) {
+		ids[i] = publish_id(reg, "d", &err);
+		/* Live until it falls more than 4 behind; held after. */
+		assert_int_equal(err, i < 5 ? REGISTRY_OK : REGISTRY_HELD);
+	}
+	registry_unsubscribe(reg, a);
+	a = resume_at(reg, "d", REGISTRY_RESUME_AT, seen, &st);
+	assert_false(st.reset);
+	assert_int_equal(drain(reg, a, &first, &last), 10);
+	assert_int_equal(first, ids[0]);
+	assert_int_equal(last, ids[9]);
+	registry_unsubscribe(reg, a);
+	registry_free(reg);
+}
+
+/*
+ * A client found gone while its thread is still busy starts the grace
+ * period then; once it is over, posts get 404 even before the thread ends.
+ */
+static void
+test_registry_grace_from_hangup(void **state)
+{
+	struct registry *reg = replay_registry(100, 1000, 0);
+	struct registry_stream *a;
+	struct registry_stats stats;
+	enum registry_error err;
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	registry_hangup(reg, registry_stream_id(a));
+	publish_id(reg, "d", &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.held, 1);
+	/* The sweep leaves a device whose stream is still ending... */
+	registry_expire(reg, util_now_ms() + 5000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.devices, 1);
+	registry_unsubscribe(reg, a);
+	/* ...and its end, past the grace period, forgets it. */
+	registry_stats(reg, &stats);
+	assert_true(stats.devices == 1 || stats.forgotten == 1);
+	registry_expire(reg, util_now_ms() + 5000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.devices, 0);
+	assert_int_equal(stats.forgotten, 1);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
@@ -686,6 +751,8 @@ main(void)
 	    cmocka_unit_test(test_registry_resume_too_old),
 	    cmocka_unit_test(test_registry_grace),
 	    cmocka_unit_test(test_registry_grace_bound),
+	    cmocka_unit_test(test_registry_overflow_replay),
+	    cmocka_unit_test(test_registry_grace_from_hangup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
