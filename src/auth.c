@@ -273,11 +273,10 @@ auth_identify(
 			return AUTH_ABSENT;
 		return auth_header(a, req->claim, id);
 	case AUTH_MODE_JWT:
-		if (req->authorization != NULL) {
-			if (strncasecmp(req->authorization, "Bearer ", 7) != 0)
-				return AUTH_INVALID;
+		/* Another scheme (Basic for a proxy, say) is not ours. */
+		if (req->authorization != NULL &&
+		    strncasecmp(req->authorization, "Bearer ", 7) == 0)
 			return auth_jwt(a, req->authorization + 7, id);
-		}
 		cookie = req->cookie
 		    ? auth_cookie(req->cookie, a->config->jwt_cookie)
 		    : NULL;

@@ -78,6 +78,8 @@ main(int argc, char **argv)
 	limits.queue_bytes = c.queue_bytes;
 	limits.replay_max = c.replay_max;
 	limits.replay_bytes = c.replay_bytes;
+	limits.streams_per_device = c.max_streams_per_device;
+	limits.devices_per_user = c.max_devices_per_user;
 	limits.replay_ms = (uint64_t)c.replay_seconds * 1000;
 	limits.grace_ms = (uint64_t)c.grace_seconds * 1000;
 	if (c.replay_max < c.queue_messages || c.replay_bytes < c.queue_bytes)
