@@ -14,9 +14,9 @@ else
 BUILD := build/$(subst $(comma),-,$(SANITIZE))
 endif
 
-PKGS := jansson fcgi libjwt
+PKGS := jansson fcgi libjwt libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lfcgi -ljwt)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lfcgi -ljwt -lcrypto)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

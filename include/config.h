@@ -34,7 +34,7 @@ struct config {
 	unsigned jwt_leeway;     /* seconds of clock skew for exp/nbf */
 	char *jwt_cookie;        /* cookie carrying the token */
 	unsigned jwt_query;      /* 1: ?access_token= on subscribe */
-	char *auth_header;       /* header mode: the identity header */
+	char *auth_param;        /* header mode: the FastCGI parameter */
 	char *list_policy;       /* "self" or "any" */
 	unsigned rate;           /* POSTs/s per sender; 0 = no limit */
 	unsigned burst;          /* token bucket size */

@@ -5,7 +5,7 @@
 #   deps.sh bench  the benchmark (make bench)
 # Not root: print the apt-get command to run instead, and fail.
 set -eu
-want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev libjwt-dev uthash-dev caddy"
+want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev libjwt-dev libssl-dev uthash-dev caddy"
 case "${1:-run}" in
 run) ;;
 test) want="$want libcmocka-dev clang-format nodejs nginx lighttpd spawn-fcgi systemd" ;;

@@ -4,6 +4,10 @@
 #include <errno.h>
 #include <jansson.h>
 #include <jwt.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +19,23 @@
 #include "util.h"
 
 #define LOG_MODULE "auth"
+
+/*
+ * Check that the PEM key is a public key of the kind alg needs, so that a
+ * wrong file stops the start instead of refusing every token later.
+ */
+static int
+auth_check_key(const unsigned char *pem, size_t len, jwt_alg_t alg)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	EVP_PKEY *key = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+	int want = alg == JWT_ALG_RS256 ? EVP_PKEY_RSA : EVP_PKEY_EC;
+	int rc = key != NULL && EVP_PKEY_get_base_id(key) == want ? 0 : -1;
+
+	EVP_PKEY_free(key);
+	BIO_free(bio);
+	return rc;
+}
 
 /* The largest PEM key file we read. */
 #define AUTH_KEY_MAX (64 * 1024)
@@ -76,6 +97,12 @@ auth_new(const struct config *c)
 	a->mode = (enum auth_mode)auth_mode_parse(c->auth);
 	if (a->mode != AUTH_MODE_JWT)
 		return a;
+	/*
+	 * OpenSSL (under libjwt) keeps state per thread; its exit-time
+	 * cleanup would free that of workers still running while the
+	 * process exits.  Leave the cleanup to the exit itself.
+	 */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 	a->alg = jwt_str_alg(c->jwt_alg);
 	switch (a->alg) {
 	case JWT_ALG_HS256:
@@ -98,6 +125,11 @@ auth_new(const struct config *c)
 		a->key = auth_read_file(c->jwt_key, &a->key_len);
 		if (a->key == NULL)
 			goto fail;
+		if (auth_check_key(a->key, a->key_len, a->alg) < 0) {
+			log_error("%s: not a PEM %s public key", c->jwt_key,
+			    a->alg == JWT_ALG_RS256 ? "RSA" : "EC");
+			goto fail;
+		}
 		break;
 	default:
 		log_error("--jwt-alg %s: use HS256, HS384, HS512, RS256 or "

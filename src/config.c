@@ -123,9 +123,10 @@ static const struct config_option config_options[] = {
     {"jwt-query", "BEEP_JWT_QUERY", CONFIG_UINT, OFF(jwt_query), "1", 0, 1,
         "1: a subscribe may carry the token as ?access_token= (URLs get "
         "logged); 0: not"},
-    {"auth-header", "BEEP_AUTH_HEADER", CONFIG_STR, OFF(auth_header),
-        "X-User-Claim", 0, 0,
-        "header mode: the header with {\"userid\":...,\"clientid\":...}"},
+    {"auth-param", "BEEP_AUTH_PARAM", CONFIG_STR, OFF(auth_param),
+        "BEEP_USER_CLAIM", 0, 0,
+        "header mode: the FastCGI parameter in which the front passes the "
+        "forward-auth identity {\"userid\":...,\"clientid\":...}"},
     {"list-policy", "BEEP_LIST_POLICY", CONFIG_STR, OFF(list_policy), "self", 0,
         0, "with auth: list the devices of self only, or of any user"},
     {"rate", "BEEP_RATE", CONFIG_UINT, OFF(rate), "100", 0, 100000,
@@ -294,7 +295,7 @@ config_clear(struct config *c)
 	free(c->jwt_issuer);
 	free(c->jwt_audience);
 	free(c->jwt_cookie);
-	free(c->auth_header);
+	free(c->auth_param);
 	free(c->list_policy);
 	memset(c, 0, sizeof(*c));
 }

@@ -33,7 +33,6 @@
  */
 #include "server.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcgiapp.h>
 #include <netdb.h>
@@ -95,7 +94,6 @@ struct server {
 	size_t active;            /* requests in progress, streams included */
 	size_t max_workers;
 	bool stopping;
-	char claim_param[128]; /* FastCGI name of the auth header */
 };
 
 static void *server_worker(void *arg);
@@ -232,15 +230,6 @@ server_listen_inherited(struct server *srv)
 }
 
 /* "X-User-Claim" arrives from the front as HTTP_X_USER_CLAIM. */
-static void
-server_param_name(const char *header, char *out, size_t size)
-{
-	size_t n = (size_t)snprintf(out, size, "HTTP_%s", header);
-
-	for (size_t i = 5; i < n && i < size; i++)
-		out[i] =
-		    out[i] == '-' ? '_' : (char)toupper((unsigned char)out[i]);
-}
 
 struct server *
 server_new(const struct config *c, struct registry *reg)
@@ -276,8 +265,6 @@ server_new(const struct config *c, struct registry *reg)
 	pthread_attr_setdetachstate(&srv->attr, PTHREAD_CREATE_DETACHED);
 	srv->max_workers =
 	    c->max_streams + 2 * c->min_idle + SERVER_EXTRA_WORKERS;
-	server_param_name(
-	    c->auth_header, srv->claim_param, sizeof(srv->claim_param));
 	srv->api = api_new(c, reg, server_threads, srv);
 	if (srv->api == NULL)
 		goto fail;
@@ -542,7 +529,11 @@ server_handle(struct server *srv, FCGX_Request *req)
 	ar.authorization = server_param(req, "HTTP_AUTHORIZATION");
 	ar.cookie = server_param(req, "HTTP_COOKIE");
 	ar.remote_addr = server_param(req, "REMOTE_ADDR");
-	ar.claim = server_param(req, srv->claim_param);
+	/*
+	 * Never an HTTP_ parameter: those come from the client, and fronts
+	 * map several spellings of a header name onto one.
+	 */
+	ar.claim = server_param(req, srv->config->auth_param);
 	if (ar.uri == NULL) {
 		/* Fronts that send no REQUEST_URI: rebuild it. */
 		const char *sn = server_param(req, "SCRIPT_NAME");

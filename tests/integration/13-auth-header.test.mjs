@@ -319,3 +319,17 @@ describe('BEEP_AUTH=header behind Caddy forward_auth', () => {
 		}
 	});
 });
+
+// Without the forward-auth front, a client's own X-User-Claim (any spelling)
+// is never an identity: the backend reads only its FastCGI parameter.
+test('header mode ignores a client-sent X-User-Claim reaching the backend', T,
+    async (t) => {
+	const stack = await startStack({ env: { BEEP_AUTH: 'header' } }, t);
+	const c = stack.client();
+	const bob = uid('bob');
+	for (const name of ['X-User-Claim', 'X_User_Claim', 'X-User_Claim']) {
+		const r = await list(c, bob,
+		    { [name]: JSON.stringify({ userid: bob }) });
+		assert.equal(r.status, 401, `${name}: ${r.text}`);
+	}
+});
