@@ -14,15 +14,27 @@
  * already waiting exits.  So short requests always find a worker, however
  * many streams are open, and threads are not created per request.
  *
+ * Streams.  Memory per open stream is what bounds how many one process
+ * holds, and a stream lasts long: so once its request is read, a stream
+ * keeps none of libfcgi's per-request buffers (stream_out_begin() hands
+ * them to the watcher to free), writes its FastCGI records itself
+ * (fcgi_out) from short-lived buffers, and gives back the stack pages its
+ * worker touched before (server_stack_trim()).  What is left is about two
+ * pages of stack (the thread's descriptor and TLS fill most of the first)
+ * and the stream's registry entry.
+ *
  * Watcher.  One thread waits in epoll for hangups (EPOLLRDHUP, EPOLLHUP)
  * on the connections of open streams, and marks the stream gone with
  * registry_hangup(), which wakes its worker.  Once a second it also calls
- * registry_expire() to forget devices whose grace period ended.  It refers to streams by id,
- * so an event for a stream that has just ended is harmless.  A worker
- * removes its fd from the epoll set before libfcgi closes it.
+ * registry_expire() to forget devices whose grace period ended.  It refers
+ * to streams by id, so an event for a stream that has just ended is
+ * harmless.  A worker removes its fd from the epoll set before libfcgi
+ * closes it.  The watcher also frees what starting streams leave it
+ * (srv->garbage), woken through an eventfd in the same epoll set.
  *
- * LOCKING.  srv->lock guards the pool counters and the stopping flag.  It
- * is never held across accept(), I/O, or a registry call.
+ * LOCKING.  srv->lock guards the pool counters, the stopping flag and the
+ * garbage list.  It is never held across accept(), I/O, free() of the
+ * garbage, or a registry call.
  *
  * Shutdown.  server_stop() sets stopping, shuts down a listening socket
  * it made (which wakes every accept() with an error; an inherited one is
@@ -41,14 +53,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "fcgi_out.h"
 #include "log.h"
 #include "util.h"
 
@@ -70,8 +86,10 @@
 #define SERVER_EXTRA_WORKERS 256
 /* Pause after accept() fails for lack of resources (e.g. EMFILE). */
 #define SERVER_ACCEPT_BACKOFF_MS 50
-/* A stream keeps its output buffer between batches up to this size. */
-#define SERVER_STREAM_BUF_KEEP 4096
+/* Stack left below a stream's frame by server_stack_trim(). */
+#define SERVER_STACK_TRIM_SLACK 1024
+/* The watcher's epoll tag for wake_fd (stream ids are never 0). */
+#define SERVER_WAKE_TAG 0
 /* How often the watcher forgets devices whose grace period ended. */
 #define SERVER_EXPIRE_INTERVAL_MS 1000
 /* The first fd systemd passes with socket activation (sd_listen_fds). */
@@ -94,7 +112,23 @@ struct server {
 	size_t active;            /* requests in progress, streams included */
 	size_t max_workers;
 	bool stopping;
+	int wake_fd;                    /* eventfd: garbage for the watcher */
+	struct server_garbage *garbage; /* what streams left to free */
 };
+
+/*
+ * What a stream's request leaves behind once the stream has started: its
+ * libfcgi streams (buffers) and parameters, and the response's buffers.
+ * The watcher frees it (see stream_out_begin()).
+ */
+struct server_garbage {
+	struct server_garbage *next;
+	FCGX_Request req;
+	struct buf headers, body;
+};
+
+/* The lowest address of this worker's stack (server_stack_trim()). */
+static __thread uintptr_t server_stack_low;
 
 static void *server_worker(void *arg);
 
@@ -241,6 +275,7 @@ server_new(const struct config *c, struct registry *reg)
 	srv->reg = reg;
 	srv->listen_fd = -1;
 	srv->epoll_fd = -1;
+	srv->wake_fd = -1;
 	if (l[0] == '\0') {
 		srv->listen_fd = server_listen_inherited(srv);
 	} else {
@@ -258,6 +293,14 @@ server_new(const struct config *c, struct registry *reg)
 		log_error("epoll_create1: %s", strerror(errno));
 		goto fail;
 	}
+	srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (srv->wake_fd < 0 ||
+	    epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->wake_fd,
+	        &(struct epoll_event){
+	            .events = EPOLLIN, .data.u64 = SERVER_WAKE_TAG}) < 0) {
+		log_error("eventfd: %s", strerror(errno));
+		goto fail;
+	}
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle_cond, NULL);
 	pthread_attr_init(&srv->attr);
@@ -270,6 +313,10 @@ server_new(const struct config *c, struct registry *reg)
 		goto fail;
 	return srv;
 fail:
+	if (srv->wake_fd >= 0)
+		close(srv->wake_fd);
+	if (srv->epoll_fd >= 0)
+		close(srv->epoll_fd);
 	if (srv->listen_fd > 2)
 		close(srv->listen_fd);
 	free(srv->unix_path);
@@ -300,6 +347,28 @@ server_spawn(struct server *srv)
 	return 0;
 }
 
+/* Free what streams have left (struct server_garbage). */
+static void
+server_collect(struct server *srv)
+{
+	struct server_garbage *g, *next;
+	uint64_t n;
+
+	if (read(srv->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&srv->lock);
+	g = srv->garbage;
+	srv->garbage = NULL;
+	pthread_mutex_unlock(&srv->lock);
+	for (; g != NULL; g = next) {
+		next = g->next;
+		FCGX_Free(&g->req, 0);
+		buf_free(&g->headers);
+		buf_free(&g->body);
+		free(g);
+	}
+}
+
 static void *
 server_watcher(void *arg)
 {
@@ -324,8 +393,12 @@ server_watcher(void *arg)
 			log_error("epoll_wait: %s", strerror(errno));
 			return NULL;
 		}
-		for (int i = 0; i < n; i++)
-			registry_hangup(srv->reg, ev[i].data.u64);
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.u64 == SERVER_WAKE_TAG)
+				server_collect(srv);
+			else
+				registry_hangup(srv->reg, ev[i].data.u64);
+		}
 	}
 }
 
@@ -430,30 +503,148 @@ server_write_head(
 	return rc;
 }
 
+/*
+ * A stream's output.  Through libfcgi, a stream would hold its request's
+ * 8 KiB input and output buffers, 512-byte error buffer and parameters
+ * until it ends, though it needs none of them once the request is read.
+ * So a stream writes its FastCGI records straight to the connection
+ * (fcgi_out), with no buffer of its own, and hands that memory to the
+ * watcher to free, not freeing it itself: glibc would keep the small
+ * blocks in this thread's cache (tcache), where no other thread can reuse
+ * them, for as long as the stream sleeps.
+ *
+ * The connection stays libfcgi's: FCGX_Finish_r() finds no streams left
+ * to close and keeps the connection (nginx's fastcgi_keep_conn) or closes
+ * it, as it would have, and closes it after a failed write.
+ */
 static int
-server_write_flush(FCGX_Request *req, struct buf *b)
+stream_out_begin(struct server *srv, struct fcgi_out *out, FCGX_Request *req,
+    struct api_response *resp)
 {
-	int rc = server_put(req, b->data, b->len);
+	struct server_garbage *g = xcalloc(1, sizeof(*g));
+	uint64_t one = 1;
+	char status[64];
+	struct iovec v[4];
+	int n = 0, rc;
 
-	/* A stream lives long: do not keep a large batch's buffer. */
-	if (b->cap > SERVER_STREAM_BUF_KEEP)
-		buf_free(b);
-	else
-		buf_reset(b);
-	if (rc == 0 && FCGX_FFlush(req->out) < 0)
-		rc = -1;
+	fcgi_out_init(out, req->ipcFd, (unsigned)req->requestId);
+	/* The head and the opening comment, in one record. */
+	if (resp->status != HTTP_200) {
+		v[n].iov_base = status;
+		v[n++].iov_len = (size_t)snprintf(status, sizeof(status),
+		    "Status: %d %s\r\n", http_status_code[resp->status],
+		    http_status_text[resp->status]);
+	}
+	v[n].iov_base = resp->headers.data;
+	v[n++].iov_len = resp->headers.len;
+	v[n].iov_base = "\r\n";
+	v[n++].iov_len = 2;
+	buf_reset(&resp->body);
+	api_stream_open(srv->api, &resp->start, &resp->body);
+	v[n].iov_base = resp->body.data;
+	v[n++].iov_len = resp->body.len;
+	rc = fcgi_out_writev(out, v, (size_t)n);
+
+	/* in, out, err and the parameters; libfcgi offers no call for this. */
+	g->req = *req;
+	req->in = req->out = req->err = NULL;
+	req->envp = NULL;
+	req->paramsPtr = NULL;
+	g->headers = resp->headers;
+	g->body = resp->body;
+	resp->headers = resp->body = (struct buf){0};
+	pthread_mutex_lock(&srv->lock);
+	g->next = srv->garbage;
+	srv->garbage = g;
+	pthread_mutex_unlock(&srv->lock);
+	if (write(srv->wake_fd, &one, sizeof(one)) < 0)
+		log_warn("eventfd write: %s", strerror(errno));
 	return rc;
 }
 
+/* Write b's bytes and release b; returns 0 or -1. */
+static int
+stream_out_write(struct fcgi_out *out, struct buf *b)
+{
+	int rc = fcgi_out_write(out, b->data, b->len);
+
+	buf_free(b);
+	return rc;
+}
+
+/* Write a batch of messages, formatted for this stream, and release it. */
+static int
+stream_out_batch(struct server *srv, struct fcgi_out *out,
+    struct registry_batch *batch, bool envelope)
+{
+	struct buf b = {0};
+
+	for (size_t i = 0; i < batch->n; i++)
+		api_stream_message(srv->api, batch->msgs[i], envelope, &b);
+	registry_batch_release(batch);
+	return stream_out_write(out, &b);
+}
+
+/* End the response; after a failed write, have libfcgi close the link. */
+static void
+stream_out_end(struct fcgi_out *out, FCGX_Request *req)
+{
+	if (fcgi_out_end(out) < 0)
+		req->keepConnection = 0;
+}
+
+/* Note where this worker's stack ends, for server_stack_trim(). */
+static void
+server_stack_init(void)
+{
+	pthread_attr_t attr;
+	void *addr;
+	size_t size;
+
+	if (pthread_getattr_np(pthread_self(), &attr) != 0)
+		return;
+	if (pthread_attr_getstack(&attr, &addr, &size) == 0)
+		server_stack_low = (uintptr_t)addr;
+	pthread_attr_destroy(&attr);
+}
+
 /*
- * Serve an SSE stream until it ends.  The worker's thread sleeps in
- * registry_wait() between writes; the watcher wakes it if the connection
- * hangs up.
+ * Give back the pages of this worker's stack below the current frame.  A
+ * thread keeps every stack page it ever touched, so a worker that once
+ * read a POST (a 4 KiB scratch buffer, jansson's recursion) or closed a
+ * connection (libfcgi's 1 KiB drain buffer) would hold those pages for the
+ * whole life of a stream it serves later.  Pages the stream touches again
+ * come back zeroed, on demand.
+ */
+static void server_stack_trim(void) __attribute__((noinline));
+
+static void
+server_stack_trim(void)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t low = server_stack_low, end;
+
+	/* This frame, and madvise()'s below it, stay above end. */
+	end =
+	    ((uintptr_t)__builtin_frame_address(0) - SERVER_STACK_TRIM_SLACK) &
+	    ~(page - 1);
+	if (low == 0 || low % page != 0 || end <= low)
+		return;
+	if (madvise((void *)low, end - low, MADV_DONTNEED) < 0)
+		log_warn("madvise: %s", strerror(errno));
+}
+
+/*
+ * Serve an SSE stream until it ends: write resp's head, then events as
+ * they come.  The worker's thread sleeps in registry_wait() between
+ * writes; the watcher wakes it if the connection hangs up.  Takes resp's
+ * stream and buffers; resp->start says what to send first.
  */
 static void
-server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s,
-    const struct registry_start *start, bool envelope)
+server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 {
+	struct registry_stream *s = resp->stream;
+	bool envelope = resp->envelope;
 	uint64_t interval = (uint64_t)srv->config->keepalive * 1000;
 	uint64_t deadline = util_now_ms() + interval;
 	struct epoll_event ev = {
@@ -462,7 +653,8 @@ server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s,
 	};
 	struct registry_batch batch;
 	enum registry_wake wake;
-	struct buf out = {0};
+	struct fcgi_out out;
+	struct buf b = {0};
 	struct timeval tv = {0};
 	bool watched;
 
@@ -473,31 +665,27 @@ server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s,
 	 */
 	tv.tv_sec = srv->config->write_timeout;
 	setsockopt(req->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	api_stream_open(srv->api, start, &out);
-	if (server_write_flush(req, &out) < 0)
+	if (stream_out_begin(srv, &out, req, resp) < 0)
 		goto done;
-	watched = epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, req->ipcFd, &ev) == 0;
+	server_stack_trim();
+	watched = epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, out.fd, &ev) == 0;
 	if (!watched)
 		log_warn("epoll_ctl: %s: departures are noticed on write only",
 		    strerror(errno));
 	for (;;) {
 		wake = registry_wait(srv->reg, s, deadline, &batch);
 		if (wake == REGISTRY_MESSAGES) {
-			for (size_t i = 0; i < batch.n; i++)
-				api_stream_message(
-				    srv->api, batch.msgs[i], envelope, &out);
-			registry_batch_release(&batch);
-			if (server_write_flush(req, &out) < 0)
+			if (stream_out_batch(srv, &out, &batch, envelope) < 0)
 				break;
 			deadline = util_now_ms() + interval;
 		} else if (wake == REGISTRY_TIMEOUT) {
-			api_stream_keepalive(&out);
-			if (server_write_flush(req, &out) < 0)
+			api_stream_keepalive(&b);
+			if (stream_out_write(&out, &b) < 0)
 				break;
 			deadline = util_now_ms() + interval;
 		} else if (wake == REGISTRY_CLOSING) {
-			api_stream_close(&out);
-			server_write_flush(req, &out);
+			api_stream_close(&b);
+			stream_out_write(&out, &b);
 			break;
 		} else {
 			if (wake == REGISTRY_OVERFLOW)
@@ -508,9 +696,9 @@ server_stream(struct server *srv, FCGX_Request *req, struct registry_stream *s,
 		}
 	}
 	if (watched)
-		epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, req->ipcFd, NULL);
+		epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, out.fd, NULL);
 done:
-	buf_free(&out);
+	stream_out_end(&out, req);
 	registry_unsubscribe(srv->reg, s);
 }
 
@@ -558,11 +746,8 @@ server_handle(struct server *srv, FCGX_Request *req)
 	if (resp.stream == NULL) {
 		if (server_write_head(req, &resp, true) == 0)
 			server_put(req, resp.body.data, resp.body.len);
-	} else if (server_write_head(req, &resp, false) == 0) {
-		server_stream(
-		    srv, req, resp.stream, &resp.start, resp.envelope);
 	} else {
-		registry_unsubscribe(srv->reg, resp.stream);
+		server_stream(srv, req, &resp);
 	}
 	api_response_clear(&resp);
 }
@@ -583,6 +768,7 @@ server_worker(void *arg)
 	bool spawn;
 	int fd;
 
+	server_stack_init();
 	/* The listening socket is ours: libfcgi only reads connections. */
 	FCGX_InitRequest(&req, -1, 0);
 	for (;;) {

@@ -1,0 +1,55 @@
+/*
+ * fcgi_out: the rest of a FastCGI response written straight to its
+ * connection, as FCGI_STDOUT records and a final FCGI_END_REQUEST, with no
+ * buffer of its own.
+ *
+ * libfcgi holds a request's 8 KiB input and output buffers and its
+ * parameters until the request finishes, which for an event stream is the
+ * stream's whole life.  The server frees them once a stream's request has
+ * been read, and writes the stream through this instead.  Each call is one
+ * writev() of whole records, blocking until written, as libfcgi's writes
+ * do.  Pure protocol framing: no libfcgi, HTTP or SSE here.
+ */
+#ifndef BEEP_FCGI_OUT_H
+#define BEEP_FCGI_OUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/*
+ * The most content one record carries: the protocol's limit (65535)
+ * rounded down to a multiple of 8, so that a full record needs no padding.
+ */
+#define FCGI_OUT_MAX_CONTENT 65528
+
+/* A response being written; the caller owns it (a few bytes, no heap). */
+struct fcgi_out {
+	int fd;              /* the connection; not owned, never closed here */
+	uint16_t request_id; /* FCGX_Request.requestId */
+	bool failed;         /* a write failed: the connection is unusable */
+};
+
+/* Start writing request_id's response on fd. */
+void fcgi_out_init(struct fcgi_out *o, int fd, unsigned request_id);
+
+/*
+ * Write the n pieces of content, in order, as FCGI_STDOUT records (as few
+ * as FCGI_OUT_MAX_CONTENT allows; empty pieces are skipped), and return
+ * once the kernel has them all.  Returns 0, or -1 once a write has failed;
+ * after that every call fails at once.
+ */
+int fcgi_out_writev(struct fcgi_out *o, const struct iovec *piece, size_t n);
+
+/* fcgi_out_writev() of one piece. */
+int fcgi_out_write(struct fcgi_out *o, const void *p, size_t len);
+
+/*
+ * End the response: an empty FCGI_STDOUT record (end of stream), then
+ * FCGI_END_REQUEST (request complete, application status 0), as libfcgi
+ * ends a request.  Returns 0 or -1.
+ */
+int fcgi_out_end(struct fcgi_out *o);
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * fcgi_out: see fcgi_out.h.  Record layout from the FastCGI 1.0
+ * specification: an 8-byte header (version, type, request id, content
+ * length, padding length, reserved), the content, then padding up to a
+ * multiple of 8 bytes, which is what libfcgi sends.
+ */
+#include "fcgi_out.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define FCGI_OUT_VERSION 1
+#define FCGI_OUT_END_REQUEST 3
+#define FCGI_OUT_STDOUT 6
+#define FCGI_OUT_REQUEST_COMPLETE 0
+#define FCGI_OUT_HEADER_LEN 8
+/*
+ * iovecs gathered for one writev(): each record takes a header, one or
+ * more pieces and maybe padding.  Small, because it lives on the stack of
+ * a thread whose every touched page stays resident for a stream's life.
+ */
+#define FCGI_OUT_IOV 32
+/* A record takes at least two iovecs (header, one piece). */
+#define FCGI_OUT_RECORDS (FCGI_OUT_IOV / 2)
+
+static const unsigned char fcgi_out_zeros[8];
+
+void
+fcgi_out_init(struct fcgi_out *o, int fd, unsigned request_id)
+{
+	o->fd = fd;
+	o->request_id = (uint16_t)request_id;
+	o->failed = false;
+}
+
+static void
+fcgi_out_header(
+    struct fcgi_out *o, unsigned char *h, int type, size_t len, size_t pad)
+{
+	h[0] = FCGI_OUT_VERSION;
+	h[1] = (unsigned char)type;
+	h[2] = (unsigned char)(o->request_id >> 8);
+	h[3] = (unsigned char)(o->request_id & 0xff);
+	h[4] = (unsigned char)(len >> 8);
+	h[5] = (unsigned char)(len & 0xff);
+	h[6] = (unsigned char)pad;
+	h[7] = 0;
+}
+
+/* Write all n iovecs (v is consumed); returns 0 or -1. */
+static int
+fcgi_out_send(struct fcgi_out *o, struct iovec *v, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(o->fd, v, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			o->failed = true;
+			return -1;
+		}
+		while (n > 0 && (size_t)w >= v->iov_len) {
+			w -= (ssize_t)v->iov_len;
+			v++;
+			n--;
+		}
+		if (n > 0) {
+			v->iov_base = (char *)v->iov_base + w;
+			v->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+int
+fcgi_out_writev(struct fcgi_out *o, const struct iovec *piece, size_t n)
+{
+	struct iovec v[FCGI_OUT_IOV];
+	unsigned char head[FCGI_OUT_RECORDS][FCGI_OUT_HEADER_LEN];
+	size_t i = 0, off = 0;
+	int nv = 0, nrec = 0;
+
+	if (o->failed)
+		return -1;
+	while (i < n) {
+		size_t len = 0, pad;
+		int h = nv;
+
+		/* One record: a header, as many pieces as fit, padding. */
+		nv++;
+		while (i < n && len < FCGI_OUT_MAX_CONTENT &&
+		    nv < FCGI_OUT_IOV - 1) {
+			size_t take = piece[i].iov_len - off;
+
+			if (take > FCGI_OUT_MAX_CONTENT - len)
+				take = FCGI_OUT_MAX_CONTENT - len;
+			if (take > 0) {
+				v[nv].iov_base =
+				    (char *)piece[i].iov_base + off;
+				v[nv].iov_len = take;
+				nv++;
+				len += take;
+				off += take;
+			}
+			if (off == piece[i].iov_len) {
+				i++;
+				off = 0;
+			}
+		}
+		if (len == 0) {
+			nv--; /* only empty pieces were left */
+			break;
+		}
+		pad = (8 - len % 8) % 8;
+		fcgi_out_header(o, head[nrec], FCGI_OUT_STDOUT, len, pad);
+		v[h].iov_base = head[nrec];
+		v[h].iov_len = FCGI_OUT_HEADER_LEN;
+		nrec++;
+		if (pad > 0) {
+			v[nv].iov_base = (void *)fcgi_out_zeros;
+			v[nv].iov_len = pad;
+			nv++;
+		}
+		/* Room for another record: header, a piece, padding. */
+		if (nv > FCGI_OUT_IOV - 3 || nrec == FCGI_OUT_RECORDS) {
+			if (fcgi_out_send(o, v, nv) < 0)
+				return -1;
+			nv = nrec = 0;
+		}
+	}
+	return nv > 0 ? fcgi_out_send(o, v, nv) : 0;
+}
+
+int
+fcgi_out_write(struct fcgi_out *o, const void *p, size_t len)
+{
+	struct iovec v = {.iov_base = (void *)p, .iov_len = len};
+
+	return fcgi_out_writev(o, &v, 1);
+}
+
+int
+fcgi_out_end(struct fcgi_out *o)
+{
+	unsigned char rec[3 * FCGI_OUT_HEADER_LEN];
+	struct iovec v = {.iov_base = rec, .iov_len = sizeof(rec)};
+
+	if (o->failed)
+		return -1;
+	fcgi_out_header(o, rec, FCGI_OUT_STDOUT, 0, 0);
+	fcgi_out_header(o, rec + 8, FCGI_OUT_END_REQUEST, 8, 0);
+	/* appStatus (4 bytes, big-endian), protocolStatus, 3 reserved. */
+	memset(rec + 16, 0, 8);
+	rec[20] = FCGI_OUT_REQUEST_COMPLETE;
+	return fcgi_out_send(o, &v, 1);
+}
