@@ -24,10 +24,10 @@ import os from 'node:os';
 import path from 'node:path';
 import {
 	ROOT, BEEP_BIN, CADDYFILE, Client, SseStream, poll, freePort,
-	withTimeout, uid, subPath, postPath,
+	withTimeout, uid, subPath, postPath, lineCollector,
+	caddyEnv, waitHealthz,
 } from './harness.mjs';
 
-const DEBUG = process.env.BEEP_TEST_DEBUG === '1';
 const T = { timeout: 90000 };
 const KEEPALIVE = 1;                     // BEEP_KEEPALIVE for every backend
 // Hang guards and bounds (ms); generous for sanitizer builds.
@@ -61,26 +61,12 @@ process.on('exit', () => {
 		fs.rmSync(dir, { recursive: true, force: true });
 });
 
+// Collects into p.lines and hands each complete line to p's watchers.
 function collectLines(stream, p, tag) {
-	let partial = '';
-	stream.setEncoding('utf8');
-	stream.on('data', (chunk) => {
-		if (DEBUG)
-			process.stderr.write(chunk.replace(/^/gm, `[${tag}] `));
-		partial += chunk;
-		let nl;
-		while ((nl = partial.indexOf('\n')) >= 0) {
-			const line = partial.slice(0, nl);
-			partial = partial.slice(nl + 1);
-			p.lines.push(line);
-			for (const w of [...p.watchers])
-				w(line);
-		}
-	});
-	stream.on('end', () => {
-		if (partial)
-			p.lines.push(partial);
-	});
+	lineCollector(stream, p.lines, tag, (line) => {
+		for (const w of [...p.watchers])
+			w(line);
+	}, { flushToOnLine: false });
 }
 
 // Starts cmd; returns { pid, lines, exited, exitInfo, tag }.
@@ -262,20 +248,10 @@ class Rig {
 			const p = this.track(start(port));
 			this.front = p;
 			this.base = `http://127.0.0.1:${port}`;
-			const probe = new Client(this.base, { maxSockets: 1 });
 			try {
-				await poll(async () => {
-					if (p.exitInfo)
-						throw new Error(`${name} exited: ` +
-						    JSON.stringify(p.exitInfo));
-					try {
-						const r = await probe.get('/healthz',
-						    { timeout: 2000 });
-						return r.status === 200;
-					} catch {
-						return false;
-					}
-				}, { timeout: READY_GUARD, what: `/healthz 200 via ${name}` });
+				await waitHealthz(this.base, p, name, {
+					timeout: READY_GUARD, what: `/healthz 200 via ${name}`,
+				});
 				return;
 			} catch (e) {
 				lastErr = e;
@@ -284,8 +260,6 @@ class Rig {
 				if (!/exited/.test(e.message) || !p.lines.some((l) =>
 				    /in use|EADDRINUSE/i.test(l)))
 					break;
-			} finally {
-				probe.close();
 			}
 		}
 		throw new Error(`${lastErr.message}\n${name} output:\n` +
@@ -370,17 +344,8 @@ class Rig {
 		const home = path.join(this.dir, 'caddy');
 		return this.startFront('caddy', (port) => launch('caddy',
 		    ['run', '--config', CADDYFILE, '--adapter', 'caddyfile'], {
-			cwd: this.dir, tag: 'caddy', env: {
-				PATH: process.env.PATH,
-				HOME: home,
-				XDG_DATA_HOME: path.join(home, 'data'),
-				XDG_CONFIG_HOME: path.join(home, 'config'),
-				XDG_CACHE_HOME: path.join(home, 'cache'),
-				SITE_ADDRESS: `:${port}`,
-				CADDY_BIND: '127.0.0.1',
-				BEEP_SOCKET: this.sock,
-				CADDY_ADMIN: 'off',
-			},
+			cwd: this.dir, tag: 'caddy',
+			env: caddyEnv(home, port, this.sock),
 		}));
 	}
 

@@ -21,6 +21,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
 	useStack, startStack, uid, poll, runBinary, postPath, listPath, subPath,
+	isJson, openSub, assertRefusedStart,
 } from './harness.mjs';
 import {
 	mint, unsigned, tamper, claims, nowSec, rsaPair, ecPair, keyDir, bearer,
@@ -45,20 +46,6 @@ const hs = (payload, alg = 'HS256', key = SECRET) =>
 
 // ---------------------------------------------------------------------------
 // Answers and their checks.
-
-const isJson = (r) => /^application\/json\b/i.test(r.headers['content-type'] || '');
-
-// Opens a subscribe; a 200 is awaited to its first comment (registered), any
-// other answer is read to its end. Resolves { status, headers, text, stream }.
-async function openSub(stack, p, headers = {}) {
-	const s = await stack.open(p, { headers });
-	if (s.status === 200) {
-		await s.waitComments(1);
-		return { status: 200, headers: s.headers, text: '', stream: s };
-	}
-	const text = await s.text();
-	return { status: s.status, headers: s.headers, text, stream: null };
-}
 
 function assertError(r, status, what) {
 	assert.equal(r.status, status, `${what}: status (${r.text})`);
@@ -825,12 +812,7 @@ describe('refused configurations', () => {
 	const L = ['--listen', 'unix:@DIR@/beep.sock'];
 	async function mustNotStart(env, what) {
 		const r = await runBinary(L, { env });
-		assert.equal(r.sawReady, false, `${what}: must not start`);
-		assert.notEqual(r.code, 0, `${what}: exit code`);
-		assert.equal(r.signal, null, `${what}: no crash (${r.signal})`);
-		assert.ok(r.stderr.trim().length > 0, `${what}: says why`);
-		assert.doesNotMatch(r.stderr,
-		    /AddressSanitizer|LeakSanitizer|runtime error:/, what);
+		assertRefusedStart(r, what);
 		assert.ok(!r.stderr.includes(SECRET), `${what}: secret in stderr`);
 	}
 

@@ -25,7 +25,7 @@ import http from 'node:http';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import {
-	startStack, uid, ROOT, postPath, listPath, subPath,
+	startStack, uid, ROOT, postPath, listPath, subPath, isJson, openSub,
 } from './harness.mjs';
 
 const T = { timeout: 60000 };
@@ -98,18 +98,6 @@ const forgedVariants = (userid) => [
 ];
 
 // ---------------------------------------------------------------------------
-
-const isJson = (r) => /^application\/json\b/i.test(r.headers['content-type'] || '');
-
-async function openSub(stack, p, headers = {}) {
-	const s = await stack.open(p, { headers });
-	if (s.status === 200) {
-		await s.waitComments(1);
-		return { status: 200, headers: s.headers, text: '', stream: s };
-	}
-	const text = await s.text();
-	return { status: s.status, headers: s.headers, text, stream: null };
-}
 
 function assertError(r, status, what) {
 	assert.equal(r.status, status, `${what}: status (${r.text})`);

@@ -18,7 +18,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
-	useStack, uid, poll, postPath, listPath, subPath,
+	useStack, uid, poll, postPath, listPath, subPath, isJson, openSub,
 } from './harness.mjs';
 import { mint, claims, bearer } from './jwt.mjs';
 
@@ -26,7 +26,6 @@ const T = { timeout: 60000 };
 const RATE = 5, BURST = 5;
 const SECRET = crypto.randomBytes(32).toString('hex');
 
-const isJson = (r) => /^application\/json\b/i.test(r.headers['content-type'] || '');
 const tokens = (v) => (v || '').split(',').map((x) => x.trim().toUpperCase())
     .filter(Boolean);
 
@@ -38,18 +37,6 @@ function assert429(r, what) {
 	assert.ok(Number(ra) <= 3600, `${what}: Retry-After ${ra} is sane`);
 	assert.ok(isJson(r), `${what}: JSON error`);
 	assert.equal(typeof JSON.parse(r.text).error, 'string', what);
-}
-
-// Opens a subscribe; 200s are awaited to their first comment, other answers
-// read to the end.
-async function openSub(stack, p, headers = {}) {
-	const s = await stack.open(p, { headers });
-	if (s.status === 200) {
-		await s.waitComments(1);
-		return { status: 200, headers: s.headers, text: '', stream: s };
-	}
-	const text = await s.text();
-	return { status: s.status, headers: s.headers, text, stream: null };
 }
 
 async function subOk(stack, u, d, headers) {

@@ -25,6 +25,7 @@
 // No sleeps as synchronisation: callers await events, and poll() with a bound
 // only when they wait for a state change. Timeouts here are hang guards.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import http from 'node:http';
@@ -150,8 +151,10 @@ export function freePort() {
 	});
 }
 
-// Collects a child's stream into an array of lines and calls onLine for each.
-function lineCollector(stream, sink, tag, onLine) {
+// Collects a child's stream into an array of lines and calls onLine for each;
+// with flushToOnLine false, a last line without a newline is only collected.
+export function lineCollector(stream, sink, tag, onLine,
+    { flushToOnLine = true } = {}) {
 	let partial = '';
 	stream.setEncoding('utf8');
 	stream.on('data', (chunk) => {
@@ -170,11 +173,48 @@ function lineCollector(stream, sink, tag, onLine) {
 	stream.on('end', () => {
 		if (partial) {
 			sink.push(partial);
-			if (onLine)
+			if (onLine && flushToOnLine)
 				onLine(partial);
 			partial = '';
 		}
 	});
+}
+
+// The environment the shipped Caddyfile runs with: home (and its XDG dirs) at
+// home, listening on 127.0.0.1:port, the backend on the unix socket, no admin.
+export function caddyEnv(home, port, socket) {
+	return {
+		PATH: process.env.PATH,
+		HOME: home,
+		XDG_DATA_HOME: path.join(home, 'data'),
+		XDG_CONFIG_HOME: path.join(home, 'config'),
+		XDG_CACHE_HOME: path.join(home, 'cache'),
+		SITE_ADDRESS: `:${port}`,
+		CADDY_BIND: '127.0.0.1',
+		BEEP_SOCKET: socket,
+		CADDY_ADMIN: 'off',
+	};
+}
+
+// Polls GET /healthz at base until it answers 200; fails at once with
+// "<name> exited: ..." when proc (anything with an exitInfo) has exited.
+export async function waitHealthz(base, proc, name, { timeout, what }) {
+	const probe = new Client(base, { maxSockets: 1 });
+	try {
+		await poll(async () => {
+			if (proc.exitInfo)
+				throw new Error(`${name} exited: ` +
+				    JSON.stringify(proc.exitInfo));
+			try {
+				const r = await probe.get('/healthz', { timeout: 2000 });
+				return r.status === 200;
+			} catch {
+				return false;
+			}
+		}, { timeout, interval: 50, what });
+	} finally {
+		probe.close();
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -280,6 +320,23 @@ export const subPath = (u, d) => `/subscribe/${enc(u)}/device/${enc(d)}`;
 export const postPath = (u, d) => `/user/${enc(u)}/device/${enc(d)}`;
 export const listPath = (u) => `/user/${enc(u)}/devices`;
 
+// True when an answer { headers } says its body is JSON.
+export const isJson = (r) =>
+	/^application\/json\b/i.test(r.headers['content-type'] || '');
+
+// Opens a subscribe on a stack; a 200 is awaited to its first comment
+// (registered), any other answer is read to its end.
+// Resolves { status, headers, text, stream }.
+export async function openSub(stack, p, headers = {}) {
+	const s = await stack.open(p, { headers });
+	if (s.status === 200) {
+		await s.waitComments(1);
+		return { status: 200, headers: s.headers, text: '', stream: s };
+	}
+	const text = await s.text();
+	return { status: s.status, headers: s.headers, text, stream: null };
+}
+
 // ---------------------------------------------------------------------------
 // The stack: backend + Caddy.
 
@@ -363,17 +420,7 @@ class Stack {
 		for (let attempt = 0; attempt < 4; attempt++) {
 			const port = await freePort();
 			const home = path.join(this.dir, 'home');
-			const env = {
-				PATH: process.env.PATH,
-				HOME: home,
-				XDG_DATA_HOME: path.join(home, 'data'),
-				XDG_CONFIG_HOME: path.join(home, 'config'),
-				XDG_CACHE_HOME: path.join(home, 'cache'),
-				SITE_ADDRESS: `:${port}`,
-				CADDY_BIND: '127.0.0.1',
-				BEEP_SOCKET: this.socket,
-				CADDY_ADMIN: 'off',
-			};
+			const env = caddyEnv(home, port, this.socket);
 			// Extra variables for another Caddyfile (e.g. AUTH_UPSTREAM);
 			// they cannot override the ones the harness owns.
 			const extra = { ...(this.opts.caddyEnv || {}) };
@@ -391,27 +438,13 @@ class Stack {
 			this.caddyLog = log;
 			this.port = port;
 			this.base = `http://127.0.0.1:${port}`;
-			const probe = new Client(this.base, { maxSockets: 1 });
 			try {
-				await poll(async () => {
-					if (child.exitInfo)
-						throw new Error(`caddy exited: ` +
-						    JSON.stringify(child.exitInfo));
-					try {
-						const r = await probe.get('/healthz',
-						    { timeout: 2000 });
-						return r.status === 200;
-					} catch (e) {
-						if (/caddy exited/.test(e.message))
-							throw e;
-						return false;
-					}
-				}, { timeout: CADDY_GUARD, interval: 50,
-				    what: 'GET /healthz 200 through Caddy' });
-				probe.close();
+				await waitHealthz(this.base, child, 'caddy', {
+					timeout: CADDY_GUARD,
+					what: 'GET /healthz 200 through Caddy',
+				});
 				return;
 			} catch (e) {
-				probe.close();
 				lastErr = e;
 				await stopChild(child, 2000);
 				// Retry only when Caddy died (e.g. lost the port race).
@@ -628,4 +661,16 @@ export async function runBinary(args, { env = {}, timeout = 10000 } = {}) {
 	liveDirs.delete(dir);
 	return { code: exit.code, signal: exit.signal, stdout: out.join('\n'),
 	    stderr: err.join('\n'), sawReady, dir };
+}
+
+// Asserts that a runBinary result { sawReady, code, signal, stderr } is a
+// refused start: not ready, a non-zero exit, no crash, a reason on stderr and
+// no sanitizer report.
+export function assertRefusedStart(r, what) {
+	assert.equal(r.sawReady, false, `${what}: must not start`);
+	assert.notEqual(r.code, 0, `${what}: exit code`);
+	assert.equal(r.signal, null, `${what}: no crash (${r.signal})`);
+	assert.ok(r.stderr.trim().length > 0, `${what}: says why`);
+	assert.doesNotMatch(r.stderr,
+	    /AddressSanitizer|LeakSanitizer|runtime error:/, what);
 }
