@@ -29,6 +29,12 @@ struct fcgi_out {
 	int fd;              /* the connection; not owned, never closed here */
 	uint16_t request_id; /* FCGX_Request.requestId */
 	bool failed;         /* a write failed: the connection is unusable */
+	/*
+	 * With SO_SNDTIMEO on fd, a write that makes some progress restarts
+	 * the timeout: a client reading a trickle could hold a write for ever.
+	 * A send that takes longer than this fails (0: no limit).
+	 */
+	unsigned timeout_ms;
 };
 
 /* Start writing request_id's response on fd. */

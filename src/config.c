@@ -77,8 +77,8 @@ static const struct config_option config_options[] = {
         "seconds between SSE keepalive comments on a stream"},
     {"write-timeout", "BEEP_WRITE_TIMEOUT", CONFIG_UINT, OFF(write_timeout),
         "30", 1, 3600,
-        "seconds a write to a stream may block (a client that stops "
-        "reading) before the stream is closed"},
+        "seconds a read of a request or a write to a stream may wait (a "
+        "client that stops sending or reading) before it is closed"},
     {"max-streams", "BEEP_MAX_STREAMS", CONFIG_SIZE, OFF(max_streams), "10000",
         1, 1000000, "open streams in all; past it a subscribe gets 503"},
     {"min-idle", "BEEP_MIN_IDLE", CONFIG_UINT, OFF(min_idle), "8", 1, 1024,

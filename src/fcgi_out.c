@@ -6,6 +6,8 @@
  */
 #include "fcgi_out.h"
 
+#include "util.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -31,6 +33,7 @@ fcgi_out_init(struct fcgi_out *o, int fd, unsigned request_id)
 	o->fd = fd;
 	o->request_id = (uint16_t)request_id;
 	o->failed = false;
+	o->timeout_ms = 0;
 }
 
 static void
@@ -51,6 +54,8 @@ fcgi_out_header(
 static int
 fcgi_out_send(struct fcgi_out *o, struct iovec *v, int n)
 {
+	uint64_t deadline = o->timeout_ms ? util_now_ms() + o->timeout_ms : 0;
+
 	while (n > 0) {
 		ssize_t w = writev(o->fd, v, n);
 
@@ -68,6 +73,10 @@ fcgi_out_send(struct fcgi_out *o, struct iovec *v, int n)
 		if (n > 0) {
 			v->iov_base = (char *)v->iov_base + w;
 			v->iov_len -= (size_t)w;
+			if (deadline != 0 && util_now_ms() >= deadline) {
+				o->failed = true;
+				return -1;
+			}
 		}
 	}
 	return 0;

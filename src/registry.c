@@ -317,7 +317,10 @@ device_trim(struct registry *reg, struct reg_device *d, uint64_t now)
 		bool over =
 		    d->count > l->replay_max || d->bytes > l->replay_bytes;
 
-		if (!over && (m->seq > min || now - m->t_ms < l->replay_ms))
+		/* now was read before the lock: a newer t_ms is possible. */
+		if (!over &&
+		    (m->seq > min || m->t_ms > now ||
+		        now - m->t_ms < l->replay_ms))
 			break;
 		/* Past the retention bound, even what is not yet taken goes. */
 		if (m->seq > d->delivered)
@@ -544,10 +547,13 @@ registry_unsubscribe(struct registry *reg, struct registry_stream *s)
 	HASH_DEL(reg->streams, s);
 	reg->nstreams--;
 	DL_DELETE(d->streams, s);
-	if (--d->nstreams == 0)
+	if (--d->nstreams == 0) {
 		device_orphan(reg, d, now);
-	else
+	} else {
+		/* Its other streams may all be gone or overflowed. */
+		device_grace(reg, d, now);
 		device_trim(reg, d, now);
+	}
 	pthread_mutex_unlock(&reg->lock);
 	/* Unlinked: no new pins; wait for publishers still signalling. */
 	while (atomic_load_explicit(&s->pinned, memory_order_acquire) != 0)

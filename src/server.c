@@ -528,6 +528,7 @@ stream_out_begin(struct server *srv, struct fcgi_out *out, FCGX_Request *req,
 	int n = 0, rc;
 
 	fcgi_out_init(out, req->ipcFd, (unsigned)req->requestId);
+	out->timeout_ms = srv->config->write_timeout * 1000;
 	/* The head and the opening comment, in one record. */
 	if (resp->status != HTTP_200) {
 		v[n].iov_base = status;
@@ -779,6 +780,18 @@ server_worker(void *arg)
 		pthread_mutex_unlock(&srv->lock);
 
 		fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			/*
+			 * A front that passes a body through as it arrives
+			 * (Caddy) would let a slow upload hold this worker
+			 * for ever; a read may wait only so long.
+			 */
+			struct timeval tv = {
+			    .tv_sec = srv->config->write_timeout};
+
+			setsockopt(
+			    fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		}
 
 		pthread_mutex_lock(&srv->lock);
 		srv->idle--;
