@@ -741,6 +741,16 @@ server_handle(struct server *srv, FCGX_Request *req)
 	} else {
 		server_drain(req);
 	}
+	if (FCGX_GetError(req->in) != 0) {
+		/* The request never arrived whole (BEEP_WRITE_TIMEOUT). */
+		log_warn("request body: read failed (%s): dropping the "
+		         "connection",
+		    strerror(FCGX_GetError(req->in) > 0 ? FCGX_GetError(req->in)
+		                                        : EIO));
+		buf_free(&body);
+		buf_free(&uri);
+		return;
+	}
 	api_handle(srv->api, &ar, &resp);
 	buf_free(&body);
 	buf_free(&uri);
