@@ -72,16 +72,6 @@
 
 /* Pending connections the kernel queues for us. */
 #define SERVER_BACKLOG 1024
-/*
- * Worker stack size.  Streams need little; the deepest use is jansson's
- * recursive parser, bounded by --max-depth.  Only touched pages cost
- * memory.  Sanitizers need far more.
- */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SERVER_STACK_SIZE (1024 * 1024)
-#else
-#define SERVER_STACK_SIZE (128 * 1024)
-#endif
 /* Workers beyond max_streams, for short requests and kept-alive links. */
 #define SERVER_EXTRA_WORKERS 256
 /* Pause after accept() fails for lack of resources (e.g. EMFILE). */
