@@ -48,7 +48,8 @@ struct api_response {
 	struct registry_start start; /* with stream: what to send first */
 	bool envelope;               /* with stream: name the sender */
 	/* Private to the api: */
-	struct api_pending *pending; /* api_precheck() passed, body wanted */
+	bool prechecked;             /* api_precheck() ran */
+	struct api_pending *pending; /* it passed: the body is wanted */
 	struct quota *quota;         /* with stream: holds one of quota_key's */
 	char *quota_key;
 };

@@ -251,10 +251,10 @@ api_subscribe(struct api *api, const struct api_request *req,
 	s = registry_subscribe(
 	    api->reg, r->user, r->device, &resume, &resp->start, &err);
 	if (s == NULL) {
-		api_release_quota(resp);
 		enum http_status status = HTTP_503;
 		const char *why = "service is stopping";
 
+		api_release_quota(resp);
 		if (err == REGISTRY_FULL) {
 			log_warn("stream limit reached (%zu): refusing "
 			         "subscribe",
@@ -517,6 +517,7 @@ api_precheck(
 	struct route r;
 	bool want_body = false;
 
+	resp->prechecked = true;
 	api_cors(api, req, resp);
 	res = route_match(method, req->uri, api->config->max_id, &r);
 	switch (res) {
@@ -597,10 +598,11 @@ api_handle(
 {
 	struct api_pending *p;
 
-	if (resp->pending == NULL &&
-	    (resp->status != 0 || !api_precheck(api, req, resp)))
+	if (!resp->prechecked && !api_precheck(api, req, resp))
 		return;
 	p = resp->pending;
+	if (p == NULL)
+		return; /* api_precheck() answered */
 	resp->pending = NULL;
 	api_post(api, req, &p->r, &p->who, resp);
 	api_pending_free(p);

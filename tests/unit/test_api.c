@@ -558,6 +558,19 @@ test_api_precheck_before_body(void **state)
 	assert_false(api_precheck(f->api, &req, &r));
 	assert_int_equal(r.status, HTTP_404);
 	api_response_clear(&r);
+	/* A GET answered 200 by the precheck is not handled twice. */
+	{
+		struct api_request list = {.method = "GET",
+		    .uri = "/user/alice/devices",
+		    .authorization = bearer};
+
+		snprintf(bearer, sizeof(bearer), "Bearer %s", t);
+		assert_false(api_precheck(f->api, &list, &r));
+		assert_int_equal(r.status, HTTP_200);
+		api_handle(f->api, &list, &r);
+		assert_string_equal(r.body.data, "[]");
+		api_response_clear(&r);
+	}
 	/* Identified: the body is wanted, and nothing answered yet. */
 	snprintf(bearer, sizeof(bearer), "Bearer %s", t);
 	req.authorization = bearer;
