@@ -42,6 +42,8 @@ struct config {
 	size_t max_devices_per_user;
 	char *cors_origins; /* "*" or a comma-separated list */
 	int log_level;      /* enum log_level */
+	size_t max_token;   /* bytes of a token or forward-auth claim */
+	size_t max_streams_per_address; /* open mode; 0 = no limit */
 };
 
 /*

@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth.h"
 #include "body.h"
 #include "event.h"
 #include "limit.h"
 #include "log.h"
+#include "quota.h"
 #include "route.h"
 #include "sse.h"
 
@@ -34,8 +36,15 @@ struct api {
 	char **origins; /* the allow-list, when not "*" */
 	size_t norigins;
 	struct auth *auth;
-	struct limit *limit; /* POSTs per sender */
-	bool list_any;       /* anyone may list anyone's devices */
+	struct limit *limit;       /* POSTs per sender */
+	struct quota *per_address; /* streams per client address (open mode) */
+	bool list_any;             /* anyone may list anyone's devices */
+};
+
+/* What api_precheck() found, for api_handle() once the body is read. */
+struct api_pending {
+	struct route r;
+	struct auth_identity who;
 };
 
 struct api *
@@ -74,6 +83,13 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
 		return NULL;
 	}
 	api->limit = limit_new(c->rate, c->burst);
+	/*
+	 * With authentication on, the per-user limits bound each user; an
+	 * address limit would only refuse the users behind one NAT.
+	 */
+	api->per_address = quota_new(auth_mode(api->auth) == AUTH_MODE_NONE
+	        ? c->max_streams_per_address
+	        : 0);
 	api->list_any = strcmp(c->list_policy, "any") == 0;
 	return api;
 }
@@ -88,12 +104,44 @@ api_free(struct api *api)
 	free(api->origins);
 	auth_free(api->auth);
 	limit_free(api->limit);
+	quota_free(api->per_address);
 	free(api);
+}
+
+static void
+api_pending_free(struct api_pending *p)
+{
+	if (p == NULL)
+		return;
+	auth_identity_clear(&p->who);
+	route_clear(&p->r);
+	free(p);
+}
+
+/* Needs no api: the response says which quota it holds. */
+static void
+api_release_quota(struct api_response *resp)
+{
+	if (resp->quota_key == NULL)
+		return;
+	quota_release(resp->quota, resp->quota_key);
+	free(resp->quota_key);
+	resp->quota_key = NULL;
+	resp->quota = NULL;
+}
+
+void
+api_stream_end(struct api *api, struct api_response *resp)
+{
+	(void)api;
+	api_release_quota(resp);
 }
 
 void
 api_response_clear(struct api_response *resp)
 {
+	api_release_quota(resp);
+	api_pending_free(resp->pending);
 	buf_free(&resp->headers);
 	buf_free(&resp->body);
 	memset(resp, 0, sizeof(*resp));
@@ -178,6 +226,7 @@ api_subscribe(struct api *api, const struct api_request *req,
 	struct registry_resume resume;
 	enum registry_error err;
 	struct registry_stream *s;
+	const char *addr = req->remote_addr ? req->remote_addr : "";
 	char *q = NULL;
 
 	/* The header, which EventSource sends, wins over the query. */
@@ -191,12 +240,21 @@ api_subscribe(struct api *api, const struct api_request *req,
 	q = r->query ? http_query_param(r->query, "envelope") : NULL;
 	resp->envelope = q != NULL && strcmp(q, "1") == 0;
 	free(q);
+	if (!quota_acquire(api->per_address, addr)) {
+		buf_printf(
+		    &resp->headers, "Retry-After: %d\r\n", API_RETRY_AFTER);
+		api_error(resp, HTTP_429, "too many streams from this address");
+		return;
+	}
+	resp->quota = api->per_address;
+	resp->quota_key = xstrdup(addr);
 	s = registry_subscribe(
 	    api->reg, r->user, r->device, &resume, &resp->start, &err);
 	if (s == NULL) {
 		enum http_status status = HTTP_503;
 		const char *why = "service is stopping";
 
+		api_release_quota(resp);
 		if (err == REGISTRY_FULL) {
 			log_warn("stream limit reached (%zu): refusing "
 			         "subscribe",
@@ -310,9 +368,50 @@ api_health(struct api *api, struct api_response *resp)
 	        (json_int_t)st.dropped, "resets", (json_int_t)st.resets));
 }
 
+/* Whether origin is on the CORS allow-list ("*" lists nobody). */
+static bool
+api_origin_listed(const struct api *api, const char *origin)
+{
+	for (size_t i = 0; i < api->norigins; i++)
+		if (strcmp(api->origins[i], origin) == 0)
+			return true;
+	return false;
+}
+
+/* Whether origin is the request's own: scheme://Host. */
+static bool
+api_origin_own(const struct api_request *req, const char *origin)
+{
+	const char *scheme = req->https ? "https://" : "http://";
+	size_t n = strlen(scheme);
+
+	return req->host != NULL && req->host[0] != '\0' &&
+	    strncasecmp(origin, scheme, n) == 0 &&
+	    strcasecmp(origin + n, req->host) == 0;
+}
+
+/*
+ * Cross-site request forgery: a browser attaches cookies to requests any
+ * page makes (a form POST, an EventSource), so a request identified by a
+ * cookie must come from a page we trust: the same origin (as the browser's
+ * Sec-Fetch-Site says, or an Origin equal to our own), or an origin on
+ * the allow-list.  Bearer and query tokens are never sent by themselves.
+ */
+static bool
+api_same_origin_ok(const struct api *api, const struct api_request *req)
+{
+	if (req->sec_fetch_site != NULL &&
+	    strcmp(req->sec_fetch_site, "same-origin") == 0)
+		return true;
+	return req->origin != NULL &&
+	    (api_origin_listed(api, req->origin) ||
+	        api_origin_own(req, req->origin));
+}
+
 /*
  * Who is asking, when authentication is on: AUTH_OK with *who filled in,
- * or the 401 already set in resp.  With it off, who stays empty.
+ * or the 401 (403 for a cookie sent from another site) already set in
+ * resp.  With it off, who stays empty.
  */
 static bool
 api_identify(struct api *api, const struct api_request *req,
@@ -336,16 +435,31 @@ api_identify(struct api *api, const struct api_request *req,
 		    http_query_param(r->query, "access_token");
 	res = auth_identify(api->auth, &ar, who);
 	free(token);
-	if (res == AUTH_OK)
-		return true;
+	if (res == AUTH_OK) {
+		/*
+		 * In header mode the identity service may have used the
+		 * cookie: a request carrying one is treated as ambient.
+		 */
+		bool ambient = who->source == AUTH_SOURCE_COOKIE ||
+		    (who->source == AUTH_SOURCE_CLAIM && req->cookie != NULL);
+
+		if (!ambient || api_same_origin_ok(api, req))
+			return true;
+		auth_identity_clear(who);
+		api_error(resp, HTTP_403,
+		    "cookie credentials from another site: send "
+		    "Sec-Fetch-Site: same-origin or an allowed Origin");
+		return false;
+	}
 	if (auth_mode(api->auth) == AUTH_MODE_JWT)
 		buf_puts(&resp->headers,
 		    res == AUTH_INVALID
 		        ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"
 		        : "WWW-Authenticate: Bearer\r\n");
 	api_error(resp, HTTP_401,
-	    res == AUTH_INVALID ? "invalid credentials"
-	                        : "authentication required");
+	    res == AUTH_INVALID
+	        ? (who->why != NULL ? who->why : "invalid credentials")
+	        : "authentication required");
 	return false;
 }
 
@@ -393,34 +507,36 @@ api_rate_ok(struct api *api, const struct api_request *req,
 	return ok;
 }
 
-void
-api_handle(
+bool
+api_precheck(
     struct api *api, const struct api_request *req, struct api_response *resp)
 {
 	enum route_method method = route_method_parse(req->method);
 	struct auth_identity who = {0};
 	enum route_result res;
 	struct route r;
+	bool want_body = false;
 
+	resp->prechecked = true;
 	api_cors(api, req, resp);
 	res = route_match(method, req->uri, api->config->max_id, &r);
 	switch (res) {
 	case ROUTE_NOT_FOUND:
 		api_error(resp, HTTP_404, "not found");
-		return;
+		return false;
 	case ROUTE_BAD_METHOD:
 		buf_printf(&resp->headers, "Allow: %s\r\n", route_allow(r.id));
 		api_error(resp, HTTP_405, "method not allowed");
-		return;
+		return false;
 	case ROUTE_BAD_ESCAPE:
 		api_error(resp, HTTP_400, "malformed percent-encoding in path");
-		return;
+		return false;
 	case ROUTE_BAD_ID:
 		if (method != METHOD_OPTIONS) {
 			api_error(resp, HTTP_400,
 			    "ids must be 1 to max-id bytes of UTF-8 without "
 			    "control characters");
-			return;
+			return false;
 		}
 		break;
 	case ROUTE_OK:
@@ -454,8 +570,15 @@ api_handle(
 		api_devices(api, &r, resp);
 		break;
 	case ROUTE_POST:
-		if (api_rate_ok(api, req, &who, resp))
-			api_post(api, req, &r, &who, resp);
+		if (api_rate_ok(api, req, &who, resp)) {
+			/* The route and identity wait for the body. */
+			resp->pending = xcalloc(1, sizeof(*resp->pending));
+			resp->pending->r = r;
+			resp->pending->who = who;
+			memset(&r, 0, sizeof(r));
+			memset(&who, 0, sizeof(who));
+			want_body = true;
+		}
 		break;
 	case ROUTE_HEALTH:
 	case ROUTE_NONE:
@@ -466,6 +589,23 @@ api_handle(
 out:
 	auth_identity_clear(&who);
 	route_clear(&r);
+	return want_body;
+}
+
+void
+api_handle(
+    struct api *api, const struct api_request *req, struct api_response *resp)
+{
+	struct api_pending *p;
+
+	if (!resp->prechecked && !api_precheck(api, req, resp))
+		return;
+	p = resp->pending;
+	if (p == NULL)
+		return; /* api_precheck() answered */
+	resp->pending = NULL;
+	api_post(api, req, &p->r, &p->who, resp);
+	api_pending_free(p);
 }
 
 void

@@ -144,6 +144,14 @@ static const struct config_option config_options[] = {
         0, "Access-Control-Allow-Origin: * or a comma-separated list"},
     {"log-level", "BEEP_LOG_LEVEL", CONFIG_LEVEL, OFF(log_level), "info", 0, 0,
         "debug, info, warn or error"},
+    {"max-token", "BEEP_MAX_TOKEN", CONFIG_SIZE, OFF(max_token), "8192", 256,
+        1048576,
+        "longest token (header, cookie or query) or forward-auth claim in "
+        "bytes; longer gets 401"},
+    {"max-streams-per-address", "BEEP_MAX_STREAMS_PER_ADDRESS", CONFIG_SIZE,
+        OFF(max_streams_per_address), "256", 0, 1000000,
+        "open mode: open streams per client address (REMOTE_ADDR); 0: no "
+        "limit; past it a subscribe gets 429"},
 };
 
 #define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))

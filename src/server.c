@@ -72,16 +72,6 @@
 
 /* Pending connections the kernel queues for us. */
 #define SERVER_BACKLOG 1024
-/*
- * Worker stack size.  Streams need little; the deepest use is jansson's
- * recursive parser, bounded by --max-depth.  Only touched pages cost
- * memory.  Sanitizers need far more.
- */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SERVER_STACK_SIZE (1024 * 1024)
-#else
-#define SERVER_STACK_SIZE (128 * 1024)
-#endif
 /* Workers beyond max_streams, for short requests and kept-alive links. */
 #define SERVER_EXTRA_WORKERS 256
 /* Pause after accept() fails for lack of resources (e.g. EMFILE). */
@@ -701,6 +691,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 done:
 	stream_out_end(&out, req);
 	registry_unsubscribe(srv->reg, s);
+	api_stream_end(srv->api, resp);
 }
 
 static void
@@ -709,6 +700,7 @@ server_handle(struct server *srv, FCGX_Request *req)
 	struct api_request ar = {0};
 	struct api_response resp = {0};
 	struct buf body = {0}, uri = {0};
+	const char *p;
 
 	ar.method = server_param(req, "REQUEST_METHOD");
 	ar.uri = server_param(req, "REQUEST_URI");
@@ -718,6 +710,10 @@ server_handle(struct server *srv, FCGX_Request *req)
 	ar.authorization = server_param(req, "HTTP_AUTHORIZATION");
 	ar.cookie = server_param(req, "HTTP_COOKIE");
 	ar.remote_addr = server_param(req, "REMOTE_ADDR");
+	ar.sec_fetch_site = server_param(req, "HTTP_SEC_FETCH_SITE");
+	ar.host = server_param(req, "HTTP_HOST");
+	ar.https = (p = server_param(req, "HTTPS")) != NULL &&
+	    strcasecmp(p, "on") == 0;
 	/*
 	 * Never an HTTP_ parameter: those come from the client, and fronts
 	 * map several spellings of a header name onto one.
@@ -733,7 +729,13 @@ server_handle(struct server *srv, FCGX_Request *req)
 		    qs && *qs ? "?" : "", qs && *qs ? qs : "");
 		ar.uri = uri.data;
 	}
-	if (ar.method != NULL && strcmp(ar.method, "POST") == 0) {
+	/*
+	 * A POST is authenticated (and routed, allowed, rate-limited) from
+	 * its parameters before its body is read: a refused one's body is
+	 * only drained.  Other requests are handled whole below.
+	 */
+	if (ar.method != NULL && strcmp(ar.method, "POST") == 0 &&
+	    api_precheck(srv->api, &ar, &resp)) {
 		ar.body_too_large =
 		    server_read_body(req, srv->config->max_body, &body);
 		ar.body = body.data;
@@ -747,6 +749,7 @@ server_handle(struct server *srv, FCGX_Request *req)
 		         "connection",
 		    strerror(FCGX_GetError(req->in) > 0 ? FCGX_GetError(req->in)
 		                                        : EIO));
+		api_response_clear(&resp);
 		buf_free(&body);
 		buf_free(&uri);
 		return;

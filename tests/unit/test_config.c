@@ -99,6 +99,29 @@ test_config_limits_at_edges(void **state)
 	config_clear(&c);
 }
 
+/* BEEP_MAX_TOKEN and BEEP_MAX_STREAMS_PER_ADDRESS: defaults and edges. */
+static void
+test_config_token_and_address_limits(void **state)
+{
+	const char *none[] = {"beep-signal"};
+	const char *edges[] = {"beep-signal", "--max-token", "256",
+	    "--max-streams-per-address", "0"};
+	const char *small[] = {"beep-signal", "--max-token", "255"};
+	struct config c;
+
+	(void)state;
+	assert_int_equal(parse(&c, 1, none), 0);
+	assert_int_equal(c.max_token, 8192);
+	assert_int_equal(c.max_streams_per_address, 256);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 5, edges), 0);
+	assert_int_equal(c.max_token, 256);
+	assert_int_equal(c.max_streams_per_address, 0);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 3, small), -1);
+	config_clear(&c);
+}
+
 int
 main(void)
 {
@@ -107,6 +130,7 @@ main(void)
 	    cmocka_unit_test(test_config_env_then_flags),
 	    cmocka_unit_test(test_config_refusals),
 	    cmocka_unit_test(test_config_limits_at_edges),
+	    cmocka_unit_test(test_config_token_and_address_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
