@@ -91,8 +91,10 @@ cidr_list_parse(const char *spec, struct cidr_list *l, const char **why)
 		tmp.v = xrealloc(tmp.v, (tmp.n + 1) * sizeof(*tmp.v));
 		tmp.v[tmp.n++] = r;
 		p += len;
-		if (*p == ',')
-			p++;
+		if (*p == ',' && *++p == '\0') {
+			*why = "an empty entry in the list";
+			goto fail;
+		}
 	}
 	if (l != NULL)
 		*l = tmp;

@@ -48,16 +48,10 @@ static const struct {
 
 /* Whether value is a valid address list (--metrics-allow). */
 static bool
-config_cidr_ok(const char *flag, const char *value)
+config_cidr_ok(const char *flag, const char *value, const char **why)
 {
-	const char *why;
-
-	if (strcmp(flag, "metrics-allow") != 0)
-		return true;
-	if (cidr_list_parse(value, NULL, &why) == 0)
-		return true;
-	fprintf(stderr, "beep-signal: %s\n", why);
-	return false;
+	return strcmp(flag, "metrics-allow") != 0 ||
+	    cidr_list_parse(value, NULL, why) == 0;
 }
 
 static bool
@@ -187,7 +181,7 @@ static int
 config_set(struct config *c, const struct config_option *o, const char *value,
     const char *source, bool file)
 {
-	const char *dashes = file ? "" : "--";
+	const char *dashes = file ? "" : "--", *why = NULL;
 	char *p = (char *)c + o->offset, *end;
 	uintmax_t v;
 	int level;
@@ -195,7 +189,7 @@ config_set(struct config *c, const struct config_option *o, const char *value,
 	switch (o->type) {
 	case CONFIG_STR:
 		if (!config_choice_ok(o->flag, value) ||
-		    !config_cidr_ok(o->flag, value))
+		    !config_cidr_ok(o->flag, value, &why))
 			break;
 		free(*(char **)p);
 		*(char **)p = xstrdup(value);
@@ -228,8 +222,9 @@ config_set(struct config *c, const struct config_option *o, const char *value,
 		    source, value, dashes, o->flag, o->max);
 	else if (o->type == CONFIG_LEVEL || o->type == CONFIG_STR)
 		fprintf(stderr,
-		    "beep-signal: %s: invalid value '%s' for %s%s\n", source,
-		    value, dashes, o->flag);
+		    "beep-signal: %s: invalid value '%s' for %s%s%s%s\n",
+		    source, value, dashes, o->flag, why ? ": " : "",
+		    why ? why : "");
 	else
 		fprintf(stderr,
 		    "beep-signal: %s: invalid value '%s' for %s%s "
