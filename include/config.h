@@ -49,6 +49,9 @@ struct config {
 	char *metrics_allow; /* who may GET /metrics: ADDRESS[/BITS],... */
 };
 
+/* The version, as --version prints it (git describe at build time). */
+extern const char config_version[];
+
 /*
  * Fill c from the defaults, then the configuration file (--config FILE or
  * BEEP_CONFIG), then the environment, then argv: each wins over the ones

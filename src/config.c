@@ -33,6 +33,8 @@ struct config_option {
 	const char *help;
 };
 
+const char config_version[] = BEEP_VERSION;
+
 #define OFF(field) offsetof(struct config, field)
 
 /* The words some string options are limited to. */
@@ -497,7 +499,7 @@ config_cli(int argc, char **argv, struct config_cli *cli)
 			return 1;
 		}
 		if (strcmp(arg, "--version") == 0) {
-			printf("beep-signal %s\n", BEEP_VERSION);
+			printf("beep-signal %s\n", config_version);
 			return 1;
 		}
 		if (strcmp(arg, "--check-config") == 0)

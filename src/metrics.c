@@ -5,9 +5,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#ifndef BEEP_VERSION
-#define BEEP_VERSION "dev"
-#endif
+#include "config.h"
 
 /* The most buckets a histogram has, +Inf excluded. */
 #define METRICS_MAX_BUCKETS 12
@@ -154,7 +152,7 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 
 	metrics_head(out, "beep_build_info", "gauge",
 	    "The running version: always 1, with the version as a label.");
-	buf_printf(out, "beep_build_info{version=\"%s\"} 1\n", BEEP_VERSION);
+	buf_printf(out, "beep_build_info{version=\"%s\"} 1\n", config_version);
 	metrics_one(out, "beep_start_time_seconds", "gauge",
 	    "When the process started, in seconds since 1970.", start);
 	metrics_one(out, "beep_ready", "gauge",
