@@ -12,8 +12,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-	useStack, uid, poll, postPath, subPath, openSub, freePort, Client,
-	runBinary, isJson,
+	useStack, uid, poll, postPath, subPath, openSub, Client, runBinary,
+	isJson,
 } from './harness.mjs';
 import { parseExposition } from './prom.mjs';
 
@@ -22,8 +22,7 @@ const T = { timeout: 60000 };
 async function scrape(port) {
 	const c = new Client(`http://127.0.0.1:${port}`);
 	try {
-		const r = await c.get('/metrics');
-		return r;
+		return await c.get('/metrics');
 	} finally {
 		c.close();
 	}
@@ -38,13 +37,9 @@ async function metrics(port) {
 }
 
 describe('metrics with traffic', () => {
-	const opts = { env: { BEEP_KEEPALIVE: '1', BEEP_RATE: '1',
-	    BEEP_BURST: '20' }, caddyEnv: {} };
-	before(async () => {
-		opts.caddyEnv.OPS_PORT = String(await freePort());
-	});
-	const h = useStack({ before, after }, opts);
-	const opsPort = () => Number(opts.caddyEnv.OPS_PORT);
+	const h = useStack({ before, after }, { env: { BEEP_KEEPALIVE: '1',
+	    BEEP_RATE: '1', BEEP_BURST: '20' } });
+	const opsPort = () => h.stack.opsPort;
 
 	test('the public site does not answer /metrics', T, async () => {
 		const c = h.stack.client();
@@ -142,13 +137,9 @@ describe('metrics with traffic', () => {
 });
 
 describe('metrics allow-list and readiness at the stream limit', () => {
-	const opts = { env: { BEEP_MAX_STREAMS: '2', BEEP_KEEPALIVE: '1',
-	    BEEP_METRICS_ALLOW: '10.0.0.0/8, 2001:db8::/32' }, caddyEnv: {} };
-	before(async () => {
-		opts.caddyEnv.OPS_PORT = String(await freePort());
-	});
-	const h = useStack({ before, after }, opts);
-	const opsPort = () => Number(opts.caddyEnv.OPS_PORT);
+	const h = useStack({ before, after }, { env: { BEEP_MAX_STREAMS: '2',
+	    BEEP_KEEPALIVE: '1', BEEP_METRICS_ALLOW: '10.0.0.0/8, 2001:db8::/32' } });
+	const opsPort = () => h.stack.opsPort;
 
 	test('a loopback scraper not in BEEP_METRICS_ALLOW gets 403', T,
 	    async () => {
