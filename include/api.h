@@ -103,6 +103,12 @@ void api_stream_open(
 void api_stream_message(struct api *api, const struct registry_msg *m,
     bool envelope, struct buf *out);
 
+/*
+ * The service is stopping: /readyz answers 503 from now on.  Call it
+ * before closing the registry.  Thread-safe.
+ */
+void api_stop(struct api *api);
+
 /* Periodic housekeeping (forget refilled rate buckets); about 1/s. */
 void api_expire(struct api *api, uint64_t now_ms);
 /* The keepalive comment. */

@@ -3,16 +3,20 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "auth.h"
 #include "body.h"
+#include "cidr.h"
 #include "event.h"
 #include "limit.h"
 #include "log.h"
+#include "metrics.h"
 #include "quota.h"
 #include "route.h"
 #include "sse.h"
@@ -39,6 +43,8 @@ struct api {
 	struct limit *limit;       /* POSTs per sender */
 	struct quota *per_address; /* streams per client address (open mode) */
 	bool list_any;             /* anyone may list anyone's devices */
+	struct cidr_list metrics_allow; /* who may read /metrics */
+	atomic_bool stopping;           /* api_stop() was called */
 };
 
 /* What api_precheck() found, for api_handle() once the body is read. */
@@ -52,7 +58,7 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
     void *threads_ctx)
 {
 	struct api *api = xcalloc(1, sizeof(*api));
-	const char *p = c->cors_origins;
+	const char *p = c->cors_origins, *why;
 
 	api->config = c;
 	api->reg = reg;
@@ -91,6 +97,11 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
 	        ? c->max_streams_per_address
 	        : 0);
 	api->list_any = strcmp(c->list_policy, "any") == 0;
+	if (cidr_list_parse(c->metrics_allow, &api->metrics_allow, &why) < 0) {
+		log_error("--metrics-allow %s: %s", c->metrics_allow, why);
+		api_free(api);
+		return NULL;
+	}
 	return api;
 }
 
@@ -105,6 +116,7 @@ api_free(struct api *api)
 	auth_free(api->auth);
 	limit_free(api->limit);
 	quota_free(api->per_address);
+	cidr_list_clear(&api->metrics_allow);
 	free(api);
 }
 
@@ -368,6 +380,65 @@ api_health(struct api *api, struct api_response *resp)
 	        (json_int_t)st.dropped, "resets", (json_int_t)st.resets));
 }
 
+void
+api_stop(struct api *api)
+{
+	atomic_store(&api->stopping, true);
+}
+
+/*
+ * Whether a new stream would be accepted: not stopping, below max_streams.
+ * O(1): the registry's counters, copied under its lock.
+ */
+static bool
+api_ready(struct api *api, struct registry_stats *st, const char **why)
+{
+	registry_stats(api->reg, st);
+	*why = NULL;
+	if (atomic_load(&api->stopping))
+		*why = "service is stopping";
+	else if (st->streams >= api->config->max_streams)
+		*why = "too many streams";
+	return *why == NULL;
+}
+
+/* /readyz: 200 while new streams are accepted, else 503 and why. */
+static void
+api_readyz(struct api *api, struct api_response *resp)
+{
+	struct registry_stats st;
+	const char *why;
+
+	if (api_ready(api, &st, &why))
+		api_json(resp, HTTP_200, json_pack("{s:s}", "status", "ready"));
+	else
+		api_error(resp, HTTP_503, why);
+}
+
+/* /metrics, to the addresses BEEP_METRICS_ALLOW lists only. */
+static void
+api_metrics(
+    struct api *api, const struct api_request *req, struct api_response *resp)
+{
+	struct metrics_gauges g = {.max_streams = api->config->max_streams};
+	const char *why;
+
+	if (!cidr_list_match(&api->metrics_allow, req->remote_addr)) {
+		api_error(resp, HTTP_403,
+		    "metrics are served only to the addresses in "
+		    "BEEP_METRICS_ALLOW");
+		return;
+	}
+	g.ready = api_ready(api, &g.reg, &why);
+	if (api->threads != NULL)
+		api->threads(api->threads_ctx, &g.threads, &g.idle);
+	resp->status = HTTP_200;
+	buf_puts(&resp->headers,
+	    "Content-Type: " METRICS_CONTENT_TYPE "\r\n"
+	    "Cache-Control: no-store\r\n");
+	metrics_render(&resp->body, &g);
+}
+
 /* Whether origin is on the CORS allow-list ("*" lists nobody). */
 static bool
 api_origin_listed(const struct api *api, const char *origin)
@@ -501,6 +572,7 @@ api_rate_ok(struct api *api, const struct api_request *req,
 	ok = limit_take(api->limit, key.data, util_now_ms(), &retry);
 	buf_free(&key);
 	if (!ok) {
+		metrics_rate_limited();
 		buf_printf(&resp->headers, "Retry-After: %u\r\n", retry);
 		api_error(resp, HTTP_429, "too many requests");
 	}
@@ -559,6 +631,14 @@ api_precheck(
 		api_health(api, resp);
 		goto out;
 	}
+	if (r.id == ROUTE_READY) {
+		api_readyz(api, resp);
+		goto out;
+	}
+	if (r.id == ROUTE_METRICS) {
+		api_metrics(api, req, resp);
+		goto out;
+	}
 	if (!api_identify(api, req, &r, &who, resp) ||
 	    !api_allowed(api, &r, &who, resp))
 		goto out;
@@ -581,6 +661,8 @@ api_precheck(
 		}
 		break;
 	case ROUTE_HEALTH:
+	case ROUTE_METRICS:
+	case ROUTE_READY:
 	case ROUTE_NONE:
 	case ROUTE__MAX:
 		api_error(resp, HTTP_404, "not found");
@@ -592,20 +674,36 @@ out:
 	return want_body;
 }
 
+/* Microseconds on CLOCK_MONOTONIC, for metrics_post_time(). */
+static uint64_t
+api_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 void
 api_handle(
     struct api *api, const struct api_request *req, struct api_response *resp)
 {
 	struct api_pending *p;
+	uint64_t t0;
 
 	if (!resp->prechecked && !api_precheck(api, req, resp))
-		return;
+		goto out;
 	p = resp->pending;
 	if (p == NULL)
-		return; /* api_precheck() answered */
+		goto out; /* api_precheck() answered */
 	resp->pending = NULL;
+	t0 = api_now_us();
 	api_post(api, req, &p->r, &p->who, resp);
+	metrics_post_time(api_now_us() - t0);
 	api_pending_free(p);
+out:
+	if (req->method != NULL && strcmp(req->method, "POST") == 0)
+		metrics_post(resp->status);
 }
 
 void

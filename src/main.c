@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.h"
 #include "server.h"
 #include "util.h"
@@ -57,6 +58,8 @@ main(int argc, char **argv)
 		return rc > 0 ? 0 : 2;
 	}
 	log_set_level((enum log_level)c.log_level);
+	log_set_format((enum log_format)log_format_parse(c.log_format));
+	metrics_init();
 	json_set_alloc_funcs(xmalloc, free);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	main_raise_nofile();

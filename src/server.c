@@ -66,6 +66,7 @@
 #include "api.h"
 #include "fcgi_out.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define LOG_MODULE "server"
@@ -535,6 +536,8 @@ stream_out_begin(struct server *srv, struct fcgi_out *out, FCGX_Request *req,
 	v[n].iov_base = resp->body.data;
 	v[n++].iov_len = resp->body.len;
 	rc = fcgi_out_writev(out, v, (size_t)n);
+	if (rc == 0)
+		metrics_stream_write(0, resp->body.len);
 
 	/* in, out, err and the parameters; libfcgi offers no call for this. */
 	g->req = *req;
@@ -559,6 +562,8 @@ stream_out_write(struct fcgi_out *out, struct buf *b)
 {
 	int rc = fcgi_out_write(out, b->data, b->len);
 
+	if (rc == 0)
+		metrics_stream_write(0, b->len);
 	buf_free(b);
 	return rc;
 }
@@ -569,11 +574,15 @@ stream_out_batch(struct server *srv, struct fcgi_out *out,
     struct registry_batch *batch, bool envelope)
 {
 	struct buf b = {0};
+	size_t n = batch->n;
 
 	for (size_t i = 0; i < batch->n; i++)
 		api_stream_message(srv->api, batch->msgs[i], envelope, &b);
 	registry_batch_release(batch);
-	return stream_out_write(out, &b);
+	if (stream_out_write(out, &b) < 0)
+		return -1;
+	metrics_stream_write(n, 0);
+	return 0;
 }
 
 /* End the response; after a failed write, have libfcgi close the link. */
@@ -647,6 +656,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	struct fcgi_out out;
 	struct buf b = {0};
 	struct timeval tv = {0};
+	uint64_t born = util_now_ms();
 	bool watched;
 
 	/*
@@ -692,6 +702,7 @@ done:
 	stream_out_end(&out, req);
 	registry_unsubscribe(srv->reg, s);
 	api_stream_end(srv->api, resp);
+	metrics_stream_end(util_now_ms() - born);
 }
 
 static void
@@ -869,6 +880,7 @@ server_stop(struct server *srv, unsigned timeout_ms)
 	struct timespec ts;
 	size_t left;
 
+	api_stop(srv->api); /* /readyz says 503 from here on */
 	pthread_mutex_lock(&srv->lock);
 	srv->stopping = true;
 	pthread_mutex_unlock(&srv->lock);

@@ -687,6 +687,100 @@ test_api_streams_per_address_not_with_auth(void **state)
 	free(f);
 }
 
+static enum http_status
+get_from(struct fixture *f, const char *uri, const char *addr,
+    struct api_response *r)
+{
+	struct api_request req = {
+	    .method = "GET", .uri = uri, .remote_addr = addr};
+
+	memset(r, 0, sizeof(*r));
+	api_handle(f->api, &req, r);
+	return r->status;
+}
+
+/* Issue 12: /readyz at the stream limit and while stopping. */
+static void
+test_api_readyz(void **state)
+{
+	const char *argv[] = {"beep-signal", "--max-streams", "16"};
+	struct fixture *f = fixture_argv(3, argv);
+	struct api_response s[16], r;
+
+	(void)state;
+	assert_int_equal(get_from(f, "/readyz", NULL, &r), HTTP_200);
+	assert_non_null(strstr(r.body.data, "ready"));
+	api_response_clear(&r);
+	for (int i = 0; i < 16; i++) {
+		char uri[64];
+
+		snprintf(uri, sizeof(uri), "/subscribe/u%d/device/d", i);
+		assert_int_equal(
+		    get_from(f, uri, "192.0.2.9", &s[i]), HTTP_200);
+		if (i < 15) {
+			assert_int_equal(
+			    get_from(f, "/readyz", NULL, &r), HTTP_200);
+			api_response_clear(&r);
+		}
+	}
+	/* At max_streams: a subscribe would get 503, so /readyz says 503. */
+	assert_int_equal(get_from(f, "/readyz", NULL, &r), HTTP_503);
+	assert_non_null(strstr(r.body.data, "\"error\""));
+	api_response_clear(&r);
+	end_stream(f, &s[0]);
+	assert_int_equal(get_from(f, "/readyz", NULL, &r), HTTP_200);
+	api_response_clear(&r);
+	for (int i = 1; i < 16; i++)
+		end_stream(f, &s[i]);
+	/* Stopping: 503 at once, /healthz still 200. */
+	api_stop(f->api);
+	assert_int_equal(get_from(f, "/readyz", NULL, &r), HTTP_503);
+	assert_non_null(strstr(r.body.data, "stopping"));
+	api_response_clear(&r);
+	assert_int_equal(get_from(f, "/healthz", NULL, &r), HTTP_200);
+	api_response_clear(&r);
+	api_free(f->api);
+	registry_free(f->reg);
+	config_clear(&f->c);
+	free(f);
+}
+
+/* Issue 12: /metrics to BEEP_METRICS_ALLOW addresses only. */
+static void
+test_api_metrics_allow(void **state)
+{
+	const char *argv[] = {"beep-signal"};
+	const char *argv2[] = {"beep-signal", "--metrics-allow", "10.0.0.0/8"};
+	struct fixture *f = fixture_argv(1, argv);
+	struct api_response r;
+
+	(void)state;
+	assert_int_equal(get_from(f, "/metrics", "127.0.0.1", &r), HTTP_200);
+	assert_true(has_header(&r, "Content-Type: text/plain; version=0.0.4"));
+	assert_non_null(strstr(r.body.data, "\nbeep_streams_open 0\n"));
+	api_response_clear(&r);
+	assert_int_equal(get_from(f, "/metrics", "::1", &r), HTTP_200);
+	api_response_clear(&r);
+	assert_int_equal(get_from(f, "/metrics", "10.1.2.3", &r), HTTP_403);
+	assert_null(strstr(r.body.data, "beep_"));
+	api_response_clear(&r);
+	assert_int_equal(get_from(f, "/metrics", NULL, &r), HTTP_403);
+	api_response_clear(&r);
+	api_free(f->api);
+	registry_free(f->reg);
+	config_clear(&f->c);
+	free(f);
+	f = fixture_argv(3, argv2);
+	assert_int_equal(get_from(f, "/metrics", "10.1.2.3", &r), HTTP_200);
+	api_response_clear(&r);
+	assert_int_equal(get_from(f, "/metrics", "127.0.0.1", &r), HTTP_403);
+	api_response_clear(&r);
+	api_free(f->api);
+	registry_free(f->reg);
+	config_clear(&f->c);
+	free(f);
+}
+
 int
 main(void)
 {
@@ -707,6 +801,8 @@ main(void)
 	    cmocka_unit_test(test_api_precheck_before_body),
 	    cmocka_unit_test(test_api_streams_per_address),
 	    cmocka_unit_test(test_api_streams_per_address_not_with_auth),
+	    cmocka_unit_test(test_api_readyz),
+	    cmocka_unit_test(test_api_metrics_allow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
