@@ -42,6 +42,7 @@ struct config {
 	size_t max_devices_per_user;
 	char *cors_origins; /* "*" or a comma-separated list */
 	int log_level;      /* enum log_level */
+	size_t max_message_memory; /* message bytes held in all */
 };
 
 /*

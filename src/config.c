@@ -136,7 +136,7 @@ static const struct config_option config_options[] = {
         "POSTs a sender may make at once before the rate applies"},
     {"max-streams-per-device", "BEEP_MAX_STREAMS_PER_DEVICE", CONFIG_SIZE,
         OFF(max_streams_per_device), "8", 1, 1000,
-        "open streams per device; past it a subscribe gets 429"},
+        "live streams kept per device; a new one replaces the oldest"},
     {"max-devices-per-user", "BEEP_MAX_DEVICES_PER_USER", CONFIG_SIZE,
         OFF(max_devices_per_user), "32", 1, 100000,
         "devices per user (live or in grace); past it 429"},
@@ -144,6 +144,10 @@ static const struct config_option config_options[] = {
         0, "Access-Control-Allow-Origin: * or a comma-separated list"},
     {"log-level", "BEEP_LOG_LEVEL", CONFIG_LEVEL, OFF(log_level), "info", 0, 0,
         "debug, info, warn or error"},
+    {"max-message-memory", "BEEP_MAX_MESSAGE_MEMORY", CONFIG_SIZE,
+        OFF(max_message_memory), "268435456", 65536, 68719476736,
+        "bytes of messages held in all (queued, held, retained); past it "
+        "the oldest delivered go, then a POST gets 503"},
 };
 
 #define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))

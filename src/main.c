@@ -86,6 +86,7 @@ main(int argc, char **argv)
 	limits.devices_per_user = c.max_devices_per_user;
 	limits.replay_ms = (uint64_t)c.replay_seconds * 1000;
 	limits.grace_ms = (uint64_t)c.grace_seconds * 1000;
+	limits.max_message_bytes = c.max_message_memory;
 	if (c.replay_max < c.queue_messages || c.replay_bytes < c.queue_bytes)
 		log_warn(
 		    "replay limits below the stream queue limits: a stream "

@@ -552,7 +552,7 @@ test_registry_resume(void **state)
 	registry_unsubscribe(reg, b);
 	b = resume_at(reg, "d", REGISTRY_RESUME_UNKNOWN, 0, &st);
 	assert_true(st.reset);
-	assert_int_equal(st.reset_id, ids[5]);
+	assert_int_equal(st.id, ids[5]);
 	registry_unsubscribe(reg, b);
 	registry_unsubscribe(reg, a);
 	registry_free(reg);
@@ -663,7 +663,7 @@ test_registry_grace_bound(void **state)
 	assert_int_equal(stats.dropped, 1);
 	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
 	assert_true(st.reset);
-	assert_true(st.reset_id < ids[1]);
+	assert_true(st.id < ids[1]);
 	assert_int_equal(drain(reg, a, &first, NULL), 2);
 	assert_int_equal(first, ids[1]);
 	registry_unsubscribe(reg, a);
