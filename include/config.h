@@ -40,8 +40,8 @@ struct config {
 	unsigned burst;          /* token bucket size */
 	size_t max_streams_per_device;
 	size_t max_devices_per_user;
-	char *cors_origins; /* "*" or a comma-separated list */
-	int log_level;      /* enum log_level */
+	char *cors_origins;        /* "*" or a comma-separated list */
+	int log_level;             /* enum log_level */
 	size_t max_message_memory; /* message bytes held in all */
 };
 

@@ -52,16 +52,16 @@ struct registry_stats {
 	size_t users;
 	size_t devices; /* live or in their grace period */
 	size_t streams;
-	size_t held;        /* messages waiting for devices in grace */
+	size_t held;          /* messages waiting for devices in grace */
 	size_t message_bytes; /* frame bytes held in all logs */
-	uint64_t published; /* messages accepted by registry_publish() */
-	uint64_t overflows; /* streams closed for falling too far behind */
-	uint64_t forgotten; /* devices forgotten when their grace ended */
-	uint64_t dropped;   /* undelivered messages dropped: see DESIGN */
-	uint64_t resets;    /* streams that started with a reset */
-	uint64_t replaced;  /* streams replaced by a newer one */
-	uint64_t evicted;   /* retained messages dropped for the budget */
-	uint64_t refused;   /* publishes refused: memory full or stopping */
+	uint64_t published;   /* messages accepted by registry_publish() */
+	uint64_t overflows;   /* streams closed for falling too far behind */
+	uint64_t forgotten;   /* devices forgotten when their grace ended */
+	uint64_t dropped;     /* undelivered messages dropped: see DESIGN */
+	uint64_t resets;      /* streams that started with a reset */
+	uint64_t replaced;    /* streams replaced by a newer one */
+	uint64_t evicted;     /* retained messages dropped for the budget */
+	uint64_t refused;     /* publishes refused: memory full or stopping */
 };
 
 /* Where a new stream starts, from the last event id its client saw. */

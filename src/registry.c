@@ -448,7 +448,8 @@ device_grace(struct registry *reg, struct reg_device *d, uint64_t now)
 		return;
 	d->grace_until = now + reg->limits.grace_ms;
 	/* now was read before the lock: keep the list in expiry order. */
-	if (reg->grace != NULL && reg->grace->gprev->grace_until > d->grace_until)
+	if (reg->grace != NULL &&
+	    reg->grace->gprev->grace_until > d->grace_until)
 		d->grace_until = reg->grace->gprev->grace_until;
 	DL_APPEND2(reg->grace, d, gprev, gnext);
 	device_recount(reg, d);
