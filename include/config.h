@@ -40,9 +40,10 @@ struct config {
 	unsigned burst;          /* token bucket size */
 	size_t max_streams_per_device;
 	size_t max_devices_per_user;
-	char *cors_origins;        /* "*" or a comma-separated list */
-	int log_level;             /* enum log_level */
-	size_t max_message_memory; /* message bytes held in all */
+	char *cors_origins; /* "*" or a comma-separated list */
+	int log_level;      /* enum log_level */
+	/* Message bytes held in all logs. */
+	size_t max_message_memory;
 };
 
 /*
