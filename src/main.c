@@ -92,6 +92,9 @@ main(int argc, char **argv)
 		    "replay limits below the stream queue limits: a stream "
 		    "closed for falling behind cannot replay what it "
 		    "missed");
+	if (c.max_message_memory < c.max_body)
+		log_warn("max-message-memory below max-body: the largest "
+		         "messages can never be accepted (503)");
 	reg = registry_new(&limits);
 	srv = server_new(&c, reg);
 	if (srv == NULL || server_start(srv) < 0) {

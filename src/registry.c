@@ -827,13 +827,26 @@ registry_take(
 		b->msgs[b->n++] = registry_msg_ref(m);
 		s->cursor++;
 		s->bytes_out += m->len;
-		/* Delivered now: its replay window starts (see DESIGN). */
-		if (m->seq > d->delivered) {
-			d->delivered = m->seq;
+	}
+	/*
+	 * Delivered now: their replay window starts (see DESIGN).  A stream
+	 * that started ahead of d->delivered (live only, or resuming) passes
+	 * over messages no stream took yet: they count as delivered now too,
+	 * so that the delivered ones stay a prefix of the log, in order.
+	 */
+	if (s->cursor > d->delivered) {
+		uint64_t q = d->delivered + 1;
+
+		if (q < d->first_seq)
+			q = d->first_seq;
+		for (; q <= s->cursor; q++) {
+			struct registry_msg *m = device_log_at(d, q);
+
 			m->t_ms = now;
 			m->retained = true;
 			DL_APPEND2(reg->retained, m, rprev, rnext);
 		}
+		d->delivered = s->cursor;
 	}
 	device_trim(reg, d, now);
 }

@@ -915,6 +915,20 @@ test_registry_trim_waits_for_streams(void **state)
 	registry_expire(reg, util_now_ms() + 5000);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.message_bytes, 0);
+	registry_unsubscribe(reg, b);
+	/* A live-only stream that overtakes a: all count as delivered. */
+	publish_id(reg, "d", &err);
+	publish_id(reg, "d", &err);
+	b = subscribe(reg, "u", "d", &err);
+	publish_id(reg, "d", &err);
+	assert_int_equal(drain(reg, b, NULL, NULL), 1);
+	registry_expire(reg, util_now_ms() + 5000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.message_bytes, 3);
+	assert_int_equal(drain(reg, a, NULL, NULL), 3);
+	registry_expire(reg, util_now_ms() + 5000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.message_bytes, 0);
 	registry_unsubscribe(reg, a);
 	registry_unsubscribe(reg, b);
 	registry_free(reg);
