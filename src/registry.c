@@ -26,7 +26,11 @@
  * dropped and counted, and the device's next stream starts with a reset.
  * device->floor_id is the highest id the log no longer holds (at creation,
  * the registry's newest id): a client that saw an id below it may have
- * missed something, and gets a reset.
+ * missed something, and gets a reset.  A new stream's cursor is also
+ * named as an id (device_position_id()): the id of the message at the
+ * cursor, or the floor when the cursor is just before the log.  Resuming
+ * after that id puts the cursor back where it was, so a client that was
+ * told it before anything else cannot lose what a stream took for it.
  *
  * When a stream falls more than queue_messages or queue_bytes behind, it
  * is marked overflowed and woken; its thread ends it, and the log no
@@ -667,7 +671,6 @@ out:
 	return s;
 }
 
-/* Forget d now, or start its grace period. */
 /* d's last stream ended: forget it, or let its grace period run. */
 static void
 device_orphan(struct registry *reg, struct reg_device *d, uint64_t now)
