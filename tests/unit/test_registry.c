@@ -780,6 +780,31 @@ test_registry_replace_oldest(void **state)
 	registry_free(reg);
 }
 
+/* With one stream per device, the replacement takes what the old left. */
+static void
+test_registry_replace_takes_over(void **state)
+{
+	struct registry_limits l = {
+	    .streams_per_device = 1, .replay_ms = 60000, .grace_ms = 60000};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *b;
+	struct registry_batch bt;
+	enum registry_error err;
+	uint64_t id, first = 0;
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	id = publish_id(reg, "d", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	b = subscribe(reg, "u", "d", &err);
+	assert_int_equal(registry_wait(reg, a, FAR, &bt), REGISTRY_REPLACED);
+	assert_int_equal(drain(reg, b, &first, NULL), 1);
+	assert_int_equal(first, id);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_free(reg);
+}
+
 /* Resuming after start.id gets exactly what the stream would have got. */
 static void
 test_registry_start_position(void **state)
@@ -1243,6 +1268,7 @@ main(void)
 	    cmocka_unit_test(test_registry_overflow_replay),
 	    cmocka_unit_test(test_registry_grace_from_hangup),
 	    cmocka_unit_test(test_registry_replace_oldest),
+	    cmocka_unit_test(test_registry_replace_takes_over),
 	    cmocka_unit_test(test_registry_start_position),
 	    cmocka_unit_test(test_registry_replay_from_delivery),
 	    cmocka_unit_test(test_registry_trim_waits_for_streams),
