@@ -42,12 +42,14 @@
  * the same order, and the head of reg->retained is always the head of
  * its device's log.  registry_expire() pops the head while it was
  * delivered more than replay_ms ago, and stops at the first that was not
- * (or that a live stream has not taken yet): it costs what it drops.
- * reg->bytes counts the frame bytes in all logs; a publish that would
- * pass max_message_bytes first pops retained messages from the head (the
- * oldest delivered, whichever device), and is refused when only messages
- * no stream has taken are left: those are never dropped for another
- * device's sake.  reg->held counts the messages no stream has taken of
+ * (or that a live stream has not taken yet: it lags, and will take it, or
+ * overflow, or time out writing): it costs what it drops.  reg->bytes
+ * counts the frame bytes in all logs; a publish that would pass
+ * max_message_bytes first pops retained messages from the head (the
+ * oldest delivered, whichever device; a live stream still behind one is
+ * ended as overflowed, so one slow reader cannot make the service refuse
+ * every post), and is refused when only messages no stream has taken are
+ * left: those are never dropped for another device's sake.  reg->held counts the messages no stream has taken of
  * the devices in grace, so registry_stats() walks nothing.
  *
  * Stream lifecycle: registry_subscribe() links the stream into its device
@@ -418,24 +420,43 @@ device_trim(struct registry *reg, struct reg_device *d, uint64_t now)
 	device_recount(reg, d);
 }
 
+static void device_grace(
+    struct registry *reg, struct reg_device *d, uint64_t now);
+
 /*
- * Drop the oldest retained message, of whichever device, when it may go:
- * every live stream of its device has taken it.  Returns whether it did.
+ * Drop the oldest retained message, of whichever device.  It was
+ * delivered, but a live stream of its device may not have taken it yet
+ * (it lags, or replays): then it stays, unless force says to end those
+ * streams (they overflow: their clients come back with a reset).
+ * Returns whether it dropped it.
  */
 static bool
-registry_drop_retained(struct registry *reg)
+registry_drop_retained(struct registry *reg, bool force)
 {
 	struct registry_msg *m = reg->retained;
+	struct registry_stream *s;
 	struct reg_device *d;
 
 	if (m == NULL)
 		return false;
 	d = m->device;
 	/* The head of reg->retained is its log's head: see DESIGN. */
-	if (d->count == 0 || d->ring[d->head] != m ||
-	    m->seq > device_min_cursor(d))
+	if (d->count == 0 || d->ring[d->head] != m)
 		return false;
+	if (m->seq > device_min_cursor(d)) {
+		if (!force)
+			return false;
+		DL_FOREACH(d->streams, s)
+		{
+			if (stream_live(s) && s->cursor < m->seq) {
+				s->overflow = true;
+				reg->overflows++;
+				pthread_cond_signal(&s->cond);
+			}
+		}
+	}
 	device_drop_oldest(reg, d);
+	device_grace(reg, d, util_now_ms());
 	device_recount(reg, d);
 	return true;
 }
@@ -746,9 +767,12 @@ registry_publish(struct registry *reg, const char *user, const char *device,
 		reg->refused++;
 		goto out;
 	}
-	/* The oldest delivered messages make room; undelivered never do. */
+	/*
+	 * The oldest delivered messages make room, even from a stream that
+	 * lags behind them; undelivered ones never do.
+	 */
 	while (reg->bytes + m->len > reg->limits.max_message_bytes &&
-	    registry_drop_retained(reg))
+	    registry_drop_retained(reg, true))
 		reg->evicted++;
 	if (reg->bytes + m->len > reg->limits.max_message_bytes) {
 		res = REGISTRY_MEMORY_FULL;
@@ -811,7 +835,7 @@ registry_expire(struct registry *reg, uint64_t now_ms)
 	/* In delivery order: stop at the first still in its window. */
 	while (reg->retained != NULL &&
 	    reg->retained->t_ms + reg->limits.replay_ms <= now_ms &&
-	    registry_drop_retained(reg))
+	    registry_drop_retained(reg, false))
 		;
 	pthread_mutex_unlock(&reg->lock);
 }

@@ -1042,6 +1042,47 @@ test_registry_memory_budget(void **state)
 	registry_free(reg);
 }
 
+/*
+ * A stream that lags behind the oldest retained message cannot make the
+ * budget refuse every post: it is ended (overflow), the message goes.
+ */
+static void
+test_registry_memory_budget_lagging(void **state)
+{
+	struct registry_limits l = {
+	    .replay_ms = 600000, .grace_ms = 600000, .max_message_bytes = 100};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *b, *c;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	a = subscribe(reg, "u", "d1", &err);
+	b = subscribe(reg, "u", "d1", &err);
+	for (int i = 0; i < 3; i++)
+		publish_len(reg, "d1", 30, &err);
+	assert_int_equal(drain(reg, a, NULL, NULL), 3);
+	/* The time sweep waits for b... */
+	registry_expire(reg, util_now_ms() + 1000000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.message_bytes, 90);
+	/* ...the budget does not. */
+	c = subscribe(reg, "u", "d2", &err);
+	publish_len(reg, "d2", 30, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(registry_wait(reg, b, FAR, &bt), REGISTRY_OVERFLOW);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.evicted, 1);
+	assert_int_equal(stats.overflows, 1);
+	assert_int_equal(stats.dropped, 0);
+	assert_int_equal(drain(reg, c, NULL, NULL), 1);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, c);
+	registry_free(reg);
+}
+
 /* While closing, only what a live stream will still take is accepted. */
 static void
 test_registry_close_refuses_unkept(void **state)
@@ -1273,6 +1314,7 @@ main(void)
 	    cmocka_unit_test(test_registry_replay_from_delivery),
 	    cmocka_unit_test(test_registry_trim_waits_for_streams),
 	    cmocka_unit_test(test_registry_memory_budget),
+	    cmocka_unit_test(test_registry_memory_budget_lagging),
 	    cmocka_unit_test(test_registry_close_refuses_unkept),
 	    cmocka_unit_test(test_registry_grace_order),
 	    cmocka_unit_test(test_registry_ghost_no_duplicates),
