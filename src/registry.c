@@ -163,6 +163,8 @@ struct registry {
 
 /* Streams a publisher may pin and signal after unlocking; more wait. */
 #define REGISTRY_WAKE_MAX 8
+/* Devices or messages registry_expire() drops per hold of the lock. */
+#define REGISTRY_SWEEP_SLICE 1024
 
 struct registry_msg *
 registry_msg_new(const char *frame, size_t len)
@@ -821,23 +823,38 @@ void
 registry_expire(struct registry *reg, uint64_t now_ms)
 {
 	struct reg_device *d, *next;
+	bool more;
 
-	pthread_mutex_lock(&reg->lock);
-	/* In expiry order: stop at the first whose grace has not ended. */
-	for (d = reg->grace; d != NULL && device_expired(d, now_ms); d = next) {
-		next = d->gnext;
-		/* One with a stream still ending goes when that ends. */
-		if (d->nstreams == 0) {
+	/* In slices, so that a mass expiry never holds the lock for long. */
+	do {
+		size_t n = 0;
+
+		more = false;
+		pthread_mutex_lock(&reg->lock);
+		/* In expiry order: stop at the first whose grace is not over. */
+		for (d = reg->grace; d != NULL && device_expired(d, now_ms);
+		     d = next) {
+			next = d->gnext;
+			/* One with a stream still ending goes when that ends. */
+			if (d->nstreams > 0)
+				continue;
+			if (n++ == REGISTRY_SWEEP_SLICE) {
+				more = true;
+				break;
+			}
 			reg->forgotten++;
 			device_free(reg, d);
 		}
-	}
-	/* In delivery order: stop at the first still in its window. */
-	while (reg->retained != NULL &&
-	    reg->retained->t_ms + reg->limits.replay_ms <= now_ms &&
-	    registry_drop_retained(reg, false))
-		;
-	pthread_mutex_unlock(&reg->lock);
+		/* In delivery order: stop at the first still in its window. */
+		while (!more && reg->retained != NULL &&
+		    reg->retained->t_ms + reg->limits.replay_ms <= now_ms) {
+			if (n++ == REGISTRY_SWEEP_SLICE)
+				more = true;
+			else if (!registry_drop_retained(reg, false))
+				break;
+		}
+		pthread_mutex_unlock(&reg->lock);
+	} while (more);
 }
 
 static void

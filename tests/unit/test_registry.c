@@ -1147,6 +1147,41 @@ test_registry_grace_order(void **state)
 	registry_free(reg);
 }
 
+/* A mass expiry, swept in slices, still goes in one call. */
+static void
+test_registry_mass_expiry(void **state)
+{
+	struct registry_limits l = {.replay_ms = 1000, .grace_ms = 1000};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a;
+	struct registry_stats stats;
+	enum registry_error err;
+	char name[16];
+
+	(void)state;
+	a = subscribe(reg, "u", "live", &err);
+	for (int i = 0; i < 3000; i++)
+		publish_id(reg, "live", &err);
+	assert_int_equal(drain(reg, a, NULL, NULL), 3000);
+	for (int i = 0; i < 2500; i++) {
+		struct registry_stream *s;
+
+		snprintf(name, sizeof(name), "d%d", i);
+		s = subscribe(reg, name, "d", &err);
+		registry_unsubscribe(reg, s);
+	}
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.devices, 2501);
+	assert_int_equal(stats.message_bytes, 3000);
+	registry_expire(reg, util_now_ms() + 5000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.devices, 1);
+	assert_int_equal(stats.forgotten, 2500);
+	assert_int_equal(stats.message_bytes, 0);
+	registry_unsubscribe(reg, a);
+	registry_free(reg);
+}
+
 /*
  * One client whose connection is cut again and again: each new stream
  * resumes from the last id the client parsed (the opening position or
@@ -1317,6 +1352,7 @@ main(void)
 	    cmocka_unit_test(test_registry_memory_budget_lagging),
 	    cmocka_unit_test(test_registry_close_refuses_unkept),
 	    cmocka_unit_test(test_registry_grace_order),
+	    cmocka_unit_test(test_registry_mass_expiry),
 	    cmocka_unit_test(test_registry_ghost_no_duplicates),
 	};
 
