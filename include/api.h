@@ -94,8 +94,9 @@ void api_stream_end(struct api *api, struct api_response *resp);
 void api_response_clear(struct api_response *resp);
 
 /*
- * The first bytes of a stream: an SSE comment, sent at once, then a reset
- * event when start says the client missed messages.
+ * The first bytes of a stream: an SSE comment, sent at once, then the
+ * position the stream starts at as an id with no event (start->id), or a
+ * reset event with that id when start says the client missed messages.
  */
 void api_stream_open(
     struct api *api, const struct registry_start *start, struct buf *out);
@@ -113,6 +114,12 @@ void api_stop(struct api *api);
 void api_expire(struct api *api, uint64_t now_ms);
 /* The keepalive comment. */
 void api_stream_keepalive(struct buf *out);
+/*
+ * The last bytes of a stream a newer one replaced: an event named
+ * "replaced" and a long retry:, so clients that replace each other do not
+ * loop.
+ */
+void api_stream_replaced(struct buf *out);
 /* The last bytes of a stream when the service stops. */
 void api_stream_close(struct buf *out);
 

@@ -47,6 +47,8 @@ struct config {
 	size_t max_streams_per_address; /* open mode; 0 = no limit */
 	char *log_format;               /* "text" or "json" */
 	char *metrics_allow; /* who may GET /metrics: ADDRESS[/BITS],... */
+	/* Message bytes held in all logs. */
+	size_t max_message_memory;
 };
 
 /* The version, as --version prints it (git describe at build time). */

@@ -27,6 +27,12 @@
 #define API_RETRY_AFTER 5
 /* How long a browser may cache a preflight answer, in seconds. */
 #define API_PREFLIGHT_MAX_AGE 600
+/*
+ * A replaced stream's client waits this long before it reconnects, so
+ * that two clients replacing each other (one device id in two tabs) do
+ * so at most once per period, not in a loop.
+ */
+#define API_REPLACED_RETRY_MS 30000
 /* Clients reconnect after a stop within this many milliseconds. */
 #define API_RETRY_MIN_MS 1000
 #define API_RETRY_SPREAD_MS 4000
@@ -272,9 +278,6 @@ api_subscribe(struct api *api, const struct api_request *req,
 			         "subscribe",
 			    api->config->max_streams);
 			why = "too many streams";
-		} else if (err == REGISTRY_DEVICE_FULL) {
-			status = HTTP_429;
-			why = "too many streams for this device";
 		} else if (err == REGISTRY_USER_FULL) {
 			status = HTTP_429;
 			why = "too many devices for this user";
@@ -354,6 +357,15 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		api_error(resp, HTTP_404, "device connection not found");
 		return;
 	}
+	/* Not accepted: nothing was queued, so the sender may try again. */
+	if (err == REGISTRY_MEMORY_FULL || err == REGISTRY_CLOSED) {
+		buf_printf(
+		    &resp->headers, "Retry-After: %d\r\n", API_RETRY_AFTER);
+		api_error(resp, HTTP_503,
+		    err == REGISTRY_CLOSED ? "service is stopping"
+		                           : "message memory full");
+		return;
+	}
 	/* 202: the device is away, within its grace period: it waits. */
 	api_json(resp, err == REGISTRY_HELD ? HTTP_202 : HTTP_200,
 	    json_pack("{s:s}", "id", id));
@@ -370,14 +382,17 @@ api_health(struct api *api, struct api_response *resp)
 		api->threads(api->threads_ctx, &threads, &idle);
 	api_json(resp, HTTP_200,
 	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	              "s:I}",
+	              "s:I, s:I, s:I, s:I, s:I}",
 	        "status", "ok", "users", (json_int_t)st.users, "devices",
 	        (json_int_t)st.devices, "streams", (json_int_t)st.streams,
 	        "threads", (json_int_t)threads, "idle_threads",
 	        (json_int_t)idle, "published", (json_int_t)st.published, "held",
 	        (json_int_t)st.held, "overflows", (json_int_t)st.overflows,
 	        "forgotten", (json_int_t)st.forgotten, "dropped",
-	        (json_int_t)st.dropped, "resets", (json_int_t)st.resets));
+	        (json_int_t)st.dropped, "resets", (json_int_t)st.resets,
+	        "message_bytes", (json_int_t)st.message_bytes, "replaced",
+	        (json_int_t)st.replaced, "evicted", (json_int_t)st.evicted,
+	        "refused", (json_int_t)st.refused));
 }
 
 void
@@ -714,10 +729,16 @@ api_stream_open(
 	json_t *doc;
 
 	sse_format_comment(out, "beep-signal");
-	if (!start->reset)
+	/*
+	 * Where the stream starts, before anything else: a client cut before
+	 * its first event resumes from here and loses nothing.  With a reset,
+	 * the reset event carries it.
+	 */
+	api_format_id(api, start->id, id, sizeof(id));
+	if (!start->reset) {
+		sse_format_id(out, id);
 		return;
-	/* The id lets a browser's next reconnect resume after the reset. */
-	api_format_id(api, start->reset_id, id, sizeof(id));
+	}
 	doc = json_pack("{s:s}", "reason", start->reason);
 	data = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
@@ -748,6 +769,16 @@ void
 api_stream_keepalive(struct buf *out)
 {
 	sse_format_comment(out, NULL);
+}
+
+void
+api_stream_replaced(struct buf *out)
+{
+	static const char why[] =
+	    "{\"reason\":\"a newer stream of this device replaced this one\"}";
+
+	sse_format_event(out, NULL, "replaced", why, sizeof(why) - 1);
+	sse_format_retry(out, API_REPLACED_RETRY_MS);
 }
 
 void

@@ -148,7 +148,7 @@ static const struct config_option config_options[] = {
         "POSTs a sender may make at once before the rate applies"},
     {"max-streams-per-device", "BEEP_MAX_STREAMS_PER_DEVICE", CONFIG_SIZE,
         OFF(max_streams_per_device), "8", 1, 1000,
-        "open streams per device; past it a subscribe gets 429"},
+        "live streams kept per device; a new one replaces the oldest"},
     {"max-devices-per-user", "BEEP_MAX_DEVICES_PER_USER", CONFIG_SIZE,
         OFF(max_devices_per_user), "32", 1, 100000,
         "devices per user (live or in grace); past it 429"},
@@ -170,6 +170,10 @@ static const struct config_option config_options[] = {
         "127.0.0.0/8,::1", 0, 0,
         "client addresses (REMOTE_ADDR) GET /metrics answers: a "
         "comma-separated list of ADDRESS[/BITS]; others get 403"},
+    {"max-message-memory", "BEEP_MAX_MESSAGE_MEMORY", CONFIG_SIZE,
+        OFF(max_message_memory), "268435456", 65536, 68719476736,
+        "bytes of messages held in all (queued, held, retained); past it "
+        "the oldest delivered go, then a POST gets 503"},
 };
 
 #define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))

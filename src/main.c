@@ -89,11 +89,15 @@ main(int argc, char **argv)
 	limits.devices_per_user = c.max_devices_per_user;
 	limits.replay_ms = (uint64_t)c.replay_seconds * 1000;
 	limits.grace_ms = (uint64_t)c.grace_seconds * 1000;
+	limits.max_message_bytes = c.max_message_memory;
 	if (c.replay_max < c.queue_messages || c.replay_bytes < c.queue_bytes)
 		log_warn(
 		    "replay limits below the stream queue limits: a stream "
 		    "closed for falling behind cannot replay what it "
 		    "missed");
+	if (c.max_message_memory < c.max_body)
+		log_warn("max-message-memory below max-body: the largest "
+		         "messages can never be accepted (503)");
 	reg = registry_new(&limits);
 	srv = server_new(&c, reg);
 	if (srv == NULL || server_start(srv) < 0) {

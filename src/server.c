@@ -688,6 +688,10 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 			api_stream_close(&b);
 			stream_out_write(&out, &b);
 			break;
+		} else if (wake == REGISTRY_REPLACED) {
+			api_stream_replaced(&b);
+			stream_out_write(&out, &b);
+			break;
 		} else {
 			if (wake == REGISTRY_OVERFLOW)
 				log_warn("stream %llu fell too far behind: "

@@ -781,6 +781,125 @@ test_api_metrics_allow(void **state)
 	free(f);
 }
 
+/*
+ * A stream opens with its position as an id and no event: a client cut
+ * before its first event resumes from it and gets what its ghost took.
+ */
+static void
+test_api_stream_position(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_limits l = {.grace_ms = 60000, .replay_ms = 60000};
+	struct fixture g = {.reg = registry_new(&l)};
+	struct api_request req = {
+	    .method = "GET", .uri = "/subscribe/u/device/d"};
+	struct api_response sub = {0}, sub2 = {0}, r;
+	struct registry_batch b;
+	struct sse_parser p;
+	struct buf all = {0};
+	char pos[128];
+
+	g.api = api_new(&f->c, g.reg, NULL, NULL);
+	f = &g;
+	api_handle(f->api, &req, &sub);
+	assert_non_null(sub.stream);
+	api_stream_open(f->api, &sub.start, &all);
+	sse_parse(&p, all.data, all.len);
+	assert_int_equal(p.n, 0);
+	assert_int_equal(p.comments, 1);
+	assert_true(strchr(p.last_id, '-') != NULL);
+	snprintf(pos, sizeof(pos), "%s", p.last_id);
+	sse_parser_free(&p);
+	buf_free(&all);
+	/* Posted while the client is cut; the ghost takes it. */
+	assert_int_equal(call(f, "POST", "/user/u/device/d", "application/json",
+	                     "{\"data\":\"one\"}", &r),
+	    HTTP_200);
+	api_response_clear(&r);
+	assert_int_equal(
+	    registry_wait(f->reg, sub.stream, 0, &b), REGISTRY_MESSAGES);
+	registry_batch_release(&b);
+	/* The reconnect, with the id it parsed, gets it. */
+	req.last_event_id = pos;
+	api_handle(f->api, &req, &sub2);
+	assert_non_null(sub2.stream);
+	assert_false(sub2.start.reset);
+	api_stream_open(f->api, &sub2.start, &all);
+	assert_int_equal(
+	    registry_wait(f->reg, sub2.stream, 0, &b), REGISTRY_MESSAGES);
+	for (size_t i = 0; i < b.n; i++)
+		api_stream_message(f->api, b.msgs[i], false, &all);
+	registry_batch_release(&b);
+	sse_parse(&p, all.data, all.len);
+	assert_int_equal(p.n, 1);
+	assert_string_equal(p.events[0].data.data, "one");
+	sse_parser_free(&p);
+	buf_free(&all);
+	/* A replaced stream says so, and to wait long before retrying. */
+	api_stream_replaced(&all);
+	sse_parse(&p, all.data, all.len);
+	assert_int_equal(p.n, 1);
+	assert_string_equal(p.events[0].type, "replaced");
+	assert_non_null(strstr(p.events[0].data.data, "\"reason\""));
+	assert_true(p.retry >= 10000);
+	sse_parser_free(&p);
+	buf_free(&all);
+	registry_unsubscribe(f->reg, sub.stream);
+	registry_unsubscribe(f->reg, sub2.stream);
+	api_response_clear(&sub);
+	api_response_clear(&sub2);
+	api_free(g.api);
+	registry_free(g.reg);
+}
+
+/* Posts not accepted (memory full, stopping) get 503 + Retry-After. */
+static void
+test_api_post_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_limits l = {.grace_ms = 60000, .max_message_bytes = 64};
+	struct registry *reg = registry_new(&l);
+	struct api *api = api_new(&f->c, reg, NULL, NULL);
+	struct api_request req = {
+	    .method = "GET", .uri = "/subscribe/u/device/d"};
+	struct api_response sub = {0}, r = {0};
+
+	api_handle(api, &req, &sub);
+	registry_unsubscribe(reg, sub.stream);
+	api_response_clear(&sub);
+	req = (struct api_request){.method = "POST",
+	    .uri = "/user/u/device/d",
+	    .content_type = "application/json",
+	    .body = "{\"data\":\"0123456789012345678901234567890123456789\"}"};
+	req.body_len = strlen(req.body);
+	api_handle(api, &req, &r);
+	assert_int_equal(r.status, HTTP_202);
+	api_response_clear(&r);
+	api_handle(api, &req, &r);
+	assert_int_equal(r.status, HTTP_503);
+	assert_true(has_header(&r, "Retry-After: "));
+	assert_string_equal(r.body.data, "{\"error\":\"message memory full\"}");
+	api_response_clear(&r);
+	req = (struct api_request){.method = "GET", .uri = "/healthz"};
+	api_handle(api, &req, &r);
+	assert_non_null(strstr(r.body.data, "\"message_bytes\":"));
+	assert_null(strstr(r.body.data, "\"message_bytes\":0"));
+	api_response_clear(&r);
+	registry_close(reg);
+	req = (struct api_request){.method = "POST",
+	    .uri = "/user/u/device/d",
+	    .content_type = "application/json",
+	    .body = "{\"data\":1}"};
+	req.body_len = strlen(req.body);
+	api_handle(api, &req, &r);
+	assert_int_equal(r.status, HTTP_503);
+	assert_true(has_header(&r, "Retry-After: "));
+	assert_string_equal(r.body.data, "{\"error\":\"service is stopping\"}");
+	api_response_clear(&r);
+	api_free(api);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
@@ -795,6 +914,10 @@ main(void)
 	        test_api_body_too_large, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_api_cors_list, setup_list, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_api_stream_position, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_api_post_refused, setup, teardown),
 	    cmocka_unit_test(test_api_cookie_needs_same_origin),
 	    cmocka_unit_test(test_api_cookie_star_trusts_no_origin),
 	    cmocka_unit_test(test_api_token_too_long),
