@@ -37,12 +37,15 @@ void metrics_post_time(uint64_t us);
 /* A stream write of len bytes succeeded, carrying events messages. */
 void metrics_stream_write(size_t events, size_t len);
 /* A stream ended after lifetime_ms milliseconds. */
+/* A message event written, latency_us after it was published. */
+void metrics_delivered(uint64_t latency_us);
 void metrics_stream_end(uint64_t lifetime_ms);
 
 /* What other modules own, read at scrape time. */
 struct metrics_gauges {
 	struct registry_stats reg; /* registry_stats() */
 	size_t max_streams;        /* BEEP_MAX_STREAMS */
+	size_t max_message_bytes;  /* BEEP_MAX_MESSAGE_MEMORY */
 	size_t threads, idle;      /* worker threads alive, and idle */
 	bool ready;                /* what /readyz answers */
 };

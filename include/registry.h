@@ -62,6 +62,9 @@ struct registry_stats {
 	uint64_t replaced;    /* streams replaced by a newer one */
 	uint64_t evicted;     /* retained messages dropped for the budget */
 	uint64_t refused;     /* publishes refused: memory full or stopping */
+	size_t grace;         /* devices in their grace period */
+	uint64_t replayed;    /* messages a resuming stream started behind */
+	uint64_t expired;     /* delivered messages past their replay window */
 };
 
 /* Where a new stream starts, from the last event id its client saw. */
@@ -128,6 +131,11 @@ uint64_t registry_msg_seq(const struct registry_msg *m);
  */
 uint64_t registry_msg_id(const struct registry_msg *m);
 void registry_msg_unref(struct registry_msg *m);
+/*
+ * When the message was published (util_now_us()), or 0 until then: what a
+ * stream measures its delivery latency from.
+ */
+uint64_t registry_msg_published_us(const struct registry_msg *m);
 
 struct registry *registry_new(const struct registry_limits *limits);
 /* Free everything; no thread may use the registry any more. */

@@ -435,7 +435,8 @@ static void
 api_metrics(
     struct api *api, const struct api_request *req, struct api_response *resp)
 {
-	struct metrics_gauges g = {.max_streams = api->config->max_streams};
+	struct metrics_gauges g = {.max_streams = api->config->max_streams,
+	    .max_message_bytes = api->config->max_message_memory};
 	const char *why;
 
 	if (!cidr_list_match(&api->metrics_allow, req->remote_addr)) {

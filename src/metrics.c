@@ -33,6 +33,15 @@ static struct metrics_histogram metrics_lifetime = {
         3600000000, 14400000000, 43200000000, 86400000000},
 };
 
+static struct metrics_histogram metrics_delivery = {
+    .name = "beep_delivery_latency_seconds",
+    .help = "From a message's publish to the end of the write of its event "
+            "to a stream (replays included).",
+    .nbounds = 12,
+    .bounds_us = {50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000,
+        1000000, 10000000},
+};
+
 static struct metrics_histogram metrics_post_hist = {
     .name = "beep_post_duration_seconds",
     .help = "Time to decode, pack and publish a POST's message (body "
@@ -95,6 +104,12 @@ metrics_stream_write(size_t events, size_t len)
 	if (events > 0)
 		metrics_count(&metrics_events, events);
 	metrics_count(&metrics_bytes, len);
+}
+
+void
+metrics_delivered(uint64_t latency_us)
+{
+	metrics_observe(&metrics_delivery, latency_us);
 }
 
 void
@@ -164,9 +179,13 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "Most open streams allowed (BEEP_MAX_STREAMS).", g->max_streams);
 	metrics_one(out, "beep_users", "gauge",
 	    "Users with a device, live or in its grace period.", g->reg.users);
-	metrics_one(out, "beep_devices", "gauge",
-	    "Devices with a live stream or in their grace period.",
-	    g->reg.devices);
+	metrics_head(out, "beep_devices", "gauge",
+	    "Devices: live (with a stream) or in their grace period.");
+	buf_printf(out,
+	    "beep_devices{state=\"live\"} %zu\n"
+	    "beep_devices{state=\"grace\"} %zu\n",
+	    g->reg.devices > g->reg.grace ? g->reg.devices - g->reg.grace : 0,
+	    g->reg.grace);
 	metrics_head(out, "beep_worker_threads", "gauge",
 	    "Worker threads: busy (serving a request or a stream) or idle "
 	    "(waiting to accept).");
@@ -208,22 +227,44 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "Bytes of events, keepalives and retry fields written to streams "
 	    "(FastCGI framing excluded).",
 	    metrics_read(&metrics_bytes));
+	metrics_one(out, "beep_messages_replayed_total", "counter",
+	    "Messages a resuming stream (Last-Event-ID) started behind: "
+	    "replayed to it.",
+	    g->reg.replayed);
+	metrics_one(out, "beep_messages_expired_total", "counter",
+	    "Delivered messages dropped when their replay window ended.",
+	    g->reg.expired);
+	metrics_one(out, "beep_messages_evicted_total", "counter",
+	    "Delivered messages dropped early for the memory budget "
+	    "(BEEP_MAX_MESSAGE_MEMORY).",
+	    g->reg.evicted);
+	metrics_one(out, "beep_message_memory_bytes", "gauge",
+	    "Bytes of message frames held in all (queued, held, retained).",
+	    g->reg.message_bytes);
+	metrics_one(out, "beep_message_memory_max_bytes", "gauge",
+	    "The memory budget for messages (BEEP_MAX_MESSAGE_MEMORY).",
+	    g->max_message_bytes);
+	metrics_one(out, "beep_streams_replaced_total", "counter",
+	    "Streams replaced by a newer one of the same device "
+	    "(BEEP_MAX_STREAMS_PER_DEVICE).",
+	    g->reg.replaced);
 	metrics_histogram_render(out, &metrics_lifetime);
 	metrics_histogram_render(out, &metrics_post_hist);
+	metrics_histogram_render(out, &metrics_delivery);
 }
 
 void
 metrics_reset(void)
 {
 	struct metrics_histogram *hs[] = {
-	    &metrics_lifetime, &metrics_post_hist};
+	    &metrics_lifetime, &metrics_post_hist, &metrics_delivery};
 
 	for (int i = 0; i < HTTP__MAX; i++)
 		atomic_store(&metrics_posts[i], 0);
 	atomic_store(&metrics_limited, 0);
 	atomic_store(&metrics_events, 0);
 	atomic_store(&metrics_bytes, 0);
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++) {
 		for (size_t j = 0; j <= METRICS_MAX_BUCKETS; j++)
 			atomic_store(&hs[i]->buckets[j], 0);
 		atomic_store(&hs[i]->sum_us, 0);

@@ -94,8 +94,9 @@
 
 struct registry_msg {
 	atomic_uint refs;
-	uint64_t seq; /* number in its device's log */
-	uint64_t id;  /* event id, registry-wide */
+	uint64_t seq;          /* number in its device's log */
+	uint64_t id;           /* event id, registry-wide */
+	uint64_t published_us; /* util_now_us() at registry_publish() */
 	/* The rest, under reg->lock: */
 	uint64_t t_ms;             /* when it was delivered (first taken) */
 	struct reg_device *device; /* whose log holds it */
@@ -158,6 +159,8 @@ struct registry {
 	uint64_t last_id; /* the newest event id given */
 	uint64_t published, overflows, forgotten, dropped, resets;
 	uint64_t replaced, evicted, refused;
+	size_t ngrace;              /* devices on reg->grace */
+	uint64_t replayed, expired; /* see struct registry_stats */
 	bool closing;
 };
 
@@ -172,7 +175,7 @@ registry_msg_new(const char *frame, size_t len)
 	struct registry_msg *m = xmalloc(sizeof(*m) + len);
 
 	atomic_init(&m->refs, 1);
-	m->seq = m->id = m->t_ms = 0;
+	m->seq = m->id = m->t_ms = m->published_us = 0;
 	m->device = NULL;
 	m->retained = false;
 	m->rprev = m->rnext = NULL;
@@ -198,6 +201,12 @@ uint64_t
 registry_msg_id(const struct registry_msg *m)
 {
 	return m->id;
+}
+
+uint64_t
+registry_msg_published_us(const struct registry_msg *m)
+{
+	return m->published_us;
 }
 
 static struct registry_msg *
@@ -296,8 +305,10 @@ device_free(struct registry *reg, struct reg_device *d)
 {
 	struct reg_user *u = d->user;
 
-	if (d->grace_until != 0)
+	if (d->grace_until != 0) {
 		DL_DELETE2(reg->grace, d, gprev, gnext);
+		reg->ngrace--;
+	}
 	d->grace_until = 0;
 	device_recount(reg, d);
 	reg->dropped += device_held(d);
@@ -479,6 +490,7 @@ device_grace(struct registry *reg, struct reg_device *d, uint64_t now)
 	    reg->grace->gprev->grace_until > d->grace_until)
 		d->grace_until = reg->grace->gprev->grace_until;
 	DL_APPEND2(reg->grace, d, gprev, gnext);
+	reg->ngrace++;
 	device_recount(reg, d);
 }
 
@@ -539,6 +551,7 @@ device_start(struct registry *reg, struct reg_device *d,
 		while (cursor < d->last_seq &&
 		    device_log_at(d, cursor + 1)->id <= resume->id)
 			cursor++;
+		reg->replayed += d->last_seq - cursor;
 		return cursor;
 	}
 	if (resume->kind == REGISTRY_RESUME_AT)
@@ -666,6 +679,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	}
 	if (d->grace_until != 0) {
 		DL_DELETE2(reg->grace, d, gprev, gnext);
+		reg->ngrace--;
 		d->grace_until = 0;
 	}
 	device_replace(reg, d);
@@ -745,7 +759,7 @@ registry_publish(struct registry *reg, const char *user, const char *device,
 	struct registry_stream *s, *wake[REGISTRY_WAKE_MAX];
 	enum registry_error res;
 	struct reg_device *d;
-	uint64_t now = util_now_ms();
+	uint64_t now = util_now_ms(), now_us = util_now_us();
 	size_t nw = 0;
 
 	pthread_mutex_lock(&reg->lock);
@@ -781,6 +795,7 @@ registry_publish(struct registry *reg, const char *user, const char *device,
 		reg->refused++;
 		goto out;
 	}
+	m->published_us = now_us;
 	device_append(reg, d, m);
 	reg->published++;
 	DL_FOREACH(d->streams, s)
@@ -850,7 +865,9 @@ registry_expire(struct registry *reg, uint64_t now_ms)
 		    reg->retained->t_ms + reg->limits.replay_ms <= now_ms) {
 			if (n++ == REGISTRY_SWEEP_SLICE)
 				more = true;
-			else if (!registry_drop_retained(reg, false))
+			else if (registry_drop_retained(reg, false))
+				reg->expired++;
+			else
 				break;
 		}
 		pthread_mutex_unlock(&reg->lock);
@@ -1009,6 +1026,9 @@ registry_stats(struct registry *reg, struct registry_stats *st)
 	st->forgotten = reg->forgotten;
 	st->dropped = reg->dropped;
 	st->resets = reg->resets;
+	st->grace = reg->ngrace;
+	st->replayed = reg->replayed;
+	st->expired = reg->expired;
 	pthread_mutex_unlock(&reg->lock);
 }
 

@@ -573,15 +573,21 @@ static int
 stream_out_batch(struct server *srv, struct fcgi_out *out,
     struct registry_batch *batch, bool envelope)
 {
+	uint64_t published[REGISTRY_BATCH], now;
 	struct buf b = {0};
 	size_t n = batch->n;
 
-	for (size_t i = 0; i < batch->n; i++)
+	for (size_t i = 0; i < n; i++) {
 		api_stream_message(srv->api, batch->msgs[i], envelope, &b);
+		published[i] = registry_msg_published_us(batch->msgs[i]);
+	}
 	registry_batch_release(batch);
 	if (stream_out_write(out, &b) < 0)
 		return -1;
 	metrics_stream_write(n, 0);
+	now = util_now_us();
+	for (size_t i = 0; i < n; i++)
+		metrics_delivered(now > published[i] ? now - published[i] : 0);
 	return 0;
 }
 

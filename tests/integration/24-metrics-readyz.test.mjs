@@ -72,7 +72,11 @@ describe('metrics with traffic', () => {
 		    'beep_messages_dropped_total', 'beep_stream_resets_total',
 		    'beep_stream_overflows_total', 'beep_stream_written_bytes_total',
 		    'beep_stream_lifetime_seconds', 'beep_post_duration_seconds',
-		    'beep_ready', 'beep_start_time_seconds'])
+		    'beep_ready', 'beep_start_time_seconds',
+		    'beep_delivery_latency_seconds', 'beep_message_memory_bytes',
+		    'beep_message_memory_max_bytes', 'beep_messages_replayed_total',
+		    'beep_messages_expired_total', 'beep_messages_evicted_total',
+		    'beep_streams_replaced_total'])
 			assert.ok(m.has(name), `has ${name}`);
 		assert.ok(m.value('beep_worker_threads', { state: 'idle' }) >= 1);
 	});
@@ -108,6 +112,9 @@ describe('metrics with traffic', () => {
 		assert.equal(d('beep_posts_total', { code: '404' }), 1);
 		assert.equal(d('beep_messages_published_total'), 5);
 		assert.equal(d('beep_events_delivered_total'), 5);
+		// Each event's publish-to-write time was observed once.
+		assert.equal(d('beep_delivery_latency_seconds_count'), 5);
+		assert.ok(m.value('beep_devices', { state: 'live' }) >= 1);
 		// Every POST that passed the checks was timed, the 404 too.
 		assert.equal(d('beep_post_duration_seconds_count'), 6);
 		// 5 events of at least 20 bytes each, plus comments.

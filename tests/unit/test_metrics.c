@@ -102,7 +102,17 @@ test_metrics_histogram(void **state)
 	metrics_stream_end(0);         /* le="1" */
 	metrics_stream_end(864000000); /* 10 days: +Inf only */
 	metrics_post_time(10);         /* le="0.00001" */
+	metrics_delivered(50);         /* exactly 50 us: le="0.00005" */
+	metrics_delivered(51);         /* just over: le="0.0001" */
 	b = render();
+	assert_true(
+	    sample(&b,
+	        "beep_delivery_latency_seconds_bucket{le=\"0.000050\"}") == 1);
+	assert_true(
+	    sample(&b,
+	        "beep_delivery_latency_seconds_bucket{le=\"0.000100\"}") == 2);
+	assert_true(
+	    sample(&b, "beep_delivery_latency_seconds_sum") == 0.000101);
 	assert_true(
 	    sample(&b,
 	        "beep_stream_lifetime_seconds_bucket{le=\"1.000000\"}") == 2);

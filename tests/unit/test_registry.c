@@ -892,11 +892,14 @@ test_registry_replay_from_delivery(void **state)
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.held, 1);
 	assert_int_equal(stats.message_bytes, 1);
+	assert_int_equal(stats.grace, 1);
 	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
 	t = util_now_ms();
 	assert_int_equal(drain(reg, a, NULL, NULL), 1);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.held, 0);
+	assert_int_equal(stats.grace, 0);
+	assert_int_equal(stats.replayed, 0);
 	/* Delivered now: replayable for the window after this. */
 	registry_expire(reg, t + 900);
 	registry_unsubscribe(reg, a);
@@ -904,10 +907,14 @@ test_registry_replay_from_delivery(void **state)
 	assert_false(st.reset);
 	assert_int_equal(drain(reg, a, &first, NULL), 1);
 	assert_int_equal(first, held);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.replayed, 1);
+	assert_int_equal(stats.expired, 0);
 	/* Past it, with no other activity, the tick drops it. */
 	registry_expire(reg, util_now_ms() + 1001);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.message_bytes, 0);
+	assert_int_equal(stats.expired, 1);
 	registry_unsubscribe(reg, a);
 	a = resume_at(reg, "d", REGISTRY_RESUME_AT, before, &st);
 	assert_true(st.reset);
