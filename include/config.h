@@ -42,6 +42,9 @@ struct config {
 	size_t max_devices_per_user;
 	char *cors_origins; /* "*" or a comma-separated list */
 	int log_level;      /* enum log_level */
+	unsigned read_timeout; /* seconds to read a whole request */
+	unsigned idle_timeout; /* seconds a kept connection may idle; 0 */
+	size_t max_drain;      /* bytes of a too large body drained */
 };
 
 /*
