@@ -40,8 +40,8 @@ struct config {
 	unsigned burst;          /* token bucket size */
 	size_t max_streams_per_device;
 	size_t max_devices_per_user;
-	char *cors_origins; /* "*" or a comma-separated list */
-	int log_level;      /* enum log_level */
+	char *cors_origins;    /* "*" or a comma-separated list */
+	int log_level;         /* enum log_level */
 	unsigned read_timeout; /* seconds to read a whole request */
 	unsigned idle_timeout; /* seconds a kept connection may idle; 0 */
 	size_t max_drain;      /* bytes of a too large body drained */

@@ -154,8 +154,8 @@ static const struct config_option config_options[] = {
         "seconds a kept-alive FastCGI connection may wait for its next "
         "request; keep it above the front's (nginx keepalive_timeout); "
         "0: no limit"},
-    {"max-drain", "BEEP_MAX_DRAIN", CONFIG_SIZE, OFF(max_drain), "1048576",
-        16, 1073741824,
+    {"max-drain", "BEEP_MAX_DRAIN", CONFIG_SIZE, OFF(max_drain), "1048576", 16,
+        1073741824,
         "bytes of a too large body read and dropped so that the 413 reaches "
         "the client; past it the connection is closed"},
 };

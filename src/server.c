@@ -94,6 +94,12 @@
 #define SERVER_ACCEPT_BACKOFF_MIN_MS 50
 #define SERVER_ACCEPT_BACKOFF_MAX_MS 2000
 /*
+ * At most one "accept failing" line (and its "recovered") this often: at
+ * the descriptor limit accept() fails and recovers as often as
+ * connections end.
+ */
+#define SERVER_ACCEPT_LOG_INTERVAL_MS 60000
+/*
  * Interrupts idle workers' accept() when the service stops (a handler
  * that does nothing, without SA_RESTART).  libfcgi takes SIGUSR1.
  */
@@ -147,6 +153,8 @@ struct server {
 	unsigned accept_backoff_ms;     /* 0 unless accept() is failing */
 	unsigned long accept_failures;  /* in a row */
 	uint64_t accept_failing_since;
+	bool accept_logged;     /* this run of failures was logged */
+	uint64_t accept_log_ms; /* when the last run was logged */
 };
 
 /*
@@ -179,7 +187,7 @@ static struct server_conn *
 server_conn_of(FCGX_Request *req)
 {
 	return (struct server_conn *)(void *)((char *)req -
-	                                      offsetof(struct server_conn, req));
+	    offsetof(struct server_conn, req));
 }
 
 /* The lowest address of this worker's stack (server_stack_trim()). */
@@ -580,8 +588,9 @@ server_drain_rest(FCGX_Request *req, size_t seen)
 	while ((n = FCGX_GetStr(scratch, (int)sizeof(scratch), req->in)) > 0) {
 		seen += (size_t)n;
 		if (seen > max) {
-			log_info("request body over BEEP_MAX_DRAIN (%zu bytes): "
-			         "closing the connection",
+			log_info(
+			    "request body over BEEP_MAX_DRAIN (%zu bytes): "
+			    "closing the connection",
 			    max);
 			server_give_up(req);
 			return;
@@ -963,8 +972,15 @@ server_accept_failed(struct server *srv, int err)
 	pthread_mutex_lock(&srv->lock);
 	first = srv->accept_backoff_ms == 0;
 	if (first) {
+		uint64_t now = util_now_ms();
+
 		srv->accept_backoff_ms = SERVER_ACCEPT_BACKOFF_MIN_MS;
-		srv->accept_failing_since = util_now_ms();
+		srv->accept_failing_since = now;
+		first = srv->accept_log_ms == 0 ||
+		    now - srv->accept_log_ms >= SERVER_ACCEPT_LOG_INTERVAL_MS;
+		srv->accept_logged = first;
+		if (first)
+			srv->accept_log_ms = now;
 	} else if (srv->accept_backoff_ms < SERVER_ACCEPT_BACKOFF_MAX_MS / 2) {
 		srv->accept_backoff_ms *= 2;
 	} else {
@@ -1001,7 +1017,9 @@ server_wait_request(struct server *srv, int fd)
 
 	for (;;) {
 		uint64_t now = util_now_ms();
-		int wait_ms = idle == 0 ? -1 : now >= end ? 0 : (int)(end - now);
+		int wait_ms = idle == 0 ? -1
+		    : now >= end        ? 0
+		                        : (int)(end - now);
 		int n = poll(p, 2, wait_ms);
 
 		if (n < 0 && errno == EINTR)
@@ -1013,8 +1031,8 @@ server_wait_request(struct server *srv, int fd)
 		if (p[1].revents != 0)
 			return false; /* stopping: the front reconnects */
 		if (n == 0) {
-			log_debug("kept connection idle for %us: closing it",
-			    idle);
+			log_debug(
+			    "kept connection idle for %us: closing it", idle);
 			return false;
 		}
 		return true;
@@ -1074,12 +1092,26 @@ server_serve(struct server *srv, struct server_conn *conn, int fd)
 			req->keepConnection = 0;
 			break;
 		}
-		first = false;
 		conn->timed_out = conn->responded = false;
-		if (deadline_arm(conn->timer, req->ipcFd,
-		        util_now_ms() + read_ms) < 0)
-			log_warn("read deadline: %s: reading without one",
+		/*
+		 * Never read without a deadline: a slow client could then
+		 * hold this worker for ever.
+		 */
+		if (deadline_arm(
+		        conn->timer, req->ipcFd, util_now_ms() + read_ms) < 0) {
+			/*
+			 * No descriptor to spare for it (at the limit): each
+			 * read is limited instead, as the best left to do.
+			 */
+			struct timeval tv = {
+			    .tv_sec = srv->config->read_timeout};
+
+			log_debug("read deadline: %s: per read instead",
 			    strerror(errno));
+			setsockopt(req->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+			    sizeof(tv));
+		}
+		first = false;
 		if (FCGX_Accept_r(req) < 0) {
 			/* libfcgi has closed the connection. */
 			if (deadline_cancel(conn->timer))
@@ -1149,8 +1181,8 @@ server_worker(void *arg)
 			server_accept_failed(srv, err);
 			continue;
 		}
-		recovered = srv->accept_backoff_ms != 0;
-		if (recovered) {
+		recovered = srv->accept_backoff_ms != 0 && srv->accept_logged;
+		if (srv->accept_backoff_ms != 0) {
 			failures = srv->accept_failures;
 			since = srv->accept_failing_since;
 			srv->accept_backoff_ms = 0;
@@ -1162,7 +1194,8 @@ server_worker(void *arg)
 			srv->workers++;
 		pthread_mutex_unlock(&srv->lock);
 		if (recovered)
-			log_info("accept recovered after %lu failures in %llu ms",
+			log_info(
+			    "accept recovered after %lu failures in %llu ms",
 			    failures,
 			    (unsigned long long)(util_now_ms() - since));
 		if (spawn)

@@ -172,8 +172,8 @@ test_fcgi_out_split(void **state)
 
 		peer_open(&p);
 		fcgi_out_init(&o, p.fd[0], REQUEST_ID);
-		assert_int_equal(fcgi_out_write_split(&o, cases[i].text, len,
-		                     cases[i].records),
+		assert_int_equal(fcgi_out_write_split(
+		                     &o, cases[i].text, len, cases[i].records),
 		    0);
 		peer_close(&p, &d);
 		assert_int_equal(d.records, cases[i].want);
