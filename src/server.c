@@ -30,18 +30,29 @@
  * to streams by id, so an event for a stream that has just ended is
  * harmless.  A worker removes its fd from the epoll set before libfcgi
  * closes it.  The watcher also frees what starting streams leave it
- * (srv->garbage), woken through an eventfd in the same epoll set.
+ * (srv->garbage), woken through an eventfd in the same epoll set, and
+ * runs the read deadlines (deadline.h): a worker arms one on its
+ * connection before libfcgi reads a request's parameters and cancels it
+ * once the body is read (server_read_done(), also at a stream's start);
+ * when one passes, the watcher shuts the connection down for reading and
+ * the worker's read returns.  Between two requests on a kept connection
+ * a worker waits in poll() for the next, up to BEEP_IDLE_TIMEOUT, with no
+ * deadline: the front decides how long it keeps a connection.
  *
- * LOCKING.  srv->lock guards the pool counters, the stopping flag and the
- * garbage list.  It is never held across accept(), I/O, free() of the
- * garbage, or a registry call.
+ * LOCKING.  srv->lock guards the pool counters, the list of workers in
+ * accept(), the accept back-off state, the stopping flag and the garbage
+ * list.  It is never held across accept(), I/O, free() of the garbage, or
+ * a registry call; server_stop() sends its signal under it (pthread_kill
+ * is no I/O), so that it only ever reaches a worker still in the list.
  *
- * Shutdown.  server_stop() sets stopping, shuts down a listening socket
- * it made (which wakes every accept() with an error; an inherited one is
- * left for the next instance), and closes the registry,
- * which wakes every stream to send its final retry: field.  It then waits
- * for requests in progress to finish.  Workers parked on an idle
- * kept-alive connection are not waited for: the process exit closes them.
+ * Shutdown.  server_stop() sets stopping, makes stop_fd readable (workers
+ * waiting on kept connections close them), shuts down a listening socket
+ * it made (which wakes every accept() with an error), and interrupts the
+ * workers in accept() with SERVER_STOP_SIGNAL until none is left: an
+ * inherited socket is left open for the next instance, and connections
+ * made meanwhile wait in its backlog.  It then closes the registry, which
+ * wakes every stream to send its final retry: field, and waits for
+ * requests in progress to finish.
  */
 #include "server.h"
 
