@@ -127,7 +127,8 @@
  * its copy loop.  Only the 2nd needs the reset to have come back, a round
  * trip later, so 3 records per keepalive get it over within 2 keepalives
  * on any network (on loopback, where the reset is immediate, the 4th is
- * the next keepalive's first).  Clients see the same bytes.
+ * the next keepalive's first).  Clients see the same bytes; the comment
+ * (":\n\n") has a byte for each record.
  */
 #define SERVER_KEEPALIVE_RECORDS 3
 /* Stack left below a stream's frame by server_stack_trim(). */
