@@ -1267,6 +1267,9 @@ server_stop(struct server *srv, unsigned timeout_ms)
 	}
 	if (idle > 0)
 		log_warn("%zu workers still in accept() at stop", idle);
+	else if (!srv->owns_listener)
+		log_info("no longer accepting: new connections wait for the "
+		         "next instance");
 	registry_close(srv->reg);
 
 	clock_gettime(CLOCK_REALTIME, &ts);

@@ -78,7 +78,7 @@ test('during a stop, a new connection is served by the next instance', T,
 	    { what: 'generation 1 took the held connection' });
 
 	const exited = stop(rig.backend, 'SIGTERM', 10000);
-	await waitLine(sup, /info main: .*: stopping$/);
+	await waitLine(sup, /info server: no longer accepting: new connections wait/);
 	// Made during the stop: it must wait for generation 2.
 	const u = uid('stop');
 	const s = await rig.open(subPath(u, 'd'));
