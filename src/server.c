@@ -58,7 +58,6 @@
 
 #include <errno.h>
 #include <fcgiapp.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -69,23 +68,20 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "deadline.h"
 #include "fcgi_out.h"
+#include "listener.h"
 #include "log.h"
 #include "util.h"
 
 #define LOG_MODULE "server"
 
-/* Pending connections the kernel queues for us. */
-#define SERVER_BACKLOG 1024
 /*
  * Worker stack size.  Streams need little; the deepest use is jansson's
  * recursive parser, bounded by --max-depth.  Only touched pages cost
@@ -137,17 +133,13 @@
 #define SERVER_WAKE_TAG 0
 /* How often the watcher forgets devices whose grace period ended. */
 #define SERVER_EXPIRE_INTERVAL_MS 1000
-/* The first fd systemd passes with socket activation (sd_listen_fds). */
-#define SERVER_LISTEN_FDS_START 3
 
 struct server {
 	const struct config *config;
 	struct registry *reg;
 	struct api *api;
-	char address[512];
-	char *unix_path; /* a unix socket we created, removed on stop */
-	int listen_fd;
-	bool owns_listener; /* made by us, not inherited */
+	struct listener *listener;
+	int listen_fd; /* listener_fd(listener) */
 	int epoll_fd;
 	pthread_attr_t attr;
 	pthread_mutex_t lock;
@@ -218,152 +210,22 @@ server_threads(void *ctx, size_t *threads, size_t *idle)
 	pthread_mutex_unlock(&srv->lock);
 }
 
-static int
-server_listen_unix(struct server *srv, const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_error("unix socket path too long: %s", path);
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	/* A socket left by a previous run would make bind() fail. */
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		log_error("socket: %s", strerror(errno));
-		return -1;
-	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		log_error("bind %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (chmod(path, srv->config->socket_mode) < 0) {
-		log_error("chmod %s: %s", path, strerror(errno));
-		goto fail_unlink;
-	}
-	if (listen(fd, SERVER_BACKLOG) < 0) {
-		log_error("listen %s: %s", path, strerror(errno));
-		goto fail_unlink;
-	}
-	srv->unix_path = xstrdup(path);
-	return fd;
-fail_unlink:
-	unlink(path);
-fail:
-	close(fd);
-	return -1;
-}
-
-static int
-server_listen_tcp(const char *spec)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-	struct addrinfo *res = NULL, *ai;
-	const char *colon = strrchr(spec, ':');
-	char host[256];
-	size_t hlen;
-	int fd = -1, one = 1, rc;
-
-	if (colon == NULL || colon[1] == '\0') {
-		log_error("--listen %s: expected unix:PATH or HOST:PORT", spec);
-		return -1;
-	}
-	hlen = (size_t)(colon - spec);
-	if (hlen >= 2 && spec[0] == '[' && spec[hlen - 1] == ']') {
-		spec++;
-		hlen -= 2;
-	}
-	if (hlen >= sizeof(host)) {
-		log_error("--listen %s: host too long", spec);
-		return -1;
-	}
-	memcpy(host, spec, hlen);
-	host[hlen] = '\0';
-	rc = getaddrinfo(hlen ? host : NULL, colon + 1, &hints, &res);
-	if (rc != 0) {
-		log_error("--listen %s: %s", spec, gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-		    ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-		    listen(fd, SERVER_BACKLOG) == 0)
-			break;
-		log_error("bind %s: %s", spec, strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
-/* Whether fd is a listening stream socket. */
-static bool
-server_is_listener(int fd)
-{
-	int on = 0;
-	socklen_t len = sizeof(on);
-
-	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
-}
-
-/* The socket systemd passed (LISTEN_FDS), or fd 0 (spawn-fcgi). */
-static int
-server_listen_inherited(struct server *srv)
-{
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-
-	if (pid != NULL && fds != NULL && atol(pid) == (long)getpid() &&
-	    atoi(fds) >= 1 && server_is_listener(SERVER_LISTEN_FDS_START)) {
-		snprintf(srv->address, sizeof(srv->address), "fd:%d (systemd)",
-		    SERVER_LISTEN_FDS_START);
-		return SERVER_LISTEN_FDS_START;
-	}
-	if (server_is_listener(0)) {
-		snprintf(srv->address, sizeof(srv->address), "fd:0");
-		return 0;
-	}
-	log_error("no --listen given and no inherited socket on fd 0 or "
-	          "LISTEN_FDS (see --help)");
-	return -1;
-}
-
 /* "X-User-Claim" arrives from the front as HTTP_X_USER_CLAIM. */
 
 struct server *
 server_new(const struct config *c, struct registry *reg)
 {
 	struct server *srv = xcalloc(1, sizeof(*srv));
-	const char *l = c->listen;
 
 	srv->config = c;
 	srv->reg = reg;
-	srv->listen_fd = -1;
 	srv->epoll_fd = -1;
 	srv->wake_fd = -1;
 	srv->stop_fd = -1;
-	if (l[0] == '\0') {
-		srv->listen_fd = server_listen_inherited(srv);
-	} else {
-		snprintf(srv->address, sizeof(srv->address), "%s", l);
-		if (strncmp(l, "unix:", 5) == 0)
-			srv->listen_fd = server_listen_unix(srv, l + 5);
-		else
-			srv->listen_fd = server_listen_tcp(l);
-		srv->owns_listener = true;
-	}
-	if (srv->listen_fd < 0)
+	srv->listener = listener_open(c->listen, c->socket_mode);
+	if (srv->listener == NULL)
 		goto fail;
+	srv->listen_fd = listener_fd(srv->listener);
 	srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (srv->epoll_fd < 0) {
 		log_error("epoll_create1: %s", strerror(errno));
@@ -401,9 +263,7 @@ fail:
 		close(srv->wake_fd);
 	if (srv->epoll_fd >= 0)
 		close(srv->epoll_fd);
-	if (srv->listen_fd > 2)
-		close(srv->listen_fd);
-	free(srv->unix_path);
+	listener_close(srv->listener);
 	free(srv);
 	return NULL;
 }
@@ -411,7 +271,7 @@ fail:
 const char *
 server_address(const struct server *srv)
 {
-	return srv->address;
+	return listener_address(srv->listener);
 }
 
 /* Start a worker; the caller has already counted it in srv->workers. */
@@ -1248,10 +1108,7 @@ server_stop(struct server *srv, unsigned timeout_ms)
 	 * accept().  The signal goes only to workers in srv->idle_list,
 	 * which leave it under the lock: never to one that has exited.
 	 */
-	if (srv->unix_path != NULL || srv->owns_listener)
-		shutdown(srv->listen_fd, SHUT_RDWR);
-	if (srv->unix_path != NULL)
-		unlink(srv->unix_path);
+	listener_stop(srv->listener);
 	for (int i = 0; i < SERVER_STOP_SIGNAL_TRIES; i++) {
 		struct timespec pause = {0, SERVER_STOP_SIGNAL_MS * 1000000L};
 
@@ -1267,7 +1124,7 @@ server_stop(struct server *srv, unsigned timeout_ms)
 	}
 	if (idle > 0)
 		log_warn("%zu workers still in accept() at stop", idle);
-	else if (!srv->owns_listener)
+	else if (!listener_owned(srv->listener))
 		log_info("no longer accepting: new connections wait for the "
 		         "next instance");
 	registry_close(srv->reg);
