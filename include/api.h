@@ -123,4 +123,7 @@ void api_stream_replaced(struct buf *out);
 /* The last bytes of a stream when the service stops. */
 void api_stream_close(struct buf *out);
 
+/* The answer to a request that did not arrive within BEEP_READ_TIMEOUT. */
+void api_request_timeout(struct api_response *resp);
+
 #endif

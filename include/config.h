@@ -49,6 +49,9 @@ struct config {
 	char *metrics_allow; /* who may GET /metrics: ADDRESS[/BITS],... */
 	/* Message bytes held in all logs. */
 	size_t max_message_memory;
+	unsigned read_timeout; /* seconds to read a whole request */
+	unsigned idle_timeout; /* seconds a kept connection may idle; 0 */
+	size_t max_drain;      /* bytes of a too large body drained */
 };
 
 /* The version, as --version prints it (git describe at build time). */

@@ -789,3 +789,9 @@ api_stream_close(struct buf *out)
 	sse_format_retry(
 	    out, API_RETRY_MIN_MS + (unsigned)(random() % API_RETRY_SPREAD_MS));
 }
+
+void
+api_request_timeout(struct api_response *resp)
+{
+	api_error(resp, HTTP_408, "request not received in time");
+}

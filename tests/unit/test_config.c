@@ -28,7 +28,7 @@ test_config_defaults(void **state)
 	unsetenv("BEEP_KEEPALIVE");
 	assert_int_equal(parse(&c, 1, argv), 0);
 	assert_string_equal(c.listen, "");
-	assert_int_equal(c.keepalive, 15);
+	assert_int_equal(c.keepalive, 4);
 	assert_int_equal(c.max_streams, 10000);
 	assert_int_equal(c.max_body, 65536);
 	assert_int_equal(c.max_id, 256);
