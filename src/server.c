@@ -724,6 +724,8 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 			api_stream_keepalive(&b);
 			rc = fcgi_out_write_split(
 			    &out, b.data, b.len, SERVER_KEEPALIVE_RECORDS);
+			if (rc == 0)
+				metrics_stream_write(0, b.len);
 			buf_free(&b);
 			if (rc < 0)
 				break;
