@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 /*
  * The worker stack of a production build: SERVER_STACK_SIZE in
  * src/server.c (without a sanitizer).  Decoders of untrusted input run
@@ -24,13 +26,13 @@
  */
 #define FUZZ_STACK_SIZE (128 * 1024)
 
-#define FUZZ_CHECK(cond)                                                    \
-	do {                                                                \
-		if (!(cond)) {                                              \
-			fprintf(stderr, "%s:%d: check failed: %s\n",        \
-			    __FILE__, __LINE__, #cond);                     \
-			abort();                                            \
-		}                                                           \
+#define FUZZ_CHECK(cond)                                                       \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
+			    __LINE__, #cond);                                  \
+			abort();                                               \
+		}                                                              \
 	} while (0)
 
 struct fuzz_call {
@@ -84,6 +86,46 @@ fuzz_take(const uint8_t **p, size_t *len, uint8_t sep, size_t *out_len)
 	if (out_len != NULL)
 		*out_len = n;
 	return s;
+}
+
+/*
+ * Expand repeats in s[0..len): the bytes 0xFE n k, then k (1..8) bytes,
+ * stand for those k bytes 8 * n times.  0xFE never occurs in UTF-8, so
+ * this takes nothing away from text; it lets the fuzzer write input that
+ * is large or deeply nested (2,000 "[" in four bytes), which byte-level
+ * mutation of uninstrumented parsers would take hours to grow.  Returns a
+ * new NUL-terminated string (free it) of at most FUZZ_EXPAND_MAX bytes.
+ */
+#define FUZZ_EXPAND_MAX (64 * 1024)
+
+static inline char *
+fuzz_expand(const char *s, size_t len, size_t *out_len)
+{
+	struct buf out = {0};
+	size_t i = 0;
+
+	buf_append(&out, "", 0);
+	while (i < len) {
+		if ((unsigned char)s[i] == 0xfe && i + 2 < len) {
+			size_t n = 8 * (unsigned char)s[i + 1];
+			size_t k = 1 + (unsigned char)s[i + 2] % 8;
+
+			if (k > len - i - 3)
+				k = len - i - 3;
+			for (size_t r = 0; r < n && k > 0; r++) {
+				if (out.len + k > FUZZ_EXPAND_MAX)
+					break;
+				buf_append(&out, s + i + 3, k);
+			}
+			i += 3 + k;
+		} else {
+			if (out.len < FUZZ_EXPAND_MAX)
+				buf_append(&out, s + i, 1);
+			i++;
+		}
+	}
+	*out_len = out.len;
+	return out.data;
 }
 
 /* Text as an SSE parser gives it back: CRLF and CR become LF. */

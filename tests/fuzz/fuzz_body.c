@@ -40,7 +40,8 @@ check_render(const char *p, size_t plen, const struct body_msg *msg,
 	FUZZ_CHECK(strcmp(e->type, msg->event ? msg->event : "message") == 0);
 	FUZZ_CHECK(strcmp(e->id, ID) == 0);
 	/* Nothing after the event's blank line. */
-	FUZZ_CHECK(out.len >= 2 && memcmp(out.data + out.len - 2, "\n\n", 2) == 0);
+	FUZZ_CHECK(
+	    out.len >= 2 && memcmp(out.data + out.len - 2, "\n\n", 2) == 0);
 	if (!envelope) {
 		size_t n;
 		char *want = fuzz_lf(msg->data, msg->data_len, &n);
@@ -49,12 +50,12 @@ check_render(const char *p, size_t plen, const struct body_msg *msg,
 		FUZZ_CHECK(memcmp(e->data.data, want, n) == 0);
 		free(want);
 	} else {
-		json_t *doc = json_loadb(
-		    e->data.data, e->data.len, JSON_ALLOW_NUL, NULL);
+		json_t *doc =
+		    json_loadb(e->data.data, e->data.len, JSON_ALLOW_NUL, NULL);
 		json_t *d = json_object_get(doc, "data");
 		json_t *f = json_object_get(doc, "from");
-		json_t *want_from = json_loads(
-		    from ? from : "null", JSON_DECODE_ANY, NULL);
+		json_t *want_from =
+		    json_loads(from ? from : "null", JSON_DECODE_ANY, NULL);
 
 		/* One line: an envelope never needs a second data field. */
 		FUZZ_CHECK(memchr(e->data.data, '\n', e->data.len) == NULL);
@@ -104,8 +105,8 @@ run(void *arg)
 	FUZZ_CHECK(msg.is_json || http_utf8_valid(msg.data, msg.data_len));
 	if (j->sender)
 		from = event_from_json("al\"ice", "ph\\one");
-	event_pack(&packed, msg.data, msg.data_len, msg.is_json, msg.event,
-	    from);
+	event_pack(
+	    &packed, msg.data, msg.data_len, msg.is_json, msg.event, from);
 	check_render(packed.data, packed.len, &msg, from, false);
 	check_render(packed.data, packed.len, &msg, from, true);
 	buf_free(&packed);

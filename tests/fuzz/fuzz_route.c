@@ -106,10 +106,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (res != ROUTE_NOT_FOUND)
 		FUZZ_CHECK(route_allow(r.id)[0] != '\0');
 	/* The query is what follows the first '?', in place. */
-	FUZZ_CHECK(r.query == NULL || (r.query > uri && r.query[-1] == '?' &&
-	                                  memchr(uri, '?', len) == r.query - 1));
+	FUZZ_CHECK(r.query == NULL ||
+	    (r.query > uri && r.query[-1] == '?' &&
+	        memchr(uri, '?', len) == r.query - 1));
 	if (r.query != NULL) {
-		for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+		for (size_t i = 0; i < sizeof(params) / sizeof(params[0]);
+		     i++) {
 			char *v = http_query_param(r.query, params[i]);
 
 			FUZZ_CHECK(v == NULL || strlen(v) < strlen(r.query));
