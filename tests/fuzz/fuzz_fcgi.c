@@ -1,0 +1,324 @@
+/*
+ * FastCGI parameter handling: arbitrary bytes decoded as FCGI_PARAMS
+ * name-value pairs (FastCGI 1.0, section 3.4), looked up as libfcgi's
+ * FCGX_GetParam() does, mapped onto an api_request as server_handle()
+ * maps them, and handled by api_handle() against a real registry in open
+ * mode, on the production worker stack.  Streams a request opens stay
+ * open for the rest of the input, so later requests post to them; each
+ * stream's output is parsed as a browser would.
+ *
+ * Input: requests, each a 2-byte big-endian length and that many bytes
+ * of FCGI_PARAMS, then a 2-byte length and that many bytes of body.  A
+ * request with no parameters at all closes the oldest open stream.
+ * Properties: every answer that is not a stream has a status, header
+ * lines with no stray CR, LF or NUL, and a JSON body ({"error": "..."}
+ * for 4xx and 5xx); every stream parses as SSE with one event per message.
+ */
+#include <jansson.h>
+
+#include "api.h"
+#include "fuzz.h"
+#include "sse_parser.h"
+
+#define MAX_OPEN 8
+#define MAX_PARAMS 64
+
+static struct config conf;
+static struct registry_limits limits;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	/* Small limits, so that the fuzzer reaches each of them. */
+	const char *args[] = {"fuzz", "--max-body", "1024", "--max-id", "16",
+	    "--rate", "0", "--queue", "4", "--queue-bytes", "2048",
+	    "--replay-max", "8", "--replay-bytes", "4096", "--max-streams", "6",
+	    "--max-streams-per-device", "2", "--max-devices-per-user", "3",
+	    "--cors-origins", "https://a.example, https://b.example",
+	    "--log-level", "error"};
+
+	(void)argc, (void)argv;
+	if (config_parse(
+	        &conf, sizeof(args) / sizeof(args[0]), (char **)args) != 0)
+		abort();
+	limits.max_streams = conf.max_streams;
+	limits.queue_messages = conf.queue_messages;
+	limits.queue_bytes = conf.queue_bytes;
+	limits.replay_max = conf.replay_max;
+	limits.replay_bytes = conf.replay_bytes;
+	limits.replay_ms = (uint64_t)conf.replay_seconds * 1000;
+	limits.grace_ms = (uint64_t)conf.grace_seconds * 1000;
+	limits.streams_per_device = conf.max_streams_per_device;
+	limits.devices_per_user = conf.max_devices_per_user;
+	return 0;
+}
+
+/* libfcgi keeps each parameter as one "name=value" string. */
+struct params {
+	char *kv[MAX_PARAMS];
+	size_t n;
+};
+
+static bool
+read_len(const uint8_t **p, size_t *len, size_t *out)
+{
+	if (*len < 1)
+		return false;
+	if (**p >> 7 == 0) {
+		*out = **p;
+		*p += 1, *len -= 1;
+		return true;
+	}
+	if (*len < 4)
+		return false;
+	*out = (size_t)((*p)[0] & 0x7f) << 24 | (size_t)(*p)[1] << 16 |
+	    (size_t)(*p)[2] << 8 | (*p)[3];
+	*p += 4, *len -= 4;
+	return true;
+}
+
+/* Decode FCGI_PARAMS; false when malformed (libfcgi drops the request). */
+static bool
+params_decode(struct params *ps, const uint8_t *p, size_t len)
+{
+	ps->n = 0;
+	while (len > 0) {
+		size_t nlen, vlen;
+		struct buf kv = {0};
+
+		if (!read_len(&p, &len, &nlen) || !read_len(&p, &len, &vlen) ||
+		    nlen > len || vlen > len - nlen)
+			return false;
+		if (ps->n == MAX_PARAMS)
+			return true;
+		buf_append(&kv, p, nlen);
+		buf_append(&kv, "=", 1);
+		buf_append(&kv, p + nlen, vlen);
+		ps->kv[ps->n++] = kv.data;
+		p += nlen + vlen, len -= nlen + vlen;
+	}
+	return true;
+}
+
+/* FCGX_GetParam(): the first "name=" match, as a C string. */
+static const char *
+param(const struct params *ps, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < ps->n; i++)
+		if (strncmp(ps->kv[i], name, n) == 0 && ps->kv[i][n] == '=')
+			return ps->kv[i] + n + 1;
+	return NULL;
+}
+
+static void
+params_clear(struct params *ps)
+{
+	for (size_t i = 0; i < ps->n; i++)
+		free(ps->kv[i]);
+	ps->n = 0;
+}
+
+struct open {
+	struct api_response resp[MAX_OPEN];
+	size_t n;
+};
+
+static void
+check_response(const struct api_response *r)
+{
+	const char *h = r->headers.data ? r->headers.data : "";
+	json_t *doc;
+
+	FUZZ_CHECK(r->status < HTTP__MAX);
+	FUZZ_CHECK(strlen(h) == r->headers.len);
+	/* Lines "Name: value\r\n", no CR or LF inside one. */
+	for (const char *p = h; *p != '\0';) {
+		const char *end = strstr(p, "\r\n");
+
+		FUZZ_CHECK(end != NULL && end > p);
+		FUZZ_CHECK(memchr(p, '\n', (size_t)(end - p)) == NULL &&
+		    memchr(p, '\r', (size_t)(end - p)) == NULL);
+		FUZZ_CHECK(memchr(p, ':', (size_t)(end - p)) != NULL);
+		p = end + 2;
+	}
+	if (r->stream != NULL || r->status == HTTP_204) {
+		FUZZ_CHECK(r->body.len == 0);
+		return;
+	}
+	doc = json_loadb(r->body.data, r->body.len, JSON_DECODE_ANY, NULL);
+	FUZZ_CHECK(doc != NULL);
+	if (http_status_code[r->status] >= 400)
+		FUZZ_CHECK(json_is_string(json_object_get(doc, "error")));
+	json_decref(doc);
+}
+
+/*
+ * Hand a stream its pending messages, as its thread would, and parse
+ * them.  Returns false when the stream fell too far behind (its thread
+ * would end it).
+ */
+static bool
+drain(struct api *api, struct registry *reg, struct api_response *r, bool first)
+{
+	struct registry_batch b;
+	struct buf out = {0};
+	struct sse_parser sp;
+	size_t want = 0;
+	enum registry_wake w;
+
+	if (first) {
+		api_stream_open(api, &r->start, &out);
+		want += r->start.reset;
+	}
+	while ((w = registry_wait(reg, r->stream, util_now_ms(), &b)) ==
+	    REGISTRY_MESSAGES) {
+		for (size_t i = 0; i < b.n; i++)
+			api_stream_message(api, b.msgs[i], r->envelope, &out);
+		want += b.n;
+		registry_batch_release(&b);
+	}
+	FUZZ_CHECK(w == REGISTRY_TIMEOUT || w == REGISTRY_OVERFLOW);
+	sse_parse(&sp, out.data ? out.data : "", out.len);
+	FUZZ_CHECK(sp.n == (want < SSE_PARSER_MAX ? want : SSE_PARSER_MAX));
+	FUZZ_CHECK(sp.retry == -1);
+	for (size_t i = 0; i < sp.n; i++)
+		FUZZ_CHECK(
+		    sp.events[i].id[0] >= '0' && sp.events[i].id[0] <= '9');
+	sse_parser_free(&sp);
+	buf_free(&out);
+	return w != REGISTRY_OVERFLOW;
+}
+
+static void
+close_stream(struct registry *reg, struct open *o, size_t i)
+{
+	registry_unsubscribe(reg, o->resp[i].stream);
+	o->resp[i].stream = NULL;
+	api_response_clear(&o->resp[i]);
+	memmove(
+	    &o->resp[i], &o->resp[i + 1], (o->n - i - 1) * sizeof(o->resp[0]));
+	o->n--;
+}
+
+static void
+handle(struct api *api, struct registry *reg, struct open *o,
+    const struct params *ps, const char *body, size_t body_len)
+{
+	struct api_request ar = {0};
+	struct api_response resp = {0};
+	struct buf uri = {0};
+	const char *cl;
+
+	/* As server_handle() reads them. */
+	ar.method = param(ps, "REQUEST_METHOD");
+	ar.uri = param(ps, "REQUEST_URI");
+	ar.content_type = param(ps, "CONTENT_TYPE");
+	ar.origin = param(ps, "HTTP_ORIGIN");
+	ar.last_event_id = param(ps, "HTTP_LAST_EVENT_ID");
+	ar.authorization = param(ps, "HTTP_AUTHORIZATION");
+	ar.cookie = param(ps, "HTTP_COOKIE");
+	ar.remote_addr = param(ps, "REMOTE_ADDR");
+	ar.claim = param(ps, conf.auth_param);
+	if (ar.uri == NULL) {
+		const char *sn = param(ps, "SCRIPT_NAME");
+		const char *pi = param(ps, "PATH_INFO");
+		const char *qs = param(ps, "QUERY_STRING");
+
+		buf_printf(&uri, "%s%s%s%s", sn ? sn : "", pi ? pi : "",
+		    qs && *qs ? "?" : "", qs && *qs ? qs : "");
+		ar.uri = uri.data;
+	}
+	if (ar.method != NULL && strcmp(ar.method, "POST") == 0) {
+		cl = param(ps, "CONTENT_LENGTH");
+		ar.body_too_large =
+		    (cl != NULL && strtoull(cl, NULL, 10) > conf.max_body) ||
+		    body_len > conf.max_body;
+		ar.body = body;
+		ar.body_len = ar.body_too_large ? 0 : body_len;
+	}
+	api_handle(api, &ar, &resp);
+	buf_free(&uri);
+	if (resp.stream == NULL) {
+		check_response(&resp);
+		api_response_clear(&resp);
+		return;
+	}
+	FUZZ_CHECK(resp.status == HTTP_200);
+	check_response(&resp);
+	if (o->n == MAX_OPEN)
+		close_stream(reg, o, 0);
+	o->resp[o->n++] = resp;
+	if (!drain(api, reg, &o->resp[o->n - 1], true))
+		close_stream(reg, o, o->n - 1);
+}
+
+struct job {
+	const uint8_t *data;
+	size_t size;
+};
+
+static void
+run(void *arg)
+{
+	struct job *j = arg;
+	const uint8_t *p = j->data;
+	size_t len = j->size;
+	struct registry *reg = registry_new(&limits);
+	struct api *api = api_new(&conf, reg, NULL, NULL);
+	struct open o = {0};
+	struct params ps;
+
+	FUZZ_CHECK(api != NULL);
+	while (len >= 2) {
+		size_t plen = (size_t)p[0] << 8 | p[1], blen = 0;
+		const uint8_t *params, *body;
+		char *b;
+
+		p += 2, len -= 2;
+		plen = plen < len ? plen : len;
+		params = p;
+		p += plen, len -= plen;
+		if (len >= 2) {
+			blen = (size_t)p[0] << 8 | p[1];
+			p += 2, len -= 2;
+			blen = blen < len ? blen : len;
+		}
+		body = p;
+		p += blen, len -= blen;
+		if (plen == 0) {
+			if (o.n > 0)
+				close_stream(reg, &o, 0);
+			continue;
+		}
+		if (!params_decode(&ps, params, plen)) {
+			params_clear(&ps);
+			continue;
+		}
+		/* An exact copy of the body, so a read past it is caught. */
+		b = xmemdup(body, blen);
+		handle(api, reg, &o, &ps, b, blen);
+		free(b);
+		params_clear(&ps);
+		for (size_t i = o.n; i-- > 0;)
+			if (!drain(api, reg, &o.resp[i], false))
+				close_stream(reg, &o, i);
+	}
+	while (o.n > 0)
+		close_stream(reg, &o, 0);
+	api_free(api);
+	registry_free(reg);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct job j = {data, size};
+
+	fuzz_on_worker_stack(run, &j);
+	return 0;
+}
