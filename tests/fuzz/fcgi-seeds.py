@@ -43,6 +43,11 @@ seeds = {
                                      HTTP_ORIGIN="https://a.example")
     + request(REQUEST_METHOD="GET", REQUEST_URI="/healthz")
     + request(REQUEST_METHOD="GET", REQUEST_URI="/user/x/devices", QUERY_STRING="a=b"),
+    "resume": request(REQUEST_URI="/subscribe/r/device/d", **SUB)
+    + request(b"data=1", REQUEST_URI="/user/r/device/d", CONTENT_TYPE="application/x-www-form-urlencoded", **POST)
+    + request(b"data=2", REQUEST_URI="/user/r/device/d", CONTENT_TYPE="application/x-www-form-urlencoded", **POST)
+    + close() + request(REQUEST_URI="/subscribe/r/device/d", HTTP_LAST_EVENT_ID="@-1", **SUB)
+    + request(REQUEST_URI="/subscribe/r/device/d?lastEventId=9-9", **SUB),
     "too-large": request(b"x" * 64, REQUEST_URI="/user/a/device/b", CONTENT_TYPE="application/json",
                          CONTENT_LENGTH="99999", **POST)
     + request(REQUEST_METHOD="DELETE", REQUEST_URI="/user/a/device/b"),
