@@ -35,34 +35,62 @@
 		}                                                              \
 	} while (0)
 
-struct fuzz_call {
+/*
+ * One worker thread, made once with a FUZZ_STACK_SIZE stack, runs each
+ * call: a thread per input would cost more than most inputs do.
+ */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
 	void (*fn)(void *);
 	void *arg;
-};
+	bool started, pending, done;
+} fuzz_worker = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL,
+    NULL, false, false, false};
 
 static void *
-fuzz_trampoline(void *p)
+fuzz_worker_main(void *unused)
 {
-	struct fuzz_call *c = p;
-
-	c->fn(c->arg);
+	(void)unused;
+	pthread_mutex_lock(&fuzz_worker.lock);
+	for (;;) {
+		while (!fuzz_worker.pending)
+			pthread_cond_wait(&fuzz_worker.cond, &fuzz_worker.lock);
+		fuzz_worker.pending = false;
+		pthread_mutex_unlock(&fuzz_worker.lock);
+		fuzz_worker.fn(fuzz_worker.arg);
+		pthread_mutex_lock(&fuzz_worker.lock);
+		fuzz_worker.done = true;
+		pthread_cond_broadcast(&fuzz_worker.cond);
+	}
 	return NULL;
 }
 
-/* Run fn(arg) to its end on a new thread with a FUZZ_STACK_SIZE stack. */
+/* Run fn(arg) to its end on the worker, whose stack is FUZZ_STACK_SIZE. */
 static inline void
 fuzz_on_worker_stack(void (*fn)(void *), void *arg)
 {
-	struct fuzz_call c = {fn, arg};
-	pthread_attr_t attr;
-	pthread_t tid;
+	pthread_mutex_lock(&fuzz_worker.lock);
+	if (!fuzz_worker.started) {
+		pthread_attr_t attr;
+		pthread_t tid;
 
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, FUZZ_STACK_SIZE);
-	if (pthread_create(&tid, &attr, fuzz_trampoline, &c) != 0)
-		abort();
-	pthread_join(tid, NULL);
-	pthread_attr_destroy(&attr);
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, FUZZ_STACK_SIZE);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&tid, &attr, fuzz_worker_main, NULL) != 0)
+			abort();
+		pthread_attr_destroy(&attr);
+		fuzz_worker.started = true;
+	}
+	fuzz_worker.fn = fn;
+	fuzz_worker.arg = arg;
+	fuzz_worker.done = false;
+	fuzz_worker.pending = true;
+	pthread_cond_broadcast(&fuzz_worker.cond);
+	while (!fuzz_worker.done)
+		pthread_cond_wait(&fuzz_worker.cond, &fuzz_worker.lock);
+	pthread_mutex_unlock(&fuzz_worker.lock);
 }
 
 /*
@@ -89,12 +117,14 @@ fuzz_take(const uint8_t **p, size_t *len, uint8_t sep, size_t *out_len)
 }
 
 /*
- * Expand repeats in s[0..len): the bytes 0xFE n k, then k (1..8) bytes,
- * stand for those k bytes 8 * n times.  0xFE never occurs in UTF-8, so
- * this takes nothing away from text; it lets the fuzzer write input that
- * is large or deeply nested (2,000 "[" in four bytes), which byte-level
- * mutation of uninstrumented parsers would take hours to grow.  Returns a
- * new NUL-terminated string (free it) of at most FUZZ_EXPAND_MAX bytes.
+ * Expand repeats in s[0..len): the bytes 0xFE, n, m and then k = m % 8 + 1
+ * bytes stand for those k bytes repeated 8 * n times (write m = 8 for one
+ * byte: a NUL may separate the parts of an input).  0xFE never occurs in
+ * UTF-8, so this takes nothing away from text; it lets the fuzzer write
+ * input that is large or deeply nested (2,040 "[" in four bytes), which
+ * byte-level mutation of uninstrumented parsers would take hours to grow.
+ * Returns a new NUL-terminated string (free it) of at most FUZZ_EXPAND_MAX
+ * bytes.
  */
 #define FUZZ_EXPAND_MAX (64 * 1024)
 
