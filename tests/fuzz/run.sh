@@ -1,8 +1,8 @@
 #!/bin/sh
 # Run one libFuzzer driver for $FUZZ_SECONDS (default 30) seconds:
 #   tests/fuzz/run.sh NAME BINARY
-# The committed seeds (tests/fuzz/corpus/NAME) are only read: new inputs
-# go to a scratch corpus that is removed afterwards.  A crash, leak,
+# The committed seeds (tests/fuzz/corpus/NAME) are only read: the fuzzer
+# works on a scratch copy of them, removed afterwards.  A crash, leak,
 # timeout or out-of-memory fails the run; the input that caused it is
 # left in build/fuzz/artifacts/ and the log's end is printed.
 set -eu
@@ -16,12 +16,10 @@ log=$top/build/fuzz/$name.log
 work=$(mktemp -d "${TMPDIR:-/tmp}/beep-fuzz-$name.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 mkdir -p "$artifacts"
+cp "$seeds"/* "$work"/
 
 dict=
 [ -f "$top/tests/fuzz/$name.dict" ] && dict="-dict=$top/tests/fuzz/$name.dict"
-# Per-driver options (e.g. a longer -max_len) live beside the driver.
-opts=
-[ -f "$top/tests/fuzz/$name.options" ] && opts=$(cat "$top/tests/fuzz/$name.options")
 
 echo "fuzz $name: ${seconds}s (log: build/fuzz/$name.log)"
 # shellcheck disable=SC2086
@@ -29,7 +27,7 @@ if ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	"$bin" -max_total_time="$seconds" -timeout=10 \
 	-print_final_stats=1 -artifact_prefix="$artifacts/$name-" \
-	$dict $opts "$work" "$seeds" >"$log" 2>&1; then
+	$dict "$work" >"$log" 2>&1; then
 	grep -E '^stat::number_of_executed_units|^#[0-9]+.*DONE' "$log" |
 		sed "s/^/fuzz $name: /" || true
 	exit 0
