@@ -3,6 +3,10 @@
 
 PORT ?= 1837
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/beep-signal
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 SANITIZE ?=
 WERROR ?= 1
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -32,11 +36,12 @@ ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
 
 # The service, module by module; the binary and the unit tests link them.
 SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
-	src/auth.c src/limit.c src/event.c \
-	src/body.c src/sse.c src/registry.c src/api.c src/fcgi_out.c src/server.c
+	src/depth.c src/auth.c src/limit.c src/quota.c src/event.c \
+	src/body.c src/sse.c src/registry.c src/api.c src/fcgi_out.c src/server.c \
+	src/cidr.c src/metrics.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
-UNIT := http route body sse registry config api auth limit event fcgi_out \
-	fuzz_found
+UNIT := http route depth body sse registry config api auth limit quota event fcgi_out \
+	cidr metrics log fuzz_found
 UNIT_BINS := $(UNIT:%=$(BUILD)/tests/test_%)
 BIN := $(BUILD)/beep-signal
 
@@ -45,7 +50,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_r
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 .PHONY: all run test unit integration tsan deps test-deps format \
-	format-check clean install bench loadgen fuzz fuzz-build
+	format-check clean install bench loadgen docs fuzz fuzz-build
 
 all: $(BIN)
 
@@ -152,8 +157,30 @@ format:
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
 
+# The sample configuration file and the man page's OPTIONS list, from the
+# option table (--print-config, --help).  Run it after adding an option;
+# tests/integration/26-* fails while they are out of date.
+docs: $(BIN)
+	sh scripts/gen-docs.sh $(BIN)
+
+# The binary, its man page, the sample configuration and environment files
+# and the systemd units (whose paths follow BINDIR).  PREFIX and DESTDIR as
+# usual; e.g. make install PREFIX=/usr DESTDIR=/tmp/stage.
 install: $(BIN)
-	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/beep-signal
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/beep-signal
+	install -D -m 0644 man/beep-signal.8 \
+		$(DESTDIR)$(MANDIR)/man8/beep-signal.8
+	install -D -m 0644 conf/beep-signal.conf \
+		$(DESTDIR)$(DOCDIR)/beep-signal.conf
+	install -D -m 0644 conf/beep-signal.env $(DESTDIR)$(DOCDIR)/beep-signal.env
+	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	for u in beep-signal.service beep-signal.socket; do \
+		sed -e 's|/usr/local/bin/|$(BINDIR)/|g' \
+		    -e 's|/usr/local/share/doc/beep-signal/|$(DOCDIR)/|g' \
+		    conf/$$u >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u && \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
+	done
 
 clean:
 	rm -rf build

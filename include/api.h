@@ -18,16 +18,19 @@
 struct api;
 
 struct api_request {
-	const char *method;        /* REQUEST_METHOD */
-	const char *uri;           /* REQUEST_URI: raw path and query */
-	const char *content_type;  /* may be NULL */
-	const char *origin;        /* the Origin header, or NULL */
-	const char *last_event_id; /* the Last-Event-ID header, or NULL */
-	const char *authorization; /* the Authorization header, or NULL */
-	const char *cookie;        /* the Cookie header, or NULL */
-	const char *claim;         /* the forward-auth identity header */
-	const char *remote_addr;   /* the client's address, from the front */
-	const char *body;          /* POST body, or NULL */
+	const char *method;         /* REQUEST_METHOD */
+	const char *uri;            /* REQUEST_URI: raw path and query */
+	const char *content_type;   /* may be NULL */
+	const char *origin;         /* the Origin header, or NULL */
+	const char *last_event_id;  /* the Last-Event-ID header, or NULL */
+	const char *authorization;  /* the Authorization header, or NULL */
+	const char *cookie;         /* the Cookie header, or NULL */
+	const char *claim;          /* the forward-auth identity header */
+	const char *remote_addr;    /* the client's address, from the front */
+	const char *sec_fetch_site; /* the Sec-Fetch-Site header, or NULL */
+	const char *host;           /* the Host header, or NULL */
+	bool https;                 /* the front received it over TLS */
+	const char *body;           /* POST body, or NULL */
 	size_t body_len;
 	bool body_too_large; /* the body was longer than max_body */
 };
@@ -44,6 +47,11 @@ struct api_response {
 	struct registry_stream *stream;
 	struct registry_start start; /* with stream: what to send first */
 	bool envelope;               /* with stream: name the sender */
+	/* Private to the api: */
+	bool prechecked;             /* api_precheck() ran */
+	struct api_pending *pending; /* it passed: the body is wanted */
+	struct quota *quota;         /* with stream: holds one of quota_key's */
+	char *quota_key;
 };
 
 /* The server's thread counts, for /healthz. */
@@ -57,16 +65,38 @@ struct api *api_new(const struct config *c, struct registry *reg,
     api_threads_fn threads, void *threads_ctx);
 void api_free(struct api *api);
 
-/* Handle one request; resp must be zeroed (see api_response_clear()). */
+/*
+ * The checks that need no body: route, identity (and, for cookie
+ * credentials, the request's origin), permission and rate.  resp must be
+ * zeroed.  Returns true for a POST that passed them: read its body, then
+ * call api_handle() with it.  Otherwise resp is the whole answer (a
+ * refusal, or any other request's response): a refused POST's body is not
+ * needed.
+ */
+bool api_precheck(
+    struct api *api, const struct api_request *req, struct api_response *resp);
+
+/*
+ * Handle one request: resp is zeroed, or what api_precheck() left.  Does
+ * nothing to a resp that api_precheck() already answered.
+ */
 void api_handle(
     struct api *api, const struct api_request *req, struct api_response *resp);
+
+/*
+ * The stream of resp has ended, whatever ended it (call it after
+ * registry_unsubscribe()): give back its client address's count
+ * (BEEP_MAX_STREAMS_PER_ADDRESS).  api_response_clear() does it too.
+ */
+void api_stream_end(struct api *api, struct api_response *resp);
 
 /* Release the response's buffers (not its stream) and zero it. */
 void api_response_clear(struct api_response *resp);
 
 /*
- * The first bytes of a stream: an SSE comment, sent at once, then a reset
- * event when start says the client missed messages.
+ * The first bytes of a stream: an SSE comment, sent at once, then the
+ * position the stream starts at as an id with no event (start->id), or a
+ * reset event with that id when start says the client missed messages.
  */
 void api_stream_open(
     struct api *api, const struct registry_start *start, struct buf *out);
@@ -74,10 +104,22 @@ void api_stream_open(
 void api_stream_message(struct api *api, const struct registry_msg *m,
     bool envelope, struct buf *out);
 
+/*
+ * The service is stopping: /readyz answers 503 from now on.  Call it
+ * before closing the registry.  Thread-safe.
+ */
+void api_stop(struct api *api);
+
 /* Periodic housekeeping (forget refilled rate buckets); about 1/s. */
 void api_expire(struct api *api, uint64_t now_ms);
 /* The keepalive comment. */
 void api_stream_keepalive(struct buf *out);
+/*
+ * The last bytes of a stream a newer one replaced: an event named
+ * "replaced" and a long retry:, so clients that replace each other do not
+ * loop.
+ */
+void api_stream_replaced(struct buf *out);
 /* The last bytes of a stream when the service stops. */
 void api_stream_close(struct buf *out);
 

@@ -35,9 +35,21 @@ struct auth_request {
 	const char *claim;         /* the forward-auth identity header */
 };
 
+/* Which credential identified the requester (or was refused). */
+enum auth_source {
+	AUTH_SOURCE_NONE,
+	AUTH_SOURCE_BEARER, /* Authorization: Bearer */
+	AUTH_SOURCE_COOKIE, /* ambient: the browser sends it by itself */
+	AUTH_SOURCE_QUERY,  /* ?access_token= */
+	AUTH_SOURCE_CLAIM,  /* the forward-auth parameter */
+	AUTH_SOURCE__MAX
+};
+
 struct auth_identity {
 	char *user;   /* owned */
 	char *device; /* owned, or NULL when not pinned */
+	enum auth_source source;
+	const char *why; /* on AUTH_INVALID, a static reason, or NULL */
 };
 
 struct auth;
@@ -51,7 +63,12 @@ void auth_free(struct auth *a);
 
 enum auth_mode auth_mode(const struct auth *a);
 
-/* Identify the requester; on AUTH_OK release id with auth_identity_clear(). */
+/*
+ * Identify the requester; on AUTH_OK release id with auth_identity_clear().
+ * No library parses a credential before its length (c->max_token) and its
+ * JSON nesting (c->max_depth, see depth.h) are checked, so this is safe on
+ * a worker's stack (SERVER_STACK_SIZE) whatever the request carries.
+ */
 enum auth_result auth_identify(
     struct auth *a, const struct auth_request *req, struct auth_identity *id);
 

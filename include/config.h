@@ -1,7 +1,8 @@
 /*
- * config: every setting of the service, each a command-line flag with an
- * environment fallback (BEEP_*) and a default.  One table drives parsing,
- * validation and --help, so they cannot disagree.
+ * config: every setting of the service, each a command-line flag, an
+ * environment variable (BEEP_*), a key of the configuration file, and a
+ * default.  One table drives parsing, validation, --help and
+ * --print-config (the sample file), so they cannot disagree.
  */
 #ifndef BEEP_CONFIG_H
 #define BEEP_CONFIG_H
@@ -42,17 +43,35 @@ struct config {
 	size_t max_devices_per_user;
 	char *cors_origins; /* "*" or a comma-separated list */
 	int log_level;      /* enum log_level */
+	size_t max_token;   /* bytes of a token or forward-auth claim */
+	size_t max_streams_per_address; /* open mode; 0 = no limit */
+	char *log_format;               /* "text" or "json" */
+	char *metrics_allow; /* who may GET /metrics: ADDRESS[/BITS],... */
+	/* Message bytes held in all logs. */
+	size_t max_message_memory;
 };
 
+/* The version, as --version prints it (git describe at build time). */
+extern const char config_version[];
+
 /*
- * Fill c from the environment, then from argv.  Returns 0, 1 when --help
- * or --version was printed (exit 0), or -1 after printing an error
- * (exit 2).  Call once, at start-up.
+ * Fill c from the defaults, then the configuration file (--config FILE or
+ * BEEP_CONFIG), then the environment, then argv: each wins over the ones
+ * before.  Returns 0, 1 when --help, --version, --print-config or a
+ * successful --check-config printed what was asked (exit 0), or -1 after
+ * printing an error (exit 2), which for a file names FILE:LINE.  Call
+ * once, at start-up.
  */
 int config_parse(struct config *c, int argc, char **argv);
 
 /* Print the options table (what --help shows) to f. */
 void config_usage(FILE *f);
+
+/*
+ * Print c as a configuration file: every key with its help, range,
+ * environment variable and default; keys at their default commented out.
+ */
+void config_print(FILE *f, const struct config *c);
 
 void config_clear(struct config *c);
 

@@ -6,6 +6,7 @@
 #define BEEP_LIMIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct limit;
@@ -22,7 +23,11 @@ void limit_free(struct limit *l);
 bool limit_take(
     struct limit *l, const char *key, uint64_t now_ms, unsigned *retry_after);
 
-/* Forget buckets that have refilled: they are the same as new ones. */
-void limit_expire(struct limit *l, uint64_t now_ms);
+/*
+ * Forget buckets that have refilled (untouched for burst/rate seconds):
+ * they are the same as new ones.  O(forgotten): the buckets are kept in
+ * order of use.  Returns how many were forgotten.
+ */
+size_t limit_expire(struct limit *l, uint64_t now_ms);
 
 #endif

@@ -38,20 +38,33 @@ struct registry_limits {
 	size_t replay_bytes;   /* and at most this many bytes of them */
 	uint64_t replay_ms;    /* how long it retains them */
 	uint64_t grace_ms;     /* how long a device outlives its last stream */
+	/* live streams kept per device; a new one replaces the oldest */
 	size_t streams_per_device; /* 0 = no limit */
 	size_t devices_per_user;   /* live or in grace; 0 = no limit */
+	/*
+	 * Frame bytes held in all logs (queued, held and retained); past it
+	 * the oldest retained messages go, then publishing fails.  0 = none.
+	 */
+	size_t max_message_bytes;
 };
 
 struct registry_stats {
 	size_t users;
 	size_t devices; /* live or in their grace period */
 	size_t streams;
-	size_t held;        /* messages waiting for devices in grace */
-	uint64_t published; /* messages accepted by registry_publish() */
-	uint64_t overflows; /* streams closed for falling too far behind */
-	uint64_t forgotten; /* devices forgotten when their grace ended */
-	uint64_t dropped;   /* undelivered messages dropped: see DESIGN */
-	uint64_t resets;    /* streams that started with a reset */
+	size_t held;          /* messages waiting for devices in grace */
+	size_t message_bytes; /* frame bytes held in all logs */
+	uint64_t published;   /* messages accepted by registry_publish() */
+	uint64_t overflows;   /* streams closed for falling too far behind */
+	uint64_t forgotten;   /* devices forgotten when their grace ended */
+	uint64_t dropped;     /* undelivered messages dropped: see DESIGN */
+	uint64_t resets;      /* streams that started with a reset */
+	uint64_t replaced;    /* streams replaced by a newer one */
+	uint64_t evicted;     /* retained messages dropped for the budget */
+	uint64_t refused;     /* publishes refused: memory full or stopping */
+	size_t grace;         /* devices in their grace period */
+	uint64_t replayed;    /* messages a resuming stream started behind */
+	uint64_t expired;     /* delivered messages past their replay window */
 };
 
 /* Where a new stream starts, from the last event id its client saw. */
@@ -67,11 +80,16 @@ struct registry_resume {
 	uint64_t id; /* with REGISTRY_RESUME_AT */
 };
 
-/* What a new stream must tell its client first. */
+/*
+ * What a new stream must tell its client first.  id names the position
+ * the stream starts at: resuming after it (REGISTRY_RESUME_AT) gets every
+ * message the stream would have got.  Send it before anything else, so
+ * that a client cut before its first event can still resume.
+ */
 struct registry_start {
+	uint64_t id;        /* the position, as an event id */
 	bool reset;         /* messages were lost: send a reset event */
-	uint64_t reset_id;  /* the id to give it, so a reconnect resumes */
-	const char *reason; /* why, a static string */
+	const char *reason; /* with reset: why, a static string */
 };
 
 /* Why registry_wait() returned. */
@@ -81,6 +99,7 @@ enum registry_wake {
 	REGISTRY_GONE,     /* the client left: end the stream */
 	REGISTRY_OVERFLOW, /* the stream fell too far behind: end it */
 	REGISTRY_CLOSING,  /* the service is stopping: end the stream */
+	REGISTRY_REPLACED, /* a newer stream of the device took its place */
 	REGISTRY_WAKE__MAX
 };
 
@@ -88,10 +107,10 @@ enum registry_error {
 	REGISTRY_OK,          /* done; a publish reached a live stream */
 	REGISTRY_HELD,        /* published to a device in its grace period */
 	REGISTRY_FULL,        /* max_streams reached */
-	REGISTRY_DEVICE_FULL, /* streams_per_device reached */
 	REGISTRY_USER_FULL,   /* devices_per_user reached */
 	REGISTRY_CLOSED,      /* registry_close() was called */
 	REGISTRY_NOT_FOUND,   /* no such device with a live stream */
+	REGISTRY_MEMORY_FULL, /* undelivered messages fill the budget */
 	REGISTRY_ERROR__MAX
 };
 
@@ -112,6 +131,11 @@ uint64_t registry_msg_seq(const struct registry_msg *m);
  */
 uint64_t registry_msg_id(const struct registry_msg *m);
 void registry_msg_unref(struct registry_msg *m);
+/*
+ * When the message was published (util_now_us()), or 0 until then: what a
+ * stream measures its delivery latency from.
+ */
+uint64_t registry_msg_published_us(const struct registry_msg *m);
 
 struct registry *registry_new(const struct registry_limits *limits);
 /* Free everything; no thread may use the registry any more. */
@@ -126,10 +150,11 @@ uint64_t registry_epoch(const struct registry *reg);
  * after it; with no id, live only, or (for a device in its grace period)
  * with everything not yet taken by any of its streams.  When messages the
  * client should have had are gone, start->reset says so, and the stream
- * starts as with no id.  Returns the stream, or NULL with *err set to
- * REGISTRY_FULL, REGISTRY_DEVICE_FULL, REGISTRY_USER_FULL or
- * REGISTRY_CLOSED.  The caller must end it with
- * registry_unsubscribe().
+ * starts as with no id.  start->id always names where it starts.  When
+ * the device already has streams_per_device live streams, the oldest is
+ * replaced: woken with REGISTRY_REPLACED, no longer live.  Returns the
+ * stream, or NULL with *err set to REGISTRY_FULL, REGISTRY_USER_FULL or
+ * REGISTRY_CLOSED.  The caller must end it with registry_unsubscribe().
  */
 struct registry_stream *registry_subscribe(struct registry *reg,
     const char *user, const char *device, const struct registry_resume *resume,
@@ -149,22 +174,30 @@ uint64_t registry_stream_id(const struct registry_stream *s);
  * Takes its own reference: the caller still owns its own.  Returns
  * REGISTRY_OK when the device has a live stream, REGISTRY_HELD when it is
  * in its grace period (the message waits for it), or REGISTRY_NOT_FOUND.
+ * Or, without appending: REGISTRY_MEMORY_FULL when m does not fit in
+ * max_message_bytes even after dropping every retained message it may
+ * drop, and REGISTRY_CLOSED when the registry is closing and no live
+ * stream will deliver m before the end.
  */
 enum registry_error registry_publish(struct registry *reg, const char *user,
     const char *device, struct registry_msg *m);
 
 /*
  * Forget devices whose grace period ended by now_ms (CLOCK_MONOTONIC),
- * with their held messages.  Call it about once a second.
+ * with their held messages, and drop retained messages delivered more
+ * than replay_ms before now_ms.  Call it about once a second; it costs
+ * what it drops, not what is kept.
  */
 void registry_expire(struct registry *reg, uint64_t now_ms);
 
 /*
- * Sleep until s has messages, its client leaves, it overflows, the
- * registry closes, or deadline_ms (CLOCK_MONOTONIC, see util_now_ms())
- * passes.  Pending messages are handed out before REGISTRY_CLOSING, so
- * nothing accepted is lost on a clean stop.  On REGISTRY_MESSAGES, b
- * holds references the caller must drop with registry_batch_release().
+ * Sleep until s has messages, its client leaves, it overflows, it is
+ * replaced, the registry closes, or deadline_ms (CLOCK_MONOTONIC, see
+ * util_now_ms()) passes.  Pending messages are handed out before
+ * REGISTRY_CLOSING, so nothing accepted is lost on a clean stop; once it
+ * returned REGISTRY_CLOSING, s no longer counts as live.  On
+ * REGISTRY_MESSAGES, b holds references the caller must drop with
+ * registry_batch_release().
  */
 enum registry_wake registry_wait(struct registry *reg,
     struct registry_stream *s, uint64_t deadline_ms, struct registry_batch *b);
@@ -186,7 +219,10 @@ void registry_devices(
 
 void registry_stats(struct registry *reg, struct registry_stats *st);
 
-/* Refuse new streams and wake every stream with REGISTRY_CLOSING. */
+/*
+ * Refuse new streams, and from now on accept a message only for a device
+ * with a live stream; wake every stream with REGISTRY_CLOSING.
+ */
 void registry_close(struct registry *reg);
 
 #endif

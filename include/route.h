@@ -14,6 +14,8 @@ enum route_id {
 	ROUTE_DEVICES,   /* /user/:user/devices */
 	ROUTE_POST,      /* /user/:user/device/:device */
 	ROUTE_HEALTH,    /* /healthz */
+	ROUTE_METRICS,   /* /metrics (Prometheus) */
+	ROUTE_READY,     /* /readyz */
 	ROUTE__MAX
 };
 

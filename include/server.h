@@ -10,6 +10,19 @@
 #include "config.h"
 #include "registry.h"
 
+/*
+ * Worker stack size.  Streams need little; the deepest use is jansson's
+ * recursive parser, dumper and destructor, which only ever see JSON whose
+ * nesting was measured first (depth.h, --max-depth).  Only touched pages
+ * cost memory.  Sanitizers need far more.  Here so that the unit tests run
+ * the parsers of untrusted input on a stack of exactly this size.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SERVER_STACK_SIZE (1024 * 1024)
+#else
+#define SERVER_STACK_SIZE (128 * 1024)
+#endif
+
 struct server;
 
 /*

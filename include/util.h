@@ -19,6 +19,8 @@ char *xmemdup(const void *p, size_t len);
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 uint64_t util_now_ms(void);
+/* The same clock in microseconds. */
+uint64_t util_now_us(void);
 
 /*
  * A growable byte buffer.  Zero-initialise it ({0}); data is always

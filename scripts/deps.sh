@@ -8,7 +8,7 @@ set -eu
 want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev libjwt-dev libssl-dev uthash-dev caddy"
 case "${1:-run}" in
 run) ;;
-test) want="$want libcmocka-dev clang-format clang libclang-rt-14-dev nodejs nginx lighttpd spawn-fcgi systemd" ;;
+test) want="$want libcmocka-dev clang-format clang libclang-rt-14-dev nodejs nginx lighttpd spawn-fcgi systemd man-db curl" ;;
 bench) want="$want nginx libnginx-mod-nchan gnuplot-nox jq curl" ;;
 *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac

@@ -3,15 +3,21 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "auth.h"
 #include "body.h"
+#include "cidr.h"
 #include "event.h"
 #include "limit.h"
 #include "log.h"
+#include "metrics.h"
+#include "quota.h"
 #include "route.h"
 #include "sse.h"
 
@@ -21,6 +27,12 @@
 #define API_RETRY_AFTER 5
 /* How long a browser may cache a preflight answer, in seconds. */
 #define API_PREFLIGHT_MAX_AGE 600
+/*
+ * A replaced stream's client waits this long before it reconnects, so
+ * that two clients replacing each other (one device id in two tabs) do
+ * so at most once per period, not in a loop.
+ */
+#define API_REPLACED_RETRY_MS 30000
 /* Clients reconnect after a stop within this many milliseconds. */
 #define API_RETRY_MIN_MS 1000
 #define API_RETRY_SPREAD_MS 4000
@@ -34,8 +46,17 @@ struct api {
 	char **origins; /* the allow-list, when not "*" */
 	size_t norigins;
 	struct auth *auth;
-	struct limit *limit; /* POSTs per sender */
-	bool list_any;       /* anyone may list anyone's devices */
+	struct limit *limit;       /* POSTs per sender */
+	struct quota *per_address; /* streams per client address (open mode) */
+	bool list_any;             /* anyone may list anyone's devices */
+	struct cidr_list metrics_allow; /* who may read /metrics */
+	atomic_bool stopping;           /* api_stop() was called */
+};
+
+/* What api_precheck() found, for api_handle() once the body is read. */
+struct api_pending {
+	struct route r;
+	struct auth_identity who;
 };
 
 struct api *
@@ -43,7 +64,7 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
     void *threads_ctx)
 {
 	struct api *api = xcalloc(1, sizeof(*api));
-	const char *p = c->cors_origins;
+	const char *p = c->cors_origins, *why;
 
 	api->config = c;
 	api->reg = reg;
@@ -74,7 +95,19 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
 		return NULL;
 	}
 	api->limit = limit_new(c->rate, c->burst);
+	/*
+	 * With authentication on, the per-user limits bound each user; an
+	 * address limit would only refuse the users behind one NAT.
+	 */
+	api->per_address = quota_new(auth_mode(api->auth) == AUTH_MODE_NONE
+	        ? c->max_streams_per_address
+	        : 0);
 	api->list_any = strcmp(c->list_policy, "any") == 0;
+	if (cidr_list_parse(c->metrics_allow, &api->metrics_allow, &why) < 0) {
+		log_error("--metrics-allow %s: %s", c->metrics_allow, why);
+		api_free(api);
+		return NULL;
+	}
 	return api;
 }
 
@@ -88,12 +121,45 @@ api_free(struct api *api)
 	free(api->origins);
 	auth_free(api->auth);
 	limit_free(api->limit);
+	quota_free(api->per_address);
+	cidr_list_clear(&api->metrics_allow);
 	free(api);
+}
+
+static void
+api_pending_free(struct api_pending *p)
+{
+	if (p == NULL)
+		return;
+	auth_identity_clear(&p->who);
+	route_clear(&p->r);
+	free(p);
+}
+
+/* Needs no api: the response says which quota it holds. */
+static void
+api_release_quota(struct api_response *resp)
+{
+	if (resp->quota_key == NULL)
+		return;
+	quota_release(resp->quota, resp->quota_key);
+	free(resp->quota_key);
+	resp->quota_key = NULL;
+	resp->quota = NULL;
+}
+
+void
+api_stream_end(struct api *api, struct api_response *resp)
+{
+	(void)api;
+	api_release_quota(resp);
 }
 
 void
 api_response_clear(struct api_response *resp)
 {
+	api_release_quota(resp);
+	api_pending_free(resp->pending);
 	buf_free(&resp->headers);
 	buf_free(&resp->body);
 	memset(resp, 0, sizeof(*resp));
@@ -178,6 +244,7 @@ api_subscribe(struct api *api, const struct api_request *req,
 	struct registry_resume resume;
 	enum registry_error err;
 	struct registry_stream *s;
+	const char *addr = req->remote_addr ? req->remote_addr : "";
 	char *q = NULL;
 
 	/* The header, which EventSource sends, wins over the query. */
@@ -191,20 +258,26 @@ api_subscribe(struct api *api, const struct api_request *req,
 	q = r->query ? http_query_param(r->query, "envelope") : NULL;
 	resp->envelope = q != NULL && strcmp(q, "1") == 0;
 	free(q);
+	if (!quota_acquire(api->per_address, addr)) {
+		buf_printf(
+		    &resp->headers, "Retry-After: %d\r\n", API_RETRY_AFTER);
+		api_error(resp, HTTP_429, "too many streams from this address");
+		return;
+	}
+	resp->quota = api->per_address;
+	resp->quota_key = xstrdup(addr);
 	s = registry_subscribe(
 	    api->reg, r->user, r->device, &resume, &resp->start, &err);
 	if (s == NULL) {
 		enum http_status status = HTTP_503;
 		const char *why = "service is stopping";
 
+		api_release_quota(resp);
 		if (err == REGISTRY_FULL) {
 			log_warn("stream limit reached (%zu): refusing "
 			         "subscribe",
 			    api->config->max_streams);
 			why = "too many streams";
-		} else if (err == REGISTRY_DEVICE_FULL) {
-			status = HTTP_429;
-			why = "too many streams for this device";
 		} else if (err == REGISTRY_USER_FULL) {
 			status = HTTP_429;
 			why = "too many devices for this user";
@@ -284,6 +357,15 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		api_error(resp, HTTP_404, "device connection not found");
 		return;
 	}
+	/* Not accepted: nothing was queued, so the sender may try again. */
+	if (err == REGISTRY_MEMORY_FULL || err == REGISTRY_CLOSED) {
+		buf_printf(
+		    &resp->headers, "Retry-After: %d\r\n", API_RETRY_AFTER);
+		api_error(resp, HTTP_503,
+		    err == REGISTRY_CLOSED ? "service is stopping"
+		                           : "message memory full");
+		return;
+	}
 	/* 202: the device is away, within its grace period: it waits. */
 	api_json(resp, err == REGISTRY_HELD ? HTTP_202 : HTTP_200,
 	    json_pack("{s:s}", "id", id));
@@ -300,19 +382,123 @@ api_health(struct api *api, struct api_response *resp)
 		api->threads(api->threads_ctx, &threads, &idle);
 	api_json(resp, HTTP_200,
 	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	              "s:I}",
+	              "s:I, s:I, s:I, s:I, s:I}",
 	        "status", "ok", "users", (json_int_t)st.users, "devices",
 	        (json_int_t)st.devices, "streams", (json_int_t)st.streams,
 	        "threads", (json_int_t)threads, "idle_threads",
 	        (json_int_t)idle, "published", (json_int_t)st.published, "held",
 	        (json_int_t)st.held, "overflows", (json_int_t)st.overflows,
 	        "forgotten", (json_int_t)st.forgotten, "dropped",
-	        (json_int_t)st.dropped, "resets", (json_int_t)st.resets));
+	        (json_int_t)st.dropped, "resets", (json_int_t)st.resets,
+	        "message_bytes", (json_int_t)st.message_bytes, "replaced",
+	        (json_int_t)st.replaced, "evicted", (json_int_t)st.evicted,
+	        "refused", (json_int_t)st.refused));
+}
+
+void
+api_stop(struct api *api)
+{
+	atomic_store(&api->stopping, true);
+}
+
+/*
+ * Whether a new stream would be accepted: not stopping, below max_streams.
+ * O(1): the registry's counters, copied under its lock.
+ */
+static bool
+api_ready(struct api *api, struct registry_stats *st, const char **why)
+{
+	registry_stats(api->reg, st);
+	*why = NULL;
+	if (atomic_load(&api->stopping))
+		*why = "service is stopping";
+	else if (st->streams >= api->config->max_streams)
+		*why = "too many streams";
+	return *why == NULL;
+}
+
+/* /readyz: 200 while new streams are accepted, else 503 and why. */
+static void
+api_readyz(struct api *api, struct api_response *resp)
+{
+	struct registry_stats st;
+	const char *why;
+
+	if (api_ready(api, &st, &why))
+		api_json(resp, HTTP_200, json_pack("{s:s}", "status", "ready"));
+	else
+		api_error(resp, HTTP_503, why);
+}
+
+/* /metrics, to the addresses BEEP_METRICS_ALLOW lists only. */
+static void
+api_metrics(
+    struct api *api, const struct api_request *req, struct api_response *resp)
+{
+	struct metrics_gauges g = {.max_streams = api->config->max_streams,
+	    .max_message_bytes = api->config->max_message_memory};
+	const char *why;
+
+	if (!cidr_list_match(&api->metrics_allow, req->remote_addr)) {
+		api_error(resp, HTTP_403,
+		    "metrics are served only to the addresses in "
+		    "BEEP_METRICS_ALLOW");
+		return;
+	}
+	g.ready = api_ready(api, &g.reg, &why);
+	if (api->threads != NULL)
+		api->threads(api->threads_ctx, &g.threads, &g.idle);
+	resp->status = HTTP_200;
+	buf_puts(&resp->headers,
+	    "Content-Type: " METRICS_CONTENT_TYPE "\r\n"
+	    "Cache-Control: no-store\r\n");
+	metrics_render(&resp->body, &g);
+}
+
+/* Whether origin is on the CORS allow-list ("*" lists nobody). */
+static bool
+api_origin_listed(const struct api *api, const char *origin)
+{
+	for (size_t i = 0; i < api->norigins; i++)
+		if (strcmp(api->origins[i], origin) == 0)
+			return true;
+	return false;
+}
+
+/* Whether origin is the request's own: scheme://Host. */
+static bool
+api_origin_own(const struct api_request *req, const char *origin)
+{
+	const char *scheme = req->https ? "https://" : "http://";
+	size_t n = strlen(scheme);
+
+	return req->host != NULL && req->host[0] != '\0' &&
+	    strncasecmp(origin, scheme, n) == 0 &&
+	    strcasecmp(origin + n, req->host) == 0;
+}
+
+/*
+ * Cross-site request forgery: a browser attaches cookies to requests any
+ * page makes (a form POST, an EventSource), so a request identified by a
+ * cookie must come from a page we trust: the same origin (as the browser's
+ * Sec-Fetch-Site says, or an Origin equal to our own), or an origin on
+ * the allow-list.  Bearer and query tokens are never sent by themselves.
+ */
+static bool
+api_same_origin_ok(const struct api *api, const struct api_request *req)
+{
+	if (req->sec_fetch_site != NULL &&
+	    strcmp(req->sec_fetch_site, "same-origin") == 0)
+		return true;
+	return req->origin != NULL &&
+	    (api_origin_listed(api, req->origin) ||
+	        api_origin_own(req, req->origin));
 }
 
 /*
  * Who is asking, when authentication is on: AUTH_OK with *who filled in,
- * or the 401 already set in resp.  With it off, who stays empty.
+ * or the 401 (403 for a cookie sent from another site) already set in
+ * resp.  With it off, who stays empty.
  */
 static bool
 api_identify(struct api *api, const struct api_request *req,
@@ -336,16 +522,31 @@ api_identify(struct api *api, const struct api_request *req,
 		    http_query_param(r->query, "access_token");
 	res = auth_identify(api->auth, &ar, who);
 	free(token);
-	if (res == AUTH_OK)
-		return true;
+	if (res == AUTH_OK) {
+		/*
+		 * In header mode the identity service may have used the
+		 * cookie: a request carrying one is treated as ambient.
+		 */
+		bool ambient = who->source == AUTH_SOURCE_COOKIE ||
+		    (who->source == AUTH_SOURCE_CLAIM && req->cookie != NULL);
+
+		if (!ambient || api_same_origin_ok(api, req))
+			return true;
+		auth_identity_clear(who);
+		api_error(resp, HTTP_403,
+		    "cookie credentials from another site: send "
+		    "Sec-Fetch-Site: same-origin or an allowed Origin");
+		return false;
+	}
 	if (auth_mode(api->auth) == AUTH_MODE_JWT)
 		buf_puts(&resp->headers,
 		    res == AUTH_INVALID
 		        ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"
 		        : "WWW-Authenticate: Bearer\r\n");
 	api_error(resp, HTTP_401,
-	    res == AUTH_INVALID ? "invalid credentials"
-	                        : "authentication required");
+	    res == AUTH_INVALID
+	        ? (who->why != NULL ? who->why : "invalid credentials")
+	        : "authentication required");
 	return false;
 }
 
@@ -387,40 +588,43 @@ api_rate_ok(struct api *api, const struct api_request *req,
 	ok = limit_take(api->limit, key.data, util_now_ms(), &retry);
 	buf_free(&key);
 	if (!ok) {
+		metrics_rate_limited();
 		buf_printf(&resp->headers, "Retry-After: %u\r\n", retry);
 		api_error(resp, HTTP_429, "too many requests");
 	}
 	return ok;
 }
 
-void
-api_handle(
+bool
+api_precheck(
     struct api *api, const struct api_request *req, struct api_response *resp)
 {
 	enum route_method method = route_method_parse(req->method);
 	struct auth_identity who = {0};
 	enum route_result res;
 	struct route r;
+	bool want_body = false;
 
+	resp->prechecked = true;
 	api_cors(api, req, resp);
 	res = route_match(method, req->uri, api->config->max_id, &r);
 	switch (res) {
 	case ROUTE_NOT_FOUND:
 		api_error(resp, HTTP_404, "not found");
-		return;
+		return false;
 	case ROUTE_BAD_METHOD:
 		buf_printf(&resp->headers, "Allow: %s\r\n", route_allow(r.id));
 		api_error(resp, HTTP_405, "method not allowed");
-		return;
+		return false;
 	case ROUTE_BAD_ESCAPE:
 		api_error(resp, HTTP_400, "malformed percent-encoding in path");
-		return;
+		return false;
 	case ROUTE_BAD_ID:
 		if (method != METHOD_OPTIONS) {
 			api_error(resp, HTTP_400,
 			    "ids must be 1 to max-id bytes of UTF-8 without "
 			    "control characters");
-			return;
+			return false;
 		}
 		break;
 	case ROUTE_OK:
@@ -443,6 +647,14 @@ api_handle(
 		api_health(api, resp);
 		goto out;
 	}
+	if (r.id == ROUTE_READY) {
+		api_readyz(api, resp);
+		goto out;
+	}
+	if (r.id == ROUTE_METRICS) {
+		api_metrics(api, req, resp);
+		goto out;
+	}
 	if (!api_identify(api, req, &r, &who, resp) ||
 	    !api_allowed(api, &r, &who, resp))
 		goto out;
@@ -454,10 +666,19 @@ api_handle(
 		api_devices(api, &r, resp);
 		break;
 	case ROUTE_POST:
-		if (api_rate_ok(api, req, &who, resp))
-			api_post(api, req, &r, &who, resp);
+		if (api_rate_ok(api, req, &who, resp)) {
+			/* The route and identity wait for the body. */
+			resp->pending = xcalloc(1, sizeof(*resp->pending));
+			resp->pending->r = r;
+			resp->pending->who = who;
+			memset(&r, 0, sizeof(r));
+			memset(&who, 0, sizeof(who));
+			want_body = true;
+		}
 		break;
 	case ROUTE_HEALTH:
+	case ROUTE_METRICS:
+	case ROUTE_READY:
 	case ROUTE_NONE:
 	case ROUTE__MAX:
 		api_error(resp, HTTP_404, "not found");
@@ -466,6 +687,39 @@ api_handle(
 out:
 	auth_identity_clear(&who);
 	route_clear(&r);
+	return want_body;
+}
+
+/* Microseconds on CLOCK_MONOTONIC, for metrics_post_time(). */
+static uint64_t
+api_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void
+api_handle(
+    struct api *api, const struct api_request *req, struct api_response *resp)
+{
+	struct api_pending *p;
+	uint64_t t0;
+
+	if (!resp->prechecked && !api_precheck(api, req, resp))
+		goto out;
+	p = resp->pending;
+	if (p == NULL)
+		goto out; /* api_precheck() answered */
+	resp->pending = NULL;
+	t0 = api_now_us();
+	api_post(api, req, &p->r, &p->who, resp);
+	metrics_post_time(api_now_us() - t0);
+	api_pending_free(p);
+out:
+	if (req->method != NULL && strcmp(req->method, "POST") == 0)
+		metrics_post(resp->status);
 }
 
 void
@@ -476,10 +730,16 @@ api_stream_open(
 	json_t *doc;
 
 	sse_format_comment(out, "beep-signal");
-	if (!start->reset)
+	/*
+	 * Where the stream starts, before anything else: a client cut before
+	 * its first event resumes from here and loses nothing.  With a reset,
+	 * the reset event carries it.
+	 */
+	api_format_id(api, start->id, id, sizeof(id));
+	if (!start->reset) {
+		sse_format_id(out, id);
 		return;
-	/* The id lets a browser's next reconnect resume after the reset. */
-	api_format_id(api, start->reset_id, id, sizeof(id));
+	}
 	doc = json_pack("{s:s}", "reason", start->reason);
 	data = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
@@ -510,6 +770,16 @@ void
 api_stream_keepalive(struct buf *out)
 {
 	sse_format_comment(out, NULL);
+}
+
+void
+api_stream_replaced(struct buf *out)
+{
+	static const char why[] =
+	    "{\"reason\":\"a newer stream of this device replaced this one\"}";
+
+	sse_format_event(out, NULL, "replaced", why, sizeof(why) - 1);
+	sse_format_retry(out, API_REPLACED_RETRY_MS);
 }
 
 void

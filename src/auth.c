@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "depth.h"
 #include "http.h"
 #include "log.h"
 #include "util.h"
@@ -228,6 +229,75 @@ auth_audience_has(json_t *aud, const char *want)
 	return false;
 }
 
+/*
+ * Whether seg[0..len), base64url without padding (RFC 7515), decodes to
+ * text that nests at most max deep.  Characters outside the alphabet are
+ * refused here rather than left to libjwt's decoder to interpret.
+ */
+static bool
+auth_segment_ok(const char *seg, size_t len, unsigned max)
+{
+	unsigned char *in, *out;
+	size_t padded = (len + 3) / 4 * 4;
+	bool ok = false;
+	int n;
+
+	if (len == 0 || len % 4 == 1)
+		return false;
+	in = xmalloc(padded + 1);
+	out = xmalloc(padded / 4 * 3 + 1);
+	for (size_t i = 0; i < len; i++) {
+		char c = seg[i];
+
+		if (c == '-')
+			c = '+';
+		else if (c == '_')
+			c = '/';
+		else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		             (c >= '0' && c <= '9')))
+			goto out;
+		in[i] = (unsigned char)c;
+	}
+	memset(in + len, '=', padded - len);
+	n = EVP_DecodeBlock(out, in, (int)padded);
+	ok = n >= 0 && depth_json_within((const char *)out, (size_t)n, max);
+out:
+	free(in);
+	free(out);
+	return ok;
+}
+
+/*
+ * Check a compact JWS before libjwt parses it: at most max_token bytes,
+ * and a header and payload whose JSON nests at most max_depth deep
+ * (jansson recurses per level; a token of "[" x 1700 would overflow a
+ * worker's stack).  Sets id->why when not.
+ */
+static bool
+auth_jwt_shape_ok(
+    const struct config *c, const char *token, struct auth_identity *id)
+{
+	const char *dot1, *dot2;
+
+	if (strnlen(token, c->max_token + 1) > c->max_token) {
+		id->why = "token too long";
+		return false;
+	}
+	dot1 = strchr(token, '.');
+	dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+	if (dot2 == NULL || strchr(dot2 + 1, '.') != NULL) {
+		id->why = "malformed token";
+		return false;
+	}
+	if (!auth_segment_ok(token, (size_t)(dot1 - token), c->max_depth) ||
+	    !auth_segment_ok(
+	        dot1 + 1, (size_t)(dot2 - dot1 - 1), c->max_depth)) {
+		id->why = "malformed token, or nested too deeply";
+		return false;
+	}
+	return true;
+}
+
 static enum auth_result
 auth_jwt(struct auth *a, const char *token, struct auth_identity *id)
 {
@@ -238,6 +308,8 @@ auth_jwt(struct auth *a, const char *token, struct auth_identity *id)
 	char *text = NULL;
 	long long now = (long long)time(NULL);
 
+	if (!auth_jwt_shape_ok(c, token, id))
+		return AUTH_INVALID;
 	if (jwt_decode(&jwt, token, a->key, (int)a->key_len) != 0)
 		goto out;
 	/*
@@ -281,9 +353,21 @@ out:
 static enum auth_result
 auth_header(struct auth *a, const char *claim, struct auth_identity *id)
 {
-	json_t *doc = json_loads(claim, 0, NULL);
+	const struct config *c = a->config;
+	size_t len = strnlen(claim, c->max_token + 1);
 	enum auth_result res = AUTH_INVALID;
+	json_t *doc;
 
+	/* The front sets it, but from another service's answer: bounded. */
+	if (len > c->max_token) {
+		id->why = "identity claim too long";
+		return AUTH_INVALID;
+	}
+	if (!depth_json_within(claim, len, c->max_depth)) {
+		id->why = "identity claim nested too deeply";
+		return AUTH_INVALID;
+	}
+	doc = json_loadb(claim, len, 0, NULL);
 	if (json_is_object(doc))
 		res = auth_set(a, json_object_get(doc, "userid"),
 		    json_object_get(doc, "clientid"), id);
@@ -303,22 +387,28 @@ auth_identify(
 	case AUTH_MODE_HEADER:
 		if (req->claim == NULL || req->claim[0] == '\0')
 			return AUTH_ABSENT;
+		id->source = AUTH_SOURCE_CLAIM;
 		return auth_header(a, req->claim, id);
 	case AUTH_MODE_JWT:
 		/* Another scheme (Basic for a proxy, say) is not ours. */
 		if (req->authorization != NULL &&
-		    strncasecmp(req->authorization, "Bearer ", 7) == 0)
+		    strncasecmp(req->authorization, "Bearer ", 7) == 0) {
+			id->source = AUTH_SOURCE_BEARER;
 			return auth_jwt(a, req->authorization + 7, id);
+		}
 		cookie = req->cookie
 		    ? auth_cookie(req->cookie, a->config->jwt_cookie)
 		    : NULL;
 		if (cookie != NULL) {
+			id->source = AUTH_SOURCE_COOKIE;
 			res = auth_jwt(a, cookie, id);
 			free(cookie);
 			return res;
 		}
-		if (req->query_token != NULL)
+		if (req->query_token != NULL) {
+			id->source = AUTH_SOURCE_QUERY;
 			return auth_jwt(a, req->query_token, id);
+		}
 		return AUTH_ABSENT;
 	case AUTH_MODE_NONE:
 	case AUTH_MODE__MAX:

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "depth.h"
 #include "util.h"
 
 bool
@@ -23,37 +24,6 @@ body_event_valid(const char *s, size_t len)
 	return true;
 }
 
-/*
- * How deeply arrays and objects nest in a JSON text, counted without
- * parsing it: jansson's parser recurses, and worker threads have small
- * stacks.  Brackets inside strings do not count.
- */
-static unsigned
-body_json_depth(const char *s, size_t len)
-{
-	unsigned depth = 0, max = 0;
-	bool in_string = false;
-
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-		} else if (c == '"') {
-			in_string = true;
-		} else if (c == '[' || c == '{') {
-			if (++depth > max)
-				max = depth;
-		} else if ((c == ']' || c == '}') && depth > 0) {
-			depth--;
-		}
-	}
-	return max;
-}
-
 static enum http_status
 body_decode_json(const char *body, size_t len, unsigned max_depth,
     struct body_msg *msg, const char **why)
@@ -61,7 +31,7 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 	json_t *root, *data, *event;
 	json_error_t err;
 
-	if (body_json_depth(body, len) > max_depth) {
+	if (!depth_json_within(body, len, max_depth)) {
 		*why = "JSON nested too deeply";
 		return HTTP_400;
 	}

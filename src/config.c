@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cidr.h"
 #include "log.h"
 #include "util.h"
 
@@ -32,6 +33,8 @@ struct config_option {
 	const char *help;
 };
 
+const char config_version[] = BEEP_VERSION;
+
 #define OFF(field) offsetof(struct config, field)
 
 /* The words some string options are limited to. */
@@ -42,7 +45,16 @@ static const struct {
     {"auth", "none jwt header"},
     {"jwt-alg", "HS256 HS384 HS512 RS256 ES256"},
     {"list-policy", "self any"},
+    {"log-format", "text json"},
 };
+
+/* Whether value is a valid address list (--metrics-allow). */
+static bool
+config_cidr_ok(const char *flag, const char *value, const char **why)
+{
+	return strcmp(flag, "metrics-allow") != 0 ||
+	    cidr_list_parse(value, NULL, why) == 0;
+}
 
 static bool
 config_choice_ok(const char *flag, const char *value)
@@ -136,7 +148,7 @@ static const struct config_option config_options[] = {
         "POSTs a sender may make at once before the rate applies"},
     {"max-streams-per-device", "BEEP_MAX_STREAMS_PER_DEVICE", CONFIG_SIZE,
         OFF(max_streams_per_device), "8", 1, 1000,
-        "open streams per device; past it a subscribe gets 429"},
+        "live streams kept per device; a new one replaces the oldest"},
     {"max-devices-per-user", "BEEP_MAX_DEVICES_PER_USER", CONFIG_SIZE,
         OFF(max_devices_per_user), "32", 1, 100000,
         "devices per user (live or in grace); past it 429"},
@@ -144,21 +156,46 @@ static const struct config_option config_options[] = {
         0, "Access-Control-Allow-Origin: * or a comma-separated list"},
     {"log-level", "BEEP_LOG_LEVEL", CONFIG_LEVEL, OFF(log_level), "info", 0, 0,
         "debug, info, warn or error"},
+    {"max-token", "BEEP_MAX_TOKEN", CONFIG_SIZE, OFF(max_token), "8192", 256,
+        1048576,
+        "longest token (header, cookie or query) or forward-auth claim in "
+        "bytes; longer gets 401"},
+    {"max-streams-per-address", "BEEP_MAX_STREAMS_PER_ADDRESS", CONFIG_SIZE,
+        OFF(max_streams_per_address), "256", 0, 1000000,
+        "open mode: open streams per client address (REMOTE_ADDR); 0: no "
+        "limit; past it a subscribe gets 429"},
+    {"log-format", "BEEP_LOG_FORMAT", CONFIG_STR, OFF(log_format), "text", 0, 0,
+        "text (one line per event) or json (one JSON object per line)"},
+    {"metrics-allow", "BEEP_METRICS_ALLOW", CONFIG_STR, OFF(metrics_allow),
+        "127.0.0.0/8,::1", 0, 0,
+        "client addresses (REMOTE_ADDR) GET /metrics answers: a "
+        "comma-separated list of ADDRESS[/BITS]; others get 403"},
+    {"max-message-memory", "BEEP_MAX_MESSAGE_MEMORY", CONFIG_SIZE,
+        OFF(max_message_memory), "268435456", 65536, 68719476736,
+        "bytes of messages held in all (queued, held, retained); past it "
+        "the oldest delivered go, then a POST gets 503"},
 };
 
 #define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
 
+/*
+ * Set option o from value.  source says where the value came from, for
+ * the error message: "default", an environment variable, "command line",
+ * or "FILE:LINE" (then the option is named as a file key, without "--").
+ */
 static int
 config_set(struct config *c, const struct config_option *o, const char *value,
-    const char *source)
+    const char *source, bool file)
 {
+	const char *dashes = file ? "" : "--", *why = NULL;
 	char *p = (char *)c + o->offset, *end;
 	uintmax_t v;
 	int level;
 
 	switch (o->type) {
 	case CONFIG_STR:
-		if (!config_choice_ok(o->flag, value))
+		if (!config_choice_ok(o->flag, value) ||
+		    !config_cidr_ok(o->flag, value, &why))
 			break;
 		free(*(char **)p);
 		*(char **)p = xstrdup(value);
@@ -186,18 +223,19 @@ config_set(struct config *c, const struct config_option *o, const char *value,
 	}
 	if (o->type == CONFIG_MODE)
 		fprintf(stderr,
-		    "beep-signal: %s: invalid value '%s' for --%s "
+		    "beep-signal: %s: invalid value '%s' for %s%s "
 		    "(an octal mode up to %jo)\n",
-		    source, value, o->flag, o->max);
+		    source, value, dashes, o->flag, o->max);
 	else if (o->type == CONFIG_LEVEL || o->type == CONFIG_STR)
 		fprintf(stderr,
-		    "beep-signal: %s: invalid value '%s' for --%s\n", source,
-		    value, o->flag);
+		    "beep-signal: %s: invalid value '%s' for %s%s%s%s\n",
+		    source, value, dashes, o->flag, why ? ": " : "",
+		    why ? why : "");
 	else
 		fprintf(stderr,
-		    "beep-signal: %s: invalid value '%s' for --%s "
+		    "beep-signal: %s: invalid value '%s' for %s%s "
 		    "(a whole number from %ju to %ju)\n",
-		    source, value, o->flag, o->min, o->max);
+		    source, value, dashes, o->flag, o->min, o->max);
 	return -1;
 }
 
@@ -208,8 +246,9 @@ config_usage(FILE *f)
 	    "Usage: beep-signal [OPTION]...\n"
 	    "WebRTC signaling over Server-Sent Events, as a FastCGI "
 	    "responder.\n\n"
-	    "Every option may also be set by its environment variable; "
-	    "a flag wins.\n\n");
+	    "Every option may also be set by its environment variable or as\n"
+	    "a key (its name without --) in the configuration file; a flag\n"
+	    "wins over the environment, which wins over the file.\n\n");
 	for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
 		const struct config_option *o = &config_options[i];
 
@@ -218,6 +257,12 @@ config_usage(FILE *f)
 		fprintf(f, "      %s\n", o->help);
 	}
 	fprintf(f,
+	    "  --config FILE            read options from FILE (or "
+	    "BEEP_CONFIG=FILE)\n"
+	    "  --check-config           check the options and the file, "
+	    "then exit\n"
+	    "  --print-config           print the options in effect, as a "
+	    "file, then exit\n"
 	    "  --help                   show this help\n"
 	    "  --version                show the version\n");
 }
@@ -230,42 +275,304 @@ config_unknown(const char *arg)
 	return -1;
 }
 
-int
-config_parse(struct config *c, int argc, char **argv)
+static const struct config_option *
+config_find(const char *name, size_t len)
 {
-	memset(c, 0, sizeof(*c));
+	for (size_t j = 0; j < CONFIG_NOPTIONS; j++)
+		if (strlen(config_options[j].flag) == len &&
+		    strncmp(config_options[j].flag, name, len) == 0)
+			return &config_options[j];
+	return NULL;
+}
+
+static char *
+config_trim(char *s)
+{
+	char *e = s + strlen(s);
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	while (e > s &&
+	    (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+/*
+ * Read the configuration file: "key = value" lines, blank lines and
+ * comment lines starting with '#'.  A value may be wrapped in double
+ * quotes (kept as is inside).  Every error names FILE:LINE.
+ */
+static int
+config_file(struct config *c, const char *path)
+{
+	unsigned seen[CONFIG_NOPTIONS] = {0}, lineno = 0;
+	FILE *f = fopen(path, "r");
+	size_t cap = 0;
+	char *line = NULL, where[4096];
+	int rc = 0;
+
+	if (f == NULL) {
+		fprintf(stderr, "beep-signal: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && getline(&line, &cap, f) >= 0) {
+		const struct config_option *o;
+		char *key = config_trim(line), *value, *eq;
+		size_t klen, vlen;
+
+		lineno++;
+		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		if (*key == '\0' || *key == '#')
+			continue;
+		eq = strchr(key, '=');
+		if (eq == NULL) {
+			fprintf(stderr,
+			    "beep-signal: %s: expected key = value\n", where);
+			rc = -1;
+			break;
+		}
+		klen = (size_t)(eq - key);
+		while (
+		    klen > 0 && (key[klen - 1] == ' ' || key[klen - 1] == '\t'))
+			klen--;
+		value = config_trim(eq + 1);
+		vlen = strlen(value);
+		if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
+			value[vlen - 1] = '\0';
+			value++;
+		}
+		o = config_find(key, klen);
+		if (o == NULL) {
+			fprintf(stderr, "beep-signal: %s: unknown key '%.*s'\n",
+			    where, (int)klen, key);
+			rc = -1;
+		} else if (seen[o - config_options] != 0) {
+			fprintf(stderr,
+			    "beep-signal: %s: '%s' set again (first on line "
+			    "%u)\n",
+			    where, o->flag, seen[o - config_options]);
+			rc = -1;
+		} else {
+			seen[o - config_options] = lineno;
+			rc = config_set(c, o, value, where, true);
+		}
+	}
+	if (rc == 0 && ferror(f)) {
+		fprintf(stderr, "beep-signal: %s: %s\n", path, strerror(errno));
+		rc = -1;
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/* Print one option's value as the file would hold it. */
+static void
+config_value(FILE *f, const struct config *c, const struct config_option *o)
+{
+	const char *p = (const char *)c + o->offset;
+
+	switch (o->type) {
+	case CONFIG_STR:
+		fputs(*(char *const *)p, f);
+		break;
+	case CONFIG_LEVEL:
+		fputs(log_level_name[*(const int *)p], f);
+		break;
+	case CONFIG_MODE:
+		fprintf(f, "%04o", *(const unsigned *)p);
+		break;
+	case CONFIG_UINT:
+		fprintf(f, "%u", *(const unsigned *)p);
+		break;
+	case CONFIG_SIZE:
+		fprintf(f, "%zu", *(const size_t *)p);
+		break;
+	}
+}
+
+/* Write text as "# " comment lines of at most 76 columns. */
+static void
+config_comment(FILE *f, const char *text)
+{
+	while (*text != '\0') {
+		size_t len = strlen(text), cut = len;
+
+		if (len > 74) {
+			cut = 74;
+			while (cut > 0 && text[cut] != ' ')
+				cut--;
+			if (cut == 0)
+				cut = strcspn(text, " ");
+		}
+		fprintf(f, "# %.*s\n", (int)cut, text);
+		text += cut;
+		while (*text == ' ')
+			text++;
+	}
+}
+
+void
+config_print(FILE *f, const struct config *c)
+{
+	struct config def;
+
+	memset(&def, 0, sizeof(def));
+	for (size_t i = 0; i < CONFIG_NOPTIONS; i++)
+		if (config_set(&def, &config_options[i], config_options[i].def,
+		        "default", false) < 0)
+			abort();
+	fprintf(f,
+	    "# beep-signal configuration file: beep-signal --config FILE, or\n"
+	    "# BEEP_CONFIG=FILE.  Written by beep-signal --print-config.\n"
+	    "#\n"
+	    "# One \"key = value\" per line; lines starting with '#' are "
+	    "comments.\n"
+	    "# A key is a long option without its \"--\"; a value may be "
+	    "wrapped in\n"
+	    "# double quotes.  A flag wins over the environment variable "
+	    "(named\n"
+	    "# below each key), which wins over this file, which wins over "
+	    "the\n"
+	    "# default.  Unknown keys, keys set twice and invalid values are\n"
+	    "# errors: check a file with\n"
+	    "#   beep-signal --config FILE --check-config\n"
+	    "# Keys at their default are shown commented out.\n");
 	for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
 		const struct config_option *o = &config_options[i];
-		const char *env = getenv(o->env);
+		char range[128] = "";
+		bool is_def;
 
-		if (config_set(c, o, o->def, "default") < 0)
-			abort();
-		if (env != NULL && env[0] != '\0' &&
-		    config_set(c, o, env, o->env) < 0)
-			return -1;
+		if (o->type == CONFIG_UINT || o->type == CONFIG_SIZE)
+			snprintf(range, sizeof(range),
+			    "; a whole number from %ju to %ju", o->min, o->max);
+		else if (o->type == CONFIG_MODE)
+			snprintf(range, sizeof(range),
+			    "; an octal mode up to %jo", o->max);
+		fputc('\n', f);
+		{
+			struct buf b = {0};
+
+			buf_printf(&b, "%s: %s%s. Environment: %s.", o->flag,
+			    o->help, range, o->env);
+			config_comment(f, b.data);
+			buf_free(&b);
+		}
+		fprintf(f, "# default: %s\n", o->def[0] ? o->def : "(none)");
+		if (o->type == CONFIG_STR)
+			is_def = strcmp(*(char *const *)((const char *)c +
+			                    o->offset),
+			             *(char *const *)((const char *)&def +
+			                 o->offset)) == 0;
+		else
+			is_def =
+			    memcmp((const char *)c + o->offset,
+			        (const char *)&def + o->offset,
+			        o->type == CONFIG_SIZE ? sizeof(size_t)
+			                               : sizeof(unsigned)) == 0;
+		fprintf(f, "%s%s =", is_def ? "#" : "", o->flag);
+		if (o->type != CONFIG_STR ||
+		    (*(char *const *)((const char *)c + o->offset))[0] != '\0')
+			fputc(' ', f);
+		config_value(f, c, o);
+		fputc('\n', f);
 	}
+	config_clear(&def);
+}
+
+/* What the command line asks for besides options. */
+struct config_cli {
+	const char *file; /* --config FILE */
+	bool check;       /* --check-config */
+	bool print;       /* --print-config */
+};
+
+/*
+ * The first pass over argv: --help and --version (answered at once),
+ * --config, --check-config and --print-config.  Returns 0, 1 or -1.
+ */
+static int
+config_cli(int argc, char **argv, struct config_cli *cli)
+{
 	for (int i = 1; i < argc; i++) {
-		const char *arg = argv[i], *value = NULL, *eq;
-		const struct config_option *o = NULL;
-		size_t len;
+		const char *arg = argv[i];
 
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
 			config_usage(stdout);
 			return 1;
 		}
 		if (strcmp(arg, "--version") == 0) {
-			printf("beep-signal %s\n", BEEP_VERSION);
+			printf("beep-signal %s\n", config_version);
 			return 1;
+		}
+		if (strcmp(arg, "--check-config") == 0)
+			cli->check = true;
+		else if (strcmp(arg, "--print-config") == 0)
+			cli->print = true;
+		else if (strncmp(arg, "--config=", 9) == 0)
+			cli->file = arg + 9;
+		else if (strcmp(arg, "--config") == 0) {
+			if (i + 1 == argc) {
+				fprintf(stderr,
+				    "beep-signal: --config needs a value\n");
+				return -1;
+			}
+			cli->file = argv[++i];
+		}
+	}
+	return 0;
+}
+
+int
+config_parse(struct config *c, int argc, char **argv)
+{
+	struct config_cli cli = {0};
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	rc = config_cli(argc, argv, &cli);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < CONFIG_NOPTIONS; i++)
+		if (config_set(c, &config_options[i], config_options[i].def,
+		        "default", false) < 0)
+			abort();
+	if (cli.file == NULL) {
+		const char *env = getenv("BEEP_CONFIG");
+
+		if (env != NULL && env[0] != '\0')
+			cli.file = env;
+	}
+	if (cli.file != NULL && config_file(c, cli.file) < 0)
+		return -1;
+	for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+		const struct config_option *o = &config_options[i];
+		const char *env = getenv(o->env);
+
+		if (env != NULL && env[0] != '\0' &&
+		    config_set(c, o, env, o->env, false) < 0)
+			return -1;
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i], *value = NULL, *eq;
+		const struct config_option *o;
+		size_t len;
+
+		if (strcmp(arg, "--check-config") == 0 ||
+		    strcmp(arg, "--print-config") == 0 ||
+		    strncmp(arg, "--config=", 9) == 0)
+			continue;
+		if (strcmp(arg, "--config") == 0) {
+			i++;
+			continue;
 		}
 		if (strncmp(arg, "--", 2) != 0)
 			return config_unknown(arg);
 		arg += 2;
 		eq = strchr(arg, '=');
 		len = eq ? (size_t)(eq - arg) : strlen(arg);
-		for (size_t j = 0; j < CONFIG_NOPTIONS && o == NULL; j++)
-			if (strlen(config_options[j].flag) == len &&
-			    strncmp(config_options[j].flag, arg, len) == 0)
-				o = &config_options[j];
+		o = config_find(arg, len);
 		if (o == NULL)
 			return config_unknown(argv[i]);
 		if (eq != NULL)
@@ -277,8 +584,17 @@ config_parse(struct config *c, int argc, char **argv)
 			    o->flag);
 			return -1;
 		}
-		if (config_set(c, o, value, "command line") < 0)
+		if (config_set(c, o, value, "command line", false) < 0)
 			return -1;
+	}
+	if (cli.print) {
+		config_print(stdout, c);
+		return 1;
+	}
+	if (cli.check) {
+		printf("beep-signal: configuration OK%s%s\n",
+		    cli.file ? ": " : "", cli.file ? cli.file : "");
+		return 1;
 	}
 	return 0;
 }
@@ -297,5 +613,7 @@ config_clear(struct config *c)
 	free(c->jwt_cookie);
 	free(c->auth_param);
 	free(c->list_policy);
+	free(c->log_format);
+	free(c->metrics_allow);
 	memset(c, 0, sizeof(*c));
 }

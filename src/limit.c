@@ -1,9 +1,14 @@
 /*
  * limit: see limit.h.
  *
- * LOCKING: l->lock guards the bucket table; it is held for a lookup and a
- * little arithmetic.  Buckets are kept in thousandths of a token, so the
- * refill is exact integer arithmetic.
+ * LOCKING: l->lock guards the bucket table and the use list; it is held
+ * for a lookup and a little arithmetic, and by limit_expire() for the
+ * buckets it forgets plus one.  Buckets are kept in thousandths of a token,
+ * so the refill is exact integer arithmetic.
+ *
+ * The use list holds every bucket, least recently used first: a bucket
+ * untouched for l->refill_ms is full again, the same as a new one, so the
+ * expiry forgets from the head and stops at the first recent bucket.
  */
 #include "limit.h"
 
@@ -11,20 +16,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
+#include <utlist.h>
 
 #include "util.h"
 
 struct bucket {
 	char *key;
 	uint64_t milli; /* tokens x 1000 at t_ms */
-	uint64_t t_ms;
+	uint64_t t_ms;  /* the last refill, i.e. the last use */
 	UT_hash_handle hh;
+	struct bucket *prev, *next; /* the use list */
 };
 
 struct limit {
 	pthread_mutex_t lock;
 	uint64_t rate, burst; /* tokens per second; bucket size */
+	uint64_t refill_ms;   /* an empty bucket is full again after it */
 	struct bucket *buckets;
+	struct bucket *lru; /* least recently used first */
 };
 
 struct limit *
@@ -35,6 +44,8 @@ limit_new(unsigned rate, unsigned burst)
 	pthread_mutex_init(&l->lock, NULL);
 	l->rate = rate;
 	l->burst = burst ? burst : 1;
+	if (rate > 0)
+		l->refill_ms = (l->burst * 1000 + l->rate - 1) / l->rate;
 	return l;
 }
 
@@ -86,7 +97,15 @@ limit_take(
 		b->milli = l->burst * 1000;
 		b->t_ms = now_ms;
 		HASH_ADD_KEYPTR(hh, l->buckets, b->key, strlen(b->key), b);
+	} else {
+		DL_DELETE(l->lru, b);
 	}
+	/*
+	 * Used now: to the tail.  Threads read the clock before taking the
+	 * lock, so the list is in t_ms order but for such gaps; a bucket is
+	 * then forgotten one expiry later at worst, never too early.
+	 */
+	DL_APPEND(l->lru, b);
 	bucket_refill(l, b, now_ms);
 	ok = b->milli >= 1000;
 	if (ok) {
@@ -101,20 +120,20 @@ limit_take(
 	return ok;
 }
 
-void
+size_t
 limit_expire(struct limit *l, uint64_t now_ms)
 {
-	struct bucket *b, *tmp;
+	struct bucket *b;
+	size_t n = 0;
 
 	pthread_mutex_lock(&l->lock);
-	HASH_ITER(hh, l->buckets, b, tmp)
-	{
-		bucket_refill(l, b, now_ms);
-		if (b->milli == l->burst * 1000) {
-			HASH_DEL(l->buckets, b);
-			free(b->key);
-			free(b);
-		}
+	while ((b = l->lru) != NULL && b->t_ms + l->refill_ms <= now_ms) {
+		DL_DELETE(l->lru, b);
+		HASH_DEL(l->buckets, b);
+		free(b->key);
+		free(b);
+		n++;
 	}
 	pthread_mutex_unlock(&l->lock);
+	return n;
 }

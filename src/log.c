@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -14,7 +15,13 @@ const char *const log_level_name[LOG__MAX] = {
     [LOG_ERROR] = "error",
 };
 
+static const char *const log_format_name[LOG_FORMAT__MAX] = {
+    [LOG_FORMAT_TEXT] = "text",
+    [LOG_FORMAT_JSON] = "json",
+};
+
 static enum log_level log_min = LOG_INFO;
+static enum log_format log_format = LOG_FORMAT_TEXT;
 
 void
 log_set_level(enum log_level level)
@@ -31,16 +38,84 @@ log_level_parse(const char *s)
 	return -1;
 }
 
+void
+log_set_format(enum log_format format)
+{
+	log_format = format;
+}
+
+int
+log_format_parse(const char *s)
+{
+	for (int i = 0; i < LOG_FORMAT__MAX; i++)
+		if (strcmp(s, log_format_name[i]) == 0)
+			return i;
+	return -1;
+}
+
 int
 log_enabled(enum log_level level)
 {
 	return level >= log_min;
 }
 
+/*
+ * Append s as the inside of a JSON string to out[*n..size), stopping
+ * (without splitting an escape) when fewer than reserve bytes would be
+ * left.  Control characters are escaped; bytes that are not UTF-8 become
+ * U+FFFD, so every line is valid JSON whatever a message holds.
+ */
+static void
+log_json_string(
+    char *out, size_t *n, size_t size, size_t reserve, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p != '\0') {
+		char esc[8];
+		size_t len = 0, adv = 1;
+
+		if (*p == '"' || *p == '\\') {
+			esc[len++] = '\\';
+			esc[len++] = (char)*p;
+		} else if (*p == '\n' || *p == '\t' || *p == '\r') {
+			esc[len++] = '\\';
+			esc[len++] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+		} else if (*p < 0x20 || *p == 0x7f) {
+			memcpy(esc, "\\u00", 4);
+			len = 4;
+			esc[len++] = hex[*p >> 4];
+			esc[len++] = hex[*p & 15];
+		} else if (*p < 0x80) {
+			esc[len++] = (char)*p;
+		} else {
+			/* A whole, well-formed UTF-8 sequence, or U+FFFD. */
+			size_t want = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+			bool ok = *p >= 0xc2 && *p <= 0xf4;
+
+			for (size_t i = 1; ok && i < want; i++)
+				ok = (p[i] & 0xc0) == 0x80;
+			if (ok) {
+				memcpy(esc, p, want);
+				len = adv = want;
+			} else {
+				memcpy(esc, "\xef\xbf\xbd", 3);
+				len = 3;
+			}
+		}
+		if (*n + len + reserve > size)
+			return;
+		memcpy(out + *n, esc, len);
+		*n += len;
+		p += adv;
+	}
+}
+
 void
 log_write(enum log_level level, const char *module, const char *fmt, ...)
 {
-	char line[1024];
+	char line[LOG_LINE_MAX], msg[LOG_LINE_MAX], stamp[40];
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
@@ -51,19 +126,31 @@ log_write(enum log_level level, const char *module, const char *fmt, ...)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n,
-	    ".%03ldZ %s %s: ", ts.tv_nsec / 1000000, log_level_name[level],
-	    module);
-	n += (size_t)r;
+	n = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(stamp + n, sizeof(stamp) - n, ".%03ldZ", ts.tv_nsec / 1000000);
 	va_start(ap, fmt);
-	r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	r = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	/* A long line is cut, never split: keep room for the newline. */
-	if (r < 0 || (size_t)r >= sizeof(line) - n)
-		n = sizeof(line) - 2;
-	else
-		n += (size_t)r;
+	if (r < 0)
+		msg[0] = '\0';
+	if (log_format == LOG_FORMAT_JSON) {
+		n = (size_t)snprintf(line, sizeof(line),
+		    "{\"time\":\"%s\",\"level\":\"%s\",\"module\":\"", stamp,
+		    log_level_name[level]);
+		log_json_string(line, &n, sizeof(line), 64, module);
+		memcpy(line + n, "\",\"message\":\"", 13);
+		n += 13;
+		/* Room for the closing "} and the newline. */
+		log_json_string(line, &n, sizeof(line), 3, msg);
+		line[n++] = '"';
+		line[n++] = '}';
+	} else {
+		r = snprintf(line, sizeof(line), "%s %s %s: %s", stamp,
+		    log_level_name[level], module, msg);
+		/* A long line is cut, never split: keep room for the newline. */
+		n = r < 0 || (size_t)r >= sizeof(line) - 1 ? sizeof(line) - 2
+		                                           : (size_t)r;
+	}
 	line[n++] = '\n';
 	/* One write per line, so lines from threads never interleave. */
 	if (write(STDERR_FILENO, line, n) < 0)

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.h"
 #include "server.h"
 #include "util.h"
@@ -57,6 +58,8 @@ main(int argc, char **argv)
 		return rc > 0 ? 0 : 2;
 	}
 	log_set_level((enum log_level)c.log_level);
+	log_set_format((enum log_format)log_format_parse(c.log_format));
+	metrics_init();
 	json_set_alloc_funcs(xmalloc, free);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	main_raise_nofile();
@@ -86,11 +89,15 @@ main(int argc, char **argv)
 	limits.devices_per_user = c.max_devices_per_user;
 	limits.replay_ms = (uint64_t)c.replay_seconds * 1000;
 	limits.grace_ms = (uint64_t)c.grace_seconds * 1000;
+	limits.max_message_bytes = c.max_message_memory;
 	if (c.replay_max < c.queue_messages || c.replay_bytes < c.queue_bytes)
 		log_warn(
 		    "replay limits below the stream queue limits: a stream "
 		    "closed for falling behind cannot replay what it "
 		    "missed");
+	if (c.max_message_memory < c.max_body)
+		log_warn("max-message-memory below max-body: the largest "
+		         "messages can never be accepted (503)");
 	reg = registry_new(&limits);
 	srv = server_new(&c, reg);
 	if (srv == NULL || server_start(srv) < 0) {

@@ -29,6 +29,9 @@ static const struct route_spec route_specs[] = {
         "POST, OPTIONS"},
     {ROUTE_HEALTH, 1, {"healthz", NULL, NULL, NULL}, METHOD_GET,
         "GET, OPTIONS"},
+    {ROUTE_METRICS, 1, {"metrics", NULL, NULL, NULL}, METHOD_GET,
+        "GET, OPTIONS"},
+    {ROUTE_READY, 1, {"readyz", NULL, NULL, NULL}, METHOD_GET, "GET, OPTIONS"},
 };
 
 #define ROUTE_NSPECS (sizeof(route_specs) / sizeof(route_specs[0]))

@@ -66,22 +66,13 @@
 #include "api.h"
 #include "fcgi_out.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define LOG_MODULE "server"
 
 /* Pending connections the kernel queues for us. */
 #define SERVER_BACKLOG 1024
-/*
- * Worker stack size.  Streams need little; the deepest use is jansson's
- * recursive parser, bounded by --max-depth.  Only touched pages cost
- * memory.  Sanitizers need far more.
- */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SERVER_STACK_SIZE (1024 * 1024)
-#else
-#define SERVER_STACK_SIZE (128 * 1024)
-#endif
 /* Workers beyond max_streams, for short requests and kept-alive links. */
 #define SERVER_EXTRA_WORKERS 256
 /* Pause after accept() fails for lack of resources (e.g. EMFILE). */
@@ -545,6 +536,8 @@ stream_out_begin(struct server *srv, struct fcgi_out *out, FCGX_Request *req,
 	v[n].iov_base = resp->body.data;
 	v[n++].iov_len = resp->body.len;
 	rc = fcgi_out_writev(out, v, (size_t)n);
+	if (rc == 0)
+		metrics_stream_write(0, resp->body.len);
 
 	/* in, out, err and the parameters; libfcgi offers no call for this. */
 	g->req = *req;
@@ -569,6 +562,8 @@ stream_out_write(struct fcgi_out *out, struct buf *b)
 {
 	int rc = fcgi_out_write(out, b->data, b->len);
 
+	if (rc == 0)
+		metrics_stream_write(0, b->len);
 	buf_free(b);
 	return rc;
 }
@@ -578,12 +573,22 @@ static int
 stream_out_batch(struct server *srv, struct fcgi_out *out,
     struct registry_batch *batch, bool envelope)
 {
+	uint64_t published[REGISTRY_BATCH], now;
 	struct buf b = {0};
+	size_t n = batch->n;
 
-	for (size_t i = 0; i < batch->n; i++)
+	for (size_t i = 0; i < n; i++) {
 		api_stream_message(srv->api, batch->msgs[i], envelope, &b);
+		published[i] = registry_msg_published_us(batch->msgs[i]);
+	}
 	registry_batch_release(batch);
-	return stream_out_write(out, &b);
+	if (stream_out_write(out, &b) < 0)
+		return -1;
+	metrics_stream_write(n, 0);
+	now = util_now_us();
+	for (size_t i = 0; i < n; i++)
+		metrics_delivered(now > published[i] ? now - published[i] : 0);
+	return 0;
 }
 
 /* End the response; after a failed write, have libfcgi close the link. */
@@ -657,6 +662,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	struct fcgi_out out;
 	struct buf b = {0};
 	struct timeval tv = {0};
+	uint64_t born = util_now_ms();
 	bool watched;
 
 	/*
@@ -688,6 +694,10 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 			api_stream_close(&b);
 			stream_out_write(&out, &b);
 			break;
+		} else if (wake == REGISTRY_REPLACED) {
+			api_stream_replaced(&b);
+			stream_out_write(&out, &b);
+			break;
 		} else {
 			if (wake == REGISTRY_OVERFLOW)
 				log_warn("stream %llu fell too far behind: "
@@ -701,6 +711,8 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 done:
 	stream_out_end(&out, req);
 	registry_unsubscribe(srv->reg, s);
+	api_stream_end(srv->api, resp);
+	metrics_stream_end(util_now_ms() - born);
 }
 
 static void
@@ -709,6 +721,7 @@ server_handle(struct server *srv, FCGX_Request *req)
 	struct api_request ar = {0};
 	struct api_response resp = {0};
 	struct buf body = {0}, uri = {0};
+	const char *p;
 
 	ar.method = server_param(req, "REQUEST_METHOD");
 	ar.uri = server_param(req, "REQUEST_URI");
@@ -718,6 +731,10 @@ server_handle(struct server *srv, FCGX_Request *req)
 	ar.authorization = server_param(req, "HTTP_AUTHORIZATION");
 	ar.cookie = server_param(req, "HTTP_COOKIE");
 	ar.remote_addr = server_param(req, "REMOTE_ADDR");
+	ar.sec_fetch_site = server_param(req, "HTTP_SEC_FETCH_SITE");
+	ar.host = server_param(req, "HTTP_HOST");
+	ar.https = (p = server_param(req, "HTTPS")) != NULL &&
+	    strcasecmp(p, "on") == 0;
 	/*
 	 * Never an HTTP_ parameter: those come from the client, and fronts
 	 * map several spellings of a header name onto one.
@@ -733,7 +750,13 @@ server_handle(struct server *srv, FCGX_Request *req)
 		    qs && *qs ? "?" : "", qs && *qs ? qs : "");
 		ar.uri = uri.data;
 	}
-	if (ar.method != NULL && strcmp(ar.method, "POST") == 0) {
+	/*
+	 * A POST is authenticated (and routed, allowed, rate-limited) from
+	 * its parameters before its body is read: a refused one's body is
+	 * only drained.  Other requests are handled whole below.
+	 */
+	if (ar.method != NULL && strcmp(ar.method, "POST") == 0 &&
+	    api_precheck(srv->api, &ar, &resp)) {
 		ar.body_too_large =
 		    server_read_body(req, srv->config->max_body, &body);
 		ar.body = body.data;
@@ -747,6 +770,7 @@ server_handle(struct server *srv, FCGX_Request *req)
 		         "connection",
 		    strerror(FCGX_GetError(req->in) > 0 ? FCGX_GetError(req->in)
 		                                        : EIO));
+		api_response_clear(&resp);
 		buf_free(&body);
 		buf_free(&uri);
 		return;
@@ -866,6 +890,7 @@ server_stop(struct server *srv, unsigned timeout_ms)
 	struct timespec ts;
 	size_t left;
 
+	api_stop(srv->api); /* /readyz says 503 from here on */
 	pthread_mutex_lock(&srv->lock);
 	srv->stopping = true;
 	pthread_mutex_unlock(&srv->lock);

@@ -30,6 +30,8 @@ set -euo pipefail
 # The POST rate limit (per client address: the load generator is one) is
 # off: this measures throughput.
 export BEEP_RATE=${BEEP_RATE:-0}
+# So are streams per client address: every stream comes from the loader.
+export BEEP_MAX_STREAMS_PER_ADDRESS=${BEEP_MAX_STREAMS_PER_ADDRESS:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE="$ROOT/tests/bench"

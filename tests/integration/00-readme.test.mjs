@@ -38,3 +38,26 @@ test('README configuration table matches --help', async () => {
 	assert.ok(help.length > 20, `parsed ${help.length} options from --help`);
 	assert.deepEqual(readmeTable(), help);
 });
+
+// The sample configuration file is what `--print-config` prints with nothing
+// set: every option of the table, with its help and default. An option added
+// to the table without `make docs` fails here, naming the lines.
+test('conf/beep-signal.conf is the table (make docs)', async () => {
+	const r = await runBinary(['--print-config']);
+	assert.equal(r.code, 0, r.stderr);
+	const want = r.stdout.split('\n');
+	const have = readFileSync(path.join(ROOT, 'conf', 'beep-signal.conf'),
+	    'utf8').replace(/\n$/, '').split('\n');
+	const missing = want.filter((l) => !have.includes(l));
+	const extra = have.filter((l) => !want.includes(l));
+	assert.deepEqual({ missing, extra }, { missing: [], extra: [] },
+	    'conf/beep-signal.conf is out of date: run `make docs`');
+	assert.deepEqual(have, want, 'same lines, same order (make docs)');
+	// Every option of --help is a key there, at its default.
+	const help = helpTable((await runBinary(['--help'])).stdout);
+	for (const [flag, env, def] of help) {
+		const value = def === '(none)' ? '' : ` ${def}`;
+		assert.ok(have.includes(`#${flag} =${value}`), `key ${flag}`);
+		assert.ok(have.some((l) => l.includes(env)), `names ${env}`);
+	}
+});

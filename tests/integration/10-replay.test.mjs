@@ -204,11 +204,12 @@ describe('ids, replay and reset (BEEP_REPLAY_MAX=8)', { concurrency: 1 },
 		for (const s of [s1, s2])
 			await expectEvents(s, sent, 'device a');
 		await expectEvents(sb, other, 'device b');
-		// One `id:` line per event, nothing shared between events.
+		// One `id:` line per event, nothing shared between events, and
+		// one first, alone: the position the stream started at.
 		for (const s of [s1, s2, sb]) {
 			const idFields = s.fields.filter(([f]) => f === 'id');
-			assert.equal(idFields.length, s.received,
-			    'one id field per event');
+			assert.equal(idFields.length, s.received + 1,
+			    'the opening position, then one id field per event');
 		}
 		assertIncreasing(sent.map((m) => m.id), 'device a');
 		assertIncreasing(other.map((m) => m.id), 'device b');

@@ -64,6 +64,8 @@ test(`${USERS * DEVICES} devices cut at random while ` +
 			// address, and a device's cut streams stay open until the
 			// backend notices (several per device at a time).
 			BEEP_RATE: '0', BEEP_MAX_STREAMS_PER_DEVICE: '1000',
+			// 500 devices' streams, all from 127.0.0.1.
+			BEEP_MAX_STREAMS_PER_ADDRESS: '0',
 		},
 	}, t);
 	const started = Date.now();

@@ -78,8 +78,12 @@ function assertPosted(r, what, status = 200) {
 const post = (c, u, d, body, headers = {}) =>
     c.postJson(postPath(u, d), body, { headers });
 const list = (c, u, headers = {}) => c.get(listPath(u), { headers });
+// As a browser sends it from the service's own pages: with the cookie,
+// Sec-Fetch-Site: same-origin (cross-site cookie requests are refused, see
+// 22-csrf-cookie).
 const cookie = (t, name = 'beep_token') =>
-    ({ Cookie: `theme=dark; ${name}=${t}; lang=en` });
+    ({ Cookie: `theme=dark; ${name}=${t}; lang=en`,
+        'Sec-Fetch-Site': 'same-origin' });
 
 // Checks the three request kinds with `headers` are refused with 401.
 async function assertAll401(stack, c, headers, what, opts) {

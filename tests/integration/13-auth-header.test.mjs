@@ -16,7 +16,8 @@
 // What is checked: without valid credentials the stub's 401 comes back, also
 // with a forged X-User-Claim; authenticated as A with a forged claim for B the
 // request acts as A (403 on B's streams and list, envelope "from" A); clientid
-// pins the device; a pass without a claim, or a malformed claim, is no
+// pins the device; a pass without a claim, or a malformed claim (also one
+// nested too deep or longer than BEEP_MAX_TOKEN), is no
 // identity (401); the stub never sees the client's X-User-Claim; healthz and
 // OPTIONS stay open.
 import { test, describe, before, after } from 'node:test';
@@ -278,6 +279,12 @@ describe('BEEP_AUTH=header behind Caddy forward_auth', () => {
 			    rawClaim(JSON.stringify({ userid: `${alice}\u0001` }))],
 			['clientid not a string', rawClaim(JSON.stringify(
 			    { userid: alice, clientid: 7 }))],
+			// Issue 8: bounded before it is parsed (this one overflowed
+			// a worker's stack inside jansson and ended the process).
+			['nested 1,700 deep', rawClaim('['.repeat(1700))],
+			['a valid claim past BEEP_MAX_TOKEN (8192 bytes)',
+			    rawClaim(JSON.stringify({ userid: alice,
+			        pad: 'p'.repeat(8192) }))],
 		];
 		for (const [what, h] of cases) {
 			assertError(await openSub(stack, subPath(alice, 'p'), h), 401,

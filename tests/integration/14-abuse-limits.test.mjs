@@ -5,8 +5,11 @@
 //     Caddy every test client is 127.0.0.1, so in BEEP_AUTH=none mode (sender
 //     = client address) only the 429 and the recovery are checked; in jwt mode
 //     two token users have separate buckets.
-//   - streams per device (BEEP_MAX_STREAMS_PER_DEVICE) and devices per user
-//     (BEEP_MAX_DEVICES_PER_USER, live or in grace) -> 429 with Retry-After.
+//   - streams per device (BEEP_MAX_STREAMS_PER_DEVICE): a new stream
+//     replaces the oldest (which gets `event: replaced` and a long retry:,
+//     then ends), never a 429 (EventSource would give up for good);
+//     devices per user (BEEP_MAX_DEVICES_PER_USER, live or in grace) -> 429
+//     with Retry-After.
 //   - CORS allow-list: Access-Control-Allow-Credentials: true, and the
 //     preflight allows the Authorization header.
 //
@@ -232,39 +235,45 @@ describe('BEEP_MAX_STREAMS_PER_DEVICE=2', () => {
 		BEEP_MAX_STREAMS_PER_DEVICE: '2', BEEP_KEEPALIVE: '1',
 	} });
 
-	test('the 3rd stream on a device -> 429; other devices are fine', T,
-	    async () => {
+	// The replaced stream's last words: the event, a long retry:, the end.
+	async function expectReplaced(s, what) {
+		const ev = await s.nextEvent();
+		assert.equal(ev.type, 'replaced', `${what}: event ${JSON.stringify(ev)}`);
+		assert.equal(typeof JSON.parse(ev.data).reason, 'string', what);
+		assert.ok(s.retry >= 10000, `${what}: retry ${s.retry}`);
+		await s.waitEnd();
+		assert.equal(s.events.length, 0, `${what}: nothing after it`);
+	}
+
+	test('a 3rd stream on a device replaces the oldest; other devices are ' +
+	    'fine', T, async () => {
 		const c = h.stack.client();
 		const u = uid('user');
 		const a1 = await subOk(h.stack, u, 'd');
 		const a2 = await subOk(h.stack, u, 'd');
-		assert429(await openSub(h.stack, subPath(u, 'd')), '3rd stream');
-		assert429(await openSub(h.stack, subPath(u, 'd')), '3rd stream again');
+		const a3 = await subOk(h.stack, u, 'd');
+		await expectReplaced(a1, 'a1 by a3');
+		const a4 = await subOk(h.stack, u, 'd');
+		await expectReplaced(a2, 'a2 by a4');
 		// Other devices, of the user or of others, have their own count.
 		const e1 = await subOk(h.stack, u, 'e');
 		const e2 = await subOk(h.stack, u, 'e');
-		assert429(await openSub(h.stack, subPath(u, 'e')), '3rd stream on e');
+		const e3 = await subOk(h.stack, u, 'e');
+		await expectReplaced(e1, 'e1 by e3');
 		const v = await subOk(h.stack, uid('other'), 'd');
-		// The refused ones left nothing behind and disturbed nothing.
 		assert.deepEqual(await c.devices(u), ['d', 'e']);
+		// The two newest streams of d get what is posted to it.
 		const r = await c.postJson(postPath(u, 'd'), { data: 'both' });
 		assert.equal(r.status, 200, r.text);
-		assert.equal((await a1.nextEvent()).data, 'both');
-		assert.equal((await a2.nextEvent()).data, 'both');
-		// Once a stream is gone (the backend notices), there is room again.
-		a1.close();
-		const again = await poll(async () => {
-			const s = await openSub(h.stack, subPath(u, 'd'));
-			if (s.status === 200)
-				return s.stream;
-			assert429(s, 'before the departure is noticed');
-			return false;
-		}, { timeout: 15000, interval: 200, what: 'a stream slot on d' });
-		const r2 = await c.postJson(postPath(u, 'd'), { data: 'new' });
+		assert.equal((await a3.nextEvent()).data, 'both');
+		assert.equal((await a4.nextEvent()).data, 'both');
+		const r2 = await c.postJson(postPath(u, 'e'), { data: 'e' });
 		assert.equal(r2.status, 200, r2.text);
-		assert.equal((await again.nextEvent()).data, 'new');
-		assert.equal((await a2.nextEvent()).data, 'new');
-		for (const s of [a2, again, e1, e2, v])
+		assert.equal((await e2.nextEvent()).data, 'e');
+		assert.equal((await e3.nextEvent()).data, 'e');
+		const h1 = await c.health();
+		assert.ok(h1.replaced >= 3, `replaced counted: ${h1.replaced}`);
+		for (const s of [a3, a4, e2, e3, v])
 			s.close();
 	});
 });

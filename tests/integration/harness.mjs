@@ -181,9 +181,12 @@ export function lineCollector(stream, sink, tag, onLine,
 }
 
 // The environment the shipped Caddyfile runs with: home (and its XDG dirs) at
-// home, listening on 127.0.0.1:port, the backend on the unix socket, no admin.
-export function caddyEnv(home, port, socket) {
+// home, listening on 127.0.0.1:port, the backend on the unix socket, no admin,
+// and the loopback operations site (/metrics, /readyz) on opsPort when given
+// (else the Caddyfile's default, 9180, which Caddies share by SO_REUSEPORT).
+export function caddyEnv(home, port, socket, opsPort) {
 	return {
+		...(opsPort ? { OPS_PORT: String(opsPort) } : {}),
 		PATH: process.env.PATH,
 		HOME: home,
 		XDG_DATA_HOME: path.join(home, 'data'),
@@ -419,8 +422,9 @@ class Stack {
 		let lastErr;
 		for (let attempt = 0; attempt < 4; attempt++) {
 			const port = await freePort();
+			const opsPort = await freePort();
 			const home = path.join(this.dir, 'home');
-			const env = caddyEnv(home, port, this.socket);
+			const env = caddyEnv(home, port, this.socket, opsPort);
 			// Extra variables for another Caddyfile (e.g. AUTH_UPSTREAM);
 			// they cannot override the ones the harness owns.
 			const extra = { ...(this.opts.caddyEnv || {}) };
@@ -438,6 +442,9 @@ class Stack {
 			this.caddyLog = log;
 			this.port = port;
 			this.base = `http://127.0.0.1:${port}`;
+			// The operations site: /metrics, /readyz, /healthz.
+			this.opsPort = opsPort;
+			this.opsBase = `http://127.0.0.1:${opsPort}`;
 			try {
 				await waitHealthz(this.base, child, 'caddy', {
 					timeout: CADDY_GUARD,

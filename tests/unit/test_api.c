@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jwt.h>
+#include <time.h>
 
 #include "api.h"
 #include "sse_parser.h"
@@ -329,6 +331,575 @@ test_api_replay(void **state)
 	api_response_clear(&sub);
 }
 
+/* A fixture from argv, with room for 16 streams. */
+static struct fixture *
+fixture_argv(int argc, const char **argv)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	struct registry_limits l = {.max_streams = 16,
+	    .queue_messages = 16,
+	    .grace_ms = 60000,
+	    .streams_per_device = 8,
+	    .devices_per_user = 32};
+
+	assert_int_equal(config_parse(&f->c, argc, (char **)argv), 0);
+	f->reg = registry_new(&l);
+	f->api = api_new(&f->c, f->reg, NULL, NULL);
+	assert_non_null(f->api);
+	return f;
+}
+
+#define SECRET "api-test-secret-of-some-length"
+
+static char *
+token_for(const char *user)
+{
+	jwt_t *jwt;
+	char *tok, *out;
+
+	jwt_new(&jwt);
+	jwt_add_grant(jwt, "sub", user);
+	jwt_add_grant_int(jwt, "exp", (long)time(NULL) + 600);
+	jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)SECRET,
+	    (int)strlen(SECRET));
+	tok = jwt_encode_str(jwt);
+	out = xstrdup(tok);
+	free(tok);
+	jwt_free(jwt);
+	return out;
+}
+
+/* Release a stream the way the server does when it ends. */
+static void
+end_stream(struct fixture *f, struct api_response *r)
+{
+	registry_unsubscribe(f->reg, r->stream);
+	api_stream_end(f->api, r);
+	api_response_clear(r);
+}
+
+/*
+ * Issue 8, CSRF: a request identified by the cookie must come from our own
+ * origin (Sec-Fetch-Site: same-origin, or Origin equal to scheme://Host)
+ * or an allow-listed one; bearer and query tokens are not ambient.
+ */
+static void
+test_api_cookie_needs_same_origin(void **state)
+{
+	const char *argv[] = {"beep-signal", "--auth", "jwt", "--jwt-secret",
+	    SECRET, "--cors-origins", "https://app.example"};
+	struct fixture *f = fixture_argv(7, argv);
+	char *t = token_for("alice"), cookie[512], bearer[512], uri[512];
+	static const struct {
+		const char *origin, *site, *host;
+		bool https;
+		bool ok;
+	} cases[] = {
+	    {"https://evil.example", NULL, "beep.example", true, false},
+	    {"https://evil.example", "cross-site", "beep.example", true, false},
+	    {NULL, NULL, "beep.example", true, false},
+	    {"null", NULL, "beep.example", true, false},
+	    {NULL, "same-site", "beep.example", true, false},
+	    {NULL, "none", "beep.example", true, false},
+	    {NULL, "same-origin", "beep.example", true, true},
+	    {"https://app.example", "cross-site", "beep.example", true, true},
+	    {"https://beep.example", NULL, "beep.example", true, true},
+	    {"https://BEEP.example", NULL, "beep.example", true, true},
+	    {"http://beep.example", NULL, "beep.example", true, false},
+	    {"http://127.0.0.1:8080", NULL, "127.0.0.1:8080", false, true},
+	    {"http://127.0.0.1:8081", NULL, "127.0.0.1:8080", false, false},
+	    {"https://beep.example.evil", NULL, "beep.example", true, false},
+	    {"https://beep.example", NULL, NULL, true, false},
+	};
+
+	(void)state;
+	snprintf(cookie, sizeof(cookie), "x=1; beep_token=%s", t);
+	snprintf(bearer, sizeof(bearer), "Bearer %s", t);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct api_request post = {.method = "POST",
+		    .uri = "/user/bob/device/d",
+		    .content_type = "application/json",
+		    .body = "{\"data\":1}",
+		    .body_len = 10,
+		    .cookie = cookie,
+		    .origin = cases[i].origin,
+		    .sec_fetch_site = cases[i].site,
+		    .host = cases[i].host,
+		    .https = cases[i].https};
+		struct api_request sub = post;
+		struct api_response r = {0};
+
+		sub.method = "GET";
+		sub.uri = "/subscribe/alice/device/d";
+		sub.body = NULL;
+		sub.body_len = 0;
+		/* Refused before the body is read, or wanting it. */
+		assert_int_equal(api_precheck(f->api, &post, &r), cases[i].ok);
+		api_handle(f->api, &post, &r);
+		/* 404: let through, to a device that is not there. */
+		assert_int_equal(r.status, cases[i].ok ? HTTP_404 : HTTP_403);
+		if (!cases[i].ok)
+			assert_non_null(strstr(r.body.data, "{\"error\":"));
+		api_response_clear(&r);
+		api_handle(f->api, &sub, &r);
+		assert_int_equal(r.status, cases[i].ok ? HTTP_200 : HTTP_403);
+		assert_true((r.stream != NULL) == cases[i].ok);
+		if (r.stream)
+			end_stream(f, &r);
+		else
+			api_response_clear(&r);
+
+		/* The same from a bearer or query token: not ambient. */
+		post.cookie = NULL;
+		post.authorization = bearer;
+		api_handle(f->api, &post, &r);
+		assert_int_equal(r.status, HTTP_404);
+		api_response_clear(&r);
+		snprintf(uri, sizeof(uri),
+		    "/subscribe/alice/device/d?access_token=%s", t);
+		sub.cookie = NULL;
+		sub.uri = uri;
+		api_handle(f->api, &sub, &r);
+		assert_int_equal(r.status, HTTP_200);
+		end_stream(f, &r);
+	}
+	free(t);
+	api_free(f->api);
+	registry_free(f->reg);
+	config_clear(&f->c);
+	free(f);
+}
+
+/* With CORS "*", no Origin is trusted with the cookie. */
+static void
+test_api_cookie_star_trusts_no_origin(void **state)
+{
+	const char *argv[] = {
+	    "beep-signal", "--auth", "jwt", "--jwt-secret", SECRET};
+	struct fixture *f = fixture_argv(5, argv);
+	char *t = token_for("alice"), cookie[512];
+	struct api_request req = {.method = "GET",
+	    .uri = "/user/alice/devices",
+	    .cookie = cookie,
+	    .origin = "https://evil.example"};
+	struct api_response r = {0};
+
+	(void)state;
+	snprintf(cookie, sizeof(cookie), "beep_token=%s", t);
+	api_handle(f->api, &req, &r);
+	assert_int_equal(r.status, HTTP_403);
+	api_response_clear(&r);
+	req.origin = NULL;
+	req.sec_fetch_site = "same-origin";
+	api_handle(f->api, &req, &r);
+	assert_int_equal(r.status, HTTP_200);
+	api_response_clear(&r);
+	free(t);
+	api_free(f->api);
+	registry_free(f->reg);
+	config_clear(&f->c);
+	free(f);
+}
+
+/* A token past BEEP_MAX_TOKEN: 401 saying so, before any parsing. */
+static void
+test_api_token_too_long(void **state)
+{
+	const char *argv[] = {"beep-signal", "--auth", "jwt", "--jwt-secret",
+	    SECRET, "--max-token", "256"};
+	struct fixture *f = fixture_argv(7, argv);
+	char header[600];
+	struct api_request req = {.method = "POST",
+	    .uri = "/user/bob/device/d",
+	    .authorization = header};
+	struct api_response r = {0};
+
+	(void)state;
+	strcpy(header, "Bearer ");
+	memset(header + 7, 'A', 257);
+	header[7 + 257] = '\0';
+	assert_false(api_precheck(f->api, &req, &r));
+	assert_int_equal(r.status, HTTP_401);
+	assert_non_null(strstr(r.body.data, "token too long"));
+	assert_true(has_header(&r, "error=\"invalid_token\""));
+	api_response_clear(&r);
+	api_free(f->api);
+	registry_free(f->reg);
+	config_clear(&f->c);
+	free(f);
+}
+
+/*
+ * Issue 8: a POST is routed, authenticated, allowed and rate-limited from
+ * its parameters; only then is its body wanted.
+ */
+static void
+test_api_precheck_before_body(void **state)
+{
+	const char *argv[] = {"beep-signal", "--auth", "jwt", "--jwt-secret",
+	    SECRET, "--rate", "1", "--burst", "1"};
+	struct fixture *f = fixture_argv(9, argv);
+	char *t = token_for("alice"), bearer[512];
+	struct api_request req = {.method = "POST",
+	    .uri = "/user/bob/device/d",
+	    .content_type = "application/json"};
+	struct api_response r = {0}, sub = {0};
+	struct api_request sreq = {
+	    .method = "GET", .uri = "/subscribe/alice/device/d"};
+
+	(void)state;
+	/* No credentials, a bad route, a bad method: no body wanted. */
+	assert_false(api_precheck(f->api, &req, &r));
+	assert_int_equal(r.status, HTTP_401);
+	api_handle(f->api, &req, &r); /* already answered: unchanged */
+	assert_int_equal(r.status, HTTP_401);
+	api_response_clear(&r);
+	req.uri = "/nope";
+	assert_false(api_precheck(f->api, &req, &r));
+	assert_int_equal(r.status, HTTP_404);
+	api_response_clear(&r);
+	/* A GET answered 200 by the precheck is not handled twice. */
+	{
+		struct api_request list = {.method = "GET",
+		    .uri = "/user/alice/devices",
+		    .authorization = bearer};
+
+		snprintf(bearer, sizeof(bearer), "Bearer %s", t);
+		assert_false(api_precheck(f->api, &list, &r));
+		assert_int_equal(r.status, HTTP_200);
+		api_handle(f->api, &list, &r);
+		assert_string_equal(r.body.data, "[]");
+		api_response_clear(&r);
+	}
+	/* Identified: the body is wanted, and nothing answered yet. */
+	snprintf(bearer, sizeof(bearer), "Bearer %s", t);
+	req.authorization = bearer;
+	sreq.authorization = bearer;
+	api_handle(f->api, &sreq, &sub);
+	assert_int_equal(sub.status, HTTP_200);
+	req.uri = "/user/alice/device/d";
+	assert_true(api_precheck(f->api, &req, &r));
+	assert_int_equal(r.status, 0);
+	req.body = "{\"data\":\"hi\"}";
+	req.body_len = strlen(req.body);
+	api_handle(f->api, &req, &r);
+	assert_int_equal(r.status, HTTP_200);
+	api_response_clear(&r);
+	/* The rate (1, burst 1) is spent: 429 before the body. */
+	assert_false(api_precheck(f->api, &req, &r));
+	assert_int_equal(r.status, HTTP_429);
+	api_response_clear(&r);
+	/* A precheck that passed, then dropped (body never came): freed. */
+	api_expire(f->api, util_now_ms() + 10000);
+	end_stream(f, &sub);
+	free(t);
+	api_free(f->api);
+	registry_free(f->reg);
+	config_clear(&f->c);
+	free(f);
+}
+
+/* Issue 8: streams per client address in open mode. */
+static void
+test_api_streams_per_address(void **state)
+{
+	const char *argv[] = {"beep-signal", "--max-streams-per-address", "3"};
+	struct fixture *f = fixture_argv(3, argv);
+	struct api_response s[4], r = {0};
+	char uri[64];
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		struct api_request req = {
+		    .method = "GET", .uri = uri, .remote_addr = "192.0.2.1"};
+
+		snprintf(uri, sizeof(uri), "/subscribe/u%d/device/d", i);
+		memset(&s[i], 0, sizeof(s[i]));
+		api_handle(f->api, &req, &s[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(s[i].status, HTTP_200);
+	assert_int_equal(s[3].status, HTTP_429);
+	assert_true(has_header(&s[3], "Retry-After: "));
+	assert_non_null(strstr(s[3].body.data, "address"));
+	assert_null(s[3].stream);
+	api_response_clear(&s[3]);
+	{
+		/* Another address is not affected. */
+		struct api_request other = {.method = "GET",
+		    .uri = "/subscribe/v/device/d",
+		    .remote_addr = "192.0.2.2"};
+
+		api_handle(f->api, &other, &r);
+		assert_int_equal(r.status, HTTP_200);
+		end_stream(f, &r);
+	}
+	/* A stream ends: its place is free again, once. */
+	end_stream(f, &s[0]);
+	{
+		struct api_request req = {.method = "GET",
+		    .uri = "/subscribe/w/device/d",
+		    .remote_addr = "192.0.2.1"};
+
+		api_handle(f->api, &req, &s[0]);
+		assert_int_equal(s[0].status, HTTP_200);
+		api_handle(f->api, &req, &r);
+		assert_int_equal(r.status, HTTP_429);
+		api_response_clear(&r);
+	}
+	for (int i = 0; i < 3; i++)
+		end_stream(f, &s[i]);
+	api_free(f->api);
+	registry_free(f->reg);
+	config_clear(&f->c);
+	free(f);
+}
+
+/* With authentication on, the per-user limits apply, not the address. */
+static void
+test_api_streams_per_address_not_with_auth(void **state)
+{
+	const char *argv[] = {"beep-signal", "--auth", "jwt", "--jwt-secret",
+	    SECRET, "--max-streams-per-address", "1"};
+	struct fixture *f = fixture_argv(7, argv);
+	char *t = token_for("alice"), bearer[512], uri[64];
+	struct api_response s[3];
+
+	(void)state;
+	snprintf(bearer, sizeof(bearer), "Bearer %s", t);
+	for (int i = 0; i < 3; i++) {
+		struct api_request req = {.method = "GET",
+		    .uri = uri,
+		    .remote_addr = "192.0.2.1",
+		    .authorization = bearer};
+
+		snprintf(uri, sizeof(uri), "/subscribe/alice/device/d%d", i);
+		memset(&s[i], 0, sizeof(s[i]));
+		api_handle(f->api, &req, &s[i]);
+		assert_int_equal(s[i].status, HTTP_200);
+	}
+	for (int i = 0; i < 3; i++)
+		end_stream(f, &s[i]);
+	free(t);
+	api_free(f->api);
+	registry_free(f->reg);
+	config_clear(&f->c);
+	free(f);
+}
+
+static enum http_status
+get_from(struct fixture *f, const char *uri, const char *addr,
+    struct api_response *r)
+{
+	struct api_request req = {
+	    .method = "GET", .uri = uri, .remote_addr = addr};
+
+	memset(r, 0, sizeof(*r));
+	api_handle(f->api, &req, r);
+	return r->status;
+}
+
+/* Issue 12: /readyz at the stream limit and while stopping. */
+static void
+test_api_readyz(void **state)
+{
+	const char *argv[] = {"beep-signal", "--max-streams", "16"};
+	struct fixture *f = fixture_argv(3, argv);
+	struct api_response s[16], r;
+
+	(void)state;
+	assert_int_equal(get_from(f, "/readyz", NULL, &r), HTTP_200);
+	assert_non_null(strstr(r.body.data, "ready"));
+	api_response_clear(&r);
+	for (int i = 0; i < 16; i++) {
+		char uri[64];
+
+		snprintf(uri, sizeof(uri), "/subscribe/u%d/device/d", i);
+		assert_int_equal(
+		    get_from(f, uri, "192.0.2.9", &s[i]), HTTP_200);
+		if (i < 15) {
+			assert_int_equal(
+			    get_from(f, "/readyz", NULL, &r), HTTP_200);
+			api_response_clear(&r);
+		}
+	}
+	/* At max_streams: a subscribe would get 503, so /readyz says 503. */
+	assert_int_equal(get_from(f, "/readyz", NULL, &r), HTTP_503);
+	assert_non_null(strstr(r.body.data, "\"error\""));
+	api_response_clear(&r);
+	end_stream(f, &s[0]);
+	assert_int_equal(get_from(f, "/readyz", NULL, &r), HTTP_200);
+	api_response_clear(&r);
+	for (int i = 1; i < 16; i++)
+		end_stream(f, &s[i]);
+	/* Stopping: 503 at once, /healthz still 200. */
+	api_stop(f->api);
+	assert_int_equal(get_from(f, "/readyz", NULL, &r), HTTP_503);
+	assert_non_null(strstr(r.body.data, "stopping"));
+	api_response_clear(&r);
+	assert_int_equal(get_from(f, "/healthz", NULL, &r), HTTP_200);
+	api_response_clear(&r);
+	api_free(f->api);
+	registry_free(f->reg);
+	config_clear(&f->c);
+	free(f);
+}
+
+/* Issue 12: /metrics to BEEP_METRICS_ALLOW addresses only. */
+static void
+test_api_metrics_allow(void **state)
+{
+	const char *argv[] = {"beep-signal"};
+	const char *argv2[] = {"beep-signal", "--metrics-allow", "10.0.0.0/8"};
+	struct fixture *f = fixture_argv(1, argv);
+	struct api_response r;
+
+	(void)state;
+	assert_int_equal(get_from(f, "/metrics", "127.0.0.1", &r), HTTP_200);
+	assert_true(has_header(&r, "Content-Type: text/plain; version=0.0.4"));
+	assert_non_null(strstr(r.body.data, "\nbeep_streams_open 0\n"));
+	api_response_clear(&r);
+	assert_int_equal(get_from(f, "/metrics", "::1", &r), HTTP_200);
+	api_response_clear(&r);
+	assert_int_equal(get_from(f, "/metrics", "10.1.2.3", &r), HTTP_403);
+	assert_null(strstr(r.body.data, "beep_"));
+	api_response_clear(&r);
+	assert_int_equal(get_from(f, "/metrics", NULL, &r), HTTP_403);
+	api_response_clear(&r);
+	api_free(f->api);
+	registry_free(f->reg);
+	config_clear(&f->c);
+	free(f);
+	f = fixture_argv(3, argv2);
+	assert_int_equal(get_from(f, "/metrics", "10.1.2.3", &r), HTTP_200);
+	api_response_clear(&r);
+	assert_int_equal(get_from(f, "/metrics", "127.0.0.1", &r), HTTP_403);
+	api_response_clear(&r);
+	api_free(f->api);
+	registry_free(f->reg);
+	config_clear(&f->c);
+	free(f);
+}
+
+/*
+ * A stream opens with its position as an id and no event: a client cut
+ * before its first event resumes from it and gets what its ghost took.
+ */
+static void
+test_api_stream_position(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_limits l = {.grace_ms = 60000, .replay_ms = 60000};
+	struct fixture g = {.reg = registry_new(&l)};
+	struct api_request req = {
+	    .method = "GET", .uri = "/subscribe/u/device/d"};
+	struct api_response sub = {0}, sub2 = {0}, r;
+	struct registry_batch b;
+	struct sse_parser p;
+	struct buf all = {0};
+	char pos[128];
+
+	g.api = api_new(&f->c, g.reg, NULL, NULL);
+	f = &g;
+	api_handle(f->api, &req, &sub);
+	assert_non_null(sub.stream);
+	api_stream_open(f->api, &sub.start, &all);
+	sse_parse(&p, all.data, all.len);
+	assert_int_equal(p.n, 0);
+	assert_int_equal(p.comments, 1);
+	assert_true(strchr(p.last_id, '-') != NULL);
+	snprintf(pos, sizeof(pos), "%s", p.last_id);
+	sse_parser_free(&p);
+	buf_free(&all);
+	/* Posted while the client is cut; the ghost takes it. */
+	assert_int_equal(call(f, "POST", "/user/u/device/d", "application/json",
+	                     "{\"data\":\"one\"}", &r),
+	    HTTP_200);
+	api_response_clear(&r);
+	assert_int_equal(
+	    registry_wait(f->reg, sub.stream, 0, &b), REGISTRY_MESSAGES);
+	registry_batch_release(&b);
+	/* The reconnect, with the id it parsed, gets it. */
+	req.last_event_id = pos;
+	api_handle(f->api, &req, &sub2);
+	assert_non_null(sub2.stream);
+	assert_false(sub2.start.reset);
+	api_stream_open(f->api, &sub2.start, &all);
+	assert_int_equal(
+	    registry_wait(f->reg, sub2.stream, 0, &b), REGISTRY_MESSAGES);
+	for (size_t i = 0; i < b.n; i++)
+		api_stream_message(f->api, b.msgs[i], false, &all);
+	registry_batch_release(&b);
+	sse_parse(&p, all.data, all.len);
+	assert_int_equal(p.n, 1);
+	assert_string_equal(p.events[0].data.data, "one");
+	sse_parser_free(&p);
+	buf_free(&all);
+	/* A replaced stream says so, and to wait long before retrying. */
+	api_stream_replaced(&all);
+	sse_parse(&p, all.data, all.len);
+	assert_int_equal(p.n, 1);
+	assert_string_equal(p.events[0].type, "replaced");
+	assert_non_null(strstr(p.events[0].data.data, "\"reason\""));
+	assert_true(p.retry >= 10000);
+	sse_parser_free(&p);
+	buf_free(&all);
+	registry_unsubscribe(f->reg, sub.stream);
+	registry_unsubscribe(f->reg, sub2.stream);
+	api_response_clear(&sub);
+	api_response_clear(&sub2);
+	api_free(g.api);
+	registry_free(g.reg);
+}
+
+/* Posts not accepted (memory full, stopping) get 503 + Retry-After. */
+static void
+test_api_post_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_limits l = {.grace_ms = 60000, .max_message_bytes = 64};
+	struct registry *reg = registry_new(&l);
+	struct api *api = api_new(&f->c, reg, NULL, NULL);
+	struct api_request req = {
+	    .method = "GET", .uri = "/subscribe/u/device/d"};
+	struct api_response sub = {0}, r = {0};
+
+	api_handle(api, &req, &sub);
+	registry_unsubscribe(reg, sub.stream);
+	api_response_clear(&sub);
+	req = (struct api_request){.method = "POST",
+	    .uri = "/user/u/device/d",
+	    .content_type = "application/json",
+	    .body = "{\"data\":\"0123456789012345678901234567890123456789\"}"};
+	req.body_len = strlen(req.body);
+	api_handle(api, &req, &r);
+	assert_int_equal(r.status, HTTP_202);
+	api_response_clear(&r);
+	api_handle(api, &req, &r);
+	assert_int_equal(r.status, HTTP_503);
+	assert_true(has_header(&r, "Retry-After: "));
+	assert_string_equal(r.body.data, "{\"error\":\"message memory full\"}");
+	api_response_clear(&r);
+	req = (struct api_request){.method = "GET", .uri = "/healthz"};
+	api_handle(api, &req, &r);
+	assert_non_null(strstr(r.body.data, "\"message_bytes\":"));
+	assert_null(strstr(r.body.data, "\"message_bytes\":0"));
+	api_response_clear(&r);
+	registry_close(reg);
+	req = (struct api_request){.method = "POST",
+	    .uri = "/user/u/device/d",
+	    .content_type = "application/json",
+	    .body = "{\"data\":1}"};
+	req.body_len = strlen(req.body);
+	api_handle(api, &req, &r);
+	assert_int_equal(r.status, HTTP_503);
+	assert_true(has_header(&r, "Retry-After: "));
+	assert_string_equal(r.body.data, "{\"error\":\"service is stopping\"}");
+	api_response_clear(&r);
+	api_free(api);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
@@ -343,6 +914,18 @@ main(void)
 	        test_api_body_too_large, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_api_cors_list, setup_list, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_api_stream_position, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_api_post_refused, setup, teardown),
+	    cmocka_unit_test(test_api_cookie_needs_same_origin),
+	    cmocka_unit_test(test_api_cookie_star_trusts_no_origin),
+	    cmocka_unit_test(test_api_token_too_long),
+	    cmocka_unit_test(test_api_precheck_before_body),
+	    cmocka_unit_test(test_api_streams_per_address),
+	    cmocka_unit_test(test_api_streams_per_address_not_with_auth),
+	    cmocka_unit_test(test_api_readyz),
+	    cmocka_unit_test(test_api_metrics_allow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

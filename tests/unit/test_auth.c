@@ -14,8 +14,11 @@
 
 #include <cmocka.h>
 #include <jwt.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 
 #include "auth.h"
+#include "server.h"
 
 #define SECRET "test-secret-of-some-length"
 
@@ -192,6 +195,326 @@ test_auth_header(void **state)
 	auth_free(a);
 }
 
+/* text as base64url without padding, as a new string. */
+static char *
+b64url(const char *text)
+{
+	size_t len = strlen(text), n;
+	char *out = malloc(len / 3 * 4 + 8);
+
+	n = (size_t)EVP_EncodeBlock(
+	    (unsigned char *)out, (const unsigned char *)text, (int)len);
+	while (n > 0 && out[n - 1] == '=')
+		n--;
+	out[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+	return out;
+}
+
+/* n copies of s, then tail, as a new string. */
+static char *
+repeat(const char *s, size_t n, const char *tail)
+{
+	size_t len = strlen(s);
+	char *out = malloc(len * n + strlen(tail) + 1);
+
+	for (size_t i = 0; i < n; i++)
+		memcpy(out + i * len, s, len);
+	strcpy(out + len * n, tail);
+	return out;
+}
+
+/* A token whose header (or payload) is json, unsigned: "AAAA". */
+static char *
+token_with(const char *json, bool in_header)
+{
+	char *seg = b64url(json), *tok = malloc(strlen(seg) + 32);
+
+	if (in_header)
+		sprintf(tok, "%s.e30.AAAA", seg);
+	else
+		sprintf(tok, "eyJhbGciOiJIUzI1NiJ9.%s.AAAA", seg);
+	free(seg);
+	return tok;
+}
+
+/* prefix, then levels of "[", the same of "]", then suffix. */
+static char *
+nested(const char *prefix, unsigned levels, const char *suffix)
+{
+	size_t plen = strlen(prefix);
+	char *out = malloc(plen + 2 * levels + strlen(suffix) + 1);
+
+	memcpy(out, prefix, plen);
+	memset(out + plen, '[', levels);
+	memset(out + plen + levels, ']', levels);
+	strcpy(out + plen + 2 * levels, suffix);
+	return out;
+}
+
+/* A signed token for alice whose "x" claim nests levels deep. */
+static char *
+mint_deep(unsigned levels)
+{
+	char prefix[128], *json, *tok, *out;
+	jwt_t *jwt;
+
+	snprintf(prefix, sizeof(prefix),
+	    "{\"sub\":\"alice\",\"exp\":%ld,\"x\":", (long)time(NULL) + 60);
+	json = nested(prefix, levels, "}");
+	jwt_new(&jwt);
+	assert_int_equal(jwt_add_grants_json(jwt, json), 0);
+	jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)SECRET,
+	    (int)strlen(SECRET));
+	tok = jwt_encode_str(jwt);
+	out = strdup(tok);
+	free(tok);
+	free(json);
+	jwt_free(jwt);
+	return out;
+}
+
+/* Where a hostile token is put. */
+enum where { IN_BEARER, IN_COOKIE, IN_QUERY, IN_CLAIM, WHERE__MAX };
+
+struct hostile {
+	struct auth *a;
+	const char *cred;
+	enum where where;
+	enum auth_result res;
+	const char *why;
+	enum auth_source source;
+};
+
+/* Stack the frames above auth_identify() use in a worker, about. */
+#define CALLER_FRAMES (8 * 1024)
+
+static void *
+hostile_run(void *arg)
+{
+	struct hostile *h = arg;
+	volatile char callers[CALLER_FRAMES];
+	struct auth_request req = {0};
+	struct auth_identity id;
+	char *header = malloc(strlen(h->cred) + 32);
+
+	callers[0] = callers[CALLER_FRAMES - 1] = 0;
+	switch (h->where) {
+	case IN_BEARER:
+		sprintf(header, "Bearer %s", h->cred);
+		req.authorization = header;
+		break;
+	case IN_COOKIE:
+		sprintf(header, "a=b; beep_token=%s", h->cred);
+		req.cookie = header;
+		break;
+	case IN_QUERY:
+		req.query_token = h->cred;
+		break;
+	case IN_CLAIM:
+	case WHERE__MAX:
+		req.claim = h->cred;
+		break;
+	}
+	h->res = auth_identify(h->a, &req, &id);
+	h->why = id.why;
+	h->source = id.source;
+	auth_identity_clear(&id);
+	free(header);
+	(void)callers[0];
+	return NULL;
+}
+
+/*
+ * Run auth_identify() on a thread with the workers' stack size: a stack
+ * overflow there is what a hostile token did to the service.
+ */
+static enum auth_result
+identify_on_worker_stack(struct auth *a, const char *cred, enum where where,
+    const char **why, enum auth_source *source)
+{
+	struct hostile h = {.a = a, .cred = cred, .where = where};
+	pthread_attr_t attr;
+	pthread_t t;
+
+	pthread_attr_init(&attr);
+	assert_int_equal(
+	    pthread_attr_setstacksize(&attr, SERVER_STACK_SIZE), 0);
+	assert_int_equal(pthread_create(&t, &attr, hostile_run, &h), 0);
+	pthread_join(t, NULL);
+	pthread_attr_destroy(&attr);
+	if (why)
+		*why = h.why;
+	if (source)
+		*source = h.source;
+	return h.res;
+}
+
+static struct auth *
+new_auth_depth(const char *mode, const char *depth)
+{
+	const char *argv[] = {"beep-signal", "--auth", mode, "--jwt-secret",
+	    SECRET, "--max-depth", depth, "--jwt-leeway", "0"};
+
+	config_clear(&conf);
+	assert_int_equal(config_parse(&conf, 9, (char **)argv), 0);
+	return auth_new(&conf);
+}
+
+/*
+ * Issue 8: "[" x 1700 as a token's header or payload overflowed a worker's
+ * stack inside libjwt (jansson recurses per level), from the header, the
+ * cookie or the query.  Now refused before any parser sees it.
+ */
+static void
+test_auth_hostile_nesting(void **state)
+{
+	struct auth *a = new_auth_depth("jwt", "32");
+	static const char *const opens[] = {"[", "{\"a\":"};
+	enum auth_source want[] = {
+	    AUTH_SOURCE_BEARER, AUTH_SOURCE_COOKIE, AUTH_SOURCE_QUERY};
+	enum auth_source source;
+	const char *why;
+
+	(void)state;
+	for (size_t o = 0; o < 2; o++) {
+		char *deep = repeat(opens[o], 1700, "");
+
+		for (int in_header = 0; in_header < 2; in_header++) {
+			char *t = token_with(deep, in_header);
+
+			for (int w = IN_BEARER; w <= IN_QUERY; w++) {
+				assert_int_equal(
+				    identify_on_worker_stack(
+				        a, t, (enum where)w, &why, &source),
+				    AUTH_INVALID);
+				assert_non_null(why);
+				assert_int_equal(source, want[w]);
+			}
+			free(t);
+		}
+		free(deep);
+	}
+	/* At the limit a token is looked at (and refused: no signature). */
+	{
+		char *at = repeat("[", 32, ""), *past = repeat("[", 33, "");
+		char *t_at = token_with(at, false),
+		     *t_past = token_with(past, false);
+
+		identify_on_worker_stack(a, t_at, IN_BEARER, &why, NULL);
+		assert_null(why);
+		identify_on_worker_stack(a, t_past, IN_BEARER, &why, NULL);
+		assert_non_null(strstr(why, "deep"));
+		free(at);
+		free(past);
+		free(t_at);
+		free(t_past);
+	}
+	auth_free(a);
+}
+
+/* --max-depth at its maximum (128) holds on a worker's stack, end to end. */
+static void
+test_auth_max_depth_on_worker_stack(void **state)
+{
+	struct auth *a = new_auth_depth("jwt", "128");
+	char *ok = mint_deep(127), *deep = mint_deep(128);
+	const char *why;
+
+	(void)state;
+	/* 127 arrays inside the claims object: 128 levels, accepted. */
+	assert_int_equal(
+	    identify_on_worker_stack(a, ok, IN_BEARER, &why, NULL), AUTH_OK);
+	assert_int_equal(
+	    identify_on_worker_stack(a, ok, IN_COOKIE, &why, NULL), AUTH_OK);
+	assert_int_equal(
+	    identify_on_worker_stack(a, deep, IN_BEARER, &why, NULL),
+	    AUTH_INVALID);
+	free(ok);
+	free(deep);
+	auth_free(a);
+
+	a = new_auth_depth("header", "128");
+	{
+		char *claim = nested("{\"userid\":\"carol\",\"x\":", 127, "}");
+		char *deep_claim = repeat("[", 5000, "");
+
+		assert_int_equal(
+		    identify_on_worker_stack(a, claim, IN_CLAIM, &why, NULL),
+		    AUTH_OK);
+		assert_int_equal(identify_on_worker_stack(
+		                     a, deep_claim, IN_CLAIM, &why, NULL),
+		    AUTH_INVALID);
+		assert_non_null(strstr(why, "deep"));
+		free(claim);
+		free(deep_claim);
+	}
+	auth_free(a);
+}
+
+static struct auth *
+new_auth_max_token(const char *mode, size_t max)
+{
+	char n[32];
+	const char *argv[] = {"beep-signal", "--auth", mode, "--jwt-secret",
+	    SECRET, "--max-token", n};
+
+	snprintf(n, sizeof(n), "%zu", max);
+	config_clear(&conf);
+	assert_int_equal(config_parse(&conf, 7, (char **)argv), 0);
+	return auth_new(&conf);
+}
+
+/* BEEP_MAX_TOKEN: a token or claim one byte past it is refused unparsed. */
+static void
+test_auth_max_token(void **state)
+{
+	long now = (long)time(NULL);
+	char padding[300];
+	struct claim pad[] = {
+	    {"sub", "alice", 0}, {"exp", NULL, now + 60}, {"pad", padding, 0}};
+	struct auth *a;
+	const char *why;
+	char *t, *claim;
+	size_t len;
+
+	(void)state;
+	memset(padding, 'p', sizeof(padding) - 1);
+	padding[sizeof(padding) - 1] = '\0';
+	t = mint(JWT_ALG_HS256, SECRET, pad, 3);
+	len = strlen(t);
+	a = new_auth_max_token("jwt", len);
+	for (int w = IN_BEARER; w <= IN_QUERY; w++)
+		assert_int_equal(
+		    identify_on_worker_stack(a, t, (enum where)w, &why, NULL),
+		    AUTH_OK);
+	auth_free(a);
+	a = new_auth_max_token("jwt", len - 1);
+	for (int w = IN_BEARER; w <= IN_QUERY; w++) {
+		assert_int_equal(
+		    identify_on_worker_stack(a, t, (enum where)w, &why, NULL),
+		    AUTH_INVALID);
+		assert_string_equal(why, "token too long");
+	}
+	auth_free(a);
+	free(t);
+
+	claim = repeat(" ", 400, "{\"userid\":\"carol\"}");
+	len = strlen(claim);
+	a = new_auth_max_token("header", len);
+	assert_int_equal(
+	    identify_on_worker_stack(a, claim, IN_CLAIM, &why, NULL), AUTH_OK);
+	auth_free(a);
+	a = new_auth_max_token("header", len - 1);
+	assert_int_equal(
+	    identify_on_worker_stack(a, claim, IN_CLAIM, &why, NULL),
+	    AUTH_INVALID);
+	assert_string_equal(why, "identity claim too long");
+	auth_free(a);
+	free(claim);
+}
+
 static void
 test_auth_settings(void **state)
 {
@@ -218,6 +541,9 @@ main(void)
 	    cmocka_unit_test(test_auth_jwt_cookie_query_iss_aud),
 	    cmocka_unit_test(test_auth_header),
 	    cmocka_unit_test(test_auth_settings),
+	    cmocka_unit_test(test_auth_hostile_nesting),
+	    cmocka_unit_test(test_auth_max_depth_on_worker_stack),
+	    cmocka_unit_test(test_auth_max_token),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 

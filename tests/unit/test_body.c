@@ -8,8 +8,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "body.h"
+#include "server.h"
 
 #define JSON "application/json"
 #define FORM "application/x-www-form-urlencoded"
@@ -129,6 +131,89 @@ test_body_depth_limit(void **state)
 	body_msg_clear(&m);
 }
 
+struct deep_body {
+	const char *body;
+	size_t len;
+	unsigned max;
+	enum http_status status;
+	size_t data_len;
+};
+
+static void *
+deep_body_run(void *arg)
+{
+	struct deep_body *d = arg;
+	volatile char callers[8 * 1024]; /* the worker's frames above */
+	struct body_msg m;
+	const char *why;
+
+	callers[0] = 0;
+	d->status = body_decode(JSON, d->body, d->len, d->max, &m, &why);
+	d->data_len = m.data_len;
+	body_msg_clear(&m);
+	(void)callers[0];
+	return NULL;
+}
+
+/* Decode body on a thread with the workers' stack size. */
+static enum http_status
+decode_on_worker_stack(const char *body, unsigned max, size_t *data_len)
+{
+	struct deep_body d = {.body = body, .len = strlen(body), .max = max};
+	pthread_attr_t attr;
+	pthread_t t;
+
+	pthread_attr_init(&attr);
+	assert_int_equal(
+	    pthread_attr_setstacksize(&attr, SERVER_STACK_SIZE), 0);
+	assert_int_equal(pthread_create(&t, &attr, deep_body_run, &d), 0);
+	pthread_join(t, NULL);
+	pthread_attr_destroy(&attr);
+	*data_len = d.data_len;
+	return d.status;
+}
+
+/*
+ * --max-depth at its maximum (128) is safe on a worker's stack: parsed,
+ * dumped again (the data) and freed, all recursive in jansson.  Objects
+ * cost jansson more stack per level than arrays.
+ */
+static void
+test_body_max_depth_on_worker_stack(void **state)
+{
+	static const char *const opens[] = {"[", "{\"k\":"};
+	static const char *const closes[] = {"]", "}"};
+	size_t data_len;
+
+	(void)state;
+	for (size_t o = 0; o < 2; o++) {
+		size_t ol = strlen(opens[o]), n = 0;
+		char *b = malloc(200000 * ol + 64);
+
+		n += (size_t)sprintf(b, "{\"data\":");
+		for (int i = 0; i < 127; i++, n += ol)
+			memcpy(b + n, opens[o], ol);
+		b[n++] = '1';
+		for (int i = 0; i < 127; i++)
+			b[n++] = closes[o][0];
+		b[n++] = '}';
+		b[n] = '\0';
+		assert_int_equal(
+		    decode_on_worker_stack(b, 128, &data_len), HTTP_200);
+		assert_int_equal(data_len, n - strlen("{\"data\":") - 1);
+		assert_int_equal(
+		    decode_on_worker_stack(b, 127, &data_len), HTTP_400);
+		/* Far deeper than any stack: refused unparsed. */
+		n = (size_t)sprintf(b, "{\"data\":");
+		for (int i = 0; i < 200000; i++, n += ol)
+			memcpy(b + n, opens[o], ol);
+		b[n] = '\0';
+		assert_int_equal(
+		    decode_on_worker_stack(b, 128, &data_len), HTTP_400);
+		free(b);
+	}
+}
+
 static void
 test_body_event_limit(void **state)
 {
@@ -148,6 +233,7 @@ main(void)
 	    cmocka_unit_test(test_body_table),
 	    cmocka_unit_test(test_body_nul_in_json_string),
 	    cmocka_unit_test(test_body_depth_limit),
+	    cmocka_unit_test(test_body_max_depth_on_worker_stack),
 	    cmocka_unit_test(test_body_event_limit),
 	};
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -99,6 +100,128 @@ test_config_limits_at_edges(void **state)
 	config_clear(&c);
 }
 
+/* BEEP_MAX_TOKEN and BEEP_MAX_STREAMS_PER_ADDRESS: defaults and edges. */
+static void
+test_config_token_and_address_limits(void **state)
+{
+	const char *none[] = {"beep-signal"};
+	const char *edges[] = {"beep-signal", "--max-token", "256",
+	    "--max-streams-per-address", "0"};
+	const char *small[] = {"beep-signal", "--max-token", "255"};
+	struct config c;
+
+	(void)state;
+	assert_int_equal(parse(&c, 1, none), 0);
+	assert_int_equal(c.max_token, 8192);
+	assert_int_equal(c.max_streams_per_address, 256);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 5, edges), 0);
+	assert_int_equal(c.max_token, 256);
+	assert_int_equal(c.max_streams_per_address, 0);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 3, small), -1);
+	config_clear(&c);
+}
+
+/* Write text to a new temporary file; returns its path (static). */
+static const char *
+write_file(const char *text)
+{
+	static char path[] = "/tmp/beep-test-config-XXXXXX";
+	int fd;
+
+	strcpy(path, "/tmp/beep-test-config-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+/* flag > environment > file > default, for the same and other keys. */
+static void
+test_config_file_precedence(void **state)
+{
+	const char *path = write_file("# a comment\n"
+	                              "\n"
+	                              "  keepalive = 7\n"
+	                              "max-body=2048\n"
+	                              "max-id = 99\r\n"
+	                              "cors-origins = \"https://a.example\"\n"
+	                              "log-format = json\n");
+	const char *argv[] = {"beep-signal", "--config", path, "--max-id", "5"};
+	struct config c;
+
+	(void)state;
+	setenv("BEEP_MAX_BODY", "4096", 1);
+	assert_int_equal(parse(&c, 5, argv), 0);
+	assert_int_equal(c.keepalive, 7);   /* the file over the default */
+	assert_int_equal(c.max_body, 4096); /* the environment over it */
+	assert_int_equal(c.max_id, 5);      /* the flag over the file */
+	assert_string_equal(c.cors_origins, "https://a.example");
+	assert_string_equal(c.log_format, "json");
+	assert_int_equal(c.max_streams, 10000); /* the default */
+	config_clear(&c);
+	unsetenv("BEEP_MAX_BODY");
+	/* BEEP_CONFIG names the file when no --config does. */
+	setenv("BEEP_CONFIG", path, 1);
+	assert_int_equal(parse(&c, 1, argv), 0);
+	assert_int_equal(c.keepalive, 7);
+	config_clear(&c);
+	unsetenv("BEEP_CONFIG");
+	unlink(path);
+}
+
+static void
+test_config_file_refusals(void **state)
+{
+	static const char *bad[] = {
+	    "no-such-key = 1\n",
+	    "keepalive = 0\n",
+	    "keepalive\n",
+	    "keepalive = 3\nkeepalive = 4\n",
+	    "--keepalive = 3\n",
+	    "log-format = xml\n",
+	    "metrics-allow = 10.0.0.0/33\n",
+	};
+	const char *missing[] = {"beep-signal", "--config", "/nonexistent/x"};
+	struct config c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *path = write_file(bad[i]);
+		const char *argv[] = {"beep-signal", "--config", path};
+
+		if (parse(&c, 3, argv) != -1)
+			fail_msg("accepted: %s", bad[i]);
+		config_clear(&c);
+		unlink(path);
+	}
+	assert_int_equal(parse(&c, 3, missing), -1);
+	config_clear(&c);
+}
+
+static void
+test_config_new_options(void **state)
+{
+	const char *none[] = {"beep-signal"};
+	const char *set[] = {"beep-signal", "--metrics-allow",
+	    "10.0.0.0/8, ::1", "--log-format", "json"};
+	const char *bad[] = {"beep-signal", "--metrics-allow", "10.0.0.0/8,"};
+	struct config c;
+
+	(void)state;
+	assert_int_equal(parse(&c, 1, none), 0);
+	assert_string_equal(c.metrics_allow, "127.0.0.0/8,::1");
+	assert_string_equal(c.log_format, "text");
+	config_clear(&c);
+	assert_int_equal(parse(&c, 5, set), 0);
+	assert_string_equal(c.metrics_allow, "10.0.0.0/8, ::1");
+	config_clear(&c);
+	assert_int_equal(parse(&c, 3, bad), -1);
+	config_clear(&c);
+}
+
 int
 main(void)
 {
@@ -107,6 +230,10 @@ main(void)
 	    cmocka_unit_test(test_config_env_then_flags),
 	    cmocka_unit_test(test_config_refusals),
 	    cmocka_unit_test(test_config_limits_at_edges),
+	    cmocka_unit_test(test_config_token_and_address_limits),
+	    cmocka_unit_test(test_config_file_precedence),
+	    cmocka_unit_test(test_config_file_refusals),
+	    cmocka_unit_test(test_config_new_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <cmocka.h>
@@ -52,12 +53,71 @@ test_limit_off_and_expire(void **state)
 	limit_free(l);
 }
 
+/*
+ * The expiry forgets the buckets untouched for burst/rate seconds, least
+ * recently used first, and stops at the first recent one: a bucket used
+ * again moves behind the others.
+ */
+static void
+test_limit_expire_in_use_order(void **state)
+{
+	struct limit *l = limit_new(2, 4); /* full again 2 s after use */
+	unsigned retry = 0;
+
+	(void)state;
+	assert_true(limit_take(l, "a", 0, &retry));
+	assert_true(limit_take(l, "b", 100, &retry));
+	assert_true(limit_take(l, "c", 200, &retry));
+	assert_true(limit_take(l, "a", 300, &retry)); /* a: behind c */
+	assert_int_equal(limit_expire(l, 2099), 0);
+	/* b (used at 100) is refilled at 2100; a, used again at 300, not. */
+	assert_int_equal(limit_expire(l, 2100), 1);
+	assert_int_equal(limit_expire(l, 2199), 0);
+	assert_int_equal(limit_expire(l, 2300), 2); /* c, then a */
+	assert_int_equal(limit_expire(l, 100000), 0);
+	/* A forgotten bucket is a full one: the whole burst again. */
+	for (int i = 0; i < 4; i++)
+		assert_true(limit_take(l, "a", 100000, &retry));
+	assert_false(limit_take(l, "a", 100000, &retry));
+	limit_free(l);
+}
+
+/* Many buckets, expired as time passes: each forgotten once, in order. */
+static void
+test_limit_expire_many(void **state)
+{
+	struct limit *l = limit_new(1000, 1000); /* full again 1 s after use */
+	unsigned retry = 0;
+	char key[32];
+	size_t total = 0;
+
+	(void)state;
+	for (int i = 0; i < 10000; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_true(limit_take(l, key, (uint64_t)i, &retry));
+	}
+	/* At 1000 only k0 (used at 0) is due; then 1000 a second. */
+	for (uint64_t now = 1000; now <= 11000; now += 1000) {
+		size_t n = limit_expire(l, now);
+
+		assert_int_equal(n,
+		    now == 1000        ? 1
+		        : now == 11000 ? 999
+		                       : 1000);
+		total += n;
+	}
+	assert_int_equal(total, 10000);
+	limit_free(l);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_limit_burst_then_rate),
 	    cmocka_unit_test(test_limit_off_and_expire),
+	    cmocka_unit_test(test_limit_expire_in_use_order),
+	    cmocka_unit_test(test_limit_expire_many),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "registry.h"
 #include "util.h"
@@ -552,7 +553,7 @@ test_registry_resume(void **state)
 	registry_unsubscribe(reg, b);
 	b = resume_at(reg, "d", REGISTRY_RESUME_UNKNOWN, 0, &st);
 	assert_true(st.reset);
-	assert_int_equal(st.reset_id, ids[5]);
+	assert_int_equal(st.id, ids[5]);
 	registry_unsubscribe(reg, b);
 	registry_unsubscribe(reg, a);
 	registry_free(reg);
@@ -663,7 +664,7 @@ test_registry_grace_bound(void **state)
 	assert_int_equal(stats.dropped, 1);
 	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
 	assert_true(st.reset);
-	assert_true(st.reset_id < ids[1]);
+	assert_true(st.id < ids[1]);
 	assert_int_equal(drain(reg, a, &first, NULL), 2);
 	assert_int_equal(first, ids[1]);
 	registry_unsubscribe(reg, a);
@@ -733,6 +734,602 @@ test_registry_grace_from_hangup(void **state)
 	registry_free(reg);
 }
 
+/* At the per-device limit a new stream replaces the oldest live one. */
+static void
+test_registry_replace_oldest(void **state)
+{
+	struct registry_limits l = {.streams_per_device = 2};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *b, *c, *d;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+	char **names;
+	size_t n;
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	b = subscribe(reg, "u", "d", &err);
+	c = subscribe(reg, "u", "d", &err);
+	assert_non_null(c);
+	assert_int_equal(err, REGISTRY_OK);
+	/* a, the oldest, is told; it takes nothing more. */
+	publish_str(reg, "u", "d", "x", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(registry_wait(reg, a, FAR, &bt), REGISTRY_REPLACED);
+	assert_int_equal(bt.n, 0);
+	assert_int_equal(registry_wait(reg, b, FAR, &bt), REGISTRY_MESSAGES);
+	registry_batch_release(&bt);
+	assert_int_equal(registry_wait(reg, c, FAR, &bt), REGISTRY_MESSAGES);
+	registry_batch_release(&bt);
+	/* Still ending, a does not count: the next replaces b, not a. */
+	d = subscribe(reg, "u", "d", &err);
+	assert_non_null(d);
+	assert_int_equal(registry_wait(reg, b, FAR, &bt), REGISTRY_REPLACED);
+	assert_int_equal(registry_wait(reg, c, 0, &bt), REGISTRY_TIMEOUT);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.replaced, 2);
+	registry_devices(reg, "u", &names, &n);
+	assert_int_equal(n, 1);
+	free(names[0]);
+	free(names);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, c);
+	registry_unsubscribe(reg, d);
+	registry_free(reg);
+}
+
+/* With one stream per device, the replacement takes what the old left. */
+static void
+test_registry_replace_takes_over(void **state)
+{
+	struct registry_limits l = {
+	    .streams_per_device = 1, .replay_ms = 60000, .grace_ms = 60000};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *b;
+	struct registry_batch bt;
+	enum registry_error err;
+	uint64_t id, first = 0;
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	id = publish_id(reg, "d", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	b = subscribe(reg, "u", "d", &err);
+	assert_int_equal(registry_wait(reg, a, FAR, &bt), REGISTRY_REPLACED);
+	assert_int_equal(drain(reg, b, &first, NULL), 1);
+	assert_int_equal(first, id);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_free(reg);
+}
+
+/* Resuming after start.id gets exactly what the stream would have got. */
+static void
+test_registry_start_position(void **state)
+{
+	struct registry *reg = replay_registry(16, 60000, 0);
+	struct registry_stream *a, *b;
+	struct registry_start st, st2;
+	enum registry_error err;
+	uint64_t ids[4], first = 0, last = 0;
+
+	(void)state;
+	/* A fresh device: the position is before anything it will get. */
+	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
+	assert_false(st.reset);
+	ids[0] = publish_id(reg, "d", &err);
+	assert_true(st.id < ids[0]);
+	/* Cut before it wrote anything: its thread took ids[0] (a ghost). */
+	assert_int_equal(drain(reg, a, NULL, NULL), 1);
+	registry_hangup(reg, registry_stream_id(a));
+	b = resume_at(reg, "d", REGISTRY_RESUME_AT, st.id, &st2);
+	assert_false(st2.reset);
+	assert_int_equal(st2.id, st.id);
+	assert_int_equal(drain(reg, b, &first, NULL), 1);
+	assert_int_equal(first, ids[0]);
+	registry_unsubscribe(reg, a);
+	/* A live device: the position is its newest message. */
+	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
+	assert_int_equal(st.id, ids[0]);
+	registry_unsubscribe(reg, a);
+	drain(reg, b, NULL, NULL);
+	registry_unsubscribe(reg, b);
+	/* In grace with held messages: the last one before them. */
+	ids[1] = publish_id(reg, "d", &err);
+	ids[2] = publish_id(reg, "d", &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
+	assert_false(st.reset);
+	assert_int_equal(st.id, ids[0]);
+	registry_hangup(reg, registry_stream_id(a)); /* cut at once */
+	b = resume_at(reg, "d", REGISTRY_RESUME_AT, st.id, &st2);
+	assert_int_equal(drain(reg, b, &first, &last), 2);
+	assert_int_equal(first, ids[1]);
+	assert_int_equal(last, ids[2]);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	/* Held with nothing before them in the log: the floor. */
+	registry_free(reg);
+	reg = replay_registry(16, 60000, 0);
+	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
+	registry_unsubscribe(reg, a);
+	ids[3] = publish_id(reg, "d", &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
+	assert_true(st.id < ids[3]);
+	registry_unsubscribe(reg, a);
+	b = resume_at(reg, "d", REGISTRY_RESUME_AT, st.id, &st2);
+	assert_false(st2.reset);
+	assert_int_equal(drain(reg, b, &first, NULL), 1);
+	assert_int_equal(first, ids[3]);
+	registry_unsubscribe(reg, b);
+	registry_free(reg);
+}
+
+/* The replay window runs from delivery, and the tick trims on time. */
+static void
+test_registry_replay_from_delivery(void **state)
+{
+	struct registry_limits l = {
+	    .replay_ms = 1000, .grace_ms = 600000, .replay_max = 16};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a;
+	struct registry_stats stats;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t held, before, first = 0, t;
+
+	(void)state;
+	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
+	before = st.id;
+	registry_unsubscribe(reg, a);
+	held = publish_id(reg, "d", &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	/* Held far longer than the window: undelivered, it stays. */
+	registry_expire(reg, util_now_ms() + 100000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.held, 1);
+	assert_int_equal(stats.message_bytes, 1);
+	assert_int_equal(stats.grace, 1);
+	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
+	t = util_now_ms();
+	assert_int_equal(drain(reg, a, NULL, NULL), 1);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.held, 0);
+	assert_int_equal(stats.grace, 0);
+	assert_int_equal(stats.replayed, 0);
+	/* Delivered now: replayable for the window after this. */
+	registry_expire(reg, t + 900);
+	registry_unsubscribe(reg, a);
+	a = resume_at(reg, "d", REGISTRY_RESUME_AT, before, &st);
+	assert_false(st.reset);
+	assert_int_equal(drain(reg, a, &first, NULL), 1);
+	assert_int_equal(first, held);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.replayed, 1);
+	assert_int_equal(stats.expired, 0);
+	/* Past it, with no other activity, the tick drops it. */
+	registry_expire(reg, util_now_ms() + 1001);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.message_bytes, 0);
+	assert_int_equal(stats.expired, 1);
+	registry_unsubscribe(reg, a);
+	a = resume_at(reg, "d", REGISTRY_RESUME_AT, before, &st);
+	assert_true(st.reset);
+	assert_string_equal(st.reason, "event id too old");
+	registry_unsubscribe(reg, a);
+	registry_free(reg);
+}
+
+/* The time trim keeps what a live stream has not taken yet. */
+static void
+test_registry_trim_waits_for_streams(void **state)
+{
+	struct registry_limits l = {.replay_ms = 1000, .grace_ms = 60000};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *b;
+	struct registry_stats stats;
+	enum registry_error err;
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	b = subscribe(reg, "u", "d", &err);
+	publish_id(reg, "d", &err);
+	publish_id(reg, "d", &err);
+	assert_int_equal(drain(reg, a, NULL, NULL), 2);
+	/* b lags: the head stays, and so does what follows it. */
+	registry_expire(reg, util_now_ms() + 5000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.message_bytes, 2);
+	assert_int_equal(drain(reg, b, NULL, NULL), 2);
+	registry_expire(reg, util_now_ms() + 5000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.message_bytes, 0);
+	registry_unsubscribe(reg, b);
+	/* A live-only stream that overtakes a: all count as delivered. */
+	publish_id(reg, "d", &err);
+	publish_id(reg, "d", &err);
+	b = subscribe(reg, "u", "d", &err);
+	publish_id(reg, "d", &err);
+	assert_int_equal(drain(reg, b, NULL, NULL), 1);
+	registry_expire(reg, util_now_ms() + 5000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.message_bytes, 3);
+	assert_int_equal(drain(reg, a, NULL, NULL), 3);
+	registry_expire(reg, util_now_ms() + 5000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.message_bytes, 0);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_free(reg);
+}
+
+static uint64_t
+publish_len(
+    struct registry *reg, const char *d, size_t len, enum registry_error *err)
+{
+	char buf[256];
+	struct registry_msg *m;
+	uint64_t id;
+
+	memset(buf, 'x', len);
+	m = registry_msg_new(buf, len);
+	*err = registry_publish(reg, "u", d, m);
+	id = registry_msg_id(m);
+	registry_msg_unref(m);
+	return id;
+}
+
+/*
+ * At the memory budget the oldest delivered messages go, of any device;
+ * undelivered ones never do: the publish is refused instead.
+ */
+static void
+test_registry_memory_budget(void **state)
+{
+	struct registry_limits l = {
+	    .replay_ms = 600000, .grace_ms = 600000, .max_message_bytes = 100};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *b;
+	struct registry_stats stats;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t ids[3], first = 0, last = 0;
+
+	(void)state;
+	/* d1 got three 30-byte messages: retained for replay. */
+	a = resume_at(reg, "d1", REGISTRY_RESUME_NONE, 0, &st);
+	for (int i = 0; i < 3; i++)
+		ids[i] = publish_len(reg, "d1", 30, &err);
+	assert_int_equal(drain(reg, a, NULL, NULL), 3);
+	/* d2, away, is held a message: d1's oldest makes room. */
+	b = subscribe(reg, "u", "d2", &err);
+	registry_unsubscribe(reg, b);
+	publish_len(reg, "d2", 30, &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.evicted, 1);
+	assert_int_equal(stats.message_bytes, 90);
+	/* d1's client resuming from before ids[0] lost it: reset. */
+	b = resume_at(reg, "d1", REGISTRY_RESUME_AT, st.id, &st);
+	assert_true(st.reset);
+	registry_unsubscribe(reg, b);
+	b = resume_at(reg, "d1", REGISTRY_RESUME_AT, ids[0], &st);
+	assert_false(st.reset);
+	assert_int_equal(drain(reg, b, &first, &last), 2);
+	assert_int_equal(first, ids[1]);
+	registry_unsubscribe(reg, b);
+	/* Undelivered messages fill it: refused, nothing dropped. */
+	publish_len(reg, "d2", 30, &err);
+	publish_len(reg, "d2", 30, &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.evicted, 3);
+	assert_int_equal(stats.message_bytes, 90);
+	publish_len(reg, "d2", 30, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	publish_len(reg, "d1", 30, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.refused, 2);
+	assert_int_equal(stats.held, 3);
+	assert_int_equal(stats.dropped, 0);
+	/* Once delivered, they make room again. */
+	b = resume_at(reg, "d2", REGISTRY_RESUME_NONE, 0, &st);
+	assert_int_equal(drain(reg, b, NULL, NULL), 3);
+	publish_len(reg, "d1", 30, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(drain(reg, a, NULL, NULL), 1);
+	registry_stats(reg, &stats);
+	assert_true(stats.message_bytes <= 100);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_free(reg);
+}
+
+/*
+ * A stream that lags behind the oldest retained message cannot make the
+ * budget refuse every post: it is ended (overflow), the message goes.
+ */
+static void
+test_registry_memory_budget_lagging(void **state)
+{
+	struct registry_limits l = {
+	    .replay_ms = 600000, .grace_ms = 600000, .max_message_bytes = 100};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *b, *c;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	a = subscribe(reg, "u", "d1", &err);
+	b = subscribe(reg, "u", "d1", &err);
+	for (int i = 0; i < 3; i++)
+		publish_len(reg, "d1", 30, &err);
+	assert_int_equal(drain(reg, a, NULL, NULL), 3);
+	/* The time sweep waits for b... */
+	registry_expire(reg, util_now_ms() + 1000000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.message_bytes, 90);
+	/* ...the budget does not. */
+	c = subscribe(reg, "u", "d2", &err);
+	publish_len(reg, "d2", 30, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(registry_wait(reg, b, FAR, &bt), REGISTRY_OVERFLOW);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.evicted, 1);
+	assert_int_equal(stats.overflows, 1);
+	assert_int_equal(stats.dropped, 0);
+	assert_int_equal(drain(reg, c, NULL, NULL), 1);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, c);
+	registry_free(reg);
+}
+
+/* While closing, only what a live stream will still take is accepted. */
+static void
+test_registry_close_refuses_unkept(void **state)
+{
+	struct registry *reg = replay_registry(16, 60000, 0);
+	struct registry_stream *a, *b;
+	struct registry_start st;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	a = subscribe(reg, "u", "live", &err);
+	b = subscribe(reg, "u", "away", &err);
+	registry_unsubscribe(reg, b);
+	registry_close(reg);
+	publish_id(reg, "away", &err);
+	assert_int_equal(err, REGISTRY_CLOSED);
+	/* a has not seen the close yet: it will deliver this one. */
+	publish_id(reg, "live", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(registry_wait(reg, a, FAR, &bt), REGISTRY_MESSAGES);
+	assert_int_equal(bt.n, 1);
+	registry_batch_release(&bt);
+	assert_int_equal(registry_wait(reg, a, FAR, &bt), REGISTRY_CLOSING);
+	/* Now it writes its last bytes and ends: nothing more. */
+	publish_id(reg, "live", &err);
+	assert_int_equal(err, REGISTRY_CLOSED);
+	assert_null(resume_at(reg, "live", REGISTRY_RESUME_NONE, 0, &st));
+	registry_unsubscribe(reg, a);
+	registry_free(reg);
+}
+
+/* The sweep forgets devices in expiry order and keeps the held count. */
+static void
+test_registry_grace_order(void **state)
+{
+	struct registry *reg = replay_registry(16, 1000, 0);
+	struct registry_stream *a;
+	struct registry_stats stats;
+	enum registry_error err;
+	uint64_t t0 = util_now_ms();
+
+	(void)state;
+	a = subscribe(reg, "u", "d1", &err);
+	registry_unsubscribe(reg, a);
+	publish_id(reg, "d1", &err);
+	a = subscribe(reg, "u", "d2", &err);
+	registry_unsubscribe(reg, a);
+	publish_id(reg, "d2", &err);
+	publish_id(reg, "d2", &err);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.held, 3);
+	registry_expire(reg, t0 + 500);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.devices, 2);
+	registry_expire(reg, util_now_ms() + 1000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.devices, 0);
+	assert_int_equal(stats.held, 0);
+	assert_int_equal(stats.dropped, 3);
+	assert_int_equal(stats.message_bytes, 0);
+	registry_free(reg);
+}
+
+/* A mass expiry, swept in slices, still goes in one call. */
+static void
+test_registry_mass_expiry(void **state)
+{
+	struct registry_limits l = {.replay_ms = 1000, .grace_ms = 1000};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a;
+	struct registry_stats stats;
+	enum registry_error err;
+	char name[16];
+
+	(void)state;
+	a = subscribe(reg, "u", "live", &err);
+	for (int i = 0; i < 3000; i++)
+		publish_id(reg, "live", &err);
+	assert_int_equal(drain(reg, a, NULL, NULL), 3000);
+	for (int i = 0; i < 2500; i++) {
+		struct registry_stream *s;
+
+		snprintf(name, sizeof(name), "d%d", i);
+		s = subscribe(reg, name, "d", &err);
+		registry_unsubscribe(reg, s);
+	}
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.devices, 2501);
+	assert_int_equal(stats.message_bytes, 3000);
+	registry_expire(reg, util_now_ms() + 5000);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.devices, 1);
+	assert_int_equal(stats.forgotten, 2500);
+	assert_int_equal(stats.message_bytes, 0);
+	registry_unsubscribe(reg, a);
+	registry_free(reg);
+}
+
+/*
+ * One client whose connection is cut again and again: each new stream
+ * resumes from the last id the client parsed (the opening position or
+ * the last message) and replaces the old one, whose thread goes on
+ * taking messages nobody reads until it is told.  The client gets every
+ * accepted message exactly once, in order.
+ */
+#define GHOST_MESSAGES 3000
+
+struct ghost_client {
+	pthread_mutex_t lock;
+	uint64_t last_id; /* the last id it parsed */
+	uint64_t got[GHOST_MESSAGES];
+	size_t n, lost_to_ghosts; /* taken by a stream after its cut */
+	bool dup_or_gap;
+};
+
+struct ghost_stream {
+	struct registry *reg;
+	struct registry_stream *s;
+	struct ghost_client *c;
+	bool connected; /* under c->lock */
+	pthread_t tid;
+};
+
+static void *
+ghost_main(void *arg)
+{
+	struct ghost_stream *g = arg;
+	struct registry_batch b;
+
+	while (registry_wait(g->reg, g->s, FAR, &b) == REGISTRY_MESSAGES) {
+		pthread_mutex_lock(&g->c->lock);
+		if (!g->connected)
+			g->c->lost_to_ghosts += b.n;
+		for (size_t i = 0; g->connected && i < b.n; i++) {
+			uint64_t id = registry_msg_id(b.msgs[i]);
+
+			if (id <= g->c->last_id || g->c->n == GHOST_MESSAGES)
+				g->c->dup_or_gap = true;
+			else
+				g->c->got[g->c->n++] = id;
+			g->c->last_id = id;
+		}
+		pthread_mutex_unlock(&g->c->lock);
+		registry_batch_release(&b);
+	}
+	registry_unsubscribe(g->reg, g->s);
+	return NULL;
+}
+
+static void *
+ghost_publisher(void *arg)
+{
+	struct registry *reg = arg;
+	uint64_t *ids = xcalloc(GHOST_MESSAGES, sizeof(*ids));
+	enum registry_error err;
+
+	for (size_t i = 0; i < GHOST_MESSAGES; i++) {
+		ids[i] = publish_id(reg, "d", &err);
+		if (err != REGISTRY_OK && err != REGISTRY_HELD)
+			ids[i] = 0;
+		usleep(20);
+	}
+	return ids;
+}
+
+static void
+test_registry_ghost_no_duplicates(void **state)
+{
+	struct registry_limits l = {
+	    .streams_per_device = 1, .replay_ms = 600000, .grace_ms = 600000};
+	struct registry *reg = registry_new(&l);
+	struct ghost_client c = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct ghost_stream *gs[64];
+	struct registry_resume r = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	enum registry_error err;
+	pthread_t pub;
+	uint64_t *ids;
+	size_t ng = 0, want = 0, k = 0;
+
+	(void)state;
+	pthread_create(&pub, NULL, ghost_publisher, reg);
+	for (ng = 0; ng < 64; ng++) {
+		struct ghost_stream *g = xcalloc(1, sizeof(*g));
+
+		g->reg = reg;
+		g->c = &c;
+		if (ng > 0) {
+			/* Cut; the ghost takes what comes until replaced. */
+			pthread_mutex_lock(&c.lock);
+			gs[ng - 1]->connected = false;
+			pthread_mutex_unlock(&c.lock);
+			usleep(200 + (unsigned)(random() % 800));
+		}
+		pthread_mutex_lock(&c.lock);
+		if (ng > 0) {
+			r.kind = REGISTRY_RESUME_AT;
+			r.id = c.last_id;
+		}
+		g->s = registry_subscribe(reg, "u", "d", &r, &st, &err);
+		assert_non_null(g->s);
+		assert_false(st.reset);
+		/* The opening bytes: the client parses the position. */
+		c.last_id = st.id;
+		g->connected = true;
+		pthread_mutex_unlock(&c.lock);
+		pthread_create(&g->tid, NULL, ghost_main, g);
+		gs[ng] = g;
+		usleep(200 + (unsigned)(random() % 800));
+	}
+	pthread_join(pub, (void **)&ids);
+	for (size_t i = 0; i < GHOST_MESSAGES; i++)
+		want += ids[i] != 0;
+	/* The last stream stays connected: wait until it has everything. */
+	for (int tries = 0; tries < 5000; tries++) {
+		pthread_mutex_lock(&c.lock);
+		k = c.n;
+		pthread_mutex_unlock(&c.lock);
+		if (k >= want)
+			break;
+		usleep(1000);
+	}
+	registry_close(reg);
+	for (size_t i = 0; i < ng; i++) {
+		pthread_join(gs[i]->tid, NULL);
+		free(gs[i]);
+	}
+	print_message("%zu reconnects, %zu messages taken by ghosts\n", ng,
+	    c.lost_to_ghosts);
+	assert_false(c.dup_or_gap);
+	assert_int_equal(c.n, want);
+	k = 0;
+	for (size_t i = 0; i < GHOST_MESSAGES; i++)
+		if (ids[i] != 0)
+			assert_int_equal(c.got[k++], ids[i]);
+	free(ids);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
@@ -753,6 +1350,17 @@ main(void)
 	    cmocka_unit_test(test_registry_grace_bound),
 	    cmocka_unit_test(test_registry_overflow_replay),
 	    cmocka_unit_test(test_registry_grace_from_hangup),
+	    cmocka_unit_test(test_registry_replace_oldest),
+	    cmocka_unit_test(test_registry_replace_takes_over),
+	    cmocka_unit_test(test_registry_start_position),
+	    cmocka_unit_test(test_registry_replay_from_delivery),
+	    cmocka_unit_test(test_registry_trim_waits_for_streams),
+	    cmocka_unit_test(test_registry_memory_budget),
+	    cmocka_unit_test(test_registry_memory_budget_lagging),
+	    cmocka_unit_test(test_registry_close_refuses_unkept),
+	    cmocka_unit_test(test_registry_grace_order),
+	    cmocka_unit_test(test_registry_mass_expiry),
+	    cmocka_unit_test(test_registry_ghost_no_duplicates),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

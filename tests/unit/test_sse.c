@@ -117,6 +117,23 @@ test_sse_comment_and_retry_dispatch_nothing(void **state)
 	buf_free(&out);
 }
 
+/* An id with no data sets the last event id and dispatches nothing. */
+static void
+test_sse_id_alone(void **state)
+{
+	struct buf out = {0};
+	struct sse_parser p;
+
+	(void)state;
+	sse_format_comment(&out, "beep");
+	sse_format_id(&out, "17-42");
+	sse_parse(&p, out.data, out.len);
+	assert_int_equal(p.n, 0);
+	assert_string_equal(p.last_id, "17-42");
+	sse_parser_free(&p);
+	buf_free(&out);
+}
+
 int
 main(void)
 {
@@ -125,6 +142,7 @@ main(void)
 	    cmocka_unit_test(test_sse_event_and_id),
 	    cmocka_unit_test(test_sse_exact_bytes),
 	    cmocka_unit_test(test_sse_comment_and_retry_dispatch_nothing),
+	    cmocka_unit_test(test_sse_id_alone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

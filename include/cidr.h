@@ -1,0 +1,33 @@
+/*
+ * cidr: a list of address ranges ("127.0.0.0/8, ::1/128, 10.1.2.3"), and
+ * whether a client's address (REMOTE_ADDR, as text) falls in one.  IPv4
+ * addresses written as IPv6 (::ffff:127.0.0.1) match IPv4 ranges.  Pure:
+ * no I/O.
+ */
+#ifndef BEEP_CIDR_H
+#define BEEP_CIDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cidr_range;
+
+struct cidr_list {
+	struct cidr_range *v; /* owned; see cidr_list_clear() */
+	size_t n;
+};
+
+/*
+ * Parse spec, a comma-separated list of ADDRESS or ADDRESS/BITS (spaces
+ * allowed around the commas; an empty spec is an empty list, which matches
+ * nothing).  Fills l (which may be NULL to only validate) and returns 0,
+ * or returns -1 with *why (static) set to the reason.
+ */
+int cidr_list_parse(const char *spec, struct cidr_list *l, const char **why);
+
+/* Whether addr (text; NULL or unparsable never matches) is in l. */
+bool cidr_list_match(const struct cidr_list *l, const char *addr);
+
+void cidr_list_clear(struct cidr_list *l);
+
+#endif

@@ -1,0 +1,178 @@
+// Issue 8 (3, 6), through Caddy: memory that messages hold is bounded in
+// time and in total, and a stop never accepts a message it then loses.
+//   - Retained messages are trimmed on time by the backend's own tick, with
+//     no further activity: /healthz message_bytes falls to 0.
+//   - At BEEP_MAX_MESSAGE_MEMORY the oldest delivered (retained) messages
+//     are evicted first, of whichever device; when undelivered messages fill
+//     it, a POST gets 503 with Retry-After and a JSON error, nothing
+//     undelivered is dropped, and deliveries work again once they drain.
+//   - During a stop, a POST never gets 200/202 for a message then lost.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import {
+	startStack, uid, poll, postPath, subPath, openSub, isJson,
+} from './harness.mjs';
+
+const T = { timeout: 60000 };
+
+async function subOk(stack, u, d, id) {
+	const r = await openSub(stack, subPath(u, d),
+	    id ? { 'Last-Event-ID': id } : {});
+	assert.equal(r.status, 200, `subscribe ${u}/${d}: ${r.status} ${r.text}`);
+	await r.stream.waitFor(() => r.stream.parser.lastEventId !== '',
+	    { what: 'the opening id' });
+	return r.stream;
+}
+
+// Subscribes, leaves, and waits until the backend noticed (grace: 202s).
+async function away(stack, c, u, d) {
+	const s = await subOk(stack, u, d);
+	const pos = s.parser.lastEventId;
+	s.close();
+	await poll(async () => !(await c.devices(u)).includes(d),
+	    { timeout: 15000, what: `${d} noticed gone` });
+	return pos;
+}
+
+test('retained messages are trimmed on time, with no further activity', T,
+    async (t) => {
+	const stack = await startStack({ env: { BEEP_REPLAY_SECONDS: '1' } }, t);
+	const c = stack.client();
+	const u = uid('trim');
+	const s = await subOk(stack, u, 'd');
+	for (let i = 0; i < 10; i++) {
+		const r = await c.postJson(postPath(u, 'd'),
+		    { data: `${i}`.repeat(1000) });
+		assert.equal(r.status, 200, r.text);
+	}
+	for (let i = 0; i < 10; i++)
+		assert.equal((await s.nextEvent()).data, `${i}`.repeat(1000));
+	const h = await c.health();
+	assert.ok(h.message_bytes >= 10000, JSON.stringify(h));
+	// Only /healthz from now on: the tick alone must trim them.
+	await poll(async () => (await c.health()).message_bytes === 0,
+	    { timeout: 10000, what: 'message_bytes back to 0' });
+	s.close();
+});
+
+test('at BEEP_MAX_MESSAGE_MEMORY: retained evicted first, then 503 + ' +
+    'Retry-After; later deliveries work', T, async (t) => {
+	const stack = await startStack({ env: {
+		BEEP_MAX_MESSAGE_MEMORY: '65536', BEEP_KEEPALIVE: '1',
+	} }, t);
+	const c = stack.client();
+	const u = uid('budget');
+	const big = (tag, i) => `${tag}${i}:`.padEnd(10000, 'x');
+	// a is here: four 10 KB messages delivered, retained for replay.
+	const a = await subOk(stack, u, 'a');
+	const aPos = a.parser.lastEventId;
+	for (let i = 0; i < 4; i++) {
+		const r = await c.postJson(postPath(u, 'a'), { data: big('a', i) });
+		assert.equal(r.status, 200, r.text);
+		assert.equal((await a.nextEvent()).data, big('a', i));
+	}
+	// b is away: what is posted to it is held, until the budget is full.
+	const bPos = await away(stack, c, u, 'b');
+	const held = [];
+	let refused = null;
+	for (let i = 0; i < 20 && !refused; i++) {
+		const r = await c.postJson(postPath(u, 'b'), { data: big('b', i) });
+		if (r.status === 202)
+			held.push(big('b', i));
+		else
+			refused = r;
+	}
+	assert.ok(refused, 'a POST was refused');
+	assert.equal(refused.status, 503, refused.text);
+	assert.match(refused.headers['retry-after'] || '', /^\d+$/);
+	assert.ok(isJson(refused));
+	assert.equal(typeof refused.json().error, 'string');
+	const h = await c.health();
+	// Every retained message went before anything was refused.
+	assert.equal(h.evicted, 4, JSON.stringify(h));
+	assert.equal(h.held, held.length);
+	assert.equal(h.dropped, 0);
+	assert.ok(h.message_bytes <= 65536, JSON.stringify(h));
+	assert.ok(held.length >= 5, `${held.length} held`);
+	// a's client replaying from before its messages: they are gone.
+	const a2 = await subOk(stack, u, 'a', aPos);
+	assert.equal((await a2.nextEvent()).type, 'reset');
+	a2.close();
+	// b comes back and gets everything held, in order.
+	const b = await subOk(stack, u, 'b', bPos);
+	for (const want of held)
+		assert.equal((await b.nextEvent()).data, want);
+	// Delivered, b's messages make room: posts are accepted again.
+	const r1 = await c.postJson(postPath(u, 'a'), { data: big('a', 9) });
+	assert.equal(r1.status, 200, r1.text);
+	assert.equal((await a.nextEvent()).data, big('a', 9));
+	const r2 = await c.postJson(postPath(u, 'b'), { data: 'small' });
+	assert.equal(r2.status, 200, r2.text);
+	assert.equal((await b.nextEvent()).data, 'small');
+	a.close();
+	b.close();
+});
+
+// A POST whose body is still on its way: resolves { send(rest), answer }.
+function slowPost(stack, p, body) {
+	const buf = Buffer.from(body);
+	const half = buf.length >> 1;
+	const req = http.request({
+		host: '127.0.0.1', port: stack.port, method: 'POST', path: p,
+		agent: false, headers: {
+			'Content-Type': 'application/json',
+			'Content-Length': String(buf.length),
+		},
+	});
+	const answer = new Promise((resolve, reject) => {
+		req.on('response', (res) => {
+			const chunks = [];
+			res.on('data', (ch) => chunks.push(ch));
+			res.on('end', () => resolve({ status: res.statusCode,
+			    headers: res.headers,
+			    text: Buffer.concat(chunks).toString() }));
+		});
+		req.on('error', reject);
+	});
+	answer.catch(() => {});
+	req.flushHeaders();
+	req.write(buf.subarray(0, half));
+	return { answer, send: () => req.end(buf.subarray(half)) };
+}
+
+test('during a stop, a POST no live stream will deliver gets 503, not ' +
+    '200/202', T, async (t) => {
+	const stack = await startStack({ env: { BEEP_KEEPALIVE: '1' } }, t);
+	const c = stack.client();
+	const u = uid('stop');
+	await away(stack, c, u, 'gone');
+	const live = await subOk(stack, u, 'live');
+	const before = await c.postJson(postPath(u, 'live'), { data: 'before' });
+	assert.equal(before.status, 200, before.text);
+	assert.equal((await live.nextEvent()).data, 'before');
+	// Two POSTs reach the backend before the stop, their bodies after it.
+	const base = await c.health();
+	const busy = (h) => h.threads - h.idle_threads;
+	const toGone = slowPost(stack, postPath(u, 'gone'),
+	    JSON.stringify({ data: 'to gone' }));
+	const toLive = slowPost(stack, postPath(u, 'live'),
+	    JSON.stringify({ data: 'to live' }));
+	await poll(async () => busy(await c.health()) >= busy(base) + 2,
+	    { timeout: 10000, what: 'both POSTs being read by the backend' });
+	const stopped = stack.signalBackend('SIGTERM');
+	// The live stream is told the service stops: the registry is closed.
+	await live.waitFor(() => live.retry !== null,
+	    { what: 'the stop (retry:)' });
+	toGone.send();
+	toLive.send();
+	for (const [what, p] of [['gone', toGone], ['live', toLive]]) {
+		const r = await p.answer;
+		assert.equal(r.status, 503, `${what}: ${r.status} ${r.text}`);
+		assert.match(r.headers['retry-after'] || '', /^\d+$/, what);
+		assert.equal(typeof JSON.parse(r.text).error, 'string', what);
+	}
+	await stopped;
+	await live.waitEnd();
+	assert.ok(!live.events.some((e) => e.data === 'to live'));
+});

@@ -1,0 +1,152 @@
+// Issue 12: the configuration file and JSON logs.
+//   - precedence flag > environment > file > default, read back with
+//     --print-config and seen in a running service (BEEP_CONFIG);
+//   - --check-config: 0 and "configuration OK" for a good file (the sample
+//     with every key uncommented included); exit 2 and FILE:LINE: reason
+//     for unknown keys, invalid values, lines without '=', keys set twice;
+//   - BEEP_LOG_FORMAT=json: every line the backend writes, from start to
+//     stop, is one JSON object with time, level, module and message.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+	ROOT, runBinary, startStack, uid, subPath, openSub, assertRefusedStart,
+} from './harness.mjs';
+
+const T = { timeout: 30000 };
+const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-conf-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+function file(text) {
+	const f = path.join(dir, `c${++n}.conf`);
+	writeFileSync(f, text);
+	return f;
+}
+
+// The effective value of key, from --print-config.
+function effective(out, key) {
+	const m = new RegExp(`^#?${key} =(?: (.*))?$`, 'm').exec(out);
+	assert.ok(m, `--print-config shows ${key}`);
+	return m[1] ?? '';
+}
+
+test('flag > environment > file > default', T, async () => {
+	const f = file('# comment\n\nkeepalive = 7\nmax-body = 2048\n' +
+	    'max-id = 99\ncors-origins = "https://a.example"\n');
+	let r = await runBinary(['--config', f, '--print-config']);
+	assert.equal(r.code, 0, r.stderr);
+	assert.equal(effective(r.stdout, 'keepalive'), '7');
+	assert.match(r.stdout, /^keepalive = 7$/m, 'set: not commented out');
+	assert.equal(effective(r.stdout, 'cors-origins'), 'https://a.example');
+	assert.match(r.stdout, /^#max-streams = 10000$/m, 'default: commented');
+	r = await runBinary(['--config', f, '--max-id', '5', '--print-config'],
+	    { env: { BEEP_MAX_BODY: '4096', BEEP_MAX_ID: '6' } });
+	assert.equal(r.code, 0, r.stderr);
+	assert.equal(effective(r.stdout, 'keepalive'), '7');    // file
+	assert.equal(effective(r.stdout, 'max-body'), '4096');  // env > file
+	assert.equal(effective(r.stdout, 'max-id'), '5');       // flag > env
+	// BEEP_CONFIG names the file; --config wins over it.
+	r = await runBinary(['--print-config'], { env: { BEEP_CONFIG: f } });
+	assert.equal(effective(r.stdout, 'keepalive'), '7');
+	const g = file('keepalive = 9\n');
+	r = await runBinary(['--config', g, '--print-config'],
+	    { env: { BEEP_CONFIG: f } });
+	assert.equal(effective(r.stdout, 'keepalive'), '9');
+	assert.equal(effective(r.stdout, 'max-body'), '65536');
+});
+
+test('a running service takes its settings from BEEP_CONFIG', T, async (t) => {
+	const f = file('max-streams = 1\n');
+	const stack = await startStack({ env: { BEEP_CONFIG: f } }, t);
+	const a = await openSub(stack, subPath(uid('f'), 'd'));
+	assert.equal(a.status, 200);
+	const b = await openSub(stack, subPath(uid('f'), 'd'));
+	assert.equal(b.status, 503, 'max-streams = 1 from the file');
+	a.stream.close();
+});
+
+test('--check-config accepts good files, the sample fully uncommented', T,
+    async () => {
+	const sample = readFileSync(path.join(ROOT, 'conf', 'beep-signal.conf'),
+	    'utf8');
+	const all = sample.replace(/^#([a-z-]+ =)/gm, '$1');
+	assert.notEqual(all, sample);
+	for (const f of [path.join(ROOT, 'conf', 'beep-signal.conf'), file(all)]) {
+		const r = await runBinary(['--config', f, '--check-config']);
+		assert.equal(r.code, 0, r.stderr);
+		assert.equal(r.sawReady, false);
+		assert.match(r.stdout, /configuration OK/);
+	}
+	// Every key set at its default changes nothing.
+	const a = await runBinary(['--print-config']);
+	const b = await runBinary(['--config', file(all), '--print-config']);
+	assert.equal(b.stdout, a.stdout);
+});
+
+test('--check-config: exit 2 and FILE:LINE: reason', T, async () => {
+	const cases = [
+		['keepalive = 5\nno-such-key = 1\n', 2, /unknown key 'no-such-key'/],
+		['\n\nkeepalive = 0\n', 3, /invalid value '0' for keepalive .*1 to 3600/],
+		['# ok\nkeepalive\n', 2, /expected key = value/],
+		['keepalive = 3\nmax-id = 9\nkeepalive = 4\n', 3,
+		    /'keepalive' set again \(first on line 1\)/],
+		['metrics-allow = 10.0.0.0/33\n', 1, /metrics-allow: prefix length/],
+		['log-format = xml\n', 1, /invalid value 'xml' for log-format/],
+		['--keepalive = 3\n', 1, /unknown key '--keepalive'/],
+	];
+	for (const [text, line, why] of cases) {
+		const f = file(text);
+		const r = await runBinary(['--config', f, '--check-config']);
+		assert.equal(r.code, 2, `${JSON.stringify(text)}: ${r.stderr}`);
+		assert.ok(r.stderr.includes(`${f}:${line}: `),
+		    `names ${f}:${line}: ${r.stderr}`);
+		assert.match(r.stderr, why);
+		assert.doesNotMatch(r.stdout, /configuration OK/);
+		// The service refuses to start with it, for the same reason.
+		const s = await runBinary(['--config', f, '--listen',
+		    'unix:@DIR@/b.sock']);
+		assertRefusedStart(s, text);
+		assert.ok(s.stderr.includes(`${f}:${line}: `));
+	}
+	let r = await runBinary(['--config', path.join(dir, 'missing.conf'),
+	    '--check-config']);
+	assert.equal(r.code, 2);
+	assert.match(r.stderr, /missing\.conf: No such file/);
+	// The environment and flags are checked too.
+	r = await runBinary(['--check-config'], { env: { BEEP_KEEPALIVE: 'x' } });
+	assert.equal(r.code, 2);
+	assert.match(r.stderr, /BEEP_KEEPALIVE/);
+});
+
+test('BEEP_LOG_FORMAT=json: one JSON object per line, start to stop', T,
+    async (t) => {
+	const check = { ignoreLines: [/^\{/] };
+	const stack = await startStack({ env: { BEEP_LOG_FORMAT: 'json',
+	    BEEP_MAX_STREAMS: '1' }, check }, t);
+	const a = await openSub(stack, subPath(uid('j'), 'd'));
+	// A refused subscribe at the limit logs a warning.
+	assert.equal((await openSub(stack, subPath(uid('j'), 'd'))).status, 503);
+	a.stream.close();
+	const exit = await stack.stop();
+	assert.equal(exit.code, 0);
+	const lines = stack.backendLog.filter((l) => l !== '');
+	assert.ok(lines.length >= 4, lines.join('\n'));
+	const docs = lines.map((l) => {
+		let d;
+		assert.doesNotThrow(() => { d = JSON.parse(l); }, l);
+		assert.deepEqual(Object.keys(d), ['time', 'level', 'module',
+		    'message'], l);
+		assert.match(d.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+		assert.match(d.level, /^(debug|info|warn|error)$/);
+		return d;
+	});
+	const has = (level, module, re) => docs.some((d) => d.level === level &&
+	    d.module === module && re.test(d.message));
+	assert.ok(has('info', 'main', /^ready on /), 'ready');
+	assert.ok(has('warn', 'api', /stream limit reached/), 'the warning');
+	assert.ok(has('info', 'main', /stopping/), 'stopping');
+	assert.ok(has('info', 'main', /^stopped$/), 'stopped');
+	assert.ok(!docs.some((d) => d.level === 'error'), 'no errors');
+});

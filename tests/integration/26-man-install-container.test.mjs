@@ -1,0 +1,209 @@
+// Issue 12: the man page, `make install`, and the container.
+//   - man/beep-signal.8 renders with `man -l` without a warning, and its
+//     OPTIONS list (like conf/beep-signal.conf) is what `make docs` makes
+//     from the option table now;
+//   - `make install PREFIX=/usr DESTDIR=...` installs the binary, the man
+//     page, the sample files and the systemd units pointing at the binary;
+//   - the Dockerfile's CMD and HEALTHCHECK, run outside Docker with the
+//     files it copies and the environment it sets: the health check passes
+//     while the stack runs, BEEP_* and SITE_ADDRESS reach the backend and
+//     Caddy, SIGTERM stops everything with status 0, and the health check
+//     then fails; the image runs as a non-root user.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import {
+	mkdtempSync, readFileSync, rmSync, copyFileSync, existsSync, statSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import {
+	ROOT, BEEP_BIN, freePort, poll, Client, withTimeout, uid, subPath,
+	openSub, SseStream,
+} from './harness.mjs';
+import { parseExposition } from './prom.mjs';
+
+const run = promisify(execFile);
+const T = { timeout: 60000 };
+const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-ops-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('man -l renders the man page without warnings', T, async () => {
+	const page = path.join(ROOT, 'man', 'beep-signal.8');
+	const env = { ...process.env, MANWIDTH: '80', MAN_KEEP_FORMATTING: '' };
+	const r = await run('man', ['--warnings', '-l', page], { env });
+	assert.equal(r.stderr, '', 'no warnings');
+	const text = r.stdout.replace(/.\x08/g, '');
+	assert.match(text, /^NAME\n\s+beep-signal/m);
+	for (const s of ['SYNOPSIS', 'OPTIONS', 'ENVIRONMENT', 'FILES',
+	    'EXIT STATUS'])
+		assert.match(text, new RegExp(`^${s}$`, 'm'), s);
+	// Every option of --help, with its environment variable.
+	const help = (await run(BEEP_BIN, ['--help'])).stdout;
+	for (const m of help.matchAll(/^ {2}--([a-z-]+)\s+(BEEP_[A-Z_]+)/gm)) {
+		assert.ok(text.includes(`--${m[1]} value`), `--${m[1]}`);
+		assert.ok(text.includes(m[2]), m[2]);
+	}
+});
+
+test('man page and sample file are up to date (make docs)', T, async () => {
+	const out = path.join(dir, 'docs');
+	await run('sh', [path.join(ROOT, 'scripts', 'gen-docs.sh'), BEEP_BIN,
+	    out]);
+	for (const f of ['man/beep-signal.8', 'conf/beep-signal.conf']) {
+		const want = readFileSync(path.join(out, f), 'utf8').split('\n');
+		const have = readFileSync(path.join(ROOT, f), 'utf8').split('\n');
+		assert.deepEqual({
+			missing: want.filter((l) => !have.includes(l)),
+			extra: have.filter((l) => !want.includes(l)),
+		}, { missing: [], extra: [] }, `${f} is out of date: run make docs`);
+		assert.deepEqual(have, want, `${f}: same order (make docs)`);
+	}
+});
+
+test('make install honours PREFIX and DESTDIR', T, async () => {
+	const dest = path.join(dir, 'stage');
+	const bin = path.relative(ROOT, BEEP_BIN);
+	// BIN= points make at the binary under test; nothing is rebuilt.
+	await run('make', ['-s', '-C', ROOT, '-o', bin, 'install', `BIN=${bin}`,
+	    'PREFIX=/usr', `DESTDIR=${dest}`]);
+	const want = {
+		'usr/bin/beep-signal': 0o755,
+		'usr/share/man/man8/beep-signal.8': 0o644,
+		'usr/share/doc/beep-signal/beep-signal.conf': 0o644,
+		'usr/share/doc/beep-signal/beep-signal.env': 0o644,
+		'usr/lib/systemd/system/beep-signal.service': 0o644,
+		'usr/lib/systemd/system/beep-signal.socket': 0o644,
+	};
+	for (const [f, mode] of Object.entries(want)) {
+		const p = path.join(dest, f);
+		assert.ok(existsSync(p), f);
+		assert.equal(statSync(p).mode & 0o777, mode, f);
+	}
+	const unit = readFileSync(path.join(dest,
+	    'usr/lib/systemd/system/beep-signal.service'), 'utf8');
+	assert.match(unit, /^ExecStart=\/usr\/bin\/beep-signal$/m);
+	assert.doesNotMatch(unit, /\/usr\/local\//);
+	const r = await run(path.join(dest, 'usr/bin/beep-signal'), ['--version']);
+	assert.match(r.stdout, /^beep-signal /);
+});
+
+// The final stage of the Dockerfile: its COPY sources (from the context),
+// ENV, USER, HEALTHCHECK and CMD.
+function dockerfile() {
+	const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')
+	    .replace(/\\\n/g, ' ');
+	const stages = text.split(/^FROM /m);
+	const last = stages[stages.length - 1].split('\n');
+	const d = { copy: [], env: {}, user: null, health: null, cmd: null };
+	for (const line of last) {
+		let m;
+		if ((m = /^COPY (?!--from)(.*)$/.exec(line))) {
+			const parts = m[1].trim().split(/\s+/);
+			d.copy.push(...parts.slice(0, -1));
+		} else if ((m = /^ENV (.*)$/.exec(line))) {
+			for (const kv of m[1].trim().split(/\s+/)) {
+				const [k, v] = kv.split('=');
+				d.env[k] = v;
+			}
+		} else if ((m = /^USER (\S+)/.exec(line))) {
+			d.user = m[1];
+		} else if ((m = /^HEALTHCHECK .*CMD (\[.*\])\s*$/.exec(line))) {
+			d.health = JSON.parse(m[1]);
+		} else if ((m = /^CMD (\[.*\])\s*$/.exec(line))) {
+			d.cmd = JSON.parse(m[1]);
+		}
+	}
+	return d;
+}
+
+test('the Dockerfile runs as a non-root user with a health check', T,
+    async () => {
+	const d = dockerfile();
+	assert.ok(d.user && !/^(root|0)(:|$)/.test(d.user), `USER ${d.user}`);
+	assert.ok(d.health, 'HEALTHCHECK CMD [...]');
+	assert.ok(d.cmd, 'CMD [...]');
+	assert.match(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'),
+	    /^STOPSIGNAL SIGTERM$/m);
+});
+
+test('hadolint, when installed', T, async (t) => {
+	try {
+		await run('hadolint', ['--version']);
+	} catch {
+		t.skip('hadolint is not installed (not in Debian 12 or npm)');
+		return;
+	}
+	await run('hadolint', [path.join(ROOT, 'Dockerfile')]);
+});
+
+test('the image\'s CMD and HEALTHCHECK, outside Docker', T, async () => {
+	const d = dockerfile();
+	const work = path.join(dir, 'image');
+	const home = path.join(dir, 'home');
+	const rundir = path.join(dir, 'run');
+	await run('mkdir', ['-p', work, home, rundir]);
+	for (const src of d.copy)
+		copyFileSync(path.join(ROOT, src), path.join(work, path.basename(src)));
+	const [site, ops, port] = [await freePort(), await freePort(),
+	    await freePort()];
+	// The image's environment, with its paths moved to this test's files.
+	const env = {
+		PATH: process.env.PATH, ...d.env,
+		BEEP_BIN, BEEP_RUN_DIR: rundir, HOME: home,
+		XDG_DATA_HOME: path.join(home, 'data'),
+		XDG_CONFIG_HOME: path.join(home, 'config'),
+		PORT: String(port), OPS_PORT: String(ops), CADDY_BIND: '127.0.0.1',
+		// What `docker run -e` would pass:
+		SITE_ADDRESS: `:${site}`, BEEP_MAX_STREAMS: '7', BEEP_RATE: '0',
+	};
+	assert.equal(d.env.OPS_PORT, '9180');
+	const health = () => new Promise((resolve) => {
+		const c = spawn(d.health[0], d.health.slice(1), { cwd: work, env,
+		    stdio: 'ignore' });
+		c.on('exit', (code) => resolve(code));
+	});
+	const child = spawn(d.cmd[0], d.cmd.slice(1), { cwd: work, env,
+	    stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+	const log = [];
+	child.stderr.on('data', (b) => log.push(b.toString()));
+	child.stdout.on('data', (b) => log.push(b.toString()));
+	const exited = new Promise((resolve) => child.on('exit',
+	    (code, signal) => resolve({ code, signal })));
+	try {
+		await poll(async () => (await health()) === 0,
+		    { what: 'the health check passes', timeout: 20000 });
+		// SITE_ADDRESS reached Caddy: the API is on its port, not PORT.
+		const c = new Client(`http://127.0.0.1:${site}`);
+		try {
+			const s = await openSub({ open: (p, o) => SseStream.open(
+			    `http://127.0.0.1:${site}`, p, o) }, subPath(uid('c'), 'd'));
+			assert.equal(s.status, 200);
+			s.stream.close();
+			assert.equal((await c.get('/healthz')).status, 200);
+		} finally {
+			c.close();
+		}
+		// BEEP_* reached the backend.
+		const o = new Client(`http://127.0.0.1:${ops}`);
+		try {
+			const r = await o.get('/metrics');
+			assert.equal(r.status, 200, r.text);
+			assert.equal(parseExposition(r.text).value('beep_streams_max'),
+			    7);
+		} finally {
+			o.close();
+		}
+		process.kill(child.pid, 'SIGTERM');
+		const exit = await withTimeout(exited, 10000);
+		assert.deepEqual(exit, { code: 0, signal: null }, log.join(''));
+		// Caddy and the backend went with it: nothing left in its group.
+		assert.throws(() => process.kill(-child.pid, 0), { code: 'ESRCH' },
+		    'a process of the container outlived its stop');
+		assert.notEqual(await health(), 0, 'unhealthy once stopped');
+		assert.doesNotMatch(log.join(''), / error /);
+	} finally {
+		try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
+	}
+});

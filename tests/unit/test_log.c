@@ -1,0 +1,130 @@
+/*
+ * Unit tests for log: text and JSON lines, read back from a pipe put in
+ * place of stderr.  JSON lines are checked with jansson: every line must
+ * parse, whatever the message holds.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LOG_MODULE "test"
+
+/* Run the write with stderr going to a pipe; return what was written. */
+static char *
+capture(enum log_format format, const char *msg)
+{
+	static char out[4 * LOG_LINE_MAX];
+	int fds[2], saved;
+	ssize_t n;
+
+	assert_int_equal(pipe(fds), 0);
+	saved = dup(STDERR_FILENO);
+	dup2(fds[1], STDERR_FILENO);
+	log_set_format(format);
+	log_info("%s", msg);
+	log_debug("not shown at the default level");
+	log_set_format(LOG_FORMAT_TEXT);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(fds[1]);
+	n = read(fds[0], out, sizeof(out) - 1);
+	close(fds[0]);
+	assert_true(n > 0);
+	out[n] = '\0';
+	return out;
+}
+
+static void
+test_log_text(void **state)
+{
+	char *line;
+
+	(void)state;
+	line = capture(LOG_FORMAT_TEXT, "ready on unix:/x");
+	assert_non_null(strstr(line, "Z info test: ready on unix:/x\n"));
+	assert_int_equal(strchr(line, '\n')[1], '\0');
+}
+
+static void
+test_log_json(void **state)
+{
+	static const char *msgs[] = {
+	    "plain",
+	    "quote \" backslash \\ tab \t newline \n cr \r",
+	    "control \x01\x1f del \x7f",
+	    "utf-8 caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+	    "broken \xc3 \xff \xe2\x82 end",
+	};
+	json_error_t err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		char *line = capture(LOG_FORMAT_JSON, msgs[i]);
+		size_t len = strlen(line);
+		json_t *doc;
+
+		assert_true(len > 0 && line[len - 1] == '\n');
+		assert_null(memchr(line, '\n', len - 1));
+		doc = json_loads(line, 0, &err);
+		if (doc == NULL)
+			fail_msg("not JSON: %s (%s)", line, err.text);
+		assert_string_equal(
+		    json_string_value(json_object_get(doc, "level")), "info");
+		assert_string_equal(
+		    json_string_value(json_object_get(doc, "module")), "test");
+		assert_non_null(strchr(
+		    json_string_value(json_object_get(doc, "time")), 'T'));
+		if (i < 4)
+			assert_string_equal(
+			    json_string_value(json_object_get(doc, "message")),
+			    msgs[i]);
+		else
+			assert_non_null(strstr(
+			    json_string_value(json_object_get(doc, "message")),
+			    "broken \xef\xbf\xbd"));
+		json_decref(doc);
+	}
+}
+
+/* A message longer than a line is cut, and the line is still JSON. */
+static void
+test_log_json_long(void **state)
+{
+	char msg[3 * LOG_LINE_MAX];
+	json_t *doc;
+	char *line;
+
+	(void)state;
+	memset(msg, '"', sizeof(msg) - 1);
+	msg[sizeof(msg) - 1] = '\0';
+	line = capture(LOG_FORMAT_JSON, msg);
+	assert_true(strlen(line) <= LOG_LINE_MAX);
+	doc = json_loads(line, 0, NULL);
+	assert_non_null(doc);
+	json_decref(doc);
+	assert_int_equal(log_format_parse("json"), LOG_FORMAT_JSON);
+	assert_int_equal(log_format_parse("text"), LOG_FORMAT_TEXT);
+	assert_int_equal(log_format_parse("xml"), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_log_text),
+	    cmocka_unit_test(test_log_json),
+	    cmocka_unit_test(test_log_json_long),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,95 @@
+/* Unit tests for quota: counts per key with a ceiling, and threads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+
+#include "quota.h"
+
+static void
+test_quota_at_the_limit(void **state)
+{
+	struct quota *q = quota_new(3);
+
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		assert_true(quota_acquire(q, "10.0.0.1"));
+	assert_false(quota_acquire(q, "10.0.0.1"));
+	assert_int_equal(quota_count(q, "10.0.0.1"), 3);
+	/* Another key has its own count. */
+	assert_true(quota_acquire(q, "10.0.0.2"));
+	/* One released: one more fits, and only one. */
+	quota_release(q, "10.0.0.1");
+	assert_true(quota_acquire(q, "10.0.0.1"));
+	assert_false(quota_acquire(q, "10.0.0.1"));
+	for (int i = 0; i < 3; i++)
+		quota_release(q, "10.0.0.1");
+	assert_int_equal(quota_count(q, "10.0.0.1"), 0);
+	/* Releasing what is not held changes nothing. */
+	quota_release(q, "10.0.0.1");
+	quota_release(q, "nobody");
+	assert_int_equal(quota_count(q, "10.0.0.1"), 0);
+	assert_int_equal(quota_count(q, "10.0.0.2"), 1);
+	quota_free(q); /* with a key still held: freed all the same */
+}
+
+static void
+test_quota_off(void **state)
+{
+	struct quota *q = quota_new(0);
+
+	(void)state;
+	for (int i = 0; i < 10000; i++)
+		assert_true(quota_acquire(q, "a"));
+	quota_release(q, "a");
+	quota_free(q);
+}
+
+#define THREADS 4
+#define ROUNDS 20000
+
+static void *
+churn(void *arg)
+{
+	struct quota *q = arg;
+
+	for (int i = 0; i < ROUNDS; i++)
+		if (quota_acquire(q, "shared"))
+			quota_release(q, "shared");
+	return NULL;
+}
+
+/* Acquire and release from several threads: nothing is lost. */
+static void
+test_quota_threads(void **state)
+{
+	struct quota *q = quota_new(2);
+	pthread_t t[THREADS];
+
+	(void)state;
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, churn, q), 0);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(quota_count(q, "shared"), 0);
+	assert_true(quota_acquire(q, "shared"));
+	assert_true(quota_acquire(q, "shared"));
+	assert_false(quota_acquire(q, "shared"));
+	quota_free(q);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_quota_at_the_limit),
+	    cmocka_unit_test(test_quota_off),
+	    cmocka_unit_test(test_quota_threads),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
