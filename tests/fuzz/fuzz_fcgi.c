@@ -15,6 +15,7 @@
  * for 4xx and 5xx); every stream parses as SSE with one event per message.
  */
 #include <jansson.h>
+#include <strings.h>
 
 #include "api.h"
 #include "fuzz.h"
@@ -37,6 +38,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    "--rate", "0", "--queue", "4", "--queue-bytes", "2048",
 	    "--replay-max", "8", "--replay-bytes", "4096", "--max-streams", "6",
 	    "--max-streams-per-device", "2", "--max-devices-per-user", "3",
+	    "--max-streams-per-address", "3", "--max-message-memory", "65536",
 	    "--cors-origins", "https://a.example, https://b.example",
 	    "--log-level", "error"};
 
@@ -53,6 +55,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	limits.grace_ms = (uint64_t)conf.grace_seconds * 1000;
 	limits.streams_per_device = conf.max_streams_per_device;
 	limits.devices_per_user = conf.max_devices_per_user;
+	limits.max_message_bytes = conf.max_message_memory;
 	return 0;
 }
 
@@ -194,10 +197,12 @@ drain(struct api *api, struct registry *reg, struct api_response *r, bool first)
 	return w != REGISTRY_OVERFLOW;
 }
 
+/* End a stream as server_stream() does. */
 static void
-close_stream(struct registry *reg, struct open *o, size_t i)
+close_stream(struct api *api, struct registry *reg, struct open *o, size_t i)
 {
 	registry_unsubscribe(reg, o->resp[i].stream);
+	api_stream_end(api, &o->resp[i]);
 	o->resp[i].stream = NULL;
 	api_response_clear(&o->resp[i]);
 	memmove(
@@ -233,6 +238,10 @@ handle(struct api *api, struct registry *reg, struct open *o,
 	ar.authorization = param(ps, "HTTP_AUTHORIZATION");
 	ar.cookie = param(ps, "HTTP_COOKIE");
 	ar.remote_addr = param(ps, "REMOTE_ADDR");
+	ar.sec_fetch_site = param(ps, "HTTP_SEC_FETCH_SITE");
+	ar.host = param(ps, "HTTP_HOST");
+	ar.https =
+	    (cl = param(ps, "HTTPS")) != NULL && strcasecmp(cl, "on") == 0;
 	ar.claim = param(ps, conf.auth_param);
 	if (ar.uri == NULL) {
 		const char *sn = param(ps, "SCRIPT_NAME");
@@ -243,7 +252,9 @@ handle(struct api *api, struct registry *reg, struct open *o,
 		    qs && *qs ? "?" : "", qs && *qs ? qs : "");
 		ar.uri = uri.data;
 	}
-	if (ar.method != NULL && strcmp(ar.method, "POST") == 0) {
+	/* A POST's body is read only when the checks before it pass. */
+	if (ar.method != NULL && strcmp(ar.method, "POST") == 0 &&
+	    api_precheck(api, &ar, &resp)) {
 		cl = param(ps, "CONTENT_LENGTH");
 		ar.body_too_large =
 		    (cl != NULL && strtoull(cl, NULL, 10) > conf.max_body) ||
@@ -262,10 +273,10 @@ handle(struct api *api, struct registry *reg, struct open *o,
 	FUZZ_CHECK(resp.status == HTTP_200);
 	check_response(&resp);
 	if (o->n == MAX_OPEN)
-		close_stream(reg, o, 0);
+		close_stream(api, reg, o, 0);
 	o->resp[o->n++] = resp;
 	if (!drain(api, reg, &o->resp[o->n - 1], true))
-		close_stream(reg, o, o->n - 1);
+		close_stream(api, reg, o, o->n - 1);
 }
 
 struct job {
@@ -303,7 +314,7 @@ run(void *arg)
 		p += blen, len -= blen;
 		if (plen == 0) {
 			if (o.n > 0)
-				close_stream(reg, &o, 0);
+				close_stream(api, reg, &o, 0);
 			continue;
 		}
 		if (!params_decode(&ps, params, plen)) {
@@ -317,10 +328,10 @@ run(void *arg)
 		params_clear(&ps);
 		for (size_t i = o.n; i-- > 0;)
 			if (!drain(api, reg, &o.resp[i], false))
-				close_stream(reg, &o, i);
+				close_stream(api, reg, &o, i);
 	}
 	while (o.n > 0)
-		close_stream(reg, &o, 0);
+		close_stream(api, reg, &o, 0);
 	api_free(api);
 	registry_free(reg);
 }
