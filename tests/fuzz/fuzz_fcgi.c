@@ -162,8 +162,8 @@ check_response(const struct api_response *r)
 
 /*
  * Hand a stream its pending messages, as its thread would, and parse
- * them.  Returns false when the stream fell too far behind (its thread
- * would end it).
+ * them.  Returns false when its thread would end it (it fell too far
+ * behind, or a newer stream of its device replaced it).
  */
 static bool
 drain(struct api *api, struct registry *reg, struct api_response *r, bool first)
@@ -185,16 +185,22 @@ drain(struct api *api, struct registry *reg, struct api_response *r, bool first)
 		want += b.n;
 		registry_batch_release(&b);
 	}
-	FUZZ_CHECK(w == REGISTRY_TIMEOUT || w == REGISTRY_OVERFLOW);
+	FUZZ_CHECK(w == REGISTRY_TIMEOUT || w == REGISTRY_OVERFLOW ||
+	    w == REGISTRY_REPLACED);
+	if (w == REGISTRY_REPLACED) {
+		api_stream_replaced(&out);
+		want++;
+	}
 	sse_parse(&sp, out.data ? out.data : "", out.len);
 	FUZZ_CHECK(sp.n == (want < SSE_PARSER_MAX ? want : SSE_PARSER_MAX));
-	FUZZ_CHECK(sp.retry == -1);
+	/* Only the last words of a replaced stream say when to come back. */
+	FUZZ_CHECK(sp.retry == -1 || w == REGISTRY_REPLACED);
 	for (size_t i = 0; i < sp.n; i++)
-		FUZZ_CHECK(
-		    sp.events[i].id[0] >= '0' && sp.events[i].id[0] <= '9');
+		FUZZ_CHECK(strcmp(sp.events[i].type, "replaced") == 0 ||
+		    (sp.events[i].id[0] >= '0' && sp.events[i].id[0] <= '9'));
 	sse_parser_free(&sp);
 	buf_free(&out);
-	return w != REGISTRY_OVERFLOW;
+	return w == REGISTRY_TIMEOUT;
 }
 
 /* End a stream as server_stream() does. */
