@@ -7,14 +7,19 @@
  * open for the rest of the input, so later requests post to them; each
  * stream's output is parsed as a browser would.
  *
- * Input: requests, each a 2-byte big-endian length and that many bytes
- * of FCGI_PARAMS, then a 2-byte length and that many bytes of body.  A
- * request with no parameters at all closes the oldest open stream.
+ * Input: one byte for the authentication mode (0 open, 1 jwt, 2 header;
+ * others open), then requests, each a 2-byte big-endian length and that
+ * many bytes of FCGI_PARAMS, then a 2-byte length and that many bytes of
+ * body.  A request with no parameters at all closes the oldest open
+ * stream.  In jwt mode "@T" in a parameter stands for a valid token for
+ * user "u", and "@D" for one pinned to device "d" (the fuzzer cannot sign).
  * Properties: every answer that is not a stream has a status, header
  * lines with no stray CR, LF or NUL, and a JSON body ({"error": "..."}
  * for 4xx and 5xx); every stream parses as SSE with one event per message.
  */
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <strings.h>
 
 #include "api.h"
@@ -23,12 +28,56 @@
 
 #define MAX_OPEN 8
 #define MAX_PARAMS 64
+#define SECRET "fuzz-secret-of-some-length"
+enum fuzz_mode { MODE_OPEN, MODE_JWT, MODE_HEADER, MODE__MAX };
 
-static struct config conf;
+static struct config confs[MODE__MAX];
 static struct registry_limits limits;
+static char *tokens[2]; /* "@T", "@D" */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+b64url(struct buf *out, const unsigned char *p, size_t len)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                          "abcdefghijklmnopqrstuvwxyz0123456789-_";
+
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+		size_t n = len - i < 3 ? len - i : 3;
+		char q[4];
+
+		if (n > 1)
+			v |= (unsigned)p[i + 1] << 8;
+		if (n > 2)
+			v |= p[i + 2];
+		for (size_t k = 0; k < 4; k++)
+			q[k] = abc[(v >> (18 - 6 * k)) & 63];
+		buf_append(out, q, n + 1);
+	}
+}
+
+/* A token for payload, signed with SECRET (HS256); free it. */
+static char *
+mint(const char *payload)
+{
+	static const char head[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned mac_len = 0;
+	struct buf t = {0};
+
+	b64url(&t, (const unsigned char *)head, sizeof(head) - 1);
+	buf_append(&t, ".", 1);
+	b64url(&t, (const unsigned char *)payload, strlen(payload));
+	if (HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET),
+	        (const unsigned char *)t.data, t.len, mac, &mac_len) == NULL)
+		abort();
+	buf_append(&t, ".", 1);
+	b64url(&t, mac, mac_len);
+	return t.data;
+}
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -40,22 +89,30 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    "--max-streams-per-device", "2", "--max-devices-per-user", "3",
 	    "--max-streams-per-address", "3", "--max-message-memory", "65536",
 	    "--cors-origins", "https://a.example, https://b.example",
-	    "--log-level", "error"};
+	    "--log-level", "error", "--jwt-secret", SECRET, "--auth", NULL};
+	const size_t n = sizeof(args) / sizeof(args[0]);
+	const struct config *c = &confs[MODE_OPEN];
 
 	(void)argc, (void)argv;
-	if (config_parse(
-	        &conf, sizeof(args) / sizeof(args[0]), (char **)args) != 0)
-		abort();
-	limits.max_streams = conf.max_streams;
-	limits.queue_messages = conf.queue_messages;
-	limits.queue_bytes = conf.queue_bytes;
-	limits.replay_max = conf.replay_max;
-	limits.replay_bytes = conf.replay_bytes;
-	limits.replay_ms = (uint64_t)conf.replay_seconds * 1000;
-	limits.grace_ms = (uint64_t)conf.grace_seconds * 1000;
-	limits.streams_per_device = conf.max_streams_per_device;
-	limits.devices_per_user = conf.max_devices_per_user;
-	limits.max_message_bytes = conf.max_message_memory;
+	for (int m = 0; m < MODE__MAX; m++) {
+		args[n - 1] = m == MODE_JWT ? "jwt"
+		    : m == MODE_HEADER      ? "header"
+		                            : "none";
+		if (config_parse(&confs[m], (int)n, (char **)args) != 0)
+			abort();
+	}
+	tokens[0] = mint("{\"sub\":\"u\",\"exp\":4102444800}");
+	tokens[1] = mint("{\"sub\":\"u\",\"device\":\"d\",\"exp\":4102444800}");
+	limits.max_streams = c->max_streams;
+	limits.queue_messages = c->queue_messages;
+	limits.queue_bytes = c->queue_bytes;
+	limits.replay_max = c->replay_max;
+	limits.replay_bytes = c->replay_bytes;
+	limits.replay_ms = (uint64_t)c->replay_seconds * 1000;
+	limits.grace_ms = (uint64_t)c->grace_seconds * 1000;
+	limits.streams_per_device = c->max_streams_per_device;
+	limits.devices_per_user = c->max_devices_per_user;
+	limits.max_message_bytes = c->max_message_memory;
 	return 0;
 }
 
@@ -83,9 +140,24 @@ read_len(const uint8_t **p, size_t *len, size_t *out)
 	return true;
 }
 
+/* Append s[0..len) to b with "@T" and "@D" replaced by the tokens. */
+static void
+append_value(struct buf *b, const uint8_t *s, size_t len, bool tokens_on)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (tokens_on && s[i] == '@' && i + 1 < len &&
+		    (s[i + 1] == 'T' || s[i + 1] == 'D')) {
+			buf_puts(b, tokens[s[i + 1] == 'D']);
+			i++;
+		} else {
+			buf_append(b, s + i, 1);
+		}
+	}
+}
+
 /* Decode FCGI_PARAMS; false when malformed (libfcgi drops the request). */
 static bool
-params_decode(struct params *ps, const uint8_t *p, size_t len)
+params_decode(struct params *ps, const uint8_t *p, size_t len, bool tokens_on)
 {
 	ps->n = 0;
 	while (len > 0) {
@@ -99,7 +171,7 @@ params_decode(struct params *ps, const uint8_t *p, size_t len)
 			return true;
 		buf_append(&kv, p, nlen);
 		buf_append(&kv, "=", 1);
-		buf_append(&kv, p + nlen, vlen);
+		append_value(&kv, p + nlen, vlen, tokens_on);
 		ps->kv[ps->n++] = kv.data;
 		p += nlen + vlen, len -= nlen + vlen;
 	}
@@ -217,8 +289,8 @@ close_stream(struct api *api, struct registry *reg, struct open *o, size_t i)
 }
 
 static void
-handle(struct api *api, struct registry *reg, struct open *o,
-    const struct params *ps, const char *body, size_t body_len)
+handle(const struct config *conf, struct api *api, struct registry *reg,
+    struct open *o, const struct params *ps, const char *body, size_t body_len)
 {
 	struct api_request ar = {0};
 	struct api_response resp = {0};
@@ -248,7 +320,7 @@ handle(struct api *api, struct registry *reg, struct open *o,
 	ar.host = param(ps, "HTTP_HOST");
 	ar.https =
 	    (cl = param(ps, "HTTPS")) != NULL && strcasecmp(cl, "on") == 0;
-	ar.claim = param(ps, conf.auth_param);
+	ar.claim = param(ps, conf->auth_param);
 	if (ar.uri == NULL) {
 		const char *sn = param(ps, "SCRIPT_NAME");
 		const char *pi = param(ps, "PATH_INFO");
@@ -263,8 +335,8 @@ handle(struct api *api, struct registry *reg, struct open *o,
 	    api_precheck(api, &ar, &resp)) {
 		cl = param(ps, "CONTENT_LENGTH");
 		ar.body_too_large =
-		    (cl != NULL && strtoull(cl, NULL, 10) > conf.max_body) ||
-		    body_len > conf.max_body;
+		    (cl != NULL && strtoull(cl, NULL, 10) > conf->max_body) ||
+		    body_len > conf->max_body;
 		ar.body = body;
 		ar.body_len = ar.body_too_large ? 0 : body_len;
 	}
@@ -294,10 +366,14 @@ static void
 run(void *arg)
 {
 	struct job *j = arg;
-	const uint8_t *p = j->data;
-	size_t len = j->size;
+	enum fuzz_mode mode = j->size > 0 && j->data[0] < MODE__MAX
+	    ? (enum fuzz_mode)j->data[0]
+	    : MODE_OPEN;
+	const uint8_t *p = j->data + (j->size > 0);
+	size_t len = j->size - (j->size > 0);
+	const struct config *conf = &confs[mode];
 	struct registry *reg = registry_new(&limits);
-	struct api *api = api_new(&conf, reg, NULL, NULL);
+	struct api *api = api_new(conf, reg, NULL, NULL);
 	struct open o = {0};
 	struct params ps;
 
@@ -323,13 +399,13 @@ run(void *arg)
 				close_stream(api, reg, &o, 0);
 			continue;
 		}
-		if (!params_decode(&ps, params, plen)) {
+		if (!params_decode(&ps, params, plen, mode == MODE_JWT)) {
 			params_clear(&ps);
 			continue;
 		}
 		/* An exact copy of the body, so a read past it is caught. */
 		b = xmemdup(body, blen);
-		handle(api, reg, &o, &ps, b, blen);
+		handle(conf, api, reg, &o, &ps, b, blen);
 		free(b);
 		params_clear(&ps);
 		for (size_t i = o.n; i-- > 0;)
