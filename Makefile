@@ -41,7 +41,7 @@ SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
 	src/deadline.c src/listener.c src/server.c src/cidr.c src/metrics.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT := http route depth body sse registry config api auth limit quota event fcgi_out \
-	deadline listener cidr metrics log
+	deadline listener cidr metrics log fuzz_found
 UNIT_BINS := $(UNIT:%=$(BUILD)/tests/test_%)
 BIN := $(BUILD)/beep-signal
 
@@ -50,7 +50,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_r
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 .PHONY: all run test unit integration tsan deps test-deps format \
-	format-check clean install bench loadgen docs
+	format-check clean install bench loadgen docs fuzz fuzz-build
 
 all: $(BIN)
 
@@ -112,7 +112,46 @@ test: test-deps
 	@$(MAKE) --no-print-directory unit loadgen integration
 endif
 
-FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h tests/load/*.c)
+# libFuzzer drivers (tests/fuzz/), built with clang and its sanitizers in
+# build/fuzz, apart from the gcc objects.  `make fuzz FUZZ_SECONDS=N` runs
+# each for N seconds, FUZZ_JOBS at a time, from a scratch copy of its
+# committed seeds (tests/fuzz/corpus/NAME/, never written to); a crash, a
+# leak or a timeout fails it and leaves the input in build/fuzz/artifacts/.
+FUZZ_SECONDS ?= 30
+FUZZ_JOBS ?= 2
+FUZZ_CC ?= clang
+FUZZ := route body auth fcgi sse
+FUZZ_BUILD := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -pthread -g -O1 $(WARN) $(FUZZ_SAN) \
+	-fsanitize=fuzzer-no-link -Iinclude -Itests/unit $(PKG_CFLAGS) \
+	-DBEEP_VERSION='"$(VERSION)"'
+FUZZ_OBJS := $(SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_BINS := $(FUZZ:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h \
+		tests/unit/sse_parser.h $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) \
+		-pthread $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+# Objects of a pattern rule are intermediate to make: keep them.
+.SECONDARY: $(FUZZ_OBJS) $(FUZZ_BINS)
+
+fuzz: test-deps
+	@$(MAKE) --no-print-directory -j$(FUZZ_JOBS) fuzz-build
+	@$(MAKE) --no-print-directory -j$(FUZZ_JOBS) $(FUZZ:%=fuzz-run-%)
+
+fuzz-run-%: $(FUZZ_BUILD)/fuzz_%
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $* $<
+
+FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h \
+	tests/load/*.c tests/fuzz/*.c tests/fuzz/*.h)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

@@ -1,14 +1,14 @@
 #!/bin/sh
 # Install the Debian packages a target needs, only those missing.
 #   deps.sh run    build and serve (make run)
-#   deps.sh test   build and run every test (make test)
+#   deps.sh test   build and run every test (make test, make fuzz)
 #   deps.sh bench  the benchmark (make bench)
 # Not root: print the apt-get command to run instead, and fail.
 set -eu
 want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev libjwt-dev libssl-dev uthash-dev caddy"
 case "${1:-run}" in
 run) ;;
-test) want="$want libcmocka-dev clang-format nodejs nginx lighttpd spawn-fcgi systemd man-db curl" ;;
+test) want="$want libcmocka-dev clang-format clang libclang-rt-14-dev nodejs nginx lighttpd spawn-fcgi systemd man-db curl" ;;
 bench) want="$want nginx libnginx-mod-nchan gnuplot-nox jq curl" ;;
 *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
