@@ -217,20 +217,42 @@ api_format_id(const struct api *api, uint64_t n, char *out, size_t size)
 	    out, size, "%" PRIu64 "-%" PRIu64, registry_epoch(api->reg), n);
 }
 
-/* Read an event id back; anything not ours is "unknown". */
+/*
+ * Read 1 to 20 decimal digits at *p into *v, advancing *p; false on no
+ * digit or overflow.  Stricter than strtoull: no sign, no space.
+ */
+static bool
+api_parse_u64(const char **p, uint64_t *v)
+{
+	const char *s = *p;
+
+	*v = 0;
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (*v > (UINT64_MAX - d) / 10)
+			return false;
+		*v = *v * 10 + d;
+	}
+	*p = s;
+	return true;
+}
+
+/* Read an event id back; anything not exactly as we write it is unknown. */
 static void
 api_parse_id(
     const struct api *api, const char *s, struct registry_resume *resume)
 {
-	unsigned long long epoch, n;
-	int end = 0;
+	uint64_t epoch, n;
 
 	resume->kind = REGISTRY_RESUME_NONE;
 	if (s == NULL || *s == '\0')
 		return;
 	resume->kind = REGISTRY_RESUME_UNKNOWN;
-	if (s[0] < '0' || s[0] > '9' ||
-	    sscanf(s, "%llu-%llu%n", &epoch, &n, &end) != 2 || s[end] != '\0' ||
+	if (!api_parse_u64(&s, &epoch) || *s++ != '-' ||
+	    !api_parse_u64(&s, &n) || *s != '\0' ||
 	    epoch != registry_epoch(api->reg))
 		return;
 	resume->kind = REGISTRY_RESUME_AT;

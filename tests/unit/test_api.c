@@ -329,6 +329,24 @@ test_api_replay(void **state)
 	buf_free(&all);
 	registry_unsubscribe(f->reg, sub.stream);
 	api_response_clear(&sub);
+
+	/* This run's epoch, but not an id as we write them: unknown. */
+	req.uri = "/subscribe/u/device/d";
+	for (size_t i = 0; i < 5; i++) {
+		static const char *const bad[] = {
+		    "- 1", "-+1", "--1", "-18446744073709551616", "-1 "};
+		char id[96];
+
+		snprintf(id, sizeof(id), "%llu%s",
+		    (unsigned long long)registry_epoch(f->reg), bad[i]);
+		req.last_event_id = id;
+		api_handle(f->api, &req, &sub);
+		assert_non_null(sub.stream);
+		assert_true(sub.start.reset);
+		assert_string_equal(sub.start.reason, "unknown event id");
+		registry_unsubscribe(f->reg, sub.stream);
+		api_response_clear(&sub);
+	}
 }
 
 /* A fixture from argv, with room for 16 streams. */
