@@ -49,6 +49,9 @@ struct config {
 	char *metrics_allow; /* who may GET /metrics: ADDRESS[/BITS],... */
 	/* Message bytes held in all logs. */
 	size_t max_message_memory;
+	char *redis_url;        /* cluster: the Redis URL, or "" */
+	unsigned cluster_ttl;   /* cluster: seconds a node stays listed */
+	unsigned redis_timeout; /* cluster: ms a request waits for Redis */
 };
 
 /* The version, as --version prints it (git describe at build time). */

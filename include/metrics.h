@@ -45,6 +45,10 @@ struct metrics_gauges {
 	size_t max_streams;        /* BEEP_MAX_STREAMS */
 	size_t threads, idle;      /* worker threads alive, and idle */
 	bool ready;                /* what /readyz answers */
+	/* In a cluster (BEEP_REDIS_URL) only: cluster_stats(). */
+	bool cluster, redis_up;
+	uint64_t cluster_received, cluster_duplicates, cluster_replayed;
+	uint64_t cluster_local, cluster_unreachable, cluster_reconnects;
 };
 
 /* Append every metric, in the text exposition format, to out. */

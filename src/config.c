@@ -174,6 +174,16 @@ static const struct config_option config_options[] = {
         OFF(max_message_memory), "268435456", 65536, 68719476736,
         "bytes of messages held in all (queued, held, retained); past it "
         "the oldest delivered go, then a POST gets 503"},
+    {"redis-url", "BEEP_REDIS_URL", CONFIG_STR, OFF(redis_url), "", 0, 0,
+        "cluster: redis://HOST[:PORT][/DB] or unix:///PATH joins the nodes "
+        "that name it; empty: a single node"},
+    {"cluster-ttl", "BEEP_CLUSTER_TTL", CONFIG_UINT, OFF(cluster_ttl), "15", 1,
+        3600,
+        "cluster: seconds a node's devices stay listed after its last "
+        "heartbeat (sent every third of it)"},
+    {"redis-timeout", "BEEP_REDIS_TIMEOUT", CONFIG_UINT, OFF(redis_timeout),
+        "2000", 10, 60000,
+        "cluster: milliseconds a request waits for Redis; then 503"},
 };
 
 #define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
