@@ -99,10 +99,12 @@ unit: $(UNIT_BINS)
 integration: $(BIN)
 	BEEP_BIN=$(abspath $(BIN)) $(SAN_ENV) node --test tests/integration/
 
-# The registry under ThreadSanitizer, with real threads.
+# The registry and the cluster under ThreadSanitizer, with real threads.
 tsan:
-	@$(MAKE) --no-print-directory SANITIZE=thread build/thread/tests/test_registry
+	@$(MAKE) --no-print-directory SANITIZE=thread build/thread/tests/test_registry \
+		build/thread/tests/test_cluster
 	$(SAN_ENV) build/thread/tests/test_registry
+	$(SAN_ENV) build/thread/tests/test_cluster
 
 ifeq ($(SANITIZE),)
 test: test-deps

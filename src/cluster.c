@@ -277,6 +277,7 @@ struct cluster_job {
 	struct cluster_entry *entry;
 	redisReply *reply; /* NULL when it failed */
 	bool done, abandoned;
+	bool sent; /* written to a connection: Redis may have run it */
 	struct cluster_job *next;
 };
 
@@ -310,18 +311,35 @@ cluster_count(_Atomic uint64_t *c)
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
+/* Digits at *p into *v, below max; advances *p.  Returns -1 for none. */
+static int
+cluster_parse_num(const char **p, uint64_t max, uint64_t *v)
+{
+	const char *s = *p;
+
+	*v = 0;
+	if (*s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		*v = *v * 10 + (uint64_t)(*s - '0');
+		if (*v >= max)
+			return -1;
+	}
+	*p = s;
+	return 0;
+}
+
 int
 cluster_parse_id(const char *s, uint64_t *id)
 {
-	unsigned long long ms, seq;
-	int end = 0;
+	uint64_t ms, seq;
 
-	if (s == NULL || s[0] < '0' || s[0] > '9' ||
-	    sscanf(s, "%llu-%llu%n", &ms, &seq, &end) != 2 || s[end] != '\0' ||
-	    !(s[end - 1] >= '0' && s[end - 1] <= '9') || ms >= CLUSTER_MS_MAX ||
-	    seq >= (1ULL << CLUSTER_SEQ_BITS))
+	if (s == NULL || cluster_parse_num(&s, CLUSTER_MS_MAX, &ms) < 0 ||
+	    *s++ != '-' ||
+	    cluster_parse_num(&s, UINT64_C(1) << CLUSTER_SEQ_BITS, &seq) < 0 ||
+	    *s != '\0')
 		return -1;
-	*id = (uint64_t)ms << CLUSTER_SEQ_BITS | (uint64_t)seq;
+	*id = ms << CLUSTER_SEQ_BITS | seq;
 	return 0;
 }
 
@@ -1414,6 +1432,12 @@ cluster_publish(struct cluster *cl, const char *user, const char *device,
 	}
 	pthread_mutex_unlock(&cl->lock);
 	r = j->reply;
+	if (r == NULL && !j->sent) {
+		/* Redis went down before it was sent: as if it were down. */
+		job_free(j);
+		return cluster_publish_local(
+		    cl, user, device, frame, len, id, size, down);
+	}
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER) {
 		cluster_count(&cl->unreachable);
