@@ -1330,6 +1330,8 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 	if (cluster_parse_id(j->reply->element[0]->str, &from.id) < 0)
 		from.id = 0;
 	why = j->reply->element[1]->str;
+	if (resume->kind == REGISTRY_RESUME_UNKNOWN && why[0] == '\0')
+		why = "unknown event id";
 	s = registry_subscribe(cl->reg, user, device, &from, start, err);
 	pthread_mutex_lock(&cl->lock);
 	if (s == NULL) {
