@@ -625,5 +625,6 @@ config_clear(struct config *c)
 	free(c->list_policy);
 	free(c->log_format);
 	free(c->metrics_allow);
+	free(c->redis_url);
 	memset(c, 0, sizeof(*c));
 }
