@@ -778,22 +778,19 @@ cluster_complete(struct cluster *cl, struct cluster_job *j, redisReply *r)
 		if (ok)
 			e->registered = true;
 		if (j->kind == JOB_SYNC || j->abandoned) {
-			if (!ok) {
-				/* Again once connected. */
-				if (e->streams > 0 && j->kind == JOB_SYNC)
-					e->sync_wanted = true;
-				else {
-					entry_drop_waiting(e);
-					e->gate = false;
-				}
-			} else if (e->streams > 0 && !j->abandoned) {
+			if (ok && e->streams > 0 && !j->abandoned) {
 				if (r->element[1]->len > 0) {
 					log_warn("%s: resync: %s", e->key,
 					    r->element[1]->str);
 					cluster_count(&cl->resets);
 				}
 				entry_apply(cl, e, r, false);
-			} else {
+			} else if (!ok && e->streams > 0 &&
+			    j->kind == JOB_SYNC) {
+				/* Again once connected; the gate stays. */
+				e->sync_wanted = true;
+			} else if (e->jobs == 0) {
+				/* No other SUB on its way needs the gate. */
 				entry_drop_waiting(e);
 				e->gate = false;
 			}
