@@ -1983,7 +1983,8 @@ parse_args(struct opts *o, int argc, char **argv)
 			o->port = (int)parse_u64("port", optarg, 65535);
 			break;
 		case O_POSTPORT:
-			o->post_port = (int)parse_u64("post-port", optarg, 65535);
+			o->post_port =
+			    (int)parse_u64("post-port", optarg, 65535);
 			break;
 		case O_USERS:
 			o->users =
