@@ -7,8 +7,8 @@
 // what it missed; held messages reach the device wherever it comes back.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCluster, uid, postPath, poll, Client, runBinary } from
-    './harness.mjs';
+import { startCluster, uid, postPath, poll, Client, runBinary,
+    assertRefusedStart } from './harness.mjs';
 
 const T = { timeout: 120000 };
 const ID_RE = /^(\d+)-(\d+)$/;
@@ -190,6 +190,42 @@ describe('three nodes, one Redis, one front', T, () => {
 		assert.equal(m.status, 200);
 		assert.match(m.text, /^beep_redis_up 1$/m);
 		assert.match(m.text, /^beep_cluster_received_total \d+$/m);
+	});
+});
+
+describe('starting a node', T, () => {
+	test('an unusable BEEP_REDIS_URL is refused at start', T, async () => {
+		for (const url of ['http://127.0.0.1:6379', 'redis://', 'unix:rel',
+		    'redis://h:99999', 'redis://h/x']) {
+			const r = await runBinary(['--listen', 'unix:@DIR@/b.sock'],
+			    { env: { BEEP_REDIS_URL: url } });
+			assertRefusedStart(r, url);
+			assert.match(r.stderr, /--redis-url/);
+		}
+	});
+
+	test('without Redis a node is not ready; with it back, it is again', T,
+	    async () => {
+		const cl = await startCluster({ nodes: 1, env: ENV });
+		try {
+			const n = cl.nodes[0];
+			const ops = new Client(n.opsBase);
+			await cl.redis.stop('SIGKILL');
+			await poll(async () => (await ops.get('/readyz')).status === 503,
+			    { timeout: 10000, what: 'readyz 503' });
+			const r = await ops.get('/readyz');
+			assert.deepEqual(r.json(),
+			    { error: 'cluster store (Redis) unreachable' });
+			// A device's first stream here needs Redis: 503, JSON.
+			const s = await n.open(`/subscribe/${uid()}/device/d`);
+			assert.equal(s.status, 503);
+			await cl.redis.start();
+			await poll(async () => (await ops.get('/readyz')).status === 200,
+			    { timeout: 10000, what: 'readyz 200 again' });
+			ops.close();
+		} finally {
+			await cl.stopAndCheck();
+		}
 	});
 });
 

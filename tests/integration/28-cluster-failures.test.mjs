@@ -68,6 +68,78 @@ describe('cluster failures', T, () => {
 		other.close();
 	});
 
+	test('Redis hung (SIGSTOP): answers within BEEP_REDIS_TIMEOUT, ' +
+	    'then recovers', T, async (t) => {
+		const cl = await startCluster({ nodes: 2,
+		    env: { ...ENV, BEEP_REDIS_TIMEOUT: '300' } }, t);
+		const [a, b] = cl.nodes;
+		const ca = a.client(), cb = b.client();
+		const u = uid();
+		const s = await a.subscribe(u, 'd');
+		const ok = [], maybe = [];
+		const r0 = await cb.postJson(postPath(u, 'd'), { data: 'before' });
+		assert.equal(r0.status, 200);
+		ok.push({ id: r0.json().id, data: 'before' });
+		process.kill(cl.redis.child.pid, 'SIGSTOP');
+		let resumed = false;
+		t.after(() => {
+			if (!resumed)
+				process.kill(cl.redis.child.pid, 'SIGCONT');
+		});
+		// Every request that needs Redis is answered (503) without
+		// waiting for it; what may have reached Redis may still come.
+		for (let i = 0; i < 5; i++) {
+			const r = await cb.postJson(postPath(u, 'd'), { data: `x${i}` });
+			if (r.status === 200) {
+				ok.push({ id: r.json().id, data: `x${i}` });
+				continue;
+			}
+			assert.equal(r.status, 503, r.text);
+			assert.deepEqual(r.json(),
+			    { error: 'cluster store (Redis) unreachable' });
+			maybe.push(`x${i}`);
+		}
+		assert.ok(maybe.length > 0, 'a hung Redis gives 503');
+		const l = await cb.get(`/user/${u}/devices`);
+		assert.equal(l.status, 503);
+		// Posts on the stream's own node are delivered there.
+		await poll(async () => {
+			const r = await ca.postJson(postPath(u, 'd'), { data: 'loc' });
+			if (r.status === 200)
+				ok.push({ id: r.json().id, data: 'loc' });
+			return r.status === 200;
+		}, { timeout: 20000, what: 'a local post while Redis hangs' });
+
+		process.kill(cl.redis.child.pid, 'SIGCONT');
+		resumed = true;
+		await poll(async () => {
+			const r = await cb.postJson(postPath(u, 'd'), { data: 'after' });
+			if (r.status === 200)
+				ok.push({ id: r.json().id, data: 'after' });
+			return r.status === 200;
+		}, { timeout: 20000, what: 'cross-node posts again' });
+		// Accepted: each once, in id order; the 503 ones at most once.
+		const got = [];
+		const last = await cb.postJson(postPath(u, 'd'), { data: 'end' });
+		assert.equal(last.status, 200);
+		for (;;) {
+			const e = await s.nextEvent(15000);
+			if (e.data === 'end')
+				break;
+			got.push({ id: e.lastEventId, data: e.data });
+		}
+		for (let i = 1; i < got.length; i++)
+			assert.ok(cmpId(got[i - 1].id, got[i].id) < 0, 'ids increase');
+		const ids = got.map((e) => e.id);
+		assert.equal(new Set(ids).size, ids.length, 'no duplicate');
+		for (const m of ok)
+			assert.equal(got.filter((e) => e.id === m.id).length, 1,
+			    `accepted ${m.data} ${m.id} delivered once`);
+		for (const e of got)
+			assert.ok(ok.some((m) => m.id === e.id) ||
+			    maybe.includes(e.data), `unexpected ${JSON.stringify(e)}`);
+	});
+
 	test('Redis killed and restarted under load', T, async (t) => {
 		const cl = await startCluster({ nodes: 2, env: ENV }, t);
 		const [a, b] = cl.nodes;
