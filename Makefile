@@ -38,7 +38,7 @@ ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
 SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
 	src/depth.c src/auth.c src/limit.c src/quota.c src/event.c \
 	src/body.c src/sse.c src/registry.c src/api.c src/fcgi_out.c src/server.c \
-	src/cidr.c src/metrics.c src/cluster.c
+	src/cidr.c src/metrics.c src/cluster_lua.c src/cluster.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT := http route depth body sse registry config api auth limit quota event fcgi_out \
 	cidr metrics log cluster

@@ -65,6 +65,7 @@
 #include <unistd.h>
 #include <uthash.h>
 
+#include "cluster_lua.h"
 #include "log.h"
 #include "util.h"
 
@@ -80,163 +81,6 @@
 #define CLUSTER_META_TTL_MS (24 * 3600 * 1000ULL)
 /* Most arguments of a command. */
 #define CLUSTER_ARGS 16
-
-enum cluster_script {
-	SCRIPT_POST,
-	SCRIPT_SUB,
-	SCRIPT_UNSUB,
-	SCRIPT_LIST,
-	SCRIPT_BEAT,
-	SCRIPT__MAX
-};
-
-#define LUA_PRELUDE                                                            \
-	"local function now_ms() local t = redis.call('TIME') "                \
-	"return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "    \
-	"end "                                                                 \
-	"local function idp(s) local a, b = string.match(s, "                  \
-	"'^(%d+)%-(%d+)$') return tonumber(a), tonumber(b) end "               \
-	"local function idlt(x, y) local a1, b1 = idp(x) "                     \
-	"local a2, b2 = idp(y) return a1 < a2 or (a1 == a2 and b1 < b2) "      \
-	"end "                                                                 \
-	"local function holders(u, dev) local pre = dev .. '\\31' "            \
-	"local nodes, dead = {}, false "                                       \
-	"for _, f in ipairs(redis.call('HKEYS', u)) do "                       \
-	"if string.sub(f, 1, #pre) == pre then "                               \
-	"local node = string.sub(f, #pre + 1) "                                \
-	"if redis.call('EXISTS', 'beep:n:' .. node) == 1 then "                \
-	"nodes[#nodes + 1] = node else redis.call('HDEL', u, f) "              \
-	"dead = true end end end return nodes, dead end "                      \
-	"local function to_grace(g, m, dev, now, grace, metattl) "             \
-	"if grace > 0 then "                                                   \
-	"redis.call('HSET', g, dev, string.format('%d', now + grace)) "        \
-	"redis.call('PEXPIRE', g, grace + 1000) "                              \
-	"redis.call('HSET', m, 'held', redis.call('HGET', m, 'last') or "      \
-	"'0-0') redis.call('PEXPIRE', m, metattl) end end "
-
-/*
- * KEYS u g s m; ARGV dev user frame maxlen keep_ms grace_ms meta_ttl_ms.
- * Returns {404} or {200|202, id}.
- */
-static const char cluster_lua_post[] = LUA_PRELUDE
-    "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
-    "local dev, user, frame = ARGV[1], ARGV[2], ARGV[3] "
-    "local maxlen, keep = tonumber(ARGV[4]), tonumber(ARGV[5]) "
-    "local grace, metattl = tonumber(ARGV[6]), tonumber(ARGV[7]) "
-    "local now = now_ms() "
-    "local nodes, dead = holders(u, dev) "
-    "local status = 200 "
-    "if #nodes == 0 then "
-    "if dead then to_grace(g, m, dev, now, grace, metattl) end "
-    "local gu = tonumber(redis.call('HGET', g, dev) or '0') "
-    "if gu <= now then "
-    "if gu > 0 then redis.call('HDEL', g, dev) end return {404} end "
-    "status = 202 end "
-    "local want = '*' "
-    "local last = redis.call('HGET', m, 'last') "
-    "if last then local lms, lseq = idp(last) "
-    "if lms >= now then want = string.format('%d-%d', lms, lseq + 1) end "
-    "end "
-    "local id = redis.call('XADD', s, want, 'f', frame) "
-    "local n = redis.call('XLEN', s) "
-    "if n > maxlen then "
-    "local old = redis.call('XRANGE', s, '-', '+', 'COUNT', n - maxlen) "
-    "redis.call('HSET', m, 'floor', old[#old][1]) "
-    "redis.call('XTRIM', s, 'MAXLEN', maxlen) end "
-    "local cut = string.format('%d-0', now - keep) "
-    "local old = redis.call('XREVRANGE', s, '(' .. cut, '-', 'COUNT', 1) "
-    "if #old > 0 then redis.call('HSET', m, 'floor', old[1][1]) "
-    "redis.call('XTRIM', s, 'MINID', cut) end "
-    "redis.call('HSET', m, 'last', id) "
-    "redis.call('PEXPIRE', m, metattl) "
-    "redis.call('PEXPIRE', s, keep) "
-    "local msg = string.format('%s %d %d ', id, #user, #dev) .. user .. "
-    "dev .. frame "
-    "for _, node in ipairs(nodes) do "
-    "redis.call('PUBLISH', 'beep:c:' .. node, msg) end "
-    "return {status, id}";
-
-/*
- * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms.  after is the
- * client's id or ""; sync "1" when the node already delivered up to
- * after (it may be above the stream: ids given while Redis was down).
- * Returns {from, why, entries}: the stream starts after from, replaying
- * entries; why is "" or why messages were lost.
- */
-static const char cluster_lua_sub[] = LUA_PRELUDE
-    "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
-    "local dev, node, after = ARGV[1], ARGV[2], ARGV[3] "
-    "local count, sync = tonumber(ARGV[4]), ARGV[5] == '1' "
-    "local metattl = tonumber(ARGV[6]) "
-    "local now = now_ms() "
-    "redis.call('HSET', u, dev .. '\\31' .. node, 1) "
-    "local gu = tonumber(redis.call('HGET', g, dev) or '0') "
-    "if gu > 0 then redis.call('HDEL', g, dev) end "
-    "local last = redis.call('HGET', m, 'last') or '0-0' "
-    "local floor = last "
-    "if redis.call('EXISTS', s) == 1 then "
-    "floor = redis.call('HGET', m, 'floor') or '0-0' end "
-    "local from, why, usable = last, '', false "
-    "if after ~= '' then "
-    "if idlt(last, after) then "
-    "if sync then redis.call('HSET', m, 'last', after) "
-    "redis.call('PEXPIRE', m, metattl) from = after usable = true "
-    "else why = 'unknown event id' end "
-    "elseif idlt(after, floor) then why = 'event id too old' "
-    "if sync then from = floor usable = true end "
-    "else from = after usable = true end end "
-    "if not usable then "
-    "if gu > now then "
-    "local held = redis.call('HGET', m, 'held') or '0-0' "
-    "if idlt(held, floor) then from = floor "
-    "if why == '' then why = 'messages were dropped while away' end "
-    "else from = held end "
-    "else from = last end end "
-    "local entries = redis.call('XRANGE', s, '(' .. from, '+', 'COUNT', "
-    "count) "
-    "return {from, why, entries}";
-
-/* KEYS u g m; ARGV dev node grace_ms meta_ttl_ms.  Returns the holders. */
-static const char cluster_lua_unsub[] = LUA_PRELUDE
-    "local u, g, m = KEYS[1], KEYS[2], KEYS[3] "
-    "local dev, node = ARGV[1], ARGV[2] "
-    "redis.call('HDEL', u, dev .. '\\31' .. node) "
-    "local nodes = holders(u, dev) "
-    "if #nodes == 0 then to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), "
-    "tonumber(ARGV[4])) end "
-    "return #nodes";
-
-/* KEYS u g; ARGV user grace_ms meta_ttl_ms.  Returns the live devices. */
-static const char cluster_lua_list[] = LUA_PRELUDE
-    "local u, g, user = KEYS[1], KEYS[2], ARGV[1] "
-    "local grace, metattl = tonumber(ARGV[2]), tonumber(ARGV[3]) "
-    "local alive, seen, out, dead = {}, {}, {}, {} "
-    "for _, f in ipairs(redis.call('HKEYS', u)) do "
-    "local i = string.find(f, '\\31', 1, true) "
-    "local dev, node = string.sub(f, 1, i - 1), string.sub(f, i + 1) "
-    "if alive[node] == nil then "
-    "alive[node] = redis.call('EXISTS', 'beep:n:' .. node) == 1 end "
-    "if alive[node] then "
-    "if not seen[dev] then seen[dev] = true out[#out + 1] = dev end "
-    "else redis.call('HDEL', u, f) dead[dev] = true end end "
-    "local now = now_ms() "
-    "for dev in pairs(dead) do if not seen[dev] then "
-    "to_grace(g, 'beep:m:' .. user .. '\\31' .. dev, dev, now, grace, "
-    "metattl) end end "
-    "return out";
-
-/* KEYS n; ARGV ttl_ms.  Returns whether the key was there. */
-static const char cluster_lua_beat[] =
-    "local e = redis.call('EXISTS', KEYS[1]) "
-    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) return e";
-
-static const char *const cluster_lua[SCRIPT__MAX] = {
-    [SCRIPT_POST] = cluster_lua_post,
-    [SCRIPT_SUB] = cluster_lua_sub,
-    [SCRIPT_UNSUB] = cluster_lua_unsub,
-    [SCRIPT_LIST] = cluster_lua_list,
-    [SCRIPT_BEAT] = cluster_lua_beat,
-};
 
 /* A message from the channel, waiting behind a closed gate. */
 struct cluster_wait {
@@ -289,7 +133,7 @@ struct cluster {
 	unsigned ttl_ms, timeout_ms;
 	size_t maxlen, max_waiting;
 	uint64_t keep_ms, grace_ms;
-	char sha[SCRIPT__MAX][41];
+	char sha[CLUSTER_LUA__MAX][41];
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* the command thread: work, or stop */
@@ -480,8 +324,8 @@ job_key(struct cluster_job *j, const char *kind, const char *user,
 
 /* EVALSHA script with nkeys keys to come. */
 static struct cluster_job *
-job_new(struct cluster *cl, enum cluster_job_kind kind,
-    enum cluster_script script, int nkeys)
+job_new(struct cluster *cl, enum cluster_job_kind kind, enum cluster_lua script,
+    int nkeys)
 {
 	struct cluster_job *j = xcalloc(1, sizeof(*j));
 
@@ -668,7 +512,7 @@ static struct cluster_job *
 job_sub(struct cluster *cl, struct cluster_entry *e, enum cluster_job_kind kind,
     const char *after)
 {
-	struct cluster_job *j = job_new(cl, kind, SCRIPT_SUB, 4);
+	struct cluster_job *j = job_new(cl, kind, CLUSTER_LUA_SUB, 4);
 
 	job_key(j, "u", e->user, NULL);
 	job_key(j, "g", e->user, NULL);
@@ -727,7 +571,7 @@ cluster_reconcile(struct cluster *cl)
 		}
 		if (e->streams == 0 && e->registered && e->jobs == 0) {
 			struct cluster_job *j =
-			    job_new(cl, JOB_UNSUB, SCRIPT_UNSUB, 3);
+			    job_new(cl, JOB_UNSUB, CLUSTER_LUA_UNSUB, 3);
 
 			job_key(j, "u", e->user, NULL);
 			job_key(j, "g", e->user, NULL);
@@ -824,7 +668,7 @@ cluster_complete(struct cluster *cl, struct cluster_job *j, redisReply *r)
 static int
 cluster_load_scripts(struct cluster *cl, redisContext *c, char *why, size_t n)
 {
-	for (int i = 0; i < SCRIPT__MAX; i++) {
+	for (int i = 0; i < CLUSTER_LUA__MAX; i++) {
 		redisReply *r =
 		    redisCommand(c, "SCRIPT LOAD %s", cluster_lua[i]);
 
@@ -924,7 +768,7 @@ cluster_cmd_main(void *arg)
 		if (cl->dirty)
 			cluster_reconcile(cl);
 		if (now >= next_beat && !cl->leaving) {
-			j = job_new(cl, JOB_BEAT, SCRIPT_BEAT, 1);
+			j = job_new(cl, JOB_BEAT, CLUSTER_LUA_BEAT, 1);
 			job_key(j, "n", cl->node, NULL);
 			job_num(j, cl->ttl_ms);
 			cluster_enqueue(cl, j);
@@ -1411,7 +1255,7 @@ cluster_publish(struct cluster *cl, const char *user, const char *device,
 		return cluster_publish_local(
 		    cl, user, device, frame, len, id, size, down);
 	pthread_mutex_lock(&cl->lock);
-	j = job_new(cl, JOB_POST, SCRIPT_POST, 4);
+	j = job_new(cl, JOB_POST, CLUSTER_LUA_POST, 4);
 	job_key(j, "u", user, NULL);
 	job_key(j, "g", user, NULL);
 	job_key(j, "s", user, device);
@@ -1465,7 +1309,7 @@ cluster_devices(struct cluster *cl, const char *user, char ***names, size_t *n)
 		return -1;
 	}
 	pthread_mutex_lock(&cl->lock);
-	j = job_new(cl, JOB_LIST, SCRIPT_LIST, 2);
+	j = job_new(cl, JOB_LIST, CLUSTER_LUA_LIST, 2);
 	job_key(j, "u", user, NULL);
 	job_key(j, "g", user, NULL);
 	job_str(j, user);
