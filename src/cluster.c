@@ -785,9 +785,11 @@ cluster_cmd_main(void *arg)
 		cl->queue = cl->queue_tail = NULL;
 		pthread_mutex_unlock(&cl->lock);
 		/* Pipelined: all written, then all read, in order. */
-		for (j = batch; j != NULL; j = j->next)
+		for (j = batch; j != NULL; j = j->next) {
 			redisAppendCommandArgv(
 			    c, j->argc, (const char **)j->argv, j->argvlen);
+			j->sent = true;
+		}
 		pthread_mutex_lock(&cl->lock);
 		for (j = batch; j != NULL; j = next) {
 			void *r = NULL;
