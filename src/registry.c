@@ -14,7 +14,11 @@
  *
  * A device's log is a ring of message pointers, oldest first, numbered
  * first_seq .. last_seq; each message also has an event id from one
- * counter for the whole registry.  Each stream is a cursor: the number of
+ * counter for the whole registry, or one its publisher chose
+ * (registry_publish_at(): a cluster's ids, increasing per device only;
+ * device->top_id, the newest, turns an id not above it away as a
+ * duplicate, and REGISTRY_RESUME_FROM may restart an idle device's log at
+ * the caller's id).  Each stream is a cursor: the number of
  * the last message it took.  device->delivered is the highest number any
  * of its streams took.  The log drops a message once (1) every live
  * stream and the device have taken it, and (2) it was delivered (first
