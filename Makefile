@@ -18,9 +18,9 @@ else
 BUILD := build/$(subst $(comma),-,$(SANITIZE))
 endif
 
-PKGS := jansson fcgi libjwt libcrypto
+PKGS := jansson fcgi libjwt libcrypto hiredis
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lfcgi -ljwt -lcrypto)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lfcgi -ljwt -lcrypto -lhiredis)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -38,10 +38,11 @@ ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
 SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
 	src/depth.c src/auth.c src/limit.c src/quota.c src/event.c \
 	src/body.c src/sse.c src/registry.c src/api.c src/fcgi_out.c \
-	src/deadline.c src/listener.c src/server.c src/cidr.c src/metrics.c
+	src/deadline.c src/listener.c src/server.c src/cidr.c src/metrics.c \
+	src/cluster_lua.c src/cluster.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT := http route depth body sse registry config api auth limit quota event fcgi_out \
-	deadline listener cidr metrics log fuzz_found
+	deadline listener cidr metrics log fuzz_found cluster
 UNIT_BINS := $(UNIT:%=$(BUILD)/tests/test_%)
 BIN := $(BUILD)/beep-signal
 
@@ -99,10 +100,12 @@ unit: $(UNIT_BINS)
 integration: $(BIN)
 	BEEP_BIN=$(abspath $(BIN)) $(SAN_ENV) node --test tests/integration/
 
-# The registry under ThreadSanitizer, with real threads.
+# The registry and the cluster under ThreadSanitizer, with real threads.
 tsan:
-	@$(MAKE) --no-print-directory SANITIZE=thread build/thread/tests/test_registry
+	@$(MAKE) --no-print-directory SANITIZE=thread build/thread/tests/test_registry \
+		build/thread/tests/test_cluster
 	$(SAN_ENV) build/thread/tests/test_registry
+	$(SAN_ENV) build/thread/tests/test_cluster
 
 ifeq ($(SANITIZE),)
 test: test-deps

@@ -5,11 +5,11 @@
 #   deps.sh bench  the benchmark (make bench)
 # Not root: print the apt-get command to run instead, and fail.
 set -eu
-want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev libjwt-dev libssl-dev uthash-dev caddy"
+want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev libjwt-dev libssl-dev uthash-dev libhiredis-dev caddy"
 case "${1:-run}" in
 run) ;;
-test) want="$want libcmocka-dev clang-format clang libclang-rt-14-dev nodejs nginx lighttpd spawn-fcgi systemd man-db curl" ;;
-bench) want="$want nginx libnginx-mod-nchan gnuplot-nox jq curl" ;;
+test) want="$want libcmocka-dev clang-format clang libclang-rt-14-dev nodejs nginx lighttpd spawn-fcgi systemd man-db curl redis-server" ;;
+bench) want="$want nginx libnginx-mod-nchan gnuplot-nox jq curl redis-server" ;;
 *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 

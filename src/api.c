@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "body.h"
 #include "cidr.h"
+#include "cluster.h"
 #include "event.h"
 #include "limit.h"
 #include "log.h"
@@ -36,6 +37,8 @@
 /* Clients reconnect after a stop within this many milliseconds. */
 #define API_RETRY_MIN_MS 1000
 #define API_RETRY_SPREAD_MS 4000
+/* What a request that needs Redis gets while it is unreachable. */
+#define API_CLUSTER_DOWN "cluster store (Redis) unreachable"
 
 struct api {
 	const struct config *config;
@@ -51,6 +54,7 @@ struct api {
 	bool list_any;             /* anyone may list anyone's devices */
 	struct cidr_list metrics_allow; /* who may read /metrics */
 	atomic_bool stopping;           /* api_stop() was called */
+	struct cluster *cluster;        /* BEEP_REDIS_URL: the other nodes */
 };
 
 /* What api_precheck() found, for api_handle() once the body is read. */
@@ -108,6 +112,14 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
 		api_free(api);
 		return NULL;
 	}
+	/* A single node has no cluster: no thread, no connection. */
+	if (c->redis_url != NULL && c->redis_url[0] != '\0') {
+		api->cluster = cluster_new(c, reg);
+		if (api->cluster == NULL) {
+			api_free(api);
+			return NULL;
+		}
+	}
 	return api;
 }
 
@@ -123,6 +135,7 @@ api_free(struct api *api)
 	limit_free(api->limit);
 	quota_free(api->per_address);
 	cidr_list_clear(&api->metrics_allow);
+	cluster_free(api->cluster);
 	free(api);
 }
 
@@ -148,17 +161,30 @@ api_release_quota(struct api_response *resp)
 	resp->quota = NULL;
 }
 
+/* Needs no api either: the response names its cluster. */
+static void
+api_release_cluster(struct api_response *resp)
+{
+	if (resp->cluster_entry == NULL)
+		return;
+	cluster_unsubscribe(resp->cluster, resp->cluster_entry);
+	resp->cluster_entry = NULL;
+	resp->cluster = NULL;
+}
+
 void
 api_stream_end(struct api *api, struct api_response *resp)
 {
 	(void)api;
 	api_release_quota(resp);
+	api_release_cluster(resp);
 }
 
 void
 api_response_clear(struct api_response *resp)
 {
 	api_release_quota(resp);
+	api_release_cluster(resp);
 	api_pending_free(resp->pending);
 	buf_free(&resp->headers);
 	buf_free(&resp->body);
@@ -209,10 +235,17 @@ api_error(struct api_response *resp, enum http_status status, const char *why)
 	api_json(resp, status, json_pack("{s:s}", "error", why));
 }
 
-/* Event ids are "<epoch>-<n>": see registry_epoch(), registry_msg_id(). */
+/*
+ * Event ids are "<epoch>-<n>": see registry_epoch(), registry_msg_id();
+ * in a cluster, Redis stream ids (cluster_format_id()).
+ */
 static void
 api_format_id(const struct api *api, uint64_t n, char *out, size_t size)
 {
+	if (api->cluster != NULL) {
+		cluster_format_id(n, out, size);
+		return;
+	}
 	snprintf(
 	    out, size, "%" PRIu64 "-%" PRIu64, registry_epoch(api->reg), n);
 }
@@ -251,6 +284,11 @@ api_parse_id(
 	if (s == NULL || *s == '\0')
 		return;
 	resume->kind = REGISTRY_RESUME_UNKNOWN;
+	if (api->cluster != NULL) {
+		if (cluster_parse_id(s, &resume->id) == 0)
+			resume->kind = REGISTRY_RESUME_AT;
+		return;
+	}
 	if (!api_parse_u64(&s, &epoch) || *s++ != '-' ||
 	    !api_parse_u64(&s, &n) || *s != '\0' ||
 	    epoch != registry_epoch(api->reg))
@@ -264,8 +302,9 @@ api_subscribe(struct api *api, const struct api_request *req,
     const struct route *r, struct api_response *resp)
 {
 	struct registry_resume resume;
-	enum registry_error err;
+	enum registry_error err = REGISTRY_OK;
 	struct registry_stream *s;
+	bool down = false;
 	const char *addr = req->remote_addr ? req->remote_addr : "";
 	char *q = NULL;
 
@@ -288,14 +327,20 @@ api_subscribe(struct api *api, const struct api_request *req,
 	}
 	resp->quota = api->per_address;
 	resp->quota_key = xstrdup(addr);
-	s = registry_subscribe(
-	    api->reg, r->user, r->device, &resume, &resp->start, &err);
+	if (api->cluster != NULL)
+		s = cluster_subscribe(api->cluster, r->user, r->device, &resume,
+		    &resp->start, &resp->cluster_entry, &err, &down);
+	else
+		s = registry_subscribe(
+		    api->reg, r->user, r->device, &resume, &resp->start, &err);
 	if (s == NULL) {
 		enum http_status status = HTTP_503;
 		const char *why = "service is stopping";
 
 		api_release_quota(resp);
-		if (err == REGISTRY_FULL) {
+		if (down) {
+			why = API_CLUSTER_DOWN;
+		} else if (err == REGISTRY_FULL) {
 			log_warn("stream limit reached (%zu): refusing "
 			         "subscribe",
 			    api->config->max_streams);
@@ -311,6 +356,8 @@ api_subscribe(struct api *api, const struct api_request *req,
 	}
 	resp->status = HTTP_200;
 	resp->stream = s;
+	if (resp->cluster_entry != NULL)
+		resp->cluster = api->cluster;
 	buf_puts(&resp->headers,
 	    "Content-Type: text/event-stream\r\n"
 	    "Cache-Control: no-cache, no-transform\r\n"
@@ -326,11 +373,19 @@ api_strcmp(const void *a, const void *b)
 static void
 api_devices(struct api *api, const struct route *r, struct api_response *resp)
 {
-	json_t *list = json_array();
+	json_t *list;
 	char **names;
 	size_t n;
 
-	registry_devices(api->reg, r->user, &names, &n);
+	if (api->cluster == NULL) {
+		registry_devices(api->reg, r->user, &names, &n);
+	} else if (cluster_devices(api->cluster, r->user, &names, &n) < 0) {
+		buf_printf(
+		    &resp->headers, "Retry-After: %d\r\n", API_RETRY_AFTER);
+		api_error(resp, HTTP_503, API_CLUSTER_DOWN);
+		return;
+	}
+	list = json_array();
 	if (n > 1)
 		qsort(names, n, sizeof(*names), api_strcmp);
 	for (size_t i = 0; i < n; i++) {
@@ -351,7 +406,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	enum registry_error err;
 	enum http_status status;
 	const char *why = NULL;
-	char id[48], *from = NULL;
+	char id[CLUSTER_ID_MAX], *from = NULL;
 
 	if (req->body_too_large) {
 		api_error(resp, HTTP_413, "body too large");
@@ -370,11 +425,25 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	    &packed, msg.data, msg.data_len, msg.is_json, msg.event, from);
 	free(from);
 	body_msg_clear(&msg);
-	m = registry_msg_new(packed.data, packed.len);
-	buf_free(&packed);
-	err = registry_publish(api->reg, r->user, r->device, m);
-	api_format_id(api, registry_msg_id(m), id, sizeof(id));
-	registry_msg_unref(m);
+	if (api->cluster != NULL) {
+		bool down;
+
+		err = cluster_publish(api->cluster, r->user, r->device,
+		    packed.data, packed.len, id, sizeof(id), &down);
+		buf_free(&packed);
+		if (down) {
+			buf_printf(&resp->headers, "Retry-After: %d\r\n",
+			    API_RETRY_AFTER);
+			api_error(resp, HTTP_503, API_CLUSTER_DOWN);
+			return;
+		}
+	} else {
+		m = registry_msg_new(packed.data, packed.len);
+		buf_free(&packed);
+		err = registry_publish(api->reg, r->user, r->device, m);
+		api_format_id(api, registry_msg_id(m), id, sizeof(id));
+		registry_msg_unref(m);
+	}
 	if (err == REGISTRY_NOT_FOUND) {
 		api_error(resp, HTTP_404, "device connection not found");
 		return;
@@ -398,11 +467,12 @@ api_health(struct api *api, struct api_response *resp)
 {
 	struct registry_stats st;
 	size_t threads = 0, idle = 0;
+	json_t *doc;
 
 	registry_stats(api->reg, &st);
 	if (api->threads != NULL)
 		api->threads(api->threads_ctx, &threads, &idle);
-	api_json(resp, HTTP_200,
+	doc =
 	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
 	              "s:I, s:I, s:I, s:I, s:I}",
 	        "status", "ok", "users", (json_int_t)st.users, "devices",
@@ -414,13 +484,37 @@ api_health(struct api *api, struct api_response *resp)
 	        (json_int_t)st.dropped, "resets", (json_int_t)st.resets,
 	        "message_bytes", (json_int_t)st.message_bytes, "replaced",
 	        (json_int_t)st.replaced, "evicted", (json_int_t)st.evicted,
-	        "refused", (json_int_t)st.refused));
+	        "refused", (json_int_t)st.refused);
+	if (api->cluster != NULL) {
+		struct cluster_stats cs;
+
+		cluster_stats(api->cluster, &cs);
+		/* Local deliveries go on while Redis is down: degraded. */
+		if (!cs.up)
+			json_object_set_new(
+			    doc, "status", json_string("degraded"));
+		json_object_set_new(doc, "cluster",
+		    json_pack("{s:s, s:s}", "redis", cs.up ? "up" : "down",
+		        "node", cs.node));
+	}
+	api_json(resp, HTTP_200, doc);
 }
 
 void
 api_stop(struct api *api)
 {
 	atomic_store(&api->stopping, true);
+	if (api->cluster != NULL)
+		cluster_stop(api->cluster);
+}
+
+static bool
+api_cluster_up(struct api *api)
+{
+	struct cluster_stats cs;
+
+	cluster_stats(api->cluster, &cs);
+	return cs.up;
 }
 
 /*
@@ -436,6 +530,8 @@ api_ready(struct api *api, struct registry_stats *st, const char **why)
 		*why = "service is stopping";
 	else if (st->streams >= api->config->max_streams)
 		*why = "too many streams";
+	else if (api->cluster != NULL && !api_cluster_up(api))
+		*why = API_CLUSTER_DOWN;
 	return *why == NULL;
 }
 
@@ -468,6 +564,19 @@ api_metrics(
 		return;
 	}
 	g.ready = api_ready(api, &g.reg, &why);
+	if (api->cluster != NULL) {
+		struct cluster_stats cs;
+
+		cluster_stats(api->cluster, &cs);
+		g.cluster = true;
+		g.redis_up = cs.up;
+		g.cluster_received = cs.received;
+		g.cluster_duplicates = cs.duplicates;
+		g.cluster_replayed = cs.replayed;
+		g.cluster_local = cs.local;
+		g.cluster_unreachable = cs.unreachable;
+		g.cluster_reconnects = cs.reconnects;
+	}
 	if (api->threads != NULL)
 		api->threads(api->threads_ctx, &g.threads, &g.idle);
 	resp->status = HTTP_200;

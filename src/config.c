@@ -188,6 +188,16 @@ static const struct config_option config_options[] = {
         1073741824,
         "bytes of a too large body read and dropped so that the 413 reaches "
         "the client; past it the connection is closed"},
+    {"redis-url", "BEEP_REDIS_URL", CONFIG_STR, OFF(redis_url), "", 0, 0,
+        "cluster: redis://HOST[:PORT][/DB] or unix:///PATH joins the nodes "
+        "that name it; empty: a single node"},
+    {"cluster-ttl", "BEEP_CLUSTER_TTL", CONFIG_UINT, OFF(cluster_ttl), "15", 1,
+        3600,
+        "cluster: seconds a node's devices stay listed after its last "
+        "heartbeat (sent every third of it)"},
+    {"redis-timeout", "BEEP_REDIS_TIMEOUT", CONFIG_UINT, OFF(redis_timeout),
+        "2000", 10, 60000,
+        "cluster: milliseconds a request waits for Redis; then 503"},
 };
 
 #define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
@@ -629,5 +639,6 @@ config_clear(struct config *c)
 	free(c->list_policy);
 	free(c->log_format);
 	free(c->metrics_allow);
+	free(c->redis_url);
 	memset(c, 0, sizeof(*c));
 }

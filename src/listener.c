@@ -42,9 +42,24 @@ listener_unix(struct listener *l, const char *path, unsigned mode)
 		return -1;
 	}
 	strcpy(sa.sun_path, path);
-	/* A socket left by a previous run would make bind() fail. */
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+	/*
+	 * A socket left by a previous run would make bind() fail; but one a
+	 * live process still serves is not ours to take.
+	 */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 &&
+		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(fd);
+			log_error("%s: another process is serving this socket; "
+			          "refusing to take it over",
+			    path);
+			return -1;
+		}
+		if (fd >= 0)
+			close(fd);
 		unlink(path);
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		log_error("socket: %s", strerror(errno));
