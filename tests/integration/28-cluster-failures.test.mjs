@@ -107,6 +107,10 @@ describe('cluster failures', T, () => {
 			const r = await ca.postJson(postPath(u, 'd'), { data: 'loc' });
 			if (r.status === 200)
 				ok.push({ id: r.json().id, data: 'loc' });
+			// Until the node has seen Redis hang, a post waits for it
+			// and gets 503; Redis runs it when it resumes.
+			else
+				maybe.push('loc');
 			return r.status === 200;
 		}, { timeout: 20000, what: 'a local post while Redis hangs' });
 
@@ -116,6 +120,8 @@ describe('cluster failures', T, () => {
 			const r = await cb.postJson(postPath(u, 'd'), { data: 'after' });
 			if (r.status === 200)
 				ok.push({ id: r.json().id, data: 'after' });
+			else
+				maybe.push('after');
 			return r.status === 200;
 		}, { timeout: 20000, what: 'cross-node posts again' });
 		// Accepted: each once, in id order; the 503 ones at most once.
