@@ -32,10 +32,11 @@ ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
 
 # The service, module by module; the binary and the unit tests link them.
 SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
-	src/auth.c src/limit.c src/event.c \
+	src/auth.c src/limit.c src/event.c src/turn.c \
 	src/body.c src/sse.c src/registry.c src/api.c src/fcgi_out.c src/server.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
-UNIT := http route body sse registry config api auth limit event fcgi_out
+UNIT := http route body sse registry config api auth limit event fcgi_out \
+	turn
 UNIT_BINS := $(UNIT:%=$(BUILD)/tests/test_%)
 BIN := $(BUILD)/beep-signal
 

@@ -42,6 +42,9 @@ struct config {
 	size_t max_devices_per_user;
 	char *cors_origins; /* "*" or a comma-separated list */
 	int log_level;      /* enum log_level */
+	char *turn_urls;    /* ICE server URLs, comma-separated, or "" */
+	char *turn_secret;  /* coturn's static-auth-secret, or "" */
+	unsigned turn_ttl;  /* seconds a TURN credential is valid */
 };
 
 /*

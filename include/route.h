@@ -14,6 +14,7 @@ enum route_id {
 	ROUTE_DEVICES,   /* /user/:user/devices */
 	ROUTE_POST,      /* /user/:user/device/:device */
 	ROUTE_HEALTH,    /* /healthz */
+	ROUTE_ICE,       /* /ice-servers */
 	ROUTE__MAX
 };
 

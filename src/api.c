@@ -14,6 +14,7 @@
 #include "log.h"
 #include "route.h"
 #include "sse.h"
+#include "turn.h"
 
 #define LOG_MODULE "api"
 
@@ -69,7 +70,7 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
 			p++;
 	}
 	api->auth = auth_new(c);
-	if (api->auth == NULL) {
+	if (api->auth == NULL || turn_check(c) < 0) {
 		api_free(api);
 		return NULL;
 	}
@@ -311,6 +312,35 @@ api_health(struct api *api, struct api_response *resp)
 }
 
 /*
+ * ICE servers with TURN credentials for the verified user; in open mode
+ * for ?user= (any id; anyone may claim any user there) or "anonymous".
+ */
+static void
+api_ice_servers(struct api *api, const struct route *r,
+    const struct auth_identity *who, struct api_response *resp)
+{
+	char *q = NULL;
+
+	if (who->user == NULL && r->query != NULL)
+		q = http_query_param(r->query, "user");
+	if (q != NULL && !http_id_valid(q, strlen(q), api->config->max_id)) {
+		free(q);
+		api_error(resp, HTTP_400, "bad user");
+		return;
+	}
+	resp->status = HTTP_200;
+	buf_puts(&resp->headers,
+	    "Content-Type: application/json\r\n"
+	    "Cache-Control: no-store\r\n");
+	turn_ice_servers(api->config,
+	    who->user ? who->user
+	        : q   ? q
+	              : "anonymous",
+	    time(NULL), &resp->body);
+	free(q);
+}
+
+/*
  * Who is asking, when authentication is on: AUTH_OK with *who filled in,
  * or the 401 already set in resp.  With it off, who stays empty.
  */
@@ -456,6 +486,9 @@ api_handle(
 	case ROUTE_POST:
 		if (api_rate_ok(api, req, &who, resp))
 			api_post(api, req, &r, &who, resp);
+		break;
+	case ROUTE_ICE:
+		api_ice_servers(api, &r, &who, resp);
 		break;
 	case ROUTE_HEALTH:
 	case ROUTE_NONE:

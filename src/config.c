@@ -144,6 +144,14 @@ static const struct config_option config_options[] = {
         0, "Access-Control-Allow-Origin: * or a comma-separated list"},
     {"log-level", "BEEP_LOG_LEVEL", CONFIG_LEVEL, OFF(log_level), "info", 0, 0,
         "debug, info, warn or error"},
+    {"turn-urls", "BEEP_TURN_URLS", CONFIG_STR, OFF(turn_urls), "", 0, 0,
+        "ICE servers for GET /ice-servers: comma-separated stun:, stuns:, "
+        "turn: or turns: URLs"},
+    {"turn-secret", "BEEP_TURN_SECRET", CONFIG_STR, OFF(turn_secret), "", 0, 0,
+        "TURN REST secret (coturn's static-auth-secret); needed with "
+        "turn: URLs"},
+    {"turn-ttl", "BEEP_TURN_TTL", CONFIG_UINT, OFF(turn_ttl), "86400", 60,
+        604800, "seconds a TURN credential from /ice-servers is valid"},
 };
 
 #define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
@@ -297,5 +305,7 @@ config_clear(struct config *c)
 	free(c->jwt_cookie);
 	free(c->auth_param);
 	free(c->list_policy);
+	free(c->turn_urls);
+	free(c->turn_secret);
 	memset(c, 0, sizeof(*c));
 }

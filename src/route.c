@@ -29,6 +29,8 @@ static const struct route_spec route_specs[] = {
         "POST, OPTIONS"},
     {ROUTE_HEALTH, 1, {"healthz", NULL, NULL, NULL}, METHOD_GET,
         "GET, OPTIONS"},
+    {ROUTE_ICE, 1, {"ice-servers", NULL, NULL, NULL}, METHOD_GET,
+        "GET, OPTIONS"},
 };
 
 #define ROUTE_NSPECS (sizeof(route_specs) / sizeof(route_specs[0]))

@@ -29,6 +29,10 @@ static const struct {
         "caf\xc3\xa9"},
     {"POST", "/user/a+b/device/x%20y", ROUTE_OK, ROUTE_POST, "a+b", "x y"},
     {"GET", "/healthz", ROUTE_OK, ROUTE_HEALTH, NULL, NULL},
+    {"GET", "/ice-servers", ROUTE_OK, ROUTE_ICE, NULL, NULL},
+    {"GET", "/ice-servers?user=bob", ROUTE_OK, ROUTE_ICE, NULL, NULL},
+    {"POST", "/ice-servers", ROUTE_BAD_METHOD, ROUTE_ICE, NULL, NULL},
+    {"GET", "/ice-servers/x", ROUTE_NOT_FOUND, ROUTE_NONE, NULL, NULL},
     {"OPTIONS", "/user/bob/device/phone", ROUTE_OK, ROUTE_POST, "bob", "phone"},
     {"POST", "/subscribe/bob/device/phone", ROUTE_BAD_METHOD, ROUTE_SUBSCRIBE,
         NULL, NULL},
@@ -65,7 +69,8 @@ test_route_table(void **state)
 		assert_int_equal(r.id, route_cases[i].id);
 		if (route_cases[i].user)
 			assert_string_equal(r.user, route_cases[i].user);
-		else if (res == ROUTE_OK && r.id == ROUTE_HEALTH)
+		else if (res == ROUTE_OK &&
+		    (r.id == ROUTE_HEALTH || r.id == ROUTE_ICE))
 			assert_null(r.user);
 		if (route_cases[i].device)
 			assert_string_equal(r.device, route_cases[i].device);
