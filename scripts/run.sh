@@ -9,6 +9,7 @@ mkdir -p "$rundir"
 sock="$rundir/beep.sock"
 export SITE_ADDRESS="${SITE_ADDRESS:-:$PORT}"
 export BEEP_SOCKET="$sock"
+export BEEP_WEB_ROOT="${BEEP_WEB_ROOT:-$(pwd)/web}"
 
 "$BEEP_BIN" --listen "unix:$sock" &
 backend=$!
