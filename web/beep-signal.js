@@ -151,7 +151,9 @@ class Signal {
 		this.abort = null;
 		this.wake = null;
 		this.stopped = false;
-		this.run();
+		this.sendQueues = new Map();   // "user\0device" -> last send
+		// After the caller's on() calls, so they see "connecting".
+		queueMicrotask(() => this.run());
 	}
 
 	// Listen to event `name` (an event name the service delivers, "message"
@@ -376,16 +378,30 @@ class Signal {
 	// POST data to (user, device); options.event names the event.
 	// Resolves { id, held } (held: the device was away, within its grace
 	// period, and gets it when it is back); rejects with a SignalError.
-	async send(user, device, data, { event } = {}) {
+	// Sends to one device go out one after another, in the order of the
+	// calls, so they arrive in that order (an answer before the
+	// candidates that follow it) even when they are made at once.
+	send(user, device, data, { event } = {}) {
 		if (data === undefined || data === null || data === "")
-			throw new SignalError("send: no data", 400);
+			return Promise.reject(new SignalError("send: no data", 400));
 		const body = { data };
 		if (event)
 			body.event = event;
-		const res = await this.request("POST",
-		    `/user/${enc(user)}/device/${enc(device)}`, body, "send");
-		const doc = await res.json();
-		return { id: doc.id, held: res.status === 202 };
+		const key = `${user}\0${device}`;
+		const prev = this.sendQueues.get(key) || Promise.resolve();
+		const p = prev.catch(() => {}).then(async () => {
+			const res = await this.request("POST",
+			    `/user/${enc(user)}/device/${enc(device)}`, body, "send");
+			const doc = await res.json();
+			return { id: doc.id, held: res.status === 202 };
+		});
+		this.sendQueues.set(key, p);
+		const forget = () => {
+			if (this.sendQueues.get(key) === p)
+				this.sendQueues.delete(key);
+		};
+		p.then(forget, forget);
+		return p;
 	}
 
 	// The devices of user that have a live stream.
