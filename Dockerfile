@@ -14,6 +14,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 COPY --from=build /out/usr/bin/beep-signal /usr/bin/beep-signal
 WORKDIR /opt/beep-signal
 COPY Caddyfile scripts/run.sh ./
+COPY web ./web
 ENV PORT=1837 BEEP_BIN=/usr/bin/beep-signal BEEP_RUN_DIR=/run/beep-signal
 EXPOSE 1837
 STOPSIGNAL SIGTERM

@@ -113,8 +113,13 @@ format:
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
 
+# The call page and JS client go where the Caddyfile's BEEP_WEB_ROOT
+# default looks (with PREFIX=/usr/local).
+WEB_FILES := web/index.html web/app.js web/style.css web/beep-signal.js
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/beep-signal
+	install -d $(DESTDIR)$(PREFIX)/share/beep-signal/web
+	install -m 0644 $(WEB_FILES) $(DESTDIR)$(PREFIX)/share/beep-signal/web/
 
 clean:
 	rm -rf build

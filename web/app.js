@@ -74,7 +74,9 @@ function setChatEnabled(on) {
 
 function setRemote(p) {
 	$("remote-label").textContent = p ? who(p) : "";
-	$("remote-initial").textContent = p ? p.user.slice(0, 1).toUpperCase() : "?";
+	$("remote-initial").textContent = p ? p.user.slice(0, 1).toUpperCase() : "";
+	$("remote-initial").hidden = !p;
+	$("remote-hint").hidden = !!p;
 }
 
 function explain(err) {
@@ -129,8 +131,12 @@ function onSigState(state, info) {
 			setBanner("connected", `Connected with ${who(call.peer)}`,
 			    "Chat below; camera and microphone where allowed.");
 	} else if (state === "connecting") {
-		if (wasOpen)
+		if (wasOpen) {
 			setPill("wait", "Reconnecting…");
+			if (call && call.phase === "connected")
+				$("banner-detail").textContent = "The call goes on; " +
+				    "reconnecting to the signaling service…";
+		}
 	} else if (state === "closed") {
 		setPill("bad", "Offline");
 		if (!wasOpen) {
@@ -175,7 +181,10 @@ function renderContacts() {
 		st.textContent = c.error ? c.error : c.devices === null ? "…" :
 		    devices.length ? `online · ${devices.length} ` +
 		    `device${devices.length > 1 ? "s" : ""}` : "offline";
-		head.append(av, nm, st);
+		const text = document.createElement("div");
+		text.className = "contact-text";
+		text.append(nm, st);
+		head.append(av, text);
 		li.append(head);
 		if (devices.length) {
 			const row = document.createElement("div");
@@ -328,20 +337,21 @@ function onDecline(data) {
 		return;
 	endCall("failed", data.reason === "busy" ?
 	    `${who(call.peer)} is in another call` :
-	    `${who(call.peer)} declined the call`);
+	    `${who(call.peer)} declined the call`,
+	    "Try again later, or call another of their devices.");
 }
 
 function onHangup(data) {
 	if (!call || data.callId !== call.id)
 		return;
-	endCall("ended", `${who(call.peer)} hung up`);
+	endCall("ended", `${who(call.peer)} hung up`, "Call ended.");
 }
 
 function hangup() {
 	if (!call)
 		return;
 	send(call, "hangup", {});
-	endCall("ended", "Call ended");
+	endCall("ended", "Call ended", `You hung up on ${who(call.peer)}.`);
 }
 
 function send(c, event, data) {
@@ -369,6 +379,8 @@ function endCall(phase, title, detail = "") {
 		localStream = null;
 	}
 	$("local-video").srcObject = null;
+	$("local").hidden = true;
+	$("controls").hidden = true;
 	$("remote-video").srcObject = null;
 	$("remote-placeholder").hidden = false;
 	$("toggle-mic").disabled = $("toggle-cam").disabled = true;
@@ -429,6 +441,8 @@ async function startPeer(c) {
 	    `Camera and microphone are off: ${why}. Chat still works.`;
 	if (stream) {
 		$("local-video").srcObject = stream;
+		$("local").hidden = !stream.getVideoTracks().length;
+		$("controls").hidden = false;
 		for (const t of stream.getTracks())
 			pc.addTrack(t, stream);
 		$("toggle-mic").disabled = !stream.getAudioTracks().length;
@@ -437,7 +451,7 @@ async function startPeer(c) {
 	pc.ontrack = ({ streams }) => {
 		$("remote-video").srcObject = streams[0];
 		$("remote-placeholder").hidden =
-		    !streams[0].getVideoTracks().length;
+		    streams[0].getVideoTracks().length > 0;
 	};
 	// Negotiated on both sides: no race over who opens it.
 	const dc = pc.createDataChannel("chat", { negotiated: true, id: 0 });
