@@ -143,6 +143,9 @@ class Signal {
 		this.device = String(opts.device);
 		this.token = opts.token;                 // string or (async) function
 		this.envelope = opts.envelope !== false; // exact data and the sender
+		// Cookies: the page's own origin by default; "include" for cookie
+		// auth across origins (with BEEP_CORS_ORIGINS).
+		this.credentials = opts.credentials || "same-origin";
 		this.lastEventId = opts.lastEventId || "";
 		this.state = "";
 		this.listeners = new Map();
@@ -269,6 +272,7 @@ class Signal {
 		this.abort = new AbortController();
 		const res = await fetch(url, {
 			headers: await this.headers(extra),
+			credentials: this.credentials,
 			cache: "no-store",
 			signal: this.abort.signal,
 		});
@@ -347,7 +351,8 @@ class Signal {
 	}
 
 	async request(method, path, body, what) {
-		const init = { method, cache: "no-store" };
+		const init = { method, cache: "no-store",
+		    credentials: this.credentials };
 		const extra = {};
 		if (body !== undefined) {
 			extra["Content-Type"] = "application/json";
@@ -423,7 +428,8 @@ class Signal {
 // service's origin, "" for the page's own), user, device, token (a string,
 // or a function returning one, called before every request), envelope
 // (default true: exact data and the sender in meta.from), lastEventId (to
-// resume a stream of an earlier page).
+// resume a stream of an earlier page), credentials (fetch's: "include" to
+// send cookies to another origin).
 export function connect(opts) {
 	return new Signal(opts);
 }
