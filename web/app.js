@@ -93,7 +93,11 @@ function join(user, device) {
 	$("join-go").disabled = true;
 	$("join-error").hidden = true;
 	setPill("wait", "Connecting…");
-	sig = connect({ user, device });
+	// With authentication on: a token in the fragment (#token=..., never
+	// sent to a server), or the service's cookie, which fetch sends to its
+	// own origin by itself.
+	const token = new URLSearchParams(location.hash.slice(1)).get("token");
+	sig = connect({ user, device, token: token || undefined });
 	window.beepApp.sig = sig;
 	sig.on("state", onSigState);
 	sig.on("call", onCall);
