@@ -97,7 +97,9 @@ function join(user, device) {
 	// sent to a server), or the service's cookie, which fetch sends to its
 	// own origin by itself.
 	const token = new URLSearchParams(location.hash.slice(1)).get("token");
-	sig = connect({ user, device, token: token || undefined });
+	// Reopen a stream silent for a minute (4 keepalives at the default).
+	sig = connect({ user, device, token: token || undefined,
+	    idleTimeout: 60000 });
 	window.beepApp.sig = sig;
 	sig.on("state", onSigState);
 	sig.on("call", onCall);

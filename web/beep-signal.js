@@ -146,6 +146,9 @@ class Signal {
 		// Cookies: the page's own origin by default; "include" for cookie
 		// auth across origins (with BEEP_CORS_ORIGINS).
 		this.credentials = opts.credentials || "same-origin";
+		// A stream silent this long (no event, no keepalive comment) is
+		// taken for dead (a NAT forgot it) and reopened; 0: never.
+		this.idleTimeout = opts.idleTimeout || 0;
 		this.lastEventId = opts.lastEventId || "";
 		this.state = "";
 		this.listeners = new Map();
@@ -294,8 +297,20 @@ class Signal {
 		this.setState("open");
 		const reader = res.body.getReader();
 		const decoder = new TextDecoder();
+		let idle = null;
+		const watch = () => {
+			clearTimeout(idle);
+			if (this.idleTimeout > 0)
+				idle = setTimeout(() => {
+					this.emit("error", new SignalError(
+					    "subscribe: no data for " +
+					    `${this.idleTimeout} ms`, 0));
+					this.reconnect();
+				}, this.idleTimeout);
+		};
 		try {
 			for (;;) {
+				watch();
 				const { value, done } = await reader.read();
 				if (done)
 					break;
@@ -312,6 +327,7 @@ class Signal {
 			if (e.name !== "AbortError")
 				this.emit("error", e);
 		} finally {
+			clearTimeout(idle);
 			this.abort.abort();
 		}
 		if (replaced !== null) {
@@ -429,7 +445,8 @@ class Signal {
 // or a function returning one, called before every request), envelope
 // (default true: exact data and the sender in meta.from), lastEventId (to
 // resume a stream of an earlier page), credentials (fetch's: "include" to
-// send cookies to another origin).
+// send cookies to another origin), idleTimeout (ms without a byte after
+// which the stream is reopened; above the service's BEEP_KEEPALIVE, 0: off).
 export function connect(opts) {
 	return new Signal(opts);
 }

@@ -11,7 +11,8 @@
 //  - JWT: the token goes in Authorization (never the URL), the sender is
 //    stamped, /ice-servers names the verified user and needs the token;
 //  - stub: an id:-only line sets the id sent on reconnect; `replaced` closes
-//    for good with the reason, without reconnecting; retry: is obeyed.
+//    for good with the reason, without reconnecting; retry: is obeyed; a
+//    silent stream is reopened after idleTimeout.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -243,6 +244,20 @@ describe('stream endings (stub server)', () => {
 		// Well past retry: still one request.
 		await new Promise((r) => setTimeout(r, 400));
 		assert.equal(requests.length, 1);
+	});
+
+	test('idleTimeout: a silent stream is reopened with its id', T, async () => {
+		requests.length = 0;
+		script = (req, res) => sse(res, 'id: 4-2\n\n', false);
+		const sig = connect({ base, user: 'u', device: 'd', idleTimeout: 300 });
+		try {
+			const [err] = await once(sig, 'error');
+			assert.match(err.message, /no data for 300 ms/);
+			await poll(() => requests.length >= 2, { what: 'a reconnect' });
+			assert.equal(requests[1].headers['last-event-id'], '4-2');
+		} finally {
+			sig.close();
+		}
 	});
 
 	test('the parser: CR, LF, CRLF split across chunks; data lines', () => {
