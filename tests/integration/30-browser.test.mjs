@@ -62,7 +62,9 @@ function alive(pid) {
 // a bound; resolves when the pid is gone.
 async function stopPid(pid, group = false) {
 	const kill = (sig) => {
-		try { process.kill(group ? -pid : pid, sig); } catch { }
+		if (group)
+			try { process.kill(-pid, sig); } catch { }
+		try { process.kill(pid, sig); } catch { }
 	};
 	kill('SIGTERM');
 	try {
