@@ -3,7 +3,8 @@
 // real backend behind the real Caddy, and a real coturn for the relay test.
 //
 //  - two pages as two users connect a peer connection using only
-//    /beep-signal.js and exchange data-channel messages both ways;
+//    /beep-signal.js and exchange data-channel messages both ways (the pages
+//    are on another origin than the service, as a web app would be);
 //  - the callee's signaling stream is down while the offer and candidates
 //    are posted (mid-negotiation): it reconnects with its last id and the
 //    call still connects;
@@ -23,6 +24,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, startStack, poll, withTimeout, sid, lineCollector }
@@ -173,28 +175,37 @@ async function freeUdpTcpPort() {
 // ---------------------------------------------------------------------------
 // Pages that use only /beep-signal.js and RTCPeerConnection.
 
-// A blank page on the service's origin, so that the module loads from it.
-async function blankPage(browser, base) {
+// A blank page of another origin than the service's (an app server of its
+// own on another loopback port), as a web app on its own site would be: the
+// module, the stream and the posts are all cross-origin, preflights
+// (Last-Event-ID) included.
+let appServer = null, appBase = null;
+async function startAppServer() {
+	appServer = http.createServer((req, res) => {
+		res.writeHead(200, { 'Content-Type': 'text/html' });
+		res.end('<!doctype html><title>an app</title>');
+	});
+	await new Promise((r) => appServer.listen(0, '127.0.0.1', r));
+	appBase = `http://127.0.0.1:${appServer.address().port}`;
+}
+
+async function blankPage(browser) {
 	const context = await browser.newContext();
 	const page = await context.newPage();
 	page.on('pageerror', (e) => console.error('[page]', e.message));
-	await page.route(`${base}/blank.html`, (r) => r.fulfill({
-		contentType: 'text/html',
-		body: '<!doctype html><title>test</title>',
-	}));
-	await page.goto(`${base}/blank.html`);
+	await page.goto(`${appBase}/blank.html`);
 	return page;
 }
 
 // Runs in the page: a signaling connection and a peer connection with
 // perfect negotiation over it. window.t holds the handles and a log.
 async function prepare(page, opts) {
-	await page.evaluate(async ({ user, device, peerUser, peerDevice, polite,
-	    policy, hold }) => {
-		const { connect } = await import('/beep-signal.js');
+	await page.evaluate(async ({ base, user, device, peerUser, peerDevice,
+	    polite, policy, hold }) => {
+		const { connect } = await import(`${base}/beep-signal.js`);
 		const log = { states: [], received: [], sent: [], held: [],
 		    collisions: 0, resets: 0, errors: [], descriptionIds: [] };
-		const sig = connect({ user, device });
+		const sig = connect({ base, user, device });
 		sig.on('state', (s) => log.states.push(s));
 		await new Promise((resolve) => {
 			const off = sig.on('state', (s) => {
@@ -316,13 +327,13 @@ async function chatBothWays(a, b) {
 }
 
 async function pair(browser, base, opts = {}) {
-	const a = await blankPage(browser, base);
-	const b = await blankPage(browser, base);
+	const a = await blankPage(browser);
+	const b = await blankPage(browser);
 	const ua = `a-${sid()}`, ub = `b-${sid()}`;
 	// Roles fixed by name: the caller here is impolite.
-	await prepare(a, { user: ua, device: 'laptop', peerUser: ub,
+	await prepare(a, { base, user: ua, device: 'laptop', peerUser: ub,
 	    peerDevice: 'phone', polite: false, ...opts });
-	await prepare(b, { user: ub, device: 'phone', peerUser: ua,
+	await prepare(b, { base, user: ub, device: 'phone', peerUser: ua,
 	    peerDevice: 'laptop', polite: true, ...opts });
 	return { a, b, ua, ub, close: () => Promise.all([a.context().close(),
 	    b.context().close()]) };
@@ -343,6 +354,7 @@ describe('browsers through Caddy', { skip }, () => {
 			BEEP_TURN_SECRET: turn.secret,
 			BEEP_TURN_TTL: '600',
 		} });
+		await startAppServer();
 		chrome = await launchBrowser();
 	});
 
@@ -350,6 +362,8 @@ describe('browsers through Caddy', { skip }, () => {
 		await chrome?.stop();
 		await stack?.stopAndCheck();
 		await turn?.stop();
+		appServer?.closeAllConnections();
+		await new Promise((r) => appServer ? appServer.close(r) : r());
 	});
 
 	test('the front serves the client and the call page', T, async () => {
@@ -490,7 +504,33 @@ describe('browsers through Caddy', { skip }, () => {
 		// This stack is this file's: the other tests use other names.
 		const ua = 'alice', ub = 'bob';
 		const phase = (page, want) => page.waitForFunction(
-		    (w) => document.body.dataset.phase === w, want, { timeout: 30000 });
+		    (w) => document.body.dataset.phase === w, want,
+		    { timeout: 30000 }).catch(async (e) => {
+			const diag = async (pg) => pg.evaluate(async () => {
+				const pc = window.beepApp.pc;
+				const out = [document.body.dataset.phase,
+				    document.getElementById('banner-title').textContent,
+				    document.getElementById('banner-detail').textContent,
+				    document.getElementById('sigstate').textContent];
+				if (pc) {
+					out.push(`pc ${pc.connectionState}/` +
+					    `${pc.iceConnectionState}/${pc.signalingState}/` +
+					    `${pc.iceGatheringState}`);
+					const st = await pc.getStats();
+					st.forEach((x) => {
+						if (x.type === 'local-candidate' ||
+						    x.type === 'remote-candidate')
+							out.push(`${x.type} ${x.candidateType} ` +
+							    `${x.address}:${x.port} ${x.protocol}`);
+						if (x.type === 'candidate-pair')
+							out.push(`pair ${x.state} nominated=${x.nominated}`);
+					});
+				}
+				return out;
+			});
+			const now = [...await diag(alice), '--- bob:', ...await diag(bob)];
+			throw new Error(`phase ${want} not reached:\n${now.join('\n')}\n${e}`);
+		});
 		try {
 			await alice.fill('#join-user', ua);
 			await alice.fill('#join-device', 'laptop');
