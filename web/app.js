@@ -16,6 +16,9 @@ import { connect } from "/beep-signal.js";
 
 const $ = (id) => document.getElementById(id);
 const RING_TIMEOUT_MS = 45000;
+// Not connected this long after answering: one ICE restart (new
+// credentials, a fresh offer), then as long again before giving up.
+const CONNECT_TIMEOUT_MS = 15000;
 const CONTACT_POLL_MS = 4000;
 
 let sig = null;
@@ -485,6 +488,20 @@ async function startPeer(c) {
 			send(c, "candidate", { candidate: candidate.toJSON() });
 	};
 	pc.onconnectionstatechange = () => onConnectionState(c);
+	c.timer = setTimeout(function stalled() {
+		if (call !== c || c.phase === "connected")
+			return;
+		if (!c.failedOnce) {
+			c.failedOnce = true;
+			console.warn("not connected yet: ICE restart");
+			pc.restartIce();
+			c.timer = setTimeout(stalled, CONNECT_TIMEOUT_MS);
+			return;
+		}
+		send(c, "hangup", {});
+		endCall("failed", `Could not connect to ${who(c.peer)}`,
+		    "No network path between you (a TURN server would help).");
+	}, CONNECT_TIMEOUT_MS);
 	for (const m of c.pending.splice(0))
 		handlePeer(c, m.kind, m.data);
 }
@@ -494,6 +511,7 @@ function onConnectionState(c) {
 		return;
 	const s = c.pc.connectionState;
 	if (s === "connected") {
+		clearTimeout(c.timer);
 		c.phase = "connected";
 		setBanner("connected", `Connected with ${who(c.peer)}`,
 		    "Chat below; camera and microphone where allowed.");

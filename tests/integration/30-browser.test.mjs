@@ -497,6 +497,11 @@ describe('browsers through Caddy', { skip }, () => {
 				viewport: { width: 1100, height: 720 } });
 			const page = await context.newPage();
 			page.on('pageerror', (e) => console.error('[call page]', e.message));
+			// Warnings say what went wrong when a phase is not reached.
+			page.on('console', (m) => {
+				if (m.type() === 'warning' || m.type() === 'error')
+					console.error(`[call page ${m.type()}]`, m.text());
+			});
 			await page.goto(`${stack.base}/`);
 			return page;
 		};
