@@ -297,7 +297,8 @@ function onCall(data, meta) {
 		if (data.callId < call.id)
 			call.id = data.callId;
 		clearTimeout(call.timer);
-		startPeer(call);
+		// Both are callers: the impolite side offers, the polite waits.
+		startPeer(call, "polite-waits");
 		return;
 	}
 	if (call) {
@@ -321,7 +322,7 @@ function accept() {
 		return;
 	clearTimeout(c.timer);
 	send(c, "accept", { from: me });
-	startPeer(c);
+	startPeer(c, "offer");
 }
 
 function decline() {
@@ -338,7 +339,7 @@ function onAccept(data, meta) {
 	    (from && !samePeer(from, call.peer)))
 		return;
 	clearTimeout(call.timer);
-	startPeer(call);
+	startPeer(call, "wait");
 }
 
 function onDecline(data) {
@@ -422,13 +423,22 @@ async function getMedia() {
 	return { stream: null, why };
 }
 
-async function startPeer(c) {
+// Who makes the first offer: "offer" (the callee, on accepting), "wait"
+// (the caller: its tracks join its answer to the callee's offer), or
+// "polite-waits" (both called at once). With one side offering first there
+// is no offer collision at the start of a call (a rollback in the middle of
+// ICE gathering left Chromium without candidates); perfect negotiation
+// still handles collisions later (renegotiation, ICE restarts).
+async function startPeer(c, first) {
 	c.phase = "connecting";
 	setBanner("connecting", `Connecting to ${who(c.peer)}…`,
 	    "Finding a network path.");
 	// Fixed roles: the smaller (user, device) is polite.
 	c.polite = `${me.user}\u0000${me.device}` <
 	    `${c.peer.user}\u0000${c.peer.device}`;
+	c.waitForOffer = first === "wait" ||
+	    (first === "polite-waits" && c.polite);
+	c.localAdded = false;
 	if (!iceServers) {
 		try {
 			iceServers = await sig.iceServers();
@@ -448,29 +458,11 @@ async function startPeer(c) {
 	$("media-note").hidden = !!stream;
 	$("media-note").textContent = stream ? "" :
 	    `Camera and microphone are off: ${why}. Chat still works.`;
-	if (stream) {
-		$("local-video").srcObject = stream;
-		$("local").hidden = !stream.getVideoTracks().length;
-		$("controls").hidden = false;
-		for (const t of stream.getTracks())
-			pc.addTrack(t, stream);
-		$("toggle-mic").disabled = !stream.getAudioTracks().length;
-		$("toggle-cam").disabled = !stream.getVideoTracks().length;
-	}
 	pc.ontrack = ({ streams }) => {
 		$("remote-video").srcObject = streams[0];
 		$("remote-placeholder").hidden =
 		    streams[0].getVideoTracks().length > 0;
 	};
-	// Negotiated on both sides: no race over who opens it.
-	const dc = pc.createDataChannel("chat", { negotiated: true, id: 0 });
-	c.dc = dc;
-	dc.onopen = () => {
-		if (call === c)
-			setChatEnabled(true);
-	};
-	dc.onclose = () => setChatEnabled(false);
-	dc.onmessage = (e) => addChat(String(e.data), "theirs");
 	pc.onnegotiationneeded = async () => {
 		try {
 			c.makingOffer = true;
@@ -493,8 +485,14 @@ async function startPeer(c) {
 			return;
 		if (!c.failedOnce) {
 			c.failedOnce = true;
-			console.warn("not connected yet: ICE restart");
-			pc.restartIce();
+			if (!c.localAdded) {
+				// The peer's offer never came: make one.
+				console.warn("no offer yet: offering");
+				addLocal(c);
+			} else {
+				console.warn("not connected yet: ICE restart");
+				pc.restartIce();
+			}
 			c.timer = setTimeout(stalled, CONNECT_TIMEOUT_MS);
 			return;
 		}
@@ -502,8 +500,37 @@ async function startPeer(c) {
 		endCall("failed", `Could not connect to ${who(c.peer)}`,
 		    "No network path between you (a TURN server would help).");
 	}, CONNECT_TIMEOUT_MS);
+	c.stream = stream;
+	if (!c.waitForOffer)
+		addLocal(c);
 	for (const m of c.pending.splice(0))
 		handlePeer(c, m.kind, m.data);
+}
+
+// This page's camera, microphone and chat channel, on c's connection.
+function addLocal(c) {
+	const pc = c.pc, stream = c.stream;
+	if (call !== c || c.localAdded)
+		return;
+	c.localAdded = true;
+	if (stream) {
+		$("local-video").srcObject = stream;
+		$("local").hidden = !stream.getVideoTracks().length;
+		$("controls").hidden = false;
+		for (const t of stream.getTracks())
+			pc.addTrack(t, stream);
+		$("toggle-mic").disabled = !stream.getAudioTracks().length;
+		$("toggle-cam").disabled = !stream.getVideoTracks().length;
+	}
+	// Negotiated on both sides: no race over who opens it.
+	const dc = pc.createDataChannel("chat", { negotiated: true, id: 0 });
+	c.dc = dc;
+	dc.onopen = () => {
+		if (call === c)
+			setChatEnabled(true);
+	};
+	dc.onclose = () => setChatEnabled(false);
+	dc.onmessage = (e) => addChat(String(e.data), "theirs");
 }
 
 function onConnectionState(c) {
@@ -561,6 +588,8 @@ function handlePeer(c, kind, data) {
 				return;
 			await pc.setRemoteDescription(d);
 			if (d.type === "offer") {
+				// A waiting caller's tracks join its answer.
+				addLocal(c);
 				await pc.setLocalDescription();
 				await send(c, "description",
 				    { description: pc.localDescription.toJSON() });
