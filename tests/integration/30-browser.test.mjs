@@ -13,7 +13,8 @@
 //  - iceTransportPolicy "relay" through coturn (use-auth-secret) with the
 //    credentials from GET /ice-servers: the selected pair is relay-relay;
 //  - the call page driven as a person would: type names, click call and
-//    accept, chat; a screenshot of each state (build/screenshots, or
+//    accept, chat, decline, both calling each other at once; a screenshot of
+//    each state (build/screenshots, or
 //    BEEP_SCREENSHOTS=web/screenshots to refresh the README's).
 //
 // Every process started here (chromium, coturn, backend, Caddy) is stopped
@@ -624,6 +625,37 @@ describe('browsers through Caddy', { skip }, () => {
 			assert.match(await alice.textContent('#banner-title'),
 			    /declined the call/);
 			await shot(alice, '8-failed');
+
+			// Both call each other at once (their "call" messages are
+			// held until both have clicked): one call, connected.
+			await bob.fill('#find-user', ua);
+			await bob.click('#find-go');
+			const callAlice = `.contact[data-user="${ua}"] button[data-device="laptop"]`;
+			await bob.waitForSelector(callAlice);
+			let go;
+			const both = new Promise((r) => { go = r; });
+			const hold = async (r) => {
+				if (/"event":"call"/.test(r.request().postData() || ''))
+					await both;
+				await r.continue();
+			};
+			await alice.route('**/user/*/device/*', hold);
+			await bob.route('**/user/*/device/*', hold);
+			await alice.click(callButton);
+			await bob.click(callAlice);
+			await phase(alice, 'calling');
+			await phase(bob, 'calling');
+			go();
+			await phase(alice, 'connected');
+			await phase(bob, 'connected');
+			await alice.unroute('**/user/*/device/*');
+			await bob.unroute('**/user/*/device/*');
+			await bob.waitForSelector('#chat-input:not([disabled])');
+			await bob.fill('#chat-input', 'We called at once!');
+			await bob.press('#chat-input', 'Enter');
+			await alice.waitForSelector('.msg.theirs:has-text("We called at once!")');
+			await bob.click('#hangup');
+			await phase(alice, 'ended');
 		} finally {
 			await alice.context().close();
 			await bob.context().close();
