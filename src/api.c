@@ -319,24 +319,23 @@ static void
 api_ice_servers(struct api *api, const struct route *r,
     const struct auth_identity *who, struct api_response *resp)
 {
+	const char *user = who->user;
 	char *q = NULL;
 
-	if (who->user == NULL && r->query != NULL)
+	if (user == NULL && r->query != NULL)
 		q = http_query_param(r->query, "user");
 	if (q != NULL && !http_id_valid(q, strlen(q), api->config->max_id)) {
 		free(q);
 		api_error(resp, HTTP_400, "bad user");
 		return;
 	}
+	if (user == NULL)
+		user = q != NULL ? q : "anonymous";
 	resp->status = HTTP_200;
 	buf_puts(&resp->headers,
 	    "Content-Type: application/json\r\n"
 	    "Cache-Control: no-store\r\n");
-	turn_ice_servers(api->config,
-	    who->user ? who->user
-	        : q   ? q
-	              : "anonymous",
-	    time(NULL), &resp->body);
+	turn_ice_servers(api->config, user, time(NULL), &resp->body);
 	free(q);
 }
 
