@@ -33,6 +33,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 COPY --from=build /out/usr/ /usr/
 WORKDIR /opt/beep-signal
 COPY Caddyfile scripts/run.sh scripts/healthcheck.sh ./
+COPY web ./web
 ENV PORT=1837 BEEP_BIN=/usr/bin/beep-signal BEEP_RUN_DIR=/run/beep-signal \
 	HOME=/var/lib/beep-signal XDG_DATA_HOME=/var/lib/beep-signal/data \
 	XDG_CONFIG_HOME=/var/lib/beep-signal/config OPS_PORT=9180

@@ -39,10 +39,10 @@ SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
 	src/depth.c src/auth.c src/limit.c src/quota.c src/event.c \
 	src/body.c src/sse.c src/registry.c src/api.c src/fcgi_out.c \
 	src/deadline.c src/listener.c src/server.c src/cidr.c src/metrics.c \
-	src/cluster_lua.c src/cluster.c
+	src/cluster_lua.c src/cluster.c src/turn.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT := http route depth body sse registry config api auth limit quota event fcgi_out \
-	deadline listener cidr metrics log fuzz_found cluster
+	deadline listener cidr metrics log fuzz_found cluster turn
 UNIT_BINS := $(UNIT:%=$(BUILD)/tests/test_%)
 BIN := $(BUILD)/beep-signal
 
@@ -160,6 +160,9 @@ format:
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
 
+# The call page and JS client go where the Caddyfile's BEEP_WEB_ROOT
+# default looks (with PREFIX=/usr/local).
+WEB_FILES := web/index.html web/app.js web/style.css web/beep-signal.js
 # The sample configuration file and the man page's OPTIONS list, from the
 # option table (--print-config, --help).  Run it after adding an option;
 # tests/integration/26-* fails while they are out of date.
@@ -184,6 +187,8 @@ install: $(BIN)
 		    conf/$$u >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u && \
 		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
 	done
+	install -d $(DESTDIR)$(PREFIX)/share/beep-signal/web
+	install -m 0644 $(WEB_FILES) $(DESTDIR)$(PREFIX)/share/beep-signal/web/
 
 clean:
 	rm -rf build

@@ -55,6 +55,9 @@ struct config {
 	char *redis_url;        /* cluster: the Redis URL, or "" */
 	unsigned cluster_ttl;   /* cluster: seconds a node stays listed */
 	unsigned redis_timeout; /* cluster: ms a request waits for Redis */
+	char *turn_urls;        /* ICE server URLs, comma-separated, or "" */
+	char *turn_secret;      /* coturn's static-auth-secret, or "" */
+	unsigned turn_ttl;      /* seconds a TURN credential is valid */
 };
 
 /* The version, as --version prints it (git describe at build time). */

@@ -14,6 +14,7 @@ export SITE_ADDRESS="${SITE_ADDRESS:-:$PORT}"
 export BEEP_SOCKET="$sock"
 # The operations site (/metrics, /readyz) next to the public port.
 export OPS_PORT="${OPS_PORT:-$((PORT + 7343))}"
+export BEEP_WEB_ROOT="${BEEP_WEB_ROOT:-$(pwd)/web}"
 
 "$BEEP_BIN" --listen "unix:$sock" &
 backend=$!

@@ -21,6 +21,7 @@
 #include "quota.h"
 #include "route.h"
 #include "sse.h"
+#include "turn.h"
 
 #define LOG_MODULE "api"
 
@@ -94,7 +95,7 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
 			p++;
 	}
 	api->auth = auth_new(c);
-	if (api->auth == NULL) {
+	if (api->auth == NULL || turn_check(c) < 0) {
 		api_free(api);
 		return NULL;
 	}
@@ -627,6 +628,34 @@ api_same_origin_ok(const struct api *api, const struct api_request *req)
 }
 
 /*
+ * ICE servers with TURN credentials for the verified user; in open mode
+ * for ?user= (any id; anyone may claim any user there) or "anonymous".
+ */
+static void
+api_ice_servers(struct api *api, const struct route *r,
+    const struct auth_identity *who, struct api_response *resp)
+{
+	const char *user = who->user;
+	char *q = NULL;
+
+	if (user == NULL && r->query != NULL)
+		q = http_query_param(r->query, "user");
+	if (q != NULL && !http_id_valid(q, strlen(q), api->config->max_id)) {
+		free(q);
+		api_error(resp, HTTP_400, "bad user");
+		return;
+	}
+	if (user == NULL)
+		user = q != NULL ? q : "anonymous";
+	resp->status = HTTP_200;
+	buf_puts(&resp->headers,
+	    "Content-Type: application/json\r\n"
+	    "Cache-Control: no-store\r\n");
+	turn_ice_servers(api->config, user, time(NULL), &resp->body);
+	free(q);
+}
+
+/*
  * Who is asking, when authentication is on: AUTH_OK with *who filled in,
  * or the 401 (403 for a cookie sent from another site) already set in
  * resp.  With it off, who stays empty.
@@ -806,6 +835,9 @@ api_precheck(
 			memset(&who, 0, sizeof(who));
 			want_body = true;
 		}
+		break;
+	case ROUTE_ICE:
+		api_ice_servers(api, &r, &who, resp);
 		break;
 	case ROUTE_HEALTH:
 	case ROUTE_METRICS:

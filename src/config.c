@@ -198,6 +198,14 @@ static const struct config_option config_options[] = {
     {"redis-timeout", "BEEP_REDIS_TIMEOUT", CONFIG_UINT, OFF(redis_timeout),
         "2000", 10, 60000,
         "cluster: milliseconds a request waits for Redis; then 503"},
+    {"turn-urls", "BEEP_TURN_URLS", CONFIG_STR, OFF(turn_urls), "", 0, 0,
+        "ICE servers for GET /ice-servers: comma-separated stun:, stuns:, "
+        "turn: or turns: URLs"},
+    {"turn-secret", "BEEP_TURN_SECRET", CONFIG_STR, OFF(turn_secret), "", 0, 0,
+        "TURN REST secret (coturn's static-auth-secret); needed with "
+        "turn: URLs"},
+    {"turn-ttl", "BEEP_TURN_TTL", CONFIG_UINT, OFF(turn_ttl), "86400", 60,
+        604800, "seconds a TURN credential from /ice-servers is valid"},
 };
 
 #define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
@@ -640,5 +648,7 @@ config_clear(struct config *c)
 	free(c->log_format);
 	free(c->metrics_allow);
 	free(c->redis_url);
+	free(c->turn_urls);
+	free(c->turn_secret);
 	memset(c, 0, sizeof(*c));
 }

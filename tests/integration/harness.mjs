@@ -196,6 +196,7 @@ export function caddyEnv(home, port, socket, opsPort) {
 		CADDY_BIND: '127.0.0.1',
 		BEEP_SOCKET: socket,
 		CADDY_ADMIN: 'off',
+		BEEP_WEB_ROOT: path.join(ROOT, 'web'),
 	};
 }
 
