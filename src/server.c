@@ -248,6 +248,7 @@ server_new(const struct config *c, struct registry *reg)
 		goto fail;
 	return srv;
 fail:
+	deadline_free(srv->deadlines);
 	if (srv->stop_fd >= 0)
 		close(srv->stop_fd);
 	if (srv->wake_fd >= 0)
