@@ -111,14 +111,19 @@ export async function runStress(t, o) {
 				s = await connect(cl);
 			cl.s = s;
 			let n = 0, cut = false;
+			// A client that tracks only its events' ids cuts only once
+			// it has one (else it would rightly restart live-only).
+			const mayCut = () => cutting && (cl.lastId || o.eventSource);
 			const limit = between(o.cutEvents);
 			const timer = setTimeout(() => { cut = true; s.wake(); },
 			    between(o.cutMs));
 			try {
 				while (!cl.done) {
 					try {
+						// (A cut it may not make yet must not count:
+						// waitFor() would resolve at once, for ever.)
 						await s.waitFor(() => s.events.length > 0 ||
-						    (cut && cutting) || s.ended,
+						    (cut && mayCut()) || s.ended,
 						{ timeout: GUARD, what: `${cl.key}: event` });
 					} catch (e) {
 						// A hang guard: report it with the device's state.
@@ -151,11 +156,7 @@ export async function runStress(t, o) {
 					}
 					if (cl.done)
 						break;
-					// A client that tracks only its events' ids cuts
-					// only once it has one (else it would rightly
-					// restart live-only).
-					if (cutting && (cl.lastId || o.eventSource) &&
-					    (cut || n >= limit))
+					if (mayCut() && (cut || n >= limit))
 						break;
 					if (s.ended && s.events.length === 0) {
 						stats.serverEnds++;
