@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # make bench: beep-signal behind Caddy, beep-signal behind nginx (FastCGI
-# keep-alive, conf/nginx.conf) and Nchan, one after another, through the
-# same scenarios with the same load generator on this machine's loopback.
+# keep-alive, conf/nginx.conf), Nchan, and the "limit" systems (the same
+# front and configuration in front of bench-limit, the cheapest FastCGI
+# responder: tests/bench/limit.c), one after another, through the same
+# scenarios with the same load generator on this machine's loopback.
+#
+# Per run the load generator reports, for the measured interval, the CPU
+# per delivered post of each process (backend, front, itself; user and
+# system from /proc/PID/stat) and its context switches per post.
 #
 # Writes bench/results/<UTC date-time>.json and .png (gnuplot: latency
 # percentiles per system and scenario), prints one Markdown table with
@@ -14,7 +20,8 @@
 # Environment:
 #   BEEP_BIN          backend binary (build/beep-signal)
 #   LOADGEN           load generator (build/loadgen)
-#   BENCH_SYSTEMS     subset of "caddy nginx nchan"
+#   LIMIT_BIN         the limit systems' backend (build/bench-limit)
+#   BENCH_SYSTEMS     subset of "caddy caddy-limit nginx nginx-limit nchan"
 #   BENCH_SCENARIOS   subset of "S1 S2 S4 S3"
 #   BENCH_REPEAT      runs per (system, scenario); the median run is kept (3)
 #   BENCH_OUT         results directory (bench/results)
@@ -37,7 +44,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE="$ROOT/tests/bench"
 BEEP_BIN=${BEEP_BIN:-$ROOT/build/beep-signal}
 LOADGEN=${LOADGEN:-$ROOT/build/loadgen}
-SYSTEMS=${BENCH_SYSTEMS:-caddy nginx nchan}
+LIMIT_BIN=${LIMIT_BIN:-$ROOT/build/bench-limit}
+SYSTEMS=${BENCH_SYSTEMS:-caddy caddy-limit nginx nginx-limit nchan}
 SCENARIOS=${BENCH_SCENARIOS:-S1 S2 S4 S3}
 REPEAT=${BENCH_REPEAT:-3}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
@@ -81,6 +89,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 [ -x "$BEEP_BIN" ] || die "no backend at $BEEP_BIN (make)"
 [ -x "$LOADGEN" ] || die "no load generator at $LOADGEN (make build/loadgen)"
+case " $SYSTEMS " in *-limit\ *)
+	[ -x "$LIMIT_BIN" ] || die "no limit backend at $LIMIT_BIN (make build/bench-limit)";;
+esac
 [ -f "$CADDYFILE" ] || die "no Caddyfile at $CADDYFILE"
 [ -f "$NGINX_CONF" ] || die "no nginx config at $NGINX_CONF"
 
@@ -157,6 +168,15 @@ start_backend() {
 	STARTED+=("$BACKEND_PID")
 	PIDS+=("$BACKEND_PID")
 	wait_for "$BACKEND_PID" backend test -S "$RUN/beep.sock"
+}
+
+# The limit systems' backend on the same socket path.
+start_limit() {
+	"$LIMIT_BIN" "$RUN/beep.sock" >"$RUN/backend.log" 2>&1 &
+	BACKEND_PID=$!
+	STARTED+=("$BACKEND_PID")
+	PIDS+=("$BACKEND_PID")
+	wait_for "$BACKEND_PID" bench-limit test -S "$RUN/beep.sock"
 }
 
 start_caddy() {
@@ -242,9 +262,21 @@ start_system() {
 		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
 		STYLE=beep
 		;;
+	caddy-limit)
+		start_limit && start_caddy || return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
+		STYLE=beep
+		;;
 	nginx)
 		beep_nginx_conf
 		start_backend && start_nginx "$RUN/beep-nginx.conf" "" ||
+		    return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
+		STYLE=beep
+		;;
+	nginx-limit)
+		beep_nginx_conf
+		start_limit && start_nginx "$RUN/beep-nginx.conf" "" ||
 		    return 1
 		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
 		STYLE=beep
@@ -389,7 +421,9 @@ def sum_before($n): (rss($n) | map(.before_kib) | add) // null;
   systems: {
     caddy: "beep-signal behind Caddy (fastcgi transport, unix socket)",
     nginx: "beep-signal behind nginx (conf/nginx.conf, FastCGI keep-alive)",
-    nchan: "Nchan (nginx module), same routes (tests/bench/nchan.conf)"
+    nchan: "Nchan (nginx module), same routes (tests/bench/nchan.conf)",
+    "caddy-limit": "Caddy (same Caddyfile) in front of bench-limit, the cheapest FastCGI responder (tests/bench/limit.c)",
+    "nginx-limit": "nginx (same conf/nginx.conf) in front of bench-limit"
   },
   runs: .,
   summary: (group_by(.system + " " + .scenario) | map(pick | {
@@ -404,7 +438,8 @@ def sum_before($n): (rss($n) | map(.before_kib) | add) // null;
     front_kib_per_sub: sum_per_sub("front"),
     backend_idle_kib: sum_before("backend"),
     front_idle_kib: sum_before("front"),
-    backend_log_problems
+    backend_log_problems,
+    cpu: (.result.cpu // null)
   }))
 }' "$RUNS" >"$json"
 
@@ -457,9 +492,34 @@ def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–"
 "| scenario | system | posts/s | vs Nchan | p50 ms | p90 ms | p99 ms | p99 vs Nchan | p99.9 ms | max ms | lost/dup/ooo | backend KiB/sub | front KiB/sub | backend idle MiB |",
 "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
 ($order | split(" ") | map(select(length > 0))) as $o
-| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"nginx":1,"nchan":2}[.])) | .[]
+| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-limit":1,"nginx":2,"nginx-limit":3,"nchan":4}[.])) | .[]
  | (nchan(.scenario) // null) as $n
  | "| \(.scenario) | \(.system) | \(.posts_per_s | r0) | \(ratio(.posts_per_s; $n.posts_per_s)) | \(.latency_ms.p50 | r2) | \(.latency_ms.p90 | r2) | \(.latency_ms.p99 | r2) | \(ratio(.latency_ms.p99; $n.latency_ms.p99)) | \(.latency_ms.p999 | r2) | \(.latency_ms.max | r2) | \(.lost)/\(.duplicated)/\(.out_of_order)\(if .ok then "" else " ✗" end) | \(.backend_kib_per_sub | r2) | \(.front_kib_per_sub | r2) | \(if .backend_idle_kib then (.backend_idle_kib / 1024 | r2) else "–" end) |")
+' "$json"
+
+# CPU per delivered post by process, and ours against the limit systems.
+echo
+jq -r --arg order "$SCENARIOS" '
+def r1: if . == null then "–" else (. * 10 | round / 10 | tostring) end;
+def r2: if . == null then "–" else (. * 100 | round / 100 | tostring) end;
+def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–"
+                   else ($a / $b * 100 | round / 100 | tostring) + "×" end;
+def proc($n): [(.cpu.procs // [])[] | select(.name == $n or (.name | startswith($n) and ($n == "backend" or $n == "front")))];
+def us($n): (proc($n) | map(.us_per_post) | if length == 0 or any(. == null) then null else add end);
+def ut($n): (proc($n) | map(.user_us_per_post) | if length == 0 or any(. == null) then null else add end);
+def st($n): (proc($n) | map(.sys_us_per_post) | if length == 0 or any(. == null) then null else add end);
+def cs($n): (proc($n) | map(.cs_per_post) | if length == 0 or any(. == null) then null else add end);
+def cell($n): "\(us($n) | r1) (\(ut($n) | r1)+\(st($n) | r1))";
+.summary as $s
+| def lim($sys; $sc): ($s[] | select(.system == ($sys + "-limit") and .scenario == $sc));
+"CPU per delivered post, µs (user+system), and context switches per post, over the measured interval:",
+"",
+"| scenario | system | posts/s | vs limit | backend µs | front µs | loadgen µs | total µs | backend cs | front cs |",
+"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+($order | split(" ") | map(select(length > 0))) as $o
+| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-limit":1,"nginx":2,"nginx-limit":3,"nchan":4}[.])) | .[]
+ | (if .system == "caddy" or .system == "nginx" then lim(.system; .scenario) else null end) as $l
+ | "| \(.scenario) | \(.system) | \(.posts_per_s | round) | \(if $l then ratio(.posts_per_s; $l.posts_per_s) else "–" end) | \(cell("backend")) | \(cell("front")) | \(cell("loadgen")) | \([us("backend"), us("front"), us("loadgen")] | map(select(. != null)) | add | r1) | \(cs("backend") | r2) | \(cs("front") | r2) |")
 ' "$json"
 
 # The issue's targets.
