@@ -78,7 +78,7 @@ loadgen: $(BUILD)/loadgen $(BUILD)/bench-limit
 $(BUILD)/bench-limit: tests/bench/limit.c Makefile
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SAN_FLAGS) $(CFLAGS) \
-		-o $@ $< $(ALL_LDFLAGS)
+		-o $@ $< $(ALL_LDFLAGS) -pthread
 
 # Caddy, nginx, Nchan and the limit systems through the same scenarios;
 # see tests/bench/.

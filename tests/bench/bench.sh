@@ -21,6 +21,8 @@
 #   BEEP_BIN          backend binary (build/beep-signal)
 #   LOADGEN           load generator (build/loadgen)
 #   LIMIT_BIN         the limit systems' backend (build/bench-limit)
+#   BENCH_BEEP_BIN_B  another backend binary for systems caddy-b and
+#                     nginx-b: a before/after in one run
 #   BENCH_SYSTEMS     subset of "caddy caddy-limit nginx nginx-limit nchan"
 #   BENCH_SCENARIOS   subset of "S1 S2 S4 S3"
 #   BENCH_REPEAT      runs per (system, scenario); the median run is kept (3)
@@ -29,9 +31,12 @@
 #   BENCH_NGINX_CONF  beep-signal's nginx server block (conf/nginx.conf)
 #   BENCH_NGINX_WORKERS  nginx worker_processes for both nginx systems (1)
 #   BENCH_NGINX_KEEPALIVE  override the upstream keepalive of conf/nginx.conf
-#   BENCH_PERF        1: perf record the whole machine during S1 of the
-#                     beep-signal systems (BENCH_OUT/perf-SYSTEM-S1.data;
-#                     perf report -i FILE --comm beep-signal)
+#   BENCH_PERF        1: perf record the backend during S1 of every system
+#                     with a backend (BENCH_OUT/perf-SYSTEM-S1.data;
+#                     perf report -i FILE)
+#   BENCH_STRACE      1: strace -c -f the backend during S1 (slows it:
+#                     for syscall counts per post only;
+#                     BENCH_OUT/strace-SYSTEM-S1.txt)
 #   BEEP_*            passed to the backend (e.g. BEEP_MIN_IDLE)
 set -euo pipefail
 # The POST rate limit (per client address: the load generator is one) is
@@ -162,7 +167,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 # A fresh run directory per run; sets PORT, RUN, BACKEND_PID, FRONT_PID,
 # PIDS_ARG (for the load generator) and STARTED (pids to stop).
 start_backend() {
-	BEEP_LOG_LEVEL=${BEEP_LOG_LEVEL:-warn} "$BEEP_BIN" \
+	BEEP_LOG_LEVEL=${BEEP_LOG_LEVEL:-warn} "${1:-$BEEP_BIN}" \
 	    --listen "unix:$RUN/beep.sock" >"$RUN/backend.log" 2>&1 &
 	BACKEND_PID=$!
 	STARTED+=("$BACKEND_PID")
@@ -262,6 +267,18 @@ start_system() {
 		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
 		STYLE=beep
 		;;
+	caddy-b)
+		start_backend "$BENCH_BEEP_BIN_B" && start_caddy || return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
+		STYLE=beep
+		;;
+	nginx-b)
+		beep_nginx_conf
+		start_backend "$BENCH_BEEP_BIN_B" &&
+		    start_nginx "$RUN/beep-nginx.conf" "" || return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
+		STYLE=beep
+		;;
 	caddy-limit)
 		start_limit && start_caddy || return 1
 		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
@@ -331,10 +348,12 @@ VERSIONS=$(jq -n \
 RUNS="$TMP/runs.jsonl"
 : >"$RUNS"
 t0=$(date +%s)
-for sys in $SYSTEMS; do
+# Repeats outermost: each system's runs spread over the whole time, so a
+# burst of load from elsewhere on the machine does not land on one system.
+for rep in $(seq "$REPEAT"); do
 	for sc in $SCENARIOS; do
 		[ -n "${ARGS[$sc]:-}" ] || die "unknown scenario $sc"
-		for rep in $(seq "$REPEAT"); do
+		for sys in $SYSTEMS; do
 			RUN="$TMP/$sys-$sc-$rep"
 			mkdir -p "$RUN"
 			if ! start_system "$sys"; then
@@ -346,14 +365,30 @@ for sys in $SYSTEMS; do
 			if [ "${BENCH_PERF:-0}" = 1 ] && [ "$sc" = S1 ] &&
 			    [ -n "$BACKEND_PID" ]; then
 				mkdir -p "$OUT"
-				# System-wide (the backend's threads come and
-				# go), DWARF stacks (-O2 keeps no frame
-				# pointers): perf report -i FILE --comm NAME.
-				perf record -a -F 499 --call-graph dwarf,8192 \
+				# The backend's threads, those it starts
+				# later included (perf inherits), DWARF
+				# stacks (-O2 keeps no frame pointers), the
+				# software clock (no hardware counters in
+				# these VMs): perf report -i FILE.
+				perf record -p "$BACKEND_PID" -e cpu-clock \
+				    -F 999 --call-graph dwarf,16384 \
 				    -o "$OUT/perf-$sys-$sc.data" \
 				    >"$RUN/perf.log" 2>&1 &
 				perf_pid=$!
 				PIDS+=("$perf_pid")
+				sleep 1
+			fi
+			strace_pid=
+			if [ "${BENCH_STRACE:-0}" = 1 ] && [ "$sc" = S1 ] &&
+			    [ -n "$BACKEND_PID" ]; then
+				mkdir -p "$OUT"
+				# Syscall counts (it slows the backend down:
+				# not with the figures that matter).
+				strace -c -f -q -p "$BACKEND_PID" \
+				    -o "$OUT/strace-$sys-$sc.txt" \
+				    >"$RUN/strace.log" 2>&1 &
+				strace_pid=$!
+				PIDS+=("$strace_pid")
 				sleep 1
 			fi
 			log "$sys $sc #$rep: ${DESC[$sc]}"
@@ -368,6 +403,11 @@ for sys in $SYSTEMS; do
 			PIDS+=("$lg_pid")
 			wait "$lg_pid" || true
 			forget_pids "$lg_pid"
+			if [ -n "$strace_pid" ]; then
+				kill -INT "$strace_pid" 2>/dev/null || true
+				wait "$strace_pid" 2>/dev/null || true
+				forget_pids "$strace_pid"
+			fi
 			if [ -n "$perf_pid" ]; then
 				stop_pids "$perf_pid"
 				forget_pids "$perf_pid"
@@ -492,7 +532,7 @@ def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–"
 "| scenario | system | posts/s | vs Nchan | p50 ms | p90 ms | p99 ms | p99 vs Nchan | p99.9 ms | max ms | lost/dup/ooo | backend KiB/sub | front KiB/sub | backend idle MiB |",
 "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
 ($order | split(" ") | map(select(length > 0))) as $o
-| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-limit":1,"nginx":2,"nginx-limit":3,"nchan":4}[.])) | .[]
+| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-b":1,"caddy-limit":2,"nginx":3,"nginx-b":4,"nginx-limit":5,"nchan":6}[.])) | .[]
  | (nchan(.scenario) // null) as $n
  | "| \(.scenario) | \(.system) | \(.posts_per_s | r0) | \(ratio(.posts_per_s; $n.posts_per_s)) | \(.latency_ms.p50 | r2) | \(.latency_ms.p90 | r2) | \(.latency_ms.p99 | r2) | \(ratio(.latency_ms.p99; $n.latency_ms.p99)) | \(.latency_ms.p999 | r2) | \(.latency_ms.max | r2) | \(.lost)/\(.duplicated)/\(.out_of_order)\(if .ok then "" else " ✗" end) | \(.backend_kib_per_sub | r2) | \(.front_kib_per_sub | r2) | \(if .backend_idle_kib then (.backend_idle_kib / 1024 | r2) else "–" end) |")
 ' "$json"
@@ -517,8 +557,8 @@ def cell($n): "\(us($n) | r1) (\(ut($n) | r1)+\(st($n) | r1))";
 "| scenario | system | posts/s | vs limit | backend µs | front µs | loadgen µs | total µs | backend cs | front cs |",
 "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
 ($order | split(" ") | map(select(length > 0))) as $o
-| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-limit":1,"nginx":2,"nginx-limit":3,"nchan":4}[.])) | .[]
- | (if .system == "caddy" or .system == "nginx" then lim(.system; .scenario) else null end) as $l
+| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-b":1,"caddy-limit":2,"nginx":3,"nginx-b":4,"nginx-limit":5,"nchan":6}[.])) | .[]
+ | (if (.system | test("^(caddy|nginx)(-b)?$")) then ([lim(.system | sub("-b$"; ""); .scenario)] | .[0]) else null end) as $l
  | "| \(.scenario) | \(.system) | \(.posts_per_s | round) | \(if $l then ratio(.posts_per_s; $l.posts_per_s) else "–" end) | \(cell("backend")) | \(cell("front")) | \(cell("loadgen")) | \([us("backend"), us("front"), us("loadgen")] | map(select(. != null)) | add | r1) | \(cs("backend") | r2) | \(cs("front") | r2) |")
 ' "$json"
 

@@ -750,8 +750,8 @@ static struct {
 	uint64_t phase_accepted, phase_delivered;
 	uint64_t t_first_send, t_last_answer; /* of the measured phase */
 	uint64_t t_cpu0, t_cpu1; /* CPU samples (sample_cpu()) taken */
-	uint64_t late;       /* fixed rate: sent > 1 ms after schedule */
-	uint64_t pub_errors; /* connection lost with a request out */
+	uint64_t late;           /* fixed rate: sent > 1 ms after schedule */
+	uint64_t pub_errors;     /* connection lost with a request out */
 	uint64_t pub_connect_failures;
 	struct status_count post_status[LOADGEN_MAX_STATUS];
 
@@ -874,8 +874,8 @@ read_ctx_switches(long pid, long long *vcs, long long *ivcs)
 		while (fgets(line, sizeof(line), f) != NULL) {
 			if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
 				*vcs += strtoll(line + 24, NULL, 10);
-			else if (strncmp(line, "nonvoluntary_ctxt_switches:",
-			             27) == 0)
+			else if (strncmp(line,
+			             "nonvoluntary_ctxt_switches:", 27) == 0)
 				*ivcs += strtoll(line + 27, NULL, 10);
 		}
 		fclose(f);
@@ -892,8 +892,8 @@ sample_cpu(int which)
 	for (i = 0; i < G.o.npids; i++) {
 		struct pid_rss *p = &G.o.pids[i];
 
-		if (read_cpu_ticks(p->pid, &p->utime[which], &p->stime[which]) ==
-		    -1)
+		if (read_cpu_ticks(
+		        p->pid, &p->utime[which], &p->stime[which]) == -1)
 			p->utime[which] = p->stime[which] = -1;
 		read_ctx_switches(p->pid, &p->vcs[which], &p->ivcs[which]);
 	}
@@ -1872,8 +1872,9 @@ report(void)
 		struct cpu_use c = cpu_use(&G.o.pids[i], nlat, cpu_dur);
 
 		if (c.valid)
-			printf("  cpu us/post  %s: user %.2f sys %.2f (%.0f%% of "
-			       "a core), %.2f context switches/post\n",
+			printf(
+			    "  cpu us/post  %s: user %.2f sys %.2f (%.0f%% of "
+			    "a core), %.2f context switches/post\n",
 			    G.o.pids[i].name, c.user_us, c.sys_us,
 			    c.core_share * 100, c.cs);
 	}
@@ -1930,8 +1931,7 @@ report(void)
 		    p->pid, p->before_kib, p->subscribed_kib, p->after_kib,
 		    per_sub_kib(p));
 	}
-	printf("],\"cpu\":{\"seconds\":%.4f,\"posts\":%" PRIu64
-	       ",\"procs\":[",
+	printf("],\"cpu\":{\"seconds\":%.4f,\"posts\":%" PRIu64 ",\"procs\":[",
 	    cpu_dur, nlat);
 	for (i = 0; i < G.o.npids; i++) {
 		struct cpu_use c = cpu_use(&G.o.pids[i], nlat, cpu_dur);
