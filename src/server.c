@@ -401,15 +401,17 @@ server_param(FCGX_Request *req, const char *name)
 }
 
 /*
- * The request has been read (or given up on): cancel its read deadline,
- * noting whether it fired.  Idempotent.
+ * The request has been read (or given up on): disarm its read deadline,
+ * noting whether it fired.  Idempotent.  The timer keeps its duplicate of
+ * the connection for the next request's deadline (server_serve() cancels
+ * it once the connection ends, a stream's start too).
  */
 static void
 server_read_done(FCGX_Request *req)
 {
 	struct server_conn *conn = server_conn_of(req);
 
-	if (deadline_cancel(conn->timer))
+	if (deadline_pause(conn->timer))
 		conn->timed_out = true;
 }
 
@@ -707,6 +709,8 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	setsockopt(req->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (stream_out_begin(srv, &out, req, resp) < 0)
 		goto done;
+	/* No duplicate of the connection held for the stream's life. */
+	deadline_cancel(server_conn_of(req)->timer);
 	server_stack_trim();
 	watched = epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, out.fd, &ev) == 0;
 	if (!watched)
@@ -995,7 +999,8 @@ server_serve(struct server *srv, struct server_conn *conn, int fd)
 		 * Never read without a deadline: a slow client could then
 		 * hold this worker for ever.
 		 */
-		if (deadline_arm(
+		if (deadline_rearm(conn->timer, util_now_ms() + read_ms) < 0 &&
+		    deadline_arm(
 		        conn->timer, req->ipcFd, util_now_ms() + read_ms) < 0) {
 			/*
 			 * No descriptor to spare for it (at the limit): each
@@ -1028,6 +1033,12 @@ server_serve(struct server *srv, struct server_conn *conn, int fd)
 		if (conn->timed_out)
 			server_timed_out(srv, conn);
 		FCGX_Finish_r(req);
+		/*
+		 * libfcgi closed the connection: so does the timer's
+		 * duplicate, or the front would never see it close.
+		 */
+		if (req->ipcFd < 0)
+			deadline_cancel(conn->timer);
 
 		pthread_mutex_lock(&srv->lock);
 		if (--srv->active == 0 && srv->stopping)
@@ -1038,6 +1049,7 @@ server_serve(struct server *srv, struct server_conn *conn, int fd)
 			break;
 	}
 	/* A kept connection at shutdown or idle too long: let it go. */
+	deadline_cancel(conn->timer);
 	FCGX_Free(req, 1);
 }
 
