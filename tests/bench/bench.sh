@@ -585,6 +585,42 @@ chk("nginx S3 posts/s ≥ Nchan"; (get("nginx";"S3").posts_per_s // null) as $v 
   chk("idle backend RSS ≤ 8 MiB, behind \($sys)"; $r.backend_idle_kib <= 8192; "\($r.backend_idle_kib / 1024 | n2) MiB") else empty end),
 chk("zero lost, duplicated or reordered, every run"; ([.runs[].result | .lost + .duplicated + .out_of_order + .corrupt] | add) == 0; "\([.runs[] | select(.result.ok | not) | "\(.system) \(.scenario)"] | if length == 0 then "all runs clean" else "failed: " + join(", ") end)")
 ' "$json"
+# Issue 14's targets: ours against Nchan and the limit systems.
+echo
+jq -r '
+.summary as $s
+| def get($sys; $sc): ([$s[] | select(.system == $sys and .scenario == $sc)] | .[0]);
+def cpu($r; $n): if $r == null or $r.cpu == null then null else
+  ([$r.cpu.procs[] | select(.name | startswith($n)) | .us_per_post]
+   | if length == 0 or any(. == null) then null else add end) end;
+def n2: if . == null then null else (. * 100 | round / 100) end;
+def ratio($a; $b): if $a == null or $b == null or $b == 0 then null else $a / $b end;
+def chk($name; $v; $ok; $text):
+  if $v == null then "- [?] \($name): not measured"
+  elif $ok then "- [x] \($name): \($text)" else "- [ ] \($name): \($text)" end;
+get("nginx";"S1") as $n1 | get("nchan";"S1") as $c1 | get("nginx-limit";"S1") as $l1
+| get("nginx";"S3") as $n3 | get("nchan";"S3") as $c3
+| get("caddy";"S1") as $k1 | get("caddy-limit";"S1") as $kl1
+| cpu($n1; "backend") as $b | cpu($n1; "front") as $f
+| "Targets (issue 14, behind nginx unless named):",
+chk("backend CPU per post ≤ 15 µs and ≤ nginx'"'"'s (S1)"; $b;
+    ($b // 1e9) <= 15 and ($b // 1e9) <= ($f // 0);
+    "\($b | n2) µs, nginx \($f | n2) µs"),
+chk("S1 posts/s ≥ 0.7 × Nchan"; ratio($n1.posts_per_s; $c1.posts_per_s);
+    (ratio($n1.posts_per_s; $c1.posts_per_s) // 0) >= 0.7;
+    "\(ratio($n1.posts_per_s; $c1.posts_per_s) | n2)×"),
+chk("S1 posts/s ≥ 0.8 × the nginx limit system"; ratio($n1.posts_per_s; $l1.posts_per_s);
+    (ratio($n1.posts_per_s; $l1.posts_per_s) // 0) >= 0.8;
+    "\(ratio($n1.posts_per_s; $l1.posts_per_s) | n2)×"),
+chk("S3 posts/s ≥ 0.5 × Nchan"; ratio($n3.posts_per_s; $c3.posts_per_s);
+    (ratio($n3.posts_per_s; $c3.posts_per_s) // 0) >= 0.5;
+    "\(ratio($n3.posts_per_s; $c3.posts_per_s) | n2)×"),
+chk("S3 p99 ≤ 2 ms"; $n3.latency_ms.p99; ($n3.latency_ms.p99 // 1e9) <= 2;
+    "\($n3.latency_ms.p99 | n2) ms"),
+chk("behind Caddy, S1 posts/s ≥ 0.9 × the Caddy limit system"; ratio($k1.posts_per_s; $kl1.posts_per_s);
+    (ratio($k1.posts_per_s; $kl1.posts_per_s) // 0) >= 0.9;
+    "\(ratio($k1.posts_per_s; $kl1.posts_per_s) | n2)×")
+' "$json"
 echo
 echo "Results: $json"
 [ -s "$png" ] && echo "Plot:    $png"
