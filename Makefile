@@ -73,12 +73,20 @@ $(BUILD)/loadgen: tests/load/loadgen.c Makefile
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SAN_FLAGS) $(CFLAGS) \
 		-o $@ $< $(ALL_LDFLAGS) -lm
 
-loadgen: $(BUILD)/loadgen
+loadgen: $(BUILD)/loadgen $(BUILD)/bench-limit
 
-# Caddy, nginx and Nchan through the same scenarios; see tests/bench/.
-bench: $(BIN) $(BUILD)/loadgen
+# The "limit" system's backend: the cheapest FastCGI responder (bench).
+$(BUILD)/bench-limit: tests/bench/limit.c Makefile
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SAN_FLAGS) $(CFLAGS) \
+		-o $@ $< $(ALL_LDFLAGS) -pthread
+
+# Caddy, nginx, Nchan and the limit systems through the same scenarios;
+# see tests/bench/.
+bench: $(BIN) $(BUILD)/loadgen $(BUILD)/bench-limit
 	@sh scripts/deps.sh bench
 	BEEP_BIN=$(abspath $(BIN)) LOADGEN=$(abspath $(BUILD)/loadgen) \
+		LIMIT_BIN=$(abspath $(BUILD)/bench-limit) \
 		bash tests/bench/bench.sh
 
 # Install what is missing (Debian packages), or say what to install.

@@ -58,6 +58,19 @@ int deadline_arm(struct deadline_timer *t, int fd, uint64_t when_ms);
 bool deadline_cancel(struct deadline_timer *t);
 
 /*
+ * Disarm t as deadline_cancel() does, but keep its duplicate of the
+ * descriptor (unless it fired) for deadline_rearm() on the same
+ * connection's next request.  While one is kept, the connection stays
+ * open even after the caller closes its own descriptor: deadline_cancel()
+ * once the connection ends (and before it could be served otherwise).
+ */
+bool deadline_pause(struct deadline_timer *t);
+/*
+ * Arm t again, at when_ms, on the duplicate deadline_pause() kept.
+ * Returns 0, or -1 when it kept none (then use deadline_arm()).
+ */
+int deadline_rearm(struct deadline_timer *t, uint64_t when_ms);
+/*
  * Shut down the connections of every timer whose time is at or before
  * now_ms.  Returns the time of the earliest timer still armed, or
  * DEADLINE_NONE.

@@ -10,7 +10,9 @@
  * the heap) -> FIRED (its connection is shut down), and back to IDLE in
  * deadline_cancel(), which waits on d->fired while it is FIRING: so once
  * cancel returns, no one will touch the timer's descriptor again, and
- * cancel closes it.
+ * cancel closes it.  deadline_pause() disarms as cancel does but keeps the
+ * duplicate (IDLE with fd >= 0), for deadline_rearm() on the next request
+ * of the same connection: a duplicate and a close fewer per request.
  */
 #include "deadline.h"
 
@@ -162,12 +164,35 @@ deadline_arm(struct deadline_timer *t, int fd, uint64_t when_ms)
 	return 0;
 }
 
-bool
-deadline_cancel(struct deadline_timer *t)
+int
+deadline_rearm(struct deadline_timer *t, uint64_t when_ms)
+{
+	struct deadline *d = t->set;
+
+	pthread_mutex_lock(&d->lock);
+	if (t->fd < 0 || t->state != DEADLINE_IDLE) {
+		pthread_mutex_unlock(&d->lock);
+		return -1;
+	}
+	if (d->n == d->cap) {
+		d->cap = d->cap ? 2 * d->cap : DEADLINE_HEAP_MIN;
+		d->heap = xrealloc(d->heap, d->cap * sizeof(*d->heap));
+	}
+	t->when = when_ms;
+	t->state = DEADLINE_ARMED;
+	deadline_place(d, d->n++, t);
+	deadline_fix(d, t->index);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+/* Disarm t; close its duplicate unless keep.  Returns whether it fired. */
+static bool
+deadline_disarm(struct deadline_timer *t, bool keep)
 {
 	struct deadline *d = t->set;
 	bool fired;
-	int fd;
+	int fd = -1;
 
 	pthread_mutex_lock(&d->lock);
 	while (t->state == DEADLINE_FIRING)
@@ -176,12 +201,27 @@ deadline_cancel(struct deadline_timer *t)
 		deadline_remove(d, t);
 	fired = t->state == DEADLINE_FIRED;
 	t->state = DEADLINE_IDLE;
-	fd = t->fd;
-	t->fd = -1;
+	/* A connection shut down for reading serves no further request. */
+	if (!keep || fired) {
+		fd = t->fd;
+		t->fd = -1;
+	}
 	pthread_mutex_unlock(&d->lock);
 	if (fd >= 0)
 		close(fd);
 	return fired;
+}
+
+bool
+deadline_cancel(struct deadline_timer *t)
+{
+	return deadline_disarm(t, false);
+}
+
+bool
+deadline_pause(struct deadline_timer *t)
+{
+	return deadline_disarm(t, true);
 }
 
 uint64_t

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # make bench: beep-signal behind Caddy, beep-signal behind nginx (FastCGI
-# keep-alive, conf/nginx.conf) and Nchan, one after another, through the
-# same scenarios with the same load generator on this machine's loopback.
+# keep-alive, conf/nginx.conf), Nchan, and the "limit" systems (the same
+# front and configuration in front of bench-limit, the cheapest FastCGI
+# responder: tests/bench/limit.c), one after another, through the same
+# scenarios with the same load generator on this machine's loopback.
+#
+# Per run the load generator reports, for the measured interval, the CPU
+# per delivered post of each process (backend, front, itself; user and
+# system from /proc/PID/stat) and its context switches per post.
 #
 # Writes bench/results/<UTC date-time>.json and .png (gnuplot: latency
 # percentiles per system and scenario), prints one Markdown table with
@@ -14,11 +20,14 @@
 # Environment:
 #   BEEP_BIN          backend binary (build/beep-signal)
 #   LOADGEN           load generator (build/loadgen)
-#   BENCH_SYSTEMS     subset of "caddy nginx nchan cluster3" (cluster3: three
-#                     nodes joined by a redis-server; subscribers on node A
-#                     through its Caddy, every POST through a front Caddy
-#                     spreading them over nodes B and C: all cross-node;
-#                     scenarios S1 and S4 only)
+#   LIMIT_BIN         the limit systems' backend (build/bench-limit)
+#   BENCH_BEEP_BIN_B  another backend binary for systems caddy-b and
+#                     nginx-b: a before/after in one run
+#   BENCH_SYSTEMS     subset of "caddy caddy-limit nginx nginx-limit nchan
+#                     cluster3" (cluster3: three nodes joined by a
+#                     redis-server; subscribers on node A through its Caddy,
+#                     every POST through a front Caddy spreading them over
+#                     nodes B and C: all cross-node; scenarios S1 and S4 only)
 #   BENCH_SCENARIOS   subset of "S1 S2 S4 S3"
 #   BENCH_REPEAT      runs per (system, scenario); the median run is kept (3)
 #   BENCH_OUT         results directory (bench/results)
@@ -26,9 +35,12 @@
 #   BENCH_NGINX_CONF  beep-signal's nginx server block (conf/nginx.conf)
 #   BENCH_NGINX_WORKERS  nginx worker_processes for both nginx systems (1)
 #   BENCH_NGINX_KEEPALIVE  override the upstream keepalive of conf/nginx.conf
-#   BENCH_PERF        1: perf record the whole machine during S1 of the
-#                     beep-signal systems (BENCH_OUT/perf-SYSTEM-S1.data;
-#                     perf report -i FILE --comm beep-signal)
+#   BENCH_PERF        1: perf record the backend during S1 of every system
+#                     with a backend (BENCH_OUT/perf-SYSTEM-S1.data;
+#                     perf report -i FILE)
+#   BENCH_STRACE      1: strace -c -f the backend during S1 (slows it:
+#                     for syscall counts per post only;
+#                     BENCH_OUT/strace-SYSTEM-S1.txt)
 #   BEEP_*            passed to the backend (e.g. BEEP_MIN_IDLE)
 set -euo pipefail
 # The POST rate limit (per client address: the load generator is one) is
@@ -41,7 +53,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE="$ROOT/tests/bench"
 BEEP_BIN=${BEEP_BIN:-$ROOT/build/beep-signal}
 LOADGEN=${LOADGEN:-$ROOT/build/loadgen}
-SYSTEMS=${BENCH_SYSTEMS:-caddy nginx nchan cluster3}
+LIMIT_BIN=${LIMIT_BIN:-$ROOT/build/bench-limit}
+SYSTEMS=${BENCH_SYSTEMS:-caddy caddy-limit nginx nginx-limit nchan cluster3}
 SCENARIOS=${BENCH_SCENARIOS:-S1 S2 S4 S3}
 REPEAT=${BENCH_REPEAT:-3}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
@@ -86,6 +99,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 [ -x "$BEEP_BIN" ] || die "no backend at $BEEP_BIN (make)"
 [ -x "$LOADGEN" ] || die "no load generator at $LOADGEN (make build/loadgen)"
+case " $SYSTEMS " in *-limit\ *)
+	[ -x "$LIMIT_BIN" ] || die "no limit backend at $LIMIT_BIN (make build/bench-limit)";;
+esac
 [ -f "$CADDYFILE" ] || die "no Caddyfile at $CADDYFILE"
 [ -f "$NGINX_CONF" ] || die "no nginx config at $NGINX_CONF"
 
@@ -156,12 +172,21 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 # A fresh run directory per run; sets PORT, RUN, BACKEND_PID, FRONT_PID,
 # PIDS_ARG (for the load generator) and STARTED (pids to stop).
 start_backend() {
-	BEEP_LOG_LEVEL=${BEEP_LOG_LEVEL:-warn} "$BEEP_BIN" \
+	BEEP_LOG_LEVEL=${BEEP_LOG_LEVEL:-warn} "${1:-$BEEP_BIN}" \
 	    --listen "unix:$RUN/beep.sock" >"$RUN/backend.log" 2>&1 &
 	BACKEND_PID=$!
 	STARTED+=("$BACKEND_PID")
 	PIDS+=("$BACKEND_PID")
 	wait_for "$BACKEND_PID" backend test -S "$RUN/beep.sock"
+}
+
+# The limit systems' backend on the same socket path.
+start_limit() {
+	"$LIMIT_BIN" "$RUN/beep.sock" >"$RUN/backend.log" 2>&1 &
+	BACKEND_PID=$!
+	STARTED+=("$BACKEND_PID")
+	PIDS+=("$BACKEND_PID")
+	wait_for "$BACKEND_PID" bench-limit test -S "$RUN/beep.sock"
 }
 
 start_caddy() {
@@ -290,9 +315,33 @@ start_system() {
 		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
 		STYLE=beep
 		;;
+	caddy-b)
+		start_backend "$BENCH_BEEP_BIN_B" && start_caddy || return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
+		STYLE=beep
+		;;
+	nginx-b)
+		beep_nginx_conf
+		start_backend "$BENCH_BEEP_BIN_B" &&
+		    start_nginx "$RUN/beep-nginx.conf" "" || return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
+		STYLE=beep
+		;;
+	caddy-limit)
+		start_limit && start_caddy || return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
+		STYLE=beep
+		;;
 	nginx)
 		beep_nginx_conf
 		start_backend && start_nginx "$RUN/beep-nginx.conf" "" ||
+		    return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
+		STYLE=beep
+		;;
+	nginx-limit)
+		beep_nginx_conf
+		start_limit && start_nginx "$RUN/beep-nginx.conf" "" ||
 		    return 1
 		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
 		STYLE=beep
@@ -347,12 +396,16 @@ VERSIONS=$(jq -n \
 RUNS="$TMP/runs.jsonl"
 : >"$RUNS"
 t0=$(date +%s)
-for sys in $SYSTEMS; do
+# Repeats outermost: each system's runs spread over the whole time, so a
+# burst of load from elsewhere on the machine does not land on one system.
+for rep in $(seq "$REPEAT"); do
 	for sc in $SCENARIOS; do
 		[ -n "${ARGS[$sc]:-}" ] || die "unknown scenario $sc"
-		# The cluster: throughput (S1) and latency at 500 posts/s (S4).
-		[ "$sys" = cluster3 ] && [[ " S1 S4 " != *" $sc "* ]] && continue
-		for rep in $(seq "$REPEAT"); do
+		for sys in $SYSTEMS; do
+			# The cluster: throughput (S1) and latency at 500
+			# posts/s (S4).
+			[ "$sys" = cluster3 ] &&
+			    [[ " S1 S4 " != *" $sc "* ]] && continue
 			RUN="$TMP/$sys-$sc-$rep"
 			mkdir -p "$RUN"
 			if ! start_system "$sys"; then
@@ -364,14 +417,30 @@ for sys in $SYSTEMS; do
 			if [ "${BENCH_PERF:-0}" = 1 ] && [ "$sc" = S1 ] &&
 			    [ -n "$BACKEND_PID" ]; then
 				mkdir -p "$OUT"
-				# System-wide (the backend's threads come and
-				# go), DWARF stacks (-O2 keeps no frame
-				# pointers): perf report -i FILE --comm NAME.
-				perf record -a -F 499 --call-graph dwarf,8192 \
+				# The backend's threads, those it starts
+				# later included (perf inherits), DWARF
+				# stacks (-O2 keeps no frame pointers), the
+				# software clock (no hardware counters in
+				# these VMs): perf report -i FILE.
+				perf record -p "$BACKEND_PID" -e cpu-clock \
+				    -F 999 --call-graph dwarf,16384 \
 				    -o "$OUT/perf-$sys-$sc.data" \
 				    >"$RUN/perf.log" 2>&1 &
 				perf_pid=$!
 				PIDS+=("$perf_pid")
+				sleep 1
+			fi
+			strace_pid=
+			if [ "${BENCH_STRACE:-0}" = 1 ] && [ "$sc" = S1 ] &&
+			    [ -n "$BACKEND_PID" ]; then
+				mkdir -p "$OUT"
+				# Syscall counts (it slows the backend down:
+				# not with the figures that matter).
+				strace -c -f -q -p "$BACKEND_PID" \
+				    -o "$OUT/strace-$sys-$sc.txt" \
+				    >"$RUN/strace.log" 2>&1 &
+				strace_pid=$!
+				PIDS+=("$strace_pid")
 				sleep 1
 			fi
 			log "$sys $sc #$rep: ${DESC[$sc]}"
@@ -387,6 +456,11 @@ for sys in $SYSTEMS; do
 			PIDS+=("$lg_pid")
 			wait "$lg_pid" || true
 			forget_pids "$lg_pid"
+			if [ -n "$strace_pid" ]; then
+				kill -INT "$strace_pid" 2>/dev/null || true
+				wait "$strace_pid" 2>/dev/null || true
+				forget_pids "$strace_pid"
+			fi
 			if [ -n "$perf_pid" ]; then
 				stop_pids "$perf_pid"
 				forget_pids "$perf_pid"
@@ -441,6 +515,8 @@ def sum_before($n): (rss($n) | map(.before_kib) | add) // null;
     caddy: "beep-signal behind Caddy (fastcgi transport, unix socket)",
     nginx: "beep-signal behind nginx (conf/nginx.conf, FastCGI keep-alive)",
     nchan: "Nchan (nginx module), same routes (tests/bench/nchan.conf)",
+    "caddy-limit": "Caddy (same Caddyfile) in front of bench-limit, the cheapest FastCGI responder (tests/bench/limit.c)",
+    "nginx-limit": "nginx (same conf/nginx.conf) in front of bench-limit",
     cluster3: "three beep-signal nodes and Redis: streams on node A (its Caddy), POSTs through a round-robin Caddy to nodes B and C: every delivery cross-node"
   },
   runs: .,
@@ -456,7 +532,8 @@ def sum_before($n): (rss($n) | map(.before_kib) | add) // null;
     front_kib_per_sub: sum_per_sub("front"),
     backend_idle_kib: sum_before("backend"),
     front_idle_kib: sum_before("front"),
-    backend_log_problems
+    backend_log_problems,
+    cpu: (.result.cpu // null)
   }))
 }' "$RUNS" >"$json"
 
@@ -509,9 +586,34 @@ def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–"
 "| scenario | system | posts/s | vs Nchan | p50 ms | p90 ms | p99 ms | p99 vs Nchan | p99.9 ms | max ms | lost/dup/ooo | backend KiB/sub | front KiB/sub | backend idle MiB |",
 "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
 ($order | split(" ") | map(select(length > 0))) as $o
-| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"nginx":1,"nchan":2,"cluster3":3}[.])) | .[]
+| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-b":1,"caddy-limit":2,"nginx":3,"nginx-b":4,"nginx-limit":5,"nchan":6,"cluster3":7}[.])) | .[]
  | (nchan(.scenario) // null) as $n
  | "| \(.scenario) | \(.system) | \(.posts_per_s | r0) | \(ratio(.posts_per_s; $n.posts_per_s)) | \(.latency_ms.p50 | r2) | \(.latency_ms.p90 | r2) | \(.latency_ms.p99 | r2) | \(ratio(.latency_ms.p99; $n.latency_ms.p99)) | \(.latency_ms.p999 | r2) | \(.latency_ms.max | r2) | \(.lost)/\(.duplicated)/\(.out_of_order)\(if .ok then "" else " ✗" end) | \(.backend_kib_per_sub | r2) | \(.front_kib_per_sub | r2) | \(if .backend_idle_kib then (.backend_idle_kib / 1024 | r2) else "–" end) |")
+' "$json"
+
+# CPU per delivered post by process, and ours against the limit systems.
+echo
+jq -r --arg order "$SCENARIOS" '
+def r1: if . == null then "–" else (. * 10 | round / 10 | tostring) end;
+def r2: if . == null then "–" else (. * 100 | round / 100 | tostring) end;
+def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–"
+                   else ($a / $b * 100 | round / 100 | tostring) + "×" end;
+def proc($n): [(.cpu.procs // [])[] | select(.name == $n or (.name | startswith($n) and ($n == "backend" or $n == "front")))];
+def us($n): (proc($n) | map(.us_per_post) | if length == 0 or any(. == null) then null else add end);
+def ut($n): (proc($n) | map(.user_us_per_post) | if length == 0 or any(. == null) then null else add end);
+def st($n): (proc($n) | map(.sys_us_per_post) | if length == 0 or any(. == null) then null else add end);
+def cs($n): (proc($n) | map(.cs_per_post) | if length == 0 or any(. == null) then null else add end);
+def cell($n): "\(us($n) | r1) (\(ut($n) | r1)+\(st($n) | r1))";
+.summary as $s
+| def lim($sys; $sc): ($s[] | select(.system == ($sys + "-limit") and .scenario == $sc));
+"CPU per delivered post, µs (user+system), and context switches per post, over the measured interval:",
+"",
+"| scenario | system | posts/s | vs limit | backend µs | front µs | loadgen µs | total µs | backend cs | front cs |",
+"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+($order | split(" ") | map(select(length > 0))) as $o
+| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-b":1,"caddy-limit":2,"nginx":3,"nginx-b":4,"nginx-limit":5,"nchan":6,"cluster3":7}[.])) | .[]
+ | (if (.system | test("^(caddy|nginx)(-b)?$")) then ([lim(.system | sub("-b$"; ""); .scenario)] | .[0]) else null end) as $l
+ | "| \(.scenario) | \(.system) | \(.posts_per_s | round) | \(if $l then ratio(.posts_per_s; $l.posts_per_s) else "–" end) | \(cell("backend")) | \(cell("front")) | \(cell("loadgen")) | \([us("backend"), us("front"), us("loadgen")] | map(select(. != null)) | add | r1) | \(cs("backend") | r2) | \(cs("front") | r2) |")
 ' "$json"
 
 # The issue's targets.
@@ -538,6 +640,42 @@ chk("nginx S3 posts/s ≥ Nchan"; (get("nginx";"S3").posts_per_s // null) as $v 
 chk("cluster3 p99 cross-node at 500 posts/s ≤ one node (Caddy) + 1 ms (S4, issue 10)"; (get("cluster3";"S4").latency_ms.p99 // null) as $v | (get("caddy";"S4").latency_ms.p99 // null) as $n | if $v and $n then $v <= $n + 1 else null end; "\(get("cluster3";"S4").latency_ms.p99 | n2) vs \(get("caddy";"S4").latency_ms.p99 | n2) ms"),
 chk("cluster3 posts/s cross-node vs one node (S1, measured)"; (get("cluster3";"S1").posts_per_s // null) as $v | if $v then true else null end; "\(get("cluster3";"S1").posts_per_s | n2) vs \(get("caddy";"S1").posts_per_s | n2) posts/s"),
 chk("zero lost, duplicated or reordered, every run"; ([.runs[].result | .lost + .duplicated + .out_of_order + .corrupt] | add) == 0; "\([.runs[] | select(.result.ok | not) | "\(.system) \(.scenario)"] | if length == 0 then "all runs clean" else "failed: " + join(", ") end)")
+' "$json"
+# Issue 14's targets: ours against Nchan and the limit systems.
+echo
+jq -r '
+.summary as $s
+| def get($sys; $sc): ([$s[] | select(.system == $sys and .scenario == $sc)] | .[0]);
+def cpu($r; $n): if $r == null or $r.cpu == null then null else
+  ([$r.cpu.procs[] | select(.name | startswith($n)) | .us_per_post]
+   | if length == 0 or any(. == null) then null else add end) end;
+def n2: if . == null then null else (. * 100 | round / 100) end;
+def ratio($a; $b): if $a == null or $b == null or $b == 0 then null else $a / $b end;
+def chk($name; $v; $ok; $text):
+  if $v == null then "- [?] \($name): not measured"
+  elif $ok then "- [x] \($name): \($text)" else "- [ ] \($name): \($text)" end;
+get("nginx";"S1") as $n1 | get("nchan";"S1") as $c1 | get("nginx-limit";"S1") as $l1
+| get("nginx";"S3") as $n3 | get("nchan";"S3") as $c3
+| get("caddy";"S1") as $k1 | get("caddy-limit";"S1") as $kl1
+| cpu($n1; "backend") as $b | cpu($n1; "front") as $f
+| "Targets (issue 14, behind nginx unless named):",
+chk("backend CPU per post ≤ 15 µs and ≤ nginx'"'"'s (S1)"; $b;
+    ($b // 1e9) <= 15 and ($b // 1e9) <= ($f // 0);
+    "\($b | n2) µs, nginx \($f | n2) µs"),
+chk("S1 posts/s ≥ 0.7 × Nchan"; ratio($n1.posts_per_s; $c1.posts_per_s);
+    (ratio($n1.posts_per_s; $c1.posts_per_s) // 0) >= 0.7;
+    "\(ratio($n1.posts_per_s; $c1.posts_per_s) | n2)×"),
+chk("S1 posts/s ≥ 0.8 × the nginx limit system"; ratio($n1.posts_per_s; $l1.posts_per_s);
+    (ratio($n1.posts_per_s; $l1.posts_per_s) // 0) >= 0.8;
+    "\(ratio($n1.posts_per_s; $l1.posts_per_s) | n2)×"),
+chk("S3 posts/s ≥ 0.5 × Nchan"; ratio($n3.posts_per_s; $c3.posts_per_s);
+    (ratio($n3.posts_per_s; $c3.posts_per_s) // 0) >= 0.5;
+    "\(ratio($n3.posts_per_s; $c3.posts_per_s) | n2)×"),
+chk("S3 p99 ≤ 2 ms"; $n3.latency_ms.p99; ($n3.latency_ms.p99 // 1e9) <= 2;
+    "\($n3.latency_ms.p99 | n2) ms"),
+chk("behind Caddy, S1 posts/s ≥ 0.9 × the Caddy limit system"; ratio($k1.posts_per_s; $kl1.posts_per_s);
+    (ratio($k1.posts_per_s; $kl1.posts_per_s) // 0) >= 0.9;
+    "\(ratio($k1.posts_per_s; $kl1.posts_per_s) | n2)×")
 ' "$json"
 echo
 echo "Results: $json"

@@ -34,6 +34,7 @@
 #include <netinet/tcp.h>
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -684,6 +685,14 @@ struct pid_rss {
 	long before_kib;     /* before subscribing */
 	long subscribed_kib; /* after subscribing and settling */
 	long after_kib;      /* after the posts drained */
+	/*
+	 * CPU over the measured interval (first measured post sent -> its
+	 * events drained): clock ticks from /proc/PID/stat (all threads,
+	 * ended ones included), and context switches summed over
+	 * /proc/PID/task/<tid>/status (threads alive at both samples only).
+	 */
+	long long utime[2], stime[2]; /* ticks; -1: unreadable */
+	long long vcs[2], ivcs[2];    /* voluntary, involuntary switches */
 };
 
 struct status_count {
@@ -741,8 +750,9 @@ static struct {
 	uint64_t phase_answered; /* responses (or losses) in the phase */
 	uint64_t phase_accepted, phase_delivered;
 	uint64_t t_first_send, t_last_answer; /* of the measured phase */
-	uint64_t late;       /* fixed rate: sent > 1 ms after schedule */
-	uint64_t pub_errors; /* connection lost with a request out */
+	uint64_t t_cpu0, t_cpu1; /* CPU samples (sample_cpu()) taken */
+	uint64_t late;           /* fixed rate: sent > 1 ms after schedule */
+	uint64_t pub_errors;     /* connection lost with a request out */
 	uint64_t pub_connect_failures;
 	struct status_count post_status[LOADGEN_MAX_STATUS];
 
@@ -804,6 +814,90 @@ read_rss_kib(long pid)
 	}
 	fclose(f);
 	return kib;
+}
+
+/* utime and stime (clock ticks) of pid from /proc/PID/stat. */
+static int
+read_cpu_ticks(long pid, long long *ut, long long *st)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long u, s;
+	size_t n;
+	FILE *f;
+	int field;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The name (field 2) may hold spaces: start after its ')'. */
+	p = strrchr(buf, ')');
+	if (p == NULL)
+		return -1;
+	/* Skip to the space before field 14: utime, then stime (15). */
+	for (field = 2; field < 14 && p != NULL; field++)
+		p = strchr(p + 1, ' ');
+	if (p == NULL || sscanf(p, " %llu %llu", &u, &s) != 2)
+		return -1;
+	*ut = (long long)u;
+	*st = (long long)s;
+	return 0;
+}
+
+/* Context switches summed over pid's threads. */
+static void
+read_ctx_switches(long pid, long long *vcs, long long *ivcs)
+{
+	char path[96], line[256];
+	struct dirent *de;
+	DIR *d;
+
+	*vcs = *ivcs = 0;
+	snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+	d = opendir(path);
+	if (d == NULL) {
+		*vcs = *ivcs = -1;
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/status", pid,
+		    de->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue; /* the thread ended meanwhile */
+		while (fgets(line, sizeof(line), f) != NULL) {
+			if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+				*vcs += strtoll(line + 24, NULL, 10);
+			else if (strncmp(line,
+			             "nonvoluntary_ctxt_switches:", 27) == 0)
+				*ivcs += strtoll(line + 27, NULL, 10);
+		}
+		fclose(f);
+	}
+	closedir(d);
+}
+
+/* which 0: the measured posts start; 1: they have drained. */
+static void
+sample_cpu(int which)
+{
+	int i;
+
+	for (i = 0; i < G.o.npids; i++) {
+		struct pid_rss *p = &G.o.pids[i];
+
+		if (read_cpu_ticks(
+		        p->pid, &p->utime[which], &p->stime[which]) == -1)
+			p->utime[which] = p->stime[which] = -1;
+		read_ctx_switches(p->pid, &p->vcs[which], &p->ivcs[which]);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1383,6 +1477,10 @@ phase_begin_posts(enum phase ph, uint64_t count)
 	G.phase_end = G.next_msg + count;
 	G.phase_answered = G.phase_accepted = G.phase_delivered = 0;
 	G.phase_t0 = 0;
+	if (ph == PH_POST) {
+		sample_cpu(0);
+		G.t_cpu0 = now_ns();
+	}
 	note("%s: %" PRIu64 " posts %s",
 	    ph == PH_WARMUP ? "warm-up" : "measuring", count,
 	    G.o.rate > 0 ? "at a fixed rate" : "at max rate");
@@ -1437,6 +1535,8 @@ step(uint64_t now)
 		if (G.phase_delivered < G.phase_accepted && now < G.drain_until)
 			return G.drain_until;
 		if (G.phase == PH_DRAIN) {
+			sample_cpu(1);
+			G.t_cpu1 = now_ns();
 			sample_rss(2);
 			G.phase = PH_DONE;
 			return 0;
@@ -1665,13 +1765,41 @@ per_sub_kib(const struct pid_rss *p)
 	return (double)(p->subscribed_kib - p->before_kib) / G.subs_ok;
 }
 
+struct cpu_use {
+	int valid;
+	double user_us, sys_us; /* per delivered post */
+	double core_share;      /* CPU seconds per second */
+	double vcs, ivcs, cs;   /* context switches per delivered post */
+};
+
+/* p's CPU over the measured interval of dur seconds, for posts posts. */
+static struct cpu_use
+cpu_use(const struct pid_rss *p, uint64_t posts, double dur)
+{
+	struct cpu_use c = {0};
+	double tick = 1e6 / (double)sysconf(_SC_CLK_TCK); /* us */
+
+	if (posts == 0 || dur <= 0 || p->utime[0] < 0 || p->utime[1] < 0)
+		return c;
+	c.valid = 1;
+	c.user_us = (double)(p->utime[1] - p->utime[0]) * tick / (double)posts;
+	c.sys_us = (double)(p->stime[1] - p->stime[0]) * tick / (double)posts;
+	c.core_share = (c.user_us + c.sys_us) * (double)posts / 1e6 / dur;
+	if (p->vcs[0] >= 0 && p->vcs[1] >= 0) {
+		c.vcs = (double)(p->vcs[1] - p->vcs[0]) / (double)posts;
+		c.ivcs = (double)(p->ivcs[1] - p->ivcs[0]) / (double)posts;
+		c.cs = c.vcs + c.ivcs;
+	}
+	return c;
+}
+
 static int
 report(void)
 {
 	uint64_t *lat, *rtt, nlat = 0, nrtt = 0, g, lost = 0, accepted = 0;
 	uint64_t measured_accepted = 0;
 	struct pct pl, pr;
-	double dur, pps;
+	double dur, pps, cpu_dur;
 	int i, ok;
 
 	lat = xcalloc(G.total ? G.total : 1, sizeof(*lat));
@@ -1743,6 +1871,17 @@ report(void)
 		    p->name, p->pid, p->before_kib, p->subscribed_kib,
 		    p->after_kib, per_sub_kib(p));
 	}
+	cpu_dur = G.t_cpu1 > G.t_cpu0 ? (double)(G.t_cpu1 - G.t_cpu0) / 1e9 : 0;
+	for (i = 0; i < G.o.npids; i++) {
+		struct cpu_use c = cpu_use(&G.o.pids[i], nlat, cpu_dur);
+
+		if (c.valid)
+			printf(
+			    "  cpu us/post  %s: user %.2f sys %.2f (%.0f%% of "
+			    "a core), %.2f context switches/post\n",
+			    G.o.pids[i].name, c.user_us, c.sys_us,
+			    c.core_share * 100, c.cs);
+	}
 	printf("  result       %s\n", ok ? "OK" : "FAILED");
 
 	printf("{\"tool\":\"loadgen\",\"version\":\"" LOADGEN_VERSION "\","
@@ -1796,7 +1935,24 @@ report(void)
 		    p->pid, p->before_kib, p->subscribed_kib, p->after_kib,
 		    per_sub_kib(p));
 	}
-	printf("]}\n");
+	printf("],\"cpu\":{\"seconds\":%.4f,\"posts\":%" PRIu64 ",\"procs\":[",
+	    cpu_dur, nlat);
+	for (i = 0; i < G.o.npids; i++) {
+		struct cpu_use c = cpu_use(&G.o.pids[i], nlat, cpu_dur);
+
+		printf("%s{\"name\":", i ? "," : "");
+		json_string(stdout, G.o.pids[i].name);
+		if (c.valid)
+			printf(",\"user_us_per_post\":%.3f,\"sys_us_per_post\":"
+			       "%.3f,\"us_per_post\":%.3f,\"core_share\":%.3f,"
+			       "\"vcs_per_post\":%.3f,\"ivcs_per_post\":%.3f,"
+			       "\"cs_per_post\":%.3f}",
+			    c.user_us, c.sys_us, c.user_us + c.sys_us,
+			    c.core_share, c.vcs, c.ivcs, c.cs);
+		else
+			printf(",\"us_per_post\":null}");
+	}
+	printf("]}}\n");
 	fflush(stdout);
 	free(lat);
 	free(rtt);
@@ -1832,7 +1988,9 @@ usage(FILE *f)
 	    "  --settle MS          idle time after subscribing, before posting (500)\n"
 	    "  --drain MS           wait for late events after the last answer (5000)\n"
 	    "  --timeout S          bound on the whole run, seconds (120)\n"
-	    "  --pids LIST          [name=]pid,... whose VmRSS is reported\n"
+	    "  --pids LIST          [name=]pid,... whose VmRSS, CPU per post and\n"
+	    "                       context switches per post are reported (this\n"
+	    "                       process is always, as loadgen)\n"
 	    "  --label NAME         name in the report\n"
 	    "  --seed N             target choice seed (1)\n"
 	    "  --quiet              no progress on stderr\n"
@@ -2077,6 +2235,15 @@ parse_args(struct opts *o, int argc, char **argv)
 	}
 	if (o->port == 0)
 		die("--port is required");
+	/* This process: its CPU per post is part of every run's cost. */
+	if (o->npids < LOADGEN_MAX_PIDS) {
+		struct pid_rss *p = &o->pids[o->npids++];
+
+		memset(p, 0, sizeof(*p));
+		snprintf(p->name, sizeof(p->name), "loadgen");
+		p->pid = (long)getpid();
+		p->before_kib = p->subscribed_kib = p->after_kib = -1;
+	}
 	if (o->users == 0 || o->devices == 0 ||
 	    (uint64_t)o->users * o->devices > 1000000)
 		die("users x devices must be 1..1000000");

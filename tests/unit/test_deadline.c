@@ -192,6 +192,58 @@ test_deadline_bad_fd(void **state)
 	deadline_free(d);
 }
 
+/*
+ * deadline_pause() keeps the duplicate for deadline_rearm() (the same
+ * connection's next request), which holds the connection open until
+ * deadline_cancel(); a timer that fired keeps none.
+ */
+static void
+test_deadline_pause_and_rearm(void **state)
+{
+	struct deadline *d = deadline_new();
+	struct deadline_timer *t = deadline_timer_new(d);
+	int a[2];
+	char c;
+
+	(void)state;
+	/* Nothing kept yet: rearm refuses. */
+	assert_int_equal(deadline_rearm(t, 10), -1);
+	pair(a);
+	assert_int_equal(deadline_arm(t, a[0], 10), 0);
+	assert_false(deadline_pause(t));
+	assert_true(deadline_next(d) == DEADLINE_NONE);
+	/* Paused, nothing fires. */
+	deadline_run(d, 100);
+	assert_false(shut(a[0]));
+	/* Armed again on the kept duplicate, with no fd given. */
+	assert_int_equal(deadline_rearm(t, 200), 0);
+	assert_true(deadline_next(d) == 200);
+	/* Rearming an armed timer is refused (deadline_arm() cancels). */
+	assert_int_equal(deadline_rearm(t, 300), -1);
+	assert_false(deadline_pause(t));
+	/* The kept duplicate holds the connection open after our close... */
+	close(a[0]);
+	assert_int_equal(recv(a[1], &c, 1, MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	/* ...until cancel closes it. */
+	assert_false(deadline_cancel(t));
+	assert_int_equal(recv(a[1], &c, 1, MSG_DONTWAIT), 0);
+	assert_int_equal(deadline_rearm(t, 10), -1);
+	close(a[1]);
+
+	/* One that fired keeps no duplicate: the connection is done. */
+	pair(a);
+	assert_int_equal(deadline_arm(t, a[0], 10), 0);
+	deadline_run(d, 10);
+	assert_true(shut(a[0]));
+	assert_true(deadline_pause(t));
+	assert_int_equal(deadline_rearm(t, 20), -1);
+	close(a[0]);
+	close(a[1]);
+	deadline_timer_free(t);
+	deadline_free(d);
+}
+
 int
 main(void)
 {
@@ -199,6 +251,7 @@ main(void)
 	    cmocka_unit_test(test_deadline_fires_in_order),
 	    cmocka_unit_test(test_deadline_rearm),
 	    cmocka_unit_test(test_deadline_owns_its_descriptor),
+	    cmocka_unit_test(test_deadline_pause_and_rearm),
 	    cmocka_unit_test(test_deadline_wakes_a_blocked_read),
 	    cmocka_unit_test(test_deadline_bad_fd),
 	};
