@@ -20,7 +20,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import {
 	ROOT, BEEP_BIN, freePort, poll, Client, withTimeout, uid, subPath,
-	openSub, SseStream,
+	openSub, SseStream, runBinary,
 } from './harness.mjs';
 import { parseExposition } from './prom.mjs';
 
@@ -208,4 +208,27 @@ test('the image\'s CMD and HEALTHCHECK, outside Docker', T, async () => {
 	} finally {
 		try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
 	}
+});
+
+// No Docker engine here: what can be checked of compose.yaml without one.
+test('compose.yaml: its front adapts, its files and options exist', T,
+    async () => {
+	const text = readFileSync(path.join(ROOT, 'compose.yaml'), 'utf8');
+	// Every file it mounts is in the repository.
+	const mounts = [...text.matchAll(/- \.\/(\S+?):/g)].map((m) => m[1]);
+	assert.ok(mounts.length > 0, 'compose.yaml mounts the front Caddyfile');
+	for (const f of mounts)
+		assert.ok(existsSync(path.join(ROOT, f)), `${f} exists`);
+	// The front's Caddyfile is one Caddy accepts.
+	await run('caddy', ['adapt', '--adapter', 'caddyfile', '--config',
+	    path.join(ROOT, 'conf/Caddyfile.compose')]);
+	// Every BEEP_* variable it sets is one of the service's options, and
+	// the nodes are joined by Redis.
+	const help = (await runBinary(['--help'])).stdout;
+	const vars = [...text.matchAll(/\b(BEEP_[A-Z_]+):/g)].map((m) => m[1])
+	    .filter((v) => v !== 'BEEP_NODES');      // the front's, not ours
+	assert.ok(vars.includes('BEEP_REDIS_URL'), 'nodes name the Redis');
+	for (const v of vars)
+		assert.match(help, new RegExp(`\\b${v}\\b`), `${v} is an option`);
+	assert.match(text, /node2: \*node/, 'two nodes, the same settings');
 });
