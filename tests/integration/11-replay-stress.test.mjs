@@ -19,9 +19,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
-import { startStack, uid, postPath, subPath } from './harness.mjs';
+import { startStack, uid, postPath, subPath, scaled } from './harness.mjs';
 
-const USERS = 50, DEVICES = 10;                  // 500 devices
+// BEEP_TEST_SCALE (0.25 under ThreadSanitizer) scales the devices.
+const USERS = scaled(50), DEVICES = 10;          // 500 devices
 const PER_DEVICE = 40;                           // 20,000 messages
 const SENDERS = 10;
 const CUT_EVENTS = [1, 12];        // cut after this many events (uniform) ...
