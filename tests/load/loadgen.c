@@ -783,7 +783,9 @@ static struct {
 	struct status_count post_status[LOADGEN_MAX_STATUS];
 
 	uint64_t delivered, duplicated, out_of_order, corrupt, foreign;
-	uint64_t churned, resumed, resume_failures, resets, named_events;
+	uint64_t churned; /* cuts scheduled (the --churn clock) */
+	uint64_t cut;     /* streams actually cut (a busy pick is skipped) */
+	uint64_t resumed, resume_failures, resets, named_events;
 	uint64_t churn_t0;
 	uint32_t *retry_q; /* subscribers to reconnect, in due order */
 	uint64_t *retry_due;
@@ -1586,8 +1588,10 @@ churn_step(uint64_t now, int cut)
 		struct sub *s = &G.subs[G.ready[rng_next() % G.nready]];
 
 		G.churned++;
-		if (s->c.state == CS_READY && !s->resuming && !s->inflight)
+		if (s->c.state == CS_READY && !s->resuming && !s->inflight) {
+			G.cut++;
 			sub_resume(s);
+		}
 	}
 	{
 		uint64_t next = G.churn_t0 +
@@ -1971,7 +1975,7 @@ report(void)
 		       " resumed (Last-Event-ID), %" PRIu64
 		       " failed reconnects, %" PRIu64 " resets, %" PRIu64
 		       " other named events\n",
-		    G.churned, G.resumed, G.resume_failures, G.resets,
+		    G.cut, G.resumed, G.resume_failures, G.resets,
 		    G.named_events);
 	printf("  latency ms   p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
 	       "max %.3f  (POST sent -> event received, n=%" PRIu64 ")\n",
@@ -2033,7 +2037,7 @@ report(void)
 	       ",\"resumed\":%" PRIu64 ",\"failed_reconnects\":%" PRIu64
 	       ",\"server_ended\":%" PRIu64 ",\"resets\":%" PRIu64
 	       ",\"named_events\":%" PRIu64 "},",
-	    G.o.churn, G.churned, G.resumed, G.resume_failures, G.sub_closed,
+	    G.o.churn, G.cut, G.resumed, G.resume_failures, G.sub_closed,
 	    G.resets, G.named_events);
 	printf("\"rss\":[");
 	for (i = 0; i < G.o.npids; i++) {
