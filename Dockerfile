@@ -23,7 +23,7 @@ RUN make deps && make clean all WERROR=0 && \
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-	libfcgi0ldbl libjansson4 libjwt0 caddy curl libcap2-bin \
+	libfcgi0ldbl libjansson4 libjwt0 libhiredis0.14 caddy curl libcap2-bin \
 	&& setcap cap_net_bind_service=+ep /usr/bin/caddy \
 	&& apt-get purge -y libcap2-bin && apt-get autoremove -y \
 	&& rm -rf /var/lib/apt/lists/* \
@@ -33,6 +33,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 COPY --from=build /out/usr/ /usr/
 WORKDIR /opt/beep-signal
 COPY Caddyfile scripts/run.sh scripts/healthcheck.sh ./
+COPY web ./web
 ENV PORT=1837 BEEP_BIN=/usr/bin/beep-signal BEEP_RUN_DIR=/run/beep-signal \
 	HOME=/var/lib/beep-signal XDG_DATA_HOME=/var/lib/beep-signal/data \
 	XDG_CONFIG_HOME=/var/lib/beep-signal/config OPS_PORT=9180

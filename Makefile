@@ -18,9 +18,9 @@ else
 BUILD := build/$(subst $(comma),-,$(SANITIZE))
 endif
 
-PKGS := jansson fcgi libjwt libcrypto
+PKGS := jansson fcgi libjwt libcrypto hiredis
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lfcgi -ljwt -lcrypto)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lfcgi -ljwt -lcrypto -lhiredis)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -37,11 +37,12 @@ ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
 # The service, module by module; the binary and the unit tests link them.
 SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
 	src/depth.c src/auth.c src/limit.c src/quota.c src/event.c \
-	src/body.c src/sse.c src/registry.c src/api.c src/fcgi_out.c src/server.c \
-	src/cidr.c src/metrics.c
+	src/body.c src/sse.c src/registry.c src/api.c src/fcgi_out.c \
+	src/deadline.c src/listener.c src/server.c src/cidr.c src/metrics.c \
+	src/cluster_lua.c src/cluster.c src/turn.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT := http route depth body sse registry config api auth limit quota event fcgi_out \
-	cidr metrics log
+	deadline listener cidr metrics log fuzz_found cluster turn
 UNIT_BINS := $(UNIT:%=$(BUILD)/tests/test_%)
 BIN := $(BUILD)/beep-signal
 
@@ -62,7 +63,7 @@ INTEGRATION_ENV := BEEP_TEST_SANITIZER=$(SANITIZE) \
 	BEEP_TEST_SKIP="$${BEEP_TEST_SKIP-$(TSAN_SKIP)}")
 
 .PHONY: all run test unit integration tsan deps test-deps format \
-	format-check clean install bench loadgen docs valgrind soak
+	format-check clean install bench loadgen docs fuzz fuzz-build valgrind soak
 
 all: $(BIN)
 
@@ -134,10 +135,12 @@ soak: $(BIN) $(BUILD)/loadgen
 	BEEP_BIN=$(abspath $(BIN)) LOADGEN=$(abspath $(BUILD)/loadgen) \
 		bash tests/load/soak.sh
 
-# The registry under ThreadSanitizer, with real threads.
+# The registry and the cluster under ThreadSanitizer, with real threads.
 tsan:
-	@$(MAKE) --no-print-directory SANITIZE=thread build/thread/tests/test_registry
+	@$(MAKE) --no-print-directory SANITIZE=thread build/thread/tests/test_registry \
+		build/thread/tests/test_cluster
 	$(SAN_ENV) build/thread/tests/test_registry
+	$(SAN_ENV) build/thread/tests/test_cluster
 
 ifeq ($(SANITIZE),)
 test: test-deps
@@ -147,12 +150,54 @@ test: test-deps
 	@$(MAKE) --no-print-directory unit loadgen integration
 endif
 
-FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h tests/load/*.c)
+# libFuzzer drivers (tests/fuzz/), built with clang and its sanitizers in
+# build/fuzz, apart from the gcc objects.  `make fuzz FUZZ_SECONDS=N` runs
+# each for N seconds, FUZZ_JOBS at a time, from a scratch copy of its
+# committed seeds (tests/fuzz/corpus/NAME/, never written to); a crash, a
+# leak or a timeout fails it and leaves the input in build/fuzz/artifacts/.
+FUZZ_SECONDS ?= 30
+FUZZ_JOBS ?= 2
+FUZZ_CC ?= clang
+FUZZ := route body auth fcgi sse
+FUZZ_BUILD := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -pthread -g -O1 $(WARN) $(FUZZ_SAN) \
+	-fsanitize=fuzzer-no-link -Iinclude -Itests/unit $(PKG_CFLAGS) \
+	-DBEEP_VERSION='"$(VERSION)"'
+FUZZ_OBJS := $(SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_BINS := $(FUZZ:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h \
+		tests/unit/sse_parser.h $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) \
+		-pthread $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+# Objects of a pattern rule are intermediate to make: keep them.
+.SECONDARY: $(FUZZ_OBJS) $(FUZZ_BINS)
+
+fuzz: test-deps
+	@$(MAKE) --no-print-directory -j$(FUZZ_JOBS) fuzz-build
+	@$(MAKE) --no-print-directory -j$(FUZZ_JOBS) $(FUZZ:%=fuzz-run-%)
+
+fuzz-run-%: $(FUZZ_BUILD)/fuzz_%
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $* $<
+
+FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h \
+	tests/load/*.c tests/fuzz/*.c tests/fuzz/*.h)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
 
+# The call page and JS client go where the Caddyfile's BEEP_WEB_ROOT
+# default looks (with PREFIX=/usr/local).
+WEB_FILES := web/index.html web/app.js web/style.css web/beep-signal.js
 # The sample configuration file and the man page's OPTIONS list, from the
 # option table (--print-config, --help).  Run it after adding an option;
 # tests/integration/26-* fails while they are out of date.
@@ -177,6 +222,8 @@ install: $(BIN)
 		    conf/$$u >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u && \
 		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; \
 	done
+	install -d $(DESTDIR)$(PREFIX)/share/beep-signal/web
+	install -m 0644 $(WEB_FILES) $(DESTDIR)$(PREFIX)/share/beep-signal/web/
 
 clean:
 	rm -rf build

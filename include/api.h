@@ -16,6 +16,8 @@
 #include "util.h"
 
 struct api;
+struct cluster;
+struct cluster_entry;
 
 struct api_request {
 	const char *method;         /* REQUEST_METHOD */
@@ -52,6 +54,8 @@ struct api_response {
 	struct api_pending *pending; /* it passed: the body is wanted */
 	struct quota *quota;         /* with stream: holds one of quota_key's */
 	char *quota_key;
+	struct cluster *cluster; /* with stream, in a cluster: its device */
+	struct cluster_entry *cluster_entry;
 };
 
 /* The server's thread counts, for /healthz. */
@@ -86,7 +90,8 @@ void api_handle(
 /*
  * The stream of resp has ended, whatever ended it (call it after
  * registry_unsubscribe()): give back its client address's count
- * (BEEP_MAX_STREAMS_PER_ADDRESS).  api_response_clear() does it too.
+ * (BEEP_MAX_STREAMS_PER_ADDRESS) and, in a cluster, tell the cluster.
+ * api_response_clear() does it too.
  */
 void api_stream_end(struct api *api, struct api_response *resp);
 
@@ -122,5 +127,8 @@ void api_stream_keepalive(struct buf *out);
 void api_stream_replaced(struct buf *out);
 /* The last bytes of a stream when the service stops. */
 void api_stream_close(struct buf *out);
+
+/* The answer to a request that did not arrive within BEEP_READ_TIMEOUT. */
+void api_request_timeout(struct api_response *resp);
 
 #endif

@@ -54,6 +54,16 @@ int fcgi_out_writev(struct fcgi_out *o, const struct iovec *piece, size_t n);
 int fcgi_out_write(struct fcgi_out *o, const void *p, size_t len);
 
 /*
+ * Write p[0..len) as `records` FCGI_STDOUT records of at least one byte
+ * each (fewer when len is smaller; at most 16), in one writev().  The peer
+ * reads the same bytes; a front that acts once per record (Caddy notices
+ * that its client left only on its fourth record after) acts that many
+ * times.  Returns 0 or -1, as fcgi_out_writev().
+ */
+int fcgi_out_write_split(
+    struct fcgi_out *o, const void *p, size_t len, size_t records);
+
+/*
  * End the response: an empty FCGI_STDOUT record (end of stream), then
  * FCGI_END_REQUEST (request complete, application status 0), as libfcgi
  * ends a request.  Returns 0 or -1.

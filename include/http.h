@@ -18,6 +18,7 @@ enum http_status {
 	HTTP_403,
 	HTTP_404,
 	HTTP_405,
+	HTTP_408,
 	HTTP_413,
 	HTTP_415,
 	HTTP_429,

@@ -48,6 +48,10 @@ struct metrics_gauges {
 	size_t max_message_bytes;  /* BEEP_MAX_MESSAGE_MEMORY */
 	size_t threads, idle;      /* worker threads alive, and idle */
 	bool ready;                /* what /readyz answers */
+	/* In a cluster (BEEP_REDIS_URL) only: cluster_stats(). */
+	bool cluster, redis_up;
+	uint64_t cluster_received, cluster_duplicates, cluster_replayed;
+	uint64_t cluster_local, cluster_unreachable, cluster_reconnects;
 };
 
 /* Append every metric, in the text exposition format, to out. */

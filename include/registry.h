@@ -72,6 +72,13 @@ enum registry_resume_kind {
 	REGISTRY_RESUME_NONE,    /* no id: live only, or what is held */
 	REGISTRY_RESUME_AT,      /* after the message with this id */
 	REGISTRY_RESUME_UNKNOWN, /* an id not from this registry */
+	/*
+	 * After this id, which the caller gave the device's messages (see
+	 * registry_publish_at()): the caller supplies whatever the log lacks
+	 * after it.  For a device with no stream, a log that does not cover
+	 * the id restarts empty at it instead of resetting the client.
+	 */
+	REGISTRY_RESUME_FROM,
 	REGISTRY_RESUME__MAX
 };
 
@@ -111,6 +118,7 @@ enum registry_error {
 	REGISTRY_CLOSED,      /* registry_close() was called */
 	REGISTRY_NOT_FOUND,   /* no such device with a live stream */
 	REGISTRY_MEMORY_FULL, /* undelivered messages fill the budget */
+	REGISTRY_DUPLICATE,   /* registry_publish_at(): the log is past id */
 	REGISTRY_ERROR__MAX
 };
 
@@ -181,6 +189,16 @@ uint64_t registry_stream_id(const struct registry_stream *s);
  */
 enum registry_error registry_publish(struct registry *reg, const char *user,
     const char *device, struct registry_msg *m);
+
+/*
+ * registry_publish() with an id the caller chose (ids from another
+ * store): the device's ids must increase, so an id not above the newest
+ * one the device has (or resumed from) is a message it already has: it
+ * is not appended and REGISTRY_DUPLICATE is returned.  Ids of different
+ * devices need not be ordered; registry_msg_id() returns it.
+ */
+enum registry_error registry_publish_at(struct registry *reg, const char *user,
+    const char *device, struct registry_msg *m, uint64_t id);
 
 /*
  * Forget devices whose grace period ended by now_ms (CLOCK_MONOTONIC),

@@ -16,6 +16,7 @@ enum route_id {
 	ROUTE_HEALTH,    /* /healthz */
 	ROUTE_METRICS,   /* /metrics (Prometheus) */
 	ROUTE_READY,     /* /readyz */
+	ROUTE_ICE,       /* /ice-servers */
 	ROUTE__MAX
 };
 

@@ -17,7 +17,13 @@
  * cost memory.  Sanitizers need far more.  Here so that the unit tests run
  * the parsers of untrusted input on a stack of exactly this size.
  */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SERVER_SANITIZED 1 /* clang says so this way */
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) ||           \
+    defined(SERVER_SANITIZED)
 #define SERVER_STACK_SIZE (1024 * 1024)
 #else
 #define SERVER_STACK_SIZE (128 * 1024)

@@ -1,22 +1,36 @@
 #!/bin/sh
 # Install the Debian packages a target needs, only those missing.
 #   deps.sh run    build and serve (make run)
-#   deps.sh test   build and run every test (make test)
+#   deps.sh test   build and run every test (make test, make fuzz)
 #   deps.sh bench  the benchmark (make bench)
 #   deps.sh valgrind  make valgrind;  deps.sh soak  make soak
 # Not root: print the apt-get command to run instead, and fail.
 set -eu
-want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev libjwt-dev libssl-dev uthash-dev caddy"
+want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev libjwt-dev libssl-dev uthash-dev libhiredis-dev caddy"
 case "${1:-run}" in
 run) ;;
-test) want="$want libcmocka-dev clang-format nodejs nginx lighttpd spawn-fcgi systemd man-db curl" ;;
-bench) want="$want nginx libnginx-mod-nchan gnuplot-nox jq curl" ;;
+test) want="$want libcmocka-dev clang-format clang libclang-rt-14-dev nodejs nginx lighttpd spawn-fcgi systemd man-db curl redis-server chromium coturn" ;;
+bench) want="$want nginx libnginx-mod-nchan gnuplot-nox jq curl redis-server" ;;
 valgrind) want="$want libcmocka-dev valgrind" ;;
 soak) want="$want gnuplot-nox jq" ;;
 *) echo "usage: $0 run|test|bench|valgrind|soak" >&2; exit 2 ;;
 esac
 
+# The browser tests' driver (playwright-core, no browser download) from
+# npm, at the version tests/browser/package-lock.json pins; once.
+npm_ci() {
+	[ "${1:-run}" = test ] || return 0
+	[ -d tests/browser/node_modules/playwright-core ] && return 0
+	command -v npm >/dev/null 2>&1 || { echo "beep-signal: npm is missing" >&2; return 1; }
+	echo "beep-signal: npm ci in tests/browser" >&2
+	(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 missing=
+# node may come without npm (Debian splits them).
+if [ "${1:-run}" = test ] && ! command -v npm >/dev/null 2>&1; then
+	missing=" npm"
+fi
 for p in $want; do
 	# node may come from elsewhere than Debian's nodejs: a working one will do.
 	if [ "$p" = nodejs ] && command -v node >/dev/null 2>&1; then
@@ -26,7 +40,10 @@ for p in $want; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+	npm_ci "${1:-run}"
+	exit
+fi
 
 if [ "$(id -u)" != 0 ]; then
 	echo "beep-signal: missing Debian packages:$missing" >&2
@@ -36,7 +53,7 @@ fi
 echo "beep-signal: installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# Installing nginx, lighttpd or caddy must not start their system services.
+# Installing nginx, lighttpd, caddy or coturn must not start their system services.
 policy=/usr/sbin/policy-rc.d
 made_policy=
 if [ ! -e "$policy" ]; then
@@ -44,4 +61,4 @@ if [ ! -e "$policy" ]; then
 fi
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
 [ -n "$made_policy" ] && rm -f "$policy"
-exit 0
+npm_ci "${1:-run}"

@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "body.h"
 #include "cidr.h"
+#include "cluster.h"
 #include "event.h"
 #include "limit.h"
 #include "log.h"
@@ -20,6 +21,7 @@
 #include "quota.h"
 #include "route.h"
 #include "sse.h"
+#include "turn.h"
 
 #define LOG_MODULE "api"
 
@@ -36,6 +38,8 @@
 /* Clients reconnect after a stop within this many milliseconds. */
 #define API_RETRY_MIN_MS 1000
 #define API_RETRY_SPREAD_MS 4000
+/* What a request that needs Redis gets while it is unreachable. */
+#define API_CLUSTER_DOWN "cluster store (Redis) unreachable"
 
 struct api {
 	const struct config *config;
@@ -51,6 +55,7 @@ struct api {
 	bool list_any;             /* anyone may list anyone's devices */
 	struct cidr_list metrics_allow; /* who may read /metrics */
 	atomic_bool stopping;           /* api_stop() was called */
+	struct cluster *cluster;        /* BEEP_REDIS_URL: the other nodes */
 };
 
 /* What api_precheck() found, for api_handle() once the body is read. */
@@ -90,7 +95,7 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
 			p++;
 	}
 	api->auth = auth_new(c);
-	if (api->auth == NULL) {
+	if (api->auth == NULL || turn_check(c) < 0) {
 		api_free(api);
 		return NULL;
 	}
@@ -108,6 +113,14 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
 		api_free(api);
 		return NULL;
 	}
+	/* A single node has no cluster: no thread, no connection. */
+	if (c->redis_url != NULL && c->redis_url[0] != '\0') {
+		api->cluster = cluster_new(c, reg);
+		if (api->cluster == NULL) {
+			api_free(api);
+			return NULL;
+		}
+	}
 	return api;
 }
 
@@ -123,6 +136,7 @@ api_free(struct api *api)
 	limit_free(api->limit);
 	quota_free(api->per_address);
 	cidr_list_clear(&api->metrics_allow);
+	cluster_free(api->cluster);
 	free(api);
 }
 
@@ -148,17 +162,30 @@ api_release_quota(struct api_response *resp)
 	resp->quota = NULL;
 }
 
+/* Needs no api either: the response names its cluster. */
+static void
+api_release_cluster(struct api_response *resp)
+{
+	if (resp->cluster_entry == NULL)
+		return;
+	cluster_unsubscribe(resp->cluster, resp->cluster_entry);
+	resp->cluster_entry = NULL;
+	resp->cluster = NULL;
+}
+
 void
 api_stream_end(struct api *api, struct api_response *resp)
 {
 	(void)api;
 	api_release_quota(resp);
+	api_release_cluster(resp);
 }
 
 void
 api_response_clear(struct api_response *resp)
 {
 	api_release_quota(resp);
+	api_release_cluster(resp);
 	api_pending_free(resp->pending);
 	buf_free(&resp->headers);
 	buf_free(&resp->body);
@@ -209,28 +236,62 @@ api_error(struct api_response *resp, enum http_status status, const char *why)
 	api_json(resp, status, json_pack("{s:s}", "error", why));
 }
 
-/* Event ids are "<epoch>-<n>": see registry_epoch(), registry_msg_id(). */
+/*
+ * Event ids are "<epoch>-<n>": see registry_epoch(), registry_msg_id();
+ * in a cluster, Redis stream ids (cluster_format_id()).
+ */
 static void
 api_format_id(const struct api *api, uint64_t n, char *out, size_t size)
 {
+	if (api->cluster != NULL) {
+		cluster_format_id(n, out, size);
+		return;
+	}
 	snprintf(
 	    out, size, "%" PRIu64 "-%" PRIu64, registry_epoch(api->reg), n);
 }
 
-/* Read an event id back; anything not ours is "unknown". */
+/*
+ * Read 1 to 20 decimal digits at *p into *v, advancing *p; false on no
+ * digit or overflow.  Stricter than strtoull: no sign, no space.
+ */
+static bool
+api_parse_u64(const char **p, uint64_t *v)
+{
+	const char *s = *p;
+
+	*v = 0;
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (*v > (UINT64_MAX - d) / 10)
+			return false;
+		*v = *v * 10 + d;
+	}
+	*p = s;
+	return true;
+}
+
+/* Read an event id back; anything not exactly as we write it is unknown. */
 static void
 api_parse_id(
     const struct api *api, const char *s, struct registry_resume *resume)
 {
-	unsigned long long epoch, n;
-	int end = 0;
+	uint64_t epoch, n;
 
 	resume->kind = REGISTRY_RESUME_NONE;
 	if (s == NULL || *s == '\0')
 		return;
 	resume->kind = REGISTRY_RESUME_UNKNOWN;
-	if (s[0] < '0' || s[0] > '9' ||
-	    sscanf(s, "%llu-%llu%n", &epoch, &n, &end) != 2 || s[end] != '\0' ||
+	if (api->cluster != NULL) {
+		if (cluster_parse_id(s, &resume->id) == 0)
+			resume->kind = REGISTRY_RESUME_AT;
+		return;
+	}
+	if (!api_parse_u64(&s, &epoch) || *s++ != '-' ||
+	    !api_parse_u64(&s, &n) || *s != '\0' ||
 	    epoch != registry_epoch(api->reg))
 		return;
 	resume->kind = REGISTRY_RESUME_AT;
@@ -242,8 +303,9 @@ api_subscribe(struct api *api, const struct api_request *req,
     const struct route *r, struct api_response *resp)
 {
 	struct registry_resume resume;
-	enum registry_error err;
+	enum registry_error err = REGISTRY_OK;
 	struct registry_stream *s;
+	bool down = false;
 	const char *addr = req->remote_addr ? req->remote_addr : "";
 	char *q = NULL;
 
@@ -266,14 +328,20 @@ api_subscribe(struct api *api, const struct api_request *req,
 	}
 	resp->quota = api->per_address;
 	resp->quota_key = xstrdup(addr);
-	s = registry_subscribe(
-	    api->reg, r->user, r->device, &resume, &resp->start, &err);
+	if (api->cluster != NULL)
+		s = cluster_subscribe(api->cluster, r->user, r->device, &resume,
+		    &resp->start, &resp->cluster_entry, &err, &down);
+	else
+		s = registry_subscribe(
+		    api->reg, r->user, r->device, &resume, &resp->start, &err);
 	if (s == NULL) {
 		enum http_status status = HTTP_503;
 		const char *why = "service is stopping";
 
 		api_release_quota(resp);
-		if (err == REGISTRY_FULL) {
+		if (down) {
+			why = API_CLUSTER_DOWN;
+		} else if (err == REGISTRY_FULL) {
 			log_warn("stream limit reached (%zu): refusing "
 			         "subscribe",
 			    api->config->max_streams);
@@ -289,6 +357,8 @@ api_subscribe(struct api *api, const struct api_request *req,
 	}
 	resp->status = HTTP_200;
 	resp->stream = s;
+	if (resp->cluster_entry != NULL)
+		resp->cluster = api->cluster;
 	buf_puts(&resp->headers,
 	    "Content-Type: text/event-stream\r\n"
 	    "Cache-Control: no-cache, no-transform\r\n"
@@ -304,11 +374,19 @@ api_strcmp(const void *a, const void *b)
 static void
 api_devices(struct api *api, const struct route *r, struct api_response *resp)
 {
-	json_t *list = json_array();
+	json_t *list;
 	char **names;
 	size_t n;
 
-	registry_devices(api->reg, r->user, &names, &n);
+	if (api->cluster == NULL) {
+		registry_devices(api->reg, r->user, &names, &n);
+	} else if (cluster_devices(api->cluster, r->user, &names, &n) < 0) {
+		buf_printf(
+		    &resp->headers, "Retry-After: %d\r\n", API_RETRY_AFTER);
+		api_error(resp, HTTP_503, API_CLUSTER_DOWN);
+		return;
+	}
+	list = json_array();
 	if (n > 1)
 		qsort(names, n, sizeof(*names), api_strcmp);
 	for (size_t i = 0; i < n; i++) {
@@ -329,7 +407,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	enum registry_error err;
 	enum http_status status;
 	const char *why = NULL;
-	char id[48], *from = NULL;
+	char id[CLUSTER_ID_MAX], *from = NULL;
 
 	if (req->body_too_large) {
 		api_error(resp, HTTP_413, "body too large");
@@ -348,11 +426,25 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	    &packed, msg.data, msg.data_len, msg.is_json, msg.event, from);
 	free(from);
 	body_msg_clear(&msg);
-	m = registry_msg_new(packed.data, packed.len);
-	buf_free(&packed);
-	err = registry_publish(api->reg, r->user, r->device, m);
-	api_format_id(api, registry_msg_id(m), id, sizeof(id));
-	registry_msg_unref(m);
+	if (api->cluster != NULL) {
+		bool down;
+
+		err = cluster_publish(api->cluster, r->user, r->device,
+		    packed.data, packed.len, id, sizeof(id), &down);
+		buf_free(&packed);
+		if (down) {
+			buf_printf(&resp->headers, "Retry-After: %d\r\n",
+			    API_RETRY_AFTER);
+			api_error(resp, HTTP_503, API_CLUSTER_DOWN);
+			return;
+		}
+	} else {
+		m = registry_msg_new(packed.data, packed.len);
+		buf_free(&packed);
+		err = registry_publish(api->reg, r->user, r->device, m);
+		api_format_id(api, registry_msg_id(m), id, sizeof(id));
+		registry_msg_unref(m);
+	}
 	if (err == REGISTRY_NOT_FOUND) {
 		api_error(resp, HTTP_404, "device connection not found");
 		return;
@@ -376,11 +468,12 @@ api_health(struct api *api, struct api_response *resp)
 {
 	struct registry_stats st;
 	size_t threads = 0, idle = 0;
+	json_t *doc;
 
 	registry_stats(api->reg, &st);
 	if (api->threads != NULL)
 		api->threads(api->threads_ctx, &threads, &idle);
-	api_json(resp, HTTP_200,
+	doc =
 	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
 	              "s:I, s:I, s:I, s:I, s:I}",
 	        "status", "ok", "users", (json_int_t)st.users, "devices",
@@ -392,13 +485,37 @@ api_health(struct api *api, struct api_response *resp)
 	        (json_int_t)st.dropped, "resets", (json_int_t)st.resets,
 	        "message_bytes", (json_int_t)st.message_bytes, "replaced",
 	        (json_int_t)st.replaced, "evicted", (json_int_t)st.evicted,
-	        "refused", (json_int_t)st.refused));
+	        "refused", (json_int_t)st.refused);
+	if (api->cluster != NULL) {
+		struct cluster_stats cs;
+
+		cluster_stats(api->cluster, &cs);
+		/* Local deliveries go on while Redis is down: degraded. */
+		if (!cs.up)
+			json_object_set_new(
+			    doc, "status", json_string("degraded"));
+		json_object_set_new(doc, "cluster",
+		    json_pack("{s:s, s:s}", "redis", cs.up ? "up" : "down",
+		        "node", cs.node));
+	}
+	api_json(resp, HTTP_200, doc);
 }
 
 void
 api_stop(struct api *api)
 {
 	atomic_store(&api->stopping, true);
+	if (api->cluster != NULL)
+		cluster_stop(api->cluster);
+}
+
+static bool
+api_cluster_up(struct api *api)
+{
+	struct cluster_stats cs;
+
+	cluster_stats(api->cluster, &cs);
+	return cs.up;
 }
 
 /*
@@ -414,6 +531,8 @@ api_ready(struct api *api, struct registry_stats *st, const char **why)
 		*why = "service is stopping";
 	else if (st->streams >= api->config->max_streams)
 		*why = "too many streams";
+	else if (api->cluster != NULL && !api_cluster_up(api))
+		*why = API_CLUSTER_DOWN;
 	return *why == NULL;
 }
 
@@ -446,6 +565,19 @@ api_metrics(
 		return;
 	}
 	g.ready = api_ready(api, &g.reg, &why);
+	if (api->cluster != NULL) {
+		struct cluster_stats cs;
+
+		cluster_stats(api->cluster, &cs);
+		g.cluster = true;
+		g.redis_up = cs.up;
+		g.cluster_received = cs.received;
+		g.cluster_duplicates = cs.duplicates;
+		g.cluster_replayed = cs.replayed;
+		g.cluster_local = cs.local;
+		g.cluster_unreachable = cs.unreachable;
+		g.cluster_reconnects = cs.reconnects;
+	}
 	if (api->threads != NULL)
 		api->threads(api->threads_ctx, &g.threads, &g.idle);
 	resp->status = HTTP_200;
@@ -493,6 +625,34 @@ api_same_origin_ok(const struct api *api, const struct api_request *req)
 	return req->origin != NULL &&
 	    (api_origin_listed(api, req->origin) ||
 	        api_origin_own(req, req->origin));
+}
+
+/*
+ * ICE servers with TURN credentials for the verified user; in open mode
+ * for ?user= (any id; anyone may claim any user there) or "anonymous".
+ */
+static void
+api_ice_servers(struct api *api, const struct route *r,
+    const struct auth_identity *who, struct api_response *resp)
+{
+	const char *user = who->user;
+	char *q = NULL;
+
+	if (user == NULL && r->query != NULL)
+		q = http_query_param(r->query, "user");
+	if (q != NULL && !http_id_valid(q, strlen(q), api->config->max_id)) {
+		free(q);
+		api_error(resp, HTTP_400, "bad user");
+		return;
+	}
+	if (user == NULL)
+		user = q != NULL ? q : "anonymous";
+	resp->status = HTTP_200;
+	buf_puts(&resp->headers,
+	    "Content-Type: application/json\r\n"
+	    "Cache-Control: no-store\r\n");
+	turn_ice_servers(api->config, user, time(NULL), &resp->body);
+	free(q);
 }
 
 /*
@@ -676,6 +836,9 @@ api_precheck(
 			want_body = true;
 		}
 		break;
+	case ROUTE_ICE:
+		api_ice_servers(api, &r, &who, resp);
+		break;
 	case ROUTE_HEALTH:
 	case ROUTE_METRICS:
 	case ROUTE_READY:
@@ -788,4 +951,10 @@ api_stream_close(struct buf *out)
 	/* Spread reconnects so a restart is not hit by every client at once. */
 	sse_format_retry(
 	    out, API_RETRY_MIN_MS + (unsigned)(random() % API_RETRY_SPREAD_MS));
+}
+
+void
+api_request_timeout(struct api_response *resp)
+{
+	api_error(resp, HTTP_408, "request not received in time");
 }

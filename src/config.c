@@ -85,12 +85,13 @@ static const struct config_option config_options[] = {
         "or by LISTEN_FDS"},
     {"socket-mode", "BEEP_SOCKET_MODE", CONFIG_MODE, OFF(socket_mode), "0660",
         0, 0777, "permissions of the unix socket it creates"},
-    {"keepalive", "BEEP_KEEPALIVE", CONFIG_UINT, OFF(keepalive), "15", 1, 3600,
-        "seconds between SSE keepalive comments on a stream"},
+    {"keepalive", "BEEP_KEEPALIVE", CONFIG_UINT, OFF(keepalive), "4", 1, 3600,
+        "seconds between SSE keepalive comments on a stream; behind Caddy a "
+        "departed client is noticed within 2 of them"},
     {"write-timeout", "BEEP_WRITE_TIMEOUT", CONFIG_UINT, OFF(write_timeout),
         "30", 1, 3600,
-        "seconds a read of a request or a write to a stream may wait (a "
-        "client that stops sending or reading) before it is closed"},
+        "seconds a write to a stream may wait (a client that stops "
+        "reading) before the stream is closed"},
     {"max-streams", "BEEP_MAX_STREAMS", CONFIG_SIZE, OFF(max_streams), "10000",
         1, 1000000, "open streams in all; past it a subscribe gets 503"},
     {"min-idle", "BEEP_MIN_IDLE", CONFIG_UINT, OFF(min_idle), "8", 1, 1024,
@@ -174,6 +175,37 @@ static const struct config_option config_options[] = {
         OFF(max_message_memory), "268435456", 65536, 68719476736,
         "bytes of messages held in all (queued, held, retained); past it "
         "the oldest delivered go, then a POST gets 503"},
+    {"read-timeout", "BEEP_READ_TIMEOUT", CONFIG_UINT, OFF(read_timeout), "10",
+        1, 3600,
+        "seconds to read a whole request (parameters and body) from when it "
+        "starts arriving; past it 408 or the connection is closed"},
+    {"idle-timeout", "BEEP_IDLE_TIMEOUT", CONFIG_UINT, OFF(idle_timeout), "75",
+        0, 86400,
+        "seconds a kept-alive FastCGI connection may wait for its next "
+        "request; keep it above the front's (nginx keepalive_timeout); "
+        "0: no limit"},
+    {"max-drain", "BEEP_MAX_DRAIN", CONFIG_SIZE, OFF(max_drain), "1048576", 16,
+        1073741824,
+        "bytes of a too large body read and dropped so that the 413 reaches "
+        "the client; past it the connection is closed"},
+    {"redis-url", "BEEP_REDIS_URL", CONFIG_STR, OFF(redis_url), "", 0, 0,
+        "cluster: redis://HOST[:PORT][/DB] or unix:///PATH joins the nodes "
+        "that name it; empty: a single node"},
+    {"cluster-ttl", "BEEP_CLUSTER_TTL", CONFIG_UINT, OFF(cluster_ttl), "15", 1,
+        3600,
+        "cluster: seconds a node's devices stay listed after its last "
+        "heartbeat (sent every third of it)"},
+    {"redis-timeout", "BEEP_REDIS_TIMEOUT", CONFIG_UINT, OFF(redis_timeout),
+        "2000", 10, 60000,
+        "cluster: milliseconds a request waits for Redis; then 503"},
+    {"turn-urls", "BEEP_TURN_URLS", CONFIG_STR, OFF(turn_urls), "", 0, 0,
+        "ICE servers for GET /ice-servers: comma-separated stun:, stuns:, "
+        "turn: or turns: URLs"},
+    {"turn-secret", "BEEP_TURN_SECRET", CONFIG_STR, OFF(turn_secret), "", 0, 0,
+        "TURN REST secret (coturn's static-auth-secret); needed with "
+        "turn: URLs"},
+    {"turn-ttl", "BEEP_TURN_TTL", CONFIG_UINT, OFF(turn_ttl), "86400", 60,
+        604800, "seconds a TURN credential from /ice-servers is valid"},
 };
 
 #define CONFIG_NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
@@ -615,5 +647,8 @@ config_clear(struct config *c)
 	free(c->list_policy);
 	free(c->log_format);
 	free(c->metrics_allow);
+	free(c->redis_url);
+	free(c->turn_urls);
+	free(c->turn_secret);
 	memset(c, 0, sizeof(*c));
 }

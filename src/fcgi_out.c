@@ -195,6 +195,43 @@ fcgi_out_write(struct fcgi_out *o, const void *p, size_t len)
 }
 
 int
+fcgi_out_write_split(
+    struct fcgi_out *o, const void *p, size_t len, size_t records)
+{
+	struct iovec v[FCGI_OUT_IOV];
+	unsigned char head[FCGI_OUT_RECORDS][FCGI_OUT_HEADER_LEN];
+	const char *c = p;
+	size_t off = 0;
+	int nv = 0;
+
+	if (o->failed)
+		return -1;
+	if (records > FCGI_OUT_IOV / 3)
+		records = FCGI_OUT_IOV / 3;
+	if (records > len)
+		records = len;
+	if (records <= 1 || len > FCGI_OUT_MAX_CONTENT)
+		return fcgi_out_write(o, p, len);
+	for (size_t r = 0; r < records; r++) {
+		/* Even shares; the last takes the rest. */
+		size_t take = r + 1 < records ? len / records : len - off;
+		size_t pad = (8 - take % 8) % 8;
+
+		fcgi_out_header(o, head[r], FCGI_OUT_STDOUT, take, pad);
+		v[nv].iov_base = head[r];
+		v[nv++].iov_len = FCGI_OUT_HEADER_LEN;
+		v[nv].iov_base = (void *)(c + off);
+		v[nv++].iov_len = take;
+		if (pad > 0) {
+			v[nv].iov_base = (void *)fcgi_out_zeros;
+			v[nv++].iov_len = pad;
+		}
+		off += take;
+	}
+	return fcgi_out_send(o, v, nv);
+}
+
+int
 fcgi_out_end(struct fcgi_out *o)
 {
 	unsigned char rec[3 * FCGI_OUT_HEADER_LEN];

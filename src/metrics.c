@@ -160,6 +160,32 @@ metrics_histogram_render(struct buf *out, struct metrics_histogram *h)
 	buf_printf(out, "\n%s_count %" PRIu64 "\n", h->name, cum);
 }
 
+/* Figures of the cluster (BEEP_REDIS_URL), read from its atomics. */
+static void
+metrics_render_cluster(struct buf *out, const struct metrics_gauges *g)
+{
+	metrics_one(out, "beep_redis_up", "gauge",
+	    "1 while both connections to Redis are up, else 0.", g->redis_up);
+	metrics_one(out, "beep_cluster_received_total", "counter",
+	    "Messages received from Redis for streams on this node.",
+	    g->cluster_received);
+	metrics_one(out, "beep_cluster_duplicates_total", "counter",
+	    "Messages from Redis a device here already had: dropped.",
+	    g->cluster_duplicates);
+	metrics_one(out, "beep_cluster_replayed_total", "counter",
+	    "Messages replayed from Redis streams to streams opening here.",
+	    g->cluster_replayed);
+	metrics_one(out, "beep_cluster_local_posts_total", "counter",
+	    "POSTs delivered on this node alone while Redis was down.",
+	    g->cluster_local);
+	metrics_one(out, "beep_cluster_unreachable_total", "counter",
+	    "Requests answered 503 because Redis was needed and down.",
+	    g->cluster_unreachable);
+	metrics_one(out, "beep_redis_reconnects_total", "counter",
+	    "Connections to Redis made again after a loss.",
+	    g->cluster_reconnects);
+}
+
 void
 metrics_render(struct buf *out, const struct metrics_gauges *g)
 {
@@ -251,6 +277,8 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	metrics_histogram_render(out, &metrics_lifetime);
 	metrics_histogram_render(out, &metrics_post_hist);
 	metrics_histogram_render(out, &metrics_delivery);
+	if (g->cluster)
+		metrics_render_cluster(out, g);
 }
 
 void

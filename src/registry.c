@@ -14,7 +14,11 @@
  *
  * A device's log is a ring of message pointers, oldest first, numbered
  * first_seq .. last_seq; each message also has an event id from one
- * counter for the whole registry.  Each stream is a cursor: the number of
+ * counter for the whole registry, or one its publisher chose
+ * (registry_publish_at(): a cluster's ids, increasing per device only;
+ * device->top_id, the newest, turns an id not above it away as a
+ * duplicate, and REGISTRY_RESUME_FROM may restart an idle device's log at
+ * the caller's id).  Each stream is a cursor: the number of
  * the last message it took.  device->delivered is the highest number any
  * of its streams took.  The log drops a message once (1) every live
  * stream and the device have taken it, and (2) it was delivered (first
@@ -126,6 +130,7 @@ struct reg_device {
 	uint64_t delivered;   /* the highest seq any stream has taken */
 	uint64_t bytes_in;    /* frame bytes ever appended */
 	uint64_t floor_id;    /* the highest id no longer in the log */
+	uint64_t top_id;      /* the newest id appended, or resumed from */
 	uint64_t grace_until; /* while on reg->grace: when it is forgotten */
 	struct reg_device *gprev, *gnext; /* in reg->grace */
 	size_t held_counted;              /* its share of reg->held */
@@ -501,9 +506,10 @@ device_expired(const struct reg_device *d, uint64_t now)
 	return d->grace_until != 0 && d->grace_until <= now;
 }
 
+/* id: the caller's (registry_publish_at()), or 0 for the next one. */
 static void
-device_append(
-    struct registry *reg, struct reg_device *d, struct registry_msg *m)
+device_append(struct registry *reg, struct reg_device *d,
+    struct registry_msg *m, uint64_t id)
 {
 	if (d->count == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 8;
@@ -517,7 +523,11 @@ device_append(
 		d->head = 0;
 	}
 	m->seq = ++d->last_seq;
-	m->id = ++reg->last_id;
+	if (id == 0)
+		id = ++reg->last_id;
+	else if (id > reg->last_id)
+		reg->last_id = id;
+	m->id = d->top_id = id;
 	m->device = d;
 	if (d->count == 0)
 		d->first_seq = m->seq;
@@ -544,8 +554,10 @@ device_start(struct registry *reg, struct reg_device *d,
 	memset(start, 0, sizeof(*start));
 	/* With no usable id: live only, or what was held while away. */
 	cursor = live ? d->last_seq : (d->delivered > lo ? d->delivered : lo);
-	if (resume->kind == REGISTRY_RESUME_AT && resume->id <= reg->last_id &&
-	    resume->id >= d->floor_id) {
+	if ((resume->kind == REGISTRY_RESUME_AT && resume->id <= reg->last_id &&
+	        resume->id >= d->floor_id) ||
+	    (resume->kind == REGISTRY_RESUME_FROM &&
+	        resume->id >= d->floor_id && resume->id <= d->top_id)) {
 		/* Every message after that id is still in the log. */
 		cursor = lo;
 		while (cursor < d->last_seq &&
@@ -557,6 +569,9 @@ device_start(struct registry *reg, struct reg_device *d,
 	if (resume->kind == REGISTRY_RESUME_AT)
 		start->reason = resume->id > reg->last_id ? "unknown event id"
 		                                          : "event id too old";
+	else if (resume->kind == REGISTRY_RESUME_FROM)
+		start->reason = resume->id > d->top_id ? "unknown event id"
+		                                       : "event id too old";
 	else if (resume->kind == REGISTRY_RESUME_UNKNOWN)
 		start->reason = "unknown event id";
 	else if (!live && d->delivered < lo)
@@ -611,6 +626,21 @@ device_replace(struct registry *reg, struct reg_device *d)
 		pthread_cond_signal(&s->cond);
 		live--;
 	}
+}
+
+/*
+ * REGISTRY_RESUME_FROM id on a device with no stream whose log does not
+ * cover id: its caller will supply what follows id, so the log restarts
+ * empty there (what it held is the caller's to resend, not lost).
+ */
+static void
+device_restart(struct registry *reg, struct reg_device *d, uint64_t id)
+{
+	while (d->count > 0)
+		device_drop_oldest(reg, d);
+	d->delivered = d->last_seq;
+	d->floor_id = d->top_id = id;
+	device_recount(reg, d);
 }
 
 static struct reg_device *
@@ -672,10 +702,19 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		d = xcalloc(1, sizeof(*d));
 		d->name = xstrdup(device);
 		d->user = u;
-		/* Whatever was sent before it existed, it cannot replay. */
-		d->floor_id = reg->last_id;
+		/*
+		 * Whatever was sent before it existed, it cannot replay;
+		 * unless the caller supplies it (REGISTRY_RESUME_FROM).
+		 */
+		d->floor_id = resume->kind == REGISTRY_RESUME_FROM
+		    ? resume->id
+		    : reg->last_id;
+		d->top_id = d->floor_id;
 		HASH_ADD_KEYPTR(hh, u->devices, d->name, strlen(d->name), d);
 		reg->ndevices++;
+	} else if (resume->kind == REGISTRY_RESUME_FROM && d->nstreams == 0 &&
+	    (resume->id < d->floor_id || resume->id > d->top_id)) {
+		device_restart(reg, d, resume->id);
 	}
 	if (d->grace_until != 0) {
 		DL_DELETE2(reg->grace, d, gprev, gnext);
@@ -752,9 +791,10 @@ registry_stream_id(const struct registry_stream *s)
 	return s->id;
 }
 
-enum registry_error
-registry_publish(struct registry *reg, const char *user, const char *device,
-    struct registry_msg *m)
+/* registry_publish() with id, or 0 for the next registry-wide one. */
+static enum registry_error
+registry_publish_id(struct registry *reg, const char *user, const char *device,
+    struct registry_msg *m, uint64_t id)
 {
 	struct registry_stream *s, *wake[REGISTRY_WAKE_MAX];
 	enum registry_error res;
@@ -774,6 +814,10 @@ registry_publish(struct registry *reg, const char *user, const char *device,
 	}
 	if (d == NULL) {
 		res = REGISTRY_NOT_FOUND;
+		goto out;
+	}
+	if (id != 0 && id <= d->top_id) {
+		res = REGISTRY_DUPLICATE;
 		goto out;
 	}
 	res = device_live(d) ? REGISTRY_OK : REGISTRY_HELD;
@@ -796,7 +840,7 @@ registry_publish(struct registry *reg, const char *user, const char *device,
 		goto out;
 	}
 	m->published_us = now_us;
-	device_append(reg, d, m);
+	device_append(reg, d, m, id);
 	reg->published++;
 	DL_FOREACH(d->streams, s)
 	{
@@ -832,6 +876,23 @@ out:
 		    &wake[i]->pinned, 1, memory_order_release);
 	}
 	return res;
+}
+
+enum registry_error
+registry_publish(struct registry *reg, const char *user, const char *device,
+    struct registry_msg *m)
+{
+	return registry_publish_id(reg, user, device, m, 0);
+}
+
+enum registry_error
+registry_publish_at(struct registry *reg, const char *user, const char *device,
+    struct registry_msg *m, uint64_t id)
+{
+	/* 0 is never above a device's newest id. */
+	if (id == 0)
+		return REGISTRY_DUPLICATE;
+	return registry_publish_id(reg, user, device, m, id);
 }
 
 void

@@ -32,6 +32,8 @@ static const struct route_spec route_specs[] = {
     {ROUTE_METRICS, 1, {"metrics", NULL, NULL, NULL}, METHOD_GET,
         "GET, OPTIONS"},
     {ROUTE_READY, 1, {"readyz", NULL, NULL, NULL}, METHOD_GET, "GET, OPTIONS"},
+    {ROUTE_ICE, 1, {"ice-servers", NULL, NULL, NULL}, METHOD_GET,
+        "GET, OPTIONS"},
 };
 
 #define ROUTE_NSPECS (sizeof(route_specs) / sizeof(route_specs[0]))

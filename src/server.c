@@ -30,25 +30,37 @@
  * to streams by id, so an event for a stream that has just ended is
  * harmless.  A worker removes its fd from the epoll set before libfcgi
  * closes it.  The watcher also frees what starting streams leave it
- * (srv->garbage), woken through an eventfd in the same epoll set.
+ * (srv->garbage), woken through an eventfd in the same epoll set, and
+ * runs the read deadlines (deadline.h): a worker arms one on its
+ * connection before libfcgi reads a request's parameters and cancels it
+ * once the body is read (server_read_done(), also at a stream's start);
+ * when one passes, the watcher shuts the connection down for reading and
+ * the worker's read returns.  Between two requests on a kept connection
+ * a worker waits in poll() for the next, up to BEEP_IDLE_TIMEOUT, with no
+ * deadline: the front decides how long it keeps a connection.
  *
- * LOCKING.  srv->lock guards the pool counters, the stopping flag and the
- * garbage list.  It is never held across accept(), I/O, free() of the
- * garbage, or a registry call.
+ * LOCKING.  srv->lock guards the pool counters, the list of workers in
+ * accept(), the accept back-off state, the stopping flag and the garbage
+ * list.  It is never held across accept(), I/O, free() of the garbage, or
+ * a registry call; server_stop() sends its signal under it (pthread_kill
+ * is no I/O), so that it only ever reaches a worker still in the list.
  *
- * Shutdown.  server_stop() sets stopping, shuts down a listening socket
- * it made (which wakes every accept() with an error; an inherited one is
- * left for the next instance), and closes the registry,
- * which wakes every stream to send its final retry: field.  It then waits
- * for requests in progress to finish.  Workers parked on an idle
- * kept-alive connection are not waited for: the process exit closes them.
+ * Shutdown.  server_stop() sets stopping, makes stop_fd readable (workers
+ * waiting on kept connections close them), shuts down a listening socket
+ * it made (which wakes every accept() with an error), and interrupts the
+ * workers in accept() with SERVER_STOP_SIGNAL until none is left: an
+ * inherited socket is left open for the next instance, and connections
+ * made meanwhile wait in its backlog.  It then closes the registry, which
+ * wakes every stream to send its final retry: field, and waits for
+ * requests in progress to finish.
  */
 #include "server.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
-#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,44 +68,69 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "deadline.h"
 #include "fcgi_out.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
 
 #define LOG_MODULE "server"
 
-/* Pending connections the kernel queues for us. */
-#define SERVER_BACKLOG 1024
 /* Workers beyond max_streams, for short requests and kept-alive links. */
 #define SERVER_EXTRA_WORKERS 256
-/* Pause after accept() fails for lack of resources (e.g. EMFILE). */
-#define SERVER_ACCEPT_BACKOFF_MS 50
+/*
+ * Pauses after accept() fails (e.g. EMFILE at the descriptor limit): the
+ * first, doubled on each failure in a row, up to the last.
+ */
+#define SERVER_ACCEPT_BACKOFF_MIN_MS 50
+#define SERVER_ACCEPT_BACKOFF_MAX_MS 2000
+/*
+ * At most one "accept failing" line (and its "recovered") this often: at
+ * the descriptor limit accept() fails and recovers as often as
+ * connections end.
+ */
+#define SERVER_ACCEPT_LOG_INTERVAL_MS 60000
+/*
+ * Interrupts idle workers' accept() when the service stops (a handler
+ * that does nothing, without SA_RESTART).  libfcgi takes SIGUSR1.
+ */
+#define SERVER_STOP_SIGNAL SIGUSR2
+/* How often server_stop() interrupts workers still in accept(). */
+#define SERVER_STOP_SIGNAL_MS 10
+/* How long server_stop() tries before it lets idle workers be. */
+#define SERVER_STOP_SIGNAL_TRIES 50
+/*
+ * FastCGI records a keepalive comment is written as.  Caddy 2.6 closes
+ * its FastCGI connection on the 4th record it relays after its client
+ * left: the 1st reaches the departed client's host, which answers with a
+ * reset; the 2nd fails (EPIPE); the 3rd and 4th make the failure reach
+ * its copy loop.  Only the 2nd needs the reset to have come back, a round
+ * trip later, so 3 records per keepalive get it over within 2 keepalives
+ * on any network (on loopback, where the reset is immediate, the 4th is
+ * the next keepalive's first).  Clients see the same bytes; the comment
+ * (":\n\n") has a byte for each record.
+ */
+#define SERVER_KEEPALIVE_RECORDS 3
 /* Stack left below a stream's frame by server_stack_trim(). */
 #define SERVER_STACK_TRIM_SLACK 1024
 /* The watcher's epoll tag for wake_fd (stream ids are never 0). */
 #define SERVER_WAKE_TAG 0
 /* How often the watcher forgets devices whose grace period ended. */
 #define SERVER_EXPIRE_INTERVAL_MS 1000
-/* The first fd systemd passes with socket activation (sd_listen_fds). */
-#define SERVER_LISTEN_FDS_START 3
 
 struct server {
 	const struct config *config;
 	struct registry *reg;
 	struct api *api;
-	char address[512];
-	char *unix_path; /* a unix socket we created, removed on stop */
-	int listen_fd;
-	bool owns_listener; /* made by us, not inherited */
+	struct listener *listener;
+	int listen_fd; /* listener_fd(listener) */
 	int epoll_fd;
 	pthread_attr_t attr;
 	pthread_mutex_t lock;
@@ -105,6 +142,29 @@ struct server {
 	bool stopping;
 	int wake_fd;                    /* eventfd: garbage for the watcher */
 	struct server_garbage *garbage; /* what streams left to free */
+	struct deadline *deadlines;     /* requests being read; the watcher */
+	int stop_fd;                    /* eventfd, readable once stopping */
+	struct server_conn *idle_list;  /* workers in accept() (idle) */
+	unsigned accept_backoff_ms;     /* 0 unless accept() is failing */
+	unsigned long accept_failures;  /* in a row */
+	uint64_t accept_failing_since;
+	bool accept_logged;     /* this run of failures was logged */
+	uint64_t accept_log_ms; /* when the last run was logged */
+};
+
+/*
+ * A worker and the connection it serves.  req comes first and the others
+ * reach the rest through it (server_conn_of()), so helpers that take a
+ * request need no more arguments.
+ */
+struct server_conn {
+	FCGX_Request req;
+	struct server *srv;
+	struct deadline_timer *timer; /* the request's read deadline */
+	bool timed_out;               /* it fired for this request */
+	bool responded;               /* something of a response was written */
+	pthread_t tid;
+	struct server_conn *idle_prev, *idle_next; /* srv->idle_list */
 };
 
 /*
@@ -117,6 +177,13 @@ struct server_garbage {
 	FCGX_Request req;
 	struct buf headers, body;
 };
+
+static struct server_conn *
+server_conn_of(FCGX_Request *req)
+{
+	return (struct server_conn *)(void *)((char *)req -
+	    offsetof(struct server_conn, req));
+}
 
 /* The lowest address of this worker's stack (server_stack_trim()). */
 static __thread uintptr_t server_stack_low;
@@ -134,151 +201,22 @@ server_threads(void *ctx, size_t *threads, size_t *idle)
 	pthread_mutex_unlock(&srv->lock);
 }
 
-static int
-server_listen_unix(struct server *srv, const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_error("unix socket path too long: %s", path);
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	/* A socket left by a previous run would make bind() fail. */
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		log_error("socket: %s", strerror(errno));
-		return -1;
-	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		log_error("bind %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (chmod(path, srv->config->socket_mode) < 0) {
-		log_error("chmod %s: %s", path, strerror(errno));
-		goto fail_unlink;
-	}
-	if (listen(fd, SERVER_BACKLOG) < 0) {
-		log_error("listen %s: %s", path, strerror(errno));
-		goto fail_unlink;
-	}
-	srv->unix_path = xstrdup(path);
-	return fd;
-fail_unlink:
-	unlink(path);
-fail:
-	close(fd);
-	return -1;
-}
-
-static int
-server_listen_tcp(const char *spec)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-	struct addrinfo *res = NULL, *ai;
-	const char *colon = strrchr(spec, ':');
-	char host[256];
-	size_t hlen;
-	int fd = -1, one = 1, rc;
-
-	if (colon == NULL || colon[1] == '\0') {
-		log_error("--listen %s: expected unix:PATH or HOST:PORT", spec);
-		return -1;
-	}
-	hlen = (size_t)(colon - spec);
-	if (hlen >= 2 && spec[0] == '[' && spec[hlen - 1] == ']') {
-		spec++;
-		hlen -= 2;
-	}
-	if (hlen >= sizeof(host)) {
-		log_error("--listen %s: host too long", spec);
-		return -1;
-	}
-	memcpy(host, spec, hlen);
-	host[hlen] = '\0';
-	rc = getaddrinfo(hlen ? host : NULL, colon + 1, &hints, &res);
-	if (rc != 0) {
-		log_error("--listen %s: %s", spec, gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-		    ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-		    listen(fd, SERVER_BACKLOG) == 0)
-			break;
-		log_error("bind %s: %s", spec, strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
-/* Whether fd is a listening stream socket. */
-static bool
-server_is_listener(int fd)
-{
-	int on = 0;
-	socklen_t len = sizeof(on);
-
-	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
-}
-
-/* The socket systemd passed (LISTEN_FDS), or fd 0 (spawn-fcgi). */
-static int
-server_listen_inherited(struct server *srv)
-{
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-
-	if (pid != NULL && fds != NULL && atol(pid) == (long)getpid() &&
-	    atoi(fds) >= 1 && server_is_listener(SERVER_LISTEN_FDS_START)) {
-		snprintf(srv->address, sizeof(srv->address), "fd:%d (systemd)",
-		    SERVER_LISTEN_FDS_START);
-		return SERVER_LISTEN_FDS_START;
-	}
-	if (server_is_listener(0)) {
-		snprintf(srv->address, sizeof(srv->address), "fd:0");
-		return 0;
-	}
-	log_error("no --listen given and no inherited socket on fd 0 or "
-	          "LISTEN_FDS (see --help)");
-	return -1;
-}
-
 /* "X-User-Claim" arrives from the front as HTTP_X_USER_CLAIM. */
 
 struct server *
 server_new(const struct config *c, struct registry *reg)
 {
 	struct server *srv = xcalloc(1, sizeof(*srv));
-	const char *l = c->listen;
 
 	srv->config = c;
 	srv->reg = reg;
-	srv->listen_fd = -1;
 	srv->epoll_fd = -1;
 	srv->wake_fd = -1;
-	if (l[0] == '\0') {
-		srv->listen_fd = server_listen_inherited(srv);
-	} else {
-		snprintf(srv->address, sizeof(srv->address), "%s", l);
-		if (strncmp(l, "unix:", 5) == 0)
-			srv->listen_fd = server_listen_unix(srv, l + 5);
-		else
-			srv->listen_fd = server_listen_tcp(l);
-		srv->owns_listener = true;
-	}
-	if (srv->listen_fd < 0)
+	srv->stop_fd = -1;
+	srv->listener = listener_open(c->listen, c->socket_mode);
+	if (srv->listener == NULL)
 		goto fail;
+	srv->listen_fd = listener_fd(srv->listener);
 	srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (srv->epoll_fd < 0) {
 		log_error("epoll_create1: %s", strerror(errno));
@@ -292,6 +230,12 @@ server_new(const struct config *c, struct registry *reg)
 		log_error("eventfd: %s", strerror(errno));
 		goto fail;
 	}
+	srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (srv->stop_fd < 0) {
+		log_error("eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	srv->deadlines = deadline_new();
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle_cond, NULL);
 	pthread_attr_init(&srv->attr);
@@ -304,13 +248,13 @@ server_new(const struct config *c, struct registry *reg)
 		goto fail;
 	return srv;
 fail:
+	if (srv->stop_fd >= 0)
+		close(srv->stop_fd);
 	if (srv->wake_fd >= 0)
 		close(srv->wake_fd);
 	if (srv->epoll_fd >= 0)
 		close(srv->epoll_fd);
-	if (srv->listen_fd > 2)
-		close(srv->listen_fd);
-	free(srv->unix_path);
+	listener_close(srv->listener);
 	free(srv);
 	return NULL;
 }
@@ -318,7 +262,7 @@ fail:
 const char *
 server_address(const struct server *srv)
 {
-	return srv->address;
+	return listener_address(srv->listener);
 }
 
 /* Start a worker; the caller has already counted it in srv->workers. */
@@ -368,9 +312,19 @@ server_watcher(void *arg)
 	uint64_t next_expire = 0;
 
 	for (;;) {
-		int n = epoll_wait(
-		    srv->epoll_fd, ev, 64, SERVER_EXPIRE_INTERVAL_MS);
-		uint64_t now = util_now_ms();
+		uint64_t now = util_now_ms(), until = next_expire;
+		uint64_t dl = deadline_next(srv->deadlines);
+		int n, wait_ms;
+
+		if (dl < until)
+			until = dl;
+		wait_ms = until <= now ? 0 : (int)(until - now);
+		if (wait_ms > SERVER_EXPIRE_INTERVAL_MS)
+			wait_ms = SERVER_EXPIRE_INTERVAL_MS;
+		n = epoll_wait(srv->epoll_fd, ev, 64, wait_ms);
+		now = util_now_ms();
+		/* Requests not read in time: their connections shut down. */
+		deadline_run(srv->deadlines, now);
 
 		/* The watcher also ends grace periods, once a second. */
 		if (now >= next_expire) {
@@ -393,13 +347,23 @@ server_watcher(void *arg)
 	}
 }
 
+static void
+server_on_stop_signal(int sig)
+{
+	(void)sig;
+}
+
 int
 server_start(struct server *srv)
 {
+	struct sigaction sa = {.sa_handler = server_on_stop_signal};
 	pthread_t tid;
 	size_t n = srv->config->min_idle;
 	int rc;
 
+	/* No SA_RESTART: the signal is there to interrupt accept(). */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SERVER_STOP_SIGNAL, &sa, NULL);
 	rc = pthread_create(&tid, &srv->attr, server_watcher, srv);
 	if (rc != 0) {
 		log_error("pthread_create: %s", strerror(rc));
@@ -418,6 +382,7 @@ server_start(struct server *srv)
 static int
 server_put(FCGX_Request *req, const char *p, size_t len)
 {
+	server_conn_of(req)->responded = true;
 	while (len > 0) {
 		int chunk = len > 1 << 30 ? 1 << 30 : (int)len;
 
@@ -436,8 +401,70 @@ server_param(FCGX_Request *req, const char *name)
 }
 
 /*
+ * The request has been read (or given up on): cancel its read deadline,
+ * noting whether it fired.  Idempotent.
+ */
+static void
+server_read_done(FCGX_Request *req)
+{
+	struct server_conn *conn = server_conn_of(req);
+
+	if (deadline_cancel(conn->timer))
+		conn->timed_out = true;
+}
+
+/*
+ * Stop reading this request: the connection cannot serve another, and
+ * its reading side is shut down so that nothing (libfcgi's close, which
+ * reads until the peer stops sending) reads the rest of the body.
+ */
+static void
+server_give_up(FCGX_Request *req)
+{
+	req->keepConnection = 0;
+	if (req->ipcFd >= 0)
+		shutdown(req->ipcFd, SHUT_RD);
+}
+
+/*
+ * Read and drop the rest of the body, so that the connection stays in
+ * step and the front, which may be writing the body still (Caddy), gets
+ * to read the answer; but only up to BEEP_MAX_DRAIN bytes in all (seen
+ * counts what was read already): past it, give up on the connection.
+ */
+static void
+server_drain_rest(FCGX_Request *req, size_t seen)
+{
+	struct server *srv = server_conn_of(req)->srv;
+	const char *cl = server_param(req, "CONTENT_LENGTH");
+	size_t max = srv->config->max_drain;
+	char scratch[4096];
+	int n;
+
+	if (cl != NULL && strtoull(cl, NULL, 10) > max) {
+		log_info("request body of %s bytes, over BEEP_MAX_DRAIN: "
+		         "not reading it, closing the connection",
+		    cl);
+		server_give_up(req);
+		return;
+	}
+	while ((n = FCGX_GetStr(scratch, (int)sizeof(scratch), req->in)) > 0) {
+		seen += (size_t)n;
+		if (seen > max) {
+			log_info(
+			    "request body over BEEP_MAX_DRAIN (%zu bytes): "
+			    "closing the connection",
+			    max);
+			server_give_up(req);
+			return;
+		}
+	}
+}
+
+/*
  * Read the request body into body, up to max bytes; read and drop the rest
- * so the connection stays in step.  Returns whether it was too long.
+ * (within BEEP_MAX_DRAIN) so the connection stays in step.  Returns
+ * whether it was too long.  The request counts as read after it.
  */
 static bool
 server_read_body(FCGX_Request *req, size_t max, struct buf *body)
@@ -451,26 +478,29 @@ server_read_body(FCGX_Request *req, size_t max, struct buf *body)
 		buf_reserve(body, sizeof(scratch));
 		n = FCGX_GetStr(
 		    body->data + body->len, (int)sizeof(scratch), req->in);
-		if (n <= 0)
+		if (n <= 0) {
+			server_read_done(req);
 			return false;
+		}
 		body->len += (size_t)n;
 		body->data[body->len] = '\0';
 		if (body->len > max)
 			too_large = true;
 	}
-	while (FCGX_GetStr(scratch, (int)sizeof(scratch), req->in) > 0)
-		;
+	server_drain_rest(req, body->len);
+	server_read_done(req);
 	return true;
 }
 
-/* Drop whatever request body there is (GET requests have none). */
+/*
+ * Drop whatever request body there is (GET requests have none), within
+ * BEEP_MAX_DRAIN.  The request counts as read after it.
+ */
 static void
 server_drain(FCGX_Request *req)
 {
-	char scratch[512];
-
-	while (FCGX_GetStr(scratch, (int)sizeof(scratch), req->in) > 0)
-		;
+	server_drain_rest(req, 0);
+	server_read_done(req);
 }
 
 static int
@@ -518,6 +548,9 @@ stream_out_begin(struct server *srv, struct fcgi_out *out, FCGX_Request *req,
 	struct iovec v[4];
 	int n = 0, rc;
 
+	/* Read, whatever path led here: no deadline may cut the stream. */
+	server_read_done(req);
+	server_conn_of(req)->responded = true;
 	fcgi_out_init(out, req->ipcFd, (unsigned)req->requestId);
 	out->timeout_ms = srv->config->write_timeout * 1000;
 	/* The head and the opening comment, in one record. */
@@ -686,8 +719,15 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 				break;
 			deadline = util_now_ms() + interval;
 		} else if (wake == REGISTRY_TIMEOUT) {
+			int rc;
+
 			api_stream_keepalive(&b);
-			if (stream_out_write(&out, &b) < 0)
+			rc = fcgi_out_write_split(
+			    &out, b.data, b.len, SERVER_KEEPALIVE_RECORDS);
+			if (rc == 0)
+				metrics_stream_write(0, b.len);
+			buf_free(&b);
+			if (rc < 0)
 				break;
 			deadline = util_now_ms() + interval;
 		} else if (wake == REGISTRY_CLOSING) {
@@ -787,99 +827,282 @@ server_handle(struct server *srv, FCGX_Request *req)
 	api_response_clear(&resp);
 }
 
+/* Count this worker idle, in accept().  srv->lock held. */
 static void
-server_backoff(void)
+server_idle_add(struct server *srv, struct server_conn *conn)
 {
-	struct timespec ts = {0, SERVER_ACCEPT_BACKOFF_MS * 1000000L};
+	conn->idle_prev = NULL;
+	conn->idle_next = srv->idle_list;
+	if (srv->idle_list != NULL)
+		srv->idle_list->idle_prev = conn;
+	srv->idle_list = conn;
+	srv->idle++;
+}
 
+/* srv->lock held. */
+static void
+server_idle_remove(struct server *srv, struct server_conn *conn)
+{
+	if (conn->idle_prev != NULL)
+		conn->idle_prev->idle_next = conn->idle_next;
+	else
+		srv->idle_list = conn->idle_next;
+	if (conn->idle_next != NULL)
+		conn->idle_next->idle_prev = conn->idle_prev;
+	srv->idle--;
+}
+
+/*
+ * accept() failed with err.  Lack of resources (EMFILE at the descriptor
+ * limit, ENFILE, ENOBUFS, ENOMEM) and anything unexpected make every idle
+ * worker pause, for longer each failure in a row; the state change is
+ * logged once, not each failure of each worker.
+ */
+static void
+server_accept_failed(struct server *srv, int err)
+{
+	struct timespec ts;
+	bool first;
+	unsigned ms;
+
+	if (err == EINTR || err == ECONNABORTED || err == EAGAIN)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	first = srv->accept_backoff_ms == 0;
+	if (first) {
+		uint64_t now = util_now_ms();
+
+		srv->accept_backoff_ms = SERVER_ACCEPT_BACKOFF_MIN_MS;
+		srv->accept_failing_since = now;
+		first = srv->accept_log_ms == 0 ||
+		    now - srv->accept_log_ms >= SERVER_ACCEPT_LOG_INTERVAL_MS;
+		srv->accept_logged = first;
+		if (first)
+			srv->accept_log_ms = now;
+	} else if (srv->accept_backoff_ms < SERVER_ACCEPT_BACKOFF_MAX_MS / 2) {
+		srv->accept_backoff_ms *= 2;
+	} else {
+		srv->accept_backoff_ms = SERVER_ACCEPT_BACKOFF_MAX_MS;
+	}
+	srv->accept_failures++;
+	ms = srv->accept_backoff_ms;
+	pthread_mutex_unlock(&srv->lock);
+	if (first)
+		log_warn("accept failing: %s (%s), backing off (up to %d ms "
+		         "between tries)",
+		    strerrorname_np(err), strerror(err),
+		    SERVER_ACCEPT_BACKOFF_MAX_MS);
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
 	nanosleep(&ts, NULL);
+}
+
+/*
+ * Wait for the next request on a kept-alive connection: up to
+ * BEEP_IDLE_TIMEOUT (0: for ever), and not once the service stops.  The
+ * read deadline starts only when the request starts arriving.  Returns
+ * whether there is something to read (or an end of file to see).
+ */
+static bool
+server_wait_request(struct server *srv, int fd)
+{
+	unsigned idle = srv->config->idle_timeout;
+	uint64_t end = util_now_ms() + (uint64_t)idle * 1000;
+	struct pollfd p[2] = {
+	    {.fd = fd, .events = POLLIN},
+	    {.fd = srv->stop_fd, .events = POLLIN},
+	};
+
+	for (;;) {
+		uint64_t now = util_now_ms();
+		int wait_ms = idle == 0 ? -1
+		    : now >= end        ? 0
+		                        : (int)(end - now);
+		int n = poll(p, 2, wait_ms);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_warn("poll: %s", strerror(errno));
+			return false;
+		}
+		if (p[1].revents != 0)
+			return false; /* stopping: the front reconnects */
+		if (n == 0) {
+			log_debug(
+			    "kept connection idle for %us: closing it", idle);
+			return false;
+		}
+		return true;
+	}
+}
+
+/*
+ * A request's read deadline fired: answer 408 if nothing was written yet
+ * and the request was cut short (a front that reads the answer while it
+ * still writes the body shows it; Caddy, which writes the whole body
+ * first, answers 502 itself), and close the connection either way.
+ */
+static void
+server_timed_out(struct server *srv, struct server_conn *conn)
+{
+	FCGX_Request *req = &conn->req;
+	bool answer = !conn->responded && FCGX_GetError(req->in) != 0;
+
+	log_warn("request not read within BEEP_READ_TIMEOUT (%us): %s",
+	    srv->config->read_timeout,
+	    answer ? "answering 408, closing the connection"
+	           : "closing the connection");
+	if (answer) {
+		struct api_response resp = {0};
+
+		api_request_timeout(&resp);
+		if (server_write_head(req, &resp, true) == 0)
+			server_put(req, resp.body.data, resp.body.len);
+		api_response_clear(&resp);
+	}
+	req->keepConnection = 0;
+}
+
+/*
+ * Serve the requests that come on connection fd until it closes, the
+ * service stops, or it stays idle past BEEP_IDLE_TIMEOUT.
+ */
+static void
+server_serve(struct server *srv, struct server_conn *conn, int fd)
+{
+	FCGX_Request *req = &conn->req;
+	uint64_t read_ms = (uint64_t)srv->config->read_timeout * 1000;
+	bool first = true, stop;
+
+	/*
+	 * libfcgi reads requests from ipcFd while it is open; with
+	 * listen_sock -1 it returns an error instead of accepting when the
+	 * front closes the connection; keepConnection stops it closing the
+	 * fd before reading the first request.  libfcgi offers no call for
+	 * this; these fields have been stable since 2.4.0.
+	 */
+	req->ipcFd = fd;
+	req->keepConnection = 1;
+	for (;;) {
+		/* A new connection brings its request at once. */
+		if (!first && !server_wait_request(srv, req->ipcFd)) {
+			req->keepConnection = 0;
+			break;
+		}
+		conn->timed_out = conn->responded = false;
+		/*
+		 * Never read without a deadline: a slow client could then
+		 * hold this worker for ever.
+		 */
+		if (deadline_arm(
+		        conn->timer, req->ipcFd, util_now_ms() + read_ms) < 0) {
+			/*
+			 * No descriptor to spare for it (at the limit): each
+			 * read is limited instead, as the best left to do.
+			 */
+			struct timeval tv = {
+			    .tv_sec = srv->config->read_timeout};
+
+			log_debug("read deadline: %s: per read instead",
+			    strerror(errno));
+			setsockopt(req->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+			    sizeof(tv));
+		}
+		first = false;
+		if (FCGX_Accept_r(req) < 0) {
+			/* libfcgi has closed the connection. */
+			if (deadline_cancel(conn->timer))
+				log_warn("request not read within "
+				         "BEEP_READ_TIMEOUT (%us): connection "
+				         "closed",
+				    srv->config->read_timeout);
+			break;
+		}
+		pthread_mutex_lock(&srv->lock);
+		srv->active++;
+		pthread_mutex_unlock(&srv->lock);
+
+		server_handle(srv, req);
+		server_read_done(req);
+		if (conn->timed_out)
+			server_timed_out(srv, conn);
+		FCGX_Finish_r(req);
+
+		pthread_mutex_lock(&srv->lock);
+		if (--srv->active == 0 && srv->stopping)
+			pthread_cond_broadcast(&srv->idle_cond);
+		stop = srv->stopping;
+		pthread_mutex_unlock(&srv->lock);
+		if (req->ipcFd < 0 || stop)
+			break;
+	}
+	/* A kept connection at shutdown or idle too long: let it go. */
+	FCGX_Free(req, 1);
 }
 
 static void *
 server_worker(void *arg)
 {
 	struct server *srv = arg;
-	FCGX_Request req;
-	bool spawn;
-	int fd;
+	struct server_conn conn = {.srv = srv, .tid = pthread_self()};
+	uint64_t since = 0;
+	unsigned long failures = 0;
+	sigset_t stop_signal;
+	bool spawn, recovered;
+	int fd, err;
 
 	server_stack_init();
+	/* Only this signal, only to interrupt accept() (server_stop()). */
+	sigemptyset(&stop_signal);
+	sigaddset(&stop_signal, SERVER_STOP_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &stop_signal, NULL);
+	conn.timer = deadline_timer_new(srv->deadlines);
 	/* The listening socket is ours: libfcgi only reads connections. */
-	FCGX_InitRequest(&req, -1, 0);
+	FCGX_InitRequest(&conn.req, -1, 0);
 	for (;;) {
 		pthread_mutex_lock(&srv->lock);
 		if (srv->stopping || srv->idle >= 2 * srv->config->min_idle)
 			break;
-		srv->idle++;
+		server_idle_add(srv, &conn);
 		pthread_mutex_unlock(&srv->lock);
 
 		fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0) {
-			/*
-			 * A front that passes a body through as it arrives
-			 * (Caddy) would let a slow upload hold this worker
-			 * for ever; a read may wait only so long.
-			 */
-			struct timeval tv = {
-			    .tv_sec = srv->config->write_timeout};
-
-			setsockopt(
-			    fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		}
+		err = errno;
 
 		pthread_mutex_lock(&srv->lock);
-		srv->idle--;
+		server_idle_remove(srv, &conn);
 		if (fd < 0) {
-			int err = errno;
-
 			if (srv->stopping)
 				break;
 			pthread_mutex_unlock(&srv->lock);
-			if (err != EINTR && err != ECONNABORTED) {
-				log_warn("accept: %s", strerror(err));
-				server_backoff();
-			}
+			server_accept_failed(srv, err);
 			continue;
+		}
+		recovered = srv->accept_backoff_ms != 0 && srv->accept_logged;
+		if (srv->accept_backoff_ms != 0) {
+			failures = srv->accept_failures;
+			since = srv->accept_failing_since;
+			srv->accept_backoff_ms = 0;
+			srv->accept_failures = 0;
 		}
 		spawn = srv->idle < srv->config->min_idle &&
 		    srv->workers < srv->max_workers;
 		if (spawn)
 			srv->workers++;
 		pthread_mutex_unlock(&srv->lock);
+		if (recovered)
+			log_info(
+			    "accept recovered after %lu failures in %llu ms",
+			    failures,
+			    (unsigned long long)(util_now_ms() - since));
 		if (spawn)
 			server_spawn(srv);
-
-		/*
-		 * libfcgi reads requests from ipcFd while it is open; with
-		 * listen_sock -1 it returns an error instead of accepting
-		 * when the front closes the connection; keepConnection
-		 * stops it closing the fd before reading the first request.
-		 * libfcgi offers no call for this; these fields have been
-		 * stable since 2.4.0.
-		 */
-		req.ipcFd = fd;
-		req.keepConnection = 1;
-		while (FCGX_Accept_r(&req) >= 0) {
-			pthread_mutex_lock(&srv->lock);
-			srv->active++;
-			pthread_mutex_unlock(&srv->lock);
-
-			server_handle(srv, &req);
-			FCGX_Finish_r(&req);
-
-			pthread_mutex_lock(&srv->lock);
-			if (--srv->active == 0 && srv->stopping)
-				pthread_cond_broadcast(&srv->idle_cond);
-			spawn = srv->stopping;
-			pthread_mutex_unlock(&srv->lock);
-			if (req.ipcFd < 0 || spawn)
-				break;
-		}
-		/* A kept connection at shutdown: let it go. */
-		FCGX_Free(&req, 1);
+		server_serve(srv, &conn, fd);
 	}
 	srv->workers--;
 	pthread_mutex_unlock(&srv->lock);
+	deadline_timer_free(conn.timer);
 	return NULL;
 }
 
@@ -890,22 +1113,47 @@ server_stop(struct server *srv, unsigned timeout_ms)
 	struct timespec ts;
 	size_t left;
 
+	uint64_t one = 1;
+	size_t idle = 0;
+
 	api_stop(srv->api); /* /readyz says 503 from here on */
 	pthread_mutex_lock(&srv->lock);
 	srv->stopping = true;
 	pthread_mutex_unlock(&srv->lock);
+	/* Workers waiting on kept connections close them. */
+	if (write(srv->stop_fd, &one, sizeof(one)) < 0)
+		log_warn("eventfd write: %s", strerror(errno));
 	/*
 	 * A socket we made: shutting it down wakes every worker blocked in
 	 * accept() with an error.  An inherited one (spawn-fcgi, systemd) is
 	 * shared with whoever gave it to us and outlives us: systemd queues
-	 * connections on it for the next instance, so leave it be.  A worker
-	 * that still accepts a connection before we exit serves it (a
-	 * subscribe then gets 503 with Retry-After).
+	 * connections on it for the next instance, so it must be left as it
+	 * is, and the workers in accept() are interrupted by a signal
+	 * instead; new connections then wait in the backlog for the next
+	 * instance.  A worker between its check of stopping and accept()
+	 * misses the signal, so it is sent until no worker is left in
+	 * accept().  The signal goes only to workers in srv->idle_list,
+	 * which leave it under the lock: never to one that has exited.
 	 */
-	if (srv->unix_path != NULL || srv->owns_listener)
-		shutdown(srv->listen_fd, SHUT_RDWR);
-	if (srv->unix_path != NULL)
-		unlink(srv->unix_path);
+	listener_stop(srv->listener);
+	for (int i = 0; i < SERVER_STOP_SIGNAL_TRIES; i++) {
+		struct timespec pause = {0, SERVER_STOP_SIGNAL_MS * 1000000L};
+
+		pthread_mutex_lock(&srv->lock);
+		idle = srv->idle;
+		for (struct server_conn *c = srv->idle_list; c != NULL;
+		     c = c->idle_next)
+			pthread_kill(c->tid, SERVER_STOP_SIGNAL);
+		pthread_mutex_unlock(&srv->lock);
+		if (idle == 0)
+			break;
+		nanosleep(&pause, NULL);
+	}
+	if (idle > 0)
+		log_warn("%zu workers still in accept() at stop", idle);
+	else if (!listener_owned(srv->listener))
+		log_info("no longer accepting: new connections wait for the "
+		         "next instance");
 	registry_close(srv->reg);
 
 	clock_gettime(CLOCK_REALTIME, &ts);

@@ -14,7 +14,11 @@
 # Environment:
 #   BEEP_BIN          backend binary (build/beep-signal)
 #   LOADGEN           load generator (build/loadgen)
-#   BENCH_SYSTEMS     subset of "caddy nginx nchan"
+#   BENCH_SYSTEMS     subset of "caddy nginx nchan cluster3" (cluster3: three
+#                     nodes joined by a redis-server; subscribers on node A
+#                     through its Caddy, every POST through a front Caddy
+#                     spreading them over nodes B and C: all cross-node;
+#                     scenarios S1 and S4 only)
 #   BENCH_SCENARIOS   subset of "S1 S2 S4 S3"
 #   BENCH_REPEAT      runs per (system, scenario); the median run is kept (3)
 #   BENCH_OUT         results directory (bench/results)
@@ -37,7 +41,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE="$ROOT/tests/bench"
 BEEP_BIN=${BEEP_BIN:-$ROOT/build/beep-signal}
 LOADGEN=${LOADGEN:-$ROOT/build/loadgen}
-SYSTEMS=${BENCH_SYSTEMS:-caddy nginx nchan}
+SYSTEMS=${BENCH_SYSTEMS:-caddy nginx nchan cluster3}
 SCENARIOS=${BENCH_SCENARIOS:-S1 S2 S4 S3}
 REPEAT=${BENCH_REPEAT:-3}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
@@ -72,6 +76,7 @@ command -v nginx >/dev/null || need+=(nginx)
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
 command -v jq >/dev/null || need+=(jq)
 command -v curl >/dev/null || need+=(curl)
+command -v redis-server >/dev/null || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
 	[ "$(id -u)" -eq 0 ] || die "missing: ${need[*]} (apt-get install them)"
 	log "installing ${need[*]}"
@@ -162,6 +167,7 @@ start_backend() {
 start_caddy() {
 	mkdir -p "$RUN/home"
 	env SITE_ADDRESS=":$PORT" CADDY_BIND=127.0.0.1 CADDY_ADMIN=off \
+	    OPS_PORT="$(free_port)" \
 	    BEEP_SOCKET="$RUN/beep.sock" HOME="$RUN/home" \
 	    XDG_DATA_HOME="$RUN/home/data" XDG_CONFIG_HOME="$RUN/home/config" \
 	    XDG_CACHE_HOME="$RUN/home/cache" \
@@ -232,11 +238,53 @@ beep_nginx_conf() {
 	    die "$NGINX_CONF: no 'listen 1837;' line to rewrite"
 }
 
+# Three nodes and a redis-server: node A (beep.sock, its Caddy on PORT)
+# serves the subscribers; a front Caddy (conf/Caddyfile.cluster) on
+# POST_PORT spreads the POSTs over nodes B and C.
+start_cluster3() {
+	local i sockets=
+	redis-server --port 0 --unixsocket "$RUN/redis.sock" --save '' \
+	    --appendonly no --dir "$RUN" >"$RUN/redis.log" 2>&1 &
+	STARTED+=($!)
+	PIDS+=($!)
+	wait_for "$!" redis test -S "$RUN/redis.sock" || return 1
+	export BEEP_REDIS_URL="unix://$RUN/redis.sock"
+	start_backend && start_caddy || return 1
+	for i in b c; do
+		BEEP_LOG_LEVEL=${BEEP_LOG_LEVEL:-warn} "$BEEP_BIN" \
+		    --listen "unix:$RUN/$i.sock" >"$RUN/backend-$i.log" 2>&1 &
+		STARTED+=($!)
+		PIDS+=($!)
+		wait_for "$!" "node $i" test -S "$RUN/$i.sock" || return 1
+		sockets="$sockets unix/$RUN/$i.sock"
+	done
+	unset BEEP_REDIS_URL
+	POST_PORT=$(free_port)
+	mkdir -p "$RUN/front-home"
+	env SITE_ADDRESS=":$POST_PORT" CADDY_BIND=127.0.0.1 CADDY_ADMIN=off \
+	    OPS_PORT="$(free_port)" BEEP_UPSTREAMS="${sockets# }" \
+	    HOME="$RUN/front-home" XDG_DATA_HOME="$RUN/front-home/data" \
+	    XDG_CONFIG_HOME="$RUN/front-home/config" \
+	    XDG_CACHE_HOME="$RUN/front-home/cache" \
+	    caddy run --config "$ROOT/conf/Caddyfile.cluster" \
+	    --adapter caddyfile >"$RUN/front2.log" 2>&1 &
+	STARTED+=($!)
+	PIDS+=($!)
+	wait_for "$!" "front caddy" \
+	    curl -fsS -m 2 "http://127.0.0.1:$POST_PORT/healthz"
+}
+
 start_system() {
 	local sys=$1
 	STARTED=()
 	PORT=$(free_port)
+	POST_PORT=
 	case $sys in
+	cluster3)
+		start_cluster3 || return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
+		STYLE=beep
+		;;
 	caddy)
 		start_backend && start_caddy || return 1
 		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
@@ -302,6 +350,8 @@ t0=$(date +%s)
 for sys in $SYSTEMS; do
 	for sc in $SCENARIOS; do
 		[ -n "${ARGS[$sc]:-}" ] || die "unknown scenario $sc"
+		# The cluster: throughput (S1) and latency at 500 posts/s (S4).
+		[ "$sys" = cluster3 ] && [[ " S1 S4 " != *" $sc "* ]] && continue
 		for rep in $(seq "$REPEAT"); do
 			RUN="$TMP/$sys-$sc-$rep"
 			mkdir -p "$RUN"
@@ -330,6 +380,7 @@ for sys in $SYSTEMS; do
 			# shellcheck disable=SC2086
 			"$LOADGEN" --port "$PORT" --style "$STYLE" \
 			    --label "$sys-$sc" --pids "$PIDS_ARG" \
+			    ${POST_PORT:+--post-port "$POST_PORT"} \
 			    ${ARGS[$sc]} $COMMON >"$RUN/loadgen.out" \
 			    2>"$RUN/loadgen.err" &
 			lg_pid=$!
@@ -389,7 +440,8 @@ def sum_before($n): (rss($n) | map(.before_kib) | add) // null;
   systems: {
     caddy: "beep-signal behind Caddy (fastcgi transport, unix socket)",
     nginx: "beep-signal behind nginx (conf/nginx.conf, FastCGI keep-alive)",
-    nchan: "Nchan (nginx module), same routes (tests/bench/nchan.conf)"
+    nchan: "Nchan (nginx module), same routes (tests/bench/nchan.conf)",
+    cluster3: "three beep-signal nodes and Redis: streams on node A (its Caddy), POSTs through a round-robin Caddy to nodes B and C: every delivery cross-node"
   },
   runs: .,
   summary: (group_by(.system + " " + .scenario) | map(pick | {
@@ -457,7 +509,7 @@ def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–"
 "| scenario | system | posts/s | vs Nchan | p50 ms | p90 ms | p99 ms | p99 vs Nchan | p99.9 ms | max ms | lost/dup/ooo | backend KiB/sub | front KiB/sub | backend idle MiB |",
 "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
 ($order | split(" ") | map(select(length > 0))) as $o
-| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"nginx":1,"nchan":2}[.])) | .[]
+| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"nginx":1,"nchan":2,"cluster3":3}[.])) | .[]
  | (nchan(.scenario) // null) as $n
  | "| \(.scenario) | \(.system) | \(.posts_per_s | r0) | \(ratio(.posts_per_s; $n.posts_per_s)) | \(.latency_ms.p50 | r2) | \(.latency_ms.p90 | r2) | \(.latency_ms.p99 | r2) | \(ratio(.latency_ms.p99; $n.latency_ms.p99)) | \(.latency_ms.p999 | r2) | \(.latency_ms.max | r2) | \(.lost)/\(.duplicated)/\(.out_of_order)\(if .ok then "" else " ✗" end) | \(.backend_kib_per_sub | r2) | \(.front_kib_per_sub | r2) | \(if .backend_idle_kib then (.backend_idle_kib / 1024 | r2) else "–" end) |")
 ' "$json"
@@ -483,6 +535,8 @@ chk("nginx S3 posts/s ≥ Nchan"; (get("nginx";"S3").posts_per_s // null) as $v 
   chk("backend KiB per stream ≤ 11 (never > 16), behind \($sys) (S3)"; $r.backend_kib_per_sub <= 11; "\($r.backend_kib_per_sub | n2) KiB") else empty end),
 (["caddy","nginx"][] as $sys | get($sys;"S3") as $r | if $r then
   chk("idle backend RSS ≤ 8 MiB, behind \($sys)"; $r.backend_idle_kib <= 8192; "\($r.backend_idle_kib / 1024 | n2) MiB") else empty end),
+chk("cluster3 p99 cross-node at 500 posts/s ≤ one node (Caddy) + 1 ms (S4, issue 10)"; (get("cluster3";"S4").latency_ms.p99 // null) as $v | (get("caddy";"S4").latency_ms.p99 // null) as $n | if $v and $n then $v <= $n + 1 else null end; "\(get("cluster3";"S4").latency_ms.p99 | n2) vs \(get("caddy";"S4").latency_ms.p99 | n2) ms"),
+chk("cluster3 posts/s cross-node vs one node (S1, measured)"; (get("cluster3";"S1").posts_per_s // null) as $v | if $v then true else null end; "\(get("cluster3";"S1").posts_per_s | n2) vs \(get("caddy";"S1").posts_per_s | n2) posts/s"),
 chk("zero lost, duplicated or reordered, every run"; ([.runs[].result | .lost + .duplicated + .out_of_order + .corrupt] | add) == 0; "\([.runs[] | select(.result.ok | not) | "\(.system) \(.scenario)"] | if length == 0 then "all runs clean" else "failed: " + join(", ") end)")
 ' "$json"
 echo

@@ -61,7 +61,8 @@ describe('small limits (BEEP_MAX_BODY=1024, BEEP_MAX_ID=16)', () => {
 
 	test('unknown paths -> 404 with JSON error', T, async () => {
 		const c = h.stack.client();
-		for (const p of ['/', '/nope', '/healthz/x', '/user', '/user/a',
+		// `/` is the call page (web/index.html), served by Caddy.
+		for (const p of ['/nope', '/healthz/x', '/user', '/user/a',
 		    '/user/a/device', '/user/a/devices/x', '/user/a/device/b/c',
 		    '/subscribe', '/subscribe/a', '/subscribe/a/device',
 		    '/subscribe/a/device/b/c', '/subscribe/a/phone/b',

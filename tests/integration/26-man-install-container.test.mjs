@@ -13,7 +13,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
 import {
-	mkdtempSync, readFileSync, rmSync, copyFileSync, existsSync, statSync,
+	mkdtempSync, readFileSync, rmSync, cpSync, existsSync, statSync,
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -144,8 +144,10 @@ test('the image\'s CMD and HEALTHCHECK, outside Docker', T, async () => {
 	const home = path.join(dir, 'home');
 	const rundir = path.join(dir, 'run');
 	await run('mkdir', ['-p', work, home, rundir]);
+	// COPY takes files and folders (web/) alike.
 	for (const src of d.copy)
-		copyFileSync(path.join(ROOT, src), path.join(work, path.basename(src)));
+		cpSync(path.join(ROOT, src), path.join(work, path.basename(src)),
+		    { recursive: true });
 	const [site, ops, port] = [await freePort(), await freePort(),
 	    await freePort()];
 	// The image's environment, with its paths moved to this test's files.

@@ -17,11 +17,10 @@
 // CLOSED, one `error` event), while a stream cut mid-way (the kill itself)
 // is retried after ~3 s or the last `retry:`. So a page that only uses a
 // bare EventSource stops signaling if its reconnect lands during the outage.
-// The clients here do what the page must do (and what a wrapper such as the
-// web client should): on `error` with readyState CLOSED, open a new
-// EventSource after a delay, passing the last id it saw as `?lastEventId=`
-// (a new EventSource cannot set Last-Event-ID); this test sends it as the
-// header, which the backend treats the same way (10-replay covers both).
+// The project's client, web/beep-signal.js, reads the stream with fetch()
+// and retries 429/502/503/504 after Retry-After or a growing delay (0.5 s
+// doubling to 30 s), sending the last id as Last-Event-ID; the clients here
+// do the same with a fixed short delay.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';

@@ -231,6 +231,7 @@ export function caddyEnv(home, port, socket, opsPort) {
 		CADDY_BIND: '127.0.0.1',
 		BEEP_SOCKET: socket,
 		CADDY_ADMIN: 'off',
+		BEEP_WEB_ROOT: path.join(ROOT, 'web'),
 	};
 }
 
@@ -725,4 +726,126 @@ export function assertRefusedStart(r, what) {
 	assert.ok(r.stderr.trim().length > 0, `${what}: says why`);
 	assert.doesNotMatch(r.stderr,
 	    /AddressSanitizer|LeakSanitizer|runtime error:/, what);
+}
+
+// ---------------------------------------------------------------------------
+// A cluster: one real redis-server, N stacks (backend + its own Caddy, to
+// reach one node on purpose) joined by BEEP_REDIS_URL, and one front Caddy
+// (conf/Caddyfile.cluster) spreading requests over every node round robin.
+
+// Starts redis-server on a unix socket in dir (no TCP, no persistence).
+// Returns { url, socket, stop(sig), restart() }; stopped by pid.
+export async function startRedis(dir) {
+	const socket = path.join(dir, 'redis.sock');
+	const r = { socket, url: `unix://${socket}`, child: null, log: [] };
+	r.start = async () => {
+		const child = trackChild(spawn('redis-server', ['--port', '0',
+		    '--unixsocket', socket, '--unixsocketperm', '700',
+		    '--save', '', '--appendonly', 'no', '--dir', dir], {
+			cwd: dir, stdio: ['ignore', 'pipe', 'pipe'],
+		}));
+		lineCollector(child.stdout, r.log, 'redis');
+		lineCollector(child.stderr, r.log, 'redis');
+		r.child = child;
+		await poll(() => {
+			if (child.exitInfo)
+				throw new Error(`redis-server exited: ${r.log.join('\n')}`);
+			return r.log.some((l) => /ready to accept connections/i.test(l));
+		}, { timeout: READY_GUARD, what: 'redis-server ready' });
+		r.log.length = 0;
+	};
+	r.stop = (sig = 'SIGTERM') => stopChild(r.child, STOP_GUARD, sig);
+	await r.start();
+	return r;
+}
+
+// Starts redis, `nodes` stacks with BEEP_REDIS_URL (and opts.env), and the
+// front Caddy.  Returns { redis, nodes: [Stack], front: { base, client() },
+// stop() } ; with `t`, stopped and checked after the test.
+export async function startCluster({ nodes = 3, env = {}, check } = {}, t) {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-cl-'));
+	liveDirs.add(dir);
+	const cl = clusterMethods({ dir, nodes: [], clients: new Set(),
+	    streams: new Set() });
+	cl.stop = async () => {
+		for (const s of cl.streams)
+			s.close();
+		for (const c of cl.clients)
+			c.close();
+		if (cl.frontCaddy)
+			await stopChild(cl.frontCaddy);
+		const exits = [];
+		for (const n of cl.nodes)
+			exits.push(await n.stop());
+		if (cl.redis && cl.redis.child)
+			await cl.redis.stop();
+		rmSync(dir, { recursive: true, force: true });
+		liveDirs.delete(dir);
+		return exits;
+	};
+	cl.stopAndCheck = async (opts = check || {}) => {
+		await cl.stop();
+		for (const n of cl.nodes) {
+			if (n.killedOnPurpose)
+				continue;
+			n.checkLog(opts);
+			const e = n.backendExit;
+			if (e && (e.killed || e.code !== 0))
+				throw new Error(`node did not exit 0: ${JSON.stringify(e)}`);
+		}
+	};
+	if (t)
+		t.after(() => cl.stopAndCheck());
+	try {
+		cl.redis = await startRedis(dir);
+		for (let i = 0; i < nodes; i++)
+			cl.nodes.push(await startStack({
+				env: { BEEP_REDIS_URL: cl.redis.url, ...env },
+			}));
+		await cl.startFront();
+	} catch (e) {
+		await cl.stop().catch(() => {});
+		throw e;
+	}
+	return cl;
+}
+
+// The front Caddy of a cluster: every node's socket, round robin.
+async function startFrontCaddy(cl) {
+	const port = await freePort();
+	const opsPort = await freePort();
+	const home = path.join(cl.dir, 'front');
+	const env = caddyEnv(home, port, '', opsPort);
+	delete env.BEEP_SOCKET;
+	env.BEEP_UPSTREAMS = cl.nodes.map((n) => `unix/${n.socket}`).join(' ');
+	const log = [];
+	const child = trackChild(spawn('caddy', ['run', '--config',
+	    path.join(ROOT, 'conf', 'Caddyfile.cluster'), '--adapter',
+	    'caddyfile'], { cwd: cl.dir, env, stdio: ['ignore', 'pipe', 'pipe'] }));
+	lineCollector(child.stderr, log, 'front');
+	lineCollector(child.stdout, log, 'front');
+	cl.frontCaddy = child;
+	cl.frontLog = log;
+	cl.base = `http://127.0.0.1:${port}`;
+	await waitHealthz(cl.base, child, 'front caddy', {
+		timeout: CADDY_GUARD, what: 'GET /healthz through the front',
+	}).catch((e) => {
+		throw new Error(`${e.message}\n${log.join('\n')}`);
+	});
+}
+
+// Methods of a cluster handle, attached by startCluster.
+function clusterMethods(cl) {
+	cl.startFront = () => startFrontCaddy(cl);
+	cl.client = (opts) => {
+		const c = new Client(cl.base, opts);
+		cl.clients.add(c);
+		return c;
+	};
+	cl.open = async (reqPath, opts) => {
+		const s = await SseStream.open(cl.base, reqPath, opts);
+		cl.streams.add(s);
+		return s;
+	};
+	return cl;
 }

@@ -727,8 +727,9 @@ struct status_count {
 
 struct opts {
 	struct sockaddr_in addr;
+	struct sockaddr_in post_addr; /* POSTs: --post-port, else addr */
 	char host[64];
-	int port;
+	int port, post_port;
 	uint32_t users, devices;
 	uint64_t posts, warmup;
 	double rate;
@@ -899,7 +900,10 @@ conn_open(struct conn *c)
 		return -1;
 	if (c->kind == CONN_PUB)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&G.o.addr, sizeof(G.o.addr)) == -1 &&
+	if (connect(fd,
+	        (struct sockaddr *)(c->kind == CONN_PUB ? &G.o.post_addr
+	                                                : &G.o.addr),
+	        sizeof(G.o.addr)) == -1 &&
 	    errno != EINPROGRESS) {
 		int e = errno;
 
@@ -2067,6 +2071,8 @@ usage(FILE *f)
 	    "usage: loadgen --port PORT [options]\n"
 	    "  --host ADDR          front server address, loopback only (127.0.0.1)\n"
 	    "  --port PORT          front server port\n"
+	    "  --post-port PORT     send the POSTs to this port instead (another\n"
+	    "                       node of a cluster: cross-node delivery)\n"
 	    "  --users U            users (100)\n"
 	    "  --devices D          devices per user (10); subscribers = U*D,\n"
 	    "                       GET /subscribe/u<i>/device/d<j>\n"
@@ -2188,6 +2194,7 @@ parse_args(struct opts *o, int argc, char **argv)
 		O_SEED,
 		O_QUIET,
 		O_FREEPORT,
+		O_POSTPORT,
 		O_HELP,
 		O_CHURN,
 		O_SAMPLES,
@@ -2196,6 +2203,7 @@ parse_args(struct opts *o, int argc, char **argv)
 	static const struct option lo[] = {
 	    {"host", required_argument, NULL, O_HOST},
 	    {"port", required_argument, NULL, O_PORT},
+	    {"post-port", required_argument, NULL, O_POSTPORT},
 	    {"users", required_argument, NULL, O_USERS},
 	    {"devices", required_argument, NULL, O_DEVICES},
 	    {"posts", required_argument, NULL, O_POSTS},
@@ -2246,6 +2254,10 @@ parse_args(struct opts *o, int argc, char **argv)
 			break;
 		case O_PORT:
 			o->port = (int)parse_u64("port", optarg, 65535);
+			break;
+		case O_POSTPORT:
+			o->post_port =
+			    (int)parse_u64("post-port", optarg, 65535);
 			break;
 		case O_USERS:
 			o->users =
@@ -2369,6 +2381,9 @@ parse_args(struct opts *o, int argc, char **argv)
 	/* Load goes to this machine only. */
 	if ((ntohl(o->addr.sin_addr.s_addr) >> 24) != 127)
 		die("host %s is not a loopback address (127.0.0.0/8)", o->host);
+	o->post_addr = o->addr;
+	if (o->post_port != 0)
+		o->post_addr.sin_port = htons((uint16_t)o->post_port);
 }
 
 /* Raises the open file limit to the hard limit; returns the new limit. */

@@ -329,6 +329,24 @@ test_api_replay(void **state)
 	buf_free(&all);
 	registry_unsubscribe(f->reg, sub.stream);
 	api_response_clear(&sub);
+
+	/* This run's epoch, but not an id as we write them: unknown. */
+	req.uri = "/subscribe/u/device/d";
+	for (size_t i = 0; i < 5; i++) {
+		static const char *const bad[] = {
+		    "- 1", "-+1", "--1", "-18446744073709551616", "-1 "};
+		char id[96];
+
+		snprintf(id, sizeof(id), "%llu%s",
+		    (unsigned long long)registry_epoch(f->reg), bad[i]);
+		req.last_event_id = id;
+		api_handle(f->api, &req, &sub);
+		assert_non_null(sub.stream);
+		assert_true(sub.start.reset);
+		assert_string_equal(sub.start.reason, "unknown event id");
+		registry_unsubscribe(f->reg, sub.stream);
+		api_response_clear(&sub);
+	}
 }
 
 /* A fixture from argv, with room for 16 streams. */
@@ -900,6 +918,35 @@ test_api_post_refused(void **state)
 	registry_free(reg);
 }
 
+/* GET /ice-servers: open mode, nothing configured; bad ?user=; methods. */
+static void
+test_api_ice_servers(void **state)
+{
+	struct fixture *f = *state;
+	struct api_response r;
+
+	assert_int_equal(
+	    call(f, "GET", "/ice-servers?user=bob", NULL, NULL, &r), HTTP_200);
+	assert_string_equal(r.body.data, "{\"iceServers\":[]}");
+	assert_true(has_header(&r, "Cache-Control: no-store\r\n"));
+	api_response_clear(&r);
+	/* Longer than --max-id 8, or a control character: 400. */
+	assert_int_equal(
+	    call(f, "GET", "/ice-servers?user=123456789", NULL, NULL, &r),
+	    HTTP_400);
+	api_response_clear(&r);
+	assert_int_equal(
+	    call(f, "GET", "/ice-servers?user=%01", NULL, NULL, &r), HTTP_400);
+	api_response_clear(&r);
+	assert_int_equal(
+	    call(f, "POST", "/ice-servers", NULL, NULL, &r), HTTP_405);
+	assert_true(has_header(&r, "Allow: GET, OPTIONS\r\n"));
+	api_response_clear(&r);
+	assert_int_equal(
+	    call(f, "OPTIONS", "/ice-servers", NULL, NULL, &r), HTTP_204);
+	api_response_clear(&r);
+}
+
 int
 main(void)
 {
@@ -926,6 +973,8 @@ main(void)
 	    cmocka_unit_test(test_api_streams_per_address_not_with_auth),
 	    cmocka_unit_test(test_api_readyz),
 	    cmocka_unit_test(test_api_metrics_allow),
+	    cmocka_unit_test_setup_teardown(
+	        test_api_ice_servers, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

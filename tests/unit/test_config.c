@@ -28,7 +28,7 @@ test_config_defaults(void **state)
 	unsetenv("BEEP_KEEPALIVE");
 	assert_int_equal(parse(&c, 1, argv), 0);
 	assert_string_equal(c.listen, "");
-	assert_int_equal(c.keepalive, 15);
+	assert_int_equal(c.keepalive, 4);
 	assert_int_equal(c.max_streams, 10000);
 	assert_int_equal(c.max_body, 65536);
 	assert_int_equal(c.max_id, 256);
@@ -97,6 +97,43 @@ test_config_limits_at_edges(void **state)
 	assert_int_equal(parse(&c, 5, argv), 0);
 	assert_int_equal(c.keepalive, 3600);
 	assert_int_equal(c.max_id, 4096);
+	config_clear(&c);
+}
+
+/* The cluster's options: off by default, edges, and out of range. */
+static void
+test_config_cluster_options(void **state)
+{
+	const char *none[] = {"beep-signal"};
+	const char *lo[] = {"beep-signal", "--redis-url", "unix:///r.sock",
+	    "--cluster-ttl", "1", "--redis-timeout", "10"};
+	const char *hi[] = {
+	    "beep-signal", "--cluster-ttl", "3600", "--redis-timeout", "60000"};
+	const char *ttl0[] = {"beep-signal", "--cluster-ttl", "0"};
+	const char *wait9[] = {"beep-signal", "--redis-timeout", "9"};
+	const char *wait_big[] = {"beep-signal", "--redis-timeout", "60001"};
+	struct config c;
+
+	(void)state;
+	assert_int_equal(parse(&c, 1, none), 0);
+	assert_string_equal(c.redis_url, "");
+	assert_int_equal(c.cluster_ttl, 15);
+	assert_int_equal(c.redis_timeout, 2000);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 7, lo), 0);
+	assert_string_equal(c.redis_url, "unix:///r.sock");
+	assert_int_equal(c.cluster_ttl, 1);
+	assert_int_equal(c.redis_timeout, 10);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 5, hi), 0);
+	assert_int_equal(c.cluster_ttl, 3600);
+	assert_int_equal(c.redis_timeout, 60000);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 3, ttl0), -1);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 3, wait9), -1);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 3, wait_big), -1);
 	config_clear(&c);
 }
 
@@ -234,6 +271,7 @@ main(void)
 	    cmocka_unit_test(test_config_file_precedence),
 	    cmocka_unit_test(test_config_file_refusals),
 	    cmocka_unit_test(test_config_new_options),
+	    cmocka_unit_test(test_config_cluster_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -147,6 +147,42 @@ test_fcgi_out_small(void **state)
 	buf_free(&d.content);
 }
 
+/* A split write: that many records, the same bytes. */
+static void
+test_fcgi_out_split(void **state)
+{
+	static const struct {
+		const char *text;
+		size_t records, want;
+	} cases[] = {
+	    {":\n\n", 3, 3},
+	    {":\n\n", 1, 1},
+	    {":\n\n", 0, 1},
+	    {":\n\n", 5, 3}, /* one byte each at most */
+	    {"data: a longer event\n\n", 3, 3},
+	    {"x", 100, 1},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = strlen(cases[i].text);
+		struct fcgi_out o;
+		struct peer p;
+		struct decoded d;
+
+		peer_open(&p);
+		fcgi_out_init(&o, p.fd[0], REQUEST_ID);
+		assert_int_equal(fcgi_out_write_split(
+		                     &o, cases[i].text, len, cases[i].records),
+		    0);
+		peer_close(&p, &d);
+		assert_int_equal(d.records, cases[i].want);
+		assert_int_equal(d.content.len, len);
+		assert_memory_equal(d.content.data, cases[i].text, len);
+		buf_free(&d.content);
+	}
+}
+
 /* Many pieces, some empty: in order, in few records. */
 static void
 test_fcgi_out_pieces(void **state)
@@ -368,6 +404,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fcgi_out_small),
+	    cmocka_unit_test(test_fcgi_out_split),
 	    cmocka_unit_test(test_fcgi_out_pieces),
 	    cmocka_unit_test(test_fcgi_out_limit),
 	    cmocka_unit_test(test_fcgi_out_short_writes),

@@ -559,6 +559,128 @@ test_registry_resume(void **state)
 	registry_free(reg);
 }
 
+static enum registry_error
+publish_at(struct registry *reg, const char *d, uint64_t id)
+{
+	struct registry_msg *m = registry_msg_new("m", 1);
+	enum registry_error err = registry_publish_at(reg, "u", d, m, id);
+
+	if (err == REGISTRY_OK || err == REGISTRY_HELD)
+		assert_int_equal(registry_msg_id(m), id);
+	registry_msg_unref(m);
+	return err;
+}
+
+/*
+ * Ids from the caller (a cluster): kept as given, increasing per device;
+ * one not above the newest is a duplicate, not appended; other devices
+ * have their own order.
+ */
+static void
+test_registry_publish_at(void **state)
+{
+	struct registry *reg = replay_registry(16, 60000, 0);
+	struct registry_resume from = {REGISTRY_RESUME_FROM, 1000};
+	struct registry_stream *a, *b;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t first = 0, last = 0;
+
+	(void)state;
+	assert_int_equal(publish_at(reg, "d", 1001), REGISTRY_NOT_FOUND);
+	a = registry_subscribe(reg, "u", "d", &from, &st, &err);
+	assert_non_null(a);
+	assert_false(st.reset);
+	assert_int_equal(st.id, 1000);
+	assert_int_equal(publish_at(reg, "d", 1000), REGISTRY_DUPLICATE);
+	assert_int_equal(publish_at(reg, "d", 0), REGISTRY_DUPLICATE);
+	assert_int_equal(publish_at(reg, "d", 1005), REGISTRY_OK);
+	assert_int_equal(publish_at(reg, "d", 1003), REGISTRY_DUPLICATE);
+	assert_int_equal(publish_at(reg, "d", 1005), REGISTRY_DUPLICATE);
+	assert_int_equal(publish_at(reg, "d", 1009), REGISTRY_OK);
+	assert_int_equal(drain(reg, a, &first, &last), 2);
+	assert_int_equal(first, 1005);
+	assert_int_equal(last, 1009);
+	/* Another device: its own order, below the first's ids. */
+	from.id = 10;
+	b = registry_subscribe(reg, "u", "e", &from, &st, &err);
+	assert_int_equal(publish_at(reg, "e", 11), REGISTRY_OK);
+	assert_int_equal(drain(reg, b, &first, NULL), 1);
+	assert_int_equal(first, 11);
+	registry_unsubscribe(reg, b);
+	/* A second stream of "d" resumes from its log, like ids it made. */
+	b = resume_at(reg, "d", REGISTRY_RESUME_AT, 1005, &st);
+	assert_false(st.reset);
+	assert_int_equal(drain(reg, b, &first, NULL), 1);
+	assert_int_equal(first, 1009);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, a);
+	registry_free(reg);
+}
+
+/*
+ * REGISTRY_RESUME_FROM on a device with no stream: a log that covers the
+ * id replays from it (held messages included); one that does not
+ * restarts empty at the id, for the caller to fill, with no reset.  With
+ * a live stream it is RESUME_AT on the caller's ids.
+ */
+static void
+test_registry_resume_from(void **state)
+{
+	struct registry *reg = replay_registry(16, 60000, 0);
+	struct registry_resume from = {REGISTRY_RESUME_FROM, 100};
+	struct registry_stream *a, *b;
+	struct registry_stats stats;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t first = 0, last = 0;
+
+	(void)state;
+	a = registry_subscribe(reg, "u", "d", &from, &st, &err);
+	assert_int_equal(publish_at(reg, "d", 101), REGISTRY_OK);
+	assert_int_equal(publish_at(reg, "d", 102), REGISTRY_OK);
+	assert_int_equal(drain(reg, a, NULL, NULL), 2);
+	registry_unsubscribe(reg, a);
+	/* In grace: held, then resumed from 101 out of the log. */
+	assert_int_equal(publish_at(reg, "d", 103), REGISTRY_HELD);
+	from.id = 101;
+	a = registry_subscribe(reg, "u", "d", &from, &st, &err);
+	assert_false(st.reset);
+	assert_int_equal(st.id, 101);
+	assert_int_equal(drain(reg, a, &first, &last), 2);
+	assert_int_equal(first, 102);
+	assert_int_equal(last, 103);
+	/* With a live stream, an id beyond the log resets, as RESUME_AT. */
+	from.id = 200;
+	b = registry_subscribe(reg, "u", "d", &from, &st, &err);
+	assert_true(st.reset);
+	assert_string_equal(st.reason, "unknown event id");
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, a);
+	/* No stream: beyond the log, it restarts at 200 with no reset... */
+	a = registry_subscribe(reg, "u", "d", &from, &st, &err);
+	assert_false(st.reset);
+	assert_int_equal(st.id, 200);
+	assert_int_equal(publish_at(reg, "d", 150), REGISTRY_DUPLICATE);
+	assert_int_equal(publish_at(reg, "d", 201), REGISTRY_OK);
+	assert_int_equal(drain(reg, a, &first, NULL), 1);
+	assert_int_equal(first, 201);
+	registry_unsubscribe(reg, a);
+	/* ...and below its floor (older than the log) likewise. */
+	from.id = 50;
+	a = registry_subscribe(reg, "u", "d", &from, &st, &err);
+	assert_false(st.reset);
+	assert_int_equal(st.id, 50);
+	assert_int_equal(publish_at(reg, "d", 101), REGISTRY_OK);
+	assert_int_equal(drain(reg, a, &first, NULL), 1);
+	assert_int_equal(first, 101);
+	registry_unsubscribe(reg, a);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.resets, 1);
+	assert_int_equal(stats.dropped, 0);
+	registry_free(reg);
+}
+
 /* Past replay_max, an old id is "too old": reset. */
 static void
 test_registry_resume_too_old(void **state)
@@ -1346,6 +1468,8 @@ main(void)
 	    cmocka_unit_test(test_registry_churn),
 	    cmocka_unit_test(test_registry_resume),
 	    cmocka_unit_test(test_registry_resume_too_old),
+	    cmocka_unit_test(test_registry_publish_at),
+	    cmocka_unit_test(test_registry_resume_from),
 	    cmocka_unit_test(test_registry_grace),
 	    cmocka_unit_test(test_registry_grace_bound),
 	    cmocka_unit_test(test_registry_overflow_replay),

@@ -32,6 +32,10 @@ static const struct {
     {"GET", "/metrics", ROUTE_OK, ROUTE_METRICS, NULL, NULL},
     {"GET", "/readyz", ROUTE_OK, ROUTE_READY, NULL, NULL},
     {"POST", "/metrics", ROUTE_BAD_METHOD, ROUTE_METRICS, NULL, NULL},
+    {"GET", "/ice-servers", ROUTE_OK, ROUTE_ICE, NULL, NULL},
+    {"GET", "/ice-servers?user=bob", ROUTE_OK, ROUTE_ICE, NULL, NULL},
+    {"POST", "/ice-servers", ROUTE_BAD_METHOD, ROUTE_ICE, NULL, NULL},
+    {"GET", "/ice-servers/x", ROUTE_NOT_FOUND, ROUTE_NONE, NULL, NULL},
     {"OPTIONS", "/user/bob/device/phone", ROUTE_OK, ROUTE_POST, "bob", "phone"},
     {"POST", "/subscribe/bob/device/phone", ROUTE_BAD_METHOD, ROUTE_SUBSCRIBE,
         NULL, NULL},
@@ -68,7 +72,8 @@ test_route_table(void **state)
 		assert_int_equal(r.id, route_cases[i].id);
 		if (route_cases[i].user)
 			assert_string_equal(r.user, route_cases[i].user);
-		else if (res == ROUTE_OK && r.id == ROUTE_HEALTH)
+		else if (res == ROUTE_OK &&
+		    (r.id == ROUTE_HEALTH || r.id == ROUTE_ICE))
 			assert_null(r.user);
 		if (route_cases[i].device)
 			assert_string_equal(r.device, route_cases[i].device);

@@ -1,0 +1,108 @@
+/*
+ * cluster: several nodes joined through Redis, between the api and the
+ * registry.  The only module that includes hiredis.
+ *
+ * Each device has a Redis stream: a POST on any node appends to it (the
+ * stream entry id is the event id) and publishes the message to the
+ * nodes that hold a live stream of the device, which hand it to their
+ * registry with that id (registry_publish_at()).  A node lists the
+ * devices it holds in Redis and refreshes a key with a TTL: a node that
+ * dies leaves the list within the TTL.  A stream that opens on a node
+ * where its device has no other stream is replayed from the Redis stream
+ * (REGISTRY_RESUME_FROM).  See the DESIGN comment in cluster.c.
+ *
+ * Redis I/O happens in the module's two threads only, never under the
+ * registry lock; request threads hand them a command and wait for its
+ * answer, at most redis_timeout.
+ */
+#ifndef BEEP_CLUSTER_H
+#define BEEP_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "registry.h"
+
+struct cluster;
+/* A device this node holds streams of: what cluster_subscribe() gives. */
+struct cluster_entry;
+
+struct cluster_stats {
+	bool up;             /* both connections to Redis are up */
+	const char *node;    /* this node's id in Redis */
+	uint64_t received;   /* messages received from Redis for streams here */
+	uint64_t duplicates; /* of them, already delivered: dropped */
+	uint64_t replayed;   /* messages replayed from Redis to streams here */
+	uint64_t local; /* POSTs delivered here alone while Redis was down */
+	uint64_t unreachable; /* requests answered 503: Redis was needed */
+	uint64_t reconnects;  /* connections to Redis made again after a loss */
+	uint64_t resets;      /* streams told that messages were lost */
+};
+
+/*
+ * Start a node of the cluster c->redis_url names, its threads and its
+ * connections (made, and made again, in the background: the node starts
+ * while Redis is down).  reg must outlive it.  Returns NULL after logging
+ * why when the URL is unusable.
+ */
+struct cluster *cluster_new(const struct config *c, struct registry *reg);
+/* Stop the threads and free everything; no stream may be open. */
+void cluster_free(struct cluster *cl);
+/*
+ * The service is stopping: take this node out of the cluster now (its
+ * devices go into their grace period everywhere).  Thread-safe.
+ */
+void cluster_stop(struct cluster *cl);
+
+/*
+ * Open a stream as registry_subscribe() does, for the whole cluster: a
+ * device this node holds no stream of is registered in Redis and starts
+ * where resume says, replayed from its Redis stream (resume->id is a
+ * cluster id, see cluster_parse_id()).  On success *ref is what
+ * cluster_unsubscribe() must be given once the stream has ended.
+ * Returns NULL with *err set as registry_subscribe() does, or with *down
+ * set when Redis was needed and did not answer.
+ */
+struct registry_stream *cluster_subscribe(struct cluster *cl, const char *user,
+    const char *device, const struct registry_resume *resume,
+    struct registry_start *start, struct cluster_entry **ref,
+    enum registry_error *err, bool *down);
+
+/* A stream cluster_subscribe() opened has ended (after registry_unsubscribe). */
+void cluster_unsubscribe(struct cluster *cl, struct cluster_entry *ref);
+
+/*
+ * Deliver a packed event to (user, device) wherever it is live: returns
+ * REGISTRY_OK (live somewhere), REGISTRY_HELD (in its grace period),
+ * REGISTRY_NOT_FOUND, or REGISTRY_MEMORY_FULL / REGISTRY_CLOSED from the
+ * local registry; the event id in id.  *down is set (and the result
+ * means nothing) when Redis was needed and did not answer.  While Redis
+ * is down a device with a live stream on this node still gets it.
+ */
+enum registry_error cluster_publish(struct cluster *cl, const char *user,
+    const char *device, const char *frame, size_t len, char *id, size_t size,
+    bool *down);
+
+/*
+ * The devices of user with a live stream on any live node, as
+ * registry_devices() gives them.  Returns 0, or -1 when Redis did not
+ * answer.
+ */
+int cluster_devices(
+    struct cluster *cl, const char *user, char ***names, size_t *n);
+
+/* A copy of the figures, for /healthz and /metrics; lock-free. */
+void cluster_stats(struct cluster *cl, struct cluster_stats *st);
+
+/*
+ * Event ids in a cluster are Redis stream ids, "MS-SEQ"; the registry
+ * holds them packed in 64 bits.  cluster_parse_id() returns 0, or -1 for
+ * anything else.
+ */
+#define CLUSTER_ID_MAX 48
+int cluster_parse_id(const char *s, uint64_t *id);
+void cluster_format_id(uint64_t id, char *out, size_t size);
+
+#endif

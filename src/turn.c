@@ -1,0 +1,159 @@
+/* turn: see turn.h. */
+#include "turn.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define LOG_MODULE "turn"
+
+enum turn_kind {
+	TURN_KIND_BAD,
+	TURN_KIND_STUN, /* stun:, stuns: no credentials */
+	TURN_KIND_TURN, /* turn:, turns: REST credentials */
+};
+
+static enum turn_kind
+turn_kind(const char *url, size_t len)
+{
+	static const struct {
+		const char *scheme;
+		enum turn_kind kind;
+	} schemes[] = {
+	    {"stun:", TURN_KIND_STUN},
+	    {"stuns:", TURN_KIND_STUN},
+	    {"turn:", TURN_KIND_TURN},
+	    {"turns:", TURN_KIND_TURN},
+	};
+
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		size_t n = strlen(schemes[i].scheme);
+
+		/* A scheme and at least one character of host. */
+		if (len > n && strncmp(url, schemes[i].scheme, n) == 0)
+			return schemes[i].kind;
+	}
+	return TURN_KIND_BAD;
+}
+
+/*
+ * The next URL of the comma-separated list at *p, without surrounding
+ * blanks: its start and length, or NULL at the end.  Empty items are
+ * skipped.
+ */
+static const char *
+turn_next_url(const char **p, size_t *len)
+{
+	for (;;) {
+		const char *s = *p, *e;
+		size_t n;
+
+		if (*s == '\0')
+			return NULL;
+		n = strcspn(s, ",");
+		e = s + n;
+		*p = *e == ',' ? e + 1 : e;
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > s) {
+			*len = (size_t)(e - s);
+			return s;
+		}
+	}
+}
+
+int
+turn_check(const struct config *c)
+{
+	const char *p = c->turn_urls, *url;
+	bool need_secret = false;
+	size_t len;
+
+	while ((url = turn_next_url(&p, &len)) != NULL) {
+		enum turn_kind kind = turn_kind(url, len);
+
+		if (kind == TURN_KIND_BAD) {
+			log_error("BEEP_TURN_URLS: '%.*s' is not a stun:, "
+			          "stuns:, turn: or turns: URL",
+			    (int)len, url);
+			return -1;
+		}
+		if (kind == TURN_KIND_TURN)
+			need_secret = true;
+	}
+	if (need_secret && c->turn_secret[0] == '\0') {
+		log_error("BEEP_TURN_URLS names a TURN server: "
+		          "BEEP_TURN_SECRET must be set (coturn's "
+		          "static-auth-secret)");
+		return -1;
+	}
+	return 0;
+}
+
+void
+turn_credential(
+    const char *secret, const char *username, char out[TURN_CREDENTIAL_SIZE])
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+
+	if (HMAC(EVP_sha1(), secret, (int)strlen(secret),
+	        (const unsigned char *)username, strlen(username), mac,
+	        &mac_len) == NULL ||
+	    mac_len != 20) {
+		/* libcrypto without SHA-1 cannot serve this at all. */
+		log_error("HMAC-SHA1 failed");
+		abort();
+	}
+	EVP_EncodeBlock((unsigned char *)out, mac, (int)mac_len);
+}
+
+void
+turn_ice_servers(
+    const struct config *c, const char *user, time_t now, struct buf *out)
+{
+	json_t *stun = json_array(), *turn = json_array(), *list = json_array();
+	json_t *doc;
+	const char *p = c->turn_urls, *url;
+	size_t len;
+	char *text;
+
+	while ((url = turn_next_url(&p, &len)) != NULL) {
+		enum turn_kind kind = turn_kind(url, len);
+
+		if (kind != TURN_KIND_BAD)
+			json_array_append_new(
+			    kind == TURN_KIND_STUN ? stun : turn,
+			    json_stringn(url, len));
+	}
+	if (json_array_size(stun) > 0)
+		json_array_append_new(list, json_pack("{s:o}", "urls", stun));
+	else
+		json_decref(stun);
+	if (json_array_size(turn) > 0) {
+		char cred[TURN_CREDENTIAL_SIZE];
+		struct buf name = {0};
+
+		buf_printf(&name, "%" PRIdMAX ":%s",
+		    (intmax_t)now + (intmax_t)c->turn_ttl, user);
+		turn_credential(c->turn_secret, name.data, cred);
+		json_array_append_new(list,
+		    json_pack("{s:o, s:s, s:s}", "urls", turn, "username",
+		        name.data, "credential", cred));
+		buf_free(&name);
+	} else
+		json_decref(turn);
+	doc = json_pack("{s:o}", "iceServers", list);
+	text = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	buf_puts(out, text);
+	free(text);
+}

@@ -1,0 +1,141 @@
+/*
+ * Form and JSON body decoding: a POST body through body_decode() on the
+ * production worker stack, then what it returns through event_pack() and
+ * event_render(), as posted and in an envelope, judged by the WHATWG
+ * event-stream parser: one event, its name, its id, and the data exactly
+ * as decoded (line breaks as LF).
+ *
+ * Input: one byte picks the Content-Type and whether the sender is known;
+ * the rest is the body.
+ */
+#include <jansson.h>
+
+#include "body.h"
+#include "event.h"
+#include "fuzz.h"
+#include "sse_parser.h"
+
+#define ID "1700000000000-42"
+
+struct job {
+	const char *ct;
+	const char *body;
+	size_t len;
+	bool sender;
+};
+
+/* The one event rendered from packed message p, parsed back. */
+static void
+check_render(const char *p, size_t plen, const struct body_msg *msg,
+    const char *from, bool envelope)
+{
+	struct buf out = {0};
+	struct sse_parser sp;
+	const struct sse_parsed *e;
+
+	FUZZ_CHECK(event_render(&out, p, plen, ID, envelope) == 0);
+	sse_parse(&sp, out.data, out.len);
+	FUZZ_CHECK(sp.n == 1 && sp.retry == -1 && sp.comments == 0);
+	e = &sp.events[0];
+	FUZZ_CHECK(strcmp(e->type, msg->event ? msg->event : "message") == 0);
+	FUZZ_CHECK(strcmp(e->id, ID) == 0);
+	/* Nothing after the event's blank line. */
+	FUZZ_CHECK(
+	    out.len >= 2 && memcmp(out.data + out.len - 2, "\n\n", 2) == 0);
+	if (!envelope) {
+		size_t n;
+		char *want = fuzz_lf(msg->data, msg->data_len, &n);
+
+		FUZZ_CHECK(e->data.len == n);
+		FUZZ_CHECK(memcmp(e->data.data, want, n) == 0);
+		free(want);
+	} else {
+		json_t *doc =
+		    json_loadb(e->data.data, e->data.len, JSON_ALLOW_NUL, NULL);
+		json_t *d = json_object_get(doc, "data");
+		json_t *f = json_object_get(doc, "from");
+		json_t *want_from =
+		    json_loads(from ? from : "null", JSON_DECODE_ANY, NULL);
+
+		/* One line: an envelope never needs a second data field. */
+		FUZZ_CHECK(memchr(e->data.data, '\n', e->data.len) == NULL);
+		FUZZ_CHECK(json_is_object(doc) && json_object_size(doc) == 2);
+		FUZZ_CHECK(json_equal(f, want_from));
+		if (msg->is_json) {
+			json_t *want = json_loadb(msg->data, msg->data_len,
+			    JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+
+			FUZZ_CHECK(want != NULL && json_equal(d, want));
+			json_decref(want);
+		} else {
+			FUZZ_CHECK(json_is_string(d));
+			FUZZ_CHECK(json_string_length(d) == msg->data_len);
+			FUZZ_CHECK(memcmp(json_string_value(d), msg->data,
+			               msg->data_len) == 0);
+		}
+		json_decref(want_from);
+		json_decref(doc);
+	}
+	sse_parser_free(&sp);
+	buf_free(&out);
+}
+
+static void
+run(void *arg)
+{
+	const struct job *j = arg;
+	struct body_msg msg;
+	const char *why = NULL;
+	enum http_status st;
+	struct buf packed = {0};
+	char *from = NULL;
+
+	st = body_decode(j->ct, j->body, j->len, 32, &msg, &why);
+	if (st != HTTP_200) {
+		FUZZ_CHECK(st == HTTP_400 || st == HTTP_415);
+		FUZZ_CHECK(why != NULL && why[0] != '\0');
+		FUZZ_CHECK(msg.data == NULL && msg.event == NULL);
+		return;
+	}
+	FUZZ_CHECK(msg.data != NULL && msg.data_len > 0);
+	FUZZ_CHECK(msg.data[msg.data_len] == '\0');
+	FUZZ_CHECK(msg.event == NULL ||
+	    body_event_valid(msg.event, strlen(msg.event)));
+	/* Text is UTF-8 (an envelope makes a JSON string of it). */
+	FUZZ_CHECK(msg.is_json || http_utf8_valid(msg.data, msg.data_len));
+	if (j->sender)
+		from = event_from_json("al\"ice", "ph\\one");
+	event_pack(
+	    &packed, msg.data, msg.data_len, msg.is_json, msg.event, from);
+	check_render(packed.data, packed.len, &msg, from, false);
+	check_render(packed.data, packed.len, &msg, from, true);
+	buf_free(&packed);
+	free(from);
+	body_msg_clear(&msg);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const char *const types[] = {
+	    "application/json",
+	    "application/x-www-form-urlencoded",
+	    "Application/JSON; charset=utf-8",
+	    " application/x-www-form-urlencoded ;charset=UTF-8",
+	};
+	struct job j;
+
+	if (size < 1)
+		return 0;
+	j.ct = types[data[0] % 4];
+	j.sender = data[0] & 4;
+	/* A copy of exactly the body, so a read past it is caught. */
+	j.len = size - 1;
+	j.body = j.len ? memcpy(malloc(j.len), data + 1, j.len) : "";
+	fuzz_on_worker_stack(run, &j);
+	if (j.len)
+		free((void *)j.body);
+	return 0;
+}

@@ -1,0 +1,229 @@
+// Reading a request has a deadline for the whole of it (BEEP_READ_TIMEOUT,
+// from when it starts arriving until its body is read), not per read: a body
+// that keeps trickling in, or a too large one being drained, lets its worker
+// go at the deadline. A too large body is drained only up to BEEP_MAX_DRAIN.
+// A kept-alive connection waiting for its next request is not reading one:
+// it lives as long as the front keeps it (behind nginx with the shipped
+// conf/nginx.conf), up to BEEP_IDLE_TIMEOUT.
+//
+// What the client sees: behind Caddy, which writes the whole body to the
+// backend before it reads the answer, a request cut short gets Caddy's own
+// 502; a front that reads while it writes (here a raw FastCGI client) gets
+// 408 with a JSON error.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { startStack, uid, postPath, poll } from './harness.mjs';
+import { Rig, rewrite } from './fronts.mjs';
+import { FcgiConn, requestParams } from './fcgi.mjs';
+
+const T = { timeout: 90000 };
+const READ_TIMEOUT = 2;
+
+// A raw HTTP/1.1 POST to Caddy whose body of `total` bytes arrives in
+// chunks of `chunk` bytes every `every` ms: each chunk is a whole FastCGI
+// record's worth, so the backend's reads keep making progress. Resolves
+// with the status Caddy answered (null if none) once the connection closes.
+function tricklePost(port, p, { total, chunk, every }) {
+	return new Promise((resolve) => {
+		const sock = net.connect(port, '127.0.0.1');
+		let got = '', sent = 0, timer = null;
+		sock.on('error', () => {});
+		sock.on('data', (d) => { got += d.toString('latin1'); });
+		sock.on('close', () => {
+			clearInterval(timer);
+			const m = /^HTTP\/1\.1 (\d+)/.exec(got);
+			resolve(m ? Number(m[1]) : null);
+		});
+		sock.on('connect', () => {
+			sock.write(`POST ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+			    'Content-Type: application/json\r\n' +
+			    `Content-Length: ${total}\r\nConnection: close\r\n\r\n`);
+			timer = setInterval(() => {
+				const n = Math.min(chunk, total - sent);
+				if (n <= 0 || sock.destroyed) {
+					clearInterval(timer);
+					return;
+				}
+				sock.write(Buffer.alloc(n, 0x20));
+				sent += n;
+			}, every);
+		});
+	});
+}
+
+const CUT = / warn server: request not read within BEEP_READ_TIMEOUT \(2s\)/;
+
+// Through Caddy: one body under BEEP_MAX_BODY (the backend would answer 404
+// once it had it all), one over it (413 once drained); each takes ~4 s to
+// arrive, twice BEEP_READ_TIMEOUT, while no single read waits long.
+for (const [what, maxBody] of [['a body', '1000000'],
+    ['a too large body being drained', '65536']]) {
+	test(`${what} that keeps trickling in is cut at BEEP_READ_TIMEOUT`, T,
+	    async (t) => {
+		const stack = await startStack({ env: {
+			BEEP_READ_TIMEOUT: String(READ_TIMEOUT),
+			BEEP_WRITE_TIMEOUT: '60', BEEP_MAX_BODY: maxBody,
+		} }, t);
+		const c = stack.client();
+		const status = await tricklePost(c.port,
+		    postPath(uid('slow'), 'd'),
+		    { total: 900000, chunk: 66000, every: 300 });
+		// Logged once the connection is let go (bounded).
+		await poll(() => stack.backendLog.some((l) => CUT.test(l)),
+		    { what: 'the read deadline in the log' });
+		// Caddy's own answer, never the backend's for a whole request.
+		assert.ok(![200, 202, 404, 413].includes(status), `status ${status}`);
+		// The worker is free: the service answers at once.
+		assert.equal((await c.health()).status, 'ok');
+	});
+}
+
+test('a too large body is drained only up to BEEP_MAX_DRAIN', T, async (t) => {
+	const stack = await startStack({ env: { BEEP_MAX_DRAIN: '200000' } }, t);
+	const c = stack.client();
+	const p = postPath(uid('big'), 'd');
+	// Within the drain bound: drained, and the client gets the JSON 413.
+	const r = await c.postJson(p, JSON.stringify({ data: 'x'.repeat(100000) }));
+	assert.equal(r.status, 413, r.text);
+	assert.match(r.json().error, /too large/);
+	assert.ok(!stack.backendLog.some((l) => /BEEP_MAX_DRAIN/.test(l)));
+	// Past it: not read; the connection is closed (Caddy, still writing
+	// the body, answers 502 itself).
+	let status = null;
+	try {
+		status = (await c.postJson(p,
+		    JSON.stringify({ data: 'x'.repeat(500000) }))).status;
+	} catch { /* the connection may be reset */ }
+	assert.notEqual(status, 200);
+	await poll(() => stack.backendLog.some((l) =>
+	    /info server: request body of \d+ bytes, over BEEP_MAX_DRAIN/.test(l)),
+	    { what: 'the drain bound in the log' });
+	assert.equal((await c.health()).status, 'ok');
+});
+
+test('a front that reads while it writes gets 408 with a JSON error', T,
+    async (t) => {
+	const stack = await startStack({ env: { BEEP_READ_TIMEOUT: '1',
+	    BEEP_WRITE_TIMEOUT: '60' } }, t);
+	const conn = new FcgiConn(stack.socket);
+	t.after(() => conn.destroy());
+	await conn.connected;
+	conn.begin();
+	conn.params(requestParams('POST', postPath(uid('raw'), 'd'), {
+		CONTENT_TYPE: 'application/json', CONTENT_LENGTH: '100',
+	}));
+	conn.stdin('{"data":"only the start');
+	const r = await conn.response();
+	assert.equal(r.status, 408, r.head);
+	assert.match(r.head, /^Content-Type: application\/json/m);
+	assert.match(JSON.parse(r.body).error, /not received in time/);
+	assert.ok(r.ended, 'the request was ended (FCGI_END_REQUEST)');
+});
+
+test('parameters that never end: the connection is closed at the deadline',
+    T, async (t) => {
+	const stack = await startStack({ env: { BEEP_READ_TIMEOUT: '1',
+	    BEEP_WRITE_TIMEOUT: '60' } }, t);
+	const conn = new FcgiConn(stack.socket);
+	t.after(() => conn.destroy());
+	await conn.connected;
+	conn.begin();
+	conn.paramsPart(Buffer.from([14, 4, ...Buffer.from('REQUEST_METHOD')]));
+	// Nothing more: without a whole-request deadline this waits for ever.
+	const r = await conn.response();
+	assert.equal(r.status, null);
+	// Logged right after the connection is closed (bounded).
+	await poll(() => stack.backendLog.some((l) =>
+	    /request not read within BEEP_READ_TIMEOUT \(1s\): connection closed/
+		.test(l)), { what: 'the read deadline in the log' });
+});
+
+// ---------------------------------------------------------------------------
+// Kept-alive connections behind nginx (conf/nginx.conf: fastcgi_keep_conn).
+
+// The inodes of the backend's connected sockets: not its listener, nor its
+// stdio (node's pipes are socket pairs).
+function backendConns(pid) {
+	const listening = new Set();
+	for (const line of fs.readFileSync('/proc/net/unix', 'utf8')
+	    .split('\n').slice(1)) {
+		const f = line.trim().split(/\s+/);
+		// Flags __SO_ACCEPTCON (00010000): a listening socket.
+		if (f.length >= 7 && f[3] === '00010000')
+			listening.add(f[6]);
+	}
+	const conns = new Set();
+	for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+		if (Number(fd) <= 2)
+			continue;
+		let target;
+		try { target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`); } catch {
+			continue;
+		}
+		const m = /^socket:\[(\d+)\]$/.exec(target);
+		if (m && !listening.has(m[1]))
+			conns.add(m[1]);
+	}
+	return conns;
+}
+
+const NGINX_IDLE = 3; // nginx's keepalive_timeout in these tests (s)
+
+function shortKeepalive(site) {
+	return rewrite(site, /keepalive_timeout\s+\d+s;/,
+	    `keepalive_timeout ${NGINX_IDLE}s;`, 'nginx keepalive_timeout');
+}
+
+test('an idle kept connection lives as long as nginx keeps it', T,
+    async (t) => {
+	// Reads and writes time out at 1 s: the idle wait must not.
+	const rig = new Rig(t, 'nginx-keep', { env: {
+		BEEP_READ_TIMEOUT: '1', BEEP_WRITE_TIMEOUT: '1',
+	} });
+	await rig.startListen();
+	await rig.startNginx({ edit: shortKeepalive });
+	const c = rig.client();
+	const p = postPath(uid('keep'), 'nobody');
+	let r = await c.postJson(p, { data: 'x' });
+	assert.equal(r.status, 404, r.text);
+	const kept = backendConns(rig.backend.pid);
+	assert.ok(kept.size >= 1, 'nginx keeps a FastCGI connection');
+
+	// Idle past the backend's read and write timeouts, within nginx's.
+	await delay(2000);
+	const still = backendConns(rig.backend.pid);
+	for (const ino of kept)
+		assert.ok(still.has(ino), 'the backend kept the idle connection');
+	// A POST nginx sends on it is served (not 502).
+	r = await c.postJson(p, { data: 'y' });
+	assert.equal(r.status, 404, r.text);
+
+	// nginx closes it at its keepalive_timeout: the backend lets it go.
+	await poll(() => [...kept].every((ino) =>
+	    !backendConns(rig.backend.pid).has(ino)),
+	    { timeout: 15000, what: 'the backend closed its end after nginx' });
+	r = await c.postJson(p, { data: 'z' });
+	assert.equal(r.status, 404, r.text);
+	rig.checkBackendLog();
+});
+
+test('BEEP_IDLE_TIMEOUT closes a kept connection idle that long', T,
+    async (t) => {
+	const rig = new Rig(t, 'nginx-idle', { env: { BEEP_IDLE_TIMEOUT: '1' } });
+	await rig.startListen();
+	await rig.startNginx();
+	const c = rig.client();
+	const p = postPath(uid('idle'), 'nobody');
+	assert.equal((await c.postJson(p, { data: 'x' })).status, 404);
+	const kept = backendConns(rig.backend.pid);
+	assert.ok(kept.size >= 1);
+	await poll(() => [...kept].every((ino) =>
+	    !backendConns(rig.backend.pid).has(ino)),
+	    { timeout: 10000, what: 'the idle connection closed' });
+	// nginx saw it go and opens another.
+	assert.equal((await c.postJson(p, { data: 'y' })).status, 404);
+	rig.checkBackendLog();
+});

@@ -1,0 +1,157 @@
+// The accept loop: stopping with an inherited socket, and running out of
+// descriptors.
+//
+// Stop: a socket inherited from systemd (LISTEN_FDS) or spawn-fcgi is shared
+// with the next instance, so it is left open; the idle workers must stop
+// accepting at once, so that connections made during the stop wait in the
+// backlog for the next instance instead of being answered 503 (which
+// EventSource treats as fatal). Emulated as in 09-fronts: a supervisor holds
+// the socket (from systemd-socket-activate) and starts two backends on it in
+// turn; lighttpd in front opens a connection per request.
+//
+// The descriptor limit: accept() failing with EMFILE is logged once, the
+// workers back off, and the recovery is logged once when descriptors free
+// up; then connections are served again.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+	BEEP_BIN, poll, withTimeout, uid, subPath,
+} from './harness.mjs';
+import {
+	Rig, live, launch, waitLine, stop, READY_GUARD, LOG_ERROR_RE,
+} from './fronts.mjs';
+import { FcgiConn, requestParams } from './fcgi.mjs';
+
+const T = { timeout: 90000 };
+
+test('during a stop, a new connection is served by the next instance', T,
+    async (t) => {
+	const rig = new Rig(t, 'lighttpd+stop');
+	// $1: the backend binary. Each generation's pid and exit status go to
+	// stdout.
+	const supervisor = [
+		'for gen in 1 2; do',
+		'  sh -c \'LISTEN_PID=$$; export LISTEN_PID; exec "$0"\' "$1" &',
+		'  echo "backend $gen $!"',
+		'  wait $!',
+		'  echo "exit $gen $?"',
+		'done',
+	].join('\n');
+	await rig.startSocketActivate(['/bin/sh', '-c', supervisor, 'sh',
+	    BEEP_BIN]);
+	const sup = rig.backend;
+	const generation = async (gen) => {
+		const line = await waitLine(sup, new RegExp(`^backend ${gen} \\d+$`));
+		const p = { pid: Number(line.split(' ')[2]), tag: `backend ${gen}`,
+		    lines: sup.lines, watchers: sup.watchers, exitInfo: null };
+		live.add(p);
+		p.exited = Promise.race([
+		    waitLine(sup, new RegExp(`^exit ${gen} \\d+$`), 600000)
+			.then((l) => ({ code: Number(l.split(' ')[2]), signal: null })),
+		    sup.exited.then(() => ({ code: null, signal: 'unknown' })),
+		]).catch(() => ({ code: null, signal: 'unknown' })).then((info) => {
+			live.delete(p);
+			p.exitInfo = info;
+			return info;
+		});
+		rig.procs.unshift(p);
+		return p;
+	};
+	await rig.startLighttpd();
+	rig.backend = await generation(1);
+	const c = rig.client();
+	assert.equal((await c.health()).status, 'ok');
+
+	// Hold the stop open: a request whose body never comes keeps
+	// generation 1 stopping (it waits for requests in progress, 1.5 s).
+	const held = new FcgiConn(rig.sock);
+	t.after(() => held.destroy());
+	await held.connected;
+	held.begin();
+	held.params(requestParams('POST', '/user/u/device/d', {
+		CONTENT_TYPE: 'application/json', CONTENT_LENGTH: '100',
+	}));
+	held.stdin('{"data":');
+	// Generation 1 has it (the response to a request it reads).
+	await poll(async () => (await c.health()).threads > 8,
+	    { what: 'generation 1 took the held connection' });
+
+	const exited = stop(rig.backend, 'SIGTERM', 10000);
+	await waitLine(sup, /info server: no longer accepting: new connections wait/);
+	// Made during the stop: it must wait for generation 2.
+	const u = uid('stop');
+	const s = await rig.open(subPath(u, 'd'));
+	assert.equal(s.status, 200, s.status === 200 ? '' : await s.text());
+	assert.match(s.headers['content-type'], /^text\/event-stream/);
+	await s.waitComments(1, 10000);
+	const e1 = await exited;
+	assert.deepEqual([e1.code, e1.killed], [0, false]);
+	// The stop did last: the held request was still in progress.
+	assert.ok(sup.lines.some((l) => /1 requests still in progress at exit/
+	    .test(l)), sup.lines.join('\n'));
+	rig.backend = await generation(2);
+	assert.deepEqual(await c.devices(u), ['d']);
+	s.close();
+	const e2 = await stop(rig.backend, 'SIGTERM', 10000);
+	assert.deepEqual([e2.code, e2.killed], [0, false]);
+	await withTimeout(sup.exited, 10000);
+	const bad = sup.lines.filter((l) => LOG_ERROR_RE.test(l) ||
+	    /warn server: accept/.test(l));
+	assert.deepEqual(bad, [], `backend log problems:\n${rig.logs()}`);
+});
+
+// A GET over a fresh raw FastCGI connection: its status, or null.
+async function rawGet(sock, uri) {
+	const conn = new FcgiConn(sock);
+	try {
+		await conn.connected;
+		conn.begin();
+		conn.params(requestParams('GET', uri));
+		conn.endStdin();
+		return (await withTimeout(conn.response(), 10000)).status;
+	} finally {
+		conn.destroy();
+	}
+}
+
+test('accept at the descriptor limit: logged once, backs off, recovers', T,
+    async (t) => {
+	const rig = new Rig(t, 'emfile', { env: { BEEP_READ_TIMEOUT: '60' } });
+	// Soft and hard limit: the backend cannot raise it.
+	rig.backend = rig.track(launch('prlimit', ['--nofile=40:40', '--',
+	    BEEP_BIN, '--listen', `unix:${rig.sock}`], {
+		cwd: rig.dir, tag: 'beep',
+		env: { ...process.env, BEEP_READ_TIMEOUT: '60' },
+	}));
+	await waitLine(rig.backend, /\bready\b/);
+	assert.equal(await rawGet(rig.sock, '/healthz'), 200);
+
+	// Connections that send nothing: each holds a descriptor (and one for
+	// its read deadline) until the limit.
+	const conns = [];
+	t.after(() => conns.forEach((c) => c.destroy()));
+	for (let i = 0; i < 40; i++) {
+		const c = new FcgiConn(rig.sock);
+		conns.push(c);
+		await c.connected;
+	}
+	const FAILING = /warn server: accept failing: EMFILE/;
+	await waitLine(rig.backend, FAILING);
+	// Every idle worker keeps failing meanwhile; before the back-off
+	// each logged every failure (8 workers, every 50 ms).
+	await delay(1500);
+	assert.equal(rig.backend.lines.filter((l) => FAILING.test(l)).length, 1,
+	    rig.backend.lines.join('\n'));
+	assert.ok(!rig.backend.lines.some((l) => /warn server: accept: /.test(l)));
+
+	// Free the descriptors: it recovers, says so once, and serves.
+	for (const c of conns)
+		c.destroy();
+	await waitLine(rig.backend, /info server: accept recovered after \d+ failures/);
+	await poll(async () => (await rawGet(rig.sock, '/healthz')) === 200,
+	    { what: 'served again', timeout: 15000 });
+	assert.equal(rig.backend.lines.filter((l) =>
+	    /accept recovered/.test(l)).length, 1);
+	rig.checkBackendLog();
+});

@@ -1,0 +1,247 @@
+// Several nodes joined by Redis (issue 10): three backends, each with its own
+// Caddy (to reach one node on purpose) and one front Caddy spreading requests
+// over all three round robin (conf/Caddyfile.cluster), and one real
+// redis-server on a unix socket.  A stream on one node gets what is posted on
+// any other, once, in order, with the POST's id; the device list is the same
+// everywhere; a reconnect to another node with Last-Event-ID replays exactly
+// what it missed; held messages reach the device wherever it comes back.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startCluster, uid, postPath, poll, Client, runBinary,
+    assertRefusedStart } from './harness.mjs';
+
+const T = { timeout: 120000 };
+const ID_RE = /^(\d+)-(\d+)$/;
+const ENV = {
+	BEEP_CLUSTER_TTL: '2', BEEP_KEEPALIVE: '1',
+	BEEP_MAX_STREAMS_PER_DEVICE: '1000',
+};
+
+function cmpId(a, b) {
+	const [am, as] = ID_RE.exec(a).slice(1).map(BigInt);
+	const [bm, bs] = ID_RE.exec(b).slice(1).map(BigInt);
+	return am !== bm ? (am < bm ? -1 : 1) : as < bs ? -1 : as > bs ? 1 : 0;
+}
+
+async function post(c, u, d, data, want = [200]) {
+	const r = await c.postJson(postPath(u, d), { data });
+	assert.ok(want.includes(r.status),
+	    `POST ${u}/${d} ${data}: want ${want}, got ${r.status} ${r.text}`);
+	const id = r.json().id;
+	assert.match(id, ID_RE);
+	return { status: r.status, id };
+}
+
+// The next n events of s, as { id, data }.
+async function take(s, n) {
+	const out = [];
+	for (let i = 0; i < n; i++) {
+		const ev = await s.nextEvent(15000);
+		out.push({ id: ev.lastEventId, data: ev.data });
+	}
+	return out;
+}
+
+// Nothing else is queued: the next event is a sentinel posted now.
+async function assertNothingMore(s, c, u, d) {
+	const tag = `sentinel-${uid()}`;
+	await post(c, u, d, tag);
+	const ev = await s.nextEvent(15000);
+	assert.equal(ev.data, tag, `an unexpected event before the sentinel: ` +
+	    JSON.stringify(ev));
+}
+
+describe('three nodes, one Redis, one front', T, () => {
+	let cl, c;
+	before(async () => {
+		cl = await startCluster({ nodes: 3, env: ENV });
+		c = cl.nodes.map((n) => n.client());
+	});
+	after(async () => { await cl.stopAndCheck(); });
+
+	test('posted on the other nodes and the front: once, in order, same ids',
+	    T, async () => {
+		const u = uid(), d = 'phone';
+		const s = await cl.nodes[0].subscribe(u, d);
+		const front = cl.client();
+		const via = [c[1], c[2], front];
+		const sent = [];
+		for (let i = 0; i < 30; i++)
+			sent.push({ ...(await post(via[i % 3], u, d, `m${i}`)),
+			    data: `m${i}` });
+		const got = await take(s, 30);
+		assert.deepEqual(got.map((e) => e.data), sent.map((e) => e.data));
+		assert.deepEqual(got.map((e) => e.id), sent.map((e) => e.id));
+		for (let i = 1; i < got.length; i++)
+			assert.ok(cmpId(got[i - 1].id, got[i].id) < 0, 'ids increase');
+		await assertNothingMore(s, c[2], u, d);
+		// Posted on its own node too, it is the same path.
+		await post(c[0], u, d, 'own');
+		assert.equal((await s.nextEvent(15000)).data, 'own');
+	});
+
+	test('concurrent posters on every node: each message exactly once, ' +
+	    'in the order of its id', T, async () => {
+		const u = uid(), d = 'tab';
+		const s = await cl.nodes[1].subscribe(u, d);
+		const front = cl.client();
+		const posters = [c[0], c[1], c[2], front];
+		const per = 25;
+		const answers = (await Promise.all(posters.map(async (pc, k) => {
+			const out = [];
+			for (let i = 0; i < per; i++)
+				out.push({ ...(await post(pc, u, d, `p${k}-${i}`)),
+				    data: `p${k}-${i}` });
+			return out;
+		}))).flat();
+		const got = await take(s, answers.length);
+		const byId = [...answers].sort((a, b) => cmpId(a.id, b.id));
+		assert.deepEqual(got.map((e) => e.id), byId.map((e) => e.id));
+		assert.deepEqual(got.map((e) => e.data), byId.map((e) => e.data));
+		// Each poster's own messages in the order it sent them.
+		for (let k = 0; k < posters.length; k++) {
+			const mine = got.filter((e) => e.data.startsWith(`p${k}-`));
+			assert.deepEqual(mine.map((e) => e.data),
+			    Array.from({ length: per }, (_, i) => `p${k}-${i}`));
+		}
+		await assertNothingMore(s, c[0], u, d);
+	});
+
+	test('the device list is the same from every node and the front', T,
+	    async () => {
+		const u = uid();
+		const s1 = await cl.nodes[0].subscribe(u, 'a');
+		const s2 = await cl.nodes[1].subscribe(u, 'b');
+		const s3 = await cl.nodes[2].subscribe(u, 'b');
+		const front = cl.client();
+		for (const pc of [...c, front, front, front])
+			assert.deepEqual(await pc.devices(u), ['a', 'b']);
+		assert.deepEqual(await c[2].devices(uid()), []);
+		// Unknown devices: 404 from any node.
+		const r = await front.postJson(postPath(u, 'nope'), { data: 'x' });
+		assert.equal(r.status, 404);
+		assert.deepEqual(r.json(), { error: 'device connection not found' });
+		for (const x of [s1, s2, s3])
+			x.close();
+		// Gone from every node's list once the nodes see them leave.
+		for (const pc of c)
+			await poll(async () => (await pc.devices(u)).length === 0,
+			    { timeout: 30000, what: `${u} unlisted` });
+	});
+
+	test('a reconnect to another node with Last-Event-ID gets exactly what ' +
+	    'it missed', T, async () => {
+		const u = uid(), d = 'laptop';
+		const s = await cl.nodes[0].subscribe(u, d);
+		const sent = [];
+		for (let i = 0; i < 5; i++)
+			sent.push(await post(c[1], u, d, `a${i}`));
+		const seen = await take(s, 2);
+		assert.deepEqual(seen.map((e) => e.id), sent.slice(0, 2).map((e) => e.id));
+		s.close();
+		// Posted while it moves: 200 (not yet seen gone) or 202 (held).
+		for (let i = 5; i < 8; i++)
+			sent.push(await post(c[2], u, d, `a${i}`, [200, 202]));
+		const r = await cl.nodes[2].subscribe(u, d,
+		    { headers: { 'Last-Event-ID': seen[1].id } });
+		const got = await take(r, 6);
+		assert.deepEqual(got.map((e) => e.data),
+		    ['a2', 'a3', 'a4', 'a5', 'a6', 'a7']);
+		assert.deepEqual(got.map((e) => e.id), sent.slice(2).map((e) => e.id));
+		assert.ok(!r.fields.some(([f, v]) => f === 'event' && v === 'reset'));
+		await assertNothingMore(r, c[0], u, d);
+	});
+
+	test('held in grace on one node, delivered where the device returns', T,
+	    async () => {
+		const u = uid(), d = 'tablet';
+		const s = await cl.nodes[1].subscribe(u, d);
+		s.close();
+		await poll(async () => (await c[0].devices(u)).length === 0,
+		    { timeout: 30000, what: 'device unlisted' });
+		const held = [];
+		for (let i = 0; i < 3; i++)
+			held.push(await post(c[0], u, d, `h${i}`, [202]));
+		// No Last-Event-ID: what was held while away.
+		const r = await cl.nodes[2].subscribe(u, d);
+		const got = await take(r, 3);
+		assert.deepEqual(got.map((e) => e.id), held.map((e) => e.id));
+		await assertNothingMore(r, c[1], u, d);
+	});
+
+	test('an id the cluster cannot resume from starts with a reset', T,
+	    async () => {
+		const u = uid(), d = 'x';
+		const s = await cl.nodes[0].subscribe(u, d,
+		    { headers: { 'Last-Event-ID': 'not-an-id' } });
+		const ev = await s.nextEvent(15000);
+		assert.equal(ev.type, 'reset');
+		assert.match(ev.lastEventId, ID_RE);
+	});
+
+	test('/healthz and /metrics say Redis is up', T, async () => {
+		const h = await c[0].health();
+		assert.equal(h.status, 'ok');
+		assert.equal(h.cluster.redis, 'up');
+		assert.equal(typeof h.cluster.node, 'string');
+		const ops = new Client(cl.nodes[0].opsBase);
+		const m = await ops.get('/metrics');
+		ops.close();
+		assert.equal(m.status, 200);
+		assert.match(m.text, /^beep_redis_up 1$/m);
+		assert.match(m.text, /^beep_cluster_received_total \d+$/m);
+	});
+});
+
+describe('starting a node', T, () => {
+	test('an unusable BEEP_REDIS_URL is refused at start', T, async () => {
+		for (const url of ['http://127.0.0.1:6379', 'redis://', 'unix:rel',
+		    'redis://h:99999', 'redis://h/x']) {
+			const r = await runBinary(['--listen', 'unix:@DIR@/b.sock'],
+			    { env: { BEEP_REDIS_URL: url } });
+			assertRefusedStart(r, url);
+			assert.match(r.stderr, /--redis-url/);
+		}
+	});
+
+	test('without Redis a node is not ready; with it back, it is again', T,
+	    async () => {
+		const cl = await startCluster({ nodes: 1, env: ENV });
+		try {
+			const n = cl.nodes[0];
+			const ops = new Client(n.opsBase);
+			await cl.redis.stop('SIGKILL');
+			await poll(async () => (await ops.get('/readyz')).status === 503,
+			    { timeout: 10000, what: 'readyz 503' });
+			const r = await ops.get('/readyz');
+			assert.deepEqual(r.json(),
+			    { error: 'cluster store (Redis) unreachable' });
+			// A device's first stream here needs Redis: 503, JSON.
+			const s = await n.open(`/subscribe/${uid()}/device/d`);
+			assert.equal(s.status, 503);
+			await cl.redis.start();
+			await poll(async () => (await ops.get('/readyz')).status === 200,
+			    { timeout: 10000, what: 'readyz 200 again' });
+			ops.close();
+		} finally {
+			await cl.stopAndCheck();
+		}
+	});
+});
+
+describe('two make run in one checkout', T, () => {
+	test('a backend refuses a socket a live process serves', T, async () => {
+		const cl = await startCluster({ nodes: 1, env: ENV });
+		try {
+			const r = await runBinary(['--listen',
+			    `unix:${cl.nodes[0].socket}`]);
+			assert.equal(r.sawReady, false);
+			assert.notEqual(r.code, 0);
+			assert.match(r.stderr, /another process is serving this socket/);
+			// The first is untouched.
+			assert.equal((await cl.nodes[0].client().health()).status, 'ok');
+		} finally {
+			await cl.stopAndCheck();
+		}
+	});
+});

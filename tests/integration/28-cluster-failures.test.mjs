@@ -1,0 +1,227 @@
+// A cluster under failures (issue 10): a node killed with SIGKILL leaves the
+// device list within BEEP_CLUSTER_TTL and what was posted for its devices
+// waits for them elsewhere; Redis killed and restarted under load: no crash,
+// deliveries on one node go on, what needs Redis answers 503 with a JSON
+// error, /healthz, /readyz and /metrics say so, and cross-node delivery comes
+// back by itself with nothing lost or repeated among the accepted messages.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { startCluster, uid, postPath, poll, Client } from './harness.mjs';
+
+const T = { timeout: 180000 };
+const ID_RE = /^(\d+)-(\d+)$/;
+const TTL = 2;
+const ENV = {
+	BEEP_CLUSTER_TTL: String(TTL), BEEP_KEEPALIVE: '1',
+	BEEP_REDIS_TIMEOUT: '1000', BEEP_MAX_STREAMS_PER_DEVICE: '1000',
+};
+// A dead node's devices leave the list within the TTL; slack for ASan.
+const GONE = { timeout: TTL * 1000 + 10000, interval: 50 };
+
+function cmpId(a, b) {
+	const [am, as] = ID_RE.exec(a).slice(1).map(BigInt);
+	const [bm, bs] = ID_RE.exec(b).slice(1).map(BigInt);
+	return am !== bm ? (am < bm ? -1 : 1) : as < bs ? -1 : as > bs ? 1 : 0;
+}
+
+describe('cluster failures', T, () => {
+	test('SIGKILL of a node: its devices leave the list within the TTL, ' +
+	    'and what was posted for them waits', T, async (t) => {
+		const cl = await startCluster({ nodes: 3, env: ENV }, t);
+		const [a, b, k] = cl.nodes;
+		const ca = a.client();
+		const u = uid();
+		const s = await k.subscribe(u, 'phone');
+		const other = await b.subscribe(u, 'desk');
+		const r1 = await ca.postJson(postPath(u, 'phone'), { data: 'm1' });
+		assert.equal(r1.status, 200);
+		const ev = await s.nextEvent(15000);
+		assert.equal(ev.data, 'm1');
+		assert.deepEqual(await ca.devices(u), ['desk', 'phone']);
+
+		k.killedOnPurpose = true;
+		await k.signalBackend('SIGKILL');
+		const t0 = Date.now();
+		await poll(async () => {
+			const l = await ca.devices(u);
+			return l.length === 1 && l[0] === 'desk';
+		}, { ...GONE, what: 'the dead node\'s device unlisted' });
+		// Within the TTL (plus one poll and the heartbeat's third).
+		assert.ok(Date.now() - t0 <= GONE.timeout);
+		// Its device is in its grace period: held, not lost.
+		const held = [];
+		for (let i = 0; i < 3; i++) {
+			const r = await ca.postJson(postPath(u, 'phone'),
+			    { data: `h${i}` });
+			assert.equal(r.status, 202, r.text);
+			held.push(r.json().id);
+		}
+		// The browser comes back through another node with its last id.
+		const back = await b.subscribe(u, 'phone',
+		    { headers: { 'Last-Event-ID': ev.lastEventId } });
+		for (let i = 0; i < 3; i++) {
+			const e = await back.nextEvent(15000);
+			assert.equal(e.data, `h${i}`);
+			assert.equal(e.lastEventId, held[i]);
+		}
+		other.close();
+	});
+
+	test('Redis hung (SIGSTOP): answers within BEEP_REDIS_TIMEOUT, ' +
+	    'then recovers', T, async (t) => {
+		const cl = await startCluster({ nodes: 2,
+		    env: { ...ENV, BEEP_REDIS_TIMEOUT: '300' } }, t);
+		const [a, b] = cl.nodes;
+		const ca = a.client(), cb = b.client();
+		const u = uid();
+		const s = await a.subscribe(u, 'd');
+		const ok = [], maybe = [];
+		const r0 = await cb.postJson(postPath(u, 'd'), { data: 'before' });
+		assert.equal(r0.status, 200);
+		ok.push({ id: r0.json().id, data: 'before' });
+		process.kill(cl.redis.child.pid, 'SIGSTOP');
+		let resumed = false;
+		t.after(() => {
+			if (!resumed)
+				process.kill(cl.redis.child.pid, 'SIGCONT');
+		});
+		// Every request that needs Redis is answered (503) without
+		// waiting for it; what may have reached Redis may still come.
+		for (let i = 0; i < 5; i++) {
+			const r = await cb.postJson(postPath(u, 'd'), { data: `x${i}` });
+			if (r.status === 200) {
+				ok.push({ id: r.json().id, data: `x${i}` });
+				continue;
+			}
+			assert.equal(r.status, 503, r.text);
+			assert.deepEqual(r.json(),
+			    { error: 'cluster store (Redis) unreachable' });
+			maybe.push(`x${i}`);
+		}
+		assert.ok(maybe.length > 0, 'a hung Redis gives 503');
+		const l = await cb.get(`/user/${u}/devices`);
+		assert.equal(l.status, 503);
+		// Posts on the stream's own node are delivered there.
+		await poll(async () => {
+			const r = await ca.postJson(postPath(u, 'd'), { data: 'loc' });
+			if (r.status === 200)
+				ok.push({ id: r.json().id, data: 'loc' });
+			// Until the node has seen Redis hang, a post waits for it
+			// and gets 503; Redis runs it when it resumes.
+			else
+				maybe.push('loc');
+			return r.status === 200;
+		}, { timeout: 20000, what: 'a local post while Redis hangs' });
+
+		process.kill(cl.redis.child.pid, 'SIGCONT');
+		resumed = true;
+		await poll(async () => {
+			const r = await cb.postJson(postPath(u, 'd'), { data: 'after' });
+			if (r.status === 200)
+				ok.push({ id: r.json().id, data: 'after' });
+			else
+				maybe.push('after');
+			return r.status === 200;
+		}, { timeout: 20000, what: 'cross-node posts again' });
+		// Accepted: each once, in id order; the 503 ones at most once.
+		const got = [];
+		const last = await cb.postJson(postPath(u, 'd'), { data: 'end' });
+		assert.equal(last.status, 200);
+		for (;;) {
+			const e = await s.nextEvent(15000);
+			if (e.data === 'end')
+				break;
+			got.push({ id: e.lastEventId, data: e.data });
+		}
+		for (let i = 1; i < got.length; i++)
+			assert.ok(cmpId(got[i - 1].id, got[i].id) < 0, 'ids increase');
+		const ids = got.map((e) => e.id);
+		assert.equal(new Set(ids).size, ids.length, 'no duplicate');
+		for (const m of ok)
+			assert.equal(got.filter((e) => e.id === m.id).length, 1,
+			    `accepted ${m.data} ${m.id} delivered once`);
+		for (const e of got)
+			assert.ok(ok.some((m) => m.id === e.id) ||
+			    maybe.includes(e.data), `unexpected ${JSON.stringify(e)}`);
+	});
+
+	test('Redis killed and restarted under load', T, async (t) => {
+		const cl = await startCluster({ nodes: 2, env: ENV }, t);
+		const [a, b] = cl.nodes;
+		const ca = a.client(), cb = b.client();
+		const ops = new Client(a.opsBase);
+		t.after(() => ops.close());
+		const u = uid();
+		const s = await a.subscribe(u, 'd');
+		// Posters on both nodes, all the time, until told to stop.
+		const accepted = [];   // { id, data } answered 200
+		const refused = { a: 0, b: 0 };
+		let stop = false, n = 0;
+		const poster = async (c, tag) => {
+			while (!stop) {
+				const data = `${tag}${n++}`;
+				const r = await c.postJson(postPath(u, 'd'), { data });
+				if (r.status === 200) {
+					accepted.push({ id: r.json().id, data });
+				} else {
+					assert.equal(r.status, 503, r.text);
+					assert.deepEqual(r.json(),
+					    { error: 'cluster store (Redis) unreachable' });
+					refused[tag]++;
+				}
+			}
+		};
+		const load = [poster(ca, 'a'), poster(cb, 'b')];
+		await poll(() => accepted.length >= 50, { what: '50 posts' });
+
+		await cl.redis.stop('SIGKILL');
+		rmSync(cl.redis.socket, { force: true });
+		// Down: said once by every figure.
+		await poll(async () => (await ca.health()).cluster.redis === 'down',
+		    { timeout: 10000, what: 'healthz says redis down' });
+		const h = await ca.health();
+		assert.equal(h.status, 'degraded');
+		assert.equal((await ops.get('/readyz')).status, 503);
+		assert.match((await ops.get('/metrics')).text, /^beep_redis_up 0$/m);
+		// Local delivery goes on: posts on the stream's node succeed.
+		const before = accepted.length;
+		await poll(() => accepted.filter((m) => m.data[0] === 'a').length >
+		    0 && accepted.length >= before + 20,
+		    { timeout: 20000, what: 'local posts while Redis is down' });
+		// The other node cannot reach the stream: 503.
+		await poll(() => refused.b > 0, { what: 'a 503 on the other node' });
+		const r = await cb.get(`/user/${u}/devices`);
+		assert.equal(r.status, 503);
+
+		await cl.redis.start();
+		// Back within bounded polling: both nodes post again, the list
+		// is right again.
+		const mark = accepted.length;
+		await poll(() => accepted.slice(mark).some((m) => m.data[0] === 'b'),
+		    { timeout: 20000, what: 'cross-node posts accepted again' });
+		await poll(async () => (await ca.health()).cluster.redis === 'up',
+		    { timeout: 10000, what: 'healthz says redis up' });
+		assert.deepEqual(await cb.devices(u), ['d']);
+		assert.equal((await ops.get('/readyz')).status, 200);
+		stop = true;
+		await Promise.all(load);
+
+		// Every accepted message exactly once, in the order of its id.
+		const want = [...accepted].sort((x, y) => cmpId(x.id, y.id));
+		const got = [];
+		while (got.length < want.length) {
+			const e = await s.nextEvent(15000);
+			got.push({ id: e.lastEventId, data: e.data });
+		}
+		assert.deepEqual(got.map((e) => e.data), want.map((e) => e.data));
+		assert.deepEqual(got.map((e) => e.id), want.map((e) => e.id));
+		// And nothing more: a last one is the next event.
+		const last = await cb.postJson(postPath(u, 'd'), { data: 'last' });
+		assert.equal(last.status, 200);
+		assert.equal((await s.nextEvent(15000)).data, 'last');
+		assert.ok(refused.b > 0);
+		assert.match((await ops.get('/metrics')).text,
+		    /^beep_redis_reconnects_total [1-9]\d*$/m);
+	});
+});

@@ -1,0 +1,664 @@
+// Real browsers: headless Chromium (Debian's chromium, driven by
+// playwright-core from tests/browser/, no browser download) against the
+// real backend behind the real Caddy, and a real coturn for the relay test.
+//
+//  - two pages as two users connect a peer connection using only
+//    /beep-signal.js and exchange data-channel messages both ways (the pages
+//    are on another origin than the service, as a web app would be);
+//  - the callee's signaling stream is down while the offer and candidates
+//    are posted (mid-negotiation): it reconnects with its last id and the
+//    call still connects;
+//  - glare: both sides offer at once (their incoming offers are held until
+//    both have sent theirs, so the collision is certain) and still connect;
+//  - iceTransportPolicy "relay" through coturn (use-auth-secret) with the
+//    credentials from GET /ice-servers: the selected pair is relay-relay;
+//  - the call page driven as a person would: type names, click call and
+//    accept, chat, decline, both calling each other at once; a screenshot of
+//    each state (build/screenshots, or
+//    BEEP_SCREENSHOTS=web/screenshots to refresh the README's).
+//
+// Every process started here (chromium, coturn, backend, Caddy) is stopped
+// by pid, also when a test fails.
+
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT, startStack, poll, withTimeout, sid, lineCollector }
+    from './harness.mjs';
+
+const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
+const TURNSERVER = process.env.BEEP_TURNSERVER || '/usr/bin/turnserver';
+const SHOTS = path.resolve(ROOT, process.env.BEEP_SCREENSHOTS ||
+    'build/screenshots');
+const T = { timeout: 90000 };
+
+let playwright = null;
+try {
+	const require = createRequire(path.join(ROOT, 'tests/browser/package.json'));
+	playwright = require('playwright-core');
+} catch { /* reported as a skip below */ }
+const missing = !playwright ? 'playwright-core (npm ci in tests/browser)' :
+    !existsSync(CHROMIUM) ? CHROMIUM : !existsSync(TURNSERVER) ? TURNSERVER : '';
+const skip = missing ? `missing ${missing}: make test-deps installs it` : false;
+
+// ---------------------------------------------------------------------------
+// Processes: chromium and coturn, stopped by pid.
+
+const pids = new Set();
+process.on('exit', () => {
+	for (const pid of pids) {
+		try { process.kill(-pid, 'SIGKILL'); } catch { }
+		try { process.kill(pid, 'SIGKILL'); } catch { }
+	}
+});
+
+function alive(pid) {
+	try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+// SIGTERM to the process (and its group, when it leads one), SIGKILL after
+// a bound; resolves when the pid is gone.
+async function stopPid(pid, group = false) {
+	const kill = (sig) => {
+		if (group)
+			try { process.kill(-pid, sig); } catch { }
+		try { process.kill(pid, sig); } catch { }
+	};
+	kill('SIGTERM');
+	try {
+		await poll(() => !alive(pid), { timeout: 5000, what: `pid ${pid} gone` });
+	} catch {
+		kill('SIGKILL');
+		await poll(() => !alive(pid), { timeout: 5000, what: `pid ${pid} killed` });
+	}
+	pids.delete(pid);
+}
+
+async function launchBrowser() {
+	const server = await playwright.chromium.launchServer({
+		executablePath: CHROMIUM,
+		headless: true,
+		// Playwright gives every launch a fresh temporary profile
+		// (--user-data-dir) and removes it on close.
+		args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
+		    '--disable-background-networking', '--disable-component-update',
+		    '--disable-sync', '--use-fake-ui-for-media-stream',
+		    '--use-fake-device-for-media-stream'],
+	});
+	const pid = server.process().pid;
+	pids.add(pid);
+	const browser = await playwright.chromium.connect(server.wsEndpoint());
+	return {
+		browser,
+		async stop() {
+			await browser.close().catch(() => {});
+			await withTimeout(server.close(), 10000, null).catch(() => {});
+			if (alive(pid))
+				await stopPid(pid, true);
+			pids.delete(pid);
+		},
+	};
+}
+
+// coturn on loopback: TURN REST auth with secret, loopback peers allowed
+// (both browsers are here), no TLS/DTLS, no CLI, relay ports in a range of
+// its own. Resolves { port, secret, stop } once it listens.
+async function startCoturn() {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-turn-'));
+	const secret = `s-${sid()}`;
+	let lastErr;
+	for (let attempt = 0; attempt < 4; attempt++) {
+		const port = await freeUdpTcpPort();
+		const min = 40000 + Math.floor(Math.random() * 200) * 100;
+		const log = [];
+		const child = spawn(TURNSERVER, ['-n',
+		    '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1',
+		    `--listening-port=${port}`, `--min-port=${min}`,
+		    `--max-port=${min + 99}`, '--use-auth-secret',
+		    `--static-auth-secret=${secret}`, '--realm=beep.test',
+		    '--allow-loopback-peers', '--no-tls', '--no-dtls', '--no-cli',
+		    '--no-rfc5780', '--no-software-attribute', '--fingerprint',
+		    `--pidfile=${path.join(dir, 'turn.pid')}`,
+		    `--userdb=${path.join(dir, 'turndb')}`,
+		    '--log-file=stdout', '--simple-log'],
+		{ cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+		pids.add(child.pid);
+		const exited = new Promise((r) => child.once('exit', r));
+		lineCollector(child.stdout, log, 'turn');
+		lineCollector(child.stderr, log, 'turn');
+		const stop = async () => {
+			await stopPid(child.pid);
+			await withTimeout(exited, 5000, null);
+			rmSync(dir, { recursive: true, force: true });
+		};
+		try {
+			await poll(() => {
+				if (child.exitCode !== null)
+					throw new Error(`turnserver exited: ${log.join('\n')}`);
+				return spawnSync('ss', ['-Hlun', `sport = :${port}`])
+				    .stdout.toString().includes(`:${port}`);
+			}, { timeout: 10000, what: 'coturn listening' });
+			return { port, secret, log, stop };
+		} catch (e) {
+			lastErr = e;
+			await stop();
+		}
+	}
+	throw lastErr;
+}
+
+// A port free for both UDP and TCP on 127.0.0.1 (coturn takes both).
+async function freeUdpTcpPort() {
+	const dgram = await import('node:dgram');
+	const net = await import('node:net');
+	for (;;) {
+		const udp = dgram.createSocket('udp4');
+		const port = await new Promise((resolve, reject) => {
+			udp.once('error', reject);
+			udp.bind(0, '127.0.0.1', () => resolve(udp.address().port));
+		});
+		const ok = await new Promise((resolve) => {
+			const srv = net.createServer();
+			srv.once('error', () => resolve(false));
+			srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+		});
+		udp.close();
+		if (ok)
+			return port;
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Pages that use only /beep-signal.js and RTCPeerConnection.
+
+// A blank page of another origin than the service's (an app server of its
+// own on another loopback port), as a web app on its own site would be: the
+// module, the stream and the posts are all cross-origin, preflights
+// (Last-Event-ID) included.
+let appServer = null, appBase = null;
+async function startAppServer() {
+	appServer = http.createServer((req, res) => {
+		res.writeHead(200, { 'Content-Type': 'text/html' });
+		res.end('<!doctype html><title>an app</title>');
+	});
+	await new Promise((r) => appServer.listen(0, '127.0.0.1', r));
+	appBase = `http://127.0.0.1:${appServer.address().port}`;
+}
+
+async function blankPage(browser) {
+	const context = await browser.newContext();
+	const page = await context.newPage();
+	page.on('pageerror', (e) => console.error('[page]', e.message));
+	await page.goto(`${appBase}/blank.html`);
+	return page;
+}
+
+// Runs in the page: a signaling connection and a peer connection with
+// perfect negotiation over it. window.t holds the handles and a log.
+async function prepare(page, opts) {
+	await page.evaluate(async ({ base, user, device, peerUser, peerDevice,
+	    polite, policy, hold }) => {
+		const { connect } = await import(`${base}/beep-signal.js`);
+		const log = { states: [], received: [], sent: [], held: [],
+		    collisions: 0, resets: 0, errors: [], descriptionIds: [] };
+		const sig = connect({ base, user, device });
+		sig.on('state', (s) => log.states.push(s));
+		await new Promise((resolve) => {
+			const off = sig.on('state', (s) => {
+				if (s === 'open') { off(); resolve(); }
+			});
+		});
+		const iceServers = await sig.iceServers();
+		const pc = new RTCPeerConnection({ iceServers,
+		    iceTransportPolicy: policy });
+		const channels = [];
+		const watch = (dc) => {
+			channels.push(dc);
+			dc.onmessage = (e) => log.received.push(e.data);
+		};
+		pc.ondatachannel = (e) => watch(e.channel);
+		let makingOffer = false, ignoreOffer = false, release;
+		// Incoming messages are handled one at a time, in order; a held
+		// start lets the test make both sides offer before either
+		// sees the other's offer.
+		let chain = hold ? new Promise((r) => { release = r; }) :
+		    Promise.resolve();
+		const send = async (event, data) => {
+			const r = await sig.send(peerUser, peerDevice, data, { event });
+			log.sent.push(event);
+			if (r.held)
+				log.held.push(event);
+		};
+		pc.onnegotiationneeded = async () => {
+			try {
+				makingOffer = true;
+				await pc.setLocalDescription();
+				await send('description', pc.localDescription.toJSON());
+			} catch (e) {
+				log.errors.push(`negotiation: ${e}`);
+			} finally {
+				makingOffer = false;
+			}
+		};
+		pc.onicecandidate = ({ candidate }) => {
+			if (candidate)
+				send('candidate', candidate.toJSON()).catch((e) =>
+				    log.errors.push(`candidate: ${e}`));
+		};
+		const then = (fn) => {
+			chain = chain.then(fn).catch((e) => {
+				if (!ignoreOffer)
+					log.errors.push(String(e));
+			});
+		};
+		sig.on('description', (d, meta) => then(async () => {
+			log.descriptionIds.push(meta.id);
+			const collision = d.type === 'offer' &&
+			    (makingOffer || pc.signalingState !== 'stable');
+			if (collision)
+				log.collisions++;
+			ignoreOffer = !polite && collision;
+			if (ignoreOffer)
+				return;
+			await pc.setRemoteDescription(d);
+			if (d.type === 'offer') {
+				await pc.setLocalDescription();
+				await send('description', pc.localDescription.toJSON());
+			}
+		}));
+		sig.on('candidate', (c) => then(() => pc.addIceCandidate(c)));
+		sig.on('reset', () => { log.resets++; pc.restartIce(); });
+		window.t = {
+			sig, pc, log, iceServers, channels,
+			start() { watch(pc.createDataChannel(`chat-${user}`)); },
+			release() { release?.(); },
+			say(text) {
+				const dc = channels.find((c) => c.readyState === 'open');
+				dc.send(text);
+			},
+			async selectedPair() {
+				const stats = await pc.getStats();
+				let pair = null;
+				stats.forEach((s) => {
+					if (s.type === 'transport' && s.selectedCandidatePairId)
+						pair = stats.get(s.selectedCandidatePairId);
+				});
+				if (!pair)
+					return null;
+				return {
+					local: stats.get(pair.localCandidateId).candidateType,
+					remote: stats.get(pair.remoteCandidateId).candidateType,
+				};
+			},
+		};
+	}, { policy: 'all', hold: false, ...opts });
+}
+
+const get = (page, expr) => page.evaluate(expr);
+
+async function waitConnected(page, what) {
+	await page.waitForFunction(() =>
+	    window.t.pc.connectionState === 'connected', null,
+	{ timeout: 30000 }).catch(async (e) => {
+		const l = await get(page, () => ({
+		    state: window.t.pc.connectionState,
+		    ice: window.t.pc.iceConnectionState, ...window.t.log }));
+		throw new Error(`${what}: not connected: ${JSON.stringify(l)}\n${e}`);
+	});
+}
+
+// Both pages connected, then a message each way over the data channel.
+async function chatBothWays(a, b) {
+	await waitConnected(a, 'caller');
+	await waitConnected(b, 'callee');
+	for (const [from, to, text] of [[a, b, 'hello from a'],
+	    [b, a, 'hi from b']]) {
+		// A channel may open a moment after the transport.
+		await from.waitForFunction(() => window.t.channels
+		    .some((c) => c.readyState === 'open'), null, { timeout: 15000 });
+		await from.evaluate((s) => window.t.say(s), text);
+		await to.waitForFunction((s) => window.t.log.received.includes(s),
+		    text, { timeout: 15000 });
+	}
+}
+
+async function pair(browser, base, opts = {}) {
+	const a = await blankPage(browser);
+	const b = await blankPage(browser);
+	const ua = `a-${sid()}`, ub = `b-${sid()}`;
+	// Roles fixed by name: the caller here is impolite.
+	await prepare(a, { base, user: ua, device: 'laptop', peerUser: ub,
+	    peerDevice: 'phone', polite: false, ...opts });
+	await prepare(b, { base, user: ub, device: 'phone', peerUser: ua,
+	    peerDevice: 'laptop', polite: true, ...opts });
+	return { a, b, ua, ub, close: () => Promise.all([a.context().close(),
+	    b.context().close()]) };
+}
+
+const log = (page) => get(page, () => window.t.log);
+
+// ---------------------------------------------------------------------------
+
+describe('browsers through Caddy', { skip }, () => {
+	let chrome, turn, stack;
+
+	before(async () => {
+		turn = await startCoturn();
+		stack = await startStack({ env: {
+			BEEP_KEEPALIVE: '1',
+			BEEP_TURN_URLS: `turn:127.0.0.1:${turn.port}?transport=udp`,
+			BEEP_TURN_SECRET: turn.secret,
+			BEEP_TURN_TTL: '600',
+		} });
+		await startAppServer();
+		chrome = await launchBrowser();
+	});
+
+	after(async () => {
+		await chrome?.stop();
+		await stack?.stopAndCheck();
+		await turn?.stop();
+		appServer?.closeAllConnections();
+		await new Promise((r) => appServer ? appServer.close(r) : r());
+	});
+
+	test('the front serves the client and the call page', T, async () => {
+		for (const [p, type] of [['/', /^text\/html/],
+		    ['/beep-signal.js', /^text\/javascript/],
+		    ['/app.js', /^text\/javascript/], ['/style.css', /^text\/css/]]) {
+			const r = await fetch(stack.base + p);
+			assert.equal(r.status, 200, p);
+			assert.match(r.headers.get('content-type'), type, p);
+		}
+		const r = await fetch(`${stack.base}/nope`);
+		assert.equal(r.status, 404);
+		assert.deepEqual(await r.json(), { error: 'not found' });
+	});
+
+	test('GET /ice-servers: TURN REST credentials coturn accepts', T, async () => {
+		const r = await fetch(`${stack.base}/ice-servers?user=carol`);
+		assert.equal(r.status, 200);
+		assert.equal(r.headers.get('cache-control'), 'no-store');
+		const { iceServers } = await r.json();
+		assert.equal(iceServers.length, 1);
+		const [s] = iceServers;
+		assert.deepEqual(s.urls, [`turn:127.0.0.1:${turn.port}?transport=udp`]);
+		const [exp, user] = s.username.split(':');
+		assert.equal(user, 'carol');
+		const now = Date.now() / 1000;
+		assert.ok(Number(exp) > now + 590 && Number(exp) < now + 610,
+		    `expiry ${exp} is now + BEEP_TURN_TTL`);
+		const { createHmac } = await import('node:crypto');
+		assert.equal(s.credential, createHmac('sha1', turn.secret)
+		    .update(s.username).digest('base64'));
+		const bad = await fetch(`${stack.base}/ice-servers?user=%00`);
+		assert.equal(bad.status, 400);
+		const anon = await (await fetch(`${stack.base}/ice-servers`)).json();
+		assert.match(anon.iceServers[0].username, /^\d+:anonymous$/);
+	});
+
+	test('two pages connect with beep-signal.js and chat both ways', T, async () => {
+		const p = await pair(chrome.browser, stack.base);
+		try {
+			await p.a.evaluate(() => window.t.start());
+			await chatBothWays(p.a, p.b);
+			const la = await log(p.a), lb = await log(p.b);
+			assert.deepEqual(la.errors, []);
+			assert.deepEqual(lb.errors, []);
+			// The offer went through the service, with an event id.
+			assert.match(lb.descriptionIds[0], /^\d+-\d+$/);
+			assert.deepEqual(la.states, ['connecting', 'open']);
+		} finally {
+			await p.close();
+		}
+	});
+
+	test('a signaling reconnect mid-negotiation still connects', T, async () => {
+		const p = await pair(chrome.browser, stack.base);
+		try {
+			// The callee's stream goes down and cannot come back...
+			await p.b.route('**/subscribe/**', (r) => r.abort());
+			await p.b.evaluate(() => window.t.sig.reconnect());
+			await p.b.waitForFunction(() => window.t.sig.state === 'connecting');
+			// Once the service sees it gone (Caddy notices a departed
+			// client after a few keepalives), posts to it are held.
+			await poll(async () => !(await stack.client().devices(p.ub))
+			    .includes('phone'), { timeout: 20000, what: 'callee away' });
+			// ...while the caller posts its offer and candidates.
+			await p.a.evaluate(() => window.t.start());
+			await p.a.waitForFunction(() =>
+			    window.t.log.sent.includes('description') &&
+			    window.t.log.sent.includes('candidate'));
+			assert.equal(await get(p.b, () => window.t.log.descriptionIds.length), 0,
+			    'the callee saw nothing while down');
+			assert.ok((await log(p.a)).held.includes('description'),
+			    'the offer was held for the callee');
+			// Back: it resumes after its last id and gets all of it.
+			await p.b.unroute('**/subscribe/**');
+			await p.b.evaluate(() => window.t.sig.reconnect());
+			await chatBothWays(p.a, p.b);
+			const lb = await log(p.b);
+			// Down, then up again (a backoff attempt may race the
+			// reconnect() above and add one more round), never closed.
+			assert.deepEqual(lb.states.slice(0, 3), ['connecting', 'open',
+			    'connecting']);
+			assert.equal(lb.states.at(-1), 'open');
+			assert.ok(!lb.states.includes('closed'));
+			assert.equal(lb.resets, 0, 'nothing was lost');
+			assert.deepEqual(lb.errors, []);
+		} finally {
+			await p.close();
+		}
+	});
+
+	test('glare: both offer at once and still connect', T, async () => {
+		const p = await pair(chrome.browser, stack.base, { hold: true });
+		try {
+			await p.a.evaluate(() => window.t.start());
+			await p.b.evaluate(() => window.t.start());
+			const offered = () => window.t.pc.signalingState === 'have-local-offer' &&
+			    window.t.log.sent.includes('description');
+			await p.a.waitForFunction(offered);
+			await p.b.waitForFunction(offered);
+			await p.a.evaluate(() => window.t.release());
+			await p.b.evaluate(() => window.t.release());
+			await chatBothWays(p.a, p.b);
+			const la = await log(p.a), lb = await log(p.b);
+			assert.ok(la.collisions >= 1 && lb.collisions >= 1,
+			    `both saw an offer collision (${la.collisions}, ${lb.collisions})`);
+			assert.deepEqual(lb.errors, []);
+			assert.deepEqual(la.errors, []);
+		} finally {
+			await p.close();
+		}
+	});
+
+	test('relay only, through coturn with /ice-servers credentials', T, async () => {
+		const p = await pair(chrome.browser, stack.base, { policy: 'relay' });
+		try {
+			const servers = await get(p.a, () => window.t.iceServers);
+			assert.match(servers[0].username, /^\d+:a-/);
+			await p.a.evaluate(() => window.t.start());
+			await chatBothWays(p.a, p.b);
+			assert.deepEqual(await get(p.a, () => window.t.selectedPair()),
+			    { local: 'relay', remote: 'relay' });
+			assert.deepEqual(await get(p.b, () => window.t.selectedPair()),
+			    { local: 'relay', remote: 'relay' });
+		} finally {
+			await p.close();
+		}
+	});
+
+	test('the call page, as a person uses it', T, async () => {
+		mkdirSync(SHOTS, { recursive: true });
+		const shot = (page, name) => page.screenshot({
+			path: path.join(SHOTS, `${name}.png`), fullPage: true });
+		const person = async () => {
+			const context = await chrome.browser.newContext({
+				viewport: { width: 1100, height: 720 } });
+			const page = await context.newPage();
+			page.on('pageerror', (e) => console.error('[call page]', e.message));
+			// Warnings say what went wrong when a phase is not reached.
+			page.on('console', (m) => {
+				if (m.type() === 'warning' || m.type() === 'error')
+					console.error(`[call page ${m.type()}]`, m.text());
+			});
+			await page.goto(`${stack.base}/`);
+			return page;
+		};
+		const alice = await person(), bob = await person();
+		// This stack is this file's: the other tests use other names.
+		const ua = 'alice', ub = 'bob';
+		const phase = (page, want) => page.waitForFunction(
+		    (w) => document.body.dataset.phase === w, want,
+		    { timeout: 30000 }).catch(async (e) => {
+			const diag = async (pg) => pg.evaluate(async () => {
+				const pc = window.beepApp.pc;
+				const out = [document.body.dataset.phase,
+				    document.getElementById('banner-title').textContent,
+				    document.getElementById('banner-detail').textContent,
+				    document.getElementById('sigstate').textContent];
+				if (pc) {
+					out.push(`pc ${pc.connectionState}/` +
+					    `${pc.iceConnectionState}/${pc.signalingState}/` +
+					    `${pc.iceGatheringState}`);
+					const st = await pc.getStats();
+					st.forEach((x) => {
+						if (x.type === 'local-candidate' ||
+						    x.type === 'remote-candidate')
+							out.push(`${x.type} ${x.candidateType} ` +
+							    `${x.address}:${x.port} ${x.protocol}`);
+						if (x.type === 'candidate-pair')
+							out.push(`pair ${x.state} nominated=${x.nominated}`);
+					});
+				}
+				return out;
+			});
+			const now = [...await diag(alice), '--- bob:', ...await diag(bob)];
+			throw new Error(`phase ${want} not reached:\n${now.join('\n')}\n${e}`);
+		});
+		try {
+			await alice.fill('#join-user', ua);
+			await alice.fill('#join-device', 'laptop');
+			await shot(alice, '1-join');
+			await alice.click('#join-go');
+			await bob.fill('#join-user', ub);
+			await bob.fill('#join-device', 'phone');
+			await bob.click('#join-go');
+			await alice.waitForSelector('#app:not([hidden])');
+			await bob.waitForSelector('#app:not([hidden])');
+			assert.equal(await alice.textContent('#sigstate'), 'Online');
+
+			// Alice adds Bob and sees his phone online.
+			await alice.fill('#find-user', ub);
+			await alice.click('#find-go');
+			const callButton = `.contact[data-user="${ub}"] button[data-device="phone"]`;
+			await alice.waitForSelector(callButton);
+			await shot(alice, '2-online');
+
+			// She calls; his page rings.
+			await alice.click(callButton);
+			await phase(alice, 'calling');
+			await shot(alice, '3-calling');
+			await phase(bob, 'ringing');
+			assert.match(await bob.textContent('#banner-title'),
+			    new RegExp(`${ua} \\(laptop\\) is calling`));
+			await shot(bob, '4-ringing');
+
+			// He accepts. Her page holds its ICE-server request a moment,
+			// so that "connecting" can be seen; then connected, and they
+			// chat.
+			let release;
+			const held = new Promise((r) => { release = r; });
+			await alice.route('**/ice-servers*', async (r) => {
+				await held;
+				await r.continue();
+			});
+			await bob.click('#accept');
+			await phase(alice, 'connecting');
+			await shot(alice, '5-connecting');
+			release();
+			await phase(alice, 'connected');
+			await alice.unroute('**/ice-servers*');
+			await phase(bob, 'connected');
+			await alice.waitForSelector('#chat-input:not([disabled])');
+			await alice.fill('#chat-input', 'Hi Bob! Can you hear me?');
+			await alice.click('#chat-send');
+			await bob.waitForSelector('.msg.theirs:has-text("Hi Bob! Can you hear me?")');
+			await bob.waitForSelector('#chat-input:not([disabled])');
+			await bob.fill('#chat-input', 'Loud and clear.');
+			await bob.press('#chat-input', 'Enter');
+			await alice.waitForSelector('.msg.theirs:has-text("Loud and clear.")');
+			// The fake camera is playing on both sides.
+			await alice.waitForFunction(() =>
+			    document.getElementById('remote-video').videoWidth > 0);
+			await shot(alice, '6-connected');
+
+			// Her signaling drops: the page says so and comes back.
+			await alice.route('**/subscribe/**', (r) => r.abort());
+			await alice.evaluate(() => window.beepApp.sig.reconnect());
+			await alice.waitForFunction(() =>
+			    document.getElementById('sigstate').textContent === 'Reconnecting…');
+			await shot(alice, '7-reconnecting');
+			await alice.unroute('**/subscribe/**');
+			await alice.evaluate(() => window.beepApp.sig.reconnect());
+			await alice.waitForFunction(() =>
+			    document.getElementById('sigstate').textContent === 'Online');
+			// The call itself never depended on it.
+			assert.equal(await alice.evaluate(() => window.beepApp.phase), 'connected');
+
+			// She hangs up; he sees it.
+			await alice.click('#hangup');
+			await phase(bob, 'ended');
+			assert.match(await bob.textContent('#banner-title'), /hung up/);
+
+			// She calls again and he declines: a failed call, in words.
+			await alice.click(callButton);
+			await phase(bob, 'ringing');
+			await bob.click('#decline');
+			await phase(alice, 'failed');
+			assert.match(await alice.textContent('#banner-title'),
+			    /declined the call/);
+			await shot(alice, '8-failed');
+
+			// Both call each other at once (their "call" messages are
+			// held until both have clicked): one call, connected.
+			await bob.fill('#find-user', ua);
+			await bob.click('#find-go');
+			const callAlice = `.contact[data-user="${ua}"] button[data-device="laptop"]`;
+			await bob.waitForSelector(callAlice);
+			let go;
+			const both = new Promise((r) => { go = r; });
+			const hold = async (r) => {
+				if (/"event":"call"/.test(r.request().postData() || ''))
+					await both;
+				await r.continue();
+			};
+			await alice.route('**/user/*/device/*', hold);
+			await bob.route('**/user/*/device/*', hold);
+			await alice.click(callButton);
+			await bob.click(callAlice);
+			await phase(alice, 'calling');
+			await phase(bob, 'calling');
+			go();
+			await phase(alice, 'connected');
+			await phase(bob, 'connected');
+			await alice.unroute('**/user/*/device/*');
+			await bob.unroute('**/user/*/device/*');
+			await bob.waitForSelector('#chat-input:not([disabled])');
+			await bob.fill('#chat-input', 'We called at once!');
+			await bob.press('#chat-input', 'Enter');
+			await alice.waitForSelector('.msg.theirs:has-text("We called at once!")');
+			await bob.click('#hangup');
+			await phase(alice, 'ended');
+		} finally {
+			await alice.context().close();
+			await bob.context().close();
+		}
+	});
+});

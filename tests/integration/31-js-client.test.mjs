@@ -1,0 +1,273 @@
+// web/beep-signal.js, the browser client, run in Node (which has the same
+// fetch, streams and TextDecoder) against the real backend behind Caddy,
+// and against a stub server for stream endings the service does not make
+// on demand:
+//  - events by name and "message", exact JSON data, meta {id, from, event};
+//  - send() resolves {id, held}, rejects with the service's error;
+//  - reconnect with the last id: nothing lost, nothing twice;
+//  - a reset event when the id is unknown;
+//  - 503 (the service is full) is retried after Retry-After and recovers;
+//    400 closes for good with the reason;
+//  - JWT: the token goes in Authorization (never the URL), the sender is
+//    stamped, /ice-servers names the verified user and needs the token;
+//  - stub: an id:-only line sets the id sent on reconnect; `replaced` closes
+//    for good with the reason, without reconnecting; retry: is obeyed; a
+//    silent stream is reopened after idleTimeout.
+
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import http from 'node:http';
+import { startStack, poll, sid, withTimeout } from './harness.mjs';
+import { mint, claims } from './jwt.mjs';
+import { connect, EventStreamParser } from '../../web/beep-signal.js';
+
+const T = { timeout: 40000 };
+
+// Resolves with the first event `name` of sig: [args...].
+const once = (sig, name, pred = () => true) => new Promise((resolve) => {
+	const off = sig.on(name, (...args) => {
+		if (pred(...args)) { off(); resolve(args); }
+	});
+});
+const opened = (sig) => sig.state === 'open' ? Promise.resolve() :
+    once(sig, 'state', (s) => s === 'open');
+const closed = (sig) => sig.state === 'closed' ?
+    Promise.resolve([sig.state, {}]) : once(sig, 'state', (s) => s === 'closed');
+
+describe('open mode', () => {
+	let stack;
+	const sigs = [];
+	const open = (o) => { const s = connect({ base: stack.base, ...o }); sigs.push(s); return s; };
+	before(async () => {
+		stack = await startStack({ env: { BEEP_MAX_ID: '32' } });
+	});
+	after(async () => {
+		for (const s of sigs)
+			s.close();
+		await stack.stopAndCheck();
+	});
+
+	test('events, data, meta, send, devices, iceServers', T, async () => {
+		const u = sid();
+		const sig = open({ user: u, device: 'd1' });
+		const states = [];
+		sig.on('state', (s) => states.push(s));
+		await opened(sig);
+		assert.deepEqual(states, ['connecting', 'open']);
+		assert.deepEqual(await sig.devices(u), ['d1']);
+		assert.deepEqual(await sig.iceServers(), []);
+
+		const got = once(sig, 'offer');
+		const r = await sig.send(u, 'd1', { type: 'offer', sdp: 'v=0\r\n' },
+		    { event: 'offer' });
+		assert.match(r.id, /^\d+-\d+$/);
+		assert.equal(r.held, false);
+		const [data, meta] = await got;
+		assert.deepEqual(data, { type: 'offer', sdp: 'v=0\r\n' });
+		assert.deepEqual(meta, { id: r.id, from: null, event: 'offer' });
+
+		// A string that looks like JSON stays a string (envelope).
+		const msg = once(sig, 'message');
+		await sig.send(u, 'd1', '123');
+		assert.equal((await msg)[0], '123');
+
+		await assert.rejects(sig.send(u, 'nope', 'x'),
+		    (e) => e.status === 404 && /device connection not found/.test(e.message));
+		await assert.rejects(sig.send(u, 'd1', ''), (e) => e.status === 400);
+	});
+
+	test('reconnects with the last id: nothing lost, nothing twice', T, async () => {
+		const u = sid();
+		const sig = open({ user: u, device: 'd' });
+		const seen = [];
+		sig.on('n', (d) => seen.push(d));
+		await opened(sig);
+		await sig.send(u, 'd', 1, { event: 'n' });
+		await poll(() => seen.length === 1, { what: 'first event' });
+		sig.reconnect();
+		await once(sig, 'state', (s) => s === 'connecting');
+		// Posted while it is away (held or replayed), then after.
+		await sig.send(u, 'd', 2, { event: 'n' });
+		await opened(sig);
+		await sig.send(u, 'd', 3, { event: 'n' });
+		await poll(() => seen.length >= 3, { what: 'three events' });
+		assert.deepEqual(seen, [1, 2, 3]);
+	});
+
+	test('an unknown last id starts with reset', T, async () => {
+		const sig = open({ user: sid(), device: 'd', lastEventId: '1-1' });
+		const [reason, meta] = await once(sig, 'reset');
+		assert.equal(typeof reason, 'string');
+		assert.match(meta.id, /^\d+-\d+$/);
+	});
+
+	test('400 closes for good, with the reason', T, async () => {
+		const sig = open({ user: 'x'.repeat(33), device: 'd' });
+		const [, info] = await closed(sig);
+		assert.equal(info.status, 400);
+		assert.match(info.reason, /ids must be/);
+	});
+});
+
+describe('a full service (BEEP_MAX_STREAMS=1)', () => {
+	let stack;
+	const sigs = [];
+	before(async () => {
+		// Keepalive 1 s: Caddy lets the backend see a departure soon.
+		stack = await startStack({ env: { BEEP_MAX_STREAMS: '1',
+		    BEEP_KEEPALIVE: '1' } });
+	});
+	after(async () => {
+		for (const s of sigs)
+			s.close();
+		await stack.stopAndCheck();
+	});
+
+	test('503 is retried after Retry-After and recovers', T, async () => {
+		const first = connect({ base: stack.base, user: sid(), device: 'd' });
+		sigs.push(first);
+		await opened(first);
+		const second = connect({ base: stack.base, user: sid(), device: 'd' });
+		sigs.push(second);
+		const [err] = await once(second, 'error');
+		assert.equal(err.status, 503);
+		assert.equal(err.retryAfterMs, 5000);
+		assert.equal(second.state, 'connecting');
+		first.close();
+		await withTimeout(opened(second), 25000);
+	});
+});
+
+describe('JWT', () => {
+	const SECRET = crypto.randomBytes(32).toString('hex');
+	const token = (sub) => mint(claims(sub), { key: SECRET });
+	let stack;
+	const sigs = [];
+	before(async () => {
+		stack = await startStack({ env: { BEEP_AUTH: 'jwt',
+		    BEEP_JWT_SECRET: SECRET, BEEP_JWT_QUERY: '0',
+		    BEEP_TURN_URLS: 'stun:127.0.0.1:3478,turn:127.0.0.1:3478',
+		    BEEP_TURN_SECRET: 'north' } });
+	});
+	after(async () => {
+		for (const s of sigs)
+			s.close();
+		await stack.stopAndCheck();
+	});
+
+	test('token in Authorization; sender stamped; ice for the user', T, async () => {
+		const a = sid(), b = sid();
+		// A function: asked before every request (a fresh token).
+		const sa = connect({ base: stack.base, user: a, device: 'x',
+		    token: () => token(a) });
+		const sb = connect({ base: stack.base, user: b, device: 'y',
+		    token: token(b) });
+		sigs.push(sa, sb);
+		await opened(sa);
+		await opened(sb);
+		const got = once(sb, 'hello');
+		await sa.send(b, 'y', { hi: 1 }, { event: 'hello' });
+		const [data, meta] = await got;
+		assert.deepEqual(data, { hi: 1 });
+		assert.deepEqual(meta.from, { user: a, device: null });
+
+		const ice = await sa.iceServers();
+		assert.deepEqual(ice[0], { urls: ['stun:127.0.0.1:3478'] });
+		// ?user= (sent by the client) does not choose the user here.
+		assert.match(ice[1].username, new RegExp(`^\\d+:${a}$`));
+		assert.equal(ice[1].credential, crypto.createHmac('sha1', 'north')
+		    .update(ice[1].username).digest('base64'));
+		const r = await fetch(`${stack.base}/ice-servers?user=mallory`);
+		assert.equal(r.status, 401);
+	});
+
+	test('no token: closed, in words', T, async () => {
+		const sig = connect({ base: stack.base, user: sid(), device: 'd' });
+		sigs.push(sig);
+		const [, info] = await closed(sig);
+		assert.equal(info.status, 401);
+		assert.match(info.reason, /authentication required/);
+	});
+});
+
+describe('stream endings (stub server)', () => {
+	let server, base;
+	const requests = [];
+	let script = () => {};
+	before(async () => {
+		server = http.createServer((req, res) => {
+			requests.push({ url: req.url, headers: req.headers });
+			script(req, res, requests.length);
+		});
+		await new Promise((r) => server.listen(0, '127.0.0.1', r));
+		base = `http://127.0.0.1:${server.address().port}`;
+	});
+	after(async () => {
+		server.closeAllConnections();
+		await new Promise((r) => server.close(r));
+	});
+	const sse = (res, text, end = true) => {
+		res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+		res.write(text);
+		if (end)
+			res.end();
+	};
+
+	test('an id:-only line sets the id sent on reconnect; retry: obeyed', T, async () => {
+		requests.length = 0;
+		script = (req, res, n) => {
+			if (n === 1)
+				sse(res, ': hi\n\nretry: 50\nid: 7-3\n\n');
+			else
+				sse(res, ': again\n\n', false);
+		};
+		const sig = connect({ base, user: 'u', device: 'd' });
+		try {
+			await poll(() => requests.length >= 2, { what: 'a reconnect' });
+			assert.equal(requests[0].headers['last-event-id'], undefined);
+			assert.equal(requests[1].headers['last-event-id'], '7-3');
+			assert.equal(requests[1].url, '/subscribe/u/device/d?envelope=1');
+		} finally {
+			sig.close();
+		}
+	});
+
+	test('replaced: closed with the reason, no reconnect', T, async () => {
+		requests.length = 0;
+		script = (req, res) => sse(res, 'id: 9-1\n\nretry: 100\n' +
+		    'event: replaced\ndata: {"reason":"a newer stream of this device"}\n\n');
+		const sig = connect({ base, user: 'u', device: 'd' });
+		const [, info] = await closed(sig);
+		assert.equal(info.reason, 'a newer stream of this device');
+		assert.equal(info.replaced, true);
+		// Well past retry: still one request.
+		await new Promise((r) => setTimeout(r, 400));
+		assert.equal(requests.length, 1);
+	});
+
+	test('idleTimeout: a silent stream is reopened with its id', T, async () => {
+		requests.length = 0;
+		script = (req, res) => sse(res, 'id: 4-2\n\n', false);
+		const sig = connect({ base, user: 'u', device: 'd', idleTimeout: 300 });
+		try {
+			const [err] = await once(sig, 'error');
+			assert.match(err.message, /no data for 300 ms/);
+			await poll(() => requests.length >= 2, { what: 'a reconnect' });
+			assert.equal(requests[1].headers['last-event-id'], '4-2');
+		} finally {
+			sig.close();
+		}
+	});
+
+	test('the parser: CR, LF, CRLF split across chunks; data lines', () => {
+		const out = [];
+		const p = new EventStreamParser((t, d, id) => out.push([t, d, id]),
+		    () => {});
+		for (const chunk of ['data: a\r', '\ndata: b\rid: 1\r\n\r', '\n',
+		    'event: x\ndata\n\n: c\n\nid: 2\n\n'])
+			p.feed(chunk);
+		assert.deepEqual(out, [['message', 'a\nb', '1'], ['x', '', '1']]);
+		assert.equal(p.lastEventId, '2');
+	});
+});

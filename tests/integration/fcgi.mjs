@@ -1,0 +1,115 @@
+// A raw FastCGI client for tests that talk to the backend's socket as a
+// front would, byte by byte: to send half a request, or hold one open.
+// Records per the FastCGI 1.0 specification.
+import net from 'node:net';
+
+const BEGIN_REQUEST = 1, END_REQUEST = 3, PARAMS = 4, STDIN = 5, STDOUT = 6;
+const RESPONDER = 1, KEEP_CONN = 1;
+
+function record(type, id, content = Buffer.alloc(0)) {
+	const pad = (8 - content.length % 8) % 8;
+	const h = Buffer.alloc(8);
+	h[0] = 1;
+	h[1] = type;
+	h.writeUInt16BE(id, 2);
+	h.writeUInt16BE(content.length, 4);
+	h[6] = pad;
+	return Buffer.concat([h, content, Buffer.alloc(pad)]);
+}
+
+function nvLength(n) {
+	if (n < 128)
+		return Buffer.from([n]);
+	const b = Buffer.alloc(4);
+	b.writeUInt32BE((n | 0x80000000) >>> 0);
+	return b;
+}
+
+// The name-value pairs of a PARAMS stream, as one buffer.
+export function encodeParams(params) {
+	return Buffer.concat(Object.entries(params).flatMap(([k, v]) => {
+		const kb = Buffer.from(k), vb = Buffer.from(String(v));
+		return [nvLength(kb.length), nvLength(vb.length), kb, vb];
+	}));
+}
+
+// One connection. `send*` write records; `response` resolves when the
+// request ends (END_REQUEST) or the connection closes, with
+// { status, head, body, ended (END_REQUEST seen), closed }.
+export class FcgiConn {
+	constructor(socketPath) {
+		this.sock = net.connect(socketPath);
+		this.sock.on('error', (e) => { this.error = e; });
+		this.connected = new Promise((resolve, reject) => {
+			this.sock.once('connect', resolve);
+			this.sock.once('error', reject);
+		});
+		this.connected.catch(() => {});
+		this.stdout = Buffer.alloc(0);
+		this.ended = false;
+		this.closed = new Promise((resolve) => this.sock.once('close', resolve));
+		let buf = Buffer.alloc(0);
+		this.sock.on('data', (d) => {
+			buf = Buffer.concat([buf, d]);
+			while (buf.length >= 8) {
+				const len = buf.readUInt16BE(4), pad = buf[6];
+				if (buf.length < 8 + len + pad)
+					break;
+				const type = buf[1];
+				if (type === STDOUT)
+					this.stdout = Buffer.concat([this.stdout,
+					    buf.subarray(8, 8 + len)]);
+				else if (type === END_REQUEST)
+					this.ended = true;
+				buf = buf.subarray(8 + len + pad);
+			}
+		});
+	}
+
+	write(b) { this.sock.write(b); }
+	begin(id = 1, keep = false) {
+		const c = Buffer.alloc(8);
+		c.writeUInt16BE(RESPONDER, 0);
+		c[2] = keep ? KEEP_CONN : 0;
+		this.write(record(BEGIN_REQUEST, id, c));
+	}
+	params(p, id = 1) {
+		const all = encodeParams(p);
+		if (all.length)
+			this.write(record(PARAMS, id, all));
+		this.write(record(PARAMS, id));
+	}
+	// Part of the PARAMS stream, not ended.
+	paramsPart(bytes, id = 1) { this.write(record(PARAMS, id, bytes)); }
+	stdin(data, id = 1) {
+		const b = Buffer.isBuffer(data) ? data : Buffer.from(data);
+		if (b.length)
+			this.write(record(STDIN, id, b));
+	}
+	endStdin(id = 1) { this.write(record(STDIN, id)); }
+
+	// Resolves once the connection closes: what came back.
+	async response() {
+		await this.closed;
+		const text = this.stdout.toString('latin1');
+		const sep = text.indexOf('\r\n\r\n');
+		const head = sep < 0 ? text : text.slice(0, sep);
+		const m = /^Status: (\d+)/m.exec(head);
+		return {
+			status: sep < 0 ? null : m ? Number(m[1]) : 200,
+			head, body: sep < 0 ? '' : text.slice(sep + 4),
+			ended: this.ended,
+		};
+	}
+
+	destroy() { this.sock.destroy(); }
+}
+
+// The parameters a front sends for method and uri.
+export function requestParams(method, uri, extra = {}) {
+	return {
+		REQUEST_METHOD: method, REQUEST_URI: uri, SCRIPT_NAME: uri,
+		SERVER_PROTOCOL: 'HTTP/1.1', REMOTE_ADDR: '127.0.0.1',
+		GATEWAY_INTERFACE: 'CGI/1.1', ...extra,
+	};
+}

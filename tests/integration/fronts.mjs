@@ -1,0 +1,358 @@
+// Fronts and launchers for integration tests: nginx (conf/nginx.conf),
+// lighttpd (conf/lighttpd.conf), Caddy, spawn-fcgi and
+// systemd-socket-activate around the real backend, in a temp dir on free
+// loopback ports (see 09-fronts.test.mjs for what each does). Every process
+// leads its own process group and is stopped by pid (SIGTERM, then SIGKILL
+// after a bound); the temp dir is removed, also when a test fails.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+	ROOT, BEEP_BIN, CADDYFILE, Client, SseStream, poll, freePort,
+	withTimeout, lineCollector, caddyEnv, waitHealthz,
+} from './harness.mjs';
+
+// Hang guards and bounds (ms); generous for sanitizer builds.
+export const READY_GUARD = 20000;
+export const STOP_GUARD = 5000;
+export const LOG_ERROR_RE = /^\S+Z error |AddressSanitizer|LeakSanitizer|runtime error:|ThreadSanitizer/;
+
+export const NGINX_CONF = path.join(ROOT, 'conf', 'nginx.conf');
+export const LIGHTTPD_CONF = path.join(ROOT, 'conf', 'lighttpd.conf');
+export const PROD_SOCKET = '/run/beep-signal/beep.sock';
+
+// ---------------------------------------------------------------------------
+// Processes: tracked, stopped by pid, never outliving this process.
+
+// Each child leads its own process group, so that a SIGKILL reaches what it
+// started too (nginx's workers, the supervisor's backends).
+export const live = new Set();
+const liveDirs = new Set();
+
+function killHard(p) {
+	try { process.kill(-p.pid, 'SIGKILL'); } catch { /* not a leader */ }
+	try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
+}
+
+process.on('exit', () => {
+	for (const p of live)
+		killHard(p);
+	for (const dir of liveDirs)
+		fs.rmSync(dir, { recursive: true, force: true });
+});
+
+// Collects into p.lines and hands each complete line to p's watchers.
+function collectLines(stream, p, tag) {
+	lineCollector(stream, p.lines, tag, (line) => {
+		for (const w of [...p.watchers])
+			w(line);
+	}, { flushToOnLine: false });
+}
+
+// Starts cmd; returns { pid, lines, exited, exitInfo, tag }.
+export function launch(cmd, args, { cwd, env, tag }) {
+	const child = spawn(cmd, args, {
+		cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+	});
+	const p = { child, pid: child.pid, tag, lines: [], watchers: new Set(),
+	    exitInfo: null };
+	live.add(p);
+	p.exited = new Promise((resolve) => {
+		const done = (info) => {
+			if (p.exitInfo)
+				return;
+			live.delete(p);
+			p.exitInfo = info;
+			resolve(info);
+		};
+		child.once('exit', (code, signal) => done({ code, signal }));
+		child.once('error', (e) => done({ code: null, signal: null,
+		    error: e.message }));
+	});
+	collectLines(child.stdout, p, `${tag}-out`);
+	collectLines(child.stderr, p, tag);
+	// Both pipes drained (the whole log captured).
+	p.drained = Promise.all([child.stdout, child.stderr].map((st) =>
+	    new Promise((resolve) => st.once('close', resolve))));
+	return p;
+}
+
+// Resolves with the first line matching re (already seen or to come);
+// rejects when the process exits first or after `guard` ms.
+export function waitLine(p, re, guard = READY_GUARD) {
+	const seen = p.lines.find((l) => re.test(l));
+	if (seen)
+		return Promise.resolve(seen);
+	let watcher;
+	const found = new Promise((resolve) => {
+		watcher = (line) => { if (re.test(line)) resolve(line); };
+		p.watchers.add(watcher);
+	});
+	const died = p.exited.then((info) => {
+		throw new Error(`${p.tag} exited (${JSON.stringify(info)}) ` +
+		    `before printing ${re}:\n${p.lines.join('\n')}`);
+	});
+	return withTimeout(Promise.race([found, died]), guard)
+	    .catch((e) => {
+		e.message += `\n${p.tag} output:\n${p.lines.join('\n')}`;
+		throw e;
+	}).finally(() => p.watchers.delete(watcher));
+}
+
+// SIGTERM (or sig), SIGKILL after guard ms; { code, signal, killed }.
+export async function stop(p, sig = 'SIGTERM', guard = STOP_GUARD) {
+	if (p.exitInfo)
+		return { ...p.exitInfo, killed: false };
+	try { process.kill(p.pid, sig); } catch { }
+	const r = await withTimeout(p.exited, guard, null);
+	if (r)
+		return { ...r, killed: false };
+	killHard(p);
+	return { ...(await p.exited), killed: true };
+}
+
+export function need(cmd) {
+	const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'pipe' });
+	if (r.status !== 0)
+		throw new Error(`${cmd} not found: install the test dependencies ` +
+		    '(make test-deps, i.e. sh scripts/deps.sh test)');
+}
+
+// The environment a backend gets: ours minus any BEEP_*/LISTEN_* setting,
+// plus the rig's.
+function backendEnv(extra) {
+	const env = {};
+	for (const [k, v] of Object.entries(process.env))
+		if (!k.startsWith('BEEP_') && !k.startsWith('LISTEN_'))
+			env[k] = v;
+	return { ...env, ...extra };
+}
+
+// ---------------------------------------------------------------------------
+// A rig: one temp dir, one backend (by some launcher), one front.
+
+export class Rig {
+	// opts.env: the backend's BEEP_* settings.
+	constructor(t, name, { env = {} } = {}) {
+		this.env = env;
+		this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'beep-front-'));
+		liveDirs.add(this.dir);
+		this.name = name;
+		this.sock = path.join(this.dir, 'beep.sock');
+		this.procs = [];
+		this.streams = new Set();
+		this.clients = new Set();
+		this.backend = null;
+		t.after(() => this.cleanup());
+	}
+
+	track(p) {
+		this.procs.push(p);
+		return p;
+	}
+
+	async cleanup() {
+		for (const s of this.streams)
+			s.close();
+		for (const c of this.clients)
+			c.close();
+		// Backend first, so no front waits on open streams.
+		const order = [...this.procs].sort((a, b) =>
+		    (b === this.backend) - (a === this.backend));
+		try {
+			for (const p of order)
+				await stop(p);
+		} finally {
+			fs.rmSync(this.dir, { recursive: true, force: true });
+			liveDirs.delete(this.dir);
+		}
+	}
+
+	client() {
+		const c = new Client(this.base);
+		this.clients.add(c);
+		return c;
+	}
+
+	async open(reqPath) {
+		const s = await SseStream.open(this.base, reqPath);
+		this.streams.add(s);
+		return s;
+	}
+
+	// --- launchers -----------------------------------------------------
+
+	// beep-signal --listen unix:SOCK
+	startListen() {
+		this.backend = this.track(launch(BEEP_BIN,
+		    ['--listen', `unix:${this.sock}`],
+		    { cwd: this.dir, env: backendEnv(this.env), tag: 'beep' }));
+		return waitLine(this.backend, /\bready\b/);
+	}
+
+	// spawn-fcgi -n: creates the socket, puts it on fd 0, execs the backend
+	// in its own process (same pid).
+	startSpawnFcgi() {
+		need('spawn-fcgi');
+		this.backend = this.track(launch('spawn-fcgi',
+		    ['-n', '-s', this.sock, '--', BEEP_BIN],
+		    { cwd: this.dir, env: backendEnv(this.env), tag: 'spawn-fcgi' }));
+		return waitLine(this.backend, /\bready\b/);
+	}
+
+	// systemd-socket-activate: listens, waits for the first connection,
+	// then execs the backend (same pid) with the socket on fd 3 and
+	// LISTEN_FDS/LISTEN_PID. It passes on only TERM, PATH, USER and HOME:
+	// the backend's settings go by -E.
+	async startSocketActivate(cmd = [BEEP_BIN]) {
+		need('systemd-socket-activate');
+		const env = backendEnv(this.env);
+		const args = ['-l', this.sock];
+		for (const [k, v] of Object.entries(env))
+			if (k.startsWith('BEEP_') || /SAN_OPTIONS$/.test(k))
+				args.push(`-E${k}=${v}`);
+		this.backend = this.track(launch('systemd-socket-activate',
+		    [...args, ...cmd],
+		    { cwd: this.dir, env, tag: 'socket-activate' }));
+		await waitLine(this.backend, /^Listening on /);
+	}
+
+	// --- fronts ----------------------------------------------------------
+
+	// Starts a front on a free port (retrying lost port races) and waits
+	// until GET /healthz through it answers 200.
+	async startFront(name, start) {
+		need(name);
+		let lastErr;
+		for (let attempt = 0; attempt < 4; attempt++) {
+			const port = await freePort();
+			const p = this.track(start(port));
+			this.front = p;
+			this.base = `http://127.0.0.1:${port}`;
+			try {
+				await waitHealthz(this.base, p, name, {
+					timeout: READY_GUARD, what: `/healthz 200 via ${name}`,
+				});
+				return;
+			} catch (e) {
+				lastErr = e;
+				await stop(p, 'SIGTERM', 2000);
+				// Retry only a lost race for the port.
+				if (!/exited/.test(e.message) || !p.lines.some((l) =>
+				    /in use|EADDRINUSE/i.test(l)))
+					break;
+			}
+		}
+		throw new Error(`${lastErr.message}\n${name} output:\n` +
+		    `${this.front.lines.join('\n')}\n` + this.logs());
+	}
+
+	// edit(site) may change the shipped server block further.
+	startNginx({ edit = (site) => site } = {}) {
+		const dir = path.join(this.dir, 'nginx');
+		fs.mkdirSync(dir);
+		fs.copyFileSync('/etc/nginx/fastcgi_params',
+		    path.join(dir, 'fastcgi_params'));
+		return this.startFront('nginx', (port) => {
+			let site = fs.readFileSync(NGINX_CONF, 'utf8');
+			site = rewrite(site, /^(\s*)listen\s+1837\s*;/m,
+			    `$1listen 127.0.0.1:${port};`, 'nginx listen 1837');
+			site = rewrite(site, PROD_SOCKET, this.sock,
+			    'nginx socket path');
+			fs.writeFileSync(path.join(dir, 'beep-signal.conf'),
+			    edit(site));
+			const main = path.join(dir, 'nginx.conf');
+			const temp = (n) => `${n}_temp_path ${path.join(dir, n)};`;
+			fs.writeFileSync(main, [
+				// As root the workers would run as nobody, who
+				// cannot reach the socket in a 0700 temp dir.
+				process.getuid() === 0 ? 'user root root;' : '',
+				'worker_processes 1;',
+				`pid ${path.join(dir, 'nginx.pid')};`,
+				'error_log stderr notice;',
+				'events { worker_connections 1024; }',
+				'http {',
+				`  access_log ${path.join(dir, 'access.log')};`,
+				`  ${temp('client_body')}`,
+				`  ${temp('fastcgi')}`,
+				`  ${temp('proxy')}`,
+				`  ${temp('uwsgi')}`,
+				`  ${temp('scgi')}`,
+				'  include beep-signal.conf;',
+				'}', '',
+			].join('\n'));
+			return launch('nginx', ['-p', dir, '-c', main,
+			    '-e', path.join(dir, 'error.log'),
+			    '-g', 'daemon off;'], { cwd: dir, env: process.env,
+			    tag: 'nginx' });
+		});
+	}
+
+	startLighttpd() {
+		const dir = path.join(this.dir, 'lighttpd');
+		fs.mkdirSync(path.join(dir, 'www'), { recursive: true });
+		return this.startFront('lighttpd', (port) => {
+			let site = fs.readFileSync(LIGHTTPD_CONF, 'utf8');
+			site = rewrite(site, PROD_SOCKET, this.sock,
+			    'lighttpd socket path');
+			fs.writeFileSync(path.join(dir, 'beep-signal.conf'), site);
+			const main = path.join(dir, 'lighttpd.conf');
+			fs.writeFileSync(main, [
+				`server.document-root = "${path.join(dir, 'www')}"`,
+				`server.bind = "127.0.0.1"`,
+				`server.port = ${port}`,
+				`server.pid-file = "${path.join(dir, 'lighttpd.pid')}"`,
+				`server.upload-dirs = ( "${dir}" )`,
+				// As Debian's lighttpd.conf has it: ids with %2F
+				// must survive url-path-2f-decode.
+				'server.http-parseopts = (',
+				'  "header-strict" => "enable",',
+				'  "host-strict" => "enable",',
+				'  "host-normalize" => "enable",',
+				'  "url-normalize-unreserved" => "enable",',
+				'  "url-normalize-required" => "enable",',
+				'  "url-ctrls-reject" => "enable",',
+				'  "url-path-2f-decode" => "enable",',
+				'  "url-path-dotseg-remove" => "enable",',
+				')',
+				`include "${path.join(dir, 'beep-signal.conf')}"`, '',
+			].join('\n'));
+			// No server.errorlog: lighttpd logs to stderr (ours).
+			return launch('lighttpd', ['-D', '-f', main],
+			    { cwd: dir, env: process.env, tag: 'lighttpd' });
+		});
+	}
+
+	startCaddy() {
+		const home = path.join(this.dir, 'caddy');
+		return this.startFront('caddy', (port) => launch('caddy',
+		    ['run', '--config', CADDYFILE, '--adapter', 'caddyfile'], {
+			cwd: this.dir, tag: 'caddy',
+			env: caddyEnv(home, port, this.sock),
+		}));
+	}
+
+	logs() {
+		return this.procs.map((p) => `--- ${p.tag} (pid ${p.pid}):\n` +
+		    p.lines.join('\n')).join('\n');
+	}
+
+	// Throws on error-level lines or sanitizer reports in the backend log.
+	checkBackendLog() {
+		const bad = this.backend.lines.filter((l) => LOG_ERROR_RE.test(l));
+		assert.deepEqual(bad, [], `backend log problems:\n${this.logs()}`);
+	}
+}
+
+// Replaces `from` (string: every occurrence; RegExp: as given) and insists
+// it was there, so a reshaped config fails here rather than testing the
+// wrong port or socket.
+export function rewrite(text, from, to, what) {
+	const out = typeof from === 'string' ? text.split(from).join(to) :
+	    text.replace(from, to);
+	assert.notEqual(out, text, `${what}: not found in the shipped config`);
+	return out;
+}
+

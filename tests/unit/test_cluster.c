@@ -1,0 +1,342 @@
+/*
+ * Unit tests for cluster: its ids, and two nodes (two registries, two
+ * clusters, real threads) joined by a real redis-server on a unix socket
+ * in a temporary directory, killed and started again.  Skipped when
+ * redis-server is not installed.  Also run under ThreadSanitizer (make
+ * tsan).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "registry.h"
+#include "util.h"
+
+static void
+test_cluster_ids(void **state)
+{
+	static const struct {
+		const char *text;
+		int ok;
+	} cases[] = {
+	    {"0-0", 0},
+	    {"1764600000000-0", 0},
+	    {"1764600000000-1048575", 0},
+	    {"1764600000000-1048576", -1}, /* seq past 20 bits */
+	    {"17592186044416-0", -1},      /* ms past 44 bits */
+	    {"", -1},
+	    {"-1-0", -1},
+	    {"12", -1},
+	    {"12-", -1},
+	    {"12-3x", -1},
+	    {" 12-3", -1},
+	    {"12-+3", -1},
+	};
+	char out[CLUSTER_ID_MAX];
+	uint64_t a, b;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = cluster_parse_id(cases[i].text, &a);
+
+		assert_int_equal(rc, cases[i].ok);
+		if (rc == 0) {
+			cluster_format_id(a, out, sizeof(out));
+			assert_string_equal(out, cases[i].text);
+		}
+	}
+	/* Order of ids is the order of Redis stream ids. */
+	assert_int_equal(cluster_parse_id("5-9", &a), 0);
+	assert_int_equal(cluster_parse_id("6-0", &b), 0);
+	assert_true(a < b);
+	assert_int_equal(cluster_parse_id("6-1", &a), 0);
+	assert_true(b < a);
+}
+
+struct fixture {
+	char dir[64], sock[128], url[160];
+	pid_t redis;
+	struct config c;
+	struct registry *reg[2];
+	struct cluster *cl[2];
+};
+
+static bool
+redis_accepts(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	bool ok;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+static void
+redis_start(struct fixture *f)
+{
+	f->redis = fork();
+	assert_true(f->redis >= 0);
+	if (f->redis == 0) {
+		freopen("/dev/null", "w", stdout);
+		execlp("redis-server", "redis-server", "--port", "0",
+		    "--unixsocket", f->sock, "--save", "", "--appendonly", "no",
+		    "--dir", f->dir, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 400 && !redis_accepts(f->sock); i++)
+		usleep(10000);
+	assert_true(redis_accepts(f->sock));
+}
+
+static void
+redis_kill(struct fixture *f)
+{
+	kill(f->redis, SIGKILL);
+	waitpid(f->redis, NULL, 0);
+	unlink(f->sock);
+}
+
+/* Poll (bounded) until both nodes are up or down. */
+static void
+wait_up(struct fixture *f, bool up)
+{
+	struct cluster_stats st[2];
+
+	for (int i = 0; i < 1000; i++) {
+		cluster_stats(f->cl[0], &st[0]);
+		cluster_stats(f->cl[1], &st[1]);
+		if (st[0].up == up && st[1].up == up)
+			return;
+		usleep(10000);
+	}
+	fail_msg("cluster not %s within 10 s", up ? "up" : "down");
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	struct registry_limits l = {
+	    .replay_max = 64, .replay_ms = 60000, .grace_ms = 60000};
+
+	if (system("command -v redis-server >/dev/null 2>&1") != 0) {
+		free(f);
+		*state = NULL;
+		return 0;
+	}
+	snprintf(f->dir, sizeof(f->dir), "/tmp/beep-ut-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->sock, sizeof(f->sock), "%s/redis.sock", f->dir);
+	snprintf(f->url, sizeof(f->url), "unix://%s", f->sock);
+	redis_start(f);
+	f->c.redis_url = f->url;
+	f->c.cluster_ttl = 2;
+	f->c.redis_timeout = 2000;
+	f->c.replay_max = 64;
+	f->c.queue_messages = 64;
+	f->c.grace_seconds = 60;
+	f->c.replay_seconds = 60;
+	for (int i = 0; i < 2; i++) {
+		f->reg[i] = registry_new(&l);
+		f->cl[i] = cluster_new(&f->c, f->reg[i]);
+		assert_non_null(f->cl[i]);
+	}
+	wait_up(f, true);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	if (f == NULL)
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		cluster_free(f->cl[i]);
+		registry_free(f->reg[i]);
+	}
+	redis_kill(f);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static enum registry_error
+post(struct fixture *f, int node, const char *text, char *id, bool *down)
+{
+	return cluster_publish(f->cl[node], "u", "d", text, strlen(text), id,
+	    CLUSTER_ID_MAX, down);
+}
+
+/* Wait (bounded) for the next message of s; return its id and text. */
+static uint64_t
+next_msg(struct registry *reg, struct registry_stream *s, char *text)
+{
+	struct registry_batch b;
+	uint64_t id;
+	size_t len;
+	const char *p;
+
+	assert_int_equal(registry_wait(reg, s, util_now_ms() + 10000, &b),
+	    REGISTRY_MESSAGES);
+	p = registry_msg_frame(b.msgs[0], &len);
+	memcpy(text, p, len);
+	text[len] = '\0';
+	id = registry_msg_id(b.msgs[0]);
+	/* One at a time: put the rest back is not possible; expect one. */
+	assert_int_equal(b.n, 1);
+	registry_batch_release(&b);
+	return id;
+}
+
+static void
+test_cluster_two_nodes(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0}, at;
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct cluster_entry *ref, *ref2;
+	struct registry_batch b;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	uint64_t got, first;
+	char **names;
+	size_t n;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	/* Unknown everywhere: 404. */
+	assert_int_equal(post(f, 1, "x", id, &down), REGISTRY_NOT_FOUND);
+	assert_false(down);
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_false(st.reset);
+	/* Listed by the other node. */
+	assert_int_equal(cluster_devices(f->cl[1], "u", &names, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "d");
+	free(names[0]);
+	free(names);
+	/* Posted on node 1, delivered on node 0 with the same id. */
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	got = next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	assert_int_equal(cluster_parse_id(id, &first), 0);
+	assert_int_equal(got, first);
+	assert_int_equal(post(f, 0, "two", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "two");
+
+	/* Resume on node 1 after "one": exactly "two", replayed. */
+	at.kind = REGISTRY_RESUME_AT;
+	at.id = first;
+	s2 =
+	    cluster_subscribe(f->cl[1], "u", "d", &at, &st, &ref2, &err, &down);
+	assert_non_null(s2);
+	assert_false(st.reset);
+	assert_int_equal(st.id, first);
+	next_msg(f->reg[1], s2, text);
+	assert_string_equal(text, "two");
+	assert_int_equal(registry_wait(f->reg[1], s2, 0, &b), REGISTRY_TIMEOUT);
+	registry_unsubscribe(f->reg[1], s2);
+	cluster_unsubscribe(f->cl[1], ref2);
+
+	/* Redis gone: node 0 still delivers to its own stream... */
+	redis_kill(f);
+	wait_up(f, false);
+	/* A post on its way when Redis died may get 503: it may have run. */
+	for (int i = 0; i < 100; i++) {
+		err = post(f, 0, "local", id, &down);
+		if (!down)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(err, REGISTRY_OK);
+	assert_false(down);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "local");
+	/* ...node 1 cannot reach it: 503. */
+	post(f, 1, "lost", id, &down);
+	assert_true(down);
+	assert_int_equal(cluster_devices(f->cl[1], "u", &names, &n), -1);
+
+	/* Back (empty: no persistence): node 0 registers again by itself. */
+	redis_start(f);
+	wait_up(f, true);
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(cluster_devices(f->cl[1], "u", &names, &n), 0);
+		for (size_t k = 0; k < n; k++)
+			free(names[k]);
+		free(names);
+		if (n == 1)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(n, 1);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	got = next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "three");
+	/* Above the id given while Redis was down: nothing lost, nothing twice. */
+	assert_int_equal(cluster_parse_id(id, &first), 0);
+	assert_int_equal(got, first);
+	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_TIMEOUT);
+
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+	/* Gone from the list once node 0 tells Redis. */
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(cluster_devices(f->cl[1], "u", &names, &n), 0);
+		for (size_t k = 0; k < n; k++)
+			free(names[k]);
+		free(names);
+		if (n == 0)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(n, 0);
+	/* In its grace period: held (202), and replayed on its return. */
+	assert_int_equal(post(f, 1, "held", id, &down), REGISTRY_HELD);
+	s = cluster_subscribe(
+	    f->cl[1], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	next_msg(f->reg[1], s, text);
+	assert_string_equal(text, "held");
+	registry_unsubscribe(f->reg[1], s);
+	cluster_unsubscribe(f->cl[1], ref);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_cluster_ids),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_two_nodes, setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

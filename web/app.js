@@ -1,0 +1,672 @@
+// The call page: go online as (user, device), watch contacts' devices, call
+// one, and talk over a WebRTC peer connection negotiated through
+// beep-signal with "perfect negotiation" (RFC 8829 roles: the polite peer
+// yields on an offer collision, the impolite one ignores the other's offer).
+//
+// Messages between two pages (event: data):
+//   call    {callId, from, media}   ring the device
+//   accept  {callId, from}          the callee picked up
+//   decline {callId, reason}        declined, or busy in another call
+//   hangup  {callId}
+//   description {callId, description}, candidate {callId, candidate}
+// With authentication on, the service stamps the sender (meta.from); in
+// open mode the sender is what the message claims (`from`).
+
+import { connect } from "/beep-signal.js";
+
+const $ = (id) => document.getElementById(id);
+const RING_TIMEOUT_MS = 45000;
+// Not connected this long after answering: one ICE restart (new
+// credentials, a fresh offer), then as long again before giving up.
+const CONNECT_TIMEOUT_MS = 15000;
+const CONTACT_POLL_MS = 4000;
+
+let sig = null;
+let me = null;           // {user, device}
+let wasOpen = false;     // the stream was open once: later "connecting" is a reconnect
+let call = null;         // the one call, see newCall()
+let localStream = null;
+let iceServers = null;
+const contacts = new Map();  // name -> {devices: string[] | null, error}
+let pollTimer = null;
+
+// ------------------------------------------------------------------ UI bits
+
+function setPill(kind, text) {
+	const p = $("sigstate");
+	p.className = `pill pill-${kind}`;
+	p.textContent = text;
+}
+
+// phase: idle | calling | ringing | connecting | connected | reconnecting |
+// failed | ended
+function setBanner(phase, title, detail = "") {
+	document.body.dataset.phase = phase;
+	$("banner").className = `banner banner-${phase}`;
+	$("banner-title").textContent = title;
+	$("banner-detail").textContent = detail;
+	const inCall = call && ["calling", "connecting", "connected",
+	    "reconnecting"].includes(phase);
+	$("accept").hidden = phase !== "ringing";
+	$("decline").hidden = phase !== "ringing";
+	$("hangup").hidden = !inCall;
+}
+
+function who(p) {
+	return `${p.user} (${p.device})`;
+}
+
+function note(text) {
+	addChat(text, "note");
+}
+
+function addChat(text, kind) {
+	const li = document.createElement("li");
+	li.className = `msg ${kind}`;
+	li.textContent = text;
+	$("chat-log").append(li);
+	li.scrollIntoView({ block: "nearest" });
+}
+
+function setChatEnabled(on) {
+	$("chat-input").disabled = !on;
+	$("chat-send").disabled = !on;
+	if (on)
+		$("chat-input").focus();
+}
+
+function setRemote(p) {
+	$("remote-label").textContent = p ? who(p) : "";
+	$("remote-initial").textContent = p ? p.user.slice(0, 1).toUpperCase() : "";
+	$("remote-initial").hidden = !p;
+	$("remote-hint").hidden = !!p;
+}
+
+function explain(err) {
+	const m = String(err && err.message || err);
+	return m.replace(/^(send|subscribe|devices|iceServers): /, "");
+}
+
+// ------------------------------------------------------------------ joining
+
+function join(user, device) {
+	me = { user, device };
+	localStorage.setItem("beep.user", user);
+	localStorage.setItem("beep.device", device);
+	$("join-go").disabled = true;
+	$("join-error").hidden = true;
+	setPill("wait", "Connecting…");
+	// With authentication on: a token in the fragment (#token=..., never
+	// sent to a server), or the service's cookie, which fetch sends to its
+	// own origin by itself.
+	const token = new URLSearchParams(location.hash.slice(1)).get("token");
+	// Reopen a stream silent for a minute (4 keepalives at the default).
+	sig = connect({ user, device, token: token || undefined,
+	    idleTimeout: 60000 });
+	window.beepApp.sig = sig;
+	sig.on("state", onSigState);
+	sig.on("call", onCall);
+	sig.on("accept", (d, m) => onAccept(d, m));
+	sig.on("decline", (d) => onDecline(d));
+	sig.on("hangup", (d) => onHangup(d));
+	sig.on("description", (d) => onPeerMessage("description", d));
+	sig.on("candidate", (d) => onPeerMessage("candidate", d));
+	sig.on("reset", () => {
+		// Messages meant for us were lost: renegotiate ICE.
+		if (call && call.pc) {
+			note("Signaling lost messages: restarting the connection.");
+			call.pc.restartIce();
+		}
+	});
+}
+
+function onSigState(state, info) {
+	if (state === "open") {
+		if (!wasOpen) {
+			wasOpen = true;
+			$("join").hidden = true;
+			$("app").hidden = false;
+			$("me").hidden = false;
+			$("me").innerHTML = "";
+			const b = document.createElement("b");
+			b.textContent = me.user;
+			$("me").append(b, ` on ${me.device}`);
+			setBanner("idle", "No call",
+			    "Call a contact's device, or wait for a call.");
+			startPolling();
+		}
+		setPill("on", "Online");
+		if (call && call.phase === "connected")
+			setBanner("connected", `Connected with ${who(call.peer)}`,
+			    "Chat below; camera and microphone where allowed.");
+	} else if (state === "connecting") {
+		if (wasOpen) {
+			setPill("wait", "Reconnecting…");
+			if (call && call.phase === "connected")
+				$("banner-detail").textContent = "The call goes on; " +
+				    "reconnecting to the signaling service…";
+		}
+	} else if (state === "closed") {
+		setPill("bad", "Offline");
+		if (!wasOpen) {
+			$("join-error").textContent =
+			    `Could not go online: ${info.reason}`;
+			$("join-error").hidden = false;
+			$("join-go").disabled = false;
+		} else {
+			setBanner("failed", "You are offline", info.reason +
+			    (info.replaced ? " (this page stays quiet; reload " +
+			    "it to take over again)." : ""));
+		}
+	}
+}
+
+// ----------------------------------------------------------------- contacts
+
+function saveContacts() {
+	localStorage.setItem("beep.contacts", JSON.stringify([...contacts.keys()]));
+}
+
+function renderContacts() {
+	const ul = $("contacts");
+	ul.innerHTML = "";
+	$("contacts-empty").hidden = contacts.size > 0;
+	for (const [name, c] of contacts) {
+		const devices = (c.devices || []).filter((d) =>
+		    !(name === me.user && d === me.device));
+		const li = document.createElement("li");
+		li.className = "contact" + (devices.length ? " online" : "");
+		li.dataset.user = name;
+		const head = document.createElement("div");
+		head.className = "contact-head";
+		const av = document.createElement("span");
+		av.className = "avatar";
+		av.textContent = name.slice(0, 1).toUpperCase();
+		const nm = document.createElement("span");
+		nm.className = "contact-name";
+		nm.textContent = name;
+		const st = document.createElement("span");
+		st.className = "contact-status";
+		st.textContent = c.error ? c.error : c.devices === null ? "…" :
+		    devices.length ? `online · ${devices.length} ` +
+		    `device${devices.length > 1 ? "s" : ""}` : "offline";
+		const text = document.createElement("div");
+		text.className = "contact-text";
+		text.append(nm, st);
+		head.append(av, text);
+		li.append(head);
+		if (devices.length) {
+			const row = document.createElement("div");
+			row.className = "contact-devices";
+			for (const d of devices) {
+				const b = document.createElement("button");
+				b.type = "button";
+				b.textContent = `Call ${d}`;
+				b.dataset.device = d;
+				b.disabled = call !== null;
+				b.addEventListener("click", () =>
+				    startCall({ user: name, device: d }));
+				row.append(b);
+			}
+			li.append(row);
+		}
+		ul.append(li);
+	}
+}
+
+async function refreshContacts() {
+	await Promise.all([...contacts.keys()].map(async (name) => {
+		const c = contacts.get(name);
+		try {
+			c.devices = await sig.devices(name);
+			c.error = "";
+		} catch (e) {
+			c.error = explain(e);
+		}
+	}));
+	renderContacts();
+}
+
+function startPolling() {
+	for (const n of JSON.parse(localStorage.getItem("beep.contacts") || "[]"))
+		if (typeof n === "string" && n)
+			contacts.set(n, { devices: null, error: "" });
+	renderContacts();
+	refreshContacts();
+	pollTimer = setInterval(refreshContacts, CONTACT_POLL_MS);
+}
+
+// -------------------------------------------------------------------- calls
+
+function newCall(callId, peer, phase) {
+	call = {
+		id: callId, peer, phase, pc: null, dc: null, polite: false,
+		makingOffer: false, ignoreOffer: false, queue: Promise.resolve(),
+		pending: [], timer: null, failedOnce: false,
+	};
+	setRemote(peer);
+	renderContacts();
+	return call;
+}
+
+function samePeer(a, b) {
+	return a && b && a.user === b.user && a.device === b.device;
+}
+
+function sender(data, meta) {
+	// The service's stamp when authentication is on; else the claim.
+	const f = meta && meta.from && meta.from.user ? meta.from : data.from;
+	if (!f || typeof f.user !== "string" || typeof f.device !== "string")
+		return null;
+	return { user: f.user, device: f.device };
+}
+
+async function startCall(peer) {
+	if (call)
+		return;
+	const c = newCall(crypto.randomUUID(), peer, "calling");
+	setBanner("calling", `Calling ${who(peer)}…`, "Waiting for an answer.");
+	c.timer = setTimeout(() => {
+		if (call === c && c.phase === "calling") {
+			send(c, "hangup", {});
+			endCall("failed", `${who(peer)} did not answer`,
+			    "Try again later, or another device.");
+		}
+	}, RING_TIMEOUT_MS);
+	try {
+		const r = await sig.send(peer.user, peer.device,
+		    { callId: c.id, from: me, media: { audio: true, video: true } },
+		    { event: "call" });
+		if (r.held && call === c)
+			setBanner("calling", `Calling ${who(peer)}…`,
+			    "That device is briefly offline; it rings when it is back.");
+	} catch (e) {
+		if (call === c)
+			endCall("failed", `Could not reach ${who(peer)}`, explain(e));
+	}
+}
+
+function onCall(data, meta) {
+	const from = sender(data, meta);
+	if (!from || typeof data.callId !== "string")
+		return;
+	if (call && samePeer(call.peer, from) && call.phase === "calling") {
+		// Both called each other at once: that is a call. Agree on one
+		// id (the smaller) and negotiate; perfect negotiation sorts out
+		// the two offers.
+		if (data.callId < call.id)
+			call.id = data.callId;
+		clearTimeout(call.timer);
+		// Both are callers: the impolite side offers, the polite waits.
+		startPeer(call, "polite-waits");
+		return;
+	}
+	if (call) {
+		sig.send(from.user, from.device,
+		    { callId: data.callId, from: me, reason: "busy" },
+		    { event: "decline" }).catch(() => {});
+		return;
+	}
+	const c = newCall(data.callId, from, "ringing");
+	setBanner("ringing", `${who(from)} is calling`,
+	    "Accept to talk, with camera and microphone where allowed.");
+	c.timer = setTimeout(() => {
+		if (call === c && c.phase === "ringing")
+			endCall("ended", `Missed call from ${who(from)}`);
+	}, RING_TIMEOUT_MS);
+}
+
+function accept() {
+	const c = call;
+	if (!c || c.phase !== "ringing")
+		return;
+	clearTimeout(c.timer);
+	send(c, "accept", { from: me });
+	startPeer(c, "offer");
+}
+
+function decline() {
+	const c = call;
+	if (!c || c.phase !== "ringing")
+		return;
+	send(c, "decline", { from: me, reason: "declined" });
+	endCall("ended", `Declined the call from ${who(c.peer)}`);
+}
+
+function onAccept(data, meta) {
+	const from = sender(data, meta);
+	if (!call || data.callId !== call.id || call.phase !== "calling" ||
+	    (from && !samePeer(from, call.peer)))
+		return;
+	clearTimeout(call.timer);
+	startPeer(call, "wait");
+}
+
+function onDecline(data) {
+	if (!call || data.callId !== call.id)
+		return;
+	endCall("failed", data.reason === "busy" ?
+	    `${who(call.peer)} is in another call` :
+	    `${who(call.peer)} declined the call`,
+	    "Try again later, or call another of their devices.");
+}
+
+function onHangup(data) {
+	if (!call || data.callId !== call.id)
+		return;
+	endCall("ended", `${who(call.peer)} hung up`, "Call ended.");
+}
+
+function hangup() {
+	if (!call)
+		return;
+	send(call, "hangup", {});
+	endCall("ended", "Call ended", `You hung up on ${who(call.peer)}.`);
+}
+
+function send(c, event, data) {
+	return sig.send(c.peer.user, c.peer.device, { callId: c.id, ...data },
+	    { event }).catch((e) => {
+		if (call === c && c.phase !== "connected")
+			endCall("failed", `Lost contact with ${who(c.peer)}`,
+			    explain(e));
+	});
+}
+
+function endCall(phase, title, detail = "") {
+	const c = call;
+	call = null;
+	if (c) {
+		clearTimeout(c.timer);
+		if (c.dc)
+			c.dc.close();
+		if (c.pc)
+			c.pc.close();
+	}
+	if (localStream) {
+		for (const t of localStream.getTracks())
+			t.stop();
+		localStream = null;
+	}
+	$("local-video").srcObject = null;
+	$("local").hidden = true;
+	$("controls").hidden = true;
+	$("remote-video").srcObject = null;
+	$("remote-placeholder").hidden = false;
+	$("toggle-mic").disabled = $("toggle-cam").disabled = true;
+	setChatEnabled(false);
+	setRemote(null);
+	setBanner(phase, title, detail);
+	if (c && c.phase === "connected")
+		note(title);
+	renderContacts();
+}
+
+// ------------------------------------------------------ perfect negotiation
+
+async function getMedia() {
+	if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+		return { stream: null, why: "this page is not in a secure " +
+		    "context (use HTTPS)" };
+	}
+	let why = "";
+	for (const want of [{ audio: true, video: true }, { audio: true }]) {
+		try {
+			return { stream: await navigator.mediaDevices
+			    .getUserMedia(want), why: "" };
+		} catch (e) {
+			why = e.name === "NotAllowedError" ? "permission denied" :
+			    e.name === "NotFoundError" ? "no camera or microphone" :
+			    e.message;
+		}
+	}
+	return { stream: null, why };
+}
+
+// Who makes the first offer: "offer" (the callee, on accepting), "wait"
+// (the caller: its tracks join its answer to the callee's offer), or
+// "polite-waits" (both called at once). With one side offering first there
+// is no offer collision at the start of a call (a rollback in the middle of
+// ICE gathering left Chromium without candidates); perfect negotiation
+// still handles collisions later (renegotiation, ICE restarts).
+async function startPeer(c, first) {
+	c.phase = "connecting";
+	setBanner("connecting", `Connecting to ${who(c.peer)}…`,
+	    "Finding a network path.");
+	// Fixed roles: the smaller (user, device) is polite.
+	c.polite = `${me.user}\u0000${me.device}` <
+	    `${c.peer.user}\u0000${c.peer.device}`;
+	c.waitForOffer = first === "wait" ||
+	    (first === "polite-waits" && c.polite);
+	c.localAdded = false;
+	if (!iceServers) {
+		try {
+			iceServers = await sig.iceServers();
+		} catch {
+			iceServers = [];
+		}
+	}
+	const { stream, why } = await getMedia();
+	if (call !== c) {
+		stream?.getTracks().forEach((t) => t.stop());
+		return;
+	}
+	const pc = new RTCPeerConnection({ iceServers });
+	c.pc = pc;
+	window.beepApp.pc = pc;
+	localStream = stream;
+	$("media-note").hidden = !!stream;
+	$("media-note").textContent = stream ? "" :
+	    `Camera and microphone are off: ${why}. Chat still works.`;
+	pc.ontrack = ({ streams }) => {
+		$("remote-video").srcObject = streams[0];
+		$("remote-placeholder").hidden =
+		    streams[0].getVideoTracks().length > 0;
+	};
+	pc.onnegotiationneeded = async () => {
+		try {
+			c.makingOffer = true;
+			await pc.setLocalDescription();
+			await send(c, "description",
+			    { description: pc.localDescription.toJSON() });
+		} catch (e) {
+			console.warn("negotiation", e);
+		} finally {
+			c.makingOffer = false;
+		}
+	};
+	pc.onicecandidate = ({ candidate }) => {
+		if (candidate)
+			send(c, "candidate", { candidate: candidate.toJSON() });
+	};
+	pc.onconnectionstatechange = () => onConnectionState(c);
+	c.timer = setTimeout(function stalled() {
+		if (call !== c || c.phase === "connected")
+			return;
+		if (!c.failedOnce) {
+			c.failedOnce = true;
+			if (!c.localAdded) {
+				// The peer's offer never came: make one.
+				console.warn("no offer yet: offering");
+				addLocal(c);
+			} else {
+				console.warn("not connected yet: ICE restart");
+				pc.restartIce();
+			}
+			c.timer = setTimeout(stalled, CONNECT_TIMEOUT_MS);
+			return;
+		}
+		send(c, "hangup", {});
+		endCall("failed", `Could not connect to ${who(c.peer)}`,
+		    "No network path between you (a TURN server would help).");
+	}, CONNECT_TIMEOUT_MS);
+	c.stream = stream;
+	if (!c.waitForOffer)
+		addLocal(c);
+	for (const m of c.pending.splice(0))
+		handlePeer(c, m.kind, m.data);
+}
+
+// This page's camera, microphone and chat channel, on c's connection.
+function addLocal(c) {
+	const pc = c.pc, stream = c.stream;
+	if (call !== c || c.localAdded)
+		return;
+	c.localAdded = true;
+	if (stream) {
+		$("local-video").srcObject = stream;
+		$("local").hidden = !stream.getVideoTracks().length;
+		$("controls").hidden = false;
+		for (const t of stream.getTracks())
+			pc.addTrack(t, stream);
+		$("toggle-mic").disabled = !stream.getAudioTracks().length;
+		$("toggle-cam").disabled = !stream.getVideoTracks().length;
+	}
+	// Negotiated on both sides: no race over who opens it.
+	const dc = pc.createDataChannel("chat", { negotiated: true, id: 0 });
+	c.dc = dc;
+	dc.onopen = () => {
+		if (call === c)
+			setChatEnabled(true);
+	};
+	dc.onclose = () => setChatEnabled(false);
+	dc.onmessage = (e) => addChat(String(e.data), "theirs");
+}
+
+function onConnectionState(c) {
+	if (call !== c)
+		return;
+	const s = c.pc.connectionState;
+	if (s === "connected") {
+		clearTimeout(c.timer);
+		c.phase = "connected";
+		setBanner("connected", `Connected with ${who(c.peer)}`,
+		    "Chat below; camera and microphone where allowed.");
+	} else if (s === "disconnected") {
+		c.phase = "reconnecting";
+		setBanner("reconnecting", `Reconnecting to ${who(c.peer)}…`,
+		    "The network path was interrupted.");
+	} else if (s === "failed") {
+		if (!c.failedOnce) {
+			// One ICE restart before giving up.
+			c.failedOnce = true;
+			c.phase = "reconnecting";
+			setBanner("reconnecting", `Reconnecting to ${who(c.peer)}…`,
+			    "Trying another network path.");
+			c.pc.restartIce();
+			return;
+		}
+		send(c, "hangup", {});
+		endCall("failed", `The call with ${who(c.peer)} failed`,
+		    "No network path between you (a TURN server would help).");
+	}
+}
+
+function onPeerMessage(kind, data) {
+	const c = call;
+	if (!c || data.callId !== c.id)
+		return;
+	if (!c.pc) {
+		c.pending.push({ kind, data });
+		return;
+	}
+	handlePeer(c, kind, data);
+}
+
+// One message at a time, in order: each step awaits the previous one.
+function handlePeer(c, kind, data) {
+	c.queue = c.queue.then(async () => {
+		if (call !== c)
+			return;
+		const pc = c.pc;
+		if (kind === "description") {
+			const d = data.description;
+			const collision = d.type === "offer" &&
+			    (c.makingOffer || pc.signalingState !== "stable");
+			c.ignoreOffer = !c.polite && collision;
+			if (c.ignoreOffer)
+				return;
+			await pc.setRemoteDescription(d);
+			if (d.type === "offer") {
+				// A waiting caller's tracks join its answer.
+				addLocal(c);
+				await pc.setLocalDescription();
+				await send(c, "description",
+				    { description: pc.localDescription.toJSON() });
+			}
+		} else if (kind === "candidate") {
+			try {
+				await pc.addIceCandidate(data.candidate);
+			} catch (e) {
+				if (!c.ignoreOffer)
+					throw e;
+			}
+		}
+	}).catch((e) => console.warn(kind, e));
+}
+
+// ----------------------------------------------------------------- wiring
+
+function toggleTrack(kind, button) {
+	if (!localStream)
+		return;
+	const tracks = kind === "audio" ? localStream.getAudioTracks() :
+	    localStream.getVideoTracks();
+	const on = !tracks.every((t) => t.enabled);
+	for (const t of tracks)
+		t.enabled = on;
+	button.setAttribute("aria-pressed", String(on));
+}
+
+window.beepApp = {
+	get phase() { return document.body.dataset.phase || "join"; },
+	get call() { return call; },
+	sig: null,
+	pc: null,
+};
+
+$("join-user").value = localStorage.getItem("beep.user") || "";
+$("join-device").value = localStorage.getItem("beep.device") ||
+    (/Mobi/.test(navigator.userAgent) ? "phone" : "laptop");
+
+$("join-form").addEventListener("submit", (e) => {
+	e.preventDefault();
+	join($("join-user").value.trim(), $("join-device").value.trim());
+});
+
+$("find-form").addEventListener("submit", (e) => {
+	e.preventDefault();
+	const name = $("find-user").value.trim();
+	if (!name)
+		return;
+	if (!contacts.has(name))
+		contacts.set(name, { devices: null, error: "" });
+	$("find-user").value = "";
+	saveContacts();
+	renderContacts();
+	refreshContacts();
+});
+
+$("chat-form").addEventListener("submit", (e) => {
+	e.preventDefault();
+	const text = $("chat-input").value;
+	if (!text || !call || !call.dc || call.dc.readyState !== "open")
+		return;
+	call.dc.send(text);
+	addChat(text, "mine");
+	$("chat-input").value = "";
+});
+
+$("accept").addEventListener("click", accept);
+$("decline").addEventListener("click", decline);
+$("hangup").addEventListener("click", hangup);
+$("toggle-mic").addEventListener("click",
+    () => toggleTrack("audio", $("toggle-mic")));
+$("toggle-cam").addEventListener("click",
+    () => toggleTrack("video", $("toggle-cam")));
+window.addEventListener("pagehide", () => {
+	if (call)
+		hangup();
+});
+setBanner("idle", "No call");
+document.body.dataset.phase = "join";

@@ -1,0 +1,452 @@
+// beep-signal.js: the browser client of beep-signal. A dependency-free ES
+// module; see the README's "Browser client" section.
+//
+//   import { connect } from "/beep-signal.js";
+//   const sig = connect({ base: "", user: "alice", device: "laptop", token });
+//   sig.on("offer", (data, meta) => {});  // meta = { id, from, event }
+//   sig.on("reset", (reason) => {});      // messages were lost: ICE restart
+//   sig.on("state", (state, info) => {}); // "connecting" | "open" | "closed"
+//   await sig.send("bob", "phone", data, { event: "offer" });  // {id, held}
+//   await sig.devices("bob");             // ["phone", ...]
+//   await sig.iceServers();               // RTCIceServer[]
+//   sig.close();
+//
+// The stream is read with fetch(), not EventSource, so that the client sees
+// status codes and headers: it reconnects with the last event id (the
+// Last-Event-ID header) after the stream ends or the network fails, as
+// EventSource does, and also after an answer it can recover from (429, 502,
+// 503, 504: after Retry-After or a growing delay), where EventSource would
+// give up for good. It stops for good ("closed" with a reason) on an answer
+// that no retry can change (400, 401, 403, 404) and when the service says a
+// newer stream of the same device replaced this one. The token, when given,
+// goes in an Authorization: Bearer header on every request, the stream
+// included, so it never appears in a URL (or an access log).
+
+const DEFAULT_RETRY_MS = 2000;   // before reconnecting after a clean end
+const MIN_BACKOFF_MS = 500;      // after a failure, doubling...
+const MAX_BACKOFF_MS = 30000;    // ...up to this
+const SEND_ATTEMPTS = 3;         // a POST is retried on transient failures
+const TRANSIENT = new Set([429, 502, 503, 504]);
+// Event names the client raises itself; a stream event with one of these
+// names (anyone may post any name) is not passed on.
+const LOCAL_EVENTS = new Set(["state", "error"]);
+
+const enc = encodeURIComponent;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const jitter = (ms) => Math.round(ms * (0.75 + Math.random() * 0.5));
+
+// The error a request rejects with: message from the service's
+// {"error": "..."} body, status, and Retry-After in ms when sent.
+export class SignalError extends Error {
+	constructor(message, status = 0, retryAfterMs = 0) {
+		super(message);
+		this.name = "SignalError";
+		this.status = status;
+		this.retryAfterMs = retryAfterMs;
+	}
+}
+
+async function errorOf(res, what) {
+	let why = `${res.status} ${res.statusText || ""}`.trim();
+	try {
+		const body = await res.json();
+		if (body && typeof body.error === "string")
+			why = body.error;
+	} catch { /* not JSON: keep the status */ }
+	const ra = Number(res.headers.get("Retry-After"));
+	return new SignalError(`${what}: ${why}`, res.status,
+	    Number.isFinite(ra) && ra > 0 ? ra * 1000 : 0);
+}
+
+// A WHATWG event-stream parser: feed it text, it calls onEvent(type, data,
+// lastEventId) for each event, onRetry(ms) for each retry field. It also
+// tracks the last event id, which an `id:` line sets even without data.
+export class EventStreamParser {
+	constructor(onEvent, onRetry) {
+		this.onEvent = onEvent;
+		this.onRetry = onRetry;
+		this.buf = "";
+		this.sawCR = false;
+		this.data = "";
+		this.type = "";
+		this.idBuf = null;
+		this.lastEventId = "";
+	}
+
+	feed(text) {
+		let s = text;
+		// A CR at the end of the last chunk and an LF at the start of
+		// this one are one line break.
+		if (this.sawCR && s.startsWith("\n"))
+			s = s.slice(1);
+		this.sawCR = false;
+		this.buf += s;
+		let start = 0;
+		for (;;) {
+			const m = /\r\n|\r|\n/g;
+			m.lastIndex = start;
+			const hit = m.exec(this.buf);
+			if (!hit)
+				break;
+			// A lone CR at the very end may be half of a CRLF.
+			if (hit[0] === "\r" && hit.index === this.buf.length - 1)
+				this.sawCR = true;
+			this.line(this.buf.slice(start, hit.index));
+			start = hit.index + hit[0].length;
+		}
+		this.buf = this.buf.slice(start);
+	}
+
+	line(line) {
+		if (line === "") {
+			this.dispatch();
+			return;
+		}
+		if (line.startsWith(":"))
+			return;
+		const colon = line.indexOf(":");
+		let field = line, value = "";
+		if (colon >= 0) {
+			field = line.slice(0, colon);
+			value = line.slice(colon + 1);
+			if (value.startsWith(" "))
+				value = value.slice(1);
+		}
+		switch (field) {
+		case "event": this.type = value; break;
+		case "data": this.data += value + "\n"; break;
+		case "id": if (!value.includes("\0")) this.idBuf = value; break;
+		case "retry": if (/^[0-9]+$/.test(value)) this.onRetry(Number(value)); break;
+		default: break;
+		}
+	}
+
+	dispatch() {
+		if (this.idBuf !== null)
+			this.lastEventId = this.idBuf;
+		this.idBuf = null;
+		const { data, type } = this;
+		this.data = "";
+		this.type = "";
+		if (data === "")
+			return;
+		this.onEvent(type || "message", data.slice(0, -1), this.lastEventId);
+	}
+}
+
+class Signal {
+	constructor(opts) {
+		if (!opts || !opts.user || !opts.device)
+			throw new TypeError("connect: user and device are required");
+		this.base = (opts.base || "").replace(/\/+$/, "");
+		this.user = String(opts.user);
+		this.device = String(opts.device);
+		this.token = opts.token;                 // string or (async) function
+		this.envelope = opts.envelope !== false; // exact data and the sender
+		// Cookies: the page's own origin by default; "include" for cookie
+		// auth across origins (with BEEP_CORS_ORIGINS).
+		this.credentials = opts.credentials || "same-origin";
+		// A stream silent this long (no event, no keepalive comment) is
+		// taken for dead (a NAT forgot it) and reopened; 0: never.
+		this.idleTimeout = opts.idleTimeout || 0;
+		this.lastEventId = opts.lastEventId || "";
+		this.state = "";
+		this.listeners = new Map();
+		this.retryMs = DEFAULT_RETRY_MS;
+		this.backoffMs = MIN_BACKOFF_MS;
+		this.abort = null;
+		this.wake = null;
+		this.stopped = false;
+		this.sendQueues = new Map();   // "user\0device" -> last send
+		// After the caller's on() calls, so they see "connecting".
+		queueMicrotask(() => this.run());
+	}
+
+	// Listen to event `name` (an event name the service delivers, "message"
+	// for unnamed ones, or "reset", "state", "error"). Returns a function
+	// that removes the listener.
+	on(name, fn) {
+		if (!this.listeners.has(name))
+			this.listeners.set(name, new Set());
+		this.listeners.get(name).add(fn);
+		return () => this.off(name, fn);
+	}
+
+	off(name, fn) {
+		this.listeners.get(name)?.delete(fn);
+	}
+
+	emit(name, ...args) {
+		for (const fn of [...(this.listeners.get(name) || [])]) {
+			try {
+				fn(...args);
+			} catch (e) {
+				// A listener's bug must not kill the stream.
+				setTimeout(() => { throw e; });
+			}
+		}
+	}
+
+	setState(state, info = {}) {
+		if (this.state === state)
+			return;
+		this.state = state;
+		this.emit("state", state, info);
+	}
+
+	async headers(extra = {}) {
+		const h = { ...extra };
+		const t = typeof this.token === "function" ?
+		    await this.token() : this.token;
+		if (t)
+			h.Authorization = `Bearer ${t}`;
+		return h;
+	}
+
+	// Drop the stream now and open it again with the last id, as after a
+	// network change (and as the tests use it).
+	reconnect() {
+		if (this.stopped)
+			return;
+		this.retryMs = 0;
+		this.abort?.abort();
+		this.wake?.();
+	}
+
+	close(reason = "closed by the application") {
+		if (this.stopped)
+			return;
+		this.stopped = true;
+		this.abort?.abort();
+		this.wake?.();
+		this.setState("closed", { reason });
+	}
+
+	// Waits ms, or less when reconnect()/close() wakes it.
+	pause(ms) {
+		return new Promise((resolve) => {
+			const timer = setTimeout(done, ms);
+			function done() { clearTimeout(timer); resolve(); }
+			this.wake = () => { this.wake = null; done(); };
+		});
+	}
+
+	async run() {
+		while (!this.stopped) {
+			this.setState("connecting");
+			let wait;
+			try {
+				wait = await this.stream();
+			} catch (e) {
+				if (this.stopped)
+					break;
+				if (e instanceof SignalError && !TRANSIENT.has(e.status) &&
+				    e.status < 500 && !(e.status === 401 &&
+				    typeof this.token === "function")) {
+					this.emit("error", e);
+					this.stopped = true;
+					this.setState("closed", { reason: e.message,
+					    status: e.status });
+					break;
+				}
+				if (e.name !== "AbortError")
+					this.emit("error", e);
+				wait = e.retryAfterMs || jitter(this.backoffMs);
+				this.backoffMs = Math.min(this.backoffMs * 2,
+				    MAX_BACKOFF_MS);
+			}
+			if (this.stopped)
+				break;
+			if (wait > 0)
+				await this.pause(wait);
+		}
+	}
+
+	// One stream: resolves with the delay before the next one when it ends
+	// (cleanly or by a network error after it opened), rejects when it did
+	// not open.
+	async stream() {
+		const q = this.envelope ? "?envelope=1" : "";
+		const url = `${this.base}/subscribe/${enc(this.user)}/device/` +
+		    `${enc(this.device)}${q}`;
+		const extra = { Accept: "text/event-stream" };
+		if (this.lastEventId)
+			extra["Last-Event-ID"] = this.lastEventId;
+		this.abort = new AbortController();
+		const res = await fetch(url, {
+			headers: await this.headers(extra),
+			credentials: this.credentials,
+			cache: "no-store",
+			signal: this.abort.signal,
+		});
+		if (res.status !== 200)
+			throw await errorOf(res, "subscribe");
+		if (!/^text\/event-stream/i.test(res.headers.get("Content-Type") || ""))
+			throw new SignalError("subscribe: not an event stream", 502);
+		this.retryMs = DEFAULT_RETRY_MS;
+		this.backoffMs = MIN_BACKOFF_MS;
+		let replaced = null;
+		const parser = new EventStreamParser((type, data, id) => {
+			this.lastEventId = id;
+			if (type === "replaced") {
+				replaced = data;
+				return;
+			}
+			this.deliver(type, data, id);
+		}, (ms) => { this.retryMs = ms; });
+		this.setState("open");
+		const reader = res.body.getReader();
+		const decoder = new TextDecoder();
+		let idle = null;
+		const watch = () => {
+			clearTimeout(idle);
+			if (this.idleTimeout > 0)
+				idle = setTimeout(() => {
+					this.emit("error", new SignalError(
+					    "subscribe: no data for " +
+					    `${this.idleTimeout} ms`, 0));
+					this.reconnect();
+				}, this.idleTimeout);
+		};
+		try {
+			for (;;) {
+				watch();
+				const { value, done } = await reader.read();
+				if (done)
+					break;
+				parser.feed(decoder.decode(value, { stream: true }));
+				// An id: line alone sets it too (no event).
+				if (parser.lastEventId)
+					this.lastEventId = parser.lastEventId;
+				if (replaced !== null)
+					break;
+			}
+		} catch (e) {
+			if (this.stopped)
+				return 0;
+			if (e.name !== "AbortError")
+				this.emit("error", e);
+		} finally {
+			clearTimeout(idle);
+			this.abort.abort();
+		}
+		if (replaced !== null) {
+			// Another tab or window took this device over: do not
+			// fight it (each would replace the other in turn).
+			let reason = "replaced by a newer connection of this device";
+			try {
+				const d = JSON.parse(replaced);
+				if (d && typeof d.reason === "string")
+					reason = d.reason;
+			} catch { /* keep ours */ }
+			this.stopped = true;
+			this.setState("closed", { reason, replaced: true });
+			return 0;
+		}
+		return this.retryMs > 0 ? jitter(this.retryMs) : 0;
+	}
+
+	deliver(type, text, id) {
+		if (LOCAL_EVENTS.has(type))
+			return;
+		let data = text, from = null;
+		try {
+			data = JSON.parse(text);
+		} catch { /* plain text */ }
+		if (this.envelope && data && typeof data === "object" &&
+		    "from" in data && "data" in data) {
+			from = data.from;
+			data = data.data;
+		}
+		if (type === "reset") {
+			this.emit("reset", data && data.reason !== undefined ?
+			    data.reason : data, { id, from });
+			return;
+		}
+		this.emit(type, data, { id, from, event: type });
+	}
+
+	async request(method, path, body, what) {
+		const init = { method, cache: "no-store",
+		    credentials: this.credentials };
+		const extra = {};
+		if (body !== undefined) {
+			extra["Content-Type"] = "application/json";
+			init.body = JSON.stringify(body);
+		}
+		let err;
+		for (let attempt = 0; attempt < SEND_ATTEMPTS; attempt++) {
+			if (attempt > 0)
+				await sleep(err.retryAfterMs ||
+				    jitter(MIN_BACKOFF_MS * 2 ** attempt));
+			init.headers = await this.headers(extra);
+			let res;
+			try {
+				res = await fetch(this.base + path, init);
+			} catch (e) {
+				err = new SignalError(`${what}: ${e.message}`, 0);
+				continue;
+			}
+			if (res.ok)
+				return res;
+			err = await errorOf(res, what);
+			if (!TRANSIENT.has(res.status))
+				break;
+		}
+		throw err;
+	}
+
+	// POST data to (user, device); options.event names the event.
+	// Resolves { id, held } (held: the device was away, within its grace
+	// period, and gets it when it is back); rejects with a SignalError.
+	// Sends to one device go out one after another, in the order of the
+	// calls, so they arrive in that order (an answer before the
+	// candidates that follow it) even when they are made at once.
+	send(user, device, data, { event } = {}) {
+		if (data === undefined || data === null || data === "")
+			return Promise.reject(new SignalError("send: no data", 400));
+		const body = { data };
+		if (event)
+			body.event = event;
+		const key = `${user}\0${device}`;
+		const prev = this.sendQueues.get(key) || Promise.resolve();
+		const p = prev.catch(() => {}).then(async () => {
+			const res = await this.request("POST",
+			    `/user/${enc(user)}/device/${enc(device)}`, body, "send");
+			const doc = await res.json();
+			return { id: doc.id, held: res.status === 202 };
+		});
+		this.sendQueues.set(key, p);
+		const forget = () => {
+			if (this.sendQueues.get(key) === p)
+				this.sendQueues.delete(key);
+		};
+		p.then(forget, forget);
+		return p;
+	}
+
+	// The devices of user that have a live stream.
+	async devices(user) {
+		const res = await this.request("GET", `/user/${enc(user)}/devices`,
+		    undefined, "devices");
+		return res.json();
+	}
+
+	// STUN/TURN servers for new RTCPeerConnection({ iceServers }).
+	async iceServers() {
+		const res = await this.request("GET",
+		    `/ice-servers?user=${enc(this.user)}`, undefined, "iceServers");
+		return (await res.json()).iceServers;
+	}
+}
+
+// Open a signaling connection for (user, device). Options: base (the
+// service's origin, "" for the page's own), user, device, token (a string,
+// or a function returning one, called before every request), envelope
+// (default true: exact data and the sender in meta.from), lastEventId (to
+// resume a stream of an earlier page), credentials (fetch's: "include" to
+// send cookies to another origin), idleTimeout (ms without a byte after
+// which the stream is reopened; above the service's BEEP_KEEPALIVE, 0: off).
+export function connect(opts) {
+	return new Signal(opts);
+}
