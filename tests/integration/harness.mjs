@@ -725,7 +725,7 @@ export function assertRefusedStart(r, what) {
 	assert.equal(r.signal, null, `${what}: no crash (${r.signal})`);
 	assert.ok(r.stderr.trim().length > 0, `${what}: says why`);
 	assert.doesNotMatch(r.stderr,
-	    /AddressSanitizer|LeakSanitizer|runtime error:/, what);
+	    /AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:/, what);
 }
 
 // ---------------------------------------------------------------------------
