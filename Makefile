@@ -116,7 +116,7 @@ integration: $(BIN)
 # valgrind memcheck over every unit test (the plain build, no sanitizer):
 # no error, nothing definitely, indirectly or possibly lost, and nothing
 # still reachable but what tests/valgrind.supp lists (libraries' own
-# one-time allocations, each justified there).  About a minute.
+# one-time allocations, each justified there).  About 20 s of CPU.
 VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=all --errors-for-leak-kinds=all --track-origins=yes \
 	--suppressions=tests/valgrind.supp --quiet
