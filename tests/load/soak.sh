@@ -26,6 +26,40 @@
 # flatness figures, the plot, and the backend's log.
 set -euo pipefail
 
+# The plot of time series $1.tsv into $1.png, titled $2.
+plot() {
+	gnuplot <<EOF
+set terminal pngcairo size 1000,900 font ",10"
+set output "$1.png"
+set multiplot layout 3,1 title "beep-signal soak: $2"
+set grid
+set xlabel "seconds"
+set ylabel "backend RSS MiB"
+set y2label "caddy RSS MiB"
+set ytics nomirror
+set y2tics
+plot "$1.tsv" using 1:(\$2/1024) axes x1y1 with lines title "backend (left)", \
+     "" using 1:(\$5/1024) axes x1y2 with lines title "caddy (right)"
+unset y2tics
+unset y2label
+set ytics mirror
+set ylabel "threads / fds"
+plot "$1.tsv" using 1:3 with lines title "backend threads", \
+     "" using 1:4 with lines title "backend fds"
+set ylabel "ms"
+set logscale y
+plot "$1.tsv" using 1:(\$8 > 0 ? \$8 : 1/0) with lines title "p99 POST->event (per second)", \
+     "" using 1:(\$9 > 0 ? \$9 : 1/0) with lines title "max"
+unset multiplot
+EOF
+}
+
+# tests/load/soak.sh --plot BASE redraws BASE.png from BASE.tsv and BASE.json.
+if [ "${1:-}" = --plot ]; then
+	plot "$2" "$(jq -r .settings "$2.json") ($(basename "$2"))"
+	exit 0
+fi
+
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BEEP_BIN=${BEEP_BIN:-$ROOT/build/beep-signal}
 LOADGEN=${LOADGEN:-$ROOT/build/loadgen}
@@ -143,24 +177,7 @@ jq -n --argjson report "$REPORT" --argjson flat "$FLAT" \
       loadgen_exit:($rc|tonumber), log_problems:($log_problems|tonumber),
       flatness:$flat, healthz_at_end:$health, loadgen:$report}' >"$BASE.json"
 
-gnuplot <<EOF
-set terminal pngcairo size 1000,900 font ",10"
-set output "$BASE.png"
-set multiplot layout 3,1 title "beep-signal soak: $((USERS * 10)) streams behind Caddy, $RATE posts/s, $CHURN cuts/s ($STAMP)"
-set grid
-set xlabel "seconds"
-set ylabel "RSS MiB"
-plot "$BASE.tsv" using 1:(\$2/1024) with lines title "backend", \
-     "" using 1:(\$5/1024) with lines title "caddy"
-set ylabel "threads / fds"
-plot "$BASE.tsv" using 1:3 with lines title "backend threads", \
-     "" using 1:4 with lines title "backend fds"
-set ylabel "ms"
-set logscale y
-plot "$BASE.tsv" using 1:(\$8 > 0 ? \$8 : 1/0) with lines title "p99 POST->event (per second)", \
-     "" using 1:(\$9 > 0 ? \$9 : 1/0) with lines title "max"
-unset multiplot
-EOF
+plot "$BASE" "$((USERS * 10)) streams behind Caddy, $RATE posts/s, $CHURN cuts/s ($STAMP)"
 
 log "wrote $BASE.{tsv,json,png,log}"
 jq -c '{loadgen_exit, log_problems, flatness}' "$BASE.json" >&2
