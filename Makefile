@@ -50,8 +50,20 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_r
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
+# What the integration suite is told about the build it tests (harness.mjs:
+# BEEP_TEST_SANITIZER, BEEP_TEST_SCALE, BEEP_TEST_SKIP).  Under
+# ThreadSanitizer every thread runs 5-15 times slower, so the stress files
+# scale their counts down to a quarter (same shape, same checks), and the
+# heavy files listed in TSAN_SKIP ("NAME=reason;NAME=reason", NAME a file
+# name without .test.mjs; only files that call skipReason()) are reported
+# as skipped with their reason.  Empty: every file runs under TSan.
+TSAN_SKIP ?=
+INTEGRATION_ENV := BEEP_TEST_SANITIZER=$(SANITIZE) \
+	$(if $(findstring thread,$(SANITIZE)),BEEP_TEST_SCALE=$${BEEP_TEST_SCALE:-0.25} \
+	BEEP_TEST_SKIP="$${BEEP_TEST_SKIP-$(TSAN_SKIP)}")
+
 .PHONY: all run test unit integration tsan deps test-deps format \
-	format-check clean install bench loadgen docs fuzz fuzz-build
+	format-check clean install bench loadgen docs fuzz fuzz-build valgrind soak
 
 all: $(BIN)
 
@@ -106,7 +118,30 @@ unit: $(UNIT_BINS)
 	done
 
 integration: $(BIN)
-	BEEP_BIN=$(abspath $(BIN)) $(SAN_ENV) node --test tests/integration/
+	BEEP_BIN=$(abspath $(BIN)) $(SAN_ENV) $(INTEGRATION_ENV) \
+		node --test tests/integration/
+
+# valgrind memcheck over every unit test (the plain build, no sanitizer):
+# no error, nothing definitely, indirectly or possibly lost, and nothing
+# still reachable but what tests/valgrind.supp lists (libraries' own
+# one-time allocations, each justified there).  About 20 s of CPU.
+VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+	--show-leak-kinds=all --errors-for-leak-kinds=all --track-origins=yes \
+	--suppressions=tests/valgrind.supp --quiet
+valgrind: $(UNIT_BINS)
+	@command -v valgrind >/dev/null || sh scripts/deps.sh valgrind
+	@for t in $(UNIT_BINS); do \
+		echo "== valgrind $$t"; $(VALGRIND) $$t || exit 1; \
+	done
+
+# The soak: SOAK_STREAMS streams (9000) behind Caddy, SOAK_RATE posts/s
+# (1000), SOAK_CHURN random disconnects/s (20) resuming as EventSource does,
+# for SOAK_SECONDS (600).  Writes reliability/soak-<time>.{json,tsv,png};
+# see tests/load/soak.sh.
+soak: $(BIN) $(BUILD)/loadgen
+	@sh scripts/deps.sh soak
+	BEEP_BIN=$(abspath $(BIN)) LOADGEN=$(abspath $(BUILD)/loadgen) \
+		bash tests/load/soak.sh
 
 # The registry and the cluster under ThreadSanitizer, with real threads.
 tsan:

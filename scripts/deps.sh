@@ -3,6 +3,7 @@
 #   deps.sh run    build and serve (make run)
 #   deps.sh test   build and run every test (make test, make fuzz)
 #   deps.sh bench  the benchmark (make bench)
+#   deps.sh valgrind  make valgrind;  deps.sh soak  make soak
 # Not root: print the apt-get command to run instead, and fail.
 set -eu
 want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev libjwt-dev libssl-dev uthash-dev libhiredis-dev caddy"
@@ -10,7 +11,9 @@ case "${1:-run}" in
 run) ;;
 test) want="$want libcmocka-dev clang-format clang libclang-rt-14-dev nodejs nginx lighttpd spawn-fcgi systemd man-db curl redis-server chromium coturn" ;;
 bench) want="$want nginx libnginx-mod-nchan gnuplot-nox jq curl redis-server" ;;
-*) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
+valgrind) want="$want libcmocka-dev valgrind" ;;
+soak) want="$want gnuplot-nox jq" ;;
+*) echo "usage: $0 run|test|bench|valgrind|soak" >&2; exit 2 ;;
 esac
 
 # The browser tests' driver (playwright-core, no browser download) from

@@ -8,7 +8,11 @@
 
 #include "util.h"
 
+#include <sys/socket.h>
+
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <string.h>
 
 #define FCGI_OUT_VERSION 1
@@ -34,6 +38,7 @@ fcgi_out_init(struct fcgi_out *o, int fd, unsigned request_id)
 	o->request_id = (uint16_t)request_id;
 	o->failed = false;
 	o->timeout_ms = 0;
+	o->not_socket = false;
 }
 
 static void
@@ -50,14 +55,58 @@ fcgi_out_header(
 	h[7] = 0;
 }
 
-/* Write all n iovecs (v is consumed); returns 0 or -1. */
+/*
+ * One write of v[0..n): with a deadline, never blocks past it.  A blocking
+ * writev() would not do: on a socket with SO_SNDTIMEO the kernel restarts
+ * the timeout whenever a little room frees up, so a client that reads a
+ * trickle keeps one call going for as long as it likes.  So the write is
+ * made non-blocking (MSG_DONTWAIT) and the wait for room is a poll() bounded
+ * by what is left of the deadline.  Returns the bytes written, or -1 with
+ * errno (ETIMEDOUT when the deadline passed).
+ */
+static ssize_t
+fcgi_out_write_some(
+    struct fcgi_out *o, struct iovec *v, int n, uint64_t deadline)
+{
+	for (;;) {
+		struct msghdr mh = {.msg_iov = v, .msg_iovlen = (size_t)n};
+		struct pollfd pfd = {.fd = o->fd, .events = POLLOUT};
+		uint64_t now, left;
+		ssize_t w;
+
+		if (deadline == 0 || o->not_socket)
+			return writev(o->fd, v, n);
+		w = sendmsg(o->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+			if (w < 0 && errno == ENOTSOCK) {
+				o->not_socket =
+				    true; /* a pipe: blocking writes */
+				continue;
+			}
+			return w;
+		}
+		now = util_now_ms();
+		if (now >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		left = deadline - now;
+		if (poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left) == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		/* Room, an error or EINTR: the next sendmsg() tells. */
+	}
+}
+
+/* Write all n iovecs (v is consumed) by the deadline; returns 0 or -1. */
 static int
 fcgi_out_send(struct fcgi_out *o, struct iovec *v, int n)
 {
 	uint64_t deadline = o->timeout_ms ? util_now_ms() + o->timeout_ms : 0;
 
 	while (n > 0) {
-		ssize_t w = writev(o->fd, v, n);
+		ssize_t w = fcgi_out_write_some(o, v, n, deadline);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -73,10 +122,6 @@ fcgi_out_send(struct fcgi_out *o, struct iovec *v, int n)
 		if (n > 0) {
 			v->iov_base = (char *)v->iov_base + w;
 			v->iov_len -= (size_t)w;
-			if (deadline != 0 && util_now_ms() >= deadline) {
-				o->failed = true;
-				return -1;
-			}
 		}
 	}
 	return 0;

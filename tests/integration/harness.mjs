@@ -21,6 +21,16 @@
 //   BEEP_CADDYFILE  Caddyfile to run (default Caddyfile under the root;
 //                   startStack({ caddyfile }) overrides it for one stack)
 //   BEEP_TEST_DEBUG set to 1 to echo backend and Caddy stderr while running
+//   BEEP_TEST_SANITIZER  the sanitizer the binary was built with (make sets
+//                   it: "address,undefined", "thread", or empty)
+//   BEEP_TEST_SCALE a factor (0 < f <= 1, default 1) by which the stress
+//                   files scale their counts (scaled()); `make test
+//                   SANITIZE=thread` sets 0.25: same shape, same checks
+//   BEEP_TEST_SKIP  files to skip, reason given: "NAME=reason;NAME=reason"
+//                   where NAME is a file name without .test.mjs; a skipped
+//                   file's tests report SKIP with the reason (skipReason()),
+//                   never pass silently. `make test SANITIZE=thread` sets
+//                   the Makefile's TSAN_SKIP.
 //
 // No sleeps as synchronisation: callers await events, and poll() with a bound
 // only when they wait for a state change. Timeouts here are hang guards.
@@ -45,6 +55,31 @@ export const BEEP_BIN = path.resolve(ROOT,
 export const CADDYFILE = path.resolve(ROOT,
     process.env.BEEP_CADDYFILE || 'Caddyfile');
 const DEBUG = process.env.BEEP_TEST_DEBUG === '1';
+export const SANITIZER = process.env.BEEP_TEST_SANITIZER || '';
+
+// The stress scale (BEEP_TEST_SCALE): n scaled, at least `min`.
+export const SCALE = (() => {
+	const f = Number(process.env.BEEP_TEST_SCALE || '1');
+	if (!(f > 0 && f <= 1))
+		throw new Error(`BEEP_TEST_SCALE must be in (0, 1]: ${f}`);
+	return f;
+})();
+export const scaled = (n, min = 1) => Math.max(min, Math.round(n * SCALE));
+
+// The reason a test file is skipped (BEEP_TEST_SKIP), or false: pass it as
+// the `skip` option of the file's tests, e.g.
+//   test('...', { skip: skipReason(import.meta.url) }, ...)
+export function skipReason(fileUrl) {
+	const name = path.basename(fileURLToPath(fileUrl)).replace(/\.test\.mjs$/, '');
+	for (const entry of (process.env.BEEP_TEST_SKIP || '').split(';')) {
+		const eq = entry.indexOf('=');
+		const key = (eq < 0 ? entry : entry.slice(0, eq)).trim();
+		if (key && key === name)
+			return `BEEP_TEST_SKIP: ${eq < 0 ? 'no reason given' :
+			    entry.slice(eq + 1).trim()}`;
+	}
+	return false;
+}
 
 // Hang guards (ms). Generous: the suite also runs under ASan/UBSan.
 const READY_GUARD = 20000;
@@ -499,6 +534,16 @@ class Stack {
 		return this.backendExit;
 	}
 
+	// Starts a new backend on the same socket once the old one is gone
+	// (killed by a test): Caddy, still running, proxies to the new one,
+	// whose exit on SIGTERM stopAndCheck() then checks.
+	async restartBackend() {
+		if (this.backend && !this.backend.exitInfo)
+			throw new Error('restartBackend: the backend is still running');
+		this.backendExit = null;
+		await this.startBackend();
+	}
+
 	// Stops everything; idempotent. Returns the backend's exit info.
 	stop() {
 		if (!this.stopped)
@@ -680,7 +725,7 @@ export function assertRefusedStart(r, what) {
 	assert.equal(r.signal, null, `${what}: no crash (${r.signal})`);
 	assert.ok(r.stderr.trim().length > 0, `${what}: says why`);
 	assert.doesNotMatch(r.stderr,
-	    /AddressSanitizer|LeakSanitizer|runtime error:/, what);
+	    /AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:/, what);
 }
 
 // ---------------------------------------------------------------------------

@@ -18,6 +18,16 @@
  * compares, so corruption, loss, duplication and reordering are all seen.
  * Latency is receive time minus the send time carried in the data.
  *
+ * With --churn R, R streams a second (in the post phases) are cut at
+ * random and reopened at once as EventSource does: with the last id the
+ * stream parsed (an id with no event counts) as Last-Event-ID. A stream the
+ * server ends, or a reconnect that fails, is retried after a second. A
+ * `reset` event (the server could not resume) is counted: the run then
+ * fails, as do lost and duplicated messages. With --samples FILE, one line
+ * every --sample-ms: seconds, then RSS KiB, threads and open descriptors of
+ * each --pids process, then p99 and max latency (ms) of the events received
+ * in that interval, delivered, resumed and resets so far.
+ *
  * Phases: subscribe (at most --sub-concurrency connections in flight),
  * settle (idle, then sample RSS), warm-up posts (not measured), measured
  * posts, drain (wait for outstanding events), done. The whole run is
@@ -187,6 +197,10 @@ struct sse {
 	uint8_t started;  /* past the point where a BOM may appear */
 	uint8_t after_cr; /* last byte was CR: a following LF is eaten */
 	uint8_t overflow; /* a line or an event passed our limits */
+	uint8_t id_len;   /* last event ID buffer (WHATWG) */
+	uint8_t last_len; /* last event ID, set at each dispatch */
+	char id[64];
+	char last[64];
 };
 
 /* Called for every dispatched event, with data as the spec builds it. */
@@ -206,6 +220,9 @@ static struct sse_stats g_sse_stats;
 static void
 sse_dispatch(struct sse *s, sse_event_fn fn, void *arg)
 {
+	/* Set before the check for data: an id alone moves it too. */
+	memcpy(s->last, s->id, s->id_len);
+	s->last_len = s->id_len;
 	if (s->data.len == 0) {
 		s->event.len = 0;
 		return;
@@ -254,8 +271,12 @@ sse_line(struct sse *s, const char *p, size_t n, sse_event_fn fn, void *arg)
 		if (buf_append(&s->event, v, vn, LOADGEN_MAX_LINE) == -1)
 			s->overflow = 1;
 	} else if (fn_len == 2 && memcmp(p, "id", 2) == 0) {
-		/* An id with NUL is ignored; we keep none either way. */
+		/* An id with NUL is ignored, as is one too long for us. */
 		g_sse_stats.ids++;
+		if (vn < sizeof(s->id) && memchr(v, '\0', vn) == NULL) {
+			memcpy(s->id, v, vn);
+			s->id_len = (uint8_t)vn;
+		}
 	} else if (fn_len == 5 && memcmp(p, "retry", 5) == 0) {
 		g_sse_stats.retries++;
 	} else {
@@ -330,6 +351,16 @@ sse_free(struct sse *s)
 	buf_free(&s->line);
 	buf_free(&s->data);
 	buf_free(&s->event);
+}
+
+/* A new connection of the same EventSource: only the last id survives. */
+static void
+sse_restart(struct sse *s)
+{
+	sse_free(s);
+	s->bom_seen = s->started = s->after_cr = s->overflow = 0;
+	memcpy(s->id, s->last, s->last_len);
+	s->id_len = s->last_len;
 }
 
 /* ------------------------------------------------------------------ */
@@ -651,6 +682,8 @@ struct sub {
 	uint32_t sent_seq; /* last sequence number posted to it */
 	uint32_t max_seq;  /* highest sequence number received */
 	uint8_t inflight;  /* a post to it awaits its answer */
+	uint8_t resuming;  /* reconnecting (--churn): not yet 200 */
+	uint8_t queued;    /* in the retry queue */
 };
 
 struct pub {
@@ -718,6 +751,9 @@ struct opts {
 	double timeout_s;
 	uint32_t settle_ms, drain_ms;
 	uint64_t seed;
+	double churn;        /* streams cut and resumed per second */
+	const char *samples; /* time series file */
+	uint32_t sample_ms;
 	struct pid_rss pids[LOADGEN_MAX_PIDS];
 	int npids;
 };
@@ -757,6 +793,17 @@ static struct {
 	struct status_count post_status[LOADGEN_MAX_STATUS];
 
 	uint64_t delivered, duplicated, out_of_order, corrupt, foreign;
+	uint64_t churned; /* cuts scheduled (the --churn clock) */
+	uint64_t cut;     /* streams actually cut (a busy pick is skipped) */
+	uint64_t resumed, resume_failures, resets, named_events;
+	uint64_t churn_t0;
+	uint32_t *retry_q; /* subscribers to reconnect, in due order */
+	uint64_t *retry_due;
+	uint32_t retry_head, retry_len;
+	FILE *samples;
+	uint64_t next_sample;
+	uint64_t *win; /* latencies (ns) received since the last sample */
+	size_t nwin, capwin;
 	uint64_t unaccepted_delivered;
 
 	uint64_t rng;
@@ -1038,6 +1085,7 @@ conn_connected(struct conn *c)
 /* Subscribers                                                         */
 
 static size_t msg_data(char *, uint64_t, uint32_t, uint32_t, uint64_t);
+static void sub_retry_later(struct sub *);
 
 static void
 sub_request(struct sub *s)
@@ -1052,9 +1100,16 @@ sub_request(struct sub *s)
 	    "Accept: text/event-stream\r\n"
 	    "Cache-Control: no-cache\r\n"
 	    "User-Agent: beep-loadgen/" LOADGEN_VERSION "\r\n"
+	    "%s%.*s%s"
 	    "\r\n",
-	    u, d, G.o.host, G.o.port);
+	    u, d, G.o.host, G.o.port, s->sse.last_len ? "Last-Event-ID: " : "",
+	    (int)s->sse.last_len, s->sse.last, s->sse.last_len ? "\r\n" : "");
 	if (conn_send(&s->c, req, (size_t)n) == -1) {
+		if (s->resuming) {
+			G.resume_failures++;
+			sub_retry_later(s);
+			return;
+		}
 		G.sub_errors++;
 		conn_close(&s->c);
 		s->c.state = CS_FAILED;
@@ -1066,6 +1121,13 @@ sub_request(struct sub *s)
 static void
 sub_start(struct sub *s)
 {
+	if (s->resuming) {
+		if (conn_open(&s->c) == -1) {
+			G.resume_failures++;
+			sub_retry_later(s);
+		}
+		return;
+	}
 	G.subs_inflight++;
 	if (conn_open(&s->c) == -1) {
 		if (errno == EMFILE || errno == ENFILE)
@@ -1078,10 +1140,44 @@ sub_start(struct sub *s)
 	}
 }
 
+/* Reconnect s now, as EventSource does (--churn). */
+static void
+sub_resume(struct sub *s)
+{
+	conn_close(&s->c);
+	sse_restart(&s->sse);
+	http_reset(&s->c.http);
+	s->resuming = 1;
+	sub_start(s);
+}
+
+/* Reconnect s in a second (a failed reconnect, a stream the server ended). */
+static void
+sub_retry_later(struct sub *s)
+{
+	uint32_t k;
+
+	conn_close(&s->c);
+	s->c.state = CS_FAILED;
+	s->resuming = 1;
+	if (s->queued)
+		return;
+	s->queued = 1;
+	k = (G.retry_head + G.retry_len) % G.nsubs;
+	G.retry_q[k] = s->index;
+	G.retry_due[k] = now_ns() + 1000000000u;
+	G.retry_len++;
+}
+
 /* A subscriber that failed before it was subscribed. */
 static void
 sub_fail(struct sub *s)
 {
+	if (s->resuming) {
+		G.resume_failures++;
+		sub_retry_later(s);
+		return;
+	}
 	conn_close(&s->c);
 	s->c.state = CS_FAILED;
 	sse_free(&s->sse);
@@ -1093,6 +1189,11 @@ sub_fail(struct sub *s)
 static void
 sub_lost(struct sub *s)
 {
+	if (G.o.churn > 0 && G.phase != PH_SUBSCRIBE) {
+		G.sub_closed++;
+		sub_retry_later(s);
+		return;
+	}
 	conn_close(&s->c);
 	s->c.state = CS_FAILED;
 	sse_free(&s->sse);
@@ -1110,6 +1211,11 @@ sub_headers(void *arg)
 	if (!s->c.http.event_stream)
 		G.sub_not_sse++;
 	s->c.state = CS_READY;
+	if (s->resuming) {
+		s->resuming = 0;
+		G.resumed++;
+		return 0;
+	}
 	G.subs_inflight--;
 	G.subs_ok++;
 	return 0;
@@ -1125,8 +1231,14 @@ sub_event(void *arg, const char *data, size_t n, const char *ev, size_t evn)
 	uint64_t now = now_ns();
 	size_t k, hn;
 
-	(void)ev;
-	(void)evn;
+	if (evn == 5 && memcmp(ev, "reset", 5) == 0) {
+		G.resets++;
+		return;
+	}
+	if (evn > 0 && !(evn == 7 && memcmp(ev, "message", 7) == 0)) {
+		G.named_events++;
+		return;
+	}
 	hn = n < sizeof(head) - 1 ? n : sizeof(head) - 1;
 	memcpy(head, data, hn);
 	head[hn] = '\0';
@@ -1155,6 +1267,13 @@ sub_event(void *arg, const char *data, size_t n, const char *ev, size_t evn)
 		G.unaccepted_delivered++;
 	m->lat_ns = now - t;
 	G.delivered++;
+	if (G.samples != NULL) {
+		if (G.nwin == G.capwin) {
+			G.capwin = G.capwin ? 2 * G.capwin : 4096;
+			G.win = xrealloc(G.win, G.capwin * sizeof(*G.win));
+		}
+		G.win[G.nwin++] = m->lat_ns;
+	}
 	if (g >= G.phase_first && g < G.phase_end)
 		G.phase_delivered++;
 }
@@ -1486,12 +1605,129 @@ phase_begin_posts(enum phase ph, uint64_t count)
 	    G.o.rate > 0 ? "at a fixed rate" : "at max rate");
 }
 
+/* Threads and open descriptors of a process (0 when unreadable). */
+static void
+read_threads_fds(long pid, long *threads, long *fds)
+{
+	char path[64], line[256];
+	struct dirent *e;
+	FILE *f;
+	DIR *d;
+
+	*threads = *fds = 0;
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	if ((f = fopen(path, "r")) != NULL) {
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (strncmp(line, "Threads:", 8) == 0)
+				*threads = strtol(line + 8, NULL, 10);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+	if ((d = opendir(path)) != NULL) {
+		while ((e = readdir(d)) != NULL)
+			if (e->d_name[0] != '.')
+				(*fds)++;
+		closedir(d);
+	}
+}
+
+static int cmp_u64(const void *, const void *);
+
+/* One line of the --samples time series. */
+static void
+write_sample(uint64_t now)
+{
+	double p99 = 0, max = 0;
+	int i;
+
+	fprintf(G.samples, "%.1f", (double)(now - G.t_start) / 1e9);
+	for (i = 0; i < G.o.npids; i++) {
+		long th, fds;
+
+		read_threads_fds(G.o.pids[i].pid, &th, &fds);
+		fprintf(G.samples, "\t%ld\t%ld\t%ld",
+		    read_rss_kib(G.o.pids[i].pid), th, fds);
+	}
+	if (G.nwin > 0) {
+		qsort(G.win, G.nwin, sizeof(*G.win), cmp_u64);
+		p99 = (double)G.win[(G.nwin * 99) / 100] / 1e6;
+		max = (double)G.win[G.nwin - 1] / 1e6;
+	}
+	fprintf(G.samples,
+	    "\t%.3f\t%.3f\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n", p99, max,
+	    G.delivered, G.resumed, G.resets);
+	fflush(G.samples);
+	G.nwin = 0;
+}
+
+/*
+ * --churn: cut the streams due by now (random ones, subscribed and not
+ * already reconnecting) and reconnect those whose retry is due. Returns
+ * the next time something is due (0: nothing).
+ */
+static uint64_t
+churn_step(uint64_t now, int cut)
+{
+	uint64_t wake = 0;
+
+	while (G.retry_len > 0 && G.retry_due[G.retry_head] <= now) {
+		struct sub *s = &G.subs[G.retry_q[G.retry_head]];
+
+		G.retry_head = (G.retry_head + 1) % G.nsubs;
+		G.retry_len--;
+		s->queued = 0;
+		sub_resume(s);
+	}
+	if (G.retry_len > 0)
+		wake = G.retry_due[G.retry_head];
+	if (!cut || G.o.churn <= 0 || G.nready == 0)
+		return wake;
+	if (G.churn_t0 == 0)
+		G.churn_t0 = now;
+	while (
+	    (double)G.churned < (double)(now - G.churn_t0) * G.o.churn / 1e9) {
+		struct sub *s = &G.subs[G.ready[rng_next() % G.nready]];
+
+		G.churned++;
+		if (s->c.state == CS_READY && !s->resuming && !s->inflight) {
+			G.cut++;
+			sub_resume(s);
+		}
+	}
+	{
+		uint64_t next = G.churn_t0 +
+		    (uint64_t)((double)(G.churned + 1) * 1e9 / G.o.churn);
+
+		if (wake == 0 || next < wake)
+			wake = next;
+	}
+	return wake;
+}
+
 /*
  * Advances the phases, starts connections and sends due posts. Returns
  * the time the loop must wake up at the latest (0: no timer needed).
  */
+static uint64_t step_posts(uint64_t);
+
 static uint64_t
 step(uint64_t now)
+{
+	uint64_t w = 0, r;
+
+	if (G.phase != PH_SUBSCRIBE && G.phase != PH_SETTLE &&
+	    G.phase != PH_DONE && G.o.churn > 0)
+		w = churn_step(now, G.phase == PH_WARMUP || G.phase == PH_POST);
+	r = step_posts(now);
+	if (G.phase == PH_DONE)
+		return 0;
+	if (w != 0 && (r == 0 || w < r))
+		return w;
+	return r;
+}
+
+static uint64_t
+step_posts(uint64_t now)
 {
 	uint64_t wake = 0;
 	uint32_t i;
@@ -1583,7 +1819,7 @@ step(uint64_t now)
 		note("%s: all %" PRIu64 " answered, %" PRIu64 " accepted",
 		    G.phase == PH_DRAIN ? "measuring" : "warm-up",
 		    G.phase_end - G.phase_first, G.phase_accepted);
-		return step(now);
+		return step_posts(now);
 	}
 	return wake;
 }
@@ -1610,7 +1846,14 @@ run(void)
 			note("timeout after %.1f s", G.o.timeout_s);
 			break;
 		}
+		if (G.samples != NULL && now >= G.next_sample) {
+			write_sample(now);
+			G.next_sample =
+			    now + (uint64_t)G.o.sample_ms * 1000000u;
+		}
 		wake = step(now);
+		if (G.samples != NULL && (wake == 0 || wake > G.next_sample))
+			wake = G.next_sample;
 		if (G.phase == PH_DONE)
 			break;
 		until = G.deadline;
@@ -1832,9 +2075,10 @@ report(void)
 	    : 0;
 	pps = dur > 0 ? (double)nrtt / dur : 0;
 	ok = !G.timed_out && !G.interrupted && G.subs_failed == 0 &&
-	    G.sub_closed == 0 && lost == 0 && G.duplicated == 0 &&
-	    G.out_of_order == 0 && G.corrupt == 0 && G.pub_errors == 0 &&
-	    accepted == G.next_msg && G.next_msg == G.total;
+	    (G.sub_closed == 0 || G.o.churn > 0) && G.resets == 0 &&
+	    lost == 0 && G.duplicated == 0 && G.out_of_order == 0 &&
+	    G.corrupt == 0 && G.pub_errors == 0 && accepted == G.next_msg &&
+	    G.next_msg == G.total;
 
 	printf("loadgen %s: %s, %s body, %s\n", G.o.label, G.o.style,
 	    G.o.json_body ? "json" : "raw",
@@ -1857,6 +2101,13 @@ report(void)
 	       " lost, %" PRIu64 " duplicated, %" PRIu64
 	       " out of order, %" PRIu64 " corrupt\n",
 	    G.delivered, lost, G.duplicated, G.out_of_order, G.corrupt);
+	if (G.o.churn > 0)
+		printf("  churn        %" PRIu64 " cut, %" PRIu64
+		       " resumed (Last-Event-ID), %" PRIu64
+		       " failed reconnects, %" PRIu64 " resets, %" PRIu64
+		       " other named events\n",
+		    G.cut, G.resumed, G.resume_failures, G.resets,
+		    G.named_events);
 	printf("  latency ms   p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
 	       "max %.3f  (POST sent -> event received, n=%" PRIu64 ")\n",
 	    pl.p50, pl.p90, pl.p99, pl.p999, pl.max, pl.n);
@@ -1924,6 +2175,12 @@ report(void)
 	       ",\"overflows\":%" PRIu64 "},",
 	    g_sse_stats.comments, g_sse_stats.ids, g_sse_stats.retries,
 	    g_sse_stats.unknown_fields, g_sse_stats.overflows);
+	printf("\"churn\":{\"per_s\":%.3f,\"cut\":%" PRIu64
+	       ",\"resumed\":%" PRIu64 ",\"failed_reconnects\":%" PRIu64
+	       ",\"server_ended\":%" PRIu64 ",\"resets\":%" PRIu64
+	       ",\"named_events\":%" PRIu64 "},",
+	    G.o.churn, G.cut, G.resumed, G.resume_failures, G.sub_closed,
+	    G.resets, G.named_events);
 	printf("\"rss\":[");
 	for (i = 0; i < G.o.npids; i++) {
 		const struct pid_rss *p = &G.o.pids[i];
@@ -1995,6 +2252,13 @@ usage(FILE *f)
 	    "  --seed N             target choice seed (1)\n"
 	    "  --quiet              no progress on stderr\n"
 	    "  --free-port          print a free loopback TCP port and exit\n"
+	    "  --churn R            cut R random streams/s while posting; each\n"
+	    "                       resumes at once with Last-Event-ID, as\n"
+	    "                       EventSource does (0); a reset fails the run\n"
+	    "  --samples FILE       time series, one line per --sample-ms: s,\n"
+	    "                       then RSS KiB, threads, fds per --pids entry,\n"
+	    "                       p99 ms, max ms, delivered, resumed, resets\n"
+	    "  --sample-ms MS       sampling interval (1000)\n"
 	    "Exit: 0 all delivered exactly once in order, 1 anything less, 2 usage.\n");
 }
 
@@ -2088,7 +2352,10 @@ parse_args(struct opts *o, int argc, char **argv)
 		O_QUIET,
 		O_FREEPORT,
 		O_POSTPORT,
-		O_HELP
+		O_HELP,
+		O_CHURN,
+		O_SAMPLES,
+		O_SAMPLE_MS
 	};
 	static const struct option lo[] = {
 	    {"host", required_argument, NULL, O_HOST},
@@ -2114,7 +2381,11 @@ parse_args(struct opts *o, int argc, char **argv)
 	    {"seed", required_argument, NULL, O_SEED},
 	    {"quiet", no_argument, NULL, O_QUIET},
 	    {"free-port", no_argument, NULL, O_FREEPORT},
-	    {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0}};
+	    {"help", no_argument, NULL, O_HELP},
+	    {"churn", required_argument, NULL, O_CHURN},
+	    {"samples", required_argument, NULL, O_SAMPLES},
+	    {"sample-ms", required_argument, NULL, O_SAMPLE_MS},
+	    {NULL, 0, NULL, 0}};
 	const char *body = NULL;
 	char *end;
 	int c;
@@ -2130,6 +2401,7 @@ parse_args(struct opts *o, int argc, char **argv)
 	o->drain_ms = 5000;
 	o->timeout_s = 120;
 	o->seed = 1;
+	o->sample_ms = 1000;
 	o->style = "beep";
 	o->label = "run";
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -2215,6 +2487,20 @@ parse_args(struct opts *o, int argc, char **argv)
 			break;
 		case O_SEED:
 			o->seed = parse_u64("seed", optarg, UINT64_MAX);
+			break;
+		case O_CHURN:
+			errno = 0;
+			o->churn = strtod(optarg, &end);
+			if (errno || *end != '\0' || !(o->churn >= 0) ||
+			    o->churn > 1e6)
+				die("bad churn: %s", optarg);
+			break;
+		case O_SAMPLES:
+			o->samples = optarg;
+			break;
+		case O_SAMPLE_MS:
+			o->sample_ms =
+			    (uint32_t)parse_u64("sample-ms", optarg, 3600000);
 			break;
 		case O_QUIET:
 			g_quiet = 1;
@@ -2326,6 +2612,15 @@ main(int argc, char **argv)
 	G.total = G.o.warmup + G.o.posts;
 	G.msgs = xcalloc(G.total ? G.total : 1, sizeof(*G.msgs));
 	G.rng = G.o.seed * 0x9e3779b97f4a7c15ULL + 1;
+	G.retry_q = xcalloc(G.nsubs ? G.nsubs : 1, sizeof(*G.retry_q));
+	G.retry_due = xcalloc(G.nsubs ? G.nsubs : 1, sizeof(*G.retry_due));
+	if (G.o.samples != NULL) {
+		G.samples = fopen(G.o.samples, "w");
+		if (G.samples == NULL)
+			die("%s: %s", G.o.samples, strerror(errno));
+		if (G.o.sample_ms == 0)
+			die("--sample-ms must be positive");
+	}
 
 	G.t_start = now_ns();
 	G.deadline = G.t_start + (uint64_t)(G.o.timeout_s * 1e9);
@@ -2353,6 +2648,11 @@ main(int argc, char **argv)
 	free(G.subs);
 	free(G.pubs);
 	free(G.msgs);
+	free(G.retry_q);
+	free(G.retry_due);
+	free(G.win);
+	if (G.samples != NULL)
+		fclose(G.samples);
 	free(G.ready);
 	free(G.rbuf);
 	free(G.scratch);

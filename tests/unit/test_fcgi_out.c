@@ -340,6 +340,65 @@ test_fcgi_out_failed(void **state)
 	buf_free(&d.content);
 }
 
+/* A reader that takes 64 bytes per millisecond until the socket closes. */
+struct trickle {
+	int fd;
+	size_t got;
+};
+
+static void *
+trickle_reader(void *arg)
+{
+	struct trickle *t = arg;
+	char c[64];
+	ssize_t r;
+
+	while ((r = read(t->fd, c, sizeof(c))) > 0) {
+		t->got += (size_t)r;
+		usleep(1000);
+	}
+	return NULL;
+}
+
+/*
+ * A client that reads a trickle cannot hold a write past timeout_ms,
+ * although every SO_SNDTIMEO wait sees progress (the kernel restarts that
+ * timeout whenever room frees up): 1 MiB at at most 64 kB/s keeps a plain
+ * blocking writev() going for 16 s or more, and it then succeeds.
+ */
+static void
+test_fcgi_out_trickle_deadline(void **state)
+{
+	struct timeval tv = {.tv_sec = 5};
+	struct trickle t = {0};
+	struct fcgi_out o;
+	size_t len = 1 << 20;
+	char *big = calloc(1, len);
+	pthread_t th;
+	int fd[2], small = 4096;
+
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	assert_non_null(big);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+	assert_int_equal(
+	    setsockopt(fd[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+	assert_int_equal(
+	    setsockopt(fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	t.fd = fd[1];
+	assert_int_equal(pthread_create(&th, NULL, trickle_reader, &t), 0);
+	fcgi_out_init(&o, fd[0], REQUEST_ID);
+	o.timeout_ms = 300;
+	assert_int_equal(fcgi_out_write(&o, big, len), -1);
+	assert_true(o.failed);
+	close(fd[0]);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_true(t.got > 0); /* it was reading: not an idle timeout */
+	assert_true(t.got < len);
+	close(fd[1]);
+	free(big);
+}
+
 int
 main(void)
 {
@@ -351,6 +410,7 @@ main(void)
 	    cmocka_unit_test(test_fcgi_out_short_writes),
 	    cmocka_unit_test(test_fcgi_out_end),
 	    cmocka_unit_test(test_fcgi_out_failed),
+	    cmocka_unit_test(test_fcgi_out_trickle_deadline),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
