@@ -59,7 +59,12 @@ struct api_response {
 };
 
 /* The server's thread counts, for /healthz. */
-typedef void (*api_threads_fn)(void *ctx, size_t *threads, size_t *idle);
+/*
+ * The server's worker threads (alive, and idle in accept()) and requests in
+ * progress (streams included), for /healthz and /metrics.
+ */
+typedef void (*api_threads_fn)(
+    void *ctx, size_t *threads, size_t *idle, size_t *requests);
 
 /*
  * The api keeps pointers to c and reg: both must outlive it.  Returns

@@ -29,6 +29,7 @@ struct fcgi_out {
 	int fd;              /* the connection; not owned, never closed here */
 	uint16_t request_id; /* FCGX_Request.requestId */
 	bool failed;         /* a write failed: the connection is unusable */
+	bool timed_out;      /* it failed because timeout_ms passed */
 	/*
 	 * With SO_SNDTIMEO on fd, a write that makes some progress restarts
 	 * the timeout: a client reading a trickle could hold a write for ever.

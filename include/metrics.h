@@ -40,6 +40,8 @@ void metrics_stream_write(size_t events, size_t len);
 /* A message event written, latency_us after it was published. */
 void metrics_delivered(uint64_t latency_us);
 void metrics_stream_end(uint64_t lifetime_ms);
+/* A stream closed because a write outlasted BEEP_WRITE_TIMEOUT. */
+void metrics_write_timeout(void);
 
 /* What other modules own, read at scrape time. */
 struct metrics_gauges {
@@ -47,6 +49,7 @@ struct metrics_gauges {
 	size_t max_streams;        /* BEEP_MAX_STREAMS */
 	size_t max_message_bytes;  /* BEEP_MAX_MESSAGE_MEMORY */
 	size_t threads, idle;      /* worker threads alive, and idle */
+	size_t requests;           /* in progress, streams included */
 	bool ready;                /* what /readyz answers */
 	/* In a cluster (BEEP_REDIS_URL) only: cluster_stats(). */
 	bool cluster, redis_up;

@@ -467,25 +467,25 @@ static void
 api_health(struct api *api, struct api_response *resp)
 {
 	struct registry_stats st;
-	size_t threads = 0, idle = 0;
+	size_t threads = 0, idle = 0, requests = 0;
 	json_t *doc;
 
 	registry_stats(api->reg, &st);
 	if (api->threads != NULL)
-		api->threads(api->threads_ctx, &threads, &idle);
-	doc =
-	    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	              "s:I, s:I, s:I, s:I, s:I}",
-	        "status", "ok", "users", (json_int_t)st.users, "devices",
-	        (json_int_t)st.devices, "streams", (json_int_t)st.streams,
-	        "threads", (json_int_t)threads, "idle_threads",
-	        (json_int_t)idle, "published", (json_int_t)st.published, "held",
-	        (json_int_t)st.held, "overflows", (json_int_t)st.overflows,
-	        "forgotten", (json_int_t)st.forgotten, "dropped",
-	        (json_int_t)st.dropped, "resets", (json_int_t)st.resets,
-	        "message_bytes", (json_int_t)st.message_bytes, "replaced",
-	        (json_int_t)st.replaced, "evicted", (json_int_t)st.evicted,
-	        "refused", (json_int_t)st.refused);
+		api->threads(api->threads_ctx, &threads, &idle, &requests);
+	doc = json_pack(
+	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	    "s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "status", "ok", "users", (json_int_t)st.users, "devices",
+	    (json_int_t)st.devices, "streams", (json_int_t)st.streams,
+	    "threads", (json_int_t)threads, "idle_threads", (json_int_t)idle,
+	    "published", (json_int_t)st.published, "held", (json_int_t)st.held,
+	    "overflows", (json_int_t)st.overflows, "forgotten",
+	    (json_int_t)st.forgotten, "dropped", (json_int_t)st.dropped,
+	    "resets", (json_int_t)st.resets, "message_bytes",
+	    (json_int_t)st.message_bytes, "replaced", (json_int_t)st.replaced,
+	    "evicted", (json_int_t)st.evicted, "refused",
+	    (json_int_t)st.refused, "requests", (json_int_t)requests);
 	if (api->cluster != NULL) {
 		struct cluster_stats cs;
 
@@ -579,7 +579,8 @@ api_metrics(
 		g.cluster_reconnects = cs.reconnects;
 	}
 	if (api->threads != NULL)
-		api->threads(api->threads_ctx, &g.threads, &g.idle);
+		api->threads(
+		    api->threads_ctx, &g.threads, &g.idle, &g.requests);
 	resp->status = HTTP_200;
 	buf_puts(&resp->headers,
 	    "Content-Type: " METRICS_CONTENT_TYPE "\r\n"

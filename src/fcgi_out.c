@@ -37,6 +37,7 @@ fcgi_out_init(struct fcgi_out *o, int fd, unsigned request_id)
 	o->fd = fd;
 	o->request_id = (uint16_t)request_id;
 	o->failed = false;
+	o->timed_out = false;
 	o->timeout_ms = 0;
 	o->not_socket = false;
 }
@@ -112,6 +113,7 @@ fcgi_out_send(struct fcgi_out *o, struct iovec *v, int n)
 			continue;
 		if (w <= 0) {
 			o->failed = true;
+			o->timed_out = w < 0 && errno == ETIMEDOUT;
 			return -1;
 		}
 		while (n > 0 && (size_t)w >= v->iov_len) {

@@ -23,6 +23,7 @@ static _Atomic uint64_t metrics_posts[HTTP__MAX];
 static _Atomic uint64_t metrics_limited;
 static _Atomic uint64_t metrics_events;
 static _Atomic uint64_t metrics_bytes;
+static _Atomic uint64_t metrics_write_timeouts;
 static _Atomic uint64_t metrics_start_s;
 
 static struct metrics_histogram metrics_lifetime = {
@@ -110,6 +111,12 @@ void
 metrics_delivered(uint64_t latency_us)
 {
 	metrics_observe(&metrics_delivery, latency_us);
+}
+
+void
+metrics_write_timeout(void)
+{
+	metrics_count(&metrics_write_timeouts, 1);
 }
 
 void
@@ -219,6 +226,8 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "beep_worker_threads{state=\"busy\"} %zu\n"
 	    "beep_worker_threads{state=\"idle\"} %zu\n",
 	    g->threads > g->idle ? g->threads - g->idle : 0, g->idle);
+	metrics_one(out, "beep_requests_in_progress", "gauge",
+	    "Requests being served, open streams included.", g->requests);
 	metrics_head(out, "beep_posts_total", "counter",
 	    "POSTs answered, by status code.");
 	for (int i = 0; i < HTTP__MAX; i++)
@@ -274,6 +283,10 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "Streams replaced by a newer one of the same device "
 	    "(BEEP_MAX_STREAMS_PER_DEVICE).",
 	    g->reg.replaced);
+	metrics_one(out, "beep_stream_write_timeouts_total", "counter",
+	    "Streams closed because a write outlasted BEEP_WRITE_TIMEOUT (a "
+	    "client that stopped reading).",
+	    metrics_read(&metrics_write_timeouts));
 	metrics_histogram_render(out, &metrics_lifetime);
 	metrics_histogram_render(out, &metrics_post_hist);
 	metrics_histogram_render(out, &metrics_delivery);
@@ -292,6 +305,7 @@ metrics_reset(void)
 	atomic_store(&metrics_limited, 0);
 	atomic_store(&metrics_events, 0);
 	atomic_store(&metrics_bytes, 0);
+	atomic_store(&metrics_write_timeouts, 0);
 	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++) {
 		for (size_t j = 0; j <= METRICS_MAX_BUCKETS; j++)
 			atomic_store(&hs[i]->buckets[j], 0);

@@ -194,13 +194,14 @@ static __thread uintptr_t server_stack_low;
 static void *server_worker(void *arg);
 
 static void
-server_threads(void *ctx, size_t *threads, size_t *idle)
+server_threads(void *ctx, size_t *threads, size_t *idle, size_t *requests)
 {
 	struct server *srv = ctx;
 
 	pthread_mutex_lock(&srv->lock);
 	*threads = srv->workers;
 	*idle = srv->idle;
+	*requests = srv->active;
 	pthread_mutex_unlock(&srv->lock);
 }
 
@@ -809,6 +810,14 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	}
 	if (watched)
 		epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, out.fd, NULL);
+	if (out.timed_out) {
+		/* The client stopped reading; it replays when it comes back. */
+		log_warn(
+		    "stream %llu: a write took longer than %us: closing it",
+		    (unsigned long long)ev.data.u64,
+		    srv->config->write_timeout);
+		metrics_write_timeout();
+	}
 done:
 	stream_out_end(&out, req);
 	registry_unsubscribe(srv->reg, s);

@@ -53,6 +53,7 @@ async (t) => {
 	// the backend wrote to any stream since then: while the first is
 	// larger, some of its messages are queued, not yet written.
 	const wPause = await metric(stack, 'beep_stream_written_bytes_total');
+	const timeouts0 = await metric(stack, 'beep_stream_write_timeouts_total');
 	let posted = 1, postedBytes = 0, blockedRounds = 0, closed = false;
 	let queued = false;
 	for (let step = 0; step < STEPS && !closed; step++) {
@@ -88,6 +89,8 @@ async (t) => {
 	const h = await c.health();
 	assert.equal(h.overflows, overflows0, 'closed by the write timeout, ' +
 	    'not by the queue bounds');
+	assert.equal(await metric(stack, 'beep_stream_write_timeouts_total') -
+	    timeouts0, 1, 'the write timeout is counted');
 	assert.equal(h.streams, OTHERS);
 	// The others still work, and the stuck device comes back by replay
 	// from the id of the last event it read: everything posted since.
