@@ -727,7 +727,7 @@ cluster_cmd_main(void *arg)
 	redisContext *c = NULL;
 	unsigned backoff = CLUSTER_BACKOFF_MIN_MS;
 	uint64_t next_beat = 0;
-	bool was_up = false;
+	bool was_up = false, again = false;
 	char why[256];
 
 	pthread_mutex_lock(&cl->lock);
@@ -758,8 +758,10 @@ cluster_cmd_main(void *arg)
 				continue;
 			}
 			backoff = CLUSTER_BACKOFF_MIN_MS;
-			if (was_up)
+			if (was_up) {
 				cluster_count(&cl->reconnects);
+				again = true;
+			}
 			was_up = true;
 			next_beat = 0;
 			cluster_state(&cl->cmd_up, true, "commands", NULL);
@@ -771,6 +773,7 @@ cluster_cmd_main(void *arg)
 			j = job_new(cl, JOB_BEAT, CLUSTER_LUA_BEAT, 1);
 			job_key(j, "n", cl->node, NULL);
 			job_num(j, cl->ttl_ms);
+			job_str(j, again ? "1" : "0");
 			cluster_enqueue(cl, j);
 			next_beat = now + cl->ttl_ms / 3;
 		}
@@ -1285,6 +1288,10 @@ cluster_publish(struct cluster *cl, const char *user, const char *device,
 	}
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER) {
+		cluster_count(&cl->unreachable);
+		*down = true;
+	} else if (r->element[0]->integer == 503) {
+		/* Redis restarted empty: presence not rebuilt yet. */
 		cluster_count(&cl->unreachable);
 		*down = true;
 	} else if (r->element[0]->integer != 404 && r->elements == 2 &&

@@ -27,7 +27,8 @@
 
 /*
  * KEYS u g s m; ARGV dev user frame maxlen keep_ms grace_ms meta_ttl_ms.
- * Returns {404} or {200|202, id}.
+ * Returns {404}, {503} (no holder known while presence is rebuilt: see
+ * the beat script) or {200|202, id}.
  */
 static const char cluster_lua_post[] = LUA_PRELUDE
     "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
@@ -41,7 +42,9 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "if dead then to_grace(g, m, dev, now, grace, metattl) end "
     "local gu = tonumber(redis.call('HGET', g, dev) or '0') "
     "if gu <= now then "
-    "if gu > 0 then redis.call('HDEL', g, dev) end return {404} end "
+    "if gu > 0 then redis.call('HDEL', g, dev) end "
+    "if redis.call('EXISTS', 'beep:rebuild') == 1 then return {503} end "
+    "return {404} end "
     "status = 202 end "
     "local want = '*' "
     "local last = redis.call('HGET', m, 'last') "
@@ -136,10 +139,23 @@ static const char cluster_lua_list[] = LUA_PRELUDE
     "metattl) end end "
     "return out";
 
-/* KEYS n; ARGV ttl_ms.  Returns whether the key was there. */
+/*
+ * KEYS n; ARGV ttl_ms again.  Returns whether the key was there.  again is
+ * "1" from a node that was connected to a Redis before this connection.
+ * beep:born marks a Redis that has seen a node: when a node that was
+ * connected before finds it missing, this Redis lost what the nodes had
+ * registered (restarted empty, flushed), and until every node has beaten
+ * again (within ttl_ms) "no such device" is not known: beep:rebuild says
+ * so to the post script, which answers 503 rather than a wrong 404.
+ */
 static const char cluster_lua_beat[] =
     "local e = redis.call('EXISTS', KEYS[1]) "
-    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) return e";
+    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
+    "if redis.call('EXISTS', 'beep:born') == 0 then "
+    "redis.call('SET', 'beep:born', '1') "
+    "if ARGV[2] == '1' then "
+    "redis.call('SET', 'beep:rebuild', '1', 'PX', ARGV[1]) end end "
+    "return e";
 
 const char *const cluster_lua[CLUSTER_LUA__MAX] = {
     [CLUSTER_LUA_POST] = cluster_lua_post,

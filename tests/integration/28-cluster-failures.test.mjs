@@ -146,8 +146,14 @@ describe('cluster failures', T, () => {
 			    maybe.includes(e.data), `unexpected ${JSON.stringify(e)}`);
 	});
 
+	// Redis as the README advises running it (append-only file, synced on
+	// every write), so that a restart keeps what the nodes registered.
+	// Redis restarted empty is covered by the unit test's restart and by
+	// the beat script's rebuild window (a POST then gets 503, never a
+	// wrong 404).
 	test('Redis killed and restarted under load', T, async (t) => {
-		const cl = await startCluster({ nodes: 2, env: ENV }, t);
+		const cl = await startCluster(
+		    { nodes: 2, env: ENV, persist: true }, t);
 		const [a, b] = cl.nodes;
 		const ca = a.client(), cb = b.client();
 		const ops = new Client(a.opsBase);
@@ -155,19 +161,27 @@ describe('cluster failures', T, () => {
 		const u = uid();
 		const s = await a.subscribe(u, 'd');
 		// Posters on both nodes, all the time, until told to stop.
-		const accepted = [];   // { id, data } answered 200
+		// { id, data } answered 200, or 202: held while the node of the
+		// stream had not beaten since the restart (its key may expire
+		// while Redis is down), delivered when it registers again.
+		const accepted = [];
+		// Answered 503: not accepted, but one in flight when Redis was
+		// killed may have been run and kept (append-only file) and is then
+		// delivered once Redis is back (README, "Failure behaviour").
+		const maybe = new Set();
 		const refused = { a: 0, b: 0 };
 		let stop = false, n = 0;
 		const poster = async (c, tag) => {
 			while (!stop) {
 				const data = `${tag}${n++}`;
 				const r = await c.postJson(postPath(u, 'd'), { data });
-				if (r.status === 200) {
+				if (r.status === 200 || r.status === 202) {
 					accepted.push({ id: r.json().id, data });
 				} else {
 					assert.equal(r.status, 503, r.text);
 					assert.deepEqual(r.json(),
 					    { error: 'cluster store (Redis) unreachable' });
+					maybe.add(data);
 					refused[tag]++;
 				}
 			}
@@ -207,19 +221,25 @@ describe('cluster failures', T, () => {
 		stop = true;
 		await Promise.all(load);
 
-		// Every accepted message exactly once, in the order of its id.
-		const want = [...accepted].sort((x, y) => cmpId(x.id, y.id));
-		const got = [];
-		while (got.length < want.length) {
-			const e = await s.nextEvent(15000);
-			got.push({ id: e.lastEventId, data: e.data });
-		}
-		assert.deepEqual(got.map((e) => e.data), want.map((e) => e.data));
-		assert.deepEqual(got.map((e) => e.id), want.map((e) => e.id));
-		// And nothing more: a last one is the next event.
+		// Every accepted message exactly once, in the order of its id;
+		// a refused one at most once; nothing else.  A marker posted last
+		// ends the stream's share of the test.
 		const last = await cb.postJson(postPath(u, 'd'), { data: 'last' });
 		assert.equal(last.status, 200);
-		assert.equal((await s.nextEvent(15000)).data, 'last');
+		const want = [...accepted].sort((x, y) => cmpId(x.id, y.id));
+		const got = [];
+		for (;;) {
+			const e = await s.nextEvent(15000);
+			if (e.data === 'last')
+				break;
+			got.push({ id: e.lastEventId, data: e.data });
+		}
+		const extra = got.filter((e) => maybe.has(e.data));
+		assert.equal(new Set(extra.map((e) => e.data)).size, extra.length,
+		    'a refused message at most once');
+		const kept = got.filter((e) => !maybe.has(e.data));
+		assert.deepEqual(kept.map((e) => e.data), want.map((e) => e.data));
+		assert.deepEqual(kept.map((e) => e.id), want.map((e) => e.id));
 		assert.ok(refused.b > 0);
 		assert.match((await ops.get('/metrics')).text,
 		    /^beep_redis_reconnects_total [1-9]\d*$/m);

@@ -733,15 +733,18 @@ export function assertRefusedStart(r, what) {
 // reach one node on purpose) joined by BEEP_REDIS_URL, and one front Caddy
 // (conf/Caddyfile.cluster) spreading requests over every node round robin.
 
-// Starts redis-server on a unix socket in dir (no TCP, no persistence).
-// Returns { url, socket, stop(sig), restart() }; stopped by pid.
-export async function startRedis(dir) {
+// Starts redis-server on a unix socket in dir (no TCP; no persistence, or
+// with `persist` an append-only file synced on every write, as the README
+// advises for production).  Returns { url, socket, stop(sig), start() };
+// stopped by pid.
+export async function startRedis(dir, { persist = false } = {}) {
 	const socket = path.join(dir, 'redis.sock');
 	const r = { socket, url: `unix://${socket}`, child: null, log: [] };
 	r.start = async () => {
 		const child = trackChild(spawn('redis-server', ['--port', '0',
 		    '--unixsocket', socket, '--unixsocketperm', '700',
-		    '--save', '', '--appendonly', 'no', '--dir', dir], {
+		    '--save', '', '--appendonly', persist ? 'yes' : 'no',
+		    '--appendfsync', 'always', '--dir', dir], {
 			cwd: dir, stdio: ['ignore', 'pipe', 'pipe'],
 		}));
 		lineCollector(child.stdout, r.log, 'redis');
@@ -762,7 +765,8 @@ export async function startRedis(dir) {
 // Starts redis, `nodes` stacks with BEEP_REDIS_URL (and opts.env), and the
 // front Caddy.  Returns { redis, nodes: [Stack], front: { base, client() },
 // stop() } ; with `t`, stopped and checked after the test.
-export async function startCluster({ nodes = 3, env = {}, check } = {}, t) {
+export async function startCluster(
+    { nodes = 3, env = {}, check, persist = false } = {}, t) {
 	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-cl-'));
 	liveDirs.add(dir);
 	const cl = clusterMethods({ dir, nodes: [], clients: new Set(),
@@ -797,7 +801,7 @@ export async function startCluster({ nodes = 3, env = {}, check } = {}, t) {
 	if (t)
 		t.after(() => cl.stopAndCheck());
 	try {
-		cl.redis = await startRedis(dir);
+		cl.redis = await startRedis(dir, { persist });
 		for (let i = 0; i < nodes; i++)
 			cl.nodes.push(await startStack({
 				env: { BEEP_REDIS_URL: cl.redis.url, ...env },
