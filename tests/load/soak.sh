@@ -8,7 +8,7 @@
 #                  once with Last-Event-ID, as EventSource does
 #   SOAK_SECONDS   how long the posts run (600)
 #   SOAK_WARMUP    seconds excluded from the flatness check (SOAK_SECONDS/5)
-#   SOAK_OUT       output directory (reliability/)
+#   SOAK_OUT       output directory (bench/soak/)
 #   BEEP_BIN, LOADGEN, CADDYFILE; BEEP_* are passed to the backend.
 #
 # Pass/fail: loadgen's own verdict (every accepted message delivered exactly
@@ -69,7 +69,7 @@ RATE=${SOAK_RATE:-1000}
 CHURN=${SOAK_CHURN:-20}
 SECONDS_=${SOAK_SECONDS:-600}
 WARMUP=${SOAK_WARMUP:-$((SECONDS_ / 5))}
-OUT=${SOAK_OUT:-$ROOT/reliability}
+OUT=${SOAK_OUT:-$ROOT/bench/soak}
 
 # A departure behind Caddy costs about 4 keepalive intervals (DESIGN.md):
 # at 2 s a cut stream's ghost lasts ~8 s, so 20 cuts/s keep ~160 ghosts
