@@ -28,6 +28,13 @@ set -euo pipefail
 
 # The plot of time series $1.tsv into $1.png, titled $2.
 plot() {
+	# The columns after the processes' (RSS, threads, fds each, as many
+	# processes as the load generator watches): p99, max, delivered,
+	# resumed, resets.
+	local nf p99 max
+	nf=$(awk 'NR == 1 { print NF; exit }' "$1.tsv")
+	p99=$((nf - 4))
+	max=$((nf - 3))
 	gnuplot <<EOF
 set terminal pngcairo size 1000,900 font ",10"
 set output "$1.png"
@@ -48,8 +55,8 @@ plot "$1.tsv" using 1:3 with lines title "backend threads", \
      "" using 1:4 with lines title "backend fds"
 set ylabel "ms"
 set logscale y
-plot "$1.tsv" using 1:(\$8 > 0 ? \$8 : 1/0) with lines title "p99 POST->event (per second)", \
-     "" using 1:(\$9 > 0 ? \$9 : 1/0) with lines title "max"
+plot "$1.tsv" using 1:(\$$p99 > 0 ? \$$p99 : 1/0) with lines title "p99 POST->event (per second)", \
+     "" using 1:(\$$max > 0 ? \$$max : 1/0) with lines title "max"
 unset multiplot
 EOF
 }
@@ -150,7 +157,7 @@ cp "$RUN/backend.log" "$BASE.log"
 # subscriptions (delivered > 0) on. Flatness over the samples after the
 # warm-up: first quarter against last quarter (means).
 FLAT=$(awk -v warm="$WARMUP" -v streams="$STREAMS" '
-	$10 > 0 && t0 == "" { t0 = $1 }
+	$(NF - 2) > 0 && t0 == "" { t0 = $1 }
 	t0 != "" && $1 - t0 >= warm { n++; t[n] = $1; rss[n] = $2; th[n] = $3 }
 	END {
 		if (n < 8) { print "{\"samples_after_warmup\":" n ",\"flat\":false}"; exit }
