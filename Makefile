@@ -136,7 +136,7 @@ valgrind: $(UNIT_BINS)
 
 # The soak: SOAK_STREAMS streams (9000) behind Caddy, SOAK_RATE posts/s
 # (1000), SOAK_CHURN random disconnects/s (20) resuming as EventSource does,
-# for SOAK_SECONDS (600).  Writes reliability/soak-<time>.{json,tsv,png};
+# for SOAK_SECONDS (600).  Writes bench/soak/soak-<time>.{json,tsv,png};
 # see tests/load/soak.sh.
 soak: $(BIN) $(BUILD)/loadgen
 	@sh scripts/deps.sh soak
