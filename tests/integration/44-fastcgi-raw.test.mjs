@@ -13,37 +13,10 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { startStack, uid, poll, withTimeout } from './harness.mjs';
 import { procFigures } from './faults.mjs';
+import { record, encodeParams as params } from './fcgi.mjs';
 
 const BEGIN = 1, ABORT = 2, END = 3, PARAMS = 4, STDIN = 5, STDOUT = 6;
 const MIN_IDLE = 8;
-
-function record(type, id, content = Buffer.alloc(0)) {
-	const pad = (8 - (content.length % 8)) % 8;
-	const h = Buffer.alloc(8);
-	h[0] = 1;
-	h[1] = type;
-	h.writeUInt16BE(id, 2);
-	h.writeUInt16BE(content.length, 4);
-	h[6] = pad;
-	return Buffer.concat([h, content, Buffer.alloc(pad)]);
-}
-
-function nvLen(n) {
-	if (n < 128)
-		return Buffer.from([n]);
-	const b = Buffer.alloc(4);
-	b.writeUInt32BE((n | 0x80000000) >>> 0);
-	return b;
-}
-
-function params(p) {
-	const parts = [];
-	for (const [k, v] of Object.entries(p)) {
-		const kb = Buffer.from(k), vb = Buffer.from(String(v));
-		parts.push(nvLen(kb.length), nvLen(vb.length), kb, vb);
-	}
-	return Buffer.concat(parts);
-}
 
 function begin(id, keep = false) {
 	return record(BEGIN, id, Buffer.from([0, 1, keep ? 1 : 0, 0, 0, 0, 0, 0]));

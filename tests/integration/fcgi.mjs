@@ -6,7 +6,8 @@ import net from 'node:net';
 const BEGIN_REQUEST = 1, END_REQUEST = 3, PARAMS = 4, STDIN = 5, STDOUT = 6;
 const RESPONDER = 1, KEEP_CONN = 1;
 
-function record(type, id, content = Buffer.alloc(0)) {
+// One record: header, content, padding to a multiple of 8 bytes.
+export function record(type, id, content = Buffer.alloc(0)) {
 	const pad = (8 - content.length % 8) % 8;
 	const h = Buffer.alloc(8);
 	h[0] = 1;
