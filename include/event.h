@@ -6,7 +6,10 @@
  *
  * The packed form: one byte, 's' (the data is text) or 'j' (the data is
  * compact JSON text); the event name and the sender's JSON ("null" when
- * unknown), each NUL-terminated; then the data bytes to the end.
+ * unknown), each NUL-terminated; then the data bytes to the end.  'r'
+ * marks the service's own `event: reset` in the middle of a stream (see
+ * event_pack_reset()): rendered as the reset a stream starts with, never
+ * in an envelope.
  */
 #ifndef BEEP_EVENT_H
 #define BEEP_EVENT_H
@@ -22,6 +25,12 @@
  */
 void event_pack(struct buf *out, const char *data, size_t len, bool is_json,
     const char *event, const char *from_json);
+
+/*
+ * Pack the service's own reset event, {"reason":reason}: messages the
+ * stream should have had before it were lost (a cluster node found a gap).
+ */
+void event_pack_reset(struct buf *out, const char *reason);
 
 /*
  * Append the SSE event for a packed message to out, with the given id.

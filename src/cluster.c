@@ -66,6 +66,7 @@
 #include <uthash.h>
 
 #include "cluster_lua.h"
+#include "event.h"
 #include "log.h"
 #include "util.h"
 
@@ -98,6 +99,8 @@ struct cluster_entry {
 	bool gate;        /* closed: channel messages wait in waiting */
 	bool sync_wanted; /* send SUB again after last */
 	uint64_t last;    /* the newest id given to the registry */
+	uint64_t seen;    /* the newest of them that came from Redis */
+	uint64_t dropped; /* the newest id dropped from waiting, or 0 */
 	struct cluster_wait *waiting, *waiting_tail;
 	size_t nwaiting;
 	UT_hash_handle hh;
@@ -121,7 +124,8 @@ struct cluster_job {
 	struct cluster_entry *entry;
 	redisReply *reply; /* NULL when it failed */
 	bool done, abandoned;
-	bool sent; /* written to a connection: Redis may have run it */
+	bool sent;      /* written to a connection: Redis may have run it */
+	unsigned epoch; /* a SUB's: cl->sub_epoch when it was made */
 	struct cluster_job *next;
 };
 
@@ -141,6 +145,9 @@ struct cluster {
 	struct cluster_job *queue, *queue_tail;
 	struct cluster_entry *entries;
 	bool dirty; /* some entry may need a job */
+	bool again; /* connected to a Redis before the present connection */
+	unsigned sub_epoch;  /* channel subscriptions made so far */
+	unsigned rebuild_ms; /* see the beat script */
 	bool stop, leaving;
 	pthread_t cmd_thread, sub_thread;
 
@@ -408,6 +415,7 @@ entry_find(struct cluster *cl, const char *user, const char *device)
 static void
 entry_drop_waiting(struct cluster_entry *e)
 {
+	e->dropped = 0;
 	while (e->waiting != NULL) {
 		struct cluster_wait *w = e->waiting;
 
@@ -450,25 +458,52 @@ entry_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 	}
 	if (id > e->last)
 		e->last = id;
+	if (id > e->seen)
+		e->seen = id;
 	if (counter != NULL)
 		cluster_count(counter);
+}
+
+/* Tell e's streams that messages before id were lost. */
+static void
+entry_reset(struct cluster *cl, struct cluster_entry *e, uint64_t id)
+{
+	struct buf b = {0};
+	struct registry_msg *m;
+
+	event_pack_reset(&b, "messages were lost");
+	m = registry_msg_new(b.data, b.len);
+	buf_free(&b);
+	registry_publish_at(cl->reg, e->user, e->device, m, id);
+	registry_msg_unref(m);
+	cluster_count(&cl->resets);
 }
 
 /*
  * Apply a SUB answer {from, why, entries} to e, then what waited behind
  * its gate, and open the gate; with cl->lock held.  fresh: the registry
- * just started the device's log at from (REGISTRY_RESUME_FROM).
+ * just started the device's log at from (REGISTRY_RESUME_FROM); else a
+ * resubscription, whose why, when not empty, puts a reset before what
+ * comes next.  stale: the channel was subscribed again after the SUB was
+ * made, so what was published between the two is in neither the answer
+ * nor the waiting messages; then, as when waiting messages were dropped
+ * that the answer does not cover, the gate stays closed and SUB goes
+ * again after what was applied.
  */
 static void
-entry_apply(
-    struct cluster *cl, struct cluster_entry *e, redisReply *r, bool fresh)
+entry_apply(struct cluster *cl, struct cluster_entry *e, redisReply *r,
+    bool fresh, bool stale)
 {
 	redisReply *list = r->element[2];
 	uint64_t from = 0;
 
 	cluster_parse_id(r->element[0]->str, &from);
+	if (!fresh && r->element[1]->len > 0 && from > e->last)
+		entry_reset(cl, e, from);
 	if (fresh || from > e->last)
 		e->last = from;
+	if (fresh || from > e->seen)
+		e->seen = from;
 	for (size_t i = 0; i < list->elements; i++) {
 		redisReply *en = list->element[i];
 		struct registry_msg *m;
@@ -483,6 +518,12 @@ entry_apply(
 		entry_publish(cl, e, id, m, &cl->replayed);
 		registry_msg_unref(m);
 	}
+	if (stale || e->seen < e->dropped) {
+		e->sync_wanted = true;
+		cl->dirty = true;
+		pthread_cond_signal(&cl->wake);
+		return;
+	}
 	while (e->waiting != NULL) {
 		struct cluster_wait *w = e->waiting;
 
@@ -493,6 +534,7 @@ entry_apply(
 	}
 	e->waiting_tail = NULL;
 	e->nwaiting = 0;
+	e->dropped = 0;
 	e->gate = false;
 	pthread_cond_broadcast(&cl->done);
 }
@@ -507,11 +549,13 @@ sub_reply_ok(const redisReply *r)
 	    r->element[2]->type == REDIS_REPLY_ARRAY;
 }
 
-/* A SUB job for e, after id (0: none), with cl->lock held. */
+/* A SUB job for e, after id ("": none), with cl->lock held. */
 static struct cluster_job *
 job_sub(struct cluster *cl, struct cluster_entry *e, enum cluster_job_kind kind,
     const char *after)
 {
+	char seen[CLUSTER_ID_MAX];
+
 	struct cluster_job *j = job_new(cl, kind, CLUSTER_LUA_SUB, 4);
 
 	job_key(j, "u", e->user, NULL);
@@ -524,6 +568,11 @@ job_sub(struct cluster *cl, struct cluster_entry *e, enum cluster_job_kind kind,
 	job_num(j, cl->maxlen);
 	job_str(j, kind == JOB_SYNC ? "1" : "0");
 	job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
+	cluster_format_id(e->seen, seen, sizeof(seen));
+	job_str(j, seen);
+	job_str(j, cl->again ? "1" : "0");
+	job_num(j, cl->rebuild_ms);
+	j->epoch = cl->sub_epoch;
 	j->entry = e;
 	e->jobs++;
 	return j;
@@ -617,27 +666,27 @@ cluster_complete(struct cluster *cl, struct cluster_job *j, redisReply *r)
 	switch (j->kind) {
 	case JOB_SUB:
 	case JOB_SYNC:
-		e->jobs--;
 		ok = ok && sub_reply_ok(r);
 		if (ok)
 			e->registered = true;
-		if (j->kind == JOB_SYNC || j->abandoned) {
-			if (ok && e->streams > 0 && !j->abandoned) {
-				if (r->element[1]->len > 0) {
-					log_warn("%s: resync: %s", e->key,
-					    r->element[1]->str);
-					cluster_count(&cl->resets);
-				}
-				entry_apply(cl, e, r, false);
-			} else if (!ok && e->streams > 0 &&
-			    j->kind == JOB_SYNC) {
-				/* Again once connected; the gate stays. */
-				e->sync_wanted = true;
-			} else if (e->jobs == 0) {
-				/* No other SUB on its way needs the gate. */
-				entry_drop_waiting(e);
-				e->gate = false;
-			}
+		if (j->kind == JOB_SUB && !j->abandoned) {
+			/* Its request applies it, then lets go of e (jobs). */
+			pthread_cond_broadcast(&cl->done);
+			break;
+		}
+		e->jobs--;
+		if (ok && e->streams > 0 && !j->abandoned) {
+			if (r->element[1]->len > 0)
+				log_warn("%s: resync: %s", e->key,
+				    r->element[1]->str);
+			entry_apply(cl, e, r, false, j->epoch != cl->sub_epoch);
+		} else if (!ok && e->streams > 0 && j->kind == JOB_SYNC) {
+			/* Again once connected; the gate stays. */
+			e->sync_wanted = true;
+		} else if (e->jobs == 0) {
+			/* No other SUB on its way needs the gate. */
+			entry_drop_waiting(e);
+			e->gate = false;
 		}
 		cl->dirty = true;
 		pthread_cond_broadcast(&cl->done);
@@ -727,7 +776,7 @@ cluster_cmd_main(void *arg)
 	redisContext *c = NULL;
 	unsigned backoff = CLUSTER_BACKOFF_MIN_MS;
 	uint64_t next_beat = 0;
-	bool was_up = false, again = false;
+	bool was_up = false;
 	char why[256];
 
 	pthread_mutex_lock(&cl->lock);
@@ -760,7 +809,7 @@ cluster_cmd_main(void *arg)
 			backoff = CLUSTER_BACKOFF_MIN_MS;
 			if (was_up) {
 				cluster_count(&cl->reconnects);
-				again = true;
+				cl->again = true;
 			}
 			was_up = true;
 			next_beat = 0;
@@ -773,7 +822,8 @@ cluster_cmd_main(void *arg)
 			j = job_new(cl, JOB_BEAT, CLUSTER_LUA_BEAT, 1);
 			job_key(j, "n", cl->node, NULL);
 			job_num(j, cl->ttl_ms);
-			job_str(j, again ? "1" : "0");
+			job_str(j, cl->again ? "1" : "0");
+			job_num(j, cl->rebuild_ms);
 			cluster_enqueue(cl, j);
 			next_beat = now + cl->ttl_ms / 3;
 		}
@@ -859,6 +909,8 @@ cluster_receive(struct cluster *cl, const char *p, size_t len)
 			e->waiting = old->next;
 			if (e->waiting == NULL)
 				e->waiting_tail = NULL;
+			if (old->id > e->dropped)
+				e->dropped = old->id;
 			registry_msg_unref(old->m);
 			free(old);
 			e->nwaiting--;
@@ -935,7 +987,11 @@ cluster_sub_main(void *arg)
 			cluster_count(&cl->reconnects);
 		was_up = true;
 		pthread_mutex_lock(&cl->lock);
-		/* What the channel lost while away comes from the streams. */
+		/*
+		 * What the channel lost while away comes from the streams, by
+		 * a SUB made from now on (see entry_apply()).
+		 */
+		cl->sub_epoch++;
 		cluster_resync_all(cl);
 		cluster_state(&cl->sub_up, true, "channel", NULL);
 		pthread_mutex_unlock(&cl->lock);
@@ -1006,6 +1062,9 @@ cluster_new(const struct config *c, struct registry *reg)
 	    1000;
 	if (cl->keep_ms < 1000)
 		cl->keep_ms = 1000;
+	/* Every node beats again within it after Redis comes back. */
+	cl->rebuild_ms =
+	    cl->ttl_ms + CLUSTER_BACKOFF_MAX_MS + 2 * cl->timeout_ms;
 	pthread_mutex_init(&cl->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -1157,8 +1216,10 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 	e->gate = true;
 	j = job_sub(cl, e, JOB_SUB, after);
 	if (!cluster_call(cl, j) || !sub_reply_ok(j->reply)) {
-		if (j->done)
+		if (j->done) {
+			e->jobs--;
 			job_free(j);
+		}
 		e->streams--;
 		if (e->jobs == 0) {
 			entry_drop_waiting(e);
@@ -1180,6 +1241,9 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 		why = "unknown event id";
 	s = registry_subscribe(cl->reg, user, device, &from, start, err);
 	pthread_mutex_lock(&cl->lock);
+	e->jobs--;
+	cl->dirty = true;
+	pthread_cond_signal(&cl->wake);
 	if (s == NULL) {
 		e->streams--;
 		entry_drop_waiting(e);
@@ -1193,7 +1257,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 			start->reason = cluster_reason(why);
 			cluster_count(&cl->resets);
 		}
-		entry_apply(cl, e, j->reply, true);
+		entry_apply(cl, e, j->reply, true, j->epoch != cl->sub_epoch);
 		*ref = e;
 	}
 	pthread_mutex_unlock(&cl->lock);

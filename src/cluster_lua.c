@@ -18,17 +18,38 @@
 	"if redis.call('EXISTS', 'beep:n:' .. node) == 1 then "                \
 	"nodes[#nodes + 1] = node else redis.call('HDEL', u, f) "              \
 	"dead = true end end end return nodes, dead end "                      \
+	"local function base() "                                               \
+	"return (redis.call('GET', 'beep:born') or '0') .. '-0' end "          \
+	"local function incarnation(now, again, rebuild) "                     \
+	"local b = redis.call('GET', 'beep:born') "                            \
+	"if not b then b = string.format('%d', now) "                          \
+	"redis.call('SET', 'beep:born', b) "                                   \
+	"if again then "                                                       \
+	"redis.call('SET', 'beep:rebuild', '1', 'PX', rebuild) end end "       \
+	"return b .. '-0' end "                                                \
 	"local function to_grace(g, m, dev, now, grace, metattl) "             \
 	"if grace > 0 then "                                                   \
 	"redis.call('HSET', g, dev, string.format('%d', now + grace)) "        \
 	"redis.call('PEXPIRE', g, grace + 1000) "                              \
 	"redis.call('HSET', m, 'held', redis.call('HGET', m, 'last') or "      \
-	"'0-0') redis.call('PEXPIRE', m, metattl) end end "
+	"base()) redis.call('PEXPIRE', m, metattl) end end "
+
+/*
+ * beep:born is when this Redis's data began (ms): every id a device gets
+ * from it is above base() ("BORN-0").  An id below it was given by a Redis
+ * that has since lost its data (restarted empty, flushed): what came
+ * after it is unknown.  The first script to find beep:born missing sets
+ * it; when that is a node that was connected to a Redis before (again),
+ * this Redis has lost what the nodes had registered, and until every node
+ * has registered again (rebuild ms: a heartbeat period plus a reconnection)
+ * "no such device" is not known: beep:rebuild tells the post script,
+ * which answers 503 rather than a wrong 404.
+ */
 
 /*
  * KEYS u g s m; ARGV dev user frame maxlen keep_ms grace_ms meta_ttl_ms.
- * Returns {404}, {503} (no holder known while presence is rebuilt: see
- * the beat script) or {200|202, id}.
+ * Returns {404}, {503} (no holder known while presence is rebuilt) or
+ * {200|202, id}.
  */
 static const char cluster_lua_post[] = LUA_PRELUDE
     "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
@@ -47,10 +68,9 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "return {404} end "
     "status = 202 end "
     "local want = '*' "
-    "local last = redis.call('HGET', m, 'last') "
-    "if last then local lms, lseq = idp(last) "
+    "local last = redis.call('HGET', m, 'last') or base() "
+    "local lms, lseq = idp(last) "
     "if lms >= now then want = string.format('%d-%d', lms, lseq + 1) end "
-    "end "
     "local id = redis.call('XADD', s, want, 'f', frame) "
     "local n = redis.call('XLEN', s) "
     "if n > maxlen then "
@@ -71,9 +91,15 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "return {status, id}";
 
 /*
- * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms.  after is the
- * client's id or ""; sync "1" when the node already delivered up to
- * after (it may be above the stream: ids given while Redis was down).
+ * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms seen again
+ * rebuild_ms.  after is the client's id or ""; with sync "1" (the node
+ * resubscribes a device it holds streams of) after is the newest id the
+ * node gave the device (it may be above the stream: ids given while Redis
+ * was down) and seen the newest it had from Redis.  The node missed
+ * messages when seen is below base() or the floor, or the stream has an
+ * entry between seen and after (accepted, never sent to the node, and now
+ * below ids it gave): then the device gets a new position above
+ * everything, which every older id is too old for, and why says so.
  * Returns {from, why, entries}: the stream starts after from, replaying
  * entries; why is "" or why messages were lost.
  */
@@ -81,27 +107,40 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
     "local dev, node, after = ARGV[1], ARGV[2], ARGV[3] "
     "local count, sync = tonumber(ARGV[4]), ARGV[5] == '1' "
-    "local metattl = tonumber(ARGV[6]) "
+    "local metattl, seen = tonumber(ARGV[6]), ARGV[7] "
     "local now = now_ms() "
+    "local b = incarnation(now, ARGV[8] == '1', tonumber(ARGV[9])) "
     "redis.call('HSET', u, dev .. '\\31' .. node, 1) "
     "local gu = tonumber(redis.call('HGET', g, dev) or '0') "
     "if gu > 0 then redis.call('HDEL', g, dev) end "
-    "local last = redis.call('HGET', m, 'last') or '0-0' "
+    "local last = redis.call('HGET', m, 'last') or b "
     "local floor = last "
     "if redis.call('EXISTS', s) == 1 then "
-    "floor = redis.call('HGET', m, 'floor') or '0-0' end "
+    "floor = redis.call('HGET', m, 'floor') or b end "
     "local from, why, usable = last, '', false "
-    "if after ~= '' then "
-    "if idlt(last, after) then "
-    "if sync then redis.call('HSET', m, 'last', after) "
-    "redis.call('PEXPIRE', m, metattl) from = after usable = true "
-    "else why = 'unknown event id' end "
+    "if after ~= '' and sync then "
+    "local lost = idlt(seen, b) or idlt(seen, floor) "
+    "if not lost and idlt(seen, after) then "
+    "lost = #redis.call('XRANGE', s, '(' .. seen, after, 'COUNT', 1) > 0 "
+    "end "
+    "if lost then "
+    "local top = last if idlt(top, after) then top = after end "
+    "local tms, tseq = idp(top) "
+    "from = string.format('%d-%d', tms, tseq + 1) "
+    "why = 'messages were lost' "
+    "redis.call('HSET', m, 'last', from, 'floor', from) "
+    "else from = after "
+    "if idlt(last, after) then redis.call('HSET', m, 'last', after) end "
+    "end "
+    "redis.call('PEXPIRE', m, metattl) usable = true "
+    "elseif after ~= '' then "
+    "if idlt(after, b) then why = 'messages were lost' "
+    "elseif idlt(last, after) then why = 'unknown event id' "
     "elseif idlt(after, floor) then why = 'event id too old' "
-    "if sync then from = floor usable = true end "
     "else from = after usable = true end end "
     "if not usable then "
     "if gu > now then "
-    "local held = redis.call('HGET', m, 'held') or '0-0' "
+    "local held = redis.call('HGET', m, 'held') or b "
     "if idlt(held, floor) then from = floor "
     "if why == '' then why = 'messages were dropped while away' end "
     "else from = held end "
@@ -140,22 +179,15 @@ static const char cluster_lua_list[] = LUA_PRELUDE
     "return out";
 
 /*
- * KEYS n; ARGV ttl_ms again.  Returns whether the key was there.  again is
- * "1" from a node that was connected to a Redis before this connection.
- * beep:born marks a Redis that has seen a node: when a node that was
- * connected before finds it missing, this Redis lost what the nodes had
- * registered (restarted empty, flushed), and until every node has beaten
- * again (within ttl_ms) "no such device" is not known: beep:rebuild says
- * so to the post script, which answers 503 rather than a wrong 404.
+ * KEYS n; ARGV ttl_ms again rebuild_ms.  Returns whether the key was
+ * there.  again is "1" from a node that was connected to a Redis before
+ * this connection (see base() above).
  */
 static const char cluster_lua_beat[] =
-    "local e = redis.call('EXISTS', KEYS[1]) "
-    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
-    "if redis.call('EXISTS', 'beep:born') == 0 then "
-    "redis.call('SET', 'beep:born', '1') "
-    "if ARGV[2] == '1' then "
-    "redis.call('SET', 'beep:rebuild', '1', 'PX', ARGV[1]) end end "
-    "return e";
+    LUA_PRELUDE "local e = redis.call('EXISTS', KEYS[1]) "
+                "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
+                "incarnation(now_ms(), ARGV[2] == '1', tonumber(ARGV[3])) "
+                "return e";
 
 const char *const cluster_lua[CLUSTER_LUA__MAX] = {
     [CLUSTER_LUA_POST] = cluster_lua_post,

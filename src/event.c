@@ -20,6 +20,22 @@ event_pack(struct buf *out, const char *data, size_t len, bool is_json,
 	buf_append(out, data, len);
 }
 
+void
+event_pack_reset(struct buf *out, const char *reason)
+{
+	json_t *doc = json_pack("{s:s}", "reason", reason);
+	char *data = json_dumps(doc, JSON_COMPACT);
+
+	json_decref(doc);
+	buf_append(out, "r", 1);
+	buf_puts(out, "reset");
+	buf_append(out, "", 1);
+	buf_puts(out, "null");
+	buf_append(out, "", 1);
+	buf_puts(out, data);
+	free(data);
+}
+
 int
 event_render(
     struct buf *out, const char *p, size_t len, const char *id, bool envelope)
@@ -29,7 +45,7 @@ event_render(
 	json_t *s;
 	int rc = 0;
 
-	if (len < 3 || (p[0] != 's' && p[0] != 'j'))
+	if (len < 3 || (p[0] != 's' && p[0] != 'j' && p[0] != 'r'))
 		return -1;
 	event = p + 1;
 	from = memchr(event, '\0', (size_t)(end - event));
@@ -40,7 +56,7 @@ event_render(
 	if (data == NULL)
 		return -1;
 	data++;
-	if (!envelope) {
+	if (!envelope || p[0] == 'r') {
 		sse_format_event(out, id, event[0] ? event : NULL, data,
 		    (size_t)(end - data));
 		return 0;

@@ -3,7 +3,9 @@
 // waits for them elsewhere; Redis killed and restarted under load: no crash,
 // deliveries on one node go on, what needs Redis answers 503 with a JSON
 // error, /healthz, /readyz and /metrics say so, and cross-node delivery comes
-// back by itself with nothing lost or repeated among the accepted messages.
+// back by itself with nothing repeated, and nothing accepted lost without
+// the stream being told (event: reset): with Redis's append-only file, and
+// with Redis restarted empty.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -147,101 +149,131 @@ describe('cluster failures', T, () => {
 	});
 
 	// Redis as the README advises running it (append-only file, synced on
-	// every write), so that a restart keeps what the nodes registered.
-	// Redis restarted empty is covered by the unit test's restart and by
-	// the beat script's rebuild window (a POST then gets 503, never a
-	// wrong 404).
-	test('Redis killed and restarted under load', T, async (t) => {
-		const cl = await startCluster(
-		    { nodes: 2, env: ENV, persist: true }, t);
-		const [a, b] = cl.nodes;
-		const ca = a.client(), cb = b.client();
-		const ops = new Client(a.opsBase);
-		t.after(() => ops.close());
-		const u = uid();
-		const s = await a.subscribe(u, 'd');
-		// Posters on both nodes, all the time, until told to stop.
-		// { id, data } answered 200, or 202: held while the node of the
-		// stream had not beaten since the restart (its key may expire
-		// while Redis is down), delivered when it registers again.
-		const accepted = [];
-		// Answered 503: not accepted, but one in flight when Redis was
-		// killed may have been run and kept (append-only file) and is then
-		// delivered once Redis is back (README, "Failure behaviour").
-		const maybe = new Set();
-		const refused = { a: 0, b: 0 };
-		let stop = false, n = 0;
-		const poster = async (c, tag) => {
-			while (!stop) {
-				const data = `${tag}${n++}`;
-				const r = await c.postJson(postPath(u, 'd'), { data });
-				if (r.status === 200 || r.status === 202) {
-					accepted.push({ id: r.json().id, data });
-				} else {
-					assert.equal(r.status, 503, r.text);
-					assert.deepEqual(r.json(),
-					    { error: 'cluster store (Redis) unreachable' });
-					maybe.add(data);
-					refused[tag]++;
-				}
-			}
-		};
-		const load = [poster(ca, 'a'), poster(cb, 'b')];
-		await poll(() => accepted.length >= 50, { what: '50 posts' });
-
-		await cl.redis.stop('SIGKILL');
-		rmSync(cl.redis.socket, { force: true });
-		// Down: said once by every figure.
-		await poll(async () => (await ca.health()).cluster.redis === 'down',
-		    { timeout: 10000, what: 'healthz says redis down' });
-		const h = await ca.health();
-		assert.equal(h.status, 'degraded');
-		assert.equal((await ops.get('/readyz')).status, 503);
-		assert.match((await ops.get('/metrics')).text, /^beep_redis_up 0$/m);
-		// Local delivery goes on: posts on the stream's node succeed.
-		const before = accepted.length;
-		await poll(() => accepted.filter((m) => m.data[0] === 'a').length >
-		    0 && accepted.length >= before + 20,
-		    { timeout: 20000, what: 'local posts while Redis is down' });
-		// The other node cannot reach the stream: 503.
-		await poll(() => refused.b > 0, { what: 'a 503 on the other node' });
-		const r = await cb.get(`/user/${u}/devices`);
-		assert.equal(r.status, 503);
-
-		await cl.redis.start();
-		// Back within bounded polling: both nodes post again, the list
-		// is right again.
-		const mark = accepted.length;
-		await poll(() => accepted.slice(mark).some((m) => m.data[0] === 'b'),
-		    { timeout: 20000, what: 'cross-node posts accepted again' });
-		await poll(async () => (await ca.health()).cluster.redis === 'up',
-		    { timeout: 10000, what: 'healthz says redis up' });
-		assert.deepEqual(await cb.devices(u), ['d']);
-		assert.equal((await ops.get('/readyz')).status, 200);
-		stop = true;
-		await Promise.all(load);
-
-		// Every accepted message exactly once, in the order of its id;
-		// a refused one at most once; nothing else.  A marker posted last
-		// ends the stream's share of the test.
-		const last = await cb.postJson(postPath(u, 'd'), { data: 'last' });
-		assert.equal(last.status, 200);
-		const want = [...accepted].sort((x, y) => cmpId(x.id, y.id));
-		const got = [];
-		for (;;) {
-			const e = await s.nextEvent(15000);
-			if (e.data === 'last')
-				break;
-			got.push({ id: e.lastEventId, data: e.data });
-		}
-		const extra = got.filter((e) => maybe.has(e.data));
-		assert.equal(new Set(extra.map((e) => e.data)).size, extra.length,
-		    'a refused message at most once');
-		const kept = got.filter((e) => !maybe.has(e.data));
-		assert.deepEqual(kept.map((e) => e.data), want.map((e) => e.data));
-		assert.deepEqual(kept.map((e) => e.id), want.map((e) => e.id));
-		assert.ok(refused.b > 0);
-		assert.match((await ops.get('/metrics')).text,
-		    /^beep_redis_reconnects_total [1-9]\d*$/m);
-	});
+	// every write), and Redis restarted EMPTY (no persistence: what it
+	// held is gone).  The promise is the same: every message answered
+	// 200/202 is delivered once, in the order of its id, or the stream gets
+	// `event: reset` after the place where it was lost: never a silent gap;
+	// what is refused while Redis is needed and unreachable gets 503.
+	test('Redis killed and restarted under load (append-only file)', T,
+	    (t) => restartUnderLoad(t, true));
+	test('Redis killed and restarted EMPTY under load', T,
+	    (t) => restartUnderLoad(t, false));
 });
+
+async function restartUnderLoad(t, persist) {
+	const cl = await startCluster({ nodes: 2, env: ENV, persist }, t);
+	const [a, b] = cl.nodes;
+	const ca = a.client(), cb = b.client();
+	const ops = new Client(a.opsBase);
+	t.after(() => ops.close());
+	const u = uid();
+	const s = await a.subscribe(u, 'd');
+	// Posters on both nodes, all the time, until told to stop.
+	// { id, data } answered 200, or 202: held while the node of the
+	// stream had not beaten since the restart (its key may expire
+	// while Redis is down), delivered when it registers again.
+	const accepted = [];
+	// Answered 503: not accepted, but one in flight when Redis was
+	// killed may have been run and kept (append-only file) and is then
+	// delivered once Redis is back (README, "Failure behaviour").
+	const maybe = new Set();
+	const refused = { a: 0, b: 0 };
+	let stop = false, n = 0;
+	const poster = async (c, tag) => {
+		while (!stop) {
+			const data = `${tag}${n++}`;
+			const r = await c.postJson(postPath(u, 'd'), { data });
+			if (r.status === 200 || r.status === 202) {
+				accepted.push({ id: r.json().id, data });
+			} else {
+				// Never a 404 for a device that is live all along.
+				assert.equal(r.status, 503, `${data}: ${r.text}`);
+				assert.deepEqual(r.json(),
+				    { error: 'cluster store (Redis) unreachable' });
+				maybe.add(data);
+				refused[tag]++;
+			}
+		}
+	};
+	const load = [poster(ca, 'a'), poster(cb, 'b')];
+	await poll(() => accepted.length >= 50, { what: '50 posts' });
+
+	await cl.redis.stop('SIGKILL');
+	rmSync(cl.redis.socket, { force: true });
+	// Down: said once by every figure.
+	await poll(async () => (await ca.health()).cluster.redis === 'down',
+	    { timeout: 10000, what: 'healthz says redis down' });
+	const h = await ca.health();
+	assert.equal(h.status, 'degraded');
+	assert.equal((await ops.get('/readyz')).status, 503);
+	assert.match((await ops.get('/metrics')).text, /^beep_redis_up 0$/m);
+	// Local delivery goes on: posts on the stream's node succeed.
+	const before = accepted.length;
+	await poll(() => accepted.filter((m) => m.data[0] === 'a').length >
+	    0 && accepted.length >= before + 20,
+	    { timeout: 20000, what: 'local posts while Redis is down' });
+	// The other node cannot reach the stream: 503.
+	await poll(() => refused.b > 0, { what: 'a 503 on the other node' });
+	const r = await cb.get(`/user/${u}/devices`);
+	assert.equal(r.status, 503);
+
+	await cl.redis.start();
+	// Back within bounded polling: both nodes post again, the list
+	// is right again.
+	const mark = accepted.length;
+	await poll(() => accepted.slice(mark).some((m) => m.data[0] === 'b'),
+	    { timeout: 20000, what: 'cross-node posts accepted again' });
+	await poll(async () => (await ca.health()).cluster.redis === 'up',
+	    { timeout: 10000, what: 'healthz says redis up' });
+	assert.deepEqual(await cb.devices(u), ['d']);
+	assert.equal((await ops.get('/readyz')).status, 200);
+	stop = true;
+	await Promise.all(load);
+
+	// A marker posted last ends the stream's share of the test.
+	const last = await cb.postJson(postPath(u, 'd'), { data: 'last' });
+	assert.equal(last.status, 200);
+	const got = [];
+	for (;;) {
+		const e = await s.nextEvent(15000);
+		if (e.data === 'last')
+			break;
+		got.push({ type: e.type, id: e.lastEventId, data: e.data });
+	}
+	// Ids increase, resets included; nothing twice.
+	for (let i = 1; i < got.length; i++)
+		assert.ok(cmpId(got[i - 1].id, got[i].id) < 0,
+		    `ids increase: ${JSON.stringify(got.slice(i - 1, i + 1))}`);
+	const resets = got.filter((e) => e.type === 'reset');
+	for (const e of resets)
+		assert.deepEqual(JSON.parse(e.data),
+		    { reason: 'messages were lost' });
+	const msgs = got.filter((e) => e.type !== 'reset');
+	assert.equal(new Set(msgs.map((e) => e.data)).size, msgs.length,
+	    'no message twice');
+	// What arrives was accepted, with the id it was answered, or refused.
+	const byData = new Map(accepted.map((m) => [m.data, m]));
+	for (const e of msgs) {
+		const m = byData.get(e.data);
+		if (m !== undefined)
+			assert.equal(e.id, m.id, `${e.data}: the id it was answered`);
+		else
+			assert.ok(maybe.has(e.data), `unexpected ${JSON.stringify(e)}`);
+	}
+	// An accepted message that did not arrive: a reset comes after its
+	// place in the order, never a silent gap.
+	const arrived = new Set(msgs.map((e) => e.data));
+	const missing = accepted.filter((m) => !arrived.has(m.data));
+	for (const m of missing)
+		assert.ok(resets.some((e) => cmpId(m.id, e.id) < 0),
+		    `accepted ${m.data} ${m.id} lost without a reset after it`);
+	if (!persist) {
+		// Redis cannot say what it lost: the stream is told.
+		assert.ok(resets.length > 0, 'a reset after Redis lost its data');
+	}
+	t.diagnostic(`accepted ${accepted.length}, missing ${missing.length}, ` +
+	    `resets ${resets.length}, refused ${refused.a + refused.b}`);
+	assert.ok(refused.b > 0);
+	assert.match((await ops.get('/metrics')).text,
+	    /^beep_redis_reconnects_total [1-9]\d*$/m);
+}

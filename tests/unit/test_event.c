@@ -80,6 +80,27 @@ test_event_envelope(void **state)
 	buf_free(&packed);
 }
 
+/* The service's own reset: as a stream's first reset, in no envelope. */
+static void
+test_event_reset(void **state)
+{
+	struct buf packed = {0};
+	struct sse_parser p;
+
+	(void)state;
+	event_pack_reset(&packed, "messages were lost");
+	for (int envelope = 0; envelope < 2; envelope++) {
+		render(&packed, envelope, &p);
+		assert_int_equal(p.n, 1);
+		assert_string_equal(p.events[0].type, "reset");
+		assert_string_equal(p.events[0].data.data,
+		    "{\"reason\":\"messages were lost\"}");
+		assert_string_equal(p.events[0].id, "7-1");
+		sse_parser_free(&p);
+	}
+	buf_free(&packed);
+}
+
 static void
 test_event_bad_packing(void **state)
 {
@@ -97,6 +118,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_event_plain),
 	    cmocka_unit_test(test_event_envelope),
+	    cmocka_unit_test(test_event_reset),
 	    cmocka_unit_test(test_event_bad_packing),
 	};
 
