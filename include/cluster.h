@@ -1,6 +1,7 @@
 /*
  * cluster: several nodes joined through Redis, between the api and the
- * registry.  The only module that includes hiredis.
+ * registry.  The API's only view of it; hiredis stays inside the cluster
+ * modules (src/cluster*.c, include/cluster_impl.h).
  *
  * Each device has a Redis stream: a POST on any node appends to it (the
  * stream entry id is the event id) and publishes the message to the

@@ -1,0 +1,108 @@
+/*
+ * cluster_impl: the state the cluster modules share (cluster.c, and
+ * cluster_job, cluster_presence, cluster_delivery, cluster_redis); see the
+ * DESIGN comment in cluster.c.  Included by src/cluster*.c only: with
+ * hiredis, it stays out of every other module.
+ */
+#ifndef BEEP_CLUSTER_IMPL_H
+#define BEEP_CLUSTER_IMPL_H
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uthash.h>
+
+#include "cluster.h"
+#include "cluster_lua.h"
+#include "registry.h"
+
+/* Reconnection backoff, doubling from min to max. */
+#define CLUSTER_BACKOFF_MIN_MS 100
+#define CLUSTER_BACKOFF_MAX_MS 2000
+/* How long the metadata of a device outlives its last message. */
+#define CLUSTER_META_TTL_MS (24 * 3600 * 1000ULL)
+/* Most arguments of a command. */
+#define CLUSTER_ARGS 16
+
+/* A message from the channel, waiting behind a closed gate. */
+struct cluster_wait {
+	uint64_t id;
+	struct registry_msg *m;
+	struct cluster_wait *next;
+};
+
+struct cluster_entry {
+	char *key; /* "USER\x1fDEVICE" */
+	char *user, *device;
+	size_t streams;   /* open here */
+	unsigned jobs;    /* SUB or UNSUB jobs on their way */
+	bool registered;  /* Redis lists this node as a holder */
+	bool gate;        /* closed: channel messages wait in waiting */
+	bool sync_wanted; /* send SUB again after last */
+	uint64_t last;    /* the newest id given to the registry */
+	uint64_t seen;    /* the newest of them that came from Redis */
+	uint64_t dropped; /* the newest id dropped from waiting, or 0 */
+	struct cluster_wait *waiting, *waiting_tail;
+	size_t nwaiting;
+	UT_hash_handle hh;
+};
+
+enum cluster_job_kind {
+	JOB_POST,
+	JOB_SUB,  /* a request's: it waits and applies the answer */
+	JOB_SYNC, /* the command thread's own SUB, after a loss */
+	JOB_UNSUB,
+	JOB_LIST,
+	JOB_BEAT,
+	JOB_BYE,
+};
+
+struct cluster_job {
+	enum cluster_job_kind kind;
+	int argc;
+	char *argv[CLUSTER_ARGS];
+	size_t argvlen[CLUSTER_ARGS];
+	struct cluster_entry *entry;
+	redisReply *reply; /* NULL when it failed */
+	bool done, abandoned;
+	bool sent;      /* written to a connection: Redis may have run it */
+	unsigned epoch; /* a SUB's: cl->sub_epoch when it was made */
+	struct cluster_job *next;
+};
+
+struct cluster {
+	struct registry *reg;
+	char node[64];
+	char *host, *path, *password;
+	int port, db;
+	unsigned ttl_ms, timeout_ms;
+	size_t maxlen, max_waiting;
+	uint64_t keep_ms, grace_ms;
+	char sha[CLUSTER_LUA__MAX][41];
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* the command thread: work, or stop */
+	pthread_cond_t done; /* request threads: a job is done, a gate opened */
+	struct cluster_job *queue, *queue_tail;
+	struct cluster_entry *entries;
+	bool dirty; /* some entry may need a job */
+	bool again; /* connected to a Redis before the present connection */
+	unsigned sub_epoch;  /* channel subscriptions made so far */
+	unsigned rebuild_ms; /* see the beat script */
+	bool stop, leaving;
+	pthread_t cmd_thread, sub_thread;
+
+	atomic_bool cmd_up, sub_up;
+	_Atomic uint64_t received, duplicates, replayed, local, unreachable;
+	_Atomic uint64_t reconnects, resets;
+};
+
+static inline void
+cluster_count(_Atomic uint64_t *c)
+{
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * cluster_redis: the connections to Redis and the two threads that own
+ * them: the command thread (connects, loads the scripts, sends the queued
+ * jobs pipelined, beats) and the subscriber thread (the node's channel).
+ * Each reconnects with backoff (CLUSTER_BACKOFF_MIN_MS doubling to
+ * CLUSTER_BACKOFF_MAX_MS) and logs each change of state once.  Cluster
+ * modules only.
+ */
+#ifndef BEEP_CLUSTER_REDIS_H
+#define BEEP_CLUSTER_REDIS_H
+
+#include "cluster_impl.h"
+
+/*
+ * "redis://[[USER]:PASS@]HOST[:PORT][/DB]" or "unix://PATH" into cl's
+ * host, port, db, password or path.  Returns 0, or -1.
+ */
+int cluster_redis_parse_url(struct cluster *cl, const char *url);
+/* The threads' bodies (pthread_create), given the cluster; they end on cl->stop. */
+void *cluster_redis_cmd_main(void *arg);
+void *cluster_redis_sub_main(void *arg);
+
+#endif

@@ -1,0 +1,195 @@
+/* cluster_delivery: see cluster_delivery.h. */
+#include "cluster_delivery.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "log.h"
+#include "util.h"
+
+#define LOG_MODULE "cluster"
+
+void
+cluster_delivery_drop_waiting(struct cluster_entry *e)
+{
+	e->dropped = 0;
+	while (e->waiting != NULL) {
+		struct cluster_wait *w = e->waiting;
+
+		e->waiting = w->next;
+		registry_msg_unref(w->m);
+		free(w);
+	}
+	e->waiting_tail = NULL;
+	e->nwaiting = 0;
+}
+
+/* Give m to the registry unless e already has id; with cl->lock held. */
+static void
+delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
+    struct registry_msg *m, _Atomic uint64_t *counter)
+{
+	switch (registry_publish_at(cl->reg, e->user, e->device, m, id)) {
+	case REGISTRY_DUPLICATE:
+		cluster_count(&cl->duplicates);
+		return;
+	case REGISTRY_OK:
+	case REGISTRY_HELD:
+		break;
+	default:
+		return;
+	}
+	if (id > e->last)
+		e->last = id;
+	if (id > e->seen)
+		e->seen = id;
+	if (counter != NULL)
+		cluster_count(counter);
+}
+
+/* Tell e's streams that messages before id were lost. */
+static void
+delivery_reset(struct cluster *cl, struct cluster_entry *e, uint64_t id)
+{
+	struct buf b = {0};
+	struct registry_msg *m;
+
+	event_pack_reset(&b, "messages were lost");
+	m = registry_msg_new(b.data, b.len);
+	buf_free(&b);
+	registry_publish_at(cl->reg, e->user, e->device, m, id);
+	registry_msg_unref(m);
+	cluster_count(&cl->resets);
+}
+
+/*
+ * Apply a SUB answer {from, why, entries} to e, then what waited behind
+ * its gate, and open the gate; with cl->lock held.  fresh: the registry
+ * just started the device's log at from (REGISTRY_RESUME_FROM); else a
+ * resubscription, whose why, when not empty, puts a reset before what
+ * comes next.  stale: the channel was subscribed again after the SUB was
+ * made, so what was published between the two is in neither the answer
+ * nor the waiting messages; then, as when waiting messages were dropped
+ * that the answer does not cover, the gate stays closed and SUB goes
+ * again after what was applied.
+ */
+void
+cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
+    redisReply *r, bool fresh, bool stale)
+{
+	redisReply *list = r->element[2];
+	uint64_t from = 0;
+
+	cluster_parse_id(r->element[0]->str, &from);
+	if (!fresh && r->element[1]->len > 0 && from > e->last)
+		delivery_reset(cl, e, from);
+	if (fresh || from > e->last)
+		e->last = from;
+	if (fresh || from > e->seen)
+		e->seen = from;
+	for (size_t i = 0; i < list->elements; i++) {
+		redisReply *en = list->element[i];
+		struct registry_msg *m;
+		uint64_t id;
+
+		if (en->type != REDIS_REPLY_ARRAY || en->elements < 2 ||
+		    cluster_parse_id(en->element[0]->str, &id) < 0 ||
+		    en->element[1]->elements < 2)
+			continue;
+		m = registry_msg_new(en->element[1]->element[1]->str,
+		    en->element[1]->element[1]->len);
+		delivery_publish(cl, e, id, m, &cl->replayed);
+		registry_msg_unref(m);
+	}
+	if (stale || e->seen < e->dropped) {
+		e->sync_wanted = true;
+		cl->dirty = true;
+		pthread_cond_signal(&cl->wake);
+		return;
+	}
+	while (e->waiting != NULL) {
+		struct cluster_wait *w = e->waiting;
+
+		e->waiting = w->next;
+		delivery_publish(cl, e, w->id, w->m, NULL);
+		registry_msg_unref(w->m);
+		free(w);
+	}
+	e->waiting_tail = NULL;
+	e->nwaiting = 0;
+	e->dropped = 0;
+	e->gate = false;
+	pthread_cond_broadcast(&cl->done);
+}
+
+/* Whether r is a well-formed SUB answer. */
+bool
+cluster_delivery_reply_ok(const redisReply *r)
+{
+	return r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+	    r->element[0]->type == REDIS_REPLY_STRING &&
+	    r->element[1]->type == REDIS_REPLY_STRING &&
+	    r->element[2]->type == REDIS_REPLY_ARRAY;
+}
+
+/* A message from the channel: "ID ULEN DLEN USER DEVICE FRAME". */
+void
+cluster_delivery_receive(struct cluster *cl, const char *p, size_t len)
+{
+	char idtext[CLUSTER_ID_MAX];
+	unsigned long ulen, dlen;
+	int off = 0;
+	uint64_t id;
+	struct cluster_entry *e;
+	struct buf k = {0};
+	struct registry_msg *m;
+
+	if (sscanf(p, "%47s %lu %lu %n", idtext, &ulen, &dlen, &off) != 3 ||
+	    off == 0 || (size_t)off + ulen + dlen > len ||
+	    cluster_parse_id(idtext, &id) < 0) {
+		log_error("malformed message from redis");
+		return;
+	}
+	cluster_count(&cl->received);
+	buf_append(&k, p + off, ulen);
+	buf_puts(&k, "\x1f");
+	buf_append(&k, p + off + ulen, dlen);
+	m = registry_msg_new(
+	    p + off + ulen + dlen, len - (size_t)off - ulen - dlen);
+	pthread_mutex_lock(&cl->lock);
+	HASH_FIND(hh, cl->entries, k.data, k.len, e);
+	if (e != NULL && e->gate) {
+		struct cluster_wait *w = xmalloc(sizeof(*w));
+
+		/* Beyond the bound, the oldest go: SUB brings them back. */
+		if (e->nwaiting >= cl->max_waiting) {
+			struct cluster_wait *old = e->waiting;
+
+			e->waiting = old->next;
+			if (e->waiting == NULL)
+				e->waiting_tail = NULL;
+			if (old->id > e->dropped)
+				e->dropped = old->id;
+			registry_msg_unref(old->m);
+			free(old);
+			e->nwaiting--;
+		}
+		w->id = id;
+		w->m = m;
+		w->next = NULL;
+		if (e->waiting_tail != NULL)
+			e->waiting_tail->next = w;
+		else
+			e->waiting = w;
+		e->waiting_tail = w;
+		e->nwaiting++;
+		m = NULL;
+	} else if (e != NULL) {
+		delivery_publish(cl, e, id, m, NULL);
+	}
+	pthread_mutex_unlock(&cl->lock);
+	registry_msg_unref(m);
+	buf_free(&k);
+}

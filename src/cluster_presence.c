@@ -1,0 +1,186 @@
+/* cluster_presence: see cluster_presence.h. */
+#include "cluster_presence.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster_delivery.h"
+#include "cluster_job.h"
+#include "log.h"
+#include "util.h"
+
+#define LOG_MODULE "cluster"
+
+struct cluster_entry *
+cluster_presence_find(struct cluster *cl, const char *user, const char *device)
+{
+	struct cluster_entry *e;
+	struct buf k = {0};
+
+	buf_printf(&k, "%s\x1f%s", user, device);
+	HASH_FIND(hh, cl->entries, k.data, k.len, e);
+	buf_free(&k);
+	return e;
+}
+
+/* Free e when nothing refers to it any more; with cl->lock held. */
+void
+cluster_presence_maybe_free(struct cluster *cl, struct cluster_entry *e)
+{
+	if (e->streams > 0 || e->jobs > 0 || e->registered || e->gate)
+		return;
+	HASH_DEL(cl->entries, e);
+	cluster_delivery_drop_waiting(e);
+	free(e->key);
+	free(e->user);
+	free(e->device);
+	free(e);
+}
+
+/* A SUB job for e, after id ("": none), with cl->lock held. */
+struct cluster_job *
+cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
+    enum cluster_job_kind kind, const char *after)
+{
+	char seen[CLUSTER_ID_MAX];
+
+	struct cluster_job *j = cluster_job_new(cl, kind, CLUSTER_LUA_SUB, 4);
+
+	cluster_job_key(j, "u", e->user, NULL);
+	cluster_job_key(j, "g", e->user, NULL);
+	cluster_job_key(j, "s", e->user, e->device);
+	cluster_job_key(j, "m", e->user, e->device);
+	cluster_job_str(j, e->device);
+	cluster_job_str(j, cl->node);
+	cluster_job_str(j, after);
+	cluster_job_num(j, cl->maxlen);
+	cluster_job_str(j, kind == JOB_SYNC ? "1" : "0");
+	cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
+	cluster_format_id(e->seen, seen, sizeof(seen));
+	cluster_job_str(j, seen);
+	cluster_job_str(j, cl->again ? "1" : "0");
+	cluster_job_num(j, cl->rebuild_ms);
+	j->epoch = cl->sub_epoch;
+	j->entry = e;
+	e->jobs++;
+	return j;
+}
+
+/* Every entry with streams sends SUB again; with cl->lock held. */
+void
+cluster_presence_resync_all(struct cluster *cl)
+{
+	struct cluster_entry *e, *tmp;
+
+	HASH_ITER(hh, cl->entries, e, tmp)
+	{
+		if (e->streams == 0)
+			continue;
+		e->gate = true;
+		e->sync_wanted = true;
+	}
+	cl->dirty = true;
+	pthread_cond_signal(&cl->wake);
+}
+
+/* Queue what the entries need (SUB again, UNSUB); with cl->lock held. */
+void
+cluster_presence_reconcile(struct cluster *cl)
+{
+	struct cluster_entry *e, *tmp;
+	char after[CLUSTER_ID_MAX];
+
+	cl->dirty = false;
+	HASH_ITER(hh, cl->entries, e, tmp)
+	{
+		if (e->sync_wanted && e->jobs == 0) {
+			e->sync_wanted = false;
+			if (e->streams > 0) {
+				e->gate = true;
+				cluster_format_id(
+				    e->last, after, sizeof(after));
+				cluster_job_enqueue(cl,
+				    cluster_presence_sub_job(
+				        cl, e, JOB_SYNC, after));
+				continue;
+			}
+			cluster_delivery_drop_waiting(e);
+			e->gate = false;
+		}
+		if (e->streams == 0 && e->registered && e->jobs == 0) {
+			struct cluster_job *j = cluster_job_new(
+			    cl, JOB_UNSUB, CLUSTER_LUA_UNSUB, 3);
+
+			cluster_job_key(j, "u", e->user, NULL);
+			cluster_job_key(j, "g", e->user, NULL);
+			cluster_job_key(j, "m", e->user, e->device);
+			cluster_job_str(j, e->device);
+			cluster_job_str(j, cl->node);
+			cluster_job_num(j, cl->grace_ms);
+			cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
+			j->entry = e;
+			e->jobs++;
+			cluster_job_enqueue(cl, j);
+			continue;
+		}
+		cluster_presence_maybe_free(cl, e);
+	}
+}
+
+/*
+ * What an answer (j->reply, NULL when the job failed) does to the entries
+ * and the node's registration; with cl->lock held.
+ */
+void
+cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
+{
+	struct cluster_entry *e = j->entry;
+	redisReply *r = j->reply;
+	bool ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+
+	switch (j->kind) {
+	case JOB_SUB:
+	case JOB_SYNC:
+		ok = ok && cluster_delivery_reply_ok(r);
+		if (ok)
+			e->registered = true;
+		if (j->kind == JOB_SUB && !j->abandoned) {
+			/* Its request applies it, then lets go of e (jobs). */
+			pthread_cond_broadcast(&cl->done);
+			break;
+		}
+		e->jobs--;
+		if (ok && e->streams > 0 && !j->abandoned) {
+			if (r->element[1]->len > 0)
+				log_warn("%s: resync: %s", e->key,
+				    r->element[1]->str);
+			cluster_delivery_apply(
+			    cl, e, r, false, j->epoch != cl->sub_epoch);
+		} else if (!ok && e->streams > 0 && j->kind == JOB_SYNC) {
+			/* Again once connected; the gate stays. */
+			e->sync_wanted = true;
+		} else if (e->jobs == 0) {
+			/* No other SUB on its way needs the gate. */
+			cluster_delivery_drop_waiting(e);
+			e->gate = false;
+		}
+		cl->dirty = true;
+		pthread_cond_broadcast(&cl->done);
+		break;
+	case JOB_UNSUB:
+		e->jobs--;
+		if (ok)
+			e->registered = false;
+		cl->dirty = true;
+		break;
+	case JOB_BEAT:
+		/* The key was gone: Redis restarted, or we were away. */
+		if (ok && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+			cluster_presence_resync_all(cl);
+		break;
+	case JOB_POST:
+	case JOB_LIST:
+	case JOB_BYE:
+		break;
+	}
+}

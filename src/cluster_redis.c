@@ -1,0 +1,392 @@
+/* cluster_redis: see cluster_redis.h. */
+#include "cluster_redis.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster_delivery.h"
+#include "cluster_job.h"
+#include "cluster_presence.h"
+#include "log.h"
+#include "util.h"
+
+#define LOG_MODULE "cluster"
+
+/* "redis://[[USER]:PASS@]HOST[:PORT][/DB]" or "unix://PATH". */
+int
+cluster_redis_parse_url(struct cluster *cl, const char *url)
+{
+	const char *p, *at, *slash, *colon;
+
+	if (strncmp(url, "unix://", 7) == 0 || strncmp(url, "unix:", 5) == 0) {
+		p = url + (url[5] == '/' && url[6] == '/' ? 7 : 5);
+		if (*p != '/')
+			return -1;
+		cl->path = xstrdup(p);
+		return 0;
+	}
+	if (strncmp(url, "redis://", 8) != 0)
+		return -1;
+	p = url + 8;
+	slash = strchr(p, '/');
+	at = strchr(p, '@');
+	if (at != NULL && (slash == NULL || at < slash)) {
+		colon = memchr(p, ':', (size_t)(at - p));
+		if (colon != NULL)
+			cl->password =
+			    xmemdup(colon + 1, (size_t)(at - colon - 1));
+		p = at + 1;
+	}
+	if (slash == NULL)
+		slash = p + strlen(p);
+	colon = memchr(p, ':', (size_t)(slash - p));
+	cl->host = xmemdup(p, (size_t)((colon ? colon : slash) - p));
+	cl->port = 6379;
+	if (colon != NULL) {
+		char *end;
+		long v = strtol(colon + 1, &end, 10);
+
+		if (end != slash || v < 1 || v > 65535)
+			return -1;
+		cl->port = (int)v;
+	}
+	if (*slash == '/' && slash[1] != '\0') {
+		char *end;
+		long v = strtol(slash + 1, &end, 10);
+
+		if (*end != '\0' || v < 0 || v > 1000000)
+			return -1;
+		cl->db = (int)v;
+	}
+	return cl->host[0] != '\0' ? 0 : -1;
+}
+
+/* A connection, authenticated, on its database; NULL and why on failure. */
+static redisContext *
+redis_connect(struct cluster *cl, char *why, size_t size)
+{
+	struct timeval tv = {
+	    .tv_sec = cl->timeout_ms / 1000,
+	    .tv_usec = (cl->timeout_ms % 1000) * 1000,
+	};
+	redisContext *c;
+	redisReply *r = NULL;
+
+	c = cl->path ? redisConnectUnixWithTimeout(cl->path, tv)
+	             : redisConnectWithTimeout(cl->host, cl->port, tv);
+	if (c == NULL || c->err) {
+		snprintf(why, size, "%s", c ? c->errstr : "out of memory");
+		goto fail;
+	}
+	redisSetTimeout(c, tv);
+	if (cl->password != NULL) {
+		r = redisCommand(c, "AUTH %s", cl->password);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR)
+			goto fail_reply;
+		freeReplyObject(r);
+	}
+	if (cl->db != 0) {
+		r = redisCommand(c, "SELECT %d", cl->db);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR)
+			goto fail_reply;
+		freeReplyObject(r);
+	}
+	return c;
+fail_reply:
+	snprintf(why, size, "%s",
+	    r ? r->str : (c->errstr[0] ? c->errstr : "no answer"));
+	if (r != NULL)
+		freeReplyObject(r);
+fail:
+	if (c != NULL)
+		redisFree(c);
+	return NULL;
+}
+
+static void
+redis_state(atomic_bool *flag, bool up, const char *what, const char *why)
+{
+	if (atomic_exchange(flag, up) == up)
+		return;
+	if (up)
+		log_info("redis %s: up", what);
+	else
+		log_warn("redis %s: down: %s", what, why);
+}
+
+/*
+ * A job is answered (reply NULL: it failed); with cl->lock held.  The
+ * job is freed here unless a request thread waits for it.
+ */
+static void
+redis_complete(struct cluster *cl, struct cluster_job *j, redisReply *r)
+{
+	if (r != NULL && r->type == REDIS_REPLY_ERROR)
+		log_error("redis: %s", r->str);
+	j->reply = r;
+	j->done = true;
+	cluster_presence_answer(cl, j);
+	if (j->abandoned || j->kind == JOB_SYNC || j->kind == JOB_UNSUB ||
+	    j->kind == JOB_BEAT || j->kind == JOB_BYE)
+		cluster_job_free(j);
+	else
+		pthread_cond_broadcast(&cl->done);
+}
+
+static int
+redis_load_scripts(struct cluster *cl, redisContext *c, char *why, size_t n)
+{
+	for (int i = 0; i < CLUSTER_LUA__MAX; i++) {
+		redisReply *r =
+		    redisCommand(c, "SCRIPT LOAD %s", cluster_lua[i]);
+
+		if (r == NULL || r->type != REDIS_REPLY_STRING ||
+		    r->len >= sizeof(cl->sha[i])) {
+			snprintf(why, n, "SCRIPT LOAD: %s",
+			    r && r->type == REDIS_REPLY_ERROR ? r->str
+			                                      : c->errstr);
+			if (r != NULL)
+				freeReplyObject(r);
+			return -1;
+		}
+		pthread_mutex_lock(&cl->lock);
+		memcpy(cl->sha[i], r->str, r->len + 1);
+		pthread_mutex_unlock(&cl->lock);
+		freeReplyObject(r);
+	}
+	return 0;
+}
+
+/* Wait ms on cl->wake unless stopping; with cl->lock held. */
+static void
+redis_sleep(struct cluster *cl, unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	if (!cl->stop)
+		pthread_cond_timedwait(&cl->wake, &cl->lock, &ts);
+}
+
+/* Fail every queued job; with cl->lock held. */
+static void
+redis_fail_queue(struct cluster *cl)
+{
+	struct cluster_job *j = cl->queue, *next;
+
+	cl->queue = cl->queue_tail = NULL;
+	for (; j != NULL; j = next) {
+		next = j->next;
+		j->next = NULL;
+		redis_complete(cl, j, NULL);
+	}
+}
+
+void *
+cluster_redis_cmd_main(void *arg)
+{
+	struct cluster *cl = arg;
+	redisContext *c = NULL;
+	unsigned backoff = CLUSTER_BACKOFF_MIN_MS;
+	uint64_t next_beat = 0;
+	bool was_up = false;
+	char why[256];
+
+	pthread_mutex_lock(&cl->lock);
+	for (;;) {
+		struct cluster_job *batch, *j, *next;
+		uint64_t now = util_now_ms();
+		bool broken = false;
+
+		if (cl->stop && (cl->queue == NULL || c == NULL))
+			break;
+		if (c == NULL) {
+			redis_fail_queue(cl);
+			pthread_mutex_unlock(&cl->lock);
+			c = redis_connect(cl, why, sizeof(why));
+			if (c != NULL &&
+			    redis_load_scripts(cl, c, why, sizeof(why)) < 0) {
+				redisFree(c);
+				c = NULL;
+			}
+			pthread_mutex_lock(&cl->lock);
+			if (c == NULL) {
+				redis_state(
+				    &cl->cmd_up, false, "commands", why);
+				redis_sleep(cl, backoff);
+				backoff = backoff * 2 > CLUSTER_BACKOFF_MAX_MS
+				    ? CLUSTER_BACKOFF_MAX_MS
+				    : backoff * 2;
+				continue;
+			}
+			backoff = CLUSTER_BACKOFF_MIN_MS;
+			if (was_up) {
+				cluster_count(&cl->reconnects);
+				cl->again = true;
+			}
+			was_up = true;
+			next_beat = 0;
+			redis_state(&cl->cmd_up, true, "commands", NULL);
+			continue;
+		}
+		if (cl->dirty)
+			cluster_presence_reconcile(cl);
+		if (now >= next_beat && !cl->leaving) {
+			j = cluster_job_new(cl, JOB_BEAT, CLUSTER_LUA_BEAT, 1);
+			cluster_job_key(j, "n", cl->node, NULL);
+			cluster_job_num(j, cl->ttl_ms);
+			cluster_job_str(j, cl->again ? "1" : "0");
+			cluster_job_num(j, cl->rebuild_ms);
+			cluster_job_enqueue(cl, j);
+			next_beat = now + cl->ttl_ms / 3;
+		}
+		if (cl->queue == NULL) {
+			unsigned wait =
+			    next_beat > now ? (unsigned)(next_beat - now) : 1;
+
+			redis_sleep(cl, wait);
+			continue;
+		}
+		batch = cl->queue;
+		cl->queue = cl->queue_tail = NULL;
+		pthread_mutex_unlock(&cl->lock);
+		/* Pipelined: all written, then all read, in order. */
+		for (j = batch; j != NULL; j = j->next) {
+			redisAppendCommandArgv(
+			    c, j->argc, (const char **)j->argv, j->argvlen);
+			j->sent = true;
+		}
+		pthread_mutex_lock(&cl->lock);
+		for (j = batch; j != NULL; j = next) {
+			void *r = NULL;
+
+			next = j->next;
+			j->next = NULL;
+			if (!broken) {
+				pthread_mutex_unlock(&cl->lock);
+				if (redisGetReply(c, &r) != REDIS_OK) {
+					broken = true;
+					r = NULL;
+				}
+				pthread_mutex_lock(&cl->lock);
+			}
+			redis_complete(cl, j, r);
+		}
+		if (broken) {
+			snprintf(why, sizeof(why), "%s", c->errstr);
+			redisFree(c);
+			c = NULL;
+			redis_state(&cl->cmd_up, false, "commands", why);
+		}
+	}
+	redis_fail_queue(cl);
+	pthread_mutex_unlock(&cl->lock);
+	if (c != NULL)
+		redisFree(c);
+	return NULL;
+}
+
+static void
+redis_sub_reply(struct cluster *cl, redisReply *r)
+{
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+	    r->element[0]->type == REDIS_REPLY_STRING &&
+	    strcmp(r->element[0]->str, "message") == 0 &&
+	    r->element[2]->type == REDIS_REPLY_STRING)
+		cluster_delivery_receive(
+		    cl, r->element[2]->str, r->element[2]->len);
+}
+
+void *
+cluster_redis_sub_main(void *arg)
+{
+	struct cluster *cl = arg;
+	unsigned backoff = CLUSTER_BACKOFF_MIN_MS;
+	bool was_up = false;
+	char why[256], channel[80];
+
+	snprintf(channel, sizeof(channel), "beep:c:%s", cl->node);
+	for (;;) {
+		redisContext *c;
+		redisReply *r;
+		bool stop;
+
+		pthread_mutex_lock(&cl->lock);
+		stop = cl->stop;
+		pthread_mutex_unlock(&cl->lock);
+		if (stop)
+			break;
+		c = redis_connect(cl, why, sizeof(why));
+		r = c ? redisCommand(c, "SUBSCRIBE %s", channel) : NULL;
+		if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+			if (c != NULL)
+				snprintf(why, sizeof(why), "SUBSCRIBE: %s",
+				    c->errstr);
+			if (r != NULL)
+				freeReplyObject(r);
+			if (c != NULL)
+				redisFree(c);
+			pthread_mutex_lock(&cl->lock);
+			redis_state(&cl->sub_up, false, "channel", why);
+			redis_sleep(cl, backoff);
+			pthread_mutex_unlock(&cl->lock);
+			backoff = backoff * 2 > CLUSTER_BACKOFF_MAX_MS
+			    ? CLUSTER_BACKOFF_MAX_MS
+			    : backoff * 2;
+			continue;
+		}
+		freeReplyObject(r);
+		backoff = CLUSTER_BACKOFF_MIN_MS;
+		if (was_up)
+			cluster_count(&cl->reconnects);
+		was_up = true;
+		pthread_mutex_lock(&cl->lock);
+		/*
+		 * What the channel lost while away comes from the streams, by
+		 * a SUB made from now on (see cluster_delivery_apply()).
+		 */
+		cl->sub_epoch++;
+		cluster_presence_resync_all(cl);
+		redis_state(&cl->sub_up, true, "channel", NULL);
+		pthread_mutex_unlock(&cl->lock);
+		for (;;) {
+			struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+			void *reply = NULL;
+			int n;
+
+			while (redisGetReplyFromReader(c, &reply) == REDIS_OK &&
+			    reply != NULL) {
+				redis_sub_reply(cl, reply);
+				freeReplyObject(reply);
+				reply = NULL;
+			}
+			pthread_mutex_lock(&cl->lock);
+			stop = cl->stop;
+			pthread_mutex_unlock(&cl->lock);
+			if (stop || c->err)
+				break;
+			n = poll(&pfd, 1, 250);
+			if (n < 0 && errno != EINTR)
+				break;
+			if (n > 0 && redisBufferRead(c) != REDIS_OK)
+				break;
+		}
+		snprintf(
+		    why, sizeof(why), "%s", c->err ? c->errstr : "stopping");
+		redisFree(c);
+		pthread_mutex_lock(&cl->lock);
+		redis_state(&cl->sub_up, false, "channel", why);
+		pthread_mutex_unlock(&cl->lock);
+	}
+	return NULL;
+}
