@@ -20,7 +20,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
 #include "cluster.h"
+#include "cluster_lua.h"
 #include "registry.h"
 #include "util.h"
 
@@ -353,6 +356,92 @@ test_cluster_two_nodes(void **state)
 	cluster_unsubscribe(f->cl[1], ref);
 }
 
+/*
+ * The SUB script of a resync (sync "1"), run directly: ARGV dev node
+ * after count sync meta_ttl seen again rebuild.  Returns {from, why}.
+ */
+static void
+sub_sync(redisContext *c, const char *after, const char *seen, bool sync,
+    char *from, char *why)
+{
+	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_SUB], "4",
+	    "beep:u:s", "beep:g:s",
+	    "beep:s:s\x1f"
+	    "d",
+	    "beep:m:s\x1f"
+	    "d",
+	    "d", "n1", after, "64", sync ? "1" : "0", "60000", seen, "0",
+	    "1000"};
+	redisReply *r = redisCommandArgv(c, 16, argv, NULL);
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	strcpy(from, r->element[0]->str);
+	strcpy(why, r->element[1]->str);
+	freeReplyObject(r);
+}
+
+/*
+ * A resync finds what the node missed: entries between the last id it had
+ * from Redis (seen) and the ids it gave itself while Redis was down
+ * (after), or a seen from before this Redis's data began (beep:born).
+ * Then the device moves above everything, and older ids are too old.
+ */
+static void
+test_cluster_sub_gap(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	char from[64], why[64], id[64], seen[64], after[64], old[64];
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redisConnectUnix(f->sock);
+	assert_true(c != NULL && c->err == 0);
+	r = redisCommand(c, "GET beep:born");
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	born = atoll(r->str);
+	freeReplyObject(r);
+	/* Two entries accepted at born+1000: the node had the first only. */
+	snprintf(seen, sizeof(seen), "%lld-0", born + 1000);
+	snprintf(id, sizeof(id), "%lld-1", born + 1000);
+	snprintf(after, sizeof(after), "%lld-5", born + 1000);
+	freeReplyObject(redisCommand(c,
+	    "XADD beep:s:s\x1f"
+	    "d %s f a",
+	    seen));
+	freeReplyObject(redisCommand(c,
+	    "XADD beep:s:s\x1f"
+	    "d %s f b",
+	    id));
+	freeReplyObject(redisCommand(c,
+	    "HSET beep:m:s\x1f"
+	    "d last %s",
+	    id));
+
+	/* Up to date, then local ids above: nothing missed. */
+	sub_sync(c, after, id, true, from, why);
+	assert_string_equal(why, "");
+	assert_string_equal(from, after);
+	/* The second entry never reached the node, and is below its ids. */
+	sub_sync(c, after, seen, true, from, why);
+	assert_string_equal(why, "messages were lost");
+	snprintf(id, sizeof(id), "%lld-6", born + 1000);
+	assert_string_equal(from, id);
+	/* A client that stopped below the new position gets a reset. */
+	sub_sync(c, after, "", false, from, why);
+	assert_string_equal(why, "event id too old");
+	/* Ids from before this Redis's data began: lost, for node and client. */
+	snprintf(old, sizeof(old), "%lld-3", born - 1);
+	sub_sync(c, id, old, true, from, why);
+	assert_string_equal(why, "messages were lost");
+	sub_sync(c, old, "", false, from, why);
+	assert_string_equal(why, "messages were lost");
+	redisFree(c);
+}
+
 int
 main(void)
 {
@@ -360,6 +449,8 @@ main(void)
 	    cmocka_unit_test(test_cluster_ids),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_two_nodes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sub_gap, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
