@@ -69,6 +69,8 @@ struct cluster_job {
 	bool done, abandoned;
 	bool sent;      /* written to a connection: Redis may have run it */
 	unsigned epoch; /* a SUB's: cl->sub_epoch when it was made */
+	bool waited;    /* a request waits on answered (cluster_job_call()) */
+	pthread_cond_t answered;
 	struct cluster_job *next;
 };
 

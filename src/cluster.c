@@ -63,9 +63,10 @@
  * cl->lock guards the queue, the entries and their waiting messages; it
  * is never held across Redis I/O.  The registry is called with cl->lock
  * held (lock order: cl->lock, then the registry's), so a device's
- * messages reach the registry in order.  A request thread waits for its
- * job on cl->done at most redis_timeout, then gives up (the job is then
- * the command thread's to free).  Counters are atomics.
+ * messages reach the registry in order.  A request thread waits at most
+ * redis_timeout for its job (on the job's own condition variable), or
+ * for a gate to open (on cl->done), then gives up (a job is then the
+ * command thread's to free).  Counters are atomics.
  *
  * Redis down: what needs it answers 503 at once; a POST to a device with
  * a live stream here is delivered here, with the next id after the last

@@ -68,6 +68,8 @@ cluster_job_free(struct cluster_job *j)
 		free(j->argv[i]);
 	if (j->reply != NULL)
 		freeReplyObject(j->reply);
+	if (j->waited)
+		pthread_cond_destroy(&j->answered);
 	free(j);
 }
 
@@ -103,12 +105,22 @@ cluster_job_deadline(struct cluster *cl, struct timespec *ts)
 bool
 cluster_job_call(struct cluster *cl, struct cluster_job *j)
 {
+	pthread_condattr_t attr;
 	struct timespec ts;
 
+	/*
+	 * Its own condition variable: a broadcast on one shared by every
+	 * waiting request would wake them all at each answer.
+	 */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->answered, &attr);
+	pthread_condattr_destroy(&attr);
+	j->waited = true;
 	cluster_job_deadline(cl, &ts);
 	cluster_job_enqueue(cl, j);
 	while (!j->done) {
-		if (pthread_cond_timedwait(&cl->done, &cl->lock, &ts) ==
+		if (pthread_cond_timedwait(&j->answered, &cl->lock, &ts) ==
 		        ETIMEDOUT &&
 		    !j->done) {
 			j->abandoned = true;

@@ -134,7 +134,7 @@ redis_complete(struct cluster *cl, struct cluster_job *j, redisReply *r)
 	    j->kind == JOB_BEAT || j->kind == JOB_BYE)
 		cluster_job_free(j);
 	else
-		pthread_cond_broadcast(&cl->done);
+		pthread_cond_signal(&j->answered);
 }
 
 static int
