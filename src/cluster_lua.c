@@ -49,7 +49,9 @@
 /*
  * KEYS u g s m; ARGV dev user frame maxlen keep_ms grace_ms meta_ttl_ms.
  * Returns {404}, {503} (no holder known while presence is rebuilt) or
- * {200|202, id}.
+ * {200|202, id}.  Trimming by age looks at the oldest entry first: the
+ * reverse search for the newest entry to trim walks the whole stream when
+ * there is none (measured: 31 of 68 us per post at 256 entries).
  */
 static const char cluster_lua_post[] = LUA_PRELUDE
     "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
@@ -78,8 +80,10 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "redis.call('HSET', m, 'floor', old[#old][1]) "
     "redis.call('XTRIM', s, 'MAXLEN', maxlen) end "
     "local cut = string.format('%d-0', now - keep) "
+    "local first = redis.call('XRANGE', s, '-', '+', 'COUNT', 1) "
+    "if #first > 0 and idlt(first[1][1], cut) then "
     "local old = redis.call('XREVRANGE', s, '(' .. cut, '-', 'COUNT', 1) "
-    "if #old > 0 then redis.call('HSET', m, 'floor', old[1][1]) "
+    "redis.call('HSET', m, 'floor', old[1][1]) "
     "redis.call('XTRIM', s, 'MINID', cut) end "
     "redis.call('HSET', m, 'last', id) "
     "redis.call('PEXPIRE', m, metattl) "

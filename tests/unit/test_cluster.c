@@ -442,6 +442,91 @@ test_cluster_sub_gap(void **state)
 	redisFree(c);
 }
 
+/* The stream and metadata keys of device "d" of user "t". */
+#define TRIM_S                                                                 \
+	"beep:s:t\x1f"                                                         \
+	"d"
+#define TRIM_M                                                                 \
+	"beep:m:t\x1f"                                                         \
+	"d"
+
+/* One POST script run for device "d" of user "t"; returns its status. */
+static long long
+post_script(redisContext *c)
+{
+	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_POST], "4",
+	    "beep:u:t", "beep:g:t", TRIM_S, TRIM_M, "d", "t", "frame", "64",
+	    "30000", "30000", "60000"};
+	redisReply *r = redisCommandArgv(c, 14, argv, NULL);
+	long long status;
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	status = r->element[0]->integer;
+	freeReplyObject(r);
+	return status;
+}
+
+static long long
+stream_len(redisContext *c)
+{
+	redisReply *r = redisCommand(c, "XLEN %s", TRIM_S);
+	long long v;
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	v = r->integer;
+	freeReplyObject(r);
+	return v;
+}
+
+static void
+assert_floor(redisContext *c, const char *want)
+{
+	redisReply *r = redisCommand(c, "HGET %s floor", TRIM_M);
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	assert_string_equal(r->str, want);
+	freeReplyObject(r);
+}
+
+/*
+ * Trimming by age (keep_ms): entries older than it go, and the newest of
+ * them becomes the floor; nothing goes, and the floor stays, when the
+ * oldest entry is recent.
+ */
+static void
+test_cluster_post_trim(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	long long now;
+	char old[64];
+
+	if (f == NULL)
+		skip();
+	c = redisConnectUnix(f->sock);
+	assert_true(c != NULL && c->err == 0);
+	r = redisCommand(c, "TIME");
+	now = atoll(r->element[0]->str) * 1000;
+	freeReplyObject(r);
+	freeReplyObject(redisCommand(c, "SET beep:n:n1 1"));
+	freeReplyObject(redisCommand(c, "HSET beep:u:t %s 1", "d\x1fn1"));
+	snprintf(old, sizeof(old), "%lld-1", now - 100000);
+	freeReplyObject(
+	    redisCommand(c, "XADD %s %lld-0 f a", TRIM_S, now - 100000));
+	freeReplyObject(redisCommand(c, "XADD %s %s f b", TRIM_S, old));
+	assert_int_equal(post_script(c), 200);
+	assert_int_equal(stream_len(c), 1);
+	assert_floor(c, old);
+	assert_int_equal(post_script(c), 200);
+	assert_int_equal(stream_len(c), 2);
+	assert_floor(c, old);
+	redisFree(c);
+}
+
 int
 main(void)
 {
@@ -451,6 +536,8 @@ main(void)
 	        test_cluster_two_nodes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sub_gap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_post_trim, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
