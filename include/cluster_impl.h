@@ -90,7 +90,11 @@ struct cluster {
 	struct cluster_job *queue, *queue_tail;
 	struct cluster_entry *entries;
 	bool dirty; /* some entry may need a job */
-	bool again; /* connected to a Redis before the present connection */
+	/*
+	 * A Redis has known this node (it beat, or was connected before the
+	 * present connection): a Redis without beep:born lost its data.
+	 */
+	bool again;
 	unsigned sub_epoch;  /* channel subscriptions made so far */
 	unsigned rebuild_ms; /* see the beat script */
 	bool stop, leaving;

@@ -43,7 +43,9 @@
  * this Redis has lost what the nodes had registered, and until every node
  * has registered again (rebuild ms: a heartbeat period plus a reconnection)
  * "no such device" is not known: beep:rebuild tells the post script,
- * which answers 503 rather than a wrong 404.
+ * which answers 503 rather than a wrong 404; as it does while beep:born
+ * is missing (a node's heartbeat or SUB sets it first, so a post finds
+ * it missing only when Redis was flushed since).
  */
 
 /*
@@ -66,7 +68,8 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "local gu = tonumber(redis.call('HGET', g, dev) or '0') "
     "if gu <= now then "
     "if gu > 0 then redis.call('HDEL', g, dev) end "
-    "if redis.call('EXISTS', 'beep:rebuild') == 1 then return {503} end "
+    "if redis.call('EXISTS', 'beep:rebuild') == 1 or "
+    "redis.call('EXISTS', 'beep:born') == 0 then return {503} end "
     "return {404} end "
     "status = 202 end "
     "local want = '*' "

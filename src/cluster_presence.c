@@ -177,6 +177,8 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 		/* The key was gone: Redis restarted, or we were away. */
 		if (ok && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
 			cluster_presence_resync_all(cl);
+		if (ok)
+			cl->again = true;
 		break;
 	case JOB_POST:
 	case JOB_LIST:

@@ -442,6 +442,56 @@ test_cluster_sub_gap(void **state)
 	redisFree(c);
 }
 
+/*
+ * Redis flushed under a live cluster (no restart: the connections stay):
+ * a POST for a live device gets 503 until the nodes have registered again,
+ * never a wrong 404; then the stream gets a reset (what Redis held is
+ * gone) and the message.
+ */
+static void
+test_cluster_flush(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s;
+	struct cluster_entry *ref;
+	enum registry_error err;
+	redisContext *c;
+	char id[CLUSTER_ID_MAX], text[64];
+	uint64_t reset, got;
+	bool down = true;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	c = redisConnectUnix(f->sock);
+	assert_true(c != NULL && c->err == 0);
+	freeReplyObject(redisCommand(c, "FLUSHALL"));
+	redisFree(c);
+	for (int i = 0; i < 1000; i++) {
+		err = post(f, 1, "two", id, &down);
+		if (!down)
+			break;
+		usleep(10000);
+	}
+	assert_false(down);
+	assert_int_equal(err, REGISTRY_OK);
+	reset = next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "rreset");
+	got = next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "two");
+	assert_true(got > reset);
+	no_more(f->reg[0], s);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+}
+
 /* The stream and metadata keys of device "d" of user "t". */
 #define TRIM_S                                                                 \
 	"beep:s:t\x1f"                                                         \
@@ -538,6 +588,8 @@ main(void)
 	        test_cluster_sub_gap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_post_trim, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_flush, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
