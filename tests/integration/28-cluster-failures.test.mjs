@@ -273,6 +273,12 @@ async function restartUnderLoad(t, persist) {
 	}
 	t.diagnostic(`accepted ${accepted.length}, missing ${missing.length}, ` +
 	    `resets ${resets.length}, refused ${refused.a + refused.b}`);
+	// Where each loss sits: the events around its place in the order.
+	for (const m of missing) {
+		const after = got.findIndex((e) => cmpId(m.id, e.id) < 0);
+		t.diagnostic(`missing ${m.data} ${m.id} between ` +
+		    JSON.stringify(got.slice(Math.max(0, after - 2), after + 2)));
+	}
 	assert.ok(refused.b > 0);
 	assert.match((await ops.get('/metrics')).text,
 	    /^beep_redis_reconnects_total [1-9]\d*$/m);
