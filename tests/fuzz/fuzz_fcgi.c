@@ -18,13 +18,12 @@
  * for 4xx and 5xx); every stream parses as SSE with one event per message.
  */
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <strings.h>
 
 #include "api.h"
 #include "fuzz.h"
 #include "sse_parser.h"
+#include "token.h"
 
 #define MAX_OPEN 8
 #define MAX_PARAMS 64
@@ -38,44 +37,16 @@ static char *tokens[2]; /* "@T", "@D" */
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void
-b64url(struct buf *out, const unsigned char *p, size_t len)
-{
-	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	                          "abcdefghijklmnopqrstuvwxyz0123456789-_";
-
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		size_t n = len - i < 3 ? len - i : 3;
-		char q[4];
-
-		if (n > 1)
-			v |= (unsigned)p[i + 1] << 8;
-		if (n > 2)
-			v |= p[i + 2];
-		for (size_t k = 0; k < 4; k++)
-			q[k] = abc[(v >> (18 - 6 * k)) & 63];
-		buf_append(out, q, n + 1);
-	}
-}
-
 /* A token for payload, signed with SECRET (HS256); free it. */
 static char *
 mint(const char *payload)
 {
 	static const char head[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned mac_len = 0;
 	struct buf t = {0};
 
-	b64url(&t, (const unsigned char *)head, sizeof(head) - 1);
-	buf_append(&t, ".", 1);
-	b64url(&t, (const unsigned char *)payload, strlen(payload));
-	if (HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET),
-	        (const unsigned char *)t.data, t.len, mac, &mac_len) == NULL)
-		abort();
-	buf_append(&t, ".", 1);
-	b64url(&t, mac, mac_len);
+	token_head_payload(
+	    &t, head, sizeof(head) - 1, payload, strlen(payload));
+	token_sign_hs256(&t, SECRET, t.data, t.len - 1);
 	return t.data;
 }
 

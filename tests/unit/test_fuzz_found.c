@@ -21,31 +21,11 @@
 #include <pthread.h>
 
 #include "auth.h"
+#include "token.h"
 #include "util.h"
 
 #define FOUND_STACK_SIZE (128 * 1024)
 #define SECRET "fuzz-secret-of-some-length"
-
-static void
-b64url(struct buf *out, const char *p, size_t len)
-{
-	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	                          "abcdefghijklmnopqrstuvwxyz0123456789-_";
-
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)(unsigned char)p[i] << 16;
-		size_t n = len - i < 3 ? len - i : 3;
-		char q[4];
-
-		if (n > 1)
-			v |= (unsigned)(unsigned char)p[i + 1] << 8;
-		if (n > 2)
-			v |= (unsigned char)p[i + 2];
-		for (size_t k = 0; k < 4; k++)
-			q[k] = abc[(v >> (18 - 6 * k)) & 63];
-		buf_append(out, q, n + 1);
-	}
-}
 
 /* unit repeated n times, between prefix and suffix. */
 static char *
@@ -66,10 +46,7 @@ token(const char *head, const char *payload, const char *sig)
 {
 	struct buf b = {0};
 
-	b64url(&b, head, strlen(head));
-	buf_append(&b, ".", 1);
-	b64url(&b, payload, strlen(payload));
-	buf_append(&b, ".", 1);
+	token_head_payload(&b, head, strlen(head), payload, strlen(payload));
 	buf_puts(&b, sig);
 	return b.data;
 }
