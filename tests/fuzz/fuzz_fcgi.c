@@ -62,7 +62,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    "--cors-origins", "https://a.example, https://b.example",
 	    "--log-level", "error", "--jwt-secret", SECRET, "--auth", NULL};
 	const size_t n = sizeof(args) / sizeof(args[0]);
-	const struct config *c = &confs[MODE_OPEN];
 
 	(void)argc, (void)argv;
 	for (int m = 0; m < MODE__MAX; m++) {
@@ -74,16 +73,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	tokens[0] = mint("{\"sub\":\"u\",\"exp\":4102444800}");
 	tokens[1] = mint("{\"sub\":\"u\",\"device\":\"d\",\"exp\":4102444800}");
-	limits.max_streams = c->max_streams;
-	limits.queue_messages = c->queue_messages;
-	limits.queue_bytes = c->queue_bytes;
-	limits.replay_max = c->replay_max;
-	limits.replay_bytes = c->replay_bytes;
-	limits.replay_ms = (uint64_t)c->replay_seconds * 1000;
-	limits.grace_ms = (uint64_t)c->grace_seconds * 1000;
-	limits.streams_per_device = c->max_streams_per_device;
-	limits.devices_per_user = c->max_devices_per_user;
-	limits.max_message_bytes = c->max_message_memory;
+	config_registry_limits(&confs[MODE_OPEN], &limits);
 	return 0;
 }
 
