@@ -75,7 +75,7 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
 $(BIN): $(OBJS) $(BUILD)/obj/main.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(OBJS) tests/unit/sse_parser.h
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(OBJS) $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(OBJS) $(ALL_LDFLAGS) \
 		$(PKG_LIBS) $(CMOCKA_LIBS) $(LDLIBS)
@@ -182,7 +182,7 @@ $(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h \
-		tests/unit/sse_parser.h $(FUZZ_OBJS)
+		$(wildcard tests/unit/*.h) $(FUZZ_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) \
 		-pthread $(PKG_LIBS)
 

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+struct registry_limits;
+
 struct config {
 	char *listen;            /* "unix:PATH", "HOST:PORT", or "" for fd 0 */
 	unsigned socket_mode;    /* permissions of a unix socket we create */
@@ -81,6 +83,13 @@ void config_usage(FILE *f);
  * environment variable and default; keys at their default commented out.
  */
 void config_print(FILE *f, const struct config *c);
+
+/*
+ * Fill *out, every field, with the registry's limits as c sets them
+ * (seconds become milliseconds): what registry_new() takes.
+ */
+void config_registry_limits(
+    const struct config *c, struct registry_limits *out);
 
 void config_clear(struct config *c);
 

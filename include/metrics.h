@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster.h"
 #include "http.h"
 #include "registry.h"
 #include "util.h"
@@ -52,9 +53,8 @@ struct metrics_gauges {
 	size_t requests;           /* in progress, streams included */
 	bool ready;                /* what /readyz answers */
 	/* In a cluster (BEEP_REDIS_URL) only: cluster_stats(). */
-	bool cluster, redis_up;
-	uint64_t cluster_received, cluster_duplicates, cluster_replayed;
-	uint64_t cluster_local, cluster_unreachable, cluster_reconnects;
+	bool cluster;
+	struct cluster_stats cl;
 };
 
 /* Append every metric, in the text exposition format, to out. */

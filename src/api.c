@@ -566,17 +566,8 @@ api_metrics(
 	}
 	g.ready = api_ready(api, &g.reg, &why);
 	if (api->cluster != NULL) {
-		struct cluster_stats cs;
-
-		cluster_stats(api->cluster, &cs);
+		cluster_stats(api->cluster, &g.cl);
 		g.cluster = true;
-		g.redis_up = cs.up;
-		g.cluster_received = cs.received;
-		g.cluster_duplicates = cs.duplicates;
-		g.cluster_replayed = cs.replayed;
-		g.cluster_local = cs.local;
-		g.cluster_unreachable = cs.unreachable;
-		g.cluster_reconnects = cs.reconnects;
 	}
 	if (api->threads != NULL)
 		api->threads(

@@ -9,6 +9,7 @@
 
 #include "cidr.h"
 #include "log.h"
+#include "registry.h"
 #include "util.h"
 
 #ifndef BEEP_VERSION
@@ -629,6 +630,28 @@ config_parse(struct config *c, int argc, char **argv)
 		return 1;
 	}
 	return 0;
+}
+
+/*
+ * Here, not in the registry (which knows nothing of the configuration) nor
+ * in main (which the unit tests and the fuzz drivers do not link): config
+ * needs only the registry's type, so the graph still points one way.
+ */
+void
+config_registry_limits(const struct config *c, struct registry_limits *out)
+{
+	*out = (struct registry_limits){
+	    .max_streams = c->max_streams,
+	    .queue_messages = c->queue_messages,
+	    .queue_bytes = c->queue_bytes,
+	    .replay_max = c->replay_max,
+	    .replay_bytes = c->replay_bytes,
+	    .replay_ms = (uint64_t)c->replay_seconds * 1000,
+	    .grace_ms = (uint64_t)c->grace_seconds * 1000,
+	    .streams_per_device = c->max_streams_per_device,
+	    .devices_per_user = c->max_devices_per_user,
+	    .max_message_bytes = c->max_message_memory,
+	};
 }
 
 void

@@ -80,16 +80,7 @@ main(int argc, char **argv)
 	/* Blocked here, so blocked in every thread started from now on. */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	limits.max_streams = c.max_streams;
-	limits.queue_messages = c.queue_messages;
-	limits.queue_bytes = c.queue_bytes;
-	limits.replay_max = c.replay_max;
-	limits.replay_bytes = c.replay_bytes;
-	limits.streams_per_device = c.max_streams_per_device;
-	limits.devices_per_user = c.max_devices_per_user;
-	limits.replay_ms = (uint64_t)c.replay_seconds * 1000;
-	limits.grace_ms = (uint64_t)c.grace_seconds * 1000;
-	limits.max_message_bytes = c.max_message_memory;
+	config_registry_limits(&c, &limits);
 	if (c.replay_max < c.queue_messages || c.replay_bytes < c.queue_bytes)
 		log_warn(
 		    "replay limits below the stream queue limits: a stream "

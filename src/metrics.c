@@ -172,25 +172,24 @@ static void
 metrics_render_cluster(struct buf *out, const struct metrics_gauges *g)
 {
 	metrics_one(out, "beep_redis_up", "gauge",
-	    "1 while both connections to Redis are up, else 0.", g->redis_up);
+	    "1 while both connections to Redis are up, else 0.", g->cl.up);
 	metrics_one(out, "beep_cluster_received_total", "counter",
 	    "Messages received from Redis for streams on this node.",
-	    g->cluster_received);
+	    g->cl.received);
 	metrics_one(out, "beep_cluster_duplicates_total", "counter",
 	    "Messages from Redis a device here already had: dropped.",
-	    g->cluster_duplicates);
+	    g->cl.duplicates);
 	metrics_one(out, "beep_cluster_replayed_total", "counter",
 	    "Messages replayed from Redis streams to streams opening here.",
-	    g->cluster_replayed);
+	    g->cl.replayed);
 	metrics_one(out, "beep_cluster_local_posts_total", "counter",
 	    "POSTs delivered on this node alone while Redis was down.",
-	    g->cluster_local);
+	    g->cl.local);
 	metrics_one(out, "beep_cluster_unreachable_total", "counter",
 	    "Requests answered 503 because Redis was needed and down.",
-	    g->cluster_unreachable);
+	    g->cl.unreachable);
 	metrics_one(out, "beep_redis_reconnects_total", "counter",
-	    "Connections to Redis made again after a loss.",
-	    g->cluster_reconnects);
+	    "Connections to Redis made again after a loss.", g->cl.reconnects);
 }
 
 void

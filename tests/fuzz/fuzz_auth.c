@@ -17,12 +17,10 @@
  * Property: a token is accepted only with a valid HS256 signature, and
  * then names a clean user id (and device id, if any).
  */
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include "auth.h"
 #include "fuzz.h"
 #include "http.h"
+#include "token.h"
 
 #define SECRET "fuzz-secret-of-some-length"
 #define MAX_ID 64
@@ -52,40 +50,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void
-b64url(struct buf *out, const unsigned char *p, size_t len)
-{
-	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	                          "abcdefghijklmnopqrstuvwxyz0123456789-_";
-
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		size_t n = len - i < 3 ? len - i : 3;
-		char q[4];
-
-		if (n > 1)
-			v |= (unsigned)p[i + 1] << 8;
-		if (n > 2)
-			v |= p[i + 2];
-		for (size_t k = 0; k < 4; k++)
-			q[k] = abc[(v >> (18 - 6 * k)) & 63];
-		buf_append(out, q, n + 1);
-	}
-}
-
-/* Append the HS256 signature of signed_part, base64url without padding. */
-static void
-sign(struct buf *out, const char *signed_part, size_t len)
-{
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned mac_len = 0;
-
-	if (HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET),
-	        (const unsigned char *)signed_part, len, mac, &mac_len) == NULL)
-		abort();
-	b64url(out, mac, mac_len);
-}
-
 /* Whether token (header.payload.signature) carries a valid signature. */
 static bool
 signature_valid(const char *token)
@@ -97,7 +61,7 @@ signature_valid(const char *token)
 
 	if (dot2 == NULL)
 		return false;
-	sign(&want, token, (size_t)(dot2 - token));
+	token_sign_hs256(&want, SECRET, token, (size_t)(dot2 - token));
 	ok = strcmp(dot2 + 1, want.data) == 0;
 	buf_free(&want);
 	return ok;
@@ -177,14 +141,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *h = fuzz_expand(head, hlen, &hlen);
 		char *p = fuzz_expand(payload, plen, &plen);
 
-		b64url(&tok, (const unsigned char *)h, hlen);
-		buf_append(&tok, ".", 1);
-		b64url(&tok, (const unsigned char *)p, plen);
-		buf_append(&tok, ".", 1);
+		token_head_payload(&tok, h, hlen, p, plen);
 		if (flags & 4)
-			sign(&tok, tok.data, tok.len - 1);
+			token_sign_hs256(&tok, SECRET, tok.data, tok.len - 1);
 		else
-			b64url(&tok, data, size);
+			token_b64url(&tok, data, size);
 		token = tok.data;
 		free(head);
 		free(payload);

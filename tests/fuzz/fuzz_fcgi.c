@@ -18,13 +18,12 @@
  * for 4xx and 5xx); every stream parses as SSE with one event per message.
  */
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <strings.h>
 
 #include "api.h"
 #include "fuzz.h"
 #include "sse_parser.h"
+#include "token.h"
 
 #define MAX_OPEN 8
 #define MAX_PARAMS 64
@@ -38,44 +37,16 @@ static char *tokens[2]; /* "@T", "@D" */
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void
-b64url(struct buf *out, const unsigned char *p, size_t len)
-{
-	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	                          "abcdefghijklmnopqrstuvwxyz0123456789-_";
-
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		size_t n = len - i < 3 ? len - i : 3;
-		char q[4];
-
-		if (n > 1)
-			v |= (unsigned)p[i + 1] << 8;
-		if (n > 2)
-			v |= p[i + 2];
-		for (size_t k = 0; k < 4; k++)
-			q[k] = abc[(v >> (18 - 6 * k)) & 63];
-		buf_append(out, q, n + 1);
-	}
-}
-
 /* A token for payload, signed with SECRET (HS256); free it. */
 static char *
 mint(const char *payload)
 {
 	static const char head[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned mac_len = 0;
 	struct buf t = {0};
 
-	b64url(&t, (const unsigned char *)head, sizeof(head) - 1);
-	buf_append(&t, ".", 1);
-	b64url(&t, (const unsigned char *)payload, strlen(payload));
-	if (HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET),
-	        (const unsigned char *)t.data, t.len, mac, &mac_len) == NULL)
-		abort();
-	buf_append(&t, ".", 1);
-	b64url(&t, mac, mac_len);
+	token_head_payload(
+	    &t, head, sizeof(head) - 1, payload, strlen(payload));
+	token_sign_hs256(&t, SECRET, t.data, t.len - 1);
 	return t.data;
 }
 
@@ -91,7 +62,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    "--cors-origins", "https://a.example, https://b.example",
 	    "--log-level", "error", "--jwt-secret", SECRET, "--auth", NULL};
 	const size_t n = sizeof(args) / sizeof(args[0]);
-	const struct config *c = &confs[MODE_OPEN];
 
 	(void)argc, (void)argv;
 	for (int m = 0; m < MODE__MAX; m++) {
@@ -103,16 +73,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	tokens[0] = mint("{\"sub\":\"u\",\"exp\":4102444800}");
 	tokens[1] = mint("{\"sub\":\"u\",\"device\":\"d\",\"exp\":4102444800}");
-	limits.max_streams = c->max_streams;
-	limits.queue_messages = c->queue_messages;
-	limits.queue_bytes = c->queue_bytes;
-	limits.replay_max = c->replay_max;
-	limits.replay_bytes = c->replay_bytes;
-	limits.replay_ms = (uint64_t)c->replay_seconds * 1000;
-	limits.grace_ms = (uint64_t)c->grace_seconds * 1000;
-	limits.streams_per_device = c->max_streams_per_device;
-	limits.devices_per_user = c->max_devices_per_user;
-	limits.max_message_bytes = c->max_message_memory;
+	config_registry_limits(&confs[MODE_OPEN], &limits);
 	return 0;
 }
 

@@ -19,10 +19,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-	BEEP_BIN, poll, withTimeout, uid, subPath, postPath,
+	poll, withTimeout, uid, subPath, postPath,
 } from './harness.mjs';
 import {
-	Rig as FrontRig, live, waitLine, stop, READY_GUARD, LOG_ERROR_RE,
+	Rig as FrontRig, waitLine, stop, READY_GUARD,
 } from './fronts.mjs';
 
 const T = { timeout: 90000 };
@@ -137,45 +137,14 @@ test('nginx -> systemd-socket-activate -l SOCK beep-signal (LISTEN_FDS, fd 3)',
 // that stops must leave the (shared) listening socket usable for the next one.
 // Emulated with a supervisor shell that holds the socket (fd 3, from
 // systemd-socket-activate, as systemd would) and starts two backends on it in
-// turn, each with LISTEN_PID set to its own pid.
+// turn, each with LISTEN_PID set to its own pid (Rig.startSupervisor).
 // (Before 4d8a532 the backend shut the inherited socket down on SIGTERM: the
 // held socket then refused connections and the next backend got EINVAL from
 // accept().)
 test('socket kept across a service restart (as a systemd .socket unit does)',
     T, async (t) => {
 	const rig = new Rig(t, 'lighttpd+restart');
-	// $1: the backend binary. Each generation's pid and exit status go to
-	// stdout.
-	const supervisor = [
-		'for gen in 1 2; do',
-		'  sh -c \'LISTEN_PID=$$; export LISTEN_PID; exec "$0"\' "$1" &',
-		'  echo "backend $gen $!"',
-		'  wait $!',
-		'  echo "exit $gen $?"',
-		'done',
-	].join('\n');
-	await rig.startSocketActivate(['/bin/sh', '-c', supervisor, 'sh',
-	    BEEP_BIN]);
-	const sup = rig.backend;
-	// A stand-in for a backend generation (a child of the supervisor),
-	// good for stop(): stopped by pid, its exit read from the supervisor.
-	const generation = async (gen) => {
-		const line = await waitLine(sup, new RegExp(`^backend ${gen} \\d+$`));
-		const p = { pid: Number(line.split(' ')[2]), tag: `backend ${gen}`,
-		    lines: sup.lines, watchers: sup.watchers, exitInfo: null };
-		live.add(p);
-		p.exited = Promise.race([
-		    waitLine(sup, new RegExp(`^exit ${gen} \\d+$`), 600000)
-			.then((l) => ({ code: Number(l.split(' ')[2]), signal: null })),
-		    sup.exited.then(() => ({ code: null, signal: 'unknown' })),
-		]).catch(() => ({ code: null, signal: 'unknown' })).then((info) => {
-			live.delete(p);
-			p.exitInfo = info;
-			return info;
-		});
-		rig.procs.unshift(p);
-		return p;
-	};
+	const { sup, generation, checkLog } = await rig.startSupervisor();
 	// The front's first request starts generation 1.
 	await rig.startLighttpd();
 	rig.backend = await generation(1);
@@ -204,7 +173,5 @@ test('socket kept across a service restart (as a systemd .socket unit does)',
 	assert.deepEqual([e2.code, e2.killed], [0, false]);
 	await withTimeout(sup.exited, 10000);
 	await withTimeout(sup.drained, 2000, null);
-	const bad = sup.lines.filter((l) => LOG_ERROR_RE.test(l) ||
-	    /warn server: accept/.test(l));
-	assert.deepEqual(bad, [], `backend log problems:\n${rig.logs()}`);
+	checkLog();
 });

@@ -104,14 +104,21 @@ test('a too large body is drained only up to BEEP_MAX_DRAIN', T, async (t) => {
 	assert.equal((await c.health()).status, 'ok');
 });
 
-test('a front that reads while it writes gets 408 with a JSON error', T,
-    async (t) => {
+// A backend with a 1 s read deadline, and a raw FastCGI connection to it
+// that has begun a request.
+async function rawRequest(t) {
 	const stack = await startStack({ env: { BEEP_READ_TIMEOUT: '1',
 	    BEEP_WRITE_TIMEOUT: '60' } }, t);
 	const conn = new FcgiConn(stack.socket);
 	t.after(() => conn.destroy());
 	await conn.connected;
 	conn.begin();
+	return { stack, conn };
+}
+
+test('a front that reads while it writes gets 408 with a JSON error', T,
+    async (t) => {
+	const { conn } = await rawRequest(t);
 	conn.params(requestParams('POST', postPath(uid('raw'), 'd'), {
 		CONTENT_TYPE: 'application/json', CONTENT_LENGTH: '100',
 	}));
@@ -125,12 +132,7 @@ test('a front that reads while it writes gets 408 with a JSON error', T,
 
 test('parameters that never end: the connection is closed at the deadline',
     T, async (t) => {
-	const stack = await startStack({ env: { BEEP_READ_TIMEOUT: '1',
-	    BEEP_WRITE_TIMEOUT: '60' } }, t);
-	const conn = new FcgiConn(stack.socket);
-	t.after(() => conn.destroy());
-	await conn.connected;
-	conn.begin();
+	const { stack, conn } = await rawRequest(t);
 	conn.paramsPart(Buffer.from([14, 4, ...Buffer.from('REQUEST_METHOD')]));
 	// Nothing more: without a whole-request deadline this waits for ever.
 	const r = await conn.response();

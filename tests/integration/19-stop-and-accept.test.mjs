@@ -5,9 +5,10 @@
 // with the next instance, so it is left open; the idle workers must stop
 // accepting at once, so that connections made during the stop wait in the
 // backlog for the next instance instead of being answered 503 (which
-// EventSource treats as fatal). Emulated as in 09-fronts: a supervisor holds
-// the socket (from systemd-socket-activate) and starts two backends on it in
-// turn; lighttpd in front opens a connection per request.
+// EventSource treats as fatal). Emulated as in 09-fronts (Rig.startSupervisor
+// in fronts.mjs): a supervisor holds the socket (from systemd-socket-activate)
+// and starts two backends on it in turn; lighttpd in front opens a connection
+// per request.
 //
 // The descriptor limit: accept() failing with EMFILE is logged once, the
 // workers back off, and the recovery is logged once when descriptors free
@@ -19,7 +20,7 @@ import {
 	BEEP_BIN, poll, withTimeout, uid, subPath,
 } from './harness.mjs';
 import {
-	Rig, live, launch, waitLine, stop, READY_GUARD, LOG_ERROR_RE,
+	Rig, launch, waitLine, stop,
 } from './fronts.mjs';
 import { FcgiConn, requestParams } from './fcgi.mjs';
 
@@ -28,36 +29,7 @@ const T = { timeout: 90000 };
 test('during a stop, a new connection is served by the next instance', T,
     async (t) => {
 	const rig = new Rig(t, 'lighttpd+stop');
-	// $1: the backend binary. Each generation's pid and exit status go to
-	// stdout.
-	const supervisor = [
-		'for gen in 1 2; do',
-		'  sh -c \'LISTEN_PID=$$; export LISTEN_PID; exec "$0"\' "$1" &',
-		'  echo "backend $gen $!"',
-		'  wait $!',
-		'  echo "exit $gen $?"',
-		'done',
-	].join('\n');
-	await rig.startSocketActivate(['/bin/sh', '-c', supervisor, 'sh',
-	    BEEP_BIN]);
-	const sup = rig.backend;
-	const generation = async (gen) => {
-		const line = await waitLine(sup, new RegExp(`^backend ${gen} \\d+$`));
-		const p = { pid: Number(line.split(' ')[2]), tag: `backend ${gen}`,
-		    lines: sup.lines, watchers: sup.watchers, exitInfo: null };
-		live.add(p);
-		p.exited = Promise.race([
-		    waitLine(sup, new RegExp(`^exit ${gen} \\d+$`), 600000)
-			.then((l) => ({ code: Number(l.split(' ')[2]), signal: null })),
-		    sup.exited.then(() => ({ code: null, signal: 'unknown' })),
-		]).catch(() => ({ code: null, signal: 'unknown' })).then((info) => {
-			live.delete(p);
-			p.exitInfo = info;
-			return info;
-		});
-		rig.procs.unshift(p);
-		return p;
-	};
+	const { sup, generation, checkLog } = await rig.startSupervisor();
 	await rig.startLighttpd();
 	rig.backend = await generation(1);
 	const c = rig.client();
@@ -96,9 +68,7 @@ test('during a stop, a new connection is served by the next instance', T,
 	const e2 = await stop(rig.backend, 'SIGTERM', 10000);
 	assert.deepEqual([e2.code, e2.killed], [0, false]);
 	await withTimeout(sup.exited, 10000);
-	const bad = sup.lines.filter((l) => LOG_ERROR_RE.test(l) ||
-	    /warn server: accept/.test(l));
-	assert.deepEqual(bad, [], `backend log problems:\n${rig.logs()}`);
+	checkLog();
 });
 
 // A GET over a fresh raw FastCGI connection: its status, or null.

@@ -14,8 +14,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { startStack, uid, postPath, subPath, poll } from './harness.mjs';
-import { metric, round } from './faults.mjs';
+import { startStack, uid, subPath, poll } from './harness.mjs';
+import {
+	round, readers, written, flood, UNBOUNDED_QUEUES,
+} from './faults.mjs';
 
 const BIG = 'x'.repeat(60000);
 const OTHERS = 3;
@@ -48,17 +50,11 @@ test('a reader that trickles a byte at a time is closed by the whole-send ' +
     'deadline while the others keep receiving', { timeout: 180000 },
 async (t) => {
 	const stack = await startStack({ env: {
-		BEEP_WRITE_TIMEOUT: '2', BEEP_KEEPALIVE: '1',
-		BEEP_STREAM_QUEUE: '1000000', BEEP_STREAM_QUEUE_BYTES: '1073741824',
-		BEEP_REPLAY_MAX: '100000', BEEP_REPLAY_BYTES: '1073741824',
-		BEEP_MAX_MESSAGE_MEMORY: '1073741824',
+		...UNBOUNDED_QUEUES, BEEP_WRITE_TIMEOUT: '2', BEEP_KEEPALIVE: '1',
 	} }, t);
 	const c = stack.client({ maxSockets: OTHERS + 2 });
 	const u = uid('trickle');
-	const others = [];
-	for (let i = 0; i < OTHERS; i++)
-		others.push({ user: u, device: `o${i}`,
-		    stream: await stack.subscribe(u, `o${i}`) });
+	const others = await readers(stack, u, OTHERS);
 	const tr = trickler(stack.port, subPath(u, 'slow'));
 	t.after(() => { clearInterval(tr.timer); tr.sock.destroy(); });
 	await poll(async () => (await c.health()).streams === OTHERS + 1,
@@ -66,22 +62,15 @@ async (t) => {
 	const streams0 = OTHERS + 1;
 	const overflows0 = (await c.health()).overflows;
 
-	const wStart = await metric(stack, 'beep_stream_written_bytes_total');
+	const wStart = await written(stack);
 	let postedBytes = 0, queuedRounds = 0, closed = false, queued = false;
 	let bytesWhenQueued = -1;
 	for (let step = 0; step < STEPS && !closed; step++) {
 		if (!queued) {
-			assert.ok(postedBytes < 256 * 2 ** 20, 'never blocked: 256 MiB ' +
-			    'posted and every byte written');
-			for (let i = 0; i < BATCH; i++) {
-				const data = `${step}.${i}:${BIG}`;
-				const r = await c.postJson(postPath(u, 'slow'), { data });
-				assert.equal(r.status, 200, `post to the trickler: ` +
-				    `${r.status} ${r.text}`);
-				postedBytes += data.length;
-			}
+			postedBytes += await flood(c, u, 'slow', BATCH,
+			    (i) => `${step}.${i}:${BIG}`, postedBytes);
 		}
-		const w = await metric(stack, 'beep_stream_written_bytes_total');
+		const w = await written(stack);
 		queued = postedBytes > w - wStart;
 		if (queued && bytesWhenQueued < 0)
 			bytesWhenQueued = tr.bytes;

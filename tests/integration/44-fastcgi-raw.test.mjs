@@ -13,23 +13,17 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { startStack, uid, poll, withTimeout } from './harness.mjs';
 import { procFigures } from './faults.mjs';
-import { record, encodeParams as params } from './fcgi.mjs';
+import {
+	record, encodeParams, requestParams, beginRecord, readRecords,
+	ABORT_REQUEST as ABORT, END_REQUEST as END, PARAMS, STDIN, STDOUT,
+} from './fcgi.mjs';
 
-const BEGIN = 1, ABORT = 2, END = 3, PARAMS = 4, STDIN = 5, STDOUT = 6;
 const MIN_IDLE = 8;
-
-function begin(id, keep = false) {
-	return record(BEGIN, id, Buffer.from([0, 1, keep ? 1 : 0, 0, 0, 0, 0, 0]));
-}
 
 function requestHead(id, method, uri, extra = {}) {
 	return Buffer.concat([
-		begin(id),
-		record(PARAMS, id, params({
-			REQUEST_METHOD: method, REQUEST_URI: uri, SCRIPT_NAME: uri,
-			SERVER_PROTOCOL: 'HTTP/1.1', REMOTE_ADDR: '127.0.0.1',
-			GATEWAY_INTERFACE: 'CGI/1.1', ...extra,
-		})),
+		beginRecord(id),
+		record(PARAMS, id, encodeParams(requestParams(method, uri, extra))),
 		record(PARAMS, id),
 	]);
 }
@@ -43,22 +37,12 @@ class Conn {
 		this.ended = false;      // END_REQUEST seen
 		this.closed = false;
 		this.waiters = new Set();
-		let buf = Buffer.alloc(0);
-		this.sock.on('data', (d) => {
-			buf = Buffer.concat([buf, d]);
-			while (buf.length >= 8) {
-				const len = buf.readUInt16BE(4), pad = buf[6];
-				if (buf.length < 8 + len + pad)
-					break;
-				const type = buf[1], content = buf.subarray(8, 8 + len);
-				if (type === STDOUT)
-					this.stdout += content.toString('utf8');
-				if (type === END)
-					this.ended = true;
-				buf = buf.subarray(8 + len + pad);
-			}
-			this.wake();
-		});
+		readRecords(this.sock, (type, content) => {
+			if (type === STDOUT)
+				this.stdout += content.toString('utf8');
+			if (type === END)
+				this.ended = true;
+		}, () => this.wake());
 		this.sock.on('close', () => { this.closed = true; this.wake(); });
 		this.ready = once(this.sock, 'connect');
 	}
@@ -192,7 +176,7 @@ async (t) => {
 		c.destroy();
 		const v = new Conn(sock);
 		await v.ready;
-		const bad = begin(1);
+		const bad = beginRecord(1);
 		bad[0] = 9;
 		v.write(bad);
 		await v.until(() => v.closed || v.ended, 'bad version');

@@ -3,7 +3,9 @@
 // Records per the FastCGI 1.0 specification.
 import net from 'node:net';
 
-const BEGIN_REQUEST = 1, END_REQUEST = 3, PARAMS = 4, STDIN = 5, STDOUT = 6;
+// Record types.
+export const BEGIN_REQUEST = 1, ABORT_REQUEST = 2, END_REQUEST = 3,
+	PARAMS = 4, STDIN = 5, STDOUT = 6;
 const RESPONDER = 1, KEEP_CONN = 1;
 
 // One record: header, content, padding to a multiple of 8 bytes.
@@ -16,6 +18,32 @@ export function record(type, id, content = Buffer.alloc(0)) {
 	h.writeUInt16BE(content.length, 4);
 	h[6] = pad;
 	return Buffer.concat([h, content, Buffer.alloc(pad)]);
+}
+
+// BEGIN_REQUEST for a responder, with FCGI_KEEP_CONN when keep.
+export function beginRecord(id = 1, keep = false) {
+	const c = Buffer.alloc(8);
+	c.writeUInt16BE(RESPONDER, 0);
+	c[2] = keep ? KEEP_CONN : 0;
+	return record(BEGIN_REQUEST, id, c);
+}
+
+// Hands each whole record that arrives on sock to onRecord(type, content),
+// keeping a partial one until the rest comes; then calls after(), once per
+// chunk read.
+export function readRecords(sock, onRecord, after = () => {}) {
+	let buf = Buffer.alloc(0);
+	sock.on('data', (d) => {
+		buf = Buffer.concat([buf, d]);
+		while (buf.length >= 8) {
+			const len = buf.readUInt16BE(4), pad = buf[6];
+			if (buf.length < 8 + len + pad)
+				break;
+			onRecord(buf[1], buf.subarray(8, 8 + len));
+			buf = buf.subarray(8 + len + pad);
+		}
+		after();
+	});
 }
 
 function nvLength(n) {
@@ -49,31 +77,16 @@ export class FcgiConn {
 		this.stdout = Buffer.alloc(0);
 		this.ended = false;
 		this.closed = new Promise((resolve) => this.sock.once('close', resolve));
-		let buf = Buffer.alloc(0);
-		this.sock.on('data', (d) => {
-			buf = Buffer.concat([buf, d]);
-			while (buf.length >= 8) {
-				const len = buf.readUInt16BE(4), pad = buf[6];
-				if (buf.length < 8 + len + pad)
-					break;
-				const type = buf[1];
-				if (type === STDOUT)
-					this.stdout = Buffer.concat([this.stdout,
-					    buf.subarray(8, 8 + len)]);
-				else if (type === END_REQUEST)
-					this.ended = true;
-				buf = buf.subarray(8 + len + pad);
-			}
+		readRecords(this.sock, (type, content) => {
+			if (type === STDOUT)
+				this.stdout = Buffer.concat([this.stdout, content]);
+			else if (type === END_REQUEST)
+				this.ended = true;
 		});
 	}
 
 	write(b) { this.sock.write(b); }
-	begin(id = 1, keep = false) {
-		const c = Buffer.alloc(8);
-		c.writeUInt16BE(RESPONDER, 0);
-		c[2] = keep ? KEEP_CONN : 0;
-		this.write(record(BEGIN_REQUEST, id, c));
-	}
+	begin(id = 1, keep = false) { this.write(beginRecord(id, keep)); }
 	params(p, id = 1) {
 		const all = encodeParams(p);
 		if (all.length)

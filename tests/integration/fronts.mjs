@@ -219,6 +219,62 @@ export class Rig {
 		await waitLine(this.backend, /^Listening on /);
 	}
 
+	// systemd keeps a .socket unit's socket across restarts of its
+	// service: emulated by a supervisor shell that holds the socket (fd 3,
+	// from systemd-socket-activate, as systemd would) and starts two
+	// backends on it in turn, each with LISTEN_PID set to its own pid
+	// (the first once a front connects). Returns
+	// - sup: the supervisor (this.backend until the caller replaces it),
+	//   whose output holds every generation's log;
+	// - generation(n): resolves, once backend n started, with a stand-in
+	//   for it good for stop() (stopped by pid, its exit read from the
+	//   supervisor), tracked by the rig;
+	// - checkLog(): throws on error lines, sanitizer reports or accept
+	//   warnings in any generation's log.
+	async startSupervisor() {
+		// $1: the backend binary. Each generation's pid and exit status
+		// go to stdout.
+		const script = [
+			'for gen in 1 2; do',
+			'  sh -c \'LISTEN_PID=$$; export LISTEN_PID; exec "$0"\' "$1" &',
+			'  echo "backend $gen $!"',
+			'  wait $!',
+			'  echo "exit $gen $?"',
+			'done',
+		].join('\n');
+		await this.startSocketActivate(['/bin/sh', '-c', script, 'sh',
+		    BEEP_BIN]);
+		const sup = this.backend;
+		const generation = async (gen) => {
+			const line = await waitLine(sup,
+			    new RegExp(`^backend ${gen} \\d+$`));
+			const p = { pid: Number(line.split(' ')[2]),
+			    tag: `backend ${gen}`, lines: sup.lines,
+			    watchers: sup.watchers, exitInfo: null };
+			live.add(p);
+			p.exited = Promise.race([
+			    waitLine(sup, new RegExp(`^exit ${gen} \\d+$`), 600000)
+				.then((l) => ({ code: Number(l.split(' ')[2]),
+				    signal: null })),
+			    sup.exited.then(() => ({ code: null, signal: 'unknown' })),
+			]).catch(() => ({ code: null, signal: 'unknown' }))
+			    .then((info) => {
+				live.delete(p);
+				p.exitInfo = info;
+				return info;
+			});
+			this.procs.unshift(p);
+			return p;
+		};
+		const checkLog = () => {
+			const bad = sup.lines.filter((l) => LOG_ERROR_RE.test(l) ||
+			    /warn server: accept/.test(l));
+			assert.deepEqual(bad, [],
+			    `backend log problems:\n${this.logs()}`);
+		};
+		return { sup, generation, checkLog };
+	}
+
 	// --- fronts ----------------------------------------------------------
 
 	// Starts a front on a free port (retrying lost port races) and waits

@@ -20,20 +20,59 @@ struct fixture {
 	struct api *api;
 };
 
+/* A fixture: the options argv, a registry with the limits l, an api. */
+static struct fixture *
+fixture_new(int argc, const char **argv, const struct registry_limits *l)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+
+	assert_int_equal(config_parse(&f->c, argc, (char **)argv), 0);
+	f->reg = registry_new(l);
+	f->api = api_new(&f->c, f->reg, NULL, NULL);
+	assert_non_null(f->api);
+	return f;
+}
+
+static void
+fixture_free(struct fixture *f)
+{
+	api_free(f->api);
+	registry_free(f->reg);
+	config_clear(&f->c);
+	free(f);
+}
+
+/* A fixture from argv, with room for 16 streams. */
+static struct fixture *
+fixture_argv(int argc, const char **argv)
+{
+	struct registry_limits l = {.max_streams = 16,
+	    .queue_messages = 16,
+	    .grace_ms = 60000,
+	    .streams_per_device = 8,
+	    .devices_per_user = 32};
+
+	return fixture_new(argc, argv, &l);
+}
+
+/* Open mode, ids up to 8 bytes, these CORS origins; the limits l. */
+static struct fixture *
+fixture_open(const char *origins, const struct registry_limits *l)
+{
+	const char *argv[] = {
+	    "beep-signal", "--cors-origins", origins, "--max-id", "8"};
+
+	return fixture_new(5, argv, l);
+}
+
 static int
 setup_with(void **state, const char *origins)
 {
-	struct fixture *f = xcalloc(1, sizeof(*f));
-	const char *argv[] = {
-	    "beep-signal", "--cors-origins", origins, "--max-id", "8"};
+	/* Room for two streams (test_api_full_is_503 fills them). */
 	struct registry_limits l = {
 	    .max_streams = 2, .queue_messages = 16, .grace_ms = 60000};
 
-	if (config_parse(&f->c, 5, (char **)argv) != 0)
-		return -1;
-	f->reg = registry_new(&l);
-	f->api = api_new(&f->c, f->reg, NULL, NULL);
-	*state = f;
+	*state = fixture_open(origins, &l);
 	return 0;
 }
 
@@ -52,12 +91,7 @@ setup_list(void **state)
 static int
 teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	api_free(f->api);
-	registry_free(f->reg);
-	config_clear(&f->c);
-	free(f);
+	fixture_free(*state);
 	return 0;
 }
 
@@ -349,24 +383,6 @@ test_api_replay(void **state)
 	}
 }
 
-/* A fixture from argv, with room for 16 streams. */
-static struct fixture *
-fixture_argv(int argc, const char **argv)
-{
-	struct fixture *f = xcalloc(1, sizeof(*f));
-	struct registry_limits l = {.max_streams = 16,
-	    .queue_messages = 16,
-	    .grace_ms = 60000,
-	    .streams_per_device = 8,
-	    .devices_per_user = 32};
-
-	assert_int_equal(config_parse(&f->c, argc, (char **)argv), 0);
-	f->reg = registry_new(&l);
-	f->api = api_new(&f->c, f->reg, NULL, NULL);
-	assert_non_null(f->api);
-	return f;
-}
-
 #define SECRET "api-test-secret-of-some-length"
 
 static char *
@@ -482,10 +498,7 @@ test_api_cookie_needs_same_origin(void **state)
 		end_stream(f, &r);
 	}
 	free(t);
-	api_free(f->api);
-	registry_free(f->reg);
-	config_clear(&f->c);
-	free(f);
+	fixture_free(f);
 }
 
 /* With CORS "*", no Origin is trusted with the cookie. */
@@ -513,10 +526,7 @@ test_api_cookie_star_trusts_no_origin(void **state)
 	assert_int_equal(r.status, HTTP_200);
 	api_response_clear(&r);
 	free(t);
-	api_free(f->api);
-	registry_free(f->reg);
-	config_clear(&f->c);
-	free(f);
+	fixture_free(f);
 }
 
 /* A token past BEEP_MAX_TOKEN: 401 saying so, before any parsing. */
@@ -541,10 +551,7 @@ test_api_token_too_long(void **state)
 	assert_non_null(strstr(r.body.data, "token too long"));
 	assert_true(has_header(&r, "error=\"invalid_token\""));
 	api_response_clear(&r);
-	api_free(f->api);
-	registry_free(f->reg);
-	config_clear(&f->c);
-	free(f);
+	fixture_free(f);
 }
 
 /*
@@ -611,10 +618,7 @@ test_api_precheck_before_body(void **state)
 	api_expire(f->api, util_now_ms() + 10000);
 	end_stream(f, &sub);
 	free(t);
-	api_free(f->api);
-	registry_free(f->reg);
-	config_clear(&f->c);
-	free(f);
+	fixture_free(f);
 }
 
 /* Issue 8: streams per client address in open mode. */
@@ -667,10 +671,7 @@ test_api_streams_per_address(void **state)
 	}
 	for (int i = 0; i < 3; i++)
 		end_stream(f, &s[i]);
-	api_free(f->api);
-	registry_free(f->reg);
-	config_clear(&f->c);
-	free(f);
+	fixture_free(f);
 }
 
 /* With authentication on, the per-user limits apply, not the address. */
@@ -699,10 +700,7 @@ test_api_streams_per_address_not_with_auth(void **state)
 	for (int i = 0; i < 3; i++)
 		end_stream(f, &s[i]);
 	free(t);
-	api_free(f->api);
-	registry_free(f->reg);
-	config_clear(&f->c);
-	free(f);
+	fixture_free(f);
 }
 
 static enum http_status
@@ -757,10 +755,7 @@ test_api_readyz(void **state)
 	api_response_clear(&r);
 	assert_int_equal(get_from(f, "/healthz", NULL, &r), HTTP_200);
 	api_response_clear(&r);
-	api_free(f->api);
-	registry_free(f->reg);
-	config_clear(&f->c);
-	free(f);
+	fixture_free(f);
 }
 
 /* Issue 12: /metrics to BEEP_METRICS_ALLOW addresses only. */
@@ -784,19 +779,13 @@ test_api_metrics_allow(void **state)
 	api_response_clear(&r);
 	assert_int_equal(get_from(f, "/metrics", NULL, &r), HTTP_403);
 	api_response_clear(&r);
-	api_free(f->api);
-	registry_free(f->reg);
-	config_clear(&f->c);
-	free(f);
+	fixture_free(f);
 	f = fixture_argv(3, argv2);
 	assert_int_equal(get_from(f, "/metrics", "10.1.2.3", &r), HTTP_200);
 	api_response_clear(&r);
 	assert_int_equal(get_from(f, "/metrics", "127.0.0.1", &r), HTTP_403);
 	api_response_clear(&r);
-	api_free(f->api);
-	registry_free(f->reg);
-	config_clear(&f->c);
-	free(f);
+	fixture_free(f);
 }
 
 /*
@@ -806,9 +795,8 @@ test_api_metrics_allow(void **state)
 static void
 test_api_stream_position(void **state)
 {
-	struct fixture *f = *state;
 	struct registry_limits l = {.grace_ms = 60000, .replay_ms = 60000};
-	struct fixture g = {.reg = registry_new(&l)};
+	struct fixture *f = fixture_open("*", &l);
 	struct api_request req = {
 	    .method = "GET", .uri = "/subscribe/u/device/d"};
 	struct api_response sub = {0}, sub2 = {0}, r;
@@ -817,8 +805,7 @@ test_api_stream_position(void **state)
 	struct buf all = {0};
 	char pos[128];
 
-	g.api = api_new(&f->c, g.reg, NULL, NULL);
-	f = &g;
+	(void)state;
 	api_handle(f->api, &req, &sub);
 	assert_non_null(sub.stream);
 	api_stream_open(f->api, &sub.start, &all);
@@ -866,56 +853,53 @@ test_api_stream_position(void **state)
 	registry_unsubscribe(f->reg, sub2.stream);
 	api_response_clear(&sub);
 	api_response_clear(&sub2);
-	api_free(g.api);
-	registry_free(g.reg);
+	fixture_free(f);
 }
 
 /* Posts not accepted (memory full, stopping) get 503 + Retry-After. */
 static void
 test_api_post_refused(void **state)
 {
-	struct fixture *f = *state;
 	struct registry_limits l = {.grace_ms = 60000, .max_message_bytes = 64};
-	struct registry *reg = registry_new(&l);
-	struct api *api = api_new(&f->c, reg, NULL, NULL);
+	struct fixture *f = fixture_open("*", &l);
 	struct api_request req = {
 	    .method = "GET", .uri = "/subscribe/u/device/d"};
 	struct api_response sub = {0}, r = {0};
 
-	api_handle(api, &req, &sub);
-	registry_unsubscribe(reg, sub.stream);
+	(void)state;
+	api_handle(f->api, &req, &sub);
+	registry_unsubscribe(f->reg, sub.stream);
 	api_response_clear(&sub);
 	req = (struct api_request){.method = "POST",
 	    .uri = "/user/u/device/d",
 	    .content_type = "application/json",
 	    .body = "{\"data\":\"0123456789012345678901234567890123456789\"}"};
 	req.body_len = strlen(req.body);
-	api_handle(api, &req, &r);
+	api_handle(f->api, &req, &r);
 	assert_int_equal(r.status, HTTP_202);
 	api_response_clear(&r);
-	api_handle(api, &req, &r);
+	api_handle(f->api, &req, &r);
 	assert_int_equal(r.status, HTTP_503);
 	assert_true(has_header(&r, "Retry-After: "));
 	assert_string_equal(r.body.data, "{\"error\":\"message memory full\"}");
 	api_response_clear(&r);
 	req = (struct api_request){.method = "GET", .uri = "/healthz"};
-	api_handle(api, &req, &r);
+	api_handle(f->api, &req, &r);
 	assert_non_null(strstr(r.body.data, "\"message_bytes\":"));
 	assert_null(strstr(r.body.data, "\"message_bytes\":0"));
 	api_response_clear(&r);
-	registry_close(reg);
+	registry_close(f->reg);
 	req = (struct api_request){.method = "POST",
 	    .uri = "/user/u/device/d",
 	    .content_type = "application/json",
 	    .body = "{\"data\":1}"};
 	req.body_len = strlen(req.body);
-	api_handle(api, &req, &r);
+	api_handle(f->api, &req, &r);
 	assert_int_equal(r.status, HTTP_503);
 	assert_true(has_header(&r, "Retry-After: "));
 	assert_string_equal(r.body.data, "{\"error\":\"service is stopping\"}");
 	api_response_clear(&r);
-	api_free(api);
-	registry_free(reg);
+	fixture_free(f);
 }
 
 /* GET /ice-servers: open mode, nothing configured; bad ?user=; methods. */
@@ -961,10 +945,8 @@ main(void)
 	        test_api_body_too_large, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_api_cors_list, setup_list, teardown),
-	    cmocka_unit_test_setup_teardown(
-	        test_api_stream_position, setup, teardown),
-	    cmocka_unit_test_setup_teardown(
-	        test_api_post_refused, setup, teardown),
+	    cmocka_unit_test(test_api_stream_position),
+	    cmocka_unit_test(test_api_post_refused),
 	    cmocka_unit_test(test_api_cookie_needs_same_origin),
 	    cmocka_unit_test(test_api_cookie_star_trusts_no_origin),
 	    cmocka_unit_test(test_api_token_too_long),

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "registry.h"
 
 static int
 parse(struct config *c, int argc, const char **argv)
@@ -55,6 +56,35 @@ test_config_env_then_flags(void **state)
 	config_clear(&c);
 	unsetenv("BEEP_KEEPALIVE");
 	unsetenv("BEEP_MAX_STREAMS");
+}
+
+/* Each registry limit comes from its own option, seconds as ms. */
+static void
+test_config_registry_limits(void **state)
+{
+	const char *argv[] = {"beep-signal", "--max-streams", "11", "--queue",
+	    "12", "--queue-bytes", "1300", "--replay-max", "14",
+	    "--replay-bytes", "1500", "--replay-seconds", "16", "--grace", "17",
+	    "--max-streams-per-device", "18", "--max-devices-per-user", "19",
+	    "--max-message-memory", "70000"};
+	struct registry_limits l;
+	struct config c;
+
+	(void)state;
+	assert_int_equal(parse(&c, 21, argv), 0);
+	memset(&l, 0xff, sizeof(l));
+	config_registry_limits(&c, &l);
+	assert_int_equal(l.max_streams, 11);
+	assert_int_equal(l.queue_messages, 12);
+	assert_int_equal(l.queue_bytes, 1300);
+	assert_int_equal(l.replay_max, 14);
+	assert_int_equal(l.replay_bytes, 1500);
+	assert_int_equal(l.replay_ms, 16000);
+	assert_int_equal(l.grace_ms, 17000);
+	assert_int_equal(l.streams_per_device, 18);
+	assert_int_equal(l.devices_per_user, 19);
+	assert_int_equal(l.max_message_bytes, 70000);
+	config_clear(&c);
 }
 
 static void
@@ -265,6 +295,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_config_defaults),
 	    cmocka_unit_test(test_config_env_then_flags),
+	    cmocka_unit_test(test_config_registry_limits),
 	    cmocka_unit_test(test_config_refusals),
 	    cmocka_unit_test(test_config_limits_at_edges),
 	    cmocka_unit_test(test_config_token_and_address_limits),

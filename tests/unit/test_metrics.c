@@ -162,6 +162,36 @@ test_metrics_format(void **state)
 	buf_free(&b);
 }
 
+/* In a cluster, its figures as cluster_stats() gave them; else none. */
+static void
+test_metrics_cluster(void **state)
+{
+	struct metrics_gauges g = {.cluster = true,
+	    .cl = {.up = true,
+	        .received = 11,
+	        .duplicates = 12,
+	        .replayed = 13,
+	        .local = 14,
+	        .unreachable = 15,
+	        .reconnects = 16}};
+	struct buf b = {0};
+
+	(void)state;
+	metrics_render(&b, &g);
+	assert_true(sample(&b, "beep_redis_up") == 1);
+	assert_true(sample(&b, "beep_cluster_received_total") == 11);
+	assert_true(sample(&b, "beep_cluster_duplicates_total") == 12);
+	assert_true(sample(&b, "beep_cluster_replayed_total") == 13);
+	assert_true(sample(&b, "beep_cluster_local_posts_total") == 14);
+	assert_true(sample(&b, "beep_cluster_unreachable_total") == 15);
+	assert_true(sample(&b, "beep_redis_reconnects_total") == 16);
+	buf_free(&b);
+	b = render();
+	assert_null(strstr(b.data, "beep_redis_up"));
+	assert_null(strstr(b.data, "beep_cluster_"));
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -169,6 +199,7 @@ main(void)
 	    cmocka_unit_test(test_metrics_counters_threads),
 	    cmocka_unit_test(test_metrics_histogram),
 	    cmocka_unit_test(test_metrics_format),
+	    cmocka_unit_test(test_metrics_cluster),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
