@@ -16,7 +16,7 @@
  * glibc reads its tunables only when a program starts, from the
  * environment (GLIBC_TUNABLES=glibc.malloc.tcache_count=0): so the binary
  * re-executes itself once with them, before anything else, keeping its
- * pid, arguments and descriptors.  It leaves things as they are when
+ * pid, arguments, descriptors and name (the kernel would call it "exe").  It leaves things as they are when
  * GLIBC_TUNABLES already names tcache_count (the operator's choice wins),
  * when the allocator is not glibc's (sanitizers, valgrind), and for a
  * set-user-id start (glibc ignores tunables there).

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -53,6 +54,28 @@ alloc_tune_tunables(const char *current)
 	return b.data;
 }
 
+#if defined(__GLIBC__) && !defined(ALLOC_TUNE_OWN_ALLOCATOR)
+/*
+ * The kernel names a process after the file it executes: after the
+ * re-exec, "exe" (of /proc/self/exe), in ps, top and pgrep.  Give it back
+ * the name it was started under, which is argv[0]'s last part.
+ */
+static void
+alloc_tune_rename(char **argv)
+{
+	char comm[16] = {0};
+	const char *base;
+
+	if (argv[0] == NULL || prctl(PR_GET_NAME, comm) != 0 ||
+	    strcmp(comm, "exe") != 0)
+		return;
+	base = strrchr(argv[0], '/');
+	base = base ? base + 1 : argv[0];
+	if (*base != '\0' && strcmp(base, "exe") != 0)
+		prctl(PR_SET_NAME, base);
+}
+#endif
+
 int
 alloc_tune_apply(char **argv)
 {
@@ -72,8 +95,11 @@ alloc_tune_apply(char **argv)
 	if (preload != NULL && strstr(preload, "vgpreload") != NULL)
 		return 0;
 	want = alloc_tune_tunables(current);
-	if (want == NULL)
+	if (want == NULL) {
+		/* Set: by the operator, or by us before the re-exec. */
+		alloc_tune_rename(argv);
 		return 0;
+	}
 	saved = current ? xstrdup(current) : NULL;
 	if (setenv("GLIBC_TUNABLES", want, 1) == 0)
 		execv("/proc/self/exe", argv);

@@ -13,7 +13,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startStack, SANITIZER } from './harness.mjs';
+import path from 'node:path';
+import { startStack, SANITIZER, BEEP_BIN } from './harness.mjs';
 
 const environ = (pid) =>
 	readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
@@ -31,8 +32,11 @@ test('the backend runs with glibc\'s per-thread caches off', { skip },
 	    env: { GLIBC_TUNABLES: '' } }, t);
 	assert.deepEqual(tunables(stack.backend.pid),
 	    ['GLIBC_TUNABLES=glibc.malloc.tcache_count=0']);
-	// That pid, re-executed, is the one that said it was ready.
+	// That pid, re-executed, is the one that said it was ready, and it
+	// still has its name (ps, top, pgrep), not "exe" (/proc/self/exe).
 	assert.ok(stack.backendLog.some((l) => /\bready\b/.test(l)));
+	assert.equal(readFileSync(`/proc/${stack.backend.pid}/comm`, 'utf8')
+	    .trim(), path.basename(BEEP_BIN).slice(0, 15));
 });
 
 test('an operator\'s own tcache_count is left as it is', { skip },
