@@ -3,6 +3,7 @@
  * FastCGI responder.  main wires the modules together and owns the
  * signals: they are blocked in every thread and taken here by sigwait().
  */
+#include <errno.h>
 #include <fcgiapp.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc_tune.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -50,8 +52,10 @@ main(int argc, char **argv)
 	struct config c;
 	sigset_t set;
 	size_t left;
-	int rc, sig;
+	int rc, sig, tune_err;
 
+	/* Before anything else: it may re-execute the program. */
+	tune_err = alloc_tune_apply(argv) < 0 ? errno : 0;
 	rc = config_parse(&c, argc, argv);
 	if (rc != 0) {
 		config_clear(&c);
@@ -59,6 +63,10 @@ main(int argc, char **argv)
 	}
 	log_set_level((enum log_level)c.log_level);
 	log_set_format((enum log_format)log_format_parse(c.log_format));
+	if (tune_err != 0)
+		log_warn("could not re-execute with GLIBC_TUNABLES=%s (%s): "
+		         "glibc's per-thread caches stay on",
+		    ALLOC_TUNE_SETTING, strerror(tune_err));
 	metrics_init();
 	json_set_alloc_funcs(xmalloc, free);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());

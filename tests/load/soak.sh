@@ -15,9 +15,12 @@
 # once and in order per device, no reset, no timeout), no `error` line or
 # sanitizer report in the backend's log, and flat curves after the warm-up:
 # the mean of the last quarter of the samples against the mean of the
-# quarter after the warm-up, RSS within 10% + 16 MiB and threads within
+# quarter after the warm-up, RSS within 5% + 8 MiB and threads within
 # 2% of SOAK_STREAMS + 32 (ghost streams, whose departure Caddy reveals
-# only after a few writes, come and go with the churn).
+# only after a few writes, come and go with the churn).  The RSS bound
+# fails the steady rise of glibc's per-thread caches (155 -> 179 MiB in
+# 10 minutes at 9,000 streams, before the backend turned them off: see
+# src/alloc_tune.c), which the earlier 10% + 16 MiB let pass.
 #
 # Writes SOAK_OUT/soak-<UTC time>.{tsv,json,png,log}: the time series
 # (seconds; RSS KiB, threads, fds of the backend, then of Caddy; p99 and max
@@ -165,7 +168,7 @@ FLAT=$(awk -v warm="$WARMUP" -v streams="$STREAMS" '
 		for (i = 1; i <= q; i++) { r1 += rss[i]; t1 += th[i] }
 		for (i = n - q + 1; i <= n; i++) { r2 += rss[i]; t2 += th[i] }
 		r1 /= q; r2 /= q; t1 /= q; t2 /= q
-		rok = (r2 - r1) <= 0.10 * r1 + 16384
+		rok = (r2 - r1) <= 0.05 * r1 + 8192
 		tok = (t2 - t1) <= 0.02 * streams + 32 && (t1 - t2) <= 0.02 * streams + 32
 		printf "{\"samples_after_warmup\":%d,\"rss_kib_first_quarter\":%.0f,\"rss_kib_last_quarter\":%.0f,\"threads_first_quarter\":%.1f,\"threads_last_quarter\":%.1f,\"rss_flat\":%s,\"threads_flat\":%s,\"flat\":%s}\n", n, r1, r2, t1, t2, rok ? "true" : "false", tok ? "true" : "false", (rok && tok) ? "true" : "false"
 	}' "$BASE.tsv")
