@@ -38,6 +38,9 @@
 #   BENCH_PERF        1: perf record the backend during S1 of every system
 #                     with a backend (BENCH_OUT/perf-SYSTEM-S1.data;
 #                     perf report -i FILE)
+#   BENCH_PERF_OPTS   perf record's options ("-e cpu-clock -F 999
+#                     --call-graph dwarf,16384"; e.g. -e cpu-clock:u for
+#                     the backend's own code only)
 #   BENCH_STRACE      1: strace -c -f the backend during S1 (slows it:
 #                     for syscall counts per post only;
 #                     BENCH_OUT/strace-SYSTEM-S1.txt)
@@ -422,8 +425,9 @@ for rep in $(seq "$REPEAT"); do
 				# stacks (-O2 keeps no frame pointers), the
 				# software clock (no hardware counters in
 				# these VMs): perf report -i FILE.
-				perf record -p "$BACKEND_PID" -e cpu-clock \
-				    -F 999 --call-graph dwarf,16384 \
+				# shellcheck disable=SC2086
+				perf record -p "$BACKEND_PID" \
+				    ${BENCH_PERF_OPTS:--e cpu-clock -F 999 --call-graph dwarf,16384} \
 				    -o "$OUT/perf-$sys-$sc.data" \
 				    >"$RUN/perf.log" 2>&1 &
 				perf_pid=$!
