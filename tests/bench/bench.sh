@@ -44,6 +44,8 @@
 #   BENCH_STRACE      1: strace -c -f the backend during S1 (slows it:
 #                     for syscall counts per post only;
 #                     BENCH_OUT/strace-SYSTEM-S1.txt)
+#   BENCH_PROFILE_SCENARIOS  the scenarios BENCH_PERF and BENCH_STRACE
+#                     watch (S1)
 #   BEEP_*            passed to the backend (e.g. BEEP_MIN_IDLE)
 set -euo pipefail
 # The POST rate limit (per client address: the load generator is one) is
@@ -417,7 +419,8 @@ for rep in $(seq "$REPEAT"); do
 				exit 1
 			fi
 			perf_pid=
-			if [ "${BENCH_PERF:-0}" = 1 ] && [ "$sc" = S1 ] &&
+			if [ "${BENCH_PERF:-0}" = 1 ] &&
+			    [[ " ${BENCH_PROFILE_SCENARIOS:-S1} " == *" $sc "* ]] &&
 			    [ -n "$BACKEND_PID" ]; then
 				mkdir -p "$OUT"
 				# The backend's threads, those it starts
@@ -435,7 +438,8 @@ for rep in $(seq "$REPEAT"); do
 				sleep 1
 			fi
 			strace_pid=
-			if [ "${BENCH_STRACE:-0}" = 1 ] && [ "$sc" = S1 ] &&
+			if [ "${BENCH_STRACE:-0}" = 1 ] &&
+			    [[ " ${BENCH_PROFILE_SCENARIOS:-S1} " == *" $sc "* ]] &&
 			    [ -n "$BACKEND_PID" ]; then
 				mkdir -p "$OUT"
 				# Syscall counts (it slows the backend down:
