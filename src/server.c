@@ -563,25 +563,38 @@ server_drain(FCGX_Request *req)
 	server_read_done(req);
 }
 
+/*
+ * The head goes straight into libfcgi's output buffer, in pieces: no
+ * buffer of its own per answer (FCGX_Finish_r() writes it all, answer and
+ * END_REQUEST, in one write).
+ */
 static int
 server_write_head(
     FCGX_Request *req, const struct api_response *resp, bool with_length)
 {
-	struct buf head = {0};
-	int rc;
+	char line[96];
+	int n;
 
 	/* 200 is the CGI default; some fronts pass a Status line through. */
-	if (resp->status != HTTP_200)
-		buf_printf(&head, "Status: %d %s\r\n",
+	if (resp->status != HTTP_200) {
+		n = snprintf(line, sizeof(line), "Status: %d %s\r\n",
 		    http_status_code[resp->status],
 		    http_status_text[resp->status]);
-	buf_append(&head, resp->headers.data, resp->headers.len);
+		if (n < 0 || (size_t)n >= sizeof(line) ||
+		    server_put(req, line, (size_t)n) < 0)
+			return -1;
+	}
+	if (resp->headers.len > 0 &&
+	    server_put(req, resp->headers.data, resp->headers.len) < 0)
+		return -1;
 	if (with_length)
-		buf_printf(&head, "Content-Length: %zu\r\n", resp->body.len);
-	buf_append(&head, "\r\n", 2);
-	rc = server_put(req, head.data, head.len);
-	buf_free(&head);
-	return rc;
+		n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n\r\n",
+		    resp->body.len);
+	else
+		n = snprintf(line, sizeof(line), "\r\n");
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -1;
+	return server_put(req, line, (size_t)n);
 }
 
 /*
