@@ -68,6 +68,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -83,6 +84,12 @@
 #include "util.h"
 
 #define LOG_MODULE "server"
+
+/* Linux 6.17's private futex hash (linux/prctl.h; not in Debian 12's). */
+#ifndef PR_FUTEX_HASH
+#define PR_FUTEX_HASH 78
+#define PR_FUTEX_HASH_SET_SLOTS 1
+#endif
 
 /* Workers beyond max_streams, for short requests and kept-alive links. */
 #define SERVER_EXTRA_WORKERS 256
@@ -127,6 +134,9 @@
 #define SERVER_WAKE_TAG 0
 /* How often the watcher forgets devices whose grace period ended. */
 #define SERVER_EXPIRE_INTERVAL_MS 1000
+/* The fewest and the most futex hash slots server_futex_hash() asks for. */
+#define SERVER_FUTEX_SLOTS_MIN 16
+#define SERVER_FUTEX_SLOTS_MAX (1UL << 16)
 
 struct server {
 	const struct config *config;
@@ -358,6 +368,31 @@ server_on_stop_signal(int sig)
 	(void)sig;
 }
 
+/*
+ * Give the process a futex hash slot per thread it may have.  Since Linux
+ * 6.17 a process's futexes (pthread mutexes and condition variables)
+ * hash into a table of its own, sized by the CPUs online, not by the
+ * threads: 16 slots on 2 CPUs.  Every thread asleep in registry_wait()
+ * hangs on a slot's list, and each signal walks its slot's list to find
+ * the one thread to wake: with 1,000 streams asleep, 60 waiters a slot;
+ * with 9,000, 560, and then futex_wake() was half of the backend's CPU
+ * per post.  Older kernels, with one hash for the whole machine, refuse
+ * the call (EINVAL): nothing to do there.
+ */
+static void
+server_futex_hash(size_t threads)
+{
+	unsigned long slots = SERVER_FUTEX_SLOTS_MIN;
+
+	while (slots < threads && slots < SERVER_FUTEX_SLOTS_MAX)
+		slots *= 2;
+	if (prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, slots, 0UL, 0UL) < 0)
+		log_debug(
+		    "futex hash of %lu slots: %s", slots, strerror(errno));
+	else
+		log_debug("futex hash: %lu slots", slots);
+}
+
 int
 server_start(struct server *srv)
 {
@@ -366,6 +401,8 @@ server_start(struct server *srv)
 	size_t n = srv->config->min_idle;
 	int rc;
 
+	/* Workers, and the watcher and main thread. */
+	server_futex_hash(srv->max_workers + 2);
 	/* No SA_RESTART: the signal is there to interrupt accept(). */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SERVER_STOP_SIGNAL, &sa, NULL);
