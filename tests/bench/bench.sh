@@ -46,6 +46,10 @@
 #                     BENCH_OUT/strace-SYSTEM-S1.txt)
 #   BENCH_PROFILE_SCENARIOS  the scenarios BENCH_PERF and BENCH_STRACE
 #                     watch (S1)
+#   BENCH_BACKEND_CPUS  run the backends (ours, bench-limit) on these
+#                     CPUs only (taskset -c LIST; e.g. 1): every thread
+#                     of ours on one CPU wakes the others without an
+#                     inter-processor interrupt (README, Performance)
 #   BEEP_*            passed to the backend (e.g. BEEP_MIN_IDLE)
 set -euo pipefail
 # The POST rate limit (per client address: the load generator is one) is
@@ -67,6 +71,9 @@ CADDYFILE=${BENCH_CADDYFILE:-$ROOT/Caddyfile}
 NGINX_CONF=${BENCH_NGINX_CONF:-$ROOT/conf/nginx.conf}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
+# The backends (ours and the limit responder) on these CPUs only.
+PIN=
+[ -n "${BENCH_BACKEND_CPUS:-}" ] && PIN="taskset -c $BENCH_BACKEND_CPUS"
 
 # The scenarios (issue 3), plus S4: the targets' latency point.
 declare -A DESC=(
@@ -177,7 +184,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 # A fresh run directory per run; sets PORT, RUN, BACKEND_PID, FRONT_PID,
 # PIDS_ARG (for the load generator) and STARTED (pids to stop).
 start_backend() {
-	BEEP_LOG_LEVEL=${BEEP_LOG_LEVEL:-warn} "${1:-$BEEP_BIN}" \
+	BEEP_LOG_LEVEL=${BEEP_LOG_LEVEL:-warn} $PIN "${1:-$BEEP_BIN}" \
 	    --listen "unix:$RUN/beep.sock" >"$RUN/backend.log" 2>&1 &
 	BACKEND_PID=$!
 	STARTED+=("$BACKEND_PID")
@@ -187,7 +194,7 @@ start_backend() {
 
 # The limit systems' backend on the same socket path.
 start_limit() {
-	"$LIMIT_BIN" "$RUN/beep.sock" >"$RUN/backend.log" 2>&1 &
+	$PIN "$LIMIT_BIN" "$RUN/beep.sock" >"$RUN/backend.log" 2>&1 &
 	BACKEND_PID=$!
 	STARTED+=("$BACKEND_PID")
 	PIDS+=("$BACKEND_PID")
