@@ -1090,6 +1090,24 @@ server_timed_out(struct server *srv, struct server_conn *conn)
 }
 
 /*
+ * A connection that closes after this request (Caddy's, one request
+ * each), which was read to its end: have FCGX_Finish_r() close it at
+ * once.  libfcgi would shut it down for writing and wait (up to 2 s) for
+ * the front to close its end first, a sleep and a wake-up per request
+ * behind Caddy.  That wait is for TCP, which answers input left unread at
+ * close with a reset that can destroy the answer; so it stays whenever
+ * input may be left (an error, a body given up on).  FCGX_Detach() is
+ * libfcgi's call for "close without it".
+ */
+static void
+server_close_at_once(FCGX_Request *req)
+{
+	if (!req->keepConnection && req->in != NULL &&
+	    FCGX_GetError(req->in) == 0 && FCGX_HasSeenEOF(req->in) == EOF)
+		FCGX_Detach(req);
+}
+
+/*
  * Serve the requests that come on connection fd until it closes, the
  * service stops, or it stays idle past BEEP_IDLE_TIMEOUT.
  */
@@ -1153,6 +1171,7 @@ server_serve(struct server *srv, struct server_conn *conn, int fd)
 		server_read_done(req);
 		if (conn->timed_out)
 			server_timed_out(srv, conn);
+		server_close_at_once(req);
 		FCGX_Finish_r(req);
 		/*
 		 * libfcgi closed the connection: so does the timer's
