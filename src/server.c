@@ -45,6 +45,14 @@
  * a registry call; server_stop() sends its signal under it (pthread_kill
  * is no I/O), so that it only ever reaches a worker still in the list.
  *
+ * Kernel and library settings for speed.  server_start() sizes the
+ * process's futex hash to its threads (server_futex_hash()): every
+ * condition-variable signal otherwise walks a list of thousands of
+ * sleeping stream threads.  A connection that closes after its request
+ * (Caddy's) is closed at once when its input was read to the end
+ * (server_close_at_once()), not after libfcgi's wait for the front to
+ * close first.
+ *
  * Shutdown.  server_stop() sets stopping, makes stop_fd readable (workers
  * waiting on kept connections close them), shuts down a listening socket
  * it made (which wakes every accept() with an error), and interrupts the
