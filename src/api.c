@@ -1,7 +1,6 @@
 /* api: see api.h. */
 #include "api.h"
 
-#include <inttypes.h>
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +26,8 @@
 
 /* Seconds a client is told to wait after a 503 for a full service. */
 #define API_RETRY_AFTER 5
+/* What api_cors() reserves for an answer's header lines. */
+#define API_HEAD_ROOM 192
 /* How long a browser may cache a preflight answer, in seconds. */
 #define API_PREFLIGHT_MAX_AGE 600
 /*
@@ -196,6 +197,8 @@ static void
 api_cors(
     struct api *api, const struct api_request *req, struct api_response *resp)
 {
+	/* Room for the usual head (CORS, Content-Type) in one allocation. */
+	buf_reserve(&resp->headers, API_HEAD_ROOM);
 	if (api->cors_any) {
 		buf_puts(&resp->headers, "Access-Control-Allow-Origin: *\r\n");
 		return;
@@ -236,6 +239,42 @@ api_error(struct api_response *resp, enum http_status status, const char *why)
 	api_json(resp, status, json_pack("{s:s}", "error", why));
 }
 
+/* The decimal digits of v at p (room for 20); returns how many. */
+static size_t
+api_u64_digits(uint64_t v, char *p)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/*
+ * "<a>-<b>" into out, as snprintf() would: a message's id is formatted
+ * for its POST's answer and for every stream it is written to.
+ */
+static void
+api_format_u64_pair(uint64_t a, uint64_t b, char *out, size_t size)
+{
+	char text[42];
+	size_t n = api_u64_digits(a, text);
+
+	text[n++] = '-';
+	n += api_u64_digits(b, text + n);
+	if (size == 0)
+		return;
+	if (n >= size)
+		n = size - 1;
+	memcpy(out, text, n);
+	out[n] = '\0';
+}
+
 /*
  * Event ids are "<epoch>-<n>": see registry_epoch(), registry_msg_id();
  * in a cluster, Redis stream ids (cluster_format_id()).
@@ -247,8 +286,7 @@ api_format_id(const struct api *api, uint64_t n, char *out, size_t size)
 		cluster_format_id(n, out, size);
 		return;
 	}
-	snprintf(
-	    out, size, "%" PRIu64 "-%" PRIu64, registry_epoch(api->reg), n);
+	api_format_u64_pair(registry_epoch(api->reg), n, out, size);
 }
 
 /*
@@ -458,9 +496,18 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		                           : "message memory full");
 		return;
 	}
-	/* 202: the device is away, within its grace period: it waits. */
-	api_json(resp, err == REGISTRY_HELD ? HTTP_202 : HTTP_200,
-	    json_pack("{s:s}", "id", id));
+	/*
+	 * 202: the device is away, within its grace period: it waits.  The
+	 * answer, {"id":"..."}, is written as it is: an id is digits and
+	 * dashes (api_format_id(), cluster_format_id()), nothing JSON
+	 * escapes, and every accepted POST answers it.
+	 */
+	resp->status = err == REGISTRY_HELD ? HTTP_202 : HTTP_200;
+	buf_puts(&resp->headers, "Content-Type: application/json\r\n");
+	buf_reserve(&resp->body, strlen(id) + 10);
+	buf_append(&resp->body, "{\"id\":\"", 7);
+	buf_puts(&resp->body, id);
+	buf_append(&resp->body, "\"}", 2);
 }
 
 static void

@@ -45,6 +45,14 @@
  * a registry call; server_stop() sends its signal under it (pthread_kill
  * is no I/O), so that it only ever reaches a worker still in the list.
  *
+ * Kernel and library settings for speed.  server_start() sizes the
+ * process's futex hash to its threads (server_futex_hash()): every
+ * condition-variable signal otherwise walks a list of thousands of
+ * sleeping stream threads.  A connection that closes after its request
+ * (Caddy's) is closed at once when its input was read to the end
+ * (server_close_at_once()), not after libfcgi's wait for the front to
+ * close first.
+ *
  * Shutdown.  server_stop() sets stopping, makes stop_fd readable (workers
  * waiting on kept connections close them), shuts down a listening socket
  * it made (which wakes every accept() with an error), and interrupts the
@@ -68,6 +76,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -83,6 +92,12 @@
 #include "util.h"
 
 #define LOG_MODULE "server"
+
+/* Linux 6.17's private futex hash (linux/prctl.h; not in Debian 12's). */
+#ifndef PR_FUTEX_HASH
+#define PR_FUTEX_HASH 78
+#define PR_FUTEX_HASH_SET_SLOTS 1
+#endif
 
 /* Workers beyond max_streams, for short requests and kept-alive links. */
 #define SERVER_EXTRA_WORKERS 256
@@ -127,6 +142,9 @@
 #define SERVER_WAKE_TAG 0
 /* How often the watcher forgets devices whose grace period ended. */
 #define SERVER_EXPIRE_INTERVAL_MS 1000
+/* The fewest and the most futex hash slots server_futex_hash() asks for. */
+#define SERVER_FUTEX_SLOTS_MIN 16
+#define SERVER_FUTEX_SLOTS_MAX (1UL << 16)
 
 struct server {
 	const struct config *config;
@@ -358,6 +376,31 @@ server_on_stop_signal(int sig)
 	(void)sig;
 }
 
+/*
+ * Give the process a futex hash slot per thread it may have.  Since Linux
+ * 6.17 a process's futexes (pthread mutexes and condition variables)
+ * hash into a table of its own, sized by the CPUs online, not by the
+ * threads: 16 slots on 2 CPUs.  Every thread asleep in registry_wait()
+ * hangs on a slot's list, and each signal walks its slot's list to find
+ * the one thread to wake: with 1,000 streams asleep, 60 waiters a slot;
+ * with 9,000, 560, and then futex_wake() was half of the backend's CPU
+ * per post.  Older kernels, with one hash for the whole machine, refuse
+ * the call (EINVAL): nothing to do there.
+ */
+static void
+server_futex_hash(size_t threads)
+{
+	unsigned long slots = SERVER_FUTEX_SLOTS_MIN;
+
+	while (slots < threads && slots < SERVER_FUTEX_SLOTS_MAX)
+		slots *= 2;
+	if (prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, slots, 0UL, 0UL) < 0)
+		log_debug(
+		    "futex hash of %lu slots: %s", slots, strerror(errno));
+	else
+		log_debug("futex hash: %lu slots", slots);
+}
+
 int
 server_start(struct server *srv)
 {
@@ -366,6 +409,8 @@ server_start(struct server *srv)
 	size_t n = srv->config->min_idle;
 	int rc;
 
+	/* Workers, and the watcher and main thread. */
+	server_futex_hash(srv->max_workers + 2);
 	/* No SA_RESTART: the signal is there to interrupt accept(). */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SERVER_STOP_SIGNAL, &sa, NULL);
@@ -563,25 +608,38 @@ server_drain(FCGX_Request *req)
 	server_read_done(req);
 }
 
+/*
+ * The head goes straight into libfcgi's output buffer, in pieces: no
+ * buffer of its own per answer (FCGX_Finish_r() writes it all, answer and
+ * END_REQUEST, in one write).
+ */
 static int
 server_write_head(
     FCGX_Request *req, const struct api_response *resp, bool with_length)
 {
-	struct buf head = {0};
-	int rc;
+	char line[96];
+	int n;
 
 	/* 200 is the CGI default; some fronts pass a Status line through. */
-	if (resp->status != HTTP_200)
-		buf_printf(&head, "Status: %d %s\r\n",
+	if (resp->status != HTTP_200) {
+		n = snprintf(line, sizeof(line), "Status: %d %s\r\n",
 		    http_status_code[resp->status],
 		    http_status_text[resp->status]);
-	buf_append(&head, resp->headers.data, resp->headers.len);
+		if (n < 0 || (size_t)n >= sizeof(line) ||
+		    server_put(req, line, (size_t)n) < 0)
+			return -1;
+	}
+	if (resp->headers.len > 0 &&
+	    server_put(req, resp->headers.data, resp->headers.len) < 0)
+		return -1;
 	if (with_length)
-		buf_printf(&head, "Content-Length: %zu\r\n", resp->body.len);
-	buf_append(&head, "\r\n", 2);
-	rc = server_put(req, head.data, head.len);
-	buf_free(&head);
-	return rc;
+		n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n\r\n",
+		    resp->body.len);
+	else
+		n = snprintf(line, sizeof(line), "\r\n");
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -1;
+	return server_put(req, line, (size_t)n);
 }
 
 /*
@@ -1040,6 +1098,24 @@ server_timed_out(struct server *srv, struct server_conn *conn)
 }
 
 /*
+ * A connection that closes after this request (Caddy's, one request
+ * each), which was read to its end: have FCGX_Finish_r() close it at
+ * once.  libfcgi would shut it down for writing and wait (up to 2 s) for
+ * the front to close its end first, a sleep and a wake-up per request
+ * behind Caddy.  That wait is for TCP, which answers input left unread at
+ * close with a reset that can destroy the answer; so it stays whenever
+ * input may be left (an error, a body given up on).  FCGX_Detach() is
+ * libfcgi's call for "close without it".
+ */
+static void
+server_close_at_once(FCGX_Request *req)
+{
+	if (!req->keepConnection && req->in != NULL &&
+	    FCGX_GetError(req->in) == 0 && FCGX_HasSeenEOF(req->in) == EOF)
+		FCGX_Detach(req);
+}
+
+/*
  * Serve the requests that come on connection fd until it closes, the
  * service stops, or it stays idle past BEEP_IDLE_TIMEOUT.
  */
@@ -1103,6 +1179,7 @@ server_serve(struct server *srv, struct server_conn *conn, int fd)
 		server_read_done(req);
 		if (conn->timed_out)
 			server_timed_out(srv, conn);
+		server_close_at_once(req);
 		FCGX_Finish_r(req);
 		/*
 		 * libfcgi closed the connection: so does the timer's

@@ -38,9 +38,18 @@
 #   BENCH_PERF        1: perf record the backend during S1 of every system
 #                     with a backend (BENCH_OUT/perf-SYSTEM-S1.data;
 #                     perf report -i FILE)
+#   BENCH_PERF_OPTS   perf record's options ("-e cpu-clock -F 999
+#                     --call-graph dwarf,16384"; e.g. -e cpu-clock:u for
+#                     the backend's own code only)
 #   BENCH_STRACE      1: strace -c -f the backend during S1 (slows it:
 #                     for syscall counts per post only;
 #                     BENCH_OUT/strace-SYSTEM-S1.txt)
+#   BENCH_PROFILE_SCENARIOS  the scenarios BENCH_PERF and BENCH_STRACE
+#                     watch (S1)
+#   BENCH_BACKEND_CPUS  run the backends (ours, bench-limit) on these
+#                     CPUs only (taskset -c LIST; e.g. 1): every thread
+#                     of ours on one CPU wakes the others without an
+#                     inter-processor interrupt (README, Performance)
 #   BEEP_*            passed to the backend (e.g. BEEP_MIN_IDLE)
 set -euo pipefail
 # The POST rate limit (per client address: the load generator is one) is
@@ -62,6 +71,9 @@ CADDYFILE=${BENCH_CADDYFILE:-$ROOT/Caddyfile}
 NGINX_CONF=${BENCH_NGINX_CONF:-$ROOT/conf/nginx.conf}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
+# The backends (ours and the limit responder) on these CPUs only.
+PIN=
+[ -n "${BENCH_BACKEND_CPUS:-}" ] && PIN="taskset -c $BENCH_BACKEND_CPUS"
 
 # The scenarios (issue 3), plus S4: the targets' latency point.
 declare -A DESC=(
@@ -172,7 +184,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 # A fresh run directory per run; sets PORT, RUN, BACKEND_PID, FRONT_PID,
 # PIDS_ARG (for the load generator) and STARTED (pids to stop).
 start_backend() {
-	BEEP_LOG_LEVEL=${BEEP_LOG_LEVEL:-warn} "${1:-$BEEP_BIN}" \
+	BEEP_LOG_LEVEL=${BEEP_LOG_LEVEL:-warn} $PIN "${1:-$BEEP_BIN}" \
 	    --listen "unix:$RUN/beep.sock" >"$RUN/backend.log" 2>&1 &
 	BACKEND_PID=$!
 	STARTED+=("$BACKEND_PID")
@@ -182,7 +194,7 @@ start_backend() {
 
 # The limit systems' backend on the same socket path.
 start_limit() {
-	"$LIMIT_BIN" "$RUN/beep.sock" >"$RUN/backend.log" 2>&1 &
+	$PIN "$LIMIT_BIN" "$RUN/beep.sock" >"$RUN/backend.log" 2>&1 &
 	BACKEND_PID=$!
 	STARTED+=("$BACKEND_PID")
 	PIDS+=("$BACKEND_PID")
@@ -414,7 +426,8 @@ for rep in $(seq "$REPEAT"); do
 				exit 1
 			fi
 			perf_pid=
-			if [ "${BENCH_PERF:-0}" = 1 ] && [ "$sc" = S1 ] &&
+			if [ "${BENCH_PERF:-0}" = 1 ] &&
+			    [[ " ${BENCH_PROFILE_SCENARIOS:-S1} " == *" $sc "* ]] &&
 			    [ -n "$BACKEND_PID" ]; then
 				mkdir -p "$OUT"
 				# The backend's threads, those it starts
@@ -422,8 +435,9 @@ for rep in $(seq "$REPEAT"); do
 				# stacks (-O2 keeps no frame pointers), the
 				# software clock (no hardware counters in
 				# these VMs): perf report -i FILE.
-				perf record -p "$BACKEND_PID" -e cpu-clock \
-				    -F 999 --call-graph dwarf,16384 \
+				# shellcheck disable=SC2086
+				perf record -p "$BACKEND_PID" \
+				    ${BENCH_PERF_OPTS:--e cpu-clock -F 999 --call-graph dwarf,16384} \
 				    -o "$OUT/perf-$sys-$sc.data" \
 				    >"$RUN/perf.log" 2>&1 &
 				perf_pid=$!
@@ -431,7 +445,8 @@ for rep in $(seq "$REPEAT"); do
 				sleep 1
 			fi
 			strace_pid=
-			if [ "${BENCH_STRACE:-0}" = 1 ] && [ "$sc" = S1 ] &&
+			if [ "${BENCH_STRACE:-0}" = 1 ] &&
+			    [[ " ${BENCH_PROFILE_SCENARIOS:-S1} " == *" $sc "* ]] &&
 			    [ -n "$BACKEND_PID" ]; then
 				mkdir -p "$OUT"
 				# Syscall counts (it slows the backend down:
