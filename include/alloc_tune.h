@@ -18,8 +18,9 @@
  * re-executes itself once with them, before anything else, keeping its
  * pid, arguments, descriptors and name (the kernel would call it "exe").  It leaves things as they are when
  * GLIBC_TUNABLES already names tcache_count (the operator's choice wins),
- * when the allocator is not glibc's (sanitizers, valgrind), and for a
- * set-user-id start (glibc ignores tunables there).
+ * when the allocator is not glibc's (sanitizers, valgrind), for a
+ * set-user-id start (glibc ignores tunables there), and for a start
+ * through the loader (`ld.so beep-signal ...`: /proc/self/exe is ld.so).
  */
 #ifndef BEEP_ALLOC_TUNE_H
 #define BEEP_ALLOC_TUNE_H

@@ -91,6 +91,12 @@ alloc_tune_apply(char **argv)
 	/* Set-user-id: glibc drops tunables, so the exec would loop. */
 	if (getauxval(AT_SECURE) != 0)
 		return 0;
+	/*
+	 * Started through the loader (ld.so PROGRAM ARGS): /proc/self/exe is
+	 * ld.so, which would take our first argument for the program.
+	 */
+	if (getauxval(AT_BASE) == 0)
+		return 0;
 	/* valgrind's allocator: an exec would also leave valgrind. */
 	if (preload != NULL && strstr(preload, "vgpreload") != NULL)
 		return 0;

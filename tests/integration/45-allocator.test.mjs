@@ -12,7 +12,8 @@
 // unit test covers adding to other tunables).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { startStack, SANITIZER, BEEP_BIN } from './harness.mjs';
 
@@ -45,4 +46,18 @@ test('an operator\'s own tcache_count is left as it is', { skip },
 	    env: { GLIBC_TUNABLES: 'glibc.malloc.tcache_count=7' } }, t);
 	assert.deepEqual(tunables(stack.backend.pid),
 	    ['GLIBC_TUNABLES=glibc.malloc.tcache_count=7']);
+});
+
+// Started through the loader (`ld.so beep-signal ARGS`), /proc/self/exe is
+// ld.so: a re-exec of it would make the loader take our first argument for
+// the program (`--version` printed ld.so's version). The binary runs as it
+// is there, without the re-exec.
+const LDSO = '/lib64/ld-linux-x86-64.so.2';
+test('a start through the loader runs the backend, not the loader', {
+	skip: skip || (!existsSync(LDSO) && `no ${LDSO}`),
+}, () => {
+	const r = spawnSync(LDSO, [BEEP_BIN, '--version'], { encoding: 'utf8',
+	    env: { ...process.env, GLIBC_TUNABLES: '' } });
+	assert.equal(r.status, 0, r.stderr);
+	assert.match(r.stdout, /^beep-signal /);
 });
