@@ -335,6 +335,8 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 		}
 		cl->dirty = true;
 		pthread_cond_signal(&cl->wake);
+		/* Another stream of e may wait for this SUB: it need not now. */
+		pthread_cond_broadcast(&cl->done);
 		pthread_mutex_unlock(&cl->lock);
 		cluster_count(&cl->unreachable);
 		*down = true;
