@@ -93,7 +93,7 @@
 
 #define LOG_MODULE "server"
 
-/* Linux 6.17's private futex hash (linux/prctl.h; not in Debian 12's). */
+/* Linux 6.16's private futex hash (linux/prctl.h; not in Debian 12's). */
 #ifndef PR_FUTEX_HASH
 #define PR_FUTEX_HASH 78
 #define PR_FUTEX_HASH_SET_SLOTS 1
@@ -378,7 +378,7 @@ server_on_stop_signal(int sig)
 
 /*
  * Give the process a futex hash slot per thread it may have.  Since Linux
- * 6.17 a process's futexes (pthread mutexes and condition variables)
+ * 6.16 a process's futexes (pthread mutexes and condition variables)
  * hash into a table of its own, sized by the CPUs online, not by the
  * threads: 16 slots on 2 CPUs.  Every thread asleep in registry_wait()
  * hangs on a slot's list, and each signal walks its slot's list to find
