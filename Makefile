@@ -37,7 +37,8 @@ ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
 # The service, module by module; the binary and the unit tests link them.
 SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
 	src/depth.c src/auth.c src/limit.c src/quota.c src/event.c \
-	src/body.c src/sse.c src/registry.c src/api.c src/fcgi_out.c \
+	src/body.c src/sse.c src/registry_log.c src/registry_expire.c \
+	src/registry.c src/api.c src/fcgi_out.c \
 	src/deadline.c src/listener.c src/server.c src/cidr.c src/metrics.c \
 	src/cluster_lua.c src/cluster_job.c src/cluster_delivery.c \
 	src/cluster_presence.c src/cluster_redis.c src/cluster.c src/turn.c \

@@ -31,8 +31,8 @@
  * device->floor_id is the highest id the log no longer holds (at creation,
  * the registry's newest id): a client that saw an id below it may have
  * missed something, and gets a reset.  A new stream's cursor is also
- * named as an id (device_position_id()): the id of the message at the
- * cursor, or the floor when the cursor is just before the log.  Resuming
+ * named as an id (registry_log_position_id()): the id of the message at
+ * the cursor, or the floor when the cursor is just before the log.  Resuming
  * after that id puts the cursor back where it was, so a client that was
  * told it before anything else cannot lose what a stream took for it.
  *
@@ -82,6 +82,18 @@
  * which marks its stream closed (no longer live).  While closing, a
  * publish to a device with no live stream is refused (REGISTRY_CLOSED):
  * a message is accepted only when a stream will still take it.
+ *
+ * Modules.  The registry is three files behind the one interface,
+ * registry.h, sharing their structures through registry_impl.h (with the
+ * small helpers every one calls under the lock: stream_live(),
+ * device_live(), device_min_cursor(), device_log_at(), device_recount()):
+ * this file holds users, devices and streams, publishing, waiting and
+ * waking, the counters and the messages; registry_log.c a device's log
+ * (append, trim, drop the oldest, where a new stream starts);
+ * registry_expire.c what is let go (the grace list, the retained list
+ * and the memory budget's eviction, registry_expire(), forgetting a
+ * device).  Dependencies point one way: registry -> registry_expire ->
+ * registry_log.  All of it runs under reg->lock, as above.
  */
 #include "registry.h"
 
@@ -94,85 +106,13 @@
 #include <uthash.h>
 #include <utlist.h>
 
+#include "registry_expire.h"
+#include "registry_impl.h"
+#include "registry_log.h"
 #include "util.h"
-
-struct registry_msg {
-	atomic_uint refs;
-	uint64_t seq;          /* number in its device's log */
-	uint64_t id;           /* event id, registry-wide */
-	uint64_t published_us; /* util_now_us() at registry_publish() */
-	/* The rest, under reg->lock: */
-	uint64_t t_ms;             /* when it was delivered (first taken) */
-	struct reg_device *device; /* whose log holds it */
-	bool retained;             /* on reg->retained */
-	struct registry_msg *rprev, *rnext; /* in reg->retained */
-	size_t len;
-	char frame[];
-};
-
-struct reg_user {
-	char *name;
-	struct reg_device *devices;
-	UT_hash_handle hh;
-};
-
-struct reg_device {
-	char *name;
-	struct reg_user *user;
-	struct registry_stream *streams; /* utlist DL */
-	size_t nstreams;
-	/* The log: ring[(head + i) % cap] holds message first_seq + i. */
-	struct registry_msg **ring;
-	size_t cap, head, count;
-	size_t bytes;         /* frame bytes in the log */
-	uint64_t first_seq;   /* seq of ring[head] when count > 0 */
-	uint64_t last_seq;    /* seq of the newest message ever appended */
-	uint64_t delivered;   /* the highest seq any stream has taken */
-	uint64_t bytes_in;    /* frame bytes ever appended */
-	uint64_t floor_id;    /* the highest id no longer in the log */
-	uint64_t top_id;      /* the newest id appended, or resumed from */
-	uint64_t grace_until; /* while on reg->grace: when it is forgotten */
-	struct reg_device *gprev, *gnext; /* in reg->grace */
-	size_t held_counted;              /* its share of reg->held */
-	UT_hash_handle hh;
-};
-
-struct registry_stream {
-	uint64_t id;
-	struct reg_device *device;
-	pthread_cond_t cond;
-	uint64_t cursor;    /* seq of the last message taken */
-	uint64_t bytes_out; /* frame bytes taken, to compare with bytes_in */
-	bool gone, overflow, replaced, closed;
-	atomic_uint pinned; /* publishers about to signal cond, unlocked */
-	struct registry_stream *prev, *next; /* in the device's list */
-	UT_hash_handle hh;                   /* in reg->streams, by id */
-};
-
-struct registry {
-	pthread_mutex_t lock;
-	struct registry_limits limits;
-	uint64_t epoch;
-	struct reg_user *users;
-	struct registry_stream *streams;
-	struct reg_device *grace;      /* utlist DL via gprev/gnext */
-	struct registry_msg *retained; /* utlist DL via rprev/rnext */
-	size_t nusers, ndevices, nstreams;
-	size_t bytes; /* frame bytes in all logs */
-	size_t held;  /* untaken messages of devices in grace */
-	uint64_t next_stream;
-	uint64_t last_id; /* the newest event id given */
-	uint64_t published, overflows, forgotten, dropped, resets;
-	uint64_t replaced, evicted, refused;
-	size_t ngrace;              /* devices on reg->grace */
-	uint64_t replayed, expired; /* see struct registry_stats */
-	bool closing;
-};
 
 /* Streams a publisher may pin and signal after unlocking; more wait. */
 #define REGISTRY_WAKE_MAX 8
-/* Devices or messages registry_expire() drops per hold of the lock. */
-#define REGISTRY_SWEEP_SLICE 1024
 
 struct registry_msg *
 registry_msg_new(const char *frame, size_t len)
@@ -214,13 +154,6 @@ registry_msg_published_us(const struct registry_msg *m)
 	return m->published_us;
 }
 
-static struct registry_msg *
-registry_msg_ref(struct registry_msg *m)
-{
-	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-	return m;
-}
-
 void
 registry_msg_unref(struct registry_msg *m)
 {
@@ -260,78 +193,6 @@ registry_epoch(const struct registry *reg)
 	return reg->epoch;
 }
 
-static struct registry_msg *
-device_log_at(const struct reg_device *d, uint64_t seq)
-{
-	return d->ring[(d->head + (size_t)(seq - d->first_seq)) % d->cap];
-}
-
-/* Messages in the log that no stream of the device has taken. */
-static size_t
-device_held(const struct reg_device *d)
-{
-	uint64_t from = d->count ? d->first_seq - 1 : d->last_seq;
-
-	if (d->delivered > from)
-		from = d->delivered;
-	return (size_t)(d->last_seq - from);
-}
-
-/* Keep reg->held equal to the untaken messages of devices in grace. */
-static void
-device_recount(struct registry *reg, struct reg_device *d)
-{
-	size_t n = d->grace_until != 0 ? device_held(d) : 0;
-
-	reg->held = reg->held - d->held_counted + n;
-	d->held_counted = n;
-}
-
-static void
-device_drop_oldest(struct registry *reg, struct reg_device *d)
-{
-	struct registry_msg *m = d->ring[d->head];
-
-	d->floor_id = m->id;
-	d->bytes -= m->len;
-	reg->bytes -= m->len;
-	if (m->retained) {
-		DL_DELETE2(reg->retained, m, rprev, rnext);
-		m->retained = false;
-	}
-	d->head = (d->head + 1) % d->cap;
-	d->count--;
-	d->first_seq++;
-	registry_msg_unref(m);
-}
-
-static void
-device_free(struct registry *reg, struct reg_device *d)
-{
-	struct reg_user *u = d->user;
-
-	if (d->grace_until != 0) {
-		DL_DELETE2(reg->grace, d, gprev, gnext);
-		reg->ngrace--;
-	}
-	d->grace_until = 0;
-	device_recount(reg, d);
-	reg->dropped += device_held(d);
-	while (d->count > 0)
-		device_drop_oldest(reg, d);
-	HASH_DEL(u->devices, d);
-	reg->ndevices--;
-	free(d->ring);
-	free(d->name);
-	free(d);
-	if (u->devices == NULL) {
-		HASH_DEL(reg->users, u);
-		reg->nusers--;
-		free(u->name);
-		free(u);
-	}
-}
-
 void
 registry_free(struct registry *reg)
 {
@@ -352,250 +213,11 @@ registry_free(struct registry *reg)
 		HASH_ITER(hh, u->devices, d, dtmp)
 		{
 			d->streams = NULL;
-			device_free(reg, d);
+			registry_expire_forget(reg, d);
 		}
 	}
 	pthread_mutex_destroy(&reg->lock);
 	free(reg);
-}
-
-/*
- * Whether a stream can still deliver: its client is not known to be gone,
- * it has not overflowed, no newer stream replaced it, and it has not seen
- * the registry close.  A stream that cannot may still be linked in (its
- * thread may be blocked writing to a slow client), but it takes nothing
- * more, is not listed, and the log does not wait for it.
- */
-static bool
-stream_live(const struct registry_stream *s)
-{
-	return !s->gone && !s->overflow && !s->replaced && !s->closed;
-}
-
-/* Whether a device has a live stream; posts to one that has not are held. */
-static bool
-device_live(const struct reg_device *d)
-{
-	const struct registry_stream *s;
-
-	DL_FOREACH(d->streams, s)
-	{
-		if (stream_live(s))
-			return true;
-	}
-	return false;
-}
-
-/* The lowest cursor of d's live streams, or d->delivered when higher. */
-static uint64_t
-device_min_cursor(const struct reg_device *d)
-{
-	const struct registry_stream *s;
-	uint64_t min = d->delivered;
-
-	DL_FOREACH(d->streams, s)
-	{
-		if (stream_live(s) && s->cursor < min)
-			min = s->cursor;
-	}
-	return min;
-}
-
-/* Drop what the log need not keep any more: see DESIGN at the top. */
-static void
-device_trim(struct registry *reg, struct reg_device *d, uint64_t now)
-{
-	const struct registry_limits *l = &reg->limits;
-	uint64_t min = device_min_cursor(d);
-	struct registry_stream *s;
-
-	while (d->count > 0) {
-		struct registry_msg *m = d->ring[d->head];
-		bool over =
-		    d->count > l->replay_max || d->bytes > l->replay_bytes;
-
-		/*
-		 * Only a delivered message (seq <= min <= delivered) has a
-		 * t_ms; now was read before the lock, so a newer t_ms is
-		 * possible.
-		 */
-		if (!over && (m->seq > min || m->t_ms + l->replay_ms > now))
-			break;
-		/* Past the retention bound, even what is not yet taken goes. */
-		if (m->seq > d->delivered)
-			reg->dropped++;
-		DL_FOREACH(d->streams, s)
-		{
-			if (stream_live(s) && s->cursor < m->seq) {
-				/* It cannot read what is gone: end it. */
-				s->overflow = true;
-				reg->overflows++;
-				pthread_cond_signal(&s->cond);
-			}
-		}
-		device_drop_oldest(reg, d);
-	}
-	device_recount(reg, d);
-}
-
-static void device_grace(
-    struct registry *reg, struct reg_device *d, uint64_t now);
-
-/*
- * Drop the oldest retained message, of whichever device.  It was
- * delivered, but a live stream of its device may not have taken it yet
- * (it lags, or replays): then it stays, unless force says to end those
- * streams (they overflow: their clients come back with a reset).
- * Returns whether it dropped it.
- */
-static bool
-registry_drop_retained(struct registry *reg, bool force)
-{
-	struct registry_msg *m = reg->retained;
-	struct registry_stream *s;
-	struct reg_device *d;
-
-	if (m == NULL)
-		return false;
-	d = m->device;
-	/* The head of reg->retained is its log's head: see DESIGN. */
-	if (d->count == 0 || d->ring[d->head] != m)
-		return false;
-	if (m->seq > device_min_cursor(d)) {
-		if (!force)
-			return false;
-		DL_FOREACH(d->streams, s)
-		{
-			if (stream_live(s) && s->cursor < m->seq) {
-				s->overflow = true;
-				reg->overflows++;
-				pthread_cond_signal(&s->cond);
-			}
-		}
-	}
-	device_drop_oldest(reg, d);
-	device_grace(reg, d, util_now_ms());
-	device_recount(reg, d);
-	return true;
-}
-
-/*
- * Start d's grace period, if it has not started: when its last stream
- * ends, or earlier, when its last live stream is found gone or overflowed
- * while its thread is still busy.
- */
-static void
-device_grace(struct registry *reg, struct reg_device *d, uint64_t now)
-{
-	if (d->grace_until != 0 || device_live(d))
-		return;
-	d->grace_until = now + reg->limits.grace_ms;
-	/* now was read before the lock: keep the list in expiry order. */
-	if (reg->grace != NULL &&
-	    reg->grace->gprev->grace_until > d->grace_until)
-		d->grace_until = reg->grace->gprev->grace_until;
-	DL_APPEND2(reg->grace, d, gprev, gnext);
-	reg->ngrace++;
-	device_recount(reg, d);
-}
-
-/* Whether d's grace period is over (it is then to be forgotten). */
-static bool
-device_expired(const struct reg_device *d, uint64_t now)
-{
-	return d->grace_until != 0 && d->grace_until <= now;
-}
-
-/* id: the caller's (registry_publish_at()), or 0 for the next one. */
-static void
-device_append(struct registry *reg, struct reg_device *d,
-    struct registry_msg *m, uint64_t id)
-{
-	if (d->count == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 8;
-		struct registry_msg **ring = xmalloc(cap * sizeof(*ring));
-
-		for (size_t i = 0; i < d->count; i++)
-			ring[i] = d->ring[(d->head + i) % d->cap];
-		free(d->ring);
-		d->ring = ring;
-		d->cap = cap;
-		d->head = 0;
-	}
-	m->seq = ++d->last_seq;
-	if (id == 0)
-		id = ++reg->last_id;
-	else if (id > reg->last_id)
-		reg->last_id = id;
-	m->id = d->top_id = id;
-	m->device = d;
-	if (d->count == 0)
-		d->first_seq = m->seq;
-	d->ring[(d->head + d->count) % d->cap] = registry_msg_ref(m);
-	d->count++;
-	d->bytes += m->len;
-	d->bytes_in += m->len;
-	reg->bytes += m->len;
-	device_recount(reg, d);
-}
-
-/*
- * Where a new stream of d starts and what it must be told first.  Called
- * before the stream is linked in.
- */
-static uint64_t
-device_start(struct registry *reg, struct reg_device *d,
-    const struct registry_resume *resume, struct registry_start *start)
-{
-	uint64_t lo = d->count ? d->first_seq - 1 : d->last_seq;
-	uint64_t cursor;
-	bool live = device_live(d);
-
-	memset(start, 0, sizeof(*start));
-	/* With no usable id: live only, or what was held while away. */
-	cursor = live ? d->last_seq : (d->delivered > lo ? d->delivered : lo);
-	if ((resume->kind == REGISTRY_RESUME_AT && resume->id <= reg->last_id &&
-	        resume->id >= d->floor_id) ||
-	    (resume->kind == REGISTRY_RESUME_FROM &&
-	        resume->id >= d->floor_id && resume->id <= d->top_id)) {
-		/* Every message after that id is still in the log. */
-		cursor = lo;
-		while (cursor < d->last_seq &&
-		    device_log_at(d, cursor + 1)->id <= resume->id)
-			cursor++;
-		reg->replayed += d->last_seq - cursor;
-		return cursor;
-	}
-	if (resume->kind == REGISTRY_RESUME_AT)
-		start->reason = resume->id > reg->last_id ? "unknown event id"
-		                                          : "event id too old";
-	else if (resume->kind == REGISTRY_RESUME_FROM)
-		start->reason = resume->id > d->top_id ? "unknown event id"
-		                                       : "event id too old";
-	else if (resume->kind == REGISTRY_RESUME_UNKNOWN)
-		start->reason = "unknown event id";
-	else if (!live && d->delivered < lo)
-		start->reason = "messages were dropped while away";
-	if (start->reason != NULL) {
-		start->reset = true;
-		reg->resets++;
-	}
-	return cursor;
-}
-
-/*
- * The event id that names position cursor of d: resuming after it starts
- * at cursor again, as long as the log keeps what follows (device_start()).
- * The message at cursor when the log holds it; else cursor is just before
- * the log (or the log is empty), and the floor is the id of the message
- * at cursor, or an id older than everything in the log.
- */
-static uint64_t
-device_position_id(const struct reg_device *d, uint64_t cursor)
-{
-	if (d->count > 0 && cursor >= d->first_seq)
-		return device_log_at(d, cursor)->id;
-	return d->floor_id;
 }
 
 /*
@@ -626,21 +248,6 @@ device_replace(struct registry *reg, struct reg_device *d)
 		pthread_cond_signal(&s->cond);
 		live--;
 	}
-}
-
-/*
- * REGISTRY_RESUME_FROM id on a device with no stream whose log does not
- * cover id: its caller will supply what follows id, so the log restarts
- * empty there (what it held is the caller's to resend, not lost).
- */
-static void
-device_restart(struct registry *reg, struct reg_device *d, uint64_t id)
-{
-	while (d->count > 0)
-		device_drop_oldest(reg, d);
-	d->delivered = d->last_seq;
-	d->floor_id = d->top_id = id;
-	device_recount(reg, d);
 }
 
 static struct reg_device *
@@ -681,7 +288,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	d = registry_find_device(reg, user, device);
 	if (d != NULL && device_expired(d, now) && d->nstreams == 0) {
 		reg->forgotten++;
-		device_free(reg, d);
+		registry_expire_forget(reg, d);
 	}
 	d = NULL;
 	HASH_FIND_STR(reg->users, user, u);
@@ -714,7 +321,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		reg->ndevices++;
 	} else if (resume->kind == REGISTRY_RESUME_FROM && d->nstreams == 0 &&
 	    (resume->id < d->floor_id || resume->id > d->top_id)) {
-		device_restart(reg, d, resume->id);
+		registry_log_restart(reg, d, resume->id);
 	}
 	if (d->grace_until != 0) {
 		DL_DELETE2(reg->grace, d, gprev, gnext);
@@ -722,7 +329,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		d->grace_until = 0;
 	}
 	device_replace(reg, d);
-	device_trim(reg, d, now);
+	registry_log_trim(reg, d, now);
 	s = xcalloc(1, sizeof(*s));
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -731,8 +338,8 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	atomic_init(&s->pinned, 0);
 	s->id = reg->next_stream++;
 	s->device = d;
-	s->cursor = device_start(reg, d, resume, start);
-	start->id = device_position_id(d, s->cursor);
+	s->cursor = registry_log_start(reg, d, resume, start);
+	start->id = registry_log_position_id(d, s->cursor);
 	/* Count what it is behind by from where it starts. */
 	s->bytes_out = d->bytes_in;
 	for (uint64_t q = s->cursor + 1; q <= d->last_seq; q++)
@@ -747,19 +354,6 @@ out:
 	return s;
 }
 
-/* d's last stream ended: forget it, or let its grace period run. */
-static void
-device_orphan(struct registry *reg, struct reg_device *d, uint64_t now)
-{
-	device_grace(reg, d, now);
-	if (reg->limits.grace_ms == 0 || device_expired(d, now)) {
-		reg->forgotten += reg->limits.grace_ms > 0;
-		device_free(reg, d);
-		return;
-	}
-	device_trim(reg, d, now);
-}
-
 void
 registry_unsubscribe(struct registry *reg, struct registry_stream *s)
 {
@@ -771,11 +365,11 @@ registry_unsubscribe(struct registry *reg, struct registry_stream *s)
 	reg->nstreams--;
 	DL_DELETE(d->streams, s);
 	if (--d->nstreams == 0) {
-		device_orphan(reg, d, now);
+		registry_expire_orphan(reg, d, now);
 	} else {
 		/* Its other streams may all be gone or overflowed. */
-		device_grace(reg, d, now);
-		device_trim(reg, d, now);
+		registry_expire_grace(reg, d, now);
+		registry_log_trim(reg, d, now);
 	}
 	pthread_mutex_unlock(&reg->lock);
 	/* Unlinked: no new pins; wait for publishers still signalling. */
@@ -808,7 +402,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	if (d != NULL && device_expired(d, now)) {
 		if (d->nstreams == 0) {
 			reg->forgotten++;
-			device_free(reg, d);
+			registry_expire_forget(reg, d);
 		}
 		d = NULL;
 	}
@@ -832,7 +426,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	 * lags behind them; undelivered ones never do.
 	 */
 	while (reg->bytes + m->len > reg->limits.max_message_bytes &&
-	    registry_drop_retained(reg, true))
+	    registry_expire_drop_retained(reg, true))
 		reg->evicted++;
 	if (reg->bytes + m->len > reg->limits.max_message_bytes) {
 		res = REGISTRY_MEMORY_FULL;
@@ -840,7 +434,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 		goto out;
 	}
 	m->published_us = now_us;
-	device_append(reg, d, m, id);
+	registry_log_append(reg, d, m, id);
 	reg->published++;
 	DL_FOREACH(d->streams, s)
 	{
@@ -864,10 +458,10 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 			pthread_cond_signal(&s->cond);
 		}
 	}
-	device_trim(reg, d, now);
+	registry_log_trim(reg, d, now);
 	/* Its last live stream may just have overflowed. */
 	if (res == REGISTRY_OK)
-		device_grace(reg, d, now);
+		registry_expire_grace(reg, d, now);
 out:
 	pthread_mutex_unlock(&reg->lock);
 	for (size_t i = 0; i < nw; i++) {
@@ -893,46 +487,6 @@ registry_publish_at(struct registry *reg, const char *user, const char *device,
 	if (id == 0)
 		return REGISTRY_DUPLICATE;
 	return registry_publish_id(reg, user, device, m, id);
-}
-
-void
-registry_expire(struct registry *reg, uint64_t now_ms)
-{
-	struct reg_device *d, *next;
-	bool more;
-
-	/* In slices, so that a mass expiry never holds the lock for long. */
-	do {
-		size_t n = 0;
-
-		more = false;
-		pthread_mutex_lock(&reg->lock);
-		/* In expiry order: stop at the first whose grace is not over. */
-		for (d = reg->grace; d != NULL && device_expired(d, now_ms);
-		     d = next) {
-			next = d->gnext;
-			/* One with a stream still ending goes when that ends. */
-			if (d->nstreams > 0)
-				continue;
-			if (n++ == REGISTRY_SWEEP_SLICE) {
-				more = true;
-				break;
-			}
-			reg->forgotten++;
-			device_free(reg, d);
-		}
-		/* In delivery order: stop at the first still in its window. */
-		while (!more && reg->retained != NULL &&
-		    reg->retained->t_ms + reg->limits.replay_ms <= now_ms) {
-			if (n++ == REGISTRY_SWEEP_SLICE)
-				more = true;
-			else if (registry_drop_retained(reg, false))
-				reg->expired++;
-			else
-				break;
-		}
-		pthread_mutex_unlock(&reg->lock);
-	} while (more);
 }
 
 static void
@@ -970,7 +524,7 @@ registry_take(
 		}
 		d->delivered = s->cursor;
 	}
-	device_trim(reg, d, now);
+	registry_log_trim(reg, d, now);
 }
 
 enum registry_wake
@@ -1036,7 +590,7 @@ registry_hangup(struct registry *reg, uint64_t stream_id)
 	HASH_FIND(hh, reg->streams, &stream_id, sizeof(stream_id), s);
 	if (s != NULL) {
 		s->gone = true;
-		device_grace(reg, s->device, util_now_ms());
+		registry_expire_grace(reg, s->device, util_now_ms());
 		pthread_cond_signal(&s->cond);
 	}
 	pthread_mutex_unlock(&reg->lock);

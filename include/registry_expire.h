@@ -1,0 +1,35 @@
+/*
+ * registry_expire: what the registry lets go (see DESIGN in registry.c):
+ * devices, on reg->grace in expiry order once their last live stream is
+ * lost, forgotten when their grace ends; and delivered messages, on
+ * reg->retained in delivery order, dropped when their replay window ends
+ * or the memory budget needs room.  registry_expire() (registry.h) sweeps
+ * both.  All but registry_expire() with reg->lock held.  Registry modules
+ * only.
+ */
+#ifndef BEEP_REGISTRY_EXPIRE_H
+#define BEEP_REGISTRY_EXPIRE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "registry_impl.h"
+
+/*
+ * Forget d, with its log (its untaken messages count as dropped), and its
+ * user when d was the user's last device.
+ */
+void registry_expire_forget(struct registry *reg, struct reg_device *d);
+/*
+ * Drop the oldest retained message, of whichever device; force ends the
+ * live streams that have not taken it.  Returns whether it dropped it.
+ */
+bool registry_expire_drop_retained(struct registry *reg, bool force);
+/* Start d's grace period, now (ms), unless started or d is live. */
+void registry_expire_grace(
+    struct registry *reg, struct reg_device *d, uint64_t now);
+/* d's last stream ended: forget it, or let its grace period run. */
+void registry_expire_orphan(
+    struct registry *reg, struct reg_device *d, uint64_t now);
+
+#endif

@@ -1,0 +1,178 @@
+/*
+ * registry_impl: the state the registry modules share (registry.c, and
+ * registry_log, registry_expire): the structures, and the small helpers
+ * every one of them calls under reg->lock, kept static inline so that
+ * the compiler inlines them as before the split.  See the DESIGN comment
+ * in registry.c.  Included by src/registry*.c only: every other module
+ * sees registry.h, where the structures are opaque.
+ */
+#ifndef BEEP_REGISTRY_IMPL_H
+#define BEEP_REGISTRY_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uthash.h>
+#include <utlist.h>
+
+#include "registry.h"
+
+struct registry_msg {
+	atomic_uint refs;
+	uint64_t seq;          /* number in its device's log */
+	uint64_t id;           /* event id, registry-wide */
+	uint64_t published_us; /* util_now_us() at registry_publish() */
+	/* The rest, under reg->lock: */
+	uint64_t t_ms;             /* when it was delivered (first taken) */
+	struct reg_device *device; /* whose log holds it */
+	bool retained;             /* on reg->retained */
+	struct registry_msg *rprev, *rnext; /* in reg->retained */
+	size_t len;
+	char frame[];
+};
+
+struct reg_user {
+	char *name;
+	struct reg_device *devices;
+	UT_hash_handle hh;
+};
+
+struct reg_device {
+	char *name;
+	struct reg_user *user;
+	struct registry_stream *streams; /* utlist DL */
+	size_t nstreams;
+	/* The log: ring[(head + i) % cap] holds message first_seq + i. */
+	struct registry_msg **ring;
+	size_t cap, head, count;
+	size_t bytes;         /* frame bytes in the log */
+	uint64_t first_seq;   /* seq of ring[head] when count > 0 */
+	uint64_t last_seq;    /* seq of the newest message ever appended */
+	uint64_t delivered;   /* the highest seq any stream has taken */
+	uint64_t bytes_in;    /* frame bytes ever appended */
+	uint64_t floor_id;    /* the highest id no longer in the log */
+	uint64_t top_id;      /* the newest id appended, or resumed from */
+	uint64_t grace_until; /* while on reg->grace: when it is forgotten */
+	struct reg_device *gprev, *gnext; /* in reg->grace */
+	size_t held_counted;              /* its share of reg->held */
+	UT_hash_handle hh;
+};
+
+struct registry_stream {
+	uint64_t id;
+	struct reg_device *device;
+	pthread_cond_t cond;
+	uint64_t cursor;    /* seq of the last message taken */
+	uint64_t bytes_out; /* frame bytes taken, to compare with bytes_in */
+	bool gone, overflow, replaced, closed;
+	atomic_uint pinned; /* publishers about to signal cond, unlocked */
+	struct registry_stream *prev, *next; /* in the device's list */
+	UT_hash_handle hh;                   /* in reg->streams, by id */
+};
+
+struct registry {
+	pthread_mutex_t lock;
+	struct registry_limits limits;
+	uint64_t epoch;
+	struct reg_user *users;
+	struct registry_stream *streams;
+	struct reg_device *grace;      /* utlist DL via gprev/gnext */
+	struct registry_msg *retained; /* utlist DL via rprev/rnext */
+	size_t nusers, ndevices, nstreams;
+	size_t bytes; /* frame bytes in all logs */
+	size_t held;  /* untaken messages of devices in grace */
+	uint64_t next_stream;
+	uint64_t last_id; /* the newest event id given */
+	uint64_t published, overflows, forgotten, dropped, resets;
+	uint64_t replaced, evicted, refused;
+	size_t ngrace;              /* devices on reg->grace */
+	uint64_t replayed, expired; /* see struct registry_stats */
+	bool closing;
+};
+
+static inline struct registry_msg *
+registry_msg_ref(struct registry_msg *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	return m;
+}
+
+static inline struct registry_msg *
+device_log_at(const struct reg_device *d, uint64_t seq)
+{
+	return d->ring[(d->head + (size_t)(seq - d->first_seq)) % d->cap];
+}
+
+/* Messages in the log that no stream of the device has taken. */
+static inline size_t
+device_held(const struct reg_device *d)
+{
+	uint64_t from = d->count ? d->first_seq - 1 : d->last_seq;
+
+	if (d->delivered > from)
+		from = d->delivered;
+	return (size_t)(d->last_seq - from);
+}
+
+/* Keep reg->held equal to the untaken messages of devices in grace. */
+static inline void
+device_recount(struct registry *reg, struct reg_device *d)
+{
+	size_t n = d->grace_until != 0 ? device_held(d) : 0;
+
+	reg->held = reg->held - d->held_counted + n;
+	d->held_counted = n;
+}
+
+/*
+ * Whether a stream can still deliver: its client is not known to be gone,
+ * it has not overflowed, no newer stream replaced it, and it has not seen
+ * the registry close.  A stream that cannot may still be linked in (its
+ * thread may be blocked writing to a slow client), but it takes nothing
+ * more, is not listed, and the log does not wait for it.
+ */
+static inline bool
+stream_live(const struct registry_stream *s)
+{
+	return !s->gone && !s->overflow && !s->replaced && !s->closed;
+}
+
+/* Whether a device has a live stream; posts to one that has not are held. */
+static inline bool
+device_live(const struct reg_device *d)
+{
+	const struct registry_stream *s;
+
+	DL_FOREACH(d->streams, s)
+	{
+		if (stream_live(s))
+			return true;
+	}
+	return false;
+}
+
+/* The lowest cursor of d's live streams, or d->delivered when higher. */
+static inline uint64_t
+device_min_cursor(const struct reg_device *d)
+{
+	const struct registry_stream *s;
+	uint64_t min = d->delivered;
+
+	DL_FOREACH(d->streams, s)
+	{
+		if (stream_live(s) && s->cursor < min)
+			min = s->cursor;
+	}
+	return min;
+}
+
+/* Whether d's grace period is over (it is then to be forgotten). */
+static inline bool
+device_expired(const struct reg_device *d, uint64_t now)
+{
+	return d->grace_until != 0 && d->grace_until <= now;
+}
+
+#endif

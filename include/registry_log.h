@@ -1,0 +1,45 @@
+/*
+ * registry_log: a device's message log (see DESIGN in registry.c): the
+ * ring of messages, numbered first_seq .. last_seq; appending, which
+ * gives a message its seq and id; dropping the oldest, and trimming what
+ * no live stream and no retention bound keeps; and where a new stream
+ * starts in it, named as an event id.  All with reg->lock held.
+ * Registry modules only.
+ */
+#ifndef BEEP_REGISTRY_LOG_H
+#define BEEP_REGISTRY_LOG_H
+
+#include <stdint.h>
+
+#include "registry_impl.h"
+
+/*
+ * Append m to d's log with id, the caller's (registry_publish_at()), or 0
+ * for the next registry-wide one; the log takes its own reference.
+ */
+void registry_log_append(struct registry *reg, struct reg_device *d,
+    struct registry_msg *m, uint64_t id);
+/* Drop the oldest message of d's log (off reg->retained too). */
+void registry_log_drop_oldest(struct registry *reg, struct reg_device *d);
+/*
+ * Drop what d's log need not keep any more, now (ms), ending a live
+ * stream that has not taken what goes.
+ */
+void registry_log_trim(
+    struct registry *reg, struct reg_device *d, uint64_t now);
+/*
+ * Where a new stream of d starts (its cursor) and what it must be told
+ * first.  Called before the stream is linked in.
+ */
+uint64_t registry_log_start(struct registry *reg, struct reg_device *d,
+    const struct registry_resume *resume, struct registry_start *start);
+/* The event id that names position cursor of d's log. */
+uint64_t registry_log_position_id(const struct reg_device *d, uint64_t cursor);
+/*
+ * REGISTRY_RESUME_FROM id on a device with no stream whose log does not
+ * cover id: the log restarts empty at id.
+ */
+void registry_log_restart(
+    struct registry *reg, struct reg_device *d, uint64_t id);
+
+#endif

@@ -1,0 +1,148 @@
+/* registry_expire: see registry_expire.h, and DESIGN in registry.c. */
+#include "registry_expire.h"
+
+#include <stdlib.h>
+
+#include "registry_log.h"
+#include "util.h"
+
+/* Devices or messages registry_expire() drops per hold of the lock. */
+#define REGISTRY_SWEEP_SLICE 1024
+
+void
+registry_expire_forget(struct registry *reg, struct reg_device *d)
+{
+	struct reg_user *u = d->user;
+
+	if (d->grace_until != 0) {
+		DL_DELETE2(reg->grace, d, gprev, gnext);
+		reg->ngrace--;
+	}
+	d->grace_until = 0;
+	device_recount(reg, d);
+	reg->dropped += device_held(d);
+	while (d->count > 0)
+		registry_log_drop_oldest(reg, d);
+	HASH_DEL(u->devices, d);
+	reg->ndevices--;
+	free(d->ring);
+	free(d->name);
+	free(d);
+	if (u->devices == NULL) {
+		HASH_DEL(reg->users, u);
+		reg->nusers--;
+		free(u->name);
+		free(u);
+	}
+}
+
+/*
+ * Drop the oldest retained message, of whichever device.  It was
+ * delivered, but a live stream of its device may not have taken it yet
+ * (it lags, or replays): then it stays, unless force says to end those
+ * streams (they overflow: their clients come back with a reset).
+ * Returns whether it dropped it.
+ */
+bool
+registry_expire_drop_retained(struct registry *reg, bool force)
+{
+	struct registry_msg *m = reg->retained;
+	struct registry_stream *s;
+	struct reg_device *d;
+
+	if (m == NULL)
+		return false;
+	d = m->device;
+	/* The head of reg->retained is its log's head: see DESIGN. */
+	if (d->count == 0 || d->ring[d->head] != m)
+		return false;
+	if (m->seq > device_min_cursor(d)) {
+		if (!force)
+			return false;
+		DL_FOREACH(d->streams, s)
+		{
+			if (stream_live(s) && s->cursor < m->seq) {
+				s->overflow = true;
+				reg->overflows++;
+				pthread_cond_signal(&s->cond);
+			}
+		}
+	}
+	registry_log_drop_oldest(reg, d);
+	registry_expire_grace(reg, d, util_now_ms());
+	device_recount(reg, d);
+	return true;
+}
+
+/*
+ * Start d's grace period, if it has not started: when its last stream
+ * ends, or earlier, when its last live stream is found gone or overflowed
+ * while its thread is still busy.
+ */
+void
+registry_expire_grace(struct registry *reg, struct reg_device *d, uint64_t now)
+{
+	if (d->grace_until != 0 || device_live(d))
+		return;
+	d->grace_until = now + reg->limits.grace_ms;
+	/* now was read before the lock: keep the list in expiry order. */
+	if (reg->grace != NULL &&
+	    reg->grace->gprev->grace_until > d->grace_until)
+		d->grace_until = reg->grace->gprev->grace_until;
+	DL_APPEND2(reg->grace, d, gprev, gnext);
+	reg->ngrace++;
+	device_recount(reg, d);
+}
+
+/* d's last stream ended: forget it, or let its grace period run. */
+void
+registry_expire_orphan(struct registry *reg, struct reg_device *d, uint64_t now)
+{
+	registry_expire_grace(reg, d, now);
+	if (reg->limits.grace_ms == 0 || device_expired(d, now)) {
+		reg->forgotten += reg->limits.grace_ms > 0;
+		registry_expire_forget(reg, d);
+		return;
+	}
+	registry_log_trim(reg, d, now);
+}
+
+void
+registry_expire(struct registry *reg, uint64_t now_ms)
+{
+	struct reg_device *d, *next;
+	bool more;
+
+	/* In slices, so that a mass expiry never holds the lock for long. */
+	do {
+		size_t n = 0;
+
+		more = false;
+		pthread_mutex_lock(&reg->lock);
+		/* In expiry order: stop at the first whose grace is not over. */
+		for (d = reg->grace; d != NULL && device_expired(d, now_ms);
+		     d = next) {
+			next = d->gnext;
+			/* One with a stream still ending goes when that ends. */
+			if (d->nstreams > 0)
+				continue;
+			if (n++ == REGISTRY_SWEEP_SLICE) {
+				more = true;
+				break;
+			}
+			reg->forgotten++;
+			registry_expire_forget(reg, d);
+		}
+		/* In delivery order: stop at the first still in its window. */
+		while (!more && reg->retained != NULL &&
+		    reg->retained->t_ms + reg->limits.replay_ms <= now_ms) {
+			if (n++ == REGISTRY_SWEEP_SLICE)
+				more = true;
+			else if (registry_expire_drop_retained(reg, false))
+				reg->expired++;
+			else
+				break;
+		}
+		pthread_mutex_unlock(&reg->lock);
+	} while (more);
+}

@@ -1,0 +1,170 @@
+/* registry_log: see registry_log.h, and DESIGN in registry.c. */
+#include "registry_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void
+registry_log_drop_oldest(struct registry *reg, struct reg_device *d)
+{
+	struct registry_msg *m = d->ring[d->head];
+
+	d->floor_id = m->id;
+	d->bytes -= m->len;
+	reg->bytes -= m->len;
+	if (m->retained) {
+		DL_DELETE2(reg->retained, m, rprev, rnext);
+		m->retained = false;
+	}
+	d->head = (d->head + 1) % d->cap;
+	d->count--;
+	d->first_seq++;
+	registry_msg_unref(m);
+}
+
+/* Drop what the log need not keep any more: see DESIGN in registry.c. */
+void
+registry_log_trim(struct registry *reg, struct reg_device *d, uint64_t now)
+{
+	const struct registry_limits *l = &reg->limits;
+	uint64_t min = device_min_cursor(d);
+	struct registry_stream *s;
+
+	while (d->count > 0) {
+		struct registry_msg *m = d->ring[d->head];
+		bool over =
+		    d->count > l->replay_max || d->bytes > l->replay_bytes;
+
+		/*
+		 * Only a delivered message (seq <= min <= delivered) has a
+		 * t_ms; now was read before the lock, so a newer t_ms is
+		 * possible.
+		 */
+		if (!over && (m->seq > min || m->t_ms + l->replay_ms > now))
+			break;
+		/* Past the retention bound, even what is not yet taken goes. */
+		if (m->seq > d->delivered)
+			reg->dropped++;
+		DL_FOREACH(d->streams, s)
+		{
+			if (stream_live(s) && s->cursor < m->seq) {
+				/* It cannot read what is gone: end it. */
+				s->overflow = true;
+				reg->overflows++;
+				pthread_cond_signal(&s->cond);
+			}
+		}
+		registry_log_drop_oldest(reg, d);
+	}
+	device_recount(reg, d);
+}
+
+/* id: the caller's (registry_publish_at()), or 0 for the next one. */
+void
+registry_log_append(struct registry *reg, struct reg_device *d,
+    struct registry_msg *m, uint64_t id)
+{
+	if (d->count == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 8;
+		struct registry_msg **ring = xmalloc(cap * sizeof(*ring));
+
+		for (size_t i = 0; i < d->count; i++)
+			ring[i] = d->ring[(d->head + i) % d->cap];
+		free(d->ring);
+		d->ring = ring;
+		d->cap = cap;
+		d->head = 0;
+	}
+	m->seq = ++d->last_seq;
+	if (id == 0)
+		id = ++reg->last_id;
+	else if (id > reg->last_id)
+		reg->last_id = id;
+	m->id = d->top_id = id;
+	m->device = d;
+	if (d->count == 0)
+		d->first_seq = m->seq;
+	d->ring[(d->head + d->count) % d->cap] = registry_msg_ref(m);
+	d->count++;
+	d->bytes += m->len;
+	d->bytes_in += m->len;
+	reg->bytes += m->len;
+	device_recount(reg, d);
+}
+
+/*
+ * Where a new stream of d starts and what it must be told first.  Called
+ * before the stream is linked in.
+ */
+uint64_t
+registry_log_start(struct registry *reg, struct reg_device *d,
+    const struct registry_resume *resume, struct registry_start *start)
+{
+	uint64_t lo = d->count ? d->first_seq - 1 : d->last_seq;
+	uint64_t cursor;
+	bool live = device_live(d);
+
+	memset(start, 0, sizeof(*start));
+	/* With no usable id: live only, or what was held while away. */
+	cursor = live ? d->last_seq : (d->delivered > lo ? d->delivered : lo);
+	if ((resume->kind == REGISTRY_RESUME_AT && resume->id <= reg->last_id &&
+	        resume->id >= d->floor_id) ||
+	    (resume->kind == REGISTRY_RESUME_FROM &&
+	        resume->id >= d->floor_id && resume->id <= d->top_id)) {
+		/* Every message after that id is still in the log. */
+		cursor = lo;
+		while (cursor < d->last_seq &&
+		    device_log_at(d, cursor + 1)->id <= resume->id)
+			cursor++;
+		reg->replayed += d->last_seq - cursor;
+		return cursor;
+	}
+	if (resume->kind == REGISTRY_RESUME_AT)
+		start->reason = resume->id > reg->last_id ? "unknown event id"
+		                                          : "event id too old";
+	else if (resume->kind == REGISTRY_RESUME_FROM)
+		start->reason = resume->id > d->top_id ? "unknown event id"
+		                                       : "event id too old";
+	else if (resume->kind == REGISTRY_RESUME_UNKNOWN)
+		start->reason = "unknown event id";
+	else if (!live && d->delivered < lo)
+		start->reason = "messages were dropped while away";
+	if (start->reason != NULL) {
+		start->reset = true;
+		reg->resets++;
+	}
+	return cursor;
+}
+
+/*
+ * The event id that names position cursor of d: resuming after it starts
+ * at cursor again, as long as the log keeps what follows
+ * (registry_log_start()).
+ * The message at cursor when the log holds it; else cursor is just before
+ * the log (or the log is empty), and the floor is the id of the message
+ * at cursor, or an id older than everything in the log.
+ */
+uint64_t
+registry_log_position_id(const struct reg_device *d, uint64_t cursor)
+{
+	if (d->count > 0 && cursor >= d->first_seq)
+		return device_log_at(d, cursor)->id;
+	return d->floor_id;
+}
+
+/*
+ * REGISTRY_RESUME_FROM id on a device with no stream whose log does not
+ * cover id: its caller will supply what follows id, so the log restarts
+ * empty there (what it held is the caller's to resend, not lost).
+ */
+void
+registry_log_restart(struct registry *reg, struct reg_device *d, uint64_t id)
+{
+	while (d->count > 0)
+		registry_log_drop_oldest(reg, d);
+	d->delivered = d->last_seq;
+	d->floor_id = d->top_id = id;
+	device_recount(reg, d);
+}
