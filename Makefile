@@ -39,13 +39,15 @@ SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
 	src/depth.c src/auth.c src/limit.c src/quota.c src/event.c \
 	src/body.c src/sse.c src/registry_log.c src/registry_expire.c \
 	src/registry.c src/api.c src/fcgi_out.c \
-	src/deadline.c src/listener.c src/server.c src/cidr.c src/metrics.c \
+	src/deadline.c src/listener.c src/server.c src/server_stream.c \
+	src/server_params.c src/cidr.c src/metrics.c \
 	src/cluster_lua.c src/cluster_job.c src/cluster_delivery.c \
 	src/cluster_presence.c src/cluster_redis.c src/cluster.c src/turn.c \
 	src/alloc_tune.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT := http route depth body sse registry config api auth limit quota event fcgi_out \
-	deadline listener cidr metrics log fuzz_found cluster turn alloc_tune
+	deadline listener cidr metrics log fuzz_found cluster turn alloc_tune \
+	server_params
 UNIT_BINS := $(UNIT:%=$(BUILD)/tests/test_%)
 BIN := $(BUILD)/beep-signal
 

@@ -1,8 +1,9 @@
 /*
  * server: the FastCGI edge.  Owns the listening socket, the worker
  * threads that accept and serve FastCGI connections with libfcgi, and the
- * watcher thread that notices departed clients.  The only module that
- * includes fcgiapp.h.
+ * watcher thread that notices departed clients; a stream's writer is
+ * server_stream.c, the parameters' mapping server_params.c.  These
+ * server*.c files are the only ones that include fcgiapp.h.
  */
 #ifndef BEEP_SERVER_H
 #define BEEP_SERVER_H

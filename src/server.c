@@ -14,14 +14,15 @@
  * already waiting exits.  So short requests always find a worker, however
  * many streams are open, and threads are not created per request.
  *
- * Streams.  Memory per open stream is what bounds how many one process
- * holds, and a stream lasts long: so once its request is read, a stream
- * keeps none of libfcgi's per-request buffers (stream_out_begin() hands
- * them to the watcher to free), writes its FastCGI records itself
- * (fcgi_out) from short-lived buffers, and gives back the stack pages its
- * worker touched before (server_stack_trim()).  What is left is about two
- * pages of stack (the thread's descriptor and TLS fill most of the first)
- * and the stream's registry entry.
+ * Streams (their writer: server_stream.c).  Memory per open stream is
+ * what bounds how many one process holds, and a stream lasts long: so
+ * once its request is read, a stream keeps none of libfcgi's per-request
+ * buffers (stream_out_begin() hands them to the watcher to free), writes
+ * its FastCGI records itself (fcgi_out) from short-lived buffers, and
+ * gives back the stack pages its worker touched before
+ * (server_stack_trim()).  What is left is about two pages of stack (the
+ * thread's descriptor and TLS fill most of the first) and the stream's
+ * registry entry.
  *
  * Watcher.  One thread waits in epoll for hangups (EPOLLRDHUP, EPOLLHUP)
  * on the connections of open streams, and marks the stream gone with
@@ -62,10 +63,9 @@
  * wakes every stream to send its final retry: field, and waits for
  * requests in progress to finish.
  */
-#include "server.h"
+#include "server_impl.h"
 
 #include <errno.h>
-#include <fcgiapp.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -75,20 +75,17 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "deadline.h"
-#include "fcgi_out.h"
 #include "listener.h"
 #include "log.h"
-#include "metrics.h"
+#include "server_params.h"
 #include "util.h"
 
 #define LOG_MODULE "server"
@@ -122,22 +119,6 @@
 #define SERVER_STOP_SIGNAL_MS 10
 /* How long server_stop() tries before it lets idle workers be. */
 #define SERVER_STOP_SIGNAL_TRIES 50
-/*
- * FastCGI records a keepalive comment is written as.  Caddy 2.6 closes
- * its FastCGI connection on the 4th record it relays after its client
- * left: the 1st reaches the departed client's host, which answers with a
- * reset; the 2nd fails (EPIPE); the 3rd and 4th make the failure reach
- * its copy loop.  Only the 2nd needs the reset to have come back, a round
- * trip later, so 3 records per keepalive get it over within 2 keepalives
- * on any network (on loopback, where the reset is immediate, the 4th is
- * the next keepalive's first).  Clients see the same bytes; the comment
- * (":\n\n") has a byte for each record.
- */
-#define SERVER_KEEPALIVE_RECORDS 3
-/* Parameters server_params() looks up at once. */
-#define SERVER_PARAMS_MAX 16
-/* Stack left below a stream's frame by server_stack_trim(). */
-#define SERVER_STACK_TRIM_SLACK 1024
 /* The watcher's epoll tag for wake_fd (stream ids are never 0). */
 #define SERVER_WAKE_TAG 0
 /* How often the watcher forgets devices whose grace period ended. */
@@ -145,69 +126,6 @@
 /* The fewest and the most futex hash slots server_futex_hash() asks for. */
 #define SERVER_FUTEX_SLOTS_MIN 16
 #define SERVER_FUTEX_SLOTS_MAX (1UL << 16)
-
-struct server {
-	const struct config *config;
-	struct registry *reg;
-	struct api *api;
-	struct listener *listener;
-	int listen_fd; /* listener_fd(listener) */
-	int epoll_fd;
-	pthread_attr_t attr;
-	pthread_mutex_t lock;
-	pthread_cond_t idle_cond; /* signalled when active drops to 0 */
-	size_t workers;           /* threads alive */
-	size_t idle;              /* workers blocked in accept() */
-	size_t active;            /* requests in progress, streams included */
-	size_t max_workers;
-	bool stopping;
-	int wake_fd;                    /* eventfd: garbage for the watcher */
-	struct server_garbage *garbage; /* what streams left to free */
-	struct deadline *deadlines;     /* requests being read; the watcher */
-	int stop_fd;                    /* eventfd, readable once stopping */
-	struct server_conn *idle_list;  /* workers in accept() (idle) */
-	unsigned accept_backoff_ms;     /* 0 unless accept() is failing */
-	unsigned long accept_failures;  /* in a row */
-	uint64_t accept_failing_since;
-	bool accept_logged;     /* this run of failures was logged */
-	uint64_t accept_log_ms; /* when the last run was logged */
-};
-
-/*
- * A worker and the connection it serves.  req comes first and the others
- * reach the rest through it (server_conn_of()), so helpers that take a
- * request need no more arguments.
- */
-struct server_conn {
-	FCGX_Request req;
-	struct server *srv;
-	struct deadline_timer *timer; /* the request's read deadline */
-	bool timed_out;               /* it fired for this request */
-	bool responded;               /* something of a response was written */
-	pthread_t tid;
-	struct server_conn *idle_prev, *idle_next; /* srv->idle_list */
-};
-
-/*
- * What a stream's request leaves behind once the stream has started: its
- * libfcgi streams (buffers) and parameters, and the response's buffers.
- * The watcher frees it (see stream_out_begin()).
- */
-struct server_garbage {
-	struct server_garbage *next;
-	FCGX_Request req;
-	struct buf headers, body;
-};
-
-static struct server_conn *
-server_conn_of(FCGX_Request *req)
-{
-	return (struct server_conn *)(void *)((char *)req -
-	    offsetof(struct server_conn, req));
-}
-
-/* The lowest address of this worker's stack (server_stack_trim()). */
-static __thread uintptr_t server_stack_low;
 
 static void *server_worker(void *arg);
 
@@ -450,54 +368,13 @@ server_param(FCGX_Request *req, const char *name)
 	return FCGX_GetParam(name, req->envp);
 }
 
-struct server_param_want {
-	const char *name;
-	const char **value;
-};
-
-/*
- * Look up n parameters in one pass over the request's (FCGX_GetParam()
- * scans them all for each name: a dozen scans of ~25 per request behind
- * nginx).  The first of several with one name wins, as there.  Values
- * not found are NULL.
- */
-static void
-server_params(FCGX_Request *req, const struct server_param_want *want, size_t n)
-{
-	size_t len[SERVER_PARAMS_MAX], left;
-
-	if (n > SERVER_PARAMS_MAX)
-		n = SERVER_PARAMS_MAX;
-	left = n;
-	for (size_t i = 0; i < n; i++) {
-		*want[i].value = NULL;
-		len[i] = want[i].name != NULL ? strlen(want[i].name) : 0;
-	}
-	for (char **e = req->envp; e != NULL && *e != NULL && left > 0; e++) {
-		const char *eq = strchr(*e, '=');
-		size_t k;
-
-		if (eq == NULL)
-			continue;
-		k = (size_t)(eq - *e);
-		for (size_t i = 0; i < n; i++) {
-			/* No break: two wants may name one parameter. */
-			if (len[i] == k && *want[i].value == NULL && k > 0 &&
-			    memcmp(*e, want[i].name, k) == 0) {
-				*want[i].value = eq + 1;
-				left--;
-			}
-		}
-	}
-}
-
 /*
  * The request has been read (or given up on): disarm its read deadline,
  * noting whether it fired.  Idempotent.  The timer keeps its duplicate of
  * the connection for the next request's deadline (server_serve() cancels
  * it once the connection ends, a stream's start too).
  */
-static void
+void
 server_read_done(FCGX_Request *req)
 {
 	struct server_conn *conn = server_conn_of(req);
@@ -642,287 +519,18 @@ server_write_head(
 	return server_put(req, line, (size_t)n);
 }
 
-/*
- * A stream's output.  Through libfcgi, a stream would hold its request's
- * 8 KiB input and output buffers, 512-byte error buffer and parameters
- * until it ends, though it needs none of them once the request is read.
- * So a stream writes its FastCGI records straight to the connection
- * (fcgi_out), with no buffer of its own, and hands that memory to the
- * watcher to free, not freeing it itself: glibc would keep the small
- * blocks in this thread's cache (tcache), where no other thread can reuse
- * them, for as long as the stream sleeps.
- *
- * The connection stays libfcgi's: FCGX_Finish_r() finds no streams left
- * to close and keeps the connection (nginx's fastcgi_keep_conn) or closes
- * it, as it would have, and closes it after a failed write.
- */
-static int
-stream_out_begin(struct server *srv, struct fcgi_out *out, FCGX_Request *req,
-    struct api_response *resp)
-{
-	struct server_garbage *g = xcalloc(1, sizeof(*g));
-	uint64_t one = 1;
-	char status[64];
-	struct iovec v[4];
-	int n = 0, rc;
-
-	/* Read, whatever path led here: no deadline may cut the stream. */
-	server_read_done(req);
-	server_conn_of(req)->responded = true;
-	fcgi_out_init(out, req->ipcFd, (unsigned)req->requestId);
-	out->timeout_ms = srv->config->write_timeout * 1000;
-	/* The head and the opening comment, in one record. */
-	if (resp->status != HTTP_200) {
-		v[n].iov_base = status;
-		v[n++].iov_len = (size_t)snprintf(status, sizeof(status),
-		    "Status: %d %s\r\n", http_status_code[resp->status],
-		    http_status_text[resp->status]);
-	}
-	v[n].iov_base = resp->headers.data;
-	v[n++].iov_len = resp->headers.len;
-	v[n].iov_base = "\r\n";
-	v[n++].iov_len = 2;
-	buf_reset(&resp->body);
-	api_stream_open(srv->api, &resp->start, &resp->body);
-	v[n].iov_base = resp->body.data;
-	v[n++].iov_len = resp->body.len;
-	rc = fcgi_out_writev(out, v, (size_t)n);
-	if (rc == 0)
-		metrics_stream_write(0, resp->body.len);
-
-	/* in, out, err and the parameters; libfcgi offers no call for this. */
-	g->req = *req;
-	req->in = req->out = req->err = NULL;
-	req->envp = NULL;
-	req->paramsPtr = NULL;
-	g->headers = resp->headers;
-	g->body = resp->body;
-	resp->headers = resp->body = (struct buf){0};
-	pthread_mutex_lock(&srv->lock);
-	g->next = srv->garbage;
-	srv->garbage = g;
-	pthread_mutex_unlock(&srv->lock);
-	if (write(srv->wake_fd, &one, sizeof(one)) < 0)
-		log_warn("eventfd write: %s", strerror(errno));
-	return rc;
-}
-
-/* Write b's bytes and release b; returns 0 or -1. */
-static int
-stream_out_write(struct fcgi_out *out, struct buf *b)
-{
-	int rc = fcgi_out_write(out, b->data, b->len);
-
-	if (rc == 0)
-		metrics_stream_write(0, b->len);
-	buf_free(b);
-	return rc;
-}
-
-/* Write a batch of messages, formatted for this stream, and release it. */
-static int
-stream_out_batch(struct server *srv, struct fcgi_out *out,
-    struct registry_batch *batch, bool envelope)
-{
-	uint64_t published[REGISTRY_BATCH], now;
-	struct buf b = {0};
-	size_t n = batch->n;
-
-	for (size_t i = 0; i < n; i++) {
-		api_stream_message(srv->api, batch->msgs[i], envelope, &b);
-		published[i] = registry_msg_published_us(batch->msgs[i]);
-	}
-	registry_batch_release(batch);
-	if (stream_out_write(out, &b) < 0)
-		return -1;
-	metrics_stream_write(n, 0);
-	now = util_now_us();
-	for (size_t i = 0; i < n; i++)
-		metrics_delivered(now > published[i] ? now - published[i] : 0);
-	return 0;
-}
-
-/* End the response; after a failed write, have libfcgi close the link. */
-static void
-stream_out_end(struct fcgi_out *out, FCGX_Request *req)
-{
-	if (fcgi_out_end(out) < 0)
-		req->keepConnection = 0;
-}
-
-/* Note where this worker's stack ends, for server_stack_trim(). */
-static void
-server_stack_init(void)
-{
-	pthread_attr_t attr;
-	void *addr;
-	size_t size;
-
-	if (pthread_getattr_np(pthread_self(), &attr) != 0)
-		return;
-	if (pthread_attr_getstack(&attr, &addr, &size) == 0)
-		server_stack_low = (uintptr_t)addr;
-	pthread_attr_destroy(&attr);
-}
-
-/*
- * Give back the pages of this worker's stack below the current frame.  A
- * thread keeps every stack page it ever touched, so a worker that once
- * read a POST (a 4 KiB scratch buffer, jansson's recursion) or closed a
- * connection (libfcgi's 1 KiB drain buffer) would hold those pages for the
- * whole life of a stream it serves later.  Pages the stream touches again
- * come back zeroed, on demand.
- */
-static void server_stack_trim(void) __attribute__((noinline));
-
-static void
-server_stack_trim(void)
-{
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t low = server_stack_low, end;
-
-	/* This frame, and madvise()'s below it, stay above end. */
-	end =
-	    ((uintptr_t)__builtin_frame_address(0) - SERVER_STACK_TRIM_SLACK) &
-	    ~(page - 1);
-	if (low == 0 || low % page != 0 || end <= low)
-		return;
-	if (madvise((void *)low, end - low, MADV_DONTNEED) < 0)
-		log_warn("madvise: %s", strerror(errno));
-}
-
-/*
- * Serve an SSE stream until it ends: write resp's head, then events as
- * they come.  The worker's thread sleeps in registry_wait() between
- * writes; the watcher wakes it if the connection hangs up.  Takes resp's
- * stream and buffers; resp->start says what to send first.
- */
-static void
-server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
-{
-	struct registry_stream *s = resp->stream;
-	bool envelope = resp->envelope;
-	uint64_t interval = (uint64_t)srv->config->keepalive * 1000;
-	uint64_t deadline = util_now_ms() + interval;
-	struct epoll_event ev = {
-	    .events = EPOLLRDHUP | EPOLLONESHOT,
-	    .data.u64 = registry_stream_id(s),
-	};
-	struct registry_batch batch;
-	enum registry_wake wake;
-	struct fcgi_out out;
-	struct buf b = {0};
-	struct timeval tv = {0};
-	uint64_t born = util_now_ms();
-	bool watched;
-
-	/*
-	 * A client that stops reading fills the front's buffers, then ours:
-	 * a write may block only so long, then the stream ends (its client
-	 * replays on return) and the device's grace period runs.
-	 */
-	tv.tv_sec = srv->config->write_timeout;
-	setsockopt(req->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (stream_out_begin(srv, &out, req, resp) < 0)
-		goto done;
-	/* No duplicate of the connection held for the stream's life. */
-	deadline_cancel(server_conn_of(req)->timer);
-	server_stack_trim();
-	watched = epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, out.fd, &ev) == 0;
-	if (!watched)
-		log_warn("epoll_ctl: %s: departures are noticed on write only",
-		    strerror(errno));
-	for (;;) {
-		wake = registry_wait(srv->reg, s, deadline, &batch);
-		if (wake == REGISTRY_MESSAGES) {
-			if (stream_out_batch(srv, &out, &batch, envelope) < 0)
-				break;
-			deadline = util_now_ms() + interval;
-		} else if (wake == REGISTRY_TIMEOUT) {
-			int rc;
-
-			api_stream_keepalive(&b);
-			rc = fcgi_out_write_split(
-			    &out, b.data, b.len, SERVER_KEEPALIVE_RECORDS);
-			if (rc == 0)
-				metrics_stream_write(0, b.len);
-			buf_free(&b);
-			if (rc < 0)
-				break;
-			deadline = util_now_ms() + interval;
-		} else if (wake == REGISTRY_CLOSING) {
-			api_stream_close(&b);
-			stream_out_write(&out, &b);
-			break;
-		} else if (wake == REGISTRY_REPLACED) {
-			api_stream_replaced(&b);
-			stream_out_write(&out, &b);
-			break;
-		} else {
-			if (wake == REGISTRY_OVERFLOW)
-				log_warn("stream %llu fell too far behind: "
-				         "closing it",
-				    (unsigned long long)ev.data.u64);
-			break;
-		}
-	}
-	if (watched)
-		epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, out.fd, NULL);
-	if (out.timed_out) {
-		/* The client stopped reading; it replays when it comes back. */
-		log_warn(
-		    "stream %llu: a write took longer than %us: closing it",
-		    (unsigned long long)ev.data.u64,
-		    srv->config->write_timeout);
-		metrics_write_timeout();
-	}
-done:
-	stream_out_end(&out, req);
-	registry_unsubscribe(srv->reg, s);
-	api_stream_end(srv->api, resp);
-	metrics_stream_end(util_now_ms() - born);
-}
-
 static void
 server_handle(struct server *srv, FCGX_Request *req)
 {
 	struct api_request ar = {0};
 	struct api_response resp = {0};
 	struct buf body = {0}, uri = {0};
-	const char *p;
 
-	const char *https = NULL;
 	/*
-	 * The claim is never an HTTP_ parameter: those come from the client,
-	 * and fronts map several spellings of a header name onto one.
+	 * Out of line (server_params.c), so that its lookup table is not in
+	 * this frame, which a stream's thread keeps while it sleeps.
 	 */
-	const struct server_param_want want[] = {
-	    {"REQUEST_METHOD", &ar.method},
-	    {"REQUEST_URI", &ar.uri},
-	    {"CONTENT_TYPE", &ar.content_type},
-	    {"HTTP_ORIGIN", &ar.origin},
-	    {"HTTP_LAST_EVENT_ID", &ar.last_event_id},
-	    {"HTTP_AUTHORIZATION", &ar.authorization},
-	    {"HTTP_COOKIE", &ar.cookie},
-	    {"REMOTE_ADDR", &ar.remote_addr},
-	    {"HTTP_SEC_FETCH_SITE", &ar.sec_fetch_site},
-	    {"HTTP_HOST", &ar.host},
-	    {"HTTPS", &https},
-	    {srv->config->auth_param, &ar.claim},
-	};
-
-	server_params(req, want, sizeof(want) / sizeof(want[0]));
-	ar.https = (p = https) != NULL && strcasecmp(p, "on") == 0;
-	if (ar.uri == NULL) {
-		/* Fronts that send no REQUEST_URI: rebuild it. */
-		const char *sn = server_param(req, "SCRIPT_NAME");
-		const char *pi = server_param(req, "PATH_INFO");
-		const char *qs = server_param(req, "QUERY_STRING");
-
-		buf_printf(&uri, "%s%s%s%s", sn ? sn : "", pi ? pi : "",
-		    qs && *qs ? "?" : "", qs && *qs ? qs : "");
-		ar.uri = uri.data;
-	}
+	server_params_to_request(req->envp, srv->config->auth_param, &ar, &uri);
 	/*
 	 * A POST is authenticated (and routed, allowed, rate-limited) from
 	 * its parameters before its body is read: a refused one's body is

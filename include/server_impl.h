@@ -1,0 +1,102 @@
+/*
+ * server_impl: the state the server modules share (server.c, the worker
+ * pool and request serving, and server_stream.c, a stream's writer); see
+ * the DESIGN comment in server.c.  Included by src/server*.c only: with
+ * libfcgi's fcgiapp.h, it stays out of every other module.
+ */
+#ifndef BEEP_SERVER_IMPL_H
+#define BEEP_SERVER_IMPL_H
+
+#include <fcgiapp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "server.h"
+#include "util.h"
+
+struct server {
+	const struct config *config;
+	struct registry *reg;
+	struct api *api;
+	struct listener *listener;
+	int listen_fd; /* listener_fd(listener) */
+	int epoll_fd;
+	pthread_attr_t attr;
+	pthread_mutex_t lock;
+	pthread_cond_t idle_cond; /* signalled when active drops to 0 */
+	size_t workers;           /* threads alive */
+	size_t idle;              /* workers blocked in accept() */
+	size_t active;            /* requests in progress, streams included */
+	size_t max_workers;
+	bool stopping;
+	int wake_fd;                    /* eventfd: garbage for the watcher */
+	struct server_garbage *garbage; /* what streams left to free */
+	struct deadline *deadlines;     /* requests being read; the watcher */
+	int stop_fd;                    /* eventfd, readable once stopping */
+	struct server_conn *idle_list;  /* workers in accept() (idle) */
+	unsigned accept_backoff_ms;     /* 0 unless accept() is failing */
+	unsigned long accept_failures;  /* in a row */
+	uint64_t accept_failing_since;
+	bool accept_logged;     /* this run of failures was logged */
+	uint64_t accept_log_ms; /* when the last run was logged */
+};
+
+/*
+ * A worker and the connection it serves.  req comes first and the others
+ * reach the rest through it (server_conn_of()), so helpers that take a
+ * request need no more arguments.
+ */
+struct server_conn {
+	FCGX_Request req;
+	struct server *srv;
+	struct deadline_timer *timer; /* the request's read deadline */
+	bool timed_out;               /* it fired for this request */
+	bool responded;               /* something of a response was written */
+	pthread_t tid;
+	struct server_conn *idle_prev, *idle_next; /* srv->idle_list */
+};
+
+/*
+ * What a stream's request leaves behind once the stream has started: its
+ * libfcgi streams (buffers) and parameters, and the response's buffers.
+ * The watcher frees it (see stream_out_begin() in server_stream.c).
+ */
+struct server_garbage {
+	struct server_garbage *next;
+	FCGX_Request req;
+	struct buf headers, body;
+};
+
+static inline struct server_conn *
+server_conn_of(FCGX_Request *req)
+{
+	return (struct server_conn *)(void *)((char *)req -
+	    offsetof(struct server_conn, req));
+}
+
+/*
+ * The request has been read (or given up on): disarm its read deadline,
+ * noting whether it fired.  Idempotent.  (server.c)
+ */
+void server_read_done(FCGX_Request *req);
+
+/*
+ * Note where the calling worker's stack ends, for the trim a stream does
+ * before it starts (server_stream.c).  Call it first thing in a worker.
+ */
+void server_stack_init(void);
+
+/*
+ * Serve an SSE stream until it ends: write resp's head, then events as
+ * they come.  The worker's thread sleeps in registry_wait() between
+ * writes; the watcher wakes it if the connection hangs up.  Takes resp's
+ * stream and buffers; resp->start says what to send first.
+ * (server_stream.c)
+ */
+void server_stream(
+    struct server *srv, FCGX_Request *req, struct api_response *resp);
+
+#endif

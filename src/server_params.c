@@ -1,0 +1,95 @@
+/* server_params: see server_params.h. */
+#include "server_params.h"
+
+#include <fcgiapp.h>
+#include <stddef.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "util.h"
+
+/* Parameters server_params_lookup() looks up at once. */
+#define SERVER_PARAMS_MAX 16
+
+struct server_param_want {
+	const char *name;
+	const char **value;
+};
+
+/*
+ * Look up n parameters in one pass over a request's (FCGX_GetParam()
+ * scans them all for each name: a dozen scans of ~25 per request behind
+ * nginx).  The first of several with one name wins, as there.  Values
+ * not found are NULL.
+ */
+static void
+server_params_lookup(
+    char **envp, const struct server_param_want *want, size_t n)
+{
+	size_t len[SERVER_PARAMS_MAX], left;
+
+	if (n > SERVER_PARAMS_MAX)
+		n = SERVER_PARAMS_MAX;
+	left = n;
+	for (size_t i = 0; i < n; i++) {
+		*want[i].value = NULL;
+		len[i] = want[i].name != NULL ? strlen(want[i].name) : 0;
+	}
+	for (char **e = envp; e != NULL && *e != NULL && left > 0; e++) {
+		const char *eq = strchr(*e, '=');
+		size_t k;
+
+		if (eq == NULL)
+			continue;
+		k = (size_t)(eq - *e);
+		for (size_t i = 0; i < n; i++) {
+			/* No break: two wants may name one parameter. */
+			if (len[i] == k && *want[i].value == NULL && k > 0 &&
+			    memcmp(*e, want[i].name, k) == 0) {
+				*want[i].value = eq + 1;
+				left--;
+			}
+		}
+	}
+}
+
+void
+server_params_to_request(char **envp, const char *claim_param,
+    struct api_request *ar, struct buf *uri)
+{
+	const char *p;
+
+	const char *https = NULL;
+	/*
+	 * The claim is never an HTTP_ parameter: those come from the client,
+	 * and fronts map several spellings of a header name onto one.
+	 */
+	const struct server_param_want want[] = {
+	    {"REQUEST_METHOD", &ar->method},
+	    {"REQUEST_URI", &ar->uri},
+	    {"CONTENT_TYPE", &ar->content_type},
+	    {"HTTP_ORIGIN", &ar->origin},
+	    {"HTTP_LAST_EVENT_ID", &ar->last_event_id},
+	    {"HTTP_AUTHORIZATION", &ar->authorization},
+	    {"HTTP_COOKIE", &ar->cookie},
+	    {"REMOTE_ADDR", &ar->remote_addr},
+	    {"HTTP_SEC_FETCH_SITE", &ar->sec_fetch_site},
+	    {"HTTP_HOST", &ar->host},
+	    {"HTTPS", &https},
+	    {claim_param, &ar->claim},
+	};
+
+	server_params_lookup(envp, want, sizeof(want) / sizeof(want[0]));
+	ar->https = (p = https) != NULL && strcasecmp(p, "on") == 0;
+	if (ar->uri == NULL) {
+		/* Fronts that send no REQUEST_URI: rebuild it. */
+		const char *sn = FCGX_GetParam("SCRIPT_NAME", envp);
+		const char *pi = FCGX_GetParam("PATH_INFO", envp);
+		const char *qs = FCGX_GetParam("QUERY_STRING", envp);
+
+		buf_printf(uri, "%s%s%s%s", sn ? sn : "", pi ? pi : "",
+		    qs && *qs ? "?" : "", qs && *qs ? qs : "");
+		ar->uri = uri->data;
+	}
+}

@@ -1,0 +1,291 @@
+/*
+ * server_stream: a stream's writer, the part of the server a stream's
+ * thread runs once its request is read: the head, then events and
+ * keepalive comments as FastCGI records (fcgi_out) until the stream ends,
+ * within the write timeout.  See the DESIGN comment in server.c (Streams,
+ * Watcher) and server_impl.h.
+ */
+#include "server_impl.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "deadline.h"
+#include "fcgi_out.h"
+#include "log.h"
+#include "metrics.h"
+#include "registry.h"
+#include "util.h"
+
+#define LOG_MODULE "server"
+
+/*
+ * FastCGI records a keepalive comment is written as.  Caddy 2.6 closes
+ * its FastCGI connection on the 4th record it relays after its client
+ * left: the 1st reaches the departed client's host, which answers with a
+ * reset; the 2nd fails (EPIPE); the 3rd and 4th make the failure reach
+ * its copy loop.  Only the 2nd needs the reset to have come back, a round
+ * trip later, so 3 records per keepalive get it over within 2 keepalives
+ * on any network (on loopback, where the reset is immediate, the 4th is
+ * the next keepalive's first).  Clients see the same bytes; the comment
+ * (":\n\n") has a byte for each record.
+ */
+#define SERVER_KEEPALIVE_RECORDS 3
+/* Stack left below a stream's frame by server_stack_trim(). */
+#define SERVER_STACK_TRIM_SLACK 1024
+
+/* The lowest address of this worker's stack (server_stack_trim()). */
+static __thread uintptr_t server_stack_low;
+
+/*
+ * A stream's output.  Through libfcgi, a stream would hold its request's
+ * 8 KiB input and output buffers, 512-byte error buffer and parameters
+ * until it ends, though it needs none of them once the request is read.
+ * So a stream writes its FastCGI records straight to the connection
+ * (fcgi_out), with no buffer of its own, and hands that memory to the
+ * watcher to free, not freeing it itself: glibc would keep the small
+ * blocks in this thread's cache (tcache), where no other thread can reuse
+ * them, for as long as the stream sleeps.
+ *
+ * The connection stays libfcgi's: FCGX_Finish_r() finds no streams left
+ * to close and keeps the connection (nginx's fastcgi_keep_conn) or closes
+ * it, as it would have, and closes it after a failed write.
+ */
+static int
+stream_out_begin(struct server *srv, struct fcgi_out *out, FCGX_Request *req,
+    struct api_response *resp)
+{
+	struct server_garbage *g = xcalloc(1, sizeof(*g));
+	uint64_t one = 1;
+	char status[64];
+	struct iovec v[4];
+	int n = 0, rc;
+
+	/* Read, whatever path led here: no deadline may cut the stream. */
+	server_read_done(req);
+	server_conn_of(req)->responded = true;
+	fcgi_out_init(out, req->ipcFd, (unsigned)req->requestId);
+	out->timeout_ms = srv->config->write_timeout * 1000;
+	/* The head and the opening comment, in one record. */
+	if (resp->status != HTTP_200) {
+		v[n].iov_base = status;
+		v[n++].iov_len = (size_t)snprintf(status, sizeof(status),
+		    "Status: %d %s\r\n", http_status_code[resp->status],
+		    http_status_text[resp->status]);
+	}
+	v[n].iov_base = resp->headers.data;
+	v[n++].iov_len = resp->headers.len;
+	v[n].iov_base = "\r\n";
+	v[n++].iov_len = 2;
+	buf_reset(&resp->body);
+	api_stream_open(srv->api, &resp->start, &resp->body);
+	v[n].iov_base = resp->body.data;
+	v[n++].iov_len = resp->body.len;
+	rc = fcgi_out_writev(out, v, (size_t)n);
+	if (rc == 0)
+		metrics_stream_write(0, resp->body.len);
+
+	/* in, out, err and the parameters; libfcgi offers no call for this. */
+	g->req = *req;
+	req->in = req->out = req->err = NULL;
+	req->envp = NULL;
+	req->paramsPtr = NULL;
+	g->headers = resp->headers;
+	g->body = resp->body;
+	resp->headers = resp->body = (struct buf){0};
+	pthread_mutex_lock(&srv->lock);
+	g->next = srv->garbage;
+	srv->garbage = g;
+	pthread_mutex_unlock(&srv->lock);
+	if (write(srv->wake_fd, &one, sizeof(one)) < 0)
+		log_warn("eventfd write: %s", strerror(errno));
+	return rc;
+}
+
+/* Write b's bytes and release b; returns 0 or -1. */
+static int
+stream_out_write(struct fcgi_out *out, struct buf *b)
+{
+	int rc = fcgi_out_write(out, b->data, b->len);
+
+	if (rc == 0)
+		metrics_stream_write(0, b->len);
+	buf_free(b);
+	return rc;
+}
+
+/* Write a batch of messages, formatted for this stream, and release it. */
+static int
+stream_out_batch(struct server *srv, struct fcgi_out *out,
+    struct registry_batch *batch, bool envelope)
+{
+	uint64_t published[REGISTRY_BATCH], now;
+	struct buf b = {0};
+	size_t n = batch->n;
+
+	for (size_t i = 0; i < n; i++) {
+		api_stream_message(srv->api, batch->msgs[i], envelope, &b);
+		published[i] = registry_msg_published_us(batch->msgs[i]);
+	}
+	registry_batch_release(batch);
+	if (stream_out_write(out, &b) < 0)
+		return -1;
+	metrics_stream_write(n, 0);
+	now = util_now_us();
+	for (size_t i = 0; i < n; i++)
+		metrics_delivered(now > published[i] ? now - published[i] : 0);
+	return 0;
+}
+
+/* End the response; after a failed write, have libfcgi close the link. */
+static void
+stream_out_end(struct fcgi_out *out, FCGX_Request *req)
+{
+	if (fcgi_out_end(out) < 0)
+		req->keepConnection = 0;
+}
+
+/* Note where this worker's stack ends, for server_stack_trim(). */
+void
+server_stack_init(void)
+{
+	pthread_attr_t attr;
+	void *addr;
+	size_t size;
+
+	if (pthread_getattr_np(pthread_self(), &attr) != 0)
+		return;
+	if (pthread_attr_getstack(&attr, &addr, &size) == 0)
+		server_stack_low = (uintptr_t)addr;
+	pthread_attr_destroy(&attr);
+}
+
+/*
+ * Give back the pages of this worker's stack below the current frame.  A
+ * thread keeps every stack page it ever touched, so a worker that once
+ * read a POST (a 4 KiB scratch buffer, jansson's recursion) or closed a
+ * connection (libfcgi's 1 KiB drain buffer) would hold those pages for the
+ * whole life of a stream it serves later.  Pages the stream touches again
+ * come back zeroed, on demand.
+ */
+static void server_stack_trim(void) __attribute__((noinline));
+
+static void
+server_stack_trim(void)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t low = server_stack_low, end;
+
+	/* This frame, and madvise()'s below it, stay above end. */
+	end =
+	    ((uintptr_t)__builtin_frame_address(0) - SERVER_STACK_TRIM_SLACK) &
+	    ~(page - 1);
+	if (low == 0 || low % page != 0 || end <= low)
+		return;
+	if (madvise((void *)low, end - low, MADV_DONTNEED) < 0)
+		log_warn("madvise: %s", strerror(errno));
+}
+
+/*
+ * Serve an SSE stream until it ends: write resp's head, then events as
+ * they come.  The worker's thread sleeps in registry_wait() between
+ * writes; the watcher wakes it if the connection hangs up.  Takes resp's
+ * stream and buffers; resp->start says what to send first.
+ */
+void
+server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
+{
+	struct registry_stream *s = resp->stream;
+	bool envelope = resp->envelope;
+	uint64_t interval = (uint64_t)srv->config->keepalive * 1000;
+	uint64_t deadline = util_now_ms() + interval;
+	struct epoll_event ev = {
+	    .events = EPOLLRDHUP | EPOLLONESHOT,
+	    .data.u64 = registry_stream_id(s),
+	};
+	struct registry_batch batch;
+	enum registry_wake wake;
+	struct fcgi_out out;
+	struct buf b = {0};
+	struct timeval tv = {0};
+	uint64_t born = util_now_ms();
+	bool watched;
+
+	/*
+	 * A client that stops reading fills the front's buffers, then ours:
+	 * a write may block only so long, then the stream ends (its client
+	 * replays on return) and the device's grace period runs.
+	 */
+	tv.tv_sec = srv->config->write_timeout;
+	setsockopt(req->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (stream_out_begin(srv, &out, req, resp) < 0)
+		goto done;
+	/* No duplicate of the connection held for the stream's life. */
+	deadline_cancel(server_conn_of(req)->timer);
+	server_stack_trim();
+	watched = epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, out.fd, &ev) == 0;
+	if (!watched)
+		log_warn("epoll_ctl: %s: departures are noticed on write only",
+		    strerror(errno));
+	for (;;) {
+		wake = registry_wait(srv->reg, s, deadline, &batch);
+		if (wake == REGISTRY_MESSAGES) {
+			if (stream_out_batch(srv, &out, &batch, envelope) < 0)
+				break;
+			deadline = util_now_ms() + interval;
+		} else if (wake == REGISTRY_TIMEOUT) {
+			int rc;
+
+			api_stream_keepalive(&b);
+			rc = fcgi_out_write_split(
+			    &out, b.data, b.len, SERVER_KEEPALIVE_RECORDS);
+			if (rc == 0)
+				metrics_stream_write(0, b.len);
+			buf_free(&b);
+			if (rc < 0)
+				break;
+			deadline = util_now_ms() + interval;
+		} else if (wake == REGISTRY_CLOSING) {
+			api_stream_close(&b);
+			stream_out_write(&out, &b);
+			break;
+		} else if (wake == REGISTRY_REPLACED) {
+			api_stream_replaced(&b);
+			stream_out_write(&out, &b);
+			break;
+		} else {
+			if (wake == REGISTRY_OVERFLOW)
+				log_warn("stream %llu fell too far behind: "
+				         "closing it",
+				    (unsigned long long)ev.data.u64);
+			break;
+		}
+	}
+	if (watched)
+		epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, out.fd, NULL);
+	if (out.timed_out) {
+		/* The client stopped reading; it replays when it comes back. */
+		log_warn(
+		    "stream %llu: a write took longer than %us: closing it",
+		    (unsigned long long)ev.data.u64,
+		    srv->config->write_timeout);
+		metrics_write_timeout();
+	}
+done:
+	stream_out_end(&out, req);
+	registry_unsubscribe(srv->reg, s);
+	api_stream_end(srv->api, resp);
+	metrics_stream_end(util_now_ms() - born);
+}

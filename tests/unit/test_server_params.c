@@ -1,0 +1,126 @@
+/*
+ * Unit tests for server_params: FastCGI parameters ("name=value", as
+ * libfcgi keeps them) mapped onto an api_request.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api.h"
+#include "server_params.h"
+#include "util.h"
+
+/* Every field from its parameter; the claim from the configured name. */
+static void
+test_server_params_fields(void **state)
+{
+	char *envp[] = {"REQUEST_METHOD=POST",
+	    "REQUEST_URI=/user/a/device/b?x=1", "CONTENT_TYPE=application/json",
+	    "HTTP_ORIGIN=https://a.example", "HTTP_LAST_EVENT_ID=42",
+	    "HTTP_AUTHORIZATION=Bearer t", "HTTP_COOKIE=c=1",
+	    "REMOTE_ADDR=192.0.2.1", "HTTP_SEC_FETCH_SITE=same-origin",
+	    "HTTP_HOST=a.example", "HTTPS=On", "HTTP_X_USER_CLAIM=client",
+	    "BEEP_USER=alice", "SCRIPT_NAME=/ignored", NULL};
+	struct api_request ar = {0};
+	struct buf uri = {0};
+
+	(void)state;
+	server_params_to_request(envp, "BEEP_USER", &ar, &uri);
+	assert_string_equal(ar.method, "POST");
+	assert_string_equal(ar.uri, "/user/a/device/b?x=1");
+	assert_string_equal(ar.content_type, "application/json");
+	assert_string_equal(ar.origin, "https://a.example");
+	assert_string_equal(ar.last_event_id, "42");
+	assert_string_equal(ar.authorization, "Bearer t");
+	assert_string_equal(ar.cookie, "c=1");
+	assert_string_equal(ar.remote_addr, "192.0.2.1");
+	assert_string_equal(ar.sec_fetch_site, "same-origin");
+	assert_string_equal(ar.host, "a.example");
+	assert_true(ar.https); /* "on" in any case */
+	assert_string_equal(ar.claim, "alice");
+	assert_null(uri.data); /* REQUEST_URI given: nothing rebuilt */
+	buf_free(&uri);
+}
+
+/*
+ * Missing parameters are NULL, https false; the first of two with one
+ * name wins; a name that only starts like a wanted one, or a value with
+ * '=' in it, is not confused; no claim parameter configured: no claim.
+ */
+static void
+test_server_params_missing_and_first(void **state)
+{
+	char *envp[] = {"REQUEST_METHODX=PUT", "REQUEST_METHOD=GET",
+	    "REQUEST_METHOD=DELETE", "REQUEST_URI=/a=b", "HTTPS=off",
+	    "NOEQUALS", "=empty-name", NULL};
+	struct api_request ar = {0};
+	struct buf uri = {0};
+
+	(void)state;
+	server_params_to_request(envp, NULL, &ar, &uri);
+	assert_string_equal(ar.method, "GET");
+	assert_string_equal(ar.uri, "/a=b");
+	assert_false(ar.https);
+	assert_null(ar.content_type);
+	assert_null(ar.origin);
+	assert_null(ar.remote_addr);
+	assert_null(ar.claim);
+	buf_free(&uri);
+
+	memset(&ar, 0, sizeof(ar));
+	server_params_to_request(NULL, "BEEP_USER", &ar, &uri);
+	assert_null(ar.method);
+	assert_false(ar.https);
+	assert_null(ar.claim);
+	assert_string_equal(ar.uri, ""); /* rebuilt from nothing */
+	buf_free(&uri);
+}
+
+/* Fronts that send no REQUEST_URI: SCRIPT_NAME + PATH_INFO [? QUERY]. */
+static void
+test_server_params_rebuilt_uri(void **state)
+{
+	static const struct {
+		char *sn, *pi, *qs;
+		const char *want;
+	} cases[] = {
+	    {"SCRIPT_NAME=/subscribe", "PATH_INFO=/u/device/d",
+	        "QUERY_STRING=a=1", "/subscribe/u/device/d?a=1"},
+	    {"SCRIPT_NAME=/healthz", "PATH_INFO=", "QUERY_STRING=", "/healthz"},
+	    {"SCRIPT_NAME=", "PATH_INFO=/p", "QUERY_STRING=q", "/p?q"},
+	    {"X=1", "Y=2", "Z=3", ""},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *envp[] = {cases[i].sn, cases[i].pi, cases[i].qs, NULL};
+		struct api_request ar = {0};
+		struct buf uri = {0};
+
+		server_params_to_request(envp, "BEEP_USER", &ar, &uri);
+		assert_non_null(ar.uri);
+		if (strcmp(ar.uri, cases[i].want) != 0)
+			fail_msg("case %zu: '%s', want '%s'", i, ar.uri,
+			    cases[i].want);
+		assert_ptr_equal(ar.uri, uri.data);
+		buf_free(&uri);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_server_params_fields),
+	    cmocka_unit_test(test_server_params_missing_and_first),
+	    cmocka_unit_test(test_server_params_rebuilt_uri),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
