@@ -1,9 +1,9 @@
 /*
  * FastCGI parameter handling: arbitrary bytes decoded as FCGI_PARAMS
  * name-value pairs (FastCGI 1.0, section 3.4), looked up as libfcgi's
- * FCGX_GetParam() does, mapped onto an api_request as server_handle()
- * maps them, and handled by api_handle() against a real registry in open
- * mode, on the production worker stack.  Streams a request opens stay
+ * FCGX_GetParam() does, mapped onto an api_request by the server's own
+ * server_params_to_request(), and handled by api_handle() against a real
+ * registry, on the production worker stack.  Streams a request opens stay
  * open for the rest of the input, so later requests post to them; each
  * stream's output is parsed as a browser would.
  *
@@ -18,10 +18,10 @@
  * for 4xx and 5xx); every stream parses as SSE with one event per message.
  */
 #include <jansson.h>
-#include <strings.h>
 
 #include "api.h"
 #include "fuzz.h"
+#include "server_params.h"
 #include "sse_parser.h"
 #include "token.h"
 
@@ -77,9 +77,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* libfcgi keeps each parameter as one "name=value" string. */
+/* libfcgi keeps each parameter as one "name=value" string, NULL-ended. */
 struct params {
-	char *kv[MAX_PARAMS];
+	char *kv[MAX_PARAMS + 1];
 	size_t n;
 };
 
@@ -121,6 +121,7 @@ static bool
 params_decode(struct params *ps, const uint8_t *p, size_t len, bool tokens_on)
 {
 	ps->n = 0;
+	ps->kv[0] = NULL;
 	while (len > 0) {
 		size_t nlen, vlen;
 		struct buf kv = {0};
@@ -134,6 +135,7 @@ params_decode(struct params *ps, const uint8_t *p, size_t len, bool tokens_on)
 		buf_append(&kv, "=", 1);
 		append_value(&kv, p + nlen, vlen, tokens_on);
 		ps->kv[ps->n++] = kv.data;
+		ps->kv[ps->n] = NULL;
 		p += nlen + vlen, len -= nlen + vlen;
 	}
 	return true;
@@ -157,6 +159,7 @@ params_clear(struct params *ps)
 	for (size_t i = 0; i < ps->n; i++)
 		free(ps->kv[i]);
 	ps->n = 0;
+	ps->kv[0] = NULL;
 }
 
 struct open {
@@ -251,19 +254,15 @@ close_stream(struct api *api, struct registry *reg, struct open *o, size_t i)
 
 static void
 handle(const struct config *conf, struct api *api, struct registry *reg,
-    struct open *o, const struct params *ps, const char *body, size_t body_len)
+    struct open *o, struct params *ps, const char *body, size_t body_len)
 {
 	struct api_request ar = {0};
 	struct api_response resp = {0};
 	struct buf uri = {0}, last_id = {0};
 	const char *cl;
 
-	/* As server_handle() reads them. */
-	ar.method = param(ps, "REQUEST_METHOD");
-	ar.uri = param(ps, "REQUEST_URI");
-	ar.content_type = param(ps, "CONTENT_TYPE");
-	ar.origin = param(ps, "HTTP_ORIGIN");
-	ar.last_event_id = param(ps, "HTTP_LAST_EVENT_ID");
+	/* As server_handle() reads them: the server's own mapping. */
+	server_params_to_request(ps->kv, conf->auth_param, &ar, &uri);
 	/*
 	 * Ids start with the registry's epoch, which the fuzzer cannot
 	 * guess: a leading '@' stands for it, so resuming is reached.
@@ -273,23 +272,6 @@ handle(const struct config *conf, struct api *api, struct registry *reg,
 		    (unsigned long long)registry_epoch(reg),
 		    ar.last_event_id + 1);
 		ar.last_event_id = last_id.data;
-	}
-	ar.authorization = param(ps, "HTTP_AUTHORIZATION");
-	ar.cookie = param(ps, "HTTP_COOKIE");
-	ar.remote_addr = param(ps, "REMOTE_ADDR");
-	ar.sec_fetch_site = param(ps, "HTTP_SEC_FETCH_SITE");
-	ar.host = param(ps, "HTTP_HOST");
-	ar.https =
-	    (cl = param(ps, "HTTPS")) != NULL && strcasecmp(cl, "on") == 0;
-	ar.claim = param(ps, conf->auth_param);
-	if (ar.uri == NULL) {
-		const char *sn = param(ps, "SCRIPT_NAME");
-		const char *pi = param(ps, "PATH_INFO");
-		const char *qs = param(ps, "QUERY_STRING");
-
-		buf_printf(&uri, "%s%s%s%s", sn ? sn : "", pi ? pi : "",
-		    qs && *qs ? "?" : "", qs && *qs ? qs : "");
-		ar.uri = uri.data;
 	}
 	/* A POST's body is read only when the checks before it pass. */
 	if (ar.method != NULL && strcmp(ar.method, "POST") == 0 &&
