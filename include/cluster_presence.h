@@ -13,6 +13,8 @@
 /* The entry of (user, device), or NULL. */
 struct cluster_entry *cluster_presence_find(
     struct cluster *cl, const char *user, const char *device);
+/* Take e out of the table and free it, whatever refers to it. */
+void cluster_presence_free(struct cluster *cl, struct cluster_entry *e);
 /* Free e when nothing refers to it any more. */
 void cluster_presence_maybe_free(struct cluster *cl, struct cluster_entry *e);
 /*

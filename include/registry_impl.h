@@ -168,6 +168,25 @@ device_min_cursor(const struct reg_device *d)
 	return min;
 }
 
+/*
+ * Before d's message seq is dropped: end each live stream of d that has
+ * not read it yet (it cannot read what is gone, and resumes by replay).
+ */
+static inline void
+device_overflow_behind(struct registry *reg, struct reg_device *d, uint64_t seq)
+{
+	struct registry_stream *s;
+
+	DL_FOREACH(d->streams, s)
+	{
+		if (stream_live(s) && s->cursor < seq) {
+			s->overflow = true;
+			reg->overflows++;
+			pthread_cond_signal(&s->cond);
+		}
+	}
+}
+
 /* Whether d's grace period is over (it is then to be forgotten). */
 static inline bool
 device_expired(const struct reg_device *d, uint64_t now)

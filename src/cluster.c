@@ -224,12 +224,7 @@ cluster_free(struct cluster *cl)
 	pthread_join(cl->sub_thread, NULL);
 	HASH_ITER(hh, cl->entries, e, tmp)
 	{
-		HASH_DEL(cl->entries, e);
-		cluster_delivery_drop_waiting(e);
-		free(e->key);
-		free(e->user);
-		free(e->device);
-		free(e);
+		cluster_presence_free(cl, e);
 	}
 	pthread_cond_destroy(&cl->wake);
 	pthread_cond_destroy(&cl->done);

@@ -23,18 +23,24 @@ cluster_presence_find(struct cluster *cl, const char *user, const char *device)
 	return e;
 }
 
-/* Free e when nothing refers to it any more; with cl->lock held. */
 void
-cluster_presence_maybe_free(struct cluster *cl, struct cluster_entry *e)
+cluster_presence_free(struct cluster *cl, struct cluster_entry *e)
 {
-	if (e->streams > 0 || e->jobs > 0 || e->registered || e->gate)
-		return;
 	HASH_DEL(cl->entries, e);
 	cluster_delivery_drop_waiting(e);
 	free(e->key);
 	free(e->user);
 	free(e->device);
 	free(e);
+}
+
+/* Free e when nothing refers to it any more; with cl->lock held. */
+void
+cluster_presence_maybe_free(struct cluster *cl, struct cluster_entry *e)
+{
+	if (e->streams > 0 || e->jobs > 0 || e->registered || e->gate)
+		return;
+	cluster_presence_free(cl, e);
 }
 
 /* A SUB job for e, after id ("": none), with cl->lock held. */

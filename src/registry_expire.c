@@ -47,7 +47,6 @@ bool
 registry_expire_drop_retained(struct registry *reg, bool force)
 {
 	struct registry_msg *m = reg->retained;
-	struct registry_stream *s;
 	struct reg_device *d;
 
 	if (m == NULL)
@@ -59,14 +58,7 @@ registry_expire_drop_retained(struct registry *reg, bool force)
 	if (m->seq > device_min_cursor(d)) {
 		if (!force)
 			return false;
-		DL_FOREACH(d->streams, s)
-		{
-			if (stream_live(s) && s->cursor < m->seq) {
-				s->overflow = true;
-				reg->overflows++;
-				pthread_cond_signal(&s->cond);
-			}
-		}
+		device_overflow_behind(reg, d, m->seq);
 	}
 	registry_log_drop_oldest(reg, d);
 	registry_expire_grace(reg, d, util_now_ms());

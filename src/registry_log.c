@@ -30,7 +30,6 @@ registry_log_trim(struct registry *reg, struct reg_device *d, uint64_t now)
 {
 	const struct registry_limits *l = &reg->limits;
 	uint64_t min = device_min_cursor(d);
-	struct registry_stream *s;
 
 	while (d->count > 0) {
 		struct registry_msg *m = d->ring[d->head];
@@ -47,15 +46,7 @@ registry_log_trim(struct registry *reg, struct reg_device *d, uint64_t now)
 		/* Past the retention bound, even what is not yet taken goes. */
 		if (m->seq > d->delivered)
 			reg->dropped++;
-		DL_FOREACH(d->streams, s)
-		{
-			if (stream_live(s) && s->cursor < m->seq) {
-				/* It cannot read what is gone: end it. */
-				s->overflow = true;
-				reg->overflows++;
-				pthread_cond_signal(&s->cond);
-			}
-		}
+		device_overflow_behind(reg, d, m->seq);
 		registry_log_drop_oldest(reg, d);
 	}
 	device_recount(reg, d);
