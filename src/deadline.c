@@ -140,6 +140,20 @@ deadline_remove(struct deadline *d, struct deadline_timer *t)
 	}
 }
 
+/* Put t in the heap, armed for when_ms; with d->lock held. */
+static void
+deadline_push(struct deadline *d, struct deadline_timer *t, uint64_t when_ms)
+{
+	if (d->n == d->cap) {
+		d->cap = d->cap ? 2 * d->cap : DEADLINE_HEAP_MIN;
+		d->heap = xrealloc(d->heap, d->cap * sizeof(*d->heap));
+	}
+	t->when = when_ms;
+	t->state = DEADLINE_ARMED;
+	deadline_place(d, d->n++, t);
+	deadline_fix(d, t->index);
+}
+
 int
 deadline_arm(struct deadline_timer *t, int fd, uint64_t when_ms)
 {
@@ -151,15 +165,8 @@ deadline_arm(struct deadline_timer *t, int fd, uint64_t when_ms)
 	if (dup_fd < 0)
 		return -1;
 	pthread_mutex_lock(&d->lock);
-	if (d->n == d->cap) {
-		d->cap = d->cap ? 2 * d->cap : DEADLINE_HEAP_MIN;
-		d->heap = xrealloc(d->heap, d->cap * sizeof(*d->heap));
-	}
 	t->fd = dup_fd;
-	t->when = when_ms;
-	t->state = DEADLINE_ARMED;
-	deadline_place(d, d->n++, t);
-	deadline_fix(d, t->index);
+	deadline_push(d, t, when_ms);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
@@ -174,14 +181,7 @@ deadline_rearm(struct deadline_timer *t, uint64_t when_ms)
 		pthread_mutex_unlock(&d->lock);
 		return -1;
 	}
-	if (d->n == d->cap) {
-		d->cap = d->cap ? 2 * d->cap : DEADLINE_HEAP_MIN;
-		d->heap = xrealloc(d->heap, d->cap * sizeof(*d->heap));
-	}
-	t->when = when_ms;
-	t->state = DEADLINE_ARMED;
-	deadline_place(d, d->n++, t);
-	deadline_fix(d, t->index);
+	deadline_push(d, t, when_ms);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }

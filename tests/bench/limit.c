@@ -218,6 +218,21 @@ answer(struct conn *c, const char *text, size_t n)
 	c->params.len = c->body.len = 0;
 }
 
+/* A FastCGI name-value pair's length (1 or 4 bytes); advances *p. */
+static size_t
+param_len(const unsigned char **p)
+{
+	const unsigned char *q = *p;
+
+	if (*q >> 7) {
+		*p += 4;
+		return ((size_t)(q[0] & 0x7f) << 24) | ((size_t)q[1] << 16) |
+		    ((size_t)q[2] << 8) | q[3];
+	}
+	*p += 1;
+	return *q;
+}
+
 /* Finds param name in c->params; returns its value's length or -1. */
 static long
 param(struct conn *c, const char *name, const char **value)
@@ -229,20 +244,8 @@ param(struct conn *c, const char *name, const char **value)
 	while (p < e) {
 		size_t nl, vl;
 
-		if (*p >> 7) {
-			nl = ((size_t)(p[0] & 0x7f) << 24) |
-			    ((size_t)p[1] << 16) | ((size_t)p[2] << 8) | p[3];
-			p += 4;
-		} else {
-			nl = *p++;
-		}
-		if (*p >> 7) {
-			vl = ((size_t)(p[0] & 0x7f) << 24) |
-			    ((size_t)p[1] << 16) | ((size_t)p[2] << 8) | p[3];
-			p += 4;
-		} else {
-			vl = *p++;
-		}
+		nl = param_len(&p);
+		vl = param_len(&p);
 		if (nl == want && memcmp(p, name, nl) == 0) {
 			*value = (const char *)p + nl;
 			return (long)vl;
