@@ -166,9 +166,18 @@ struct registry *
 registry_new(const struct registry_limits *limits)
 {
 	struct registry *reg = xcalloc(1, sizeof(*reg));
+	pthread_mutexattr_t attr;
 	struct timespec ts;
 
-	pthread_mutex_init(&reg->lock, NULL);
+	/*
+	 * Adaptive: a thread that finds the lock taken spins a little
+	 * before it sleeps, since it is held only for table updates and
+	 * pointer copies (LOCKING above).
+	 */
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&reg->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
 	reg->limits = *limits;
 	if (reg->limits.queue_messages == 0)
 		reg->limits.queue_messages = SIZE_MAX / 2;

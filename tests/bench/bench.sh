@@ -22,7 +22,9 @@
 #   LOADGEN           load generator (build/loadgen)
 #   LIMIT_BIN         the limit systems' backend (build/bench-limit)
 #   BENCH_BEEP_BIN_B  another backend binary for systems caddy-b and
-#                     nginx-b: a before/after in one run
+#                     nginx-b: a before/after in one run (BEEP_BIN)
+#   BENCH_NGINX_CONF_B  the server block system nginx-b runs
+#                     (BENCH_NGINX_CONF): a configuration's before/after
 #   BENCH_SYSTEMS     subset of "caddy caddy-limit nginx nginx-limit nchan
 #                     cluster3" (cluster3: three nodes joined by a
 #                     redis-server; subscribers on node A through its Caddy,
@@ -69,6 +71,8 @@ REPEAT=${BENCH_REPEAT:-3}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
 CADDYFILE=${BENCH_CADDYFILE:-$ROOT/Caddyfile}
 NGINX_CONF=${BENCH_NGINX_CONF:-$ROOT/conf/nginx.conf}
+NGINX_CONF_B=${BENCH_NGINX_CONF_B:-$NGINX_CONF}
+BEEP_BIN_B=${BENCH_BEEP_BIN_B:-$BEEP_BIN}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 # The backends (ours and the limit responder) on these CPUs only.
@@ -260,19 +264,20 @@ start_nginx() {
 # The nginx worker pids (what serves connections), comma-separated.
 nginx_workers() { pgrep -d, -P "$FRONT_PID" -f 'worker process'; }
 
-# conf/nginx.conf on our port and socket: the port in every `listen`, the
-# socket path in `server unix:`.
+# conf/nginx.conf (or server block $1) on our port and socket: the port in
+# every `listen`, the socket path in `server unix:`.
 beep_nginx_conf() {
+	local conf=${1:-$NGINX_CONF}
 	sed -e "s#^\([[:space:]]*\)listen[[:space:]]\{1,\}1837;#\1listen 127.0.0.1:$PORT;#" \
 	    -e "/^[[:space:]]*listen[[:space:]]\{1,\}\[::\]/d" \
 	    -e "s#unix:/run/beep-signal/beep.sock#unix:$RUN/beep.sock#" \
-	    "$NGINX_CONF" >"$RUN/beep-nginx.conf"
+	    "$conf" >"$RUN/beep-nginx.conf"
 	if [ -n "${BENCH_NGINX_KEEPALIVE:-}" ]; then
 		sed -i "s#^\([[:space:]]*\)keepalive [0-9]*;#\1keepalive $BENCH_NGINX_KEEPALIVE;#" \
 		    "$RUN/beep-nginx.conf"
 	fi
 	grep -q "listen 127.0.0.1:$PORT;" "$RUN/beep-nginx.conf" ||
-	    die "$NGINX_CONF: no 'listen 1837;' line to rewrite"
+	    die "$conf: no 'listen 1837;' line to rewrite"
 }
 
 # Three nodes and a redis-server: node A (beep.sock, its Caddy on PORT)
@@ -328,13 +333,13 @@ start_system() {
 		STYLE=beep
 		;;
 	caddy-b)
-		start_backend "$BENCH_BEEP_BIN_B" && start_caddy || return 1
+		start_backend "$BEEP_BIN_B" && start_caddy || return 1
 		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
 		STYLE=beep
 		;;
 	nginx-b)
-		beep_nginx_conf
-		start_backend "$BENCH_BEEP_BIN_B" &&
+		beep_nginx_conf "$NGINX_CONF_B"
+		start_backend "$BEEP_BIN_B" &&
 		    start_nginx "$RUN/beep-nginx.conf" "" || return 1
 		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
 		STYLE=beep

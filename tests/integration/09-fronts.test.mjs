@@ -16,6 +16,7 @@
 // test dependencies: `make test-deps` (scripts/deps.sh test) installs them.
 //
 // Environment: BEEP_BIN (backend binary), BEEP_TEST_DEBUG=1 (echo the logs).
+import fs from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -103,6 +104,59 @@ test('nginx (conf/nginx.conf) -> beep-signal --listen unix:', T, async (t) => {
 	await rig.startListen();
 	await rig.startNginx();
 	await smoke(t, rig);
+});
+
+// conf/nginx.conf passes the backend only the parameters it reads (no
+// `include fastcgi_params`, no request headers wholesale): every one that
+// src/server_params.c looks up must be there, and the headers must reach the
+// backend through nginx (Last-Event-ID resumes, Origin is answered).
+test('conf/nginx*.conf pass every parameter the backend reads', T,
+    async (t) => {
+	const src = fs.readFileSync(new URL('../../src/server_params.c',
+	    import.meta.url), 'utf8');
+	const read = [...src.matchAll(/\{"([A-Z_]+)", &/g)].map((m) => m[1])
+	    .concat('CONTENT_LENGTH');
+	assert.ok(read.length >= 10, `parameters found in server_params.c: ${read}`);
+	for (const file of ['nginx.conf', 'nginx-cluster.conf']) {
+		const conf = fs.readFileSync(new URL(`../../conf/${file}`,
+		    import.meta.url), 'utf8');
+		const passed = new Set([...conf.matchAll(
+		    /^\s*fastcgi_param\s+([A-Z_]+)\s/gm)].map((m) => m[1]));
+		for (const name of read)
+			assert.ok(passed.has(name), `conf/${file} passes ${name}`);
+		assert.match(conf, /^\s*fastcgi_pass_request_headers off;/m);
+		assert.doesNotMatch(conf, /include fastcgi_params/);
+	}
+
+	const rig = new FrontRig(t, 'nginx-params',
+	    { env: { BEEP_CORS_ORIGINS: 'https://app.example' } });
+	await rig.startListen();
+	await rig.startNginx();
+	const c = rig.client();
+	const u = uid('params');
+	const s1 = await rig.open(subPath(u, 'phone'));
+	assert.equal(s1.status, 200);
+	await s1.waitComments(1, 5000);
+	const ids = [];
+	for (const data of ['one', 'two']) {
+		const r = await c.postJson(postPath(u, 'phone'), { data },
+		    { headers: { Origin: 'https://app.example' } });
+		assert.equal(r.status, 200, r.text);
+		// A listed origin is echoed: Origin reached the backend.
+		assert.equal(r.headers['access-control-allow-origin'],
+		    'https://app.example', 'Origin passed through nginx');
+		ids.push(r.json().id);
+	}
+	assert.deepEqual((await s1.nextEvent(5000)).data, 'one');
+	assert.deepEqual((await s1.nextEvent(5000)).data, 'two');
+	s1.close();
+	// Last-Event-ID: the backend replays what follows it, and only that.
+	const s2 = await rig.open(subPath(u, 'phone'),
+	    { headers: { 'Last-Event-ID': ids[0] } });
+	assert.equal(s2.status, 200);
+	const ev = await s2.nextEvent(5000);
+	assert.deepEqual([ev.lastEventId, ev.data], [ids[1], 'two'],
+	    'Last-Event-ID passed through nginx');
 });
 
 test('lighttpd (conf/lighttpd.conf) -> beep-signal --listen unix:', T,

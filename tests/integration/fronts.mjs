@@ -176,8 +176,8 @@ export class Rig {
 		return c;
 	}
 
-	async open(reqPath) {
-		const s = await SseStream.open(this.base, reqPath);
+	async open(reqPath, opts = {}) {
+		const s = await SseStream.open(this.base, reqPath, opts);
 		this.streams.add(s);
 		return s;
 	}
