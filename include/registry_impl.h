@@ -29,6 +29,13 @@ struct registry_msg {
 	struct reg_device *device; /* whose log holds it */
 	bool retained;             /* on reg->retained */
 	struct registry_msg *rprev, *rnext; /* in reg->retained */
+	/*
+	 * The next message appended to its device's log: set once, under
+	 * reg->lock, when that one is appended, and never changed, so a
+	 * stream walks the messages it took (struct registry_batch) after
+	 * unlocking.
+	 */
+	struct registry_msg *next;
 	size_t len;
 	char frame[];
 };

@@ -126,18 +126,26 @@ stream_out_write(struct fcgi_out *out, struct buf *b)
 	return rc;
 }
 
-/* Write a batch of messages, formatted for this stream, and release it. */
+/*
+ * Write a batch of messages, formatted for this stream, and release it.
+ * Out of line, like stream_out_begin(): its frame (published[]) is not
+ * part of the one the stream sleeps in.
+ */
+static int stream_out_batch(struct server *srv, struct fcgi_out *out,
+    struct registry_batch *batch, bool envelope) __attribute__((noinline));
+
 static int
 stream_out_batch(struct server *srv, struct fcgi_out *out,
     struct registry_batch *batch, bool envelope)
 {
 	uint64_t published[REGISTRY_BATCH], now;
 	struct buf b = {0};
-	size_t n = batch->n;
+	size_t n = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		api_stream_message(srv->api, batch->msgs[i], envelope, &b);
-		published[i] = registry_msg_published_us(batch->msgs[i]);
+	for (struct registry_msg *m = batch->first; m != NULL;
+	     m = registry_batch_next(batch, m)) {
+		api_stream_message(srv->api, m, envelope, &b);
+		published[n++] = registry_msg_published_us(m);
 	}
 	registry_batch_release(batch);
 	if (stream_out_write(out, &b) < 0)
