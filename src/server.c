@@ -490,6 +490,9 @@ server_drain(FCGX_Request *req)
  * buffer of its own per answer (FCGX_Finish_r() writes it all, answer and
  * END_REQUEST, in one write).
  */
+static int server_write_head(FCGX_Request *req, const struct api_response *resp,
+    bool with_length) __attribute__((noinline));
+
 static int
 server_write_head(
     FCGX_Request *req, const struct api_response *resp, bool with_length)
@@ -519,17 +522,24 @@ server_write_head(
 	return server_put(req, line, (size_t)n);
 }
 
-static void
-server_handle(struct server *srv, FCGX_Request *req)
+/*
+ * Read req and have the api answer it into resp.  Returns false when the
+ * request never arrived whole (resp is then empty: drop the connection).
+ * Out of line, and apart from server_handle(): the request's parameters
+ * (struct api_request) and body are done with once resp is made, and a
+ * stream's thread sleeps under server_handle()'s frame for the stream's
+ * life (see server_stream.c, memory per stream).
+ */
+static bool server_answer(struct server *srv, FCGX_Request *req,
+    struct api_response *resp) __attribute__((noinline));
+
+static bool
+server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 {
 	struct api_request ar = {0};
-	struct api_response resp = {0};
 	struct buf body = {0}, uri = {0};
 
-	/*
-	 * Out of line (server_params.c), so that its lookup table is not in
-	 * this frame, which a stream's thread keeps while it sleeps.
-	 */
+	/* Out of line too (server_params.c): its lookup table. */
 	server_params_to_request(req->envp, srv->config->auth_param, &ar, &uri);
 	/*
 	 * A POST is authenticated (and routed, allowed, rate-limited) from
@@ -537,7 +547,7 @@ server_handle(struct server *srv, FCGX_Request *req)
 	 * only drained.  Other requests are handled whole below.
 	 */
 	if (ar.method != NULL && strcmp(ar.method, "POST") == 0 &&
-	    api_precheck(srv->api, &ar, &resp)) {
+	    api_precheck(srv->api, &ar, resp)) {
 		ar.body_too_large =
 		    server_read_body(req, srv->config->max_body, &body);
 		ar.body = body.data;
@@ -551,14 +561,24 @@ server_handle(struct server *srv, FCGX_Request *req)
 		         "connection",
 		    strerror(FCGX_GetError(req->in) > 0 ? FCGX_GetError(req->in)
 		                                        : EIO));
-		api_response_clear(&resp);
+		api_response_clear(resp);
 		buf_free(&body);
 		buf_free(&uri);
-		return;
+		return false;
 	}
-	api_handle(srv->api, &ar, &resp);
+	api_handle(srv->api, &ar, resp);
 	buf_free(&body);
 	buf_free(&uri);
+	return true;
+}
+
+static void
+server_handle(struct server *srv, FCGX_Request *req)
+{
+	struct api_response resp = {0};
+
+	if (!server_answer(srv, req, &resp))
+		return;
 	if (resp.stream == NULL) {
 		if (server_write_head(req, &resp, true) == 0)
 			server_put(req, resp.body.data, resp.body.len);
@@ -684,6 +704,9 @@ server_wait_request(struct server *srv, int fd)
  * still writes the body shows it; Caddy, which writes the whole body
  * first, answers 502 itself), and close the connection either way.
  */
+static void server_timed_out(struct server *srv, struct server_conn *conn)
+    __attribute__((noinline));
+
 static void
 server_timed_out(struct server *srv, struct server_conn *conn)
 {
@@ -809,6 +832,23 @@ server_serve(struct server *srv, struct server_conn *conn, int fd)
 	FCGX_Free(req, 1);
 }
 
+/*
+ * Let SERVER_STOP_SIGNAL in, only it, only to interrupt accept()
+ * (server_stop()).  Out of line: a sigset_t is 128 bytes, which would
+ * stay in the frame a stream's thread sleeps under.
+ */
+static void server_worker_signals(void) __attribute__((noinline));
+
+static void
+server_worker_signals(void)
+{
+	sigset_t stop_signal;
+
+	sigemptyset(&stop_signal);
+	sigaddset(&stop_signal, SERVER_STOP_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &stop_signal, NULL);
+}
+
 static void *
 server_worker(void *arg)
 {
@@ -816,15 +856,11 @@ server_worker(void *arg)
 	struct server_conn conn = {.srv = srv, .tid = pthread_self()};
 	uint64_t since = 0;
 	unsigned long failures = 0;
-	sigset_t stop_signal;
 	bool spawn, recovered;
 	int fd, err;
 
 	server_stack_init();
-	/* Only this signal, only to interrupt accept() (server_stop()). */
-	sigemptyset(&stop_signal);
-	sigaddset(&stop_signal, SERVER_STOP_SIGNAL);
-	pthread_sigmask(SIG_UNBLOCK, &stop_signal, NULL);
+	server_worker_signals();
 	conn.timer = deadline_timer_new(srv->deadlines);
 	/* The listening socket is ours: libfcgi only reads connections. */
 	FCGX_InitRequest(&conn.req, -1, 0);

@@ -43,8 +43,13 @@
  * (":\n\n") has a byte for each record.
  */
 #define SERVER_KEEPALIVE_RECORDS 3
-/* Stack left below a stream's frame by server_stack_trim(). */
-#define SERVER_STACK_TRIM_SLACK 1024
+/*
+ * Stack server_stack_trim() leaves below its frame: its own spills and
+ * madvise()'s return address, the only bytes below it in use during the
+ * call.  Small, so that the page the stream sleeps in is the only one
+ * kept (see server_stack_trim()).
+ */
+#define SERVER_STACK_TRIM_SLACK 256
 
 /* The lowest address of this worker's stack (server_stack_trim()). */
 static __thread uintptr_t server_stack_low;
@@ -62,7 +67,12 @@ static __thread uintptr_t server_stack_low;
  * The connection stays libfcgi's: FCGX_Finish_r() finds no streams left
  * to close and keeps the connection (nginx's fastcgi_keep_conn) or closes
  * it, as it would have, and closes it after a failed write.
+ *
+ * Out of line: its buffers are not part of the frame the stream sleeps in.
  */
+static int stream_out_begin(struct server *srv, struct fcgi_out *out,
+    FCGX_Request *req, struct api_response *resp) __attribute__((noinline));
+
 static int
 stream_out_begin(struct server *srv, struct fcgi_out *out, FCGX_Request *req,
     struct api_response *resp)
@@ -265,6 +275,14 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 			if (rc < 0)
 				break;
 			deadline = util_now_ms() + interval;
+			/*
+			 * Idle for a whole interval: give back what the
+			 * writes since the last trim touched (a keepalive's
+			 * own reaches a second page), so that an idle stream
+			 * sleeps in one page.  A busy stream is not trimmed:
+			 * no madvise() per message.
+			 */
+			server_stack_trim();
 		} else if (wake == REGISTRY_CLOSING) {
 			api_stream_close(&b);
 			stream_out_write(&out, &b);
