@@ -67,6 +67,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -223,8 +224,11 @@ server_spawn(struct server *srv)
 	return 0;
 }
 
-/* Free what streams have left (struct server_garbage). */
-static void
+/*
+ * Free what streams have left (struct server_garbage).  Returns whether
+ * there was any.
+ */
+static bool
 server_collect(struct server *srv)
 {
 	struct server_garbage *g, *next;
@@ -236,6 +240,8 @@ server_collect(struct server *srv)
 	g = srv->garbage;
 	srv->garbage = NULL;
 	pthread_mutex_unlock(&srv->lock);
+	if (g == NULL)
+		return false;
 	for (; g != NULL; g = next) {
 		next = g->next;
 		FCGX_Free(&g->req, 0);
@@ -243,6 +249,23 @@ server_collect(struct server *srv)
 		buf_free(&g->body);
 		free(g);
 	}
+	return true;
+}
+
+/*
+ * Give the kernel back the pages inside the arenas' free blocks.  The
+ * buffers of requests that became streams (8 KiB in, 8 KiB out, ...) are
+ * freed here while the streams' own entries, allocated around them, stay:
+ * the holes they leave stay resident until a request reuses them, which
+ * may be never (about 1 KiB per stream measured after 1,000 subscribes).
+ * Called by the watcher at most once a tick, after it freed garbage.
+ */
+static void
+server_release_free(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
 }
 
 static void *
@@ -251,6 +274,7 @@ server_watcher(void *arg)
 	struct server *srv = arg;
 	struct epoll_event ev[64];
 	uint64_t next_expire = 0;
+	bool collected = false; /* garbage freed since the last trim */
 
 	for (;;) {
 		uint64_t now = util_now_ms(), until = next_expire;
@@ -271,6 +295,9 @@ server_watcher(void *arg)
 		if (now >= next_expire) {
 			registry_expire(srv->reg, now);
 			api_expire(srv->api, now);
+			if (collected)
+				server_release_free();
+			collected = false;
 			next_expire = now + SERVER_EXPIRE_INTERVAL_MS;
 		}
 		if (n < 0) {
@@ -281,7 +308,7 @@ server_watcher(void *arg)
 		}
 		for (int i = 0; i < n; i++) {
 			if (ev[i].data.u64 == SERVER_WAKE_TAG)
-				server_collect(srv);
+				collected |= server_collect(srv);
 			else
 				registry_hangup(srv->reg, ev[i].data.u64);
 		}
