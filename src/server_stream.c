@@ -196,7 +196,11 @@ server_stack_init(void)
  * read a POST (a 4 KiB scratch buffer, jansson's recursion) or closed a
  * connection (libfcgi's 1 KiB drain buffer) would hold those pages for the
  * whole life of a stream it serves later.  Pages the stream touches again
- * come back zeroed, on demand.
+ * come back zeroed, on demand.  What is kept is the page this frame is in
+ * and those above: with alloc_tune's static TLS settings and the frames
+ * as they are, a single page, in which the stream's sleep also fits
+ * (test 45 checks it).  A frame grown by a few hundred bytes between the
+ * thread's start and the sleep costs a page per stream.
  */
 static void server_stack_trim(void) __attribute__((noinline));
 
