@@ -243,7 +243,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	struct buf b = {0};
 	struct timeval tv = {0};
 	uint64_t born = util_now_ms();
-	bool watched;
+	bool watched, deep = false; /* messages written since the trim */
 
 	/*
 	 * A client that stops reading fills the front's buffers, then ours:
@@ -266,6 +266,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 		if (wake == REGISTRY_MESSAGES) {
 			if (stream_out_batch(srv, &out, &batch, envelope) < 0)
 				break;
+			deep = true;
 			deadline = util_now_ms() + interval;
 		} else if (wake == REGISTRY_TIMEOUT) {
 			int rc;
@@ -280,13 +281,20 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 				break;
 			deadline = util_now_ms() + interval;
 			/*
-			 * Idle for a whole interval: give back what the
-			 * writes since the last trim touched (a keepalive's
-			 * own reaches a second page), so that an idle stream
-			 * sleeps in one page.  A busy stream is not trimmed:
-			 * no madvise() per message.
+			 * Idle for a whole interval after writing messages:
+			 * give back the pages that took (rendering, writes
+			 * reach a second page and more), so that an idle
+			 * stream sleeps in one page again.  Not per message
+			 * (a busy stream keeps its pages), and not after a
+			 * keepalive alone, whose write stays in the first
+			 * page (fcgi_out's small split): a madvise() costs
+			 * ~13 us with the other CPU running a thread of ours
+			 * (a TLB shootdown), half a keepalive.
 			 */
-			server_stack_trim();
+			if (deep) {
+				server_stack_trim();
+				deep = false;
+			}
 		} else if (wake == REGISTRY_CLOSING) {
 			api_stream_close(&b);
 			stream_out_write(&out, &b);

@@ -21,7 +21,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import {
-	startStack, SANITIZER, BEEP_BIN, openSub, subPath, uid, poll,
+	startStack, SANITIZER, BEEP_BIN, openSub, subPath, postPath, uid, poll,
 } from './harness.mjs';
 
 const environ = (pid) =>
@@ -89,17 +89,19 @@ const onePageStacks = (pid) => {
 	return n;
 };
 
-test('a sleeping stream keeps one page of stack, after keepalives too',
-    { skip }, async (t) => {
+test('a sleeping stream keeps one page of stack, after keepalives and '
+    + 'messages too', { skip }, async (t) => {
 	// More than the idle workers (at most 2 x BEEP_MIN_IDLE, 16), which
 	// may hold one page too when they never served a request.
 	const streams = 40;
 	const stack = await startStack({ env: { BEEP_KEEPALIVE: '1' } }, t);
 	const pid = stack.backend.pid;
-	const subs = [];
+	const subs = [], users = [];
 	t.after(() => subs.forEach((s) => s.stream.close()));
-	for (let i = 0; i < streams; i++)
-		subs.push(await openSub(stack, subPath(uid(), 'phone')));
+	for (let i = 0; i < streams; i++) {
+		users.push(uid());
+		subs.push(await openSub(stack, subPath(users[i], 'phone')));
+	}
 	// Each trims its stack once its head is written, after the client
 	// may have read it: awaited.
 	await poll(() => onePageStacks(pid) >= streams,
@@ -109,4 +111,17 @@ test('a sleeping stream keeps one page of stack, after keepalives too',
 	await Promise.all(subs.map((s) => s.stream.waitComments(3)));
 	await poll(() => onePageStacks(pid) >= streams,
 	    { what: 'one page each after keepalives' });
+	// A message's rendering and write reach further; the stream gives
+	// those pages back once idle for a keepalive interval.
+	const c = stack.client();
+	for (const u of users) {
+		const r = await c.postJson(postPath(u, 'phone'), { data: 'hi' });
+		assert.equal(r.status, 200);
+	}
+	for (const s of subs)
+		assert.equal((await s.stream.nextEvent()).data, 'hi');
+	const seen = subs.map((s) => s.stream.comments);
+	await Promise.all(subs.map((s, i) => s.stream.waitComments(seen[i] + 2)));
+	await poll(() => onePageStacks(pid) >= streams,
+	    { what: 'one page each after a message and keepalives' });
 });
