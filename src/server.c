@@ -20,12 +20,13 @@
  * buffers (stream_out_begin() hands them to the watcher to free), writes
  * its FastCGI records itself (fcgi_out) from short-lived buffers, and
  * gives back the stack pages its worker touched before
- * (server_stack_trim()), again after each keepalive.  What is left is
- * one page of stack: the thread's descriptor and static TLS (2,816
- * bytes with alloc_tune's settings), then ~1,100 bytes of frames down to
- * the sleep, which is why whatever is big runs in out-of-line calls that
- * return before it (server_answer(), stream_out_begin(),
- * stream_out_batch()), and the stream's registry entries.
+ * (server_stack_trim()), again once idle after writing messages.  What
+ * is left is one page of stack: the thread's descriptor and static TLS
+ * (2,816 bytes with alloc_tune's settings), then ~1,100 bytes of frames
+ * down to the sleep, which is why whatever is big runs in out-of-line
+ * calls that return before it (server_answer(), stream_out_begin(),
+ * stream_out_batch()); a keepalive's write stays in that page too.  And
+ * the stream's registry entries.
  *
  * Watcher.  One thread waits in epoll for hangups (EPOLLRDHUP, EPOLLHUP)
  * on the connections of open streams, and marks the stream gone with
