@@ -1,5 +1,6 @@
 /*
- * alloc_tune: glibc malloc's settings for a thread per stream.
+ * alloc_tune: glibc's settings for a thread per stream: malloc's and the
+ * static TLS's.
  *
  * glibc gives every thread a cache of freed blocks (tcache: up to 7 blocks
  * of each of 64 sizes up to 1 KiB) that no other thread can reuse.  It
@@ -13,26 +14,44 @@
  * can use (measured: README "Reliability").  With the cache off, blocks go
  * back to their arena at once; posts went no slower behind nginx.
  *
+ * glibc also puts, at the top of every thread's stack, its descriptor
+ * (2,368 bytes) and the static TLS block: the TLS of the program and its
+ * libraries (152 bytes here) and a surplus kept for libraries loaded later
+ * (1,664 bytes by default: room for copies of libc in 3 more link-map
+ * namespaces, dlmopen(), and 512 "optional" bytes).  That is 4,224 bytes,
+ * more than a page, before the thread's first frame, so a sleeping stream
+ * held two pages of stack.  Nothing here uses dlmopen(), and a library
+ * loaded later with TLS works without the optional bytes (they only spare
+ * it a slower access): with glibc.rtld.nns=1 and
+ * glibc.rtld.optional_static_tls=0 the surplus is 288 bytes, the block
+ * 2,816, and a sleeping stream's frames fit in the same page (see
+ * server_stream.c).  A library that needs static TLS (initial-exec
+ * model) still finds the 144 bytes glibc keeps for one.
+ *
  * glibc reads its tunables only when a program starts, from the
- * environment (GLIBC_TUNABLES=glibc.malloc.tcache_count=0): so the binary
- * re-executes itself once with them, before anything else, keeping its
- * pid, arguments, descriptors and name (the kernel would call it "exe").  It leaves things as they are when
- * GLIBC_TUNABLES already names tcache_count (the operator's choice wins),
- * when the allocator is not glibc's (sanitizers, valgrind), for a
+ * environment (GLIBC_TUNABLES): so the binary re-executes itself once with
+ * them, before anything else, keeping its pid, arguments, descriptors and
+ * name (the kernel would call it "exe").  Each is added unless
+ * GLIBC_TUNABLES already names it (the operator's choice wins); nothing is
+ * done when it names them all, when the allocator is not glibc's
+ * (sanitizers, valgrind), for a
  * set-user-id start (glibc ignores tunables there), and for a start
  * through the loader (`ld.so beep-signal ...`: /proc/self/exe is ld.so).
  */
 #ifndef BEEP_ALLOC_TUNE_H
 #define BEEP_ALLOC_TUNE_H
 
-/* The tunable the binary sets, and the value. */
-#define ALLOC_TUNE_NAME "glibc.malloc.tcache_count"
-#define ALLOC_TUNE_SETTING ALLOC_TUNE_NAME "=0"
+/* The tunables the binary sets, with their values, in this order. */
+#define ALLOC_TUNE_TCACHE "glibc.malloc.tcache_count=0"
+#define ALLOC_TUNE_NNS "glibc.rtld.nns=1"
+#define ALLOC_TUNE_STATIC_TLS "glibc.rtld.optional_static_tls=0"
+#define ALLOC_TUNE_SETTINGS                                                    \
+	ALLOC_TUNE_TCACHE ":" ALLOC_TUNE_NNS ":" ALLOC_TUNE_STATIC_TLS
 
 /*
  * The value GLIBC_TUNABLES needs, from its current one (NULL: unset): a
- * new string (free it), the current tunables followed by
- * ALLOC_TUNE_SETTING, or NULL when they already set ALLOC_TUNE_NAME.
+ * new string (free it), the current tunables followed by those of
+ * ALLOC_TUNE_SETTINGS they do not name, or NULL when they name them all.
  */
 char *alloc_tune_tunables(const char *current);
 

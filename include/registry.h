@@ -122,8 +122,15 @@ enum registry_error {
 	REGISTRY_ERROR__MAX
 };
 
+/*
+ * Messages handed out by one registry_wait(), oldest first: first, then
+ * each one's successor in its device's log, up to last.  Two pointers,
+ * not an array: a stream's thread keeps the batch in the frame it sleeps
+ * in, and every byte of that frame counts in memory per stream (see
+ * server_stream.c).  Walk it with registry_batch_next().
+ */
 struct registry_batch {
-	struct registry_msg *msgs[REGISTRY_BATCH];
+	struct registry_msg *first, *last; /* NULL when n is 0 */
 	size_t n;
 };
 
@@ -219,6 +226,10 @@ void registry_expire(struct registry *reg, uint64_t now_ms);
  */
 enum registry_wake registry_wait(struct registry *reg,
     struct registry_stream *s, uint64_t deadline_ms, struct registry_batch *b);
+
+/* The message after m in b, or NULL after b->last. */
+struct registry_msg *registry_batch_next(
+    const struct registry_batch *b, const struct registry_msg *m);
 
 void registry_batch_release(struct registry_batch *b);
 

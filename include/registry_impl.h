@@ -14,7 +14,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <uthash.h>
+
+/*
+ * uthash starts every table with 32 buckets (a 512-byte array), and each
+ * user has a table of its devices, which usually holds one or two: 528
+ * bytes of heap per user, as much as a stream's other registry entries.
+ * 4 buckets hold 40 entries before a table grows (it doubles as it
+ * needs); the registry-wide tables grow to their size as before.  The
+ * macros are read where HASH_ADD expands, so they are set after the
+ * header (which defines them unconditionally), for the registry modules.
+ */
+#undef HASH_INITIAL_NUM_BUCKETS
+#undef HASH_INITIAL_NUM_BUCKETS_LOG2
+#define HASH_INITIAL_NUM_BUCKETS 4U
+#define HASH_INITIAL_NUM_BUCKETS_LOG2 2U
 #include <utlist.h>
 
 #include "registry.h"
@@ -29,6 +44,13 @@ struct registry_msg {
 	struct reg_device *device; /* whose log holds it */
 	bool retained;             /* on reg->retained */
 	struct registry_msg *rprev, *rnext; /* in reg->retained */
+	/*
+	 * The next message appended to its device's log: set once, under
+	 * reg->lock, when that one is appended, and never changed, so a
+	 * stream walks the messages it took (struct registry_batch) after
+	 * unlocking.
+	 */
+	struct registry_msg *next;
 	size_t len;
 	char frame[];
 };

@@ -1,6 +1,6 @@
 /*
- * alloc_tune: glibc malloc's settings for a thread per stream; see the
- * header for why.
+ * alloc_tune: glibc's settings for a thread per stream; see the header
+ * for why.
  */
 #include "alloc_tune.h"
 
@@ -41,16 +41,38 @@ alloc_tune_names(const char *tunables, const char *name)
 	return false;
 }
 
+static const char *const alloc_tune_settings[] = {
+    ALLOC_TUNE_TCACHE,
+    ALLOC_TUNE_NNS,
+    ALLOC_TUNE_STATIC_TLS,
+};
+
 char *
 alloc_tune_tunables(const char *current)
 {
 	struct buf b = {0};
+	bool added = false;
 
-	if (current != NULL && alloc_tune_names(current, ALLOC_TUNE_NAME))
-		return NULL;
 	if (current != NULL && *current != '\0')
-		buf_printf(&b, "%s:", current);
-	buf_printf(&b, "%s", ALLOC_TUNE_SETTING);
+		buf_puts(&b, current);
+	for (size_t i = 0;
+	     i < sizeof(alloc_tune_settings) / sizeof(alloc_tune_settings[0]);
+	     i++) {
+		const char *set = alloc_tune_settings[i];
+		char name[64];
+		size_t n = strcspn(set, "=");
+
+		memcpy(name, set, n);
+		name[n] = '\0';
+		if (current != NULL && alloc_tune_names(current, name))
+			continue;
+		buf_printf(&b, "%s%s", b.len > 0 ? ":" : "", set);
+		added = true;
+	}
+	if (!added) {
+		buf_free(&b);
+		return NULL;
+	}
 	return b.data;
 }
 

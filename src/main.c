@@ -65,8 +65,9 @@ main(int argc, char **argv)
 	log_set_format((enum log_format)log_format_parse(c.log_format));
 	if (tune_err != 0)
 		log_warn("could not re-execute with GLIBC_TUNABLES=%s (%s): "
-		         "glibc's per-thread caches stay on",
-		    ALLOC_TUNE_SETTING, strerror(tune_err));
+		         "glibc's per-thread caches stay on, and each stream "
+		         "takes a page more of stack",
+		    ALLOC_TUNE_SETTINGS, strerror(tune_err));
 	metrics_init();
 	json_set_alloc_funcs(xmalloc, free);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());

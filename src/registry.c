@@ -103,7 +103,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <uthash.h>
 #include <utlist.h>
 
 #include "registry_expire.h"
@@ -124,6 +123,7 @@ registry_msg_new(const char *frame, size_t len)
 	m->device = NULL;
 	m->retained = false;
 	m->rprev = m->rnext = NULL;
+	m->next = NULL;
 	m->len = len;
 	memcpy(m->frame, frame, len);
 	return m;
@@ -506,10 +506,14 @@ registry_take(
 	uint64_t now = util_now_ms();
 
 	b->n = 0;
+	b->first = b->last = NULL;
 	while (s->cursor < d->last_seq && b->n < REGISTRY_BATCH) {
 		struct registry_msg *m = device_log_at(d, s->cursor + 1);
 
-		b->msgs[b->n++] = registry_msg_ref(m);
+		if (b->first == NULL)
+			b->first = m;
+		b->last = registry_msg_ref(m);
+		b->n++;
 		s->cursor++;
 		s->bytes_out += m->len;
 	}
@@ -547,6 +551,7 @@ registry_wait(struct registry *reg, struct registry_stream *s,
 	enum registry_wake wake;
 
 	b->n = 0;
+	b->first = b->last = NULL;
 	pthread_mutex_lock(&reg->lock);
 	for (;;) {
 		if (s->overflow) {
@@ -582,11 +587,24 @@ registry_wait(struct registry *reg, struct registry_stream *s,
 	return wake;
 }
 
+struct registry_msg *
+registry_batch_next(
+    const struct registry_batch *b, const struct registry_msg *m)
+{
+	/* last's next may be being set (an append): never read it. */
+	return m == b->last ? NULL : m->next;
+}
+
 void
 registry_batch_release(struct registry_batch *b)
 {
-	for (size_t i = 0; i < b->n; i++)
-		registry_msg_unref(b->msgs[i]);
+	struct registry_msg *m = b->first, *next;
+
+	for (; m != NULL; m = next) {
+		next = registry_batch_next(b, m);
+		registry_msg_unref(m);
+	}
+	b->first = b->last = NULL;
 	b->n = 0;
 }
 

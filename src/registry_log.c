@@ -77,6 +77,8 @@ registry_log_append(struct registry *reg, struct reg_device *d,
 	m->device = d;
 	if (d->count == 0)
 		d->first_seq = m->seq;
+	else
+		device_log_at(d, m->seq - 1)->next = m;
 	d->ring[(d->head + d->count) % d->cap] = registry_msg_ref(m);
 	d->count++;
 	d->bytes += m->len;

@@ -43,8 +43,13 @@
  * (":\n\n") has a byte for each record.
  */
 #define SERVER_KEEPALIVE_RECORDS 3
-/* Stack left below a stream's frame by server_stack_trim(). */
-#define SERVER_STACK_TRIM_SLACK 1024
+/*
+ * Stack server_stack_trim() leaves below its frame: its own spills and
+ * madvise()'s return address, the only bytes below it in use during the
+ * call.  Small, so that the page the stream sleeps in is the only one
+ * kept (see server_stack_trim()).
+ */
+#define SERVER_STACK_TRIM_SLACK 256
 
 /* The lowest address of this worker's stack (server_stack_trim()). */
 static __thread uintptr_t server_stack_low;
@@ -62,7 +67,12 @@ static __thread uintptr_t server_stack_low;
  * The connection stays libfcgi's: FCGX_Finish_r() finds no streams left
  * to close and keeps the connection (nginx's fastcgi_keep_conn) or closes
  * it, as it would have, and closes it after a failed write.
+ *
+ * Out of line: its buffers are not part of the frame the stream sleeps in.
  */
+static int stream_out_begin(struct server *srv, struct fcgi_out *out,
+    FCGX_Request *req, struct api_response *resp) __attribute__((noinline));
+
 static int
 stream_out_begin(struct server *srv, struct fcgi_out *out, FCGX_Request *req,
     struct api_response *resp)
@@ -126,18 +136,26 @@ stream_out_write(struct fcgi_out *out, struct buf *b)
 	return rc;
 }
 
-/* Write a batch of messages, formatted for this stream, and release it. */
+/*
+ * Write a batch of messages, formatted for this stream, and release it.
+ * Out of line, like stream_out_begin(): its frame (published[]) is not
+ * part of the one the stream sleeps in.
+ */
+static int stream_out_batch(struct server *srv, struct fcgi_out *out,
+    struct registry_batch *batch, bool envelope) __attribute__((noinline));
+
 static int
 stream_out_batch(struct server *srv, struct fcgi_out *out,
     struct registry_batch *batch, bool envelope)
 {
 	uint64_t published[REGISTRY_BATCH], now;
 	struct buf b = {0};
-	size_t n = batch->n;
+	size_t n = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		api_stream_message(srv->api, batch->msgs[i], envelope, &b);
-		published[i] = registry_msg_published_us(batch->msgs[i]);
+	for (struct registry_msg *m = batch->first; m != NULL;
+	     m = registry_batch_next(batch, m)) {
+		api_stream_message(srv->api, m, envelope, &b);
+		published[n++] = registry_msg_published_us(m);
 	}
 	registry_batch_release(batch);
 	if (stream_out_write(out, &b) < 0)
@@ -178,7 +196,11 @@ server_stack_init(void)
  * read a POST (a 4 KiB scratch buffer, jansson's recursion) or closed a
  * connection (libfcgi's 1 KiB drain buffer) would hold those pages for the
  * whole life of a stream it serves later.  Pages the stream touches again
- * come back zeroed, on demand.
+ * come back zeroed, on demand.  What is kept is the page this frame is in
+ * and those above: with alloc_tune's static TLS settings and the frames
+ * as they are, a single page, in which the stream's sleep and a
+ * keepalive's write also fit (test 45 checks it).  A frame grown by a few hundred bytes between the
+ * thread's start and the sleep costs a page per stream.
  */
 static void server_stack_trim(void) __attribute__((noinline));
 
@@ -221,7 +243,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	struct buf b = {0};
 	struct timeval tv = {0};
 	uint64_t born = util_now_ms();
-	bool watched;
+	bool watched, deep = false; /* messages written since the trim */
 
 	/*
 	 * A client that stops reading fills the front's buffers, then ours:
@@ -244,6 +266,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 		if (wake == REGISTRY_MESSAGES) {
 			if (stream_out_batch(srv, &out, &batch, envelope) < 0)
 				break;
+			deep = true;
 			deadline = util_now_ms() + interval;
 		} else if (wake == REGISTRY_TIMEOUT) {
 			int rc;
@@ -257,6 +280,21 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 			if (rc < 0)
 				break;
 			deadline = util_now_ms() + interval;
+			/*
+			 * Idle for a whole interval after writing messages:
+			 * give back the pages that took (rendering, writes
+			 * reach a second page and more), so that an idle
+			 * stream sleeps in one page again.  Not per message
+			 * (a busy stream keeps its pages), and not after a
+			 * keepalive alone, whose write stays in the first
+			 * page (fcgi_out's small split): a madvise() costs
+			 * ~13 us with the other CPU running a thread of ours
+			 * (a TLB shootdown), half a keepalive.
+			 */
+			if (deep) {
+				server_stack_trim();
+				deep = false;
+			}
 		} else if (wake == REGISTRY_CLOSING) {
 			api_stream_close(&b);
 			stream_out_write(&out, &b);

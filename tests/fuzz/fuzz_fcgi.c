@@ -216,8 +216,9 @@ drain(struct api *api, struct registry *reg, struct api_response *r, bool first)
 	}
 	while ((w = registry_wait(reg, r->stream, util_now_ms(), &b)) ==
 	    REGISTRY_MESSAGES) {
-		for (size_t i = 0; i < b.n; i++)
-			api_stream_message(api, b.msgs[i], r->envelope, &out);
+		for (struct registry_msg *m = b.first; m != NULL;
+		     m = registry_batch_next(&b, m))
+			api_stream_message(api, m, r->envelope, &out);
 		want += b.n;
 		registry_batch_release(&b);
 	}

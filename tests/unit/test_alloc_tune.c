@@ -1,7 +1,7 @@
 /*
  * Unit tests for alloc_tune: the GLIBC_TUNABLES value that turns glibc's
- * per-thread cache off, added to whatever the operator set, never over
- * their own tcache_count.
+ * per-thread cache off and trims its static TLS surplus, added to
+ * whatever the operator set, never over a tunable of their own.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,44 +28,61 @@ expect_tunables(const char *current, const char *want)
 	free(got);
 }
 
+#define ALL ALLOC_TUNE_SETTINGS
+#define NNS_TLS ALLOC_TUNE_NNS ":" ALLOC_TUNE_STATIC_TLS
+
 static void
 test_alloc_tune_unset(void **state)
 {
 	(void)state;
-	expect_tunables(NULL, "glibc.malloc.tcache_count=0");
-	expect_tunables("", "glibc.malloc.tcache_count=0");
+	expect_tunables(NULL,
+	    "glibc.malloc.tcache_count=0:glibc.rtld.nns=1:"
+	    "glibc.rtld.optional_static_tls=0");
+	expect_tunables("", ALL);
 }
 
 static void
 test_alloc_tune_added_to_others(void **state)
 {
 	(void)state;
-	expect_tunables("glibc.malloc.arena_max=2",
-	    "glibc.malloc.arena_max=2:glibc.malloc.tcache_count=0");
+	expect_tunables(
+	    "glibc.malloc.arena_max=2", "glibc.malloc.arena_max=2:" ALL);
 	expect_tunables(
 	    "glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=0",
-	    "glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=0:"
-	    "glibc.malloc.tcache_count=0");
+	    "glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=0:" ALL);
 	/* Names that only begin like it, or end like it, are others. */
 	expect_tunables("glibc.malloc.tcache_counts=3",
-	    "glibc.malloc.tcache_counts=3:glibc.malloc.tcache_count=0");
+	    "glibc.malloc.tcache_counts=3:" ALL);
 	expect_tunables("x.glibc.malloc.tcache_count=3",
-	    "x.glibc.malloc.tcache_count=3:glibc.malloc.tcache_count=0");
-	expect_tunables("glibc.malloc.tcache_count",
-	    "glibc.malloc.tcache_count:glibc.malloc.tcache_count=0");
+	    "x.glibc.malloc.tcache_count=3:" ALL);
+	expect_tunables(
+	    "glibc.malloc.tcache_count", "glibc.malloc.tcache_count:" ALL);
+	expect_tunables("glibc.rtld.nnsx=12", "glibc.rtld.nnsx=12:" ALL);
 }
 
 static void
 test_alloc_tune_operator_wins(void **state)
 {
 	(void)state;
-	/* Already set, to anything, anywhere in the list: left alone. */
-	expect_tunables("glibc.malloc.tcache_count=7", NULL);
-	expect_tunables("glibc.malloc.tcache_count=0", NULL);
-	expect_tunables(
-	    "glibc.malloc.arena_max=2:glibc.malloc.tcache_count=3", NULL);
-	expect_tunables(
-	    "glibc.malloc.tcache_count=3:glibc.malloc.arena_max=2", NULL);
+	/* Each one set, to anything, anywhere in the list: left alone. */
+	expect_tunables("glibc.malloc.tcache_count=7",
+	    "glibc.malloc.tcache_count=7:" NNS_TLS);
+	expect_tunables("glibc.malloc.tcache_count=0",
+	    "glibc.malloc.tcache_count=0:" NNS_TLS);
+	expect_tunables("glibc.malloc.arena_max=2:glibc.malloc.tcache_count=3",
+	    "glibc.malloc.arena_max=2:glibc.malloc.tcache_count=3:" NNS_TLS);
+	expect_tunables("glibc.rtld.nns=2:glibc.malloc.arena_max=2",
+	    "glibc.rtld.nns=2:glibc.malloc.arena_max=2:" ALLOC_TUNE_TCACHE
+	    ":" ALLOC_TUNE_STATIC_TLS);
+	expect_tunables("glibc.rtld.optional_static_tls=512",
+	    "glibc.rtld.optional_static_tls=512:" ALLOC_TUNE_TCACHE
+	    ":" ALLOC_TUNE_NNS);
+	/* All of them named: nothing to do (no second re-execution). */
+	expect_tunables(ALL, NULL);
+	expect_tunables("glibc.rtld.optional_static_tls=512:"
+	                "glibc.malloc.tcache_count=7:glibc.rtld.nns=4",
+	    NULL);
+	expect_tunables("glibc.malloc.arena_max=2:" ALL, NULL);
 }
 
 int

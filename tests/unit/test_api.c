@@ -206,8 +206,9 @@ test_api_subscribe_post_list(void **state)
 	api_stream_open(f->api, &sub.start, &all);
 	assert_int_equal(
 	    registry_wait(f->reg, sub.stream, 0, &b), REGISTRY_MESSAGES);
-	for (size_t i = 0; i < b.n; i++)
-		api_stream_message(f->api, b.msgs[i], false, &all);
+	for (struct registry_msg *m = b.first; m != NULL;
+	     m = registry_batch_next(&b, m))
+		api_stream_message(f->api, m, false, &all);
 	registry_batch_release(&b);
 	api_stream_close(&all);
 	sse_parse(&p, all.data, all.len);
@@ -336,8 +337,9 @@ test_api_replay(void **state)
 	api_stream_open(f->api, &sub.start, &all);
 	assert_int_equal(
 	    registry_wait(f->reg, sub.stream, 0, &b), REGISTRY_MESSAGES);
-	for (size_t i = 0; i < b.n; i++)
-		api_stream_message(f->api, b.msgs[i], false, &all);
+	for (struct registry_msg *m = b.first; m != NULL;
+	     m = registry_batch_next(&b, m))
+		api_stream_message(f->api, m, false, &all);
 	registry_batch_release(&b);
 	sse_parse(&p, all.data, all.len);
 	assert_int_equal(p.n, 1);
@@ -832,8 +834,9 @@ test_api_stream_position(void **state)
 	api_stream_open(f->api, &sub2.start, &all);
 	assert_int_equal(
 	    registry_wait(f->reg, sub2.stream, 0, &b), REGISTRY_MESSAGES);
-	for (size_t i = 0; i < b.n; i++)
-		api_stream_message(f->api, b.msgs[i], false, &all);
+	for (struct registry_msg *m = b.first; m != NULL;
+	     m = registry_batch_next(&b, m))
+		api_stream_message(f->api, m, false, &all);
 	registry_batch_release(&b);
 	sse_parse(&p, all.data, all.len);
 	assert_int_equal(p.n, 1);

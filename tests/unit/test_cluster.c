@@ -193,7 +193,7 @@ post(struct fixture *f, int node, const char *text, char *id, bool *down)
 
 /* Messages a stream has been given and the test has not looked at yet. */
 static struct registry_batch pending;
-static size_t pending_at;
+static struct registry_msg *pending_at; /* the next to look at, or NULL */
 
 /* Wait (bounded) for the next message of s; return its id and text. */
 static uint64_t
@@ -203,20 +203,19 @@ next_msg(struct registry *reg, struct registry_stream *s, char *text)
 	size_t len;
 	const char *p;
 
-	if (pending_at == pending.n) {
-		pending_at = 0;
+	if (pending_at == NULL) {
 		assert_int_equal(
 		    registry_wait(reg, s, util_now_ms() + 10000, &pending),
 		    REGISTRY_MESSAGES);
+		pending_at = pending.first;
 	}
-	p = registry_msg_frame(pending.msgs[pending_at], &len);
+	p = registry_msg_frame(pending_at, &len);
 	memcpy(text, p, len);
 	text[len] = '\0';
-	id = registry_msg_id(pending.msgs[pending_at++]);
-	if (pending_at == pending.n) {
+	id = registry_msg_id(pending_at);
+	pending_at = registry_batch_next(&pending, pending_at);
+	if (pending_at == NULL)
 		registry_batch_release(&pending);
-		pending.n = pending_at = 0;
-	}
 	return id;
 }
 
@@ -226,7 +225,7 @@ no_more(struct registry *reg, struct registry_stream *s)
 {
 	struct registry_batch b;
 
-	assert_int_equal(pending_at, pending.n);
+	assert_null(pending_at);
 	assert_int_equal(registry_wait(reg, s, 0, &b), REGISTRY_TIMEOUT);
 }
 

@@ -18,6 +18,19 @@
 #include "registry.h"
 #include "util.h"
 
+/* The i-th message of b (a batch is walked, not indexed). */
+static struct registry_msg *
+batch_at(const struct registry_batch *b, size_t i)
+{
+	struct registry_msg *m = b->first;
+
+	assert_true(i < b->n);
+	while (i-- > 0)
+		m = registry_batch_next(b, m);
+	assert_non_null(m);
+	return m;
+}
+
 #define FAR (util_now_ms() + 60000)
 
 static struct registry *
@@ -83,8 +96,18 @@ test_registry_basic(void **state)
 	publish_str(reg, "bob", "phone", "two", &err);
 	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_MESSAGES);
 	assert_int_equal(b.n, 2);
-	assert_memory_equal(registry_msg_frame(b.msgs[0], &len), "one", 3);
-	assert_int_equal(registry_msg_seq(b.msgs[1]), 2);
+	assert_memory_equal(
+	    registry_msg_frame(batch_at(&b, 0), &len), "one", 3);
+	assert_int_equal(registry_msg_seq(batch_at(&b, 1)), 2);
+	/* One appended after the batch was taken is not in it. */
+	publish_str(reg, "bob", "phone", "three", &err);
+	assert_null(registry_batch_next(&b, batch_at(&b, 1)));
+	registry_batch_release(&b);
+	assert_null(b.first);
+	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 1);
+	assert_memory_equal(
+	    registry_msg_frame(batch_at(&b, 0), &len), "three", 5);
 	registry_batch_release(&b);
 	/* Nothing pending and a past deadline: a keepalive is due. */
 	assert_int_equal(registry_wait(reg, s, 0, &b), REGISTRY_TIMEOUT);
@@ -127,8 +150,10 @@ test_registry_two_streams(void **state)
 	assert_int_equal(err, REGISTRY_OK);
 	assert_int_equal(registry_wait(reg, b2, FAR, &b), REGISTRY_MESSAGES);
 	assert_int_equal(b.n, 2);
-	assert_memory_equal(registry_msg_frame(b.msgs[0], &len), "both", 4);
-	assert_memory_equal(registry_msg_frame(b.msgs[1], &len), "after", 5);
+	assert_memory_equal(
+	    registry_msg_frame(batch_at(&b, 0), &len), "both", 4);
+	assert_memory_equal(
+	    registry_msg_frame(batch_at(&b, 1), &len), "after", 5);
 	registry_batch_release(&b);
 	registry_unsubscribe(reg, b2);
 	registry_stats(reg, &st);
@@ -163,7 +188,8 @@ consumer_main(void *arg)
 		}
 		for (size_t i = 0; i < b.n; i++) {
 			size_t len;
-			const char *f = registry_msg_frame(b.msgs[i], &len);
+			const char *f =
+			    registry_msg_frame(batch_at(&b, i), &len);
 			char text[32];
 			int p, seq;
 
@@ -494,9 +520,9 @@ drain(struct registry *reg, struct registry_stream *s, uint64_t *first,
 	while (registry_wait(reg, s, 0, &b) == REGISTRY_MESSAGES) {
 		for (size_t i = 0; i < b.n; i++) {
 			if (n++ == 0 && first)
-				*first = registry_msg_id(b.msgs[i]);
+				*first = registry_msg_id(batch_at(&b, i));
 			if (last)
-				*last = registry_msg_id(b.msgs[i]);
+				*last = registry_msg_id(batch_at(&b, i));
 		}
 		registry_batch_release(&b);
 	}
@@ -1347,7 +1373,7 @@ ghost_main(void *arg)
 		if (!g->connected)
 			g->c->lost_to_ghosts += b.n;
 		for (size_t i = 0; g->connected && i < b.n; i++) {
-			uint64_t id = registry_msg_id(b.msgs[i]);
+			uint64_t id = registry_msg_id(batch_at(&b, i));
 
 			if (id <= g->c->last_id || g->c->n == GHOST_MESSAGES)
 				g->c->dup_or_gap = true;
