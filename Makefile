@@ -32,7 +32,11 @@ SAN_FLAGS := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fn
 OPT := $(if $(SANITIZE),-O1,-O2)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -pthread -g $(OPT) $(WARN) $(SAN_FLAGS) \
 	-Iinclude $(PKG_CFLAGS) -DBEEP_VERSION='"$(VERSION)"' $(CFLAGS)
-ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
+# Every symbol bound at start (-z now), with the GOT then read-only (full
+# RELRO): no lazy binding later, whose resolver runs on the calling
+# thread's stack (a kilobyte and more of saved registers), so the first
+# stream to call a libc function would keep a second stack page.
+ALL_LDFLAGS = -pthread -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
 
 # The service, module by module; the binary and the unit tests link them.
 SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \

@@ -114,8 +114,15 @@ test('conf/nginx*.conf pass every parameter the backend reads', T,
     async (t) => {
 	const src = fs.readFileSync(new URL('../../src/server_params.c',
 	    import.meta.url), 'utf8');
-	const read = [...src.matchAll(/\{"([A-Z_]+)", &/g)].map((m) => m[1])
-	    .concat('CONTENT_LENGTH');
+	// Its lookup table, and server_param(req, "NAME") anywhere in server*.c.
+	const server = ['server.c', 'server_stream.c'].map((f) => fs.readFileSync(
+	    new URL(`../../src/${f}`, import.meta.url), 'utf8')).join('\n');
+	const read = [...new Set([
+		...[...src.matchAll(/\{"([A-Z_]+)", &/g)].map((m) => m[1]),
+		...[...server.matchAll(/server_param\([a-z]+, "([A-Z_]+)"\)/g)]
+		    .map((m) => m[1]),
+	])];
+	assert.ok(read.includes('CONTENT_LENGTH'), `found: ${read}`);
 	assert.ok(read.length >= 10, `parameters found in server_params.c: ${read}`);
 	for (const file of ['nginx.conf', 'nginx-cluster.conf']) {
 		const conf = fs.readFileSync(new URL(`../../conf/${file}`,
