@@ -42,6 +42,23 @@ fcgi_out_init(struct fcgi_out *o, int fd, unsigned request_id)
 	o->not_socket = false;
 }
 
+/* Padding that ends a record of len content bytes on 8 bytes. */
+static size_t
+fcgi_out_pad(size_t len)
+{
+	return (8 - len % 8) % 8;
+}
+
+/*
+ * Record r's share of len bytes split in `records` records, off of them
+ * already taken: even shares, the last takes the rest.
+ */
+static size_t
+fcgi_out_share(size_t len, size_t records, size_t r, size_t off)
+{
+	return r + 1 < records ? len / records : len - off;
+}
+
 static void
 fcgi_out_header(
     struct fcgi_out *o, unsigned char *h, int type, size_t len, size_t pad)
@@ -168,7 +185,7 @@ fcgi_out_writev(struct fcgi_out *o, const struct iovec *piece, size_t n)
 			nv--; /* only empty pieces were left */
 			break;
 		}
-		pad = (8 - len % 8) % 8;
+		pad = fcgi_out_pad(len);
 		fcgi_out_header(o, head[nrec], FCGI_OUT_STDOUT, len, pad);
 		v[h].iov_base = head[nrec];
 		v[h].iov_len = FCGI_OUT_HEADER_LEN;
@@ -214,9 +231,8 @@ fcgi_out_split_small(
 	size_t n = 0, off = 0;
 
 	for (size_t r = 0; r < records; r++) {
-		/* Even shares; the last takes the rest. */
-		size_t take = r + 1 < records ? len / records : len - off;
-		size_t pad = (8 - take % 8) % 8;
+		size_t take = fcgi_out_share(len, records, r, off);
+		size_t pad = fcgi_out_pad(take);
 
 		fcgi_out_header(o, rec + n, FCGI_OUT_STDOUT, take, pad);
 		n += FCGI_OUT_HEADER_LEN;
@@ -245,9 +261,8 @@ fcgi_out_split_iov(
 	int nv = 0;
 
 	for (size_t r = 0; r < records; r++) {
-		/* Even shares; the last takes the rest. */
-		size_t take = r + 1 < records ? len / records : len - off;
-		size_t pad = (8 - take % 8) % 8;
+		size_t take = fcgi_out_share(len, records, r, off);
+		size_t pad = fcgi_out_pad(take);
 
 		fcgi_out_header(o, head[r], FCGI_OUT_STDOUT, take, pad);
 		v[nv].iov_base = head[r];

@@ -199,8 +199,9 @@ server_stack_init(void)
  * come back zeroed, on demand.  What is kept is the page this frame is in
  * and those above: with alloc_tune's static TLS settings and the frames
  * as they are, a single page, in which the stream's sleep and a
- * keepalive's write also fit (test 45 checks it).  A frame grown by a few hundred bytes between the
- * thread's start and the sleep costs a page per stream.
+ * keepalive's write also fit (test 45 checks it).  A frame grown by a few
+ * hundred bytes between the thread's start and the sleep costs a page per
+ * stream.
  */
 static void server_stack_trim(void) __attribute__((noinline));
 
