@@ -94,7 +94,7 @@ $(BUILD)/loadgen: tests/load/loadgen.c Makefile
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SAN_FLAGS) $(CFLAGS) \
 		-o $@ $< $(ALL_LDFLAGS) -lm
 
-loadgen: $(BUILD)/loadgen $(BUILD)/bench-limit
+loadgen: $(BUILD)/loadgen $(BUILD)/bench-limit $(BUILD)/bench-design
 
 # The "limit" system's backend: the cheapest FastCGI responder (bench).
 $(BUILD)/bench-limit: tests/bench/limit.c Makefile
@@ -102,12 +102,20 @@ $(BUILD)/bench-limit: tests/bench/limit.c Makefile
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SAN_FLAGS) $(CFLAGS) \
 		-o $@ $< $(ALL_LDFLAGS) -pthread
 
+# The "design" system's backend: the cheapest responder of the design
+# kept (libfcgi, a thread per connection and per stream; bench).
+$(BUILD)/bench-design: tests/bench/design.c Makefile
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SAN_FLAGS) $(CFLAGS) \
+		-o $@ $< $(ALL_LDFLAGS) -pthread -lfcgi
+
 # Caddy, nginx, Nchan and the limit systems through the same scenarios;
 # see tests/bench/.
-bench: $(BIN) $(BUILD)/loadgen $(BUILD)/bench-limit
+bench: $(BIN) $(BUILD)/loadgen $(BUILD)/bench-limit $(BUILD)/bench-design
 	@sh scripts/deps.sh bench
 	BEEP_BIN=$(abspath $(BIN)) LOADGEN=$(abspath $(BUILD)/loadgen) \
 		LIMIT_BIN=$(abspath $(BUILD)/bench-limit) \
+		DESIGN_BIN=$(abspath $(BUILD)/bench-design) \
 		bash tests/bench/bench.sh
 
 # Install what is missing (Debian packages), or say what to install.
@@ -206,7 +214,7 @@ fuzz-run-%: $(FUZZ_BUILD)/fuzz_%
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $* $<
 
 FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h \
-	tests/load/*.c tests/fuzz/*.c tests/fuzz/*.h)
+	tests/load/*.c tests/bench/*.c tests/fuzz/*.c tests/fuzz/*.h)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

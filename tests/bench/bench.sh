@@ -2,8 +2,12 @@
 # make bench: beep-signal behind Caddy, beep-signal behind nginx (FastCGI
 # keep-alive, conf/nginx.conf), Nchan, and the "limit" systems (the same
 # front and configuration in front of bench-limit, the cheapest FastCGI
-# responder: tests/bench/limit.c), one after another, through the same
-# scenarios with the same load generator on this machine's loopback.
+# responder: tests/bench/limit.c), the "design" systems (the same again in
+# front of bench-design, the cheapest responder of the design issue 14
+# keeps: libfcgi, a thread per connection, a thread per stream woken
+# through a condition variable: tests/bench/design.c), one after another,
+# through the same scenarios with the same load generator on this
+# machine's loopback.
 #
 # Per run the load generator reports, for the measured interval, the CPU
 # per delivered post of each process (backend, front, itself; user and
@@ -21,12 +25,13 @@
 #   BEEP_BIN          backend binary (build/beep-signal)
 #   LOADGEN           load generator (build/loadgen)
 #   LIMIT_BIN         the limit systems' backend (build/bench-limit)
+#   DESIGN_BIN        the design systems' backend (build/bench-design)
 #   BENCH_BEEP_BIN_B  another backend binary for systems caddy-b and
 #                     nginx-b: a before/after in one run (BEEP_BIN)
 #   BENCH_NGINX_CONF_B  the server block system nginx-b runs
 #                     (BENCH_NGINX_CONF): a configuration's before/after
-#   BENCH_SYSTEMS     subset of "caddy caddy-limit nginx nginx-limit nchan
-#                     cluster3" (cluster3: three nodes joined by a
+#   BENCH_SYSTEMS     subset of "caddy caddy-limit caddy-design nginx
+#                     nginx-limit nginx-design nchan cluster3" (cluster3: three nodes joined by a
 #                     redis-server; subscribers on node A through its Caddy,
 #                     every POST through a front Caddy spreading them over
 #                     nodes B and C: all cross-node; scenarios S1 and S4 only)
@@ -65,7 +70,8 @@ HERE="$ROOT/tests/bench"
 BEEP_BIN=${BEEP_BIN:-$ROOT/build/beep-signal}
 LOADGEN=${LOADGEN:-$ROOT/build/loadgen}
 LIMIT_BIN=${LIMIT_BIN:-$ROOT/build/bench-limit}
-SYSTEMS=${BENCH_SYSTEMS:-caddy caddy-limit nginx nginx-limit nchan cluster3}
+DESIGN_BIN=${DESIGN_BIN:-$ROOT/build/bench-design}
+SYSTEMS=${BENCH_SYSTEMS:-caddy caddy-limit caddy-design nginx nginx-limit nginx-design nchan cluster3}
 SCENARIOS=${BENCH_SCENARIOS:-S1 S2 S4 S3}
 REPEAT=${BENCH_REPEAT:-3}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
@@ -117,6 +123,9 @@ fi
 [ -x "$LOADGEN" ] || die "no load generator at $LOADGEN (make build/loadgen)"
 case " $SYSTEMS " in *-limit\ *)
 	[ -x "$LIMIT_BIN" ] || die "no limit backend at $LIMIT_BIN (make build/bench-limit)";;
+esac
+case " $SYSTEMS " in *-design\ *)
+	[ -x "$DESIGN_BIN" ] || die "no design backend at $DESIGN_BIN (make build/bench-design)";;
 esac
 [ -f "$CADDYFILE" ] || die "no Caddyfile at $CADDYFILE"
 [ -f "$NGINX_CONF" ] || die "no nginx config at $NGINX_CONF"
@@ -196,13 +205,15 @@ start_backend() {
 	wait_for "$BACKEND_PID" backend test -S "$RUN/beep.sock"
 }
 
-# The limit systems' backend on the same socket path.
+# The limit (or, with DESIGN_BIN, design) systems' backend on the same
+# socket path.
 start_limit() {
-	$PIN "$LIMIT_BIN" "$RUN/beep.sock" >"$RUN/backend.log" 2>&1 &
+	$PIN "${1:-$LIMIT_BIN}" "$RUN/beep.sock" >"$RUN/backend.log" 2>&1 &
 	BACKEND_PID=$!
 	STARTED+=("$BACKEND_PID")
 	PIDS+=("$BACKEND_PID")
-	wait_for "$BACKEND_PID" bench-limit test -S "$RUN/beep.sock"
+	wait_for "$BACKEND_PID" "$(basename "${1:-$LIMIT_BIN}")" \
+	    test -S "$RUN/beep.sock"
 }
 
 start_caddy() {
@@ -349,6 +360,11 @@ start_system() {
 		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
 		STYLE=beep
 		;;
+	caddy-design)
+		start_limit "$DESIGN_BIN" && start_caddy || return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
+		STYLE=beep
+		;;
 	nginx)
 		beep_nginx_conf
 		start_backend && start_nginx "$RUN/beep-nginx.conf" "" ||
@@ -360,6 +376,13 @@ start_system() {
 		beep_nginx_conf
 		start_limit && start_nginx "$RUN/beep-nginx.conf" "" ||
 		    return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
+		STYLE=beep
+		;;
+	nginx-design)
+		beep_nginx_conf
+		start_limit "$DESIGN_BIN" &&
+		    start_nginx "$RUN/beep-nginx.conf" "" || return 1
 		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
 		STYLE=beep
 		;;
@@ -537,6 +560,8 @@ def sum_before($n): (rss($n) | map(.before_kib) | add) // null;
     nchan: "Nchan (nginx module), same routes (tests/bench/nchan.conf)",
     "caddy-limit": "Caddy (same Caddyfile) in front of bench-limit, the cheapest FastCGI responder (tests/bench/limit.c)",
     "nginx-limit": "nginx (same conf/nginx.conf) in front of bench-limit",
+    "caddy-design": "Caddy (same Caddyfile) in front of bench-design, the cheapest responder of the design kept (libfcgi, a thread per connection and per stream, condition variables; tests/bench/design.c)",
+    "nginx-design": "nginx (same conf/nginx.conf) in front of bench-design",
     cluster3: "three beep-signal nodes and Redis: streams on node A (its Caddy), POSTs through a round-robin Caddy to nodes B and C: every delivery cross-node"
   },
   runs: .,
@@ -606,7 +631,7 @@ def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–"
 "| scenario | system | posts/s | vs Nchan | p50 ms | p90 ms | p99 ms | p99 vs Nchan | p99.9 ms | max ms | lost/dup/ooo | backend KiB/sub | front KiB/sub | backend idle MiB |",
 "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
 ($order | split(" ") | map(select(length > 0))) as $o
-| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-b":1,"caddy-limit":2,"nginx":3,"nginx-b":4,"nginx-limit":5,"nchan":6,"cluster3":7}[.])) | .[]
+| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-b":1,"caddy-design":2,"caddy-limit":3,"nginx":4,"nginx-b":5,"nginx-design":6,"nginx-limit":7,"nchan":8,"cluster3":9}[.])) | .[]
  | (nchan(.scenario) // null) as $n
  | "| \(.scenario) | \(.system) | \(.posts_per_s | r0) | \(ratio(.posts_per_s; $n.posts_per_s)) | \(.latency_ms.p50 | r2) | \(.latency_ms.p90 | r2) | \(.latency_ms.p99 | r2) | \(ratio(.latency_ms.p99; $n.latency_ms.p99)) | \(.latency_ms.p999 | r2) | \(.latency_ms.max | r2) | \(.lost)/\(.duplicated)/\(.out_of_order)\(if .ok then "" else " ✗" end) | \(.backend_kib_per_sub | r2) | \(.front_kib_per_sub | r2) | \(if .backend_idle_kib then (.backend_idle_kib / 1024 | r2) else "–" end) |")
 ' "$json"
@@ -626,14 +651,16 @@ def cs($n): (proc($n) | map(.cs_per_post) | if length == 0 or any(. == null) the
 def cell($n): "\(us($n) | r1) (\(ut($n) | r1)+\(st($n) | r1))";
 .summary as $s
 | def lim($sys; $sc): ($s[] | select(.system == ($sys + "-limit") and .scenario == $sc));
+def des($sys; $sc): ($s[] | select(.system == ($sys + "-design") and .scenario == $sc));
 "CPU per delivered post, µs (user+system), and context switches per post, over the measured interval:",
 "",
-"| scenario | system | posts/s | vs limit | backend µs | front µs | loadgen µs | total µs | backend cs | front cs |",
-"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+"| scenario | system | posts/s | vs limit | vs design | backend µs | front µs | loadgen µs | total µs | backend cs | front cs |",
+"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
 ($order | split(" ") | map(select(length > 0))) as $o
-| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-b":1,"caddy-limit":2,"nginx":3,"nginx-b":4,"nginx-limit":5,"nchan":6,"cluster3":7}[.])) | .[]
- | (if (.system | test("^(caddy|nginx)(-b)?$")) then ([lim(.system | sub("-b$"; ""); .scenario)] | .[0]) else null end) as $l
- | "| \(.scenario) | \(.system) | \(.posts_per_s | round) | \(if $l then ratio(.posts_per_s; $l.posts_per_s) else "–" end) | \(cell("backend")) | \(cell("front")) | \(cell("loadgen")) | \([us("backend"), us("front"), us("loadgen")] | map(select(. != null)) | add | r1) | \(cs("backend") | r2) | \(cs("front") | r2) |")
+| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-b":1,"caddy-design":2,"caddy-limit":3,"nginx":4,"nginx-b":5,"nginx-design":6,"nginx-limit":7,"nchan":8,"cluster3":9}[.])) | .[]
+ | (if (.system | test("^(caddy|nginx)(-b|-design)?$")) then ([lim(.system | sub("-(b|design)$"; ""); .scenario)] | .[0]) else null end) as $l
+ | (if (.system | test("^(caddy|nginx)(-b)?$")) then ([des(.system | sub("-b$"; ""); .scenario)] | .[0]) else null end) as $d
+ | "| \(.scenario) | \(.system) | \(.posts_per_s | round) | \(if $l then ratio(.posts_per_s; $l.posts_per_s) else "–" end) | \(if $d then ratio(.posts_per_s; $d.posts_per_s) else "–" end) | \(cell("backend")) | \(cell("front")) | \(cell("loadgen")) | \([us("backend"), us("front"), us("loadgen")] | map(select(. != null)) | add | r1) | \(cs("backend") | r2) | \(cs("front") | r2) |")
 ' "$json"
 
 # The issue's targets.
@@ -674,7 +701,10 @@ def ratio($a; $b): if $a == null or $b == null or $b == 0 then null else $a / $b
 def chk($name; $v; $ok; $text):
   if $v == null then "- [?] \($name): not measured"
   elif $ok then "- [x] \($name): \($text)" else "- [ ] \($name): \($text)" end;
+def info($name; $v; $text):
+  if $v == null then "- \($name): not measured" else "- \($name): \($text)" end;
 get("nginx";"S1") as $n1 | get("nchan";"S1") as $c1 | get("nginx-limit";"S1") as $l1
+| get("nginx-design";"S1") as $d1 | get("nginx-design";"S3") as $d3
 | get("nginx";"S3") as $n3 | get("nchan";"S3") as $c3
 | get("caddy";"S1") as $k1 | get("caddy-limit";"S1") as $kl1
 | cpu($n1; "backend") as $b | cpu($n1; "front") as $f
@@ -695,7 +725,15 @@ chk("S3 p99 ≤ 2 ms"; $n3.latency_ms.p99; ($n3.latency_ms.p99 // 1e9) <= 2;
     "\($n3.latency_ms.p99 | n2) ms"),
 chk("behind Caddy, S1 posts/s ≥ 0.9 × the Caddy limit system"; ratio($k1.posts_per_s; $kl1.posts_per_s);
     (ratio($k1.posts_per_s; $kl1.posts_per_s) // 0) >= 0.9;
-    "\(ratio($k1.posts_per_s; $kl1.posts_per_s) | n2)×")
+    "\(ratio($k1.posts_per_s; $kl1.posts_per_s) | n2)×"),
+"",
+"The design kept (nginx-design: libfcgi, a thread per connection and per stream) against the limit, and ours against it (measured, no target):",
+info("S1: the design system / the limit system"; ratio($d1.posts_per_s; $l1.posts_per_s);
+    "\(ratio($d1.posts_per_s; $l1.posts_per_s) | n2)×, backend \(cpu($d1; "backend") | n2) µs per post against \(cpu($l1; "backend") | n2)"),
+info("S1: ours / the design system"; ratio($n1.posts_per_s; $d1.posts_per_s);
+    "\(ratio($n1.posts_per_s; $d1.posts_per_s) | n2)×, backend \($b | n2) µs per post against \(cpu($d1; "backend") | n2)"),
+info("S3: ours / the design system"; ratio($n3.posts_per_s; $d3.posts_per_s);
+    "\(ratio($n3.posts_per_s; $d3.posts_per_s) | n2)×, p99 \($n3.latency_ms.p99 | n2) ms against \($d3.latency_ms.p99 | n2)")
 ' "$json"
 echo
 echo "Results: $json"
