@@ -289,7 +289,12 @@ worker(void *arg)
 		r.keepConnection = 1;
 		while (FCGX_Accept_r(&r) >= 0) {
 			handle(&r);
-			/* As the service does: no lingering close (Caddy). */
+			/*
+			 * As the service does: the input read to its end (the
+			 * empty STDIN record), so no lingering close (Caddy).
+			 */
+			while (FCGX_GetChar(r.in) != EOF)
+				;
 			if (!r.keepConnection && FCGX_GetError(r.in) == 0 &&
 			    FCGX_HasSeenEOF(r.in) == EOF)
 				FCGX_Detach(&r);
