@@ -106,8 +106,8 @@ $(BUILD)/bench-limit: tests/bench/limit.c Makefile
 # kept (libfcgi, a thread per connection and per stream; bench).
 $(BUILD)/bench-design: tests/bench/design.c Makefile
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SAN_FLAGS) $(CFLAGS) \
-		-o $@ $< $(ALL_LDFLAGS) -pthread -lfcgi
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SAN_FLAGS) $(PKG_CFLAGS) \
+		$(CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lfcgi
 
 # Caddy, nginx, Nchan and the limit systems through the same scenarios;
 # see tests/bench/.
