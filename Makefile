@@ -97,14 +97,14 @@ $(BUILD)/loadgen: tests/load/loadgen.c Makefile
 loadgen: $(BUILD)/loadgen $(BUILD)/bench-limit $(BUILD)/bench-design
 
 # The "limit" system's backend: the cheapest FastCGI responder (bench).
-$(BUILD)/bench-limit: tests/bench/limit.c Makefile
+$(BUILD)/bench-limit: tests/bench/limit.c tests/bench/responder.h Makefile
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SAN_FLAGS) $(CFLAGS) \
 		-o $@ $< $(ALL_LDFLAGS) -pthread
 
 # The "design" system's backend: the cheapest responder of the design
 # kept (libfcgi, a thread per connection and per stream; bench).
-$(BUILD)/bench-design: tests/bench/design.c Makefile
+$(BUILD)/bench-design: tests/bench/design.c tests/bench/responder.h Makefile
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SAN_FLAGS) $(PKG_CFLAGS) \
 		$(CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lfcgi
@@ -214,7 +214,7 @@ fuzz-run-%: $(FUZZ_BUILD)/fuzz_%
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $* $<
 
 FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h \
-	tests/load/*.c tests/bench/*.c tests/fuzz/*.c tests/fuzz/*.h)
+	tests/load/*.c tests/bench/*.c tests/bench/*.h tests/fuzz/*.c tests/fuzz/*.h)
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

@@ -48,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "responder.h"
+
 #define DESIGN_BUCKETS 65536
 #define DESIGN_STACK (64 * 1024)
 #define DESIGN_BODY_HINT_MAX 65536
@@ -79,23 +81,10 @@ static atomic_int g_idle;
 static int g_min_idle = 8;
 static int g_lfd;
 
-static const char g_ok[] = "Content-Type: application/json\r\n"
-                           "Content-Length: 11\r\n\r\n{\"ok\":true}";
-static const char g_missing[] = "Status: 404 Not Found\r\n"
-                                "Content-Type: application/json\r\n"
-                                "Content-Length: 32\r\n\r\n"
-                                "{\"error\":\"device not connected\"}";
-static const char g_head[] = "Content-Type: text/event-stream\r\n"
-                             "Cache-Control: no-cache\r\n\r\n:\n\n";
-
 static unsigned
 hash(const char *s)
 {
-	unsigned h = 2166136261u;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h % DESIGN_BUCKETS;
+	return bench_hash(s, DESIGN_BUCKETS);
 }
 
 /* Under g_lock. */
@@ -136,6 +125,7 @@ post(FCGX_Request *r, const char *key)
 	size_t n = 0;
 	struct stream *s;
 	struct item *it;
+	const char *data;
 	char *d;
 
 	/*
@@ -156,11 +146,9 @@ post(FCGX_Request *r, const char *key)
 		it = realloc(it, sizeof(*it) + 6 + cap + 2);
 	}
 	d = it->data + 6;
-	if (n >= 11 && memcmp(d, "{\"data\":\"", 9) == 0 &&
-	    memcmp(d + n - 2, "\"}", 2) == 0) {
-		memmove(d, d + 9, n - 11);
-		n -= 11;
-	}
+	data = d;
+	bench_data(&data, &n);
+	memmove(d, data, n);
 	it->next = NULL;
 	it->len = 6 + n + 2;
 	memcpy(it->data, "data: ", 6);
@@ -179,12 +167,12 @@ post(FCGX_Request *r, const char *key)
 	pthread_mutex_unlock(&g_lock);
 	if (s == NULL) {
 		free(it);
-		FCGX_PutStr(g_missing, sizeof(g_missing) - 1, r->out);
+		FCGX_PutStr(bench_missing, sizeof(bench_missing) - 1, r->out);
 		return;
 	}
 	pthread_cond_signal(&s->cond);
 	atomic_fetch_sub(&s->pinned, 1);
-	FCGX_PutStr(g_ok, sizeof(g_ok) - 1, r->out);
+	FCGX_PutStr(bench_ok, sizeof(bench_ok) - 1, r->out);
 }
 
 /* Whether the front closed the stream's connection. */
@@ -226,7 +214,7 @@ subscribe(FCGX_Request *r, const char *key)
 	g_streams[hash(key)] = s;
 	pthread_mutex_unlock(&g_lock);
 
-	FCGX_PutStr(g_head, sizeof(g_head) - 1, r->out);
+	FCGX_PutStr(bench_head, sizeof(bench_head) - 1, r->out);
 	FCGX_FFlush(r->out);
 	while (!end) {
 		struct item *batch;
@@ -282,7 +270,7 @@ handle(FCGX_Request *r)
 	    route(uri, "/subscribe/", key, sizeof(key)) == 0)
 		subscribe(r, key);
 	else
-		FCGX_PutS("Content-Type: text/plain\r\n\r\nok\n", r->out);
+		FCGX_PutStr(bench_other, sizeof(bench_other) - 1, r->out);
 }
 
 static void spawn(void);

@@ -42,6 +42,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "responder.h"
+
 #define FCGI_BEGIN_REQUEST 1
 #define FCGI_ABORT_REQUEST 2
 #define FCGI_END_REQUEST 3
@@ -102,11 +104,7 @@ buf_add(struct buf *b, const void *p, size_t n)
 static unsigned
 hash(const char *s)
 {
-	unsigned h = 2166136261u;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h % LIMIT_BUCKETS;
+	return bench_hash(s, LIMIT_BUCKETS);
 }
 
 static struct conn *
@@ -276,13 +274,6 @@ route(const char *uri, long n, const char *prefix, char *key, size_t cap)
 	return 0;
 }
 
-static const char g_ok[] = "Content-Type: application/json\r\n"
-                           "Content-Length: 11\r\n\r\n{\"ok\":true}";
-static const char g_missing[] = "Status: 404 Not Found\r\n"
-                                "Content-Type: application/json\r\n"
-                                "Content-Length: 32\r\n\r\n"
-                                "{\"error\":\"device not connected\"}";
-
 /* The request's params and body are complete: handle it. */
 static void
 handle(struct conn *c)
@@ -300,33 +291,27 @@ handle(struct conn *c)
 		struct buf ev = {0};
 
 		if (s == NULL) {
-			answer(c, g_missing, sizeof(g_missing) - 1);
+			answer(c, bench_missing, sizeof(bench_missing) - 1);
 			return;
 		}
-		if (n >= 11 && memcmp(d, "{\"data\":\"", 9) == 0 &&
-		    memcmp(d + n - 2, "\"}", 2) == 0) {
-			d += 9;
-			n -= 11;
-		}
+		bench_data(&d, &n);
 		buf_add(&ev, "data: ", 6);
 		buf_add(&ev, d, n);
 		buf_add(&ev, "\n\n", 2);
 		record(&s->out, FCGI_STDOUT, s->id, ev.p, ev.len);
 		free(ev.p);
-		answer(c, g_ok, sizeof(g_ok) - 1);
+		answer(c, bench_ok, sizeof(bench_ok) - 1);
 		conn_flush(s);
 		return;
 	}
 	if (ml == 3 && memcmp(m, "GET", 3) == 0 && ul > 0 &&
 	    route(uri, ul, "/subscribe/", key, sizeof(key)) == 0) {
-		static const char head[] =
-		    "Content-Type: text/event-stream\r\n"
-		    "Cache-Control: no-cache\r\n\r\n:\n\n";
 		struct conn *old = stream_find(key);
 
 		if (old != NULL)
 			stream_remove(old); /* the newer stream takes the key */
-		record(&c->out, FCGI_STDOUT, c->id, head, sizeof(head) - 1);
+		record(&c->out, FCGI_STDOUT, c->id, bench_head,
+		    sizeof(bench_head) - 1);
 		snprintf(c->key, sizeof(c->key), "%s", key);
 		c->streaming = 1;
 		c->next = g_streams[hash(key)];
@@ -334,7 +319,7 @@ handle(struct conn *c)
 		c->params.len = c->body.len = 0;
 		return;
 	}
-	answer(c, "Content-Type: text/plain\r\n\r\nok\n", 31);
+	answer(c, bench_other, sizeof(bench_other) - 1);
 }
 
 /* Parses the records in c->in; returns -1 when c is gone. */
