@@ -13,12 +13,40 @@
 /* The longest event name; names are tokens of [A-Za-z0-9_.-]. */
 #define BODY_EVENT_MAX 64
 
+/*
+ * The bytes a JSON body's parse takes from the caller's stack (struct
+ * body_msg) before jansson's allocations go to the heap: a signaling
+ * message of a few hundred bytes parses without an allocation.
+ */
+#define BODY_PARSE_STACK 2048
+
+/*
+ * A decoded message.  It may point into itself: do not copy or move it
+ * between body_decode() and body_msg_clear().
+ */
 struct body_msg {
-	char *data; /* owned; NUL-terminated, may contain NUL bytes */
+	const char *data; /* NUL-terminated, may contain NUL bytes */
 	size_t data_len;
-	bool is_json; /* data is compact JSON text (not a JSON string) */
-	char *event;  /* owned, or NULL */
+	bool is_json;      /* data is compact JSON text (not a JSON string) */
+	const char *event; /* or NULL */
+	/*
+	 * Private: what data and event point into, released by
+	 * body_msg_clear().  A JSON body's strings are used where the parse
+	 * left them, not copied, and with body_init() the parse allocates
+	 * from parse_stack first.
+	 */
+	struct json_t *doc;
+	char *own[2];
+	size_t parse_used;
+	_Alignas(16) char parse_stack[BODY_PARSE_STACK];
 };
+
+/*
+ * Route jansson's allocations through body's (xmalloc() and free(), and
+ * the parse's stack while body_decode() parses).  Call once, before any
+ * thread uses jansson.  Without it, body_decode() parses on the heap.
+ */
+void body_init(void);
 
 /*
  * Decode body[0..len) sent with Content-Type ct.  JSON nested deeper than

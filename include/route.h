@@ -42,7 +42,7 @@ struct route {
 	enum route_id id;
 	char *user; /* decoded, or NULL; owned, see route_clear() */
 	size_t user_len;
-	char *device; /* decoded, or NULL; owned */
+	char *device; /* decoded, or NULL; in user's block */
 	size_t device_len;
 	const char *query; /* points into the URI after '?', or NULL */
 };

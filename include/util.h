@@ -6,6 +6,7 @@
 #define BEEP_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,9 @@ char *xstrdup(const char *s);
 /* Copy len bytes and add a NUL terminator. */
 char *xmemdup(const void *p, size_t len);
 
+/* The decimal digits of v at p (room for 20, no NUL); returns how many. */
+size_t util_u64_digits(uint64_t v, char *p);
+
 /* Milliseconds on CLOCK_MONOTONIC. */
 uint64_t util_now_ms(void);
 /* The same clock in microseconds. */
@@ -24,13 +28,21 @@ uint64_t util_now_us(void);
 
 /*
  * A growable byte buffer.  Zero-initialise it ({0}); data is always
- * NUL-terminated once anything has been appended.
+ * NUL-terminated once anything has been appended.  BUF_ON_STACK() starts
+ * one in the caller's array instead, which it leaves for the heap only if
+ * it outgrows it: a short-lived buffer of a request or an event then costs
+ * no allocation.  Such a buffer must not outlive the array, and its data
+ * must not be kept (buf_free() it like any other).
  */
 struct buf {
 	char *data;
 	size_t len;
 	size_t cap;
+	bool borrowed; /* data is the caller's array, not the heap's */
 };
+
+#define BUF_ON_STACK(array)                                                    \
+	((struct buf){.data = (array), .cap = sizeof(array), .borrowed = true})
 
 void buf_reserve(struct buf *b, size_t extra);
 void buf_append(struct buf *b, const void *p, size_t len);
@@ -38,6 +50,8 @@ void buf_puts(struct buf *b, const char *s);
 void buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void buf_reset(struct buf *b);
+/* Move a BUF_ON_STACK() buffer's bytes to the heap (else do nothing). */
+void buf_to_heap(struct buf *b);
 void buf_free(struct buf *b);
 
 #endif

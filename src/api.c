@@ -28,6 +28,13 @@
 #define API_RETRY_AFTER 5
 /* What api_cors() reserves for an answer's header lines. */
 #define API_HEAD_ROOM 192
+/* The stack a rate bucket's key is made in (longer ones take the heap). */
+#define API_KEY_STACK 256
+/*
+ * The stack a message is packed in before it is copied into the registry
+ * (longer ones are packed on the heap).
+ */
+#define API_PACKED_STACK 1024
 /* How long a browser may cache a preflight answer, in seconds. */
 #define API_PREFLIGHT_MAX_AGE 600
 /*
@@ -57,6 +64,8 @@ struct api {
 	struct cidr_list metrics_allow; /* who may read /metrics */
 	atomic_bool stopping;           /* api_stop() was called */
 	struct cluster *cluster;        /* BEEP_REDIS_URL: the other nodes */
+	char epoch[24];                 /* the registry's epoch and '-' */
+	size_t epoch_len;
 };
 
 /* What api_precheck() found, for api_handle() once the body is read. */
@@ -74,6 +83,8 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
 
 	api->config = c;
 	api->reg = reg;
+	api->epoch_len = util_u64_digits(registry_epoch(reg), api->epoch);
+	api->epoch[api->epoch_len++] = '-';
 	api->threads = threads;
 	api->threads_ctx = threads_ctx;
 	api->cors_any = strcmp(p, "*") == 0;
@@ -239,42 +250,6 @@ api_error(struct api_response *resp, enum http_status status, const char *why)
 	api_json(resp, status, json_pack("{s:s}", "error", why));
 }
 
-/* The decimal digits of v at p (room for 20); returns how many. */
-static size_t
-api_u64_digits(uint64_t v, char *p)
-{
-	char tmp[20];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (size_t i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
-	return n;
-}
-
-/*
- * "<a>-<b>" into out, as snprintf() would: a message's id is formatted
- * for its POST's answer and for every stream it is written to.
- */
-static void
-api_format_u64_pair(uint64_t a, uint64_t b, char *out, size_t size)
-{
-	char text[42];
-	size_t n = api_u64_digits(a, text);
-
-	text[n++] = '-';
-	n += api_u64_digits(b, text + n);
-	if (size == 0)
-		return;
-	if (n >= size)
-		n = size - 1;
-	memcpy(out, text, n);
-	out[n] = '\0';
-}
-
 /*
  * Event ids are "<epoch>-<n>": see registry_epoch(), registry_msg_id();
  * in a cluster, Redis stream ids (cluster_format_id()).
@@ -282,11 +257,22 @@ api_format_u64_pair(uint64_t a, uint64_t b, char *out, size_t size)
 static void
 api_format_id(const struct api *api, uint64_t n, char *out, size_t size)
 {
+	char text[sizeof(api->epoch) + 20];
+	size_t len = api->epoch_len;
+
 	if (api->cluster != NULL) {
 		cluster_format_id(n, out, size);
 		return;
 	}
-	api_format_u64_pair(registry_epoch(api->reg), n, out, size);
+	/* The epoch's digits are made once (api_new()): only n's here. */
+	memcpy(text, api->epoch, len);
+	len += util_u64_digits(n, text + len);
+	if (size == 0)
+		return;
+	if (len >= size)
+		len = size - 1;
+	memcpy(out, text, len);
+	out[len] = '\0';
 }
 
 /*
@@ -440,7 +426,8 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
     const struct auth_identity *who, struct api_response *resp)
 {
 	struct body_msg msg;
-	struct buf packed = {0};
+	char packed_text[API_PACKED_STACK];
+	struct buf packed = BUF_ON_STACK(packed_text);
 	struct registry_msg *m;
 	enum registry_error err;
 	enum http_status status;
@@ -776,14 +763,18 @@ api_rate_ok(struct api *api, const struct api_request *req,
     const struct auth_identity *who, struct api_response *resp)
 {
 	unsigned retry = 1;
-	struct buf key = {0};
+	char key_text[API_KEY_STACK];
+	struct buf key = BUF_ON_STACK(key_text);
 	bool ok;
 
-	if (who->user != NULL)
-		buf_printf(&key, "u:%s", who->user);
-	else
-		buf_printf(
-		    &key, "a:%s", req->remote_addr ? req->remote_addr : "");
+	/* Appended, not formatted: vsnprintf() would cost more than the rest. */
+	if (who->user != NULL) {
+		buf_append(&key, "u:", 2);
+		buf_puts(&key, who->user);
+	} else {
+		buf_append(&key, "a:", 2);
+		buf_puts(&key, req->remote_addr ? req->remote_addr : "");
+	}
 	ok = limit_take(api->limit, key.data, util_now_ms(), &retry);
 	buf_free(&key);
 	if (!ok) {

@@ -8,6 +8,51 @@
 #include "depth.h"
 #include "util.h"
 
+/*
+ * jansson's allocator takes no context: the message whose parse_stack
+ * this thread's jansson allocations come from, while one is parsed or
+ * released, is named here.
+ */
+static _Thread_local struct body_msg *body_parsing;
+static bool body_hooked; /* body_init() ran */
+
+static void *
+body_json_malloc(size_t size)
+{
+	struct body_msg *m = body_parsing;
+
+	if (m != NULL) {
+		/* Aligned as malloc() aligns. */
+		size_t at = (m->parse_used + 15) & ~(size_t)15;
+
+		if (at <= sizeof(m->parse_stack) &&
+		    size <= sizeof(m->parse_stack) - at) {
+			m->parse_used = at + size;
+			return m->parse_stack + at;
+		}
+	}
+	return xmalloc(size);
+}
+
+static void
+body_json_free(void *p)
+{
+	struct body_msg *m = body_parsing;
+
+	/* Stack blocks go with the message (body_msg_clear()). */
+	if (m != NULL && (char *)p >= m->parse_stack &&
+	    (char *)p < m->parse_stack + sizeof(m->parse_stack))
+		return;
+	free(p);
+}
+
+void
+body_init(void)
+{
+	json_set_alloc_funcs(body_json_malloc, body_json_free);
+	body_hooked = true;
+}
+
 bool
 body_event_valid(const char *s, size_t len)
 {
@@ -24,6 +69,18 @@ body_event_valid(const char *s, size_t len)
 	return true;
 }
 
+/* Empty msg, whatever it held (its stack is left as it is). */
+static void
+body_msg_reset(struct body_msg *msg)
+{
+	msg->data = msg->event = NULL;
+	msg->data_len = 0;
+	msg->is_json = false;
+	msg->doc = NULL;
+	msg->own[0] = msg->own[1] = NULL;
+	msg->parse_used = 0;
+}
+
 static enum http_status
 body_decode_json(const char *body, size_t len, unsigned max_depth,
     struct body_msg *msg, const char **why)
@@ -35,7 +92,11 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 		*why = "JSON nested too deeply";
 		return HTTP_400;
 	}
+	if (body_hooked)
+		body_parsing = msg;
 	root = json_loadb(body, len, JSON_ALLOW_NUL, &err);
+	body_parsing = NULL;
+	msg->doc = root; /* released by body_msg_clear(), on every path */
 	if (root == NULL) {
 		*why = "malformed JSON";
 		return HTTP_400;
@@ -53,7 +114,7 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 			       "[A-Za-z0-9_.-]";
 			goto fail;
 		}
-		msg->event = xstrdup(json_string_value(event));
+		msg->event = json_string_value(event);
 	}
 	data = json_object_get(root, "data");
 	if (data == NULL || json_is_null(data) ||
@@ -63,19 +124,18 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 	}
 	if (json_is_string(data)) {
 		msg->data_len = json_string_length(data);
-		msg->data = xmemdup(json_string_value(data), msg->data_len);
+		msg->data = json_string_value(data);
 	} else {
 		char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
 
+		if (text == NULL)
+			abort(); /* out of memory: as xmalloc() does */
 		msg->is_json = true;
 		msg->data_len = strlen(text);
-		msg->data = xmemdup(text, msg->data_len);
-		free(text);
+		msg->data = msg->own[0] = text;
 	}
-	json_decref(root);
 	return HTTP_200;
 fail:
-	json_decref(root);
 	body_msg_clear(msg);
 	return HTTP_400;
 }
@@ -110,7 +170,7 @@ body_decode_form(
 		}
 		/* The first occurrence of a field wins. */
 		if (!have_data && strcmp(key, "data") == 0 && n == 4) {
-			msg->data = val;
+			msg->data = msg->own[0] = val;
 			msg->data_len = vlen;
 			have_data = true;
 			val = NULL;
@@ -122,7 +182,7 @@ body_decode_form(
 				       "[A-Za-z0-9_.-]";
 				goto fail;
 			}
-			msg->event = val;
+			msg->event = msg->own[1] = val;
 			have_event = true;
 			val = NULL;
 		}
@@ -148,7 +208,7 @@ enum http_status
 body_decode(const char *ct, const char *body, size_t len, unsigned max_depth,
     struct body_msg *msg, const char **why)
 {
-	memset(msg, 0, sizeof(*msg));
+	body_msg_reset(msg);
 	if (http_media_type_is(ct, "application/json"))
 		return body_decode_json(body, len, max_depth, msg, why);
 	if (http_media_type_is(ct, "application/x-www-form-urlencoded"))
@@ -161,7 +221,13 @@ body_decode(const char *ct, const char *body, size_t len, unsigned max_depth,
 void
 body_msg_clear(struct body_msg *msg)
 {
-	free(msg->data);
-	free(msg->event);
-	memset(msg, 0, sizeof(*msg));
+	free(msg->own[0]);
+	free(msg->own[1]);
+	if (msg->doc != NULL) {
+		if (body_hooked)
+			body_parsing = msg;
+		json_decref(msg->doc);
+		body_parsing = NULL;
+	}
+	body_msg_reset(msg);
 }

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcgiapp.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "alloc_tune.h"
+#include "body.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -69,7 +69,7 @@ main(int argc, char **argv)
 		         "takes a page more of stack",
 		    ALLOC_TUNE_SETTINGS, strerror(tune_err));
 	metrics_init();
-	json_set_alloc_funcs(xmalloc, free);
+	body_init();
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	main_raise_nofile();
 

@@ -68,25 +68,18 @@ struct route_seg {
 	size_t len;
 };
 
+/* Decode one id segment into id (room for seg->len + 1 bytes). */
 static enum route_result
 route_decode_id(
-    const struct route_seg *seg, size_t max_id, char **out, size_t *out_len)
+    const struct route_seg *seg, size_t max_id, char *id, size_t *out_len)
 {
-	char *id;
-
 	/* Decoding never lengthens; a raw segment 3x too long is too long. */
 	if (seg->len == 0 || seg->len > 3 * max_id)
 		return ROUTE_BAD_ID;
-	id = xmalloc(seg->len + 1);
-	if (http_percent_decode(seg->p, seg->len, false, id, out_len) < 0) {
-		free(id);
+	if (http_percent_decode(seg->p, seg->len, false, id, out_len) < 0)
 		return ROUTE_BAD_ESCAPE;
-	}
-	if (!http_id_valid(id, *out_len, max_id)) {
-		free(id);
+	if (!http_id_valid(id, *out_len, max_id))
 		return ROUTE_BAD_ID;
-	}
-	*out = id;
 	return ROUTE_OK;
 }
 
@@ -96,8 +89,9 @@ route_match(
 {
 	struct route_seg segs[ROUTE_MAX_SEGMENTS];
 	const struct route_spec *spec = NULL;
-	size_t nseg = 0, path_len;
+	size_t nseg = 0, path_len, room = 0, used = 0;
 	const char *q, *p;
+	char *ids;
 	enum route_result res;
 
 	memset(r, 0, sizeof(*r));
@@ -142,25 +136,37 @@ route_match(
 	if (method != spec->method && method != METHOD_OPTIONS)
 		return ROUTE_BAD_METHOD;
 
+	/*
+	 * The ids, decoded into one block: user, then device (a segment
+	 * too long to be an id is refused below, so it adds only the byte
+	 * that keeps the block from being empty).
+	 */
 	for (size_t j = 0; j < nseg; j++) {
-		char **out;
+		if (spec->seg[j] == NULL && segs[j].len <= 3 * max_id)
+			room += segs[j].len + 1;
+		else if (spec->seg[j] == NULL)
+			room++;
+	}
+	ids = room > 0 ? xmalloc(room) : NULL;
+	for (size_t j = 0; j < nseg; j++) {
 		size_t *out_len;
 
 		if (spec->seg[j] != NULL)
 			continue;
-		if (r->user == NULL) {
-			out = &r->user;
-			out_len = &r->user_len;
-		} else {
-			out = &r->device;
-			out_len = &r->device_len;
-		}
-		res = route_decode_id(&segs[j], max_id, out, out_len);
+		out_len = r->user == NULL ? &r->user_len : &r->device_len;
+		res = route_decode_id(&segs[j], max_id, ids + used, out_len);
 		if (res != ROUTE_OK) {
-			route_clear(r);
-			r->id = spec->id;
+			free(ids);
+			r->user = r->device = NULL;
+			r->user_len = r->device_len = 0;
 			return res;
 		}
+		ids[used + *out_len] = '\0';
+		if (r->user == NULL)
+			r->user = ids + used;
+		else
+			r->device = ids + used;
+		used += segs[j].len + 1;
 	}
 	return ROUTE_OK;
 }
@@ -168,8 +174,7 @@ route_match(
 void
 route_clear(struct route *r)
 {
-	free(r->user);
-	free(r->device);
+	free(r->user); /* the block that holds the device too */
 	r->user = r->device = NULL;
 	r->user_len = r->device_len = 0;
 }

@@ -104,6 +104,16 @@
 /* Workers beyond max_streams, for short requests and kept-alive links. */
 #define SERVER_EXTRA_WORKERS 256
 /*
+ * The stack a POST's body is read into before it takes the heap
+ * (server_answer()): an ICE candidate or a hang-up fits.
+ */
+#define SERVER_BODY_STACK 1024
+/*
+ * The stack an answer's head and its body are made in before they take
+ * the heap (server_answer()): a POST's answer and most errors fit.
+ */
+#define SERVER_ANSWER_STACK 256
+/*
  * Pauses after accept() fails (e.g. EMFILE at the descriptor limit): the
  * first, doubled on each failure in a row, up to the last.
  */
@@ -543,19 +553,23 @@ server_write_head(
 	if (resp->headers.len > 0 &&
 	    server_put(req, resp->headers.data, resp->headers.len) < 0)
 		return -1;
-	if (with_length)
-		n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n\r\n",
-		    resp->body.len);
-	else
-		n = snprintf(line, sizeof(line), "\r\n");
-	if (n < 0 || (size_t)n >= sizeof(line))
-		return -1;
+	/* By hand: snprintf() costs as much as the rest of the head. */
+	n = 0;
+	if (with_length) {
+		memcpy(line, "Content-Length: ", 16);
+		n = 16 + (int)util_u64_digits(resp->body.len, line + 16);
+		line[n++] = '\r';
+		line[n++] = '\n';
+	}
+	line[n++] = '\r';
+	line[n++] = '\n';
 	return server_put(req, line, (size_t)n);
 }
 
 /*
- * Read req and have the api answer it into resp.  Returns false when the
- * request never arrived whole (resp is then empty: drop the connection).
+ * Read req, have the api answer it into resp and, unless the answer is a
+ * stream, write it (resp is then empty).  Returns false when the request
+ * never arrived whole (resp is then empty: drop the connection).
  * Out of line, and apart from server_handle(): the request's parameters
  * (struct api_request) and body are done with once resp is made, and a
  * stream's thread sleeps under server_handle()'s frame for the stream's
@@ -568,7 +582,12 @@ static bool
 server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 {
 	struct api_request ar = {0};
-	struct buf body = {0}, uri = {0};
+	char body_text[SERVER_BODY_STACK];
+	char head_text[SERVER_ANSWER_STACK], answer_text[SERVER_ANSWER_STACK];
+	struct buf body = BUF_ON_STACK(body_text), uri = {0};
+
+	resp->headers = BUF_ON_STACK(head_text);
+	resp->body = BUF_ON_STACK(answer_text);
 
 	/* Out of line too (server_params.c): its lookup table. */
 	server_params_to_request(req->envp, srv->config->auth_param, &ar, &uri);
@@ -600,6 +619,16 @@ server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	api_handle(srv->api, &ar, resp);
 	buf_free(&body);
 	buf_free(&uri);
+	if (resp->stream == NULL) {
+		/* Written from this frame, where its buffers are. */
+		if (server_write_head(req, resp, true) == 0)
+			server_put(req, resp->body.data, resp->body.len);
+		api_response_clear(resp);
+	} else {
+		/* A stream's head outlives this frame. */
+		buf_to_heap(&resp->headers);
+		buf_to_heap(&resp->body);
+	}
 	return true;
 }
 
@@ -610,12 +639,8 @@ server_handle(struct server *srv, FCGX_Request *req)
 
 	if (!server_answer(srv, req, &resp))
 		return;
-	if (resp.stream == NULL) {
-		if (server_write_head(req, &resp, true) == 0)
-			server_put(req, resp.body.data, resp.body.len);
-	} else {
+	if (resp.stream != NULL)
 		server_stream(srv, req, &resp);
-	}
 	api_response_clear(&resp);
 }
 

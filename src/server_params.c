@@ -11,6 +11,9 @@
 
 /* Parameters server_params_lookup() looks up at once. */
 #define SERVER_PARAMS_MAX 16
+/* Its chains by name length: 0 to 31, and longer. */
+#define SERVER_PARAMS_LEN 33
+#define SERVER_PARAMS_NONE 0xff
 
 struct server_param_want {
 	const char *name;
@@ -27,25 +30,39 @@ static void
 server_params_lookup(
     char **envp, const struct server_param_want *want, size_t n)
 {
+	/*
+	 * The wants chained by name length (first[k], then next[]), so that
+	 * a parameter is compared with those of its length only: a request
+	 * carries two dozen parameters.  Longer names share the last chain.
+	 */
+	unsigned char first[SERVER_PARAMS_LEN], next[SERVER_PARAMS_MAX];
 	size_t len[SERVER_PARAMS_MAX], left;
 
 	if (n > SERVER_PARAMS_MAX)
 		n = SERVER_PARAMS_MAX;
 	left = n;
-	for (size_t i = 0; i < n; i++) {
+	memset(first, SERVER_PARAMS_NONE, sizeof(first));
+	for (size_t i = n; i-- > 0;) {
+		size_t k;
+
 		*want[i].value = NULL;
 		len[i] = want[i].name != NULL ? strlen(want[i].name) : 0;
+		k = len[i] < SERVER_PARAMS_LEN ? len[i] : SERVER_PARAMS_LEN - 1;
+		next[i] = first[k];
+		first[k] = (unsigned char)i;
 	}
 	for (char **e = envp; e != NULL && *e != NULL && left > 0; e++) {
 		const char *eq = strchr(*e, '=');
-		size_t k;
+		size_t k, chain;
 
-		if (eq == NULL)
+		if (eq == NULL || eq == *e)
 			continue;
 		k = (size_t)(eq - *e);
-		for (size_t i = 0; i < n; i++) {
-			/* No break: two wants may name one parameter. */
-			if (len[i] == k && *want[i].value == NULL && k > 0 &&
+		chain = k < SERVER_PARAMS_LEN ? k : SERVER_PARAMS_LEN - 1;
+		/* No break: two wants may name one parameter. */
+		for (unsigned i = first[chain]; i != SERVER_PARAMS_NONE;
+		     i = next[i]) {
+			if (len[i] == k && *want[i].value == NULL &&
 			    memcmp(*e, want[i].name, k) == 0) {
 				*want[i].value = eq + 1;
 				left--;

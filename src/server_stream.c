@@ -50,6 +50,12 @@
  * kept (see server_stack_trim()).
  */
 #define SERVER_STACK_TRIM_SLACK 256
+/*
+ * The stack a batch of events is rendered in before it takes the heap
+ * (stream_out_batch()): a few ICE candidates or a hang-up fit; an SDP
+ * offer (2 to 6 KiB) does not, and is rendered on the heap as before.
+ */
+#define SERVER_RENDER_STACK 1024
 
 /* The lowest address of this worker's stack (server_stack_trim()). */
 static __thread uintptr_t server_stack_low;
@@ -138,8 +144,10 @@ stream_out_write(struct fcgi_out *out, struct buf *b)
 
 /*
  * Write a batch of messages, formatted for this stream, and release it.
- * Out of line, like stream_out_begin(): its frame (published[]) is not
- * part of the one the stream sleeps in.
+ * Out of line, like stream_out_begin(): its frame (published[], the text)
+ * is not part of the one the stream sleeps in.  The text is rendered on
+ * the stack when it fits (an ICE candidate, a hang-up, a few of them):
+ * no allocation per delivery.
  */
 static int stream_out_batch(struct server *srv, struct fcgi_out *out,
     struct registry_batch *batch, bool envelope) __attribute__((noinline));
@@ -149,7 +157,8 @@ stream_out_batch(struct server *srv, struct fcgi_out *out,
     struct registry_batch *batch, bool envelope)
 {
 	uint64_t published[REGISTRY_BATCH], now;
-	struct buf b = {0};
+	char text[SERVER_RENDER_STACK];
+	struct buf b = BUF_ON_STACK(text);
 	size_t n = 0;
 
 	for (struct registry_msg *m = batch->first; m != NULL;

@@ -61,6 +61,21 @@ xmemdup(const void *p, size_t len)
 	return s;
 }
 
+size_t
+util_u64_digits(uint64_t v, char *p)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
 uint64_t
 util_now_ms(void)
 {
@@ -92,7 +107,16 @@ buf_reserve(struct buf *b, size_t extra)
 	size_t cap = b->cap ? b->cap : 64;
 	while (cap < need)
 		cap *= 2;
-	b->data = xrealloc(b->data, cap);
+	if (b->borrowed) {
+		char *data = xmalloc(cap);
+
+		memcpy(data, b->data, b->len);
+		data[b->len] = '\0';
+		b->data = data;
+		b->borrowed = false;
+	} else {
+		b->data = xrealloc(b->data, cap);
+	}
 	b->cap = cap;
 }
 
@@ -150,9 +174,26 @@ buf_reset(struct buf *b)
 }
 
 void
+buf_to_heap(struct buf *b)
+{
+	char *data;
+
+	if (!b->borrowed)
+		return;
+	data = xmalloc(b->len + 1);
+	memcpy(data, b->data, b->len);
+	data[b->len] = '\0';
+	b->data = data;
+	b->cap = b->len + 1;
+	b->borrowed = false;
+}
+
+void
 buf_free(struct buf *b)
 {
-	free(b->data);
+	if (!b->borrowed)
+		free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+	b->borrowed = false;
 }

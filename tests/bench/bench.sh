@@ -37,6 +37,8 @@
 #                     nodes B and C: all cross-node; scenarios S1 and S4 only)
 #   BENCH_SCENARIOS   subset of "S1 S2 S4 S3"
 #   BENCH_REPEAT      runs per (system, scenario); the median run is kept (3)
+#   BENCH_S1_POSTS    S1's measured posts (20000): more for an A/B of CPU
+#                     per post that a second's noise would drown
 #   BENCH_OUT         results directory (bench/results)
 #   BENCH_CADDYFILE   Caddyfile (Caddyfile at the root)
 #   BENCH_NGINX_CONF  beep-signal's nginx server block (conf/nginx.conf)
@@ -87,13 +89,13 @@ PIN=
 
 # The scenarios (issue 3), plus S4: the targets' latency point.
 declare -A DESC=(
-	[S1]="1,000 subscribers (100 x 10), 20,000 posts at max rate, 8 conns"
+	[S1]="1,000 subscribers (100 x 10), ${BENCH_S1_POSTS:-20,000} posts at max rate, 8 conns"
 	[S2]="1,000 subscribers, 2,000 posts/s for 10 s"
 	[S4]="1,000 subscribers, 500 posts/s for 10 s"
 	[S3]="9,000 subscribers (900 x 10), 10,000 posts at max rate"
 )
 declare -A ARGS=(
-	[S1]="--users 100 --devices 10 --posts 20000 --warmup 2000 --rate 0"
+	[S1]="--users 100 --devices 10 --posts ${BENCH_S1_POSTS:-20000} --warmup 2000 --rate 0"
 	[S2]="--users 100 --devices 10 --posts 20000 --warmup 1000 --rate 2000"
 	[S4]="--users 100 --devices 10 --posts 5000 --warmup 500 --rate 500"
 	[S3]="--users 900 --devices 10 --posts 10000 --warmup 1000 --rate 0 --settle 2000"

@@ -1,6 +1,7 @@
 /* Unit tests for body: JSON and form decoding, table-driven. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -226,6 +227,63 @@ test_body_event_limit(void **state)
 	assert_false(body_event_valid(name, 0));
 }
 
+/* Whether p lies in m's parse stack. */
+static bool
+in_parse_stack(const struct body_msg *m, const char *p)
+{
+	return p >= m->parse_stack &&
+	    p < m->parse_stack + sizeof(m->parse_stack);
+}
+
+/*
+ * With body_init(), a signaling message parses in the message's own stack
+ * (its strings are used where they lie); a longer one spills to the heap
+ * part-way, and a parse that fails after both frees what it took of each
+ * (ASan and valgrind fail a free() of a stack block, or a leak).
+ */
+static void
+test_body_parse_stack(void **state)
+{
+	const char *small = "{\"event\":\"ice\",\"data\":\"candidate:1 1 "
+	                    "UDP 2122260223 192.0.2.1 54400 typ host\"}";
+	size_t big_len = 3 * BODY_PARSE_STACK;
+	char *big = malloc(big_len + 64), *bad = malloc(big_len + 64);
+	struct body_msg m;
+	const char *why;
+	int n;
+
+	(void)state;
+	assert_int_equal(
+	    body_decode(JSON, small, strlen(small), 32, &m, &why), HTTP_200);
+	assert_string_equal(m.event, "ice");
+	assert_true(in_parse_stack(&m, m.data));
+	assert_true(in_parse_stack(&m, m.event));
+	assert_true(m.parse_used > 0 && m.parse_used <= BODY_PARSE_STACK);
+	body_msg_clear(&m);
+
+	n = sprintf(big, "{\"event\":\"offer\",\"data\":\"");
+	memset(big + n, 'x', big_len);
+	strcpy(big + n + big_len, "\"}");
+	assert_int_equal(
+	    body_decode(JSON, big, strlen(big), 32, &m, &why), HTTP_200);
+	assert_int_equal(m.data_len, big_len);
+	assert_false(in_parse_stack(&m, m.data));
+	assert_true(in_parse_stack(&m, m.event));
+	assert_true(m.data[0] == 'x' && m.data[big_len - 1] == 'x');
+	body_msg_clear(&m);
+
+	/* Truncated after a long string: the parse fails half-built. */
+	n = sprintf(bad, "{\"event\":\"a\",\"data\":\"");
+	memset(bad + n, 'y', big_len / 2);
+	strcpy(bad + n + big_len / 2, "\",\"more\":[1,2,{\"k\":");
+	assert_int_equal(
+	    body_decode(JSON, bad, strlen(bad), 32, &m, &why), HTTP_400);
+	assert_null(m.data);
+	body_msg_clear(&m);
+	free(big);
+	free(bad);
+}
+
 int
 main(void)
 {
@@ -236,6 +294,15 @@ main(void)
 	    cmocka_unit_test(test_body_max_depth_on_worker_stack),
 	    cmocka_unit_test(test_body_event_limit),
 	};
+	const struct CMUnitTest hooked[] = {
+	    cmocka_unit_test(test_body_parse_stack),
+	};
+	int failed;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* Every case on the heap, then again as the server parses. */
+	failed = cmocka_run_group_tests_name("heap", tests, NULL, NULL);
+	body_init();
+	failed += cmocka_run_group_tests_name("parse stack", tests, NULL, NULL);
+	failed += cmocka_run_group_tests_name("hooked", hooked, NULL, NULL);
+	return failed;
 }

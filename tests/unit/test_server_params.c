@@ -82,6 +82,37 @@ test_server_params_missing_and_first(void **state)
 	buf_free(&uri);
 }
 
+/*
+ * The lookup compares a parameter only with the wanted names of its
+ * length: a claim parameter named like another wanted one gets the same
+ * value, names of one length do not mask each other, and a name longer
+ * than the length chains (32 bytes) is found, but not by a prefix.
+ */
+static void
+test_server_params_lengths(void **state)
+{
+	char *envp[] = {"SCRIPT_NAME=/s", "REMOTE_PORT=1", "HTTP_COOKIE=c",
+	    "REMOTE_ADDR=192.0.2.7", "HTTP_ORIGIN=https://o.example",
+	    "REQUEST_URI=/u", "X_A_CLAIM_PARAMETER_OF_40_BYTES_LONG_0=no",
+	    "X_A_CLAIM_PARAMETER_OF_40_BYTES_LONG_01=yes", NULL};
+	struct api_request ar = {0};
+	struct buf uri = {0};
+
+	(void)state;
+	server_params_to_request(envp, "REMOTE_ADDR", &ar, &uri);
+	assert_string_equal(ar.remote_addr, "192.0.2.7");
+	assert_string_equal(ar.claim, "192.0.2.7");
+	assert_string_equal(ar.cookie, "c");
+	assert_string_equal(ar.origin, "https://o.example");
+	assert_string_equal(ar.uri, "/u");
+	memset(&ar, 0, sizeof(ar));
+	server_params_to_request(
+	    envp, "X_A_CLAIM_PARAMETER_OF_40_BYTES_LONG_01", &ar, &uri);
+	assert_string_equal(ar.claim, "yes");
+	assert_string_equal(ar.remote_addr, "192.0.2.7");
+	buf_free(&uri);
+}
+
 /* Fronts that send no REQUEST_URI: SCRIPT_NAME + PATH_INFO [? QUERY]. */
 static void
 test_server_params_rebuilt_uri(void **state)
@@ -118,6 +149,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_server_params_fields),
+	    cmocka_unit_test(test_server_params_lengths),
 	    cmocka_unit_test(test_server_params_missing_and_first),
 	    cmocka_unit_test(test_server_params_rebuilt_uri),
 	};
