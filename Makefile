@@ -71,7 +71,7 @@ INTEGRATION_ENV := BEEP_TEST_SANITIZER=$(SANITIZE) \
 	$(if $(findstring thread,$(SANITIZE)),BEEP_TEST_SCALE=$${BEEP_TEST_SCALE:-0.25} \
 	BEEP_TEST_SKIP="$${BEEP_TEST_SKIP-$(TSAN_SKIP)}")
 
-.PHONY: all run test unit integration tsan deps test-deps format \
+.PHONY: all run test unit integration tsan deps test-deps format bench-instructions \
 	format-check clean install bench loadgen docs fuzz fuzz-build valgrind soak
 
 all: $(BIN)
@@ -117,6 +117,15 @@ bench: $(BIN) $(BUILD)/loadgen $(BUILD)/bench-limit $(BUILD)/bench-design
 		LIMIT_BIN=$(abspath $(BUILD)/bench-limit) \
 		DESIGN_BIN=$(abspath $(BUILD)/bench-design) \
 		bash tests/bench/bench.sh
+
+# Instructions per post under callgrind, ours and the design system's:
+# a noise-free A/B of a change (BENCH_BEEP_BIN_B); see tests/bench/.
+bench-instructions: $(BIN) $(BUILD)/loadgen $(BUILD)/bench-limit $(BUILD)/bench-design
+	@sh scripts/deps.sh bench
+	BEEP_BIN=$(abspath $(BIN)) LOADGEN=$(abspath $(BUILD)/loadgen) \
+		LIMIT_BIN=$(abspath $(BUILD)/bench-limit) \
+		DESIGN_BIN=$(abspath $(BUILD)/bench-design) \
+		bash tests/bench/instructions.sh
 
 # Install what is missing (Debian packages), or say what to install.
 deps:
