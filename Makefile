@@ -120,10 +120,9 @@ bench: $(BIN) $(BUILD)/loadgen $(BUILD)/bench-limit $(BUILD)/bench-design
 
 # Instructions per post under callgrind, ours and the design system's:
 # a noise-free A/B of a change (BENCH_BEEP_BIN_B); see tests/bench/.
-bench-instructions: $(BIN) $(BUILD)/loadgen $(BUILD)/bench-limit $(BUILD)/bench-design
+bench-instructions: $(BIN) $(BUILD)/loadgen $(BUILD)/bench-design
 	@sh scripts/deps.sh bench
 	BEEP_BIN=$(abspath $(BIN)) LOADGEN=$(abspath $(BUILD)/loadgen) \
-		LIMIT_BIN=$(abspath $(BUILD)/bench-limit) \
 		DESIGN_BIN=$(abspath $(BUILD)/bench-design) \
 		bash tests/bench/instructions.sh
 

@@ -42,7 +42,15 @@ struct buf {
 };
 
 #define BUF_ON_STACK(array)                                                    \
-	((struct buf){.data = (array), .cap = sizeof(array), .borrowed = true})
+	((struct buf){.data = (array) + 0 * sizeof(BUF_MUST_BE_ARRAY(array)),  \
+	    .cap = sizeof(array),                                              \
+	    .borrowed = true})
+/* A pointer has no size to take: refused at compile time. */
+#define BUF_MUST_BE_ARRAY(a)                                                   \
+	char[1 -                                                               \
+	    2 *                                                                \
+	        __builtin_types_compatible_p(                                  \
+	            __typeof__(a), __typeof__(&(a)[0]))]
 
 void buf_reserve(struct buf *b, size_t extra);
 void buf_append(struct buf *b, const void *p, size_t len);

@@ -22,8 +22,11 @@
  * gives back the stack pages its worker touched before
  * (server_stack_trim()), again once idle after writing messages.  What
  * is left is one page of stack: the thread's descriptor and static TLS
- * (2,816 bytes with alloc_tune's settings), then ~1,100 bytes of frames
- * down to the sleep, which is why whatever is big runs in out-of-line
+ * (about 2,800 bytes with alloc_tune's settings; 16 of them ours, two
+ * thread-local pointers), then ~1,100 bytes of frames down to the sleep,
+ * which leaves ~160 bytes of the page (measured at the sleep in futex,
+ * 2026-12-02: a frame that grows by more costs a page per stream, and
+ * test 45 fails), which is why whatever is big runs in out-of-line
  * calls that return before it (server_answer(), stream_out_begin(),
  * stream_out_batch()); a keepalive's write stays in that page too.  And
  * the stream's registry entries.

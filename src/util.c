@@ -144,10 +144,13 @@ buf_printf(struct buf *b, const char *fmt, ...)
 	int n;
 
 	/*
-	 * Formatted once when it fits (a header line, an id): only a longer
-	 * text is measured by the first pass and formatted again.
+	 * Formatted once when it fits in the room there is (a header line, an
+	 * id): only a longer text is measured by the first pass and formatted
+	 * again, after the buffer grows (a buffer on the stack stays there
+	 * while its text fits).
 	 */
-	buf_reserve(b, BUF_PRINTF_ROOM);
+	if (b->cap <= b->len + 1)
+		buf_reserve(b, BUF_PRINTF_ROOM);
 	room = b->cap - b->len;
 	va_start(ap, fmt);
 	n = vsnprintf(b->data + b->len, room, fmt, ap);

@@ -11,7 +11,7 @@
 #   BEEP_BIN          our backend (build/beep-signal)
 #   BENCH_BEEP_BIN_B  another of ours, counted too (system nginx-b)
 #   DESIGN_BIN        the design system's backend (build/bench-design)
-#   LOADGEN, LIMIT_BIN  as bench.sh
+#   LOADGEN           as bench.sh
 #   BENCH_S1_POSTS    S1's measured posts (20000)
 #   BENCH_OUT         where the callgrind files go (bench/tmp/instructions)
 #   INSTR_TOP         functions listed per system, by own count (12)
@@ -64,9 +64,7 @@ grep -E '^  (delivery|posts) ' "$OUT/bench.log" >&2 || true
 # Every POST, warm-up included, and the 1,000 subscriptions and start-up
 # (a few per cent) are in the count: per post is total / posts sent.
 json=$(find "$OUT" -maxdepth 1 -name '*.json' -newer "$WRAP/nginx" | head -n 1)
-sent=$(python3 -c 'import json,sys
-d = json.load(open(sys.argv[1]))
-print(d["runs"][0]["result"]["sent"])' "$json")
+sent=$(jq '.runs[0].result.sent' "$json")
 for sys in $systems; do
 	callgrind_annotate "$OUT/$sys.callgrind" >"$OUT/$sys.txt" 2>/dev/null
 done

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "body.h"
 #include "fuzz.h"
 #include "server_params.h"
 #include "sse_parser.h"
@@ -64,6 +65,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	const size_t n = sizeof(args) / sizeof(args[0]);
 
 	(void)argc, (void)argv;
+	body_init(); /* as main() does */
 	for (int m = 0; m < MODE__MAX; m++) {
 		args[n - 1] = m == MODE_JWT ? "jwt"
 		    : m == MODE_HEADER      ? "header"

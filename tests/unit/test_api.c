@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "body.h"
 #include "sse_parser.h"
 
 struct fixture {
@@ -962,5 +963,6 @@ main(void)
 	        test_api_ice_servers, setup, teardown),
 	};
 
+	body_init(); /* bodies parsed as the server parses them */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,7 +34,7 @@ test_buf_on_stack_fits(void **state)
 
 /*
  * Outgrown, it moves to the heap with its bytes, and grows there; the
- * array is no longer written.  buf_printf() moves it too.
+ * array is no longer written.  buf_printf() alike.
  */
 static void
 test_buf_on_stack_grows(void **state)
@@ -57,10 +57,15 @@ test_buf_on_stack_grows(void **state)
 	assert_memory_equal(text, "0123456789", 10);
 	buf_free(&b);
 
+	/* buf_printf(): formatted in place while it fits, else moved. */
 	p = BUF_ON_STACK(text);
-	buf_printf(&p, "%s-%d", "retry", 1000); /* its room is 128 bytes */
-	assert_ptr_not_equal(p.data, text);
+	buf_printf(&p, "%s-%d", "retry", 1000);
+	assert_ptr_equal(p.data, text);
 	assert_string_equal(p.data, "retry-1000");
+	buf_printf(&p, ":%s:%d", "a longer tail than the array holds", 42);
+	assert_ptr_not_equal(p.data, text);
+	assert_string_equal(
+	    p.data, "retry-1000:a longer tail than the array holds:42");
 	buf_free(&p);
 }
 
