@@ -41,10 +41,18 @@ alloc_tune_names(const char *tunables, const char *name)
 	return false;
 }
 
-static const char *const alloc_tune_settings[] = {
-    ALLOC_TUNE_TCACHE,
-    ALLOC_TUNE_NNS,
-    ALLOC_TUNE_STATIC_TLS,
+/*
+ * Each setting, and the other tunable that, named by the operator, also
+ * means they chose for it (the cache's size is its count and its largest
+ * block: one named, the other is theirs to leave as glibc has it).
+ */
+static const struct {
+	const char *set;
+	const char *also;
+} alloc_tune_settings[] = {
+    {ALLOC_TUNE_TCACHE, ALLOC_TUNE_TCACHE_ALSO},
+    {ALLOC_TUNE_NNS, NULL},
+    {ALLOC_TUNE_STATIC_TLS, NULL},
 };
 
 char *
@@ -58,13 +66,16 @@ alloc_tune_tunables(const char *current)
 	for (size_t i = 0;
 	     i < sizeof(alloc_tune_settings) / sizeof(alloc_tune_settings[0]);
 	     i++) {
-		const char *set = alloc_tune_settings[i];
+		const char *set = alloc_tune_settings[i].set;
+		const char *also = alloc_tune_settings[i].also;
 		char name[64];
 		size_t n = strcspn(set, "=");
 
 		memcpy(name, set, n);
 		name[n] = '\0';
-		if (current != NULL && alloc_tune_names(current, name))
+		if (current != NULL &&
+		    (alloc_tune_names(current, name) ||
+		        (also != NULL && alloc_tune_names(current, also))))
 			continue;
 		buf_printf(&b, "%s%s", b.len > 0 ? ":" : "", set);
 		added = true;

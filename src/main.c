@@ -65,7 +65,8 @@ main(int argc, char **argv)
 	log_set_format((enum log_format)log_format_parse(c.log_format));
 	if (tune_err != 0)
 		log_warn("could not re-execute with GLIBC_TUNABLES=%s (%s): "
-		         "glibc's per-thread caches stay on, and each stream "
+		         "glibc's per-thread caches keep blocks of every size, "
+		         "and each stream "
 		         "takes a page more of stack",
 		    ALLOC_TUNE_SETTINGS, strerror(tune_err));
 	metrics_init();

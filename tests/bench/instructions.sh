@@ -10,14 +10,16 @@
 # Environment (as tests/bench/bench.sh, which runs the systems):
 #   BEEP_BIN          our backend (build/beep-signal)
 #   BENCH_BEEP_BIN_B  another of ours, counted too (system nginx-b)
+#   INSTR_TUNABLES_B  its allocator settings, when they are not this tree's
+#                     (GLIBC_TUNABLES' value, e.g. an older alloc_tune.h's)
 #   DESIGN_BIN        the design system's backend (build/bench-design)
 #   LOADGEN           as bench.sh
 #   BENCH_S1_POSTS    S1's measured posts (20000)
 #   BENCH_OUT         where the callgrind files go (bench/tmp/instructions)
 #   INSTR_TOP         functions listed per system, by own count (12)
 #
-# Ours runs with the allocator settings it gives itself (alloc_tune), which
-# it does not under valgrind: they are set here.
+# Ours runs with the allocator settings it gives itself (alloc_tune.h's),
+# which it does not under valgrind: they are set here.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -51,7 +53,7 @@ wrap nginx "$BEEP_BIN" "$TUNABLES"
 wrap nginx-design "$DESIGN_BIN" "${GLIBC_TUNABLES:-}"
 if [ -n "${BENCH_BEEP_BIN_B:-}" ]; then
 	systems="nginx nginx-b nginx-design"
-	wrap nginx-b "$BENCH_BEEP_BIN_B" "$TUNABLES"
+	wrap nginx-b "$BENCH_BEEP_BIN_B" "${INSTR_TUNABLES_B:-$TUNABLES}"
 fi
 
 env BEEP_BIN="$WRAP/nginx" DESIGN_BIN="$WRAP/nginx-design" \

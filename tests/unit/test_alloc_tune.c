@@ -36,7 +36,7 @@ test_alloc_tune_unset(void **state)
 {
 	(void)state;
 	expect_tunables(NULL,
-	    "glibc.malloc.tcache_count=0:glibc.rtld.nns=1:"
+	    "glibc.malloc.tcache_max=64:glibc.rtld.nns=1:"
 	    "glibc.rtld.optional_static_tls=0");
 	expect_tunables("", ALL);
 }
@@ -57,6 +57,8 @@ test_alloc_tune_added_to_others(void **state)
 	    "x.glibc.malloc.tcache_count=3:" ALL);
 	expect_tunables(
 	    "glibc.malloc.tcache_count", "glibc.malloc.tcache_count:" ALL);
+	expect_tunables(
+	    "glibc.malloc.tcache_maxi=64", "glibc.malloc.tcache_maxi=64:" ALL);
 	expect_tunables("glibc.rtld.nnsx=12", "glibc.rtld.nnsx=12:" ALL);
 }
 
@@ -71,6 +73,11 @@ test_alloc_tune_operator_wins(void **state)
 	    "glibc.malloc.tcache_count=0:" NNS_TLS);
 	expect_tunables("glibc.malloc.arena_max=2:glibc.malloc.tcache_count=3",
 	    "glibc.malloc.arena_max=2:glibc.malloc.tcache_count=3:" NNS_TLS);
+	/* The cache's largest block named: the cache is theirs too. */
+	expect_tunables("glibc.malloc.tcache_max=1032",
+	    "glibc.malloc.tcache_max=1032:" NNS_TLS);
+	expect_tunables("glibc.malloc.tcache_max=0:glibc.rtld.nns=1",
+	    "glibc.malloc.tcache_max=0:glibc.rtld.nns=1:" ALLOC_TUNE_STATIC_TLS);
 	expect_tunables("glibc.rtld.nns=2:glibc.malloc.arena_max=2",
 	    "glibc.rtld.nns=2:glibc.malloc.arena_max=2:" ALLOC_TUNE_TCACHE
 	    ":" ALLOC_TUNE_STATIC_TLS);
