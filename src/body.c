@@ -14,7 +14,6 @@
  * released, is named here.
  */
 static _Thread_local struct body_msg *body_parsing;
-static bool body_hooked; /* body_init() ran */
 
 static void *
 body_json_malloc(size_t size)
@@ -50,7 +49,6 @@ void
 body_init(void)
 {
 	json_set_alloc_funcs(body_json_malloc, body_json_free);
-	body_hooked = true;
 }
 
 bool
@@ -92,8 +90,7 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 		*why = "JSON nested too deeply";
 		return HTTP_400;
 	}
-	if (body_hooked)
-		body_parsing = msg;
+	body_parsing = msg; /* read only by body_init()'s functions */
 	root = json_loadb(body, len, JSON_ALLOW_NUL, &err);
 	body_parsing = NULL;
 	msg->doc = root; /* released by body_msg_clear(), on every path */
@@ -224,8 +221,7 @@ body_msg_clear(struct body_msg *msg)
 	free(msg->own[0]);
 	free(msg->own[1]);
 	if (msg->doc != NULL) {
-		if (body_hooked)
-			body_parsing = msg;
+		body_parsing = msg;
 		json_decref(msg->doc);
 		body_parsing = NULL;
 	}
