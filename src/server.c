@@ -326,8 +326,13 @@ server_watcher(void *arg)
 		for (int i = 0; i < n; i++) {
 			if (ev[i].data.u64 == SERVER_WAKE_TAG)
 				collected |= server_collect(srv);
-			else
+			else {
+				log_debug("stream %llu: its connection hung up "
+				          "(events %#x)",
+				    (unsigned long long)ev[i].data.u64,
+				    ev[i].events);
 				registry_hangup(srv->reg, ev[i].data.u64);
+			}
 		}
 	}
 }

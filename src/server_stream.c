@@ -230,6 +230,16 @@ server_stack_trim(void)
 		log_warn("madvise: %s", strerror(errno));
 }
 
+/* Why a stream ended, by the last wake (a write that failed after one). */
+static const char *const stream_end_why[REGISTRY_WAKE__MAX] = {
+    [REGISTRY_MESSAGES] = "a write failed",
+    [REGISTRY_TIMEOUT] = "a keepalive's write failed",
+    [REGISTRY_GONE] = "its connection hung up",
+    [REGISTRY_OVERFLOW] = "it fell too far behind",
+    [REGISTRY_CLOSING] = "the service is stopping",
+    [REGISTRY_REPLACED] = "a newer stream replaced it",
+};
+
 /*
  * Serve an SSE stream until it ends: write resp's head, then events as
  * they come.  The worker's thread sleeps in registry_wait() between
@@ -331,6 +341,8 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 		    srv->config->write_timeout);
 		metrics_write_timeout();
 	}
+	log_debug("stream %llu ended: %s", (unsigned long long)ev.data.u64,
+	    wake < REGISTRY_WAKE__MAX ? stream_end_why[wake] : "?");
 done:
 	stream_out_end(&out, req);
 	registry_unsubscribe(srv->reg, s);

@@ -9,8 +9,9 @@ import assert from 'node:assert/strict';
 import { startStack, uid, postPath, subPath, poll } from './harness.mjs';
 
 const T = { timeout: 60000 };
-const stackFor = (t) => startStack(
-    { env: { BEEP_MAX_STREAMS: '3', BEEP_KEEPALIVE: '1' } }, t);
+// Debug: the log names why each stream ended, for a failure's message.
+const stackFor = (t) => startStack({ env: { BEEP_MAX_STREAMS: '3',
+    BEEP_KEEPALIVE: '1', BEEP_LOG_LEVEL: 'debug' } }, t);
 
 async function expect503(stack, u, d) {
 	// The hang guard is the only timing here: 503 must be an answer, not
@@ -44,7 +45,8 @@ describe('stream limit', { concurrency: true }, () => {
 		await expect503(stack, uid('other'), 'x');
 
 		// Refused subscribes left nothing behind.
-		assert.deepEqual(await c.devices(u), ['a', 'b', 'c']);
+		assert.deepEqual(await c.devices(u), ['a', 'b', 'c'],
+		    `backend log:\n${stack.backendLog.join('\n')}`);
 		assert.equal((await c.health()).streams, 3);
 		for (const [i, d] of ['a', 'b', 'c'].entries()) {
 			const r = await c.postJson(postPath(u, d), { data: `to ${d}` });
