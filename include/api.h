@@ -23,6 +23,7 @@ struct api_request {
 	const char *method;         /* REQUEST_METHOD */
 	const char *uri;            /* REQUEST_URI: raw path and query */
 	const char *content_type;   /* may be NULL */
+	const char *content_length; /* CONTENT_LENGTH, or NULL */
 	const char *origin;         /* the Origin header, or NULL */
 	const char *last_event_id;  /* the Last-Event-ID header, or NULL */
 	const char *authorization;  /* the Authorization header, or NULL */

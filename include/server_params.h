@@ -1,7 +1,8 @@
 /*
  * server_params: a request's FastCGI parameters, as libfcgi keeps them
  * ("name=value" strings), mapped onto an api_request.  Pure: no I/O, no
- * state; the server's (server.c) and a test's or fuzz driver's alike.
+ * state but a table of the names, made once; the server's (server.c) and a
+ * test's or fuzz driver's alike.
  */
 #ifndef BEEP_SERVER_PARAMS_H
 #define BEEP_SERVER_PARAMS_H
@@ -10,7 +11,7 @@ struct api_request;
 struct buf;
 
 /*
- * Set ar's method, uri, content_type, origin, last_event_id,
+ * Set ar's method, uri, content_type, content_length, origin, last_event_id,
  * authorization, cookie, remote_addr, sec_fetch_site, host and https from
  * envp (NULL-terminated, or NULL), and its claim from the parameter named
  * claim_param (BEEP_AUTH_PARAM; NULL: none).  The first of several

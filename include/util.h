@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Allocate or abort: callers never check for NULL. */
 void *xmalloc(size_t size);
@@ -52,9 +53,37 @@ struct buf {
 	        __builtin_types_compatible_p(                                  \
 	            __typeof__(a), __typeof__(&(a)[0]))]
 
-void buf_reserve(struct buf *b, size_t extra);
-void buf_append(struct buf *b, const void *p, size_t len);
-void buf_puts(struct buf *b, const char *s);
+/* Room for extra more bytes and a NUL: buf_reserve() when there is none. */
+void buf_grow(struct buf *b, size_t extra);
+
+/*
+ * The three below are inline: a request and its event append a score of
+ * short pieces, and a call each to find the room there would cost more
+ * than the copy.
+ */
+static inline void
+buf_reserve(struct buf *b, size_t extra)
+{
+	if (b->len + extra + 1 > b->cap)
+		buf_grow(b, extra);
+}
+
+static inline void
+buf_append(struct buf *b, const void *p, size_t len)
+{
+	buf_reserve(b, len);
+	if (len > 0)
+		memcpy(b->data + b->len, p, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+}
+
+static inline void
+buf_puts(struct buf *b, const char *s)
+{
+	buf_append(b, s, strlen(s));
+}
+
 void buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void buf_reset(struct buf *b);

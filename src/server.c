@@ -411,12 +411,6 @@ server_put(FCGX_Request *req, const char *p, size_t len)
 	return 0;
 }
 
-static const char *
-server_param(FCGX_Request *req, const char *name)
-{
-	return FCGX_GetParam(name, req->envp);
-}
-
 /*
  * The request has been read (or given up on): disarm its read deadline,
  * noting whether it fired.  Idempotent.  The timer keeps its duplicate of
@@ -449,13 +443,13 @@ server_give_up(FCGX_Request *req)
  * Read and drop the rest of the body, so that the connection stays in
  * step and the front, which may be writing the body still (Caddy), gets
  * to read the answer; but only up to BEEP_MAX_DRAIN bytes in all (seen
- * counts what was read already): past it, give up on the connection.
+ * counts what was read already): past it, give up on the connection.  cl:
+ * the request's CONTENT_LENGTH, or NULL.
  */
 static void
-server_drain_rest(FCGX_Request *req, size_t seen)
+server_drain_rest(FCGX_Request *req, const char *cl, size_t seen)
 {
 	struct server *srv = server_conn_of(req)->srv;
-	const char *cl = server_param(req, "CONTENT_LENGTH");
 	size_t max = srv->config->max_drain;
 	char scratch[4096];
 	int n;
@@ -486,9 +480,9 @@ server_drain_rest(FCGX_Request *req, size_t seen)
  * whether it was too long.  The request counts as read after it.
  */
 static bool
-server_read_body(FCGX_Request *req, size_t max, struct buf *body)
+server_read_body(
+    FCGX_Request *req, const char *cl, size_t max, struct buf *body)
 {
-	const char *cl = server_param(req, "CONTENT_LENGTH");
 	unsigned long long length = cl != NULL ? strtoull(cl, NULL, 10) : 0;
 	bool too_large = length > max;
 	/*
@@ -518,7 +512,7 @@ server_read_body(FCGX_Request *req, size_t max, struct buf *body)
 		if (body->len > max)
 			too_large = true;
 	}
-	server_drain_rest(req, body->len);
+	server_drain_rest(req, cl, body->len);
 	server_read_done(req);
 	return true;
 }
@@ -528,9 +522,9 @@ server_read_body(FCGX_Request *req, size_t max, struct buf *body)
  * BEEP_MAX_DRAIN.  The request counts as read after it.
  */
 static void
-server_drain(FCGX_Request *req)
+server_drain(FCGX_Request *req, const char *cl)
 {
-	server_drain_rest(req, 0);
+	server_drain_rest(req, cl, 0);
 	server_read_done(req);
 }
 
@@ -606,12 +600,12 @@ server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	 */
 	if (ar.method != NULL && strcmp(ar.method, "POST") == 0 &&
 	    api_precheck(srv->api, &ar, resp)) {
-		ar.body_too_large =
-		    server_read_body(req, srv->config->max_body, &body);
+		ar.body_too_large = server_read_body(
+		    req, ar.content_length, srv->config->max_body, &body);
 		ar.body = body.data;
 		ar.body_len = ar.body_too_large ? 0 : body.len;
 	} else {
-		server_drain(req);
+		server_drain(req, ar.content_length);
 	}
 	if (FCGX_GetError(req->in) != 0) {
 		/* The request never arrived whole (BEEP_WRITE_TIMEOUT). */

@@ -2,6 +2,7 @@
 #include "server_params.h"
 
 #include <fcgiapp.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
@@ -9,63 +10,112 @@
 #include "api.h"
 #include "util.h"
 
-/* Parameters server_params_lookup() looks up at once. */
-#define SERVER_PARAMS_MAX 16
-/* Its chains by name length: 0 to 31, and longer. */
+/* Chains by name length: 0 to 31, and longer. */
 #define SERVER_PARAMS_LEN 33
 #define SERVER_PARAMS_NONE 0xff
 
-struct server_param_want {
-	const char *name;
-	const char **value;
+/* The parameters read from every request (the claim's name is the caller's). */
+enum server_param {
+	SP_METHOD,
+	SP_URI,
+	SP_CONTENT_TYPE,
+	SP_CONTENT_LENGTH,
+	SP_ORIGIN,
+	SP_LAST_EVENT_ID,
+	SP_AUTHORIZATION,
+	SP_COOKIE,
+	SP_REMOTE_ADDR,
+	SP_SEC_FETCH_SITE,
+	SP_HOST,
+	SP_HTTPS,
+	SP__N
+};
+
+static const char *const server_param_names[SP__N] = {
+    [SP_METHOD] = "REQUEST_METHOD",
+    [SP_URI] = "REQUEST_URI",
+    [SP_CONTENT_TYPE] = "CONTENT_TYPE",
+    [SP_CONTENT_LENGTH] = "CONTENT_LENGTH",
+    [SP_ORIGIN] = "HTTP_ORIGIN",
+    [SP_LAST_EVENT_ID] = "HTTP_LAST_EVENT_ID",
+    [SP_AUTHORIZATION] = "HTTP_AUTHORIZATION",
+    [SP_COOKIE] = "HTTP_COOKIE",
+    [SP_REMOTE_ADDR] = "REMOTE_ADDR",
+    [SP_SEC_FETCH_SITE] = "HTTP_SEC_FETCH_SITE",
+    [SP_HOST] = "HTTP_HOST",
+    [SP_HTTPS] = "HTTPS",
 };
 
 /*
- * Look up n parameters in one pass over a request's (FCGX_GetParam()
- * scans them all for each name: a dozen scans of ~25 per request behind
- * nginx).  The first of several with one name wins, as there.  Values
- * not found are NULL.
+ * The names' lengths, and the names chained by length
+ * (server_param_first[k], then server_param_next[]), so that a request's
+ * parameter is compared with those of its length only: made once, they
+ * are the same for every request.
  */
-static void
-server_params_lookup(
-    char **envp, const struct server_param_want *want, size_t n)
-{
-	/*
-	 * The wants chained by name length (first[k], then next[]), so that
-	 * a parameter is compared with those of its length only: a request
-	 * carries two dozen parameters.  Longer names share the last chain.
-	 */
-	unsigned char first[SERVER_PARAMS_LEN], next[SERVER_PARAMS_MAX];
-	size_t len[SERVER_PARAMS_MAX], left;
+static size_t server_param_len[SP__N];
+static unsigned char server_param_first[SERVER_PARAMS_LEN];
+static unsigned char server_param_next[SP__N];
+static pthread_once_t server_param_chains_once = PTHREAD_ONCE_INIT;
 
-	if (n > SERVER_PARAMS_MAX)
-		n = SERVER_PARAMS_MAX;
-	left = n;
-	memset(first, SERVER_PARAMS_NONE, sizeof(first));
-	for (size_t i = n; i-- > 0;) {
+static size_t
+server_param_chain(size_t len)
+{
+	return len < SERVER_PARAMS_LEN ? len : SERVER_PARAMS_LEN - 1;
+}
+
+static void
+server_param_chains(void)
+{
+	memset(
+	    server_param_first, SERVER_PARAMS_NONE, sizeof(server_param_first));
+	for (size_t i = SP__N; i-- > 0;) {
 		size_t k;
 
-		*want[i].value = NULL;
-		len[i] = want[i].name != NULL ? strlen(want[i].name) : 0;
-		k = len[i] < SERVER_PARAMS_LEN ? len[i] : SERVER_PARAMS_LEN - 1;
-		next[i] = first[k];
-		first[k] = (unsigned char)i;
+		server_param_len[i] = strlen(server_param_names[i]);
+		k = server_param_chain(server_param_len[i]);
+
+		server_param_next[i] = server_param_first[k];
+		server_param_first[k] = (unsigned char)i;
 	}
+}
+
+/*
+ * Look up the parameters of server_param_names into v, and the one named
+ * claim_param (may be NULL) into *claim, in one pass over a request's
+ * (FCGX_GetParam() scans them all for each name: a dozen scans of ~25 per
+ * request behind nginx).  The first of several with one name wins, as
+ * there.  Values not found are NULL.
+ */
+static void
+server_params_lookup(char **envp, const char *claim_param, const char *v[SP__N],
+    const char **claim)
+{
+	size_t claim_len = claim_param != NULL ? strlen(claim_param) : 0;
+	size_t left = SP__N + (claim_param != NULL);
+
+	pthread_once(&server_param_chains_once, server_param_chains);
+	memset(v, 0, SP__N * sizeof(*v));
+	*claim = NULL;
 	for (char **e = envp; e != NULL && *e != NULL && left > 0; e++) {
 		const char *eq = strchr(*e, '=');
-		size_t k, chain;
+		size_t k;
 
 		if (eq == NULL || eq == *e)
 			continue;
 		k = (size_t)(eq - *e);
-		chain = k < SERVER_PARAMS_LEN ? k : SERVER_PARAMS_LEN - 1;
-		/* No break: two wants may name one parameter. */
-		for (unsigned i = first[chain]; i != SERVER_PARAMS_NONE;
-		     i = next[i]) {
-			if (len[i] == k && *want[i].value == NULL &&
-			    memcmp(*e, want[i].name, k) == 0) {
-				*want[i].value = eq + 1;
+		/* No continue: the claim may be named like another. */
+		if (k == claim_len && *claim == NULL &&
+		    memcmp(*e, claim_param, k) == 0) {
+			*claim = eq + 1;
+			left--;
+		}
+		for (unsigned i = server_param_first[server_param_chain(k)];
+		     i != SERVER_PARAMS_NONE; i = server_param_next[i]) {
+			if (server_param_len[i] == k && v[i] == NULL &&
+			    memcmp(*e, server_param_names[i], k) == 0) {
+				v[i] = eq + 1;
 				left--;
+				break; /* the names are distinct */
 			}
 		}
 	}
@@ -75,30 +125,25 @@ void
 server_params_to_request(char **envp, const char *claim_param,
     struct api_request *ar, struct buf *uri)
 {
-	const char *p;
+	const char *v[SP__N];
 
-	const char *https = NULL;
 	/*
 	 * The claim is never an HTTP_ parameter: those come from the client,
 	 * and fronts map several spellings of a header name onto one.
 	 */
-	const struct server_param_want want[] = {
-	    {"REQUEST_METHOD", &ar->method},
-	    {"REQUEST_URI", &ar->uri},
-	    {"CONTENT_TYPE", &ar->content_type},
-	    {"HTTP_ORIGIN", &ar->origin},
-	    {"HTTP_LAST_EVENT_ID", &ar->last_event_id},
-	    {"HTTP_AUTHORIZATION", &ar->authorization},
-	    {"HTTP_COOKIE", &ar->cookie},
-	    {"REMOTE_ADDR", &ar->remote_addr},
-	    {"HTTP_SEC_FETCH_SITE", &ar->sec_fetch_site},
-	    {"HTTP_HOST", &ar->host},
-	    {"HTTPS", &https},
-	    {claim_param, &ar->claim},
-	};
-
-	server_params_lookup(envp, want, sizeof(want) / sizeof(want[0]));
-	ar->https = (p = https) != NULL && strcasecmp(p, "on") == 0;
+	server_params_lookup(envp, claim_param, v, &ar->claim);
+	ar->method = v[SP_METHOD];
+	ar->uri = v[SP_URI];
+	ar->content_type = v[SP_CONTENT_TYPE];
+	ar->content_length = v[SP_CONTENT_LENGTH];
+	ar->origin = v[SP_ORIGIN];
+	ar->last_event_id = v[SP_LAST_EVENT_ID];
+	ar->authorization = v[SP_AUTHORIZATION];
+	ar->cookie = v[SP_COOKIE];
+	ar->remote_addr = v[SP_REMOTE_ADDR];
+	ar->sec_fetch_site = v[SP_SEC_FETCH_SITE];
+	ar->host = v[SP_HOST];
+	ar->https = v[SP_HTTPS] != NULL && strcasecmp(v[SP_HTTPS], "on") == 0;
 	if (ar->uri == NULL) {
 		/* Fronts that send no REQUEST_URI: rebuild it. */
 		const char *sn = FCGX_GetParam("SCRIPT_NAME", envp);

@@ -3,11 +3,22 @@
 
 #include <string.h>
 
+/* The index of the first c in data[from, len), or len. */
+static size_t
+sse_find(const char *data, size_t from, size_t len, char c)
+{
+	const char *p = from < len ? memchr(data + from, c, len - from) : NULL;
+
+	return p != NULL ? (size_t)(p - data) : len;
+}
+
 void
 sse_format_event(struct buf *out, const char *id, const char *event,
     const char *data, size_t len)
 {
-	size_t start = 0, i = 0;
+	/* The next CR and LF at or after the line's start: found by memchr(). */
+	size_t start = 0, cr = sse_find(data, 0, len, '\r'),
+	       lf = sse_find(data, 0, len, '\n');
 
 	/* Most events are one line: reserve for that in one go. */
 	buf_reserve(out,
@@ -24,18 +35,22 @@ sse_format_event(struct buf *out, const char *id, const char *event,
 		buf_append(out, "\n", 1);
 	}
 	for (;;) {
-		/* Find the end of this line: CR, LF or the end of the data. */
-		while (i < len && data[i] != '\r' && data[i] != '\n')
-			i++;
+		/* This line ends at a CR, an LF or the end of the data. */
+		size_t i = cr < lf ? cr : lf;
+
 		buf_append(out, "data: ", 6);
 		buf_append(out, data + start, i - start);
 		buf_append(out, "\n", 1);
 		if (i == len)
 			break;
 		/* CRLF is one line break, not two. */
-		if (data[i] == '\r' && i + 1 < len && data[i + 1] == '\n')
+		if (i == cr && lf == i + 1 && lf < len)
 			i++;
-		start = ++i;
+		start = i + 1;
+		if (cr < start)
+			cr = sse_find(data, start, len, '\r');
+		if (lf < start)
+			lf = sse_find(data, start, len, '\n');
 	}
 	buf_append(out, "\n", 1);
 }

@@ -98,7 +98,7 @@ util_now_us(void)
 #define BUF_PRINTF_ROOM 128
 
 void
-buf_reserve(struct buf *b, size_t extra)
+buf_grow(struct buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;
 
@@ -118,22 +118,6 @@ buf_reserve(struct buf *b, size_t extra)
 		b->data = xrealloc(b->data, cap);
 	}
 	b->cap = cap;
-}
-
-void
-buf_append(struct buf *b, const void *p, size_t len)
-{
-	buf_reserve(b, len);
-	if (len > 0)
-		memcpy(b->data + b->len, p, len);
-	b->len += len;
-	b->data[b->len] = '\0';
-}
-
-void
-buf_puts(struct buf *b, const char *s)
-{
-	buf_append(b, s, strlen(s));
 }
 
 void

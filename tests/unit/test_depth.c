@@ -1,6 +1,7 @@
 /* Unit tests for depth: the nesting of JSON text, measured unparsed. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -55,12 +56,69 @@ test_depth_nul(void **state)
 	assert_false(depth_json_within(t, 4, 2));
 }
 
+/* The byte-at-a-time scan depth_json_within() once was: the reference. */
+static bool
+depth_reference(const char *s, size_t len, unsigned max)
+{
+	unsigned depth = 0;
+	bool in_string = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > max)
+				return false;
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return true;
+}
+
+/*
+ * Texts of quotes, backslashes and brackets (and a letter), every depth
+ * bound: the string-skipping scan answers as the reference does.
+ */
+static void
+test_depth_matches_reference(void **state)
+{
+	static const char alphabet[] = "\"\\[]{}a";
+	char t[24];
+	uint32_t x = 2463534242u; /* xorshift32: the same texts every run */
+
+	(void)state;
+	for (int n = 0; n < 200000; n++) {
+		size_t len = (size_t)(n % (int)sizeof(t));
+
+		for (size_t i = 0; i < len; i++) {
+			x ^= x << 13;
+			x ^= x >> 17;
+			x ^= x << 5;
+			t[i] = alphabet[x % (sizeof(alphabet) - 1)];
+		}
+		for (unsigned max = 0; max < 5; max++)
+			if (depth_json_within(t, len, max) !=
+			    depth_reference(t, len, max))
+				fail_msg(
+				    "depth %u of \"%.*s\"", max, (int)len, t);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_depth_table),
 	    cmocka_unit_test(test_depth_nul),
+	    cmocka_unit_test(test_depth_matches_reference),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,11 +22,12 @@ test_server_params_fields(void **state)
 {
 	char *envp[] = {"REQUEST_METHOD=POST",
 	    "REQUEST_URI=/user/a/device/b?x=1", "CONTENT_TYPE=application/json",
-	    "HTTP_ORIGIN=https://a.example", "HTTP_LAST_EVENT_ID=42",
-	    "HTTP_AUTHORIZATION=Bearer t", "HTTP_COOKIE=c=1",
-	    "REMOTE_ADDR=192.0.2.1", "HTTP_SEC_FETCH_SITE=same-origin",
-	    "HTTP_HOST=a.example", "HTTPS=On", "HTTP_X_USER_CLAIM=client",
-	    "BEEP_USER=alice", "SCRIPT_NAME=/ignored", NULL};
+	    "CONTENT_LENGTH=17", "HTTP_ORIGIN=https://a.example",
+	    "HTTP_LAST_EVENT_ID=42", "HTTP_AUTHORIZATION=Bearer t",
+	    "HTTP_COOKIE=c=1", "REMOTE_ADDR=192.0.2.1",
+	    "HTTP_SEC_FETCH_SITE=same-origin", "HTTP_HOST=a.example",
+	    "HTTPS=On", "HTTP_X_USER_CLAIM=client", "BEEP_USER=alice",
+	    "SCRIPT_NAME=/ignored", NULL};
 	struct api_request ar = {0};
 	struct buf uri = {0};
 
@@ -35,6 +36,7 @@ test_server_params_fields(void **state)
 	assert_string_equal(ar.method, "POST");
 	assert_string_equal(ar.uri, "/user/a/device/b?x=1");
 	assert_string_equal(ar.content_type, "application/json");
+	assert_string_equal(ar.content_length, "17");
 	assert_string_equal(ar.origin, "https://a.example");
 	assert_string_equal(ar.last_event_id, "42");
 	assert_string_equal(ar.authorization, "Bearer t");
@@ -68,6 +70,7 @@ test_server_params_missing_and_first(void **state)
 	assert_string_equal(ar.uri, "/a=b");
 	assert_false(ar.https);
 	assert_null(ar.content_type);
+	assert_null(ar.content_length);
 	assert_null(ar.origin);
 	assert_null(ar.remote_addr);
 	assert_null(ar.claim);

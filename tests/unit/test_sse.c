@@ -134,6 +134,59 @@ test_sse_id_alone(void **state)
 	buf_free(&out);
 }
 
+/* The data lines sse_format_event() writes, split a byte at a time. */
+static void
+sse_reference_data(struct buf *out, const char *data, size_t len)
+{
+	size_t start = 0, i = 0;
+
+	for (;;) {
+		while (i < len && data[i] != '\r' && data[i] != '\n')
+			i++;
+		buf_append(out, "data: ", 6);
+		buf_append(out, data + start, i - start);
+		buf_append(out, "\n", 1);
+		if (i == len)
+			break;
+		if (data[i] == '\r' && i + 1 < len && data[i + 1] == '\n')
+			i++;
+		start = ++i;
+	}
+	buf_append(out, "\n", 1);
+}
+
+/*
+ * Data of CRs, LFs, NULs and a letter, in every arrangement up to 10
+ * bytes and more at random: the lines are those of the byte-at-a-time
+ * split (a CR at the very end included).
+ */
+static void
+test_sse_lines_match_reference(void **state)
+{
+	static const char alphabet[] = {'\r', '\n', 'a', '\0'};
+	char data[16];
+	uint32_t x = 2463534242u;
+
+	(void)state;
+	for (int n = 0; n < 100000; n++) {
+		size_t len = (size_t)(n % (int)sizeof(data));
+		struct buf got = {0}, want = {0};
+
+		for (size_t i = 0; i < len; i++) {
+			x ^= x << 13;
+			x ^= x >> 17;
+			x ^= x << 5;
+			data[i] = alphabet[x % sizeof(alphabet)];
+		}
+		sse_format_event(&got, NULL, NULL, data, len);
+		sse_reference_data(&want, data, len);
+		assert_int_equal(got.len, want.len);
+		assert_memory_equal(got.data, want.data, want.len);
+		buf_free(&got);
+		buf_free(&want);
+	}
+}
+
 int
 main(void)
 {
@@ -143,6 +196,7 @@ main(void)
 	    cmocka_unit_test(test_sse_exact_bytes),
 	    cmocka_unit_test(test_sse_comment_and_retry_dispatch_nothing),
 	    cmocka_unit_test(test_sse_id_alone),
+	    cmocka_unit_test(test_sse_lines_match_reference),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
