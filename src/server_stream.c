@@ -241,6 +241,21 @@ static const char *const stream_end_why[REGISTRY_WAKE__MAX] = {
 };
 
 /*
+ * Log why the stream ended.  Out of line: kept in server_stream() past
+ * the calls that follow, wake would take room in the frame its thread
+ * sleeps under (one stack page: see server_stack_trim()).
+ */
+static void stream_log_end(uint64_t id, enum registry_wake wake)
+    __attribute__((noinline, cold));
+
+static void
+stream_log_end(uint64_t id, enum registry_wake wake)
+{
+	log_debug("stream %llu ended: %s", (unsigned long long)id,
+	    wake < REGISTRY_WAKE__MAX ? stream_end_why[wake] : "?");
+}
+
+/*
  * Serve an SSE stream until it ends: write resp's head, then events as
  * they come.  The worker's thread sleeps in registry_wait() between
  * writes; the watcher wakes it if the connection hangs up.  Takes resp's
@@ -331,6 +346,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 			break;
 		}
 	}
+	stream_log_end(ev.data.u64, wake);
 	if (watched)
 		epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, out.fd, NULL);
 	if (out.timed_out) {
@@ -341,8 +357,6 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 		    srv->config->write_timeout);
 		metrics_write_timeout();
 	}
-	log_debug("stream %llu ended: %s", (unsigned long long)ev.data.u64,
-	    wake < REGISTRY_WAKE__MAX ? stream_end_why[wake] : "?");
 done:
 	stream_out_end(&out, req);
 	registry_unsubscribe(srv->reg, s);

@@ -279,7 +279,7 @@ handle(const struct config *conf, struct api *api, struct registry *reg,
 	/* A POST's body is read only when the checks before it pass. */
 	if (ar.method != NULL && strcmp(ar.method, "POST") == 0 &&
 	    api_precheck(api, &ar, &resp)) {
-		cl = param(ps, "CONTENT_LENGTH");
+		cl = ar.content_length;
 		ar.body_too_large =
 		    (cl != NULL && strtoull(cl, NULL, 10) > conf->max_body) ||
 		    body_len > conf->max_body;

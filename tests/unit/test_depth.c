@@ -84,13 +84,14 @@ depth_reference(const char *s, size_t len, unsigned max)
 }
 
 /*
- * Texts of quotes, backslashes and brackets (and a letter), every depth
+ * Texts of quotes, backslashes, brackets, a letter and NUL, every depth
  * bound: the string-skipping scan answers as the reference does.
  */
 static void
 test_depth_matches_reference(void **state)
 {
-	static const char alphabet[] = "\"\\[]{}a";
+	static const char alphabet[] = {
+	    '"', '\\', '[', ']', '{', '}', 'a', '\0'};
 	char t[24];
 	uint32_t x = 2463534242u; /* xorshift32: the same texts every run */
 
@@ -102,7 +103,7 @@ test_depth_matches_reference(void **state)
 			x ^= x << 13;
 			x ^= x >> 17;
 			x ^= x << 5;
-			t[i] = alphabet[x % (sizeof(alphabet) - 1)];
+			t[i] = alphabet[x % sizeof(alphabet)];
 		}
 		for (unsigned max = 0; max < 5; max++)
 			if (depth_json_within(t, len, max) !=
