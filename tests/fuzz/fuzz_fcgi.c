@@ -1,8 +1,8 @@
 /*
  * FastCGI parameter handling: arbitrary bytes decoded as FCGI_PARAMS
- * name-value pairs (FastCGI 1.0, section 3.4), looked up as libfcgi's
- * FCGX_GetParam() does, mapped onto an api_request by the server's own
- * server_params_to_request(), and handled by api_handle() against a real
+ * name-value pairs (FastCGI 1.0, section 3.4), mapped onto an api_request
+ * by the server's own server_params_to_request() (which the server's body
+ * reading follows too: its CONTENT_LENGTH), and handled by api_handle() against a real
  * registry, on the production worker stack.  Streams a request opens stay
  * open for the rest of the input, so later requests post to them; each
  * stream's output is parsed as a browser would.
@@ -141,18 +141,6 @@ params_decode(struct params *ps, const uint8_t *p, size_t len, bool tokens_on)
 		p += nlen + vlen, len -= nlen + vlen;
 	}
 	return true;
-}
-
-/* FCGX_GetParam(): the first "name=" match, as a C string. */
-static const char *
-param(const struct params *ps, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (size_t i = 0; i < ps->n; i++)
-		if (strncmp(ps->kv[i], name, n) == 0 && ps->kv[i][n] == '=')
-			return ps->kv[i] + n + 1;
-	return NULL;
 }
 
 static void
