@@ -43,7 +43,7 @@ SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
 	src/depth.c src/auth.c src/limit.c src/quota.c src/event.c \
 	src/body.c src/sse.c src/registry_log.c src/registry_expire.c \
 	src/registry.c src/api.c src/fcgi_out.c \
-	src/deadline.c src/listener.c src/server.c src/server_stream.c \
+	src/deadline.c src/listener.c src/server.c src/server_conn.c src/server_stream.c \
 	src/server_params.c src/cidr.c src/metrics.c \
 	src/cluster_lua.c src/cluster_job.c src/cluster_delivery.c \
 	src/cluster_presence.c src/cluster_redis.c src/cluster.c src/turn.c \

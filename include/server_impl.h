@@ -32,31 +32,41 @@ struct server {
 	size_t active;            /* requests in progress, streams included */
 	size_t max_workers;
 	bool stopping;
-	int wake_fd;                    /* eventfd: garbage for the watcher */
-	struct server_garbage *garbage; /* what streams left to free */
-	struct deadline *deadlines;     /* requests being read; the watcher */
-	int stop_fd;                    /* eventfd, readable once stopping */
-	struct server_conn *idle_list;  /* workers in accept() (idle) */
-	unsigned accept_backoff_ms;     /* 0 unless accept() is failing */
-	unsigned long accept_failures;  /* in a row */
+	int wake_fd;                     /* eventfd: garbage for the watcher */
+	struct server_garbage *garbage;  /* what streams left to free */
+	struct deadline *deadlines;      /* requests being read; the watcher */
+	int stop_fd;                     /* eventfd, readable once stopping */
+	struct server_worker *idle_list; /* workers in accept() (idle) */
+	int kept_fd;         /* epoll: parked connections, stop_fd */
+	size_t kept_waiters; /* workers waiting in kept_fd */
+	size_t parked;       /* connections in kept_fd, waiting */
+	struct server_conn *parked_list;
+	unsigned accept_backoff_ms;    /* 0 unless accept() is failing */
+	unsigned long accept_failures; /* in a row */
 	uint64_t accept_failing_since;
 	bool accept_logged;     /* this run of failures was logged */
 	uint64_t accept_log_ms; /* when the last run was logged */
 };
 
+/* A worker thread, as the list of those in accept() knows it. */
+struct server_worker {
+	pthread_t tid;
+	struct server_worker *idle_prev, *idle_next; /* srv->idle_list */
+};
+
 /*
- * A worker and the connection it serves.  req comes first and the others
- * reach the rest through it (server_conn_of()), so helpers that take a
- * request need no more arguments.
+ * A connection from the front, served by one worker at a time.  req comes
+ * first and the others reach the rest through it (server_conn_of()), so
+ * helpers that take a request need no more arguments.
  */
 struct server_conn {
 	FCGX_Request req;
 	struct server *srv;
-	struct deadline_timer *timer; /* the request's read deadline */
+	struct deadline_timer *timer; /* read deadline; idle one when parked */
 	bool timed_out;               /* it fired for this request */
 	bool responded;               /* something of a response was written */
-	pthread_t tid;
-	struct server_conn *idle_prev, *idle_next; /* srv->idle_list */
+	bool in_kept;                 /* registered in srv->kept_fd */
+	struct server_conn *park_prev, *park_next; /* srv->parked_list */
 };
 
 /*
@@ -76,6 +86,43 @@ server_conn_of(FCGX_Request *req)
 	return (struct server_conn *)(void *)((char *)req -
 	    offsetof(struct server_conn, req));
 }
+
+/*
+ * The connections (server_conn.c).  server_conns_open(): make
+ * srv->kept_fd, where parked connections and srv->stop_fd wait (0, or -1
+ * logged).
+ */
+int server_conns_open(struct server *srv);
+/* A connection just accepted (fd); its request comes first. */
+struct server_conn *server_conn_new(struct server *srv, int fd);
+/* Close conn (unless libfcgi has) and free it. */
+void server_conn_free(struct server_conn *conn);
+/*
+ * Whether the next request on fd has come whole (to the empty FCGI_STDIN
+ * record that ends its body), so that reading it cannot block; or the
+ * connection has ended or failed (nor can that).  Looks without reading.
+ */
+bool server_conn_whole(int fd);
+/*
+ * Park conn between two requests: no thread waits on it alone; a worker
+ * takes it from srv->kept_fd when its next request comes, when it closes,
+ * or when BEEP_IDLE_TIMEOUT passes (its timer shuts it down for reading,
+ * which makes it readable).  Returns false when it cannot be parked (the
+ * service is stopping, or no descriptor or memory to spare): the caller
+ * frees it.  Once it returns true, conn is no longer the caller's.
+ */
+bool server_conn_park(struct server *srv, struct server_conn *conn);
+/*
+ * A parked connection that has something to read, waiting up to
+ * timeout_ms (-1: until one has or the service stops); NULL when none
+ * came.  One that was idle past BEEP_IDLE_TIMEOUT is freed here.
+ */
+struct server_conn *server_conn_take(struct server *srv, int timeout_ms);
+/*
+ * The service stops: shut every parked connection down for reading, so
+ * that the workers take each (its read sees end-of-file) and free it.
+ */
+void server_conns_shut(struct server *srv);
 
 /*
  * The request has been read (or given up on): disarm its read deadline,

@@ -3,16 +3,34 @@
  *
  * DESIGN / THREADS
  *
- * Workers.  Each worker thread accepts a FastCGI connection itself and
- * hands its fd to libfcgi (FCGX_Request.ipcFd), then serves requests on
- * that connection until it closes: one request when the front closes
- * after each (Caddy), several when it keeps connections alive (nginx
- * fastcgi_keep_conn).  A request for a stream keeps its worker until the
- * stream ends.  The pool keeps at least min_idle workers blocked in
- * accept(): a worker that takes a connection starts a new one when fewer
- * are left, and a worker that comes back to accept() with 2 x min_idle
- * already waiting exits.  So short requests always find a worker, however
- * many streams are open, and threads are not created per request.
+ * Workers.  A worker thread accepts a FastCGI connection itself and
+ * hands its fd to libfcgi (FCGX_Request.ipcFd) in a struct server_conn,
+ * then serves its request.  A front that closes after each request
+ * (Caddy) is done with it then.  One that keeps connections alive (nginx
+ * fastcgi_keep_conn, lighttpd) sends its next request later on the same
+ * connection: between two requests the connection is parked
+ * (server_conn.c), with no thread of its own, in one epoll set
+ * (srv->kept_fd, one-shot), and any worker may serve its next request.
+ * A request for a stream keeps its worker until the stream ends.  The
+ * pool keeps at least min_idle workers blocked in accept(): a worker that
+ * takes a connection starts a new one when fewer are left, and a worker
+ * that comes back to accept() with 2 x min_idle already waiting exits.
+ * So short requests always find a worker, however many streams are open,
+ * and threads are not created per request.
+ *
+ * Kept connections (server_next()).  One worker at a time waits in
+ * kept_fd for the parked connections' requests (kept_waiters); a worker
+ * that has just served a request first takes one that has come, without
+ * waiting, and becomes that waiter if there is none.  So under load the
+ * workers go from request to request without sleeping between them, and
+ * no thread is woken for each request, as in an epoll loop; only the
+ * stream's thread is, by the registry, as the design wants.  A
+ * worker that may block for long while parked connections have no waiter
+ * (the request it took has not come whole, or has become a stream) starts
+ * another worker first (server_cover()), so that one slow request never
+ * holds up the others.  An idle parked connection is closed after
+ * BEEP_IDLE_TIMEOUT by its timer, which shuts it down for reading (it is
+ * then taken, and its end seen).
  *
  * Streams (their writer: server_stream.c).  Memory per open stream is
  * what bounds how many one process holds, and a stream lasts long: so
@@ -44,13 +62,15 @@
  * once the body is read (server_read_done(), also at a stream's start);
  * when one passes, the watcher shuts the connection down for reading and
  * the worker's read returns.  Between two requests on a kept connection
- * a worker waits in poll() for the next, up to BEEP_IDLE_TIMEOUT, with no
- * deadline: the front decides how long it keeps a connection.
+ * the same timer, rearmed to BEEP_IDLE_TIMEOUT, is the only limit: the
+ * front decides how long it keeps a connection.
  *
  * LOCKING.  srv->lock guards the pool counters, the list of workers in
- * accept(), the accept back-off state, the stopping flag and the garbage
- * list.  It is never held across accept(), I/O, free() of the garbage, or
- * a registry call; server_stop() sends its signal under it (pthread_kill
+ * accept(), the parked connections and their waiter count, the accept
+ * back-off state, the stopping flag and the garbage list.  It is never
+ * held across accept(), epoll_wait(), I/O, free() of the garbage, or a
+ * registry call (server_conns_shut() calls shutdown(), which does no
+ * I/O); server_stop() sends its signal under it (pthread_kill
  * is no I/O), so that it only ever reaches a worker still in the list.
  *
  * Kernel and library settings for speed.  server_start() sizes the
@@ -61,12 +81,14 @@
  * (server_close_at_once()), not after libfcgi's wait for the front to
  * close first.
  *
- * Shutdown.  server_stop() sets stopping, makes stop_fd readable (workers
- * waiting on kept connections close them), shuts down a listening socket
- * it made (which wakes every accept() with an error), and interrupts the
- * workers in accept() with SERVER_STOP_SIGNAL until none is left: an
- * inherited socket is left open for the next instance, and connections
- * made meanwhile wait in its backlog.  It then closes the registry, which
+ * Shutdown.  server_stop() sets stopping, makes stop_fd readable (it is
+ * in kept_fd: workers waiting there wake), shuts the parked connections
+ * down for reading (the workers take each, see its end and close it),
+ * shuts down a listening socket it made (which wakes every accept() with
+ * an error), and interrupts the workers in accept() with
+ * SERVER_STOP_SIGNAL until none is left: an inherited socket is left
+ * open for the next instance, and connections made meanwhile wait in its
+ * backlog.  It then closes the registry, which
  * wakes every stream to send its final retry: field, and waits for
  * requests in progress to finish.
  */
@@ -146,6 +168,7 @@
 #define SERVER_FUTEX_SLOTS_MAX (1UL << 16)
 
 static void *server_worker(void *arg);
+static void server_cover(struct server *srv, int fd);
 
 static void
 server_threads(void *ctx, size_t *threads, size_t *idle, size_t *requests)
@@ -154,7 +177,7 @@ server_threads(void *ctx, size_t *threads, size_t *idle, size_t *requests)
 
 	pthread_mutex_lock(&srv->lock);
 	*threads = srv->workers;
-	*idle = srv->idle;
+	*idle = srv->idle + srv->kept_waiters;
 	*requests = srv->active;
 	pthread_mutex_unlock(&srv->lock);
 }
@@ -171,6 +194,7 @@ server_new(const struct config *c, struct registry *reg)
 	srv->epoll_fd = -1;
 	srv->wake_fd = -1;
 	srv->stop_fd = -1;
+	srv->kept_fd = -1;
 	srv->listener = listener_open(c->listen, c->socket_mode);
 	if (srv->listener == NULL)
 		goto fail;
@@ -193,6 +217,8 @@ server_new(const struct config *c, struct registry *reg)
 		log_error("eventfd: %s", strerror(errno));
 		goto fail;
 	}
+	if (server_conns_open(srv) < 0)
+		goto fail;
 	srv->deadlines = deadline_new();
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle_cond, NULL);
@@ -207,6 +233,8 @@ server_new(const struct config *c, struct registry *reg)
 	return srv;
 fail:
 	deadline_free(srv->deadlines);
+	if (srv->kept_fd >= 0)
+		close(srv->kept_fd);
 	if (srv->stop_fd >= 0)
 		close(srv->stop_fd);
 	if (srv->wake_fd >= 0)
@@ -641,33 +669,35 @@ server_handle(struct server *srv, FCGX_Request *req)
 
 	if (!server_answer(srv, req, &resp))
 		return;
-	if (resp.stream != NULL)
+	if (resp.stream != NULL) {
+		server_cover(srv, -1);
 		server_stream(srv, req, &resp);
+	}
 	api_response_clear(&resp);
 }
 
 /* Count this worker idle, in accept().  srv->lock held. */
 static void
-server_idle_add(struct server *srv, struct server_conn *conn)
+server_idle_add(struct server *srv, struct server_worker *w)
 {
-	conn->idle_prev = NULL;
-	conn->idle_next = srv->idle_list;
+	w->idle_prev = NULL;
+	w->idle_next = srv->idle_list;
 	if (srv->idle_list != NULL)
-		srv->idle_list->idle_prev = conn;
-	srv->idle_list = conn;
+		srv->idle_list->idle_prev = w;
+	srv->idle_list = w;
 	srv->idle++;
 }
 
 /* srv->lock held. */
 static void
-server_idle_remove(struct server *srv, struct server_conn *conn)
+server_idle_remove(struct server *srv, struct server_worker *w)
 {
-	if (conn->idle_prev != NULL)
-		conn->idle_prev->idle_next = conn->idle_next;
+	if (w->idle_prev != NULL)
+		w->idle_prev->idle_next = w->idle_next;
 	else
-		srv->idle_list = conn->idle_next;
-	if (conn->idle_next != NULL)
-		conn->idle_next->idle_prev = conn->idle_prev;
+		srv->idle_list = w->idle_next;
+	if (w->idle_next != NULL)
+		w->idle_next->idle_prev = w->idle_prev;
 	srv->idle--;
 }
 
@@ -714,46 +744,6 @@ server_accept_failed(struct server *srv, int err)
 	ts.tv_sec = ms / 1000;
 	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
 	nanosleep(&ts, NULL);
-}
-
-/*
- * Wait for the next request on a kept-alive connection: up to
- * BEEP_IDLE_TIMEOUT (0: for ever), and not once the service stops.  The
- * read deadline starts only when the request starts arriving.  Returns
- * whether there is something to read (or an end of file to see).
- */
-static bool
-server_wait_request(struct server *srv, int fd)
-{
-	unsigned idle = srv->config->idle_timeout;
-	uint64_t end = util_now_ms() + (uint64_t)idle * 1000;
-	struct pollfd p[2] = {
-	    {.fd = fd, .events = POLLIN},
-	    {.fd = srv->stop_fd, .events = POLLIN},
-	};
-
-	for (;;) {
-		uint64_t now = util_now_ms();
-		int wait_ms = idle == 0 ? -1
-		    : now >= end        ? 0
-		                        : (int)(end - now);
-		int n = poll(p, 2, wait_ms);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			log_warn("poll: %s", strerror(errno));
-			return false;
-		}
-		if (p[1].revents != 0)
-			return false; /* stopping: the front reconnects */
-		if (n == 0) {
-			log_debug(
-			    "kept connection idle for %us: closing it", idle);
-			return false;
-		}
-		return true;
-	}
 }
 
 /*
@@ -804,90 +794,105 @@ server_close_at_once(FCGX_Request *req)
 		FCGX_Detach(req);
 }
 
+/* Parked connections with no worker waiting for them.  srv->lock held. */
+static bool
+server_uncovered(const struct server *srv)
+{
+	return srv->parked > 0 && srv->kept_waiters == 0 &&
+	    srv->workers < srv->max_workers;
+}
+
 /*
- * Serve the requests that come on connection fd until it closes, the
- * service stops, or it stays idle past BEEP_IDLE_TIMEOUT.
+ * This worker may block for long (fd: the connection whose request it
+ * is about to read, unless that request has come whole; -1: a stream is
+ * starting): if parked connections then have no worker waiting for
+ * them, start one, or their requests would wait for this one.  A worker
+ * that has just served a request waits for them otherwise
+ * (server_next()).
  */
 static void
-server_serve(struct server *srv, struct server_conn *conn, int fd)
+server_cover(struct server *srv, int fd)
+{
+	bool spawn;
+
+	pthread_mutex_lock(&srv->lock);
+	spawn = server_uncovered(srv);
+	pthread_mutex_unlock(&srv->lock);
+	if (!spawn || (fd >= 0 && server_conn_whole(fd)))
+		return;
+	pthread_mutex_lock(&srv->lock);
+	spawn = server_uncovered(srv);
+	if (spawn)
+		srv->workers++;
+	pthread_mutex_unlock(&srv->lock);
+	if (spawn) {
+		log_debug("parked connections uncovered: a worker more");
+		server_spawn(srv);
+	}
+}
+
+/*
+ * Serve the request that has come (or is coming) on conn.  Returns
+ * whether the connection stays open for another.
+ */
+static bool
+server_serve(struct server *srv, struct server_conn *conn)
 {
 	FCGX_Request *req = &conn->req;
 	uint64_t read_ms = (uint64_t)srv->config->read_timeout * 1000;
-	bool first = true, stop;
+	bool stop;
 
+	conn->timed_out = conn->responded = false;
 	/*
-	 * libfcgi reads requests from ipcFd while it is open; with
-	 * listen_sock -1 it returns an error instead of accepting when the
-	 * front closes the connection; keepConnection stops it closing the
-	 * fd before reading the first request.  libfcgi offers no call for
-	 * this; these fields have been stable since 2.4.0.
+	 * Never read without a deadline: a slow client could then hold this
+	 * worker for ever.
 	 */
-	req->ipcFd = fd;
-	req->keepConnection = 1;
-	for (;;) {
-		/* A new connection brings its request at once. */
-		if (!first && !server_wait_request(srv, req->ipcFd)) {
-			req->keepConnection = 0;
-			break;
-		}
-		conn->timed_out = conn->responded = false;
+	if (deadline_rearm(conn->timer, util_now_ms() + read_ms) < 0 &&
+	    deadline_arm(conn->timer, req->ipcFd, util_now_ms() + read_ms) <
+	        0) {
 		/*
-		 * Never read without a deadline: a slow client could then
-		 * hold this worker for ever.
+		 * No descriptor to spare for it (at the limit): each read is
+		 * limited instead, as the best left to do.
 		 */
-		if (deadline_rearm(conn->timer, util_now_ms() + read_ms) < 0 &&
-		    deadline_arm(
-		        conn->timer, req->ipcFd, util_now_ms() + read_ms) < 0) {
-			/*
-			 * No descriptor to spare for it (at the limit): each
-			 * read is limited instead, as the best left to do.
-			 */
-			struct timeval tv = {
-			    .tv_sec = srv->config->read_timeout};
+		struct timeval tv = {.tv_sec = srv->config->read_timeout};
 
-			log_debug("read deadline: %s: per read instead",
-			    strerror(errno));
-			setsockopt(req->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &tv,
-			    sizeof(tv));
-		}
-		first = false;
-		if (FCGX_Accept_r(req) < 0) {
-			/* libfcgi has closed the connection. */
-			if (deadline_cancel(conn->timer))
-				log_warn("request not read within "
-				         "BEEP_READ_TIMEOUT (%us): connection "
-				         "closed",
-				    srv->config->read_timeout);
-			break;
-		}
-		pthread_mutex_lock(&srv->lock);
-		srv->active++;
-		pthread_mutex_unlock(&srv->lock);
-
-		server_handle(srv, req);
-		server_read_done(req);
-		if (conn->timed_out)
-			server_timed_out(srv, conn);
-		server_close_at_once(req);
-		FCGX_Finish_r(req);
-		/*
-		 * libfcgi closed the connection: so does the timer's
-		 * duplicate, or the front would never see it close.
-		 */
-		if (req->ipcFd < 0)
-			deadline_cancel(conn->timer);
-
-		pthread_mutex_lock(&srv->lock);
-		if (--srv->active == 0 && srv->stopping)
-			pthread_cond_broadcast(&srv->idle_cond);
-		stop = srv->stopping;
-		pthread_mutex_unlock(&srv->lock);
-		if (req->ipcFd < 0 || stop)
-			break;
+		log_debug(
+		    "read deadline: %s: per read instead", strerror(errno));
+		setsockopt(
+		    req->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	}
-	/* A kept connection at shutdown or idle too long: let it go. */
-	deadline_cancel(conn->timer);
-	FCGX_Free(req, 1);
+	server_cover(srv, req->ipcFd);
+	if (FCGX_Accept_r(req) < 0) {
+		/* libfcgi has closed the connection. */
+		if (deadline_cancel(conn->timer))
+			log_warn("request not read within BEEP_READ_TIMEOUT "
+			         "(%us): connection closed",
+			    srv->config->read_timeout);
+		return false;
+	}
+	pthread_mutex_lock(&srv->lock);
+	srv->active++;
+	pthread_mutex_unlock(&srv->lock);
+
+	server_handle(srv, req);
+	server_read_done(req);
+	if (conn->timed_out)
+		server_timed_out(srv, conn);
+	server_close_at_once(req);
+	FCGX_Finish_r(req);
+	/*
+	 * libfcgi closed the connection: so does the timer's duplicate, or
+	 * the front would never see it close.
+	 */
+	if (req->ipcFd < 0)
+		deadline_cancel(conn->timer);
+
+	pthread_mutex_lock(&srv->lock);
+	if (--srv->active == 0 && srv->stopping)
+		pthread_cond_broadcast(&srv->idle_cond);
+	stop = srv->stopping;
+	pthread_mutex_unlock(&srv->lock);
+	return req->ipcFd >= 0 && !stop;
 }
 
 /*
@@ -907,36 +912,60 @@ server_worker_signals(void)
 	pthread_sigmask(SIG_UNBLOCK, &stop_signal, NULL);
 }
 
-static void *
-server_worker(void *arg)
+/*
+ * The next connection for worker w to serve a request of: a parked one
+ * whose request has come, or a new one from accept().  One worker at a
+ * time waits for the parked ones (while there are any); the others wait
+ * in accept(), or end when enough do.  A worker that has just served a
+ * request takes the next one that has come before it looks further, so
+ * under load requests on kept connections are served without a thread
+ * woken for each.  Returns NULL when the worker is to end (srv->lock
+ * then held).
+ */
+static struct server_conn *
+server_next(struct server *srv, struct server_worker *w)
 {
-	struct server *srv = arg;
-	struct server_conn conn = {.srv = srv, .tid = pthread_self()};
 	uint64_t since = 0;
 	unsigned long failures = 0;
-	bool spawn, recovered;
+	struct server_conn *conn;
+	bool spawn, recovered, wait_kept, try_kept;
 	int fd, err;
 
-	server_stack_init();
-	server_worker_signals();
-	conn.timer = deadline_timer_new(srv->deadlines);
-	/* The listening socket is ours: libfcgi only reads connections. */
-	FCGX_InitRequest(&conn.req, -1, 0);
 	for (;;) {
 		pthread_mutex_lock(&srv->lock);
+		wait_kept = srv->parked > 0 &&
+		    (srv->kept_waiters == 0 || srv->stopping);
+		try_kept = srv->parked > 0 && !wait_kept;
+		if (wait_kept)
+			srv->kept_waiters++;
+		pthread_mutex_unlock(&srv->lock);
+		if (wait_kept || try_kept) {
+			conn = server_conn_take(srv, wait_kept ? -1 : 0);
+			if (wait_kept) {
+				pthread_mutex_lock(&srv->lock);
+				srv->kept_waiters--;
+				pthread_mutex_unlock(&srv->lock);
+			}
+			if (conn != NULL)
+				return conn;
+			if (wait_kept)
+				continue;
+		}
+
+		pthread_mutex_lock(&srv->lock);
 		if (srv->stopping || srv->idle >= 2 * srv->config->min_idle)
-			break;
-		server_idle_add(srv, &conn);
+			return NULL;
+		server_idle_add(srv, w);
 		pthread_mutex_unlock(&srv->lock);
 
 		fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		err = errno;
 
 		pthread_mutex_lock(&srv->lock);
-		server_idle_remove(srv, &conn);
+		server_idle_remove(srv, w);
 		if (fd < 0) {
 			if (srv->stopping)
-				break;
+				return NULL;
 			pthread_mutex_unlock(&srv->lock);
 			server_accept_failed(srv, err);
 			continue;
@@ -960,11 +989,24 @@ server_worker(void *arg)
 			    (unsigned long long)(util_now_ms() - since));
 		if (spawn)
 			server_spawn(srv);
-		server_serve(srv, &conn, fd);
+		return server_conn_new(srv, fd);
 	}
+}
+
+static void *
+server_worker(void *arg)
+{
+	struct server *srv = arg;
+	struct server_worker w = {.tid = pthread_self()};
+	struct server_conn *conn;
+
+	server_stack_init();
+	server_worker_signals();
+	while ((conn = server_next(srv, &w)) != NULL)
+		if (!server_serve(srv, conn) || !server_conn_park(srv, conn))
+			server_conn_free(conn);
 	srv->workers--;
 	pthread_mutex_unlock(&srv->lock);
-	deadline_timer_free(conn.timer);
 	return NULL;
 }
 
@@ -985,6 +1027,7 @@ server_stop(struct server *srv, unsigned timeout_ms)
 	/* Workers waiting on kept connections close them. */
 	if (write(srv->stop_fd, &one, sizeof(one)) < 0)
 		log_warn("eventfd write: %s", strerror(errno));
+	server_conns_shut(srv);
 	/*
 	 * A socket we made: shutting it down wakes every worker blocked in
 	 * accept() with an error.  An inherited one (spawn-fcgi, systemd) is
@@ -1003,9 +1046,9 @@ server_stop(struct server *srv, unsigned timeout_ms)
 
 		pthread_mutex_lock(&srv->lock);
 		idle = srv->idle;
-		for (struct server_conn *c = srv->idle_list; c != NULL;
-		     c = c->idle_next)
-			pthread_kill(c->tid, SERVER_STOP_SIGNAL);
+		for (struct server_worker *w = srv->idle_list; w != NULL;
+		     w = w->idle_next)
+			pthread_kill(w->tid, SERVER_STOP_SIGNAL);
 		pthread_mutex_unlock(&srv->lock);
 		if (idle == 0)
 			break;

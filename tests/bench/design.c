@@ -4,33 +4,36 @@
  *
  * bench-limit (limit.c) is the cheapest FastCGI responder of all: one
  * epoll loop, no thread woken for a POST.  This is the cheapest of the
- * shape the service keeps: libfcgi, a thread per connection reading its
- * requests with FCGX_Accept_r(), and a thread per stream asleep on its own
- * condition variable until a POST queues an event for it and signals it
- * (after unlocking, so the woken thread does not block on the lock).
- * With what the design needs to run well here, as beep-signal has it: an
+ * shape the service keeps: libfcgi, threads reading requests with
+ * FCGX_Accept_r(), and a thread per stream asleep on its own condition
+ * variable until a POST queues an event for it and signals it (after
+ * unlocking, so the woken thread does not block on the lock).  With what
+ * the design needs to run well here, as beep-signal has it: kept
+ * connections parked between requests in one epoll set, whichever thread
+ * is free serving the next (no thread woken per request under load), an
  * adaptive lock, a private futex hash as large as the kernel allows
- * (Linux 6.16+; ours sizes it to its threads), 64 KiB stacks, poll()
- * before reading a kept connection's next request, no lingering close
- * behind Caddy.  And nothing more: one
- * table of streams under one lock, no JSON library, no authentication,
- * limits, ids, replay, read deadlines or keepalives (a sleeping stream
- * looks for its connection's end every DESIGN_CHECK_S).  The same routes,
+ * (Linux 6.16+; ours sizes it to its threads), 64 KiB stacks, no
+ * lingering close behind Caddy.  And nothing more: one table of streams
+ * under one lock, no JSON library, no authentication, limits, ids,
+ * replay, read deadlines, idle limits or keepalives (a sleeping stream
+ * looks for its connection's end every DESIGN_CHECK_S), and no care for
+ * a request that comes slowly on a kept connection.  The same routes,
  * answers and events as bench-limit.
  *
  * So in the same run, beep-signal against bench-design shows what our
  * implementation costs, and bench-design against bench-limit what the
- * design itself costs (its two thread wake-ups per post).
+ * design itself costs (its thread wake-up per post, the stream's).
  *
  * Threads: BENCH_DESIGN_IDLE (8) wait in accept(); one that takes a
- * connection starts another when fewer are left waiting, and serves that
- * connection until it closes (a stream's thread is the thread of its
- * connection); more than twice that many waiting, a thread ends.
+ * connection starts another when fewer are left waiting; more than twice
+ * that many waiting, a thread ends.  A stream's thread is the thread that
+ * read its request.
  *
  * Not for production: it trusts its input and bounds nothing.
  *
  * Usage: bench-design SOCKET_PATH
  */
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -75,6 +78,7 @@ struct stream {
 };
 
 static struct stream *g_streams[DESIGN_BUCKETS];
+static atomic_int g_parked, g_waiters; /* kept connections: see park() */
 static pthread_mutex_t g_lock;
 static pthread_attr_t g_attr;
 static atomic_int g_idle;
@@ -185,6 +189,8 @@ gone(FCGX_Request *r)
 	    (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+static void spawn(void);
+
 static void
 subscribe(FCGX_Request *r, const char *key)
 {
@@ -214,6 +220,9 @@ subscribe(FCGX_Request *r, const char *key)
 	g_streams[hash(key)] = s;
 	pthread_mutex_unlock(&g_lock);
 
+	/* This thread stays with the stream: parked ones need a waiter. */
+	if (atomic_load(&g_parked) > 0 && atomic_load(&g_waiters) == 0)
+		spawn();
 	FCGX_PutStr(bench_head, sizeof(bench_head) - 1, r->out);
 	FCGX_FFlush(r->out);
 	while (!end) {
@@ -273,37 +282,86 @@ handle(FCGX_Request *r)
 		FCGX_PutStr(bench_other, sizeof(bench_other) - 1, r->out);
 }
 
-static void spawn(void);
-
 /*
- * Waits for a kept connection's next request, as beep-signal does:
- * libfcgi alone would block in read(), which costs more context
- * switches per post here (README, Performance).
+ * Kept connections between two requests, parked as beep-signal parks
+ * them (server_conn.c): one epoll set, one-shot, no thread each.  One
+ * worker at a time waits in it (g_waiters); a worker that has served a
+ * request takes the next one that has come before it sleeps.
  */
-static int
-readable(int fd)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
+static int g_kept;
 
-	while (poll(&p, 1, -1) < 0)
-		if (errno != EINTR)
-			return 0;
-	return 1;
+static void
+park(FCGX_Request *r)
+{
+	struct epoll_event ev = {
+	    .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = r};
+
+	atomic_fetch_add(&g_parked, 1);
+	/* Once armed, r is another worker's: its fd is never added twice. */
+	if (epoll_ctl(g_kept, EPOLL_CTL_MOD, r->ipcFd, &ev) < 0 &&
+	    epoll_ctl(g_kept, EPOLL_CTL_ADD, r->ipcFd, &ev) < 0)
+		abort();
 }
 
-static void *
-worker(void *arg)
+static FCGX_Request *
+take(int timeout_ms)
 {
-	FCGX_Request r;
+	struct epoll_event ev;
 
-	(void)arg;
-	FCGX_InitRequest(&r, -1, 0);
+	if (epoll_wait(g_kept, &ev, 1, timeout_ms) != 1)
+		return NULL;
+	atomic_fetch_sub(&g_parked, 1);
+	return ev.data.ptr;
+}
+
+/* Serves r's request; returns whether its connection stays open. */
+static int
+serve(FCGX_Request *r)
+{
+	if (FCGX_Accept_r(r) < 0)
+		return 0;
+	handle(r);
+	/*
+	 * As the service does: the input read to its end (the empty STDIN
+	 * record), so no lingering close (Caddy).
+	 */
+	while (FCGX_GetChar(r->in) != EOF)
+		;
+	if (!r->keepConnection && FCGX_GetError(r->in) == 0 &&
+	    FCGX_HasSeenEOF(r->in) == EOF)
+		FCGX_Detach(r);
+	FCGX_Finish_r(r);
+	return r->ipcFd >= 0;
+}
+
+/* The next connection with a request, or NULL to end the thread. */
+static FCGX_Request *
+next(void)
+{
 	for (;;) {
+		FCGX_Request *r;
 		int fd;
 
-		if (atomic_load(&g_idle) > 2 * g_min_idle)
-			break;
+		if (atomic_load(&g_parked) > 0 && (r = take(0)) != NULL)
+			return r;
+		if (atomic_load(&g_parked) > 0) {
+			if (atomic_fetch_add(&g_waiters, 1) == 0) {
+				r = take(-1);
+				atomic_fetch_sub(&g_waiters, 1);
+				if (r != NULL)
+					return r;
+				continue;
+			}
+			atomic_fetch_sub(&g_waiters, 1);
+		}
+		atomic_fetch_add(&g_idle, 1);
+		if (atomic_load(&g_idle) > 2 * g_min_idle) {
+			atomic_fetch_sub(&g_idle, 1);
+			return NULL;
+		}
 		fd = accept4(g_lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (atomic_fetch_sub(&g_idle, 1) - 1 < g_min_idle)
+			spawn();
 		if (fd < 0) {
 			struct timespec pause = {0, 10 * 1000000L};
 
@@ -311,35 +369,30 @@ worker(void *arg)
 				nanosleep(&pause, NULL);
 			continue;
 		}
-		if (atomic_fetch_sub(&g_idle, 1) - 1 < g_min_idle)
-			spawn();
-		r.ipcFd = fd;
-		r.keepConnection = 1;
-		for (int first = 1; first || readable(r.ipcFd); first = 0) {
-			if (FCGX_Accept_r(&r) < 0)
-				break;
-			handle(&r);
-			/*
-			 * As the service does: the input read to its end (the
-			 * empty STDIN record), so no lingering close (Caddy).
-			 */
-			while (FCGX_GetChar(r.in) != EOF)
-				;
-			if (!r.keepConnection && FCGX_GetError(r.in) == 0 &&
-			    FCGX_HasSeenEOF(r.in) == EOF)
-				FCGX_Detach(&r);
-			FCGX_Finish_r(&r);
-			if (r.ipcFd < 0)
-				break;
-		}
-		if (r.ipcFd >= 0) {
-			close(r.ipcFd);
-			r.ipcFd = -1;
-		}
-		atomic_fetch_add(&g_idle, 1);
+		r = calloc(1, sizeof(*r));
+		if (r == NULL)
+			abort();
+		FCGX_InitRequest(r, -1, 0);
+		r->ipcFd = fd;
+		r->keepConnection = 1;
+		return r;
 	}
-	atomic_fetch_sub(&g_idle, 1);
-	FCGX_Free(&r, 1);
+}
+
+static void *
+worker(void *arg)
+{
+	FCGX_Request *r;
+
+	(void)arg;
+	while ((r = next()) != NULL) {
+		if (serve(r)) {
+			park(r);
+			continue;
+		}
+		FCGX_Free(r, 1);
+		free(r);
+	}
 	return NULL;
 }
 
@@ -348,11 +401,8 @@ spawn(void)
 {
 	pthread_t tid;
 
-	atomic_fetch_add(&g_idle, 1);
-	if (pthread_create(&tid, &g_attr, worker, NULL) != 0) {
-		atomic_fetch_sub(&g_idle, 1);
+	if (pthread_create(&tid, &g_attr, worker, NULL) != 0)
 		perror("pthread_create");
-	}
 }
 
 int
@@ -388,6 +438,11 @@ main(int argc, char **argv)
 	if (g_lfd < 0 || bind(g_lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    listen(g_lfd, 4096) < 0) {
 		perror(argv[1]);
+		return 1;
+	}
+	g_kept = epoll_create1(EPOLL_CLOEXEC);
+	if (g_kept < 0) {
+		perror("epoll_create1");
 		return 1;
 	}
 	pthread_attr_init(&g_attr);

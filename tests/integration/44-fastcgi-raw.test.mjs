@@ -11,10 +11,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { startStack, uid, poll, withTimeout } from './harness.mjs';
+import { startStack, uid, poll } from './harness.mjs';
 import { procFigures } from './faults.mjs';
 import {
-	record, encodeParams, requestParams, beginRecord, readRecords,
+	record, encodeParams, requestParams, beginRecord, readRecords, Waiters,
 	ABORT_REQUEST as ABORT, END_REQUEST as END, PARAMS, STDIN, STDOUT,
 } from './fcgi.mjs';
 
@@ -36,33 +36,23 @@ class Conn {
 		this.stdout = '';
 		this.ended = false;      // END_REQUEST seen
 		this.closed = false;
-		this.waiters = new Set();
+		this.waiters = new Waiters(() => 'stdout ' +
+		    JSON.stringify(this.stdout.slice(0, 300)));
 		readRecords(this.sock, (type, content) => {
 			if (type === STDOUT)
 				this.stdout += content.toString('utf8');
 			if (type === END)
 				this.ended = true;
-		}, () => this.wake());
-		this.sock.on('close', () => { this.closed = true; this.wake(); });
+		}, () => this.waiters.wake());
+		this.sock.on('close', () => {
+			this.closed = true;
+			this.waiters.wake();
+		});
 		this.ready = once(this.sock, 'connect');
 	}
 
-	wake() { for (const w of [...this.waiters]) w(); }
-
 	until(pred, what, timeout = 15000) {
-		return withTimeout(new Promise((resolve) => {
-			const check = () => {
-				if (pred()) {
-					this.waiters.delete(check);
-					resolve();
-				}
-			};
-			this.waiters.add(check);
-			check();
-		}), timeout).catch((e) => {
-			throw new Error(`${what}: ${e.message}; stdout ` +
-			    JSON.stringify(this.stdout.slice(0, 300)));
-		});
+		return this.waiters.until(pred, what, timeout);
 	}
 
 	write(b) { this.sock.write(b); }

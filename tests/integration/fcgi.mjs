@@ -2,6 +2,7 @@
 // front would, byte by byte: to send half a request, or hold one open.
 // Records per the FastCGI 1.0 specification.
 import net from 'node:net';
+import { withTimeout } from './harness.mjs';
 
 // Record types.
 export const BEGIN_REQUEST = 1, ABORT_REQUEST = 2, END_REQUEST = 3,
@@ -126,4 +127,31 @@ export function requestParams(method, uri, extra = {}) {
 		SERVER_PROTOCOL: 'HTTP/1.1', REMOTE_ADDR: '127.0.0.1',
 		GATEWAY_INTERFACE: 'CGI/1.1', ...extra,
 	};
+}
+
+// Promises that resolve when a predicate over some state holds, checked
+// again at each wake() (a connection's data or close): the wait of the
+// raw-connection tests, with what was pending in its error.
+export class Waiters {
+	constructor(describe = () => '') {
+		this.set = new Set();
+		this.describe = describe;
+	}
+
+	wake() { for (const w of [...this.set]) w(); }
+
+	until(pred, what, timeout) {
+		return withTimeout(new Promise((resolve) => {
+			const check = () => {
+				if (pred()) {
+					this.set.delete(check);
+					resolve();
+				}
+			};
+			this.set.add(check);
+			check();
+		}), timeout).catch((e) => {
+			throw new Error(`${what}: ${e.message}; ${this.describe()}`);
+		});
+	}
 }

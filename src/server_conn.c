@@ -1,0 +1,199 @@
+/*
+ * server_conn: the connections from the front, as the workers share them
+ * (see the DESIGN comment in server.c).  A connection is made when a
+ * worker accepts it and freed when it closes; between two requests on a
+ * kept connection (a front that keeps its FastCGI connections: nginx,
+ * lighttpd) it is parked: registered in srv->kept_fd, one-shot, with no
+ * thread of its own, until its next request comes and a worker takes it.
+ *
+ * LOCKING.  srv->lock guards srv->parked_list and srv->parked; a parked
+ * connection belongs to no worker, and is freed only by the worker that
+ * took it from kept_fd (one-shot: one worker each time).  The epoll set
+ * holds no lock of ours.
+ */
+#include "server_impl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "deadline.h"
+#include "log.h"
+
+#define LOG_MODULE "server"
+
+/*
+ * How much of a kept connection's next request server_conn_whole() looks
+ * at (libfcgi's own buffer): a larger one counts as not yet whole.
+ */
+#define SERVER_PEEK 8192
+/* FastCGI's record type of a request's body (FCGI_STDIN). */
+#define SERVER_FCGI_STDIN 5
+
+int
+server_conns_open(struct server *srv)
+{
+	/* stop_fd, level-triggered, wakes every worker waiting in it. */
+	srv->kept_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (srv->kept_fd < 0 ||
+	    epoll_ctl(srv->kept_fd, EPOLL_CTL_ADD, srv->stop_fd,
+	        &(struct epoll_event){.events = EPOLLIN, .data.ptr = NULL}) <
+	        0) {
+		log_error("epoll: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+struct server_conn *
+server_conn_new(struct server *srv, int fd)
+{
+	struct server_conn *conn = xcalloc(1, sizeof(*conn));
+
+	conn->srv = srv;
+	conn->timer = deadline_timer_new(srv->deadlines);
+	/* The listening socket is ours: libfcgi only reads connections. */
+	FCGX_InitRequest(&conn->req, -1, 0);
+	/*
+	 * libfcgi reads requests from ipcFd while it is open; with
+	 * listen_sock -1 it returns an error instead of accepting when the
+	 * front closes the connection; keepConnection stops it closing the
+	 * fd before reading the first request.  libfcgi offers no call for
+	 * this; these fields have been stable since 2.4.0.
+	 */
+	conn->req.ipcFd = fd;
+	conn->req.keepConnection = 1;
+	return conn;
+}
+
+void
+server_conn_free(struct server_conn *conn)
+{
+	/*
+	 * The timer's duplicate goes first: the last descriptor of the
+	 * connection closed takes it out of kept_fd.
+	 */
+	deadline_timer_free(conn->timer);
+	FCGX_Free(&conn->req, 1);
+	free(conn);
+}
+
+bool
+server_conn_whole(int fd)
+{
+	unsigned char b[SERVER_PEEK];
+	ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+	size_t at = 0;
+
+	if (n <= 0)
+		return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+	while (at + 8 <= (size_t)n) {
+		size_t len = (size_t)b[at + 4] << 8 | b[at + 5];
+
+		if (b[at + 1] == SERVER_FCGI_STDIN && len == 0)
+			return true;
+		at += 8 + len + b[at + 6];
+	}
+	return false;
+}
+
+/* Take conn off srv->parked_list.  srv->lock held. */
+static void
+server_conn_unpark(struct server *srv, struct server_conn *conn)
+{
+	if (conn->park_prev != NULL)
+		conn->park_prev->park_next = conn->park_next;
+	else
+		srv->parked_list = conn->park_next;
+	if (conn->park_next != NULL)
+		conn->park_next->park_prev = conn->park_prev;
+	srv->parked--;
+}
+
+bool
+server_conn_park(struct server *srv, struct server_conn *conn)
+{
+	unsigned idle = srv->config->idle_timeout;
+	int fd = conn->req.ipcFd;
+	struct epoll_event ev = {
+	    .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = conn};
+	bool add;
+
+	if (idle > 0) {
+		uint64_t when = util_now_ms() + (uint64_t)idle * 1000;
+
+		if (deadline_rearm(conn->timer, when) < 0 &&
+		    deadline_arm(conn->timer, fd, when) < 0)
+			return false;
+	}
+	pthread_mutex_lock(&srv->lock);
+	if (srv->stopping) {
+		/* Too late: server_conns_shut() has been. */
+		pthread_mutex_unlock(&srv->lock);
+		deadline_cancel(conn->timer);
+		return false;
+	}
+	conn->park_prev = NULL;
+	conn->park_next = srv->parked_list;
+	if (srv->parked_list != NULL)
+		srv->parked_list->park_prev = conn;
+	srv->parked_list = conn;
+	srv->parked++;
+	/*
+	 * Once armed, conn may be taken, served and freed by another worker
+	 * before epoll_ctl() returns: not touched after it succeeds (and
+	 * in_kept is set under the lock the taker takes next).
+	 */
+	add = !conn->in_kept;
+	conn->in_kept = true;
+	pthread_mutex_unlock(&srv->lock);
+	if (epoll_ctl(srv->kept_fd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd,
+	        &ev) == 0)
+		return true;
+	if (add)
+		conn->in_kept = false;
+	log_warn("epoll_ctl: %s: closing a kept connection", strerror(errno));
+	pthread_mutex_lock(&srv->lock);
+	server_conn_unpark(srv, conn);
+	pthread_mutex_unlock(&srv->lock);
+	deadline_cancel(conn->timer);
+	return false;
+}
+
+struct server_conn *
+server_conn_take(struct server *srv, int timeout_ms)
+{
+	struct epoll_event ev;
+	struct server_conn *conn;
+	int n;
+
+	do
+		n = epoll_wait(srv->kept_fd, &ev, 1, timeout_ms);
+	while (n < 0 && errno == EINTR && timeout_ms < 0);
+	if (n <= 0 || ev.data.ptr == NULL) /* NULL: stop_fd */
+		return NULL;
+	conn = ev.data.ptr;
+	pthread_mutex_lock(&srv->lock);
+	server_conn_unpark(srv, conn);
+	pthread_mutex_unlock(&srv->lock);
+	if (deadline_pause(conn->timer)) {
+		log_debug("kept connection idle for %us: closing it",
+		    srv->config->idle_timeout);
+		server_conn_free(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+void
+server_conns_shut(struct server *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+	for (struct server_conn *c = srv->parked_list; c != NULL;
+	     c = c->park_next)
+		shutdown(c->req.ipcFd, SHUT_RD);
+	pthread_mutex_unlock(&srv->lock);
+}

@@ -1,0 +1,187 @@
+// Issue 14: kept connections are parked between requests. A front that
+// keeps its FastCGI connections (nginx, lighttpd) holds no worker thread
+// per idle connection: each waits in one epoll set, and one worker at a
+// time waits for their next requests. These tests speak FastCGI straight
+// to the backend's socket with FCGI_KEEP_CONN, as nginx does, and check
+// that parking costs no request its answer: many idle kept connections
+// hold no thread each and all serve again; one whose request comes slowly,
+// or which becomes a stream, does not hold up the others parked; a stop
+// closes them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { startStack, uid, poll } from './harness.mjs';
+import { procFigures } from './faults.mjs';
+import {
+	record, encodeParams, requestParams, beginRecord, readRecords, Waiters,
+	END_REQUEST as END, PARAMS, STDIN, STDOUT,
+} from './fcgi.mjs';
+
+const MIN_IDLE = 2;
+const T = { timeout: 120000 };
+
+// A kept FastCGI connection: requests one after another, answers split at
+// each END_REQUEST.
+class Kept {
+	constructor(socketPath) {
+		this.sock = net.connect(socketPath);
+		this.sock.on('error', () => {});
+		this.out = '';
+		this.answers = [];
+		this.closed = false;
+		this.waiters = new Waiters(() => `answers ${this.answers.length}, ` +
+		    `pending ${JSON.stringify(this.out.slice(0, 300))}`);
+		readRecords(this.sock, (type, content) => {
+			if (type === STDOUT)
+				this.out += content.toString('utf8');
+			if (type === END) {
+				this.answers.push(this.out);
+				this.out = '';
+			}
+		}, () => this.waiters.wake());
+		this.sock.on('close', () => {
+			this.closed = true;
+			this.waiters.wake();
+		});
+		this.ready = once(this.sock, 'connect');
+	}
+
+	until(pred, what, timeout = 20000) {
+		return this.waiters.until(pred, what, timeout);
+	}
+
+	// The records of a whole request (the body's end included).
+	static request(method, uri, body = '', extra = {}) {
+		const b = Buffer.from(body);
+		const params = requestParams(method, uri, body ? {
+			CONTENT_TYPE: 'application/json', CONTENT_LENGTH: b.length,
+			...extra,
+		} : extra);
+		return Buffer.concat([
+			beginRecord(1, true),
+			record(PARAMS, 1, encodeParams(params)), record(PARAMS, 1),
+			...(b.length ? [record(STDIN, 1, b)] : []), record(STDIN, 1),
+		]);
+	}
+
+	// Sends a whole request; resolves its answer once END_REQUEST comes.
+	async ask(method, uri, body = '') {
+		const n = this.answers.length;
+		this.sock.write(Kept.request(method, uri, body));
+		await this.until(() => this.answers.length > n || this.closed,
+		    `${method} ${uri}`);
+		assert.ok(this.answers.length > n, `${method} ${uri}: closed`);
+		return this.answers[n];
+	}
+
+	destroy() { this.sock.destroy(); }
+}
+
+const statusOf = (text) => Number(/^Status: (\d+)/m.exec(text)?.[1] ?? 200);
+
+async function keptConns(socketPath, n) {
+	const conns = Array.from({ length: n }, () => new Kept(socketPath));
+	await Promise.all(conns.map((c) => c.ready));
+	return conns;
+}
+
+test('idle kept connections hold no thread each, and all serve again', T,
+    async (t) => {
+	const N = 64;
+	const stack = await startStack({ caddy: false, env: {
+		BEEP_MIN_IDLE: String(MIN_IDLE),
+	} }, t);
+	const pid = stack.backend.pid;
+	const before = procFigures(pid);
+	const conns = await keptConns(stack.socket, N);
+	// One request each, at once: each connection is then kept, idle.
+	for (const a of await Promise.all(conns.map((c) =>
+	    c.ask('GET', '/healthz'))))
+		assert.equal(statusOf(a), 200, a);
+	// The workers that served them end or wait; none stays per connection
+	// (a thread each would be `before + N`).
+	const idle = await poll(() => {
+		const f = procFigures(pid);
+		return f.threads <= before.threads + 2 * MIN_IDLE + 1 ? f : null;
+	}, { timeout: 20000, interval: 100, what: 'threads back' })
+	    .catch(() => procFigures(pid));
+	t.diagnostic(`threads: ${before.threads} before, ${idle.threads} with ` +
+	    `${N} idle kept connections`);
+	assert.ok(idle.threads <= before.threads + 2 * MIN_IDLE + 1,
+	    `threads ${before.threads} -> ${idle.threads} for ${N} idle ` +
+	    'kept connections');
+	// Every one serves its next request, twice over, all at once.
+	for (let round = 0; round < 2; round++)
+		for (const a of await Promise.all(conns.map((c, i) =>
+		    c.ask('GET', `/user/${uid('k')}-${i}/devices`))))
+			assert.equal(statusOf(a), 200, a);
+	for (const c of conns)
+		c.destroy();
+	await poll(() => procFigures(pid).fds <= before.fds,
+	    { timeout: 20000, interval: 100, what: 'connections closed' });
+});
+
+test('a kept connection whose request comes slowly does not hold up the ' +
+    'others parked', T, async (t) => {
+	// No read deadline within the test: only another worker serves b.
+	const stack = await startStack({ caddy: false, env: {
+		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_READ_TIMEOUT: '600',
+		BEEP_LOG_LEVEL: 'debug',
+	} }, t);
+	const [a, b] = await keptConns(stack.socket, 2);
+	assert.equal(statusOf(await a.ask('GET', '/healthz')), 200);
+	assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
+	// Half of a's next request: the worker that takes it would block in
+	// its read while b, parked, has nobody waiting for it.
+	const whole = Kept.request('POST', `/user/${uid('slow')}/device/d`,
+	    '{"data":"x"}');
+	const cut = 20;
+	a.sock.write(whole.subarray(0, cut));
+	await poll(() => stack.backendLog.some((l) =>
+	    /parked connections uncovered: a worker more/.test(l)),
+	    { timeout: 20000, what: 'a worker started for the parked one' });
+	// b is served while a's request is still coming.
+	assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
+	assert.equal(a.answers.length, 1, 'a answered before its request came');
+	// The rest of a's request: answered too (404: nobody subscribed).
+	a.sock.write(whole.subarray(cut));
+	await a.until(() => a.answers.length === 2, 'a answered');
+	assert.equal(statusOf(a.answers[1]), 404, a.answers[1]);
+	a.destroy();
+	b.destroy();
+});
+
+test('a kept connection that becomes a stream does not hold up the others ' +
+    'parked', T, async (t) => {
+	const stack = await startStack({ caddy: false, env: {
+		BEEP_MIN_IDLE: String(MIN_IDLE),
+	} }, t);
+	const u = uid('kstream');
+	const [a, b] = await keptConns(stack.socket, 2);
+	assert.equal(statusOf(await a.ask('GET', '/healthz')), 200);
+	assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
+	// a's next request is a stream: its worker stays with it.
+	a.sock.write(Kept.request('GET', `/subscribe/${u}/device/d`));
+	await a.until(() => /\r\n\r\n/.test(a.out), 'stream opened');
+	// b, parked meanwhile, is served, and its message reaches a's stream.
+	const r = await b.ask('POST', `/user/${u}/device/d`, '{"data":"hi"}');
+	assert.equal(statusOf(r), 200, r);
+	await a.until(() => /data: hi/.test(a.out), 'event on the stream');
+	a.destroy();
+	b.destroy();
+});
+
+test('a stop closes parked connections and exits 0', T, async (t) => {
+	const stack = await startStack({ caddy: false, env: {
+		BEEP_MIN_IDLE: String(MIN_IDLE),
+	} }, t);
+	const conns = await keptConns(stack.socket, 4);
+	for (const c of conns)
+		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
+	await stack.signalBackend('SIGTERM');
+	assert.equal(stack.backendExit.code, 0,
+	    JSON.stringify(stack.backendExit));
+	for (const c of conns)
+		await c.until(() => c.closed, 'closed at the stop');
+});
