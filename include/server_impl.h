@@ -66,6 +66,12 @@ struct server_conn {
 	bool timed_out;               /* it fired for this request */
 	bool responded;               /* something of a response was written */
 	bool in_kept;                 /* registered in srv->kept_fd */
+	/*
+	 * Taken from kept_fd leaving parked connections with no worker
+	 * waiting for them: whoever serves this request must not block
+	 * without starting one (server_cover()).
+	 */
+	bool uncovered;
 	struct server_conn *park_prev, *park_next; /* srv->parked_list */
 };
 
@@ -113,11 +119,12 @@ bool server_conn_whole(int fd);
  */
 bool server_conn_park(struct server *srv, struct server_conn *conn);
 /*
- * A parked connection that has something to read, waiting up to
- * timeout_ms (-1: until one has or the service stops); NULL when none
- * came.  One that was idle past BEEP_IDLE_TIMEOUT is freed here.
+ * A parked connection that has something to read; NULL when none has (or
+ * the service stops).  wait: block until one has, as the worker counted
+ * in srv->kept_waiters, whose count this takes back.  One that was idle
+ * past BEEP_IDLE_TIMEOUT is freed here.  Sets the connection's uncovered.
  */
-struct server_conn *server_conn_take(struct server *srv, int timeout_ms);
+struct server_conn *server_conn_take(struct server *srv, bool wait);
 /*
  * The service stops: shut every parked connection down for reading, so
  * that the workers take each (its read sees end-of-file) and free it.

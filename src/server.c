@@ -806,19 +806,18 @@ server_uncovered(const struct server *srv)
  * This worker may block for long (fd: the connection whose request it
  * is about to read, unless that request has come whole; -1: a stream is
  * starting): if parked connections then have no worker waiting for
- * them, start one, or their requests would wait for this one.  A worker
- * that has just served a request waits for them otherwise
- * (server_next()).
+ * them, start one, or their requests would wait for this one.  Only a
+ * worker that left them so (conn->uncovered: it took a connection from
+ * kept_fd and no waiter was left) or that leaves for a stream can be
+ * the one they wait for: any other comes back to server_next() after
+ * its request and waits for them there.
  */
 static void
 server_cover(struct server *srv, int fd)
 {
 	bool spawn;
 
-	pthread_mutex_lock(&srv->lock);
-	spawn = server_uncovered(srv);
-	pthread_mutex_unlock(&srv->lock);
-	if (!spawn || (fd >= 0 && server_conn_whole(fd)))
+	if (fd >= 0 && server_conn_whole(fd))
 		return;
 	pthread_mutex_lock(&srv->lock);
 	spawn = server_uncovered(srv);
@@ -861,7 +860,8 @@ server_serve(struct server *srv, struct server_conn *conn)
 		setsockopt(
 		    req->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	}
-	server_cover(srv, req->ipcFd);
+	if (conn->uncovered)
+		server_cover(srv, req->ipcFd);
 	if (FCGX_Accept_r(req) < 0) {
 		/* libfcgi has closed the connection. */
 		if (deadline_cancel(conn->timer))
@@ -940,12 +940,7 @@ server_next(struct server *srv, struct server_worker *w)
 			srv->kept_waiters++;
 		pthread_mutex_unlock(&srv->lock);
 		if (wait_kept || try_kept) {
-			conn = server_conn_take(srv, wait_kept ? -1 : 0);
-			if (wait_kept) {
-				pthread_mutex_lock(&srv->lock);
-				srv->kept_waiters--;
-				pthread_mutex_unlock(&srv->lock);
-			}
+			conn = server_conn_take(srv, wait_kept);
 			if (conn != NULL)
 				return conn;
 			if (wait_kept)

@@ -164,22 +164,26 @@ server_conn_park(struct server *srv, struct server_conn *conn)
 }
 
 struct server_conn *
-server_conn_take(struct server *srv, int timeout_ms)
+server_conn_take(struct server *srv, bool wait)
 {
 	struct epoll_event ev;
-	struct server_conn *conn;
+	struct server_conn *conn = NULL;
 	int n;
 
 	do
-		n = epoll_wait(srv->kept_fd, &ev, 1, timeout_ms);
-	while (n < 0 && errno == EINTR && timeout_ms < 0);
-	if (n <= 0 || ev.data.ptr == NULL) /* NULL: stop_fd */
-		return NULL;
-	conn = ev.data.ptr;
+		n = epoll_wait(srv->kept_fd, &ev, 1, wait ? -1 : 0);
+	while (n < 0 && errno == EINTR && wait);
+	if (n == 1)
+		conn = ev.data.ptr; /* NULL: stop_fd */
 	pthread_mutex_lock(&srv->lock);
-	server_conn_unpark(srv, conn);
+	if (wait)
+		srv->kept_waiters--;
+	if (conn != NULL) {
+		server_conn_unpark(srv, conn);
+		conn->uncovered = srv->parked > 0 && srv->kept_waiters == 0;
+	}
 	pthread_mutex_unlock(&srv->lock);
-	if (deadline_pause(conn->timer)) {
+	if (conn != NULL && deadline_pause(conn->timer)) {
 		log_debug("kept connection idle for %us: closing it",
 		    srv->config->idle_timeout);
 		server_conn_free(conn);
