@@ -37,6 +37,7 @@ struct server {
 	struct deadline *deadlines;      /* requests being read; the watcher */
 	int stop_fd;                     /* eventfd, readable once stopping */
 	struct server_worker *idle_list; /* workers in accept() (idle) */
+	bool hold;           /* cluster: a worker keeps its kept connection */
 	int kept_fd;         /* epoll: parked connections, stop_fd */
 	size_t kept_waiters; /* workers waiting in kept_fd */
 	size_t parked;       /* connections in kept_fd, waiting */

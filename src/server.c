@@ -227,6 +227,12 @@ server_new(const struct config *c, struct registry *reg)
 	pthread_attr_setdetachstate(&srv->attr, PTHREAD_CREATE_DETACHED);
 	srv->max_workers =
 	    c->max_streams + 2 * c->min_idle + SERVER_EXTRA_WORKERS;
+	/*
+	 * A request in a cluster waits for Redis (up to BEEP_REDIS_TIMEOUT):
+	 * kept connections are not parked there, or the requests of all of
+	 * them would wait behind the one worker serving them.
+	 */
+	srv->hold = c->redis_url[0] != '\0';
 	srv->api = api_new(c, reg, server_threads, srv);
 	if (srv->api == NULL)
 		goto fail;
@@ -747,6 +753,47 @@ server_accept_failed(struct server *srv, int err)
 }
 
 /*
+ * In a cluster (srv->hold): wait on a kept-alive connection for its next
+ * request, as its own worker, up to BEEP_IDLE_TIMEOUT (0: for ever), and
+ * not once the service stops.  The read deadline starts only when the
+ * request starts arriving.  Returns whether there is something to read
+ * (or an end of file to see).
+ */
+static bool
+server_wait_request(struct server *srv, int fd)
+{
+	unsigned idle = srv->config->idle_timeout;
+	uint64_t end = util_now_ms() + (uint64_t)idle * 1000;
+	struct pollfd p[2] = {
+	    {.fd = fd, .events = POLLIN},
+	    {.fd = srv->stop_fd, .events = POLLIN},
+	};
+
+	for (;;) {
+		uint64_t now = util_now_ms();
+		int wait_ms = idle == 0 ? -1
+		    : now >= end        ? 0
+		                        : (int)(end - now);
+		int n = poll(p, 2, wait_ms);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_warn("poll: %s", strerror(errno));
+			return false;
+		}
+		if (p[1].revents != 0)
+			return false; /* stopping: the front reconnects */
+		if (n == 0) {
+			log_debug(
+			    "kept connection idle for %us: closing it", idle);
+			return false;
+		}
+		return true;
+	}
+}
+
+/*
  * A request's read deadline fired: answer 408 if nothing was written yet
  * and the request was cut short (a front that reads the answer while it
  * still writes the body shows it; Caddy, which writes the whole body
@@ -997,9 +1044,15 @@ server_worker(void *arg)
 
 	server_stack_init();
 	server_worker_signals();
-	while ((conn = server_next(srv, &w)) != NULL)
-		if (!server_serve(srv, conn) || !server_conn_park(srv, conn))
+	while ((conn = server_next(srv, &w)) != NULL) {
+		bool open;
+
+		while ((open = server_serve(srv, conn)) && srv->hold &&
+		    server_wait_request(srv, conn->req.ipcFd))
+			;
+		if (!open || srv->hold || !server_conn_park(srv, conn))
 			server_conn_free(conn);
+	}
 	srv->workers--;
 	pthread_mutex_unlock(&srv->lock);
 	return NULL;

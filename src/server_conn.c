@@ -32,6 +32,18 @@
 #define SERVER_PEEK 8192
 /* FastCGI's record type of a request's body (FCGI_STDIN). */
 #define SERVER_FCGI_STDIN 5
+/*
+ * ThreadSanitizer sees no order from epoll_ctl(EPOLL_CTL_MOD) to the
+ * epoll_wait() that delivers the connection: the parking worker's use of
+ * the descriptor and the taker's close of it would look unordered.  In
+ * its builds the parking worker keeps srv->lock, which the taker takes
+ * next, across epoll_ctl(); elsewhere the lock is not held across it.
+ */
+#ifdef __SANITIZE_THREAD__
+#define SERVER_CONN_TSAN 1
+#else
+#define SERVER_CONN_TSAN 0
+#endif
 
 int
 server_conns_open(struct server *srv)
@@ -121,6 +133,7 @@ server_conn_park(struct server *srv, struct server_conn *conn)
 	struct epoll_event ev = {
 	    .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = conn};
 	bool add;
+	int rc;
 
 	if (idle > 0) {
 		uint64_t when = util_now_ms() + (uint64_t)idle * 1000;
@@ -149,9 +162,13 @@ server_conn_park(struct server *srv, struct server_conn *conn)
 	 */
 	add = !conn->in_kept;
 	conn->in_kept = true;
-	pthread_mutex_unlock(&srv->lock);
-	if (epoll_ctl(srv->kept_fd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd,
-	        &ev) == 0)
+	if (!SERVER_CONN_TSAN)
+		pthread_mutex_unlock(&srv->lock);
+	rc = epoll_ctl(
+	    srv->kept_fd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
+	if (SERVER_CONN_TSAN)
+		pthread_mutex_unlock(&srv->lock);
+	if (rc == 0)
 		return true;
 	if (add)
 		conn->in_kept = false;

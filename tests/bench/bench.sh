@@ -4,8 +4,9 @@
 # front and configuration in front of bench-limit, the cheapest FastCGI
 # responder: tests/bench/limit.c), the "design" systems (the same again in
 # front of bench-design, the cheapest responder of the design issue 14
-# keeps: libfcgi, a thread per connection, a thread per stream woken
-# through a condition variable: tests/bench/design.c), one after another,
+# keeps: libfcgi, worker threads, kept connections parked between
+# requests, a thread per stream woken through a condition variable:
+# tests/bench/design.c), one after another,
 # through the same scenarios with the same load generator on this
 # machine's loopback.
 #
@@ -562,7 +563,7 @@ def sum_before($n): (rss($n) | map(.before_kib) | add) // null;
     nchan: "Nchan (nginx module), same routes (tests/bench/nchan.conf)",
     "caddy-limit": "Caddy (same Caddyfile) in front of bench-limit, the cheapest FastCGI responder (tests/bench/limit.c)",
     "nginx-limit": "nginx (same conf/nginx.conf) in front of bench-limit",
-    "caddy-design": "Caddy (same Caddyfile) in front of bench-design, the cheapest responder of the design kept (libfcgi, a thread per connection and per stream, condition variables; tests/bench/design.c)",
+    "caddy-design": "Caddy (same Caddyfile) in front of bench-design, the cheapest responder of the design kept (libfcgi, worker threads, kept connections parked, a thread per stream, condition variables; tests/bench/design.c)",
     "nginx-design": "nginx (same conf/nginx.conf) in front of bench-design",
     cluster3: "three beep-signal nodes and Redis: streams on node A (its Caddy), POSTs through a round-robin Caddy to nodes B and C: every delivery cross-node"
   },
@@ -729,7 +730,7 @@ chk("behind Caddy, S1 posts/s ≥ 0.9 × the Caddy limit system"; ratio($k1.post
     (ratio($k1.posts_per_s; $kl1.posts_per_s) // 0) >= 0.9;
     "\(ratio($k1.posts_per_s; $kl1.posts_per_s) | n2)×"),
 "",
-"The design kept (nginx-design: libfcgi, a thread per connection and per stream) against the limit, and ours against it (measured, no target):",
+"The design kept (nginx-design: libfcgi, worker threads, kept connections parked, a thread per stream) against the limit, and ours against it (measured, no target):",
 info("S1: the design system / the limit system"; ratio($d1.posts_per_s; $l1.posts_per_s);
     "\(ratio($d1.posts_per_s; $l1.posts_per_s) | n2)×, backend \(cpu($d1; "backend") | n2) µs per post against \(cpu($l1; "backend") | n2)"),
 info("S1: ours / the design system"; ratio($n1.posts_per_s; $d1.posts_per_s);

@@ -345,14 +345,17 @@ next(void)
 		if (atomic_load(&g_parked) > 0 && (r = take(0)) != NULL)
 			return r;
 		if (atomic_load(&g_parked) > 0) {
-			if (atomic_fetch_add(&g_waiters, 1) == 0) {
+			int none = 0;
+
+			/* Counted only when it does wait (subscribe() looks). */
+			if (atomic_compare_exchange_strong(
+			        &g_waiters, &none, 1)) {
 				r = take(-1);
 				atomic_fetch_sub(&g_waiters, 1);
 				if (r != NULL)
 					return r;
 				continue;
 			}
-			atomic_fetch_sub(&g_waiters, 1);
 		}
 		atomic_fetch_add(&g_idle, 1);
 		if (atomic_load(&g_idle) > 2 * g_min_idle) {
@@ -360,15 +363,16 @@ next(void)
 			return NULL;
 		}
 		fd = accept4(g_lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (atomic_fetch_sub(&g_idle, 1) - 1 < g_min_idle)
-			spawn();
 		if (fd < 0) {
 			struct timespec pause = {0, 10 * 1000000L};
 
+			atomic_fetch_sub(&g_idle, 1);
 			if (errno != EINTR) /* EMFILE and the like */
 				nanosleep(&pause, NULL);
 			continue;
 		}
+		if (atomic_fetch_sub(&g_idle, 1) - 1 < g_min_idle)
+			spawn();
 		r = calloc(1, sizeof(*r));
 		if (r == NULL)
 			abort();

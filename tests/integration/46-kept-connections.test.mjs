@@ -1,4 +1,5 @@
-// Issue 14: kept connections are parked between requests. A front that
+// Issue 14: kept connections are parked between requests (but not in a
+// cluster, where a request may wait for Redis). A front that
 // keeps its FastCGI connections (nginx, lighttpd) holds no worker thread
 // per idle connection: each waits in one epoll set, and one worker at a
 // time waits for their next requests. These tests speak FastCGI straight
@@ -6,12 +7,16 @@
 // that parking costs no request its answer: many idle kept connections
 // hold no thread each and all serve again; one whose request comes slowly,
 // or which becomes a stream, does not hold up the others parked; a stop
-// closes them.
+// closes them before the process ends; in a cluster, a request waiting for
+// Redis holds up no other kept connection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { startStack, uid, poll } from './harness.mjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startStack, startRedis, uid, poll } from './harness.mjs';
 import { procFigures } from './faults.mjs';
 import {
 	record, encodeParams, requestParams, beginRecord, readRecords, Waiters,
@@ -79,6 +84,14 @@ class Kept {
 }
 
 const statusOf = (text) => Number(/^Status: (\d+)/m.exec(text)?.[1] ?? 200);
+
+// The backend's /healthz, on a connection of its own.
+async function fetchStatus(stack) {
+	const [c] = await keptConns(stack.socket, 1);
+	const text = await c.ask('GET', '/healthz');
+	c.destroy();
+	return JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4));
+}
 
 async function keptConns(socketPath, n) {
 	const conns = Array.from({ length: n }, () => new Kept(socketPath));
@@ -172,16 +185,63 @@ test('a kept connection that becomes a stream does not hold up the others ' +
 	b.destroy();
 });
 
-test('a stop closes parked connections and exits 0', T, async (t) => {
+test('a stop closes parked connections, and exits 0', T, async (t) => {
 	const stack = await startStack({ caddy: false, env: {
-		BEEP_MIN_IDLE: String(MIN_IDLE),
+		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_READ_TIMEOUT: '600',
 	} }, t);
 	const conns = await keptConns(stack.socket, 4);
 	for (const c of conns)
 		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
-	await stack.signalBackend('SIGTERM');
-	assert.equal(stack.backendExit.code, 0,
-	    JSON.stringify(stack.backendExit));
+	// A POST whose body is still coming keeps the stop waiting (up to its
+	// 2 s), so that the process does not end, closing everything, before
+	// the parked connections are closed by the stop itself.
+	const [slow] = await keptConns(stack.socket, 1);
+	const whole = Kept.request('POST', `/user/${uid('stop')}/device/d`,
+	    '{"data":"x"}');
+	slow.sock.write(whole.subarray(0, whole.length - 16));
+	await poll(async () => (await fetchStatus(stack)).requests >= 2,
+	    { timeout: 20000, what: 'the POST being read' });
+	process.kill(stack.backend.pid, 'SIGTERM');
 	for (const c of conns)
 		await c.until(() => c.closed, 'closed at the stop');
+	assert.equal(stack.backend.exitInfo, null,
+	    'the parked connections closed before the process ended');
+	slow.sock.write(whole.subarray(whole.length - 16));
+	await slow.until(() => slow.answers.length === 1 || slow.closed,
+	    'the POST finished');
+	const exit = await stack.signalBackend('SIGTERM');
+	assert.equal(stack.backendExit.code, 0, JSON.stringify(exit));
+});
+
+test('in a cluster, a request waiting for Redis holds up no other kept ' +
+    'connection', T, async (t) => {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-kept-'));
+	const redis = await startRedis(dir);
+	let stopped = false;
+	t.after(async () => {
+		if (stopped)
+			process.kill(redis.child.pid, 'SIGCONT');
+		await redis.stop();
+		rmSync(dir, { recursive: true, force: true });
+	});
+	const stack = await startStack({ caddy: false, env: {
+		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_REDIS_URL: redis.url,
+		BEEP_REDIS_TIMEOUT: '20000',
+	} }, t);
+	const [a, b] = await keptConns(stack.socket, 2);
+	assert.equal(statusOf(await a.ask('GET', '/healthz')), 200);
+	assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
+	// Redis hangs: a POST on a waits for it (BEEP_REDIS_TIMEOUT).
+	process.kill(redis.child.pid, 'SIGSTOP');
+	stopped = true;
+	a.sock.write(Kept.request('POST', `/user/${uid('cl')}/device/d`,
+	    '{"data":"x"}'));
+	// b's request, sent after it, is answered while a waits.
+	assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
+	assert.equal(a.answers.length, 1, 'a answered while Redis hung');
+	process.kill(redis.child.pid, 'SIGCONT');
+	stopped = false;
+	await a.until(() => a.answers.length === 2, 'a answered');
+	a.destroy();
+	b.destroy();
 });
