@@ -40,7 +40,8 @@ struct server {
 	bool hold;           /* cluster: a worker keeps its kept connection */
 	int kept_fd;         /* epoll: parked connections, stop_fd */
 	size_t kept_waiters; /* workers waiting in kept_fd */
-	size_t parked;       /* connections in kept_fd, waiting */
+	size_t kept_waiters_max;
+	size_t parked; /* connections in kept_fd, waiting */
 	struct server_conn *parked_list;
 	unsigned accept_backoff_ms;    /* 0 unless accept() is failing */
 	unsigned long accept_failures; /* in a row */
