@@ -22,16 +22,19 @@
  * the parked connections' requests (kept_waiters, at most one per CPU
  * beyond the first: one on 2 CPUs); a worker that has just served a
  * request first takes one that has come, without waiting, and becomes a
- * waiter if there are fewer.  So under load the
- * workers go from request to request without sleeping between them, and
- * no thread is woken for each request, as in an epoll loop; only the
- * stream's thread is, by the registry, as the design wants.  A
- * worker that may block for long while parked connections have no waiter
- * (the request it took has not come whole, or has become a stream) starts
- * another worker first (server_cover()), so that one slow request never
- * holds up the others.  An idle parked connection is closed after
+ * waiter if there are fewer.  So under load the workers go from request
+ * to request mostly without sleeping between them, and without a thread
+ * woken for each request, as in an epoll loop; the stream's thread is,
+ * by the registry, as the design wants.  A worker that may block for
+ * long while parked connections have no waiter (the request it took has
+ * not come whole, or has become a stream) starts another worker first
+ * (server_cover()), so that one slow request never holds up the others
+ * (unless no worker can be started: at max_workers they wait for one to
+ * come back).  An idle parked connection is closed after
  * BEEP_IDLE_TIMEOUT by its timer, which shuts it down for reading (it is
- * then taken, and its end seen).
+ * then taken, and its end seen).  In a cluster a request may wait for
+ * Redis, so there a worker keeps its kept connection and waits on it in
+ * poll() (srv->hold, server_wait_request()).
  *
  * Streams (their writer: server_stream.c).  Memory per open stream is
  * what bounds how many one process holds, and a stream lasts long: so
