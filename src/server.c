@@ -977,13 +977,14 @@ server_worker_signals(void)
 
 /*
  * The next connection for worker w to serve a request of: a parked one
- * whose request has come, or a new one from accept().  One worker at a
- * time waits for the parked ones (while there are any); the others wait
- * in accept(), or end when enough do.  A worker that has just served a
- * request takes the next one that has come before it looks further, so
- * under load requests on kept connections are served without a thread
- * woken for each.  Returns NULL when the worker is to end (srv->lock
- * then held).
+ * whose request has come, or a new one from accept().  Up to
+ * kept_waiters_max workers wait for the parked ones (while there are
+ * any; all of them while the service stops, to close them); the others
+ * wait in accept(), or end when enough do.  A worker that has just
+ * served a request takes the next one that has come before it looks
+ * further, so under load requests on kept connections are served mostly
+ * without a thread woken for each.  Returns NULL when the worker is to
+ * end (srv->lock then held).
  */
 static struct server_conn *
 server_next(struct server *srv, struct server_worker *w)
