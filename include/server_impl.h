@@ -42,7 +42,8 @@ struct server {
 	size_t kept_waiters; /* workers waiting in kept_fd */
 	size_t kept_waiters_max;
 	size_t parked; /* connections in kept_fd, waiting */
-	struct server_conn *parked_list;
+	/* Newest first, so oldest last: ordered by parked_ms. */
+	struct server_conn *parked_list, *parked_tail;
 	unsigned accept_backoff_ms;    /* 0 unless accept() is failing */
 	unsigned long accept_failures; /* in a row */
 	uint64_t accept_failing_since;
@@ -64,10 +65,12 @@ struct server_worker {
 struct server_conn {
 	FCGX_Request req;
 	struct server *srv;
-	struct deadline_timer *timer; /* read deadline; idle one when parked */
+	struct deadline_timer *timer; /* read deadline */
 	bool timed_out;               /* it fired for this request */
 	bool responded;               /* something of a response was written */
 	bool in_kept;                 /* registered in srv->kept_fd */
+	bool first;                   /* its first request is next */
+	bool read_armed;              /* the read deadline runs for it */
 	/*
 	 * Taken from kept_fd leaving parked connections with no worker
 	 * waiting for them: whoever serves this request must not block
@@ -75,6 +78,8 @@ struct server_conn {
 	 */
 	bool uncovered;
 	struct server_conn *park_prev, *park_next; /* srv->parked_list */
+	uint64_t parked_ms; /* when it was parked (util_now_ms()) */
+	bool idled;         /* parked for BEEP_IDLE_TIMEOUT: shut down */
 };
 
 /*
@@ -114,9 +119,9 @@ bool server_conn_whole(int fd);
 /*
  * Park conn between two requests: no thread waits on it alone; a worker
  * takes it from srv->kept_fd when its next request comes, when it closes,
- * or when BEEP_IDLE_TIMEOUT passes (its timer shuts it down for reading,
- * which makes it readable).  Returns false when it cannot be parked (the
- * service is stopping, or no descriptor or memory to spare): the caller
+ * or when BEEP_IDLE_TIMEOUT passes (server_conns_idle() shuts it down for
+ * reading, which makes it readable).  Returns false when it cannot be
+ * parked (the service is stopping, or epoll_ctl() failed): the caller
  * frees it.  Once it returns true, conn is no longer the caller's.
  */
 bool server_conn_park(struct server *srv, struct server_conn *conn);
@@ -132,6 +137,12 @@ struct server_conn *server_conn_take(struct server *srv, bool wait);
  * that the workers take each (its read sees end-of-file) and free it.
  */
 void server_conns_shut(struct server *srv);
+/*
+ * Shut down for reading, as above, each connection parked since before
+ * now_ms less BEEP_IDLE_TIMEOUT (none when it is 0): the worker that
+ * takes it frees it.  The watcher's, once a second.
+ */
+void server_conns_idle(struct server *srv, uint64_t now_ms);
 
 /*
  * The request has been read (or given up on): disarm its read deadline,

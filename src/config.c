@@ -183,8 +183,8 @@ static const struct config_option config_options[] = {
     {"idle-timeout", "BEEP_IDLE_TIMEOUT", CONFIG_UINT, OFF(idle_timeout), "75",
         0, 86400,
         "seconds a kept-alive FastCGI connection may wait for its next "
-        "request; keep it above the front's (nginx keepalive_timeout); "
-        "0: no limit"},
+        "request (closed within the second after); keep it above the "
+        "front's (nginx keepalive_timeout); 0: no limit"},
     {"max-drain", "BEEP_MAX_DRAIN", CONFIG_SIZE, OFF(max_drain), "1048576", 16,
         1073741824,
         "bytes of a too large body read and dropped so that the 413 reaches "

@@ -31,8 +31,9 @@
  * (server_cover()), so that one slow request never holds up the others
  * (unless no worker can be started: at max_workers they wait for one to
  * come back).  An idle parked connection is closed after
- * BEEP_IDLE_TIMEOUT by its timer, which shuts it down for reading (it is
- * then taken, and its end seen).  In a cluster a request may wait for
+ * BEEP_IDLE_TIMEOUT (within the second after): once a second the watcher
+ * shuts the oldest parked ones down for reading (server_conns_idle();
+ * each is then taken, and its end seen).  In a cluster a request may wait for
  * Redis, so there a worker keeps its kept connection and waits on it in
  * poll() (srv->hold, server_wait_request()).
  *
@@ -65,9 +66,11 @@
  * connection before libfcgi reads a request's parameters and cancels it
  * once the body is read (server_read_done(), also at a stream's start);
  * when one passes, the watcher shuts the connection down for reading and
- * the worker's read returns.  Between two requests on a kept connection
- * the same timer, rearmed to BEEP_IDLE_TIMEOUT, is the only limit: the
- * front decides how long it keeps a connection.
+ * the worker's read returns.  A request that has come whole when its
+ * worker looks (server_serve()) needs none: no read of it can block.
+ * Between two requests on a kept connection BEEP_IDLE_TIMEOUT is the only
+ * limit (server_conns_idle(), above): the front decides how long it keeps
+ * a connection.
  *
  * LOCKING.  srv->lock guards the pool counters, the list of workers in
  * accept(), the parked connections and their waiter count, the accept
@@ -172,7 +175,7 @@
 #define SERVER_FUTEX_SLOTS_MAX (1UL << 16)
 
 static void *server_worker(void *arg);
-static void server_cover(struct server *srv, int fd);
+static void server_cover(struct server *srv);
 
 static void
 server_threads(void *ctx, size_t *threads, size_t *idle, size_t *requests)
@@ -362,6 +365,7 @@ server_watcher(void *arg)
 		if (now >= next_expire) {
 			registry_expire(srv->reg, now);
 			api_expire(srv->api, now);
+			server_conns_idle(srv, now);
 			if (collected)
 				server_release_free();
 			collected = false;
@@ -463,7 +467,7 @@ server_put(FCGX_Request *req, const char *p, size_t len)
 
 /*
  * The request has been read (or given up on): disarm its read deadline,
- * noting whether it fired.  Idempotent.  The timer keeps its duplicate of
+ * if one runs, noting whether it fired.  Idempotent.  The timer keeps its duplicate of
  * the connection for the next request's deadline (server_serve() cancels
  * it once the connection ends, a stream's start too).
  */
@@ -472,8 +476,11 @@ server_read_done(FCGX_Request *req)
 {
 	struct server_conn *conn = server_conn_of(req);
 
-	if (deadline_pause(conn->timer))
-		conn->timed_out = true;
+	if (conn->read_armed) {
+		conn->read_armed = false;
+		if (deadline_pause(conn->timer))
+			conn->timed_out = true;
+	}
 }
 
 /*
@@ -692,7 +699,7 @@ server_handle(struct server *srv, FCGX_Request *req)
 	if (!server_answer(srv, req, &resp))
 		return;
 	if (resp.stream != NULL) {
-		server_cover(srv, -1);
+		server_cover(srv);
 		server_stream(srv, req, &resp);
 	}
 	api_response_clear(&resp);
@@ -866,22 +873,19 @@ server_uncovered(const struct server *srv)
 }
 
 /*
- * This worker may block for long (fd: the connection whose request it
- * is about to read, unless that request has come whole; -1: a stream is
- * starting): if parked connections then have no worker waiting for
- * them, start one, or their requests would wait for this one.  Only a
- * worker that left them so (conn->uncovered: it took a connection from
- * kept_fd and no waiter was left) or that leaves for a stream can be
- * the one they wait for: any other comes back to server_next() after
- * its request and waits for them there.
+ * This worker may block for long (its request has not come whole, or a
+ * stream is starting): if parked connections then have no worker waiting
+ * for them, start one, or their requests would wait for this one.  Only
+ * a worker that left them so (conn->uncovered: it took a connection from
+ * kept_fd and no waiter was left) or that leaves for a stream can be the
+ * one they wait for: any other comes back to server_next() after its
+ * request and waits for them there.
  */
 static void
-server_cover(struct server *srv, int fd)
+server_cover(struct server *srv)
 {
 	bool spawn;
 
-	if (fd >= 0 && server_conn_whole(fd))
-		return;
 	pthread_mutex_lock(&srv->lock);
 	spawn = server_uncovered(srv);
 	if (spawn)
@@ -893,25 +897,16 @@ server_cover(struct server *srv, int fd)
 	}
 }
 
-/*
- * Serve the request that has come (or is coming) on conn.  Returns
- * whether the connection stays open for another.
- */
-static bool
-server_serve(struct server *srv, struct server_conn *conn)
+/* Arm conn's read deadline (BEEP_READ_TIMEOUT) for its request. */
+static void
+server_arm_read(struct server *srv, struct server_conn *conn)
 {
-	FCGX_Request *req = &conn->req;
-	uint64_t read_ms = (uint64_t)srv->config->read_timeout * 1000;
-	bool stop;
+	uint64_t when =
+	    util_now_ms() + (uint64_t)srv->config->read_timeout * 1000;
+	int fd = conn->req.ipcFd;
 
-	conn->timed_out = conn->responded = false;
-	/*
-	 * Never read without a deadline: a slow client could then hold this
-	 * worker for ever.
-	 */
-	if (deadline_rearm(conn->timer, util_now_ms() + read_ms) < 0 &&
-	    deadline_arm(conn->timer, req->ipcFd, util_now_ms() + read_ms) <
-	        0) {
+	if (deadline_rearm(conn->timer, when) < 0 &&
+	    deadline_arm(conn->timer, fd, when) < 0) {
 		/*
 		 * No descriptor to spare for it (at the limit): each read is
 		 * limited instead, as the best left to do.
@@ -920,11 +915,36 @@ server_serve(struct server *srv, struct server_conn *conn)
 
 		log_debug(
 		    "read deadline: %s: per read instead", strerror(errno));
-		setsockopt(
-		    req->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	}
-	if (conn->uncovered)
-		server_cover(srv, req->ipcFd);
+}
+
+/*
+ * Serve the request that has come (or is coming) on conn.  Returns
+ * whether the connection stays open for another.
+ */
+static bool
+server_serve(struct server *srv, struct server_conn *conn)
+{
+	FCGX_Request *req = &conn->req;
+	bool stop;
+
+	conn->timed_out = conn->responded = false;
+	/*
+	 * Never read without a deadline: a slow client could then hold this
+	 * worker for ever.  Unless the request has come whole (looked at
+	 * where a look pays: on a connection's first request, whose deadline
+	 * would cost a duplicate of the descriptor and its close, and where
+	 * server_cover() would look anyway): then no read of it blocks.
+	 */
+	conn->read_armed = !(
+	    (conn->first || conn->uncovered) && server_conn_whole(req->ipcFd));
+	conn->first = false;
+	if (conn->read_armed) {
+		server_arm_read(srv, conn);
+		if (conn->uncovered)
+			server_cover(srv);
+	}
 	if (FCGX_Accept_r(req) < 0) {
 		/* libfcgi has closed the connection. */
 		if (deadline_cancel(conn->timer))

@@ -5,10 +5,15 @@
  * kept connection (a front that keeps its FastCGI connections: nginx,
  * lighttpd) it is parked: registered in srv->kept_fd, one-shot, with no
  * thread of its own, until its next request comes and a worker takes it.
+ * Its idle limit is no timer: the list of parked connections is in the
+ * order they were parked, and the watcher shuts down its oldest ones
+ * once a second (server_conns_idle()), which costs a request nothing.
  *
- * LOCKING.  srv->lock guards srv->parked_list and srv->parked; a parked
- * connection belongs to no worker, and is freed only by the worker that
- * took it from kept_fd (one-shot: one worker each time).  The epoll set
+ * LOCKING.  srv->lock guards srv->parked_list (and tail), srv->parked
+ * and each parked connection's parked_ms and idled; a parked connection
+ * belongs to no worker, and is freed only by the worker that took it
+ * from kept_fd (one-shot: one worker each time) and off the list, so
+ * that its descriptor stays open while it is on the list.  The epoll set
  * holds no lock of ours.
  */
 #include "server_impl.h"
@@ -78,6 +83,7 @@ server_conn_new(struct server *srv, int fd)
 	 */
 	conn->req.ipcFd = fd;
 	conn->req.keepConnection = 1;
+	conn->first = true;
 	return conn;
 }
 
@@ -122,37 +128,35 @@ server_conn_unpark(struct server *srv, struct server_conn *conn)
 		srv->parked_list = conn->park_next;
 	if (conn->park_next != NULL)
 		conn->park_next->park_prev = conn->park_prev;
+	else
+		srv->parked_tail = conn->park_prev;
 	srv->parked--;
 }
 
 bool
 server_conn_park(struct server *srv, struct server_conn *conn)
 {
-	unsigned idle = srv->config->idle_timeout;
 	int fd = conn->req.ipcFd;
 	struct epoll_event ev = {
 	    .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = conn};
 	bool add;
 	int rc;
 
-	if (idle > 0) {
-		uint64_t when = util_now_ms() + (uint64_t)idle * 1000;
-
-		if (deadline_rearm(conn->timer, when) < 0 &&
-		    deadline_arm(conn->timer, fd, when) < 0)
-			return false;
-	}
 	pthread_mutex_lock(&srv->lock);
 	if (srv->stopping) {
 		/* Too late: server_conns_shut() has been. */
 		pthread_mutex_unlock(&srv->lock);
-		deadline_cancel(conn->timer);
 		return false;
 	}
+	/* Read under the lock, so that the list stays in its order. */
+	conn->parked_ms = util_now_ms();
+	conn->idled = false;
 	conn->park_prev = NULL;
 	conn->park_next = srv->parked_list;
 	if (srv->parked_list != NULL)
 		srv->parked_list->park_prev = conn;
+	else
+		srv->parked_tail = conn;
 	srv->parked_list = conn;
 	srv->parked++;
 	/*
@@ -176,7 +180,6 @@ server_conn_park(struct server *srv, struct server_conn *conn)
 	pthread_mutex_lock(&srv->lock);
 	server_conn_unpark(srv, conn);
 	pthread_mutex_unlock(&srv->lock);
-	deadline_cancel(conn->timer);
 	return false;
 }
 
@@ -185,6 +188,7 @@ server_conn_take(struct server *srv, bool wait)
 {
 	struct epoll_event ev;
 	struct server_conn *conn = NULL;
+	bool idled = false;
 	int n;
 
 	do
@@ -198,9 +202,10 @@ server_conn_take(struct server *srv, bool wait)
 	if (conn != NULL) {
 		server_conn_unpark(srv, conn);
 		conn->uncovered = srv->parked > 0 && srv->kept_waiters == 0;
+		idled = conn->idled;
 	}
 	pthread_mutex_unlock(&srv->lock);
-	if (conn != NULL && deadline_pause(conn->timer)) {
+	if (idled) {
 		log_debug("kept connection idle for %us: closing it",
 		    srv->config->idle_timeout);
 		server_conn_free(conn);
@@ -216,5 +221,24 @@ server_conns_shut(struct server *srv)
 	for (struct server_conn *c = srv->parked_list; c != NULL;
 	     c = c->park_next)
 		shutdown(c->req.ipcFd, SHUT_RD);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+void
+server_conns_idle(struct server *srv, uint64_t now_ms)
+{
+	uint64_t idle_ms = (uint64_t)srv->config->idle_timeout * 1000;
+
+	if (idle_ms == 0)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	/* Oldest first; those shut down already stay until taken. */
+	for (struct server_conn *c = srv->parked_tail;
+	     c != NULL && c->parked_ms + idle_ms <= now_ms; c = c->park_prev) {
+		if (!c->idled) {
+			c->idled = true;
+			shutdown(c->req.ipcFd, SHUT_RD);
+		}
+	}
 	pthread_mutex_unlock(&srv->lock);
 }

@@ -7,8 +7,9 @@
 // that parking costs no request its answer: many idle kept connections
 // hold no thread each and all serve again; one whose request comes slowly,
 // or which becomes a stream, does not hold up the others parked; a stop
-// closes them before the process ends; in a cluster, a request waiting for
-// Redis holds up no other kept connection.
+// closes them before the process ends; BEEP_IDLE_TIMEOUT closes the idle
+// ones and no busy one; in a cluster, a request waiting for Redis holds up
+// no other kept connection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -211,6 +212,37 @@ test('a stop closes parked connections, and exits 0', T, async (t) => {
 	    'the POST finished');
 	const exit = await stack.signalBackend('SIGTERM');
 	assert.equal(stack.backendExit.code, 0, JSON.stringify(exit));
+});
+
+// The idle limit of parked connections is a sweep of the oldest, once a
+// second: it closes each idle one, however many, and no busy one.
+test('BEEP_IDLE_TIMEOUT closes the parked connections idle that long, ' +
+    'none busy', T, async (t) => {
+	const IDLE = 2; // s; the busy connection asks every 200 ms
+	const stack = await startStack({ caddy: false, env: {
+		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_IDLE_TIMEOUT: String(IDLE),
+	} }, t);
+	const idle = await keptConns(stack.socket, 3);
+	const [busy] = await keptConns(stack.socket, 1);
+	t.after(() => [...idle, busy].forEach((c) => c.destroy()));
+	for (const c of idle)
+		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
+	// Parked after the idle ones, again and again, until they are closed.
+	let asked = 0;
+	const closed = Promise.all(idle.map((c) =>
+	    c.until(() => c.closed, 'the idle connection closed')));
+	let done = false;
+	closed.then(() => { done = true; }, () => { done = true; });
+	while (!done) {
+		assert.equal(statusOf(await busy.ask('GET', '/healthz')), 200);
+		asked++;
+		await new Promise((r) => setTimeout(r, 200));
+	}
+	await closed;
+	t.diagnostic(`the busy connection asked ${asked} times meanwhile`);
+	assert.ok(asked >= 2, `asked ${asked} times`);
+	assert.equal(busy.closed, false, 'the busy connection was closed');
+	assert.equal(statusOf(await busy.ask('GET', '/healthz')), 200);
 });
 
 test('in a cluster, a request waiting for Redis holds up no other kept ' +
