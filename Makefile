@@ -51,7 +51,7 @@ SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT := http route depth body sse registry config api auth limit quota event fcgi_out \
 	deadline listener cidr metrics log fuzz_found cluster turn alloc_tune \
-	server_params util
+	server_params server_conn util
 UNIT_BINS := $(UNIT:%=$(BUILD)/tests/test_%)
 BIN := $(BUILD)/beep-signal
 

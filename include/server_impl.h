@@ -111,9 +111,11 @@ struct server_conn *server_conn_new(struct server *srv, int fd);
 /* Close conn (unless libfcgi has) and free it. */
 void server_conn_free(struct server_conn *conn);
 /*
- * Whether the next request on fd has come whole (to the empty FCGI_STDIN
- * record that ends its body), so that reading it cannot block; or the
- * connection has ended or failed (nor can that).  Looks without reading.
+ * Whether the next request on fd has come whole (from its
+ * FCGI_BEGIN_REQUEST to the empty FCGI_STDIN record of the same id that
+ * ends its body, within the first 8 KiB), so that reading it cannot
+ * block; or the connection has ended or failed (nor can that).  Looks
+ * without reading.
  */
 bool server_conn_whole(int fd);
 /*

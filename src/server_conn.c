@@ -35,7 +35,8 @@
  * at (libfcgi's own buffer): a larger one counts as not yet whole.
  */
 #define SERVER_PEEK 8192
-/* FastCGI's record type of a request's body (FCGI_STDIN). */
+/* FastCGI's record types: a request's first, and its body's. */
+#define SERVER_FCGI_BEGIN_REQUEST 1
 #define SERVER_FCGI_STDIN 5
 /*
  * ThreadSanitizer sees no order from epoll_ctl(EPOLL_CTL_MOD) to the
@@ -105,13 +106,24 @@ server_conn_whole(int fd)
 	unsigned char b[SERVER_PEEK];
 	ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
 	size_t at = 0;
+	unsigned id;
 
 	if (n <= 0)
 		return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+	/*
+	 * Only a request's own end counts: libfcgi reads on past records of
+	 * other ids (skipped) and management records, so a request that
+	 * does not begin with FCGI_BEGIN_REQUEST, or an empty FCGI_STDIN of
+	 * another id, would leave its reads blocking with no deadline.
+	 */
+	if (n < 8 || b[1] != SERVER_FCGI_BEGIN_REQUEST)
+		return false;
+	id = (unsigned)b[2] << 8 | b[3];
 	while (at + 8 <= (size_t)n) {
 		size_t len = (size_t)b[at + 4] << 8 | b[at + 5];
 
-		if (b[at + 1] == SERVER_FCGI_STDIN && len == 0)
+		if (b[at + 1] == SERVER_FCGI_STDIN && len == 0 &&
+		    ((unsigned)b[at + 2] << 8 | b[at + 3]) == id)
 			return true;
 		at += 8 + len + b[at + 6];
 	}

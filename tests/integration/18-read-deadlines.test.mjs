@@ -17,7 +17,7 @@ import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startStack, uid, postPath, poll } from './harness.mjs';
 import { Rig, rewrite } from './fronts.mjs';
-import { FcgiConn, requestParams } from './fcgi.mjs';
+import { FcgiConn, requestParams, record, STDIN } from './fcgi.mjs';
 
 const T = { timeout: 90000 };
 const READ_TIMEOUT = 2;
@@ -138,6 +138,29 @@ test('parameters that never end: the connection is closed at the deadline',
 	const r = await conn.response();
 	assert.equal(r.status, null);
 	// Logged right after the connection is closed (bounded).
+	await poll(() => stack.backendLog.some((l) =>
+	    /request not read within BEEP_READ_TIMEOUT \(1s\): connection closed/
+		.test(l)), { what: 'the read deadline in the log' });
+});
+
+// A request that has come whole is read with no deadline; records that
+// only look like a request's end (an end record alone, before any
+// BEGIN_REQUEST: libfcgi reads on for one) must not pass for one. The
+// backend is stopped while the record is written, so that it is there
+// when the backend first looks at the connection.
+test('an end record with no request before it: closed at the deadline', T,
+    async (t) => {
+	const stack = await startStack({ env: { BEEP_READ_TIMEOUT: '1' } }, t);
+	const pid = stack.backend.pid;
+	process.kill(pid, 'SIGSTOP');
+	t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
+	const conn = new FcgiConn(stack.socket);
+	t.after(() => conn.destroy());
+	await conn.connected;
+	await new Promise((resolve) => conn.sock.write(record(STDIN, 1), resolve));
+	process.kill(pid, 'SIGCONT');
+	const r = await conn.response();
+	assert.equal(r.status, null);
 	await poll(() => stack.backendLog.some((l) =>
 	    /request not read within BEEP_READ_TIMEOUT \(1s\): connection closed/
 		.test(l)), { what: 'the read deadline in the log' });

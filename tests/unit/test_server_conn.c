@@ -1,0 +1,214 @@
+/*
+ * Unit tests for server_conn_whole(): whether a FastCGI request has come
+ * whole to a socket, so that libfcgi can read it without a deadline (a
+ * wrong "whole" lets a peer hold a worker for ever).  Each case writes
+ * records to one end of a real socket pair and looks at the other.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server_impl.h"
+
+enum { BEGIN = 1, PARAMS = 4, STDIN = 5, GET_VALUES = 9 };
+
+struct bytes {
+	unsigned char b[20000];
+	size_t n;
+};
+
+static void
+rec(struct bytes *o, int type, unsigned id, const void *content, size_t len,
+    unsigned pad, unsigned char pad_byte)
+{
+	unsigned char *h = o->b + o->n;
+
+	assert_true(o->n + 8 + len + pad <= sizeof(o->b));
+	h[0] = 1;
+	h[1] = (unsigned char)type;
+	h[2] = (unsigned char)(id >> 8);
+	h[3] = (unsigned char)id;
+	h[4] = (unsigned char)(len >> 8);
+	h[5] = (unsigned char)len;
+	h[6] = (unsigned char)pad;
+	h[7] = 0;
+	if (len > 0)
+		memcpy(h + 8, content, len);
+	memset(h + 8 + len, pad_byte, pad);
+	o->n += 8 + len + pad;
+}
+
+/* BEGIN_REQUEST (responder, keep-conn) and the parameters, for id. */
+static void
+head(struct bytes *o, unsigned id)
+{
+	static const unsigned char begin[8] = {0, 1, 1};
+	static const unsigned char params[] = "\016\004REQUEST_METHODPOST";
+
+	rec(o, BEGIN, id, begin, sizeof(begin), 0, 0);
+	rec(o, PARAMS, id, params, sizeof(params) - 1, 5, 0);
+	rec(o, PARAMS, id, NULL, 0, 0, 0);
+}
+
+/* A whole request for id with body. */
+static void
+request(struct bytes *o, unsigned id, const char *body)
+{
+	head(o, id);
+	rec(o, STDIN, id, body, strlen(body), 3, 0);
+	rec(o, STDIN, id, NULL, 0, 0, 0);
+}
+
+/* server_conn_whole() of what is written to a fresh socket pair. */
+static bool
+whole_of(const unsigned char *p, size_t n, bool close_after)
+{
+	int fd[2];
+	bool whole;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+	if (n > 0)
+		assert_int_equal(write(fd[1], p, n), (ssize_t)n);
+	if (close_after)
+		close(fd[1]);
+	whole = server_conn_whole(fd[0]);
+	close(fd[0]);
+	if (!close_after)
+		close(fd[1]);
+	return whole;
+}
+
+static void
+test_whole_request(void **state)
+{
+	struct bytes o = {.n = 0};
+
+	(void)state;
+	request(&o, 1, "{\"data\":\"x\"}");
+	assert_true(whole_of(o.b, o.n, false));
+	/* Every part of it short of its last byte is not whole. */
+	for (size_t n = 0; n < o.n; n++)
+		assert_false(whole_of(o.b, n, false));
+	/* Nor with a body and no end. */
+	o.n -= 8;
+	assert_false(whole_of(o.b, o.n, false));
+}
+
+static void
+test_whole_request_high_id(void **state)
+{
+	struct bytes o = {.n = 0};
+
+	(void)state;
+	request(&o, 0x1234, "");
+	assert_true(whole_of(o.b, o.n, false));
+}
+
+static void
+test_end_of_another_id(void **state)
+{
+	struct bytes o = {.n = 0};
+
+	(void)state;
+	/* libfcgi skips id 2's records and reads on for id 1's body. */
+	head(&o, 1);
+	rec(&o, STDIN, 2, NULL, 0, 0, 0);
+	assert_false(whole_of(o.b, o.n, false));
+	/* Id 1's own end then makes it whole. */
+	rec(&o, STDIN, 1, NULL, 0, 0, 0);
+	assert_true(whole_of(o.b, o.n, false));
+}
+
+static void
+test_no_begin(void **state)
+{
+	struct bytes o = {.n = 0};
+
+	(void)state;
+	/* An end with no request: libfcgi waits for a BEGIN_REQUEST. */
+	rec(&o, STDIN, 1, NULL, 0, 0, 0);
+	assert_false(whole_of(o.b, o.n, false));
+	/* A management record first (id 0): libfcgi answers and reads on. */
+	o.n = 0;
+	rec(&o, GET_VALUES, 0, NULL, 0, 0, 0);
+	request(&o, 1, "");
+	assert_false(whole_of(o.b, o.n, false));
+}
+
+static void
+test_padding_is_skipped(void **state)
+{
+	static const unsigned char fake_end[8] = {1, STDIN, 0, 1, 0, 0, 0, 0};
+	struct bytes o = {.n = 0};
+
+	(void)state;
+	/* A body record whose padding looks like the end record. */
+	head(&o, 1);
+	rec(&o, STDIN, 1, "ab", 2, 8, 0);
+	memcpy(o.b + o.n - 8, fake_end, 8);
+	assert_false(whole_of(o.b, o.n, false));
+	/* And its content too. */
+	o.n = 0;
+	head(&o, 1);
+	rec(&o, STDIN, 1, fake_end, sizeof(fake_end), 0, 0);
+	assert_false(whole_of(o.b, o.n, false));
+}
+
+static void
+test_past_the_peek(void **state)
+{
+	static char body[9000];
+	struct bytes o = {.n = 0};
+
+	(void)state;
+	/* Its end beyond the first 8 KiB: counted as not whole. */
+	memset(body, 'x', sizeof(body) - 1);
+	head(&o, 1);
+	rec(&o, STDIN, 1, body, 4500, 0, 0);
+	rec(&o, STDIN, 1, body, 4500, 0, 0);
+	rec(&o, STDIN, 1, NULL, 0, 0, 0);
+	assert_false(whole_of(o.b, o.n, false));
+}
+
+static void
+test_nothing_and_end_of_file(void **state)
+{
+	struct bytes o = {.n = 0};
+
+	(void)state;
+	/* Nothing yet: a read would block. */
+	assert_false(whole_of(NULL, 0, false));
+	/* The front closed: a read returns at once. */
+	assert_true(whole_of(NULL, 0, true));
+	/*
+	 * Part of a request, then closed: not whole by the look (a deadline
+	 * is armed, which the read, seeing the end, never needs).
+	 */
+	head(&o, 1);
+	assert_false(whole_of(o.b, o.n, true));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_whole_request),
+	    cmocka_unit_test(test_whole_request_high_id),
+	    cmocka_unit_test(test_end_of_another_id),
+	    cmocka_unit_test(test_no_begin),
+	    cmocka_unit_test(test_padding_is_skipped),
+	    cmocka_unit_test(test_past_the_peek),
+	    cmocka_unit_test(test_nothing_and_end_of_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
