@@ -33,9 +33,9 @@
  * come back).  An idle parked connection is closed after
  * BEEP_IDLE_TIMEOUT (within the second after): once a second the watcher
  * shuts the oldest parked ones down for reading (server_conns_idle();
- * each is then taken, and its end seen).  In a cluster a request may wait for
- * Redis, so there a worker keeps its kept connection and waits on it in
- * poll() (srv->hold, server_wait_request()).
+ * each is then taken, and its end seen).  In a cluster a request may wait
+ * for Redis, so there a worker keeps its kept connection and waits on it
+ * in poll() (srv->hold, server_wait_request()).
  *
  * Streams (their writer: server_stream.c).  Memory per open stream is
  * what bounds how many one process holds, and a stream lasts long: so
@@ -467,9 +467,10 @@ server_put(FCGX_Request *req, const char *p, size_t len)
 
 /*
  * The request has been read (or given up on): disarm its read deadline,
- * if one runs, noting whether it fired.  Idempotent.  The timer keeps its duplicate of
- * the connection for the next request's deadline (server_serve() cancels
- * it once the connection ends, a stream's start too).
+ * if one runs, noting whether it fired.  Idempotent.  The timer keeps its
+ * duplicate of the connection for the next request's deadline
+ * (server_serve() cancels it once the connection ends, a stream's start
+ * too).
  */
 void
 server_read_done(FCGX_Request *req)
