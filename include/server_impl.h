@@ -119,6 +119,12 @@ void server_conn_free(struct server_conn *conn);
  */
 bool server_conn_whole(int fd);
 /*
+ * FCGX_Accept_r() of the next request on req's connection; < 0 when
+ * libfcgi could not read it (the front gone, a protocol error): the
+ * connection is then closed, at once.
+ */
+int server_conn_accept(FCGX_Request *req);
+/*
  * Park conn between two requests: no thread waits on it alone; a worker
  * takes it from srv->kept_fd when its next request comes, when it closes,
  * or when BEEP_IDLE_TIMEOUT passes (server_conns_idle() shuts it down for

@@ -854,14 +854,21 @@ server_timed_out(struct server *srv, struct server_conn *conn)
  * the front to close its end first, a sleep and a wake-up per request
  * behind Caddy.  That wait is for TCP, which answers input left unread at
  * close with a reset that can destroy the answer; so it stays whenever
- * input may be left (an error, a body given up on).  FCGX_Detach() is
- * libfcgi's call for "close without it".
+ * input may be left (a body given up on).  FCGX_Detach() is libfcgi's
+ * call for "close without it".  A request whose input failed (a protocol
+ * error, a read that failed or timed out) closes its connection
+ * (FCGX_Finish_r() does): its input is given up on too, or a peer that
+ * went on sending would keep that wait reading for ever, with the read
+ * deadline over.
  */
 static void
 server_close_at_once(FCGX_Request *req)
 {
-	if (!req->keepConnection && req->in != NULL &&
-	    FCGX_GetError(req->in) == 0 && FCGX_HasSeenEOF(req->in) == EOF)
+	if (req->in == NULL)
+		return;
+	if (FCGX_GetError(req->in) != 0)
+		server_give_up(req);
+	else if (!req->keepConnection && FCGX_HasSeenEOF(req->in) == EOF)
 		FCGX_Detach(req);
 }
 
@@ -946,7 +953,7 @@ server_serve(struct server *srv, struct server_conn *conn)
 		if (conn->uncovered)
 			server_cover(srv);
 	}
-	if (FCGX_Accept_r(req) < 0) {
+	if (server_conn_accept(req) < 0) {
 		/* libfcgi has closed the connection. */
 		if (deadline_cancel(conn->timer))
 			log_warn("request not read within BEEP_READ_TIMEOUT "

@@ -130,6 +130,27 @@ server_conn_whole(int fd)
 	return false;
 }
 
+int
+server_conn_accept(FCGX_Request *req)
+{
+	int rc;
+
+	/*
+	 * A request libfcgi cannot read makes it close the connection and
+	 * fail.  Its close (OS_Close()) would first shut the connection down
+	 * for writing and read on until the peer is 2 s silent, which a peer
+	 * that goes on sending makes for ever: with no deadline, when the
+	 * request had come whole (or looked it).  That wait keeps an answer
+	 * from a reset; there is no answer here.  A detached request is
+	 * closed without it (FCGX_Free()); libfcgi reads detached nowhere
+	 * else, and attaches a connection it closes.
+	 */
+	req->detached = 1;
+	rc = FCGX_Accept_r(req);
+	req->detached = 0;
+	return rc;
+}
+
 /* Take conn off srv->parked_list.  srv->lock held. */
 static void
 server_conn_unpark(struct server *srv, struct server_conn *conn)

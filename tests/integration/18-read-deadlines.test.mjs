@@ -14,10 +14,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
+import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startStack, uid, postPath, poll } from './harness.mjs';
 import { Rig, rewrite } from './fronts.mjs';
-import { FcgiConn, requestParams, record, STDIN } from './fcgi.mjs';
+import {
+	FcgiConn, requestParams, record, beginRecord, encodeParams, readRecords,
+	STDIN, PARAMS, END_REQUEST,
+} from './fcgi.mjs';
 
 const T = { timeout: 90000 };
 const READ_TIMEOUT = 2;
@@ -164,6 +168,76 @@ test('an end record with no request before it: closed at the deadline', T,
 	await poll(() => stack.backendLog.some((l) =>
 	    /request not read within BEEP_READ_TIMEOUT \(1s\): connection closed/
 		.test(l)), { what: 'the read deadline in the log' });
+});
+
+// A peer that goes on sending after its request failed: libfcgi's close
+// would read on until the peer is 2 s silent (its wait for the front to
+// close first), past any deadline. The socket is half-open, as a hostile
+// peer's would be (it does not end its side when the backend ends its
+// own); each write is a record's worth, every 100 ms. The connection must
+// close: a write fails once the backend has closed or stopped reading.
+async function sendingOn(t, stack, head) {
+	const pid = stack.backend.pid;
+	process.kill(pid, 'SIGSTOP');
+	t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
+	const sock = net.connect({ path: stack.socket, allowHalfOpen: true });
+	t.after(() => sock.destroy());
+	let ended = false;
+	readRecords(sock, (type) => { ended ||= type === END_REQUEST; });
+	sock.on('error', () => {}); // EPIPE, once the backend has let go
+	const closed = new Promise((resolve) => sock.once('close', resolve));
+	await once(sock, 'connect');
+	// Written while the backend is stopped: all there at its first look.
+	await new Promise((resolve) => sock.write(head, resolve));
+	process.kill(pid, 'SIGCONT');
+	const timer = setInterval(() => {
+		if (!sock.destroyed)
+			sock.write(record(PARAMS, 1, Buffer.from('more')));
+	}, 100);
+	t.after(() => clearInterval(timer));
+	await closed;
+	clearInterval(timer);
+	return { ended };
+}
+
+// Whole to the look before reading (its BEGIN_REQUEST, then its body's end
+// record), so read with no deadline; but libfcgi cannot read it: a
+// parameter cut short fails its FCGX_Accept_r(); the body's end record
+// where the parameters go leaves it with a request whose input failed.
+for (const [what, params] of [
+	['a parameter cut short', Buffer.concat([
+		record(PARAMS, 1, Buffer.from([14, 4, ...Buffer.from('REQUEST')])),
+		record(PARAMS, 1)])],
+	['no end of its parameters', Buffer.alloc(0)]]) {
+	test(`a whole request with ${what}: closed, though the peer sends on`,
+	    T, async (t) => {
+		const stack = await startStack(
+		    { env: { BEEP_READ_TIMEOUT: '1' } }, t);
+		await sendingOn(t, stack, Buffer.concat(
+		    [beginRecord(1, true), params, record(STDIN, 1)]));
+		assert.equal((await stack.client().health()).status, 'ok');
+	});
+}
+
+// A request whose body has a record of another type (FCGI_PARAMS): the
+// body's read fails, the backend answers, and the connection closes
+// (libfcgi's rule for a failed input) after the read deadline is over.
+test('a body libfcgi cannot read: answered, closed, though the peer sends on',
+    T, async (t) => {
+	const stack = await startStack({ env: { BEEP_READ_TIMEOUT: '1' } }, t);
+	const { ended } = await sendingOn(t, stack, Buffer.concat([
+		beginRecord(1, true),
+		record(PARAMS, 1, encodeParams(requestParams('POST',
+		    postPath(uid('raw'), 'd'), {
+			CONTENT_TYPE: 'application/json',
+			CONTENT_LENGTH: '100',
+		}))),
+		record(PARAMS, 1),
+		record(STDIN, 1, Buffer.from('{"data":')),
+		record(PARAMS, 1, Buffer.from('not a body record')),
+	]));
+	assert.ok(ended, 'the request was answered (FCGI_END_REQUEST)');
+	assert.equal((await stack.client().health()).status, 'ok');
 });
 
 // ---------------------------------------------------------------------------
