@@ -191,7 +191,7 @@ endif
 FUZZ_SECONDS ?= 30
 FUZZ_JOBS ?= 2
 FUZZ_CC ?= clang
-FUZZ := route body auth fcgi sse
+FUZZ := route body auth fcgi sse conn
 FUZZ_BUILD := build/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer
@@ -208,7 +208,10 @@ $(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) Makefile
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h \
 		$(wildcard tests/unit/*.h) $(FUZZ_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) \
-		-pthread $(PKG_LIBS)
+		-pthread $(FUZZ_LINK) $(PKG_LIBS)
+# fuzz_conn's oracle is libfcgi itself, linked statically (libfcgi-dev's
+# archive) so that its read() and poll() can be wrapped.
+$(FUZZ_BUILD)/fuzz_conn: FUZZ_LINK = -Wl,--wrap=read,--wrap=poll -l:libfcgi.a
 
 fuzz-build: $(FUZZ_BINS)
 # Objects of a pattern rule are intermediate to make: keep them.

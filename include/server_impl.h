@@ -125,6 +125,18 @@ bool server_conn_whole(int fd);
  */
 int server_conn_accept(FCGX_Request *req);
 /*
+ * Stop reading req: its connection serves no other request, and is shut
+ * down for reading, so that nothing (libfcgi's close, which reads on
+ * until the peer stops sending) reads the rest of its input.
+ */
+void server_conn_give_up(FCGX_Request *req);
+/*
+ * FCGX_Finish_r() of req, which closes its connection unless it is kept
+ * (and its input did not fail): at once, where no answer needs the wait
+ * libfcgi makes at a close.
+ */
+void server_conn_finish(FCGX_Request *req);
+/*
  * Park conn between two requests: no thread waits on it alone; a worker
  * takes it from srv->kept_fd when its next request comes, when it closes,
  * or when BEEP_IDLE_TIMEOUT passes (server_conns_idle() shuts it down for

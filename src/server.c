@@ -85,7 +85,7 @@
  * condition-variable signal otherwise walks a list of thousands of
  * sleeping stream threads.  A connection that closes after its request
  * (Caddy's) is closed at once when its input was read to the end
- * (server_close_at_once()), not after libfcgi's wait for the front to
+ * (server_conn_finish()), not after libfcgi's wait for the front to
  * close first.
  *
  * Shutdown.  server_stop() sets stopping, makes stop_fd readable (it is
@@ -485,19 +485,6 @@ server_read_done(FCGX_Request *req)
 }
 
 /*
- * Stop reading this request: the connection cannot serve another, and
- * its reading side is shut down so that nothing (libfcgi's close, which
- * reads until the peer stops sending) reads the rest of the body.
- */
-static void
-server_give_up(FCGX_Request *req)
-{
-	req->keepConnection = 0;
-	if (req->ipcFd >= 0)
-		shutdown(req->ipcFd, SHUT_RD);
-}
-
-/*
  * Read and drop the rest of the body, so that the connection stays in
  * step and the front, which may be writing the body still (Caddy), gets
  * to read the answer; but only up to BEEP_MAX_DRAIN bytes in all (seen
@@ -516,7 +503,7 @@ server_drain_rest(FCGX_Request *req, const char *cl, size_t seen)
 		log_info("request body of %s bytes, over BEEP_MAX_DRAIN: "
 		         "not reading it, closing the connection",
 		    cl);
-		server_give_up(req);
+		server_conn_give_up(req);
 		return;
 	}
 	while ((n = FCGX_GetStr(scratch, (int)sizeof(scratch), req->in)) > 0) {
@@ -526,7 +513,7 @@ server_drain_rest(FCGX_Request *req, const char *cl, size_t seen)
 			    "request body over BEEP_MAX_DRAIN (%zu bytes): "
 			    "closing the connection",
 			    max);
-			server_give_up(req);
+			server_conn_give_up(req);
 			return;
 		}
 	}
@@ -847,31 +834,6 @@ server_timed_out(struct server *srv, struct server_conn *conn)
 	req->keepConnection = 0;
 }
 
-/*
- * A connection that closes after this request (Caddy's, one request
- * each), which was read to its end: have FCGX_Finish_r() close it at
- * once.  libfcgi would shut it down for writing and wait (up to 2 s) for
- * the front to close its end first, a sleep and a wake-up per request
- * behind Caddy.  That wait is for TCP, which answers input left unread at
- * close with a reset that can destroy the answer; so it stays whenever
- * input may be left (a body given up on).  FCGX_Detach() is libfcgi's
- * call for "close without it".  A request whose input failed (a protocol
- * error, a read that failed or timed out) closes its connection
- * (FCGX_Finish_r() does): its input is given up on too, or a peer that
- * went on sending would keep that wait reading for ever, with the read
- * deadline over.
- */
-static void
-server_close_at_once(FCGX_Request *req)
-{
-	if (req->in == NULL)
-		return;
-	if (FCGX_GetError(req->in) != 0)
-		server_give_up(req);
-	else if (!req->keepConnection && FCGX_HasSeenEOF(req->in) == EOF)
-		FCGX_Detach(req);
-}
-
 /* Parked connections with no worker waiting for them.  srv->lock held. */
 static bool
 server_uncovered(const struct server *srv)
@@ -969,8 +931,7 @@ server_serve(struct server *srv, struct server_conn *conn)
 	server_read_done(req);
 	if (conn->timed_out)
 		server_timed_out(srv, conn);
-	server_close_at_once(req);
-	FCGX_Finish_r(req);
+	server_conn_finish(req);
 	/*
 	 * libfcgi closed the connection: so does the timer's duplicate, or
 	 * the front would never see it close.

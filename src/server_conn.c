@@ -8,6 +8,9 @@
  * Its idle limit is no timer: the list of parked connections is in the
  * order they were parked, and the watcher shuts down its oldest ones
  * once a second (server_conns_idle()), which costs a request nothing.
+ * Here too: how a request starts and ends on a connection as libfcgi
+ * reads it (server_conn_whole(), server_conn_accept(),
+ * server_conn_finish()), so that no peer holds a worker in libfcgi.
  *
  * LOCKING.  srv->lock guards srv->parked_list (and tail), srv->parked
  * and each parked connection's parked_ms and idled; a parked connection
@@ -147,8 +150,52 @@ server_conn_accept(FCGX_Request *req)
 	 */
 	req->detached = 1;
 	rc = FCGX_Accept_r(req);
+	/*
+	 * Parameters that fail (a record of another type where they go)
+	 * end them for libfcgi's ReadParams(), and FCGX_Accept_r() then
+	 * reopens the failed stream for the body: a read of it would wait on
+	 * the connection for ever, with no deadline when the request had
+	 * come whole.  No request: closed as libfcgi's failure is.
+	 */
+	if (rc == 0 && FCGX_GetError(req->in) != 0) {
+		FCGX_Free(req, 1);
+		rc = -1;
+	}
 	req->detached = 0;
 	return rc;
+}
+
+void
+server_conn_give_up(FCGX_Request *req)
+{
+	req->keepConnection = 0;
+	if (req->ipcFd >= 0)
+		shutdown(req->ipcFd, SHUT_RD);
+}
+
+void
+server_conn_finish(FCGX_Request *req)
+{
+	/*
+	 * libfcgi closes a connection by shutting it down for writing and
+	 * reading on until the peer has been silent for 2 s (OS_Close()),
+	 * since TCP answers input left unread at close with a reset that can
+	 * destroy the answer.  A connection that closes after a request read
+	 * to its end (Caddy's, one request each) has none left: closed at
+	 * once (detached, libfcgi's word for it), not after a sleep and a
+	 * wake-up per request.  One whose input failed (a protocol error, a
+	 * read that failed or timed out: FCGX_Finish_r() closes it) is given
+	 * up on, or a peer that went on sending would keep that wait reading
+	 * for ever, its read deadline over.
+	 */
+	if (req->in != NULL) {
+		if (FCGX_GetError(req->in) != 0)
+			server_conn_give_up(req);
+		else if (!req->keepConnection &&
+		    FCGX_HasSeenEOF(req->in) == EOF)
+			FCGX_Detach(req);
+	}
+	FCGX_Finish_r(req);
 }
 
 /* Take conn off srv->parked_list.  srv->lock held. */

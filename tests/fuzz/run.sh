@@ -24,6 +24,7 @@ dict=
 echo "fuzz $name: ${seconds}s (log: build/fuzz/$name.log)"
 # shellcheck disable=SC2086
 if ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \
+	LSAN_OPTIONS=suppressions=$top/tests/fuzz/lsan.supp \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	"$bin" -max_total_time="$seconds" -timeout=10 \
 	-print_final_stats=1 -artifact_prefix="$artifacts/$name-" \

@@ -170,13 +170,13 @@ test('an end record with no request before it: closed at the deadline', T,
 		.test(l)), { what: 'the read deadline in the log' });
 });
 
-// A peer that goes on sending after its request failed: libfcgi's close
-// would read on until the peer is 2 s silent (its wait for the front to
-// close first), past any deadline. The socket is half-open, as a hostile
-// peer's would be (it does not end its side when the backend ends its
-// own); each write is a record's worth, every 100 ms. The connection must
-// close: a write fails once the backend has closed or stopped reading.
-async function sendingOn(t, stack, head) {
+// A peer whose request libfcgi cannot read. libfcgi's close would read on
+// until the peer is 2 s silent (its wait for the front to close first),
+// past any deadline; so with sendOn, each 100 ms, the peer sends a record's
+// worth more, on a half-open socket (it does not end its side when the
+// backend ends its own), as a hostile one would. The connection must
+// close: a write fails once the backend has closed it or stopped reading.
+async function peerOn(t, stack, head, { sendOn }) {
 	const pid = stack.backend.pid;
 	process.kill(pid, 'SIGSTOP');
 	t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
@@ -191,8 +191,10 @@ async function sendingOn(t, stack, head) {
 	await new Promise((resolve) => sock.write(head, resolve));
 	process.kill(pid, 'SIGCONT');
 	const timer = setInterval(() => {
-		if (!sock.destroyed)
+		if (sendOn && !sock.destroyed)
 			sock.write(record(PARAMS, 1, Buffer.from('more')));
+		else if (sock.readableEnded && !sock.destroyed)
+			sock.write(record(PARAMS, 1)); // fails once it is closed
 	}, 100);
 	t.after(() => clearInterval(timer));
 	await closed;
@@ -200,21 +202,32 @@ async function sendingOn(t, stack, head) {
 	return { ended };
 }
 
-// Whole to the look before reading (its BEGIN_REQUEST, then its body's end
-// record), so read with no deadline; but libfcgi cannot read it: a
-// parameter cut short fails its FCGX_Accept_r(); the body's end record
-// where the parameters go leaves it with a request whose input failed.
-for (const [what, params] of [
+const POST_PARAMS = () => encodeParams(requestParams('POST',
+    postPath(uid('raw'), 'd'), {
+	CONTENT_TYPE: 'application/json', CONTENT_LENGTH: '100',
+}));
+
+// Whole to the look before reading (its BEGIN_REQUEST first, its body's
+// end record last), so read with no deadline; but libfcgi cannot read
+// it. A parameter cut short fails its FCGX_Accept_r(). The body's end
+// record where the parameters go ends them for libfcgi, which then
+// reopens that failed stream for the body: a POST's body read would wait
+// for ever on a peer that sends nothing more.
+for (const [what, params, sendOn] of [
 	['a parameter cut short', Buffer.concat([
 		record(PARAMS, 1, Buffer.from([14, 4, ...Buffer.from('REQUEST')])),
-		record(PARAMS, 1)])],
-	['no end of its parameters', Buffer.alloc(0)]]) {
-	test(`a whole request with ${what}: closed, though the peer sends on`,
-	    T, async (t) => {
+		record(PARAMS, 1)]), true],
+	['no end of its parameters, the peer silent',
+	    record(PARAMS, 1, POST_PARAMS()), false],
+	['no end of its parameters, the peer sending on',
+	    record(PARAMS, 1, POST_PARAMS()), true]]) {
+	test(`a whole request with ${what}: closed`, T, async (t) => {
 		const stack = await startStack(
 		    { env: { BEEP_READ_TIMEOUT: '1' } }, t);
-		await sendingOn(t, stack, Buffer.concat(
-		    [beginRecord(1, true), params, record(STDIN, 1)]));
+		const { ended } = await peerOn(t, stack, Buffer.concat(
+		    [beginRecord(1, true), params, record(STDIN, 1)]),
+		    { sendOn });
+		assert.ok(!ended, 'no request: nothing answered');
 		assert.equal((await stack.client().health()).status, 'ok');
 	});
 }
@@ -225,17 +238,13 @@ for (const [what, params] of [
 test('a body libfcgi cannot read: answered, closed, though the peer sends on',
     T, async (t) => {
 	const stack = await startStack({ env: { BEEP_READ_TIMEOUT: '1' } }, t);
-	const { ended } = await sendingOn(t, stack, Buffer.concat([
+	const { ended } = await peerOn(t, stack, Buffer.concat([
 		beginRecord(1, true),
-		record(PARAMS, 1, encodeParams(requestParams('POST',
-		    postPath(uid('raw'), 'd'), {
-			CONTENT_TYPE: 'application/json',
-			CONTENT_LENGTH: '100',
-		}))),
+		record(PARAMS, 1, POST_PARAMS()),
 		record(PARAMS, 1),
 		record(STDIN, 1, Buffer.from('{"data":')),
 		record(PARAMS, 1, Buffer.from('not a body record')),
-	]));
+	]), { sendOn: true });
 	assert.ok(ended, 'the request was answered (FCGI_END_REQUEST)');
 	assert.equal((await stack.client().health()).status, 'ok');
 });

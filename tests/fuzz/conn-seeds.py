@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Write the seeds of fuzz_conn (tests/fuzz/corpus/conn/): a mode byte, 0
+for raw bytes (what a front sends) or 1 for records as tests/fuzz/fuzz_conn.c
+reads them (t, i, l, p, then the content)."""
+import os
+import struct
+
+BEGIN, ABORT, PARAMS, STDIN, GET_VALUES = 1, 2, 4, 5, 9
+
+
+def rec(t, i, content=b"", pad=0, version=1):
+    return struct.pack(">BBHHBB", version, t, i, len(content), pad, 0) + content + bytes(pad)
+
+
+def nv(k, v):
+    return bytes([len(k), len(v)]) + k + v
+
+
+def begin(i, keep=1, role=1):
+    return rec(BEGIN, i, struct.pack(">HB5x", role, keep))
+
+
+def request(i, body=b"", params=nv(b"REQUEST_METHOD", b"POST") + nv(b"CONTENT_LENGTH", b"2")):
+    out = begin(i) + rec(PARAMS, i, params, pad=3) + rec(PARAMS, i)
+    if body:
+        out += rec(STDIN, i, body)
+    return out + rec(STDIN, i)
+
+
+def structured(*recs):
+    """Mode 1: each (t, i, content, pad) as t, i, l, p and the content."""
+    out = b"\1"
+    for t, i, content, pad in recs:
+        out += bytes([t, i, len(content), pad]) + content
+    return out
+
+
+seeds = {
+    "whole": b"\0" + request(1, b"{}"),
+    "whole-two": b"\0" + request(1, b"{}") + request(1),
+    "not-whole": b"\0" + request(1, b"{}")[:-8],
+    "other-id-end": b"\0" + begin(1) + rec(STDIN, 2) + rec(PARAMS, 1) + rec(STDIN, 1),
+    "management-inside": b"\0" + begin(1) + rec(GET_VALUES, 0, nv(b"FCGI_MAX_CONNS", b""))
+    + rec(PARAMS, 1) + rec(STDIN, 1),
+    "cut-parameter": b"\0" + begin(1) + rec(PARAMS, 1, bytes([14, 4]) + b"REQUEST") + rec(PARAMS, 1) + rec(STDIN, 1),
+    "end-before-params": b"\0" + begin(1) + rec(STDIN, 1),
+    "bad-role": b"\0" + begin(1, role=7) + rec(PARAMS, 1) + rec(STDIN, 1),
+    "abort-in-body": b"\0" + begin(1) + rec(PARAMS, 1) + rec(STDIN, 1, b"x") + rec(ABORT, 1) + rec(STDIN, 1),
+    "version-2": b"\0" + begin(1) + rec(PARAMS, 1, version=2) + rec(STDIN, 1),
+    "structured": structured((BEGIN, 1, b"\0\1\1\0\0\0\0\0", 0), (PARAMS, 1, nv(b"A", b"b"), 2),
+                             (PARAMS, 1, b"", 0), (STDIN, 1, b"{}", 6), (STDIN, 1, b"", 0)),
+}
+here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "conn")
+os.makedirs(here, exist_ok=True)
+for name, data in seeds.items():
+    with open(os.path.join(here, name), "wb") as f:
+        f.write(data)
