@@ -143,27 +143,41 @@ test('a kept connection whose request comes slowly does not hold up the ' +
 		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_READ_TIMEOUT: '600',
 		BEEP_LOG_LEVEL: 'debug',
 	} }, t);
-	const [a, b] = await keptConns(stack.socket, 2);
-	assert.equal(statusOf(await a.ask('GET', '/healthz')), 200);
-	assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
-	// Half of a's next request: the worker that takes it would block in
-	// its read while b, parked, has nobody waiting for it.
+	const conns = await keptConns(stack.socket, 4);
+	const slow = conns.slice(0, 3), b = conns[3];
+	for (const c of conns)
+		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
+	// The workers that served those are back waiting (in accept(), or
+	// one for the parked connections), bar the one that serves this.
+	await poll(async () => {
+		const s = await fetchStatus(stack);
+		return s.threads - s.idle_threads === 1;
+	}, { timeout: 20000, what: 'every other worker waiting' });
+	// Half of each slow one's next request: a worker that takes one blocks
+	// in its read while b, parked, would have nobody waiting for it. One
+	// worker waits for the parked connections, and one may be on its way
+	// back (the status request's): without a worker started for them,
+	// the three would take both, and b's request would wait for ever.
 	const whole = Kept.request('POST', `/user/${uid('slow')}/device/d`,
 	    '{"data":"x"}');
 	const cut = 20;
-	a.sock.write(whole.subarray(0, cut));
-	await poll(() => stack.backendLog.some((l) =>
-	    /parked connections uncovered: a worker more/.test(l)),
-	    { timeout: 20000, what: 'a worker started for the parked one' });
-	// b is served while a's request is still coming.
+	for (const c of slow)
+		c.sock.write(whole.subarray(0, cut));
+	// b is served while the slow requests are still coming.
 	assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
-	assert.equal(a.answers.length, 1, 'a answered before its request came');
-	// The rest of a's request: answered too (404: nobody subscribed).
-	a.sock.write(whole.subarray(cut));
-	await a.until(() => a.answers.length === 2, 'a answered');
-	assert.equal(statusOf(a.answers[1]), 404, a.answers[1]);
-	a.destroy();
-	b.destroy();
+	for (const c of slow)
+		assert.equal(c.answers.length, 1, 'answered before its request came');
+	t.diagnostic('workers started for the parked ones: ' +
+	    stack.backendLog.filter((l) =>
+		/parked connections uncovered: a worker more/.test(l)).length);
+	// The rest of each slow request: answered too (404: nobody subscribed).
+	for (const c of slow) {
+		c.sock.write(whole.subarray(cut));
+		await c.until(() => c.answers.length === 2, 'answered');
+		assert.equal(statusOf(c.answers[1]), 404, c.answers[1]);
+	}
+	for (const c of conns)
+		c.destroy();
 });
 
 test('a kept connection that becomes a stream does not hold up the others ' +
