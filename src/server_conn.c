@@ -10,7 +10,9 @@
  * once a second (server_conns_idle()), which costs a request nothing.
  * Here too: how a request starts and ends on a connection as libfcgi
  * reads it (server_conn_whole(), server_conn_accept(),
- * server_conn_finish()), so that no peer holds a worker in libfcgi.
+ * server_conn_finish()), so that a peer's input holds no worker in
+ * libfcgi (its writes can: see the README's "Slow and oversized
+ * requests").
  *
  * LOCKING.  srv->lock guards srv->parked_list (and tail), srv->parked
  * and each parked connection's parked_ms and idled; a parked connection
@@ -38,8 +40,9 @@
  * at (libfcgi's own buffer): a larger one counts as not yet whole.
  */
 #define SERVER_PEEK 8192
-/* FastCGI's record types: a request's first, and its body's. */
+/* FastCGI's record types: a request's first, its parameters', its body's. */
 #define SERVER_FCGI_BEGIN_REQUEST 1
+#define SERVER_FCGI_PARAMS 4
 #define SERVER_FCGI_STDIN 5
 /*
  * ThreadSanitizer sees no order from epoll_ctl(EPOLL_CTL_MOD) to the
@@ -99,6 +102,14 @@ server_conn_free(struct server_conn *conn)
 	 * connection closed takes it out of kept_fd.
 	 */
 	deadline_timer_free(conn->timer);
+	/*
+	 * Still open: a kept connection closed between two requests (at a
+	 * stop, or idle), whose answers are all written.  libfcgi's close
+	 * reads until the peer is silent for 2 s: given up on, it ends once
+	 * what has come is read.
+	 */
+	if (conn->req.ipcFd >= 0)
+		shutdown(conn->req.ipcFd, SHUT_RD);
 	FCGX_Free(&conn->req, 1);
 	free(conn);
 }
@@ -119,15 +130,24 @@ server_conn_whole(int fd)
 	 * does not begin with FCGI_BEGIN_REQUEST, or an empty FCGI_STDIN of
 	 * another id, would leave its reads blocking with no deadline.
 	 */
-	if (n < 8 || b[1] != SERVER_FCGI_BEGIN_REQUEST)
+	if (n < 8 || b[1] != SERVER_FCGI_BEGIN_REQUEST || b[6] != 0)
 		return false;
 	id = (unsigned)b[2] << 8 | b[3];
 	while (at + 8 <= (size_t)n) {
 		size_t len = (size_t)b[at + 4] << 8 | b[at + 5];
+		bool ours = ((unsigned)b[at + 2] << 8 | b[at + 3]) == id;
 
-		if (b[at + 1] == SERVER_FCGI_STDIN && len == 0 &&
-		    ((unsigned)b[at + 2] << 8 | b[at + 3]) == id)
+		if (b[at + 1] == SERVER_FCGI_STDIN && len == 0 && ours)
 			return true;
+		/*
+		 * libfcgi leaves the padding of the BEGIN_REQUEST record and
+		 * of the empty FCGI_PARAMS record unskipped (it returns before,
+		 * then forgets it) and reads it as the next record: a chain
+		 * other than the one walked here.
+		 */
+		if (b[at + 1] == SERVER_FCGI_PARAMS && len == 0 && ours &&
+		    b[at + 6] != 0)
+			return false;
 		at += 8 + len + b[at + 6];
 	}
 	return false;
@@ -184,16 +204,19 @@ server_conn_finish(FCGX_Request *req)
 	 * to its end (Caddy's, one request each) has none left: closed at
 	 * once (detached, libfcgi's word for it), not after a sleep and a
 	 * wake-up per request.  One whose input failed (a protocol error, a
-	 * read that failed or timed out: FCGX_Finish_r() closes it) is given
-	 * up on, or a peer that went on sending would keep that wait reading
-	 * for ever, its read deadline over.
+	 * read that failed or timed out: FCGX_Finish_r() closes it), or that
+	 * closes after a stream, is given up on: the wait then ends once what
+	 * has come is read, where a peer that went on sending would keep it
+	 * reading for ever, its read deadline over.
 	 */
-	if (req->in != NULL) {
-		if (FCGX_GetError(req->in) != 0)
+	if (req->in == NULL) {
+		/* A stream's (server_stream.c took its input, read at its start). */
+		if (!req->keepConnection)
 			server_conn_give_up(req);
-		else if (!req->keepConnection &&
-		    FCGX_HasSeenEOF(req->in) == EOF)
-			FCGX_Detach(req);
+	} else if (FCGX_GetError(req->in) != 0) {
+		server_conn_give_up(req);
+	} else if (!req->keepConnection && FCGX_HasSeenEOF(req->in) == EOF) {
+		FCGX_Detach(req);
 	}
 	FCGX_Finish_r(req);
 }

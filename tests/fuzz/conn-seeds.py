@@ -8,8 +8,9 @@ import struct
 BEGIN, ABORT, PARAMS, STDIN, GET_VALUES = 1, 2, 4, 5, 9
 
 
-def rec(t, i, content=b"", pad=0, version=1):
-    return struct.pack(">BBHHBB", version, t, i, len(content), pad, 0) + content + bytes(pad)
+def rec(t, i, content=b"", pad=0, version=1, pad_bytes=None):
+    pad_bytes = bytes(pad) if pad_bytes is None else pad_bytes
+    return struct.pack(">BBHHBB", version, t, i, len(content), len(pad_bytes), 0) + content + pad_bytes
 
 
 def nv(k, v):
@@ -35,6 +36,7 @@ def structured(*recs):
     return out
 
 
+STDIN_4K = struct.pack(">BBHHBB", 1, STDIN, 1, 4096, 0, 0)
 seeds = {
     "whole": b"\0" + request(1, b"{}"),
     "whole-two": b"\0" + request(1, b"{}") + request(1),
@@ -47,6 +49,11 @@ seeds = {
     "bad-role": b"\0" + begin(1, role=7) + rec(PARAMS, 1) + rec(STDIN, 1),
     "abort-in-body": b"\0" + begin(1) + rec(PARAMS, 1) + rec(STDIN, 1, b"x") + rec(ABORT, 1) + rec(STDIN, 1),
     "version-2": b"\0" + begin(1) + rec(PARAMS, 1, version=2) + rec(STDIN, 1),
+    # libfcgi reads these two paddings as records (server_conn_whole()):
+    # here the header of a body record of 4,096 bytes that never come.
+    "padded-begin": b"\0" + rec(BEGIN, 1, struct.pack(">HB5x", 1, 1), pad_bytes=STDIN_4K)
+    + rec(PARAMS, 1) + rec(STDIN, 1),
+    "padded-params-end": b"\0" + begin(1) + rec(PARAMS, 1, pad_bytes=STDIN_4K) + rec(STDIN, 1),
     "structured": structured((BEGIN, 1, b"\0\1\1\0\0\0\0\0", 0), (PARAMS, 1, nv(b"A", b"b"), 2),
                              (PARAMS, 1, b"", 0), (STDIN, 1, b"{}", 6), (STDIN, 1, b"", 0)),
 }

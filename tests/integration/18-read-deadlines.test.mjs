@@ -20,7 +20,7 @@ import { startStack, uid, postPath, poll } from './harness.mjs';
 import { Rig, rewrite } from './fronts.mjs';
 import {
 	FcgiConn, requestParams, record, beginRecord, encodeParams, readRecords,
-	STDIN, PARAMS, END_REQUEST,
+	STDIN, STDOUT, PARAMS, END_REQUEST,
 } from './fcgi.mjs';
 
 const T = { timeout: 90000 };
@@ -156,8 +156,7 @@ test('an end record with no request before it: closed at the deadline', T,
     async (t) => {
 	const stack = await startStack({ env: { BEEP_READ_TIMEOUT: '1' } }, t);
 	const pid = stack.backend.pid;
-	process.kill(pid, 'SIGSTOP');
-	t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
+	await stopBackend(t, pid);
 	const conn = new FcgiConn(stack.socket);
 	t.after(() => conn.destroy());
 	await conn.connected;
@@ -170,6 +169,18 @@ test('an end record with no request before it: closed at the deadline', T,
 		.test(l)), { what: 'the read deadline in the log' });
 });
 
+// SIGSTOP reaches the threads one after another: wait until none runs, so
+// that what is written next is all there when the backend first looks.
+async function stopBackend(t, pid) {
+	process.kill(pid, 'SIGSTOP');
+	t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
+	await poll(() => fs.readdirSync(`/proc/${pid}/task`).every((tid) => {
+		const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`,
+		    'utf8');
+		return /^\S+ \(.*\) [tT] /s.test(stat);
+	}), { what: 'every thread of the backend stopped' });
+}
+
 // A peer whose request libfcgi cannot read. libfcgi's close would read on
 // until the peer is 2 s silent (its wait for the front to close first),
 // past any deadline; so with sendOn, each 100 ms, the peer sends a record's
@@ -178,8 +189,7 @@ test('an end record with no request before it: closed at the deadline', T,
 // close: a write fails once the backend has closed it or stopped reading.
 async function peerOn(t, stack, head, { sendOn }) {
 	const pid = stack.backend.pid;
-	process.kill(pid, 'SIGSTOP');
-	t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
+	await stopBackend(t, pid);
 	const sock = net.connect({ path: stack.socket, allowHalfOpen: true });
 	t.after(() => sock.destroy());
 	let ended = false;
@@ -247,6 +257,48 @@ test('a body libfcgi cannot read: answered, closed, though the peer sends on',
 	]), { sendOn: true });
 	assert.ok(ended, 'the request was answered (FCGI_END_REQUEST)');
 	assert.equal((await stack.client().health()).status, 'ok');
+});
+
+// A stream on a connection the front does not keep (Caddy's), ended by the
+// backend (a newer stream of its device replaces it): its connection
+// closes, though the peer sends on (the stream's request was read whole at
+// its start; libfcgi's close would wait on the peer for ever).
+test('a stream ended on a connection not kept: closed, though the peer ' +
+    'sends on', T, async (t) => {
+	const stack = await startStack(
+	    { env: { BEEP_MAX_STREAMS_PER_DEVICE: '1' } }, t);
+	const user = uid('replaced');
+	const sock = net.connect({ path: stack.socket, allowHalfOpen: true });
+	t.after(() => sock.destroy());
+	let out = '', ended = false, wake = () => {};
+	readRecords(sock, (type, content) => {
+		if (type === STDOUT)
+			out += content.toString('latin1');
+		ended ||= type === END_REQUEST;
+	}, () => wake());
+	const until = (pred) => new Promise((resolve) => {
+		wake = () => { if (pred()) resolve(); };
+		wake();
+	});
+	sock.on('error', () => {}); // EPIPE, once the backend has let go
+	const closed = new Promise((resolve) => sock.once('close', resolve));
+	await once(sock, 'connect');
+	sock.write(Buffer.concat([
+		beginRecord(1, false),
+		record(PARAMS, 1, encodeParams(requestParams('GET',
+		    `/subscribe/${user}/device/d`))),
+		record(PARAMS, 1), record(STDIN, 1),
+	]));
+	await until(() => /\r\n\r\n:/.test(out));
+	await stack.subscribe(user, 'd');
+	await until(() => ended);
+	const timer = setInterval(() => {
+		if (!sock.destroyed)
+			sock.write(record(PARAMS, 1, Buffer.from('more')));
+	}, 100);
+	t.after(() => clearInterval(timer));
+	await closed;
+	clearInterval(timer);
 });
 
 // ---------------------------------------------------------------------------

@@ -163,6 +163,38 @@ test_padding_is_skipped(void **state)
 	assert_false(whole_of(o.b, o.n, false));
 }
 
+/*
+ * libfcgi does not skip the padding of BEGIN_REQUEST or of the empty
+ * FCGI_PARAMS record: it reads it as the next record.  A request whose
+ * end comes only in the chain that skips it is not whole to libfcgi.
+ */
+static void
+test_padding_libfcgi_reads(void **state)
+{
+	static const unsigned char begin[8] = {0, 1, 1};
+	static const unsigned char params[] = "\016\004REQUEST_METHODPOST";
+	struct bytes o = {.n = 0};
+
+	(void)state;
+	rec(&o, BEGIN, 1, begin, sizeof(begin), 8, 0);
+	rec(&o, PARAMS, 1, params, sizeof(params) - 1, 0, 0);
+	rec(&o, PARAMS, 1, NULL, 0, 0, 0);
+	rec(&o, STDIN, 1, NULL, 0, 0, 0);
+	assert_false(whole_of(o.b, o.n, false));
+	o.n = 0;
+	rec(&o, BEGIN, 1, begin, sizeof(begin), 0, 0);
+	rec(&o, PARAMS, 1, params, sizeof(params) - 1, 0, 0);
+	rec(&o, PARAMS, 1, NULL, 0, 8, 0);
+	rec(&o, STDIN, 1, NULL, 0, 0, 0);
+	assert_false(whole_of(o.b, o.n, false));
+	/* Another id's empty PARAMS is skipped whole by libfcgi too. */
+	o.n = 0;
+	head(&o, 1);
+	rec(&o, PARAMS, 2, NULL, 0, 8, 0);
+	rec(&o, STDIN, 1, NULL, 0, 0, 0);
+	assert_true(whole_of(o.b, o.n, false));
+}
+
 static void
 test_past_the_peek(void **state)
 {
@@ -206,6 +238,7 @@ main(void)
 	    cmocka_unit_test(test_end_of_another_id),
 	    cmocka_unit_test(test_no_begin),
 	    cmocka_unit_test(test_padding_is_skipped),
+	    cmocka_unit_test(test_padding_libfcgi_reads),
 	    cmocka_unit_test(test_past_the_peek),
 	    cmocka_unit_test(test_nothing_and_end_of_file),
 	};
