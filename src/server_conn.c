@@ -204,12 +204,19 @@ server_conn_finish(FCGX_Request *req)
 	 * to its end (Caddy's, one request each) has none left: closed at
 	 * once (detached, libfcgi's word for it), not after a sleep and a
 	 * wake-up per request.  One whose input failed (a protocol error, a
-	 * read that failed or timed out: FCGX_Finish_r() closes it), or that
-	 * closes after a stream, is given up on: the wait then ends once what
+	 * read that failed or timed out: FCGX_Finish_r() closes it), whose
+	 * answer could not be written, or that closes after a stream, is
+	 * given up on: the wait then ends once what
 	 * has come is read, where a peer that went on sending would keep it
 	 * reading for ever, its read deadline over.
 	 */
-	if (req->in == NULL) {
+	if (FCGX_FClose(req->err) != 0 || FCGX_FClose(req->out) != 0) {
+		/*
+		 * The answer could not be written (FCGX_Finish_r() closes
+		 * both again, which does nothing more): the connection closes.
+		 */
+		server_conn_give_up(req);
+	} else if (req->in == NULL) {
 		/* A stream's (server_stream.c took its input, read at its start). */
 		if (!req->keepConnection)
 			server_conn_give_up(req);

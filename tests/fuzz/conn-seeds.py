@@ -36,6 +36,7 @@ def structured(*recs):
     return out
 
 
+PARAMS_4K = struct.pack(">BBHHBB", 1, PARAMS, 1, 4096, 0, 0)
 STDIN_4K = struct.pack(">BBHHBB", 1, STDIN, 1, 4096, 0, 0)
 seeds = {
     "whole": b"\0" + request(1, b"{}"),
@@ -50,8 +51,9 @@ seeds = {
     "abort-in-body": b"\0" + begin(1) + rec(PARAMS, 1) + rec(STDIN, 1, b"x") + rec(ABORT, 1) + rec(STDIN, 1),
     "version-2": b"\0" + begin(1) + rec(PARAMS, 1, version=2) + rec(STDIN, 1),
     # libfcgi reads these two paddings as records (server_conn_whole()):
-    # here the header of a body record of 4,096 bytes that never come.
-    "padded-begin": b"\0" + rec(BEGIN, 1, struct.pack(">HB5x", 1, 1), pad_bytes=STDIN_4K)
+    # here the header of a record of the stream it reads next (parameters,
+    # then body), whose 4,096 bytes never come.
+    "padded-begin": b"\0" + rec(BEGIN, 1, struct.pack(">HB5x", 1, 1), pad_bytes=PARAMS_4K)
     + rec(PARAMS, 1) + rec(STDIN, 1),
     "padded-params-end": b"\0" + begin(1) + rec(PARAMS, 1, pad_bytes=STDIN_4K) + rec(STDIN, 1),
     "structured": structured((BEGIN, 1, b"\0\1\1\0\0\0\0\0", 0), (PARAMS, 1, nv(b"A", b"b"), 2),
