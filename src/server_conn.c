@@ -108,8 +108,7 @@ server_conn_free(struct server_conn *conn)
 	 * reads until the peer is silent for 2 s: given up on, it ends once
 	 * what has come is read.
 	 */
-	if (conn->req.ipcFd >= 0)
-		shutdown(conn->req.ipcFd, SHUT_RD);
+	server_conn_give_up(&conn->req);
 	FCGX_Free(&conn->req, 1);
 	free(conn);
 }
@@ -203,28 +202,23 @@ server_conn_finish(FCGX_Request *req)
 	 * destroy the answer.  A connection that closes after a request read
 	 * to its end (Caddy's, one request each) has none left: closed at
 	 * once (detached, libfcgi's word for it), not after a sleep and a
-	 * wake-up per request.  One whose input failed (a protocol error, a
-	 * read that failed or timed out: FCGX_Finish_r() closes it), whose
-	 * answer could not be written, or that closes after a stream, is
-	 * given up on: the wait then ends once what
+	 * wake-up per request.  One that failed (its answer not written:
+	 * FCGX_Finish_r() closes out and err again, which does nothing more;
+	 * or its input: a protocol error, a read that failed or timed out),
+	 * or that closes after a stream (whose input server_stream.c took,
+	 * read at its start), is given up on: the wait then ends once what
 	 * has come is read, where a peer that went on sending would keep it
 	 * reading for ever, its read deadline over.
 	 */
-	if (FCGX_FClose(req->err) != 0 || FCGX_FClose(req->out) != 0) {
-		/*
-		 * The answer could not be written (FCGX_Finish_r() closes
-		 * both again, which does nothing more): the connection closes.
-		 */
+	bool failed = FCGX_FClose(req->err) != 0 ||
+	    FCGX_FClose(req->out) != 0 ||
+	    (req->in != NULL && FCGX_GetError(req->in) != 0);
+
+	if (failed || (req->in == NULL && !req->keepConnection))
 		server_conn_give_up(req);
-	} else if (req->in == NULL) {
-		/* A stream's (server_stream.c took its input, read at its start). */
-		if (!req->keepConnection)
-			server_conn_give_up(req);
-	} else if (FCGX_GetError(req->in) != 0) {
-		server_conn_give_up(req);
-	} else if (!req->keepConnection && FCGX_HasSeenEOF(req->in) == EOF) {
+	else if (req->in != NULL && !req->keepConnection &&
+	    FCGX_HasSeenEOF(req->in) == EOF)
 		FCGX_Detach(req);
-	}
 	FCGX_Finish_r(req);
 }
 
