@@ -725,6 +725,7 @@ struct pid_rss {
 	 * /proc/PID/task/<tid>/status (threads alive at both samples only).
 	 */
 	long long utime[2], stime[2]; /* ticks; -1: unreadable */
+	long long minflt[2];          /* minor page faults, all threads */
 	long long vcs[2], ivcs[2];    /* voluntary, involuntary switches */
 };
 
@@ -863,12 +864,15 @@ read_rss_kib(long pid)
 	return kib;
 }
 
-/* utime and stime (clock ticks) of pid from /proc/PID/stat. */
+/*
+ * utime and stime (clock ticks) and minor page faults of pid from
+ * /proc/PID/stat.
+ */
 static int
-read_cpu_ticks(long pid, long long *ut, long long *st)
+read_cpu_ticks(long pid, long long *ut, long long *st, long long *minflt)
 {
 	char path[64], buf[1024], *p;
-	unsigned long long u, s;
+	unsigned long long u, s, mf;
 	size_t n;
 	FILE *f;
 	int field;
@@ -884,13 +888,19 @@ read_cpu_ticks(long pid, long long *ut, long long *st)
 	p = strrchr(buf, ')');
 	if (p == NULL)
 		return -1;
-	/* Skip to the space before field 14: utime, then stime (15). */
-	for (field = 2; field < 14 && p != NULL; field++)
+	/* Skip to the space before field 10: minflt. */
+	for (field = 2; field < 10 && p != NULL; field++)
+		p = strchr(p + 1, ' ');
+	if (p == NULL || sscanf(p, " %llu", &mf) != 1)
+		return -1;
+	/* Then to the space before field 14: utime, then stime (15). */
+	for (; field < 14 && p != NULL; field++)
 		p = strchr(p + 1, ' ');
 	if (p == NULL || sscanf(p, " %llu %llu", &u, &s) != 2)
 		return -1;
 	*ut = (long long)u;
 	*st = (long long)s;
+	*minflt = (long long)mf;
 	return 0;
 }
 
@@ -940,8 +950,8 @@ sample_cpu(int which)
 	for (i = 0; i < G.o.npids; i++) {
 		struct pid_rss *p = &G.o.pids[i];
 
-		if (read_cpu_ticks(
-		        p->pid, &p->utime[which], &p->stime[which]) == -1)
+		if (read_cpu_ticks(p->pid, &p->utime[which], &p->stime[which],
+		        &p->minflt[which]) == -1)
 			p->utime[which] = p->stime[which] = -1;
 		read_ctx_switches(p->pid, &p->vcs[which], &p->ivcs[which]);
 	}
@@ -2013,6 +2023,7 @@ struct cpu_use {
 	double user_us, sys_us; /* per delivered post */
 	double core_share;      /* CPU seconds per second */
 	double vcs, ivcs, cs;   /* context switches per delivered post */
+	double minflt;          /* minor page faults per delivered post */
 };
 
 /* p's CPU over the measured interval of dur seconds, for posts posts. */
@@ -2028,6 +2039,7 @@ cpu_use(const struct pid_rss *p, uint64_t posts, double dur)
 	c.user_us = (double)(p->utime[1] - p->utime[0]) * tick / (double)posts;
 	c.sys_us = (double)(p->stime[1] - p->stime[0]) * tick / (double)posts;
 	c.core_share = (c.user_us + c.sys_us) * (double)posts / 1e6 / dur;
+	c.minflt = (double)(p->minflt[1] - p->minflt[0]) / (double)posts;
 	if (p->vcs[0] >= 0 && p->vcs[1] >= 0) {
 		c.vcs = (double)(p->vcs[1] - p->vcs[0]) / (double)posts;
 		c.ivcs = (double)(p->ivcs[1] - p->ivcs[0]) / (double)posts;
@@ -2203,9 +2215,9 @@ report(void)
 			printf(",\"user_us_per_post\":%.3f,\"sys_us_per_post\":"
 			       "%.3f,\"us_per_post\":%.3f,\"core_share\":%.3f,"
 			       "\"vcs_per_post\":%.3f,\"ivcs_per_post\":%.3f,"
-			       "\"cs_per_post\":%.3f}",
+			       "\"cs_per_post\":%.3f,\"minflt_per_post\":%.3f}",
 			    c.user_us, c.sys_us, c.user_us + c.sys_us,
-			    c.core_share, c.vcs, c.ivcs, c.cs);
+			    c.core_share, c.vcs, c.ivcs, c.cs, c.minflt);
 		else
 			printf(",\"us_per_post\":null}");
 	}
