@@ -40,6 +40,9 @@
 #   BENCH_REPEAT      runs per (system, scenario); the median run is kept (3)
 #   BENCH_S1_POSTS    S1's measured posts (20000): more for an A/B of CPU
 #                     per post that a second's noise would drown
+#   BENCH_S3_POSTS    S3's measured posts (10000, about half a second): the
+#                     same, and for a profile of S3's posts rather than of
+#                     its 9,000 subscriptions
 #   BENCH_OUT         results directory (bench/results)
 #   BENCH_CADDYFILE   Caddyfile (Caddyfile at the root)
 #   BENCH_NGINX_CONF  beep-signal's nginx server block (conf/nginx.conf)
@@ -93,13 +96,13 @@ declare -A DESC=(
 	[S1]="1,000 subscribers (100 x 10), ${BENCH_S1_POSTS:-20,000} posts at max rate, 8 conns"
 	[S2]="1,000 subscribers, 2,000 posts/s for 10 s"
 	[S4]="1,000 subscribers, 500 posts/s for 10 s"
-	[S3]="9,000 subscribers (900 x 10), 10,000 posts at max rate"
+	[S3]="9,000 subscribers (900 x 10), ${BENCH_S3_POSTS:-10,000} posts at max rate"
 )
 declare -A ARGS=(
 	[S1]="--users 100 --devices 10 --posts ${BENCH_S1_POSTS:-20000} --warmup 2000 --rate 0"
 	[S2]="--users 100 --devices 10 --posts 20000 --warmup 1000 --rate 2000"
 	[S4]="--users 100 --devices 10 --posts 5000 --warmup 500 --rate 500"
-	[S3]="--users 900 --devices 10 --posts 10000 --warmup 1000 --rate 0 --settle 2000"
+	[S3]="--users 900 --devices 10 --posts ${BENCH_S3_POSTS:-10000} --warmup 1000 --rate 0 --settle 2000"
 )
 COMMON="--conns 8 --timeout 150 --drain 5000 --quiet"
 
