@@ -59,7 +59,14 @@ enum http_status body_decode(const char *ct, const char *body, size_t len,
 
 void body_msg_clear(struct body_msg *msg);
 
-/* Whether s[0..len) is a valid event name. */
+/*
+ * Why s[0..len) may not be a posted event's name (NULL: it may): a name
+ * of 1-BODY_EVENT_MAX characters of [A-Za-z0-9_.-], and none of the
+ * service's own events' (reset, replaced).
+ */
+const char *body_event_why(const char *s, size_t len);
+
+/* Whether s[0..len) may be a posted event's name (body_event_why()). */
 bool body_event_valid(const char *s, size_t len);
 
 #endif

@@ -51,20 +51,40 @@ body_init(void)
 	json_set_alloc_funcs(body_json_malloc, body_json_free);
 }
 
-bool
-body_event_valid(const char *s, size_t len)
+/*
+ * The names of the service's own events (api.c, event.c): a client takes
+ * them for the service's word (the JS client closes for good on
+ * `replaced`, and restarts ICE on `reset`), so no poster may send them.
+ */
+static const char *const body_reserved_events[] = {"reset", "replaced"};
+
+const char *
+body_event_why(const char *s, size_t len)
 {
 	if (len == 0 || len > BODY_EVENT_MAX)
-		return false;
+		return "event must be 1-64 characters of [A-Za-z0-9_.-]";
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
 		        (c >= '0' && c <= '9') || c == '_' || c == '.' ||
 		        c == '-'))
-			return false;
+			return "event must be 1-64 characters of "
+			       "[A-Za-z0-9_.-]";
 	}
-	return true;
+	for (size_t i = 0; i < sizeof(body_reserved_events) /
+	         sizeof(body_reserved_events[0]);
+	     i++)
+		if (len == strlen(body_reserved_events[i]) &&
+		    memcmp(s, body_reserved_events[i], len) == 0)
+			return "event reset and replaced are the service's own";
+	return NULL;
+}
+
+bool
+body_event_valid(const char *s, size_t len)
+{
+	return body_event_why(s, len) == NULL;
 }
 
 /* Empty msg, whatever it held (its stack is left as it is). */
@@ -104,13 +124,15 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 	}
 	event = json_object_get(root, "event");
 	if (event != NULL && !json_is_null(event)) {
-		if (!json_is_string(event) ||
-		    !body_event_valid(
-		        json_string_value(event), json_string_length(event))) {
+		if (!json_is_string(event)) {
 			*why = "event must be 1-64 characters of "
 			       "[A-Za-z0-9_.-]";
 			goto fail;
 		}
+		*why = body_event_why(
+		    json_string_value(event), json_string_length(event));
+		if (*why != NULL)
+			goto fail;
 		msg->event = json_string_value(event);
 	}
 	data = json_object_get(root, "data");
@@ -172,11 +194,10 @@ body_decode_form(
 			have_data = true;
 			val = NULL;
 		} else if (!have_event && strcmp(key, "event") == 0 && n == 5) {
-			if (!body_event_valid(val, vlen)) {
+			*why = body_event_why(val, vlen);
+			if (*why != NULL) {
 				free(key);
 				free(val);
-				*why = "event must be 1-64 characters of "
-				       "[A-Za-z0-9_.-]";
 				goto fail;
 			}
 			msg->event = msg->own[1] = val;

@@ -485,6 +485,22 @@ server_read_done(FCGX_Request *req)
 }
 
 /*
+ * The body's length as CONTENT_LENGTH announces it: false when it
+ * announces none.  Caddy sends "-1" for a body of unknown length (chunked,
+ * or HTTP/2 without Content-Length), which strtoull() would read as
+ * 2^64 - 1: only digits make a length.  One past ULLONG_MAX reads as
+ * ULLONG_MAX, too large for any limit, as it should.
+ */
+static bool
+server_body_length(const char *cl, unsigned long long *length)
+{
+	if (cl == NULL || *cl == '\0' || strspn(cl, "0123456789") != strlen(cl))
+		return false;
+	*length = strtoull(cl, NULL, 10);
+	return true;
+}
+
+/*
  * Read and drop the rest of the body, so that the connection stays in
  * step and the front, which may be writing the body still (Caddy), gets
  * to read the answer; but only up to BEEP_MAX_DRAIN bytes in all (seen
@@ -496,10 +512,11 @@ server_drain_rest(FCGX_Request *req, const char *cl, size_t seen)
 {
 	struct server *srv = server_conn_of(req)->srv;
 	size_t max = srv->config->max_drain;
+	unsigned long long length;
 	char scratch[4096];
 	int n;
 
-	if (cl != NULL && strtoull(cl, NULL, 10) > max) {
+	if (server_body_length(cl, &length) && length > max) {
 		log_info("request body of %s bytes, over BEEP_MAX_DRAIN: "
 		         "not reading it, closing the connection",
 		    cl);
@@ -528,12 +545,13 @@ static bool
 server_read_body(
     FCGX_Request *req, const char *cl, size_t max, struct buf *body)
 {
-	unsigned long long length = cl != NULL ? strtoull(cl, NULL, 10) : 0;
-	bool too_large = length > max;
+	unsigned long long length = 0;
+	bool too_large = server_body_length(cl, &length) && length > max;
 	/*
 	 * The first allocation fits the announced length (a signaling
 	 * message is small: no 8 KiB block per POST); past it, or with no
-	 * length, 4 KiB more at a time.
+	 * length (a chunked body: read to its end, within max), 4 KiB more
+	 * at a time.
 	 */
 	size_t chunk = length > 0 ? (size_t)length + 1 : 4096;
 	int n;

@@ -270,14 +270,20 @@ export class Client {
 
 	// Sends one request. `path` goes on the wire as is. `body` is a string
 	// (sent as UTF-8) or a Buffer; no Content-Type is added unless asked.
+	// `chunked`: the body goes with Transfer-Encoding: chunked, in two
+	// chunks, and no Content-Length (as fetch() with a stream, curl -T -).
 	// Resolves with { status, headers, body (Buffer), text, json() }.
-	request(method, reqPath, { headers = {}, body, timeout = 10000 } = {}) {
+	request(method, reqPath,
+	    { headers = {}, body, timeout = 10000, chunked = false } = {}) {
 		return new Promise((resolve, reject) => {
 			const h = { ...headers };
 			let buf = null;
 			if (body !== undefined) {
 				buf = Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8');
-				h['Content-Length'] = String(buf.length);
+				if (chunked)
+					h['Transfer-Encoding'] = 'chunked';
+				else
+					h['Content-Length'] = String(buf.length);
 			}
 			const req = http.request({
 				host: this.host, port: this.port, method, path: reqPath,
@@ -307,6 +313,11 @@ export class Client {
 				    `no answer within ${timeout} ms`));
 			}, timeout);
 			req.on('error', (e) => { clearTimeout(timer); reject(e); });
+			if (chunked && buf !== null && buf.length > 1) {
+				const half = Math.floor(buf.length / 2);
+				req.write(buf.subarray(0, half));
+				buf = buf.subarray(half);
+			}
 			req.end(buf ?? undefined);
 		});
 	}

@@ -45,6 +45,13 @@ static const struct {
     {JSON, "{\"data\":\"x\",\"event\":\"a\\nb\"}", HTTP_400, NULL, NULL},
     {JSON, "{\"data\":\"x\",\"event\":\"\"}", HTTP_400, NULL, NULL},
     {JSON, "{\"data\":\"x\",\"event\":7}", HTTP_400, NULL, NULL},
+    /* The service's own events: a poster could end or reset a stream. */
+    {JSON, "{\"data\":\"x\",\"event\":\"replaced\"}", HTTP_400, NULL, NULL},
+    {JSON, "{\"data\":{},\"event\":\"reset\"}", HTTP_400, NULL, NULL},
+    {JSON, "{\"data\":\"x\",\"event\":\"Reset\"}", HTTP_200, "x", "Reset"},
+    {JSON, "{\"data\":\"x\",\"event\":\"resets\"}", HTTP_200, "x", "resets"},
+    {JSON, "{\"data\":\"x\",\"event\":\"replace\"}", HTTP_200, "x",
+        "replace"},
     {FORM, "data=hello+world", HTTP_200, "hello world", NULL},
     {FORM, "event=answer&data=a%0D%0Ab", HTTP_200, "a\r\nb", "answer"},
     {FORM, "data=first&data=second", HTTP_200, "first", NULL},
@@ -55,6 +62,8 @@ static const struct {
     {FORM, "data=%C3%28", HTTP_400, NULL, NULL},
     {FORM, "data=%zz", HTTP_400, NULL, NULL},
     {FORM, "data=x&event=no%20spaces", HTTP_400, NULL, NULL},
+    {FORM, "data=x&event=replaced", HTTP_400, NULL, NULL},
+    {FORM, "event=re%73et&data=x", HTTP_400, NULL, NULL},
     {"text/plain", "data=x", HTTP_415, NULL, NULL},
     {NULL, "{\"data\":\"x\"}", HTTP_415, NULL, NULL},
     {"application/jsonx", "{\"data\":\"x\"}", HTTP_415, NULL, NULL},
@@ -225,6 +234,14 @@ test_body_event_limit(void **state)
 	assert_true(body_event_valid(name, BODY_EVENT_MAX));
 	assert_false(body_event_valid(name, BODY_EVENT_MAX + 1));
 	assert_false(body_event_valid(name, 0));
+	assert_false(body_event_valid("reset", 5));
+	assert_false(body_event_valid("replaced", 8));
+	assert_string_equal(body_event_why("replaced", 8),
+	    "event reset and replaced are the service's own");
+	/* The length decides, not a NUL: "reset" is a prefix of these. */
+	assert_true(body_event_valid("resetx", 6));
+	assert_true(body_event_valid("rese", 4));
+	assert_null(body_event_why("offer", 5));
 }
 
 /* Whether p lies in m's parse stack. */
