@@ -57,8 +57,9 @@ bool http_media_type_is(const char *ct, const char *type);
 /*
  * Find parameter name in the query string q (without '?') and return its
  * percent-decoded value as a new string (free it), or NULL when absent or
- * malformed.
+ * malformed: a bad percent escape, or a %00, which would cut the string
+ * short.  *malformed (unless NULL) tells the two apart.
  */
-char *http_query_param(const char *q, const char *name);
+char *http_query_param(const char *q, const char *name, bool *malformed);
 
 #endif

@@ -48,6 +48,11 @@
 #define API_RETRY_SPREAD_MS 4000
 /* What a request that needs Redis gets while it is unreachable. */
 #define API_CLUSTER_DOWN "cluster store (Redis) unreachable"
+/*
+ * What a ?lastEventId= that cannot be decoded counts as: no id this
+ * service issues (nor a cluster's), so the stream starts with a reset.
+ */
+#define API_UNREADABLE_ID "?"
 
 struct api {
 	const struct config *config;
@@ -230,6 +235,20 @@ api_cors(
 	}
 }
 
+/*
+ * Tell the client when to try again.  A page on another origin reads only
+ * the headers CORS exposes to it, and Retry-After is not one of the safe
+ * few: so it is exposed, or a cross-origin client could not obey it.
+ */
+static void
+api_retry_after(struct api_response *resp, unsigned seconds)
+{
+	buf_printf(&resp->headers,
+	    "Retry-After: %u\r\n"
+	    "Access-Control-Expose-Headers: Retry-After\r\n",
+	    seconds);
+}
+
 /* Set resp to a JSON document, which it steals. */
 static void
 api_json(struct api_response *resp, enum http_status status, json_t *doc)
@@ -332,21 +351,26 @@ api_subscribe(struct api *api, const struct api_request *req,
 	bool down = false;
 	const char *addr = req->remote_addr ? req->remote_addr : "";
 	char *q = NULL;
+	bool bad = false;
 
 	/* The header, which EventSource sends, wins over the query. */
 	if (req->last_event_id == NULL && r->query != NULL) {
-		q = http_query_param(r->query, "lastEventId");
-		if (q == NULL)
-			q = http_query_param(r->query, "last_event_id");
+		q = http_query_param(r->query, "lastEventId", &bad);
+		if (q == NULL && !bad)
+			q = http_query_param(r->query, "last_event_id", &bad);
 	}
-	api_parse_id(api, req->last_event_id ? req->last_event_id : q, &resume);
+	/* An id given that cannot be decoded is an unknown one: a reset. */
+	api_parse_id(api,
+	    req->last_event_id ? req->last_event_id
+	    : bad              ? API_UNREADABLE_ID
+	                       : q,
+	    &resume);
 	free(q);
-	q = r->query ? http_query_param(r->query, "envelope") : NULL;
+	q = r->query ? http_query_param(r->query, "envelope", NULL) : NULL;
 	resp->envelope = q != NULL && strcmp(q, "1") == 0;
 	free(q);
 	if (!quota_acquire(api->per_address, addr)) {
-		buf_printf(
-		    &resp->headers, "Retry-After: %d\r\n", API_RETRY_AFTER);
+		api_retry_after(resp, API_RETRY_AFTER);
 		api_error(resp, HTTP_429, "too many streams from this address");
 		return;
 	}
@@ -374,8 +398,7 @@ api_subscribe(struct api *api, const struct api_request *req,
 			status = HTTP_429;
 			why = "too many devices for this user";
 		}
-		buf_printf(
-		    &resp->headers, "Retry-After: %d\r\n", API_RETRY_AFTER);
+		api_retry_after(resp, API_RETRY_AFTER);
 		api_error(resp, status, why);
 		return;
 	}
@@ -405,8 +428,7 @@ api_devices(struct api *api, const struct route *r, struct api_response *resp)
 	if (api->cluster == NULL) {
 		registry_devices(api->reg, r->user, &names, &n);
 	} else if (cluster_devices(api->cluster, r->user, &names, &n) < 0) {
-		buf_printf(
-		    &resp->headers, "Retry-After: %d\r\n", API_RETRY_AFTER);
+		api_retry_after(resp, API_RETRY_AFTER);
 		api_error(resp, HTTP_503, API_CLUSTER_DOWN);
 		return;
 	}
@@ -458,8 +480,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		    packed.data, packed.len, id, sizeof(id), &down);
 		buf_free(&packed);
 		if (down) {
-			buf_printf(&resp->headers, "Retry-After: %d\r\n",
-			    API_RETRY_AFTER);
+			api_retry_after(resp, API_RETRY_AFTER);
 			api_error(resp, HTTP_503, API_CLUSTER_DOWN);
 			return;
 		}
@@ -476,8 +497,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	}
 	/* Not accepted: nothing was queued, so the sender may try again. */
 	if (err == REGISTRY_MEMORY_FULL || err == REGISTRY_CLOSED) {
-		buf_printf(
-		    &resp->headers, "Retry-After: %d\r\n", API_RETRY_AFTER);
+		api_retry_after(resp, API_RETRY_AFTER);
 		api_error(resp, HTTP_503,
 		    err == REGISTRY_CLOSED ? "service is stopping"
 		                           : "message memory full");
@@ -663,10 +683,12 @@ api_ice_servers(struct api *api, const struct route *r,
 {
 	const char *user = who->user;
 	char *q = NULL;
+	bool bad = false;
 
 	if (user == NULL && r->query != NULL)
-		q = http_query_param(r->query, "user");
-	if (q != NULL && !http_id_valid(q, strlen(q), api->config->max_id)) {
+		q = http_query_param(r->query, "user", &bad);
+	if (bad ||
+	    (q != NULL && !http_id_valid(q, strlen(q), api->config->max_id))) {
 		free(q);
 		api_error(resp, HTTP_400, "bad user");
 		return;
@@ -705,7 +727,7 @@ api_identify(struct api *api, const struct api_request *req,
 	if (r->id == ROUTE_SUBSCRIBE && api->config->jwt_query &&
 	    r->query != NULL)
 		ar.query_token = token =
-		    http_query_param(r->query, "access_token");
+		    http_query_param(r->query, "access_token", NULL);
 	res = auth_identify(api->auth, &ar, who);
 	free(token);
 	if (res == AUTH_OK) {
@@ -779,7 +801,7 @@ api_rate_ok(struct api *api, const struct api_request *req,
 	buf_free(&key);
 	if (!ok) {
 		metrics_rate_limited();
-		buf_printf(&resp->headers, "Retry-After: %u\r\n", retry);
+		api_retry_after(resp, retry);
 		api_error(resp, HTTP_429, "too many requests");
 	}
 	return ok;

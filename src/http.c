@@ -173,10 +173,12 @@ http_media_type_is(const char *ct, const char *type)
 }
 
 char *
-http_query_param(const char *q, const char *name)
+http_query_param(const char *q, const char *name, bool *malformed)
 {
 	size_t name_len = strlen(name);
 
+	if (malformed != NULL)
+		*malformed = false;
 	while (q != NULL && *q != '\0') {
 		const char *end = strchr(q, '&');
 		size_t len = end ? (size_t)(end - q) : strlen(q);
@@ -187,9 +189,16 @@ http_query_param(const char *q, const char *name)
 			size_t vlen = len - name_len - 1, out_len;
 			char *out = xmalloc(vlen + 1);
 
+			/*
+			 * A %00 would cut the value short for every caller
+			 * (C strings): a value that holds one is malformed.
+			 */
 			if (http_percent_decode(v, vlen, true, out, &out_len) <
-			    0) {
+			        0 ||
+			    memchr(out, '\0', out_len) != NULL) {
 				free(out);
+				if (malformed != NULL)
+					*malformed = true;
 				return NULL;
 			}
 			return out;

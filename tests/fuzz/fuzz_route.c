@@ -114,7 +114,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r.query != NULL) {
 		for (size_t i = 0; i < sizeof(params) / sizeof(params[0]);
 		     i++) {
-			char *v = http_query_param(r.query, params[i]);
+			char *v = http_query_param(r.query, params[i], NULL);
 
 			FUZZ_CHECK(v == NULL || strlen(v) < strlen(r.query));
 			free(v);

@@ -26,6 +26,8 @@ async function expect503(stack, u, d) {
 	assert.match(s.headers['content-type'] || '', /^application\/json\b/i);
 	assert.equal(typeof JSON.parse(text).error, 'string');
 	assert.equal(s.headers['access-control-allow-origin'], '*');
+	assert.match(s.headers['access-control-expose-headers'] || '',
+	    /(^|,\s*)Retry-After(\s*,|$)/i, 'Retry-After exposed to CORS');
 }
 
 describe('stream limit', { concurrency: true }, () => {

@@ -353,6 +353,16 @@ describe('ids, replay and reset (BEEP_REPLAY_MAX=8)', { concurrency: 1 },
 			await expectEvents(s, [live], `live after reset (${id})`);
 			s.close();
 		}
+		// Query values that do not decode: a bad escape, and a %00,
+		// which once cut the value short (a known id then resumed).
+		for (const raw of ['lastEventId=%zz', `lastEventId=${m.id}%00x`,
+		    `last_event_id=${m.id}%00`, 'lastEventId=%']) {
+			const s = await h.stack.open(subPath(u, d) + `?${raw}`);
+			assert.equal(s.status, 200, raw);
+			await expectReset(s, raw);
+			resets++;
+			s.close();
+		}
 		// A never-seen device with an id: reset too.
 		const fresh = await subscribeFrom(h.stack, u, uid('new'), 'header',
 		    m.id);

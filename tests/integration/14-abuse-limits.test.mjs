@@ -38,6 +38,9 @@ function assert429(r, what) {
 	assert.ok(ra !== undefined, `${what}: Retry-After present`);
 	assert.match(ra, /^\d+$/, `${what}: Retry-After is delta-seconds`);
 	assert.ok(Number(ra) <= 3600, `${what}: Retry-After ${ra} is sane`);
+	// A page on another origin reads it only when CORS exposes it.
+	assert.ok(tokens(r.headers['access-control-expose-headers'])
+	    .includes('RETRY-AFTER'), `${what}: Retry-After exposed`);
 	assert.ok(isJson(r), `${what}: JSON error`);
 	assert.equal(typeof JSON.parse(r.text).error, 'string', what);
 }

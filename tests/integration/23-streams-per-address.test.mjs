@@ -23,6 +23,8 @@ function assert429(r, what) {
 	assert.equal(r.status, 429, `${what}: status (${r.text})`);
 	assert.match(r.headers['retry-after'] || '', /^\d+$/,
 	    `${what}: Retry-After`);
+	assert.match(r.headers['access-control-expose-headers'] || '',
+	    /(^|,\s*)Retry-After(\s*,|$)/i, `${what}: Retry-After exposed`);
 	assert.ok(isJson(r), `${what}: JSON error`);
 	assert.match(JSON.parse(r.text).error, /address/, what);
 }

@@ -111,17 +111,33 @@ static void
 test_http_query_param(void **state)
 {
 	char *v;
+	bool bad = true;
 
 	(void)state;
-	v = http_query_param("a=1&lastEventId=x%2Dy&b", "lastEventId");
+	v = http_query_param("a=1&lastEventId=x%2Dy&b", "lastEventId", &bad);
 	assert_string_equal(v, "x-y");
+	assert_false(bad);
 	free(v);
-	v = http_query_param("envelope=1", "envelope");
+	v = http_query_param("envelope=1", "envelope", NULL);
 	assert_string_equal(v, "1");
 	free(v);
-	assert_null(http_query_param("ab=1", "a"));
-	assert_null(http_query_param("a=%zz", "a"));
-	assert_null(http_query_param(NULL, "a"));
+	/* Absent: NULL, not malformed. */
+	bad = true;
+	assert_null(http_query_param("ab=1", "a", &bad));
+	assert_false(bad);
+	bad = true;
+	assert_null(http_query_param(NULL, "a", &bad));
+	assert_false(bad);
+	/* Malformed: a bad escape, or a %00 that would cut it short. */
+	assert_null(http_query_param("a=%zz", "a", &bad));
+	assert_true(bad);
+	bad = false;
+	assert_null(http_query_param("x=1&a=b%00%0A", "a", &bad));
+	assert_true(bad);
+	bad = false;
+	assert_null(http_query_param("a=%00", "a", &bad));
+	assert_true(bad);
+	assert_null(http_query_param("a=%00", "a", NULL));
 }
 
 static void
