@@ -21,8 +21,19 @@ void quota_free(struct quota *q);
  */
 bool quota_acquire(struct quota *q, const char *key);
 
+/*
+ * Count one more for key even when it holds max already: for one that
+ * takes the place of one of key's that is ending, whose quota_release()
+ * follows, so that the count is past max only until then.  Each call
+ * must be matched by one quota_release().
+ */
+void quota_acquire_over(struct quota *q, const char *key);
+
 /* Give back one of key's; a key that holds none is forgotten. */
 void quota_release(struct quota *q, const char *key);
+
+/* Whether q limits anything (a max of 0 allows everything). */
+bool quota_limited(const struct quota *q);
 
 /* How many key holds now. */
 size_t quota_count(struct quota *q, const char *key);

@@ -185,6 +185,24 @@ void registry_unsubscribe(struct registry *reg, struct registry_stream *s);
 uint64_t registry_stream_id(const struct registry_stream *s);
 
 /*
+ * Tag s with its client's (a hash of its address, never 0), for
+ * registry_displace().  A stream is untagged until then.
+ */
+void registry_stream_tag(
+    struct registry *reg, struct registry_stream *s, uint64_t tag);
+
+/*
+ * Mark the oldest live stream of (user, device) tagged tag replaced, and
+ * wake it (REGISTRY_REPLACED), as a stream past streams_per_device does
+ * the oldest: for a client that comes back to its device while its old
+ * stream is still open (behind Caddy a departure is noticed only at a
+ * later write), so that the new stream can take that one's place.
+ * Returns whether there was one.
+ */
+bool registry_displace(struct registry *reg, const char *user,
+    const char *device, uint64_t tag);
+
+/*
  * Append m to the device's log (giving it its id) and wake its streams.
  * Takes its own reference: the caller still owns its own.  Returns
  * REGISTRY_OK when the device has a live stream, REGISTRY_HELD when it is

@@ -88,6 +88,7 @@ struct registry_stream {
 	pthread_cond_t cond;
 	uint64_t cursor;    /* seq of the last message taken */
 	uint64_t bytes_out; /* frame bytes taken, to compare with bytes_in */
+	uint64_t tag;       /* its client's, for registry_displace(); 0: none */
 	bool gone, overflow, replaced, closed;
 	atomic_uint pinned; /* publishers about to signal cond, unlocked */
 	struct registry_stream *prev, *next; /* in the device's list */

@@ -341,6 +341,22 @@ api_parse_id(
 	resume->id = n;
 }
 
+/*
+ * A client address as a stream's tag (registry_stream_tag()): FNV-1a,
+ * never 0.  A collision could only let one address's reconnect displace
+ * another's stream of the same device, which any client may replace
+ * anyway by opening streams_per_device streams to it.
+ */
+static uint64_t
+api_address_tag(const char *addr)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return h != 0 ? h : 1;
+}
+
 static void
 api_subscribe(struct api *api, const struct api_request *req,
     const struct route *r, struct api_response *resp)
@@ -370,9 +386,24 @@ api_subscribe(struct api *api, const struct api_request *req,
 	resp->envelope = q != NULL && strcmp(q, "1") == 0;
 	free(q);
 	if (!quota_acquire(api->per_address, addr)) {
-		api_retry_after(resp, API_RETRY_AFTER);
-		api_error(resp, HTTP_429, "too many streams from this address");
-		return;
+		/*
+		 * At the address's limit, a client coming back to its device
+		 * takes the place of its old stream there: behind Caddy a
+		 * departed client's stream stays open until a later write to
+		 * it fails, so a blip that makes every phone behind one NAT
+		 * reconnect at once would otherwise find the old streams
+		 * holding every place, and EventSource gives up for good on
+		 * the 429.  The old stream ends (replaced) and gives its place
+		 * back; until then the address holds one more.
+		 */
+		if (!registry_displace(api->reg, r->user, r->device,
+		        api_address_tag(addr))) {
+			api_retry_after(resp, API_RETRY_AFTER);
+			api_error(resp, HTTP_429,
+			    "too many streams from this address");
+			return;
+		}
+		quota_acquire_over(api->per_address, addr);
 	}
 	resp->quota = api->per_address;
 	resp->quota_key = xstrdup(addr);
@@ -402,6 +433,8 @@ api_subscribe(struct api *api, const struct api_request *req,
 		api_error(resp, status, why);
 		return;
 	}
+	if (quota_limited(api->per_address))
+		registry_stream_tag(api->reg, s, api_address_tag(addr));
 	resp->status = HTTP_200;
 	resp->stream = s;
 	if (resp->cluster_entry != NULL)

@@ -165,7 +165,8 @@ static const struct config_option config_options[] = {
     {"max-streams-per-address", "BEEP_MAX_STREAMS_PER_ADDRESS", CONFIG_SIZE,
         OFF(max_streams_per_address), "256", 0, 1000000,
         "open mode: open streams per client address (REMOTE_ADDR); 0: no "
-        "limit; past it a subscribe gets 429"},
+        "limit; past it a subscribe gets 429, unless it replaces the "
+        "device's stream from that address (a reconnect)"},
     {"log-format", "BEEP_LOG_FORMAT", CONFIG_STR, OFF(log_format), "text", 0, 0,
         "text (one line per event) or json (one JSON object per line)"},
     {"metrics-allow", "BEEP_METRICS_ALLOW", CONFIG_STR, OFF(metrics_allow),

@@ -53,8 +53,9 @@ quota_free(struct quota *q)
 	free(q);
 }
 
-bool
-quota_acquire(struct quota *q, const char *key)
+/* Count one more for key: within max, or past it when over. */
+static bool
+quota_take(struct quota *q, const char *key, bool over)
 {
 	struct quota_entry *e;
 	bool ok = true;
@@ -68,12 +69,24 @@ quota_acquire(struct quota *q, const char *key)
 		e->key = xstrdup(key);
 		HASH_ADD_KEYPTR(hh, q->entries, e->key, strlen(e->key), e);
 	}
-	if (e->count < q->max)
+	if (e->count < q->max || over)
 		e->count++;
 	else
 		ok = false;
 	pthread_mutex_unlock(&q->lock);
 	return ok;
+}
+
+bool
+quota_acquire(struct quota *q, const char *key)
+{
+	return quota_take(q, key, false);
+}
+
+void
+quota_acquire_over(struct quota *q, const char *key)
+{
+	quota_take(q, key, true);
 }
 
 void
@@ -91,6 +104,12 @@ quota_release(struct quota *q, const char *key)
 		free(e);
 	}
 	pthread_mutex_unlock(&q->lock);
+}
+
+bool
+quota_limited(const struct quota *q)
+{
+	return q->max > 0;
 }
 
 size_t

@@ -394,6 +394,43 @@ registry_stream_id(const struct registry_stream *s)
 	return s->id;
 }
 
+void
+registry_stream_tag(
+    struct registry *reg, struct registry_stream *s, uint64_t tag)
+{
+	pthread_mutex_lock(&reg->lock);
+	s->tag = tag;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+bool
+registry_displace(
+    struct registry *reg, const char *user, const char *device, uint64_t tag)
+{
+	struct registry_stream *s;
+	struct reg_device *d;
+	bool found = false;
+
+	if (tag == 0)
+		return false;
+	pthread_mutex_lock(&reg->lock);
+	d = registry_find_device(reg, user, device);
+	/* d->streams is in the order of subscribing: oldest first. */
+	if (d != NULL)
+		DL_FOREACH(d->streams, s)
+		{
+			if (stream_live(s) && s->tag == tag) {
+				s->replaced = true;
+				reg->replaced++;
+				pthread_cond_signal(&s->cond);
+				found = true;
+				break;
+			}
+		}
+	pthread_mutex_unlock(&reg->lock);
+	return found;
+}
+
 /* registry_publish() with id, or 0 for the next registry-wide one. */
 static enum registry_error
 registry_publish_id(struct registry *reg, const char *user, const char *device,

@@ -81,6 +81,63 @@ describe('a small limit (4)', () => {
 	});
 });
 
+// A blip: every client behind one address (a NAT) loses its connection
+// and reconnects at once, with Last-Event-ID, as EventSource does.  Behind
+// Caddy the old streams stay open (ghosts) until a write to them fails,
+// here not for a minute: they held every place, and each reconnect got
+// the 429 on which EventSource gives up for good.  A reconnect to a
+// device whose old stream is from the same address takes its place.
+describe('at the limit (3), reconnects after a blip behind Caddy', () => {
+	const h = useStack({ before, after }, { env: {
+		BEEP_MAX_STREAMS_PER_ADDRESS: '3', BEEP_KEEPALIVE: '60',
+	} });
+
+	test('each reconnect takes its ghost\'s place; a new device does not',
+	    T, async () => {
+		const c = h.stack.client();
+		const u = uid('nat'), devices = ['d1', 'd2', 'd3'];
+		const last = {};
+		for (const d of devices) {
+			const s = await h.stack.subscribe(u, d);
+			const r = await c.postJson(postPath(u, d), { data: `a-${d}` });
+			assert.equal(r.status, 200, r.text);
+			last[d] = (await s.nextEvent()).lastEventId;
+			s.close(); // the client is gone; its stream is a ghost
+		}
+		const replaced0 = (await c.health()).replaced;
+		// Sent during the blip: taken by the ghosts, replayed later.
+		for (const d of devices) {
+			const r = await c.postJson(postPath(u, d), { data: `b-${d}` });
+			assert.equal(r.status, 200, r.text);
+		}
+		assert.equal((await c.health()).streams, 3, 'three ghosts');
+		assert429(await openSub(h.stack, subPath(u, 'd4')),
+		    'a new device at the limit');
+		const back = [];
+		for (const d of devices) {
+			const r = await openSub(h.stack, subPath(u, d),
+			    { 'Last-Event-ID': last[d] });
+			assert.equal(r.status, 200, `reconnect of ${d}: ${r.text}`);
+			back.push(r.stream);
+			assert.equal((await r.stream.nextEvent()).data, `b-${d}`,
+			    `${d}: what the ghost took is replayed`);
+		}
+		assert.equal((await c.health()).replaced, replaced0 + 3);
+		// The ghosts end (replaced) and give their places back.
+		await poll(async () => (await c.health()).streams === 3,
+		    { timeout: 20000, interval: 100, what: 'ghosts ended' });
+		assert429(await openSub(h.stack, subPath(u, 'd4')),
+		    'still at the limit');
+		for (const [i, d] of devices.entries()) {
+			const r = await c.postJson(postPath(u, d), { data: `c-${d}` });
+			assert.equal(r.status, 200, r.text);
+			assert.equal((await back[i].nextEvent()).data, `c-${d}`);
+		}
+		for (const s of back)
+			s.close();
+	});
+});
+
 describe('the default (256)', () => {
 	const h = useStack({ before, after }, { env: {} });
 

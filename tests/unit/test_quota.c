@@ -37,14 +37,46 @@ test_quota_at_the_limit(void **state)
 	quota_free(q); /* with a key still held: freed all the same */
 }
 
+/* quota_acquire_over(): past max until the place it took comes back. */
+static void
+test_quota_over(void **state)
+{
+	struct quota *q = quota_new(2);
+
+	(void)state;
+	assert_true(quota_limited(q));
+	assert_true(quota_acquire(q, "a"));
+	assert_true(quota_acquire(q, "a"));
+	assert_false(quota_acquire(q, "a"));
+	quota_acquire_over(q, "a");
+	assert_int_equal(quota_count(q, "a"), 3);
+	/* The one it took the place of ends: at max, still full. */
+	quota_release(q, "a");
+	assert_int_equal(quota_count(q, "a"), 2);
+	assert_false(quota_acquire(q, "a"));
+	quota_release(q, "a");
+	assert_true(quota_acquire(q, "a"));
+	/* Over a key that held nothing yet, too. */
+	quota_acquire_over(q, "b");
+	assert_int_equal(quota_count(q, "b"), 1);
+	quota_release(q, "b");
+	quota_release(q, "a");
+	quota_release(q, "a");
+	assert_int_equal(quota_count(q, "a"), 0);
+	assert_int_equal(quota_count(q, "b"), 0);
+	quota_free(q);
+}
+
 static void
 test_quota_off(void **state)
 {
 	struct quota *q = quota_new(0);
 
 	(void)state;
+	assert_false(quota_limited(q));
 	for (int i = 0; i < 10000; i++)
 		assert_true(quota_acquire(q, "a"));
+	quota_acquire_over(q, "a");
 	quota_release(q, "a");
 	quota_free(q);
 }
@@ -87,6 +119,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_quota_at_the_limit),
+	    cmocka_unit_test(test_quota_over),
 	    cmocka_unit_test(test_quota_off),
 	    cmocka_unit_test(test_quota_threads),
 	};

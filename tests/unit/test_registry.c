@@ -928,6 +928,59 @@ test_registry_replace_oldest(void **state)
 	registry_free(reg);
 }
 
+/*
+ * registry_displace(): the oldest live stream of the device with the tag
+ * is replaced, no other; none found is false.
+ */
+static void
+test_registry_displace(void **state)
+{
+	struct registry_limits l = {.streams_per_device = 8};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *b, *c, *other;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	b = subscribe(reg, "u", "d", &err);
+	c = subscribe(reg, "u", "d", &err);
+	other = subscribe(reg, "u", "e", &err);
+	assert_non_null(other);
+	registry_stream_tag(reg, a, 7);
+	registry_stream_tag(reg, b, 9);
+	registry_stream_tag(reg, c, 9);
+	registry_stream_tag(reg, other, 5);
+	/* No stream of the device with that tag, no device, no tag. */
+	assert_false(registry_displace(reg, "u", "d", 5));
+	assert_false(registry_displace(reg, "u", "x", 9));
+	assert_false(registry_displace(reg, "v", "d", 9));
+	assert_false(registry_displace(reg, "u", "d", 0));
+	/* The oldest with the tag: b, not a (another tag), not c. */
+	assert_true(registry_displace(reg, "u", "d", 9));
+	assert_int_equal(registry_wait(reg, b, FAR, &bt), REGISTRY_REPLACED);
+	assert_int_equal(registry_wait(reg, a, 0, &bt), REGISTRY_TIMEOUT);
+	assert_int_equal(registry_wait(reg, c, 0, &bt), REGISTRY_TIMEOUT);
+	assert_int_equal(registry_wait(reg, other, 0, &bt), REGISTRY_TIMEOUT);
+	/* b, ending, is not live: next is c, then none. */
+	assert_true(registry_displace(reg, "u", "d", 9));
+	assert_int_equal(registry_wait(reg, c, FAR, &bt), REGISTRY_REPLACED);
+	assert_false(registry_displace(reg, "u", "d", 9));
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.replaced, 2);
+	/* a still takes messages. */
+	publish_str(reg, "u", "d", "x", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(registry_wait(reg, a, FAR, &bt), REGISTRY_MESSAGES);
+	registry_batch_release(&bt);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, c);
+	registry_unsubscribe(reg, other);
+	registry_free(reg);
+}
+
 /* With one stream per device, the replacement takes what the old left. */
 static void
 test_registry_replace_takes_over(void **state)
@@ -1501,6 +1554,7 @@ main(void)
 	    cmocka_unit_test(test_registry_overflow_replay),
 	    cmocka_unit_test(test_registry_grace_from_hangup),
 	    cmocka_unit_test(test_registry_replace_oldest),
+	    cmocka_unit_test(test_registry_displace),
 	    cmocka_unit_test(test_registry_replace_takes_over),
 	    cmocka_unit_test(test_registry_start_position),
 	    cmocka_unit_test(test_registry_replay_from_delivery),
