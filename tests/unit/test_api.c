@@ -665,12 +665,54 @@ test_api_streams_per_address(void **state)
 		struct api_request req = {.method = "GET",
 		    .uri = "/subscribe/w/device/d",
 		    .remote_addr = "192.0.2.1"};
+		struct api_request other = {.method = "GET",
+		    .uri = "/subscribe/x/device/d",
+		    .remote_addr = "192.0.2.1"};
 
 		api_handle(f->api, &req, &s[0]);
 		assert_int_equal(s[0].status, HTTP_200);
-		api_handle(f->api, &req, &r);
+		api_handle(f->api, &other, &r);
 		assert_int_equal(r.status, HTTP_429);
 		api_response_clear(&r);
+	}
+	{
+		/*
+		 * At the limit, a reconnect to a device with a stream from
+		 * this address takes its place: the old one is replaced.
+		 */
+		struct api_request req = {.method = "GET",
+		    .uri = "/subscribe/u1/device/d",
+		    .remote_addr = "192.0.2.1"};
+		struct api_request from_other = {.method = "GET",
+		    .uri = "/subscribe/z/device/d",
+		    .remote_addr = "192.0.2.9"};
+		struct api_request to_other = {.method = "GET",
+		    .uri = "/subscribe/z/device/d",
+		    .remote_addr = "192.0.2.1"};
+		struct api_response theirs = {0};
+		struct api_response again = {0}, third = {0};
+		struct registry_batch b;
+
+		api_handle(f->api, &req, &again);
+		assert_int_equal(again.status, HTTP_200);
+		assert_int_equal(
+		    registry_wait(f->reg, s[1].stream, 0, &b), REGISTRY_REPLACED);
+		/* Past the limit until the old one ends: then at it. */
+		end_stream(f, &s[1]);
+		s[1] = again;
+		api_handle(f->api, &req, &third);
+		assert_int_equal(third.status, HTTP_200);
+		end_stream(f, &s[1]);
+		s[1] = third;
+		/* Another address's stream of a device is not taken. */
+		api_handle(f->api, &from_other, &theirs);
+		assert_int_equal(theirs.status, HTTP_200);
+		api_handle(f->api, &to_other, &r);
+		assert_int_equal(r.status, HTTP_429);
+		api_response_clear(&r);
+		assert_int_equal(registry_wait(f->reg, theirs.stream, 0, &b),
+		    REGISTRY_TIMEOUT);
+		end_stream(f, &theirs);
 	}
 	for (int i = 0; i < 3; i++)
 		end_stream(f, &s[i]);
