@@ -57,8 +57,15 @@ apt-get update -qq
 policy=/usr/sbin/policy-rc.d
 made_policy=
 if [ ! -e "$policy" ]; then
+	# Removed however the install ends (set -e leaves at a failed one):
+	# left behind, it would keep every service the host installs later
+	# from starting.
+	trap 'rm -f "$policy"' EXIT
 	printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
 fi
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
-[ -n "$made_policy" ] && rm -f "$policy"
+if [ -n "$made_policy" ]; then
+	rm -f "$policy"
+	trap - EXIT
+fi
 npm_ci "${1:-run}"

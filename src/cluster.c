@@ -139,14 +139,16 @@ struct cluster *
 cluster_new(const struct config *c, struct registry *reg)
 {
 	struct cluster *cl = xcalloc(1, sizeof(*cl));
-	char host[40] = "";
+	char host[40] = "", url[256];
 	pthread_condattr_t attr;
 
+	/* Never its password in the log. */
+	cluster_redis_url_for_log(c->redis_url, url, sizeof(url));
 	cl->reg = reg;
 	if (cluster_redis_parse_url(cl, c->redis_url) < 0) {
 		log_error("--redis-url %s: expected redis://HOST[:PORT][/DB] "
 		          "or unix:///PATH",
-		    c->redis_url);
+		    url);
 		free(cl->host);
 		free(cl->path);
 		free(cl->password);
@@ -181,7 +183,7 @@ cluster_new(const struct config *c, struct registry *reg)
 	pthread_condattr_destroy(&attr);
 	atomic_init(&cl->cmd_up, false);
 	atomic_init(&cl->sub_up, false);
-	log_info("cluster node %s, redis %s", cl->node, c->redis_url);
+	log_info("cluster node %s, redis %s", cl->node, url);
 	pthread_create(&cl->cmd_thread, NULL, cluster_redis_cmd_main, cl);
 	pthread_create(&cl->sub_thread, NULL, cluster_redis_sub_main, cl);
 	return cl;

@@ -17,6 +17,17 @@
 #define LOG_MODULE "cluster"
 
 /* "redis://[[USER]:PASS@]HOST[:PORT][/DB]" or "unix://PATH". */
+void
+cluster_redis_url_for_log(const char *url, char *out, size_t n)
+{
+	const char *at = strrchr(url, '@');
+
+	if (strncmp(url, "redis://", 8) == 0 && at != NULL)
+		snprintf(out, n, "redis://***%s", at);
+	else
+		snprintf(out, n, "%s", url);
+}
+
 int
 cluster_redis_parse_url(struct cluster *cl, const char *url)
 {

@@ -87,6 +87,12 @@ main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	/*
+	 * A terminal that closes (make run over ssh): stopped as by SIGTERM,
+	 * not killed with streams and socket left as they were.  There is
+	 * nothing to reload: the configuration is read at start.
+	 */
+	sigaddset(&set, SIGHUP);
 	/* Blocked here, so blocked in every thread started from now on. */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
@@ -116,7 +122,7 @@ main(int argc, char **argv)
 	do {
 		if (sigwait(&set, &sig) != 0)
 			sig = 0;
-	} while (sig != SIGTERM && sig != SIGINT);
+	} while (sig != SIGTERM && sig != SIGINT && sig != SIGHUP);
 
 	log_info("%s: stopping", strsignal(sig));
 	left = server_stop(srv, MAIN_STOP_TIMEOUT_MS);

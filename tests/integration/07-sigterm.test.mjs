@@ -1,13 +1,15 @@
 // SIGTERM: every open stream gets a final `retry:` field and ends; the backend
 // exits with code 0. (The contract promises 2 s; the guard here is only a
-// generous hang guard, not a timing assertion.)
+// generous hang guard, not a timing assertion.)  SIGINT and SIGHUP (a
+// terminal that closes) stop it the same way: SIGHUP once killed it at
+// once, with no retry: for its streams and its socket file left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, uid, postPath } from './harness.mjs';
 
 const T = { timeout: 60000 };
 
-for (const sig of ['SIGTERM', 'SIGINT']) {
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
 	test(`${sig}: streams get retry and end, backend exits 0`, T, async (t) => {
 		const stack = await startStack({}, t);
 		const c = stack.client();

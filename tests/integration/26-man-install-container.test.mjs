@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
 import {
 	mkdtempSync, readFileSync, rmSync, cpSync, existsSync, statSync,
+	writeFileSync, mkdirSync,
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,6 +60,57 @@ test('man page and sample file are up to date (make docs)', T, async () => {
 			extra: have.filter((l) => !want.includes(l)),
 		}, { missing: [], extra: [] }, `${f} is out of date: run make docs`);
 		assert.deepEqual(have, want, `${f}: same order (make docs)`);
+	}
+});
+
+// The unit's "defaults, shown for reference" drifted once (keepalive 15
+// after the default became 4): each must be the binary's default.
+test('the systemd unit shows the defaults as they are', T, async () => {
+	const unit = readFileSync(path.join(ROOT, 'conf', 'beep-signal.service'),
+	    'utf8');
+	const block = unit.split('# Defaults, shown for reference')[1]
+	    .split(/\n\s*\n/)[0];
+	const shown = [...block.matchAll(/^Environment=BEEP_(\w+)=(.*)$/mg)];
+	assert.ok(shown.length >= 3, 'the block is where it was');
+	const env = Object.fromEntries(Object.entries(process.env)
+	    .filter(([k]) => !k.startsWith('BEEP_')));
+	const { stdout } = await run(BEEP_BIN, ['--print-config'], { env });
+	for (const [, name, value] of shown) {
+		const key = name.toLowerCase().replace(/_/g, '-');
+		const m = new RegExp(`^#?${key} = (.*)$`, 'm').exec(stdout);
+		assert.ok(m, `--print-config has ${key}`);
+		assert.equal(value, m[1], `BEEP_${name} in beep-signal.service`);
+	}
+});
+
+// scripts/deps.sh (make run, make test) with fake id, dpkg-query and
+// apt-get first on PATH, and its policy-rc.d moved into a temp directory:
+// nothing is installed.  As root with an install that fails (a mirror
+// down), it fails, and the policy-rc.d it made (which keeps installed
+// services from starting) is gone: left behind, no service the host
+// installed later would start.  Not root: it prints the command and fails.
+test('scripts/deps.sh: a failed install leaves no policy-rc.d behind', T,
+    async () => {
+	const t = mkdtempSync(path.join(dir, 'deps-'));
+	const bin = path.join(t, 'bin');
+	const policy = path.join(t, 'policy-rc.d');
+	const script = path.join(t, 'deps.sh');
+	const write = (f, text) => writeFileSync(f, text, { mode: 0o755 });
+	mkdirSync(bin);
+	write(path.join(bin, 'dpkg-query'), '#!/bin/sh\nexit 1\n');
+	write(path.join(bin, 'apt-get'), '#!/bin/sh\n[ "$1" = update ] && ' +
+	    'exit 0\necho "E: Unable to locate package caddy" >&2\nexit 100\n');
+	write(script, readFileSync(path.join(ROOT, 'scripts', 'deps.sh'), 'utf8')
+	    .replaceAll('/usr/sbin/policy-rc.d', policy));
+	for (const [uid, what] of [['0', 'root'], ['1000', 'not root']]) {
+		write(path.join(bin, 'id'), `#!/bin/sh\necho ${uid}\n`);
+		const r = await run('sh', [script, 'run'], {
+			cwd: t, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+		}).then(() => ({ code: 0 }), (e) => e);
+		assert.notEqual(r.code, 0, `${what}: deps.sh fails`);
+		assert.ok(!existsSync(policy), `${what}: no policy-rc.d left`);
+		if (uid !== '0')
+			assert.match(r.stderr, /sudo apt-get install -y .*caddy/, what);
 	}
 });
 

@@ -24,8 +24,31 @@
 
 #include "cluster.h"
 #include "cluster_lua.h"
+#include "cluster_redis.h"
 #include "registry.h"
 #include "util.h"
+
+/* The Redis URL as logged: never its password. */
+static void
+test_cluster_url_for_log(void **state)
+{
+	static const char *const cases[][2] = {
+	    {"redis://:S3cret@10.0.0.5:6380/2", "redis://***@10.0.0.5:6380/2"},
+	    {"redis://user:pw@h", "redis://***@h"},
+	    {"redis://:p@ss@h:1", "redis://***@h:1"},
+	    {"redis://h:6379/0", "redis://h:6379/0"},
+	    {"unix:///run/redis.sock", "unix:///run/redis.sock"},
+	};
+	char out[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cluster_redis_url_for_log(cases[i][0], out, sizeof(out));
+		assert_string_equal(out, cases[i][1]);
+	}
+	cluster_redis_url_for_log("redis://:secret@h", out, 12);
+	assert_null(strstr(out, "secret"));
+}
 
 static void
 test_cluster_ids(void **state)
@@ -580,6 +603,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_cluster_url_for_log),
 	    cmocka_unit_test(test_cluster_ids),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_two_nodes, setup, teardown),
