@@ -112,10 +112,20 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 	}
 	body_parsing = msg; /* read only by body_init()'s functions */
 	root = json_loadb(body, len, JSON_ALLOW_NUL, &err);
+	/*
+	 * An integer past 64 bits is valid JSON, which jansson refuses as an
+	 * integer: read every integer as a double then, as JavaScript's
+	 * JSON.parse() does (the data is delivered as the same numbers).
+	 */
+	if (root == NULL && json_error_code(&err) == json_error_numeric_overflow)
+		root = json_loadb(body, len,
+		    JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
 	body_parsing = NULL;
 	msg->doc = root; /* released by body_msg_clear(), on every path */
 	if (root == NULL) {
-		*why = "malformed JSON";
+		*why = json_error_code(&err) == json_error_numeric_overflow
+		    ? "number out of range (past a double)"
+		    : "malformed JSON";
 		return HTTP_400;
 	}
 	if (!json_is_object(root)) {

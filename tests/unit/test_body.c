@@ -30,6 +30,18 @@ static const struct {
         "{\"sdp\":\"v=0\",\"n\":[1,2]}", NULL},
     {JSON, "{\"data\":42}", HTTP_200, "42", NULL},
     {JSON, "{\"data\":false}", HTTP_200, "false", NULL},
+    /* Past 64 bits: every integer read as a double, as JSON.parse() does. */
+    {JSON, "{\"data\":9223372036854775807}", HTTP_200, "9223372036854775807",
+        NULL},
+    {JSON, "{\"data\":9223372036854775808}", HTTP_200,
+        "9.2233720368547758e18", NULL},
+    {JSON, "{\"data\":{\"id\":12345678901234567890,\"n\":5}}", HTTP_200,
+        "{\"id\":1.2345678901234567e19,\"n\":5.0}", NULL},
+    /* Past a double: no number JSON.parse() would give back. */
+    {JSON, "{\"data\":1e400}", HTTP_400, NULL, NULL},
+    {JSON, "{\"data\":[1,-1e999]}", HTTP_400, NULL, NULL},
+    /* Below a double's least: zero, as JSON.parse() reads it. */
+    {JSON, "{\"data\":1e-400}", HTTP_200, "0.0", NULL},
     {JSON, "{\"data\":[]}", HTTP_200, "[]", NULL},
     {JSON, "{\"data\":\"x\",\"event\":\"ice.candidate-1_\"}", HTTP_200, "x",
         "ice.candidate-1_"},
