@@ -72,6 +72,13 @@ async function smoke(t, rig) {
 	assert.ok(took <= PROMPT, `event took ${took} ms through ${rig.name} ` +
 	    `(buffered?)`);
 
+	// A body of unknown length (chunked): each front passes it on its own
+	// way (Caddy's CONTENT_LENGTH is -1), and the backend reads it whole.
+	const chunked = await c.postJson(postPath(u, 'phone'),
+	    { data: 'sent chunked' }, { chunked: true });
+	assert.equal(chunked.status, 200, `chunked POST: ${chunked.text}`);
+	assert.equal((await s.nextEvent(10000)).data, 'sent chunked');
+
 	// A second subscriber leaves: unlisted once the backend notices.
 	const leaver = await rig.open(subPath(u, 'laptop'));
 	assert.equal(leaver.status, 200);
