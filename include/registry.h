@@ -199,8 +199,8 @@ void registry_stream_tag(
  * later write), so that the new stream can take that one's place.
  * Returns whether there was one.
  */
-bool registry_displace(struct registry *reg, const char *user,
-    const char *device, uint64_t tag);
+bool registry_displace(
+    struct registry *reg, const char *user, const char *device, uint64_t tag);
 
 /*
  * Append m to the device's log (giving it its id) and wake its streams.

@@ -376,11 +376,10 @@ api_subscribe(struct api *api, const struct api_request *req,
 			q = http_query_param(r->query, "last_event_id", &bad);
 	}
 	/* An id given that cannot be decoded is an unknown one: a reset. */
-	api_parse_id(api,
-	    req->last_event_id ? req->last_event_id
-	    : bad              ? API_UNREADABLE_ID
-	                       : q,
-	    &resume);
+	if (req->last_event_id != NULL)
+		api_parse_id(api, req->last_event_id, &resume);
+	else
+		api_parse_id(api, bad ? API_UNREADABLE_ID : q, &resume);
 	free(q);
 	q = r->query ? http_query_param(r->query, "envelope", NULL) : NULL;
 	resp->envelope = q != NULL && strcmp(q, "1") == 0;
@@ -396,8 +395,8 @@ api_subscribe(struct api *api, const struct api_request *req,
 		 * the 429.  The old stream ends (replaced) and gives its place
 		 * back; until then the address holds one more.
 		 */
-		if (!registry_displace(api->reg, r->user, r->device,
-		        api_address_tag(addr))) {
+		if (!registry_displace(
+		        api->reg, r->user, r->device, api_address_tag(addr))) {
 			api_retry_after(resp, API_RETRY_AFTER);
 			api_error(resp, HTTP_429,
 			    "too many streams from this address");

@@ -72,8 +72,8 @@ body_event_why(const char *s, size_t len)
 			return "event must be 1-64 characters of "
 			       "[A-Za-z0-9_.-]";
 	}
-	for (size_t i = 0; i < sizeof(body_reserved_events) /
-	         sizeof(body_reserved_events[0]);
+	for (size_t i = 0;
+	     i < sizeof(body_reserved_events) / sizeof(body_reserved_events[0]);
 	     i++)
 		if (len == strlen(body_reserved_events[i]) &&
 		    memcmp(s, body_reserved_events[i], len) == 0)
@@ -117,9 +117,10 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 	 * integer: read every integer as a double then, as JavaScript's
 	 * JSON.parse() does (the data is delivered as the same numbers).
 	 */
-	if (root == NULL && json_error_code(&err) == json_error_numeric_overflow)
-		root = json_loadb(body, len,
-		    JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
+	if (root == NULL &&
+	    json_error_code(&err) == json_error_numeric_overflow)
+		root = json_loadb(
+		    body, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
 	body_parsing = NULL;
 	msg->doc = root; /* released by body_msg_clear(), on every path */
 	if (root == NULL) {

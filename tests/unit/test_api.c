@@ -695,8 +695,8 @@ test_api_streams_per_address(void **state)
 
 		api_handle(f->api, &req, &again);
 		assert_int_equal(again.status, HTTP_200);
-		assert_int_equal(
-		    registry_wait(f->reg, s[1].stream, 0, &b), REGISTRY_REPLACED);
+		assert_int_equal(registry_wait(f->reg, s[1].stream, 0, &b),
+		    REGISTRY_REPLACED);
 		/* Past the limit until the old one ends: then at it. */
 		end_stream(f, &s[1]);
 		s[1] = again;

@@ -33,8 +33,8 @@ static const struct {
     /* Past 64 bits: every integer read as a double, as JSON.parse() does. */
     {JSON, "{\"data\":9223372036854775807}", HTTP_200, "9223372036854775807",
         NULL},
-    {JSON, "{\"data\":9223372036854775808}", HTTP_200,
-        "9.2233720368547758e18", NULL},
+    {JSON, "{\"data\":9223372036854775808}", HTTP_200, "9.2233720368547758e18",
+        NULL},
     {JSON, "{\"data\":{\"id\":12345678901234567890,\"n\":5}}", HTTP_200,
         "{\"id\":1.2345678901234567e19,\"n\":5.0}", NULL},
     /* Past a double: no number JSON.parse() would give back. */
@@ -62,8 +62,7 @@ static const struct {
     {JSON, "{\"data\":{},\"event\":\"reset\"}", HTTP_400, NULL, NULL},
     {JSON, "{\"data\":\"x\",\"event\":\"Reset\"}", HTTP_200, "x", "Reset"},
     {JSON, "{\"data\":\"x\",\"event\":\"resets\"}", HTTP_200, "x", "resets"},
-    {JSON, "{\"data\":\"x\",\"event\":\"replace\"}", HTTP_200, "x",
-        "replace"},
+    {JSON, "{\"data\":\"x\",\"event\":\"replace\"}", HTTP_200, "x", "replace"},
     {FORM, "data=hello+world", HTTP_200, "hello world", NULL},
     {FORM, "event=answer&data=a%0D%0Ab", HTTP_200, "a\r\nb", "answer"},
     {FORM, "data=first&data=second", HTTP_200, "first", NULL},
