@@ -22,12 +22,15 @@ void quota_free(struct quota *q);
 bool quota_acquire(struct quota *q, const char *key);
 
 /*
- * Count one more for key even when it holds max already: for one that
- * takes the place of one of key's that is ending, whose quota_release()
- * follows, so that the count is past max only until then.  Each call
- * must be matched by one quota_release().
+ * Count one more for key even when it holds max already, up to twice max:
+ * for one that takes the place of one of key's that is ending, whose
+ * quota_release() follows, so that the count is past max only until then.
+ * The bound holds when those take long to end (a client that reads
+ * nothing holds its stream's thread in a write for BEEP_WRITE_TIMEOUT),
+ * and each new one is displaced in turn.  Returns whether it was counted;
+ * each true must be matched by one quota_release().
  */
-void quota_acquire_over(struct quota *q, const char *key);
+bool quota_acquire_over(struct quota *q, const char *key);
 
 /* Give back one of key's; a key that holds none is forgotten. */
 void quota_release(struct quota *q, const char *key);

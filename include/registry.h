@@ -191,16 +191,21 @@ uint64_t registry_stream_id(const struct registry_stream *s);
 void registry_stream_tag(
     struct registry *reg, struct registry_stream *s, uint64_t tag);
 
+/* Whether (user, device) has a live stream tagged tag. */
+bool registry_has_tagged(
+    struct registry *reg, const char *user, const char *device, uint64_t tag);
+
 /*
- * Mark the oldest live stream of (user, device) tagged tag replaced, and
- * wake it (REGISTRY_REPLACED), as a stream past streams_per_device does
- * the oldest: for a client that comes back to its device while its old
- * stream is still open (behind Caddy a departure is noticed only at a
- * later write), so that the new stream can take that one's place.
- * Returns whether there was one.
+ * Tag s, just subscribed, with tag, and mark the oldest other live stream
+ * of its device tagged tag replaced and wake it (REGISTRY_REPLACED), as a
+ * stream past streams_per_device does the oldest: for a client that came
+ * back to its device while its old stream is still open (behind Caddy a
+ * departure is noticed only at a later write), so that the new stream
+ * takes that one's place.  Returns whether there was one (it may have
+ * ended meanwhile).
  */
 bool registry_displace(
-    struct registry *reg, const char *user, const char *device, uint64_t tag);
+    struct registry *reg, struct registry_stream *s, uint64_t tag);
 
 /*
  * Append m to the device's log (giving it its id) and wake its streams.

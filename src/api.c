@@ -367,7 +367,7 @@ api_subscribe(struct api *api, const struct api_request *req,
 	bool down = false;
 	const char *addr = req->remote_addr ? req->remote_addr : "";
 	char *q = NULL;
-	bool bad = false;
+	bool bad = false, displace = false;
 
 	/* The header, which EventSource sends, wins over the query. */
 	if (req->last_event_id == NULL && r->query != NULL) {
@@ -392,17 +392,19 @@ api_subscribe(struct api *api, const struct api_request *req,
 		 * it fails, so a blip that makes every phone behind one NAT
 		 * reconnect at once would otherwise find the old streams
 		 * holding every place, and EventSource gives up for good on
-		 * the 429.  The old stream ends (replaced) and gives its place
-		 * back; until then the address holds one more.
+		 * the 429.  The old stream ends (replaced) once this one is
+		 * open, and gives its place back; until then the address holds
+		 * one more (at most twice its limit: quota_acquire_over()).
 		 */
-		if (!registry_displace(
-		        api->reg, r->user, r->device, api_address_tag(addr))) {
+		displace = registry_has_tagged(api->reg, r->user, r->device,
+		               api_address_tag(addr)) &&
+		    quota_acquire_over(api->per_address, addr);
+		if (!displace) {
 			api_retry_after(resp, API_RETRY_AFTER);
 			api_error(resp, HTTP_429,
 			    "too many streams from this address");
 			return;
 		}
-		quota_acquire_over(api->per_address, addr);
 	}
 	resp->quota = api->per_address;
 	resp->quota_key = xstrdup(addr);
@@ -432,7 +434,10 @@ api_subscribe(struct api *api, const struct api_request *req,
 		api_error(resp, status, why);
 		return;
 	}
-	if (quota_limited(api->per_address))
+	/* Only now: a subscribe that failed took no one's place. */
+	if (displace)
+		registry_displace(api->reg, s, api_address_tag(addr));
+	else if (quota_limited(api->per_address))
 		registry_stream_tag(api->reg, s, api_address_tag(addr));
 	resp->status = HTTP_200;
 	resp->stream = s;

@@ -53,7 +53,7 @@ quota_free(struct quota *q)
 	free(q);
 }
 
-/* Count one more for key: within max, or past it when over. */
+/* Count one more for key: within max, or up to 2 x max when over. */
 static bool
 quota_take(struct quota *q, const char *key, bool over)
 {
@@ -69,7 +69,7 @@ quota_take(struct quota *q, const char *key, bool over)
 		e->key = xstrdup(key);
 		HASH_ADD_KEYPTR(hh, q->entries, e->key, strlen(e->key), e);
 	}
-	if (e->count < q->max || over)
+	if (e->count < q->max || (over && e->count < 2 * q->max))
 		e->count++;
 	else
 		ok = false;
@@ -83,10 +83,10 @@ quota_acquire(struct quota *q, const char *key)
 	return quota_take(q, key, false);
 }
 
-void
+bool
 quota_acquire_over(struct quota *q, const char *key)
 {
-	quota_take(q, key, true);
+	return quota_take(q, key, true);
 }
 
 void

@@ -403,32 +403,52 @@ registry_stream_tag(
 	pthread_mutex_unlock(&reg->lock);
 }
 
+/* The oldest live stream of d tagged tag, but s; NULL: none.  Locked. */
+static struct registry_stream *
+device_tagged(struct reg_device *d, uint64_t tag, struct registry_stream *s)
+{
+	struct registry_stream *t;
+
+	/* d->streams is in the order of subscribing: oldest first. */
+	DL_FOREACH(d->streams, t)
+	{
+		if (t != s && stream_live(t) && t->tag == tag)
+			return t;
+	}
+	return NULL;
+}
+
 bool
-registry_displace(
+registry_has_tagged(
     struct registry *reg, const char *user, const char *device, uint64_t tag)
 {
-	struct registry_stream *s;
 	struct reg_device *d;
-	bool found = false;
+	bool found;
 
 	if (tag == 0)
 		return false;
 	pthread_mutex_lock(&reg->lock);
 	d = registry_find_device(reg, user, device);
-	/* d->streams is in the order of subscribing: oldest first. */
-	if (d != NULL)
-		DL_FOREACH(d->streams, s)
-		{
-			if (stream_live(s) && s->tag == tag) {
-				s->replaced = true;
-				reg->replaced++;
-				pthread_cond_signal(&s->cond);
-				found = true;
-				break;
-			}
-		}
+	found = d != NULL && device_tagged(d, tag, NULL) != NULL;
 	pthread_mutex_unlock(&reg->lock);
 	return found;
+}
+
+bool
+registry_displace(struct registry *reg, struct registry_stream *s, uint64_t tag)
+{
+	struct registry_stream *old;
+
+	pthread_mutex_lock(&reg->lock);
+	s->tag = tag;
+	old = tag != 0 ? device_tagged(s->device, tag, s) : NULL;
+	if (old != NULL) {
+		old->replaced = true;
+		reg->replaced++;
+		pthread_cond_signal(&old->cond);
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return old != NULL;
 }
 
 /* registry_publish() with id, or 0 for the next registry-wide one. */

@@ -679,6 +679,9 @@ test_api_streams_per_address(void **state)
 		/*
 		 * At the limit, a reconnect to a device with a stream from
 		 * this address takes its place: the old one is replaced.
+		 * Until the replaced ones end the address holds more, but
+		 * never more than twice its limit, however many reconnects
+		 * chain (each replaces the one before).
 		 */
 		struct api_request req = {.method = "GET",
 		    .uri = "/subscribe/u1/device/d",
@@ -689,21 +692,30 @@ test_api_streams_per_address(void **state)
 		struct api_request to_other = {.method = "GET",
 		    .uri = "/subscribe/z/device/d",
 		    .remote_addr = "192.0.2.1"};
-		struct api_response theirs = {0};
-		struct api_response again = {0}, third = {0};
+		struct api_response theirs = {0}, chain[4];
 		struct registry_batch b;
 
-		api_handle(f->api, &req, &again);
-		assert_int_equal(again.status, HTTP_200);
+		for (int i = 0; i < 4; i++) {
+			memset(&chain[i], 0, sizeof(chain[i]));
+			api_handle(f->api, &req, &chain[i]);
+		}
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(chain[i].status, HTTP_200);
+		assert_int_equal(chain[3].status, HTTP_429);
+		api_response_clear(&chain[3]);
 		assert_int_equal(registry_wait(f->reg, s[1].stream, 0, &b),
 		    REGISTRY_REPLACED);
-		/* Past the limit until the old one ends: then at it. */
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(
+			    registry_wait(f->reg, chain[i].stream, 0, &b),
+			    REGISTRY_REPLACED);
+		assert_int_equal(registry_wait(f->reg, chain[2].stream, 0, &b),
+		    REGISTRY_TIMEOUT);
+		/* The replaced end: back at the limit, the newest open. */
 		end_stream(f, &s[1]);
-		s[1] = again;
-		api_handle(f->api, &req, &third);
-		assert_int_equal(third.status, HTTP_200);
-		end_stream(f, &s[1]);
-		s[1] = third;
+		end_stream(f, &chain[0]);
+		end_stream(f, &chain[1]);
+		s[1] = chain[2];
 		/* Another address's stream of a device is not taken. */
 		api_handle(f->api, &from_other, &theirs);
 		assert_int_equal(theirs.status, HTTP_200);
@@ -716,6 +728,63 @@ test_api_streams_per_address(void **state)
 	}
 	for (int i = 0; i < 3; i++)
 		end_stream(f, &s[i]);
+	{
+		/* Every place came back, no more: 3 fit, the 4th does not. */
+		char uri2[64];
+		struct api_request req = {
+		    .method = "GET", .uri = uri2, .remote_addr = "192.0.2.1"};
+
+		for (int i = 0; i < 4; i++) {
+			snprintf(
+			    uri2, sizeof(uri2), "/subscribe/n%d/device/d", i);
+			memset(&s[i], 0, sizeof(s[i]));
+			api_handle(f->api, &req, &s[i]);
+		}
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(s[i].status, HTTP_200);
+		assert_int_equal(s[3].status, HTTP_429);
+		api_response_clear(&s[3]);
+		for (int i = 0; i < 3; i++)
+			end_stream(f, &s[i]);
+	}
+	fixture_free(f);
+}
+
+/*
+ * A reconnect at the address limit whose subscribe then fails (the
+ * service's stream limit) takes no one's place: the old stream lives on.
+ */
+static void
+test_api_displace_only_when_open(void **state)
+{
+	const char *argv[] = {"beep-signal", "--max-streams-per-address", "2"};
+	struct registry_limits l = {.max_streams = 2,
+	    .queue_messages = 16,
+	    .grace_ms = 60000,
+	    .streams_per_device = 8};
+	struct fixture *f = fixture_new(3, argv, &l);
+	struct api_request d = {.method = "GET",
+	    .uri = "/subscribe/u/device/d",
+	    .remote_addr = "192.0.2.1"};
+	struct api_request e = {.method = "GET",
+	    .uri = "/subscribe/u/device/e",
+	    .remote_addr = "192.0.2.1"};
+	struct api_response sd = {0}, se = {0}, again = {0};
+	struct registry_batch b;
+
+	(void)state;
+	api_handle(f->api, &d, &sd);
+	api_handle(f->api, &e, &se);
+	assert_int_equal(sd.status, HTTP_200);
+	assert_int_equal(se.status, HTTP_200);
+	api_handle(f->api, &d, &again);
+	assert_int_equal(again.status, HTTP_503);
+	assert_null(again.stream);
+	api_response_clear(&again);
+	assert_int_equal(
+	    registry_wait(f->reg, sd.stream, 0, &b), REGISTRY_TIMEOUT);
+	end_stream(f, &sd);
+	end_stream(f, &se);
 	fixture_free(f);
 }
 
@@ -998,6 +1067,7 @@ main(void)
 	    cmocka_unit_test(test_api_token_too_long),
 	    cmocka_unit_test(test_api_precheck_before_body),
 	    cmocka_unit_test(test_api_streams_per_address),
+	    cmocka_unit_test(test_api_displace_only_when_open),
 	    cmocka_unit_test(test_api_streams_per_address_not_with_auth),
 	    cmocka_unit_test(test_api_readyz),
 	    cmocka_unit_test(test_api_metrics_allow),

@@ -37,7 +37,10 @@ test_quota_at_the_limit(void **state)
 	quota_free(q); /* with a key still held: freed all the same */
 }
 
-/* quota_acquire_over(): past max until the place it took comes back. */
+/*
+ * quota_acquire_over(): past max until the place it took comes back, and
+ * never past twice max.
+ */
 static void
 test_quota_over(void **state)
 {
@@ -48,16 +51,23 @@ test_quota_over(void **state)
 	assert_true(quota_acquire(q, "a"));
 	assert_true(quota_acquire(q, "a"));
 	assert_false(quota_acquire(q, "a"));
-	quota_acquire_over(q, "a");
+	assert_true(quota_acquire_over(q, "a"));
 	assert_int_equal(quota_count(q, "a"), 3);
 	/* The one it took the place of ends: at max, still full. */
 	quota_release(q, "a");
 	assert_int_equal(quota_count(q, "a"), 2);
 	assert_false(quota_acquire(q, "a"));
+	/* Displaced ones that take long to end: at most 2 x max. */
+	assert_true(quota_acquire_over(q, "a"));
+	assert_true(quota_acquire_over(q, "a"));
+	assert_false(quota_acquire_over(q, "a"));
+	assert_int_equal(quota_count(q, "a"), 4);
+	quota_release(q, "a");
+	quota_release(q, "a");
 	quota_release(q, "a");
 	assert_true(quota_acquire(q, "a"));
 	/* Over a key that held nothing yet, too. */
-	quota_acquire_over(q, "b");
+	assert_true(quota_acquire_over(q, "b"));
 	assert_int_equal(quota_count(q, "b"), 1);
 	quota_release(q, "b");
 	quota_release(q, "a");
@@ -76,7 +86,7 @@ test_quota_off(void **state)
 	assert_false(quota_limited(q));
 	for (int i = 0; i < 10000; i++)
 		assert_true(quota_acquire(q, "a"));
-	quota_acquire_over(q, "a");
+	assert_true(quota_acquire_over(q, "a"));
 	quota_release(q, "a");
 	quota_free(q);
 }

@@ -929,15 +929,16 @@ test_registry_replace_oldest(void **state)
 }
 
 /*
- * registry_displace(): the oldest live stream of the device with the tag
- * is replaced, no other; none found is false.
+ * registry_has_tagged() and registry_displace(): the new stream is tagged
+ * and takes the place of the oldest other live stream of its device with
+ * the tag, no other.
  */
 static void
 test_registry_displace(void **state)
 {
 	struct registry_limits l = {.streams_per_device = 8};
 	struct registry *reg = registry_new(&l);
-	struct registry_stream *a, *b, *c, *other;
+	struct registry_stream *a, *b, *c, *other, *n1, *n2, *n3;
 	struct registry_stats stats;
 	struct registry_batch bt;
 	enum registry_error err;
@@ -952,31 +953,46 @@ test_registry_displace(void **state)
 	registry_stream_tag(reg, b, 9);
 	registry_stream_tag(reg, c, 9);
 	registry_stream_tag(reg, other, 5);
+	assert_true(registry_has_tagged(reg, "u", "d", 9));
+	assert_true(registry_has_tagged(reg, "u", "e", 5));
 	/* No stream of the device with that tag, no device, no tag. */
-	assert_false(registry_displace(reg, "u", "d", 5));
-	assert_false(registry_displace(reg, "u", "x", 9));
-	assert_false(registry_displace(reg, "v", "d", 9));
-	assert_false(registry_displace(reg, "u", "d", 0));
+	assert_false(registry_has_tagged(reg, "u", "d", 5));
+	assert_false(registry_has_tagged(reg, "u", "x", 9));
+	assert_false(registry_has_tagged(reg, "v", "d", 9));
+	assert_false(registry_has_tagged(reg, "u", "d", 0));
 	/* The oldest with the tag: b, not a (another tag), not c. */
-	assert_true(registry_displace(reg, "u", "d", 9));
+	n1 = subscribe(reg, "u", "d", &err);
+	assert_true(registry_displace(reg, n1, 9));
 	assert_int_equal(registry_wait(reg, b, FAR, &bt), REGISTRY_REPLACED);
 	assert_int_equal(registry_wait(reg, a, 0, &bt), REGISTRY_TIMEOUT);
 	assert_int_equal(registry_wait(reg, c, 0, &bt), REGISTRY_TIMEOUT);
 	assert_int_equal(registry_wait(reg, other, 0, &bt), REGISTRY_TIMEOUT);
-	/* b, ending, is not live: next is c, then none. */
-	assert_true(registry_displace(reg, "u", "d", 9));
+	/* b, ending, is not live; the next is c, then n1 (tagged by it). */
+	n2 = subscribe(reg, "u", "d", &err);
+	assert_true(registry_displace(reg, n2, 9));
 	assert_int_equal(registry_wait(reg, c, FAR, &bt), REGISTRY_REPLACED);
-	assert_false(registry_displace(reg, "u", "d", 9));
+	n3 = subscribe(reg, "u", "d", &err);
+	assert_true(registry_displace(reg, n3, 9));
+	assert_int_equal(registry_wait(reg, n1, FAR, &bt), REGISTRY_REPLACED);
+	assert_int_equal(registry_wait(reg, n2, 0, &bt), REGISTRY_TIMEOUT);
+	/* Never itself: the only one left with the tag is n3's own. */
+	registry_unsubscribe(reg, n2);
+	assert_false(registry_displace(reg, n3, 9));
+	assert_int_equal(registry_wait(reg, n3, 0, &bt), REGISTRY_TIMEOUT);
 	registry_stats(reg, &stats);
-	assert_int_equal(stats.replaced, 2);
-	/* a still takes messages. */
+	assert_int_equal(stats.replaced, 3);
+	/* a and n3 still take messages. */
 	publish_str(reg, "u", "d", "x", &err);
 	assert_int_equal(err, REGISTRY_OK);
 	assert_int_equal(registry_wait(reg, a, FAR, &bt), REGISTRY_MESSAGES);
 	registry_batch_release(&bt);
+	assert_int_equal(registry_wait(reg, n3, FAR, &bt), REGISTRY_MESSAGES);
+	registry_batch_release(&bt);
 	registry_unsubscribe(reg, a);
 	registry_unsubscribe(reg, b);
 	registry_unsubscribe(reg, c);
+	registry_unsubscribe(reg, n1);
+	registry_unsubscribe(reg, n3);
 	registry_unsubscribe(reg, other);
 	registry_free(reg);
 }
