@@ -50,6 +50,7 @@ main(int argc, char **argv)
 	struct registry *reg;
 	struct server *srv;
 	struct config c;
+	struct sigaction hup;
 	sigset_t set;
 	size_t left;
 	int rc, sig, tune_err;
@@ -90,9 +91,12 @@ main(int argc, char **argv)
 	/*
 	 * A terminal that closes (make run over ssh): stopped as by SIGTERM,
 	 * not killed with streams and socket left as they were.  There is
-	 * nothing to reload: the configuration is read at start.
+	 * nothing to reload: the configuration is read at start.  Unless
+	 * SIGHUP comes ignored (nohup): a blocked signal is never discarded,
+	 * so waiting for it would undo what nohup asked for.
 	 */
-	sigaddset(&set, SIGHUP);
+	if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+		sigaddset(&set, SIGHUP);
 	/* Blocked here, so blocked in every thread started from now on. */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 

@@ -5,7 +5,7 @@
 // once, with no retry: for its streams and its socket file left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, uid, postPath } from './harness.mjs';
+import { startStack, uid, postPath, runBinary } from './harness.mjs';
 
 const T = { timeout: 60000 };
 
@@ -52,4 +52,21 @@ test('SIGTERM with no stream open: exits 0', T, async (t) => {
 	assert.equal((await stack.client().health()).streams, 0);
 	const exit = await stack.signalBackend('SIGTERM', 20000);
 	assert.deepEqual([exit.code, exit.signal, exit.killed], [0, null, false]);
+});
+
+// Started under nohup (SIGHUP ignored), SIGHUP must stay ignored: a blocked
+// signal is never discarded, so waiting for it would stop the service
+// nohup was asked to keep.  SIGHUP then SIGTERM, sent together: sigwait()
+// takes the lowest pending first, so the log says which one stopped it.
+test('SIGHUP stops it, unless it was started under nohup', T, async () => {
+	const args = ['--listen', 'unix:@DIR@/beep.sock'];
+	for (const [prefix, want] of [[[], 'Hangup'], [['nohup'], 'Terminated']]) {
+		const r = await runBinary(args,
+		    { prefix, signals: ['SIGHUP', 'SIGTERM'] });
+		const what = prefix.length ? 'under nohup' : 'plain';
+		assert.ok(r.sawReady, `${what}: started (${r.stderr})`);
+		assert.deepEqual([r.code, r.signal], [0, null], `${what}: exit`);
+		assert.match(r.stderr, new RegExp(`main: ${want}: stopping`),
+		    `${what}: stopped by ${want}`);
+	}
 });

@@ -696,15 +696,19 @@ export function sid() {
 // and collects its output. A backend that logs `ready` (it started although
 // it should not have) is stopped at once. Resolves
 // { code, signal, stdout, stderr, sawReady, dir }; the temp dir is removed.
-export async function runBinary(args, { env = {}, timeout = 10000 } = {}) {
+// `prefix` runs it through a command (['nohup']); `signals` are sent, in
+// order, once it is ready (SIGTERM).
+export async function runBinary(args, { env = {}, timeout = 10000,
+    prefix = [], signals = ['SIGTERM'] } = {}) {
 	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-cli-'));
 	liveDirs.add(dir);
 	const clean = {};
 	for (const [k, v] of Object.entries(process.env))
 		if (!k.startsWith('BEEP_') && k !== 'LISTEN_FDS' && k !== 'LISTEN_PID')
 			clean[k] = v;
-	const child = trackChild(spawn(BEEP_BIN, args.map((a) =>
-	    a.replaceAll('@DIR@', dir)), {
+	const argv = [BEEP_BIN, ...args.map((a) => a.replaceAll('@DIR@', dir))];
+	const child = trackChild(spawn(prefix.length ? prefix[0] : argv[0],
+	    [...prefix.slice(1), ...(prefix.length ? argv : argv.slice(1))], {
 		cwd: dir, env: { ...clean, ...env },
 		stdio: ['ignore', 'pipe', 'pipe'],
 	}));
@@ -714,7 +718,8 @@ export async function runBinary(args, { env = {}, timeout = 10000 } = {}) {
 	lineCollector(child.stderr, err, 'cli', (line) => {
 		if (/\bready\b/.test(line) && !sawReady) {
 			sawReady = true;
-			try { process.kill(child.pid, 'SIGTERM'); } catch { }
+			for (const sig of signals)
+				try { process.kill(child.pid, sig); } catch { }
 		}
 	});
 	let exit = await withTimeout(child.exited, timeout, null);
