@@ -16,9 +16,11 @@
  * host, port, db, password or path.  Returns 0, or -1.
  */
 int cluster_redis_parse_url(struct cluster *cl, const char *url);
+
 /*
- * url as it may be logged, into out[n]: a redis:// URL's user and password
- * (all before its last '@') as "***".  Cut short to fit.
+ * url as it may be logged, into out[n]: all between its scheme's "://"
+ * (or its start) and its last '@' (user and password) as "***", whatever
+ * the scheme.  Cut short to fit.
  */
 void cluster_redis_url_for_log(const char *url, char *out, size_t n);
 /* The threads' bodies (pthread_create), given the cluster; they end on cl->stop. */

@@ -16,18 +16,25 @@
 
 #define LOG_MODULE "cluster"
 
-/* "redis://[[USER]:PASS@]HOST[:PORT][/DB]" or "unix://PATH". */
 void
 cluster_redis_url_for_log(const char *url, char *out, size_t n)
 {
-	const char *at = strrchr(url, '@');
+	const char *at = strrchr(url, '@'), *scheme = strstr(url, "://");
+	int keep = scheme != NULL && (at == NULL || scheme < at)
+	    ? (int)(scheme + 3 - url)
+	    : 0;
 
-	if (strncmp(url, "redis://", 8) == 0 && at != NULL)
-		snprintf(out, n, "redis://***%s", at);
+	/*
+	 * Whatever the scheme, and whether it parses or not (the error for
+	 * a mistyped one logs it too): all before the last '@'.
+	 */
+	if (at != NULL)
+		snprintf(out, n, "%.*s***%s", keep, url, at);
 	else
 		snprintf(out, n, "%s", url);
 }
 
+/* "redis://[[USER]:PASS@]HOST[:PORT][/DB]" or "unix://PATH". */
 int
 cluster_redis_parse_url(struct cluster *cl, const char *url)
 {

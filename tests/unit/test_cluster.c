@@ -35,7 +35,14 @@ test_cluster_url_for_log(void **state)
 	static const char *const cases[][2] = {
 	    {"redis://:S3cret@10.0.0.5:6380/2", "redis://***@10.0.0.5:6380/2"},
 	    {"redis://user:pw@h", "redis://***@h"},
+	    /* Over-redacted where the parser splits at the first '@'. */
 	    {"redis://:p@ss@h:1", "redis://***@h:1"},
+	    /* Schemes it refuses are logged in its error: redacted too. */
+	    {"rediss://:hunter2@redis.example:6380",
+	        "rediss://***@redis.example:6380"},
+	    {"REDIS://:hunter2@h", "REDIS://***@h"},
+	    {"redis//:hunter2@h", "***@h"},
+	    {":hunter2@h", "***@h"},
 	    {"redis://h:6379/0", "redis://h:6379/0"},
 	    {"unix:///run/redis.sock", "unix:///run/redis.sock"},
 	};
