@@ -112,20 +112,19 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 	}
 	body_parsing = msg; /* read only by body_init()'s functions */
 	root = json_loadb(body, len, JSON_ALLOW_NUL, &err);
-	/*
-	 * An integer past 64 bits is valid JSON, which jansson refuses as an
-	 * integer: read every integer as a double then, as JavaScript's
-	 * JSON.parse() does (the data is delivered as the same numbers).
-	 */
-	if (root == NULL &&
-	    json_error_code(&err) == json_error_numeric_overflow)
-		root = json_loadb(
-		    body, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
 	body_parsing = NULL;
 	msg->doc = root; /* released by body_msg_clear(), on every path */
 	if (root == NULL) {
+		/*
+		 * Valid JSON, but a number jansson cannot hold as it is: an
+		 * integer past 2^63 - 1 or a number past a double's range.
+		 * Read as doubles, every integer of the body would be written
+		 * back as one (5 as 5.0), which typed clients refuse, and a
+		 * 64-bit id would lose digits: refused, saying so.
+		 */
 		*why = json_error_code(&err) == json_error_numeric_overflow
-		    ? "number out of range (past a double)"
+		    ? "number out of range (integers up to 2^63-1: send "
+		      "larger ones as strings)"
 		    : "malformed JSON";
 		return HTTP_400;
 	}
