@@ -24,7 +24,7 @@
 /* How long the metadata of a device outlives its last message. */
 #define CLUSTER_META_TTL_MS (24 * 3600 * 1000ULL)
 /* Most arguments of a command. */
-#define CLUSTER_ARGS 16
+#define CLUSTER_ARGS 20
 
 /* A message from the channel, waiting behind a closed gate. */
 struct cluster_wait {
@@ -41,6 +41,11 @@ struct cluster_entry {
 	bool registered;  /* Redis lists this node as a holder */
 	bool gate;        /* closed: channel messages wait in waiting */
 	bool sync_wanted; /* send SUB again after last */
+	/*
+	 * Delivered messages here alone (Redis down) that no other node's
+	 * stream has: the next resync (or UNSUB) tells the other holders.
+	 */
+	bool local;
 	uint64_t last;    /* the newest id given to the registry */
 	uint64_t seen;    /* the newest of them that came from Redis */
 	uint64_t dropped; /* the newest id dropped from waiting, or 0 */
@@ -69,6 +74,7 @@ struct cluster_job {
 	bool done, abandoned;
 	bool sent;      /* written to a connection: Redis may have run it */
 	unsigned epoch; /* a SUB's: cl->sub_epoch when it was made */
+	bool local;     /* a SYNC's or UNSUB's: it carries its entry's local */
 	bool waited;    /* a request waits on answered (cluster_job_call()) */
 	pthread_cond_t answered;
 	struct cluster_job *next;

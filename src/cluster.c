@@ -70,7 +70,14 @@
  *
  * Redis down: what needs it answers 503 at once; a POST to a device with
  * a live stream here is delivered here, with the next id after the last
- * one the device has (SUB then raises the Redis stream's ids above it).
+ * one the device has.  No other node's stream of the device has it, and
+ * Redis never saw it, so the entry remembers (local) until Redis is back:
+ * then its resync (or, its streams gone, its UNSUB) moves the device to a
+ * new position above every id given (the stream's last and floor; the
+ * entries below it go) and publishes a reset there to every other holder.
+ * A holder not listening then finds the floor above what it had when it
+ * resubscribes, and gets its reset from SUB.  This node's streams missed
+ * nothing of it: they go on after the new position without a reset.
  */
 #include "cluster.h"
 
@@ -409,6 +416,13 @@ cluster_publish_local(struct cluster *cl, const char *user, const char *device,
 		e->last++;
 		cluster_format_id(e->last, id, size);
 		cluster_count(&cl->local);
+		/*
+		 * Another node's stream of the device (a second tab, a ghost
+		 * left behind by a move) cannot have it, nor can Redis: once
+		 * Redis is back, the resync tells them (see e->local).
+		 */
+		e->local = true;
+		cl->dirty = true;
 	} else if (res == REGISTRY_NOT_FOUND || res == REGISTRY_DUPLICATE) {
 		cluster_count(&cl->unreachable);
 		*down = true;

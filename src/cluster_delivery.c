@@ -31,6 +31,9 @@ static void
 delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
     struct registry_msg *m, _Atomic uint64_t *counter)
 {
+	const char *frame;
+	size_t len;
+
 	switch (registry_publish_at(cl->reg, e->user, e->device, m, id)) {
 	case REGISTRY_DUPLICATE:
 		cluster_count(&cl->duplicates);
@@ -47,6 +50,10 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 		e->seen = id;
 	if (counter != NULL)
 		cluster_count(counter);
+	/* Another node's reset, for what it delivered alone (moved()). */
+	frame = registry_msg_frame(m, &len);
+	if (len > 0 && frame[0] == 'r')
+		cluster_count(&cl->resets);
 }
 
 /* Tell e's streams that messages before id were lost. */
@@ -65,8 +72,11 @@ delivery_reset(struct cluster *cl, struct cluster_entry *e, uint64_t id)
 }
 
 /*
- * Apply a SUB answer {from, why, entries} to e, then what waited behind
- * its gate, and open the gate; with cl->lock held.  fresh: the registry
+ * Apply a SUB answer {from, why, entries[, to]} to e, then what waited
+ * behind its gate, and open the gate; with cl->lock held.  to: the device
+ * moved there after the entries, because this node had delivered messages
+ * alone (e->local); its streams here missed nothing, so they go on after
+ * it without a reset (the ids between are nobody's).  fresh: the registry
  * just started the device's log at from (REGISTRY_RESUME_FROM); else a
  * resubscription, whose why, when not empty, puts a reset before what
  * comes next.  stale: the channel was subscribed again after the SUB was
@@ -80,7 +90,7 @@ cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
     redisReply *r, bool fresh, bool stale)
 {
 	redisReply *list = r->element[2];
-	uint64_t from = 0;
+	uint64_t from = 0, to;
 
 	cluster_parse_id(r->element[0]->str, &from);
 	if (!fresh && r->element[1]->len > 0 && from > e->last)
@@ -103,6 +113,13 @@ cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
 		delivery_publish(cl, e, id, m, &cl->replayed);
 		registry_msg_unref(m);
 	}
+	if (r->elements == 4 &&
+	    cluster_parse_id(r->element[3]->str, &to) == 0) {
+		if (to > e->last)
+			e->last = to;
+		if (to > e->seen)
+			e->seen = to;
+	}
 	if (stale || e->seen < e->dropped) {
 		e->sync_wanted = true;
 		cl->dirty = true;
@@ -124,11 +141,14 @@ cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
 	pthread_cond_broadcast(&cl->done);
 }
 
-/* Whether r is a well-formed SUB answer. */
+/* Whether r is a well-formed SUB answer, with or without its "to". */
 bool
 cluster_delivery_reply_ok(const redisReply *r)
 {
-	return r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+	return r != NULL && r->type == REDIS_REPLY_ARRAY &&
+	    (r->elements == 3 ||
+	        (r->elements == 4 &&
+	            r->element[3]->type == REDIS_REPLY_STRING)) &&
 	    r->element[0]->type == REDIS_REPLY_STRING &&
 	    r->element[1]->type == REDIS_REPLY_STRING &&
 	    r->element[2]->type == REDIS_REPLY_ARRAY;

@@ -32,7 +32,23 @@
 	"redis.call('HSET', g, dev, string.format('%d', now + grace)) "        \
 	"redis.call('PEXPIRE', g, grace + 1000) "                              \
 	"redis.call('HSET', m, 'held', redis.call('HGET', m, 'last') or "      \
-	"base()) redis.call('PEXPIRE', m, metattl) end end "
+	"base()) redis.call('PEXPIRE', m, metattl) end end "                   \
+	"local function moved(s, m, top, metattl) "                            \
+	"local last = redis.call('HGET', m, 'last') or base() "                \
+	"if idlt(top, last) then top = last end "                              \
+	"local tms, tseq = idp(top) "                                          \
+	"local to = string.format('%d-%d', tms, tseq + 1) "                    \
+	"redis.call('HSET', m, 'last', to, 'floor', to) "                      \
+	"redis.call('PEXPIRE', m, metattl) "                                   \
+	"redis.call('XTRIM', s, 'MINID', to) return to end "                   \
+	"local function tell(u, user, dev, node, id, frame) "                  \
+	"local pre = dev .. '\\31' "                                           \
+	"local msg = string.format('%s %d %d ', id, #user, #dev) .. user .. "  \
+	"dev .. frame "                                                        \
+	"for _, f in ipairs(redis.call('HKEYS', u)) do "                       \
+	"local other = string.sub(f, #pre + 1) "                               \
+	"if string.sub(f, 1, #pre) == pre and other ~= node then "             \
+	"redis.call('PUBLISH', 'beep:c:' .. other, msg) end end end "
 
 /*
  * beep:born is when this Redis's data began (ms): every id a device gets
@@ -46,6 +62,19 @@
  * which answers 503 rather than a wrong 404; as it does while beep:born
  * is missing (a node's heartbeat or SUB sets it first, so a post finds
  * it missing only when Redis was flushed since).
+ */
+
+/*
+ * moved(): the device moves to a new position, above top and above every
+ * id Redis gave it: it becomes the device's last and floor, so a node or
+ * a client that had less than it is told that messages were lost (SUB),
+ * and the entries below it go (nothing replays below the floor; a later
+ * trim must not lower it).  Returns the new position.
+ *
+ * tell(): publish frame (a packed reset) with id to every node holding
+ * dev but node: their streams are told that messages before id may be
+ * lost.  A holder that is not listening now (its channel down, or gone)
+ * finds the floor above what it had when it resubscribes.
  */
 
 /*
@@ -99,16 +128,21 @@ static const char cluster_lua_post[] = LUA_PRELUDE
 
 /*
  * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms seen again
- * rebuild_ms.  after is the client's id or ""; with sync "1" (the node
- * resubscribes a device it holds streams of) after is the newest id the
- * node gave the device (it may be above the stream: ids given while Redis
- * was down) and seen the newest it had from Redis.  The node missed
- * messages when seen is below base() or the floor, or the stream has an
- * entry between seen and after (accepted, never sent to the node, and now
- * below ids it gave): then the device gets a new position above
- * everything, which every older id is too old for, and why says so.
- * Returns {from, why, entries}: the stream starts after from, replaying
- * entries; why is "" or why messages were lost.
+ * rebuild_ms here user frame.  after is the client's id or ""; with sync
+ * "1" (the node resubscribes a device it holds streams of) after is the
+ * newest id the node gave the device (it may be above the stream: ids
+ * given while Redis was down) and seen the newest it had from Redis.  The
+ * node missed messages when seen is below base() or the floor, or the
+ * stream has an entry between seen and after (accepted, never sent to the
+ * node, and now below ids it gave): then the device gets a new position
+ * above everything (moved()), which every older id is too old for, and
+ * why says so.  With here "1" (sync only) the node delivered messages
+ * alone while Redis was down, which no other node's stream has: the
+ * device moves likewise, and every other holder is told at the new
+ * position (tell(), the packed reset frame, for user); the node's own
+ * streams missed nothing of it.  Returns {from, why, entries} or, with
+ * here, {from, why, entries, to}: the stream starts after from, replaying
+ * entries, then goes on after to; why is "" or why messages were lost.
  */
 static const char cluster_lua_sub[] = LUA_PRELUDE
     "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
@@ -131,11 +165,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "lost = #redis.call('XRANGE', s, '(' .. seen, after, 'COUNT', 1) > 0 "
     "end "
     "if lost then "
-    "local top = last if idlt(top, after) then top = after end "
-    "local tms, tseq = idp(top) "
-    "from = string.format('%d-%d', tms, tseq + 1) "
-    "why = 'messages were lost' "
-    "redis.call('HSET', m, 'last', from, 'floor', from) "
+    "from = moved(s, m, after, metattl) why = 'messages were lost' "
     "else from = after "
     "if idlt(last, after) then redis.call('HSET', m, 'last', after) end "
     "end "
@@ -154,13 +184,25 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "else from = last end end "
     "local entries = redis.call('XRANGE', s, '(' .. from, '+', 'COUNT', "
     "count) "
+    "if sync and ARGV[10] == '1' then "
+    "local to = from if why == '' then to = moved(s, m, after, metattl) end "
+    "tell(u, ARGV[11], dev, node, to, ARGV[12]) "
+    "return {from, why, entries, to} end "
     "return {from, why, entries}";
 
-/* KEYS u g m; ARGV dev node grace_ms meta_ttl_ms.  Returns the holders. */
+/*
+ * KEYS u g m s; ARGV dev node grace_ms meta_ttl_ms here after user frame.
+ * With here "1" the node delivered messages alone while Redis was down,
+ * after its streams' last id after: as in SUB, the device moves above it
+ * and the other holders are told.  Returns the holders left.
+ */
 static const char cluster_lua_unsub[] = LUA_PRELUDE
-    "local u, g, m = KEYS[1], KEYS[2], KEYS[3] "
+    "local u, g, m, s = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
     "local dev, node = ARGV[1], ARGV[2] "
     "redis.call('HDEL', u, dev .. '\\31' .. node) "
+    "if ARGV[5] == '1' then "
+    "tell(u, ARGV[7], dev, node, moved(s, m, ARGV[6], "
+    "tonumber(ARGV[4])), ARGV[8]) end "
     "local nodes = holders(u, dev) "
     "if #nodes == 0 then to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), "
     "tonumber(ARGV[4])) end "

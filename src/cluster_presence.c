@@ -6,6 +6,7 @@
 
 #include "cluster_delivery.h"
 #include "cluster_job.h"
+#include "event.h"
 #include "log.h"
 #include "util.h"
 
@@ -43,6 +44,24 @@ cluster_presence_maybe_free(struct cluster *cl, struct cluster_entry *e)
 	cluster_presence_free(cl, e);
 }
 
+/*
+ * The arguments that let a script tell the device's other holders that
+ * this node delivered messages alone (see e->local): the flag, then (after
+ * what the script takes between) the user and the reset frame to publish.
+ */
+static void
+presence_local_args(struct cluster_job *j, struct cluster_entry *e, bool local)
+{
+	struct buf b = {0};
+
+	j->local = local;
+	cluster_job_str(j, e->user);
+	if (local)
+		event_pack_reset(&b, "messages were lost");
+	cluster_job_arg(j, b.data != NULL ? b.data : "", b.len);
+	buf_free(&b);
+}
+
 /* A SUB job for e, after id ("": none), with cl->lock held. */
 struct cluster_job *
 cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
@@ -66,6 +85,9 @@ cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
 	cluster_job_str(j, seen);
 	cluster_job_str(j, cl->again ? "1" : "0");
 	cluster_job_num(j, cl->rebuild_ms);
+	/* A request's SUB starts the device here: a resync tells. */
+	cluster_job_str(j, kind == JOB_SYNC && e->local ? "1" : "0");
+	presence_local_args(j, e, kind == JOB_SYNC && e->local);
 	j->epoch = cl->sub_epoch;
 	j->entry = e;
 	e->jobs++;
@@ -99,6 +121,9 @@ cluster_presence_reconcile(struct cluster *cl)
 	cl->dirty = false;
 	HASH_ITER(hh, cl->entries, e, tmp)
 	{
+		/* Redis is back: its resync tells the other holders. */
+		if (e->local && e->streams > 0 && e->jobs == 0)
+			e->sync_wanted = true;
 		if (e->sync_wanted && e->jobs == 0) {
 			e->sync_wanted = false;
 			if (e->streams > 0) {
@@ -115,15 +140,21 @@ cluster_presence_reconcile(struct cluster *cl)
 		}
 		if (e->streams == 0 && e->registered && e->jobs == 0) {
 			struct cluster_job *j = cluster_job_new(
-			    cl, JOB_UNSUB, CLUSTER_LUA_UNSUB, 3);
+			    cl, JOB_UNSUB, CLUSTER_LUA_UNSUB, 4);
 
 			cluster_job_key(j, "u", e->user, NULL);
 			cluster_job_key(j, "g", e->user, NULL);
 			cluster_job_key(j, "m", e->user, e->device);
+			cluster_job_key(j, "s", e->user, e->device);
 			cluster_job_str(j, e->device);
 			cluster_job_str(j, cl->node);
 			cluster_job_num(j, cl->grace_ms);
 			cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
+			/* Its streams have gone, not what they alone had. */
+			cluster_job_str(j, e->local ? "1" : "0");
+			cluster_format_id(e->last, after, sizeof(after));
+			cluster_job_str(j, after);
+			presence_local_args(j, e, e->local);
 			j->entry = e;
 			e->jobs++;
 			cluster_job_enqueue(cl, j);
@@ -150,6 +181,9 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 		ok = ok && cluster_delivery_reply_ok(r);
 		if (ok)
 			e->registered = true;
+		/* The other holders were told (whatever becomes of e). */
+		if (ok && j->local)
+			e->local = false;
 		if (j->kind == JOB_SUB && !j->abandoned) {
 			/* Its request applies it, then lets go of e (jobs). */
 			pthread_cond_broadcast(&cl->done);
@@ -177,6 +211,8 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 		e->jobs--;
 		if (ok)
 			e->registered = false;
+		if (ok && j->local)
+			e->local = false;
 		cl->dirty = true;
 		break;
 	case JOB_BEAT:

@@ -148,6 +148,75 @@ describe('cluster failures', T, () => {
 			    maybe.includes(e.data), `unexpected ${JSON.stringify(e)}`);
 	});
 
+	// A device with a stream on each node (two tabs, or a ghost left on
+	// one node after the phone moved to the other).  While Redis is down
+	// each node delivers a POST to its own stream alone (200): the other
+	// stream cannot have it, and Redis never saw it.  When Redis is back
+	// (with its data) each stream is told: `event: reset` above the id
+	// of the message it missed, before what comes next; its own node's
+	// message it got once, the other's never.
+	test('Redis down: a message delivered on one node alone is no silent ' +
+	    'gap for the device\'s stream on the other', T, async (t) => {
+		const cl = await startCluster({ nodes: 2, env: ENV, persist: true },
+		    t);
+		const [a, b] = cl.nodes;
+		const ca = a.client(), cb = b.client();
+		const u = uid();
+		const sA = await a.subscribe(u, 'd');
+		const sB = await b.subscribe(u, 'd');
+		const r0 = await ca.postJson(postPath(u, 'd'), { data: 'm0' });
+		assert.equal(r0.status, 200);
+		assert.equal((await sA.nextEvent(15000)).data, 'm0');
+		assert.equal((await sB.nextEvent(15000)).data, 'm0');
+		await cl.redis.stop('SIGKILL');
+		rmSync(cl.redis.socket, { force: true });
+		for (const c of [ca, cb])
+			await poll(async () => (await c.health()).cluster.redis ===
+			    'down', { timeout: 10000, what: 'healthz says redis down' });
+		const local = {};
+		for (const [name, c] of [['A', ca], ['B', cb]]) {
+			await poll(async () => {
+				const data = `on-${name}`;
+				const r = await c.postJson(postPath(u, 'd'), { data });
+				// One on its way as Redis died may get 503.
+				if (r.status === 200)
+					local[name] = { id: r.json().id, data };
+				return r.status === 200;
+			}, { timeout: 10000, what: `a local post on ${name}` });
+		}
+		await cl.redis.start();
+		for (const c of [ca, cb])
+			await poll(async () => (await c.health()).cluster.redis ===
+			    'up', { timeout: 20000, what: 'healthz says redis up' });
+		let end;
+		await poll(async () => {
+			end = await cb.postJson(postPath(u, 'd'), { data: 'end' });
+			return end.status === 200;
+		}, { timeout: 20000, what: 'cross-node posts again' });
+		for (const [name, s, other] of [['A', sA, 'B'], ['B', sB, 'A']]) {
+			const got = [];
+			for (;;) {
+				const e = await s.nextEvent(15000);
+				if (e.data === 'end')
+					break;
+				got.push({ type: e.type, id: e.lastEventId, data: e.data });
+			}
+			const msgs = got.filter((e) => e.type !== 'reset');
+			assert.deepEqual(msgs.map((e) => e.data), [local[name].data],
+			    `stream on ${name}: ${JSON.stringify(got)}`);
+			const resets = got.filter((e) => e.type === 'reset');
+			assert.ok(resets.some((e) =>
+			    cmpId(local[other].id, e.id) < 0), `stream on ${name} ` +
+			    `told of the message on ${other}: ${JSON.stringify(got)}`);
+			for (const e of resets)
+				assert.deepEqual(JSON.parse(e.data),
+				    { reason: 'messages were lost' });
+			for (let i = 1; i < got.length; i++)
+				assert.ok(cmpId(got[i - 1].id, got[i].id) < 0,
+				    `ids increase: ${JSON.stringify(got)}`);
+		}
+	});
+
 	// Redis as the README advises running it (append-only file, synced on
 	// every write), and Redis restarted EMPTY (no persistence: what it
 	// held is gone).  The promise is the same: every message answered

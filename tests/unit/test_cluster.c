@@ -101,6 +101,7 @@ test_cluster_ids(void **state)
 struct fixture {
 	char dir[64], sock[128], url[160];
 	pid_t redis;
+	bool persist; /* Redis keeps its data (append-only file) */
 	struct config c;
 	struct registry *reg[2];
 	struct cluster *cl[2];
@@ -127,7 +128,8 @@ redis_start(struct fixture *f)
 	if (f->redis == 0) {
 		freopen("/dev/null", "w", stdout);
 		execlp("redis-server", "redis-server", "--port", "0",
-		    "--unixsocket", f->sock, "--save", "", "--appendonly", "no",
+		    "--unixsocket", f->sock, "--save", "", "--appendonly",
+		    f->persist ? "yes" : "no", "--appendfsync", "always",
 		    "--dir", f->dir, (char *)NULL);
 		_exit(127);
 	}
@@ -161,7 +163,7 @@ wait_up(struct fixture *f, bool up)
 }
 
 static int
-setup(void **state)
+setup_with(void **state, bool persist)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
 	struct registry_limits l = {
@@ -172,6 +174,7 @@ setup(void **state)
 		*state = NULL;
 		return 0;
 	}
+	f->persist = persist;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/beep-ut-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->sock, sizeof(f->sock), "%s/redis.sock", f->dir);
@@ -192,6 +195,19 @@ setup(void **state)
 	wait_up(f, true);
 	*state = f;
 	return 0;
+}
+
+static int
+setup(void **state)
+{
+	return setup_with(state, false);
+}
+
+/* Redis with its append-only file: it comes back with what it held. */
+static int
+setup_persist(void **state)
+{
+	return setup_with(state, true);
 }
 
 static int
@@ -521,6 +537,91 @@ test_cluster_flush(void **state)
 	cluster_unsubscribe(f->cl[0], ref);
 }
 
+/* Post until Redis is seen down and node delivers here alone (200). */
+static uint64_t
+post_local(struct fixture *f, int node, const char *text)
+{
+	enum registry_error err = REGISTRY_NOT_FOUND;
+	char id[CLUSTER_ID_MAX];
+	uint64_t v;
+	bool down = true;
+
+	for (int i = 0; i < 100 && down; i++) {
+		err = post(f, node, text, id, &down);
+		if (down)
+			usleep(10000);
+	}
+	assert_false(down);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(id, &v), 0);
+	return v;
+}
+
+/*
+ * The device has a stream on each node.  Redis dies (keeping its data)
+ * and node 0 delivers a POST to its own stream alone: the stream on node
+ * 1 cannot have it, and Redis never saw it.  When Redis is back node 1's
+ * stream is told (a reset, after the message's id), node 0's is not (it
+ * missed nothing); nothing is delivered twice, ids keep increasing.
+ */
+static void
+test_cluster_local_gap(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s[2];
+	struct cluster_entry *ref[2];
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	uint64_t local, reset, got, two;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	for (int i = 0; i < 2; i++) {
+		s[i] = cluster_subscribe(
+		    f->cl[i], "u", "d", &none, &st, &ref[i], &err, &down);
+		assert_non_null(s[i]);
+	}
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	for (int i = 0; i < 2; i++) {
+		next_msg(f->reg[i], s[i], text);
+		assert_string_equal(text, "one");
+	}
+	redis_kill(f);
+	wait_up(f, false);
+	local = post_local(f, 0, "local");
+	got = next_msg(f->reg[0], s[0], text);
+	assert_string_equal(text, "local");
+	assert_int_equal(got, local);
+	no_more(f->reg[1], s[1]);
+
+	redis_start(f);
+	wait_up(f, true);
+	reset = next_msg(f->reg[1], s[1], text);
+	assert_string_equal(text, "rreset");
+	assert_true(reset > local);
+	/* Once both have synced again, a post reaches both, in order. */
+	for (int i = 0; i < 1000; i++) {
+		err = post(f, 1, "two", id, &down);
+		if (!down)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(id, &two), 0);
+	assert_true(two > reset);
+	for (int i = 0; i < 2; i++) {
+		got = next_msg(f->reg[i], s[i], text);
+		assert_string_equal(text, "two");
+		assert_int_equal(got, two);
+		no_more(f->reg[i], s[i]);
+		registry_unsubscribe(f->reg[i], s[i]);
+		cluster_unsubscribe(f->cl[i], ref[i]);
+	}
+}
+
 /* The stream and metadata keys of device "d" of user "t". */
 #define TRIM_S                                                                 \
 	"beep:s:t\x1f"                                                         \
@@ -620,6 +721,8 @@ main(void)
 	        test_cluster_post_trim, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_flush, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_local_gap, setup_persist, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
