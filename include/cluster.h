@@ -89,7 +89,8 @@ enum registry_error cluster_publish(struct cluster *cl, const char *user,
 /*
  * The devices of user with a live stream on any live node, as
  * registry_devices() gives them.  Returns 0, or -1 when Redis did not
- * answer.
+ * answer, or when it lost its data and the nodes have not all registered
+ * their devices again (the list is not known yet).
  */
 int cluster_devices(
     struct cluster *cl, const char *user, char ***names, size_t *n);

@@ -12,7 +12,7 @@ enum cluster_lua {
 	CLUSTER_LUA_POST, /* append, publish to the holders: 200/202/404 */
 	CLUSTER_LUA_SUB, /* register a holder; where to start, what to replay */
 	CLUSTER_LUA_UNSUB, /* drop a holder; grace when none is left */
-	CLUSTER_LUA_LIST,  /* the devices with a live holder */
+	CLUSTER_LUA_LIST,  /* the devices with a live holder, or 503 */
 	CLUSTER_LUA_BEAT,  /* the node's heartbeat: was its key still there? */
 	CLUSTER_LUA__MAX
 };

@@ -525,6 +525,7 @@ cluster_devices(struct cluster *cl, const char *user, char ***names, size_t *n)
 				(*names)[(*n)++] = xstrdup(r->element[i]->str);
 		rc = 0;
 	} else {
+		/* Or 503: presence is being rebuilt (see cluster_lua). */
 		cluster_count(&cl->unreachable);
 	}
 	cluster_job_free(j);

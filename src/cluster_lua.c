@@ -208,8 +208,15 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "tonumber(ARGV[4])) end "
     "return #nodes";
 
-/* KEYS u g; ARGV user grace_ms meta_ttl_ms.  Returns the live devices. */
+/*
+ * KEYS u g; ARGV user grace_ms meta_ttl_ms.  Returns the live devices, or
+ * 503 while presence is being rebuilt (beep:rebuild, or no beep:born: see
+ * base() above): a device whose node has not registered again would be
+ * missing from the list, a wrong answer where POST gives 503.
+ */
 static const char cluster_lua_list[] = LUA_PRELUDE
+    "if redis.call('EXISTS', 'beep:rebuild') == 1 or "
+    "redis.call('EXISTS', 'beep:born') == 0 then return 503 end "
     "local u, g, user = KEYS[1], KEYS[2], ARGV[1] "
     "local grace, metattl = tonumber(ARGV[2]), tonumber(ARGV[3]) "
     "local alive, seen, out, dead = {}, {}, {}, {} "

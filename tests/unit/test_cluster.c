@@ -348,16 +348,22 @@ test_cluster_two_nodes(void **state)
 	assert_true(down);
 	assert_int_equal(cluster_devices(f->cl[1], "u", &names, &n), -1);
 
-	/* Back (empty: no persistence): node 0 registers again by itself. */
+	/*
+	 * Back (empty: no persistence): node 0 registers again by itself.
+	 * Until every node may have (the rebuild mark, 8 s here) the list
+	 * is not known (-1), never without the live device.
+	 */
 	redis_start(f);
 	wait_up(f, true);
-	for (int i = 0; i < 1000; i++) {
-		assert_int_equal(cluster_devices(f->cl[1], "u", &names, &n), 0);
-		for (size_t k = 0; k < n; k++)
-			free(names[k]);
-		free(names);
-		if (n == 1)
+	n = 0;
+	for (int i = 0; i < 1500; i++) {
+		if (cluster_devices(f->cl[1], "u", &names, &n) == 0) {
+			assert_int_equal(n, 1);
+			assert_string_equal(names[0], "d");
+			free(names[0]);
+			free(names);
 			break;
+		}
 		usleep(10000);
 	}
 	assert_int_equal(n, 1);
@@ -490,8 +496,9 @@ test_cluster_sub_gap(void **state)
 /*
  * Redis flushed under a live cluster (no restart: the connections stay):
  * a POST for a live device gets 503 until the nodes have registered again,
- * never a wrong 404; then the stream gets a reset (what Redis held is
- * gone) and the message.
+ * never a wrong 404; the list is not known (-1) until every node may have
+ * (the rebuild mark), never a wrong []; then the stream gets a reset
+ * (what Redis held is gone) and the message.
  */
 static void
 test_cluster_flush(void **state)
@@ -506,6 +513,9 @@ test_cluster_flush(void **state)
 	char id[CLUSTER_ID_MAX], text[64];
 	uint64_t reset, got;
 	bool down = true;
+	char **names;
+	size_t n;
+	int rc = -1;
 
 	if (f == NULL)
 		skip();
@@ -519,12 +529,24 @@ test_cluster_flush(void **state)
 	assert_true(c != NULL && c->err == 0);
 	freeReplyObject(redisCommand(c, "FLUSHALL"));
 	redisFree(c);
+	assert_int_equal(cluster_devices(f->cl[1], "u", &names, &n), -1);
 	for (int i = 0; i < 1000; i++) {
 		err = post(f, 1, "two", id, &down);
 		if (!down)
 			break;
 		usleep(10000);
 	}
+	/* Known again once the mark is gone (rebuild_ms: 8 s here). */
+	for (int i = 0; i < 1500 && rc < 0; i++) {
+		rc = cluster_devices(f->cl[1], "u", &names, &n);
+		if (rc < 0)
+			usleep(10000);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "d");
+	free(names[0]);
+	free(names);
 	assert_false(down);
 	assert_int_equal(err, REGISTRY_OK);
 	reset = next_msg(f->reg[0], s, text);
