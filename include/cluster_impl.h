@@ -46,6 +46,14 @@ struct cluster_entry {
 	 * stream has: the next resync (or UNSUB) tells the other holders.
 	 */
 	bool local;
+	/*
+	 * Another node's reset for what it delivered alone came at an id
+	 * this node had given already (its own lone ids ran further) and was
+	 * dropped as a duplicate: whatever that node delivered may be hidden
+	 * among them.  The next resync reports nothing seen, so that the
+	 * script moves the device and this node's streams get the reset.
+	 */
+	bool told;
 	uint64_t last;    /* the newest id given to the registry */
 	uint64_t seen;    /* the newest of them that came from Redis */
 	uint64_t dropped; /* the newest id dropped from waiting, or 0 */
@@ -75,6 +83,7 @@ struct cluster_job {
 	bool sent;      /* written to a connection: Redis may have run it */
 	unsigned epoch; /* a SUB's: cl->sub_epoch when it was made */
 	bool local;     /* a SYNC's or UNSUB's: it carries its entry's local */
+	bool told;      /* a SYNC's: it carries its entry's told */
 	bool waited;    /* a request waits on answered (cluster_job_call()) */
 	pthread_cond_t answered;
 	struct cluster_job *next;

@@ -73,10 +73,13 @@
  * one the device has.  No other node's stream of the device has it, and
  * Redis never saw it, so the entry remembers (local) until Redis is back:
  * then its resync (or, its streams gone, its UNSUB) moves the device to a
- * new position above every id given (the stream's last and floor; the
- * entries below it go) and publishes a reset there to every other holder.
- * A holder not listening then finds the floor above what it had when it
- * resubscribes, and gets its reset from SUB.  This node's streams missed
+ * new position above every id it and Redis gave (the stream's last and
+ * floor; the entries below it go) and publishes a reset there to every
+ * other holder.  A holder not listening then finds the floor above what
+ * it had when it resubscribes, and gets its reset from SUB.  A holder that
+ * gave more ids alone has that id already and drops the reset as a
+ * duplicate: it notes it (told), and its resync reports nothing seen, so
+ * that SUB gives its streams the reset.  This node's streams missed
  * nothing of it: they go on after the new position without a reset.
  */
 #include "cluster.h"

@@ -37,6 +37,16 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 	switch (registry_publish_at(cl->reg, e->user, e->device, m, id)) {
 	case REGISTRY_DUPLICATE:
 		cluster_count(&cl->duplicates);
+		/*
+		 * Another node's reset (moved()) at an id this node gave
+		 * alone, above what it had from Redis: see e->told.
+		 */
+		frame = registry_msg_frame(m, &len);
+		if (len > 0 && frame[0] == 'r' && id > e->seen) {
+			e->told = true;
+			e->sync_wanted = true;
+			cl->dirty = true;
+		}
 		return;
 	case REGISTRY_OK:
 	case REGISTRY_HELD:

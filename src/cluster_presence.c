@@ -81,7 +81,9 @@ cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
 	cluster_job_num(j, cl->maxlen);
 	cluster_job_str(j, kind == JOB_SYNC ? "1" : "0");
 	cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
-	cluster_format_id(e->seen, seen, sizeof(seen));
+	/* Told (e->told): nothing seen, so the script finds messages lost. */
+	j->told = kind == JOB_SYNC && e->told;
+	cluster_format_id(j->told ? 0 : e->seen, seen, sizeof(seen));
 	cluster_job_str(j, seen);
 	cluster_job_str(j, cl->again ? "1" : "0");
 	cluster_job_num(j, cl->rebuild_ms);
@@ -184,6 +186,8 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 		/* The other holders were told (whatever becomes of e). */
 		if (ok && j->local)
 			e->local = false;
+		if (ok && j->told)
+			e->told = false;
 		if (j->kind == JOB_SUB && !j->abandoned) {
 			/* Its request applies it, then lets go of e (jobs). */
 			pthread_cond_broadcast(&cl->done);

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <cmocka.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -644,6 +646,224 @@ test_cluster_local_gap(void **state)
 	}
 }
 
+/*
+ * Two nodes whose command connections Redis can refuse one at a time:
+ * Redis on a free TCP port (a password needs redis://), node 0 with the
+ * password "pa", node 1 with "pc"; the test's own connection (the unix
+ * socket) takes passwords away and back with ACL SETUSER.
+ */
+static redisContext *acl_admin;
+
+static void
+acl_cmd(const char *cmd)
+{
+	redisReply *r = redisCommand(acl_admin, cmd);
+
+	assert_non_null(r);
+	if (r->type == REDIS_REPLY_ERROR)
+		fail_msg("%s: %s", cmd, r->str);
+	freeReplyObject(r);
+}
+
+static int
+free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+static int
+setup_acl(void **state)
+{
+	static char urls[2][96];
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	struct registry_limits l = {
+	    .replay_max = 64, .replay_ms = 60000, .grace_ms = 60000};
+	char port[16];
+
+	if (system("command -v redis-server >/dev/null 2>&1") != 0) {
+		free(f);
+		*state = NULL;
+		return 0;
+	}
+	snprintf(f->dir, sizeof(f->dir), "/tmp/beep-ut-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->sock, sizeof(f->sock), "%s/redis.sock", f->dir);
+	snprintf(port, sizeof(port), "%d", free_port());
+	f->redis = fork();
+	assert_true(f->redis >= 0);
+	if (f->redis == 0) {
+		freopen("/dev/null", "w", stdout);
+		execlp("redis-server", "redis-server", "--port", port, "--bind",
+		    "127.0.0.1", "--unixsocket", f->sock, "--save", "",
+		    "--appendonly", "no", "--dir", f->dir, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 400 && !redis_accepts(f->sock); i++)
+		usleep(10000);
+	assert_true(redis_accepts(f->sock));
+	acl_admin = redisConnectUnix(f->sock);
+	assert_non_null(acl_admin);
+	acl_cmd("ACL SETUSER default on resetpass >pa >pc >padmin ~* &* +@all");
+	acl_cmd("AUTH padmin");
+	f->c.cluster_ttl = 30;
+	f->c.redis_timeout = 2000;
+	f->c.replay_max = 64;
+	f->c.queue_messages = 64;
+	f->c.grace_seconds = 60;
+	f->c.replay_seconds = 60;
+	for (int i = 0; i < 2; i++) {
+		snprintf(urls[i], sizeof(urls[i]), "redis://:%s@127.0.0.1:%s",
+		    i == 0 ? "pa" : "pc", port);
+		f->c.redis_url = urls[i];
+		f->reg[i] = registry_new(&l);
+		f->cl[i] = cluster_new(&f->c, f->reg[i]);
+		assert_non_null(f->cl[i]);
+	}
+	wait_up(f, true);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown_acl(void **state)
+{
+	if (acl_admin != NULL)
+		redisFree(acl_admin);
+	acl_admin = NULL;
+	return teardown(state);
+}
+
+/* Poll (bounded) until node's figure (a cluster_stats field) passes v. */
+static void
+wait_stat(struct fixture *f, int node, size_t field, uint64_t v)
+{
+	struct cluster_stats st;
+
+	for (int i = 0; i < 1000; i++) {
+		cluster_stats(f->cl[node], &st);
+		if (*(uint64_t *)((char *)&st + field) > v)
+			return;
+		usleep(10000);
+	}
+	fail_msg("node %d: figure at %zu not past %llu within 10 s", node,
+	    field, (unsigned long long)v);
+}
+
+/* Poll (bounded) until node is up again. */
+static void
+wait_node_up(struct fixture *f, int node)
+{
+	struct cluster_stats st;
+
+	for (int i = 0; i < 1000; i++) {
+		cluster_stats(f->cl[node], &st);
+		if (st.up)
+			return;
+		usleep(10000);
+	}
+	fail_msg("node %d not up within 10 s", node);
+}
+
+/* Read s's messages up to text want; return whether a reset came first. */
+static bool
+reset_before(struct registry *reg, struct registry_stream *s, const char *want)
+{
+	char text[64];
+	bool reset = false;
+
+	for (;;) {
+		next_msg(reg, s, text);
+		if (strcmp(text, want) == 0)
+			return reset;
+		reset = reset || text[0] == 'r';
+	}
+}
+
+/*
+ * Both nodes deliver alone while their command connections are refused
+ * (their channels stay: a Redis that stalls past BEEP_REDIS_TIMEOUT),
+ * node 1 more of them than node 0.  Node 0 comes back first and tells
+ * node 1 at a new position, an id node 1 has given itself already: the
+ * reset is dropped there as a duplicate, and a message node 0 sent
+ * through Redis then raises what node 1 has seen above the new floor.
+ * Node 1's streams must still be told of node 0's lone message (its
+ * resync reports nothing seen); and node 0's of node 1's.
+ */
+static void
+test_cluster_told_at_a_given_id(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s[2];
+	struct cluster_entry *ref[2];
+	struct cluster_stats cs;
+	char id[CLUSTER_ID_MAX], text[64];
+	uint64_t a1, c2;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	for (int i = 0; i < 2; i++) {
+		enum registry_error err;
+
+		s[i] = cluster_subscribe(
+		    f->cl[i], "u", "d", &none, &st, &ref[i], &err, &down);
+		assert_non_null(s[i]);
+	}
+	assert_int_equal(post(f, 0, "one", id, &down), REGISTRY_OK);
+	for (int i = 0; i < 2; i++) {
+		next_msg(f->reg[i], s[i], text);
+		assert_string_equal(text, "one");
+	}
+	/* Command connections refused; channels (TYPE pubsub) stay. */
+	acl_cmd("ACL SETUSER default resetpass >padmin");
+	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	wait_up(f, false);
+	a1 = post_local(f, 0, "a1");
+	post_local(f, 1, "c1");
+	c2 = post_local(f, 1, "c2");
+	assert_true(c2 > a1);
+	next_msg(f->reg[0], s[0], text);
+	assert_string_equal(text, "a1");
+	for (int i = 1; i <= 2; i++) {
+		next_msg(f->reg[1], s[1], text);
+		assert_string_equal(text, i == 1 ? "c1" : "c2");
+	}
+	/* Node 0 back: its reset reaches node 1 at a given id, dropped. */
+	cluster_stats(f->cl[1], &cs);
+	acl_cmd("ACL SETUSER default >pa");
+	wait_node_up(f, 0);
+	wait_stat(
+	    f, 1, offsetof(struct cluster_stats, duplicates), cs.duplicates);
+	/* A message through Redis reaches node 1's open gate. */
+	assert_int_equal(post(f, 0, "n", id, &down), REGISTRY_OK);
+	for (int i = 0; i < 2; i++) {
+		next_msg(f->reg[i], s[i], text);
+		assert_string_equal(text, "n");
+	}
+	/* Node 1 back; the next message comes after a reset on each. */
+	acl_cmd("ACL SETUSER default >pc");
+	wait_node_up(f, 1);
+	assert_int_equal(post(f, 1, "m", id, &down), REGISTRY_OK);
+	assert_true(reset_before(f->reg[1], s[1], "m"));
+	assert_true(reset_before(f->reg[0], s[0], "m"));
+	for (int i = 0; i < 2; i++) {
+		no_more(f->reg[i], s[i]);
+		registry_unsubscribe(f->reg[i], s[i]);
+		cluster_unsubscribe(f->cl[i], ref[i]);
+	}
+}
+
 /* The stream and metadata keys of device "d" of user "t". */
 #define TRIM_S                                                                 \
 	"beep:s:t\x1f"                                                         \
@@ -745,6 +965,8 @@ main(void)
 	        test_cluster_flush, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_local_gap, setup_persist, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_told_at_a_given_id, setup_acl, teardown_acl),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
