@@ -102,6 +102,7 @@ test_cluster_ids(void **state)
 
 struct fixture {
 	char dir[64], sock[128], url[160];
+	char port[16]; /* Redis's TCP port too, when not empty */
 	pid_t redis;
 	bool persist; /* Redis keeps its data (append-only file) */
 	struct config c;
@@ -129,7 +130,8 @@ redis_start(struct fixture *f)
 	assert_true(f->redis >= 0);
 	if (f->redis == 0) {
 		freopen("/dev/null", "w", stdout);
-		execlp("redis-server", "redis-server", "--port", "0",
+		execlp("redis-server", "redis-server", "--port",
+		    f->port[0] != '\0' ? f->port : "0", "--bind", "127.0.0.1",
 		    "--unixsocket", f->sock, "--save", "", "--appendonly",
 		    f->persist ? "yes" : "no", "--appendfsync", "always",
 		    "--dir", f->dir, (char *)NULL);
@@ -164,12 +166,33 @@ wait_up(struct fixture *f, bool up)
 	fail_msg("cluster not %s within 10 s", up ? "up" : "down");
 }
 
+/* Start both nodes, node i on urls[i], with cluster_ttl; wait for them. */
+static void
+nodes_start(struct fixture *f, unsigned ttl, const char *const urls[2])
+{
+	struct registry_limits l = {
+	    .replay_max = 64, .replay_ms = 60000, .grace_ms = 60000};
+
+	f->c.cluster_ttl = ttl;
+	f->c.redis_timeout = 2000;
+	f->c.replay_max = 64;
+	f->c.queue_messages = 64;
+	f->c.grace_seconds = 60;
+	f->c.replay_seconds = 60;
+	for (int i = 0; i < 2; i++) {
+		f->c.redis_url = (char *)urls[i];
+		f->reg[i] = registry_new(&l);
+		f->cl[i] = cluster_new(&f->c, f->reg[i]);
+		assert_non_null(f->cl[i]);
+	}
+	f->c.redis_url = f->url;
+	wait_up(f, true);
+}
+
 static int
 setup_with(void **state, bool persist)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	struct registry_limits l = {
-	    .replay_max = 64, .replay_ms = 60000, .grace_ms = 60000};
 
 	if (system("command -v redis-server >/dev/null 2>&1") != 0) {
 		free(f);
@@ -182,19 +205,7 @@ setup_with(void **state, bool persist)
 	snprintf(f->sock, sizeof(f->sock), "%s/redis.sock", f->dir);
 	snprintf(f->url, sizeof(f->url), "unix://%s", f->sock);
 	redis_start(f);
-	f->c.redis_url = f->url;
-	f->c.cluster_ttl = 2;
-	f->c.redis_timeout = 2000;
-	f->c.replay_max = 64;
-	f->c.queue_messages = 64;
-	f->c.grace_seconds = 60;
-	f->c.replay_seconds = 60;
-	for (int i = 0; i < 2; i++) {
-		f->reg[i] = registry_new(&l);
-		f->cl[i] = cluster_new(&f->c, f->reg[i]);
-		assert_non_null(f->cl[i]);
-	}
-	wait_up(f, true);
+	nodes_start(f, 2, (const char *[]){f->url, f->url});
 	*state = f;
 	return 0;
 }
@@ -683,11 +694,8 @@ free_port(void)
 static int
 setup_acl(void **state)
 {
-	static char urls[2][96];
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	struct registry_limits l = {
-	    .replay_max = 64, .replay_ms = 60000, .grace_ms = 60000};
-	char port[16];
+	char urls[2][96];
 
 	if (system("command -v redis-server >/dev/null 2>&1") != 0) {
 		free(f);
@@ -697,38 +705,17 @@ setup_acl(void **state)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/beep-ut-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->sock, sizeof(f->sock), "%s/redis.sock", f->dir);
-	snprintf(port, sizeof(port), "%d", free_port());
-	f->redis = fork();
-	assert_true(f->redis >= 0);
-	if (f->redis == 0) {
-		freopen("/dev/null", "w", stdout);
-		execlp("redis-server", "redis-server", "--port", port, "--bind",
-		    "127.0.0.1", "--unixsocket", f->sock, "--save", "",
-		    "--appendonly", "no", "--dir", f->dir, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 400 && !redis_accepts(f->sock); i++)
-		usleep(10000);
-	assert_true(redis_accepts(f->sock));
+	snprintf(f->url, sizeof(f->url), "unix://%s", f->sock);
+	snprintf(f->port, sizeof(f->port), "%d", free_port());
+	redis_start(f);
 	acl_admin = redisConnectUnix(f->sock);
 	assert_non_null(acl_admin);
 	acl_cmd("ACL SETUSER default on resetpass >pa >pc >padmin ~* &* +@all");
 	acl_cmd("AUTH padmin");
-	f->c.cluster_ttl = 30;
-	f->c.redis_timeout = 2000;
-	f->c.replay_max = 64;
-	f->c.queue_messages = 64;
-	f->c.grace_seconds = 60;
-	f->c.replay_seconds = 60;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 2; i++)
 		snprintf(urls[i], sizeof(urls[i]), "redis://:%s@127.0.0.1:%s",
-		    i == 0 ? "pa" : "pc", port);
-		f->c.redis_url = urls[i];
-		f->reg[i] = registry_new(&l);
-		f->cl[i] = cluster_new(&f->c, f->reg[i]);
-		assert_non_null(f->cl[i]);
-	}
-	wait_up(f, true);
+		    i == 0 ? "pa" : "pc", f->port);
+	nodes_start(f, 30, (const char *[]){urls[0], urls[1]});
 	*state = f;
 	return 0;
 }
