@@ -368,6 +368,7 @@ api_subscribe(struct api *api, const struct api_request *req,
 	const char *addr = req->remote_addr ? req->remote_addr : "";
 	char *q = NULL;
 	bool bad = false, displace = false;
+	uint64_t tag = api_address_tag(addr);
 
 	/* The header, which EventSource sends, wins over the query. */
 	if (req->last_event_id == NULL && r->query != NULL) {
@@ -396,8 +397,8 @@ api_subscribe(struct api *api, const struct api_request *req,
 		 * open, and gives its place back; until then the address holds
 		 * one more (at most twice its limit: quota_acquire_over()).
 		 */
-		displace = registry_has_tagged(api->reg, r->user, r->device,
-		               api_address_tag(addr)) &&
+		displace =
+		    registry_has_tagged(api->reg, r->user, r->device, tag) &&
 		    quota_acquire_over(api->per_address, addr);
 		if (!displace) {
 			api_retry_after(resp, API_RETRY_AFTER);
@@ -436,9 +437,9 @@ api_subscribe(struct api *api, const struct api_request *req,
 	}
 	/* Only now: a subscribe that failed took no one's place. */
 	if (displace)
-		registry_displace(api->reg, s, api_address_tag(addr));
+		registry_displace(api->reg, s, tag);
 	else if (quota_limited(api->per_address))
-		registry_stream_tag(api->reg, s, api_address_tag(addr));
+		registry_stream_tag(api->reg, s, tag);
 	resp->status = HTTP_200;
 	resp->stream = s;
 	if (resp->cluster_entry != NULL)

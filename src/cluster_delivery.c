@@ -31,18 +31,16 @@ static void
 delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
     struct registry_msg *m, _Atomic uint64_t *counter)
 {
-	const char *frame;
 	size_t len;
+	const char *frame = registry_msg_frame(m, &len);
+	/* Another node's reset, for what it delivered alone (moved()). */
+	bool reset = len > 0 && frame[0] == 'r';
 
 	switch (registry_publish_at(cl->reg, e->user, e->device, m, id)) {
 	case REGISTRY_DUPLICATE:
 		cluster_count(&cl->duplicates);
-		/*
-		 * Another node's reset (moved()) at an id this node gave
-		 * alone, above what it had from Redis: see e->told.
-		 */
-		frame = registry_msg_frame(m, &len);
-		if (len > 0 && frame[0] == 'r' && id > e->seen) {
+		/* At an id this node gave alone, above what it had from Redis. */
+		if (reset && id > e->seen) {
 			e->told = true;
 			e->sync_wanted = true;
 			cl->dirty = true;
@@ -60,9 +58,7 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 		e->seen = id;
 	if (counter != NULL)
 		cluster_count(counter);
-	/* Another node's reset, for what it delivered alone (moved()). */
-	frame = registry_msg_frame(m, &len);
-	if (len > 0 && frame[0] == 'r')
+	if (reset)
 		cluster_count(&cl->resets);
 }
 

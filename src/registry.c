@@ -233,6 +233,15 @@ registry_free(struct registry *reg)
  * Make room for one more live stream of d: while it has streams_per_device
  * live ones, mark the oldest replaced and wake it.
  */
+/* Mark s replaced and wake it: its thread ends it.  Locked. */
+static void
+stream_replace(struct registry *reg, struct registry_stream *s)
+{
+	s->replaced = true;
+	reg->replaced++;
+	pthread_cond_signal(&s->cond);
+}
+
 static void
 device_replace(struct registry *reg, struct reg_device *d)
 {
@@ -252,9 +261,7 @@ device_replace(struct registry *reg, struct reg_device *d)
 			break;
 		if (!stream_live(s))
 			continue;
-		s->replaced = true;
-		reg->replaced++;
-		pthread_cond_signal(&s->cond);
+		stream_replace(reg, s);
 		live--;
 	}
 }
@@ -442,11 +449,8 @@ registry_displace(struct registry *reg, struct registry_stream *s, uint64_t tag)
 	pthread_mutex_lock(&reg->lock);
 	s->tag = tag;
 	old = tag != 0 ? device_tagged(s->device, tag, s) : NULL;
-	if (old != NULL) {
-		old->replaced = true;
-		reg->replaced++;
-		pthread_cond_signal(&old->cond);
-	}
+	if (old != NULL)
+		stream_replace(reg, old);
 	pthread_mutex_unlock(&reg->lock);
 	return old != NULL;
 }
