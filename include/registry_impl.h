@@ -16,20 +16,6 @@
 #include <stdint.h>
 
 #include <uthash.h>
-
-/*
- * uthash starts every table with 32 buckets (a 512-byte array), and each
- * user has a table of its devices, which usually holds one or two: 528
- * bytes of heap per user, as much as a stream's other registry entries.
- * 4 buckets hold 40 entries before a table grows (it doubles as it
- * needs); the registry-wide tables grow to their size as before.  The
- * macros are read where HASH_ADD expands, so they are set after the
- * header (which defines them unconditionally), for the registry modules.
- */
-#undef HASH_INITIAL_NUM_BUCKETS
-#undef HASH_INITIAL_NUM_BUCKETS_LOG2
-#define HASH_INITIAL_NUM_BUCKETS 4U
-#define HASH_INITIAL_NUM_BUCKETS_LOG2 2U
 #include <utlist.h>
 
 #include "registry.h"
@@ -57,12 +43,14 @@ struct registry_msg {
 
 struct reg_user {
 	char *name;
-	struct reg_device *devices;
-	UT_hash_handle hh;
+	struct reg_device
+	    *devices; /* utlist DL via uprev/unext: oldest first */
+	size_t ndevices;
+	UT_hash_handle hh; /* in reg->users, by name */
 };
 
 struct reg_device {
-	char *name;
+	const char *name; /* in key, after its user's name */
 	struct reg_user *user;
 	struct registry_stream *streams; /* utlist DL */
 	size_t nstreams;
@@ -79,7 +67,16 @@ struct reg_device {
 	uint64_t grace_until; /* while on reg->grace: when it is forgotten */
 	struct reg_device *gprev, *gnext; /* in reg->grace */
 	size_t held_counted;              /* its share of reg->held */
+	struct reg_device *uprev, *unext; /* in user->devices */
+	/*
+	 * In reg->devices, by key: its user's name and its own, each ending
+	 * in '\0' (registry_device_key()).  One table for every device, its
+	 * key beside its handle, so that a POST finds its device in one
+	 * lookup, in one or two of the cache lines it then reads, rather
+	 * than through its user's entry and that user's table of devices.
+	 */
 	UT_hash_handle hh;
+	char key[];
 };
 
 struct registry_stream {
@@ -99,7 +96,8 @@ struct registry {
 	pthread_mutex_t lock;
 	struct registry_limits limits;
 	uint64_t epoch;
-	struct reg_user *users;
+	struct reg_user *users;     /* by name */
+	struct reg_device *devices; /* by key, every user's */
 	struct registry_stream *streams;
 	struct reg_device *grace;      /* utlist DL via gprev/gnext */
 	struct registry_msg *retained; /* utlist DL via rprev/rnext */

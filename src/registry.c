@@ -56,6 +56,12 @@
  * left: those are never dropped for another device's sake.  reg->held counts the messages no stream has taken of
  * the devices in grace, so registry_stats() walks nothing.
  *
+ * Tables (uthash): reg->devices holds every device by its key, its user's
+ * name and its own (each with its '\0', beside its hash handle), so that
+ * a POST finds its device in one lookup; reg->users holds each user by
+ * name, with the list of its devices in the order they came (listing,
+ * devices_per_user); reg->streams holds every stream by id.
+ *
  * Stream lifecycle: registry_subscribe() links the stream into its device
  * and into reg->streams (by id); its thread loops in registry_wait();
  * registry_hangup() (from the connection watcher), an overflow, or
@@ -112,6 +118,12 @@
 
 /* Streams a publisher may pin and signal after unlocking; more wait. */
 #define REGISTRY_WAKE_MAX 8
+/*
+ * A device key (user and device names, each with its '\0') up to this
+ * long is made on the stack, not allocated: two names of max_id's
+ * default length fit.
+ */
+#define REGISTRY_KEY_STACK (2 * 256 + 2)
 
 struct registry_msg *
 registry_msg_new(const char *frame, size_t len)
@@ -206,7 +218,6 @@ void
 registry_free(struct registry *reg)
 {
 	struct registry_stream *s, *stmp;
-	struct reg_user *u, *utmp;
 	struct reg_device *d, *dtmp;
 
 	if (reg == NULL)
@@ -217,13 +228,10 @@ registry_free(struct registry *reg)
 		pthread_cond_destroy(&s->cond);
 		free(s);
 	}
-	HASH_ITER(hh, reg->users, u, utmp)
+	HASH_ITER(hh, reg->devices, d, dtmp)
 	{
-		HASH_ITER(hh, u->devices, d, dtmp)
-		{
-			d->streams = NULL;
-			registry_expire_forget(reg, d);
-		}
+		d->streams = NULL;
+		registry_expire_forget(reg, d);
 	}
 	pthread_mutex_destroy(&reg->lock);
 	free(reg);
@@ -266,15 +274,42 @@ device_replace(struct registry *reg, struct reg_device *d)
 	}
 }
 
-static struct reg_device *
-registry_find_device(struct registry *reg, const char *user, const char *device)
-{
-	struct reg_user *u;
-	struct reg_device *d = NULL;
+/*
+ * A device's key in reg->devices (struct reg_device): its user's name and
+ * its own, each with its '\0'.  Made before the lock is taken, on the
+ * caller's stack when it fits (as names of up to max_id's default do).
+ */
+struct device_key {
+	char *p;
+	size_t len, user_len;
+	char stack[REGISTRY_KEY_STACK];
+};
 
-	HASH_FIND_STR(reg->users, user, u);
-	if (u != NULL)
-		HASH_FIND_STR(u->devices, device, d);
+static void
+device_key_make(struct device_key *k, const char *user, const char *device)
+{
+	size_t dl = strlen(device) + 1;
+
+	k->user_len = strlen(user);
+	k->len = k->user_len + 1 + dl;
+	k->p = k->len <= sizeof(k->stack) ? k->stack : xmalloc(k->len);
+	memcpy(k->p, user, k->user_len + 1);
+	memcpy(k->p + k->user_len + 1, device, dl);
+}
+
+static void
+device_key_free(struct device_key *k)
+{
+	if (k->p != k->stack)
+		free(k->p);
+}
+
+static struct reg_device *
+registry_find_device(struct registry *reg, const struct device_key *k)
+{
+	struct reg_device *d;
+
+	HASH_FIND(hh, reg->devices, k->p, k->len, d);
 	return d;
 }
 
@@ -288,8 +323,10 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	struct reg_user *u = NULL;
 	pthread_condattr_t attr;
 	uint64_t now = util_now_ms();
+	struct device_key k;
 
 	memset(start, 0, sizeof(*start));
+	device_key_make(&k, user, device);
 	pthread_mutex_lock(&reg->lock);
 	if (reg->closing) {
 		*err = REGISTRY_CLOSED;
@@ -301,17 +338,18 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		goto out;
 	}
 	/* A grace period that ended is over, swept or not. */
-	d = registry_find_device(reg, user, device);
+	d = registry_find_device(reg, &k);
 	if (d != NULL && device_expired(d, now) && d->nstreams == 0) {
 		reg->forgotten++;
 		registry_expire_forget(reg, d);
+		d = NULL;
 	}
-	d = NULL;
-	HASH_FIND_STR(reg->users, user, u);
-	if (u != NULL)
-		HASH_FIND_STR(u->devices, device, d);
+	if (d != NULL)
+		u = d->user;
+	else
+		HASH_FIND_STR(reg->users, user, u);
 	if (d == NULL && u != NULL && reg->limits.devices_per_user > 0 &&
-	    HASH_COUNT(u->devices) >= reg->limits.devices_per_user) {
+	    u->ndevices >= reg->limits.devices_per_user) {
 		*err = REGISTRY_USER_FULL;
 		goto out;
 	}
@@ -322,8 +360,9 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		reg->nusers++;
 	}
 	if (d == NULL) {
-		d = xcalloc(1, sizeof(*d));
-		d->name = xstrdup(device);
+		d = xcalloc(1, sizeof(*d) + k.len);
+		memcpy(d->key, k.p, k.len);
+		d->name = d->key + k.user_len + 1;
 		d->user = u;
 		/*
 		 * Whatever was sent before it existed, it cannot replay;
@@ -333,7 +372,9 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		    ? resume->id
 		    : reg->last_id;
 		d->top_id = d->floor_id;
-		HASH_ADD_KEYPTR(hh, u->devices, d->name, strlen(d->name), d);
+		HASH_ADD_KEYPTR(hh, reg->devices, d->key, k.len, d);
+		DL_APPEND2(u->devices, d, uprev, unext);
+		u->ndevices++;
 		reg->ndevices++;
 	} else if (resume->kind == REGISTRY_RESUME_FROM && d->nstreams == 0 &&
 	    (resume->id < d->floor_id || resume->id > d->top_id)) {
@@ -367,6 +408,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	*err = REGISTRY_OK;
 out:
 	pthread_mutex_unlock(&reg->lock);
+	device_key_free(&k);
 	return s;
 }
 
@@ -429,15 +471,18 @@ bool
 registry_has_tagged(
     struct registry *reg, const char *user, const char *device, uint64_t tag)
 {
+	struct device_key k;
 	struct reg_device *d;
 	bool found;
 
 	if (tag == 0)
 		return false;
+	device_key_make(&k, user, device);
 	pthread_mutex_lock(&reg->lock);
-	d = registry_find_device(reg, user, device);
+	d = registry_find_device(reg, &k);
 	found = d != NULL && device_tagged(d, tag, NULL) != NULL;
 	pthread_mutex_unlock(&reg->lock);
+	device_key_free(&k);
 	return found;
 }
 
@@ -465,9 +510,11 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	struct reg_device *d;
 	uint64_t now = util_now_ms(), now_us = util_now_us();
 	size_t nw = 0;
+	struct device_key k;
 
+	device_key_make(&k, user, device);
 	pthread_mutex_lock(&reg->lock);
-	d = registry_find_device(reg, user, device);
+	d = registry_find_device(reg, &k);
 	/* A grace period that ended is over, swept or not. */
 	if (d != NULL && device_expired(d, now)) {
 		if (d->nstreams == 0) {
@@ -539,6 +586,7 @@ out:
 		atomic_fetch_sub_explicit(
 		    &wake[i]->pinned, 1, memory_order_release);
 	}
+	device_key_free(&k);
 	return res;
 }
 
@@ -688,7 +736,7 @@ void
 registry_devices(
     struct registry *reg, const char *user, char ***names, size_t *n)
 {
-	struct reg_device *d, *tmp;
+	struct reg_device *d;
 	struct reg_user *u;
 	size_t i = 0;
 
@@ -696,9 +744,9 @@ registry_devices(
 	*n = 0;
 	pthread_mutex_lock(&reg->lock);
 	HASH_FIND_STR(reg->users, user, u);
-	if (u != NULL && HASH_COUNT(u->devices) > 0) {
-		*names = xmalloc(HASH_COUNT(u->devices) * sizeof(**names));
-		HASH_ITER(hh, u->devices, d, tmp)
+	if (u != NULL && u->ndevices > 0) {
+		*names = xmalloc(u->ndevices * sizeof(**names));
+		DL_FOREACH2(u->devices, d, unext)
 		{
 			if (device_live(d))
 				(*names)[i++] = xstrdup(d->name);

@@ -23,10 +23,11 @@ registry_expire_forget(struct registry *reg, struct reg_device *d)
 	reg->dropped += device_held(d);
 	while (d->count > 0)
 		registry_log_drop_oldest(reg, d);
-	HASH_DEL(u->devices, d);
+	HASH_DEL(reg->devices, d);
+	DL_DELETE2(u->devices, d, uprev, unext);
+	u->ndevices--;
 	reg->ndevices--;
 	free(d->ring);
-	free(d->name);
 	free(d);
 	if (u->devices == NULL) {
 		HASH_DEL(reg->users, u);

@@ -120,6 +120,110 @@ test_registry_basic(void **state)
 	registry_free(reg);
 }
 
+/* The messages s has been sent, as one string (for a few short ones). */
+static void
+expect_frames(struct registry *reg, struct registry_stream *s, const char *want)
+{
+	struct registry_batch b;
+	char got[64] = "";
+	size_t len;
+
+	assert_int_equal(registry_wait(reg, s, 0, &b), REGISTRY_MESSAGES);
+	for (struct registry_msg *m = b.first; m != NULL;
+	     m = registry_batch_next(&b, m)) {
+		const char *f = registry_msg_frame(m, &len);
+
+		assert_true(strlen(got) + len < sizeof(got));
+		strncat(got, f, len);
+	}
+	registry_batch_release(&b);
+	assert_string_equal(got, want);
+}
+
+/*
+ * Devices are found by their user's name and their own together: names
+ * that run into each other are different devices, names longer than the
+ * key the stack holds work as short ones, and a user's devices are
+ * listed and counted in the order they came, whatever left between.
+ */
+static void
+test_registry_device_keys(void **state)
+{
+	struct registry_limits l = {.devices_per_user = 3};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *ab_c, *a_bc, *s[4], *big;
+	char *user = xmalloc(4097), *device = xmalloc(4097);
+	enum registry_error err;
+	size_t n;
+	char **names;
+
+	(void)state;
+	ab_c = subscribe(reg, "ab", "c", &err);
+	a_bc = subscribe(reg, "a", "bc", &err);
+	assert_non_null(ab_c);
+	assert_non_null(a_bc);
+	publish_str(reg, "ab", "c", "1", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	publish_str(reg, "a", "bc", "2", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	publish_str(reg, "a", "b", "x", &err);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
+	publish_str(reg, "abc", "", "x", &err);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
+	expect_frames(reg, ab_c, "1");
+	expect_frames(reg, a_bc, "2");
+
+	/* Names of max_id's largest, past the key the stack holds. */
+	memset(user, 'u', 4096);
+	user[4096] = '\0';
+	memset(device, 'd', 4096);
+	device[4096] = '\0';
+	big = subscribe(reg, user, device, &err);
+	assert_non_null(big);
+	device[4095] = 'e';
+	publish_str(reg, user, device, "x", &err);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
+	device[4095] = 'd';
+	publish_str(reg, user, device, "3", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	expect_frames(reg, big, "3");
+	registry_devices(reg, user, &names, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], device);
+	free(names[0]);
+	free(names);
+
+	/* The limit counts the user's devices; one that goes frees a place. */
+	s[0] = subscribe(reg, "carol", "d0", &err);
+	s[1] = subscribe(reg, "carol", "d1", &err);
+	s[2] = subscribe(reg, "carol", "d2", &err);
+	assert_null(subscribe(reg, "carol", "d3", &err));
+	assert_int_equal(err, REGISTRY_USER_FULL);
+	registry_unsubscribe(reg, s[1]);
+	s[3] = subscribe(reg, "carol", "d3", &err);
+	assert_non_null(s[3]);
+	registry_devices(reg, "carol", &names, &n);
+	assert_int_equal(n, 3);
+	assert_string_equal(names[0], "d0");
+	assert_string_equal(names[1], "d2");
+	assert_string_equal(names[2], "d3");
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	publish_str(reg, "carol", "d1", "x", &err);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
+
+	registry_unsubscribe(reg, s[0]);
+	registry_unsubscribe(reg, s[2]);
+	registry_unsubscribe(reg, s[3]);
+	registry_unsubscribe(reg, big);
+	registry_unsubscribe(reg, ab_c);
+	registry_unsubscribe(reg, a_bc);
+	free(user);
+	free(device);
+	registry_free(reg);
+}
+
 static void
 test_registry_two_streams(void **state)
 {
@@ -1552,6 +1656,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_registry_basic),
+	    cmocka_unit_test(test_registry_device_keys),
 	    cmocka_unit_test(test_registry_two_streams),
 	    cmocka_unit_test(test_registry_ordering_threads),
 	    cmocka_unit_test(test_registry_close_wakes),
