@@ -18,9 +18,9 @@ else
 BUILD := build/$(subst $(comma),-,$(SANITIZE))
 endif
 
-PKGS := jansson fcgi libjwt libcrypto hiredis
+PKGS := jansson fcgi libjwt libcrypto hiredis libsodium
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lfcgi -ljwt -lcrypto -lhiredis)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lfcgi -ljwt -lcrypto -lhiredis -lsodium)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -39,7 +39,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -pthread -g $(OPT) $(WARN) $(SAN_FLAGS) \
 ALL_LDFLAGS = -pthread -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
 
 # The service, module by module; the binary and the unit tests link them.
-SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
+SRCS := src/util.c src/log.c src/keyed_hash.c src/config.c src/http.c src/route.c \
 	src/depth.c src/auth.c src/limit.c src/quota.c src/event.c \
 	src/body.c src/sse.c src/registry_log.c src/registry_expire.c \
 	src/registry.c src/api.c src/fcgi_out.c \
@@ -51,7 +51,7 @@ SRCS := src/util.c src/log.c src/config.c src/http.c src/route.c \
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT := http route depth body sse registry config api auth limit quota event fcgi_out \
 	deadline listener cidr metrics log fuzz_found cluster turn alloc_tune \
-	server_params server_conn util
+	server_params server_conn util keyed_hash
 UNIT_BINS := $(UNIT:%=$(BUILD)/tests/test_%)
 BIN := $(BUILD)/beep-signal
 

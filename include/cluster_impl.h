@@ -12,10 +12,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <uthash.h>
 
 #include "cluster.h"
 #include "cluster_lua.h"
+#include "keyed_hash.h"
 #include "registry.h"
 
 /* Reconnection backoff, doubling from min to max. */

@@ -15,9 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uthash.h>
 #include <utlist.h>
 
+#include "keyed_hash.h"
 #include "registry.h"
 
 struct registry_msg {

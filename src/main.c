@@ -16,6 +16,7 @@
 #include "alloc_tune.h"
 #include "body.h"
 #include "config.h"
+#include "keyed_hash.h"
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
@@ -72,6 +73,8 @@ main(int argc, char **argv)
 		    ALLOC_TUNE_SETTINGS, strerror(tune_err));
 	metrics_init();
 	body_init();
+	/* Here, so that a kernel with no random bytes stops it at start. */
+	keyed_hash_init();
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	main_raise_nofile();
 

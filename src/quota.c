@@ -10,8 +10,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
 
+#include "keyed_hash.h"
 #include "util.h"
 
 struct quota_entry {

@@ -282,6 +282,7 @@ device_replace(struct registry *reg, struct reg_device *d)
 struct device_key {
 	char *p;
 	size_t len, user_len;
+	unsigned hash; /* keyed_hash() of it, made before the lock too */
 	char stack[REGISTRY_KEY_STACK];
 };
 
@@ -295,6 +296,7 @@ device_key_make(struct device_key *k, const char *user, const char *device)
 	k->p = k->len <= sizeof(k->stack) ? k->stack : xmalloc(k->len);
 	memcpy(k->p, user, k->user_len + 1);
 	memcpy(k->p + k->user_len + 1, device, dl);
+	HASH_VALUE(k->p, k->len, k->hash);
 }
 
 static void
@@ -309,7 +311,7 @@ registry_find_device(struct registry *reg, const struct device_key *k)
 {
 	struct reg_device *d;
 
-	HASH_FIND(hh, reg->devices, k->p, k->len, d);
+	HASH_FIND_BYHASHVALUE(hh, reg->devices, k->p, k->len, k->hash, d);
 	return d;
 }
 
@@ -372,7 +374,8 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		    ? resume->id
 		    : reg->last_id;
 		d->top_id = d->floor_id;
-		HASH_ADD_KEYPTR(hh, reg->devices, d->key, k.len, d);
+		HASH_ADD_KEYPTR_BYHASHVALUE(
+		    hh, reg->devices, d->key, k.len, k.hash, d);
 		DL_APPEND2(u->devices, d, uprev, unext);
 		u->ndevices++;
 		reg->ndevices++;
