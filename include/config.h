@@ -47,6 +47,7 @@ struct config {
 	int log_level;      /* enum log_level */
 	size_t max_token;   /* bytes of a token or forward-auth claim */
 	size_t max_streams_per_address; /* open mode; 0 = no limit */
+	unsigned ipv6_prefix;           /* bits an IPv6 client is counted by */
 	char *log_format;               /* "text" or "json" */
 	char *metrics_allow; /* who may GET /metrics: ADDRESS[/BITS],... */
 	/* Message bytes held in all logs. */

@@ -25,7 +25,7 @@ function esc(s) {
 	gsub(/\\/, "\\e", s)
 	return s
 }
-/^  --[a-z-]+ +BEEP_[A-Z_]+ +default: / {
+/^  --[a-z0-9-]+ +BEEP_[A-Z0-9_]+ +default: / {
 	flag = $1; sub(/^--/, "", flag)
 	env = $2
 	def = $0; sub(/^.*default: /, "", def)

@@ -365,7 +365,9 @@ api_subscribe(struct api *api, const struct api_request *req,
 	enum registry_error err = REGISTRY_OK;
 	struct registry_stream *s;
 	bool down = false;
-	const char *addr = req->remote_addr ? req->remote_addr : "";
+	char addr_key[CIDR_KEY_MAX];
+	const char *addr = cidr_client_key(
+	    req->remote_addr, api->config->ipv6_prefix, addr_key);
 	char *q = NULL;
 	bool bad = false, displace = false;
 	uint64_t tag = api_address_tag(addr);
@@ -823,7 +825,7 @@ api_rate_ok(struct api *api, const struct api_request *req,
     const struct auth_identity *who, struct api_response *resp)
 {
 	unsigned retry = 1;
-	char key_text[API_KEY_STACK];
+	char key_text[API_KEY_STACK], addr_key[CIDR_KEY_MAX];
 	struct buf key = BUF_ON_STACK(key_text);
 	bool ok;
 
@@ -833,7 +835,9 @@ api_rate_ok(struct api *api, const struct api_request *req,
 		buf_puts(&key, who->user);
 	} else {
 		buf_append(&key, "a:", 2);
-		buf_puts(&key, req->remote_addr ? req->remote_addr : "");
+		buf_puts(&key,
+		    cidr_client_key(
+		        req->remote_addr, api->config->ipv6_prefix, addr_key));
 	}
 	ok = limit_take(api->limit, key.data, util_now_ms(), &retry);
 	buf_free(&key);

@@ -2,6 +2,7 @@
 #include "cidr.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,4 +139,41 @@ cidr_list_clear(struct cidr_list *l)
 	free(l->v);
 	l->v = NULL;
 	l->n = 0;
+}
+
+const char *
+cidr_client_key(const char *addr, unsigned v6_prefix, char *out)
+{
+	unsigned char a[16];
+	size_t len;
+
+	if (addr == NULL)
+		addr = "";
+	/* IPv4 text, the common case, is its own key: no parse. */
+	if (strchr(addr, ':') != NULL && inet_pton(AF_INET6, addr, a) == 1) {
+		if (memcmp(a, cidr_v4_prefix, 12) == 0) {
+			inet_ntop(AF_INET, a + 12, out, CIDR_KEY_MAX);
+			return out;
+		}
+		for (unsigned i = 0; i < 16; i++) {
+			unsigned kept =
+			    v6_prefix > i * 8 ? v6_prefix - i * 8 : 0;
+
+			if (kept < 8)
+				a[i] &= (unsigned char)(0xff00u >> kept);
+		}
+		/* Written as inet_ntop() writes it, however it came. */
+		inet_ntop(AF_INET6, a, out, CIDR_KEY_MAX);
+		len = strlen(out);
+		if (v6_prefix < 128)
+			snprintf(
+			    out + len, CIDR_KEY_MAX - len, "/%u", v6_prefix);
+		return out;
+	}
+	len = strlen(addr);
+	if (len >= CIDR_KEY_MAX)
+		len = CIDR_KEY_MAX - 1;
+	memcpy(out, addr, len);
+	out[len] = '\0';
+	return out;
 }

@@ -167,6 +167,11 @@ static const struct config_option config_options[] = {
         "open mode: open streams per client address (REMOTE_ADDR); 0: no "
         "limit; past it a subscribe gets 429, unless it replaces the "
         "device's stream from that address (a reconnect)"},
+    {"ipv6-prefix", "BEEP_IPV6_PREFIX", CONFIG_UINT, OFF(ipv6_prefix), "64", 1,
+        128,
+        "bits of an IPv6 client's address the per-address limits (streams "
+        "per address, the open-mode rate) count it by: its network, since "
+        "one host may hold a whole /64; 128: each address"},
     {"log-format", "BEEP_LOG_FORMAT", CONFIG_STR, OFF(log_format), "text", 0, 0,
         "text (one line per event) or json (one JSON object per line)"},
     {"metrics-allow", "BEEP_METRICS_ALLOW", CONFIG_STR, OFF(metrics_allow),

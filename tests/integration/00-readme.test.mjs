@@ -12,7 +12,7 @@ function readmeTable() {
 	assert.ok(start >= 0, 'README has a Configuration section');
 	const rows = [];
 	for (const line of text.slice(start).split('\n')) {
-		const m = line.match(/^\| `--([a-z-]+)` \| `(BEEP_[A-Z_]+)` \| ([^|]+) \|/);
+		const m = line.match(/^\| `--([a-z0-9-]+)` \| `(BEEP_[A-Z0-9_]+)` \| ([^|]+) \|/);
 		if (m)
 			rows.push([m[1], m[2], m[3].trim().replaceAll('`', '')]);
 		if (rows.length && !line.startsWith('|'))
@@ -24,7 +24,7 @@ function readmeTable() {
 function helpTable(out) {
 	const rows = [];
 	for (const line of out.split('\n')) {
-		const m = line.match(/^ {2}--([a-z-]+)\s+(BEEP_[A-Z_]+)\s+default: (.*)$/);
+		const m = line.match(/^ {2}--([a-z0-9-]+)\s+(BEEP_[A-Z0-9_]+)\s+default: (.*)$/);
 		if (m)
 			rows.push([m[1], m[2], m[3].trim()]);
 	}

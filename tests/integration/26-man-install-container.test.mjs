@@ -42,7 +42,7 @@ test('man -l renders the man page without warnings', T, async () => {
 		assert.match(text, new RegExp(`^${s}$`, 'm'), s);
 	// Every option of --help, with its environment variable.
 	const help = (await run(BEEP_BIN, ['--help'])).stdout;
-	for (const m of help.matchAll(/^ {2}--([a-z-]+)\s+(BEEP_[A-Z_]+)/gm)) {
+	for (const m of help.matchAll(/^ {2}--([a-z0-9-]+)\s+(BEEP_[A-Z0-9_]+)/gm)) {
 		assert.ok(text.includes(`--${m[1]} value`), `--${m[1]}`);
 		assert.ok(text.includes(m[2]), m[2]);
 	}

@@ -829,6 +829,76 @@ get_from(struct fixture *f, const char *uri, const char *addr,
 	return r->status;
 }
 
+/* A POST from addr with a small body, prechecked first as the server does. */
+static enum http_status
+post_from(struct fixture *f, const char *addr)
+{
+	struct api_request req = {.method = "POST",
+	    .uri = "/user/bob/device/d",
+	    .content_type = "application/json",
+	    .remote_addr = addr,
+	    .body = "{\"data\":1}",
+	    .body_len = 10};
+	struct api_response r = {0};
+	enum http_status status;
+
+	if (api_precheck(f->api, &req, &r))
+		api_handle(f->api, &req, &r);
+	status = r.status;
+	api_response_clear(&r);
+	return status;
+}
+
+/*
+ * The per-address limits count an IPv6 client by its network
+ * (BEEP_IPV6_PREFIX, 64): a host that takes a new address from its /64
+ * for each request meets the same limits; another network does not.
+ */
+static void
+test_api_ipv6_network(void **state)
+{
+	const char *argv[] = {"beep-signal", "--max-streams-per-address", "1",
+	    "--rate", "1", "--burst", "1", "--ipv6-prefix", "64"};
+	const char *per_address[] = {"beep-signal", "--max-streams-per-address",
+	    "1", "--rate", "1", "--burst", "1", "--ipv6-prefix", "128"};
+	struct api_response a, b, c, d;
+
+	(void)state;
+	for (int run = 0; run < 2; run++) {
+		struct fixture *f =
+		    fixture_argv(9, run == 0 ? argv : per_address);
+		enum http_status same = run == 0 ? HTTP_429 : HTTP_200;
+
+		assert_int_equal(get_from(f, "/subscribe/bob/device/d",
+		                     "2001:db8:1:2::a", &a),
+		    HTTP_200);
+		/* The same /64: one stream there already. */
+		assert_int_equal(get_from(f, "/subscribe/u1/device/d",
+		                     "2001:db8:1:2:ffff::b", &b),
+		    same);
+		/* Another /64. */
+		assert_int_equal(get_from(f, "/subscribe/u2/device/d",
+		                     "2001:db8:1:3::a", &c),
+		    HTTP_200);
+		/* IPv4 clients, on a dual-stack socket too, are each their own. */
+		assert_int_equal(get_from(f, "/subscribe/u3/device/d",
+		                     "::ffff:192.0.2.1", &d),
+		    HTTP_200);
+		/* The rate (1, burst 1) likewise. */
+		assert_int_equal(post_from(f, "2001:db8:1:2::a"), HTTP_200);
+		assert_int_equal(post_from(f, "2001:db8:1:2::c"), same);
+		assert_int_equal(post_from(f, "2001:db8:1:3::c"), HTTP_200);
+		end_stream(f, &a);
+		if (b.stream != NULL)
+			end_stream(f, &b);
+		else
+			api_response_clear(&b);
+		end_stream(f, &c);
+		end_stream(f, &d);
+		fixture_free(f);
+	}
+}
+
 /* Issue 12: /readyz at the stream limit and while stopping. */
 static void
 test_api_readyz(void **state)
@@ -1069,6 +1139,7 @@ main(void)
 	    cmocka_unit_test(test_api_streams_per_address),
 	    cmocka_unit_test(test_api_displace_only_when_open),
 	    cmocka_unit_test(test_api_streams_per_address_not_with_auth),
+	    cmocka_unit_test(test_api_ipv6_network),
 	    cmocka_unit_test(test_api_readyz),
 	    cmocka_unit_test(test_api_metrics_allow),
 	    cmocka_unit_test_setup_teardown(

@@ -74,12 +74,57 @@ test_cidr_refusals(void **state)
 	}
 }
 
+/* The key a client address is counted by: IPv6 by its network. */
+static void
+test_cidr_client_key(void **state)
+{
+	static const struct {
+		const char *addr;
+		unsigned bits;
+		const char *key;
+	} cases[] = {
+	    {"192.0.2.1", 64, "192.0.2.1"},
+	    /* IPv4 written as IPv6 (nginx on a dual-stack socket). */
+	    {"::ffff:192.0.2.1", 64, "192.0.2.1"},
+	    {"::FFFF:192.0.2.1", 1, "192.0.2.1"},
+	    {"2001:db8:1:2:aaaa:bbbb:cccc:dddd", 64, "2001:db8:1:2::/64"},
+	    {"2001:db8:1:2::1", 64, "2001:db8:1:2::/64"},
+	    {"2001:db8:1:2ff::9", 56, "2001:db8:1:200::/56"},
+	    {"2001:db8:1:2ff::9", 60, "2001:db8:1:2f0::/60"},
+	    {"2001:db8:1:2ff::9", 63, "2001:db8:1:2fe::/63"},
+	    {"ffff::1", 3, "e000::/3"},
+	    /* Each address, written one way whatever way it came. */
+	    {"2001:DB8:0:0:0:0:0:1", 128, "2001:db8::1"},
+	    {"::1", 128, "::1"},
+	    {"::1", 64, "::/64"},
+	    /* Not an address: as it is, cut to fit. */
+	    {"fe80::1%eth0", 64, "fe80::1%eth0"},
+	    {"", 64, ""},
+	    {"0123456789012345678901234567890123456789012345678901", 64,
+	        "01234567890123456789012345678901234567890123456"},
+	};
+	char key[CIDR_KEY_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_string_equal(
+		    cidr_client_key(cases[i].addr, cases[i].bits, key),
+		    cases[i].key);
+	assert_string_equal(cidr_client_key(NULL, 64, key), "");
+	/* The longest an IPv6 key is. */
+	assert_string_equal(
+	    cidr_client_key(
+	        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 127, key),
+	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cidr_match),
 	    cmocka_unit_test(test_cidr_refusals),
+	    cmocka_unit_test(test_cidr_client_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
