@@ -851,6 +851,109 @@ test_cluster_told_at_a_given_id(void **state)
 	}
 }
 
+/* Poll (bounded) until Redis no longer lists node as a holder of "d". */
+static void
+wait_unheld(struct fixture *f, int node)
+{
+	struct cluster_stats st;
+	char field[96];
+
+	cluster_stats(f->cl[node], &st);
+	snprintf(field, sizeof(field), "d\x1f%s", st.node);
+	for (int i = 0; i < 1000; i++) {
+		redisReply *r =
+		    redisCommand(acl_admin, "HEXISTS beep:u:u %s", field);
+		long long held;
+
+		assert_non_null(r);
+		assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+		held = r->integer;
+		freeReplyObject(r);
+		if (held == 0)
+			return;
+		usleep(10000);
+	}
+	fail_msg("node %d still holds the device within 10 s", node);
+}
+
+/*
+ * Node 0 delivers a POST alone while its command connection is refused
+ * (its channel stays), and its stream of the device closes before Redis
+ * takes it back: there is no stream left to resync, so its UNSUB must
+ * carry what it gave alone.  Node 1's stream gets a reset above node 0's
+ * lone message, before anything posted after it; nothing twice.
+ */
+static void
+test_cluster_unsub_tells(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s[2];
+	struct cluster_entry *ref[2];
+	struct cluster_stats cs;
+	char id[CLUSTER_ID_MAX], text[64];
+	uint64_t one, local, reset, two, got, alone;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	for (int i = 0; i < 2; i++) {
+		enum registry_error err;
+
+		s[i] = cluster_subscribe(
+		    f->cl[i], "u", "d", &none, &st, &ref[i], &err, &down);
+		assert_non_null(s[i]);
+	}
+	assert_int_equal(post(f, 0, "one", id, &down), REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(id, &one), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(next_msg(f->reg[i], s[i], text), one);
+		assert_string_equal(text, "one");
+	}
+	/*
+	 * Node 0's password goes; node 1's stays (its command connection,
+	 * killed too, comes back on its next command).  Node 0 sees it at
+	 * its next command: post_local()'s first POST gets 503.
+	 */
+	cluster_stats(f->cl[0], &cs);
+	alone = cs.local;
+	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
+	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	local = post_local(f, 0, "local");
+	assert_true(local > one);
+	assert_int_equal(next_msg(f->reg[0], s[0], text), local);
+	assert_string_equal(text, "local");
+	cluster_stats(f->cl[0], &cs);
+	assert_int_equal(cs.local, alone + 1);
+	no_more(f->reg[1], s[1]);
+	/* Node 0's stream closes while Redis is away from it. */
+	no_more(f->reg[0], s[0]);
+	registry_unsubscribe(f->reg[0], s[0]);
+	cluster_unsubscribe(f->cl[0], ref[0]);
+
+	/*
+	 * Node 0 back: its UNSUB runs, one script that drops it as a holder
+	 * and publishes the reset to node 1, before the POST below.
+	 */
+	acl_cmd("ACL SETUSER default >pa");
+	wait_node_up(f, 0);
+	wait_unheld(f, 0);
+	/* Posted after it (node 0's connection is the new one): 200. */
+	assert_int_equal(post(f, 0, "two", id, &down), REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(id, &two), 0);
+	reset = next_msg(f->reg[1], s[1], text);
+	assert_string_equal(text, "rreset"); /* not "two": no reset came */
+	assert_true(reset > local);
+	got = next_msg(f->reg[1], s[1], text);
+	assert_string_equal(text, "two");
+	assert_int_equal(got, two);
+	assert_true(two > reset);
+	no_more(f->reg[1], s[1]);
+	registry_unsubscribe(f->reg[1], s[1]);
+	cluster_unsubscribe(f->cl[1], ref[1]);
+}
+
 /* The stream and metadata keys of device "d" of user "t". */
 #define TRIM_S                                                                 \
 	"beep:s:t\x1f"                                                         \
@@ -954,6 +1057,8 @@ main(void)
 	        test_cluster_local_gap, setup_persist, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_told_at_a_given_id, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_tells, setup_acl, teardown_acl),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
