@@ -32,6 +32,7 @@ struct api_request {
 	const char *remote_addr;    /* the client's address, from the front */
 	const char *sec_fetch_site; /* the Sec-Fetch-Site header, or NULL */
 	const char *host;           /* the Host header, or NULL */
+	const char *accept;         /* the Accept header, or NULL */
 	bool https;                 /* the front received it over TLS */
 	const char *body;           /* POST body, or NULL */
 	size_t body_len;

@@ -55,6 +55,16 @@ bool http_id_valid(const char *s, size_t len, size_t max_len);
 bool http_media_type_is(const char *ct, const char *type);
 
 /*
+ * Whether an Accept header value names text/event-stream and no range a
+ * JSON document falls in (application/json, or the wildcards for any
+ * application type and for any type), as EventSource's
+ * "text/event-stream" does: a client that can read only an event stream.
+ * Media ranges are compared ignoring case, surrounding space and
+ * parameters.  NULL (no header) accepts anything: false.
+ */
+bool http_accepts_event_stream_only(const char *accept);
+
+/*
  * Find parameter name in the query string q (without '?') and return its
  * percent-decoded value as a new string (free it), or NULL when absent or
  * malformed: a bad percent escape, or a %00, which would cut the string

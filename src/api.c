@@ -270,6 +270,44 @@ api_error(struct api_response *resp, enum http_status status, const char *why)
 }
 
 /*
+ * Refuse a stream for now (status 429 or 503, why), with Retry-After.  To
+ * a client that reads only an event stream (EventSource: Accept:
+ * text/event-stream) as one that it comes back from, since EventSource
+ * never retries a 4xx or 5xx answer: 200, an event "refused" whose data
+ * is the error and its status, and a retry: field of Retry-After plus up
+ * to as much again (so that the clients refused together do not all come
+ * back together); the stream then ends, and EventSource reconnects after
+ * that long, with its Last-Event-ID.  To any other, the error.
+ */
+static void
+api_refuse_stream(const struct api_request *req, struct api_response *resp,
+    enum http_status status, const char *why)
+{
+	json_t *doc;
+	char *text;
+	long wait_ms;
+
+	api_retry_after(resp, API_RETRY_AFTER);
+	if (!http_accepts_event_stream_only(req->accept)) {
+		api_error(resp, status, why);
+		return;
+	}
+	doc = json_pack(
+	    "{s:s,s:i}", "error", why, "status", http_status_code[status]);
+	text = json_dumps(doc, JSON_COMPACT);
+	wait_ms =
+	    API_RETRY_AFTER * 1000L + random() % (API_RETRY_AFTER * 1000L);
+	resp->status = HTTP_200;
+	buf_puts(&resp->headers,
+	    "Content-Type: text/event-stream\r\n"
+	    "Cache-Control: no-cache, no-transform\r\n");
+	buf_printf(&resp->body, "retry: %ld\nevent: refused\ndata: %s\n\n",
+	    wait_ms, text);
+	free(text);
+	json_decref(doc);
+}
+
+/*
  * Event ids are "<epoch>-<n>": see registry_epoch(), registry_msg_id();
  * in a cluster, Redis stream ids (cluster_format_id()).
  */
@@ -403,8 +441,7 @@ api_subscribe(struct api *api, const struct api_request *req,
 		    registry_has_tagged(api->reg, r->user, r->device, tag) &&
 		    quota_acquire_over(api->per_address, addr);
 		if (!displace) {
-			api_retry_after(resp, API_RETRY_AFTER);
-			api_error(resp, HTTP_429,
+			api_refuse_stream(req, resp, HTTP_429,
 			    "too many streams from this address");
 			return;
 		}
@@ -433,8 +470,7 @@ api_subscribe(struct api *api, const struct api_request *req,
 			status = HTTP_429;
 			why = "too many devices for this user";
 		}
-		api_retry_after(resp, API_RETRY_AFTER);
-		api_error(resp, status, why);
+		api_refuse_stream(req, resp, status, why);
 		return;
 	}
 	/* Only now: a subscribe that failed took no one's place. */

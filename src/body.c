@@ -54,9 +54,11 @@ body_init(void)
 /*
  * The names of the service's own events (api.c, event.c): a client takes
  * them for the service's word (the JS client closes for good on
- * `replaced`, and restarts ICE on `reset`), so no poster may send them.
+ * `replaced`, and restarts ICE on `reset`; `refused` says a stream was
+ * not opened), so no poster may send them.
  */
-static const char *const body_reserved_events[] = {"reset", "replaced"};
+static const char *const body_reserved_events[] = {
+    "reset", "replaced", "refused"};
 
 const char *
 body_event_why(const char *s, size_t len)
@@ -77,7 +79,8 @@ body_event_why(const char *s, size_t len)
 	     i++)
 		if (len == strlen(body_reserved_events[i]) &&
 		    memcmp(s, body_reserved_events[i], len) == 0)
-			return "event reset and replaced are the service's own";
+			return "event reset, replaced and refused are the "
+			       "service's own";
 	return NULL;
 }
 

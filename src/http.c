@@ -172,6 +172,42 @@ http_media_type_is(const char *ct, const char *type)
 	return *ct == '\0' || *ct == ';';
 }
 
+/* Whether the media range p (len bytes, parameters cut) is name. */
+static bool
+http_range_is(const char *p, size_t len, const char *name)
+{
+	return len == strlen(name) && strncasecmp(p, name, len) == 0;
+}
+
+bool
+http_accepts_event_stream_only(const char *accept)
+{
+	bool stream = false;
+
+	if (accept == NULL)
+		return false;
+	for (const char *p = accept; *p != '\0';) {
+		const char *end = strchr(p, ','), *e;
+
+		if (end == NULL)
+			end = p + strlen(p);
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		for (e = p; e < end && *e != ';'; e++)
+			;
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (http_range_is(p, (size_t)(e - p), "application/json") ||
+		    http_range_is(p, (size_t)(e - p), "application/*") ||
+		    http_range_is(p, (size_t)(e - p), "*/*"))
+			return false;
+		stream = stream ||
+		    http_range_is(p, (size_t)(e - p), "text/event-stream");
+		p = *end == ',' ? end + 1 : end;
+	}
+	return stream;
+}
+
 char *
 http_query_param(const char *q, const char *name, bool *malformed)
 {

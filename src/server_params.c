@@ -28,6 +28,7 @@ enum server_param {
 	SP_SEC_FETCH_SITE,
 	SP_HOST,
 	SP_HTTPS,
+	SP_ACCEPT,
 	SP__N
 };
 
@@ -44,6 +45,7 @@ static const char *const server_param_names[SP__N] = {
     [SP_SEC_FETCH_SITE] = "HTTP_SEC_FETCH_SITE",
     [SP_HOST] = "HTTP_HOST",
     [SP_HTTPS] = "HTTPS",
+    [SP_ACCEPT] = "HTTP_ACCEPT",
 };
 
 /*
@@ -142,6 +144,7 @@ server_params_to_request(char **envp, const char *claim_param,
 	ar->cookie = v[SP_COOKIE];
 	ar->remote_addr = v[SP_REMOTE_ADDR];
 	ar->sec_fetch_site = v[SP_SEC_FETCH_SITE];
+	ar->accept = v[SP_ACCEPT];
 	ar->host = v[SP_HOST];
 	ar->https = v[SP_HTTPS] != NULL && strcasecmp(v[SP_HTTPS], "on") == 0;
 	if (ar->uri == NULL) {

@@ -269,7 +269,9 @@ class Signal {
 		const q = this.envelope ? "?envelope=1" : "";
 		const url = `${this.base}/subscribe/${enc(this.user)}/device/` +
 		    `${enc(this.device)}${q}`;
-		const extra = { Accept: "text/event-stream" };
+		// JSON too: its refusals come as a status it can read (429, 503),
+		// not as the event stream that EventSource gets instead.
+		const extra = { Accept: "text/event-stream, application/json" };
 		if (this.lastEventId)
 			extra["Last-Event-ID"] = this.lastEventId;
 		this.abort = new AbortController();

@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-	poll, withTimeout, uid, subPath, postPath,
+	poll, withTimeout, uid, subPath, postPath, expectRefusedStream,
 } from './harness.mjs';
 import {
 	Rig as FrontRig, waitLine, stop, READY_GUARD,
@@ -167,6 +167,23 @@ test('conf/nginx*.conf pass every parameter the backend reads', T,
 	const ev = await s2.nextEvent(5000);
 	assert.deepEqual([ev.lastEventId, ev.data], [ids[1], 'two'],
 	    'Last-Event-ID passed through nginx');
+});
+
+// EventSource never retries a 429 or 503: a stream refused for now must
+// reach it as an event stream it comes back from, which the backend can
+// tell only from the Accept header nginx passes (HTTP_ACCEPT).
+test('nginx: a stream refused for now reaches EventSource as one it retries',
+    T, async (t) => {
+	const rig = new FrontRig(t, 'nginx-refused',
+	    { env: { BEEP_MAX_STREAMS_PER_ADDRESS: '1' } });
+	await rig.startListen();
+	await rig.startNginx();
+	const held = await rig.open(subPath(uid('held'), 'd'));
+	assert.equal(held.status, 200);
+	await held.waitComments(1, 5000);
+	await expectRefusedStream(rig, subPath(uid('refused'), 'd'), 429,
+	    'too many streams from this address');
+	held.close();
 });
 
 test('lighttpd (conf/lighttpd.conf) -> beep-signal --listen unix:', T,

@@ -2,7 +2,8 @@
 // BEEP_MAX_STREAMS_PER_ADDRESS (default 256, 0 = off) counts open streams per
 // REMOTE_ADDR in open mode (every test client here is 127.0.0.1):
 //   - at a small limit (4): 4 streams accepted, the 5th gets 429 with
-//     Retry-After and a JSON error; a stream that ends gives its place back
+//     Retry-After and a JSON error (EventSource, Accept: text/event-stream
+//     alone, gets it as an event stream that it comes back from); a stream that ends gives its place back
 //     (a bounded poll: behind Caddy the backend learns of a departure at
 //     its next writes); POST and list are not limited by it;
 //   - at the default: 256 accepted, the 257th 429;
@@ -14,6 +15,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
 	useStack, uid, poll, postPath, subPath, isJson, openSub,
+	expectRefusedStream,
 } from './harness.mjs';
 import { mint, claims } from './jwt.mjs';
 
@@ -55,6 +57,10 @@ describe('a small limit (4)', () => {
 	    async () => {
 		const streams = await openMany(h.stack, 4);
 		assert429(await openSub(h.stack, subPath(uid('x'), 'd')), '5th');
+		// EventSource, which would give up for good on the 429, gets
+		// the refusal as a stream it comes back from.
+		await expectRefusedStream(h.stack, subPath(uid('x'), 'd'), 429,
+		    'too many streams from this address');
 		// Not limited: POST and list.
 		const c = h.stack.client();
 		const r = await c.postJson(postPath(uid('x'), 'd'), { data: 1 });

@@ -667,3 +667,67 @@ describe('browsers through Caddy', { skip }, () => {
 		}
 	});
 });
+
+// EventSource never retries a 429 or 503 (it closes for good): a stream
+// refused for now reaches it as an event stream that ends with a retry:
+// field, and Chromium's own EventSource comes back after it, with no
+// script of ours, and gets its messages once a place is free.
+describe('EventSource, a stream refused for now', { skip }, () => {
+	let chrome, stack;
+
+	before(async () => {
+		stack = await startStack({ env: {
+			BEEP_MAX_STREAMS_PER_ADDRESS: '1',
+			BEEP_KEEPALIVE: '1',
+		} });
+		chrome = await launchBrowser();
+	});
+
+	after(async () => {
+		await chrome?.stop();
+		await stack?.stopAndCheck();
+	});
+
+	test('comes back after retry: and gets what is sent to it', T, async () => {
+		const user = `es-${sid()}`;
+		// The one place this address (the loopback) has.
+		const held = await stack.subscribe(`held-${sid()}`, 'd');
+		const context = await chrome.browser.newContext();
+		try {
+			const page = await context.newPage();
+			page.on('pageerror', (e) => console.error('[page]', e.message));
+			// Any page of the service's origin will do.
+			await page.goto(`${stack.base}/healthz`);
+			await page.evaluate((url) => {
+				window.es = { refused: [], messages: [], closed: false };
+				const es = new EventSource(url);
+				es.addEventListener('refused', (e) =>
+				    window.es.refused.push(JSON.parse(e.data)));
+				es.onmessage = (e) => window.es.messages.push(e.data);
+				es.onerror = () => {
+					if (es.readyState === EventSource.CLOSED)
+						window.es.closed = true;
+				};
+			}, `/subscribe/${user}/device/phone`);
+			await poll(() => get(page, () => window.es.refused.length > 0),
+			    { timeout: 20000, interval: 100, what: 'the refusal' });
+			assert.deepEqual(await get(page, () => window.es.refused[0]),
+			    { error: 'too many streams from this address', status: 429 });
+			// The place frees once the backend notices (a keepalive's
+			// write fails behind Caddy); the page comes back on its own.
+			held.close();
+			const c = stack.client();
+			await poll(async () => (await c.postJson(
+			    `/user/${user}/device/phone`, { data: 'hello' })).status === 200,
+			    { timeout: 60000, interval: 250,
+			      what: 'the page subscribed again' });
+			await poll(() => get(page,
+			    () => window.es.messages.some((m) => m.includes('hello'))),
+			    { timeout: 10000, interval: 100, what: 'the message' });
+			assert.equal(await get(page, () => window.es.closed), false,
+			    'EventSource never closed for good');
+		} finally {
+			await context.close();
+		}
+	});
+});

@@ -387,6 +387,29 @@ export async function openSub(stack, p, headers = {}) {
 	return { status: s.status, headers: s.headers, text, stream: null };
 }
 
+// A stream refused for now, as EventSource (Accept: text/event-stream
+// alone), which never retries a 429 or 503, must get it: 200, an event
+// "refused" carrying the error and its status, a retry: field from
+// Retry-After (5 s) up to twice that, no id, and the end, after which
+// EventSource comes back. opener: a stack or a front rig (its open()).
+export async function expectRefusedStream(opener, p, status, error) {
+	const s = await opener.open(p,
+	    { headers: { Accept: 'text/event-stream' } });
+	assert.equal(s.status, 200, `${p}: refused as a stream`);
+	assert.match(s.headers['content-type'] || '', /^text\/event-stream/i);
+	assert.equal(s.headers['retry-after'], '5');
+	assert.equal(await s.done, 'end', `${p}: the refusal ends`);
+	assert.ok(s.retry >= 5000 && s.retry < 10000, `retry: ${s.retry}`);
+	assert.deepEqual(s.events.map((e) =>
+	    [e.type, JSON.parse(e.data), e.lastEventId]),
+	    [['refused', { error, status }, '']]);
+	// A client that also reads JSON gets the status and the error.
+	const j = await opener.open(p,
+	    { headers: { Accept: 'text/event-stream, application/json' } });
+	assert.equal(j.status, status, `${p}: the status, for JSON readers`);
+	assert.equal(JSON.parse(await j.text()).error, error);
+}
+
 // ---------------------------------------------------------------------------
 // The stack: backend + Caddy.
 

@@ -113,13 +113,17 @@ export class EventStreamParser {
 export class SseStream {
 	// Opens a stream; resolves once the response headers arrived. For a
 	// non-200 answer the body is collected: await s.done, then s.rawText.
+	// It reads JSON too, as beep-signal.js does, so a refusal comes as a
+	// status (429, 503); headers: { Accept: 'text/event-stream' } asks as
+	// EventSource does, which gets a refusal as an event stream instead.
 	static open(base, reqPath, { headers = {}, timeout = 10000 } = {}) {
 		const u = new URL(base);
 		return new Promise((resolve, reject) => {
 			const req = http.request({
 				host: u.hostname, port: Number(u.port), method: 'GET',
 				path: reqPath, agent: false,
-				headers: { Accept: 'text/event-stream', ...headers },
+				headers: { Accept: 'text/event-stream, application/json',
+				    ...headers },
 			});
 			const timer = setTimeout(() => req.destroy(
 			    new Error(`hang guard: no response headers for ${reqPath} ` +

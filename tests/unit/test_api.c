@@ -899,6 +899,84 @@ test_api_ipv6_network(void **state)
 	}
 }
 
+/* A subscribe from addr with this Accept header. */
+static enum http_status
+get_accepting(struct fixture *f, const char *uri, const char *addr,
+    const char *accept, struct api_response *r)
+{
+	struct api_request req = {
+	    .method = "GET", .uri = uri, .remote_addr = addr, .accept = accept};
+
+	memset(r, 0, sizeof(*r));
+	api_handle(f->api, &req, r);
+	return r->status;
+}
+
+/*
+ * A stream refused for now reaches EventSource (Accept: text/event-stream
+ * alone) as an event stream it comes back from: EventSource never retries
+ * a 429 or 503.  Any other client gets the status.
+ */
+static void
+test_api_refused_as_event_stream(void **state)
+{
+	const char *argv[] = {"beep-signal", "--max-streams-per-address", "1"};
+	struct registry_limits l = {.max_streams = 2, .queue_messages = 16};
+	struct fixture *f = fixture_new(3, argv, &l);
+	static const struct {
+		const char *addr, *data;
+	} refusals[] = {
+	    {"192.0.2.1",
+	        "{\"error\":\"too many streams from this address\","
+	        "\"status\":429}"},
+	    {"192.0.2.3", "{\"error\":\"too many streams\",\"status\":503}"},
+	};
+	struct api_response a, b, r;
+
+	(void)state;
+	assert_int_equal(
+	    get_from(f, "/subscribe/u/device/a", "192.0.2.1", &a), HTTP_200);
+	assert_int_equal(
+	    get_from(f, "/subscribe/u/device/b", "192.0.2.2", &b), HTTP_200);
+	for (size_t i = 0; i < 2; i++) {
+		char want[160];
+		unsigned long ms;
+		int used = 0;
+
+		assert_int_equal(get_accepting(f, "/subscribe/v/device/c",
+		                     refusals[i].addr, "text/event-stream", &r),
+		    HTTP_200);
+		assert_null(r.stream);
+		assert_true(
+		    has_header(&r, "Content-Type: text/event-stream\r\n"));
+		assert_true(has_header(&r, "Retry-After: 5\r\n"));
+		/* Back after Retry-After and up to as long again. */
+		assert_int_equal(
+		    sscanf(r.body.data, "retry: %lu\n%n", &ms, &used), 1);
+		assert_true(ms >= 5000 && ms < 10000);
+		snprintf(want, sizeof(want), "event: refused\ndata: %s\n\n",
+		    refusals[i].data);
+		assert_string_equal(r.body.data + used, want);
+		api_response_clear(&r);
+		/* A client that reads JSON gets the status. */
+		assert_int_equal(
+		    get_accepting(f, "/subscribe/v/device/c", refusals[i].addr,
+		        "text/event-stream, application/json", &r),
+		    i == 0 ? HTTP_429 : HTTP_503);
+		assert_non_null(strstr(r.body.data, "\"error\""));
+		api_response_clear(&r);
+	}
+	/* Nothing was held for the refused: a place that frees is taken. */
+	end_stream(f, &a);
+	assert_int_equal(get_accepting(f, "/subscribe/v/device/c", "192.0.2.1",
+	                     "text/event-stream", &r),
+	    HTTP_200);
+	assert_non_null(r.stream);
+	end_stream(f, &r);
+	end_stream(f, &b);
+	fixture_free(f);
+}
+
 /* Issue 12: /readyz at the stream limit and while stopping. */
 static void
 test_api_readyz(void **state)
@@ -1140,6 +1218,7 @@ main(void)
 	    cmocka_unit_test(test_api_displace_only_when_open),
 	    cmocka_unit_test(test_api_streams_per_address_not_with_auth),
 	    cmocka_unit_test(test_api_ipv6_network),
+	    cmocka_unit_test(test_api_refused_as_event_stream),
 	    cmocka_unit_test(test_api_readyz),
 	    cmocka_unit_test(test_api_metrics_allow),
 	    cmocka_unit_test_setup_teardown(

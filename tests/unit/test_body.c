@@ -249,7 +249,7 @@ test_body_event_limit(void **state)
 	assert_false(body_event_valid("reset", 5));
 	assert_false(body_event_valid("replaced", 8));
 	assert_string_equal(body_event_why("replaced", 8),
-	    "event reset and replaced are the service's own");
+	    "event reset, replaced and refused are the service's own");
 	/* The length decides, not a NUL: "reset" is a prefix of these. */
 	assert_true(body_event_valid("resetx", 6));
 	assert_true(body_event_valid("rese", 4));

@@ -151,6 +151,43 @@ test_http_status_tables(void **state)
 	assert_int_equal(http_status_code[HTTP_413], 413);
 }
 
+/* A client that reads only an event stream, as EventSource is. */
+static void
+test_http_accepts_event_stream_only(void **state)
+{
+	static const char *const only[] = {
+	    "text/event-stream", /* EventSource's, in every browser */
+	    "Text/Event-Stream",
+	    " text/event-stream ",
+	    "text/event-stream;charset=utf-8",
+	    "text/html, text/event-stream",
+	    "text/event-stream, text/plain;q=0.5",
+	    ",text/event-stream,",
+	};
+	static const char *const not_only[] = {
+	    "text/event-stream, application/json", /* beep-signal.js */
+	    "application/json, text/event-stream",
+	    "text/event-stream, */*;q=0.1",
+	    "text/event-stream, application/*",
+	    "text/event-stream, APPLICATION/JSON ; q=0.9",
+	    "*/*",
+	    "",
+	    "application/json",
+	    "text/event-streams",
+	    "text/event-strea",
+	    "text/plain",
+	    ",",
+	    " ; ",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++)
+		assert_true(http_accepts_event_stream_only(only[i]));
+	for (size_t i = 0; i < sizeof(not_only) / sizeof(not_only[0]); i++)
+		assert_false(http_accepts_event_stream_only(not_only[i]));
+	assert_false(http_accepts_event_stream_only(NULL));
+}
+
 int
 main(void)
 {
@@ -159,6 +196,7 @@ main(void)
 	    cmocka_unit_test(test_http_utf8),
 	    cmocka_unit_test(test_http_id),
 	    cmocka_unit_test(test_http_media_type),
+	    cmocka_unit_test(test_http_accepts_event_stream_only),
 	    cmocka_unit_test(test_http_query_param),
 	    cmocka_unit_test(test_http_status_tables),
 	};

@@ -27,7 +27,7 @@ test_server_params_fields(void **state)
 	    "HTTP_COOKIE=c=1", "REMOTE_ADDR=192.0.2.1",
 	    "HTTP_SEC_FETCH_SITE=same-origin", "HTTP_HOST=a.example",
 	    "HTTPS=On", "HTTP_X_USER_CLAIM=client", "BEEP_USER=alice",
-	    "SCRIPT_NAME=/ignored", NULL};
+	    "HTTP_ACCEPT=text/event-stream", "SCRIPT_NAME=/ignored", NULL};
 	struct api_request ar = {0};
 	struct buf uri = {0};
 
@@ -44,6 +44,7 @@ test_server_params_fields(void **state)
 	assert_string_equal(ar.remote_addr, "192.0.2.1");
 	assert_string_equal(ar.sec_fetch_site, "same-origin");
 	assert_string_equal(ar.host, "a.example");
+	assert_string_equal(ar.accept, "text/event-stream");
 	assert_true(ar.https); /* "on" in any case */
 	assert_string_equal(ar.claim, "alice");
 	assert_null(uri.data); /* REQUEST_URI given: nothing rebuilt */
