@@ -23,7 +23,7 @@ RUN make deps && make clean all WERROR=0 && \
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-	libfcgi0ldbl libjansson4 libjwt0 libhiredis0.14 libsodium23 caddy curl libcap2-bin \
+	libfcgi0ldbl libjansson4 libjwt0 libhiredis0.14 caddy curl libcap2-bin \
 	&& setcap cap_net_bind_service=+ep /usr/bin/caddy \
 	&& apt-get purge -y libcap2-bin && apt-get autoremove -y \
 	&& rm -rf /var/lib/apt/lists/* \

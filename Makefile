@@ -18,9 +18,9 @@ else
 BUILD := build/$(subst $(comma),-,$(SANITIZE))
 endif
 
-PKGS := jansson fcgi libjwt libcrypto hiredis libsodium
+PKGS := jansson fcgi libjwt libcrypto hiredis
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lfcgi -ljwt -lcrypto -lhiredis -lsodium)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lfcgi -ljwt -lcrypto -lhiredis)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

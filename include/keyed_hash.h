@@ -9,15 +9,17 @@
  * seconds).  uthash then stops growing that table for good, and every
  * lookup there walks the whole chain.  The registry's lookups run under its
  * one lock, so a few such POSTs a second would stall every stream.  So
- * the tables hash with SipHash-2-4 (libsodium's crypto_shorthash) under a
- * key drawn at random once per process: names that collide in one
- * process do not collide in the next, and nothing a client sees tells
- * where a name falls.
+ * the tables hash with SipHash-2-4 under a key drawn at random once per
+ * process: names that collide in one process do not collide in the next,
+ * and nothing a client sees tells where a name falls.
  */
 #ifndef BEEP_KEYED_HASH_H
 #define BEEP_KEYED_HASH_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#define KEYED_HASH_KEY_BYTES 16
 
 #ifdef UTHASH_H
 #error "keyed_hash.h must come before <uthash.h>, which it includes"
@@ -31,6 +33,10 @@ unsigned keyed_hash(const void *key, size_t len);
 
 /* Draw the key now; the process stops if the kernel gives no random bytes. */
 void keyed_hash_init(void);
+
+/* SipHash-2-4 of len bytes at in under key (its 64-bit output). */
+uint64_t keyed_hash_siphash24(
+    const void *in, size_t len, const unsigned char key[KEYED_HASH_KEY_BYTES]);
 
 #define HASH_FUNCTION(keyptr, keylen, hashv)                                   \
 	((hashv) = keyed_hash((keyptr), (size_t)(keylen)))

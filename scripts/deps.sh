@@ -6,7 +6,7 @@
 #   deps.sh valgrind  make valgrind;  deps.sh soak  make soak
 # Not root: print the apt-get command to run instead, and fail.
 set -eu
-want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev libjwt-dev libssl-dev uthash-dev libhiredis-dev libsodium-dev caddy"
+want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev libjwt-dev libssl-dev uthash-dev libhiredis-dev caddy"
 case "${1:-run}" in
 run) ;;
 test) want="$want libcmocka-dev clang-format clang libclang-rt-14-dev nodejs nginx lighttpd spawn-fcgi systemd man-db curl redis-server chromium coturn" ;;

@@ -119,6 +119,46 @@ test_keyed_hash_flood_registry(void **state)
 	registry_free(reg);
 }
 
+/*
+ * SipHash-2-4's reference outputs: key 00 01 .. 0f, message 00 01 .. of
+ * each length (the specification's test vectors, as libsodium's
+ * crypto_shorthash gives them too).
+ */
+static void
+test_keyed_hash_siphash24_vectors(void **state)
+{
+	static const struct {
+		size_t len;
+		uint64_t out;
+	} vectors[] = {
+	    {0, 0x726fdb47dd0e0e31ULL},
+	    {1, 0x74f839c593dc67fdULL},
+	    {2, 0x0d6c8009d9a94f5aULL},
+	    {3, 0x85676696d7fb7e2dULL},
+	    {4, 0xcf2794e0277187b7ULL},
+	    {5, 0x18765564cd99a68dULL},
+	    {6, 0xcbc9466e58fee3ceULL},
+	    {7, 0xab0200f58b01d137ULL},
+	    {8, 0x93f5f5799a932462ULL},
+	    {9, 0x9e0082df0ba9e4b0ULL},
+	    {15, 0xa129ca6149be45e5ULL},
+	    {16, 0x3f2acc7f57c29bdbULL},
+	    {17, 0x699ae9f52cbe4794ULL},
+	    {31, 0x32d892fad841c342ULL},
+	    {63, 0x958a324ceb064572ULL},
+	};
+	unsigned char key[KEYED_HASH_KEY_BYTES], msg[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (unsigned char)i;
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (unsigned char)i;
+	for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++)
+		assert_true(keyed_hash_siphash24(msg, vectors[i].len, key) ==
+		    vectors[i].out);
+}
+
 /* Stable within a process; another process has another key. */
 static void
 test_keyed_hash_per_process(void **state)
@@ -158,6 +198,7 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_keyed_hash_flood_table),
 	    cmocka_unit_test(test_keyed_hash_flood_registry),
+	    cmocka_unit_test(test_keyed_hash_siphash24_vectors),
 	    cmocka_unit_test(test_keyed_hash_per_process),
 	};
 
