@@ -230,6 +230,11 @@ format:
 	clang-format -i $(FORMAT_FILES)
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
+	@# Every uthash table hashes with keyed_hash (a client could choose
+	@# colliding names under uthash's own function): none includes
+	@# <uthash.h> but through keyed_hash.h.
+	@! grep -n '^#include <uthash.h>' $(filter-out include/keyed_hash.h,$(FORMAT_FILES)) \
+		|| { echo "include keyed_hash.h, not <uthash.h>"; exit 1; }
 
 # The call page and JS client go where the Caddyfile's BEEP_WEB_ROOT
 # default looks (with PREFIX=/usr/local).

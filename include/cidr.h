@@ -37,8 +37,9 @@ void cidr_list_clear(struct cidr_list *l);
  * The key a client address (REMOTE_ADDR, as text) is counted by in the
  * per-address limits: an IPv6 address by its network, its first
  * v6_prefix bits ("2001:db8:1:2::/64"), since one host may hold a whole
- * /64; an IPv4 address, also one written as IPv6 (::ffff:1.2.3.4), as
- * itself; anything else (NULL reads as "") as it is, cut to fit.
+ * /64; an IPv4 address, also one written as IPv6 (::ffff:1.2.3.4) or
+ * translated by NAT64 (64:ff9b::1.2.3.4), as itself; anything else (NULL
+ * reads as "") as it is, cut to fit.
  * Writes CIDR_KEY_MAX bytes at most to out and returns out.
  */
 const char *cidr_client_key(const char *addr, unsigned v6_prefix, char *out);

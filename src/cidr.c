@@ -16,6 +16,9 @@ struct cidr_range {
 
 static const unsigned char cidr_v4_prefix[12] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+/* NAT64's well-known prefix, 64:ff9b::/96 (RFC 6052): an IPv4 client. */
+static const unsigned char cidr_nat64_prefix[12] = {
+    0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
 
 /* Parse text as an address into 16 bytes; *v4 says it was IPv4. */
 static int
@@ -151,7 +154,8 @@ cidr_client_key(const char *addr, unsigned v6_prefix, char *out)
 		addr = "";
 	/* IPv4 text, the common case, is its own key: no parse. */
 	if (strchr(addr, ':') != NULL && inet_pton(AF_INET6, addr, a) == 1) {
-		if (memcmp(a, cidr_v4_prefix, 12) == 0) {
+		if (memcmp(a, cidr_v4_prefix, 12) == 0 ||
+		    memcmp(a, cidr_nat64_prefix, 12) == 0) {
 			inet_ntop(AF_INET, a + 12, out, CIDR_KEY_MAX);
 			return out;
 		}

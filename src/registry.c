@@ -326,9 +326,11 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	pthread_condattr_t attr;
 	uint64_t now = util_now_ms();
 	struct device_key k;
+	unsigned user_hash; /* for reg->users, also made before the lock */
 
 	memset(start, 0, sizeof(*start));
 	device_key_make(&k, user, device);
+	HASH_VALUE(user, k.user_len, user_hash);
 	pthread_mutex_lock(&reg->lock);
 	if (reg->closing) {
 		*err = REGISTRY_CLOSED;
@@ -349,7 +351,8 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	if (d != NULL)
 		u = d->user;
 	else
-		HASH_FIND_STR(reg->users, user, u);
+		HASH_FIND_BYHASHVALUE(
+		    hh, reg->users, user, k.user_len, user_hash, u);
 	if (d == NULL && u != NULL && reg->limits.devices_per_user > 0 &&
 	    u->ndevices >= reg->limits.devices_per_user) {
 		*err = REGISTRY_USER_FULL;
@@ -358,7 +361,8 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	if (u == NULL) {
 		u = xcalloc(1, sizeof(*u));
 		u->name = xstrdup(user);
-		HASH_ADD_KEYPTR(hh, reg->users, u->name, strlen(u->name), u);
+		HASH_ADD_KEYPTR_BYHASHVALUE(
+		    hh, reg->users, u->name, k.user_len, user_hash, u);
 		reg->nusers++;
 	}
 	if (d == NULL) {
@@ -741,12 +745,14 @@ registry_devices(
 {
 	struct reg_device *d;
 	struct reg_user *u;
-	size_t i = 0;
+	size_t i = 0, len = strlen(user);
+	unsigned hash;
 
 	*names = NULL;
 	*n = 0;
+	HASH_VALUE(user, len, hash);
 	pthread_mutex_lock(&reg->lock);
-	HASH_FIND_STR(reg->users, user, u);
+	HASH_FIND_BYHASHVALUE(hh, reg->users, user, len, hash, u);
 	if (u != NULL && u->ndevices > 0) {
 		*names = xmalloc(u->ndevices * sizeof(**names));
 		DL_FOREACH2(u->devices, d, unext)

@@ -277,7 +277,7 @@ test('compose.yaml: its front adapts, its files and options exist', T,
 	// Every BEEP_* variable it sets is one of the service's options, and
 	// the nodes are joined by Redis.
 	const help = (await runBinary(['--help'])).stdout;
-	const vars = [...text.matchAll(/\b(BEEP_[A-Z_]+):/g)].map((m) => m[1])
+	const vars = [...text.matchAll(/\b(BEEP_[A-Z0-9_]+):/g)].map((m) => m[1])
 	    .filter((v) => v !== 'BEEP_NODES');      // the front's, not ours
 	assert.ok(vars.includes('BEEP_REDIS_URL'), 'nodes name the Redis');
 	for (const v of vars)

@@ -884,6 +884,29 @@ test_api_ipv6_network(void **state)
 		assert_int_equal(get_from(f, "/subscribe/u3/device/d",
 		                     "::ffff:192.0.2.1", &d),
 		    HTTP_200);
+		if (run == 0) {
+			struct api_response e;
+			struct registry_batch rb;
+
+			/*
+			 * A reconnect from another address of the network
+			 * takes the place of its stream of the device (the
+			 * old one is replaced); from another network it
+			 * does not.
+			 */
+			assert_int_equal(get_from(f, "/subscribe/bob/device/d",
+			                     "2001:db8:1:3::b", &e),
+			    HTTP_429);
+			api_response_clear(&e);
+			assert_int_equal(get_from(f, "/subscribe/bob/device/d",
+			                     "2001:db8:1:2::beef", &e),
+			    HTTP_200);
+			assert_int_equal(
+			    registry_wait(f->reg, a.stream, 0, &rb),
+			    REGISTRY_REPLACED);
+			end_stream(f, &a);
+			a = e;
+		}
 		/* The rate (1, burst 1) likewise. */
 		assert_int_equal(post_from(f, "2001:db8:1:2::a"), HTTP_200);
 		assert_int_equal(post_from(f, "2001:db8:1:2::c"), same);

@@ -87,6 +87,10 @@ test_cidr_client_key(void **state)
 	    /* IPv4 written as IPv6 (nginx on a dual-stack socket). */
 	    {"::ffff:192.0.2.1", 64, "192.0.2.1"},
 	    {"::FFFF:192.0.2.1", 1, "192.0.2.1"},
+	    /* And translated by NAT64 (its well-known prefix). */
+	    {"64:ff9b::192.0.2.7", 64, "192.0.2.7"},
+	    {"64:ff9b::c000:208", 64, "192.0.2.8"},
+	    {"64:ff9b:1::c000:208", 64, "64:ff9b:1::/64"},
 	    {"2001:db8:1:2:aaaa:bbbb:cccc:dddd", 64, "2001:db8:1:2::/64"},
 	    {"2001:db8:1:2::1", 64, "2001:db8:1:2::/64"},
 	    {"2001:db8:1:2ff::9", 56, "2001:db8:1:200::/56"},

@@ -151,7 +151,7 @@ test_registry_device_keys(void **state)
 {
 	struct registry_limits l = {.devices_per_user = 3};
 	struct registry *reg = registry_new(&l);
-	struct registry_stream *ab_c, *a_bc, *s[4], *big;
+	struct registry_stream *ab_c, *a_bc, *s[4], *big, *other;
 	char *user = xmalloc(4097), *device = xmalloc(4097);
 	enum registry_error err;
 	size_t n;
@@ -202,6 +202,9 @@ test_registry_device_keys(void **state)
 	registry_unsubscribe(reg, s[1]);
 	s[3] = subscribe(reg, "carol", "d3", &err);
 	assert_non_null(s[3]);
+	/* Another user's device, added since: not carol's to list. */
+	other = subscribe(reg, "dave", "d9", &err);
+	assert_non_null(other);
 	registry_devices(reg, "carol", &names, &n);
 	assert_int_equal(n, 3);
 	assert_string_equal(names[0], "d0");
@@ -216,6 +219,7 @@ test_registry_device_keys(void **state)
 	registry_unsubscribe(reg, s[0]);
 	registry_unsubscribe(reg, s[2]);
 	registry_unsubscribe(reg, s[3]);
+	registry_unsubscribe(reg, other);
 	registry_unsubscribe(reg, big);
 	registry_unsubscribe(reg, ab_c);
 	registry_unsubscribe(reg, a_bc);
