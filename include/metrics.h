@@ -33,6 +33,8 @@ void metrics_init(void);
 void metrics_post(enum http_status status);
 /* A request was refused by the per-sender rate limit (BEEP_RATE). */
 void metrics_rate_limited(void);
+/* A subscribe refused for now, with status (HTTP_429 or HTTP_503). */
+void metrics_stream_refused(enum http_status status);
 /* A POST took us microseconds to decode, pack and publish. */
 void metrics_post_time(uint64_t us);
 /* A stream write of len bytes succeeded, carrying events messages. */

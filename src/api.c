@@ -26,6 +26,8 @@
 
 /* Seconds a client is told to wait after a 503 for a full service. */
 #define API_RETRY_AFTER 5
+/* The longest Last-Event-ID a refused stream gives back as its id. */
+#define API_ECHO_ID_MAX 128
 /* What api_cors() reserves for an answer's header lines. */
 #define API_HEAD_ROOM 192
 /* The stack a rate bucket's key is made in (longer ones take the heap). */
@@ -270,6 +272,23 @@ api_error(struct api_response *resp, enum http_status status, const char *why)
 }
 
 /*
+ * The log's word that the stream limit refuses subscribes: at most once a
+ * second (a refused EventSource comes back every 5 to 10 s, for as long as
+ * the service is full); beep_streams_refused_total counts each.
+ */
+static void
+api_warn_full(struct api *api)
+{
+	static _Atomic uint64_t last_ms;
+	uint64_t now = util_now_ms(), was = atomic_load(&last_ms);
+
+	if (now - was >= 1000 &&
+	    atomic_compare_exchange_strong(&last_ms, &was, now))
+		log_warn("stream limit reached (%zu): refusing subscribes",
+		    api->config->max_streams);
+}
+
+/*
  * Refuse a stream for now (status 429 or 503, why), with Retry-After.  To
  * a client that reads only an event stream (EventSource: Accept:
  * text/event-stream) as one that it comes back from, since EventSource
@@ -283,10 +302,12 @@ static void
 api_refuse_stream(const struct api_request *req, struct api_response *resp,
     enum http_status status, const char *why)
 {
+	const char *id = req->last_event_id;
 	json_t *doc;
 	char *text;
 	long wait_ms;
 
+	metrics_stream_refused(status);
 	api_retry_after(resp, API_RETRY_AFTER);
 	if (!http_accepts_event_stream_only(req->accept)) {
 		api_error(resp, status, why);
@@ -300,9 +321,19 @@ api_refuse_stream(const struct api_request *req, struct api_response *resp,
 	resp->status = HTTP_200;
 	buf_puts(&resp->headers,
 	    "Content-Type: text/event-stream\r\n"
-	    "Cache-Control: no-cache, no-transform\r\n");
-	buf_printf(&resp->body, "retry: %ld\nevent: refused\ndata: %s\n\n",
-	    wait_ms, text);
+	    "Cache-Control: no-store\r\n");
+	buf_printf(&resp->body, "retry: %ld\nevent: refused\n", wait_ms);
+	/*
+	 * The id it came with, given back: the WHATWG model starts each
+	 * response's last event id empty, and an event without an id field
+	 * would then make the client's empty, so that it came back with no
+	 * Last-Event-ID and missed what was sent meanwhile (browsers keep it
+	 * anyway; this does not rely on them).
+	 */
+	if (id != NULL && *id != '\0' && strlen(id) <= API_ECHO_ID_MAX &&
+	    strpbrk(id, "\r\n") == NULL)
+		buf_printf(&resp->body, "id: %s\n", id);
+	buf_printf(&resp->body, "data: %s\n\n", text);
 	free(text);
 	json_decref(doc);
 }
@@ -462,9 +493,7 @@ api_subscribe(struct api *api, const struct api_request *req,
 		if (down) {
 			why = API_CLUSTER_DOWN;
 		} else if (err == REGISTRY_FULL) {
-			log_warn("stream limit reached (%zu): refusing "
-			         "subscribe",
-			    api->config->max_streams);
+			api_warn_full(api);
 			why = "too many streams";
 		} else if (err == REGISTRY_USER_FULL) {
 			status = HTTP_429;

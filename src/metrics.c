@@ -21,6 +21,8 @@ struct metrics_histogram {
 
 static _Atomic uint64_t metrics_posts[HTTP__MAX];
 static _Atomic uint64_t metrics_limited;
+/* Subscribes refused for now: 429 (index 0) and 503 (index 1). */
+static _Atomic uint64_t metrics_refused[2];
 static _Atomic uint64_t metrics_events;
 static _Atomic uint64_t metrics_bytes;
 static _Atomic uint64_t metrics_write_timeouts;
@@ -91,6 +93,12 @@ void
 metrics_rate_limited(void)
 {
 	metrics_count(&metrics_limited, 1);
+}
+
+void
+metrics_stream_refused(enum http_status status)
+{
+	metrics_count(&metrics_refused[status == HTTP_503], 1);
 }
 
 void
@@ -235,6 +243,15 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	metrics_one(out, "beep_rate_limited_total", "counter",
 	    "POSTs refused with 429 by the per-sender rate (BEEP_RATE).",
 	    metrics_read(&metrics_limited));
+	metrics_head(out, "beep_streams_refused_total", "counter",
+	    "Subscribes refused for now (429: the address's or the user's "
+	    "limit; 503: full, stopping, Redis unreachable), whether answered "
+	    "with the status or, to EventSource, as an event stream.");
+	buf_printf(out,
+	    "beep_streams_refused_total{code=\"429\"} %" PRIu64 "\n"
+	    "beep_streams_refused_total{code=\"503\"} %" PRIu64 "\n",
+	    metrics_read(&metrics_refused[0]),
+	    metrics_read(&metrics_refused[1]));
 	metrics_one(out, "beep_messages_published_total", "counter",
 	    "Messages accepted for a device (live or in grace).",
 	    g->reg.published);
@@ -302,6 +319,8 @@ metrics_reset(void)
 	for (int i = 0; i < HTTP__MAX; i++)
 		atomic_store(&metrics_posts[i], 0);
 	atomic_store(&metrics_limited, 0);
+	atomic_store(&metrics_refused[0], 0);
+	atomic_store(&metrics_refused[1], 0);
 	atomic_store(&metrics_events, 0);
 	atomic_store(&metrics_bytes, 0);
 	atomic_store(&metrics_write_timeouts, 0);

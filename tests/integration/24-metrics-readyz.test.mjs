@@ -67,7 +67,8 @@ describe('metrics with traffic', () => {
 		assert.equal(m.value('beep_build_info', { version }), 1);
 		for (const name of ['beep_streams_open', 'beep_users', 'beep_devices',
 		    'beep_worker_threads', 'beep_posts_total',
-		    'beep_rate_limited_total', 'beep_messages_published_total',
+		    'beep_rate_limited_total', 'beep_streams_refused_total',
+		    'beep_messages_published_total',
 		    'beep_events_delivered_total', 'beep_messages_held',
 		    'beep_messages_dropped_total', 'beep_stream_resets_total',
 		    'beep_stream_overflows_total', 'beep_stream_written_bytes_total',

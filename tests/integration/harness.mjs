@@ -403,6 +403,14 @@ export async function expectRefusedStream(opener, p, status, error) {
 	assert.deepEqual(s.events.map((e) =>
 	    [e.type, JSON.parse(e.data), e.lastEventId]),
 	    [['refused', { error, status }, '']]);
+	// The id it resumes from is given back: a client that keeps only the
+	// ids of the response in hand (the WHATWG model) keeps it so.
+	const r = await opener.open(p, { headers: {
+	    Accept: 'text/event-stream', 'Last-Event-ID': '1-7' } });
+	assert.equal(r.status, 200);
+	await r.done;
+	assert.deepEqual(r.events.map((e) => [e.type, e.lastEventId]),
+	    [['refused', '1-7']]);
 	// A client that also reads JSON gets the status and the error.
 	const j = await opener.open(p,
 	    { headers: { Accept: 'text/event-stream, application/json' } });

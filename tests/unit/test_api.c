@@ -922,17 +922,27 @@ test_api_ipv6_network(void **state)
 	}
 }
 
-/* A subscribe from addr with this Accept header. */
+/* A subscribe from addr with this Accept and Last-Event-ID headers. */
 static enum http_status
-get_accepting(struct fixture *f, const char *uri, const char *addr,
-    const char *accept, struct api_response *r)
+get_resuming(struct fixture *f, const char *uri, const char *addr,
+    const char *accept, const char *last_id, struct api_response *r)
 {
-	struct api_request req = {
-	    .method = "GET", .uri = uri, .remote_addr = addr, .accept = accept};
+	struct api_request req = {.method = "GET",
+	    .uri = uri,
+	    .remote_addr = addr,
+	    .accept = accept,
+	    .last_event_id = last_id};
 
 	memset(r, 0, sizeof(*r));
 	api_handle(f->api, &req, r);
 	return r->status;
+}
+
+static enum http_status
+get_accepting(struct fixture *f, const char *uri, const char *addr,
+    const char *accept, struct api_response *r)
+{
+	return get_resuming(f, uri, addr, accept, NULL, r);
 }
 
 /*
@@ -946,13 +956,15 @@ test_api_refused_as_event_stream(void **state)
 	const char *argv[] = {"beep-signal", "--max-streams-per-address", "1"};
 	struct registry_limits l = {.max_streams = 2, .queue_messages = 16};
 	struct fixture *f = fixture_new(3, argv, &l);
+	/* The id it came with is given back, if it can be an id field. */
 	static const struct {
-		const char *addr, *data;
+		const char *addr, *last_id, *id_line, *data;
 	} refusals[] = {
-	    {"192.0.2.1",
+	    {"192.0.2.1", "1-7", "id: 1-7\n",
 	        "{\"error\":\"too many streams from this address\","
 	        "\"status\":429}"},
-	    {"192.0.2.3", "{\"error\":\"too many streams\",\"status\":503}"},
+	    {"192.0.2.3", "1-7\rid: 9", "",
+	        "{\"error\":\"too many streams\",\"status\":503}"},
 	};
 	struct api_response a, b, r;
 
@@ -966,19 +978,21 @@ test_api_refused_as_event_stream(void **state)
 		unsigned long ms;
 		int used = 0;
 
-		assert_int_equal(get_accepting(f, "/subscribe/v/device/c",
-		                     refusals[i].addr, "text/event-stream", &r),
+		assert_int_equal(
+		    get_resuming(f, "/subscribe/v/device/c", refusals[i].addr,
+		        "text/event-stream", refusals[i].last_id, &r),
 		    HTTP_200);
 		assert_null(r.stream);
 		assert_true(
 		    has_header(&r, "Content-Type: text/event-stream\r\n"));
+		assert_true(has_header(&r, "Cache-Control: no-store\r\n"));
 		assert_true(has_header(&r, "Retry-After: 5\r\n"));
 		/* Back after Retry-After and up to as long again. */
 		assert_int_equal(
 		    sscanf(r.body.data, "retry: %lu\n%n", &ms, &used), 1);
 		assert_true(ms >= 5000 && ms < 10000);
-		snprintf(want, sizeof(want), "event: refused\ndata: %s\n\n",
-		    refusals[i].data);
+		snprintf(want, sizeof(want), "event: refused\n%sdata: %s\n\n",
+		    refusals[i].id_line, refusals[i].data);
 		assert_string_equal(r.body.data + used, want);
 		api_response_clear(&r);
 		/* A client that reads JSON gets the status. */

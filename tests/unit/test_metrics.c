@@ -72,12 +72,19 @@ test_metrics_counters_threads(void **state)
 		pthread_join(t[i], NULL);
 	metrics_post(HTTP_404);
 	metrics_rate_limited();
+	metrics_stream_refused(HTTP_503);
+	metrics_stream_refused(HTTP_503);
+	metrics_stream_refused(HTTP_429);
 	b = render();
 	assert_true(sample(&b, "beep_posts_total{code=\"200\"}") ==
 	    THREADS * PER_THREAD);
 	assert_true(sample(&b, "beep_posts_total{code=\"404\"}") == 1);
 	assert_true(sample(&b, "beep_posts_total{code=\"429\"}") == 0);
 	assert_true(sample(&b, "beep_rate_limited_total") == 1);
+	assert_true(
+	    sample(&b, "beep_streams_refused_total{code=\"429\"}") == 1);
+	assert_true(
+	    sample(&b, "beep_streams_refused_total{code=\"503\"}") == 2);
 	assert_true(
 	    sample(&b, "beep_events_delivered_total") == THREADS * PER_THREAD);
 	assert_true(sample(&b, "beep_stream_written_bytes_total") ==
