@@ -479,6 +479,29 @@ api_subscribe(struct api *api, const struct api_request *req,
 	}
 	resp->quota = api->per_address;
 	resp->quota_key = xstrdup(addr);
+	/*
+	 * In a cluster the registry refuses only after Redis has the device
+	 * (its commands, and a registration left to its grace period, so that
+	 * posts to a device never served got 202): a node that is full or
+	 * stopping refuses before.  A refused EventSource comes back every 5
+	 * to 10 s for as long.
+	 */
+	if (api->cluster != NULL) {
+		struct registry_stats st;
+		const char *why = NULL;
+
+		/* Not Redis's state: a device held here is served without. */
+		registry_stats(api->reg, &st);
+		if (atomic_load(&api->stopping))
+			why = "service is stopping";
+		else if (st.streams >= api->config->max_streams)
+			why = "too many streams";
+		if (why != NULL) {
+			api_release_quota(resp);
+			api_refuse_stream(req, resp, HTTP_503, why);
+			return;
+		}
+	}
 	if (api->cluster != NULL)
 		s = cluster_subscribe(api->cluster, r->user, r->device, &resume,
 		    &resp->start, &resp->cluster_entry, &err, &down);

@@ -8,7 +8,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, uid, postPath, poll, Client, runBinary,
-    assertRefusedStart } from './harness.mjs';
+    assertRefusedStart, expectRefusedStream } from './harness.mjs';
 
 const T = { timeout: 120000 };
 const ID_RE = /^(\d+)-(\d+)$/;
@@ -223,6 +223,36 @@ describe('starting a node', T, () => {
 			await poll(async () => (await ops.get('/readyz')).status === 200,
 			    { timeout: 10000, what: 'readyz 200 again' });
 			ops.close();
+		} finally {
+			await cl.stopAndCheck();
+		}
+	});
+});
+
+// A full node refuses a stream before Redis hears of it: the device is not
+// registered (a post to it is 404, not 202 held), whichever shape the
+// refusal takes (EventSource comes back every 5 to 10 s while full).
+describe('a full node', T, () => {
+	test('refuses a stream before Redis registers its device', T,
+	    async () => {
+		const cl = await startCluster({ nodes: 1,
+		    env: { ...ENV, BEEP_MAX_STREAMS: '1' } });
+		try {
+			const n = cl.nodes[0];
+			const held = await n.open(`/subscribe/${uid()}/device/d`);
+			assert.equal(held.status, 200);
+			await held.waitComments(1, 5000);
+			const u = uid('refused');
+			const s = await n.open(`/subscribe/${u}/device/d`);
+			assert.equal(s.status, 503);
+			assert.deepEqual(JSON.parse(await s.text()),
+			    { error: 'too many streams' });
+			await expectRefusedStream(n, `/subscribe/${u}/device/d`, 503,
+			    'too many streams');
+			const c = n.client();
+			const r = await c.postJson(postPath(u, 'd'), { data: 1 });
+			assert.equal(r.status, 404, `never served: ${r.text}`);
+			held.close();
 		} finally {
 			await cl.stopAndCheck();
 		}
