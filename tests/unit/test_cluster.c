@@ -775,6 +775,24 @@ reset_before(struct registry *reg, struct registry_stream *s, const char *want)
 	}
 }
 
+/* A stream of u's device d on each node. */
+static void
+subscribe_on_both(struct fixture *f, struct registry_stream *s[2],
+    struct cluster_entry *ref[2])
+{
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	bool down;
+
+	for (int i = 0; i < 2; i++) {
+		enum registry_error err;
+
+		s[i] = cluster_subscribe(
+		    f->cl[i], "u", "d", &none, &st, &ref[i], &err, &down);
+		assert_non_null(s[i]);
+	}
+}
+
 /*
  * Both nodes deliver alone while their command connections are refused
  * (their channels stay: a Redis that stalls past BEEP_REDIS_TIMEOUT),
@@ -789,8 +807,6 @@ static void
 test_cluster_told_at_a_given_id(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
-	struct registry_start st;
 	struct registry_stream *s[2];
 	struct cluster_entry *ref[2];
 	struct cluster_stats cs;
@@ -800,13 +816,7 @@ test_cluster_told_at_a_given_id(void **state)
 
 	if (f == NULL)
 		skip();
-	for (int i = 0; i < 2; i++) {
-		enum registry_error err;
-
-		s[i] = cluster_subscribe(
-		    f->cl[i], "u", "d", &none, &st, &ref[i], &err, &down);
-		assert_non_null(s[i]);
-	}
+	subscribe_on_both(f, s, ref);
 	assert_int_equal(post(f, 0, "one", id, &down), REGISTRY_OK);
 	for (int i = 0; i < 2; i++) {
 		next_msg(f->reg[i], s[i], text);
@@ -887,8 +897,6 @@ static void
 test_cluster_unsub_tells(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
-	struct registry_start st;
 	struct registry_stream *s[2];
 	struct cluster_entry *ref[2];
 	struct cluster_stats cs;
@@ -898,13 +906,7 @@ test_cluster_unsub_tells(void **state)
 
 	if (f == NULL)
 		skip();
-	for (int i = 0; i < 2; i++) {
-		enum registry_error err;
-
-		s[i] = cluster_subscribe(
-		    f->cl[i], "u", "d", &none, &st, &ref[i], &err, &down);
-		assert_non_null(s[i]);
-	}
+	subscribe_on_both(f, s, ref);
 	assert_int_equal(post(f, 0, "one", id, &down), REGISTRY_OK);
 	assert_int_equal(cluster_parse_id(id, &one), 0);
 	for (int i = 0; i < 2; i++) {
