@@ -60,7 +60,8 @@ bool http_media_type_is(const char *ct, const char *type);
  * application type and for any type), as EventSource's
  * "text/event-stream" does: a client that can read only an event stream.
  * Media ranges are compared ignoring case, surrounding space and
- * parameters.  NULL (no header) accepts anything: false.
+ * parameters; one with q=0 is not accepted.  NULL (no header) accepts
+ * anything: false.
  */
 bool http_accepts_event_stream_only(const char *accept);
 

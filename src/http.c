@@ -172,6 +172,37 @@ http_media_type_is(const char *ct, const char *type)
 	return *ct == '\0' || *ct == ';';
 }
 
+/*
+ * Whether the parameters of a media range (from its first ';' to end)
+ * hold q=0, which says the type is not acceptable (RFC 9110, 12.4.2).
+ */
+static bool
+http_range_refused(const char *p, const char *end)
+{
+	while (p < end) {
+		const char *v;
+
+		p++; /* the ';' */
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		if (end - p >= 2 && (*p == 'q' || *p == 'Q') && p[1] == '=') {
+			v = p + 2;
+			if (v < end && *v == '0') {
+				for (v++; v < end && (*v == '.' || *v == '0');
+				     v++)
+					;
+				while (v < end && (*v == ' ' || *v == '\t'))
+					v++;
+				if (v == end || *v == ';')
+					return true;
+			}
+		}
+		while (p < end && *p != ';')
+			p++;
+	}
+	return false;
+}
+
 /* Whether the media range p (len bytes, parameters cut) is name. */
 static bool
 http_range_is(const char *p, size_t len, const char *name)
@@ -195,6 +226,10 @@ http_accepts_event_stream_only(const char *accept)
 			p++;
 		for (e = p; e < end && *e != ';'; e++)
 			;
+		if (http_range_refused(e, end)) {
+			p = *end == ',' ? end + 1 : end;
+			continue;
+		}
 		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
 			e--;
 		if (http_range_is(p, (size_t)(e - p), "application/json") ||

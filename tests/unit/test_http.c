@@ -163,6 +163,11 @@ test_http_accepts_event_stream_only(void **state)
 	    "text/html, text/event-stream",
 	    "text/event-stream, text/plain;q=0.5",
 	    ",text/event-stream,",
+	    /* JSON said not to be acceptable. */
+	    "text/event-stream, application/json;q=0",
+	    "text/event-stream, */*; q=0.000",
+	    "text/event-stream, */*;Q=0 ",
+	    "text/event-stream, application/*;level=1;q=0;x=y",
 	};
 	static const char *const not_only[] = {
 	    "text/event-stream, application/json", /* beep-signal.js */
@@ -178,6 +183,11 @@ test_http_accepts_event_stream_only(void **state)
 	    "text/plain",
 	    ",",
 	    " ; ",
+	    "text/event-stream, application/json;q=0.1",
+	    "text/event-stream, */*;q=0.01",
+	    "text/event-stream, */*;q=00x",
+	    "text/event-stream;q=0",
+	    "text/event-stream;q=0, */*;q=0",
 	};
 
 	(void)state;
