@@ -272,6 +272,21 @@ api_error(struct api_response *resp, enum http_status status, const char *why)
 }
 
 /*
+ * Why this node takes no new stream whatever Redis's state (stopping, or
+ * at BEEP_MAX_STREAMS), or NULL; fills st.
+ */
+static const char *
+api_refusing(struct api *api, struct registry_stats *st)
+{
+	registry_stats(api->reg, st);
+	if (atomic_load(&api->stopping))
+		return "service is stopping";
+	if (st->streams >= api->config->max_streams)
+		return "too many streams";
+	return NULL;
+}
+
+/*
  * The log's word that the stream limit refuses subscribes: at most once a
  * second (a refused EventSource comes back every 5 to 10 s, for as long as
  * the service is full); beep_streams_refused_total counts each.
@@ -488,14 +503,9 @@ api_subscribe(struct api *api, const struct api_request *req,
 	 */
 	if (api->cluster != NULL) {
 		struct registry_stats st;
-		const char *why = NULL;
-
 		/* Not Redis's state: a device held here is served without. */
-		registry_stats(api->reg, &st);
-		if (atomic_load(&api->stopping))
-			why = "service is stopping";
-		else if (st.streams >= api->config->max_streams)
-			why = "too many streams";
+		const char *why = api_refusing(api, &st);
+
 		if (why != NULL) {
 			api_release_quota(resp);
 			api_refuse_stream(req, resp, HTTP_503, why);
@@ -707,13 +717,8 @@ api_cluster_up(struct api *api)
 static bool
 api_ready(struct api *api, struct registry_stats *st, const char **why)
 {
-	registry_stats(api->reg, st);
-	*why = NULL;
-	if (atomic_load(&api->stopping))
-		*why = "service is stopping";
-	else if (st->streams >= api->config->max_streams)
-		*why = "too many streams";
-	else if (api->cluster != NULL && !api_cluster_up(api))
+	*why = api_refusing(api, st);
+	if (*why == NULL && api->cluster != NULL && !api_cluster_up(api))
 		*why = API_CLUSTER_DOWN;
 	return *why == NULL;
 }

@@ -237,10 +237,6 @@ registry_free(struct registry *reg)
 	free(reg);
 }
 
-/*
- * Make room for one more live stream of d: while it has streams_per_device
- * live ones, mark the oldest replaced and wake it.
- */
 /* Mark s replaced and wake it: its thread ends it.  Locked. */
 static void
 stream_replace(struct registry *reg, struct registry_stream *s)
@@ -250,6 +246,10 @@ stream_replace(struct registry *reg, struct registry_stream *s)
 	pthread_cond_signal(&s->cond);
 }
 
+/*
+ * Make room for one more live stream of d: while it has streams_per_device
+ * live ones, mark the oldest replaced and wake it.
+ */
 static void
 device_replace(struct registry *reg, struct reg_device *d)
 {
