@@ -186,6 +186,51 @@ test('nginx: a stream refused for now reaches EventSource as one it retries',
 	held.close();
 });
 
+// The backend out of reach (a restart without socket activation, a crash):
+// the front's own 502, which EventSource would take as final, reaches a bare
+// EventSource as a stream it comes back from, the same in every shipped
+// Caddy and nginx config.
+test('nginx: the backend out of reach, EventSource gets a stream it retries',
+    T, async (t) => {
+	const rig = new FrontRig(t, 'nginx-down');
+	await rig.startListen();
+	await rig.startNginx();
+	const exit = await stop(rig.backend, 'SIGTERM', 20000);
+	assert.equal(exit.code, 0, JSON.stringify(exit));
+	const p = subPath(uid('down'), 'd');
+	await expectRefusedStream(rig, p, 502, 'backend unavailable',
+	    { front: true });
+	// Anyone else, and any other request, gets nginx's 502.
+	const c = rig.client();
+	assert.equal((await c.get(p)).status, 502);
+	assert.equal((await c.postJson(postPath(uid('down'), 'd'),
+	    { data: 1 })).status, 502);
+	assert.equal((await c.request('POST', p,
+	    { headers: { Accept: 'text/event-stream' } })).status, 502,
+	    'only a GET is a stream');
+});
+
+test('every shipped front config answers an unreachable backend alike', T,
+    () => {
+	const read = (f) => fs.readFileSync(new URL(`../../${f}`,
+	    import.meta.url), 'utf8');
+	const caddy = ['Caddyfile', 'conf/Caddyfile.cluster',
+	    'conf/Caddyfile.compose'].map((f) => [f, read(f).match(
+	    /\n\t# No backend can be reached[^]*?\n\thandle_errors \{\n[^]*?\n\t\}\n/)]);
+	for (const [f, m] of caddy)
+		assert.ok(m, `${f}: handle_errors for an unreachable backend`);
+	for (const [f, m] of caddy.slice(1))
+		assert.equal(m[0], caddy[0][1][0], `${f} as the Caddyfile`);
+	const nginx = ['conf/nginx.conf', 'conf/nginx-cluster.conf'].map((f) => {
+		const text = read(f);
+		assert.match(text, /location \/subscribe\/ \{[^}]*\n\t\terror_page 502 = \$beep[a-z_]*stream_down;/,
+		    `${f}: the subscribe location's 502`);
+		return text.match(/\n\tlocation @beep_stream_down \{\n[^]*?\n\t\}\n/)?.[0];
+	});
+	assert.ok(nginx[0], 'conf/nginx.conf: location @beep_stream_down');
+	assert.equal(nginx[1], nginx[0], 'conf/nginx-cluster.conf as nginx.conf');
+});
+
 test('lighttpd (conf/lighttpd.conf) -> beep-signal --listen unix:', T,
     async (t) => {
 	const rig = new Rig(t, 'lighttpd');

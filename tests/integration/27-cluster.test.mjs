@@ -229,6 +229,29 @@ describe('starting a node', T, () => {
 	});
 });
 
+// Every node out of reach (stopped, restarting): the front answers 502 or
+// 503 itself, which EventSource would take as final; a bare EventSource
+// gets a stream from the front that brings it back after retry:.
+describe('every node out of reach', T, () => {
+	test('EventSource gets a stream it comes back from, from the front', T,
+	    async () => {
+		const cl = await startCluster({ nodes: 1, env: ENV });
+		try {
+			const n = cl.nodes[0];
+			const exit = await n.signalBackend('SIGTERM');
+			assert.equal(exit.code, 0, JSON.stringify(exit));
+			const p = `/subscribe/${uid()}/device/d`;
+			const r = await cl.client().get(p);
+			assert.ok([502, 503].includes(r.status) && r.text === '',
+			    `the front's own answer: ${r.status} ${r.text}`);
+			await expectRefusedStream(cl, p, [502, 503],
+			    'backend unavailable', { front: true });
+		} finally {
+			await cl.stopAndCheck();
+		}
+	});
+});
+
 // A full node refuses a stream before Redis hears of it: the device is not
 // registered (a post to it is 404, not 202 held), whichever shape the
 // refusal takes (EventSource comes back every 5 to 10 s while full).

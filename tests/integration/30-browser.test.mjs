@@ -731,3 +731,81 @@ describe('EventSource, a stream refused for now', { skip }, () => {
 		}
 	});
 });
+
+// The backend out of reach behind Caddy (a restart without socket
+// activation, a crash): Caddy answers a subscribe 502 itself, which
+// EventSource would take as final. A bare EventSource gets from the
+// Caddyfile a stream that brings it back after retry: with the id it had,
+// so that it resumes on the new run (which tells it, by a reset, that what
+// the old run held is gone) and gets what is sent to it.
+describe('EventSource, the backend out of reach', { skip }, () => {
+	let chrome, stack;
+
+	before(async () => {
+		stack = await startStack({ env: { BEEP_KEEPALIVE: '1' } });
+		chrome = await launchBrowser();
+	});
+
+	after(async () => {
+		await chrome?.stop();
+		await stack?.stopAndCheck();
+	});
+
+	test('comes back after the restart, with its last id', T, async () => {
+		const user = `down-${sid()}`;
+		const c = stack.client();
+		const context = await chrome.browser.newContext();
+		try {
+			const page = await context.newPage();
+			page.on('pageerror', (e) => console.error('[page]', e.message));
+			await page.goto(`${stack.base}/healthz`);
+			await page.evaluate((url) => {
+				window.es = { refused: [], resets: [], messages: [],
+				    closed: false };
+				const es = new EventSource(url);
+				es.addEventListener('refused', (e) => window.es.refused
+				    .push({ ...JSON.parse(e.data), id: e.lastEventId }));
+				es.addEventListener('reset', () => window.es.resets
+				    .push(1));
+				es.onmessage = (e) => window.es.messages
+				    .push({ data: e.data, id: e.lastEventId });
+				es.onerror = () => {
+					if (es.readyState === EventSource.CLOSED)
+						window.es.closed = true;
+				};
+			}, `/subscribe/${user}/device/phone`);
+			const post = (data) => c.postJson(`/user/${user}/device/phone`,
+			    { data });
+			await poll(async () => (await post('before')).status === 200,
+			    { timeout: 20000, interval: 100, what: 'the page subscribed' });
+			await poll(() => get(page, () => window.es.messages.length > 0),
+			    { timeout: 10000, interval: 100, what: 'the first message' });
+			const [first] = await get(page, () => window.es.messages);
+			assert.equal(first.data, 'before');
+
+			// Down: the stream ends, EventSource reconnects (~3 s) and
+			// meets the front's own 502, as a stream.
+			await stack.signalBackend('SIGKILL');
+			await poll(() => get(page, () => window.es.refused.length > 0),
+			    { timeout: 30000, interval: 100, what: 'the refusal' });
+			assert.deepEqual(await get(page, () => window.es.refused[0]),
+			    { error: 'backend unavailable', status: 502, id: first.id });
+
+			// Up again on the same socket: the page comes back by itself.
+			await stack.restartBackend();
+			await poll(async () => (await post('after')).status === 200,
+			    { timeout: 60000, interval: 250,
+			      what: 'the page subscribed again' });
+			await poll(() => get(page, () => window.es.messages
+			    .some((m) => m.data === 'after')),
+			    { timeout: 10000, interval: 100, what: 'the message' });
+			// It came back with the old run's id: told what was lost.
+			assert.ok((await get(page, () => window.es.resets.length)) > 0,
+			    'a reset: it resumed from the id it had');
+			assert.equal(await get(page, () => window.es.closed), false,
+			    'EventSource never closed for good');
+		} finally {
+			await context.close();
+		}
+	});
+});

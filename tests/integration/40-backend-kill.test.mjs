@@ -15,8 +15,10 @@
 // What a browser does here: a 502/503 answer (or any non-200, or a 200 that
 // is not text/event-stream) makes EventSource fail for good (readyState
 // CLOSED, one `error` event), while a stream cut mid-way (the kill itself)
-// is retried after ~3 s or the last `retry:`. So a page that only uses a
-// bare EventSource stops signaling if its reconnect lands during the outage.
+// is retried after ~3 s or the last `retry:`. So Caddy answers a subscribe
+// from a bare EventSource (Accept: text/event-stream alone) with a 200
+// stream that ends with `retry:` instead of its 502 (checked here; test 30
+// has Chromium come back through it).
 // The project's client, web/beep-signal.js, reads the stream with fetch()
 // and retries 429/502/503/504 after Retry-After or a growing delay (0.5 s
 // doubling to 30 s), sending the last id as Last-Event-ID; the clients here
@@ -26,6 +28,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
 	startStack, uid, postPath, subPath, poll, withTimeout, scaled,
+	expectRefusedStream,
 } from './harness.mjs';
 
 const DEVICES = scaled(24, 6);
@@ -182,6 +185,11 @@ test(`backend SIGKILLed under load behind Caddy: ${DEVICES} clients get ` +
 	])
 		assert.ok(r.status === 502 || r.status === 503,
 		    `front while the backend is down: ${r.status} ${r.text}`);
+	// EventSource would take that 502 as final: it gets instead a stream
+	// that tells it why and brings it back after retry: (the Caddyfile's
+	// handle_errors), with the id it came with.
+	await expectRefusedStream(stack, subPath(u, 'probe'), 502,
+	    'backend unavailable', { front: true });
 	await poll(() => clients.every((cl) => cl.statuses.some((s) =>
 	    s === 502 || s === 503)), { timeout: 30000,
 	    what: 'every client was answered 502/503 while reconnecting' });
