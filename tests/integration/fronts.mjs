@@ -20,6 +20,7 @@ export const STOP_GUARD = 5000;
 export const LOG_ERROR_RE = /^\S+Z error |AddressSanitizer|LeakSanitizer|runtime error:|ThreadSanitizer/;
 
 export const NGINX_CONF = path.join(ROOT, 'conf', 'nginx.conf');
+export const NGINX_CLUSTER_CONF = path.join(ROOT, 'conf', 'nginx-cluster.conf');
 export const LIGHTTPD_CONF = path.join(ROOT, 'conf', 'lighttpd.conf');
 export const PROD_SOCKET = '/run/beep-signal/beep.sock';
 
@@ -305,18 +306,21 @@ export class Rig {
 		    `${this.front.lines.join('\n')}\n` + this.logs());
 	}
 
-	// edit(site) may change the shipped server block further.
-	startNginx({ edit = (site) => site } = {}) {
+	// conf: the shipped server block (conf/nginx.conf); sockets: each
+	// socket path in it and the one to put there (the rig's backend's);
+	// edit(site) may change it further.
+	startNginx({ conf = NGINX_CONF, sockets = { [PROD_SOCKET]: this.sock },
+	    edit = (site) => site } = {}) {
 		const dir = path.join(this.dir, 'nginx');
 		fs.mkdirSync(dir);
 		fs.copyFileSync('/etc/nginx/fastcgi_params',
 		    path.join(dir, 'fastcgi_params'));
 		return this.startFront('nginx', (port) => {
-			let site = fs.readFileSync(NGINX_CONF, 'utf8');
+			let site = fs.readFileSync(conf, 'utf8');
 			site = rewrite(site, /^(\s*)listen\s+1837\s*;/m,
 			    `$1listen 127.0.0.1:${port};`, 'nginx listen 1837');
-			site = rewrite(site, PROD_SOCKET, this.sock,
-			    'nginx socket path');
+			for (const [from, to] of Object.entries(sockets))
+				site = rewrite(site, from, to, 'nginx socket path');
 			fs.writeFileSync(path.join(dir, 'beep-signal.conf'),
 			    edit(site));
 			const main = path.join(dir, 'nginx.conf');
