@@ -215,7 +215,7 @@ test('every shipped front config answers an unreachable backend alike', T,
 	const read = (f) => fs.readFileSync(new URL(`../../${f}`,
 	    import.meta.url), 'utf8');
 	const caddy = ['Caddyfile', 'conf/Caddyfile.cluster',
-	    'conf/Caddyfile.compose'].map((f) => [f, read(f).match(
+	    'conf/Caddyfile.compose', 'conf/Caddyfile.forward-auth'].map((f) => [f, read(f).match(
 	    /\n\t# No backend can be reached[^]*?\n\thandle_errors \{\n[^]*?\n\t\}\n/)]);
 	for (const [f, m] of caddy)
 		assert.ok(m, `${f}: handle_errors for an unreachable backend`);

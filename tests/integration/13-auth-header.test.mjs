@@ -27,6 +27,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import {
 	startStack, uid, ROOT, postPath, listPath, subPath, isJson, openSub,
+	expectRefusedStream,
 } from './harness.mjs';
 
 const T = { timeout: 60000 };
@@ -327,4 +328,22 @@ test('header mode ignores a client-sent X-User-Claim reaching the backend', T,
 		    { [name]: JSON.stringify({ userid: bob }) });
 		assert.equal(r.status, 401, `${name}: ${r.text}`);
 	}
+});
+
+// The auth service out of reach: forward_auth fails and Caddy answers 502
+// itself, which EventSource would take as final; a bare EventSource gets
+// the Caddyfile's stream that brings it back after retry: (as with the
+// backend out of reach, test 40), anyone else the 502.
+test('forward auth out of reach: EventSource gets a stream it retries', T,
+    async (t) => {
+	const stub = await startAuthStub();
+	const port = stub.port;
+	await stub.close();
+	const stack = await startStack({
+		env: { BEEP_AUTH: 'header' },
+		caddyfile: FA_CADDYFILE,
+		caddyEnv: { AUTH_UPSTREAM: `127.0.0.1:${port}` },
+	}, t);
+	await expectRefusedStream(stack, subPath(uid('fa'), 'd'), 502,
+	    'backend unavailable', { front: true });
 });
