@@ -225,7 +225,10 @@ test('every shipped front config answers an unreachable backend alike', T,
 		const text = read(f);
 		assert.match(text, /location \/subscribe\/ \{[^}]*\n\t\terror_page 502 = \$beep[a-z_]*stream_down;/,
 		    `${f}: the subscribe location's 502`);
-		return text.match(/\n\tlocation @beep_stream_down \{\n[^]*?\n\t\}\n/)?.[0];
+		// The cluster file's maps are its own (both may share an
+		// http {}): $beep_cluster_X there for $beep_X.
+		return text.match(/\n\tlocation @beep_stream_down \{\n[^]*?\n\t\}\n/)?.[0]
+		    ?.replaceAll('$beep_cluster_', '$beep_');
 	});
 	assert.ok(nginx[0], 'conf/nginx.conf: location @beep_stream_down');
 	assert.equal(nginx[1], nginx[0], 'conf/nginx-cluster.conf as nginx.conf');

@@ -737,7 +737,9 @@ describe('EventSource, a stream refused for now', { skip }, () => {
 // EventSource would take as final. A bare EventSource gets from the
 // Caddyfile a stream that brings it back after retry: with the id it had,
 // so that it resumes on the new run (which tells it, by a reset, that what
-// the old run held is gone) and gets what is sent to it.
+// the old run held is gone) and gets what is sent to it. (Chromium keeps
+// its id through a response without one anyway; that the front gives it
+// back, for clients of the WHATWG model, expectRefusedStream checks.)
 describe('EventSource, the backend out of reach', { skip }, () => {
 	let chrome, stack;
 

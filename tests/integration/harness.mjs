@@ -393,7 +393,7 @@ export async function openSub(stack, p, headers = {}) {
 // Retry-After (5 s) up to twice that, no id, and the end, after which
 // EventSource comes back. opener: a stack or a front rig (its open()).
 // front: the refusal is the front's own, no backend having been reached
-// (its 502 or 503 made one): retry: 5 s exactly, readable from any origin,
+// (its 502 or 503 made one): retry: 5 to 6 s, readable from any origin,
 // and a JSON reader gets the front's bare status.
 export async function expectRefusedStream(opener, p, status, error,
     { front = false } = {}) {
@@ -404,10 +404,13 @@ export async function expectRefusedStream(opener, p, status, error,
 	assert.equal(s.headers['retry-after'], '5');
 	assert.equal(s.headers['cache-control'], 'no-store');
 	assert.equal(await s.done, 'end', `${p}: the refusal ends`);
-	if (front)
-		assert.equal(s.retry, 5000);
-	else
-		assert.ok(s.retry >= 5000 && s.retry < 10000, `retry: ${s.retry}`);
+	assert.ok(s.retry >= 5000 && s.retry < (front ? 6000 : 10000),
+	    `retry: ${s.retry}`);
+	if (front) {
+		assert.equal(s.headers.vary, 'Origin');
+		assert.equal(s.headers['access-control-allow-origin'], undefined,
+		    'no Origin, no CORS answer');
+	}
 	// status: one, or those a front may answer (e.g. [502, 503]).
 	const statuses = [status].flat();
 	assert.deepEqual(s.events.map((e) => [e.type, e.lastEventId]),
@@ -431,6 +434,14 @@ export async function expectRefusedStream(opener, p, status, error,
 		assert.equal(r.headers['access-control-allow-credentials'],
 		    'true');
 	}
+	// An id longer than any the service makes (128 at most) is not given
+	// back: no field of the client's choosing and size.
+	const long = await opener.open(p, { headers: {
+	    Accept: 'text/event-stream', 'Last-Event-ID': '7'.repeat(129) } });
+	assert.equal(long.status, 200);
+	await long.done;
+	assert.deepEqual(long.events.map((e) => [e.type, e.lastEventId]),
+	    [['refused', '']]);
 	// A client that also reads JSON gets the status and the error.
 	const j = await opener.open(p,
 	    { headers: { Accept: 'text/event-stream, application/json' } });
