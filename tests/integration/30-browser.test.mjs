@@ -668,144 +668,116 @@ describe('browsers through Caddy', { skip }, () => {
 	});
 });
 
-// EventSource never retries a 429 or 503 (it closes for good): a stream
-// refused for now reaches it as an event stream that ends with a retry:
-// field, and Chromium's own EventSource comes back after it, with no
-// script of ours, and gets its messages once a place is free.
-describe('EventSource, a stream refused for now', { skip }, () => {
-	let chrome, stack;
+// EventSource never retries an answer that is not a 200 event stream (it
+// closes for good). Chromium's own EventSource, with no script of ours,
+// must come back by itself and get its messages:
+// - from a stream refused for now (429, 503), which reaches it as an event
+//   stream that ends with a retry: field;
+// - from the backend out of reach behind Caddy (a restart without socket
+//   activation, a crash), where Caddy answers a subscribe 502 itself: the
+//   Caddyfile gives it a stream that brings it back after retry: with the
+//   id it had, so that it resumes on the new run (which tells it, by a
+//   reset, that what the old run held is gone). (Chromium keeps its id
+//   through a response without one anyway; that the front gives it back,
+//   for clients of the WHATWG model, expectRefusedStream checks.)
+describe('EventSource comes back by itself', { skip }, () => {
+	let chrome;
 
-	before(async () => {
-		stack = await startStack({ env: {
+	before(async () => { chrome = await launchBrowser(); });
+	after(async () => { await chrome?.stop(); });
+
+	// A page of the service's origin (any will do) with an EventSource on
+	// url, whose events it records in window.es.
+	async function eventSourcePage(context, base, url) {
+		const page = await context.newPage();
+		page.on('pageerror', (e) => console.error('[page]', e.message));
+		await page.goto(`${base}/healthz`);
+		await page.evaluate((u) => {
+			window.es = { refused: [], resets: 0, messages: [],
+			    closed: false };
+			const es = new EventSource(u);
+			es.addEventListener('refused', (e) => window.es.refused
+			    .push({ ...JSON.parse(e.data), id: e.lastEventId }));
+			es.addEventListener('reset', () => { window.es.resets++; });
+			es.onmessage = (e) => window.es.messages
+			    .push({ data: e.data, id: e.lastEventId });
+			es.onerror = () => {
+				if (es.readyState === EventSource.CLOSED)
+					window.es.closed = true;
+			};
+		}, url);
+		return page;
+	}
+
+	// Waits for the page's first refusal; returns it.
+	async function refusal(page, timeout) {
+		await poll(() => get(page, () => window.es.refused.length > 0),
+		    { timeout, interval: 100, what: 'the refusal' });
+		return get(page, () => window.es.refused[0]);
+	}
+
+	// POSTs data until the page's stream takes it (200), then waits for
+	// the page to have it; asserts it never closed for good.
+	async function cameBack(page, c, user, data) {
+		await poll(async () => (await c.postJson(
+		    `/user/${user}/device/phone`, { data })).status === 200,
+		    { timeout: 60000, interval: 250,
+		      what: 'the page subscribed again' });
+		await poll(() => page.evaluate((d) => window.es.messages
+		    .some((m) => m.data === d), data),
+		    { timeout: 10000, interval: 100, what: 'the message' });
+		assert.equal(await get(page, () => window.es.closed), false,
+		    'EventSource never closed for good');
+	}
+
+	test('refused for now: comes back after retry:', T, async (t) => {
+		const stack = await startStack({ env: {
 			BEEP_MAX_STREAMS_PER_ADDRESS: '1',
 			BEEP_KEEPALIVE: '1',
-		} });
-		chrome = await launchBrowser();
-	});
-
-	after(async () => {
-		await chrome?.stop();
-		await stack?.stopAndCheck();
-	});
-
-	test('comes back after retry: and gets what is sent to it', T, async () => {
+		} }, t);
 		const user = `es-${sid()}`;
 		// The one place this address (the loopback) has.
 		const held = await stack.subscribe(`held-${sid()}`, 'd');
 		const context = await chrome.browser.newContext();
 		try {
-			const page = await context.newPage();
-			page.on('pageerror', (e) => console.error('[page]', e.message));
-			// Any page of the service's origin will do.
-			await page.goto(`${stack.base}/healthz`);
-			await page.evaluate((url) => {
-				window.es = { refused: [], messages: [], closed: false };
-				const es = new EventSource(url);
-				es.addEventListener('refused', (e) =>
-				    window.es.refused.push(JSON.parse(e.data)));
-				es.onmessage = (e) => window.es.messages.push(e.data);
-				es.onerror = () => {
-					if (es.readyState === EventSource.CLOSED)
-						window.es.closed = true;
-				};
-			}, `/subscribe/${user}/device/phone`);
-			await poll(() => get(page, () => window.es.refused.length > 0),
-			    { timeout: 20000, interval: 100, what: 'the refusal' });
-			assert.deepEqual(await get(page, () => window.es.refused[0]),
-			    { error: 'too many streams from this address', status: 429 });
+			const page = await eventSourcePage(context, stack.base,
+			    `/subscribe/${user}/device/phone`);
+			assert.deepEqual(await refusal(page, 20000),
+			    { error: 'too many streams from this address', status: 429,
+			      id: '' });
 			// The place frees once the backend notices (a keepalive's
 			// write fails behind Caddy); the page comes back on its own.
 			held.close();
-			const c = stack.client();
-			await poll(async () => (await c.postJson(
-			    `/user/${user}/device/phone`, { data: 'hello' })).status === 200,
-			    { timeout: 60000, interval: 250,
-			      what: 'the page subscribed again' });
-			await poll(() => get(page,
-			    () => window.es.messages.some((m) => m.includes('hello'))),
-			    { timeout: 10000, interval: 100, what: 'the message' });
-			assert.equal(await get(page, () => window.es.closed), false,
-			    'EventSource never closed for good');
+			await cameBack(page, stack.client(), user, 'hello');
 		} finally {
 			await context.close();
 		}
 	});
-});
 
-// The backend out of reach behind Caddy (a restart without socket
-// activation, a crash): Caddy answers a subscribe 502 itself, which
-// EventSource would take as final. A bare EventSource gets from the
-// Caddyfile a stream that brings it back after retry: with the id it had,
-// so that it resumes on the new run (which tells it, by a reset, that what
-// the old run held is gone) and gets what is sent to it. (Chromium keeps
-// its id through a response without one anyway; that the front gives it
-// back, for clients of the WHATWG model, expectRefusedStream checks.)
-describe('EventSource, the backend out of reach', { skip }, () => {
-	let chrome, stack;
-
-	before(async () => {
-		stack = await startStack({ env: { BEEP_KEEPALIVE: '1' } });
-		chrome = await launchBrowser();
-	});
-
-	after(async () => {
-		await chrome?.stop();
-		await stack?.stopAndCheck();
-	});
-
-	test('comes back after the restart, with its last id', T, async () => {
+	test('the backend out of reach: comes back after the restart, with ' +
+	    'its last id', T, async (t) => {
+		const stack = await startStack({ env: { BEEP_KEEPALIVE: '1' } }, t);
 		const user = `down-${sid()}`;
 		const c = stack.client();
 		const context = await chrome.browser.newContext();
 		try {
-			const page = await context.newPage();
-			page.on('pageerror', (e) => console.error('[page]', e.message));
-			await page.goto(`${stack.base}/healthz`);
-			await page.evaluate((url) => {
-				window.es = { refused: [], resets: [], messages: [],
-				    closed: false };
-				const es = new EventSource(url);
-				es.addEventListener('refused', (e) => window.es.refused
-				    .push({ ...JSON.parse(e.data), id: e.lastEventId }));
-				es.addEventListener('reset', () => window.es.resets
-				    .push(1));
-				es.onmessage = (e) => window.es.messages
-				    .push({ data: e.data, id: e.lastEventId });
-				es.onerror = () => {
-					if (es.readyState === EventSource.CLOSED)
-						window.es.closed = true;
-				};
-			}, `/subscribe/${user}/device/phone`);
-			const post = (data) => c.postJson(`/user/${user}/device/phone`,
-			    { data });
-			await poll(async () => (await post('before')).status === 200,
-			    { timeout: 20000, interval: 100, what: 'the page subscribed' });
-			await poll(() => get(page, () => window.es.messages.length > 0),
-			    { timeout: 10000, interval: 100, what: 'the first message' });
+			const page = await eventSourcePage(context, stack.base,
+			    `/subscribe/${user}/device/phone`);
+			await cameBack(page, c, user, 'before');
 			const [first] = await get(page, () => window.es.messages);
-			assert.equal(first.data, 'before');
 
 			// Down: the stream ends, EventSource reconnects (~3 s) and
 			// meets the front's own 502, as a stream.
 			await stack.signalBackend('SIGKILL');
-			await poll(() => get(page, () => window.es.refused.length > 0),
-			    { timeout: 30000, interval: 100, what: 'the refusal' });
-			assert.deepEqual(await get(page, () => window.es.refused[0]),
+			assert.deepEqual(await refusal(page, 30000),
 			    { error: 'backend unavailable', status: 502, id: first.id });
 
-			// Up again on the same socket: the page comes back by itself.
+			// Up again on the same socket: the page comes back by itself,
+			// with the old run's id: told what was lost.
 			await stack.restartBackend();
-			await poll(async () => (await post('after')).status === 200,
-			    { timeout: 60000, interval: 250,
-			      what: 'the page subscribed again' });
-			await poll(() => get(page, () => window.es.messages
-			    .some((m) => m.data === 'after')),
-			    { timeout: 10000, interval: 100, what: 'the message' });
-			// It came back with the old run's id: told what was lost.
-			assert.ok((await get(page, () => window.es.resets.length)) > 0,
+			await cameBack(page, c, user, 'after');
+			assert.ok((await get(page, () => window.es.resets)) > 0,
 			    'a reset: it resumed from the id it had');
-			assert.equal(await get(page, () => window.es.closed), false,
-			    'EventSource never closed for good');
 		} finally {
 			await context.close();
 		}
