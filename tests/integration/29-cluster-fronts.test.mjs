@@ -115,8 +115,13 @@ async function checkFront(front, cl) {
 	await s.waitComments(1, 5000);
 	const sent = await postAll(c, u, 'phone', 'up', POSTS);
 	assert.deepEqual(sent, Array(POSTS).fill(200));
+	// A body of unknown length (chunked), which Caddy's cluster front
+	// reads whole before a node is chosen.
+	const chunked = await c.postJson(postPath(u, 'phone'),
+	    { data: 'chunked' }, { chunked: true });
+	assert.equal(chunked.status, 200, `chunked: ${chunked.text}`);
 	assert.deepEqual(await drain(s, n0.client(), u, 'phone'),
-	    sent.map((_, i) => `up-${i}`));
+	    [...sent.map((_, i) => `up-${i}`), 'chunked']);
 	s.close();
 
 	// One backend stopped: the other serves what the front sends on.
