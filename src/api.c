@@ -1,37 +1,24 @@
-/* api: see api.h. */
-#include "api.h"
+/*
+ * api: see api.h.  The routes and the answer's pieces; who may ask is
+ * api_access.c, operators' routes api_ops.c, a stream's ids and framing
+ * api_stream.c (the state they share: api_impl.h).
+ */
+#include "api_impl.h"
 
-#include <jansson.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
-#include "auth.h"
 #include "body.h"
-#include "cidr.h"
 #include "cluster.h"
 #include "event.h"
-#include "limit.h"
 #include "log.h"
 #include "metrics.h"
 #include "quota.h"
-#include "route.h"
-#include "sse.h"
 #include "turn.h"
 
 #define LOG_MODULE "api"
 
-/* Seconds a client is told to wait after a 503 for a full service. */
-#define API_RETRY_AFTER 5
-/* The longest Last-Event-ID a refused stream gives back as its id. */
-#define API_ECHO_ID_MAX 128
-/* What api_cors() reserves for an answer's header lines. */
-#define API_HEAD_ROOM 192
-/* The stack a rate bucket's key is made in (longer ones take the heap). */
-#define API_KEY_STACK 256
 /*
  * The stack a message is packed in before it is copied into the registry
  * (longer ones are packed on the heap).
@@ -40,40 +27,10 @@
 /* How long a browser may cache a preflight answer, in seconds. */
 #define API_PREFLIGHT_MAX_AGE 600
 /*
- * A replaced stream's client waits this long before it reconnects, so
- * that two clients replacing each other (one device id in two tabs) do
- * so at most once per period, not in a loop.
- */
-#define API_REPLACED_RETRY_MS 30000
-/* Clients reconnect after a stop within this many milliseconds. */
-#define API_RETRY_MIN_MS 1000
-#define API_RETRY_SPREAD_MS 4000
-/* What a request that needs Redis gets while it is unreachable. */
-#define API_CLUSTER_DOWN "cluster store (Redis) unreachable"
-/*
  * What a ?lastEventId= that cannot be decoded counts as: no id this
  * service issues (nor a cluster's), so the stream starts with a reset.
  */
 #define API_UNREADABLE_ID "?"
-
-struct api {
-	const struct config *config;
-	struct registry *reg;
-	api_threads_fn threads;
-	void *threads_ctx;
-	bool cors_any;
-	char **origins; /* the allow-list, when not "*" */
-	size_t norigins;
-	struct auth *auth;
-	struct limit *limit;       /* POSTs per sender */
-	struct quota *per_address; /* streams per client address (open mode) */
-	bool list_any;             /* anyone may list anyone's devices */
-	struct cidr_list metrics_allow; /* who may read /metrics */
-	atomic_bool stopping;           /* api_stop() was called */
-	struct cluster *cluster;        /* BEEP_REDIS_URL: the other nodes */
-	char epoch[24];                 /* the registry's epoch and '-' */
-	size_t epoch_len;
-};
 
 /* What api_precheck() found, for api_handle() once the body is read. */
 struct api_pending {
@@ -86,7 +43,7 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
     void *threads_ctx)
 {
 	struct api *api = xcalloc(1, sizeof(*api));
-	const char *p = c->cors_origins, *why;
+	const char *why;
 
 	api->config = c;
 	api->reg = reg;
@@ -94,31 +51,10 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
 	api->epoch[api->epoch_len++] = '-';
 	api->threads = threads;
 	api->threads_ctx = threads_ctx;
-	api->cors_any = strcmp(p, "*") == 0;
-	while (!api->cors_any && *p != '\0') {
-		size_t len = strcspn(p, ",");
-		const char *s = p, *e = p + len;
-
-		while (s < e && (*s == ' ' || *s == '\t'))
-			s++;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (e > s) {
-			api->origins = xrealloc(api->origins,
-			    (api->norigins + 1) * sizeof(*api->origins));
-			api->origins[api->norigins++] =
-			    xmemdup(s, (size_t)(e - s));
-		}
-		p += len;
-		if (*p == ',')
-			p++;
-	}
-	api->auth = auth_new(c);
-	if (api->auth == NULL || turn_check(c) < 0) {
+	if (api_access_init(api, c) < 0 || turn_check(c) < 0) {
 		api_free(api);
 		return NULL;
 	}
-	api->limit = limit_new(c->rate, c->burst);
 	/*
 	 * With authentication on, the per-user limits bound each user; an
 	 * address limit would only refuse the users behind one NAT.
@@ -148,11 +84,7 @@ api_free(struct api *api)
 {
 	if (api == NULL)
 		return;
-	for (size_t i = 0; i < api->norigins; i++)
-		free(api->origins[i]);
-	free(api->origins);
-	auth_free(api->auth);
-	limit_free(api->limit);
+	api_access_free(api);
 	quota_free(api->per_address);
 	cidr_list_clear(&api->metrics_allow);
 	cluster_free(api->cluster);
@@ -211,38 +143,12 @@ api_response_clear(struct api_response *resp)
 	memset(resp, 0, sizeof(*resp));
 }
 
-static void
-api_cors(
-    struct api *api, const struct api_request *req, struct api_response *resp)
-{
-	/* Room for the usual head (CORS, Content-Type) in one allocation. */
-	buf_reserve(&resp->headers, API_HEAD_ROOM);
-	if (api->cors_any) {
-		buf_puts(&resp->headers, "Access-Control-Allow-Origin: *\r\n");
-		return;
-	}
-	/* The answer depends on Origin: caches must key on it. */
-	buf_puts(&resp->headers, "Vary: Origin\r\n");
-	if (req->origin == NULL)
-		return;
-	for (size_t i = 0; i < api->norigins; i++) {
-		if (strcmp(api->origins[i], req->origin) == 0) {
-			/* Listed origins may send cookies (cookie auth). */
-			buf_printf(&resp->headers,
-			    "Access-Control-Allow-Origin: %s\r\n"
-			    "Access-Control-Allow-Credentials: true\r\n",
-			    api->origins[i]);
-			return;
-		}
-	}
-}
-
 /*
  * Tell the client when to try again.  A page on another origin reads only
  * the headers CORS exposes to it, and Retry-After is not one of the safe
  * few: so it is exposed, or a cross-origin client could not obey it.
  */
-static void
+void
 api_retry_after(struct api_response *resp, unsigned seconds)
 {
 	buf_printf(&resp->headers,
@@ -252,7 +158,7 @@ api_retry_after(struct api_response *resp, unsigned seconds)
 }
 
 /* Set resp to a JSON document, which it steals. */
-static void
+void
 api_json(struct api_response *resp, enum http_status status, json_t *doc)
 {
 	char *text = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -265,164 +171,10 @@ api_json(struct api_response *resp, enum http_status status, json_t *doc)
 }
 
 /* The one place a status becomes an error body: {"error": "..."}. */
-static void
+void
 api_error(struct api_response *resp, enum http_status status, const char *why)
 {
 	api_json(resp, status, json_pack("{s:s}", "error", why));
-}
-
-/*
- * Why this node takes no new stream whatever Redis's state (stopping, or
- * at BEEP_MAX_STREAMS), or NULL; fills st.
- */
-static const char *
-api_refusing(struct api *api, struct registry_stats *st)
-{
-	registry_stats(api->reg, st);
-	if (atomic_load(&api->stopping))
-		return "service is stopping";
-	if (st->streams >= api->config->max_streams)
-		return "too many streams";
-	return NULL;
-}
-
-/*
- * The log's word that the stream limit refuses subscribes: at most once a
- * second (a refused EventSource comes back every 5 to 10 s, for as long as
- * the service is full); beep_streams_refused_total counts each.
- */
-static void
-api_warn_full(struct api *api)
-{
-	static _Atomic uint64_t last_ms;
-	uint64_t now = util_now_ms(), was = atomic_load(&last_ms);
-
-	if (now - was >= 1000 &&
-	    atomic_compare_exchange_strong(&last_ms, &was, now))
-		log_warn("stream limit reached (%zu): refusing subscribes",
-		    api->config->max_streams);
-}
-
-/*
- * Refuse a stream for now (status 429 or 503, why), with Retry-After.  To
- * a client that reads only an event stream (EventSource: Accept:
- * text/event-stream) as one that it comes back from, since EventSource
- * never retries a 4xx or 5xx answer: 200, an event "refused" whose data
- * is the error and its status, and a retry: field of Retry-After plus up
- * to as much again (so that the clients refused together do not all come
- * back together); the stream then ends, and EventSource reconnects after
- * that long, with its Last-Event-ID.  To any other, the error.
- */
-static void
-api_refuse_stream(const struct api_request *req, struct api_response *resp,
-    enum http_status status, const char *why)
-{
-	const char *id = req->last_event_id;
-	json_t *doc;
-	char *text;
-	long wait_ms;
-
-	metrics_stream_refused(status);
-	api_retry_after(resp, API_RETRY_AFTER);
-	if (!http_accepts_event_stream_only(req->accept)) {
-		api_error(resp, status, why);
-		return;
-	}
-	doc = json_pack(
-	    "{s:s,s:i}", "error", why, "status", http_status_code[status]);
-	text = json_dumps(doc, JSON_COMPACT);
-	wait_ms =
-	    API_RETRY_AFTER * 1000L + random() % (API_RETRY_AFTER * 1000L);
-	resp->status = HTTP_200;
-	buf_puts(&resp->headers,
-	    "Content-Type: text/event-stream\r\n"
-	    "Cache-Control: no-store\r\n");
-	buf_printf(&resp->body, "retry: %ld\nevent: refused\n", wait_ms);
-	/*
-	 * The id it came with, given back: the WHATWG model starts each
-	 * response's last event id empty, and an event without an id field
-	 * would then make the client's empty, so that it came back with no
-	 * Last-Event-ID and missed what was sent meanwhile (browsers keep it
-	 * anyway; this does not rely on them).
-	 */
-	if (id != NULL && *id != '\0' && strlen(id) <= API_ECHO_ID_MAX &&
-	    strpbrk(id, "\r\n") == NULL)
-		buf_printf(&resp->body, "id: %s\n", id);
-	buf_printf(&resp->body, "data: %s\n\n", text);
-	free(text);
-	json_decref(doc);
-}
-
-/*
- * Event ids are "<epoch>-<n>": see registry_epoch(), registry_msg_id();
- * in a cluster, Redis stream ids (cluster_format_id()).
- */
-static void
-api_format_id(const struct api *api, uint64_t n, char *out, size_t size)
-{
-	char text[sizeof(api->epoch) + 20];
-	size_t len = api->epoch_len;
-
-	if (api->cluster != NULL) {
-		cluster_format_id(n, out, size);
-		return;
-	}
-	/* The epoch's digits are made once (api_new()): only n's here. */
-	memcpy(text, api->epoch, len);
-	len += util_u64_digits(n, text + len);
-	if (size == 0)
-		return;
-	if (len >= size)
-		len = size - 1;
-	memcpy(out, text, len);
-	out[len] = '\0';
-}
-
-/*
- * Read 1 to 20 decimal digits at *p into *v, advancing *p; false on no
- * digit or overflow.  Stricter than strtoull: no sign, no space.
- */
-static bool
-api_parse_u64(const char **p, uint64_t *v)
-{
-	const char *s = *p;
-
-	*v = 0;
-	if (*s < '0' || *s > '9')
-		return false;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		unsigned d = (unsigned)(*s - '0');
-
-		if (*v > (UINT64_MAX - d) / 10)
-			return false;
-		*v = *v * 10 + d;
-	}
-	*p = s;
-	return true;
-}
-
-/* Read an event id back; anything not exactly as we write it is unknown. */
-static void
-api_parse_id(
-    const struct api *api, const char *s, struct registry_resume *resume)
-{
-	uint64_t epoch, n;
-
-	resume->kind = REGISTRY_RESUME_NONE;
-	if (s == NULL || *s == '\0')
-		return;
-	resume->kind = REGISTRY_RESUME_UNKNOWN;
-	if (api->cluster != NULL) {
-		if (cluster_parse_id(s, &resume->id) == 0)
-			resume->kind = REGISTRY_RESUME_AT;
-		return;
-	}
-	if (!api_parse_u64(&s, &epoch) || *s++ != '-' ||
-	    !api_parse_u64(&s, &n) || *s != '\0' ||
-	    epoch != registry_epoch(api->reg))
-		return;
-	resume->kind = REGISTRY_RESUME_AT;
-	resume->id = n;
 }
 
 /*
@@ -655,157 +407,6 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	buf_append(&resp->body, "\"}", 2);
 }
 
-static void
-api_health(struct api *api, struct api_response *resp)
-{
-	struct registry_stats st;
-	size_t threads = 0, idle = 0, requests = 0;
-	json_t *doc;
-
-	registry_stats(api->reg, &st);
-	if (api->threads != NULL)
-		api->threads(api->threads_ctx, &threads, &idle, &requests);
-	doc = json_pack(
-	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:I, s:I, s:I, s:I, s:I, s:I}",
-	    "status", "ok", "users", (json_int_t)st.users, "devices",
-	    (json_int_t)st.devices, "streams", (json_int_t)st.streams,
-	    "threads", (json_int_t)threads, "idle_threads", (json_int_t)idle,
-	    "published", (json_int_t)st.published, "held", (json_int_t)st.held,
-	    "overflows", (json_int_t)st.overflows, "forgotten",
-	    (json_int_t)st.forgotten, "dropped", (json_int_t)st.dropped,
-	    "resets", (json_int_t)st.resets, "message_bytes",
-	    (json_int_t)st.message_bytes, "replaced", (json_int_t)st.replaced,
-	    "evicted", (json_int_t)st.evicted, "refused",
-	    (json_int_t)st.refused, "requests", (json_int_t)requests);
-	if (api->cluster != NULL) {
-		struct cluster_stats cs;
-
-		cluster_stats(api->cluster, &cs);
-		/* Local deliveries go on while Redis is down: degraded. */
-		if (!cs.up)
-			json_object_set_new(
-			    doc, "status", json_string("degraded"));
-		json_object_set_new(doc, "cluster",
-		    json_pack("{s:s, s:s}", "redis", cs.up ? "up" : "down",
-		        "node", cs.node));
-	}
-	api_json(resp, HTTP_200, doc);
-}
-
-void
-api_stop(struct api *api)
-{
-	atomic_store(&api->stopping, true);
-	if (api->cluster != NULL)
-		cluster_stop(api->cluster);
-}
-
-static bool
-api_cluster_up(struct api *api)
-{
-	struct cluster_stats cs;
-
-	cluster_stats(api->cluster, &cs);
-	return cs.up;
-}
-
-/*
- * Whether a new stream would be accepted: not stopping, below max_streams.
- * O(1): the registry's counters, copied under its lock.
- */
-static bool
-api_ready(struct api *api, struct registry_stats *st, const char **why)
-{
-	*why = api_refusing(api, st);
-	if (*why == NULL && api->cluster != NULL && !api_cluster_up(api))
-		*why = API_CLUSTER_DOWN;
-	return *why == NULL;
-}
-
-/* /readyz: 200 while new streams are accepted, else 503 and why. */
-static void
-api_readyz(struct api *api, struct api_response *resp)
-{
-	struct registry_stats st;
-	const char *why;
-
-	if (api_ready(api, &st, &why))
-		api_json(resp, HTTP_200, json_pack("{s:s}", "status", "ready"));
-	else
-		api_error(resp, HTTP_503, why);
-}
-
-/* /metrics, to the addresses BEEP_METRICS_ALLOW lists only. */
-static void
-api_metrics(
-    struct api *api, const struct api_request *req, struct api_response *resp)
-{
-	struct metrics_gauges g = {.max_streams = api->config->max_streams,
-	    .max_message_bytes = api->config->max_message_memory};
-	const char *why;
-
-	if (!cidr_list_match(&api->metrics_allow, req->remote_addr)) {
-		api_error(resp, HTTP_403,
-		    "metrics are served only to the addresses in "
-		    "BEEP_METRICS_ALLOW");
-		return;
-	}
-	g.ready = api_ready(api, &g.reg, &why);
-	if (api->cluster != NULL) {
-		cluster_stats(api->cluster, &g.cl);
-		g.cluster = true;
-	}
-	if (api->threads != NULL)
-		api->threads(
-		    api->threads_ctx, &g.threads, &g.idle, &g.requests);
-	resp->status = HTTP_200;
-	buf_puts(&resp->headers,
-	    "Content-Type: " METRICS_CONTENT_TYPE "\r\n"
-	    "Cache-Control: no-store\r\n");
-	metrics_render(&resp->body, &g);
-}
-
-/* Whether origin is on the CORS allow-list ("*" lists nobody). */
-static bool
-api_origin_listed(const struct api *api, const char *origin)
-{
-	for (size_t i = 0; i < api->norigins; i++)
-		if (strcmp(api->origins[i], origin) == 0)
-			return true;
-	return false;
-}
-
-/* Whether origin is the request's own: scheme://Host. */
-static bool
-api_origin_own(const struct api_request *req, const char *origin)
-{
-	const char *scheme = req->https ? "https://" : "http://";
-	size_t n = strlen(scheme);
-
-	return req->host != NULL && req->host[0] != '\0' &&
-	    strncasecmp(origin, scheme, n) == 0 &&
-	    strcasecmp(origin + n, req->host) == 0;
-}
-
-/*
- * Cross-site request forgery: a browser attaches cookies to requests any
- * page makes (a form POST, an EventSource), so a request identified by a
- * cookie must come from a page we trust: the same origin (as the browser's
- * Sec-Fetch-Site says, or an Origin equal to our own), or an origin on
- * the allow-list.  Bearer and query tokens are never sent by themselves.
- */
-static bool
-api_same_origin_ok(const struct api *api, const struct api_request *req)
-{
-	if (req->sec_fetch_site != NULL &&
-	    strcmp(req->sec_fetch_site, "same-origin") == 0)
-		return true;
-	return req->origin != NULL &&
-	    (api_origin_listed(api, req->origin) ||
-	        api_origin_own(req, req->origin));
-}
-
 /*
  * ICE servers with TURN credentials for the verified user; in open mode
  * for ?user= (any id; anyone may claim any user there) or "anonymous".
@@ -834,112 +435,6 @@ api_ice_servers(struct api *api, const struct route *r,
 	    "Cache-Control: no-store\r\n");
 	turn_ice_servers(api->config, user, time(NULL), &resp->body);
 	free(q);
-}
-
-/*
- * Who is asking, when authentication is on: AUTH_OK with *who filled in,
- * or the 401 (403 for a cookie sent from another site) already set in
- * resp.  With it off, who stays empty.
- */
-static bool
-api_identify(struct api *api, const struct api_request *req,
-    const struct route *r, struct auth_identity *who, struct api_response *resp)
-{
-	struct auth_request ar = {
-	    .authorization = req->authorization,
-	    .cookie = req->cookie,
-	    .claim = req->claim,
-	};
-	enum auth_result res;
-	char *token = NULL;
-
-	memset(who, 0, sizeof(*who));
-	if (auth_mode(api->auth) == AUTH_MODE_NONE)
-		return true;
-	/* EventSource cannot set headers: the query, for streams only. */
-	if (r->id == ROUTE_SUBSCRIBE && api->config->jwt_query &&
-	    r->query != NULL)
-		ar.query_token = token =
-		    http_query_param(r->query, "access_token", NULL);
-	res = auth_identify(api->auth, &ar, who);
-	free(token);
-	if (res == AUTH_OK) {
-		/*
-		 * In header mode the identity service may have used the
-		 * cookie: a request carrying one is treated as ambient.
-		 */
-		bool ambient = who->source == AUTH_SOURCE_COOKIE ||
-		    (who->source == AUTH_SOURCE_CLAIM && req->cookie != NULL);
-
-		if (!ambient || api_same_origin_ok(api, req))
-			return true;
-		auth_identity_clear(who);
-		api_error(resp, HTTP_403,
-		    "cookie credentials from another site: send "
-		    "Sec-Fetch-Site: same-origin or an allowed Origin");
-		return false;
-	}
-	if (auth_mode(api->auth) == AUTH_MODE_JWT)
-		buf_puts(&resp->headers,
-		    res == AUTH_INVALID
-		        ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"
-		        : "WWW-Authenticate: Bearer\r\n");
-	api_error(resp, HTTP_401,
-	    res == AUTH_INVALID
-	        ? (who->why != NULL ? who->why : "invalid credentials")
-	        : "authentication required");
-	return false;
-}
-
-/* Whether who may use route r; sets the 403 in resp when not. */
-static bool
-api_allowed(struct api *api, const struct route *r,
-    const struct auth_identity *who, struct api_response *resp)
-{
-	if (who->user == NULL)
-		return true;
-	if (r->id == ROUTE_SUBSCRIBE &&
-	    (strcmp(who->user, r->user) != 0 ||
-	        (who->device != NULL && strcmp(who->device, r->device) != 0))) {
-		api_error(resp, HTTP_403, "subscribe as yourself only");
-		return false;
-	}
-	if (r->id == ROUTE_DEVICES && !api->list_any &&
-	    strcmp(who->user, r->user) != 0) {
-		api_error(resp, HTTP_403, "list your own devices only");
-		return false;
-	}
-	return true;
-}
-
-/* The sender's token bucket: by verified user, else by address. */
-static bool
-api_rate_ok(struct api *api, const struct api_request *req,
-    const struct auth_identity *who, struct api_response *resp)
-{
-	unsigned retry = 1;
-	char key_text[API_KEY_STACK], addr_key[CIDR_KEY_MAX];
-	struct buf key = BUF_ON_STACK(key_text);
-	bool ok;
-
-	/* Appended, not formatted: vsnprintf() would cost more than the rest. */
-	if (who->user != NULL) {
-		buf_append(&key, "u:", 2);
-		buf_puts(&key, who->user);
-	} else {
-		buf_append(&key, "a:", 2);
-		buf_puts(&key,
-		    cidr_client_key(
-		        req->remote_addr, api->config->ipv6_prefix, addr_key));
-	}
-	ok = limit_take(api->limit, key.data, util_now_ms(), &retry);
-	buf_free(&key);
-	if (!ok) {
-		metrics_rate_limited();
-		api_retry_after(resp, retry);
-		api_error(resp, HTTP_429, "too many requests");
-	}
-	return ok;
 }
 
 bool
@@ -1070,74 +565,6 @@ api_handle(
 out:
 	if (req->method != NULL && strcmp(req->method, "POST") == 0)
 		metrics_post(resp->status);
-}
-
-void
-api_stream_open(
-    struct api *api, const struct registry_start *start, struct buf *out)
-{
-	char id[48], *data;
-	json_t *doc;
-
-	sse_format_comment(out, "beep-signal");
-	/*
-	 * Where the stream starts, before anything else: a client cut before
-	 * its first event resumes from here and loses nothing.  With a reset,
-	 * the reset event carries it.
-	 */
-	api_format_id(api, start->id, id, sizeof(id));
-	if (!start->reset) {
-		sse_format_id(out, id);
-		return;
-	}
-	doc = json_pack("{s:s}", "reason", start->reason);
-	data = json_dumps(doc, JSON_COMPACT);
-	json_decref(doc);
-	sse_format_event(out, id, "reset", data, strlen(data));
-	free(data);
-}
-
-void
-api_stream_message(struct api *api, const struct registry_msg *m, bool envelope,
-    struct buf *out)
-{
-	size_t len;
-	const char *packed = registry_msg_frame(m, &len);
-	char id[48];
-
-	api_format_id(api, registry_msg_id(m), id, sizeof(id));
-	if (event_render(out, packed, len, id, envelope) < 0)
-		log_error("message %s is not a packed event", id);
-}
-
-void
-api_expire(struct api *api, uint64_t now_ms)
-{
-	limit_expire(api->limit, now_ms);
-}
-
-void
-api_stream_keepalive(struct buf *out)
-{
-	sse_format_comment(out, NULL);
-}
-
-void
-api_stream_replaced(struct buf *out)
-{
-	static const char why[] =
-	    "{\"reason\":\"a newer stream of this device replaced this one\"}";
-
-	sse_format_event(out, NULL, "replaced", why, sizeof(why) - 1);
-	sse_format_retry(out, API_REPLACED_RETRY_MS);
-}
-
-void
-api_stream_close(struct buf *out)
-{
-	/* Spread reconnects so a restart is not hit by every client at once. */
-	sse_format_retry(
-	    out, API_RETRY_MIN_MS + (unsigned)(random() % API_RETRY_SPREAD_MS));
 }
 
 void

@@ -1,0 +1,117 @@
+/*
+ * api_impl: the state the api modules share: api.c (the routes and the
+ * answer's pieces), api_access.c (who may ask: CORS, identity, cross-site
+ * checks, the senders' rate), api_ops.c (health, readiness, metrics) and
+ * api_stream.c (a stream's ids, its first and last bytes, the refusal an
+ * EventSource comes back from).  Included by src/api*.c only.
+ */
+#ifndef BEEP_API_IMPL_H
+#define BEEP_API_IMPL_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "auth.h"
+#include "cidr.h"
+#include "route.h"
+
+/* Seconds a client is told to wait after a 503 for a full service. */
+#define API_RETRY_AFTER 5
+/* What a request that needs Redis gets while it is unreachable. */
+#define API_CLUSTER_DOWN "cluster store (Redis) unreachable"
+
+struct api {
+	const struct config *config;
+	struct registry *reg;
+	api_threads_fn threads;
+	void *threads_ctx;
+	bool cors_any;
+	char **origins; /* the allow-list, when not "*" */
+	size_t norigins;
+	struct auth *auth;
+	struct limit *limit;       /* POSTs per sender */
+	struct quota *per_address; /* streams per client address (open mode) */
+	bool list_any;             /* anyone may list anyone's devices */
+	struct cidr_list metrics_allow; /* who may read /metrics */
+	atomic_bool stopping;           /* api_stop() was called */
+	struct cluster *cluster;        /* BEEP_REDIS_URL: the other nodes */
+	char epoch[24];                 /* the registry's epoch and '-' */
+	size_t epoch_len;
+};
+
+/* api.c: the answer's pieces. */
+
+/*
+ * Tell the client when to try again (Retry-After, exposed to pages on
+ * other origins).
+ */
+void api_retry_after(struct api_response *resp, unsigned seconds);
+/* Set resp to a JSON document, which it steals. */
+void api_json(struct api_response *resp, enum http_status status, json_t *doc);
+/* The one place a status becomes an error body: {"error": "..."}. */
+void api_error(
+    struct api_response *resp, enum http_status status, const char *why);
+
+/* api_access.c: who may ask. */
+
+/*
+ * Set up the CORS allow-list, authentication and the senders' rate from
+ * c; 0, or -1 after logging why the settings are unusable.
+ */
+int api_access_init(struct api *api, const struct config *c);
+/* Release what api_access_init() set up (also after it failed). */
+void api_access_free(struct api *api);
+/* Append the CORS headers req's Origin gets. */
+void api_cors(
+    struct api *api, const struct api_request *req, struct api_response *resp);
+/*
+ * Who is asking, when authentication is on: true with *who filled in, or
+ * false with the 401 (403 for a cookie sent from another site) set in
+ * resp.  With it off, true and who stays empty.
+ */
+bool api_identify(struct api *api, const struct api_request *req,
+    const struct route *r, struct auth_identity *who,
+    struct api_response *resp);
+/* Whether who may use route r; sets the 403 in resp when not. */
+bool api_allowed(struct api *api, const struct route *r,
+    const struct auth_identity *who, struct api_response *resp);
+/* Whether the sender may POST now; sets the 429 in resp when not. */
+bool api_rate_ok(struct api *api, const struct api_request *req,
+    const struct auth_identity *who, struct api_response *resp);
+
+/* api_ops.c: health, readiness, metrics. */
+
+/*
+ * Why this node takes no new stream whatever Redis's state (stopping, or
+ * at BEEP_MAX_STREAMS), or NULL; fills st.
+ */
+const char *api_refusing(struct api *api, struct registry_stats *st);
+/* Log that the stream limit refuses subscribes, at most once a second. */
+void api_warn_full(struct api *api);
+/* GET /healthz. */
+void api_health(struct api *api, struct api_response *resp);
+/* GET /readyz: 200 while new streams are accepted, else 503 and why. */
+void api_readyz(struct api *api, struct api_response *resp);
+/* GET /metrics, to the addresses BEEP_METRICS_ALLOW lists only. */
+void api_metrics(
+    struct api *api, const struct api_request *req, struct api_response *resp);
+
+/* api_stream.c: ids and a stream's framing. */
+
+/*
+ * Refuse a stream for now (status 429 or 503, why): to an EventSource as
+ * a stream it comes back from, to anyone else as the error.
+ */
+void api_refuse_stream(const struct api_request *req, struct api_response *resp,
+    enum http_status status, const char *why);
+/* Event id n as the client sees it, in out (size bytes). */
+void api_format_id(const struct api *api, uint64_t n, char *out, size_t size);
+/* Read an event id back; anything not exactly as we write it is unknown. */
+void api_parse_id(
+    const struct api *api, const char *s, struct registry_resume *resume);
+
+#endif

@@ -1,0 +1,242 @@
+/*
+ * api_access: who may ask.  The CORS allow-list and its headers, the
+ * caller's identity (auth.h) with the cross-site check cookie credentials
+ * need, what each identity may use, and each sender's POST rate.
+ */
+#include "api_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "cidr.h"
+#include "limit.h"
+#include "log.h"
+#include "metrics.h"
+
+#define LOG_MODULE "api"
+
+/* What api_cors() reserves for an answer's header lines. */
+#define API_HEAD_ROOM 192
+/* The stack a rate bucket's key is made in (longer ones take the heap). */
+#define API_KEY_STACK 256
+
+int
+api_access_init(struct api *api, const struct config *c)
+{
+	const char *p = c->cors_origins;
+
+	api->cors_any = strcmp(p, "*") == 0;
+	while (!api->cors_any && *p != '\0') {
+		size_t len = strcspn(p, ",");
+		const char *s = p, *e = p + len;
+
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > s) {
+			api->origins = xrealloc(api->origins,
+			    (api->norigins + 1) * sizeof(*api->origins));
+			api->origins[api->norigins++] =
+			    xmemdup(s, (size_t)(e - s));
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	api->auth = auth_new(c);
+	if (api->auth == NULL)
+		return -1;
+	api->limit = limit_new(c->rate, c->burst);
+	return 0;
+}
+
+void
+api_access_free(struct api *api)
+{
+	for (size_t i = 0; i < api->norigins; i++)
+		free(api->origins[i]);
+	free(api->origins);
+	auth_free(api->auth);
+	limit_free(api->limit);
+}
+
+void
+api_cors(
+    struct api *api, const struct api_request *req, struct api_response *resp)
+{
+	/* Room for the usual head (CORS, Content-Type) in one allocation. */
+	buf_reserve(&resp->headers, API_HEAD_ROOM);
+	if (api->cors_any) {
+		buf_puts(&resp->headers, "Access-Control-Allow-Origin: *\r\n");
+		return;
+	}
+	/* The answer depends on Origin: caches must key on it. */
+	buf_puts(&resp->headers, "Vary: Origin\r\n");
+	if (req->origin == NULL)
+		return;
+	for (size_t i = 0; i < api->norigins; i++) {
+		if (strcmp(api->origins[i], req->origin) == 0) {
+			/* Listed origins may send cookies (cookie auth). */
+			buf_printf(&resp->headers,
+			    "Access-Control-Allow-Origin: %s\r\n"
+			    "Access-Control-Allow-Credentials: true\r\n",
+			    api->origins[i]);
+			return;
+		}
+	}
+}
+
+/* Whether origin is on the CORS allow-list ("*" lists nobody). */
+static bool
+api_origin_listed(const struct api *api, const char *origin)
+{
+	for (size_t i = 0; i < api->norigins; i++)
+		if (strcmp(api->origins[i], origin) == 0)
+			return true;
+	return false;
+}
+
+/* Whether origin is the request's own: scheme://Host. */
+static bool
+api_origin_own(const struct api_request *req, const char *origin)
+{
+	const char *scheme = req->https ? "https://" : "http://";
+	size_t n = strlen(scheme);
+
+	return req->host != NULL && req->host[0] != '\0' &&
+	    strncasecmp(origin, scheme, n) == 0 &&
+	    strcasecmp(origin + n, req->host) == 0;
+}
+
+/*
+ * Cross-site request forgery: a browser attaches cookies to requests any
+ * page makes (a form POST, an EventSource), so a request identified by a
+ * cookie must come from a page we trust: the same origin (as the browser's
+ * Sec-Fetch-Site says, or an Origin equal to our own), or an origin on
+ * the allow-list.  Bearer and query tokens are never sent by themselves.
+ */
+static bool
+api_same_origin_ok(const struct api *api, const struct api_request *req)
+{
+	if (req->sec_fetch_site != NULL &&
+	    strcmp(req->sec_fetch_site, "same-origin") == 0)
+		return true;
+	return req->origin != NULL &&
+	    (api_origin_listed(api, req->origin) ||
+	        api_origin_own(req, req->origin));
+}
+
+/*
+ * Who is asking, when authentication is on: AUTH_OK with *who filled in,
+ * or the 401 (403 for a cookie sent from another site) already set in
+ * resp.  With it off, who stays empty.
+ */
+bool
+api_identify(struct api *api, const struct api_request *req,
+    const struct route *r, struct auth_identity *who, struct api_response *resp)
+{
+	struct auth_request ar = {
+	    .authorization = req->authorization,
+	    .cookie = req->cookie,
+	    .claim = req->claim,
+	};
+	enum auth_result res;
+	char *token = NULL;
+
+	memset(who, 0, sizeof(*who));
+	if (auth_mode(api->auth) == AUTH_MODE_NONE)
+		return true;
+	/* EventSource cannot set headers: the query, for streams only. */
+	if (r->id == ROUTE_SUBSCRIBE && api->config->jwt_query &&
+	    r->query != NULL)
+		ar.query_token = token =
+		    http_query_param(r->query, "access_token", NULL);
+	res = auth_identify(api->auth, &ar, who);
+	free(token);
+	if (res == AUTH_OK) {
+		/*
+		 * In header mode the identity service may have used the
+		 * cookie: a request carrying one is treated as ambient.
+		 */
+		bool ambient = who->source == AUTH_SOURCE_COOKIE ||
+		    (who->source == AUTH_SOURCE_CLAIM && req->cookie != NULL);
+
+		if (!ambient || api_same_origin_ok(api, req))
+			return true;
+		auth_identity_clear(who);
+		api_error(resp, HTTP_403,
+		    "cookie credentials from another site: send "
+		    "Sec-Fetch-Site: same-origin or an allowed Origin");
+		return false;
+	}
+	if (auth_mode(api->auth) == AUTH_MODE_JWT)
+		buf_puts(&resp->headers,
+		    res == AUTH_INVALID
+		        ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"
+		        : "WWW-Authenticate: Bearer\r\n");
+	api_error(resp, HTTP_401,
+	    res == AUTH_INVALID
+	        ? (who->why != NULL ? who->why : "invalid credentials")
+	        : "authentication required");
+	return false;
+}
+
+/* Whether who may use route r; sets the 403 in resp when not. */
+bool
+api_allowed(struct api *api, const struct route *r,
+    const struct auth_identity *who, struct api_response *resp)
+{
+	if (who->user == NULL)
+		return true;
+	if (r->id == ROUTE_SUBSCRIBE &&
+	    (strcmp(who->user, r->user) != 0 ||
+	        (who->device != NULL && strcmp(who->device, r->device) != 0))) {
+		api_error(resp, HTTP_403, "subscribe as yourself only");
+		return false;
+	}
+	if (r->id == ROUTE_DEVICES && !api->list_any &&
+	    strcmp(who->user, r->user) != 0) {
+		api_error(resp, HTTP_403, "list your own devices only");
+		return false;
+	}
+	return true;
+}
+
+/* The sender's token bucket: by verified user, else by address. */
+bool
+api_rate_ok(struct api *api, const struct api_request *req,
+    const struct auth_identity *who, struct api_response *resp)
+{
+	unsigned retry = 1;
+	char key_text[API_KEY_STACK], addr_key[CIDR_KEY_MAX];
+	struct buf key = BUF_ON_STACK(key_text);
+	bool ok;
+
+	/* Appended, not formatted: vsnprintf() would cost more than the rest. */
+	if (who->user != NULL) {
+		buf_append(&key, "u:", 2);
+		buf_puts(&key, who->user);
+	} else {
+		buf_append(&key, "a:", 2);
+		buf_puts(&key,
+		    cidr_client_key(
+		        req->remote_addr, api->config->ipv6_prefix, addr_key));
+	}
+	ok = limit_take(api->limit, key.data, util_now_ms(), &retry);
+	buf_free(&key);
+	if (!ok) {
+		metrics_rate_limited();
+		api_retry_after(resp, retry);
+		api_error(resp, HTTP_429, "too many requests");
+	}
+	return ok;
+}
+
+void
+api_expire(struct api *api, uint64_t now_ms)
+{
+	limit_expire(api->limit, now_ms);
+}

@@ -1,0 +1,157 @@
+/*
+ * api_ops: what operators ask: /healthz, /readyz and /metrics, and whether
+ * this node takes new streams at all.
+ */
+#include "api_impl.h"
+
+#include <stdatomic.h>
+
+#include "cidr.h"
+#include "cluster.h"
+#include "log.h"
+#include "metrics.h"
+
+#define LOG_MODULE "api"
+
+/*
+ * Why this node takes no new stream whatever Redis's state (stopping, or
+ * at BEEP_MAX_STREAMS), or NULL; fills st.
+ */
+const char *
+api_refusing(struct api *api, struct registry_stats *st)
+{
+	registry_stats(api->reg, st);
+	if (atomic_load(&api->stopping))
+		return "service is stopping";
+	if (st->streams >= api->config->max_streams)
+		return "too many streams";
+	return NULL;
+}
+
+/*
+ * The log's word that the stream limit refuses subscribes: at most once a
+ * second (a refused EventSource comes back every 5 to 10 s, for as long as
+ * the service is full); beep_streams_refused_total counts each.
+ */
+void
+api_warn_full(struct api *api)
+{
+	static _Atomic uint64_t last_ms;
+	uint64_t now = util_now_ms(), was = atomic_load(&last_ms);
+
+	if (now - was >= 1000 &&
+	    atomic_compare_exchange_strong(&last_ms, &was, now))
+		log_warn("stream limit reached (%zu): refusing subscribes",
+		    api->config->max_streams);
+}
+
+void
+api_health(struct api *api, struct api_response *resp)
+{
+	struct registry_stats st;
+	size_t threads = 0, idle = 0, requests = 0;
+	json_t *doc;
+
+	registry_stats(api->reg, &st);
+	if (api->threads != NULL)
+		api->threads(api->threads_ctx, &threads, &idle, &requests);
+	doc = json_pack(
+	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	    "s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "status", "ok", "users", (json_int_t)st.users, "devices",
+	    (json_int_t)st.devices, "streams", (json_int_t)st.streams,
+	    "threads", (json_int_t)threads, "idle_threads", (json_int_t)idle,
+	    "published", (json_int_t)st.published, "held", (json_int_t)st.held,
+	    "overflows", (json_int_t)st.overflows, "forgotten",
+	    (json_int_t)st.forgotten, "dropped", (json_int_t)st.dropped,
+	    "resets", (json_int_t)st.resets, "message_bytes",
+	    (json_int_t)st.message_bytes, "replaced", (json_int_t)st.replaced,
+	    "evicted", (json_int_t)st.evicted, "refused",
+	    (json_int_t)st.refused, "requests", (json_int_t)requests);
+	if (api->cluster != NULL) {
+		struct cluster_stats cs;
+
+		cluster_stats(api->cluster, &cs);
+		/* Local deliveries go on while Redis is down: degraded. */
+		if (!cs.up)
+			json_object_set_new(
+			    doc, "status", json_string("degraded"));
+		json_object_set_new(doc, "cluster",
+		    json_pack("{s:s, s:s}", "redis", cs.up ? "up" : "down",
+		        "node", cs.node));
+	}
+	api_json(resp, HTTP_200, doc);
+}
+
+void
+api_stop(struct api *api)
+{
+	atomic_store(&api->stopping, true);
+	if (api->cluster != NULL)
+		cluster_stop(api->cluster);
+}
+
+static bool
+api_cluster_up(struct api *api)
+{
+	struct cluster_stats cs;
+
+	cluster_stats(api->cluster, &cs);
+	return cs.up;
+}
+
+/*
+ * Whether a new stream would be accepted: not stopping, below max_streams.
+ * O(1): the registry's counters, copied under its lock.
+ */
+static bool
+api_ready(struct api *api, struct registry_stats *st, const char **why)
+{
+	*why = api_refusing(api, st);
+	if (*why == NULL && api->cluster != NULL && !api_cluster_up(api))
+		*why = API_CLUSTER_DOWN;
+	return *why == NULL;
+}
+
+/* /readyz: 200 while new streams are accepted, else 503 and why. */
+void
+api_readyz(struct api *api, struct api_response *resp)
+{
+	struct registry_stats st;
+	const char *why;
+
+	if (api_ready(api, &st, &why))
+		api_json(resp, HTTP_200, json_pack("{s:s}", "status", "ready"));
+	else
+		api_error(resp, HTTP_503, why);
+}
+
+/* /metrics, to the addresses BEEP_METRICS_ALLOW lists only. */
+void
+api_metrics(
+    struct api *api, const struct api_request *req, struct api_response *resp)
+{
+	struct metrics_gauges g = {.max_streams = api->config->max_streams,
+	    .max_message_bytes = api->config->max_message_memory};
+	const char *why;
+
+	if (!cidr_list_match(&api->metrics_allow, req->remote_addr)) {
+		api_error(resp, HTTP_403,
+		    "metrics are served only to the addresses in "
+		    "BEEP_METRICS_ALLOW");
+		return;
+	}
+	g.ready = api_ready(api, &g.reg, &why);
+	if (api->cluster != NULL) {
+		cluster_stats(api->cluster, &g.cl);
+		g.cluster = true;
+	}
+	if (api->threads != NULL)
+		api->threads(
+		    api->threads_ctx, &g.threads, &g.idle, &g.requests);
+	resp->status = HTTP_200;
+	buf_puts(&resp->headers,
+	    "Content-Type: " METRICS_CONTENT_TYPE "\r\n"
+	    "Cache-Control: no-store\r\n");
+	metrics_render(&resp->body, &g);
+}
