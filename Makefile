@@ -44,7 +44,7 @@ SRCS := src/util.c src/log.c src/keyed_hash.c src/config.c src/http.c src/route.
 	src/body.c src/sse.c src/registry_log.c src/registry_expire.c \
 	src/registry.c src/api.c src/api_access.c src/api_ops.c \
 	src/api_stream.c src/fcgi_out.c \
-	src/deadline.c src/listener.c src/server.c src/server_conn.c src/server_stream.c \
+	src/deadline.c src/listener.c src/server.c src/server_request.c src/server_conn.c src/server_stream.c \
 	src/server_params.c src/cidr.c src/metrics.c \
 	src/cluster_lua.c src/cluster_job.c src/cluster_delivery.c \
 	src/cluster_presence.c src/cluster_redis.c src/cluster.c src/turn.c \

@@ -1,8 +1,9 @@
 /*
  * server_impl: the state the server modules share (server.c, the worker
- * pool and request serving, and server_stream.c, a stream's writer); see
- * the DESIGN comment in server.c.  Included by src/server*.c only: with
- * libfcgi's fcgiapp.h, it stays out of every other module.
+ * pool and request serving; server_request.c, a request read and
+ * answered; server_conn.c, connections; server_stream.c, a stream's
+ * writer); see the DESIGN comment in server.c.  Included by src/server*.c
+ * only: with libfcgi's fcgiapp.h, it stays out of every other module.
  */
 #ifndef BEEP_SERVER_IMPL_H
 #define BEEP_SERVER_IMPL_H
@@ -166,9 +167,23 @@ void server_conns_idle(struct server *srv, uint64_t now_ms);
 
 /*
  * The request has been read (or given up on): disarm its read deadline,
- * noting whether it fired.  Idempotent.  (server.c)
+ * noting whether it fired.  Idempotent.  (server_request.c)
  */
 void server_read_done(FCGX_Request *req);
+/*
+ * Read req, have the api answer it into resp and, unless the answer is a
+ * stream, write it (resp is then empty).  Returns false when the request
+ * never arrived whole (resp is then empty: drop the connection).  Out of
+ * line, so that a stream's thread does not sleep under the request's
+ * buffers.  (server_request.c)
+ */
+bool server_answer(struct server *srv, FCGX_Request *req,
+    struct api_response *resp) __attribute__((noinline));
+/*
+ * Write resp, a whole answer (head, Content-Length, body), to req, then
+ * clear resp.  (server_request.c)
+ */
+void server_reply(FCGX_Request *req, struct api_response *resp);
 
 /*
  * Note where the calling worker's stack ends, for the trim a stream does

@@ -1,0 +1,284 @@
+/*
+ * server_request: a request read (its parameters, its body within
+ * BEEP_MAX_BODY, the rest drained within BEEP_MAX_DRAIN) and handed to
+ * the api, and an answer that is not a stream written back, through
+ * libfcgi's buffers; see the DESIGN comment in server.c.
+ */
+#include "server_impl.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "deadline.h"
+#include "log.h"
+#include "server_params.h"
+#include "util.h"
+
+#define LOG_MODULE "server"
+
+/*
+ * The stack a POST's body is read into before it takes the heap
+ * (server_answer()): an ICE candidate or a hang-up fits.
+ */
+#define SERVER_BODY_STACK 1024
+/*
+ * The stack an answer's head and its body are made in before they take
+ * the heap (server_answer()): a POST's answer and most errors fit.
+ */
+#define SERVER_ANSWER_STACK 256
+
+/* Write all of p; returns 0 or -1 once the connection has failed. */
+static int
+server_put(FCGX_Request *req, const char *p, size_t len)
+{
+	server_conn_of(req)->responded = true;
+	while (len > 0) {
+		int chunk = len > 1 << 30 ? 1 << 30 : (int)len;
+
+		if (FCGX_PutStr(p, chunk, req->out) != chunk)
+			return -1;
+		p += chunk;
+		len -= (size_t)chunk;
+	}
+	return 0;
+}
+
+/*
+ * The request has been read (or given up on): disarm its read deadline,
+ * if one runs, noting whether it fired.  Idempotent.  The timer keeps its
+ * duplicate of the connection for the next request's deadline
+ * (server_serve() cancels it once the connection ends, a stream's start
+ * too).
+ */
+void
+server_read_done(FCGX_Request *req)
+{
+	struct server_conn *conn = server_conn_of(req);
+
+	if (conn->read_armed) {
+		conn->read_armed = false;
+		if (deadline_pause(conn->timer))
+			conn->timed_out = true;
+	}
+}
+
+/*
+ * The body's length as CONTENT_LENGTH announces it: false when it
+ * announces none.  Caddy sends "-1" for a body of unknown length (chunked,
+ * or HTTP/2 without Content-Length), which strtoull() would read as
+ * 2^64 - 1: only digits make a length.  One past ULLONG_MAX reads as
+ * ULLONG_MAX, too large for any limit, as it should.
+ */
+static bool
+server_body_length(const char *cl, unsigned long long *length)
+{
+	if (cl == NULL || *cl == '\0' || strspn(cl, "0123456789") != strlen(cl))
+		return false;
+	*length = strtoull(cl, NULL, 10);
+	return true;
+}
+
+/*
+ * Read and drop the rest of the body, so that the connection stays in
+ * step and the front, which may be writing the body still (Caddy), gets
+ * to read the answer; but only up to BEEP_MAX_DRAIN bytes in all (seen
+ * counts what was read already): past it, give up on the connection.  cl:
+ * the request's CONTENT_LENGTH, or NULL.
+ */
+static void
+server_drain_rest(FCGX_Request *req, const char *cl, size_t seen)
+{
+	struct server *srv = server_conn_of(req)->srv;
+	size_t max = srv->config->max_drain;
+	unsigned long long length;
+	char scratch[4096];
+	int n;
+
+	if (server_body_length(cl, &length) && length > max) {
+		log_info("request body of %s bytes, over BEEP_MAX_DRAIN: "
+		         "not reading it, closing the connection",
+		    cl);
+		server_conn_give_up(req);
+		return;
+	}
+	while ((n = FCGX_GetStr(scratch, (int)sizeof(scratch), req->in)) > 0) {
+		seen += (size_t)n;
+		if (seen > max) {
+			log_info(
+			    "request body over BEEP_MAX_DRAIN (%zu bytes): "
+			    "closing the connection",
+			    max);
+			server_conn_give_up(req);
+			return;
+		}
+	}
+}
+
+/*
+ * Read the request body into body, up to max bytes; read and drop the rest
+ * (within BEEP_MAX_DRAIN) so the connection stays in step.  Returns
+ * whether it was too long.  The request counts as read after it.
+ */
+static bool
+server_read_body(
+    FCGX_Request *req, const char *cl, size_t max, struct buf *body)
+{
+	unsigned long long length = 0;
+	bool too_large = server_body_length(cl, &length) && length > max;
+	/*
+	 * The first allocation fits the announced length (a signaling
+	 * message is small: no 8 KiB block per POST); past it, or with no
+	 * length (a chunked body: read to its end, within max), 4 KiB more
+	 * at a time.
+	 */
+	size_t chunk = length > 0 ? (size_t)length + 1 : 4096;
+	int n;
+
+	while (!too_large) {
+		size_t room;
+
+		if (body->cap <= body->len + 1) {
+			buf_reserve(body, chunk);
+			chunk = 4096;
+		}
+		room = body->cap - body->len - 1;
+		n = FCGX_GetStr(body->data + body->len,
+		    room > INT_MAX ? INT_MAX : (int)room, req->in);
+		if (n <= 0) {
+			server_read_done(req);
+			return false;
+		}
+		body->len += (size_t)n;
+		body->data[body->len] = '\0';
+		if (body->len > max)
+			too_large = true;
+	}
+	server_drain_rest(req, cl, body->len);
+	server_read_done(req);
+	return true;
+}
+
+/*
+ * Drop whatever request body there is (GET requests have none), within
+ * BEEP_MAX_DRAIN.  The request counts as read after it.
+ */
+static void
+server_drain(FCGX_Request *req, const char *cl)
+{
+	server_drain_rest(req, cl, 0);
+	server_read_done(req);
+}
+
+/*
+ * The head goes straight into libfcgi's output buffer, in pieces: no
+ * buffer of its own per answer (FCGX_Finish_r() writes it all, answer and
+ * END_REQUEST, in one write).
+ */
+static int server_write_head(FCGX_Request *req, const struct api_response *resp,
+    bool with_length) __attribute__((noinline));
+
+static int
+server_write_head(
+    FCGX_Request *req, const struct api_response *resp, bool with_length)
+{
+	char line[96];
+	int n;
+
+	/* 200 is the CGI default; some fronts pass a Status line through. */
+	if (resp->status != HTTP_200) {
+		n = snprintf(line, sizeof(line), "Status: %d %s\r\n",
+		    http_status_code[resp->status],
+		    http_status_text[resp->status]);
+		if (n < 0 || (size_t)n >= sizeof(line) ||
+		    server_put(req, line, (size_t)n) < 0)
+			return -1;
+	}
+	if (resp->headers.len > 0 &&
+	    server_put(req, resp->headers.data, resp->headers.len) < 0)
+		return -1;
+	/* By hand: snprintf() costs as much as the rest of the head. */
+	n = 0;
+	if (with_length) {
+		memcpy(line, "Content-Length: ", 16);
+		n = 16 + (int)util_u64_digits(resp->body.len, line + 16);
+		line[n++] = '\r';
+		line[n++] = '\n';
+	}
+	line[n++] = '\r';
+	line[n++] = '\n';
+	return server_put(req, line, (size_t)n);
+}
+
+void
+server_reply(FCGX_Request *req, struct api_response *resp)
+{
+	if (server_write_head(req, resp, true) == 0)
+		server_put(req, resp->body.data, resp->body.len);
+	api_response_clear(resp);
+}
+
+/*
+ * Read req, have the api answer it into resp and, unless the answer is a
+ * stream, write it (resp is then empty).  Returns false when the request
+ * never arrived whole (resp is then empty: drop the connection).
+ * Out of line, and apart from server_handle(): the request's parameters
+ * (struct api_request) and body are done with once resp is made, and a
+ * stream's thread sleeps under server_handle()'s frame for the stream's
+ * life (see server_stream.c, memory per stream).
+ */
+bool
+server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
+{
+	struct api_request ar = {0};
+	char body_text[SERVER_BODY_STACK];
+	char head_text[SERVER_ANSWER_STACK], answer_text[SERVER_ANSWER_STACK];
+	struct buf body = BUF_ON_STACK(body_text), uri = {0};
+
+	resp->headers = BUF_ON_STACK(head_text);
+	resp->body = BUF_ON_STACK(answer_text);
+
+	/* Out of line too (server_params.c): its lookup table. */
+	server_params_to_request(req->envp, srv->config->auth_param, &ar, &uri);
+	/*
+	 * A POST is authenticated (and routed, allowed, rate-limited) from
+	 * its parameters before its body is read: a refused one's body is
+	 * only drained.  Other requests are handled whole below.
+	 */
+	if (ar.method != NULL && strcmp(ar.method, "POST") == 0 &&
+	    api_precheck(srv->api, &ar, resp)) {
+		ar.body_too_large = server_read_body(
+		    req, ar.content_length, srv->config->max_body, &body);
+		ar.body = body.data;
+		ar.body_len = ar.body_too_large ? 0 : body.len;
+	} else {
+		server_drain(req, ar.content_length);
+	}
+	if (FCGX_GetError(req->in) != 0) {
+		/* The request never arrived whole (BEEP_WRITE_TIMEOUT). */
+		log_warn("request body: read failed (%s): dropping the "
+		         "connection",
+		    strerror(FCGX_GetError(req->in) > 0 ? FCGX_GetError(req->in)
+		                                        : EIO));
+		api_response_clear(resp);
+		buf_free(&body);
+		buf_free(&uri);
+		return false;
+	}
+	api_handle(srv->api, &ar, resp);
+	buf_free(&body);
+	buf_free(&uri);
+	if (resp->stream == NULL) {
+		/* Written from this frame, where its buffers are. */
+		server_reply(req, resp);
+	} else {
+		/* A stream's head outlives this frame. */
+		buf_to_heap(&resp->headers);
+		buf_to_heap(&resp->body);
+	}
+	return true;
+}
