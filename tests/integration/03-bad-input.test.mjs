@@ -120,6 +120,9 @@ describe('small limits (BEEP_MAX_BODY=1024, BEEP_MAX_ID=16)', () => {
 			// the JS client for good, a `reset` restarted ICE).
 			'{"data":"x","event":"replaced"}',
 			'{"data":{"reason":"x"},"event":"reset"}',
+			// EventSource's own: onerror and onopen would run.
+			'{"data":"x","event":"error"}',
+			'{"data":"x","event":"open"}',
 		];
 		for (const body of bad)
 			assertError(await c.postJson(p, body), 400, `JSON ${body}`);
@@ -130,6 +133,7 @@ describe('small limits (BEEP_MAX_BODY=1024, BEEP_MAX_ID=16)', () => {
 			'data=%C3%28', 'data=%FF', 'data=ok&event=%C3%28',
 			'data=%ED%A0%80',
 			'data=x&event=replaced', 'event=re%73et&data=x',
+			'data=x&event=error', 'event=op%65n&data=x',
 		];
 		for (const body of badForm)
 			assertError(await c.postForm(p, body), 400, `form ${body}`);

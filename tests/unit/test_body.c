@@ -64,6 +64,11 @@ static const struct {
     {JSON, "{\"data\":\"x\",\"event\":\"Reset\"}", HTTP_200, "x", "Reset"},
     {JSON, "{\"data\":\"x\",\"event\":\"resets\"}", HTTP_200, "x", "resets"},
     {JSON, "{\"data\":\"x\",\"event\":\"replace\"}", HTTP_200, "x", "replace"},
+    /* EventSource's own: onerror and onopen would fire. */
+    {JSON, "{\"data\":\"x\",\"event\":\"error\"}", HTTP_400, NULL, NULL},
+    {JSON, "{\"data\":\"x\",\"event\":\"open\"}", HTTP_400, NULL, NULL},
+    {JSON, "{\"data\":\"x\",\"event\":\"errors\"}", HTTP_200, "x", "errors"},
+    {JSON, "{\"data\":\"x\",\"event\":\"message\"}", HTTP_200, "x", "message"},
     {FORM, "data=hello+world", HTTP_200, "hello world", NULL},
     {FORM, "event=answer&data=a%0D%0Ab", HTTP_200, "a\r\nb", "answer"},
     {FORM, "data=first&data=second", HTTP_200, "first", NULL},
@@ -248,8 +253,11 @@ test_body_event_limit(void **state)
 	assert_false(body_event_valid(name, 0));
 	assert_false(body_event_valid("reset", 5));
 	assert_false(body_event_valid("replaced", 8));
+	assert_false(body_event_valid("error", 5));
+	assert_false(body_event_valid("open", 4));
 	assert_string_equal(body_event_why("replaced", 8),
-	    "event reset, replaced and refused are the service's own");
+	    "event reset, replaced and refused are the service's own, "
+	    "error and open EventSource's");
 	/* The length decides, not a NUL: "reset" is a prefix of these. */
 	assert_true(body_event_valid("resetx", 6));
 	assert_true(body_event_valid("rese", 4));
