@@ -87,25 +87,19 @@ server_body_length(const char *cl, unsigned long long *length)
  * Read and drop the rest of the body, so that the connection stays in
  * step and the front, which may be writing the body still (Caddy), gets
  * to read the answer; but only up to BEEP_MAX_DRAIN bytes in all (seen
- * counts what was read already): past it, give up on the connection.  cl:
- * the request's CONTENT_LENGTH, or NULL.
+ * counts what was read already): past it, give up on the connection.
+ * What CONTENT_LENGTH announces does not decide: a front may pass less
+ * (Caddy's buffer_requests cuts a body at its max_size and passes the
+ * length the client announced), and what comes is read to its end.
  */
 static void
-server_drain_rest(FCGX_Request *req, const char *cl, size_t seen)
+server_drain_rest(FCGX_Request *req, size_t seen)
 {
 	struct server *srv = server_conn_of(req)->srv;
 	size_t max = srv->config->max_drain;
-	unsigned long long length;
 	char scratch[4096];
 	int n;
 
-	if (server_body_length(cl, &length) && length > max) {
-		log_info("request body of %s bytes, over BEEP_MAX_DRAIN: "
-		         "not reading it, closing the connection",
-		    cl);
-		server_conn_give_up(req);
-		return;
-	}
 	while ((n = FCGX_GetStr(scratch, (int)sizeof(scratch), req->in)) > 0) {
 		seen += (size_t)n;
 		if (seen > max) {
@@ -158,7 +152,7 @@ server_read_body(
 		if (body->len > max)
 			too_large = true;
 	}
-	server_drain_rest(req, cl, body->len);
+	server_drain_rest(req, body->len);
 	server_read_done(req);
 	return true;
 }
@@ -168,9 +162,9 @@ server_read_body(
  * BEEP_MAX_DRAIN.  The request counts as read after it.
  */
 static void
-server_drain(FCGX_Request *req, const char *cl)
+server_drain(FCGX_Request *req)
 {
-	server_drain_rest(req, cl, 0);
+	server_drain_rest(req, 0);
 	server_read_done(req);
 }
 
@@ -256,7 +250,7 @@ server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 		ar.body = body.data;
 		ar.body_len = ar.body_too_large ? 0 : body.len;
 	} else {
-		server_drain(req, ar.content_length);
+		server_drain(req);
 	}
 	if (FCGX_GetError(req->in) != 0) {
 		/* The request never arrived whole (BEEP_WRITE_TIMEOUT). */

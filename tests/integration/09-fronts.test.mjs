@@ -167,6 +167,14 @@ test('conf/nginx*.conf pass every parameter the backend reads', T,
 	const ev = await s2.nextEvent(5000);
 	assert.deepEqual([ev.lastEventId, ev.data], [ids[1], 'two'],
 	    'Last-Event-ID passed through nginx');
+	// One 413, in JSON, whatever the size: the backend's past
+	// BEEP_MAX_BODY, nginx's own past client_max_body_size.
+	for (const size of [100000, 200000]) {
+		const big = await c.postJson(postPath(u, 'phone'),
+		    { data: 'x'.repeat(size) });
+		assert.equal(big.status, 413, `${size}: ${big.text}`);
+		assert.deepEqual(big.json(), { error: 'body too large' }, `${size}`);
+	}
 });
 
 // EventSource never retries a 429 or 503: a stream refused for now must
@@ -239,6 +247,14 @@ test('lighttpd (conf/lighttpd.conf) -> beep-signal --listen unix:', T,
 	const rig = new Rig(t, 'lighttpd');
 	await rig.startListen();
 	await rig.startLighttpd();
+	// Every public route reaches the backend: its JSON, not lighttpd's
+	// HTML 404 (the JS client's iceServers() asks /ice-servers).
+	const c = rig.client();
+	for (const p of ['/readyz', '/ice-servers?user=a']) {
+		const r = await c.get(p);
+		assert.equal(r.status, 200, `${p}: ${r.text}`);
+		assert.match(r.headers['content-type'], /^application\/json/, p);
+	}
 	await smoke(t, rig);
 });
 

@@ -1,12 +1,15 @@
 // A client that starts a POST and then stops sending its body holds a
-// backend worker only for BEEP_READ_TIMEOUT: behind Caddy, which passes
-// bodies through as they arrive, the worker's read gives up (and says so)
-// instead of waiting for ever. (The client's own connection is Caddy's to
-// time out; 18-read-deadlines covers bodies that keep trickling.)
+// backend worker only for BEEP_READ_TIMEOUT: behind a front that passes
+// bodies through as they arrive (Caddy without buffer_requests, its
+// default; the shipped Caddyfile reads them whole first), the worker's read
+// gives up (and says so) instead of waiting for ever. (The client's own
+// connection is Caddy's to time out; 18-read-deadlines covers bodies that
+// keep trickling, and the shipped Caddyfile's buffering.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { startStack, uid, postPath, poll } from './harness.mjs';
+import { streamingCaddyfile } from './fronts.mjs';
 
 const T = { timeout: 60000 };
 
@@ -23,7 +26,8 @@ function stalledPost(port, p) {
 }
 
 test('a stalled upload is let go after BEEP_READ_TIMEOUT', T, async (t) => {
-	const stack = await startStack({ env: { BEEP_READ_TIMEOUT: '1' } }, t);
+	const stack = await startStack({ env: { BEEP_READ_TIMEOUT: '1' },
+	    caddyfile: streamingCaddyfile(t) }, t);
 	const c = stack.client();
 	const sock = stalledPost(c.port, postPath(uid('slow'), 'd'));
 	t.after(() => sock.destroy());

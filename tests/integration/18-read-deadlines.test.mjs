@@ -6,18 +6,27 @@
 // it lives as long as the front keeps it (behind nginx with the shipped
 // conf/nginx.conf), up to BEEP_IDLE_TIMEOUT.
 //
-// What the client sees: behind Caddy, which writes the whole body to the
-// backend before it reads the answer, a request cut short gets Caddy's own
-// 502; a front that reads while it writes (here a raw FastCGI client) gets
-// 408 with a JSON error.
+// The shipped fronts read each body whole before the backend sees the
+// request (Caddy's buffer_requests, nginx, lighttpd), so that slow clients
+// hold none of its threads: the last test checks it through the shipped
+// Caddyfile. The backend's own deadline is for a front that streams bodies
+// (Caddy without buffer_requests, its default: STREAMING_CADDYFILE) and for
+// any other peer of its socket.
+//
+// What the client sees: behind such a Caddy, which writes the whole body to
+// the backend before it reads the answer, a request cut short gets Caddy's
+// own 502; a front that reads while it writes (here a raw FastCGI client)
+// gets 408 with a JSON error.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import { startStack, uid, postPath, poll } from './harness.mjs';
-import { Rig, rewrite } from './fronts.mjs';
+import {
+	startStack, uid, postPath, subPath, poll, openSub,
+} from './harness.mjs';
+import { Rig, rewrite, streamingCaddyfile } from './fronts.mjs';
 import {
 	FcgiConn, requestParams, record, beginRecord, encodeParams, readRecords,
 	STDIN, STDOUT, PARAMS, END_REQUEST,
@@ -70,7 +79,7 @@ for (const [what, maxBody] of [['a body', '1000000'],
 		const stack = await startStack({ env: {
 			BEEP_READ_TIMEOUT: String(READ_TIMEOUT),
 			BEEP_WRITE_TIMEOUT: '60', BEEP_MAX_BODY: maxBody,
-		} }, t);
+		}, caddyfile: streamingCaddyfile(t) }, t);
 		const c = stack.client();
 		const status = await tricklePost(c.port,
 		    postPath(uid('slow'), 'd'),
@@ -86,7 +95,8 @@ for (const [what, maxBody] of [['a body', '1000000'],
 }
 
 test('a too large body is drained only up to BEEP_MAX_DRAIN', T, async (t) => {
-	const stack = await startStack({ env: { BEEP_MAX_DRAIN: '200000' } }, t);
+	const stack = await startStack({ env: { BEEP_MAX_DRAIN: '200000' },
+	    caddyfile: streamingCaddyfile(t) }, t);
 	const c = stack.client();
 	const p = postPath(uid('big'), 'd');
 	// Within the drain bound: drained, and the client gets the JSON 413.
@@ -94,8 +104,8 @@ test('a too large body is drained only up to BEEP_MAX_DRAIN', T, async (t) => {
 	assert.equal(r.status, 413, r.text);
 	assert.match(r.json().error, /too large/);
 	assert.ok(!stack.backendLog.some((l) => /BEEP_MAX_DRAIN/.test(l)));
-	// Past it: not read; the connection is closed (Caddy, still writing
-	// the body, answers 502 itself).
+	// Past it: read no further; the connection is closed (Caddy, still
+	// writing the body, answers 502 itself).
 	let status = null;
 	try {
 		status = (await c.postJson(p,
@@ -103,9 +113,30 @@ test('a too large body is drained only up to BEEP_MAX_DRAIN', T, async (t) => {
 	} catch { /* the connection may be reset */ }
 	assert.notEqual(status, 200);
 	await poll(() => stack.backendLog.some((l) =>
-	    /info server: request body of \d+ bytes, over BEEP_MAX_DRAIN/.test(l)),
-	    { what: 'the drain bound in the log' });
+	    /info server: request body over BEEP_MAX_DRAIN \(200000 bytes\)/
+		.test(l)), { what: 'the drain bound in the log' });
 	assert.equal((await c.health()).status, 'ok');
+});
+
+// The shipped Caddyfile reads a body whole before the backend sees it, up
+// to its max_size (128 KB), and Caddy 2.6 passes a longer one cut there (with
+// the length its client announced, if any). Whatever the size, the client
+// gets the backend's JSON 413: what comes is drained, not what is announced
+// (one announced past BEEP_MAX_DRAIN was not read at all, and the close left
+// Caddy a reset on a TCP socket: 502).
+test('a body past the front\'s own limit gets the JSON 413', T, async (t) => {
+	const stack = await startStack({}, t);
+	const c = stack.client();
+	const p = postPath(uid('cut'), 'd');
+	for (const size of [150000, 1100000]) {
+		for (const chunked of [false, true]) {
+			const r = await c.postJson(p,
+			    JSON.stringify({ data: 'x'.repeat(size) }), { chunked });
+			assert.equal(r.status, 413, `${size} ${chunked}: ${r.text}`);
+			assert.deepEqual(r.json(), { error: 'body too large' });
+		}
+	}
+	assert.ok(!stack.backendLog.some((l) => /BEEP_MAX_DRAIN/.test(l)));
 });
 
 // A backend with a 1 s read deadline, and a raw FastCGI connection to it
@@ -304,6 +335,68 @@ test('a stream ended on a connection not kept: closed, though the peer ' +
 	t.after(() => clearInterval(timer));
 	await closed;
 	clearInterval(timer);
+});
+
+// A POST whose body starts now and ends when finish() is called, straight
+// to the front on its own connection. finish() resolves with the status.
+async function slowPost(port, p, start, rest) {
+	const sock = net.connect(port, '127.0.0.1');
+	sock.on('error', () => {});
+	await once(sock, 'connect');
+	let got = '';
+	sock.on('data', (d) => { got += d.toString('latin1'); });
+	const chunk = (s) => `${Buffer.byteLength(s).toString(16)}\r\n${s}\r\n`;
+	await new Promise((resolve) => sock.write(
+	    `POST ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+	    'Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n' +
+	    `Connection: close\r\n\r\n${chunk(start)}`, resolve));
+	return {
+		sock,
+		async finish() {
+			sock.write(`${chunk(rest)}0\r\n\r\n`);
+			await once(sock, 'close');
+			const m = /^HTTP\/1\.1 (\d+)/.exec(got);
+			return m ? Number(m[1]) : null;
+		},
+	};
+}
+
+// Slow clients through the shipped Caddyfile: more requests with a body on
+// its way at once than the backend could have threads (BEEP_MAX_STREAMS=1,
+// BEEP_MIN_IDLE=1: 259 workers at most) hold none of them, since Caddy reads
+// each body whole before the backend sees the request (buffer_requests).
+// Without it each held a worker until BEEP_READ_TIMEOUT (5 minutes here),
+// and a POST to a live stream waited behind them.
+test('slow bodies by the hundred through the shipped Caddyfile hold no ' +
+    'backend thread', T, async (t) => {
+	const stack = await startStack({ env: { BEEP_MAX_STREAMS: '1',
+	    BEEP_MIN_IDLE: '1', BEEP_READ_TIMEOUT: '300' } }, t);
+	const c = stack.client();
+	const u = uid('slowbodies');
+	const sub = await openSub(stack, subPath(u, 'd'));
+	assert.equal(sub.status, 200);
+	const SLOW = 300;
+	const slow = [];
+	t.after(() => slow.forEach((s) => s.sock.destroy()));
+	for (let i = 0; i < SLOW; i++)
+		slow.push(await slowPost(c.port, postPath(u, 'd'),
+		    '{"data":"slow-', `${i}"}`));
+	// While every one of them is on its way: answered, and delivered.
+	const r = await c.postJson(postPath(u, 'd'), { data: 'fast' });
+	assert.equal(r.status, 200, r.text);
+	assert.equal((await sub.stream.nextEvent(10000)).data, 'fast');
+	// The stream and this request: nothing else is the backend's.
+	assert.equal((await c.health()).requests, 2);
+	// Each slow one, once whole, reaches the backend and its stream.
+	const statuses = [];
+	for (const s of slow)
+		statuses.push(await s.finish());
+	assert.deepEqual(statuses, Array(SLOW).fill(200));
+	const got = [];
+	for (let i = 0; i < SLOW; i++)
+		got.push((await sub.stream.nextEvent(10000)).data);
+	assert.deepEqual(got, slow.map((_, i) => `slow-${i}`));
+	sub.stream.close();
 });
 
 // ---------------------------------------------------------------------------

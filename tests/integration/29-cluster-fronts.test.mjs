@@ -100,8 +100,15 @@ async function checkFront(front, cl) {
 		await abortedPost(front.base, cl.nodes, front.buffersBodies);
 	const big = await c.postJson(postPath(uid('big'), 'd'),
 	    { data: 'x'.repeat(1100000) });
-	assert.ok(big.status === 413 || big.status === 502,
-	    `over the limit: ${big.status}`);
+	// The node's JSON 413 (or nginx's own, alike); the compose front,
+	// which passes a body on as it comes, has its 502 when the node's
+	// Caddy stops reading it past its own limit.
+	if (front.streamsBodies)
+		assert.ok(big.status === 413 || big.status === 502,
+		    `over the limit: ${big.status}`);
+	else
+		assert.deepEqual([big.status, big.json()],
+		    [413, { error: 'body too large' }], `over the limit`);
 	for (let i = 0; i < 4; i++) {
 		const h = await c.get('/healthz');
 		assert.equal(h.status, 200, `${front.name}: every node still in ` +
@@ -198,5 +205,8 @@ test('conf/Caddyfile.compose in front of two nodes\' Caddies', T,
 		    BEEP_NODES: cl.nodes.map((n) => new URL(n.base).host)
 			.join(' ') },
 	}));
-	await checkFront(rigFront(rig), cl);
+	// The nodes' Caddies read each body whole before their backend sees
+	// it (buffer_requests): an aborted one reaches no backend.
+	await checkFront(rigFront(rig, { buffersBodies: true,
+	    streamsBodies: true }), cl);
 });

@@ -416,3 +416,17 @@ export function rewrite(text, from, to, what) {
 	return out;
 }
 
+// The shipped Caddyfile as Caddy runs without buffer_requests (its default,
+// and a front of that kind): each body written to the backend as it arrives,
+// up to 1 MB. Returns its path, removed after the test t.
+export function streamingCaddyfile(t) {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'beep-streaming-'));
+	t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+	let text = fs.readFileSync(CADDYFILE, 'utf8');
+	text = rewrite(text, /\n\t*buffer_requests\n/, '\n', 'buffer_requests');
+	text = rewrite(text, /max_size 128KB/, 'max_size 1MB', 'max_size');
+	const file = path.join(dir, 'Caddyfile');
+	fs.writeFileSync(file, text);
+	return file;
+}
+
