@@ -3,7 +3,8 @@
  * devices, on reg->grace in expiry order once their last live stream is
  * lost, forgotten when their grace ends; and delivered messages, on
  * reg->retained in delivery order, dropped when their replay window ends
- * or the memory budget needs room.  registry_expire() (registry.h) sweeps
+ * or the memory budget needs room; and, when it needs more, the messages
+ * held for devices in grace (reg->holding).  registry_expire() (registry.h) sweeps
  * both.  All but registry_expire() with reg->lock held.  Registry modules
  * only.
  */
@@ -25,6 +26,12 @@ void registry_expire_forget(struct registry *reg, struct reg_device *d);
  * live streams that have not taken it.  Returns whether it dropped it.
  */
 bool registry_expire_drop_retained(struct registry *reg, bool force);
+/*
+ * Drop the log of the device in grace that began to hold untaken
+ * messages first (they count as dropped: its client comes back to a
+ * reset).  Returns whether there was one.
+ */
+bool registry_expire_drop_held(struct registry *reg);
 /* Start d's grace period, now (ms), unless started or d is live. */
 void registry_expire_grace(
     struct registry *reg, struct reg_device *d, uint64_t now);

@@ -67,6 +67,7 @@ struct reg_device {
 	uint64_t grace_until; /* while on reg->grace: when it is forgotten */
 	struct reg_device *gprev, *gnext; /* in reg->grace */
 	size_t held_counted;              /* its share of reg->held */
+	struct reg_device *hprev, *hnext; /* in reg->holding, when it holds */
 	struct reg_device *uprev, *unext; /* in user->devices */
 	/*
 	 * In reg->devices, by key: its user's name and its own, each ending
@@ -101,6 +102,8 @@ struct registry {
 	struct registry_stream *streams;
 	struct reg_device *grace;      /* utlist DL via gprev/gnext */
 	struct registry_msg *retained; /* utlist DL via rprev/rnext */
+	/* Devices in grace holding untaken messages, utlist DL (hprev/hnext) */
+	struct reg_device *holding;
 	size_t nusers, ndevices, nstreams;
 	size_t bytes; /* frame bytes in all logs */
 	size_t held;  /* untaken messages of devices in grace */
@@ -137,12 +140,20 @@ device_held(const struct reg_device *d)
 	return (size_t)(d->last_seq - from);
 }
 
-/* Keep reg->held equal to the untaken messages of devices in grace. */
+/*
+ * Keep reg->held equal to the untaken messages of devices in grace, and
+ * reg->holding to the devices in grace that have any, in the order they
+ * began to hold.
+ */
 static inline void
 device_recount(struct registry *reg, struct reg_device *d)
 {
 	size_t n = d->grace_until != 0 ? device_held(d) : 0;
 
+	if (d->held_counted == 0 && n > 0)
+		DL_APPEND2(reg->holding, d, hprev, hnext);
+	else if (d->held_counted > 0 && n == 0)
+		DL_DELETE2(reg->holding, d, hprev, hnext);
 	reg->held = reg->held - d->held_counted + n;
 	d->held_counted = n;
 }

@@ -52,9 +52,17 @@
  * max_message_bytes first pops retained messages from the head (the
  * oldest delivered, whichever device; a live stream still behind one is
  * ended as overflowed, so one slow reader cannot make the service refuse
- * every post), and is refused when only messages no stream has taken are
- * left: those are never dropped for another device's sake.  reg->held counts the messages no stream has taken of
- * the devices in grace, so registry_stats() walks nothing.
+ * every post).  Then, for a device with a live stream only, the messages
+ * held for devices in grace go, device by device, the one that began to
+ * hold first first (reg->holding; counted as dropped, and such a device's
+ * client comes back to a reset): what a client that is here waits for
+ * comes before what waits for one that is away, so that clients posting
+ * to devices they keep away cannot make every post fail.  A publish is
+ * refused when only messages live streams have not taken are left, or
+ * for a device in grace when only held ones are.  reg->held counts the
+ * messages no stream has taken of the devices in grace, and reg->holding
+ * lists the devices in grace that hold any, so registry_stats() walks
+ * nothing and the eviction finds a device to drop at once.
  *
  * Tables (uthash): reg->devices holds every device by its key, its user's
  * name and its own (each with its '\0', beside its hash handle), so that
@@ -552,6 +560,11 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	while (reg->bytes + m->len > reg->limits.max_message_bytes &&
 	    registry_expire_drop_retained(reg, true))
 		reg->evicted++;
+	/* Then, for a client that is here, what waits for those away. */
+	while (res == REGISTRY_OK &&
+	    reg->bytes + m->len > reg->limits.max_message_bytes &&
+	    registry_expire_drop_held(reg))
+		;
 	if (reg->bytes + m->len > reg->limits.max_message_bytes) {
 		res = REGISTRY_MEMORY_FULL;
 		reg->refused++;

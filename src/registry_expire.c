@@ -67,6 +67,21 @@ registry_expire_drop_retained(struct registry *reg, bool force)
 	return true;
 }
 
+bool
+registry_expire_drop_held(struct registry *reg)
+{
+	struct reg_device *d = reg->holding;
+
+	if (d == NULL)
+		return false;
+	/* Its streams, if any are still linked, take nothing more. */
+	reg->dropped += device_held(d);
+	while (d->count > 0)
+		registry_log_drop_oldest(reg, d);
+	device_recount(reg, d);
+	return true;
+}
+
 /*
  * Start d's grace period, if it has not started: when its last stream
  * ends, or earlier, when its last live stream is found gone or overflowed

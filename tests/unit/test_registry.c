@@ -1309,7 +1309,9 @@ publish_len(
 
 /*
  * At the memory budget the oldest delivered messages go, of any device;
- * undelivered ones never do: the publish is refused instead.
+ * then, for a device with a live stream, the messages held for devices
+ * away (their clients come back to a reset); messages a live stream has
+ * not taken never go: the publish is refused instead.
  */
 static void
 test_registry_memory_budget(void **state)
@@ -1321,7 +1323,7 @@ test_registry_memory_budget(void **state)
 	struct registry_stats stats;
 	struct registry_start st;
 	enum registry_error err;
-	uint64_t ids[3], first = 0, last = 0;
+	uint64_t ids[3], first = 0, last = 0, d2_pos;
 
 	(void)state;
 	/* d1 got three 30-byte messages: retained for replay. */
@@ -1346,7 +1348,10 @@ test_registry_memory_budget(void **state)
 	assert_int_equal(drain(reg, b, &first, &last), 2);
 	assert_int_equal(first, ids[1]);
 	registry_unsubscribe(reg, b);
-	/* Undelivered messages fill it: refused, nothing dropped. */
+	/* Held messages fill it: more for d2, away, are refused. */
+	b = resume_at(reg, "d2", REGISTRY_RESUME_NONE, 0, &st);
+	registry_unsubscribe(reg, b);
+	d2_pos = st.id;
 	publish_len(reg, "d2", 30, &err);
 	publish_len(reg, "d2", 30, &err);
 	assert_int_equal(err, REGISTRY_HELD);
@@ -1355,14 +1360,29 @@ test_registry_memory_budget(void **state)
 	assert_int_equal(stats.message_bytes, 90);
 	publish_len(reg, "d2", 30, &err);
 	assert_int_equal(err, REGISTRY_MEMORY_FULL);
-	publish_len(reg, "d1", 30, &err);
-	assert_int_equal(err, REGISTRY_MEMORY_FULL);
 	registry_stats(reg, &stats);
-	assert_int_equal(stats.refused, 2);
+	assert_int_equal(stats.refused, 1);
 	assert_int_equal(stats.held, 3);
 	assert_int_equal(stats.dropped, 0);
-	/* Once delivered, they make room again. */
-	b = resume_at(reg, "d2", REGISTRY_RESUME_NONE, 0, &st);
+	/* d1's client is here: what waits for d2 makes room. */
+	publish_len(reg, "d1", 30, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(drain(reg, a, NULL, NULL), 1);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.held, 0);
+	assert_int_equal(stats.dropped, 3);
+	assert_int_equal(stats.message_bytes, 30);
+	/* d2's client comes back to a reset: it lost them. */
+	b = resume_at(reg, "d2", REGISTRY_RESUME_AT, d2_pos, &st);
+	assert_true(st.reset);
+	/* Messages live streams have not taken fill it: refused. */
+	for (int i = 0; i < 3; i++) {
+		publish_len(reg, "d2", 30, &err);
+		assert_int_equal(err, REGISTRY_OK);
+	}
+	publish_len(reg, "d1", 30, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	/* Once taken, they make room again. */
 	assert_int_equal(drain(reg, b, NULL, NULL), 3);
 	publish_len(reg, "d1", 30, &err);
 	assert_int_equal(err, REGISTRY_OK);
@@ -1371,6 +1391,45 @@ test_registry_memory_budget(void **state)
 	assert_true(stats.message_bytes <= 100);
 	registry_unsubscribe(reg, a);
 	registry_unsubscribe(reg, b);
+	registry_free(reg);
+}
+
+/*
+ * Held messages make room for a live device only, the device that began
+ * to hold first going first, and only as many devices as it takes.
+ */
+static void
+test_registry_memory_budget_held_order(void **state)
+{
+	struct registry_limits l = {
+	    .replay_ms = 600000, .grace_ms = 600000, .max_message_bytes = 100};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *s;
+	struct registry_stats stats;
+	enum registry_error err;
+
+	(void)state;
+	a = subscribe(reg, "u", "live", &err);
+	for (int i = 0; i < 2; i++) {
+		s = subscribe(reg, "u", i == 0 ? "first" : "second", &err);
+		registry_unsubscribe(reg, s);
+	}
+	publish_len(reg, "first", 30, &err);
+	publish_len(reg, "first", 30, &err);
+	publish_len(reg, "second", 30, &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	/* For a device away: refused, the others' held stay. */
+	publish_len(reg, "second", 30, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	/* For the live one: "first" goes, "second" is enough to keep. */
+	publish_len(reg, "live", 30, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.dropped, 2);
+	assert_int_equal(stats.held, 1);
+	assert_int_equal(stats.message_bytes, 60);
+	assert_int_equal(drain(reg, a, NULL, NULL), 1);
+	registry_unsubscribe(reg, a);
 	registry_free(reg);
 }
 
@@ -1686,6 +1745,7 @@ main(void)
 	    cmocka_unit_test(test_registry_trim_waits_for_streams),
 	    cmocka_unit_test(test_registry_memory_budget),
 	    cmocka_unit_test(test_registry_memory_budget_lagging),
+	    cmocka_unit_test(test_registry_memory_budget_held_order),
 	    cmocka_unit_test(test_registry_close_refuses_unkept),
 	    cmocka_unit_test(test_registry_grace_order),
 	    cmocka_unit_test(test_registry_mass_expiry),
