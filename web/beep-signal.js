@@ -289,6 +289,10 @@ class Signal {
 		this.backoffMs = MIN_BACKOFF_MS;
 		let replaced = null;
 		const parser = new EventStreamParser((type, data, id) => {
+			// A listener may close() the client, and `replaced` ends
+			// this stream: the rest of the chunk is not for anyone.
+			if (this.stopped || replaced !== null)
+				return;
 			this.lastEventId = id;
 			if (type === "replaced") {
 				replaced = data;
@@ -317,11 +321,14 @@ class Signal {
 				if (done)
 					break;
 				parser.feed(decoder.decode(value, { stream: true }));
+				// Past close() or `replaced`, the events were not
+				// delivered: the id stays at the last one that was
+				// (an application may resume from it).
+				if (this.stopped || replaced !== null)
+					break;
 				// An id: line alone sets it too (no event).
 				if (parser.lastEventId)
 					this.lastEventId = parser.lastEventId;
-				if (replaced !== null)
-					break;
 			}
 		} catch (e) {
 			if (this.stopped)

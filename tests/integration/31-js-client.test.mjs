@@ -12,7 +12,8 @@
 //    stamped, /ice-servers names the verified user and needs the token;
 //  - stub: an id:-only line sets the id sent on reconnect; `replaced` closes
 //    for good with the reason, without reconnecting; retry: is obeyed; a
-//    silent stream is reopened after idleTimeout.
+//    silent stream is reopened after idleTimeout; nothing is delivered
+//    after close() or `replaced`, even from the same chunk.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -244,6 +245,32 @@ describe('stream endings (stub server)', () => {
 		// Well past retry: still one request.
 		await new Promise((r) => setTimeout(r, 400));
 		assert.equal(requests.length, 1);
+	});
+
+	test('nothing is delivered after close() or replaced, even in the same ' +
+	    'chunk', T, async () => {
+		// One write: the three events reach the parser together.
+		script = (req, res) => sse(res, 'id: 1-1\nevent: hangup\ndata: 1\n\n' +
+		    'id: 1-2\nevent: call\ndata: 2\n\n', false);
+		const sig = connect({ base, user: 'u', device: 'd' });
+		const got = [];
+		sig.on('hangup', (d) => { got.push(['hangup', d]); sig.close(); });
+		sig.on('call', (d) => got.push(['call', d]));
+		// close() runs inside the parser's loop over the chunk: what
+		// awaits "closed" goes on after that loop is over.
+		await closed(sig);
+		assert.deepEqual(got, [['hangup', 1]]);
+		assert.equal(sig.lastEventId, '1-1');
+
+		script = (req, res) => sse(res, 'id: 2-1\nevent: replaced\ndata: {}\n\n' +
+		    'id: 2-2\nevent: call\ndata: 3\n\n', false);
+		const other = connect({ base, user: 'u', device: 'd' });
+		const calls = [];
+		other.on('call', (d) => calls.push(d));
+		const [, info] = await closed(other);
+		assert.equal(info.replaced, true);
+		assert.deepEqual(calls, []);
+		assert.equal(other.lastEventId, '2-1');
 	});
 
 	test('idleTimeout: a silent stream is reopened with its id', T, async () => {
