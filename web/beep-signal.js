@@ -34,6 +34,10 @@ const LOCAL_EVENTS = new Set(["state", "error"]);
 const enc = encodeURIComponent;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const jitter = (ms) => Math.round(ms * (0.75 + Math.random() * 0.5));
+// Retry-After is the earliest time to come back: clients refused together
+// would all come back in the same millisecond, so each waits up to as long
+// again (as the service's own retry: field varies).
+const afterRetry = (ms) => Math.round(ms * (1 + Math.random()));
 
 // The error a request rejects with: message from the service's
 // {"error": "..."} body, status, and Retry-After in ms when sent.
@@ -251,7 +255,8 @@ class Signal {
 				}
 				if (e.name !== "AbortError")
 					this.emit("error", e);
-				wait = e.retryAfterMs || jitter(this.backoffMs);
+				wait = e.retryAfterMs ? afterRetry(e.retryAfterMs) :
+				    jitter(this.backoffMs);
 				this.backoffMs = Math.min(this.backoffMs * 2,
 				    MAX_BACKOFF_MS);
 			}
@@ -386,7 +391,8 @@ class Signal {
 		let err;
 		for (let attempt = 0; attempt < SEND_ATTEMPTS; attempt++) {
 			if (attempt > 0)
-				await sleep(err.retryAfterMs ||
+				await sleep(err.retryAfterMs ?
+				    afterRetry(err.retryAfterMs) :
 				    jitter(MIN_BACKOFF_MS * 2 ** attempt));
 			init.headers = await this.headers(extra);
 			let res;

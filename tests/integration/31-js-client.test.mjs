@@ -13,7 +13,8 @@
 //  - stub: an id:-only line sets the id sent on reconnect; `replaced` closes
 //    for good with the reason, without reconnecting; retry: is obeyed; a
 //    silent stream is reopened after idleTimeout; nothing is delivered
-//    after close() or `replaced`, even from the same chunk.
+//    after close() or `replaced`, even from the same chunk; Retry-After
+//    is waited with jitter.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -284,6 +285,53 @@ describe('stream endings (stub server)', () => {
 			assert.equal(requests[1].headers['last-event-id'], '4-2');
 		} finally {
 			sig.close();
+		}
+	});
+
+	test('Retry-After is waited with jitter, on the stream and on sends', T,
+	    async () => {
+		// Math.random fixed at 0.5: the delays the client asks of
+		// setTimeout are then exact, 1 s x 1.5 (without jitter: 1 s,
+		// and a refused crowd comes back in one millisecond).
+		const delays = [];
+		const { setTimeout: realTimeout } = globalThis;
+		const realRandom = Math.random;
+		globalThis.setTimeout = (fn, ms, ...args) => {
+			delays.push(ms);
+			return realTimeout(fn, ms, ...args);
+		};
+		Math.random = () => 0.5;
+		requests.length = 0;
+		let posts = 0;
+		script = (req, res, n) => {
+			const refuse = req.method === 'POST' ? ++posts === 1 : n === 1;
+			if (refuse) {
+				res.writeHead(503, { 'Content-Type': 'application/json',
+				    'Retry-After': '1' });
+				res.end('{"error":"full"}');
+			} else if (req.method === 'POST') {
+				res.writeHead(200, { 'Content-Type': 'application/json' });
+				res.end('{"id":"1-1"}');
+			} else {
+				sse(res, ': ok\n\n', false);
+			}
+		};
+		let sig;
+		try {
+			sig = connect({ base, user: 'u', device: 'd' });
+			const [err] = await once(sig, 'error');
+			assert.equal(err.retryAfterMs, 1000);
+			await opened(sig);
+			assert.ok(delays.includes(1500), `stream: ${delays}`);
+			delays.length = 0;
+			assert.deepEqual(await sig.send('v', 'e', 1), { id: '1-1',
+			    held: false });
+			assert.equal(posts, 2);
+			assert.ok(delays.includes(1500), `send: ${delays}`);
+		} finally {
+			globalThis.setTimeout = realTimeout;
+			Math.random = realRandom;
+			sig?.close();
 		}
 	});
 
