@@ -26,6 +26,7 @@ const DEFAULT_RETRY_MS = 2000;   // before reconnecting after a clean end
 const MIN_BACKOFF_MS = 500;      // after a failure, doubling...
 const MAX_BACKOFF_MS = 30000;    // ...up to this
 const SEND_ATTEMPTS = 3;         // a POST is retried on transient failures
+const TIMEOUT_MS = 10000;        // an answer (a stream's head) within this
 const TRANSIENT = new Set([429, 502, 503, 504]);
 // Event names the client raises itself; a stream event with one of these
 // names (anyone may post any name) is not passed on.
@@ -154,6 +155,12 @@ class Signal {
 		// taken for dead (a NAT forgot it) and reopened; 0: never.
 		this.idleTimeout = opts.idleTimeout || 0;
 		this.lastEventId = opts.lastEventId || "";
+		// An answer (a request's whole answer, a stream's head) that
+		// takes longer is given up, and the request retried: a lost
+		// answer must not hold up the sends queued behind it forever.
+		this.timeout = opts.timeout || TIMEOUT_MS;
+		// Aborted by close(): the requests in flight end with it.
+		this.closing = new AbortController();
 		this.state = "";
 		this.listeners = new Map();
 		this.retryMs = DEFAULT_RETRY_MS;
@@ -221,6 +228,7 @@ class Signal {
 		if (this.stopped)
 			return;
 		this.stopped = true;
+		this.closing.abort();
 		this.abort?.abort();
 		this.wake?.();
 		this.setState("closed", { reason });
@@ -244,7 +252,9 @@ class Signal {
 			} catch (e) {
 				if (this.stopped)
 					break;
-				if (e instanceof SignalError && !TRANSIENT.has(e.status) &&
+				// Status 0: no answer (network, timeout).
+				if (e instanceof SignalError && e.status > 0 &&
+				    !TRANSIENT.has(e.status) &&
 				    e.status < 500 && !(e.status === 401 &&
 				    typeof this.token === "function")) {
 					this.emit("error", e);
@@ -280,12 +290,30 @@ class Signal {
 		if (this.lastEventId)
 			extra["Last-Event-ID"] = this.lastEventId;
 		this.abort = new AbortController();
-		const res = await fetch(url, {
-			headers: await this.headers(extra),
-			credentials: this.credentials,
-			cache: "no-store",
-			signal: this.abort.signal,
-		});
+		const abort = this.abort;
+		// A front or network that swallows the request would otherwise
+		// leave the device unreachable until the page reloads.
+		let late = false;
+		const head = setTimeout(() => {
+			late = true;
+			abort.abort();
+		}, this.timeout);
+		let res;
+		try {
+			res = await fetch(url, {
+				headers: await this.headers(extra),
+				credentials: this.credentials,
+				cache: "no-store",
+				signal: abort.signal,
+			});
+		} catch (e) {
+			if (late)
+				throw new SignalError("subscribe: no answer within " +
+				    `${this.timeout} ms`, 0);
+			throw e;
+		} finally {
+			clearTimeout(head);
+		}
 		if (res.status !== 200)
 			throw await errorOf(res, "subscribe");
 		if (!/^text\/event-stream/i.test(res.headers.get("Content-Type") || ""))
@@ -380,6 +408,29 @@ class Signal {
 		this.emit(type, data, { id, from, event: type });
 	}
 
+	// A signal for one attempt of a request: aborted after this.timeout
+	// ms, or by close(). Call done() when the attempt is over.
+	deadline() {
+		const ac = new AbortController();
+		const timer = setTimeout(() => ac.abort(), this.timeout);
+		const closing = this.closing.signal;
+		const onClose = () => ac.abort();
+		closing.addEventListener("abort", onClose);
+		if (closing.aborted)
+			ac.abort();
+		return {
+			signal: ac.signal,
+			done() {
+				clearTimeout(timer);
+				closing.removeEventListener("abort", onClose);
+			},
+		};
+	}
+
+	// One request, tried up to SEND_ATTEMPTS times on a transient failure
+	// (no answer, 429, 502, 503, 504), each attempt given this.timeout ms
+	// for its whole answer. Resolves { status, doc } (the JSON answer);
+	// rejects with a SignalError, at once when close() is called.
 	async request(method, path, body, what) {
 		const init = { method, cache: "no-store",
 		    credentials: this.credentials };
@@ -388,24 +439,38 @@ class Signal {
 			extra["Content-Type"] = "application/json";
 			init.body = JSON.stringify(body);
 		}
+		const closed = () => new SignalError(`${what}: closed`, 0);
 		let err;
 		for (let attempt = 0; attempt < SEND_ATTEMPTS; attempt++) {
 			if (attempt > 0)
 				await sleep(err.retryAfterMs ?
 				    afterRetry(err.retryAfterMs) :
 				    jitter(MIN_BACKOFF_MS * 2 ** attempt));
+			if (this.closing.signal.aborted)
+				throw closed();
 			init.headers = await this.headers(extra);
-			let res;
+			const { signal, done } = this.deadline();
+			let res = null;
 			try {
-				res = await fetch(this.base + path, init);
+				res = await fetch(this.base + path, { ...init, signal });
+				if (res.ok)
+					return { status: res.status, doc: await res.json() };
+				err = await errorOf(res, what);
 			} catch (e) {
-				err = new SignalError(`${what}: ${e.message}`, 0);
+				if (this.closing.signal.aborted)
+					throw closed();
+				// Answered, but not JSON: not a thing to retry.
+				if (e.name === "SyntaxError")
+					throw new SignalError(`${what}: ${e.message}`,
+					    res.status);
+				err = new SignalError(`${what}: ` + (signal.aborted ?
+				    `no answer within ${this.timeout} ms` :
+				    e.message), 0);
 				continue;
+			} finally {
+				done();
 			}
-			if (res.ok)
-				return res;
-			err = await errorOf(res, what);
-			if (!TRANSIENT.has(res.status))
+			if (!TRANSIENT.has(err.status))
 				break;
 		}
 		throw err;
@@ -426,10 +491,9 @@ class Signal {
 		const key = `${user}\0${device}`;
 		const prev = this.sendQueues.get(key) || Promise.resolve();
 		const p = prev.catch(() => {}).then(async () => {
-			const res = await this.request("POST",
+			const { status, doc } = await this.request("POST",
 			    `/user/${enc(user)}/device/${enc(device)}`, body, "send");
-			const doc = await res.json();
-			return { id: doc.id, held: res.status === 202 };
+			return { id: doc.id, held: status === 202 };
 		});
 		this.sendQueues.set(key, p);
 		const forget = () => {
@@ -442,16 +506,16 @@ class Signal {
 
 	// The devices of user that have a live stream.
 	async devices(user) {
-		const res = await this.request("GET", `/user/${enc(user)}/devices`,
-		    undefined, "devices");
-		return res.json();
+		const { doc } = await this.request("GET",
+		    `/user/${enc(user)}/devices`, undefined, "devices");
+		return doc;
 	}
 
 	// STUN/TURN servers for new RTCPeerConnection({ iceServers }).
 	async iceServers() {
-		const res = await this.request("GET",
+		const { doc } = await this.request("GET",
 		    `/ice-servers?user=${enc(this.user)}`, undefined, "iceServers");
-		return (await res.json()).iceServers;
+		return doc.iceServers;
 	}
 }
 
@@ -461,7 +525,8 @@ class Signal {
 // (default true: exact data and the sender in meta.from), lastEventId (to
 // resume a stream of an earlier page), credentials (fetch's: "include" to
 // send cookies to another origin), idleTimeout (ms without a byte after
-// which the stream is reopened; above the service's BEEP_KEEPALIVE, 0: off).
+// which the stream is reopened; above the service's BEEP_KEEPALIVE, 0: off),
+// timeout (ms for each attempt's answer, a stream's head; default 10 s).
 export function connect(opts) {
 	return new Signal(opts);
 }

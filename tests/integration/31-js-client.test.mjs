@@ -14,7 +14,9 @@
 //    for good with the reason, without reconnecting; retry: is obeyed; a
 //    silent stream is reopened after idleTimeout; nothing is delivered
 //    after close() or `replaced`, even from the same chunk; Retry-After
-//    is waited with jitter.
+//    is waited with jitter; a POST or a stream's head never answered is
+//    given up after `timeout` (and retried) and close() ends requests in
+//    flight.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -332,6 +334,73 @@ describe('stream endings (stub server)', () => {
 			globalThis.setTimeout = realTimeout;
 			Math.random = realRandom;
 			sig?.close();
+		}
+	});
+
+	// The stub answers GETs with a stream; POSTs by answer(n) (n counts
+	// them): an id, or nothing ever. Resolves the events posted, in order.
+	const poster = (answer) => {
+		const events = [];
+		script = (req, res) => {
+			if (req.method !== 'POST')
+				return sse(res, ': ok\n\n', false);
+			let body = '';
+			req.on('data', (c) => { body += c; });
+			req.on('end', () => {
+				events.push(JSON.parse(body).event);
+				if (answer(events.length)) {
+					res.writeHead(200, { 'Content-Type': 'application/json' });
+					res.end(`{"id":"1-${events.length}"}`);
+				}
+			});
+		};
+		return events;
+	};
+
+	test('a POST never answered is retried after `timeout`; the sends ' +
+	    'queued behind it go on', T, async () => {
+		const events = poster((n) => n > 1);
+		const sig = connect({ base, user: 'u', device: 'd', timeout: 300 });
+		try {
+			const first = sig.send('v', 'e', { n: 1 }, { event: 'candidate' });
+			const hangup = sig.send('v', 'e', {}, { event: 'hangup' });
+			assert.deepEqual(await first, { id: '1-2', held: false });
+			assert.deepEqual(await hangup, { id: '1-3', held: false });
+			assert.deepEqual(events, ['candidate', 'candidate', 'hangup']);
+		} finally {
+			sig.close();
+		}
+	});
+
+	test('close() ends the requests in flight', T, async () => {
+		let seen;
+		const posted = new Promise((r) => { seen = r; });
+		poster(() => { seen(); return false; });
+		const sig = connect({ base, user: 'u', device: 'd' });
+		const send = sig.send('v', 'e', 1);
+		await posted;
+		sig.close();
+		await assert.rejects(send, (e) => e.status === 0 &&
+		    e.message === 'send: closed');
+		await assert.rejects(sig.devices('v'), /devices: closed/);
+	});
+
+	test('a stream whose head never comes is reopened after `timeout`', T,
+	    async () => {
+		requests.length = 0;
+		script = (req, res, n) => {
+			if (n > 1)
+				sse(res, ': ok\n\n', false);
+		};
+		const sig = connect({ base, user: 'u', device: 'd', timeout: 300 });
+		try {
+			const [err] = await once(sig, 'error');
+			assert.equal(err.message, 'subscribe: no answer within 300 ms');
+			assert.equal(err.status, 0);
+			await opened(sig);
+			assert.equal(requests.length, 2);
+		} finally {
+			sig.close();
 		}
 	});
 
