@@ -169,6 +169,15 @@ class Signal {
 		this.wake = null;
 		this.stopped = false;
 		this.sendQueues = new Map();   // "user\0device" -> last send
+		// Back online after an outage: reconnect now, not after the
+		// backoff grown while offline (up to 30 s, past the service's
+		// grace period for a device that is away).
+		this.onOnline = () => {
+			this.backoffMs = MIN_BACKOFF_MS;
+			this.reconnect();
+		};
+		if (typeof window !== "undefined")
+			window.addEventListener?.("online", this.onOnline);
 		// After the caller's on() calls, so they see "connecting".
 		queueMicrotask(() => this.run());
 	}
@@ -224,11 +233,20 @@ class Signal {
 		this.wake?.();
 	}
 
+	// The stream ends for good: no reconnecting, not even when the
+	// browser is back online.
+	stop() {
+		this.stopped = true;
+		if (typeof window !== "undefined")
+			window.removeEventListener?.("online", this.onOnline);
+	}
+
 	close(reason = "closed by the application") {
+		// Requests in flight end too, also when the stream ended first.
+		this.closing.abort();
 		if (this.stopped)
 			return;
-		this.stopped = true;
-		this.closing.abort();
+		this.stop();
 		this.abort?.abort();
 		this.wake?.();
 		this.setState("closed", { reason });
@@ -258,17 +276,22 @@ class Signal {
 				    e.status < 500 && !(e.status === 401 &&
 				    typeof this.token === "function")) {
 					this.emit("error", e);
-					this.stopped = true;
+					this.stop();
 					this.setState("closed", { reason: e.message,
 					    status: e.status });
 					break;
 				}
-				if (e.name !== "AbortError")
+				if (e.name === "AbortError") {
+					// reconnect() while connecting: go again now.
+					wait = 0;
+				} else {
 					this.emit("error", e);
-				wait = e.retryAfterMs ? afterRetry(e.retryAfterMs) :
-				    jitter(this.backoffMs);
-				this.backoffMs = Math.min(this.backoffMs * 2,
-				    MAX_BACKOFF_MS);
+					wait = e.retryAfterMs ?
+					    afterRetry(e.retryAfterMs) :
+					    jitter(this.backoffMs);
+					this.backoffMs = Math.min(this.backoffMs * 2,
+					    MAX_BACKOFF_MS);
+				}
 			}
 			if (this.stopped)
 				break;
@@ -381,7 +404,7 @@ class Signal {
 				if (d && typeof d.reason === "string")
 					reason = d.reason;
 			} catch { /* keep ours */ }
-			this.stopped = true;
+			this.stop();
 			this.setState("closed", { reason, replaced: true });
 			return 0;
 		}

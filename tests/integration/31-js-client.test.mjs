@@ -16,7 +16,7 @@
 //    after close() or `replaced`, even from the same chunk; Retry-After
 //    is waited with jitter; a POST or a stream's head never answered is
 //    given up after `timeout` (and retried) and close() ends requests in
-//    flight.
+//    flight; the browser's "online" event reconnects at once.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -401,6 +401,61 @@ describe('stream endings (stub server)', () => {
 			assert.equal(requests.length, 2);
 		} finally {
 			sig.close();
+		}
+	});
+
+	test('back online: reconnects at once, backoff reset; close() stops ' +
+	    'listening', T, async () => {
+		// A browser's window, for its "online" event.
+		const listeners = new Map();
+		globalThis.window = {
+			addEventListener: (name, fn) => listeners.set(name, fn),
+			removeEventListener: (name, fn) => {
+				if (listeners.get(name) === fn)
+					listeners.delete(name);
+			},
+		};
+		// Math.random fixed: the delays asked of setTimeout are exact.
+		const delays = [];
+		const { setTimeout: realTimeout } = globalThis;
+		const realRandom = Math.random;
+		globalThis.setTimeout = (fn, ms, ...args) => {
+			delays.push(ms);
+			return realTimeout(fn, ms, ...args);
+		};
+		Math.random = () => 0.5;
+		requests.length = 0;
+		// Refused for ten minutes (the backoff doubles to 1 s); when
+		// back online, one network failure, then the stream.
+		script = (req, res, n) => {
+			if (n === 1) {
+				res.writeHead(503, { 'Content-Type': 'application/json',
+				    'Retry-After': '600' });
+				res.end('{"error":"full"}');
+			} else if (n === 2) {
+				req.socket.destroy();
+			} else {
+				sse(res, ': ok\n\n', false);
+			}
+		};
+		let sig;
+		try {
+			sig = connect({ base, user: 'u', device: 'd' });
+			await once(sig, 'error');
+			delays.length = 0;
+			listeners.get('online')();
+			await opened(sig);
+			assert.equal(requests.length, 3);
+			// After the failure: the first step of the backoff again.
+			assert.ok(delays.includes(500), `delays: ${delays}`);
+			sig.close();
+			assert.equal(listeners.has('online'), false,
+			    'close() removed its listener');
+		} finally {
+			globalThis.setTimeout = realTimeout;
+			Math.random = realRandom;
+			delete globalThis.window;
+			sig?.close();
 		}
 	});
 
