@@ -9,8 +9,10 @@
 //   decline {callId, reason}        declined, or busy in another call
 //   hangup  {callId}
 //   description {callId, description}, candidate {callId, candidate}
-// With authentication on, the service stamps the sender (meta.from); in
-// open mode the sender is what the message claims (`from`).
+// With authentication on, the service stamps the sender (meta.from; its
+// device only when the token pins one, else the device the message names
+// for that user); in open mode the sender is what the message claims
+// (`from`).
 
 import { connect } from "/beep-signal.js";
 
@@ -169,6 +171,8 @@ function saveContacts() {
 
 function renderContacts() {
 	const ul = $("contacts");
+	// Redrawn every poll: a device being typed keeps its focus.
+	const focused = document.activeElement;
 	ul.innerHTML = "";
 	$("contacts-empty").hidden = contacts.size > 0;
 	for (const [name, c] of contacts) {
@@ -187,7 +191,8 @@ function renderContacts() {
 		nm.textContent = name;
 		const st = document.createElement("span");
 		st.className = "contact-status";
-		st.textContent = c.error ? c.error : c.devices === null ? "…" :
+		st.textContent = c.error ? c.error : c.unlisted ?
+		    "devices not listed" : c.devices === null ? "…" :
 		    devices.length ? `online · ${devices.length} ` +
 		    `device${devices.length > 1 ? "s" : ""}` : "offline";
 		const text = document.createElement("div");
@@ -210,18 +215,61 @@ function renderContacts() {
 			}
 			li.append(row);
 		}
+		if (c.unlisted)
+			li.append(dialForm(name, c));
 		ul.append(li);
 	}
+	if (focused && focused !== document.activeElement && focused.isConnected)
+		focused.focus();
+}
+
+// For a contact whose devices the service does not list to others (with
+// authentication on, BEEP_LIST_POLICY=self, its default): a device typed by
+// hand. Made once and kept, so that the polls' redraws keep what is typed.
+function dialForm(name, c) {
+	if (!c.dial) {
+		const form = document.createElement("form");
+		form.className = "contact-devices contact-dial-form";
+		const input = document.createElement("input");
+		input.className = "contact-device";
+		input.placeholder = "Their device";
+		input.required = true;
+		input.maxLength = 64;
+		input.setAttribute("aria-label", `${name}'s device`);
+		const button = document.createElement("button");
+		button.type = "submit";
+		button.className = "contact-dial";
+		button.textContent = "Call";
+		const why = document.createElement("p");
+		why.className = "contact-note muted small";
+		why.textContent = "This service lists only your own devices: " +
+		    "type the name of one of theirs.";
+		form.append(input, button, why);
+		form.addEventListener("submit", (e) => {
+			e.preventDefault();
+			const device = input.value.trim();
+			if (device)
+				startCall({ user: name, device });
+		});
+		c.dial = { form, button };
+	}
+	c.dial.button.disabled = call !== null;
+	return c.dial.form;
 }
 
 async function refreshContacts() {
 	await Promise.all([...contacts.keys()].map(async (name) => {
 		const c = contacts.get(name);
+		if (c.unlisted)
+			return;  // the service's policy does not change
 		try {
 			c.devices = await sig.devices(name);
 			c.error = "";
 		} catch (e) {
-			c.error = explain(e);
+			if (e.status === 403 && name !== me.user)
+				c.unlisted = true;
+			else
+				c.error = explain(e);
 		}
 	}));
 	renderContacts();
@@ -253,12 +301,25 @@ function samePeer(a, b) {
 	return a && b && a.user === b.user && a.device === b.device;
 }
 
+// Who sent a message. With authentication on, the service's stamp
+// (meta.from): its device is null when the sender's token pins none, and
+// then the device the message names counts, if it names the same user (a
+// user may speak for any of their devices, not for another user). In open
+// mode, what the message claims.
 function sender(data, meta) {
-	// The service's stamp when authentication is on; else the claim.
-	const f = meta && meta.from && meta.from.user ? meta.from : data.from;
-	if (!f || typeof f.user !== "string" || typeof f.device !== "string")
+	const stamp = meta && meta.from;
+	const claim = data && data.from && typeof data.from === "object" ?
+	    data.from : null;
+	if (stamp && typeof stamp.user === "string") {
+		const device = typeof stamp.device === "string" ? stamp.device :
+		    claim && claim.user === stamp.user ? claim.device : null;
+		return typeof device === "string" ?
+		    { user: stamp.user, device } : null;
+	}
+	if (!claim || typeof claim.user !== "string" ||
+	    typeof claim.device !== "string")
 		return null;
-	return { user: f.user, device: f.device };
+	return { user: claim.user, device: claim.device };
 }
 
 async function startCall(peer) {

@@ -28,8 +28,10 @@ import { createRequire } from 'node:module';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import crypto from 'node:crypto';
 import { ROOT, startStack, poll, withTimeout, sid, lineCollector }
     from './harness.mjs';
+import { mint, claims } from './jwt.mjs';
 
 const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
 const TURNSERVER = process.env.BEEP_TURNSERVER || '/usr/bin/turnserver';
@@ -343,6 +345,102 @@ async function pair(browser, base, opts = {}) {
 const log = (page) => get(page, () => window.t.log);
 
 // ---------------------------------------------------------------------------
+// The call page (/), driven as a person would.
+
+// The call pages open now: when a phase is not reached, all say where they
+// are.
+const callPages = new Set();
+
+// A fresh browser context on the call page at url (/#token=... with JWTs).
+// Its Content-Security-Policy violations are kept in window.cspViolations.
+async function callPage(browser, url) {
+	const context = await browser.newContext({
+		viewport: { width: 1100, height: 720 } });
+	const page = await context.newPage();
+	callPages.add(page);
+	page.on('close', () => callPages.delete(page));
+	page.on('pageerror', (e) => console.error('[call page]', e.message));
+	// Warnings say what went wrong when a phase is not reached.
+	page.on('console', (m) => {
+		if (m.type() === 'warning' || m.type() === 'error')
+			console.error(`[call page ${m.type()}]`, m.text());
+	});
+	await page.addInitScript(() => {
+		window.cspViolations = [];
+		document.addEventListener('securitypolicyviolation', (e) =>
+		    window.cspViolations.push(`${e.violatedDirective} ` +
+		    `${e.blockedURI}`));
+	});
+	await page.goto(url);
+	return page;
+}
+
+const violations = (page) => get(page, () => window.cspViolations);
+
+async function diagnose(page) {
+	return page.evaluate(async () => {
+		const pc = window.beepApp.pc;
+		const out = [document.body.dataset.phase,
+		    document.getElementById('banner-title').textContent,
+		    document.getElementById('banner-detail').textContent,
+		    document.getElementById('sigstate').textContent];
+		if (pc) {
+			out.push(`pc ${pc.connectionState}/` +
+			    `${pc.iceConnectionState}/${pc.signalingState}/` +
+			    `${pc.iceGatheringState}`);
+			const st = await pc.getStats();
+			st.forEach((x) => {
+				if (x.type === 'local-candidate' ||
+				    x.type === 'remote-candidate')
+					out.push(`${x.type} ${x.candidateType} ` +
+					    `${x.address}:${x.port} ${x.protocol}`);
+				if (x.type === 'candidate-pair')
+					out.push(`pair ${x.state} nominated=${x.nominated}`);
+			});
+		}
+		return out;
+	}).catch((e) => [`(${e.message})`]);
+}
+
+// Waits for the page's phase (document.body.dataset.phase).
+function phase(page, want) {
+	return page.waitForFunction((w) => document.body.dataset.phase === w,
+	    want, { timeout: 30000 }).catch(async (e) => {
+		const now = [];
+		for (const p of callPages)
+			now.push(`--- ${p === page ? 'this page' : 'another'}:`,
+			    ...await diagnose(p));
+		throw new Error(`phase ${want} not reached:\n${now.join('\n')}\n${e}`);
+	});
+}
+
+async function goOnline(page, user, device) {
+	await page.fill('#join-user', user);
+	await page.fill('#join-device', device);
+	await page.click('#join-go');
+	await page.waitForSelector('#app:not([hidden])');
+}
+
+// Adds `user` as a contact; resolves the selector of the button that calls
+// their `device` once it shows online.
+async function addContact(page, user, device) {
+	await page.fill('#find-user', user);
+	await page.click('#find-go');
+	const button = `.contact[data-user="${user}"] button[data-device="${device}"]`;
+	await page.waitForSelector(button);
+	return button;
+}
+
+// From a click on `button` of the caller's page to both pages connected.
+async function callAndConnect(caller, callee, button) {
+	await caller.click(button);
+	await phase(callee, 'ringing');
+	await callee.click('#accept');
+	await phase(caller, 'connected');
+	await phase(callee, 'connected');
+}
+
+// ---------------------------------------------------------------------------
 
 describe('browsers through Caddy', { skip }, () => {
 	let chrome, turn, stack;
@@ -503,50 +601,10 @@ describe('browsers through Caddy', { skip }, () => {
 		mkdirSync(SHOTS, { recursive: true });
 		const shot = (page, name) => page.screenshot({
 			path: path.join(SHOTS, `${name}.png`), fullPage: true });
-		const person = async () => {
-			const context = await chrome.browser.newContext({
-				viewport: { width: 1100, height: 720 } });
-			const page = await context.newPage();
-			page.on('pageerror', (e) => console.error('[call page]', e.message));
-			// Warnings say what went wrong when a phase is not reached.
-			page.on('console', (m) => {
-				if (m.type() === 'warning' || m.type() === 'error')
-					console.error(`[call page ${m.type()}]`, m.text());
-			});
-			await page.goto(`${stack.base}/`);
-			return page;
-		};
-		const alice = await person(), bob = await person();
+		const alice = await callPage(chrome.browser, `${stack.base}/`);
+		const bob = await callPage(chrome.browser, `${stack.base}/`);
 		// This stack is this file's: the other tests use other names.
 		const ua = 'alice', ub = 'bob';
-		const phase = (page, want) => page.waitForFunction(
-		    (w) => document.body.dataset.phase === w, want,
-		    { timeout: 30000 }).catch(async (e) => {
-			const diag = async (pg) => pg.evaluate(async () => {
-				const pc = window.beepApp.pc;
-				const out = [document.body.dataset.phase,
-				    document.getElementById('banner-title').textContent,
-				    document.getElementById('banner-detail').textContent,
-				    document.getElementById('sigstate').textContent];
-				if (pc) {
-					out.push(`pc ${pc.connectionState}/` +
-					    `${pc.iceConnectionState}/${pc.signalingState}/` +
-					    `${pc.iceGatheringState}`);
-					const st = await pc.getStats();
-					st.forEach((x) => {
-						if (x.type === 'local-candidate' ||
-						    x.type === 'remote-candidate')
-							out.push(`${x.type} ${x.candidateType} ` +
-							    `${x.address}:${x.port} ${x.protocol}`);
-						if (x.type === 'candidate-pair')
-							out.push(`pair ${x.state} nominated=${x.nominated}`);
-					});
-				}
-				return out;
-			});
-			const now = [...await diag(alice), '--- bob:', ...await diag(bob)];
-			throw new Error(`phase ${want} not reached:\n${now.join('\n')}\n${e}`);
-		});
 		try {
 			await alice.fill('#join-user', ua);
 			await alice.fill('#join-device', 'laptop');
@@ -661,6 +719,48 @@ describe('browsers through Caddy', { skip }, () => {
 			await alice.waitForSelector('.msg.theirs:has-text("We called at once!")');
 			await bob.click('#hangup');
 			await phase(alice, 'ended');
+		} finally {
+			await alice.context().close();
+			await bob.context().close();
+		}
+	});
+
+	test('the call page with JWTs without a device claim: a contact\'s ' +
+	    'device typed, the call rings and connects', T, async (t) => {
+		const SECRET = crypto.randomBytes(32).toString('hex');
+		// BEEP_LIST_POLICY is the default: your own devices only.
+		const auth = await startStack({ env: { BEEP_AUTH: 'jwt',
+		    BEEP_JWT_SECRET: SECRET, BEEP_KEEPALIVE: '1' } }, t);
+		const token = (sub) => mint(claims(sub), { key: SECRET });
+		const ua = `ja${sid()}`, ub = `jb${sid()}`;
+		const alice = await callPage(chrome.browser,
+		    `${auth.base}/#token=${token(ua)}`);
+		const bob = await callPage(chrome.browser,
+		    `${auth.base}/#token=${token(ub)}`);
+		try {
+			await goOnline(alice, ua, 'laptop');
+			await goOnline(bob, ub, 'phone');
+			// The service lists her own devices only: she types his.
+			await alice.fill('#find-user', ub);
+			await alice.click('#find-go');
+			const row = `.contact[data-user="${ub}"]`;
+			await alice.waitForSelector(`${row} input.contact-device`);
+			assert.match(await alice.textContent(row),
+			    /lists only your own devices/);
+			await alice.fill(`${row} input.contact-device`, 'phone');
+			await alice.click(`${row} button.contact-dial`);
+			// The sender is the service's stamp ({user, device: null})
+			// with the device the message names.
+			await phase(bob, 'ringing');
+			assert.equal(await bob.textContent('#banner-title'),
+			    `${ua} (laptop) is calling`);
+			await bob.click('#accept');
+			await phase(alice, 'connected');
+			await phase(bob, 'connected');
+			await alice.click('#hangup');
+			await phase(bob, 'ended');
+			assert.equal(await bob.textContent('#banner-title'),
+			    `${ua} (laptop) hung up`);
 		} finally {
 			await alice.context().close();
 			await bob.context().close();
