@@ -91,6 +91,22 @@ function explain(err) {
 
 // ------------------------------------------------------------------ joining
 
+// A token in the fragment (/#token=..., never sent to a server), read once
+// and taken out of the address bar at once, so that it is not kept in the
+// history, bookmarked, or passed on with a copied link. A reload then needs
+// the link again (or the cookie).
+function takeFragmentToken() {
+	const params = new URLSearchParams(location.hash.slice(1));
+	const token = params.get("token");
+	if (token === null)
+		return null;
+	params.delete("token");
+	const rest = params.toString();
+	history.replaceState(history.state, "", location.pathname +
+	    location.search + (rest ? `#${rest}` : ""));
+	return token;
+}
+
 function join(user, device) {
 	me = { user, device };
 	localStorage.setItem("beep.user", user);
@@ -98,12 +114,11 @@ function join(user, device) {
 	$("join-go").disabled = true;
 	$("join-error").hidden = true;
 	setPill("wait", "Connecting…");
-	// With authentication on: a token in the fragment (#token=..., never
-	// sent to a server), or the service's cookie, which fetch sends to its
+	// With authentication on: the token of the fragment (see
+	// takeFragmentToken), or the service's cookie, which fetch sends to its
 	// own origin by itself.
-	const token = new URLSearchParams(location.hash.slice(1)).get("token");
 	// Reopen a stream silent for a minute (4 keepalives at the default).
-	sig = connect({ user, device, token: token || undefined,
+	sig = connect({ user, device, token: fragmentToken || undefined,
 	    idleTimeout: 60000 });
 	window.beepApp.sig = sig;
 	sig.on("state", onSigState);
@@ -686,6 +701,7 @@ window.beepApp = {
 	pc: null,
 };
 
+const fragmentToken = takeFragmentToken();
 $("join-user").value = localStorage.getItem("beep.user") || "";
 $("join-device").value = localStorage.getItem("beep.device") ||
     (/Mobi/.test(navigator.userAgent) ? "phone" : "laptop");

@@ -738,6 +738,10 @@ describe('browsers through Caddy', { skip }, () => {
 		const bob = await callPage(chrome.browser,
 		    `${auth.base}/#token=${token(ub)}`);
 		try {
+			// Read, then out of the address bar (and the history).
+			for (const page of [alice, bob])
+				assert.equal(await get(page, () => location.href),
+				    `${auth.base}/`);
 			await goOnline(alice, ua, 'laptop');
 			await goOnline(bob, ub, 'phone');
 			// The service lists her own devices only: she types his.
