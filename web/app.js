@@ -28,7 +28,6 @@ let me = null;           // {user, device}
 let wasOpen = false;     // the stream was open once: later "connecting" is a reconnect
 let call = null;         // the one call, see newCall()
 let localStream = null;
-let iceServers = null;
 const contacts = new Map();  // name -> {devices: string[] | null, error}
 let pollTimer = null;
 
@@ -132,7 +131,7 @@ function join(user, device) {
 		// Messages meant for us were lost: renegotiate ICE.
 		if (call && call.pc) {
 			note("Signaling lost messages: restarting the connection.");
-			call.pc.restartIce();
+			restartIce(call);
 		}
 	});
 }
@@ -515,13 +514,7 @@ async function startPeer(c, first) {
 	c.waitForOffer = first === "wait" ||
 	    (first === "polite-waits" && c.polite);
 	c.localAdded = false;
-	if (!iceServers) {
-		try {
-			iceServers = await sig.iceServers();
-		} catch {
-			iceServers = [];
-		}
-	}
+	const iceServers = await freshIceServers() || [];
 	const { stream, why } = await getMedia();
 	if (call !== c) {
 		stream?.getTracks().forEach((t) => t.stop());
@@ -567,7 +560,7 @@ async function startPeer(c, first) {
 				addLocal(c);
 			} else {
 				console.warn("not connected yet: ICE restart");
-				pc.restartIce();
+				restartIce(c);
 			}
 			c.timer = setTimeout(stalled, CONNECT_TIMEOUT_MS);
 			return;
@@ -581,6 +574,29 @@ async function startPeer(c, first) {
 		addLocal(c);
 	for (const m of c.pending.splice(0))
 		handlePeer(c, m.kind, m.data);
+}
+
+// STUN/TURN servers, asked for each call and before each ICE restart: the
+// TURN credentials expire (BEEP_TURN_TTL), and a failure must cost no more
+// than this attempt. null when they cannot be had: a call still connects
+// where the peers reach each other directly.
+async function freshIceServers() {
+	try {
+		return await sig.iceServers();
+	} catch (e) {
+		console.warn("ICE servers:", explain(e));
+		return null;
+	}
+}
+
+// An ICE restart on c's connection, with fresh STUN/TURN servers.
+async function restartIce(c) {
+	const iceServers = await freshIceServers();
+	if (call !== c || c.pc.signalingState === "closed")
+		return;
+	if (iceServers)
+		c.pc.setConfiguration({ ...c.pc.getConfiguration(), iceServers });
+	c.pc.restartIce();
 }
 
 // This page's camera, microphone and chat channel, on c's connection.
@@ -629,7 +645,7 @@ function onConnectionState(c) {
 			c.phase = "reconnecting";
 			setBanner("reconnecting", `Reconnecting to ${who(c.peer)}…`,
 			    "Trying another network path.");
-			c.pc.restartIce();
+			restartIce(c);
 			return;
 		}
 		send(c, "hangup", {});

@@ -725,6 +725,63 @@ describe('browsers through Caddy', { skip }, () => {
 		}
 	});
 
+	test('the call page: ICE servers for each call, a failure not kept, ' +
+	    'fresh ones before an ICE restart', T, async () => {
+		const alice = await callPage(chrome.browser, `${stack.base}/`);
+		const bob = await callPage(chrome.browser, `${stack.base}/`);
+		const ua = `ia${sid()}`, ub = `ib${sid()}`;
+		const servers = (page) => get(page, () =>
+		    window.beepApp.pc.getConfiguration().iceServers);
+		// Bob's first request fails; Alice's second (the restart's)
+		// gets a list of its own, to be seen in her configuration.
+		let aliceAsked = 0, bobAsked = 0;
+		const STUN = [{ urls: ['stun:127.0.0.1:9'] }];
+		await alice.route('**/ice-servers*', async (r) => {
+			if (++aliceAsked === 2)
+				await r.fulfill({ json: { iceServers: STUN } });
+			else
+				await r.continue();
+		});
+		await bob.route('**/ice-servers*', async (r) => {
+			if (++bobAsked === 1)
+				await r.fulfill({ status: 400,
+				    json: { error: 'refused for the test' } });
+			else
+				await r.continue();
+		});
+		try {
+			await goOnline(alice, ua, 'laptop');
+			await goOnline(bob, ub, 'phone');
+			const callBob = await addContact(alice, ub, 'phone');
+			await callAndConnect(alice, bob, callBob);
+			assert.equal((await servers(alice))[0].username.split(':')[1], ua);
+			assert.deepEqual(await servers(bob), [], 'its request failed');
+
+			// Messages were lost (a reset): fresh servers, then the
+			// restart.
+			const asked = alice.waitForRequest('**/ice-servers*');
+			await alice.evaluate(() => window.beepApp.sig.emit('reset', 'test'));
+			await asked;
+			await alice.waitForFunction((want) => JSON.stringify(
+			    window.beepApp.pc.getConfiguration().iceServers.map((s) =>
+			    ({ urls: s.urls }))) === want, JSON.stringify(STUN));
+
+			// The next call asks again, on both sides: Bob's failure
+			// was not kept.
+			await alice.click('#hangup');
+			await phase(bob, 'ended');
+			await callAndConnect(alice, bob, callBob);
+			assert.equal((await servers(bob))[0].username.split(':')[1], ub);
+			assert.equal((await servers(alice))[0].username.split(':')[1], ua);
+			assert.deepEqual([aliceAsked, bobAsked], [3, 2]);
+			await alice.click('#hangup');
+			await phase(bob, 'ended');
+		} finally {
+			await alice.context().close();
+			await bob.context().close();
+		}
+	});
+
 	test('the call page with JWTs without a device claim: a contact\'s ' +
 	    'device typed, the call rings and connects', T, async (t) => {
 		const SECRET = crypto.randomBytes(32).toString('hex');
