@@ -3,7 +3,11 @@
 // beep-signal with "perfect negotiation" (RFC 8829 roles: the polite peer
 // yields on an offer collision, the impolite one ignores the other's offer).
 //
-// Messages between two pages (event: data):
+// Messages between two pages (event: data). A message may arrive twice (the
+// client retries a send whose answer was lost), so each is idempotent per
+// callId: a second `call` of the current call is not a new call, the same
+// description is not applied again.
+//
 //   call    {callId, from, media}   ring the device
 //   accept  {callId, from}          the callee picked up
 //   decline {callId, reason}        declined, or busy in another call
@@ -303,6 +307,7 @@ function startPolling() {
 function newCall(callId, peer, phase) {
 	call = {
 		id: callId, peer, phase, pc: null, dc: null, polite: false,
+		ids: new Set([callId]),  // the call ids this call answers to
 		makingOffer: false, ignoreOffer: false, queue: Promise.resolve(),
 		pending: [], timer: null, failedOnce: false,
 	};
@@ -365,10 +370,14 @@ function onCall(data, meta) {
 	const from = sender(data, meta);
 	if (!from || typeof data.callId !== "string")
 		return;
+	// This call's own `call` again (a retried send): nothing new.
+	if (call && call.ids.has(data.callId))
+		return;
 	if (call && samePeer(call.peer, from) && call.phase === "calling") {
 		// Both called each other at once: that is a call. Agree on one
 		// id (the smaller) and negotiate; perfect negotiation sorts out
 		// the two offers.
+		call.ids.add(data.callId);
 		if (data.callId < call.id)
 			call.id = data.callId;
 		clearTimeout(call.timer);
@@ -377,6 +386,7 @@ function onCall(data, meta) {
 		return;
 	}
 	if (call) {
+		// Busy: another call than this one.
 		sig.send(from.user, from.device,
 		    { callId: data.callId, from: me, reason: "busy" },
 		    { event: "decline" }).catch(() => {});
@@ -673,6 +683,9 @@ function handlePeer(c, kind, data) {
 		const pc = c.pc;
 		if (kind === "description") {
 			const d = data.description;
+			const had = pc.remoteDescription;
+			if (had && had.type === d.type && had.sdp === d.sdp)
+				return;  // the same one again (a retried send)
 			const collision = d.type === "offer" &&
 			    (c.makingOffer || pc.signalingState !== "stable");
 			c.ignoreOffer = !c.polite && collision;

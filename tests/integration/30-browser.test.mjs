@@ -782,6 +782,47 @@ describe('browsers through Caddy', { skip }, () => {
 		}
 	});
 
+	test('the call page: a call message that arrives twice rings once',
+	    T, async () => {
+		const alice = await callPage(chrome.browser, `${stack.base}/`);
+		const bob = await callPage(chrome.browser, `${stack.base}/`);
+		const ua = `da${sid()}`, ub = `db${sid()}`;
+		try {
+			await goOnline(alice, ua, 'laptop');
+			await goOnline(bob, ub, 'phone');
+			await bob.evaluate(() => {
+				window.calls = 0;
+				window.beepApp.sig.on('call', () => window.calls++);
+			});
+			const callBob = await addContact(alice, ub, 'phone');
+			// The service takes her "call" but its answer is lost: the
+			// client sends it again, and Bob gets it twice.
+			let lost = false;
+			await alice.route('**/user/*/device/*', async (r) => {
+				if (!lost && /"event":"call"/.test(r.request().postData())) {
+					lost = true;
+					await r.fetch();
+					await r.abort('connectionreset');
+				} else {
+					await r.continue();
+				}
+			});
+			await alice.click(callBob);
+			await bob.waitForFunction(() => window.calls === 2);
+			await phase(bob, 'ringing');
+			// Not "busy" in his own call: she is still calling him, and
+			// his accept connects them.
+			await bob.click('#accept');
+			await phase(alice, 'connected');
+			await phase(bob, 'connected');
+			await alice.click('#hangup');
+			await phase(bob, 'ended');
+		} finally {
+			await alice.context().close();
+			await bob.context().close();
+		}
+	});
+
 	test('the call page with JWTs without a device claim: a contact\'s ' +
 	    'device typed, the call rings and connects', T, async (t) => {
 		const SECRET = crypto.randomBytes(32).toString('hex');
