@@ -770,9 +770,16 @@ $("toggle-mic").addEventListener("click",
     () => toggleTrack("audio", $("toggle-mic")));
 $("toggle-cam").addEventListener("click",
     () => toggleTrack("video", $("toggle-cam")));
+// A reload or a closed tab mid-call: the peer is told at once, by a send
+// that outlives the page (see send's keepalive in beep-signal.js), instead
+// of seeing the call fail after its ICE timeouts.
 window.addEventListener("pagehide", () => {
-	if (call)
-		hangup();
+	const c = call;
+	if (!c)
+		return;
+	sig.send(c.peer.user, c.peer.device, { callId: c.id },
+	    { event: "hangup", keepalive: true }).catch(() => {});
+	endCall("ended", "Call ended", "You left the page.");
 });
 setBanner("idle", "No call");
 document.body.dataset.phase = "join";

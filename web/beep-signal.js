@@ -505,12 +505,16 @@ class Signal {
 	// Sends to one device go out one after another, in the order of the
 	// calls, so they arrive in that order (an answer before the
 	// candidates that follow it) even when they are made at once.
-	send(user, device, data, { event } = {}) {
+	// options.keepalive: for a page being left (pagehide), see last().
+	send(user, device, data, { event, keepalive } = {}) {
 		if (data === undefined || data === null || data === "")
 			return Promise.reject(new SignalError("send: no data", 400));
 		const body = { data };
 		if (event)
 			body.event = event;
+		if (keepalive)
+			return this.last(`/user/${enc(user)}/device/${enc(device)}`,
+			    body);
 		const key = `${user}\0${device}`;
 		const prev = this.sendQueues.get(key) || Promise.resolve();
 		const p = prev.catch(() => {}).then(async () => {
@@ -525,6 +529,32 @@ class Signal {
 		};
 		p.then(forget, forget);
 		return p;
+	}
+
+	// A page's last send, from pagehide: a queued send would wait behind
+	// one still out and the browser cancels a page's fetches when it goes,
+	// so this one goes out at once (fetch is called before this returns),
+	// outside the queue, once, with fetch's keepalive, which outlives the
+	// page (bodies up to 64 KiB). A token function's answer must come at
+	// once (not a promise) to go with it.
+	last(path, body) {
+		const t = typeof this.token === "function" ? this.token() :
+		    this.token;
+		const headers = { "Content-Type": "application/json" };
+		if (typeof t === "string" && t)
+			headers.Authorization = `Bearer ${t}`;
+		return fetch(this.base + path, {
+			method: "POST", body: JSON.stringify(body), headers,
+			credentials: this.credentials, cache: "no-store",
+			keepalive: true,
+		}).then(async (res) => {
+			if (!res.ok)
+				throw await errorOf(res, "send");
+			const doc = await res.json();
+			return { id: doc.id, held: res.status === 202 };
+		}, (e) => {
+			throw new SignalError(`send: ${e.message}`, 0);
+		});
 	}
 
 	// The devices of user that have a live stream.

@@ -823,6 +823,39 @@ describe('browsers through Caddy', { skip }, () => {
 		}
 	});
 
+	test('the call page: leaving the page mid-call hangs up, even with a ' +
+	    'send still out', T, async () => {
+		const alice = await callPage(chrome.browser, `${stack.base}/`);
+		const bob = await callPage(chrome.browser, `${stack.base}/`);
+		const ua = `ra${sid()}`, ub = `rb${sid()}`;
+		try {
+			await goOnline(alice, ua, 'laptop');
+			await goOnline(bob, ub, 'phone');
+			await callAndConnect(alice, bob, await addContact(alice, ub,
+			    'phone'));
+			// A send of Bob's to her that has no answer yet: the ones
+			// queued behind it wait their turn.
+			let held, seen;
+			const out = new Promise((r) => { seen = r; });
+			const pattern = '**/user/*/device/*';
+			await bob.route(pattern, (r) => { held = r; seen(); });
+			await bob.evaluate((u) => {
+				window.beepApp.sig.send(u, 'laptop', { slow: 1 },
+				    { event: 'note' }).catch(() => {});
+			}, ua);
+			await out;
+			await bob.unroute(pattern);
+			// He reloads: the hang-up goes anyway, and she sees it.
+			await bob.reload();
+			await phase(alice, 'ended');
+			assert.match(await alice.textContent('#banner-title'), /hung up/);
+			await held.abort().catch(() => {});
+		} finally {
+			await alice.context().close();
+			await bob.context().close();
+		}
+	});
+
 	test('the call page with JWTs without a device claim: a contact\'s ' +
 	    'device typed, the call rings and connects', T, async (t) => {
 		const SECRET = crypto.randomBytes(32).toString('hex');

@@ -16,7 +16,8 @@
 //    after close() or `replaced`, even from the same chunk; Retry-After
 //    is waited with jitter; a POST or a stream's head never answered is
 //    given up after `timeout` (and retried) and close() ends requests in
-//    flight; the browser's "online" event reconnects at once.
+//    flight; the browser's "online" event reconnects at once; a keepalive
+//    send (a page's last) does not wait behind the device's queue.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -367,6 +368,29 @@ describe('stream endings (stub server)', () => {
 			assert.deepEqual(await first, { id: '1-2', held: false });
 			assert.deepEqual(await hangup, { id: '1-3', held: false });
 			assert.deepEqual(events, ['candidate', 'candidate', 'hangup']);
+		} finally {
+			sig.close();
+		}
+	});
+
+	test('keepalive: a page\'s last send goes out at once, outside the ' +
+	    'queue', T, async () => {
+		let seen;
+		const out = new Promise((r) => { seen = r; });
+		const events = poster((n) => {
+			seen();
+			return n > 1;
+		});
+		const sig = connect({ base, user: 'u', device: 'd' });
+		try {
+			// The first send has no answer: the queue to that device
+			// waits for it.
+			sig.send('v', 'e', 1, { event: 'note' }).catch(() => {});
+			sig.send('v', 'e', 2, { event: 'queued' }).catch(() => {});
+			await out;
+			assert.deepEqual(await sig.send('v', 'e', {}, { event: 'hangup',
+			    keepalive: true }), { id: '1-2', held: false });
+			assert.deepEqual(events, ['note', 'hangup']);
 		} finally {
 			sig.close();
 		}
