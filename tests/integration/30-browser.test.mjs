@@ -38,6 +38,10 @@ const TURNSERVER = process.env.BEEP_TURNSERVER || '/usr/bin/turnserver';
 const SHOTS = path.resolve(ROOT, process.env.BEEP_SCREENSHOTS ||
     'build/screenshots');
 const T = { timeout: 90000 };
+// The call page's Content-Security-Policy (the Caddyfile's @web handle).
+const CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; " +
+    "media-src 'self' blob: mediastream:; frame-ancestors 'none'; " +
+    "base-uri 'none'; form-action 'self'";
 
 let playwright = null;
 try {
@@ -472,6 +476,16 @@ describe('browsers through Caddy', { skip }, () => {
 			const r = await fetch(stack.base + p);
 			assert.equal(r.status, 200, p);
 			assert.match(r.headers.get('content-type'), type, p);
+			// The page's own files carry its security headers; the
+			// client, imported by apps of other origins, does not.
+			const page = p !== '/beep-signal.js';
+			assert.equal(r.headers.get('content-security-policy'),
+			    page ? CSP : null, p);
+			assert.equal(r.headers.get('x-content-type-options'),
+			    page ? 'nosniff' : null, p);
+			assert.equal(r.headers.get('referrer-policy'),
+			    page ? 'no-referrer' : null, p);
+			assert.equal(r.headers.get('access-control-allow-origin'), '*', p);
 		}
 		const r = await fetch(`${stack.base}/nope`);
 		assert.equal(r.status, 404);
@@ -719,6 +733,9 @@ describe('browsers through Caddy', { skip }, () => {
 			await alice.waitForSelector('.msg.theirs:has-text("We called at once!")');
 			await bob.click('#hangup');
 			await phase(alice, 'ended');
+			// The page's Content-Security-Policy let all of it work.
+			assert.deepEqual(await violations(alice), []);
+			assert.deepEqual(await violations(bob), []);
 		} finally {
 			await alice.context().close();
 			await bob.context().close();
@@ -896,6 +913,7 @@ describe('browsers through Caddy', { skip }, () => {
 			await phase(bob, 'ended');
 			assert.equal(await bob.textContent('#banner-title'),
 			    `${ua} (laptop) hung up`);
+			assert.deepEqual(await violations(alice), []);
 		} finally {
 			await alice.context().close();
 			await bob.context().close();
