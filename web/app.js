@@ -5,8 +5,8 @@
 //
 // Messages between two pages (event: data). A message may arrive twice (the
 // client retries a send whose answer was lost), so each is idempotent per
-// callId: a second `call` of the current call is not a new call, the same
-// description is not applied again.
+// callId: a second `call` of the current call, or of one that ended, is not
+// a new call; the same description is not applied again.
 //
 //   call    {callId, from, media}   ring the device
 //   accept  {callId, from}          the callee picked up
@@ -31,8 +31,13 @@ let sig = null;
 let me = null;           // {user, device}
 let wasOpen = false;     // the stream was open once: later "connecting" is a reconnect
 let call = null;         // the one call, see newCall()
+// The ids of the calls that ended, the latest last: a copy of their `call`
+// that comes late (a retried send) must not ring again.
+const pastCallIds = new Set();
+const PAST_CALL_IDS = 32;
 let localStream = null;
-const contacts = new Map();  // name -> {devices: string[] | null, error}
+// name -> {devices: string[] | null, error, unlisted, dial (see dialForm)}
+const contacts = new Map();
 let pollTimer = null;
 
 // ------------------------------------------------------------------ UI bits
@@ -370,8 +375,9 @@ function onCall(data, meta) {
 	const from = sender(data, meta);
 	if (!from || typeof data.callId !== "string")
 		return;
-	// This call's own `call` again (a retried send): nothing new.
-	if (call && call.ids.has(data.callId))
+	// This call's own `call` again, or an ended one's (a retried send):
+	// nothing new.
+	if ((call && call.ids.has(data.callId)) || pastCallIds.has(data.callId))
 		return;
 	if (call && samePeer(call.peer, from) && call.phase === "calling") {
 		// Both called each other at once: that is a call. Agree on one
@@ -462,6 +468,13 @@ function endCall(phase, title, detail = "") {
 	const c = call;
 	call = null;
 	if (c) {
+		for (const id of c.ids)
+			pastCallIds.add(id);
+		for (const id of pastCallIds) {
+			if (pastCallIds.size <= PAST_CALL_IDS)
+				break;
+			pastCallIds.delete(id);
+		}
 		clearTimeout(c.timer);
 		if (c.dc)
 			c.dc.close();

@@ -812,15 +812,23 @@ describe('browsers through Caddy', { skip }, () => {
 				window.beepApp.sig.on('call', () => window.calls++);
 			});
 			const callBob = await addContact(alice, ub, 'phone');
-			// The service takes her "call" but its answer is lost: the
-			// client sends it again, and Bob gets it twice.
-			let lost = false;
+			// The service takes her first "call" but its answer is lost:
+			// the client sends it again, and Bob gets it twice. With
+			// `holdRetry`, that second copy waits for release().
+			let lose = true, holdRetry = false, release, retried;
+			const retryOut = new Promise((r) => { retried = r; });
 			await alice.route('**/user/*/device/*', async (r) => {
-				if (!lost && /"event":"call"/.test(r.request().postData())) {
-					lost = true;
+				if (!/"event":"call"/.test(r.request().postData())) {
+					await r.continue();
+				} else if (lose) {
+					lose = false;
 					await r.fetch();
 					await r.abort('connectionreset');
 				} else {
+					if (holdRetry) {
+						retried();
+						await new Promise((go) => { release = go; });
+					}
 					await r.continue();
 				}
 			});
@@ -834,6 +842,21 @@ describe('browsers through Caddy', { skip }, () => {
 			await phase(bob, 'connected');
 			await alice.click('#hangup');
 			await phase(bob, 'ended');
+
+			// Again, and he declines before the second copy comes: it
+			// does not ring again (the page's listener runs before the
+			// count's).
+			lose = true;
+			holdRetry = true;
+			await alice.click(callBob);
+			await phase(bob, 'ringing');
+			await retryOut;
+			await bob.click('#decline');
+			await phase(alice, 'failed');
+			release();
+			await bob.waitForFunction(() => window.calls === 4);
+			assert.equal(await get(bob, () => document.body.dataset.phase),
+			    'ended');
 		} finally {
 			await alice.context().close();
 			await bob.context().close();
