@@ -7,6 +7,8 @@
 //   sig.on("reset", (reason) => {});      // messages were lost: ICE restart
 //   sig.on("state", (state, info) => {}); // "connecting" | "open" | "closed"
 //   await sig.send("bob", "phone", data, { event: "offer" });  // {id, held}
+//   sig.send("bob", "phone", bye, { event: "hangup", keepalive: true });
+//                                         // from pagehide: outlives the page
 //   await sig.devices("bob");             // ["phone", ...]
 //   await sig.iceServers();               // RTCIceServer[]
 //   sig.close();
@@ -16,9 +18,13 @@
 // Last-Event-ID header) after the stream ends or the network fails, as
 // EventSource does, and also after an answer it can recover from (429, 502,
 // 503, 504: after Retry-After or a growing delay), where EventSource would
-// give up for good. It stops for good ("closed" with a reason) on an answer
-// that no retry can change (400, 401, 403, 404) and when the service says a
-// newer stream of the same device replaced this one. The token, when given,
+// give up for good; in a browser, also at once when it is back online. It
+// stops for good ("closed" with a reason) on an answer that no retry can
+// change (400, 401, 403, 404) and when the service says a newer stream of
+// the same device replaced this one. Every request, and a stream's response
+// head, has `timeout` (10 s) to answer before it is given up and retried,
+// so a retried send may arrive twice: messages should be idempotent.
+// close() ends the requests in flight. The token, when given,
 // goes in an Authorization: Bearer header on every request, the stream
 // included, so it never appears in a URL (or an access log).
 
