@@ -114,7 +114,8 @@ static const struct config_option config_options[] = {
         100000, "most delivered messages a device keeps for replay"},
     {"replay-bytes", "BEEP_REPLAY_BYTES", CONFIG_SIZE, OFF(replay_bytes),
         "4194304", 1024, 1073741824,
-        "most bytes of messages a device keeps for replay or holds"},
+        "most bytes of messages a device keeps for replay or holds (at "
+        "least max-body)"},
     {"grace", "BEEP_GRACE_SECONDS", CONFIG_UINT, OFF(grace_seconds), "30", 0,
         3600, "seconds a device stays addressable (202) after its last stream"},
     {"auth", "BEEP_AUTH", CONFIG_STR, OFF(auth), "none", 0, 0,
@@ -564,6 +565,27 @@ config_cli(int argc, char **argv, struct config_cli *cli)
 	return 0;
 }
 
+/*
+ * Settings that cannot work together, whatever their sources: a device's
+ * log drops at once a message longer than BEEP_REPLAY_BYTES, even before
+ * any stream took it, so a POST of BEEP_MAX_BODY would be answered 200
+ * and never delivered.  (Replay limits below the queue's only weaken
+ * replay: main() warns.)  -1 after saying why.
+ */
+static int
+config_consistent(const struct config *c)
+{
+	if (c->replay_bytes < c->max_body) {
+		fprintf(stderr,
+		    "beep-signal: --replay-bytes (%zu) is below --max-body "
+		    "(%zu): a message that long would be dropped as soon as "
+		    "it was accepted\n",
+		    c->replay_bytes, c->max_body);
+		return -1;
+	}
+	return 0;
+}
+
 int
 config_parse(struct config *c, int argc, char **argv)
 {
@@ -627,6 +649,8 @@ config_parse(struct config *c, int argc, char **argv)
 		if (config_set(c, o, value, "command line", false) < 0)
 			return -1;
 	}
+	if (config_consistent(c) < 0)
+		return -1;
 	if (cli.print) {
 		config_print(stdout, c);
 		return 1;

@@ -41,6 +41,8 @@ test('refused values: exit non-zero at once, with a message', T, async () => {
 		[[...L, '--max-id', '0']], [[...L, '--socket-mode', '999']],
 		[[...L, '--log-level', 'loud']], [[...L, '--bogus']],
 		[[...L, '--keepalive']],
+		// A message of --max-body would be dropped once accepted.
+		[[...L, '--replay-bytes', '65535']],
 		[L, { BEEP_KEEPALIVE: '0' }], [L, { BEEP_MAX_BODY: 'x' }],
 		// Cannot bind: the directory does not exist.
 		[['--listen', 'unix:@DIR@/missing/beep.sock']],

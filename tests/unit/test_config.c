@@ -38,6 +38,28 @@ test_config_defaults(void **state)
 	config_clear(&c);
 }
 
+/*
+ * A device's log drops a message longer than BEEP_REPLAY_BYTES at once:
+ * below BEEP_MAX_BODY, refused at start; at it, accepted.
+ */
+static void
+test_config_replay_bytes_not_below_max_body(void **state)
+{
+	const char *below[] = {"beep-signal", "--replay-bytes", "65535"};
+	const char *at[] = {"beep-signal", "--replay-bytes", "65536"};
+	const char *both[] = {
+	    "beep-signal", "--replay-bytes", "4096", "--max-body", "4096"};
+	struct config c;
+
+	(void)state;
+	assert_int_equal(parse(&c, 3, below), -1);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 3, at), 0);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 5, both), 0);
+	config_clear(&c);
+}
+
 static void
 test_config_env_then_flags(void **state)
 {
@@ -66,12 +88,12 @@ test_config_registry_limits(void **state)
 	    "12", "--queue-bytes", "1300", "--replay-max", "14",
 	    "--replay-bytes", "1500", "--replay-seconds", "16", "--grace", "17",
 	    "--max-streams-per-device", "18", "--max-devices-per-user", "19",
-	    "--max-message-memory", "70000"};
+	    "--max-message-memory", "70000", "--max-body", "1500"};
 	struct registry_limits l;
 	struct config c;
 
 	(void)state;
-	assert_int_equal(parse(&c, 21, argv), 0);
+	assert_int_equal(parse(&c, 23, argv), 0);
 	memset(&l, 0xff, sizeof(l));
 	config_registry_limits(&c, &l);
 	assert_int_equal(l.max_streams, 11);
@@ -294,6 +316,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_config_defaults),
+	    cmocka_unit_test(test_config_replay_bytes_not_below_max_body),
 	    cmocka_unit_test(test_config_env_then_flags),
 	    cmocka_unit_test(test_config_registry_limits),
 	    cmocka_unit_test(test_config_refusals),
