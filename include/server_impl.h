@@ -180,10 +180,10 @@ void server_read_done(FCGX_Request *req);
 bool server_answer(struct server *srv, FCGX_Request *req,
     struct api_response *resp) __attribute__((noinline));
 /*
- * Write resp, a whole answer (head, Content-Length, body), to req, then
- * clear resp.  (server_request.c)
+ * Write resp, a whole answer (head, Content-Length, body; the body not
+ * for a HEAD request), to req, then clear resp.  (server_request.c)
  */
-void server_reply(FCGX_Request *req, struct api_response *resp);
+void server_reply(FCGX_Request *req, struct api_response *resp, bool head);
 
 /*
  * Note where the calling worker's stack ends, for the trim a stream does

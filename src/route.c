@@ -17,23 +17,30 @@ struct route_spec {
 	/* A literal segment, or NULL for the user (first) / device id. */
 	const char *seg[ROUTE_MAX_SEGMENTS];
 	enum route_method method;
+	/*
+	 * HEAD, answered as GET without the body (RFC 9110: a GET route
+	 * should take it; monitors probe with it).  Not for a stream, which
+	 * a HEAD must not open.
+	 */
+	bool head;
 	const char *allow;
 };
 
 static const struct route_spec route_specs[] = {
-    {ROUTE_SUBSCRIBE, 4, {"subscribe", NULL, "device", NULL}, METHOD_GET,
+    {ROUTE_SUBSCRIBE, 4, {"subscribe", NULL, "device", NULL}, METHOD_GET, false,
         "GET, OPTIONS"},
-    {ROUTE_DEVICES, 3, {"user", NULL, "devices", NULL}, METHOD_GET,
-        "GET, OPTIONS"},
-    {ROUTE_POST, 4, {"user", NULL, "device", NULL}, METHOD_POST,
+    {ROUTE_DEVICES, 3, {"user", NULL, "devices", NULL}, METHOD_GET, true,
+        "GET, HEAD, OPTIONS"},
+    {ROUTE_POST, 4, {"user", NULL, "device", NULL}, METHOD_POST, false,
         "POST, OPTIONS"},
-    {ROUTE_HEALTH, 1, {"healthz", NULL, NULL, NULL}, METHOD_GET,
-        "GET, OPTIONS"},
-    {ROUTE_METRICS, 1, {"metrics", NULL, NULL, NULL}, METHOD_GET,
-        "GET, OPTIONS"},
-    {ROUTE_READY, 1, {"readyz", NULL, NULL, NULL}, METHOD_GET, "GET, OPTIONS"},
-    {ROUTE_ICE, 1, {"ice-servers", NULL, NULL, NULL}, METHOD_GET,
-        "GET, OPTIONS"},
+    {ROUTE_HEALTH, 1, {"healthz", NULL, NULL, NULL}, METHOD_GET, true,
+        "GET, HEAD, OPTIONS"},
+    {ROUTE_METRICS, 1, {"metrics", NULL, NULL, NULL}, METHOD_GET, true,
+        "GET, HEAD, OPTIONS"},
+    {ROUTE_READY, 1, {"readyz", NULL, NULL, NULL}, METHOD_GET, true,
+        "GET, HEAD, OPTIONS"},
+    {ROUTE_ICE, 1, {"ice-servers", NULL, NULL, NULL}, METHOD_GET, true,
+        "GET, HEAD, OPTIONS"},
 };
 
 #define ROUTE_NSPECS (sizeof(route_specs) / sizeof(route_specs[0]))
@@ -133,7 +140,8 @@ route_match(
 	if (spec == NULL)
 		return ROUTE_NOT_FOUND;
 	r->id = spec->id;
-	if (method != spec->method && method != METHOD_OPTIONS)
+	if (method != spec->method && method != METHOD_OPTIONS &&
+	    !(method == METHOD_HEAD && spec->head))
 		return ROUTE_BAD_METHOD;
 
 	/*

@@ -587,7 +587,7 @@ server_timed_out(struct server *srv, struct server_conn *conn)
 		struct api_response resp = {0};
 
 		api_request_timeout(&resp);
-		server_reply(req, &resp);
+		server_reply(req, &resp, false);
 	}
 	req->keepConnection = 0;
 }

@@ -209,9 +209,9 @@ server_write_head(
 }
 
 void
-server_reply(FCGX_Request *req, struct api_response *resp)
+server_reply(FCGX_Request *req, struct api_response *resp, bool head)
 {
-	if (server_write_head(req, resp, true) == 0)
+	if (server_write_head(req, resp, true) == 0 && !head)
 		server_put(req, resp->body.data, resp->body.len);
 	api_response_clear(resp);
 }
@@ -268,7 +268,8 @@ server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	buf_free(&uri);
 	if (resp->stream == NULL) {
 		/* Written from this frame, where its buffers are. */
-		server_reply(req, resp);
+		server_reply(req, resp,
+		    ar.method != NULL && strcmp(ar.method, "HEAD") == 0);
 	} else {
 		/* A stream's head outlives this frame. */
 		buf_to_heap(&resp->headers);

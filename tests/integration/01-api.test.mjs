@@ -27,6 +27,23 @@ test('GET /healthz answers a JSON object with numeric counters', T, async () => 
 	assert.ok(body.threads >= 1, 'at least one thread');
 });
 
+// HEAD, as monitors probe with it: every GET route answers it as GET, with
+// no body, but a stream, which a HEAD must not open.
+test('HEAD on the GET routes: 200 without a body; not on a stream', T,
+    async () => {
+	const c = h.stack.client();
+	for (const p of ['/healthz', '/readyz', listPath(uid('head')),
+	    '/ice-servers']) {
+		const r = await c.request('HEAD', p);
+		assert.equal(r.status, 200, `HEAD ${p}`);
+		assertJsonType(r);
+		assert.equal(r.text, '', `HEAD ${p}: no body`);
+	}
+	const r = await c.request('HEAD', `/subscribe/${uid('head')}/device/d`);
+	assert.equal(r.status, 405);
+	assert.equal(r.headers.allow, 'GET, OPTIONS');
+});
+
 test('subscribe: SSE headers, then a comment at once', T, async () => {
 	const u = uid('user'), d = uid('dev');
 	const s = await h.stack.open(`/subscribe/${u}/device/${d}`);

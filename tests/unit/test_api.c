@@ -1224,7 +1224,7 @@ test_api_ice_servers(void **state)
 	api_response_clear(&r);
 	assert_int_equal(
 	    call(f, "POST", "/ice-servers", NULL, NULL, &r), HTTP_405);
-	assert_true(has_header(&r, "Allow: GET, OPTIONS\r\n"));
+	assert_true(has_header(&r, "Allow: GET, HEAD, OPTIONS\r\n"));
 	api_response_clear(&r);
 	assert_int_equal(
 	    call(f, "OPTIONS", "/ice-servers", NULL, NULL, &r), HTTP_204);

@@ -42,7 +42,14 @@ static const struct {
     {"GET", "/user/bob/device/phone", ROUTE_BAD_METHOD, ROUTE_POST, NULL, NULL},
     {"DELETE", "/user/bob/devices", ROUTE_BAD_METHOD, ROUTE_DEVICES, NULL,
         NULL},
-    {"HEAD", "/healthz", ROUTE_BAD_METHOD, ROUTE_HEALTH, NULL, NULL},
+    /* HEAD as GET, but for a stream. */
+    {"HEAD", "/healthz", ROUTE_OK, ROUTE_HEALTH, NULL, NULL},
+    {"HEAD", "/user/bob/devices", ROUTE_OK, ROUTE_DEVICES, "bob", NULL},
+    {"HEAD", "/ice-servers", ROUTE_OK, ROUTE_ICE, NULL, NULL},
+    {"HEAD", "/subscribe/bob/device/phone", ROUTE_BAD_METHOD, ROUTE_SUBSCRIBE,
+        NULL, NULL},
+    {"HEAD", "/user/bob/device/phone", ROUTE_BAD_METHOD, ROUTE_POST, NULL,
+        NULL},
     {"GET", "/", ROUTE_NOT_FOUND, ROUTE_NONE, NULL, NULL},
     {"GET", "/user/bob/devices/", ROUTE_NOT_FOUND, ROUTE_NONE, NULL, NULL},
     {"GET", "/users/bob/devices", ROUTE_NOT_FOUND, ROUTE_NONE, NULL, NULL},
@@ -111,6 +118,7 @@ test_route_allow(void **state)
 	(void)state;
 	assert_string_equal(route_allow(ROUTE_POST), "POST, OPTIONS");
 	assert_string_equal(route_allow(ROUTE_SUBSCRIBE), "GET, OPTIONS");
+	assert_string_equal(route_allow(ROUTE_HEALTH), "GET, HEAD, OPTIONS");
 	assert_int_equal(route_method_parse(NULL), METHOD_OTHER);
 	assert_int_equal(route_method_parse("get"), METHOD_OTHER);
 }
