@@ -92,8 +92,12 @@ bool api_rate_ok(struct api *api, const struct api_request *req,
 const char *api_refusing(struct api *api, struct registry_stats *st);
 /* Log that the stream limit refuses subscribes, at most once a second. */
 void api_warn_full(struct api *api);
-/* GET /healthz. */
-void api_health(struct api *api, struct api_response *resp);
+/*
+ * GET /healthz: the status, and to BEEP_METRICS_ALLOW addresses the
+ * counters.
+ */
+void api_health(
+    struct api *api, const struct api_request *req, struct api_response *resp);
 /* GET /readyz: 200 while new streams are accepted, else 503 and why. */
 void api_readyz(struct api *api, struct api_response *resp);
 /* GET /metrics, to the addresses BEEP_METRICS_ALLOW lists only. */

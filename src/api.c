@@ -486,7 +486,7 @@ api_precheck(
 		goto out;
 	}
 	if (r.id == ROUTE_HEALTH) {
-		api_health(api, resp);
+		api_health(api, req, resp);
 		goto out;
 	}
 	if (r.id == ROUTE_READY) {

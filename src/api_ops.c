@@ -45,13 +45,35 @@ api_warn_full(struct api *api)
 		    api->config->max_streams);
 }
 
+static bool
+api_cluster_up(struct api *api)
+{
+	struct cluster_stats cs;
+
+	cluster_stats(api->cluster, &cs);
+	return cs.up;
+}
+
 void
-api_health(struct api *api, struct api_response *resp)
+api_health(
+    struct api *api, const struct api_request *req, struct api_response *resp)
 {
 	struct registry_stats st;
 	size_t threads = 0, idle = 0, requests = 0;
 	json_t *doc;
 
+	/*
+	 * The counters are the service's figures (users, streams, traffic,
+	 * what an attack does to it): for the addresses metrics are for.
+	 * Anyone else learns that it lives.
+	 */
+	if (!cidr_list_match(&api->metrics_allow, req->remote_addr)) {
+		bool up = api->cluster == NULL || api_cluster_up(api);
+
+		api_json(resp, HTTP_200,
+		    json_pack("{s:s}", "status", up ? "ok" : "degraded"));
+		return;
+	}
 	registry_stats(api->reg, &st);
 	if (api->threads != NULL)
 		api->threads(api->threads_ctx, &threads, &idle, &requests);
@@ -89,15 +111,6 @@ api_stop(struct api *api)
 	atomic_store(&api->stopping, true);
 	if (api->cluster != NULL)
 		cluster_stop(api->cluster);
-}
-
-static bool
-api_cluster_up(struct api *api)
-{
-	struct cluster_stats cs;
-
-	cluster_stats(api->cluster, &cs);
-	return cs.up;
 }
 
 /*

@@ -6,7 +6,8 @@
 //     status, messages published, events delivered, bytes written, stream
 //     lifetimes, rate-limited POSTs; gauges follow open streams;
 //   - the backend answers /metrics only to BEEP_METRICS_ALLOW addresses
-//     (loopback by default): a list without loopback gets 403;
+//     (loopback by default): a list without loopback gets 403, and
+//     /healthz's counters likewise (the status alone);
 //   - /readyz is 200 below BEEP_MAX_STREAMS and 503 at it (and 503 while
 //     stopping: test_api.c, since the socket is shut as the stop begins).
 import { test, describe, before, after } from 'node:test';
@@ -156,6 +157,15 @@ describe('metrics allow-list and readiness at the stream limit', () => {
 		assert.ok(isJson(r));
 		assert.match(r.json().error, /BEEP_METRICS_ALLOW/);
 		assert.doesNotMatch(r.text, /beep_/);
+	});
+
+	// The counters are the service's figures (users, streams, traffic):
+	// for the addresses metrics are for; anyone else learns it lives.
+	test('/healthz: the status only, to an address not in ' +
+	    'BEEP_METRICS_ALLOW', T, async () => {
+		const r = await h.stack.client().get('/healthz');
+		assert.equal(r.status, 200);
+		assert.deepEqual(r.json(), { status: 'ok' });
 	});
 
 	test('/readyz: 200 below BEEP_MAX_STREAMS, 503 at it', T, async () => {

@@ -1183,10 +1183,17 @@ test_api_post_refused(void **state)
 	assert_true(has_header(&r, "Retry-After: "));
 	assert_string_equal(r.body.data, "{\"error\":\"message memory full\"}");
 	api_response_clear(&r);
-	req = (struct api_request){.method = "GET", .uri = "/healthz"};
+	req = (struct api_request){
+	    .method = "GET", .uri = "/healthz", .remote_addr = "127.0.0.1"};
 	api_handle(f->api, &req, &r);
 	assert_non_null(strstr(r.body.data, "\"message_bytes\":"));
 	assert_null(strstr(r.body.data, "\"message_bytes\":0"));
+	api_response_clear(&r);
+	/* The counters are for BEEP_METRICS_ALLOW; others get the status. */
+	req.remote_addr = "192.0.2.1";
+	api_handle(f->api, &req, &r);
+	assert_int_equal(r.status, HTTP_200);
+	assert_string_equal(r.body.data, "{\"status\":\"ok\"}");
 	api_response_clear(&r);
 	registry_close(f->reg);
 	req = (struct api_request){.method = "POST",
