@@ -67,6 +67,7 @@ struct reg_device {
 	uint64_t grace_until; /* while on reg->grace: when it is forgotten */
 	struct reg_device *gprev, *gnext; /* in reg->grace */
 	size_t held_counted;              /* its share of reg->held */
+	size_t held_bytes_counted;        /* its share of reg->held_bytes */
 	struct reg_device *hprev, *hnext; /* in reg->holding, when it holds */
 	struct reg_device *uprev, *unext; /* in user->devices */
 	/*
@@ -105,8 +106,9 @@ struct registry {
 	/* Devices in grace holding untaken messages, utlist DL (hprev/hnext) */
 	struct reg_device *holding;
 	size_t nusers, ndevices, nstreams;
-	size_t bytes; /* frame bytes in all logs */
-	size_t held;  /* untaken messages of devices in grace */
+	size_t bytes;      /* frame bytes in all logs */
+	size_t held;       /* untaken messages of devices in grace */
+	size_t held_bytes; /* the log bytes of the devices on reg->holding */
 	uint64_t next_stream;
 	uint64_t last_id; /* the newest event id given */
 	uint64_t published, overflows, forgotten, dropped, resets;
@@ -141,14 +143,16 @@ device_held(const struct reg_device *d)
 }
 
 /*
- * Keep reg->held equal to the untaken messages of devices in grace, and
+ * Keep reg->held equal to the untaken messages of devices in grace,
  * reg->holding to the devices in grace that have any, in the order they
- * began to hold.
+ * began to hold, and reg->held_bytes to what dropping their logs would
+ * free.
  */
 static inline void
 device_recount(struct registry *reg, struct reg_device *d)
 {
 	size_t n = d->grace_until != 0 ? device_held(d) : 0;
+	size_t bytes = n > 0 ? d->bytes : 0;
 
 	if (d->held_counted == 0 && n > 0)
 		DL_APPEND2(reg->holding, d, hprev, hnext);
@@ -156,6 +160,8 @@ device_recount(struct registry *reg, struct reg_device *d)
 		DL_DELETE2(reg->holding, d, hprev, hnext);
 	reg->held = reg->held - d->held_counted + n;
 	d->held_counted = n;
+	reg->held_bytes = reg->held_bytes - d->held_bytes_counted + bytes;
+	d->held_bytes_counted = bytes;
 }
 
 /*

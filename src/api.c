@@ -363,6 +363,17 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	    &packed, msg.data, msg.data_len, msg.is_json, msg.event, from);
 	free(from);
 	body_msg_clear(&msg);
+	/*
+	 * Longer packed than its body (JSON numbers jansson writes back
+	 * longer, the sender's stamp) and past what its device's log keeps:
+	 * the log would drop it as soon as it was accepted.
+	 */
+	if (packed.len > api->config->replay_bytes) {
+		buf_free(&packed);
+		api_error(resp, HTTP_413,
+		    "message too large once encoded (over BEEP_REPLAY_BYTES)");
+		return;
+	}
 	if (api->cluster != NULL) {
 		bool down;
 

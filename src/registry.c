@@ -57,12 +57,14 @@
  * hold first first (reg->holding; counted as dropped, and such a device's
  * client comes back to a reset): what a client that is here waits for
  * comes before what waits for one that is away, so that clients posting
- * to devices they keep away cannot make every post fail.  A publish is
- * refused when only messages live streams have not taken are left, or
- * for a device in grace when only held ones are.  reg->held counts the
- * messages no stream has taken of the devices in grace, and reg->holding
- * lists the devices in grace that hold any, so registry_stats() walks
- * nothing and the eviction finds a device to drop at once.
+ * to devices they keep away cannot make every post fail; but only when
+ * dropping them all would make room (reg->held_bytes), so that none is
+ * lost for nothing.  A publish is refused when only messages live
+ * streams have not taken are left, or for a device in grace when only
+ * held ones are.  reg->held counts the messages no stream has taken of
+ * the devices in grace, and reg->holding lists the devices in grace that
+ * hold any, so registry_stats() walks nothing and the eviction finds a
+ * device to drop at once.
  *
  * Tables (uthash): reg->devices holds every device by its key, its user's
  * name and its own (each with its '\0', beside its hash handle), so that
@@ -560,11 +562,16 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	while (reg->bytes + m->len > reg->limits.max_message_bytes &&
 	    registry_expire_drop_retained(reg, true))
 		reg->evicted++;
-	/* Then, for a client that is here, what waits for those away. */
-	while (res == REGISTRY_OK &&
-	    reg->bytes + m->len > reg->limits.max_message_bytes &&
-	    registry_expire_drop_held(reg))
-		;
+	/*
+	 * Then, for a client that is here, what waits for those away: only
+	 * when that makes room, or they would be lost for nothing.
+	 */
+	if (res == REGISTRY_OK &&
+	    reg->bytes + m->len <=
+	        reg->limits.max_message_bytes + reg->held_bytes)
+		while (reg->bytes + m->len > reg->limits.max_message_bytes &&
+		    registry_expire_drop_held(reg))
+			;
 	if (reg->bytes + m->len > reg->limits.max_message_bytes) {
 		res = REGISTRY_MEMORY_FULL;
 		reg->refused++;

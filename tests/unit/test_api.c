@@ -946,6 +946,50 @@ get_accepting(struct fixture *f, const char *uri, const char *addr,
 }
 
 /*
+ * A body within BEEP_MAX_BODY whose message packs longer than
+ * BEEP_REPLAY_BYTES (jansson writes 1e-7 back as 9.9999999999999995e-08)
+ * is refused: its device's log would drop it as soon as it was accepted.
+ */
+static void
+test_api_packed_over_replay_bytes(void **state)
+{
+	const char *argv[] = {
+	    "beep-signal", "--max-body", "2048", "--replay-bytes", "2048"};
+	struct registry_limits l = {.max_streams = 2,
+	    .queue_messages = 16,
+	    .grace_ms = 60000,
+	    .replay_max = 16,
+	    .replay_bytes = 2048};
+	struct fixture *f = fixture_new(5, argv, &l);
+	struct api_response s, r;
+	char body[2048];
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(
+	    get_from(f, "/subscribe/u/device/d", "192.0.2.1", &s), HTTP_200);
+	n += (size_t)snprintf(body, sizeof(body), "{\"data\":[1e-7");
+	while (n < 1000)
+		n += (size_t)snprintf(body + n, sizeof(body) - n, ",1e-7");
+	snprintf(body + n, sizeof(body) - n, "]}");
+	assert_int_equal(
+	    call(f, "POST", "/user/u/device/d", "application/json", body, &r),
+	    HTTP_413);
+	assert_non_null(strstr(r.body.data, "BEEP_REPLAY_BYTES"));
+	api_response_clear(&r);
+	/* What fits once packed is accepted. */
+	body[200] = '\0';
+	strcpy(body + 195, "]}");
+	assert_int_equal(
+	    call(f, "POST", "/user/u/device/d", "application/json", body, &r),
+	    HTTP_200);
+	api_response_clear(&r);
+	registry_unsubscribe(f->reg, s.stream);
+	api_response_clear(&s);
+	fixture_free(f);
+}
+
+/*
  * A stream refused for now reaches EventSource (Accept: text/event-stream
  * alone) as an event stream it comes back from: EventSource never retries
  * a 429 or 503.  Any other client gets the status.
@@ -1263,6 +1307,7 @@ main(void)
 	    cmocka_unit_test(test_api_streams_per_address_not_with_auth),
 	    cmocka_unit_test(test_api_ipv6_network),
 	    cmocka_unit_test(test_api_refused_as_event_stream),
+	    cmocka_unit_test(test_api_packed_over_replay_bytes),
 	    cmocka_unit_test(test_api_readyz),
 	    cmocka_unit_test(test_api_metrics_allow),
 	    cmocka_unit_test_setup_teardown(

@@ -1429,6 +1429,19 @@ test_registry_memory_budget_held_order(void **state)
 	assert_int_equal(stats.held, 1);
 	assert_int_equal(stats.message_bytes, 60);
 	assert_int_equal(drain(reg, a, NULL, NULL), 1);
+	/*
+	 * When dropping every held message would not make room (a live
+	 * stream's untaken ones fill the rest), none is dropped for nothing.
+	 */
+	publish_len(reg, "live", 30, &err);
+	publish_len(reg, "live", 20, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	/* 80 kept, 30 of them held: 51 more would not fit without them. */
+	publish_len(reg, "live", 51, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.dropped, 2);
+	assert_int_equal(stats.held, 1);
 	registry_unsubscribe(reg, a);
 	registry_free(reg);
 }
