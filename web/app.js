@@ -26,6 +26,8 @@ const RING_TIMEOUT_MS = 45000;
 // credentials, a fresh offer), then as long again before giving up.
 const CONNECT_TIMEOUT_MS = 15000;
 const CONTACT_POLL_MS = 4000;
+// How long a call waits for fresh STUN/TURN servers (one attempt).
+const ICE_SERVERS_TIMEOUT_MS = 3000;
 
 let sig = null;
 let me = null;           // {user, device}
@@ -603,13 +605,17 @@ async function startPeer(c, first) {
 // TURN credentials expire (BEEP_TURN_TTL), and a failure must cost no more
 // than this attempt. null when they cannot be had: a call still connects
 // where the peers reach each other directly.
+// One attempt, a short wait: a call does not wait on them for long, and
+// goes on with the last servers that came (or none) when they do not.
+let lastIceServers = null;
 async function freshIceServers() {
 	try {
-		return await sig.iceServers();
+		lastIceServers = await sig.iceServers({ attempts: 1,
+		    timeout: ICE_SERVERS_TIMEOUT_MS });
 	} catch (e) {
 		console.warn("ICE servers:", explain(e));
-		return null;
 	}
+	return lastIceServers;
 }
 
 // An ICE restart on c's connection, with fresh STUN/TURN servers.
@@ -617,8 +623,13 @@ async function restartIce(c) {
 	const iceServers = await freshIceServers();
 	if (call !== c || c.pc.signalingState === "closed")
 		return;
-	if (iceServers)
-		c.pc.setConfiguration({ ...c.pc.getConfiguration(), iceServers });
+	try {
+		if (iceServers)
+			c.pc.setConfiguration({ ...c.pc.getConfiguration(),
+			    iceServers });
+	} catch (e) {
+		console.warn("ICE servers not applied:", e);
+	}
 	c.pc.restartIce();
 }
 

@@ -39,7 +39,6 @@ const TRANSIENT = new Set([429, 502, 503, 504]);
 const LOCAL_EVENTS = new Set(["state", "error"]);
 
 const enc = encodeURIComponent;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const jitter = (ms) => Math.round(ms * (0.75 + Math.random() * 0.5));
 // Retry-After is the earliest time to come back: clients refused together
 // would all come back in the same millisecond, so each waits up to as long
@@ -437,11 +436,11 @@ class Signal {
 		this.emit(type, data, { id, from, event: type });
 	}
 
-	// A signal for one attempt of a request: aborted after this.timeout
-	// ms, or by close(). Call done() when the attempt is over.
-	deadline() {
+	// A signal for one attempt of a request: aborted after ms, or by
+	// close(). Call done() when the attempt is over.
+	deadline(ms) {
 		const ac = new AbortController();
-		const timer = setTimeout(() => ac.abort(), this.timeout);
+		const timer = setTimeout(() => ac.abort(), ms);
 		const closing = this.closing.signal;
 		const onClose = () => ac.abort();
 		closing.addEventListener("abort", onClose);
@@ -456,11 +455,29 @@ class Signal {
 		};
 	}
 
-	// One request, tried up to SEND_ATTEMPTS times on a transient failure
-	// (no answer, 429, 502, 503, 504), each attempt given this.timeout ms
-	// for its whole answer. Resolves { status, doc } (the JSON answer);
-	// rejects with a SignalError, at once when close() is called.
-	async request(method, path, body, what) {
+	// Waits ms, or less when close() is called.
+	pauseUnlessClosed(ms) {
+		const closing = this.closing.signal;
+		return new Promise((resolve) => {
+			const timer = setTimeout(done, ms);
+			function done() {
+				clearTimeout(timer);
+				closing.removeEventListener("abort", done);
+				resolve();
+			}
+			closing.addEventListener("abort", done);
+			if (closing.aborted)
+				done();
+		});
+	}
+
+	// One request, tried up to `attempts` times (SEND_ATTEMPTS) on a
+	// transient failure (no answer, 429, 502, 503, 504), each attempt
+	// given `timeout` ms (this.timeout) for its whole answer. Resolves
+	// { status, doc } (the JSON answer); rejects with a SignalError, at
+	// once when close() is called, also between two attempts.
+	async request(method, path, body, what,
+	    { attempts = SEND_ATTEMPTS, timeout = this.timeout } = {}) {
 		const init = { method, cache: "no-store",
 		    credentials: this.credentials };
 		const extra = {};
@@ -470,15 +487,15 @@ class Signal {
 		}
 		const closed = () => new SignalError(`${what}: closed`, 0);
 		let err;
-		for (let attempt = 0; attempt < SEND_ATTEMPTS; attempt++) {
+		for (let attempt = 0; attempt < attempts; attempt++) {
 			if (attempt > 0)
-				await sleep(err.retryAfterMs ?
+				await this.pauseUnlessClosed(err.retryAfterMs ?
 				    afterRetry(err.retryAfterMs) :
 				    jitter(MIN_BACKOFF_MS * 2 ** attempt));
 			if (this.closing.signal.aborted)
 				throw closed();
 			init.headers = await this.headers(extra);
-			const { signal, done } = this.deadline();
+			const { signal, done } = this.deadline(timeout);
 			let res = null;
 			try {
 				res = await fetch(this.base + path, { ...init, signal });
@@ -493,7 +510,7 @@ class Signal {
 					throw new SignalError(`${what}: ${e.message}`,
 					    res.status);
 				err = new SignalError(`${what}: ` + (signal.aborted ?
-				    `no answer within ${this.timeout} ms` :
+				    `no answer within ${timeout} ms` :
 				    e.message), 0);
 				continue;
 			} finally {
@@ -571,9 +588,12 @@ class Signal {
 	}
 
 	// STUN/TURN servers for new RTCPeerConnection({ iceServers }).
-	async iceServers() {
+	// options: attempts and timeout (ms each), for a caller that would
+	// rather go on without them than wait (default: as for a send).
+	async iceServers(options = {}) {
 		const { doc } = await this.request("GET",
-		    `/ice-servers?user=${enc(this.user)}`, undefined, "iceServers");
+		    `/ice-servers?user=${enc(this.user)}`, undefined, "iceServers",
+		    options);
 		return doc.iceServers;
 	}
 }

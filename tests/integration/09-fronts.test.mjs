@@ -171,9 +171,13 @@ test('conf/nginx*.conf pass every parameter the backend reads', T,
 	// BEEP_MAX_BODY, nginx's own past client_max_body_size.
 	for (const size of [100000, 200000]) {
 		const big = await c.postJson(postPath(u, 'phone'),
-		    { data: 'x'.repeat(size) });
+		    { data: 'x'.repeat(size) },
+		    { headers: { Origin: 'https://app.example' } });
 		assert.equal(big.status, 413, `${size}: ${big.text}`);
 		assert.deepEqual(big.json(), { error: 'body too large' }, `${size}`);
+		// Readable by the page that sent it, as the backend's is.
+		assert.equal(big.headers['access-control-allow-origin'],
+		    'https://app.example', `${size}`);
 	}
 });
 

@@ -409,6 +409,58 @@ describe('stream endings (stub server)', () => {
 		await assert.rejects(sig.devices('v'), /devices: closed/);
 	});
 
+	test('close() ends a send waiting to retry (Retry-After)', T,
+	    async () => {
+		// The delays asked of setTimeout, to close() during the wait.
+		const delays = [];
+		const { setTimeout: realTimeout } = globalThis;
+		globalThis.setTimeout = (fn, ms, ...args) => {
+			delays.push(ms);
+			return realTimeout(fn, ms, ...args);
+		};
+		requests.length = 0;
+		script = (req, res) => {
+			if (req.method !== 'POST')
+				return sse(res, ': ok\n\n', false);
+			res.writeHead(503, { 'Content-Type': 'application/json',
+			    'Retry-After': '600' });
+			res.end('{"error":"full"}');
+		};
+		const sig = connect({ base, user: 'u', device: 'd' });
+		try {
+			const send = sig.send('v', 'e', 1);
+			// Waiting 600 s and up to as long again before retrying.
+			await poll(() => delays.some((ms) => ms >= 600000),
+			    { what: 'the send waiting to retry' });
+			sig.close();
+			await assert.rejects(send, (e) => e.message === 'send: closed');
+			assert.equal(requests.filter((r) => r.url.startsWith('/user/'))
+			    .length, 1, 'not sent again');
+		} finally {
+			globalThis.setTimeout = realTimeout;
+			sig.close();
+		}
+	});
+
+	test('iceServers({ attempts, timeout }): one short try', T, async () => {
+		requests.length = 0;
+		script = (req, res) => {
+			if (!req.url.startsWith('/ice-servers'))
+				sse(res, ': ok\n\n', false);
+			// /ice-servers: never answered.
+		};
+		const sig = connect({ base, user: 'u', device: 'd' });
+		try {
+			await assert.rejects(sig.iceServers({ attempts: 1,
+			    timeout: 300 }), (e) => e.status === 0 &&
+			    /no answer within 300 ms/.test(e.message));
+			assert.equal(requests.filter((r) =>
+			    r.url.startsWith('/ice-servers')).length, 1);
+		} finally {
+			sig.close();
+		}
+	});
+
 	test('a stream whose head never comes is reopened after `timeout`', T,
 	    async () => {
 		requests.length = 0;
