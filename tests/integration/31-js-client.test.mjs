@@ -218,6 +218,26 @@ describe('stream endings (stub server)', () => {
 		if (end)
 			res.end();
 	};
+	// Records the delays the client asks of setTimeout, with Math.random
+	// fixed at 0.5 so that they are exact (1 s of Retry-After is 1.5 s);
+	// restore() puts both back.
+	const recordDelays = () => {
+		const delays = [];
+		const { setTimeout: realTimeout } = globalThis;
+		const realRandom = Math.random;
+		globalThis.setTimeout = (fn, ms, ...args) => {
+			delays.push(ms);
+			return realTimeout(fn, ms, ...args);
+		};
+		Math.random = () => 0.5;
+		return {
+			delays,
+			restore() {
+				globalThis.setTimeout = realTimeout;
+				Math.random = realRandom;
+			},
+		};
+	};
 
 	test('an id:-only line sets the id sent on reconnect; retry: obeyed', T, async () => {
 		requests.length = 0;
@@ -293,17 +313,10 @@ describe('stream endings (stub server)', () => {
 
 	test('Retry-After is waited with jitter, on the stream and on sends', T,
 	    async () => {
-		// Math.random fixed at 0.5: the delays the client asks of
-		// setTimeout are then exact, 1 s x 1.5 (without jitter: 1 s,
-		// and a refused crowd comes back in one millisecond).
-		const delays = [];
-		const { setTimeout: realTimeout } = globalThis;
-		const realRandom = Math.random;
-		globalThis.setTimeout = (fn, ms, ...args) => {
-			delays.push(ms);
-			return realTimeout(fn, ms, ...args);
-		};
-		Math.random = () => 0.5;
+		// Retry-After 1 s is waited 1.5 s (without jitter: 1 s, and a
+		// refused crowd comes back in one millisecond).
+		const timing = recordDelays();
+		const { delays } = timing;
 		requests.length = 0;
 		let posts = 0;
 		script = (req, res, n) => {
@@ -332,8 +345,7 @@ describe('stream endings (stub server)', () => {
 			assert.equal(posts, 2);
 			assert.ok(delays.includes(1500), `send: ${delays}`);
 		} finally {
-			globalThis.setTimeout = realTimeout;
-			Math.random = realRandom;
+			timing.restore();
 			sig?.close();
 		}
 	});
@@ -412,12 +424,8 @@ describe('stream endings (stub server)', () => {
 	test('close() ends a send waiting to retry (Retry-After)', T,
 	    async () => {
 		// The delays asked of setTimeout, to close() during the wait.
-		const delays = [];
-		const { setTimeout: realTimeout } = globalThis;
-		globalThis.setTimeout = (fn, ms, ...args) => {
-			delays.push(ms);
-			return realTimeout(fn, ms, ...args);
-		};
+		const timing = recordDelays();
+		const { delays } = timing;
 		requests.length = 0;
 		script = (req, res) => {
 			if (req.method !== 'POST')
@@ -437,7 +445,7 @@ describe('stream endings (stub server)', () => {
 			assert.equal(requests.filter((r) => r.url.startsWith('/user/'))
 			    .length, 1, 'not sent again');
 		} finally {
-			globalThis.setTimeout = realTimeout;
+			timing.restore();
 			sig.close();
 		}
 	});
@@ -491,15 +499,8 @@ describe('stream endings (stub server)', () => {
 					listeners.delete(name);
 			},
 		};
-		// Math.random fixed: the delays asked of setTimeout are exact.
-		const delays = [];
-		const { setTimeout: realTimeout } = globalThis;
-		const realRandom = Math.random;
-		globalThis.setTimeout = (fn, ms, ...args) => {
-			delays.push(ms);
-			return realTimeout(fn, ms, ...args);
-		};
-		Math.random = () => 0.5;
+		const timing = recordDelays();
+		const { delays } = timing;
 		requests.length = 0;
 		// Refused for ten minutes (the backoff doubles to 1 s); when
 		// back online, one network failure, then the stream.
@@ -528,8 +529,7 @@ describe('stream endings (stub server)', () => {
 			assert.equal(listeners.has('online'), false,
 			    'close() removed its listener');
 		} finally {
-			globalThis.setTimeout = realTimeout;
-			Math.random = realRandom;
+			timing.restore();
 			delete globalThis.window;
 			sig?.close();
 		}
