@@ -21,6 +21,8 @@
 /* Reconnection backoff, doubling from min to max. */
 #define CLUSTER_BACKOFF_MIN_MS 100
 #define CLUSTER_BACKOFF_MAX_MS 2000
+/* How often the channel's thread looks up from its wait for messages. */
+#define CLUSTER_SUB_POLL_MS 250
 /* How long the metadata of a device outlives its last message. */
 #define CLUSTER_META_TTL_MS (24 * 3600 * 1000ULL)
 /* Most arguments of a command. */

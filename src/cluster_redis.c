@@ -101,6 +101,9 @@ redis_connect(struct cluster *cl, char *why, size_t size)
 		goto fail;
 	}
 	redisSetTimeout(c, tv);
+	/* A host gone without a word: TCP's keepalive probes find it. */
+	if (cl->path == NULL)
+		redisEnableKeepAlive(c);
 	if (cl->password != NULL) {
 		r = redisCommand(c, "AUTH %s", cl->password);
 		if (r == NULL || r->type == REDIS_REPLY_ERROR)
@@ -325,6 +328,73 @@ redis_sub_reply(struct cluster *cl, redisReply *r)
 		    cl, r->element[2]->str, r->element[2]->len);
 }
 
+/*
+ * Read the channel's messages until c fails, stops answering, or the
+ * cluster stops; why says which.  A connection can go silent without
+ * closing (a partition, a NAT or firewall that forgets it, a Redis host
+ * gone): nothing would then arrive, and the node would take every
+ * message published meanwhile for never sent.  So, whenever the channel
+ * has been quiet for the heartbeat's period (BEEP_CLUSTER_TTL / 3), a
+ * PING goes out (allowed in subscribe mode), and a connection that
+ * answers nothing within BEEP_REDIS_TIMEOUT is given up: the caller
+ * reconnects, and what the channel lost comes from the streams.
+ */
+static void
+redis_sub_listen(struct cluster *cl, redisContext *c, char *why, size_t size)
+{
+	uint64_t heard = util_now_ms(), pinged = 0;
+
+	for (;;) {
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		void *reply = NULL;
+		uint64_t now;
+		bool stop;
+		int n;
+
+		while (redisGetReplyFromReader(c, &reply) == REDIS_OK &&
+		    reply != NULL) {
+			redis_sub_reply(cl, reply);
+			freeReplyObject(reply);
+			reply = NULL;
+		}
+		pthread_mutex_lock(&cl->lock);
+		stop = cl->stop;
+		pthread_mutex_unlock(&cl->lock);
+		if (stop || c->err)
+			break;
+		n = poll(&pfd, 1, CLUSTER_SUB_POLL_MS);
+		if (n < 0 && errno != EINTR)
+			break;
+		now = util_now_ms();
+		if (n > 0) {
+			if (redisBufferRead(c) != REDIS_OK)
+				break;
+			heard = now;
+			pinged = 0;
+			continue;
+		}
+		if (pinged != 0 && now - pinged >= cl->timeout_ms) {
+			snprintf(why, size,
+			    "no answer to PING within BEEP_REDIS_TIMEOUT");
+			return;
+		}
+		if (pinged == 0 && now - heard >= cl->ttl_ms / 3) {
+			int done = 0;
+
+			if (redisAppendCommand(c, "PING") != REDIS_OK)
+				break;
+			do {
+				if (redisBufferWrite(c, &done) != REDIS_OK)
+					break;
+			} while (!done);
+			if (c->err)
+				break;
+			pinged = now;
+		}
+	}
+	snprintf(why, size, "%s", c->err ? c->errstr : "stopping");
+}
+
 void *
 cluster_redis_sub_main(void *arg)
 {
@@ -377,30 +447,7 @@ cluster_redis_sub_main(void *arg)
 		cluster_presence_resync_all(cl);
 		redis_state(&cl->sub_up, true, "channel", NULL);
 		pthread_mutex_unlock(&cl->lock);
-		for (;;) {
-			struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-			void *reply = NULL;
-			int n;
-
-			while (redisGetReplyFromReader(c, &reply) == REDIS_OK &&
-			    reply != NULL) {
-				redis_sub_reply(cl, reply);
-				freeReplyObject(reply);
-				reply = NULL;
-			}
-			pthread_mutex_lock(&cl->lock);
-			stop = cl->stop;
-			pthread_mutex_unlock(&cl->lock);
-			if (stop || c->err)
-				break;
-			n = poll(&pfd, 1, 250);
-			if (n < 0 && errno != EINTR)
-				break;
-			if (n > 0 && redisBufferRead(c) != REDIS_OK)
-				break;
-		}
-		snprintf(
-		    why, sizeof(why), "%s", c->err ? c->errstr : "stopping");
+		redis_sub_listen(cl, c, why, sizeof(why));
 		redisFree(c);
 		pthread_mutex_lock(&cl->lock);
 		redis_state(&cl->sub_up, false, "channel", why);

@@ -8,8 +8,13 @@
 // with Redis restarted empty.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { startCluster, uid, postPath, poll, Client } from './harness.mjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import {
+	startCluster, startRedis, uid, postPath, poll, Client,
+} from './harness.mjs';
 
 const T = { timeout: 180000 };
 const ID_RE = /^(\d+)-(\d+)$/;
@@ -223,6 +228,75 @@ describe('cluster failures', T, () => {
 	// 200/202 is delivered once, in the order of its id, or the stream gets
 	// `event: reset` after the place where it was lost: never a silent gap;
 	// what is refused while Redis is needed and unreachable gets 503.
+	// A connection to Redis can go silent without closing (a partition,
+	// a NAT or firewall that forgets it, a host gone): here a proxy in
+	// front of Redis stops passing anything on the connections open at
+	// that moment, and new ones work. The channel's connection would
+	// otherwise wait for messages for ever, and every POST to its node's
+	// streams answered 200 would be lost without a reset; its PING, when
+	// quiet for the heartbeat's period, finds it dead, and what it lost
+	// comes back from the streams.
+	test('a silent connection to Redis: found dead, nothing accepted lost',
+	    T, async (t) => {
+		const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-silent-'));
+		t.after(() => rmSync(dir, { recursive: true, force: true }));
+		const redis = await startRedis(dir);
+		t.after(() => redis.stop());
+		const conns = [];
+		const proxy = net.createServer((c) => {
+			const up = net.connect(redis.socket);
+			const link = { c, up, silent: false };
+			conns.push(link);
+			c.on('data', (d) => { if (!link.silent) up.write(d); });
+			up.on('data', (d) => { if (!link.silent) c.write(d); });
+			c.on('error', () => {});
+			up.on('error', () => {});
+			c.on('close', () => up.destroy());
+			up.on('close', () => c.destroy());
+		});
+		const sock = path.join(dir, 'proxy.sock');
+		await new Promise((r) => proxy.listen(sock, r));
+		t.after(() => {
+			for (const l of conns) {
+				l.c.destroy();
+				l.up.destroy();
+			}
+			proxy.close();
+		});
+		const cl = await startCluster({ nodes: 2, env: { ...ENV,
+		    BEEP_REDIS_URL: `unix://${sock}` } }, t);
+		const [a, b] = cl.nodes;
+		const cb = b.client();
+		const u = uid('silent');
+		const s = await a.subscribe(u, 'd');
+		const r0 = await cb.postJson(postPath(u, 'd'), { data: 'before' });
+		assert.equal(r0.status, 200, r0.text);
+		assert.equal((await s.nextEvent(15000)).data, 'before');
+		for (const l of conns)
+			l.silent = true;
+		// Each POST through b until it is accepted (b's own command
+		// connection is silent too, until its timeout).
+		const sent = [];
+		for (let i = 0; i < 5; i++) {
+			const data = `after-${i}`;
+			let r;
+			do {
+				r = await cb.postJson(postPath(u, 'd'), { data });
+			} while (r.status === 503);
+			assert.equal(r.status, 200, r.text);
+			sent.push(data);
+		}
+		const got = [];
+		while (got.length < sent.length) {
+			const ev = await s.nextEvent(15000);
+			assert.notEqual(ev.type, 'reset', 'nothing was lost');
+			got.push(ev.data);
+		}
+		assert.deepEqual(got, sent);
+		await poll(() => a.backendLog.some((l) => /redis channel: down: no answer to PING/.test(l)),
+		    { what: 'the silent channel found dead' });
+	});
+
 	test('Redis killed and restarted under load (append-only file)', T,
 	    (t) => restartUnderLoad(t, true));
 	test('Redis killed and restarted EMPTY under load', T,
