@@ -31,8 +31,9 @@
 	"if grace > 0 then "                                                   \
 	"redis.call('HSET', g, dev, string.format('%d', now + grace)) "        \
 	"redis.call('PEXPIRE', g, grace + 1000) "                              \
+	"if redis.call('EXISTS', m) == 1 then "                                \
 	"redis.call('HSET', m, 'held', redis.call('HGET', m, 'last') or "      \
-	"base()) redis.call('PEXPIRE', m, metattl) end end "                   \
+	"base()) redis.call('PEXPIRE', m, metattl) end end end "               \
 	"local function moved(s, m, top, metattl) "                            \
 	"local last = redis.call('HGET', m, 'last') or base() "                \
 	"if idlt(top, last) then top = last end "                              \
@@ -62,6 +63,15 @@
  * which answers 503 rather than a wrong 404; as it does while beep:born
  * is missing (a node's heartbeat or SUB sets it first, so a post finds
  * it missing only when Redis was flushed since).
+ */
+
+/*
+ * to_grace(): the device's grace period begins; what is posted from now
+ * on is held (held: where it begins).  A device that never had a message
+ * has no metadata, and gets none here: SUB takes a missing held for
+ * base(), which is what it would say, and a client that opens and closes
+ * streams of new devices would otherwise leave a key behind for each, for
+ * the metadata's day.
  */
 
 /*

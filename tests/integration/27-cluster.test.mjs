@@ -7,6 +7,7 @@
 // what it missed; held messages reach the device wherever it comes back.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { startCluster, uid, postPath, poll, Client, runBinary,
     assertRefusedStart, expectRefusedStream } from './harness.mjs';
 
@@ -167,6 +168,30 @@ describe('three nodes, one Redis, one front', T, () => {
 		const got = await take(r, 3);
 		assert.deepEqual(got.map((e) => e.id), held.map((e) => e.id));
 		await assertNothingMore(r, c[1], u, d);
+	});
+
+	// A client opening and closing streams of new devices (no message
+	// ever) leaves no key behind in Redis for each: a single node
+	// forgets such a device at the end of its grace, and so does Redis.
+	test('a device that never had a message leaves no metadata in Redis',
+	    T, async () => {
+		const u = uid(), d = 'once';
+		const s = await cl.nodes[1].subscribe(u, d);
+		s.close();
+		await poll(async () => (await c[0].devices(u)).length === 0,
+		    { timeout: 30000, what: 'device unlisted' });
+		const redis = (...args) => spawnSync('redis-cli',
+		    ['-s', cl.redis.socket, ...args], { encoding: 'utf8' })
+		    .stdout.trim();
+		// In its grace period (held to it would be kept)...
+		assert.notEqual(redis('HGET', `beep:g:${u}`, d), '');
+		// ...with no metadata of its own.
+		assert.equal(redis('EXISTS', `beep:m:${u}\x1f${d}`), '0');
+		// Held to it, it comes back and gets it, from the start.
+		const h = await post(c[0], u, d, 'held', [202]);
+		const r = await cl.nodes[2].subscribe(u, d);
+		assert.deepEqual(await take(r, 1), [{ id: h.id, data: 'held' }]);
+		r.close();
 	});
 
 	test('an id the cluster cannot resume from starts with a reset', T,
