@@ -18,11 +18,13 @@ bool cluster_delivery_reply_ok(const redisReply *r);
 /*
  * Apply a SUB answer to e, then what waited behind its gate, and open the
  * gate (unless the answer is not enough: see cluster_delivery.c).  fresh:
- * the registry just started the device's log at from; stale: the channel
- * was subscribed again after the SUB was made.
+ * the stream just subscribed, for which the registry started the device's
+ * log at from (its backlog is the answer's entries), or NULL for a
+ * resubscription; stale: the channel was subscribed again after the SUB
+ * was made.
  */
 void cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
-    redisReply *r, bool fresh, bool stale);
+    redisReply *r, struct registry_stream *fresh, bool stale);
 /* Drop what waits behind e's gate. */
 void cluster_delivery_drop_waiting(struct cluster_entry *e);
 /*

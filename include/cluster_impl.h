@@ -98,6 +98,7 @@ struct cluster {
 	int port, db;
 	unsigned ttl_ms, timeout_ms;
 	size_t maxlen, max_waiting;
+	size_t replay_bytes; /* most frame bytes a SUB replays */
 	uint64_t keep_ms, grace_ms;
 	char sha[CLUSTER_LUA__MAX][41];
 

@@ -231,6 +231,16 @@ enum registry_error registry_publish_at(struct registry *reg, const char *user,
     const char *device, struct registry_msg *m, uint64_t id);
 
 /*
+ * registry_publish_at() to s's device of a message that s, just
+ * subscribed, starts behind: its backlog, supplied by the caller
+ * (a cluster's replay).  Like what the log held when s started, it does
+ * not count against s's queue: a client whose backlog is longer than its
+ * queue can still resume.  The caller bounds the backlog (replay limits).
+ */
+enum registry_error registry_replay_at(struct registry *reg,
+    struct registry_stream *s, struct registry_msg *m, uint64_t id);
+
+/*
  * Forget devices whose grace period ended by now_ms (CLOCK_MONOTONIC),
  * with their held messages, and drop retained messages delivered more
  * than replay_ms before now_ms.  Call it about once a second; it costs

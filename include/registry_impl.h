@@ -87,7 +87,14 @@ struct registry_stream {
 	pthread_cond_t cond;
 	uint64_t cursor;    /* seq of the last message taken */
 	uint64_t bytes_out; /* frame bytes taken, to compare with bytes_in */
-	uint64_t tag;       /* its client's, for registry_displace(); 0: none */
+	/*
+	 * The log's end (last_seq, bytes_in) when the stream started, or
+	 * after its last registry_replay_at(): what it started behind by is
+	 * its backlog, bounded by the replay limits, and does not count
+	 * against its queue (see stream_behind()).
+	 */
+	uint64_t start_seq, start_bytes;
+	uint64_t tag; /* its client's, for registry_displace(); 0: none */
 	bool gone, overflow, replaced, closed;
 	atomic_uint pinned; /* publishers about to signal cond, unlocked */
 	struct registry_stream *prev, *next; /* in the device's list */

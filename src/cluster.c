@@ -174,6 +174,9 @@ cluster_new(const struct config *c, struct registry *reg)
 	cl->ttl_ms = c->cluster_ttl * 1000;
 	cl->timeout_ms = c->redis_timeout;
 	cl->maxlen = c->replay_max;
+	/* 0, as in the registry: no limit (a number Lua holds exactly). */
+	cl->replay_bytes =
+	    c->replay_bytes != 0 ? c->replay_bytes : (size_t)1 << 52;
 	cl->max_waiting = c->queue_messages > 64 ? c->queue_messages : 64;
 	cl->grace_ms = (uint64_t)c->grace_seconds * 1000;
 	cl->keep_ms = (uint64_t)(c->replay_seconds > c->grace_seconds
@@ -375,7 +378,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 			cluster_count(&cl->resets);
 		}
 		cluster_delivery_apply(
-		    cl, e, j->reply, true, j->epoch != cl->sub_epoch);
+		    cl, e, j->reply, s, j->epoch != cl->sub_epoch);
 		*ref = e;
 	}
 	pthread_mutex_unlock(&cl->lock);

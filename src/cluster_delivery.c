@@ -26,17 +26,24 @@ cluster_delivery_drop_waiting(struct cluster_entry *e)
 	e->nwaiting = 0;
 }
 
-/* Give m to the registry unless e already has id; with cl->lock held. */
+/*
+ * Give m to the registry unless e already has id; with cl->lock held.
+ * replay: the stream just subscribed whose backlog m is, or NULL.
+ */
 static void
 delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
-    struct registry_msg *m, _Atomic uint64_t *counter)
+    struct registry_msg *m, _Atomic uint64_t *counter,
+    struct registry_stream *replay)
 {
 	size_t len;
 	const char *frame = registry_msg_frame(m, &len);
 	/* Another node's reset, for what it delivered alone (moved()). */
 	bool reset = len > 0 && frame[0] == 'r';
+	enum registry_error res = replay != NULL
+	    ? registry_replay_at(cl->reg, replay, m, id)
+	    : registry_publish_at(cl->reg, e->user, e->device, m, id);
 
-	switch (registry_publish_at(cl->reg, e->user, e->device, m, id)) {
+	switch (res) {
 	case REGISTRY_DUPLICATE:
 		cluster_count(&cl->duplicates);
 		/* At an id this node gave alone, above what it had from Redis. */
@@ -82,10 +89,12 @@ delivery_reset(struct cluster *cl, struct cluster_entry *e, uint64_t id)
  * behind its gate, and open the gate; with cl->lock held.  to: the device
  * moved there after the entries, because this node had delivered messages
  * alone (e->local); its streams here missed nothing, so they go on after
- * it without a reset (the ids between are nobody's).  fresh: the registry
- * just started the device's log at from (REGISTRY_RESUME_FROM); else a
- * resubscription, whose why, when not empty, puts a reset before what
- * comes next.  stale: the channel was subscribed again after the SUB was
+ * it without a reset (the ids between are nobody's).  fresh: the stream
+ * for which the registry just started the device's log at from
+ * (REGISTRY_RESUME_FROM); the entries are its backlog
+ * (registry_replay_at()), which the SUB script bounds by BEEP_REPLAY_MAX
+ * and BEEP_REPLAY_BYTES, not its queue.  NULL: a resubscription, whose
+ * why, when not empty, puts a reset before what comes next.  stale: the channel was subscribed again after the SUB was
  * made, so what was published between the two is in neither the answer
  * nor the waiting messages; then, as when waiting messages were dropped
  * that the answer does not cover, the gate stays closed and SUB goes
@@ -93,17 +102,17 @@ delivery_reset(struct cluster *cl, struct cluster_entry *e, uint64_t id)
  */
 void
 cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
-    redisReply *r, bool fresh, bool stale)
+    redisReply *r, struct registry_stream *fresh, bool stale)
 {
 	redisReply *list = r->element[2];
 	uint64_t from = 0, to;
 
 	cluster_parse_id(r->element[0]->str, &from);
-	if (!fresh && r->element[1]->len > 0 && from > e->last)
+	if (fresh == NULL && r->element[1]->len > 0 && from > e->last)
 		delivery_reset(cl, e, from);
-	if (fresh || from > e->last)
+	if (fresh != NULL || from > e->last)
 		e->last = from;
-	if (fresh || from > e->seen)
+	if (fresh != NULL || from > e->seen)
 		e->seen = from;
 	for (size_t i = 0; i < list->elements; i++) {
 		redisReply *en = list->element[i];
@@ -116,7 +125,7 @@ cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
 			continue;
 		m = registry_msg_new(en->element[1]->element[1]->str,
 		    en->element[1]->element[1]->len);
-		delivery_publish(cl, e, id, m, &cl->replayed);
+		delivery_publish(cl, e, id, m, &cl->replayed, fresh);
 		registry_msg_unref(m);
 	}
 	if (r->elements == 4 &&
@@ -136,7 +145,7 @@ cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
 		struct cluster_wait *w = e->waiting;
 
 		e->waiting = w->next;
-		delivery_publish(cl, e, w->id, w->m, NULL);
+		delivery_publish(cl, e, w->id, w->m, NULL, NULL);
 		registry_msg_unref(w->m);
 		free(w);
 	}
@@ -213,7 +222,7 @@ cluster_delivery_receive(struct cluster *cl, const char *p, size_t len)
 		e->nwaiting++;
 		m = NULL;
 	} else if (e != NULL) {
-		delivery_publish(cl, e, id, m, NULL);
+		delivery_publish(cl, e, id, m, NULL, NULL);
 	}
 	pthread_mutex_unlock(&cl->lock);
 	registry_msg_unref(m);

@@ -138,7 +138,7 @@ static const char cluster_lua_post[] = LUA_PRELUDE
 
 /*
  * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms seen again
- * rebuild_ms here user frame.  after is the client's id or ""; with sync
+ * rebuild_ms here user frame max_bytes.  after is the client's id or ""; with sync
  * "1" (the node resubscribes a device it holds streams of) after is the
  * newest id the node gave the device (it may be above the stream: ids
  * given while Redis was down) and seen the newest it had from Redis.  The
@@ -153,6 +153,13 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * streams missed nothing of it.  Returns {from, why, entries} or, with
  * here, {from, why, entries, to}: the stream starts after from, replaying
  * entries, then goes on after to; why is "" or why messages were lost.
+ * The entries are the newest after from, at most count of them and
+ * max_bytes of frames, as a single node retains (BEEP_REPLAY_MAX,
+ * BEEP_REPLAY_BYTES): past that, from moves to the newest one left out,
+ * with "event id too old" (as when the stream was trimmed), so that a
+ * backlog is never more than a node would replay.  The stream has at
+ * most count entries (POST trims it), so the newest count after from are
+ * all of them.
  */
 static const char cluster_lua_sub[] = LUA_PRELUDE
     "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
@@ -192,12 +199,20 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "if why == '' then why = 'messages were dropped while away' end "
     "else from = held end "
     "else from = last end end "
-    "local entries = redis.call('XRANGE', s, '(' .. from, '+', 'COUNT', "
+    "local rev = redis.call('XREVRANGE', s, '+', '(' .. from, 'COUNT', "
     "count) "
+    "local entries, size, keep, cut = {}, 0, #rev, nil "
+    "for i = 1, #rev do size = size + #rev[i][2][2] "
+    "if size > tonumber(ARGV[13]) then keep = i - 1 cut = rev[i][1] break "
+    "end end "
+    "for i = keep, 1, -1 do entries[#entries + 1] = rev[i] end "
+    "local to = nil "
     "if sync and ARGV[10] == '1' then "
-    "local to = from if why == '' then to = moved(s, m, after, metattl) end "
-    "tell(u, ARGV[11], dev, node, to, ARGV[12]) "
-    "return {from, why, entries, to} end "
+    "to = from if why == '' then to = moved(s, m, after, metattl) end "
+    "tell(u, ARGV[11], dev, node, to, ARGV[12]) end "
+    "if cut then from = cut "
+    "if why == '' then why = 'event id too old' end end "
+    "if to then return {from, why, entries, to} end "
     "return {from, why, entries}";
 
 /*

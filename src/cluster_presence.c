@@ -90,6 +90,7 @@ cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
 	/* A request's SUB starts the device here: a resync tells. */
 	cluster_job_str(j, kind == JOB_SYNC && e->local ? "1" : "0");
 	presence_local_args(j, e, kind == JOB_SYNC && e->local);
+	cluster_job_num(j, cl->replay_bytes);
 	j->epoch = cl->sub_epoch;
 	j->entry = e;
 	e->jobs++;
@@ -199,7 +200,7 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 				log_warn("%s: resync: %s", e->key,
 				    r->element[1]->str);
 			cluster_delivery_apply(
-			    cl, e, r, false, j->epoch != cl->sub_epoch);
+			    cl, e, r, NULL, j->epoch != cl->sub_epoch);
 		} else if (!ok && e->streams > 0 && j->kind == JOB_SYNC) {
 			/* Again once connected; the gate stays. */
 			e->sync_wanted = true;

@@ -418,6 +418,8 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	s->bytes_out = d->bytes_in;
 	for (uint64_t q = s->cursor + 1; q <= d->last_seq; q++)
 		s->bytes_out -= device_log_at(d, q)->len;
+	s->start_seq = d->last_seq;
+	s->start_bytes = d->bytes_in;
 	DL_APPEND(d->streams, s);
 	d->nstreams++;
 	HASH_ADD(hh, reg->streams, id, sizeof(s->id), s);
@@ -517,10 +519,30 @@ registry_displace(struct registry *reg, struct registry_stream *s, uint64_t tag)
 	return old != NULL;
 }
 
-/* registry_publish() with id, or 0 for the next registry-wide one. */
+/*
+ * Whether s is further behind d's log than its queue allows, counted from
+ * where it started (its backlog, bounded by the replay limits, is not
+ * queued messages).  Locked.
+ */
+static bool
+stream_overflows(const struct registry *reg, const struct reg_device *d,
+    const struct registry_stream *s)
+{
+	uint64_t seq = s->cursor > s->start_seq ? s->cursor : s->start_seq;
+	uint64_t bytes =
+	    s->bytes_out > s->start_bytes ? s->bytes_out : s->start_bytes;
+
+	return d->last_seq - seq > reg->limits.queue_messages ||
+	    d->bytes_in - bytes > reg->limits.queue_bytes;
+}
+
+/*
+ * registry_publish() with id, or 0 for the next registry-wide one; with
+ * replay, a stream of the device that m is part of the backlog of.
+ */
 static enum registry_error
 registry_publish_id(struct registry *reg, const char *user, const char *device,
-    struct registry_msg *m, uint64_t id)
+    struct registry_msg *m, uint64_t id, struct registry_stream *replay)
 {
 	struct registry_stream *s, *wake[REGISTRY_WAKE_MAX];
 	enum registry_error res;
@@ -584,8 +606,11 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	{
 		if (!stream_live(s))
 			continue;
-		if (d->last_seq - s->cursor > reg->limits.queue_messages ||
-		    d->bytes_in - s->bytes_out > reg->limits.queue_bytes) {
+		if (s == replay) {
+			s->start_seq = d->last_seq;
+			s->start_bytes = d->bytes_in;
+		}
+		if (stream_overflows(reg, d, s)) {
 			s->overflow = true;
 			reg->overflows++;
 		}
@@ -621,7 +646,7 @@ enum registry_error
 registry_publish(struct registry *reg, const char *user, const char *device,
     struct registry_msg *m)
 {
-	return registry_publish_id(reg, user, device, m, 0);
+	return registry_publish_id(reg, user, device, m, 0, NULL);
 }
 
 enum registry_error
@@ -631,7 +656,19 @@ registry_publish_at(struct registry *reg, const char *user, const char *device,
 	/* 0 is never above a device's newest id. */
 	if (id == 0)
 		return REGISTRY_DUPLICATE;
-	return registry_publish_id(reg, user, device, m, id);
+	return registry_publish_id(reg, user, device, m, id, NULL);
+}
+
+enum registry_error
+registry_replay_at(struct registry *reg, struct registry_stream *s,
+    struct registry_msg *m, uint64_t id)
+{
+	/* The names never change while the device has a stream. */
+	const struct reg_device *d = s->device;
+
+	if (id == 0)
+		return REGISTRY_DUPLICATE;
+	return registry_publish_id(reg, d->user->name, d->name, m, id, s);
 }
 
 static void

@@ -218,6 +218,80 @@ describe('three nodes, one Redis, one front', T, () => {
 	});
 });
 
+// A device that comes back to a backlog longer than its stream's queue
+// (BEEP_STREAM_QUEUE, BEEP_STREAM_QUEUE_BYTES) resumes: the backlog is
+// bounded by the replay limits, as on a single node, and does not count
+// against the queue.  Before, the new stream was closed as overflowed
+// while the backlog was replayed into it, empty and with no reset, every
+// time the client came back: a poster could keep a device locked out.
+describe('a backlog longer than the stream queue', T, () => {
+	let cl, c;
+	const REPLAY_BYTES = 4096;
+	before(async () => {
+		cl = await startCluster({ nodes: 2, env: { ...ENV,
+		    BEEP_STREAM_QUEUE: '8', BEEP_STREAM_QUEUE_BYTES: '1024',
+		    BEEP_REPLAY_MAX: '64', BEEP_MAX_BODY: '1024',
+		    BEEP_REPLAY_BYTES: String(REPLAY_BYTES),
+		    BEEP_GRACE_SECONDS: '120' } });
+		c = cl.nodes.map((n) => n.client());
+	});
+	after(async () => { await cl.stopAndCheck(); });
+
+	// Away from node 0, posted to on node 1, back on node 1 after id.
+	async function away(u, d, n, data) {
+		const s = await cl.nodes[0].subscribe(u, d);
+		const seen = await post(c[1], u, d, 'seen');
+		assert.equal((await s.nextEvent(15000)).lastEventId, seen.id);
+		s.close();
+		await poll(async () => (await c[1].devices(u)).length === 0,
+		    { timeout: 30000, what: 'device unlisted' });
+		const sent = [];
+		for (let i = 0; i < n; i++)
+			sent.push({ ...(await post(c[1], u, d, data(i), [202])),
+			    data: data(i) });
+		return { seen, sent };
+	}
+
+	test('more messages than the queue: every one, in order, no reset', T,
+	    async () => {
+		const u = uid(), d = 'phone';
+		const { seen, sent } = await away(u, d, 20, (i) => `b${i}`);
+		const r = await cl.nodes[1].subscribe(u, d,
+		    { headers: { 'Last-Event-ID': seen.id } });
+		const got = await take(r, sent.length);
+		assert.deepEqual(got, sent.map(({ id, data }) => ({ id, data })));
+		assert.ok(!r.fields.some(([f, v]) => f === 'event' && v === 'reset'));
+		await assertNothingMore(r, c[0], u, d);
+	});
+
+	test('more bytes than BEEP_REPLAY_BYTES: a reset, then the newest that ' +
+	    'fit', T, async () => {
+		const u = uid(), d = 'tab';
+		const pad = 'x'.repeat(300);
+		const { seen, sent } = await away(u, d, 20, (i) => `${i} ${pad}`);
+		const r = await cl.nodes[1].subscribe(u, d,
+		    { headers: { 'Last-Event-ID': seen.id } });
+		const reset = await r.nextEvent(15000);
+		assert.equal(reset.type, 'reset');
+		assert.equal(JSON.parse(reset.data).reason, 'event id too old');
+		// The stream's position: after the newest one left out.
+		const k = sent.findIndex((e) => e.id === reset.lastEventId);
+		assert.ok(k >= 0 && k < sent.length - 1,
+		    `reset at a message left out: ${reset.lastEventId}`);
+		// A message's packed frame is its data and 7 or 9 bytes more
+		// (include/event.h): the newest that fit, and not one more.
+		const rest = sent.slice(k + 1);
+		const size = (m, extra) => m.reduce((n, e) => n + e.data.length +
+		    extra, 0);
+		assert.ok(size(rest, 7) <= REPLAY_BYTES &&
+		    size(sent.slice(k), 9) > REPLAY_BYTES,
+		    `the newest that fit in ${REPLAY_BYTES} bytes: ${rest.length}`);
+		const got = await take(r, rest.length);
+		assert.deepEqual(got, rest.map(({ id, data }) => ({ id, data })));
+		await assertNothingMore(r, c[0], u, d);
+	});
+});
+
 describe('starting a node', T, () => {
 	test('an unusable BEEP_REDIS_URL is refused at start', T, async () => {
 		for (const url of ['http://127.0.0.1:6379', 'redis://', 'unix:rel',

@@ -957,6 +957,109 @@ test_registry_overflow_replay(void **state)
 }
 
 /*
+ * A stream that resumes behind by more than its queue (what the device
+ * retained, bounded by replay_max) is not closed for it: its queue counts
+ * what comes after it started.  Before, the next publish closed it as
+ * overflowed, every time the client came back.
+ */
+static void
+test_registry_resume_backlog(void **state)
+{
+	struct registry *reg = replay_registry(100, 60000, 4);
+	struct registry_stream *a, *b;
+	struct registry_start st;
+	struct registry_stats stats;
+	enum registry_error err;
+	uint64_t seen, first = 0, last = 0;
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	seen = publish_id(reg, "d", &err);
+	for (int i = 0; i < 10; i++) {
+		publish_id(reg, "d", &err);
+		assert_int_equal(drain(reg, a, NULL, NULL), i == 0 ? 2 : 1);
+	}
+	b = resume_at(reg, "d", REGISTRY_RESUME_AT, seen, &st);
+	assert_false(st.reset);
+	/* Four more after its start: at its queue, not over it. */
+	for (int i = 0; i < 4; i++) {
+		publish_id(reg, "d", &err);
+		assert_int_equal(drain(reg, a, NULL, NULL), 1);
+	}
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	assert_int_equal(drain(reg, b, &first, &last), 14);
+	assert_int_equal(first, seen + 1);
+	/* Taken up: a fifth behind is over it, as for any stream. */
+	for (int i = 0; i < 5; i++) {
+		last = publish_id(reg, "d", &err);
+		assert_int_equal(drain(reg, a, NULL, NULL), 1);
+	}
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 1);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, a);
+	registry_free(reg);
+}
+
+/*
+ * registry_replay_at(): a backlog the caller supplies (a cluster's
+ * replay) after RESUME_FROM does not count against the new stream's
+ * queue, in messages or bytes; what is published after it does.
+ */
+static void
+test_registry_replay_at(void **state)
+{
+	struct registry_limits l = {.queue_messages = 4,
+	    .queue_bytes = 8,
+	    .replay_max = 100,
+	    .replay_ms = 60000,
+	    .grace_ms = 60000};
+	struct registry *reg = registry_new(&l);
+	struct registry_resume from = {REGISTRY_RESUME_FROM, 100};
+	struct registry_stream *s;
+	struct registry_start st;
+	struct registry_stats stats;
+	struct registry_batch b;
+	enum registry_error err;
+	uint64_t first = 0, last = 0;
+
+	(void)state;
+	s = registry_subscribe(reg, "u", "d", &from, &st, &err);
+	assert_non_null(s);
+	for (uint64_t id = 101; id <= 110; id++) {
+		struct registry_msg *m = registry_msg_new("m", 1);
+
+		assert_int_equal(
+		    registry_replay_at(reg, s, m, id), REGISTRY_OK);
+		registry_msg_unref(m);
+	}
+	{
+		/* Already there: a duplicate, as with registry_publish_at(). */
+		struct registry_msg *m = registry_msg_new("m", 1);
+
+		assert_int_equal(
+		    registry_replay_at(reg, s, m, 105), REGISTRY_DUPLICATE);
+		assert_int_equal(
+		    registry_replay_at(reg, s, m, 0), REGISTRY_DUPLICATE);
+		registry_msg_unref(m);
+	}
+	for (uint64_t id = 111; id <= 114; id++)
+		assert_int_equal(publish_at(reg, "d", id), REGISTRY_OK);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	assert_int_equal(drain(reg, s, &first, &last), 14);
+	assert_int_equal(first, 101);
+	assert_int_equal(last, 114);
+	/* Live ones still count: five behind is over a queue of four. */
+	for (uint64_t id = 115; id <= 119; id++)
+		publish_at(reg, "d", id);
+	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_OVERFLOW);
+	registry_unsubscribe(reg, s);
+	registry_free(reg);
+}
+
+/*
  * A client found gone while its thread is still busy starts the grace
  * period then; once it is over, posts get 404 even before the thread ends.
  */
@@ -1749,6 +1852,8 @@ main(void)
 	    cmocka_unit_test(test_registry_grace),
 	    cmocka_unit_test(test_registry_grace_bound),
 	    cmocka_unit_test(test_registry_overflow_replay),
+	    cmocka_unit_test(test_registry_resume_backlog),
+	    cmocka_unit_test(test_registry_replay_at),
 	    cmocka_unit_test(test_registry_grace_from_hangup),
 	    cmocka_unit_test(test_registry_replace_oldest),
 	    cmocka_unit_test(test_registry_displace),
