@@ -199,6 +199,33 @@ redis_sleep(struct cluster *cl, unsigned ms)
 		pthread_cond_timedwait(&cl->wake, &cl->lock, &ts);
 }
 
+/*
+ * Take the queue to send, with cl->lock held.  A job whose request gave
+ * up while it waited here (abandoned: the client got 503) is not sent but
+ * failed: a POST answered 503 must not be delivered after all, for the
+ * sender retries it.  One already sent when its request gives up may still
+ * take effect (README: Cluster, failure behaviour).
+ */
+static struct cluster_job *
+redis_take_queue(struct cluster *cl)
+{
+	struct cluster_job *j = cl->queue, *next, *batch = NULL,
+	                   **tail = &batch;
+
+	cl->queue = cl->queue_tail = NULL;
+	for (; j != NULL; j = next) {
+		next = j->next;
+		j->next = NULL;
+		if (j->abandoned) {
+			redis_complete(cl, j, NULL);
+			continue;
+		}
+		*tail = j;
+		tail = &j->next;
+	}
+	return batch;
+}
+
 /* Fail every queued job; with cl->lock held. */
 static void
 redis_fail_queue(struct cluster *cl)
@@ -278,8 +305,9 @@ cluster_redis_cmd_main(void *arg)
 			redis_sleep(cl, wait);
 			continue;
 		}
-		batch = cl->queue;
-		cl->queue = cl->queue_tail = NULL;
+		batch = redis_take_queue(cl);
+		if (batch == NULL)
+			continue;
 		pthread_mutex_unlock(&cl->lock);
 		/* Pipelined: all written, then all read, in order. */
 		for (j = batch; j != NULL; j = j->next) {

@@ -32,6 +32,72 @@ function cmpId(a, b) {
 	return am !== bm ? (am < bm ? -1 : 1) : as < bs ? -1 : as > bs ? 1 : 0;
 }
 
+// A proxy in front of a real Redis (on a socket of its own), to be the
+// network between the nodes and Redis.  silence(): nothing passes either
+// way on the connections open now (a partition that does not close them);
+// new ones work.  mode 'drip', for every connection: Redis's answers
+// reach the node one byte every 40 ms (a congested link: every read makes
+// progress within BEEP_REDIS_TIMEOUT, while a batch of answers takes
+// longer), until mode is 'pass' again, when what waits goes at once.
+// sent(text): resolves once a node has sent Redis bytes holding text.
+async function redisProxy(t) {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-proxy-'));
+	t.after(() => rmSync(dir, { recursive: true, force: true }));
+	const redis = await startRedis(dir);
+	t.after(() => redis.stop());
+	const links = [], waiters = [];
+	const px = { mode: 'pass', sock: path.join(dir, 'proxy.sock') };
+	const server = net.createServer((c) => {
+		const up = net.connect(redis.socket);
+		const link = { c, up, held: [], silent: false };
+		links.push(link);
+		c.on('data', (d) => {
+			if (link.silent)
+				return;
+			up.write(d);
+			const text = d.toString('latin1');
+			for (const w of waiters)
+				if (text.includes(w.text))
+					w.resolve();
+		});
+		up.on('data', (d) => {
+			if (link.silent)
+				return;
+			if (px.mode === 'pass' && link.held.length === 0)
+				c.write(d);
+			else
+				link.held.push(...d);
+		});
+		c.on('error', () => {});
+		up.on('error', () => {});
+		c.on('close', () => up.destroy());
+		up.on('close', () => c.destroy());
+	});
+	const drip = setInterval(() => {
+		for (const l of links) {
+			if (l.held.length === 0)
+				continue;
+			const n = px.mode === 'drip' ? 1 : l.held.length;
+			l.c.write(Buffer.from(l.held.splice(0, n)));
+		}
+	}, 40);
+	await new Promise((r) => server.listen(px.sock, r));
+	t.after(() => {
+		clearInterval(drip);
+		for (const l of links) {
+			l.c.destroy();
+			l.up.destroy();
+		}
+		server.close();
+	});
+	px.silence = () => {
+		for (const l of links)
+			l.silent = true;
+	};
+	px.sent = (text) => new Promise((resolve) => waiters.push({ text, resolve }));
+	return px;
+}
+
 describe('cluster failures', T, () => {
 	test('SIGKILL of a node: its devices leave the list within the TTL, ' +
 	    'and what was posted for them waits', T, async (t) => {
@@ -238,31 +304,8 @@ describe('cluster failures', T, () => {
 	// comes back from the streams.
 	test('a silent connection to Redis: found dead, nothing accepted lost',
 	    T, async (t) => {
-		const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-silent-'));
-		t.after(() => rmSync(dir, { recursive: true, force: true }));
-		const redis = await startRedis(dir);
-		t.after(() => redis.stop());
-		const conns = [];
-		const proxy = net.createServer((c) => {
-			const up = net.connect(redis.socket);
-			const link = { c, up, silent: false };
-			conns.push(link);
-			c.on('data', (d) => { if (!link.silent) up.write(d); });
-			up.on('data', (d) => { if (!link.silent) c.write(d); });
-			c.on('error', () => {});
-			up.on('error', () => {});
-			c.on('close', () => up.destroy());
-			up.on('close', () => c.destroy());
-		});
-		const sock = path.join(dir, 'proxy.sock');
-		await new Promise((r) => proxy.listen(sock, r));
-		t.after(() => {
-			for (const l of conns) {
-				l.c.destroy();
-				l.up.destroy();
-			}
-			proxy.close();
-		});
+		const proxy = await redisProxy(t);
+		const sock = proxy.sock;
 		const cl = await startCluster({ nodes: 2, env: { ...ENV,
 		    BEEP_REDIS_URL: `unix://${sock}` } }, t);
 		const [a, b] = cl.nodes;
@@ -272,8 +315,7 @@ describe('cluster failures', T, () => {
 		const r0 = await cb.postJson(postPath(u, 'd'), { data: 'before' });
 		assert.equal(r0.status, 200, r0.text);
 		assert.equal((await s.nextEvent(15000)).data, 'before');
-		for (const l of conns)
-			l.silent = true;
+		proxy.silence();
 		// Each POST through b until it is accepted (b's own command
 		// connection is silent too, until its timeout).
 		const sent = [];
@@ -295,6 +337,49 @@ describe('cluster failures', T, () => {
 		assert.deepEqual(got, sent);
 		await poll(() => a.backendLog.some((l) => /redis channel: down: no answer to PING/.test(l)),
 		    { what: 'the silent channel found dead' });
+	});
+
+	// A POST whose request gave up (503) while it waited in the node's
+	// queue for Redis must not be sent after all: its sender retries, and
+	// the message would arrive twice.  Here Redis's answers drip, so the
+	// batch in flight (p1) takes longer than BEEP_REDIS_TIMEOUT while
+	// every read makes progress, and p2 waits behind it until its request
+	// gives up.  Before, p2 was sent when p1's answer was in: in the
+	// device's stream and delivered, after a 503.
+	test('a POST given up while queued for Redis is never sent', T,
+	    async (t) => {
+		const proxy = await redisProxy(t);
+		const cl = await startCluster({ nodes: 1, env: { ...ENV,
+		    BEEP_REDIS_URL: `unix://${proxy.sock}` } }, t);
+		const [a] = cl.nodes;
+		const ca = a.client(), cb = a.client();
+		const u = uid('queued'), tag = uid('p');
+		const s = await a.subscribe(u, 'd');
+		proxy.mode = 'drip';
+		const p1sent = proxy.sent(`${tag}-1`);
+		const p1 = ca.postJson(postPath(u, 'd'), { data: `${tag}-1` });
+		await p1sent;
+		const p2 = await cb.postJson(postPath(u, 'd'), { data: `${tag}-2` });
+		assert.equal(p2.status, 503, p2.text);
+		proxy.mode = 'pass';
+		const r1 = await p1;
+		// p1 was sent before its request gave up: 503, and it may be in.
+		assert.ok([200, 503].includes(r1.status), r1.text);
+		let r3;
+		do {
+			r3 = await cb.postJson(postPath(u, 'd'), { data: `${tag}-3` });
+		} while (r3.status === 503);
+		assert.equal(r3.status, 200, r3.text);
+		const got = [];
+		for (;;) {
+			const ev = await s.nextEvent(15000);
+			if (ev.type === 'reset')
+				continue;
+			got.push(ev.data);
+			if (ev.data === `${tag}-3`)
+				break;
+		}
+		assert.ok(!got.includes(`${tag}-2`), `p2 never delivered: ${got}`);
 	});
 
 	test('Redis killed and restarted under load (append-only file)', T,
