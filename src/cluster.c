@@ -8,6 +8,9 @@
  *   beep:n:NODE          the node is alive: refreshed every ttl/3, PX ttl
  *   beep:u:USER          hash: "DEVICE\x1fNODE" -> 1 per node holding a
  *                        live stream of DEVICE
+ *   beep:r:NODE          set: the users whose devices NODE registers in
+ *                        beep:u (for the sweep of a dead node's fields)
+ *   beep:nodes           set: every node not yet swept
  *   beep:g:USER          hash: DEVICE -> when its grace period ends (ms)
  *   beep:s:USER\x1fDEV   stream of the device's messages, field "f" the
  *                        packed event; trimmed to replay_max entries and
@@ -23,7 +26,8 @@
  * registers the node as a holder and returns where the stream starts and
  * what it must replay (XRANGE after the client's id, or after what was
  * held); UNSUB removes it and starts the grace period when no holder is
- * left; LIST reads the live holders.
+ * left; LIST reads the live holders; BEAT refreshes the node's key and
+ * sweeps what dead nodes registered (see cluster_lua.c).
  *
  * In this process an entry (struct cluster_entry) per device with
  * streams here counts them.  The first stream of a device here sends SUB;

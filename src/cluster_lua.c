@@ -42,6 +42,10 @@
 	"redis.call('HSET', m, 'last', to, 'floor', to) "                      \
 	"redis.call('PEXPIRE', m, metattl) "                                   \
 	"redis.call('XTRIM', s, 'MINID', to) return to end "                   \
+	"local function registers(u, node) local suf = '\\31' .. node "        \
+	"for _, f in ipairs(redis.call('HKEYS', u)) do "                       \
+	"if #f > #suf and string.sub(f, -#suf) == suf then return true end "   \
+	"end return false end "                                                \
 	"local function tell(u, user, dev, node, id, frame) "                  \
 	"local pre = dev .. '\\31' "                                           \
 	"local msg = string.format('%s %d %d ', id, #user, #dev) .. user .. "  \
@@ -169,6 +173,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "local now = now_ms() "
     "local b = incarnation(now, ARGV[8] == '1', tonumber(ARGV[9])) "
     "redis.call('HSET', u, dev .. '\\31' .. node, 1) "
+    "redis.call('SADD', 'beep:r:' .. node, ARGV[11]) "
     "local gu = tonumber(redis.call('HGET', g, dev) or '0') "
     "if gu > 0 then redis.call('HDEL', g, dev) end "
     "local last = redis.call('HGET', m, 'last') or b "
@@ -225,6 +230,8 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "local u, g, m, s = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
     "local dev, node = ARGV[1], ARGV[2] "
     "redis.call('HDEL', u, dev .. '\\31' .. node) "
+    "if not registers(u, node) then "
+    "redis.call('SREM', 'beep:r:' .. node, ARGV[7]) end "
     "if ARGV[5] == '1' then "
     "tell(u, ARGV[7], dev, node, moved(s, m, ARGV[6], "
     "tonumber(ARGV[4])), ARGV[8]) end "
@@ -260,15 +267,47 @@ static const char cluster_lua_list[] = LUA_PRELUDE
     "return out";
 
 /*
- * KEYS n; ARGV ttl_ms again rebuild_ms.  Returns whether the key was
- * there.  again is "1" from a node that was connected to a Redis before
- * this connection (see base() above).
+ * KEYS n; ARGV ttl_ms again rebuild_ms node grace_ms meta_ttl_ms.  Returns
+ * whether the key was there.  again is "1" from a node that was connected
+ * to a Redis before this connection (see base() above).
+ *
+ * Then it sweeps: a node that died (SIGKILL, its host gone) or stopped
+ * leaves its registrations (beep:u fields, which have no TTL, for they
+ * last as long as its streams) until a POST or a listing of their user
+ * finds them; a user nobody looks up again would keep them for ever.
+ * So each node keeps the users it registers in beep:r:NODE (SUB adds,
+ * UNSUB removes once none of the user's devices is registered by it),
+ * every node names itself in beep:nodes, and each heartbeat takes up to
+ * 64 users of nodes whose heartbeat key is gone: their fields go, and a
+ * device left with no holder begins its grace period, as when a POST
+ * finds it so (a POST then gets 202, and what it holds waits).  A node
+ * that was only away finds its key gone at its next heartbeat and
+ * registers everything again.
  */
-static const char cluster_lua_beat[] =
-    LUA_PRELUDE "local e = redis.call('EXISTS', KEYS[1]) "
-                "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
-                "incarnation(now_ms(), ARGV[2] == '1', tonumber(ARGV[3])) "
-                "return e";
+static const char cluster_lua_beat[] = LUA_PRELUDE
+    "local e = redis.call('EXISTS', KEYS[1]) "
+    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
+    "local now = now_ms() "
+    "incarnation(now, ARGV[2] == '1', tonumber(ARGV[3])) "
+    "local grace, metattl = tonumber(ARGV[5]), tonumber(ARGV[6]) "
+    "redis.call('SADD', 'beep:nodes', ARGV[4]) "
+    "local budget = 64 "
+    "for _, x in ipairs(redis.call('SMEMBERS', 'beep:nodes')) do "
+    "if budget > 0 and redis.call('EXISTS', 'beep:n:' .. x) == 0 then "
+    "local r, suf = 'beep:r:' .. x, '\\31' .. x "
+    "for _, user in ipairs(redis.call('SPOP', r, budget)) do "
+    "budget = budget - 1 "
+    "local u = 'beep:u:' .. user "
+    "for _, f in ipairs(redis.call('HKEYS', u)) do "
+    "if #f > #suf and string.sub(f, -#suf) == suf then "
+    "local dev = string.sub(f, 1, #f - #suf) "
+    "redis.call('HDEL', u, f) "
+    "if #holders(u, dev) == 0 then "
+    "to_grace('beep:g:' .. user, 'beep:m:' .. user .. '\\31' .. dev, dev, "
+    "now, grace, metattl) end end end end "
+    "if redis.call('SCARD', r) == 0 then "
+    "redis.call('SREM', 'beep:nodes', x) end end end "
+    "return e";
 
 const char *const cluster_lua[CLUSTER_LUA__MAX] = {
     [CLUSTER_LUA_POST] = cluster_lua_post,

@@ -295,6 +295,9 @@ cluster_redis_cmd_main(void *arg)
 			cluster_job_num(j, cl->ttl_ms);
 			cluster_job_str(j, cl->again ? "1" : "0");
 			cluster_job_num(j, cl->rebuild_ms);
+			cluster_job_str(j, cl->node);
+			cluster_job_num(j, cl->grace_ms);
+			cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
 			cluster_job_enqueue(cl, j);
 			next_beat = now + cl->ttl_ms / 3;
 		}

@@ -176,13 +176,18 @@ describe('three nodes, one Redis, one front', T, () => {
 	test('a device that never had a message leaves no metadata in Redis',
 	    T, async () => {
 		const u = uid(), d = 'once';
-		const s = await cl.nodes[1].subscribe(u, d);
-		s.close();
-		await poll(async () => (await c[0].devices(u)).length === 0,
-		    { timeout: 30000, what: 'device unlisted' });
 		const redis = (...args) => spawnSync('redis-cli',
 		    ['-s', cl.redis.socket, ...args], { encoding: 'utf8' })
 		    .stdout.trim();
+		const node = (await c[1].health()).cluster.node;
+		const s = await cl.nodes[1].subscribe(u, d);
+		// Its node keeps the user among those it registers (for the
+		// sweep, should it die), while it does.
+		assert.equal(redis('SISMEMBER', `beep:r:${node}`, u), '1');
+		s.close();
+		await poll(async () => (await c[0].devices(u)).length === 0,
+		    { timeout: 30000, what: 'device unlisted' });
+		assert.equal(redis('SISMEMBER', `beep:r:${node}`, u), '0');
 		// In its grace period (held to it would be kept)...
 		assert.notEqual(redis('HGET', `beep:g:${u}`, d), '');
 		// ...with no metadata of its own.

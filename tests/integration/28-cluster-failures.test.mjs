@@ -9,6 +9,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -107,6 +108,15 @@ describe('cluster failures', T, () => {
 		const u = uid();
 		const s = await k.subscribe(u, 'phone');
 		const other = await b.subscribe(u, 'desk');
+		// A user nobody posts to or lists again after the kill.
+		const quiet = uid('quiet');
+		await k.subscribe(quiet, 'watch');
+		const redis = (...args) => spawnSync('redis-cli',
+		    ['-s', cl.redis.socket, ...args], { encoding: 'utf8' })
+		    .stdout.trim();
+		assert.equal(redis('HLEN', `beep:u:${quiet}`), '1');
+		const kName = (await k.client().health()).cluster.node;
+		assert.equal(redis('SISMEMBER', `beep:r:${kName}`, quiet), '1');
 		const r1 = await ca.postJson(postPath(u, 'phone'), { data: 'm1' });
 		assert.equal(r1.status, 200);
 		const ev = await s.nextEvent(15000);
@@ -139,6 +149,18 @@ describe('cluster failures', T, () => {
 			assert.equal(e.lastEventId, held[i]);
 		}
 		other.close();
+		// The quiet user's registration by the dead node goes too (the
+		// live nodes' heartbeats sweep it), and its device is in its
+		// grace period, as if a POST had found it so; the dead node's
+		// own records go with it.  Before, the field stayed for ever.
+		await poll(async () => redis('EXISTS', `beep:u:${quiet}`) === '0',
+		    { ...GONE, what: 'the dead node\'s registration swept' });
+		assert.notEqual(redis('HGET', `beep:g:${quiet}`, 'watch'), '');
+		await poll(async () => redis('SISMEMBER', 'beep:nodes', kName) ===
+		    '0', { ...GONE, what: 'the dead node forgotten' });
+		assert.equal(redis('EXISTS', `beep:r:${kName}`), '0');
+		const r = await ca.postJson(postPath(quiet, 'watch'), { data: 'x' });
+		assert.equal(r.status, 202, r.text);
 	});
 
 	test('Redis hung (SIGSTOP): answers within BEEP_REDIS_TIMEOUT, ' +

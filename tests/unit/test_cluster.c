@@ -422,7 +422,8 @@ test_cluster_two_nodes(void **state)
 
 /*
  * The SUB script of a resync (sync "1"), run directly: ARGV dev node
- * after count sync meta_ttl seen again rebuild.  Returns {from, why}.
+ * after count sync meta_ttl seen again rebuild here user frame max_bytes.
+ * Returns {from, why}.
  */
 static void
 sub_sync(redisContext *c, const char *after, const char *seen, bool sync,
@@ -435,8 +436,8 @@ sub_sync(redisContext *c, const char *after, const char *seen, bool sync,
 	    "beep:m:s\x1f"
 	    "d",
 	    "d", "n1", after, "64", sync ? "1" : "0", "60000", seen, "0",
-	    "1000"};
-	redisReply *r = redisCommandArgv(c, 16, argv, NULL);
+	    "1000", "0", "s", "", "1048576"};
+	redisReply *r = redisCommandArgv(c, 20, argv, NULL);
 
 	assert_non_null(r);
 	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
