@@ -99,17 +99,19 @@
  * publish to a device with no live stream is refused (REGISTRY_CLOSED):
  * a message is accepted only when a stream will still take it.
  *
- * Modules.  The registry is three files behind the one interface,
+ * Modules.  The registry is four files behind the one interface,
  * registry.h, sharing their structures through registry_impl.h (with the
  * small helpers every one calls under the lock: stream_live(),
  * device_live(), device_min_cursor(), device_log_at(), device_recount()):
- * this file holds users, devices and streams, publishing, waiting and
- * waking, the counters and the messages; registry_log.c a device's log
- * (append, trim, drop the oldest, where a new stream starts);
- * registry_expire.c what is let go (the grace list, the retained list
- * and the memory budget's eviction, registry_expire(), forgetting a
- * device).  Dependencies point one way: registry -> registry_expire ->
- * registry_log.  All of it runs under reg->lock, as above.
+ * this file holds users, devices and streams, publishing and waking, and
+ * the counters; registry_deliver.c the reading side (the messages, a
+ * stream's wait and the batch it takes, a hang-up); registry_log.c a
+ * device's log (append, trim, drop the oldest, where a new stream
+ * starts); registry_expire.c what is let go (the grace list, the retained
+ * list and the memory budget's eviction, registry_expire(), forgetting a
+ * device).  Dependencies point one way: registry -> registry_deliver ->
+ * registry_expire -> registry_log.  All of it runs under reg->lock, as
+ * above, but a message's reference count and a taken batch's walk.
  */
 #include "registry.h"
 
@@ -134,55 +136,6 @@
  * default length fit.
  */
 #define REGISTRY_KEY_STACK (2 * 256 + 2)
-
-struct registry_msg *
-registry_msg_new(const char *frame, size_t len)
-{
-	struct registry_msg *m = xmalloc(sizeof(*m) + len);
-
-	atomic_init(&m->refs, 1);
-	m->seq = m->id = m->t_ms = m->published_us = 0;
-	m->device = NULL;
-	m->retained = false;
-	m->rprev = m->rnext = NULL;
-	m->next = NULL;
-	m->len = len;
-	memcpy(m->frame, frame, len);
-	return m;
-}
-
-const char *
-registry_msg_frame(const struct registry_msg *m, size_t *len)
-{
-	*len = m->len;
-	return m->frame;
-}
-
-uint64_t
-registry_msg_seq(const struct registry_msg *m)
-{
-	return m->seq;
-}
-
-uint64_t
-registry_msg_id(const struct registry_msg *m)
-{
-	return m->id;
-}
-
-uint64_t
-registry_msg_published_us(const struct registry_msg *m)
-{
-	return m->published_us;
-}
-
-void
-registry_msg_unref(struct registry_msg *m)
-{
-	if (m != NULL &&
-	    atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
-		free(m);
-}
 
 struct registry *
 registry_new(const struct registry_limits *limits)
@@ -669,131 +622,6 @@ registry_replay_at(struct registry *reg, struct registry_stream *s,
 	if (id == 0)
 		return REGISTRY_DUPLICATE;
 	return registry_publish_id(reg, d->user->name, d->name, m, id, s);
-}
-
-static void
-registry_take(
-    struct registry *reg, struct registry_stream *s, struct registry_batch *b)
-{
-	struct reg_device *d = s->device;
-	uint64_t now = util_now_ms();
-
-	b->n = 0;
-	b->first = b->last = NULL;
-	while (s->cursor < d->last_seq && b->n < REGISTRY_BATCH) {
-		struct registry_msg *m = device_log_at(d, s->cursor + 1);
-
-		if (b->first == NULL)
-			b->first = m;
-		b->last = registry_msg_ref(m);
-		b->n++;
-		s->cursor++;
-		s->bytes_out += m->len;
-	}
-	/*
-	 * Delivered now: their replay window starts (see DESIGN).  A stream
-	 * that started ahead of d->delivered (live only, or resuming) passes
-	 * over messages no stream took yet: they count as delivered now too,
-	 * so that the delivered ones stay a prefix of the log, in order.
-	 */
-	if (s->cursor > d->delivered) {
-		uint64_t q = d->delivered + 1;
-
-		if (q < d->first_seq)
-			q = d->first_seq;
-		for (; q <= s->cursor; q++) {
-			struct registry_msg *m = device_log_at(d, q);
-
-			m->t_ms = now;
-			m->retained = true;
-			DL_APPEND2(reg->retained, m, rprev, rnext);
-		}
-		d->delivered = s->cursor;
-	}
-	registry_log_trim(reg, d, now);
-}
-
-enum registry_wake
-registry_wait(struct registry *reg, struct registry_stream *s,
-    uint64_t deadline_ms, struct registry_batch *b)
-{
-	struct timespec ts = {
-	    .tv_sec = (time_t)(deadline_ms / 1000),
-	    .tv_nsec = (long)(deadline_ms % 1000) * 1000000,
-	};
-	enum registry_wake wake;
-
-	b->n = 0;
-	b->first = b->last = NULL;
-	pthread_mutex_lock(&reg->lock);
-	for (;;) {
-		if (s->overflow) {
-			wake = REGISTRY_OVERFLOW;
-			break;
-		}
-		if (s->gone) {
-			wake = REGISTRY_GONE;
-			break;
-		}
-		if (s->replaced) {
-			wake = REGISTRY_REPLACED;
-			break;
-		}
-		if (s->cursor < s->device->last_seq) {
-			registry_take(reg, s, b);
-			wake = REGISTRY_MESSAGES;
-			break;
-		}
-		if (reg->closing) {
-			/* It takes nothing more: posts to it are refused. */
-			s->closed = true;
-			wake = REGISTRY_CLOSING;
-			break;
-		}
-		if (util_now_ms() >= deadline_ms) {
-			wake = REGISTRY_TIMEOUT;
-			break;
-		}
-		pthread_cond_timedwait(&s->cond, &reg->lock, &ts);
-	}
-	pthread_mutex_unlock(&reg->lock);
-	return wake;
-}
-
-struct registry_msg *
-registry_batch_next(
-    const struct registry_batch *b, const struct registry_msg *m)
-{
-	/* last's next may be being set (an append): never read it. */
-	return m == b->last ? NULL : m->next;
-}
-
-void
-registry_batch_release(struct registry_batch *b)
-{
-	struct registry_msg *m = b->first, *next;
-
-	for (; m != NULL; m = next) {
-		next = registry_batch_next(b, m);
-		registry_msg_unref(m);
-	}
-	b->first = b->last = NULL;
-	b->n = 0;
-}
-
-void
-registry_hangup(struct registry *reg, uint64_t stream_id)
-{
-	struct registry_stream *s;
-
-	pthread_mutex_lock(&reg->lock);
-	HASH_FIND(hh, reg->streams, &stream_id, sizeof(stream_id), s);
-	if (s != NULL) {
-		s->gone = true;
-		registry_expire_grace(reg, s->device, util_now_ms());
-		pthread_cond_signal(&s->cond);
-	}
-	pthread_mutex_unlock(&reg->lock);
 }
 
 void

@@ -1,0 +1,198 @@
+/*
+ * registry_deliver: see registry.h, and the DESIGN comment in registry.c.
+ *
+ * The reading side of the registry: the messages (made by a publisher,
+ * shared by reference), and what a stream's thread calls: registry_wait()
+ * sleeps on the stream's condition variable and takes a batch under
+ * reg->lock (registry_take(), which also starts the replay window of what
+ * is delivered for the first time); the batch is walked and released
+ * after unlocking; registry_hangup() is the connection watcher's way to
+ * wake a stream whose client left.  Depends on registry_expire (a stream
+ * whose client left may start its device's grace period) and registry_log
+ * (trimming what every stream has taken).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <utlist.h>
+
+#include "registry_expire.h"
+#include "registry_impl.h"
+#include "registry_log.h"
+#include "util.h"
+
+struct registry_msg *
+registry_msg_new(const char *frame, size_t len)
+{
+	struct registry_msg *m = xmalloc(sizeof(*m) + len);
+
+	atomic_init(&m->refs, 1);
+	m->seq = m->id = m->t_ms = m->published_us = 0;
+	m->device = NULL;
+	m->retained = false;
+	m->rprev = m->rnext = NULL;
+	m->next = NULL;
+	m->len = len;
+	memcpy(m->frame, frame, len);
+	return m;
+}
+
+const char *
+registry_msg_frame(const struct registry_msg *m, size_t *len)
+{
+	*len = m->len;
+	return m->frame;
+}
+
+uint64_t
+registry_msg_seq(const struct registry_msg *m)
+{
+	return m->seq;
+}
+
+uint64_t
+registry_msg_id(const struct registry_msg *m)
+{
+	return m->id;
+}
+
+uint64_t
+registry_msg_published_us(const struct registry_msg *m)
+{
+	return m->published_us;
+}
+
+void
+registry_msg_unref(struct registry_msg *m)
+{
+	if (m != NULL &&
+	    atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+		free(m);
+}
+
+static void
+registry_take(
+    struct registry *reg, struct registry_stream *s, struct registry_batch *b)
+{
+	struct reg_device *d = s->device;
+	uint64_t now = util_now_ms();
+
+	b->n = 0;
+	b->first = b->last = NULL;
+	while (s->cursor < d->last_seq && b->n < REGISTRY_BATCH) {
+		struct registry_msg *m = device_log_at(d, s->cursor + 1);
+
+		if (b->first == NULL)
+			b->first = m;
+		b->last = registry_msg_ref(m);
+		b->n++;
+		s->cursor++;
+		s->bytes_out += m->len;
+	}
+	/*
+	 * Delivered now: their replay window starts (see DESIGN).  A stream
+	 * that started ahead of d->delivered (live only, or resuming) passes
+	 * over messages no stream took yet: they count as delivered now too,
+	 * so that the delivered ones stay a prefix of the log, in order.
+	 */
+	if (s->cursor > d->delivered) {
+		uint64_t q = d->delivered + 1;
+
+		if (q < d->first_seq)
+			q = d->first_seq;
+		for (; q <= s->cursor; q++) {
+			struct registry_msg *m = device_log_at(d, q);
+
+			m->t_ms = now;
+			m->retained = true;
+			DL_APPEND2(reg->retained, m, rprev, rnext);
+		}
+		d->delivered = s->cursor;
+	}
+	registry_log_trim(reg, d, now);
+}
+
+enum registry_wake
+registry_wait(struct registry *reg, struct registry_stream *s,
+    uint64_t deadline_ms, struct registry_batch *b)
+{
+	struct timespec ts = {
+	    .tv_sec = (time_t)(deadline_ms / 1000),
+	    .tv_nsec = (long)(deadline_ms % 1000) * 1000000,
+	};
+	enum registry_wake wake;
+
+	b->n = 0;
+	b->first = b->last = NULL;
+	pthread_mutex_lock(&reg->lock);
+	for (;;) {
+		if (s->overflow) {
+			wake = REGISTRY_OVERFLOW;
+			break;
+		}
+		if (s->gone) {
+			wake = REGISTRY_GONE;
+			break;
+		}
+		if (s->replaced) {
+			wake = REGISTRY_REPLACED;
+			break;
+		}
+		if (s->cursor < s->device->last_seq) {
+			registry_take(reg, s, b);
+			wake = REGISTRY_MESSAGES;
+			break;
+		}
+		if (reg->closing) {
+			/* It takes nothing more: posts to it are refused. */
+			s->closed = true;
+			wake = REGISTRY_CLOSING;
+			break;
+		}
+		if (util_now_ms() >= deadline_ms) {
+			wake = REGISTRY_TIMEOUT;
+			break;
+		}
+		pthread_cond_timedwait(&s->cond, &reg->lock, &ts);
+	}
+	pthread_mutex_unlock(&reg->lock);
+	return wake;
+}
+
+struct registry_msg *
+registry_batch_next(
+    const struct registry_batch *b, const struct registry_msg *m)
+{
+	/* last's next may be being set (an append): never read it. */
+	return m == b->last ? NULL : m->next;
+}
+
+void
+registry_batch_release(struct registry_batch *b)
+{
+	struct registry_msg *m = b->first, *next;
+
+	for (; m != NULL; m = next) {
+		next = registry_batch_next(b, m);
+		registry_msg_unref(m);
+	}
+	b->first = b->last = NULL;
+	b->n = 0;
+}
+
+void
+registry_hangup(struct registry *reg, uint64_t stream_id)
+{
+	struct registry_stream *s;
+
+	pthread_mutex_lock(&reg->lock);
+	HASH_FIND(hh, reg->streams, &stream_id, sizeof(stream_id), s);
+	if (s != NULL) {
+		s->gone = true;
+		registry_expire_grace(reg, s->device, util_now_ms());
+		pthread_cond_signal(&s->cond);
+	}
+	pthread_mutex_unlock(&reg->lock);
+}
