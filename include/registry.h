@@ -241,6 +241,19 @@ enum registry_error registry_replay_at(struct registry *reg,
     struct registry_stream *s, struct registry_msg *m, uint64_t id);
 
 /*
+ * The caller could not give (user, device) the message with this id,
+ * its own (registry_publish_at() answered REGISTRY_MEMORY_FULL for a
+ * message already accepted elsewhere: a cluster's): so that no stream
+ * delivers across the hole, the device's live streams end as overflowed
+ * (their clients resume from their last id), and its log forgets
+ * everything up to id (counted as dropped when untaken).  A resume from
+ * before id then gets a reset here, or, as REGISTRY_RESUME_FROM once no
+ * stream is left, the caller's replay of what follows.
+ */
+void registry_cut(
+    struct registry *reg, const char *user, const char *device, uint64_t id);
+
+/*
  * Forget devices whose grace period ended by now_ms (CLOCK_MONOTONIC),
  * with their held messages, and drop retained messages delivered more
  * than replay_ms before now_ms.  Call it about once a second; it costs

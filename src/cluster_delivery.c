@@ -56,6 +56,14 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 	case REGISTRY_OK:
 	case REGISTRY_HELD:
 		break;
+	case REGISTRY_MEMORY_FULL:
+		/*
+		 * Accepted elsewhere (answered 200), and no room here: the
+		 * device's streams must not go on past the hole.  They end,
+		 * and their clients replay it from Redis.
+		 */
+		registry_cut(cl->reg, e->user, e->device, id);
+		return;
 	default:
 		return;
 	}

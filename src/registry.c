@@ -625,6 +625,36 @@ registry_replay_at(struct registry *reg, struct registry_stream *s,
 }
 
 void
+registry_cut(
+    struct registry *reg, const char *user, const char *device, uint64_t id)
+{
+	struct device_key k;
+	struct reg_device *d;
+
+	device_key_make(&k, user, device);
+	pthread_mutex_lock(&reg->lock);
+	d = registry_find_device(reg, &k);
+	if (d != NULL) {
+		/* Every live stream is behind the hole. */
+		device_overflow_behind(reg, d, UINT64_MAX);
+		while (d->count > 0) {
+			if (d->ring[d->head]->seq > d->delivered)
+				reg->dropped++;
+			registry_log_drop_oldest(reg, d);
+		}
+		d->delivered = d->last_seq;
+		if (id > d->floor_id)
+			d->floor_id = id;
+		if (id > d->top_id)
+			d->top_id = id;
+		device_recount(reg, d);
+		registry_expire_grace(reg, d, util_now_ms());
+	}
+	pthread_mutex_unlock(&reg->lock);
+	device_key_free(&k);
+}
+
+void
 registry_devices(
     struct registry *reg, const char *user, char ***names, size_t *n)
 {

@@ -167,11 +167,16 @@ wait_up(struct fixture *f, bool up)
 }
 
 /* Start both nodes, node i on urls[i], with cluster_ttl; wait for them. */
+/* The nodes' BEEP_MAX_MESSAGE_MEMORY; 0: none (see setup_small()). */
+static size_t fixture_memory;
+
 static void
 nodes_start(struct fixture *f, unsigned ttl, const char *const urls[2])
 {
-	struct registry_limits l = {
-	    .replay_max = 64, .replay_ms = 60000, .grace_ms = 60000};
+	struct registry_limits l = {.replay_max = 64,
+	    .replay_ms = 60000,
+	    .grace_ms = 60000,
+	    .max_message_bytes = fixture_memory};
 
 	f->c.cluster_ttl = ttl;
 	f->c.redis_timeout = 2000;
@@ -214,6 +219,18 @@ static int
 setup(void **state)
 {
 	return setup_with(state, false);
+}
+
+/* Nodes with room for 64 bytes of messages each. */
+static int
+setup_small(void **state)
+{
+	int rc;
+
+	fixture_memory = 64;
+	rc = setup_with(state, false);
+	fixture_memory = 0;
+	return rc;
 }
 
 /* Redis with its append-only file: it comes back with what it held. */
@@ -1042,6 +1059,71 @@ test_cluster_post_trim(void **state)
 	redisFree(c);
 }
 
+/*
+ * A message accepted through node 1 (200) that node 0 has no room for:
+ * node 0's stream of the device must not go on past the hole (it would
+ * deliver the next ones, and its client's Last-Event-ID would pass the
+ * lost one for ever).  It ends (overflow); a stream resuming from before
+ * the hole gets it from Redis.
+ */
+static void
+test_cluster_memory_full(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0}, at;
+	struct registry_start st;
+	struct registry_stream *s;
+	struct registry_stats rs;
+	struct registry_batch b;
+	struct cluster_entry *ref;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	uint64_t ids[6];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	/* 20 bytes each: three fit in 64, a fourth does not. */
+	for (int i = 1; i <= 5; i++) {
+		char msg[21];
+
+		snprintf(msg, sizeof(msg), "m%d-%017d", i, i);
+		assert_int_equal(post(f, 1, msg, id, &down), REGISTRY_OK);
+		assert_int_equal(cluster_parse_id(id, &ids[i]), 0);
+		/* The first is taken: delivered, it may be evicted. */
+		if (i == 1) {
+			next_msg(f->reg[0], s, text);
+			assert_string_equal(text, "m1-00000000000000001");
+		}
+	}
+	for (int i = 0; i < 1000; i++) {
+		registry_stats(f->reg[0], &rs);
+		if (rs.refused > 0)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(rs.refused, 1);
+	/* Not m2..m4 and then, some day, m6: the stream ends. */
+	assert_int_equal(registry_wait(f->reg[0], s, util_now_ms() + 10000, &b),
+	    REGISTRY_OVERFLOW);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+	/* Resuming after m4 (room for one): m5 comes from Redis. */
+	at.kind = REGISTRY_RESUME_AT;
+	at.id = ids[4];
+	s = cluster_subscribe(f->cl[0], "u", "d", &at, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_false(st.reset);
+	assert_int_equal(next_msg(f->reg[0], s, text), ids[5]);
+	assert_string_equal(text, "m5-00000000000000005");
+	no_more(f->reg[0], s);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+}
+
 int
 main(void)
 {
@@ -1058,6 +1140,8 @@ main(void)
 	        test_cluster_flush, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_local_gap, setup_persist, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_memory_full, setup_small, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_told_at_a_given_id, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(

@@ -1060,6 +1060,57 @@ test_registry_replay_at(void **state)
 }
 
 /*
+ * registry_cut(): a message the caller could not give the device (a
+ * cluster's, refused for memory) ends its live streams, so that none
+ * delivers past the hole, and no resume from before it is served from
+ * the log here: RESUME_AT resets; RESUME_FROM (no stream left) restarts
+ * for the caller's replay, which then has its place.
+ */
+static void
+test_registry_cut(void **state)
+{
+	struct registry *reg = replay_registry(16, 60000, 0);
+	struct registry_resume from = {REGISTRY_RESUME_FROM, 100};
+	struct registry_stream *a;
+	struct registry_start st;
+	struct registry_stats stats;
+	struct registry_batch b;
+	enum registry_error err;
+	uint64_t first = 0, last = 0;
+
+	(void)state;
+	a = registry_subscribe(reg, "u", "d", &from, &st, &err);
+	assert_int_equal(publish_at(reg, "d", 101), REGISTRY_OK);
+	assert_int_equal(drain(reg, a, NULL, NULL), 1);
+	assert_int_equal(publish_at(reg, "d", 102), REGISTRY_OK);
+	registry_cut(reg, "u", "d", 103);
+	assert_int_equal(registry_wait(reg, a, FAR, &b), REGISTRY_OVERFLOW);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 1);
+	assert_int_equal(stats.dropped, 1);
+	assert_int_equal(stats.message_bytes, 0);
+	registry_unsubscribe(reg, a);
+	/* Posted on meanwhile: held above the hole. */
+	assert_int_equal(publish_at(reg, "d", 104), REGISTRY_HELD);
+	a = resume_at(reg, "d", REGISTRY_RESUME_AT, 101, &st);
+	assert_true(st.reset);
+	assert_string_equal(st.reason, "event id too old");
+	registry_unsubscribe(reg, a);
+	from.id = 101;
+	a = registry_subscribe(reg, "u", "d", &from, &st, &err);
+	assert_false(st.reset);
+	for (uint64_t id = 102; id <= 104; id++)
+		assert_int_equal(publish_at(reg, "d", id), REGISTRY_OK);
+	assert_int_equal(drain(reg, a, &first, &last), 3);
+	assert_int_equal(first, 102);
+	assert_int_equal(last, 104);
+	registry_unsubscribe(reg, a);
+	/* A device it does not have: nothing. */
+	registry_cut(reg, "u", "nope", 5);
+	registry_free(reg);
+}
+
+/*
  * A client found gone while its thread is still busy starts the grace
  * period then; once it is over, posts get 404 even before the thread ends.
  */
@@ -1854,6 +1905,7 @@ main(void)
 	    cmocka_unit_test(test_registry_overflow_replay),
 	    cmocka_unit_test(test_registry_resume_backlog),
 	    cmocka_unit_test(test_registry_replay_at),
+	    cmocka_unit_test(test_registry_cut),
 	    cmocka_unit_test(test_registry_grace_from_hangup),
 	    cmocka_unit_test(test_registry_replace_oldest),
 	    cmocka_unit_test(test_registry_displace),
