@@ -26,7 +26,7 @@
 /* How long the metadata of a device outlives its last message. */
 #define CLUSTER_META_TTL_MS (24 * 3600 * 1000ULL)
 /* Most arguments of a command. */
-#define CLUSTER_ARGS 20
+#define CLUSTER_ARGS 24
 
 /* A message from the channel, waiting behind a closed gate. */
 struct cluster_wait {
@@ -113,6 +113,12 @@ struct cluster {
 	 * present connection): a Redis without beep:born lost its data.
 	 */
 	bool again;
+	/*
+	 * A heartbeat went unanswered: it may have found the node's key gone
+	 * (swept, see the beat script) and set it again, so the next answer
+	 * cannot tell; it resyncs whatever it says.
+	 */
+	bool beat_unknown;
 	unsigned sub_epoch;  /* channel subscriptions made so far */
 	unsigned rebuild_ms; /* see the beat script */
 	bool stop, leaving;

@@ -91,7 +91,7 @@ struct registry_stream {
 	 * The log's end (last_seq, bytes_in) when the stream started, or
 	 * after its last registry_replay_at(): what it started behind by is
 	 * its backlog, bounded by the replay limits, and does not count
-	 * against its queue (see stream_behind()).
+	 * against its queue (see stream_overflows()).
 	 */
 	uint64_t start_seq, start_bytes;
 	uint64_t tag; /* its client's, for registry_displace(); 0: none */

@@ -161,9 +161,9 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * max_bytes of frames, as a single node retains (BEEP_REPLAY_MAX,
  * BEEP_REPLAY_BYTES): past that, from moves to the newest one left out,
  * with "event id too old" (as when the stream was trimmed), so that a
- * backlog is never more than a node would replay.  The stream has at
- * most count entries (POST trims it), so the newest count after from are
- * all of them.
+ * backlog is never more than a node would replay.  POST trims the stream
+ * to count entries, but a node started with another BEEP_REPLAY_MAX (a
+ * rolling change) may have left more: the newest count + 1 tell.
  */
 static const char cluster_lua_sub[] = LUA_PRELUDE
     "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
@@ -174,6 +174,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "local b = incarnation(now, ARGV[8] == '1', tonumber(ARGV[9])) "
     "redis.call('HSET', u, dev .. '\\31' .. node, 1) "
     "redis.call('SADD', 'beep:r:' .. node, ARGV[11]) "
+    "redis.call('SADD', 'beep:nodes', node) "
     "local gu = tonumber(redis.call('HGET', g, dev) or '0') "
     "if gu > 0 then redis.call('HDEL', g, dev) end "
     "local last = redis.call('HGET', m, 'last') or b "
@@ -205,9 +206,10 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "else from = held end "
     "else from = last end end "
     "local rev = redis.call('XREVRANGE', s, '+', '(' .. from, 'COUNT', "
-    "count) "
+    "count + 1) "
     "local entries, size, keep, cut = {}, 0, #rev, nil "
-    "for i = 1, #rev do size = size + #rev[i][2][2] "
+    "if #rev > count then keep = count cut = rev[count + 1][1] end "
+    "for i = 1, keep do size = size + #rev[i][2][2] "
     "if size > tonumber(ARGV[13]) then keep = i - 1 cut = rev[i][1] break "
     "end end "
     "for i = keep, 1, -1 do entries[#entries + 1] = rev[i] end "

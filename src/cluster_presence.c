@@ -221,11 +221,20 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 		cl->dirty = true;
 		break;
 	case JOB_BEAT:
-		/* The key was gone: Redis restarted, or we were away. */
-		if (ok && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+		/*
+		 * The key was gone: Redis restarted, or we were away (and
+		 * our registrations may have been swept); or an earlier
+		 * heartbeat's answer was lost, which may have said so.
+		 */
+		if (!ok) {
+			cl->beat_unknown = true;
+			break;
+		}
+		if (cl->beat_unknown ||
+		    (r->type == REDIS_REPLY_INTEGER && r->integer == 0))
 			cluster_presence_resync_all(cl);
-		if (ok)
-			cl->again = true;
+		cl->beat_unknown = false;
+		cl->again = true;
 		break;
 	case JOB_POST:
 	case JOB_LIST:

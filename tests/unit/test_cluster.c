@@ -25,7 +25,10 @@
 #include <hiredis/hiredis.h>
 
 #include "cluster.h"
+#include "cluster_impl.h"
+#include "cluster_job.h"
 #include "cluster_lua.h"
+#include "cluster_presence.h"
 #include "cluster_redis.h"
 #include "registry.h"
 #include "util.h"
@@ -438,13 +441,13 @@ test_cluster_two_nodes(void **state)
 }
 
 /*
- * The SUB script of a resync (sync "1"), run directly: ARGV dev node
- * after count sync meta_ttl seen again rebuild here user frame max_bytes.
- * Returns {from, why}.
+ * The SUB script, run directly: ARGV dev node after count sync meta_ttl
+ * seen again rebuild here user frame max_bytes.  Returns {from, why} and
+ * how many entries.
  */
-static void
-sub_sync(redisContext *c, const char *after, const char *seen, bool sync,
-    char *from, char *why)
+static size_t
+sub_run(redisContext *c, const char *after, const char *seen, bool sync,
+    const char *count, char *from, char *why)
 {
 	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_SUB], "4",
 	    "beep:u:s", "beep:g:s",
@@ -452,15 +455,26 @@ sub_sync(redisContext *c, const char *after, const char *seen, bool sync,
 	    "d",
 	    "beep:m:s\x1f"
 	    "d",
-	    "d", "n1", after, "64", sync ? "1" : "0", "60000", seen, "0",
+	    "d", "n1", after, count, sync ? "1" : "0", "60000", seen, "0",
 	    "1000", "0", "s", "", "1048576"};
 	redisReply *r = redisCommandArgv(c, 20, argv, NULL);
+	size_t n;
 
 	assert_non_null(r);
 	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
 	strcpy(from, r->element[0]->str);
 	strcpy(why, r->element[1]->str);
+	n = r->element[2]->elements;
 	freeReplyObject(r);
+	return n;
+}
+
+/* A resync's SUB (sync "1"), or a client's, as a node sends it. */
+static void
+sub_sync(redisContext *c, const char *after, const char *seen, bool sync,
+    char *from, char *why)
+{
+	sub_run(c, after, seen, sync, "64", from, why);
 }
 
 /*
@@ -1124,6 +1138,97 @@ test_cluster_memory_full(void **state)
 	cluster_unsubscribe(f->cl[0], ref);
 }
 
+/*
+ * A stream longer than the SUB's count (a node started with a larger
+ * BEEP_REPLAY_MAX trimmed it to its own): the newest count entries, and a
+ * reset after the newest left out, never a silent skip of the older ones.
+ */
+static void
+test_cluster_sub_count(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	char from[64], why[64], id[10][64];
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redisConnectUnix(f->sock);
+	assert_true(c != NULL && c->err == 0);
+	r = redisCommand(c, "GET beep:born");
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	born = atoll(r->str);
+	freeReplyObject(r);
+	for (int i = 0; i < 10; i++) {
+		snprintf(id[i], sizeof(id[i]), "%lld-%d", born + 2000, i);
+		freeReplyObject(redisCommand(c,
+		    "XADD beep:s:s\x1f"
+		    "d %s f m%d",
+		    id[i], i));
+	}
+	freeReplyObject(redisCommand(c,
+	    "HSET beep:m:s\x1f"
+	    "d last %s",
+	    id[9]));
+	/* After the first, five at most: the last five, after the sixth. */
+	assert_int_equal(sub_run(c, id[0], "", false, "5", from, why), 5);
+	assert_string_equal(why, "event id too old");
+	assert_string_equal(from, id[4]);
+	/* After the fifth: exactly five, nothing left out. */
+	assert_int_equal(sub_run(c, id[4], "", false, "5", from, why), 5);
+	assert_string_equal(why, "");
+	assert_string_equal(from, id[4]);
+	redisFree(c);
+}
+
+/*
+ * A heartbeat whose answer was lost may have found the node's key gone
+ * (its registrations swept) and set it again: the next answer says the
+ * key was there, and must not be believed.  Every device with streams
+ * here registers again.
+ */
+static void
+test_cluster_beat_lost(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s;
+	struct cluster_entry *ref, *e;
+	struct cluster_job *j;
+	enum registry_error err;
+	redisContext *c;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	c = redisConnectUnix(f->sock);
+	assert_true(c != NULL && c->err == 0);
+	j = cluster_job_new(f->cl[0], JOB_BEAT, CLUSTER_LUA_BEAT, 1);
+	pthread_mutex_lock(&f->cl[0]->lock);
+	e = cluster_presence_find(f->cl[0], "u", "d");
+	assert_non_null(e);
+	assert_false(e->sync_wanted);
+	/* Lost (the connection broke before its answer was read). */
+	cluster_presence_answer(f->cl[0], j);
+	assert_false(e->sync_wanted);
+	/* The next one: the key was there (1), as the lost one set it. */
+	j->reply = redisCommand(c, "EXISTS beep:born");
+	assert_int_equal(j->reply->type, REDIS_REPLY_INTEGER);
+	assert_int_equal(j->reply->integer, 1);
+	cluster_presence_answer(f->cl[0], j);
+	assert_true(e->sync_wanted);
+	pthread_mutex_unlock(&f->cl[0]->lock);
+	cluster_job_free(j);
+	redisFree(c);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+}
+
 int
 main(void)
 {
@@ -1142,6 +1247,10 @@ main(void)
 	        test_cluster_local_gap, setup_persist, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_memory_full, setup_small, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sub_count, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_beat_lost, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_told_at_a_given_id, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
