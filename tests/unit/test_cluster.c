@@ -1119,7 +1119,8 @@ test_cluster_memory_full(void **state)
 			break;
 		usleep(10000);
 	}
-	assert_int_equal(rs.refused, 1);
+	/* (More than once if the channel was resubscribed meanwhile.) */
+	assert_true(rs.refused >= 1);
 	/* Not m2..m4 and then, some day, m6: the stream ends. */
 	assert_int_equal(registry_wait(f->reg[0], s, util_now_ms() + 10000, &b),
 	    REGISTRY_OVERFLOW);
