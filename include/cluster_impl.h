@@ -56,8 +56,14 @@ struct cluster_entry {
 	 * script moves the device and this node's streams get the reset.
 	 */
 	bool told;
-	uint64_t last;    /* the newest id given to the registry */
-	uint64_t seen;    /* the newest of them that came from Redis */
+	uint64_t last; /* the newest id given to the registry */
+	uint64_t seen; /* the newest of them that came from Redis */
+	/*
+	 * A new stream's replay had no room for the message with this id
+	 * (registry_cut()): the stream starts after it, with a reset.  0:
+	 * none.
+	 */
+	uint64_t replay_cut;
 	uint64_t dropped; /* the newest id dropped from waiting, or 0 */
 	struct cluster_wait *waiting, *waiting_tail;
 	size_t nwaiting;

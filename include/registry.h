@@ -243,15 +243,19 @@ enum registry_error registry_replay_at(struct registry *reg,
 /*
  * The caller could not give (user, device) the message with this id,
  * its own (registry_publish_at() answered REGISTRY_MEMORY_FULL for a
- * message already accepted elsewhere: a cluster's): so that no stream
+ * message already accepted elsewhere: a cluster's).  So that no stream
  * delivers across the hole, the device's live streams end as overflowed
  * (their clients resume from their last id), and its log forgets
- * everything up to id (counted as dropped when untaken).  A resume from
- * before id then gets a reset here, or, as REGISTRY_RESUME_FROM once no
- * stream is left, the caller's replay of what follows.
+ * everything up to id, the refused message included (counted as dropped
+ * when untaken): a resume from before id gets a reset here, or, as
+ * REGISTRY_RESUME_FROM once no stream is left, the caller's replay of
+ * what follows; one without an id, while the device has no live stream,
+ * a reset.  keep, a stream of the device just subscribed whose backlog
+ * the caller was replaying (registry_replay_at()), or NULL: it goes on,
+ * now after id, and the caller tells its client of the loss.
  */
-void registry_cut(
-    struct registry *reg, const char *user, const char *device, uint64_t id);
+void registry_cut(struct registry *reg, const char *user, const char *device,
+    uint64_t id, struct registry_stream *keep);
 
 /*
  * Forget devices whose grace period ended by now_ms (CLOCK_MONOTONIC),

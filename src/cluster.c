@@ -381,8 +381,18 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 			start->reason = cluster_reason(why);
 			cluster_count(&cl->resets);
 		}
+		e->replay_cut = 0;
 		cluster_delivery_apply(
 		    cl, e, j->reply, s, j->epoch != cl->sub_epoch);
+		if (e->replay_cut != 0) {
+			/* No room for all of it: after the hole, told. */
+			if (!start->reset)
+				cluster_count(&cl->resets);
+			start->reset = true;
+			start->reason = "messages were lost";
+			start->id = e->replay_cut;
+			e->replay_cut = 0;
+		}
 		*ref = e;
 	}
 	pthread_mutex_unlock(&cl->lock);

@@ -60,9 +60,13 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 		/*
 		 * Accepted elsewhere (answered 200), and no room here: the
 		 * device's streams must not go on past the hole.  They end,
-		 * and their clients replay it from Redis.
+		 * and their clients replay it from Redis; but a new stream
+		 * whose replay this is starts after it with a reset (ended,
+		 * it would come back to the same replay).
 		 */
-		registry_cut(cl->reg, e->user, e->device, id);
+		registry_cut(cl->reg, e->user, e->device, id, replay);
+		if (replay != NULL)
+			e->replay_cut = id;
 		return;
 	default:
 		return;
@@ -87,7 +91,10 @@ delivery_reset(struct cluster *cl, struct cluster_entry *e, uint64_t id)
 	event_pack_reset(&b, "messages were lost");
 	m = registry_msg_new(b.data, b.len);
 	buf_free(&b);
-	registry_publish_at(cl->reg, e->user, e->device, m, id);
+	/* No room even for that: no stream goes on past the hole. */
+	if (registry_publish_at(cl->reg, e->user, e->device, m, id) ==
+	    REGISTRY_MEMORY_FULL)
+		registry_cut(cl->reg, e->user, e->device, id, NULL);
 	registry_msg_unref(m);
 	cluster_count(&cl->resets);
 }

@@ -227,7 +227,8 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 		 * heartbeat's answer was lost, which may have said so.
 		 */
 		if (!ok) {
-			cl->beat_unknown = true;
+			if (j->sent)
+				cl->beat_unknown = true;
 			break;
 		}
 		if (cl->beat_unknown ||

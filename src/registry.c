@@ -625,31 +625,52 @@ registry_replay_at(struct registry *reg, struct registry_stream *s,
 }
 
 void
-registry_cut(
-    struct registry *reg, const char *user, const char *device, uint64_t id)
+registry_cut(struct registry *reg, const char *user, const char *device,
+    uint64_t id, struct registry_stream *keep)
 {
+	struct registry_stream *s;
 	struct device_key k;
 	struct reg_device *d;
 
 	device_key_make(&k, user, device);
 	pthread_mutex_lock(&reg->lock);
 	d = registry_find_device(reg, &k);
-	if (d != NULL) {
-		/* Every live stream is behind the hole. */
-		device_overflow_behind(reg, d, UINT64_MAX);
-		while (d->count > 0) {
-			if (d->ring[d->head]->seq > d->delivered)
-				reg->dropped++;
-			registry_log_drop_oldest(reg, d);
+	if (d == NULL)
+		goto out;
+	/* Every live stream but keep is behind the hole. */
+	DL_FOREACH(d->streams, s)
+	{
+		if (s != keep && stream_live(s)) {
+			s->overflow = true;
+			reg->overflows++;
+			pthread_cond_signal(&s->cond);
 		}
-		d->delivered = d->last_seq;
-		if (id > d->floor_id)
-			d->floor_id = id;
-		if (id > d->top_id)
-			d->top_id = id;
-		device_recount(reg, d);
-		registry_expire_grace(reg, d, util_now_ms());
 	}
+	while (d->count > 0) {
+		if (d->ring[d->head]->seq > d->delivered)
+			reg->dropped++;
+		registry_log_drop_oldest(reg, d);
+	}
+	/*
+	 * The refused message takes its place in the log and goes at once,
+	 * untaken: a client back without an id is told, as for any dropped
+	 * while it was away.
+	 */
+	d->last_seq++;
+	reg->dropped++;
+	if (id > d->floor_id)
+		d->floor_id = id;
+	if (id > d->top_id)
+		d->top_id = id;
+	if (id > reg->last_id)
+		reg->last_id = id;
+	if (keep != NULL && keep->device == d) {
+		keep->cursor = keep->start_seq = d->last_seq;
+		keep->start_bytes = d->bytes_in;
+	}
+	device_recount(reg, d);
+	registry_expire_grace(reg, d, util_now_ms());
+out:
 	pthread_mutex_unlock(&reg->lock);
 	device_key_free(&k);
 }

@@ -1064,14 +1064,16 @@ test_registry_replay_at(void **state)
  * cluster's, refused for memory) ends its live streams, so that none
  * delivers past the hole, and no resume from before it is served from
  * the log here: RESUME_AT resets; RESUME_FROM (no stream left) restarts
- * for the caller's replay, which then has its place.
+ * for the caller's replay, which then has its place; a return without an
+ * id is told of the loss; one at the cut's id itself is not.
  */
 static void
 test_registry_cut(void **state)
 {
 	struct registry *reg = replay_registry(16, 60000, 0);
 	struct registry_resume from = {REGISTRY_RESUME_FROM, 100};
-	struct registry_stream *a;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_stream *a, *c;
 	struct registry_start st;
 	struct registry_stats stats;
 	struct registry_batch b;
@@ -1083,30 +1085,78 @@ test_registry_cut(void **state)
 	assert_int_equal(publish_at(reg, "d", 101), REGISTRY_OK);
 	assert_int_equal(drain(reg, a, NULL, NULL), 1);
 	assert_int_equal(publish_at(reg, "d", 102), REGISTRY_OK);
-	registry_cut(reg, "u", "d", 103);
+	registry_cut(reg, "u", "d", 103, NULL);
 	assert_int_equal(registry_wait(reg, a, FAR, &b), REGISTRY_OVERFLOW);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.overflows, 1);
-	assert_int_equal(stats.dropped, 1);
+	/* 102, untaken, and 103 itself. */
+	assert_int_equal(stats.dropped, 2);
 	assert_int_equal(stats.message_bytes, 0);
+	/* Its thread still there: a return without an id is told. */
+	c = registry_subscribe(reg, "u", "d", &none, &st, &err);
+	assert_true(st.reset);
+	assert_string_equal(st.reason, "messages were dropped while away");
+	registry_unsubscribe(reg, c);
 	registry_unsubscribe(reg, a);
+	/* At the cut's id (had from elsewhere): nothing lost, no reset. */
+	c = resume_at(reg, "d", REGISTRY_RESUME_AT, 103, &st);
+	assert_false(st.reset);
+	registry_unsubscribe(reg, c);
 	/* Posted on meanwhile: held above the hole. */
 	assert_int_equal(publish_at(reg, "d", 104), REGISTRY_HELD);
-	a = resume_at(reg, "d", REGISTRY_RESUME_AT, 101, &st);
+	c = resume_at(reg, "d", REGISTRY_RESUME_AT, 101, &st);
 	assert_true(st.reset);
 	assert_string_equal(st.reason, "event id too old");
-	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, c);
 	from.id = 101;
-	a = registry_subscribe(reg, "u", "d", &from, &st, &err);
+	c = registry_subscribe(reg, "u", "d", &from, &st, &err);
 	assert_false(st.reset);
 	for (uint64_t id = 102; id <= 104; id++)
 		assert_int_equal(publish_at(reg, "d", id), REGISTRY_OK);
-	assert_int_equal(drain(reg, a, &first, &last), 3);
+	assert_int_equal(drain(reg, c, &first, &last), 3);
 	assert_int_equal(first, 102);
 	assert_int_equal(last, 104);
-	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, c);
 	/* A device it does not have: nothing. */
-	registry_cut(reg, "u", "nope", 5);
+	registry_cut(reg, "u", "nope", 5, NULL);
+	registry_free(reg);
+}
+
+/*
+ * registry_cut() with keep: the new stream whose replay had no room for
+ * id goes on after it (live, nothing of its backlog before the hole), and
+ * takes what follows.
+ */
+static void
+test_registry_cut_keep(void **state)
+{
+	struct registry *reg = replay_registry(16, 60000, 0);
+	struct registry_resume from = {REGISTRY_RESUME_FROM, 100};
+	struct registry_stream *s;
+	struct registry_start st;
+	struct registry_stats stats;
+	struct registry_batch b;
+	enum registry_error err;
+	uint64_t first = 0;
+
+	(void)state;
+	s = registry_subscribe(reg, "u", "d", &from, &st, &err);
+	for (uint64_t id = 101; id <= 102; id++) {
+		struct registry_msg *m = registry_msg_new("m", 1);
+
+		assert_int_equal(
+		    registry_replay_at(reg, s, m, id), REGISTRY_OK);
+		registry_msg_unref(m);
+	}
+	registry_cut(reg, "u", "d", 103, s);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	assert_int_equal(stats.dropped, 3);
+	assert_int_equal(publish_at(reg, "d", 104), REGISTRY_OK);
+	assert_int_equal(drain(reg, s, &first, NULL), 1);
+	assert_int_equal(first, 104);
+	assert_int_equal(registry_wait(reg, s, 0, &b), REGISTRY_TIMEOUT);
+	registry_unsubscribe(reg, s);
 	registry_free(reg);
 }
 
@@ -1906,6 +1956,7 @@ main(void)
 	    cmocka_unit_test(test_registry_resume_backlog),
 	    cmocka_unit_test(test_registry_replay_at),
 	    cmocka_unit_test(test_registry_cut),
+	    cmocka_unit_test(test_registry_cut_keep),
 	    cmocka_unit_test(test_registry_grace_from_hangup),
 	    cmocka_unit_test(test_registry_replace_oldest),
 	    cmocka_unit_test(test_registry_displace),
