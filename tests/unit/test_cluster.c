@@ -440,6 +440,21 @@ test_cluster_two_nodes(void **state)
 	cluster_unsubscribe(f->cl[1], ref);
 }
 
+/* A connection of the test's own to the fixture's Redis, and beep:born. */
+static redisContext *
+redis_born(struct fixture *f, long long *born)
+{
+	redisContext *c = redisConnectUnix(f->sock);
+	redisReply *r;
+
+	assert_true(c != NULL && c->err == 0);
+	r = redisCommand(c, "GET beep:born");
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	*born = atoll(r->str);
+	freeReplyObject(r);
+	return c;
+}
+
 /*
  * The SUB script, run directly: ARGV dev node after count sync meta_ttl
  * seen again rebuild here user frame max_bytes.  Returns {from, why} and
@@ -488,18 +503,12 @@ test_cluster_sub_gap(void **state)
 {
 	struct fixture *f = *state;
 	redisContext *c;
-	redisReply *r;
 	char from[64], why[64], id[64], seen[64], after[64], old[64];
 	long long born;
 
 	if (f == NULL)
 		skip();
-	c = redisConnectUnix(f->sock);
-	assert_true(c != NULL && c->err == 0);
-	r = redisCommand(c, "GET beep:born");
-	assert_int_equal(r->type, REDIS_REPLY_STRING);
-	born = atoll(r->str);
-	freeReplyObject(r);
+	c = redis_born(f, &born);
 	/* Two entries accepted at born+1000: the node had the first only. */
 	snprintf(seen, sizeof(seen), "%lld-0", born + 1000);
 	snprintf(id, sizeof(id), "%lld-1", born + 1000);
@@ -1165,18 +1174,12 @@ test_cluster_sub_count(void **state)
 {
 	struct fixture *f = *state;
 	redisContext *c;
-	redisReply *r;
 	char from[64], why[64], id[10][64];
 	long long born;
 
 	if (f == NULL)
 		skip();
-	c = redisConnectUnix(f->sock);
-	assert_true(c != NULL && c->err == 0);
-	r = redisCommand(c, "GET beep:born");
-	assert_int_equal(r->type, REDIS_REPLY_STRING);
-	born = atoll(r->str);
-	freeReplyObject(r);
+	c = redis_born(f, &born);
 	for (int i = 0; i < 10; i++) {
 		snprintf(id[i], sizeof(id[i]), "%lld-%d", born + 2000, i);
 		freeReplyObject(redisCommand(c,
