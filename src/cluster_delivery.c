@@ -64,6 +64,11 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 		 * whose replay this is starts after it with a reset (ended,
 		 * it would come back to the same replay).
 		 */
+		log_warn("%s: no room for a message from redis "
+		         "(BEEP_MAX_MESSAGE_MEMORY): %s",
+		    e->key,
+		    replay != NULL ? "the new stream starts after it"
+		                   : "the device's streams here end");
 		registry_cut(cl->reg, e->user, e->device, id, replay);
 		if (replay != NULL)
 			e->replay_cut = id;
