@@ -37,7 +37,10 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import {
+	mkdtempSync, rmSync, existsSync, mkdirSync, writeFileSync, readFileSync,
+	unlinkSync,
+} from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -172,9 +175,21 @@ export async function poll(fn, { timeout = 10000, interval = 50,
 	}
 }
 
-// A free loopback TCP port (bind port 0, read it, close). Callers retry on
-// the small race with other processes.
-export function freePort() {
+// A free loopback TCP port (bind port 0, read it, close), claimed for this
+// process until it exits, so that no other test process gets it from here.
+// Caddy binds with SO_REUSEPORT: two Caddies of two test files given one
+// port would both listen on it, and each get half of the other's requests
+// (a 404 from an operations site that has no /subscribe).  Callers retry
+// on the small race with processes that are not tests.
+const PORT_CLAIMS = path.join(os.tmpdir(), 'beep-test-ports');
+const claimedPorts = new Set();
+process.on('exit', () => {
+	for (const f of claimedPorts) {
+		try { unlinkSync(f); } catch { /* gone */ }
+	}
+});
+
+function probePort() {
 	return new Promise((resolve, reject) => {
 		const srv = net.createServer();
 		srv.unref();
@@ -184,6 +199,36 @@ export function freePort() {
 			srv.close(() => resolve(port));
 		});
 	});
+}
+
+// Whether the claim file f is held by a live process.
+function claimHeld(f) {
+	let pid;
+	try { pid = Number(readFileSync(f, 'utf8')); } catch { return false; }
+	if (!(pid > 0))
+		return false;
+	try { process.kill(pid, 0); return true; } catch (e) {
+		return e.code === 'EPERM';
+	}
+}
+
+export async function freePort() {
+	mkdirSync(PORT_CLAIMS, { recursive: true });
+	for (;;) {
+		const port = await probePort();
+		const f = path.join(PORT_CLAIMS, String(port));
+		try {
+			writeFileSync(f, String(process.pid), { flag: 'wx' });
+			claimedPorts.add(f);
+			return port;
+		} catch (e) {
+			if (e.code !== 'EEXIST')
+				throw e;
+			if (!claimHeld(f)) {
+				try { unlinkSync(f); } catch { /* raced */ }
+			}
+		}
+	}
 }
 
 // Collects a child's stream into an array of lines and calls onLine for each;
