@@ -231,19 +231,31 @@ enum registry_error registry_publish_at(struct registry *reg, const char *user,
     const char *device, struct registry_msg *m, uint64_t id);
 
 /*
- * registry_publish_at() to s's device of a message that s, just
+ * registry_publish_at() of a message already accepted elsewhere (a
+ * cluster's, answered 200 by another node): refused for memory
+ * (REGISTRY_MEMORY_FULL), it cuts the device at id in the same step, as
+ * registry_cut(..., NULL) would, so that no stream takes anything across
+ * the hole meanwhile.
+ */
+enum registry_error registry_publish_accepted_at(struct registry *reg,
+    const char *user, const char *device, struct registry_msg *m, uint64_t id);
+
+/*
+ * registry_publish_accepted_at() to s's device of a message that s, just
  * subscribed, starts behind: its backlog, supplied by the caller
  * (a cluster's replay).  Like what the log held when s started, it does
  * not count against s's queue: a client whose backlog is longer than its
  * queue can still resume.  The caller bounds the backlog (replay limits).
+ * Refused for memory, it cuts with keep s: s goes on after id.
  */
 enum registry_error registry_replay_at(struct registry *reg,
     struct registry_stream *s, struct registry_msg *m, uint64_t id);
 
 /*
  * The caller could not give (user, device) the message with this id,
- * its own (registry_publish_at() answered REGISTRY_MEMORY_FULL for a
- * message already accepted elsewhere: a cluster's).  So that no stream
+ * its own, accepted elsewhere (registry_publish_accepted_at() and
+ * registry_replay_at() do this themselves when they refuse one for
+ * memory, under the same lock).  So that no stream
  * delivers across the hole, the device's live streams end as overflowed
  * (their clients resume from their last id), and its log forgets
  * everything up to id, the refused message included (counted as dropped

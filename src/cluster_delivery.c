@@ -41,7 +41,7 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 	bool reset = len > 0 && frame[0] == 'r';
 	enum registry_error res = replay != NULL
 	    ? registry_replay_at(cl->reg, replay, m, id)
-	    : registry_publish_at(cl->reg, e->user, e->device, m, id);
+	    : registry_publish_accepted_at(cl->reg, e->user, e->device, m, id);
 
 	switch (res) {
 	case REGISTRY_DUPLICATE:
@@ -69,7 +69,7 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 		    e->key,
 		    replay != NULL ? "the new stream starts after it"
 		                   : "the device's streams here end");
-		registry_cut(cl->reg, e->user, e->device, id, replay);
+		/* The registry has cut the device there (see registry.h). */
 		if (replay != NULL)
 			e->replay_cut = id;
 		return;
@@ -96,10 +96,8 @@ delivery_reset(struct cluster *cl, struct cluster_entry *e, uint64_t id)
 	event_pack_reset(&b, "messages were lost");
 	m = registry_msg_new(b.data, b.len);
 	buf_free(&b);
-	/* No room even for that: no stream goes on past the hole. */
-	if (registry_publish_at(cl->reg, e->user, e->device, m, id) ==
-	    REGISTRY_MEMORY_FULL)
-		registry_cut(cl->reg, e->user, e->device, id, NULL);
+	/* No room even for that: the registry cuts the device there. */
+	registry_publish_accepted_at(cl->reg, e->user, e->device, m, id);
 	registry_msg_unref(m);
 	cluster_count(&cl->resets);
 }

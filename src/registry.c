@@ -489,13 +489,20 @@ stream_overflows(const struct registry *reg, const struct reg_device *d,
 	    d->bytes_in - bytes > reg->limits.queue_bytes;
 }
 
+static void device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
+    struct registry_stream *keep, uint64_t now);
+
 /*
  * registry_publish() with id, or 0 for the next registry-wide one; with
  * replay, a stream of the device that m is part of the backlog of.
+ * accepted: m was accepted elsewhere, so that a refusal for memory cuts
+ * the device at id (device_cut()) in the same step: no stream takes
+ * anything across the hole meanwhile.
  */
 static enum registry_error
 registry_publish_id(struct registry *reg, const char *user, const char *device,
-    struct registry_msg *m, uint64_t id, struct registry_stream *replay)
+    struct registry_msg *m, uint64_t id, struct registry_stream *replay,
+    bool accepted)
 {
 	struct registry_stream *s, *wake[REGISTRY_WAKE_MAX];
 	enum registry_error res;
@@ -550,6 +557,8 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	if (reg->bytes + m->len > reg->limits.max_message_bytes) {
 		res = REGISTRY_MEMORY_FULL;
 		reg->refused++;
+		if (accepted)
+			device_cut(reg, d, id, replay, now);
 		goto out;
 	}
 	m->published_us = now_us;
@@ -599,7 +608,7 @@ enum registry_error
 registry_publish(struct registry *reg, const char *user, const char *device,
     struct registry_msg *m)
 {
-	return registry_publish_id(reg, user, device, m, 0, NULL);
+	return registry_publish_id(reg, user, device, m, 0, NULL, false);
 }
 
 enum registry_error
@@ -609,7 +618,16 @@ registry_publish_at(struct registry *reg, const char *user, const char *device,
 	/* 0 is never above a device's newest id. */
 	if (id == 0)
 		return REGISTRY_DUPLICATE;
-	return registry_publish_id(reg, user, device, m, id, NULL);
+	return registry_publish_id(reg, user, device, m, id, NULL, false);
+}
+
+enum registry_error
+registry_publish_accepted_at(struct registry *reg, const char *user,
+    const char *device, struct registry_msg *m, uint64_t id)
+{
+	if (id == 0)
+		return REGISTRY_DUPLICATE;
+	return registry_publish_id(reg, user, device, m, id, NULL, true);
 }
 
 enum registry_error
@@ -621,22 +639,19 @@ registry_replay_at(struct registry *reg, struct registry_stream *s,
 
 	if (id == 0)
 		return REGISTRY_DUPLICATE;
-	return registry_publish_id(reg, d->user->name, d->name, m, id, s);
+	return registry_publish_id(reg, d->user->name, d->name, m, id, s, true);
 }
 
-void
-registry_cut(struct registry *reg, const char *user, const char *device,
-    uint64_t id, struct registry_stream *keep)
+/*
+ * registry_cut() of d, found, with reg->lock held: see registry.h.  The
+ * streams it ends are signalled under the lock (rare: memory is short).
+ */
+static void
+device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
+    struct registry_stream *keep, uint64_t now)
 {
 	struct registry_stream *s;
-	struct device_key k;
-	struct reg_device *d;
 
-	device_key_make(&k, user, device);
-	pthread_mutex_lock(&reg->lock);
-	d = registry_find_device(reg, &k);
-	if (d == NULL)
-		goto out;
 	/* Every live stream but keep is behind the hole. */
 	DL_FOREACH(d->streams, s)
 	{
@@ -669,8 +684,21 @@ registry_cut(struct registry *reg, const char *user, const char *device,
 		keep->start_bytes = d->bytes_in;
 	}
 	device_recount(reg, d);
-	registry_expire_grace(reg, d, util_now_ms());
-out:
+	registry_expire_grace(reg, d, now);
+}
+
+void
+registry_cut(struct registry *reg, const char *user, const char *device,
+    uint64_t id, struct registry_stream *keep)
+{
+	struct device_key k;
+	struct reg_device *d;
+
+	device_key_make(&k, user, device);
+	pthread_mutex_lock(&reg->lock);
+	d = registry_find_device(reg, &k);
+	if (d != NULL)
+		device_cut(reg, d, id, keep, util_now_ms());
 	pthread_mutex_unlock(&reg->lock);
 	device_key_free(&k);
 }
