@@ -112,11 +112,12 @@ delivery_reset(struct cluster *cl, struct cluster_entry *e, uint64_t id)
  * (REGISTRY_RESUME_FROM); the entries are its backlog
  * (registry_replay_at()), which the SUB script bounds by BEEP_REPLAY_MAX
  * and BEEP_REPLAY_BYTES, not its queue.  NULL: a resubscription, whose
- * why, when not empty, puts a reset before what comes next.  stale: the channel was subscribed again after the SUB was
- * made, so what was published between the two is in neither the answer
- * nor the waiting messages; then, as when waiting messages were dropped
- * that the answer does not cover, the gate stays closed and SUB goes
- * again after what was applied.
+ * why, when not empty, puts a reset before what comes next.  stale: the
+ * channel was subscribed again after the SUB was made, so what was
+ * published between the two is in neither the answer nor the waiting
+ * messages; then, as when waiting messages were dropped that the answer
+ * does not cover, the gate stays closed and SUB goes again after what was
+ * applied.
  */
 void
 cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,

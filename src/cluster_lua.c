@@ -142,8 +142,9 @@ static const char cluster_lua_post[] = LUA_PRELUDE
 
 /*
  * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms seen again
- * rebuild_ms here user frame max_bytes.  after is the client's id or ""; with sync
- * "1" (the node resubscribes a device it holds streams of) after is the
+ * rebuild_ms here user frame max_bytes.  after is the client's id or "";
+ * with sync "1" (the node resubscribes a device it holds streams of) after
+ * is the
  * newest id the node gave the device (it may be above the stream: ids
  * given while Redis was down) and seen the newest it had from Redis.  The
  * node missed messages when seen is below base() or the floor, or the
