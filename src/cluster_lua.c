@@ -142,29 +142,27 @@ static const char cluster_lua_post[] = LUA_PRELUDE
 
 /*
  * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms seen again
- * rebuild_ms here user frame max_bytes.  after is the client's id or "";
- * with sync "1" (the node resubscribes a device it holds streams of) after
- * is the
- * newest id the node gave the device (it may be above the stream: ids
- * given while Redis was down) and seen the newest it had from Redis.  The
- * node missed messages when seen is below base() or the floor, or the
- * stream has an entry between seen and after (accepted, never sent to the
- * node, and now below ids it gave): then the device gets a new position
- * above everything (moved()), which every older id is too old for, and
- * why says so.  With here "1" (sync only) the node delivered messages
- * alone while Redis was down, which no other node's stream has: the
- * device moves likewise, and every other holder is told at the new
- * position (tell(), the packed reset frame, for user); the node's own
- * streams missed nothing of it.  Returns {from, why, entries} or, with
- * here, {from, why, entries, to}: the stream starts after from, replaying
- * entries, then goes on after to; why is "" or why messages were lost.
- * The entries are the newest after from, at most count of them and
- * max_bytes of frames, as a single node retains (BEEP_REPLAY_MAX,
- * BEEP_REPLAY_BYTES): past that, from moves to the newest one left out,
- * with "event id too old" (as when the stream was trimmed), so that a
- * backlog is never more than a node would replay.  POST trims the stream
- * to count entries, but a node started with another BEEP_REPLAY_MAX (a
- * rolling change) may have left more: the newest count + 1 tell.
+ * rebuild_ms here user frame max_bytes.  after is the client's id or ""; with
+ * sync "1" (the node resubscribes a device it holds streams of) after is the
+ * newest id the node gave the device (it may be above the stream: ids given
+ * while Redis was down) and seen the newest it had from Redis.  The node
+ * missed messages when seen is below base() or the floor, or the stream has
+ * an entry between seen and after (accepted, never sent to the node, and now
+ * below ids it gave): then the device gets a new position above everything
+ * (moved()), which every older id is too old for, and why says so.  With here
+ * "1" (sync only) the node delivered messages alone while Redis was down,
+ * which no other node's stream has: the device moves likewise, and every
+ * other holder is told at the new position (tell(), the packed reset frame,
+ * for user); the node's own streams missed nothing of it.  Returns {from,
+ * why, entries} or, with here, {from, why, entries, to}: the stream starts
+ * after from, replaying entries, then goes on after to; why is "" or why
+ * messages were lost.  The entries are the newest after from, at most count
+ * of them and max_bytes of frames, as a single node retains
+ * (BEEP_REPLAY_MAX, BEEP_REPLAY_BYTES): past that, from moves to the newest
+ * one left out, with "event id too old" (as when the stream was trimmed), so
+ * that a backlog is never more than a node would replay.  POST trims the
+ * stream to count entries, but a node started with another BEEP_REPLAY_MAX
+ * (a rolling change) may have left more: the newest count + 1 tell.
  */
 static const char cluster_lua_sub[] = LUA_PRELUDE
     "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
