@@ -60,7 +60,7 @@ struct cluster_entry {
 	uint64_t seen; /* the newest of them that came from Redis */
 	/*
 	 * A new stream's replay had no room for the message with this id
-	 * (registry_cut()): the stream starts after it, with a reset.  0:
+	 * (registry_replay_at()): the stream starts after it, with a reset.  0:
 	 * none.
 	 */
 	uint64_t replay_cut;

@@ -232,10 +232,15 @@ enum registry_error registry_publish_at(struct registry *reg, const char *user,
 
 /*
  * registry_publish_at() of a message already accepted elsewhere (a
- * cluster's, answered 200 by another node): refused for memory
- * (REGISTRY_MEMORY_FULL), it cuts the device at id in the same step, as
- * registry_cut(..., NULL) would, so that no stream takes anything across
- * the hole meanwhile.
+ * cluster's, answered 200 by another node).  Refused for memory
+ * (REGISTRY_MEMORY_FULL), it cuts the device at id in the same step,
+ * under the same lock, so that no stream delivers across the hole: the
+ * device's live streams end as overflowed (their clients resume from
+ * their last id), and its log forgets everything up to id, the refused
+ * message included (counted as dropped when untaken).  A resume from
+ * before id then gets a reset here, or, as REGISTRY_RESUME_FROM once no
+ * stream is left, the caller's replay of what follows; one without an
+ * id, while the device has no live stream, a reset.
  */
 enum registry_error registry_publish_accepted_at(struct registry *reg,
     const char *user, const char *device, struct registry_msg *m, uint64_t id);
@@ -246,28 +251,12 @@ enum registry_error registry_publish_accepted_at(struct registry *reg,
  * (a cluster's replay).  Like what the log held when s started, it does
  * not count against s's queue: a client whose backlog is longer than its
  * queue can still resume.  The caller bounds the backlog (replay limits).
- * Refused for memory, it cuts with keep s: s goes on after id.
+ * Refused for memory, it cuts the device at id but for s, which goes on
+ * after id (nothing of its backlog before the hole): the caller tells its
+ * client of the loss.
  */
 enum registry_error registry_replay_at(struct registry *reg,
     struct registry_stream *s, struct registry_msg *m, uint64_t id);
-
-/*
- * The caller could not give (user, device) the message with this id,
- * its own, accepted elsewhere (registry_publish_accepted_at() and
- * registry_replay_at() do this themselves when they refuse one for
- * memory, under the same lock).  So that no stream
- * delivers across the hole, the device's live streams end as overflowed
- * (their clients resume from their last id), and its log forgets
- * everything up to id, the refused message included (counted as dropped
- * when untaken): a resume from before id gets a reset here, or, as
- * REGISTRY_RESUME_FROM once no stream is left, the caller's replay of
- * what follows; one without an id, while the device has no live stream,
- * a reset.  keep, a stream of the device just subscribed whose backlog
- * the caller was replaying (registry_replay_at()), or NULL: it goes on,
- * now after id, and the caller tells its client of the loss.
- */
-void registry_cut(struct registry *reg, const char *user, const char *device,
-    uint64_t id, struct registry_stream *keep);
 
 /*
  * Forget devices whose grace period ended by now_ms (CLOCK_MONOTONIC),

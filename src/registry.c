@@ -643,7 +643,9 @@ registry_replay_at(struct registry *reg, struct registry_stream *s,
 }
 
 /*
- * registry_cut() of d, found, with reg->lock held: see registry.h.  The
+ * Cut d at id, the id of a message accepted elsewhere that it has no room
+ * for (see registry_publish_accepted_at() in registry.h), sparing keep
+ * (registry_replay_at()'s stream) or none; with reg->lock held.  The
  * streams it ends are signalled under the lock (rare: memory is short).
  */
 static void
@@ -685,22 +687,6 @@ device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
 	}
 	device_recount(reg, d);
 	registry_expire_grace(reg, d, now);
-}
-
-void
-registry_cut(struct registry *reg, const char *user, const char *device,
-    uint64_t id, struct registry_stream *keep)
-{
-	struct device_key k;
-	struct reg_device *d;
-
-	device_key_make(&k, user, device);
-	pthread_mutex_lock(&reg->lock);
-	d = registry_find_device(reg, &k);
-	if (d != NULL)
-		device_cut(reg, d, id, keep, util_now_ms());
-	pthread_mutex_unlock(&reg->lock);
-	device_key_free(&k);
 }
 
 void

@@ -1059,8 +1059,36 @@ test_registry_replay_at(void **state)
 	registry_free(reg);
 }
 
+/* Room for 4 bytes of messages: one of "m" fits, one of cut_at() not. */
+static struct registry *
+small_registry(void)
+{
+	struct registry_limits l = {.replay_max = 16,
+	    .replay_ms = 60000,
+	    .grace_ms = 60000,
+	    .max_message_bytes = 4};
+
+	return registry_new(&l);
+}
+
 /*
- * registry_cut(): a message the caller could not give the device (a
+ * A message accepted elsewhere, with id, that "d" has no room for: given
+ * to registry_replay_at() for s, or registry_publish_accepted_at().
+ */
+static void
+cut_at(struct registry *reg, struct registry_stream *s, uint64_t id)
+{
+	struct registry_msg *m = registry_msg_new("too long", 8);
+
+	assert_int_equal(s != NULL
+	        ? registry_replay_at(reg, s, m, id)
+	        : registry_publish_accepted_at(reg, "u", "d", m, id),
+	    REGISTRY_MEMORY_FULL);
+	registry_msg_unref(m);
+}
+
+/*
+ * A message accepted elsewhere that the device has no room for (a
  * cluster's, refused for memory) ends its live streams, so that none
  * delivers past the hole, and no resume from before it is served from
  * the log here: RESUME_AT resets; RESUME_FROM (no stream left) restarts
@@ -1070,7 +1098,7 @@ test_registry_replay_at(void **state)
 static void
 test_registry_cut(void **state)
 {
-	struct registry *reg = replay_registry(16, 60000, 0);
+	struct registry *reg = small_registry();
 	struct registry_resume from = {REGISTRY_RESUME_FROM, 100};
 	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_stream *a, *c;
@@ -1085,7 +1113,7 @@ test_registry_cut(void **state)
 	assert_int_equal(publish_at(reg, "d", 101), REGISTRY_OK);
 	assert_int_equal(drain(reg, a, NULL, NULL), 1);
 	assert_int_equal(publish_at(reg, "d", 102), REGISTRY_OK);
-	registry_cut(reg, "u", "d", 103, NULL);
+	cut_at(reg, NULL, 103);
 	assert_int_equal(registry_wait(reg, a, FAR, &b), REGISTRY_OVERFLOW);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.overflows, 1);
@@ -1117,20 +1145,27 @@ test_registry_cut(void **state)
 	assert_int_equal(first, 102);
 	assert_int_equal(last, 104);
 	registry_unsubscribe(reg, c);
-	/* A device it does not have: nothing. */
-	registry_cut(reg, "u", "nope", 5, NULL);
+	/* A device it does not have: nothing to cut. */
+	{
+		struct registry_msg *m = registry_msg_new("too long", 8);
+
+		assert_int_equal(
+		    registry_publish_accepted_at(reg, "u", "nope", m, 5),
+		    REGISTRY_NOT_FOUND);
+		registry_msg_unref(m);
+	}
 	registry_free(reg);
 }
 
 /*
- * registry_cut() with keep: the new stream whose replay had no room for
- * id goes on after it (live, nothing of its backlog before the hole), and
+ * A replay (registry_replay_at()) with no room for id: the new stream
+ * goes on after it (live, nothing of its backlog before the hole), and
  * takes what follows.
  */
 static void
 test_registry_cut_keep(void **state)
 {
-	struct registry *reg = replay_registry(16, 60000, 0);
+	struct registry *reg = small_registry();
 	struct registry_resume from = {REGISTRY_RESUME_FROM, 100};
 	struct registry_stream *s;
 	struct registry_start st;
@@ -1148,7 +1183,7 @@ test_registry_cut_keep(void **state)
 		    registry_replay_at(reg, s, m, id), REGISTRY_OK);
 		registry_msg_unref(m);
 	}
-	registry_cut(reg, "u", "d", 103, s);
+	cut_at(reg, s, 103);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.overflows, 0);
 	assert_int_equal(stats.dropped, 3);
