@@ -23,7 +23,8 @@ import {
 	poll, withTimeout, uid, subPath, postPath, expectRefusedStream,
 } from './harness.mjs';
 import {
-	Rig as FrontRig, waitLine, stop, READY_GUARD,
+	Rig as FrontRig, waitLine, stop, launch, rewrite, READY_GUARD,
+	NGINX_CLUSTER_CONF,
 } from './fronts.mjs';
 
 const T = { timeout: 90000 };
@@ -222,6 +223,54 @@ test('nginx: the backend out of reach, EventSource gets a stream it retries',
 	    'only a GET is a stream');
 });
 
+// A cluster's node on another host that is down drops the connect: nginx
+// answers 504 after fastcgi_connect_timeout on every node, which
+// EventSource takes as final as it does a 502. Every node here is a TCP
+// port whose accept queue is full (perl: listen backlog 0, filled once, never
+// accepted), so each SYN goes unanswered, as to a host that is down.
+test('nginx-cluster: nodes that never answer the connect, EventSource gets a stream it retries',
+    T, async (t) => {
+	const rig = new FrontRig(t, 'nginx-connect-timeout');
+	const hole = rig.track(launch('perl', ['-MSocket', '-e', `
+		socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+		bind($s, sockaddr_in(0, INADDR_LOOPBACK)) or die "bind: $!";
+		listen($s, 0) or die "listen: $!";
+		my ($port) = sockaddr_in(getsockname($s));
+		socket(my $c, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+		connect($c, sockaddr_in($port, INADDR_LOOPBACK))
+		    or die "connect: $!";
+		$| = 1;
+		print "port $port\\n";
+		sleep;
+	`], { cwd: rig.dir, env: process.env, tag: 'unanswered' }));
+	const port = (await waitLine(hole, /^port \d+$/)).split(' ')[1];
+	const node = `127.0.0.1:${port}`;
+	await rig.startNginx({ conf: NGINX_CLUSTER_CONF, sockets: {
+		'unix:/run/beep-signal/a.sock': node,
+		'unix:/run/beep-signal/b.sock': node,
+	}, edit: (site) => {
+		// Shorter, so that the test is: 1 s a node.
+		site = rewrite(site, 'fastcgi_connect_timeout 5s;',
+		    'fastcgi_connect_timeout 1s;', 'fastcgi_connect_timeout');
+		// Every request tries both nodes (a node that timed out is
+		// otherwise left out for 5 s, and the next request gets the
+		// 502 of no node left, the test above).
+		site = rewrite(site, 'max_fails=1', 'max_fails=0', 'max_fails');
+		// No node answers /healthz: nginx's own, to know it is up.
+		return rewrite(site, /\n\tlocation \/ \{/,
+		    '\n\tlocation = /healthz {\n\t\treturn 200;\n\t}\n$&',
+		    'location /');
+	} });
+	const p = subPath(uid('unanswered'), 'd');
+	await expectRefusedStream(rig, p, 504, 'backend unavailable',
+	    { front: true });
+	// Anyone else, and any other request, gets nginx's 504.
+	const c = rig.client();
+	assert.equal((await c.get(p)).status, 504);
+	assert.equal((await c.postJson(postPath(uid('unanswered'), 'd'),
+	    { data: 1 })).status, 504);
+});
+
 test('every shipped front config answers an unreachable backend alike', T,
     () => {
 	const read = (f) => fs.readFileSync(new URL(`../../${f}`,
@@ -237,13 +286,21 @@ test('every shipped front config answers an unreachable backend alike', T,
 		const text = read(f);
 		assert.match(text, /location \/subscribe\/ \{[^}]*\n\t\terror_page 502 = \$beep[a-z_]*stream_down;/,
 		    `${f}: the subscribe location's 502`);
+		assert.match(text, /location \/subscribe\/ \{[^}]*\n\t\terror_page 504 = \$beep[a-z_]*stream_timeout;/,
+		    `${f}: the subscribe location's 504`);
 		// The cluster file's maps are its own (both may share an
 		// http {}): $beep_cluster_X there for $beep_X.
-		return text.match(/\n\tlocation @beep_stream_down \{\n[^]*?\n\t\}\n/)?.[0]
-		    ?.replaceAll('$beep_cluster_', '$beep_');
+		return ['down', 'timeout'].map((name) => text.match(new RegExp(
+		    `\\n\\tlocation @beep_stream_${name} \\{\\n[^]*?\\n\\t\\}\\n`))?.[0]
+		    ?.replaceAll('$beep_cluster_', '$beep_'));
 	});
-	assert.ok(nginx[0], 'conf/nginx.conf: location @beep_stream_down');
-	assert.equal(nginx[1], nginx[0], 'conf/nginx-cluster.conf as nginx.conf');
+	const [down, timeout] = nginx[0];
+	assert.ok(down, 'conf/nginx.conf: location @beep_stream_down');
+	// The 504's answer is the 502's but for its name and status.
+	assert.equal(timeout?.replace('@beep_stream_timeout', '@beep_stream_down')
+	    .replace('\\"status\\":504', '\\"status\\":502'), down,
+	    'conf/nginx.conf: @beep_stream_timeout as @beep_stream_down');
+	assert.deepEqual(nginx[1], nginx[0], 'conf/nginx-cluster.conf as nginx.conf');
 });
 
 test('lighttpd (conf/lighttpd.conf) -> beep-signal --listen unix:', T,
