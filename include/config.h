@@ -16,6 +16,7 @@ struct config {
 	char *listen;            /* "unix:PATH", "HOST:PORT", or "" for fd 0 */
 	unsigned socket_mode;    /* permissions of a unix socket we create */
 	unsigned keepalive;      /* seconds between SSE keepalive comments */
+	unsigned reconnect_ms;   /* a stream's retry:, before its jitter */
 	unsigned write_timeout;  /* seconds a stream write may block */
 	size_t max_streams;      /* open streams in all */
 	unsigned min_idle;       /* idle workers kept ready to accept */

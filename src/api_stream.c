@@ -160,7 +160,20 @@ api_stream_open(
 
 	sse_format_comment(out, "beep-signal");
 	/*
-	 * Where the stream starts, before anything else: a client cut before
+	 * How long to wait before reconnecting after a drop, given at every
+	 * start: EventSource keeps the last retry: it parsed, and a refusal's
+	 * (5-10 s), a stop's or a replaced stream's (30 s) would otherwise
+	 * stay its wait for every later drop.  Spread, so that the clients of
+	 * a front that drops them all do not all come back in the same
+	 * millisecond.
+	 */
+	if (api->config->reconnect_ms > 0) {
+		unsigned ms = api->config->reconnect_ms;
+
+		sse_format_retry(out, ms + (unsigned)(random() % (ms / 2 + 1)));
+	}
+	/*
+	 * Where the stream starts, before any event: a client cut before
 	 * its first event resumes from here and loses nothing.  With a reset,
 	 * the reset event carries it.
 	 */

@@ -89,6 +89,12 @@ static const struct config_option config_options[] = {
     {"keepalive", "BEEP_KEEPALIVE", CONFIG_UINT, OFF(keepalive), "4", 1, 3600,
         "seconds between SSE keepalive comments on a stream; behind Caddy a "
         "departed client is noticed within 2 of them"},
+    {"reconnect-ms", "BEEP_RECONNECT_MS", CONFIG_UINT, OFF(reconnect_ms),
+        "2000", 0, 600000,
+        "milliseconds EventSource waits to reconnect after its stream "
+        "drops: each stream starts with a retry: of this plus up to half "
+        "as much again at random, which also undoes a longer retry: of a "
+        "refusal or a stop; 0: none (the browser's own)"},
     {"write-timeout", "BEEP_WRITE_TIMEOUT", CONFIG_UINT, OFF(write_timeout),
         "30", 1, 3600,
         "seconds a write to a stream may wait (a client that stops "

@@ -2,7 +2,9 @@
 // device list, POST as JSON and as form, JSON values vs strings, event names.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { useStack, uid, listPath, postPath } from './harness.mjs';
+import {
+	useStack, startStack, uid, listPath, postPath,
+} from './harness.mjs';
 
 const h = useStack({ before, after });
 const T = { timeout: 30000 };
@@ -56,6 +58,33 @@ test('subscribe: SSE headers, then a comment at once', T, async () => {
 	await s.waitComments(1, 10000);
 	assert.equal(s.rawText[0], ':', 'body starts with a comment line');
 	assert.equal(s.received, 0, 'no event before any post');
+	s.close();
+});
+
+// EventSource keeps the last retry: it parsed as its wait before every
+// later reconnect: a refusal's (5-10 s), a stop's or a replaced stream's
+// (30 s) would stay so for good. Every stream starts with its own, before
+// anything else: BEEP_RECONNECT_MS (2 s, as beep-signal.js waits when told
+// none) plus up to half as much again.
+test('subscribe: every stream starts with retry: BEEP_RECONNECT_MS, spread',
+    T, async (t) => {
+	const u = uid('user');
+	for (const d of ['a', 'b', 'c']) {
+		const s = await h.stack.subscribe(u, d);
+		await s.waitComments(1, 10000);
+		assert.equal(s.retries.length, 1, d);
+		assert.ok(s.retry >= 2000 && s.retry <= 3000, `${d}: ${s.retry}`);
+		assert.deepEqual(s.fields[0], ['retry', String(s.retry)],
+		    `${d}: the first field`);
+		s.close();
+	}
+	// 0: none at all (the browser's own wait).
+	const none = await startStack({ env: { BEEP_RECONNECT_MS: '0' } }, t);
+	const s = await none.subscribe(u, 'a');
+	const r = await none.client().postJson(postPath(u, 'a'), { data: 1 });
+	assert.equal(r.status, 200, r.text);
+	assert.equal((await s.nextEvent()).data, '1');
+	assert.deepEqual(s.retries, []);
 	s.close();
 });
 

@@ -74,10 +74,12 @@ for (const [kind, post] of [['JSON', viaJson], ['form', viaForm]]) {
 		assert.equal(ev.data, 'marker');
 		assert.equal(s.received, CASES.length + 1, 'no extra events');
 		assert.match(ev.lastEventId, /^\d+-\d+$/, 'the server\'s own id; none injected');
-		assert.equal(s.retry, null, 'no retry injected');
+		// The stream's own retry: first of all fields, and no other.
+		assert.equal(s.retries.length, 1, 'no retry injected');
+		assert.equal(s.fields[0][0], 'retry', 'the start\'s retry: first');
 		const names = new Set(s.fields.map(([f]) => f));
-		assert.deepEqual([...names].sort(), ['data', 'id'],
-		    'only data fields and the server\'s ids on the wire');
+		assert.deepEqual([...names].sort(), ['data', 'id', 'retry'],
+		    'only data fields, the server\'s ids and its retry: on the wire');
 		s.close();
 	});
 }

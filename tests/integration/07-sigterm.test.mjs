@@ -28,14 +28,15 @@ for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
 
 		const exited = stack.signalBackend(sig, 20000);
 		for (const s of streams) {
-			await s.waitFor(() => s.retry !== null,
-			    { timeout: 20000, what: 'retry field' });
+			// The start's retry:, then the stop's.
+			await s.waitFor(() => s.retries.length === 2,
+			    { timeout: 20000, what: 'the stop\'s retry field' });
 			await s.waitEnd(20000);
-			assert.ok(Number.isInteger(s.retry) && s.retry > 0,
-			    `retry ${s.retry}`);
+			assert.ok(Number.isInteger(s.retry) && s.retry >= 1000 &&
+			    s.retry < 5000, `retry ${s.retry}`);
 			const retryFields = s.fields.filter(([f]) => f === 'retry');
-			assert.equal(retryFields.length, 1, 'one retry field');
-			assert.match(retryFields[0][1], /^\d+$/);
+			assert.equal(retryFields.length, 2, 'one retry field each');
+			assert.match(retryFields[1][1], /^\d+$/);
 			assert.equal(s.events.length, 0, 'no stray event');
 		}
 		const exit = await exited;

@@ -95,8 +95,8 @@ async function smoke(t, rig) {
 
 	// SIGTERM: the open stream gets its retry: field and ends; exit 0.
 	const exited = stop(rig.backend, 'SIGTERM', 20000);
-	await s.waitFor(() => s.retry !== null,
-	    { timeout: 10000, what: 'retry field' });
+	await s.waitFor(() => s.retries.length === 2,
+	    { timeout: 10000, what: 'the stop\'s retry field (after the start\'s)' });
 	assert.ok(Number.isInteger(s.retry) && s.retry > 0, `retry ${s.retry}`);
 	await s.waitEnd(10000);
 	assert.equal(s.events.length, 0, 'no stray event');

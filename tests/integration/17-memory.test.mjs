@@ -208,8 +208,8 @@ test('during a stop, a POST no live stream will deliver gets 503, not ' +
 	    { timeout: 10000, what: 'both POSTs being read by the backend' });
 	const stopped = stack.signalBackend('SIGTERM');
 	// The live stream is told the service stops: the registry is closed.
-	await live.waitFor(() => live.retry !== null,
-	    { what: 'the stop (retry:)' });
+	await live.waitFor(() => live.retries.length === 2,
+	    { what: 'the stop (its retry:, after the start\'s)' });
 	toGone.send();
 	toLive.send();
 	for (const [what, p] of [['gone', toGone], ['live', toLive]]) {

@@ -148,6 +148,7 @@ export class SseStream {
 		this.comments = 0;
 		this.commentTexts = [];
 		this.retry = null;         // last retry value seen
+		this.retries = [];         // every retry value, in order
 		this.fields = [];          // every field line seen: [name, value]
 		this.rawText = '';         // raw decoded text (capped)
 		this.ended = false;
@@ -166,7 +167,11 @@ export class SseStream {
 					this.commentTexts.push(c);
 				this.wake();
 			},
-			onRetry: (ms) => { this.retry = ms; this.wake(); },
+			onRetry: (ms) => {
+				this.retry = ms;
+				this.retries.push(ms);
+				this.wake();
+			},
 			onField: (f, v) => {
 				if (this.fields.length < 10000)
 					this.fields.push([f, v]);
