@@ -18,8 +18,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The most messages one registry_wait() hands out. */
+/*
+ * The most messages one registry_wait() hands out, and the most bytes of
+ * them (but always one message).  A stream's thread renders its batch
+ * into one buffer that it holds while its write blocks, outside
+ * BEEP_MAX_MESSAGE_MEMORY, and SSE framing can make a message up to 7
+ * times larger (each line break its own "data: " line): the bytes keep
+ * that buffer small whatever the backlog.
+ */
 #define REGISTRY_BATCH 64
+#define REGISTRY_BATCH_BYTES 16384
 
 struct registry;
 struct registry_stream;

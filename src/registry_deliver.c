@@ -78,12 +78,16 @@ registry_take(
 {
 	struct reg_device *d = s->device;
 	uint64_t now = util_now_ms();
+	size_t bytes = 0;
 
 	b->n = 0;
 	b->first = b->last = NULL;
 	while (s->cursor < d->last_seq && b->n < REGISTRY_BATCH) {
 		struct registry_msg *m = device_log_at(d, s->cursor + 1);
 
+		if (b->n > 0 && bytes + m->len > REGISTRY_BATCH_BYTES)
+			break;
+		bytes += m->len;
 		if (b->first == NULL)
 			b->first = m;
 		b->last = registry_msg_ref(m);

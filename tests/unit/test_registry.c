@@ -120,6 +120,48 @@ test_registry_basic(void **state)
 	registry_free(reg);
 }
 
+/*
+ * A batch holds at most REGISTRY_BATCH_BYTES of messages, and always one:
+ * a stream's thread renders it into one buffer outside the memory budget,
+ * up to 7 times larger once framed, and holds it while its write blocks
+ * (a resumed backlog of 64 large messages was 14 MB a stream).
+ */
+static void
+test_registry_batch_bytes(void **state)
+{
+	struct registry *reg = new_registry(0, 0);
+	size_t size = REGISTRY_BATCH_BYTES / 3 - 1, want[] = {3, 3, 1, 1, 1};
+	char *text = xmalloc(REGISTRY_BATCH_BYTES * 2 + 1);
+	struct registry_batch b;
+	enum registry_error err;
+	struct registry_stream *s = subscribe(reg, "bob", "phone", &err);
+
+	(void)state;
+	assert_non_null(s);
+	memset(text, 'x', REGISTRY_BATCH_BYTES * 2);
+	text[size] = '\0';
+	for (int i = 0; i < 7; i++) {
+		publish_str(reg, "bob", "phone", text, &err);
+		assert_int_equal(err, REGISTRY_OK);
+	}
+	/* One larger than a batch on its own, then one that fits a batch. */
+	text[size] = 'x';
+	text[REGISTRY_BATCH_BYTES * 2] = '\0';
+	publish_str(reg, "bob", "phone", text, &err);
+	text[REGISTRY_BATCH_BYTES] = '\0';
+	publish_str(reg, "bob", "phone", text, &err);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		assert_int_equal(
+		    registry_wait(reg, s, FAR, &b), REGISTRY_MESSAGES);
+		assert_int_equal(b.n, want[i]);
+		registry_batch_release(&b);
+	}
+	assert_int_equal(registry_wait(reg, s, 0, &b), REGISTRY_TIMEOUT);
+	free(text);
+	registry_unsubscribe(reg, s);
+	registry_free(reg);
+}
+
 /* The messages s has been sent, as one string (for a few short ones). */
 static void
 expect_frames(struct registry *reg, struct registry_stream *s, const char *want)
@@ -1971,6 +2013,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_registry_basic),
+	    cmocka_unit_test(test_registry_batch_bytes),
 	    cmocka_unit_test(test_registry_device_keys),
 	    cmocka_unit_test(test_registry_two_streams),
 	    cmocka_unit_test(test_registry_ordering_threads),
