@@ -44,6 +44,7 @@ struct config {
 	unsigned burst;          /* token bucket size */
 	size_t max_streams_per_device;
 	size_t max_devices_per_user;
+	size_t max_devices;
 	char *cors_origins; /* "*" or a comma-separated list */
 	int log_level;      /* enum log_level */
 	size_t max_token;   /* bytes of a token or forward-auth claim */

@@ -50,6 +50,11 @@ struct registry_limits {
 	size_t streams_per_device; /* 0 = no limit */
 	size_t devices_per_user;   /* live or in grace; 0 = no limit */
 	/*
+	 * Devices in all, live or in grace: past it a new device takes the
+	 * place of the device in grace whose grace ends first.  0 = no limit.
+	 */
+	size_t max_devices;
+	/*
 	 * Frame bytes held in all logs (queued, held and retained); past it
 	 * the oldest retained messages go, then publishing fails.  0 = none.
 	 */
@@ -121,7 +126,7 @@ enum registry_wake {
 enum registry_error {
 	REGISTRY_OK,          /* done; a publish reached a live stream */
 	REGISTRY_HELD,        /* published to a device in its grace period */
-	REGISTRY_FULL,        /* max_streams reached */
+	REGISTRY_FULL,        /* max_streams, or max_devices all live */
 	REGISTRY_USER_FULL,   /* devices_per_user reached */
 	REGISTRY_CLOSED,      /* registry_close() was called */
 	REGISTRY_NOT_FOUND,   /* no such device with a live stream */

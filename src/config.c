@@ -161,6 +161,11 @@ static const struct config_option config_options[] = {
     {"max-devices-per-user", "BEEP_MAX_DEVICES_PER_USER", CONFIG_SIZE,
         OFF(max_devices_per_user), "32", 1, 100000,
         "devices per user (live or in grace); past it 429"},
+    {"max-devices", "BEEP_MAX_DEVICES", CONFIG_SIZE, OFF(max_devices), "100000",
+        1, 100000000,
+        "devices in all (live or in grace); past it a new device takes the "
+        "place of the one whose grace ends first (forgotten early, what it "
+        "held dropped), or gets 503 when none is in grace"},
     {"cors-origins", "BEEP_CORS_ORIGINS", CONFIG_STR, OFF(cors_origins), "*", 0,
         0, "Access-Control-Allow-Origin: * or a comma-separated list"},
     {"log-level", "BEEP_LOG_LEVEL", CONFIG_LEVEL, OFF(log_level), "info", 0, 0,
@@ -687,6 +692,7 @@ config_registry_limits(const struct config *c, struct registry_limits *out)
 	    .grace_ms = (uint64_t)c->grace_seconds * 1000,
 	    .streams_per_device = c->max_streams_per_device,
 	    .devices_per_user = c->max_devices_per_user,
+	    .max_devices = c->max_devices,
 	    .max_message_bytes = c->max_message_memory,
 	};
 }

@@ -272,7 +272,8 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "Streams closed for falling too far behind (BEEP_STREAM_QUEUE).",
 	    g->reg.overflows);
 	metrics_one(out, "beep_devices_forgotten_total", "counter",
-	    "Devices forgotten when their grace period ended.",
+	    "Devices forgotten: their grace period ended, or a new device "
+	    "took their place (BEEP_MAX_DEVICES).",
 	    g->reg.forgotten);
 	metrics_one(out, "beep_stream_written_bytes_total", "counter",
 	    "Bytes of events, keepalives and retry fields written to streams "

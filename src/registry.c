@@ -311,6 +311,21 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		registry_expire_forget(reg, d);
 		d = NULL;
 	}
+	/*
+	 * Devices in grace are made by subscribing and leaving, which
+	 * nothing else bounds: past max_devices the one whose grace ends
+	 * first goes now (before the user is looked up: it may be its last
+	 * device, and its user then goes too).
+	 */
+	if (d == NULL && reg->limits.max_devices > 0 &&
+	    reg->ndevices >= reg->limits.max_devices) {
+		if (reg->grace == NULL) {
+			*err = REGISTRY_FULL;
+			goto out;
+		}
+		reg->forgotten++;
+		registry_expire_forget(reg, reg->grace);
+	}
 	if (d != NULL)
 		u = d->user;
 	else

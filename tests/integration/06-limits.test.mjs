@@ -115,3 +115,38 @@ describe('stream limit', { concurrency: true }, () => {
 			s.close();
 	});
 });
+
+// Devices in grace are made by subscribing and leaving, which nothing else
+// bounds (a client doing so under new names made 20,000 in 4 s, each kept
+// for BEEP_GRACE_SECONDS): past BEEP_MAX_DEVICES a new device takes the
+// place of the device whose grace ends first.
+test('past BEEP_MAX_DEVICES: a new device takes the place of the one whose grace ends first',
+    T, async (t) => {
+	const stack = await startStack({ env: { BEEP_MAX_DEVICES: '2',
+	    BEEP_KEEPALIVE: '1' } }, t);
+	const c = stack.client();
+	const [a, b] = [uid('a'), uid('b')];
+	// a, then b, subscribe and leave: both in grace, a's ends first.
+	for (const u of [a, b]) {
+		const s = await stack.subscribe(u, 'd');
+		s.close();
+		await poll(async () => (await c.devices(u)).length === 0,
+		    { timeout: 10000, interval: 50, what: `${u}/d in grace` });
+	}
+	const post = async (u) => (await c.postJson(postPath(u, 'd'),
+	    { data: 'x' })).status;
+	assert.deepEqual([await post(a), await post(b)], [202, 202]);
+	const s = await stack.subscribe(uid('new'), 'd');
+	assert.deepEqual([await post(a), await post(b)], [404, 202],
+	    'a forgotten, b still held');
+	const health = await c.health();
+	assert.equal(health.forgotten, 1);
+	assert.equal(health.dropped, 1, 'what a held, dropped');
+	// b back: every device live, none to make room: 503, nothing lost.
+	const back = await stack.subscribe(b, 'd');
+	assert.equal((await back.nextEvent()).data, 'x');
+	await expect503(stack, uid('more'), 'd');
+	assert.equal(await post(b), 200);
+	s.close();
+	back.close();
+});

@@ -162,6 +162,58 @@ test_registry_batch_bytes(void **state)
 	registry_free(reg);
 }
 
+/*
+ * Past max_devices a new device takes the place of the device in grace
+ * whose grace ends first (a client subscribing and leaving under new
+ * names made devices in grace without bound); with none in grace, the
+ * subscribe fails as when the streams are full.
+ */
+static void
+test_registry_max_devices(void **state)
+{
+	struct registry_limits l = {.grace_ms = 60000, .max_devices = 3};
+	struct registry *reg = registry_new(&l);
+	const char *names[] = {"a", "b", "c"};
+	struct registry_stream *s[3], *x;
+	struct registry_stats st;
+	enum registry_error err;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		s[i] = subscribe(reg, names[i], "d", &err);
+		assert_non_null(s[i]);
+	}
+	/* Every device live: no room, and nothing is forgotten. */
+	assert_null(subscribe(reg, "e", "d", &err));
+	assert_int_equal(err, REGISTRY_FULL);
+	/* b, then a, into grace: b's ends first. */
+	registry_unsubscribe(reg, s[1]);
+	registry_unsubscribe(reg, s[0]);
+	publish_str(reg, "a", "d", "held", &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	x = subscribe(reg, "e", "d", &err);
+	assert_non_null(x);
+	publish_str(reg, "b", "d", "late", &err);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
+	publish_str(reg, "a", "d", "still", &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	registry_stats(reg, &st);
+	assert_int_equal(st.devices, 3);
+	assert_int_equal(st.users, 3);
+	assert_int_equal(st.forgotten, 1);
+	/* The next one takes a's place, and what it held is dropped. */
+	registry_unsubscribe(reg, x);
+	assert_non_null(x = subscribe(reg, "f", "d", &err));
+	publish_str(reg, "a", "d", "gone", &err);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
+	registry_stats(reg, &st);
+	assert_int_equal(st.forgotten, 2);
+	assert_int_equal(st.dropped, 2);
+	registry_unsubscribe(reg, x);
+	registry_unsubscribe(reg, s[2]);
+	registry_free(reg);
+}
+
 /* The messages s has been sent, as one string (for a few short ones). */
 static void
 expect_frames(struct registry *reg, struct registry_stream *s, const char *want)
@@ -2014,6 +2066,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_registry_basic),
 	    cmocka_unit_test(test_registry_batch_bytes),
+	    cmocka_unit_test(test_registry_max_devices),
 	    cmocka_unit_test(test_registry_device_keys),
 	    cmocka_unit_test(test_registry_two_streams),
 	    cmocka_unit_test(test_registry_ordering_threads),
