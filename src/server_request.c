@@ -197,7 +197,8 @@ server_write_head(
 		return -1;
 	/* By hand: snprintf() costs as much as the rest of the head. */
 	n = 0;
-	if (with_length) {
+	/* A 204 has no body, and says nothing of its length (RFC 9110). */
+	if (with_length && resp->status != HTTP_204) {
 		memcpy(line, "Content-Length: ", 16);
 		n = 16 + (int)util_u64_digits(resp->body.len, line + 16);
 		line[n++] = '\r';

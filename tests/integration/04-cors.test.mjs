@@ -4,6 +4,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { useStack, uid, postPath, listPath, subPath } from './harness.mjs';
+import { FcgiConn, requestParams } from './fcgi.mjs';
 
 const T = { timeout: 30000 };
 
@@ -98,6 +99,24 @@ describe('default BEEP_CORS_ORIGINS=*', () => {
 		const r = await c.options(subPath(u, 'd'));
 		assert.equal(r.status, 204);
 		assert.deepEqual(await c.devices(u), []);
+	});
+
+	// Straight from the backend (a front may mend its head): a 204 has
+	// no body and no Content-Length (RFC 9110, 8.6).
+	test('a preflight\'s 204 has no Content-Length', T, async () => {
+		const conn = new FcgiConn(h.stack.socket);
+		await conn.connected;
+		conn.begin();
+		conn.params(requestParams('OPTIONS', postPath(uid('user'), 'd'), {
+			HTTP_ORIGIN: 'https://app.example',
+			HTTP_ACCESS_CONTROL_REQUEST_METHOD: 'POST',
+		}));
+		conn.endStdin();
+		const r = await conn.response();
+		assert.equal(r.status, 204, r.head);
+		assert.match(r.head, /^Access-Control-Allow-Methods: /m);
+		assert.doesNotMatch(r.head, /^Content-Length:/im);
+		assert.equal(r.body, '');
 	});
 });
 
