@@ -469,9 +469,18 @@ api_precheck(
 		buf_printf(&resp->headers, "Allow: %s\r\n", route_allow(r.id));
 		api_error(resp, HTTP_405, "method not allowed");
 		return false;
+	/*
+	 * A preflight of a bad id is answered as its route's: the request
+	 * that follows then gets its 400, which the page can read, rather
+	 * than failing as a CORS error.
+	 */
 	case ROUTE_BAD_ESCAPE:
-		api_error(resp, HTTP_400, "malformed percent-encoding in path");
-		return false;
+		if (method != METHOD_OPTIONS) {
+			api_error(resp, HTTP_400,
+			    "malformed percent-encoding in path");
+			return false;
+		}
+		break;
 	case ROUTE_BAD_ID:
 		if (method != METHOD_OPTIONS) {
 			api_error(resp, HTTP_400,

@@ -148,6 +148,15 @@ test_api_statuses(void **state)
 	        "Access-Control-Allow-Methods: POST, OPTIONS\r\n"},
 	    {"OPTIONS", "/subscribe/bob/device/x", NULL, NULL, HTTP_204,
 	        "Access-Control-Allow-Methods: GET, OPTIONS\r\n"},
+	    /*
+	     * A bad id's preflight as its route's: the request that follows
+	     * gets its 400, which a page can read (a failed preflight is a
+	     * CORS error, with no status).
+	     */
+	    {"OPTIONS", "/user/%41%/devices", NULL, NULL, HTTP_204,
+	        "Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n"},
+	    {"OPTIONS", "/user/123456789/devices", NULL, NULL, HTTP_204,
+	        "Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n"},
 	};
 	struct fixture *f = *state;
 
