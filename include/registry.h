@@ -124,14 +124,15 @@ enum registry_wake {
 };
 
 enum registry_error {
-	REGISTRY_OK,          /* done; a publish reached a live stream */
-	REGISTRY_HELD,        /* published to a device in its grace period */
-	REGISTRY_FULL,        /* max_streams, or max_devices all live */
-	REGISTRY_USER_FULL,   /* devices_per_user reached */
-	REGISTRY_CLOSED,      /* registry_close() was called */
-	REGISTRY_NOT_FOUND,   /* no such device with a live stream */
-	REGISTRY_MEMORY_FULL, /* undelivered messages fill the budget */
-	REGISTRY_DUPLICATE,   /* registry_publish_at(): the log is past id */
+	REGISTRY_OK,           /* done; a publish reached a live stream */
+	REGISTRY_HELD,         /* published to a device in its grace period */
+	REGISTRY_FULL,         /* max_streams reached */
+	REGISTRY_USER_FULL,    /* devices_per_user reached */
+	REGISTRY_DEVICES_FULL, /* max_devices reached, none in grace to go */
+	REGISTRY_CLOSED,       /* registry_close() was called */
+	REGISTRY_NOT_FOUND,    /* no such device with a live stream */
+	REGISTRY_MEMORY_FULL,  /* undelivered messages fill the budget */
+	REGISTRY_DUPLICATE,    /* registry_publish_at(): the log is past id */
 	REGISTRY_ERROR__MAX
 };
 
@@ -181,8 +182,8 @@ uint64_t registry_epoch(const struct registry *reg);
  * starts as with no id.  start->id always names where it starts.  When
  * the device already has streams_per_device live streams, the oldest is
  * replaced: woken with REGISTRY_REPLACED, no longer live.  Returns the
- * stream, or NULL with *err set to REGISTRY_FULL, REGISTRY_USER_FULL or
- * REGISTRY_CLOSED.  The caller must end it with registry_unsubscribe().
+ * stream, or NULL with *err set to REGISTRY_FULL, REGISTRY_USER_FULL,
+ * REGISTRY_DEVICES_FULL or REGISTRY_CLOSED.  The caller must end it with registry_unsubscribe().
  */
 struct registry_stream *registry_subscribe(struct registry *reg,
     const char *user, const char *device, const struct registry_resume *resume,

@@ -280,6 +280,8 @@ api_subscribe(struct api *api, const struct api_request *req,
 		} else if (err == REGISTRY_FULL) {
 			api_warn_full(api);
 			why = "too many streams";
+		} else if (err == REGISTRY_DEVICES_FULL) {
+			why = "too many devices";
 		} else if (err == REGISTRY_USER_FULL) {
 			status = HTTP_429;
 			why = "too many devices for this user";

@@ -165,7 +165,7 @@ static const struct config_option config_options[] = {
         1, 100000000,
         "devices in all (live or in grace); past it a new device takes the "
         "place of the one whose grace ends first (forgotten early, what it "
-        "held dropped), or gets 503 when none is in grace"},
+        "held dropped), or gets 503 when none can go"},
     {"cors-origins", "BEEP_CORS_ORIGINS", CONFIG_STR, OFF(cors_origins), "*", 0,
         0, "Access-Control-Allow-Origin: * or a comma-separated list"},
     {"log-level", "BEEP_LOG_LEVEL", CONFIG_LEVEL, OFF(log_level), "info", 0, 0,

@@ -278,6 +278,33 @@ registry_find_device(struct registry *reg, const struct device_key *k)
 	return d;
 }
 
+/*
+ * Room for one more device under max_devices.  Devices in grace are made
+ * by subscribing and leaving, which nothing else bounds: past the limit
+ * the one whose grace ends first goes now, of those with no stream left
+ * (one whose last stream is still ending, its write blocked, goes when
+ * that ends: see registry_expire()).  False when every device is live or
+ * ending.  Returns 0 when there was room, 1 when a device was forgotten
+ * to make it (its user too, when it was the user's last), -1 when every
+ * device is live or ending.
+ */
+static int
+device_make_room(struct registry *reg)
+{
+	struct reg_device *d = reg->grace;
+
+	if (reg->limits.max_devices == 0 ||
+	    reg->ndevices < reg->limits.max_devices)
+		return 0;
+	while (d != NULL && d->nstreams > 0)
+		d = d->gnext;
+	if (d == NULL)
+		return -1;
+	reg->forgotten++;
+	registry_expire_forget(reg, d);
+	return 1;
+}
+
 struct registry_stream *
 registry_subscribe(struct registry *reg, const char *user, const char *device,
     const struct registry_resume *resume, struct registry_start *start,
@@ -290,6 +317,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	uint64_t now = util_now_ms();
 	struct device_key k;
 	unsigned user_hash; /* for reg->users, also made before the lock */
+	int room = 0;
 
 	memset(start, 0, sizeof(*start));
 	device_key_make(&k, user, device);
@@ -311,21 +339,6 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		registry_expire_forget(reg, d);
 		d = NULL;
 	}
-	/*
-	 * Devices in grace are made by subscribing and leaving, which
-	 * nothing else bounds: past max_devices the one whose grace ends
-	 * first goes now (before the user is looked up: it may be its last
-	 * device, and its user then goes too).
-	 */
-	if (d == NULL && reg->limits.max_devices > 0 &&
-	    reg->ndevices >= reg->limits.max_devices) {
-		if (reg->grace == NULL) {
-			*err = REGISTRY_FULL;
-			goto out;
-		}
-		reg->forgotten++;
-		registry_expire_forget(reg, reg->grace);
-	}
 	if (d != NULL)
 		u = d->user;
 	else
@@ -336,6 +349,14 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		*err = REGISTRY_USER_FULL;
 		goto out;
 	}
+	if (d == NULL && (room = device_make_room(reg)) < 0) {
+		*err = REGISTRY_DEVICES_FULL;
+		goto out;
+	}
+	/* The device forgotten may have been the user's last: then u went. */
+	if (room > 0)
+		HASH_FIND_BYHASHVALUE(
+		    hh, reg->users, user, k.user_len, user_hash, u);
 	if (u == NULL) {
 		u = xcalloc(1, sizeof(*u));
 		u->name = xstrdup(user);

@@ -185,7 +185,14 @@ test_registry_max_devices(void **state)
 	}
 	/* Every device live: no room, and nothing is forgotten. */
 	assert_null(subscribe(reg, "e", "d", &err));
-	assert_int_equal(err, REGISTRY_FULL);
+	assert_int_equal(err, REGISTRY_DEVICES_FULL);
+	/*
+	 * c's client gone, its thread not yet back from a write: in grace,
+	 * but its stream still refers to it, so it is not the one to go.
+	 */
+	registry_hangup(reg, registry_stream_id(s[2]));
+	assert_null(subscribe(reg, "e", "d", &err));
+	assert_int_equal(err, REGISTRY_DEVICES_FULL);
 	/* b, then a, into grace: b's ends first. */
 	registry_unsubscribe(reg, s[1]);
 	registry_unsubscribe(reg, s[0]);
@@ -211,6 +218,57 @@ test_registry_max_devices(void **state)
 	assert_int_equal(st.dropped, 2);
 	registry_unsubscribe(reg, x);
 	registry_unsubscribe(reg, s[2]);
+	registry_free(reg);
+}
+
+/*
+ * A subscribe refused for its user's share takes no one's place: the
+ * device in grace stays.  One that goes with its user's last device
+ * leaves the new device a user of its own.
+ */
+static void
+test_registry_max_devices_user(void **state)
+{
+	struct registry_limits l = {
+	    .grace_ms = 60000, .max_devices = 2, .devices_per_user = 1};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *u, *x;
+	struct registry_stats st;
+	enum registry_error err;
+
+	(void)state;
+	assert_non_null(a = subscribe(reg, "a", "d", &err));
+	assert_non_null(u = subscribe(reg, "u", "d", &err));
+	registry_unsubscribe(reg, a);
+	assert_null(subscribe(reg, "u", "other", &err));
+	assert_int_equal(err, REGISTRY_USER_FULL);
+	publish_str(reg, "a", "d", "held", &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	registry_stats(reg, &st);
+	assert_int_equal(st.forgotten, 0);
+	registry_unsubscribe(reg, u);
+	registry_free(reg);
+
+	/*
+	 * a's last device goes, and a with it, to make room for a's new one:
+	 * a new "a" is made whole (under ASan, the old one is not used).
+	 */
+	l.devices_per_user = 0;
+	reg = registry_new(&l);
+	assert_non_null(a = subscribe(reg, "a", "d", &err));
+	assert_non_null(u = subscribe(reg, "b", "d", &err));
+	registry_unsubscribe(reg, a);
+	assert_non_null(x = subscribe(reg, "a", "new", &err));
+	registry_stats(reg, &st);
+	assert_int_equal(st.forgotten, 1);
+	assert_int_equal(st.users, 2);
+	assert_int_equal(st.devices, 2);
+	publish_str(reg, "a", "new", "hi", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	publish_str(reg, "a", "d", "gone", &err);
+	assert_int_equal(err, REGISTRY_NOT_FOUND);
+	registry_unsubscribe(reg, x);
+	registry_unsubscribe(reg, u);
 	registry_free(reg);
 }
 
@@ -2067,6 +2125,7 @@ main(void)
 	    cmocka_unit_test(test_registry_basic),
 	    cmocka_unit_test(test_registry_batch_bytes),
 	    cmocka_unit_test(test_registry_max_devices),
+	    cmocka_unit_test(test_registry_max_devices_user),
 	    cmocka_unit_test(test_registry_device_keys),
 	    cmocka_unit_test(test_registry_two_streams),
 	    cmocka_unit_test(test_registry_ordering_threads),
