@@ -20,7 +20,8 @@ import fs from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-	poll, withTimeout, uid, subPath, postPath, expectRefusedStream,
+	poll, withTimeout, uid, subPath, postPath, listPath,
+	expectRefusedStream,
 } from './harness.mjs';
 import {
 	Rig as FrontRig, waitLine, stop, launch, rewrite, READY_GUARD,
@@ -228,9 +229,9 @@ test('nginx: the backend out of reach, EventSource gets a stream it retries',
 // EventSource takes as final as it does a 502. Every node here is a TCP
 // port whose accept queue is full (perl: listen backlog 0, filled once, never
 // accepted), so each SYN goes unanswered, as to a host that is down.
-test('nginx-cluster: nodes that never answer the connect, EventSource gets a stream it retries',
-    T, async (t) => {
-	const rig = new FrontRig(t, 'nginx-connect-timeout');
+// A TCP port whose every connect goes unanswered (its accept queue full),
+// as a host that is down; resolves with "127.0.0.1:PORT".
+async function unansweredNode(rig) {
 	const hole = rig.track(launch('perl', ['-MSocket', '-e', `
 		socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
 		bind($s, sockaddr_in(0, INADDR_LOOPBACK)) or die "bind: $!";
@@ -244,23 +245,33 @@ test('nginx-cluster: nodes that never answer the connect, EventSource gets a str
 		sleep;
 	`], { cwd: rig.dir, env: process.env, tag: 'unanswered' }));
 	const port = (await waitLine(hole, /^port \d+$/)).split(' ')[1];
-	const node = `127.0.0.1:${port}`;
-	await rig.startNginx({ conf: NGINX_CLUSTER_CONF, sockets: {
-		'unix:/run/beep-signal/a.sock': node,
-		'unix:/run/beep-signal/b.sock': node,
+	return `127.0.0.1:${port}`;
+}
+
+// nginx-cluster.conf with its nodes at a and b, 1 s for a connect (so
+// that the test is short), and every node tried by every request (a node
+// that timed out is otherwise left out for 5 s).
+function startNginxCluster(rig, a, b, edit = (site) => site) {
+	return rig.startNginx({ conf: NGINX_CLUSTER_CONF, sockets: {
+		'unix:/run/beep-signal/a.sock': a,
+		'unix:/run/beep-signal/b.sock': b,
 	}, edit: (site) => {
-		// Shorter, so that the test is: 1 s a node.
 		site = rewrite(site, 'fastcgi_connect_timeout 5s;',
 		    'fastcgi_connect_timeout 1s;', 'fastcgi_connect_timeout');
-		// Every request tries both nodes (a node that timed out is
-		// otherwise left out for 5 s, and the next request gets the
-		// 502 of no node left, the test above).
 		site = rewrite(site, 'max_fails=1', 'max_fails=0', 'max_fails');
-		// No node answers /healthz: nginx's own, to know it is up.
-		return rewrite(site, /\n\tlocation \/ \{/,
-		    '\n\tlocation = /healthz {\n\t\treturn 200;\n\t}\n$&',
-		    'location /');
+		return edit(site);
 	} });
+}
+
+test('nginx-cluster: nodes that never answer the connect, EventSource gets a stream it retries',
+    T, async (t) => {
+	const rig = new FrontRig(t, 'nginx-connect-timeout');
+	const node = await unansweredNode(rig);
+	// No node answers /healthz: nginx's own, to know it is up.
+	await startNginxCluster(rig, node, node, (site) => rewrite(site,
+	    /\n\tlocation \/ \{/,
+	    '\n\tlocation = /healthz {\n\t\treturn 200;\n\t}\n$&',
+	    'location /'));
 	const p = subPath(uid('unanswered'), 'd');
 	await expectRefusedStream(rig, p, 504, 'backend unavailable',
 	    { front: true });
@@ -269,6 +280,29 @@ test('nginx-cluster: nodes that never answer the connect, EventSource gets a str
 	assert.equal((await c.get(p)).status, 504);
 	assert.equal((await c.postJson(postPath(uid('unanswered'), 'd'),
 	    { data: 1 })).status, 504);
+});
+
+// One node's host down, the other up: every request reaches the one up,
+// a POST too (never sent to the first, so never sent twice), none gets
+// the 504 of the connect that timed out.
+test('nginx-cluster: a node that never answers the connect, every request served by the other',
+    T, async (t) => {
+	const rig = new FrontRig(t, 'nginx-one-unanswered');
+	const node = await unansweredNode(rig);
+	await rig.startListen();
+	await startNginxCluster(rig, node, `unix:${rig.sock}`);
+	const c = rig.client();
+	const u = uid('half');
+	const s = await rig.open(subPath(u, 'd'));
+	assert.equal(s.status, 200);
+	for (let i = 0; i < 4; i++) {
+		const r = await c.postJson(postPath(u, 'd'), { data: `m${i}` });
+		assert.equal(r.status, 200, `POST ${i}: ${r.status} ${r.text}`);
+		assert.equal((await s.nextEvent(5000)).data, `m${i}`);
+		const list = await c.get(listPath(u));
+		assert.equal(list.status, 200, `list ${i}: ${list.text}`);
+	}
+	assert.equal(s.received, 4, 'each once');
 });
 
 test('every shipped front config answers an unreachable backend alike', T,
