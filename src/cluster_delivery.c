@@ -200,12 +200,19 @@ cluster_delivery_receive(struct cluster *cl, const char *p, size_t len)
 	struct buf k = {0};
 	struct registry_msg *m;
 
-	if (sscanf(p, "%47s %lu %lu %n", idtext, &ulen, &dlen, &off) != 3 ||
-	    off == 0 || (size_t)off + ulen + dlen > len ||
+	/*
+	 * One space after DLEN, exactly: a space in the format would skip
+	 * the user's own leading spaces too (ids may begin with them), and
+	 * read the user, device and frame shifted, another device's.
+	 */
+	if (sscanf(p, "%47s %lu %lu%n", idtext, &ulen, &dlen, &off) != 3 ||
+	    off <= 0 || (size_t)off >= len || p[off] != ' ' || ulen > len ||
+	    dlen > len || (size_t)off + 1 + ulen + dlen > len ||
 	    cluster_parse_id(idtext, &id) < 0) {
 		log_error("malformed message from redis");
 		return;
 	}
+	off++;
 	cluster_count(&cl->received);
 	buf_append(&k, p + off, ulen);
 	buf_puts(&k, "\x1f");

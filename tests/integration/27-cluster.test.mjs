@@ -209,6 +209,28 @@ describe('three nodes, one Redis, one front', T, () => {
 		assert.match(ev.lastEventId, ID_RE);
 	});
 
+	// A node read the channel's "ID ULEN DLEN USER DEVICE FRAME" with a
+	// format that also skipped the user's own leading spaces: the user,
+	// device and frame came out shifted, another device's (a review).
+	// " X"/"Zphone" was read as "XZ"/"phones", with the frame's kind
+	// byte as the device's last and the event's first byte as the kind:
+	// event "rreset" became the service's own reset, on another user's
+	// stream, and the device itself got nothing.
+	test('a user id with a leading space: its messages reach it, and no one ' +
+	    'else', T, async () => {
+		const x = uid();
+		const victim = await cl.nodes[0].subscribe(`${x}Z`, 'phones');
+		const own = await cl.nodes[0].subscribe(` ${x}`, 'Zphone');
+		const r = await c[1].postJson(postPath(` ${x}`, 'Zphone'),
+		    { data: 'hi', event: 'rreset' });
+		assert.equal(r.status, 200, r.text);
+		const ev = await own.nextEvent(15000);
+		assert.deepEqual([ev.type, ev.data, ev.lastEventId],
+		    ['rreset', 'hi', r.json().id]);
+		await assertNothingMore(victim, c[1], `${x}Z`, 'phones');
+		await assertNothingMore(own, c[2], ` ${x}`, 'Zphone');
+	});
+
 	test('/healthz and /metrics say Redis is up', T, async () => {
 		const h = await c[0].health();
 		assert.equal(h.status, 'ok');
