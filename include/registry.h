@@ -185,6 +185,16 @@ uint64_t registry_epoch(const struct registry *reg);
  * stream, or NULL with *err set to REGISTRY_FULL, REGISTRY_USER_FULL,
  * REGISTRY_DEVICES_FULL or REGISTRY_CLOSED.  The caller must end it with registry_unsubscribe().
  */
+/*
+ * Whether registry_subscribe() would take a stream of user's device now,
+ * or why not (*err): a cluster asks before it registers the device in
+ * Redis, which a refusal afterwards cannot undo exactly (it would start
+ * the device's grace period again).  Another subscribe may still take
+ * the last place in between.
+ */
+bool registry_admits(struct registry *reg, const char *user, const char *device,
+    enum registry_error *err);
+
 struct registry_stream *registry_subscribe(struct registry *reg,
     const char *user, const char *device, const struct registry_resume *resume,
     struct registry_start *start, enum registry_error *err);

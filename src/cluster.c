@@ -332,6 +332,17 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 		*down = true;
 		return NULL;
 	}
+	/*
+	 * Refused here, registered in Redis first: the SUB has ended the
+	 * device's grace period (its UNSUB starts a new one, from the last
+	 * message: what was held for it lost) and made the node its holder
+	 * meanwhile (POSTs 200, to no stream).  So not registered at all.
+	 */
+	if (!registry_admits(cl->reg, user, device, err)) {
+		cluster_presence_maybe_free(cl, e);
+		pthread_mutex_unlock(&cl->lock);
+		return NULL;
+	}
 	if (resume->kind == REGISTRY_RESUME_AT)
 		cluster_format_id(resume->id, after, sizeof(after));
 	e->streams++;

@@ -182,7 +182,14 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 	case JOB_SUB:
 	case JOB_SYNC:
 		ok = ok && cluster_delivery_reply_ok(r);
-		if (ok)
+		/*
+		 * Sent and not answered: Redis may have run it, and then
+		 * holds the node as the device's holder until an UNSUB says
+		 * otherwise (every POST to it 200, lost).  Registered, then,
+		 * as far as we know: the UNSUB is sent when no stream is left,
+		 * and does nothing where the SUB did not run.
+		 */
+		if (ok || j->sent)
 			e->registered = true;
 		/* The other holders were told (whatever becomes of e). */
 		if (ok && j->local)

@@ -305,6 +305,46 @@ device_make_room(struct registry *reg)
 	return 1;
 }
 
+bool
+registry_admits(struct registry *reg, const char *user, const char *device,
+    enum registry_error *err)
+{
+	struct reg_device *d, *g;
+	struct reg_user *u;
+	struct device_key k;
+	bool ok = false;
+
+	device_key_make(&k, user, device);
+	pthread_mutex_lock(&reg->lock);
+	d = registry_find_device(reg, &k);
+	if (d != NULL && device_expired(d, util_now_ms()) && d->nstreams == 0)
+		d = NULL;
+	HASH_FIND(hh, reg->users, user, k.user_len, u);
+	if (reg->closing) {
+		*err = REGISTRY_CLOSED;
+	} else if (reg->limits.max_streams > 0 &&
+	    reg->nstreams >= reg->limits.max_streams) {
+		*err = REGISTRY_FULL;
+	} else if (d == NULL && u != NULL && reg->limits.devices_per_user > 0 &&
+	    u->ndevices >= reg->limits.devices_per_user) {
+		*err = REGISTRY_USER_FULL;
+	} else {
+		ok = true;
+		/* As device_make_room() would find. */
+		if (d == NULL && reg->limits.max_devices > 0 &&
+		    reg->ndevices >= reg->limits.max_devices) {
+			for (g = reg->grace; g != NULL && g->nstreams > 0;
+			     g = g->gnext)
+				;
+			ok = g != NULL;
+			*err = REGISTRY_DEVICES_FULL;
+		}
+	}
+	pthread_mutex_unlock(&reg->lock);
+	device_key_free(&k);
+	return ok;
+}
+
 struct registry_stream *
 registry_subscribe(struct registry *reg, const char *user, const char *device,
     const struct registry_resume *resume, struct registry_start *start,

@@ -406,6 +406,47 @@ describe('a full node', T, () => {
 			await cl.stopAndCheck();
 		}
 	});
+
+	// The registry's own refusals too (the user's devices, the devices in
+	// all): a node that registered the device first and refused it after
+	// made it 202 for its grace period if never served, and, if it was
+	// away, started its grace again from its last message, so that what
+	// was held for it was lost (a review).
+	test('refuses a stream past the user\'s devices before Redis hears of it',
+	    T, async () => {
+		const cl = await startCluster({ nodes: 2,
+		    env: { ...ENV, BEEP_MAX_DEVICES_PER_USER: '1' } });
+		try {
+			const [n0, n1] = cl.nodes;
+			const u = uid('user');
+			const a = await n0.subscribe(u, 'a');
+			const away = await n1.subscribe(u, 'd');
+			away.close();
+			// Away: held for it (the list no longer has it first).
+			await poll(async () => !(await n1.client().devices(u))
+			    .includes('d'), { timeout: 20000, interval: 50,
+			    what: `${u}/d away` });
+			const c = n1.client();
+			const h = await c.postJson(postPath(u, 'd'), { data: 'held' });
+			assert.equal(h.status, 202, h.text);
+			// Node 0 has u/a: u/b and u/d are past the user's share.
+			for (const d of ['b', 'd']) {
+				const s = await n0.open(`/subscribe/${u}/device/${d}`);
+				assert.equal(s.status, 429, d);
+				await s.text();
+			}
+			const b = await c.postJson(postPath(u, 'b'), { data: 1 });
+			assert.equal(b.status, 404, `never served: ${b.text}`);
+			const back = await n1.subscribe(u, 'd');
+			const ev = await back.nextEvent(15000);
+			assert.deepEqual([ev.data, ev.lastEventId],
+			    ['held', h.json().id], 'what was held, kept');
+			back.close();
+			a.close();
+		} finally {
+			await cl.stopAndCheck();
+		}
+	});
 });
 
 describe('two make run in one checkout', T, () => {

@@ -241,6 +241,48 @@ describe('cluster failures', T, () => {
 			    maybe.includes(e.data), `unexpected ${JSON.stringify(e)}`);
 	});
 
+	// A first stream's SUB sent to a Redis that hangs past
+	// BEEP_REDIS_TIMEOUT: the subscribe gets 503, and Redis runs the SUB
+	// when it resumes. The node did not count itself registered (no
+	// answer), so it never sent the UNSUB: Redis held the node as the
+	// device's holder for as long as it lived, the device listed, every
+	// POST 200 and published to a node with no stream, lost (a review).
+	test('a SUB whose answer was lost: the node undoes it, nothing is lost',
+	    T, async (t) => {
+		const cl = await startCluster({ nodes: 2,
+		    env: { ...ENV, BEEP_REDIS_TIMEOUT: '300' } }, t);
+		const [a, b] = cl.nodes;
+		const cb = b.client();
+		const u = uid();
+		process.kill(cl.redis.child.pid, 'SIGSTOP');
+		let resumed = false;
+		t.after(() => {
+			if (!resumed)
+				process.kill(cl.redis.child.pid, 'SIGCONT');
+		});
+		const s = await a.open(`/subscribe/${u}/device/phone`);
+		assert.equal(s.status, 503, await s.text());
+		// The node gives the connection up; Redis runs the SUB later.
+		await poll(() => a.backendLog.some((l) =>
+		    /redis commands: down/.test(l)), { timeout: 20000,
+		    interval: 50, what: 'the node gives Redis up' });
+		process.kill(cl.redis.child.pid, 'SIGCONT');
+		resumed = true;
+		// Whether the SUB ran or not, the device is not live anywhere.
+		await poll(async () => {
+			const l = await cb.get(`/user/${u}/devices`);
+			return l.status === 200 && l.json().length === 0;
+		}, { timeout: 20000, interval: 50, what: `${u}/phone not listed` });
+		const r = await cb.postJson(postPath(u, 'phone'), { data: 'x' });
+		assert.ok([202, 404].includes(r.status), `${r.status} ${r.text}`);
+		// Held (the SUB ran, the UNSUB began its grace): it comes back.
+		if (r.status === 202) {
+			const back = await b.subscribe(u, 'phone');
+			assert.equal((await back.nextEvent(15000)).data, 'x');
+			back.close();
+		}
+	});
+
 	// A device with a stream on each node (two tabs, or a ghost left on
 	// one node after the phone moved to the other).  While Redis is down
 	// each node delivers a POST to its own stream alone (200): the other
