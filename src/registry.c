@@ -426,6 +426,14 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	    (resume->id < d->floor_id || resume->id > d->top_id)) {
 		registry_log_restart(reg, d, resume->id);
 	}
+	/*
+	 * An id the caller gave is one the registry has given too: a client
+	 * of the stream that starts there (told it by its first id: line)
+	 * resumes from it on another stream of the device, which the log
+	 * judges against reg->last_id.
+	 */
+	if (resume->kind == REGISTRY_RESUME_FROM && resume->id > reg->last_id)
+		reg->last_id = resume->id;
 	if (d->grace_until != 0) {
 		DL_DELETE2(reg->grace, d, gprev, gnext);
 		reg->ngrace--;

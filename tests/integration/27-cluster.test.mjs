@@ -209,6 +209,34 @@ describe('three nodes, one Redis, one front', T, () => {
 		assert.match(ev.lastEventId, ID_RE);
 	});
 
+	// A second stream of a device on a node that has one resumes from the
+	// node's log. A device whose messages all went through another node
+	// starts here at an id above every one this node had seen, and the
+	// log took the very id the first stream's start told its client for
+	// one it never gave: a reset, "unknown event id" (a review).
+	test('a second stream on a node resumes from the id its first one ' +
+	    'started at', T, async () => {
+		const u = uid(), d = 'phone';
+		const elsewhere = await cl.nodes[1].subscribe(u, d);
+		for (const data of ['m1', 'm2'])
+			await post(c[1], u, d, data);
+		assert.deepEqual((await take(elsewhere, 2)).map((e) => e.data),
+		    ['m1', 'm2']);
+		const first = await cl.nodes[0].subscribe(u, d);
+		await first.waitFor(() => first.fields.some(([f]) => f === 'id'),
+		    { timeout: 15000, what: 'the first stream\'s id' });
+		const at = first.fields.find(([f]) => f === 'id')[1];
+		assert.equal(first.events.length, 0, 'live only');
+		const again = await cl.nodes[0].subscribe(u, d,
+		    { headers: { 'Last-Event-ID': at } });
+		const m3 = await post(c[2], u, d, 'm3');
+		const ev = await again.nextEvent(15000);
+		assert.deepEqual([ev.type, ev.data, ev.lastEventId],
+		    ['message', 'm3', m3.id], 'no reset, nothing before m3');
+		for (const s of [elsewhere, first, again])
+			s.close();
+	});
+
 	// A node read the channel's "ID ULEN DLEN USER DEVICE FRAME" with a
 	// format that also skipped the user's own leading spaces: the user,
 	// device and frame came out shifted, another device's (a review).
