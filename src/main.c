@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,23 @@
 
 /* How long a stop may take: streams get their retry: field within it. */
 #define MAIN_STOP_TIMEOUT_MS 1500
+
+/*
+ * random() makes a cluster node's id (with the host's name and the pid)
+ * and spreads clients' retry: times.  Seeded from the kernel: the time
+ * and the pid alone are the same for two containers that share a host
+ * name, run as pid 1 and start in the same second, which would then share
+ * a node id, and so a channel and their registrations in Redis.
+ */
+static void
+main_seed_random(void)
+{
+	unsigned seed;
+
+	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	srandom(seed);
+}
 
 /* Let this process hold as many connections as the hard limit allows. */
 static void
@@ -75,7 +93,7 @@ main(int argc, char **argv)
 	body_init();
 	/* Here, so that a kernel with no random bytes stops it at start. */
 	keyed_hash_init();
-	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	main_seed_random();
 	main_raise_nofile();
 
 	/*
