@@ -279,70 +279,70 @@ registry_find_device(struct registry *reg, const struct device_key *k)
 }
 
 /*
- * Room for one more device under max_devices.  Devices in grace are made
- * by subscribing and leaving, which nothing else bounds: past the limit
- * the one whose grace ends first goes now, of those with no stream left
- * (one whose last stream is still ending, its write blocked, goes when
- * that ends: see registry_expire()).  False when every device is live or
- * ending.  Returns 0 when there was room, 1 when a device was forgotten
- * to make it (its user too, when it was the user's last), -1 when every
- * device is live or ending.
+ * The device in grace that goes first to make room under max_devices:
+ * the one whose grace ends first, of those with no stream left (one whose
+ * last stream is still ending, its write blocked, goes when that ends:
+ * see registry_expire()).  NULL when every device is live or ending.
  */
-static int
-device_make_room(struct registry *reg)
+static struct reg_device *
+device_to_forget(struct registry *reg)
 {
 	struct reg_device *d = reg->grace;
 
-	if (reg->limits.max_devices == 0 ||
-	    reg->ndevices < reg->limits.max_devices)
-		return 0;
 	while (d != NULL && d->nstreams > 0)
 		d = d->gnext;
-	if (d == NULL)
-		return -1;
-	reg->forgotten++;
-	registry_expire_forget(reg, d);
-	return 1;
+	return d;
+}
+
+/*
+ * Why a stream of device d (NULL: a new one) of user u (NULL: a new one)
+ * cannot be taken now, or REGISTRY_OK.  Devices in grace are made by
+ * subscribing and leaving, which nothing else bounds: a new device past
+ * max_devices takes the place of device_to_forget()'s.
+ */
+static enum registry_error
+subscribe_refusal(
+    struct registry *reg, const struct reg_device *d, const struct reg_user *u)
+{
+	if (reg->closing)
+		return REGISTRY_CLOSED;
+	if (reg->limits.max_streams > 0 &&
+	    reg->nstreams >= reg->limits.max_streams)
+		return REGISTRY_FULL;
+	if (d != NULL)
+		return REGISTRY_OK;
+	if (u != NULL && reg->limits.devices_per_user > 0 &&
+	    u->ndevices >= reg->limits.devices_per_user)
+		return REGISTRY_USER_FULL;
+	if (reg->limits.max_devices > 0 &&
+	    reg->ndevices >= reg->limits.max_devices &&
+	    device_to_forget(reg) == NULL)
+		return REGISTRY_DEVICES_FULL;
+	return REGISTRY_OK;
 }
 
 bool
 registry_admits(struct registry *reg, const char *user, const char *device,
     enum registry_error *err)
 {
-	struct reg_device *d, *g;
+	struct reg_device *d;
 	struct reg_user *u;
 	struct device_key k;
-	bool ok = false;
 
 	device_key_make(&k, user, device);
 	pthread_mutex_lock(&reg->lock);
+	/* As registry_subscribe() finds them. */
 	d = registry_find_device(reg, &k);
 	if (d != NULL && device_expired(d, util_now_ms()) && d->nstreams == 0)
 		d = NULL;
-	HASH_FIND(hh, reg->users, user, k.user_len, u);
-	if (reg->closing) {
-		*err = REGISTRY_CLOSED;
-	} else if (reg->limits.max_streams > 0 &&
-	    reg->nstreams >= reg->limits.max_streams) {
-		*err = REGISTRY_FULL;
-	} else if (d == NULL && u != NULL && reg->limits.devices_per_user > 0 &&
-	    u->ndevices >= reg->limits.devices_per_user) {
-		*err = REGISTRY_USER_FULL;
-	} else {
-		ok = true;
-		/* As device_make_room() would find. */
-		if (d == NULL && reg->limits.max_devices > 0 &&
-		    reg->ndevices >= reg->limits.max_devices) {
-			for (g = reg->grace; g != NULL && g->nstreams > 0;
-			     g = g->gnext)
-				;
-			ok = g != NULL;
-			*err = REGISTRY_DEVICES_FULL;
-		}
-	}
+	if (d != NULL)
+		u = d->user;
+	else
+		HASH_FIND(hh, reg->users, user, k.user_len, u);
+	*err = subscribe_refusal(reg, d, u);
 	pthread_mutex_unlock(&reg->lock);
 	device_key_free(&k);
-	return ok;
+	return *err == REGISTRY_OK;
 }
 
 struct registry_stream *
@@ -357,21 +357,11 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	uint64_t now = util_now_ms();
 	struct device_key k;
 	unsigned user_hash; /* for reg->users, also made before the lock */
-	int room = 0;
 
 	memset(start, 0, sizeof(*start));
 	device_key_make(&k, user, device);
 	HASH_VALUE(user, k.user_len, user_hash);
 	pthread_mutex_lock(&reg->lock);
-	if (reg->closing) {
-		*err = REGISTRY_CLOSED;
-		goto out;
-	}
-	if (reg->limits.max_streams > 0 &&
-	    reg->nstreams >= reg->limits.max_streams) {
-		*err = REGISTRY_FULL;
-		goto out;
-	}
 	/* A grace period that ended is over, swept or not. */
 	d = registry_find_device(reg, &k);
 	if (d != NULL && device_expired(d, now) && d->nstreams == 0) {
@@ -384,19 +374,17 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	else
 		HASH_FIND_BYHASHVALUE(
 		    hh, reg->users, user, k.user_len, user_hash, u);
-	if (d == NULL && u != NULL && reg->limits.devices_per_user > 0 &&
-	    u->ndevices >= reg->limits.devices_per_user) {
-		*err = REGISTRY_USER_FULL;
+	*err = subscribe_refusal(reg, d, u);
+	if (*err != REGISTRY_OK)
 		goto out;
-	}
-	if (d == NULL && (room = device_make_room(reg)) < 0) {
-		*err = REGISTRY_DEVICES_FULL;
-		goto out;
-	}
-	/* The device forgotten may have been the user's last: then u went. */
-	if (room > 0)
+	if (d == NULL && reg->limits.max_devices > 0 &&
+	    reg->ndevices >= reg->limits.max_devices) {
+		reg->forgotten++;
+		registry_expire_forget(reg, device_to_forget(reg));
+		/* It may have been the user's last device: then u went. */
 		HASH_FIND_BYHASHVALUE(
 		    hh, reg->users, user, k.user_len, user_hash, u);
+	}
 	if (u == NULL) {
 		u = xcalloc(1, sizeof(*u));
 		u->name = xstrdup(user);
