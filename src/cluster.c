@@ -301,13 +301,18 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 		e->device = xstrdup(device);
 		HASH_ADD_KEYPTR(hh, cl->entries, e->key, strlen(e->key), e);
 	}
-	/* Another stream of the device is syncing here: wait for it. */
+	/*
+	 * Another stream of the device is syncing here: wait for it, e held
+	 * (its SUB may fail, and whoever has the lock first then may free e).
+	 */
 	cluster_job_deadline(cl, &ts);
+	e->waiters++;
 	while (e->streams > 0 && e->gate && cluster_is_up(cl)) {
 		if (pthread_cond_timedwait(&cl->done, &cl->lock, &ts) ==
 		    ETIMEDOUT)
 			break;
 	}
+	e->waiters--;
 	if (e->streams > 0 && !e->gate) {
 		/* The registry alone: it has the device's recent messages. */
 		e->streams++;

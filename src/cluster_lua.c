@@ -225,25 +225,26 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * KEYS u g m s; ARGV dev node grace_ms meta_ttl_ms here after user frame.
  * With here "1" the node delivered messages alone while Redis was down,
  * after its streams' last id after: as in SUB, the device moves above it
- * and the other holders are told.  Only a node that held the device (its
- * SUB ran, and no sweep took it since) starts its grace when it was the
- * last: an UNSUB after a SUB whose answer was lost may find nothing.
+ * and the other holders are told.  The device's grace starts when no holder
+ * is left and one was: this node (its SUB ran, and no sweep took it since:
+ * an UNSUB after a SUB whose answer was lost may find nothing), or a dead
+ * node whose field holders() removed, as POST does.
  * Returns the holders left.
  */
-static const char cluster_lua_unsub[] =
-    LUA_PRELUDE "local u, g, m, s = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
-                "local dev, node = ARGV[1], ARGV[2] "
-                "local was = redis.call('HDEL', u, dev .. '\\31' .. node) "
-                "if not registers(u, node) then "
-                "redis.call('SREM', 'beep:r:' .. node, ARGV[7]) end "
-                "if ARGV[5] == '1' then "
-                "tell(u, ARGV[7], dev, node, moved(s, m, ARGV[6], "
-                "tonumber(ARGV[4])), ARGV[8]) end "
-                "local nodes = holders(u, dev) "
-                "if #nodes == 0 and was == 1 then "
-                "to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), "
-                "tonumber(ARGV[4])) end "
-                "return #nodes";
+static const char cluster_lua_unsub[] = LUA_PRELUDE
+    "local u, g, m, s = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
+    "local dev, node = ARGV[1], ARGV[2] "
+    "local was = redis.call('HDEL', u, dev .. '\\31' .. node) "
+    "if not registers(u, node) then "
+    "redis.call('SREM', 'beep:r:' .. node, ARGV[7]) end "
+    "if ARGV[5] == '1' then "
+    "tell(u, ARGV[7], dev, node, moved(s, m, ARGV[6], "
+    "tonumber(ARGV[4])), ARGV[8]) end "
+    "local nodes, dead = holders(u, dev) "
+    "if #nodes == 0 and (was == 1 or dead) then "
+    "to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4])) "
+    "end "
+    "return #nodes";
 
 /*
  * KEYS u g; ARGV user grace_ms meta_ttl_ms.  Returns the live devices, or

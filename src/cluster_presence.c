@@ -39,7 +39,8 @@ cluster_presence_free(struct cluster *cl, struct cluster_entry *e)
 void
 cluster_presence_maybe_free(struct cluster *cl, struct cluster_entry *e)
 {
-	if (e->streams > 0 || e->jobs > 0 || e->registered || e->gate)
+	if (e->streams > 0 || e->jobs > 0 || e->waiters > 0 || e->registered ||
+	    e->gate)
 		return;
 	cluster_presence_free(cl, e);
 }
@@ -183,13 +184,14 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 	case JOB_SYNC:
 		ok = ok && cluster_delivery_reply_ok(r);
 		/*
-		 * Sent and not answered: Redis may have run it, and then
+		 * Sent and not answered (an error answer: it did not run):
+		 * Redis may have run it, and then
 		 * holds the node as the device's holder until an UNSUB says
 		 * otherwise (every POST to it 200, lost).  Registered, then,
 		 * as far as we know: the UNSUB is sent when no stream is left,
 		 * and does nothing where the SUB did not run.
 		 */
-		if (ok || j->sent)
+		if (ok || (j->sent && r == NULL))
 			e->registered = true;
 		/* The other holders were told (whatever becomes of e). */
 		if (ok && j->local)

@@ -182,6 +182,50 @@ redis_load_scripts(struct cluster *cl, redisContext *c, char *why, size_t n)
 	return 0;
 }
 
+/*
+ * A connection given up may still have commands on their way to Redis (a
+ * partition that heals: TCP sends them again later), which would then run
+ * after what the next connection sends: a device's SUB after its UNSUB,
+ * which registers the node as its holder for good.  So the new connection
+ * first closes the old one in Redis, if it is still there (what Redis has
+ * not read of it is dropped), and notes its own id for the next time
+ * (0: a Redis that will not say, e.g. its ACL: then no fence).  -1 when c
+ * failed (the old id is kept for the next connection).
+ */
+static int
+redis_fence(redisContext *c, long long *id, char *why, size_t n)
+{
+	redisReply *r = NULL;
+
+	if (*id > 0) {
+		r = redisCommand(c, "CLIENT KILL ID %lld", *id);
+		if (r == NULL)
+			goto fail;
+		freeReplyObject(r);
+	}
+	*id = 0;
+	r = redisCommand(c, "CLIENT ID");
+	if (r == NULL)
+		goto fail;
+	if (r->type == REDIS_REPLY_INTEGER)
+		*id = r->integer;
+	freeReplyObject(r);
+	return 0;
+fail:
+	snprintf(why, n, "CLIENT: %s", c->errstr);
+	return -1;
+}
+
+/* The command connection's first words: the fence, then the scripts. */
+static int
+redis_prepare(struct cluster *cl, redisContext *c, long long *client_id,
+    char *why, size_t n)
+{
+	if (redis_fence(c, client_id, why, n) < 0)
+		return -1;
+	return redis_load_scripts(cl, c, why, n);
+}
+
 /* Wait ms on cl->wake unless stopping; with cl->lock held. */
 static void
 redis_sleep(struct cluster *cl, unsigned ms)
@@ -247,6 +291,7 @@ cluster_redis_cmd_main(void *arg)
 	redisContext *c = NULL;
 	unsigned backoff = CLUSTER_BACKOFF_MIN_MS;
 	uint64_t next_beat = 0;
+	long long client_id = 0;
 	bool was_up = false;
 	char why[256];
 
@@ -263,7 +308,8 @@ cluster_redis_cmd_main(void *arg)
 			pthread_mutex_unlock(&cl->lock);
 			c = redis_connect(cl, why, sizeof(why));
 			if (c != NULL &&
-			    redis_load_scripts(cl, c, why, sizeof(why)) < 0) {
+			    redis_prepare(cl, c, &client_id, why, sizeof(why)) <
+			        0) {
 				redisFree(c);
 				c = NULL;
 			}

@@ -296,14 +296,18 @@ device_to_forget(struct registry *reg)
 
 /*
  * Why a stream of device d (NULL: a new one) of user u (NULL: a new one)
- * cannot be taken now, or REGISTRY_OK.  Devices in grace are made by
- * subscribing and leaving, which nothing else bounds: a new device past
- * max_devices takes the place of device_to_forget()'s.
+ * cannot be taken now, or REGISTRY_OK.  expired: a device of u whose
+ * grace has ended, which the subscribe forgets first (NULL: none, or
+ * forgotten already).  Devices in grace are made by subscribing and
+ * leaving, which nothing else bounds: a new device past max_devices takes
+ * the place of device_to_forget()'s.
  */
 static enum registry_error
-subscribe_refusal(
-    struct registry *reg, const struct reg_device *d, const struct reg_user *u)
+subscribe_refusal(struct registry *reg, const struct reg_device *d,
+    const struct reg_user *u, const struct reg_device *expired)
 {
+	size_t gone = expired != NULL;
+
 	if (reg->closing)
 		return REGISTRY_CLOSED;
 	if (reg->limits.max_streams > 0 &&
@@ -312,10 +316,10 @@ subscribe_refusal(
 	if (d != NULL)
 		return REGISTRY_OK;
 	if (u != NULL && reg->limits.devices_per_user > 0 &&
-	    u->ndevices >= reg->limits.devices_per_user)
+	    u->ndevices - gone >= reg->limits.devices_per_user)
 		return REGISTRY_USER_FULL;
 	if (reg->limits.max_devices > 0 &&
-	    reg->ndevices >= reg->limits.max_devices &&
+	    reg->ndevices - gone >= reg->limits.max_devices &&
 	    device_to_forget(reg) == NULL)
 		return REGISTRY_DEVICES_FULL;
 	return REGISTRY_OK;
@@ -325,21 +329,23 @@ bool
 registry_admits(struct registry *reg, const char *user, const char *device,
     enum registry_error *err)
 {
-	struct reg_device *d;
+	struct reg_device *d, *expired = NULL;
 	struct reg_user *u;
 	struct device_key k;
 
 	device_key_make(&k, user, device);
 	pthread_mutex_lock(&reg->lock);
-	/* As registry_subscribe() finds them. */
+	/* As registry_subscribe() finds them: one expired counts as gone. */
 	d = registry_find_device(reg, &k);
-	if (d != NULL && device_expired(d, util_now_ms()) && d->nstreams == 0)
+	if (d != NULL && device_expired(d, util_now_ms()) && d->nstreams == 0) {
+		expired = d;
 		d = NULL;
+	}
 	if (d != NULL)
 		u = d->user;
 	else
 		HASH_FIND(hh, reg->users, user, k.user_len, u);
-	*err = subscribe_refusal(reg, d, u);
+	*err = subscribe_refusal(reg, d, u, expired);
 	pthread_mutex_unlock(&reg->lock);
 	device_key_free(&k);
 	return *err == REGISTRY_OK;
@@ -374,7 +380,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	else
 		HASH_FIND_BYHASHVALUE(
 		    hh, reg->users, user, k.user_len, user_hash, u);
-	*err = subscribe_refusal(reg, d, u);
+	*err = subscribe_refusal(reg, d, u, NULL);
 	if (*err != REGISTRY_OK)
 		goto out;
 	if (d == NULL && reg->limits.max_devices > 0 &&

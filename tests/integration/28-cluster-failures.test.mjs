@@ -41,6 +41,10 @@ function cmpId(a, b) {
 // progress within BEEP_REDIS_TIMEOUT, while a batch of answers takes
 // longer), until mode is 'pass' again, when what waits goes at once.
 // sent(text): resolves once a node has sent Redis bytes holding text.
+// partition(): on the connections open now, what a node sends is held
+// (TCP would send it again) and Redis's answers are lost; a node that
+// gives one up closes only its own side.  heal(): what was held goes on
+// to Redis, on each connection Redis still has.  Returns those links.
 async function redisProxy(t) {
 	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-proxy-'));
 	t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,9 +54,14 @@ async function redisProxy(t) {
 	const px = { mode: 'pass', sock: path.join(dir, 'proxy.sock') };
 	const server = net.createServer((c) => {
 		const up = net.connect(redis.socket);
-		const link = { c, up, held: [], silent: false };
+		const link = { c, up, held: [], silent: false, cut: false,
+		    queued: [] };
 		links.push(link);
 		c.on('data', (d) => {
+			if (link.cut) {
+				link.queued.push(d);
+				return;
+			}
 			if (link.silent)
 				return;
 			up.write(d);
@@ -62,7 +71,7 @@ async function redisProxy(t) {
 					w.resolve();
 		});
 		up.on('data', (d) => {
-			if (link.silent)
+			if (link.silent || link.cut)
 				return;
 			if (px.mode === 'pass' && link.held.length === 0)
 				c.write(d);
@@ -71,7 +80,10 @@ async function redisProxy(t) {
 		});
 		c.on('error', () => {});
 		up.on('error', () => {});
-		c.on('close', () => up.destroy());
+		c.on('close', () => {
+			if (!link.cut)
+				up.destroy();
+		});
 		up.on('close', () => c.destroy());
 	});
 	const drip = setInterval(() => {
@@ -96,6 +108,18 @@ async function redisProxy(t) {
 			l.silent = true;
 	};
 	px.sent = (text) => new Promise((resolve) => waiters.push({ text, resolve }));
+	px.partition = () => {
+		const cut = links.filter((l) => !l.up.destroyed);
+		for (const l of cut)
+			l.cut = true;
+		return cut;
+	};
+	px.heal = (cut) => {
+		for (const l of cut)
+			if (!l.up.destroyed)
+				for (const d of l.queued.splice(0))
+					l.up.write(d);
+	};
 	return px;
 }
 
@@ -401,6 +425,38 @@ describe('cluster failures', T, () => {
 		assert.deepEqual(got, sent);
 		await poll(() => a.backendLog.some((l) => /redis channel: down: no answer to PING/.test(l)),
 		    { what: 'the silent channel found dead' });
+	});
+
+	// A partition that heals: the SUB a node sent on the connection it
+	// gave up reaches Redis later (TCP sends it again), after the UNSUB
+	// the node sent on its next connection, and registers the node as the
+	// device's holder for good. The next connection first closes the old
+	// one in Redis (CLIENT KILL ID), so what Redis had not read of it
+	// never runs.
+	test('a partition that heals: a SUB held in it never runs after its ' +
+	    'UNSUB', T, async (t) => {
+		const proxy = await redisProxy(t);
+		const cl = await startCluster({ nodes: 1, env: { ...ENV,
+		    BEEP_REDIS_TIMEOUT: '300',
+		    BEEP_REDIS_URL: `unix://${proxy.sock}` } }, t);
+		const [a] = cl.nodes;
+		const u = uid('cut');
+		const cut = proxy.partition();
+		const unsub = proxy.sent(u);
+		const s = await a.open(`/subscribe/${u}/device/phone`);
+		assert.equal(s.status, 503, await s.text());
+		const held = cut.filter((l) =>
+		    l.queued.some((d) => d.includes(u)));
+		assert.equal(held.length, 1, 'the SUB, held in the partition');
+		// The next connection's UNSUB, and the old one closed in Redis.
+		await unsub;
+		await poll(() => held[0].up.destroyed, { timeout: 20000,
+		    interval: 50, what: 'the old connection closed in Redis' });
+		proxy.heal(cut);
+		const c = a.client();
+		const r = await c.postJson(postPath(u, 'phone'), { data: 'x' });
+		assert.equal(r.status, 404, `never served: ${r.text}`);
+		assert.deepEqual(await c.devices(u), []);
 	});
 
 	// A POST whose request gave up (503) while it waited in the node's

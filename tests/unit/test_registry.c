@@ -272,6 +272,39 @@ test_registry_max_devices_user(void **state)
 	registry_free(reg);
 }
 
+/*
+ * registry_admits() says what registry_subscribe() does: a device whose
+ * grace has ended, not yet swept, is forgotten by the subscribe first, so
+ * it does not count against its user's share (it did: a cluster refused
+ * the device's own return with 429 for up to a second).
+ */
+static void
+test_registry_admits_expired(void **state)
+{
+	struct registry_limits l = {.grace_ms = 1, .devices_per_user = 1};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *s;
+	enum registry_error err;
+	uint64_t t0;
+
+	(void)state;
+	assert_non_null(s = subscribe(reg, "u", "d", &err));
+	registry_unsubscribe(reg, s);
+	/* Past its grace (the clock, not a sleep), and not swept. */
+	t0 = util_now_ms();
+	while (util_now_ms() < t0 + 3)
+		;
+	assert_true(registry_admits(reg, "u", "d", &err));
+	/* Another device of u: the expired one stays until swept. */
+	assert_false(registry_admits(reg, "u", "other", &err));
+	assert_int_equal(err, REGISTRY_USER_FULL);
+	assert_null(subscribe(reg, "u", "other", &err));
+	assert_int_equal(err, REGISTRY_USER_FULL);
+	assert_non_null(s = subscribe(reg, "u", "d", &err));
+	registry_unsubscribe(reg, s);
+	registry_free(reg);
+}
+
 /* The messages s has been sent, as one string (for a few short ones). */
 static void
 expect_frames(struct registry *reg, struct registry_stream *s, const char *want)
@@ -2126,6 +2159,7 @@ main(void)
 	    cmocka_unit_test(test_registry_batch_bytes),
 	    cmocka_unit_test(test_registry_max_devices),
 	    cmocka_unit_test(test_registry_max_devices_user),
+	    cmocka_unit_test(test_registry_admits_expired),
 	    cmocka_unit_test(test_registry_device_keys),
 	    cmocka_unit_test(test_registry_two_streams),
 	    cmocka_unit_test(test_registry_ordering_threads),
