@@ -183,45 +183,80 @@ redis_load_scripts(struct cluster *cl, redisContext *c, char *why, size_t n)
 }
 
 /*
+ * The command connection Redis knows this node by: its CLIENT ID, and the
+ * run_id of the Redis that gave it (ids start again when Redis does).
+ */
+struct redis_fence {
+	long long id; /* 0: none known */
+	char run[48];
+};
+
+/* The run_id of the Redis c is connected to into run ("": not said). */
+static int
+redis_run_id(redisContext *c, char *run, size_t size)
+{
+	redisReply *r = redisCommand(c, "INFO server");
+	const char *p;
+
+	run[0] = '\0';
+	if (r == NULL)
+		return -1;
+	if (r->type == REDIS_REPLY_STRING) {
+		p = strstr(r->str, "run_id:");
+		if (p != NULL) {
+			p += 7;
+			snprintf(run, size, "%.*s", (int)strcspn(p, "\r\n"), p);
+		}
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
+/*
  * A connection given up may still have commands on their way to Redis (a
  * partition that heals: TCP sends them again later), which would then run
  * after what the next connection sends: a device's SUB after its UNSUB,
  * which registers the node as its holder for good.  So the new connection
  * first closes the old one in Redis, if it is still there (what Redis has
- * not read of it is dropped), and notes its own id for the next time
- * (0: a Redis that will not say, e.g. its ACL: then no fence).  -1 when c
- * failed (the old id is kept for the next connection).
+ * not read of it is dropped), and notes its own id for the next time: only
+ * on the same Redis run (a restarted one gives the old id to another
+ * client), and none when Redis will not say (e.g. its ACL).  -1 when c
+ * failed (what is known is kept for the next connection).
  */
 static int
-redis_fence(redisContext *c, long long *id, char *why, size_t n)
+redis_fence(redisContext *c, struct redis_fence *f, char *why, size_t n)
 {
+	char run[sizeof(f->run)];
 	redisReply *r = NULL;
 
-	if (*id > 0) {
-		r = redisCommand(c, "CLIENT KILL ID %lld", *id);
+	if (redis_run_id(c, run, sizeof(run)) < 0)
+		goto fail;
+	if (f->id > 0 && run[0] != '\0' && strcmp(run, f->run) == 0) {
+		r = redisCommand(c, "CLIENT KILL ID %lld", f->id);
 		if (r == NULL)
 			goto fail;
 		freeReplyObject(r);
 	}
-	*id = 0;
+	f->id = 0;
+	memcpy(f->run, run, sizeof(run));
 	r = redisCommand(c, "CLIENT ID");
 	if (r == NULL)
 		goto fail;
-	if (r->type == REDIS_REPLY_INTEGER)
-		*id = r->integer;
+	if (r->type == REDIS_REPLY_INTEGER && run[0] != '\0')
+		f->id = r->integer;
 	freeReplyObject(r);
 	return 0;
 fail:
-	snprintf(why, n, "CLIENT: %s", c->errstr);
+	snprintf(why, n, "fence: %s", c->errstr);
 	return -1;
 }
 
 /* The command connection's first words: the fence, then the scripts. */
 static int
-redis_prepare(struct cluster *cl, redisContext *c, long long *client_id,
+redis_prepare(struct cluster *cl, redisContext *c, struct redis_fence *fence,
     char *why, size_t n)
 {
-	if (redis_fence(c, client_id, why, n) < 0)
+	if (redis_fence(c, fence, why, n) < 0)
 		return -1;
 	return redis_load_scripts(cl, c, why, n);
 }
@@ -291,7 +326,7 @@ cluster_redis_cmd_main(void *arg)
 	redisContext *c = NULL;
 	unsigned backoff = CLUSTER_BACKOFF_MIN_MS;
 	uint64_t next_beat = 0;
-	long long client_id = 0;
+	struct redis_fence fence = {0};
 	bool was_up = false;
 	char why[256];
 
@@ -308,7 +343,7 @@ cluster_redis_cmd_main(void *arg)
 			pthread_mutex_unlock(&cl->lock);
 			c = redis_connect(cl, why, sizeof(why));
 			if (c != NULL &&
-			    redis_prepare(cl, c, &client_id, why, sizeof(why)) <
+			    redis_prepare(cl, c, &fence, why, sizeof(why)) <
 			        0) {
 				redisFree(c);
 				c = NULL;
