@@ -220,8 +220,18 @@ drain(struct api *api, struct registry *reg, struct api_response *r, bool first)
 	}
 	sse_parse(&sp, out.data ? out.data : "", out.len);
 	FUZZ_CHECK(sp.n == (want < SSE_PARSER_MAX ? want : SSE_PARSER_MAX));
-	/* Only the last words of a replaced stream say when to come back. */
-	FUZZ_CHECK(sp.retry == -1 || w == REGISTRY_REPLACED);
+	/*
+	 * Only a stream's start (within BEEP_RECONNECT_MS's spread) and a
+	 * replaced stream's last words say when to come back.
+	 */
+	if (w == REGISTRY_REPLACED)
+		FUZZ_CHECK(sp.retry == 30000);
+	else if (first)
+		FUZZ_CHECK(sp.retry >= (long)confs[MODE_OPEN].reconnect_ms &&
+		    sp.retry <= (long)(confs[MODE_OPEN].reconnect_ms +
+		                    confs[MODE_OPEN].reconnect_ms / 2));
+	else
+		FUZZ_CHECK(sp.retry == -1);
 	for (size_t i = 0; i < sp.n; i++)
 		FUZZ_CHECK(strcmp(sp.events[i].type, "replaced") == 0 ||
 		    (sp.events[i].id[0] >= '0' && sp.events[i].id[0] <= '9'));
