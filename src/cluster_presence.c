@@ -169,6 +169,28 @@ cluster_presence_reconcile(struct cluster *cl)
 }
 
 /*
+ * Whether r is an error Redis gives before a script runs (then it did not
+ * run at all), rather than one a script raised as it ran.
+ */
+static bool
+presence_not_run(const redisReply *r)
+{
+	static const char *const before[] = {"NOSCRIPT", "BUSY", "LOADING",
+	    "OOM", "READONLY", "NOPERM", "MASTERDOWN", "NOREPLICAS", "MISCONF"};
+
+	if (r == NULL || r->type != REDIS_REPLY_ERROR)
+		return false;
+	for (size_t i = 0; i < sizeof(before) / sizeof(before[0]); i++) {
+		size_t n = strlen(before[i]);
+
+		if (strncmp(r->str, before[i], n) == 0 &&
+		    (r->str[n] == ' ' || r->str[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/*
  * What an answer (j->reply, NULL when the job failed) does to the entries
  * and the node's registration; with cl->lock held.
  */
@@ -184,14 +206,15 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 	case JOB_SYNC:
 		ok = ok && cluster_delivery_reply_ok(r);
 		/*
-		 * Sent and not answered (an error answer: it did not run):
+		 * Sent and not answered, or answered with what a script that
+		 * ran may leave (an error it raised after its first write):
 		 * Redis may have run it, and then
 		 * holds the node as the device's holder until an UNSUB says
 		 * otherwise (every POST to it 200, lost).  Registered, then,
 		 * as far as we know: the UNSUB is sent when no stream is left,
 		 * and does nothing where the SUB did not run.
 		 */
-		if (ok || (j->sent && r == NULL))
+		if (ok || (j->sent && !presence_not_run(r)))
 			e->registered = true;
 		/* The other holders were told (whatever becomes of e). */
 		if (ok && j->local)

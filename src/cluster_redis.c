@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,25 +194,37 @@ struct redis_fence {
 	char run[48];
 };
 
-/* The run_id of the Redis c is connected to into run ("": not said). */
+/*
+ * An answer to one of the fence's commands: 1 when usable (*out, which
+ * the caller frees), 0 when Redis refused it (an error: its ACL, or busy),
+ * -1 when c failed.
+ */
 static int
-redis_run_id(redisContext *c, char *run, size_t size)
+redis_fence_ask(redisContext *c, redisReply **out, const char *fmt, ...)
 {
-	redisReply *r = redisCommand(c, "INFO server");
-	const char *p;
+	va_list ap;
+	redisReply *r;
 
-	run[0] = '\0';
+	va_start(ap, fmt);
+	r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	*out = NULL;
 	if (r == NULL)
 		return -1;
-	if (r->type == REDIS_REPLY_STRING) {
-		p = strstr(r->str, "run_id:");
-		if (p != NULL) {
-			p += 7;
-			snprintf(run, size, "%.*s", (int)strcspn(p, "\r\n"), p);
-		}
+	if (r->type == REDIS_REPLY_ERROR) {
+		/* Once a run: the fence cannot work (see redis_fence()). */
+		static _Atomic bool told;
+
+		if (!atomic_exchange(&told, true))
+			log_warn(
+			    "redis refused %.*s (%s): a connection given up "
+			    "is not closed in Redis before the next one",
+			    (int)strcspn(fmt, " "), fmt, r->str);
+		freeReplyObject(r);
+		return 0;
 	}
-	freeReplyObject(r);
-	return 0;
+	*out = r;
+	return 1;
 }
 
 /*
@@ -219,36 +234,60 @@ redis_run_id(redisContext *c, char *run, size_t size)
  * which registers the node as its holder for good.  So the new connection
  * first closes the old one in Redis, if it is still there (what Redis has
  * not read of it is dropped), and notes its own id for the next time: only
- * on the same Redis run (a restarted one gives the old id to another
- * client), and none when Redis will not say (e.g. its ACL).  -1 when c
- * failed (what is known is kept for the next connection).
+ * on the same Redis run (INFO's run_id: a restarted one gives the old id to
+ * another client).  What Redis refuses (an ACL without INFO or CLIENT,
+ * logged once; busy) leaves what is known for the next connection.  -1
+ * when c failed.
  */
 static int
 redis_fence(redisContext *c, struct redis_fence *f, char *why, size_t n)
 {
-	char run[sizeof(f->run)];
-	redisReply *r = NULL;
+	char run[sizeof(f->run)] = "";
+	redisReply *r;
+	const char *p;
+	int rc;
 
-	if (redis_run_id(c, run, sizeof(run)) < 0)
+	if ((rc = redis_fence_ask(c, &r, "INFO server")) < 0)
 		goto fail;
-	if (f->id > 0 && run[0] != '\0' && strcmp(run, f->run) == 0) {
-		r = redisCommand(c, "CLIENT KILL ID %lld", f->id);
-		if (r == NULL)
-			goto fail;
-		freeReplyObject(r);
+	if (rc > 0 && r->type == REDIS_REPLY_STRING &&
+	    (p = strstr(r->str, "run_id:")) != NULL) {
+		p += 7;
+		snprintf(run, sizeof(run), "%.*s", (int)strcspn(p, "\r\n"), p);
 	}
-	f->id = 0;
-	memcpy(f->run, run, sizeof(run));
-	r = redisCommand(c, "CLIENT ID");
-	if (r == NULL)
+	if (r != NULL)
+		freeReplyObject(r);
+	if (run[0] == '\0')
+		return 0;
+	if (f->id > 0 && strcmp(run, f->run) == 0) {
+		if ((rc = redis_fence_ask(
+		         c, &r, "CLIENT KILL ID %lld", f->id)) < 0)
+			goto fail;
+		if (r != NULL)
+			freeReplyObject(r);
+		if (rc == 0)
+			return 0;
+	}
+	if ((rc = redis_fence_ask(c, &r, "CLIENT ID")) < 0)
 		goto fail;
-	if (r->type == REDIS_REPLY_INTEGER && run[0] != '\0')
+	f->id = 0;
+	if (rc > 0 && r->type == REDIS_REPLY_INTEGER) {
 		f->id = r->integer;
-	freeReplyObject(r);
+		memcpy(f->run, run, sizeof(run));
+	}
+	if (r != NULL)
+		freeReplyObject(r);
 	return 0;
 fail:
 	snprintf(why, n, "fence: %s", c->errstr);
 	return -1;
+}
+
+/* Whether r says a script was not there (it did not run). */
+static bool
+redis_noscript(const redisReply *r)
+{
+	return r != NULL && r->type == REDIS_REPLY_ERROR &&
+	    strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
 /* The command connection's first words: the fence, then the scripts. */
@@ -334,7 +373,7 @@ cluster_redis_cmd_main(void *arg)
 	for (;;) {
 		struct cluster_job *batch, *j, *next;
 		uint64_t now = util_now_ms();
-		bool broken = false;
+		bool broken = false, noscript = false;
 
 		if (cl->stop && (cl->queue == NULL || c == NULL))
 			break;
@@ -410,13 +449,27 @@ cluster_redis_cmd_main(void *arg)
 				if (redisGetReply(c, &r) != REDIS_OK) {
 					broken = true;
 					r = NULL;
+				} else if (redis_noscript(r)) {
+					noscript = true;
 				}
 				pthread_mutex_lock(&cl->lock);
 			}
 			redis_complete(cl, j, r);
 		}
-		if (broken) {
+		/*
+		 * Scripts are loaded once a connection: ones flushed since
+		 * (SCRIPT FLUSH, a failover to a replica without them) would
+		 * fail every job, UNSUBs again at once, for as long as it
+		 * lasts.  A new connection loads them again.
+		 */
+		if (noscript && !broken) {
+			broken = true;
+			snprintf(why, sizeof(why),
+			    "scripts gone (NOSCRIPT): loading them again");
+		} else if (broken) {
 			snprintf(why, sizeof(why), "%s", c->errstr);
+		}
+		if (broken) {
 			redisFree(c);
 			c = NULL;
 			redis_state(&cl->cmd_up, false, "commands", why);

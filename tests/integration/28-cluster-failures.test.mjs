@@ -459,6 +459,65 @@ describe('cluster failures', T, () => {
 		assert.deepEqual(await c.devices(u), []);
 	});
 
+	// Scripts are loaded once a connection; flushed since (SCRIPT FLUSH, a
+	// failover to a replica without them), every job failed NOSCRIPT and
+	// the node's UNSUBs went again at once, for as long as the process
+	// lived. A NOSCRIPT answer now gives the connection up: the next one
+	// loads them again.
+	test('scripts flushed from Redis: the node loads them again', T,
+	    async (t) => {
+		const cl = await startCluster({ nodes: 1, env: ENV,
+		    check: { allowErrors: [/redis: NOSCRIPT/] } }, t);
+		const [a] = cl.nodes;
+		const c = a.client();
+		const u = uid('flushed');
+		const s = await a.subscribe(u, 'd');
+		const redis = (...args) => spawnSync('redis-cli',
+		    ['-s', cl.redis.socket, ...args], { encoding: 'utf8' })
+		    .stdout.trim();
+		assert.equal(redis('SCRIPT', 'FLUSH'), 'OK');
+		let r;
+		await poll(async () => {
+			r = await c.postJson(postPath(u, 'd'), { data: 'back' });
+			assert.ok([200, 503].includes(r.status), r.text);
+			return r.status === 200;
+		}, { timeout: 20000, interval: 50, what: 'a POST accepted again' });
+		const ev = await s.nextEvent(15000);
+		assert.deepEqual([ev.data, ev.lastEventId], ['back', r.json().id]);
+		assert.ok(a.backendLog.some((l) => /NOSCRIPT\): loading them/
+		    .test(l)), 'the node said why it reconnected');
+	});
+
+	// A Redis whose ACL denies the fence's commands (INFO and CLIENT are
+	// @dangerous, which restricted users often lack): the node works on,
+	// and says once that a connection it gives up is not closed first.
+	test('an ACL without INFO and CLIENT: the node works, and says so', T,
+	    async (t) => {
+		const cl = await startCluster({ nodes: 1, env: ENV }, t);
+		const [a] = cl.nodes;
+		const c = a.client();
+		const u = uid('acl');
+		const s = await a.subscribe(u, 'd');
+		// The node's connections closed and the ACL narrowed at once:
+		// its next ones meet it.
+		const out = spawnSync('redis-cli', ['-s', cl.redis.socket],
+		    { encoding: 'utf8', input: 'MULTI\nCLIENT KILL TYPE normal\n' +
+		    'ACL SETUSER default -@dangerous\nEXEC\n' }).stdout;
+		assert.match(out, /OK/, out);
+		await poll(() => a.backendLog.some((l) =>
+		    /redis refused INFO \(NOPERM/.test(l)), { timeout: 20000,
+		    interval: 50, what: 'the refusal logged' });
+		let r;
+		await poll(async () => {
+			r = await c.postJson(postPath(u, 'd'), { data: 'on' });
+			return r.status === 200;
+		}, { timeout: 20000, interval: 50, what: 'a POST accepted' });
+		const ev = await s.nextEvent(15000);
+		assert.deepEqual([ev.data, ev.lastEventId], ['on', r.json().id]);
+		assert.equal(a.backendLog.filter((l) => /redis refused/.test(l))
+		    .length, 1, 'said once');
+	});
+
 	// A POST whose request gave up (503) while it waited in the node's
 	// queue for Redis must not be sent after all: its sender retries, and
 	// the message would arrive twice.  Here Redis's answers drip, so the
