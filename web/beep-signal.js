@@ -500,7 +500,8 @@ class Signal {
 			try {
 				res = await fetch(this.base + path, { ...init, signal });
 				if (res.ok)
-					return { status: res.status, doc: await res.json() };
+					return { status: res.status,
+					    doc: await this.answer(res, method) };
 				err = await errorOf(res, what);
 			} catch (e) {
 				if (this.closing.signal.aborted)
@@ -522,9 +523,26 @@ class Signal {
 		throw err;
 	}
 
+	// The JSON body of an answer whose status says it was done. A POST
+	// whose body is then cut or stalls past `timeout` was accepted all
+	// the same: sent again, it would arrive twice. Its answer is {}
+	// (the id unknown); other requests try again.
+	async answer(res, method) {
+		try {
+			return await res.json();
+		} catch (e) {
+			if (method !== "POST" || e.name === "SyntaxError" ||
+			    this.closing.signal.aborted)
+				throw e;
+			return {};
+		}
+	}
+
 	// POST data to (user, device); options.event names the event.
 	// Resolves { id, held } (held: the device was away, within its grace
-	// period, and gets it when it is back); rejects with a SignalError.
+	// period, and gets it when it is back; id undefined when the answer's
+	// body was lost after its status: accepted, not sent again); rejects
+	// with a SignalError.
 	// Sends to one device go out one after another, in the order of the
 	// calls, so they arrive in that order (an answer before the
 	// candidates that follow it) even when they are made at once.
