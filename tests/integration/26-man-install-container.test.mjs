@@ -283,4 +283,9 @@ test('compose.yaml: its front adapts, its files and options exist', T,
 	for (const v of vars)
 		assert.match(help, new RegExp(`\\b${v}\\b`), `${v} is an option`);
 	assert.match(text, /node2: \*node/, 'two nodes, the same settings');
+	// Behind its front every client comes from the front's address: the
+	// per-address limits would make all of them one client (a review:
+	// 256 streams and 100 POSTs/s for the whole service).
+	assert.match(text, /\n {6}BEEP_MAX_STREAMS_PER_ADDRESS: "0"\n/);
+	assert.match(text, /\n {6}BEEP_RATE: "0"\n/);
 });
