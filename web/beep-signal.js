@@ -45,6 +45,25 @@ const jitter = (ms) => Math.round(ms * (0.75 + Math.random() * 0.5));
 // again (as the service's own retry: field varies).
 const afterRetry = (ms) => Math.round(ms * (1 + Math.random()));
 
+// p, or an AbortError once signal aborts: a token function that never
+// settles must not hold a request past its deadline, or past close().
+function untilAborted(p, signal) {
+	const aborted = () => new DOMException("aborted", "AbortError");
+	if (signal.aborted)
+		return Promise.reject(aborted());
+	return new Promise((resolve, reject) => {
+		const onAbort = () => reject(aborted());
+		signal.addEventListener("abort", onAbort, { once: true });
+		p.then((v) => {
+			signal.removeEventListener("abort", onAbort);
+			resolve(v);
+		}, (e) => {
+			signal.removeEventListener("abort", onAbort);
+			reject(e);
+		});
+	});
+}
+
 // The error a request rejects with: message from the service's
 // {"error": "..."} body, status, and Retry-After in ms when sent.
 export class SignalError extends Error {
@@ -329,7 +348,8 @@ class Signal {
 		let res;
 		try {
 			res = await fetch(url, {
-				headers: await this.headers(extra),
+				headers: await untilAborted(this.headers(extra),
+				    abort.signal),
 				credentials: this.credentials,
 				cache: "no-store",
 				signal: abort.signal,
@@ -494,8 +514,20 @@ class Signal {
 				    jitter(MIN_BACKOFF_MS * 2 ** attempt));
 			if (this.closing.signal.aborted)
 				throw closed();
-			init.headers = await this.headers(extra);
 			const { signal, done } = this.deadline(timeout);
+			try {
+				init.headers = await untilAborted(this.headers(extra),
+				    signal);
+			} catch (e) {
+				done();
+				if (this.closing.signal.aborted)
+					throw closed();
+				if (!signal.aborted)
+					throw e;
+				err = new SignalError(`${what}: no token within ` +
+				    `${timeout} ms`, 0);
+				continue;
+			}
 			let res = null;
 			try {
 				res = await fetch(this.base + path, { ...init, signal });

@@ -420,6 +420,34 @@ describe('stream endings (stub server)', () => {
 			}
 		});
 
+	// A token function that never settles (a refresh with no timeout of
+	// its own) held the stream and every send for ever, past `timeout`
+	// and close() (a review).
+	test('a token that never comes: each attempt ends at `timeout`, ' +
+	    'close() ends the rest', T, async () => {
+		script = (req, res) => sse(res, ': ok\n\n', false);
+		const before = requests.length;
+		let asked = 0;
+		const sig = connect({ base, user: 'u', device: 'd', timeout: 200,
+		    token: () => {
+			asked++;
+			return new Promise(() => {});
+		} });
+		try {
+			await assert.rejects(sig.send('v', 'e', { n: 1 }),
+			    (e) => /^send: no token within 200 ms$/.test(e.message));
+			const pending = sig.send('v', 'e', { n: 2 });
+			while (asked < 5)       // the stream's and the sends'
+				await new Promise((r) => setImmediate(r));
+			sig.close();
+			await assert.rejects(pending,
+			    (e) => e.message === 'send: closed');
+		} finally {
+			sig.close();
+		}
+		assert.equal(requests.length, before, 'nothing sent without one');
+	});
+
 	test('keepalive: a page\'s last send goes out at once, outside the ' +
 	    'queue', T, async () => {
 		let seen;
