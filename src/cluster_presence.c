@@ -208,11 +208,11 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 		/*
 		 * Sent and not answered, or answered with what a script that
 		 * ran may leave (an error it raised after its first write):
-		 * Redis may have run it, and then
-		 * holds the node as the device's holder until an UNSUB says
-		 * otherwise (every POST to it 200, lost).  Registered, then,
-		 * as far as we know: the UNSUB is sent when no stream is left,
-		 * and does nothing where the SUB did not run.
+		 * Redis may have run it, and then holds the node as the
+		 * device's holder until an UNSUB says otherwise (every POST to
+		 * it 200, lost).  Registered, then, as far as we know: the
+		 * UNSUB is sent when no stream is left, and does nothing where
+		 * the SUB did not run.
 		 */
 		if (ok || (j->sent && !presence_not_run(r)))
 			e->registered = true;

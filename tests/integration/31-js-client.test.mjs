@@ -351,8 +351,13 @@ describe('stream endings (stub server)', () => {
 	});
 
 	// The stub answers GETs with a stream; POSTs by answer(n) (n counts
-	// them): an id, or nothing ever. Resolves the events posted, in order.
-	const poster = (answer) => {
+	// them): respond(res, n) (by default an id), or nothing ever. Resolves
+	// the events posted, in order.
+	const idAnswer = (res, n) => {
+		res.writeHead(200, { 'Content-Type': 'application/json' });
+		res.end(`{"id":"1-${n}"}`);
+	};
+	const poster = (answer, respond = idAnswer) => {
 		const events = [];
 		script = (req, res) => {
 			if (req.method !== 'POST')
@@ -361,10 +366,8 @@ describe('stream endings (stub server)', () => {
 			req.on('data', (c) => { body += c; });
 			req.on('end', () => {
 				events.push(JSON.parse(body).event);
-				if (answer(events.length)) {
-					res.writeHead(200, { 'Content-Type': 'application/json' });
-					res.end(`{"id":"1-${events.length}"}`);
-				}
+				if (answer(events.length))
+					respond(res, events.length);
 			});
 		};
 		return events;
@@ -391,24 +394,16 @@ describe('stream endings (stub server)', () => {
 	for (const how of ['cut', 'stalled'])
 		test(`a POST answered 200 whose body is ${how} is not sent again`, T,
 		    async () => {
-			const events = [];
-			script = (req, res) => {
-				if (req.method !== 'POST')
-					return sse(res, ': ok\n\n', false);
-				let body = '';
-				req.on('data', (c) => { body += c; });
-				req.on('end', () => {
-					events.push(JSON.parse(body).event);
-					res.writeHead(200, { 'Content-Type':
-					    'application/json', 'Content-Length': '13' });
-					// Once the head and 3 bytes are out, the
-					// connection ends short of Content-Length.
-					res.write('{"i', () => {
-						if (how === 'cut')
-							res.socket.end();
-					});
+			const events = poster(() => true, (res) => {
+				res.writeHead(200, { 'Content-Type': 'application/json',
+				    'Content-Length': '13' });
+				// Once the head and 3 bytes are out, the connection
+				// ends short of Content-Length.
+				res.write('{"i', () => {
+					if (how === 'cut')
+						res.socket.end();
 				});
-			};
+			});
 			const sig = connect({ base, user: 'u', device: 'd',
 			    timeout: 300 });
 			try {
