@@ -77,6 +77,13 @@ struct api *api_new(const struct config *c, struct registry *reg,
 void api_free(struct api *api);
 
 /*
+ * What api_new() would refuse c for, checked without starting anything
+ * (--check-config): the authentication settings (the JWT secret or key,
+ * read and parsed) and the ICE server URLs.  -1 after logging why.
+ */
+int api_check(const struct config *c);
+
+/*
  * The checks that need no body: route, identity (and, for cookie
  * credentials, the request's origin), permission and rate.  resp must be
  * zeroed.  Returns true for a POST that passed them: read its body, then

@@ -63,6 +63,7 @@ struct config {
 	char *turn_urls;        /* ICE server URLs, comma-separated, or "" */
 	char *turn_secret;      /* coturn's static-auth-secret, or "" */
 	unsigned turn_ttl;      /* seconds a TURN credential is valid */
+	const char *file;       /* the configuration file read, or NULL */
 };
 
 /* The version, as --version prints it (git describe at build time). */
@@ -71,11 +72,15 @@ extern const char config_version[];
 /*
  * Fill c from the defaults, then the configuration file (--config FILE or
  * BEEP_CONFIG), then the environment, then argv: each wins over the ones
- * before.  Returns 0, 1 when --help, --version, --print-config or a
- * successful --check-config printed what was asked (exit 0), or -1 after
- * printing an error (exit 2), which for a file names FILE:LINE.  Call
- * once, at start-up.
+ * before.  Returns 0, 1 when --help, --version or --print-config printed
+ * what was asked (exit 0), CONFIG_CHECK when --check-config asked for a
+ * check and every value is valid (the caller then checks what needs other
+ * modules, such as the JWT key, and says OK), or -1 after printing an
+ * error (exit 2), which for a file names FILE:LINE.  Call once, at
+ * start-up.
  */
+#define CONFIG_CHECK 2
+
 int config_parse(struct config *c, int argc, char **argv);
 
 /* Print the options table (what --help shows) to f. */

@@ -79,6 +79,17 @@ api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
 	return api;
 }
 
+int
+api_check(const struct config *c)
+{
+	struct auth *a = auth_new(c);
+
+	if (a == NULL)
+		return -1;
+	auth_free(a);
+	return turn_check(c);
+}
+
 void
 api_free(struct api *api)
 {

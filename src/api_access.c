@@ -130,6 +130,31 @@ api_same_origin_ok(const struct api *api, const struct api_request *req)
 }
 
 /*
+ * Whether the browser may have attached the credentials that identified
+ * the request by itself, whichever page made it: the cookie; in header
+ * mode, whatever the identity service went by, which may be a cookie, or
+ * an Authorization the browser keeps (Basic, Negotiate) or a TLS client
+ * certificate, of which the request shows nothing.  So in header mode a
+ * request from a browser (it sends Origin or Sec-Fetch-Site; other
+ * clients send neither) counts too, unless it carries a bearer token,
+ * which a browser never sends by itself.
+ */
+static bool
+api_ambient(const struct api_request *req, const struct auth_identity *who)
+{
+	if (who->source == AUTH_SOURCE_COOKIE)
+		return true;
+	if (who->source != AUTH_SOURCE_CLAIM)
+		return false;
+	if (req->cookie != NULL)
+		return true;
+	if (req->authorization != NULL &&
+	    strncasecmp(req->authorization, "Bearer ", 7) == 0)
+		return false;
+	return req->origin != NULL || req->sec_fetch_site != NULL;
+}
+
+/*
  * Who is asking, when authentication is on: AUTH_OK with *who filled in,
  * or the 401 (403 for a cookie sent from another site) already set in
  * resp.  With it off, who stays empty.
@@ -157,19 +182,15 @@ api_identify(struct api *api, const struct api_request *req,
 	res = auth_identify(api->auth, &ar, who);
 	free(token);
 	if (res == AUTH_OK) {
-		/*
-		 * In header mode the identity service may have used the
-		 * cookie: a request carrying one is treated as ambient.
-		 */
-		bool ambient = who->source == AUTH_SOURCE_COOKIE ||
-		    (who->source == AUTH_SOURCE_CLAIM && req->cookie != NULL);
-
-		if (!ambient || api_same_origin_ok(api, req))
+		if (!api_ambient(req, who) || api_same_origin_ok(api, req))
 			return true;
-		auth_identity_clear(who);
 		api_error(resp, HTTP_403,
-		    "cookie credentials from another site: send "
-		    "Sec-Fetch-Site: same-origin or an allowed Origin");
+		    who->source == AUTH_SOURCE_COOKIE || req->cookie != NULL
+		        ? "cookie credentials from another site: send "
+		          "Sec-Fetch-Site: same-origin or an allowed Origin"
+		        : "browser credentials from another site: send "
+		          "Sec-Fetch-Site: same-origin or an allowed Origin");
+		auth_identity_clear(who);
 		return false;
 	}
 	if (auth_mode(api->auth) == AUTH_MODE_JWT)

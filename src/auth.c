@@ -323,9 +323,10 @@ auth_jwt(struct auth *a, const char *token, struct auth_identity *id)
 	claims = text ? json_loads(text, 0, NULL) : NULL;
 	if (!json_is_object(claims))
 		goto out;
+	/* RFC 7519: valid while now is before exp (plus the leeway). */
 	exp = json_object_get(claims, "exp");
 	if (!json_is_number(exp) ||
-	    json_number_value(exp) + c->jwt_leeway < (double)now)
+	    json_number_value(exp) + c->jwt_leeway <= (double)now)
 		goto out;
 	nbf = json_object_get(claims, "nbf");
 	if (nbf != NULL &&
@@ -396,6 +397,15 @@ auth_identify(
 			id->source = AUTH_SOURCE_BEARER;
 			return auth_jwt(a, req->authorization + 7, id);
 		}
+		/*
+		 * A token the page put in the URL itself before the cookie
+		 * the browser adds to every request: a stale cookie, or one
+		 * a sibling site planted, must not hide it.
+		 */
+		if (req->query_token != NULL) {
+			id->source = AUTH_SOURCE_QUERY;
+			return auth_jwt(a, req->query_token, id);
+		}
 		cookie = req->cookie
 		    ? auth_cookie(req->cookie, a->config->jwt_cookie)
 		    : NULL;
@@ -404,10 +414,6 @@ auth_identify(
 			res = auth_jwt(a, cookie, id);
 			free(cookie);
 			return res;
-		}
-		if (req->query_token != NULL) {
-			id->source = AUTH_SOURCE_QUERY;
-			return auth_jwt(a, req->query_token, id);
 		}
 		return AUTH_ABSENT;
 	case AUTH_MODE_NONE:

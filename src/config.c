@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cidr.h"
 #include "log.h"
@@ -49,12 +50,110 @@ static const struct {
     {"log-format", "text json"},
 };
 
-/* Whether value is a valid address list (--metrics-allow). */
+/*
+ * FastCGI parameters whose value the client chooses: the headers it sends
+ * (HTTP_*) and the parts of its request line.  The forward-auth identity
+ * (--auth-param) must be one the front sets, never one of these.
+ */
+static const char *const config_client_params[] = {"CONTENT_LENGTH",
+    "CONTENT_TYPE", "DOCUMENT_URI", "PATH_INFO", "PATH_TRANSLATED",
+    "QUERY_STRING", "REQUEST_METHOD", "REQUEST_URI", "SCRIPT_NAME"};
+
 static bool
-config_cidr_ok(const char *flag, const char *value, const char **why)
+config_auth_param_ok(const char *value, const char **why)
 {
-	return strcmp(flag, "metrics-allow") != 0 ||
-	    cidr_list_parse(value, NULL, why) == 0;
+	if (value[0] == '\0') {
+		*why = "empty";
+		return false;
+	}
+	if (strncasecmp(value, "HTTP_", 5) == 0) {
+		*why = "an HTTP_* parameter is a header the client sends: "
+		       "it could choose its own identity";
+		return false;
+	}
+	for (size_t i = 0;
+	     i < sizeof(config_client_params) / sizeof(config_client_params[0]);
+	     i++)
+		if (strcasecmp(value, config_client_params[i]) == 0) {
+			*why = "the client chooses that parameter's value";
+			return false;
+		}
+	return true;
+}
+
+/*
+ * Whether one --cors-origins entry (len bytes at s) is an origin as a
+ * browser sends it: http:// or https://, then a host and port in lower
+ * case, nothing after.  Anything else would never match (so the list
+ * would silently refuse its own site), or, for "null" (sandboxed frames,
+ * file: and data: pages: any site can send it), match anyone.
+ */
+static bool
+config_origin_ok(const char *s, size_t len, const char **why)
+{
+	size_t n = len >= 8 && strncmp(s, "https://", 8) == 0 ? 8
+	    : len >= 7 && strncmp(s, "http://", 7) == 0       ? 7
+	                                                      : 0;
+
+	if (len == 4 && strncmp(s, "null", 4) == 0) {
+		*why = "\"null\" is the origin any sandboxed frame or file "
+		       "sends";
+		return false;
+	}
+	if (len == 1 && s[0] == '*') {
+		*why = "* stands alone, not in a list";
+		return false;
+	}
+	if (n == 0 || n == len) {
+		*why = "an origin is http:// or https:// and a host";
+		return false;
+	}
+	for (size_t i = n; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		        (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+		        s[i] == '-' || s[i] == ':' || s[i] == '[' ||
+		        s[i] == ']')) {
+			*why = "an origin is scheme://host[:port] as browsers "
+			       "send it: lower case, no path, no trailing /";
+			return false;
+		}
+	return true;
+}
+
+/* Whether value is "*" or a comma-separated list of origins. */
+static bool
+config_origins_ok(const char *value, const char **why)
+{
+	const char *p = value;
+
+	if (strcmp(value, "*") == 0)
+		return true;
+	while (*p != '\0') {
+		size_t len = strcspn(p, ",");
+		const char *s = p, *e = p + len;
+
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > s && !config_origin_ok(s, (size_t)(e - s), why))
+			return false;
+		p += len + (p[len] == ',');
+	}
+	return true;
+}
+
+/* Whether a string option's value is well-formed beyond its choices. */
+static bool
+config_str_ok(const char *flag, const char *value, const char **why)
+{
+	if (strcmp(flag, "metrics-allow") == 0)
+		return cidr_list_parse(value, NULL, why) == 0;
+	if (strcmp(flag, "auth-param") == 0)
+		return config_auth_param_ok(value, why);
+	if (strcmp(flag, "cors-origins") == 0)
+		return config_origins_ok(value, why);
+	return true;
 }
 
 static bool
@@ -171,7 +270,7 @@ static const struct config_option config_options[] = {
     {"log-level", "BEEP_LOG_LEVEL", CONFIG_LEVEL, OFF(log_level), "info", 0, 0,
         "debug, info, warn or error"},
     {"max-token", "BEEP_MAX_TOKEN", CONFIG_SIZE, OFF(max_token), "8192", 256,
-        1048576,
+        32768,
         "longest token (header, cookie or query) or forward-auth claim in "
         "bytes; longer gets 401"},
     {"max-streams-per-address", "BEEP_MAX_STREAMS_PER_ADDRESS", CONFIG_SIZE,
@@ -247,7 +346,7 @@ config_set(struct config *c, const struct config_option *o, const char *value,
 	switch (o->type) {
 	case CONFIG_STR:
 		if (!config_choice_ok(o->flag, value) ||
-		    !config_cidr_ok(o->flag, value, &why))
+		    !config_str_ok(o->flag, value, &why))
 			break;
 		free(*(char **)p);
 		*(char **)p = xstrdup(value);
@@ -666,12 +765,8 @@ config_parse(struct config *c, int argc, char **argv)
 		config_print(stdout, c);
 		return 1;
 	}
-	if (cli.check) {
-		printf("beep-signal: configuration OK%s%s\n",
-		    cli.file ? ": " : "", cli.file ? cli.file : "");
-		return 1;
-	}
-	return 0;
+	c->file = cli.file;
+	return cli.check ? CONFIG_CHECK : 0;
 }
 
 /*

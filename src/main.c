@@ -7,6 +7,7 @@
 #include <fcgiapp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "alloc_tune.h"
+#include "api.h"
 #include "body.h"
 #include "config.h"
 #include "keyed_hash.h"
@@ -77,12 +79,21 @@ main(int argc, char **argv)
 	/* Before anything else: it may re-execute the program. */
 	tune_err = alloc_tune_apply(argv) < 0 ? errno : 0;
 	rc = config_parse(&c, argc, argv);
-	if (rc != 0) {
+	if (rc != 0 && rc != CONFIG_CHECK) {
 		config_clear(&c);
 		return rc > 0 ? 0 : 2;
 	}
 	log_set_level((enum log_level)c.log_level);
 	log_set_format((enum log_format)log_format_parse(c.log_format));
+	if (rc == CONFIG_CHECK) {
+		/* What the start would refuse, short of starting. */
+		rc = api_check(&c) < 0 ? 2 : 0;
+		if (rc == 0)
+			printf("beep-signal: configuration OK%s%s\n",
+			    c.file ? ": " : "", c.file ? c.file : "");
+		config_clear(&c);
+		return rc;
+	}
 	if (tune_err != 0)
 		log_warn("could not re-execute with GLIBC_TUNABLES=%s (%s): "
 		         "glibc's per-thread caches keep blocks of every size, "

@@ -120,6 +120,34 @@ test('--check-config: exit 2 and FILE:LINE: reason', T, async () => {
 	assert.match(r.stderr, /BEEP_KEEPALIVE/);
 });
 
+// What only the start used to find (the JWT secret or key, the ICE server
+// URLs): --check-config said OK, then the service refused to start.
+test('--check-config: what the start would refuse, exit 2 and why', T,
+    async () => {
+	const cases = [
+		['auth = jwt\n', /--jwt-alg HS256 needs --jwt-secret/],
+		['auth = jwt\njwt-alg = RS256\njwt-key = @DIR@/none.pem\n',
+		    /none\.pem: No such file/],
+		['auth = jwt\njwt-alg = ES256\njwt-key = @SELF@\n',
+		    /not a PEM EC public key/],
+		['turn-urls = turn:turn.example\n', /BEEP_TURN_SECRET must be set/],
+		['turn-urls = http://x\n', /not a stun:, stuns:, turn: or turns:/],
+	];
+	for (const [text, why] of cases) {
+		const f = file('');
+		writeFileSync(f, text.replace('@DIR@', dir).replace('@SELF@', f));
+		const r = await runBinary(['--config', f, '--check-config']);
+		assert.equal(r.code, 2, `${JSON.stringify(text)}: ${r.stderr}`);
+		assert.match(r.stderr, why);
+		assert.doesNotMatch(r.stdout, /configuration OK/);
+	}
+	const f = file('auth = jwt\njwt-secret = s3cret\n' +
+	    'turn-urls = turn:turn.example\nturn-secret = t\n');
+	const r = await runBinary(['--config', f, '--check-config']);
+	assert.equal(r.code, 0, r.stderr);
+	assert.match(r.stdout, /configuration OK/);
+});
+
 test('BEEP_LOG_FORMAT=json: one JSON object per line, start to stop', T,
     async (t) => {
 	const check = { ignoreLines: [/^\{/] };

@@ -633,6 +633,66 @@ test_api_precheck_before_body(void **state)
 	fixture_free(f);
 }
 
+/*
+ * Header mode: the identity service may have gone by what a browser sends
+ * by itself (a cookie, Basic or Negotiate it keeps, a TLS client
+ * certificate the request shows nothing of), so a browser's request from
+ * another site is refused whatever it carries but a bearer token.
+ */
+static void
+test_api_header_mode_cross_site(void **state)
+{
+	const char *argv[] = {"beep-signal", "--auth", "header"};
+	struct fixture *f = fixture_argv(3, argv);
+	static const struct {
+		const char *authorization, *cookie, *origin, *site;
+		bool ok;
+	} cases[] = {
+	    {"Basic YWxpY2U6cHc=", NULL, "https://evil.example", "cross-site",
+	        false},
+	    {"Negotiate YIIC", NULL, "https://evil.example", NULL, false},
+	    {NULL, NULL, "https://evil.example", NULL, false},
+	    {NULL, NULL, NULL, "cross-site", false},
+	    {NULL, NULL, NULL, "same-site", false},
+	    {NULL, "s=1", NULL, NULL, false},
+	    /* Not a browser: neither Origin nor Sec-Fetch-Site. */
+	    {"Basic YWxpY2U6cHc=", NULL, NULL, NULL, true},
+	    {NULL, NULL, NULL, NULL, true},
+	    /* A bearer token: a page sends it only on purpose. */
+	    {"Bearer abc", NULL, "https://evil.example", "cross-site", true},
+	    /* From the service's own origin. */
+	    {"Basic YWxpY2U6cHc=", NULL, NULL, "same-origin", true},
+	    {NULL, "s=1", "http://svc.example", NULL, true},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct api_request req = {.method = "POST",
+		    .uri = "/user/bob/device/d",
+		    .content_type = "application/json",
+		    .claim = "{\"userid\":\"alice\"}",
+		    .host = "svc.example",
+		    .authorization = cases[i].authorization,
+		    .cookie = cases[i].cookie,
+		    .origin = cases[i].origin,
+		    .sec_fetch_site = cases[i].site};
+		struct api_response r = {0};
+
+		if (cases[i].ok) {
+			assert_true(api_precheck(f->api, &req, &r));
+			assert_int_equal(r.status, 0);
+		} else {
+			assert_false(api_precheck(f->api, &req, &r));
+			assert_int_equal(r.status, HTTP_403);
+			assert_non_null(strstr(
+			    r.body.data, "credentials from another site"));
+		}
+		api_response_clear(&r);
+	}
+	api_expire(f->api, util_now_ms() + 10000);
+	fixture_free(f);
+}
+
 /* Issue 8: streams per client address in open mode. */
 static void
 test_api_streams_per_address(void **state)
@@ -1310,6 +1370,7 @@ main(void)
 	    cmocka_unit_test(test_api_cookie_needs_same_origin),
 	    cmocka_unit_test(test_api_cookie_star_trusts_no_origin),
 	    cmocka_unit_test(test_api_token_too_long),
+	    cmocka_unit_test(test_api_header_mode_cross_site),
 	    cmocka_unit_test(test_api_precheck_before_body),
 	    cmocka_unit_test(test_api_streams_per_address),
 	    cmocka_unit_test(test_api_displace_only_when_open),

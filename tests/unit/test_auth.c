@@ -95,17 +95,22 @@ test_auth_jwt(void **state)
 		free(t);
 	}
 	{
-		/* Expired; not yet valid; no exp; a bad sub. */
+		/*
+		 * Expired; expiring this second (RFC 7519: valid only before
+		 * exp; the leeway here is 0); not yet valid; no exp; a bad
+		 * sub.
+		 */
 		struct claim exp[] = {{"sub", "a", 0}, {"exp", NULL, now - 5}};
+		struct claim exp_now[] = {{"sub", "a", 0}, {"exp", NULL, now}};
 		struct claim nbf[] = {{"sub", "a", 0}, {"exp", NULL, now + 60},
 		    {"nbf", NULL, now + 60}};
 		struct claim noexp[] = {{"sub", "a", 0}};
 		struct claim badsub[] = {
 		    {"sub", "a\nb", 0}, {"exp", NULL, now + 60}};
-		struct claim *cases[] = {exp, nbf, noexp, badsub};
-		size_t lens[] = {2, 3, 1, 2};
+		struct claim *cases[] = {exp, exp_now, nbf, noexp, badsub};
+		size_t lens[] = {2, 2, 3, 1, 2};
 
-		for (size_t i = 0; i < 4; i++) {
+		for (size_t i = 0; i < 5; i++) {
 			t = mint(JWT_ALG_HS256, SECRET, cases[i], lens[i]);
 			assert_int_equal(bearer(a, t, &id), AUTH_INVALID);
 			free(t);
@@ -163,6 +168,15 @@ test_auth_jwt_cookie_query_iss_aud(void **state)
 	req.cookie = NULL;
 	req.query_token = t;
 	assert_int_equal(auth_identify(a, &req, &id), AUTH_OK);
+	auth_identity_clear(&id);
+	/*
+	 * The token the page put in the URL wins over the cookie the
+	 * browser adds: a stale or planted cookie cannot hide it.
+	 */
+	snprintf(cookie, sizeof(cookie), "beep_token=%s", "a.b.c");
+	req.cookie = cookie;
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_OK);
+	assert_int_equal(id.source, AUTH_SOURCE_QUERY);
 	auth_identity_clear(&id);
 	free(t);
 	t = mint(JWT_ALG_HS256, SECRET, bad_iss, 4);
@@ -515,6 +529,70 @@ test_auth_max_token(void **state)
 	free(claim);
 }
 
+/*
+ * At the largest BEEP_MAX_TOKEN, a token fills it and still fits a
+ * worker's stack: libjwt decodes each segment with alloca(), so a bound
+ * of 1 MiB let one long token overflow it (found at ~127 KB).
+ */
+static void
+test_auth_max_token_at_most_on_worker_stack(void **state)
+{
+	enum { MOST = 32768 };
+	long now = (long)time(NULL);
+	static char padding[MOST];
+	struct claim pad[] = {
+	    {"sub", "alice", 0}, {"exp", NULL, now + 60}, {"pad", padding, 0}};
+	struct auth *a = new_auth_max_token("jwt", MOST);
+	char *t = NULL, *sig;
+	size_t n = MOST * 3 / 4 - 200;
+	const char *why;
+
+	(void)state;
+	/* The longest signed token within MOST bytes. */
+	for (;; n++) {
+		char *next;
+
+		memset(padding, 'p', n);
+		padding[n] = '\0';
+		next = mint(JWT_ALG_HS256, SECRET, pad, 3);
+		if (strlen(next) > MOST) {
+			free(next);
+			break;
+		}
+		free(t);
+		t = next;
+	}
+	assert_true(strlen(t) > MOST - 4);
+	for (int w = IN_BEARER; w <= IN_QUERY; w++)
+		assert_int_equal(
+		    identify_on_worker_stack(a, t, (enum where)w, &why, NULL),
+		    AUTH_OK);
+	/* A header or a signature as long: refused, on the same stack. */
+	padding[MOST * 3 / 4 - 64] = '\0';
+	memset(padding, ' ', strlen(padding));
+	{
+		const char *head = "{\"alg\":\"HS256\",\"x\":\"";
+		char *json = malloc(strlen(head) + strlen(padding) + 3);
+
+		sprintf(json, "%s%s\"}", head, padding);
+		free(t);
+		t = token_with(json, true);
+		free(json);
+	}
+	assert_true(strlen(t) <= MOST);
+	assert_int_equal(identify_on_worker_stack(a, t, IN_BEARER, &why, NULL),
+	    AUTH_INVALID);
+	sig = repeat("A", MOST - 64, "");
+	free(t);
+	t = malloc(MOST + 1);
+	snprintf(t, MOST + 1, "eyJhbGciOiJIUzI1NiJ9.e30.%s", sig);
+	assert_int_equal(identify_on_worker_stack(a, t, IN_BEARER, &why, NULL),
+	    AUTH_INVALID);
+	free(sig);
+	free(t);
+	auth_free(a);
+}
+
 static void
 test_auth_settings(void **state)
 {
@@ -544,6 +622,7 @@ main(void)
 	    cmocka_unit_test(test_auth_hostile_nesting),
 	    cmocka_unit_test(test_auth_max_depth_on_worker_stack),
 	    cmocka_unit_test(test_auth_max_token),
+	    cmocka_unit_test(test_auth_max_token_at_most_on_worker_stack),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 

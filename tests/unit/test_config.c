@@ -121,6 +121,26 @@ test_config_refusals(void **state)
 	    {"beep-signal", "--log-level", "loud"},
 	    {"beep-signal", "--no-such", "1"},
 	    {"beep-signal", "stray", "1"},
+	    /* Parameters the client chooses: it would choose who it is. */
+	    {"beep-signal", "--auth-param", "HTTP_X_USER_CLAIM"},
+	    {"beep-signal", "--auth-param", "http_x_user_claim"},
+	    {"beep-signal", "--auth-param", "QUERY_STRING"},
+	    {"beep-signal", "--auth-param", ""},
+	    /* Origins no browser sends, or that every sandbox sends. */
+	    {"beep-signal", "--cors-origins", "null"},
+	    {"beep-signal", "--cors-origins", "https://a.example, null"},
+	    {"beep-signal", "--cors-origins", "https://a.example,*"},
+	    {"beep-signal", "--cors-origins", "https://a.example/"},
+	    {"beep-signal", "--cors-origins", "https://A.example"},
+	    {"beep-signal", "--cors-origins", "a.example"},
+	    {"beep-signal", "--cors-origins", "https://"},
+	};
+	static const char *good[][3] = {
+	    {"beep-signal", "--auth-param", "REMOTE_USER_CLAIM"},
+	    {"beep-signal", "--cors-origins", "*"},
+	    {"beep-signal", "--cors-origins", ""},
+	    {"beep-signal", "--cors-origins",
+	        " https://a.example:8443 ,http://[::1]:8080,"},
 	};
 	const char *missing[] = {"beep-signal", "--keepalive"};
 	struct config c;
@@ -128,6 +148,10 @@ test_config_refusals(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(parse(&c, 3, bad[i]), -1);
+		config_clear(&c);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(parse(&c, 3, good[i]), 0);
 		config_clear(&c);
 	}
 	assert_int_equal(parse(&c, 2, missing), -1);
@@ -197,6 +221,9 @@ test_config_token_and_address_limits(void **state)
 	const char *edges[] = {"beep-signal", "--max-token", "256",
 	    "--max-streams-per-address", "0"};
 	const char *small[] = {"beep-signal", "--max-token", "255"};
+	/* A worker's stack holds what libjwt puts on it for this much. */
+	const char *most[] = {"beep-signal", "--max-token", "32768"};
+	const char *big[] = {"beep-signal", "--max-token", "32769"};
 	struct config c;
 
 	(void)state;
@@ -209,6 +236,11 @@ test_config_token_and_address_limits(void **state)
 	assert_int_equal(c.max_streams_per_address, 0);
 	config_clear(&c);
 	assert_int_equal(parse(&c, 3, small), -1);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 3, most), 0);
+	assert_int_equal(c.max_token, 32768);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 3, big), -1);
 	config_clear(&c);
 }
 
