@@ -364,8 +364,12 @@ class Signal {
 		}
 		if (res.status !== 200)
 			throw await errorOf(res, "subscribe");
-		if (!/^text\/event-stream/i.test(res.headers.get("Content-Type") || ""))
+		if (!/^text\/event-stream/i.test(res.headers.get("Content-Type") || "")) {
+			// Its body is not read: end it, or its connection stays
+			// open for as long as the front goes on sending.
+			abort.abort();
 			throw new SignalError("subscribe: not an event stream", 502);
+		}
 		this.retryMs = DEFAULT_RETRY_MS;
 		this.backoffMs = MIN_BACKOFF_MS;
 		let replaced = null;

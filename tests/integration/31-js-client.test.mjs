@@ -17,7 +17,8 @@
 //    is waited with jitter; a POST or a stream's head never answered is
 //    given up after `timeout` (and retried) and close() ends requests in
 //    flight; the browser's "online" event reconnects at once; a keepalive
-//    send (a page's last) does not wait behind the device's queue.
+//    send (a page's last) does not wait behind the device's queue; a 200
+//    that is not an event stream is retried and its connection let go.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -542,6 +543,49 @@ describe('stream endings (stub server)', () => {
 			await opened(sig);
 			assert.equal(requests.length, 2);
 		} finally {
+			sig.close();
+		}
+	});
+
+	// A front that answers 200 with another type (a proxy's error page
+	// sent slowly, a stream of its own) is refused and retried; its body,
+	// never read, kept its connection open for as long as the front kept
+	// sending (in a browser over HTTP/1.1, six of them block the origin).
+	test('a 200 that is not an event stream is let go, not left open', T,
+	    async () => {
+		requests.length = 0;
+		let closedFirst;
+		const letGo = new Promise((r) => { closedFirst = r; });
+		script = (req, res, n) => {
+			if (n > 1)
+				return sse(res, ': ok\n\n', false);
+			res.on('close', closedFirst);
+			res.writeHead(200, { 'Content-Type': 'text/plain' });
+			res.write('not a stream\n');    // and no end
+		};
+		// The client's answers, to see what became of the first body.
+		const realFetch = globalThis.fetch;
+		const answers = [];
+		globalThis.fetch = async (...args) => {
+			const res = await realFetch(...args);
+			answers.push(res);
+			return res;
+		};
+		const sig = connect({ base, user: 'u', device: 'd' });
+		try {
+			const [err] = await once(sig, 'error');
+			assert.equal(err.message, 'subscribe: not an event stream');
+			// Nothing left to read: the client ended the body...
+			const read = await answers[0].body.getReader().read()
+			    .catch((e) => e);
+			assert.ok(read instanceof Error || read.done,
+			    'the body is still open');
+			// ...and its connection.
+			await letGo;
+			await opened(sig);
+			assert.equal(requests.length, 2);
+		} finally {
+			globalThis.fetch = realFetch;
 			sig.close();
 		}
 	});
