@@ -191,6 +191,7 @@ class Signal {
 		this.backoffMs = MIN_BACKOFF_MS;
 		this.abort = null;
 		this.wake = null;
+		this.hurry = false;   // reconnect() during this attempt
 		this.stopped = false;
 		this.sendQueues = new Map();   // "user\0device" -> last send
 		// Back online after an outage: reconnect now, not after the
@@ -252,7 +253,7 @@ class Signal {
 	reconnect() {
 		if (this.stopped)
 			return;
-		this.retryMs = 0;
+		this.hurry = true;
 		this.abort?.abort();
 		this.wake?.();
 	}
@@ -287,6 +288,7 @@ class Signal {
 
 	async run() {
 		while (!this.stopped) {
+			this.hurry = false;
 			this.setState("connecting");
 			let wait;
 			try {
@@ -319,6 +321,11 @@ class Signal {
 			}
 			if (this.stopped)
 				break;
+			// Also when reconnect() came where neither the abort
+			// nor wake() reaches: while a refusal's body was read
+			// (its Retry-After not yet waited), or from a listener.
+			if (this.hurry)
+				wait = 0;
 			if (wait > 0)
 				await this.pause(wait);
 		}

@@ -18,7 +18,8 @@
 //    given up after `timeout` (and retried) and close() ends requests in
 //    flight; the browser's "online" event reconnects at once; a keepalive
 //    send (a page's last) does not wait behind the device's queue; a 200
-//    that is not an event stream is retried and its connection let go.
+//    that is not an event stream is retried and its connection let go;
+//    reconnect() while a refusal is read goes again at once.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -633,6 +634,50 @@ describe('stream endings (stub server)', () => {
 		} finally {
 			timing.restore();
 			delete globalThis.window;
+			sig?.close();
+		}
+	});
+
+	// reconnect() while a refusal's body is read, before its Retry-After
+	// wait begins, goes again at once, as during the wait itself (a
+	// review: it was lost, and the client waited out Retry-After).
+	test('reconnect() while a 503 is read goes again at once', T,
+	    async () => {
+		const timing = recordDelays();
+		const { delays } = timing;
+		requests.length = 0;
+		script = (req, res, n) => {
+			if (n > 1)
+				return sse(res, ': ok\n\n', false);
+			res.writeHead(503, { 'Content-Type': 'application/json',
+			    'Retry-After': '600' });
+			res.write('{"error":');    // the rest does not come
+		};
+		// The refusal's head is in: the client is reading its body.
+		let headIn;
+		const head = new Promise((r) => { headIn = r; });
+		const realFetch = globalThis.fetch;
+		globalThis.fetch = async (...args) => {
+			const res = await realFetch(...args);
+			headIn();
+			return res;
+		};
+		let sig;
+		try {
+			sig = connect({ base, user: 'u', device: 'd' });
+			const failed = once(sig, 'error');
+			await head;
+			sig.reconnect();
+			const [err] = await failed;
+			assert.equal(err.status, 503);
+			assert.equal(err.retryAfterMs, 600000);
+			assert.ok(!delays.some((ms) => ms >= 600000),
+			    `waits Retry-After: ${delays}`);
+			await opened(sig);
+			assert.equal(requests.length, 2);
+		} finally {
+			globalThis.fetch = realFetch;
+			timing.restore();
 			sig?.close();
 		}
 	});
