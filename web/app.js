@@ -282,11 +282,16 @@ function dialForm(name, c) {
 	return c.dial.form;
 }
 
+// One request per contact at a time: one that hangs (up to its timeouts and
+// retries, half a minute) is not joined by another at each poll, and an
+// older answer does not overwrite a newer one.
 async function refreshContacts() {
 	await Promise.all([...contacts.keys()].map(async (name) => {
 		const c = contacts.get(name);
-		if (c.unlisted)
-			return;  // the service's policy does not change
+		// Unlisted: the service's policy does not change.
+		if (c.unlisted || c.asking)
+			return;
+		c.asking = true;
 		try {
 			c.devices = await sig.devices(name);
 			c.error = "";
@@ -295,6 +300,8 @@ async function refreshContacts() {
 				c.unlisted = true;
 			else
 				c.error = explain(e);
+		} finally {
+			c.asking = false;
 		}
 	}));
 	renderContacts();

@@ -15,7 +15,9 @@
 //  - the call page driven as a person would: type names, click call and
 //    accept, chat, decline, both calling each other at once; a screenshot of
 //    each state (build/screenshots, or
-//    BEEP_SCREENSHOTS=web/screenshots to refresh the README's).
+//    BEEP_SCREENSHOTS=web/screenshots to refresh the README's);
+//  - the call page's contact polls: one that hangs is not joined by more
+//    (the page's clock run by the test).
 //
 // Every process started here (chromium, coturn, backend, Caddy) is stopped
 // by pid, also when a test fails.
@@ -893,6 +895,59 @@ describe('browsers through Caddy', { skip }, () => {
 		} finally {
 			await alice.context().close();
 			await bob.context().close();
+		}
+	});
+
+	// The contacts are polled every 4 s; a poll that hangs (each request
+	// has 10 s, and is tried three times) was joined by a new request for
+	// the same contact at every tick, and they piled up, taking the
+	// connections the call's own messages need (a review).
+	test('the call page: a contact poll that hangs is not joined by more',
+	    T, async () => {
+		const alice = await callPage(chrome.browser, `${stack.base}/`);
+		const ua = `pa${sid()}`, ub = `pb${sid()}`;
+		try {
+			// The page's time is the test's from here: the polls'
+			// ticks come when the test runs them.
+			await alice.clock.install();
+			// The page's requests for his devices: how many are out
+			// at once, at most; and the network holds them.
+			await alice.evaluate(() => {
+				const fetch = window.fetch;
+				window.asked = window.out = window.mostOut = 0;
+				window.fetch = (url, ...rest) => {
+					if (!/\/devices$/.test(url))
+						return fetch(url, ...rest);
+					window.asked++;
+					window.mostOut = Math.max(window.mostOut,
+					    ++window.out);
+					return fetch(url, ...rest).finally(() => window.out--);
+				};
+			});
+			const held = [];
+			let seen;
+			const first = new Promise((r) => { seen = r; });
+			const devices = `**/user/${ub}/devices`;
+			await alice.route(devices, (r) => { held.push(r); seen(); });
+			await goOnline(alice, ua, 'laptop');
+			await alice.fill('#find-user', ub);
+			await alice.click('#find-go');
+			await first;
+			// Two ticks while the first request hangs.
+			await alice.clock.runFor(2 * 4000);
+			assert.equal(await get(alice, () => window.mostOut), 1);
+			// Answered at last: the polls go on.
+			await alice.unroute(devices);
+			for (const r of held)
+				await r.continue().catch(() => {});  // one given up
+			await alice.waitForSelector(`.contact[data-user="${ub}"] ` +
+			    '.contact-status:text-is("offline")');
+			const asked = await get(alice, () => window.asked);
+			await alice.clock.runFor(4000);
+			assert.equal(await get(alice, () => window.asked), asked + 1);
+			assert.equal(await get(alice, () => window.mostOut), 1);
+		} finally {
+			await alice.context().close();
 		}
 	});
 
