@@ -6,7 +6,9 @@
 // Messages between two pages (event: data). A message may arrive twice (the
 // client retries a send whose answer was lost), so each is idempotent per
 // callId: a second `call` of the current call, or of one that ended, is not
-// a new call; the same description is not applied again.
+// a new call (a callee that accepted the current one accepts again: the
+// caller rings again after a reset, as its accept may have been lost); the
+// same description is not applied again.
 //
 //   call    {callId, from, media}   ring the device
 //   accept  {callId, from}          the callee picked up
@@ -143,6 +145,10 @@ function join(user, device) {
 		if (call && call.pc) {
 			note("Signaling lost messages: restarting the connection.");
 			restartIce(call);
+		} else if (call && call.phase === "calling") {
+			// The callee's accept may have been one of them: ring
+			// again, and one that answered answers again.
+			ring(call).catch(() => {});
 		}
 	});
 }
@@ -323,7 +329,7 @@ function newCall(callId, peer, phase) {
 		id: callId, peer, phase, pc: null, dc: null, polite: false,
 		ids: new Set([callId]),  // the call ids this call answers to
 		makingOffer: false, ignoreOffer: false, queue: Promise.resolve(),
-		pending: [], timer: null, failedOnce: false,
+		pending: [], timer: null, failedOnce: false, accepted: false,
 	};
 	setRemote(peer);
 	renderContacts();
@@ -368,9 +374,7 @@ async function startCall(peer) {
 		}
 	}, RING_TIMEOUT_MS);
 	try {
-		const r = await sig.send(peer.user, peer.device,
-		    { callId: c.id, from: me, media: { audio: true, video: true } },
-		    { event: "call" });
+		const r = await ring(c);
 		if (r.held && call === c)
 			setBanner("calling", `Calling ${who(peer)}…`,
 			    "That device is briefly offline; it rings when it is back.");
@@ -380,13 +384,26 @@ async function startCall(peer) {
 	}
 }
 
+// The `call` message of c. Sent again it is the same call: a device that
+// rings rings on, one that accepted it accepts again.
+function ring(c) {
+	return sig.send(c.peer.user, c.peer.device, { callId: c.id, from: me,
+	    media: { audio: true, video: true } }, { event: "call" });
+}
+
 function onCall(data, meta) {
 	const from = sender(data, meta);
 	if (!from || typeof data.callId !== "string")
 		return;
 	// This call's own `call` again, or an ended one's (a retried send):
-	// nothing new.
-	if ((call && call.ids.has(data.callId)) || pastCallIds.has(data.callId))
+	// nothing new. Once accepted, it is the caller asking again for an
+	// accept lost on its way (a reset): sent again.
+	if (call && call.ids.has(data.callId)) {
+		if (call.accepted && samePeer(from, call.peer))
+			send(call, "accept", { from: me });
+		return;
+	}
+	if (pastCallIds.has(data.callId))
 		return;
 	if (call && samePeer(call.peer, from) && call.phase === "calling") {
 		// Both called each other at once: that is a call. Agree on one
@@ -421,6 +438,7 @@ function accept() {
 	if (!c || c.phase !== "ringing")
 		return;
 	clearTimeout(c.timer);
+	c.accepted = true;
 	send(c, "accept", { from: me });
 	startPeer(c, "offer");
 }

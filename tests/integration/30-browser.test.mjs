@@ -17,7 +17,9 @@
 //    each state (build/screenshots, or
 //    BEEP_SCREENSHOTS=web/screenshots to refresh the README's);
 //  - the call page's contact polls: one that hangs is not joined by more
-//    (the page's clock run by the test).
+//    (the page's clock run by the test);
+//  - the call page: an accept lost, then a reset on the caller's stream:
+//    the caller rings again, the callee accepts again, they connect.
 //
 // Every process started here (chromium, coturn, backend, Caddy) is stopped
 // by pid, also when a test fails.
@@ -948,6 +950,52 @@ describe('browsers through Caddy', { skip }, () => {
 			assert.equal(await get(alice, () => window.mostOut), 1);
 		} finally {
 			await alice.context().close();
+		}
+	});
+
+	// His accept is lost, and her stream says that messages were lost
+	// (a reset) while she is still calling: she rings again (the same
+	// call), he answers again, and they connect; she went on ringing
+	// until "did not answer" (a review).
+	test('the call page: an accept lost in a reset is asked for again',
+	    T, async () => {
+		const alice = await callPage(chrome.browser, `${stack.base}/`);
+		const bob = await callPage(chrome.browser, `${stack.base}/`);
+		const ua = `la${sid()}`, ub = `lb${sid()}`;
+		try {
+			await goOnline(alice, ua, 'laptop');
+			await goOnline(bob, ub, 'phone');
+			const callBob = await addContact(alice, ub, 'phone');
+			// The service takes his first accept (200), and loses it.
+			let accepts = 0, lost;
+			const gone = new Promise((r) => { lost = r; });
+			await bob.route('**/user/*/device/*', async (r) => {
+				if (!/"event":"accept"/.test(r.request().postData()) ||
+				    ++accepts > 1)
+					return r.continue();
+				await r.fulfill({ json: { id: '1-1' } });
+				lost();
+			});
+			await alice.click(callBob);
+			await phase(bob, 'ringing');
+			await bob.click('#accept');
+			await gone;
+			// Her stream resumes from an id the service does not know,
+			// as after a restart that lost the accept: a reset.
+			await alice.evaluate(() => new Promise((resolve) => {
+				const sig = window.beepApp.sig;
+				const off = sig.on('reset', () => { off(); resolve(); });
+				sig.lastEventId = '1-1';
+				sig.reconnect();
+			}));
+			await phase(alice, 'connected');
+			await phase(bob, 'connected');
+			assert.equal(accepts, 2, 'he answered again');
+			await alice.click('#hangup');
+			await phase(bob, 'ended');
+		} finally {
+			await alice.context().close();
+			await bob.context().close();
 		}
 	});
 
