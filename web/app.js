@@ -453,6 +453,14 @@ function decline() {
 
 function onAccept(data, meta) {
 	const from = sender(data, meta);
+	// A call this page hung up on, accepted: its hangup was lost (the
+	// callee's page got a reset, and rang on). Said again, or the callee
+	// waits to connect until it gives up.
+	if (from && pastCallIds.has(data.callId)) {
+		sig.send(from.user, from.device, { callId: data.callId },
+		    { event: "hangup" }).catch(() => {});
+		return;
+	}
 	if (!call || data.callId !== call.id || call.phase !== "calling" ||
 	    (from && !samePeer(from, call.peer)))
 		return;

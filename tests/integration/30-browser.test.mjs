@@ -19,7 +19,8 @@
 //  - the call page's contact polls: one that hangs is not joined by more
 //    (the page's clock run by the test);
 //  - the call page: an accept lost, then a reset on the caller's stream:
-//    the caller rings again, the callee accepts again, they connect.
+//    the caller rings again, the callee accepts again, they connect; a
+//    hang-up lost while the callee rings: its accept gets the hang-up.
 //
 // Every process started here (chromium, coturn, backend, Caddy) is stopped
 // by pid, also when a test fails.
@@ -993,6 +994,53 @@ describe('browsers through Caddy', { skip }, () => {
 			assert.equal(accepts, 2, 'he answered again');
 			await alice.click('#hangup');
 			await phase(bob, 'ended');
+		} finally {
+			await alice.context().close();
+			await bob.context().close();
+		}
+	});
+
+	// Her hang-up is lost while his page rings, and his stream says that
+	// messages were lost (a reset): he rings on (a call behind a reset is
+	// most often still on), and if he accepts, her page, done with that
+	// call, says so at once; he waited 30 s for a connection and was told
+	// "no network path" (a review).
+	test('the call page: accepting a call its caller left ends at once',
+	    T, async () => {
+		const alice = await callPage(chrome.browser, `${stack.base}/`);
+		const bob = await callPage(chrome.browser, `${stack.base}/`);
+		const ua = `ha${sid()}`, ub = `hb${sid()}`;
+		try {
+			await goOnline(alice, ua, 'laptop');
+			await goOnline(bob, ub, 'phone');
+			const callBob = await addContact(alice, ub, 'phone');
+			// The service takes her hang-up (200), and loses it.
+			let hangups = 0, lost;
+			const gone = new Promise((r) => { lost = r; });
+			await alice.route('**/user/*/device/*', async (r) => {
+				if (!/"event":"hangup"/.test(r.request().postData()) ||
+				    ++hangups > 1)
+					return r.continue();
+				await r.fulfill({ json: { id: '1-1' } });
+				lost();
+			});
+			await alice.click(callBob);
+			await phase(bob, 'ringing');
+			await alice.click('#hangup');
+			await gone;
+			await bob.evaluate(() => new Promise((resolve) => {
+				const sig = window.beepApp.sig;
+				const off = sig.on('reset', () => { off(); resolve(); });
+				sig.lastEventId = '1-1';
+				sig.reconnect();
+			}));
+			assert.equal(await get(bob, () => document.body.dataset.phase),
+			    'ringing');
+			await bob.click('#accept');
+			await phase(bob, 'ended');
+			assert.equal(await bob.textContent('#banner-title'),
+			    `${ua} (laptop) hung up`);
+			assert.equal(hangups, 2, 'she said it again');
 		} finally {
 			await alice.context().close();
 			await bob.context().close();
