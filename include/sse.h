@@ -24,13 +24,6 @@ void sse_format_event(struct buf *out, const char *id, const char *event,
 /* Append a comment block, ":" text "\n\n"; text (may be NULL) has no CR/LF. */
 void sse_format_comment(struct buf *out, const char *text);
 
-/*
- * Append an "id:" field alone, then a blank line: no event is dispatched,
- * but a WHATWG parser sets its last event id (EventSource sends it as
- * Last-Event-ID when it reconnects).  id holds no CR, LF or NUL.
- */
-void sse_format_id(struct buf *out, const char *id);
-
 /* Append a "retry:" block telling the client how long to wait to reconnect. */
 void sse_format_retry(struct buf *out, unsigned ms);
 

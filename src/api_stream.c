@@ -173,13 +173,19 @@ api_stream_open(
 		sse_format_retry(out, ms + (unsigned)(random() % (ms / 2 + 1)));
 	}
 	/*
-	 * Where the stream starts, before any event: a client cut before
-	 * its first event resumes from here and loses nothing.  With a reset,
-	 * the reset event carries it.
+	 * Where the stream starts, before any message: a client cut before
+	 * its first message resumes from here and loses nothing.  As an event
+	 * "position" with empty data, not an id: field alone: WHATWG sets the
+	 * last event id even when a block dispatches nothing, and Chromium
+	 * does, but Firefox and WebKit (every browser on iOS) set it only
+	 * when they dispatch an event, so a phone cut before its first
+	 * message came back without it and lost what was sent meanwhile.  A
+	 * named event reaches only listeners of its name: onmessage never
+	 * sees it.  With a reset, the reset event carries the position.
 	 */
 	api_format_id(api, start->id, id, sizeof(id));
 	if (!start->reset) {
-		sse_format_id(out, id);
+		sse_format_event(out, id, "position", "", 0);
 		return;
 	}
 	doc = json_pack("{s:s}", "reason", start->reason);

@@ -55,12 +55,12 @@ body_init(void)
  * The names no poster may send.  The service's own events (api_stream.c,
  * event.c): a client takes them for the service's word (the JS client
  * closes for good on `replaced`, and restarts ICE on `reset`; `refused`
- * says a stream was not opened).  And EventSource's own: an event named
+ * says a stream was not opened; `position` is where a stream starts).  And EventSource's own: an event named
  * `error` or `open` is dispatched to the page's onerror or onopen, as if
  * the stream had failed or opened.
  */
 static const char *const body_reserved_events[] = {
-    "reset", "replaced", "refused", "error", "open"};
+    "reset", "replaced", "refused", "position", "error", "open"};
 
 const char *
 body_event_why(const char *s, size_t len)
@@ -81,8 +81,9 @@ body_event_why(const char *s, size_t len)
 	     i++)
 		if (len == strlen(body_reserved_events[i]) &&
 		    memcmp(s, body_reserved_events[i], len) == 0)
-			return "event reset, replaced and refused are the "
-			       "service's own, error and open EventSource's";
+			return "event reset, replaced, refused and position "
+			       "are the service's own, error and open "
+			       "EventSource's";
 	return NULL;
 }
 

@@ -67,12 +67,6 @@ sse_format_comment(struct buf *out, const char *text)
 }
 
 void
-sse_format_id(struct buf *out, const char *id)
-{
-	buf_printf(out, "id: %s\n\n", id);
-}
-
-void
 sse_format_retry(struct buf *out, unsigned ms)
 {
 	buf_printf(out, "retry: %u\n\n", ms);

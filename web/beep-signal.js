@@ -38,6 +38,12 @@ const TRANSIENT = new Set([429, 502, 503, 504]);
 // names (anyone may post any name) is not passed on.
 const LOCAL_EVENTS = new Set(["state", "error"]);
 
+// A reloaded page resumes where the page before it in this tab left off,
+// when it left this recently (the service keeps delivered messages for
+// 30 s by default: BEEP_REPLAY_SECONDS).
+const RESUME_MS = 30000;
+const RESUME_PREFIX = "beep-signal:";
+
 const enc = encodeURIComponent;
 const jitter = (ms) => Math.round(ms * (0.75 + Math.random() * 0.5));
 // Retry-After is the earliest time to come back: clients refused together
@@ -62,6 +68,32 @@ function untilAborted(p, signal) {
 			reject(e);
 		});
 	});
+}
+
+// The tab's sessionStorage, or null (not a browser; storage refused, as in
+// a sandboxed frame).
+function tabStorage() {
+	try {
+		return typeof sessionStorage !== "undefined" ? sessionStorage : null;
+	} catch {
+		return null;
+	}
+}
+
+// The id a page of this tab left key's stream at, if it left lately; taken,
+// so that only one connection resumes from it.
+function takeResume(key) {
+	const store = tabStorage();
+	if (!store)
+		return "";
+	try {
+		const saved = JSON.parse(store.getItem(key) || "null");
+		store.removeItem(key);
+		if (saved && typeof saved.id === "string" &&
+		    Math.abs(Date.now() - saved.at) < RESUME_MS)
+			return saved.id;
+	} catch { /* none, or not ours */ }
+	return "";
 }
 
 // The error a request rejects with: message from the service's
@@ -178,7 +210,16 @@ class Signal {
 		// A stream silent this long (no event, no keepalive comment) is
 		// taken for dead (a NAT forgot it) and reopened; 0: never.
 		this.idleTimeout = opts.idleTimeout || 0;
-		this.lastEventId = opts.lastEventId || "";
+		// A page reloaded, or left and come back to, resumes where
+		// the last one left (resume: false, never). Behind a front that
+		// learns a client has gone only at its next writes (Caddy: a
+		// few seconds), a message posted meanwhile went to the old
+		// page's dead stream; a stream without an id would start after
+		// it, and it would be lost.
+		this.resumeKey = opts.resume === false || !tabStorage() ? null :
+		    `${RESUME_PREFIX}${this.base}|${this.user}|${this.device}`;
+		this.lastEventId = opts.lastEventId ||
+		    (this.resumeKey ? takeResume(this.resumeKey) : "");
 		// An answer (a request's whole answer, a stream's head) that
 		// takes longer is given up, and the request retried: a lost
 		// answer must not hold up the sends queued behind it forever.
@@ -201,8 +242,20 @@ class Signal {
 			this.backoffMs = MIN_BACKOFF_MS;
 			this.reconnect();
 		};
-		if (typeof window !== "undefined")
+		// What this page got, kept for the next one in this tab; back
+		// from the back-forward cache, this page goes on instead.
+		this.onPageHide = () => this.saveResume();
+		this.onPageShow = () => {
+			if (this.resumeKey)
+				try { tabStorage().removeItem(this.resumeKey); } catch { }
+		};
+		if (typeof window !== "undefined") {
 			window.addEventListener?.("online", this.onOnline);
+			if (this.resumeKey) {
+				window.addEventListener?.("pagehide", this.onPageHide);
+				window.addEventListener?.("pageshow", this.onPageShow);
+			}
+		}
 		// After the caller's on() calls, so they see "connecting".
 		queueMicrotask(() => this.run());
 	}
@@ -259,11 +312,23 @@ class Signal {
 	}
 
 	// The stream ends for good: no reconnecting, not even when the
-	// browser is back online.
+	// browser is back online, and no page after this one resumes it.
 	stop() {
 		this.stopped = true;
-		if (typeof window !== "undefined")
+		if (typeof window !== "undefined") {
 			window.removeEventListener?.("online", this.onOnline);
+			window.removeEventListener?.("pagehide", this.onPageHide);
+			window.removeEventListener?.("pageshow", this.onPageShow);
+		}
+	}
+
+	saveResume() {
+		if (!this.resumeKey || this.stopped || !this.lastEventId)
+			return;
+		try {
+			tabStorage().setItem(this.resumeKey, JSON.stringify(
+			    { id: this.lastEventId, at: Date.now() }));
+		} catch { /* full, or refused: start afresh */ }
 	}
 
 	close(reason = "closed by the application") {
@@ -362,15 +427,23 @@ class Signal {
 				signal: abort.signal,
 			});
 		} catch (e) {
+			clearTimeout(head);
 			if (late)
 				throw new SignalError("subscribe: no answer within " +
 				    `${this.timeout} ms`, 0);
 			throw e;
-		} finally {
-			clearTimeout(head);
 		}
-		if (res.status !== 200)
-			throw await errorOf(res, "subscribe");
+		// A refusal's body, too, within the attempt's time: one that
+		// stalls must not hold the stream forever.
+		if (res.status !== 200) {
+			const e = await errorOf(res, "subscribe");
+			clearTimeout(head);
+			if (late)
+				throw new SignalError("subscribe: no answer within " +
+				    `${this.timeout} ms`, 0);
+			throw e;
+		}
+		clearTimeout(head);
 		if (!/^text\/event-stream/i.test(res.headers.get("Content-Type") || "")) {
 			// Its body is not read: end it, or its connection stays
 			// open for as long as the front goes on sending.
@@ -386,6 +459,9 @@ class Signal {
 			if (this.stopped || replaced !== null)
 				return;
 			this.lastEventId = id;
+			// Where the stream starts: its id, nothing to deliver.
+			if (type === "position")
+				return;
 			if (type === "replaced") {
 				replaced = data;
 				return;
@@ -663,7 +739,9 @@ class Signal {
 // service's origin, "" for the page's own), user, device, token (a string,
 // or a function returning one, called before every request), envelope
 // (default true: exact data and the sender in meta.from), lastEventId (to
-// resume a stream of an earlier page), credentials (fetch's: "include" to
+// resume a stream of an earlier page; by default a page reloaded within
+// 30 s resumes where the one before it in the tab left off, resume: false
+// turns that off), credentials (fetch's: "include" to
 // send cookies to another origin), idleTimeout (ms without a byte after
 // which the stream is reopened; above the service's BEEP_KEEPALIVE, 0: off),
 // timeout (ms for each attempt's answer, a stream's head; default 10 s).

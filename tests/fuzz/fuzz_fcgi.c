@@ -200,9 +200,10 @@ drain(struct api *api, struct registry *reg, struct api_response *r, bool first)
 	size_t want = 0;
 	enum registry_wake w;
 
+	/* A stream starts with its position, or with a reset. */
 	if (first) {
 		api_stream_open(api, &r->start, &out);
-		want += r->start.reset;
+		want++;
 	}
 	while ((w = registry_wait(reg, r->stream, util_now_ms(), &b)) ==
 	    REGISTRY_MESSAGES) {
@@ -232,9 +233,17 @@ drain(struct api *api, struct registry *reg, struct api_response *r, bool first)
 		                    confs[MODE_OPEN].reconnect_ms / 2));
 	else
 		FUZZ_CHECK(sp.retry == -1);
-	for (size_t i = 0; i < sp.n; i++)
+	if (first)
+		FUZZ_CHECK(sp.n > 0 &&
+		    strcmp(sp.events[0].type,
+		        r->start.reset ? "reset" : "position") == 0);
+	for (size_t i = 0; i < sp.n; i++) {
 		FUZZ_CHECK(strcmp(sp.events[i].type, "replaced") == 0 ||
 		    (sp.events[i].id[0] >= '0' && sp.events[i].id[0] <= '9'));
+		/* No poster's message passes for the service's own. */
+		FUZZ_CHECK((first && i == 0) ||
+		    strcmp(sp.events[i].type, "position") != 0);
+	}
 	sse_parser_free(&sp);
 	buf_free(&out);
 	return w == REGISTRY_TIMEOUT;

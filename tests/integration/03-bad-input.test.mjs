@@ -120,6 +120,8 @@ describe('small limits (BEEP_MAX_BODY=1024, BEEP_MAX_ID=16)', () => {
 			// the JS client for good, a `reset` restarted ICE).
 			'{"data":"x","event":"replaced"}',
 			'{"data":{"reason":"x"},"event":"reset"}',
+			// A forged position would move the client's id.
+			'{"data":"x","event":"position"}',
 			// EventSource's own: onerror and onopen would run.
 			'{"data":"x","event":"error"}',
 			'{"data":"x","event":"open"}',

@@ -260,6 +260,52 @@ describe('stream endings (stub server)', () => {
 		}
 	});
 
+	test('the opening position sets the id and is not passed on', T,
+	    async () => {
+		requests.length = 0;
+		script = (req, res, n) => {
+			if (n === 1)
+				sse(res, ': hi\n\nretry: 50\n\n' +
+				    'id: 5-1\nevent: position\ndata: \n\n');
+			else
+				sse(res, ': again\n\n', false);
+		};
+		const sig = connect({ base, user: 'u', device: 'd' });
+		const got = [];
+		sig.on('position', (d) => got.push(d));
+		try {
+			await poll(() => requests.length >= 2, { what: 'a reconnect' });
+			assert.equal(requests[1].headers['last-event-id'], '5-1');
+			assert.deepEqual(got, []);
+		} finally {
+			sig.close();
+		}
+	});
+
+	test('a refusal whose body stalls is given up after timeout', T,
+	    async () => {
+		requests.length = 0;
+		script = (req, res, n) => {
+			if (n === 1) {
+				// The head, then nothing: a proxy that stalls.
+				res.writeHead(503, { 'Content-Type': 'application/json',
+				    'Retry-After': '1' });
+				res.write('{"err');
+			} else {
+				sse(res, ': again\n\n', false);
+			}
+		};
+		const sig = connect({ base, user: 'u', device: 'd', timeout: 300 });
+		try {
+			const [err] = await once(sig, 'error');
+			assert.match(err.message, /no answer within 300 ms/);
+			await opened(sig);
+			assert.equal(requests.length, 2);
+		} finally {
+			sig.close();
+		}
+	});
+
 	test('replaced: closed with the reason, no reconnect', T, async () => {
 		requests.length = 0;
 		script = (req, res) => sse(res, 'id: 9-1\n\nretry: 100\n' +

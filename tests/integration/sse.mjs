@@ -144,7 +144,8 @@ export class SseStream {
 		this.status = res.statusCode;
 		this.headers = res.headers;
 		this.events = [];          // queued, not yet taken by nextEvent()
-		this.received = 0;         // events seen in total
+		this.received = 0;         // events seen in total, but positions
+		this.positions = [];       // the "position" events seen
 		this.comments = 0;
 		this.commentTexts = [];
 		this.retry = null;         // last retry value seen
@@ -157,6 +158,15 @@ export class SseStream {
 		this.decoder = new TextDecoder('utf-8');
 		this.parser = new EventStreamParser({
 			onEvent: (ev) => {
+				// Where the stream starts: an event of its own name,
+				// empty data, that the service sends first on every
+				// stream (Firefox and WebKit take an id only from an
+				// event they dispatch). Not one of the messages.
+				if (ev.type === 'position') {
+					this.positions.push(ev);
+					this.wake();
+					return;
+				}
 				this.received++;
 				this.events.push(ev);
 				this.wake();

@@ -1245,6 +1245,9 @@ sub_event(void *arg, const char *data, size_t n, const char *ev, size_t evn)
 		G.resets++;
 		return;
 	}
+	/* Where a stream starts (its id is taken above): not a message. */
+	if (evn == 8 && memcmp(ev, "position", 8) == 0)
+		return;
 	if (evn > 0 && !(evn == 7 && memcmp(ev, "message", 7) == 0)) {
 		G.named_events++;
 		return;

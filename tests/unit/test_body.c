@@ -255,9 +255,10 @@ test_body_event_limit(void **state)
 	assert_false(body_event_valid("replaced", 8));
 	assert_false(body_event_valid("error", 5));
 	assert_false(body_event_valid("open", 4));
+	assert_false(body_event_valid("position", 8));
 	assert_string_equal(body_event_why("replaced", 8),
-	    "event reset, replaced and refused are the service's own, "
-	    "error and open EventSource's");
+	    "event reset, replaced, refused and position are the service's "
+	    "own, error and open EventSource's");
 	/* The length decides, not a NUL: "reset" is a prefix of these. */
 	assert_true(body_event_valid("resetx", 6));
 	assert_true(body_event_valid("rese", 4));

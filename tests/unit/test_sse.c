@@ -117,18 +117,27 @@ test_sse_comment_and_retry_dispatch_nothing(void **state)
 	buf_free(&out);
 }
 
-/* An id with no data sets the last event id and dispatches nothing. */
+/*
+ * An event with empty data (a stream's "position") is dispatched, data
+ * "", so that every browser sets its last event id from it: Firefox and
+ * WebKit do only for an event they dispatch.
+ */
 static void
-test_sse_id_alone(void **state)
+test_sse_empty_data_dispatches(void **state)
 {
 	struct buf out = {0};
 	struct sse_parser p;
 
 	(void)state;
 	sse_format_comment(&out, "beep");
-	sse_format_id(&out, "17-42");
+	sse_format_event(&out, "17-42", "position", "", 0);
+	assert_string_equal(
+	    out.data, ": beep\n\nid: 17-42\nevent: position\ndata: \n\n");
 	sse_parse(&p, out.data, out.len);
-	assert_int_equal(p.n, 0);
+	assert_int_equal(p.n, 1);
+	assert_string_equal(p.events[0].type, "position");
+	assert_int_equal(p.events[0].data.len, 0);
+	assert_string_equal(p.events[0].id, "17-42");
 	assert_string_equal(p.last_id, "17-42");
 	sse_parser_free(&p);
 	buf_free(&out);
@@ -191,7 +200,7 @@ main(void)
 	    cmocka_unit_test(test_sse_event_and_id),
 	    cmocka_unit_test(test_sse_exact_bytes),
 	    cmocka_unit_test(test_sse_comment_and_retry_dispatch_nothing),
-	    cmocka_unit_test(test_sse_id_alone),
+	    cmocka_unit_test(test_sse_empty_data_dispatches),
 	    cmocka_unit_test(test_sse_lines_match_reference),
 	};
 
