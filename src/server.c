@@ -107,12 +107,14 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -181,6 +183,34 @@ server_threads(void *ctx, size_t *threads, size_t *idle, size_t *requests)
 
 /* "X-User-Claim" arrives from the front as HTTP_X_USER_CLAIM. */
 
+/*
+ * Threads count against RLIMIT_NPROC (enforced for a user without
+ * CAP_SYS_RESOURCE): raise the soft limit to the hard one, and say so when
+ * even that is below the workers this may start.  At that limit every
+ * worker may be a stream and none left to accept: POSTs would wait for a
+ * stream to end.
+ */
+static void
+server_check_nproc(size_t max_workers)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NPROC, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NPROC, &rl) != 0)
+			getrlimit(RLIMIT_NPROC, &rl);
+	}
+	if (geteuid() != 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < max_workers + 16)
+		log_warn("RLIMIT_NPROC is %llu, below the %zu workers "
+		         "--max-streams may need: past it new requests wait "
+		         "for a stream to end (raise it, LimitNPROC=infinity "
+		         "in systemd, or lower --max-streams)",
+		    (unsigned long long)rl.rlim_cur, max_workers);
+}
+
 struct server *
 server_new(const struct config *c, struct registry *reg)
 {
@@ -224,6 +254,7 @@ server_new(const struct config *c, struct registry *reg)
 	pthread_attr_setdetachstate(&srv->attr, PTHREAD_CREATE_DETACHED);
 	srv->max_workers =
 	    c->max_streams + 2 * c->min_idle + SERVER_EXTRA_WORKERS;
+	server_check_nproc(srv->max_workers);
 	/*
 	 * A request in a cluster waits for Redis (up to BEEP_REDIS_TIMEOUT):
 	 * kept connections are not parked there, or the requests of all of
@@ -275,7 +306,14 @@ server_spawn(struct server *srv)
 	int rc = pthread_create(&tid, &srv->attr, server_worker, srv);
 
 	if (rc != 0) {
-		log_error("pthread_create: %s", strerror(rc));
+		/* At a thread limit every accept fails so: once a second. */
+		static _Atomic uint64_t last_ms;
+		uint64_t now = util_now_ms(), was = atomic_load(&last_ms);
+
+		if (now - was >= 1000 &&
+		    atomic_compare_exchange_strong(&last_ms, &was, now))
+			log_error("pthread_create: %s (at most once a second)",
+			    strerror(rc));
 		pthread_mutex_lock(&srv->lock);
 		srv->workers--;
 		pthread_mutex_unlock(&srv->lock);

@@ -78,8 +78,12 @@ for (const [kind, post] of [['JSON', viaJson], ['form', viaForm]]) {
 		assert.equal(s.retries.length, 1, 'no retry injected');
 		assert.equal(s.fields[0][0], 'retry', 'the start\'s retry: first');
 		const names = new Set(s.fields.map(([f]) => f));
-		assert.deepEqual([...names].sort(), ['data', 'id', 'retry'],
+		assert.deepEqual([...names].sort(), ['data', 'event', 'id', 'retry'],
 		    'only data fields, the server\'s ids and its retry: on the wire');
+		// The one event field: the start's position.
+		assert.deepEqual(s.fields.filter(([f]) => f === 'event'),
+		    [['event', 'position']], 'no event name injected');
+		assert.equal(s.positions.length, 1);
 		s.close();
 	});
 }
