@@ -5,8 +5,8 @@
 // - conf/nginx-cluster.conf: FastCGI to every node's socket, least_conn,
 //   fastcgi_next_upstream on a node that cannot be reached;
 // - conf/Caddyfile.compose: compose.yaml's front, HTTP to each node's own
-//   Caddy (the shipped Caddyfile), round robin, active health checks of
-//   /readyz.
+//   Caddy (the shipped Caddyfile), round robin, active health checks: of
+//   /readyz for new streams (/subscribe/*), of /healthz for the rest.
 // For each:
 // - a client cannot take nodes out: requests it aborts mid-body, or sends
 //   over the front's size limit, leave every node in service (Caddy 2.6's
@@ -23,16 +23,25 @@
 // - the front logs no panic (Debian 12's Caddy 2.6.2 panics on each active
 //   health check over FastCGI, which is why conf/Caddyfile.cluster has
 //   none; the compose front's go over HTTP and work).
+// And conf/Caddyfile.compose as compose.yaml runs it (Redis over TCP, the
+// per-address limits off) with both nodes full of streams
+// (BEEP_MAX_STREAMS, which one client can reach): a new stream gets the
+// front's own refusal, while a POST through the front to a stream open on
+// either node still gets 200 and arrives, and device lists answer.  With
+// one check of /readyz for every request, the front answered all of them
+// 503 itself as soon as the nodes were full.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import {
-	ROOT, startCluster, caddyEnv, poll, uid, subPath, postPath,
-	expectRefusedStream,
+	ROOT, startCluster, startStack, caddyEnv, poll, uid, subPath, postPath,
+	listPath, freePort, expectRefusedStream,
 } from './harness.mjs';
 import {
-	Rig, launch, NGINX_CLUSTER_CONF,
+	Rig, launch, stop, waitLine, NGINX_CLUSTER_CONF,
 } from './fronts.mjs';
 
 const T = { timeout: 120000 };
@@ -209,4 +218,115 @@ test('conf/Caddyfile.compose in front of two nodes\' Caddies', T,
 	// it (buffer_requests): an aborted one reaches no backend.
 	await checkFront(rigFront(rig, { buffersBodies: true,
 	    streamsBodies: true }), cl);
+});
+
+test('conf/Caddyfile.compose with both nodes full of streams: new ones ' +
+    'refused, POSTs to the open ones delivered', T, async (t) => {
+	const MAX = 2;
+	// Hooks run in the order registered: the rig's (the front, and its
+	// streams) first, then the nodes, then Redis, which they use until
+	// they stop.
+	const rig = new Rig(t, 'caddy-compose-full');
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-full-'));
+	const nodes = [];
+	let redis = null;
+	t.after(async () => {
+		const errors = [];
+		for (const n of nodes)
+			await n.stopAndCheck().catch((e) => errors.push(e));
+		try {
+			if (redis)
+				await stop(redis);
+		} finally {
+			rmSync(dir, { recursive: true, force: true });
+		}
+		if (errors.length > 0)
+			throw errors[0];
+	});
+
+	// As compose.yaml runs them: Redis over TCP, the limits per client
+	// address off (every client comes from the front's address).
+	const redisPort = await freePort();
+	redis = launch('redis-server', ['--port', String(redisPort),
+	    '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+	    '--dir', dir], { cwd: dir, env: process.env, tag: 'redis' });
+	await waitLine(redis, /ready to accept connections/i);
+	for (let i = 0; i < 2; i++)
+		nodes.push(await startStack({ env: {
+			BEEP_REDIS_URL: `redis://127.0.0.1:${redisPort}/0`,
+			BEEP_MAX_STREAMS_PER_ADDRESS: '0', BEEP_RATE: '0',
+			BEEP_MAX_STREAMS: String(MAX),
+		} }));
+	const home = path.join(rig.dir, 'caddy');
+	await rig.startFront('caddy', (port) => launch('caddy',
+	    ['run', '--config', path.join(ROOT, 'conf', 'Caddyfile.compose'),
+		'--adapter', 'caddyfile'], {
+		cwd: rig.dir, tag: 'caddy-compose',
+		env: { ...caddyEnv(home, port, ''),
+		    BEEP_NODES: nodes.map((n) => new URL(n.base).host).join(' ') },
+	}));
+	const c = rig.client();
+	const nc = nodes.map((n) => n.client());
+
+	// Streams through the front until both nodes are full.  One that
+	// reaches a node already full before the front's check saw it gets
+	// that refusal (503); each held stream is registered (its first
+	// comment) before the next.
+	const held = [];
+	await poll(async () => {
+		const ready = await Promise.all(nc.map(async (x) =>
+		    (await x.get('/readyz')).status));
+		if (ready.every((st) => st === 503))
+			return true;
+		const u = uid('full');
+		const s = await rig.open(subPath(u, 'd'));
+		if (s.status === 200) {
+			await s.waitComments(1, 10000);
+			held.push({ u, s });
+		} else {
+			const text = await s.text();
+			assert.equal(s.status, 503, `a stream refused: ${text}`);
+		}
+		return false;
+	}, { timeout: 30000, what: 'both nodes full of streams' });
+	assert.equal(held.length, 2 * MAX);
+	for (const x of nc)
+		assert.equal((await x.health()).streams, MAX);
+
+	// A new stream: a node's own refusal until the front's check of
+	// /readyz has taken both nodes out of /subscribe/*, then the front's.
+	const late = subPath(uid('late'), 'd');
+	const refusal = await poll(async () => {
+		const s = await rig.open(late,
+		    { headers: { Accept: 'text/event-stream' } });
+		assert.equal(s.status, 200, 'refused as a stream');
+		assert.equal(await s.done, 'end');
+		assert.deepEqual(s.events.map((e) => e.type), ['refused']);
+		const told = JSON.parse(s.events[0].data);
+		assert.ok(['too many streams', 'backend unavailable']
+		    .includes(told.error), JSON.stringify(told));
+		return told.error === 'backend unavailable' && s;
+	}, { timeout: 30000, interval: 100,
+	    what: 'the front\'s own refusal of a new stream' });
+	assert.match(refusal.headers['content-type'], /^text\/event-stream/);
+	assert.deepEqual(JSON.parse(refusal.events[0].data),
+	    { error: 'backend unavailable', status: 503 });
+
+	// Every other request still reaches a node: a POST through the front
+	// to each held stream (two on each node; whichever node the front
+	// picks, through Redis when it is the other) gets 200 and arrives,
+	// and its user's device list answers.
+	for (const [i, { u, s }] of held.entries()) {
+		const r = await c.postJson(postPath(u, 'd'), { data: `full-${i}` });
+		assert.equal(r.status, 200,
+		    `POST through the front to a held stream: ${r.status} ${r.text}`);
+		assert.equal((await s.nextEvent(15000)).data, `full-${i}`);
+		const l = await c.get(listPath(u));
+		assert.equal(l.status, 200,
+		    `device list through the front: ${l.status} ${l.text}`);
+		assert.deepEqual(l.json(), ['d']);
+	}
+
+	const panics = rig.front.lines.filter((l) => /panic/i.test(l));
+	assert.deepEqual(panics, [], 'the compose front panicked');
 });
