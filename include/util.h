@@ -91,4 +91,11 @@ void buf_reset(struct buf *b);
 void buf_to_heap(struct buf *b);
 void buf_free(struct buf *b);
 
+/*
+ * The next item of the comma-separated list at *p, without surrounding
+ * blanks (spaces, tabs): its start and length, or NULL at the end.  Empty
+ * items are skipped.  *p moves past it.
+ */
+const char *util_list_next(const char **p, size_t *len);
+
 #endif

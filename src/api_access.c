@@ -25,26 +25,14 @@
 int
 api_access_init(struct api *api, const struct config *c)
 {
-	const char *p = c->cors_origins;
+	const char *p = c->cors_origins, *s;
+	size_t len;
 
 	api->cors_any = strcmp(p, "*") == 0;
-	while (!api->cors_any && *p != '\0') {
-		size_t len = strcspn(p, ",");
-		const char *s = p, *e = p + len;
-
-		while (s < e && (*s == ' ' || *s == '\t'))
-			s++;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (e > s) {
-			api->origins = xrealloc(api->origins,
-			    (api->norigins + 1) * sizeof(*api->origins));
-			api->origins[api->norigins++] =
-			    xmemdup(s, (size_t)(e - s));
-		}
-		p += len;
-		if (*p == ',')
-			p++;
+	while (!api->cors_any && (s = util_list_next(&p, &len)) != NULL) {
+		api->origins = xrealloc(
+		    api->origins, (api->norigins + 1) * sizeof(*api->origins));
+		api->origins[api->norigins++] = xmemdup(s, len);
 	}
 	api->auth = auth_new(c);
 	if (api->auth == NULL)

@@ -124,22 +124,14 @@ config_origin_ok(const char *s, size_t len, const char **why)
 static bool
 config_origins_ok(const char *value, const char **why)
 {
-	const char *p = value;
+	const char *p = value, *s;
+	size_t len;
 
 	if (strcmp(value, "*") == 0)
 		return true;
-	while (*p != '\0') {
-		size_t len = strcspn(p, ",");
-		const char *s = p, *e = p + len;
-
-		while (s < e && (*s == ' ' || *s == '\t'))
-			s++;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (e > s && !config_origin_ok(s, (size_t)(e - s), why))
+	while ((s = util_list_next(&p, &len)) != NULL)
+		if (!config_origin_ok(s, len, why))
 			return false;
-		p += len + (p[len] == ',');
-	}
 	return true;
 }
 

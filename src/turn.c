@@ -42,34 +42,6 @@ turn_kind(const char *url, size_t len)
 	return TURN_KIND_BAD;
 }
 
-/*
- * The next URL of the comma-separated list at *p, without surrounding
- * blanks: its start and length, or NULL at the end.  Empty items are
- * skipped.
- */
-static const char *
-turn_next_url(const char **p, size_t *len)
-{
-	for (;;) {
-		const char *s = *p, *e;
-		size_t n;
-
-		if (*s == '\0')
-			return NULL;
-		n = strcspn(s, ",");
-		e = s + n;
-		*p = *e == ',' ? e + 1 : e;
-		while (s < e && (*s == ' ' || *s == '\t'))
-			s++;
-		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (e > s) {
-			*len = (size_t)(e - s);
-			return s;
-		}
-	}
-}
-
 int
 turn_check(const struct config *c)
 {
@@ -77,7 +49,7 @@ turn_check(const struct config *c)
 	bool need_secret = false;
 	size_t len;
 
-	while ((url = turn_next_url(&p, &len)) != NULL) {
+	while ((url = util_list_next(&p, &len)) != NULL) {
 		enum turn_kind kind = turn_kind(url, len);
 
 		if (kind == TURN_KIND_BAD) {
@@ -126,7 +98,7 @@ turn_ice_servers(
 	size_t len;
 	char *text;
 
-	while ((url = turn_next_url(&p, &len)) != NULL) {
+	while ((url = util_list_next(&p, &len)) != NULL) {
 		enum turn_kind kind = turn_kind(url, len);
 
 		if (kind != TURN_KIND_BAD)

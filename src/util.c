@@ -184,3 +184,26 @@ buf_free(struct buf *b)
 	b->len = b->cap = 0;
 	b->borrowed = false;
 }
+
+const char *
+util_list_next(const char **p, size_t *len)
+{
+	for (;;) {
+		const char *s = *p, *e;
+		size_t n;
+
+		if (*s == '\0')
+			return NULL;
+		n = strcspn(s, ",");
+		e = s + n;
+		*p = *e == ',' ? e + 1 : e;
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > s) {
+			*len = (size_t)(e - s);
+			return s;
+		}
+	}
+}

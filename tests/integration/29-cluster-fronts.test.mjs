@@ -176,6 +176,19 @@ async function checkFront(front, cl) {
 	assert.deepEqual(panics, [], `${front.name} panicked`);
 }
 
+// compose.yaml's front (conf/Caddyfile.compose) on rig, in front of the
+// nodes' own Caddies.
+function startComposeFront(rig, nodes) {
+	const home = path.join(rig.dir, 'caddy');
+	return rig.startFront('caddy', (port) => launch('caddy',
+	    ['run', '--config', path.join(ROOT, 'conf', 'Caddyfile.compose'),
+		'--adapter', 'caddyfile'], {
+		cwd: rig.dir, tag: 'caddy-compose',
+		env: { ...caddyEnv(home, port, ''),
+		    BEEP_NODES: nodes.map((n) => new URL(n.base).host).join(' ') },
+	}));
+}
+
 // A front rig as checkFront() takes it.
 const rigFront = (rig, extra = {}) => ({
 	name: rig.name, base: rig.base, open: (p, o) => rig.open(p, o),
@@ -205,15 +218,7 @@ test('conf/Caddyfile.compose in front of two nodes\' Caddies', T,
     async (t) => {
 	const cl = await startCluster({ nodes: 2, env: ENV }, t);
 	const rig = new Rig(t, 'caddy-compose');
-	const home = path.join(rig.dir, 'caddy');
-	await rig.startFront('caddy', (port) => launch('caddy',
-	    ['run', '--config', path.join(ROOT, 'conf', 'Caddyfile.compose'),
-		'--adapter', 'caddyfile'], {
-		cwd: rig.dir, tag: 'caddy-compose',
-		env: { ...caddyEnv(home, port, ''),
-		    BEEP_NODES: cl.nodes.map((n) => new URL(n.base).host)
-			.join(' ') },
-	}));
+	await startComposeFront(rig, cl.nodes);
 	// The nodes' Caddies read each body whole before their backend sees
 	// it (buffer_requests): an aborted one reaches no backend.
 	await checkFront(rigFront(rig, { buffersBodies: true,
@@ -257,14 +262,7 @@ test('conf/Caddyfile.compose with both nodes full of streams: new ones ' +
 			BEEP_MAX_STREAMS_PER_ADDRESS: '0', BEEP_RATE: '0',
 			BEEP_MAX_STREAMS: String(MAX),
 		} }));
-	const home = path.join(rig.dir, 'caddy');
-	await rig.startFront('caddy', (port) => launch('caddy',
-	    ['run', '--config', path.join(ROOT, 'conf', 'Caddyfile.compose'),
-		'--adapter', 'caddyfile'], {
-		cwd: rig.dir, tag: 'caddy-compose',
-		env: { ...caddyEnv(home, port, ''),
-		    BEEP_NODES: nodes.map((n) => new URL(n.base).host).join(' ') },
-	}));
+	await startComposeFront(rig, nodes);
 	const c = rig.client();
 	const nc = nodes.map((n) => n.client());
 
