@@ -122,8 +122,13 @@ struct registry {
 	uint64_t replaced, evicted, refused;
 	size_t ngrace;              /* devices on reg->grace */
 	uint64_t replayed, expired; /* see struct registry_stats */
+	/* No walk for laggards before this (registry_overflow_laggards()). */
+	uint64_t laggards_next_ms;
 	bool closing;
 };
+
+/* How often, at most, a full budget walks every stream for laggards. */
+#define REGISTRY_LAGGARD_MS 100
 
 static inline struct registry_msg *
 registry_msg_ref(struct registry_msg *m)

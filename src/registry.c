@@ -571,6 +571,43 @@ static void device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
     struct registry_stream *keep, uint64_t now);
 
 /*
+ * The message budget is full for a POST to a device that is here: end
+ * (overflow) the live streams of other devices that are further behind
+ * than their queue allows, counting the backlog they resumed with, which
+ * stream_overflows() otherwise forgives.  Their devices then hold what
+ * they have not taken, and held messages make room.  Without this a
+ * client that never reads pinned a whole backlog per device (held
+ * messages that became its backlog: up to BEEP_REPLAY_BYTES) for
+ * BEEP_WRITE_TIMEOUT, and a few dozen such devices the whole budget: every
+ * other POST got 503.  A walk over every stream, so at most every
+ * REGISTRY_LAGGARD_MS while it finds none.  Locked.
+ */
+static void
+registry_overflow_laggards(
+    struct registry *reg, const struct reg_device *target, uint64_t now)
+{
+	struct registry_stream *s, *tmp;
+	bool found = false;
+
+	if (now < reg->laggards_next_ms)
+		return;
+	HASH_ITER(hh, reg->streams, s, tmp)
+	{
+		struct reg_device *d = s->device;
+
+		if (d == target || !stream_live(s) ||
+		    d->bytes_in - s->bytes_out <= reg->limits.queue_bytes)
+			continue;
+		s->overflow = true;
+		reg->overflows++;
+		pthread_cond_signal(&s->cond);
+		registry_expire_grace(reg, d, now);
+		found = true;
+	}
+	reg->laggards_next_ms = found ? 0 : now + REGISTRY_LAGGARD_MS;
+}
+
+/*
  * registry_publish() with id, or 0 for the next registry-wide one; with
  * replay, a stream of the device that m is part of the backlog of.
  * accepted: m was accepted elsewhere, so that a refusal for memory cuts
@@ -626,6 +663,10 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	 * Then, for a client that is here, what waits for those away: only
 	 * when that makes room, or they would be lost for nothing.
 	 */
+	if (res == REGISTRY_OK &&
+	    reg->bytes + m->len >
+	        reg->limits.max_message_bytes + reg->held_bytes)
+		registry_overflow_laggards(reg, d, now);
 	if (res == REGISTRY_OK &&
 	    reg->bytes + m->len <=
 	        reg->limits.max_message_bytes + reg->held_bytes)

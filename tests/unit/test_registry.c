@@ -1911,6 +1911,68 @@ test_registry_memory_budget_lagging(void **state)
 	registry_free(reg);
 }
 
+/*
+ * A client that never reads cannot pin the budget with backlogs: held
+ * messages that became a new stream's backlog (which its queue forgives)
+ * were live and untaken, so nothing could make room, and every POST got
+ * "message memory full" until the stream's write timed out.  With the
+ * budget full for a device that is here, a stream further behind than
+ * its queue allows, backlog counted, is ended; what it held makes room.
+ * One within its queue is left alone.
+ */
+static void
+test_registry_memory_budget_stuck_backlog(void **state)
+{
+	struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100,
+	    .queue_bytes = 40};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *live, *stuck, *s;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	live = subscribe(reg, "u", "live", &err);
+	s = subscribe(reg, "u", "stuck", &err);
+	registry_unsubscribe(reg, s);
+	for (int i = 0; i < 3; i++) {
+		publish_len(reg, "stuck", 30, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	/* Back, never reading: 90 bytes of backlog, live and untaken. */
+	stuck = subscribe(reg, "u", "stuck", &err);
+	publish_len(reg, "live", 30, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(
+	    registry_wait(reg, stuck, FAR, &bt), REGISTRY_OVERFLOW);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 1);
+	assert_int_equal(stats.dropped, 3);
+	assert_int_equal(stats.message_bytes, 30);
+	assert_int_equal(drain(reg, live, NULL, NULL), 1);
+	registry_unsubscribe(reg, stuck);
+
+	/*
+	 * Behind by 30, within its queue of 40: it stays, and the POST that
+	 * does not fit once the delivered 30 are evicted is refused.
+	 */
+	s = subscribe(reg, "u", "slow", &err);
+	publish_len(reg, "slow", 30, &err);
+	publish_len(reg, "live", 30, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	publish_len(reg, "live", 50, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 1);
+	assert_int_equal(drain(reg, s, NULL, NULL), 1);
+	assert_int_equal(drain(reg, live, NULL, NULL), 1);
+	registry_unsubscribe(reg, s);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
 /* While closing, only what a live stream will still take is accepted. */
 static void
 test_registry_close_refuses_unkept(void **state)
@@ -2190,6 +2252,7 @@ main(void)
 	    cmocka_unit_test(test_registry_trim_waits_for_streams),
 	    cmocka_unit_test(test_registry_memory_budget),
 	    cmocka_unit_test(test_registry_memory_budget_lagging),
+	    cmocka_unit_test(test_registry_memory_budget_stuck_backlog),
 	    cmocka_unit_test(test_registry_memory_budget_held_order),
 	    cmocka_unit_test(test_registry_close_refuses_unkept),
 	    cmocka_unit_test(test_registry_grace_order),
