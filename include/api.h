@@ -60,13 +60,19 @@ struct api_response {
 	struct cluster_entry *cluster_entry;
 };
 
-/* The server's thread counts, for /healthz. */
 /*
- * The server's worker threads (alive, and idle in accept()) and requests in
- * progress (streams included), for /healthz and /metrics.
+ * The server's worker threads, for /healthz and /metrics, and for a
+ * subscribe: a stream keeps its worker, and one that took the last worker
+ * while no other could be started (a thread limit) would leave no one to
+ * accept, and every POST waiting.
  */
-typedef void (*api_threads_fn)(
-    void *ctx, size_t *threads, size_t *idle, size_t *requests);
+struct api_threads {
+	size_t threads;  /* workers alive */
+	size_t idle;     /* waiting for a connection or a kept one's request */
+	size_t requests; /* in progress, streams included */
+	bool starved;    /* none idle, and the last start of one failed */
+};
+typedef void (*api_threads_fn)(void *ctx, struct api_threads *out);
 
 /*
  * The api keeps pointers to c and reg: both must outlive it.  Returns

@@ -23,6 +23,7 @@
 #define API_RETRY_AFTER 5
 /* What a request that needs Redis gets while it is unreachable. */
 #define API_CLUSTER_DOWN "cluster store (Redis) unreachable"
+#define API_NO_THREAD "no thread free for a stream"
 
 struct api {
 	const struct config *config;
@@ -86,8 +87,14 @@ bool api_rate_ok(struct api *api, const struct api_request *req,
 /* api_ops.c: health, readiness, metrics. */
 
 /*
- * Why this node takes no new stream whatever Redis's state (stopping, or
- * at BEEP_MAX_STREAMS), or NULL; fills st.
+ * Whether a new stream would take the last worker while none more can be
+ * started (struct api_threads): it is refused, so that one is left to
+ * accept POSTs.
+ */
+bool api_starved(struct api *api);
+/*
+ * Why this node takes no new stream whatever Redis's state (stopping, at
+ * BEEP_MAX_STREAMS, starved of threads), or NULL; fills st.
  */
 const char *api_refusing(struct api *api, struct registry_stats *st);
 /* Log that the stream limit refuses subscribes, at most once a second. */

@@ -29,8 +29,10 @@ struct server {
 	pthread_mutex_t lock;
 	pthread_cond_t idle_cond; /* signalled when active drops to 0 */
 	size_t workers;           /* threads alive */
-	size_t idle;              /* workers blocked in accept() */
-	size_t active;            /* requests in progress, streams included */
+	/* The last pthread_create() failed (a thread limit): see api_threads */
+	_Atomic bool spawn_failing;
+	size_t idle;   /* workers blocked in accept() */
+	size_t active; /* requests in progress, streams included */
 	size_t max_workers;
 	bool stopping;
 	int wake_fd;                     /* eventfd: garbage for the watcher */

@@ -275,6 +275,11 @@ api_subscribe(struct api *api, const struct api_request *req,
 			return;
 		}
 	}
+	if (api->cluster == NULL && api_starved(api)) {
+		api_release_quota(resp);
+		api_refuse_stream(req, resp, HTTP_503, API_NO_THREAD);
+		return;
+	}
 	if (api->cluster != NULL)
 		s = cluster_subscribe(api->cluster, r->user, r->device, &resume,
 		    &resp->start, &resp->cluster_entry, &err, &down);

@@ -17,6 +17,16 @@
  * Why this node takes no new stream whatever Redis's state (stopping, or
  * at BEEP_MAX_STREAMS), or NULL; fills st.
  */
+bool
+api_starved(struct api *api)
+{
+	struct api_threads t = {0};
+
+	if (api->threads != NULL)
+		api->threads(api->threads_ctx, &t);
+	return t.starved;
+}
+
 const char *
 api_refusing(struct api *api, struct registry_stats *st)
 {
@@ -25,6 +35,8 @@ api_refusing(struct api *api, struct registry_stats *st)
 		return "service is stopping";
 	if (st->streams >= api->config->max_streams)
 		return "too many streams";
+	if (api_starved(api))
+		return API_NO_THREAD;
 	return NULL;
 }
 
@@ -59,7 +71,7 @@ api_health(
     struct api *api, const struct api_request *req, struct api_response *resp)
 {
 	struct registry_stats st;
-	size_t threads = 0, idle = 0, requests = 0;
+	struct api_threads t = {0};
 	json_t *doc;
 
 	/*
@@ -76,20 +88,21 @@ api_health(
 	}
 	registry_stats(api->reg, &st);
 	if (api->threads != NULL)
-		api->threads(api->threads_ctx, &threads, &idle, &requests);
+		api->threads(api->threads_ctx, &t);
 	doc = json_pack(
 	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
 	    "s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "status", "ok", "users", (json_int_t)st.users, "devices",
 	    (json_int_t)st.devices, "streams", (json_int_t)st.streams,
-	    "threads", (json_int_t)threads, "idle_threads", (json_int_t)idle,
-	    "published", (json_int_t)st.published, "held", (json_int_t)st.held,
-	    "overflows", (json_int_t)st.overflows, "forgotten",
-	    (json_int_t)st.forgotten, "dropped", (json_int_t)st.dropped,
-	    "resets", (json_int_t)st.resets, "message_bytes",
-	    (json_int_t)st.message_bytes, "replaced", (json_int_t)st.replaced,
-	    "evicted", (json_int_t)st.evicted, "refused",
-	    (json_int_t)st.refused, "requests", (json_int_t)requests);
+	    "threads", (json_int_t)t.threads, "idle_threads",
+	    (json_int_t)t.idle, "published", (json_int_t)st.published, "held",
+	    (json_int_t)st.held, "overflows", (json_int_t)st.overflows,
+	    "forgotten", (json_int_t)st.forgotten, "dropped",
+	    (json_int_t)st.dropped, "resets", (json_int_t)st.resets,
+	    "message_bytes", (json_int_t)st.message_bytes, "replaced",
+	    (json_int_t)st.replaced, "evicted", (json_int_t)st.evicted,
+	    "refused", (json_int_t)st.refused, "requests",
+	    (json_int_t)t.requests);
 	if (api->cluster != NULL) {
 		struct cluster_stats cs;
 
@@ -159,9 +172,14 @@ api_metrics(
 		cluster_stats(api->cluster, &g.cl);
 		g.cluster = true;
 	}
-	if (api->threads != NULL)
-		api->threads(
-		    api->threads_ctx, &g.threads, &g.idle, &g.requests);
+	if (api->threads != NULL) {
+		struct api_threads t = {0};
+
+		api->threads(api->threads_ctx, &t);
+		g.threads = t.threads;
+		g.idle = t.idle;
+		g.requests = t.requests;
+	}
 	resp->status = HTTP_200;
 	buf_puts(&resp->headers,
 	    "Content-Type: " METRICS_CONTENT_TYPE "\r\n"

@@ -170,14 +170,15 @@ static void *server_worker(void *arg);
 static void server_cover(struct server *srv);
 
 static void
-server_threads(void *ctx, size_t *threads, size_t *idle, size_t *requests)
+server_threads(void *ctx, struct api_threads *out)
 {
 	struct server *srv = ctx;
 
 	pthread_mutex_lock(&srv->lock);
-	*threads = srv->workers;
-	*idle = srv->idle + srv->kept_waiters;
-	*requests = srv->active;
+	out->threads = srv->workers;
+	out->idle = srv->idle + srv->kept_waiters;
+	out->requests = srv->active;
+	out->starved = out->idle == 0 && atomic_load(&srv->spawn_failing);
 	pthread_mutex_unlock(&srv->lock);
 }
 
@@ -316,9 +317,12 @@ server_spawn(struct server *srv)
 			    strerror(rc));
 		pthread_mutex_lock(&srv->lock);
 		srv->workers--;
+		atomic_store(&srv->spawn_failing, true);
 		pthread_mutex_unlock(&srv->lock);
 		return -1;
 	}
+	if (atomic_load_explicit(&srv->spawn_failing, memory_order_relaxed))
+		atomic_store(&srv->spawn_failing, false);
 	return 0;
 }
 

@@ -15,6 +15,7 @@
 // up; then connections are served again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { chmodSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
 	BEEP_BIN, poll, withTimeout, uid, subPath,
@@ -124,4 +125,68 @@ test('accept at the descriptor limit: logged once, backs off, recovers', T,
 	assert.equal(rig.backend.lines.filter((l) =>
 	    /accept recovered/.test(l)).length, 1);
 	rig.checkBackendLog();
+});
+
+// The thread limit (RLIMIT_NPROC, enforced for a user that is not root, as
+// systemd's DynamicUser runs it): at it, a worker cannot start another,
+// and one that became a stream left no worker to accept, so POSTs (and
+// /healthz) waited unanswered until a stream ended. A new stream is now
+// refused while no worker is idle and none could be started: 503 "no
+// thread free for a stream" (to an EventSource, the refused event it comes
+// back from), and the worker goes on accepting. The start warns of the
+// limit. Run as nobody under prlimit, as root passes any RLIMIT_NPROC.
+test('at the thread limit: streams refused, POSTs still answered', T,
+    async (t) => {
+	const rig = new Rig(t, 'nproc');
+	chmodSync(rig.dir, 0o777);
+	rig.backend = rig.track(launch('prlimit', ['--nproc=40:40', '--',
+	    'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
+	    BEEP_BIN, '--listen', `unix:${rig.sock}`, '--socket-mode', '0666'], {
+		cwd: rig.dir, tag: 'beep', env: process.env,
+	}));
+	await waitLine(rig.backend, /\bready\b/);
+	assert.ok(rig.backend.lines.some((l) =>
+	    /warn server: RLIMIT_NPROC is 40, below the \d+ workers/.test(l)),
+	    rig.backend.lines.join('\n'));
+
+	// Streams until one is refused; each holds its worker.
+	const streams = [];
+	t.after(() => streams.forEach((c) => c.destroy()));
+	const head = (c) => poll(() => c.stdout.includes('\r\n\r\n') ||
+	    c.ended, { what: 'a response head', timeout: 10000 });
+	let refused = null;
+	for (let i = 0; i < 60 && !refused; i++) {
+		const c = new FcgiConn(rig.sock);
+		await c.connected;
+		c.begin();
+		c.params(requestParams('GET', subPath(`nproc${i}`, 'd')));
+		c.endStdin();
+		await head(c);
+		if (/^Status: 503/m.test(c.stdout.toString('latin1')))
+			refused = c;
+		else
+			streams.push(c);
+	}
+	assert.ok(refused, 'a stream refused before 60');
+	const r = await refused.response();
+	assert.deepEqual(JSON.parse(r.body),
+	    { error: 'no thread free for a stream' });
+	assert.match(r.head, /^Retry-After: \d+/m);
+	assert.ok(streams.length > 0);
+
+	// A POST to an open stream is answered, and the stream has it.
+	const post = new FcgiConn(rig.sock);
+	await post.connected;
+	post.begin();
+	const body = '{"data":"still here"}';
+	post.params(requestParams('POST', '/user/nproc0/device/d', {
+		CONTENT_TYPE: 'application/json', CONTENT_LENGTH: body.length }));
+	post.stdin(body);
+	post.endStdin();
+	assert.equal((await withTimeout(post.response(), 10000)).status, 200);
+	await poll(() => streams[0].stdout.toString('latin1')
+	    .includes('data: still here'), { what: 'the message on its stream' });
+	assert.equal(await rawGet(rig.sock, '/healthz'), 200);
+	// The failed thread starts are logged, not once each.
+	assert.ok(rig.backend.lines.some((l) => /pthread_create: /.test(l)));
 });
