@@ -164,9 +164,15 @@ api_identify(struct api *api, const struct api_request *req,
 		return true;
 	/* EventSource cannot set headers: the query, for streams only. */
 	if (r->id == ROUTE_SUBSCRIBE && api->config->jwt_query &&
-	    r->query != NULL)
+	    r->query != NULL) {
+		bool bad = false;
+
 		ar.query_token = token =
-		    http_query_param(r->query, "access_token", NULL);
+		    http_query_param(r->query, "access_token", &bad);
+		/* Given, and malformed (a bad escape, %00): no token. */
+		if (bad)
+			ar.query_token = "";
+	}
 	res = auth_identify(api->auth, &ar, who);
 	free(token);
 	if (res == AUTH_OK) {

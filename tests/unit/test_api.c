@@ -539,6 +539,21 @@ test_api_cookie_star_trusts_no_origin(void **state)
 	api_handle(f->api, &req, &r);
 	assert_int_equal(r.status, HTTP_200);
 	api_response_clear(&r);
+	/*
+	 * A query token that does not decode counts as given and malformed,
+	 * as every query parameter does: 401, the cookie not tried.
+	 */
+	{
+		struct api_request sub = {.method = "GET",
+		    .uri = "/subscribe/alice/device/d?access_token=%zz",
+		    .cookie = cookie,
+		    .sec_fetch_site = "same-origin"};
+
+		api_handle(f->api, &sub, &r);
+		assert_int_equal(r.status, HTTP_401);
+		assert_null(r.stream);
+	}
+	api_response_clear(&r);
 	free(t);
 	fixture_free(f);
 }
