@@ -83,17 +83,25 @@ config_auth_param_ok(const char *value, const char **why)
 
 /*
  * Whether one --cors-origins entry (len bytes at s) is an origin as a
- * browser sends it: http:// or https://, then a host and port in lower
- * case, nothing after.  Anything else would never match (so the list
- * would silently refuse its own site), or, for "null" (sandboxed frames,
- * file: and data: pages: any site can send it), match anyone.
+ * browser sends it: a scheme in lower case (http, https, or an app's own:
+ * capacitor, ionic, tauri, chrome-extension...), "://", then a host and
+ * port in lower case, nothing after.  Anything else would never match (so
+ * the list would silently refuse its own site), or, for "null" (sandboxed
+ * frames, file: and data: pages: any site can send it), match anyone.
  */
 static bool
 config_origin_ok(const char *s, size_t len, const char **why)
 {
-	size_t n = len >= 8 && strncmp(s, "https://", 8) == 0 ? 8
-	    : len >= 7 && strncmp(s, "http://", 7) == 0       ? 7
-	                                                      : 0;
+	size_t n = 0;
+
+	/* RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+	while (n < len &&
+	    ((s[n] >= 'a' && s[n] <= 'z') ||
+	        (n > 0 &&
+	            ((s[n] >= '0' && s[n] <= '9') || s[n] == '+' ||
+	                s[n] == '-' || s[n] == '.'))))
+		n++;
+	n = n > 0 && len - n >= 3 && strncmp(s + n, "://", 3) == 0 ? n + 3 : 0;
 
 	if (len == 4 && strncmp(s, "null", 4) == 0) {
 		*why = "\"null\" is the origin any sandboxed frame or file "
@@ -105,14 +113,14 @@ config_origin_ok(const char *s, size_t len, const char **why)
 		return false;
 	}
 	if (n == 0 || n == len) {
-		*why = "an origin is http:// or https:// and a host";
+		*why = "an origin is a scheme, :// and a host";
 		return false;
 	}
 	for (size_t i = n; i < len; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') ||
 		        (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
-		        s[i] == '-' || s[i] == ':' || s[i] == '[' ||
-		        s[i] == ']')) {
+		        s[i] == '-' || s[i] == '_' || s[i] == ':' ||
+		        s[i] == '[' || s[i] == ']')) {
 			*why = "an origin is scheme://host[:port] as browsers "
 			       "send it: lower case, no path, no trailing /";
 			return false;
@@ -238,7 +246,8 @@ static const struct config_option config_options[] = {
     {"auth-param", "BEEP_AUTH_PARAM", CONFIG_STR, OFF(auth_param),
         "BEEP_USER_CLAIM", 0, 0,
         "header mode: the FastCGI parameter in which the front passes the "
-        "forward-auth identity {\"userid\":...,\"clientid\":...}"},
+        "forward-auth identity {\"userid\":...,\"clientid\":...}; never "
+        "one the client chooses (HTTP_*, QUERY_STRING, ...)"},
     {"list-policy", "BEEP_LIST_POLICY", CONFIG_STR, OFF(list_policy), "self", 0,
         0, "with auth: list the devices of self only, or of any user"},
     {"rate", "BEEP_RATE", CONFIG_UINT, OFF(rate), "100", 0, 100000,
@@ -258,7 +267,10 @@ static const struct config_option config_options[] = {
         "place of the one whose grace ends first (forgotten early, what it "
         "held dropped), or gets 503 when none can go"},
     {"cors-origins", "BEEP_CORS_ORIGINS", CONFIG_STR, OFF(cors_origins), "*", 0,
-        0, "Access-Control-Allow-Origin: * or a comma-separated list"},
+        0,
+        "Access-Control-Allow-Origin: * or a comma-separated list of "
+        "origins as browsers send them (scheme://host[:port], lower "
+        "case; never null)"},
     {"log-level", "BEEP_LOG_LEVEL", CONFIG_LEVEL, OFF(log_level), "info", 0, 0,
         "debug, info, warn or error"},
     {"max-token", "BEEP_MAX_TOKEN", CONFIG_SIZE, OFF(max_token), "8192", 256,

@@ -242,12 +242,19 @@ class Signal {
 			this.backoffMs = MIN_BACKOFF_MS;
 			this.reconnect();
 		};
-		// What this page got, kept for the next one in this tab; back
-		// from the back-forward cache, this page goes on instead.
-		this.onPageHide = () => this.saveResume();
+		// What this page got, kept for the next one in this tab, also
+		// after close() (a page that closes on pagehide, before or after
+		// this runs, still resumes); back from the back-forward cache,
+		// this page goes on instead.
+		this.onPageHide = () => {
+			this.saveResume();
+			if (this.stopped) {
+				window.removeEventListener?.("pagehide", this.onPageHide);
+				window.removeEventListener?.("pageshow", this.onPageShow);
+			}
+		};
 		this.onPageShow = () => {
-			if (this.resumeKey)
-				try { tabStorage().removeItem(this.resumeKey); } catch { }
+			try { tabStorage().removeItem(this.resumeKey); } catch { }
 		};
 		if (typeof window !== "undefined") {
 			window.addEventListener?.("online", this.onOnline);
@@ -312,18 +319,16 @@ class Signal {
 	}
 
 	// The stream ends for good: no reconnecting, not even when the
-	// browser is back online, and no page after this one resumes it.
+	// browser is back online.  (The next page of this tab still resumes
+	// from the last event delivered: see onPageHide.)
 	stop() {
 		this.stopped = true;
-		if (typeof window !== "undefined") {
+		if (typeof window !== "undefined")
 			window.removeEventListener?.("online", this.onOnline);
-			window.removeEventListener?.("pagehide", this.onPageHide);
-			window.removeEventListener?.("pageshow", this.onPageShow);
-		}
 	}
 
 	saveResume() {
-		if (!this.resumeKey || this.stopped || !this.lastEventId)
+		if (!this.resumeKey || !this.lastEventId)
 			return;
 		try {
 			tabStorage().setItem(this.resumeKey, JSON.stringify(

@@ -1231,10 +1231,14 @@ describe('a reloaded page', { skip }, () => {
 
 	// In page: connect as (user, phone) with opts; the messages it gets go
 	// to window.got. Resolves the id it starts at (its position).
-	const open = (page, user, opts = {}) => page.evaluate(
-	    async ({ user, opts }) => {
+	// closeOnHide: the page closes the client on pagehide, its listener
+	// added before the client's own.
+	const open = (page, user, opts = {}, closeOnHide = false) =>
+	    page.evaluate(async ({ user, opts, closeOnHide }) => {
 		const { connect } = await import('/beep-signal.js');
 		window.got = [];
+		if (closeOnHide)
+			window.addEventListener('pagehide', () => window.sig.close());
 		window.sig = connect({ base: '', user, device: 'phone', ...opts });
 		window.sig.on('message', (d) => window.got.push(d));
 		// Open, then its first event (the position) read.
@@ -1244,15 +1248,16 @@ describe('a reloaded page', { skip }, () => {
 			check();
 		});
 		return window.sig.lastEventId;
-	}, { user, opts });
+	}, { user, opts, closeOnHide });
 
 	// Opens a page, reloads it, and POSTs while the old stream is a ghost:
 	// resolves the page and the POST's answer.
-	async function reloadAndPost(context, user) {
+	async function reloadAndPost(context, user, closeOnHide = false) {
 		const page = await context.newPage();
 		page.on('pageerror', (e) => console.error('[page]', e.message));
 		await page.goto(`${stack.base}/healthz`);
-		assert.notEqual(await open(page, user), '', 'a position');
+		assert.notEqual(await open(page, user, {}, closeOnHide), '',
+		    'a position');
 		await page.reload();
 		const r = await stack.client().postJson(
 		    `/user/${user}/device/phone`, { data: 'during the reload' });
@@ -1272,6 +1277,21 @@ describe('a reloaded page', { skip }, () => {
 			    what: 'the message posted during the reload' });
 			assert.deepEqual(await get(page, () => window.got),
 			    ['during the reload']);
+		} finally {
+			await context.close();
+		}
+	});
+
+	test('a page that closes the client on pagehide resumes too', T,
+	    async () => {
+		const context = await chrome.browser.newContext();
+		try {
+			const user = `rl-${sid()}`;
+			const { page } = await reloadAndPost(context, user, true);
+			await open(page, user);
+			await poll(() => get(page, () => window.got.includes(
+			    'during the reload')), { timeout: 10000, interval: 100,
+			    what: 'the message posted during the reload' });
 		} finally {
 			await context.close();
 		}

@@ -675,8 +675,13 @@ test_api_header_mode_cross_site(void **state)
 	    /* Not a browser: neither Origin nor Sec-Fetch-Site. */
 	    {"Basic YWxpY2U6cHc=", NULL, NULL, NULL, true},
 	    {NULL, NULL, NULL, NULL, true},
-	    /* A bearer token: a page sends it only on purpose. */
+	    /* Another scheme: a page set it, past a CORS preflight. */
 	    {"Bearer abc", NULL, "https://evil.example", "cross-site", true},
+	    {"Token abc", NULL, "https://app.example", "cross-site", true},
+	    /* The user's own navigation (the address bar, a bookmark). */
+	    {"Basic YWxpY2U6cHc=", NULL, NULL, "none", true},
+	    {"Digest username=a", NULL, "https://evil.example", "cross-site",
+	        false},
 	    /* From the service's own origin. */
 	    {"Basic YWxpY2U6cHc=", NULL, NULL, "same-origin", true},
 	    {NULL, "s=1", "http://svc.example", NULL, true},

@@ -134,6 +134,8 @@ test_config_refusals(void **state)
 	    {"beep-signal", "--cors-origins", "https://A.example"},
 	    {"beep-signal", "--cors-origins", "a.example"},
 	    {"beep-signal", "--cors-origins", "https://"},
+	    {"beep-signal", "--cors-origins", "HTTPS://a.example"},
+	    {"beep-signal", "--cors-origins", "1http://a.example"},
 	};
 	static const char *good[][3] = {
 	    {"beep-signal", "--auth-param", "REMOTE_USER_CLAIM"},
@@ -141,6 +143,12 @@ test_config_refusals(void **state)
 	    {"beep-signal", "--cors-origins", ""},
 	    {"beep-signal", "--cors-origins",
 	        " https://a.example:8443 ,http://[::1]:8080,"},
+	    /* Apps' own schemes, and compose's service names. */
+	    {"beep-signal", "--cors-origins",
+	        "capacitor://localhost,ionic://localhost,tauri://localhost"},
+	    {"beep-signal", "--cors-origins",
+	        "chrome-extension://abcdefghijklmnop,http://my_app:3000"},
+	    {"beep-signal", "--cors-origins", "https://xn--bcher-kva.example"},
 	};
 	const char *missing[] = {"beep-signal", "--keepalive"};
 	struct config c;
