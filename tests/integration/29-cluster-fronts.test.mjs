@@ -30,6 +30,16 @@
 // either node still gets 200 and arrives, and device lists answer.  With
 // one check of /readyz for every request, the front answered all of them
 // 503 itself as soon as the nodes were full.
+// And, as compose.yaml runs it, with one node cut off from Redis (a proxy
+// between them that stops passing anything, on its open connections and
+// on new ones): the node lives, its /healthz answers 200 "degraded", and it
+// answers a POST to a stream on the other node 503 "cluster store (Redis)
+// unreachable".  The front's check of /healthz (health_body "status":"ok")
+// takes it out: after a bounded wait, 20 POSTs in a row through the front
+// answer 200, then 10 more all do, device lists answer, and the stream
+// (on the other node) gets every POST answered 200, once, in order, and
+// none refused.  Without health_body, round robin kept sending every
+// second POST to that node: 503.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -189,6 +199,87 @@ function startComposeFront(rig, nodes) {
 	}));
 }
 
+// Redis and nodes as compose.yaml runs them: Redis over TCP, each node
+// (backend and its own Caddy) with BEEP_REDIS_URL, the limits per client
+// address off (every client comes from the front's address).  Returns
+// { url, port, nodes, addNode(env, url), onStop(fn) }; after the test,
+// also when it fails: the nodes stopped (and their logs and exits
+// checked), then each onStop(fn), then Redis, by pid, and the temp dir
+// removed.  Register the front's rig before: its hook runs first.
+async function startComposeCluster(t) {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-compose-'));
+	const cl = { nodes: [], stops: [], redis: null };
+	t.after(async () => {
+		const errors = [];
+		const step = (fn) => Promise.resolve().then(fn)
+		    .catch((e) => errors.push(e));
+		for (const n of cl.nodes)
+			await step(() => n.stopAndCheck());
+		for (const fn of cl.stops)
+			await step(fn);
+		if (cl.redis)
+			await step(() => stop(cl.redis));
+		rmSync(dir, { recursive: true, force: true });
+		if (errors.length > 0)
+			throw errors[0];
+	});
+	cl.port = await freePort();
+	cl.url = `redis://127.0.0.1:${cl.port}/0`;
+	cl.redis = launch('redis-server', ['--port', String(cl.port),
+	    '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+	    '--dir', dir], { cwd: dir, env: process.env, tag: 'redis' });
+	await waitLine(cl.redis, /ready to accept connections/i);
+	cl.onStop = (fn) => cl.stops.push(fn);
+	cl.addNode = async (env = {}, url = cl.url) => {
+		const n = await startStack({ env: { BEEP_REDIS_URL: url,
+		    BEEP_MAX_STREAMS_PER_ADDRESS: '0', BEEP_RATE: '0', ...env } });
+		cl.nodes.push(n);
+		return n;
+	};
+	return cl;
+}
+
+// A TCP proxy to Redis on port: the network between one node and Redis.
+// partition(): from then on nothing passes either way, neither bytes nor
+// the end of a connection, on the connections open now and on any the
+// node opens later (they connect, and hear nothing): Redis sees nothing
+// more of the node.  Resolves with { url, partition() }; closed, with
+// every connection, by cl's onStop.
+async function redisLink(cl, port) {
+	const socks = new Set();
+	let cut = false;
+	const server = net.createServer((c) => {
+		socks.add(c);
+		c.on('error', () => {});
+		c.on('close', () => socks.delete(c));
+		if (cut) {
+			c.resume();
+			return;
+		}
+		const up = net.connect(port, '127.0.0.1');
+		socks.add(up);
+		up.on('error', () => {});
+		up.on('close', () => socks.delete(up));
+		c.on('data', (d) => { if (!cut) up.write(d); });
+		up.on('data', (d) => { if (!cut) c.write(d); });
+		c.on('close', () => { if (!cut) up.destroy(); });
+		up.on('close', () => { if (!cut) c.destroy(); });
+	});
+	await new Promise((resolve, reject) => {
+		server.once('error', reject);
+		server.listen(0, '127.0.0.1', resolve);
+	});
+	cl.onStop(() => {
+		for (const sk of socks)
+			sk.destroy();
+		return new Promise((resolve) => server.close(() => resolve()));
+	});
+	return {
+		url: `redis://127.0.0.1:${server.address().port}/0`,
+		partition: () => { cut = true; },
+	};
+}
+
 // A front rig as checkFront() takes it.
 const rigFront = (rig, extra = {}) => ({
 	name: rig.name, base: rig.base, open: (p, o) => rig.open(p, o),
@@ -229,39 +320,12 @@ test('conf/Caddyfile.compose with both nodes full of streams: new ones ' +
     'refused, POSTs to the open ones delivered', T, async (t) => {
 	const MAX = 2;
 	// Hooks run in the order registered: the rig's (the front, and its
-	// streams) first, then the nodes, then Redis, which they use until
-	// they stop.
+	// streams) first, then the nodes and Redis.
 	const rig = new Rig(t, 'caddy-compose-full');
-	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-full-'));
+	const cl = await startComposeCluster(t);
 	const nodes = [];
-	let redis = null;
-	t.after(async () => {
-		const errors = [];
-		for (const n of nodes)
-			await n.stopAndCheck().catch((e) => errors.push(e));
-		try {
-			if (redis)
-				await stop(redis);
-		} finally {
-			rmSync(dir, { recursive: true, force: true });
-		}
-		if (errors.length > 0)
-			throw errors[0];
-	});
-
-	// As compose.yaml runs them: Redis over TCP, the limits per client
-	// address off (every client comes from the front's address).
-	const redisPort = await freePort();
-	redis = launch('redis-server', ['--port', String(redisPort),
-	    '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-	    '--dir', dir], { cwd: dir, env: process.env, tag: 'redis' });
-	await waitLine(redis, /ready to accept connections/i);
 	for (let i = 0; i < 2; i++)
-		nodes.push(await startStack({ env: {
-			BEEP_REDIS_URL: `redis://127.0.0.1:${redisPort}/0`,
-			BEEP_MAX_STREAMS_PER_ADDRESS: '0', BEEP_RATE: '0',
-			BEEP_MAX_STREAMS: String(MAX),
-		} }));
+		nodes.push(await cl.addNode({ BEEP_MAX_STREAMS: String(MAX) }));
 	await startComposeFront(rig, nodes);
 	const c = rig.client();
 	const nc = nodes.map((n) => n.client());
@@ -324,6 +388,69 @@ test('conf/Caddyfile.compose with both nodes full of streams: new ones ' +
 		    `device list through the front: ${l.status} ${l.text}`);
 		assert.deepEqual(l.json(), ['d']);
 	}
+
+	const panics = rig.front.lines.filter((l) => /panic/i.test(l));
+	assert.deepEqual(panics, [], 'the compose front panicked');
+});
+
+test('conf/Caddyfile.compose with one node cut off from Redis: POSTs and ' +
+    'device lists through the front go to the other', T, async (t) => {
+	const rig = new Rig(t, 'caddy-compose-degraded');
+	const cl = await startComposeCluster(t);
+	const a = await cl.addNode();
+	const link = await redisLink(cl, cl.port);
+	const b = await cl.addNode({}, link.url);
+	await startComposeFront(rig, [a, b]);
+	const c = rig.client();
+	const ca = a.client(), cb = b.client();
+
+	// A stream held by node a; node b reaches it through Redis.
+	const u = uid('cut');
+	const s = await a.subscribe(u, 'd');
+	const before = await cb.postJson(postPath(u, 'd'), { data: 'before' });
+	assert.equal(before.status, 200, `through b, before: ${before.text}`);
+	assert.equal((await s.nextEvent(15000)).data, 'before');
+
+	// Node b cut off from Redis: alive, and says so (200, "degraded").
+	link.partition();
+	await poll(async () => (await cb.health()).status === 'degraded',
+	    { timeout: 30000, what: 'b\'s /healthz says degraded' });
+	const refused = await cb.postJson(postPath(u, 'd'), { data: 'refused' });
+	assert.deepEqual([refused.status, refused.json()],
+	    [503, { error: 'cluster store (Redis) unreachable' }],
+	    'b refuses a POST to a stream on a');
+
+	// Through the front, until its check of /healthz ("status":"ok") has
+	// taken b out: round robin sends every second POST to b (503) until
+	// then.
+	const answered = [];
+	let round = 0;
+	await poll(async () => {
+		const st = await postAll(c, u, 'd', `r${round}`, POSTS);
+		st.forEach((code, i) => answered.push([`r${round}-${i}`, code]));
+		round++;
+		return st.every((code) => code === 200);
+	}, { timeout: 30000, interval: 100,
+	    what: `${POSTS} POSTs in a row through the front answered 200 ` +
+	    'with b cut off from Redis' });
+	for (const [, code] of answered)
+		assert.ok(code === 200 || code === 503, `only b's refusals: ${code}`);
+
+	// From then on every one of them, and every device list, answered.
+	const after = await postAll(c, u, 'd', 'after', 10);
+	assert.deepEqual(after, Array(10).fill(200), 'POSTs with b out');
+	for (let i = 0; i < 10; i++) {
+		const l = await c.get(listPath(u));
+		assert.equal(l.status, 200, `device list: ${l.status} ${l.text}`);
+		assert.deepEqual(l.json(), ['d']);
+	}
+	assert.equal((await cb.health()).status, 'degraded', 'b still cut off');
+
+	// Each POST answered 200 arrived once, in order; none refused did.
+	assert.deepEqual(await drain(s, ca, u, 'd'), [
+		...answered.filter(([, code]) => code === 200).map(([d]) => d),
+		...after.map((_, i) => `after-${i}`),
+	], 'every 200 once, in order, and nothing refused');
 
 	const panics = rig.front.lines.filter((l) => /panic/i.test(l));
 	assert.deepEqual(panics, [], 'the compose front panicked');
