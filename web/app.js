@@ -399,8 +399,22 @@ function onCall(data, meta) {
 	// nothing new. Once accepted, it is the caller asking again for an
 	// accept lost on its way (a reset): sent again.
 	if (call && call.ids.has(data.callId)) {
-		if (call.accepted && samePeer(from, call.peer))
+		if (call.accepted && samePeer(from, call.peer)) {
 			send(call, "accept", { from: me });
+			// What followed the accept may have been lost with it:
+			// an offer still unanswered goes again (its description
+			// now holds the candidates gathered); past it, an ICE
+			// restart.
+			const pc = call.pc;
+			if (pc && pc.connectionState !== "connected") {
+				if (pc.signalingState === "have-local-offer" &&
+				    pc.localDescription)
+					send(call, "description", { description:
+					    pc.localDescription.toJSON() });
+				else
+					restartIce(call);
+			}
+		}
 		return;
 	}
 	if (pastCallIds.has(data.callId))
