@@ -38,6 +38,9 @@ struct registry_stream;
  */
 struct registry_msg;
 
+/* limits.stuck_ms in service: a second without taking anything. */
+#define REGISTRY_STUCK_MS 1000
+
 struct registry_limits {
 	size_t max_streams;    /* open streams in all; 0 = no limit */
 	size_t queue_messages; /* undelivered messages per stream or device */
@@ -59,6 +62,12 @@ struct registry_limits {
 	 * the oldest retained messages go, then publishing fails.  0 = none.
 	 */
 	size_t max_message_bytes;
+	/*
+	 * With the budget full, a stream further behind than its queue
+	 * (backlog counted) that took nothing for this long is ended (see
+	 * registry_publish()); 0: at the next POST that finds it so.
+	 */
+	uint64_t stuck_ms;
 };
 
 struct registry_stats {

@@ -42,4 +42,7 @@ uint64_t registry_log_position_id(const struct reg_device *d, uint64_t cursor);
 void registry_log_restart(
     struct registry *reg, struct reg_device *d, uint64_t id);
 
+void registry_log_deliver(
+    struct registry *reg, struct reg_device *d, uint64_t upto, uint64_t now);
+
 #endif

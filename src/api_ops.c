@@ -13,10 +13,7 @@
 
 #define LOG_MODULE "api"
 
-/*
- * Why this node takes no new stream whatever Redis's state (stopping, or
- * at BEEP_MAX_STREAMS), or NULL; fills st.
- */
+/* See api_impl.h. */
 bool
 api_starved(struct api *api)
 {
@@ -27,6 +24,10 @@ api_starved(struct api *api)
 	return t.starved;
 }
 
+/*
+ * Why this node takes no new stream whatever Redis's state (stopping, at
+ * BEEP_MAX_STREAMS, starved of threads), or NULL; fills st.
+ */
 const char *
 api_refusing(struct api *api, struct registry_stats *st)
 {

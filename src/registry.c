@@ -451,6 +451,8 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		s->bytes_out -= device_log_at(d, q)->len;
 	s->start_seq = d->last_seq;
 	s->start_bytes = d->bytes_in;
+	/* What it starts past counts as delivered, as registry_take() does. */
+	registry_log_deliver(reg, d, s->cursor, now);
 	DL_APPEND(d->streams, s);
 	d->nstreams++;
 	HASH_ADD(hh, reg->streams, id, sizeof(s->id), s);
@@ -574,20 +576,22 @@ static void device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
  * The message budget is full for a POST to a device that is here: end
  * (overflow) the live streams of other devices that are further behind
  * than their queue allows, counting the backlog they resumed with, which
- * stream_overflows() otherwise forgives.  Their devices then hold what
- * they have not taken, and held messages make room.  Without this a
- * client that never reads pinned a whole backlog per device (held
+ * stream_overflows() otherwise forgives, and that took nothing for
+ * limits.stuck_ms: a client that reads, even a backlog of megabytes, is
+ * left to read it.  Their devices then hold what they have not taken,
+ * first in line to be dropped, and held messages make room.  Without this
+ * a client that never reads pinned a whole backlog per device (held
  * messages that became its backlog: up to BEEP_REPLAY_BYTES) for
- * BEEP_WRITE_TIMEOUT, and a few dozen such devices the whole budget: every
- * other POST got 503.  A walk over every stream, so at most every
- * REGISTRY_LAGGARD_MS while it finds none.  Locked.
+ * BEEP_WRITE_TIMEOUT, and a few dozen such devices the whole budget:
+ * every other POST got 503.  A walk over every stream, so at most every
+ * REGISTRY_LAGGARD_MS (or stuck_ms, when shorter).  Locked.
  */
 static void
 registry_overflow_laggards(
     struct registry *reg, const struct reg_device *target, uint64_t now)
 {
 	struct registry_stream *s, *tmp;
-	bool found = false;
+	bool ended = false;
 
 	if (now < reg->laggards_next_ms)
 		return;
@@ -596,15 +600,33 @@ registry_overflow_laggards(
 		struct reg_device *d = s->device;
 
 		if (d == target || !stream_live(s) ||
-		    d->bytes_in - s->bytes_out <= reg->limits.queue_bytes)
+		    d->bytes_in - s->bytes_out <= reg->limits.queue_bytes) {
+			s->lag_since_ms = 0;
+			continue;
+		}
+		/* Reading: seen again from here. */
+		if (s->lag_since_ms == 0 || s->bytes_out != s->lag_bytes_out) {
+			s->lag_bytes_out = s->bytes_out;
+			s->lag_since_ms = now;
+		}
+		if (now - s->lag_since_ms < reg->limits.stuck_ms)
 			continue;
 		s->overflow = true;
 		reg->overflows++;
 		pthread_cond_signal(&s->cond);
 		registry_expire_grace(reg, d, now);
-		found = true;
+		/* What it held goes before what others hold. */
+		if (d->held_counted > 0 && reg->holding != d) {
+			DL_DELETE2(reg->holding, d, hprev, hnext);
+			DL_PREPEND2(reg->holding, d, hprev, hnext);
+		}
+		ended = true;
 	}
-	reg->laggards_next_ms = found ? 0 : now + REGISTRY_LAGGARD_MS;
+	reg->laggards_next_ms = ended ? 0
+	                              : now +
+	        (reg->limits.stuck_ms < REGISTRY_LAGGARD_MS
+	                ? reg->limits.stuck_ms
+	                : REGISTRY_LAGGARD_MS);
 }
 
 /*
@@ -802,7 +824,7 @@ device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
 		reg->last_id = id;
 	if (keep != NULL && keep->device == d) {
 		keep->cursor = keep->start_seq = d->last_seq;
-		keep->start_bytes = d->bytes_in;
+		keep->start_bytes = keep->bytes_out = d->bytes_in;
 	}
 	device_recount(reg, d);
 	registry_expire_grace(reg, d, now);

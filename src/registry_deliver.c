@@ -101,20 +101,7 @@ registry_take(
 	 * over messages no stream took yet: they count as delivered now too,
 	 * so that the delivered ones stay a prefix of the log, in order.
 	 */
-	if (s->cursor > d->delivered) {
-		uint64_t q = d->delivered + 1;
-
-		if (q < d->first_seq)
-			q = d->first_seq;
-		for (; q <= s->cursor; q++) {
-			struct registry_msg *m = device_log_at(d, q);
-
-			m->t_ms = now;
-			m->retained = true;
-			DL_APPEND2(reg->retained, m, rprev, rnext);
-		}
-		d->delivered = s->cursor;
-	}
+	registry_log_deliver(reg, d, s->cursor, now);
 	registry_log_trim(reg, d, now);
 }
 

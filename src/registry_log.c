@@ -161,3 +161,26 @@ registry_log_restart(struct registry *reg, struct reg_device *d, uint64_t id)
 	d->floor_id = d->top_id = id;
 	device_recount(reg, d);
 }
+
+/* Messages of d up to seq upto count as delivered now (retained). */
+void
+registry_log_deliver(
+    struct registry *reg, struct reg_device *d, uint64_t upto, uint64_t now)
+{
+	uint64_t q;
+
+	if (upto <= d->delivered)
+		return;
+	q = d->delivered + 1;
+	if (q < d->first_seq)
+		q = d->first_seq;
+	for (; d->count > 0 && q <= upto; q++) {
+		struct registry_msg *m = device_log_at(d, q);
+
+		m->t_ms = now;
+		m->retained = true;
+		DL_APPEND2(reg->retained, m, rprev, rnext);
+	}
+	d->delivered = upto;
+	device_recount(reg, d);
+}

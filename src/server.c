@@ -178,7 +178,12 @@ server_threads(void *ctx, struct api_threads *out)
 	out->threads = srv->workers;
 	out->idle = srv->idle + srv->kept_waiters;
 	out->requests = srv->active;
-	out->starved = out->idle == 0 && atomic_load(&srv->spawn_failing);
+	/*
+	 * Only workers in accept() take new connections: one waiting for the
+	 * parked ones does not (and one is kept for them while any is).
+	 */
+	out->starved = atomic_load(&srv->spawn_failing) &&
+	    (srv->idle == 0 || (srv->parked > 0 && srv->kept_waiters == 0));
 	pthread_mutex_unlock(&srv->lock);
 }
 

@@ -135,8 +135,18 @@ test('accept at the descriptor limit: logged once, backs off, recovers', T,
 // thread free for a stream" (to an EventSource, the refused event it comes
 // back from), and the worker goes on accepting. The start warns of the
 // limit. Run as nobody under prlimit, as root passes any RLIMIT_NPROC.
-test('at the thread limit: streams refused, POSTs still answered', T,
-    async (t) => {
+// kept: a connection kept by the front (FCGI_KEEP_CONN, as nginx's
+// fastcgi_keep_conn and lighttpd send) is parked first: its waiting worker
+// accepts nothing, so it must not count as one free for new connections (a
+// review found the refusal never came then).
+for (const kept of [false, true]) {
+	test('at the thread limit: streams refused, POSTs still answered' +
+	    (kept ? ', a kept connection parked' : ''), T, async (t) => {
+		await atThreadLimit(t, kept);
+	});
+}
+
+async function atThreadLimit(t, withKept) {
 	const rig = new Rig(t, 'nproc');
 	chmodSync(rig.dir, 0o777);
 	rig.backend = rig.track(launch('prlimit', ['--nproc=40:40', '--',
@@ -148,6 +158,15 @@ test('at the thread limit: streams refused, POSTs still answered', T,
 	assert.ok(rig.backend.lines.some((l) =>
 	    /warn server: RLIMIT_NPROC is 40, below the \d+ workers/.test(l)),
 	    rig.backend.lines.join('\n'));
+	if (withKept) {
+		const kept = new FcgiConn(rig.sock);
+		t.after(() => kept.destroy());
+		await kept.connected;
+		kept.begin(1, true);
+		kept.params(requestParams('GET', '/healthz'));
+		kept.endStdin();
+		await poll(() => kept.ended, { what: 'the kept /healthz answered' });
+	}
 
 	// Streams until one is refused; each holds its worker.
 	const streams = [];
@@ -174,7 +193,8 @@ test('at the thread limit: streams refused, POSTs still answered', T,
 	assert.match(r.head, /^Retry-After: \d+/m);
 	assert.ok(streams.length > 0);
 
-	// A POST to an open stream is answered, and the stream has it.
+	// A POST to an open stream, on a new connection, is answered, and the
+	// stream has it.
 	const post = new FcgiConn(rig.sock);
 	await post.connected;
 	post.begin();
@@ -187,6 +207,6 @@ test('at the thread limit: streams refused, POSTs still answered', T,
 	await poll(() => streams[0].stdout.toString('latin1')
 	    .includes('data: still here'), { what: 'the message on its stream' });
 	assert.equal(await rawGet(rig.sock, '/healthz'), 200);
-	// The failed thread starts are logged, not once each.
+	// The failed thread starts are logged.
 	assert.ok(rig.backend.lines.some((l) => /pthread_create: /.test(l)));
-});
+}

@@ -1973,6 +1973,169 @@ test_registry_memory_budget_stuck_backlog(void **state)
 	registry_free(reg);
 }
 
+/* registry_replay_at() a message of len bytes at id to s. */
+static enum registry_error
+replay_len(
+    struct registry *reg, struct registry_stream *s, size_t len, uint64_t id)
+{
+	char buf[256];
+	struct registry_msg *m;
+	enum registry_error err;
+
+	memset(buf, 'x', len);
+	m = registry_msg_new(buf, len);
+	err = registry_replay_at(reg, s, m, id);
+	registry_msg_unref(m);
+	return err;
+}
+
+/*
+ * The same pin, by a stream that starts past the held messages: a second
+ * stream of the device (live only), or one resuming from the newest held
+ * id.  Nothing is behind, so no stream is ended: what it starts past
+ * counts as delivered at its start, and delivered messages make room.
+ */
+static void
+test_registry_memory_budget_started_past(void **state)
+{
+	struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100,
+	    .queue_bytes = 40};
+	struct registry_resume at = {REGISTRY_RESUME_AT, 0};
+	struct registry_start st;
+	enum registry_error err;
+
+	(void)state;
+	for (int resume = 0; resume < 2; resume++) {
+		struct registry *reg = registry_new(&l);
+		struct registry_stream *live, *s, *first = NULL;
+		struct registry_stats stats;
+
+		live = subscribe(reg, "u", "live", &err);
+		s = subscribe(reg, "u", "x", &err);
+		registry_unsubscribe(reg, s);
+		for (int i = 0; i < 3; i++)
+			at.id = publish_len(reg, "x", 30, &err);
+		if (resume) {
+			s = registry_subscribe(reg, "u", "x", &at, &st, &err);
+			assert_non_null(s);
+		} else {
+			first = subscribe(reg, "u", "x", &err);
+			s = subscribe(reg, "u", "x", &err);
+			registry_unsubscribe(reg, first);
+		}
+		assert_int_equal(drain(reg, s, NULL, NULL), 0);
+		publish_len(reg, "live", 30, &err);
+		assert_int_equal(err, REGISTRY_OK);
+		registry_stats(reg, &stats);
+		assert_int_equal(stats.overflows, 0);
+		assert_int_equal(drain(reg, live, NULL, NULL), 1);
+		registry_unsubscribe(reg, s);
+		registry_unsubscribe(reg, live);
+		registry_free(reg);
+	}
+}
+
+/*
+ * A stream is ended only when it took nothing for stuck_ms: one reading
+ * its backlog, however far behind, is left to read it.
+ */
+static void
+test_registry_memory_budget_reader_spared(void **state)
+{
+	/*
+	 * 150 held messages of 2 bytes (300), a batch takes 64 (128): 172
+	 * left, over the queue of 160.  A POST of 150 fits neither before
+	 * nor after the batch taken is evicted (322 > 320).
+	 */
+	struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 320,
+	    .queue_bytes = 160,
+	    .stuck_ms = 300};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *live, *reader, *s;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+	uint64_t t0;
+
+	(void)state;
+	live = subscribe(reg, "u", "live", &err);
+	s = subscribe(reg, "u", "r", &err);
+	registry_unsubscribe(reg, s);
+	for (int i = 0; i < 150; i++)
+		publish_len(reg, "r", 2, &err);
+	reader = subscribe(reg, "u", "r", &err);
+	/* The budget full for "live": the reader is seen behind. */
+	t0 = util_now_ms();
+	publish_len(reg, "live", 150, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	/* It reads a batch; past the walk's interval, seen again: spared. */
+	assert_int_equal(
+	    registry_wait(reg, reader, FAR, &bt), REGISTRY_MESSAGES);
+	assert_int_equal(bt.n, 64);
+	registry_batch_release(&bt);
+	while (util_now_ms() < t0 + 150)
+		usleep(10000);
+	publish_len(reg, "live", 150, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	/* It reads no more: ended once stuck_ms has passed; room made. */
+	t0 = util_now_ms();
+	do {
+		usleep(20000);
+		publish_len(reg, "live", 150, &err);
+	} while (err != REGISTRY_OK && util_now_ms() < t0 + 5000);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(
+	    registry_wait(reg, reader, FAR, &bt), REGISTRY_OVERFLOW);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 1);
+	assert_int_equal(stats.dropped, 150 - 64);
+	assert_int_equal(drain(reg, live, NULL, NULL), 1);
+	registry_unsubscribe(reg, reader);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+/*
+ * A cluster replay refused for memory cuts the device and lets the
+ * stream go on after the hole: what was cut is not its lag, and the walk
+ * leaves it alone.
+ */
+static void
+test_registry_memory_budget_cut_not_lag(void **state)
+{
+	struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100,
+	    .queue_bytes = 70};
+	struct registry *reg = registry_new(&l);
+	struct registry_resume from = {REGISTRY_RESUME_FROM, 1000};
+	struct registry_stream *live, *f;
+	struct registry_start st;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	live = subscribe(reg, "u", "live", &err);
+	f = registry_subscribe(reg, "u", "f", &from, &st, &err);
+	assert_non_null(f);
+	for (uint64_t id = 1001; id <= 1003; id++)
+		assert_int_equal(replay_len(reg, f, 30, id), REGISTRY_OK);
+	assert_int_equal(replay_len(reg, f, 20, 1004), REGISTRY_MEMORY_FULL);
+	assert_int_equal(drain(reg, f, NULL, NULL), 0);
+	publish_len(reg, "live", 60, &err);
+	publish_len(reg, "live", 50, &err);
+	assert_int_equal(registry_wait(reg, f, 0, &bt), REGISTRY_TIMEOUT);
+	registry_unsubscribe(reg, f);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
 /* While closing, only what a live stream will still take is accepted. */
 static void
 test_registry_close_refuses_unkept(void **state)
@@ -2253,6 +2416,9 @@ main(void)
 	    cmocka_unit_test(test_registry_memory_budget),
 	    cmocka_unit_test(test_registry_memory_budget_lagging),
 	    cmocka_unit_test(test_registry_memory_budget_stuck_backlog),
+	    cmocka_unit_test(test_registry_memory_budget_started_past),
+	    cmocka_unit_test(test_registry_memory_budget_reader_spared),
+	    cmocka_unit_test(test_registry_memory_budget_cut_not_lag),
 	    cmocka_unit_test(test_registry_memory_budget_held_order),
 	    cmocka_unit_test(test_registry_close_refuses_unkept),
 	    cmocka_unit_test(test_registry_grace_order),
