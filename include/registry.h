@@ -68,6 +68,8 @@ struct registry_limits {
 	 * registry_publish()); 0: at the next POST that finds it so.
 	 */
 	uint64_t stuck_ms;
+	/* The registry's clock: util_now_ms() when NULL (tests set one). */
+	uint64_t (*clock_ms)(void);
 };
 
 struct registry_stats {

@@ -19,6 +19,7 @@
 
 #include "keyed_hash.h"
 #include "registry.h"
+#include "util.h"
 
 struct registry_msg {
 	atomic_uint refs;
@@ -136,6 +137,14 @@ struct registry {
 /* How often, at most, a full budget walks every stream for laggards. */
 #define REGISTRY_LAGGARD_MS 100
 
+/* limits.clock_ms, or util_now_ms(). */
+static inline uint64_t
+registry_now(const struct registry *reg)
+{
+	return reg->limits.clock_ms != NULL ? reg->limits.clock_ms()
+	                                    : util_now_ms();
+}
+
 static inline struct registry_msg *
 registry_msg_ref(struct registry_msg *m)
 {
@@ -163,7 +172,8 @@ device_held(const struct reg_device *d)
 /*
  * Keep reg->held equal to the untaken messages of devices in grace,
  * reg->holding to the devices in grace that have any, in the order they
- * began to hold, and reg->held_bytes to what dropping their logs would
+ * began to hold (but a device whose stuck stream was ended for room goes
+ * first: registry_overflow_laggards()), and reg->held_bytes to what dropping their logs would
  * free.
  */
 static inline void

@@ -20,7 +20,8 @@
  * duplicate, and REGISTRY_RESUME_FROM may restart an idle device's log at
  * the caller's id).  Each stream is a cursor: the number of
  * the last message it took.  device->delivered is the highest number any
- * of its streams took.  The log drops a message once (1) every live
+ * of its streams took, or started past (a new stream that starts at the
+ * newest message, or after a resume id, has what is before it).  The log drops a message once (1) every live
  * stream and the device have taken it, and (2) it was delivered (first
  * taken) more than replay_ms ago, or more than replay_max (or
  * replay_bytes of) messages are retained.  So a
@@ -337,7 +338,8 @@ registry_admits(struct registry *reg, const char *user, const char *device,
 	pthread_mutex_lock(&reg->lock);
 	/* As registry_subscribe() finds them: one expired counts as gone. */
 	d = registry_find_device(reg, &k);
-	if (d != NULL && device_expired(d, util_now_ms()) && d->nstreams == 0) {
+	if (d != NULL && device_expired(d, registry_now(reg)) &&
+	    d->nstreams == 0) {
 		expired = d;
 		d = NULL;
 	}
@@ -360,7 +362,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	struct reg_device *d = NULL;
 	struct reg_user *u = NULL;
 	pthread_condattr_t attr;
-	uint64_t now = util_now_ms();
+	uint64_t now = registry_now(reg);
 	struct device_key k;
 	unsigned user_hash; /* for reg->users, also made before the lock */
 
@@ -468,7 +470,7 @@ void
 registry_unsubscribe(struct registry *reg, struct registry_stream *s)
 {
 	struct reg_device *d = s->device;
-	uint64_t now = util_now_ms();
+	uint64_t now = registry_now(reg);
 
 	pthread_mutex_lock(&reg->lock);
 	HASH_DEL(reg->streams, s);
@@ -599,7 +601,10 @@ registry_overflow_laggards(
 	{
 		struct reg_device *d = s->device;
 
-		if (d == target || !stream_live(s) ||
+		/* Not seen from its own device's POST: its lag runs on. */
+		if (d == target)
+			continue;
+		if (!stream_live(s) ||
 		    d->bytes_in - s->bytes_out <= reg->limits.queue_bytes) {
 			s->lag_since_ms = 0;
 			continue;
@@ -609,7 +614,8 @@ registry_overflow_laggards(
 			s->lag_bytes_out = s->bytes_out;
 			s->lag_since_ms = now;
 		}
-		if (now - s->lag_since_ms < reg->limits.stuck_ms)
+		/* now, read before the lock, may be older than lag_since_ms. */
+		if (now < s->lag_since_ms + reg->limits.stuck_ms)
 			continue;
 		s->overflow = true;
 		reg->overflows++;
@@ -644,7 +650,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	struct registry_stream *s, *wake[REGISTRY_WAKE_MAX];
 	enum registry_error res;
 	struct reg_device *d;
-	uint64_t now = util_now_ms(), now_us = util_now_us();
+	uint64_t now = registry_now(reg), now_us = util_now_us();
 	size_t nw = 0;
 	struct device_key k;
 

@@ -77,7 +77,7 @@ registry_take(
     struct registry *reg, struct registry_stream *s, struct registry_batch *b)
 {
 	struct reg_device *d = s->device;
-	uint64_t now = util_now_ms();
+	uint64_t now = registry_now(reg);
 	size_t bytes = 0;
 
 	b->n = 0;
@@ -182,7 +182,7 @@ registry_hangup(struct registry *reg, uint64_t stream_id)
 	HASH_FIND(hh, reg->streams, &stream_id, sizeof(stream_id), s);
 	if (s != NULL) {
 		s->gone = true;
-		registry_expire_grace(reg, s->device, util_now_ms());
+		registry_expire_grace(reg, s->device, registry_now(reg));
 		pthread_cond_signal(&s->cond);
 	}
 	pthread_mutex_unlock(&reg->lock);

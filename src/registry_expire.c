@@ -62,7 +62,7 @@ registry_expire_drop_retained(struct registry *reg, bool force)
 		device_overflow_behind(reg, d, m->seq);
 	}
 	registry_log_drop_oldest(reg, d);
-	registry_expire_grace(reg, d, util_now_ms());
+	registry_expire_grace(reg, d, registry_now(reg));
 	device_recount(reg, d);
 	return true;
 }

@@ -168,11 +168,13 @@
 
 static void *server_worker(void *arg);
 static void server_cover(struct server *srv);
+static int server_spawn(struct server *srv);
 
 static void
 server_threads(void *ctx, struct api_threads *out)
 {
 	struct server *srv = ctx;
+	bool retry;
 
 	pthread_mutex_lock(&srv->lock);
 	out->threads = srv->workers;
@@ -184,7 +186,13 @@ server_threads(void *ctx, struct api_threads *out)
 	 */
 	out->starved = atomic_load(&srv->spawn_failing) &&
 	    (srv->idle == 0 || (srv->parked > 0 && srv->kept_waiters == 0));
+	/* spawn_failing is as old as the last start tried: try one now. */
+	retry = out->starved && srv->workers < srv->max_workers;
+	if (retry)
+		srv->workers++;
 	pthread_mutex_unlock(&srv->lock);
+	if (retry && server_spawn(srv) == 0)
+		out->starved = false;
 }
 
 /* "X-User-Claim" arrives from the front as HTTP_X_USER_CLAIM. */

@@ -2101,6 +2101,125 @@ test_registry_memory_budget_reader_spared(void **state)
 	registry_free(reg);
 }
 
+/* A clock the next tests run the registry on (limits.clock_ms). */
+static uint64_t fake_now;
+
+static uint64_t
+fake_clock(void)
+{
+	return fake_now;
+}
+
+/* A device away holding n messages of len, then a stream never reading. */
+static struct registry_stream *
+stuck_with_backlog(struct registry *reg, const char *d, int n, size_t len)
+{
+	enum registry_error err;
+	struct registry_stream *s = subscribe(reg, "u", d, &err);
+
+	registry_unsubscribe(reg, s);
+	for (int i = 0; i < n; i++) {
+		publish_len(reg, d, len, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	return subscribe(reg, "u", d, &err);
+}
+
+static bool
+overflowed(struct registry *reg, struct registry_stream *s)
+{
+	struct registry_batch b;
+	enum registry_wake w = registry_wait(reg, s, 0, &b);
+
+	if (w == REGISTRY_MESSAGES)
+		registry_batch_release(&b);
+	return w == REGISTRY_OVERFLOW;
+}
+
+/*
+ * A POST reads its clock before the registry's lock: one that waited
+ * for it may walk with a time older than when the walk before it saw a
+ * stream behind.  That stream has been behind for no time at all: not
+ * ended (the difference once wrapped, and ended it at once).
+ */
+static void
+test_registry_laggard_clock_read_before_lock(void **state)
+{
+	struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 200,
+	    .queue_bytes = 40,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *live, *e, *f;
+	enum registry_error err;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	e = stuck_with_backlog(reg, "e", 2, 25);
+	publish_len(reg, "live", 160, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	fake_now += 500;
+	f = stuck_with_backlog(reg, "f", 2, 25);
+	/* At 101001: e stuck for 1001 ms, ended; f first seen behind. */
+	fake_now = 101001;
+	publish_len(reg, "live", 160, &err);
+	assert_true(overflowed(reg, e));
+	/* A POST that read 101000, then waited for the lock. */
+	fake_now = 101000;
+	publish_len(reg, "live", 160, &err);
+	assert_false(overflowed(reg, f));
+	registry_unsubscribe(reg, e);
+	registry_unsubscribe(reg, f);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+/*
+ * POSTs to the stuck device itself (its caller retrying, each refused)
+ * between those to others: its time behind runs on through them, or it
+ * would never reach stuck_ms and every POST would be refused for as long
+ * as its connection lived.
+ */
+static void
+test_registry_laggard_own_posts(void **state)
+{
+	struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100,
+	    .queue_bytes = 40,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *live, *e;
+	enum registry_error err;
+
+	(void)state;
+	fake_now = 200000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	e = stuck_with_backlog(reg, "e", 3, 30);
+	err = REGISTRY_MEMORY_FULL;
+	/* Ten seconds of POSTs 150 ms apart, every other one to "e". */
+	for (int i = 0; i < 66 && err != REGISTRY_OK; i++) {
+		fake_now += 150;
+		if (i % 2 == 1) {
+			publish_len(reg, "e", 30, &err);
+			assert_int_equal(err, REGISTRY_MEMORY_FULL);
+		} else {
+			publish_len(reg, "live", 30, &err);
+		}
+	}
+	assert_int_equal(err, REGISTRY_OK);
+	assert_true(overflowed(reg, e));
+	registry_unsubscribe(reg, e);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
 /*
  * A cluster replay refused for memory cuts the device and lets the
  * stream go on after the hole: what was cut is not its lag, and the walk
@@ -2419,6 +2538,8 @@ main(void)
 	    cmocka_unit_test(test_registry_memory_budget_started_past),
 	    cmocka_unit_test(test_registry_memory_budget_reader_spared),
 	    cmocka_unit_test(test_registry_memory_budget_cut_not_lag),
+	    cmocka_unit_test(test_registry_laggard_clock_read_before_lock),
+	    cmocka_unit_test(test_registry_laggard_own_posts),
 	    cmocka_unit_test(test_registry_memory_budget_held_order),
 	    cmocka_unit_test(test_registry_close_refuses_unkept),
 	    cmocka_unit_test(test_registry_grace_order),
