@@ -957,9 +957,20 @@ describe('browsers through Caddy', { skip }, () => {
 	// His accept is lost, and her stream says that messages were lost
 	// (a reset) while she is still calling: she rings again (the same
 	// call), he answers again, and they connect; she went on ringing
-	// until "did not answer" (a review).
-	test('the call page: an accept lost in a reset is asked for again',
-	    T, async () => {
+	// until "did not answer" (a review). With his offer, which followed
+	// the accept, lost too (a loaded machine: found in CI under ASan,
+	// where the candidates came through without their offer and the call
+	// failed), he sends his unanswered offer again, its description now
+	// with the candidates gathered.
+	for (const offerLost of [false, true]) {
+		test('the call page: an accept ' +
+		    (offerLost ? 'and the offer after it ' : '') +
+		    'lost in a reset, sent again', T, async () => {
+			await acceptLostInReset(offerLost);
+		});
+	}
+
+	async function acceptLostInReset(offerLost) {
 		const alice = await callPage(chrome.browser, `${stack.base}/`);
 		const bob = await callPage(chrome.browser, `${stack.base}/`);
 		const ua = `la${sid()}`, ub = `lb${sid()}`;
@@ -967,15 +978,26 @@ describe('browsers through Caddy', { skip }, () => {
 			await goOnline(alice, ua, 'laptop');
 			await goOnline(bob, ub, 'phone');
 			const callBob = await addContact(alice, ub, 'phone');
-			// The service takes his first accept (200), and loses it.
-			let accepts = 0, lost;
-			const gone = new Promise((r) => { lost = r; });
+			// The service takes his first accept (and offer) with a
+			// 200, and loses it.
+			let accepts = 0, offers = 0, lostAccept, lostOffer;
+			const gone = Promise.all([
+				new Promise((r) => { lostAccept = r; }),
+				offerLost ? new Promise((r) => { lostOffer = r; }) : null]);
 			await bob.route('**/user/*/device/*', async (r) => {
-				if (!/"event":"accept"/.test(r.request().postData()) ||
-				    ++accepts > 1)
-					return r.continue();
-				await r.fulfill({ json: { id: '1-1' } });
-				lost();
+				const body = r.request().postData() || '';
+				if (/"event":"accept"/.test(body) && ++accepts === 1) {
+					await r.fulfill({ json: { id: '1-1' } });
+					lostAccept();
+					return;
+				}
+				if (offerLost && /"event":"description"/.test(body) &&
+				    /"type":"offer"/.test(body) && ++offers === 1) {
+					await r.fulfill({ json: { id: '1-2' } });
+					lostOffer();
+					return;
+				}
+				return r.continue();
 			});
 			await alice.click(callBob);
 			await phase(bob, 'ringing');
@@ -992,69 +1014,15 @@ describe('browsers through Caddy', { skip }, () => {
 			await phase(alice, 'connected');
 			await phase(bob, 'connected');
 			assert.equal(accepts, 2, 'he answered again');
+			if (offerLost)
+				assert.ok(offers >= 2, 'his offer went again');
 			await alice.click('#hangup');
 			await phase(bob, 'ended');
 		} finally {
 			await alice.context().close();
 			await bob.context().close();
 		}
-	});
-
-	// The same, and his offer, which followed the accept, is lost too (a
-	// loaded machine: found in CI under ASan, where the candidates came
-	// through without their offer and the call failed): asked again, he
-	// sends his unanswered offer again, its description now with the
-	// candidates gathered.
-	test('the call page: an accept and the offer after it lost in a ' +
-	    'reset are sent again', T, async () => {
-		const alice = await callPage(chrome.browser, `${stack.base}/`);
-		const bob = await callPage(chrome.browser, `${stack.base}/`);
-		const ua = `lo${sid()}`, ub = `lp${sid()}`;
-		try {
-			await goOnline(alice, ua, 'laptop');
-			await goOnline(bob, ub, 'phone');
-			const callBob = await addContact(alice, ub, 'phone');
-			let accepts = 0, offers = 0, lostAccept, lostOffer;
-			const gone = Promise.all([
-				new Promise((r) => { lostAccept = r; }),
-				new Promise((r) => { lostOffer = r; })]);
-			await bob.route('**/user/*/device/*', async (r) => {
-				const body = r.request().postData() || '';
-				if (/"event":"accept"/.test(body) && ++accepts === 1) {
-					await r.fulfill({ json: { id: '1-1' } });
-					lostAccept();
-					return;
-				}
-				if (/"event":"description"/.test(body) &&
-				    /\\"type\\":\\"offer\\"|"type":"offer"/.test(body) &&
-				    ++offers === 1) {
-					await r.fulfill({ json: { id: '1-2' } });
-					lostOffer();
-					return;
-				}
-				return r.continue();
-			});
-			await alice.click(callBob);
-			await phase(bob, 'ringing');
-			await bob.click('#accept');
-			await gone;
-			await alice.evaluate(() => new Promise((resolve) => {
-				const sig = window.beepApp.sig;
-				const off = sig.on('reset', () => { off(); resolve(); });
-				sig.lastEventId = '1-1';
-				sig.reconnect();
-			}));
-			await phase(alice, 'connected');
-			await phase(bob, 'connected');
-			assert.equal(accepts, 2, 'he answered again');
-			assert.ok(offers >= 2, 'his offer went again');
-			await alice.click('#hangup');
-			await phase(bob, 'ended');
-		} finally {
-			await alice.context().close();
-			await bob.context().close();
-		}
-	});
+	}
 
 	// Her hang-up is lost while his page rings, and his stream says that
 	// messages were lost (a reset): he rings on (a call behind a reset is
