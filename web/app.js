@@ -13,6 +13,7 @@
 //   call    {callId, from, media}   ring the device
 //   accept  {callId, from}          the callee picked up
 //   decline {callId, reason}        declined, or busy in another call
+//                                   (again when a declined call rings again)
 //   hangup  {callId}
 //   description {callId, description}, candidate {callId, candidate}
 // With authentication on, the service stamps the sender (meta.from; its
@@ -35,9 +36,10 @@ let sig = null;
 let me = null;           // {user, device}
 let wasOpen = false;     // the stream was open once: later "connecting" is a reconnect
 let call = null;         // the one call, see newCall()
-// The ids of the calls that ended, the latest last: a copy of their `call`
-// that comes late (a retried send) must not ring again.
-const pastCallIds = new Set();
+// The calls that ended, by id, the latest last, with their peer and whether
+// this page declined them: a copy of their `call` that comes late (a
+// retried send) must not ring again.
+const pastCallIds = new Map();
 const PAST_CALL_IDS = 32;
 let localStream = null;
 // name -> {devices: string[] | null, error, unlisted, dial (see dialForm)}
@@ -417,8 +419,17 @@ function onCall(data, meta) {
 		}
 		return;
 	}
-	if (pastCallIds.has(data.callId))
+	const past = pastCallIds.get(data.callId);
+	if (past) {
+		// Declined here, and rung again: the caller got a reset, and
+		// the decline may have been lost with it. Said again, or it
+		// rings on until "did not answer".
+		if (past.declined && samePeer(from, past.peer))
+			sig.send(from.user, from.device, { callId: data.callId,
+			    from: me, reason: "declined" },
+			    { event: "decline" }).catch(() => {});
 		return;
+	}
 	if (call && samePeer(call.peer, from) && call.phase === "calling") {
 		// Both called each other at once: that is a call. Agree on one
 		// id (the smaller) and negotiate; perfect negotiation sorts out
@@ -461,6 +472,7 @@ function decline() {
 	const c = call;
 	if (!c || c.phase !== "ringing")
 		return;
+	c.declined = true;
 	send(c, "decline", { from: me, reason: "declined" });
 	endCall("ended", `Declined the call from ${who(c.peer)}`);
 }
@@ -518,8 +530,9 @@ function endCall(phase, title, detail = "") {
 	call = null;
 	if (c) {
 		for (const id of c.ids)
-			pastCallIds.add(id);
-		for (const id of pastCallIds) {
+			pastCallIds.set(id,
+			    { peer: c.peer, declined: c.declined === true });
+		for (const id of pastCallIds.keys()) {
 			if (pastCallIds.size <= PAST_CALL_IDS)
 				break;
 			pastCallIds.delete(id);

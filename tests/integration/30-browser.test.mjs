@@ -1024,6 +1024,47 @@ describe('browsers through Caddy', { skip }, () => {
 		}
 	}
 
+	// His decline is lost, and her stream says that messages were lost
+	// while she is still calling: she rings again, and his page, done
+	// with that call, declines it again at once; she rang on until "did
+	// not answer" (45 s; a review).
+	test('the call page: a decline lost in a reset is sent again', T,
+	    async () => {
+		const alice = await callPage(chrome.browser, `${stack.base}/`);
+		const bob = await callPage(chrome.browser, `${stack.base}/`);
+		const ua = `da${sid()}`, ub = `db${sid()}`;
+		try {
+			await goOnline(alice, ua, 'laptop');
+			await goOnline(bob, ub, 'phone');
+			const callBob = await addContact(alice, ub, 'phone');
+			let declines = 0, lost;
+			const gone = new Promise((r) => { lost = r; });
+			await bob.route('**/user/*/device/*', async (r) => {
+				if (!/"event":"decline"/.test(r.request().postData()) ||
+				    ++declines > 1)
+					return r.continue();
+				await r.fulfill({ json: { id: '1-1' } });
+				lost();
+			});
+			await alice.click(callBob);
+			await phase(bob, 'ringing');
+			await bob.click('#decline');
+			await gone;
+			await alice.evaluate(() => new Promise((resolve) => {
+				const sig = window.beepApp.sig;
+				const off = sig.on('reset', () => { off(); resolve(); });
+				sig.lastEventId = '1-1';
+				sig.reconnect();
+			}));
+			await phase(alice, 'failed');
+			assert.match(await alice.textContent('body'), /declined/);
+			assert.equal(declines, 2, 'he declined again');
+		} finally {
+			await alice.context().close();
+			await bob.context().close();
+		}
+	});
+
 	// Her hang-up is lost while his page rings, and his stream says that
 	// messages were lost (a reset): he rings on (a call behind a reset is
 	// most often still on), and if he accepts, her page, done with that
