@@ -148,7 +148,11 @@ void api_stream_replaced(struct buf *out);
 /* The last bytes of a stream when the service stops. */
 void api_stream_close(struct buf *out);
 
-/* The answer to a request that did not arrive within BEEP_READ_TIMEOUT. */
-void api_request_timeout(struct api_response *resp);
+/*
+ * The answer to a request that did not arrive within BEEP_READ_TIMEOUT,
+ * with the CORS headers origin (NULL: none sent) gets.
+ */
+void api_request_timeout(
+    struct api *api, const char *origin, struct api_response *resp);
 
 #endif

@@ -24,6 +24,14 @@
 /* What a request that needs Redis gets while it is unreachable. */
 #define API_CLUSTER_DOWN "cluster store (Redis) unreachable"
 #define API_NO_THREAD "no thread free for a stream"
+/*
+ * The head of every JSON answer.  None may be kept by a cache: device
+ * lists and 404s change as streams come and go, and answers to an
+ * authenticated user are that user's.
+ */
+#define API_JSON_HEAD                                                          \
+	"Content-Type: application/json\r\n"                                   \
+	"Cache-Control: no-store\r\n"
 
 struct api {
 	const struct config *config;

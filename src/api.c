@@ -175,7 +175,7 @@ api_json(struct api_response *resp, enum http_status status, json_t *doc)
 	char *text = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
 
 	resp->status = status;
-	buf_puts(&resp->headers, "Content-Type: application/json\r\n");
+	buf_puts(&resp->headers, API_JSON_HEAD);
 	buf_puts(&resp->body, text);
 	free(text);
 	json_decref(doc);
@@ -429,7 +429,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	 * escapes, and every accepted POST answers it.
 	 */
 	resp->status = err == REGISTRY_HELD ? HTTP_202 : HTTP_200;
-	buf_puts(&resp->headers, "Content-Type: application/json\r\n");
+	buf_puts(&resp->headers, API_JSON_HEAD);
 	buf_reserve(&resp->body, strlen(id) + 10);
 	buf_append(&resp->body, "{\"id\":\"", 7);
 	buf_puts(&resp->body, id);
@@ -459,9 +459,7 @@ api_ice_servers(struct api *api, const struct route *r,
 	if (user == NULL)
 		user = q != NULL ? q : "anonymous";
 	resp->status = HTTP_200;
-	buf_puts(&resp->headers,
-	    "Content-Type: application/json\r\n"
-	    "Cache-Control: no-store\r\n");
+	buf_puts(&resp->headers, API_JSON_HEAD);
 	turn_ice_servers(api->config, user, time(NULL), &resp->body);
 	free(q);
 }
@@ -606,7 +604,12 @@ out:
 }
 
 void
-api_request_timeout(struct api_response *resp)
+api_request_timeout(
+    struct api *api, const char *origin, struct api_response *resp)
 {
+	struct api_request req = {.origin = origin};
+
+	/* A page on another origin reads the 408, not a CORS failure. */
+	api_cors(api, &req, resp);
 	api_error(resp, HTTP_408, "request not received in time");
 }

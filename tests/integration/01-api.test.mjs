@@ -9,9 +9,14 @@ import {
 const h = useStack({ before, after });
 const T = { timeout: 30000 };
 
+// Every JSON answer, errors included, is kept by no cache: a device list
+// or a 404 changes as streams come and go, and an authenticated user's
+// answers are that user's.
 function assertJsonType(r) {
 	assert.match(r.headers['content-type'] || '', /^application\/json\b/i,
 	    `content-type of ${r.status} answer`);
+	assert.equal(r.headers['cache-control'], 'no-store',
+	    `cache-control of ${r.status} answer`);
 }
 
 test('GET /healthz answers a JSON object with numeric counters', T, async () => {

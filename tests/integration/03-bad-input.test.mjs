@@ -14,6 +14,8 @@ function assertError(r, status, what = '') {
 	    `${what}: expected ${status}, got ${r.status} ${r.text}`);
 	assert.match(r.headers['content-type'] || '', /^application\/json\b/i,
 	    `${what}: error content-type`);
+	assert.equal(r.headers['cache-control'], 'no-store',
+	    `${what}: an error is kept by no cache`);
 	let body;
 	try { body = JSON.parse(r.text); } catch {
 		assert.fail(`${what}: error body is not JSON: ${JSON.stringify(r.text)}`);

@@ -141,9 +141,9 @@ test('a body past the front\'s own limit gets the JSON 413', T, async (t) => {
 
 // A backend with a 1 s read deadline, and a raw FastCGI connection to it
 // that has begun a request.
-async function rawRequest(t) {
+async function rawRequest(t, env = {}) {
 	const stack = await startStack({ env: { BEEP_READ_TIMEOUT: '1',
-	    BEEP_WRITE_TIMEOUT: '60' } }, t);
+	    BEEP_WRITE_TIMEOUT: '60', ...env } }, t);
 	const conn = new FcgiConn(stack.socket);
 	t.after(() => conn.destroy());
 	await conn.connected;
@@ -151,16 +151,23 @@ async function rawRequest(t) {
 	return { stack, conn };
 }
 
+// With its CORS headers: a page on another origin reads the 408, not a
+// CORS failure.
 test('a front that reads while it writes gets 408 with a JSON error', T,
     async (t) => {
-	const { conn } = await rawRequest(t);
+	const origin = 'https://app.example';
+	const { conn } = await rawRequest(t, { BEEP_CORS_ORIGINS: origin });
 	conn.params(requestParams('POST', postPath(uid('raw'), 'd'), {
 		CONTENT_TYPE: 'application/json', CONTENT_LENGTH: '100',
+		HTTP_ORIGIN: origin,
 	}));
 	conn.stdin('{"data":"only the start');
 	const r = await conn.response();
 	assert.equal(r.status, 408, r.head);
 	assert.match(r.head, /^Content-Type: application\/json/m);
+	assert.match(r.head, /^Cache-Control: no-store/m);
+	assert.match(r.head,
+	    new RegExp(`^Access-Control-Allow-Origin: ${origin}\r?$`, 'm'));
 	assert.match(JSON.parse(r.body).error, /not received in time/);
 	assert.ok(r.ended, 'the request was ended (FCGI_END_REQUEST)');
 });
