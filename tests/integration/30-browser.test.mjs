@@ -449,6 +449,39 @@ async function callAndConnect(caller, callee, button) {
 	await phase(callee, 'connected');
 }
 
+// The service takes the first message the page posts with `event` (and a
+// body that `also` matches, when given) with a 200, and loses it, as a
+// restarted service would; the page sees a send that went. Every other
+// post goes on (by fallback, so that losses on one page add up). Resolves
+// { count, lost }: how many such messages were posted, the lost one
+// included, and a promise of the loss.
+async function loseFirst(page, event, also = null) {
+	const seen = { count: 0 };
+	let lost;
+	seen.lost = new Promise((r) => { lost = r; });
+	await page.route('**/user/*/device/*', async (r) => {
+		const body = r.request().postData() || '';
+		if (!body.includes(`"event":"${event}"`) ||
+		    (also && !also.test(body)) || ++seen.count > 1)
+			return r.fallback();
+		await r.fulfill({ json: { id: '1-1' } });
+		lost();
+	});
+	return seen;
+}
+
+// The page's stream resumes from an id the service does not know, as after
+// a restart that lost what it held: resolves once the page is told (a
+// reset).
+function resetStream(page) {
+	return page.evaluate(() => new Promise((resolve) => {
+		const sig = window.beepApp.sig;
+		const off = sig.on('reset', () => { off(); resolve(); });
+		sig.lastEventId = '1-1';
+		sig.reconnect();
+	}));
+}
+
 // ---------------------------------------------------------------------------
 
 describe('browsers through Caddy', { skip }, () => {
@@ -980,42 +1013,21 @@ describe('browsers through Caddy', { skip }, () => {
 			const callBob = await addContact(alice, ub, 'phone');
 			// The service takes his first accept (and offer) with a
 			// 200, and loses it.
-			let accepts = 0, offers = 0, lostAccept, lostOffer;
-			const gone = Promise.all([
-				new Promise((r) => { lostAccept = r; }),
-				offerLost ? new Promise((r) => { lostOffer = r; }) : null]);
-			await bob.route('**/user/*/device/*', async (r) => {
-				const body = r.request().postData() || '';
-				if (/"event":"accept"/.test(body) && ++accepts === 1) {
-					await r.fulfill({ json: { id: '1-1' } });
-					lostAccept();
-					return;
-				}
-				if (offerLost && /"event":"description"/.test(body) &&
-				    /"type":"offer"/.test(body) && ++offers === 1) {
-					await r.fulfill({ json: { id: '1-2' } });
-					lostOffer();
-					return;
-				}
-				return r.continue();
-			});
+			const accepts = await loseFirst(bob, 'accept');
+			const offers = offerLost ? await loseFirst(bob,
+			    'description', /"type":"offer"/) : null;
 			await alice.click(callBob);
 			await phase(bob, 'ringing');
 			await bob.click('#accept');
-			await gone;
-			// Her stream resumes from an id the service does not know,
-			// as after a restart that lost the accept: a reset.
-			await alice.evaluate(() => new Promise((resolve) => {
-				const sig = window.beepApp.sig;
-				const off = sig.on('reset', () => { off(); resolve(); });
-				sig.lastEventId = '1-1';
-				sig.reconnect();
-			}));
+			await Promise.all([accepts.lost, offers?.lost]);
+			// Her stream is reset, as after a restart that lost the
+			// accept.
+			await resetStream(alice);
 			await phase(alice, 'connected');
 			await phase(bob, 'connected');
-			assert.equal(accepts, 2, 'he answered again');
+			assert.equal(accepts.count, 2, 'he answered again');
 			if (offerLost)
-				assert.ok(offers >= 2, 'his offer went again');
+				assert.ok(offers.count >= 2, 'his offer went again');
 			await alice.click('#hangup');
 			await phase(bob, 'ended');
 		} finally {
@@ -1037,28 +1049,15 @@ describe('browsers through Caddy', { skip }, () => {
 			await goOnline(alice, ua, 'laptop');
 			await goOnline(bob, ub, 'phone');
 			const callBob = await addContact(alice, ub, 'phone');
-			let declines = 0, lost;
-			const gone = new Promise((r) => { lost = r; });
-			await bob.route('**/user/*/device/*', async (r) => {
-				if (!/"event":"decline"/.test(r.request().postData()) ||
-				    ++declines > 1)
-					return r.continue();
-				await r.fulfill({ json: { id: '1-1' } });
-				lost();
-			});
+			const declines = await loseFirst(bob, 'decline');
 			await alice.click(callBob);
 			await phase(bob, 'ringing');
 			await bob.click('#decline');
-			await gone;
-			await alice.evaluate(() => new Promise((resolve) => {
-				const sig = window.beepApp.sig;
-				const off = sig.on('reset', () => { off(); resolve(); });
-				sig.lastEventId = '1-1';
-				sig.reconnect();
-			}));
+			await declines.lost;
+			await resetStream(alice);
 			await phase(alice, 'failed');
 			assert.match(await alice.textContent('body'), /declined/);
-			assert.equal(declines, 2, 'he declined again');
+			assert.equal(declines.count, 2, 'he declined again');
 		} finally {
 			await alice.context().close();
 			await bob.context().close();
@@ -1080,32 +1079,19 @@ describe('browsers through Caddy', { skip }, () => {
 			await goOnline(bob, ub, 'phone');
 			const callBob = await addContact(alice, ub, 'phone');
 			// The service takes her hang-up (200), and loses it.
-			let hangups = 0, lost;
-			const gone = new Promise((r) => { lost = r; });
-			await alice.route('**/user/*/device/*', async (r) => {
-				if (!/"event":"hangup"/.test(r.request().postData()) ||
-				    ++hangups > 1)
-					return r.continue();
-				await r.fulfill({ json: { id: '1-1' } });
-				lost();
-			});
+			const hangups = await loseFirst(alice, 'hangup');
 			await alice.click(callBob);
 			await phase(bob, 'ringing');
 			await alice.click('#hangup');
-			await gone;
-			await bob.evaluate(() => new Promise((resolve) => {
-				const sig = window.beepApp.sig;
-				const off = sig.on('reset', () => { off(); resolve(); });
-				sig.lastEventId = '1-1';
-				sig.reconnect();
-			}));
+			await hangups.lost;
+			await resetStream(bob);
 			assert.equal(await get(bob, () => document.body.dataset.phase),
 			    'ringing');
 			await bob.click('#accept');
 			await phase(bob, 'ended');
 			assert.equal(await bob.textContent('#banner-title'),
 			    `${ua} (laptop) hung up`);
-			assert.equal(hangups, 2, 'she said it again');
+			assert.equal(hangups.count, 2, 'she said it again');
 		} finally {
 			await alice.context().close();
 			await bob.context().close();
