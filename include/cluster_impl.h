@@ -126,6 +126,15 @@ struct cluster {
 	 * cannot tell; it resyncs whatever it says.
 	 */
 	bool beat_unknown;
+	/*
+	 * Registrations Redis refused (an error answer: MISCONF, OOM,
+	 * NOREPLICAS, READONLY...) are sent again no sooner than retry_at
+	 * (CLOCK_MONOTONIC ms), retry_ms later each time they fail again:
+	 * a refusal that lasts would otherwise have them sent again at once,
+	 * as fast as Redis answers, each answer logged.  0: none pending.
+	 */
+	uint64_t retry_at;
+	unsigned retry_ms;
 	unsigned sub_epoch;  /* channel subscriptions made so far */
 	unsigned rebuild_ms; /* see the beat script */
 	bool stop, leaving;

@@ -191,6 +191,27 @@ presence_not_run(const redisReply *r)
 }
 
 /*
+ * A registration (SUB again, UNSUB) Redis answered: refused with an
+ * error, the next ones wait, longer each time (see cl->retry_at); a
+ * connection lost instead is made again with its own backoff.
+ */
+static void
+presence_retry(struct cluster *cl, const redisReply *r, bool ok)
+{
+	if (ok) {
+		cl->retry_ms = 0;
+		cl->retry_at = 0;
+		return;
+	}
+	if (r == NULL || r->type != REDIS_REPLY_ERROR)
+		return;
+	cl->retry_ms = cl->retry_ms == 0                ? CLUSTER_BACKOFF_MIN_MS
+	    : cl->retry_ms * 2 > CLUSTER_BACKOFF_MAX_MS ? CLUSTER_BACKOFF_MAX_MS
+	                                                : cl->retry_ms * 2;
+	cl->retry_at = util_now_ms() + cl->retry_ms;
+}
+
+/*
  * What an answer (j->reply, NULL when the job failed) does to the entries
  * and the node's registration; with cl->lock held.
  */
@@ -227,6 +248,8 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 			break;
 		}
 		e->jobs--;
+		if (j->kind == JOB_SYNC)
+			presence_retry(cl, r, ok);
 		if (ok && e->streams > 0 && !j->abandoned) {
 			if (r->element[1]->len > 0)
 				log_warn("%s: resync: %s", e->key,
@@ -246,6 +269,7 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 		break;
 	case JOB_UNSUB:
 		e->jobs--;
+		presence_retry(cl, r, ok);
 		if (ok)
 			e->registered = false;
 		if (ok && j->local)

@@ -407,7 +407,8 @@ cluster_redis_cmd_main(void *arg)
 			redis_state(&cl->cmd_up, true, "commands", NULL);
 			continue;
 		}
-		if (cl->dirty)
+		/* Registrations Redis refused wait (cl->retry_at). */
+		if (cl->dirty && now >= cl->retry_at)
 			cluster_presence_reconcile(cl);
 		if (now >= next_beat && !cl->leaving) {
 			j = cluster_job_new(cl, JOB_BEAT, CLUSTER_LUA_BEAT, 1);
@@ -422,8 +423,13 @@ cluster_redis_cmd_main(void *arg)
 			next_beat = now + cl->ttl_ms / 3;
 		}
 		if (cl->queue == NULL) {
-			unsigned wait =
-			    next_beat > now ? (unsigned)(next_beat - now) : 1;
+			uint64_t until = next_beat;
+			unsigned wait;
+
+			if (cl->dirty && cl->retry_at > now &&
+			    cl->retry_at < until)
+				until = cl->retry_at;
+			wait = until > now ? (unsigned)(until - now) : 1;
 
 			redis_sleep(cl, wait);
 			continue;

@@ -561,6 +561,74 @@ describe('cluster failures', T, () => {
 		assert.ok(!got.includes(`${tag}-2`), `p2 never delivered: ${got}`);
 	});
 
+	// A Redis that answers, but refuses every write for a while
+	// (MISCONF when its disk is full, OOM at maxmemory, READONLY after a
+	// failover, NOREPLICAS: min-replicas-to-write, used here).  A
+	// registration it refused was sent again at once, as fast as Redis
+	// answered, each answer logged at error level: one resync or one
+	// departure made tens of thousands of commands and log lines a
+	// second, on the node and in Redis, for as long as it lasted (a
+	// review).  They now wait, longer each time, and go through once
+	// Redis takes writes again.
+	test('writes refused for a while: registrations retried, not in a loop',
+	    T, async (t) => {
+		const cl = await startCluster({ nodes: 2, env: ENV,
+		    check: { allowErrors: [/redis: NOREPLICAS/] } }, t);
+		const [a, b] = cl.nodes;
+		const cb = b.client();
+		const redis = (...args) => spawnSync('redis-cli',
+		    ['-s', cl.redis.socket, ...args], { encoding: 'utf8' })
+		    .stdout.trim();
+		const commands = () => Number(/total_commands_processed:(\d+)/
+		    .exec(redis('INFO', 'stats'))[1]);
+		t.after(() => redis('CONFIG', 'SET', 'min-replicas-to-write', '0'));
+		const u = uid('refused');
+		const s = await a.subscribe(u, 'd');
+		const refuse = async (what, act) => {
+			assert.equal(redis('CONFIG', 'SET', 'min-replicas-to-write',
+			    '1'), 'OK');
+			const n0 = commands();
+			await act();
+			await new Promise((r) => setTimeout(r, 3000));
+			const n = commands() - n0;
+			// Its retries, a heartbeat a node, the probes': dozens.
+			assert.ok(n < 300, `${what}: ${n} commands in 3 s`);
+			assert.equal(redis('CONFIG', 'SET', 'min-replicas-to-write',
+			    '0'), 'OK');
+		};
+		// The channel made again: the device's resync is refused.
+		await refuse('resync', async () => {
+			assert.match(redis('CLIENT', 'KILL', 'TYPE', 'pubsub'), /^\d+$/);
+			await poll(() => a.backendLog.some((l) => /NOREPLICAS/.test(l)),
+			    { timeout: 10000, what: 'the resync refused' });
+		});
+		// Held (202) while the node's key, which it could not refresh,
+		// was gone; delivered once it registers again.
+		const accepted = [];
+		let r;
+		await poll(async () => {
+			r = await cb.postJson(postPath(u, 'd'), { data: 'again' });
+			if (r.status === 200 || r.status === 202)
+				accepted.push(r.json().id);
+			return r.status === 200;
+		}, { timeout: 20000, what: 'a POST accepted again' });
+		for (const id of accepted) {
+			const ev = await s.nextEvent(15000);
+			assert.deepEqual([ev.data, ev.lastEventId], ['again', id]);
+		}
+		// The stream gone: its UNSUB is refused.
+		await refuse('departure', async () => {
+			s.close();
+			await poll(async () => (await a.client().health()).streams === 0,
+			    { timeout: 15000, what: 'the stream ended' });
+		});
+		// Once Redis takes writes, it goes through: the device's grace.
+		await poll(async () => {
+			r = await cb.postJson(postPath(u, 'd'), { data: 'held' });
+			return r.status === 202;
+		}, { timeout: 20000, what: 'the device in its grace period' });
+	});
+
 	test('Redis killed and restarted under load (append-only file)', T,
 	    (t) => restartUnderLoad(t, true));
 	test('Redis killed and restarted EMPTY under load', T,
