@@ -37,6 +37,11 @@ struct api_request {
 	const char *body;           /* POST body, or NULL */
 	size_t body_len;
 	bool body_too_large; /* the body was longer than max_body */
+	/*
+	 * Less came than CONTENT_LENGTH announced: its client went away
+	 * mid-body, and Caddy (buffer_requests) passes what it had.
+	 */
+	bool body_cut;
 };
 
 struct api_response {

@@ -368,6 +368,12 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		api_error(resp, HTTP_413, "body too large");
 		return;
 	}
+	/* Never deliver the start of a message as a message. */
+	if (req->body_cut) {
+		api_error(resp, HTTP_400,
+		    "body shorter than its Content-Length: cut short");
+		return;
+	}
 	status = body_decode(req->content_type, req->body ? req->body : "",
 	    req->body_len, api->config->max_depth, &msg, &why);
 	if (status != HTTP_200) {

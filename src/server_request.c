@@ -116,14 +116,21 @@ server_drain_rest(FCGX_Request *req, size_t seen)
 /*
  * Read the request body into body, up to max bytes; read and drop the rest
  * (within BEEP_MAX_DRAIN) so the connection stays in step.  Returns
- * whether it was too long.  The request counts as read after it.
+ * whether it was too long; *cut says whether less came than CONTENT_LENGTH
+ * announced.  Caddy with buffer_requests reads a body whole before it
+ * passes it, and when its client goes away mid-body (a phone that loses
+ * its network) passes what it had, with the length the client announced:
+ * such a body is the start of a message, which a form body decodes as a
+ * whole one (data=hel of data=hello).  No front passes less for a body it
+ * got whole.  The request counts as read after it.
  */
 static bool
 server_read_body(
-    FCGX_Request *req, const char *cl, size_t max, struct buf *body)
+    FCGX_Request *req, const char *cl, size_t max, struct buf *body, bool *cut)
 {
 	unsigned long long length = 0;
-	bool too_large = server_body_length(cl, &length) && length > max;
+	bool known = server_body_length(cl, &length);
+	bool too_large = known && length > max;
 	/*
 	 * The first allocation fits the announced length (a signaling
 	 * message is small: no 8 KiB block per POST); past it, or with no
@@ -145,6 +152,7 @@ server_read_body(
 		    room > INT_MAX ? INT_MAX : (int)room, req->in);
 		if (n <= 0) {
 			server_read_done(req);
+			*cut = known && body->len < length;
 			return false;
 		}
 		body->len += (size_t)n;
@@ -246,8 +254,8 @@ server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	 */
 	if (ar.method != NULL && strcmp(ar.method, "POST") == 0 &&
 	    api_precheck(srv->api, &ar, resp)) {
-		ar.body_too_large = server_read_body(
-		    req, ar.content_length, srv->config->max_body, &body);
+		ar.body_too_large = server_read_body(req, ar.content_length,
+		    srv->config->max_body, &body, &ar.body_cut);
 		ar.body = body.data;
 		ar.body_len = ar.body_too_large ? 0 : body.len;
 	} else {
