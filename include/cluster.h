@@ -49,6 +49,11 @@ struct cluster_stats {
  * why when the URL is unusable.
  */
 struct cluster *cluster_new(const struct config *c, struct registry *reg);
+/*
+ * Whether cluster_new() could take c->redis_url (empty: no cluster), for
+ * --check-config: 0, or -1 after logging why.
+ */
+int cluster_check(const struct config *c);
 /* Stop the threads and free everything; no stream may be open. */
 void cluster_free(struct cluster *cl);
 /*

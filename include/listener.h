@@ -19,6 +19,12 @@ struct listener;
  */
 struct listener *listener_open(const char *spec, unsigned socket_mode);
 
+/*
+ * Whether listener_open() could take spec, by its shape alone (for
+ * --check-config): 0, or -1 after logging why.
+ */
+int listener_check(const char *spec);
+
 int listener_fd(const struct listener *l);
 
 /* Whether it was made here (not inherited). */

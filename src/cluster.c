@@ -149,6 +149,30 @@ cluster_format_id(uint64_t id, char *out, size_t size)
 	    id & ((UINT64_C(1) << CLUSTER_SEQ_BITS) - 1));
 }
 
+int
+cluster_check(const struct config *c)
+{
+	struct cluster *cl;
+	char url[256];
+	int rc;
+
+	if (c->redis_url == NULL || c->redis_url[0] == '\0')
+		return 0;
+	cl = xcalloc(1, sizeof(*cl));
+	rc = cluster_redis_parse_url(cl, c->redis_url);
+	if (rc < 0) {
+		cluster_redis_url_for_log(c->redis_url, url, sizeof(url));
+		log_error("--redis-url %s: expected redis://HOST[:PORT][/DB] "
+		          "or unix:///PATH",
+		    url);
+	}
+	free(cl->host);
+	free(cl->path);
+	free(cl->password);
+	free(cl);
+	return rc < 0 ? -1 : 0;
+}
+
 struct cluster *
 cluster_new(const struct config *c, struct registry *reg)
 {

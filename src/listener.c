@@ -30,6 +30,56 @@ struct listener {
 	char address[512];
 };
 
+/*
+ * Whether spec (not "") has a shape listener_open() can take: unix:PATH
+ * with a path that fits a sockaddr_un, or HOST:PORT (HOST empty for every
+ * interface, or [IPv6]) with a port from 0 (one the kernel chooses: the
+ * unit tests' free port) to 65535.  getaddrinfo() takes any number as a
+ * port and keeps its low 16 bits: 127.0.0.1:99999 once listened on 34463,
+ * and :65536 on a port the kernel chose, while the log said "ready on
+ * 127.0.0.1:99999".  0 or -1 after logging why.
+ */
+static int
+listener_spec_ok(const char *spec)
+{
+	struct sockaddr_un sa;
+	const char *colon, *port;
+	unsigned long v = 0;
+
+	if (strncmp(spec, "unix:", 5) == 0) {
+		if (spec[5] == '\0') {
+			log_error("--listen %s: expected unix:PATH", spec);
+			return -1;
+		}
+		if (strlen(spec + 5) >= sizeof(sa.sun_path)) {
+			log_error("unix socket path too long: %s", spec + 5);
+			return -1;
+		}
+		return 0;
+	}
+	colon = strrchr(spec, ':');
+	if (colon == NULL || colon[1] == '\0') {
+		log_error("--listen %s: expected unix:PATH or HOST:PORT", spec);
+		return -1;
+	}
+	for (port = colon + 1; *port >= '0' && *port <= '9' && v <= 65535;
+	     port++)
+		v = v * 10 + (unsigned long)(*port - '0');
+	if (*port != '\0' || v > 65535) {
+		log_error("--listen %s: the port must be a number from 0 to "
+		          "65535",
+		    spec);
+		return -1;
+	}
+	return 0;
+}
+
+int
+listener_check(const char *spec)
+{
+	return spec[0] == '\0' ? 0 : listener_spec_ok(spec);
+}
+
 static int
 listener_unix(struct listener *l, const char *path, unsigned mode)
 {
@@ -37,10 +87,6 @@ listener_unix(struct listener *l, const char *path, unsigned mode)
 	struct stat st;
 	int fd;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_error("unix socket path too long: %s", path);
-		return -1;
-	}
 	strcpy(sa.sun_path, path);
 	/*
 	 * A socket left by a previous run would make bind() fail; but one a
@@ -97,10 +143,6 @@ listener_tcp(const char *spec)
 	size_t hlen;
 	int fd = -1, one = 1, rc;
 
-	if (colon == NULL || colon[1] == '\0') {
-		log_error("--listen %s: expected unix:PATH or HOST:PORT", spec);
-		return -1;
-	}
 	hlen = (size_t)(colon - spec);
 	if (hlen >= 2 && spec[0] == '[' && spec[hlen - 1] == ']') {
 		spec++;
@@ -172,6 +214,8 @@ listener_open(const char *spec, unsigned socket_mode)
 
 	if (spec[0] == '\0') {
 		l->fd = listener_inherited(l);
+	} else if (listener_spec_ok(spec) < 0) {
+		l->fd = -1;
 	} else {
 		snprintf(l->address, sizeof(l->address), "%s", spec);
 		if (strncmp(spec, "unix:", 5) == 0)

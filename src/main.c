@@ -18,8 +18,10 @@
 #include "alloc_tune.h"
 #include "api.h"
 #include "body.h"
+#include "cluster.h"
 #include "config.h"
 #include "keyed_hash.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
@@ -87,7 +89,10 @@ main(int argc, char **argv)
 	log_set_format((enum log_format)log_format_parse(c.log_format));
 	if (rc == CONFIG_CHECK) {
 		/* What the start would refuse, short of starting. */
-		rc = api_check(&c) < 0 ? 2 : 0;
+		rc = api_check(&c) < 0 || listener_check(c.listen) < 0 ||
+		        cluster_check(&c) < 0
+		    ? 2
+		    : 0;
 		if (rc == 0)
 			printf("beep-signal: configuration OK%s%s\n",
 			    c.file ? ": " : "", c.file ? c.file : "");

@@ -132,6 +132,12 @@ test('--check-config: what the start would refuse, exit 2 and why', T,
 		    /not a PEM EC public key/],
 		['turn-urls = turn:turn.example\n', /BEEP_TURN_SECRET must be set/],
 		['turn-urls = http://x\n', /not a stun:, stuns:, turn: or turns:/],
+		// The socket's shape, and the cluster's URL: refused at start.
+		['listen = garbage\n', /expected unix:PATH or HOST:PORT/],
+		['listen = unix:\n', /expected unix:PATH/],
+		['listen = 127.0.0.1:99999\n', /port must be a number from 0 to 65535/],
+		[`listen = unix:/tmp/${'x'.repeat(120)}\n`, /unix socket path too long/],
+		['redis-url = garbage\n', /expected redis:\/\/HOST/],
 	];
 	for (const [text, why] of cases) {
 		const f = file('');

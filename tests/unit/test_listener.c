@@ -104,6 +104,14 @@ test_listener_bad_specs(void **state)
 	    "127.0.0.1:", /* empty port */
 	    "no.such.host.invalid:80",
 	    "unix:/nonexistent-dir-beep/s.sock",
+	    /*
+	     * getaddrinfo() keeps a port's low 16 bits: these listened on
+	     * 34463 and on a port the kernel chose.
+	     */
+	    "127.0.0.1:99999",
+	    "127.0.0.1:65536",
+	    "127.0.0.1:80x",
+	    "unix:",
 	};
 
 	(void)state;
