@@ -101,7 +101,7 @@ struct cluster_job {
 struct cluster {
 	struct registry *reg;
 	char node[64];
-	char *host, *path, *password;
+	char *host, *path, *user, *password;
 	int port, db;
 	unsigned ttl_ms, timeout_ms;
 	size_t maxlen, max_waiting;

@@ -12,10 +12,13 @@
 #include "cluster_impl.h"
 
 /*
- * "redis://[[USER]:PASS@]HOST[:PORT][/DB]" or "unix://PATH" into cl's
- * host, port, db, password or path.  Returns 0, or -1.
+ * "redis://[[USER]:PASS@]HOST[:PORT][/DB]" or "unix://[[USER]:PASS@]/PATH"
+ * into cl's host, port, db, user, password or path (USER and PASS
+ * percent-decoded).  Returns 0, or -1; either way
+ * cluster_redis_forget_url() frees what it set.
  */
 int cluster_redis_parse_url(struct cluster *cl, const char *url);
+void cluster_redis_forget_url(struct cluster *cl);
 
 /*
  * url as it may be logged, into out[n]: all between its scheme's "://"

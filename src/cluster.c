@@ -149,28 +149,37 @@ cluster_format_id(uint64_t id, char *out, size_t size)
 	    id & ((UINT64_C(1) << CLUSTER_SEQ_BITS) - 1));
 }
 
+/*
+ * url into cl's connection settings (cluster_redis_parse_url()), or -1
+ * after logging why, never with its password.
+ */
+static int
+cluster_parse_url(struct cluster *cl, const char *url)
+{
+	char shown[256];
+
+	if (cluster_redis_parse_url(cl, url) == 0)
+		return 0;
+	cluster_redis_url_for_log(url, shown, sizeof(shown));
+	log_error("--redis-url %s: expected "
+	          "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or "
+	          "unix://[[USER]:PASSWORD@]/PATH",
+	    shown);
+	cluster_redis_forget_url(cl);
+	return -1;
+}
+
 int
 cluster_check(const struct config *c)
 {
-	struct cluster *cl;
-	char url[256];
-	int rc;
+	struct cluster cl = {0};
 
 	if (c->redis_url == NULL || c->redis_url[0] == '\0')
 		return 0;
-	cl = xcalloc(1, sizeof(*cl));
-	rc = cluster_redis_parse_url(cl, c->redis_url);
-	if (rc < 0) {
-		cluster_redis_url_for_log(c->redis_url, url, sizeof(url));
-		log_error("--redis-url %s: expected redis://HOST[:PORT][/DB] "
-		          "or unix:///PATH",
-		    url);
-	}
-	free(cl->host);
-	free(cl->path);
-	free(cl->password);
-	free(cl);
-	return rc < 0 ? -1 : 0;
+	if (cluster_parse_url(&cl, c->redis_url) < 0)
+		return -1;
+	cluster_redis_forget_url(&cl);
+	return 0;
 }
 
 struct cluster *
@@ -183,13 +192,7 @@ cluster_new(const struct config *c, struct registry *reg)
 	/* Never its password in the log. */
 	cluster_redis_url_for_log(c->redis_url, url, sizeof(url));
 	cl->reg = reg;
-	if (cluster_redis_parse_url(cl, c->redis_url) < 0) {
-		log_error("--redis-url %s: expected redis://HOST[:PORT][/DB] "
-		          "or unix:///PATH",
-		    url);
-		free(cl->host);
-		free(cl->path);
-		free(cl->password);
+	if (cluster_parse_url(cl, c->redis_url) < 0) {
 		free(cl);
 		return NULL;
 	}
@@ -272,9 +275,7 @@ cluster_free(struct cluster *cl)
 	pthread_cond_destroy(&cl->wake);
 	pthread_cond_destroy(&cl->done);
 	pthread_mutex_destroy(&cl->lock);
-	free(cl->host);
-	free(cl->path);
-	free(cl->password);
+	cluster_redis_forget_url(cl);
 	free(cl);
 }
 

@@ -14,6 +14,7 @@
 #include "cluster_delivery.h"
 #include "cluster_job.h"
 #include "cluster_presence.h"
+#include "http.h"
 #include "log.h"
 #include "util.h"
 
@@ -37,7 +38,50 @@ cluster_redis_url_for_log(const char *url, char *out, size_t n)
 		snprintf(out, n, "%s", url);
 }
 
-/* "redis://[[USER]:PASS@]HOST[:PORT][/DB]" or "unix://PATH". */
+/*
+ * One part of a URL's user information, percent-decoded (RFC 3986: a
+ * password may hold '@', ':' or '/' only so), as a new string; NULL for
+ * a bad escape or a %00, which would cut it short.
+ */
+static char *
+redis_url_part(const char *s, size_t len)
+{
+	char *out = xmalloc(len + 1);
+	size_t n;
+
+	if (http_percent_decode(s, len, false, out, &n) < 0 ||
+	    strlen(out) != n) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/*
+ * The user information that ends at at ("[USER]:PASS" or "USER:PASS")
+ * into cl->user and cl->password; -1 when it has no password (AUTH
+ * needs one) or does not decode.
+ */
+static int
+redis_url_userinfo(struct cluster *cl, const char *p, const char *at)
+{
+	const char *colon = memchr(p, ':', (size_t)(at - p));
+
+	if (colon == NULL)
+		return -1;
+	if (colon > p &&
+	    (cl->user = redis_url_part(p, (size_t)(colon - p))) == NULL)
+		return -1;
+	cl->password = redis_url_part(colon + 1, (size_t)(at - colon - 1));
+	return cl->password != NULL ? 0 : -1;
+}
+
+/*
+ * "redis://[[USER]:PASS@]HOST[:PORT][/DB]" or "unix://[[USER]:PASS@]/PATH"
+ * (also "unix:/PATH").  The user information ends at the last '@' before
+ * the host, at the "@/" before a socket's path: as the log redacts it
+ * (cluster_redis_url_for_log()).
+ */
 int
 cluster_redis_parse_url(struct cluster *cl, const char *url)
 {
@@ -45,6 +89,11 @@ cluster_redis_parse_url(struct cluster *cl, const char *url)
 
 	if (strncmp(url, "unix://", 7) == 0 || strncmp(url, "unix:", 5) == 0) {
 		p = url + (url[5] == '/' && url[6] == '/' ? 7 : 5);
+		if (*p != '/' && (at = strstr(p, "@/")) != NULL) {
+			if (redis_url_userinfo(cl, p, at) < 0)
+				return -1;
+			p = at + 1;
+		}
 		if (*p != '/')
 			return -1;
 		cl->path = xstrdup(p);
@@ -53,15 +102,13 @@ cluster_redis_parse_url(struct cluster *cl, const char *url)
 	if (strncmp(url, "redis://", 8) != 0)
 		return -1;
 	p = url + 8;
-	slash = strchr(p, '/');
-	at = strchr(p, '@');
-	if (at != NULL && (slash == NULL || at < slash)) {
-		colon = memchr(p, ':', (size_t)(at - p));
-		if (colon != NULL)
-			cl->password =
-			    xmemdup(colon + 1, (size_t)(at - colon - 1));
+	at = strrchr(p, '@');
+	if (at != NULL) {
+		if (redis_url_userinfo(cl, p, at) < 0)
+			return -1;
 		p = at + 1;
 	}
+	slash = strchr(p, '/');
 	if (slash == NULL)
 		slash = p + strlen(p);
 	colon = memchr(p, ':', (size_t)(slash - p));
@@ -86,6 +133,16 @@ cluster_redis_parse_url(struct cluster *cl, const char *url)
 	return cl->host[0] != '\0' ? 0 : -1;
 }
 
+void
+cluster_redis_forget_url(struct cluster *cl)
+{
+	free(cl->host);
+	free(cl->path);
+	free(cl->user);
+	free(cl->password);
+	cl->host = cl->path = cl->user = cl->password = NULL;
+}
+
 /* A connection, authenticated, on its database; NULL and why on failure. */
 static redisContext *
 redis_connect(struct cluster *cl, char *why, size_t size)
@@ -108,7 +165,10 @@ redis_connect(struct cluster *cl, char *why, size_t size)
 	if (cl->path == NULL)
 		redisEnableKeepAlive(c);
 	if (cl->password != NULL) {
-		r = redisCommand(c, "AUTH %s", cl->password);
+		/* AUTH USER PASS: an ACL user (Redis 6); else the default one. */
+		r = cl->user != NULL
+		    ? redisCommand(c, "AUTH %s %s", cl->user, cl->password)
+		    : redisCommand(c, "AUTH %s", cl->password);
 		if (r == NULL || r->type == REDIS_REPLY_ERROR)
 			goto fail_reply;
 		freeReplyObject(r);

@@ -312,8 +312,10 @@ static const struct config_option config_options[] = {
         "bytes of a too large body read and dropped so that the 413 reaches "
         "the client; past it the connection is closed"},
     {"redis-url", "BEEP_REDIS_URL", CONFIG_STR, OFF(redis_url), "", 0, 0,
-        "cluster: redis://HOST[:PORT][/DB] or unix:///PATH joins the nodes "
-        "that name it; empty: a single node"},
+        "cluster: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or "
+        "unix://[[USER]:PASSWORD@]/PATH (USER and PASSWORD "
+        "percent-encoded) joins the nodes that name it; empty: a single "
+        "node"},
     {"cluster-ttl", "BEEP_CLUSTER_TTL", CONFIG_UINT, OFF(cluster_ttl), "15", 1,
         3600,
         "cluster: seconds a node's devices stay listed after its last "

@@ -137,7 +137,7 @@ test('--check-config: what the start would refuse, exit 2 and why', T,
 		['listen = unix:\n', /expected unix:PATH/],
 		['listen = 127.0.0.1:99999\n', /port must be a number from 0 to 65535/],
 		[`listen = unix:/tmp/${'x'.repeat(120)}\n`, /unix socket path too long/],
-		['redis-url = garbage\n', /expected redis:\/\/HOST/],
+		['redis-url = garbage\n', /expected redis:\/\/\[\[USER\]:PASSWORD@\]HOST/],
 	];
 	for (const [text, why] of cases) {
 		const f = file('');

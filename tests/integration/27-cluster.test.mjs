@@ -8,8 +8,11 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { startCluster, uid, postPath, poll, Client, runBinary,
-    assertRefusedStart, expectRefusedStream } from './harness.mjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startCluster, startRedis, startStack, uid, postPath, poll, Client,
+    runBinary, assertRefusedStart, expectRefusedStream } from './harness.mjs';
 
 const T = { timeout: 120000 };
 const ID_RE = /^(\d+)-(\d+)$/;
@@ -349,12 +352,53 @@ describe('a backlog longer than the stream queue', T, () => {
 
 describe('starting a node', T, () => {
 	test('an unusable BEEP_REDIS_URL is refused at start', T, async () => {
+		// A user with no password (AUTH needs one), a bad escape.
 		for (const url of ['http://127.0.0.1:6379', 'redis://', 'unix:rel',
-		    'redis://h:99999', 'redis://h/x']) {
+		    'redis://h:99999', 'redis://h/x', 'redis://beep@h',
+		    'redis://:p%zz@h', 'unix://:pw@rel']) {
 			const r = await runBinary(['--listen', 'unix:@DIR@/b.sock'],
 			    { env: { BEEP_REDIS_URL: url } });
 			assertRefusedStart(r, url);
 			assert.match(r.stderr, /--redis-url/);
+		}
+	});
+
+	// A Redis 6 ACL user named in the URL, with a password that has to be
+	// percent-encoded, on a unix socket: the user was dropped (the node
+	// sent AUTH PASS, as the default user), a socket URL took no
+	// password, and the escapes were sent as they were.  The default
+	// user is off here, so only the named user gets in.
+	test('an ACL user and an encoded password in BEEP_REDIS_URL', T,
+	    async (t) => {
+		const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-acl-'));
+		const redis = await startRedis(dir);
+		const nodes = [];
+		try {
+			const cli = (...args) => spawnSync('redis-cli',
+			    ['-s', redis.socket, ...args], { encoding: 'utf8' })
+			    .stdout.trim();
+			const pass = 'p@ss/w:rd%';
+			assert.equal(cli('ACL', 'SETUSER', 'beep', 'on', `>${pass}`,
+			    '~*', '&*', '+@all'), 'OK');
+			assert.equal(cli('ACL', 'SETUSER', 'default', 'off'), 'OK');
+			const url = `unix://beep:${encodeURIComponent(pass)}@` +
+			    redis.socket;
+			for (let i = 0; i < 2; i++)
+				nodes.push(await startStack({ env: { ...ENV,
+				    BEEP_REDIS_URL: url } }));
+			const [a, b] = nodes;
+			const u = uid('acl');
+			const s = await a.subscribe(u, 'd');
+			const { id } = await post(b.client(), u, 'd', 'as beep');
+			const ev = await s.nextEvent(15000);
+			assert.deepEqual([ev.data, ev.lastEventId], ['as beep', id]);
+			assert.deepEqual(await b.client().devices(u), ['d']);
+			s.close();
+		} finally {
+			for (const n of nodes)
+				await n.stopAndCheck();
+			await redis.stop();
+			rmSync(dir, { recursive: true, force: true });
 		}
 	});
 

@@ -40,7 +40,7 @@ test_cluster_url_for_log(void **state)
 	static const char *const cases[][2] = {
 	    {"redis://:S3cret@10.0.0.5:6380/2", "redis://***@10.0.0.5:6380/2"},
 	    {"redis://user:pw@h", "redis://***@h"},
-	    /* Over-redacted where the parser splits at the first '@'. */
+	    /* An '@' left unescaped: the last one ends the user info. */
 	    {"redis://:p@ss@h:1", "redis://***@h:1"},
 	    /* Schemes it refuses are logged in its error: redacted too. */
 	    {"rediss://:hunter2@redis.example:6380",
@@ -101,6 +101,79 @@ test_cluster_ids(void **state)
 	assert_true(a < b);
 	assert_int_equal(cluster_parse_id("6-1", &a), 0);
 	assert_true(b < a);
+}
+
+/*
+ * The Redis URL's parts: an ACL user is kept for AUTH USER PASS (it was
+ * dropped, so the node logged in as the default user, or failed), user
+ * and password are percent-decoded, the user information ends where the
+ * log's redaction says, and a socket may carry a password too.
+ */
+static void
+test_cluster_parse_url(void **state)
+{
+	static const struct {
+		const char *url, *host, *path, *user, *password;
+		int port, db;
+	} ok[] = {
+	    {"redis://h", "h", NULL, NULL, NULL, 6379, 0},
+	    {"redis://:pw@h:6380/2", "h", NULL, NULL, "pw", 6380, 2},
+	    {"redis://beep:pw@h", "h", NULL, "beep", "pw", 6379, 0},
+	    {"redis://be%40ep:p%40ss%2Fw%3Ard@h", "h", NULL, "be@ep",
+	        "p@ss/w:rd", 6379, 0},
+	    /* An '@' left unescaped: the last one ends the user information. */
+	    {"redis://:p@ss@h:1", "h", NULL, NULL, "p@ss", 1, 0},
+	    {"unix:///run/r.sock", NULL, "/run/r.sock", NULL, NULL, 0, 0},
+	    {"unix://:pw@/run/r.sock", NULL, "/run/r.sock", NULL, "pw", 0, 0},
+	    {"unix://beep:pw@/run/a@b.sock", NULL, "/run/a@b.sock", "beep",
+	        "pw", 0, 0},
+	    {"unix:///run/a@b.sock", NULL, "/run/a@b.sock", NULL, NULL, 0, 0},
+	};
+	static const char *const bad[] = {
+	    "redis://beep@h",   /* a user with no password: AUTH needs one */
+	    "redis://:p%zzw@h", /* a bad escape */
+	    "redis://:p%00w@h", /* a NUL would cut it short */
+	    "unix://beep@/run/r.sock",
+	    "unix://:pw@run/r.sock",
+	    "redis://:pw@",
+	    "redis://h:0",
+	    "redis://h:65536",
+	    "rediss://h",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct cluster cl = {0};
+
+		assert_int_equal(cluster_redis_parse_url(&cl, ok[i].url), 0);
+		if (ok[i].host != NULL) {
+			assert_string_equal(cl.host, ok[i].host);
+			assert_int_equal(cl.port, ok[i].port);
+		} else {
+			assert_null(cl.host);
+		}
+		assert_int_equal(cl.db, ok[i].db);
+		if (ok[i].path != NULL)
+			assert_string_equal(cl.path, ok[i].path);
+		else
+			assert_null(cl.path);
+		if (ok[i].user != NULL)
+			assert_string_equal(cl.user, ok[i].user);
+		else
+			assert_null(cl.user);
+		if (ok[i].password != NULL)
+			assert_string_equal(cl.password, ok[i].password);
+		else
+			assert_null(cl.password);
+		cluster_redis_forget_url(&cl);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct cluster cl = {0};
+
+		if (cluster_redis_parse_url(&cl, bad[i]) == 0)
+			fail_msg("%s: taken", bad[i]);
+		cluster_redis_forget_url(&cl);
+	}
 }
 
 struct fixture {
@@ -1255,6 +1328,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cluster_url_for_log),
+	    cmocka_unit_test(test_cluster_parse_url),
 	    cmocka_unit_test(test_cluster_ids),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_two_nodes, setup, teardown),
