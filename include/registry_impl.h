@@ -58,13 +58,14 @@ struct reg_device {
 	/* The log: ring[(head + i) % cap] holds message first_seq + i. */
 	struct registry_msg **ring;
 	size_t cap, head, count;
-	size_t bytes;         /* frame bytes in the log */
-	uint64_t first_seq;   /* seq of ring[head] when count > 0 */
-	uint64_t last_seq;    /* seq of the newest message ever appended */
-	uint64_t delivered;   /* the highest seq any stream has taken */
-	uint64_t bytes_in;    /* frame bytes ever appended */
-	uint64_t floor_id;    /* the highest id no longer in the log */
-	uint64_t top_id;      /* the newest id appended, or resumed from */
+	size_t bytes;       /* frame bytes in the log */
+	uint64_t first_seq; /* seq of ring[head] when count > 0 */
+	uint64_t last_seq;  /* seq of the newest message ever appended */
+	uint64_t taken;     /* the highest seq a stream took or started past */
+	uint64_t delivered; /* up to it, delivered: registry_log_deliver() */
+	uint64_t bytes_in;  /* frame bytes ever appended */
+	uint64_t floor_id;  /* the highest id no longer in the log */
+	uint64_t top_id;    /* the newest id appended, or resumed from */
 	uint64_t grace_until; /* while on reg->grace: when it is forgotten */
 	struct reg_device *gprev, *gnext; /* in reg->grace */
 	size_t held_counted;              /* its share of reg->held */
@@ -164,8 +165,8 @@ device_held(const struct reg_device *d)
 {
 	uint64_t from = d->count ? d->first_seq - 1 : d->last_seq;
 
-	if (d->delivered > from)
-		from = d->delivered;
+	if (d->taken > from)
+		from = d->taken;
 	return (size_t)(d->last_seq - from);
 }
 
@@ -237,11 +238,13 @@ device_min_cursor(const struct reg_device *d)
 /*
  * Before d's message seq is dropped: end each live stream of d that has
  * not read it yet (it cannot read what is gone, and resumes by replay).
+ * Returns whether it ended any.
  */
-static inline void
+static inline bool
 device_overflow_behind(struct registry *reg, struct reg_device *d, uint64_t seq)
 {
 	struct registry_stream *s;
+	bool ended = false;
 
 	DL_FOREACH(d->streams, s)
 	{
@@ -249,8 +252,10 @@ device_overflow_behind(struct registry *reg, struct reg_device *d, uint64_t seq)
 			s->overflow = true;
 			reg->overflows++;
 			pthread_cond_signal(&s->cond);
+			ended = true;
 		}
 	}
+	return ended;
 }
 
 /* Whether d's grace period is over (it is then to be forgotten). */

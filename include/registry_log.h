@@ -23,7 +23,8 @@ void registry_log_append(struct registry *reg, struct reg_device *d,
 void registry_log_drop_oldest(struct registry *reg, struct reg_device *d);
 /*
  * Drop what d's log need not keep any more, now (ms), ending a live
- * stream that has not taken what goes.
+ * stream that has not taken what goes; first, deliver what a stream that
+ * read on or ended no longer holds back (registry_log_deliver()).
  */
 void registry_log_trim(
     struct registry *reg, struct reg_device *d, uint64_t now);
@@ -41,7 +42,12 @@ uint64_t registry_log_position_id(const struct reg_device *d, uint64_t cursor);
  */
 void registry_log_restart(
     struct registry *reg, struct reg_device *d, uint64_t id);
-
+/*
+ * A stream of d took, or started past, the messages up to upto (its
+ * cursor; d->taken: nothing new): d->taken follows, and d->delivered up
+ * to what no live stream still reading its backlog lacks (now: when
+ * their replay window starts).
+ */
 void registry_log_deliver(
     struct registry *reg, struct reg_device *d, uint64_t upto, uint64_t now);
 

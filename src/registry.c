@@ -19,11 +19,16 @@
  * device->top_id, the newest, turns an id not above it away as a
  * duplicate, and REGISTRY_RESUME_FROM may restart an idle device's log at
  * the caller's id).  Each stream is a cursor: the number of
- * the last message it took.  device->delivered is the highest number any
+ * the last message it took.  device->taken is the highest number any
  * of its streams took, or started past (a new stream that starts at the
- * newest message, or after a resume id, has what is before it).  The log drops a message once (1) every live
+ * newest message, or after a resume id, has what is before it).
+ * device->delivered is the same, but that it stops at the cursor of a
+ * live stream still reading its backlog (behind where it started), until
+ * that stream reads on or ends: a sibling that starts live, or takes a
+ * newer message, does not deliver that backlog from under it
+ * (registry_log_deliver()).  The log drops a message once (1) every live
  * stream and the device have taken it, and (2) it was delivered (first
- * taken) more than replay_ms ago, or more than replay_max (or
+ * taken, as above) more than replay_ms ago, or more than replay_max (or
  * replay_bytes of) messages are retained.  So a
  * reconnecting client can replay what it missed, and messages for a device
  * in its grace period wait.  Messages waiting for an absent device are
@@ -453,10 +458,13 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		s->bytes_out -= device_log_at(d, q)->len;
 	s->start_seq = d->last_seq;
 	s->start_bytes = d->bytes_in;
-	/* What it starts past counts as delivered, as registry_take() does. */
-	registry_log_deliver(reg, d, s->cursor, now);
 	DL_APPEND(d->streams, s);
 	d->nstreams++;
+	/*
+	 * What it starts past counts as taken, as in registry_take(), and
+	 * delivered unless a sibling still reads it.
+	 */
+	registry_log_deliver(reg, d, s->cursor, now);
 	HASH_ADD(hh, reg->streams, id, sizeof(s->id), s);
 	reg->nstreams++;
 	*err = REGISTRY_OK;
@@ -585,10 +593,14 @@ static void device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
  * a client that never reads pinned a whole backlog per device (held
  * messages that became its backlog: up to BEEP_REPLAY_BYTES) for
  * BEEP_WRITE_TIMEOUT, and a few dozen such devices the whole budget:
- * every other POST got 503.  A walk over every stream, so at most every
- * REGISTRY_LAGGARD_MS (or stuck_ms, when shorter).  Locked.
+ * every other POST got 503.  A stream it ends no longer holds back the
+ * delivery of its backlog (registry_log_deliver()): when a sibling that
+ * started past that backlog keeps the device here, it is delivered at
+ * once, for the caller to evict.  A walk over every stream, so at most
+ * every REGISTRY_LAGGARD_MS (or stuck_ms, when shorter).  Returns whether
+ * it ended any.  Locked.
  */
-static void
+static bool
 registry_overflow_laggards(
     struct registry *reg, const struct reg_device *target, uint64_t now)
 {
@@ -596,7 +608,7 @@ registry_overflow_laggards(
 	bool ended = false;
 
 	if (now < reg->laggards_next_ms)
-		return;
+		return false;
 	HASH_ITER(hh, reg->streams, s, tmp)
 	{
 		struct reg_device *d = s->device;
@@ -620,6 +632,7 @@ registry_overflow_laggards(
 		s->overflow = true;
 		reg->overflows++;
 		pthread_cond_signal(&s->cond);
+		registry_log_deliver(reg, d, d->taken, now);
 		registry_expire_grace(reg, d, now);
 		/* What it held goes before what others hold. */
 		if (d->held_counted > 0 && reg->holding != d) {
@@ -633,6 +646,7 @@ registry_overflow_laggards(
 	        (reg->limits.stuck_ms < REGISTRY_LAGGARD_MS
 	                ? reg->limits.stuck_ms
 	                : REGISTRY_LAGGARD_MS);
+	return ended;
 }
 
 /*
@@ -693,8 +707,13 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	 */
 	if (res == REGISTRY_OK &&
 	    reg->bytes + m->len >
-	        reg->limits.max_message_bytes + reg->held_bytes)
-		registry_overflow_laggards(reg, d, now);
+	        reg->limits.max_message_bytes + reg->held_bytes &&
+	    registry_overflow_laggards(reg, d, now)) {
+		/* What the streams it ended held back is delivered now. */
+		while (reg->bytes + m->len > reg->limits.max_message_bytes &&
+		    registry_expire_drop_retained(reg, true))
+			reg->evicted++;
+	}
 	if (res == REGISTRY_OK &&
 	    reg->bytes + m->len <=
 	        reg->limits.max_message_bytes + reg->held_bytes)
@@ -811,7 +830,7 @@ device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
 		}
 	}
 	while (d->count > 0) {
-		if (d->ring[d->head]->seq > d->delivered)
+		if (d->ring[d->head]->seq > d->taken)
 			reg->dropped++;
 		registry_log_drop_oldest(reg, d);
 	}

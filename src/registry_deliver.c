@@ -99,7 +99,9 @@ registry_take(
 	 * Delivered now: their replay window starts (see DESIGN).  A stream
 	 * that started ahead of d->delivered (live only, or resuming) passes
 	 * over messages no stream took yet: they count as delivered now too,
-	 * so that the delivered ones stay a prefix of the log, in order.
+	 * so that the delivered ones stay a prefix of the log, in order;
+	 * unless a sibling still reads its backlog there: they wait for it
+	 * (registry_log_deliver()).
 	 */
 	registry_log_deliver(reg, d, s->cursor, now);
 	registry_log_trim(reg, d, now);

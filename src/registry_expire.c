@@ -49,6 +49,8 @@ registry_expire_drop_retained(struct registry *reg, bool force)
 {
 	struct registry_msg *m = reg->retained;
 	struct reg_device *d;
+	bool ended = false;
+	uint64_t now;
 
 	if (m == NULL)
 		return false;
@@ -59,10 +61,17 @@ registry_expire_drop_retained(struct registry *reg, bool force)
 	if (m->seq > device_min_cursor(d)) {
 		if (!force)
 			return false;
-		device_overflow_behind(reg, d, m->seq);
+		ended = device_overflow_behind(reg, d, m->seq);
 	}
 	registry_log_drop_oldest(reg, d);
-	registry_expire_grace(reg, d, registry_now(reg));
+	now = registry_now(reg);
+	/*
+	 * What a stream it ended held back (its sibling took it) is
+	 * delivered now: it goes next, if room is still needed.
+	 */
+	if (ended)
+		registry_log_deliver(reg, d, d->taken, now);
+	registry_expire_grace(reg, d, now);
 	device_recount(reg, d);
 	return true;
 }

@@ -29,8 +29,12 @@ void
 registry_log_trim(struct registry *reg, struct reg_device *d, uint64_t now)
 {
 	const struct registry_limits *l = &reg->limits;
-	uint64_t min = device_min_cursor(d);
+	uint64_t min;
+	bool ended = false;
 
+	/* What a stream that read on, or ended, held back is delivered now. */
+	registry_log_deliver(reg, d, d->taken, now);
+	min = device_min_cursor(d);
 	while (d->count > 0) {
 		struct registry_msg *m = d->ring[d->head];
 		bool over =
@@ -44,11 +48,13 @@ registry_log_trim(struct registry *reg, struct reg_device *d, uint64_t now)
 		if (!over && (m->seq > min || m->t_ms + l->replay_ms > now))
 			break;
 		/* Past the retention bound, even what is not yet taken goes. */
-		if (m->seq > d->delivered)
+		if (m->seq > d->taken)
 			reg->dropped++;
-		device_overflow_behind(reg, d, m->seq);
+		ended |= device_overflow_behind(reg, d, m->seq);
 		registry_log_drop_oldest(reg, d);
 	}
+	if (ended)
+		registry_log_deliver(reg, d, d->taken, now);
 	device_recount(reg, d);
 }
 
@@ -101,7 +107,7 @@ registry_log_start(struct registry *reg, struct reg_device *d,
 
 	memset(start, 0, sizeof(*start));
 	/* With no usable id: live only, or what was held while away. */
-	cursor = live ? d->last_seq : (d->delivered > lo ? d->delivered : lo);
+	cursor = live ? d->last_seq : (d->taken > lo ? d->taken : lo);
 	if ((resume->kind == REGISTRY_RESUME_AT && resume->id <= reg->last_id &&
 	        resume->id >= d->floor_id) ||
 	    (resume->kind == REGISTRY_RESUME_FROM &&
@@ -122,7 +128,7 @@ registry_log_start(struct registry *reg, struct reg_device *d,
 		                                       : "event id too old";
 	else if (resume->kind == REGISTRY_RESUME_UNKNOWN)
 		start->reason = "unknown event id";
-	else if (!live && d->delivered < lo)
+	else if (!live && d->taken < lo)
 		start->reason = "messages were dropped while away";
 	if (start->reason != NULL) {
 		start->reset = true;
@@ -157,20 +163,41 @@ registry_log_restart(struct registry *reg, struct reg_device *d, uint64_t id)
 {
 	while (d->count > 0)
 		registry_log_drop_oldest(reg, d);
-	d->delivered = d->last_seq;
+	d->taken = d->delivered = d->last_seq;
 	d->floor_id = d->top_id = id;
 	device_recount(reg, d);
 }
 
-/* Messages of d up to seq upto count as delivered now (retained). */
+/*
+ * A stream of d took, or started past, every message up to upto (or
+ * nothing new: upto is d->taken).  What was taken counts as delivered
+ * (its replay window starts now; it goes on reg->retained, where the
+ * memory budget may evict it), but not past the cursor of a live stream
+ * still reading its backlog (below its start_seq): a sibling that starts
+ * live, or takes a newer message, passes over that backlog, and were it
+ * delivered, an eviction would end the stream that reads it and lose
+ * what it has yet to read.  A stream that lags once past its start
+ * holds nothing back: what its sibling took is delivered, and it is
+ * ended when that is evicted.  When the reader reads on or ends,
+ * registry_log_trim() catches the mark up.  The delivered messages stay
+ * a prefix of the log, in order.
+ */
 void
 registry_log_deliver(
     struct registry *reg, struct reg_device *d, uint64_t upto, uint64_t now)
 {
+	const struct registry_stream *s;
 	uint64_t q;
 
-	if (upto <= d->delivered)
-		return;
+	if (upto > d->taken)
+		d->taken = upto;
+	upto = d->taken;
+	DL_FOREACH(d->streams, s)
+	{
+		if (stream_live(s) && s->cursor < s->start_seq &&
+		    s->cursor < upto)
+			upto = s->cursor;
+	}
 	q = d->delivered + 1;
 	if (q < d->first_seq)
 		q = d->first_seq;
@@ -181,6 +208,7 @@ registry_log_deliver(
 		m->retained = true;
 		DL_APPEND2(reg->retained, m, rprev, rnext);
 	}
-	d->delivered = upto;
+	if (upto > d->delivered)
+		d->delivered = upto;
 	device_recount(reg, d);
 }

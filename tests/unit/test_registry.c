@@ -2221,6 +2221,180 @@ test_registry_laggard_own_posts(void **state)
 }
 
 /*
+ * A device's first stream back from away still reading what was held for
+ * it, and a second stream of the device starting live: the second starts
+ * past that backlog, but it is not delivered while the first reads it,
+ * and a sibling's take of a newer message does not make it so either.
+ * The budget full for another device does not end the reader (its start
+ * once counted the backlog delivered, and eviction ended the reader and
+ * dropped what it had not read): the POST is refused.  Once read, it is
+ * delivered and makes room.
+ */
+static void
+test_registry_memory_budget_sibling_spares_reader(void **state)
+{
+	struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100,
+	    .queue_bytes = 40,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *live, *reader, *second, *s;
+	struct registry_stats stats;
+	enum registry_error err;
+	uint64_t held[3], newest, first = 0, last = 0;
+
+	(void)state;
+	fake_now = 300000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	s = subscribe(reg, "u", "x", &err);
+	registry_unsubscribe(reg, s);
+	for (int i = 0; i < 3; i++) {
+		held[i] = publish_len(reg, "x", 30, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	reader = subscribe(reg, "u", "x", &err);
+	second = subscribe(reg, "u", "x", &err);
+	newest = publish_len(reg, "x", 10, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(drain(reg, second, &first, NULL), 1);
+	assert_int_equal(first, newest);
+	/* Within stuck_ms of its start: reading, not stuck. */
+	fake_now += 100;
+	publish_len(reg, "live", 30, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	assert_int_equal(stats.evicted, 0);
+	assert_int_equal(stats.dropped, 0);
+	/* The reader gets all of it, once, in order. */
+	assert_int_equal(drain(reg, reader, &first, &last), 4);
+	assert_int_equal(first, held[0]);
+	assert_int_equal(last, newest);
+	/* Read: delivered, and the oldest make room. */
+	publish_len(reg, "live", 30, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	assert_int_equal(stats.evicted, 1);
+	assert_int_equal(stats.dropped, 0);
+	assert_int_equal(drain(reg, live, NULL, NULL), 1);
+	assert_int_equal(drain(reg, reader, NULL, NULL), 0);
+	assert_int_equal(drain(reg, second, NULL, NULL), 0);
+	registry_unsubscribe(reg, reader);
+	registry_unsubscribe(reg, second);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+/*
+ * The same two streams, but the first never reads: not ended before
+ * stuck_ms; then it is, and the backlog the second started past is
+ * delivered (no live stream of the device reads it any more): evicted,
+ * not dropped, making room in the same POST.  The second goes on.
+ */
+static void
+test_registry_memory_budget_sibling_stuck(void **state)
+{
+	struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100,
+	    .queue_bytes = 40,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *live, *stuck, *second;
+	struct registry_stats stats;
+	enum registry_error err;
+	uint64_t id, first = 0;
+
+	(void)state;
+	fake_now = 400000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	stuck = stuck_with_backlog(reg, "x", 3, 30);
+	second = subscribe(reg, "u", "x", &err);
+	publish_len(reg, "live", 30, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	/* Stuck: ended, and its backlog makes room for this very POST. */
+	fake_now += 1000;
+	publish_len(reg, "live", 30, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_true(overflowed(reg, stuck));
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 1);
+	assert_int_equal(stats.dropped, 0);
+	assert_int_equal(stats.evicted, 1);
+	assert_int_equal(drain(reg, live, NULL, NULL), 1);
+	registry_unsubscribe(reg, stuck);
+	id = publish_len(reg, "x", 10, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(drain(reg, second, &first, NULL), 1);
+	assert_int_equal(first, id);
+	registry_unsubscribe(reg, second);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+/*
+ * A stream replaying delivered messages holds back the delivery of what
+ * its sibling takes meanwhile; ended for room (an eviction from under
+ * it, or the retention bound), it holds nothing back any more: what the
+ * sibling took is delivered at once, and makes room in the same POST.
+ */
+static void
+test_registry_memory_budget_replayer_ended(void **state)
+{
+	struct registry_limits l = {
+	    .replay_ms = 600000, .grace_ms = 600000, .max_message_bytes = 100};
+	enum registry_error err;
+
+	(void)state;
+	for (int bound = 0; bound < 2; bound++) {
+		struct registry *reg;
+		struct registry_stream *a, *r, *c;
+		struct registry_stats stats;
+		struct registry_start st;
+		size_t len = bound ? 20 : 30;
+
+		l.replay_max = bound ? 3 : 0;
+		reg = registry_new(&l);
+		a = resume_at(reg, "d1", REGISTRY_RESUME_NONE, 0, &st);
+		c = subscribe(reg, "u", "d2", &err);
+		publish_len(reg, "d1", len, &err);
+		publish_len(reg, "d1", len, &err);
+		assert_int_equal(drain(reg, a, NULL, NULL), 2);
+		r = resume_at(reg, "d1", REGISTRY_RESUME_AT, st.id, &st);
+		assert_false(st.reset);
+		publish_len(reg, "d1", len, &err);
+		assert_int_equal(drain(reg, a, NULL, NULL), 1);
+		if (bound) {
+			/* The fourth passes replay_max: r loses the first. */
+			publish_len(reg, "d1", len, &err);
+			assert_true(overflowed(reg, r));
+		}
+		/* 90 kept; past the bound 60, 20 of them not taken by a. */
+		publish_len(reg, "d2", 80, &err);
+		assert_int_equal(err, REGISTRY_OK);
+		assert_true(overflowed(reg, r));
+		registry_stats(reg, &stats);
+		assert_int_equal(stats.overflows, 1);
+		assert_int_equal(stats.evicted, bound ? 2 : 3);
+		assert_int_equal(stats.dropped, 0);
+		assert_int_equal(drain(reg, a, NULL, NULL), bound);
+		assert_int_equal(drain(reg, c, NULL, NULL), 1);
+		registry_unsubscribe(reg, r);
+		registry_unsubscribe(reg, a);
+		registry_unsubscribe(reg, c);
+		registry_free(reg);
+	}
+}
+
+/*
  * A cluster replay refused for memory cuts the device and lets the
  * stream go on after the hole: what was cut is not its lag, and the walk
  * leaves it alone.
@@ -2540,6 +2714,9 @@ main(void)
 	    cmocka_unit_test(test_registry_memory_budget_cut_not_lag),
 	    cmocka_unit_test(test_registry_laggard_clock_read_before_lock),
 	    cmocka_unit_test(test_registry_laggard_own_posts),
+	    cmocka_unit_test(test_registry_memory_budget_sibling_spares_reader),
+	    cmocka_unit_test(test_registry_memory_budget_sibling_stuck),
+	    cmocka_unit_test(test_registry_memory_budget_replayer_ended),
 	    cmocka_unit_test(test_registry_memory_budget_held_order),
 	    cmocka_unit_test(test_registry_close_refuses_unkept),
 	    cmocka_unit_test(test_registry_grace_order),
