@@ -9,6 +9,9 @@
 #ifndef BEEP_LOG_H
 #define BEEP_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG__MAX };
 
 enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON, LOG_FORMAT__MAX };
@@ -30,6 +33,22 @@ int log_format_parse(const char *s);
 
 void log_write(enum log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * A line that traffic can repeat at will (a client's streams falling
+ * behind, a thread limit every accept meets) is logged at most once per
+ * LOG_LIMIT_MS: log_limit_pass() says whether this one is, and how many
+ * were held back since the last that was (*held), for the line to say.
+ * Zeroed: nothing logged yet.  Lock-free.
+ */
+#define LOG_LIMIT_MS 1000
+
+struct log_limit {
+	_Atomic uint64_t last_ms; /* when one was last let through; 0: never */
+	_Atomic uint64_t held;    /* held back since */
+};
+
+bool log_limit_pass(struct log_limit *l, uint64_t now_ms, uint64_t *held);
 
 #define log_debug(...) log_write(LOG_DEBUG, LOG_MODULE, __VA_ARGS__)
 #define log_info(...) log_write(LOG_INFO, LOG_MODULE, __VA_ARGS__)

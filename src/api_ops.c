@@ -49,13 +49,13 @@ api_refusing(struct api *api, struct registry_stats *st)
 void
 api_warn_full(struct api *api)
 {
-	static _Atomic uint64_t last_ms;
-	uint64_t now = util_now_ms(), was = atomic_load(&last_ms);
+	static struct log_limit limit;
+	uint64_t held;
 
-	if (now - was >= 1000 &&
-	    atomic_compare_exchange_strong(&last_ms, &was, now))
-		log_warn("stream limit reached (%zu): refusing subscribes",
-		    api->config->max_streams);
+	if (log_limit_pass(&limit, util_now_ms(), &held))
+		log_warn("stream limit reached (%zu): refusing subscribes "
+		         "(%llu more not logged)",
+		    api->config->max_streams, (unsigned long long)held);
 }
 
 static bool

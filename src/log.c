@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -155,4 +156,18 @@ log_write(enum log_level level, const char *module, const char *fmt, ...)
 	/* One write per line, so lines from threads never interleave. */
 	if (write(STDERR_FILENO, line, n) < 0)
 		return;
+}
+
+bool
+log_limit_pass(struct log_limit *l, uint64_t now_ms, uint64_t *held)
+{
+	uint64_t was = atomic_load(&l->last_ms);
+
+	if ((was != 0 && now_ms - was < LOG_LIMIT_MS) ||
+	    !atomic_compare_exchange_strong(&l->last_ms, &was, now_ms)) {
+		atomic_fetch_add(&l->held, 1);
+		return false;
+	}
+	*held = atomic_exchange(&l->held, 0);
+	return true;
 }

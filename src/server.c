@@ -320,14 +320,13 @@ server_spawn(struct server *srv)
 	int rc = pthread_create(&tid, &srv->attr, server_worker, srv);
 
 	if (rc != 0) {
-		/* At a thread limit every accept fails so: once a second. */
-		static _Atomic uint64_t last_ms;
-		uint64_t now = util_now_ms(), was = atomic_load(&last_ms);
+		/* At a thread limit every accept fails so. */
+		static struct log_limit limit;
+		uint64_t held;
 
-		if (now - was >= 1000 &&
-		    atomic_compare_exchange_strong(&last_ms, &was, now))
-			log_error("pthread_create: %s (at most once a second)",
-			    strerror(rc));
+		if (log_limit_pass(&limit, util_now_ms(), &held))
+			log_error("pthread_create: %s (%llu more not logged)",
+			    strerror(rc), (unsigned long long)held);
 		pthread_mutex_lock(&srv->lock);
 		srv->workers--;
 		atomic_store(&srv->spawn_failing, true);

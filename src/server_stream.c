@@ -241,18 +241,36 @@ static const char *const stream_end_why[REGISTRY_WAKE__MAX] = {
 };
 
 /*
- * Log why the stream ended.  Out of line: kept in server_stream() past
- * the calls that follow, wake would take room in the frame its thread
- * sleeps under (one stack page: see server_stack_trim()).
+ * Log why the stream ended, and warn when its client fell behind or
+ * stopped reading (timed_out: a write took BEEP_WRITE_TIMEOUT).  A client
+ * can make as many such streams as it may open, so the warnings are
+ * limited (log_limit_pass()); the metrics count each.  Out of line: kept
+ * in server_stream() past the calls that follow, wake would take room in
+ * the frame its thread sleeps under (one stack page: see
+ * server_stack_trim()).
  */
-static void stream_log_end(uint64_t id, enum registry_wake wake)
-    __attribute__((noinline, cold));
+static void stream_log_end(const struct server *srv, uint64_t id,
+    enum registry_wake wake, bool timed_out) __attribute__((noinline, cold));
 
 static void
-stream_log_end(uint64_t id, enum registry_wake wake)
+stream_log_end(const struct server *srv, uint64_t id, enum registry_wake wake,
+    bool timed_out)
 {
+	static struct log_limit behind_log, slow_log;
+	uint64_t held;
+
 	log_debug("stream %llu ended: %s", (unsigned long long)id,
 	    wake < REGISTRY_WAKE__MAX ? stream_end_why[wake] : "?");
+	if (wake == REGISTRY_OVERFLOW &&
+	    log_limit_pass(&behind_log, util_now_ms(), &held))
+		log_warn("stream %llu fell too far behind: closing it (%llu "
+		         "more not logged)",
+		    (unsigned long long)id, (unsigned long long)held);
+	if (timed_out && log_limit_pass(&slow_log, util_now_ms(), &held))
+		log_warn("stream %llu: a write took longer than %us: closing "
+		         "it (%llu more not logged)",
+		    (unsigned long long)id, srv->config->write_timeout,
+		    (unsigned long long)held);
 }
 
 /*
@@ -339,24 +357,15 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 			stream_out_write(&out, &b);
 			break;
 		} else {
-			if (wake == REGISTRY_OVERFLOW)
-				log_warn("stream %llu fell too far behind: "
-				         "closing it",
-				    (unsigned long long)ev.data.u64);
 			break;
 		}
 	}
-	stream_log_end(ev.data.u64, wake);
+	stream_log_end(srv, ev.data.u64, wake, out.timed_out);
 	if (watched)
 		epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, out.fd, NULL);
-	if (out.timed_out) {
-		/* The client stopped reading; it replays when it comes back. */
-		log_warn(
-		    "stream %llu: a write took longer than %us: closing it",
-		    (unsigned long long)ev.data.u64,
-		    srv->config->write_timeout);
+	/* The client stopped reading; it replays when it comes back. */
+	if (out.timed_out)
 		metrics_write_timeout();
-	}
 done:
 	stream_out_end(&out, req);
 	registry_unsubscribe(srv->reg, s);

@@ -117,6 +117,29 @@ test_log_json_long(void **state)
 	assert_int_equal(log_format_parse("xml"), -1);
 }
 
+/*
+ * A line traffic can repeat: the first goes, the next within LOG_LIMIT_MS
+ * are held back and counted, and the first after it says how many.
+ */
+static void
+test_log_limit(void **state)
+{
+	struct log_limit l = {0};
+	uint64_t held = 99;
+
+	(void)state;
+	assert_true(log_limit_pass(&l, 5000, &held));
+	assert_int_equal(held, 0);
+	for (int i = 0; i < 3; i++)
+		assert_false(
+		    log_limit_pass(&l, 5000 + LOG_LIMIT_MS - 1, &held));
+	assert_true(log_limit_pass(&l, 5000 + LOG_LIMIT_MS, &held));
+	assert_int_equal(held, 3);
+	assert_false(log_limit_pass(&l, 5000 + LOG_LIMIT_MS, &held));
+	assert_true(log_limit_pass(&l, 5000 + 5 * LOG_LIMIT_MS, &held));
+	assert_int_equal(held, 1);
+}
+
 int
 main(void)
 {
@@ -124,6 +147,7 @@ main(void)
 	    cmocka_unit_test(test_log_text),
 	    cmocka_unit_test(test_log_json),
 	    cmocka_unit_test(test_log_json_long),
+	    cmocka_unit_test(test_log_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
