@@ -359,7 +359,13 @@ export class Rig {
 			    'lighttpd socket path');
 			fs.writeFileSync(path.join(dir, 'beep-signal.conf'), site);
 			const main = path.join(dir, 'lighttpd.conf');
+			// Debian 12's /etc/lighttpd/lighttpd.conf, where the shipped
+			// file is included from (conf-enabled), but for paths and
+			// ports: its modules, before and after, its
+			// url.access-deny, its HTTP/2 and its parse options.
 			fs.writeFileSync(main, [
+				'server.modules = ( "mod_indexfile", "mod_access",',
+				'  "mod_alias", "mod_redirect" )',
 				`server.document-root = "${path.join(dir, 'www')}"`,
 				`server.bind = "127.0.0.1"`,
 				`server.port = ${port}`,
@@ -377,7 +383,16 @@ export class Rig {
 				'  "url-path-2f-decode" => "enable",',
 				'  "url-path-dotseg-remove" => "enable",',
 				')',
-				`include "${path.join(dir, 'beep-signal.conf')}"`, '',
+				'server.feature-flags += ("server.h2proto" => "enable")',
+				'server.feature-flags += ("server.h2c" => "enable")',
+				'server.feature-flags += ' +
+				    '("server.graceful-shutdown-timeout" => 5)',
+				'index-file.names = ( "index.php", "index.html" )',
+				'url.access-deny = ( "~", ".inc" )',
+				'static-file.exclude-extensions = ( ".php", ".pl", ".fcgi" )',
+				`include "${path.join(dir, 'beep-signal.conf')}"`,
+				'server.modules += ( "mod_dirlisting", "mod_staticfile" )',
+				'',
 			].join('\n'));
 			// No server.errorlog: lighttpd logs to stderr (ours).
 			return launch('lighttpd', ['-D', '-f', main],
