@@ -224,6 +224,38 @@ test('nginx: the backend out of reach, EventSource gets a stream it retries',
 	    'only a GET is a stream');
 });
 
+// nginx out of connection slots (worker_connections; Debian's nginx.conf
+// has 768 a worker and each stream holds two) or descriptors accepts a
+// client but cannot open its FastCGI connection: its own 500, which
+// EventSource takes as final as it does a 502. With 25 slots, the
+// listener, the kept FastCGI connection and 11 streams leave one: every
+// next subscribe is accepted and gets the 500, until a stream ends.
+test('nginx: out of connections, EventSource gets a stream it retries',
+    T, async (t) => {
+	const rig = new FrontRig(t, 'nginx-full');
+	await rig.startListen();
+	await rig.startNginx({ workerConnections: 25 });
+	const held = [];
+	let answer;
+	for (let i = 0; i < 20 && !answer; i++) {
+		const p = subPath(uid('full'), 'd');
+		const s = await rig.open(p).catch(() => null);
+		if (s?.status === 200) {
+			await s.waitComments(1, 5000);
+			held.push(s);
+		} else if (s) {
+			answer = s.status;
+			await s.text();
+		}
+	}
+	t.diagnostic(`${held.length} streams, then ${answer}`);
+	assert.equal(answer, 500, 'nginx\'s own 500 once full');
+	await expectRefusedStream(rig, subPath(uid('full'), 'd'), 500,
+	    'front unavailable', { front: true });
+	for (const s of held)
+		s.close();
+});
+
 // A cluster's node on another host that is down drops the connect: nginx
 // answers 504 after fastcgi_connect_timeout on every node, which
 // EventSource takes as final as it does a 502. Every node here is a TCP
@@ -324,7 +356,9 @@ test('every shipped front config answers an unreachable backend alike', T,
 		    `${f}: the subscribe location's 504`);
 		// The cluster file's maps are its own (both may share an
 		// http {}): $beep_cluster_X there for $beep_X.
-		return ['down', 'timeout'].map((name) => text.match(new RegExp(
+		assert.match(text, /location \/subscribe\/ \{[^}]*\n\t\terror_page 500 = \$beep[a-z_]*stream_error;/,
+		    `${f}: the subscribe location's 500`);
+		return ['down', 'timeout', 'error'].map((name) => text.match(new RegExp(
 		    `\\n\\tlocation @beep_stream_${name} \\{\\n[^]*?\\n\\t\\}\\n`))?.[0]
 		    ?.replaceAll('$beep_cluster_', '$beep_'));
 	});
@@ -334,6 +368,11 @@ test('every shipped front config answers an unreachable backend alike', T,
 	assert.equal(timeout?.replace('@beep_stream_timeout', '@beep_stream_down')
 	    .replace('\\"status\\":504', '\\"status\\":502'), down,
 	    'conf/nginx.conf: @beep_stream_timeout as @beep_stream_down');
+	// The 500's too, with its own error.
+	assert.equal(nginx[0][2]?.replace('@beep_stream_error', '@beep_stream_down')
+	    .replace('\\"status\\":500', '\\"status\\":502')
+	    .replace('front unavailable', 'backend unavailable'), down,
+	    'conf/nginx.conf: @beep_stream_error as @beep_stream_down');
 	assert.deepEqual(nginx[1], nginx[0], 'conf/nginx-cluster.conf as nginx.conf');
 });
 

@@ -309,8 +309,9 @@ export class Rig {
 	// conf: the shipped server block (conf/nginx.conf); sockets: each
 	// socket path in it and the one to put there (the rig's backend's);
 	// edit(site) may change it further.
+	// workerConnections: nginx's worker_connections (one worker).
 	startNginx({ conf = NGINX_CONF, sockets = { [PROD_SOCKET]: this.sock },
-	    edit = (site) => site } = {}) {
+	    edit = (site) => site, workerConnections = 1024 } = {}) {
 		const dir = path.join(this.dir, 'nginx');
 		fs.mkdirSync(dir);
 		fs.copyFileSync('/etc/nginx/fastcgi_params',
@@ -332,7 +333,7 @@ export class Rig {
 				'worker_processes 1;',
 				`pid ${path.join(dir, 'nginx.pid')};`,
 				'error_log stderr notice;',
-				'events { worker_connections 1024; }',
+				`events { worker_connections ${workerConnections}; }`,
 				'http {',
 				`  access_log ${path.join(dir, 'access.log')};`,
 				`  ${temp('client_body')}`,
