@@ -565,7 +565,9 @@ registry_displace(struct registry *reg, struct registry_stream *s, uint64_t tag)
 /*
  * Whether s is further behind d's log than its queue allows, counted from
  * where it started (its backlog, bounded by the replay limits, is not
- * queued messages).  Locked.
+ * queued messages).  One message is never too many bytes: a message over
+ * queue_bytes (which may be set below BEEP_MAX_BODY) would otherwise end
+ * every stream it is posted to, however fast it reads.  Locked.
  */
 static bool
 stream_overflows(const struct registry *reg, const struct reg_device *d,
@@ -576,7 +578,8 @@ stream_overflows(const struct registry *reg, const struct reg_device *d,
 	    s->bytes_out > s->start_bytes ? s->bytes_out : s->start_bytes;
 
 	return d->last_seq - seq > reg->limits.queue_messages ||
-	    d->bytes_in - bytes > reg->limits.queue_bytes;
+	    (d->last_seq - seq > 1 &&
+	        d->bytes_in - bytes > reg->limits.queue_bytes);
 }
 
 static void device_cut(struct registry *reg, struct reg_device *d, uint64_t id,

@@ -712,6 +712,35 @@ test_registry_byte_overflow(void **state)
 	registry_free(reg);
 }
 
+/*
+ * A message over queue_bytes alone does not end a stream that reads (it
+ * ended every stream it was posted to); a second behind it does.
+ */
+static void
+test_registry_byte_overflow_one_message(void **state)
+{
+	struct registry_limits l = {.queue_bytes = 10};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *s;
+	struct registry_batch b;
+	enum registry_error err;
+
+	(void)state;
+	s = subscribe(reg, "u", "d", &err);
+	publish_str(reg, "u", "d", "a message of more than ten bytes", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 1);
+	registry_batch_release(&b);
+	publish_str(reg, "u", "d", "and another of more than ten", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	publish_str(reg, "u", "d", "x", &err); /* two behind, over 10 bytes */
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_OVERFLOW);
+	registry_unsubscribe(reg, s);
+	registry_free(reg);
+}
+
 static void
 test_registry_max_streams(void **state)
 {
@@ -2686,6 +2715,7 @@ main(void)
 	    cmocka_unit_test(test_registry_hangup),
 	    cmocka_unit_test(test_registry_overflow),
 	    cmocka_unit_test(test_registry_byte_overflow),
+	    cmocka_unit_test(test_registry_byte_overflow_one_message),
 	    cmocka_unit_test(test_registry_max_streams),
 	    cmocka_unit_test(test_registry_churn),
 	    cmocka_unit_test(test_registry_resume),
