@@ -144,6 +144,14 @@ http_id_valid(const char *s, size_t len, size_t max_len)
 
 	if (len == 0 || len > max_len)
 		return false;
+	/*
+	 * "." and "..": browsers and some fronts (lighttpd) resolve them,
+	 * %2E-escaped too, as steps of the path, so no page could reach
+	 * such an id, and each front would route it its own way.
+	 */
+	if ((len == 1 && s[0] == '.') ||
+	    (len == 2 && s[0] == '.' && s[1] == '.'))
+		return false;
 	while (len > 0) {
 		size_t n = http_utf8_next(p, len, &cp);
 

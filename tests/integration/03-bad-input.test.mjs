@@ -323,6 +323,7 @@ describe('small limits (BEEP_MAX_BODY=1024, BEEP_MAX_ID=16)', () => {
 			'%C3%28', '%FF', '%FE', '%C3', '%80',      // invalid UTF-8
 			'%C0%AF', '%E0%80%AF', '%ED%A0%80',        // overlong, surrogate
 			'%F4%90%80%80', '%F8%88%80%80%80',         // > U+10FFFF
+			'%2E', '%2E%2E', '%2e%2e',                 // path steps
 		];
 		const check = (r, what, strict) => {
 			if (strict || /json/i.test(r.headers['content-type'] || ''))

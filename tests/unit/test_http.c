@@ -81,6 +81,11 @@ test_http_id(void **state)
 	assert_true(http_id_valid("bob", 3, 256));
 	assert_true(http_id_valid("caf\xc3\xa9", 5, 256));
 	assert_true(http_id_valid("a/b c", 5, 256));
+	/* Path steps to a browser and to lighttpd: no page reaches them. */
+	assert_false(http_id_valid(".", 1, 256));
+	assert_false(http_id_valid("..", 2, 256));
+	assert_true(http_id_valid("...", 3, 256));
+	assert_true(http_id_valid(".a", 2, 256));
 	assert_false(http_id_valid("", 0, 256));
 	assert_false(http_id_valid("a\nb", 3, 256));
 	assert_false(http_id_valid("a\0b", 3, 256));
