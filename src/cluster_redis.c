@@ -209,8 +209,14 @@ redis_state(atomic_bool *flag, bool up, const char *what, const char *why)
 static void
 redis_complete(struct cluster *cl, struct cluster_job *j, redisReply *r)
 {
-	if (r != NULL && r->type == REDIS_REPLY_ERROR)
-		log_error("redis: %s", r->str);
+	/* One per POST while Redis refuses writes (MISCONF, OOM...). */
+	static struct log_limit limit;
+	uint64_t held;
+
+	if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+	    log_limit_pass(&limit, util_now_ms(), &held))
+		log_error("redis: %s (%llu more not logged)", r->str,
+		    (unsigned long long)held);
 	j->reply = r;
 	j->done = true;
 	cluster_presence_answer(cl, j);
