@@ -556,8 +556,13 @@ registry_displace(struct registry *reg, struct registry_stream *s, uint64_t tag)
 	pthread_mutex_lock(&reg->lock);
 	s->tag = tag;
 	old = tag != 0 ? device_tagged(s->device, tag, s) : NULL;
-	if (old != NULL)
+	if (old != NULL) {
+		struct reg_device *d = old->device;
+
 		stream_replace(reg, old);
+		/* A backlog old held back from a sibling is delivered now. */
+		registry_log_deliver(reg, d, d->taken, registry_now(reg));
+	}
 	pthread_mutex_unlock(&reg->lock);
 	return old != NULL;
 }

@@ -183,8 +183,13 @@ registry_hangup(struct registry *reg, uint64_t stream_id)
 	pthread_mutex_lock(&reg->lock);
 	HASH_FIND(hh, reg->streams, &stream_id, sizeof(stream_id), s);
 	if (s != NULL) {
+		struct reg_device *d = s->device;
+		uint64_t now = registry_now(reg);
+
 		s->gone = true;
-		registry_expire_grace(reg, s->device, registry_now(reg));
+		/* A backlog it held back from a sibling is delivered now. */
+		registry_log_deliver(reg, d, d->taken, now);
+		registry_expire_grace(reg, d, now);
 		pthread_cond_signal(&s->cond);
 	}
 	pthread_mutex_unlock(&reg->lock);

@@ -179,8 +179,9 @@ registry_log_restart(struct registry *reg, struct reg_device *d, uint64_t id)
  * what it has yet to read.  A stream that lags once past its start
  * holds nothing back: what its sibling took is delivered, and it is
  * ended when that is evicted.  When the reader reads on or ends,
- * registry_log_trim() catches the mark up.  The delivered messages stay
- * a prefix of the log, in order.
+ * registry_log_trim() catches the mark up, and so do registry_hangup()
+ * and registry_displace() when they end it before its thread does.  The
+ * delivered messages stay a prefix of the log, in order.
  */
 void
 registry_log_deliver(

@@ -2370,6 +2370,64 @@ test_registry_memory_budget_sibling_stuck(void **state)
 }
 
 /*
+ * The same two streams; the reader's client leaves (registry_hangup()) or
+ * a newer stream of its client displaces it (registry_displace()) before
+ * its thread ends it.  It holds back nothing from then on: the backlog its
+ * sibling started past is delivered at once and makes room for a POST to
+ * another device, as when the reader's thread has ended it (it was
+ * neither held nor retained, and the POST was refused until then).
+ */
+static void
+test_registry_memory_budget_sibling_reader_left(void **state)
+{
+	struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100,
+	    .queue_bytes = 40,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	enum registry_error err;
+
+	(void)state;
+	for (int displaced = 0; displaced < 2; displaced++) {
+		struct registry *reg;
+		struct registry_stream *live, *reader, *second, *next = NULL;
+		struct registry_stats stats;
+
+		fake_now = 500000;
+		reg = registry_new(&l);
+		live = subscribe(reg, "u", "live", &err);
+		reader = stuck_with_backlog(reg, "x", 3, 30);
+		second = subscribe(reg, "u", "x", &err);
+		publish_len(reg, "x", 10, &err);
+		assert_int_equal(err, REGISTRY_OK);
+		assert_int_equal(drain(reg, second, NULL, NULL), 1);
+		if (displaced) {
+			registry_stream_tag(reg, reader, 7);
+			next = subscribe(reg, "u", "x", &err);
+			assert_true(registry_displace(reg, next, 7));
+		} else {
+			registry_hangup(reg, registry_stream_id(reader));
+		}
+		/* Within stuck_ms: no walk ends anything; eviction makes room. */
+		fake_now += 100;
+		publish_len(reg, "live", 30, &err);
+		assert_int_equal(err, REGISTRY_OK);
+		registry_stats(reg, &stats);
+		assert_int_equal(stats.overflows, 0);
+		assert_int_equal(stats.dropped, 0);
+		assert_true(stats.evicted > 0);
+		assert_int_equal(drain(reg, live, NULL, NULL), 1);
+		registry_unsubscribe(reg, reader);
+		if (next != NULL)
+			registry_unsubscribe(reg, next);
+		registry_unsubscribe(reg, second);
+		registry_unsubscribe(reg, live);
+		registry_free(reg);
+	}
+}
+
+/*
  * A stream replaying delivered messages holds back the delivery of what
  * its sibling takes meanwhile; ended for room (an eviction from under
  * it, or the retention bound), it holds nothing back any more: what the
@@ -2746,6 +2804,7 @@ main(void)
 	    cmocka_unit_test(test_registry_laggard_own_posts),
 	    cmocka_unit_test(test_registry_memory_budget_sibling_spares_reader),
 	    cmocka_unit_test(test_registry_memory_budget_sibling_stuck),
+	    cmocka_unit_test(test_registry_memory_budget_sibling_reader_left),
 	    cmocka_unit_test(test_registry_memory_budget_replayer_ended),
 	    cmocka_unit_test(test_registry_memory_budget_held_order),
 	    cmocka_unit_test(test_registry_close_refuses_unkept),
