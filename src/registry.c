@@ -570,9 +570,11 @@ registry_displace(struct registry *reg, struct registry_stream *s, uint64_t tag)
 /*
  * Whether s is further behind d's log than its queue allows, counted from
  * where it started (its backlog, bounded by the replay limits, is not
- * queued messages).  One message is never too many bytes: a message over
- * queue_bytes (which may be set below BEEP_MAX_BODY) would otherwise end
- * every stream it is posted to, however fast it reads.  Locked.
+ * queued messages).  The next message it is to take is not counted in
+ * bytes: one over queue_bytes (which may be set below BEEP_MAX_BODY)
+ * would otherwise end every stream it is posted to, however fast it
+ * reads, and so would an ICE candidate posted right after a big offer.
+ * Locked.
  */
 static bool
 stream_overflows(const struct registry *reg, const struct reg_device *d,
@@ -581,10 +583,15 @@ stream_overflows(const struct registry *reg, const struct reg_device *d,
 	uint64_t seq = s->cursor > s->start_seq ? s->cursor : s->start_seq;
 	uint64_t bytes =
 	    s->bytes_out > s->start_bytes ? s->bytes_out : s->start_bytes;
+	uint64_t behind = d->bytes_in - bytes;
 
+	if (d->last_seq == seq)
+		return false;
+	if (seq + 1 >= d->first_seq && d->count > 0 &&
+	    behind >= device_log_at(d, seq + 1)->len)
+		behind -= device_log_at(d, seq + 1)->len;
 	return d->last_seq - seq > reg->limits.queue_messages ||
-	    (d->last_seq - seq > 1 &&
-	        d->bytes_in - bytes > reg->limits.queue_bytes);
+	    behind > reg->limits.queue_bytes;
 }
 
 static void device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
