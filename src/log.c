@@ -163,7 +163,8 @@ log_limit_pass(struct log_limit *l, uint64_t now_ms, uint64_t *held)
 {
 	uint64_t was = atomic_load(&l->last_ms);
 
-	if ((was != 0 && now_ms - was < LOG_LIMIT_MS) ||
+	/* A clock read before another thread's pass may be behind was. */
+	if ((was != 0 && now_ms < was + LOG_LIMIT_MS) ||
 	    !atomic_compare_exchange_strong(&l->last_ms, &was, now_ms)) {
 		atomic_fetch_add(&l->held, 1);
 		return false;

@@ -138,6 +138,8 @@ test_log_limit(void **state)
 	assert_false(log_limit_pass(&l, 5000 + LOG_LIMIT_MS, &held));
 	assert_true(log_limit_pass(&l, 5000 + 5 * LOG_LIMIT_MS, &held));
 	assert_int_equal(held, 1);
+	/* A clock read before that pass, by another thread: held back. */
+	assert_false(log_limit_pass(&l, 5000 + 5 * LOG_LIMIT_MS - 1, &held));
 }
 
 int
