@@ -31,9 +31,10 @@
  * taken, as above) more than replay_ms ago, or more than replay_max (or
  * replay_bytes of) messages are retained.  So a
  * reconnecting client can replay what it missed, and messages for a device
- * in its grace period wait.  Messages waiting for an absent device are
- * bounded by queue_messages and queue_bytes: past that the oldest are
- * dropped and counted, and the device's next stream starts with a reset.
+ * in its grace period wait.  A device's log, delivered or held, is
+ * bounded by replay_max and replay_bytes (registry_log_trim()): past that
+ * the oldest go, those not yet taken counted as dropped, and the device's
+ * next stream starts with a reset.
  * device->floor_id is the highest id the log no longer holds (at creation,
  * the registry's newest id): a client that saw an id below it may have
  * missed something, and gets a reset.  A new stream's cursor is also
