@@ -2149,6 +2149,17 @@ fake_clock(void)
 	return fake_now;
 }
 
+/*
+ * The budget tests on the test clock: room for 100 bytes, a queue of 40,
+ * stuck after a second without taking anything.
+ */
+#define BUDGET_CLOCKED                                                         \
+	{                                                                      \
+		.replay_ms = 600000, .grace_ms = 600000,                       \
+		.max_message_bytes = 100, .queue_bytes = 40, .stuck_ms = 1000, \
+		.clock_ms = fake_clock                                         \
+	}
+
 /* A device away holding n messages of len, then a stream never reading. */
 static struct registry_stream *
 stuck_with_backlog(struct registry *reg, const char *d, int n, size_t len)
@@ -2226,12 +2237,7 @@ test_registry_laggard_clock_read_before_lock(void **state)
 static void
 test_registry_laggard_own_posts(void **state)
 {
-	struct registry_limits l = {.replay_ms = 600000,
-	    .grace_ms = 600000,
-	    .max_message_bytes = 100,
-	    .queue_bytes = 40,
-	    .stuck_ms = 1000,
-	    .clock_ms = fake_clock};
+	const struct registry_limits l = BUDGET_CLOCKED;
 	struct registry *reg;
 	struct registry_stream *live, *e;
 	enum registry_error err;
@@ -2272,12 +2278,7 @@ test_registry_laggard_own_posts(void **state)
 static void
 test_registry_memory_budget_sibling_spares_reader(void **state)
 {
-	struct registry_limits l = {.replay_ms = 600000,
-	    .grace_ms = 600000,
-	    .max_message_bytes = 100,
-	    .queue_bytes = 40,
-	    .stuck_ms = 1000,
-	    .clock_ms = fake_clock};
+	const struct registry_limits l = BUDGET_CLOCKED;
 	struct registry *reg;
 	struct registry_stream *live, *reader, *second, *s;
 	struct registry_stats stats;
@@ -2337,12 +2338,7 @@ test_registry_memory_budget_sibling_spares_reader(void **state)
 static void
 test_registry_memory_budget_sibling_stuck(void **state)
 {
-	struct registry_limits l = {.replay_ms = 600000,
-	    .grace_ms = 600000,
-	    .max_message_bytes = 100,
-	    .queue_bytes = 40,
-	    .stuck_ms = 1000,
-	    .clock_ms = fake_clock};
+	const struct registry_limits l = BUDGET_CLOCKED;
 	struct registry *reg;
 	struct registry_stream *live, *stuck, *second;
 	struct registry_stats stats;
@@ -2390,12 +2386,7 @@ test_registry_memory_budget_sibling_stuck(void **state)
 static void
 test_registry_memory_budget_sibling_reader_left(void **state)
 {
-	struct registry_limits l = {.replay_ms = 600000,
-	    .grace_ms = 600000,
-	    .max_message_bytes = 100,
-	    .queue_bytes = 40,
-	    .stuck_ms = 1000,
-	    .clock_ms = fake_clock};
+	const struct registry_limits l = BUDGET_CLOCKED;
 	enum registry_error err;
 
 	(void)state;
