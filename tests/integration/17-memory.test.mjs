@@ -7,13 +7,20 @@
 //     a POST to a device away gets 503 with Retry-After and a JSON error,
 //     deliveries work again once they drain, and a POST to a device that is
 //     here makes room by dropping what is held for those away.
+//   - A client that comes back to a backlog over its queue and reads
+//     nothing (its socket never read) cannot keep the budget full until
+//     BEEP_WRITE_TIMEOUT: once its stream has taken nothing for a second,
+//     it is ended, and posts to a device that reads are accepted again.
 //   - During a stop, a POST never gets 200/202 for a message then lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import {
-	startStack, uid, poll, postPath, subPath, openSub, isJson,
+	startStack, uid, poll, postPath, subPath, openSub, isJson, withTimeout,
 } from './harness.mjs';
+import { metric } from './faults.mjs';
 import { streamingCaddyfile } from './fronts.mjs';
 
 const T = { timeout: 60000 };
@@ -221,4 +228,176 @@ test('during a stop, a POST no live stream will deliver gets 503, not ' +
 	await stopped;
 	await live.waitEnd();
 	assert.ok(!live.events.some((e) => e.data === 'to live'));
+});
+
+// The budget held by a client that never reads, through Caddy: a device
+// away is held messages (its backlog to be), then comes back with its
+// Last-Event-ID on a raw TCP connection that is never read, so that the
+// backend's writes block once the socket buffers between it, Caddy and the
+// client are full.  Live posts to it fill the rest of the budget (within
+// its queue, so no ordinary overflow ends it).  A POST to a device that
+// reads then gets 503 "message memory full" at first; once the stuck
+// stream has taken nothing for a second (REGISTRY_STUCK_MS), while more
+// than BEEP_STREAM_QUEUE_BYTES behind counting its backlog, the next such
+// POST ends it as if it overflowed: what it held is dropped first and the
+// POST is accepted, long before BEEP_WRITE_TIMEOUT (an hour here) would
+// free anything.  The reading device's stream is never ended, gets the
+// message once and in order, and the stuck client, coming back with the
+// id it had, gets a reset: what it missed is gone.
+test('at BEEP_MAX_MESSAGE_MEMORY: a stream that stopped reading with a ' +
+    'backlog over its queue is ended, and posts to a device that reads ' +
+    'are accepted again', T, async (t) => {
+	// The queue must allow the live posts that fill what the stuck stream
+	// took into the socket buffers (Caddy's send buffer grows to
+	// tcp_wmem's maximum; the client's receive buffer, never read, stays
+	// at tcp_rmem's default; the unix socket's is wmem_default), or its
+	// queue would end it first; the budget is twice that, so that the
+	// stream is then more than its queue behind.
+	const sysctl = (f) => readFileSync(`/proc/sys/net/${f}`, 'utf8')
+	    .trim().split(/\s+/).map(Number);
+	const buffers = sysctl('ipv4/tcp_wmem')[2] + sysctl('ipv4/tcp_rmem')[1] +
+	    sysctl('core/wmem_default')[0];
+	const QUEUE = Math.max(4 * 2 ** 20, 2 * buffers), BUDGET = 2 * QUEUE;
+	const stack = await startStack({ env: {
+		BEEP_MAX_MESSAGE_MEMORY: String(BUDGET),
+		BEEP_STREAM_QUEUE_BYTES: String(QUEUE),
+		BEEP_STREAM_QUEUE: '100000',
+		BEEP_REPLAY_BYTES: String(2 * BUDGET), BEEP_REPLAY_MAX: '100000',
+		BEEP_REPLAY_SECONDS: '600', BEEP_GRACE_SECONDS: '600',
+		BEEP_WRITE_TIMEOUT: '3600', BEEP_KEEPALIVE: '1',
+	} }, t);
+	const c = stack.client();
+	const u = uid('laggard');
+	const big = (tag, i) => `${tag}${i}:`.padEnd(60000, 'x');
+	const index = (data) => Number(data.slice(1, data.indexOf(':')));
+	const here = await subOk(stack, u, 'here');
+	const r0 = await c.postJson(postPath(u, 'here'), { data: 'r0' });
+	assert.equal(r0.status, 200, r0.text);
+	assert.equal((await here.nextEvent()).data, 'r0');
+	// The stuck device's client leaves; its messages are held until the
+	// budget is full.
+	const pos = await away(stack, c, u, 'stuck');
+	let n = 0;
+	for (;;) {
+		const r = await c.postJson(postPath(u, 'stuck'), { data: big('s', n) });
+		if (r.status !== 202) {
+			assert.equal(r.status, 503, r.text);
+			break;
+		}
+		n++;
+	}
+	const heldCount = n;
+	assert.ok(heldCount * 60000 > QUEUE, `${heldCount} held`);
+	// Back on a raw connection that is never read: not even Node reads
+	// into its own buffer (paused before it connects).
+	const streams0 = (await c.health()).streams;
+	const raw = net.connect({ host: '127.0.0.1', port: stack.port });
+	raw.pause();
+	try {
+		raw.write(`GET ${subPath(u, 'stuck')} HTTP/1.1\r\n` +
+		    `Host: 127.0.0.1:${stack.port}\r\n` +
+		    'Accept: text/event-stream\r\n' +
+		    `Last-Event-ID: ${pos}\r\n\r\n`);
+		await poll(async () => (await c.health()).streams === streams0 + 1,
+		    { timeout: 10000, what: 'the stuck stream registered' });
+		// What it took (into the socket buffers) was delivered and is
+		// evicted as room is needed; live posts to it take that room
+		// (as its queue, which allows them) until the budget is full.
+		for (const size of [60000, 1000]) {
+			for (;;) {
+				const r = await c.postJson(postPath(u, 'stuck'),
+				    { data: `s${n}:`.padEnd(size, 'x') });
+				if (r.status !== 200) {
+					assert.equal(r.status, 503, r.text);
+					break;
+				}
+				n++;
+			}
+		}
+		const full = await c.health();
+		t.diagnostic(`${heldCount} held, ${n - heldCount} live to the ` +
+		    `stuck device; ${JSON.stringify(full)}`);
+		assert.equal(full.overflows, 0, 'not ended by its queue');
+		assert.deepEqual(await c.devices(u), ['here', 'stuck'],
+		    'the stuck stream is live');
+		assert.ok(full.message_bytes + 60000 > BUDGET,
+		    `the budget is full: ${full.message_bytes}`);
+		// (1) A device that reads is refused while it stays so.
+		let tries = 0;
+		const first = await c.postJson(postPath(u, 'here'),
+		    { data: big('r', tries++) });
+		assert.equal(first.status, 503, first.text);
+		assert.equal(first.json().error, 'message memory full');
+		assert.ok((await c.health()).message_bytes + 60000 > BUDGET);
+		// (2) Until the stuck stream is ended, each is refused; then
+		// one is accepted, long before the write timeout.
+		const ok = await poll(async () => {
+			const data = big('r', tries++);
+			const r = await c.postJson(postPath(u, 'here'), { data });
+			if (r.status === 200)
+				return { data, id: r.json().id };
+			assert.equal(r.status, 503, r.text);
+			assert.equal(r.json().error, 'message memory full');
+			return false;
+		}, { timeout: 15000, interval: 100,
+		    what: 'a POST to the reading device accepted' });
+		const after = await c.health();
+		t.diagnostic(`accepted after ${tries - 1} refusals; ` +
+		    JSON.stringify(after));
+		assert.equal(after.overflows, 1, 'the stuck stream was ended');
+		assert.deepEqual(await c.devices(u), ['here'],
+		    'the stuck device has no live stream');
+		assert.ok(after.dropped > 0, 'what it held was dropped');
+		assert.equal(await metric(stack,
+		    'beep_stream_write_timeouts_total'), 0,
+		    'not by the write timeout');
+		const next = await c.postJson(postPath(u, 'here'), { data: 'r-next' });
+		assert.equal(next.status, 200, next.text);
+		// Delivered once, in order, and nothing that was refused.
+		const got = await here.nextEvent();
+		assert.deepEqual([got.data, got.lastEventId], [ok.data, ok.id]);
+		const got2 = await here.nextEvent();
+		assert.deepEqual([got2.data, got2.lastEventId],
+		    ['r-next', next.json().id]);
+		assert.equal(here.events.length, 0);
+		// (3) Its stream was never ended nor restarted.
+		assert.equal(here.ended, false);
+		assert.equal(here.positions.length, 1);
+		// The stuck connection was a 200 event stream all along.
+		raw.resume();
+		const head = await withTimeout(new Promise((resolve) => {
+			let got = '';
+			raw.on('data', (ch) => {
+				got += ch.toString('latin1');
+				if (got.includes('\r\n\r\n'))
+					resolve(got);
+			});
+		}), 10000);
+		assert.match(head, /^HTTP\/1\.1 200 /);
+		assert.match(head, /\r\ncontent-type: text\/event-stream/i);
+	} finally {
+		raw.destroy();
+	}
+	// Its thread, blocked in a write, is released by the client leaving.
+	await poll(async () => (await c.health()).streams === streams0,
+	    { timeout: 10000, what: 'the stuck stream closed' });
+	// (4) Its client comes back with the id it had: a reset, then what
+	// is still held for it, in order, then what comes next.
+	const back = await subOk(stack, u, 'stuck', pos);
+	const reset = await back.nextEvent();
+	assert.equal(reset.type, 'reset');
+	assert.equal(typeof JSON.parse(reset.data).reason, 'string');
+	const last = await c.postJson(postPath(u, 'stuck'), { data: 'end' });
+	assert.equal(last.status, 200, last.text);
+	let prev = -1;
+	for (;;) {
+		const ev = await back.nextEvent();
+		if (ev.data === 'end')
+			break;
+		assert.equal(ev.type, 'message');
+		assert.ok(index(ev.data) > prev, 'in order');
+		prev = index(ev.data);
+	}
+	back.close();
+	here.close();
 });
