@@ -460,6 +460,33 @@ config_trim(char *s)
  * comment lines starting with '#'.  A value may be wrapped in double
  * quotes (kept as is inside).  Every error names FILE:LINE.
  */
+/*
+ * Whether an unquoted value is taken as it is.  Not one that opens a
+ * quote it does not close, nor one with a '#' after a space: comments
+ * take a line of their own, and "s3cret # rotate" would otherwise be
+ * the whole secret, silently.
+ */
+static bool
+config_value_plain(const char *value, const char *where)
+{
+	if (value[0] == '"') {
+		fprintf(stderr, "beep-signal: %s: a double quote not closed\n",
+		    where);
+		return false;
+	}
+	for (const char *p = value; *p != '\0'; p++) {
+		if (*p == '#' && p > value && (p[-1] == ' ' || p[-1] == '\t')) {
+			fprintf(stderr,
+			    "beep-signal: %s: '#' after a space: comments "
+			    "take a line of their own (quote the value to "
+			    "keep it)\n",
+			    where);
+			return false;
+		}
+	}
+	return true;
+}
+
 static int
 config_file(struct config *c, const char *path)
 {
@@ -498,6 +525,9 @@ config_file(struct config *c, const char *path)
 		if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
 			value[vlen - 1] = '\0';
 			value++;
+		} else if (!config_value_plain(value, where)) {
+			rc = -1;
+			break;
 		}
 		o = config_find(key, klen);
 		if (o == NULL) {
@@ -585,7 +615,9 @@ config_print(FILE *f, const struct config *c)
 	    "# BEEP_CONFIG=FILE.  Written by beep-signal --print-config.\n"
 	    "#\n"
 	    "# One \"key = value\" per line; lines starting with '#' are "
-	    "comments.\n"
+	    "comments\n"
+	    "# (a '#' after a space in a value is an error: quote the value "
+	    "to keep it).\n"
 	    "# A key is a long option without its \"--\"; a value may be "
 	    "wrapped in\n"
 	    "# double quotes.  A flag wins over the environment variable "

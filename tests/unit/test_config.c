@@ -277,7 +277,9 @@ test_config_file_precedence(void **state)
 	                              "max-body=2048\n"
 	                              "max-id = 99\r\n"
 	                              "cors-origins = \"https://a.example\"\n"
-	                              "log-format = json\n");
+	                              "log-format = json\n"
+	                              "jwt-secret = \"a # quoted\"\n"
+	                              "jwt-audience = a#b\n");
 	const char *argv[] = {"beep-signal", "--config", path, "--max-id", "5"};
 	struct config c;
 
@@ -289,6 +291,8 @@ test_config_file_precedence(void **state)
 	assert_int_equal(c.max_id, 5);      /* the flag over the file */
 	assert_string_equal(c.cors_origins, "https://a.example");
 	assert_string_equal(c.log_format, "json");
+	assert_string_equal(c.jwt_secret, "a # quoted");
+	assert_string_equal(c.jwt_audience, "a#b");
 	assert_int_equal(c.max_streams, 10000); /* the default */
 	config_clear(&c);
 	unsetenv("BEEP_MAX_BODY");
@@ -312,6 +316,11 @@ test_config_file_refusals(void **state)
 	    "--keepalive = 3\n",
 	    "log-format = xml\n",
 	    "metrics-allow = 10.0.0.0/33\n",
+	    /* The whole secret, silently: comments take their own line. */
+	    "jwt-secret = s3cret # rotate\n",
+	    "jwt-secret = s3cret\t# rotate\n",
+	    "jwt-secret = \"\n",
+	    "jwt-secret = \"s3cret\n",
 	};
 	const char *missing[] = {"beep-signal", "--config", "/nonexistent/x"};
 	struct config c;
