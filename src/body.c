@@ -109,8 +109,10 @@ static enum http_status
 body_decode_json(const char *body, size_t len, unsigned max_depth,
     struct body_msg *msg, const char **why)
 {
-	json_t *root, *data, *event;
+	json_t *root, *value, *data = NULL, *event = NULL;
 	json_error_t err;
+	const char *key;
+	size_t key_len;
 
 	if (!depth_json_within(body, len, max_depth)) {
 		*why = "JSON nested too deeply";
@@ -138,7 +140,18 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 		*why = "JSON body must be an object";
 		goto fail;
 	}
-	event = json_object_get(root, "event");
+	/*
+	 * The two members wanted, in one pass over the object's few rather
+	 * than a hash lookup each (a key is unique in a jansson object; keys
+	 * are compared with their length, as json_object_get() does).
+	 */
+	json_object_keylen_foreach(root, key, key_len, value)
+	{
+		if (key_len == 5 && memcmp(key, "event", 5) == 0)
+			event = value;
+		else if (key_len == 4 && memcmp(key, "data", 4) == 0)
+			data = value;
+	}
 	if (event != NULL && !json_is_null(event)) {
 		if (!json_is_string(event)) {
 			*why = "event must be 1-64 characters of "
@@ -151,7 +164,6 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 			goto fail;
 		msg->event = json_string_value(event);
 	}
-	data = json_object_get(root, "data");
 	if (data == NULL || json_is_null(data) ||
 	    (json_is_string(data) && json_string_length(data) == 0)) {
 		*why = "no data supplied";
