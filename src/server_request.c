@@ -77,9 +77,20 @@ server_read_done(FCGX_Request *req)
 static bool
 server_body_length(const char *cl, unsigned long long *length)
 {
-	if (cl == NULL || *cl == '\0' || strspn(cl, "0123456789") != strlen(cl))
+	unsigned long long n = 0;
+	const char *p;
+
+	if (cl == NULL)
 		return false;
-	*length = strtoull(cl, NULL, 10);
+	/* In one pass: strspn(), strlen() and strtoull() cost three. */
+	for (p = cl; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		n = n > (ULLONG_MAX - d) / 10 ? ULLONG_MAX : n * 10 + d;
+	}
+	if (p == cl || *p != '\0')
+		return false;
+	*length = n;
 	return true;
 }
 
