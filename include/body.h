@@ -38,6 +38,7 @@ struct body_msg {
 	struct json_t *doc;
 	char *own[2];
 	size_t parse_used;
+	bool parse_heap; /* a block of the parse's took the heap */
 	_Alignas(16) char parse_stack[BODY_PARSE_STACK];
 };
 

@@ -29,6 +29,7 @@ body_json_malloc(size_t size)
 			m->parse_used = at + size;
 			return m->parse_stack + at;
 		}
+		m->parse_heap = true;
 	}
 	return xmalloc(size);
 }
@@ -103,6 +104,7 @@ body_msg_reset(struct body_msg *msg)
 	msg->doc = NULL;
 	msg->own[0] = msg->own[1] = NULL;
 	msg->parse_used = 0;
+	msg->parse_heap = false;
 }
 
 static enum http_status
@@ -269,7 +271,13 @@ body_msg_clear(struct body_msg *msg)
 {
 	free(msg->own[0]);
 	free(msg->own[1]);
-	if (msg->doc != NULL) {
+	/*
+	 * A document the parse made wholly in the message's stack needs no
+	 * release, block by block: it goes with the stack, and nothing else
+	 * holds it.  Without body_init() (parse_used 0) or once a block
+	 * took the heap, jansson releases it.
+	 */
+	if (msg->doc != NULL && (msg->parse_used == 0 || msg->parse_heap)) {
 		body_parsing = msg;
 		json_decref(msg->doc);
 		body_parsing = NULL;
