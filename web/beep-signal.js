@@ -245,15 +245,21 @@ class Signal {
 		// What this page got, kept for the next one in this tab, also
 		// after close() (a page that closes on pagehide, before or after
 		// this runs, still resumes); back from the back-forward cache,
-		// this page goes on instead.
+		// this page goes on instead. A client closed by then leaves it
+		// to the connect() that replaces it, which may come after this
+		// in the same pageshow (the usual way: close on pagehide, open
+		// again on pageshow): taken from it here, that one would start
+		// without an id and miss what the old stream took meanwhile.
 		this.onPageHide = () => {
 			this.saveResume();
-			if (this.stopped) {
-				window.removeEventListener?.("pagehide", this.onPageHide);
-				window.removeEventListener?.("pageshow", this.onPageShow);
-			}
+			if (this.stopped)
+				this.unlistenPage();
 		};
 		this.onPageShow = () => {
+			if (this.stopped) {
+				this.unlistenPage();
+				return;
+			}
 			try { tabStorage().removeItem(this.resumeKey); } catch { }
 		};
 		if (typeof window !== "undefined") {
@@ -325,6 +331,11 @@ class Signal {
 		this.stopped = true;
 		if (typeof window !== "undefined")
 			window.removeEventListener?.("online", this.onOnline);
+	}
+
+	unlistenPage() {
+		window.removeEventListener?.("pagehide", this.onPageHide);
+		window.removeEventListener?.("pageshow", this.onPageShow);
 	}
 
 	saveResume() {

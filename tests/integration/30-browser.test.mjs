@@ -20,7 +20,9 @@
 //    (the page's clock run by the test);
 //  - the call page: an accept lost, then a reset on the caller's stream:
 //    the caller rings again, the callee accepts again, they connect; a
-//    hang-up lost while the callee rings: its accept gets the hang-up.
+//    hang-up lost while the callee rings: its accept gets the hang-up;
+//  - the back-forward cache (Chromium's, turned on): an app that closes its
+//    client on pagehide and connects again on pageshow resumes.
 //
 // Every process started here (chromium, coturn, backend, Caddy) is stopped
 // by pid, also when a test fails.
@@ -90,10 +92,13 @@ async function stopPid(pid, group = false) {
 	pids.delete(pid);
 }
 
-async function launchBrowser() {
+// bfcache: with the back-forward cache, which Playwright turns off by
+// default (a page left is then always unloaded).
+async function launchBrowser({ bfcache = false } = {}) {
 	const server = await playwright.chromium.launchServer({
 		executablePath: CHROMIUM,
 		headless: true,
+		ignoreDefaultArgs: bfcache ? ['--disable-back-forward-cache'] : [],
 		// Playwright gives every launch a fresh temporary profile
 		// (--user-data-dir) and removes it on close.
 		args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
@@ -1356,6 +1361,114 @@ describe('a reloaded page', { skip }, () => {
 			const { page, id } = await reloadAndPost(context, user);
 			assert.equal(await open(page, user, { resume: false }), id,
 			    'a stream without an id starts after the message');
+		} finally {
+			await context.close();
+		}
+	});
+});
+
+// The back-forward cache (Chromium's; Playwright turns it off unless asked):
+// a page left for another keeps its stream open, frozen, and the service
+// goes on delivering to it (200) until the page is shown again (it then
+// reads what came) or evicted (the new page of the tab must resume from
+// where the old one left). Pages of an app server of their own (a page
+// with Cache-Control: no-store is not cached), one origin for both, so
+// that they share the tab's sessionStorage.
+describe('the back-forward cache', { skip }, () => {
+	let chrome, stack, site, siteBase;
+
+	before(async () => {
+		chrome = await launchBrowser({ bfcache: true });
+		stack = await startStack({ env: { BEEP_KEEPALIVE: '600' } });
+		site = http.createServer((req, res) => {
+			res.writeHead(200, { 'Content-Type': 'text/html' });
+			res.end('<!doctype html><title>a page</title>');
+		});
+		await new Promise((r) => site.listen(0, '127.0.0.1', r));
+		siteBase = `http://127.0.0.1:${site.address().port}`;
+	});
+	after(async () => {
+		await chrome?.stop();
+		await stack?.stopAndCheck();
+		site?.closeAllConnections();
+		await new Promise((r) => site ? site.close(r) : r());
+	});
+
+	// In page: connect as (user, phone); messages go to window.got, the
+	// id each connect() started from to window.starts. reopen: the app
+	// closes the client on pagehide and connects again on a pageshow from
+	// the cache (the usual advice for connections and the cache), its
+	// listeners added after its first connect(). Every pagehide's
+	// `persisted` goes to sessionStorage "persisted".
+	const open = (page, user, reopen = false) =>
+	    page.evaluate(async ({ base, user, reopen }) => {
+		const { connect } = await import(`${base}/beep-signal.js`);
+		window.got = [];
+		window.starts = [];
+		const start = () => {
+			window.sig = connect({ base, user, device: 'phone' });
+			window.starts.push(window.sig.lastEventId);
+			window.sig.on('message', (d) => window.got.push(d));
+			window.sig.on('reset', () => window.got.push('(reset)'));
+		};
+		start();
+		addEventListener('pagehide', (e) =>
+		    sessionStorage.setItem('persisted', String(e.persisted)));
+		if (reopen) {
+			addEventListener('pagehide', () => window.sig.close());
+			addEventListener('pageshow', (e) => {
+				if (e.persisted)
+					start();
+			});
+		}
+		await new Promise((resolve) => {
+			const check = () => window.sig.state === 'open' &&
+			    window.sig.lastEventId ? resolve() : setTimeout(check, 20);
+			check();
+		});
+	}, { base: stack.base, user, reopen });
+
+	const post = async (user, data) => {
+		const r = await stack.client().postJson(
+		    `/user/${user}/device/phone`, { data });
+		assert.equal(r.status, 200, 'the old page\'s stream took it');
+	};
+
+	// A page of the site, its stream open and its first message read;
+	// then left for another page of the site, into the cache.
+	async function openAndLeave(context, user, reopen = false) {
+		const page = await context.newPage();
+		page.on('pageerror', (e) => console.error('[page]', e.message));
+		await page.goto(`${siteBase}/a`);
+		await open(page, user, reopen);
+		await post(user, 'before');
+		await poll(() => get(page, () => window.got.length === 1),
+		    { timeout: 10000, interval: 50, what: 'the first message' });
+		await page.goto(`${siteBase}/b`);
+		assert.equal(await get(page, () =>
+		    sessionStorage.getItem('persisted')), 'true',
+		    'the page went into the back-forward cache');
+		return page;
+	}
+
+	test('an app that closes on pagehide and connects again on pageshow ' +
+	    'resumes', T, async () => {
+		const context = await chrome.browser.newContext();
+		try {
+			const user = `bf-${sid()}`;
+			const page = await openAndLeave(context, user, true);
+			await post(user, 'while away');
+			await page.goBack({ waitUntil: 'commit' });
+			await poll(() => get(page, () => window.starts?.length === 2),
+			    { timeout: 10000, interval: 50, what: 'connect() again' });
+			const [first, again] = await get(page, () => window.starts);
+			assert.equal(first, '');
+			assert.notEqual(again, '', 'it resumed where the first left');
+			await poll(() => get(page, () =>
+			    window.got.includes('while away')), { timeout: 10000,
+			    interval: 100, what: 'the message posted while away' });
+			assert.deepEqual(await get(page, () => window.got),
+			    ['before', 'while away']);
 		} finally {
 			await context.close();
 		}
