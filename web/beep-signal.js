@@ -42,6 +42,12 @@ const LOCAL_EVENTS = new Set(["state", "error"]);
 // when it left this recently (the service keeps delivered messages for
 // 30 s by default: BEEP_REPLAY_SECONDS).
 const RESUME_MS = 30000;
+// A page left for the back-forward cache keeps its stream: Chromium holds
+// the connection open, and the service goes on delivering to it, until it
+// is shown again or evicted (at the latest after 10 minutes, Chromium's
+// time to live); what that stream took since is the new page's to resume
+// when the old one is evicted, however long after pagehide.
+const RESUME_KEPT_MS = 600000 + RESUME_MS;
 const RESUME_PREFIX = "beep-signal:";
 
 const enc = encodeURIComponent;
@@ -90,7 +96,8 @@ function takeResume(key) {
 		const saved = JSON.parse(store.getItem(key) || "null");
 		store.removeItem(key);
 		if (saved && typeof saved.id === "string" &&
-		    Math.abs(Date.now() - saved.at) < RESUME_MS)
+		    Math.abs(Date.now() - saved.at) <
+		    (saved.kept ? RESUME_KEPT_MS : RESUME_MS))
 			return saved.id;
 	} catch { /* none, or not ours */ }
 	return "";
@@ -250,8 +257,8 @@ class Signal {
 		// in the same pageshow (the usual way: close on pagehide, open
 		// again on pageshow): taken from it here, that one would start
 		// without an id and miss what the old stream took meanwhile.
-		this.onPageHide = () => {
-			this.saveResume();
+		this.onPageHide = (e) => {
+			this.saveResume(Boolean(e && e.persisted && !this.stopped));
 			if (this.stopped)
 				this.unlistenPage();
 		};
@@ -338,12 +345,13 @@ class Signal {
 		window.removeEventListener?.("pageshow", this.onPageShow);
 	}
 
-	saveResume() {
+	// kept: the page goes into the back-forward cache with its stream.
+	saveResume(kept = false) {
 		if (!this.resumeKey || !this.lastEventId)
 			return;
 		try {
 			tabStorage().setItem(this.resumeKey, JSON.stringify(
-			    { id: this.lastEventId, at: Date.now() }));
+			    { id: this.lastEventId, at: Date.now(), kept }));
 		} catch { /* full, or refused: start afresh */ }
 	}
 

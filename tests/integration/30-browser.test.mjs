@@ -22,7 +22,9 @@
 //    the caller rings again, the callee accepts again, they connect; a
 //    hang-up lost while the callee rings: its accept gets the hang-up;
 //  - the back-forward cache (Chromium's, turned on): an app that closes its
-//    client on pagehide and connects again on pageshow resumes.
+//    client on pagehide and connects again on pageshow resumes; a new page
+//    of the tab, long after the cached one left, resumes what the cached
+//    page's frozen stream took meanwhile.
 //
 // Every process started here (chromium, coturn, backend, Caddy) is stopped
 // by pid, also when a test fails.
@@ -1469,6 +1471,39 @@ describe('the back-forward cache', { skip }, () => {
 			    interval: 100, what: 'the message posted while away' });
 			assert.deepEqual(await get(page, () => window.got),
 			    ['before', 'while away']);
+		} finally {
+			await context.close();
+		}
+	});
+
+	test('a new page, long after the cached one left, resumes what its ' +
+	    'stream took meanwhile', T, async () => {
+		const context = await chrome.browser.newContext();
+		try {
+			const user = `bf-${sid()}`;
+			const page = await openAndLeave(context, user);
+			// The old page left 31 s ago (its stream, frozen in the
+			// cache, went on taking messages all the while).
+			await page.evaluate(() => {
+				for (let i = 0; i < sessionStorage.length; i++) {
+					const k = sessionStorage.key(i);
+					if (!k.startsWith('beep-signal:'))
+						continue;
+					const v = JSON.parse(sessionStorage.getItem(k));
+					v.at -= 31000;
+					sessionStorage.setItem(k, JSON.stringify(v));
+				}
+			});
+			await post(user, 'while away');
+			// A new page of the tab (the cached one evicted, or the
+			// app opened again): it must start where the old one left.
+			await page.goto(`${siteBase}/a`);
+			await open(page, user);
+			await poll(() => get(page, () =>
+			    window.got.includes('while away')), { timeout: 10000,
+			    interval: 100, what: 'the message posted while away' });
+			assert.deepEqual(await get(page, () => window.got),
+			    ['while away']);
 		} finally {
 			await context.close();
 		}
