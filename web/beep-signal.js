@@ -42,6 +42,12 @@ const LOCAL_EVENTS = new Set(["state", "error"]);
 // when it left this recently (the service keeps delivered messages for
 // 30 s by default: BEEP_REPLAY_SECONDS).
 const RESUME_MS = 30000;
+// A stream that has been silent this long is taken for dead, by default:
+// a connection that dies without a word (a NAT that forgets it, a phone
+// that changes networks) is otherwise noticed only when TCP gives up
+// retransmitting, some 15 minutes later, and the device misses its calls
+// until then.  15 of the service's keepalives at its default (4 s).
+const IDLE_MS = 60000;
 // A page left for the back-forward cache keeps its stream: Chromium holds
 // the connection open, and the service goes on delivering to it, until it
 // is shown again or evicted (at the latest after 10 minutes, Chromium's
@@ -215,8 +221,9 @@ class Signal {
 		// auth across origins (with BEEP_CORS_ORIGINS).
 		this.credentials = opts.credentials || "same-origin";
 		// A stream silent this long (no event, no keepalive comment) is
-		// taken for dead (a NAT forgot it) and reopened; 0: never.
-		this.idleTimeout = opts.idleTimeout || 0;
+		// taken for dead (a NAT forgot it, a phone changed networks
+		// without a word) and reopened; 0: never.
+		this.idleTimeout = opts.idleTimeout ?? IDLE_MS;
 		// A page reloaded, or left and come back to, resumes where
 		// the last one left (resume: false, never). Behind a front that
 		// learns a client has gone only at its next writes (Caddy: a
@@ -767,7 +774,8 @@ class Signal {
 // 30 s resumes where the one before it in the tab left off, resume: false
 // turns that off), credentials (fetch's: "include" to
 // send cookies to another origin), idleTimeout (ms without a byte after
-// which the stream is reopened; above the service's BEEP_KEEPALIVE, 0: off),
+// which the stream is reopened; default 60 s, above the service's
+// BEEP_KEEPALIVE; 0: off),
 // timeout (ms for each attempt's answer, a stream's head; default 10 s).
 export function connect(opts) {
 	return new Signal(opts);

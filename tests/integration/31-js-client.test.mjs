@@ -359,6 +359,32 @@ describe('stream endings (stub server)', () => {
 		}
 	});
 
+	// On by default: a connection that dies without a word (a NAT, a
+	// phone changing networks) was noticed only when TCP gave up, some
+	// 15 minutes later.  Its 60 s are made short here by the timer, until
+	// one has fired (the stream opened again is as silent, and would be
+	// reopened every few milliseconds, a request in flight at the end).
+	test('idleTimeout: on by default, 60 s', T, async () => {
+		requests.length = 0;
+		script = (req, res) => sse(res, 'id: 4-3\n\n', false);
+		const { setTimeout: realTimeout } = globalThis;
+		let fired = false;
+		globalThis.setTimeout = (fn, ms, ...args) =>
+			ms === 60000 && !fired
+			    ? realTimeout(() => { fired = true; fn(...args); }, 10)
+			    : realTimeout(fn, ms, ...args);
+		const sig = connect({ base, user: 'u', device: 'd' });
+		try {
+			const [err] = await once(sig, 'error');
+			assert.match(err.message, /no data for 60000 ms/);
+			await poll(() => requests.length >= 2, { what: 'a reconnect' });
+			assert.equal(requests[1].headers['last-event-id'], '4-3');
+		} finally {
+			globalThis.setTimeout = realTimeout;
+			sig.close();
+		}
+	});
+
 	test('Retry-After is waited with jitter, on the stream and on sends', T,
 	    async () => {
 		// Retry-After 1 s is waited 1.5 s (without jitter: 1 s, and a
