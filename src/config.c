@@ -561,9 +561,24 @@ config_value(FILE *f, const struct config *c, const struct config_option *o)
 	const char *p = (const char *)c + o->offset;
 
 	switch (o->type) {
-	case CONFIG_STR:
-		fputs(*(char *const *)p, f);
+	case CONFIG_STR: {
+		const char *v = *(char *const *)p;
+		size_t len = strlen(v);
+
+		/*
+		 * Quoted when the file would not read it back as it is
+		 * (config_file()): a '#' (refused after a space), a quote
+		 * at either end, a space at either end (trimmed).
+		 */
+		if (len > 0 &&
+		    (strchr(v, '#') != NULL || v[0] == '"' ||
+		        v[len - 1] == '"' || strchr(" \t", v[0]) != NULL ||
+		        strchr(" \t", v[len - 1]) != NULL))
+			fprintf(f, "\"%s\"", v);
+		else
+			fputs(v, f);
 		break;
+	}
 	case CONFIG_LEVEL:
 		fputs(log_level_name[*(const int *)p], f);
 		break;

@@ -339,6 +339,45 @@ test_config_file_refusals(void **state)
 	config_clear(&c);
 }
 
+/*
+ * What --print-config writes, the file reads back as it was: a value the
+ * file would refuse or change unquoted ('#' after a space, a quote at
+ * either end, a space at either end) is written quoted.
+ */
+static void
+test_config_print_reads_back(void **state)
+{
+	static const char *secrets[] = {"s3cret # rotate", "\"s3cret",
+	    "s3cret\"", "\"s3cret\"", " s3cret ", "a#b", "#s3cret"};
+	const char *env[] = {"beep-signal"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+		struct config c;
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
+		const char *path;
+		const char *argv[] = {"beep-signal", "--config", NULL};
+
+		assert_non_null(f);
+		setenv("BEEP_JWT_SECRET", secrets[i], 1);
+		assert_int_equal(parse(&c, 1, env), 0);
+		config_print(f, &c);
+		fclose(f);
+		config_clear(&c);
+		unsetenv("BEEP_JWT_SECRET");
+		path = write_file(text);
+		free(text);
+		argv[2] = path;
+		if (parse(&c, 3, argv) != 0)
+			fail_msg("not read back: '%s'", secrets[i]);
+		assert_string_equal(c.jwt_secret, secrets[i]);
+		config_clear(&c);
+		unlink(path);
+	}
+}
+
 static void
 test_config_new_options(void **state)
 {
@@ -373,6 +412,7 @@ main(void)
 	    cmocka_unit_test(test_config_token_and_address_limits),
 	    cmocka_unit_test(test_config_file_precedence),
 	    cmocka_unit_test(test_config_file_refusals),
+	    cmocka_unit_test(test_config_print_reads_back),
 	    cmocka_unit_test(test_config_new_options),
 	    cmocka_unit_test(test_config_cluster_options),
 	};
