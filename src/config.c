@@ -462,9 +462,10 @@ config_trim(char *s)
  */
 /*
  * Whether an unquoted value is taken as it is.  Not one that opens a
- * quote it does not close, nor one with a '#' after a space: comments
- * take a line of their own, and "s3cret # rotate" would otherwise be
- * the whole secret, silently.
+ * quote it does not close, nor one with a '#' first or after a space:
+ * comments take a line of their own, and "s3cret # rotate" would
+ * otherwise be the whole secret, and "key = # later" the text
+ * "# later", silently.
  */
 static bool
 config_value_plain(const char *value, const char *where)
@@ -475,7 +476,8 @@ config_value_plain(const char *value, const char *where)
 		return false;
 	}
 	for (const char *p = value; *p != '\0'; p++) {
-		if (*p == '#' && p > value && (p[-1] == ' ' || p[-1] == '\t')) {
+		if (*p == '#' &&
+		    (p == value || p[-1] == ' ' || p[-1] == '\t')) {
 			fprintf(stderr,
 			    "beep-signal: %s: '#' after a space: comments "
 			    "take a line of their own (quote the value to "

@@ -319,6 +319,7 @@ test_config_file_refusals(void **state)
 	    /* The whole secret, silently: comments take their own line. */
 	    "jwt-secret = s3cret # rotate\n",
 	    "jwt-secret = s3cret\t# rotate\n",
+	    "jwt-secret = # set before going live\n",
 	    "jwt-secret = \"\n",
 	    "jwt-secret = \"s3cret\n",
 	};
