@@ -155,10 +155,18 @@ void
 api_stream_open(
     struct api *api, const struct registry_start *start, struct buf *out)
 {
-	char id[48], *data;
+	char id[48], hello[48], *data;
 	json_t *doc;
 
-	sse_format_comment(out, "beep-signal");
+	/*
+	 * The keepalive interval, for a client that takes a stream silent
+	 * for too long for dead (beep-signal.js's idleTimeout): it waits
+	 * for several of them, however long BEEP_KEEPALIVE is set.
+	 * EventSource ignores comments.
+	 */
+	snprintf(hello, sizeof(hello), "beep-signal keepalive=%u",
+	    api->config->keepalive);
+	sse_format_comment(out, hello);
 	/*
 	 * How long to wait before reconnecting after a drop, given at every
 	 * start: EventSource keeps the last retry: it parsed, and a refusal's

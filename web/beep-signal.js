@@ -136,9 +136,10 @@ async function errorOf(res, what) {
 // lastEventId) for each event, onRetry(ms) for each retry field. It also
 // tracks the last event id, which an `id:` line sets even without data.
 export class EventStreamParser {
-	constructor(onEvent, onRetry) {
+	constructor(onEvent, onRetry, onComment) {
 		this.onEvent = onEvent;
 		this.onRetry = onRetry;
+		this.onComment = onComment;
 		this.buf = "";
 		this.sawCR = false;
 		this.data = "";
@@ -176,8 +177,10 @@ export class EventStreamParser {
 			this.dispatch();
 			return;
 		}
-		if (line.startsWith(":"))
+		if (line.startsWith(":")) {
+			this.onComment?.(line.slice(1).trim());
 			return;
+		}
 		const colon = line.indexOf(":");
 		let field = line, value = "";
 		if (colon >= 0) {
@@ -483,7 +486,7 @@ class Signal {
 		}
 		this.retryMs = DEFAULT_RETRY_MS;
 		this.backoffMs = MIN_BACKOFF_MS;
-		let replaced = null;
+		let replaced = null, keepaliveMs = 0;
 		const parser = new EventStreamParser((type, data, id) => {
 			// A listener may close() the client, and `replaced` ends
 			// this stream: the rest of the chunk is not for anyone.
@@ -498,20 +501,26 @@ class Signal {
 				return;
 			}
 			this.deliver(type, data, id);
-		}, (ms) => { this.retryMs = ms; });
+		}, (ms) => { this.retryMs = ms; }, (text) => {
+			// The service's keepalive interval (its first comment):
+			// a stream is taken for dead only past three of them.
+			const m = /^beep-signal keepalive=([0-9]+)$/.exec(text);
+			if (m)
+				keepaliveMs = Number(m[1]) * 1000;
+		});
 		this.setState("open");
 		const reader = res.body.getReader();
 		const decoder = new TextDecoder();
 		let idle = null;
 		const watch = () => {
 			clearTimeout(idle);
+			const ms = Math.max(this.idleTimeout, 3 * keepaliveMs);
 			if (this.idleTimeout > 0)
 				idle = setTimeout(() => {
 					this.emit("error", new SignalError(
-					    "subscribe: no data for " +
-					    `${this.idleTimeout} ms`, 0));
+					    `subscribe: no data for ${ms} ms`, 0));
 					this.reconnect();
-				}, this.idleTimeout);
+				}, ms);
 		};
 		try {
 			for (;;) {

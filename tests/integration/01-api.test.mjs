@@ -62,6 +62,8 @@ test('subscribe: SSE headers, then a comment at once', T, async () => {
 	// the initial one.
 	await s.waitComments(1, 10000);
 	assert.equal(s.rawText[0], ':', 'body starts with a comment line');
+	// Naming the keepalive interval, for clients that watch for it.
+	assert.match(s.rawText, /^: beep-signal keepalive=[0-9]+\n/);
 	assert.equal(s.received, 0, 'no event before any post');
 	s.close();
 });

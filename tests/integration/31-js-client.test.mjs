@@ -385,6 +385,30 @@ describe('stream endings (stub server)', () => {
 		}
 	});
 
+	// BEEP_KEEPALIVE may be up to an hour: with the 60 s default a
+	// silent stream of such a service was reopened every minute.  The
+	// service names its keepalive in its first comment, and a stream is
+	// taken for dead only past three of them.
+	test('idleTimeout: at least three of the keepalives the service names',
+	    T, async () => {
+		requests.length = 0;
+		script = (req, res) => sse(res,
+		    ': beep-signal keepalive=120\n\nid: 4-4\n\n', false);
+		const timing = recordDelays();
+		const sig = connect({ base, user: 'u', device: 'd' });
+		try {
+			await poll(() => timing.delays.includes(360000),
+			    { what: 'the idle timer at three keepalives' });
+			const after = timing.delays.indexOf(360000);
+			assert.ok(!timing.delays.slice(after).includes(60000),
+			    `${timing.delays}`);
+			assert.equal(requests.length, 1);
+		} finally {
+			timing.restore();
+			sig.close();
+		}
+	});
+
 	test('Retry-After is waited with jitter, on the stream and on sends', T,
 	    async () => {
 		// Retry-After 1 s is waited 1.5 s (without jitter: 1 s, and a
