@@ -5,6 +5,9 @@
  * event-stream parser: one event, its name, its id, and the data exactly
  * as decoded (line breaks as LF).
  *
+ * And json_fast against jansson: every body json_fast reads is one jansson
+ * reads the same way, to the same string or the same compact text.
+ *
  * Input: one byte picks the Content-Type and whether the sender is known;
  * the rest is the body.
  */
@@ -13,6 +16,7 @@
 #include "body.h"
 #include "event.h"
 #include "fuzz.h"
+#include "json_fast.h"
 #include "sse_parser.h"
 
 #define ID "1700000000000-42"
@@ -80,6 +84,52 @@ check_render(const char *p, size_t plen, const struct body_msg *msg,
 	buf_free(&out);
 }
 
+/*
+ * s, as json_fast read it, is jansson's string v, or v's compact text as
+ * jansson writes it, byte for byte.
+ */
+static void
+check_fast_str(const struct json_fast_str *s, json_t *v)
+{
+	char *got = malloc(s->decoded + 1);
+
+	json_fast_copy(s, got);
+	FUZZ_CHECK(got[s->decoded] == '\0');
+	if (s->text) {
+		char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+		FUZZ_CHECK(v != NULL && !json_is_string(v) && !json_is_null(v));
+		FUZZ_CHECK(strlen(want) == s->decoded);
+		FUZZ_CHECK(memcmp(got, want, s->decoded) == 0);
+		free(want);
+	} else {
+		FUZZ_CHECK(
+		    json_is_string(v) && json_string_length(v) == s->decoded);
+		FUZZ_CHECK(memcmp(got, json_string_value(v), s->decoded) == 0);
+	}
+	free(got);
+}
+
+/* What json_fast reads, jansson reads as the same object. */
+static void
+check_fast(const char *body, size_t len)
+{
+	struct json_fast f;
+	json_t *doc;
+
+	if (!json_fast_scan(body, len, 32, &f))
+		return;
+	doc = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
+	FUZZ_CHECK(json_is_object(doc));
+	FUZZ_CHECK(json_object_size(doc) == (f.event.at != NULL ? 2u : 1u));
+	check_fast_str(&f.data, json_object_get(doc, "data"));
+	if (f.event.at != NULL) {
+		FUZZ_CHECK(!f.event.escaped && !f.event.text);
+		check_fast_str(&f.event, json_object_get(doc, "event"));
+	}
+	json_decref(doc);
+}
+
 static void
 run(void *arg)
 {
@@ -90,6 +140,7 @@ run(void *arg)
 	struct buf packed = {0};
 	char *from = NULL;
 
+	check_fast(j->body, j->len);
 	st = body_decode(j->ct, j->body, j->len, 32, &msg, &why);
 	if (st != HTTP_200) {
 		FUZZ_CHECK(st == HTTP_400 || st == HTTP_415);

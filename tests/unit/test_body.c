@@ -12,6 +12,7 @@
 #include <pthread.h>
 
 #include "body.h"
+#include "json_fast.h"
 #include "server.h"
 
 #define JSON "application/json"
@@ -279,12 +280,13 @@ in_parse_stack(const struct body_msg *m, const char *p)
  * part-way, and a parse that fails after both frees what it took of each
  * (ASan and valgrind fail a free() of a stack block, or a leak: a document
  * that spilled is released block by block, one wholly in the stack is not).
+ * Each body has a member json_fast does not read ("v"), so jansson parses.
  */
 static void
 test_body_parse_stack(void **state)
 {
-	const char *small = "{\"event\":\"ice\",\"data\":\"candidate:1 1 "
-	                    "UDP 2122260223 192.0.2.1 54400 typ host\"}";
+	const char *small = "{\"v\":1,\"event\":\"ice\",\"data\":\"candidate:1 "
+	                    "1 UDP 2122260223 192.0.2.1 54400 typ host\"}";
 	size_t big_len = 3 * BODY_PARSE_STACK;
 	char *big = malloc(big_len + 64), *bad = malloc(big_len + 64);
 	struct body_msg m;
@@ -301,7 +303,7 @@ test_body_parse_stack(void **state)
 	assert_false(m.parse_heap); /* released with the stack, no decref */
 	body_msg_clear(&m);
 
-	n = sprintf(big, "{\"event\":\"offer\",\"data\":\"");
+	n = sprintf(big, "{\"v\":1,\"event\":\"offer\",\"data\":\"");
 	memset(big + n, 'x', big_len);
 	strcpy(big + n + big_len, "\"}");
 	assert_int_equal(
@@ -325,6 +327,148 @@ test_body_parse_stack(void **state)
 	free(bad);
 }
 
+/*
+ * json_fast reads the usual body, a data string and an event, and says no
+ * to everything else (jansson's then).  What it reads must decode as
+ * jansson decodes it: tests/fuzz/fuzz_body.c checks that on every input.
+ */
+static const struct {
+	const char *body;
+	bool fast;
+	const char *data; /* as body_decode() gives it, or NULL: 400 */
+	const char *event;
+} fast_cases[] = {
+    {"{\"data\":\"hi\"}", true, "hi", NULL},
+    {" {\n\"event\" :\t\"offer\" ,\r\"data\": \"a\\nb\"} \r\n", true, "a\nb",
+        "offer"},
+    {"{\"data\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t.\"}", true, "\"\\/\b\f\n\r\t.",
+        NULL},
+    {"{\"data\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}", true,
+        "caf\xc3\xa9 \xf0\x9f\x98\x80", NULL},
+    /* Read by jansson, with its answer. */
+    {"{\"data\":\"a\",\"data\":\"b\"}", false, "b", NULL},
+    {"{\"data\":\"\\u0041\"}", false, "A", NULL},
+    {"{\"data\":\"x\",\"n\":1}", false, "x", NULL},
+    {"{\"data\":\"x\",\"event\":null}", false, "x", NULL},
+    /* A JSON value: its compact text, as jansson writes it. */
+    {"{\"data\": { \"a\" : [ 1 , -2, true,false,null, {}, [ ] ],\n\"s\":"
+     "\" x \\\" \\n\\t\xc3\xa9\"} ,\"event\":\"offer\"}",
+        true,
+        "{\"a\":[1,-2,true,false,null,{},[]],\"s\":\" x \\\" \\n\\t\xc3\xa9\"}",
+        "offer"},
+    {"{\"data\":42}", true, "42", NULL},
+    {"{\"data\":[{\"a\":1},{\"a\":2}]}", true, "[{\"a\":1},{\"a\":2}]", NULL},
+    {"{\"data\":123456789012345678}", true, "123456789012345678", NULL},
+    /* jansson writes these its own way, or refuses them. */
+    {"{\"data\":1234567890123456789}", false, "1234567890123456789", NULL},
+    {"{\"data\":-0}", false, "0", NULL},
+    {"{\"data\":1.5}", false, "1.5", NULL},
+    {"{\"data\":[1e2]}", false, "[100.0]", NULL},
+    {"{\"data\":\"a\\/b\"}", true, "a/b", NULL},
+    {"{\"data\":[\"a\\/b\"]}", false, "[\"a/b\"]", NULL},
+    {"{\"data\":{\"a\":1,\"a\":2}}", false, "{\"a\":2}", NULL},
+    {"{\"data\":{\"a\":{\"a\":1},\"b\":{\"a\":1}}}", true,
+        "{\"a\":{\"a\":1},\"b\":{\"a\":1}}", NULL},
+    {"{\"data\":[01]}", false, NULL, NULL},
+    {"{\"data\":[1,]}", false, NULL, NULL},
+    {"{\"data\":{\"a\"}}", false, NULL, NULL},
+    {"{\"data\":{\"a\":1,}}", false, NULL, NULL},
+    {"{\"data\":[tru]}", false, NULL, NULL},
+    {"{\"data\":[1}", false, NULL, NULL},
+    {"{\"data\":-}", false, NULL, NULL},
+    {"{\"data\":{\"a\":1}}", true, "{\"a\":1}", NULL},
+    {"{\"data\":\"x\",\"event\":\"of\\u0066er\"}", false, "x", "offer"},
+    {"{\"data\":\"x\",\"event\":\"of\\/fer\"}", false, NULL, NULL},
+    {"{\"event\":\"a\"}", false, NULL, NULL},
+    {"{\"data\":\"\"}", true, NULL, NULL},
+    {"{\"data\":\"x\",\"event\":\"reset\"}", true, NULL, NULL},
+    {"{\"data\":\"x\",}", false, NULL, NULL},
+    {"{\"data\":\"x\"} x", false, NULL, NULL},
+    {"{\"data\":\"x\"}}", false, NULL, NULL},
+    {"{\"data\":\"x\"", false, NULL, NULL},
+    {"{\"data\":\"x\\\"}", false, NULL, NULL},
+    {"{\"data\":\"x\\q\"}", false, NULL, NULL},
+    {"{\"data\":\"a\x01\"}", false, NULL, NULL},
+    {"{\"data\":\"\xc3\x28\"}", false, NULL, NULL},
+    {"{\"data\":\"\xed\xa0\x80\"}", false, NULL, NULL}, /* a surrogate */
+    {"{\"data\":\"\xc0\xaf\"}", false, NULL, NULL},     /* overlong */
+    {"{\"data\" \"x\"}", false, NULL, NULL},
+    {"{\"Data\":\"x\"}", false, NULL, NULL},
+};
+
+static void
+test_body_fast(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(fast_cases) / sizeof(fast_cases[0]);
+	     i++) {
+		const char *b = fast_cases[i].body;
+		struct json_fast f;
+		struct body_msg m;
+		const char *why = NULL;
+		enum http_status st;
+
+		assert_int_equal(
+		    json_fast_scan(b, strlen(b), 32, &f), fast_cases[i].fast);
+		st = body_decode(JSON, b, strlen(b), 32, &m, &why);
+		if (fast_cases[i].data == NULL) {
+			assert_int_equal(st, HTTP_400);
+			assert_non_null(why);
+			continue;
+		}
+		assert_int_equal(st, HTTP_200);
+		assert_int_equal(m.data_len, strlen(fast_cases[i].data));
+		assert_string_equal(m.data, fast_cases[i].data);
+		if (fast_cases[i].event)
+			assert_string_equal(m.event, fast_cases[i].event);
+		else
+			assert_null(m.event);
+		body_msg_clear(&m);
+	}
+}
+
+/*
+ * A fast-read body's strings are copied to the message's stack, or, past
+ * it, to one heap block that body_msg_clear() frees (a leak under ASan and
+ * valgrind otherwise); the reasons it refuses with are jansson's.
+ */
+static void
+test_body_fast_storage(void **state)
+{
+	const char *small = "{\"event\":\"ice\",\"data\":\"candidate:1\"}";
+	size_t big_len = 3 * BODY_PARSE_STACK;
+	char *big = malloc(big_len + 64);
+	struct body_msg m;
+	const char *why;
+	int n;
+
+	(void)state;
+	assert_int_equal(
+	    body_decode(JSON, small, strlen(small), 32, &m, &why), HTTP_200);
+	assert_true(in_parse_stack(&m, m.data));
+	assert_true(in_parse_stack(&m, m.event));
+	assert_string_equal(m.event, "ice");
+	assert_null(m.doc);
+	body_msg_clear(&m);
+
+	n = sprintf(big, "{\"event\":\"offer\",\"data\":\"");
+	memset(big + n, 'x', big_len);
+	strcpy(big + n + big_len, "\\n\"}");
+	assert_int_equal(
+	    body_decode(JSON, big, strlen(big), 32, &m, &why), HTTP_200);
+	assert_int_equal(m.data_len, big_len + 1);
+	assert_false(in_parse_stack(&m, m.data));
+	assert_true(m.data[big_len - 1] == 'x' && m.data[big_len] == '\n' &&
+	    m.data[big_len + 1] == '\0');
+	assert_string_equal(m.event, "offer");
+	body_msg_clear(&m);
+	free(big);
+
+	assert_int_equal(
+	    body_decode(JSON, "{\"data\":\"\"}", 11, 32, &m, &why), HTTP_400);
+	assert_string_equal(why, "no data supplied");
+}
+
 int
 main(void)
 {
@@ -334,6 +478,8 @@ main(void)
 	    cmocka_unit_test(test_body_depth_limit),
 	    cmocka_unit_test(test_body_max_depth_on_worker_stack),
 	    cmocka_unit_test(test_body_event_limit),
+	    cmocka_unit_test(test_body_fast),
+	    cmocka_unit_test(test_body_fast_storage),
 	};
 	const struct CMUnitTest hooked[] = {
 	    cmocka_unit_test(test_body_parse_stack),
