@@ -87,6 +87,26 @@ static const struct {
     {"application/jsonx", "{\"data\":\"x\"}", HTTP_415, NULL, NULL},
 };
 
+/* body_decode() of JSON text b at the default depth; why is the reason. */
+static enum http_status
+decode_json(const char *b, struct body_msg *m, const char **why)
+{
+	return body_decode(JSON, b, strlen(b), 32, m, why);
+}
+
+/* m holds data (no NUL in it) and event (or none); then it is cleared. */
+static void
+assert_decoded(struct body_msg *m, const char *data, const char *event)
+{
+	assert_int_equal(m->data_len, strlen(data));
+	assert_string_equal(m->data, data);
+	if (event)
+		assert_string_equal(m->event, event);
+	else
+		assert_null(m->event);
+	body_msg_clear(m);
+}
+
 static void
 test_body_table(void **state)
 {
@@ -105,13 +125,7 @@ test_body_table(void **state)
 			assert_null(m.data);
 			continue;
 		}
-		assert_int_equal(m.data_len, strlen(body_cases[i].data));
-		assert_string_equal(m.data, body_cases[i].data);
-		if (body_cases[i].event)
-			assert_string_equal(m.event, body_cases[i].event);
-		else
-			assert_null(m.event);
-		body_msg_clear(&m);
+		assert_decoded(&m, body_cases[i].data, body_cases[i].event);
 	}
 }
 
@@ -123,8 +137,7 @@ test_body_nul_in_json_string(void **state)
 	const char *why;
 
 	(void)state;
-	assert_int_equal(
-	    body_decode(JSON, b, strlen(b), 32, &m, &why), HTTP_200);
+	assert_int_equal(decode_json(b, &m, &why), HTTP_200);
 	assert_int_equal(m.data_len, 3);
 	assert_memory_equal(m.data, "a\0b", 3);
 	body_msg_clear(&m);
@@ -294,8 +307,7 @@ test_body_parse_stack(void **state)
 	int n;
 
 	(void)state;
-	assert_int_equal(
-	    body_decode(JSON, small, strlen(small), 32, &m, &why), HTTP_200);
+	assert_int_equal(decode_json(small, &m, &why), HTTP_200);
 	assert_string_equal(m.event, "ice");
 	assert_true(in_parse_stack(&m, m.data));
 	assert_true(in_parse_stack(&m, m.event));
@@ -306,8 +318,7 @@ test_body_parse_stack(void **state)
 	n = sprintf(big, "{\"v\":1,\"event\":\"offer\",\"data\":\"");
 	memset(big + n, 'x', big_len);
 	strcpy(big + n + big_len, "\"}");
-	assert_int_equal(
-	    body_decode(JSON, big, strlen(big), 32, &m, &why), HTTP_200);
+	assert_int_equal(decode_json(big, &m, &why), HTTP_200);
 	assert_int_equal(m.data_len, big_len);
 	assert_false(in_parse_stack(&m, m.data));
 	assert_true(in_parse_stack(&m, m.event));
@@ -319,8 +330,7 @@ test_body_parse_stack(void **state)
 	n = sprintf(bad, "{\"event\":\"a\",\"data\":\"");
 	memset(bad + n, 'y', big_len / 2);
 	strcpy(bad + n + big_len / 2, "\",\"more\":[1,2,{\"k\":");
-	assert_int_equal(
-	    body_decode(JSON, bad, strlen(bad), 32, &m, &why), HTTP_400);
+	assert_int_equal(decode_json(bad, &m, &why), HTTP_400);
 	assert_null(m.data);
 	body_msg_clear(&m);
 	free(big);
@@ -410,20 +420,14 @@ test_body_fast(void **state)
 
 		assert_int_equal(
 		    json_fast_scan(b, strlen(b), 32, &f), fast_cases[i].fast);
-		st = body_decode(JSON, b, strlen(b), 32, &m, &why);
+		st = decode_json(b, &m, &why);
 		if (fast_cases[i].data == NULL) {
 			assert_int_equal(st, HTTP_400);
 			assert_non_null(why);
 			continue;
 		}
 		assert_int_equal(st, HTTP_200);
-		assert_int_equal(m.data_len, strlen(fast_cases[i].data));
-		assert_string_equal(m.data, fast_cases[i].data);
-		if (fast_cases[i].event)
-			assert_string_equal(m.event, fast_cases[i].event);
-		else
-			assert_null(m.event);
-		body_msg_clear(&m);
+		assert_decoded(&m, fast_cases[i].data, fast_cases[i].event);
 	}
 }
 
@@ -443,8 +447,7 @@ test_body_fast_storage(void **state)
 	int n;
 
 	(void)state;
-	assert_int_equal(
-	    body_decode(JSON, small, strlen(small), 32, &m, &why), HTTP_200);
+	assert_int_equal(decode_json(small, &m, &why), HTTP_200);
 	assert_true(in_parse_stack(&m, m.data));
 	assert_true(in_parse_stack(&m, m.event));
 	assert_string_equal(m.event, "ice");
@@ -454,8 +457,7 @@ test_body_fast_storage(void **state)
 	n = sprintf(big, "{\"event\":\"offer\",\"data\":\"");
 	memset(big + n, 'x', big_len);
 	strcpy(big + n + big_len, "\\n\"}");
-	assert_int_equal(
-	    body_decode(JSON, big, strlen(big), 32, &m, &why), HTTP_200);
+	assert_int_equal(decode_json(big, &m, &why), HTTP_200);
 	assert_int_equal(m.data_len, big_len + 1);
 	assert_false(in_parse_stack(&m, m.data));
 	assert_true(m.data[big_len - 1] == 'x' && m.data[big_len] == '\n' &&
