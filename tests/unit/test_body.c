@@ -471,6 +471,48 @@ test_body_fast_storage(void **state)
 	assert_string_equal(why, "no data supplied");
 }
 
+/*
+ * json_fast's own bounds: a data value with JSON_FAST_KEYS keys open at
+ * once, or nested JSON_FAST_DEPTH deep, is read by it; one more is
+ * jansson's, decoded the same.
+ */
+static void
+test_body_fast_bounds(void **state)
+{
+	char b[2048], want[2048];
+	struct json_fast f;
+	struct body_msg m;
+	const char *why;
+
+	(void)state;
+	for (int extra = 0; extra <= 1; extra++) {
+		int n = sprintf(b, "{\"data\":{"), w = 0;
+
+		for (int k = 0; k < JSON_FAST_KEYS + extra; k++)
+			n += sprintf(b + n, "%s\"k%d\":%d", k ? "," : "", k, k);
+		strcpy(b + n, "}}");
+		w = sprintf(want, "%.*s", n - 8, b + 8);
+		strcpy(want + w, "}");
+		assert_int_equal(json_fast_scan(b, strlen(b), 32, &f), !extra);
+		assert_int_equal(decode_json(b, &m, &why), HTTP_200);
+		assert_decoded(&m, want, NULL);
+	}
+	for (int extra = 0; extra <= 1; extra++) {
+		int depth = JSON_FAST_DEPTH + extra,
+		    n = sprintf(b, "{\"data\":");
+
+		for (int d = 0; d < depth; d++)
+			b[n++] = '[';
+		for (int d = 0; d < depth; d++)
+			b[n++] = ']';
+		strcpy(b + n, "}");
+		sprintf(want, "%.*s", 2 * depth, b + 8);
+		assert_int_equal(json_fast_scan(b, strlen(b), 32, &f), !extra);
+		assert_int_equal(decode_json(b, &m, &why), HTTP_200);
+		assert_decoded(&m, want, NULL);
+	}
+}
+
 int
 main(void)
 {
@@ -482,6 +524,7 @@ main(void)
 	    cmocka_unit_test(test_body_event_limit),
 	    cmocka_unit_test(test_body_fast),
 	    cmocka_unit_test(test_body_fast_storage),
+	    cmocka_unit_test(test_body_fast_bounds),
 	};
 	const struct CMUnitTest hooked[] = {
 	    cmocka_unit_test(test_body_parse_stack),
