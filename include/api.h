@@ -10,9 +10,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auth.h"
 #include "config.h"
 #include "http.h"
 #include "registry.h"
+#include "route.h"
 #include "util.h"
 
 struct api;
@@ -57,9 +59,7 @@ struct api_response {
 	struct registry_start start; /* with stream: what to send first */
 	bool envelope;               /* with stream: name the sender */
 	/* Private to the api: */
-	bool prechecked;             /* api_precheck() ran */
-	struct api_pending *pending; /* it passed: the body is wanted */
-	struct quota *quota;         /* with stream: holds one of quota_key's */
+	struct quota *quota; /* with stream: holds one of quota_key's */
 	char *quota_key;
 	struct cluster *cluster; /* with stream, in a cluster: its device */
 	struct cluster_entry *cluster_entry;
@@ -95,22 +95,42 @@ void api_free(struct api *api);
 int api_check(const struct config *c);
 
 /*
- * The checks that need no body: route, identity (and, for cookie
- * credentials, the request's origin), permission and rate.  resp must be
- * zeroed.  Returns true for a POST that passed them: read its body, then
- * call api_handle() with it.  Otherwise resp is the whole answer (a
- * refusal, or any other request's response): a refused POST's body is not
- * needed.
+ * What api_precheck() found, for api_handle() once the body is read: the
+ * caller's, for the request only (on its stack: no block of its own per
+ * POST, and nothing in the response, which a stream keeps for its life).
+ * Its fields are private to the api.
  */
-bool api_precheck(
-    struct api *api, const struct api_request *req, struct api_response *resp);
+struct api_pending {
+	bool prechecked; /* api_precheck() ran */
+	bool want_body;  /* it passed a POST: r and who wait for the body */
+	struct route r;
+	struct auth_identity who;
+};
 
 /*
- * Handle one request: resp is zeroed, or what api_precheck() left.  Does
- * nothing to a resp that api_precheck() already answered.
+ * The checks that need no body: route, identity (and, for cookie
+ * credentials, the request's origin), permission and rate.  p and resp
+ * must be zeroed.  Returns true for a POST that passed them: read its
+ * body, then call api_handle() with it, p and resp.  Otherwise resp is the
+ * whole answer (a refusal, or any other request's response): a refused
+ * POST's body is not needed.
  */
-void api_handle(
-    struct api *api, const struct api_request *req, struct api_response *resp);
+bool api_precheck(struct api *api, const struct api_request *req,
+    struct api_pending *p, struct api_response *resp);
+
+/*
+ * Handle one request: p and resp are zeroed, or what api_precheck() left
+ * (p NULL: the request whole, without api_precheck()).  Does nothing to a
+ * resp that api_precheck() already answered.  Releases p and zeroes it.
+ */
+void api_handle(struct api *api, const struct api_request *req,
+    struct api_pending *p, struct api_response *resp);
+
+/*
+ * Release what api_precheck() left in p and zero it, for a request that
+ * api_handle() will not see (its body never came).
+ */
+void api_pending_clear(struct api_pending *p);
 
 /*
  * The stream of resp has ended, whatever ended it (call it after

@@ -32,12 +32,6 @@
  */
 #define API_UNREADABLE_ID "?"
 
-/* What api_precheck() found, for api_handle() once the body is read. */
-struct api_pending {
-	struct route r;
-	struct auth_identity who;
-};
-
 struct api *
 api_new(const struct config *c, struct registry *reg, api_threads_fn threads,
     void *threads_ctx)
@@ -102,14 +96,12 @@ api_free(struct api *api)
 	free(api);
 }
 
-static void
-api_pending_free(struct api_pending *p)
+void
+api_pending_clear(struct api_pending *p)
 {
-	if (p == NULL)
-		return;
 	auth_identity_clear(&p->who);
 	route_clear(&p->r);
-	free(p);
+	memset(p, 0, sizeof(*p));
 }
 
 /* Needs no api: the response says which quota it holds. */
@@ -148,7 +140,6 @@ api_response_clear(struct api_response *resp)
 {
 	api_release_quota(resp);
 	api_release_cluster(resp);
-	api_pending_free(resp->pending);
 	buf_free(&resp->headers);
 	buf_free(&resp->body);
 	memset(resp, 0, sizeof(*resp));
@@ -471,16 +462,15 @@ api_ice_servers(struct api *api, const struct route *r,
 }
 
 bool
-api_precheck(
-    struct api *api, const struct api_request *req, struct api_response *resp)
+api_precheck(struct api *api, const struct api_request *req,
+    struct api_pending *p, struct api_response *resp)
 {
 	enum route_method method = route_method_parse(req->method);
 	struct auth_identity who = {0};
 	enum route_result res;
 	struct route r;
-	bool want_body = false;
 
-	resp->prechecked = true;
+	p->prechecked = true;
 	api_cors(api, req, resp);
 	res = route_match(method, req->uri, api->config->max_id, &r);
 	switch (res) {
@@ -551,13 +541,12 @@ api_precheck(
 		break;
 	case ROUTE_POST:
 		if (api_rate_ok(api, req, &who, resp)) {
-			/* The route and identity wait for the body. */
-			resp->pending = xcalloc(1, sizeof(*resp->pending));
-			resp->pending->r = r;
-			resp->pending->who = who;
+			/* The route and identity wait for the body, in p. */
+			p->r = r;
+			p->who = who;
 			memset(&r, 0, sizeof(r));
 			memset(&who, 0, sizeof(who));
-			want_body = true;
+			p->want_body = true;
 		}
 		break;
 	case ROUTE_ICE:
@@ -574,7 +563,7 @@ api_precheck(
 out:
 	auth_identity_clear(&who);
 	route_clear(&r);
-	return want_body;
+	return p->want_body;
 }
 
 /* Microseconds on CLOCK_MONOTONIC, for metrics_post_time(). */
@@ -588,23 +577,23 @@ api_now_us(void)
 }
 
 void
-api_handle(
-    struct api *api, const struct api_request *req, struct api_response *resp)
+api_handle(struct api *api, const struct api_request *req,
+    struct api_pending *p, struct api_response *resp)
 {
-	struct api_pending *p;
+	struct api_pending whole = {0};
 	uint64_t t0;
 
-	if (!resp->prechecked && !api_precheck(api, req, resp))
-		goto out;
-	p = resp->pending;
 	if (p == NULL)
+		p = &whole;
+	if (!p->prechecked && !api_precheck(api, req, p, resp))
+		goto out;
+	if (!p->want_body)
 		goto out; /* api_precheck() answered */
-	resp->pending = NULL;
 	t0 = api_now_us();
 	api_post(api, req, &p->r, &p->who, resp);
 	metrics_post_time(api_now_us() - t0);
-	api_pending_free(p);
 out:
+	api_pending_clear(p);
 	if (req->method != NULL && strcmp(req->method, "POST") == 0)
 		metrics_post(resp->status);
 }

@@ -249,6 +249,7 @@ bool
 server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 {
 	struct api_request ar = {0};
+	struct api_pending pending = {0};
 	char body_text[SERVER_BODY_STACK];
 	char head_text[SERVER_ANSWER_STACK], answer_text[SERVER_ANSWER_STACK];
 	struct buf body = BUF_ON_STACK(body_text), uri = {0};
@@ -264,7 +265,7 @@ server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	 * only drained.  Other requests are handled whole below.
 	 */
 	if (ar.method != NULL && strcmp(ar.method, "POST") == 0 &&
-	    api_precheck(srv->api, &ar, resp)) {
+	    api_precheck(srv->api, &ar, &pending, resp)) {
 		ar.body_too_large = server_read_body(req, ar.content_length,
 		    srv->config->max_body, &body, &ar.body_cut);
 		ar.body = body.data;
@@ -278,12 +279,13 @@ server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 		         "connection",
 		    strerror(FCGX_GetError(req->in) > 0 ? FCGX_GetError(req->in)
 		                                        : EIO));
+		api_pending_clear(&pending);
 		api_response_clear(resp);
 		buf_free(&body);
 		buf_free(&uri);
 		return false;
 	}
-	api_handle(srv->api, &ar, resp);
+	api_handle(srv->api, &ar, &pending, resp);
 	buf_free(&body);
 	buf_free(&uri);
 	if (resp->stream == NULL) {

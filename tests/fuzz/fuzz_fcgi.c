@@ -268,6 +268,7 @@ handle(const struct config *conf, struct api *api, struct registry *reg,
 {
 	struct api_request ar = {0};
 	struct api_response resp = {0};
+	struct api_pending pending = {0};
 	struct buf uri = {0}, last_id = {0};
 	const char *cl;
 
@@ -285,7 +286,7 @@ handle(const struct config *conf, struct api *api, struct registry *reg,
 	}
 	/* A POST's body is read only when the checks before it pass. */
 	if (ar.method != NULL && strcmp(ar.method, "POST") == 0 &&
-	    api_precheck(api, &ar, &resp)) {
+	    api_precheck(api, &ar, &pending, &resp)) {
 		cl = ar.content_length;
 		ar.body_too_large =
 		    (cl != NULL && strtoull(cl, NULL, 10) > conf->max_body) ||
@@ -293,7 +294,7 @@ handle(const struct config *conf, struct api *api, struct registry *reg,
 		ar.body = body;
 		ar.body_len = ar.body_too_large ? 0 : body_len;
 	}
-	api_handle(api, &ar, &resp);
+	api_handle(api, &ar, &pending, &resp);
 	buf_free(&uri);
 	buf_free(&last_id);
 	if (resp.stream == NULL) {

@@ -109,7 +109,7 @@ call(struct fixture *f, const char *method, const char *uri, const char *ct,
 	};
 
 	memset(resp, 0, sizeof(*resp));
-	api_handle(f->api, &req, resp);
+	api_handle(f->api, &req, NULL, resp);
 	return resp->status;
 }
 
@@ -277,7 +277,7 @@ test_api_body_too_large(void **state)
 	    .body_too_large = true};
 	struct api_response r = {0};
 
-	api_handle(f->api, &req, &r);
+	api_handle(f->api, &req, NULL, &r);
 	assert_int_equal(r.status, HTTP_413);
 	api_response_clear(&r);
 }
@@ -291,17 +291,17 @@ test_api_cors_list(void **state)
 	    .origin = "https://b.example"};
 	struct api_response r = {0};
 
-	api_handle(f->api, &req, &r);
+	api_handle(f->api, &req, NULL, &r);
 	assert_true(has_header(
 	    &r, "Access-Control-Allow-Origin: https://b.example\r\n"));
 	assert_true(has_header(&r, "Vary: Origin\r\n"));
 	api_response_clear(&r);
 	req.origin = "https://evil.example";
-	api_handle(f->api, &req, &r);
+	api_handle(f->api, &req, NULL, &r);
 	assert_false(has_header(&r, "Access-Control-Allow-Origin"));
 	api_response_clear(&r);
 	req.origin = NULL;
-	api_handle(f->api, &req, &r);
+	api_handle(f->api, &req, NULL, &r);
 	assert_false(has_header(&r, "Access-Control-Allow-Origin"));
 	api_response_clear(&r);
 }
@@ -343,7 +343,7 @@ test_api_replay(void **state)
 
 	/* Back with Last-Event-ID = first: gets "two" only, no reset. */
 	req.last_event_id = first;
-	api_handle(f->api, &req, &sub);
+	api_handle(f->api, &req, NULL, &sub);
 	assert_false(sub.start.reset);
 	api_stream_open(f->api, &sub.start, &all);
 	assert_int_equal(
@@ -365,7 +365,7 @@ test_api_replay(void **state)
 	snprintf(uri, sizeof(uri), "/subscribe/u/device/d?last_event_id=1-1");
 	req.uri = uri;
 	req.last_event_id = NULL;
-	api_handle(f->api, &req, &sub);
+	api_handle(f->api, &req, NULL, &sub);
 	assert_true(sub.start.reset);
 	api_stream_open(f->api, &sub.start, &all);
 	sse_parse(&p, all.data, all.len);
@@ -388,7 +388,7 @@ test_api_replay(void **state)
 		snprintf(id, sizeof(id), "%llu%s",
 		    (unsigned long long)registry_epoch(f->reg), bad[i]);
 		req.last_event_id = id;
-		api_handle(f->api, &req, &sub);
+		api_handle(f->api, &req, NULL, &sub);
 		assert_non_null(sub.stream);
 		assert_true(sub.start.reset);
 		assert_string_equal(sub.start.reason, "unknown event id");
@@ -476,20 +476,22 @@ test_api_cookie_needs_same_origin(void **state)
 		    .https = cases[i].https};
 		struct api_request sub = post;
 		struct api_response r = {0};
+		struct api_pending p = {0};
 
 		sub.method = "GET";
 		sub.uri = "/subscribe/alice/device/d";
 		sub.body = NULL;
 		sub.body_len = 0;
 		/* Refused before the body is read, or wanting it. */
-		assert_int_equal(api_precheck(f->api, &post, &r), cases[i].ok);
-		api_handle(f->api, &post, &r);
+		assert_int_equal(
+		    api_precheck(f->api, &post, &p, &r), cases[i].ok);
+		api_handle(f->api, &post, &p, &r);
 		/* 404: let through, to a device that is not there. */
 		assert_int_equal(r.status, cases[i].ok ? HTTP_404 : HTTP_403);
 		if (!cases[i].ok)
 			assert_non_null(strstr(r.body.data, "{\"error\":"));
 		api_response_clear(&r);
-		api_handle(f->api, &sub, &r);
+		api_handle(f->api, &sub, NULL, &r);
 		assert_int_equal(r.status, cases[i].ok ? HTTP_200 : HTTP_403);
 		assert_true((r.stream != NULL) == cases[i].ok);
 		if (r.stream)
@@ -500,14 +502,14 @@ test_api_cookie_needs_same_origin(void **state)
 		/* The same from a bearer or query token: not ambient. */
 		post.cookie = NULL;
 		post.authorization = bearer;
-		api_handle(f->api, &post, &r);
+		api_handle(f->api, &post, NULL, &r);
 		assert_int_equal(r.status, HTTP_404);
 		api_response_clear(&r);
 		snprintf(uri, sizeof(uri),
 		    "/subscribe/alice/device/d?access_token=%s", t);
 		sub.cookie = NULL;
 		sub.uri = uri;
-		api_handle(f->api, &sub, &r);
+		api_handle(f->api, &sub, NULL, &r);
 		assert_int_equal(r.status, HTTP_200);
 		end_stream(f, &r);
 	}
@@ -531,12 +533,12 @@ test_api_cookie_star_trusts_no_origin(void **state)
 
 	(void)state;
 	snprintf(cookie, sizeof(cookie), "beep_token=%s", t);
-	api_handle(f->api, &req, &r);
+	api_handle(f->api, &req, NULL, &r);
 	assert_int_equal(r.status, HTTP_403);
 	api_response_clear(&r);
 	req.origin = NULL;
 	req.sec_fetch_site = "same-origin";
-	api_handle(f->api, &req, &r);
+	api_handle(f->api, &req, NULL, &r);
 	assert_int_equal(r.status, HTTP_200);
 	api_response_clear(&r);
 	/*
@@ -549,7 +551,7 @@ test_api_cookie_star_trusts_no_origin(void **state)
 		    .cookie = cookie,
 		    .sec_fetch_site = "same-origin"};
 
-		api_handle(f->api, &sub, &r);
+		api_handle(f->api, &sub, NULL, &r);
 		assert_int_equal(r.status, HTTP_401);
 		assert_null(r.stream);
 	}
@@ -570,12 +572,13 @@ test_api_token_too_long(void **state)
 	    .uri = "/user/bob/device/d",
 	    .authorization = header};
 	struct api_response r = {0};
+	struct api_pending p = {0};
 
 	(void)state;
 	strcpy(header, "Bearer ");
 	memset(header + 7, 'A', 257);
 	header[7 + 257] = '\0';
-	assert_false(api_precheck(f->api, &req, &r));
+	assert_false(api_precheck(f->api, &req, &p, &r));
 	assert_int_equal(r.status, HTTP_401);
 	assert_non_null(strstr(r.body.data, "token too long"));
 	assert_true(has_header(&r, "error=\"invalid_token\""));
@@ -598,19 +601,21 @@ test_api_precheck_before_body(void **state)
 	    .uri = "/user/bob/device/d",
 	    .content_type = "application/json"};
 	struct api_response r = {0}, sub = {0};
+	struct api_pending p = {0};
 	struct api_request sreq = {
 	    .method = "GET", .uri = "/subscribe/alice/device/d"};
 
 	(void)state;
 	/* No credentials, a bad route, a bad method: no body wanted. */
-	assert_false(api_precheck(f->api, &req, &r));
+	assert_false(api_precheck(f->api, &req, &p, &r));
 	assert_int_equal(r.status, HTTP_401);
-	api_handle(f->api, &req, &r); /* already answered: unchanged */
+	api_handle(f->api, &req, &p, &r); /* already answered: unchanged */
 	assert_int_equal(r.status, HTTP_401);
 	api_response_clear(&r);
 	req.uri = "/nope";
-	assert_false(api_precheck(f->api, &req, &r));
+	assert_false(api_precheck(f->api, &req, &p, &r));
 	assert_int_equal(r.status, HTTP_404);
+	api_pending_clear(&p);
 	api_response_clear(&r);
 	/* A GET answered 200 by the precheck is not handled twice. */
 	{
@@ -619,9 +624,9 @@ test_api_precheck_before_body(void **state)
 		    .authorization = bearer};
 
 		snprintf(bearer, sizeof(bearer), "Bearer %s", t);
-		assert_false(api_precheck(f->api, &list, &r));
+		assert_false(api_precheck(f->api, &list, &p, &r));
 		assert_int_equal(r.status, HTTP_200);
-		api_handle(f->api, &list, &r);
+		api_handle(f->api, &list, &p, &r);
 		assert_string_equal(r.body.data, "[]");
 		api_response_clear(&r);
 	}
@@ -629,19 +634,20 @@ test_api_precheck_before_body(void **state)
 	snprintf(bearer, sizeof(bearer), "Bearer %s", t);
 	req.authorization = bearer;
 	sreq.authorization = bearer;
-	api_handle(f->api, &sreq, &sub);
+	api_handle(f->api, &sreq, NULL, &sub);
 	assert_int_equal(sub.status, HTTP_200);
 	req.uri = "/user/alice/device/d";
-	assert_true(api_precheck(f->api, &req, &r));
+	assert_true(api_precheck(f->api, &req, &p, &r));
 	assert_int_equal(r.status, 0);
 	req.body = "{\"data\":\"hi\"}";
 	req.body_len = strlen(req.body);
-	api_handle(f->api, &req, &r);
+	api_handle(f->api, &req, &p, &r);
 	assert_int_equal(r.status, HTTP_200);
 	api_response_clear(&r);
 	/* The rate (1, burst 1) is spent: 429 before the body. */
-	assert_false(api_precheck(f->api, &req, &r));
+	assert_false(api_precheck(f->api, &req, &p, &r));
 	assert_int_equal(r.status, HTTP_429);
+	api_pending_clear(&p);
 	api_response_clear(&r);
 	/* A precheck that passed, then dropped (body never came): freed. */
 	api_expire(f->api, util_now_ms() + 10000);
@@ -699,16 +705,19 @@ test_api_header_mode_cross_site(void **state)
 		    .origin = cases[i].origin,
 		    .sec_fetch_site = cases[i].site};
 		struct api_response r = {0};
+		struct api_pending p = {0};
 
 		if (cases[i].ok) {
-			assert_true(api_precheck(f->api, &req, &r));
+			assert_true(api_precheck(f->api, &req, &p, &r));
 			assert_int_equal(r.status, 0);
 		} else {
-			assert_false(api_precheck(f->api, &req, &r));
+			assert_false(api_precheck(f->api, &req, &p, &r));
 			assert_int_equal(r.status, HTTP_403);
 			assert_non_null(strstr(
 			    r.body.data, "credentials from another site"));
 		}
+		/* A body that never came: what the precheck kept, freed. */
+		api_pending_clear(&p);
 		api_response_clear(&r);
 	}
 	api_expire(f->api, util_now_ms() + 10000);
@@ -731,7 +740,7 @@ test_api_streams_per_address(void **state)
 
 		snprintf(uri, sizeof(uri), "/subscribe/u%d/device/d", i);
 		memset(&s[i], 0, sizeof(s[i]));
-		api_handle(f->api, &req, &s[i]);
+		api_handle(f->api, &req, NULL, &s[i]);
 	}
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(s[i].status, HTTP_200);
@@ -746,7 +755,7 @@ test_api_streams_per_address(void **state)
 		    .uri = "/subscribe/v/device/d",
 		    .remote_addr = "192.0.2.2"};
 
-		api_handle(f->api, &other, &r);
+		api_handle(f->api, &other, NULL, &r);
 		assert_int_equal(r.status, HTTP_200);
 		end_stream(f, &r);
 	}
@@ -760,9 +769,9 @@ test_api_streams_per_address(void **state)
 		    .uri = "/subscribe/x/device/d",
 		    .remote_addr = "192.0.2.1"};
 
-		api_handle(f->api, &req, &s[0]);
+		api_handle(f->api, &req, NULL, &s[0]);
 		assert_int_equal(s[0].status, HTTP_200);
-		api_handle(f->api, &other, &r);
+		api_handle(f->api, &other, NULL, &r);
 		assert_int_equal(r.status, HTTP_429);
 		api_response_clear(&r);
 	}
@@ -788,7 +797,7 @@ test_api_streams_per_address(void **state)
 
 		for (int i = 0; i < 4; i++) {
 			memset(&chain[i], 0, sizeof(chain[i]));
-			api_handle(f->api, &req, &chain[i]);
+			api_handle(f->api, &req, NULL, &chain[i]);
 		}
 		for (int i = 0; i < 3; i++)
 			assert_int_equal(chain[i].status, HTTP_200);
@@ -808,9 +817,9 @@ test_api_streams_per_address(void **state)
 		end_stream(f, &chain[1]);
 		s[1] = chain[2];
 		/* Another address's stream of a device is not taken. */
-		api_handle(f->api, &from_other, &theirs);
+		api_handle(f->api, &from_other, NULL, &theirs);
 		assert_int_equal(theirs.status, HTTP_200);
-		api_handle(f->api, &to_other, &r);
+		api_handle(f->api, &to_other, NULL, &r);
 		assert_int_equal(r.status, HTTP_429);
 		api_response_clear(&r);
 		assert_int_equal(registry_wait(f->reg, theirs.stream, 0, &b),
@@ -829,7 +838,7 @@ test_api_streams_per_address(void **state)
 			snprintf(
 			    uri2, sizeof(uri2), "/subscribe/n%d/device/d", i);
 			memset(&s[i], 0, sizeof(s[i]));
-			api_handle(f->api, &req, &s[i]);
+			api_handle(f->api, &req, NULL, &s[i]);
 		}
 		for (int i = 0; i < 3; i++)
 			assert_int_equal(s[i].status, HTTP_200);
@@ -864,11 +873,11 @@ test_api_displace_only_when_open(void **state)
 	struct registry_batch b;
 
 	(void)state;
-	api_handle(f->api, &d, &sd);
-	api_handle(f->api, &e, &se);
+	api_handle(f->api, &d, NULL, &sd);
+	api_handle(f->api, &e, NULL, &se);
 	assert_int_equal(sd.status, HTTP_200);
 	assert_int_equal(se.status, HTTP_200);
-	api_handle(f->api, &d, &again);
+	api_handle(f->api, &d, NULL, &again);
 	assert_int_equal(again.status, HTTP_503);
 	assert_null(again.stream);
 	api_response_clear(&again);
@@ -899,7 +908,7 @@ test_api_streams_per_address_not_with_auth(void **state)
 
 		snprintf(uri, sizeof(uri), "/subscribe/alice/device/d%d", i);
 		memset(&s[i], 0, sizeof(s[i]));
-		api_handle(f->api, &req, &s[i]);
+		api_handle(f->api, &req, NULL, &s[i]);
 		assert_int_equal(s[i].status, HTTP_200);
 	}
 	for (int i = 0; i < 3; i++)
@@ -916,7 +925,7 @@ get_from(struct fixture *f, const char *uri, const char *addr,
 	    .method = "GET", .uri = uri, .remote_addr = addr};
 
 	memset(r, 0, sizeof(*r));
-	api_handle(f->api, &req, r);
+	api_handle(f->api, &req, NULL, r);
 	return r->status;
 }
 
@@ -931,10 +940,11 @@ post_from(struct fixture *f, const char *addr)
 	    .body = "{\"data\":1}",
 	    .body_len = 10};
 	struct api_response r = {0};
+	struct api_pending p = {0};
 	enum http_status status;
 
-	if (api_precheck(f->api, &req, &r))
-		api_handle(f->api, &req, &r);
+	if (api_precheck(f->api, &req, &p, &r))
+		api_handle(f->api, &req, &p, &r);
 	status = r.status;
 	api_response_clear(&r);
 	return status;
@@ -1025,7 +1035,7 @@ get_resuming(struct fixture *f, const char *uri, const char *addr,
 	    .last_event_id = last_id};
 
 	memset(r, 0, sizeof(*r));
-	api_handle(f->api, &req, r);
+	api_handle(f->api, &req, NULL, r);
 	return r->status;
 }
 
@@ -1242,7 +1252,7 @@ test_api_stream_position(void **state)
 	char pos[128];
 
 	(void)state;
-	api_handle(f->api, &req, &sub);
+	api_handle(f->api, &req, NULL, &sub);
 	assert_non_null(sub.stream);
 	api_stream_open(f->api, &sub.start, &all);
 	sse_parse(&p, all.data, all.len);
@@ -1265,7 +1275,7 @@ test_api_stream_position(void **state)
 	registry_batch_release(&b);
 	/* The reconnect, with the id it parsed, gets it. */
 	req.last_event_id = pos;
-	api_handle(f->api, &req, &sub2);
+	api_handle(f->api, &req, NULL, &sub2);
 	assert_non_null(sub2.stream);
 	assert_false(sub2.start.reset);
 	api_stream_open(f->api, &sub2.start, &all);
@@ -1308,7 +1318,7 @@ test_api_post_refused(void **state)
 	struct api_response sub = {0}, r = {0};
 
 	(void)state;
-	api_handle(f->api, &req, &sub);
+	api_handle(f->api, &req, NULL, &sub);
 	registry_unsubscribe(f->reg, sub.stream);
 	api_response_clear(&sub);
 	req = (struct api_request){.method = "POST",
@@ -1316,23 +1326,23 @@ test_api_post_refused(void **state)
 	    .content_type = "application/json",
 	    .body = "{\"data\":\"0123456789012345678901234567890123456789\"}"};
 	req.body_len = strlen(req.body);
-	api_handle(f->api, &req, &r);
+	api_handle(f->api, &req, NULL, &r);
 	assert_int_equal(r.status, HTTP_202);
 	api_response_clear(&r);
-	api_handle(f->api, &req, &r);
+	api_handle(f->api, &req, NULL, &r);
 	assert_int_equal(r.status, HTTP_503);
 	assert_true(has_header(&r, "Retry-After: "));
 	assert_string_equal(r.body.data, "{\"error\":\"message memory full\"}");
 	api_response_clear(&r);
 	req = (struct api_request){
 	    .method = "GET", .uri = "/healthz", .remote_addr = "127.0.0.1"};
-	api_handle(f->api, &req, &r);
+	api_handle(f->api, &req, NULL, &r);
 	assert_non_null(strstr(r.body.data, "\"message_bytes\":"));
 	assert_null(strstr(r.body.data, "\"message_bytes\":0"));
 	api_response_clear(&r);
 	/* The counters are for BEEP_METRICS_ALLOW; others get the status. */
 	req.remote_addr = "192.0.2.1";
-	api_handle(f->api, &req, &r);
+	api_handle(f->api, &req, NULL, &r);
 	assert_int_equal(r.status, HTTP_200);
 	assert_string_equal(r.body.data, "{\"status\":\"ok\"}");
 	api_response_clear(&r);
@@ -1342,7 +1352,7 @@ test_api_post_refused(void **state)
 	    .content_type = "application/json",
 	    .body = "{\"data\":1}"};
 	req.body_len = strlen(req.body);
-	api_handle(f->api, &req, &r);
+	api_handle(f->api, &req, NULL, &r);
 	assert_int_equal(r.status, HTTP_503);
 	assert_true(has_header(&r, "Retry-After: "));
 	assert_string_equal(r.body.data, "{\"error\":\"service is stopping\"}");
