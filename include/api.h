@@ -95,6 +95,12 @@ void api_free(struct api *api);
 int api_check(const struct config *c);
 
 /*
+ * The room a request's ids are decoded in (route_match()): two of up to
+ * 63 bytes, UUIDs among them.  Longer ones take the heap.
+ */
+#define API_IDS_ROOM 128
+
+/*
  * What api_precheck() found, for api_handle() once the body is read: the
  * caller's, for the request only (on its stack: no block of its own per
  * POST, and nothing in the response, which a stream keeps for its life).
@@ -103,8 +109,9 @@ int api_check(const struct config *c);
 struct api_pending {
 	bool prechecked; /* api_precheck() ran */
 	bool want_body;  /* it passed a POST: r and who wait for the body */
-	struct route r;
+	struct route r;  /* its ids in ids[] when they fit */
 	struct auth_identity who;
+	char ids[API_IDS_ROOM];
 };
 
 /*

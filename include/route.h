@@ -1,11 +1,13 @@
 /*
  * route: map a method and a raw request URI to one of the API's routes,
  * percent-decoding and checking the user and device ids on the way.
- * Pure: no I/O, no allocation beyond the ids it returns.
+ * Pure: no I/O, no allocation beyond the ids it returns (and none for
+ * ids that fit in the room the caller lends).
  */
 #ifndef BEEP_ROUTE_H
 #define BEEP_ROUTE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum route_id {
@@ -40,11 +42,12 @@ enum route_result {
 
 struct route {
 	enum route_id id;
-	char *user; /* decoded, or NULL; owned, see route_clear() */
+	char *user; /* decoded, or NULL; see route_match(), route_clear() */
 	size_t user_len;
 	char *device; /* decoded, or NULL; in user's block */
 	size_t device_len;
 	const char *query; /* points into the URI after '?', or NULL */
+	bool ids_owned;    /* user's block is the heap's, not the caller's */
 };
 
 /* Map a REQUEST_METHOD string to its enum. */
@@ -54,10 +57,13 @@ enum route_method route_method_parse(const char *method);
  * Match uri (raw, as sent: path and optional query) for method.  On
  * ROUTE_OK, ROUTE_BAD_METHOD and ROUTE_BAD_ID, r->id names the route; ids
  * are decoded into r only on ROUTE_OK.  Ids longer than max_id bytes are
- * ROUTE_BAD_ID.  Release with route_clear().
+ * ROUTE_BAD_ID.  The ids go in room (room_size bytes; may be NULL, 0) when
+ * they fit, so that a request's usual ids take no block of their own: room
+ * is the caller's, and must outlive r and its copies.  Longer ones take
+ * the heap.  Release with route_clear().
  */
-enum route_result route_match(
-    enum route_method method, const char *uri, size_t max_id, struct route *r);
+enum route_result route_match(enum route_method method, const char *uri,
+    size_t max_id, char *room, size_t room_size, struct route *r);
 
 void route_clear(struct route *r);
 

@@ -101,7 +101,10 @@ api_pending_clear(struct api_pending *p)
 {
 	auth_identity_clear(&p->who);
 	route_clear(&p->r);
-	memset(p, 0, sizeof(*p));
+	/* ids[] is only room: no need to zero it. */
+	p->r = (struct route){0};
+	p->who = (struct auth_identity){0};
+	p->prechecked = p->want_body = false;
 }
 
 /* Needs no api: the response says which quota it holds. */
@@ -472,7 +475,8 @@ api_precheck(struct api *api, const struct api_request *req,
 
 	p->prechecked = true;
 	api_cors(api, req, resp);
-	res = route_match(method, req->uri, api->config->max_id, &r);
+	res = route_match(
+	    method, req->uri, api->config->max_id, p->ids, sizeof(p->ids), &r);
 	switch (res) {
 	case ROUTE_NOT_FOUND:
 		api_error(resp, HTTP_404, "not found");
@@ -580,11 +584,15 @@ void
 api_handle(struct api *api, const struct api_request *req,
     struct api_pending *p, struct api_response *resp)
 {
-	struct api_pending whole = {0};
 	uint64_t t0;
 
-	if (p == NULL)
-		p = &whole;
+	if (p == NULL) {
+		/* Zeroed only here: the server's is, once per request. */
+		struct api_pending whole = {0};
+
+		api_handle(api, req, &whole, resp);
+		return;
+	}
 	if (!p->prechecked && !api_precheck(api, req, p, resp))
 		goto out;
 	if (!p->want_body)

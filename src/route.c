@@ -91,12 +91,12 @@ route_decode_id(
 }
 
 enum route_result
-route_match(
-    enum route_method method, const char *uri, size_t max_id, struct route *r)
+route_match(enum route_method method, const char *uri, size_t max_id,
+    char *room, size_t room_size, struct route *r)
 {
 	struct route_seg segs[ROUTE_MAX_SEGMENTS];
 	const struct route_spec *spec = NULL;
-	size_t nseg = 0, path_len, room = 0, used = 0;
+	size_t nseg = 0, path_len, need = 0, used = 0;
 	const char *q, *p;
 	char *ids;
 	enum route_result res;
@@ -147,15 +147,17 @@ route_match(
 	/*
 	 * The ids, decoded into one block: user, then device (a segment
 	 * too long to be an id is refused below, so it adds only the byte
-	 * that keeps the block from being empty).
+	 * that keeps the block from being empty).  The caller's room when
+	 * they fit in it, else the heap's.
 	 */
 	for (size_t j = 0; j < nseg; j++) {
 		if (spec->seg[j] == NULL && segs[j].len <= 3 * max_id)
-			room += segs[j].len + 1;
+			need += segs[j].len + 1;
 		else if (spec->seg[j] == NULL)
-			room++;
+			need++;
 	}
-	ids = room > 0 ? xmalloc(room) : NULL;
+	r->ids_owned = need > room_size;
+	ids = r->ids_owned ? xmalloc(need) : room;
 	for (size_t j = 0; j < nseg; j++) {
 		size_t *out_len;
 
@@ -164,9 +166,11 @@ route_match(
 		out_len = r->user == NULL ? &r->user_len : &r->device_len;
 		res = route_decode_id(&segs[j], max_id, ids + used, out_len);
 		if (res != ROUTE_OK) {
-			free(ids);
+			if (r->ids_owned)
+				free(ids);
 			r->user = r->device = NULL;
 			r->user_len = r->device_len = 0;
+			r->ids_owned = false;
 			return res;
 		}
 		ids[used + *out_len] = '\0';
@@ -182,7 +186,9 @@ route_match(
 void
 route_clear(struct route *r)
 {
-	free(r->user); /* the block that holds the device too */
+	if (r->ids_owned)
+		free(r->user); /* the block that holds the device too */
 	r->user = r->device = NULL;
 	r->user_len = r->device_len = 0;
+	r->ids_owned = false;
 }

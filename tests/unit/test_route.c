@@ -73,7 +73,7 @@ test_route_table(void **state)
 		struct route r;
 		enum route_result res =
 		    route_match(route_method_parse(route_cases[i].method),
-		        route_cases[i].uri, 256, &r);
+		        route_cases[i].uri, 256, NULL, 0, &r);
 
 		assert_int_equal(res, route_cases[i].res);
 		assert_int_equal(r.id, route_cases[i].id);
@@ -88,6 +88,40 @@ test_route_table(void **state)
 	}
 }
 
+/* Ids that fit in the caller's room take no block; longer ones do. */
+static void
+test_route_room(void **state)
+{
+	char room[12];
+	struct route r;
+
+	(void)state;
+	assert_int_equal(route_match(METHOD_POST, "/user/b%6Fb/device/d1", 256,
+	                     room, sizeof(room), &r),
+	    ROUTE_OK);
+	assert_false(r.ids_owned);
+	assert_ptr_equal(r.user, room);
+	assert_string_equal(r.user, "bob");
+	assert_string_equal(r.device, "d1");
+	route_clear(&r);
+	assert_null(r.user);
+	/* The room asked is the segments' raw length (escapes included). */
+	assert_int_equal(route_match(METHOD_POST, "/user/bob/device/d12345678",
+	                     256, room, sizeof(room), &r),
+	    ROUTE_OK);
+	assert_true(r.ids_owned);
+	assert_true(r.user < room || r.user >= room + sizeof(room));
+	assert_string_equal(r.device, "d12345678");
+	route_clear(&r);
+	assert_false(r.ids_owned);
+	/* A refused id frees the block it took. */
+	assert_int_equal(route_match(METHOD_POST, "/user/bob/device/%00xxxxx",
+	                     256, room, sizeof(room), &r),
+	    ROUTE_BAD_ID);
+	assert_null(r.user);
+	assert_false(r.ids_owned);
+}
+
 static void
 test_route_id_limit(void **state)
 {
@@ -98,15 +132,17 @@ test_route_id_limit(void **state)
 	memset(id, 'u', sizeof(id));
 	/* Exactly max_id bytes is fine; one more is not. */
 	snprintf(uri, sizeof(uri), "/user/%.*s/devices", 10, id);
-	assert_int_equal(route_match(METHOD_GET, uri, 10, &r), ROUTE_OK);
+	assert_int_equal(
+	    route_match(METHOD_GET, uri, 10, NULL, 0, &r), ROUTE_OK);
 	assert_int_equal(r.user_len, 10);
 	route_clear(&r);
 	snprintf(uri, sizeof(uri), "/user/%.*s/devices", 11, id);
-	assert_int_equal(route_match(METHOD_GET, uri, 10, &r), ROUTE_BAD_ID);
-	/* The limit counts decoded bytes: "%C3%A9" is 2 bytes, not 6. */
 	assert_int_equal(
-	    route_match(METHOD_GET,
-	        "/user/%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9/devices", 10, &r),
+	    route_match(METHOD_GET, uri, 10, NULL, 0, &r), ROUTE_BAD_ID);
+	/* The limit counts decoded bytes: "%C3%A9" is 2 bytes, not 6. */
+	assert_int_equal(route_match(METHOD_GET,
+	                     "/user/%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9/devices", 10,
+	                     NULL, 0, &r),
 	    ROUTE_OK);
 	assert_int_equal(r.user_len, 10);
 	route_clear(&r);
@@ -129,6 +165,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_route_table),
 	    cmocka_unit_test(test_route_id_limit),
+	    cmocka_unit_test(test_route_room),
 	    cmocka_unit_test(test_route_allow),
 	};
 
