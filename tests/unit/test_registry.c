@@ -1951,6 +1951,17 @@ test_registry_memory_budget_lagging(void **state)
 }
 
 /*
+ * The budget tests on the registry's own clock: room for 100 bytes, a
+ * queue of 40, stuck at the first POST that finds a stream too far behind
+ * (stuck_ms 0).  BUDGET_CLOCKED below is the same on the test clock.
+ */
+#define BUDGET                                                                 \
+	{                                                                      \
+		.replay_ms = 600000, .grace_ms = 600000,                       \
+		.max_message_bytes = 100, .queue_bytes = 40                    \
+	}
+
+/*
  * A client that never reads cannot pin the budget with backlogs: held
  * messages that became a new stream's backlog (which its queue forgives)
  * were live and untaken, so nothing could make room, and every POST got
@@ -1962,10 +1973,7 @@ test_registry_memory_budget_lagging(void **state)
 static void
 test_registry_memory_budget_stuck_backlog(void **state)
 {
-	struct registry_limits l = {.replay_ms = 600000,
-	    .grace_ms = 600000,
-	    .max_message_bytes = 100,
-	    .queue_bytes = 40};
+	const struct registry_limits l = BUDGET;
 	struct registry *reg = registry_new(&l);
 	struct registry_stream *live, *stuck, *s;
 	struct registry_stats stats;
@@ -2037,10 +2045,7 @@ replay_len(
 static void
 test_registry_memory_budget_started_past(void **state)
 {
-	struct registry_limits l = {.replay_ms = 600000,
-	    .grace_ms = 600000,
-	    .max_message_bytes = 100,
-	    .queue_bytes = 40};
+	const struct registry_limits l = BUDGET;
 	struct registry_resume at = {REGISTRY_RESUME_AT, 0};
 	struct registry_start st;
 	enum registry_error err;
