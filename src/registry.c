@@ -588,9 +588,12 @@ stream_overflows(const struct registry *reg, const struct reg_device *d,
 
 	if (d->last_seq == seq)
 		return false;
-	if (seq + 1 >= d->first_seq && d->count > 0 &&
-	    behind >= device_log_at(d, seq + 1)->len)
-		behind -= device_log_at(d, seq + 1)->len;
+	if (seq + 1 >= d->first_seq && d->count > 0) {
+		size_t next = device_log_at(d, seq + 1)->len;
+
+		if (behind >= next)
+			behind -= next;
+	}
 	return d->last_seq - seq > reg->limits.queue_messages ||
 	    behind > reg->limits.queue_bytes;
 }
