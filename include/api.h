@@ -109,7 +109,8 @@ int api_check(const struct config *c);
 struct api_pending {
 	bool prechecked; /* api_precheck() ran */
 	bool want_body;  /* it passed a POST: r and who wait for the body */
-	struct route r;  /* its ids in ids[] when they fit */
+	enum route_method method; /* the request's, as it parsed it */
+	struct route r;           /* its ids in ids[] when they fit */
 	struct auth_identity who;
 	char ids[API_IDS_ROOM];
 };
@@ -128,14 +129,15 @@ bool api_precheck(struct api *api, const struct api_request *req,
 /*
  * Handle one request: p and resp are zeroed, or what api_precheck() left
  * (p NULL: the request whole, without api_precheck()).  Does nothing to a
- * resp that api_precheck() already answered.  Releases p and zeroes it.
+ * resp that api_precheck() already answered.  Releases p (ready for
+ * another request).
  */
 void api_handle(struct api *api, const struct api_request *req,
     struct api_pending *p, struct api_response *resp);
 
 /*
- * Release what api_precheck() left in p and zero it, for a request that
- * api_handle() will not see (its body never came).
+ * Release what api_precheck() left in p (ready for another request), for
+ * a request that api_handle() will not see (its body never came).
  */
 void api_pending_clear(struct api_pending *p);
 

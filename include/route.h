@@ -50,7 +50,7 @@ struct route {
 	bool ids_owned;    /* user's block is the heap's, not the caller's */
 };
 
-/* Map a REQUEST_METHOD string to its enum. */
+/* Map a REQUEST_METHOD string (may be NULL) to its enum. */
 enum route_method route_method_parse(const char *method);
 
 /*

@@ -105,6 +105,7 @@ api_pending_clear(struct api_pending *p)
 	p->r = (struct route){0};
 	p->who = (struct auth_identity){0};
 	p->prechecked = p->want_body = false;
+	p->method = METHOD_OTHER;
 }
 
 /* Needs no api: the response says which quota it holds. */
@@ -474,6 +475,7 @@ api_precheck(struct api *api, const struct api_request *req,
 	struct route r;
 
 	p->prechecked = true;
+	p->method = method;
 	api_cors(api, req, resp);
 	res = route_match(
 	    method, req->uri, api->config->max_id, p->ids, sizeof(p->ids), &r);
@@ -601,9 +603,9 @@ api_handle(struct api *api, const struct api_request *req,
 	api_post(api, req, &p->r, &p->who, resp);
 	metrics_post_time(api_now_us() - t0);
 out:
-	api_pending_clear(p);
-	if (req->method != NULL && strcmp(req->method, "POST") == 0)
+	if (p->method == METHOD_POST)
 		metrics_post(resp->status);
+	api_pending_clear(p);
 }
 
 void

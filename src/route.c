@@ -48,17 +48,33 @@ static const struct route_spec route_specs[] = {
 enum route_method
 route_method_parse(const char *method)
 {
+	const char *name;
+	enum route_method m;
+
 	if (method == NULL)
 		return METHOD_OTHER;
-	if (strcmp(method, "GET") == 0)
-		return METHOD_GET;
-	if (strcmp(method, "HEAD") == 0)
-		return METHOD_HEAD;
-	if (strcmp(method, "POST") == 0)
-		return METHOD_POST;
-	if (strcmp(method, "OPTIONS") == 0)
-		return METHOD_OPTIONS;
-	return METHOD_OTHER;
+	/* The first letter says which it can be: one comparison, not four. */
+	switch (method[0]) {
+	case 'G':
+		name = "GET";
+		m = METHOD_GET;
+		break;
+	case 'H':
+		name = "HEAD";
+		m = METHOD_HEAD;
+		break;
+	case 'P':
+		name = "POST";
+		m = METHOD_POST;
+		break;
+	case 'O':
+		name = "OPTIONS";
+		m = METHOD_OPTIONS;
+		break;
+	default:
+		return METHOD_OTHER;
+	}
+	return strcmp(method, name) == 0 ? m : METHOD_OTHER;
 }
 
 const char *

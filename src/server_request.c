@@ -16,6 +16,7 @@
 #include "api.h"
 #include "deadline.h"
 #include "log.h"
+#include "route.h"
 #include "server_params.h"
 #include "util.h"
 
@@ -253,18 +254,20 @@ server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	char body_text[SERVER_BODY_STACK];
 	char head_text[SERVER_ANSWER_STACK], answer_text[SERVER_ANSWER_STACK];
 	struct buf body = BUF_ON_STACK(body_text), uri = {0};
+	enum route_method method;
 
 	resp->headers = BUF_ON_STACK(head_text);
 	resp->body = BUF_ON_STACK(answer_text);
 
 	/* Out of line too (server_params.c): its lookup table. */
 	server_params_to_request(req->envp, srv->config->auth_param, &ar, &uri);
+	method = route_method_parse(ar.method); /* once: POST, then HEAD */
 	/*
 	 * A POST is authenticated (and routed, allowed, rate-limited) from
 	 * its parameters before its body is read: a refused one's body is
 	 * only drained.  Other requests are handled whole below.
 	 */
-	if (ar.method != NULL && strcmp(ar.method, "POST") == 0 &&
+	if (method == METHOD_POST &&
 	    api_precheck(srv->api, &ar, &pending, resp)) {
 		ar.body_too_large = server_read_body(req, ar.content_length,
 		    srv->config->max_body, &body, &ar.body_cut);
@@ -290,8 +293,7 @@ server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	buf_free(&uri);
 	if (resp->stream == NULL) {
 		/* Written from this frame, where its buffers are. */
-		server_reply(req, resp,
-		    ar.method != NULL && strcmp(ar.method, "HEAD") == 0);
+		server_reply(req, resp, method == METHOD_HEAD);
 	} else {
 		/* A stream's head outlives this frame. */
 		buf_to_heap(&resp->headers);

@@ -157,6 +157,15 @@ test_route_allow(void **state)
 	assert_string_equal(route_allow(ROUTE_HEALTH), "GET, HEAD, OPTIONS");
 	assert_int_equal(route_method_parse(NULL), METHOD_OTHER);
 	assert_int_equal(route_method_parse("get"), METHOD_OTHER);
+	/* Told apart by their first letter, then compared whole. */
+	assert_int_equal(route_method_parse("GET"), METHOD_GET);
+	assert_int_equal(route_method_parse("HEAD"), METHOD_HEAD);
+	assert_int_equal(route_method_parse("POST"), METHOD_POST);
+	assert_int_equal(route_method_parse("OPTIONS"), METHOD_OPTIONS);
+	assert_int_equal(route_method_parse("PUT"), METHOD_OTHER);
+	assert_int_equal(route_method_parse("POSTS"), METHOD_OTHER);
+	assert_int_equal(route_method_parse("GE"), METHOD_OTHER);
+	assert_int_equal(route_method_parse(""), METHOD_OTHER);
 }
 
 int
