@@ -393,6 +393,18 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		    "message too large once encoded (over BEEP_REPLAY_BYTES)");
 		return;
 	}
+	/*
+	 * Or past the whole message memory, which could never hold it: a 503
+	 * would have its sender try again for ever, and the registry would
+	 * first evict every retained message, of every device, for nothing.
+	 */
+	if (packed.len > api->config->max_message_memory) {
+		buf_free(&packed);
+		api_error(resp, HTTP_413,
+		    "message too large once encoded (over "
+		    "BEEP_MAX_MESSAGE_MEMORY)");
+		return;
+	}
 	if (api->cluster != NULL) {
 		bool down;
 

@@ -297,7 +297,8 @@ static const struct config_option config_options[] = {
         OFF(max_message_memory), "268435456", 65536, 68719476736,
         "bytes of messages held in all (queued, held, retained); past it "
         "the oldest delivered go, then (for a device that is here) those "
-        "held for devices away, then a POST gets 503"},
+        "held for devices away, then a POST gets 503 (a message longer "
+        "than it once encoded: 413)"},
     {"read-timeout", "BEEP_READ_TIMEOUT", CONFIG_UINT, OFF(read_timeout), "10",
         1, 3600,
         "seconds to read a whole request (parameters and body) from when it "

@@ -145,7 +145,7 @@ main(int argc, char **argv)
 		    "missed");
 	if (c.max_message_memory < c.max_body)
 		log_warn("max-message-memory below max-body: the largest "
-		         "messages can never be accepted (503)");
+		         "messages can never be accepted (413)");
 	reg = registry_new(&limits);
 	srv = server_new(&c, reg);
 	if (srv == NULL || server_start(srv) < 0) {

@@ -714,6 +714,17 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 		goto out;
 	}
 	/*
+	 * One that the whole budget could not hold is refused before
+	 * anything makes room for it: it would be evicted for nothing.
+	 */
+	if (m->len > reg->limits.max_message_bytes) {
+		res = REGISTRY_MEMORY_FULL;
+		reg->refused++;
+		if (accepted)
+			device_cut(reg, d, id, replay, now);
+		goto out;
+	}
+	/*
 	 * The oldest delivered messages make room, even from a stream that
 	 * lags behind them; undelivered ones never do.
 	 */

@@ -123,6 +123,43 @@ test('at BEEP_MAX_MESSAGE_MEMORY: retained evicted first, then 503 + ' +
 	b.close();
 });
 
+// A message the whole budget could never hold (a body within BEEP_MAX_BODY
+// packs a few bytes longer; JSON numbers jansson writes back longer) is a
+// 413, not a 503 its sender would retry for ever; and it evicts nothing:
+// before, every retained message of every device went first, for nothing
+// (their clients came back to a reset).
+test('a message longer than BEEP_MAX_MESSAGE_MEMORY once encoded: 413, ' +
+    'nothing evicted', T, async (t) => {
+	const stack = await startStack({ env: {
+		BEEP_MAX_MESSAGE_MEMORY: '65536', BEEP_MAX_BODY: '65536',
+	} }, t);
+	const c = stack.client();
+	const u = uid('toolong');
+	const a = await subOk(stack, u, 'a');
+	const aPos = a.parser.lastEventId;
+	const r0 = await c.postJson(postPath(u, 'a'), { data: 'kept' });
+	assert.equal(r0.status, 200, r0.text);
+	assert.equal((await a.nextEvent()).data, 'kept');
+	const b = await subOk(stack, u, 'b');
+	// 65536 bytes of body: within BEEP_MAX_BODY, over the budget packed.
+	const r = await c.postForm(postPath(u, 'b'), `data=${'x'.repeat(65531)}`);
+	assert.equal(r.status, 413, r.text);
+	assert.ok(isJson(r));
+	assert.match(r.json().error, /BEEP_MAX_MESSAGE_MEMORY/);
+	const h = await c.health();
+	assert.equal(h.evicted, 0, JSON.stringify(h));
+	// a's client resuming from its start still gets what it was sent.
+	const a2 = await subOk(stack, u, 'a', aPos);
+	assert.equal((await a2.nextEvent()).data, 'kept');
+	// One that fits is delivered.
+	const r2 = await c.postForm(postPath(u, 'b'), `data=${'y'.repeat(60000)}`);
+	assert.equal(r2.status, 200, r2.text);
+	assert.equal((await b.nextEvent()).data, 'y'.repeat(60000));
+	a.close();
+	a2.close();
+	b.close();
+});
+
 // Clients that post to devices they keep away (subscribed once, then gone:
 // in grace, their messages held) cannot make every post fail: once the
 // budget is full, a POST to a device whose client is here makes room by

@@ -1861,6 +1861,51 @@ test_registry_memory_budget(void **state)
  * Held messages make room for a live device only, the device that began
  * to hold first going first, and only as many devices as it takes.
  */
+/*
+ * A message longer than the whole budget is refused before anything makes
+ * room for it: it could never fit, and evicting every retained message (of
+ * every device: their clients come back to a reset) would be for nothing.
+ */
+static void
+test_registry_memory_budget_too_long(void **state)
+{
+	struct registry_limits l = {
+	    .replay_ms = 600000, .grace_ms = 600000, .max_message_bytes = 100};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *b;
+	struct registry_stats stats;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t first = 0;
+
+	(void)state;
+	/* d1 got two messages: retained for replay. */
+	a = resume_at(reg, "d1", REGISTRY_RESUME_NONE, 0, &st);
+	publish_len(reg, "d1", 30, &err);
+	publish_len(reg, "d1", 30, &err);
+	assert_int_equal(drain(reg, a, NULL, NULL), 2);
+	/* To d2, here: 101 bytes never fit in 100. */
+	b = subscribe(reg, "u", "d2", &err);
+	publish_len(reg, "d2", 101, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.refused, 1);
+	assert_int_equal(stats.evicted, 0);
+	assert_int_equal(stats.message_bytes, 60);
+	/* d1's client resuming from its start still gets both. */
+	registry_unsubscribe(reg, a);
+	a = resume_at(reg, "d1", REGISTRY_RESUME_AT, st.id, &st);
+	assert_false(st.reset);
+	assert_int_equal(drain(reg, a, &first, NULL), 2);
+	/* One that fits once the retained go is still taken. */
+	publish_len(reg, "d2", 100, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(drain(reg, b, NULL, NULL), 1);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_free(reg);
+}
+
 static void
 test_registry_memory_budget_held_order(void **state)
 {
@@ -2801,6 +2846,7 @@ main(void)
 	    cmocka_unit_test(test_registry_replay_from_delivery),
 	    cmocka_unit_test(test_registry_trim_waits_for_streams),
 	    cmocka_unit_test(test_registry_memory_budget),
+	    cmocka_unit_test(test_registry_memory_budget_too_long),
 	    cmocka_unit_test(test_registry_memory_budget_lagging),
 	    cmocka_unit_test(test_registry_memory_budget_stuck_backlog),
 	    cmocka_unit_test(test_registry_memory_budget_started_past),
