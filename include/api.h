@@ -95,8 +95,10 @@ void api_free(struct api *api);
 int api_check(const struct config *c);
 
 /*
- * The room a request's ids are decoded in (route_match()): two of up to
- * 63 bytes, UUIDs among them.  Longer ones take the heap.
+ * The room a request's ids are decoded in (route_match()): two segments
+ * of up to 63 bytes as sent, percent-escapes included (UUIDs among them;
+ * a non-ASCII id sent escaped fills it at 21 characters).  Longer ones
+ * take the heap.
  */
 #define API_IDS_ROOM 128
 

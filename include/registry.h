@@ -249,7 +249,8 @@ bool registry_displace(
  * in its grace period (the message waits for it), or REGISTRY_NOT_FOUND.
  * Or, without appending: REGISTRY_MEMORY_FULL when m does not fit in
  * max_message_bytes even after dropping every retained message it may
- * drop, and REGISTRY_CLOSED when the registry is closing and no live
+ * drop (one longer than max_message_bytes alone is refused at once, with
+ * nothing dropped), and REGISTRY_CLOSED when the registry is closing and no live
  * stream will deliver m before the end.
  */
 enum registry_error registry_publish(struct registry *reg, const char *user,

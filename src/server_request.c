@@ -261,7 +261,7 @@ server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 
 	/* Out of line too (server_params.c): its lookup table. */
 	server_params_to_request(req->envp, srv->config->auth_param, &ar, &uri);
-	method = route_method_parse(ar.method); /* once: POST, then HEAD */
+	method = route_method_parse(ar.method); /* for POST, then HEAD */
 	/*
 	 * A POST is authenticated (and routed, allowed, rate-limited) from
 	 * its parameters before its body is read: a refused one's body is
