@@ -101,9 +101,12 @@ registry_take(
 	 * over messages no stream took yet: they count as delivered now too,
 	 * so that the delivered ones stay a prefix of the log, in order;
 	 * unless a sibling still reads its backlog there: they wait for it
-	 * (registry_log_deliver()).
+	 * (registry_log_deliver()).  registry_log_trim() delivers up to
+	 * d->taken before it trims: raised here to what s took, it is one
+	 * delivery, not a second that would find nothing left to do.
 	 */
-	registry_log_deliver(reg, d, s->cursor, now);
+	if (s->cursor > d->taken)
+		d->taken = s->cursor;
 	registry_log_trim(reg, d, now);
 }
 
