@@ -61,18 +61,34 @@ xmemdup(const void *p, size_t len)
 	return s;
 }
 
+/* "00" to "99", for util_u64_digits(): two digits per division. */
+static const char util_digit_pairs[200] =
+    "0001020304050607080910111213141516171819"
+    "2021222324252627282930313233343536373839"
+    "4041424344454647484950515253545556575859"
+    "6061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 size_t
 util_u64_digits(uint64_t v, char *p)
 {
-	char tmp[20];
-	size_t n = 0;
+	char tmp[20], *q = tmp + sizeof(tmp);
+	size_t n;
 
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (size_t i = 0; i < n; i++)
-		p[i] = tmp[n - 1 - i];
+	/* From the last digit back, two at a time. */
+	while (v >= 100) {
+		q -= 2;
+		memcpy(q, util_digit_pairs + 2 * (v % 100), 2);
+		v /= 100;
+	}
+	if (v >= 10) {
+		q -= 2;
+		memcpy(q, util_digit_pairs + 2 * v, 2);
+	} else {
+		*--q = (char)('0' + v);
+	}
+	n = (size_t)(tmp + sizeof(tmp) - q);
+	memcpy(p, q, n);
 	return n;
 }
 

@@ -108,6 +108,17 @@ test_u64_digits(void **state)
 	n = util_u64_digits(1764000000000, d);
 	d[n] = '\0';
 	assert_string_equal(d, "1764000000000");
+	/* Each way the last pair, or digit, can fall. */
+	for (size_t i = 0; i < 8; i++) {
+		static const uint64_t v[] = {
+		    9, 10, 99, 100, 101, 999, 1000, 12345};
+		char want[21];
+
+		n = util_u64_digits(v[i], d);
+		d[n] = '\0';
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)v[i]);
+		assert_string_equal(d, want);
+	}
 }
 
 int
