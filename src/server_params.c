@@ -10,8 +10,8 @@
 #include "api.h"
 #include "util.h"
 
-/* Chains by name length: 0 to 31, and longer. */
-#define SERVER_PARAMS_LEN 33
+/* Chains, by a name's length and last character (server_param_chain()). */
+#define SERVER_PARAMS_CHAINS 64
 #define SERVER_PARAMS_NONE 0xff
 
 /* The parameters read from every request (the claim's name is the caller's). */
@@ -49,20 +49,27 @@ static const char *const server_param_names[SP__N] = {
 };
 
 /*
- * The names' lengths, and the names chained by length
- * (server_param_first[k], then server_param_next[]), so that a request's
- * parameter is compared with those of its length only: made once, they
- * are the same for every request.
+ * The names' lengths, and the names chained by their length and last
+ * character (server_param_first[], then server_param_next[]), so that a
+ * request's parameter is compared with those alone: made once, they are
+ * the same for every request.  By length alone, five names of 11
+ * characters shared a chain, and a request's REQUEST_URI or REMOTE_ADDR
+ * was compared with several of them.
  */
 static size_t server_param_len[SP__N];
-static unsigned char server_param_first[SERVER_PARAMS_LEN];
+static unsigned char server_param_first[SERVER_PARAMS_CHAINS];
 static unsigned char server_param_next[SP__N];
 static pthread_once_t server_param_chains_once = PTHREAD_ONCE_INIT;
 
+/*
+ * The chain of a name of len (> 0) characters.  Our names of one length
+ * end in distinct letters, so none of them share a chain: a chain holds
+ * one name, or those of different lengths.
+ */
 static size_t
-server_param_chain(size_t len)
+server_param_chain(const char *name, size_t len)
 {
-	return len < SERVER_PARAMS_LEN ? len : SERVER_PARAMS_LEN - 1;
+	return (len * 4 + (unsigned char)name[len - 1]) % SERVER_PARAMS_CHAINS;
 }
 
 static void
@@ -74,7 +81,8 @@ server_param_chains(void)
 		size_t k;
 
 		server_param_len[i] = strlen(server_param_names[i]);
-		k = server_param_chain(server_param_len[i]);
+		k = server_param_chain(
+		    server_param_names[i], server_param_len[i]);
 
 		server_param_next[i] = server_param_first[k];
 		server_param_first[k] = (unsigned char)i;
@@ -111,7 +119,7 @@ server_params_lookup(char **envp, const char *claim_param, const char *v[SP__N],
 			*claim = eq + 1;
 			left--;
 		}
-		for (unsigned i = server_param_first[server_param_chain(k)];
+		for (unsigned i = server_param_first[server_param_chain(*e, k)];
 		     i != SERVER_PARAMS_NONE; i = server_param_next[i]) {
 			if (server_param_len[i] == k && v[i] == NULL &&
 			    memcmp(*e, server_param_names[i], k) == 0) {
