@@ -183,6 +183,13 @@ device_recount(struct registry *reg, struct reg_device *d)
 	size_t n = d->grace_until != 0 ? device_held(d) : 0;
 	size_t bytes = n > 0 ? d->bytes : 0;
 
+	/*
+	 * Holding nothing, before or now (a live device, every time the log
+	 * is appended to, delivered or trimmed): there is nothing to change,
+	 * as held_bytes_counted is 0 whenever held_counted is.
+	 */
+	if (n == 0 && d->held_counted == 0)
+		return;
 	if (d->held_counted == 0 && n > 0)
 		DL_APPEND2(reg->holding, d, hprev, hnext);
 	else if (d->held_counted > 0 && n == 0)
