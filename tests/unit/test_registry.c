@@ -1858,10 +1858,6 @@ test_registry_memory_budget(void **state)
 }
 
 /*
- * Held messages make room for a live device only, the device that began
- * to hold first going first, and only as many devices as it takes.
- */
-/*
  * A message longer than the whole budget is refused before anything makes
  * room for it: it could never fit, and evicting every retained message (of
  * every device: their clients come back to a reset) would be for nothing.
@@ -1906,6 +1902,10 @@ test_registry_memory_budget_too_long(void **state)
 	registry_free(reg);
 }
 
+/*
+ * Held messages make room for a live device only, the device that began
+ * to hold first going first, and only as many devices as it takes.
+ */
 static void
 test_registry_memory_budget_held_order(void **state)
 {
