@@ -3,9 +3,10 @@
  * devices, on reg->grace in expiry order once their last live stream is
  * lost, forgotten when their grace ends; and delivered messages, on
  * reg->retained in delivery order, dropped when their replay window ends
- * or the memory budget needs room; and, when it needs more, the messages
- * held for devices in grace (reg->holding).  registry_expire() (registry.h) sweeps
- * both.  All but registry_expire() with reg->lock held.  Registry modules
+ * (or moved to reg->overdue, while a live stream has not taken them) or
+ * the memory budget needs room; and, when it needs more, the messages
+ * held for devices in grace (reg->holding).  registry_expire()
+ * (registry.h) sweeps both.  All but registry_expire() with reg->lock held.  Registry modules
  * only.
  */
 #ifndef BEEP_REGISTRY_EXPIRE_H
@@ -22,10 +23,11 @@
  */
 void registry_expire_forget(struct registry *reg, struct reg_device *d);
 /*
- * Drop the oldest retained message, of whichever device; force ends the
- * live streams that have not taken it.  Returns whether it dropped it.
+ * Drop the oldest delivered message, of whichever device (reg->overdue's
+ * head, else reg->retained's), ending the live streams that have not
+ * taken it.  Returns whether there was one.
  */
-bool registry_expire_drop_retained(struct registry *reg, bool force);
+bool registry_expire_evict(struct registry *reg);
 /*
  * Drop the log of the device in grace that began to hold untaken
  * messages first (they count as dropped: its client comes back to a

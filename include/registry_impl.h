@@ -30,7 +30,9 @@ struct registry_msg {
 	uint64_t t_ms;             /* when it was delivered (first taken) */
 	struct reg_device *device; /* whose log holds it */
 	bool retained;             /* on reg->retained */
-	struct registry_msg *rprev, *rnext; /* in reg->retained */
+	bool overdue;              /* on reg->overdue */
+	/* In reg->retained or reg->overdue (never both). */
+	struct registry_msg *rprev, *rnext;
 	/*
 	 * The next message appended to its device's log: set once, under
 	 * reg->lock, when that one is appended, and never changed, so a
@@ -118,6 +120,11 @@ struct registry {
 	struct registry_stream *streams;
 	struct reg_device *grace;      /* utlist DL via gprev/gnext */
 	struct registry_msg *retained; /* utlist DL via rprev/rnext */
+	/*
+	 * Delivered messages past their window that a live stream has not
+	 * taken yet, in delivery order: utlist DL via rprev/rnext.
+	 */
+	struct registry_msg *overdue;
 	/* Devices in grace holding untaken messages, utlist DL (hprev/hnext) */
 	struct reg_device *holding;
 	size_t nusers, ndevices, nstreams;

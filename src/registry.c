@@ -47,19 +47,26 @@
  * is marked overflowed and woken; its thread ends it, and the log no
  * longer waits for it.
  *
- * Memory.  reg->retained lists every delivered message still in a log,
- * in the order of delivery.  A device delivers and drops its messages in
- * seq order, so its messages on that list are a prefix of its log, in
- * the same order, and the head of reg->retained is always the head of
- * its device's log.  registry_expire() pops the head while it was
- * delivered more than replay_ms ago, and stops at the first that was not
- * (or that a live stream has not taken yet: it lags, and will take it, or
- * overflow, or time out writing): it costs what it drops.  reg->bytes
- * counts the frame bytes in all logs; a publish that would pass
- * max_message_bytes first pops retained messages from the head (the
- * oldest delivered, whichever device; a live stream still behind one is
- * ended as overflowed, so one slow reader cannot make the service refuse
- * every post).  Then, for a device with a live stream only, the messages
+ * Memory.  reg->retained lists every delivered message still in a log
+ * and in its replay window, in the order of delivery; reg->overdue those
+ * past it that a live stream has not taken yet (it lags, or reads its
+ * backlog: it will take them, or overflow, or time out writing), in the
+ * same order.  A device delivers and drops its messages in seq order,
+ * so its messages on each list are in the order of its log, and its
+ * overdue ones come before its retained ones: the head of reg->overdue,
+ * or of reg->retained when none is overdue, is the head of its device's
+ * log.  registry_expire() pops the head of reg->retained while it was
+ * delivered more than replay_ms ago, and stops at the first that was
+ * not: it drops it, or moves it to reg->overdue when a live stream has
+ * not taken it, so that one slow reader holds back no other device's
+ * expiry.  An overdue message goes as soon as its device's streams have
+ * all taken it (registry_log_trim(), on each take and each stream's
+ * end).  The sweep costs what it drops or moves.  reg->bytes counts the
+ * frame bytes in all logs; a publish that would pass max_message_bytes
+ * first drops delivered messages from the head of reg->overdue, then of
+ * reg->retained (the oldest delivered, whichever device; a live stream
+ * still behind one is ended as overflowed, so one slow reader cannot make
+ * the service refuse every post).  Then, for a device with a live stream only, the messages
  * held for devices in grace go, device by device, the one that began to
  * hold first first (reg->holding; counted as dropped, and such a device's
  * client comes back to a reset): what a client that is here waits for
@@ -729,7 +736,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	 * lags behind them; undelivered ones never do.
 	 */
 	while (reg->bytes + m->len > reg->limits.max_message_bytes &&
-	    registry_expire_drop_retained(reg, true))
+	    registry_expire_evict(reg))
 		reg->evicted++;
 	/*
 	 * Then, for a client that is here, what waits for those away: only
@@ -741,7 +748,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	    registry_overflow_laggards(reg, d, now)) {
 		/* What the streams it ended held back is delivered now. */
 		while (reg->bytes + m->len > reg->limits.max_message_bytes &&
-		    registry_expire_drop_retained(reg, true))
+		    registry_expire_evict(reg))
 			reg->evicted++;
 	}
 	if (res == REGISTRY_OK &&

@@ -38,24 +38,19 @@ registry_expire_forget(struct registry *reg, struct reg_device *d)
 }
 
 /*
- * Drop the oldest retained message, of whichever device.  It was
- * delivered, but a live stream of its device may not have taken it yet
- * (it lags, or replays): then it stays, unless force says to end those
- * streams (they overflow: their clients come back with a reset).
- * Returns whether it dropped it.
+ * Drop m, the oldest message of its device's log and delivered: unless a
+ * live stream of its device has not taken it yet (it lags, or replays),
+ * when force says whether to end those streams (they overflow: their
+ * clients come back with a reset) or to keep it.  Returns whether it
+ * dropped it.
  */
-bool
-registry_expire_drop_retained(struct registry *reg, bool force)
+static bool
+drop_delivered(struct registry *reg, struct registry_msg *m, bool force)
 {
-	struct registry_msg *m = reg->retained;
-	struct reg_device *d;
+	struct reg_device *d = m->device;
 	bool ended = false;
 	uint64_t now;
 
-	if (m == NULL)
-		return false;
-	d = m->device;
-	/* The head of reg->retained is its log's head: see DESIGN. */
 	if (d->count == 0 || d->ring[d->head] != m)
 		return false;
 	if (m->seq > device_min_cursor(d)) {
@@ -74,6 +69,43 @@ registry_expire_drop_retained(struct registry *reg, bool force)
 	registry_expire_grace(reg, d, now);
 	device_recount(reg, d);
 	return true;
+}
+
+/*
+ * Drop the oldest delivered message, of whichever device: the overdue
+ * ones first (delivered before any still on reg->retained), ending the
+ * live streams that have not taken it.  The head of either list is its
+ * log's head: see DESIGN.  Returns whether there was one.
+ */
+bool
+registry_expire_evict(struct registry *reg)
+{
+	struct registry_msg *m =
+	    reg->overdue != NULL ? reg->overdue : reg->retained;
+
+	return m != NULL && drop_delivered(reg, m, true);
+}
+
+/*
+ * The head of reg->retained is past its window: drop it, or, when a live
+ * stream has not taken it yet, move it to reg->overdue, where it goes
+ * when that stream takes it or ends (registry_log_trim()), so that the
+ * sweep goes on to the next, whichever device it is for: one slow reader
+ * holds back no other device's expiry.
+ */
+static void
+expire_head(struct registry *reg)
+{
+	struct registry_msg *m = reg->retained;
+
+	if (drop_delivered(reg, m, false)) {
+		reg->expired++;
+		return;
+	}
+	DL_DELETE2(reg->retained, m, rprev, rnext);
+	m->retained = false;
+	m->overdue = true;
+	DL_APPEND2(reg->overdue, m, rprev, rnext);
 }
 
 bool
@@ -155,10 +187,8 @@ registry_expire(struct registry *reg, uint64_t now_ms)
 		    reg->retained->t_ms + reg->limits.replay_ms <= now_ms) {
 			if (n++ == REGISTRY_SWEEP_SLICE)
 				more = true;
-			else if (registry_expire_drop_retained(reg, false))
-				reg->expired++;
 			else
-				break;
+				expire_head(reg);
 		}
 		pthread_mutex_unlock(&reg->lock);
 	} while (more);

@@ -17,6 +17,9 @@ registry_log_drop_oldest(struct registry *reg, struct reg_device *d)
 	if (m->retained) {
 		DL_DELETE2(reg->retained, m, rprev, rnext);
 		m->retained = false;
+	} else if (m->overdue) {
+		DL_DELETE2(reg->overdue, m, rprev, rnext);
+		m->overdue = false;
 	}
 	d->head = (d->head + 1) % d->cap;
 	d->count--;
@@ -43,13 +46,18 @@ registry_log_trim(struct registry *reg, struct reg_device *d, uint64_t now)
 		/*
 		 * Only a delivered message (seq <= min <= delivered) has a
 		 * t_ms; now was read before the lock, so a newer t_ms is
-		 * possible.
+		 * possible.  An overdue one was found past its window
+		 * already (registry_expire()).
 		 */
-		if (!over && (m->seq > min || m->t_ms + l->replay_ms > now))
+		if (!over &&
+		    (m->seq > min ||
+		        (!m->overdue && m->t_ms + l->replay_ms > now)))
 			break;
 		/* Past the retention bound, even what is not yet taken goes. */
 		if (m->seq > d->taken)
 			reg->dropped++;
+		else if (!over)
+			reg->expired++;
 		ended |= device_overflow_behind(reg, d, m->seq);
 		registry_log_drop_oldest(reg, d);
 	}

@@ -1754,6 +1754,92 @@ test_registry_trim_waits_for_streams(void **state)
 	registry_free(reg);
 }
 
+/*
+ * One slow reader holds back no other device's expiry: the sweep moves a
+ * message past its window that a live stream has not taken to the
+ * overdue list and goes on; the message goes once that stream takes it.
+ * Before, the sweep stopped at it, and every device's messages stayed
+ * past their window (up to the memory budget) while the reader trickled.
+ */
+static void
+test_registry_expiry_passes_slow_reader(void **state)
+{
+	struct registry_limits l = {.replay_ms = 1000, .grace_ms = 60000};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *b, *c;
+	struct registry_stats stats;
+	enum registry_error err;
+
+	(void)state;
+	a = subscribe(reg, "u", "d1", &err);
+	b = subscribe(reg, "u", "d1", &err);
+	c = subscribe(reg, "u", "d2", &err);
+	publish_id(reg, "d1", &err);
+	publish_id(reg, "d1", &err);
+	assert_int_equal(drain(reg, a, NULL, NULL), 2);
+	/* b lags behind d1's two; d2's, delivered after them, expire. */
+	for (int i = 1; i <= 3; i++) {
+		publish_id(reg, "d2", &err);
+		assert_int_equal(drain(reg, c, NULL, NULL), 1);
+		registry_expire(reg, util_now_ms() + 5000);
+		registry_stats(reg, &stats);
+		assert_int_equal(stats.message_bytes, 2);
+		assert_int_equal(stats.expired, i);
+	}
+	/* Once b takes them, d1's go at once, as expired. */
+	assert_int_equal(drain(reg, b, NULL, NULL), 2);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.message_bytes, 0);
+	assert_int_equal(stats.expired, 5);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, c);
+	registry_free(reg);
+}
+
+/*
+ * The budget evicts an overdue message before the retained ones of its
+ * device that follow it (its log's head comes first), and ends the
+ * stream that lags behind it.
+ */
+static void
+test_registry_memory_budget_overdue_first(void **state)
+{
+	struct registry_limits l = {
+	    .replay_ms = 1000, .grace_ms = 60000, .max_message_bytes = 3};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *b, *c;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	a = subscribe(reg, "u", "d1", &err);
+	b = subscribe(reg, "u", "d1", &err);
+	c = subscribe(reg, "u", "d2", &err);
+	publish_id(reg, "d1", &err);
+	assert_int_equal(drain(reg, a, NULL, NULL), 1);
+	registry_expire(reg, util_now_ms() + 5000);
+	/* d1's second is in its window, behind the overdue first. */
+	publish_id(reg, "d1", &err);
+	assert_int_equal(drain(reg, a, NULL, NULL), 1);
+	publish_id(reg, "d2", &err);
+	assert_int_equal(drain(reg, c, NULL, NULL), 1);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.message_bytes, 3);
+	publish_id(reg, "d2", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.evicted, 1);
+	assert_int_equal(stats.message_bytes, 3);
+	assert_int_equal(registry_wait(reg, b, FAR, &bt), REGISTRY_OVERFLOW);
+	assert_int_equal(drain(reg, c, NULL, NULL), 1);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, c);
+	registry_free(reg);
+}
+
 static uint64_t
 publish_len(
     struct registry *reg, const char *d, size_t len, enum registry_error *err)
@@ -2845,6 +2931,8 @@ main(void)
 	    cmocka_unit_test(test_registry_start_position),
 	    cmocka_unit_test(test_registry_replay_from_delivery),
 	    cmocka_unit_test(test_registry_trim_waits_for_streams),
+	    cmocka_unit_test(test_registry_expiry_passes_slow_reader),
+	    cmocka_unit_test(test_registry_memory_budget_overdue_first),
 	    cmocka_unit_test(test_registry_memory_budget),
 	    cmocka_unit_test(test_registry_memory_budget_too_long),
 	    cmocka_unit_test(test_registry_memory_budget_lagging),
