@@ -251,6 +251,9 @@ api_rate_ok(struct api *api, const struct api_request *req,
 	struct buf key = BUF_ON_STACK(key_text);
 	bool ok;
 
+	/* Off (BEEP_RATE=0): no key to make. */
+	if (api->config->rate == 0)
+		return true;
 	/* Appended, not formatted: vsnprintf() would cost more than the rest. */
 	if (who->user != NULL) {
 		buf_append(&key, "u:", 2);

@@ -690,7 +690,10 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	struct registry_stream *s, *wake[REGISTRY_WAKE_MAX];
 	enum registry_error res;
 	struct reg_device *d;
-	uint64_t now = registry_now(reg), now_us = util_now_us();
+	uint64_t now_us = util_now_us();
+	/* One read of the clock: util_now_ms() is the same one in ms. */
+	uint64_t now = reg->limits.clock_ms != NULL ? reg->limits.clock_ms()
+	                                            : now_us / 1000;
 	size_t nw = 0;
 	struct device_key k;
 

@@ -11,11 +11,25 @@
 /* No route has more segments than this; longer paths are 404. */
 #define ROUTE_MAX_SEGMENTS 4
 
+/* A literal segment; ID (no text) for the user (first) / device id. */
+struct route_lit {
+	const char *s;
+	size_t len;
+};
+
+#define LIT(s)                                                                 \
+	{                                                                      \
+		s, sizeof(s) - 1                                               \
+	}
+#define ID                                                                     \
+	{                                                                      \
+		NULL, 0                                                        \
+	}
+
 struct route_spec {
 	enum route_id id;
 	size_t nseg;
-	/* A literal segment, or NULL for the user (first) / device id. */
-	const char *seg[ROUTE_MAX_SEGMENTS];
+	struct route_lit seg[ROUTE_MAX_SEGMENTS];
 	enum route_method method;
 	/*
 	 * HEAD, answered as GET without the body (RFC 9110: a GET route
@@ -27,19 +41,19 @@ struct route_spec {
 };
 
 static const struct route_spec route_specs[] = {
-    {ROUTE_SUBSCRIBE, 4, {"subscribe", NULL, "device", NULL}, METHOD_GET, false,
-        "GET, OPTIONS"},
-    {ROUTE_DEVICES, 3, {"user", NULL, "devices", NULL}, METHOD_GET, true,
+    {ROUTE_SUBSCRIBE, 4, {LIT("subscribe"), ID, LIT("device"), ID}, METHOD_GET,
+        false, "GET, OPTIONS"},
+    {ROUTE_DEVICES, 3, {LIT("user"), ID, LIT("devices"), ID}, METHOD_GET, true,
         "GET, HEAD, OPTIONS"},
-    {ROUTE_POST, 4, {"user", NULL, "device", NULL}, METHOD_POST, false,
+    {ROUTE_POST, 4, {LIT("user"), ID, LIT("device"), ID}, METHOD_POST, false,
         "POST, OPTIONS"},
-    {ROUTE_HEALTH, 1, {"healthz", NULL, NULL, NULL}, METHOD_GET, true,
+    {ROUTE_HEALTH, 1, {LIT("healthz"), ID, ID, ID}, METHOD_GET, true,
         "GET, HEAD, OPTIONS"},
-    {ROUTE_METRICS, 1, {"metrics", NULL, NULL, NULL}, METHOD_GET, true,
+    {ROUTE_METRICS, 1, {LIT("metrics"), ID, ID, ID}, METHOD_GET, true,
         "GET, HEAD, OPTIONS"},
-    {ROUTE_READY, 1, {"readyz", NULL, NULL, NULL}, METHOD_GET, true,
+    {ROUTE_READY, 1, {LIT("readyz"), ID, ID, ID}, METHOD_GET, true,
         "GET, HEAD, OPTIONS"},
-    {ROUTE_ICE, 1, {"ice-servers", NULL, NULL, NULL}, METHOD_GET, true,
+    {ROUTE_ICE, 1, {LIT("ice-servers"), ID, ID, ID}, METHOD_GET, true,
         "GET, HEAD, OPTIONS"},
 };
 
@@ -146,9 +160,10 @@ route_match(enum route_method method, const char *uri, size_t max_id,
 		bool ok = s->nseg == nseg;
 
 		for (size_t j = 0; ok && j < nseg; j++)
-			if (s->seg[j] != NULL &&
-			    (segs[j].len != strlen(s->seg[j]) ||
-			        memcmp(segs[j].p, s->seg[j], segs[j].len) != 0))
+			if (s->seg[j].s != NULL &&
+			    (segs[j].len != s->seg[j].len ||
+			        memcmp(segs[j].p, s->seg[j].s, segs[j].len) !=
+			            0))
 				ok = false;
 		if (ok)
 			spec = s;
@@ -167,9 +182,9 @@ route_match(enum route_method method, const char *uri, size_t max_id,
 	 * they fit in it, else the heap's.
 	 */
 	for (size_t j = 0; j < nseg; j++) {
-		if (spec->seg[j] == NULL && segs[j].len <= 3 * max_id)
+		if (spec->seg[j].s == NULL && segs[j].len <= 3 * max_id)
 			need += segs[j].len + 1;
-		else if (spec->seg[j] == NULL)
+		else if (spec->seg[j].s == NULL)
 			need++;
 	}
 	r->ids_owned = need > room_size;
@@ -177,7 +192,7 @@ route_match(enum route_method method, const char *uri, size_t max_id,
 	for (size_t j = 0; j < nseg; j++) {
 		size_t *out_len;
 
-		if (spec->seg[j] != NULL)
+		if (spec->seg[j].s != NULL)
 			continue;
 		out_len = r->user == NULL ? &r->user_len : &r->device_len;
 		res = route_decode_id(&segs[j], max_id, ids + used, out_len);
