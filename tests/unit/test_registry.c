@@ -1857,6 +1857,22 @@ publish_len(
 }
 
 /*
+ * The memory-budget tests' registry: room for 100 bytes of messages,
+ * replay and grace long enough that only the budget drops anything
+ * (and replay_max, when not 0).
+ */
+static struct registry *
+memory_budget_registry(size_t replay_max)
+{
+	struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100,
+	    .replay_max = replay_max};
+
+	return registry_new(&l);
+}
+
+/*
  * At the memory budget the oldest delivered messages go, of any device;
  * then, for a device with a live stream, the messages held for devices
  * away (their clients come back to a reset); messages a live stream has
@@ -1865,9 +1881,7 @@ publish_len(
 static void
 test_registry_memory_budget(void **state)
 {
-	struct registry_limits l = {
-	    .replay_ms = 600000, .grace_ms = 600000, .max_message_bytes = 100};
-	struct registry *reg = registry_new(&l);
+	struct registry *reg = memory_budget_registry(0);
 	struct registry_stream *a, *b;
 	struct registry_stats stats;
 	struct registry_start st;
@@ -1951,9 +1965,7 @@ test_registry_memory_budget(void **state)
 static void
 test_registry_memory_budget_too_long(void **state)
 {
-	struct registry_limits l = {
-	    .replay_ms = 600000, .grace_ms = 600000, .max_message_bytes = 100};
-	struct registry *reg = registry_new(&l);
+	struct registry *reg = memory_budget_registry(0);
 	struct registry_stream *a, *b;
 	struct registry_stats stats;
 	struct registry_start st;
@@ -1995,9 +2007,7 @@ test_registry_memory_budget_too_long(void **state)
 static void
 test_registry_memory_budget_held_order(void **state)
 {
-	struct registry_limits l = {
-	    .replay_ms = 600000, .grace_ms = 600000, .max_message_bytes = 100};
-	struct registry *reg = registry_new(&l);
+	struct registry *reg = memory_budget_registry(0);
 	struct registry_stream *a, *s;
 	struct registry_stats stats;
 	enum registry_error err;
@@ -2047,9 +2057,7 @@ test_registry_memory_budget_held_order(void **state)
 static void
 test_registry_memory_budget_lagging(void **state)
 {
-	struct registry_limits l = {
-	    .replay_ms = 600000, .grace_ms = 600000, .max_message_bytes = 100};
-	struct registry *reg = registry_new(&l);
+	struct registry *reg = memory_budget_registry(0);
 	struct registry_stream *a, *b, *c;
 	struct registry_stats stats;
 	struct registry_batch bt;
@@ -2573,8 +2581,6 @@ test_registry_memory_budget_sibling_reader_left(void **state)
 static void
 test_registry_memory_budget_replayer_ended(void **state)
 {
-	struct registry_limits l = {
-	    .replay_ms = 600000, .grace_ms = 600000, .max_message_bytes = 100};
 	enum registry_error err;
 
 	(void)state;
@@ -2585,8 +2591,7 @@ test_registry_memory_budget_replayer_ended(void **state)
 		struct registry_start st;
 		size_t len = bound ? 20 : 30;
 
-		l.replay_max = bound ? 3 : 0;
-		reg = registry_new(&l);
+		reg = memory_budget_registry(bound ? 3 : 0);
 		a = resume_at(reg, "d1", REGISTRY_RESUME_NONE, 0, &st);
 		c = subscribe(reg, "u", "d2", &err);
 		publish_len(reg, "d1", len, &err);
