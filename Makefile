@@ -52,7 +52,7 @@ SRCS := src/util.c src/log.c src/keyed_hash.c src/config.c src/http.c src/route.
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT := http route depth body sse registry config api auth limit quota event fcgi_out \
 	deadline listener cidr metrics log fuzz_found cluster turn alloc_tune \
-	server_params server_conn util keyed_hash
+	server_params server_conn util keyed_hash registry_model
 UNIT_BINS := $(UNIT:%=$(BUILD)/tests/test_%)
 BIN := $(BUILD)/beep-signal
 

@@ -1,0 +1,771 @@
+/*
+ * A randomized model test of the registry, single-threaded and
+ * deterministic (fixed seeds, an xorshift PRNG, an injected clock):
+ * random subscribes, resumes (some displacing the client's old stream),
+ * publishes (some a cluster's, with their ids: a duplicate is turned
+ * away, and one accepted elsewhere but refused for memory cuts the
+ * device, ending its streams), takes (some cut mid-batch), hang-ups,
+ * clock steps and sweeps, over four devices of two users, then a clean
+ * stop in half the runs; under seven limit configurations, 4 seeds x
+ * 20000 operations each (about 0.15 s), through registry.h only.  A
+ * model of each client (the last id it saw) and of each device (every
+ * message accepted for it) checks the delivery guarantees of DESIGN
+ * (src/registry.c):
+ *
+ *   - a stream delivers exactly the device's accepted messages after the
+ *     id it started at (start.id), in order: no gap, no duplicate;
+ *   - a resume from the client's last id without start.reset starts
+ *     where that id does: nothing it saw again, nothing after it missed;
+ *     so a client that keeps resuming without a reset gets every
+ *     accepted message once;
+ *   - where no limit can lose anything (replay window and grace longer
+ *     than the run, no queue, replay or memory limit) no resume is reset
+ *     and no stream overflows, and every byte accepted is held; with only
+ *     a replay window and grace, none overflows, and a resume is reset
+ *     only when a message after its id was delivered a window ago or
+ *     the device may have been forgotten;
+ *   - the budget: message_bytes never above it, and evictions only by a
+ *     publish that did not fit, and a refusal only once nothing delivered
+ *     is left to evict;
+ *   - retention: after every stream took what it will, a sweep one
+ *     window later leaves only what a stream still open has not taken,
+ *     or what no stream ever took (held), whatever other device lags;
+ *   - a stream cut off by a refused cluster message takes nothing more;
+ *     one ended by registry_close() has taken all its device accepted;
+ *   - at the end, every stream gone and the clock past grace and replay,
+ *     nothing is left (message_bytes, devices, users, held all 0).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "registry.h"
+
+/* Seeds per configuration; more for a longer hunt (-DMODEL_SEEDS=500). */
+#ifndef MODEL_SEEDS
+#define MODEL_SEEDS 4
+#endif
+#ifndef MODEL_OPS
+#define MODEL_OPS 20000
+#endif
+
+#define NDEV 4
+#define NCLI 2
+#define NCLIENTS (NDEV * NCLI)
+
+/* The registry's clock (limits.clock_ms) and registry_expire()'s now. */
+static uint64_t model_now;
+
+static uint64_t
+model_clock(void)
+{
+	return model_now;
+}
+
+static uint64_t rng_state;
+
+static uint64_t
+rng(void)
+{
+	uint64_t x = rng_state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return rng_state = x;
+}
+
+static size_t
+rnd(size_t n)
+{
+	return (size_t)(rng() % n);
+}
+
+struct mmsg {
+	uint64_t id;
+	size_t len;
+	char c;            /* every byte of its frame */
+	bool touched;      /* a stream took it or started past it */
+	uint64_t touch_ms; /* when first: its delivery is no earlier */
+};
+
+struct mdev {
+	struct mmsg *msgs; /* accepted, in id order */
+	size_t n, cap;
+	size_t touch_lo; /* every message below it is touched */
+	uint64_t subs;   /* subscribes so far */
+	uint64_t sub_ms; /* when the last was */
+	/*
+	 * The latest subscribe that came grace_ms or more after the one
+	 * before: the device may have been forgotten in between, not
+	 * after it (0: none).
+	 */
+	uint64_t forget_ms;
+};
+
+struct mstream {
+	struct registry_stream *s;
+	uint64_t pos;    /* id of the last message it delivered, or start.id */
+	uint64_t sub_no; /* its device's subscribes before it */
+	bool hung;       /* registry_hangup() was called */
+	bool cut;        /* its device was cut: it must end */
+};
+
+struct mclient {
+	int dev;
+	bool resumable; /* has a last id (start.id or a message's) */
+	uint64_t last;
+	uint64_t last_ms;     /* when it saw last */
+	struct mstream cur;   /* .s NULL: not connected */
+	struct mstream ghost; /* a stream it left, not yet ended; .s NULL */
+};
+
+struct config {
+	const char *name;
+	struct registry_limits l;
+	bool lossless;     /* nothing may be lost: no reset, no overflow */
+	bool no_overflow;  /* no stream may overflow */
+	size_t max_len;    /* the longest message published */
+	uint64_t step_max; /* the longest clock step */
+};
+
+struct model {
+	const struct config *cfg;
+	struct registry *reg;
+	struct mdev dev[NDEV];
+	struct mclient cli[NCLIENTS];
+	char serial;
+	bool ending;  /* the final quiesce() */
+	bool closing; /* registry_close() was called */
+	uint64_t seed;
+	uint64_t last_id;
+	size_t accepted, accepted_bytes; /* publishes that returned OK/HELD */
+	unsigned resumes, resets, window_resets, overflows, replaced, taken,
+	    evictions;
+};
+
+static const char *
+user_of(int d)
+{
+	return d < 2 ? "u" : "v";
+}
+
+static const char *
+name_of(int d)
+{
+	static const char *names[NDEV] = {"d0", "d1", "d2", "d3"};
+
+	return names[d];
+}
+
+/* The index of d's first accepted message with an id above id. */
+static size_t
+next_after(const struct mdev *d, uint64_t id)
+{
+	size_t lo = 0, hi = d->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (d->msgs[mid].id <= id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void
+touch(struct mmsg *m)
+{
+	if (!m->touched) {
+		m->touched = true;
+		m->touch_ms = model_now;
+	}
+}
+
+static void
+touch_upto(struct mdev *d, uint64_t id)
+{
+	for (size_t i = d->touch_lo; i < d->n && d->msgs[i].id <= id; i++)
+		touch(&d->msgs[i]);
+	while (d->touch_lo < d->n && d->msgs[d->touch_lo].touched)
+		d->touch_lo++;
+}
+
+/*
+ * Whether a message of d after id may have gone for its replay window:
+ * one taken, or started past, replay_ms ago or more (it was delivered no
+ * earlier).  Nothing else loses one with only a window and grace.
+ */
+static bool
+lost_by_window(const struct model *mo, const struct mdev *d, uint64_t id)
+{
+	for (size_t i = next_after(d, id); i < d->n; i++) {
+		if (d->msgs[i].touched &&
+		    d->msgs[i].touch_ms + mo->cfg->l.replay_ms <= model_now)
+			return true;
+	}
+	return false;
+}
+
+static size_t
+open_streams(const struct model *mo)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < NCLIENTS; i++)
+		n += (mo->cli[i].cur.s != NULL) + (mo->cli[i].ghost.s != NULL);
+	return n;
+}
+
+static void
+check_stats(struct model *mo)
+{
+	struct registry_stats st;
+
+	registry_stats(mo->reg, &st);
+	assert_int_equal(st.streams, open_streams(mo));
+	if (mo->cfg->l.max_message_bytes > 0)
+		assert_true(st.message_bytes <= mo->cfg->l.max_message_bytes);
+	else
+		assert_int_equal(st.evicted, 0);
+	/* Until the end steps the clock past grace and replay. */
+	if (mo->cfg->lossless && !mo->ending) {
+		assert_int_equal(st.dropped, 0);
+		assert_int_equal(st.expired, 0);
+		assert_int_equal(st.resets, 0);
+		/* Nothing goes: every byte accepted is still held. */
+		assert_int_equal(st.message_bytes, mo->accepted_bytes);
+		assert_int_equal(st.published, mo->accepted);
+	}
+	if (mo->cfg->no_overflow || mo->cfg->lossless)
+		assert_int_equal(st.overflows, 0);
+}
+
+static void
+end_stream(struct model *mo, struct mstream *ms)
+{
+	registry_unsubscribe(mo->reg, ms->s);
+	memset(ms, 0, sizeof(*ms));
+}
+
+static void
+op_subscribe(struct model *mo, struct mclient *c)
+{
+	struct mdev *d = &mo->dev[c->dev];
+	struct registry_resume r = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start start;
+	enum registry_error err;
+	struct registry_stream *s;
+
+	if (c->cur.s != NULL) {
+		/* Back while its old stream is still open: that one lingers. */
+		if (c->ghost.s != NULL)
+			end_stream(mo, &c->ghost);
+		c->ghost = c->cur;
+		memset(&c->cur, 0, sizeof(c->cur));
+		if (rnd(2) == 0) {
+			registry_hangup(
+			    mo->reg, registry_stream_id(c->ghost.s));
+			c->ghost.hung = true;
+		}
+	}
+	if (c->resumable) {
+		r.kind = REGISTRY_RESUME_AT;
+		r.id = c->last;
+	}
+	if (d->subs > 0 && model_now - d->sub_ms >= mo->cfg->l.grace_ms)
+		d->forget_ms = model_now;
+	s = registry_subscribe(
+	    mo->reg, user_of(c->dev), name_of(c->dev), &r, &start, &err);
+	if (s == NULL) {
+		/* Only max_devices can refuse here. */
+		assert_int_equal(err, REGISTRY_DEVICES_FULL);
+		assert_true(mo->cfg->l.max_devices > 0);
+		return;
+	}
+	assert_int_equal(err, REGISTRY_OK);
+	assert_true(start.id <= mo->last_id);
+	if (r.kind == REGISTRY_RESUME_AT) {
+		mo->resumes++;
+		if (start.reset) {
+			mo->resets++;
+			assert_non_null(start.reason);
+			/* Every id it resumes from is one the registry gave. */
+			assert_string_equal(start.reason, "event id too old");
+			assert_false(mo->cfg->lossless);
+			if (mo->cfg->no_overflow && d->forget_ms < c->last_ms) {
+				assert_true(lost_by_window(mo, d, c->last));
+				mo->window_resets++;
+			}
+		} else {
+			/* It starts where its last id does. */
+			assert_int_equal(
+			    next_after(d, start.id), next_after(d, c->last));
+		}
+	}
+	/*
+	 * Tagged with its client's tag; now and then it displaces the
+	 * client's stream still open (registry_displace()), which then
+	 * takes nothing more.
+	 */
+	if (rnd(3) == 0)
+		registry_displace(mo->reg, s, (uint64_t)(c - mo->cli) + 1);
+	else
+		registry_stream_tag(mo->reg, s, (uint64_t)(c - mo->cli) + 1);
+	c->cur.s = s;
+	c->cur.pos = start.id;
+	c->cur.sub_no = d->subs++;
+	d->sub_ms = model_now;
+	c->cur.hung = false;
+	c->cur.cut = false;
+	c->last = start.id;
+	c->last_ms = model_now;
+	c->resumable = true;
+	touch_upto(d, start.id);
+}
+
+/*
+ * The bytes of messages that may not have been delivered: untouched, or
+ * not yet taken by a stream still open.
+ */
+static size_t
+undelivered_bound(const struct model *mo)
+{
+	size_t bound = 0;
+
+	for (int di = 0; di < NDEV; di++) {
+		const struct mdev *d = &mo->dev[di];
+		uint64_t min = UINT64_MAX;
+
+		for (int i = 0; i < NCLIENTS; i++) {
+			const struct mclient *c = &mo->cli[i];
+
+			if (c->dev != di)
+				continue;
+			if (c->cur.s != NULL && c->cur.pos < min)
+				min = c->cur.pos;
+			if (c->ghost.s != NULL && c->ghost.pos < min)
+				min = c->ghost.pos;
+		}
+		for (size_t i = 0; i < d->n; i++) {
+			if (d->msgs[i].id > min || !d->msgs[i].touched)
+				bound += d->msgs[i].len;
+		}
+	}
+	return bound;
+}
+
+static void
+op_publish(struct model *mo, int di)
+{
+	struct mdev *d = &mo->dev[di];
+	static const size_t lens[] = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89};
+	struct registry_stats before, after;
+	struct registry_msg *m;
+	enum registry_error res;
+	size_t len, mode = rnd(10);
+	uint64_t id = 0;
+	char frame[128];
+
+	len = lens[rnd(sizeof(lens) / sizeof(lens[0]))];
+	if (len > mo->cfg->max_len)
+		len = 1 + rnd(mo->cfg->max_len);
+	mo->serial = (char)(mo->serial == 'z' ? 'a' : mo->serial + 1);
+	memset(frame, mo->serial, len);
+	m = registry_msg_new(frame, len);
+	registry_stats(mo->reg, &before);
+	if (mode == 0) {
+		/* A cluster's: accepted elsewhere, with a later id. */
+		id = mo->last_id + 1 + rnd(3);
+		res = registry_publish_accepted_at(
+		    mo->reg, user_of(di), name_of(di), m, id);
+	} else if (mode == 1 && d->n > 0) {
+		/* One the device has had: a duplicate, or it is gone. */
+		id = d->msgs[d->n - 1].id - rnd(2);
+		res = registry_publish_at(
+		    mo->reg, user_of(di), name_of(di), m, id);
+		assert_true(
+		    res == REGISTRY_DUPLICATE || res == REGISTRY_NOT_FOUND);
+	} else {
+		res = registry_publish(mo->reg, user_of(di), name_of(di), m);
+	}
+	registry_stats(mo->reg, &after);
+	if (after.evicted > before.evicted) {
+		/* Evictions only for a publish that did not fit. */
+		assert_true(mo->cfg->l.max_message_bytes > 0);
+		assert_true(
+		    before.message_bytes + len > mo->cfg->l.max_message_bytes);
+		mo->evictions += (unsigned)(after.evicted - before.evicted);
+	}
+	switch (res) {
+	case REGISTRY_OK:
+	case REGISTRY_HELD:
+		/* Closing, only what a live stream will take. */
+		assert_false(mo->closing && res == REGISTRY_HELD);
+		assert_true(registry_msg_id(m) > mo->last_id);
+		assert_true(id == 0 || registry_msg_id(m) == id);
+		mo->last_id = registry_msg_id(m);
+		if (d->n == d->cap) {
+			d->cap = d->cap ? 2 * d->cap : 64;
+			d->msgs = realloc(d->msgs, d->cap * sizeof(*d->msgs));
+			assert_non_null(d->msgs);
+		}
+		d->msgs[d->n++] = (struct mmsg){
+		    .id = mo->last_id, .len = len, .c = mo->serial};
+		assert_int_equal(after.published, before.published + 1);
+		mo->accepted++;
+		mo->accepted_bytes += len;
+		break;
+	case REGISTRY_NOT_FOUND:
+		/*
+		 * Where no stream ends but by its client, a device with a
+		 * stream linked in is known.
+		 */
+		for (int i = 0; i < NCLIENTS && mo->cfg->lossless; i++) {
+			if (mo->cli[i].dev == di) {
+				assert_null(mo->cli[i].cur.s);
+				assert_null(mo->cli[i].ghost.s);
+			}
+		}
+		break;
+	case REGISTRY_CLOSED:
+		assert_true(mo->closing);
+		break;
+	case REGISTRY_DUPLICATE:
+		assert_int_equal(mode, 1);
+		assert_int_equal(after.published, before.published);
+		break;
+	case REGISTRY_MEMORY_FULL:
+		if (mode == 0) {
+			/*
+			 * Refused, it cut the device at id: its live streams
+			 * end (their clients resume from before the hole).
+			 */
+			mo->last_id = id;
+			for (int i = 0; i < NCLIENTS; i++) {
+				if (mo->cli[i].dev == di &&
+				    mo->cli[i].cur.s != NULL)
+					mo->cli[i].cur.cut = true;
+			}
+		}
+		assert_true(mo->cfg->l.max_message_bytes > 0);
+		/* (The cut made room, but too late for m.) */
+		assert_true(mode == 0 ||
+		    after.message_bytes + len > mo->cfg->l.max_message_bytes);
+		/*
+		 * Refused only when no delivered message is left to evict:
+		 * what stays is what no stream took, or what an open
+		 * stream has still to take (a backlog it reads holds back
+		 * its delivery).
+		 */
+		if (len <= mo->cfg->l.max_message_bytes &&
+		    after.message_bytes > undelivered_bound(mo))
+			fail_msg("%s: refused with %zu bytes, at most %zu "
+			         "undelivered",
+			    mo->cfg->name, after.message_bytes,
+			    undelivered_bound(mo));
+		break;
+	default:
+		fail_msg("publish: %d", (int)res);
+	}
+	registry_msg_unref(m);
+}
+
+/*
+ * One registry_wait() on c's stream; the client reads at most keep of
+ * the batch (then leaves).  Returns what it woke for; the stream is
+ * ended (c->cur.s NULL) unless it goes on.
+ */
+static enum registry_wake
+op_take(struct model *mo, struct mclient *c, size_t keep)
+{
+	struct mdev *d = &mo->dev[c->dev];
+	struct mstream *ms = &c->cur;
+	struct registry_batch b;
+	enum registry_wake w = registry_wait(mo->reg, ms->s, 0, &b);
+	struct registry_msg *m;
+	size_t k = 0;
+
+	/* Cut: it takes nothing across the hole. */
+	assert_false(
+	    ms->cut && (w == REGISTRY_MESSAGES || w == REGISTRY_TIMEOUT));
+	switch (w) {
+	case REGISTRY_MESSAGES:
+		assert_false(ms->hung);
+		assert_true(b.n > 0);
+		for (m = b.first; m != NULL; m = registry_batch_next(&b, m)) {
+			size_t i = next_after(d, ms->pos), len;
+			const char *f = registry_msg_frame(m, &len);
+
+			/* The next accepted message of its device, once. */
+			assert_true(i < d->n);
+			assert_int_equal(registry_msg_id(m), d->msgs[i].id);
+			assert_int_equal(len, d->msgs[i].len);
+			for (size_t j = 0; j < len; j++)
+				assert_int_equal(f[j], d->msgs[i].c);
+			ms->pos = d->msgs[i].id;
+			touch(&d->msgs[i]);
+			if (k++ < keep) {
+				c->last = ms->pos;
+				c->last_ms = model_now;
+			}
+			mo->taken++;
+		}
+		assert_int_equal(k, b.n);
+		touch_upto(d, 0);
+		registry_batch_release(&b);
+		if (keep < k) {
+			/* Cut mid-batch: it saw only the first keep. */
+			end_stream(mo, ms);
+		}
+		return w;
+	case REGISTRY_TIMEOUT:
+		assert_false(ms->hung);
+		return w;
+	case REGISTRY_GONE:
+		assert_true(ms->hung);
+		break;
+	case REGISTRY_CLOSING:
+		/* Only once it handed out all its device has accepted. */
+		assert_true(mo->closing);
+		if (next_after(d, ms->pos) != d->n)
+			fail_msg("%s seed %llu: %s/%s stream %llu closed at "
+			         "%llu, its device's last %llu (%zu after it)",
+			    mo->cfg->name, (unsigned long long)mo->seed,
+			    user_of(c->dev), name_of(c->dev),
+			    (unsigned long long)registry_stream_id(ms->s),
+			    (unsigned long long)ms->pos,
+			    (unsigned long long)d->msgs[d->n - 1].id,
+			    d->n - next_after(d, ms->pos));
+		break;
+	case REGISTRY_OVERFLOW:
+		assert_false(mo->cfg->no_overflow || mo->cfg->lossless);
+		mo->overflows++;
+		break;
+	case REGISTRY_REPLACED:
+		assert_true(mo->cfg->l.streams_per_device > 0);
+		assert_true(d->subs > ms->sub_no + 1);
+		mo->replaced++;
+		break;
+	default:
+		fail_msg("wait: %d", (int)w);
+	}
+	end_stream(mo, ms);
+	return w;
+}
+
+/*
+ * Let every stream (but some that lag) take all it will, then step the
+ * clock past the replay window and sweep: what is left must be what an
+ * open stream has not taken, or what no stream ever took.
+ */
+static void
+quiesce(struct model *mo, bool past_grace)
+{
+	struct registry_stats st;
+	size_t bound = 0;
+
+	for (int i = 0; i < NCLIENTS; i++) {
+		struct mclient *c = &mo->cli[i];
+
+		if (c->ghost.s != NULL)
+			end_stream(mo, &c->ghost);
+		/* Some lag: what they have not taken stays. */
+		if (c->cur.s == NULL || (!past_grace && rnd(4) == 0))
+			continue;
+		/* Drained when a wait finds nothing. */
+		while (c->cur.s != NULL &&
+		    op_take(mo, c, SIZE_MAX) == REGISTRY_MESSAGES)
+			;
+		if (past_grace && c->cur.s != NULL)
+			end_stream(mo, &c->cur);
+	}
+	/* (The lossless configuration's window outlasts the run.) */
+	if (!mo->cfg->lossless || past_grace)
+		model_now += mo->cfg->l.replay_ms + 1;
+	if (past_grace) {
+		model_now += mo->cfg->l.grace_ms + 1;
+		mo->ending = true;
+	}
+	registry_expire(mo->reg, model_now);
+	check_stats(mo);
+	/* Delivered, by a stream that took it or started past it, no later. */
+	bound = undelivered_bound(mo);
+	registry_stats(mo->reg, &st);
+	if (past_grace) {
+		assert_int_equal(st.message_bytes, 0);
+		assert_int_equal(st.devices, 0);
+		assert_int_equal(st.users, 0);
+		assert_int_equal(st.held, 0);
+		assert_int_equal(st.grace, 0);
+	} else if (!mo->cfg->lossless) {
+		if (st.message_bytes > bound)
+			fail_msg("%s: %zu bytes kept past the window, at most "
+			         "%zu expected",
+			    mo->cfg->name, st.message_bytes, bound);
+	}
+}
+
+static void
+run(const struct config *cfg, uint64_t seed, int ops)
+{
+	struct model mo;
+	struct registry_limits l = cfg->l;
+
+	memset(&mo, 0, sizeof(mo));
+	mo.cfg = cfg;
+	mo.seed = seed;
+	mo.serial = 'a';
+	rng_state = seed;
+	model_now = 1000;
+	l.clock_ms = model_clock;
+	mo.reg = registry_new(&l);
+	for (int i = 0; i < NCLIENTS; i++)
+		mo.cli[i].dev = i % NDEV;
+	for (int op = 0; op < ops; op++) {
+		struct mclient *c = &mo.cli[rnd(NCLIENTS)];
+		size_t r = rnd(100);
+
+		if (r < 30) {
+			op_publish(&mo, (int)rnd(NDEV));
+		} else if (r < 55) {
+			if (c->cur.s != NULL)
+				op_take(&mo, c, SIZE_MAX);
+		} else if (r < 65) {
+			if (c->cur.s == NULL || rnd(4) == 0)
+				op_subscribe(&mo, c);
+		} else if (r < 69) {
+			/* The client leaves: the watcher hangs up. */
+			if (c->cur.s != NULL && !c->cur.hung) {
+				registry_hangup(
+				    mo.reg, registry_stream_id(c->cur.s));
+				c->cur.hung = true;
+			}
+		} else if (r < 72) {
+			if (c->ghost.s != NULL)
+				end_stream(&mo, &c->ghost);
+			else if (c->cur.s != NULL)
+				end_stream(&mo, &c->cur);
+		} else if (r < 75) {
+			/* Cut mid-write: it saw only part of a batch. */
+			if (c->cur.s != NULL)
+				op_take(&mo, c, rnd(3));
+		} else if (r < 87) {
+			model_now += rnd(cfg->step_max + 1);
+		} else if (r < 95) {
+			registry_expire(mo.reg, model_now);
+		} else if (r < 99) {
+			check_stats(&mo);
+		} else if (rnd(4) == 0) {
+			/* A new page: no last id. */
+			c->resumable = false;
+		}
+		if (op % 500 == 499)
+			quiesce(&mo, false);
+	}
+	/*
+	 * Half the runs stop cleanly: what is accepted from now on (for a
+	 * live stream only) is still handed out before REGISTRY_CLOSING.
+	 */
+	if (seed % 2 == 0) {
+		registry_close(mo.reg);
+		mo.closing = true;
+		for (int i = 0; i < 20; i++)
+			op_publish(&mo, (int)rnd(NDEV));
+	}
+	/* Everyone gone, the clock past grace and replay: nothing left. */
+	quiesce(&mo, true);
+	print_message(
+	    "%-14s seed %-4llu resumes %u resets %u (%u) overflows %u "
+	    "replaced %u evicted %u taken %u\n",
+	    cfg->name, (unsigned long long)seed, mo.resumes, mo.resets,
+	    mo.window_resets, mo.overflows, mo.replaced, mo.evictions,
+	    mo.taken);
+	registry_free(mo.reg);
+	for (int i = 0; i < NDEV; i++)
+		free(mo.dev[i].msgs);
+}
+
+static const struct config configs[] = {
+    {.name = "lossless",
+        .l = {.replay_ms = 1000000000000ull, .grace_ms = 1000000000000ull},
+        .lossless = true,
+        .max_len = 89,
+        .step_max = 500},
+    {.name = "window",
+        .l = {.replay_ms = 50, .grace_ms = 200, .streams_per_device = 2},
+        .no_overflow = true,
+        .max_len = 89,
+        .step_max = 40},
+    {.name = "window-1",
+        .l = {.replay_ms = 20, .grace_ms = 0, .streams_per_device = 1},
+        .no_overflow = true,
+        .max_len = 34,
+        .step_max = 30},
+    {.name = "replay-queue",
+        .l = {.replay_max = 3,
+            .replay_bytes = 40,
+            .queue_messages = 4,
+            .queue_bytes = 60,
+            .replay_ms = 100,
+            .grace_ms = 0,
+            .streams_per_device = 1},
+        .max_len = 34,
+        .step_max = 60},
+    {.name = "budget",
+        .l = {.max_message_bytes = 200,
+            .queue_messages = 8,
+            .queue_bytes = 120,
+            .replay_ms = 100,
+            .grace_ms = 300,
+            .streams_per_device = 2,
+            .stuck_ms = 50},
+        .max_len = 89,
+        .step_max = 60},
+    {.name = "budget-tiny",
+        .l = {.max_message_bytes = 64,
+            .replay_max = 5,
+            .replay_ms = 30,
+            .grace_ms = 100,
+            .streams_per_device = 1,
+            .max_devices = 3},
+        .max_len = 89,
+        .step_max = 30},
+    {.name = "budget-noqueue",
+        .l = {.max_message_bytes = 150,
+            .replay_ms = 200,
+            .grace_ms = 50,
+            .streams_per_device = 2},
+        .max_len = 55,
+        .step_max = 80},
+};
+
+static void
+test_registry_model(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++) {
+		for (uint64_t seed = 1; seed <= MODEL_SEEDS; seed++)
+			run(&configs[i], seed * 0x9e3779b97f4a7c15ull,
+			    MODEL_OPS);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_registry_model),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
