@@ -50,6 +50,13 @@ struct cluster_entry {
 	 */
 	bool local;
 	/*
+	 * A request's SUB may have registered the device here, and no stream
+	 * started from it (the request gave up, or the registry refused the
+	 * stream): its UNSUB gives back the grace period that SUB ended, with
+	 * what it held (see the UNSUB script).
+	 */
+	bool undo;
+	/*
 	 * Another node's reset for what it delivered alone came at an id
 	 * this node had given already (its own lone ids ran further) and was
 	 * dropped as a duplicate: whatever that node delivered may be hidden

@@ -384,6 +384,8 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 			cluster_job_free(j);
 		}
 		e->streams--;
+		/* It may still run: then its UNSUB gives the grace back. */
+		e->undo = true;
 		if (e->jobs == 0) {
 			cluster_delivery_drop_waiting(e);
 			e->gate = false;
@@ -411,6 +413,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 	pthread_cond_signal(&cl->wake);
 	if (s == NULL) {
 		e->streams--;
+		e->undo = true;
 		cluster_delivery_drop_waiting(e);
 		e->gate = false;
 		cl->dirty = true;

@@ -171,12 +171,14 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "local metattl, seen = tonumber(ARGV[6]), ARGV[7] "
     "local now = now_ms() "
     "local b = incarnation(now, ARGV[8] == '1', tonumber(ARGV[9])) "
-    "redis.call('HSET', u, dev .. '\\31' .. node, 1) "
+    "local gu = tonumber(redis.call('HGET', g, dev) or '0') "
+    "local last = redis.call('HGET', m, 'last') or b "
+    "local mark = last "
+    "if gu > now then mark = redis.call('HGET', m, 'held') or b end "
+    "redis.call('HSET', u, dev .. '\\31' .. node, mark) "
     "redis.call('SADD', 'beep:r:' .. node, ARGV[11]) "
     "redis.call('SADD', 'beep:nodes', node) "
-    "local gu = tonumber(redis.call('HGET', g, dev) or '0') "
     "if gu > 0 then redis.call('HDEL', g, dev) end "
-    "local last = redis.call('HGET', m, 'last') or b "
     "local floor = last "
     "if redis.call('EXISTS', s) == 1 then "
     "floor = redis.call('HGET', m, 'floor') or b end "
@@ -222,7 +224,11 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "return {from, why, entries}";
 
 /*
- * KEYS u g m s; ARGV dev node grace_ms meta_ttl_ms here after user frame.
+ * KEYS u g m s; ARGV dev node grace_ms meta_ttl_ms here after user frame
+ * undo.  undo "1": no stream here ever started from this node's SUB (its
+ * request gave up waiting, or the stream was refused after it), so the grace
+ * it ended was never served: what was held stays held, from where the SUB
+ * found it (the mark it left in its field, see SUB), with what came since.
  * With here "1" the node delivered messages alone while Redis was down,
  * after its streams' last id after: as in SUB, the device moves above it
  * and the other holders are told.  The device's grace starts when no holder
@@ -234,6 +240,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
 static const char cluster_lua_unsub[] = LUA_PRELUDE
     "local u, g, m, s = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
     "local dev, node = ARGV[1], ARGV[2] "
+    "local mark = redis.call('HGET', u, dev .. '\\31' .. node) "
     "local was = redis.call('HDEL', u, dev .. '\\31' .. node) "
     "if not registers(u, node) then "
     "redis.call('SREM', 'beep:r:' .. node, ARGV[7]) end "
@@ -243,6 +250,11 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "local nodes, dead = holders(u, dev) "
     "if #nodes == 0 and (was == 1 or dead) then "
     "to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4])) "
+    "if ARGV[9] == '1' and was == 1 and mark and idp(mark) and "
+    "redis.call('EXISTS', m) == 1 then "
+    "local held = redis.call('HGET', m, 'held') "
+    "if held and idlt(mark, held) then "
+    "redis.call('HSET', m, 'held', mark) end end "
     "end "
     "return #nodes";
 

@@ -159,6 +159,7 @@ cluster_presence_reconcile(struct cluster *cl)
 			cluster_format_id(e->last, after, sizeof(after));
 			cluster_job_str(j, after);
 			presence_local_args(j, e, e->local);
+			cluster_job_str(j, e->undo ? "1" : "0");
 			j->entry = e;
 			e->jobs++;
 			cluster_job_enqueue(cl, j);
@@ -270,8 +271,10 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 	case JOB_UNSUB:
 		e->jobs--;
 		presence_retry(cl, r, ok);
-		if (ok)
+		if (ok) {
 			e->registered = false;
+			e->undo = false;
+		}
 		if (ok && j->local)
 			e->local = false;
 		cl->dirty = true;

@@ -307,6 +307,52 @@ describe('cluster failures', T, () => {
 		}
 	});
 
+	// A device in its grace period, with a message held for it, comes
+	// back while Redis hangs past BEEP_REDIS_TIMEOUT: its first SUB gets
+	// no answer in time (503), and runs when Redis resumes, ending the
+	// grace period.  The node undoes it (UNSUB), which began a new grace
+	// period from the last message: what had been held (202) was never
+	// delivered, nor told, to the device when it came back (a review).
+	test('a SUB undone after its grace period ended: what was held stays',
+	    T, async (t) => {
+		const cl = await startCluster({ nodes: 2,
+		    env: { ...ENV, BEEP_REDIS_TIMEOUT: '300' } }, t);
+		const [a, b] = cl.nodes;
+		const cb = b.client();
+		const u = uid();
+		(await b.subscribe(u, 'phone')).close();
+		await poll(async () => {
+			const l = await cb.get(`/user/${u}/devices`);
+			return l.status === 200 && l.json().length === 0;
+		}, { timeout: 20000, interval: 50, what: `${u}/phone gone` });
+		const r1 = await cb.postJson(postPath(u, 'phone'), { data: 'held' });
+		assert.equal(r1.status, 202, r1.text);
+		process.kill(cl.redis.child.pid, 'SIGSTOP');
+		let resumed = false;
+		t.after(() => {
+			if (!resumed)
+				process.kill(cl.redis.child.pid, 'SIGCONT');
+		});
+		const s = await a.open(`/subscribe/${u}/device/phone`);
+		assert.equal(s.status, 503, await s.text());
+		await poll(() => a.backendLog.some((l) =>
+		    /redis commands: down/.test(l)), { timeout: 20000,
+		    interval: 50, what: 'the node gives Redis up' });
+		process.kill(cl.redis.child.pid, 'SIGCONT');
+		resumed = true;
+		// The SUB ran, then its UNSUB: a grace period again.
+		await poll(async () => {
+			const r = await cb.postJson(postPath(u, 'phone'),
+			    { data: 'after' });
+			assert.ok([200, 202, 503].includes(r.status), r.text);
+			return r.status === 202;
+		}, { timeout: 20000, interval: 200, what: 'held again' });
+		const back = await b.subscribe(u, 'phone');
+		assert.equal((await back.nextEvent(15000)).data, 'held');
+		assert.equal((await back.nextEvent(15000)).data, 'after');
+		back.close();
+	});
+
 	// A device with a stream on each node (two tabs, or a ghost left on
 	// one node after the phone moved to the other).  While Redis is down
 	// each node delivers a POST to its own stream alone (200): the other
