@@ -11,6 +11,7 @@
  *   beep:r:NODE          set: the users whose devices NODE registers in
  *                        beep:u (for the sweep of a dead node's fields)
  *   beep:nodes           set: every node not yet swept
+ *   beep:beat            hash: NODE -> when it last beat (ms), until swept
  *   beep:g:USER          hash: DEVICE -> when its grace period ends (ms)
  *   beep:s:USER\x1fDEV   stream of the device's messages, field "f" the
  *                        packed event; trimmed to replay_max entries and

@@ -10,14 +10,21 @@
 	"local function idlt(x, y) local a1, b1 = idp(x) "                     \
 	"local a2, b2 = idp(y) return a1 < a2 or (a1 == a2 and b1 < b2) "      \
 	"end "                                                                 \
+	"local function beat_of(node) "                                        \
+	"local t = redis.call('HGET', 'beep:beat', node) "                     \
+	"if t then return string.format('%d-0', tonumber(t) - 1) end "         \
+	"return nil end "                                                      \
+	"local function earlier(a, b) if a == nil then return b end "          \
+	"if b == nil or idlt(a, b) then return a end return b end "            \
 	"local function holders(u, dev) local pre = dev .. '\\31' "            \
-	"local nodes, dead = {}, false "                                       \
+	"local nodes, dead, since = {}, false, nil "                           \
 	"for _, f in ipairs(redis.call('HKEYS', u)) do "                       \
 	"if string.sub(f, 1, #pre) == pre then "                               \
 	"local node = string.sub(f, #pre + 1) "                                \
 	"if redis.call('EXISTS', 'beep:n:' .. node) == 1 then "                \
 	"nodes[#nodes + 1] = node else redis.call('HDEL', u, f) "              \
-	"dead = true end end end return nodes, dead end "                      \
+	"dead = true since = earlier(since, beat_of(node)) end end end "       \
+	"return nodes, dead, since end "                                       \
 	"local function base() "                                               \
 	"return (redis.call('GET', 'beep:born') or '0') .. '-0' end "          \
 	"local function incarnation(now, again, rebuild) "                     \
@@ -27,13 +34,16 @@
 	"if again then "                                                       \
 	"redis.call('SET', 'beep:rebuild', '1', 'PX', rebuild) end end "       \
 	"return b .. '-0' end "                                                \
-	"local function to_grace(g, m, dev, now, grace, metattl) "             \
+	"local function to_grace(g, m, dev, now, grace, metattl, since) "      \
 	"if grace > 0 then "                                                   \
 	"redis.call('HSET', g, dev, string.format('%d', now + grace)) "        \
 	"redis.call('PEXPIRE', g, grace + 1000) "                              \
 	"if redis.call('EXISTS', m) == 1 then "                                \
-	"redis.call('HSET', m, 'held', redis.call('HGET', m, 'last') or "      \
-	"base()) redis.call('PEXPIRE', m, metattl) end end end "               \
+	"local held = redis.call('HGET', m, 'last') or base() "                \
+	"if since and idlt(since, held) then held = since "                    \
+	"if idlt(held, base()) then held = base() end end "                    \
+	"redis.call('HSET', m, 'held', held) "                                 \
+	"redis.call('PEXPIRE', m, metattl) end end end "                       \
 	"local function moved(s, m, top, metattl) "                            \
 	"local last = redis.call('HGET', m, 'last') or base() "                \
 	"if idlt(top, last) then top = last end "                              \
@@ -75,7 +85,13 @@
  * has no metadata, and gets none here: SUB takes a missing held for
  * base(), which is what it would say, and a client that opens and closes
  * streams of new devices would otherwise leave a key behind for each, for
- * the metadata's day.
+ * the metadata's day.  since: the device's holder was a node found dead,
+ * whose stream may have died with it at any time after its last heartbeat
+ * (beep:beat); what was accepted (200) after that went to no one, so the
+ * holding begins there, not at the last message (beat_of(): the position
+ * just before that heartbeat; nil when unknown).  A client that comes back
+ * without an id may get again what the dead node delivered in its last
+ * heartbeat period: a copy rather than a silent loss.
  */
 
 /*
@@ -104,10 +120,10 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "local maxlen, keep = tonumber(ARGV[4]), tonumber(ARGV[5]) "
     "local grace, metattl = tonumber(ARGV[6]), tonumber(ARGV[7]) "
     "local now = now_ms() "
-    "local nodes, dead = holders(u, dev) "
+    "local nodes, dead, since = holders(u, dev) "
     "local status = 200 "
     "if #nodes == 0 then "
-    "if dead then to_grace(g, m, dev, now, grace, metattl) end "
+    "if dead then to_grace(g, m, dev, now, grace, metattl, since) end "
     "local gu = tonumber(redis.call('HGET', g, dev) or '0') "
     "if gu <= now then "
     "if gu > 0 then redis.call('HDEL', g, dev) end "
@@ -247,9 +263,10 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "if ARGV[5] == '1' then "
     "tell(u, ARGV[7], dev, node, moved(s, m, ARGV[6], "
     "tonumber(ARGV[4])), ARGV[8]) end "
-    "local nodes, dead = holders(u, dev) "
+    "local nodes, dead, since = holders(u, dev) "
     "if #nodes == 0 and (was == 1 or dead) then "
-    "to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4])) "
+    "to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]), "
+    "since) "
     "if ARGV[9] == '1' and was == 1 and mark and idp(mark) and "
     "redis.call('EXISTS', m) == 1 then "
     "local held = redis.call('HGET', m, 'held') "
@@ -269,7 +286,7 @@ static const char cluster_lua_list[] = LUA_PRELUDE
     "redis.call('EXISTS', 'beep:born') == 0 then return 503 end "
     "local u, g, user = KEYS[1], KEYS[2], ARGV[1] "
     "local grace, metattl = tonumber(ARGV[2]), tonumber(ARGV[3]) "
-    "local alive, seen, out, dead = {}, {}, {}, {} "
+    "local alive, seen, out, dead, since = {}, {}, {}, {}, {} "
     "for _, f in ipairs(redis.call('HKEYS', u)) do "
     "local i = string.find(f, '\\31', 1, true) "
     "local dev, node = string.sub(f, 1, i - 1), string.sub(f, i + 1) "
@@ -277,11 +294,12 @@ static const char cluster_lua_list[] = LUA_PRELUDE
     "alive[node] = redis.call('EXISTS', 'beep:n:' .. node) == 1 end "
     "if alive[node] then "
     "if not seen[dev] then seen[dev] = true out[#out + 1] = dev end "
-    "else redis.call('HDEL', u, f) dead[dev] = true end end "
+    "else redis.call('HDEL', u, f) dead[dev] = true "
+    "since[dev] = earlier(since[dev], beat_of(node)) end end "
     "local now = now_ms() "
     "for dev in pairs(dead) do if not seen[dev] then "
     "to_grace(g, 'beep:m:' .. user .. '\\31' .. dev, dev, now, grace, "
-    "metattl) end end "
+    "metattl, since[dev]) end end "
     "return out";
 
 /*
@@ -306,6 +324,7 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
     "local e = redis.call('EXISTS', KEYS[1]) "
     "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
     "local now = now_ms() "
+    "redis.call('HSET', 'beep:beat', ARGV[4], string.format('%d', now)) "
     "incarnation(now, ARGV[2] == '1', tonumber(ARGV[3])) "
     "local grace, metattl = tonumber(ARGV[5]), tonumber(ARGV[6]) "
     "redis.call('SADD', 'beep:nodes', ARGV[4]) "
@@ -313,6 +332,7 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
     "for _, x in ipairs(redis.call('SMEMBERS', 'beep:nodes')) do "
     "if budget > 0 and redis.call('EXISTS', 'beep:n:' .. x) == 0 then "
     "local r, suf = 'beep:r:' .. x, '\\31' .. x "
+    "local sx = beat_of(x) "
     "for _, user in ipairs(redis.call('SPOP', r, budget)) do "
     "budget = budget - 1 "
     "local u = 'beep:u:' .. user "
@@ -320,11 +340,13 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
     "if #f > #suf and string.sub(f, -#suf) == suf then "
     "local dev = string.sub(f, 1, #f - #suf) "
     "redis.call('HDEL', u, f) "
-    "if #holders(u, dev) == 0 then "
+    "local left, _, since = holders(u, dev) "
+    "if #left == 0 then "
     "to_grace('beep:g:' .. user, 'beep:m:' .. user .. '\\31' .. dev, dev, "
-    "now, grace, metattl) end end end end "
+    "now, grace, metattl, earlier(sx, since)) end end end end "
     "if redis.call('SCARD', r) == 0 then "
-    "redis.call('SREM', 'beep:nodes', x) end end end "
+    "redis.call('SREM', 'beep:nodes', x) "
+    "redis.call('HDEL', 'beep:beat', x) end end end "
     "return e";
 
 const char *const cluster_lua[CLUSTER_LUA__MAX] = {

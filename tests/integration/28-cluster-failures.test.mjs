@@ -307,6 +307,54 @@ describe('cluster failures', T, () => {
 		}
 	});
 
+	// A node killed with a stream: POSTs get 200 until its heartbeat key
+	// runs out (the stream is dead: nothing receives them), then 202.
+	// The grace period began at the last message when the node was found
+	// dead, so a device that came back without an id (a new EventSource,
+	// an app restarted) got the 202s but never the 200s, and no reset (a
+	// review; README: "both are delivered on its return").  The holding
+	// now begins at the dead node's last heartbeat: what it delivered
+	// after that may come again, before the rest.
+	test('SIGKILL of a node: what was answered 200 meanwhile is held too',
+	    T, async (t) => {
+		const cl = await startCluster({ nodes: 2, env: ENV }, t);
+		const [a, b] = cl.nodes;
+		const cb = b.client();
+		const u = uid();
+		const s = await a.subscribe(u, 'phone');
+		const r0 = await cb.postJson(postPath(u, 'phone'), { data: 'pre' });
+		assert.equal(r0.status, 200, r0.text);
+		assert.equal((await s.nextEvent(15000)).data, 'pre');
+		a.killedOnPurpose = true;
+		await a.signalBackend('SIGKILL');
+		s.close();
+		const want = [];
+		for (let i = 0; i < 3; i++) {
+			const r = await cb.postJson(postPath(u, 'phone'),
+			    { data: `early${i}` });
+			assert.equal(r.status, 200, r.text);
+			want.push(`early${i}`);
+		}
+		await poll(async () => {
+			const r = await cb.postJson(postPath(u, 'phone'),
+			    { data: `late${want.length}` });
+			assert.ok([200, 202].includes(r.status), r.text);
+			want.push(`late${want.length}`);
+			return r.status === 202;
+		}, { timeout: 20000, interval: 200, what: 'held (202)' });
+		const back = await b.subscribe(u, 'phone');
+		const got = [];
+		while (got.length < want.length + 1) {
+			const ev = await back.nextEvent(3000).catch(() => null);
+			if (ev === null)
+				break;
+			assert.equal(ev.type, 'message', JSON.stringify(ev));
+			got.push(ev.data);
+		}
+		back.close();
+		assert.deepEqual(got[0] === 'pre' ? got.slice(1) : got, want);
+	});
+
 	// A device in its grace period, with a message held for it, comes
 	// back while Redis hangs past BEEP_REDIS_TIMEOUT: its first SUB gets
 	// no answer in time (503), and runs when Redis resumes, ending the
