@@ -38,6 +38,10 @@
 	"if grace > 0 then "                                                   \
 	"redis.call('HSET', g, dev, string.format('%d', now + grace)) "        \
 	"redis.call('PEXPIRE', g, grace + 1000) "                              \
+	"if redis.call('HLEN', g) > 16 then "                                  \
+	"local r = redis.call('HRANDFIELD', g, 8, 'WITHVALUES') "              \
+	"for i = 1, #r, 2 do if tonumber(r[i + 1]) <= now then "               \
+	"redis.call('HDEL', g, r[i]) end end end "                             \
 	"if redis.call('EXISTS', m) == 1 then "                                \
 	"local held = redis.call('HGET', m, 'last') or base() "                \
 	"if since and idlt(since, held) then held = since "                    \
@@ -81,7 +85,13 @@
 
 /*
  * to_grace(): the device's grace period begins; what is posted from now
- * on is held (held: where it begins).  A device that never had a message
+ * on is held (held: where it begins).  The user's hash of grace periods
+ * lives as long as one is added within a grace period of the last, and a
+ * device's entry goes only when a POST or SUB of it finds it over: a
+ * client that keeps opening and closing streams of new devices of one user
+ * made it grow for ever (a review).  So each addition to a hash past 16
+ * entries also drops the ended ones among 8 taken at random (HRANDFIELD,
+ * Redis 6.2): about one in eight left is over.  A device that never had a message
  * has no metadata, and gets none here: SUB takes a missing held for
  * base(), which is what it would say, and a client that opens and closes
  * streams of new devices would otherwise leave a key behind for each, for

@@ -350,6 +350,49 @@ describe('a backlog longer than the stream queue', T, () => {
 	});
 });
 
+// A user's grace periods are one hash in Redis, which lived as long as
+// one was added within a grace period of the last, and whose entries went
+// only when a POST or SUB of their device found them over: a client that
+// kept opening and closing streams of new devices of one user made it grow
+// for ever, as no limit of a node bounds (a review).
+describe('a user whose new devices come and go', T, () => {
+	let cl;
+	before(async () => {
+		cl = await startCluster({ nodes: 1, env: { ...ENV,
+		    BEEP_GRACE_SECONDS: '1', BEEP_REPLAY_SECONDS: '1',
+		    BEEP_MAX_DEVICES_PER_USER: '100000',
+		    BEEP_MAX_STREAMS_PER_ADDRESS: '100000' } });
+	});
+	after(async () => { await cl.stopAndCheck(); });
+
+	test('grace periods over leave the user\'s hash', T, async () => {
+		const [n] = cl.nodes;
+		const c = n.client();
+		const u = uid();
+		const redis = (...args) => spawnSync('redis-cli',
+		    ['-s', cl.redis.socket, ...args], { encoding: 'utf8' })
+		    .stdout.trim();
+		// Streams of new devices, opened and closed for 6 s: their grace
+		// periods (1 s) begin as their departures are seen, and end.
+		const t0 = Date.now();
+		let total = 0;
+		while (Date.now() - t0 < 6000) {
+			const ss = await Promise.all([...Array(10)].map(() =>
+			    n.subscribe(u, `d${total++}`)));
+			for (const s of ss)
+				s.close();
+		}
+		await poll(async () => (await c.devices(u)).length === 0,
+		    { timeout: 30000, what: 'devices unlisted' });
+		const len = Number(redis('HLEN', `beep:g:${u}`));
+		assert.ok(total >= 200, `${total} devices`);
+		// Those over go as others come (about a third were left here;
+		// before, every one).
+		assert.ok(len < total * 0.8,
+		    `${len} grace periods kept, of ${total}`);
+	});
+});
+
 describe('starting a node', T, () => {
 	test('an unusable BEEP_REDIS_URL is refused at start', T, async () => {
 		// A user with no password (AUTH needs one), a bad escape.
