@@ -89,6 +89,8 @@ struct registry_stats {
 	size_t grace;         /* devices in their grace period */
 	uint64_t replayed;    /* messages a resuming stream started behind */
 	uint64_t expired;     /* delivered messages past their replay window */
+	/* Past it, and not yet taken by a live stream that lags (DESIGN) */
+	size_t overdue;
 };
 
 /* Where a new stream starts, from the last event id its client saw. */

@@ -137,6 +137,7 @@ struct registry {
 	uint64_t replaced, evicted, refused;
 	size_t ngrace;              /* devices on reg->grace */
 	uint64_t replayed, expired; /* see struct registry_stats */
+	size_t noverdue;            /* messages on reg->overdue */
 	/* No walk for laggards before this (registry_overflow_laggards()). */
 	uint64_t laggards_next_ms;
 	bool closing;

@@ -261,6 +261,10 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    metrics_read(&metrics_events));
 	metrics_one(out, "beep_messages_held", "gauge",
 	    "Messages waiting for devices in their grace period.", g->reg.held);
+	metrics_one(out, "beep_messages_overdue", "gauge",
+	    "Delivered messages past their replay window that a lagging "
+	    "stream of their device has not taken yet.",
+	    g->reg.overdue);
 	metrics_one(out, "beep_messages_dropped_total", "counter",
 	    "Undelivered messages dropped (a device forgotten, a log over "
 	    "its limits).",

@@ -945,6 +945,7 @@ registry_stats(struct registry *reg, struct registry_stats *st)
 	st->grace = reg->ngrace;
 	st->replayed = reg->replayed;
 	st->expired = reg->expired;
+	st->overdue = reg->noverdue;
 	pthread_mutex_unlock(&reg->lock);
 }
 

@@ -106,6 +106,7 @@ expire_head(struct registry *reg)
 	m->retained = false;
 	m->overdue = true;
 	DL_APPEND2(reg->overdue, m, rprev, rnext);
+	reg->noverdue++;
 }
 
 bool

@@ -20,6 +20,7 @@ registry_log_drop_oldest(struct registry *reg, struct reg_device *d)
 	} else if (m->overdue) {
 		DL_DELETE2(reg->overdue, m, rprev, rnext);
 		m->overdue = false;
+		reg->noverdue--;
 	}
 	d->head = (d->head + 1) % d->cap;
 	d->count--;

@@ -71,6 +71,7 @@ describe('metrics with traffic', () => {
 		    'beep_rate_limited_total', 'beep_streams_refused_total',
 		    'beep_messages_published_total',
 		    'beep_events_delivered_total', 'beep_messages_held',
+		    'beep_messages_overdue',
 		    'beep_messages_dropped_total', 'beep_stream_resets_total',
 		    'beep_stream_overflows_total', 'beep_stream_written_bytes_total',
 		    'beep_stream_lifetime_seconds', 'beep_post_duration_seconds',

@@ -1785,12 +1785,14 @@ test_registry_expiry_passes_slow_reader(void **state)
 		registry_stats(reg, &stats);
 		assert_int_equal(stats.message_bytes, 2);
 		assert_int_equal(stats.expired, i);
+		assert_int_equal(stats.overdue, 2);
 	}
 	/* Once b takes them, d1's go at once, as expired. */
 	assert_int_equal(drain(reg, b, NULL, NULL), 2);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.message_bytes, 0);
 	assert_int_equal(stats.expired, 5);
+	assert_int_equal(stats.overdue, 0);
 	registry_unsubscribe(reg, a);
 	registry_unsubscribe(reg, b);
 	registry_unsubscribe(reg, c);
@@ -1827,10 +1829,12 @@ test_registry_memory_budget_overdue_first(void **state)
 	assert_int_equal(drain(reg, c, NULL, NULL), 1);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.message_bytes, 3);
+	assert_int_equal(stats.overdue, 1);
 	publish_id(reg, "d2", &err);
 	assert_int_equal(err, REGISTRY_OK);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.evicted, 1);
+	assert_int_equal(stats.overdue, 0);
 	assert_int_equal(stats.message_bytes, 3);
 	assert_int_equal(registry_wait(reg, b, FAR, &bt), REGISTRY_OVERFLOW);
 	assert_int_equal(drain(reg, c, NULL, NULL), 1);
