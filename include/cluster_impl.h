@@ -50,12 +50,14 @@ struct cluster_entry {
 	 */
 	bool local;
 	/*
-	 * A request's SUB may have registered the device here, and no stream
-	 * started from it (the request gave up, or the registry refused the
-	 * stream): its UNSUB gives back the grace period that SUB ended, with
-	 * what it held (see the UNSUB script).
+	 * The token of a request's SUB that may have registered the device
+	 * here and from which no stream started (the request gave up, or the
+	 * registry refused the stream), or 0: the next UNSUB carries it and
+	 * gives back the grace period that SUB ended, with what it held, if
+	 * that SUB is still the last to have written this node's field (see
+	 * the UNSUB script).
 	 */
-	bool undo;
+	uint64_t undo;
 	/*
 	 * Another node's reset for what it delivered alone came at an id
 	 * this node had given already (its own lone ids ran further) and was
@@ -98,9 +100,14 @@ struct cluster_job {
 	bool done, abandoned;
 	bool sent;      /* written to a connection: Redis may have run it */
 	unsigned epoch; /* a SUB's: cl->sub_epoch when it was made */
-	bool local;     /* a SYNC's or UNSUB's: it carries its entry's local */
-	bool told;      /* a SYNC's: it carries its entry's told */
-	bool waited;    /* a request waits on answered (cluster_job_call()) */
+	/*
+	 * A SUB's: the token it leaves in this node's field (cl->sub_tokens);
+	 * an UNSUB's: the token of the SUB it undoes, or 0.
+	 */
+	uint64_t token;
+	bool local;  /* a SYNC's or UNSUB's: it carries its entry's local */
+	bool told;   /* a SYNC's: it carries its entry's told */
+	bool waited; /* a request waits on answered (cluster_job_call()) */
 	pthread_cond_t answered;
 	struct cluster_job *next;
 };
@@ -143,6 +150,7 @@ struct cluster {
 	uint64_t retry_at;
 	unsigned retry_ms;
 	unsigned sub_epoch;  /* channel subscriptions made so far */
+	uint64_t sub_tokens; /* SUB jobs made so far (their tokens) */
 	unsigned rebuild_ms; /* see the beat script */
 	bool stop, leaving;
 	pthread_t cmd_thread, sub_thread;

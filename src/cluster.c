@@ -6,8 +6,9 @@
  * Redis keys (USER and DEVICE are ids without control characters, so
  * "\x1f" separates them; NODE is this process's random id):
  *   beep:n:NODE          the node is alive: refreshed every ttl/3, PX ttl
- *   beep:u:USER          hash: "DEVICE\x1fNODE" -> 1 per node holding a
- *                        live stream of DEVICE
+ *   beep:u:USER          hash: "DEVICE\x1fNODE" -> "MARK TOKEN" per node
+ *                        holding a live stream of DEVICE (MARK and
+ *                        TOKEN: its last SUB's, see the SUB script)
  *   beep:r:NODE          set: the users whose devices NODE registers in
  *                        beep:u (for the sweep of a dead node's fields)
  *   beep:nodes           set: every node not yet swept
@@ -17,7 +18,8 @@
  *                        packed event; trimmed to replay_max entries and
  *                        to max(replay, grace) seconds, expires likewise
  *   beep:m:USER\x1fDEV   hash: last (newest id), floor (newest id
- *                        trimmed), held (last when its grace began)
+ *                        trimmed), held (where its grace began: last,
+ *                        or before a dead holder's last heartbeat)
  *   beep:c:NODE          pub/sub channel of the messages for the node
  * Each operation is one Lua script (atomic, in Redis's order): POST
  * checks the holders (dropping those of dead nodes, whose devices enter
@@ -241,10 +243,21 @@ cluster_stop(struct cluster *cl)
 	struct buf k = {0};
 
 	j->kind = JOB_BYE;
-	cluster_job_str(j, "DEL");
+	/*
+	 * Its key, and its last heartbeat with it: a device left with no
+	 * holder after a stop is held from its last message, not from that
+	 * heartbeat as for a node that died (to_grace() in cluster_lua.c:
+	 * its clients would get again what it delivered since).
+	 */
+	cluster_job_str(j, "EVAL");
+	cluster_job_str(j,
+	    "redis.call('DEL', KEYS[1]) "
+	    "redis.call('HDEL', 'beep:beat', ARGV[1]) return 1");
+	cluster_job_str(j, "1");
 	buf_printf(&k, "beep:n:%s", cl->node);
 	cluster_job_arg(j, k.data, k.len);
 	buf_free(&k);
+	cluster_job_str(j, cl->node);
 	pthread_mutex_lock(&cl->lock);
 	if (cl->leaving) {
 		pthread_mutex_unlock(&cl->lock);
@@ -365,9 +378,9 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 	}
 	/*
 	 * Refused here, registered in Redis first: the SUB has ended the
-	 * device's grace period (its UNSUB starts a new one, from the last
-	 * message: what was held for it lost) and made the node its holder
-	 * meanwhile (POSTs 200, to no stream).  So not registered at all.
+	 * device's grace period (its UNSUB gives it back, e->undo) and made
+	 * the node its holder meanwhile (POSTs 200, to no stream).  So not
+	 * registered at all where the registry says so before.
 	 */
 	if (!registry_admits(cl->reg, user, device, err)) {
 		cluster_presence_maybe_free(cl, e);
@@ -380,13 +393,16 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 	e->gate = true;
 	j = cluster_presence_sub_job(cl, e, JOB_SUB, after);
 	if (!cluster_job_call(cl, j) || !cluster_delivery_reply_ok(j->reply)) {
+		/*
+		 * It may have run, or still run: then its UNSUB gives the
+		 * grace back (where it did not, its token is not found).
+		 */
+		e->undo = j->token;
 		if (j->done) {
 			e->jobs--;
 			cluster_job_free(j);
 		}
 		e->streams--;
-		/* It may still run: then its UNSUB gives the grace back. */
-		e->undo = true;
 		if (e->jobs == 0) {
 			cluster_delivery_drop_waiting(e);
 			e->gate = false;
@@ -414,7 +430,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 	pthread_cond_signal(&cl->wake);
 	if (s == NULL) {
 		e->streams--;
-		e->undo = true;
+		e->undo = j->token;
 		cluster_delivery_drop_waiting(e);
 		e->gate = false;
 		cl->dirty = true;

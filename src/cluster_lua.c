@@ -168,7 +168,10 @@ static const char cluster_lua_post[] = LUA_PRELUDE
 
 /*
  * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms seen again
- * rebuild_ms here user frame max_bytes.  after is the client's id or ""; with
+ * rebuild_ms here user frame max_bytes token.  The node's field of u gets
+ * "MARK TOKEN": where a stream with no id starts (held, in the device's
+ * grace; else last), and the SUB's token, for an UNSUB that undoes it.
+ * after is the client's id or ""; with
  * sync "1" (the node resubscribes a device it holds streams of) after is the
  * newest id the node gave the device (it may be above the stream: ids given
  * while Redis was down) and seen the newest it had from Redis.  The node
@@ -201,7 +204,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "local last = redis.call('HGET', m, 'last') or b "
     "local mark = last "
     "if gu > now then mark = redis.call('HGET', m, 'held') or b end "
-    "redis.call('HSET', u, dev .. '\\31' .. node, mark) "
+    "redis.call('HSET', u, dev .. '\\31' .. node, mark .. ' ' .. ARGV[14]) "
     "redis.call('SADD', 'beep:r:' .. node, ARGV[11]) "
     "redis.call('SADD', 'beep:nodes', node) "
     "if gu > 0 then redis.call('HDEL', g, dev) end "
@@ -251,10 +254,14 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
 
 /*
  * KEYS u g m s; ARGV dev node grace_ms meta_ttl_ms here after user frame
- * undo.  undo "1": no stream here ever started from this node's SUB (its
- * request gave up waiting, or the stream was refused after it), so the grace
- * it ended was never served: what was held stays held, from where the SUB
- * found it (the mark it left in its field, see SUB), with what came since.
+ * undo.  undo (not "0"): the token of this node's SUB from which no stream
+ * here started (its request gave up waiting, or the stream was refused
+ * after it).  When that SUB ran and is the last to have written the node's
+ * field (its token there), the grace it ended was never served: what was
+ * held stays held, from where the SUB found it (the mark it left, see
+ * SUB), with what came since.  A SUB that never ran, or one after it,
+ * leaves another token (or none), and nothing moves back: a stream that
+ * started here may have delivered what was held.
  * With here "1" the node delivered messages alone while Redis was down,
  * after its streams' last id after: as in SUB, the device moves above it
  * and the other holders are told.  The device's grace starts when no holder
@@ -266,7 +273,8 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
 static const char cluster_lua_unsub[] = LUA_PRELUDE
     "local u, g, m, s = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
     "local dev, node = ARGV[1], ARGV[2] "
-    "local mark = redis.call('HGET', u, dev .. '\\31' .. node) "
+    "local mark, token = string.match(redis.call('HGET', u, dev .. "
+    "'\\31' .. node) or '', '^(%d+%-%d+) (%d+)$') "
     "local was = redis.call('HDEL', u, dev .. '\\31' .. node) "
     "if not registers(u, node) then "
     "redis.call('SREM', 'beep:r:' .. node, ARGV[7]) end "
@@ -277,7 +285,7 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "if #nodes == 0 and (was == 1 or dead) then "
     "to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]), "
     "since) "
-    "if ARGV[9] == '1' and was == 1 and mark and idp(mark) and "
+    "if ARGV[9] ~= '0' and token == ARGV[9] and was == 1 and "
     "redis.call('EXISTS', m) == 1 then "
     "local held = redis.call('HGET', m, 'held') "
     "if held and idlt(mark, held) then "

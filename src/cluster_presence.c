@@ -92,6 +92,8 @@ cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
 	cluster_job_str(j, kind == JOB_SYNC && e->local ? "1" : "0");
 	presence_local_args(j, e, kind == JOB_SYNC && e->local);
 	cluster_job_num(j, cl->replay_bytes);
+	j->token = ++cl->sub_tokens;
+	cluster_job_num(j, j->token);
 	j->epoch = cl->sub_epoch;
 	j->entry = e;
 	e->jobs++;
@@ -159,7 +161,10 @@ cluster_presence_reconcile(struct cluster *cl)
 			cluster_format_id(e->last, after, sizeof(after));
 			cluster_job_str(j, after);
 			presence_local_args(j, e, e->local);
-			cluster_job_str(j, e->undo ? "1" : "0");
+			/* Carried by this UNSUB (back if it fails). */
+			j->token = e->undo;
+			e->undo = 0;
+			cluster_job_num(j, j->token);
 			j->entry = e;
 			e->jobs++;
 			cluster_job_enqueue(cl, j);
@@ -271,10 +276,10 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 	case JOB_UNSUB:
 		e->jobs--;
 		presence_retry(cl, r, ok);
-		if (ok) {
+		if (ok)
 			e->registered = false;
-			e->undo = false;
-		}
+		else if (e->undo == 0)
+			e->undo = j->token;
 		if (ok && j->local)
 			e->local = false;
 		cl->dirty = true;

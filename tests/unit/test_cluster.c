@@ -530,7 +530,7 @@ redis_born(struct fixture *f, long long *born)
 
 /*
  * The SUB script, run directly: ARGV dev node after count sync meta_ttl
- * seen again rebuild here user frame max_bytes.  Returns {from, why} and
+ * seen again rebuild here user frame max_bytes token.  Returns {from, why} and
  * how many entries.
  */
 static size_t
@@ -544,8 +544,8 @@ sub_run(redisContext *c, const char *after, const char *seen, bool sync,
 	    "beep:m:s\x1f"
 	    "d",
 	    "d", "n1", after, count, sync ? "1" : "0", "60000", seen, "0",
-	    "1000", "0", "s", "", "1048576"};
-	redisReply *r = redisCommandArgv(c, 20, argv, NULL);
+	    "1000", "0", "s", "", "1048576", "1"};
+	redisReply *r = redisCommandArgv(c, 21, argv, NULL);
 	size_t n;
 
 	assert_non_null(r);
@@ -617,6 +617,94 @@ test_cluster_sub_gap(void **state)
 	assert_string_equal(why, "messages were lost");
 	sub_sync(c, old, "", false, from, why);
 	assert_string_equal(why, "messages were lost");
+	redisFree(c);
+}
+
+/* The SUB script for device d of user t, as node n1 sends it, with token. */
+static void
+sub_token(redisContext *c, const char *token)
+{
+	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_SUB], "4",
+	    "beep:u:t", "beep:g:t",
+	    "beep:s:t\x1f"
+	    "d",
+	    "beep:m:t\x1f"
+	    "d",
+	    "d", "n1", "", "16", "0", "60000", "", "0", "1000", "0", "t", "",
+	    "1048576", token};
+	redisReply *r = redisCommandArgv(c, 21, argv, NULL);
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	freeReplyObject(r);
+}
+
+/* The UNSUB script for the same, undoing the SUB of token undo ("0": none). */
+static void
+unsub_undo(redisContext *c, const char *undo)
+{
+	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_UNSUB], "4",
+	    "beep:u:t", "beep:g:t",
+	    "beep:m:t\x1f"
+	    "d",
+	    "beep:s:t\x1f"
+	    "d",
+	    "d", "n1", "60000", "60000", "0", "", "t", "", undo};
+	redisReply *r = redisCommandArgv(c, 16, argv, NULL);
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+}
+
+/*
+ * A SUB ends the device's grace period; an UNSUB that undoes it (no
+ * stream started from it: its request gave up on a slow Redis, or the
+ * registry refused the stream) gives back what it found held, but only
+ * when the SUB it names (its token) is the last to have written the
+ * node's field: an UNSUB naming a SUB that never ran (or an older one)
+ * finds another token, and moves nothing back, for a stream that started
+ * from the SUB that did run may have delivered what was held (a client
+ * coming back without an id would get it twice).  And one that undoes
+ * nothing starts the grace from the last message, as before.
+ */
+static void
+test_cluster_unsub_undo(void **state)
+{
+	struct fixture *f = *state;
+	const char *undo[] = {"0", "6", "7"};
+	char held[64], last[64];
+	redisContext *c;
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	snprintf(held, sizeof(held), "%lld-0", born + 1000);
+	snprintf(last, sizeof(last), "%lld-0", born + 2000);
+	for (size_t i = 0; i < sizeof(undo) / sizeof(undo[0]); i++) {
+		redisReply *r;
+
+		/* In its grace period (an hour from born), held at held. */
+		freeReplyObject(redisCommand(c,
+		    "HSET beep:m:t\x1f"
+		    "d held %s last %s",
+		    held, last));
+		freeReplyObject(
+		    redisCommand(c, "HSET beep:g:t d %lld", born + 3600000));
+		sub_token(c, "7");
+		r = redisCommand(c, "HEXISTS beep:g:t d");
+		assert_int_equal(r->integer, 0);
+		freeReplyObject(r);
+		unsub_undo(c, undo[i]);
+		r = redisCommand(c,
+		    "HGET beep:m:t\x1f"
+		    "d held");
+		assert_int_equal(r->type, REDIS_REPLY_STRING);
+		/* Only the UNSUB naming token 7 gives back what was held. */
+		assert_string_equal(r->str, i == 2 ? held : last);
+		freeReplyObject(r);
+	}
 	redisFree(c);
 }
 
@@ -1345,6 +1433,8 @@ main(void)
 	        test_cluster_two_nodes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sub_gap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_undo, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_post_trim, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
