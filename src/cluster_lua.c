@@ -168,9 +168,15 @@ static const char cluster_lua_post[] = LUA_PRELUDE
 
 /*
  * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms seen again
- * rebuild_ms here user frame max_bytes token.  The node's field of u gets
- * "MARK TOKEN": where a stream with no id starts (held, in the device's
- * grace; else last), and the SUB's token, for an UNSUB that undoes it.
+ * rebuild_ms here user frame max_bytes token undone.  The node's field of
+ * u gets "MARK TOKEN": where a stream with no id starts (held, in the
+ * device's grace; else last), and the SUB's token, for an UNSUB that
+ * undoes it.  undone (not "0"): the token of this node's last SUB from
+ * which no stream started, whose UNSUB has not run yet; when the field
+ * still has it, that SUB ended the grace period, and this one holds
+ * from where that one did (its mark), as if still in grace: a second
+ * such SUB would otherwise start from last, and an UNSUB undoing both
+ * give back only that much.
  * after is the client's id or ""; with
  * sync "1" (the node resubscribes a device it holds streams of) after is the
  * newest id the node gave the device (it may be above the stream: ids given
@@ -202,9 +208,13 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "local b = incarnation(now, ARGV[8] == '1', tonumber(ARGV[9])) "
     "local gu = tonumber(redis.call('HGET', g, dev) or '0') "
     "local last = redis.call('HGET', m, 'last') or b "
-    "local mark = last "
-    "if gu > now then mark = redis.call('HGET', m, 'held') or b end "
-    "redis.call('HSET', u, dev .. '\\31' .. node, mark .. ' ' .. ARGV[14]) "
+    "local pmark, ptok = string.match(redis.call('HGET', u, dev .. "
+    "'\\31' .. node) or '', '^(%d+%-%d+) (%d+)$') "
+    "local hold = nil "
+    "if gu > now then hold = redis.call('HGET', m, 'held') or b "
+    "elseif ARGV[15] ~= '0' and ptok == ARGV[15] then hold = pmark end "
+    "redis.call('HSET', u, dev .. '\\31' .. node, (hold or last) .. ' ' .. "
+    "ARGV[14]) "
     "redis.call('SADD', 'beep:r:' .. node, ARGV[11]) "
     "redis.call('SADD', 'beep:nodes', node) "
     "if gu > 0 then redis.call('HDEL', g, dev) end "
@@ -229,11 +239,10 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "elseif idlt(after, floor) then why = 'event id too old' "
     "else from = after usable = true end end "
     "if not usable then "
-    "if gu > now then "
-    "local held = redis.call('HGET', m, 'held') or b "
-    "if idlt(held, floor) then from = floor "
+    "if hold then "
+    "if idlt(hold, floor) then from = floor "
     "if why == '' then why = 'messages were dropped while away' end "
-    "else from = held end "
+    "else from = hold end "
     "else from = last end end "
     "local rev = redis.call('XREVRANGE', s, '+', '(' .. from, 'COUNT', "
     "count + 1) "

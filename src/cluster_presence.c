@@ -94,6 +94,8 @@ cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
 	cluster_job_num(j, cl->replay_bytes);
 	j->token = ++cl->sub_tokens;
 	cluster_job_num(j, j->token);
+	/* An undone SUB of e whose UNSUB has not run: this one holds for it. */
+	cluster_job_num(j, kind == JOB_SUB ? e->undo : 0);
 	j->epoch = cl->sub_epoch;
 	j->entry = e;
 	e->jobs++;

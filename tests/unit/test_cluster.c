@@ -530,8 +530,8 @@ redis_born(struct fixture *f, long long *born)
 
 /*
  * The SUB script, run directly: ARGV dev node after count sync meta_ttl
- * seen again rebuild here user frame max_bytes token.  Returns {from, why} and
- * how many entries.
+ * seen again rebuild here user frame max_bytes token undone.  Returns
+ * {from, why} and how many entries.
  */
 static size_t
 sub_run(redisContext *c, const char *after, const char *seen, bool sync,
@@ -544,8 +544,8 @@ sub_run(redisContext *c, const char *after, const char *seen, bool sync,
 	    "beep:m:s\x1f"
 	    "d",
 	    "d", "n1", after, count, sync ? "1" : "0", "60000", seen, "0",
-	    "1000", "0", "s", "", "1048576", "1"};
-	redisReply *r = redisCommandArgv(c, 21, argv, NULL);
+	    "1000", "0", "s", "", "1048576", "1", "0"};
+	redisReply *r = redisCommandArgv(c, 22, argv, NULL);
 	size_t n;
 
 	assert_non_null(r);
@@ -620,9 +620,12 @@ test_cluster_sub_gap(void **state)
 	redisFree(c);
 }
 
-/* The SUB script for device d of user t, as node n1 sends it, with token. */
+/*
+ * The SUB script for device d of user t, as node n1 sends it (no id), with
+ * token and undone; where its stream starts into from.
+ */
 static void
-sub_token(redisContext *c, const char *token)
+sub_token(redisContext *c, const char *token, const char *undone, char *from)
 {
 	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_SUB], "4",
 	    "beep:u:t", "beep:g:t",
@@ -631,11 +634,12 @@ sub_token(redisContext *c, const char *token)
 	    "beep:m:t\x1f"
 	    "d",
 	    "d", "n1", "", "16", "0", "60000", "", "0", "1000", "0", "t", "",
-	    "1048576", token};
-	redisReply *r = redisCommandArgv(c, 21, argv, NULL);
+	    "1048576", token, undone};
+	redisReply *r = redisCommandArgv(c, 22, argv, NULL);
 
 	assert_non_null(r);
 	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	strcpy(from, r->element[0]->str);
 	freeReplyObject(r);
 }
 
@@ -666,14 +670,15 @@ unsub_undo(redisContext *c, const char *undo)
  * finds another token, and moves nothing back, for a stream that started
  * from the SUB that did run may have delivered what was held (a client
  * coming back without an id would get it twice).  And one that undoes
- * nothing starts the grace from the last message, as before.
+ * nothing starts the grace from the last message, as before.  A second
+ * SUB before the first's UNSUB ran (named as undone) holds for it.
  */
 static void
 test_cluster_unsub_undo(void **state)
 {
 	struct fixture *f = *state;
 	const char *undo[] = {"0", "6", "7"};
-	char held[64], last[64];
+	char held[64], last[64], from[64];
 	redisContext *c;
 	long long born;
 
@@ -682,6 +687,11 @@ test_cluster_unsub_undo(void **state)
 	c = redis_born(f, &born);
 	snprintf(held, sizeof(held), "%lld-0", born + 1000);
 	snprintf(last, sizeof(last), "%lld-0", born + 2000);
+	/* The message after held (a stream with no entry replays nothing). */
+	freeReplyObject(redisCommand(c,
+	    "XADD beep:s:t\x1f"
+	    "d %s f x",
+	    last));
 	for (size_t i = 0; i < sizeof(undo) / sizeof(undo[0]); i++) {
 		redisReply *r;
 
@@ -692,7 +702,8 @@ test_cluster_unsub_undo(void **state)
 		    held, last));
 		freeReplyObject(
 		    redisCommand(c, "HSET beep:g:t d %lld", born + 3600000));
-		sub_token(c, "7");
+		sub_token(c, "7", "0", from);
+		assert_string_equal(from, held);
 		r = redisCommand(c, "HEXISTS beep:g:t d");
 		assert_int_equal(r->integer, 0);
 		freeReplyObject(r);
@@ -703,6 +714,30 @@ test_cluster_unsub_undo(void **state)
 		assert_int_equal(r->type, REDIS_REPLY_STRING);
 		/* Only the UNSUB naming token 7 gives back what was held. */
 		assert_string_equal(r->str, i == 2 ? held : last);
+		freeReplyObject(r);
+	}
+	/*
+	 * Two undone in a row: the second, after the first ended the grace,
+	 * holds from the first's mark when it names it (its stream, or its
+	 * UNSUB, then gives back all of it); naming another, from last.
+	 */
+	for (int named = 0; named < 2; named++) {
+		redisReply *r;
+
+		freeReplyObject(redisCommand(c,
+		    "HSET beep:m:t\x1f"
+		    "d held %s last %s",
+		    held, last));
+		freeReplyObject(
+		    redisCommand(c, "HSET beep:g:t d %lld", born + 3600000));
+		sub_token(c, "8", "0", from);
+		sub_token(c, "9", named ? "8" : "5", from);
+		assert_string_equal(from, named ? held : last);
+		unsub_undo(c, "9");
+		r = redisCommand(c,
+		    "HGET beep:m:t\x1f"
+		    "d held");
+		assert_string_equal(r->str, named ? held : last);
 		freeReplyObject(r);
 	}
 	redisFree(c);
