@@ -50,14 +50,16 @@ struct cluster_entry {
 	 */
 	bool local;
 	/*
-	 * The token of a request's SUB that may have registered the device
-	 * here and from which no stream started (the request gave up, or the
-	 * registry refused the stream), or 0: the next UNSUB carries it and
-	 * gives back the grace period that SUB ended, with what it held, if
-	 * that SUB is still the last to have written this node's field (see
-	 * the UNSUB script).
+	 * The tokens, undo_lo to undo_hi (0 0: none), of the request SUBs
+	 * from which no stream here started (the request gave up, or the
+	 * registry refused the stream) since the last that one did: any of
+	 * them may have run and ended the device's grace period.  The next
+	 * UNSUB carries them and gives back what was held, if one of them is
+	 * the last to have written this node's field (see the UNSUB script);
+	 * the next request SUB too, and holds from there.  Only this entry's
+	 * SUBs write the field, and any that starts a stream clears them.
 	 */
-	uint64_t undo;
+	uint64_t undo_lo, undo_hi;
 	/*
 	 * Another node's reset for what it delivered alone came at an id
 	 * this node had given already (its own lone ids ran further) and was
@@ -102,7 +104,7 @@ struct cluster_job {
 	unsigned epoch; /* a SUB's: cl->sub_epoch when it was made */
 	/*
 	 * A SUB's: the token it leaves in this node's field (cl->sub_tokens);
-	 * an UNSUB's: the token of the SUB it undoes, or 0.
+	 * an UNSUB's: the last of the tokens it undoes (e->undo_hi), or 0.
 	 */
 	uint64_t token;
 	bool local;  /* a SYNC's or UNSUB's: it carries its entry's local */

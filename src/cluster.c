@@ -378,7 +378,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 	}
 	/*
 	 * Refused here, registered in Redis first: the SUB has ended the
-	 * device's grace period (its UNSUB gives it back, e->undo) and made
+	 * device's grace period (its UNSUB gives it back: e->undo_lo) and made
 	 * the node its holder meanwhile (POSTs 200, to no stream).  So not
 	 * registered at all where the registry says so before.
 	 */
@@ -397,7 +397,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 		 * It may have run, or still run: then its UNSUB gives the
 		 * grace back (where it did not, its token is not found).
 		 */
-		e->undo = j->token;
+		cluster_presence_undo(e, j->token);
 		if (j->done) {
 			e->jobs--;
 			cluster_job_free(j);
@@ -430,7 +430,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 	pthread_cond_signal(&cl->wake);
 	if (s == NULL) {
 		e->streams--;
-		e->undo = j->token;
+		cluster_presence_undo(e, j->token);
 		cluster_delivery_drop_waiting(e);
 		e->gate = false;
 		cl->dirty = true;

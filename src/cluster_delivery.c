@@ -127,7 +127,7 @@ cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
 	uint64_t from = 0, to;
 
 	/* A stream here starts from it: its UNSUB is no undoing. */
-	e->undo = 0;
+	e->undo_lo = e->undo_hi = 0;
 	cluster_parse_id(r->element[0]->str, &from);
 	if (fresh == NULL && r->element[1]->len > 0 && from > e->last)
 		delivery_reset(cl, e, from);

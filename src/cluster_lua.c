@@ -14,6 +14,9 @@
 	"local t = redis.call('HGET', 'beep:beat', node) "                     \
 	"if t then return string.format('%d-0', tonumber(t) - 1) end "         \
 	"return nil end "                                                      \
+	"local function undone(tok, lo, hi) local t, l = tonumber(tok), "      \
+	"tonumber(lo) return t ~= nil and l > 0 and t >= l and "               \
+	"t <= tonumber(hi) end "                                               \
 	"local function earlier(a, b) if a == nil then return b end "          \
 	"if b == nil or idlt(a, b) then return a end return b end "            \
 	"local function holders(u, dev) local pre = dev .. '\\31' "            \
@@ -168,15 +171,19 @@ static const char cluster_lua_post[] = LUA_PRELUDE
 
 /*
  * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms seen again
- * rebuild_ms here user frame max_bytes token undone.  The node's field of
- * u gets "MARK TOKEN": where a stream with no id starts (held, in the
- * device's grace; else last), and the SUB's token, for an UNSUB that
- * undoes it.  undone (not "0"): the token of this node's last SUB from
- * which no stream started, whose UNSUB has not run yet; when the field
- * still has it, that SUB ended the grace period, and this one holds
- * from where that one did (its mark), as if still in grace: a second
- * such SUB would otherwise start from last, and an UNSUB undoing both
- * give back only that much.
+ * rebuild_ms here user frame max_bytes token undone_lo undone_hi.  The
+ * node's field of u gets "MARK TOKEN": where a stream with no id starts
+ * (held, in the device's grace; else last), and the SUB's token, for an
+ * UNSUB that undoes it.  undone_lo..undone_hi (0 0: none): the tokens of
+ * this node's SUBs from which no stream started, whose UNSUB has not run
+ * yet; when the field still has one of them, that SUB ended the grace
+ * period, and this one holds from where that one did (its mark), as if
+ * still in grace: it would otherwise start from last, and an UNSUB
+ * undoing both give back only that much.  And every other node's field
+ * of the device loses its token (" 0"): a stream starts here (or this
+ * SUB is undone in turn), so an undoing there must not give back what
+ * this node's stream may deliver (a client coming back without an id
+ * would get it twice).
  * after is the client's id or ""; with
  * sync "1" (the node resubscribes a device it holds streams of) after is the
  * newest id the node gave the device (it may be above the stream: ids given
@@ -212,9 +219,16 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "'\\31' .. node) or '', '^(%d+%-%d+) (%d+)$') "
     "local hold = nil "
     "if gu > now then hold = redis.call('HGET', m, 'held') or b "
-    "elseif ARGV[15] ~= '0' and ptok == ARGV[15] then hold = pmark end "
+    "elseif undone(ptok, ARGV[15], ARGV[16]) then hold = pmark end "
     "redis.call('HSET', u, dev .. '\\31' .. node, (hold or last) .. ' ' .. "
     "ARGV[14]) "
+    "local pre = dev .. '\\31' "
+    "for _, f in ipairs(redis.call('HKEYS', u)) do "
+    "if string.sub(f, 1, #pre) == pre and f ~= pre .. node then "
+    "local v = redis.call('HGET', u, f) "
+    "local mk, tk = string.match(v, '^(%d+%-%d+) (%d+)$') "
+    "if tk and tk ~= '0' then redis.call('HSET', u, f, mk .. ' 0') end "
+    "end end "
     "redis.call('SADD', 'beep:r:' .. node, ARGV[11]) "
     "redis.call('SADD', 'beep:nodes', node) "
     "if gu > 0 then redis.call('HDEL', g, dev) end "
@@ -263,14 +277,15 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
 
 /*
  * KEYS u g m s; ARGV dev node grace_ms meta_ttl_ms here after user frame
- * undo.  undo (not "0"): the token of this node's SUB from which no stream
- * here started (its request gave up waiting, or the stream was refused
- * after it).  When that SUB ran and is the last to have written the node's
- * field (its token there), the grace it ended was never served: what was
- * held stays held, from where the SUB found it (the mark it left, see
- * SUB), with what came since.  A SUB that never ran, or one after it,
- * leaves another token (or none), and nothing moves back: a stream that
- * started here may have delivered what was held.
+ * undo_lo undo_hi.  undo_lo..undo_hi (0 0: none): the tokens of this node's
+ * SUBs from which no stream here started (their requests gave up waiting,
+ * or the streams were refused after them).  When one of them ran and is
+ * the last to have written the node's field (its token there), the grace
+ * it ended was never served: what was held stays held, from where the SUB
+ * found it (the mark it left, see SUB), with what came since.  A SUB that
+ * started a stream, here or on another node (which clears this node's
+ * token), leaves no such token, and nothing moves back: that stream may
+ * have delivered what was held.
  * With here "1" the node delivered messages alone while Redis was down,
  * after its streams' last id after: as in SUB, the device moves above it
  * and the other holders are told.  The device's grace starts when no holder
@@ -294,7 +309,7 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "if #nodes == 0 and (was == 1 or dead) then "
     "to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]), "
     "since) "
-    "if ARGV[9] ~= '0' and token == ARGV[9] and was == 1 and "
+    "if undone(token, ARGV[9], ARGV[10]) and was == 1 and "
     "redis.call('EXISTS', m) == 1 then "
     "local held = redis.call('HGET', m, 'held') "
     "if held and idlt(mark, held) then "

@@ -63,6 +63,14 @@ presence_local_args(struct cluster_job *j, struct cluster_entry *e, bool local)
 	buf_free(&b);
 }
 
+void
+cluster_presence_undo(struct cluster_entry *e, uint64_t token)
+{
+	if (e->undo_hi == 0)
+		e->undo_lo = token;
+	e->undo_hi = token;
+}
+
 /* A SUB job for e, after id ("": none), with cl->lock held. */
 struct cluster_job *
 cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
@@ -94,8 +102,9 @@ cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
 	cluster_job_num(j, cl->replay_bytes);
 	j->token = ++cl->sub_tokens;
 	cluster_job_num(j, j->token);
-	/* An undone SUB of e whose UNSUB has not run: this one holds for it. */
-	cluster_job_num(j, kind == JOB_SUB ? e->undo : 0);
+	/* Undone SUBs of e whose UNSUB has not run: this one holds for them. */
+	cluster_job_num(j, kind == JOB_SUB ? e->undo_lo : 0);
+	cluster_job_num(j, kind == JOB_SUB ? e->undo_hi : 0);
 	j->epoch = cl->sub_epoch;
 	j->entry = e;
 	e->jobs++;
@@ -163,10 +172,10 @@ cluster_presence_reconcile(struct cluster *cl)
 			cluster_format_id(e->last, after, sizeof(after));
 			cluster_job_str(j, after);
 			presence_local_args(j, e, e->local);
-			/* Carried by this UNSUB (back if it fails). */
-			j->token = e->undo;
-			e->undo = 0;
-			cluster_job_num(j, j->token);
+			/* Kept until its answer: a SUB meanwhile names them. */
+			j->token = e->undo_hi;
+			cluster_job_num(j, e->undo_lo);
+			cluster_job_num(j, e->undo_hi);
 			j->entry = e;
 			e->jobs++;
 			cluster_job_enqueue(cl, j);
@@ -278,10 +287,14 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 	case JOB_UNSUB:
 		e->jobs--;
 		presence_retry(cl, r, ok);
-		if (ok)
+		if (ok) {
 			e->registered = false;
-		else if (e->undo == 0)
-			e->undo = j->token;
+			/* Its field is gone: what failed since is still undone. */
+			if (e->undo_hi == j->token)
+				e->undo_lo = e->undo_hi = 0;
+			else if (e->undo_lo <= j->token)
+				e->undo_lo = j->token + 1;
+		}
 		if (ok && j->local)
 			e->local = false;
 		cl->dirty = true;

@@ -530,7 +530,8 @@ redis_born(struct fixture *f, long long *born)
 
 /*
  * The SUB script, run directly: ARGV dev node after count sync meta_ttl
- * seen again rebuild here user frame max_bytes token undone.  Returns
+ * seen again rebuild here user frame max_bytes token undone_lo undone_hi.
+ * Returns
  * {from, why} and how many entries.
  */
 static size_t
@@ -544,8 +545,8 @@ sub_run(redisContext *c, const char *after, const char *seen, bool sync,
 	    "beep:m:s\x1f"
 	    "d",
 	    "d", "n1", after, count, sync ? "1" : "0", "60000", seen, "0",
-	    "1000", "0", "s", "", "1048576", "1", "0"};
-	redisReply *r = redisCommandArgv(c, 22, argv, NULL);
+	    "1000", "0", "s", "", "1048576", "1", "0", "0"};
+	redisReply *r = redisCommandArgv(c, 23, argv, NULL);
 	size_t n;
 
 	assert_non_null(r);
@@ -621,11 +622,12 @@ test_cluster_sub_gap(void **state)
 }
 
 /*
- * The SUB script for device d of user t, as node n1 sends it (no id), with
- * token and undone; where its stream starts into from.
+ * The SUB script for device d of user t, as node sends it (no id), with
+ * token and the undone ones lo..hi; where its stream starts into from.
  */
 static void
-sub_token(redisContext *c, const char *token, const char *undone, char *from)
+sub_token(redisContext *c, const char *node, const char *token, const char *lo,
+    const char *hi, char *from)
 {
 	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_SUB], "4",
 	    "beep:u:t", "beep:g:t",
@@ -633,9 +635,9 @@ sub_token(redisContext *c, const char *token, const char *undone, char *from)
 	    "d",
 	    "beep:m:t\x1f"
 	    "d",
-	    "d", "n1", "", "16", "0", "60000", "", "0", "1000", "0", "t", "",
-	    "1048576", token, undone};
-	redisReply *r = redisCommandArgv(c, 22, argv, NULL);
+	    "d", node, "", "16", "0", "60000", "", "0", "1000", "0", "t", "",
+	    "1048576", token, lo, hi};
+	redisReply *r = redisCommandArgv(c, 23, argv, NULL);
 
 	assert_non_null(r);
 	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
@@ -643,9 +645,9 @@ sub_token(redisContext *c, const char *token, const char *undone, char *from)
 	freeReplyObject(r);
 }
 
-/* The UNSUB script for the same, undoing the SUB of token undo ("0": none). */
+/* The UNSUB script for the same, undoing tokens lo..hi ("0" "0": none). */
 static void
-unsub_undo(redisContext *c, const char *undo)
+unsub_undo(redisContext *c, const char *node, const char *lo, const char *hi)
 {
 	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_UNSUB], "4",
 	    "beep:u:t", "beep:g:t",
@@ -653,11 +655,36 @@ unsub_undo(redisContext *c, const char *undo)
 	    "d",
 	    "beep:s:t\x1f"
 	    "d",
-	    "d", "n1", "60000", "60000", "0", "", "t", "", undo};
-	redisReply *r = redisCommandArgv(c, 16, argv, NULL);
+	    "d", node, "60000", "60000", "0", "", "t", "", lo, hi};
+	redisReply *r = redisCommandArgv(c, 17, argv, NULL);
 
 	assert_non_null(r);
 	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+}
+
+/* Device d of user t in its grace period (an hour from born), held at held. */
+static void
+undo_grace(redisContext *c, const char *held, const char *last, long long born)
+{
+	freeReplyObject(redisCommand(c,
+	    "HSET beep:m:t\x1f"
+	    "d held %s last %s",
+	    held, last));
+	freeReplyObject(
+	    redisCommand(c, "HSET beep:g:t d %lld", born + 3600000));
+}
+
+/* Where device d of user t is held. */
+static void
+undo_held(redisContext *c, const char *want)
+{
+	redisReply *r = redisCommand(c,
+	    "HGET beep:m:t\x1f"
+	    "d held");
+
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	assert_string_equal(r->str, want);
 	freeReplyObject(r);
 }
 
@@ -665,19 +692,20 @@ unsub_undo(redisContext *c, const char *undo)
  * A SUB ends the device's grace period; an UNSUB that undoes it (no
  * stream started from it: its request gave up on a slow Redis, or the
  * registry refused the stream) gives back what it found held, but only
- * when the SUB it names (its token) is the last to have written the
- * node's field: an UNSUB naming a SUB that never ran (or an older one)
- * finds another token, and moves nothing back, for a stream that started
- * from the SUB that did run may have delivered what was held (a client
- * coming back without an id would get it twice).  And one that undoes
- * nothing starts the grace from the last message, as before.  A second
- * SUB before the first's UNSUB ran (named as undone) holds for it.
+ * when a SUB it names (its tokens) is the last to have written the
+ * node's field: one that never ran leaves the field as it was, and one
+ * that started a stream (here, or on another node, which takes this
+ * node's token away) leaves no named token, and nothing moves back, for
+ * that stream may have delivered what was held (a client coming back
+ * without an id would get it twice).  An UNSUB that undoes nothing
+ * starts the grace from the last message, as before.  And a SUB before
+ * the undoing ran, naming the undone, holds from where they did.
  */
 static void
 test_cluster_unsub_undo(void **state)
 {
 	struct fixture *f = *state;
-	const char *undo[] = {"0", "6", "7"};
+	const char *range[][2] = {{"0", "0"}, {"5", "6"}, {"6", "7"}};
 	char held[64], last[64], from[64];
 	redisContext *c;
 	long long born;
@@ -692,29 +720,18 @@ test_cluster_unsub_undo(void **state)
 	    "XADD beep:s:t\x1f"
 	    "d %s f x",
 	    last));
-	for (size_t i = 0; i < sizeof(undo) / sizeof(undo[0]); i++) {
+	for (size_t i = 0; i < sizeof(range) / sizeof(range[0]); i++) {
 		redisReply *r;
 
-		/* In its grace period (an hour from born), held at held. */
-		freeReplyObject(redisCommand(c,
-		    "HSET beep:m:t\x1f"
-		    "d held %s last %s",
-		    held, last));
-		freeReplyObject(
-		    redisCommand(c, "HSET beep:g:t d %lld", born + 3600000));
-		sub_token(c, "7", "0", from);
+		undo_grace(c, held, last, born);
+		sub_token(c, "n1", "7", "0", "0", from);
 		assert_string_equal(from, held);
 		r = redisCommand(c, "HEXISTS beep:g:t d");
 		assert_int_equal(r->integer, 0);
 		freeReplyObject(r);
-		unsub_undo(c, undo[i]);
-		r = redisCommand(c,
-		    "HGET beep:m:t\x1f"
-		    "d held");
-		assert_int_equal(r->type, REDIS_REPLY_STRING);
-		/* Only the UNSUB naming token 7 gives back what was held. */
-		assert_string_equal(r->str, i == 2 ? held : last);
-		freeReplyObject(r);
+		/* Only an UNSUB naming token 7 gives back what was held. */
+		unsub_undo(c, "n1", range[i][0], range[i][1]);
+		undo_held(c, i == 2 ? held : last);
 	}
 	/*
 	 * Two undone in a row: the second, after the first ended the grace,
@@ -722,24 +739,31 @@ test_cluster_unsub_undo(void **state)
 	 * UNSUB, then gives back all of it); naming another, from last.
 	 */
 	for (int named = 0; named < 2; named++) {
-		redisReply *r;
-
-		freeReplyObject(redisCommand(c,
-		    "HSET beep:m:t\x1f"
-		    "d held %s last %s",
-		    held, last));
-		freeReplyObject(
-		    redisCommand(c, "HSET beep:g:t d %lld", born + 3600000));
-		sub_token(c, "8", "0", from);
-		sub_token(c, "9", named ? "8" : "5", from);
+		undo_grace(c, held, last, born);
+		sub_token(c, "n1", "8", "0", "0", from);
+		sub_token(
+		    c, "n1", "9", named ? "8" : "5", named ? "8" : "5", from);
 		assert_string_equal(from, named ? held : last);
-		unsub_undo(c, "9");
-		r = redisCommand(c,
-		    "HGET beep:m:t\x1f"
-		    "d held");
-		assert_string_equal(r->str, named ? held : last);
-		freeReplyObject(r);
+		unsub_undo(c, "n1", "9", "9");
+		undo_held(c, named ? held : last);
 	}
+	/* A SUB that never ran (11) between: the one that did (10) counts. */
+	undo_grace(c, held, last, born);
+	sub_token(c, "n1", "10", "0", "0", from);
+	unsub_undo(c, "n1", "10", "11");
+	undo_held(c, held);
+	/*
+	 * Another node's SUB (a stream there) between n1's undone SUB and its
+	 * UNSUB: that stream may have delivered what was held; nothing moves
+	 * back.
+	 */
+	undo_grace(c, held, last, born);
+	sub_token(c, "n1", "12", "0", "0", from);
+	sub_token(c, "n2", "1", "0", "0", from);
+	assert_string_equal(from, last);
+	unsub_undo(c, "n2", "0", "0");
+	unsub_undo(c, "n1", "12", "12");
+	undo_held(c, last);
 	redisFree(c);
 }
 
