@@ -61,6 +61,11 @@ struct cluster_entry {
 	 */
 	uint64_t undo_lo, undo_hi;
 	/*
+	 * cl->sub_tokens when a stream of e last started here (by its SUB,
+	 * or from the registry alone): a SUB made before is not undone.
+	 */
+	uint64_t started;
+	/*
 	 * Another node's reset for what it delivered alone came at an id
 	 * this node had given already (its own lone ids ran further) and was
 	 * dropped as a duplicate: whatever that node delivered may be hidden
@@ -166,6 +171,29 @@ static inline void
 cluster_count(_Atomic uint64_t *c)
 {
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/*
+ * A request's SUB of token started no stream here (e->undo_lo..undo_hi):
+ * the next UNSUB, or SUB, undoes it; unless a stream of e started after
+ * it was made.  With cl->lock held.
+ */
+static inline void
+cluster_entry_undo(struct cluster_entry *e, uint64_t token)
+{
+	if (token <= e->started)
+		return;
+	if (e->undo_hi == 0)
+		e->undo_lo = token;
+	e->undo_hi = token;
+}
+
+/* A stream of e started: no SUB made before is to be undone. */
+static inline void
+cluster_entry_started(struct cluster *cl, struct cluster_entry *e)
+{
+	e->undo_lo = e->undo_hi = 0;
+	e->started = cl->sub_tokens;
 }
 
 #endif

@@ -18,11 +18,6 @@ void cluster_presence_free(struct cluster *cl, struct cluster_entry *e);
 /* Free e when nothing refers to it any more. */
 void cluster_presence_maybe_free(struct cluster *cl, struct cluster_entry *e);
 /*
- * A request's SUB of token started no stream here (e->undo_lo..undo_hi):
- * the next UNSUB, or SUB, undoes it.
- */
-void cluster_presence_undo(struct cluster_entry *e, uint64_t token);
-/*
  * A SUB job (JOB_SUB, a request's; JOB_SYNC, a resync) for e, after the
  * id after ("": none); counted in e->jobs.
  */

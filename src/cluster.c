@@ -365,6 +365,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 			pthread_cond_signal(&cl->wake);
 		} else {
 			*ref = e;
+			cluster_entry_started(cl, e);
 		}
 		pthread_mutex_unlock(&cl->lock);
 		return s;
@@ -397,7 +398,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 		 * It may have run, or still run: then its UNSUB gives the
 		 * grace back (where it did not, its token is not found).
 		 */
-		cluster_presence_undo(e, j->token);
+		cluster_entry_undo(e, j->token);
 		if (j->done) {
 			e->jobs--;
 			cluster_job_free(j);
@@ -430,7 +431,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 	pthread_cond_signal(&cl->wake);
 	if (s == NULL) {
 		e->streams--;
-		cluster_presence_undo(e, j->token);
+		cluster_entry_undo(e, j->token);
 		cluster_delivery_drop_waiting(e);
 		e->gate = false;
 		cl->dirty = true;

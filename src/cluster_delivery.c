@@ -126,8 +126,9 @@ cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
 	redisReply *list = r->element[2];
 	uint64_t from = 0, to;
 
-	/* A stream here starts from it: its UNSUB is no undoing. */
-	e->undo_lo = e->undo_hi = 0;
+	/* A request's stream starts here: its UNSUB is no undoing. */
+	if (fresh != NULL)
+		cluster_entry_started(cl, e);
 	cluster_parse_id(r->element[0]->str, &from);
 	if (fresh == NULL && r->element[1]->len > 0 && from > e->last)
 		delivery_reset(cl, e, from);

@@ -174,7 +174,9 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * rebuild_ms here user frame max_bytes token undone_lo undone_hi.  The
  * node's field of u gets "MARK TOKEN": where a stream with no id starts
  * (held, in the device's grace; else last), and the SUB's token, for an
- * UNSUB that undoes it.  undone_lo..undone_hi (0 0: none): the tokens of
+ * UNSUB that undoes it; or 0 when it ended no grace period (the device
+ * was live elsewhere: a stream there delivers on, and there is nothing
+ * to give back).  undone_lo..undone_hi (0 0: none): the tokens of
  * this node's SUBs from which no stream started, whose UNSUB has not run
  * yet; when the field still has one of them, that SUB ended the grace
  * period, and this one holds from where that one did (its mark), as if
@@ -221,7 +223,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "if gu > now then hold = redis.call('HGET', m, 'held') or b "
     "elseif undone(ptok, ARGV[15], ARGV[16]) then hold = pmark end "
     "redis.call('HSET', u, dev .. '\\31' .. node, (hold or last) .. ' ' .. "
-    "ARGV[14]) "
+    "(hold and ARGV[14] or '0')) "
     "local pre = dev .. '\\31' "
     "for _, f in ipairs(redis.call('HKEYS', u)) do "
     "if string.sub(f, 1, #pre) == pre and f ~= pre .. node then "

@@ -63,14 +63,6 @@ presence_local_args(struct cluster_job *j, struct cluster_entry *e, bool local)
 	buf_free(&b);
 }
 
-void
-cluster_presence_undo(struct cluster_entry *e, uint64_t token)
-{
-	if (e->undo_hi == 0)
-		e->undo_lo = token;
-	e->undo_hi = token;
-}
-
 /* A SUB job for e, after id ("": none), with cl->lock held. */
 struct cluster_job *
 cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,

@@ -706,7 +706,7 @@ test_cluster_unsub_undo(void **state)
 {
 	struct fixture *f = *state;
 	const char *range[][2] = {{"0", "0"}, {"5", "6"}, {"6", "7"}};
-	char held[64], last[64], from[64];
+	char held[64], last[64], last2[64], from[64];
 	redisContext *c;
 	long long born;
 
@@ -715,11 +715,15 @@ test_cluster_unsub_undo(void **state)
 	c = redis_born(f, &born);
 	snprintf(held, sizeof(held), "%lld-0", born + 1000);
 	snprintf(last, sizeof(last), "%lld-0", born + 2000);
+	snprintf(last2, sizeof(last2), "%lld-0", born + 3000);
 	/* The message after held (a stream with no entry replays nothing). */
 	freeReplyObject(redisCommand(c,
 	    "XADD beep:s:t\x1f"
 	    "d %s f x",
 	    last));
+	/* Both nodes alive: neither UNSUB takes the other's field for dead. */
+	freeReplyObject(redisCommand(c, "SET beep:n:n1 1"));
+	freeReplyObject(redisCommand(c, "SET beep:n:n2 1"));
 	for (size_t i = 0; i < sizeof(range) / sizeof(range[0]); i++) {
 		redisReply *r;
 
@@ -764,6 +768,20 @@ test_cluster_unsub_undo(void **state)
 	unsub_undo(c, "n2", "0", "0");
 	unsub_undo(c, "n1", "12", "12");
 	undo_held(c, last);
+	/*
+	 * A SUB that ended no grace (n2's stream live) has nothing to give
+	 * back: what n2 delivered after it (last2) stays delivered.
+	 */
+	undo_grace(c, held, last, born);
+	sub_token(c, "n2", "2", "0", "0", from);
+	sub_token(c, "n1", "13", "0", "0", from);
+	freeReplyObject(redisCommand(c,
+	    "HSET beep:m:t\x1f"
+	    "d last %s",
+	    last2));
+	unsub_undo(c, "n2", "0", "0");
+	unsub_undo(c, "n1", "13", "13");
+	undo_held(c, last2);
 	redisFree(c);
 }
 
