@@ -19,7 +19,9 @@
  *                        to max(replay, grace) seconds, expires likewise
  *   beep:m:USER\x1fDEV   hash: last (newest id), floor (newest id
  *                        trimmed), held (where its grace began: last,
- *                        or before a dead holder's last heartbeat)
+ *                        or before a dead holder's last heartbeat, not
+ *                        below seen), seen (where its last stream began,
+ *                        or last when one that served it left)
  *   beep:c:NODE          pub/sub channel of the messages for the node
  * Each operation is one Lua script (atomic, in Redis's order): POST
  * checks the holders (dropping those of dead nodes, whose devices enter

@@ -48,6 +48,8 @@
 	"if redis.call('EXISTS', m) == 1 then "                                \
 	"local held = redis.call('HGET', m, 'last') or base() "                \
 	"if since and idlt(since, held) then held = since "                    \
+	"local seen = redis.call('HGET', m, 'seen') "                          \
+	"if seen and idlt(held, seen) then held = seen end "                   \
 	"if idlt(held, base()) then held = base() end end "                    \
 	"redis.call('HSET', m, 'held', held) "                                 \
 	"redis.call('PEXPIRE', m, metattl) end end end "                       \
@@ -104,7 +106,10 @@
  * holding begins there, not at the last message (beat_of(): the position
  * just before that heartbeat; nil when unknown).  A client that comes back
  * without an id may get again what the dead node delivered in its last
- * heartbeat period: a copy rather than a silent loss.
+ * heartbeat period: a copy rather than a silent loss.  But never below
+ * seen: where the device's last stream to start began (SUB), or the last
+ * message when a stream that served it left (UNSUB): what a live node's
+ * stream delivered is not the dead node's to give again.
  */
 
 /*
@@ -224,6 +229,8 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "elseif undone(ptok, ARGV[15], ARGV[16]) then hold = pmark end "
     "redis.call('HSET', u, dev .. '\\31' .. node, (hold or last) .. ' ' .. "
     "(hold and ARGV[14] or '0')) "
+    "if redis.call('EXISTS', m) == 1 then "
+    "redis.call('HSET', m, 'seen', hold or last) end "
     "local pre = dev .. '\\31' "
     "for _, f in ipairs(redis.call('HKEYS', u)) do "
     "if string.sub(f, 1, #pre) == pre and f ~= pre .. node then "
@@ -307,6 +314,10 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "if ARGV[5] == '1' then "
     "tell(u, ARGV[7], dev, node, moved(s, m, ARGV[6], "
     "tonumber(ARGV[4])), ARGV[8]) end "
+    "local served = was == 1 and not undone(token, ARGV[9], ARGV[10]) "
+    "if served and redis.call('EXISTS', m) == 1 then "
+    "redis.call('HSET', m, 'seen', redis.call('HGET', m, 'last') or base()) "
+    "end "
     "local nodes, dead, since = holders(u, dev) "
     "if #nodes == 0 and (was == 1 or dead) then "
     "to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]), "

@@ -786,6 +786,58 @@ test_cluster_unsub_undo(void **state)
 }
 
 /*
+ * A device whose holder is found dead is held from just before that
+ * node's last heartbeat (the 200s after it went to no stream), but not
+ * below where a live node's stream left it (seen): what that stream
+ * delivered after the dead node's heartbeat is not given again.  Node
+ * n1 beat at born+500 and holds the device; n2's stream served it up to
+ * last and left; n1 dies; a third node's UNSUB finds it dead.
+ */
+static void
+test_cluster_dead_holder_seen(void **state)
+{
+	struct fixture *f = *state;
+	char first[64], last[64], from[64], beat[64];
+	redisContext *c;
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	snprintf(first, sizeof(first), "%lld-0", born + 100);
+	snprintf(last, sizeof(last), "%lld-0", born + 2000);
+	snprintf(beat, sizeof(beat), "%lld-0", born + 499);
+	freeReplyObject(redisCommand(c,
+	    "XADD beep:s:t\x1f"
+	    "d %s f x",
+	    last));
+	freeReplyObject(redisCommand(c, "SET beep:n:n2 1"));
+	freeReplyObject(redisCommand(c, "HSET beep:beat n1 %lld", born + 500));
+	for (int served = 0; served < 2; served++) {
+		freeReplyObject(redisCommand(c, "SET beep:n:n1 1"));
+		/* n1's stream starts at first (seen), then takes to last. */
+		freeReplyObject(redisCommand(c,
+		    "HSET beep:m:t\x1f"
+		    "d last %s",
+		    first));
+		sub_token(c, "n1", "1", "0", "0", from);
+		freeReplyObject(redisCommand(c,
+		    "HSET beep:m:t\x1f"
+		    "d last %s",
+		    last));
+		/* n2's stream serves the device to last, and leaves. */
+		if (served) {
+			sub_token(c, "n2", "1", "0", "0", from);
+			unsub_undo(c, "n2", "0", "0");
+		}
+		freeReplyObject(redisCommand(c, "DEL beep:n:n1"));
+		unsub_undo(c, "n3", "0", "0");
+		undo_held(c, served ? last : beat);
+	}
+	redisFree(c);
+}
+
+/*
  * Redis flushed under a live cluster (no restart: the connections stay):
  * a POST for a live device gets 503 until the nodes have registered again,
  * never a wrong 404; the list is not known (-1) until every node may have
@@ -1512,6 +1564,8 @@ main(void)
 	        test_cluster_sub_gap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_undo, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_dead_holder_seen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_post_trim, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
