@@ -56,7 +56,7 @@ struct config {
 	size_t max_message_memory;
 	unsigned read_timeout;  /* seconds to read a whole request */
 	unsigned idle_timeout;  /* seconds a kept connection may idle; 0 */
-	size_t max_drain;       /* bytes of a too large body drained */
+	size_t max_drain;       /* body bytes drained past max_body */
 	char *redis_url;        /* cluster: the Redis URL, or "" */
 	unsigned cluster_ttl;   /* cluster: seconds a node stays listed */
 	unsigned redis_timeout; /* cluster: ms a request waits for Redis */

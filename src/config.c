@@ -310,8 +310,9 @@ static const struct config_option config_options[] = {
         "front's (nginx keepalive_timeout); 0: no limit"},
     {"max-drain", "BEEP_MAX_DRAIN", CONFIG_SIZE, OFF(max_drain), "1048576", 16,
         1073741824,
-        "bytes of a too large body read and dropped so that the 413 reaches "
-        "the client; past it the connection is closed"},
+        "bytes past max-body of a body read and dropped so that the answer "
+        "(413, or a refusal) reaches the client; past them the connection "
+        "is closed"},
     {"redis-url", "BEEP_REDIS_URL", CONFIG_STR, OFF(redis_url), "", 0, 0,
         "cluster: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or "
         "unix://[[USER]:PASSWORD@]/PATH (USER and PASSWORD "

@@ -1,6 +1,6 @@
 /*
  * server_request: a request read (its parameters, its body within
- * BEEP_MAX_BODY, the rest drained within BEEP_MAX_DRAIN) and handed to
+ * BEEP_MAX_BODY, the rest drained within BEEP_MAX_DRAIN more) and handed to
  * the api, and an answer that is not a stream written back, through
  * libfcgi's buffers; see the DESIGN comment in server.c.
  */
@@ -98,26 +98,29 @@ server_body_length(const char *cl, unsigned long long *length)
 /*
  * Read and drop the rest of the body, so that the connection stays in
  * step and the front, which may be writing the body still (Caddy), gets
- * to read the answer; but only up to BEEP_MAX_DRAIN bytes in all (seen
- * counts what was read already): past it, give up on the connection.
- * What CONTENT_LENGTH announces does not decide: a front may pass less
- * (Caddy's buffer_requests cuts a body at its max_size and passes the
- * length the client announced), and what comes is read to its end.
+ * to read the answer (a 413, or the refusal of a POST that was not read);
+ * but only up to BEEP_MAX_BODY + BEEP_MAX_DRAIN bytes of body in all
+ * (seen counts what was read already): past it, give up on the
+ * connection.  So a body a POST could have had is always drained,
+ * whatever the two settings.  What CONTENT_LENGTH announces does not
+ * decide: a front may pass less (Caddy's buffer_requests cuts a body at
+ * its max_size and passes the length the client announced), and what
+ * comes is read to its end.
  */
 static void
 server_drain_rest(FCGX_Request *req, size_t seen)
 {
-	struct server *srv = server_conn_of(req)->srv;
-	size_t max = srv->config->max_drain;
+	const struct config *c = server_conn_of(req)->srv->config;
+	size_t max = c->max_body + c->max_drain; /* each at most 1 GiB */
 	char scratch[4096];
 	int n;
 
 	while ((n = FCGX_GetStr(scratch, (int)sizeof(scratch), req->in)) > 0) {
 		seen += (size_t)n;
 		if (seen > max) {
-			log_info(
-			    "request body over BEEP_MAX_DRAIN (%zu bytes): "
-			    "closing the connection",
+			log_info("request body over BEEP_MAX_BODY + "
+			         "BEEP_MAX_DRAIN (%zu bytes): closing the "
+			         "connection",
 			    max);
 			server_conn_give_up(req);
 			return;
@@ -127,7 +130,7 @@ server_drain_rest(FCGX_Request *req, size_t seen)
 
 /*
  * Read the request body into body, up to max bytes; read and drop the rest
- * (within BEEP_MAX_DRAIN) so the connection stays in step.  Returns
+ * (within BEEP_MAX_DRAIN more) so the connection stays in step.  Returns
  * whether it was too long; *cut says whether less came than CONTENT_LENGTH
  * announced.  Caddy with buffer_requests reads a body whole before it
  * passes it, and when its client goes away mid-body (a phone that loses

@@ -1,7 +1,8 @@
 // Reading a request has a deadline for the whole of it (BEEP_READ_TIMEOUT,
 // from when it starts arriving until its body is read), not per read: a body
 // that keeps trickling in, or a too large one being drained, lets its worker
-// go at the deadline. A too large body is drained only up to BEEP_MAX_DRAIN.
+// go at the deadline. A too large body is drained only up to BEEP_MAX_DRAIN
+// past BEEP_MAX_BODY.
 // A kept-alive connection waiting for its next request is not reading one:
 // it lives as long as the front keeps it (behind nginx with the shipped
 // conf/nginx.conf), up to BEEP_IDLE_TIMEOUT.
@@ -113,8 +114,44 @@ test('a too large body is drained only up to BEEP_MAX_DRAIN', T, async (t) => {
 	} catch { /* the connection may be reset */ }
 	assert.notEqual(status, 200);
 	await poll(() => stack.backendLog.some((l) =>
-	    /info server: request body over BEEP_MAX_DRAIN \(200000 bytes\)/
+	    /info server: request body over BEEP_MAX_BODY \+ BEEP_MAX_DRAIN \(265536 bytes\)/
 		.test(l)), { what: 'the drain bound in the log' });
+	assert.equal((await c.health()).status, 'ok');
+});
+
+// The drain bound counts from BEEP_MAX_BODY: a body a POST may have is
+// always drained, so that its answer reaches the client however small
+// BEEP_MAX_DRAIN is (counted from 0, a BEEP_MAX_DRAIN below BEEP_MAX_BODY
+// closed the connection on a refused POST's body, and on one just over
+// BEEP_MAX_BODY, and the client got the front's 502).
+test('the drain bound counts past BEEP_MAX_BODY', T, async (t) => {
+	const stack = await startStack({ env: { BEEP_MAX_BODY: '100000',
+	    BEEP_MAX_DRAIN: '16' }, caddyfile: streamingCaddyfile(t) }, t);
+	const c = stack.client();
+	const p = postPath(uid('bound'), 'd');
+	const body = (n) => '{"data":"' + 'x'.repeat(n - 11) + '"}';
+	assert.equal(body(50000).length, 50000);
+	// A refused POST's body, longer than BEEP_MAX_DRAIN: its 404.
+	let r = await c.postJson('/v1/nowhere', body(50000));
+	assert.equal(r.status, 404, r.text);
+	assert.deepEqual(r.json(), { error: 'not found' });
+	// A too large body at the bound, announced or chunked: the JSON 413.
+	for (const chunked of [false, true]) {
+		r = await c.postJson(p, body(100016), { chunked });
+		assert.equal(r.status, 413, `${chunked}: ${r.text}`);
+		assert.deepEqual(r.json(), { error: 'body too large' });
+	}
+	assert.ok(!stack.backendLog.some((l) => /BEEP_MAX_DRAIN/.test(l)));
+	// Well past it (Caddy still writing): the connection is closed.
+	let status = null;
+	try {
+		status = (await c.postJson(p, body(600000))).status;
+	} catch { /* the connection may be reset */ }
+	assert.notEqual(status, 200);
+	await poll(() => stack.backendLog.some((l) => new RegExp(
+	    'info server: request body over BEEP_MAX_BODY \\+ ' +
+	    'BEEP_MAX_DRAIN \\(100016 bytes\\)').test(l)),
+	    { what: 'the drain bound in the log' });
 	assert.equal((await c.health()).status, 'ok');
 });
 
