@@ -24,6 +24,8 @@
 /* What a request that needs Redis gets while it is unreachable. */
 #define API_CLUSTER_DOWN "cluster store (Redis) unreachable"
 #define API_NO_THREAD "no thread free for a stream"
+/* A subscribe at BEEP_MAX_STREAMS that takes no stream's place. */
+#define API_FULL "too many streams"
 /*
  * The head of every JSON answer.  None may be kept by a cache: device
  * lists and 404s change as streams come and go, and answers to an

@@ -263,7 +263,12 @@ api_subscribe(struct api *api, const struct api_request *req,
 		struct registry_stats st;
 		/* Not Redis's state: a device held here is served without. */
 		const char *why = api_refusing(api, &st);
+		enum registry_error full;
 
+		/* A device with a live stream here takes its oldest's place. */
+		if (why != NULL && strcmp(why, API_FULL) == 0 &&
+		    registry_admits(api->reg, r->user, r->device, &full))
+			why = NULL;
 		if (why != NULL) {
 			api_release_quota(resp);
 			api_refuse_stream(req, resp, HTTP_503, why);
@@ -290,7 +295,7 @@ api_subscribe(struct api *api, const struct api_request *req,
 			why = API_CLUSTER_DOWN;
 		} else if (err == REGISTRY_FULL) {
 			api_warn_full(api);
-			why = "too many streams";
+			why = API_FULL;
 		} else if (err == REGISTRY_DEVICES_FULL) {
 			why = "too many devices";
 		} else if (err == REGISTRY_USER_FULL) {

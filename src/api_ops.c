@@ -35,7 +35,7 @@ api_refusing(struct api *api, struct registry_stats *st)
 	if (atomic_load(&api->stopping))
 		return "service is stopping";
 	if (st->streams >= api->config->max_streams)
-		return "too many streams";
+		return API_FULL;
 	if (api_starved(api))
 		return API_NO_THREAD;
 	return NULL;

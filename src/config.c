@@ -199,7 +199,9 @@ static const struct config_option config_options[] = {
         "seconds a write to a stream may wait (a client that stops "
         "reading) before the stream is closed"},
     {"max-streams", "BEEP_MAX_STREAMS", CONFIG_SIZE, OFF(max_streams), "10000",
-        1, 1000000, "open streams in all; past it a subscribe gets 503"},
+        1, 1000000,
+        "open streams in all; past it a subscribe gets 503 (one of a device "
+        "with a live stream takes that stream's place)"},
     {"min-idle", "BEEP_MIN_IDLE", CONFIG_UINT, OFF(min_idle), "8", 1, 1024,
         "idle worker threads kept ready for short requests"},
     {"max-body", "BEEP_MAX_BODY", CONFIG_SIZE, OFF(max_body), "65536", 16,

@@ -225,20 +225,24 @@ stream_replace(struct registry *reg, struct registry_stream *s)
 
 /*
  * Make room for one more live stream of d: while it has streams_per_device
- * live ones, mark the oldest replaced and wake it.
+ * live ones, mark the oldest replaced and wake it.  full: the registry is
+ * at max_streams, and the new stream takes the place of d's oldest live
+ * one (subscribe_refusal() let it in for that).
  */
 static void
-device_replace(struct registry *reg, struct reg_device *d)
+device_replace(struct registry *reg, struct reg_device *d, bool full)
 {
 	size_t max = reg->limits.streams_per_device, live = 0;
 	struct registry_stream *s;
 
-	if (max == 0)
+	if (max == 0 && !full)
 		return;
 	DL_FOREACH(d->streams, s)
 	{
 		live += stream_live(s);
 	}
+	if (full && (max == 0 || live < max))
+		max = live;
 	/* d->streams is in the order of subscribing: oldest first. */
 	DL_FOREACH(d->streams, s)
 	{
@@ -308,6 +312,14 @@ device_to_forget(struct registry *reg)
 	return d;
 }
 
+/* Whether the registry is at max_streams.  Locked. */
+static bool
+registry_full(const struct registry *reg)
+{
+	return reg->limits.max_streams > 0 &&
+	    reg->nstreams >= reg->limits.max_streams;
+}
+
 /*
  * Why a stream of device d (NULL: a new one) of user u (NULL: a new one)
  * cannot be taken now, or REGISTRY_OK.  expired: a device of u whose
@@ -315,6 +327,14 @@ device_to_forget(struct registry *reg)
  * forgotten already).  Devices in grace are made by subscribing and
  * leaving, which nothing else bounds: a new device past max_devices takes
  * the place of device_to_forget()'s.
+ *
+ * At max_streams a device with a live stream is not refused: its new
+ * stream takes the place of its oldest (device_replace()).  Behind Caddy
+ * a client that left keeps its stream until a later write to it fails, so
+ * a phone that reloads while the service is full would otherwise be
+ * refused by its own ghost.  A replaced stream counts until its thread
+ * ends it, which a client that reads nothing delays to BEEP_WRITE_TIMEOUT:
+ * chained reconnects take places so only up to twice max_streams.
  */
 static enum registry_error
 subscribe_refusal(struct registry *reg, const struct reg_device *d,
@@ -324,8 +344,9 @@ subscribe_refusal(struct registry *reg, const struct reg_device *d,
 
 	if (reg->closing)
 		return REGISTRY_CLOSED;
-	if (reg->limits.max_streams > 0 &&
-	    reg->nstreams >= reg->limits.max_streams)
+	if (registry_full(reg) &&
+	    (d == NULL || !device_live(d) ||
+	        reg->nstreams / 2 >= reg->limits.max_streams))
 		return REGISTRY_FULL;
 	if (d != NULL)
 		return REGISTRY_OK;
@@ -448,7 +469,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		reg->ngrace--;
 		d->grace_until = 0;
 	}
-	device_replace(reg, d);
+	device_replace(reg, d, registry_full(reg));
 	registry_log_trim(reg, d, now);
 	s = xcalloc(1, sizeof(*s));
 	pthread_condattr_init(&attr);

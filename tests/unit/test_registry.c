@@ -772,6 +772,55 @@ test_registry_max_streams(void **state)
 	registry_free(reg);
 }
 
+/*
+ * At max_streams a device with a live stream (a ghost behind Caddy) is not
+ * refused: the new stream takes its oldest's place; up to twice
+ * max_streams counting replaced streams not yet ended.  A device with no
+ * live stream is refused as before.
+ */
+static void
+test_registry_full_replaces_own(void **state)
+{
+	struct registry *reg = new_registry(2, 0);
+	struct registry_stream *a, *b, *c, *d;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	a = subscribe(reg, "u", "1", &err);
+	b = subscribe(reg, "u", "2", &err);
+	assert_null(subscribe(reg, "u", "3", &err));
+	assert_int_equal(err, REGISTRY_FULL);
+	assert_true(registry_admits(reg, "u", "1", &err));
+	c = subscribe(reg, "u", "1", &err);
+	assert_non_null(c);
+	assert_int_equal(registry_wait(reg, a, FAR, &bt), REGISTRY_REPLACED);
+	publish_str(reg, "u", "1", "x", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(registry_wait(reg, c, FAR, &bt), REGISTRY_MESSAGES);
+	assert_int_equal(bt.n, 1);
+	registry_batch_release(&bt);
+	/* a still ends: 3 of 4; one more place, then refused. */
+	d = subscribe(reg, "u", "1", &err);
+	assert_non_null(d);
+	assert_int_equal(registry_wait(reg, c, FAR, &bt), REGISTRY_REPLACED);
+	assert_false(registry_admits(reg, "u", "1", &err));
+	assert_null(subscribe(reg, "u", "1", &err));
+	assert_int_equal(err, REGISTRY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.replaced, 2);
+	/* A device that left has no live stream: refused. */
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, c);
+	registry_hangup(reg, registry_stream_id(b));
+	assert_null(subscribe(reg, "u", "2", &err));
+	assert_int_equal(err, REGISTRY_FULL);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, d);
+	registry_free(reg);
+}
+
 struct churn {
 	struct registry *reg;
 	int id;
@@ -2921,6 +2970,7 @@ main(void)
 	    cmocka_unit_test(test_registry_byte_overflow),
 	    cmocka_unit_test(test_registry_byte_overflow_one_message),
 	    cmocka_unit_test(test_registry_max_streams),
+	    cmocka_unit_test(test_registry_full_replaces_own),
 	    cmocka_unit_test(test_registry_churn),
 	    cmocka_unit_test(test_registry_resume),
 	    cmocka_unit_test(test_registry_resume_too_old),
