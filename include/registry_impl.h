@@ -21,18 +21,28 @@
 #include "registry.h"
 #include "util.h"
 
+/*
+ * Which registry-wide list a delivered message is on, in delivery order:
+ * none (not delivered yet, or dropped), reg->retained (replayable for
+ * BEEP_REPLAY_SECONDS), or reg->overdue (past that window, kept until the
+ * lagging streams of its device have taken it; registry_expire()).
+ */
+enum registry_msg_list {
+	MSG_ON_NONE = 0,
+	MSG_ON_RETAINED,
+	MSG_ON_OVERDUE,
+};
+
 struct registry_msg {
 	atomic_uint refs;
 	uint64_t seq;          /* number in its device's log */
 	uint64_t id;           /* event id, registry-wide */
 	uint64_t published_us; /* util_now_us() at registry_publish() */
 	/* The rest, under reg->lock: */
-	uint64_t t_ms;             /* when it was delivered (first taken) */
-	struct reg_device *device; /* whose log holds it */
-	bool retained;             /* on reg->retained */
-	bool overdue;              /* on reg->overdue */
-	/* In reg->retained or reg->overdue (never both). */
-	struct registry_msg *rprev, *rnext;
+	uint64_t t_ms;               /* when it was delivered (first taken) */
+	struct reg_device *device;   /* whose log holds it */
+	enum registry_msg_list list; /* which of reg's lists holds it */
+	struct registry_msg *rprev, *rnext; /* its links in that list */
 	/*
 	 * The next message appended to its device's log: set once, under
 	 * reg->lock, when that one is appended, and never changed, so a

@@ -31,7 +31,7 @@ registry_msg_new(const char *frame, size_t len)
 	atomic_init(&m->refs, 1);
 	m->seq = m->id = m->t_ms = m->published_us = 0;
 	m->device = NULL;
-	m->retained = m->overdue = false;
+	m->list = MSG_ON_NONE;
 	m->rprev = m->rnext = NULL;
 	m->next = NULL;
 	m->len = len;

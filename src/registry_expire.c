@@ -103,8 +103,7 @@ expire_head(struct registry *reg)
 		return;
 	}
 	DL_DELETE2(reg->retained, m, rprev, rnext);
-	m->retained = false;
-	m->overdue = true;
+	m->list = MSG_ON_OVERDUE;
 	DL_APPEND2(reg->overdue, m, rprev, rnext);
 	reg->noverdue++;
 }

@@ -14,14 +14,13 @@ registry_log_drop_oldest(struct registry *reg, struct reg_device *d)
 	d->floor_id = m->id;
 	d->bytes -= m->len;
 	reg->bytes -= m->len;
-	if (m->retained) {
+	if (m->list == MSG_ON_RETAINED) {
 		DL_DELETE2(reg->retained, m, rprev, rnext);
-		m->retained = false;
-	} else if (m->overdue) {
+	} else if (m->list == MSG_ON_OVERDUE) {
 		DL_DELETE2(reg->overdue, m, rprev, rnext);
-		m->overdue = false;
 		reg->noverdue--;
 	}
+	m->list = MSG_ON_NONE;
 	d->head = (d->head + 1) % d->cap;
 	d->count--;
 	d->first_seq++;
@@ -52,7 +51,8 @@ registry_log_trim(struct registry *reg, struct reg_device *d, uint64_t now)
 		 */
 		if (!over &&
 		    (m->seq > min ||
-		        (!m->overdue && m->t_ms + l->replay_ms > now)))
+		        (m->list != MSG_ON_OVERDUE &&
+		            m->t_ms + l->replay_ms > now)))
 			break;
 		/* Past the retention bound, even what is not yet taken goes. */
 		if (m->seq > d->taken)
@@ -215,7 +215,7 @@ registry_log_deliver(
 		struct registry_msg *m = device_log_at(d, q);
 
 		m->t_ms = now;
-		m->retained = true;
+		m->list = MSG_ON_RETAINED;
 		DL_APPEND2(reg->retained, m, rprev, rnext);
 	}
 	if (upto > d->delivered)
