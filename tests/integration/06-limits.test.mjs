@@ -31,15 +31,20 @@ async function expect503(stack, u, d) {
 	    /(^|,\s*)Retry-After(\s*,|$)/i, 'Retry-After exposed to CORS');
 }
 
+// A stack at the limit: one user's devices a, b and c subscribed.
+async function fullStack(t) {
+	const stack = await stackFor(t);
+	const u = uid('user');
+	const open = [];
+	for (const d of ['a', 'b', 'c'])
+		open.push(await stack.subscribe(u, d));
+	return { stack, c: stack.client(), u, open };
+}
+
 describe('stream limit', { concurrency: true }, () => {
 	test('past BEEP_MAX_STREAMS: 503 + Retry-After; the rest still works', T,
 	    async (t) => {
-		const stack = await stackFor(t);
-		const c = stack.client();
-		const u = uid('user');
-		const open = [];
-		for (const d of ['a', 'b', 'c'])
-			open.push(await stack.subscribe(u, d));
+		const { stack, c, u, open } = await fullStack(t);
 		assert.equal((await c.health()).streams, 3);
 
 		for (let i = 0; i < 3; i++)
@@ -87,12 +92,7 @@ describe('stream limit', { concurrency: true }, () => {
 	// ghost). A device with no stream is still refused.
 	test('at BEEP_MAX_STREAMS a device\'s reconnect takes its ghost\'s place',
 	    T, async (t) => {
-		const stack = await stackFor(t);
-		const c = stack.client();
-		const u = uid('user');
-		const open = [];
-		for (const d of ['a', 'b', 'c'])
-			open.push(await stack.subscribe(u, d));
+		const { stack, c, u, open } = await fullStack(t);
 		await expect503(stack, u, 'd');
 		const again = await stack.subscribe(u, 'a');
 		assert.equal(again.status, 200);
