@@ -63,9 +63,11 @@ struct registry_limits {
 	 */
 	size_t max_message_bytes;
 	/*
-	 * With the budget full, a stream further behind than its queue
-	 * (backlog counted) that took nothing for this long is ended (see
-	 * registry_publish()); 0: at the next POST that finds it so.
+	 * With the budget full, a stream further behind than its queue, or
+	 * than its share of the budget (half of it over the streams open)
+	 * when less, backlog counted, that took nothing for this long is
+	 * ended (see registry_publish()); 0: at the next POST that finds it
+	 * so.
 	 */
 	uint64_t stuck_ms;
 	/* The registry's clock: util_now_ms() when NULL (tests set one). */

@@ -632,10 +632,14 @@ static void device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
 /*
  * The message budget is full for a POST to a device that is here: end
  * (overflow) the live streams of other devices that are further behind
- * than their queue allows, counting the backlog they resumed with, which
- * stream_overflows() otherwise forgives, and that took nothing for
- * limits.stuck_ms: a client that reads, even a backlog of megabytes, is
- * left to read it.  Their devices then hold what they have not taken,
+ * than their queue allows, or than their share of the budget (half of
+ * it over the streams open) when that is less, counting the backlog
+ * they resumed with, which stream_overflows() otherwise forgives, and
+ * that took nothing for limits.stuck_ms: a client that reads, even a
+ * backlog of megabytes, is left to read it.  The share: streams that
+ * never read, each just within its queue (256 from one address at 1 MiB
+ * each: the whole default budget), pinned it until BEEP_WRITE_TIMEOUT;
+ * below their shares, stuck streams pin at most half of it.  Their devices then hold what they have not taken,
  * first in line to be dropped, and held messages make room.  Without this
  * a client that never reads pinned a whole backlog per device (held
  * messages that became its backlog: up to BEEP_REPLAY_BYTES) for
@@ -653,9 +657,14 @@ registry_overflow_laggards(
 {
 	struct registry_stream *s, *tmp;
 	bool ended = false;
+	uint64_t bound = reg->limits.queue_bytes,
+	         share = reg->limits.max_message_bytes / 2 /
+	    (reg->nstreams > 0 ? reg->nstreams : 1);
 
 	if (now < reg->laggards_next_ms)
 		return false;
+	if (share < bound)
+		bound = share;
 	HASH_ITER(hh, reg->streams, s, tmp)
 	{
 		struct reg_device *d = s->device;
@@ -663,8 +672,7 @@ registry_overflow_laggards(
 		/* Not seen from its own device's POST: its lag runs on. */
 		if (d == target)
 			continue;
-		if (!stream_live(s) ||
-		    d->bytes_in - s->bytes_out <= reg->limits.queue_bytes) {
+		if (!stream_live(s) || d->bytes_in - s->bytes_out <= bound) {
 			s->lag_since_ms = 0;
 			continue;
 		}

@@ -1912,7 +1912,8 @@ publish_len(
 /*
  * The memory-budget tests' registry: room for 100 bytes of messages,
  * replay and grace long enough that only the budget drops anything
- * (and replay_max, when not 0).
+ * (and replay_max, when not 0); no stream is ever stuck long enough to
+ * be ended for it (that is BUDGET's, below).
  */
 static struct registry *
 memory_budget_registry(size_t replay_max)
@@ -1920,7 +1921,8 @@ memory_budget_registry(size_t replay_max)
 	struct registry_limits l = {.replay_ms = 600000,
 	    .grace_ms = 600000,
 	    .max_message_bytes = 100,
-	    .replay_max = replay_max};
+	    .replay_max = replay_max,
+	    .stuck_ms = 600000};
 
 	return registry_new(&l);
 }
@@ -2194,18 +2196,31 @@ test_registry_memory_budget_stuck_backlog(void **state)
 	registry_unsubscribe(reg, stuck);
 
 	/*
-	 * Behind by 30, within its queue of 40: it stays, and the POST that
-	 * does not fit once the delivered 30 are evicted is refused.
+	 * Behind by 20, within its queue of 40 and its share of the budget
+	 * (25: half of 100 over 2 streams): it stays, and the POST that does
+	 * not fit once the delivered 30 are evicted is refused.
 	 */
 	s = subscribe(reg, "u", "slow", &err);
-	publish_len(reg, "slow", 30, &err);
+	publish_len(reg, "slow", 20, &err);
 	publish_len(reg, "live", 30, &err);
 	assert_int_equal(err, REGISTRY_OK);
-	publish_len(reg, "live", 50, &err);
+	publish_len(reg, "live", 60, &err);
 	assert_int_equal(err, REGISTRY_MEMORY_FULL);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.overflows, 1);
-	assert_int_equal(drain(reg, s, NULL, NULL), 1);
+	/*
+	 * Behind by 30: within its queue, past its share.  Streams that
+	 * never read, each within its queue, pinned the whole budget; now
+	 * at most half of it.
+	 */
+	assert_int_equal(drain(reg, live, NULL, NULL), 1);
+	publish_len(reg, "slow", 10, &err);
+	publish_len(reg, "live", 80, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 2);
+	assert_int_equal(stats.dropped, 3 + 2);
+	assert_int_equal(registry_wait(reg, s, FAR, &bt), REGISTRY_OVERFLOW);
 	assert_int_equal(drain(reg, live, NULL, NULL), 1);
 	registry_unsubscribe(reg, s);
 	registry_unsubscribe(reg, live);
