@@ -160,6 +160,8 @@ struct cluster {
 	uint64_t sub_tokens; /* SUB jobs made so far (their tokens) */
 	unsigned rebuild_ms; /* see the beat script */
 	bool stop, leaving;
+	/* The BYE found the scripts gone: sent again once they are loaded. */
+	bool bye_again;
 	pthread_t cmd_thread, sub_thread;
 
 	atomic_bool cmd_up, sub_up;

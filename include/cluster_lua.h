@@ -14,6 +14,7 @@ enum cluster_lua {
 	CLUSTER_LUA_UNSUB, /* drop a holder; grace when none is left */
 	CLUSTER_LUA_LIST,  /* the devices with a live holder, or 503 */
 	CLUSTER_LUA_BEAT,  /* the node's heartbeat: was its key still there? */
+	CLUSTER_LUA_BYE,   /* the node stops: its key and heartbeat go */
 	CLUSTER_LUA__MAX
 };
 

@@ -26,6 +26,15 @@ void cluster_redis_forget_url(struct cluster *cl);
  * the scheme.  Cut short to fit.
  */
 void cluster_redis_url_for_log(const char *url, char *out, size_t n);
+/*
+ * Queue the node's BYE (the bye script in cluster_lua.c), with cl->lock
+ * held: at a stop (cluster_stop()), and by the command thread again once
+ * it has loaded the scripts again, when Redis had lost them (NOSCRIPT:
+ * SCRIPT FLUSH, a failover), which would otherwise leave the node's key
+ * to expire and its devices held from its last heartbeat, as a dead
+ * node's are.  Stopping, it gets one reconnection.
+ */
+void cluster_redis_bye(struct cluster *cl);
 /* The threads' bodies (pthread_create), given the cluster; they end on cl->stop. */
 void *cluster_redis_cmd_main(void *arg);
 void *cluster_redis_sub_main(void *arg);

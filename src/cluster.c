@@ -32,7 +32,8 @@
  * what it must replay (XRANGE after the client's id, or after what was
  * held); UNSUB removes it and starts the grace period when no holder is
  * left; LIST reads the live holders; BEAT refreshes the node's key and
- * sweeps what dead nodes registered (see cluster_lua.c).
+ * sweeps what dead nodes registered; BYE, at a stop, removes the node's
+ * key and heartbeat (see cluster_lua.c).
  *
  * In this process an entry (struct cluster_entry) per device with
  * streams here counts them.  The first stream of a device here sends SUB;
@@ -241,33 +242,11 @@ cluster_new(const struct config *c, struct registry *reg)
 void
 cluster_stop(struct cluster *cl)
 {
-	struct cluster_job *j = xcalloc(1, sizeof(*j));
-	struct buf k = {0};
-
-	j->kind = JOB_BYE;
-	/*
-	 * Its key, and its last heartbeat with it: a device left with no
-	 * holder after a stop is held from its last message, not from that
-	 * heartbeat as for a node that died (to_grace() in cluster_lua.c:
-	 * its clients would get again what it delivered since).
-	 */
-	cluster_job_str(j, "EVAL");
-	cluster_job_str(j,
-	    "redis.call('DEL', KEYS[1]) "
-	    "redis.call('HDEL', 'beep:beat', ARGV[1]) return 1");
-	cluster_job_str(j, "1");
-	buf_printf(&k, "beep:n:%s", cl->node);
-	cluster_job_arg(j, k.data, k.len);
-	buf_free(&k);
-	cluster_job_str(j, cl->node);
 	pthread_mutex_lock(&cl->lock);
-	if (cl->leaving) {
-		pthread_mutex_unlock(&cl->lock);
-		cluster_job_free(j);
-		return;
+	if (!cl->leaving) {
+		cl->leaving = true;
+		cluster_redis_bye(cl);
 	}
-	cl->leaving = true;
-	cluster_job_enqueue(cl, j);
 	pthread_mutex_unlock(&cl->lock);
 }
 

@@ -404,10 +404,22 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
     "redis.call('HDEL', 'beep:beat', x) end end end "
     "return e";
 
+/*
+ * KEYS n; ARGV node.  The node stops: its key goes, and its last
+ * heartbeat with it, so that a device left with no holder after a stop
+ * is held from its last message, not from that heartbeat as for a node
+ * that died (to_grace() above: its clients would get again what it
+ * delivered since).  Returns 1.
+ */
+static const char cluster_lua_bye[] =
+    "redis.call('DEL', KEYS[1]) "
+    "redis.call('HDEL', 'beep:beat', ARGV[1]) return 1";
+
 const char *const cluster_lua[CLUSTER_LUA__MAX] = {
     [CLUSTER_LUA_POST] = cluster_lua_post,
     [CLUSTER_LUA_SUB] = cluster_lua_sub,
     [CLUSTER_LUA_UNSUB] = cluster_lua_unsub,
     [CLUSTER_LUA_LIST] = cluster_lua_list,
     [CLUSTER_LUA_BEAT] = cluster_lua_beat,
+    [CLUSTER_LUA_BYE] = cluster_lua_bye,
 };

@@ -202,6 +202,14 @@ redis_state(atomic_bool *flag, bool up, const char *what, const char *why)
 		log_warn("redis %s: down: %s", what, why);
 }
 
+/* Whether r says a script was not there (it did not run). */
+static bool
+redis_noscript(const redisReply *r)
+{
+	return r != NULL && r->type == REDIS_REPLY_ERROR &&
+	    strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
 /*
  * A job is answered (reply NULL: it failed); with cl->lock held.  The
  * job is freed here unless a request thread waits for it.
@@ -219,12 +227,26 @@ redis_complete(struct cluster *cl, struct cluster_job *j, redisReply *r)
 		    (unsigned long long)held);
 	j->reply = r;
 	j->done = true;
+	/* Not run: it goes again once the scripts are loaded again. */
+	if (j->kind == JOB_BYE && redis_noscript(r))
+		cl->bye_again = true;
 	cluster_presence_answer(cl, j);
 	if (j->abandoned || j->kind == JOB_SYNC || j->kind == JOB_UNSUB ||
 	    j->kind == JOB_BEAT || j->kind == JOB_BYE)
 		cluster_job_free(j);
 	else
 		pthread_cond_signal(&j->answered);
+}
+
+void
+cluster_redis_bye(struct cluster *cl)
+{
+	struct cluster_job *j =
+	    cluster_job_new(cl, JOB_BYE, CLUSTER_LUA_BYE, 1);
+
+	cluster_job_key(j, "n", cl->node, NULL);
+	cluster_job_str(j, cl->node);
+	cluster_job_enqueue(cl, j);
 }
 
 static int
@@ -348,14 +370,6 @@ fail:
 	return -1;
 }
 
-/* Whether r says a script was not there (it did not run). */
-static bool
-redis_noscript(const redisReply *r)
-{
-	return r != NULL && r->type == REDIS_REPLY_ERROR &&
-	    strncmp(r->str, "NOSCRIPT", 8) == 0;
-}
-
 /* The command connection's first words: the fence, then the scripts. */
 static int
 redis_prepare(struct cluster *cl, redisContext *c, struct redis_fence *fence,
@@ -441,7 +455,8 @@ cluster_redis_cmd_main(void *arg)
 		uint64_t now = util_now_ms();
 		bool broken = false, noscript = false;
 
-		if (cl->stop && (cl->queue == NULL || c == NULL))
+		if (cl->stop && !cl->bye_again &&
+		    (cl->queue == NULL || c == NULL))
 			break;
 		if (c == NULL) {
 			redis_fail_queue(cl);
@@ -455,6 +470,9 @@ cluster_redis_cmd_main(void *arg)
 			}
 			pthread_mutex_lock(&cl->lock);
 			if (c == NULL) {
+				/* Stopping, a BYE gets this one try. */
+				if (cl->stop)
+					cl->bye_again = false;
 				redis_state(
 				    &cl->cmd_up, false, "commands", why);
 				redis_sleep(cl, backoff);
@@ -470,6 +488,10 @@ cluster_redis_cmd_main(void *arg)
 			}
 			was_up = true;
 			next_beat = 0;
+			if (cl->bye_again) {
+				cl->bye_again = false;
+				cluster_redis_bye(cl);
+			}
 			redis_state(&cl->cmd_up, true, "commands", NULL);
 			continue;
 		}

@@ -1551,6 +1551,58 @@ test_cluster_beat_lost(void **state)
 	cluster_unsubscribe(f->cl[0], ref);
 }
 
+/* Whether Redis has node's key, and its heartbeat: 2 both, 0 neither. */
+static long long
+node_known(redisContext *c, const char *node)
+{
+	redisReply *r = redisCommand(c, "EXISTS beep:n:%s", node);
+	long long n = r->integer;
+
+	freeReplyObject(r);
+	r = redisCommand(c, "HEXISTS beep:beat %s", node);
+	n += r->integer;
+	freeReplyObject(r);
+	return n;
+}
+
+/*
+ * A node that stops removes its key and its last heartbeat (the BYE
+ * script), also when Redis has lost the scripts since the node loaded
+ * them (SCRIPT FLUSH, a failover to a replica without them): refused
+ * NOSCRIPT, the BYE goes again once the next connection has loaded them.
+ * Before, the BYE was an EVAL of its text, which a flush did not touch.
+ */
+static void
+test_cluster_bye_flushed(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	int i;
+
+	if (f == NULL)
+		skip();
+	c = redisConnectUnix(f->sock);
+	assert_true(c != NULL && c->err == 0);
+	for (i = 0; i < 500 && node_known(c, f->cl[0]->node) != 2; i++)
+		usleep(10000);
+	assert_int_equal(node_known(c, f->cl[0]->node), 2);
+	r = redisCommand(c, "SCRIPT FLUSH");
+	assert_int_equal(r->type, REDIS_REPLY_STATUS);
+	freeReplyObject(r);
+	cluster_stop(f->cl[0]);
+	/*
+	 * Within a second: the key, refreshed every 667 ms with a TTL of 2 s,
+	 * would not have expired yet, nor the heartbeat been swept with it.
+	 */
+	for (i = 0; i < 100 && node_known(c, f->cl[0]->node) != 0; i++)
+		usleep(10000);
+	assert_int_equal(node_known(c, f->cl[0]->node), 0);
+	/* The other node is not stopping: it beats on. */
+	assert_int_equal(node_known(c, f->cl[1]->node), 2);
+	redisFree(c);
+}
+
 int
 main(void)
 {
@@ -1578,6 +1630,8 @@ main(void)
 	        test_cluster_sub_count, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_beat_lost, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_bye_flushed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_told_at_a_given_id, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
