@@ -529,27 +529,60 @@ redis_born(struct fixture *f, long long *born)
 }
 
 /*
- * The SUB script, run directly: ARGV dev node after count sync meta_ttl
- * seen again rebuild here user frame max_bytes token undone_lo undone_hi.
- * Returns
- * {from, why} and how many entries.
+ * script (CLUSTER_LUA_SUB or CLUSTER_LUA_UNSUB) run directly, as a node
+ * sends it, on device d of user: its four keys in the script's order, and
+ * the arguments after user, up to NULL, as ARGV.  The caller frees the
+ * reply.
+ */
+static redisReply *
+script_eval(redisContext *c, enum cluster_lua script, const char *user, ...)
+{
+	const char *argv[CLUSTER_ARGS] = {"EVAL", cluster_lua[script], "4"};
+	char keys[4][64];
+	int argc = 3, s = script == CLUSTER_LUA_SUB ? 2 : 3;
+	redisReply *r;
+	const char *arg;
+	va_list ap;
+
+	snprintf(keys[0], sizeof(keys[0]), "beep:u:%s", user);
+	snprintf(keys[1], sizeof(keys[1]), "beep:g:%s", user);
+	/* SUB takes the stream before the metadata, UNSUB after. */
+	snprintf(keys[s], sizeof(keys[s]),
+	    "beep:s:%s\x1f"
+	    "d",
+	    user);
+	snprintf(keys[5 - s], sizeof(keys[5 - s]),
+	    "beep:m:%s\x1f"
+	    "d",
+	    user);
+	for (int i = 0; i < 4; i++)
+		argv[argc++] = keys[i];
+	va_start(ap, user);
+	while ((arg = va_arg(ap, const char *)) != NULL) {
+		assert_true(argc < CLUSTER_ARGS);
+		argv[argc++] = arg;
+	}
+	va_end(ap);
+	r = redisCommandArgv(c, argc, argv, NULL);
+	assert_non_null(r);
+	return r;
+}
+
+/*
+ * The SUB script for device d of user s, as node n1 sends it: ARGV dev
+ * node after count sync meta_ttl seen again rebuild here user frame
+ * max_bytes token undone_lo undone_hi.  Returns {from, why} and how many
+ * entries.
  */
 static size_t
 sub_run(redisContext *c, const char *after, const char *seen, bool sync,
     const char *count, char *from, char *why)
 {
-	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_SUB], "4",
-	    "beep:u:s", "beep:g:s",
-	    "beep:s:s\x1f"
-	    "d",
-	    "beep:m:s\x1f"
-	    "d",
-	    "d", "n1", after, count, sync ? "1" : "0", "60000", seen, "0",
-	    "1000", "0", "s", "", "1048576", "1", "0", "0"};
-	redisReply *r = redisCommandArgv(c, 23, argv, NULL);
+	redisReply *r = script_eval(c, CLUSTER_LUA_SUB, "s", "d", "n1", after,
+	    count, sync ? "1" : "0", "60000", seen, "0", "1000", "0", "s", "",
+	    "1048576", "1", "0", "0", (char *)NULL);
 	size_t n;
 
-	assert_non_null(r);
 	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
 	strcpy(from, r->element[0]->str);
 	strcpy(why, r->element[1]->str);
@@ -629,36 +662,25 @@ static void
 sub_token(redisContext *c, const char *node, const char *token, const char *lo,
     const char *hi, char *from)
 {
-	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_SUB], "4",
-	    "beep:u:t", "beep:g:t",
-	    "beep:s:t\x1f"
-	    "d",
-	    "beep:m:t\x1f"
-	    "d",
-	    "d", node, "", "16", "0", "60000", "", "0", "1000", "0", "t", "",
-	    "1048576", token, lo, hi};
-	redisReply *r = redisCommandArgv(c, 23, argv, NULL);
+	redisReply *r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", node, "",
+	    "16", "0", "60000", "", "0", "1000", "0", "t", "", "1048576", token,
+	    lo, hi, (char *)NULL);
 
-	assert_non_null(r);
 	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
 	strcpy(from, r->element[0]->str);
 	freeReplyObject(r);
 }
 
-/* The UNSUB script for the same, undoing tokens lo..hi ("0" "0": none). */
+/*
+ * The UNSUB script for the same (ARGV dev node grace_ms meta_ttl_ms here
+ * after user frame undo_lo undo_hi), undoing tokens lo..hi ("0" "0": none).
+ */
 static void
 unsub_undo(redisContext *c, const char *node, const char *lo, const char *hi)
 {
-	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_UNSUB], "4",
-	    "beep:u:t", "beep:g:t",
-	    "beep:m:t\x1f"
-	    "d",
-	    "beep:s:t\x1f"
-	    "d",
-	    "d", node, "60000", "60000", "0", "", "t", "", lo, hi};
-	redisReply *r = redisCommandArgv(c, 17, argv, NULL);
+	redisReply *r = script_eval(c, CLUSTER_LUA_UNSUB, "t", "d", node,
+	    "60000", "60000", "0", "", "t", "", lo, hi, (char *)NULL);
 
-	assert_non_null(r);
 	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
 	freeReplyObject(r);
 }
