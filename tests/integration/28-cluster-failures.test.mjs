@@ -123,6 +123,34 @@ async function redisProxy(t) {
 	return px;
 }
 
+// Two nodes that give up on Redis after 300 ms, a client of the second,
+// and a new user.
+async function quickTimeoutCluster(t) {
+	const cl = await startCluster({ nodes: 2,
+	    env: { ...ENV, BEEP_REDIS_TIMEOUT: '300' } }, t);
+	const [a, b] = cl.nodes;
+	return { cl, a, b, cb: b.client(), u: uid() };
+}
+
+// Node a's first stream of u/phone while Redis hangs (SIGSTOP) past
+// BEEP_REDIS_TIMEOUT: 503, and the node gives the connection up; then
+// Redis resumes, and runs the SUB later (or never got it).
+async function subscribeWhileRedisHangs(t, cl, a, u) {
+	process.kill(cl.redis.child.pid, 'SIGSTOP');
+	let resumed = false;
+	t.after(() => {
+		if (!resumed)
+			process.kill(cl.redis.child.pid, 'SIGCONT');
+	});
+	const s = await a.open(`/subscribe/${u}/device/phone`);
+	assert.equal(s.status, 503, await s.text());
+	await poll(() => a.backendLog.some((l) =>
+	    /redis commands: down/.test(l)), { timeout: 20000,
+	    interval: 50, what: 'the node gives Redis up' });
+	process.kill(cl.redis.child.pid, 'SIGCONT');
+	resumed = true;
+}
+
 describe('cluster failures', T, () => {
 	test('SIGKILL of a node: its devices leave the list within the TTL, ' +
 	    'and what was posted for them waits', T, async (t) => {
@@ -273,25 +301,8 @@ describe('cluster failures', T, () => {
 	// POST 200 and published to a node with no stream, lost (a review).
 	test('a SUB whose answer was lost: the node undoes it, nothing is lost',
 	    T, async (t) => {
-		const cl = await startCluster({ nodes: 2,
-		    env: { ...ENV, BEEP_REDIS_TIMEOUT: '300' } }, t);
-		const [a, b] = cl.nodes;
-		const cb = b.client();
-		const u = uid();
-		process.kill(cl.redis.child.pid, 'SIGSTOP');
-		let resumed = false;
-		t.after(() => {
-			if (!resumed)
-				process.kill(cl.redis.child.pid, 'SIGCONT');
-		});
-		const s = await a.open(`/subscribe/${u}/device/phone`);
-		assert.equal(s.status, 503, await s.text());
-		// The node gives the connection up; Redis runs the SUB later.
-		await poll(() => a.backendLog.some((l) =>
-		    /redis commands: down/.test(l)), { timeout: 20000,
-		    interval: 50, what: 'the node gives Redis up' });
-		process.kill(cl.redis.child.pid, 'SIGCONT');
-		resumed = true;
+		const { cl, a, b, cb, u } = await quickTimeoutCluster(t);
+		await subscribeWhileRedisHangs(t, cl, a, u);
 		// Whether the SUB ran or not, the device is not live anywhere.
 		await poll(async () => {
 			const l = await cb.get(`/user/${u}/devices`);
@@ -363,11 +374,7 @@ describe('cluster failures', T, () => {
 	// delivered, nor told, to the device when it came back (a review).
 	test('a SUB undone after its grace period ended: what was held stays',
 	    T, async (t) => {
-		const cl = await startCluster({ nodes: 2,
-		    env: { ...ENV, BEEP_REDIS_TIMEOUT: '300' } }, t);
-		const [a, b] = cl.nodes;
-		const cb = b.client();
-		const u = uid();
+		const { cl, a, b, cb, u } = await quickTimeoutCluster(t);
 		(await b.subscribe(u, 'phone')).close();
 		await poll(async () => {
 			const l = await cb.get(`/user/${u}/devices`);
@@ -375,19 +382,7 @@ describe('cluster failures', T, () => {
 		}, { timeout: 20000, interval: 50, what: `${u}/phone gone` });
 		const r1 = await cb.postJson(postPath(u, 'phone'), { data: 'held' });
 		assert.equal(r1.status, 202, r1.text);
-		process.kill(cl.redis.child.pid, 'SIGSTOP');
-		let resumed = false;
-		t.after(() => {
-			if (!resumed)
-				process.kill(cl.redis.child.pid, 'SIGCONT');
-		});
-		const s = await a.open(`/subscribe/${u}/device/phone`);
-		assert.equal(s.status, 503, await s.text());
-		await poll(() => a.backendLog.some((l) =>
-		    /redis commands: down/.test(l)), { timeout: 20000,
-		    interval: 50, what: 'the node gives Redis up' });
-		process.kill(cl.redis.child.pid, 'SIGCONT');
-		resumed = true;
+		await subscribeWhileRedisHangs(t, cl, a, u);
 		// The SUB ran, then its UNSUB: a grace period again.
 		await poll(async () => {
 			const r = await cb.postJson(postPath(u, 'phone'),
