@@ -119,14 +119,15 @@ struct api_pending {
 
 /*
  * The checks that need no body: route, identity (and, for cookie
- * credentials, the request's origin), permission and rate.  p and resp
- * must be zeroed.  Returns true for a POST that passed them: read its
- * body, then call api_handle() with it, p and resp.  Otherwise resp is the
- * whole answer (a refusal, or any other request's response): a refused
- * POST's body is not needed.
+ * credentials, the request's origin), permission and rate.  method is
+ * req->method parsed (route_method_parse()), which the caller has done to
+ * know a POST: not parsed twice.  p and resp must be zeroed.  Returns true
+ * for a POST that passed them: read its body, then call api_handle() with
+ * it, p and resp.  Otherwise resp is the whole answer (a refusal, or any
+ * other request's response): a refused POST's body is not needed.
  */
 bool api_precheck(struct api *api, const struct api_request *req,
-    struct api_pending *p, struct api_response *resp);
+    enum route_method method, struct api_pending *p, struct api_response *resp);
 
 /*
  * Handle one request: p and resp are zeroed, or what api_precheck() left

@@ -484,9 +484,8 @@ api_ice_servers(struct api *api, const struct route *r,
 
 bool
 api_precheck(struct api *api, const struct api_request *req,
-    struct api_pending *p, struct api_response *resp)
+    enum route_method method, struct api_pending *p, struct api_response *resp)
 {
-	enum route_method method = route_method_parse(req->method);
 	struct auth_identity who = {0};
 	enum route_result res;
 	struct route r;
@@ -612,7 +611,8 @@ api_handle(struct api *api, const struct api_request *req,
 		api_handle(api, req, &whole, resp);
 		return;
 	}
-	if (!p->prechecked && !api_precheck(api, req, p, resp))
+	if (!p->prechecked &&
+	    !api_precheck(api, req, route_method_parse(req->method), p, resp))
 		goto out;
 	if (!p->want_body)
 		goto out; /* api_precheck() answered */

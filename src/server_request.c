@@ -264,14 +264,15 @@ server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 
 	/* Out of line too (server_params.c): its lookup table. */
 	server_params_to_request(req->envp, srv->config->auth_param, &ar, &uri);
-	method = route_method_parse(ar.method); /* for POST, then HEAD */
+	/* Parsed once: for POST, api_precheck() and then HEAD. */
+	method = route_method_parse(ar.method);
 	/*
 	 * A POST is authenticated (and routed, allowed, rate-limited) from
 	 * its parameters before its body is read: a refused one's body is
 	 * only drained.  Other requests are handled whole below.
 	 */
 	if (method == METHOD_POST &&
-	    api_precheck(srv->api, &ar, &pending, resp)) {
+	    api_precheck(srv->api, &ar, method, &pending, resp)) {
 		ar.body_too_large = server_read_body(req, ar.content_length,
 		    srv->config->max_body, &body, &ar.body_cut);
 		ar.body = body.data;

@@ -286,7 +286,7 @@ handle(const struct config *conf, struct api *api, struct registry *reg,
 	}
 	/* A POST's body is read only when the checks before it pass. */
 	if (ar.method != NULL && strcmp(ar.method, "POST") == 0 &&
-	    api_precheck(api, &ar, &pending, &resp)) {
+	    api_precheck(api, &ar, METHOD_POST, &pending, &resp)) {
 		cl = ar.content_length;
 		ar.body_too_large =
 		    (cl != NULL && strtoull(cl, NULL, 10) > conf->max_body) ||

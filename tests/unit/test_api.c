@@ -113,6 +113,15 @@ call(struct fixture *f, const char *method, const char *uri, const char *ct,
 	return resp->status;
 }
 
+/* api_precheck() as the server calls it, the method parsed first. */
+static bool
+precheck(struct fixture *f, const struct api_request *req,
+    struct api_pending *p, struct api_response *resp)
+{
+	return api_precheck(
+	    f->api, req, route_method_parse(req->method), p, resp);
+}
+
 static bool
 has_header(const struct api_response *r, const char *line)
 {
@@ -483,8 +492,7 @@ test_api_cookie_needs_same_origin(void **state)
 		sub.body = NULL;
 		sub.body_len = 0;
 		/* Refused before the body is read, or wanting it. */
-		assert_int_equal(
-		    api_precheck(f->api, &post, &p, &r), cases[i].ok);
+		assert_int_equal(precheck(f, &post, &p, &r), cases[i].ok);
 		api_handle(f->api, &post, &p, &r);
 		/* 404: let through, to a device that is not there. */
 		assert_int_equal(r.status, cases[i].ok ? HTTP_404 : HTTP_403);
@@ -578,7 +586,7 @@ test_api_token_too_long(void **state)
 	strcpy(header, "Bearer ");
 	memset(header + 7, 'A', 257);
 	header[7 + 257] = '\0';
-	assert_false(api_precheck(f->api, &req, &p, &r));
+	assert_false(precheck(f, &req, &p, &r));
 	assert_int_equal(r.status, HTTP_401);
 	assert_non_null(strstr(r.body.data, "token too long"));
 	assert_true(has_header(&r, "error=\"invalid_token\""));
@@ -607,13 +615,13 @@ test_api_precheck_before_body(void **state)
 
 	(void)state;
 	/* No credentials, a bad route, a bad method: no body wanted. */
-	assert_false(api_precheck(f->api, &req, &p, &r));
+	assert_false(precheck(f, &req, &p, &r));
 	assert_int_equal(r.status, HTTP_401);
 	api_handle(f->api, &req, &p, &r); /* already answered: unchanged */
 	assert_int_equal(r.status, HTTP_401);
 	api_response_clear(&r);
 	req.uri = "/nope";
-	assert_false(api_precheck(f->api, &req, &p, &r));
+	assert_false(precheck(f, &req, &p, &r));
 	assert_int_equal(r.status, HTTP_404);
 	api_pending_clear(&p);
 	api_response_clear(&r);
@@ -624,7 +632,7 @@ test_api_precheck_before_body(void **state)
 		    .authorization = bearer};
 
 		snprintf(bearer, sizeof(bearer), "Bearer %s", t);
-		assert_false(api_precheck(f->api, &list, &p, &r));
+		assert_false(precheck(f, &list, &p, &r));
 		assert_int_equal(r.status, HTTP_200);
 		api_handle(f->api, &list, &p, &r);
 		assert_string_equal(r.body.data, "[]");
@@ -637,7 +645,7 @@ test_api_precheck_before_body(void **state)
 	api_handle(f->api, &sreq, NULL, &sub);
 	assert_int_equal(sub.status, HTTP_200);
 	req.uri = "/user/alice/device/d";
-	assert_true(api_precheck(f->api, &req, &p, &r));
+	assert_true(precheck(f, &req, &p, &r));
 	assert_int_equal(r.status, 0);
 	req.body = "{\"data\":\"hi\"}";
 	req.body_len = strlen(req.body);
@@ -645,7 +653,7 @@ test_api_precheck_before_body(void **state)
 	assert_int_equal(r.status, HTTP_200);
 	api_response_clear(&r);
 	/* The rate (1, burst 1) is spent: 429 before the body. */
-	assert_false(api_precheck(f->api, &req, &p, &r));
+	assert_false(precheck(f, &req, &p, &r));
 	assert_int_equal(r.status, HTTP_429);
 	api_pending_clear(&p);
 	api_response_clear(&r);
@@ -708,10 +716,10 @@ test_api_header_mode_cross_site(void **state)
 		struct api_pending p = {0};
 
 		if (cases[i].ok) {
-			assert_true(api_precheck(f->api, &req, &p, &r));
+			assert_true(precheck(f, &req, &p, &r));
 			assert_int_equal(r.status, 0);
 		} else {
-			assert_false(api_precheck(f->api, &req, &p, &r));
+			assert_false(precheck(f, &req, &p, &r));
 			assert_int_equal(r.status, HTTP_403);
 			assert_non_null(strstr(
 			    r.body.data, "credentials from another site"));
@@ -947,7 +955,7 @@ post_from(struct fixture *f, const char *addr)
 	struct api_pending p = {0};
 	enum http_status status;
 
-	if (api_precheck(f->api, &req, &p, &r))
+	if (precheck(f, &req, &p, &r))
 		api_handle(f->api, &req, &p, &r);
 	status = r.status;
 	api_response_clear(&r);
