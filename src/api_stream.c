@@ -93,7 +93,18 @@ api_format_id(const struct api *api, uint64_t n, char *out, size_t size)
 		cluster_format_id(n, out, size);
 		return;
 	}
-	/* The epoch's digits are made once (api_new()): only n's here. */
+	/*
+	 * The epoch's digits are made once (api_new()): only n's here.  Into
+	 * out at once when it has room for the longest id, as every caller's
+	 * has: the whole epoch array copied (a fixed size, no call), n's
+	 * digits over what follows the '-'.
+	 */
+	if (size >= sizeof(api->epoch) + 21) {
+		memcpy(out, api->epoch, sizeof(api->epoch));
+		len += util_u64_digits(n, out + len);
+		out[len] = '\0';
+		return;
+	}
 	memcpy(text, api->epoch, len);
 	len += util_u64_digits(n, text + len);
 	if (size == 0)
