@@ -72,23 +72,26 @@ static const char util_digit_pairs[200] =
 size_t
 util_u64_digits(uint64_t v, char *p)
 {
-	char tmp[20], *q = tmp + sizeof(tmp);
-	size_t n;
+	size_t n = 1;
+	char *q;
 
+	/*
+	 * Counted first, so that the digits go straight to p: made in an
+	 * array of their own, they cost a memcpy() call to move.
+	 */
+	for (uint64_t t = v; t >= 10; t /= 10)
+		n++;
 	/* From the last digit back, two at a time. */
+	q = p + n;
 	while (v >= 100) {
 		q -= 2;
 		memcpy(q, util_digit_pairs + 2 * (v % 100), 2);
 		v /= 100;
 	}
-	if (v >= 10) {
-		q -= 2;
-		memcpy(q, util_digit_pairs + 2 * v, 2);
-	} else {
-		*--q = (char)('0' + v);
-	}
-	n = (size_t)(tmp + sizeof(tmp) - q);
-	memcpy(p, q, n);
+	if (v >= 10)
+		memcpy(q - 2, util_digit_pairs + 2 * v, 2);
+	else
+		q[-1] = (char)('0' + v);
 	return n;
 }
 
