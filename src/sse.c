@@ -12,6 +12,27 @@ sse_find(const char *data, size_t from, size_t len, char c)
 	return p != NULL ? (size_t)(p - data) : len;
 }
 
+/*
+ * Append the field line name value "\n" (name with its ": "): one check
+ * for room, one length update and one NUL, where a buf_append() for each
+ * of its three pieces makes three of each.
+ */
+static inline void
+sse_field(struct buf *out, const char *name, size_t name_len, const char *value,
+    size_t len)
+{
+	char *w;
+
+	buf_reserve(out, name_len + len + 1);
+	w = out->data + out->len;
+	memcpy(w, name, name_len);
+	if (len > 0)
+		memcpy(w + name_len, value, len);
+	w[name_len + len] = '\n';
+	out->len += name_len + len + 1;
+	out->data[out->len] = '\0';
+}
+
 void
 sse_format_event(struct buf *out, const char *id, const char *event,
     const char *data, size_t len)
@@ -19,28 +40,21 @@ sse_format_event(struct buf *out, const char *id, const char *event,
 	/* The next CR and LF at or after the line's start: found by memchr(). */
 	size_t start = 0, cr = sse_find(data, 0, len, '\r'),
 	       lf = sse_find(data, 0, len, '\n');
+	size_t id_len = id != NULL ? strlen(id) : 0;
+	size_t event_len = event != NULL ? strlen(event) : 0;
 
 	/* Most events are one line: reserve for that in one go. */
 	buf_reserve(out,
-	    len + 16 + (event ? strlen(event) + 8 : 0) +
-	        (id ? strlen(id) + 5 : 0));
-	if (id != NULL) {
-		buf_append(out, "id: ", 4);
-		buf_puts(out, id);
-		buf_append(out, "\n", 1);
-	}
-	if (event != NULL) {
-		buf_append(out, "event: ", 7);
-		buf_puts(out, event);
-		buf_append(out, "\n", 1);
-	}
+	    len + 16 + (event ? event_len + 8 : 0) + (id ? id_len + 5 : 0));
+	if (id != NULL)
+		sse_field(out, "id: ", 4, id, id_len);
+	if (event != NULL)
+		sse_field(out, "event: ", 7, event, event_len);
 	for (;;) {
 		/* This line ends at a CR, an LF or the end of the data. */
 		size_t i = cr < lf ? cr : lf;
 
-		buf_append(out, "data: ", 6);
-		buf_append(out, data + start, i - start);
-		buf_append(out, "\n", 1);
+		sse_field(out, "data: ", 6, data + start, i - start);
 		if (i == len)
 			break;
 		/* CRLF is one line break, not two. */
