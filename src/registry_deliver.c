@@ -11,6 +11,7 @@
  * whose client left may start its device's grace period) and registry_log
  * (trimming what every stream has taken).
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -119,6 +120,7 @@ registry_wait(struct registry *reg, struct registry_stream *s,
 	    .tv_nsec = (long)(deadline_ms % 1000) * 1000000,
 	};
 	enum registry_wake wake;
+	bool timed_out = false;
 
 	b->n = 0;
 	b->first = b->last = NULL;
@@ -147,11 +149,17 @@ registry_wait(struct registry *reg, struct registry_stream *s,
 			wake = REGISTRY_CLOSING;
 			break;
 		}
-		if (util_now_ms() >= deadline_ms) {
+		if (timed_out) {
 			wake = REGISTRY_TIMEOUT;
 			break;
 		}
-		pthread_cond_timedwait(&s->cond, &reg->lock, &ts);
+		/*
+		 * The wait itself says when deadline_ms has passed (s->cond
+		 * waits on CLOCK_MONOTONIC, as util_now_ms() reads; a past
+		 * one at once): no read of the clock per wake, under the lock.
+		 */
+		timed_out = pthread_cond_timedwait(&s->cond, &reg->lock, &ts) ==
+		    ETIMEDOUT;
 	}
 	pthread_mutex_unlock(&reg->lock);
 	return wake;
