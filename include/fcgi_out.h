@@ -33,8 +33,9 @@ struct fcgi_out {
 	/*
 	 * With SO_SNDTIMEO on fd, a write that makes some progress restarts
 	 * the timeout: a client reading a trickle could hold a write for ever.
-	 * A send that takes longer than this fails (0: no limit); the writes
-	 * are then non-blocking, the waits poll()s bounded by what is left.
+	 * A send still unfinished this long after it first had to wait for
+	 * room fails (0: no limit); the writes are then non-blocking, the
+	 * waits poll()s bounded by what is left.
 	 */
 	unsigned timeout_ms;
 	bool not_socket; /* fd is a pipe: writes block (no MSG_DONTWAIT) */

@@ -74,17 +74,20 @@ fcgi_out_header(
 }
 
 /*
- * One write of v[0..n): with a deadline, never blocks past it.  A blocking
- * writev() would not do: on a socket with SO_SNDTIMEO the kernel restarts
- * the timeout whenever a little room frees up, so a client that reads a
- * trickle keeps one call going for as long as it likes.  So the write is
- * made non-blocking (MSG_DONTWAIT) and the wait for room is a poll() bounded
- * by what is left of the deadline.  Returns the bytes written, or -1 with
- * errno (ETIMEDOUT when the deadline passed).
+ * One write of v[0..n): with a timeout, never blocks past the send's
+ * deadline.  A blocking writev() would not do: on a socket with
+ * SO_SNDTIMEO the kernel restarts the timeout whenever a little room frees
+ * up, so a client that reads a trickle keeps one call going for as long as
+ * it likes.  So the write is made non-blocking (MSG_DONTWAIT) and the wait
+ * for room is a poll() bounded by what is left of the deadline.  The
+ * deadline (*deadline, 0 until then) is set when the send first has to
+ * wait: until then its writes take no time to speak of, and a send that
+ * never waits, nearly all of them, reads no clock.  Returns the bytes
+ * written, or -1 with errno (ETIMEDOUT when the deadline passed).
  */
 static ssize_t
 fcgi_out_write_some(
-    struct fcgi_out *o, struct iovec *v, int n, uint64_t deadline)
+    struct fcgi_out *o, struct iovec *v, int n, uint64_t *deadline)
 {
 	for (;;) {
 		struct msghdr mh = {.msg_iov = v, .msg_iovlen = (size_t)n};
@@ -92,7 +95,7 @@ fcgi_out_write_some(
 		uint64_t now, left;
 		ssize_t w;
 
-		if (deadline == 0 || o->not_socket)
+		if (o->timeout_ms == 0 || o->not_socket)
 			return writev(o->fd, v, n);
 		w = sendmsg(o->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
@@ -104,11 +107,13 @@ fcgi_out_write_some(
 			return w;
 		}
 		now = util_now_ms();
-		if (now >= deadline) {
+		if (*deadline == 0)
+			*deadline = now + o->timeout_ms;
+		if (now >= *deadline) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		left = deadline - now;
+		left = *deadline - now;
 		if (poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left) == 0) {
 			errno = ETIMEDOUT;
 			return -1;
@@ -121,10 +126,10 @@ fcgi_out_write_some(
 static int
 fcgi_out_send(struct fcgi_out *o, struct iovec *v, int n)
 {
-	uint64_t deadline = o->timeout_ms ? util_now_ms() + o->timeout_ms : 0;
+	uint64_t deadline = 0; /* set at its first wait */
 
 	while (n > 0) {
-		ssize_t w = fcgi_out_write_some(o, v, n, deadline);
+		ssize_t w = fcgi_out_write_some(o, v, n, &deadline);
 
 		if (w < 0 && errno == EINTR)
 			continue;
