@@ -134,9 +134,10 @@ route_match(enum route_method method, const char *uri, size_t max_id,
 	memset(r, 0, sizeof(*r));
 	if (uri == NULL || uri[0] != '/')
 		return ROUTE_NOT_FOUND;
-	q = strchr(uri, '?');
-	path_len = q ? (size_t)(q - uri) : strlen(uri);
-	r->query = q ? q + 1 : NULL;
+	/* The path's end, '?' or the NUL, in one scan. */
+	q = strchrnul(uri, '?');
+	path_len = (size_t)(q - uri);
+	r->query = *q == '?' ? q + 1 : NULL;
 
 	/* Split "/a/b/c" on '/'; every segment, even an empty one, counts. */
 	p = uri + 1;
