@@ -42,7 +42,13 @@ struct registry_msg;
 #define REGISTRY_STUCK_MS 1000
 
 struct registry_limits {
-	size_t max_streams;    /* open streams in all; 0 = no limit */
+	size_t max_streams; /* open streams in all; 0 = no limit */
+	/*
+	 * Past max_streams, streams admitted each in place of one of its
+	 * device's live streams (registry_start.over), counted until the
+	 * replaced ones end.  0 = none.
+	 */
+	size_t max_over;
 	size_t queue_messages; /* undelivered messages per stream or device */
 	size_t queue_bytes;    /* undelivered frame bytes, likewise */
 	size_t replay_max;     /* delivered messages a device retains */
@@ -64,10 +70,9 @@ struct registry_limits {
 	size_t max_message_bytes;
 	/*
 	 * With the budget full, a stream further behind than its queue, or
-	 * than its share of the budget (half of it over the streams open)
-	 * when less, backlog counted, that took nothing for this long is
-	 * ended (see registry_publish()); 0: at the next POST that finds it
-	 * so.
+	 * than its share of the budget (registry_share() in registry.c),
+	 * backlog counted, that took nothing for this long is ended (see
+	 * registry_publish()); 0: at the next POST that finds it so.
 	 */
 	uint64_t stuck_ms;
 	/* The registry's clock: util_now_ms() when NULL (tests set one). */
@@ -125,6 +130,12 @@ struct registry_start {
 	uint64_t id;        /* the position, as an event id */
 	bool reset;         /* messages were lost: send a reset event */
 	const char *reason; /* with reset: why, a static string */
+	/*
+	 * Admitted past max_streams, as a device with a live stream is (up
+	 * to max_over): the caller makes it take the place of one of them
+	 * (registry_displace_over()).
+	 */
+	bool over;
 };
 
 /* Why registry_wait() returned. */
@@ -244,6 +255,14 @@ bool registry_has_tagged(
  * ended meanwhile).
  */
 bool registry_displace(
+    struct registry *reg, struct registry_stream *s, uint64_t tag);
+
+/*
+ * As registry_displace(), for s admitted past max_streams (start.over):
+ * with no other live stream of its device tagged tag, the oldest other
+ * live one is replaced, so that s takes a place already counted.
+ */
+bool registry_displace_over(
     struct registry *reg, struct registry_stream *s, uint64_t tag);
 
 /*

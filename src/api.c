@@ -265,10 +265,10 @@ api_subscribe(struct api *api, const struct api_request *req,
 		const char *why = api_refusing(api, &st);
 		enum registry_error full;
 
-		/* A device with a live stream here takes its oldest's place. */
+		/* A device with a live stream here takes its place. */
 		if (why != NULL && strcmp(why, API_FULL) == 0 &&
 		    registry_admits(api->reg, r->user, r->device, &full))
-			why = NULL;
+			why = api_starved(api) ? API_NO_THREAD : NULL;
 		if (why != NULL) {
 			api_release_quota(resp);
 			api_refuse_stream(req, resp, HTTP_503, why);
@@ -306,7 +306,9 @@ api_subscribe(struct api *api, const struct api_request *req,
 		return;
 	}
 	/* Only now: a subscribe that failed took no one's place. */
-	if (displace)
+	if (resp->start.over)
+		registry_displace_over(api->reg, s, tag);
+	else if (displace)
 		registry_displace(api->reg, s, tag);
 	else if (quota_limited(api->per_address))
 		registry_stream_tag(api->reg, s, tag);

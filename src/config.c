@@ -203,7 +203,9 @@ static const struct config_option config_options[] = {
         "open streams in all; past it a subscribe gets 503 (one of a device "
         "with a live stream takes that stream's place)"},
     {"min-idle", "BEEP_MIN_IDLE", CONFIG_UINT, OFF(min_idle), "8", 1, 1024,
-        "idle worker threads kept ready for short requests"},
+        "idle worker threads kept ready for short requests; also how many "
+        "reconnects of devices with a live stream are admitted past "
+        "max-streams"},
     {"max-body", "BEEP_MAX_BODY", CONFIG_SIZE, OFF(max_body), "65536", 16,
         16777216, "largest POST body in bytes; larger gets 413"},
     {"max-id", "BEEP_MAX_ID", CONFIG_SIZE, OFF(max_id), "256", 1, 4096,
@@ -838,6 +840,13 @@ config_registry_limits(const struct config *c, struct registry_limits *out)
 {
 	*out = (struct registry_limits){
 	    .max_streams = c->max_streams,
+	    /*
+	     * A device's reconnect at max_streams, each holding a worker
+	     * until the stream it replaced ends: the server runs
+	     * 2 * min_idle + 256 beyond max_streams, so this many leave
+	     * min_idle + 256 for short requests.
+	     */
+	    .max_over = c->min_idle,
 	    .queue_messages = c->queue_messages,
 	    .queue_bytes = c->queue_bytes,
 	    .replay_max = c->replay_max,

@@ -225,24 +225,20 @@ stream_replace(struct registry *reg, struct registry_stream *s)
 
 /*
  * Make room for one more live stream of d: while it has streams_per_device
- * live ones, mark the oldest replaced and wake it.  full: the registry is
- * at max_streams, and the new stream takes the place of d's oldest live
- * one (subscribe_refusal() let it in for that).
+ * live ones, mark the oldest replaced and wake it.
  */
 static void
-device_replace(struct registry *reg, struct reg_device *d, bool full)
+device_replace(struct registry *reg, struct reg_device *d)
 {
 	size_t max = reg->limits.streams_per_device, live = 0;
 	struct registry_stream *s;
 
-	if (max == 0 && !full)
+	if (max == 0)
 		return;
 	DL_FOREACH(d->streams, s)
 	{
 		live += stream_live(s);
 	}
-	if (full && (max == 0 || live < max))
-		max = live;
 	/* d->streams is in the order of subscribing: oldest first. */
 	DL_FOREACH(d->streams, s)
 	{
@@ -329,12 +325,15 @@ registry_full(const struct registry *reg)
  * the place of device_to_forget()'s.
  *
  * At max_streams a device with a live stream is not refused: its new
- * stream takes the place of its oldest (device_replace()).  Behind Caddy
- * a client that left keeps its stream until a later write to it fails, so
- * a phone that reloads while the service is full would otherwise be
- * refused by its own ghost.  A replaced stream counts until its thread
- * ends it, which a client that reads nothing delays to BEEP_WRITE_TIMEOUT:
- * chained reconnects take places so only up to twice max_streams.
+ * stream is admitted over the limit (start->over), and its caller makes
+ * it take the place of one of the device's (registry_displace_over()).
+ * Behind Caddy a client that left keeps its stream until a later write to
+ * it fails, so a phone that reloads while the service is full would
+ * otherwise be refused by its own ghost.  A replaced stream counts until
+ * its thread ends it, which a client that reads nothing delays to
+ * BEEP_WRITE_TIMEOUT, and each holds a worker meanwhile: streams are
+ * admitted so only up to limits.max_over past max_streams, which the
+ * server's workers beyond max_streams leave room for.
  */
 static enum registry_error
 subscribe_refusal(struct registry *reg, const struct reg_device *d,
@@ -346,7 +345,8 @@ subscribe_refusal(struct registry *reg, const struct reg_device *d,
 		return REGISTRY_CLOSED;
 	if (registry_full(reg) &&
 	    (d == NULL || !device_live(d) ||
-	        reg->nstreams / 2 >= reg->limits.max_streams))
+	        reg->nstreams - reg->limits.max_streams >=
+	            reg->limits.max_over))
 		return REGISTRY_FULL;
 	if (d != NULL)
 		return REGISTRY_OK;
@@ -399,6 +399,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	uint64_t now = registry_now(reg);
 	struct device_key k;
 	unsigned user_hash; /* for reg->users, also made before the lock */
+	bool over;          /* admitted past max_streams */
 
 	memset(start, 0, sizeof(*start));
 	device_key_make(&k, user, device);
@@ -469,7 +470,8 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		reg->ngrace--;
 		d->grace_until = 0;
 	}
-	device_replace(reg, d, registry_full(reg));
+	over = registry_full(reg);
+	device_replace(reg, d);
 	registry_log_trim(reg, d, now);
 	s = xcalloc(1, sizeof(*s));
 	pthread_condattr_init(&attr);
@@ -481,6 +483,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	s->device = d;
 	s->cursor = registry_log_start(reg, d, resume, start);
 	start->id = registry_log_position_id(d, s->cursor);
+	start->over = over;
 	/* Count what it is behind by from where it starts. */
 	s->bytes_out = d->bytes_in;
 	for (uint64_t q = s->cursor + 1; q <= d->last_seq; q++)
@@ -577,14 +580,27 @@ registry_has_tagged(
 	return found;
 }
 
-bool
-registry_displace(struct registry *reg, struct registry_stream *s, uint64_t tag)
+/*
+ * s, tagged tag, takes the place of the oldest other live stream of its
+ * device tagged tag; with any and none such, of the oldest other live one.
+ */
+static bool
+displace(
+    struct registry *reg, struct registry_stream *s, uint64_t tag, bool any)
 {
-	struct registry_stream *old;
+	struct registry_stream *old, *t;
 
 	pthread_mutex_lock(&reg->lock);
 	s->tag = tag;
 	old = tag != 0 ? device_tagged(s->device, tag, s) : NULL;
+	if (old == NULL && any)
+		DL_FOREACH(s->device->streams, t)
+		{
+			if (t != s && stream_live(t)) {
+				old = t;
+				break;
+			}
+		}
 	if (old != NULL) {
 		struct reg_device *d = old->device;
 
@@ -594,6 +610,19 @@ registry_displace(struct registry *reg, struct registry_stream *s, uint64_t tag)
 	}
 	pthread_mutex_unlock(&reg->lock);
 	return old != NULL;
+}
+
+bool
+registry_displace(struct registry *reg, struct registry_stream *s, uint64_t tag)
+{
+	return displace(reg, s, tag, false);
+}
+
+bool
+registry_displace_over(
+    struct registry *reg, struct registry_stream *s, uint64_t tag)
+{
+	return displace(reg, s, tag, true);
 }
 
 /*
@@ -630,16 +659,56 @@ static void device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
     struct registry_stream *keep, uint64_t now);
 
 /*
+ * How far s is behind d's log in bytes, the backlog it resumed with
+ * counted, but not the next message it is to take (as stream_overflows():
+ * one offer behind is not stuck).  Locked.
+ */
+static uint64_t
+stream_behind(const struct reg_device *d, const struct registry_stream *s)
+{
+	uint64_t behind = d->bytes_in - s->bytes_out;
+
+	if (s->cursor < d->last_seq && s->cursor + 1 >= d->first_seq &&
+	    d->count > 0) {
+		size_t next = device_log_at(d, s->cursor + 1)->len;
+
+		behind -= behind < next ? behind : next;
+	}
+	return behind;
+}
+
+/*
+ * A stream's share of the message budget, for registry_overflow_laggards():
+ * half of it over the live streams that are behind at all (streams that
+ * only wait make no one's share smaller), never less than a batch.
+ * Locked.
+ */
+static uint64_t
+registry_share(struct registry *reg)
+{
+	struct registry_stream *s, *tmp;
+	size_t n = 0;
+	uint64_t share;
+
+	HASH_ITER(hh, reg->streams, s, tmp)
+	{
+		n += stream_live(s) && s->device->bytes_in != s->bytes_out;
+	}
+	share = reg->limits.max_message_bytes / 2 / (n > 0 ? n : 1);
+	return share > REGISTRY_BATCH_BYTES ? share : REGISTRY_BATCH_BYTES;
+}
+
+/*
  * The message budget is full for a POST to a device that is here: end
  * (overflow) the live streams of other devices that are further behind
- * than their queue allows, or than their share of the budget (half of
- * it over the streams open) when that is less, counting the backlog
- * they resumed with, which stream_overflows() otherwise forgives, and
- * that took nothing for limits.stuck_ms: a client that reads, even a
- * backlog of megabytes, is left to read it.  The share: streams that
- * never read, each just within its queue (256 from one address at 1 MiB
- * each: the whole default budget), pinned it until BEEP_WRITE_TIMEOUT;
- * below their shares, stuck streams pin at most half of it.  Their devices then hold what they have not taken,
+ * than their queue allows, or than their share of the budget
+ * (registry_share(); the next message not counted, stream_behind()),
+ * counting the backlog they resumed with, which stream_overflows()
+ * otherwise forgives, and that took nothing for limits.stuck_ms: a client
+ * that reads, even a backlog of megabytes, is left to read it.  The
+ * share: streams that never read, each just within its queue (256 from
+ * one address at 1 MiB each: the whole default budget), pinned it until
+ * BEEP_WRITE_TIMEOUT; past their shares they go too.  Their devices then hold what they have not taken,
  * first in line to be dropped, and held messages make room.  Without this
  * a client that never reads pinned a whole backlog per device (held
  * messages that became its backlog: up to BEEP_REPLAY_BYTES) for
@@ -657,14 +726,11 @@ registry_overflow_laggards(
 {
 	struct registry_stream *s, *tmp;
 	bool ended = false;
-	uint64_t bound = reg->limits.queue_bytes,
-	         share = reg->limits.max_message_bytes / 2 /
-	    (reg->nstreams > 0 ? reg->nstreams : 1);
+	uint64_t share;
 
 	if (now < reg->laggards_next_ms)
 		return false;
-	if (share < bound)
-		bound = share;
+	share = registry_share(reg);
 	HASH_ITER(hh, reg->streams, s, tmp)
 	{
 		struct reg_device *d = s->device;
@@ -672,7 +738,9 @@ registry_overflow_laggards(
 		/* Not seen from its own device's POST: its lag runs on. */
 		if (d == target)
 			continue;
-		if (!stream_live(s) || d->bytes_in - s->bytes_out <= bound) {
+		if (!stream_live(s) ||
+		    (d->bytes_in - s->bytes_out <= reg->limits.queue_bytes &&
+		        stream_behind(d, s) <= share)) {
 			s->lag_since_ms = 0;
 			continue;
 		}

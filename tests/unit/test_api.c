@@ -862,14 +862,15 @@ test_api_streams_per_address(void **state)
  * A reconnect at the address limit whose subscribe then fails (the
  * service's stream limit) takes no one's place: the old stream lives on.
  * At BEEP_MAX_STREAMS a reconnect of a device with a live stream takes
- * its place (the registry's own rule), up to twice the limit counting
- * the replaced streams still ending: past that it fails.
+ * its place, up to max_over past the limit counting the replaced streams
+ * still ending (BEEP_MIN_IDLE in service): past that it fails.
  */
 static void
 test_api_displace_only_when_open(void **state)
 {
 	const char *argv[] = {"beep-signal", "--max-streams-per-address", "2"};
 	struct registry_limits l = {.max_streams = 1,
+	    .max_over = 1,
 	    .queue_messages = 16,
 	    .grace_ms = 60000,
 	    .streams_per_device = 8};
@@ -888,7 +889,7 @@ test_api_displace_only_when_open(void **state)
 	assert_int_equal(sd2.status, HTTP_200);
 	assert_int_equal(
 	    registry_wait(f->reg, sd.stream, 0, &b), REGISTRY_REPLACED);
-	/* The ghost still ending: twice the limit; refused. */
+	/* The ghost still ending: max_over past the limit; refused. */
 	api_handle(f->api, &d, NULL, &again);
 	assert_int_equal(again.status, HTTP_503);
 	assert_null(again.stream);

@@ -772,55 +772,6 @@ test_registry_max_streams(void **state)
 	registry_free(reg);
 }
 
-/*
- * At max_streams a device with a live stream (a ghost behind Caddy) is not
- * refused: the new stream takes its oldest's place; up to twice
- * max_streams counting replaced streams not yet ended.  A device with no
- * live stream is refused as before.
- */
-static void
-test_registry_full_replaces_own(void **state)
-{
-	struct registry *reg = new_registry(2, 0);
-	struct registry_stream *a, *b, *c, *d;
-	struct registry_stats stats;
-	struct registry_batch bt;
-	enum registry_error err;
-
-	(void)state;
-	a = subscribe(reg, "u", "1", &err);
-	b = subscribe(reg, "u", "2", &err);
-	assert_null(subscribe(reg, "u", "3", &err));
-	assert_int_equal(err, REGISTRY_FULL);
-	assert_true(registry_admits(reg, "u", "1", &err));
-	c = subscribe(reg, "u", "1", &err);
-	assert_non_null(c);
-	assert_int_equal(registry_wait(reg, a, FAR, &bt), REGISTRY_REPLACED);
-	publish_str(reg, "u", "1", "x", &err);
-	assert_int_equal(err, REGISTRY_OK);
-	assert_int_equal(registry_wait(reg, c, FAR, &bt), REGISTRY_MESSAGES);
-	assert_int_equal(bt.n, 1);
-	registry_batch_release(&bt);
-	/* a still ends: 3 of 4; one more place, then refused. */
-	d = subscribe(reg, "u", "1", &err);
-	assert_non_null(d);
-	assert_int_equal(registry_wait(reg, c, FAR, &bt), REGISTRY_REPLACED);
-	assert_false(registry_admits(reg, "u", "1", &err));
-	assert_null(subscribe(reg, "u", "1", &err));
-	assert_int_equal(err, REGISTRY_FULL);
-	registry_stats(reg, &stats);
-	assert_int_equal(stats.replaced, 2);
-	/* A device that left has no live stream: refused. */
-	registry_unsubscribe(reg, a);
-	registry_unsubscribe(reg, c);
-	registry_hangup(reg, registry_stream_id(b));
-	assert_null(subscribe(reg, "u", "2", &err));
-	assert_int_equal(err, REGISTRY_FULL);
-	registry_unsubscribe(reg, b);
-	registry_unsubscribe(reg, d);
-	registry_free(reg);
-}
-
 struct churn {
 	struct registry *reg;
 	int id;
@@ -908,6 +859,69 @@ drain(struct registry *reg, struct registry_stream *s, uint64_t *first,
 		registry_batch_release(&b);
 	}
 	return n;
+}
+
+/*
+ * At max_streams a device with a live stream (a ghost behind Caddy) is not
+ * refused: the new stream is admitted over the limit (start.over) and
+ * takes the place of one of the device's, its client's own (tag) rather
+ * than the oldest; up to max_over past max_streams, counting replaced
+ * streams not yet ended.  A device with no live stream is refused.
+ */
+static void
+test_registry_full_replaces_own(void **state)
+{
+	struct registry_limits l = {.max_streams = 3, .max_over = 1};
+	struct registry *reg = registry_new(&l);
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_stream *x, *g, *b, *n;
+	struct registry_start st;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	/* Device 1 has x, another client's (the oldest), and g, a ghost. */
+	x = subscribe(reg, "u", "1", &err);
+	registry_stream_tag(reg, x, 9);
+	g = registry_subscribe(reg, "u", "1", &none, &st, &err);
+	assert_false(st.over);
+	registry_stream_tag(reg, g, 7);
+	b = subscribe(reg, "u", "2", &err);
+	assert_null(subscribe(reg, "u", "3", &err));
+	assert_int_equal(err, REGISTRY_FULL);
+	assert_true(registry_admits(reg, "u", "1", &err));
+	n = registry_subscribe(reg, "u", "1", &none, &st, &err);
+	assert_non_null(n);
+	assert_true(st.over);
+	assert_true(registry_displace_over(reg, n, 7));
+	assert_int_equal(registry_wait(reg, g, FAR, &bt), REGISTRY_REPLACED);
+	assert_int_equal(registry_wait(reg, x, 0, &bt), REGISTRY_TIMEOUT);
+	publish_str(reg, "u", "1", "m", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(drain(reg, n, NULL, NULL), 1);
+	assert_int_equal(drain(reg, x, NULL, NULL), 1);
+	/* g still ending: max_over reached; refused. */
+	assert_false(registry_admits(reg, "u", "1", &err));
+	assert_null(subscribe(reg, "u", "1", &err));
+	assert_int_equal(err, REGISTRY_FULL);
+	/* g ended: room for one more over, of no tag: the oldest goes. */
+	registry_unsubscribe(reg, g);
+	g = registry_subscribe(reg, "u", "1", &none, &st, &err);
+	assert_true(st.over);
+	assert_true(registry_displace_over(reg, g, 0));
+	assert_int_equal(registry_wait(reg, x, FAR, &bt), REGISTRY_REPLACED);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.replaced, 2);
+	/* A device whose stream left has no live stream: refused. */
+	registry_unsubscribe(reg, x);
+	registry_hangup(reg, registry_stream_id(b));
+	assert_null(subscribe(reg, "u", "2", &err));
+	assert_int_equal(err, REGISTRY_FULL);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, g);
+	registry_unsubscribe(reg, n);
+	registry_free(reg);
 }
 
 static uint64_t
@@ -1897,12 +1911,14 @@ static uint64_t
 publish_len(
     struct registry *reg, const char *d, size_t len, enum registry_error *err)
 {
-	char buf[256];
+	char *buf = malloc(len + 1);
 	struct registry_msg *m;
 	uint64_t id;
 
+	assert_non_null(buf);
 	memset(buf, 'x', len);
 	m = registry_msg_new(buf, len);
+	free(buf);
 	*err = registry_publish(reg, "u", d, m);
 	id = registry_msg_id(m);
 	registry_msg_unref(m);
@@ -2196,33 +2212,74 @@ test_registry_memory_budget_stuck_backlog(void **state)
 	registry_unsubscribe(reg, stuck);
 
 	/*
-	 * Behind by 20, within its queue of 40 and its share of the budget
-	 * (25: half of 100 over 2 streams): it stays, and the POST that does
-	 * not fit once the delivered 30 are evicted is refused.
+	 * Behind by 30, within its queue of 40: it stays, and the POST that
+	 * does not fit once the delivered 30 are evicted is refused.
 	 */
 	s = subscribe(reg, "u", "slow", &err);
-	publish_len(reg, "slow", 20, &err);
+	publish_len(reg, "slow", 30, &err);
 	publish_len(reg, "live", 30, &err);
 	assert_int_equal(err, REGISTRY_OK);
-	publish_len(reg, "live", 60, &err);
+	publish_len(reg, "live", 50, &err);
 	assert_int_equal(err, REGISTRY_MEMORY_FULL);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.overflows, 1);
-	/*
-	 * Behind by 30: within its queue, past its share.  Streams that
-	 * never read, each within its queue, pinned the whole budget; now
-	 * at most half of it.
-	 */
-	assert_int_equal(drain(reg, live, NULL, NULL), 1);
-	publish_len(reg, "slow", 10, &err);
-	publish_len(reg, "live", 80, &err);
-	assert_int_equal(err, REGISTRY_OK);
-	registry_stats(reg, &stats);
-	assert_int_equal(stats.overflows, 2);
-	assert_int_equal(stats.dropped, 3 + 2);
-	assert_int_equal(registry_wait(reg, s, FAR, &bt), REGISTRY_OVERFLOW);
+	assert_int_equal(drain(reg, s, NULL, NULL), 1);
 	assert_int_equal(drain(reg, live, NULL, NULL), 1);
 	registry_unsubscribe(reg, s);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+/*
+ * With the budget full, a stuck stream further behind than its share of
+ * it (half the budget over the live streams behind at all; the next
+ * message not counted) is ended even within its queue: streams that
+ * never read, each just within its queue, pinned the whole budget.
+ * Streams that only wait do not make the share smaller.
+ */
+static void
+test_registry_memory_budget_share(void **state)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 200000,
+	    .queue_bytes = 150000};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *live, *slow, *i1, *i2;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	live = subscribe(reg, "u", "live", &err);
+	slow = subscribe(reg, "u", "slow", &err);
+	i1 = subscribe(reg, "u", "i1", &err);
+	i2 = subscribe(reg, "u", "i2", &err);
+	for (int i = 0; i < 3; i++)
+		publish_len(reg, "slow", 20000, &err);
+	publish_len(reg, "live", 40000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	/*
+	 * 2 streams behind: shares of 50,000.  slow is 40,000 behind but
+	 * its next: it stays, and the POST is refused.
+	 */
+	publish_len(reg, "live", 110000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	/* 60,000 behind but its next, within its queue: ended. */
+	publish_len(reg, "slow", 20000, &err);
+	publish_len(reg, "live", 90000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 1);
+	assert_int_equal(stats.dropped, 4);
+	assert_int_equal(registry_wait(reg, slow, FAR, &bt), REGISTRY_OVERFLOW);
+	assert_int_equal(drain(reg, live, NULL, NULL), 2);
+	assert_int_equal(registry_wait(reg, i1, 0, &bt), REGISTRY_TIMEOUT);
+	registry_unsubscribe(reg, i2);
+	registry_unsubscribe(reg, i1);
+	registry_unsubscribe(reg, slow);
 	registry_unsubscribe(reg, live);
 	registry_free(reg);
 }
@@ -3011,6 +3068,7 @@ main(void)
 	    cmocka_unit_test(test_registry_memory_budget_too_long),
 	    cmocka_unit_test(test_registry_memory_budget_lagging),
 	    cmocka_unit_test(test_registry_memory_budget_stuck_backlog),
+	    cmocka_unit_test(test_registry_memory_budget_share),
 	    cmocka_unit_test(test_registry_memory_budget_started_past),
 	    cmocka_unit_test(test_registry_memory_budget_reader_spared),
 	    cmocka_unit_test(test_registry_memory_budget_cut_not_lag),
