@@ -38,7 +38,7 @@ struct registry_stream;
  */
 struct registry_msg;
 
-/* limits.stuck_ms in service: a second without taking anything. */
+/* limits.stuck_ms in service: a second without catching up at all. */
 #define REGISTRY_STUCK_MS 1000
 
 struct registry_limits {
@@ -71,8 +71,9 @@ struct registry_limits {
 	/*
 	 * With the budget full, a stream further behind than its queue, or
 	 * than its share of the budget (registry_share() in registry.c),
-	 * backlog counted, that took nothing for this long is ended (see
-	 * registry_publish()); 0: at the next POST that finds it so.
+	 * backlog counted, that has not caught up at all for this long is
+	 * ended (see registry_publish()); 0: at the next POST that finds it
+	 * so.
 	 */
 	uint64_t stuck_ms;
 	/* The registry's clock: util_now_ms() when NULL (tests set one). */

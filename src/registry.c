@@ -470,8 +470,10 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		reg->ngrace--;
 		d->grace_until = 0;
 	}
+	/* Over, it takes one place only: registry_displace_over(). */
 	over = registry_full(reg);
-	device_replace(reg, d);
+	if (!over)
+		device_replace(reg, d);
 	registry_log_trim(reg, d, now);
 	s = xcalloc(1, sizeof(*s));
 	pthread_condattr_init(&attr);
@@ -659,28 +661,11 @@ static void device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
     struct registry_stream *keep, uint64_t now);
 
 /*
- * How far s is behind d's log in bytes, the backlog it resumed with
- * counted, but not the next message it is to take (as stream_overflows():
- * one offer behind is not stuck).  Locked.
- */
-static uint64_t
-stream_behind(const struct reg_device *d, const struct registry_stream *s)
-{
-	uint64_t behind = d->bytes_in - s->bytes_out;
-
-	if (s->cursor < d->last_seq && s->cursor + 1 >= d->first_seq &&
-	    d->count > 0) {
-		size_t next = device_log_at(d, s->cursor + 1)->len;
-
-		behind -= behind < next ? behind : next;
-	}
-	return behind;
-}
-
-/*
  * A stream's share of the message budget, for registry_overflow_laggards():
  * half of it over the live streams that are behind at all (streams that
- * only wait make no one's share smaller), never less than a batch.
+ * only wait make no one's share smaller), so that the stuck streams within
+ * their shares hold at most half of it.  No floor, and the next message
+ * counted: either would let enough stuck streams hold it all again.
  * Locked.
  */
 static uint64_t
@@ -688,27 +673,27 @@ registry_share(struct registry *reg)
 {
 	struct registry_stream *s, *tmp;
 	size_t n = 0;
-	uint64_t share;
 
 	HASH_ITER(hh, reg->streams, s, tmp)
 	{
 		n += stream_live(s) && s->device->bytes_in != s->bytes_out;
 	}
-	share = reg->limits.max_message_bytes / 2 / (n > 0 ? n : 1);
-	return share > REGISTRY_BATCH_BYTES ? share : REGISTRY_BATCH_BYTES;
+	return reg->limits.max_message_bytes / 2 / (n > 0 ? n : 1);
 }
 
 /*
  * The message budget is full for a POST to a device that is here: end
  * (overflow) the live streams of other devices that are further behind
  * than their queue allows, or than their share of the budget
- * (registry_share(); the next message not counted, stream_behind()),
- * counting the backlog they resumed with, which stream_overflows()
- * otherwise forgives, and that took nothing for limits.stuck_ms: a client
- * that reads, even a backlog of megabytes, is left to read it.  The
- * share: streams that never read, each just within its queue (256 from
- * one address at 1 MiB each: the whole default budget), pinned it until
- * BEEP_WRITE_TIMEOUT; past their shares they go too.  Their devices then hold what they have not taken,
+ * (registry_share()), counting the backlog they resumed with, which
+ * stream_overflows() otherwise forgives, and that have not caught up at
+ * all for limits.stuck_ms: a client that reads, even a backlog of
+ * megabytes, is left to read it.  The share: streams that never read,
+ * each just within its queue (256 from one address at 1 MiB each: the
+ * whole default budget), pinned it until BEEP_WRITE_TIMEOUT.  Catching
+ * up, not taking: a stream that takes a batch a second while its device
+ * is fed as much again (by the same client, at a trickle) held its
+ * backlog for ever.  Their devices then hold what they have not taken,
  * first in line to be dropped, and held messages make room.  Without this
  * a client that never reads pinned a whole backlog per device (held
  * messages that became its backlog: up to BEEP_REPLAY_BYTES) for
@@ -726,11 +711,13 @@ registry_overflow_laggards(
 {
 	struct registry_stream *s, *tmp;
 	bool ended = false;
-	uint64_t share;
+	uint64_t share, bound = reg->limits.queue_bytes;
 
 	if (now < reg->laggards_next_ms)
 		return false;
 	share = registry_share(reg);
+	if (share < bound)
+		bound = share;
 	HASH_ITER(hh, reg->streams, s, tmp)
 	{
 		struct reg_device *d = s->device;
@@ -738,15 +725,14 @@ registry_overflow_laggards(
 		/* Not seen from its own device's POST: its lag runs on. */
 		if (d == target)
 			continue;
-		if (!stream_live(s) ||
-		    (d->bytes_in - s->bytes_out <= reg->limits.queue_bytes &&
-		        stream_behind(d, s) <= share)) {
+		if (!stream_live(s) || d->bytes_in - s->bytes_out <= bound) {
 			s->lag_since_ms = 0;
 			continue;
 		}
-		/* Reading: seen again from here. */
-		if (s->lag_since_ms == 0 || s->bytes_out != s->lag_bytes_out) {
-			s->lag_bytes_out = s->bytes_out;
+		/* Caught up some: seen again from here. */
+		if (s->lag_since_ms == 0 ||
+		    d->bytes_in - s->bytes_out < s->lag_behind) {
+			s->lag_behind = d->bytes_in - s->bytes_out;
 			s->lag_since_ms = now;
 		}
 		/* now, read before the lock, may be older than lag_since_ms. */

@@ -922,6 +922,24 @@ test_registry_full_replaces_own(void **state)
 	registry_unsubscribe(reg, g);
 	registry_unsubscribe(reg, n);
 	registry_free(reg);
+
+	/* At streams_per_device too, one subscribe replaces one stream. */
+	l.max_streams = 2;
+	l.streams_per_device = 2;
+	reg = registry_new(&l);
+	x = subscribe(reg, "u", "1", &err);
+	b = subscribe(reg, "u", "1", &err);
+	n = registry_subscribe(reg, "u", "1", &none, &st, &err);
+	assert_true(st.over);
+	assert_true(registry_displace_over(reg, n, 0));
+	assert_int_equal(registry_wait(reg, x, FAR, &bt), REGISTRY_REPLACED);
+	assert_int_equal(registry_wait(reg, b, 0, &bt), REGISTRY_TIMEOUT);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.replaced, 1);
+	registry_unsubscribe(reg, x);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, n);
+	registry_free(reg);
 }
 
 static uint64_t
@@ -2212,14 +2230,15 @@ test_registry_memory_budget_stuck_backlog(void **state)
 	registry_unsubscribe(reg, stuck);
 
 	/*
-	 * Behind by 30, within its queue of 40: it stays, and the POST that
-	 * does not fit once the delivered 30 are evicted is refused.
+	 * Behind by 20, within its queue of 40 and its share of the budget
+	 * (25: half of 100 over the 2 streams behind): it stays, and the POST
+	 * that does not fit once the delivered 30 are evicted is refused.
 	 */
 	s = subscribe(reg, "u", "slow", &err);
-	publish_len(reg, "slow", 30, &err);
+	publish_len(reg, "slow", 20, &err);
 	publish_len(reg, "live", 30, &err);
 	assert_int_equal(err, REGISTRY_OK);
-	publish_len(reg, "live", 50, &err);
+	publish_len(reg, "live", 60, &err);
 	assert_int_equal(err, REGISTRY_MEMORY_FULL);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.overflows, 1);
@@ -2232,10 +2251,10 @@ test_registry_memory_budget_stuck_backlog(void **state)
 
 /*
  * With the budget full, a stuck stream further behind than its share of
- * it (half the budget over the live streams behind at all; the next
- * message not counted) is ended even within its queue: streams that
- * never read, each just within its queue, pinned the whole budget.
- * Streams that only wait do not make the share smaller.
+ * it (half the budget over the live streams behind at all) is ended even
+ * within its queue: streams that never read, each just within its queue,
+ * pinned the whole budget.  Streams that only wait do not make the share
+ * smaller.
  */
 static void
 test_registry_memory_budget_share(void **state)
@@ -2255,25 +2274,22 @@ test_registry_memory_budget_share(void **state)
 	slow = subscribe(reg, "u", "slow", &err);
 	i1 = subscribe(reg, "u", "i1", &err);
 	i2 = subscribe(reg, "u", "i2", &err);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 2; i++)
 		publish_len(reg, "slow", 20000, &err);
 	publish_len(reg, "live", 40000, &err);
 	assert_int_equal(err, REGISTRY_OK);
-	/*
-	 * 2 streams behind: shares of 50,000.  slow is 40,000 behind but
-	 * its next: it stays, and the POST is refused.
-	 */
-	publish_len(reg, "live", 110000, &err);
+	/* 2 streams behind: shares of 50,000; slow is 40,000 behind. */
+	publish_len(reg, "live", 130000, &err);
 	assert_int_equal(err, REGISTRY_MEMORY_FULL);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.overflows, 0);
-	/* 60,000 behind but its next, within its queue: ended. */
+	/* 60,000 behind, within its queue: ended; what it held dropped. */
 	publish_len(reg, "slow", 20000, &err);
-	publish_len(reg, "live", 90000, &err);
+	publish_len(reg, "live", 110000, &err);
 	assert_int_equal(err, REGISTRY_OK);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.overflows, 1);
-	assert_int_equal(stats.dropped, 4);
+	assert_int_equal(stats.dropped, 3);
 	assert_int_equal(registry_wait(reg, slow, FAR, &bt), REGISTRY_OVERFLOW);
 	assert_int_equal(drain(reg, live, NULL, NULL), 2);
 	assert_int_equal(registry_wait(reg, i1, 0, &bt), REGISTRY_TIMEOUT);
@@ -2493,6 +2509,59 @@ test_registry_laggard_clock_read_before_lock(void **state)
 	assert_false(overflowed(reg, f));
 	registry_unsubscribe(reg, e);
 	registry_unsubscribe(reg, f);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+/*
+ * With the budget full, a stream past its share that takes a batch now
+ * and then while its device is fed as much again has not caught up: it
+ * is stuck all the same (taking anything once counted as reading, and a
+ * client feeding its own trickle held its backlog for ever).
+ */
+static void
+test_registry_laggard_trickle(void **state)
+{
+	struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 150000,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *live, *t;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	t = subscribe(reg, "u", "t", &err);
+	for (int i = 0; i < 3; i++)
+		publish_len(reg, "t", 20000, &err);
+	publish_len(reg, "live", 20000, &err);
+	/* Full; t 60,000 behind, past its share of 25,000: seen. */
+	publish_len(reg, "live", 30000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	for (int i = 0; i < 2; i++) {
+		/* t takes one, and is fed a little more: no nearer. */
+		assert_int_equal(
+		    registry_wait(reg, t, FAR, &bt), REGISTRY_MESSAGES);
+		assert_int_equal(bt.n, 1);
+		registry_batch_release(&bt);
+		publish_len(reg, "t", 21000, &err);
+		assert_int_equal(err, REGISTRY_OK);
+		fake_now += 600;
+		publish_len(reg, "live", 30000, &err);
+		registry_stats(reg, &stats);
+		assert_int_equal(stats.overflows, (unsigned)i);
+	}
+	/* 1,200 ms without catching up: ended, room made. */
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(registry_wait(reg, t, FAR, &bt), REGISTRY_OVERFLOW);
+	registry_unsubscribe(reg, t);
 	registry_unsubscribe(reg, live);
 	registry_free(reg);
 }
@@ -3069,6 +3138,7 @@ main(void)
 	    cmocka_unit_test(test_registry_memory_budget_lagging),
 	    cmocka_unit_test(test_registry_memory_budget_stuck_backlog),
 	    cmocka_unit_test(test_registry_memory_budget_share),
+	    cmocka_unit_test(test_registry_laggard_trickle),
 	    cmocka_unit_test(test_registry_memory_budget_started_past),
 	    cmocka_unit_test(test_registry_memory_budget_reader_spared),
 	    cmocka_unit_test(test_registry_memory_budget_cut_not_lag),
