@@ -111,10 +111,10 @@ struct registry_stream {
 	uint64_t tag; /* its client's, for registry_displace(); 0: none */
 	/*
 	 * Seen behind by more than its queue or share with the budget full:
-	 * how far behind then, in bytes, and when (0: not seen so); see
-	 * registry_overflow_laggards().
+	 * how far behind when its clock started, in bytes, and when (0: not
+	 * seen so), and when last seen so; see registry_overflow_laggards().
 	 */
-	uint64_t lag_behind, lag_since_ms;
+	uint64_t lag_behind, lag_since_ms, lag_seen_ms;
 	bool gone, overflow, replaced, closed;
 	atomic_uint pinned; /* publishers about to signal cond, unlocked */
 	struct registry_stream *prev, *next; /* in the device's list */

@@ -661,6 +661,21 @@ static void device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
     struct registry_stream *keep, uint64_t now);
 
 /*
+ * How much nearer a stream lag behind must come to count as catching up,
+ * for registry_overflow_laggards(): a quarter of it, at most a batch, at
+ * least a byte.
+ */
+static uint64_t
+lag_step(uint64_t lag)
+{
+	uint64_t step = lag / 4;
+
+	if (step > REGISTRY_BATCH_BYTES)
+		step = REGISTRY_BATCH_BYTES;
+	return step > 0 ? step : 1;
+}
+
+/*
  * A stream's share of the message budget, for registry_overflow_laggards():
  * half of it over the live streams that are behind at all (streams that
  * only wait make no one's share smaller), so that the stuck streams within
@@ -686,9 +701,9 @@ registry_share(struct registry *reg)
  * (overflow) the live streams of other devices that are further behind
  * than their queue allows, or than their share of the budget
  * (registry_share()), counting the backlog they resumed with, which
- * stream_overflows() otherwise forgives, and that have not caught up at
- * all for limits.stuck_ms: a client that reads, even a backlog of
- * megabytes, is left to read it.  The share: streams that never read,
+ * stream_overflows() otherwise forgives, and that have not caught up
+ * (lag_step()) for limits.stuck_ms: a client that reads, even a backlog
+ * of megabytes, is left to read it.  The share: streams that never read,
  * each just within its queue (256 from one address at 1 MiB each: the
  * whole default budget), pinned it until BEEP_WRITE_TIMEOUT.  Catching
  * up, not taking: a stream that takes a batch a second while its device
@@ -725,16 +740,26 @@ registry_overflow_laggards(
 		/* Not seen from its own device's POST: its lag runs on. */
 		if (d == target)
 			continue;
-		if (!stream_live(s) || d->bytes_in - s->bytes_out <= bound) {
+		uint64_t behind = d->bytes_in - s->bytes_out;
+
+		if (!stream_live(s) || behind <= bound) {
 			s->lag_since_ms = 0;
 			continue;
 		}
-		/* Caught up some: seen again from here. */
+		/*
+		 * Its clock starts again when first seen so, when not seen so
+		 * for twice stuck_ms (no POST found the budget full meanwhile:
+		 * an old sighting says nothing now), or when it has caught up
+		 * by a quarter of the distance it had then, at most a batch: a
+		 * byte a second is not catching up.
+		 */
 		if (s->lag_since_ms == 0 ||
-		    d->bytes_in - s->bytes_out < s->lag_behind) {
-			s->lag_behind = d->bytes_in - s->bytes_out;
+		    now > s->lag_seen_ms + 2 * reg->limits.stuck_ms ||
+		    behind + lag_step(s->lag_behind) <= s->lag_behind) {
+			s->lag_behind = behind;
 			s->lag_since_ms = now;
 		}
+		s->lag_seen_ms = now;
 		/* now, read before the lock, may be older than lag_since_ms. */
 		if (now < s->lag_since_ms + reg->limits.stuck_ms)
 			continue;

@@ -2515,12 +2515,14 @@ test_registry_laggard_clock_read_before_lock(void **state)
 
 /*
  * With the budget full, a stream past its share that takes a batch now
- * and then while its device is fed as much again has not caught up: it
- * is stuck all the same (taking anything once counted as reading, and a
- * client feeding its own trickle held its backlog for ever).
+ * and then while its device is fed nearly as much again has not caught
+ * up: it is stuck all the same (taking anything once counted as reading,
+ * and a client feeding its own trickle held its backlog for ever; then a
+ * byte nearer a second did).  feed: what it is fed after each take of
+ * 20,000.
  */
 static void
-test_registry_laggard_trickle(void **state)
+laggard_trickle(size_t feed)
 {
 	struct registry_limits l = {.replay_ms = 600000,
 	    .grace_ms = 600000,
@@ -2534,7 +2536,6 @@ test_registry_laggard_trickle(void **state)
 	struct registry_batch bt;
 	enum registry_error err;
 
-	(void)state;
 	fake_now = 100000;
 	reg = registry_new(&l);
 	live = subscribe(reg, "u", "live", &err);
@@ -2546,12 +2547,11 @@ test_registry_laggard_trickle(void **state)
 	publish_len(reg, "live", 30000, &err);
 	assert_int_equal(err, REGISTRY_MEMORY_FULL);
 	for (int i = 0; i < 2; i++) {
-		/* t takes one, and is fed a little more: no nearer. */
 		assert_int_equal(
 		    registry_wait(reg, t, FAR, &bt), REGISTRY_MESSAGES);
 		assert_int_equal(bt.n, 1);
 		registry_batch_release(&bt);
-		publish_len(reg, "t", 21000, &err);
+		publish_len(reg, "t", feed, &err);
 		assert_int_equal(err, REGISTRY_OK);
 		fake_now += 600;
 		publish_len(reg, "live", 30000, &err);
@@ -2562,6 +2562,64 @@ test_registry_laggard_trickle(void **state)
 	assert_int_equal(err, REGISTRY_OK);
 	assert_int_equal(registry_wait(reg, t, FAR, &bt), REGISTRY_OVERFLOW);
 	registry_unsubscribe(reg, t);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+static void
+test_registry_laggard_trickle(void **state)
+{
+	(void)state;
+	laggard_trickle(21000);
+	laggard_trickle(19999);
+}
+
+/*
+ * A stream seen behind in one full-budget episode, that then read it all,
+ * is not ended at once in a later one: its clock starts again (a sighting
+ * from minutes before once ended it at the first look).
+ */
+static void
+test_registry_laggard_new_episode(void **state)
+{
+	struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 150000,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *live, *r;
+	struct registry_stats stats;
+	enum registry_error err;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	r = subscribe(reg, "u", "r", &err);
+	for (int i = 0; i < 3; i++)
+		publish_len(reg, "r", 20000, &err);
+	publish_len(reg, "live", 20000, &err);
+	publish_len(reg, "live", 30000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	assert_int_equal(drain(reg, r, NULL, NULL), 3);
+	assert_int_equal(drain(reg, live, NULL, NULL), 1);
+	/* Five minutes on, a burst of 80,000 for r, and the budget full. */
+	fake_now += 300000;
+	for (int i = 0; i < 4; i++)
+		publish_len(reg, "r", 20000, &err);
+	publish_len(reg, "live", 30000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	/* Its new clock runs out all the same. */
+	fake_now += 1200;
+	publish_len(reg, "live", 30000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 1);
+	registry_unsubscribe(reg, r);
 	registry_unsubscribe(reg, live);
 	registry_free(reg);
 }
@@ -3139,6 +3197,7 @@ main(void)
 	    cmocka_unit_test(test_registry_memory_budget_stuck_backlog),
 	    cmocka_unit_test(test_registry_memory_budget_share),
 	    cmocka_unit_test(test_registry_laggard_trickle),
+	    cmocka_unit_test(test_registry_laggard_new_episode),
 	    cmocka_unit_test(test_registry_memory_budget_started_past),
 	    cmocka_unit_test(test_registry_memory_budget_reader_spared),
 	    cmocka_unit_test(test_registry_memory_budget_cut_not_lag),
