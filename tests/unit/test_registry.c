@@ -2514,6 +2514,37 @@ test_registry_laggard_clock_read_before_lock(void **state)
 }
 
 /*
+ * The laggard tests' start, on the test clock: room for 100,000 bytes,
+ * queues that never overflow, stuck after a second.  *live, a stream of
+ * device "live", 20,000 behind; *s, of device name, 60,000 behind, past
+ * its share of 25,000: seen so by a POST to "live" the budget refused.
+ */
+static struct registry *
+laggard_start(
+    const char *name, struct registry_stream **live, struct registry_stream **s)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 150000,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	enum registry_error err;
+
+	fake_now = 100000;
+	reg = registry_new(&l);
+	*live = subscribe(reg, "u", "live", &err);
+	*s = subscribe(reg, "u", name, &err);
+	for (int i = 0; i < 3; i++)
+		publish_len(reg, name, 20000, &err);
+	publish_len(reg, "live", 20000, &err);
+	publish_len(reg, "live", 30000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	return reg;
+}
+
+/*
  * With the budget full, a stream past its share that takes a batch now
  * and then while its device is fed nearly as much again has not caught
  * up: it is stuck all the same (taking anything once counted as reading,
@@ -2524,28 +2555,12 @@ test_registry_laggard_clock_read_before_lock(void **state)
 static void
 laggard_trickle(size_t feed)
 {
-	struct registry_limits l = {.replay_ms = 600000,
-	    .grace_ms = 600000,
-	    .max_message_bytes = 100000,
-	    .queue_bytes = 150000,
-	    .stuck_ms = 1000,
-	    .clock_ms = fake_clock};
-	struct registry *reg;
 	struct registry_stream *live, *t;
+	struct registry *reg = laggard_start("t", &live, &t);
 	struct registry_stats stats;
 	struct registry_batch bt;
-	enum registry_error err;
+	enum registry_error err = REGISTRY_OK;
 
-	fake_now = 100000;
-	reg = registry_new(&l);
-	live = subscribe(reg, "u", "live", &err);
-	t = subscribe(reg, "u", "t", &err);
-	for (int i = 0; i < 3; i++)
-		publish_len(reg, "t", 20000, &err);
-	publish_len(reg, "live", 20000, &err);
-	/* Full; t 60,000 behind, past its share of 25,000: seen. */
-	publish_len(reg, "live", 30000, &err);
-	assert_int_equal(err, REGISTRY_MEMORY_FULL);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(
 		    registry_wait(reg, t, FAR, &bt), REGISTRY_MESSAGES);
@@ -2582,27 +2597,12 @@ test_registry_laggard_trickle(void **state)
 static void
 test_registry_laggard_new_episode(void **state)
 {
-	struct registry_limits l = {.replay_ms = 600000,
-	    .grace_ms = 600000,
-	    .max_message_bytes = 100000,
-	    .queue_bytes = 150000,
-	    .stuck_ms = 1000,
-	    .clock_ms = fake_clock};
-	struct registry *reg;
 	struct registry_stream *live, *r;
+	struct registry *reg = laggard_start("r", &live, &r);
 	struct registry_stats stats;
 	enum registry_error err;
 
 	(void)state;
-	fake_now = 100000;
-	reg = registry_new(&l);
-	live = subscribe(reg, "u", "live", &err);
-	r = subscribe(reg, "u", "r", &err);
-	for (int i = 0; i < 3; i++)
-		publish_len(reg, "r", 20000, &err);
-	publish_len(reg, "live", 20000, &err);
-	publish_len(reg, "live", 30000, &err);
-	assert_int_equal(err, REGISTRY_MEMORY_FULL);
 	assert_int_equal(drain(reg, r, NULL, NULL), 3);
 	assert_int_equal(drain(reg, live, NULL, NULL), 1);
 	/* Five minutes on, a burst of 80,000 for r, and the budget full. */
