@@ -112,9 +112,10 @@ struct registry_stream {
 	/*
 	 * Seen behind by more than its queue or share with the budget full:
 	 * how far behind when its clock started, in bytes, and when (0: not
-	 * seen so), and when last seen so; see registry_overflow_laggards().
+	 * seen so), and its device's bytes_in when last seen so; see
+	 * registry_overflow_laggards().
 	 */
-	uint64_t lag_behind, lag_since_ms, lag_seen_ms;
+	uint64_t lag_behind, lag_since_ms, lag_bytes_in;
 	bool gone, overflow, replaced, closed;
 	atomic_uint pinned; /* publishers about to signal cond, unlocked */
 	struct registry_stream *prev, *next; /* in the device's list */

@@ -662,16 +662,17 @@ static void device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
 
 /*
  * How much nearer a stream lag behind must come to count as catching up,
- * for registry_overflow_laggards(): a quarter of it, at most a batch, at
- * least a byte.
+ * for registry_overflow_laggards(): a quarter of it, at most half a batch
+ * (one take, which stops short of a batch, is then enough), at least a
+ * byte.
  */
 static uint64_t
 lag_step(uint64_t lag)
 {
 	uint64_t step = lag / 4;
 
-	if (step > REGISTRY_BATCH_BYTES)
-		step = REGISTRY_BATCH_BYTES;
+	if (step > REGISTRY_BATCH_BYTES / 2)
+		step = REGISTRY_BATCH_BYTES / 2;
 	return step > 0 ? step : 1;
 }
 
@@ -747,19 +748,19 @@ registry_overflow_laggards(
 			continue;
 		}
 		/*
-		 * Its clock starts again when first seen so, when not seen so
-		 * for twice stuck_ms (no POST found the budget full meanwhile:
-		 * an old sighting says nothing now), or when it has caught up
-		 * by a quarter of the distance it had then, at most a batch: a
-		 * byte a second is not catching up.
+		 * Its clock starts again when first seen so; when it has come
+		 * nearer by lag_step() of the distance it had then (a byte a
+		 * second is not catching up); or when it has taken all that
+		 * there was when last seen so (an old sighting, from an
+		 * earlier full budget, says nothing of it now).
 		 */
 		if (s->lag_since_ms == 0 ||
-		    now > s->lag_seen_ms + 2 * reg->limits.stuck_ms ||
-		    behind + lag_step(s->lag_behind) <= s->lag_behind) {
+		    behind + lag_step(s->lag_behind) <= s->lag_behind ||
+		    s->bytes_out >= s->lag_bytes_in) {
 			s->lag_behind = behind;
 			s->lag_since_ms = now;
 		}
-		s->lag_seen_ms = now;
+		s->lag_bytes_in = d->bytes_in;
 		/* now, read before the lock, may be older than lag_since_ms. */
 		if (now < s->lag_since_ms + reg->limits.stuck_ms)
 			continue;

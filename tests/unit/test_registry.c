@@ -2625,6 +2625,90 @@ test_registry_laggard_new_episode(void **state)
 }
 
 /*
+ * A phone on a slow link reading a 200,000-byte backlog of 5,000-byte
+ * messages (takes of 15,000, short of a batch) every 600 ms, with POSTs
+ * finding the budget full every 100 ms: it catches up, and is spared (a
+ * step of a whole batch once ended it: no take reached it).
+ */
+static void
+test_registry_laggard_slow_link(void **state)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 400000,
+	    .queue_bytes = 1048576,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *live, *r;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	r = subscribe(reg, "u", "r", &err);
+	registry_unsubscribe(reg, r);
+	for (int i = 0; i < 40; i++)
+		publish_len(reg, "r", 5000, &err);
+	r = subscribe(reg, "u", "r", &err);
+	publish_len(reg, "live", 190000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	for (int i = 1; i <= 30; i++) {
+		publish_len(reg, "live", 150000, &err);
+		fake_now += 100;
+		if (i % 6 == 0) {
+			assert_int_equal(
+			    registry_wait(reg, r, 0, &bt), REGISTRY_MESSAGES);
+			assert_int_equal(bt.n, 3);
+			registry_batch_release(&bt);
+		}
+	}
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	registry_unsubscribe(reg, r);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+/*
+ * POSTs that find the budget full come 5 s apart (clients wait out
+ * Retry-After: 5): a stream that never reads is ended at the second, not
+ * left to pin the budget until BEEP_WRITE_TIMEOUT (a fresh start after
+ * two seconds without a sighting once restarted its clock at every one).
+ */
+static void
+test_registry_laggard_sparse_posts(void **state)
+{
+	const struct registry_limits l = BUDGET_CLOCKED;
+	struct registry *reg;
+	struct registry_stream *live, *e;
+	enum registry_error err;
+	int refused = 0;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	e = stuck_with_backlog(reg, "e", 3, 30);
+	for (int i = 0; i < 5; i++) {
+		publish_len(reg, "live", 30, &err);
+		if (err == REGISTRY_MEMORY_FULL)
+			refused++;
+		else
+			assert_int_equal(drain(reg, live, NULL, NULL), 1);
+		fake_now += 5000;
+	}
+	assert_int_equal(refused, 1);
+	assert_true(overflowed(reg, e));
+	registry_unsubscribe(reg, e);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+/*
  * POSTs to the stuck device itself (its caller retrying, each refused)
  * between those to others: its time behind runs on through them, or it
  * would never reach stuck_ms and every POST would be refused for as long
@@ -3198,6 +3282,8 @@ main(void)
 	    cmocka_unit_test(test_registry_memory_budget_share),
 	    cmocka_unit_test(test_registry_laggard_trickle),
 	    cmocka_unit_test(test_registry_laggard_new_episode),
+	    cmocka_unit_test(test_registry_laggard_slow_link),
+	    cmocka_unit_test(test_registry_laggard_sparse_posts),
 	    cmocka_unit_test(test_registry_memory_budget_started_past),
 	    cmocka_unit_test(test_registry_memory_budget_reader_spared),
 	    cmocka_unit_test(test_registry_memory_budget_cut_not_lag),
