@@ -93,7 +93,8 @@ struct registry_stats {
 	uint64_t resets;      /* streams that started with a reset */
 	uint64_t replaced;    /* streams replaced by a newer one */
 	uint64_t evicted;     /* retained messages dropped for the budget */
-	uint64_t refused;     /* publishes refused: memory full or stopping */
+	uint64_t refused;     /* publishes refused: memory or stopping */
+	uint64_t backlogged;  /* of them, REGISTRY_BACKLOGGED */
 	size_t grace;         /* devices in their grace period */
 	uint64_t replayed;    /* messages a resuming stream started behind */
 	uint64_t expired;     /* delivered messages past their replay window */
@@ -160,6 +161,7 @@ enum registry_error {
 	REGISTRY_NOT_FOUND,    /* no such device with a live stream */
 	REGISTRY_MEMORY_FULL,  /* undelivered messages fill the budget */
 	REGISTRY_DUPLICATE,    /* registry_publish_at(): the log is past id */
+	REGISTRY_BACKLOGGED,   /* memory is short and a stream is far behind */
 	REGISTRY_ERROR__MAX
 };
 
@@ -274,8 +276,12 @@ bool registry_displace_over(
  * Or, without appending: REGISTRY_MEMORY_FULL when m does not fit in
  * max_message_bytes even after dropping every retained message it may
  * drop (one longer than max_message_bytes alone is refused at once, with
- * nothing dropped), and REGISTRY_CLOSED when the registry is closing and no live
- * stream will deliver m before the end.
+ * nothing dropped); REGISTRY_BACKLOGGED, with nothing dropped, when the
+ * messages not yet delivered fill more than half of max_message_bytes and
+ * m would put a live stream of the device further behind than its share
+ * of the budget (see registry_backlogged() in registry.c); and
+ * REGISTRY_CLOSED when the registry is closing and no live stream will
+ * deliver m before the end.
  */
 enum registry_error registry_publish(struct registry *reg, const char *user,
     const char *device, struct registry_msg *m);

@@ -142,15 +142,19 @@ struct registry {
 	size_t bytes;      /* frame bytes in all logs */
 	size_t held;       /* untaken messages of devices in grace */
 	size_t held_bytes; /* the log bytes of the devices on reg->holding */
+	/* The frame bytes of the messages on reg->retained and reg->overdue. */
+	size_t delivered_bytes;
 	uint64_t next_stream;
 	uint64_t last_id; /* the newest event id given */
 	uint64_t published, overflows, forgotten, dropped, resets;
-	uint64_t replaced, evicted, refused;
+	uint64_t replaced, evicted, refused, backlogged;
 	size_t ngrace;              /* devices on reg->grace */
 	uint64_t replayed, expired; /* see struct registry_stats */
 	size_t noverdue;            /* messages on reg->overdue */
 	/* No walk for laggards before this (registry_overflow_laggards()). */
 	uint64_t laggards_next_ms;
+	/* registry_share(), counted at share_at_ms; 0: not yet. */
+	uint64_t share, share_at_ms;
 	bool closing;
 };
 

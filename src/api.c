@@ -435,11 +435,13 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		return;
 	}
 	/* Not accepted: nothing was queued, so the sender may try again. */
-	if (err == REGISTRY_MEMORY_FULL || err == REGISTRY_CLOSED) {
+	if (err == REGISTRY_MEMORY_FULL || err == REGISTRY_CLOSED ||
+	    err == REGISTRY_BACKLOGGED) {
 		api_retry_after(resp, API_RETRY_AFTER);
 		api_error(resp, HTTP_503,
-		    err == REGISTRY_CLOSED ? "service is stopping"
-		                           : "message memory full");
+		    err == REGISTRY_CLOSED           ? "service is stopping"
+		        : err == REGISTRY_BACKLOGGED ? "device backlogged"
+		                                     : "message memory full");
 		return;
 	}
 	/*

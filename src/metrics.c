@@ -294,6 +294,10 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "Delivered messages dropped early for the memory budget "
 	    "(BEEP_MAX_MESSAGE_MEMORY).",
 	    g->reg.evicted);
+	metrics_one(out, "beep_messages_backlogged_total", "counter",
+	    "POSTs refused with 503 because message memory was short and "
+	    "their device's stream was further behind than its share of it.",
+	    g->reg.backlogged);
 	metrics_one(out, "beep_message_memory_bytes", "gauge",
 	    "Bytes of message frames held in all (queued, held, retained).",
 	    g->reg.message_bytes);

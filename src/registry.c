@@ -75,7 +75,12 @@
  * dropping them all would make room (reg->held_bytes), so that none is
  * lost for nothing.  A publish is refused when only messages live
  * streams have not taken are left, or for a device in grace when only
- * held ones are.  reg->held counts the messages no stream has taken of
+ * held ones are.  Before any of that, while the messages not yet
+ * delivered (reg->bytes less reg->delivered_bytes, those on
+ * reg->retained and reg->overdue) fill more than half the budget, a
+ * publish that would put a live stream of its device past its share is
+ * refused (registry_backlogged()), so that streams that read too slowly
+ * cannot fill the budget from their own clients' posts.  reg->held counts the messages no stream has taken of
  * the devices in grace, and reg->holding lists the devices in grace that
  * hold any, so registry_stats() walks nothing and the eviction finds a
  * device to drop at once.
@@ -676,25 +681,77 @@ lag_step(uint64_t lag)
 	return step > 0 ? step : 1;
 }
 
+/* How often, at most, the laggard rules walk every stream. */
+static uint64_t
+laggard_interval(const struct registry *reg)
+{
+	return reg->limits.stuck_ms < REGISTRY_LAGGARD_MS ? reg->limits.stuck_ms
+	                                                  : REGISTRY_LAGGARD_MS;
+}
+
 /*
- * A stream's share of the message budget, for registry_overflow_laggards():
- * half of it over the live streams that are behind at all (streams that
- * only wait make no one's share smaller), so that the stuck streams within
- * their shares hold at most half of it.  No floor, and the next message
- * counted: either would let enough stuck streams hold it all again.
- * Locked.
+ * A stream's share of the message budget, for registry_overflow_laggards()
+ * and registry_backlogged(): half of it over the live streams that are
+ * behind at all (streams that only wait make no one's share smaller), so
+ * that the stuck streams within their shares hold at most half of it.  No
+ * floor, and the next message counted: either would let enough stuck
+ * streams hold it all again.  A walk over every stream, so counted at
+ * most every laggard_interval() (now, read before the lock, may be older
+ * than the last count: that count stands).  Locked.
  */
 static uint64_t
-registry_share(struct registry *reg)
+registry_share(struct registry *reg, uint64_t now)
 {
 	struct registry_stream *s, *tmp;
 	size_t n = 0;
 
+	if (reg->share_at_ms != 0 &&
+	    now < reg->share_at_ms + laggard_interval(reg))
+		return reg->share;
 	HASH_ITER(hh, reg->streams, s, tmp)
 	{
 		n += stream_live(s) && s->device->bytes_in != s->bytes_out;
 	}
-	return reg->limits.max_message_bytes / 2 / (n > 0 ? n : 1);
+	reg->share = reg->limits.max_message_bytes / 2 / (n > 0 ? n : 1);
+	reg->share_at_ms = now;
+	return reg->share;
+}
+
+/*
+ * Whether a message of len for d, a device that is here, is to be refused
+ * for now (REGISTRY_BACKLOGGED): the messages not yet delivered fill more
+ * than half the budget, and it would put a live stream of d that is
+ * behind further behind than its share (registry_share()), counting the
+ * backlog it resumed with.  A stream that has taken everything takes any
+ * one.  The next message is counted, as registry_overflow_laggards()
+ * counts it: excused here, a stream it then finds past its share would be
+ * ended, and each stuck stream could hold a message more than its share.
+ * The stuck streams within their shares hold at most half the budget;
+ * without this, a client that reads a little on each of its streams,
+ * enough to count as catching up, and feeds its own devices back up kept
+ * them between their shares and their queues: most of the budget, from
+ * one address.  Not for a message accepted elsewhere: refused, that cuts
+ * the device.  Locked.
+ */
+static bool
+registry_backlogged(
+    struct registry *reg, const struct reg_device *d, size_t len, uint64_t now)
+{
+	const struct registry_stream *s;
+	uint64_t share;
+
+	if (reg->bytes - reg->delivered_bytes <=
+	    reg->limits.max_message_bytes / 2)
+		return false;
+	share = registry_share(reg, now);
+	DL_FOREACH(d->streams, s)
+	{
+		uint64_t behind = d->bytes_in - s->bytes_out;
+
+		if (stream_live(s) && behind > 0 && behind + len > share)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -731,7 +788,7 @@ registry_overflow_laggards(
 
 	if (now < reg->laggards_next_ms)
 		return false;
-	share = registry_share(reg);
+	share = registry_share(reg, now);
 	if (share < bound)
 		bound = share;
 	HASH_ITER(hh, reg->streams, s, tmp)
@@ -776,11 +833,7 @@ registry_overflow_laggards(
 		}
 		ended = true;
 	}
-	reg->laggards_next_ms = ended ? 0
-	                              : now +
-	        (reg->limits.stuck_ms < REGISTRY_LAGGARD_MS
-	                ? reg->limits.stuck_ms
-	                : REGISTRY_LAGGARD_MS);
+	reg->laggards_next_ms = ended ? 0 : now + laggard_interval(reg);
 	return ended;
 }
 
@@ -830,6 +883,13 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	if (reg->closing && res != REGISTRY_OK) {
 		res = REGISTRY_CLOSED;
 		reg->refused++;
+		goto out;
+	}
+	if (res == REGISTRY_OK && !accepted &&
+	    registry_backlogged(reg, d, m->len, now)) {
+		res = REGISTRY_BACKLOGGED;
+		reg->refused++;
+		reg->backlogged++;
 		goto out;
 	}
 	/*
@@ -1046,6 +1106,7 @@ registry_stats(struct registry *reg, struct registry_stats *st)
 	st->replaced = reg->replaced;
 	st->evicted = reg->evicted;
 	st->refused = reg->refused;
+	st->backlogged = reg->backlogged;
 	st->published = reg->published;
 	st->overflows = reg->overflows;
 	st->forgotten = reg->forgotten;

@@ -14,6 +14,8 @@ registry_log_drop_oldest(struct registry *reg, struct reg_device *d)
 	d->floor_id = m->id;
 	d->bytes -= m->len;
 	reg->bytes -= m->len;
+	if (m->list != MSG_ON_NONE)
+		reg->delivered_bytes -= m->len;
 	if (m->list == MSG_ON_RETAINED) {
 		DL_DELETE2(reg->retained, m, rprev, rnext);
 	} else if (m->list == MSG_ON_OVERDUE) {
@@ -217,6 +219,7 @@ registry_log_deliver(
 		m->t_ms = now;
 		m->list = MSG_ON_RETAINED;
 		DL_APPEND2(reg->retained, m, rprev, rnext);
+		reg->delivered_bytes += m->len;
 	}
 	if (upto > d->delivered)
 		d->delivered = upto;

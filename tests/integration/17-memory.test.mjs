@@ -7,7 +7,7 @@
 //     a POST to a device away gets 503 with Retry-After and a JSON error,
 //     deliveries work again once they drain, and a POST to a device that is
 //     here makes room by dropping what is held for those away.
-//   - A client that comes back to a backlog over its queue and reads
+//   - A client that comes back to a backlog over its share and reads
 //     nothing (its socket never read) cannot keep the budget full until
 //     BEEP_WRITE_TIMEOUT: once its stream has taken nothing for a second,
 //     it is ended, and posts to a device that reads are accepted again.
@@ -271,30 +271,32 @@ test('during a stop, a POST no live stream will deliver gets 503, not ' +
 // away is held messages (its backlog to be), then comes back with its
 // Last-Event-ID on a raw TCP connection that is never read, so that the
 // backend's writes block once the socket buffers between it, Caddy and the
-// client are full.  Live posts to it fill the rest of the budget (within
-// its queue, so no ordinary overflow ends it).  A POST to a device that
-// reads then gets 503 "message memory full" at first; once the stuck
-// stream has taken nothing for a second (REGISTRY_STUCK_MS), while more
-// than BEEP_STREAM_QUEUE_BYTES behind counting its backlog, the next such
-// POST ends it as if it overflowed: what it held is dropped first and the
-// POST is accepted, long before BEEP_WRITE_TIMEOUT (an hour here) would
-// free anything.  The reading device's stream is never ended, gets the
-// message once and in order, and the stuck client, coming back with the
-// id it had, gets a reset: what it missed is gone.
+// client are full.  With more than half the budget not delivered, a POST
+// to it gets 503 "device backlogged": it is past its share.  A second
+// device's stream that never reads (its own user's) fills the rest of the
+// budget, within its share.  A POST to a device that reads then gets 503
+// "message memory full" at first; once the stuck stream has taken nothing
+// for a second (REGISTRY_STUCK_MS), while further behind than its share
+// counting its backlog, the next such POST ends it as if it overflowed:
+// what it held is dropped first and the POST is accepted, long before
+// BEEP_WRITE_TIMEOUT (an hour here) would free anything.  The second
+// stream, within its share, is not ended.  The reading device's stream is
+// never ended, gets the message once and in order, and the stuck client,
+// coming back with the id it had, gets a reset: what it missed is gone.
 test('at BEEP_MAX_MESSAGE_MEMORY: a stream that stopped reading with a ' +
-    'backlog over its queue is ended, and posts to a device that reads ' +
+    'backlog past its share is ended, and posts to a device that reads ' +
     'are accepted again', T, async (t) => {
-	// The queue must allow the live posts that fill what the stuck stream
-	// took into the socket buffers (Caddy's send buffer grows to
-	// tcp_wmem's maximum; the client's receive buffer, never read, stays
-	// at tcp_rmem's default; the unix socket's is wmem_default), or its
-	// queue would end it first; the budget is twice that, so that the
-	// stream is then more than its queue behind.
+	// The second stream's share (a quarter of the budget: two streams
+	// behind share half of it) must hold what fills the budget: what each
+	// of the two takes into the socket buffers (Caddy's send buffer grows
+	// to tcp_wmem's maximum; the client's receive buffer, never read,
+	// stays at tcp_rmem's default; the unix socket's is wmem_default), and
+	// what the held messages left; the queue is beyond both shares.
 	const sysctl = (f) => readFileSync(`/proc/sys/net/${f}`, 'utf8')
 	    .trim().split(/\s+/).map(Number);
 	const buffers = sysctl('ipv4/tcp_wmem')[2] + sysctl('ipv4/tcp_rmem')[1] +
 	    sysctl('core/wmem_default')[0];
-	const QUEUE = Math.max(4 * 2 ** 20, 2 * buffers), BUDGET = 2 * QUEUE;
+	const QUEUE = Math.max(4 * 2 ** 20, 4 * buffers), BUDGET = 2 * QUEUE;
 	const stack = await startStack({ env: {
 		BEEP_MAX_MESSAGE_MEMORY: String(BUDGET),
 		BEEP_STREAM_QUEUE_BYTES: String(QUEUE),
@@ -328,32 +330,52 @@ test('at BEEP_MAX_MESSAGE_MEMORY: a stream that stopped reading with a ' +
 	// Back on a raw connection that is never read: not even Node reads
 	// into its own buffer (paused before it connects).
 	const streams0 = (await c.health()).streams;
-	const raw = net.connect({ host: '127.0.0.1', port: stack.port });
-	raw.pause();
-	try {
-		raw.write(`GET ${subPath(u, 'stuck')} HTTP/1.1\r\n` +
+	// A stream on a raw connection that is never read: not even Node
+	// reads into its own buffer (paused before it connects).
+	const rawSub = async (path, headers, n0) => {
+		const sock = net.connect({ host: '127.0.0.1', port: stack.port });
+		sock.pause();
+		sock.write(`GET ${path} HTTP/1.1\r\n` +
 		    `Host: 127.0.0.1:${stack.port}\r\n` +
-		    'Accept: text/event-stream\r\n' +
-		    `Last-Event-ID: ${pos}\r\n\r\n`);
-		await poll(async () => (await c.health()).streams === streams0 + 1,
-		    { timeout: 10000, what: 'the stuck stream registered' });
+		    `Accept: text/event-stream\r\n${headers}\r\n`);
+		await poll(async () => (await c.health()).streams === n0 + 1,
+		    { timeout: 10000, what: `${path} registered` });
+		return sock;
+	};
+	const u2 = uid('pad');
+	let raw, pad;
+	try {
+		raw = await rawSub(subPath(u, 'stuck'), `Last-Event-ID: ${pos}\r\n`,
+		    streams0);
+		// More than half the budget is not delivered, and the stuck
+		// stream is past its share: a POST to it is refused for now.
+		const refused = await c.postJson(postPath(u, 'stuck'),
+		    { data: 'more' });
+		assert.equal(refused.status, 503, refused.text);
+		assert.equal(refused.json().error, 'device backlogged');
+		assert.match(refused.headers['retry-after'] || '', /^\d+$/);
+		assert.equal(await metric(stack, 'beep_messages_backlogged_total'),
+		    1);
 		// What it took (into the socket buffers) was delivered and is
-		// evicted as room is needed; live posts to it take that room
-		// (as its queue, which allows them) until the budget is full.
+		// evicted as room is needed; posts to a second stream that never
+		// reads take that room (within its share) until the budget is
+		// full.
+		pad = await rawSub(subPath(u2, 'pad'), '', streams0 + 1);
+		let padded = 0;
 		for (const size of [60000, 1000]) {
 			for (;;) {
-				const r = await c.postJson(postPath(u, 'stuck'),
-				    { data: `s${n}:`.padEnd(size, 'x') });
+				const r = await c.postJson(postPath(u2, 'pad'),
+				    { data: `p${padded}:`.padEnd(size, 'x') });
 				if (r.status !== 200) {
 					assert.equal(r.status, 503, r.text);
 					break;
 				}
-				n++;
+				padded++;
 			}
 		}
 		const full = await c.health();
-		t.diagnostic(`${heldCount} held, ${n - heldCount} live to the ` +
-		    `stuck device; ${JSON.stringify(full)}`);
+		t.diagnostic(`${heldCount} held for the stuck device, ${padded} ` +
+		    `to the second; ${JSON.stringify(full)}`);
 		assert.equal(full.overflows, 0, 'not ended by its queue');
 		assert.deepEqual(await c.devices(u), ['here', 'stuck'],
 		    'the stuck stream is live');
@@ -384,6 +406,8 @@ test('at BEEP_MAX_MESSAGE_MEMORY: a stream that stopped reading with a ' +
 		assert.equal(after.overflows, 1, 'the stuck stream was ended');
 		assert.deepEqual(await c.devices(u), ['here'],
 		    'the stuck device has no live stream');
+		assert.deepEqual(await c.devices(u2), ['pad'],
+		    'the stream within its share is live');
 		assert.ok(after.dropped > 0, 'what it held was dropped');
 		assert.equal(await metric(stack,
 		    'beep_stream_write_timeouts_total'), 0,
@@ -413,11 +437,13 @@ test('at BEEP_MAX_MESSAGE_MEMORY: a stream that stopped reading with a ' +
 		assert.match(head, /^HTTP\/1\.1 200 /);
 		assert.match(head, /\r\ncontent-type: text\/event-stream/i);
 	} finally {
-		raw.destroy();
+		raw?.destroy();
+		pad?.destroy();
 	}
-	// Its thread, blocked in a write, is released by the client leaving.
+	// Their threads, blocked in a write, are released by the clients
+	// leaving.
 	await poll(async () => (await c.health()).streams === streams0,
-	    { timeout: 10000, what: 'the stuck stream closed' });
+	    { timeout: 10000, what: 'the stuck streams closed' });
 	// (4) Its client comes back with the id it had: a reset, then what
 	// is still held for it, in order, then what comes next.
 	const back = await subOk(stack, u, 'stuck', pos);

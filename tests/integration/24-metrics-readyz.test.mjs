@@ -79,7 +79,7 @@ describe('metrics with traffic', () => {
 		    'beep_delivery_latency_seconds', 'beep_message_memory_bytes',
 		    'beep_message_memory_max_bytes', 'beep_messages_replayed_total',
 		    'beep_messages_expired_total', 'beep_messages_evicted_total',
-		    'beep_streams_replaced_total'])
+		    'beep_messages_backlogged_total', 'beep_streams_replaced_total'])
 			assert.ok(m.has(name), `has ${name}`);
 		assert.ok(m.value('beep_worker_threads', { state: 'idle' }) >= 1);
 	});

@@ -1373,6 +1373,51 @@ test_api_post_refused(void **state)
 	fixture_free(f);
 }
 
+/*
+ * With memory short, a POST for a device whose stream is past its share
+ * of it gets 503 "device backlogged" + Retry-After: not accepted.
+ */
+static void
+test_api_post_backlogged(void **state)
+{
+	struct registry_limits l = {
+	    .grace_ms = 60000, .max_message_bytes = 400};
+	struct fixture *f = fixture_open("*", &l);
+	struct api_request req = {
+	    .method = "GET", .uri = "/subscribe/u/device/d"};
+	struct api_response sub = {0}, r = {0};
+	struct registry_stats st;
+	int accepted = 0;
+
+	(void)state;
+	api_handle(f->api, &req, NULL, &sub);
+	req = (struct api_request){.method = "POST",
+	    .uri = "/user/u/device/d",
+	    .content_type = "application/json",
+	    .body = "{\"data\":\"0123456789012345678901234567890123456789\"}"};
+	req.body_len = strlen(req.body);
+	/* The stream never reads: accepted until it is past half of 400. */
+	for (;;) {
+		api_handle(f->api, &req, NULL, &r);
+		if (r.status != HTTP_200)
+			break;
+		accepted++;
+		api_response_clear(&r);
+	}
+	assert_int_equal(r.status, HTTP_503);
+	assert_true(has_header(&r, "Retry-After: "));
+	assert_string_equal(r.body.data, "{\"error\":\"device backlogged\"}");
+	api_response_clear(&r);
+	registry_stats(f->reg, &st);
+	assert_true(accepted > 1);
+	assert_int_equal(st.published, (uint64_t)accepted);
+	assert_int_equal(st.backlogged, 1);
+	assert_true(st.message_bytes > 200 && st.message_bytes <= 400);
+	registry_unsubscribe(f->reg, sub.stream);
+	api_response_clear(&sub);
+	fixture_free(f);
+}
+
 /* GET /ice-servers: open mode, nothing configured; bad ?user=; methods. */
 static void
 test_api_ice_servers(void **state)
@@ -1418,6 +1463,7 @@ main(void)
 	        test_api_cors_list, setup_list, teardown),
 	    cmocka_unit_test(test_api_stream_position),
 	    cmocka_unit_test(test_api_post_refused),
+	    cmocka_unit_test(test_api_post_backlogged),
 	    cmocka_unit_test(test_api_cookie_needs_same_origin),
 	    cmocka_unit_test(test_api_cookie_star_trusts_no_origin),
 	    cmocka_unit_test(test_api_token_too_long),

@@ -1926,21 +1926,42 @@ test_registry_memory_budget_overdue_first(void **state)
 }
 
 static uint64_t
-publish_len(
-    struct registry *reg, const char *d, size_t len, enum registry_error *err)
+publish_len_at(struct registry *reg, const char *d, size_t len, uint64_t id,
+    enum registry_error *err)
 {
 	char *buf = malloc(len + 1);
 	struct registry_msg *m;
-	uint64_t id;
 
 	assert_non_null(buf);
 	memset(buf, 'x', len);
 	m = registry_msg_new(buf, len);
 	free(buf);
-	*err = registry_publish(reg, "u", d, m);
+	*err = id == 0 ? registry_publish(reg, "u", d, m)
+	               : registry_publish_accepted_at(reg, "u", d, m, id);
 	id = registry_msg_id(m);
 	registry_msg_unref(m);
 	return id;
+}
+
+static uint64_t
+publish_len(
+    struct registry *reg, const char *d, size_t len, enum registry_error *err)
+{
+	return publish_len_at(reg, d, len, 0, err);
+}
+
+/*
+ * publish_len() of a message a cluster's other node accepted, with an id
+ * above any the registry gave: no share holds it back
+ * (registry_backlogged() in registry.c).
+ */
+static uint64_t
+accepted_len(
+    struct registry *reg, const char *d, size_t len, enum registry_error *err)
+{
+	static uint64_t next = UINT64_C(1) << 40;
+
+	return publish_len_at(reg, d, len, ++next, err);
 }
 
 /*
@@ -1971,7 +1992,7 @@ static void
 test_registry_memory_budget(void **state)
 {
 	struct registry *reg = memory_budget_registry(0);
-	struct registry_stream *a, *b;
+	struct registry_stream *a, *b, *c;
 	struct registry_stats stats;
 	struct registry_start st;
 	enum registry_error err;
@@ -1980,9 +2001,10 @@ test_registry_memory_budget(void **state)
 	(void)state;
 	/* d1 got three 30-byte messages: retained for replay. */
 	a = resume_at(reg, "d1", REGISTRY_RESUME_NONE, 0, &st);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 3; i++) {
 		ids[i] = publish_len(reg, "d1", 30, &err);
-	assert_int_equal(drain(reg, a, NULL, NULL), 3);
+		assert_int_equal(drain(reg, a, NULL, NULL), 1);
+	}
 	/* d2, away, is held a message: d1's oldest makes room. */
 	b = subscribe(reg, "u", "d2", &err);
 	registry_unsubscribe(reg, b);
@@ -2027,15 +2049,20 @@ test_registry_memory_budget(void **state)
 	/* d2's client comes back to a reset: it lost them. */
 	b = resume_at(reg, "d2", REGISTRY_RESUME_AT, d2_pos, &st);
 	assert_true(st.reset);
-	/* Messages live streams have not taken fill it: refused. */
+	/*
+	 * Messages live streams have not taken fill it (two streams, each
+	 * within its share of half of it): refused.
+	 */
+	c = subscribe(reg, "u", "d3", &err);
 	for (int i = 0; i < 3; i++) {
-		publish_len(reg, "d2", 30, &err);
+		publish_len(reg, i < 2 ? "d2" : "d3", 30, &err);
 		assert_int_equal(err, REGISTRY_OK);
 	}
 	publish_len(reg, "d1", 30, &err);
 	assert_int_equal(err, REGISTRY_MEMORY_FULL);
 	/* Once taken, they make room again. */
-	assert_int_equal(drain(reg, b, NULL, NULL), 3);
+	assert_int_equal(drain(reg, b, NULL, NULL), 2);
+	assert_int_equal(drain(reg, c, NULL, NULL), 1);
 	publish_len(reg, "d1", 30, &err);
 	assert_int_equal(err, REGISTRY_OK);
 	assert_int_equal(drain(reg, a, NULL, NULL), 1);
@@ -2043,6 +2070,7 @@ test_registry_memory_budget(void **state)
 	assert_true(stats.message_bytes <= 100);
 	registry_unsubscribe(reg, a);
 	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, c);
 	registry_free(reg);
 }
 
@@ -2097,12 +2125,13 @@ static void
 test_registry_memory_budget_held_order(void **state)
 {
 	struct registry *reg = memory_budget_registry(0);
-	struct registry_stream *a, *s;
+	struct registry_stream *a, *c, *s;
 	struct registry_stats stats;
 	enum registry_error err;
 
 	(void)state;
 	a = subscribe(reg, "u", "live", &err);
+	c = subscribe(reg, "u", "live2", &err);
 	for (int i = 0; i < 2; i++) {
 		s = subscribe(reg, "u", i == 0 ? "first" : "second", &err);
 		registry_unsubscribe(reg, s);
@@ -2126,8 +2155,8 @@ test_registry_memory_budget_held_order(void **state)
 	 * When dropping every held message would not make room (a live
 	 * stream's untaken ones fill the rest), none is dropped for nothing.
 	 */
-	publish_len(reg, "live", 30, &err);
-	publish_len(reg, "live", 20, &err);
+	publish_len(reg, "live2", 30, &err);
+	publish_len(reg, "live2", 20, &err);
 	assert_int_equal(err, REGISTRY_OK);
 	/* 80 kept, 30 of them held: 51 more would not fit without them. */
 	publish_len(reg, "live", 51, &err);
@@ -2135,6 +2164,8 @@ test_registry_memory_budget_held_order(void **state)
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.dropped, 2);
 	assert_int_equal(stats.held, 1);
+	assert_int_equal(drain(reg, c, NULL, NULL), 2);
+	registry_unsubscribe(reg, c);
 	registry_unsubscribe(reg, a);
 	registry_free(reg);
 }
@@ -2155,9 +2186,11 @@ test_registry_memory_budget_lagging(void **state)
 	(void)state;
 	a = subscribe(reg, "u", "d1", &err);
 	b = subscribe(reg, "u", "d1", &err);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 3; i++) {
 		publish_len(reg, "d1", 30, &err);
-	assert_int_equal(drain(reg, a, NULL, NULL), 3);
+		assert_int_equal(err, REGISTRY_OK);
+		assert_int_equal(drain(reg, a, NULL, NULL), 1);
+	}
 	/* The time sweep waits for b... */
 	registry_expire(reg, util_now_ms() + 1000000);
 	registry_stats(reg, &stats);
@@ -2545,12 +2578,92 @@ laggard_start(
 }
 
 /*
+ * With the messages not yet delivered over half the budget, a POST that
+ * would put a stream of its device that is behind past its share is
+ * refused (REGISTRY_BACKLOGGED), nothing dropped: a client reading a
+ * little on each stream and feeding its own devices kept them between
+ * their shares and their queues, most of the budget.  At the share
+ * exactly it is accepted; a stream that has taken everything takes any
+ * one; a message accepted elsewhere is not refused; with half or less
+ * not delivered, nothing is.
+ */
+static void
+test_registry_backlogged(void **state)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 150000,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *a, *b;
+	struct registry_stats before, after;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	a = subscribe(reg, "u", "a", &err);
+	b = subscribe(reg, "u", "b", &err);
+	/* Half or less not delivered: past a's share of 50,000 all the same. */
+	publish_len(reg, "a", 30000, &err);
+	publish_len(reg, "a", 20000, &err);
+	publish_len(reg, "a", 1, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	/* Over half: a byte more for a is refused, and nothing changes. */
+	registry_stats(reg, &before);
+	publish_len(reg, "a", 1, &err);
+	assert_int_equal(err, REGISTRY_BACKLOGGED);
+	registry_stats(reg, &after);
+	assert_int_equal(after.backlogged, before.backlogged + 1);
+	assert_int_equal(after.refused, before.refused + 1);
+	assert_int_equal(after.published, before.published);
+	assert_int_equal(after.message_bytes, before.message_bytes);
+	assert_int_equal(after.evicted + after.dropped + after.overflows, 0);
+	/* b has taken everything: it takes any one. */
+	publish_len(reg, "b", 40000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	/* Counted again after a walk's interval: two behind, 25,000 each. */
+	fake_now += 100;
+	publish_len(reg, "b", 1, &err);
+	assert_int_equal(err, REGISTRY_BACKLOGGED);
+	assert_int_equal(registry_wait(reg, a, FAR, &bt), REGISTRY_MESSAGES);
+	assert_int_equal(bt.n, 1);
+	registry_batch_release(&bt);
+	/* a 20,001 behind: 4,999 more is its share exactly, 1 more past it. */
+	publish_len(reg, "a", 4999, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	publish_len(reg, "a", 1, &err);
+	assert_int_equal(err, REGISTRY_BACKLOGGED);
+	/* Accepted elsewhere (a cluster's other node): not refused. */
+	accepted_len(reg, "a", 10000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	/* b takes all: 35,000 not delivered, nothing is refused. */
+	assert_int_equal(drain(reg, b, NULL, NULL), 1);
+	publish_len(reg, "a", 20000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	/* Over half again: b, all taken, takes one past its 25,000. */
+	publish_len(reg, "b", 30000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	registry_stats(reg, &after);
+	assert_int_equal(after.backlogged, 3);
+	assert_int_equal(after.overflows + after.dropped, 0);
+	assert_int_equal(drain(reg, a, NULL, NULL), 5);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_free(reg);
+}
+
+/*
  * With the budget full, a stream past its share that takes a batch now
  * and then while its device is fed nearly as much again has not caught
  * up: it is stuck all the same (taking anything once counted as reading,
  * and a client feeding its own trickle held its backlog for ever; then a
  * byte nearer a second did).  feed: what it is fed after each take of
- * 20,000.
+ * 20,000, through another node of a cluster (a single node refuses it:
+ * test_registry_backlogged).
  */
 static void
 laggard_trickle(size_t feed)
@@ -2561,15 +2674,17 @@ laggard_trickle(size_t feed)
 	struct registry_batch bt;
 	enum registry_error err = REGISTRY_OK;
 
+	/* live takes its own: only t is behind, its share 50,000. */
+	assert_int_equal(drain(reg, live, NULL, NULL), 1);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(
 		    registry_wait(reg, t, FAR, &bt), REGISTRY_MESSAGES);
 		assert_int_equal(bt.n, 1);
 		registry_batch_release(&bt);
-		publish_len(reg, "t", feed, &err);
+		accepted_len(reg, "t", feed, &err);
 		assert_int_equal(err, REGISTRY_OK);
 		fake_now += 600;
-		publish_len(reg, "live", 30000, &err);
+		publish_len(reg, "live", 41000, &err);
 		registry_stats(reg, &stats);
 		assert_int_equal(stats.overflows, (unsigned)i);
 	}
@@ -2605,10 +2720,13 @@ test_registry_laggard_new_episode(void **state)
 	(void)state;
 	assert_int_equal(drain(reg, r, NULL, NULL), 3);
 	assert_int_equal(drain(reg, live, NULL, NULL), 1);
-	/* Five minutes on, a burst of 80,000 for r, and the budget full. */
+	/*
+	 * Five minutes on, a burst of 80,000 for r (through another node: a
+	 * single node refuses the last with memory short), the budget full.
+	 */
 	fake_now += 300000;
 	for (int i = 0; i < 4; i++)
-		publish_len(reg, "r", 20000, &err);
+		accepted_len(reg, "r", 20000, &err);
 	publish_len(reg, "live", 30000, &err);
 	assert_int_equal(err, REGISTRY_MEMORY_FULL);
 	registry_stats(reg, &stats);
@@ -2732,8 +2850,9 @@ test_registry_laggard_own_posts(void **state)
 	for (int i = 0; i < 66 && err != REGISTRY_OK; i++) {
 		fake_now += 150;
 		if (i % 2 == 1) {
+			/* Past its share with memory short: backlogged. */
 			publish_len(reg, "e", 30, &err);
-			assert_int_equal(err, REGISTRY_MEMORY_FULL);
+			assert_int_equal(err, REGISTRY_BACKLOGGED);
 		} else {
 			publish_len(reg, "live", 30, &err);
 		}
@@ -2763,7 +2882,7 @@ test_registry_memory_budget_sibling_spares_reader(void **state)
 	struct registry_stream *live, *reader, *second, *s;
 	struct registry_stats stats;
 	enum registry_error err;
-	uint64_t held[3], newest, first = 0, last = 0;
+	uint64_t held[2], newest, first = 0, last = 0;
 
 	(void)state;
 	fake_now = 300000;
@@ -2771,8 +2890,8 @@ test_registry_memory_budget_sibling_spares_reader(void **state)
 	live = subscribe(reg, "u", "live", &err);
 	s = subscribe(reg, "u", "x", &err);
 	registry_unsubscribe(reg, s);
-	for (int i = 0; i < 3; i++) {
-		held[i] = publish_len(reg, "x", 30, &err);
+	for (int i = 0; i < 2; i++) {
+		held[i] = publish_len(reg, "x", 20, &err);
 		assert_int_equal(err, REGISTRY_HELD);
 	}
 	reader = subscribe(reg, "u", "x", &err);
@@ -2783,18 +2902,18 @@ test_registry_memory_budget_sibling_spares_reader(void **state)
 	assert_int_equal(first, newest);
 	/* Within stuck_ms of its start: reading, not stuck. */
 	fake_now += 100;
-	publish_len(reg, "live", 30, &err);
+	publish_len(reg, "live", 51, &err);
 	assert_int_equal(err, REGISTRY_MEMORY_FULL);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.overflows, 0);
 	assert_int_equal(stats.evicted, 0);
 	assert_int_equal(stats.dropped, 0);
 	/* The reader gets all of it, once, in order. */
-	assert_int_equal(drain(reg, reader, &first, &last), 4);
+	assert_int_equal(drain(reg, reader, &first, &last), 3);
 	assert_int_equal(first, held[0]);
 	assert_int_equal(last, newest);
 	/* Read: delivered, and the oldest make room. */
-	publish_len(reg, "live", 30, &err);
+	publish_len(reg, "live", 51, &err);
 	assert_int_equal(err, REGISTRY_OK);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.overflows, 0);
@@ -2878,7 +2997,7 @@ test_registry_memory_budget_sibling_reader_left(void **state)
 		fake_now = 500000;
 		reg = registry_new(&l);
 		live = subscribe(reg, "u", "live", &err);
-		reader = stuck_with_backlog(reg, "x", 3, 30);
+		reader = stuck_with_backlog(reg, "x", 2, 20);
 		second = subscribe(reg, "u", "x", &err);
 		publish_len(reg, "x", 10, &err);
 		assert_int_equal(err, REGISTRY_OK);
@@ -2892,7 +3011,7 @@ test_registry_memory_budget_sibling_reader_left(void **state)
 		}
 		/* Within stuck_ms: no walk ends anything; eviction makes room. */
 		fake_now += 100;
-		publish_len(reg, "live", 30, &err);
+		publish_len(reg, "live", 51, &err);
 		assert_int_equal(err, REGISTRY_OK);
 		registry_stats(reg, &stats);
 		assert_int_equal(stats.overflows, 0);
@@ -3280,6 +3399,7 @@ main(void)
 	    cmocka_unit_test(test_registry_memory_budget_lagging),
 	    cmocka_unit_test(test_registry_memory_budget_stuck_backlog),
 	    cmocka_unit_test(test_registry_memory_budget_share),
+	    cmocka_unit_test(test_registry_backlogged),
 	    cmocka_unit_test(test_registry_laggard_trickle),
 	    cmocka_unit_test(test_registry_laggard_new_episode),
 	    cmocka_unit_test(test_registry_laggard_slow_link),

@@ -148,7 +148,7 @@ struct model {
 	uint64_t last_id;
 	size_t accepted, accepted_bytes; /* publishes that returned OK/HELD */
 	unsigned resumes, resets, window_resets, overflows, replaced, taken,
-	    evictions;
+	    evictions, backlogged;
 };
 
 static const char *
@@ -474,6 +474,22 @@ op_publish(struct model *mo, int di)
 			    mo->cfg->name, after.message_bytes,
 			    undelivered_bound(mo));
 		break;
+	case REGISTRY_BACKLOGGED:
+		/*
+		 * Refused for a stream of the device far behind while more
+		 * than half the budget is not yet delivered: never one
+		 * accepted elsewhere, and nothing was dropped for it.
+		 */
+		assert_int_not_equal(mode, 0);
+		assert_true(mo->cfg->l.max_message_bytes > 0);
+		assert_true(
+		    undelivered_bound(mo) > mo->cfg->l.max_message_bytes / 2);
+		assert_int_equal(after.backlogged, before.backlogged + 1);
+		assert_int_equal(after.published, before.published);
+		assert_int_equal(after.evicted, before.evicted);
+		assert_int_equal(after.dropped, before.dropped);
+		mo->backlogged++;
+		break;
 	default:
 		fail_msg("publish: %d", (int)res);
 	}
@@ -686,10 +702,10 @@ run(const struct config *cfg, uint64_t seed, int ops)
 	quiesce(&mo, true);
 	print_message(
 	    "%-14s seed %-4llu resumes %u resets %u (%u) overflows %u "
-	    "replaced %u evicted %u taken %u\n",
+	    "replaced %u evicted %u backlogged %u taken %u\n",
 	    cfg->name, (unsigned long long)seed, mo.resumes, mo.resets,
 	    mo.window_resets, mo.overflows, mo.replaced, mo.evictions,
-	    mo.taken);
+	    mo.backlogged, mo.taken);
 	registry_free(mo.reg);
 	for (int i = 0; i < NDEV; i++)
 		free(mo.dev[i].msgs);
