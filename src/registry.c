@@ -553,7 +553,10 @@ registry_stream_tag(
 	pthread_mutex_unlock(&reg->lock);
 }
 
-/* The oldest live stream of d tagged tag, but s; NULL: none.  Locked. */
+/*
+ * The oldest live stream of d tagged tag (0: any), but s; NULL: none.
+ * Locked.
+ */
 static struct registry_stream *
 device_tagged(struct reg_device *d, uint64_t tag, struct registry_stream *s)
 {
@@ -562,7 +565,7 @@ device_tagged(struct reg_device *d, uint64_t tag, struct registry_stream *s)
 	/* d->streams is in the order of subscribing: oldest first. */
 	DL_FOREACH(d->streams, t)
 	{
-		if (t != s && stream_live(t) && t->tag == tag)
+		if (t != s && stream_live(t) && (tag == 0 || t->tag == tag))
 			return t;
 	}
 	return NULL;
@@ -595,19 +598,13 @@ static bool
 displace(
     struct registry *reg, struct registry_stream *s, uint64_t tag, bool any)
 {
-	struct registry_stream *old, *t;
+	struct registry_stream *old;
 
 	pthread_mutex_lock(&reg->lock);
 	s->tag = tag;
 	old = tag != 0 ? device_tagged(s->device, tag, s) : NULL;
 	if (old == NULL && any)
-		DL_FOREACH(s->device->streams, t)
-		{
-			if (t != s && stream_live(t)) {
-				old = t;
-				break;
-			}
-		}
+		old = device_tagged(s->device, 0, s);
 	if (old != NULL) {
 		struct reg_device *d = old->device;
 
