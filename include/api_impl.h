@@ -23,9 +23,6 @@
 #define API_RETRY_AFTER 5
 /* What a request that needs Redis gets while it is unreachable. */
 #define API_CLUSTER_DOWN "cluster store (Redis) unreachable"
-#define API_NO_THREAD "no thread free for a stream"
-/* A subscribe at BEEP_MAX_STREAMS that takes no stream's place. */
-#define API_FULL "too many streams"
 /*
  * The head of every JSON answer.  None may be kept by a cache: device
  * lists and 404s change as streams come and go, and answers to an
@@ -97,6 +94,19 @@ bool api_rate_ok(struct api *api, const struct api_request *req,
 /* api_ops.c: health, readiness, metrics. */
 
 /*
+ * Why this node takes no new stream, whatever Redis's state: a code, so
+ * that a caller tells one cause from another without reading the words
+ * the client gets (api_refusal_text()).
+ */
+enum api_refusal {
+	API_REFUSE_NONE,      /* new streams are taken */
+	API_REFUSE_STOPPING,  /* api_stop() was called */
+	API_REFUSE_FULL,      /* at BEEP_MAX_STREAMS */
+	API_REFUSE_NO_THREAD, /* the last worker is kept for POSTs */
+	API_REFUSE__MAX
+};
+
+/*
  * Whether a new stream would take the last worker while none more can be
  * started (struct api_threads): it is refused, so that one is left to
  * accept POSTs.
@@ -104,9 +114,11 @@ bool api_rate_ok(struct api *api, const struct api_request *req,
 bool api_starved(struct api *api);
 /*
  * Why this node takes no new stream whatever Redis's state (stopping, at
- * BEEP_MAX_STREAMS, starved of threads), or NULL; fills st.
+ * BEEP_MAX_STREAMS, starved of threads), or API_REFUSE_NONE; fills st.
  */
-const char *api_refusing(struct api *api, struct registry_stats *st);
+enum api_refusal api_refusing(struct api *api, struct registry_stats *st);
+/* The error body's words for refusal r; NULL for API_REFUSE_NONE. */
+const char *api_refusal_text(enum api_refusal r);
 /* Log that the stream limit refuses subscribes, at most once a second. */
 void api_warn_full(struct api *api);
 /*

@@ -262,22 +262,25 @@ api_subscribe(struct api *api, const struct api_request *req,
 	if (api->cluster != NULL) {
 		struct registry_stats st;
 		/* Not Redis's state: a device held here is served without. */
-		const char *why = api_refusing(api, &st);
+		enum api_refusal refusal = api_refusing(api, &st);
 		enum registry_error full;
 
 		/* A device with a live stream here takes its place. */
-		if (why != NULL && strcmp(why, API_FULL) == 0 &&
+		if (refusal == API_REFUSE_FULL &&
 		    registry_admits(api->reg, r->user, r->device, &full))
-			why = api_starved(api) ? API_NO_THREAD : NULL;
-		if (why != NULL) {
+			refusal = api_starved(api) ? API_REFUSE_NO_THREAD
+			                           : API_REFUSE_NONE;
+		if (refusal != API_REFUSE_NONE) {
 			api_release_quota(resp);
-			api_refuse_stream(req, resp, HTTP_503, why);
+			api_refuse_stream(
+			    req, resp, HTTP_503, api_refusal_text(refusal));
 			return;
 		}
 	}
 	if (api->cluster == NULL && api_starved(api)) {
 		api_release_quota(resp);
-		api_refuse_stream(req, resp, HTTP_503, API_NO_THREAD);
+		api_refuse_stream(req, resp, HTTP_503,
+		    api_refusal_text(API_REFUSE_NO_THREAD));
 		return;
 	}
 	if (api->cluster != NULL)
@@ -288,14 +291,14 @@ api_subscribe(struct api *api, const struct api_request *req,
 		    api->reg, r->user, r->device, &resume, &resp->start, &err);
 	if (s == NULL) {
 		enum http_status status = HTTP_503;
-		const char *why = "service is stopping";
+		const char *why = api_refusal_text(API_REFUSE_STOPPING);
 
 		api_release_quota(resp);
 		if (down) {
 			why = API_CLUSTER_DOWN;
 		} else if (err == REGISTRY_FULL) {
 			api_warn_full(api);
-			why = API_FULL;
+			why = api_refusal_text(API_REFUSE_FULL);
 		} else if (err == REGISTRY_DEVICES_FULL) {
 			why = "too many devices";
 		} else if (err == REGISTRY_USER_FULL) {

@@ -26,19 +26,33 @@ api_starved(struct api *api)
 
 /*
  * Why this node takes no new stream whatever Redis's state (stopping, at
- * BEEP_MAX_STREAMS, starved of threads), or NULL; fills st.
+ * BEEP_MAX_STREAMS, starved of threads), or API_REFUSE_NONE; fills st.
  */
-const char *
+enum api_refusal
 api_refusing(struct api *api, struct registry_stats *st)
 {
 	registry_stats(api->reg, st);
 	if (atomic_load(&api->stopping))
-		return "service is stopping";
+		return API_REFUSE_STOPPING;
 	if (st->streams >= api->config->max_streams)
-		return API_FULL;
+		return API_REFUSE_FULL;
 	if (api_starved(api))
-		return API_NO_THREAD;
-	return NULL;
+		return API_REFUSE_NO_THREAD;
+	return API_REFUSE_NONE;
+}
+
+/* See api_impl.h. */
+const char *
+api_refusal_text(enum api_refusal r)
+{
+	static const char *const text[API_REFUSE__MAX] = {
+	    [API_REFUSE_NONE] = NULL,
+	    [API_REFUSE_STOPPING] = "service is stopping",
+	    [API_REFUSE_FULL] = "too many streams",
+	    [API_REFUSE_NO_THREAD] = "no thread free for a stream",
+	};
+
+	return text[r];
 }
 
 /*
@@ -134,7 +148,7 @@ api_stop(struct api *api)
 static bool
 api_ready(struct api *api, struct registry_stats *st, const char **why)
 {
-	*why = api_refusing(api, st);
+	*why = api_refusal_text(api_refusing(api, st));
 	if (*why == NULL && api->cluster != NULL && !api_cluster_up(api))
 		*why = API_CLUSTER_DOWN;
 	return *why == NULL;
