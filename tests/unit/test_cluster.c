@@ -529,6 +529,26 @@ redis_born(struct fixture *f, long long *born)
 }
 
 /*
+ * In id (size bytes): entry seq of the millisecond ms after beep:born, as
+ * Redis writes stream ids (ms may be negative: before the data began).
+ */
+static void
+born_id(char *id, size_t size, long long born, long long ms, int seq)
+{
+	snprintf(id, size, "%lld-%d", born + ms, seq);
+}
+
+/* One entry, id, holding data, in the stream of device d of user. */
+static void
+xadd_one(redisContext *c, const char *user, const char *id, const char *data)
+{
+	freeReplyObject(redisCommand(c,
+	    "XADD beep:s:%s\x1f"
+	    "d %s f %s",
+	    user, id, data));
+}
+
+/*
  * script (CLUSTER_LUA_SUB or CLUSTER_LUA_UNSUB) run directly, as a node
  * sends it, on device d of user: its four keys in the script's order, and
  * the arguments after user, up to NULL, as ARGV.  The caller frees the
@@ -617,17 +637,11 @@ test_cluster_sub_gap(void **state)
 		skip();
 	c = redis_born(f, &born);
 	/* Two entries accepted at born+1000: the node had the first only. */
-	snprintf(seen, sizeof(seen), "%lld-0", born + 1000);
-	snprintf(id, sizeof(id), "%lld-1", born + 1000);
-	snprintf(after, sizeof(after), "%lld-5", born + 1000);
-	freeReplyObject(redisCommand(c,
-	    "XADD beep:s:s\x1f"
-	    "d %s f a",
-	    seen));
-	freeReplyObject(redisCommand(c,
-	    "XADD beep:s:s\x1f"
-	    "d %s f b",
-	    id));
+	born_id(seen, sizeof(seen), born, 1000, 0);
+	born_id(id, sizeof(id), born, 1000, 1);
+	born_id(after, sizeof(after), born, 1000, 5);
+	xadd_one(c, "s", seen, "a");
+	xadd_one(c, "s", id, "b");
 	freeReplyObject(redisCommand(c,
 	    "HSET beep:m:s\x1f"
 	    "d last %s",
@@ -640,13 +654,13 @@ test_cluster_sub_gap(void **state)
 	/* The second entry never reached the node, and is below its ids. */
 	sub_sync(c, after, seen, true, from, why);
 	assert_string_equal(why, "messages were lost");
-	snprintf(id, sizeof(id), "%lld-6", born + 1000);
+	born_id(id, sizeof(id), born, 1000, 6);
 	assert_string_equal(from, id);
 	/* A client that stopped below the new position gets a reset. */
 	sub_sync(c, after, "", false, from, why);
 	assert_string_equal(why, "event id too old");
 	/* Ids from before this Redis's data began: lost, for node and client. */
-	snprintf(old, sizeof(old), "%lld-3", born - 1);
+	born_id(old, sizeof(old), born, -1, 3);
 	sub_sync(c, id, old, true, from, why);
 	assert_string_equal(why, "messages were lost");
 	sub_sync(c, old, "", false, from, why);
@@ -735,14 +749,11 @@ test_cluster_unsub_undo(void **state)
 	if (f == NULL)
 		skip();
 	c = redis_born(f, &born);
-	snprintf(held, sizeof(held), "%lld-0", born + 1000);
-	snprintf(last, sizeof(last), "%lld-0", born + 2000);
-	snprintf(last2, sizeof(last2), "%lld-0", born + 3000);
+	born_id(held, sizeof(held), born, 1000, 0);
+	born_id(last, sizeof(last), born, 2000, 0);
+	born_id(last2, sizeof(last2), born, 3000, 0);
 	/* The message after held (a stream with no entry replays nothing). */
-	freeReplyObject(redisCommand(c,
-	    "XADD beep:s:t\x1f"
-	    "d %s f x",
-	    last));
+	xadd_one(c, "t", last, "x");
 	/* Both nodes alive: neither UNSUB takes the other's field for dead. */
 	freeReplyObject(redisCommand(c, "SET beep:n:n1 1"));
 	freeReplyObject(redisCommand(c, "SET beep:n:n2 1"));
@@ -826,13 +837,10 @@ test_cluster_dead_holder_seen(void **state)
 	if (f == NULL)
 		skip();
 	c = redis_born(f, &born);
-	snprintf(first, sizeof(first), "%lld-0", born + 100);
-	snprintf(last, sizeof(last), "%lld-0", born + 2000);
-	snprintf(beat, sizeof(beat), "%lld-0", born + 499);
-	freeReplyObject(redisCommand(c,
-	    "XADD beep:s:t\x1f"
-	    "d %s f x",
-	    last));
+	born_id(first, sizeof(first), born, 100, 0);
+	born_id(last, sizeof(last), born, 2000, 0);
+	born_id(beat, sizeof(beat), born, 499, 0);
+	xadd_one(c, "t", last, "x");
 	freeReplyObject(redisCommand(c, "SET beep:n:n2 1"));
 	freeReplyObject(redisCommand(c, "HSET beep:beat n1 %lld", born + 500));
 	for (int served = 0; served < 2; served++) {
@@ -1504,7 +1512,7 @@ test_cluster_sub_count(void **state)
 		skip();
 	c = redis_born(f, &born);
 	for (int i = 0; i < 10; i++) {
-		snprintf(id[i], sizeof(id[i]), "%lld-%d", born + 2000, i);
+		born_id(id[i], sizeof(id[i]), born, 2000, i);
 		freeReplyObject(redisCommand(c,
 		    "XADD beep:s:s\x1f"
 		    "d %s f m%d",
