@@ -82,6 +82,15 @@ struct reg_device {
 	struct reg_device *gprev, *gnext; /* in reg->grace */
 	size_t held_counted;              /* its share of reg->held */
 	size_t held_bytes_counted;        /* its share of reg->held_bytes */
+	size_t held_pending_counted;      /* its share of reg->held_pending */
+	/* The frame bytes of its messages on reg->retained or reg->overdue. */
+	size_t delivered_bytes;
+	/*
+	 * The oldest sighting of a stream of it that ended while seen behind
+	 * (struct registry_stream's lag_*), for its next stream to start with:
+	 * lag_inherit() in registry.c.  lag_since_ms 0: none.
+	 */
+	uint64_t lag_behind, lag_since_ms, lag_bytes_in;
 	struct reg_device *hprev, *hnext; /* in reg->holding, when it holds */
 	struct reg_device *uprev, *unext; /* in user->devices */
 	/*
@@ -144,6 +153,8 @@ struct registry {
 	size_t held_bytes; /* the log bytes of the devices on reg->holding */
 	/* The frame bytes of the messages on reg->retained and reg->overdue. */
 	size_t delivered_bytes;
+	/* Of the devices on reg->holding, their bytes not yet delivered. */
+	size_t held_pending;
 	uint64_t next_stream;
 	uint64_t last_id; /* the newest event id given */
 	uint64_t published, overflows, forgotten, dropped, resets;
@@ -193,18 +204,27 @@ device_held(const struct reg_device *d)
 	return (size_t)(d->last_seq - from);
 }
 
+/* The frame bytes of d's log not yet delivered. */
+static inline size_t
+device_pending(const struct reg_device *d)
+{
+	return d->bytes - d->delivered_bytes;
+}
+
 /*
  * Keep reg->held equal to the untaken messages of devices in grace,
  * reg->holding to the devices in grace that have any, in the order they
  * began to hold (but a device whose stuck stream was ended for room goes
- * first: registry_overflow_laggards()), and reg->held_bytes to what dropping their logs would
- * free.
+ * first: registry_overflow_laggards()), reg->held_bytes to what dropping
+ * their logs would free, and reg->held_pending to what of it is not yet
+ * delivered.
  */
 static inline void
 device_recount(struct registry *reg, struct reg_device *d)
 {
 	size_t n = d->grace_until != 0 ? device_held(d) : 0;
 	size_t bytes = n > 0 ? d->bytes : 0;
+	size_t pending = n > 0 ? device_pending(d) : 0;
 
 	/*
 	 * Holding nothing, before or now (a live device, every time the log
@@ -221,6 +241,9 @@ device_recount(struct registry *reg, struct reg_device *d)
 	d->held_counted = n;
 	reg->held_bytes = reg->held_bytes - d->held_bytes_counted + bytes;
 	d->held_bytes_counted = bytes;
+	reg->held_pending =
+	    reg->held_pending - d->held_pending_counted + pending;
+	d->held_pending_counted = pending;
 }
 
 /*

@@ -322,6 +322,49 @@ registry_full(const struct registry *reg)
 }
 
 /*
+ * Keep s's sighting (registry_overflow_laggards()) in d as it goes, when
+ * it is the oldest: see lag_inherit().  Locked.
+ */
+static void
+lag_keep(struct reg_device *d, const struct registry_stream *s)
+{
+	if (s->lag_since_ms != 0 &&
+	    (d->lag_since_ms == 0 || s->lag_since_ms < d->lag_since_ms)) {
+		d->lag_behind = s->lag_behind;
+		d->lag_since_ms = s->lag_since_ms;
+		d->lag_bytes_in = s->lag_bytes_in;
+	}
+}
+
+/*
+ * A new stream of d starts with the oldest sighting of d's streams, linked
+ * or gone (lag_keep()): a client that comes back to the same backlog has
+ * not caught up by coming back (each new stream once started afresh, so a
+ * client that reconnected every 0.9 s, reading nothing, was never stuck
+ * and pinned its backlog for ever).  One that read on in between is
+ * nearer than the sighting's distance: caught up at the next look.
+ * Locked.
+ */
+static void
+lag_inherit(struct reg_device *d, struct registry_stream *s)
+{
+	const struct registry_stream *t;
+
+	s->lag_behind = d->lag_behind;
+	s->lag_since_ms = d->lag_since_ms;
+	s->lag_bytes_in = d->lag_bytes_in;
+	DL_FOREACH(d->streams, t)
+	{
+		if (t->lag_since_ms != 0 &&
+		    (s->lag_since_ms == 0 ||
+		        t->lag_since_ms < s->lag_since_ms)) {
+			s->lag_behind = t->lag_behind;
+			s->lag_since_ms = t->lag_since_ms;
+			s->lag_bytes_in = t->lag_bytes_in;
+		}
+	}
+}
+/*
  * Why a stream of device d (NULL: a new one) of user u (NULL: a new one)
  * cannot be taken now, or REGISTRY_OK.  expired: a device of u whose
  * grace has ended, which the subscribe forgets first (NULL: none, or
@@ -497,6 +540,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		s->bytes_out -= device_log_at(d, q)->len;
 	s->start_seq = d->last_seq;
 	s->start_bytes = d->bytes_in;
+	lag_inherit(d, s);
 	DL_APPEND(d->streams, s);
 	d->nstreams++;
 	/*
@@ -522,6 +566,7 @@ registry_unsubscribe(struct registry *reg, struct registry_stream *s)
 	pthread_mutex_lock(&reg->lock);
 	HASH_DEL(reg->streams, s);
 	reg->nstreams--;
+	lag_keep(d, s);
 	DL_DELETE(d->streams, s);
 	if (--d->nstreams == 0) {
 		registry_expire_orphan(reg, d, now);
@@ -687,14 +732,31 @@ laggard_interval(const struct registry *reg)
 }
 
 /*
+ * What s has yet to take that is not yet delivered: what pins memory.
+ * The delivered messages are a prefix of the log, so it is the lesser of
+ * what s is behind by and what of the log is not delivered (a stream
+ * behind a sibling that took it all holds nothing: eviction ends it).
+ * Locked.
+ */
+static uint64_t
+stream_pending(const struct reg_device *d, const struct registry_stream *s)
+{
+	uint64_t behind = d->bytes_in - s->bytes_out;
+	uint64_t pending = device_pending(d);
+
+	return behind < pending ? behind : pending;
+}
+
+/*
  * A stream's share of the message budget, for registry_overflow_laggards()
- * and registry_backlogged(): half of it over the live streams that are
- * behind at all (streams that only wait make no one's share smaller), so
- * that the stuck streams within their shares hold at most half of it.  No
- * floor, and the next message counted: either would let enough stuck
- * streams hold it all again.  A walk over every stream, so counted at
- * most every laggard_interval() (now, read before the lock, may be older
- * than the last count: that count stands).  Locked.
+ * and registry_backlogged(): half of it over the live streams that have
+ * something pending (stream_pending(): streams that only wait make no
+ * one's share smaller), so that the stuck streams within their shares
+ * hold at most half of it.  No floor, and the next message counted:
+ * either would let enough stuck streams hold it all again.  A walk over
+ * every stream, so counted at most every laggard_interval() (now, read
+ * before the lock, may be older than the last count: that count stands),
+ * and again after a walk ended streams.  Locked.
  */
 static uint64_t
 registry_share(struct registry *reg, uint64_t now)
@@ -707,45 +769,48 @@ registry_share(struct registry *reg, uint64_t now)
 		return reg->share;
 	HASH_ITER(hh, reg->streams, s, tmp)
 	{
-		n += stream_live(s) && s->device->bytes_in != s->bytes_out;
+		n += stream_live(s) && stream_pending(s->device, s) > 0;
 	}
 	reg->share = reg->limits.max_message_bytes / 2 / (n > 0 ? n : 1);
-	reg->share_at_ms = now;
+	reg->share_at_ms = now ? now : 1;
 	return reg->share;
 }
 
 /*
  * Whether a message of len for d, a device that is here, is to be refused
- * for now (REGISTRY_BACKLOGGED): the messages not yet delivered fill more
- * than half the budget, and it would put a live stream of d that is
- * behind further behind than its share (registry_share()), counting the
- * backlog it resumed with.  A stream that has taken everything takes any
- * one.  The next message is counted, as registry_overflow_laggards()
- * counts it: excused here, a stream it then finds past its share would be
- * ended, and each stuck stream could hold a message more than its share.
- * The stuck streams within their shares hold at most half the budget;
- * without this, a client that reads a little on each of its streams,
- * enough to count as catching up, and feeds its own devices back up kept
- * them between their shares and their queues: most of the budget, from
- * one address.  Not for a message accepted elsewhere: refused, that cuts
- * the device.  Locked.
+ * for now (REGISTRY_BACKLOGGED): the live streams' pending bytes (not yet
+ * delivered; what devices away hold does not count, as this POST may drop
+ * it) fill more than half the budget, and it would put a live stream of d
+ * with something pending further than its share (registry_share()),
+ * counting the backlog it resumed with.  A stream with nothing pending
+ * takes any one.  The next message is counted, as
+ * registry_overflow_laggards() counts it: excused, each stuck stream
+ * could hold a message more than its share.  So the stuck streams within
+ * their shares hold at most half the budget; without this, a client that
+ * reads a little on each of its streams, enough to count as catching up,
+ * and feeds its own devices back up kept them between their shares and
+ * their queues: most of the budget, from one address.  (Fed while it is
+ * away a moment, as held messages, it has not caught up either: its next
+ * stream starts with the sighting, lag_inherit().)  Not for a message
+ * accepted elsewhere: refused, that cuts the device.  Locked.
  */
 static bool
 registry_backlogged(
     struct registry *reg, const struct reg_device *d, size_t len, uint64_t now)
 {
 	const struct registry_stream *s;
+	size_t pending = reg->bytes - reg->delivered_bytes;
 	uint64_t share;
 
-	if (reg->bytes - reg->delivered_bytes <=
-	    reg->limits.max_message_bytes / 2)
+	pending = pending > reg->held_pending ? pending - reg->held_pending : 0;
+	if (pending <= reg->limits.max_message_bytes / 2)
 		return false;
 	share = registry_share(reg, now);
 	DL_FOREACH(d->streams, s)
 	{
-		uint64_t behind = d->bytes_in - s->bytes_out;
+		uint64_t p = stream_pending(d, s);
 
-		if (stream_live(s) && behind > 0 && behind + len > share)
+		if (stream_live(s) && p > 0 && p + len > share)
 			return true;
 	}
 	return false;
@@ -831,6 +896,9 @@ registry_overflow_laggards(
 		ended = true;
 	}
 	reg->laggards_next_ms = ended ? 0 : now + laggard_interval(reg);
+	/* What it ended no longer counts in anyone's share. */
+	if (ended)
+		reg->share_at_ms = 0;
 	return ended;
 }
 

@@ -14,8 +14,10 @@ registry_log_drop_oldest(struct registry *reg, struct reg_device *d)
 	d->floor_id = m->id;
 	d->bytes -= m->len;
 	reg->bytes -= m->len;
-	if (m->list != MSG_ON_NONE)
+	if (m->list != MSG_ON_NONE) {
 		reg->delivered_bytes -= m->len;
+		d->delivered_bytes -= m->len;
+	}
 	if (m->list == MSG_ON_RETAINED) {
 		DL_DELETE2(reg->retained, m, rprev, rnext);
 	} else if (m->list == MSG_ON_OVERDUE) {
@@ -220,6 +222,7 @@ registry_log_deliver(
 		m->list = MSG_ON_RETAINED;
 		DL_APPEND2(reg->retained, m, rprev, rnext);
 		reg->delivered_bytes += m->len;
+		d->delivered_bytes += m->len;
 	}
 	if (upto > d->delivered)
 		d->delivered = upto;

@@ -3353,6 +3353,246 @@ test_registry_ghost_no_duplicates(void **state)
 	registry_free(reg);
 }
 
+/*
+ * Held messages that become a resumed stream's backlog, and a client that
+ * reconnects every 900 ms resuming where it was, reading nothing: each
+ * new stream once started its laggard clock anew, so it pinned 90% of the
+ * budget for as long as it liked and every other POST got 503.  Its new
+ * streams start with the sighting (lag_inherit()): ended once stuck.
+ */
+static void
+test_registry_laggard_resume_loop(void **state)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 40000,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry *reg;
+	struct registry_stream *live, *a, *a2;
+	struct registry_start st, st2;
+	struct registry_stats stats;
+	enum registry_error err;
+	uint64_t before;
+	int accepted = 0, resets = 0;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	a = registry_subscribe(reg, "u", "a", &none, &st, &err);
+	before = st.id;
+	registry_unsubscribe(reg, a);
+	/* Away: 90,000 held, no share asked. */
+	for (int i = 0; i < 9; i++) {
+		publish_len(reg, "a", 10000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	a = resume_at(reg, "a", REGISTRY_RESUME_AT, before, &st2);
+	assert_non_null(a);
+	assert_false(st2.reset);
+	/* 30 s of honest POSTs; the client reconnects every 900 ms. */
+	for (int i = 0; i < 33; i++) {
+		fake_now += 900;
+		publish_len(reg, "live", 20000, &err);
+		if (err == REGISTRY_OK) {
+			accepted++;
+			drain(reg, live, NULL, NULL);
+		}
+		/* A reset once it was ended and what it held dropped. */
+		a2 = resume_at(reg, "a", REGISTRY_RESUME_AT, before, &st2);
+		resets += st2.reset;
+		registry_unsubscribe(reg, a);
+		a = a2;
+	}
+	/* Refused until it was stuck for a second, two sightings on. */
+	registry_stats(reg, &stats);
+	assert_int_equal(accepted, 31);
+	assert_int_equal(stats.overflows, 1);
+	assert_true(resets > 0);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+/*
+ * The same held backlog, read at a trickle (one 10,000-byte message a
+ * second) and topped up as much again by going away for a moment and
+ * posting held messages (no share is asked of a device away): a new
+ * stream once started afresh, seen nearer each time, and held 80-100% of
+ * the budget.  It has not come nearer since the sighting its stream
+ * starts with: ended, and the other POSTs accepted.
+ */
+static void
+test_registry_laggard_held_topup(void **state)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 40000,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry *reg;
+	struct registry_stream *live, *a;
+	struct registry_start st;
+	struct registry_stats stats;
+	enum registry_error err;
+	int accepted = 0;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	a = registry_subscribe(reg, "u", "a", &none, &st, &err);
+	registry_unsubscribe(reg, a);
+	for (int i = 0; i < 9; i++)
+		publish_len(reg, "a", 10000, &err);
+	a = subscribe(reg, "u", "a", &err);
+	for (int i = 0; i < 60; i++) {
+		fake_now += 1000;
+		publish_len(reg, "live", 20000, &err);
+		if (err == REGISTRY_OK) {
+			accepted++;
+			drain(reg, live, NULL, NULL);
+		}
+		if (overflowed(reg, a))
+			break;
+		/*
+		 * overflowed() took one (10,000, nearer than a step); away a
+		 * moment, and one more held.
+		 */
+		registry_unsubscribe(reg, a);
+		publish_len(reg, "a", 10000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+		a = subscribe(reg, "u", "a", &err);
+	}
+	/* Seen at the first POST, stuck at the next: ended, room made. */
+	registry_stats(reg, &stats);
+	assert_int_equal(accepted, 1);
+	assert_int_equal(stats.overflows, 1);
+	fake_now += 1000;
+	publish_len(reg, "live", 20000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+/*
+ * Messages held for devices away do not count as pressure for a POST to
+ * a device that is here, which may drop them to make room.  60,000 held
+ * for phones asleep and four streams
+ * momentarily behind (shares of 12,500): an ICE candidate right after a
+ * 15,000-byte offer, which fits with room to spare and would evict
+ * nothing, is refused "device backlogged" (503, Retry-After 5).
+ */
+static void
+test_registry_backlogged_held_away(void **state)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 40000,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *x[4], *phone, *z;
+	const char *names[4] = {"x0", "x1", "x2", "x3"};
+	enum registry_error err;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	z = subscribe(reg, "u", "asleep", &err);
+	registry_unsubscribe(reg, z);
+	for (int i = 0; i < 6; i++) {
+		publish_len(reg, "asleep", 10000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	phone = subscribe(reg, "u", "phone", &err);
+	for (int i = 0; i < 4; i++) {
+		x[i] = subscribe(reg, "u", names[i], &err);
+		publish_len(reg, names[i], 500, &err);
+		assert_int_equal(err, REGISTRY_OK);
+	}
+	/* Later (past the share's 100 ms), 4 streams behind: 12,500 each. */
+	fake_now += 200;
+	publish_len(reg, "phone", 15000, &err); /* the offer */
+	assert_int_equal(err, REGISTRY_OK);
+	publish_len(reg, "phone", 500, &err); /* a candidate */
+	/* 77,500 in all: it fits, nothing need go. */
+	assert_int_equal(err, REGISTRY_OK);
+	for (int i = 0; i < 4; i++)
+		registry_unsubscribe(reg, x[i]);
+	registry_unsubscribe(reg, phone);
+	registry_free(reg);
+}
+
+/*
+ * A device with a reading stream and a ghost (a stream behind Caddy whose
+ * client left, not yet noticed), while memory is short and shares are
+ * below the queue: were the ghost's distance counted, it would never
+ * reach its queue (the POSTs that would overflow it refused first), the
+ * laggard walk would never see it (not full, and never from its own
+ * device's POSTs), and every POST to the device would be refused until
+ * the ghost's write timed out, though the phone takes everything at once.
+ * What the ghost has not taken is delivered (the phone took it:
+ * evictable), so it pins nothing: only what a stream has pending
+ * (stream_pending()) counts, in the check and in the share.
+ */
+static void
+test_registry_backlogged_ghost_sibling(void **state)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 40000,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *x[3], *phone, *ghost;
+	const char *names[3] = {"x0", "x1", "x2"};
+	enum registry_error err = REGISTRY_OK;
+	int refused = 0;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	/* Memory short: 51,000 pending elsewhere, shares of 16,666. */
+	for (int i = 0; i < 3; i++) {
+		x[i] = subscribe(reg, "u", names[i], &err);
+		publish_len(reg, names[i], 16000 + 1000 * (size_t)i, &err);
+		assert_int_equal(err, REGISTRY_OK);
+	}
+	ghost = subscribe(reg, "u", "phone", &err);
+	phone = subscribe(reg, "u", "phone", &err);
+	/* 60 s of 2,000-byte messages, one a second; the phone reads all. */
+	for (int i = 0; i < 60; i++) {
+		fake_now += 1000;
+		publish_len(reg, "phone", 2000, &err);
+		if (err != REGISTRY_OK)
+			refused++;
+		drain(reg, phone, NULL, NULL);
+		/* Nor is the ghost counted in the shares: x0 is within its. */
+		if (i == 5) {
+			fake_now += 100;
+			publish_len(reg, "x0", 500, &err);
+			assert_int_equal(err, REGISTRY_OK);
+		}
+	}
+	/* None refused; the ghost ended at its queue, as before shares. */
+	assert_int_equal(refused, 0);
+	assert_true(overflowed(reg, ghost));
+	for (int i = 0; i < 3; i++)
+		registry_unsubscribe(reg, x[i]);
+	registry_unsubscribe(reg, ghost);
+	registry_unsubscribe(reg, phone);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
@@ -3400,6 +3640,10 @@ main(void)
 	    cmocka_unit_test(test_registry_memory_budget_stuck_backlog),
 	    cmocka_unit_test(test_registry_memory_budget_share),
 	    cmocka_unit_test(test_registry_backlogged),
+	    cmocka_unit_test(test_registry_backlogged_held_away),
+	    cmocka_unit_test(test_registry_backlogged_ghost_sibling),
+	    cmocka_unit_test(test_registry_laggard_resume_loop),
+	    cmocka_unit_test(test_registry_laggard_held_topup),
 	    cmocka_unit_test(test_registry_laggard_trickle),
 	    cmocka_unit_test(test_registry_laggard_new_episode),
 	    cmocka_unit_test(test_registry_laggard_slow_link),
