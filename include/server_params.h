@@ -1,8 +1,7 @@
 /*
  * server_params: a request's FastCGI parameters, as libfcgi keeps them
  * ("name=value" strings), mapped onto an api_request.  Pure: no I/O, no
- * state but a table of the names, made once; the server's (server.c) and a
- * test's or fuzz driver's alike.
+ * state; the server's (server.c) and a test's or fuzz driver's alike.
  */
 #ifndef BEEP_SERVER_PARAMS_H
 #define BEEP_SERVER_PARAMS_H

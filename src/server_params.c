@@ -2,17 +2,12 @@
 #include "server_params.h"
 
 #include <fcgiapp.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
 #include "api.h"
 #include "util.h"
-
-/* Chains, by a name's length and last character (server_param_chain()). */
-#define SERVER_PARAMS_CHAINS 64
-#define SERVER_PARAMS_NONE 0xff
 
 /* The parameters read from every request (the claim's name is the caller's). */
 enum server_param {
@@ -32,102 +27,100 @@ enum server_param {
 	SP__N
 };
 
-static const char *const server_param_names[SP__N] = {
-    [SP_METHOD] = "REQUEST_METHOD",
-    [SP_URI] = "REQUEST_URI",
-    [SP_CONTENT_TYPE] = "CONTENT_TYPE",
-    [SP_CONTENT_LENGTH] = "CONTENT_LENGTH",
-    [SP_ORIGIN] = "HTTP_ORIGIN",
-    [SP_LAST_EVENT_ID] = "HTTP_LAST_EVENT_ID",
-    [SP_AUTHORIZATION] = "HTTP_AUTHORIZATION",
-    [SP_COOKIE] = "HTTP_COOKIE",
-    [SP_REMOTE_ADDR] = "REMOTE_ADDR",
-    [SP_SEC_FETCH_SITE] = "HTTP_SEC_FETCH_SITE",
-    [SP_HOST] = "HTTP_HOST",
-    [SP_HTTPS] = "HTTPS",
-    [SP_ACCEPT] = "HTTP_ACCEPT",
-};
+/* Whether s, of len characters, is the name lit (a string literal). */
+#define SERVER_PARAM_IS(s, len, lit)                                           \
+	((len) == sizeof(lit) - 1 && memcmp(s, lit, sizeof(lit) - 1) == 0)
 
 /*
- * The names' lengths, and the names chained by their length and last
- * character (server_param_first[], then server_param_next[]), so that a
- * request's parameter is compared with those alone: made once, they are
- * the same for every request.  By length alone, five names of 11
- * characters shared a chain, and a request's REQUEST_URI or REMOTE_ADDR
- * was compared with several of them.
+ * Which of ours the parameter named s (len characters, not terminated:
+ * a request's "name=value" up to its '=') is, or SP__N.  A switch on the
+ * length, then the names of that length compared whole: with the length
+ * a constant, each memcmp() compiles to a word or three compared in
+ * place, where a table of names would take a call per parameter.  The
+ * length test in SERVER_PARAM_IS() costs nothing (the case fixes it): a
+ * name put under the wrong case would never match, not be compared past
+ * the parameter's end.
  */
-static size_t server_param_len[SP__N];
-static unsigned char server_param_first[SERVER_PARAMS_CHAINS];
-static unsigned char server_param_next[SP__N];
-static pthread_once_t server_param_chains_once = PTHREAD_ONCE_INIT;
-
-/*
- * The chain of a name of len (> 0) characters.  Our names of one length
- * end in distinct letters, so none of them share a chain: a chain holds
- * one name, or those of different lengths.
- */
-static size_t
-server_param_chain(const char *name, size_t len)
+static enum server_param
+server_param_find(const char *s, size_t len)
 {
-	return (len * 4 + (unsigned char)name[len - 1]) % SERVER_PARAMS_CHAINS;
-}
-
-static void
-server_param_chains(void)
-{
-	memset(
-	    server_param_first, SERVER_PARAMS_NONE, sizeof(server_param_first));
-	for (size_t i = SP__N; i-- > 0;) {
-		size_t k;
-
-		server_param_len[i] = strlen(server_param_names[i]);
-		k = server_param_chain(
-		    server_param_names[i], server_param_len[i]);
-
-		server_param_next[i] = server_param_first[k];
-		server_param_first[k] = (unsigned char)i;
+	switch (len) {
+	case 5:
+		if (SERVER_PARAM_IS(s, len, "HTTPS"))
+			return SP_HTTPS;
+		break;
+	case 9:
+		if (SERVER_PARAM_IS(s, len, "HTTP_HOST"))
+			return SP_HOST;
+		break;
+	case 11:
+		if (SERVER_PARAM_IS(s, len, "REQUEST_URI"))
+			return SP_URI;
+		if (SERVER_PARAM_IS(s, len, "REMOTE_ADDR"))
+			return SP_REMOTE_ADDR;
+		if (SERVER_PARAM_IS(s, len, "HTTP_ORIGIN"))
+			return SP_ORIGIN;
+		if (SERVER_PARAM_IS(s, len, "HTTP_COOKIE"))
+			return SP_COOKIE;
+		if (SERVER_PARAM_IS(s, len, "HTTP_ACCEPT"))
+			return SP_ACCEPT;
+		break;
+	case 12:
+		if (SERVER_PARAM_IS(s, len, "CONTENT_TYPE"))
+			return SP_CONTENT_TYPE;
+		break;
+	case 14:
+		if (SERVER_PARAM_IS(s, len, "REQUEST_METHOD"))
+			return SP_METHOD;
+		if (SERVER_PARAM_IS(s, len, "CONTENT_LENGTH"))
+			return SP_CONTENT_LENGTH;
+		break;
+	case 18:
+		if (SERVER_PARAM_IS(s, len, "HTTP_LAST_EVENT_ID"))
+			return SP_LAST_EVENT_ID;
+		if (SERVER_PARAM_IS(s, len, "HTTP_AUTHORIZATION"))
+			return SP_AUTHORIZATION;
+		break;
+	case 19:
+		if (SERVER_PARAM_IS(s, len, "HTTP_SEC_FETCH_SITE"))
+			return SP_SEC_FETCH_SITE;
+		break;
 	}
+	return SP__N;
 }
 
 /*
- * Look up the parameters of server_param_names into v, and the one named
+ * Look up our parameters (server_param_find()) into v, and the one named
  * claim_param (may be NULL) into *claim, in one pass over a request's
- * (FCGX_GetParam() scans them all for each name: a dozen scans of ~25 per
- * request behind nginx).  The first of several with one name wins, as
- * there.  Values not found are NULL.
+ * (FCGX_GetParam() scans them all for each name: a dozen scans per
+ * request).  The first of several with one name wins, as there.  Values
+ * not found are NULL.
  */
 static void
 server_params_lookup(char **envp, const char *claim_param, const char *v[SP__N],
     const char **claim)
 {
 	size_t claim_len = claim_param != NULL ? strlen(claim_param) : 0;
-	size_t left = SP__N + (claim_param != NULL);
 
-	pthread_once(&server_param_chains_once, server_param_chains);
 	memset(v, 0, SP__N * sizeof(*v));
 	*claim = NULL;
-	for (char **e = envp; e != NULL && *e != NULL && left > 0; e++) {
+	if (envp == NULL)
+		return;
+	for (char **e = envp; *e != NULL; e++) {
 		const char *eq = strchr(*e, '=');
+		enum server_param i;
 		size_t k;
 
 		if (eq == NULL || eq == *e)
 			continue;
 		k = (size_t)(eq - *e);
-		/* No continue: the claim may be named like another. */
+		/* Not else: the claim may be named like one of ours. */
 		if (k == claim_len && *claim == NULL &&
-		    memcmp(*e, claim_param, k) == 0) {
+		    memcmp(*e, claim_param, k) == 0)
 			*claim = eq + 1;
-			left--;
-		}
-		for (unsigned i = server_param_first[server_param_chain(*e, k)];
-		     i != SERVER_PARAMS_NONE; i = server_param_next[i]) {
-			if (server_param_len[i] == k && v[i] == NULL &&
-			    memcmp(*e, server_param_names[i], k) == 0) {
-				v[i] = eq + 1;
-				left--;
-				break; /* the names are distinct */
-			}
-		}
+		i = server_param_find(*e, k);
+		if (i != SP__N && v[i] == NULL)
+			v[i] = eq + 1;
 	}
 }
 

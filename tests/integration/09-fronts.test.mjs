@@ -123,10 +123,10 @@ test('conf/nginx*.conf pass every parameter the backend reads', T,
     async (t) => {
 	const src = fs.readFileSync(new URL('../../src/server_params.c',
 	    import.meta.url), 'utf8');
-	// Its table of names ([SP_X] = "NAME"); SCRIPT_NAME, PATH_INFO and
-	// QUERY_STRING, read only when a front sends no REQUEST_URI, aside.
-	const read = [...new Set(
-	    [...src.matchAll(/\[SP_[A-Z_]+\] = "([A-Z_]+)"/g)].map((m) => m[1]))];
+	// Its names (SERVER_PARAM_IS(s, len, "NAME")); SCRIPT_NAME, PATH_INFO
+	// and QUERY_STRING, read only when a front sends no REQUEST_URI, aside.
+	const read = [...new Set([...src.matchAll(
+	    /SERVER_PARAM_IS\([^)"]*"([A-Z_]+)"\)/g)].map((m) => m[1]))];
 	assert.ok(read.includes('CONTENT_LENGTH'), `found: ${read}`);
 	assert.ok(read.length >= 10, `parameters found in server_params.c: ${read}`);
 	for (const file of ['nginx.conf', 'nginx-cluster.conf']) {

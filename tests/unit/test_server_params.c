@@ -117,6 +117,108 @@ test_server_params_lengths(void **state)
 	buf_free(&uri);
 }
 
+/* The wanted names but HTTPS, with the field each one fills. */
+static const struct {
+	const char *name;
+	size_t field;
+} server_params_names[] = {
+    {"REQUEST_METHOD", offsetof(struct api_request, method)},
+    {"REQUEST_URI", offsetof(struct api_request, uri)},
+    {"CONTENT_TYPE", offsetof(struct api_request, content_type)},
+    {"CONTENT_LENGTH", offsetof(struct api_request, content_length)},
+    {"HTTP_ORIGIN", offsetof(struct api_request, origin)},
+    {"HTTP_LAST_EVENT_ID", offsetof(struct api_request, last_event_id)},
+    {"HTTP_AUTHORIZATION", offsetof(struct api_request, authorization)},
+    {"HTTP_COOKIE", offsetof(struct api_request, cookie)},
+    {"REMOTE_ADDR", offsetof(struct api_request, remote_addr)},
+    {"HTTP_SEC_FETCH_SITE", offsetof(struct api_request, sec_fetch_site)},
+    {"HTTP_HOST", offsetof(struct api_request, host)},
+    {"HTTP_ACCEPT", offsetof(struct api_request, accept)},
+};
+#define SERVER_PARAMS_NAMES                                                    \
+	(sizeof(server_params_names) / sizeof(server_params_names[0]))
+
+static const char *
+server_params_field(const struct api_request *ar, size_t field)
+{
+	return *(const char *const *)((const char *)ar + field);
+}
+
+/*
+ * Each name is found by itself, and only by itself: names that differ
+ * from it in their last character, or are one longer or one shorter (it
+ * a prefix of them, or they of it) fill no field (the uri is then rebuilt,
+ * from nothing); the name itself with an empty value fills its field with
+ * "", and wins over a duplicate that follows.
+ */
+static void
+test_server_params_each_name(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < SERVER_PARAMS_NAMES; i++) {
+		const char *name = server_params_names[i].name;
+		int len = (int)strlen(name);
+		char miss[64], longer[64], shorter[64], empty[64], second[64];
+		char *near[] = {miss, longer, shorter, NULL};
+		char *envp[] = {miss, longer, empty, second, shorter, NULL};
+		struct api_request ar = {0};
+		struct buf uri = {0};
+		const char *got;
+
+		snprintf(miss, sizeof(miss), "%.*s%c=miss", len - 1, name,
+		    name[len - 1] + 1);
+		snprintf(longer, sizeof(longer), "%sX=longer", name);
+		snprintf(
+		    shorter, sizeof(shorter), "%.*s=shorter", len - 1, name);
+		snprintf(empty, sizeof(empty), "%s=", name);
+		snprintf(second, sizeof(second), "%s=second", name);
+
+		server_params_to_request(near, NULL, &ar, &uri);
+		for (size_t j = 0; j < SERVER_PARAMS_NAMES; j++) {
+			got = server_params_field(
+			    &ar, server_params_names[j].field);
+			if (j == 1) /* REQUEST_URI */
+				assert_ptr_equal(got, uri.data);
+			if (got != NULL && got != uri.data)
+				fail_msg("near %s: %s took '%s'", name,
+				    server_params_names[j].name, got);
+		}
+		assert_string_equal(ar.uri, "");
+		assert_false(ar.https);
+		buf_free(&uri);
+
+		memset(&ar, 0, sizeof(ar));
+		server_params_to_request(envp, NULL, &ar, &uri);
+		got = server_params_field(&ar, server_params_names[i].field);
+		if (got == NULL || strcmp(got, "") != 0)
+			fail_msg("%s: got '%s', want the first, empty", name,
+			    got ? got : "(null)");
+		buf_free(&uri);
+	}
+}
+
+/* HTTPS likewise: near names are not it; the first of two wins. */
+static void
+test_server_params_https(void **state)
+{
+	char *near[] = {"HTTPT=on", "HTTPSX=on", "HTTP=on", NULL};
+	char *on_off[] = {"HTTP=off", "HTTPS=on", "HTTPS=off", NULL};
+	char *off_on[] = {"HTTPS=off", "HTTPS=on", NULL};
+	struct api_request ar = {0};
+	struct buf uri = {0};
+
+	(void)state;
+	server_params_to_request(near, NULL, &ar, &uri);
+	assert_false(ar.https);
+	buf_free(&uri);
+	server_params_to_request(on_off, NULL, &ar, &uri);
+	assert_true(ar.https);
+	buf_free(&uri);
+	server_params_to_request(off_on, NULL, &ar, &uri);
+	assert_false(ar.https);
+	buf_free(&uri);
+}
+
 /* Fronts that send no REQUEST_URI: SCRIPT_NAME + PATH_INFO [? QUERY]. */
 static void
 test_server_params_rebuilt_uri(void **state)
@@ -154,6 +256,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_server_params_fields),
 	    cmocka_unit_test(test_server_params_lengths),
+	    cmocka_unit_test(test_server_params_each_name),
+	    cmocka_unit_test(test_server_params_https),
 	    cmocka_unit_test(test_server_params_missing_and_first),
 	    cmocka_unit_test(test_server_params_rebuilt_uri),
 	};
