@@ -86,11 +86,12 @@ struct reg_device {
 	/* The frame bytes of its messages on reg->retained or reg->overdue. */
 	size_t delivered_bytes;
 	/*
-	 * The oldest sighting of a stream of it that ended while seen behind
-	 * (struct registry_stream's lag_*), for its next stream to start with:
-	 * lag_inherit() in registry.c.  lag_since_ms 0: none.
+	 * The oldest sighting of a stream of it that went while seen behind
+	 * (struct registry_stream's lag_*), and when the last such went, for
+	 * its next stream to start with: lag_inherit() in registry.c.
+	 * lag_since_ms 0: none.
 	 */
-	uint64_t lag_behind, lag_since_ms, lag_bytes_in;
+	uint64_t lag_behind, lag_since_ms, lag_bytes_in, lag_kept_ms;
 	struct reg_device *hprev, *hnext; /* in reg->holding, when it holds */
 	struct reg_device *uprev, *unext; /* in user->devices */
 	/*

@@ -321,41 +321,60 @@ registry_full(const struct registry *reg)
 	    reg->nstreams >= reg->limits.max_streams;
 }
 
+/* Whether d keeps a sighting of a stream that went less than stuck_ms ago. */
+static bool
+lag_recent(const struct registry *reg, const struct reg_device *d, uint64_t now)
+{
+	return d->lag_since_ms != 0 &&
+	    now < d->lag_kept_ms + reg->limits.stuck_ms;
+}
+
 /*
- * Keep s's sighting (registry_overflow_laggards()) in d as it goes, when
- * it is the oldest: see lag_inherit().  Locked.
+ * Keep s's sighting (registry_overflow_laggards()) in d as s goes (ends,
+ * or is ended as stuck), when it is the oldest of those gone less than
+ * stuck_ms ago: see lag_inherit().  Locked.
  */
 static void
-lag_keep(struct reg_device *d, const struct registry_stream *s)
+lag_keep(const struct registry *reg, struct reg_device *d,
+    const struct registry_stream *s, uint64_t now)
 {
-	if (s->lag_since_ms != 0 &&
-	    (d->lag_since_ms == 0 || s->lag_since_ms < d->lag_since_ms)) {
+	if (s->lag_since_ms == 0)
+		return;
+	if (!lag_recent(reg, d, now) || s->lag_since_ms < d->lag_since_ms) {
 		d->lag_behind = s->lag_behind;
 		d->lag_since_ms = s->lag_since_ms;
 		d->lag_bytes_in = s->lag_bytes_in;
 	}
+	d->lag_kept_ms = now;
 }
 
 /*
- * A new stream of d starts with the oldest sighting of d's streams, linked
- * or gone (lag_keep()): a client that comes back to the same backlog has
- * not caught up by coming back (each new stream once started afresh, so a
- * client that reconnected every 0.9 s, reading nothing, was never stuck
- * and pinned its backlog for ever).  One that read on in between is
- * nearer than the sighting's distance: caught up at the next look.
- * Locked.
+ * A new stream of d starts with the oldest sighting of d's live streams,
+ * and of those gone less than stuck_ms ago (lag_keep()): a client that
+ * comes back to the same backlog has not caught up by coming back (each
+ * new stream once started afresh, so a client that reconnected every
+ * 0.9 s, reading nothing, was never stuck and pinned its backlog for
+ * ever; or that read a batch a second and fed as much again as held
+ * messages while away a moment).  One that read on in between is nearer
+ * than the sighting's distance: caught up at the next look.  A client
+ * away longer starts afresh: its messages were held meanwhile, first to
+ * be dropped when room was needed.  Locked.
  */
 static void
-lag_inherit(struct reg_device *d, struct registry_stream *s)
+lag_inherit(const struct registry *reg, struct reg_device *d,
+    struct registry_stream *s, uint64_t now)
 {
 	const struct registry_stream *t;
 
-	s->lag_behind = d->lag_behind;
-	s->lag_since_ms = d->lag_since_ms;
-	s->lag_bytes_in = d->lag_bytes_in;
+	s->lag_since_ms = 0;
+	if (lag_recent(reg, d, now)) {
+		s->lag_behind = d->lag_behind;
+		s->lag_since_ms = d->lag_since_ms;
+		s->lag_bytes_in = d->lag_bytes_in;
+	}
 	DL_FOREACH(d->streams, t)
 	{
-		if (t->lag_since_ms != 0 &&
+		if (stream_live(t) && t->lag_since_ms != 0 &&
 		    (s->lag_since_ms == 0 ||
 		        t->lag_since_ms < s->lag_since_ms)) {
 			s->lag_behind = t->lag_behind;
@@ -364,6 +383,7 @@ lag_inherit(struct reg_device *d, struct registry_stream *s)
 		}
 	}
 }
+
 /*
  * Why a stream of device d (NULL: a new one) of user u (NULL: a new one)
  * cannot be taken now, or REGISTRY_OK.  expired: a device of u whose
@@ -540,7 +560,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		s->bytes_out -= device_log_at(d, q)->len;
 	s->start_seq = d->last_seq;
 	s->start_bytes = d->bytes_in;
-	lag_inherit(d, s);
+	lag_inherit(reg, d, s, now);
 	DL_APPEND(d->streams, s);
 	d->nstreams++;
 	/*
@@ -566,7 +586,7 @@ registry_unsubscribe(struct registry *reg, struct registry_stream *s)
 	pthread_mutex_lock(&reg->lock);
 	HASH_DEL(reg->streams, s);
 	reg->nstreams--;
-	lag_keep(d, s);
+	lag_keep(reg, d, s, now);
 	DL_DELETE(d->streams, s);
 	if (--d->nstreams == 0) {
 		registry_expire_orphan(reg, d, now);
@@ -885,6 +905,7 @@ registry_overflow_laggards(
 			continue;
 		s->overflow = true;
 		reg->overflows++;
+		lag_keep(reg, d, s, now);
 		pthread_cond_signal(&s->cond);
 		registry_log_deliver(reg, d, d->taken, now);
 		registry_expire_grace(reg, d, now);

@@ -3418,6 +3418,46 @@ test_registry_laggard_resume_loop(void **state)
 }
 
 /*
+ * A client whose stream was seen stuck leaves and comes back to the same
+ * backlog: within stuck_ms, its new stream starts with the old sighting
+ * and is ended at the first look past it; a second or more later (its
+ * messages were held meanwhile, first to be dropped), it starts afresh
+ * and has stuck_ms to show it reads.
+ */
+static void
+test_registry_laggard_back_later(void **state)
+{
+	(void)state;
+	for (int later = 0; later < 2; later++) {
+		struct registry_stream *live, *r;
+		struct registry *reg = laggard_start("r", &live, &r);
+		struct registry_stats stats;
+		enum registry_error err;
+
+		/* Seen at 100,000; gone at 100,500, back 500 or 1,500 on. */
+		assert_int_equal(drain(reg, live, NULL, NULL), 1);
+		fake_now += 500;
+		registry_unsubscribe(reg, r);
+		fake_now += later ? 1500 : 500;
+		r = subscribe(reg, "u", "r", &err);
+		assert_int_equal(err, REGISTRY_OK);
+		/* The budget full: 60,000 pending for r, 41,000 more. */
+		publish_len(reg, "live", 41000, &err);
+		registry_stats(reg, &stats);
+		assert_int_equal(stats.overflows, later ? 0 : 1);
+		if (later) {
+			/* Not reading in its own second: ended then. */
+			fake_now += 1000;
+			publish_len(reg, "live", 41000, &err);
+		}
+		assert_true(overflowed(reg, r));
+		registry_unsubscribe(reg, r);
+		registry_unsubscribe(reg, live);
+		registry_free(reg);
+	}
+}
+
+/*
  * The same held backlog, read at a trickle (one 10,000-byte message a
  * second) and topped up as much again by going away for a moment and
  * posting held messages (no share is asked of a device away): a new
@@ -3644,6 +3684,7 @@ main(void)
 	    cmocka_unit_test(test_registry_backlogged_ghost_sibling),
 	    cmocka_unit_test(test_registry_laggard_resume_loop),
 	    cmocka_unit_test(test_registry_laggard_held_topup),
+	    cmocka_unit_test(test_registry_laggard_back_later),
 	    cmocka_unit_test(test_registry_laggard_trickle),
 	    cmocka_unit_test(test_registry_laggard_new_episode),
 	    cmocka_unit_test(test_registry_laggard_slow_link),
