@@ -882,7 +882,10 @@ registry_overflow_laggards(
 			continue;
 		uint64_t behind = d->bytes_in - s->bytes_out;
 
-		if (!stream_live(s) || behind <= bound) {
+		/* An ending stream keeps its sighting for lag_keep(). */
+		if (!stream_live(s))
+			continue;
+		if (behind <= bound) {
 			s->lag_since_ms = 0;
 			continue;
 		}

@@ -3633,6 +3633,184 @@ test_registry_backlogged_ghost_sibling(void **state)
 	registry_free(reg);
 }
 
+/*
+ * The resume loop of test_registry_laggard_resume_loop, after an earlier
+ * episode in which the device's stream was seen behind and then read
+ * everything before leaving.  Were that old sighting kept for the
+ * device's lifetime and inherited (the oldest kept), the third catch-up
+ * clause (bytes_out >= lag_bytes_in) would restart each new stream's
+ * clock at once, and the loop would pin 90% of the budget for ever: only
+ * a sighting from less than stuck_ms before is inherited.
+ */
+static void
+test_registry_laggard_old_sighting(void **state)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 40000,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *live, *a, *a2;
+	struct registry_start st2;
+	struct registry_stats stats;
+	enum registry_error err;
+	uint64_t last = 0;
+	int accepted = 0;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	/* Episode 1: a backlog of 90,000, seen behind once, then all read. */
+	a = stuck_with_backlog(reg, "a", 9, 10000);
+	fake_now += 200;
+	publish_len(reg, "live", 20000, &err); /* the walk sees a behind */
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	drain(reg, a, NULL, &last);
+	registry_unsubscribe(reg, a); /* leaves with the sighting */
+	/* Minutes later: away, 90,000 held again. */
+	fake_now += 300000;
+	drain(reg, live, NULL, NULL);
+	for (int i = 0; i < 9; i++) {
+		publish_len(reg, "a", 10000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	a = resume_at(reg, "a", REGISTRY_RESUME_AT, last, &st2);
+	assert_non_null(a);
+	assert_false(st2.reset);
+	/* 30 s of honest POSTs; the client reconnects every 900 ms. */
+	for (int i = 0; i < 33; i++) {
+		fake_now += 900;
+		publish_len(reg, "live", 20000, &err);
+		if (err == REGISTRY_OK) {
+			accepted++;
+			drain(reg, live, NULL, NULL);
+		}
+		a2 = resume_at(reg, "a", REGISTRY_RESUME_AT, last, &st2);
+		registry_unsubscribe(reg, a);
+		a = a2;
+	}
+	/* As in test_registry_laggard_resume_loop: ended, POSTs accepted. */
+	registry_stats(reg, &stats);
+	assert_true(stats.overflows >= 1);
+	assert_true(accepted >= 30);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+/* Take one batch (what a 25 KB/s client takes per ~600 ms). */
+static size_t
+take_batch(struct registry *reg, struct registry_stream *s, uint64_t *last)
+{
+	struct registry_batch b;
+	size_t n = 0;
+
+	if (registry_wait(reg, s, 0, &b) != REGISTRY_MESSAGES)
+		return 0;
+	for (size_t i = 0; i < b.n; i++) {
+		*last = registry_msg_id(batch_at(&b, i));
+		n += registry_msg_frame(batch_at(&b, i), &(size_t){0}) != NULL;
+	}
+	registry_batch_release(&b);
+	return n;
+}
+
+/*
+ * A phone reading a 60,000-byte backlog at ~27 KB/s (a 16,000-byte
+ * batch every 600 ms) through a full budget, three streams within their
+ * shares beside it.  Its network stalls for 200 ms and drops; it is back
+ * 1.5 s later (three 4,000-byte messages held for it meanwhile, the
+ * other POSTs small enough not to need what it holds), resumes
+ * where it was and reads on at the same rate from its first moment.  Were
+ * the sighting from before the drop inherited, the time away would count
+ * as time stuck, and it has not yet come a step nearer than the distance
+ * seen before it went (what was posted while it was away): it would be
+ * ended at the first look, before it could show it reads.  Away longer
+ * than stuck_ms, it starts afresh, and reading at this rate it is never
+ * ended.
+ */
+static void
+test_registry_laggard_flaky_phone(void **state)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 40000,
+	    .stuck_ms = 1000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *live, *f[3], *a;
+	const char *names[3] = {"f0", "f1", "f2"};
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t last = 0;
+	int k;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	/* Three streams that hold 12,000 each, within shares of 12,500. */
+	for (int i = 0; i < 3; i++) {
+		f[i] = subscribe(reg, "u", names[i], &err);
+		publish_len(reg, names[i], 12000, &err);
+		assert_int_equal(err, REGISTRY_OK);
+	}
+	/* The phone's backlog: 15 x 4,000 held, then its stream. */
+	a = stuck_with_backlog(reg, "a", 15, 4000);
+	take_batch(reg, a, &last); /* reads at once: 44,000 behind */
+	/* Reading a batch every 600 ms; POSTs of 40,000 every 100 ms. */
+	for (k = 1; k <= 8; k++) {
+		fake_now += 100;
+		publish_len(reg, "live", 40000, &err);
+		if (err == REGISTRY_OK)
+			drain(reg, live, NULL, NULL);
+		if (k <= 10 && k % 6 == 0)
+			take_batch(reg, a, &last);
+	}
+	/* k 7..8: stalled; then the drop, noticed. */
+	registry_hangup(reg, registry_stream_id(a));
+	registry_unsubscribe(reg, a);
+	/* 1.5 s away; three messages held for it meanwhile. */
+	for (k = 1; k <= 15; k++) {
+		fake_now += 100;
+		publish_len(reg, "live", 10000, &err); /* smaller meanwhile */
+		if (err == REGISTRY_OK)
+			drain(reg, live, NULL, NULL);
+		if (k % 5 == 0) {
+			publish_len(reg, "a", 4000, &err);
+			assert_int_equal(err, REGISTRY_HELD);
+		}
+	}
+	a = resume_at(reg, "a", REGISTRY_RESUME_AT, last, &st);
+	assert_non_null(a);
+	assert_false(st.reset);
+	take_batch(reg, a, &last); /* reads at once again */
+	for (k = 1; k <= 40; k++) {
+		struct registry_batch b;
+		enum registry_wake w;
+
+		fake_now += 100;
+		publish_len(reg, "live", 50000, &err);
+		if (err == REGISTRY_OK)
+			drain(reg, live, NULL, NULL);
+		if (k % 6 != 0)
+			continue;
+		w = registry_wait(reg, a, 0, &b);
+		assert_int_not_equal(w, REGISTRY_OVERFLOW);
+		if (w == REGISTRY_MESSAGES)
+			registry_batch_release(&b);
+	}
+	registry_unsubscribe(reg, a);
+	for (int i = 0; i < 3; i++)
+		registry_unsubscribe(reg, f[i]);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
@@ -3685,6 +3863,8 @@ main(void)
 	    cmocka_unit_test(test_registry_laggard_resume_loop),
 	    cmocka_unit_test(test_registry_laggard_held_topup),
 	    cmocka_unit_test(test_registry_laggard_back_later),
+	    cmocka_unit_test(test_registry_laggard_old_sighting),
+	    cmocka_unit_test(test_registry_laggard_flaky_phone),
 	    cmocka_unit_test(test_registry_laggard_trickle),
 	    cmocka_unit_test(test_registry_laggard_new_episode),
 	    cmocka_unit_test(test_registry_laggard_slow_link),
