@@ -9,7 +9,7 @@ set -eu
 want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev libjwt-dev libssl-dev uthash-dev libhiredis-dev caddy"
 case "${1:-run}" in
 run) ;;
-test) want="$want libcmocka-dev clang-format clang libclang-rt-14-dev nodejs nginx lighttpd spawn-fcgi systemd man-db curl redis-server chromium firefox-esr cog coturn" ;;
+test) want="$want libcmocka-dev clang-format clang libclang-rt-14-dev nodejs nginx lighttpd lighttpd-modules-lua spawn-fcgi systemd man-db curl redis-server chromium firefox-esr cog coturn" ;;
 bench) want="$want nginx libnginx-mod-nchan gnuplot-nox jq curl redis-server valgrind" ;;
 valgrind) want="$want libcmocka-dev valgrind" ;;
 soak) want="$want gnuplot-nox jq" ;;

@@ -17,11 +17,12 @@
 //
 // Environment: BEEP_BIN (backend binary), BEEP_TEST_DEBUG=1 (echo the logs).
 import fs from 'node:fs';
+import net from 'node:net';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
 	poll, withTimeout, uid, subPath, postPath, listPath,
-	expectRefusedStream,
+	expectRefusedStream, Client,
 } from './harness.mjs';
 import {
 	Rig as FrontRig, waitLine, stop, launch, rewrite, READY_GUARD,
@@ -390,6 +391,79 @@ test('lighttpd (conf/lighttpd.conf) -> beep-signal --listen unix:', T,
 		assert.match(r.headers['content-type'], /^application\/json/, p);
 	}
 	await smoke(t, rig);
+});
+
+// The backend out of reach behind lighttpd: its own 503 (the socket is gone)
+// or 500 (a backend that hangs up before answering), which EventSource
+// would take as final, reaches a bare EventSource as the stream nginx's
+// @beep_stream_down sends, byte for byte (mod_magnet runs
+// conf/lighttpd-stream-down.lua at response start). The first subscribe
+// after the stop is the one whose failed connect makes mod_fastcgi retry
+// the request: the conf's condition must hold for it too.
+test('lighttpd: the backend out of reach, EventSource gets a stream it retries',
+    T, async (t) => {
+	const rig = new FrontRig(t, 'lighttpd-down');
+	await rig.startListen();
+	await rig.startLighttpd();
+	const exit = await stop(rig.backend, 'SIGTERM', 20000);
+	assert.equal(exit.code, 0, JSON.stringify(exit));
+	assert.ok(!fs.existsSync(rig.sock), 'the stopped backend\'s socket gone');
+	const p = subPath(uid('down'), 'd');
+	await expectRefusedStream(rig, p, 503, 'backend unavailable',
+	    { front: true });
+	// nginx's answer: the id line a comment when none was sent, no
+	// charset, credentials allowed whatever the Origin.
+	const c = rig.client();
+	const es = { Accept: 'text/event-stream' };
+	const body = (id) => new RegExp('^retry: 5\\d\\d0\\n' + id +
+	    '\\nevent: refused\\ndata: \\{"error":"backend unavailable",' +
+	    '"status":503\\}\\n\\n$');
+	const bare = await c.get(p, { headers: es });
+	assert.equal(bare.status, 200);
+	assert.equal(bare.headers['content-type'], 'text/event-stream');
+	assert.equal(bare.headers['access-control-allow-credentials'], 'true');
+	assert.match(bare.text, body(':'));
+	const resumed = await c.get(p,
+	    { headers: { ...es, 'Last-Event-ID': '1-7' } });
+	assert.match(resumed.text, body('id: 1-7'));
+	// The same client port, the same retry: (5 s + 10 x its last two
+	// digits, in ms), as nginx and Caddy compute it.
+	const one = new Client(rig.base, { maxSockets: 1 });
+	t.after(() => one.close());
+	const a = await one.get(p, { headers: es });
+	const b = await one.get(p, { headers: es });
+	assert.equal(a.text.split('\n')[0], b.text.split('\n')[0],
+	    'retry: from the client\'s port');
+	// Anyone else, and any other request, gets lighttpd's 503.
+	assert.equal((await c.get(p)).status, 503);
+	assert.equal((await c.request('HEAD', p, { headers: es })).status, 503);
+	assert.equal((await c.postJson(postPath(uid('down'), 'd'),
+	    { data: 1 })).status, 503);
+	assert.equal((await c.postJson(p, { data: 1 },
+	    { headers: es })).status, 503, 'only a GET is a stream');
+	assert.equal((await c.get(listPath(uid('down')),
+	    { headers: es })).status, 503, 'only a subscribe');
+
+	// A backend that accepts and hangs up (one dying): lighttpd's 500.
+	const conns = new Set();
+	const hangup = net.createServer((s) => {
+		conns.add(s);
+		s.once('close', () => conns.delete(s));
+		s.once('data', () => s.destroy());
+		s.on('error', () => {});
+	});
+	await new Promise((resolve) => hangup.listen(rig.sock, resolve));
+	t.after(() => new Promise((resolve) => {
+		for (const s of conns)
+			s.destroy();
+		hangup.close(resolve);
+	}));
+	// lighttpd tries a backend that failed again after a few seconds.
+	await poll(async () => (await c.get(p)).status === 500,
+	    { timeout: 15000, interval: 250, what: 'lighttpd\'s 500' });
+	await expectRefusedStream(rig, p, 500, 'backend unavailable',
+	    { front: true });
+	rig.checkBackendLog();
 });
 
 test('Caddy -> spawn-fcgi -n -s SOCK -- beep-signal (socket on fd 0)', T,

@@ -40,6 +40,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { ROOT, startStack, poll, withTimeout, sid, lineCollector }
     from './harness.mjs';
+import { Rig, stop } from './fronts.mjs';
 import { mint, claims } from './jwt.mjs';
 
 const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
@@ -1162,9 +1163,11 @@ describe('browsers through Caddy', { skip }, () => {
 //   activation, a crash), where Caddy answers a subscribe 502 itself: the
 //   Caddyfile gives it a stream that brings it back after retry: with the
 //   id it had, so that it resumes on the new run (which tells it, by a
-//   reset, that what the old run held is gone). (Chromium keeps its id
-//   through a response without one anyway; that the front gives it back,
-//   for clients of the WHATWG model, expectRefusedStream checks.)
+//   reset, that what the old run held is gone); the same behind lighttpd,
+//   whose own 503 conf/lighttpd-stream-down.lua answers so. (Chromium
+//   keeps its id through a response without one anyway; that the front
+//   gives it back, for clients of the WHATWG model, expectRefusedStream
+//   checks.)
 describe('EventSource comes back by itself', { skip }, () => {
 	let chrome;
 
@@ -1266,6 +1269,41 @@ describe('EventSource comes back by itself', { skip }, () => {
 		} finally {
 			await context.close();
 		}
+	});
+
+	// The same behind lighttpd (conf/lighttpd.conf), whose own 503 the
+	// stream-down script answers as nginx and Caddy do.
+	test('the backend out of reach behind lighttpd: comes back after ' +
+	    'the restart, with its last id', T, async (t) => {
+		const rig = new Rig(t, 'lighttpd-browser',
+		    { env: { BEEP_KEEPALIVE: '1' } });
+		await rig.startListen();
+		await rig.startLighttpd();
+		const user = `down-${sid()}`;
+		const c = rig.client();
+		const context = await chrome.browser.newContext();
+		try {
+			const page = await eventSourcePage(context, rig.base,
+			    `/subscribe/${user}/device/phone`);
+			await cameBack(page, c, user, 'before');
+			const [first] = await get(page, () => window.es.messages);
+
+			// lighttpd ends the stream; EventSource reconnects and
+			// meets lighttpd's own 503 (a socket nobody listens on),
+			// as a stream.
+			await stop(rig.backend, 'SIGKILL');
+			assert.deepEqual(await refusal(page, 30000),
+			    { error: 'backend unavailable', status: 503, id: first.id });
+
+			// A new backend on the same socket path.
+			await rig.startListen();
+			await cameBack(page, c, user, 'after');
+			assert.ok((await get(page, () => window.es.resets)) > 0,
+			    'a reset: it resumed from the id it had');
+		} finally {
+			await context.close();
+		}
+		rig.checkBackendLog();
 	});
 });
 

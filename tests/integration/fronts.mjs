@@ -22,6 +22,8 @@ export const LOG_ERROR_RE = /^\S+Z error |AddressSanitizer|LeakSanitizer|runtime
 export const NGINX_CONF = path.join(ROOT, 'conf', 'nginx.conf');
 export const NGINX_CLUSTER_CONF = path.join(ROOT, 'conf', 'nginx-cluster.conf');
 export const LIGHTTPD_CONF = path.join(ROOT, 'conf', 'lighttpd.conf');
+export const LIGHTTPD_LUA = path.join(ROOT, 'conf', 'lighttpd-stream-down.lua');
+export const LIGHTTPD_LUA_PROD = '/etc/lighttpd/beep-signal-stream-down.lua';
 export const PROD_SOCKET = '/run/beep-signal/beep.sock';
 
 // ---------------------------------------------------------------------------
@@ -358,6 +360,9 @@ export class Rig {
 			let site = fs.readFileSync(LIGHTTPD_CONF, 'utf8');
 			site = rewrite(site, PROD_SOCKET, this.sock,
 			    'lighttpd socket path');
+			// The stream-down script from the checkout.
+			site = rewrite(site, LIGHTTPD_LUA_PROD, LIGHTTPD_LUA,
+			    'lighttpd stream-down script');
 			fs.writeFileSync(path.join(dir, 'beep-signal.conf'), site);
 			const main = path.join(dir, 'lighttpd.conf');
 			// Debian 12's /etc/lighttpd/lighttpd.conf, where the shipped

@@ -1,0 +1,63 @@
+-- beep-signal behind lighttpd: the backend out of reach, for EventSource.
+--
+-- conf/lighttpd.conf runs this at the start of every response to a
+-- /subscribe/ path (magnet.attract-response-start-to: mod_magnet, lighttpd
+-- 1.4.65 or later; Debian's lighttpd-modules-lua).  Install it as
+-- /etc/lighttpd/beep-signal-stream-down.lua, or change the path there.
+--
+-- When lighttpd cannot reach the backend (a restart without socket
+-- activation, a crash) it answers a subscribe itself: 503 (the connect
+-- failed or took longer than "connect-timeout", or the backend is left
+-- out for a few seconds after such a failure), 500 (the backend hung up
+-- before it answered); 502 and 504 are taken alike.  EventSource never
+-- retries any of them.  A bare EventSource (GET, Accept: text/event-stream
+-- exactly) gets instead what conf/nginx.conf's @beep_stream_down gives,
+-- byte for byte (lighttpd adds Accept-Ranges and Content-Length): 200, an event
+-- "refused" with lighttpd's status, its own Last-Event-ID back as id (up
+-- to 128 bytes, as the backend gives it back; longer or absent, a comment
+-- line), and retry: 5 to 6 s (5 s plus ten times the last two digits of
+-- the client's port, in ms, so that clients cut together do not all come
+-- back together), after which it comes back by itself.  Readable from any
+-- origin, with credentials or none: it holds nothing but the caller's own
+-- header.  Anything else keeps lighttpd's status and page, and so does
+-- every answer of the backend's own (never an HTML page).
+
+local r = lighty.r
+local status = r.req_item.http_status
+if status ~= 500 and status ~= 502 and status ~= 503 and status ~= 504 then
+	return 0
+end
+if r.req_attr["request.method"] ~= "GET"
+    or not r.req_attr["request.uri"]:find("^/subscribe/")
+    or r.req_header["Accept"] ~= "text/event-stream" then
+	return 0
+end
+-- lighttpd's own error page (the backend answers in JSON or as a stream).
+local ctype = r.resp_header["Content-Type"]
+if ctype ~= nil and not ctype:find("^text/html") then
+	return 0
+end
+
+-- A header value holds no CR, LF or NUL (lighttpd refuses the request);
+-- checked anyway: the id must add no field.
+local id = r.req_header["Last-Event-ID"]
+local id_field = ":"
+if id ~= nil and #id >= 1 and #id <= 128 and not id:find("[\r\n%z]") then
+	id_field = "id: " .. id
+end
+local tail = (r.req_attr["request.remote-port"] or ""):match("(%d%d)$")
+local retry_ms = tail and ("5" .. tail .. "0") or "5000"
+
+r.resp_header["Content-Type"] = "text/event-stream"
+r.resp_header["Cache-Control"] = "no-store"
+r.resp_header["Retry-After"] = "5"
+local origin = r.req_header["Origin"]
+if origin ~= nil and origin ~= "" then
+	r.resp_header["Access-Control-Allow-Origin"] = origin
+end
+r.resp_header["Access-Control-Allow-Credentials"] = "true"
+r.resp_header["Vary"] = "Origin"
+r.resp_body.set({ "retry: " .. retry_ms .. "\n" .. id_field ..
+    "\nevent: refused\ndata: {\"error\":\"backend unavailable\"," ..
+    "\"status\":" .. status .. "}\n\n" })
+return 200
