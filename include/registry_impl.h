@@ -126,6 +126,8 @@ struct registry_stream {
 	 * registry_overflow_laggards().
 	 */
 	uint64_t lag_behind, lag_since_ms, lag_bytes_in;
+	/* When it started or last took a message: lag_inherit(). */
+	uint64_t alive_ms;
 	bool gone, overflow, replaced, closed;
 	atomic_uint pinned; /* publishers about to signal cond, unlocked */
 	struct registry_stream *prev, *next; /* in the device's list */

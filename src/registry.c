@@ -232,8 +232,10 @@ stream_replace(struct registry *reg, struct registry_stream *s)
  * Make room for one more live stream of d: while it has streams_per_device
  * live ones, mark the oldest replaced and wake it.
  */
+static void lag_keep(const struct registry *reg, struct reg_device *d,
+    const struct registry_stream *s, uint64_t now);
 static void
-device_replace(struct registry *reg, struct reg_device *d)
+device_replace(struct registry *reg, struct reg_device *d, uint64_t now)
 {
 	size_t max = reg->limits.streams_per_device, live = 0;
 	struct registry_stream *s;
@@ -252,6 +254,7 @@ device_replace(struct registry *reg, struct reg_device *d)
 		if (!stream_live(s))
 			continue;
 		stream_replace(reg, s);
+		lag_keep(reg, d, s, now);
 		live--;
 	}
 }
@@ -349,16 +352,18 @@ lag_keep(const struct registry *reg, struct reg_device *d,
 }
 
 /*
- * A new stream of d starts with the oldest sighting of d's live streams,
- * and of those gone less than stuck_ms ago (lag_keep()): a client that
- * comes back to the same backlog has not caught up by coming back (each
- * new stream once started afresh, so a client that reconnected every
- * 0.9 s, reading nothing, was never stuck and pinned its backlog for
- * ever; or that read a batch a second and fed as much again as held
- * messages while away a moment).  One that read on in between is nearer
- * than the sighting's distance: caught up at the next look.  A client
- * away longer starts afresh: its messages were held meanwhile, first to
- * be dropped when room was needed.  Locked.
+ * A new stream of d starts with the oldest sighting of d's streams gone
+ * (ended, replaced) less than stuck_ms ago (lag_keep()), and of its live
+ * ones that started or took something within stuck_ms and a walk's
+ * interval: a client that comes back to the same backlog has not caught
+ * up by coming back (each new stream once started afresh, so a client
+ * that reconnected every 0.9 s, reading nothing, was never stuck and
+ * pinned its backlog for ever; or that read a batch a second and fed as
+ * much again as held messages while away a moment).  One that read on in
+ * between is nearer than the sighting's distance: caught up at the next
+ * look.  A client away longer starts afresh, even when its old stream
+ * lingers unnoticed behind the front (a ghost, silent since): its
+ * messages were held or refused meanwhile.  Locked.
  */
 static void
 lag_inherit(const struct registry *reg, struct reg_device *d,
@@ -375,6 +380,8 @@ lag_inherit(const struct registry *reg, struct reg_device *d,
 	DL_FOREACH(d->streams, t)
 	{
 		if (stream_live(t) && t->lag_since_ms != 0 &&
+		    now < t->alive_ms + reg->limits.stuck_ms +
+		            REGISTRY_LAGGARD_MS &&
 		    (s->lag_since_ms == 0 ||
 		        t->lag_since_ms < s->lag_since_ms)) {
 			s->lag_behind = t->lag_behind;
@@ -541,7 +548,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	/* Over, it takes one place only: registry_displace_over(). */
 	over = registry_full(reg);
 	if (!over)
-		device_replace(reg, d);
+		device_replace(reg, d, now);
 	registry_log_trim(reg, d, now);
 	s = xcalloc(1, sizeof(*s));
 	pthread_condattr_init(&attr);
@@ -561,6 +568,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	s->start_seq = d->last_seq;
 	s->start_bytes = d->bytes_in;
 	lag_inherit(reg, d, s, now);
+	s->alive_ms = now;
 	DL_APPEND(d->streams, s);
 	d->nstreams++;
 	/*
@@ -674,6 +682,7 @@ displace(
 		struct reg_device *d = old->device;
 
 		stream_replace(reg, old);
+		lag_keep(reg, d, old, registry_now(reg));
 		/* A backlog old held back from a sibling is delivered now. */
 		registry_log_deliver(reg, d, d->taken, registry_now(reg));
 	}

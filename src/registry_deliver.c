@@ -108,6 +108,8 @@ registry_take(
 	 */
 	if (s->cursor > d->taken)
 		d->taken = s->cursor;
+	if (b->n > 0)
+		s->alive_ms = now;
 	registry_log_trim(reg, d, now);
 }
 
