@@ -354,16 +354,18 @@ lag_keep(const struct registry *reg, struct reg_device *d,
 /*
  * A new stream of d starts with the oldest sighting of d's streams gone
  * (ended, replaced) less than stuck_ms ago (lag_keep()), and of its live
- * ones that started or took something within stuck_ms and a walk's
- * interval: a client that comes back to the same backlog has not caught
- * up by coming back (each new stream once started afresh, so a client
- * that reconnected every 0.9 s, reading nothing, was never stuck and
- * pinned its backlog for ever; or that read a batch a second and fed as
- * much again as held messages while away a moment).  One that read on in
+ * ones: a client that comes back to the same backlog has not caught up
+ * by coming back (each new stream once started afresh, so a client that
+ * reconnected every 0.9 s, reading nothing, was never stuck and pinned
+ * its backlog for ever; or that read a batch a second and fed as much
+ * again as held messages while away a moment).  One that read on in
  * between is nearer than the sighting's distance: caught up at the next
- * look.  A client away longer starts afresh, even when its old stream
- * lingers unnoticed behind the front (a ghost, silent since): its
- * messages were held or refused meanwhile.  Locked.
+ * look.  A live sibling silent for longer than stuck_ms and a walk's
+ * interval (alive_ms: a ghost behind the front, or the old stream of a
+ * client that reconnects every 1.1 s) passes on its clock but not its
+ * distance: the new stream catches up by reading on from where it
+ * starts.  A client away longer starts afresh: its messages were held
+ * meanwhile, first to be dropped.  Locked.
  */
 static void
 lag_inherit(const struct registry *reg, struct reg_device *d,
@@ -379,15 +381,24 @@ lag_inherit(const struct registry *reg, struct reg_device *d,
 	}
 	DL_FOREACH(d->streams, t)
 	{
-		if (stream_live(t) && t->lag_since_ms != 0 &&
-		    now < t->alive_ms + reg->limits.stuck_ms +
-		            REGISTRY_LAGGARD_MS &&
-		    (s->lag_since_ms == 0 ||
-		        t->lag_since_ms < s->lag_since_ms)) {
-			s->lag_behind = t->lag_behind;
-			s->lag_since_ms = t->lag_since_ms;
-			s->lag_bytes_in = t->lag_bytes_in;
-		}
+		bool alive;
+
+		if (!stream_live(t) || t->lag_since_ms == 0 ||
+		    (s->lag_since_ms != 0 &&
+		        t->lag_since_ms >= s->lag_since_ms))
+			continue;
+		alive = now <
+		    t->alive_ms + reg->limits.stuck_ms + REGISTRY_LAGGARD_MS;
+		s->lag_since_ms = t->lag_since_ms;
+		/*
+		 * A silent sibling (a ghost, or the old stream of a client
+		 * that reconnects to dodge the clock): its clock, judged from
+		 * where s starts, so that s catches up by reading on from
+		 * there.
+		 */
+		s->lag_behind =
+		    alive ? t->lag_behind : d->bytes_in - s->bytes_out;
+		s->lag_bytes_in = alive ? t->lag_bytes_in : d->bytes_in;
 	}
 }
 

@@ -3988,13 +3988,179 @@ test_registry_laggard_resume_one_per_device(void **state)
 
 	(void)state;
 	resume_loop_spd(8, &accepted, &overflows);
-	print_message("spd 8: accepted %d of 300, overflows %llu\n", accepted,
-	    (unsigned long long)overflows);
 	assert_true(accepted >= 290);
 	resume_loop_spd(1, &accepted, &overflows);
-	print_message("spd 1: accepted %d of 300, overflows %llu\n", accepted,
-	    (unsigned long long)overflows);
 	assert_true(accepted >= 290);
+}
+
+/*
+ * Overlapping reconnects (streams_per_device 8, the default): the client
+ * opens a new stream resuming the same backlog every P ms and closes the
+ * previous one right after.  Honest POST of 20,000 every T ms.
+ */
+static void
+overlap_loop(
+    uint64_t T, uint64_t P, int *accepted, int *total, uint64_t *overflows)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 40000,
+	    .stuck_ms = 1000,
+	    .streams_per_device = 8,
+	    .clock_ms = fake_clock};
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry *reg;
+	struct registry_stream *live, *a, *a2;
+	struct registry_start st, st2;
+	struct registry_stats stats;
+	enum registry_error err;
+	uint64_t before, next_sub;
+
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	a = registry_subscribe(reg, "u", "a", &none, &st, &err);
+	before = st.id;
+	registry_unsubscribe(reg, a);
+	for (int i = 0; i < 9; i++) {
+		publish_len(reg, "a", 10000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	a = resume_at(reg, "a", REGISTRY_RESUME_AT, before, &st2);
+	assert_false(st2.reset);
+	next_sub = fake_now + P;
+	*accepted = 0;
+	*total = 0;
+	for (int i = 0; i < 30000; i++) {
+		fake_now++;
+		if (fake_now == next_sub) {
+			a2 = resume_at(
+			    reg, "a", REGISTRY_RESUME_AT, before, &st2);
+			registry_unsubscribe(reg, a);
+			a = a2;
+			next_sub = fake_now + P;
+		}
+		if (fake_now % T == 0) {
+			(*total)++;
+			publish_len(reg, "live", 20000, &err);
+			if (err == REGISTRY_OK) {
+				(*accepted)++;
+				drain(reg, live, NULL, NULL);
+			}
+		}
+	}
+	registry_stats(reg, &stats);
+	*overflows = stats.overflows;
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+/*
+ * Honest POSTs every 300 ms, refused while the budget is full; the client
+ * opens a new stream to the same 90,000-byte backlog every 1,100 ms
+ * (streams_per_device 8, the default) and closes the old one right after.
+ * The old one is live but silent for 1,100 ms when the new one starts; it
+ * is closed before a walk (every 300 ms here) finds it stuck; the closed
+ * one's kept sighting is 1,100 ms old at the next reconnect.  Were a
+ * silent sibling's sighting not passed on, each stream would start afresh,
+ * none would be ended, and the backlog would stay pinned (0 of 100
+ * accepted).  Its clock is passed on, judged from where the new stream
+ * starts.
+ */
+static void
+test_registry_laggard_overlap(void **state)
+{
+	int acc, tot;
+	uint64_t ov;
+
+	(void)state;
+	overlap_loop(300, 1100, &acc, &tot, &ov);
+	assert_true(acc >= 90);
+	overlap_loop(700, 1300, &acc, &tot, &ov);
+	assert_true(acc >= 38);
+}
+
+/*
+ * test_registry_laggard_resume_loop, but the client reads one batch (one
+ * 10,000-byte message) after each reconnect, then reconnects again to the
+ * same id: each stream catches up at its first look (10,000 nearer than
+ * the sighting it inherits, more than a step).  What it took is delivered
+ * once the stream before it, which held the backlog's delivery, is gone:
+ * the old id falls off the log and the backlog shrinks each time.  The
+ * honest POSTs are accepted.
+ */
+static void
+resume_read_one(size_t spd, uint64_t P, uint64_t T, int *accepted, int *total,
+    uint64_t *overflows)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 40000,
+	    .stuck_ms = 1000,
+	    .streams_per_device = spd,
+	    .clock_ms = fake_clock};
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry *reg;
+	struct registry_stream *live, *a, *a2;
+	struct registry_start st, st2;
+	struct registry_stats stats;
+	enum registry_error err;
+	uint64_t before, next_sub, x;
+
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	a = registry_subscribe(reg, "u", "a", &none, &st, &err);
+	before = st.id;
+	registry_unsubscribe(reg, a);
+	for (int i = 0; i < 9; i++) {
+		publish_len(reg, "a", 10000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	a = resume_at(reg, "a", REGISTRY_RESUME_AT, before, &st2);
+	assert_false(st2.reset);
+	next_sub = fake_now + P;
+	*accepted = *total = 0;
+	for (int i = 0; i < 30000; i++) {
+		fake_now++;
+		if (fake_now % T == 0) {
+			(*total)++;
+			publish_len(reg, "live", 20000, &err);
+			if (err == REGISTRY_OK) {
+				(*accepted)++;
+				drain(reg, live, NULL, NULL);
+			}
+		}
+		if (fake_now == next_sub) {
+			a2 = resume_at(
+			    reg, "a", REGISTRY_RESUME_AT, before, &st2);
+			registry_unsubscribe(reg, a);
+			a = a2;
+			take_batch(reg, a, &x); /* one message, then no more */
+			next_sub = fake_now + P;
+		}
+	}
+	registry_stats(reg, &stats);
+	*overflows = stats.overflows;
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+static void
+test_registry_laggard_resume_read_one(void **state)
+{
+	int acc, tot;
+	uint64_t ov;
+
+	(void)state;
+	resume_read_one(8, 900, 100, &acc, &tot, &ov);
+	assert_true(acc * 10 >= tot * 9);
+	resume_read_one(1, 900, 100, &acc, &tot, &ov);
+	assert_true(acc * 10 >= tot * 9);
 }
 
 int
@@ -4003,6 +4169,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_registry_laggard_flaky_ghost),
 	    cmocka_unit_test(test_registry_laggard_resume_one_per_device),
+	    cmocka_unit_test(test_registry_laggard_overlap),
+	    cmocka_unit_test(test_registry_laggard_resume_read_one),
 	    cmocka_unit_test(test_registry_basic),
 	    cmocka_unit_test(test_registry_batch_bytes),
 	    cmocka_unit_test(test_registry_max_devices),
