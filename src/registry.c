@@ -850,6 +850,16 @@ registry_backlogged(
 	{
 		uint64_t p = stream_pending(d, s);
 
+		/*
+		 * A silent stream reading its backlog behind a sibling that
+		 * took past it (a ghost behind the front, its client back on
+		 * a new stream): what it holds back is read; the walk judges
+		 * it, as it judges any stuck stream.
+		 */
+		if (s->cursor < s->start_seq && d->taken > s->cursor &&
+		    now >= s->alive_ms + reg->limits.stuck_ms +
+		            REGISTRY_LAGGARD_MS)
+			continue;
 		if (stream_live(s) && p > 0 && p + len > share)
 			return true;
 	}

@@ -4163,10 +4163,89 @@ test_registry_laggard_resume_read_one(void **state)
 	assert_true(acc * 10 >= tot * 9);
 }
 
+/*
+ * A phone's stream resumed a backlog (24,000 held while it
+ * was away), its backend took one batch of it into the buffers, and the
+ * network dropped silently: that stream is a ghost still reading its
+ * backlog (cursor below where it started), so it holds back the delivery
+ * of the rest (registry_log_deliver()).  The phone is back at once and
+ * its new stream reads everything, every message the peer then posts
+ * included.  Memory is short (others' streams hold 51,000).  The ghost's
+ * stream_pending() is what it holds back, and grows with each accepted
+ * message the phone reads: past its share (12,500), every POST to the
+ * phone is refused "device backlogged" until the ghost's write times out,
+ * though the phone reads everything at once, while the walk would not
+ * end the ghost either (it stays within the share the check refuses at,
+ * and the budget is not full).  A silent stream reading its backlog
+ * behind a sibling that took past it is left to the walk.
+ */
+static void
+test_registry_backlogged_backlog_ghost(void **state)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 40000,
+	    .stuck_ms = 1000,
+	    .streams_per_device = 8,
+	    .clock_ms = fake_clock};
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry *reg;
+	struct registry_stream *x[3], *p0, *g, *p;
+	const char *names[3] = {"x0", "x1", "x2"};
+	struct registry_start st;
+	struct registry_batch b;
+	enum registry_error err = REGISTRY_OK;
+	uint64_t before, read = 0;
+	int refused = 0;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	for (int i = 0; i < 3; i++) {
+		x[i] = subscribe(reg, "u", names[i], &err);
+		publish_len(reg, names[i], 16000 + 1000 * (size_t)i, &err);
+		assert_int_equal(err, REGISTRY_OK);
+	}
+	p0 = registry_subscribe(reg, "u", "phone", &none, &st, &err);
+	before = st.id;
+	registry_unsubscribe(reg, p0);
+	for (int i = 0; i < 6; i++) {
+		publish_len(reg, "phone", 4000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	g = resume_at(reg, "phone", REGISTRY_RESUME_AT, before, &st);
+	assert_false(st.reset);
+	/* One batch (4 messages) into the buffers; the phone read 2. */
+	assert_int_equal(registry_wait(reg, g, 0, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 4);
+	read = registry_msg_id(batch_at(&b, 1));
+	registry_batch_release(&b);
+	fake_now += 500;
+	p = resume_at(reg, "phone", REGISTRY_RESUME_AT, read, &st);
+	assert_false(st.reset);
+	assert_int_equal(drain(reg, p, NULL, NULL), 4);
+	/* 20 s: the peer's answer and candidates, 2,000 bytes a second. */
+	for (int i = 0; i < 20; i++) {
+		fake_now += 1000;
+		publish_len(reg, "phone", 2000, &err);
+		if (err != REGISTRY_OK)
+			refused++;
+		drain(reg, p, NULL, NULL);
+	}
+	assert_int_equal(refused, 0);
+	for (int i = 0; i < 3; i++)
+		registry_unsubscribe(reg, x[i]);
+	registry_unsubscribe(reg, g);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_registry_backlogged_backlog_ghost),
 	    cmocka_unit_test(test_registry_laggard_flaky_ghost),
 	    cmocka_unit_test(test_registry_laggard_resume_one_per_device),
 	    cmocka_unit_test(test_registry_laggard_overlap),
