@@ -70,7 +70,7 @@ struct registry_limits {
 	size_t max_message_bytes;
 	/*
 	 * With the budget full, a stream further behind than its queue, or
-	 * than its share of the budget (registry_share() in registry.c),
+	 * than its share of the budget (registry_share.c),
 	 * backlog counted, that has not caught up at all for this long is
 	 * ended (see registry_publish()); 0: at the next POST that finds it
 	 * so.
@@ -279,7 +279,7 @@ bool registry_displace_over(
  * nothing dropped); REGISTRY_BACKLOGGED, with nothing dropped, when the
  * messages not yet delivered fill more than half of max_message_bytes and
  * m would put a live stream of the device further behind than its share
- * of the budget (see registry_backlogged() in registry.c); and
+ * of the budget (registry_backlogged() in registry_share.c); and
  * REGISTRY_CLOSED when the registry is closing and no live stream will
  * deliver m before the end.
  */

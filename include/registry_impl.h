@@ -88,7 +88,8 @@ struct reg_device {
 	/*
 	 * The oldest sighting of a stream of it that went while seen behind
 	 * (struct registry_stream's lag_*), and when the last such went, for
-	 * its next stream to start with: lag_inherit() in registry.c.
+	 * its next stream to start with: registry_lag_inherit() in
+	 * registry_share.c.
 	 * lag_since_ms 0: none.
 	 */
 	uint64_t lag_behind, lag_since_ms, lag_bytes_in, lag_kept_ms;
@@ -126,7 +127,7 @@ struct registry_stream {
 	 * registry_overflow_laggards().
 	 */
 	uint64_t lag_behind, lag_since_ms, lag_bytes_in;
-	/* When it started or last took a message: lag_inherit(). */
+	/* When it started or last took a message: registry_lag_inherit(). */
 	uint64_t alive_ms;
 	bool gone, overflow, replaced, closed;
 	atomic_uint pinned; /* publishers about to signal cond, unlocked */

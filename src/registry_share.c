@@ -1,0 +1,295 @@
+/* registry_share: see registry_share.h, and DESIGN in registry.c. */
+#include "registry_share.h"
+
+#include <pthread.h>
+#include <utlist.h>
+
+#include "registry_expire.h"
+#include "registry_log.h"
+
+/* Whether d keeps a sighting of a stream that went less than stuck_ms ago. */
+static bool
+lag_recent(const struct registry *reg, const struct reg_device *d, uint64_t now)
+{
+	return d->lag_since_ms != 0 &&
+	    now < d->lag_kept_ms + reg->limits.stuck_ms;
+}
+
+/*
+ * Keep s's sighting (registry_overflow_laggards()) in d as s goes (ends,
+ * or is ended as stuck), when it is the oldest of those gone less than
+ * stuck_ms ago: see registry_lag_inherit().  Locked.
+ */
+void
+registry_lag_keep(const struct registry *reg, struct reg_device *d,
+    const struct registry_stream *s, uint64_t now)
+{
+	if (s->lag_since_ms == 0)
+		return;
+	if (!lag_recent(reg, d, now) || s->lag_since_ms < d->lag_since_ms) {
+		d->lag_behind = s->lag_behind;
+		d->lag_since_ms = s->lag_since_ms;
+		d->lag_bytes_in = s->lag_bytes_in;
+	}
+	d->lag_kept_ms = now;
+}
+
+/*
+ * A new stream of d starts with the oldest sighting of d's streams gone
+ * (ended, replaced) less than stuck_ms ago (registry_lag_keep()), and of
+ * its live ones: a client that comes back to the same backlog has not
+ * caught up by coming back (each new stream once started afresh, so a
+ * client that reconnected every 0.9 s, reading nothing, was never stuck and
+ * pinned its backlog for ever; or that read a batch a second and fed as
+ * much again as held messages while away a moment).  One that read on in
+ * between is nearer than the sighting's distance: caught up at the next
+ * look.  A live sibling silent for longer than stuck_ms and a walk's
+ * interval (alive_ms: a ghost behind the front, or the old stream of a
+ * client that reconnects every 1.1 s) passes on its clock but not its
+ * distance: the new stream catches up by reading on from where it starts.
+ * A client away longer starts afresh: its messages were held meanwhile,
+ * first to be dropped.  Locked.
+ */
+void
+registry_lag_inherit(const struct registry *reg, struct reg_device *d,
+    struct registry_stream *s, uint64_t now)
+{
+	const struct registry_stream *t;
+
+	s->lag_since_ms = 0;
+	if (lag_recent(reg, d, now)) {
+		s->lag_behind = d->lag_behind;
+		s->lag_since_ms = d->lag_since_ms;
+		s->lag_bytes_in = d->lag_bytes_in;
+	}
+	DL_FOREACH(d->streams, t)
+	{
+		bool alive;
+
+		if (!stream_live(t) || t->lag_since_ms == 0 ||
+		    (s->lag_since_ms != 0 &&
+		        t->lag_since_ms >= s->lag_since_ms))
+			continue;
+		alive = now <
+		    t->alive_ms + reg->limits.stuck_ms + REGISTRY_LAGGARD_MS;
+		s->lag_since_ms = t->lag_since_ms;
+		/*
+		 * A silent sibling (a ghost, or the old stream of a client
+		 * that reconnects to dodge the clock): its clock, judged from
+		 * where s starts, so that s catches up by reading on from
+		 * there.
+		 */
+		s->lag_behind =
+		    alive ? t->lag_behind : d->bytes_in - s->bytes_out;
+		s->lag_bytes_in = alive ? t->lag_bytes_in : d->bytes_in;
+	}
+}
+
+/*
+ * How much nearer a stream lag behind must come to count as catching up,
+ * for registry_overflow_laggards(): a quarter of it, at most half a batch
+ * (one take, which stops short of a batch, is then enough), at least a
+ * byte.
+ */
+static uint64_t
+lag_step(uint64_t lag)
+{
+	uint64_t step = lag / 4;
+
+	if (step > REGISTRY_BATCH_BYTES / 2)
+		step = REGISTRY_BATCH_BYTES / 2;
+	return step > 0 ? step : 1;
+}
+
+/* How often, at most, the laggard rules walk every stream. */
+static uint64_t
+laggard_interval(const struct registry *reg)
+{
+	return reg->limits.stuck_ms < REGISTRY_LAGGARD_MS ? reg->limits.stuck_ms
+	                                                  : REGISTRY_LAGGARD_MS;
+}
+
+/*
+ * What s has yet to take that is not yet delivered: what pins memory.
+ * The delivered messages are a prefix of the log, so it is the lesser of
+ * what s is behind by and what of the log is not delivered (a stream
+ * behind a sibling that took it all holds nothing: eviction ends it).
+ * Locked.
+ */
+static uint64_t
+stream_pending(const struct reg_device *d, const struct registry_stream *s)
+{
+	uint64_t behind = d->bytes_in - s->bytes_out;
+	uint64_t pending = device_pending(d);
+
+	return behind < pending ? behind : pending;
+}
+
+/*
+ * A stream's share of the message budget, for registry_overflow_laggards()
+ * and registry_backlogged(): half of it over the live streams that have
+ * something pending (stream_pending(): streams that only wait make no
+ * one's share smaller), so that the stuck streams within their shares
+ * hold at most half of it.  No floor, and the next message counted:
+ * either would let enough stuck streams hold it all again.  A walk over
+ * every stream, so counted at most every laggard_interval() (now, read
+ * before the lock, may be older than the last count: that count stands),
+ * and again after a walk ended streams.  Locked.
+ */
+static uint64_t
+registry_share(struct registry *reg, uint64_t now)
+{
+	struct registry_stream *s, *tmp;
+	size_t n = 0;
+
+	if (reg->share_at_ms != 0 &&
+	    now < reg->share_at_ms + laggard_interval(reg))
+		return reg->share;
+	HASH_ITER(hh, reg->streams, s, tmp)
+	{
+		n += stream_live(s) && stream_pending(s->device, s) > 0;
+	}
+	reg->share = reg->limits.max_message_bytes / 2 / (n > 0 ? n : 1);
+	reg->share_at_ms = now ? now : 1;
+	return reg->share;
+}
+
+/*
+ * Whether a message of len for d, a device that is here, is to be refused
+ * for now (REGISTRY_BACKLOGGED): the live streams' pending bytes (not yet
+ * delivered; what devices away hold does not count, as this POST may drop
+ * it) fill more than half the budget, and it would put a live stream of d
+ * with something pending further than its share (registry_share()),
+ * counting the backlog it resumed with.  A stream with nothing pending
+ * takes any one.  The next message is counted, as
+ * registry_overflow_laggards() counts it: excused, each stuck stream could
+ * hold a message more than its share.  So the stuck streams within their
+ * shares hold at most half the budget; without this, a client that reads a
+ * little on each of its streams, enough to count as catching up, and feeds
+ * its own devices back up kept them between their shares and their queues:
+ * most of the budget, from one address.  (Fed while it is away a moment, as
+ * held messages, it has not caught up either: its next stream starts with
+ * the sighting, registry_lag_inherit().)  Not for a message accepted
+ * elsewhere: refused, that cuts the device.  Locked.
+ */
+bool
+registry_backlogged(
+    struct registry *reg, const struct reg_device *d, size_t len, uint64_t now)
+{
+	const struct registry_stream *s;
+	size_t pending = reg->bytes - reg->delivered_bytes;
+	uint64_t share;
+
+	pending = pending > reg->held_pending ? pending - reg->held_pending : 0;
+	if (pending <= reg->limits.max_message_bytes / 2)
+		return false;
+	share = registry_share(reg, now);
+	DL_FOREACH(d->streams, s)
+	{
+		uint64_t p = stream_pending(d, s);
+
+		/*
+		 * A silent stream reading its backlog behind a sibling that
+		 * took past it (a ghost behind the front, its client back on
+		 * a new stream): what it holds back is read; the walk judges
+		 * it, as it judges any stuck stream.
+		 */
+		if (s->cursor < s->start_seq && d->taken > s->cursor &&
+		    now >= s->alive_ms + reg->limits.stuck_ms +
+		            REGISTRY_LAGGARD_MS)
+			continue;
+		if (stream_live(s) && p > 0 && p + len > share)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The message budget is full for a POST to a device that is here: end
+ * (overflow) the live streams of other devices that are further behind
+ * than their queue allows, or than their share of the budget
+ * (registry_share()), counting the backlog they resumed with, which
+ * stream_overflows() otherwise forgives, and that have not caught up
+ * (lag_step()) for limits.stuck_ms: a client that reads, even a backlog
+ * of megabytes, is left to read it.  The share: streams that never read,
+ * each just within its queue (256 from one address at 1 MiB each: the
+ * whole default budget), pinned it until BEEP_WRITE_TIMEOUT.  Catching
+ * up, not taking: a stream that takes a batch a second while its device
+ * is fed as much again (by the same client, at a trickle) held its
+ * backlog for ever.  Their devices then hold what they have not taken,
+ * first in line to be dropped, and held messages make room.  Without this
+ * a client that never reads pinned a whole backlog per device (held
+ * messages that became its backlog: up to BEEP_REPLAY_BYTES) for
+ * BEEP_WRITE_TIMEOUT, and a few dozen such devices the whole budget:
+ * every other POST got 503.  A stream it ends no longer holds back the
+ * delivery of its backlog (registry_log_deliver()): when a sibling that
+ * started past that backlog keeps the device here, it is delivered at
+ * once, for the caller to evict.  A walk over every stream, so at most
+ * every REGISTRY_LAGGARD_MS (or stuck_ms, when shorter).  Returns whether
+ * it ended any.  Locked.
+ */
+bool
+registry_overflow_laggards(
+    struct registry *reg, const struct reg_device *target, uint64_t now)
+{
+	struct registry_stream *s, *tmp;
+	bool ended = false;
+	uint64_t share, bound = reg->limits.queue_bytes;
+
+	if (now < reg->laggards_next_ms)
+		return false;
+	share = registry_share(reg, now);
+	if (share < bound)
+		bound = share;
+	HASH_ITER(hh, reg->streams, s, tmp)
+	{
+		struct reg_device *d = s->device;
+
+		/* Not seen from its own device's POST: its lag runs on. */
+		if (d == target)
+			continue;
+		uint64_t behind = d->bytes_in - s->bytes_out;
+
+		/* An ending stream keeps its sighting for registry_lag_keep(). */
+		if (!stream_live(s))
+			continue;
+		if (behind <= bound) {
+			s->lag_since_ms = 0;
+			continue;
+		}
+		/*
+		 * Its clock starts again when first seen so; when it has come
+		 * nearer by lag_step() of the distance it had then (a byte a
+		 * second is not catching up); or when it has taken all that
+		 * there was when last seen so (an old sighting, from an
+		 * earlier full budget, says nothing of it now).
+		 */
+		if (s->lag_since_ms == 0 ||
+		    behind + lag_step(s->lag_behind) <= s->lag_behind ||
+		    s->bytes_out >= s->lag_bytes_in) {
+			s->lag_behind = behind;
+			s->lag_since_ms = now;
+		}
+		s->lag_bytes_in = d->bytes_in;
+		/* now, read before the lock, may be older than lag_since_ms. */
+		if (now < s->lag_since_ms + reg->limits.stuck_ms)
+			continue;
+		s->overflow = true;
+		reg->overflows++;
+		registry_lag_keep(reg, d, s, now);
+		pthread_cond_signal(&s->cond);
+		registry_log_deliver(reg, d, d->taken, now);
+		registry_expire_grace(reg, d, now);
+		/* What it held goes before what others hold. */
+		if (d->held_counted > 0 && reg->holding != d) {
+			DL_DELETE2(reg->holding, d, hprev, hnext);
+			DL_PREPEND2(reg->holding, d, hprev, hnext);
+		}
+		ended = true;
+	}
+	reg->laggards_next_ms = ended ? 0 : now + laggard_interval(reg);
+	/* What it ended no longer counts in anyone's share. */
+	if (ended)
+		reg->share_at_ms = 0;
+	return ended;
+}
