@@ -54,16 +54,17 @@ struct config {
 	char *metrics_allow; /* who may GET /metrics: ADDRESS[/BITS],... */
 	/* Message bytes held in all logs. */
 	size_t max_message_memory;
-	unsigned read_timeout;  /* seconds to read a whole request */
-	unsigned idle_timeout;  /* seconds a kept connection may idle; 0 */
-	size_t max_drain;       /* body bytes drained past max_body */
-	char *redis_url;        /* cluster: the Redis URL, or "" */
-	unsigned cluster_ttl;   /* cluster: seconds a node stays listed */
-	unsigned redis_timeout; /* cluster: ms a request waits for Redis */
-	char *turn_urls;        /* ICE server URLs, comma-separated, or "" */
-	char *turn_secret;      /* coturn's static-auth-secret, or "" */
-	unsigned turn_ttl;      /* seconds a TURN credential is valid */
-	const char *file;       /* the configuration file read, or NULL */
+	unsigned catch_up_seconds; /* past its share of a full memory */
+	unsigned read_timeout;     /* seconds to read a whole request */
+	unsigned idle_timeout;     /* seconds a kept connection may idle; 0 */
+	size_t max_drain;          /* body bytes drained past max_body */
+	char *redis_url;           /* cluster: the Redis URL, or "" */
+	unsigned cluster_ttl;      /* cluster: seconds a node stays listed */
+	unsigned redis_timeout;    /* cluster: ms a request waits for Redis */
+	char *turn_urls;           /* ICE server URLs, comma-separated, or "" */
+	char *turn_secret;         /* coturn's static-auth-secret, or "" */
+	unsigned turn_ttl;         /* seconds a TURN credential is valid */
+	const char *file;          /* the configuration file read, or NULL */
 };
 
 /* The version, as --version prints it (git describe at build time). */

@@ -76,6 +76,13 @@ struct registry_limits {
 	 * so.
 	 */
 	uint64_t stuck_ms;
+	/*
+	 * With the budget full, a stream past that bound for this long,
+	 * however it reads (catching up does not reset it), is ended as
+	 * stuck: a client reading a little on each of its streams held
+	 * their backlogs for minutes.  0: no limit.
+	 */
+	uint64_t catch_up_ms;
 	/* The registry's clock: util_now_ms() when NULL (tests set one). */
 	uint64_t (*clock_ms)(void);
 };

@@ -89,10 +89,11 @@ struct reg_device {
 	 * The oldest sighting of a stream of it that went while seen behind
 	 * (struct registry_stream's lag_*), and when the last such went, for
 	 * its next stream to start with: registry_lag_inherit() in
-	 * registry_share.c.
+	 * registry_share.c; lag_over_ms, the oldest over_since_ms of them.
 	 * lag_since_ms 0: none.
 	 */
 	uint64_t lag_behind, lag_since_ms, lag_bytes_in, lag_kept_ms;
+	uint64_t lag_over_ms;
 	struct reg_device *hprev, *hnext; /* in reg->holding, when it holds */
 	struct reg_device *uprev, *unext; /* in user->devices */
 	/*
@@ -127,6 +128,13 @@ struct registry_stream {
 	 * registry_overflow_laggards().
 	 */
 	uint64_t lag_behind, lag_since_ms, lag_bytes_in;
+	/*
+	 * When first seen so, however it has read since (catching up does
+	 * not restart it; coming within its bound, or taking all that was
+	 * there when last seen so, does): limits.catch_up_ms.  Only while
+	 * lag_since_ms is set.
+	 */
+	uint64_t over_since_ms;
 	/* When it started or last took a message: registry_lag_inherit(). */
 	uint64_t alive_ms;
 	bool gone, overflow, replaced, closed;

@@ -303,6 +303,11 @@ static const struct config_option config_options[] = {
         "the oldest delivered go, then (for a device that is here) those "
         "held for devices away, then a POST gets 503 (a message longer "
         "than it once encoded: 413)"},
+    {"catch-up-seconds", "BEEP_CATCH_UP_SECONDS", CONFIG_UINT,
+        OFF(catch_up_seconds), "30", 1, 3600,
+        "seconds a stream may stay further behind than its share while "
+        "message memory is full, however it reads, before it is closed "
+        "(its device holds the rest, first to go)"},
     {"read-timeout", "BEEP_READ_TIMEOUT", CONFIG_UINT, OFF(read_timeout), "10",
         1, 3600,
         "seconds to read a whole request (parameters and body) from when it "
@@ -858,6 +863,7 @@ config_registry_limits(const struct config *c, struct registry_limits *out)
 	    .max_devices = c->max_devices,
 	    .max_message_bytes = c->max_message_memory,
 	    .stuck_ms = REGISTRY_STUCK_MS,
+	    .catch_up_ms = (uint64_t)c->catch_up_seconds * 1000,
 	};
 }
 

@@ -614,11 +614,12 @@ displace(
 		old = device_tagged(s->device, 0, s);
 	if (old != NULL) {
 		struct reg_device *d = old->device;
+		uint64_t now = registry_now(reg);
 
 		stream_replace(reg, old);
-		registry_lag_keep(reg, d, old, registry_now(reg));
+		registry_lag_keep(reg, d, old, now);
 		/* A backlog old held back from a sibling is delivered now. */
-		registry_log_deliver(reg, d, d->taken, registry_now(reg));
+		registry_log_deliver(reg, d, d->taken, now);
 	}
 	pthread_mutex_unlock(&reg->lock);
 	return old != NULL;

@@ -16,9 +16,21 @@ lag_recent(const struct registry *reg, const struct reg_device *d, uint64_t now)
 }
 
 /*
+ * Whether s has taken nothing for longer than stuck_ms and a walk's
+ * interval (alive_ms): a ghost behind the front, or the old stream of a
+ * client that reconnects every 1.1 s.  Locked.
+ */
+static bool
+stream_silent(
+    const struct registry *reg, const struct registry_stream *s, uint64_t now)
+{
+	return now >= s->alive_ms + reg->limits.stuck_ms + REGISTRY_LAGGARD_MS;
+}
+
+/*
  * Keep s's sighting (registry_overflow_laggards()) in d as s goes (ends,
- * or is ended as stuck), when it is the oldest of those gone less than
- * stuck_ms ago: see registry_lag_inherit().  Locked.
+ * is replaced, or is ended as stuck), when it is the oldest of those gone
+ * less than stuck_ms ago: see registry_lag_inherit().  Locked.
  */
 void
 registry_lag_keep(const struct registry *reg, struct reg_device *d,
@@ -26,11 +38,17 @@ registry_lag_keep(const struct registry *reg, struct reg_device *d,
 {
 	if (s->lag_since_ms == 0)
 		return;
-	if (!lag_recent(reg, d, now) || s->lag_since_ms < d->lag_since_ms) {
+	if (!lag_recent(reg, d, now)) {
+		d->lag_since_ms = 0;
+		d->lag_over_ms = 0;
+	}
+	if (d->lag_since_ms == 0 || s->lag_since_ms < d->lag_since_ms) {
 		d->lag_behind = s->lag_behind;
 		d->lag_since_ms = s->lag_since_ms;
 		d->lag_bytes_in = s->lag_bytes_in;
 	}
+	if (d->lag_over_ms == 0 || s->over_since_ms < d->lag_over_ms)
+		d->lag_over_ms = s->over_since_ms;
 	d->lag_kept_ms = now;
 }
 
@@ -57,21 +75,26 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 	const struct registry_stream *t;
 
 	s->lag_since_ms = 0;
+	s->over_since_ms = 0;
 	if (lag_recent(reg, d, now)) {
 		s->lag_behind = d->lag_behind;
 		s->lag_since_ms = d->lag_since_ms;
 		s->lag_bytes_in = d->lag_bytes_in;
+		s->over_since_ms = d->lag_over_ms;
 	}
 	DL_FOREACH(d->streams, t)
 	{
 		bool alive;
 
-		if (!stream_live(t) || t->lag_since_ms == 0 ||
-		    (s->lag_since_ms != 0 &&
-		        t->lag_since_ms >= s->lag_since_ms))
+		if (!stream_live(t) || t->lag_since_ms == 0)
 			continue;
-		alive = now <
-		    t->alive_ms + reg->limits.stuck_ms + REGISTRY_LAGGARD_MS;
+		/* Its time past its bound, however it read, passes on too. */
+		if (s->over_since_ms == 0 ||
+		    t->over_since_ms < s->over_since_ms)
+			s->over_since_ms = t->over_since_ms;
+		if (s->lag_since_ms != 0 && t->lag_since_ms >= s->lag_since_ms)
+			continue;
+		alive = !stream_silent(reg, t, now);
 		s->lag_since_ms = t->lag_since_ms;
 		/*
 		 * A silent sibling (a ghost, or the old stream of a client
@@ -195,8 +218,7 @@ registry_backlogged(
 		 * it, as it judges any stuck stream.
 		 */
 		if (s->cursor < s->start_seq && d->taken > s->cursor &&
-		    now >= s->alive_ms + reg->limits.stuck_ms +
-		            REGISTRY_LAGGARD_MS)
+		    stream_silent(reg, s, now))
 			continue;
 		if (stream_live(s) && p > 0 && p + len > share)
 			return true;
@@ -210,8 +232,12 @@ registry_backlogged(
  * than their queue allows, or than their share of the budget
  * (registry_share()), counting the backlog they resumed with, which
  * stream_overflows() otherwise forgives, and that have not caught up
- * (lag_step()) for limits.stuck_ms: a client that reads, even a backlog
- * of megabytes, is left to read it.  The share: streams that never read,
+ * (lag_step()) for limits.stuck_ms, or have been past that bound for
+ * limits.catch_up_ms however they read: a client that reads, even a
+ * backlog of megabytes, is left to read it, for that long (reading 8 KiB
+ * a second on each stream of a user's 32 devices, each resumed at a
+ * 4 MiB backlog held while away, counted as catching up, and kept 128 MiB
+ * for minutes).  The share: streams that never read,
  * each just within its queue (256 from one address at 1 MiB each: the
  * whole default budget), pinned it until BEEP_WRITE_TIMEOUT.  Catching
  * up, not taking: a stream that takes a batch a second while its device
@@ -254,6 +280,7 @@ registry_overflow_laggards(
 		if (!stream_live(s))
 			continue;
 		if (behind <= bound) {
+			/* Its next sighting is fresh: over_since_ms too. */
 			s->lag_since_ms = 0;
 			continue;
 		}
@@ -262,17 +289,25 @@ registry_overflow_laggards(
 		 * nearer by lag_step() of the distance it had then (a byte a
 		 * second is not catching up); or when it has taken all that
 		 * there was when last seen so (an old sighting, from an
-		 * earlier full budget, says nothing of it now).
+		 * earlier full budget, says nothing of it now).  Its time past
+		 * the bound starts again only in the first and last cases:
+		 * reading on, however little, does not restart it.
 		 */
-		if (s->lag_since_ms == 0 ||
-		    behind + lag_step(s->lag_behind) <= s->lag_behind ||
-		    s->bytes_out >= s->lag_bytes_in) {
+		bool fresh =
+		    s->lag_since_ms == 0 || s->bytes_out >= s->lag_bytes_in;
+
+		if (fresh)
+			s->over_since_ms = now;
+		if (fresh ||
+		    behind + lag_step(s->lag_behind) <= s->lag_behind) {
 			s->lag_behind = behind;
 			s->lag_since_ms = now;
 		}
 		s->lag_bytes_in = d->bytes_in;
-		/* now, read before the lock, may be older than lag_since_ms. */
-		if (now < s->lag_since_ms + reg->limits.stuck_ms)
+		/* now, read before the lock, may be older than either. */
+		if (now < s->lag_since_ms + reg->limits.stuck_ms &&
+		    (reg->limits.catch_up_ms == 0 ||
+		        now < s->over_since_ms + reg->limits.catch_up_ms))
 			continue;
 		s->overflow = true;
 		reg->overflows++;

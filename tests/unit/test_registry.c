@@ -2469,26 +2469,26 @@ fake_clock(void)
 
 /*
  * The budget tests on the test clock: room for 100 bytes, a queue of 40,
- * stuck after a second without taking anything.
+ * stuck after a second without taking anything, or 30 s past the bound.
  */
 #define BUDGET_CLOCKED                                                         \
 	{                                                                      \
 		.replay_ms = 600000, .grace_ms = 600000,                       \
 		.max_message_bytes = 100, .queue_bytes = 40, .stuck_ms = 1000, \
-		.clock_ms = fake_clock                                         \
+		.catch_up_ms = 30000, .clock_ms = fake_clock                   \
 	}
 
 /*
  * The share and laggard tests on the test clock: room for 100,000 bytes,
- * queues of queue bytes, stuck after a second, spd streams per device
- * (0: no limit).
+ * queues of queue bytes, stuck after a second (or 30 s past the bound,
+ * as in service), spd streams per device (0: no limit).
  */
 #define SHARE_CLOCKED(queue, spd)                                              \
 	{                                                                      \
 		.replay_ms = 600000, .grace_ms = 600000,                       \
 		.max_message_bytes = 100000, .queue_bytes = (queue),           \
 		.stuck_ms = 1000, .streams_per_device = (spd),                 \
-		.clock_ms = fake_clock                                         \
+		.catch_up_ms = 30000, .clock_ms = fake_clock                   \
 	}
 
 /*
@@ -4100,11 +4100,249 @@ test_registry_backlogged_backlog_ghost(void **state)
 	registry_free(reg);
 }
 
+/*
+ * A phone on a slow link reading a backlog of 80 messages of 5,000 (the
+ * whole budget of 400,000: its share, alone behind, 200,000), 3 every
+ * 600 ms, each take catching up, while POSTs to another device find the
+ * budget full every 100 ms; catch_up_ms catch_up (0: no limit).  With
+ * reconnect (> 0), its client comes back on a new stream that many ms
+ * after the first POST, resuming from the last id it read; with overlap,
+ * the new stream starts before the old one goes.  Returns how
+ * long after the first POST (when it was first seen past its share) a
+ * walk ended it, or UINT64_MAX (not within 3 s).
+ */
+static uint64_t
+slow_link_ended_after(uint64_t catch_up, uint64_t reconnect, bool overlap)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 400000,
+	    .queue_bytes = 1048576,
+	    .stuck_ms = 1000,
+	    .catch_up_ms = catch_up,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *p, *r;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t ended = UINT64_MAX, last = 0;
+
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	r = subscribe(reg, "u", "r", &err);
+	registry_unsubscribe(reg, r);
+	for (int i = 0; i < 80; i++) {
+		publish_len(reg, "r", 5000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	r = subscribe(reg, "u", "r", &err);
+	for (int i = 0; i <= 30 && ended == UINT64_MAX; i++) {
+		uint64_t at = fake_now - 100000;
+
+		if (reconnect != 0 && at == reconnect) {
+			struct registry_stream *old = r;
+
+			if (!overlap)
+				registry_unsubscribe(reg, old);
+			r = resume_at(reg, "r", REGISTRY_RESUME_AT, last, &st);
+			assert_non_null(r);
+			assert_false(st.reset);
+			if (overlap)
+				registry_unsubscribe(reg, old);
+		}
+		if (i % 6 == 5) {
+			assert_int_equal(
+			    registry_wait(reg, r, 0, &bt), REGISTRY_MESSAGES);
+			assert_int_equal(bt.n, 3);
+			last = registry_msg_id(batch_at(&bt, 2));
+			registry_batch_release(&bt);
+		}
+		publish_len(reg, "p", 150000, &err);
+		assert_int_not_equal(err, REGISTRY_BACKLOGGED);
+		registry_stats(reg, &stats);
+		if (stats.overflows > 0) {
+			ended = at;
+			assert_true(overflowed(reg, r));
+		} else {
+			assert_int_equal(err, REGISTRY_MEMORY_FULL);
+		}
+		fake_now += 100;
+	}
+	registry_unsubscribe(reg, r);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+	return ended;
+}
+
+/*
+ * A stream past its share of a full budget for limits.catch_up_ms is
+ * ended however it reads: catching up restarts its stuck clock, not its
+ * time past the bound (a client reading 8 KiB a second on each stream
+ * of its user's 32 devices, each resumed at a 4 MiB backlog it had held
+ * while away, kept 128 MiB for minutes).  At the limit: ended at the
+ * walk 2,000 ms after it was first seen so, not at the one 100 ms
+ * before; with 1,950, at the same walk; with no limit, or a longer one,
+ * left to read.  Its time passes to its client's next stream: back at
+ * 1,500 ms, it is ended at 2,000 all the same (not at 3,500), whether the
+ * old stream went before the new one started or after.
+ */
+static void
+test_registry_laggard_catch_up(void **state)
+{
+	(void)state;
+	assert_int_equal(slow_link_ended_after(2000, 0, false), 2000);
+	assert_int_equal(slow_link_ended_after(1950, 0, false), 2000);
+	assert_int_equal(slow_link_ended_after(0, 0, false), UINT64_MAX);
+	assert_int_equal(slow_link_ended_after(60000, 0, false), UINT64_MAX);
+	for (int overlap = 0; overlap < 2; overlap++) {
+		assert_int_equal(
+		    slow_link_ended_after(2000, 1500, overlap), 2000);
+		assert_int_equal(
+		    slow_link_ended_after(0, 1500, overlap), UINT64_MAX);
+	}
+}
+
+/*
+ * A stream that came within its bound at a walk, and went past it again
+ * later, has been past it since then, not since the first time: at
+ * catch_up_ms 500 (and stuck_ms 1,000), a stream seen past its share,
+ * then within it 100 ms later (it read 45,000), then fed past it again
+ * at 700 ms, is ended at 1,200, not at once.
+ */
+static void
+test_registry_laggard_catch_up_again(void **state)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 100000,
+	    .queue_bytes = 150000,
+	    .stuck_ms = 1000,
+	    .catch_up_ms = 500,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *p, *r, *f;
+	struct registry_stats stats;
+	enum registry_error err;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	f = subscribe(reg, "u", "f", &err);
+	r = subscribe(reg, "u", "r", &err);
+	/* r 60,000 behind, f 25,000: each's share 25,000. */
+	for (int i = 0; i < 12; i++)
+		accepted_len(reg, "r", 5000, &err);
+	publish_len(reg, "f", 25000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	publish_len(reg, "p", 20000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	/* r reads 45,000: within its share at the next walk. */
+	fake_now += 100;
+	for (int i = 0; i < 3; i++) {
+		struct registry_batch bt;
+
+		assert_int_equal(
+		    registry_wait(reg, r, 0, &bt), REGISTRY_MESSAGES);
+		assert_int_equal(bt.n, 3);
+		registry_batch_release(&bt);
+	}
+	publish_len(reg, "p", 61000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	/* Fed 30,000 at 700 ms: past it again, from now. */
+	fake_now += 600;
+	accepted_len(reg, "r", 30000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	publish_len(reg, "p", 61000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	fake_now += 500;
+	publish_len(reg, "p", 61000, &err);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 1);
+	assert_true(overflowed(reg, r));
+	registry_unsubscribe(reg, r);
+	registry_unsubscribe(reg, f);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+}
+
+/*
+ * A stream the walk ended as stuck whose connection goes only much later
+ * (its write blocked until the front gave up) keeps its sighting again
+ * as it goes, but a sighting of what the device held then: its client,
+ * back 500 ms after to what was held for it since, has not been seen
+ * behind it, and starts afresh, not ended at its first walk (round 3 of
+ * the review of 7e29928 suspected the late going made the old sighting
+ * count: the stream's new start, past what was there when it was last
+ * seen, makes it stale).
+ */
+static void
+test_registry_laggard_kept_once(void **state)
+{
+	const struct registry_limits l = SHARE_CLOCKED(150000, 0);
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry *reg;
+	struct registry_stream *p, *e;
+	struct registry_stats stats;
+	enum registry_error err;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	/* e 80,000 behind, past its share of 50,000, never reading. */
+	e = stuck_with_backlog(reg, "e", 4, 20000);
+	publish_len(reg, "p", 30000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	fake_now += 1000;
+	publish_len(reg, "p", 30000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(drain(reg, p, NULL, NULL), 1);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 1);
+	assert_true(overflowed(reg, e));
+	/*
+	 * Its connection goes 4 s later (its held messages went for room);
+	 * 60,000 more are held for it; its client is back 500 ms after.
+	 */
+	fake_now += 4000;
+	registry_unsubscribe(reg, e);
+	for (int i = 0; i < 3; i++) {
+		publish_len(reg, "e", 20000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	fake_now += 500;
+	e = registry_subscribe(reg, "u", "e", &none, &st, &err);
+	assert_non_null(e);
+	publish_len(reg, "p", 45000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 1);
+	/* Its own clock runs out all the same. */
+	fake_now += 1000;
+	publish_len(reg, "p", 45000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 2);
+	registry_unsubscribe(reg, e);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_registry_backlogged_backlog_ghost),
+	    cmocka_unit_test(test_registry_laggard_catch_up),
+	    cmocka_unit_test(test_registry_laggard_catch_up_again),
+	    cmocka_unit_test(test_registry_laggard_kept_once),
 	    cmocka_unit_test(test_registry_laggard_flaky_ghost),
 	    cmocka_unit_test(test_registry_laggard_resume_one_per_device),
 	    cmocka_unit_test(test_registry_laggard_overlap),
