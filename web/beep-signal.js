@@ -18,7 +18,8 @@
 // Last-Event-ID header) after the stream ends or the network fails, as
 // EventSource does, and also after an answer it can recover from (429, 502,
 // 503, 504: after Retry-After or a growing delay), where EventSource would
-// give up for good; in a browser, also at once when it is back online. It
+// give up for good; in a browser, also at once when it is back online, and
+// when the page resumes from a freeze (the Page Lifecycle API). It
 // stops for good ("closed" with a reason) on an answer that no retry can
 // change (400, 401, 403, 404) and when the service says a newer stream of
 // the same device replaced this one. Every request, and a stream's response
@@ -279,6 +280,16 @@ class Signal {
 			}
 			try { tabStorage().removeItem(this.resumeKey); } catch { }
 		};
+		// Back from a page freeze (the Page Lifecycle API's `resume`: a
+		// tab frozen in the background, or by the browser to save
+		// energy): Chromium's fetch() body reader never resolves again
+		// when data reached the stream while the page was frozen (an
+		// EventSource goes on), and the device would hear nothing until
+		// the idle check. Reopen the stream with the last id: what the
+		// old one took while frozen comes again, once, in order.
+		this.onResume = () => this.reconnect();
+		if (typeof document !== "undefined")
+			document.addEventListener?.("resume", this.onResume);
 		if (typeof window !== "undefined") {
 			window.addEventListener?.("online", this.onOnline);
 			if (this.resumeKey) {
@@ -348,6 +359,8 @@ class Signal {
 		this.stopped = true;
 		if (typeof window !== "undefined")
 			window.removeEventListener?.("online", this.onOnline);
+		if (typeof document !== "undefined")
+			document.removeEventListener?.("resume", this.onResume);
 	}
 
 	unlistenPage() {
