@@ -24,7 +24,15 @@
 //  - the back-forward cache (Chromium's, turned on): an app that closes its
 //    client on pagehide and connects again on pageshow resumes; a new page
 //    of the tab, long after the cached one left, resumes what the cached
-//    page's frozen stream took meanwhile.
+//    page's frozen stream took meanwhile;
+//  - a frozen page (the Page Lifecycle API, by Page.setWebLifecycleState;
+//    its freeze and resume events checked, and that it ran no JavaScript
+//    meanwhile): what was posted while it was frozen comes once, in order,
+//    when it resumes (and to a bare EventSource too); frozen past two
+//    keepalives and the write timeout (1 s each), its stream is kept and
+//    nothing is lost; frozen while more comes than Chromium takes in, the
+//    service drops the stream (a write past 1 s, or its queue full), holds
+//    the rest, and the resumed page gets every message from its last id.
 //
 // Every process started here (chromium, coturn, backend, Caddy) is stopped
 // by pid, also when a test fails.
@@ -38,8 +46,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { ROOT, startStack, poll, withTimeout, sid, lineCollector }
+import { ROOT, startStack, poll, withTimeout, sid, lineCollector, Client }
     from './harness.mjs';
+import { parseExposition } from './prom.mjs';
 import { Rig, stop } from './fronts.mjs';
 import { mint, claims } from './jwt.mjs';
 
@@ -1544,6 +1553,285 @@ describe('the back-forward cache', { skip }, () => {
 			    ['while away']);
 		} finally {
 			await context.close();
+		}
+	});
+});
+
+// A frozen page (the Page Lifecycle API: Chromium freezes a tab left in the
+// background, or to save energy; DevTools' Page.setWebLifecycleState does it
+// here): it runs no JavaScript, its stream stays open, the service goes on
+// writing to it and Chromium's network stack goes on reading it, so the
+// service takes it for neither gone nor stuck. What came while it was
+// frozen it must get once, in order, when it resumes. Chromium 156 never
+// resolves a fetch() body read again once data reached the stream while the
+// page was frozen (an EventSource goes on): beep-signal.js reopens its
+// stream with its last id on `resume`.
+//
+// Not in a Playwright context: Playwright turns on focus emulation
+// (Emulation.setFocusEmulationEnabled) in every page of its own contexts,
+// which holds the page visible, and Chromium does not freeze a visible page:
+// Page.setWebLifecycleState then answers and nothing happens (no `freeze`
+// event, timers and the stream run on). So this Chromium is started here,
+// with a DevTools port, and driven over CDP in its default context with
+// noDefaults (no emulation set up); every test checks that the `freeze` and
+// `resume` events fired and that no JavaScript ran in between.
+describe('a frozen page', { skip }, () => {
+	let chrome;
+
+	before(async () => { chrome = await launchFreezable(); });
+	after(async () => { await chrome?.stop(); });
+
+	// Chromium, headless, with a DevTools port in a temporary profile;
+	// Playwright connects over CDP. Stopped by pid (its process group).
+	async function launchFreezable() {
+		const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-frozen-'));
+		const child = spawn(CHROMIUM, ['--headless', '--no-sandbox',
+		    '--disable-gpu', '--no-first-run',
+		    '--disable-background-networking',
+		    '--disable-component-update', '--disable-sync',
+		    `--user-data-dir=${dir}`, '--remote-debugging-port=0',
+		    'about:blank'], { stdio: 'ignore', detached: true });
+		pids.add(child.pid);
+		const exited = new Promise((r) => child.once('exit', r));
+		let browser = null;
+		const stopIt = async () => {
+			await browser?.close().catch(() => {});
+			await stopPid(child.pid, true);
+			await withTimeout(exited, 5000, null);
+			rmSync(dir, { recursive: true, force: true });
+		};
+		try {
+			const port = await poll(() => {
+				if (child.exitCode !== null)
+					throw new Error(`chromium exited: ${child.exitCode}`);
+				try {
+					return readFileSync(path.join(dir,
+					    'DevToolsActivePort'), 'utf8').split('\n')[0];
+				} catch { return false; }
+			}, { timeout: 20000, what: 'chromium\'s DevTools port' });
+			browser = await playwright.chromium.connectOverCDP(
+			    `http://127.0.0.1:${port}`, { noDefaults: true });
+		} catch (e) {
+			await stopIt();
+			throw e;
+		}
+		return { context: browser.contexts()[0], stop: stopIt };
+	}
+
+	// A page of the service's origin connected as (user, phone) with
+	// beep-signal.js: the ids of the messages it gets go to window.got
+	// (a reset as "(reset)"), its states to window.states, and each
+	// freeze and resume event, with how many messages it had then, to
+	// window.life. With es: a bare EventSource on (user, tablet) too,
+	// its events' ids in window.es. Resolves the page and a CDP session.
+	async function frozenPage(stack, user, { es = false } = {}) {
+		const page = await chrome.context.newPage();
+		page.on('pageerror', (e) => console.error('[page]', e.message));
+		await page.goto(`${stack.base}/healthz`);
+		await page.evaluate(async ({ user, es }) => {
+			const { connect } = await import('/beep-signal.js');
+			window.got = [];
+			window.states = [];
+			window.life = [];
+			window.es = [];
+			for (const type of ['freeze', 'resume'])
+				document.addEventListener(type, () =>
+				    window.life.push([type, window.got.length]));
+			window.sig = connect({ base: '', user, device: 'phone' });
+			window.sig.on('message', (d, meta) => window.got.push(meta.id));
+			window.sig.on('reset', () => window.got.push('(reset)'));
+			window.sig.on('state', (s) => window.states.push(s));
+			if (es) {
+				const source = new EventSource(
+				    `/subscribe/${user}/device/tablet`);
+				source.onmessage = (e) => window.es.push(e.lastEventId);
+				await new Promise((resolve) => {
+					source.onopen = resolve;
+				});
+			}
+			// Open, and its first event (the position) read.
+			await new Promise((resolve) => {
+				const check = () => window.sig.state === 'open' &&
+				    window.sig.lastEventId ? resolve() :
+				    setTimeout(check, 20);
+				check();
+			});
+		}, { user, es });
+		const cdp = await chrome.context.newCDPSession(page);
+		return { page, cdp };
+	}
+
+	// Freezes the page; asserts its `freeze` event fired with `had`
+	// messages handled. (Runtime.evaluate runs in a frozen page.)
+	async function freeze(page, cdp, had) {
+		await cdp.send('Page.setWebLifecycleState', { state: 'frozen' });
+		assert.deepEqual(await get(page, () => window.life),
+		    [['freeze', had]], 'the page was frozen');
+	}
+
+	// Unfreezes it and waits until it has every id of `ids` (polled);
+	// asserts the `resume` event fired before it handled any more.
+	async function resume(page, cdp, had, ids, timeout = 20000) {
+		await cdp.send('Page.setWebLifecycleState', { state: 'active' });
+		await poll(() => page.evaluate((n) => window.got.length >= n,
+		    ids.length), { timeout, interval: 100,
+		    what: `${ids.length} messages after the page resumed` })
+		    .catch(async (e) => {
+			const s = await get(page, () => ({ got: window.got.length,
+			    states: window.states, life: window.life }));
+			throw new Error(`${e.message}: ${JSON.stringify(s)}`);
+		});
+		assert.deepEqual(await get(page, () => window.life),
+		    [['freeze', had], ['resume', had]], 'resumed, nothing ' +
+		    'handled while frozen');
+	}
+
+	// The service's metrics (the loopback operations site).
+	async function metrics(stack) {
+		const ops = new Client(stack.opsBase, { maxSockets: 1 });
+		try {
+			const r = await ops.get('/metrics');
+			assert.equal(r.status, 200, r.text);
+			return parseExposition(r.text);
+		} finally {
+			ops.close();
+		}
+	}
+
+	async function post(c, user, device, data) {
+		const r = await c.postJson(`/user/${user}/device/${device}`,
+		    { data });
+		return { status: r.status, id: r.json().id };
+	}
+
+	test('messages posted while it is frozen come once, in order, when ' +
+	    'it resumes', T, async (t) => {
+		const stack = await startStack({ env: { BEEP_KEEPALIVE: '600' } },
+		    t);
+		const c = stack.client();
+		const user = `fz-${sid()}`;
+		const { page, cdp } = await frozenPage(stack, user, { es: true });
+		try {
+			const first = await post(c, user, 'phone', 'before');
+			await poll(() => get(page, () => window.got.length === 1),
+			    { timeout: 10000, interval: 50, what: 'the first message' });
+			await freeze(page, cdp, 1);
+			const m0 = await metrics(stack);
+			const ids = [first.id], esIds = [];
+			for (let i = 0; i < 5; i++) {
+				const r = await post(c, user, 'phone', `frozen ${i}`);
+				assert.equal(r.status, 200, 'the frozen page\'s stream ' +
+				    'took it');
+				ids.push(r.id);
+				const e = await post(c, user, 'tablet', `frozen ${i}`);
+				assert.equal(e.status, 200);
+				esIds.push(e.id);
+			}
+			// Written to both of the page's streams; it ran none of it.
+			await poll(async () => (await metrics(stack)).value(
+			    'beep_events_delivered_total') -
+			    m0.value('beep_events_delivered_total') === 10,
+			    { timeout: 10000, what: 'the ten events written' });
+			assert.deepEqual(await get(page, () => [window.got,
+			    window.es]), [[first.id], []], 'no JavaScript ran');
+
+			await resume(page, cdp, 1, ids);
+			assert.deepEqual(await get(page, () => window.got), ids,
+			    'each message once, in order');
+			// The bare EventSource goes on with the same stream.
+			await poll(() => page.evaluate((n) => window.es.length >= n,
+			    esIds.length), { timeout: 10000, interval: 100,
+			    what: 'the EventSource\'s messages' });
+			assert.deepEqual(await get(page, () => window.es), esIds);
+		} finally {
+			await page.close();
+		}
+	});
+
+	test('frozen past two keepalives and the write timeout: its stream ' +
+	    'is kept, and nothing is lost', T, async (t) => {
+		const stack = await startStack({ env: { BEEP_KEEPALIVE: '1',
+		    BEEP_WRITE_TIMEOUT: '1' } }, t);
+		const c = stack.client();
+		const user = `fz-${sid()}`;
+		const { page, cdp } = await frozenPage(stack, user);
+		try {
+			await freeze(page, cdp, 0);
+			const m0 = await metrics(stack);
+			const ids = [];
+			for (let i = 0; i < 5; i++) {
+				const r = await post(c, user, 'phone', `frozen ${i}`);
+				assert.equal(r.status, 200);
+				ids.push(r.id);
+			}
+			// Three more keepalives (":\n\n") written after the five
+			// events: over 2 s frozen, past the 2 keepalives within
+			// which behind Caddy a client gone is noticed and past
+			// the 1 s a write may take.
+			const delivered = (m) => m.value('beep_events_delivered_total');
+			const written = (m) => m.value('beep_stream_written_bytes_total');
+			const m1 = await poll(async () => {
+				const m = await metrics(stack);
+				return delivered(m) - delivered(m0) === 5 && m;
+			}, { timeout: 10000, what: 'the five events written' });
+			const m2 = await poll(async () => {
+				const m = await metrics(stack);
+				return written(m) >= written(m1) + 9 && m;
+			}, { timeout: 15000, what: 'three more keepalives written' });
+			assert.equal(m2.value('beep_streams_open'), 1,
+			    'the frozen page\'s stream is still open');
+			assert.equal(m2.value('beep_stream_write_timeouts_total'), 0);
+			assert.deepEqual(await get(page, () => window.got), [],
+			    'no JavaScript ran');
+
+			await resume(page, cdp, 0, ids);
+			assert.deepEqual(await get(page, () => window.got), ids,
+			    'each message once, in order');
+		} finally {
+			await page.close();
+		}
+	});
+
+	test('frozen while more comes than Chromium takes in: the service ' +
+	    'drops the stream, the page resumes from its last id', T,
+	async (t) => {
+		const stack = await startStack({ env: { BEEP_KEEPALIVE: '1',
+		    BEEP_WRITE_TIMEOUT: '1', BEEP_REPLAY_MAX: '100000',
+		    BEEP_REPLAY_BYTES: String(256 << 20) } }, t);
+		const c = stack.client();
+		const user = `fz-${sid()}`;
+		const { page, cdp } = await frozenPage(stack, user);
+		try {
+			await freeze(page, cdp, 0);
+			// 60 kB messages until the service gives the stream up
+			// (a write past 1 s, or its queue full): a 202, held for
+			// the device, away now; then a few more, held too.
+			const pad = 'x'.repeat(60000);
+			const ids = [];
+			let held = 0;
+			for (let i = 0; held < 3; i++) {
+				assert.ok(i < 2000, 'the stream was never dropped');
+				const r = await post(c, user, 'phone', `${i} ${pad}`);
+				assert.ok(r.status === 200 || r.status === 202,
+				    `post ${i}: ${r.status}`);
+				ids.push(r.id);
+				if (r.status === 202)
+					held++;
+			}
+			const m = await metrics(stack);
+			assert.ok(m.value('beep_stream_write_timeouts_total') +
+			    m.value('beep_stream_overflows_total') >= 1,
+			    'the service closed the frozen page\'s stream');
+			assert.deepEqual(await get(page, () => window.got), [],
+			    'no JavaScript ran');
+
+			await resume(page, cdp, 0, ids, 60000);
+			const got = await get(page, () => window.got);
+			assert.equal(got.length, ids.length);
+			assert.ok(got.every((id, i) => id === ids[i]),
+			    'each message once, in order (no reset)');
+		} finally {
+			await page.close();
 		}
 	});
 });
