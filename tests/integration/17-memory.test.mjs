@@ -11,12 +11,18 @@
 //     nothing (its socket never read) cannot keep the budget full until
 //     BEEP_WRITE_TIMEOUT: once its stream has taken nothing for a second,
 //     it is ended, and posts to a device that reads are accepted again.
+//   - Nor can one that reads that backlog on steadily, catching up each
+//     second (so that rule leaves it): past its share while the budget is
+//     full for BEEP_CATCH_UP_SECONDS, it is ended however it reads, and
+//     posts to a device that reads are accepted again; with the clock at
+//     an hour the same reads keep it, until they stop.
 //   - During a stop, a POST never gets 200/202 for a message then lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
 	startStack, uid, poll, postPath, subPath, openSub, isJson, withTimeout,
 } from './harness.mjs';
@@ -463,4 +469,225 @@ test('at BEEP_MAX_MESSAGE_MEMORY: a stream that stopped reading with a ' +
 	}
 	back.close();
 	here.close();
+});
+
+// Reads a raw connection, paused, at a steady rate: `step` bytes every
+// `every` ms on average (what Node read ahead comes first: a tick is
+// skipped while what was read is ahead).  { got, tail, stop(), drain(),
+// ended }: stop() reads no more; drain() reads all there is, to its end.
+function trickle(sock, step, every) {
+	const tr = { got: 0, quota: 0, tail: '', free: false };
+	tr.ended = new Promise((resolve) => sock.once('end', resolve));
+	sock.on('data', (ch) => {
+		tr.got += ch.length;
+		tr.tail = (tr.tail + ch.toString('latin1')).slice(-16);
+		if (!tr.free && tr.got >= tr.quota)
+			sock.pause();
+	});
+	const timer = setInterval(() => {
+		tr.quota += step;
+		if (tr.got < tr.quota)
+			sock.resume();
+	}, every);
+	tr.stop = () => {
+		clearInterval(timer);
+		sock.pause();
+	};
+	tr.drain = () => {
+		clearInterval(timer);
+		tr.free = true;
+		sock.resume();
+	};
+	return tr;
+}
+
+// The second clock, BEEP_CATCH_UP_SECONDS, through Caddy: a device away is
+// held messages (its backlog to be: nearly the whole budget), then comes
+// back with its Last-Event-ID on a raw TCP connection read at a steady
+// rate.  Caddy's send buffer lets the backend's writes on only when about
+// a third of it (some 1.5 MB here) has drained, however slowly the client
+// reads: read at 2.5 MB/s, the backend's stream takes such a batch about
+// every 0.6 s, so it catches up within each second and the one-second
+// stuck rule never ends it, while its backlog stays far past its share.
+// A second device's stream that never reads (its own user's) takes the
+// room that leaves, within its share: every 100 ms it is posted to until
+// memory is full (a 503 "message memory full": a walk over the streams,
+// which sees the first one past its share).  With BEEP_CATCH_UP_SECONDS
+// at 2 it is ended that long after it was first seen so, although it
+// read on; posts to a device that reads are then accepted.  With an hour,
+// the same reads keep it for three times as long, until its client stops
+// reading (then the stuck rule ends it).
+const CATCH_UP = 2, WINDOW = 3 * CATCH_UP * 1000;
+const READ_STEP = 256 * 1024, READ_EVERY = 100;   // ~2.5 MB/s
+
+async function trickleStack(t, catchUp) {
+	// The second stream's share (a quarter of the budget: two streams
+	// behind share half of it) must hold all the first takes, which the
+	// second takes as room: what fills the socket buffers (tcp_wmem's
+	// maximum, doubled for what Caddy, the unix socket and the client's
+	// receive buffer hold) and what it reads in the longer test (three
+	// clocks and the fill before them, ~8 s here); the queue is beyond
+	// both shares.
+	const wmem = Number(readFileSync('/proc/sys/net/ipv4/tcp_wmem', 'utf8')
+	    .trim().split(/\s+/)[2]);
+	const taken = 2 * wmem +
+	    (3 * CATCH_UP + 3) * READ_STEP * (1000 / READ_EVERY);
+	const BUDGET = 4 * taken, QUEUE = BUDGET / 2;
+	const stack = await startStack({ env: {
+		BEEP_MAX_MESSAGE_MEMORY: String(BUDGET),
+		BEEP_STREAM_QUEUE_BYTES: String(QUEUE),
+		BEEP_STREAM_QUEUE: '100000',
+		BEEP_REPLAY_BYTES: String(2 * BUDGET), BEEP_REPLAY_MAX: '100000',
+		BEEP_REPLAY_SECONDS: '600', BEEP_GRACE_SECONDS: '600',
+		BEEP_WRITE_TIMEOUT: '3600', BEEP_KEEPALIVE: '1',
+		BEEP_CATCH_UP_SECONDS: String(catchUp),
+	} }, t);
+	const c = stack.client();
+	const u = uid('trickle'), u2 = uid('pad');
+	const big = (tag, i) => `${tag}${i}:`.padEnd(60000, 'x');
+	const here = await subOk(stack, u, 'here');
+	const pos = await away(stack, c, u, 'lag');
+	let n = 0;
+	for (;;) {
+		const r = await c.postJson(postPath(u, 'lag'), { data: big('l', n) });
+		if (r.status !== 202) {
+			assert.equal(r.status, 503, r.text);
+			break;
+		}
+		n++;
+	}
+	assert.ok(n * 60000 > BUDGET / 2, `${n} held`);
+	const streams0 = (await c.health()).streams;
+	// A stream on a raw connection, paused before it connects;
+	// Connection: close, so that Caddy closes it once the stream ends.
+	const rawSub = async (p, headers, n0) => {
+		const sock = net.connect({ host: '127.0.0.1', port: stack.port });
+		sock.pause();
+		t.after(() => sock.destroy());
+		sock.write(`GET ${p} HTTP/1.1\r\n` +
+		    `Host: 127.0.0.1:${stack.port}\r\nConnection: close\r\n` +
+		    `Accept: text/event-stream\r\n${headers}\r\n`);
+		await poll(async () => (await c.health()).streams === n0 + 1,
+		    { timeout: 10000, what: `${p} registered` });
+		return sock;
+	};
+	const raw = await rawSub(subPath(u, 'lag'), `Last-Event-ID: ${pos}\r\n`,
+	    streams0);
+	// Read from before anything is seen behind.
+	const tr = trickle(raw, READ_STEP, READ_EVERY);
+	t.after(() => tr.stop());
+	await rawSub(subPath(u2, 'pad'), '', streams0 + 1);
+	// Posts to the second device until memory is full (a 503 "message
+	// memory full", which walks the streams: never "device backlogged",
+	// within its share), or `most` are accepted: more room than reading
+	// makes in a while (one stream was ended).  Returns whether full.
+	let padded = 0;
+	const fill = async (most = 50) => {
+		for (let i = 0; i < most; i++) {
+			const r = await c.postJson(postPath(u2, 'pad'),
+			    { data: big('p', padded++) });
+			if (r.status !== 200) {
+				assert.equal(r.status, 503, r.text);
+				assert.equal(r.json().error, 'message memory full',
+				    'the second stream is within its share');
+				return true;
+			}
+		}
+		return false;
+	};
+	assert.ok(await fill(Infinity));
+	const full = await c.health();
+	t.diagnostic(`budget ${BUDGET}: ${n} held for the reading device, ` +
+	    `${padded - 1} to the second; ${tr.got} read; ` +
+	    JSON.stringify(full));
+	assert.equal(full.overflows, 0);
+	assert.deepEqual(await c.devices(u), ['here', 'lag']);
+	return { stack, c, u, u2, big, here, tr, fill, written: () =>
+	    metric(stack, 'beep_stream_written_bytes_total') };
+}
+
+// Posts to the reading device are accepted again, and it gets them.
+async function hereAccepts(x) {
+	for (const tag of ['r0', 'r1']) {
+		const r = await x.c.postJson(postPath(x.u, 'here'),
+		    { data: x.big(tag, '') });
+		assert.equal(r.status, 200, r.text);
+		assert.equal((await x.here.nextEvent()).data, x.big(tag, ''));
+	}
+	assert.equal(x.here.ended, false);
+}
+
+test('at BEEP_MAX_MESSAGE_MEMORY: a stream past its share that reads ' +
+    'steadily is ended after BEEP_CATCH_UP_SECONDS, and posts to a device ' +
+    'that reads are accepted again', T, async (t) => {
+	const x = await trickleStack(t, CATCH_UP);
+	const read0 = x.tr.got, written0 = await x.written();
+	// Posts to the second device walk the streams until one ends it
+	// (within three times its clock: the budget holds no more reading).
+	let walks = 0;
+	await poll(async () => {
+		await x.fill();
+		walks++;
+		return (await x.c.health()).overflows > 0;
+	}, { timeout: WINDOW, interval: READ_EVERY,
+	    what: 'the reading stream ended' });
+	const after = await x.c.health();
+	t.diagnostic(`ended after ${walks} walks; ${x.tr.got - read0} read ` +
+	    `meanwhile, ${(await x.written()) - written0} written; ` +
+	    JSON.stringify(after));
+	assert.equal(after.overflows, 1, 'one stream ended');
+	assert.ok(x.tr.got > read0, 'its client read on');
+	assert.ok((await x.written()) > written0, 'its stream took on');
+	assert.ok(after.dropped > 0, 'what it had not taken was dropped');
+	assert.deepEqual(await x.c.devices(x.u), ['here'],
+	    'the reading device has no live stream');
+	assert.deepEqual(await x.c.devices(x.u2), ['pad'],
+	    'the stream within its share is live');
+	assert.equal(await metric(x.stack, 'beep_stream_write_timeouts_total'),
+	    0, 'not by the write timeout');
+	await hereAccepts(x);
+	// Its client, reading on, comes to the end of its stream: Caddy ends
+	// the response (its last chunk) and closes the connection.
+	x.tr.drain();
+	await withTimeout(x.tr.ended, 20000);
+	assert.ok(x.tr.tail.endsWith('\r\n0\r\n\r\n'), JSON.stringify(x.tr.tail));
+});
+
+test('at BEEP_MAX_MESSAGE_MEMORY: with BEEP_CATCH_UP_SECONDS an hour, the ' +
+    'same reads keep the stream, until they stop', T, async (t) => {
+	const x = await trickleStack(t, 3600);
+	const read0 = x.tr.got, written0 = await x.written();
+	// For the window in which the other test's stream is ended (three
+	// times its clock, from the first walk: the last post of
+	// trickleStack's fill), nothing is ended, and walks go on to the end.
+	const until = Date.now() + WINDOW;
+	let walks = 0, late = 0;
+	while (Date.now() < until) {
+		assert.ok(await x.fill(), 'memory full');
+		walks++;
+		if (Date.now() > until - CATCH_UP * 1000)
+			late++;
+		const h = await x.c.health();
+		assert.equal(h.overflows, 0, `not ended: ${JSON.stringify(h)}`);
+		await delay(READ_EVERY);
+	}
+	t.diagnostic(`${walks} walks, ${late} in the last ${CATCH_UP} s; ` +
+	    `${x.tr.got - read0} read, ${(await x.written()) - written0} ` +
+	    `written`);
+	assert.ok(late > 0, 'walks went on to the end');
+	assert.ok(x.tr.got > read0, 'its client read on');
+	assert.ok((await x.written()) > written0, 'its stream took on');
+	assert.deepEqual(await x.c.devices(x.u), ['here', 'lag'],
+	    'the reading stream is live');
+	// Its client stops reading: the stuck rule ends it.
+	x.tr.stop();
+	await poll(async () => {
+		await x.fill();
+		return (await x.c.health()).overflows > 0;
+	}, { timeout: 20000, interval: READ_EVERY,
+	    what: 'the stream that stopped reading ended' });
+	assert.equal((await x.c.health()).overflows, 1);
+	assert.deepEqual(await x.c.devices(x.u), ['here']);
+	assert.deepEqual(await x.c.devices(x.u2), ['pad']);
+	await hereAccepts(x);
 });
