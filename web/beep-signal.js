@@ -18,8 +18,15 @@
 // Last-Event-ID header) after the stream ends or the network fails, as
 // EventSource does, and also after an answer it can recover from (429, 502,
 // 503, 504: after Retry-After or a growing delay), where EventSource would
-// give up for good; in a browser, also at once when it is back online, and
-// when the page resumes from a freeze (the Page Lifecycle API). It
+// give up for good; in a browser, also at once when it is back online.
+// When the page is frozen (the Page Lifecycle API's `freeze`, Chromium's: a
+// tab in the background, a page going into the back-forward cache) it
+// closes the stream, and opens it again with the last id when the page
+// resumes, once: while the page runs no JavaScript the service takes the
+// device for away, holds what comes for it (202) for its grace window and
+// delivers it on resume; a stream left open would take it (200) for a page
+// that cannot read it, and get it again on resume only within the replay
+// window (30 s), else a reset. It
 // stops for good ("closed" with a reason) on an answer that no retry can
 // change (400, 401, 403, 404) and when the service says a newer stream of
 // the same device replaced this one. Every request, and a stream's response
@@ -49,11 +56,14 @@ const RESUME_MS = 30000;
 // retransmitting, some 15 minutes later, and the device misses its calls
 // until then.  15 of the service's keepalives at its default (4 s).
 const IDLE_MS = 60000;
-// A page left for the back-forward cache keeps its stream: Chromium holds
-// the connection open, and the service goes on delivering to it, until it
-// is shown again or evicted (at the latest after 10 minutes, Chromium's
-// time to live); what that stream took since is the new page's to resume
-// when the old one is evicted, however long after pagehide.
+// A page left for the back-forward cache stays there until it is shown
+// again or evicted (at the latest after 10 minutes, Chromium's time to
+// live); what came for it since (held while its stream was closed by the
+// freeze that follows pagehide, or taken by that stream before the
+// service saw it go) is the new page's to resume when the old one is
+// evicted, however long after pagehide: or, when the device was forgotten
+// meanwhile (its grace over), to come back to a reset rather than start
+// afresh past what was held for it.
 const RESUME_KEPT_MS = 600000 + RESUME_MS;
 const RESUME_PREFIX = "beep-signal:";
 
@@ -280,16 +290,37 @@ class Signal {
 			}
 			try { tabStorage().removeItem(this.resumeKey); } catch { }
 		};
-		// Back from a page freeze (the Page Lifecycle API's `resume`: a
-		// tab frozen in the background, or by the browser to save
-		// energy): Chromium's fetch() body reader never resolves again
-		// when data reached the stream while the page was frozen (an
-		// EventSource goes on), and the device would hear nothing until
-		// the idle check. Reopen the stream with the last id: what the
-		// old one took while frozen comes again, once, in order.
-		this.onResume = () => this.reconnect();
-		if (typeof document !== "undefined")
+		// A page frozen (the Page Lifecycle API's `freeze`: a tab in the
+		// background, or frozen by the browser to save energy) runs no
+		// JavaScript until it resumes, often minutes later. Its stream
+		// would stay open, the service would go on delivering to it
+		// (200 to every sender) and Chromium would buffer what came, for
+		// a page that never sees it: its fetch() body read never
+		// resolves again once data reached it while frozen, and on
+		// `resume` the replay from the last id covers only
+		// BEEP_REPLAY_SECONDS (30 s), past which the device comes back
+		// to a reset. So the stream is closed on `freeze`, and opened
+		// again on `resume` only: meanwhile the service sees the
+		// device away, holds what comes (202) for its grace window and
+		// delivers it, once, in order, on resume; after the window
+		// senders get 404, which is the truth. (A pending retry's
+		// timer does not run while frozen; run() waits for `resume`
+		// whatever wakes it.)
+		this.frozen = false;
+		this.onFreeze = () => {
+			if (this.stopped)
+				return;
+			this.frozen = true;
+			this.abort?.abort();
+		};
+		this.onResume = () => {
+			this.frozen = false;
+			this.reconnect();
+		};
+		if (typeof document !== "undefined") {
+			document.addEventListener?.("freeze", this.onFreeze);
 			document.addEventListener?.("resume", this.onResume);
+		}
 		if (typeof window !== "undefined") {
 			window.addEventListener?.("online", this.onOnline);
 			if (this.resumeKey) {
@@ -359,8 +390,10 @@ class Signal {
 		this.stopped = true;
 		if (typeof window !== "undefined")
 			window.removeEventListener?.("online", this.onOnline);
-		if (typeof document !== "undefined")
+		if (typeof document !== "undefined") {
+			document.removeEventListener?.("freeze", this.onFreeze);
 			document.removeEventListener?.("resume", this.onResume);
+		}
 	}
 
 	unlistenPage() {
@@ -389,10 +422,11 @@ class Signal {
 		this.setState("closed", { reason });
 	}
 
-	// Waits ms, or less when reconnect()/close() wakes it.
+	// Waits ms, or less when reconnect()/close() wakes it; with no ms,
+	// until one of them does.
 	pause(ms) {
 		return new Promise((resolve) => {
-			const timer = setTimeout(done, ms);
+			const timer = ms === undefined ? null : setTimeout(done, ms);
 			function done() { clearTimeout(timer); resolve(); }
 			this.wake = () => { this.wake = null; done(); };
 		});
@@ -400,6 +434,14 @@ class Signal {
 
 	async run() {
 		while (!this.stopped) {
+			// Frozen: no stream until `resume` (its reconnect() wakes
+			// this), also when the stream ended, or a pause before
+			// the next one, just before the freeze.
+			if (this.frozen) {
+				this.setState("connecting");
+				await this.pause();
+				continue;
+			}
 			this.hurry = false;
 			this.setState("connecting");
 			let wait;
@@ -438,7 +480,7 @@ class Signal {
 			// (its Retry-After not yet waited), or from a listener.
 			if (this.hurry)
 				wait = 0;
-			if (wait > 0)
+			if (wait > 0 && !this.frozen)
 				await this.pause(wait);
 		}
 	}

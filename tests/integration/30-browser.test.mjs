@@ -28,11 +28,14 @@
 //  - a frozen page (the Page Lifecycle API, by Page.setWebLifecycleState;
 //    its freeze and resume events checked, and that it ran no JavaScript
 //    meanwhile): what was posted while it was frozen comes once, in order,
-//    when it resumes (and to a bare EventSource too); frozen past two
-//    keepalives and the write timeout (1 s each), its stream is kept and
-//    nothing is lost; frozen while more comes than Chromium takes in, the
-//    service drops the stream (a write past 1 s, or its queue full), holds
-//    the rest, and the resumed page gets every message from its last id.
+//    when it resumes; to beep-signal.js, which closed its stream on
+//    `freeze` (posts held, 202), also when frozen past BEEP_REPLAY_SECONDS
+//    (no reset; one new stream), and to a bare EventSource, which kept its
+//    stream (200); an EventSource frozen past two keepalives and the write
+//    timeout (1 s each) keeps its stream and loses nothing; frozen while
+//    more comes than Chromium takes in, the service drops its stream (a
+//    write past 1 s, or its queue full), holds the rest, and it gets every
+//    message from its last id.
 //
 // Every process started here (chromium, coturn, backend, Caddy) is stopped
 // by pid, also when a test fails.
@@ -1417,10 +1420,12 @@ describe('a reloaded page', { skip }, () => {
 });
 
 // The back-forward cache (Chromium's; Playwright turns it off unless asked):
-// a page left for another keeps its stream open, frozen, and the service
-// goes on delivering to it (200) until the page is shown again (it then
-// reads what came) or evicted (the new page of the tab must resume from
-// where the old one left). Pages of an app server of their own (a page
+// a page left for another is frozen (beep-signal.js closes its stream on
+// `freeze`), but behind Caddy the service learns it went only at its next
+// writes, and with BEEP_KEEPALIVE at 600 it goes on delivering to it (200)
+// until the page is shown again (it reopens its stream with its last id)
+// or evicted (the new page of the tab must resume from where the old one
+// left). Pages of an app server of their own (a page
 // with Cache-Control: no-store is not cached), one origin for both, so
 // that they share the tab's sessionStorage.
 describe('the back-forward cache', { skip }, () => {
@@ -1559,13 +1564,16 @@ describe('the back-forward cache', { skip }, () => {
 
 // A frozen page (the Page Lifecycle API: Chromium freezes a tab left in the
 // background, or to save energy; DevTools' Page.setWebLifecycleState does it
-// here): it runs no JavaScript, its stream stays open, the service goes on
-// writing to it and Chromium's network stack goes on reading it, so the
-// service takes it for neither gone nor stuck. What came while it was
-// frozen it must get once, in order, when it resumes. Chromium 156 never
-// resolves a fetch() body read again once data reached the stream while the
-// page was frozen (an EventSource goes on): beep-signal.js reopens its
-// stream with its last id on `resume`.
+// here): it runs no JavaScript. What came while it was frozen it must get
+// once, in order, when it resumes. A stream left open (a bare
+// EventSource's) takes it: the service goes on writing to it and
+// Chromium's network stack goes on reading it, so the service takes it for
+// neither gone nor stuck. Chromium 156 never resolves a fetch() body read
+// again once data reached the stream while the page was frozen (an
+// EventSource goes on), and what a stream took is replayed only for
+// BEEP_REPLAY_SECONDS: beep-signal.js closes its stream on `freeze`, so
+// that the service holds what comes (202), and opens it again with its
+// last id on `resume`.
 //
 // Not in a Playwright context: Playwright turns on focus emulation
 // (Emulation.setFocusEmulationEnabled) in every page of its own contexts,
@@ -1619,36 +1627,51 @@ describe('a frozen page', { skip }, () => {
 	}
 
 	// A page of the service's origin connected as (user, phone) with
-	// beep-signal.js: the ids of the messages it gets go to window.got
-	// (a reset as "(reset)"), its states to window.states, and each
-	// freeze and resume event, with how many messages it had then, to
-	// window.life. With es: a bare EventSource on (user, tablet) too,
-	// its events' ids in window.es. Resolves the page and a CDP session.
-	async function frozenPage(stack, user, { es = false } = {}) {
+	// beep-signal.js (sig: true, the default): the ids of the messages it
+	// gets go to window.got (a reset as "(reset)"), its states to
+	// window.states, how many subscribe requests it made to
+	// window.subscribes. With es: a bare EventSource on (user, tablet)
+	// too (or alone, with sig: false), its events' ids in window.es (a
+	// reset as "(reset)"). Each freeze and resume event goes to
+	// window.life with how many messages the page had then (window.got's,
+	// or window.es's without sig). Resolves the page and a CDP session.
+	async function frozenPage(stack, user, { sig = true, es = false } = {}) {
 		const page = await chrome.context.newPage();
 		page.on('pageerror', (e) => console.error('[page]', e.message));
 		await page.goto(`${stack.base}/healthz`);
-		await page.evaluate(async ({ user, es }) => {
-			const { connect } = await import('/beep-signal.js');
+		await page.evaluate(async ({ user, sig, es }) => {
 			window.got = [];
 			window.states = [];
 			window.life = [];
 			window.es = [];
+			window.subscribes = 0;
+			const had = () => (sig ? window.got : window.es).length;
 			for (const type of ['freeze', 'resume'])
 				document.addEventListener(type, () =>
-				    window.life.push([type, window.got.length]));
-			window.sig = connect({ base: '', user, device: 'phone' });
-			window.sig.on('message', (d, meta) => window.got.push(meta.id));
-			window.sig.on('reset', () => window.got.push('(reset)'));
-			window.sig.on('state', (s) => window.states.push(s));
+				    window.life.push([type, had()]));
 			if (es) {
 				const source = new EventSource(
 				    `/subscribe/${user}/device/tablet`);
 				source.onmessage = (e) => window.es.push(e.lastEventId);
+				source.addEventListener('reset', () =>
+				    window.es.push('(reset)'));
 				await new Promise((resolve) => {
 					source.onopen = resolve;
 				});
 			}
+			if (!sig)
+				return;
+			const fetch0 = window.fetch;
+			window.fetch = (url, init) => {
+				if (String(url).includes('/subscribe/'))
+					window.subscribes++;
+				return fetch0(url, init);
+			};
+			const { connect } = await import('/beep-signal.js');
+			window.sig = connect({ base: '', user, device: 'phone' });
+			window.sig.on('message', (d, meta) => window.got.push(meta.id));
+			window.sig.on('reset', () => window.got.push('(reset)'));
+			window.sig.on('state', (s) => window.states.push(s));
 			// Open, and its first event (the position) read.
 			await new Promise((resolve) => {
 				const check = () => window.sig.state === 'open' &&
@@ -1656,7 +1679,7 @@ describe('a frozen page', { skip }, () => {
 				    setTimeout(check, 20);
 				check();
 			});
-		}, { user, es });
+		}, { user, sig, es });
 		const cdp = await chrome.context.newCDPSession(page);
 		return { page, cdp };
 	}
@@ -1669,16 +1692,20 @@ describe('a frozen page', { skip }, () => {
 		    [['freeze', had]], 'the page was frozen');
 	}
 
-	// Unfreezes it and waits until it has every id of `ids` (polled);
-	// asserts the `resume` event fired before it handled any more.
-	async function resume(page, cdp, had, ids, timeout = 20000) {
+	// Unfreezes it and waits until window[list] has every id of `ids`
+	// (polled); asserts the `resume` event fired before it handled any
+	// more.
+	async function resume(page, cdp, had, ids, { timeout = 20000,
+	    list = 'got' } = {}) {
 		await cdp.send('Page.setWebLifecycleState', { state: 'active' });
-		await poll(() => page.evaluate((n) => window.got.length >= n,
-		    ids.length), { timeout, interval: 100,
+		await poll(() => page.evaluate(({ n, list }) =>
+		    window[list].length >= n, { n: ids.length, list }),
+		    { timeout, interval: 100,
 		    what: `${ids.length} messages after the page resumed` })
 		    .catch(async (e) => {
-			const s = await get(page, () => ({ got: window.got.length,
-			    states: window.states, life: window.life }));
+			const s = await get(page, () => ({ got: window.got,
+			    es: window.es.length, states: window.states,
+			    life: window.life }));
 			throw new Error(`${e.message}: ${JSON.stringify(s)}`);
 		});
 		assert.deepEqual(await get(page, () => window.life),
@@ -1704,9 +1731,18 @@ describe('a frozen page', { skip }, () => {
 		return { status: r.status, id: r.json().id };
 	}
 
+	// The service's view: open streams, and whether (user, device) is
+	// listed (it has a live stream).
+	async function listed(c, user, device) {
+		const r = await c.get(`/user/${user}/devices`);
+		assert.equal(r.status, 200, r.text);
+		return r.json().includes(device);
+	}
+
 	test('messages posted while it is frozen come once, in order, when ' +
-	    'it resumes', T, async (t) => {
-		const stack = await startStack({ env: { BEEP_KEEPALIVE: '600' } },
+	    'it resumes: beep-signal.js closed its stream (held, 202), a bare ' +
+	    'EventSource kept it (200)', T, async (t) => {
+		const stack = await startStack({ env: { BEEP_KEEPALIVE: '1' } },
 		    t);
 		const c = stack.client();
 		const user = `fz-${sid()}`;
@@ -1716,22 +1752,33 @@ describe('a frozen page', { skip }, () => {
 			await poll(() => get(page, () => window.got.length === 1),
 			    { timeout: 10000, interval: 50, what: 'the first message' });
 			await freeze(page, cdp, 1);
+			// The client closed its stream on `freeze`; behind Caddy
+			// the service sees it gone within two keepalives.
+			await poll(async () => !await listed(c, user, 'phone'),
+			    { timeout: 10000, interval: 100,
+			    what: 'the frozen client\'s stream gone' });
+			assert.ok(await listed(c, user, 'tablet'),
+			    'the EventSource\'s stream is still open');
 			const m0 = await metrics(stack);
 			const ids = [first.id], esIds = [];
 			for (let i = 0; i < 5; i++) {
 				const r = await post(c, user, 'phone', `frozen ${i}`);
-				assert.equal(r.status, 200, 'the frozen page\'s stream ' +
-				    'took it');
+				assert.equal(r.status, 202, 'held for the frozen ' +
+				    'client, its stream closed');
 				ids.push(r.id);
 				const e = await post(c, user, 'tablet', `frozen ${i}`);
-				assert.equal(e.status, 200);
+				assert.equal(e.status, 200, 'the EventSource\'s ' +
+				    'stream took it');
 				esIds.push(e.id);
 			}
-			// Written to both of the page's streams; it ran none of it.
+			// Five written to the EventSource's stream, five held;
+			// the page ran none of it.
 			await poll(async () => (await metrics(stack)).value(
 			    'beep_events_delivered_total') -
-			    m0.value('beep_events_delivered_total') === 10,
-			    { timeout: 10000, what: 'the ten events written' });
+			    m0.value('beep_events_delivered_total') === 5,
+			    { timeout: 10000, what: 'the five events written' });
+			assert.equal((await metrics(stack)).value(
+			    'beep_messages_held'), 5);
 			assert.deepEqual(await get(page, () => [window.got,
 			    window.es]), [[first.id], []], 'no JavaScript ran');
 
@@ -1748,19 +1795,89 @@ describe('a frozen page', { skip }, () => {
 		}
 	});
 
-	test('frozen past two keepalives and the write timeout: its stream ' +
-	    'is kept, and nothing is lost', T, async (t) => {
+	test('frozen longer than BEEP_REPLAY_SECONDS: what was posted ' +
+	    'meanwhile was held (202) and comes once, in order, with no reset',
+	T, async (t) => {
+		const stack = await startStack({ env: { BEEP_KEEPALIVE: '1',
+		    BEEP_REPLAY_SECONDS: '1', BEEP_GRACE_SECONDS: '60' } }, t);
+		const c = stack.client();
+		const user = `fz-${sid()}`;
+		const { page, cdp } = await frozenPage(stack, user);
+		try {
+			const first = await post(c, user, 'phone', 'before');
+			assert.equal(first.status, 200);
+			await poll(() => get(page, () => window.got.length === 1),
+			    { timeout: 10000, interval: 50, what: 'the first message' });
+			await freeze(page, cdp, 1);
+			// Closed by the freeze, the stream is seen gone within
+			// two keepalives (behind Caddy; at once behind nginx).
+			// Left open (no close on `freeze`), it stays, and the
+			// posts below get 200: asserted there.
+			await poll(async () => !await listed(c, user, 'phone'),
+			    { timeout: 10000, interval: 100,
+			    what: 'the frozen page\'s stream gone' }).catch(() => {});
+			const ids = [first.id];
+			for (let i = 0; i < 3; i++) {
+				const r = await post(c, user, 'phone', `frozen ${i}`);
+				assert.equal(r.status, 202, 'held for the device: the ' +
+				    'freeze closed its stream');
+				ids.push(r.id);
+			}
+			// Frozen past the replay window: nothing delivered is kept
+			// any longer (the message before the freeze expired), so a
+			// message the frozen stream had taken could no longer be
+			// replayed (the page would come back to a reset).
+			const m0 = await metrics(stack);
+			await poll(async () => {
+				const m = await metrics(stack);
+				return m.value('beep_messages_expired_total') >= 1 &&
+				    m.value('beep_messages_published_total') -
+				    m.value('beep_messages_held') -
+				    m.value('beep_messages_expired_total') === 0;
+			}, { timeout: 10000, interval: 200,
+			    what: 'every delivered message expired' });
+			assert.equal(m0.value('beep_messages_held'), 3);
+			assert.deepEqual(await get(page, () => window.got),
+			    [first.id], 'no JavaScript ran');
+
+			await resume(page, cdp, 1, ids);
+			assert.deepEqual(await get(page, () => window.got), ids,
+			    'each message once, in order, and no reset');
+			// One new stream: a retry pending since the freeze does
+			// not open another beside the one `resume` opened (past
+			// the longest retry delay: 2 s, jittered up to 2.5 s).
+			await new Promise((r) => setTimeout(r, 3000));
+			assert.equal(await get(page, () => window.subscribes), 2,
+			    'one stream before the freeze, one after');
+			assert.deepEqual(await get(page, () => [window.got,
+			    window.sig.state]), [ids, 'open']);
+			const m = await metrics(stack);
+			assert.equal(m.value('beep_streams_open'), 1);
+			assert.equal(m.value('beep_stream_resets_total'), 0);
+			assert.equal(m.value('beep_messages_held'), 0);
+		} finally {
+			await page.close();
+		}
+	});
+
+	// The two tests below are about a frozen page that keeps its stream
+	// open, as a bare EventSource does (and a page in the back-forward
+	// cache): beep-signal.js closes its own on `freeze`.
+	test('frozen past two keepalives and the write timeout: an ' +
+	    'EventSource\'s stream is kept, and nothing is lost', T,
+	async (t) => {
 		const stack = await startStack({ env: { BEEP_KEEPALIVE: '1',
 		    BEEP_WRITE_TIMEOUT: '1' } }, t);
 		const c = stack.client();
 		const user = `fz-${sid()}`;
-		const { page, cdp } = await frozenPage(stack, user);
+		const { page, cdp } = await frozenPage(stack, user,
+		    { sig: false, es: true });
 		try {
 			await freeze(page, cdp, 0);
 			const m0 = await metrics(stack);
 			const ids = [];
 			for (let i = 0; i < 5; i++) {
-				const r = await post(c, user, 'phone', `frozen ${i}`);
+				const r = await post(c, user, 'tablet', `frozen ${i}`);
 				assert.equal(r.status, 200);
 				ids.push(r.id);
 			}
@@ -1781,11 +1898,11 @@ describe('a frozen page', { skip }, () => {
 			assert.equal(m2.value('beep_streams_open'), 1,
 			    'the frozen page\'s stream is still open');
 			assert.equal(m2.value('beep_stream_write_timeouts_total'), 0);
-			assert.deepEqual(await get(page, () => window.got), [],
+			assert.deepEqual(await get(page, () => window.es), [],
 			    'no JavaScript ran');
 
-			await resume(page, cdp, 0, ids);
-			assert.deepEqual(await get(page, () => window.got), ids,
+			await resume(page, cdp, 0, ids, { list: 'es' });
+			assert.deepEqual(await get(page, () => window.es), ids,
 			    'each message once, in order');
 		} finally {
 			await page.close();
@@ -1793,14 +1910,15 @@ describe('a frozen page', { skip }, () => {
 	});
 
 	test('frozen while more comes than Chromium takes in: the service ' +
-	    'drops the stream, the page resumes from its last id', T,
+	    'drops an EventSource\'s stream, which resumes from its last id', T,
 	async (t) => {
 		const stack = await startStack({ env: { BEEP_KEEPALIVE: '1',
 		    BEEP_WRITE_TIMEOUT: '1', BEEP_REPLAY_MAX: '100000',
 		    BEEP_REPLAY_BYTES: String(256 << 20) } }, t);
 		const c = stack.client();
 		const user = `fz-${sid()}`;
-		const { page, cdp } = await frozenPage(stack, user);
+		const { page, cdp } = await frozenPage(stack, user,
+		    { sig: false, es: true });
 		try {
 			await freeze(page, cdp, 0);
 			// 60 kB messages until the service gives the stream up
@@ -1811,7 +1929,7 @@ describe('a frozen page', { skip }, () => {
 			let held = 0;
 			for (let i = 0; held < 3; i++) {
 				assert.ok(i < 2000, 'the stream was never dropped');
-				const r = await post(c, user, 'phone', `${i} ${pad}`);
+				const r = await post(c, user, 'tablet', `${i} ${pad}`);
 				assert.ok(r.status === 200 || r.status === 202,
 				    `post ${i}: ${r.status}`);
 				ids.push(r.id);
@@ -1822,11 +1940,12 @@ describe('a frozen page', { skip }, () => {
 			assert.ok(m.value('beep_stream_write_timeouts_total') +
 			    m.value('beep_stream_overflows_total') >= 1,
 			    'the service closed the frozen page\'s stream');
-			assert.deepEqual(await get(page, () => window.got), [],
+			assert.deepEqual(await get(page, () => window.es), [],
 			    'no JavaScript ran');
 
-			await resume(page, cdp, 0, ids, 60000);
-			const got = await get(page, () => window.got);
+			await resume(page, cdp, 0, ids, { timeout: 60000,
+			    list: 'es' });
+			const got = await get(page, () => window.es);
 			assert.equal(got.length, ids.length);
 			assert.ok(got.every((id, i) => id === ids[i]),
 			    'each message once, in order (no reset)');
