@@ -135,6 +135,8 @@ struct registry_stream {
 	 * lag_since_ms is set.
 	 */
 	uint64_t over_since_ms;
+	/* When a walk last saw it so (or it inherited a sighting). */
+	uint64_t lag_seen_ms;
 	/* When it started or last took a message: registry_lag_inherit(). */
 	uint64_t alive_ms;
 	bool gone, overflow, replaced, closed;
@@ -183,6 +185,14 @@ struct registry {
 
 /* How often, at most, a full budget walks every stream for laggards. */
 #define REGISTRY_LAGGARD_MS 100
+/*
+ * A stream's sighting past its bound not renewed by a walk for this long
+ * is stale: the budget had room meanwhile (walks run only while it is
+ * full, at every POST that finds it so, and clients refused wait out
+ * Retry-After: 5), so its time past the bound starts again, and no new
+ * stream inherits it.
+ */
+#define REGISTRY_SIGHTING_MS 10000
 
 /* limits.clock_ms, or util_now_ms(). */
 static inline uint64_t

@@ -7,12 +7,34 @@
 #include "registry_expire.h"
 #include "registry_log.h"
 
+/*
+ * Whether ms have passed from since to now: not when now, read before the
+ * lock, is older than since; no sum to wrap, whatever the limit.
+ */
+static bool
+passed(uint64_t now, uint64_t since, uint64_t ms)
+{
+	return now >= since && now - since >= ms;
+}
+
 /* Whether d keeps a sighting of a stream that went less than stuck_ms ago. */
 static bool
 lag_recent(const struct registry *reg, const struct reg_device *d, uint64_t now)
 {
 	return d->lag_since_ms != 0 &&
-	    now < d->lag_kept_ms + reg->limits.stuck_ms;
+	    !passed(now, d->lag_kept_ms, reg->limits.stuck_ms);
+}
+
+/*
+ * Whether s has a sighting (past its bound with the budget full) that a
+ * walk renewed less than REGISTRY_SIGHTING_MS ago: an older one says
+ * nothing of it now.
+ */
+static bool
+lag_current(const struct registry_stream *s, uint64_t now)
+{
+	return s->lag_since_ms != 0 &&
+	    !passed(now, s->lag_seen_ms, REGISTRY_SIGHTING_MS);
 }
 
 /*
@@ -24,7 +46,8 @@ static bool
 stream_silent(
     const struct registry *reg, const struct registry_stream *s, uint64_t now)
 {
-	return now >= s->alive_ms + reg->limits.stuck_ms + REGISTRY_LAGGARD_MS;
+	return passed(
+	    now, s->alive_ms, reg->limits.stuck_ms + REGISTRY_LAGGARD_MS);
 }
 
 /*
@@ -36,7 +59,7 @@ void
 registry_lag_keep(const struct registry *reg, struct reg_device *d,
     const struct registry_stream *s, uint64_t now)
 {
-	if (s->lag_since_ms == 0)
+	if (!lag_current(s, now))
 		return;
 	if (!lag_recent(reg, d, now)) {
 		d->lag_since_ms = 0;
@@ -55,18 +78,21 @@ registry_lag_keep(const struct registry *reg, struct reg_device *d,
 /*
  * A new stream of d starts with the oldest sighting of d's streams gone
  * (ended, replaced) less than stuck_ms ago (registry_lag_keep()), and of
- * its live ones: a client that comes back to the same backlog has not
- * caught up by coming back (each new stream once started afresh, so a
- * client that reconnected every 0.9 s, reading nothing, was never stuck and
- * pinned its backlog for ever; or that read a batch a second and fed as
- * much again as held messages while away a moment).  One that read on in
- * between is nearer than the sighting's distance: caught up at the next
- * look.  A live sibling silent for longer than stuck_ms and a walk's
- * interval (alive_ms: a ghost behind the front, or the old stream of a
- * client that reconnects every 1.1 s) passes on its clock but not its
- * distance: the new stream catches up by reading on from where it starts.
- * A client away longer starts afresh: its messages were held meanwhile,
- * first to be dropped.  Locked.
+ * the others still in its list, live or going (hung up, replaced, ended:
+ * their threads have not unsubscribed yet): a client that comes back to
+ * the same backlog has not caught up by coming back (each new stream once
+ * started afresh, so a client that reconnected every 0.9 s, reading
+ * nothing, was never stuck and pinned its backlog for ever; or that read
+ * a batch a second and fed as much again as held messages while away a
+ * moment).  One that read on in between is nearer than the sighting's
+ * distance: caught up at the next look.  A live sibling silent for longer
+ * than stuck_ms and a walk's interval (a ghost behind the front, or the
+ * old stream of a client that reconnects every 1.1 s) passes on its clock
+ * but not its distance: the new stream catches up by reading on from
+ * where it starts.  The time past the bound (over_since_ms) passes on
+ * too, the oldest of them.  A client away longer starts afresh: its
+ * messages were held meanwhile, first to be dropped; and no stale
+ * sighting passes on (lag_current()).  Locked.
  */
 void
 registry_lag_inherit(const struct registry *reg, struct reg_device *d,
@@ -84,17 +110,16 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 	}
 	DL_FOREACH(d->streams, t)
 	{
-		bool alive;
+		bool silent;
 
-		if (!stream_live(t) || t->lag_since_ms == 0)
+		if (t == s || !lag_current(t, now))
 			continue;
-		/* Its time past its bound, however it read, passes on too. */
 		if (s->over_since_ms == 0 ||
 		    t->over_since_ms < s->over_since_ms)
 			s->over_since_ms = t->over_since_ms;
 		if (s->lag_since_ms != 0 && t->lag_since_ms >= s->lag_since_ms)
 			continue;
-		alive = !stream_silent(reg, t, now);
+		silent = stream_live(t) && stream_silent(reg, t, now);
 		s->lag_since_ms = t->lag_since_ms;
 		/*
 		 * A silent sibling (a ghost, or the old stream of a client
@@ -103,9 +128,10 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 		 * there.
 		 */
 		s->lag_behind =
-		    alive ? t->lag_behind : d->bytes_in - s->bytes_out;
-		s->lag_bytes_in = alive ? t->lag_bytes_in : d->bytes_in;
+		    silent ? d->bytes_in - s->bytes_out : t->lag_behind;
+		s->lag_bytes_in = silent ? d->bytes_in : t->lag_bytes_in;
 	}
+	s->lag_seen_ms = now;
 }
 
 /*
@@ -296,7 +322,11 @@ registry_overflow_laggards(
 		bool fresh =
 		    s->lag_since_ms == 0 || s->bytes_out >= s->lag_bytes_in;
 
-		if (fresh)
+		/*
+		 * Nor when not seen so for REGISTRY_SIGHTING_MS: the budget
+		 * had room meanwhile, and it may have come within its bound.
+		 */
+		if (fresh || !lag_current(s, now))
 			s->over_since_ms = now;
 		if (fresh ||
 		    behind + lag_step(s->lag_behind) <= s->lag_behind) {
@@ -304,10 +334,12 @@ registry_overflow_laggards(
 			s->lag_since_ms = now;
 		}
 		s->lag_bytes_in = d->bytes_in;
+		s->lag_seen_ms = now;
 		/* now, read before the lock, may be older than either. */
-		if (now < s->lag_since_ms + reg->limits.stuck_ms &&
+		if (!passed(now, s->lag_since_ms, reg->limits.stuck_ms) &&
 		    (reg->limits.catch_up_ms == 0 ||
-		        now < s->over_since_ms + reg->limits.catch_up_ms))
+		        !passed(
+		            now, s->over_since_ms, reg->limits.catch_up_ms)))
 			continue;
 		s->overflow = true;
 		reg->overflows++;

@@ -4335,11 +4335,339 @@ test_registry_laggard_kept_once(void **state)
 	registry_free(reg);
 }
 
+/*
+ * The review of d31c030, fault 1: a live sibling's stale time past its bound is
+ * passed to a new stream.  A phone's stream A is seen past its share once
+ * (budget full at T0), reads all of it at once, and the budget has room
+ * again: no walk sees A again, so its sighting (lag_since_ms, over_since_ms
+ * = T0) stays.  A minute later its network drops; A, a ghost, takes
+ * nothing (silent); 60,000 are posted meanwhile; the phone comes back on
+ * B, resuming from the last id it read, and reads a third of it at once.
+ * The budget is full again (another device's stream makes B's share
+ * 25,000): B has read on since it started (the stuck clock counts it
+ * caught up) and has been past its bound for 50 ms, yet it inherited A's
+ * time from a minute ago, and the first walk that sees it ends it.  With
+ * catch_up_ms 0 it is not ended (only A, the ghost, is: behind what B
+ * took, which the budget evicts).  A's own next sighting would be fresh
+ * (it took all there was when last seen), but the silent-sibling rule
+ * hands B d->bytes_in as its lag_bytes_in, so B's never is.
+ */
+static void
+test_registry_laggard_stale_sibling(void **state)
+{
+	const struct registry_limits l = SHARE_CLOCKED(150000, 0);
+	struct registry *reg;
+	struct registry_stream *p, *a, *b, *c;
+	struct registry_start st;
+	struct registry_batch bt;
+	struct registry_stats stats;
+	enum registry_error err;
+	uint64_t last = 0;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	/* A 80,000 behind, past its share of 50,000: seen so at T0. */
+	a = stuck_with_backlog(reg, "a", 4, 20000);
+	publish_len(reg, "p", 30000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	/* A reads it all; the budget has room again (no walk). */
+	fake_now += 100;
+	assert_int_equal(drain(reg, a, NULL, &last), 4);
+	publish_len(reg, "p", 30000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(drain(reg, p, NULL, NULL), 1);
+	/* A minute later: A a ghost; 60,000 for the device meanwhile. */
+	fake_now += 60000;
+	for (int i = 0; i < 3; i++) {
+		publish_len(reg, "a", 20000, &err);
+		assert_int_equal(err, REGISTRY_OK);
+	}
+	/* The phone back on B, from the last id it read: reads 20,000. */
+	b = resume_at(reg, "a", REGISTRY_RESUME_AT, last, &st);
+	assert_non_null(b);
+	assert_false(st.reset);
+	assert_int_equal(registry_wait(reg, b, 0, &bt), REGISTRY_MESSAGES);
+	assert_int_equal(bt.n, 1);
+	registry_batch_release(&bt);
+	/* Another device's stream 10,000 behind: B's share 25,000. */
+	c = subscribe(reg, "u", "c", &err);
+	publish_len(reg, "c", 10000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	/* The budget full again: the first walk to see B, 40,000 behind. */
+	fake_now += 50;
+	publish_len(reg, "p", 60000, &err);
+	registry_stats(reg, &stats);
+	/* Only the ghost A ended; B, reading, left to read. */
+	assert_false(overflowed(reg, b));
+	assert_int_equal(stats.overflows, 1);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_unsubscribe(reg, c);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+}
+
+/*
+ * A phone's stream A is seen past its share once (budget full at T0),
+ * reads half its backlog, and the budget has room again: no walk sees A
+ * again.  A minute later 60,000 more come for it (through another node),
+ * A goes, and the phone is back at once on B, from the last id A read,
+ * and reads one message.  When the budget is full again, A's sighting, a
+ * minute old, is not what B starts with: B is not ended at its first walk
+ * (a stale sighting was kept at A's going, and ended B at once, stuck
+ * since T0).
+ */
+static void
+test_registry_laggard_stale_kept(void **state)
+{
+	const struct registry_limits l = SHARE_CLOCKED(150000, 0);
+	struct registry *reg;
+	struct registry_stream *p, *a, *b, *c;
+	struct registry_start st;
+	struct registry_batch bt;
+	struct registry_stats stats;
+	enum registry_error err;
+	uint64_t last = 0;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	/* A 80,000 behind, past its share of 50,000: seen so at T0. */
+	a = stuck_with_backlog(reg, "a", 4, 20000);
+	publish_len(reg, "p", 30000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	/* A reads half; the budget has room again (no walk). */
+	fake_now += 100;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(
+		    registry_wait(reg, a, 0, &bt), REGISTRY_MESSAGES);
+		assert_int_equal(bt.n, 1);
+		last = registry_msg_id(batch_at(&bt, 0));
+		registry_batch_release(&bt);
+	}
+	publish_len(reg, "p", 30000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(drain(reg, p, NULL, NULL), 1);
+	/* A minute later, 60,000 more; A goes, B back at once. */
+	fake_now += 60000;
+	for (int i = 0; i < 3; i++) {
+		accepted_len(reg, "a", 20000, &err);
+		assert_int_equal(err, REGISTRY_OK);
+	}
+	registry_unsubscribe(reg, a);
+	b = resume_at(reg, "a", REGISTRY_RESUME_AT, last, &st);
+	assert_non_null(b);
+	assert_false(st.reset);
+	assert_int_equal(registry_wait(reg, b, 0, &bt), REGISTRY_MESSAGES);
+	assert_int_equal(bt.n, 1);
+	registry_batch_release(&bt);
+	/* Another device's stream 10,000 behind: B's share 25,000. */
+	c = subscribe(reg, "u", "c", &err);
+	publish_len(reg, "c", 10000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	/* The budget full again: the first walk to see B, 80,000 behind. */
+	fake_now += 50;
+	publish_len(reg, "p", 60000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_false(overflowed(reg, b));
+	assert_int_equal(stats.overflows, 0);
+	registry_unsubscribe(reg, c);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+}
+
+/*
+ * The review of d31c030, fault 2: the time does not pass across a hang-up.
+ * slow_link_ended_after(2000, 1500, ...), but the old stream's connection
+ * is seen gone (registry_hangup(), the watcher) before its thread ends it
+ * (registry_unsubscribe()), and the client's new stream starts in between:
+ * the old one is no longer live (registry_lag_inherit() skips it) and has
+ * not yet kept its sighting in the device (registry_lag_keep() runs at
+ * unsubscribe, replacement and the walk, not at hang-up).  The new stream
+ * starts afresh; its catch-up time starts again at its first sighting.
+ * Returns when after the first POST it was ended, or UINT64_MAX.
+ */
+static uint64_t
+hangup_ended_after(void)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 400000,
+	    .queue_bytes = 1048576,
+	    .stuck_ms = 1000,
+	    .catch_up_ms = 2000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *p, *r;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t ended = UINT64_MAX, last = 0;
+
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	r = subscribe(reg, "u", "r", &err);
+	registry_unsubscribe(reg, r);
+	for (int i = 0; i < 80; i++) {
+		publish_len(reg, "r", 5000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	r = subscribe(reg, "u", "r", &err);
+	for (int i = 0; i <= 30 && ended == UINT64_MAX; i++) {
+		uint64_t at = fake_now - 100000;
+
+		if (at == 1500) {
+			struct registry_stream *old = r;
+
+			/* Seen gone; the new stream; then the old one ends. */
+			registry_hangup(reg, registry_stream_id(old));
+			r = resume_at(reg, "r", REGISTRY_RESUME_AT, last, &st);
+			assert_non_null(r);
+			assert_false(st.reset);
+			registry_unsubscribe(reg, old);
+		}
+		if (i % 6 == 5) {
+			assert_int_equal(
+			    registry_wait(reg, r, 0, &bt), REGISTRY_MESSAGES);
+			assert_int_equal(bt.n, 3);
+			last = registry_msg_id(batch_at(&bt, 2));
+			registry_batch_release(&bt);
+		}
+		publish_len(reg, "p", 150000, &err);
+		registry_stats(reg, &stats);
+		if (stats.overflows > 0) {
+			ended = at;
+			assert_true(overflowed(reg, r));
+		}
+		fake_now += 100;
+	}
+	registry_unsubscribe(reg, r);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+	return ended;
+}
+
+/* As test_registry_laggard_catch_up's reconnects: ended at 2,000. */
+static void
+test_registry_laggard_catch_up_hangup(void **state)
+{
+	(void)state;
+	assert_int_equal(hangup_ended_after(), 2000);
+}
+
+/*
+ * The review of d31c030, fault 3: the time past the bound counts while the
+ * budget is not full, and coming within the bound is noticed only by a
+ * walk, which runs only while it is full.  A phone on a slow link resumes
+ * at a backlog of 8 x 10,000, past its share (50,000) of a budget full for
+ * one POST at T0; it reads a message every 5 s, and is within its share
+ * from the next second on; the budget has room for the next 30 s (no
+ * walk).  At T0 + 30.5 s, 20,000 still to read, the budget is full again,
+ * and two other devices' streams behind make its share 16,666: at the
+ * first walk that sees it it has been past its bound for no time (the
+ * walk before saw it once, 30 s earlier), and it reads on (the stuck clock
+ * counts it caught up), but it is ended at once: BEEP_CATCH_UP_SECONDS is
+ * "seconds a stream may stay further behind than its share ... while
+ * message memory is full".
+ */
+static void
+test_registry_laggard_catch_up_not_full(void **state)
+{
+	const struct registry_limits l = SHARE_CLOCKED(150000, 0);
+	struct registry *reg;
+	struct registry_stream *p, *a, *c, *e;
+	struct registry_batch bt;
+	struct registry_stats stats;
+	enum registry_error err;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	a = stuck_with_backlog(reg, "a", 8, 10000);
+	publish_len(reg, "p", 30000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	/* 6 messages at one per 5 s; room meanwhile (no walk). */
+	for (int i = 0; i < 6; i++) {
+		fake_now += 5000;
+		assert_int_equal(
+		    registry_wait(reg, a, 0, &bt), REGISTRY_MESSAGES);
+		assert_int_equal(bt.n, 1);
+		registry_batch_release(&bt);
+		if (i == 1) {
+			publish_len(reg, "p", 30000, &err);
+			assert_int_equal(err, REGISTRY_OK);
+			assert_int_equal(drain(reg, p, NULL, NULL), 1);
+		}
+	}
+	fake_now += 500;
+	c = subscribe(reg, "u", "c", &err);
+	e = subscribe(reg, "u", "e", &err);
+	publish_len(reg, "c", 10000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	publish_len(reg, "e", 10000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	publish_len(reg, "p", 70000, &err);
+	registry_stats(reg, &stats);
+	assert_false(overflowed(reg, a));
+	assert_int_equal(stats.overflows, 0);
+	registry_unsubscribe(reg, e);
+	registry_unsubscribe(reg, c);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+}
+
+/*
+ * The review of d31c030, fault 4: over_since_ms + catch_up_ms wraps.  A
+ * registry_limits with catch_up_ms UINT64_MAX (in effect no limit; only 0
+ * is documented as none, but nothing refuses it, and stuck_ms has the same
+ * form) ends a stream at the first walk that sees it past its share:
+ * now < now + UINT64_MAX is false.
+ */
+static void
+test_registry_laggard_clock_wraps(void **state)
+{
+	struct registry_limits l = SHARE_CLOCKED(150000, 0);
+	struct registry *reg;
+	struct registry_stream *p, *a;
+	struct registry_stats stats;
+	enum registry_error err;
+
+	(void)state;
+	l.catch_up_ms = UINT64_MAX;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	a = stuck_with_backlog(reg, "a", 4, 20000);
+	publish_len(reg, "p", 30000, &err);
+	registry_stats(reg, &stats);
+	assert_false(overflowed(reg, a));
+	assert_int_equal(stats.overflows, 0);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_registry_backlogged_backlog_ghost),
+	    cmocka_unit_test(test_registry_laggard_stale_sibling),
+	    cmocka_unit_test(test_registry_laggard_stale_kept),
+	    cmocka_unit_test(test_registry_laggard_catch_up_hangup),
+	    cmocka_unit_test(test_registry_laggard_catch_up_not_full),
+	    cmocka_unit_test(test_registry_laggard_clock_wraps),
 	    cmocka_unit_test(test_registry_laggard_catch_up),
 	    cmocka_unit_test(test_registry_laggard_catch_up_again),
 	    cmocka_unit_test(test_registry_laggard_kept_once),
