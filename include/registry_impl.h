@@ -93,9 +93,9 @@ struct reg_device {
 	 * lag_since_ms 0: none.
 	 */
 	uint64_t lag_behind, lag_since_ms, lag_bytes_in, lag_kept_ms;
-	uint64_t lag_over_ms;
-	struct reg_device *hprev, *hnext; /* in reg->holding, when it holds */
-	struct reg_device *uprev, *unext; /* in user->devices */
+	uint64_t lag_over_ms, lag_seen_ms; /* the oldest of them */
+	struct reg_device *hprev, *hnext;  /* in reg->holding, when it holds */
+	struct reg_device *uprev, *unext;  /* in user->devices */
 	/*
 	 * In reg->devices, by key: its user's name and its own, each ending
 	 * in '\0' (registry_device_key()).  One table for every device, its
@@ -180,17 +180,20 @@ struct registry {
 	uint64_t laggards_next_ms;
 	/* registry_share(), counted at share_at_ms; 0: not yet. */
 	uint64_t share, share_at_ms;
+	/* When a POST last fitted without ending or dropping anything. */
+	uint64_t room_ms;
 	bool closing;
 };
 
 /* How often, at most, a full budget walks every stream for laggards. */
 #define REGISTRY_LAGGARD_MS 100
 /*
- * A stream's sighting past its bound not renewed by a walk for this long
- * is stale: the budget had room meanwhile (walks run only while it is
- * full, at every POST that finds it so, and clients refused wait out
- * Retry-After: 5), so its time past the bound starts again, and no new
- * stream inherits it.
+ * A stream's sighting past its bound not renewed by a walk for this long,
+ * with a POST fitted since it was seen (registry.room_ms: walks run only
+ * at POSTs that find the budget full), is stale: it may have come within
+ * its bound meanwhile, so its time past the bound starts again, and no
+ * new stream inherits it.  POSTs that find the budget full, however far
+ * apart, keep it current.
  */
 #define REGISTRY_SIGHTING_MS 10000
 

@@ -744,6 +744,9 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	while (reg->bytes + m->len > reg->limits.max_message_bytes &&
 	    registry_expire_evict(reg))
 		reg->evicted++;
+	/* Room: sightings past their bound may now go stale (lag_current()). */
+	if (reg->bytes + m->len <= reg->limits.max_message_bytes)
+		reg->room_ms = now;
 	/*
 	 * Then, for a client that is here, what waits for those away: only
 	 * when that makes room, or they would be lost for nothing.

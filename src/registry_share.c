@@ -26,15 +26,18 @@ lag_recent(const struct registry *reg, const struct reg_device *d, uint64_t now)
 }
 
 /*
- * Whether s has a sighting (past its bound with the budget full) that a
- * walk renewed less than REGISTRY_SIGHTING_MS ago: an older one says
- * nothing of it now.
+ * Whether s has a sighting (past its bound with the budget full) that is
+ * current: renewed by a walk less than REGISTRY_SIGHTING_MS ago, or with
+ * no POST fitted since (the budget full all along, its POSTs however far
+ * apart).  An older one says nothing of it now.
  */
 static bool
-lag_current(const struct registry_stream *s, uint64_t now)
+lag_current(
+    const struct registry *reg, const struct registry_stream *s, uint64_t now)
 {
 	return s->lag_since_ms != 0 &&
-	    !passed(now, s->lag_seen_ms, REGISTRY_SIGHTING_MS);
+	    !(passed(now, s->lag_seen_ms, REGISTRY_SIGHTING_MS) &&
+	        reg->room_ms > s->lag_seen_ms);
 }
 
 /*
@@ -59,11 +62,12 @@ void
 registry_lag_keep(const struct registry *reg, struct reg_device *d,
     const struct registry_stream *s, uint64_t now)
 {
-	if (!lag_current(s, now))
+	if (!lag_current(reg, s, now))
 		return;
 	if (!lag_recent(reg, d, now)) {
 		d->lag_since_ms = 0;
 		d->lag_over_ms = 0;
+		d->lag_seen_ms = 0;
 	}
 	if (d->lag_since_ms == 0 || s->lag_since_ms < d->lag_since_ms) {
 		d->lag_behind = s->lag_behind;
@@ -72,6 +76,8 @@ registry_lag_keep(const struct registry *reg, struct reg_device *d,
 	}
 	if (d->lag_over_ms == 0 || s->over_since_ms < d->lag_over_ms)
 		d->lag_over_ms = s->over_since_ms;
+	if (d->lag_seen_ms == 0 || s->lag_seen_ms < d->lag_seen_ms)
+		d->lag_seen_ms = s->lag_seen_ms;
 	d->lag_kept_ms = now;
 }
 
@@ -85,14 +91,17 @@ registry_lag_keep(const struct registry *reg, struct reg_device *d,
  * nothing, was never stuck and pinned its backlog for ever; or that read
  * a batch a second and fed as much again as held messages while away a
  * moment).  One that read on in between is nearer than the sighting's
- * distance: caught up at the next look.  A live sibling silent for longer
- * than stuck_ms and a walk's interval (a ghost behind the front, or the
+ * distance: caught up at the next look.  A sibling silent for longer
+ * than stuck_ms and a walk's interval, live or going (a ghost behind the
+ * front, or the
  * old stream of a client that reconnects every 1.1 s) passes on its clock
  * but not its distance: the new stream catches up by reading on from
  * where it starts.  The time past the bound (over_since_ms) passes on
  * too, the oldest of them.  A client away longer starts afresh: its
  * messages were held meanwhile, first to be dropped; and no stale
- * sighting passes on (lag_current()).  Locked.
+ * sighting passes on (lag_current()); what passes on is as old as the
+ * oldest sighting it came from (lag_seen_ms), so a chain of reconnects
+ * renews nothing.  Locked.
  */
 void
 registry_lag_inherit(const struct registry *reg, struct reg_device *d,
@@ -102,7 +111,10 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 
 	s->lag_since_ms = 0;
 	s->over_since_ms = 0;
+	/* As old as the oldest it passes on: a chain renews nothing. */
+	s->lag_seen_ms = now;
 	if (lag_recent(reg, d, now)) {
+		s->lag_seen_ms = d->lag_seen_ms;
 		s->lag_behind = d->lag_behind;
 		s->lag_since_ms = d->lag_since_ms;
 		s->lag_bytes_in = d->lag_bytes_in;
@@ -112,14 +124,16 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 	{
 		bool silent;
 
-		if (t == s || !lag_current(t, now))
+		if (t == s || !lag_current(reg, t, now))
 			continue;
+		if (t->lag_seen_ms < s->lag_seen_ms)
+			s->lag_seen_ms = t->lag_seen_ms;
 		if (s->over_since_ms == 0 ||
 		    t->over_since_ms < s->over_since_ms)
 			s->over_since_ms = t->over_since_ms;
 		if (s->lag_since_ms != 0 && t->lag_since_ms >= s->lag_since_ms)
 			continue;
-		silent = stream_live(t) && stream_silent(reg, t, now);
+		silent = stream_silent(reg, t, now);
 		s->lag_since_ms = t->lag_since_ms;
 		/*
 		 * A silent sibling (a ghost, or the old stream of a client
@@ -131,7 +145,6 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 		    silent ? d->bytes_in - s->bytes_out : t->lag_behind;
 		s->lag_bytes_in = silent ? d->bytes_in : t->lag_bytes_in;
 	}
-	s->lag_seen_ms = now;
 }
 
 /*
@@ -326,7 +339,7 @@ registry_overflow_laggards(
 		 * Nor when not seen so for REGISTRY_SIGHTING_MS: the budget
 		 * had room meanwhile, and it may have come within its bound.
 		 */
-		if (fresh || !lag_current(s, now))
+		if (fresh || !lag_current(reg, s, now))
 			s->over_since_ms = now;
 		if (fresh ||
 		    behind + lag_step(s->lag_behind) <= s->lag_behind) {

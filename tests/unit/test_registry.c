@@ -4426,31 +4426,26 @@ test_registry_laggard_catch_up_hangup(void **state)
 }
 
 /*
- * The review of d31c030, fault 3: the time past the bound counts while the
- * budget is not full, and coming within the bound is noticed only by a
- * walk, which runs only while it is full.  A phone on a slow link resumes
- * at a backlog of 8 x 10,000, past its share (50,000) of a budget full for
- * one POST at T0; it reads a message every 5 s, and is within its share
- * from the next second on; the budget has room for the next 30 s (no
- * walk).  At T0 + 30.5 s, 20,000 still to read, the budget is full again,
- * and two other devices' streams behind make its share 16,666: at the
- * first walk that sees it it has been past its bound for no time (the
- * walk before saw it once, 30 s earlier), and it reads on (the stuck clock
- * counts it caught up), but it is ended at once: BEEP_CATCH_UP_SECONDS is
- * "seconds a stream may stay further behind than its share ... while
- * message memory is full".
+ * A phone resumes at a backlog of 8 x 10,000, past its share (50,000) of
+ * a budget full for one POST at T0; it reads a message every 5 s (and,
+ * with how >= 0, comes back on a new stream after each, as how says), and
+ * is within its share from the next second on; the budget has room for
+ * the next 30 s (no walk).  At T0 + 30.5 s, 20,000 still to read, the
+ * budget is full again, and two other devices' streams behind make its
+ * share 16,666: it has been past its bound with the budget full for no
+ * time, and reads on: not ended.
  */
 static void
-test_registry_laggard_catch_up_not_full(void **state)
+room_meanwhile(int how)
 {
 	const struct registry_limits l = SHARE_CLOCKED(150000, 0);
 	struct registry *reg;
 	struct registry_stream *p, *a, *c, *e;
 	struct registry_batch bt;
+	struct registry_start st;
 	struct registry_stats stats;
 	enum registry_error err;
 
-	(void)state;
 	fake_now = 100000;
 	reg = registry_new(&l);
 	p = subscribe(reg, "u", "p", &err);
@@ -4459,11 +4454,26 @@ test_registry_laggard_catch_up_not_full(void **state)
 	assert_int_equal(err, REGISTRY_MEMORY_FULL);
 	/* 6 messages at one per 5 s; room meanwhile (no walk). */
 	for (int i = 0; i < 6; i++) {
+		struct registry_stream *old = a;
+		uint64_t last;
+
 		fake_now += 5000;
 		assert_int_equal(
 		    registry_wait(reg, a, 0, &bt), REGISTRY_MESSAGES);
 		assert_int_equal(bt.n, 1);
+		last = registry_msg_id(batch_at(&bt, 0));
 		registry_batch_release(&bt);
+		if (how >= 0) {
+			if (how == GONE_FIRST)
+				registry_unsubscribe(reg, old);
+			if (how == HUNG_UP)
+				registry_hangup(reg, registry_stream_id(old));
+			a = resume_at(reg, "a", REGISTRY_RESUME_AT, last, &st);
+			assert_non_null(a);
+			assert_false(st.reset);
+			if (how != GONE_FIRST)
+				registry_unsubscribe(reg, old);
+		}
 		if (i == 1) {
 			publish_len(reg, "p", 30000, &err);
 			assert_int_equal(err, REGISTRY_OK);
@@ -4486,6 +4496,21 @@ test_registry_laggard_catch_up_not_full(void **state)
 	registry_unsubscribe(reg, a);
 	registry_unsubscribe(reg, p);
 	registry_free(reg);
+}
+
+/*
+ * The review of d31c030, fault 3: room_meanwhile() with no reconnect.  The
+ * time past the bound counted while the budget had room, and coming within
+ * the bound is noticed only by a walk, which runs only while it is full:
+ * the stream was ended at once (BEEP_CATCH_UP_SECONDS is "seconds a
+ * stream may stay further behind than its share ... while message memory
+ * is full").
+ */
+static void
+test_registry_laggard_catch_up_not_full(void **state)
+{
+	(void)state;
+	room_meanwhile(-1);
 }
 
 /*
@@ -4520,10 +4545,186 @@ test_registry_laggard_clock_wraps(void **state)
 	registry_free(reg);
 }
 
+/*
+ * The review of 73f7702: a sighting passed on at subscribe was renewed
+ * without a walk (registry_lag_inherit() set the new stream's lag_seen_ms
+ * to now), so a client that reconnects every few seconds kept a sighting
+ * current with no walk ever seeing it.  room_meanwhile() with the phone
+ * back on a new stream after each message it reads (a flaky link; its old
+ * stream gone first, overlapping, or hung up first): it was ended at the
+ * first walk that saw it, over_since_ms T0 handed down through six
+ * streams.
+ */
+static void
+test_registry_laggard_chain_renews(void **state)
+{
+	(void)state;
+	for (int how = GONE_FIRST; how <= HUNG_UP; how++)
+		room_meanwhile(how);
+}
+
+/*
+ * The review of 73f7702: the staleness rule assumes that no walk for 10 s
+ * means the budget had room, but walks run only at POSTs, and POSTs that
+ * find it full may come further apart than that (a client that backs off
+ * past Retry-After: 5, or a quiet hour's traffic).  A phone-sized stream
+ * past its share of a full budget reads 10,000 every interval (catching
+ * up at each walk) while a POST to another device finds the budget full
+ * every interval ms and is refused.  At 5 s apart it is ended after
+ * catch_up_ms (30 s); at 10 s apart every walk finds its sighting stale
+ * and starts its time again: never ended, every POST refused for as long
+ * as its backlog lasts (here 150 s; 4 MiB at 1 KB/s would be an hour).
+ * Returns when after the first POST it was ended, or UINT64_MAX (not
+ * within 150 s).
+ */
+static uint64_t
+sparse_full_ended_after(uint64_t interval)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 400000,
+	    .queue_bytes = 1048576,
+	    .stuck_ms = 1000,
+	    .catch_up_ms = 30000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *p, *r;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+	uint64_t ended = UINT64_MAX;
+
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	r = subscribe(reg, "u", "r", &err);
+	registry_unsubscribe(reg, r);
+	for (int i = 0; i < 40; i++) {
+		publish_len(reg, "r", 10000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	r = subscribe(reg, "u", "r", &err);
+	for (uint64_t at = 0; at <= 150000 && ended == UINT64_MAX;
+	     at += interval) {
+		fake_now = 100000 + at;
+		if (at > 0) {
+			assert_int_equal(
+			    registry_wait(reg, r, 0, &bt), REGISTRY_MESSAGES);
+			assert_int_equal(bt.n, 1);
+			registry_batch_release(&bt);
+		}
+		publish_len(reg, "p", 250000, &err);
+		registry_stats(reg, &stats);
+		if (stats.overflows > 0) {
+			ended = at;
+			assert_true(overflowed(reg, r));
+		} else {
+			assert_int_equal(err, REGISTRY_MEMORY_FULL);
+		}
+	}
+	registry_unsubscribe(reg, r);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+	return ended;
+}
+
+static void
+test_registry_laggard_catch_up_sparse_full(void **state)
+{
+	(void)state;
+	/* Walks 5 s apart: ended at the first at or past 30 s. */
+	assert_int_equal(sparse_full_ended_after(5000), 30000);
+	/* 10 s apart, the budget as full: ended at 30 s all the same. */
+	assert_int_equal(sparse_full_ended_after(10000), 30000);
+}
+
+/*
+ * The review of 73f7702: a silent sibling that is going passes its distance.
+ * registry_lag_inherit() hands a new stream a live silent sibling's clock
+ * but the new stream's own distance (a ghost behind the front: the new
+ * stream catches up by reading on from where it starts); since 73f7702
+ * going siblings pass their sightings too, but `silent` requires
+ * stream_live(), so the same ghost, once the watcher has seen its
+ * connection gone (registry_hangup()) and before its thread ends it,
+ * passes its old distance.  A phone's stream G resumed 60,000 behind (past
+ * its share of 50,000) is seen so at T0 and then reads nothing (its link
+ * dropped; silent since 2 s before T0); 10,000 more come for it through
+ * another node; at T0 + 900 the phone is back on S from the id it last
+ * read (70,000 behind) and reads 10,000 at once.  With G live, S has come
+ * nearer by a step of its own distance: caught up, only G is ended at
+ * T0 + 1000.  With G hung up just before S started, S is judged against
+ * G's 60,000 from T0: not caught up, stuck since T0, and ended at its
+ * first walk though it reads.  hung: whether G is hung up.  Returns
+ * whether S was ended.
+ */
+static bool
+gone_ghost_ends_reader(bool hung)
+{
+	const struct registry_limits l = SHARE_CLOCKED(150000, 0);
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry *reg;
+	struct registry_stream *p, *g, *s;
+	struct registry_start st;
+	struct registry_batch bt;
+	enum registry_error err;
+	uint64_t before;
+	bool ended;
+
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	g = registry_subscribe(reg, "u", "g", &none, &st, &err);
+	assert_non_null(g);
+	before = st.id;
+	registry_unsubscribe(reg, g);
+	for (int i = 0; i < 6; i++) {
+		publish_len(reg, "g", 10000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	g = resume_at(reg, "g", REGISTRY_RESUME_AT, before, &st);
+	assert_non_null(g);
+	assert_false(st.reset);
+	/* T0: the budget full, G seen 60,000 behind. */
+	fake_now += 2000;
+	publish_len(reg, "p", 45000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	fake_now += 500;
+	accepted_len(reg, "g", 10000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	fake_now += 400;
+	if (hung)
+		registry_hangup(reg, registry_stream_id(g));
+	s = resume_at(reg, "g", REGISTRY_RESUME_AT, before, &st);
+	assert_non_null(s);
+	assert_false(st.reset);
+	assert_int_equal(registry_wait(reg, s, 0, &bt), REGISTRY_MESSAGES);
+	assert_int_equal(bt.n, 1);
+	registry_batch_release(&bt);
+	fake_now += 100;
+	publish_len(reg, "p", 45000, &err);
+	ended = overflowed(reg, s);
+	registry_unsubscribe(reg, s);
+	registry_unsubscribe(reg, g);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+	return ended;
+}
+
+static void
+test_registry_laggard_gone_ghost_distance(void **state)
+{
+	(void)state;
+	assert_false(gone_ghost_ends_reader(false));
+	assert_false(gone_ghost_ends_reader(true));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_registry_laggard_gone_ghost_distance),
+	    cmocka_unit_test(test_registry_laggard_catch_up_sparse_full),
+	    cmocka_unit_test(test_registry_laggard_chain_renews),
 	    cmocka_unit_test(test_registry_backlogged_backlog_ghost),
 	    cmocka_unit_test(test_registry_laggard_stale_sibling),
 	    cmocka_unit_test(test_registry_laggard_stale_kept),
