@@ -28,6 +28,11 @@ void registry_lag_keep(const struct registry *reg, struct reg_device *d,
 void registry_lag_inherit(const struct registry *reg, struct reg_device *d,
     struct registry_stream *s, uint64_t now);
 /*
+ * Whether memory is short: the live streams' pending bytes (not yet
+ * delivered, not held for devices away) fill more than half the budget.
+ */
+bool registry_memory_short(const struct registry *reg);
+/*
  * Whether a message of len for d, a device that is here, is to be refused
  * for now (REGISTRY_BACKLOGGED).
  */

@@ -744,8 +744,14 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	while (reg->bytes + m->len > reg->limits.max_message_bytes &&
 	    registry_expire_evict(reg))
 		reg->evicted++;
-	/* Room: sightings past their bound may now go stale (lag_current()). */
-	if (reg->bytes + m->len <= reg->limits.max_message_bytes)
+	/*
+	 * Room: sightings past their bound may now go stale (lag_current()).
+	 * Not only because a laggard's own reads made it (what it took is
+	 * delivered, evicted first): with the live streams' pending bytes
+	 * over half the budget it is still short.
+	 */
+	if (reg->bytes + m->len <= reg->limits.max_message_bytes &&
+	    !registry_memory_short(reg))
 		reg->room_ms = now;
 	/*
 	 * Then, for a client that is here, what waits for those away: only

@@ -235,15 +235,22 @@ registry_share(struct registry *reg, uint64_t now)
  * elsewhere: refused, that cuts the device.  Locked.
  */
 bool
+registry_memory_short(const struct registry *reg)
+{
+	size_t pending = reg->bytes - reg->delivered_bytes;
+
+	pending = pending > reg->held_pending ? pending - reg->held_pending : 0;
+	return pending > reg->limits.max_message_bytes / 2;
+}
+
+bool
 registry_backlogged(
     struct registry *reg, const struct reg_device *d, size_t len, uint64_t now)
 {
 	const struct registry_stream *s;
-	size_t pending = reg->bytes - reg->delivered_bytes;
 	uint64_t share;
 
-	pending = pending > reg->held_pending ? pending - reg->held_pending : 0;
-	if (pending <= reg->limits.max_message_bytes / 2)
+	if (!registry_memory_short(reg))
 		return false;
 	share = registry_share(reg, now);
 	DL_FOREACH(d->streams, s)
@@ -324,22 +331,21 @@ registry_overflow_laggards(
 			continue;
 		}
 		/*
-		 * Its clock starts again when first seen so; when it has come
-		 * nearer by lag_step() of the distance it had then (a byte a
-		 * second is not catching up); or when it has taken all that
-		 * there was when last seen so (an old sighting, from an
-		 * earlier full budget, says nothing of it now).  Its time past
-		 * the bound starts again only in the first and last cases:
-		 * reading on, however little, does not restart it.
+		 * A fresh sighting: first seen so; or it has taken all that
+		 * there was when last seen so, or that sighting is stale
+		 * (lag_current(): the budget had room since, and it may have
+		 * come within its bound): an old sighting, from an earlier
+		 * full budget, says nothing of it now.  Its clock starts again
+		 * then, and when it has come nearer by lag_step() of the
+		 * distance it had then (a byte a second is not catching up);
+		 * its time past the bound only then: reading on, however
+		 * little, does not restart it.
 		 */
-		bool fresh =
-		    s->lag_since_ms == 0 || s->bytes_out >= s->lag_bytes_in;
+		bool fresh = s->lag_since_ms == 0 ||
+		    s->bytes_out >= s->lag_bytes_in ||
+		    !lag_current(reg, s, now);
 
-		/*
-		 * Nor when not seen so for REGISTRY_SIGHTING_MS: the budget
-		 * had room meanwhile, and it may have come within its bound.
-		 */
-		if (fresh || !lag_current(reg, s, now))
+		if (fresh)
 			s->over_since_ms = now;
 		if (fresh ||
 		    behind + lag_step(s->lag_behind) <= s->lag_behind) {

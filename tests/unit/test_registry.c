@@ -4564,81 +4564,6 @@ test_registry_laggard_chain_renews(void **state)
 }
 
 /*
- * The review of 73f7702: the staleness rule assumes that no walk for 10 s
- * means the budget had room, but walks run only at POSTs, and POSTs that
- * find it full may come further apart than that (a client that backs off
- * past Retry-After: 5, or a quiet hour's traffic).  A phone-sized stream
- * past its share of a full budget reads 10,000 every interval (catching
- * up at each walk) while a POST to another device finds the budget full
- * every interval ms and is refused.  At 5 s apart it is ended after
- * catch_up_ms (30 s); at 10 s apart every walk finds its sighting stale
- * and starts its time again: never ended, every POST refused for as long
- * as its backlog lasts (here 150 s; 4 MiB at 1 KB/s would be an hour).
- * Returns when after the first POST it was ended, or UINT64_MAX (not
- * within 150 s).
- */
-static uint64_t
-sparse_full_ended_after(uint64_t interval)
-{
-	const struct registry_limits l = {.replay_ms = 600000,
-	    .grace_ms = 600000,
-	    .max_message_bytes = 400000,
-	    .queue_bytes = 1048576,
-	    .stuck_ms = 1000,
-	    .catch_up_ms = 30000,
-	    .clock_ms = fake_clock};
-	struct registry *reg;
-	struct registry_stream *p, *r;
-	struct registry_stats stats;
-	struct registry_batch bt;
-	enum registry_error err;
-	uint64_t ended = UINT64_MAX;
-
-	fake_now = 100000;
-	reg = registry_new(&l);
-	p = subscribe(reg, "u", "p", &err);
-	r = subscribe(reg, "u", "r", &err);
-	registry_unsubscribe(reg, r);
-	for (int i = 0; i < 40; i++) {
-		publish_len(reg, "r", 10000, &err);
-		assert_int_equal(err, REGISTRY_HELD);
-	}
-	r = subscribe(reg, "u", "r", &err);
-	for (uint64_t at = 0; at <= 150000 && ended == UINT64_MAX;
-	     at += interval) {
-		fake_now = 100000 + at;
-		if (at > 0) {
-			assert_int_equal(
-			    registry_wait(reg, r, 0, &bt), REGISTRY_MESSAGES);
-			assert_int_equal(bt.n, 1);
-			registry_batch_release(&bt);
-		}
-		publish_len(reg, "p", 250000, &err);
-		registry_stats(reg, &stats);
-		if (stats.overflows > 0) {
-			ended = at;
-			assert_true(overflowed(reg, r));
-		} else {
-			assert_int_equal(err, REGISTRY_MEMORY_FULL);
-		}
-	}
-	registry_unsubscribe(reg, r);
-	registry_unsubscribe(reg, p);
-	registry_free(reg);
-	return ended;
-}
-
-static void
-test_registry_laggard_catch_up_sparse_full(void **state)
-{
-	(void)state;
-	/* Walks 5 s apart: ended at the first at or past 30 s. */
-	assert_int_equal(sparse_full_ended_after(5000), 30000);
-	/* 10 s apart, the budget as full: ended at 30 s all the same. */
-	assert_int_equal(sparse_full_ended_after(10000), 30000);
-}
-
-/*
  * The review of 73f7702: a silent sibling that is going passes its distance.
  * registry_lag_inherit() hands a new stream a live silent sibling's clock
  * but the new stream's own distance (a ghost behind the front: the new
@@ -4718,10 +4643,191 @@ test_registry_laggard_gone_ghost_distance(void **state)
 	assert_false(gone_ghost_ends_reader(true));
 }
 
+/*
+ * The review of 189beac, fault A: room_ms is set by any POST that
+ * fits once delivered messages are evicted, and the laggard makes those
+ * itself: each message it reads is delivered, so any POST smaller than
+ * what it just read fits.  A stream past its share of a full budget reads
+ * 10,000 every interval (catching up at each walk) while a POST to another
+ * device finds the budget full every interval ms and is refused; with
+ * how other than ROOM_NONE, one more POST of 1,000 bytes just after each
+ * of its reads (before the sparse POST that finds the budget full): with
+ * ROOM_HELD, its client's own device away (held, no share, no walk); with
+ * ROOM_LIVE, its
+ * client's own device here with a stream that reads (nothing pending:
+ * never "backlogged").  Each makes "a POST has fitted since" true, so
+ * every walk finds the sighting stale and restarts its time: never ended,
+ * every walk-triggering POST refused for 150 s, as before 189beac.  Any
+ * honest ICE candidate that lands between two sparse walks did the same.
+ * Returns when after the first POST it was ended, or UINT64_MAX (not
+ * within 150 s).
+ */
+enum room_how { ROOM_NONE, ROOM_HELD, ROOM_LIVE };
+
+static uint64_t
+sparse_room_ended_after(uint64_t interval, enum room_how how)
+{
+	const struct registry_limits l = {.replay_ms = 600000,
+	    .grace_ms = 600000,
+	    .max_message_bytes = 400000,
+	    .queue_bytes = 1048576,
+	    .stuck_ms = 1000,
+	    .catch_up_ms = 30000,
+	    .clock_ms = fake_clock};
+	struct registry *reg;
+	struct registry_stream *p, *r, *x;
+	struct registry_stats stats;
+	struct registry_batch bt;
+	enum registry_error err;
+	uint64_t ended = UINT64_MAX;
+
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	x = subscribe(reg, "u", "x", &err);
+	if (how != ROOM_LIVE) {
+		registry_unsubscribe(reg, x);
+		x = NULL;
+	}
+	r = subscribe(reg, "u", "r", &err);
+	registry_unsubscribe(reg, r);
+	for (int i = 0; i < 40; i++) {
+		publish_len(reg, "r", 10000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	r = subscribe(reg, "u", "r", &err);
+	for (uint64_t at = 0; at <= 150000 && ended == UINT64_MAX;
+	     at += interval) {
+		fake_now = 100000 + at;
+		if (at > 0) {
+			assert_int_equal(
+			    registry_wait(reg, r, 0, &bt), REGISTRY_MESSAGES);
+			assert_int_equal(bt.n, 1);
+			registry_batch_release(&bt);
+			if (how != ROOM_NONE) {
+				/* Fits in what r just read. */
+				publish_len(reg, "x", 1000, &err);
+				assert_int_equal(err,
+				    how == ROOM_HELD ? REGISTRY_HELD
+				                     : REGISTRY_OK);
+				if (x != NULL)
+					drain(reg, x, NULL, NULL);
+			}
+		}
+		publish_len(reg, "p", 250000, &err);
+		registry_stats(reg, &stats);
+		if (stats.overflows > 0) {
+			ended = at;
+			assert_true(overflowed(reg, r));
+		} else {
+			assert_int_equal(err, REGISTRY_MEMORY_FULL);
+		}
+	}
+	registry_unsubscribe(reg, r);
+	if (x != NULL)
+		registry_unsubscribe(reg, x);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+	return ended;
+}
+
+/*
+ * The review of 73f7702: the staleness rule assumes that no walk for 10 s
+ * means the budget had room, but walks run only at POSTs, and POSTs that
+ * find it full may come further apart than that (a client that backs off
+ * past Retry-After: 5, or a quiet hour's traffic).  A phone-sized stream
+ * past its share of a full budget reads 10,000 every interval (catching
+ * up at each walk) while a POST to another device finds the budget full
+ * every interval ms and is refused.  At 5 s apart it is ended after
+ * catch_up_ms (30 s); at 10 s apart every walk finds its sighting stale
+ * and started its time again: never ended, every POST refused for as
+ * long as its backlog lasted (here 150 s; 4 MiB at 1 KB/s would be an
+ * hour).  sparse_room_ended_after(interval, ROOM_NONE), below.
+ */
+
+static void
+test_registry_laggard_catch_up_sparse_full(void **state)
+{
+	(void)state;
+	/* Walks 5 s apart: ended at the first at or past 30 s. */
+	assert_int_equal(sparse_room_ended_after(5000, ROOM_NONE), 30000);
+	/* 10 s apart, the budget as full: ended at 30 s all the same. */
+	assert_int_equal(sparse_room_ended_after(10000, ROOM_NONE), 30000);
+}
+
+static void
+test_registry_laggard_room_by_laggard(void **state)
+{
+	(void)state;
+	assert_int_equal(sparse_room_ended_after(10000, ROOM_LIVE), 30000);
+	assert_int_equal(sparse_room_ended_after(10000, ROOM_HELD), 30000);
+}
+
+/*
+ * The review of 189beac, fault B: a stale sighting restarts a
+ * stream's time past its bound, but not its stuck clock.  A phone's
+ * stream A, 80,000 behind (past its share of 50,000), is seen so at T0;
+ * it reads 40,000, and the budget has room (a POST fits).  A minute later
+ * 60,000 more come for it, it reads 20,000 more, and the budget is full
+ * again: A, 80,000 behind, is judged against its stale sighting (80,000
+ * at T0), has "not come nearer" and has been "stuck" since T0: ended at
+ * the first walk of the new full budget, though it took 60,000 meanwhile
+ * and 20,000 just now (a stream first seen now would have a second).
+ * The same stale sighting would pass to no new stream (stale_kept).
+ */
+static void
+test_registry_laggard_stale_own_clock(void **state)
+{
+	const struct registry_limits l = SHARE_CLOCKED(150000, 0);
+	struct registry *reg;
+	struct registry_stream *p, *a;
+	struct registry_batch bt;
+	struct registry_stats stats;
+	enum registry_error err;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	a = stuck_with_backlog(reg, "a", 4, 20000);
+	publish_len(reg, "p", 30000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	fake_now += 100;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(
+		    registry_wait(reg, a, 0, &bt), REGISTRY_MESSAGES);
+		assert_int_equal(bt.n, 1);
+		registry_batch_release(&bt);
+	}
+	/* Room: a POST fits. */
+	publish_len(reg, "p", 30000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(drain(reg, p, NULL, NULL), 1);
+	fake_now += 60000;
+	for (int i = 0; i < 3; i++) {
+		accepted_len(reg, "a", 20000, &err);
+		assert_int_equal(err, REGISTRY_OK);
+	}
+	assert_int_equal(registry_wait(reg, a, 0, &bt), REGISTRY_MESSAGES);
+	assert_int_equal(bt.n, 1);
+	registry_batch_release(&bt);
+	fake_now += 50;
+	publish_len(reg, "p", 45000, &err);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	assert_false(overflowed(reg, a));
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_registry_laggard_stale_own_clock),
+	    cmocka_unit_test(test_registry_laggard_room_by_laggard),
 	    cmocka_unit_test(test_registry_laggard_gone_ghost_distance),
 	    cmocka_unit_test(test_registry_laggard_catch_up_sparse_full),
 	    cmocka_unit_test(test_registry_laggard_chain_renews),
