@@ -93,6 +93,7 @@ struct reg_device {
 	 * lag_since_ms 0: none.
 	 */
 	uint64_t lag_behind, lag_since_ms, lag_bytes_in, lag_kept_ms;
+	uint64_t lag_out;                  /* with lag_bytes_in */
 	uint64_t lag_over_ms, lag_seen_ms; /* the oldest of them */
 	struct reg_device *hprev, *hnext;  /* in reg->holding, when it holds */
 	struct reg_device *uprev, *unext;  /* in user->devices */
@@ -135,8 +136,11 @@ struct registry_stream {
 	 * lag_since_ms is set.
 	 */
 	uint64_t over_since_ms;
-	/* When a walk last saw it so (or it inherited a sighting). */
-	uint64_t lag_seen_ms;
+	/*
+	 * When a walk last saw it so (or the sighting it inherited was
+	 * seen), and its bytes_out then.
+	 */
+	uint64_t lag_seen_ms, lag_out;
 	/* When it started or last took a message: registry_lag_inherit(). */
 	uint64_t alive_ms;
 	bool gone, overflow, replaced, closed;

@@ -41,6 +41,22 @@ lag_current(
 }
 
 /*
+ * Whether s's sighting still holds: current, or stale but of a stream
+ * that has taken nothing since (lag_out): that one cannot have come
+ * within its bound, room or not (a stream that never read, past its
+ * share, once kept its backlog for ever between bursts that filled the
+ * budget for less than stuck_ms, and its client, reconnecting between
+ * them, started afresh each time).
+ */
+static bool
+lag_holds(
+    const struct registry *reg, const struct registry_stream *s, uint64_t now)
+{
+	return s->lag_since_ms != 0 &&
+	    (lag_current(reg, s, now) || s->bytes_out <= s->lag_out);
+}
+
+/*
  * Whether s has taken nothing for longer than stuck_ms and a walk's
  * interval (alive_ms): a ghost behind the front, or the old stream of a
  * client that reconnects every 1.1 s.  Locked.
@@ -62,7 +78,7 @@ void
 registry_lag_keep(const struct registry *reg, struct reg_device *d,
     const struct registry_stream *s, uint64_t now)
 {
-	if (!lag_current(reg, s, now))
+	if (!lag_holds(reg, s, now))
 		return;
 	if (!lag_recent(reg, d, now)) {
 		d->lag_since_ms = 0;
@@ -73,6 +89,7 @@ registry_lag_keep(const struct registry *reg, struct reg_device *d,
 		d->lag_behind = s->lag_behind;
 		d->lag_since_ms = s->lag_since_ms;
 		d->lag_bytes_in = s->lag_bytes_in;
+		d->lag_out = s->lag_out;
 	}
 	if (d->lag_over_ms == 0 || s->over_since_ms < d->lag_over_ms)
 		d->lag_over_ms = s->over_since_ms;
@@ -98,8 +115,8 @@ registry_lag_keep(const struct registry *reg, struct reg_device *d,
  * but not its distance: the new stream catches up by reading on from
  * where it starts.  The time past the bound (over_since_ms) passes on
  * too, the oldest of them.  A client away longer starts afresh: its
- * messages were held meanwhile, first to be dropped; and no stale
- * sighting passes on (lag_current()); what passes on is as old as the
+ * messages were held meanwhile, first to be dropped; and no sighting
+ * that no longer holds passes on (lag_holds()); what passes on is as old as the
  * oldest sighting it came from (lag_seen_ms), so a chain of reconnects
  * renews nothing.  Locked.
  */
@@ -118,13 +135,14 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 		s->lag_behind = d->lag_behind;
 		s->lag_since_ms = d->lag_since_ms;
 		s->lag_bytes_in = d->lag_bytes_in;
+		s->lag_out = d->lag_out;
 		s->over_since_ms = d->lag_over_ms;
 	}
 	DL_FOREACH(d->streams, t)
 	{
 		bool silent;
 
-		if (t == s || !lag_current(reg, t, now))
+		if (t == s || !lag_holds(reg, t, now))
 			continue;
 		if (t->lag_seen_ms < s->lag_seen_ms)
 			s->lag_seen_ms = t->lag_seen_ms;
@@ -144,6 +162,7 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 		s->lag_behind =
 		    silent ? d->bytes_in - s->bytes_out : t->lag_behind;
 		s->lag_bytes_in = silent ? d->bytes_in : t->lag_bytes_in;
+		s->lag_out = silent ? s->bytes_out : t->lag_out;
 	}
 }
 
@@ -332,18 +351,21 @@ registry_overflow_laggards(
 		}
 		/*
 		 * A fresh sighting: first seen so; or it has taken all that
-		 * there was when last seen so, or that sighting is stale
-		 * (lag_current(): the budget had room since, and it may have
-		 * come within its bound): an old sighting, from an earlier
-		 * full budget, says nothing of it now.  Its clock starts again
+		 * there was when last seen so; or that sighting no longer
+		 * holds (lag_holds(): stale, the budget had room since, and
+		 * it has taken something since, so it may have come within
+		 * its bound): an old sighting, from an earlier full budget, says
+		 * nothing of it now.  One that took nothing keeps its clocks
+		 * across the room (a stream that never read, past its share,
+		 * once kept its backlog for ever between bursts that filled
+		 * the budget for less than stuck_ms).  Its clock starts again
 		 * then, and when it has come nearer by lag_step() of the
 		 * distance it had then (a byte a second is not catching up);
 		 * its time past the bound only then: reading on, however
 		 * little, does not restart it.
 		 */
 		bool fresh = s->lag_since_ms == 0 ||
-		    s->bytes_out >= s->lag_bytes_in ||
-		    !lag_current(reg, s, now);
+		    s->bytes_out >= s->lag_bytes_in || !lag_holds(reg, s, now);
 
 		if (fresh)
 			s->over_since_ms = now;
@@ -354,6 +376,7 @@ registry_overflow_laggards(
 		}
 		s->lag_bytes_in = d->bytes_in;
 		s->lag_seen_ms = now;
+		s->lag_out = s->bytes_out;
 		/* now, read before the lock, may be older than either. */
 		if (!passed(now, s->lag_since_ms, reg->limits.stuck_ms) &&
 		    (reg->limits.catch_up_ms == 0 ||

@@ -4822,10 +4822,118 @@ test_registry_laggard_stale_own_clock(void **state)
 	registry_free(reg);
 }
 
+/*
+ * The review of b8e1d1b: a stale sighting restarted the stuck
+ * clock even of a stream that has taken nothing since it was seen, so a
+ * stream that never reads pins its backlog for as long as each full
+ * budget lasts under stuck_ms and a POST fits between them (10 s apart).
+ * L, a dead connection resumed at a backlog of 44,000 (past its share of
+ * 25,000), never reads.  Every 11 s a phone H gets a burst of 55,000
+ * (another node) that it reads within 950 ms; meanwhile the budget is
+ * full and the POSTs to P are refused; then a POST fits (H's burst is
+ * delivered, evicted; 44,000 not delivered is not "short").  L has not
+ * come a byte nearer since it was first seen, and the budget has been
+ * full at every walk that saw it, for five episodes: it should be ended
+ * (the staleness rule's reason, "it may have come within its bound",
+ * cannot hold: bytes_out has not moved).  It never was; a stale sighting
+ * is now fresh only for a stream that took something since (lag_out).
+ * With how >= 0, L's client comes back on a new stream before each
+ * episode (its old one gone first, or overlapping): the sighting, stale
+ * but of a stream that took nothing, passes to it (a stale one once
+ * passed to none, and the new stream started afresh each time).
+ */
+static void
+stale_never_read(int how)
+{
+	const struct registry_limits l = SHARE_CLOCKED(150000, 0);
+	struct registry *reg;
+	struct registry_stream *p, *lg, *h;
+	struct registry_stats stats;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t t0, before;
+	bool ended = false;
+
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	h = subscribe(reg, "u", "h", &err);
+	lg = registry_subscribe(reg, "u", "l", &none, &st, &err);
+	before = st.id;
+	registry_unsubscribe(reg, lg);
+	for (int i = 0; i < 4; i++) {
+		publish_len(reg, "l", 11000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	lg = resume_at(reg, "l", REGISTRY_RESUME_AT, before, &st);
+	assert_false(st.reset);
+	t0 = fake_now;
+	for (int cycle = 0; cycle < 5 && !ended; cycle++) {
+		fake_now = t0 + (uint64_t)cycle * 11000;
+		/*
+		 * With how >= 0, L's client comes back on a new stream just
+		 * before each burst, 10.1 s after the last walk saw it.
+		 */
+		if (how >= 0 && cycle > 0) {
+			struct registry_stream *old = lg;
+
+			if (how == GONE_FIRST)
+				registry_unsubscribe(reg, old);
+			lg = resume_at(
+			    reg, "l", REGISTRY_RESUME_AT, before, &st);
+			assert_non_null(lg);
+			assert_false(st.reset);
+			if (how != GONE_FIRST)
+				registry_unsubscribe(reg, old);
+		}
+		for (int i = 0; i < 5; i++) {
+			accepted_len(reg, "h", 11000, &err);
+			assert_int_equal(err, REGISTRY_OK);
+		}
+		/* Full: P's POSTs refused, walks at +0, +450, +900. */
+		for (uint64_t at = 0; at <= 900 && !ended; at += 450) {
+			fake_now = t0 + (uint64_t)cycle * 11000 + at;
+			publish_len(reg, "p", 2000, &err);
+			registry_stats(reg, &stats);
+			ended = stats.overflows > 0;
+			if (!ended)
+				assert_int_equal(err, REGISTRY_MEMORY_FULL);
+		}
+		if (ended)
+			break;
+		/* H reads its burst; a POST fits. */
+		fake_now = t0 + (uint64_t)cycle * 11000 + 950;
+		assert_int_equal(drain(reg, h, NULL, NULL), 5);
+		fake_now += 50;
+		publish_len(reg, "p", 2000, &err);
+		assert_int_equal(err, REGISTRY_OK);
+		assert_int_equal(drain(reg, p, NULL, NULL), 1);
+	}
+	/* L never took a byte: ended, and only L. */
+	assert_true(ended);
+	assert_int_equal(stats.overflows, 1);
+	assert_true(overflowed(reg, lg));
+	registry_unsubscribe(reg, lg);
+	registry_unsubscribe(reg, h);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+}
+
+static void
+test_registry_laggard_stale_never_read(void **state)
+{
+	(void)state;
+	stale_never_read(-1);
+	stale_never_read(GONE_FIRST);
+	stale_never_read(OVERLAP);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_registry_laggard_stale_never_read),
 	    cmocka_unit_test(test_registry_laggard_stale_own_clock),
 	    cmocka_unit_test(test_registry_laggard_room_by_laggard),
 	    cmocka_unit_test(test_registry_laggard_gone_ghost_distance),
