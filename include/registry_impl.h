@@ -62,6 +62,15 @@ struct reg_user {
 	UT_hash_handle hh; /* in reg->users, by name */
 };
 
+/*
+ * A stream's time behind while the message budget is full
+ * (registry_share.c): ms counted up to seen (a walk that saw it), and
+ * registry.rooms then, to tell whether the budget had room since.
+ */
+struct lag_time {
+	uint64_t ms, seen, rooms;
+};
+
 struct reg_device {
 	const char *name; /* in key, after its user's name */
 	struct reg_user *user;
@@ -86,17 +95,15 @@ struct reg_device {
 	/* The frame bytes of its messages on reg->retained or reg->overdue. */
 	size_t delivered_bytes;
 	/*
-	 * The oldest sighting of a stream of it that went while seen behind
-	 * (struct registry_stream's lag_*), and when the last such went, for
-	 * its next stream to start with: registry_lag_inherit() in
-	 * registry_share.c; lag_over_ms, the oldest over_since_ms of them.
-	 * lag_since_ms 0: none.
+	 * The sighting of its streams that went while seen behind (struct
+	 * registry_stream's lag_*, stuck, over), for its next stream to
+	 * start with: registry_lag_inherit() in registry_share.c.
+	 * lag_stuck.seen 0: none; lag_kept_ms, when the last such went.
 	 */
-	uint64_t lag_behind, lag_since_ms, lag_bytes_in, lag_kept_ms;
-	uint64_t lag_out;                  /* with lag_bytes_in */
-	uint64_t lag_over_ms, lag_seen_ms; /* the oldest of them */
-	struct reg_device *hprev, *hnext;  /* in reg->holding, when it holds */
-	struct reg_device *uprev, *unext;  /* in user->devices */
+	uint64_t lag_behind, lag_bytes_in, lag_kept_ms;
+	struct lag_time lag_stuck, lag_over;
+	struct reg_device *hprev, *hnext; /* in reg->holding, when it holds */
+	struct reg_device *uprev, *unext; /* in user->devices */
 	/*
 	 * In reg->devices, by key: its user's name and its own, each ending
 	 * in '\0' (registry_device_key()).  One table for every device, its
@@ -124,23 +131,14 @@ struct registry_stream {
 	uint64_t tag; /* its client's, for registry_displace(); 0: none */
 	/*
 	 * Seen behind by more than its queue or share with the budget full:
-	 * how far behind when its clock started, in bytes, and when (0: not
-	 * seen so), and its device's bytes_in when last seen so; see
-	 * registry_overflow_laggards().
+	 * its device's bytes_in when last seen so, how far behind when its
+	 * stuck time started, and its stuck time and its time past the bound
+	 * (the budget's full time: limits.stuck_ms, limits.catch_up_ms), each
+	 * as counted when last seen (stuck.seen 0: not seen so, or seen
+	 * within its bound since); see registry_overflow_laggards().
 	 */
-	uint64_t lag_behind, lag_since_ms, lag_bytes_in;
-	/*
-	 * When first seen so, however it has read since (catching up does
-	 * not restart it; coming within its bound, or taking all that was
-	 * there when last seen so, does): limits.catch_up_ms.  Only while
-	 * lag_since_ms is set.
-	 */
-	uint64_t over_since_ms;
-	/*
-	 * When a walk last saw it so (or the sighting it inherited was
-	 * seen), and its bytes_out then.
-	 */
-	uint64_t lag_seen_ms, lag_out;
+	uint64_t lag_bytes_in, lag_behind;
+	struct lag_time stuck, over;
 	/* When it started or last took a message: registry_lag_inherit(). */
 	uint64_t alive_ms;
 	bool gone, overflow, replaced, closed;
@@ -184,20 +182,23 @@ struct registry {
 	uint64_t laggards_next_ms;
 	/* registry_share(), counted at share_at_ms; 0: not yet. */
 	uint64_t share, share_at_ms;
-	/* When a POST last fitted without ending or dropping anything. */
-	uint64_t room_ms;
+	/*
+	 * POSTs that fitted without ending or dropping anything, with memory
+	 * not short: the budget had room (registry_share.c).
+	 */
+	uint64_t rooms;
 	bool closing;
 };
 
 /* How often, at most, a full budget walks every stream for laggards. */
 #define REGISTRY_LAGGARD_MS 100
 /*
- * A stream's sighting past its bound not renewed by a walk for this long,
- * with a POST fitted since it was seen (registry.room_ms: walks run only
- * at POSTs that find the budget full), is stale: it may have come within
- * its bound meanwhile, so its time past the bound starts again, and no
- * new stream inherits it.  POSTs that find the budget full, however far
- * apart, keep it current.
+ * A stretch between two sightings of a stream past its bound at least
+ * this long, with a POST fitted with room meanwhile (registry.rooms),
+ * does not count as the budget's full time: the stream may have come
+ * within its bound with no walk to see it.  A shorter one counts (small
+ * POSTs fit while larger ones find the budget full), and so does a longer
+ * one with the budget full all along, its POSTs however far apart.
  */
 #define REGISTRY_SIGHTING_MS 10000
 

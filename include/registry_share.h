@@ -6,11 +6,11 @@
  * fill more than half the budget, a POST that would put a stream of its
  * device past its share is refused (registry_backlogged()); when the
  * budget is full, streams past their share, or queue, that do not catch
- * up for stuck_ms, or stay past them for catch_up_ms however they read,
- * are ended (registry_overflow_laggards()), and a
- * stream's sighting so passes to its device's next stream
- * (registry_lag_keep(), registry_lag_inherit()).  All with reg->lock
- * held.  Registry modules only.
+ * up for stuck_ms, or stay past them for catch_up_ms however they read
+ * (both the budget's full time only), are ended
+ * (registry_overflow_laggards()), and a stream's sighting so passes to
+ * its device's next stream (registry_lag_keep(), registry_lag_inherit()).
+ * All with reg->lock held.  Registry modules only.
  */
 #ifndef BEEP_REGISTRY_SHARE_H
 #define BEEP_REGISTRY_SHARE_H

@@ -752,7 +752,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	 */
 	if (reg->bytes + m->len <= reg->limits.max_message_bytes &&
 	    !registry_memory_short(reg))
-		reg->room_ms = now;
+		reg->rooms++;
 	/*
 	 * Then, for a client that is here, what waits for those away: only
 	 * when that makes room, or they would be lost for nothing.

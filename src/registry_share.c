@@ -2,58 +2,65 @@
 #include "registry_share.h"
 
 #include <pthread.h>
+#include <string.h>
 #include <utlist.h>
 
 #include "registry_expire.h"
 #include "registry_log.h"
 
 /*
- * Whether ms have passed from since to now: not when now, read before the
- * lock, is older than since; no sum to wrap, whatever the limit.
+ * The time from t->seen to now that counts as the budget's full time:
+ * all of it when shorter than REGISTRY_SIGHTING_MS (walks run only at
+ * POSTs that find it full, and small POSTs fit while larger ones find it
+ * full) or when no POST has fitted with room since (reg->rooms unchanged:
+ * the budget stayed full, its POSTs however far apart); none when longer
+ * with room meanwhile (the stream may have come within its bound with no
+ * walk to see it).  0 when now, read before the lock, is older.
  */
-static bool
-passed(uint64_t now, uint64_t since, uint64_t ms)
+static uint64_t
+full_for(const struct registry *reg, const struct lag_time *t, uint64_t now)
 {
-	return now >= since && now - since >= ms;
+	if (now <= t->seen)
+		return 0;
+	if (now - t->seen < REGISTRY_SIGHTING_MS || reg->rooms == t->rooms)
+		return now - t->seen;
+	return 0;
+}
+
+/* A time counted when last seen, brought up to now by full_for(). */
+static uint64_t
+lag_time(const struct registry *reg, const struct lag_time *t, uint64_t now)
+{
+	return t->ms + full_for(reg, t, now);
+}
+
+/* t, brought up to now (t->ms), counts on from now. */
+static void
+lag_time_seen(const struct registry *reg, struct lag_time *t, uint64_t now)
+{
+	/* now, read before the lock, may be older: keep the later. */
+	if (now > t->seen)
+		t->seen = now;
+	t->rooms = reg->rooms;
 }
 
 /* Whether d keeps a sighting of a stream that went less than stuck_ms ago. */
 static bool
 lag_recent(const struct registry *reg, const struct reg_device *d, uint64_t now)
 {
-	return d->lag_since_ms != 0 &&
-	    !passed(now, d->lag_kept_ms, reg->limits.stuck_ms);
+	return d->lag_stuck.seen != 0 && now >= d->lag_kept_ms &&
+	    now - d->lag_kept_ms < reg->limits.stuck_ms;
 }
 
 /*
- * Whether s has a sighting (past its bound with the budget full) that is
- * current: renewed by a walk less than REGISTRY_SIGHTING_MS ago, or with
- * no POST fitted since (the budget full all along, its POSTs however far
- * apart).  An older one says nothing of it now.
+ * Whether s has a sighting that says something of it: seen past its
+ * bound, and not since taken all its device had then (then it has come
+ * within its bound, or near enough).
  */
 static bool
-lag_current(
-    const struct registry *reg, const struct registry_stream *s, uint64_t now)
+lag_sighted(const struct registry_stream *s)
 {
-	return s->lag_since_ms != 0 &&
-	    !(passed(now, s->lag_seen_ms, REGISTRY_SIGHTING_MS) &&
-	        reg->room_ms > s->lag_seen_ms);
-}
-
-/*
- * Whether s's sighting still holds: current, or stale but of a stream
- * that has taken nothing since (lag_out): that one cannot have come
- * within its bound, room or not (a stream that never read, past its
- * share, once kept its backlog for ever between bursts that filled the
- * budget for less than stuck_ms, and its client, reconnecting between
- * them, started afresh each time).
- */
-static bool
-lag_holds(
-    const struct registry *reg, const struct registry_stream *s, uint64_t now)
-{
-	return s->lag_since_ms != 0 &&
-	    (lag_current(reg, s, now) || s->bytes_out <= s->lag_out);
+	return s->stuck.seen != 0 && s->bytes_out < s->lag_bytes_in;
 }
 
 /*
@@ -65,60 +72,57 @@ static bool
 stream_silent(
     const struct registry *reg, const struct registry_stream *s, uint64_t now)
 {
-	return passed(
-	    now, s->alive_ms, reg->limits.stuck_ms + REGISTRY_LAGGARD_MS);
+	return now >= s->alive_ms &&
+	    now - s->alive_ms >= reg->limits.stuck_ms + REGISTRY_LAGGARD_MS;
 }
 
 /*
  * Keep s's sighting (registry_overflow_laggards()) in d as s goes (ends,
- * is replaced, or is ended as stuck), when it is the oldest of those gone
- * less than stuck_ms ago: see registry_lag_inherit().  Locked.
+ * is replaced, or is ended as stuck): of those gone less than stuck_ms
+ * ago, the most stuck (with its distance) and the longest past the bound,
+ * each as it was when seen (its time counts on from then: lag_time()):
+ * see registry_lag_inherit().  Locked.
  */
 void
 registry_lag_keep(const struct registry *reg, struct reg_device *d,
     const struct registry_stream *s, uint64_t now)
 {
-	if (!lag_holds(reg, s, now))
+	bool recent = lag_recent(reg, d, now);
+
+	if (!lag_sighted(s))
 		return;
-	if (!lag_recent(reg, d, now)) {
-		d->lag_since_ms = 0;
-		d->lag_over_ms = 0;
-		d->lag_seen_ms = 0;
-	}
-	if (d->lag_since_ms == 0 || s->lag_since_ms < d->lag_since_ms) {
+	if (!recent ||
+	    lag_time(reg, &s->stuck, now) > lag_time(reg, &d->lag_stuck, now)) {
+		d->lag_stuck = s->stuck;
 		d->lag_behind = s->lag_behind;
-		d->lag_since_ms = s->lag_since_ms;
 		d->lag_bytes_in = s->lag_bytes_in;
-		d->lag_out = s->lag_out;
 	}
-	if (d->lag_over_ms == 0 || s->over_since_ms < d->lag_over_ms)
-		d->lag_over_ms = s->over_since_ms;
-	if (d->lag_seen_ms == 0 || s->lag_seen_ms < d->lag_seen_ms)
-		d->lag_seen_ms = s->lag_seen_ms;
+	if (!recent ||
+	    lag_time(reg, &s->over, now) > lag_time(reg, &d->lag_over, now))
+		d->lag_over = s->over;
 	d->lag_kept_ms = now;
 }
 
 /*
- * A new stream of d starts with the oldest sighting of d's streams gone
- * (ended, replaced) less than stuck_ms ago (registry_lag_keep()), and of
- * the others still in its list, live or going (hung up, replaced, ended:
- * their threads have not unsubscribed yet): a client that comes back to
- * the same backlog has not caught up by coming back (each new stream once
- * started afresh, so a client that reconnected every 0.9 s, reading
- * nothing, was never stuck and pinned its backlog for ever; or that read
- * a batch a second and fed as much again as held messages while away a
- * moment).  One that read on in between is nearer than the sighting's
- * distance: caught up at the next look.  A sibling silent for longer
- * than stuck_ms and a walk's interval, live or going (a ghost behind the
- * front, or the
- * old stream of a client that reconnects every 1.1 s) passes on its clock
- * but not its distance: the new stream catches up by reading on from
- * where it starts.  The time past the bound (over_since_ms) passes on
- * too, the oldest of them.  A client away longer starts afresh: its
- * messages were held meanwhile, first to be dropped; and no sighting
- * that no longer holds passes on (lag_holds()); what passes on is as old as the
- * oldest sighting it came from (lag_seen_ms), so a chain of reconnects
- * renews nothing.  Locked.
+ * A new stream of d starts with the sighting of d's streams gone (ended,
+ * replaced) less than stuck_ms ago (registry_lag_keep()), and of the
+ * others still in its list, live or going (hung up, replaced, ended:
+ * their threads have not unsubscribed yet): the most stuck of them, and
+ * the longest past the bound, each as it was when seen, its time counting
+ * on from then (lag_time(): the budget's full time only), so that neither
+ * an old sighting nor a chain of reconnects makes it longer than the
+ * budget was full.  A client that comes back to the same backlog has not
+ * caught up by coming back (each new stream once started afresh, so a
+ * client that reconnected every 0.9 s, reading nothing, was never stuck
+ * and pinned its backlog for ever; or that read a batch a second and fed
+ * as much again as held messages while away a moment).  One that read on
+ * in between is nearer than the sighting's distance: caught up at the
+ * next look.  A sibling silent for longer than stuck_ms and a walk's
+ * interval, live or going (a ghost behind the front, or the old stream of
+ * a client that reconnects every 1.1 s), passes on its times but not its
+ * distance: the new stream catches up by reading on from where it starts.
+ * A client away longer starts afresh: its messages were held meanwhile,
+ * first to be dropped.  Locked.
  */
 void
 registry_lag_inherit(const struct registry *reg, struct reg_device *d,
@@ -126,33 +130,29 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 {
 	const struct registry_stream *t;
 
-	s->lag_since_ms = 0;
-	s->over_since_ms = 0;
-	/* As old as the oldest it passes on: a chain renews nothing. */
-	s->lag_seen_ms = now;
+	memset(&s->stuck, 0, sizeof(s->stuck));
+	memset(&s->over, 0, sizeof(s->over));
 	if (lag_recent(reg, d, now)) {
-		s->lag_seen_ms = d->lag_seen_ms;
+		s->stuck = d->lag_stuck;
+		s->over = d->lag_over;
 		s->lag_behind = d->lag_behind;
-		s->lag_since_ms = d->lag_since_ms;
 		s->lag_bytes_in = d->lag_bytes_in;
-		s->lag_out = d->lag_out;
-		s->over_since_ms = d->lag_over_ms;
 	}
 	DL_FOREACH(d->streams, t)
 	{
 		bool silent;
 
-		if (t == s || !lag_holds(reg, t, now))
+		if (t == s || !lag_sighted(t))
 			continue;
-		if (t->lag_seen_ms < s->lag_seen_ms)
-			s->lag_seen_ms = t->lag_seen_ms;
-		if (s->over_since_ms == 0 ||
-		    t->over_since_ms < s->over_since_ms)
-			s->over_since_ms = t->over_since_ms;
-		if (s->lag_since_ms != 0 && t->lag_since_ms >= s->lag_since_ms)
+		if (s->over.seen == 0 ||
+		    lag_time(reg, &t->over, now) > lag_time(reg, &s->over, now))
+			s->over = t->over;
+		if (s->stuck.seen != 0 &&
+		    lag_time(reg, &t->stuck, now) <=
+		        lag_time(reg, &s->stuck, now))
 			continue;
+		s->stuck = t->stuck;
 		silent = stream_silent(reg, t, now);
-		s->lag_since_ms = t->lag_since_ms;
 		/*
 		 * A silent sibling (a ghost, or the old stream of a client
 		 * that reconnects to dodge the clock): its clock, judged from
@@ -162,7 +162,6 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 		s->lag_behind =
 		    silent ? d->bytes_in - s->bytes_out : t->lag_behind;
 		s->lag_bytes_in = silent ? d->bytes_in : t->lag_bytes_in;
-		s->lag_out = silent ? s->bytes_out : t->lag_out;
 	}
 }
 
@@ -345,43 +344,39 @@ registry_overflow_laggards(
 		if (!stream_live(s))
 			continue;
 		if (behind <= bound) {
-			/* Its next sighting is fresh: over_since_ms too. */
-			s->lag_since_ms = 0;
+			/* Its next sighting is fresh. */
+			s->stuck.seen = 0;
 			continue;
 		}
 		/*
-		 * A fresh sighting: first seen so; or it has taken all that
-		 * there was when last seen so; or that sighting no longer
-		 * holds (lag_holds(): stale, the budget had room since, and
-		 * it has taken something since, so it may have come within
-		 * its bound): an old sighting, from an earlier full budget, says
-		 * nothing of it now.  One that took nothing keeps its clocks
-		 * across the room (a stream that never read, past its share,
-		 * once kept its backlog for ever between bursts that filled
-		 * the budget for less than stuck_ms).  Its clock starts again
-		 * then, and when it has come nearer by lag_step() of the
+		 * Its times count the budget's full time since it was last
+		 * seen so (lag_time()).  Both start again at a fresh
+		 * sighting: first seen so, or it has taken all that there was
+		 * when last seen so (an old sighting, from an earlier full
+		 * budget, says nothing of it now).  Its stuck time starts
+		 * again, too, when it has come nearer by lag_step() of the
 		 * distance it had then (a byte a second is not catching up);
-		 * its time past the bound only then: reading on, however
+		 * its time past the bound does not: reading on, however
 		 * little, does not restart it.
 		 */
-		bool fresh = s->lag_since_ms == 0 ||
-		    s->bytes_out >= s->lag_bytes_in || !lag_holds(reg, s, now);
-
-		if (fresh)
-			s->over_since_ms = now;
-		if (fresh ||
-		    behind + lag_step(s->lag_behind) <= s->lag_behind) {
+		if (!lag_sighted(s)) {
+			s->stuck.ms = 0;
+			s->over.ms = 0;
 			s->lag_behind = behind;
-			s->lag_since_ms = now;
+		} else {
+			s->stuck.ms = lag_time(reg, &s->stuck, now);
+			s->over.ms = lag_time(reg, &s->over, now);
+			if (behind + lag_step(s->lag_behind) <= s->lag_behind) {
+				s->stuck.ms = 0;
+				s->lag_behind = behind;
+			}
 		}
 		s->lag_bytes_in = d->bytes_in;
-		s->lag_seen_ms = now;
-		s->lag_out = s->bytes_out;
-		/* now, read before the lock, may be older than either. */
-		if (!passed(now, s->lag_since_ms, reg->limits.stuck_ms) &&
+		lag_time_seen(reg, &s->stuck, now);
+		lag_time_seen(reg, &s->over, now);
+		if (s->stuck.ms < reg->limits.stuck_ms &&
 		    (reg->limits.catch_up_ms == 0 ||
-		        !passed(
-		            now, s->over_since_ms, reg->limits.catch_up_ms)))
+		        s->over.ms < reg->limits.catch_up_ms))
 			continue;
 		s->overflow = true;
 		reg->overflows++;

@@ -4314,7 +4314,7 @@ test_registry_laggard_kept_once(void **state)
 /*
  * A phone's stream A is seen past its share once (budget full at T0),
  * reads reads of its 4 messages of 20,000, and the budget has room again:
- * no walk sees A again, so its sighting (lag_since_ms, over_since_ms = T0)
+ * no walk sees A again, so its sighting (its times as of T0)
  * is never renewed.  A minute later 60,000 more come for it; A goes (with
  * goes) or is left a ghost that takes nothing; the phone comes back on B,
  * from the last id A read, and reads one message.  The budget is full
@@ -4835,12 +4835,10 @@ test_registry_laggard_stale_own_clock(void **state)
  * come a byte nearer since it was first seen, and the budget has been
  * full at every walk that saw it, for five episodes: it should be ended
  * (the staleness rule's reason, "it may have come within its bound",
- * cannot hold: bytes_out has not moved).  It never was; a stale sighting
- * is now fresh only for a stream that took something since (lag_out).
- * With how >= 0, L's client comes back on a new stream before each
- * episode (its old one gone first, or overlapping): the sighting, stale
- * but of a stream that took nothing, passes to it (a stale one once
- * passed to none, and the new stream started afresh each time).
+ * cannot hold: bytes_out has not moved).  It never was.  With how >= 0,
+ * L's client comes back on a new stream before each episode (its old one
+ * gone first, or overlapping), and its times must pass to it.  Now each
+ * episode's full time adds up (lag_time()): ended in the second.
  */
 static void
 stale_never_read(int how)
@@ -4929,10 +4927,198 @@ test_registry_laggard_stale_never_read(void **state)
 	stale_never_read(OVERLAP);
 }
 
+/*
+ * The review of 3c201a4, fault 1: a stale sighting was fresh once its
+ * stream had taken one byte more than when last seen (bytes_out >
+ * lag_out, since gone), so a stream that never reads its backlog dodged
+ * both clocks by moving one byte between episodes.  stale_never_read(GONE_FIRST), but
+ * L's device first got six 1-byte messages, ahead of its 44,000: before
+ * each episode L's client comes back from the id of the next 1-byte
+ * message (as if it had read it: the same as reading it on the old
+ * stream).  L has come 5 bytes nearer in 55 s, never within its bound;
+ * every walk of five episodes saw it past its share with the budget full:
+ * it should be ended as stale_never_read()'s L is.  It never was: each
+ * episode started its clocks afresh (a byte is not catching up:
+ * lag_step()).  Now staleness restarts nothing: each episode's full time
+ * adds up.
+ */
+static void
+test_registry_laggard_stale_one_byte(void **state)
+{
+	const struct registry_limits l = SHARE_CLOCKED(150000, 0);
+	struct registry *reg;
+	struct registry_stream *p, *lg, *h;
+	struct registry_stats stats;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t t0, before, tiny[6];
+	bool ended = false;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	h = subscribe(reg, "u", "h", &err);
+	lg = registry_subscribe(reg, "u", "l", &none, &st, &err);
+	before = st.id;
+	registry_unsubscribe(reg, lg);
+	for (int i = 0; i < 6; i++) {
+		tiny[i] = publish_len(reg, "l", 1, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	for (int i = 0; i < 4; i++) {
+		publish_len(reg, "l", 11000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	lg = resume_at(reg, "l", REGISTRY_RESUME_AT, before, &st);
+	assert_false(st.reset);
+	t0 = fake_now;
+	for (int cycle = 0; cycle < 5 && !ended; cycle++) {
+		fake_now = t0 + (uint64_t)cycle * 11000;
+		if (cycle > 0) {
+			registry_unsubscribe(reg, lg);
+			lg = resume_at(
+			    reg, "l", REGISTRY_RESUME_AT, tiny[cycle - 1], &st);
+			assert_non_null(lg);
+			assert_false(st.reset);
+		}
+		for (int i = 0; i < 5; i++) {
+			accepted_len(reg, "h", 11000, &err);
+			assert_int_equal(err, REGISTRY_OK);
+		}
+		for (uint64_t at = 0; at <= 900 && !ended; at += 450) {
+			fake_now = t0 + (uint64_t)cycle * 11000 + at;
+			publish_len(reg, "p", 2000, &err);
+			registry_stats(reg, &stats);
+			ended = stats.overflows > 0;
+			if (!ended)
+				assert_int_equal(err, REGISTRY_MEMORY_FULL);
+		}
+		if (ended)
+			break;
+		fake_now = t0 + (uint64_t)cycle * 11000 + 950;
+		assert_int_equal(drain(reg, h, NULL, NULL), 5);
+		fake_now += 50;
+		publish_len(reg, "p", 2000, &err);
+		assert_int_equal(err, REGISTRY_OK);
+		assert_int_equal(drain(reg, p, NULL, NULL), 1);
+	}
+	registry_stats(reg, &stats);
+	assert_true(ended);
+	assert_true(overflowed(reg, lg));
+	registry_unsubscribe(reg, lg);
+	registry_unsubscribe(reg, h);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+}
+
+/*
+ * The review of 3c201a4, fault 2: "took nothing since" was judged by
+ * bytes_out <= lag_out (since gone), but a new stream's lag_out was its
+ * predecessor's,
+ * and a client that lost what was in flight resumes behind it.  A phone's
+ * device held 6 x 10,000; its stream G read one and its link died (a
+ * ghost, still live, holding back delivery as it reads its backlog); the
+ * phone came back on A from what it read, and A took two more, the second
+ * still in flight at T0, when the budget is full and A is seen 30,000
+ * behind (past its share of 25,000).  At T0 + 100 A's connection drops;
+ * the phone resumes on B from the last id it received (lost: one message
+ * behind A; or not lost, from A's last).  The budget then has room; B reads
+ * one message at T0 + 5 s.  At T0 + 15 s the budget is full again.  B has
+ * read 10,000 since it started, as the phone that lost nothing has, and
+ * the sighting from T0 is stale: neither should be ended at the first walk
+ * of the new full budget (stale_own_clock).  The one that lost its
+ * in-flight message was: bytes_out back at A's lag_out, "took nothing",
+ * so the stale sighting held: stuck since T0.  Now the stretch with room
+ * does not count, whatever the stream took.
+ */
+static bool
+stale_in_flight_ends(bool lost)
+{
+	const struct registry_limits l = SHARE_CLOCKED(150000, 0);
+	struct registry *reg;
+	struct registry_stream *p, *g, *a, *b;
+	struct registry_start st;
+	struct registry_batch bt;
+	enum registry_error err;
+	uint64_t before, id[6], t0;
+	bool ended;
+
+	fake_now = 100000;
+	reg = registry_new(&l);
+	p = subscribe(reg, "u", "p", &err);
+	{
+		struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+
+		g = registry_subscribe(reg, "u", "a", &none, &st, &err);
+	}
+	before = st.id;
+	registry_unsubscribe(reg, g);
+	for (int i = 0; i < 6; i++) {
+		id[i] = publish_len(reg, "a", 10000, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	g = resume_at(reg, "a", REGISTRY_RESUME_AT, before, &st);
+	assert_false(st.reset);
+	assert_int_equal(registry_wait(reg, g, 0, &bt), REGISTRY_MESSAGES);
+	assert_int_equal(bt.n, 1);
+	registry_batch_release(&bt);
+	/* G's link is dead; the phone is back on A. */
+	fake_now += 2000;
+	a = resume_at(reg, "a", REGISTRY_RESUME_AT, id[0], &st);
+	assert_non_null(a);
+	assert_false(st.reset);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(
+		    registry_wait(reg, a, 0, &bt), REGISTRY_MESSAGES);
+		assert_int_equal(bt.n, 1);
+		registry_batch_release(&bt);
+	}
+	/* T0: full; A seen 30,000 behind, G 50,000: shares 25,000. */
+	t0 = fake_now;
+	publish_len(reg, "p", 55000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	fake_now = t0 + 100;
+	registry_unsubscribe(reg, a);
+	b = resume_at(reg, "a", REGISTRY_RESUME_AT, lost ? id[1] : id[2], &st);
+	assert_non_null(b);
+	assert_false(st.reset);
+	/* Room. */
+	fake_now = t0 + 200;
+	publish_len(reg, "p", 1000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(drain(reg, p, NULL, NULL), 1);
+	/* B reads one on its slow link. */
+	fake_now = t0 + 5000;
+	assert_int_equal(registry_wait(reg, b, 0, &bt), REGISTRY_MESSAGES);
+	assert_int_equal(bt.n, 1);
+	registry_batch_release(&bt);
+	/* Full again. */
+	fake_now = t0 + 15000;
+	publish_len(reg, "p", 55000, &err);
+	ended = overflowed(reg, b);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, g);
+	registry_unsubscribe(reg, p);
+	registry_free(reg);
+	return ended;
+}
+
+static void
+test_registry_laggard_stale_in_flight(void **state)
+{
+	(void)state;
+	assert_false(stale_in_flight_ends(false));
+	assert_false(stale_in_flight_ends(true));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_registry_laggard_stale_in_flight),
+	    cmocka_unit_test(test_registry_laggard_stale_one_byte),
 	    cmocka_unit_test(test_registry_laggard_stale_never_read),
 	    cmocka_unit_test(test_registry_laggard_stale_own_clock),
 	    cmocka_unit_test(test_registry_laggard_room_by_laggard),
