@@ -65,10 +65,11 @@ struct reg_user {
 /*
  * A stream's time behind while the message budget is full
  * (registry_share.c): ms counted up to seen (a walk that saw it), and
- * registry.rooms then, to tell whether the budget had room since.
+ * registry.rooms and the stream's bytes_out then, to tell whether the
+ * budget had room since and the stream took something meanwhile.
  */
 struct lag_time {
-	uint64_t ms, seen, rooms;
+	uint64_t ms, seen, rooms, out;
 };
 
 struct reg_device {
@@ -194,11 +195,12 @@ struct registry {
 #define REGISTRY_LAGGARD_MS 100
 /*
  * A stretch between two sightings of a stream past its bound at least
- * this long, with a POST fitted with room meanwhile (registry.rooms),
- * does not count as the budget's full time: the stream may have come
- * within its bound with no walk to see it.  A shorter one counts (small
- * POSTs fit while larger ones find the budget full), and so does a longer
- * one with the budget full all along, its POSTs however far apart.
+ * this long, with a POST fitted with room meanwhile (registry.rooms), in
+ * which the stream took something, does not count as the budget's full
+ * time: the stream may have come within its bound with no walk to see
+ * it.  A shorter one counts (small POSTs fit while larger ones find the
+ * budget full), and so does a longer one with the budget full all along
+ * (its POSTs however far apart) or in which the stream took nothing.
  */
 #define REGISTRY_SIGHTING_MS 10000
 

@@ -9,39 +9,49 @@
 #include "registry_log.h"
 
 /*
- * The time from t->seen to now that counts as the budget's full time:
- * all of it when shorter than REGISTRY_SIGHTING_MS (walks run only at
- * POSTs that find it full, and small POSTs fit while larger ones find it
- * full) or when no POST has fitted with room since (reg->rooms unchanged:
- * the budget stayed full, its POSTs however far apart); none when longer
- * with room meanwhile (the stream may have come within its bound with no
+ * The time from t->seen to now that counts as the budget's full time for
+ * a stream that has taken out bytes (its bytes_out) and needs step to
+ * count as catching up: all of it when shorter than REGISTRY_SIGHTING_MS
+ * (walks run only at POSTs that find the budget full, and small POSTs fit
+ * while larger ones find it full), or when no POST has fitted with room
+ * since (reg->rooms unchanged: the budget stayed full, its POSTs however
+ * far apart), or when the stream took less than step since t was seen
+ * (t->out: one that reads nothing cannot have come within its bound, room
+ * or not); none otherwise (it may have come within its bound with no
  * walk to see it).  0 when now, read before the lock, is older.
  */
 static uint64_t
-full_for(const struct registry *reg, const struct lag_time *t, uint64_t now)
+full_for(const struct registry *reg, const struct lag_time *t, uint64_t out,
+    uint64_t step, uint64_t now)
 {
 	if (now <= t->seen)
 		return 0;
-	if (now - t->seen < REGISTRY_SIGHTING_MS || reg->rooms == t->rooms)
-		return now - t->seen;
-	return 0;
+	if (now - t->seen >= REGISTRY_SIGHTING_MS && reg->rooms != t->rooms &&
+	    out >= t->out && out - t->out >= step)
+		return 0;
+	return now - t->seen;
 }
 
-/* A time counted when last seen, brought up to now by full_for(). */
+/*
+ * t's time brought up to now as if the budget had been full all along:
+ * to choose the most stuck of several sightings.
+ */
 static uint64_t
-lag_time(const struct registry *reg, const struct lag_time *t, uint64_t now)
+lag_time(const struct lag_time *t, uint64_t now)
 {
-	return t->ms + full_for(reg, t, now);
+	return t->ms + (now > t->seen ? now - t->seen : 0);
 }
 
-/* t, brought up to now (t->ms), counts on from now. */
+/* t, brought up to now (t->ms), counts on from now, at out. */
 static void
-lag_time_seen(const struct registry *reg, struct lag_time *t, uint64_t now)
+lag_time_seen(
+    const struct registry *reg, struct lag_time *t, uint64_t out, uint64_t now)
 {
 	/* now, read before the lock, may be older: keep the later. */
 	if (now > t->seen)
 		t->seen = now;
 	t->rooms = reg->rooms;
+	t->out = out;
 }
 
 /* Whether d keeps a sighting of a stream that went less than stuck_ms ago. */
@@ -80,7 +90,7 @@ stream_silent(
  * Keep s's sighting (registry_overflow_laggards()) in d as s goes (ends,
  * is replaced, or is ended as stuck): of those gone less than stuck_ms
  * ago, the most stuck (with its distance) and the longest past the bound,
- * each as it was when seen (its time counts on from then: lag_time()):
+ * each as it was when seen (its time counts on from then: full_for()):
  * see registry_lag_inherit().  Locked.
  */
 void
@@ -92,13 +102,12 @@ registry_lag_keep(const struct registry *reg, struct reg_device *d,
 	if (!lag_sighted(s))
 		return;
 	if (!recent ||
-	    lag_time(reg, &s->stuck, now) > lag_time(reg, &d->lag_stuck, now)) {
+	    lag_time(&s->stuck, now) > lag_time(&d->lag_stuck, now)) {
 		d->lag_stuck = s->stuck;
 		d->lag_behind = s->lag_behind;
 		d->lag_bytes_in = s->lag_bytes_in;
 	}
-	if (!recent ||
-	    lag_time(reg, &s->over, now) > lag_time(reg, &d->lag_over, now))
+	if (!recent || lag_time(&s->over, now) > lag_time(&d->lag_over, now))
 		d->lag_over = s->over;
 	d->lag_kept_ms = now;
 }
@@ -109,7 +118,7 @@ registry_lag_keep(const struct registry *reg, struct reg_device *d,
  * others still in its list, live or going (hung up, replaced, ended:
  * their threads have not unsubscribed yet): the most stuck of them, and
  * the longest past the bound, each as it was when seen, its time counting
- * on from then (lag_time(): the budget's full time only), so that neither
+ * on from then (full_for(): the budget's full time only), so that neither
  * an old sighting nor a chain of reconnects makes it longer than the
  * budget was full.  A client that comes back to the same backlog has not
  * caught up by coming back (each new stream once started afresh, so a
@@ -145,11 +154,10 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 		if (t == s || !lag_sighted(t))
 			continue;
 		if (s->over.seen == 0 ||
-		    lag_time(reg, &t->over, now) > lag_time(reg, &s->over, now))
+		    lag_time(&t->over, now) > lag_time(&s->over, now))
 			s->over = t->over;
 		if (s->stuck.seen != 0 &&
-		    lag_time(reg, &t->stuck, now) <=
-		        lag_time(reg, &s->stuck, now))
+		    lag_time(&t->stuck, now) <= lag_time(&s->stuck, now))
 			continue;
 		s->stuck = t->stuck;
 		silent = stream_silent(reg, t, now);
@@ -163,6 +171,15 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 		    silent ? d->bytes_in - s->bytes_out : t->lag_behind;
 		s->lag_bytes_in = silent ? d->bytes_in : t->lag_bytes_in;
 	}
+	/*
+	 * What s takes counts from where it starts, when behind where its
+	 * sighting was (a client that lost what was in flight resumes
+	 * there).
+	 */
+	if (s->stuck.out > s->bytes_out)
+		s->stuck.out = s->bytes_out;
+	if (s->over.out > s->bytes_out)
+		s->over.out = s->bytes_out;
 }
 
 /*
@@ -350,7 +367,7 @@ registry_overflow_laggards(
 		}
 		/*
 		 * Its times count the budget's full time since it was last
-		 * seen so (lag_time()).  Both start again at a fresh
+		 * seen so (full_for()).  Both start again at a fresh
 		 * sighting: first seen so, or it has taken all that there was
 		 * when last seen so (an old sighting, from an earlier full
 		 * budget, says nothing of it now).  Its stuck time starts
@@ -364,16 +381,20 @@ registry_overflow_laggards(
 			s->over.ms = 0;
 			s->lag_behind = behind;
 		} else {
-			s->stuck.ms = lag_time(reg, &s->stuck, now);
-			s->over.ms = lag_time(reg, &s->over, now);
-			if (behind + lag_step(s->lag_behind) <= s->lag_behind) {
+			uint64_t step = lag_step(s->lag_behind);
+
+			s->stuck.ms +=
+			    full_for(reg, &s->stuck, s->bytes_out, step, now);
+			s->over.ms +=
+			    full_for(reg, &s->over, s->bytes_out, step, now);
+			if (behind + step <= s->lag_behind) {
 				s->stuck.ms = 0;
 				s->lag_behind = behind;
 			}
 		}
 		s->lag_bytes_in = d->bytes_in;
-		lag_time_seen(reg, &s->stuck, now);
-		lag_time_seen(reg, &s->over, now);
+		lag_time_seen(reg, &s->stuck, s->bytes_out, now);
+		lag_time_seen(reg, &s->over, s->bytes_out, now);
 		if (s->stuck.ms < reg->limits.stuck_ms &&
 		    (reg->limits.catch_up_ms == 0 ||
 		        s->over.ms < reg->limits.catch_up_ms))

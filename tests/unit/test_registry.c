@@ -4931,9 +4931,10 @@ test_registry_laggard_stale_never_read(void **state)
  * The review of 3c201a4, fault 1: a stale sighting was fresh once its
  * stream had taken one byte more than when last seen (bytes_out >
  * lag_out, since gone), so a stream that never reads its backlog dodged
- * both clocks by moving one byte between episodes.  stale_never_read(GONE_FIRST), but
- * L's device first got six 1-byte messages, ahead of its 44,000: before
- * each episode L's client comes back from the id of the next 1-byte
+ * both clocks by moving one byte between episodes.
+ * stale_never_read(GONE_FIRST), but L's device first got six 1-byte
+ * messages, ahead of its 44,000: before each episode L's client comes back
+ * from the id of the next 1-byte
  * message (as if it had read it: the same as reading it on the old
  * stream).  L has come 5 bytes nearer in 55 s, never within its bound;
  * every walk of five episodes saw it past its share with the budget full:
@@ -5113,10 +5114,63 @@ test_registry_laggard_stale_in_flight(void **state)
 	assert_false(stale_in_flight_ends(true));
 }
 
+/*
+ * The review of d34df36: e never reads; every 10 s a burst for f fills
+ * the budget and a 20,000 POST to "live" finds it full (a walk), then f
+ * reads it all and small POSTs fit with room.  Each stretch between e's
+ * sightings is
+ * exactly REGISTRY_SIGHTING_MS with room: none of it counts, so e, which
+ * took nothing at all (it cannot have come within its bound), was never
+ * stuck and never past catch_up_ms, and the POST was refused every time
+ * for a minute (for ever).  A long stretch with room now counts unless
+ * the stream took at least lag_step() in it.
+ */
+static void
+test_registry_laggard_room_gap_never_read(void **state)
+{
+	const struct registry_limits l = SHARE_CLOCKED(150000, 0);
+	struct registry *reg;
+	struct registry_stream *live, *e, *f;
+	enum registry_error err;
+	int refused = 0;
+
+	(void)state;
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	e = stuck_with_backlog(reg, "e", 2, 15000);
+	f = subscribe(reg, "u", "f", &err);
+	for (int k = 0; k < 7; k++) {
+		for (int i = 0; i < 3; i++) {
+			accepted_len(reg, "f", 20000, &err);
+			assert_int_equal(err, REGISTRY_OK);
+		}
+		publish_len(reg, "live", 20000, &err);
+		if (err == REGISTRY_MEMORY_FULL)
+			refused++;
+		else
+			drain(reg, live, NULL, NULL);
+		drain(reg, f, NULL, NULL);
+		fake_now += 100;
+		publish_len(reg, "live", 1000, &err);
+		assert_int_equal(err, REGISTRY_OK);
+		drain(reg, live, NULL, NULL);
+		fake_now += 9900;
+	}
+	/* 60 s, e took nothing: ended, the POST refused at most twice. */
+	assert_true(refused <= 2);
+	assert_true(overflowed(reg, e));
+	registry_unsubscribe(reg, e);
+	registry_unsubscribe(reg, f);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_registry_laggard_room_gap_never_read),
 	    cmocka_unit_test(test_registry_laggard_stale_in_flight),
 	    cmocka_unit_test(test_registry_laggard_stale_one_byte),
 	    cmocka_unit_test(test_registry_laggard_stale_never_read),
