@@ -745,8 +745,9 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	    registry_expire_evict(reg))
 		reg->evicted++;
 	/*
-	 * Room: sightings past their bound may now go stale (lag_current()).
-	 * Not only because a laggard's own reads made it (what it took is
+	 * Room: a long stretch of a laggard's since its last sighting may
+	 * not count as full time (full_for() in registry_share.c).  Not
+	 * room when only a laggard's own reads made it (what it took is
 	 * delivered, evicted first): with the live streams' pending bytes
 	 * over half the budget it is still short.
 	 */

@@ -9,6 +9,22 @@
 #include "registry_log.h"
 
 /*
+ * How much nearer a stream lag behind must come to count as catching up,
+ * for registry_overflow_laggards(): a quarter of it, at most half a batch
+ * (one take, which stops short of a batch, is then enough), at least a
+ * byte.
+ */
+static uint64_t
+lag_step(uint64_t lag)
+{
+	uint64_t step = lag / 4;
+
+	if (step > REGISTRY_BATCH_BYTES / 2)
+		step = REGISTRY_BATCH_BYTES / 2;
+	return step > 0 ? step : 1;
+}
+
+/*
  * The time from t->seen to now that counts as the budget's full time for
  * a stream that has taken out bytes (its bytes_out) and needs step to
  * count as catching up: all of it when shorter than REGISTRY_SIGHTING_MS
@@ -180,22 +196,6 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 		s->stuck.out = s->bytes_out;
 	if (s->over.out > s->bytes_out)
 		s->over.out = s->bytes_out;
-}
-
-/*
- * How much nearer a stream lag behind must come to count as catching up,
- * for registry_overflow_laggards(): a quarter of it, at most half a batch
- * (one take, which stops short of a batch, is then enough), at least a
- * byte.
- */
-static uint64_t
-lag_step(uint64_t lag)
-{
-	uint64_t step = lag / 4;
-
-	if (step > REGISTRY_BATCH_BYTES / 2)
-		step = REGISTRY_BATCH_BYTES / 2;
-	return step > 0 ? step : 1;
 }
 
 /* How often, at most, the laggard rules walk every stream. */
