@@ -63,13 +63,13 @@ struct reg_user {
 };
 
 /*
- * A stream's time behind while the message budget is full
+ * A stream's time behind while memory is short
  * (registry_share.c): ms counted up to seen (a walk that saw it), and
- * registry.rooms and the stream's bytes_out then, to tell whether the
- * budget had room since and the stream took something meanwhile.
+ * registry_short_ms() and the stream's bytes_out then, to tell how long
+ * memory was short since and what the stream took meanwhile.
  */
 struct lag_time {
-	uint64_t ms, seen, rooms, out;
+	uint64_t ms, seen, short_at, out;
 };
 
 struct reg_device {
@@ -134,7 +134,7 @@ struct registry_stream {
 	 * Seen behind by more than its queue or share with the budget full:
 	 * its device's bytes_in when last seen so, how far behind when its
 	 * stuck time started, and its stuck time and its time past the bound
-	 * (the budget's full time: limits.stuck_ms, limits.catch_up_ms), each
+	 * (the time memory was short: limits.stuck_ms, limits.catch_up_ms), each
 	 * as counted when last seen (stuck.seen 0: not seen so, or seen
 	 * within its bound since); see registry_overflow_laggards().
 	 */
@@ -184,25 +184,15 @@ struct registry {
 	/* registry_share(), counted at share_at_ms; 0: not yet. */
 	uint64_t share, share_at_ms;
 	/*
-	 * POSTs that fitted without ending or dropping anything, with memory
-	 * not short: the budget had room (registry_share.c).
+	 * Since when memory has been short (registry_memory_short(); 0: it
+	 * is not), and for how long in all before that: registry_short_ms().
 	 */
-	uint64_t rooms;
+	uint64_t short_since, short_total;
 	bool closing;
 };
 
 /* How often, at most, a full budget walks every stream for laggards. */
 #define REGISTRY_LAGGARD_MS 100
-/*
- * A stretch between two sightings of a stream past its bound at least
- * this long, with a POST fitted with room meanwhile (registry.rooms), in
- * which the stream took something, does not count as the budget's full
- * time: the stream may have come within its bound with no walk to see
- * it.  A shorter one counts (small POSTs fit while larger ones find the
- * budget full), and so does a longer one with the budget full all along
- * (its POSTs however far apart) or in which the stream took nothing.
- */
-#define REGISTRY_SIGHTING_MS 10000
 
 /* limits.clock_ms, or util_now_ms(). */
 static inline uint64_t
@@ -241,6 +231,57 @@ static inline size_t
 device_pending(const struct reg_device *d)
 {
 	return d->bytes - d->delivered_bytes;
+}
+
+/*
+ * Whether memory is short: the live streams' pending bytes (not yet
+ * delivered, not held for devices away) fill more than half the budget.
+ * Then a POST that would put a stream past its share is refused, and the
+ * laggard rules' times run (registry_share.c).
+ */
+static inline bool
+registry_memory_short(const struct registry *reg)
+{
+	size_t pending = reg->bytes - reg->delivered_bytes;
+
+	pending = pending > reg->held_pending ? pending - reg->held_pending : 0;
+	return pending > reg->limits.max_message_bytes / 2;
+}
+
+/*
+ * How long memory has been short in all, up to now (read before the lock,
+ * it may be older than the last change: that change stands).
+ */
+static inline uint64_t
+registry_short_ms(const struct registry *reg, uint64_t now)
+{
+	uint64_t ms = reg->short_total;
+
+	if (reg->short_since != 0 && now > reg->short_since)
+		ms += now - reg->short_since;
+	return ms;
+}
+
+/*
+ * Note at now whether memory is short, after anything that may have
+ * changed the pending bytes (a message appended, taken, delivered or
+ * dropped, a device gone away or back): called before every unlock of an
+ * operation that may, so that the time it is short is known however the
+ * POSTs come.
+ */
+static inline void
+registry_short_note(struct registry *reg, uint64_t now)
+{
+	bool is_short = registry_memory_short(reg);
+
+	if (is_short == (reg->short_since != 0))
+		return;
+	if (is_short) {
+		reg->short_since = now != 0 ? now : 1;
+	} else {
+		reg->short_total = registry_short_ms(reg, now);
+		reg->short_since = 0;
+	}
 }
 
 /*

@@ -7,7 +7,9 @@
  * device past its share is refused (registry_backlogged()); when the
  * budget is full, streams past their share, or queue, that do not catch
  * up for stuck_ms, or stay past them for catch_up_ms however they read
- * (both the budget's full time only), are ended
+ * (both the time memory was short only, noted by registry_short_note();
+ * all the time between two sightings for one that took less than a step
+ * in it), are ended
  * (registry_overflow_laggards()), and a stream's sighting so passes to
  * its device's next stream (registry_lag_keep(), registry_lag_inherit()).
  * All with reg->lock held.  Registry modules only.
@@ -27,11 +29,6 @@ void registry_lag_keep(const struct registry *reg, struct reg_device *d,
 /* Give s, a new stream of d, the sighting it starts with. */
 void registry_lag_inherit(const struct registry *reg, struct reg_device *d,
     struct registry_stream *s, uint64_t now);
-/*
- * Whether memory is short: the live streams' pending bytes (not yet
- * delivered, not held for devices away) fill more than half the budget.
- */
-bool registry_memory_short(const struct registry *reg);
 /*
  * Whether a message of len for d, a device that is here, is to be refused
  * for now (REGISTRY_BACKLOGGED).

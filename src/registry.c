@@ -514,6 +514,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	reg->nstreams++;
 	*err = REGISTRY_OK;
 out:
+	registry_short_note(reg, now);
 	pthread_mutex_unlock(&reg->lock);
 	device_key_free(&k);
 	return s;
@@ -537,6 +538,7 @@ registry_unsubscribe(struct registry *reg, struct registry_stream *s)
 		registry_expire_grace(reg, d, now);
 		registry_log_trim(reg, d, now);
 	}
+	registry_short_note(reg, now);
 	pthread_mutex_unlock(&reg->lock);
 	/* Unlinked: no new pins; wait for publishers still signalling. */
 	while (atomic_load_explicit(&s->pinned, memory_order_acquire) != 0)
@@ -620,6 +622,7 @@ displace(
 		registry_lag_keep(reg, d, old, now);
 		/* A backlog old held back from a sibling is delivered now. */
 		registry_log_deliver(reg, d, d->taken, now);
+		registry_short_note(reg, now);
 	}
 	pthread_mutex_unlock(&reg->lock);
 	return old != NULL;
@@ -745,16 +748,6 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	    registry_expire_evict(reg))
 		reg->evicted++;
 	/*
-	 * Room: a long stretch of a laggard's since its last sighting may
-	 * not count as full time (full_for() in registry_share.c).  Not
-	 * room when only a laggard's own reads made it (what it took is
-	 * delivered, evicted first): with the live streams' pending bytes
-	 * over half the budget it is still short.
-	 */
-	if (reg->bytes + m->len <= reg->limits.max_message_bytes &&
-	    !registry_memory_short(reg))
-		reg->rooms++;
-	/*
 	 * Then, for a client that is here, what waits for those away: only
 	 * when that makes room, or they would be lost for nothing.
 	 */
@@ -813,6 +806,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	if (res == REGISTRY_OK)
 		registry_expire_grace(reg, d, now);
 out:
+	registry_short_note(reg, now);
 	pthread_mutex_unlock(&reg->lock);
 	for (size_t i = 0; i < nw; i++) {
 		pthread_cond_signal(&wake[i]->cond);

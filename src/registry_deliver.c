@@ -111,6 +111,7 @@ registry_take(
 	if (b->n > 0)
 		s->alive_ms = now;
 	registry_log_trim(reg, d, now);
+	registry_short_note(reg, now);
 }
 
 enum registry_wake
@@ -203,6 +204,7 @@ registry_hangup(struct registry *reg, uint64_t stream_id)
 		/* A backlog it held back from a sibling is delivered now. */
 		registry_log_deliver(reg, d, d->taken, now);
 		registry_expire_grace(reg, d, now);
+		registry_short_note(reg, now);
 		pthread_cond_signal(&s->cond);
 	}
 	pthread_mutex_unlock(&reg->lock);

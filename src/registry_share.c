@@ -25,27 +25,28 @@ lag_step(uint64_t lag)
 }
 
 /*
- * The time from t->seen to now that counts as the budget's full time for
+ * The time from t->seen to now that counts as memory's short time for
  * a stream that has taken out bytes (its bytes_out) and needs step to
- * count as catching up: all of it when shorter than REGISTRY_SIGHTING_MS
- * (walks run only at POSTs that find the budget full, and small POSTs fit
- * while larger ones find it full), or when no POST has fitted with room
- * since (reg->rooms unchanged: the budget stayed full, its POSTs however
- * far apart), or when the stream took less than step since t was seen
- * (t->out: one that reads nothing cannot have come within its bound, room
- * or not); none otherwise (it may have come within its bound with no
- * walk to see it).  0 when now, read before the lock, is older.
+ * count as catching up: the time memory was short meanwhile
+ * (registry_short_ms(): noted wherever the pending bytes change, POSTs
+ * or none); or all of it when the stream took less than step since t was
+ * seen (t->out): one that reads nothing, or next to nothing, cannot have
+ * come within its bound, room or not (a stream that never read once
+ * escaped when bursts that filled the budget came 10 s apart with room
+ * between).  0 when now, read before the lock, is older.
  */
 static uint64_t
-full_for(const struct registry *reg, const struct lag_time *t, uint64_t out,
+short_for(const struct registry *reg, const struct lag_time *t, uint64_t out,
     uint64_t step, uint64_t now)
 {
+	uint64_t ms;
+
 	if (now <= t->seen)
 		return 0;
-	if (now - t->seen >= REGISTRY_SIGHTING_MS && reg->rooms != t->rooms &&
-	    out >= t->out && out - t->out >= step)
-		return 0;
-	return now - t->seen;
+	if (out < t->out || out - t->out < step)
+		return now - t->seen;
+	ms = registry_short_ms(reg, now);
+	return ms > t->short_at ? ms - t->short_at : 0;
 }
 
 /*
@@ -66,7 +67,7 @@ lag_time_seen(
 	/* now, read before the lock, may be older: keep the later. */
 	if (now > t->seen)
 		t->seen = now;
-	t->rooms = reg->rooms;
+	t->short_at = registry_short_ms(reg, now);
 	t->out = out;
 }
 
@@ -106,7 +107,7 @@ stream_silent(
  * Keep s's sighting (registry_overflow_laggards()) in d as s goes (ends,
  * is replaced, or is ended as stuck): of those gone less than stuck_ms
  * ago, the most stuck (with its distance) and the longest past the bound,
- * each as it was when seen (its time counts on from then: full_for()):
+ * each as it was when seen (its time counts on from then: short_for()):
  * see registry_lag_inherit().  Locked.
  */
 void
@@ -134,9 +135,10 @@ registry_lag_keep(const struct registry *reg, struct reg_device *d,
  * others still in its list, live or going (hung up, replaced, ended:
  * their threads have not unsubscribed yet): the most stuck of them, and
  * the longest past the bound, each as it was when seen, its time counting
- * on from then (full_for(): the budget's full time only), so that neither
- * an old sighting nor a chain of reconnects makes it longer than the
- * budget was full.  A client that comes back to the same backlog has not
+ * on from then (short_for(): the time memory was short only), so that neither
+ * an old sighting nor a chain of reconnects makes it longer than memory
+ * was short (or than the stream was seen behind, when it read nothing).
+ * A client that comes back to the same backlog has not
  * caught up by coming back (each new stream once started afresh, so a
  * client that reconnected every 0.9 s, reading nothing, was never stuck
  * and pinned its backlog for ever; or that read a batch a second and fed
@@ -270,15 +272,6 @@ registry_share(struct registry *reg, uint64_t now)
  * elsewhere: refused, that cuts the device.  Locked.
  */
 bool
-registry_memory_short(const struct registry *reg)
-{
-	size_t pending = reg->bytes - reg->delivered_bytes;
-
-	pending = pending > reg->held_pending ? pending - reg->held_pending : 0;
-	return pending > reg->limits.max_message_bytes / 2;
-}
-
-bool
 registry_backlogged(
     struct registry *reg, const struct reg_device *d, size_t len, uint64_t now)
 {
@@ -366,8 +359,8 @@ registry_overflow_laggards(
 			continue;
 		}
 		/*
-		 * Its times count the budget's full time since it was last
-		 * seen so (full_for()).  Both start again at a fresh
+		 * Its times count the time memory was short since it was last
+		 * seen so (short_for()).  Both start again at a fresh
 		 * sighting: first seen so, or it has taken all that there was
 		 * when last seen so (an old sighting, from an earlier full
 		 * budget, says nothing of it now).  Its stuck time starts
@@ -384,9 +377,9 @@ registry_overflow_laggards(
 			uint64_t step = lag_step(s->lag_behind);
 
 			s->stuck.ms +=
-			    full_for(reg, &s->stuck, s->bytes_out, step, now);
+			    short_for(reg, &s->stuck, s->bytes_out, step, now);
 			s->over.ms +=
-			    full_for(reg, &s->over, s->bytes_out, step, now);
+			    short_for(reg, &s->over, s->bytes_out, step, now);
 			if (behind + step <= s->lag_behind) {
 				s->stuck.ms = 0;
 				s->lag_behind = behind;

@@ -5119,11 +5119,12 @@ test_registry_laggard_stale_in_flight(void **state)
  * the budget and a 20,000 POST to "live" finds it full (a walk), then f
  * reads it all and small POSTs fit with room.  Each stretch between e's
  * sightings is
- * exactly REGISTRY_SIGHTING_MS with room: none of it counts, so e, which
- * took nothing at all (it cannot have come within its bound), was never
- * stuck and never past catch_up_ms, and the POST was refused every time
- * for a minute (for ever).  A long stretch with room now counts unless
- * the stream took at least lag_step() in it.
+ * exactly 10 s (then REGISTRY_SIGHTING_MS) with room: none of it counted,
+ * so e, which took nothing at all (it cannot have come within its bound),
+ * was never stuck and never past catch_up_ms, and the POST was refused
+ * every time for a minute (for ever).  A stretch, with room or not, now
+ * counts whole unless the stream took at least lag_step() in it (and then
+ * only the time memory was short).
  */
 static void
 test_registry_laggard_room_gap_never_read(void **state)
@@ -5166,10 +5167,145 @@ test_registry_laggard_room_gap_never_read(void **state)
 	registry_free(reg);
 }
 
+/*
+ * The sixth review of the clock, its two faults left then: the registry
+ * saw the budget only at POSTs, so a stretch under 10 s counted whole,
+ * and a stretch with no POST at all counted as full.  A budget of
+ * 200,000, queues of 50,000; p resumes at a backlog of 8 x 10,000 held
+ * while away, and is seen past its queue at T0 by a 131,000 POST that
+ * finds the budget full (memory not short: pending 80,000).  Then p
+ * reads on: with quiet, one message, then 31 s with no POST at all (its
+ * time past the bound would be up); else for 9 s its peer sends it a
+ * message every 2.25 s and it takes one, coming no nearer (its stuck
+ * time would be up).  Then the POST again: p has been past its bound
+ * with memory short for no time.  Returns whether p was ended then; and
+ * checks that, reading nothing more, it is ended a second later.
+ */
+#define ROOM_CLOCKED                                                           \
+	{                                                                      \
+		.replay_ms = 600000, .grace_ms = 600000,                       \
+		.max_message_bytes = 200000, .queue_bytes = 50000,             \
+		.stuck_ms = 1000, .catch_up_ms = 30000, .clock_ms = fake_clock \
+	}
+
+static bool
+room_then_full(bool quiet)
+{
+	const struct registry_limits l = ROOM_CLOCKED;
+	struct registry *reg;
+	struct registry_stream *live, *p;
+	struct registry_stats stats;
+	enum registry_error err;
+	bool ended;
+
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	p = stuck_with_backlog(reg, "p", 8, 10000);
+	publish_len(reg, "live", 131000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	if (quiet) {
+		assert_false(overflowed(reg, p));
+		fake_now += 31000;
+	}
+	for (int i = 0; !quiet && i < 4; i++) {
+		fake_now += 2250;
+		publish_len(reg, "p", 10000, &err);
+		assert_int_equal(err, REGISTRY_OK);
+		assert_false(overflowed(reg, p));
+	}
+	publish_len(reg, "live", 131000, &err);
+	registry_stats(reg, &stats);
+	ended = stats.overflows > 0;
+	assert_int_equal(err, ended ? REGISTRY_OK : REGISTRY_MEMORY_FULL);
+	if (!ended) {
+		/* Not read (a take would be catching up). */
+		fake_now += 1000;
+		publish_len(reg, "live", 131000, &err);
+		assert_int_equal(err, REGISTRY_OK);
+		assert_true(overflowed(reg, p));
+	}
+	registry_unsubscribe(reg, p);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+	return ended;
+}
+
+static void
+test_registry_laggard_room_reading(void **state)
+{
+	(void)state;
+	assert_false(room_then_full(false));
+	assert_false(room_then_full(true));
+}
+
+/*
+ * Memory stops being short when a device goes away (its pending bytes are
+ * then held, and a POST may drop them): p, seen past its queue with
+ * memory short (x's backlog of 60,000 and its own 80,000), reads one
+ * message; x's stream goes (how 0: its thread unsubscribes; 1: its client
+ * hangs up; 2: a new stream of x's client, started live, takes its place,
+ * and x's backlog counts as delivered), and 31 s later a POST finds the
+ * budget full: p has been past its bound
+ * with memory short for no time (the registry noted memory short only
+ * at POSTs, and counted the 31 s).
+ */
+static void
+room_by_going(int how)
+{
+	const struct registry_limits l = ROOM_CLOCKED;
+	struct registry *reg;
+	struct registry_stream *live, *p, *x, *x2 = NULL;
+	struct registry_stats stats;
+	enum registry_error err;
+
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	p = stuck_with_backlog(reg, "p", 8, 10000);
+	x = stuck_with_backlog(reg, "x", 3, 20000);
+	publish_len(reg, "live", 131000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	assert_false(overflowed(reg, p));
+	if (how == 0) {
+		registry_unsubscribe(reg, x);
+		x = NULL;
+	} else if (how == 1) {
+		registry_hangup(reg, registry_stream_id(x));
+	} else {
+		/* x's client comes back live: x's backlog is delivered. */
+		x2 = subscribe(reg, "u", "x", &err);
+		assert_true(registry_displace_over(reg, x2, 0));
+	}
+	fake_now += 31000;
+	publish_len(reg, "live", 131000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	if (x != NULL)
+		registry_unsubscribe(reg, x);
+	if (x2 != NULL)
+		registry_unsubscribe(reg, x2);
+	registry_unsubscribe(reg, p);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+}
+
+static void
+test_registry_laggard_room_by_going(void **state)
+{
+	(void)state;
+	room_by_going(0);
+	room_by_going(1);
+	room_by_going(2);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_registry_laggard_room_by_going),
+	    cmocka_unit_test(test_registry_laggard_room_reading),
 	    cmocka_unit_test(test_registry_laggard_room_gap_never_read),
 	    cmocka_unit_test(test_registry_laggard_stale_in_flight),
 	    cmocka_unit_test(test_registry_laggard_stale_one_byte),
