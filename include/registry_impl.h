@@ -188,6 +188,8 @@ struct registry {
 	 * is not), and for how long in all before that: registry_short_ms().
 	 */
 	uint64_t short_since, short_total;
+	/* The latest now registry_short_note() was given. */
+	uint64_t short_noted;
 	bool closing;
 };
 
@@ -274,6 +276,14 @@ registry_short_note(struct registry *reg, uint64_t now)
 {
 	bool is_short = registry_memory_short(reg);
 
+	/*
+	 * now, read before the lock, may be older than a note before it:
+	 * the state changed after that note, so not before its time (a
+	 * stretch already counted as not short was counted again).
+	 */
+	if (now < reg->short_noted)
+		now = reg->short_noted;
+	reg->short_noted = now;
 	if (is_short == (reg->short_since != 0))
 		return;
 	if (is_short) {

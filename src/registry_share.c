@@ -65,9 +65,13 @@ lag_time_seen(
     const struct registry *reg, struct lag_time *t, uint64_t out, uint64_t now)
 {
 	/* now, read before the lock, may be older: keep the later. */
+	uint64_t ms = registry_short_ms(reg, now);
+
 	if (now > t->seen)
 		t->seen = now;
-	t->short_at = registry_short_ms(reg, now);
+	/* Nor the short time at it: counted again at the next walk. */
+	if (ms > t->short_at)
+		t->short_at = ms;
 	t->out = out;
 }
 

@@ -5300,10 +5300,161 @@ test_registry_laggard_room_by_going(void **state)
 	room_by_going(2);
 }
 
+/*
+ * The review of 654208b: a POST reads its clock before the lock.  p, reading (it
+ * takes a message each stretch) but fed as much again (never nearer), is
+ * seen past its queue at T0 with memory short; at T0 + 100 live takes its
+ * 30,000 and memory is no longer short (100 ms short).  A POST to live of
+ * 40,000 that read T0 + 200 but got the lock only at T0 + 3000 makes it
+ * short again: short_since = T0 + 200, although the time from T0 + 100
+ * on was already counted as not short (a take at T0 + 2900 noted it).
+ * The walk at T0 + 3100: memory was short for 100 + 100 ms, but p's
+ * stuck time grows by 3,000 ms and p is ended.
+ */
+static uint64_t
+stale_now_reopens(uint64_t read_at)
+{
+	const struct registry_limits l = ROOM_CLOCKED;
+	struct registry *reg;
+	struct registry_stream *live, *w, *p;
+	struct registry_batch bt;
+	struct registry_stats stats;
+	enum registry_error err;
+	uint64_t t0;
+
+	fake_now = 100000;
+	reg = registry_new(&l);
+	live = subscribe(reg, "u", "live", &err);
+	w = subscribe(reg, "u", "w", &err);
+	p = stuck_with_backlog(reg, "p", 8, 10000);
+	t0 = fake_now = 200000;
+	/* Memory short: 110,000 pending. */
+	publish_len(reg, "live", 30000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	/* The budget full for w: p seen past its queue at T0. */
+	publish_len(reg, "w", 91000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	/* T0 + 100: live takes its 30,000, p one of its own: not short. */
+	fake_now = t0 + 100;
+	assert_int_equal(drain(reg, live, NULL, NULL), 1);
+	assert_int_equal(registry_wait(reg, p, 0, &bt), REGISTRY_MESSAGES);
+	registry_batch_release(&bt);
+	/* Its peer sends it as much again (another node). */
+	accepted_len(reg, "p", 10000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	/* T0 + 2900: another take by p; still not short. */
+	fake_now = t0 + 2900;
+	assert_int_equal(registry_wait(reg, p, 0, &bt), REGISTRY_MESSAGES);
+	registry_batch_release(&bt);
+	accepted_len(reg, "p", 10000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	/* A POST that read T0 + 200 and got the lock now: short again. */
+	fake_now = t0 + read_at;
+	publish_len(reg, "live", 40000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	/* T0 + 3100: the budget full for w again. */
+	fake_now = t0 + 3100;
+	publish_len(reg, "w", 91000, &err);
+	registry_stats(reg, &stats);
+	assert_int_equal(
+	    err, stats.overflows ? REGISTRY_OK : REGISTRY_MEMORY_FULL);
+	registry_unsubscribe(reg, p);
+	registry_unsubscribe(reg, w);
+	registry_unsubscribe(reg, live);
+	registry_free(reg);
+	return stats.overflows;
+}
+
+static void
+test_registry_laggard_stale_now_reopens(void **state)
+{
+	(void)state;
+	/* The POST read its clock when it got the lock: not ended. */
+	assert_int_equal(stale_now_reopens(3000), 0);
+	/* It read it 2.8 s before: short for 200 ms in all, not ended. */
+	assert_int_equal(stale_now_reopens(200), 0);
+}
+
+/*
+ * The review of 654208b: a walk with now older than the walk before it (after a
+ * walk that ended a stream, the next POST walks at once: its now, read
+ * before the lock, may be older).  It keeps the later seen, but sets
+ * short_at to registry_short_ms() at its older now: the short time
+ * between the two is counted again at the next walk.  Budget 200,000,
+ * queues that never overflow; q holds 1,000 unread (two pending: e's
+ * share 50,000); e, 60,000 behind and never reading, is seen at T0 by a
+ * 141,000 POST (memory not short); f resumes 100,000 behind at
+ * T0 + 100 (memory short from then on) and is first seen at T0 + 1001 by
+ * the walk that ends e.  stale: a POST that read T0 + 101 walks next.
+ * f reads a message at T0 + 1101, fed as much again (never nearer).  At
+ * T0 + 1301 memory has been short for 300 ms since f was seen: f is not
+ * stuck.  Returns whether f was ended then.
+ */
+static bool
+stale_walk(bool stale)
+{
+	struct registry_limits l = ROOM_CLOCKED;
+	struct registry *reg;
+	struct registry_stream *w, *q, *e, *f;
+	struct registry_batch bt;
+	struct registry_stats stats;
+	enum registry_error err;
+	const uint64_t t0 = 100000;
+
+	l.queue_bytes = 1000000;
+	fake_now = t0;
+	reg = registry_new(&l);
+	w = subscribe(reg, "u", "w", &err);
+	q = subscribe(reg, "u", "q", &err);
+	publish_len(reg, "q", 1000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	e = stuck_with_backlog(reg, "e", 3, 20000);
+	publish_len(reg, "w", 141000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	fake_now = t0 + 100;
+	f = stuck_with_backlog(reg, "f", 10, 10000);
+	/* e stuck 1001 ms: ended; f first seen. */
+	fake_now = t0 + 1001;
+	publish_len(reg, "w", 40000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_true(overflowed(reg, e));
+	assert_int_equal(drain(reg, w, NULL, NULL), 1);
+	if (stale) {
+		/* A POST that read T0 + 101, then waited for the lock. */
+		fake_now = t0 + 101;
+		publish_len(reg, "w", 100000, &err);
+		assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	}
+	fake_now = t0 + 1101;
+	assert_int_equal(registry_wait(reg, f, 0, &bt), REGISTRY_MESSAGES);
+	registry_batch_release(&bt);
+	accepted_len(reg, "f", 10000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	fake_now = t0 + 1301;
+	publish_len(reg, "w", 100000, &err);
+	registry_stats(reg, &stats);
+	registry_unsubscribe(reg, e);
+	registry_unsubscribe(reg, f);
+	registry_unsubscribe(reg, q);
+	registry_unsubscribe(reg, w);
+	registry_free(reg);
+	return stats.overflows > 1;
+}
+
+static void
+test_registry_laggard_stale_walk(void **state)
+{
+	(void)state;
+	assert_false(stale_walk(false));
+	assert_false(stale_walk(true));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_registry_laggard_stale_walk),
+	    cmocka_unit_test(test_registry_laggard_stale_now_reopens),
 	    cmocka_unit_test(test_registry_laggard_room_by_going),
 	    cmocka_unit_test(test_registry_laggard_room_reading),
 	    cmocka_unit_test(test_registry_laggard_room_gap_never_read),
