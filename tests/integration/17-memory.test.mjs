@@ -50,6 +50,18 @@ async function away(stack, c, u, d) {
 	return pos;
 }
 
+// Posts data(n) for n = 0, 1, ... to u's device d, away, while each is
+// held (202), until the budget is full (503): how many were held.
+async function holdUntilFull(c, u, d, data) {
+	for (let n = 0; ; n++) {
+		const r = await c.postJson(postPath(u, d), { data: data(n) });
+		if (r.status !== 202) {
+			assert.equal(r.status, 503, r.text);
+			return n;
+		}
+	}
+}
+
 test('retained messages are trimmed on time, with no further activity', T,
     async (t) => {
 	const stack = await startStack({ env: { BEEP_REPLAY_SECONDS: '1' } }, t);
@@ -181,15 +193,7 @@ test('at BEEP_MAX_MESSAGE_MEMORY: held messages make room for a device ' +
 	const big = (i) => `${i}:`.padEnd(10000, 'x');
 	const here = await subOk(stack, u, 'here');
 	const pos = await away(stack, c, u, 'away');
-	let held = 0;
-	for (;;) {
-		const r = await c.postJson(postPath(u, 'away'), { data: big(held) });
-		if (r.status !== 202) {
-			assert.equal(r.status, 503, r.text);
-			break;
-		}
-		held++;
-	}
+	const held = await holdUntilFull(c, u, 'away', big);
 	assert.ok(held >= 5, `${held} held`);
 	// The client that is here gets its message.
 	const r = await c.postJson(postPath(u, 'here'), { data: big('here') });
@@ -322,16 +326,7 @@ test('at BEEP_MAX_MESSAGE_MEMORY: a stream that stopped reading with a ' +
 	// The stuck device's client leaves; its messages are held until the
 	// budget is full.
 	const pos = await away(stack, c, u, 'stuck');
-	let n = 0;
-	for (;;) {
-		const r = await c.postJson(postPath(u, 'stuck'), { data: big('s', n) });
-		if (r.status !== 202) {
-			assert.equal(r.status, 503, r.text);
-			break;
-		}
-		n++;
-	}
-	const heldCount = n;
+	const heldCount = await holdUntilFull(c, u, 'stuck', (i) => big('s', i));
 	assert.ok(heldCount * 60000 > QUEUE, `${heldCount} held`);
 	// Back on a raw connection that is never read: not even Node reads
 	// into its own buffer (paused before it connects).
@@ -547,15 +542,7 @@ async function trickleStack(t, catchUp) {
 	const big = (tag, i) => `${tag}${i}:`.padEnd(60000, 'x');
 	const here = await subOk(stack, u, 'here');
 	const pos = await away(stack, c, u, 'lag');
-	let n = 0;
-	for (;;) {
-		const r = await c.postJson(postPath(u, 'lag'), { data: big('l', n) });
-		if (r.status !== 202) {
-			assert.equal(r.status, 503, r.text);
-			break;
-		}
-		n++;
-	}
+	const n = await holdUntilFull(c, u, 'lag', (i) => big('l', i));
 	assert.ok(n * 60000 > BUDGET / 2, `${n} held`);
 	const streams0 = (await c.health()).streams;
 	// A stream on a raw connection, paused before it connects;
