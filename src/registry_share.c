@@ -33,7 +33,8 @@ lag_step(uint64_t lag)
  * seen (t->out): one that reads nothing, or next to nothing, cannot have
  * come within its bound, room or not (a stream that never read once
  * escaped when bursts that filled the budget came 10 s apart with room
- * between).  0 when now, read before the lock, is older.
+ * between).  For the latter, 0 when now, read before the lock, is
+ * older.
  */
 static uint64_t
 short_for(const struct registry *reg, const struct lag_time *t, uint64_t out,
@@ -41,10 +42,12 @@ short_for(const struct registry *reg, const struct lag_time *t, uint64_t out,
 {
 	uint64_t ms;
 
-	if (now <= t->seen)
-		return 0;
 	if (out < t->out || out - t->out < step)
-		return now - t->seen;
+		return now > t->seen ? now - t->seen : 0;
+	/*
+	 * Not 0 when now is older than t->seen: the short time noted since
+	 * (short_at only rises, to it, in lag_time_seen()) would be lost.
+	 */
 	ms = registry_short_ms(reg, now);
 	return ms > t->short_at ? ms - t->short_at : 0;
 }

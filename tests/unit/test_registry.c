@@ -5449,10 +5449,89 @@ test_registry_laggard_stale_walk(void **state)
 	assert_false(stale_walk(true));
 }
 
+/*
+ * The review of 7b97190: a walk with now older than a
+ * stream's sighting counts none of the time memory was short since
+ * (short_for() returns 0 when now <= seen), yet lag_time_seen() raises
+ * short_at to registry_short_ms() as noted since, later than now: that
+ * short time is lost.  Budget 200,000; e (never reading) is ended at
+ * T1 = T0 + 1001, where f, 100,000 behind and reading 10,000 a time fed
+ * as much again (never nearer), is first seen with memory short.  Memory
+ * stays short but for an instant at T1 + 900 (f takes one before it is
+ * fed again).  stale: a POST that read T1 - 1 walks then.  At T1 + 1050
+ * memory has been short for 1050 ms since f was seen: f is stuck.
+ * Returns whether f was ended then.
+ */
+static bool
+stale_walk_loses(bool stale)
+{
+	struct registry_limits l = ROOM_CLOCKED;
+	struct registry *reg;
+	struct registry_stream *w, *q, *e, *f;
+	struct registry_batch bt;
+	struct registry_stats stats;
+	enum registry_error err;
+	const uint64_t t0 = 100000, t1 = t0 + 1001;
+
+	l.queue_bytes = 1000000;
+	fake_now = t0;
+	reg = registry_new(&l);
+	w = subscribe(reg, "u", "w", &err);
+	q = subscribe(reg, "u", "q", &err);
+	publish_len(reg, "q", 1000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	e = stuck_with_backlog(reg, "e", 3, 20000);
+	publish_len(reg, "w", 141000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	fake_now = t0 + 100;
+	f = stuck_with_backlog(reg, "f", 10, 10000);
+	/* e stuck 1001 ms: ended; f first seen, memory short. */
+	fake_now = t1;
+	publish_len(reg, "w", 40000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_true(overflowed(reg, e));
+	/* T1 + 900: w takes its own, f one: not short for an instant. */
+	fake_now = t1 + 900;
+	assert_int_equal(drain(reg, w, NULL, NULL), 1);
+	assert_int_equal(registry_wait(reg, f, 0, &bt), REGISTRY_MESSAGES);
+	registry_batch_release(&bt);
+	accepted_len(reg, "f", 10000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	if (stale) {
+		/* A POST that read T1 - 1, then waited for the lock. */
+		fake_now = t1 - 1;
+		publish_len(reg, "w", 100000, &err);
+		assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	}
+	fake_now = t1 + 1000;
+	assert_int_equal(registry_wait(reg, f, 0, &bt), REGISTRY_MESSAGES);
+	registry_batch_release(&bt);
+	accepted_len(reg, "f", 10000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	fake_now = t1 + 1050;
+	publish_len(reg, "w", 100000, &err);
+	registry_stats(reg, &stats);
+	registry_unsubscribe(reg, e);
+	registry_unsubscribe(reg, f);
+	registry_unsubscribe(reg, q);
+	registry_unsubscribe(reg, w);
+	registry_free(reg);
+	return stats.overflows > 1;
+}
+
+static void
+test_registry_laggard_stale_walk_loses(void **state)
+{
+	(void)state;
+	assert_true(stale_walk_loses(false));
+	assert_true(stale_walk_loses(true));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_registry_laggard_stale_walk_loses),
 	    cmocka_unit_test(test_registry_laggard_stale_walk),
 	    cmocka_unit_test(test_registry_laggard_stale_now_reopens),
 	    cmocka_unit_test(test_registry_laggard_room_by_going),
