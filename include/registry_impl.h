@@ -140,6 +140,11 @@ struct registry_stream {
 	 */
 	uint64_t lag_bytes_in, lag_behind;
 	struct lag_time stuck, over;
+	/*
+	 * Seen within that bound at a take since (registry_lag_took()): its
+	 * times stopped then, until it is past the bound again.
+	 */
+	bool lag_within;
 	/* When it started or last took a message: registry_lag_inherit(). */
 	uint64_t alive_ms;
 	bool gone, overflow, replaced, closed;

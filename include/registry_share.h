@@ -29,6 +29,12 @@ void registry_lag_keep(const struct registry *reg, struct reg_device *d,
 /* Give s, a new stream of d, the sighting it starts with. */
 void registry_lag_inherit(const struct registry *reg, struct reg_device *d,
     struct registry_stream *s, uint64_t now);
+/* s, seen past its bound, has taken: its times stop if it is within. */
+void registry_lag_took(
+    const struct registry *reg, struct registry_stream *s, uint64_t now);
+/* s's device was appended to: its times run again if it is past. */
+void registry_lag_fed(
+    const struct registry *reg, struct registry_stream *s, uint64_t now);
 /*
  * Whether a message of len for d, a device that is here, is to be refused
  * for now (REGISTRY_BACKLOGGED).

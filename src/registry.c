@@ -788,6 +788,9 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 			s->overflow = true;
 			reg->overflows++;
 		}
+		/* Its times stopped within its bound: past it again? */
+		if (s->lag_within)
+			registry_lag_fed(reg, s, now);
 		/*
 		 * Signalled after unlocking, so the woken thread does not
 		 * block at once on the lock we hold; the pin keeps the

@@ -22,6 +22,7 @@
 #include "registry_expire.h"
 #include "registry_impl.h"
 #include "registry_log.h"
+#include "registry_share.h"
 #include "util.h"
 
 struct registry_msg *
@@ -108,8 +109,12 @@ registry_take(
 	 */
 	if (s->cursor > d->taken)
 		d->taken = s->cursor;
-	if (b->n > 0)
+	if (b->n > 0) {
 		s->alive_ms = now;
+		/* Seen past its bound: within it now? */
+		if (s->stuck.seen != 0)
+			registry_lag_took(reg, s, now);
+	}
 	registry_log_trim(reg, d, now);
 	registry_short_note(reg, now);
 }

@@ -110,6 +110,76 @@ stream_silent(
 	    now - s->alive_ms >= reg->limits.stuck_ms + REGISTRY_LAGGARD_MS;
 }
 
+/* The bound the streams were last judged by: the queue, or the share. */
+static uint64_t
+lag_bound(const struct registry *reg)
+{
+	uint64_t bound = reg->limits.queue_bytes;
+
+	return reg->share < bound ? reg->share : bound;
+}
+
+/*
+ * t, one of s's times, as it stands at now: when s's times stopped within
+ * its bound (registry_lag_took()), they count on from now.
+ */
+static struct lag_time
+lag_as_of(const struct registry *reg, const struct registry_stream *s,
+    const struct lag_time *t, uint64_t now)
+{
+	struct lag_time c = *t;
+
+	if (s->lag_within)
+		lag_time_seen(reg, &c, s->bytes_out, now);
+	return c;
+}
+
+/*
+ * s, seen past its bound (a sighting), has taken (registry_take()): when
+ * that brings it within the bound the streams were last judged by, its
+ * times stop, brought up to now, until it is past that bound again
+ * (registry_lag_fed(), or a walk that finds the share smaller), or a walk
+ * sees it within (its next sighting then fresh).  Seen only at walks, a
+ * stream that came within its bound between two and fell behind again
+ * before the next was charged all the time between (a phone that read
+ * into its share and was fed past it 35 s later was ended for 35 s past
+ * it).  Not fresh at once: a client that reads into its bound and feeds
+ * itself past it again at once would never be stuck (its stretch within
+ * lasts no time).  Locked.
+ */
+void
+registry_lag_took(
+    const struct registry *reg, struct registry_stream *s, uint64_t now)
+{
+	uint64_t step;
+
+	if (s->lag_within || !lag_sighted(s) ||
+	    s->device->bytes_in - s->bytes_out > lag_bound(reg))
+		return;
+	step = lag_step(s->lag_behind);
+	s->stuck.ms += short_for(reg, &s->stuck, s->bytes_out, step, now);
+	s->over.ms += short_for(reg, &s->over, s->bytes_out, step, now);
+	lag_time_seen(reg, &s->stuck, s->bytes_out, now);
+	lag_time_seen(reg, &s->over, s->bytes_out, now);
+	s->lag_within = true;
+}
+
+/*
+ * s's device was appended to: when s, its times stopped within its bound
+ * (registry_lag_took()), is past it now, they count on from now.  Locked.
+ */
+void
+registry_lag_fed(
+    const struct registry *reg, struct registry_stream *s, uint64_t now)
+{
+	if (!s->lag_within ||
+	    s->device->bytes_in - s->bytes_out <= lag_bound(reg))
+		return;
+	lag_time_seen(reg, &s->stuck, s->bytes_out, now);
+	lag_time_seen(reg, &s->over, s->bytes_out, now);
+	s->lag_within = false;
+}
+
 /*
  * Keep s's sighting (registry_overflow_laggards()) in d as s goes (ends,
  * is replaced, or is ended as stuck): of those gone less than stuck_ms
@@ -122,17 +192,19 @@ registry_lag_keep(const struct registry *reg, struct reg_device *d,
     const struct registry_stream *s, uint64_t now)
 {
 	bool recent = lag_recent(reg, d, now);
+	struct lag_time stuck, over;
 
 	if (!lag_sighted(s))
 		return;
-	if (!recent ||
-	    lag_time(&s->stuck, now) > lag_time(&d->lag_stuck, now)) {
-		d->lag_stuck = s->stuck;
+	stuck = lag_as_of(reg, s, &s->stuck, now);
+	over = lag_as_of(reg, s, &s->over, now);
+	if (!recent || lag_time(&stuck, now) > lag_time(&d->lag_stuck, now)) {
+		d->lag_stuck = stuck;
 		d->lag_behind = s->lag_behind;
 		d->lag_bytes_in = s->lag_bytes_in;
 	}
-	if (!recent || lag_time(&s->over, now) > lag_time(&d->lag_over, now))
-		d->lag_over = s->over;
+	if (!recent || lag_time(&over, now) > lag_time(&d->lag_over, now))
+		d->lag_over = over;
 	d->lag_kept_ms = now;
 }
 
@@ -174,17 +246,20 @@ registry_lag_inherit(const struct registry *reg, struct reg_device *d,
 	}
 	DL_FOREACH(d->streams, t)
 	{
+		struct lag_time stuck, over;
 		bool silent;
 
 		if (t == s || !lag_sighted(t))
 			continue;
+		stuck = lag_as_of(reg, t, &t->stuck, now);
+		over = lag_as_of(reg, t, &t->over, now);
 		if (s->over.seen == 0 ||
-		    lag_time(&t->over, now) > lag_time(&s->over, now))
-			s->over = t->over;
+		    lag_time(&over, now) > lag_time(&s->over, now))
+			s->over = over;
 		if (s->stuck.seen != 0 &&
-		    lag_time(&t->stuck, now) <= lag_time(&s->stuck, now))
+		    lag_time(&stuck, now) <= lag_time(&s->stuck, now))
 			continue;
-		s->stuck = t->stuck;
+		s->stuck = stuck;
 		silent = stream_silent(reg, t, now);
 		/*
 		 * A silent sibling (a ghost, or the old stream of a client
@@ -363,7 +438,18 @@ registry_overflow_laggards(
 		if (behind <= bound) {
 			/* Its next sighting is fresh. */
 			s->stuck.seen = 0;
+			s->lag_within = false;
 			continue;
+		}
+		/*
+		 * Its times stopped within its bound at a take, and it is
+		 * past it with no POST to it since (the share is smaller
+		 * now): they count on from now.
+		 */
+		if (s->lag_within) {
+			lag_time_seen(reg, &s->stuck, s->bytes_out, now);
+			lag_time_seen(reg, &s->over, s->bytes_out, now);
+			s->lag_within = false;
 		}
 		/*
 		 * Its times count the time memory was short since it was last

@@ -5527,6 +5527,95 @@ test_registry_laggard_stale_walk_loses(void **state)
 	assert_true(stale_walk_loses(true));
 }
 
+/*
+ * The review of 654208b: a stream within its bound between two walks
+ * was charged the whole short time between them as past it.  Budget
+ * 200,000, queues
+ * that never overflow; x (70,000, never reading) and h (resumed 100,000
+ * behind) both past their share of 50,000 at T0, memory short (x's and
+ * h's pending) all along.  h reads 60,000 at T0 + 500 (40,000 behind:
+ * within its bound) and then a message every 10 s as its peer sends one
+ * (still within it, not past what was there at T0); at T0 + 35 s a burst
+ * of 30,000 puts it past its bound (WITHIN_FED; WITHIN_RECONNECT: on a
+ * new stream, its client back where it was; WITHIN_SHARE: not fed, a
+ * third device's backlog makes the share smaller), and a POST finds the
+ * budget full.  h has
+ * been past its bound for no time, not catch_up_ms: it was ended for a
+ * 35 s "past the bound" (x, never reading, rightly).  Now its times stop
+ * at a take that brings it within its bound (registry_lag_took()), and
+ * count on from when it is past it again.
+ */
+enum within_how { WITHIN_FED, WITHIN_SHARE, WITHIN_RECONNECT };
+
+static void
+within_bound_then(int how)
+{
+	struct registry_limits l = ROOM_CLOCKED;
+	struct registry *reg;
+	struct registry_stream *w, *x, *h, *y = NULL;
+	struct registry_start st;
+	struct registry_batch bt;
+	uint64_t last = 0;
+	enum registry_error err;
+	const uint64_t t0 = 100000;
+
+	l.queue_bytes = 1000000;
+	fake_now = t0;
+	reg = registry_new(&l);
+	w = subscribe(reg, "u", "w", &err);
+	x = stuck_with_backlog(reg, "x", 7, 10000);
+	h = stuck_with_backlog(reg, "h", 10, 10000);
+	publish_len(reg, "w", 31000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	fake_now = t0 + 500;
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(
+		    registry_wait(reg, h, 0, &bt), REGISTRY_MESSAGES);
+		registry_batch_release(&bt);
+	}
+	for (int i = 0; i < 3; i++) {
+		fake_now += 10000;
+		accepted_len(reg, "h", 10000, &err);
+		assert_int_equal(err, REGISTRY_OK);
+		assert_int_equal(
+		    registry_wait(reg, h, 0, &bt), REGISTRY_MESSAGES);
+		last = registry_msg_id(bt.last);
+		registry_batch_release(&bt);
+	}
+	fake_now = t0 + 35000;
+	/* Or h's client comes back where it was, and is then fed. */
+	if (how == WITHIN_RECONNECT) {
+		registry_unsubscribe(reg, h);
+		h = resume_at(reg, "h", REGISTRY_RESUME_AT, last, &st);
+		assert_false(st.reset);
+	}
+	for (int i = 0; how != WITHIN_SHARE && i < 3; i++) {
+		accepted_len(reg, "h", 10000, &err);
+		assert_int_equal(err, REGISTRY_OK);
+	}
+	/* Or a third device's backlog makes the share 33,333. */
+	if (how == WITHIN_SHARE)
+		y = stuck_with_backlog(reg, "y", 3, 10000);
+	publish_len(reg, "w", 61000, &err);
+	assert_true(overflowed(reg, x));
+	assert_false(overflowed(reg, h));
+	if (y != NULL)
+		registry_unsubscribe(reg, y);
+	registry_unsubscribe(reg, x);
+	registry_unsubscribe(reg, h);
+	registry_unsubscribe(reg, w);
+	registry_free(reg);
+}
+
+static void
+test_registry_laggard_within_bound_unseen(void **state)
+{
+	(void)state;
+	within_bound_then(WITHIN_FED);
+	within_bound_then(WITHIN_SHARE);
+	within_bound_then(WITHIN_RECONNECT);
+}
+
 int
 main(void)
 {
@@ -5534,6 +5623,7 @@ main(void)
 	    cmocka_unit_test(test_registry_laggard_stale_walk_loses),
 	    cmocka_unit_test(test_registry_laggard_stale_walk),
 	    cmocka_unit_test(test_registry_laggard_stale_now_reopens),
+	    cmocka_unit_test(test_registry_laggard_within_bound_unseen),
 	    cmocka_unit_test(test_registry_laggard_room_by_going),
 	    cmocka_unit_test(test_registry_laggard_room_reading),
 	    cmocka_unit_test(test_registry_laggard_room_gap_never_read),
