@@ -332,6 +332,16 @@ registry_share(struct registry *reg, uint64_t now)
 	}
 	reg->share = reg->limits.max_message_bytes / 2 / (n > 0 ? n : 1);
 	reg->share_at_ms = now ? now : 1;
+	/*
+	 * A stream whose times stopped within its bound
+	 * (registry_lag_took()) and is past this one: they count on from
+	 * now, not from the next walk, which may come long after.
+	 */
+	HASH_ITER(hh, reg->streams, s, tmp)
+	{
+		if (s->lag_within && stream_live(s))
+			registry_lag_fed(reg, s, now);
+	}
 	return reg->share;
 }
 

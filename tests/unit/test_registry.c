@@ -5616,6 +5616,60 @@ test_registry_laggard_within_bound_unseen(void **state)
 	within_bound_then(WITHIN_RECONNECT);
 }
 
+/*
+ * The review of e6269f6: the share falls at a POST that does not
+ * walk (registry_backlogged() counts it again, memory short), long before
+ * the next full POST.  h, seen past its share of 50,000 at T0, reads into
+ * it at T0 + 500 (40,000 behind: its times stop); at T0 + 1,200 y's
+ * backlog has made the share 33,333, counted at a POST that fits: h is
+ * past its bound from then on, memory short, never fed, never reading.
+ * At T0 + 35 s a POST finds the budget full: h has been past the bound
+ * the registry knew for 33.8 s (over catch_up_ms) and is not ended; its
+ * times count on only from that walk.
+ */
+static void
+test_registry_laggard_share_fell_unseen(void **state)
+{
+	struct registry_limits l = ROOM_CLOCKED;
+	struct registry *reg;
+	struct registry_stream *w, *x, *h, *y;
+	struct registry_batch bt;
+	enum registry_error err;
+	const uint64_t t0 = 100000;
+
+	(void)state;
+	l.queue_bytes = 1000000;
+	fake_now = t0;
+	reg = registry_new(&l);
+	w = subscribe(reg, "u", "w", &err);
+	x = stuck_with_backlog(reg, "x", 7, 10000);
+	h = stuck_with_backlog(reg, "h", 10, 10000);
+	publish_len(reg, "w", 31000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	fake_now = t0 + 500;
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(
+		    registry_wait(reg, h, 0, &bt), REGISTRY_MESSAGES);
+		registry_batch_release(&bt);
+	}
+	fake_now = t0 + 1000;
+	y = stuck_with_backlog(reg, "y", 3, 10000);
+	fake_now = t0 + 1200;
+	/* Fits (h's delivered 60,000 evicted): no walk; share 33,333. */
+	publish_len(reg, "w", 1000, &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(drain(reg, w, NULL, NULL), 1);
+	fake_now = t0 + 35000;
+	publish_len(reg, "w", 61000, &err);
+	assert_true(overflowed(reg, x));
+	assert_true(overflowed(reg, h));
+	registry_unsubscribe(reg, y);
+	registry_unsubscribe(reg, x);
+	registry_unsubscribe(reg, h);
+	registry_unsubscribe(reg, w);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
@@ -5624,6 +5678,7 @@ main(void)
 	    cmocka_unit_test(test_registry_laggard_stale_walk),
 	    cmocka_unit_test(test_registry_laggard_stale_now_reopens),
 	    cmocka_unit_test(test_registry_laggard_within_bound_unseen),
+	    cmocka_unit_test(test_registry_laggard_share_fell_unseen),
 	    cmocka_unit_test(test_registry_laggard_room_by_going),
 	    cmocka_unit_test(test_registry_laggard_room_reading),
 	    cmocka_unit_test(test_registry_laggard_room_gap_never_read),
