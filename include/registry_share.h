@@ -9,7 +9,8 @@
  * up for stuck_ms, or stay past them for catch_up_ms however they read
  * (both the time memory was short only, noted by registry_short_note();
  * all the time between two sightings for one that took less than a step
- * in it), are ended
+ * in it; neither while a take has brought it within its bound:
+ * registry_lag_took(), registry_lag_fed()), are ended
  * (registry_overflow_laggards()), and a stream's sighting so passes to
  * its device's next stream (registry_lag_keep(), registry_lag_inherit()).
  * All with reg->lock held.  Registry modules only.

@@ -5530,20 +5530,19 @@ test_registry_laggard_stale_walk_loses(void **state)
 /*
  * The review of 654208b: a stream within its bound between two walks
  * was charged the whole short time between them as past it.  Budget
- * 200,000, queues
- * that never overflow; x (70,000, never reading) and h (resumed 100,000
- * behind) both past their share of 50,000 at T0, memory short (x's and
- * h's pending) all along.  h reads 60,000 at T0 + 500 (40,000 behind:
- * within its bound) and then a message every 10 s as its peer sends one
- * (still within it, not past what was there at T0); at T0 + 35 s a burst
- * of 30,000 puts it past its bound (WITHIN_FED; WITHIN_RECONNECT: on a
- * new stream, its client back where it was; WITHIN_SHARE: not fed, a
- * third device's backlog makes the share smaller), and a POST finds the
- * budget full.  h has
- * been past its bound for no time, not catch_up_ms: it was ended for a
- * 35 s "past the bound" (x, never reading, rightly).  Now its times stop
- * at a take that brings it within its bound (registry_lag_took()), and
- * count on from when it is past it again.
+ * 200,000, queues that never overflow; x (70,000, never reading) and h
+ * (resumed 100,000 behind) both past their share of 50,000 at T0, memory
+ * short (x's and h's pending) all along.  h reads 60,000 at T0 + 500
+ * (40,000 behind: within its bound) and then a message every 10 s as its
+ * peer sends one (still within it, not past what was there at T0); at
+ * T0 + 35 s a burst of 30,000 puts it past its bound (WITHIN_FED;
+ * WITHIN_RECONNECT: on a new stream, its client back where it was;
+ * WITHIN_SHARE: not fed, a third device's backlog makes the share
+ * smaller), and a POST finds the budget full.  h has been past its bound
+ * for no time, not catch_up_ms: it was ended for a 35 s "past the bound"
+ * (x, never reading, rightly).  Now its times stop at a take that brings
+ * it within its bound (registry_lag_took()), and count on from when it
+ * is past it again.
  */
 enum within_how { WITHIN_FED, WITHIN_SHARE, WITHIN_RECONNECT };
 
