@@ -78,6 +78,24 @@ lag_time_seen(
 	t->out = out;
 }
 
+/* Both of s's times brought up to now (short_for()), not yet seen again. */
+static void
+lag_times_count(const struct registry *reg, struct registry_stream *s,
+    uint64_t step, uint64_t now)
+{
+	s->stuck.ms += short_for(reg, &s->stuck, s->bytes_out, step, now);
+	s->over.ms += short_for(reg, &s->over, s->bytes_out, step, now);
+}
+
+/* Both of s's times count on from now, at what it has taken. */
+static void
+lag_times_seen(
+    const struct registry *reg, struct registry_stream *s, uint64_t now)
+{
+	lag_time_seen(reg, &s->stuck, s->bytes_out, now);
+	lag_time_seen(reg, &s->over, s->bytes_out, now);
+}
+
 /* Whether d keeps a sighting of a stream that went less than stuck_ms ago. */
 static bool
 lag_recent(const struct registry *reg, const struct reg_device *d, uint64_t now)
@@ -138,7 +156,7 @@ lag_as_of(const struct registry *reg, const struct registry_stream *s,
  * s, seen past its bound (a sighting), has taken (registry_take()): when
  * that brings it within the bound the streams were last judged by, its
  * times stop, brought up to now, until it is past that bound again
- * (registry_lag_fed(), or a walk that finds the share smaller), or a walk
+ * (registry_lag_fed(), or registry_share() counting it smaller), or a walk
  * sees it within (its next sighting then fresh).  Seen only at walks, a
  * stream that came within its bound between two and fell behind again
  * before the next was charged all the time between (a phone that read
@@ -151,16 +169,11 @@ void
 registry_lag_took(
     const struct registry *reg, struct registry_stream *s, uint64_t now)
 {
-	uint64_t step;
-
 	if (s->lag_within || !lag_sighted(s) ||
 	    s->device->bytes_in - s->bytes_out > lag_bound(reg))
 		return;
-	step = lag_step(s->lag_behind);
-	s->stuck.ms += short_for(reg, &s->stuck, s->bytes_out, step, now);
-	s->over.ms += short_for(reg, &s->over, s->bytes_out, step, now);
-	lag_time_seen(reg, &s->stuck, s->bytes_out, now);
-	lag_time_seen(reg, &s->over, s->bytes_out, now);
+	lag_times_count(reg, s, lag_step(s->lag_behind), now);
+	lag_times_seen(reg, s, now);
 	s->lag_within = true;
 }
 
@@ -175,8 +188,7 @@ registry_lag_fed(
 	if (!s->lag_within ||
 	    s->device->bytes_in - s->bytes_out <= lag_bound(reg))
 		return;
-	lag_time_seen(reg, &s->stuck, s->bytes_out, now);
-	lag_time_seen(reg, &s->over, s->bytes_out, now);
+	lag_times_seen(reg, s, now);
 	s->lag_within = false;
 }
 
@@ -335,7 +347,9 @@ registry_share(struct registry *reg, uint64_t now)
 	/*
 	 * A stream whose times stopped within its bound
 	 * (registry_lag_took()) and is past this one: they count on from
-	 * now, not from the next walk, which may come long after.
+	 * now, not from the next walk, which may come long after.  With the
+	 * POSTs to its device (registry_lag_fed() in registry_publish_id()),
+	 * the only way past its bound: a walk judges by this share.
 	 */
 	HASH_ITER(hh, reg->streams, s, tmp)
 	{
@@ -452,16 +466,6 @@ registry_overflow_laggards(
 			continue;
 		}
 		/*
-		 * Its times stopped within its bound at a take, and it is
-		 * past it with no POST to it since (the share is smaller
-		 * now): they count on from now.
-		 */
-		if (s->lag_within) {
-			lag_time_seen(reg, &s->stuck, s->bytes_out, now);
-			lag_time_seen(reg, &s->over, s->bytes_out, now);
-			s->lag_within = false;
-		}
-		/*
 		 * Its times count the time memory was short since it was last
 		 * seen so (short_for()).  Both start again at a fresh
 		 * sighting: first seen so, or it has taken all that there was
@@ -479,18 +483,14 @@ registry_overflow_laggards(
 		} else {
 			uint64_t step = lag_step(s->lag_behind);
 
-			s->stuck.ms +=
-			    short_for(reg, &s->stuck, s->bytes_out, step, now);
-			s->over.ms +=
-			    short_for(reg, &s->over, s->bytes_out, step, now);
+			lag_times_count(reg, s, step, now);
 			if (behind + step <= s->lag_behind) {
 				s->stuck.ms = 0;
 				s->lag_behind = behind;
 			}
 		}
 		s->lag_bytes_in = d->bytes_in;
-		lag_time_seen(reg, &s->stuck, s->bytes_out, now);
-		lag_time_seen(reg, &s->over, s->bytes_out, now);
+		lag_times_seen(reg, s, now);
 		if (s->stuck.ms < reg->limits.stuck_ms &&
 		    (reg->limits.catch_up_ms == 0 ||
 		        s->over.ms < reg->limits.catch_up_ms))
