@@ -5669,6 +5669,65 @@ test_registry_laggard_share_fell_unseen(void **state)
 	registry_free(reg);
 }
 
+/*
+ * A walk that finds a stream within its bound makes its next sighting
+ * fresh, times stopped within the bound (registry_lag_took()) included:
+ * fed past it again afterwards, it is seen afresh at the next walk, not
+ * counted on from the feeding with the times it had.  Budget 200,000,
+ * stuck_ms 1,000; h resumes 140,000 behind, past its share (100,000: the
+ * one stream with something pending), seen so at T0; it reads 40,000 at
+ * T0 + 900 (within: its times stop at 900 ms stuck); a walk at T0 + 1000
+ * sees it within; fed 50,000 at T0 + 1100 (past again, and further than
+ * when first seen), a walk at T0 + 2000 sees it afresh: not ended (its
+ * 900 ms and the 900 since the feeding would end it as stuck).  Reading
+ * no more, it is ended by the walk after a stuck_ms more.
+ */
+static void
+test_registry_laggard_walk_within_fresh(void **state)
+{
+	struct registry_limits l = ROOM_CLOCKED;
+	struct registry *reg;
+	struct registry_stream *w, *h;
+	struct registry_batch bt;
+	struct registry_stats stats;
+	enum registry_error err;
+	const uint64_t t0 = 100000;
+
+	(void)state;
+	l.queue_bytes = 1000000;
+	fake_now = t0;
+	reg = registry_new(&l);
+	w = subscribe(reg, "u", "w", &err);
+	h = stuck_with_backlog(reg, "h", 14, 10000);
+	publish_len(reg, "w", 61000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	fake_now = t0 + 900;
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(
+		    registry_wait(reg, h, 0, &bt), REGISTRY_MESSAGES);
+		registry_batch_release(&bt);
+	}
+	fake_now = t0 + 1000;
+	publish_len(reg, "w", 101000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	fake_now = t0 + 1100;
+	for (int i = 0; i < 5; i++) {
+		accepted_len(reg, "h", 10000, &err);
+		assert_int_equal(err, REGISTRY_OK);
+	}
+	fake_now = t0 + 2000;
+	publish_len(reg, "w", 51000, &err);
+	assert_int_equal(err, REGISTRY_MEMORY_FULL);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.overflows, 0);
+	fake_now = t0 + 3100;
+	publish_len(reg, "w", 51000, &err);
+	assert_true(overflowed(reg, h));
+	registry_unsubscribe(reg, h);
+	registry_unsubscribe(reg, w);
+	registry_free(reg);
+}
+
 int
 main(void)
 {
@@ -5678,6 +5737,7 @@ main(void)
 	    cmocka_unit_test(test_registry_laggard_stale_now_reopens),
 	    cmocka_unit_test(test_registry_laggard_within_bound_unseen),
 	    cmocka_unit_test(test_registry_laggard_share_fell_unseen),
+	    cmocka_unit_test(test_registry_laggard_walk_within_fresh),
 	    cmocka_unit_test(test_registry_laggard_room_by_going),
 	    cmocka_unit_test(test_registry_laggard_room_reading),
 	    cmocka_unit_test(test_registry_laggard_room_gap_never_read),
