@@ -296,7 +296,8 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	struct buf b = {0};
 	struct timeval tv = {0};
 	uint64_t born = util_now_ms();
-	bool watched, deep = false; /* messages written since the trim */
+	/* Messages written since the trim; since the last keepalive. */
+	bool watched, deep = false, recent = false;
 
 	/*
 	 * A client that stops reading fills the front's buffers, then ours:
@@ -319,8 +320,19 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 		if (wake == REGISTRY_MESSAGES) {
 			if (stream_out_batch(srv, &out, &batch, envelope) < 0)
 				break;
-			deep = true;
-			deadline = util_now_ms() + interval;
+			/*
+			 * Not putting the keepalive off: behind Caddy a
+			 * departure is noticed only on the 4th record written
+			 * after it, a message is one, and messages a little
+			 * more often than each keepalive kept it from ever
+			 * being written: 4 messages, nearly 3 intervals after
+			 * the first, where 2 keepalives are promised (test 20;
+			 * and every POST meanwhile answered 200, delivered to
+			 * no one).  Fewer records per keepalive when messages
+			 * were written would not do: 4 of them in one round
+			 * trip after the departure leave it unnoticed.
+			 */
+			deep = recent = true;
 		} else if (wake == REGISTRY_TIMEOUT) {
 			int rc;
 
@@ -338,16 +350,18 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 			 * give back the pages that took (rendering, writes
 			 * reach a second page and more), so that an idle
 			 * stream sleeps in one page again.  Not per message
-			 * (a busy stream keeps its pages), and not after a
-			 * keepalive alone, whose write stays in the first
-			 * page (fcgi_out's small split): a madvise() costs
-			 * ~13 us with the other CPU running a thread of ours
-			 * (a TLB shootdown), half a keepalive.
+			 * nor per keepalive while messages come (a busy
+			 * stream keeps its pages), and not after a keepalive
+			 * alone, whose write stays in the first page
+			 * (fcgi_out's small split): a madvise() costs ~13 us
+			 * with the other CPU running a thread of ours (a TLB
+			 * shootdown), half a keepalive.
 			 */
-			if (deep) {
+			if (deep && !recent) {
 				server_stack_trim();
 				deep = false;
 			}
+			recent = false;
 		} else if (wake == REGISTRY_CLOSING) {
 			api_stream_close(&b);
 			stream_out_write(&out, &b);
