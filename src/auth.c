@@ -167,12 +167,15 @@ auth_identity_clear(struct auth_identity *id)
 	id->user = id->device = NULL;
 }
 
-/* The value of cookie name in a Cookie header, as a new string, or NULL. */
+/*
+ * The value of the next cookie name in a Cookie header, from *at on, as a
+ * new string, or NULL; *at moves past it.
+ */
 static char *
-auth_cookie(const char *header, const char *name)
+auth_cookie(const char **at, const char *name)
 {
 	size_t name_len = strlen(name);
-	const char *p = header;
+	const char *p = *at;
 
 	while (p != NULL && *p != '\0') {
 		const char *end;
@@ -182,13 +185,25 @@ auth_cookie(const char *header, const char *name)
 		end = strchr(p, ';');
 		if (strncmp(p, name, name_len) == 0 && p[name_len] == '=') {
 			const char *v = p + name_len + 1;
+			size_t len = end ? (size_t)(end - v) : strlen(v);
 
-			return xmemdup(v, end ? (size_t)(end - v) : strlen(v));
+			*at = v + len;
+			return xmemdup(v, len);
 		}
 		p = end;
 	}
+	*at = NULL;
 	return NULL;
 }
+
+/*
+ * The most cookies of the token's name tried: a browser sends each one
+ * that matches the request (longer Path first), and a sibling subdomain
+ * may plant one ahead of the real one, or an older deployment have left
+ * a stale one; a few cover that, and bound the verifications a request
+ * can cost.
+ */
+#define AUTH_COOKIES_TRIED 4
 
 /* Fill id from a user and an optional device; both must be clean ids. */
 static enum auth_result
@@ -406,16 +421,38 @@ auth_identify(
 			id->source = AUTH_SOURCE_QUERY;
 			return auth_jwt(a, req->query_token, id);
 		}
-		cookie = req->cookie
-		    ? auth_cookie(req->cookie, a->config->jwt_cookie)
-		    : NULL;
-		if (cookie != NULL) {
-			id->source = AUTH_SOURCE_COOKIE;
-			res = auth_jwt(a, cookie, id);
-			free(cookie);
+		/*
+		 * The first cookie of the name that verifies: one planted or
+		 * left stale ahead of it must not hide it.  When none does,
+		 * the first one's reason.
+		 */
+		{
+			const char *at = req->cookie, *why = NULL;
+
+			res = AUTH_ABSENT;
+			for (int i = 0; i < AUTH_COOKIES_TRIED &&
+			     (cookie = auth_cookie(
+			          &at, a->config->jwt_cookie)) != NULL;
+			     i++) {
+				enum auth_result r;
+
+				memset(id, 0, sizeof(*id));
+				id->source = AUTH_SOURCE_COOKIE;
+				r = auth_jwt(a, cookie, id);
+				free(cookie);
+				if (r == AUTH_OK)
+					return r;
+				if (res == AUTH_ABSENT) {
+					res = r;
+					why = id->why;
+				}
+			}
+			if (res != AUTH_ABSENT) {
+				id->source = AUTH_SOURCE_COOKIE;
+				id->why = why;
+			}
 			return res;
 		}
-		return AUTH_ABSENT;
 	case AUTH_MODE_NONE:
 	case AUTH_MODE__MAX:
 		break;

@@ -294,6 +294,15 @@ body_decode(const char *ct, const char *body, size_t len, unsigned max_depth,
     struct body_msg *msg, const char **why)
 {
 	body_msg_reset(msg);
+	/*
+	 * A leading UTF-8 byte order mark is not part of the body (RFC 8259
+	 * 8.1 lets a parser ignore it; the Express service's body-parser
+	 * stripped it): clients that write one (.NET's Encoding.UTF8) post.
+	 */
+	if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) {
+		body += 3;
+		len -= 3;
+	}
 	if (http_media_type_is(ct, "application/json"))
 		return body_decode_json(body, len, max_depth, msg, why);
 	if (http_media_type_is(ct, "application/x-www-form-urlencoded"))

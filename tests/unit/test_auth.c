@@ -188,6 +188,65 @@ test_auth_jwt_cookie_query_iss_aud(void **state)
 	auth_free(a);
 }
 
+/*
+ * Cookie tossing: a browser sends every cookie of the name that matches
+ * the request, the one with the longer Path first (RFC 6265 5.4), and
+ * any host of the site (a sibling subdomain, a page on plain http) may
+ * set one for the parent domain; a stale one from an older deployment
+ * (another Path) is sent the same way.  Only the first beep_token is
+ * tried: one garbage cookie planted ahead of the real one makes every
+ * request of the user 401, and its EventSource gives up for good.  The
+ * real token, further on in the header, must still be found.
+ */
+static void
+test_auth_jwt_cookie_planted_before_real(void **state)
+{
+	struct auth *a = new_auth("jwt", "", "");
+	long now = (long)time(NULL);
+	struct claim good[] = {{"sub", "bob", 0}, {"exp", NULL, now + 60}};
+	struct claim expired[] = {{"sub", "bob", 0}, {"exp", NULL, now - 600}};
+	struct auth_identity id;
+	struct auth_request req = {0};
+	char cookie[4096], *t, *old;
+
+	(void)state;
+	t = mint(JWT_ALG_HS256, SECRET, good, 2);
+	old = mint(JWT_ALG_HS256, SECRET, expired, 2);
+	/* Planted by a sibling: not even a token. */
+	snprintf(cookie, sizeof(cookie), "beep_token=x; beep_token=%s", t);
+	req.cookie = cookie;
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_OK);
+	assert_string_equal(id.user, "bob");
+	assert_int_equal(id.source, AUTH_SOURCE_COOKIE);
+	auth_identity_clear(&id);
+	/* A stale one, left with a longer Path by an older deployment. */
+	snprintf(cookie, sizeof(cookie), "beep_token=%s; x=1; beep_token=%s",
+	    old, t);
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_OK);
+	assert_string_equal(id.user, "bob");
+	auth_identity_clear(&id);
+	/*
+	 * At most AUTH_COOKIES_TRIED (4) are verified, so that a header of
+	 * many costs a bounded number: the real one 4th is found, 5th not
+	 * (the first one's reason then).
+	 */
+	snprintf(cookie, sizeof(cookie),
+	    "beep_token=a; beep_token=%s; beep_token=b.c.d; beep_token=%s", old,
+	    t);
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_OK);
+	auth_identity_clear(&id);
+	snprintf(cookie, sizeof(cookie),
+	    "beep_token=a; beep_token=%s; beep_token=b.c.d; beep_token=e; "
+	    "beep_token=%s",
+	    old, t);
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_INVALID);
+	assert_int_equal(id.source, AUTH_SOURCE_COOKIE);
+	assert_string_equal(id.why, "malformed token");
+	free(old);
+	free(t);
+	auth_free(a);
+}
+
 static void
 test_auth_header(void **state)
 {
@@ -617,6 +676,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_auth_jwt),
 	    cmocka_unit_test(test_auth_jwt_cookie_query_iss_aud),
+	    cmocka_unit_test(test_auth_jwt_cookie_planted_before_real),
 	    cmocka_unit_test(test_auth_header),
 	    cmocka_unit_test(test_auth_settings),
 	    cmocka_unit_test(test_auth_hostile_nesting),
