@@ -150,6 +150,11 @@
  */
 #define SERVER_ACCEPT_LOG_INTERVAL_MS 60000
 /*
+ * How often a worker looks whether a request that has no read deadline
+ * (no descriptor left for one) has come whole: server_read_unguarded().
+ */
+#define SERVER_UNGUARDED_LOOK_MS 10
+/*
  * Interrupts idle workers' accept() when the service stops (a handler
  * that does nothing, without SA_RESTART).  libfcgi takes SIGUSR1.
  */
@@ -680,26 +685,50 @@ server_cover(struct server *srv)
 	}
 }
 
-/* Arm conn's read deadline (BEEP_READ_TIMEOUT) for its request. */
-static void
+/*
+ * Arm conn's read deadline (BEEP_READ_TIMEOUT) for its request.  False,
+ * errno set, when no descriptor is left for it (it holds a duplicate of
+ * the connection's: see deadline.h).
+ */
+static bool
 server_arm_read(struct server *srv, struct server_conn *conn)
 {
 	uint64_t when =
 	    util_now_ms() + (uint64_t)srv->config->read_timeout * 1000;
-	int fd = conn->req.ipcFd;
 
-	if (deadline_rearm(conn->timer, when) < 0 &&
-	    deadline_arm(conn->timer, fd, when) < 0) {
-		/*
-		 * No descriptor to spare for it (at the limit): each read is
-		 * limited instead, as the best left to do.
-		 */
-		struct timeval tv = {.tv_sec = srv->config->read_timeout};
+	return deadline_rearm(conn->timer, when) == 0 ||
+	    deadline_arm(conn->timer, conn->req.ipcFd, when) == 0;
+}
 
-		log_debug(
-		    "read deadline: %s: per read instead", strerror(errno));
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+/*
+ * conn's request needs a read deadline and none could be armed (at the
+ * descriptor limit, err): this worker waits for it to come whole within
+ * BEEP_READ_TIMEOUT, looking every SERVER_UNGUARDED_LOOK_MS, and then it
+ * is read with no read that can block.  One that does not (or that is
+ * larger than a look takes, SERVER_PEEK in server_conn.c) is not read: a
+ * limit per read instead (SO_RCVTIMEO, until 2026-12-06) let a peer that
+ * sent a byte within each keep its worker for good, exactly when the
+ * service is short of descriptors.  Its connection is then closed unread
+ * by the caller, and this worker backs off as one whose accept() fails
+ * there does (it took the descriptor accept() would have).
+ */
+static bool
+server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
+{
+	uint64_t end =
+	    util_now_ms() + (uint64_t)srv->config->read_timeout * 1000;
+	struct timespec look = {0, SERVER_UNGUARDED_LOOK_MS * 1000000L};
+
+	while (!server_conn_whole(conn->req.ipcFd)) {
+		if (util_now_ms() >= end) {
+			log_debug("read deadline: %s: connection closed unread",
+			    strerrorname_np(err));
+			server_accept_failed(srv, err);
+			return false;
+		}
+		nanosleep(&look, NULL);
 	}
+	return true;
 }
 
 /*
@@ -723,10 +752,16 @@ server_serve(struct server *srv, struct server_conn *conn)
 	conn->read_armed = !(
 	    (conn->first || conn->uncovered) && server_conn_whole(req->ipcFd));
 	conn->first = false;
-	if (conn->read_armed) {
-		server_arm_read(srv, conn);
+	if (conn->read_armed && !server_arm_read(srv, conn)) {
+		int err = errno;
+
 		if (conn->uncovered)
 			server_cover(srv);
+		if (!server_read_unguarded(srv, conn, err))
+			return false;
+		conn->read_armed = false;
+	} else if (conn->read_armed && conn->uncovered) {
+		server_cover(srv);
 	}
 	if (server_conn_accept(req) < 0) {
 		/* libfcgi has closed the connection. */

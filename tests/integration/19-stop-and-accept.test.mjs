@@ -12,7 +12,9 @@
 //
 // The descriptor limit: accept() failing with EMFILE is logged once, the
 // workers back off, and the recovery is logged once when descriptors free
-// up; then connections are served again.
+// up; then connections are served again. A request that takes the last
+// descriptor, which leaves none for its read deadline, is not read unless
+// it has come whole.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync } from 'node:fs';
@@ -23,7 +25,9 @@ import {
 import {
 	Rig, launch, waitLine, stop,
 } from './fronts.mjs';
-import { FcgiConn, requestParams } from './fcgi.mjs';
+import {
+	FcgiConn, requestParams, beginRecord, record, encodeParams, PARAMS, STDIN,
+} from './fcgi.mjs';
 
 const T = { timeout: 90000 };
 
@@ -124,6 +128,92 @@ test('accept at the descriptor limit: logged once, backs off, recovers', T,
 	    { what: 'served again', timeout: 15000 });
 	assert.equal(rig.backend.lines.filter((l) =>
 	    /accept recovered/.test(l)).length, 1);
+	rig.checkBackendLog();
+});
+
+// A subscribe over a raw connection, written whole in one write: it needs
+// no read deadline, so its stream holds one descriptor.
+function rawStream(sock, i) {
+	const c = new FcgiConn(sock);
+	const p = encodeParams(requestParams('GET',
+	    `/subscribe/emfile/device/d${i}`));
+	c.write(Buffer.concat([beginRecord(1), record(PARAMS, 1, p),
+	    record(PARAMS, 1), record(STDIN, 1)]));
+	return c;
+}
+
+// A read deadline holds a duplicate of its connection's descriptor. When
+// the connection took the last one, the deadline fell back to SO_RCVTIMEO,
+// a limit per read: a peer that sent a byte within each held its worker
+// for good ("one deadline for the whole request, not per read", README),
+// at the descriptor limit, where streams (a descriptor each) put a
+// service under pressure. Such a request is now closed unread.
+test('at the descriptor limit a request with no room for its read ' +
+    'deadline is not read', T, async (t) => {
+	const READ_TIMEOUT = 2;
+	const rig = new Rig(t, 'emfile-deadline');
+	rig.backend = rig.track(launch('prlimit', ['--nofile=40:40', '--',
+	    BEEP_BIN, '--listen', `unix:${rig.sock}`], {
+		cwd: rig.dir, tag: 'beep',
+		env: { ...process.env, BEEP_READ_TIMEOUT: String(READ_TIMEOUT),
+		    BEEP_LOG_LEVEL: 'debug', BEEP_MIN_IDLE: '2' },
+	}));
+	await waitLine(rig.backend, /\bready\b/);
+
+	// Streams until one is not served: every descriptor is taken, and
+	// the last one tried waits in the backlog (accept() may fail for a
+	// moment while a starting stream holds its deadline's duplicate:
+	// served within the back-off's first pause; past its longest, 2 s,
+	// none is free).
+	const streams = [];
+	t.after(() => streams.forEach((c) => c.destroy()));
+	for (let i = 0; i < 40; i++) {
+		const c = rawStream(rig.sock, i);
+		streams.push(c);
+		await c.connected;
+		const served = await poll(() => c.stdout.length > 0, {
+			what: `stream ${i} answered`, timeout: 3500,
+		}).catch(() => false);
+		if (!served)
+			break;
+	}
+	assert.ok(rig.backend.lines.some((l) =>
+	    /accept failing: EMFILE/.test(l)), 'the descriptor limit reached');
+	const waiting = streams[streams.length - 1];
+	assert.equal(waiting.stdout.length, 0);
+
+	// A request that trickles in, behind that stream in the backlog.
+	const slow = new FcgiConn(rig.sock);
+	t.after(() => slow.destroy());
+	await slow.connected;
+	slow.begin();
+	slow.paramsPart(encodeParams(requestParams('POST', '/user/u/device/d',
+	    { CONTENT_TYPE: 'application/json', CONTENT_LENGTH: '1000' })));
+	slow.write(record(PARAMS, 1));
+	slow.stdin('{"data":"');
+	let closed = false;
+	slow.closed.then(() => { closed = true; });
+
+	// Two descriptors free: the waiting stream takes one, the slow
+	// request the last, which leaves none for its read deadline.
+	streams[0].destroy();
+	streams[1].destroy();
+	await poll(() => waiting.stdout.length > 0,
+	    { what: 'the waiting stream served', timeout: 10000 });
+	const start = Date.now();
+	// A byte every half second (the pace is the attack, not a wait):
+	// within each read's limit, 4 x BEEP_READ_TIMEOUT in all.
+	while (!closed && Date.now() - start < 4 * READ_TIMEOUT * 1000) {
+		slow.stdin('x');
+		await Promise.race([delay(500), slow.closed]);
+	}
+	const held = Date.now() - start;
+	assert.ok(closed && held <= (READ_TIMEOUT + 2) * 1000,
+	    `a request trickled in was still being read ${held} ms after it ` +
+	    `started, past BEEP_READ_TIMEOUT (${READ_TIMEOUT} s)`);
+	assert.equal(slow.stdout.length, 0, 'closed unread, no answer');
+	await waitLine(rig.backend,
+	    /debug server: read deadline: EMFILE: connection closed unread/);
 	rig.checkBackendLog();
 });
 
