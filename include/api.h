@@ -22,21 +22,22 @@ struct cluster;
 struct cluster_entry;
 
 struct api_request {
-	const char *method;         /* REQUEST_METHOD */
-	const char *uri;            /* REQUEST_URI: raw path and query */
-	const char *content_type;   /* may be NULL */
-	const char *content_length; /* CONTENT_LENGTH, or NULL */
-	const char *origin;         /* the Origin header, or NULL */
-	const char *last_event_id;  /* the Last-Event-ID header, or NULL */
-	const char *authorization;  /* the Authorization header, or NULL */
-	const char *cookie;         /* the Cookie header, or NULL */
-	const char *claim;          /* the forward-auth identity header */
-	const char *remote_addr;    /* the client's address, from the front */
-	const char *sec_fetch_site; /* the Sec-Fetch-Site header, or NULL */
-	const char *host;           /* the Host header, or NULL */
-	const char *accept;         /* the Accept header, or NULL */
-	bool https;                 /* the front received it over TLS */
-	const char *body;           /* POST body, or NULL */
+	const char *method;           /* REQUEST_METHOD */
+	const char *uri;              /* REQUEST_URI: raw path and query */
+	const char *content_type;     /* may be NULL */
+	const char *content_encoding; /* the Content-Encoding header, or NULL */
+	const char *content_length;   /* CONTENT_LENGTH, or NULL */
+	const char *origin;           /* the Origin header, or NULL */
+	const char *last_event_id;    /* the Last-Event-ID header, or NULL */
+	const char *authorization;    /* the Authorization header, or NULL */
+	const char *cookie;           /* the Cookie header, or NULL */
+	const char *claim;            /* the forward-auth identity header */
+	const char *remote_addr;      /* the client's address, from the front */
+	const char *sec_fetch_site;   /* the Sec-Fetch-Site header, or NULL */
+	const char *host;             /* the Host header, or NULL */
+	const char *accept;           /* the Accept header, or NULL */
+	bool https;                   /* the front received it over TLS */
+	const char *body;             /* POST body, or NULL */
 	size_t body_len;
 	bool body_too_large; /* the body was longer than max_body */
 	/*

@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "body.h"
@@ -377,6 +378,17 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	if (req->body_cut) {
 		api_error(resp, HTTP_400,
 		    "body shorter than its Content-Length: cut short");
+		return;
+	}
+	/*
+	 * A compressed body (RFC 9110 8.4: 415 for a coding not supported)
+	 * would be read as its bytes: "malformed JSON", which says nothing
+	 * of what to change.
+	 */
+	if (req->content_encoding != NULL && req->content_encoding[0] != '\0' &&
+	    strcasecmp(req->content_encoding, "identity") != 0) {
+		api_error(resp, HTTP_415,
+		    "Content-Encoding not supported: send the body uncompressed");
 		return;
 	}
 	status = body_decode(req->content_type, req->body ? req->body : "",

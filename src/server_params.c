@@ -24,6 +24,7 @@ enum server_param {
 	SP_HOST,
 	SP_HTTPS,
 	SP_ACCEPT,
+	SP_CONTENT_ENCODING,
 	SP__N
 };
 
@@ -85,6 +86,10 @@ server_param_find(const char *s, size_t len)
 		if (SERVER_PARAM_IS(s, len, "HTTP_SEC_FETCH_SITE"))
 			return SP_SEC_FETCH_SITE;
 		break;
+	case 21:
+		if (SERVER_PARAM_IS(s, len, "HTTP_CONTENT_ENCODING"))
+			return SP_CONTENT_ENCODING;
+		break;
 	}
 	return SP__N;
 }
@@ -138,6 +143,7 @@ server_params_to_request(char **envp, const char *claim_param,
 	ar->method = v[SP_METHOD];
 	ar->uri = v[SP_URI];
 	ar->content_type = v[SP_CONTENT_TYPE];
+	ar->content_encoding = v[SP_CONTENT_ENCODING];
 	ar->content_length = v[SP_CONTENT_LENGTH];
 	ar->origin = v[SP_ORIGIN];
 	ar->last_event_id = v[SP_LAST_EVENT_ID];

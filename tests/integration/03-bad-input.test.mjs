@@ -6,7 +6,9 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { useStack, uid, sid, postPath, listPath, subPath } from './harness.mjs';
+import { Rig } from './fronts.mjs';
 
 const T = { timeout: 30000 };
 
@@ -228,6 +230,31 @@ describe('small limits (BEEP_MAX_BODY=1024, BEEP_MAX_ID=16)', () => {
 		assert.equal(form.status, 200);
 		const e = await s.nextEvent();
 		assert.equal(e.data, 'x');
+		s.close();
+	});
+
+	// A compressed body was read as its bytes: 400 "malformed JSON",
+	// which says nothing of what to change (RFC 9110 8.4: 415).
+	test('415 for a Content-Encoding other than identity; a BOM skipped',
+	    T, async () => {
+		const c = h.stack.client();
+		const u = sid(), d = sid();
+		const s = await h.stack.subscribe(u, d);
+		const p = postPath(u, d);
+		for (const enc of ['gzip', 'br', 'GZIP, identity']) {
+			const r = await c.request('POST', p, { headers: {
+			    'Content-Type': 'application/json',
+			    'Content-Encoding': enc },
+			    body: gzipSync('{"data":"zipped"}') });
+			assertError(r, 415, `Content-Encoding: ${enc}`);
+			assert.match(JSON.parse(r.text).error, /Content-Encoding/);
+		}
+		const ok = await c.request('POST', p, { headers: {
+		    'Content-Type': 'application/json',
+		    'Content-Encoding': 'identity' },
+		    body: '\uFEFF{"data":"plain"}' });
+		assert.equal(ok.status, 200, ok.text);
+		assert.equal((await s.nextEvent()).data, 'plain');
 		s.close();
 	});
 
@@ -473,4 +500,17 @@ describe('default limits (64 KiB body, 256-byte ids)', () => {
 		s.close();
 		await stillWorks(h.stack);
 	});
+});
+
+test('behind nginx (conf/nginx.conf): 415 for a compressed body', T,
+    async (t) => {
+	const rig = new Rig(t, 'nginx-encoding');
+	await rig.startListen();
+	await rig.startNginx();
+	const c = rig.client();
+	const r = await c.request('POST', postPath('u', 'd'), { headers: {
+	    'Content-Type': 'application/json', 'Content-Encoding': 'gzip' },
+	    body: gzipSync('{"data":"zipped"}') });
+	assertError(r, 415, 'gzip through nginx');
+	rig.checkBackendLog();
 });
