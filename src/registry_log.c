@@ -121,22 +121,32 @@ registry_log_start(struct registry *reg, struct reg_device *d,
 	memset(start, 0, sizeof(*start));
 	/* With no usable id: live only, or what was held while away. */
 	cursor = live ? d->last_seq : (d->taken > lo ? d->taken : lo);
-	if ((resume->kind == REGISTRY_RESUME_AT && resume->id <= reg->last_id &&
-	        resume->id >= d->floor_id) ||
-	    (resume->kind == REGISTRY_RESUME_FROM &&
-	        resume->id >= d->floor_id && resume->id <= d->top_id)) {
-		/* Every message after that id is still in the log. */
-		cursor = lo;
-		while (cursor < d->last_seq &&
-		    device_log_at(d, cursor + 1)->id <= resume->id)
-			cursor++;
-		reg->replayed += d->last_seq - cursor;
-		return cursor;
-	}
-	if (resume->kind == REGISTRY_RESUME_AT)
-		start->reason = resume->id > reg->last_id ? "unknown event id"
-		                                          : "event id too old";
-	else if (resume->kind == REGISTRY_RESUME_FROM)
+	/*
+	 * A position of this device's streams is its floor or the id of a
+	 * message in its log (registry_log_position_id()); from a cluster's
+	 * Redis (REGISTRY_RESUME_FROM) any id within the log's range.  Any
+	 * other (another device's, never issued) is unknown: walking past
+	 * it would skip, untold, what the device holds untaken below it.
+	 */
+	if ((resume->kind == REGISTRY_RESUME_AT ||
+	        resume->kind == REGISTRY_RESUME_FROM) &&
+	    resume->id >= d->floor_id && resume->id <= d->top_id) {
+		uint64_t at = lo;
+
+		while (at < d->last_seq &&
+		    device_log_at(d, at + 1)->id <= resume->id)
+			at++;
+		if (resume->kind == REGISTRY_RESUME_FROM ||
+		    resume->id == d->floor_id ||
+		    (d->count > 0 && at >= d->first_seq &&
+		        device_log_at(d, at)->id == resume->id)) {
+			/* Every message after that id is still in the log. */
+			reg->replayed += d->last_seq - at;
+			return at;
+		}
+		start->reason = "unknown event id";
+	} else if (resume->kind == REGISTRY_RESUME_AT ||
+	    resume->kind == REGISTRY_RESUME_FROM)
 		start->reason = resume->id > d->top_id ? "unknown event id"
 		                                       : "event id too old";
 	else if (resume->kind == REGISTRY_RESUME_UNKNOWN)

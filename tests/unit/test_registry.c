@@ -998,6 +998,96 @@ test_registry_resume(void **state)
 	registry_free(reg);
 }
 
+/*
+ * An id this device's stream could never have been given (an id the
+ * registry issued to another device, newer than anything this device
+ * has: a client that mixed up its stored ids, or ?lastEventId= from
+ * another device's page) is not a position in this device's log: a
+ * stream resuming from it must get what the device holds that no stream
+ * of its took, or a reset.  Skipping them silently loses messages whose
+ * POSTs got 200 (queued on a live stream) or 202 (held), and the client
+ * is never told.
+ */
+static void
+test_registry_resume_foreign_id(void **state)
+{
+	struct registry *reg = replay_registry(16, 60000, 0);
+	struct registry_stream *a, *o, *b;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t mine, foreign, first = 0;
+	struct registry_batch bt;
+	size_t n;
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	o = subscribe(reg, "u", "other", &err);
+	/* Queued on d's live stream (200), not yet taken by it. */
+	mine = publish_id(reg, "d", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	/* Another device's message: a newer id than any of d's. */
+	foreign = publish_id(reg, "other", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_true(foreign > mine);
+	/* d's stream a goes (its client cut before it took "mine"). */
+	registry_hangup(reg, registry_stream_id(a));
+	assert_int_equal(registry_wait(reg, a, FAR, &bt), REGISTRY_GONE);
+	registry_unsubscribe(reg, a);
+	/* d's client comes back with the other device's id. */
+	b = resume_at(reg, "d", REGISTRY_RESUME_AT, foreign, &st);
+	assert_non_null(b);
+	n = drain(reg, b, &first, NULL);
+	/* Either told (a reset) or given what it never had. */
+	if (!st.reset) {
+		assert_int_equal(n, 1);
+		assert_int_equal(first, mine);
+	}
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, o);
+	registry_free(reg);
+}
+
+/*
+ * The same with another device's id that falls between two of this
+ * device's: not a position of its streams either (a position is the id
+ * of a message in its log, or its floor), so a stream resuming from it
+ * must not walk past the device's untaken message below it, untold.
+ */
+static void
+test_registry_resume_foreign_id_between(void **state)
+{
+	struct registry *reg = replay_registry(16, 60000, 0);
+	struct registry_stream *a, *o, *b;
+	struct registry_batch bt;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t held, foreign, later, first = 0;
+	size_t n;
+
+	(void)state;
+	a = subscribe(reg, "u", "d", &err);
+	o = subscribe(reg, "u", "other", &err);
+	registry_hangup(reg, registry_stream_id(a));
+	assert_int_equal(registry_wait(reg, a, FAR, &bt), REGISTRY_GONE);
+	registry_unsubscribe(reg, a);
+	held = publish_id(reg, "d", &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	foreign = publish_id(reg, "other", &err);
+	later = publish_id(reg, "d", &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	assert_true(held < foreign && foreign < later);
+	b = resume_at(reg, "d", REGISTRY_RESUME_AT, foreign, &st);
+	assert_non_null(b);
+	n = drain(reg, b, &first, NULL);
+	if (!st.reset) {
+		assert_int_equal(n, 2);
+		assert_int_equal(first, held);
+	}
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, o);
+	registry_free(reg);
+}
+
 static enum registry_error
 publish_at(struct registry *reg, const char *d, uint64_t id)
 {
@@ -5780,6 +5870,8 @@ main(void)
 	    cmocka_unit_test(test_registry_full_replaces_own),
 	    cmocka_unit_test(test_registry_churn),
 	    cmocka_unit_test(test_registry_resume),
+	    cmocka_unit_test(test_registry_resume_foreign_id),
+	    cmocka_unit_test(test_registry_resume_foreign_id_between),
 	    cmocka_unit_test(test_registry_resume_too_old),
 	    cmocka_unit_test(test_registry_publish_at),
 	    cmocka_unit_test(test_registry_resume_from),
