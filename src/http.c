@@ -145,13 +145,22 @@ http_id_valid(const char *s, size_t len, size_t max_len)
 	if (len == 0 || len > max_len)
 		return false;
 	/*
-	 * "." and "..": browsers and some fronts (lighttpd) resolve them,
-	 * %2E-escaped too, as steps of the path, so no page could reach
-	 * such an id, and each front would route it its own way.
+	 * "." and "..", also as a piece of an id between its "/" (sent as
+	 * %2F): browsers and fronts resolve them, %2E-escaped too, and Caddy
+	 * and nginx after decoding %2F, as steps of the path, so no page
+	 * could reach such an id, and each front would route it its own way
+	 * (through the Caddyfile a subscribe to device "../../../x.js" was
+	 * answered with web/'s file of that name).
 	 */
-	if ((len == 1 && s[0] == '.') ||
-	    (len == 2 && s[0] == '.' && s[1] == '.'))
-		return false;
+	for (size_t at = 0; at < len;) {
+		const char *slash = memchr(s + at, '/', len - at);
+		size_t n = (slash != NULL ? (size_t)(slash - s) : len) - at;
+
+		if ((n == 1 && s[at] == '.') ||
+		    (n == 2 && s[at] == '.' && s[at + 1] == '.'))
+			return false;
+		at += n + 1;
+	}
 	while (len > 0) {
 		size_t n = http_utf8_next(p, len, &cp);
 

@@ -399,6 +399,24 @@ describe('small limits (BEEP_MAX_BODY=1024, BEEP_MAX_ID=16)', () => {
 describe('default limits (64 KiB body, 256-byte ids)', () => {
 	const h = useStack({ before, after });
 
+	// An id with "." or ".." pieces between its "/" (%2F): Caddy's path
+	// matcher decodes and resolves them, so a subscribe to device
+	// "../../../beep-signal.js" was answered with the JS client (200
+	// text/javascript, which EventSource gives up on for good); the
+	// backend refuses such ids, and the Caddyfile sends them to it.
+	test('ids with "." or ".." pieces: the backend\'s JSON 400', T,
+	    async () => {
+		const c = h.stack.client();
+		for (const p of [subPath(uid(), '../../../beep-signal.js'),
+		    subPath('../..', 'd'), listPath('a/./b')]) {
+			const r = await c.request('GET', p,
+			    { headers: { Accept: 'text/event-stream' } });
+			assertError(r, 400, `GET ${p}`);
+		}
+		assertError(await c.postJson(postPath(uid(), 'x/..'),
+		    '{"data":"x"}'), 400, 'POST to device "x/.."');
+	});
+
 	test('body of exactly 65536 bytes works, 65537 is 413', T, async () => {
 		const c = h.stack.client();
 		const u = uid('user'), d = uid('dev');
@@ -512,5 +530,23 @@ test('behind nginx (conf/nginx.conf): 415 for a compressed body', T,
 	    'Content-Type': 'application/json', 'Content-Encoding': 'gzip' },
 	    body: gzipSync('{"data":"zipped"}') });
 	assertError(r, 415, 'gzip through nginx');
+	rig.checkBackendLog();
+});
+
+// nginx decodes %2F and resolves ".." steps before any location: one above
+// the root is nginx's own 400, in HTML until error_page 400 in
+// conf/nginx.conf gave it the backend's JSON; one that stays below it
+// reaches the backend, which refuses the id.
+test('behind nginx (conf/nginx.conf): ids with ".." pieces get a JSON 400',
+    T, async (t) => {
+	const rig = new Rig(t, 'nginx-dots');
+	await rig.startListen();
+	await rig.startNginx();
+	const c = rig.client();
+	for (const p of [listPath('../../x'), subPath('../x', 'd')]) {
+		const r = await c.request('GET', p,
+		    { headers: { Accept: 'text/event-stream' } });
+		assertError(r, 400, `GET ${p}`);
+	}
 	rig.checkBackendLog();
 });

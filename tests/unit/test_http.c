@@ -86,6 +86,14 @@ test_http_id(void **state)
 	assert_false(http_id_valid("..", 2, 256));
 	assert_true(http_id_valid("...", 3, 256));
 	assert_true(http_id_valid(".a", 2, 256));
+	/* Nor as a piece between "/" (%2F): fronts resolve those too. */
+	assert_false(http_id_valid("../x", 4, 256));
+	assert_false(http_id_valid("x/..", 4, 256));
+	assert_false(http_id_valid("a/./b", 5, 256));
+	assert_false(http_id_valid("../../../beep-signal.js", 23, 256));
+	assert_true(http_id_valid("a/.../b", 7, 256));
+	assert_true(http_id_valid("a/.b/", 5, 256));
+	assert_true(http_id_valid("/", 1, 256));
 	assert_false(http_id_valid("", 0, 256));
 	assert_false(http_id_valid("a\nb", 3, 256));
 	assert_false(http_id_valid("a\0b", 3, 256));
