@@ -46,25 +46,12 @@ const TRANSIENT = new Set([429, 502, 503, 504]);
 // names (anyone may post any name) is not passed on.
 const LOCAL_EVENTS = new Set(["state", "error"]);
 
-// A reloaded page resumes where the page before it in this tab left off,
-// when it left this recently (the service keeps delivered messages for
-// 30 s by default: BEEP_REPLAY_SECONDS).
-const RESUME_MS = 30000;
 // A stream that has been silent this long is taken for dead, by default:
 // a connection that dies without a word (a NAT that forgets it, a phone
 // that changes networks) is otherwise noticed only when TCP gives up
 // retransmitting, some 15 minutes later, and the device misses its calls
 // until then.  15 of the service's keepalives at its default (4 s).
 const IDLE_MS = 60000;
-// A page left for the back-forward cache stays there until it is shown
-// again or evicted (at the latest after 10 minutes, Chromium's time to
-// live); what came for it since (held while its stream was closed by the
-// freeze that follows pagehide, or taken by that stream before the
-// service saw it go) is the new page's to resume when the old one is
-// evicted, however long after pagehide: or, when the device was forgotten
-// meanwhile (its grace over), to come back to a reset rather than start
-// afresh past what was held for it.
-const RESUME_KEPT_MS = 600000 + RESUME_MS;
 const RESUME_PREFIX = "beep-signal:";
 
 const enc = encodeURIComponent;
@@ -103,8 +90,15 @@ function tabStorage() {
 	}
 }
 
-// The id a page of this tab left key's stream at, if it left lately; taken,
-// so that only one connection resumes from it.
+// The id a page of this tab left key's stream at, however long ago; taken,
+// so that only one connection resumes from it.  Not only lately: the
+// service knows what became of what was posted meanwhile (replayed, or
+// lost: a reset) and the page does not; without the id a page back after
+// the service's windows (its replay, the device's grace) started afresh,
+// silently past what was held for it and dropped, or taken by the old
+// page's stream before the service saw it go.  A page back hours later
+// may be told of a loss that cost it nothing (a reset): the price of
+// never being left untold.
 function takeResume(key) {
 	const store = tabStorage();
 	if (!store)
@@ -112,9 +106,7 @@ function takeResume(key) {
 	try {
 		const saved = JSON.parse(store.getItem(key) || "null");
 		store.removeItem(key);
-		if (saved && typeof saved.id === "string" &&
-		    Math.abs(Date.now() - saved.at) <
-		    (saved.kept ? RESUME_KEPT_MS : RESUME_MS))
+		if (saved && typeof saved.id === "string")
 			return saved.id;
 	} catch { /* none, or not ours */ }
 	return "";
@@ -278,8 +270,8 @@ class Signal {
 		// in the same pageshow (the usual way: close on pagehide, open
 		// again on pageshow): taken from it here, that one would start
 		// without an id and miss what the old stream took meanwhile.
-		this.onPageHide = (e) => {
-			this.saveResume(Boolean(e && e.persisted && !this.stopped));
+		this.onPageHide = () => {
+			this.saveResume();
 			if (this.stopped)
 				this.unlistenPage();
 		};
@@ -401,13 +393,12 @@ class Signal {
 		window.removeEventListener?.("pageshow", this.onPageShow);
 	}
 
-	// kept: the page goes into the back-forward cache with its stream.
-	saveResume(kept = false) {
+	saveResume() {
 		if (!this.resumeKey || !this.lastEventId)
 			return;
 		try {
 			tabStorage().setItem(this.resumeKey, JSON.stringify(
-			    { id: this.lastEventId, at: Date.now(), kept }));
+			    { id: this.lastEventId, at: Date.now() }));
 		} catch { /* full, or refused: start afresh */ }
 	}
 
