@@ -217,6 +217,69 @@ test('at the descriptor limit a request with no room for its read ' +
 	rig.checkBackendLog();
 });
 
+// The same limit, but a legitimate POST: an SDP offer of some 12 KB (a
+// video call with simulcast and its candidates), written whole in one
+// write. It needs no deadline at all (no read of it can block), but it is
+// larger than the backend's look at a request (8 KiB), so it is never seen
+// "whole": the worker polls it for BEEP_READ_TIMEOUT, then closes it
+// unread. On 3a4a231 it was read (a limit per read) and answered.
+test('at the descriptor limit a large POST that has come whole is ' +
+    'answered', T, async (t) => {
+	const READ_TIMEOUT = 2;
+	const rig = new Rig(t, 'emfile-large');
+	rig.backend = rig.track(launch('prlimit', ['--nofile=40:40', '--',
+	    BEEP_BIN, '--listen', `unix:${rig.sock}`], {
+		cwd: rig.dir, tag: 'beep',
+		env: { ...process.env, BEEP_READ_TIMEOUT: String(READ_TIMEOUT),
+		    BEEP_LOG_LEVEL: 'debug', BEEP_MIN_IDLE: '2' },
+	}));
+	await waitLine(rig.backend, /\bready\b/);
+
+	const streams = [];
+	t.after(() => streams.forEach((c) => c.destroy()));
+	for (let i = 0; i < 40; i++) {
+		const c = rawStream(rig.sock, i);
+		streams.push(c);
+		await c.connected;
+		const served = await poll(() => c.stdout.length > 0, {
+			what: `stream ${i} answered`, timeout: 3500,
+		}).catch(() => false);
+		if (!served)
+			break;
+	}
+	assert.ok(rig.backend.lines.some((l) =>
+	    /accept failing: EMFILE/.test(l)), 'the descriptor limit reached');
+	const waiting = streams[streams.length - 1];
+	assert.equal(waiting.stdout.length, 0);
+
+	// The offer, whole, in one write, behind that stream in the backlog.
+	const body = Buffer.from(JSON.stringify({ data: {
+		type: 'offer', sdp: 'a=candidate:1 1 udp 2122260223 ' +
+		    '192.0.2.1 54321 typ host\r\n'.repeat(400) } }));
+	assert.ok(body.length > 8192 && body.length < 65535);
+	const post = new FcgiConn(rig.sock);
+	t.after(() => post.destroy());
+	await post.connected;
+	post.write(Buffer.concat([beginRecord(1),
+	    record(PARAMS, 1, encodeParams(requestParams('POST',
+	        '/user/emfile/device/d5', {
+		        CONTENT_TYPE: 'application/json',
+		        CONTENT_LENGTH: String(body.length) }))),
+	    record(PARAMS, 1), record(STDIN, 1, body), record(STDIN, 1)]));
+
+	// Two descriptors free: the waiting stream takes one, the POST the
+	// last, which leaves none for a read deadline.
+	streams[0].destroy();
+	streams[1].destroy();
+	await poll(() => waiting.stdout.length > 0,
+	    { what: 'the waiting stream served', timeout: 10000 });
+	const r = await withTimeout(post.response(), 4 * READ_TIMEOUT * 1000);
+	assert.equal(r.status, 200,
+	    `a whole ${body.length}-byte POST at the descriptor limit: ` +
+	    `status ${r.status} (closed unread: ${!r.ended || r.head === ''})`);
+	rig.checkBackendLog();
+});
+
 // The thread limit (RLIMIT_NPROC, enforced for a user that is not root, as
 // systemd's DynamicUser runs it): at it, a worker cannot start another,
 // and one that became a stream left no worker to accept, so POSTs (and
