@@ -121,6 +121,7 @@ void server_conn_free(struct server_conn *conn);
  * without reading.
  */
 bool server_conn_whole(int fd);
+bool server_conn_whole_in(int fd, unsigned char *b, size_t size);
 /*
  * FCGX_Accept_r() of the next request on req's connection; < 0 when
  * libfcgi could not read it (the front gone, a protocol error): the

@@ -154,6 +154,8 @@
  * (no descriptor left for one) has come whole: server_read_unguarded().
  */
 #define SERVER_UNGUARDED_LOOK_MS 10
+/* What a request's records besides its body may take, looked at too. */
+#define SERVER_UNGUARDED_PARAMS_MAX 65536
 /*
  * Interrupts idle workers' accept() when the service stops (a handler
  * that does nothing, without SA_RESTART).  libfcgi takes SIGUSR1.
@@ -718,9 +720,17 @@ server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
 	uint64_t end =
 	    util_now_ms() + (uint64_t)srv->config->read_timeout * 1000;
 	struct timespec look = {0, SERVER_UNGUARDED_LOOK_MS * 1000000L};
+	/*
+	 * Looked at up to the largest request it reads (a body of
+	 * BEEP_MAX_BODY and its parameters): a whole POST larger than
+	 * server_conn_whole()'s look is legitimate (an SDP offer).
+	 */
+	size_t size = srv->config->max_body + SERVER_UNGUARDED_PARAMS_MAX;
+	unsigned char *b = xmalloc(size);
 
-	while (!server_conn_whole(conn->req.ipcFd)) {
+	while (!server_conn_whole_in(conn->req.ipcFd, b, size)) {
 		if (util_now_ms() >= end) {
+			free(b);
 			log_debug("read deadline: %s: connection closed unread",
 			    strerrorname_np(err));
 			server_accept_failed(srv, err);
@@ -728,6 +738,7 @@ server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
 		}
 		nanosleep(&look, NULL);
 	}
+	free(b);
 	return true;
 }
 

@@ -117,7 +117,19 @@ bool
 server_conn_whole(int fd)
 {
 	unsigned char b[SERVER_PEEK];
-	ssize_t n = recv(fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+
+	return server_conn_whole_in(fd, b, sizeof(b));
+}
+
+/*
+ * server_conn_whole(), looking at up to size bytes through b: a request
+ * larger than SERVER_PEEK (a POST near BEEP_MAX_BODY) that must be seen
+ * whole (server_read_unguarded()).
+ */
+bool
+server_conn_whole_in(int fd, unsigned char *b, size_t size)
+{
+	ssize_t n = recv(fd, b, size, MSG_PEEK | MSG_DONTWAIT);
 	size_t at = 0;
 	unsigned id;
 
