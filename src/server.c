@@ -156,6 +156,8 @@
 #define SERVER_UNGUARDED_LOOK_MS 10
 /* What a request's records besides its body may take, looked at too. */
 #define SERVER_UNGUARDED_PARAMS_MAX 65536
+/* The most looked at, with a BEEP_MAX_BODY of up to 1 GiB. */
+#define SERVER_UNGUARDED_PEEK_MAX (4u << 20)
 /*
  * Interrupts idle workers' accept() when the service stops (a handler
  * that does nothing, without SA_RESTART).  libfcgi takes SIGUSR1.
@@ -726,6 +728,9 @@ server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
 	 * server_conn_whole()'s look is legitimate (an SDP offer).
 	 */
 	size_t size = srv->config->max_body + SERVER_UNGUARDED_PARAMS_MAX;
+	/* No more than a socket's receive queue may hold, whatever the limit. */
+	if (size > SERVER_UNGUARDED_PEEK_MAX)
+		size = SERVER_UNGUARDED_PEEK_MAX;
 	unsigned char *b = xmalloc(size);
 
 	while (!server_conn_whole_in(conn->req.ipcFd, b, size)) {
