@@ -550,3 +550,33 @@ test('behind nginx (conf/nginx.conf): ids with ".." pieces get a JSON 400',
 	}
 	rig.checkBackendLog();
 });
+
+// The JSON 400 is for pages, which are mostly on another origin (the
+// contract: Access-Control-Allow-Origin on every response; the backend
+// sends "*" at the defaults). A page's fetch() can read the backend's 400
+// for an id with "." pieces, but not nginx's for one with ".." above the
+// root: nginx refuses that at the request line, before it reads any
+// header, so $http_origin is empty in /.beep-bad-request and its
+// Access-Control-Allow-Origin is left out: the browser reports a network
+// error (a client that retries network errors retries for ever), not the
+// 400 it was given.
+test('behind nginx (conf/nginx.conf): the JSON 400 for ".." ids is readable ' +
+    'cross-origin, as the backend\'s is', T, async (t) => {
+	const rig = new Rig(t, 'nginx-dots-cors');
+	await rig.startListen();
+	await rig.startNginx();
+	const c = rig.client();
+	const headers = { Origin: 'https://app.example' };
+	const backend = await c.request('GET', listPath('a/./b'), { headers });
+	assertError(backend, 400, 'the backend\'s 400');
+	assert.ok(backend.headers['access-control-allow-origin'],
+	    'the backend\'s 400 allows the page');
+	for (const p of [listPath('../../x'), subPath('../x', 'd')]) {
+		const r = await c.request('GET', p, { headers });
+		assertError(r, 400, `GET ${p}`);
+		assert.ok(r.headers['access-control-allow-origin'],
+		    `nginx's JSON 400 for GET ${p} has no ` +
+		    `Access-Control-Allow-Origin: ${JSON.stringify(r.headers)}`);
+	}
+	rig.checkBackendLog();
+});
