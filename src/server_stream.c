@@ -296,8 +296,9 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	struct buf b = {0};
 	struct timeval tv = {0};
 	uint64_t born = util_now_ms();
-	/* Messages written since the trim; since the last keepalive. */
-	bool watched, deep = false, recent = false;
+	/* Messages written since the trim; when, if so, to trim. */
+	bool watched, deep = false;
+	uint64_t trim_at = 0;
 
 	/*
 	 * A client that stops reading fills the front's buffers, then ours:
@@ -316,7 +317,8 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 		log_warn("epoll_ctl: %s: departures are noticed on write only",
 		    strerror(errno));
 	for (;;) {
-		wake = registry_wait(srv->reg, s, deadline, &batch);
+		wake = registry_wait(srv->reg, s,
+		    deep && trim_at < deadline ? trim_at : deadline, &batch);
 		if (wake == REGISTRY_MESSAGES) {
 			if (stream_out_batch(srv, &out, &batch, envelope) < 0)
 				break;
@@ -332,10 +334,31 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 			 * were written would not do: 4 of them in one round
 			 * trip after the departure leave it unnoticed.
 			 */
-			deep = recent = true;
+			deep = true;
+			trim_at = util_now_ms() + interval;
 		} else if (wake == REGISTRY_TIMEOUT) {
+			uint64_t now = util_now_ms();
 			int rc;
 
+			/*
+			 * Idle for a whole interval after writing messages
+			 * (trim_at): give back the pages that took
+			 * (rendering, writes reach a second page and more),
+			 * so that an idle stream sleeps in one page again,
+			 * whether or not a keepalive is due.  Not per message
+			 * nor while messages come (a busy stream keeps its
+			 * pages), and not after a keepalive alone, whose
+			 * write stays in the first page (fcgi_out's small
+			 * split): a madvise() costs ~13 us with the other CPU
+			 * running a thread of ours (a TLB shootdown), half a
+			 * keepalive.
+			 */
+			if (deep && now >= trim_at) {
+				server_stack_trim();
+				deep = false;
+			}
+			if (now < deadline)
+				continue;
 			api_stream_keepalive(&b);
 			rc = fcgi_out_write_split(
 			    &out, b.data, b.len, SERVER_KEEPALIVE_RECORDS);
@@ -345,23 +368,6 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 			if (rc < 0)
 				break;
 			deadline = util_now_ms() + interval;
-			/*
-			 * Idle for a whole interval after writing messages:
-			 * give back the pages that took (rendering, writes
-			 * reach a second page and more), so that an idle
-			 * stream sleeps in one page again.  Not per message
-			 * nor per keepalive while messages come (a busy
-			 * stream keeps its pages), and not after a keepalive
-			 * alone, whose write stays in the first page
-			 * (fcgi_out's small split): a madvise() costs ~13 us
-			 * with the other CPU running a thread of ours (a TLB
-			 * shootdown), half a keepalive.
-			 */
-			if (deep && !recent) {
-				server_stack_trim();
-				deep = false;
-			}
-			recent = false;
 		} else if (wake == REGISTRY_CLOSING) {
 			api_stream_close(&b);
 			stream_out_write(&out, &b);
