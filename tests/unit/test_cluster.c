@@ -245,21 +245,24 @@ wait_up(struct fixture *f, bool up)
 /* Start both nodes, node i on urls[i], with cluster_ttl; wait for them. */
 /* The nodes' BEEP_MAX_MESSAGE_MEMORY; 0: none (see setup_small()). */
 static size_t fixture_memory;
+/* The nodes' BEEP_REPLAY_SECONDS and BEEP_GRACE_SECONDS; 0: 60. */
+static unsigned fixture_keep_s;
 
 static void
 nodes_start(struct fixture *f, unsigned ttl, const char *const urls[2])
 {
+	unsigned keep = fixture_keep_s != 0 ? fixture_keep_s : 60;
 	struct registry_limits l = {.replay_max = 64,
-	    .replay_ms = 60000,
-	    .grace_ms = 60000,
+	    .replay_ms = keep * 1000,
+	    .grace_ms = keep * 1000,
 	    .max_message_bytes = fixture_memory};
 
 	f->c.cluster_ttl = ttl;
 	f->c.redis_timeout = 2000;
 	f->c.replay_max = 64;
 	f->c.queue_messages = 64;
-	f->c.grace_seconds = 60;
-	f->c.replay_seconds = 60;
+	f->c.grace_seconds = keep;
+	f->c.replay_seconds = keep;
 	for (int i = 0; i < 2; i++) {
 		f->c.redis_url = (char *)urls[i];
 		f->reg[i] = registry_new(&l);
@@ -306,6 +309,18 @@ setup_small(void **state)
 	fixture_memory = 64;
 	rc = setup_with(state, false);
 	fixture_memory = 0;
+	return rc;
+}
+
+/* Nodes that keep messages (replay, grace) for 1 s. */
+static int
+setup_short(void **state)
+{
+	int rc;
+
+	fixture_keep_s = 1;
+	rc = setup_with(state, false);
+	fixture_keep_s = 0;
 	return rc;
 }
 
@@ -1633,6 +1648,79 @@ test_cluster_bye_flushed(void **state)
 	redisFree(c);
 }
 
+
+/*
+ * A device's Redis stream expires (PEXPIRE keep) when nothing was posted
+ * to it for keep ms: every entry goes at once, and no trim records the
+ * newest of them as the floor.  The next POST makes a new stream, and a
+ * client that resumes on another node with an id from before the
+ * expired entries must be told ("event id too old"), as a single node's
+ * log, trimmed by age, tells it: "two" was accepted (200) and is gone.
+ */
+static void
+test_cluster_expired_stream_floor(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0}, at;
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct cluster_entry *ref, *ref2;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	uint64_t first;
+	redisContext *c;
+	redisReply *r;
+	bool down, gone = false;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(id, &first), 0);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "two");
+	/* Nothing posted for keep (1 s): the stream key expires. */
+	c = redisConnectUnix(f->sock);
+	assert_true(c != NULL && c->err == 0);
+	for (int i = 0; i < 1000 && !gone; i++) {
+		r = redisCommand(c, "EXISTS beep:s:u\x1f"
+		                    "d");
+		assert_non_null(r);
+		gone = r->integer == 0;
+		freeReplyObject(r);
+		if (!gone)
+			usleep(10000);
+	}
+	redisFree(c);
+	assert_true(gone);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "three");
+
+	/* A client that had "one" comes back through node 1. */
+	at.kind = REGISTRY_RESUME_AT;
+	at.id = first;
+	s2 =
+	    cluster_subscribe(f->cl[1], "u", "d", &at, &st, &ref2, &err, &down);
+	assert_non_null(s2);
+	if (!st.reset) {
+		next_msg(f->reg[1], s2, text);
+		fail_msg("resumed after \"one\" with no reset; next: \"%s\" "
+		         "(\"two\", answered 200, skipped untold)",
+		    text);
+	}
+	assert_string_equal(st.reason, "event id too old");
+	registry_unsubscribe(f->reg[1], s2);
+	cluster_unsubscribe(f->cl[1], ref2);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+}
+
 int
 main(void)
 {
@@ -1650,6 +1738,8 @@ main(void)
 	        test_cluster_dead_holder_seen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_post_trim, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_expired_stream_floor, setup_short, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_flush, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
