@@ -127,6 +127,9 @@
 
 /*
  * KEYS u g s m; ARGV dev user frame maxlen keep_ms grace_ms meta_ttl_ms.
+ * A stream that expired (nothing posted for keep_ms) took every entry up
+ * to last with it, and no trim said so: the floor becomes last before the
+ * new stream begins, so that a resume from before it is told.
  * Returns {404}, {503} (no holder known while presence is rebuilt) or
  * {200|202, id}.  Trimming by age looks at the oldest entry first: the
  * reverse search for the newest entry to trim walks the whole stream when
@@ -151,6 +154,8 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "status = 202 end "
     "local want = '*' "
     "local last = redis.call('HGET', m, 'last') or base() "
+    "if redis.call('EXISTS', s) == 0 and redis.call('EXISTS', m) == 1 "
+    "then redis.call('HSET', m, 'floor', last) end "
     "local lms, lseq = idp(last) "
     "if lms >= now then want = string.format('%d-%d', lms, lseq + 1) end "
     "local id = redis.call('XADD', s, want, 'f', frame) "
