@@ -1721,6 +1721,68 @@ test_cluster_expired_stream_floor(void **state)
 	cluster_unsubscribe(f->cl[0], ref);
 }
 
+/*
+ * Node 0's only stream of the device closes while its UNSUB cannot reach
+ * Redis yet (its command connection refused, its channel up, its key
+ * alive: a Redis slow for a moment is the same window).  A POST through
+ * node 1 meanwhile is answered 200 (node 0 is still listed), but no
+ * stream takes it.  The device's grace then starts at the UNSUB, held from
+ * the last message: a client that comes back without an id (an app
+ * restarted) must get "two", which no stream had; it got "three" only,
+ * and "two" was answered 200 and given to no one, untold.
+ */
+static void
+test_cluster_unsub_window(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct cluster_entry *ref, *ref2;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	/* Node 0's commands refused; its channel (TYPE pubsub) stays. */
+	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
+	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	/* Its client goes. */
+	no_more(f->reg[0], s);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+	/*
+	 * Node 0 still listed (its key lives): 200, for no stream (node 1's
+	 * command connection, killed too, comes back at its next command).
+	 */
+	post_local(f, 1, "two");
+	acl_cmd("ACL SETUSER default >pa");
+	wait_node_up(f, 0);
+	wait_unheld(f, 0);
+	/* The device is in its grace period now: held. */
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	/* Its client comes back without an id, through node 1. */
+	s2 = cluster_subscribe(
+	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
+	assert_non_null(s2);
+	next_msg(f->reg[1], s2, text);
+	if (strcmp(text, "two") != 0)
+		fail_msg("first message \"%s\": \"two\" (answered 200, "
+		         "taken by no stream) lost, no reset",
+		    text);
+	next_msg(f->reg[1], s2, text);
+	assert_string_equal(text, "three");
+	registry_unsubscribe(f->reg[1], s2);
+	cluster_unsubscribe(f->cl[1], ref2);
+}
+
 int
 main(void)
 {
@@ -1756,6 +1818,8 @@ main(void)
 	        test_cluster_told_at_a_given_id, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_tells, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_window, setup_acl, teardown_acl),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
