@@ -1783,6 +1783,82 @@ test_cluster_unsub_window(void **state)
 	cluster_unsubscribe(f->cl[1], ref2);
 }
 
+/*
+ * A resume id this device was never given, between two of its own (a
+ * client that mixed up its stored ids: another device's): not a position
+ * in this device's log.  A single node starts such a stream with a reset
+ * (README, Delivery guarantees: "not one this device's streams were
+ * given"; test 49).  Here the device is away; "h1" is held (202), the
+ * laptop gets "o", "h2" is held; the phone comes back through node 1
+ * with the laptop's id: "h1" must come, or a reset first.
+ */
+static void
+test_cluster_foreign_id(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0}, at;
+	struct registry_start st;
+	struct registry_stream *s, *lap, *back;
+	struct cluster_entry *ref, *lref, *bref;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	uint64_t h1, o, h2;
+	char **names;
+	size_t n = 1;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	lap = cluster_subscribe(
+	    f->cl[0], "u", "l", &none, &st, &lref, &err, &down);
+	assert_non_null(lap);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(cluster_devices(f->cl[1], "u", &names, &n), 0);
+		for (size_t k = 0; k < n; k++)
+			free(names[k]);
+		free(names);
+		if (n == 1)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(n, 1);
+	assert_int_equal(post(f, 1, "h1", id, &down), REGISTRY_HELD);
+	assert_int_equal(cluster_parse_id(id, &h1), 0);
+	usleep(2000); /* ids in distinct milliseconds */
+	assert_int_equal(cluster_publish(f->cl[1], "u", "l", "o", 1, id,
+	                     CLUSTER_ID_MAX, &down),
+	    REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(id, &o), 0);
+	next_msg(f->reg[0], lap, text);
+	assert_string_equal(text, "o");
+	usleep(2000);
+	assert_int_equal(post(f, 1, "h2", id, &down), REGISTRY_HELD);
+	assert_int_equal(cluster_parse_id(id, &h2), 0);
+	assert_true(h1 < o && o < h2);
+
+	at.kind = REGISTRY_RESUME_AT;
+	at.id = o;
+	back =
+	    cluster_subscribe(f->cl[1], "u", "d", &at, &st, &bref, &err, &down);
+	assert_non_null(back);
+	if (!st.reset) {
+		next_msg(f->reg[1], back, text);
+		if (strcmp(text, "h1") != 0)
+			fail_msg("no reset, first \"%s\": the held \"h1\" "
+			         "(202) skipped, untold",
+			    text);
+	}
+	registry_unsubscribe(f->reg[1], back);
+	cluster_unsubscribe(f->cl[1], bref);
+	registry_unsubscribe(f->reg[0], lap);
+	cluster_unsubscribe(f->cl[0], lref);
+}
+
 int
 main(void)
 {
@@ -1800,6 +1876,8 @@ main(void)
 	        test_cluster_dead_holder_seen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_post_trim, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_foreign_id, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_expired_stream_floor, setup_short, teardown),
 	    cmocka_unit_test_setup_teardown(
