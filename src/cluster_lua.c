@@ -214,7 +214,12 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * of them and max_bytes of frames, as a single node retains
  * (BEEP_REPLAY_MAX, BEEP_REPLAY_BYTES): past that, from moves to the newest
  * one left out, with "event id too old" (as when the stream was trimmed), so
- * that a backlog is never more than a node would replay.  POST trims the
+ * that a backlog is never more than a node would replay.  A client's
+ * after is a position only when it is one this device's streams were
+ * given: an entry of its stream, its last, floor, held or seen, or base();
+ * any other (another device's id, between two of this one's) is "unknown
+ * event id", as on a single node: walking past it would skip, untold,
+ * what is held below it.  POST trims the
  * stream to count entries, but a node started with another BEEP_REPLAY_MAX
  * (a rolling change) may have left more: the newest count + 1 tell.
  */
@@ -265,6 +270,11 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "if idlt(after, b) then why = 'messages were lost' "
     "elseif idlt(last, after) then why = 'unknown event id' "
     "elseif idlt(after, floor) then why = 'event id too old' "
+    "elseif after ~= last and after ~= floor and after ~= b and "
+    "after ~= redis.call('HGET', m, 'held') and "
+    "after ~= redis.call('HGET', m, 'seen') and "
+    "#redis.call('XRANGE', s, after, after) == 0 then "
+    "why = 'unknown event id' "
     "else from = after usable = true end end "
     "if not usable then "
     "if hold then "
