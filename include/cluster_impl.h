@@ -76,6 +76,12 @@ struct cluster_entry {
 	uint64_t last; /* the newest id given to the registry */
 	uint64_t seen; /* the newest of them that came from Redis */
 	/*
+	 * last when its last stream here closed: what came after (the
+	 * channel's, before the UNSUB ran) no stream here took, and the
+	 * UNSUB holds it for the device's return.  0: none closed.
+	 */
+	uint64_t upto;
+	/*
 	 * A new stream's replay had no room for the message with this id
 	 * (registry_replay_at()): the stream starts after it, with a reset.  0:
 	 * none.

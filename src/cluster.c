@@ -450,6 +450,7 @@ cluster_unsubscribe(struct cluster *cl, struct cluster_entry *e)
 		return;
 	pthread_mutex_lock(&cl->lock);
 	if (--e->streams == 0) {
+		e->upto = e->last;
 		cl->dirty = true;
 		pthread_cond_signal(&cl->wake);
 	}

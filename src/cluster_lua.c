@@ -301,7 +301,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
 
 /*
  * KEYS u g m s; ARGV dev node grace_ms meta_ttl_ms here after user frame
- * undo_lo undo_hi.  undo_lo..undo_hi (0 0: none): the tokens of this node's
+ * undo_lo undo_hi upto.  undo_lo..undo_hi (0 0: none): the tokens of this node's
  * SUBs from which no stream here started (their requests gave up waiting,
  * or the streams were refused after them).  When one of them ran and is
  * the last to have written the node's field (its token there), the grace
@@ -316,6 +316,11 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * is left and one was: this node (its SUB ran, and no sweep took it since:
  * an UNSUB after a SUB whose answer was lost may find nothing), or a dead
  * node whose field holders() removed, as POST does.
+ * upto ("" none): the newest id this node's streams had when the last of
+ * them closed; what the channel brought after it (a POST answered 200
+ * while this node was still listed, before this UNSUB ran) no stream
+ * took: a served UNSUB holds from there (not below what another stream
+ * saw, seen), not from last.
  * Returns the holders left.
  */
 static const char cluster_lua_unsub[] = LUA_PRELUDE
@@ -330,8 +335,16 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "tell(u, ARGV[7], dev, node, moved(s, m, ARGV[6], "
     "tonumber(ARGV[4])), ARGV[8]) end "
     "local served = was == 1 and not undone(token, ARGV[9], ARGV[10]) "
+    "local upto = nil "
     "if served and redis.call('EXISTS', m) == 1 then "
-    "redis.call('HSET', m, 'seen', redis.call('HGET', m, 'last') or base()) "
+    "local sn = redis.call('HGET', m, 'last') or base() "
+    "local ua = ARGV[11] or '' "
+    "if ua ~= '' and idlt(ua, sn) then upto = ua "
+    "local prior = redis.call('HGET', m, 'seen') "
+    "if prior and idlt(upto, prior) then upto = prior end "
+    "if idlt(upto, base()) then upto = base() end "
+    "if idlt(upto, sn) then sn = upto else upto = nil end end "
+    "redis.call('HSET', m, 'seen', sn) "
     "end "
     "local nodes, dead, since = holders(u, dev) "
     "if #nodes == 0 and (was == 1 or dead) then "
@@ -342,6 +355,9 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "local held = redis.call('HGET', m, 'held') "
     "if held and idlt(mark, held) then "
     "redis.call('HSET', m, 'held', mark) end end "
+    "if upto then local held = redis.call('HGET', m, 'held') "
+    "if held and idlt(upto, held) then "
+    "redis.call('HSET', m, 'held', upto) end end "
     "end "
     "return #nodes";
 

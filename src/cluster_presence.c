@@ -168,6 +168,12 @@ cluster_presence_reconcile(struct cluster *cl)
 			j->token = e->undo_hi;
 			cluster_job_num(j, e->undo_lo);
 			cluster_job_num(j, e->undo_hi);
+			/* What its streams had: what came since is held. */
+			if (e->upto != 0)
+				cluster_format_id(e->upto, after, sizeof(after));
+			else
+				after[0] = '\0';
+			cluster_job_str(j, after);
 			j->entry = e;
 			e->jobs++;
 			cluster_job_enqueue(cl, j);
