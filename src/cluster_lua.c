@@ -320,7 +320,8 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * them closed; what the channel brought after it (a POST answered 200
  * while this node was still listed, before this UNSUB ran) no stream
  * took: a served UNSUB holds from there (not below what another stream
- * saw, seen), not from last.
+ * saw, seen), not from last; with another holder left, or here (the
+ * device moved above it), nothing moves.
  * Returns the holders left.
  */
 static const char cluster_lua_unsub[] = LUA_PRELUDE
@@ -339,11 +340,11 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "if served and redis.call('EXISTS', m) == 1 then "
     "local sn = redis.call('HGET', m, 'last') or base() "
     "local ua = ARGV[11] or '' "
-    "if ua ~= '' and idlt(ua, sn) then upto = ua "
+    "if ua ~= '' and ARGV[5] ~= '1' and idlt(ua, sn) then upto = ua "
     "local prior = redis.call('HGET', m, 'seen') "
     "if prior and idlt(upto, prior) then upto = prior end "
     "if idlt(upto, base()) then upto = base() end "
-    "if idlt(upto, sn) then sn = upto else upto = nil end end "
+    "if not idlt(upto, sn) then upto = nil end end "
     "redis.call('HSET', m, 'seen', sn) "
     "end "
     "local nodes, dead, since = holders(u, dev) "
@@ -355,7 +356,8 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "local held = redis.call('HGET', m, 'held') "
     "if held and idlt(mark, held) then "
     "redis.call('HSET', m, 'held', mark) end end "
-    "if upto then local held = redis.call('HGET', m, 'held') "
+    "if upto then redis.call('HSET', m, 'seen', upto) "
+    "local held = redis.call('HGET', m, 'held') "
     "if held and idlt(upto, held) then "
     "redis.call('HSET', m, 'held', upto) end end "
     "end "
