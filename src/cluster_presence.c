@@ -170,7 +170,8 @@ cluster_presence_reconcile(struct cluster *cl)
 			cluster_job_num(j, e->undo_hi);
 			/* What its streams had: what came since is held. */
 			if (e->upto != 0)
-				cluster_format_id(e->upto, after, sizeof(after));
+				cluster_format_id(
+				    e->upto, after, sizeof(after));
 			else
 				after[0] = '\0';
 			cluster_job_str(j, after);

@@ -1648,7 +1648,6 @@ test_cluster_bye_flushed(void **state)
 	redisFree(c);
 }
 
-
 /*
  * A device's Redis stream expires (PEXPIRE keep) when nothing was posted
  * to it for keep ms: every entry goes at once, and no trim records the
@@ -1688,8 +1687,9 @@ test_cluster_expired_stream_floor(void **state)
 	c = redisConnectUnix(f->sock);
 	assert_true(c != NULL && c->err == 0);
 	for (int i = 0; i < 1000 && !gone; i++) {
-		r = redisCommand(c, "EXISTS beep:s:u\x1f"
-		                    "d");
+		r = redisCommand(c,
+		    "EXISTS beep:s:u\x1f"
+		    "d");
 		assert_non_null(r);
 		gone = r->integer == 0;
 		freeReplyObject(r);
