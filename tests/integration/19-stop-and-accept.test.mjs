@@ -142,16 +142,17 @@ function rawStream(sock, i) {
 	return c;
 }
 
-// A read deadline holds a duplicate of its connection's descriptor. When
-// the connection took the last one, the deadline fell back to SO_RCVTIMEO,
-// a limit per read: a peer that sent a byte within each held its worker
-// for good ("one deadline for the whole request, not per read", README),
-// at the descriptor limit, where streams (a descriptor each) put a
-// service under pressure. Such a request is now closed unread.
-test('at the descriptor limit a request with no room for its read ' +
-    'deadline is not read', T, async (t) => {
-	const READ_TIMEOUT = 2;
-	const rig = new Rig(t, 'emfile-deadline');
+const READ_TIMEOUT = 2; // seconds, at the descriptor limit below
+
+// A backend at 40 descriptors (BEEP_READ_TIMEOUT 2 s), filled with raw
+// streams until one is not served: every descriptor is taken, and the last
+// stream tried waits in the backlog (accept() may fail for a moment while a
+// starting stream holds its deadline's duplicate: served within the
+// back-off's first pause; past its longest, 2 s, none is free). free()
+// lets two go: the waiting stream takes one, whatever is queued behind it
+// the last, which leaves none for a read deadline.
+async function atDescriptorLimit(t, name) {
+	const rig = new Rig(t, name);
 	rig.backend = rig.track(launch('prlimit', ['--nofile=40:40', '--',
 	    BEEP_BIN, '--listen', `unix:${rig.sock}`], {
 		cwd: rig.dir, tag: 'beep',
@@ -159,12 +160,6 @@ test('at the descriptor limit a request with no room for its read ' +
 		    BEEP_LOG_LEVEL: 'debug', BEEP_MIN_IDLE: '2' },
 	}));
 	await waitLine(rig.backend, /\bready\b/);
-
-	// Streams until one is not served: every descriptor is taken, and
-	// the last one tried waits in the backlog (accept() may fail for a
-	// moment while a starting stream holds its deadline's duplicate:
-	// served within the back-off's first pause; past its longest, 2 s,
-	// none is free).
 	const streams = [];
 	t.after(() => streams.forEach((c) => c.destroy()));
 	for (let i = 0; i < 40; i++) {
@@ -181,6 +176,24 @@ test('at the descriptor limit a request with no room for its read ' +
 	    /accept failing: EMFILE/.test(l)), 'the descriptor limit reached');
 	const waiting = streams[streams.length - 1];
 	assert.equal(waiting.stdout.length, 0);
+	const free = async () => {
+		streams[0].destroy();
+		streams[1].destroy();
+		await poll(() => waiting.stdout.length > 0,
+		    { what: 'the waiting stream served', timeout: 10000 });
+	};
+	return { rig, free };
+}
+
+// A read deadline holds a duplicate of its connection's descriptor. When
+// the connection took the last one, the deadline fell back to SO_RCVTIMEO,
+// a limit per read: a peer that sent a byte within each held its worker
+// for good ("one deadline for the whole request, not per read", README),
+// at the descriptor limit, where streams (a descriptor each) put a
+// service under pressure. Such a request is now closed unread.
+test('at the descriptor limit a request with no room for its read ' +
+    'deadline is not read', T, async (t) => {
+	const { rig, free } = await atDescriptorLimit(t, 'emfile-deadline');
 
 	// A request that trickles in, behind that stream in the backlog.
 	const slow = new FcgiConn(rig.sock);
@@ -194,12 +207,7 @@ test('at the descriptor limit a request with no room for its read ' +
 	let closed = false;
 	slow.closed.then(() => { closed = true; });
 
-	// Two descriptors free: the waiting stream takes one, the slow
-	// request the last, which leaves none for its read deadline.
-	streams[0].destroy();
-	streams[1].destroy();
-	await poll(() => waiting.stdout.length > 0,
-	    { what: 'the waiting stream served', timeout: 10000 });
+	await free();
 	const start = Date.now();
 	// A byte every half second (the pace is the attack, not a wait):
 	// within each read's limit, 4 x BEEP_READ_TIMEOUT in all.
@@ -225,32 +233,7 @@ test('at the descriptor limit a request with no room for its read ' +
 // unread. On 3a4a231 it was read (a limit per read) and answered.
 test('at the descriptor limit a large POST that has come whole is ' +
     'answered', T, async (t) => {
-	const READ_TIMEOUT = 2;
-	const rig = new Rig(t, 'emfile-large');
-	rig.backend = rig.track(launch('prlimit', ['--nofile=40:40', '--',
-	    BEEP_BIN, '--listen', `unix:${rig.sock}`], {
-		cwd: rig.dir, tag: 'beep',
-		env: { ...process.env, BEEP_READ_TIMEOUT: String(READ_TIMEOUT),
-		    BEEP_LOG_LEVEL: 'debug', BEEP_MIN_IDLE: '2' },
-	}));
-	await waitLine(rig.backend, /\bready\b/);
-
-	const streams = [];
-	t.after(() => streams.forEach((c) => c.destroy()));
-	for (let i = 0; i < 40; i++) {
-		const c = rawStream(rig.sock, i);
-		streams.push(c);
-		await c.connected;
-		const served = await poll(() => c.stdout.length > 0, {
-			what: `stream ${i} answered`, timeout: 3500,
-		}).catch(() => false);
-		if (!served)
-			break;
-	}
-	assert.ok(rig.backend.lines.some((l) =>
-	    /accept failing: EMFILE/.test(l)), 'the descriptor limit reached');
-	const waiting = streams[streams.length - 1];
-	assert.equal(waiting.stdout.length, 0);
+	const { rig, free } = await atDescriptorLimit(t, 'emfile-large');
 
 	// The offer, whole, in one write, behind that stream in the backlog.
 	const body = Buffer.from(JSON.stringify({ data: {
@@ -267,12 +250,7 @@ test('at the descriptor limit a large POST that has come whole is ' +
 		        CONTENT_LENGTH: String(body.length) }))),
 	    record(PARAMS, 1), record(STDIN, 1, body), record(STDIN, 1)]));
 
-	// Two descriptors free: the waiting stream takes one, the POST the
-	// last, which leaves none for a read deadline.
-	streams[0].destroy();
-	streams[1].destroy();
-	await poll(() => waiting.stdout.length > 0,
-	    { what: 'the waiting stream served', timeout: 10000 });
+	await free();
 	const r = await withTimeout(post.response(), 4 * READ_TIMEOUT * 1000);
 	assert.equal(r.status, 200,
 	    `a whole ${body.length}-byte POST at the descriptor limit: ` +

@@ -34,6 +34,38 @@ const { connect } = await import('../../web/beep-signal.js');
 
 const T = { timeout: 120000 };
 
+// The first page of the tab: connected, then left (pagehide, and its stream
+// goes with the page).
+async function firstPageLeaves(stack, u, d) {
+	const page1 = connect({ base: stack.base, user: u, device: d });
+	await poll(() => page1.lastEventId !== '',
+	    { timeout: 10000, what: 'first page has a position' });
+	const hide = new Event('pagehide');
+	hide.persisted = false;
+	window.dispatchEvent(hide);
+	page1.close();
+}
+
+// What the next page of the tab gets (resets as "reset: why") up to a
+// marker posted once its stream is open (its lastEventId is the kept one
+// at once).
+async function nextPageGets(stack, u, d, post) {
+	const page2 = connect({ base: stack.base, user: u, device: d });
+	const got = [];
+	page2.on('reset', (reason) => got.push(`reset: ${reason}`));
+	page2.on('message', (data) => got.push(data));
+	try {
+		await poll(() => page2.state === 'open',
+		    { timeout: 10000, what: 'next page\'s stream open' });
+		assert.equal(await post('marker'), 200);
+		await poll(() => got.includes('marker'),
+		    { timeout: 10000, what: 'marker delivered' });
+	} finally {
+		page2.close();
+	}
+	return got;
+}
+
 describe('a page of the tab back after the device was forgotten', () => {
 	let stack;
 	before(async () => {
@@ -50,15 +82,7 @@ describe('a page of the tab back after the device was forgotten', () => {
 			const r = await c.postJson(postPath(u, d), { data });
 			return r.status;
 		};
-		// The first page.
-		const page1 = connect({ base: stack.base, user: u, device: d });
-		await poll(() => page1.lastEventId !== '',
-		    { timeout: 10000, what: 'first page has a position' });
-		// It leaves: pagehide, and its stream goes with the page.
-		const hide = new Event('pagehide');
-		hide.persisted = false;
-		window.dispatchEvent(hide);
-		page1.close();
+		await firstPageLeaves(stack, u, d);
 		const kept = [...sessionStorage.m.entries()]
 		    .filter(([k]) => k.endsWith(`|${u}|${d}`)).map(([, v]) => v);
 		assert.equal(kept.length, 1, 'pagehide kept the last id');
@@ -84,20 +108,7 @@ describe('a page of the tab back after the device was forgotten', () => {
 		assert.equal(first.type, 'reset', 'with the id: a reset');
 
 		// The next page of the tab.
-		const page2 = connect({ base: stack.base, user: u, device: d });
-		const got = [];
-		page2.on('reset', (reason) => got.push(`reset: ${reason}`));
-		page2.on('message', (data) => got.push(data));
-		try {
-			// Its stream open (its lastEventId is the kept one at once).
-			await poll(() => page2.state === 'open',
-			    { timeout: 10000, what: 'next page\'s stream open' });
-			assert.equal(await post('marker'), 200);
-			await poll(() => got.includes('marker'),
-			    { timeout: 10000, what: 'marker delivered' });
-		} finally {
-			page2.close();
-		}
+		const got = await nextPageGets(stack, u, d, post);
 		assert.ok(got[0].startsWith('reset') ||
 		    (got[0] === 'offer' && got[1] === 'candidate'),
 		    `the next page is told (a reset) or gets what was posted ` +
@@ -131,13 +142,7 @@ describe('a page of the tab back after 31 s, within the windows', () => {
 			return r.status;
 		};
 		sessionStorage.m.clear();
-		const page1 = connect({ base: stack.base, user: u, device: d });
-		await poll(() => page1.lastEventId !== '',
-		    { timeout: 10000, what: 'first page has a position' });
-		const hide = new Event('pagehide');
-		hide.persisted = false;
-		window.dispatchEvent(hide);
-		page1.close();
+		await firstPageLeaves(stack, u, d);
 		const key = [...sessionStorage.m.keys()]
 		    .find((k) => k.endsWith(`|${u}|${d}`));
 		assert.ok(key, 'pagehide kept the last id');
@@ -151,20 +156,7 @@ describe('a page of the tab back after 31 s, within the windows', () => {
 		// The user comes back to the tab 31 s after leaving it.
 		await poll(() => Date.now() > kept.at + 31000,
 		    { timeout: 40000, interval: 250, what: '31 s later' });
-		const page2 = connect({ base: stack.base, user: u, device: d });
-		const got = [];
-		page2.on('reset', (reason) => got.push(`reset: ${reason}`));
-		page2.on('message', (data) => got.push(data));
-		try {
-			// Its stream open (its lastEventId is the kept one at once).
-			await poll(() => page2.state === 'open',
-			    { timeout: 10000, what: 'next page\'s stream open' });
-			assert.equal(await post('marker'), 200);
-			await poll(() => got.includes('marker'),
-			    { timeout: 10000, what: 'marker delivered' });
-		} finally {
-			page2.close();
-		}
+		const got = await nextPageGets(stack, u, d, post);
 		// The service replays it from the kept id (a control).
 		const probe = await stack.open(subPath(u, d),
 		    { headers: { 'Last-Event-ID': kept.id } });
