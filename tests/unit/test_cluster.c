@@ -1859,6 +1859,74 @@ test_cluster_foreign_id(void **state)
 	cluster_unsubscribe(f->cl[0], lref);
 }
 
+/*
+ * The UNSUB script for device d of user t as node sends it, with upto
+ * (ARGV dev node grace_ms meta_ttl_ms here after user frame undo_lo
+ * undo_hi upto): what its streams had when the last of them closed.
+ */
+static void
+unsub_upto(redisContext *c, const char *node, const char *upto)
+{
+	redisReply *r = script_eval(c, CLUSTER_LUA_UNSUB, "t", "d", node,
+	    "60000", "60000", "0", "", "t", "", "0", "0", upto, (char *)NULL);
+
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+}
+
+/*
+ * Two nodes each hold a stream of the device (two tabs, or a ghost left
+ * by a move); both close at nearly the same time, each node's streams
+ * having had up to x.  A POST then is answered 200 (both nodes still
+ * listed): no stream takes y.  n1's UNSUB runs first (n2 still listed),
+ * then n2's.  Both said upto x: the device's grace must hold from x, so a
+ * client coming back without an id gets y, as with one node
+ * (test_cluster_unsub_window).  On HEAD n1's UNSUB writes seen = last (y),
+ * though no stream of n1 had it, and n2's upto is raised to that seen:
+ * held at y, and y, answered 200, is lost untold.
+ */
+static void
+test_cluster_unsub_upto_two_nodes(void **state)
+{
+	struct fixture *f = *state;
+	char x[64], y[64], from[64];
+	redisContext *c;
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	born_id(x, sizeof(x), born, 1000, 0);
+	born_id(y, sizeof(y), born, 2000, 0);
+	xadd_one(c, "t", x, "x");
+	freeReplyObject(redisCommand(c,
+	    "HSET beep:m:t\x1f"
+	    "d last %s",
+	    x));
+	freeReplyObject(redisCommand(c, "SET beep:n:n1 1"));
+	freeReplyObject(redisCommand(c, "SET beep:n:n2 1"));
+	/* A stream on each node, from x. */
+	sub_token(c, "n1", "1", "0", "0", from);
+	assert_string_equal(from, x);
+	sub_token(c, "n2", "1", "0", "0", from);
+	assert_string_equal(from, x);
+	/* Both close having had x; y is answered 200 (POST) before UNSUBs. */
+	xadd_one(c, "t", y, "y");
+	freeReplyObject(redisCommand(c,
+	    "HSET beep:m:t\x1f"
+	    "d last %s",
+	    y));
+	unsub_upto(c, "n1", x);
+	unsub_upto(c, "n2", x);
+	/* The client comes back without an id, through a third node. */
+	sub_token(c, "n3", "1", "0", "0", from);
+	if (strcmp(from, x) != 0)
+		fail_msg("starts after %s, not %s: \"y\" (answered 200, taken "
+		         "by no stream) lost, no reset",
+		    from, x);
+	redisFree(c);
+}
+
 int
 main(void)
 {
@@ -1874,6 +1942,8 @@ main(void)
 	        test_cluster_unsub_undo, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_dead_holder_seen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_upto_two_nodes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_post_trim, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
