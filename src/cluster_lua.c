@@ -344,7 +344,7 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "local prior = redis.call('HGET', m, 'seen') "
     "if prior and idlt(upto, prior) then upto = prior end "
     "if idlt(upto, base()) then upto = base() end "
-    "if not idlt(upto, sn) then upto = nil end end "
+    "if idlt(upto, sn) then sn = upto else upto = nil end end "
     "redis.call('HSET', m, 'seen', sn) "
     "end "
     "local nodes, dead, since = holders(u, dev) "
