@@ -728,7 +728,12 @@ server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
 	 * server_conn_whole()'s look is legitimate (an SDP offer).
 	 */
 	size_t size = srv->config->max_body + SERVER_UNGUARDED_PARAMS_MAX;
-	/* No more than a socket's receive queue may hold, whatever the limit. */
+	/*
+	 * A bound on the buffer, whatever the limit: a request is seen whole
+	 * only when it fits in the socket's receive queue (about 208 KiB for
+	 * a Unix socket, net.core.wmem_default): one larger, possible only
+	 * with BEEP_MAX_BODY raised past it, is closed unread here (README).
+	 */
 	if (size > SERVER_UNGUARDED_PEEK_MAX)
 		size = SERVER_UNGUARDED_PEEK_MAX;
 	unsigned char *b = xmalloc(size);
