@@ -156,7 +156,7 @@
 #define SERVER_UNGUARDED_LOOK_MS 10
 /* What a request's records besides its body may take, looked at too. */
 #define SERVER_UNGUARDED_PARAMS_MAX 65536
-/* The most looked at, with a BEEP_MAX_BODY of up to 1 GiB. */
+/* The most looked at, whatever BEEP_MAX_BODY (a bound on the buffer). */
 #define SERVER_UNGUARDED_PEEK_MAX (4u << 20)
 /*
  * Interrupts idle workers' accept() when the service stops (a handler
@@ -709,7 +709,7 @@ server_arm_read(struct server *srv, struct server_conn *conn)
  * descriptor limit, err): this worker waits for it to come whole within
  * BEEP_READ_TIMEOUT, looking every SERVER_UNGUARDED_LOOK_MS, and then it
  * is read with no read that can block.  One that does not (or that is
- * larger than a look takes, SERVER_PEEK in server_conn.c) is not read: a
+ * larger than the look, below) is not read: a
  * limit per read instead (SO_RCVTIMEO, until 2026-12-06) let a peer that
  * sent a byte within each keep its worker for good, exactly when the
  * service is short of descriptors.  Its connection is then closed unread
