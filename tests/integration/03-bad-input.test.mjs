@@ -584,3 +584,35 @@ test('behind nginx (conf/nginx.conf): the JSON 400 for ".." ids is readable ' +
 	}
 	rig.checkBackendLog();
 });
+
+// A request header past large_client_header_buffers (8 KiB a line in
+// Debian's nginx: a cookie jar grown large, a huge token) is nginx's own
+// 494, sent as 400 with an HTML page until error_page 494 in
+// conf/nginx.conf gave it the backend's kind of answer: JSON, 431
+// (Request Header Fields Too Large, what Caddy answers), readable by the
+// page that sent it.
+test('behind nginx (conf/nginx.conf): a header too large gets a JSON 431 ' +
+    'readable cross-origin', T, async (t) => {
+	const rig = new Rig(t, 'nginx-header-large');
+	await rig.startListen();
+	await rig.startNginx();
+	const c = rig.client();
+	const big = 'x'.repeat(16 * 1024);
+	for (const [what, headers] of [
+	    ['a 16 KiB cookie', { Cookie: `beep_token=${big}` }],
+	    ['a 16 KiB header with an Origin',
+	        { Origin: 'https://app.example', 'X-Big': big }]]) {
+		const r = await c.request('GET', listPath('u'), { headers });
+		assertError(r, 431, what);
+		assert.ok(r.headers['access-control-allow-origin'],
+		    `${what}: no Access-Control-Allow-Origin: ` +
+		    JSON.stringify(r.headers));
+		if (r.headers['access-control-allow-origin'] === '*')
+			assert.notEqual(r.headers['access-control-allow-credentials'],
+			    'true', `${what}: "*" with credentials`);
+	}
+	// The connection's next request is served as before.
+	const ok = await c.request('GET', listPath('u'));
+	assert.equal(ok.status, 200, ok.text);
+	rig.checkBackendLog();
+});
