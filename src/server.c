@@ -113,6 +113,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -737,8 +738,21 @@ server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
 	if (size > SERVER_UNGUARDED_PEEK_MAX)
 		size = SERVER_UNGUARDED_PEEK_MAX;
 	unsigned char *b = xmalloc(size);
+	int queued = -1;
 
-	while (!server_conn_whole_in(conn->req.ipcFd, b, size)) {
+	for (;;) {
+		int now;
+
+		/*
+		 * Looked at again only when more has come (FIONREAD): a look
+		 * copies up to size bytes.
+		 */
+		if (ioctl(conn->req.ipcFd, FIONREAD, &now) != 0)
+			now = -1;
+		if ((now < 0 || now != queued) &&
+		    server_conn_whole_in(conn->req.ipcFd, b, size))
+			break;
+		queued = now;
 		if (util_now_ms() >= end) {
 			free(b);
 			log_debug("read deadline: %s: connection closed unread",
