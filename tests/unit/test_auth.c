@@ -652,6 +652,52 @@ test_auth_max_token_at_most_on_worker_stack(void **state)
 	auth_free(a);
 }
 
+/*
+ * RFC 7515 4.1.11: a JWS whose "crit" header lists extensions the
+ * recipient does not understand (this service understands none) is
+ * invalid.  An issuer marks a token so to make every verifier that does
+ * not know what it restricts refuse it (RFC 7797's "b64": false says the
+ * payload is not encoded at all); one that ignores "crit" accepts it.
+ */
+static void
+test_auth_jwt_crit(void **state)
+{
+	struct auth *a = new_auth("jwt", "", "");
+	long now = (long)time(NULL);
+	struct auth_identity id;
+	static const char *const crits[] = {
+	    "{\"crit\":[\"purpose\"],\"purpose\":\"payments-only\"}",
+	    "{\"crit\":[\"exp\"]}",
+	    "{\"crit\":[]}",
+	    "{\"crit\":\"purpose\",\"purpose\":\"x\"}",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(crits) / sizeof(crits[0]); i++) {
+		jwt_t *jwt;
+		char *t;
+
+		jwt_new(&jwt);
+		jwt_add_grant(jwt, "sub", "alice");
+		jwt_add_grant_int(jwt, "exp", now + 60);
+		assert_int_equal(jwt_add_headers_json(jwt, crits[i]), 0);
+		jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)SECRET,
+		    (int)strlen(SECRET));
+		t = jwt_encode_str(jwt);
+		jwt_free(jwt);
+		assert_non_null(t);
+		if (bearer(a, t, &id) == AUTH_OK) {
+			auth_identity_clear(&id);
+			fail_msg("a token with the header %s was accepted: "
+			         "RFC 7515 4.1.11 says it is invalid to a "
+			         "recipient that does not understand it",
+			    crits[i]);
+		}
+		free(t);
+	}
+	auth_free(a);
+}
+
 static void
 test_auth_settings(void **state)
 {
@@ -675,6 +721,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_auth_jwt),
+	    cmocka_unit_test(test_auth_jwt_crit),
 	    cmocka_unit_test(test_auth_jwt_cookie_query_iss_aud),
 	    cmocka_unit_test(test_auth_jwt_cookie_planted_before_real),
 	    cmocka_unit_test(test_auth_header),
