@@ -698,6 +698,37 @@ test_auth_jwt_crit(void **state)
 	auth_free(a);
 }
 
+/*
+ * RFC 6750 2.1 (and RFC 9110 11.4): credentials = "Bearer" 1*SP b64token.
+ * More than one space before the token is the same credential; a token
+ * refused for it ("malformed token") tells the client nothing it can fix.
+ */
+static void
+test_auth_bearer_spaces(void **state)
+{
+	struct auth *a = new_auth("jwt", "", "");
+	long now = (long)time(NULL);
+	struct claim c[] = {{"sub", "alice", 0}, {"exp", NULL, now + 60}};
+	char *t = mint(JWT_ALG_HS256, SECRET, c, 2), header[2048];
+	struct auth_request req = {.authorization = header};
+	struct auth_identity id;
+
+	(void)state;
+	snprintf(header, sizeof(header), "Bearer  %s", t);
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_OK);
+	assert_string_equal(id.user, "alice");
+	auth_identity_clear(&id);
+	snprintf(header, sizeof(header), "bearer    %s", t);
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_OK);
+	auth_identity_clear(&id);
+	/* Spaces alone are still no token. */
+	snprintf(header, sizeof(header), "Bearer   ");
+	assert_int_not_equal(auth_identify(a, &req, &id), AUTH_OK);
+	auth_identity_clear(&id);
+	free(t);
+	auth_free(a);
+}
+
 static void
 test_auth_settings(void **state)
 {
@@ -722,6 +753,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_auth_jwt),
 	    cmocka_unit_test(test_auth_jwt_crit),
+	    cmocka_unit_test(test_auth_bearer_spaces),
 	    cmocka_unit_test(test_auth_jwt_cookie_query_iss_aud),
 	    cmocka_unit_test(test_auth_jwt_cookie_planted_before_real),
 	    cmocka_unit_test(test_auth_header),
