@@ -334,6 +334,19 @@ auth_jwt(struct auth *a, const char *token, struct auth_identity *id)
 	 */
 	if (jwt_get_alg(jwt) != a->alg)
 		goto out;
+	/*
+	 * RFC 7515 4.1.11: a token whose "crit" lists extensions the
+	 * recipient does not understand is invalid, and this service
+	 * understands none (an empty or malformed "crit" is invalid too).
+	 * libjwt ignores the header: a token its issuer restricted to
+	 * verifiers that know the extension would be taken as any other.
+	 */
+	text = jwt_get_headers_json(jwt, "crit");
+	if (text != NULL) {
+		id->why = "token has a \"crit\" header this service does not "
+		          "understand";
+		goto out;
+	}
 	text = jwt_get_grants_json(jwt, NULL);
 	claims = text ? json_loads(text, 0, NULL) : NULL;
 	if (!json_is_object(claims))
