@@ -422,8 +422,12 @@ auth_identify(
 		/* Another scheme (Basic for a proxy, say) is not ours. */
 		if (req->authorization != NULL &&
 		    strncasecmp(req->authorization, "Bearer ", 7) == 0) {
+			/* RFC 6750 2.1: "Bearer" 1*SP b64token. */
+			const char *t = req->authorization + 7;
+
+			t += strspn(t, " ");
 			id->source = AUTH_SOURCE_BEARER;
-			return auth_jwt(a, req->authorization + 7, id);
+			return auth_jwt(a, t, id);
 		}
 		/*
 		 * A token the page put in the URL itself before the cookie
