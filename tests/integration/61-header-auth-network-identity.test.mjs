@@ -1,0 +1,94 @@
+// BEEP_AUTH=header behind conf/Caddyfile.forward-auth, with an identity
+// service that knows the user by where the request comes from rather than
+// by what it carries: Tailscale's nginx-auth (the tailnet address), a VPN or
+// corporate network's address map, a device-posture agent. The browser
+// attaches that identity to every request it makes, whichever page makes it:
+// it is as ambient as a cookie.
+//
+// The backend refuses a cross-site request in header mode (403 "browser
+// credentials from another site") unless its Authorization is of a scheme
+// the browser does not keep (Bearer): "a page set that one itself, and had
+// to pass a CORS preflight to". With BEEP_CORS_ORIGINS=* (the default) the
+// backend's own preflight lets any origin set Authorization, so any page the
+// user visits sends `Authorization: Bearer x` with no credentials at all,
+// the identity service still names the user (by address), the backend takes
+// the request as not ambient, and its answer carries
+// Access-Control-Allow-Origin: *: the page subscribes as the user and reads
+// their signaling (SDP offers, ICE candidates: their addresses), and posts
+// as them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import path from 'node:path';
+import {
+	startStack, uid, ROOT, postPath, subPath, openSub,
+} from './harness.mjs';
+
+const T = { timeout: 60000 };
+const FA_CADDYFILE = path.resolve(ROOT, 'conf/Caddyfile.forward-auth');
+const EVIL = 'https://evil.example';
+
+// An identity service that knows the user by the client's address (every
+// request here comes from 127.0.0.1: that is the user's machine).
+function startAddressAuth(user) {
+	const server = http.createServer((req, res) => {
+		req.resume();
+		res.writeHead(200, { 'X-User-Claim': JSON.stringify({ userid: user }) });
+		res.end();
+	});
+	return new Promise((resolve) => server.listen(0, '127.0.0.1', () =>
+	    resolve({ port: server.address().port, close() {
+		server.closeAllConnections();
+		return new Promise((r) => server.close(() => r()));
+	} })));
+}
+
+test('header mode: a cross-site page cannot act as the user by setting ' +
+    'an Authorization of its own', T, async (t) => {
+	const alice = uid('alice');
+	const auth = await startAddressAuth(alice);
+	t.after(() => auth.close());
+	const stack = await startStack({
+		env: { BEEP_AUTH: 'header', BEEP_KEEPALIVE: '1' },
+		caddyfile: FA_CADDYFILE,
+		caddyEnv: { AUTH_UPSTREAM: `127.0.0.1:${auth.port}` },
+	}, t);
+	const c = stack.client();
+	// Alice's own phone, subscribed from her own page.
+	const own = await openSub(stack, subPath(alice, 'phone'),
+	    { 'Sec-Fetch-Site': 'same-origin' });
+	assert.equal(own.status, 200, own.text);
+
+	// What evil.example's fetch() sends: the preflight first...
+	const pre = await c.options(subPath(alice, 'spy'), { headers: {
+		Origin: EVIL, 'Access-Control-Request-Method': 'GET',
+		'Access-Control-Request-Headers': 'authorization' } });
+	assert.equal(pre.status, 204);
+	const preflightPasses =
+	    pre.headers['access-control-allow-origin'] === '*' &&
+	    /\bauthorization\b/i.test(
+		pre.headers['access-control-allow-headers'] || '');
+	// ...then the request, without credentials (no cookie), with the
+	// header it set.
+	const page = { Origin: EVIL, 'Sec-Fetch-Site': 'cross-site',
+	    'Sec-Fetch-Mode': 'cors', Authorization: 'Bearer anything' };
+	// Without the header the backend refuses it: it knows the identity
+	// may be ambient.
+	const plain = await openSub(stack, subPath(alice, 'spy'),
+	    { Origin: EVIL, 'Sec-Fetch-Site': 'cross-site' });
+	assert.equal(plain.status, 403, 'a cross-site request is refused');
+	const spy = await openSub(stack, subPath(alice, 'spy'), page);
+	if (spy.stream)
+		spy.stream.close();
+	const readable = spy.headers['access-control-allow-origin'] === '*';
+	assert.notEqual(spy.status, 200,
+	    `evil.example subscribed as ${alice} (preflight passes: ` +
+	    `${preflightPasses}, answer readable by the page: ${readable}): ` +
+	    'a page-set Authorization proves nothing when the identity ' +
+	    'service goes by the address');
+	const forged = await c.postJson(postPath(alice, 'phone'),
+	    { data: 'hang up' }, { headers: page });
+	assert.notEqual(forged.status, 200,
+	    `evil.example posted as ${alice}: ${forged.text}`);
+	own.stream.close();
+});
