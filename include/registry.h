@@ -169,6 +169,7 @@ enum registry_error {
 	REGISTRY_MEMORY_FULL,  /* undelivered messages fill the budget */
 	REGISTRY_DUPLICATE,    /* registry_publish_at(): the log is past id */
 	REGISTRY_BACKLOGGED,   /* memory is short and a stream is far behind */
+	REGISTRY_DEVICE_FULL,  /* 2 x streams_per_device open, some ending */
 	REGISTRY_ERROR__MAX
 };
 
@@ -217,9 +218,13 @@ uint64_t registry_epoch(const struct registry *reg);
  * client should have had are gone, start->reset says so, and the stream
  * starts as with no id.  start->id always names where it starts.  When
  * the device already has streams_per_device live streams, the oldest is
- * replaced: woken with REGISTRY_REPLACED, no longer live.  Returns the
- * stream, or NULL with *err set to REGISTRY_FULL, REGISTRY_USER_FULL,
- * REGISTRY_DEVICES_FULL or REGISTRY_CLOSED.  The caller must end it with registry_unsubscribe().
+ * replaced: woken with REGISTRY_REPLACED, no longer live.  A replaced
+ * stream counts until its caller unsubscribes it, which a client that
+ * reads nothing delays to the write timeout: while the device has twice
+ * streams_per_device streams open, a new one is refused
+ * (REGISTRY_DEVICE_FULL).  Returns the stream, or NULL with *err set to
+ * REGISTRY_FULL, REGISTRY_USER_FULL, REGISTRY_DEVICES_FULL,
+ * REGISTRY_DEVICE_FULL or REGISTRY_CLOSED.  The caller must end it with registry_unsubscribe().
  */
 /*
  * Whether registry_subscribe() would take a stream of user's device now,

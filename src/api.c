@@ -305,6 +305,9 @@ api_subscribe(struct api *api, const struct api_request *req,
 		} else if (err == REGISTRY_USER_FULL) {
 			status = HTTP_429;
 			why = "too many devices for this user";
+		} else if (err == REGISTRY_DEVICE_FULL) {
+			status = HTTP_429;
+			why = "too many streams for this device";
 		}
 		api_refuse_stream(req, resp, status, why);
 		return;

@@ -261,7 +261,8 @@ static const struct config_option config_options[] = {
         "POSTs a sender may make at once before the rate applies"},
     {"max-streams-per-device", "BEEP_MAX_STREAMS_PER_DEVICE", CONFIG_SIZE,
         OFF(max_streams_per_device), "8", 1, 1000,
-        "live streams kept per device; a new one replaces the oldest"},
+        "live streams kept per device; a new one replaces the oldest; "
+        "with twice it open (replaced ones still ending) past it 429"},
     {"max-devices-per-user", "BEEP_MAX_DEVICES_PER_USER", CONFIG_SIZE,
         OFF(max_devices_per_user), "32", 1, 100000,
         "devices per user (live or in grace); past it 429"},

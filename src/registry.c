@@ -357,6 +357,17 @@ subscribe_refusal(struct registry *reg, const struct reg_device *d,
 	        reg->nstreams - reg->limits.max_streams >=
 	            reg->limits.max_over))
 		return REGISTRY_FULL;
+	/*
+	 * Replaced streams stay open until their threads end them, which a
+	 * client that reads nothing delays to the write timeout: without a
+	 * bound, one client (with authentication on, where no address limit
+	 * applies) resuming a device again and again held every stream of
+	 * BEEP_MAX_STREAMS, and everyone else was refused (a review).  As
+	 * the address limit does, at most twice the device's streams.
+	 */
+	if (d != NULL && reg->limits.streams_per_device > 0 &&
+	    d->nstreams >= 2 * reg->limits.streams_per_device)
+		return REGISTRY_DEVICE_FULL;
 	if (d != NULL)
 		return REGISTRY_OK;
 	if (u != NULL && reg->limits.devices_per_user > 0 &&

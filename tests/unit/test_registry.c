@@ -1671,6 +1671,48 @@ test_registry_replace_oldest(void **state)
 }
 
 /*
+ * Replaced streams count until they end, which a client that reads nothing
+ * delays to the write timeout: while a device has twice streams_per_device
+ * streams open, a new one is refused (REGISTRY_DEVICE_FULL), and
+ * registry_admits() says so; once one ends there is room again.  Without
+ * it one client resuming a device again and again held every stream of
+ * max_streams (a review, test 61).
+ */
+static void
+test_registry_replaced_bound(void **state)
+{
+	struct registry_limits l = {.streams_per_device = 2};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *s[4], *n;
+	struct registry_batch bt;
+	enum registry_error err;
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_non_null(s[i] = subscribe(reg, "u", "d", &err));
+	/* s[0] and s[1] replaced, still ending: 4 open, 2 live. */
+	assert_int_equal(registry_wait(reg, s[0], FAR, &bt), REGISTRY_REPLACED);
+	assert_int_equal(registry_wait(reg, s[1], FAR, &bt), REGISTRY_REPLACED);
+	assert_false(registry_admits(reg, "u", "d", &err));
+	assert_int_equal(err, REGISTRY_DEVICE_FULL);
+	assert_null(subscribe(reg, "u", "d", &err));
+	assert_int_equal(err, REGISTRY_DEVICE_FULL);
+	/* Another device of the user is not refused for it. */
+	assert_non_null(n = subscribe(reg, "u", "e", &err));
+	registry_unsubscribe(reg, n);
+	/* One replaced ends: room for one more, which replaces s[2]. */
+	registry_unsubscribe(reg, s[0]);
+	assert_true(registry_admits(reg, "u", "d", &err));
+	assert_non_null(n = subscribe(reg, "u", "d", &err));
+	assert_int_equal(registry_wait(reg, s[2], FAR, &bt), REGISTRY_REPLACED);
+	registry_unsubscribe(reg, s[1]);
+	registry_unsubscribe(reg, s[2]);
+	registry_unsubscribe(reg, s[3]);
+	registry_unsubscribe(reg, n);
+	registry_free(reg);
+}
+
+/*
  * registry_has_tagged() and registry_displace(): the new stream is tagged
  * and takes the place of the oldest other live stream of its device with
  * the tag, no other.
@@ -5856,6 +5898,7 @@ main(void)
 	    cmocka_unit_test(test_registry_batch_bytes),
 	    cmocka_unit_test(test_registry_max_devices),
 	    cmocka_unit_test(test_registry_max_devices_user),
+	    cmocka_unit_test(test_registry_replaced_bound),
 	    cmocka_unit_test(test_registry_admits_expired),
 	    cmocka_unit_test(test_registry_device_keys),
 	    cmocka_unit_test(test_registry_two_streams),
