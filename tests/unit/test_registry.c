@@ -1676,7 +1676,7 @@ test_registry_replace_oldest(void **state)
  * streams open, a new one is refused (REGISTRY_DEVICE_FULL), and
  * registry_admits() says so; once one ends there is room again.  Without
  * it one client resuming a device again and again held every stream of
- * max_streams (a review, test 61).
+ * max_streams (a review, test 53).
  */
 static void
 test_registry_replaced_bound(void **state)
