@@ -131,9 +131,9 @@ function join(user, device) {
 	// With authentication on: the token of the fragment (see
 	// takeFragmentToken), or the service's cookie, which fetch sends to its
 	// own origin by itself.
-	// Reopen a stream silent for a minute (4 keepalives at the default).
-	sig = connect({ user, device, token: fragmentToken || undefined,
-	    idleTimeout: 60000 });
+	// A stream silent for three keepalives is reopened (the client's
+	// default: 12 s at the service's default, within its replay window).
+	sig = connect({ user, device, token: fragmentToken || undefined });
 	window.beepApp.sig = sig;
 	sig.on("state", onSigState);
 	sig.on("call", onCall);

@@ -50,8 +50,14 @@ const LOCAL_EVENTS = new Set(["state", "error"]);
 // a connection that dies without a word (a NAT that forgets it, a phone
 // that changes networks) is otherwise noticed only when TCP gives up
 // retransmitting, some 15 minutes later, and the device misses its calls
-// until then.  15 of the service's keepalives at its default (4 s).
+// until then.  By default three of the keepalives the service names in
+// its first comment (12 s at its default, 4 s): what is posted meanwhile
+// went to the dead connection, and the service keeps it for replay only
+// BEEP_REPLAY_SECONDS (30 s) after that, so a client that looked again
+// later (60 s, until 2026-12-06) came back to a reset for what it could
+// have had.  IDLE_MS until the service has named its keepalive.
 const IDLE_MS = 60000;
+const IDLE_KEEPALIVES = 3;
 const RESUME_PREFIX = "beep-signal:";
 
 const enc = encodeURIComponent;
@@ -228,8 +234,10 @@ class Signal {
 		this.credentials = opts.credentials || "same-origin";
 		// A stream silent this long (no event, no keepalive comment) is
 		// taken for dead (a NAT forgot it, a phone changed networks
-		// without a word) and reopened; 0: never.
-		this.idleTimeout = opts.idleTimeout ?? IDLE_MS;
+		// without a word) and reopened; 0: never; null (the default):
+		// three of the service's keepalives (IDLE_MS until it names
+		// them).
+		this.idleTimeout = opts.idleTimeout ?? null;
 		// A page reloaded, or left and come back to, resumes where
 		// the last one left (resume: false, never). Behind a front that
 		// learns a client has gone only at its next writes (Caddy: a
@@ -560,8 +568,10 @@ class Signal {
 		let idle = null;
 		const watch = () => {
 			clearTimeout(idle);
-			const ms = Math.max(this.idleTimeout, 3 * keepaliveMs);
-			if (this.idleTimeout > 0)
+			const ms = this.idleTimeout !== null ?
+			    Math.max(this.idleTimeout, IDLE_KEEPALIVES * keepaliveMs) :
+			    keepaliveMs > 0 ? IDLE_KEEPALIVES * keepaliveMs : IDLE_MS;
+			if (this.idleTimeout === null || this.idleTimeout > 0)
 				idle = setTimeout(() => {
 					this.emit("error", new SignalError(
 					    `subscribe: no data for ${ms} ms`, 0));
@@ -829,8 +839,9 @@ class Signal {
 // 30 s resumes where the one before it in the tab left off, resume: false
 // turns that off), credentials (fetch's: "include" to
 // send cookies to another origin), idleTimeout (ms without a byte after
-// which the stream is reopened; default 60 s, above the service's
-// BEEP_KEEPALIVE; 0: off),
+// which the stream is reopened, at least three of the service's
+// keepalives; default: three of them, 12 s at its default, well within
+// its 30 s replay window; 0: off),
 // timeout (ms for each attempt's answer, a stream's head; default 10 s).
 export function connect(opts) {
 	return new Signal(opts);
