@@ -584,15 +584,27 @@ class Signal {
 				const { value, done } = await reader.read();
 				if (done)
 					break;
+				const had = this.lastEventId;
 				parser.feed(decoder.decode(value, { stream: true }));
 				// Past close() or `replaced`, the events were not
 				// delivered: the id stays at the last one that was
 				// (an application may resume from it).
+				if (!this.stopped && replaced === null &&
+				    parser.lastEventId)
+					// An id: line alone sets it too (no event).
+					this.lastEventId = parser.lastEventId;
+				// Kept for the next page of the tab as it comes,
+				// not only on pagehide: a page the browser kills
+				// in the background (a phone short of memory, the
+				// Page Lifecycle's "discarded") gets no pagehide,
+				// and is loaded again when its tab is shown: with
+				// no id it would start past what its stream took
+				// (behind Caddy, a ghost for some seconds), untold
+				// (test 61).
+				if (this.lastEventId !== had)
+					this.saveResume();
 				if (this.stopped || replaced !== null)
 					break;
-				// An id: line alone sets it too (no event).
-				if (parser.lastEventId)
-					this.lastEventId = parser.lastEventId;
 			}
 		} catch (e) {
 			if (this.stopped)
