@@ -84,3 +84,63 @@ test('a page killed in the background and loaded again gets what its ' +
 	    'took (the service replays it from the id of "hello"), or is told ' +
 	    `of its loss; it started afresh past it: ${JSON.stringify(got)}`);
 });
+
+// The same, for a page that was itself loaded again and resumed, and is
+// killed before anything new came to it: its stream opened at the id it
+// resumed from (its position), which it must keep for the next page too.
+test('a page that resumed, killed before anything new came, and loaded ' +
+    'again gets what its dead stream took, or a reset', T, async (t) => {
+	const stack = await startStack({}, t);
+	const c = stack.client();
+	const u = sid(), d = 'phone';
+	const post = async (data) => {
+		const r = await c.postJson(postPath(u, d), { data });
+		return r.status;
+	};
+	// A page that handled a message, then killed.
+	globalThis.window = new EventTarget();
+	const page1 = connect({ base: stack.base, user: u, device: d });
+	const got1 = [];
+	page1.on('message', (data) => got1.push(data));
+	await poll(() => page1.state === 'open' && page1.lastEventId !== '',
+	    { what: 'first page open' });
+	assert.equal(await post('hello'), 200);
+	await poll(() => got1.includes('hello'), { what: 'hello handled' });
+	const helloId = page1.lastEventId;
+	page1.close();
+
+	// Loaded again: it resumes where the first left, nothing new comes.
+	globalThis.window = new EventTarget();
+	const page2 = connect({ base: stack.base, user: u, device: d });
+	assert.equal(page2.lastEventId, helloId, 'resumed from hello\'s id');
+	const seen2 = [];
+	page2.on('message', (data) => seen2.push(data));
+	// Open: its head came, which the service writes once the stream is
+	// registered, with its position (hello's id).
+	await poll(() => page2.state === 'open', { what: 'second page open' });
+	// Killed too, before anything new came to it.
+	page2.close();
+	assert.equal(await post('offer'), 200,
+	    'taken by a killed page\'s stream (a ghost behind Caddy)');
+
+	// The third page of the tab.
+	globalThis.window = new EventTarget();
+	const page3 = connect({ base: stack.base, user: u, device: d });
+	const got = [];
+	page3.on('reset', (reason) => got.push(`reset: ${reason}`));
+	page3.on('message', (data) => got.push(data));
+	try {
+		await poll(() => page3.state === 'open',
+		    { what: 'third page\'s stream open' });
+		assert.equal(await post('marker'), 200);
+		await poll(() => got.includes('marker'),
+		    { what: 'marker delivered' });
+	} finally {
+		page3.close();
+	}
+	assert.deepEqual(seen2, []);
+	assert.ok(got[0] === 'offer' || got[0].startsWith('reset'),
+	    'the third page gets the offer the second page\'s stream took ' +
+	    '(the second page, which resumed from hello\'s id, must keep it ' +
+	    `for the next): ${JSON.stringify(got)}`);
+});
