@@ -96,8 +96,9 @@ function tabStorage() {
 	}
 }
 
-// The id a page of this tab left key's stream at, however long ago; taken,
-// so that only one connection resumes from it.  Not only lately: the
+// The id a page of this tab left key's stream at, however long ago (the
+// client that takes it keeps it again at once, and then its own as it
+// comes: a page may be killed without a pagehide).  Not only lately: the
 // service knows what became of what was posted meanwhile (replayed, or
 // lost: a reset) and the page does not; without the id a page back after
 // the service's windows (its replay, the device's grace) started afresh,
@@ -248,6 +249,11 @@ class Signal {
 		    `${RESUME_PREFIX}${this.base}|${this.user}|${this.device}`;
 		this.lastEventId = opts.lastEventId ||
 		    (this.resumeKey ? takeResume(this.resumeKey) : "");
+		// Kept again at once, and as events come (see stream()): a
+		// page killed before its stream said anything new must leave
+		// the next page the id it resumed from.
+		this.savedId = null;
+		this.saveResume();
 		// An answer (a request's whole answer, a stream's head) that
 		// takes longer is given up, and the request retried: a lost
 		// answer must not hold up the sends queued behind it forever.
@@ -288,7 +294,9 @@ class Signal {
 				this.unlistenPage();
 				return;
 			}
-			try { tabStorage().removeItem(this.resumeKey); } catch { }
+			// Its id stays kept, as it comes (a page killed later
+			// gets no pagehide).
+			this.saveResume();
 		};
 		// A page frozen (the Page Lifecycle API's `freeze`: a tab in the
 		// background, or frozen by the browser to save energy) runs no
@@ -407,6 +415,7 @@ class Signal {
 		try {
 			tabStorage().setItem(this.resumeKey, JSON.stringify(
 			    { id: this.lastEventId, at: Date.now() }));
+			this.savedId = this.lastEventId;
 		} catch { /* full, or refused: start afresh */ }
 	}
 
@@ -584,7 +593,6 @@ class Signal {
 				const { value, done } = await reader.read();
 				if (done)
 					break;
-				const had = this.lastEventId;
 				parser.feed(decoder.decode(value, { stream: true }));
 				// Past close() or `replaced`, the events were not
 				// delivered: the id stays at the last one that was
@@ -601,7 +609,7 @@ class Signal {
 				// no id it would start past what its stream took
 				// (behind Caddy, a ghost for some seconds), untold
 				// (test 61).
-				if (this.lastEventId !== had)
+				if (this.lastEventId !== this.savedId)
 					this.saveResume();
 				if (this.stopped || replaced !== null)
 					break;
