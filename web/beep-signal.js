@@ -608,7 +608,7 @@ class Signal {
 				// and is loaded again when its tab is shown: with
 				// no id it would start past what its stream took
 				// (behind Caddy, a ghost for some seconds), untold
-				// (test 61).
+				// (test 56).
 				if (this.lastEventId !== this.savedId)
 					this.saveResume();
 				if (this.stopped || replaced !== null)
