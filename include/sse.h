@@ -21,6 +21,16 @@
 void sse_format_event(struct buf *out, const char *id, const char *event,
     const char *data, size_t len);
 
+/*
+ * Append the start of an event whose data is one line: its id and event
+ * (as above) and "data: ".  The caller then appends the line's text, which
+ * must hold no CR, LF (compact JSON), and ends the event with
+ * sse_format_line_end().  For text too long to render whole before it is
+ * written (buf's sink): it is appended in pieces.
+ */
+void sse_format_line_begin(struct buf *out, const char *id, const char *event);
+void sse_format_line_end(struct buf *out);
+
 /* Append a comment block, ":" text "\n\n"; text (may be NULL) has no CR/LF. */
 void sse_format_comment(struct buf *out, const char *text);
 

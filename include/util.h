@@ -35,12 +35,39 @@ uint64_t util_now_us(void);
  * no allocation.  Such a buffer must not outlive the array, and its data
  * must not be kept (buf_free() it like any other).
  */
+struct buf_sink;
+
 struct buf {
 	char *data;
 	size_t len;
 	size_t cap;
-	bool borrowed; /* data is the caller's array, not the heap's */
+	bool borrowed;         /* data is the caller's array, not the heap's */
+	struct buf_sink *sink; /* NULL, or where it empties itself (below) */
 };
+
+/*
+ * Where a buffer that would grow past at bytes empties itself first: a
+ * stream's rendered events go out in pieces of about that size, however
+ * much a message grows when rendered (a line break becomes a "data: "
+ * line), so that a stream whose write blocks holds one piece, not the
+ * whole.  spill() takes b's len bytes (and sets failed when it cannot:
+ * what comes after is dropped); b is then empty.  Only buf_grow() calls
+ * it, so an append of more than at bytes makes the buffer as large as
+ * it: callers that may append that much append it in pieces
+ * (buf_sink_piece()).
+ */
+struct buf_sink {
+	void (*spill)(struct buf *b, struct buf_sink *sink);
+	size_t at;
+	bool failed;
+};
+
+/* The most a caller appends at once to a buffer with a sink. */
+static inline size_t
+buf_sink_piece(const struct buf *b)
+{
+	return b->sink != NULL ? b->sink->at / 2 : (size_t)-1;
+}
 
 #define BUF_ON_STACK(array)                                                    \
 	((struct buf){.data = (array) + 0 * sizeof(BUF_MUST_BE_ARRAY(array)),  \

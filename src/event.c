@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
 #include "sse.h"
 
 void
@@ -36,14 +37,72 @@ event_pack_reset(struct buf *out, const char *reason)
 	free(data);
 }
 
+/*
+ * Append s[0..len) (valid UTF-8) as a JSON string, as jansson writes it
+ * (json_dumps(), no flags that change strings: test_event compares), in
+ * pieces out's sink takes: a string of control characters grows six-fold
+ * (\u0001), and none of it is held whole.
+ */
+static void
+event_json_string(struct buf *out, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t piece = buf_sink_piece(out), start = 0;
+
+	buf_append(out, "\"", 1);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char seq[6] = {'\\', 'u', '0', '0'};
+		size_t n = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			if (i + 1 - start >= piece) {
+				buf_append(out, s + start, i + 1 - start);
+				start = i + 1;
+			}
+			continue;
+		}
+		if (i > start)
+			buf_append(out, s + start, i - start);
+		start = i + 1;
+		switch (c) {
+		case '"':
+		case '\\':
+			seq[1] = (char)c;
+			break;
+		case '\b':
+			seq[1] = 'b';
+			break;
+		case '\f':
+			seq[1] = 'f';
+			break;
+		case '\n':
+			seq[1] = 'n';
+			break;
+		case '\r':
+			seq[1] = 'r';
+			break;
+		case '\t':
+			seq[1] = 't';
+			break;
+		default:
+			seq[4] = hex[c >> 4];
+			seq[5] = hex[c & 15];
+			n = 6;
+		}
+		buf_append(out, seq, n);
+	}
+	if (len > start)
+		buf_append(out, s + start, len - start);
+	buf_append(out, "\"", 1);
+}
+
 int
 event_render(
     struct buf *out, const char *p, size_t len, const char *id, bool envelope)
 {
 	const char *end = p + len, *event, *from, *data;
-	char *text = NULL, *enc = NULL;
-	json_t *s;
-	int rc = 0;
+	size_t n, piece = buf_sink_piece(out);
 
 	if (len < 3 || (p[0] != 's' && p[0] != 'j' && p[0] != 'r'))
 		return -1;
@@ -56,37 +115,34 @@ event_render(
 	if (data == NULL)
 		return -1;
 	data++;
+	n = (size_t)(end - data);
 	if (!envelope || p[0] == 'r') {
-		sse_format_event(out, id, event[0] ? event : NULL, data,
-		    (size_t)(end - data));
+		sse_format_event(out, id, event[0] ? event : NULL, data, n);
 		return 0;
 	}
+	/*
+	 * {"from":<sender>,"data":<data as JSON>}: compact JSON, one line
+	 * (the sender's and a 'j' data's text are jansson's compact text,
+	 * which holds no line break; a string's escapes hold none).
+	 */
+	if (p[0] == 's' ? !http_utf8_valid(data, n)
+	                : memchr(data, '\n', n) != NULL ||
+	            memchr(data, '\r', n) != NULL || strpbrk(from, "\r\n"))
+		return -1;
+	sse_format_line_begin(out, id, event[0] ? event : NULL);
+	buf_append(out, "{\"from\":", 8);
+	buf_puts(out, from);
+	buf_append(out, ",\"data\":", 8);
 	if (p[0] == 's') {
-		/* Text becomes a JSON string: no line break survives it. */
-		s = json_stringn(data, (size_t)(end - data));
-		enc = s ? json_dumps(s, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-		json_decref(s);
-		if (enc == NULL)
-			return -1;
-	}
-	text = xmalloc(
-	    strlen(from) + (size_t)(end - data) + (enc ? strlen(enc) : 0) + 32);
-	strcpy(text, "{\"from\":");
-	strcat(text, from);
-	strcat(text, ",\"data\":");
-	if (enc != NULL) {
-		strcat(text, enc);
+		event_json_string(out, data, n);
 	} else {
-		size_t n = strlen(text);
-
-		memcpy(text + n, data, (size_t)(end - data));
-		text[n + (size_t)(end - data)] = '\0';
+		for (size_t at = 0; at < n; at += piece)
+			buf_append(
+			    out, data + at, n - at < piece ? n - at : piece);
 	}
-	strcat(text, "}");
-	sse_format_event(out, id, event[0] ? event : NULL, text, strlen(text));
-	free(text);
-	free(enc);
-	return rc;
+	buf_append(out, "}", 1);
+	sse_format_line_end(out);
+	return 0;
 }
 
 char *

@@ -56,6 +56,8 @@
  * offer (2 to 6 KiB) does not, and is rendered on the heap as before.
  */
 #define SERVER_RENDER_STACK 1024
+/* The most of a batch's text held before it is written (stream_sink). */
+#define SERVER_RENDER_PIECE (16 * 1024)
 
 /* The lowest address of this worker's stack (server_stack_trim()). */
 static __thread uintptr_t server_stack_low;
@@ -143,6 +145,30 @@ stream_out_write(struct fcgi_out *out, struct buf *b)
 }
 
 /*
+ * What a batch's rendering sends before it is whole: a piece of about
+ * SERVER_RENDER_PIECE bytes at a time (buf_sink), so that a stream whose
+ * write blocks holds that much, not a whole batch as rendered: a message
+ * of line breaks grows seven-fold ("data: " for each), one of control
+ * characters six-fold in an envelope (\u0001), for every stream of its
+ * device, outside BEEP_MAX_MESSAGE_MEMORY (until 2026-12-06; test 54).
+ */
+struct stream_sink {
+	struct buf_sink sink;
+	struct fcgi_out *out;
+};
+
+static void
+stream_out_spill(struct buf *b, struct buf_sink *sink)
+{
+	struct stream_sink *s = (struct stream_sink *)sink;
+
+	if (fcgi_out_write(s->out, b->data, b->len) < 0)
+		sink->failed = true;
+	else
+		metrics_stream_write(0, b->len);
+}
+
+/*
  * Write a batch of messages, formatted for this stream, and release it.
  * Out of line, like stream_out_begin(): its frame (published[], the text)
  * is not part of the one the stream sleeps in.  The text is rendered on
@@ -158,15 +184,23 @@ stream_out_batch(struct server *srv, struct fcgi_out *out,
 {
 	uint64_t published[REGISTRY_BATCH], now;
 	char text[SERVER_RENDER_STACK];
+	struct stream_sink sink = {
+	    .sink = {.spill = stream_out_spill, .at = SERVER_RENDER_PIECE},
+	    .out = out};
 	struct buf b = BUF_ON_STACK(text);
 	size_t n = 0;
 
+	b.sink = &sink.sink;
 	for (struct registry_msg *m = batch->first; m != NULL;
 	     m = registry_batch_next(batch, m)) {
 		api_stream_message(srv->api, m, envelope, &b);
 		published[n++] = registry_msg_published_us(m);
 	}
 	registry_batch_release(batch);
+	if (sink.sink.failed) {
+		buf_free(&b);
+		return -1;
+	}
 	if (stream_out_write(out, &b) < 0)
 		return -1;
 	metrics_stream_write(n, 0);

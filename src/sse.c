@@ -13,6 +13,23 @@ sse_find(const char *data, size_t from, size_t len, char c)
 }
 
 /*
+ * sse_field() of a value longer than out's sink takes at once: in pieces,
+ * each of which may send what came before (a line may span two writes).
+ */
+static void
+sse_field_pieces(struct buf *out, const char *name, size_t name_len,
+    const char *value, size_t len)
+{
+	size_t piece = buf_sink_piece(out);
+
+	buf_append(out, name, name_len);
+	for (size_t at = 0; at < len; at += piece)
+		buf_append(
+		    out, value + at, len - at < piece ? len - at : piece);
+	buf_append(out, "\n", 1);
+}
+
+/*
  * Append the field line name value "\n" (name with its ": "): one check
  * for room, one length update and one NUL, where a buf_append() for each
  * of its three pieces makes three of each.
@@ -23,6 +40,10 @@ sse_field(struct buf *out, const char *name, size_t name_len, const char *value,
 {
 	char *w;
 
+	if (len > buf_sink_piece(out)) {
+		sse_field_pieces(out, name, name_len, value, len);
+		return;
+	}
 	buf_reserve(out, name_len + len + 1);
 	w = out->data + out->len;
 	memcpy(w, name, name_len);
@@ -43,9 +64,14 @@ sse_format_event(struct buf *out, const char *id, const char *event,
 	size_t id_len = id != NULL ? strlen(id) : 0;
 	size_t event_len = event != NULL ? strlen(event) : 0;
 
-	/* Most events are one line: reserve for that in one go. */
-	buf_reserve(out,
-	    len + 16 + (event ? event_len + 8 : 0) + (id ? id_len + 5 : 0));
+	/*
+	 * Most events are one line: reserve for that in one go (unless out
+	 * goes out in pieces smaller than that).
+	 */
+	if (len <= buf_sink_piece(out))
+		buf_reserve(out,
+		    len + 16 + (event ? event_len + 8 : 0) +
+		        (id ? id_len + 5 : 0));
 	if (id != NULL)
 		sse_field(out, "id: ", 4, id, id_len);
 	if (event != NULL)
@@ -67,6 +93,22 @@ sse_format_event(struct buf *out, const char *id, const char *event,
 			lf = sse_find(data, start, len, '\n');
 	}
 	buf_append(out, "\n", 1);
+}
+
+void
+sse_format_line_begin(struct buf *out, const char *id, const char *event)
+{
+	if (id != NULL)
+		sse_field(out, "id: ", 4, id, strlen(id));
+	if (event != NULL)
+		sse_field(out, "event: ", 7, event, strlen(event));
+	buf_append(out, "data: ", 6);
+}
+
+void
+sse_format_line_end(struct buf *out)
+{
+	buf_append(out, "\n\n", 2);
 }
 
 void

@@ -123,6 +123,14 @@ buf_grow(struct buf *b, size_t extra)
 
 	if (need <= b->cap)
 		return;
+	if (b->sink != NULL && b->len > 0 && need > b->sink->at) {
+		if (!b->sink->failed)
+			b->sink->spill(b, b->sink);
+		b->len = 0;
+		need = extra + 1;
+		if (need <= b->cap)
+			return;
+	}
 	size_t cap = b->cap ? b->cap : 64;
 	while (cap < need)
 		cap *= 2;

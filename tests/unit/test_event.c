@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -101,6 +102,167 @@ test_event_reset(void **state)
 	buf_free(&packed);
 }
 
+/*
+ * A text's envelope is written without jansson (in pieces, see below):
+ * byte for byte what jansson writes, for every ASCII byte (NUL and the
+ * other controls included) and for random UTF-8 of 1 to 4 byte forms.
+ */
+static void
+test_event_envelope_as_jansson(void **state)
+{
+	unsigned seed = 7;
+
+	(void)state;
+	for (int round = 0; round < 600; round++) {
+		char text[256];
+		size_t len = 0;
+		struct buf packed = {0}, out = {0}, want = {0};
+		json_t *s;
+		char *enc;
+
+		if (round < 128) {
+			text[len++] = 'a';
+			text[len++] = (char)round;
+			text[len++] = 'z';
+		} else {
+			for (int k = 0; k < 40; k++) {
+				unsigned r =
+				    (seed = seed * 1103515245u + 12345u) >> 8;
+				unsigned cp = r % 5 == 0 ? r % 0x80
+				    : r % 5 == 1         ? 0x80 + r % 0x780
+				    : r % 5 == 2         ? 0x800 + r % 0xD000
+				                 : 0x10000 + r % 0x100000;
+
+				if (cp < 0x80) {
+					text[len++] = (char)cp;
+				} else if (cp < 0x800) {
+					text[len++] = (char)(0xC0 | cp >> 6);
+					text[len++] = (char)(0x80 | (cp & 63));
+				} else if (cp < 0x10000) {
+					text[len++] = (char)(0xE0 | cp >> 12);
+					text[len++] =
+					    (char)(0x80 | (cp >> 6 & 63));
+					text[len++] = (char)(0x80 | (cp & 63));
+				} else {
+					text[len++] = (char)(0xF0 | cp >> 18);
+					text[len++] =
+					    (char)(0x80 | (cp >> 12 & 63));
+					text[len++] =
+					    (char)(0x80 | (cp >> 6 & 63));
+					text[len++] = (char)(0x80 | (cp & 63));
+				}
+			}
+		}
+		s = json_stringn(text, len);
+		assert_non_null(s);
+		enc = json_dumps(s, JSON_COMPACT | JSON_ENCODE_ANY);
+		json_decref(s);
+		buf_printf(
+		    &want, "id: 9\ndata: {\"from\":null,\"data\":%s}\n\n", enc);
+		free(enc);
+		event_pack(&packed, text, len, false, NULL, NULL);
+		assert_int_equal(
+		    event_render(&out, packed.data, packed.len, "9", true), 0);
+		if (out.len != want.len ||
+		    memcmp(out.data, want.data, want.len))
+			fail_msg("round %d: %s, jansson %s", round, out.data,
+			    want.data);
+		buf_free(&packed);
+		buf_free(&out);
+		buf_free(&want);
+	}
+}
+
+/* A sink that keeps what is spilled, and the most held at a spill. */
+struct keep_sink {
+	struct buf_sink sink;
+	struct buf kept;
+	size_t most;
+	int fail_at; /* the spill that fails (0: none) */
+	int spills;
+};
+
+static void
+keep_spill(struct buf *b, struct buf_sink *sink)
+{
+	struct keep_sink *k = (struct keep_sink *)sink;
+
+	if (b->len > k->most)
+		k->most = b->len;
+	if (++k->spills == k->fail_at) {
+		sink->failed = true;
+		return;
+	}
+	buf_append(&k->kept, b->data, b->len);
+}
+
+/*
+ * With a sink, a rendering that grows (line breaks, control characters in
+ * an envelope, long JSON) goes out in pieces of at most the sink's size,
+ * the buffer never growing past it, and the bytes are those rendered
+ * whole; after a spill fails the rest is dropped, not held.
+ */
+static void
+test_event_render_in_pieces(void **state)
+{
+	static char lines[5000], ctl[3000], json[6000];
+	struct {
+		const char *data;
+		size_t len;
+		bool is_json, envelope;
+	} cases[] = {
+	    {lines, sizeof(lines), false, false},
+	    {lines, sizeof(lines), false, true},
+	    {ctl, sizeof(ctl), false, true},
+	    {json, sizeof(json), true, true},
+	    {"short", 5, false, false},
+	};
+
+	(void)state;
+	memset(lines, '\n', sizeof(lines));
+	memset(ctl, 1, sizeof(ctl));
+	json[0] = '"';
+	memset(json + 1, 'x', sizeof(json) - 2);
+	json[sizeof(json) - 1] = '"';
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int fail = 0; fail < 2; fail++) {
+			struct buf packed = {0}, whole = {0};
+			char stack[64];
+			struct buf out = BUF_ON_STACK(stack);
+			struct keep_sink k = {
+			    .sink = {.spill = keep_spill, .at = 256},
+			    .fail_at = fail};
+
+			out.sink = &k.sink;
+			event_pack(&packed, cases[i].data, cases[i].len,
+			    cases[i].is_json, "offer", "{\"user\":\"a\"}");
+			assert_int_equal(
+			    event_render(&whole, packed.data, packed.len, "5",
+			        cases[i].envelope),
+			    0);
+			assert_int_equal(
+			    event_render(&out, packed.data, packed.len, "5",
+			        cases[i].envelope),
+			    0);
+			assert_true(k.most <= 256);
+			assert_true(out.cap <= 256);
+			if (fail) {
+				assert_true(k.sink.failed || whole.len < 256);
+				assert_true(out.len <= 256);
+			} else {
+				buf_append(&k.kept, out.data, out.len);
+				assert_int_equal(k.kept.len, whole.len);
+				assert_memory_equal(
+				    k.kept.data, whole.data, whole.len);
+			}
+			buf_free(&packed);
+			buf_free(&whole);
+			buf_free(&out);
+			buf_free(&k.kept);
+		}
+	}
+}
+
 static void
 test_event_bad_packing(void **state)
 {
@@ -109,6 +271,8 @@ test_event_bad_packing(void **state)
 	(void)state;
 	assert_int_equal(event_render(&out, "x", 1, "1", false), -1);
 	assert_int_equal(event_render(&out, "sabc", 4, "1", false), -1);
+	/* Text that is not UTF-8 has no JSON string: no envelope. */
+	assert_int_equal(event_render(&out, "s\0null\0\xff", 8, "1", true), -1);
 	buf_free(&out);
 }
 
@@ -119,6 +283,8 @@ main(void)
 	    cmocka_unit_test(test_event_plain),
 	    cmocka_unit_test(test_event_envelope),
 	    cmocka_unit_test(test_event_reset),
+	    cmocka_unit_test(test_event_envelope_as_jansson),
+	    cmocka_unit_test(test_event_render_in_pieces),
 	    cmocka_unit_test(test_event_bad_packing),
 	};
 
