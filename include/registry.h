@@ -41,6 +41,9 @@ struct registry_msg;
 /* limits.stuck_ms in service: a second without catching up at all. */
 #define REGISTRY_STUCK_MS 1000
 
+/* What a message costs beyond its frame (registry_limits.msg_overhead). */
+#define REGISTRY_MSG_OVERHEAD 128
+
 struct registry_limits {
 	size_t max_streams; /* open streams in all; 0 = no limit */
 	/*
@@ -68,6 +71,15 @@ struct registry_limits {
 	 * the oldest retained messages go, then publishing fails.  0 = none.
 	 */
 	size_t max_message_bytes;
+	/*
+	 * What a message costs beyond its frame, in every byte count above
+	 * (queue_bytes, replay_bytes, max_message_bytes): its struct, its
+	 * allocation's header and its slot in its device's log.  Tiny
+	 * messages (a hang-up) cost several times their frame: counted as
+	 * frames alone, 256 KiB of one-byte messages took 4 MB (a review).
+	 * REGISTRY_MSG_OVERHEAD in the service; 0 where a test counts frames.
+	 */
+	size_t msg_overhead;
 	/*
 	 * With the budget full, a stream further behind than its queue, or
 	 * than its share of the budget (registry_share.c),

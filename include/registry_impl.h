@@ -51,6 +51,8 @@ struct registry_msg {
 	 */
 	struct registry_msg *next;
 	size_t len;
+	/* len and limits.msg_overhead: what it counts in every byte count */
+	size_t size;
 	char frame[];
 };
 

@@ -412,7 +412,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	 * longer, the sender's stamp) and past what its device's log keeps:
 	 * the log would drop it as soon as it was accepted.
 	 */
-	if (packed.len > api->config->replay_bytes) {
+	if (packed.len + REGISTRY_MSG_OVERHEAD > api->config->replay_bytes) {
 		buf_free(&packed);
 		api_error(resp, HTTP_413,
 		    "message too large once encoded (over BEEP_REPLAY_BYTES)");
@@ -423,7 +423,8 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	 * would have its sender try again for ever, and the registry would
 	 * first evict every retained message, of every device, for nothing.
 	 */
-	if (packed.len > api->config->max_message_memory) {
+	if (packed.len + REGISTRY_MSG_OVERHEAD >
+	    api->config->max_message_memory) {
 		buf_free(&packed);
 		api_error(resp, HTTP_413,
 		    "message too large once encoded (over "

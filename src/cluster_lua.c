@@ -181,7 +181,9 @@ static const char cluster_lua_post[] = LUA_PRELUDE
 
 /*
  * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms seen again
- * rebuild_ms here user frame max_bytes token undone_lo undone_hi.  The
+ * rebuild_ms here user frame max_bytes token undone_lo undone_hi
+ * overhead (what a message costs beyond its frame in max_bytes, as in
+ * a node's log: REGISTRY_MSG_OVERHEAD; absent, 0).  The
  * node's field of u gets "MARK TOKEN": where a stream with no id starts
  * (held, in the device's grace; else last), and the SUB's token, for an
  * UNSUB that undoes it; or 0 when it ended no grace period (the device
@@ -286,7 +288,8 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "count + 1) "
     "local entries, size, keep, cut = {}, 0, #rev, nil "
     "if #rev > count then keep = count cut = rev[count + 1][1] end "
-    "for i = 1, keep do size = size + #rev[i][2][2] "
+    "local ovh = tonumber(ARGV[17] or '0') "
+    "for i = 1, keep do size = size + #rev[i][2][2] + ovh "
     "if size > tonumber(ARGV[13]) then keep = i - 1 cut = rev[i][1] break "
     "end end "
     "for i = keep, 1, -1 do entries[#entries + 1] = rev[i] end "

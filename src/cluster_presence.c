@@ -97,6 +97,7 @@ cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
 	/* Undone SUBs of e whose UNSUB has not run: this one holds for them. */
 	cluster_job_num(j, kind == JOB_SUB ? e->undo_lo : 0);
 	cluster_job_num(j, kind == JOB_SUB ? e->undo_hi : 0);
+	cluster_job_num(j, REGISTRY_MSG_OVERHEAD);
 	j->epoch = cl->sub_epoch;
 	j->entry = e;
 	e->jobs++;

@@ -863,6 +863,7 @@ config_registry_limits(const struct config *c, struct registry_limits *out)
 	    .devices_per_user = c->max_devices_per_user,
 	    .max_devices = c->max_devices,
 	    .max_message_bytes = c->max_message_memory,
+	    .msg_overhead = REGISTRY_MSG_OVERHEAD,
 	    .stuck_ms = REGISTRY_STUCK_MS,
 	    .catch_up_ms = (uint64_t)c->catch_up_seconds * 1000,
 	};

@@ -184,6 +184,10 @@ registry_new(const struct registry_limits *limits)
 		reg->limits.replay_max = SIZE_MAX / 2;
 	if (reg->limits.replay_bytes == 0)
 		reg->limits.replay_bytes = SIZE_MAX / 2;
+	/* Its struct, an allocation's header and its slot in a log. */
+	_Static_assert(sizeof(struct registry_msg) + 16 + sizeof(void *) <=
+	        REGISTRY_MSG_OVERHEAD,
+	    "REGISTRY_MSG_OVERHEAD: what a message costs beyond its frame");
 	if (reg->limits.max_message_bytes == 0)
 		reg->limits.max_message_bytes = SIZE_MAX / 2;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -509,7 +513,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	/* Count what it is behind by from where it starts. */
 	s->bytes_out = d->bytes_in;
 	for (uint64_t q = s->cursor + 1; q <= d->last_seq; q++)
-		s->bytes_out -= device_log_at(d, q)->len;
+		s->bytes_out -= device_log_at(d, q)->size;
 	s->start_seq = d->last_seq;
 	s->start_bytes = d->bytes_in;
 	registry_lag_inherit(reg, d, s, now);
@@ -673,7 +677,7 @@ stream_overflows(const struct registry *reg, const struct reg_device *d,
 	if (d->last_seq == seq)
 		return false;
 	if (seq + 1 >= d->first_seq && d->count > 0) {
-		size_t next = device_log_at(d, seq + 1)->len;
+		size_t next = device_log_at(d, seq + 1)->size;
 
 		if (behind >= next)
 			behind -= next;
@@ -707,6 +711,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	size_t nw = 0;
 	struct device_key k;
 
+	m->size = m->len + reg->limits.msg_overhead;
 	device_key_make(&k, user, device);
 	pthread_mutex_lock(&reg->lock);
 	d = registry_find_device(reg, &k);
@@ -734,7 +739,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 		goto out;
 	}
 	if (res == REGISTRY_OK && !accepted &&
-	    registry_backlogged(reg, d, m->len, now)) {
+	    registry_backlogged(reg, d, m->size, now)) {
 		res = REGISTRY_BACKLOGGED;
 		reg->refused++;
 		reg->backlogged++;
@@ -744,7 +749,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	 * One that the whole budget could not hold is refused before
 	 * anything makes room for it: it would be evicted for nothing.
 	 */
-	if (m->len > reg->limits.max_message_bytes) {
+	if (m->size > reg->limits.max_message_bytes) {
 		res = REGISTRY_MEMORY_FULL;
 		reg->refused++;
 		if (accepted)
@@ -755,7 +760,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	 * The oldest delivered messages make room, even from a stream that
 	 * lags behind them; undelivered ones never do.
 	 */
-	while (reg->bytes + m->len > reg->limits.max_message_bytes &&
+	while (reg->bytes + m->size > reg->limits.max_message_bytes &&
 	    registry_expire_evict(reg))
 		reg->evicted++;
 	/*
@@ -763,21 +768,21 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	 * when that makes room, or they would be lost for nothing.
 	 */
 	if (res == REGISTRY_OK &&
-	    reg->bytes + m->len >
+	    reg->bytes + m->size >
 	        reg->limits.max_message_bytes + reg->held_bytes &&
 	    registry_overflow_laggards(reg, d, now)) {
 		/* What the streams it ended held back is delivered now. */
-		while (reg->bytes + m->len > reg->limits.max_message_bytes &&
+		while (reg->bytes + m->size > reg->limits.max_message_bytes &&
 		    registry_expire_evict(reg))
 			reg->evicted++;
 	}
 	if (res == REGISTRY_OK &&
-	    reg->bytes + m->len <=
+	    reg->bytes + m->size <=
 	        reg->limits.max_message_bytes + reg->held_bytes)
-		while (reg->bytes + m->len > reg->limits.max_message_bytes &&
+		while (reg->bytes + m->size > reg->limits.max_message_bytes &&
 		    registry_expire_drop_held(reg))
 			;
-	if (reg->bytes + m->len > reg->limits.max_message_bytes) {
+	if (reg->bytes + m->size > reg->limits.max_message_bytes) {
 		res = REGISTRY_MEMORY_FULL;
 		reg->refused++;
 		if (accepted)

@@ -36,7 +36,7 @@ registry_msg_new(const char *frame, size_t len)
 	m->list = MSG_ON_NONE;
 	m->rprev = m->rnext = NULL;
 	m->next = NULL;
-	m->len = len;
+	m->len = m->size = len;
 	memcpy(m->frame, frame, len);
 	return m;
 }
@@ -95,7 +95,7 @@ registry_take(
 		b->last = registry_msg_ref(m);
 		b->n++;
 		s->cursor++;
-		s->bytes_out += m->len;
+		s->bytes_out += m->size;
 	}
 	/*
 	 * Delivered now: their replay window starts (see DESIGN).  A stream

@@ -12,11 +12,11 @@ registry_log_drop_oldest(struct registry *reg, struct reg_device *d)
 	struct registry_msg *m = d->ring[d->head];
 
 	d->floor_id = m->id;
-	d->bytes -= m->len;
-	reg->bytes -= m->len;
+	d->bytes -= m->size;
+	reg->bytes -= m->size;
 	if (m->list != MSG_ON_NONE) {
-		reg->delivered_bytes -= m->len;
-		d->delivered_bytes -= m->len;
+		reg->delivered_bytes -= m->size;
+		d->delivered_bytes -= m->size;
 	}
 	if (m->list == MSG_ON_RETAINED) {
 		DL_DELETE2(reg->retained, m, rprev, rnext);
@@ -100,9 +100,9 @@ registry_log_append(struct registry *reg, struct reg_device *d,
 		device_log_at(d, m->seq - 1)->next = m;
 	d->ring[(d->head + d->count) % d->cap] = registry_msg_ref(m);
 	d->count++;
-	d->bytes += m->len;
-	d->bytes_in += m->len;
-	reg->bytes += m->len;
+	d->bytes += m->size;
+	d->bytes_in += m->size;
+	reg->bytes += m->size;
 	device_recount(reg, d);
 }
 
@@ -231,8 +231,8 @@ registry_log_deliver(
 		m->t_ms = now;
 		m->list = MSG_ON_RETAINED;
 		DL_APPEND2(reg->retained, m, rprev, rnext);
-		reg->delivered_bytes += m->len;
-		d->delivered_bytes += m->len;
+		reg->delivered_bytes += m->size;
+		d->delivered_bytes += m->size;
 	}
 	if (upto > d->delivered)
 		d->delivered = upto;
