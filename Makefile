@@ -133,10 +133,12 @@ deps:
 test-deps:
 	@sh scripts/deps.sh test
 
-# Serve the API through Caddy on $(PORT) until Ctrl-C or SIGTERM.
+# Serve the API through Caddy on $(PORT) until Ctrl-C or SIGTERM.  exec:
+# make passes a SIGTERM on to its child, which must be run.sh itself (a
+# shell in between dies of it and leaves run.sh and its servers running).
 run: deps
 	@$(MAKE) --no-print-directory all
-	@PORT=$(PORT) BEEP_BIN=$(BIN) sh scripts/run.sh
+	@PORT=$(PORT) BEEP_BIN=$(BIN) exec sh scripts/run.sh
 
 unit: $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do \

@@ -19,14 +19,21 @@ export BEEP_WEB_ROOT="${BEEP_WEB_ROOT:-$(pwd)/web}"
 "$BEEP_BIN" --listen "unix:$sock" &
 backend=$!
 caddy=
+# Stops both and waits for them, then exits with $1.  Either may be gone
+# already (it ended by itself, or a signal to the group stopped it): a
+# failed kill must not end this function under set -e before the other is
+# stopped and both are waited for.
 stop() {
-	trap - INT TERM EXIT
-	[ -n "$caddy" ] && kill -TERM "$caddy" 2>/dev/null
-	kill -TERM "$backend" 2>/dev/null
-	wait 2>/dev/null
-	exit 0
+	trap - HUP INT TERM EXIT
+	[ -z "$caddy" ] || kill -TERM "$caddy" 2>/dev/null || :
+	kill -TERM "$backend" 2>/dev/null || :
+	wait 2>/dev/null || :
+	exit "$1"
 }
-trap stop INT TERM EXIT
+# SIGHUP too: the terminal closing signals the whole group, and Caddy does
+# not stop on SIGHUP.
+trap 'stop 0' HUP INT TERM
+trap 'stop $?' EXIT
 
 # Wait for the backend's socket before Caddy can route to it.
 i=0
@@ -38,8 +45,10 @@ done
 caddy run --config "$(pwd)/Caddyfile" --adapter caddyfile &
 caddy=$!
 echo "beep-signal: serving on $SITE_ADDRESS (Ctrl-C to stop)" >&2
-# Either process ending ends both.
+# Either process ending ends both, and is a failure.
 while kill -0 "$backend" 2>/dev/null && kill -0 "$caddy" 2>/dev/null; do
 	wait -n 2>/dev/null || sleep 1
 done
-stop
+kill -0 "$caddy" 2>/dev/null || echo "beep-signal: caddy exited" >&2
+kill -0 "$backend" 2>/dev/null || echo "beep-signal: the backend exited" >&2
+stop 1
