@@ -196,6 +196,12 @@ api_metrics(
 		g.requests = t.requests;
 	}
 	resp->status = HTTP_200;
+	/*
+	 * For a scraper, never a web page: no CORS header (api_cors() put
+	 * the only ones there), or any page in a browser on an allowed host
+	 * (loopback) could read the metrics.
+	 */
+	resp->headers.len = 0;
 	buf_puts(&resp->headers,
 	    "Content-Type: " METRICS_CONTENT_TYPE "\r\n"
 	    "Cache-Control: no-store\r\n");
