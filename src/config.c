@@ -193,7 +193,9 @@ static const struct config_option config_options[] = {
         "milliseconds EventSource waits to reconnect after its stream "
         "drops: each stream starts with a retry: of this plus up to half "
         "as much again at random, which also undoes a longer retry: of a "
-        "refusal or a stop; 0: none (the browser's own)"},
+        "refusal or a stop; 0: none (the browser's own, until a "
+        "refusal, stop or replaced stream sends its retry:, which the "
+        "page's EventSource then keeps)"},
     {"write-timeout", "BEEP_WRITE_TIMEOUT", CONFIG_UINT, OFF(write_timeout),
         "30", 1, 3600,
         "seconds a write to a stream may wait (a client that stops "
