@@ -68,4 +68,17 @@ if [ -n "$made_policy" ]; then
 	rm -f "$policy"
 	trap - EXIT
 fi
+# Nor start at the next boot: the servers installed here are for make run
+# and the tests, which start their own; enabled, nginx, lighttpd and caddy
+# would each take port 80 at boot.  Only those installed just now: a
+# service the host had before is the host's.
+for p in $missing; do
+	case "$p" in
+	caddy | nginx | lighttpd | redis-server | coturn)
+		if command -v systemctl >/dev/null 2>&1; then
+			systemctl disable --quiet "$p" 2>/dev/null || :
+		fi
+		;;
+	esac
+done
 npm_ci "${1:-run}"

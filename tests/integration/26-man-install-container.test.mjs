@@ -114,6 +114,40 @@ test('scripts/deps.sh: a failed install leaves no policy-rc.d behind', T,
 	}
 });
 
+// The servers deps.sh installs for make run and the tests (which start
+// their own) must not start at the next boot either: enabled, nginx,
+// lighttpd and caddy would each take port 80 (a review). Only those it
+// installed: a service the host had is left as it was.
+test('scripts/deps.sh: the servers it installs are not enabled at boot', T,
+    async () => {
+	const t = mkdtempSync(path.join(dir, 'deps-'));
+	const bin = path.join(t, 'bin');
+	const log = path.join(t, 'systemctl.log');
+	const script = path.join(t, 'deps.sh');
+	const write = (f, text) => writeFileSync(f, text, { mode: 0o755 });
+	mkdirSync(bin);
+	// nginx is the host's already; the rest is missing.
+	write(path.join(bin, 'dpkg-query'), '#!/bin/sh\nfor a; do p=$a; done\n' +
+	    '[ "$p" = nginx ] && printf "install ok installed" && exit 0\n' +
+	    'exit 1\n');
+	write(path.join(bin, 'apt-get'), '#!/bin/sh\nexit 0\n');
+	write(path.join(bin, 'npm'), '#!/bin/sh\nexit 0\n');
+	write(path.join(bin, 'id'), '#!/bin/sh\necho 0\n');
+	write(path.join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> ${log}\n`);
+	write(script, readFileSync(path.join(ROOT, 'scripts', 'deps.sh'), 'utf8')
+	    .replaceAll('/usr/sbin/policy-rc.d', path.join(t, 'policy-rc.d')));
+	mkdirSync(path.join(t, 'tests/browser/node_modules/playwright-core'),
+	    { recursive: true });
+	await run('sh', [script, 'test'], {
+		cwd: t, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+	});
+	const disabled = readFileSync(log, 'utf8').trim().split('\n')
+	    .map((l) => l.replace(/^disable --quiet /, '')).sort();
+	assert.deepEqual(disabled,
+	    ['caddy', 'coturn', 'lighttpd', 'redis-server'],
+	    'the servers installed now are disabled, the host\'s nginx is not');
+});
+
 test('make install honours PREFIX and DESTDIR', T, async () => {
 	const dest = path.join(dir, 'stage');
 	const bin = path.relative(ROOT, BEEP_BIN);
