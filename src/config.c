@@ -485,7 +485,11 @@ static bool
 config_value_plain(const char *value, const char *where)
 {
 	if (value[0] == '"') {
-		fprintf(stderr, "beep-signal: %s: a double quote not closed\n",
+		fprintf(stderr,
+		    strchr(value + 1, '"') != NULL
+		        ? "beep-signal: %s: text after the closing double "
+		          "quote: comments take a line of their own\n"
+		        : "beep-signal: %s: a double quote not closed\n",
 		    where);
 		return false;
 	}
@@ -523,6 +527,9 @@ config_file(struct config *c, const char *path)
 
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		/* A UTF-8 byte order mark (a Windows editor's) is no key. */
+		if (lineno == 1 && strncmp(key, "\xEF\xBB\xBF", 3) == 0)
+			key = config_trim(key + 3);
 		if (*key == '\0' || *key == '#')
 			continue;
 		eq = strchr(key, '=');

@@ -95,6 +95,10 @@ test('--check-config: exit 2 and FILE:LINE: reason', T, async () => {
 		['metrics-allow = 10.0.0.0/33\n', 1, /metrics-allow: prefix length/],
 		['log-format = xml\n', 1, /invalid value 'xml' for log-format/],
 		['--keepalive = 3\n', 1, /unknown key '--keepalive'/],
+		// A comment after a quoted value: not "a quote not closed".
+		['log-level = "debug" # x\n', 1,
+		    /text after the closing double quote/],
+		['jwt-secret = "s3cret\n', 1, /a double quote not closed/],
 	];
 	for (const [text, line, why] of cases) {
 		const f = file(text);

@@ -281,7 +281,7 @@ write_file(const char *text)
 static void
 test_config_file_precedence(void **state)
 {
-	const char *path = write_file("# a comment\n"
+	const char *path = write_file("\xEF\xBB\xBF# a comment, after a BOM\n"
 	                              "\n"
 	                              "  keepalive = 7\n"
 	                              "max-body=2048\n"
@@ -320,6 +320,8 @@ test_config_file_refusals(void **state)
 {
 	static const char *bad[] = {
 	    "no-such-key = 1\n",
+	    /* A byte order mark is skipped on the first line only. */
+	    "keepalive = 3\n\xEF\xBB\xBFmax-id = 9\n",
 	    "keepalive = 0\n",
 	    "keepalive\n",
 	    "keepalive = 3\nkeepalive = 4\n",
