@@ -520,13 +520,20 @@ config_file(struct config *c, const char *path)
 		fprintf(stderr, "beep-signal: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	while (rc == 0 && getline(&line, &cap, f) >= 0) {
+	for (ssize_t n; rc == 0 && (n = getline(&line, &cap, f)) >= 0;) {
 		const struct config_option *o;
-		char *key = config_trim(line), *value, *eq;
+		char *key, *value, *eq;
 		size_t klen, vlen;
 
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		/* A NUL would end the line early, and the value with it. */
+		if (memchr(line, '\0', (size_t)n) != NULL) {
+			fprintf(stderr, "beep-signal: %s: a NUL byte\n", where);
+			rc = -1;
+			break;
+		}
+		key = config_trim(line);
 		/* A UTF-8 byte order mark (a Windows editor's) is no key. */
 		if (lineno == 1 && strncmp(key, "\xEF\xBB\xBF", 3) == 0)
 			key = config_trim(key + 3);

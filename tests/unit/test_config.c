@@ -262,9 +262,9 @@ test_config_token_and_address_limits(void **state)
 	config_clear(&c);
 }
 
-/* Write text to a new temporary file; returns its path (static). */
+/* Write len bytes to a new temporary file; returns its path (static). */
 static const char *
-write_file(const char *text)
+write_file_n(const char *text, size_t len)
 {
 	static char path[] = "/tmp/beep-test-config-XXXXXX";
 	int fd;
@@ -272,9 +272,15 @@ write_file(const char *text)
 	strcpy(path, "/tmp/beep-test-config-XXXXXX");
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
 	close(fd);
 	return path;
+}
+
+static const char *
+write_file(const char *text)
+{
+	return write_file_n(text, strlen(text));
 }
 
 /* flag > environment > file > default, for the same and other keys. */
@@ -350,6 +356,16 @@ test_config_file_refusals(void **state)
 	}
 	assert_int_equal(parse(&c, 3, missing), -1);
 	config_clear(&c);
+	/* A NUL ended the line there: the secret "s3", silently. */
+	{
+		static const char nul[] = "jwt-secret = s3\0cret\n";
+		const char *path = write_file_n(nul, sizeof(nul) - 1);
+		const char *argv[] = {"beep-signal", "--config", path};
+
+		assert_int_equal(parse(&c, 3, argv), -1);
+		config_clear(&c);
+		unlink(path);
+	}
 }
 
 /*
