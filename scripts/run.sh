@@ -10,6 +10,13 @@ set -eu
 rundir=${BEEP_RUN_DIR:-$(pwd)/build/run}
 mkdir -p "$rundir"
 sock="$rundir/beep-$PORT.sock"
+# A Unix socket's path holds 107 bytes: from a checkout deeper than that,
+# the socket goes to a directory of its own under TMPDIR, removed at the end.
+tmprun=
+if [ "${#sock}" -gt 107 ]; then
+	tmprun=$(mktemp -d "${TMPDIR:-/tmp}/beep-run.XXXXXX")
+	sock="$tmprun/beep-$PORT.sock"
+fi
 export SITE_ADDRESS="${SITE_ADDRESS:-:$PORT}"
 export BEEP_SOCKET="$sock"
 # The operations site (/metrics, /readyz) next to the public port.
@@ -28,6 +35,7 @@ stop() {
 	[ -z "$caddy" ] || kill -TERM "$caddy" 2>/dev/null || :
 	kill -TERM "$backend" 2>/dev/null || :
 	wait 2>/dev/null || :
+	[ -z "$tmprun" ] || rm -rf "$tmprun"
 	exit "$1"
 }
 # SIGHUP too: the terminal closing signals the whole group, and Caddy does

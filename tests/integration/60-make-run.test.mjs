@@ -36,7 +36,7 @@ let runs = 0;
 // Starts `make run` on free ports (or PORT), in a process group of its own.  The
 // binary under test is BEEP_BIN, taken as up to date (-o, also for the
 // recipe's sub-make `all`).
-async function makeRun(port) {
+async function makeRun(port, runDir) {
 	const n = ++runs;
 	port ??= await freePort();
 	const ops = await freePort();
@@ -48,7 +48,8 @@ async function makeRun(port) {
 	Object.assign(env, {
 		HOME: home, XDG_DATA_HOME: path.join(home, 'data'),
 		XDG_CONFIG_HOME: path.join(home, 'config'),
-		BEEP_RUN_DIR: path.join(dir, `run-${n}`), OPS_PORT: String(ops),
+		BEEP_RUN_DIR: runDir ?? path.join(dir, `run-${n}`),
+		OPS_PORT: String(ops),
 	});
 	const child = spawn('make', ['-s', '-C', ROOT, '-o', BEEP_BIN, 'run',
 	    `PORT=${port}`, `BIN=${BEEP_BIN}`, `MAKE=make -o ${BEEP_BIN}`],
@@ -156,5 +157,23 @@ test('Caddy unable to start: make run fails and leaves no backend', T,
 		if (r)
 			killGroup(r.child.pid);
 		busy.close();
+	}
+});
+
+// A checkout deep enough that its socket path (build/run/beep-PORT.sock)
+// passes what a Unix socket's address holds (108 bytes): the backend
+// could not listen and make run failed (a review). The socket then goes
+// to a directory of its own under TMPDIR.
+test('a run directory too deep for a socket path: make run still serves', T,
+    async () => {
+	const deep = path.join(dir, 'd'.repeat(60), 'e'.repeat(60));
+	const r = await makeRun(undefined, deep);
+	try {
+		await serving(r);
+		process.kill(r.child.pid, 'SIGTERM');
+		await withTimeout(r.exited, 30000);
+		assert.equal(groupAlive(r.child.pid), false, r.log.join(''));
+	} finally {
+		killGroup(r.child.pid);
 	}
 });
