@@ -17,20 +17,10 @@
 // started afresh, silently past it"). Now the id is kept however long.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { loadClientInTab } from './tab.mjs';
 import { startStack, poll, sid, postPath, subPath } from './harness.mjs';
 
-// A tab: one sessionStorage, and a window that fires pagehide.
-class Storage {
-	constructor() { this.m = new Map(); }
-	get length() { return this.m.size; }
-	key(i) { return [...this.m.keys()][i] ?? null; }
-	getItem(k) { return this.m.has(k) ? this.m.get(k) : null; }
-	setItem(k, v) { this.m.set(k, String(v)); }
-	removeItem(k) { this.m.delete(k); }
-}
-globalThis.sessionStorage = new Storage();
-globalThis.window = new EventTarget();
-const { connect } = await import('../../web/beep-signal.js');
+const { connect } = await loadClientInTab();
 
 const T = { timeout: 120000 };
 

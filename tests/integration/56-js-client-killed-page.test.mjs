@@ -19,66 +19,69 @@
 // not only on pagehide"; its own client does not.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { loadClientInTab, newPage } from './tab.mjs';
 import { startStack, poll, sid, postPath } from './harness.mjs';
 
-class Storage {
-	constructor() { this.m = new Map(); }
-	get length() { return this.m.size; }
-	key(i) { return [...this.m.keys()][i] ?? null; }
-	getItem(k) { return this.m.has(k) ? this.m.get(k) : null; }
-	setItem(k, v) { this.m.set(k, String(v)); }
-	removeItem(k) { this.m.delete(k); }
-}
-// The tab: its sessionStorage outlives its pages; each page has a window.
-globalThis.sessionStorage = new Storage();
-globalThis.window = new EventTarget();
-const { connect } = await import('../../web/beep-signal.js');
+const { connect } = await loadClientInTab();
 
 const T = { timeout: 60000 };
 
-test('a page killed in the background and loaded again gets what its ' +
-    'dead stream took, or a reset', T, async (t) => {
+// A stack, a user's device on it, and a POST to it (its status).
+async function setUp(t) {
 	const stack = await startStack({}, t);
 	const c = stack.client();
 	const u = sid(), d = 'phone';
-	const post = async (data) => {
-		const r = await c.postJson(postPath(u, d), { data });
-		return r.status;
-	};
+	const post = async (data) => (await c.postJson(postPath(u, d),
+	    { data })).status;
+	return { stack, u, d, post };
+}
 
-	// The first page: connected, a message handled.
-	globalThis.window = new EventTarget();
-	const page1 = connect({ base: stack.base, user: u, device: d });
-	const got1 = [];
-	page1.on('message', (data) => got1.push(data));
-	await poll(() => page1.state === 'open' && page1.lastEventId !== '',
+// The tab's first page: connected, "hello" posted and handled.
+async function firstPageWithHello({ stack, u, d, post }) {
+	newPage();
+	const page = connect({ base: stack.base, user: u, device: d });
+	const got = [];
+	page.on('message', (data) => got.push(data));
+	await poll(() => page.state === 'open' && page.lastEventId !== '',
 	    { what: 'first page open' });
 	assert.equal(await post('hello'), 200);
-	await poll(() => got1.includes('hello'), { what: 'hello handled' });
+	await poll(() => got.includes('hello'), { what: 'hello handled' });
+	return page;
+}
 
-	// Killed: its connection closed by the browser, no event to the page
-	// (page1.close() ends the fetch as the browser does, and dispatches
-	// nothing).
-	page1.close();
-	// The old stream is still open behind Caddy for a few seconds.
-	assert.equal(await post('offer'), 200,
-	    'taken by the killed page\'s stream (a ghost behind Caddy)');
-
-	// The user comes back to the tab: the page loads again.
-	globalThis.window = new EventTarget();
-	const page2 = connect({ base: stack.base, user: u, device: d });
+// The tab's next page: what it gets (resets as "reset: reason") up to a
+// marker posted once it is open.
+async function nextPageGets({ stack, u, d, post }) {
+	newPage();
+	const page = connect({ base: stack.base, user: u, device: d });
 	const got = [];
-	page2.on('reset', (reason) => got.push(`reset: ${reason}`));
-	page2.on('message', (data) => got.push(data));
+	page.on('reset', (reason) => got.push(`reset: ${reason}`));
+	page.on('message', (data) => got.push(data));
 	try {
-		await poll(() => page2.state === 'open',
+		await poll(() => page.state === 'open',
 		    { what: 'next page\'s stream open' });
 		assert.equal(await post('marker'), 200);
 		await poll(() => got.includes('marker'),
 		    { what: 'marker delivered' });
 	} finally {
-		page2.close();
+		page.close();
 	}
+	return got;
+}
+
+test('a page killed in the background and loaded again gets what its ' +
+    'dead stream took, or a reset', T, async (t) => {
+	const tab = await setUp(t);
+	const page1 = await firstPageWithHello(tab);
+	// Killed: its connection closed by the browser, no event to the page
+	// (page1.close() ends the fetch as the browser does, and dispatches
+	// nothing).
+	page1.close();
+	// The old stream is still open behind Caddy for a few seconds.
+	assert.equal(await tab.post('offer'), 200,
+	    'taken by the killed page\'s stream (a ghost behind Caddy)');
+	// The user comes back to the tab: the page loads again.
+	const got = await nextPageGets(tab);
 	assert.ok(got[0] === 'offer' || got[0].startsWith('reset'),
 	    'the next page of the tab gets the offer the killed page\'s stream ' +
 	    'took (the service replays it from the id of "hello"), or is told ' +
@@ -90,28 +93,15 @@ test('a page killed in the background and loaded again gets what its ' +
 // resumed from (its position), which it must keep for the next page too.
 test('a page that resumed, killed before anything new came, and loaded ' +
     'again gets what its dead stream took, or a reset', T, async (t) => {
-	const stack = await startStack({}, t);
-	const c = stack.client();
-	const u = sid(), d = 'phone';
-	const post = async (data) => {
-		const r = await c.postJson(postPath(u, d), { data });
-		return r.status;
-	};
-	// A page that handled a message, then killed.
-	globalThis.window = new EventTarget();
-	const page1 = connect({ base: stack.base, user: u, device: d });
-	const got1 = [];
-	page1.on('message', (data) => got1.push(data));
-	await poll(() => page1.state === 'open' && page1.lastEventId !== '',
-	    { what: 'first page open' });
-	assert.equal(await post('hello'), 200);
-	await poll(() => got1.includes('hello'), { what: 'hello handled' });
+	const tab = await setUp(t);
+	const page1 = await firstPageWithHello(tab);
 	const helloId = page1.lastEventId;
 	page1.close();
 
 	// Loaded again: it resumes where the first left, nothing new comes.
-	globalThis.window = new EventTarget();
-	const page2 = connect({ base: stack.base, user: u, device: d });
+	newPage();
+	const page2 = connect({ base: tab.stack.base, user: tab.u,
+	    device: tab.d });
 	assert.equal(page2.lastEventId, helloId, 'resumed from hello\'s id');
 	const seen2 = [];
 	page2.on('message', (data) => seen2.push(data));
@@ -120,24 +110,11 @@ test('a page that resumed, killed before anything new came, and loaded ' +
 	await poll(() => page2.state === 'open', { what: 'second page open' });
 	// Killed too, before anything new came to it.
 	page2.close();
-	assert.equal(await post('offer'), 200,
+	assert.equal(await tab.post('offer'), 200,
 	    'taken by a killed page\'s stream (a ghost behind Caddy)');
 
 	// The third page of the tab.
-	globalThis.window = new EventTarget();
-	const page3 = connect({ base: stack.base, user: u, device: d });
-	const got = [];
-	page3.on('reset', (reason) => got.push(`reset: ${reason}`));
-	page3.on('message', (data) => got.push(data));
-	try {
-		await poll(() => page3.state === 'open',
-		    { what: 'third page\'s stream open' });
-		assert.equal(await post('marker'), 200);
-		await poll(() => got.includes('marker'),
-		    { what: 'marker delivered' });
-	} finally {
-		page3.close();
-	}
+	const got = await nextPageGets(tab);
 	assert.deepEqual(seen2, []);
 	assert.ok(got[0] === 'offer' || got[0].startsWith('reset'),
 	    'the third page gets the offer the second page\'s stream took ' +
