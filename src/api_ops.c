@@ -130,12 +130,6 @@ api_health(
 		    json_pack("{s:s, s:s}", "redis", cs.up ? "up" : "down",
 		        "node", cs.node));
 	}
-	/*
-	 * The counters are for the same scrapers as /metrics, never a web
-	 * page (a page in a browser on an allowed host, loopback): no CORS
-	 * header (api_cors() put the only ones there).
-	 */
-	buf_reset(&resp->headers);
 	api_json(resp, HTTP_200, doc);
 }
 
@@ -207,7 +201,7 @@ api_metrics(
 	 * the only ones there), or any page in a browser on an allowed host
 	 * (loopback) could read the metrics.
 	 */
-	buf_reset(&resp->headers);
+	resp->headers.len = 0;
 	buf_puts(&resp->headers,
 	    "Content-Type: " METRICS_CONTENT_TYPE "\r\n"
 	    "Cache-Control: no-store\r\n");

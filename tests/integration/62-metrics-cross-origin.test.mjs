@@ -28,23 +28,3 @@ test('/metrics is not readable by a page of another origin', T,
 		ops.close();
 	}
 });
-
-// /healthz gives the same counters to the same addresses: not to a page
-// either; its plain status (to any other address) stays readable.
-test('/healthz with its counters is not readable by a page of another ' +
-    'origin', T, async (t) => {
-	const stack = await startStack({}, t);
-	const ops = new Client(stack.opsBase);
-	try {
-		const r = await ops.get('/healthz',
-		    { headers: { Origin: 'https://evil.example' } });
-		assert.equal(r.status, 200, 'loopback is allowed');
-		assert.equal(typeof JSON.parse(r.text).streams, 'number',
-		    'the counters, to loopback');
-		assert.equal(r.headers['access-control-allow-origin'], undefined,
-		    'a page of any origin, run in a browser on this host, ' +
-		    'may read the counters');
-	} finally {
-		ops.close();
-	}
-});
