@@ -26,6 +26,9 @@ cluster_delivery_drop_waiting(struct cluster_entry *e)
 	e->nwaiting = 0;
 }
 
+/* The log's word that a message from Redis found no room (below). */
+static struct log_limit cluster_delivery_full_log;
+
 /*
  * Give m to the registry unless e already has id; with cl->lock held.
  * replay: the stream just subscribed whose backlog m is, or NULL.
@@ -39,6 +42,7 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 	const char *frame = registry_msg_frame(m, &len);
 	/* Another node's reset, for what it delivered alone (moved()). */
 	bool reset = len > 0 && frame[0] == 'r';
+	uint64_t held;
 	enum registry_error res = replay != NULL
 	    ? registry_replay_at(cl->reg, replay, m, id)
 	    : registry_publish_accepted_at(cl->reg, e->user, e->device, m, id);
@@ -64,11 +68,19 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 		 * whose replay this is starts after it with a reset (ended,
 		 * it would come back to the same replay).
 		 */
-		log_warn("%s: no room for a message from redis "
-		         "(BEEP_MAX_MESSAGE_MEMORY): %s",
-		    e->key,
-		    replay != NULL ? "the new stream starts after it"
-		                   : "the device's streams here end");
+		/*
+		 * At most once a second: a node out of memory under a stream
+		 * of messages from Redis logged each one (a review).
+		 */
+		if (log_limit_pass(
+		        &cluster_delivery_full_log, util_now_ms(), &held))
+			log_warn("%s: no room for a message from redis "
+			         "(BEEP_MAX_MESSAGE_MEMORY): %s (%llu more "
+			         "not logged)",
+			    e->key,
+			    replay != NULL ? "the new stream starts after it"
+			                   : "the device's streams here end",
+			    (unsigned long long)held);
 		/* The registry has cut the device there (see registry.h). */
 		if (replay != NULL)
 			e->replay_cut = id;
