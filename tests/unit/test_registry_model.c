@@ -7,10 +7,14 @@
  * device, ending its streams), takes (some cut mid-batch), hang-ups,
  * clock steps and sweeps, over four devices of two users, then a clean
  * stop in half the runs; under seven limit configurations, 4 seeds x
- * 20000 operations each (about 0.15 s), through registry.h only.  A
- * model of each client (the last id it saw) and of each device (every
- * message accepted for it) checks the delivery guarantees of DESIGN
- * (src/registry.c):
+ * 20000 operations each (about 0.15 s), through registry.h.  Each seed
+ * draws the registry's msg_overhead (what a message costs beyond its
+ * frame, REGISTRY_MSG_OVERHEAD in the service; 0 in some runs), and the
+ * byte limits grow with it so that they hold about as many messages: the
+ * model counts each message as its frame and that overhead, as the
+ * registry must in every byte count.  A model of each client (the last
+ * id it saw) and of each device (every message accepted for it) checks
+ * the delivery guarantees of DESIGN (src/registry.c):
  *
  *   - a stream delivers exactly the device's accepted messages after the
  *     id it started at (start.id), in order: no gap, no duplicate;
@@ -33,7 +37,15 @@
  *   - a stream cut off by a refused cluster message takes nothing more;
  *     one ended by registry_close() has taken all its device accepted;
  *   - at the end, every stream gone and the clock past grace and replay,
- *     nothing is left (message_bytes, devices, users, held all 0).
+ *     nothing is left (message_bytes, devices, users, held all 0);
+ *   - after every operation, the registry's own byte counts (read
+ *     through registry_impl.h: the only white-box check) equal what its
+ *     logs hold, recounted message by message from each one's size:
+ *     bytes, delivered_bytes, held, held_bytes and held_pending, each
+ *     device's and in all, every live stream's bytes_out against its
+ *     cursor, the retained and overdue lists; so a count that drifts or
+ *     wraps is caught where it goes wrong, not only when a decision it
+ *     feeds comes out different.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -47,6 +59,7 @@
 #include <cmocka.h>
 
 #include "registry.h"
+#include "registry_impl.h"
 
 /* Seeds per configuration; more for a longer hunt (-DMODEL_SEEDS=500). */
 #ifndef MODEL_SEEDS
@@ -91,6 +104,7 @@ rnd(size_t n)
 struct mmsg {
 	uint64_t id;
 	size_t len;
+	size_t size;       /* len and the run's msg_overhead */
 	char c;            /* every byte of its frame */
 	bool touched;      /* a stream took it or started past it */
 	uint64_t touch_ms; /* when first: its delivery is no earlier */
@@ -138,6 +152,8 @@ struct config {
 
 struct model {
 	const struct config *cfg;
+	/* The registry's limits: cfg's, byte limits grown with overhead. */
+	struct registry_limits l;
 	struct registry *reg;
 	struct mdev dev[NDEV];
 	struct mclient cli[NCLIENTS];
@@ -210,7 +226,7 @@ lost_by_window(const struct model *mo, const struct mdev *d, uint64_t id)
 {
 	for (size_t i = next_after(d, id); i < d->n; i++) {
 		if (d->msgs[i].touched &&
-		    d->msgs[i].touch_ms + mo->cfg->l.replay_ms <= model_now)
+		    d->msgs[i].touch_ms + mo->l.replay_ms <= model_now)
 			return true;
 	}
 	return false;
@@ -233,8 +249,8 @@ check_stats(struct model *mo)
 
 	registry_stats(mo->reg, &st);
 	assert_int_equal(st.streams, open_streams(mo));
-	if (mo->cfg->l.max_message_bytes > 0)
-		assert_true(st.message_bytes <= mo->cfg->l.max_message_bytes);
+	if (mo->l.max_message_bytes > 0)
+		assert_true(st.message_bytes <= mo->l.max_message_bytes);
 	else
 		assert_int_equal(st.evicted, 0);
 	/* Until the end steps the clock past grace and replay. */
@@ -282,13 +298,13 @@ op_subscribe(struct model *mo, struct mclient *c)
 		r.kind = REGISTRY_RESUME_AT;
 		r.id = c->last;
 	}
-	if (d->subs > 0 && model_now - d->sub_ms >= mo->cfg->l.grace_ms)
+	if (d->subs > 0 && model_now - d->sub_ms >= mo->l.grace_ms)
 		d->forget_ms = model_now;
 	s = registry_subscribe(
 	    mo->reg, user_of(c->dev), name_of(c->dev), &r, &start, &err);
 	if (s == NULL && err == REGISTRY_DEVICE_FULL) {
 		/* Twice streams_per_device open, replaced ones ending. */
-		size_t spd = mo->cfg->l.streams_per_device, open = 0;
+		size_t spd = mo->l.streams_per_device, open = 0;
 
 		for (int i = 0; i < NCLIENTS; i++)
 			if (mo->cli[i].dev == c->dev)
@@ -300,7 +316,7 @@ op_subscribe(struct model *mo, struct mclient *c)
 	if (s == NULL) {
 		/* Else only max_devices can refuse here. */
 		assert_int_equal(err, REGISTRY_DEVICES_FULL);
-		assert_true(mo->cfg->l.max_devices > 0);
+		assert_true(mo->l.max_devices > 0);
 		return;
 	}
 	assert_int_equal(err, REGISTRY_OK);
@@ -369,7 +385,7 @@ undelivered_bound(const struct model *mo)
 		}
 		for (size_t i = 0; i < d->n; i++) {
 			if (d->msgs[i].id > min || !d->msgs[i].touched)
-				bound += d->msgs[i].len;
+				bound += d->msgs[i].size;
 		}
 	}
 	return bound;
@@ -383,7 +399,7 @@ op_publish(struct model *mo, int di)
 	struct registry_stats before, after;
 	struct registry_msg *m;
 	enum registry_error res;
-	size_t len, mode = rnd(10);
+	size_t len, size, mode = rnd(10);
 	uint64_t id = 0;
 	char frame[128];
 
@@ -391,6 +407,8 @@ op_publish(struct model *mo, int di)
 	if (len > mo->cfg->max_len)
 		len = 1 + rnd(mo->cfg->max_len);
 	mo->serial = (char)(mo->serial == 'z' ? 'a' : mo->serial + 1);
+	/* What it counts in every byte count of the registry. */
+	size = len + mo->l.msg_overhead;
 	memset(frame, mo->serial, len);
 	m = registry_msg_new(frame, len);
 	registry_stats(mo->reg, &before);
@@ -412,9 +430,9 @@ op_publish(struct model *mo, int di)
 	registry_stats(mo->reg, &after);
 	if (after.evicted > before.evicted) {
 		/* Evictions only for a publish that did not fit. */
-		assert_true(mo->cfg->l.max_message_bytes > 0);
+		assert_true(mo->l.max_message_bytes > 0);
 		assert_true(
-		    before.message_bytes + len > mo->cfg->l.max_message_bytes);
+		    before.message_bytes + size > mo->l.max_message_bytes);
 		mo->evictions += (unsigned)(after.evicted - before.evicted);
 	}
 	switch (res) {
@@ -430,11 +448,13 @@ op_publish(struct model *mo, int di)
 			d->msgs = realloc(d->msgs, d->cap * sizeof(*d->msgs));
 			assert_non_null(d->msgs);
 		}
-		d->msgs[d->n++] = (struct mmsg){
-		    .id = mo->last_id, .len = len, .c = mo->serial};
+		d->msgs[d->n++] = (struct mmsg){.id = mo->last_id,
+		    .len = len,
+		    .size = size,
+		    .c = mo->serial};
 		assert_int_equal(after.published, before.published + 1);
 		mo->accepted++;
-		mo->accepted_bytes += len;
+		mo->accepted_bytes += size;
 		break;
 	case REGISTRY_NOT_FOUND:
 		/*
@@ -468,17 +488,17 @@ op_publish(struct model *mo, int di)
 					mo->cli[i].cur.cut = true;
 			}
 		}
-		assert_true(mo->cfg->l.max_message_bytes > 0);
+		assert_true(mo->l.max_message_bytes > 0);
 		/* (The cut made room, but too late for m.) */
 		assert_true(mode == 0 ||
-		    after.message_bytes + len > mo->cfg->l.max_message_bytes);
+		    after.message_bytes + size > mo->l.max_message_bytes);
 		/*
 		 * Refused only when no delivered message is left to evict:
 		 * what stays is what no stream took, or what an open
 		 * stream has still to take (a backlog it reads holds back
 		 * its delivery).
 		 */
-		if (len <= mo->cfg->l.max_message_bytes &&
+		if (size <= mo->l.max_message_bytes &&
 		    after.message_bytes > undelivered_bound(mo))
 			fail_msg("%s: refused with %zu bytes, at most %zu "
 			         "undelivered",
@@ -492,9 +512,9 @@ op_publish(struct model *mo, int di)
 		 * accepted elsewhere, and nothing was dropped for it.
 		 */
 		assert_int_not_equal(mode, 0);
-		assert_true(mo->cfg->l.max_message_bytes > 0);
+		assert_true(mo->l.max_message_bytes > 0);
 		assert_true(
-		    undelivered_bound(mo) > mo->cfg->l.max_message_bytes / 2);
+		    undelivered_bound(mo) > mo->l.max_message_bytes / 2);
 		assert_int_equal(after.backlogged, before.backlogged + 1);
 		assert_int_equal(after.published, before.published);
 		assert_int_equal(after.evicted, before.evicted);
@@ -579,7 +599,7 @@ op_take(struct model *mo, struct mclient *c, size_t keep)
 		mo->overflows++;
 		break;
 	case REGISTRY_REPLACED:
-		assert_true(mo->cfg->l.streams_per_device > 0);
+		assert_true(mo->l.streams_per_device > 0);
 		assert_true(d->subs > ms->sub_no + 1);
 		mo->replaced++;
 		break;
@@ -589,6 +609,8 @@ op_take(struct model *mo, struct mclient *c, size_t keep)
 	end_stream(mo, ms);
 	return w;
 }
+
+static void check_counts(struct model *mo);
 
 /*
  * Let every stream (but some that lag) take all it will, then step the
@@ -618,13 +640,14 @@ quiesce(struct model *mo, bool past_grace)
 	}
 	/* (The lossless configuration's window outlasts the run.) */
 	if (!mo->cfg->lossless || past_grace)
-		model_now += mo->cfg->l.replay_ms + 1;
+		model_now += mo->l.replay_ms + 1;
 	if (past_grace) {
-		model_now += mo->cfg->l.grace_ms + 1;
+		model_now += mo->l.grace_ms + 1;
 		mo->ending = true;
 	}
 	registry_expire(mo->reg, model_now);
 	check_stats(mo);
+	check_counts(mo);
 	/* Delivered, by a stream that took it or started past it, no later. */
 	bound = undelivered_bound(mo);
 	registry_stats(mo->reg, &st);
@@ -642,11 +665,151 @@ quiesce(struct model *mo, bool past_grace)
 	}
 }
 
+/*
+ * A byte limit of cfg's grown by overhead for each message of about 16
+ * bytes it held, so that with any overhead it holds about as many
+ * messages (0, no limit, stays 0).
+ */
+static size_t
+grow(size_t limit, size_t overhead)
+{
+	return limit == 0 ? 0 : limit + limit / 16 * overhead;
+}
+
+/*
+ * White-box: every byte count of the registry (registry_impl.h) against
+ * what its logs hold, recounted from each message's size (its frame and
+ * the overhead: mo's reference).  Single-threaded, so without the lock.
+ */
 static void
-run(const struct config *cfg, uint64_t seed, int ops)
+check_counts(struct model *mo)
+{
+	struct registry *reg = mo->reg;
+	struct reg_device *d, *dtmp;
+	struct registry_msg *m;
+	size_t bytes = 0, delivered = 0, held = 0, held_bytes = 0;
+	size_t held_pending = 0, ondevs = 0, onlists = 0, overdue = 0;
+	size_t nholding = 0;
+
+	HASH_ITER(hh, reg->devices, d, dtmp)
+	{
+		size_t dbytes = 0, ddelivered = 0, n;
+		const struct registry_stream *s;
+
+		assert_int_equal(d->count,
+		    d->count > 0 ? d->last_seq - d->first_seq + 1 : 0);
+		for (uint64_t q = d->first_seq;
+		     d->count > 0 && q <= d->last_seq; q++) {
+			m = device_log_at(d, q);
+			assert_int_equal(m->seq, q);
+			if (m->size != m->len + mo->l.msg_overhead)
+				fail_msg("%s seed %llu: message %llu of %zu "
+				         "bytes has size %zu, overhead %zu",
+				    mo->cfg->name, (unsigned long long)mo->seed,
+				    (unsigned long long)m->id, m->len, m->size,
+				    mo->l.msg_overhead);
+			dbytes += m->size;
+			/* The delivered ones are a prefix of the log. */
+			assert_true(
+			    (m->list != MSG_ON_NONE) == (q <= d->delivered));
+			if (m->list != MSG_ON_NONE) {
+				ddelivered += m->size;
+				ondevs++;
+			}
+		}
+		if (d->bytes != dbytes || d->delivered_bytes != ddelivered)
+			fail_msg("%s seed %llu: %s/%s counts %zu bytes, %zu "
+			         "delivered; its log holds %zu, %zu",
+			    mo->cfg->name, (unsigned long long)mo->seed,
+			    d->user->name, d->name, d->bytes,
+			    d->delivered_bytes, dbytes, ddelivered);
+		assert_true(d->bytes_in >= d->bytes);
+		assert_true(d->taken >= d->delivered);
+		/* device_recount()'s, from scratch. */
+		n = d->grace_until != 0 ? device_held(d) : 0;
+		assert_int_equal(d->held_counted, n);
+		assert_int_equal(d->held_bytes_counted, n > 0 ? dbytes : 0);
+		assert_int_equal(
+		    d->held_pending_counted, n > 0 ? dbytes - ddelivered : 0);
+		held += n;
+		held_bytes += n > 0 ? dbytes : 0;
+		held_pending += n > 0 ? dbytes - ddelivered : 0;
+		nholding += n > 0;
+		bytes += dbytes;
+		delivered += ddelivered;
+		/* A live stream is behind by what its log holds after it. */
+		DL_FOREACH(d->streams, s)
+		{
+			uint64_t behind = 0;
+
+			assert_true(s->bytes_out <= d->bytes_in);
+			if (!stream_live(s))
+				continue;
+			assert_true(s->cursor <= d->last_seq);
+			assert_true(d->count == 0
+			        ? s->cursor == d->last_seq
+			        : s->cursor + 1 >= d->first_seq);
+			for (uint64_t q = s->cursor + 1; q <= d->last_seq; q++)
+				behind += device_log_at(d, q)->size;
+			if (d->bytes_in - s->bytes_out != behind)
+				fail_msg("%s seed %llu: stream %llu of %s/%s "
+				         "counts %llu bytes behind, its log "
+				         "holds %llu after it",
+				    mo->cfg->name, (unsigned long long)mo->seed,
+				    (unsigned long long)s->id, d->user->name,
+				    d->name,
+				    (unsigned long long)(d->bytes_in -
+				        s->bytes_out),
+				    (unsigned long long)behind);
+		}
+	}
+	DL_FOREACH2(reg->retained, m, rnext)
+	{
+		assert_int_equal(m->list, MSG_ON_RETAINED);
+		onlists++;
+	}
+	DL_FOREACH2(reg->overdue, m, rnext)
+	{
+		assert_int_equal(m->list, MSG_ON_OVERDUE);
+		onlists++;
+		overdue++;
+	}
+	assert_int_equal(onlists, ondevs);
+	assert_int_equal(reg->noverdue, overdue);
+	DL_FOREACH2(reg->holding, d, hnext)
+	{
+		nholding--;
+	}
+	assert_int_equal(nholding, 0);
+	if (reg->bytes != bytes || reg->delivered_bytes != delivered ||
+	    reg->held != held || reg->held_bytes != held_bytes ||
+	    reg->held_pending != held_pending)
+		fail_msg("%s seed %llu overhead %zu: the registry counts bytes "
+		         "%zu, delivered %zu, held %zu (%zu bytes, %zu "
+		         "pending); its logs hold %zu, %zu, %zu (%zu, %zu)",
+		    mo->cfg->name, (unsigned long long)mo->seed,
+		    mo->l.msg_overhead, reg->bytes, reg->delivered_bytes,
+		    reg->held, reg->held_bytes, reg->held_pending, bytes,
+		    delivered, held, held_bytes, held_pending);
+}
+
+/*
+ * What a message costs beyond its frame in the run of the seed numbered
+ * n (from 1): 0 (frames alone), the service's, and some in between.
+ */
+static size_t
+overhead_of(uint64_t n)
+{
+	static const size_t overheads[] = {0, REGISTRY_MSG_OVERHEAD, 1, 40, 7};
+
+	return overheads[(n - 1) % (sizeof(overheads) / sizeof(overheads[0]))];
+}
+
+static void
+run(const struct config *cfg, uint64_t seed, size_t overhead, int ops)
 {
 	struct model mo;
-	struct registry_limits l = cfg->l;
+	struct registry_limits *l = &mo.l;
 
 	memset(&mo, 0, sizeof(mo));
 	mo.cfg = cfg;
@@ -654,8 +817,13 @@ run(const struct config *cfg, uint64_t seed, int ops)
 	mo.serial = 'a';
 	rng_state = seed;
 	model_now = 1000;
-	l.clock_ms = model_clock;
-	mo.reg = registry_new(&l);
+	*l = cfg->l;
+	l->msg_overhead = overhead;
+	l->queue_bytes = grow(l->queue_bytes, l->msg_overhead);
+	l->replay_bytes = grow(l->replay_bytes, l->msg_overhead);
+	l->max_message_bytes = grow(l->max_message_bytes, l->msg_overhead);
+	l->clock_ms = model_clock;
+	mo.reg = registry_new(l);
 	for (int i = 0; i < NCLIENTS; i++)
 		mo.cli[i].dev = i % NDEV;
 	for (int op = 0; op < ops; op++) {
@@ -696,6 +864,12 @@ run(const struct config *cfg, uint64_t seed, int ops)
 			/* A new page: no last id. */
 			c->resumable = false;
 		}
+		/*
+		 * A recount walks every log, and the lossless one's keeps
+		 * everything: there, now and then.
+		 */
+		if (!cfg->lossless || op % 64 == 0)
+			check_counts(&mo);
 		if (op % 500 == 499)
 			quiesce(&mo, false);
 	}
@@ -711,12 +885,13 @@ run(const struct config *cfg, uint64_t seed, int ops)
 	}
 	/* Everyone gone, the clock past grace and replay: nothing left. */
 	quiesce(&mo, true);
+	check_counts(&mo);
 	print_message(
-	    "%-14s seed %-4llu resumes %u resets %u (%u) overflows %u "
+	    "%-14s seed %-4llu overhead %-3zu resumes %u resets %u (%u) overflows %u "
 	    "replaced %u evicted %u backlogged %u taken %u\n",
-	    cfg->name, (unsigned long long)seed, mo.resumes, mo.resets,
-	    mo.window_resets, mo.overflows, mo.replaced, mo.evictions,
-	    mo.backlogged, mo.taken);
+	    cfg->name, (unsigned long long)seed, mo.l.msg_overhead, mo.resumes,
+	    mo.resets, mo.window_resets, mo.overflows, mo.replaced,
+	    mo.evictions, mo.backlogged, mo.taken);
 	registry_free(mo.reg);
 	for (int i = 0; i < NDEV; i++)
 		free(mo.dev[i].msgs);
@@ -784,7 +959,7 @@ test_registry_model(void **state)
 	for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++) {
 		for (uint64_t seed = 1; seed <= MODEL_SEEDS; seed++)
 			run(&configs[i], seed * 0x9e3779b97f4a7c15ull,
-			    MODEL_OPS);
+			    overhead_of(seed), MODEL_OPS);
 	}
 }
 
