@@ -963,11 +963,198 @@ test_registry_model(void **state)
 	}
 }
 
+/*
+ * The byte counts alone (check_counts()), over every entry of registry.h,
+ * the model's delivery guarantees aside: a cluster's ids and replays
+ * (registry_replay_at(), REGISTRY_RESUME_FROM, registry_publish_at()),
+ * the stream and device limits (max_streams with max_over, displacing),
+ * any resume id, and a stop; with each seed's overhead.
+ */
+#define CHAOS_STREAMS 12
+
+struct chaos_stream {
+	struct registry_stream *s;
+	int dev;
+};
+
+static void
+chaos_run(const struct config *cfg, uint64_t seed, size_t overhead, int ops)
+{
+	struct model mo;
+	struct registry_limits *l = &mo.l;
+	struct chaos_stream cs[CHAOS_STREAMS];
+	uint64_t top = 0; /* the highest id given or chosen so far */
+
+	memset(&mo, 0, sizeof(mo));
+	memset(cs, 0, sizeof(cs));
+	mo.cfg = cfg;
+	mo.seed = seed;
+	rng_state = seed;
+	model_now = 1000;
+	*l = cfg->l;
+	l->msg_overhead = overhead;
+	l->queue_bytes = grow(l->queue_bytes, overhead);
+	l->replay_bytes = grow(l->replay_bytes, overhead);
+	l->max_message_bytes = grow(l->max_message_bytes, overhead);
+	l->max_streams = 1 + rnd(CHAOS_STREAMS);
+	l->max_over = rnd(3);
+	l->devices_per_user = rnd(3);
+	l->clock_ms = model_clock;
+	mo.reg = registry_new(l);
+	for (int op = 0; op < ops; op++) {
+		struct chaos_stream *c = &cs[rnd(CHAOS_STREAMS)];
+		int di = (int)rnd(NDEV);
+		size_t r = rnd(100);
+		char frame[128];
+		size_t len = 1 + rnd(cfg->max_len);
+		struct registry_stats st;
+
+		memset(frame, 'x', len);
+		if (r < 25) {
+			struct registry_msg *m = registry_msg_new(frame, len);
+			uint64_t id = rnd(3) == 0 ? top + 1 + rnd(3) : 0;
+			enum registry_error res;
+
+			if (id == 0)
+				res = registry_publish(
+				    mo.reg, user_of(di), name_of(di), m);
+			else if (rnd(2) == 0)
+				res = registry_publish_at(
+				    mo.reg, user_of(di), name_of(di), m, id);
+			else
+				res = registry_publish_accepted_at(
+				    mo.reg, user_of(di), name_of(di), m, id);
+			if (registry_msg_id(m) > top)
+				top = registry_msg_id(m);
+			if (id > top && res == REGISTRY_MEMORY_FULL)
+				top = id;
+			registry_msg_unref(m);
+		} else if (r < 45) {
+			struct registry_batch b;
+			enum registry_wake w;
+
+			if (c->s == NULL)
+				continue;
+			w = registry_wait(mo.reg, c->s, 0, &b);
+			if (w == REGISTRY_MESSAGES)
+				registry_batch_release(&b);
+			else if (w != REGISTRY_TIMEOUT) {
+				registry_unsubscribe(mo.reg, c->s);
+				c->s = NULL;
+			}
+		} else if (r < 60) {
+			struct registry_resume res = {
+			    (enum registry_resume_kind)rnd(
+			        REGISTRY_RESUME__MAX),
+			    top > 4 ? top - rnd(5) : rnd(5)};
+			struct registry_start start;
+			enum registry_error err;
+
+			if (c->s != NULL) {
+				registry_unsubscribe(mo.reg, c->s);
+				c->s = NULL;
+			}
+			c->dev = di;
+			c->s = registry_subscribe(mo.reg, user_of(di),
+			    name_of(di), &res, &start, &err);
+			if (c->s == NULL)
+				continue;
+			if (start.over || rnd(3) == 0)
+				registry_displace_over(
+				    mo.reg, c->s, (uint64_t)(c - cs) % 3 + 1);
+			else
+				registry_stream_tag(
+				    mo.reg, c->s, (uint64_t)(c - cs) % 3 + 1);
+			/* A cluster's replay of its backlog. */
+			if (res.kind == REGISTRY_RESUME_FROM) {
+				uint64_t id = res.id;
+
+				for (size_t i = rnd(4); i > 0; i--) {
+					struct registry_msg *m =
+					    registry_msg_new(frame, len);
+
+					id += 1 + rnd(2);
+					registry_replay_at(mo.reg, c->s, m, id);
+					if (id > top)
+						top = id;
+					registry_msg_unref(m);
+				}
+			}
+		} else if (r < 66) {
+			if (c->s != NULL)
+				registry_hangup(
+				    mo.reg, registry_stream_id(c->s));
+		} else if (r < 70) {
+			if (c->s != NULL) {
+				registry_unsubscribe(mo.reg, c->s);
+				c->s = NULL;
+			}
+		} else if (r < 85) {
+			model_now += rnd(cfg->step_max + 1);
+		} else if (r < 95) {
+			registry_expire(mo.reg, model_now);
+		} else if (r < 99) {
+			char **names;
+			size_t n;
+
+			registry_devices(mo.reg, user_of(di), &names, &n);
+			for (size_t i = 0; i < n; i++)
+				free(names[i]);
+			free(names);
+		} else if (op > ops * 9 / 10 && rnd(20) == 0) {
+			registry_close(mo.reg);
+		}
+		registry_stats(mo.reg, &st);
+		if (l->max_message_bytes > 0)
+			assert_true(st.message_bytes <= l->max_message_bytes);
+		check_counts(&mo);
+	}
+	for (int i = 0; i < CHAOS_STREAMS; i++) {
+		if (cs[i].s != NULL)
+			registry_unsubscribe(mo.reg, cs[i].s);
+	}
+	model_now += cfg->l.replay_ms + cfg->l.grace_ms + 2;
+	registry_expire(mo.reg, model_now);
+	check_counts(&mo);
+	{
+		struct registry_stats st;
+
+		registry_stats(mo.reg, &st);
+		assert_int_equal(st.message_bytes, 0);
+		assert_int_equal(st.devices, 0);
+		assert_int_equal(st.held, 0);
+		print_message("%-14s seed %-4llu overhead %-3zu published "
+		              "%llu refused %llu evicted %llu dropped %llu "
+		              "overflows %llu replaced %llu resets %llu\n",
+		    cfg->name, (unsigned long long)seed, overhead,
+		    (unsigned long long)st.published,
+		    (unsigned long long)st.refused,
+		    (unsigned long long)st.evicted,
+		    (unsigned long long)st.dropped,
+		    (unsigned long long)st.overflows,
+		    (unsigned long long)st.replaced,
+		    (unsigned long long)st.resets);
+	}
+	registry_free(mo.reg);
+}
+
+static void
+test_registry_model_counts(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++) {
+		for (uint64_t seed = 1; seed <= MODEL_SEEDS; seed++)
+			chaos_run(&configs[i], seed * 0x9e3779b97f4a7c15ull,
+			    overhead_of(seed), MODEL_OPS);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_registry_model),
+	    cmocka_unit_test(test_registry_model_counts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
