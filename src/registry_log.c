@@ -6,6 +6,25 @@
 
 #include "util.h"
 
+/* The ring's least room: what its first message allocates. */
+#define LOG_MIN_CAP 8
+
+/*
+ * Move d's log to a ring of cap slots (at least its count), oldest at 0.
+ */
+static void
+log_resize(struct reg_device *d, size_t cap)
+{
+	struct registry_msg **ring = xmalloc(cap * sizeof(*ring));
+
+	for (size_t i = 0; i < d->count; i++)
+		ring[i] = d->ring[(d->head + i) % d->cap];
+	free(d->ring);
+	d->ring = ring;
+	d->cap = cap;
+	d->head = 0;
+}
+
 void
 registry_log_drop_oldest(struct registry *reg, struct reg_device *d)
 {
@@ -29,6 +48,16 @@ registry_log_drop_oldest(struct registry *reg, struct reg_device *d)
 	d->count--;
 	d->first_seq++;
 	registry_msg_unref(m);
+	/*
+	 * A quarter full or less: half the room.  The budget counts a
+	 * message's slot only while it is there (msg_overhead), and a ring
+	 * that only grew kept room for the most messages the device ever
+	 * held (up to twice BEEP_REPLAY_MAX) until it was forgotten, outside
+	 * every byte count.  Halved at a quarter, doubled when full: each
+	 * move is paid for by the appends or drops since the last.
+	 */
+	if (d->cap > LOG_MIN_CAP && d->count <= d->cap / 4)
+		log_resize(d, d->cap / 2);
 }
 
 /* Drop what the log need not keep any more: see DESIGN in registry.c. */
@@ -76,17 +105,8 @@ void
 registry_log_append(struct registry *reg, struct reg_device *d,
     struct registry_msg *m, uint64_t id)
 {
-	if (d->count == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 8;
-		struct registry_msg **ring = xmalloc(cap * sizeof(*ring));
-
-		for (size_t i = 0; i < d->count; i++)
-			ring[i] = d->ring[(d->head + i) % d->cap];
-		free(d->ring);
-		d->ring = ring;
-		d->cap = cap;
-		d->head = 0;
-	}
+	if (d->count == d->cap)
+		log_resize(d, d->cap ? d->cap * 2 : LOG_MIN_CAP);
 	m->seq = ++d->last_seq;
 	if (id == 0)
 		id = ++reg->last_id;
