@@ -677,6 +677,28 @@ grow(size_t limit, size_t overhead)
 }
 
 /*
+ * m, next on reg->overdue then reg->retained, comes right after the last
+ * of its device's seen so (in seen[], one a device), or is its log's head.
+ */
+static void
+check_order(struct registry_msg *m, struct registry_msg **seen, size_t *n)
+{
+	const struct reg_device *d = m->device;
+	size_t i;
+
+	for (i = 0; i < *n && seen[i]->device != d; i++)
+		;
+	if (i == *n) {
+		assert_true(*n <= NDEV);
+		(*n)++;
+		assert_int_equal(m->seq, d->first_seq);
+	} else {
+		assert_int_equal(m->seq, seen[i]->seq + 1);
+	}
+	seen[i] = m;
+}
+
+/*
  * White-box: every byte count of the registry (registry_impl.h) against
  * what its logs hold, recounted from each message's size (its frame and
  * the overhead: mo's reference).  Single-threaded, so without the lock.
@@ -689,7 +711,8 @@ check_counts(struct model *mo)
 	struct registry_msg *m;
 	size_t bytes = 0, delivered = 0, held = 0, held_bytes = 0;
 	size_t held_pending = 0, ondevs = 0, onlists = 0, overdue = 0;
-	size_t nholding = 0;
+	size_t nholding = 0, nseen = 0;
+	struct registry_msg *seen[NDEV + 1];
 
 	HASH_ITER(hh, reg->devices, d, dtmp)
 	{
@@ -763,16 +786,23 @@ check_counts(struct model *mo)
 				    (unsigned long long)behind);
 		}
 	}
-	DL_FOREACH2(reg->retained, m, rnext)
-	{
-		assert_int_equal(m->list, MSG_ON_RETAINED);
-		onlists++;
-	}
+	/*
+	 * Each device's delivered messages on the lists in the order of its
+	 * log, its overdue ones first: the head of reg->overdue, else of
+	 * reg->retained, is its log's head (what eviction relies on).
+	 */
 	DL_FOREACH2(reg->overdue, m, rnext)
 	{
 		assert_int_equal(m->list, MSG_ON_OVERDUE);
+		check_order(m, seen, &nseen);
 		onlists++;
 		overdue++;
+	}
+	DL_FOREACH2(reg->retained, m, rnext)
+	{
+		assert_int_equal(m->list, MSG_ON_RETAINED);
+		check_order(m, seen, &nseen);
+		onlists++;
 	}
 	assert_int_equal(onlists, ondevs);
 	assert_int_equal(reg->noverdue, overdue);
