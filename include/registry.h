@@ -53,7 +53,7 @@ struct registry_limits {
 	 */
 	size_t max_over;
 	size_t queue_messages; /* undelivered messages per stream or device */
-	size_t queue_bytes;    /* undelivered frame bytes, likewise */
+	size_t queue_bytes;    /* undelivered bytes (sizes), likewise */
 	size_t replay_max;     /* delivered messages a device retains */
 	size_t replay_bytes;   /* and at most this many bytes of them */
 	uint64_t replay_ms;    /* how long it retains them */
@@ -67,7 +67,7 @@ struct registry_limits {
 	 */
 	size_t max_devices;
 	/*
-	 * Frame bytes held in all logs (queued, held and retained); past it
+	 * Bytes (sizes) held in all logs (queued, held and retained); past it
 	 * the oldest retained messages go, then publishing fails.  0 = none.
 	 */
 	size_t max_message_bytes;
@@ -104,7 +104,7 @@ struct registry_stats {
 	size_t devices; /* live or in their grace period */
 	size_t streams;
 	size_t held;          /* messages waiting for devices in grace */
-	size_t message_bytes; /* frame bytes held in all logs */
+	size_t message_bytes; /* bytes (sizes) held in all logs */
 	uint64_t published;   /* messages accepted by registry_publish() */
 	uint64_t overflows;   /* streams closed for falling too far behind */
 	uint64_t forgotten;   /* devices forgotten when their grace ended */

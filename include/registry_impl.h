@@ -82,12 +82,12 @@ struct reg_device {
 	/* The log: ring[(head + i) % cap] holds message first_seq + i. */
 	struct registry_msg **ring;
 	size_t cap, head, count;
-	size_t bytes;       /* frame bytes in the log */
+	size_t bytes;       /* the sizes in the log */
 	uint64_t first_seq; /* seq of ring[head] when count > 0 */
 	uint64_t last_seq;  /* seq of the newest message ever appended */
 	uint64_t taken;     /* the highest seq a stream took or started past */
 	uint64_t delivered; /* up to it, delivered: registry_log_deliver() */
-	uint64_t bytes_in;  /* frame bytes ever appended */
+	uint64_t bytes_in;  /* the sizes ever appended */
 	uint64_t floor_id;  /* the highest id no longer in the log */
 	uint64_t top_id;    /* the newest id appended, or resumed from */
 	uint64_t grace_until; /* while on reg->grace: when it is forgotten */
@@ -95,7 +95,7 @@ struct reg_device {
 	size_t held_counted;              /* its share of reg->held */
 	size_t held_bytes_counted;        /* its share of reg->held_bytes */
 	size_t held_pending_counted;      /* its share of reg->held_pending */
-	/* The frame bytes of its messages on reg->retained or reg->overdue. */
+	/* The sizes of its messages on reg->retained or reg->overdue. */
 	size_t delivered_bytes;
 	/*
 	 * The sighting of its streams that went while seen behind (struct
@@ -123,7 +123,7 @@ struct registry_stream {
 	struct reg_device *device;
 	pthread_cond_t cond;
 	uint64_t cursor;    /* seq of the last message taken */
-	uint64_t bytes_out; /* frame bytes taken, to compare with bytes_in */
+	uint64_t bytes_out; /* the sizes taken, to compare with bytes_in */
 	/*
 	 * The log's end (last_seq, bytes_in) when the stream started, or
 	 * after its last registry_replay_at(): what it started behind by is
@@ -172,10 +172,10 @@ struct registry {
 	/* Devices in grace holding untaken messages, utlist DL (hprev/hnext) */
 	struct reg_device *holding;
 	size_t nusers, ndevices, nstreams;
-	size_t bytes;      /* frame bytes in all logs */
+	size_t bytes;      /* the sizes in all logs */
 	size_t held;       /* untaken messages of devices in grace */
 	size_t held_bytes; /* the log bytes of the devices on reg->holding */
-	/* The frame bytes of the messages on reg->retained and reg->overdue. */
+	/* The sizes of the messages on reg->retained and reg->overdue. */
 	size_t delivered_bytes;
 	/* Of the devices on reg->holding, their bytes not yet delivered. */
 	size_t held_pending;
@@ -235,7 +235,7 @@ device_held(const struct reg_device *d)
 	return (size_t)(d->last_seq - from);
 }
 
-/* The frame bytes of d's log not yet delivered. */
+/* The sizes in d's log not yet delivered. */
 static inline size_t
 device_pending(const struct reg_device *d)
 {

@@ -299,7 +299,8 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "their device's stream was further behind than its share of it.",
 	    g->reg.backlogged);
 	metrics_one(out, "beep_message_memory_bytes", "gauge",
-	    "Bytes of message frames held in all (queued, held, retained).",
+	    "Bytes of messages held in all (queued, held, retained): each "
+	    "its frame and 128 for what keeps it.",
 	    g->reg.message_bytes);
 	metrics_one(out, "beep_message_memory_max_bytes", "gauge",
 	    "The memory budget for messages (BEEP_MAX_MESSAGE_MEMORY).",

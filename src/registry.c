@@ -62,8 +62,8 @@
  * expiry.  An overdue message goes as soon as its device's streams have
  * all taken it (registry_log_trim(), on each take and each stream's
  * end).  The sweep costs what it drops or moves.  reg->bytes counts the
- * frame bytes in all logs; a publish that would pass max_message_bytes
- * first drops delivered messages from the head of reg->overdue, then of
+ * sizes (frame and msg_overhead) in all logs; a publish that would pass
+ * max_message_bytes first drops delivered messages from the head of reg->overdue, then of
  * reg->retained (the oldest delivered, whichever device; a live stream
  * still behind one is ended as overflowed, so one slow reader cannot make
  * the service refuse every post).  Then, for a device with a live stream only, the messages
