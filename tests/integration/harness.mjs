@@ -861,16 +861,16 @@ export function assertRefusedStart(r, what) {
 
 // Starts redis-server on a unix socket in dir (no TCP; no persistence, or
 // with `persist` an append-only file synced on every write, as the README
-// advises for production).  Returns { url, socket, stop(sig), start() };
-// stopped by pid.
-export async function startRedis(dir, { persist = false } = {}) {
+// advises for production); `args`: more redis-server arguments.  Returns
+// { url, socket, stop(sig), start() }; stopped by pid.
+export async function startRedis(dir, { persist = false, args = [] } = {}) {
 	const socket = path.join(dir, 'redis.sock');
 	const r = { socket, url: `unix://${socket}`, child: null, log: [] };
 	r.start = async () => {
 		const child = trackChild(spawn('redis-server', ['--port', '0',
 		    '--unixsocket', socket, '--unixsocketperm', '700',
 		    '--save', '', '--appendonly', persist ? 'yes' : 'no',
-		    '--appendfsync', 'always', '--dir', dir], {
+		    '--appendfsync', 'always', '--dir', dir, ...args], {
 			cwd: dir, stdio: ['ignore', 'pipe', 'pipe'],
 		}));
 		lineCollector(child.stdout, r.log, 'redis');
@@ -892,7 +892,8 @@ export async function startRedis(dir, { persist = false } = {}) {
 // front Caddy.  Returns { redis, nodes: [Stack], front: { base, client() },
 // stop() } ; with `t`, stopped and checked after the test.
 export async function startCluster(
-    { nodes = 3, env = {}, check, persist = false } = {}, t) {
+    { nodes = 3, env = {}, check, persist = false, redisArgs = [] } = {},
+    t) {
 	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-cl-'));
 	liveDirs.add(dir);
 	const cl = clusterMethods({ dir, nodes: [], clients: new Set(),
@@ -933,7 +934,7 @@ export async function startCluster(
 	if (t)
 		t.after(() => cl.stopAndCheck());
 	try {
-		cl.redis = await startRedis(dir, { persist });
+		cl.redis = await startRedis(dir, { persist, args: redisArgs });
 		for (let i = 0; i < nodes; i++)
 			cl.nodes.push(await startStack({
 				env: { BEEP_REDIS_URL: cl.redis.url, ...env },
