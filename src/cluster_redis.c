@@ -370,12 +370,60 @@ fail:
 	return -1;
 }
 
-/* The command connection's first words: the fence, then the scripts. */
+/*
+ * A Redis with a memory limit that evicts keys at it (maxmemory with any
+ * maxmemory-policy but noeviction: volatile-lru is the managed services'
+ * default) drops the cluster's own keys, which all have a TTL or are
+ * taken for cold: heartbeats, held messages, grace periods, presence.
+ * What was answered 200/202 would then be lost untold, so such a Redis is
+ * not used (the connection fails, and why is logged); at its limit,
+ * noeviction refuses writes instead (OOM: 503, and nothing lost).  An ACL
+ * without INFO leaves it unchecked.  -1 with why when refused, or when c
+ * failed.
+ */
+static int
+redis_check_eviction(redisContext *c, char *why, size_t n)
+{
+	redisReply *r = redisCommand(c, "INFO memory");
+	const char *p, *q;
+	char policy[32] = "";
+	long long maxmemory = 0;
+
+	if (r == NULL) {
+		snprintf(why, n, "INFO memory: %s", c->errstr);
+		return -1;
+	}
+	if (r->type == REDIS_REPLY_STRING) {
+		if ((p = strstr(r->str, "\nmaxmemory:")) != NULL)
+			maxmemory = strtoll(p + 11, NULL, 10);
+		if ((q = strstr(r->str, "\nmaxmemory_policy:")) != NULL) {
+			q += 18;
+			snprintf(policy, sizeof(policy), "%.*s",
+			    (int)strcspn(q, "\r\n"), q);
+		}
+	}
+	freeReplyObject(r);
+	if (maxmemory > 0 && policy[0] != '\0' &&
+	    strcmp(policy, "noeviction") != 0) {
+		snprintf(why, n,
+		    "maxmemory-policy %s evicts the cluster's keys at maxmemory "
+		    "(messages accepted would be lost untold): set noeviction",
+		    policy);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The command connection's first words: the fence, the eviction check,
+ * then the scripts.
+ */
 static int
 redis_prepare(struct cluster *cl, redisContext *c, struct redis_fence *fence,
     char *why, size_t n)
 {
-	if (redis_fence(c, fence, why, n) < 0)
+	if (redis_fence(c, fence, why, n) < 0 ||
+	    redis_check_eviction(c, why, n) < 0)
 		return -1;
 	return redis_load_scripts(cl, c, why, n);
 }
