@@ -1,0 +1,93 @@
+// A Redis ACL that leaves the nodes' user without its channels: Redis 7
+// gives a new ACL user none (`acl-pubsub-default resetchannels`), so a
+// dedicated user made as `~beep:* +@all` has the keys and the scripts but
+// not `&beep:*`; and `ACL SETUSER ... resetchannels` at runtime (a
+// permissions change rolled out) does the same to a working cluster.
+//
+// The POST script appends the message (XADD), then PUBLISHes it to the
+// nodes holding the device: the PUBLISH is refused (NOPERM), the script
+// stops with an error after its writes, and the POST gets 503 ("not
+// accepted"; its sender retries).  But the message stays in the device's
+// stream, and when the channel is allowed again the node's resync replays
+// it: a message answered 503 is delivered after all, and its retry once
+// more.  And the node's log never says why its channel is down.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { startCluster, uid, postPath, poll } from './harness.mjs';
+
+const T = { timeout: 60000 };
+const ENV = {
+	BEEP_CLUSTER_TTL: '2', BEEP_KEEPALIVE: '1', BEEP_REDIS_TIMEOUT: '1000',
+};
+
+function cli(cl, input) {
+	return spawnSync('redis-cli', ['-s', cl.redis.socket],
+	    { encoding: 'utf8', input }).stdout.trim();
+}
+
+describe('the nodes\' Redis user without its channels', T, () => {
+	test('a POST answered 503 is not delivered later', T, async (t) => {
+		const cl = await startCluster({ nodes: 1, env: ENV,
+		    check: { allowErrors: [/redis: NOPERM/] } }, t);
+		const [a] = cl.nodes;
+		const c = a.client();
+		const u = uid('acl');
+		const s = await a.subscribe(u, 'd');
+		// Redis closes the connections subscribed to what is no longer
+		// allowed: the node's channel goes down at once.
+		assert.equal(cli(cl, 'ACL SETUSER default resetchannels'), 'OK');
+		await poll(async () => (await c.health()).cluster.redis === 'down',
+		    { timeout: 10000, what: 'the channel down' });
+		const refused = [], accepted = [];
+		for (let i = 0; i < 3; i++) {
+			const r = await c.postJson(postPath(u, 'd'), { data: `r${i}` });
+			if (r.status === 503)
+				refused.push(`r${i}`);
+			else if (r.status === 200)
+				accepted.push(`r${i}`);
+			else
+				assert.fail(`${r.status} ${r.text}`);
+		}
+		assert.equal(cli(cl, 'ACL SETUSER default allchannels'), 'OK');
+		let end;
+		await poll(async () => {
+			end = await c.postJson(postPath(u, 'd'), { data: 'end' });
+			return end.status === 200;
+		}, { timeout: 20000, what: 'POSTs accepted again' });
+		const got = [];
+		for (;;) {
+			const e = await s.nextEvent(15000);
+			if (e.data === 'end')
+				break;
+			got.push(e.data);
+		}
+		const late = got.filter((d) => refused.includes(d));
+		assert.deepEqual(late, [], `answered 503 ("not accepted", so ` +
+		    `retried by their senders), then delivered once the channel ` +
+		    `was allowed again: ${JSON.stringify(got)}`);
+		// What was accepted (200) arrives, once, in order.
+		assert.deepEqual(got, accepted, 'every 200 delivered once');
+	});
+
+	test('the node says why its channel is refused', T, async (t) => {
+		const cl = await startCluster({ nodes: 1, env: ENV }, t);
+		const [a] = cl.nodes;
+		const c = a.client();
+		assert.equal(cli(cl, 'ACL SETUSER default resetchannels'), 'OK');
+		await poll(async () => (await c.health()).cluster.redis === 'down',
+		    { timeout: 10000, what: 'the channel down' });
+		// Its SUBSCRIBE refused, again and again (backoff to 2 s): the
+		// reason Redis gives must reach the log at least once.
+		const connections = () => Number(/total_connections_received:(\d+)/
+		    .exec(cli(cl, 'INFO stats'))[1]);
+		const n0 = connections();
+		await poll(() => connections() >= n0 + 2, { timeout: 20000,
+		    what: 'the node tried its channel again' });
+		const lines = a.backendLog.filter((l) => /redis channel/.test(l));
+		assert.ok(lines.some((l) => /NOPERM/.test(l)), `the log does not ` +
+		    `say that Redis refused the channel (NOPERM): ` +
+		    `${JSON.stringify(lines)}`);
+		assert.equal(cli(cl, 'ACL SETUSER default allchannels'), 'OK');
+	});
+});
