@@ -72,7 +72,7 @@
 	"for _, f in ipairs(redis.call('HKEYS', u)) do "                       \
 	"local other = string.sub(f, #pre + 1) "                               \
 	"if string.sub(f, 1, #pre) == pre and other ~= node then "             \
-	"redis.call('PUBLISH', 'beep:c:' .. other, msg) end end end "
+	"redis.pcall('PUBLISH', 'beep:c:' .. other, msg) end end end "
 
 /*
  * beep:born is when this Redis's data began (ms): every id a device gets
@@ -123,6 +123,14 @@
  * dev but node: their streams are told that messages before id may be
  * lost.  A holder that is not listening now (its channel down, or gone)
  * finds the floor above what it had when it resubscribes.
+ *
+ * A PUBLISH Redis refuses (NOPERM: the nodes' ACL user without its
+ * channels, `acl-pubsub-default resetchannels`) does not stop a script
+ * after its writes (an error then would answer 503 for a message that
+ * stays, and is replayed later, after its sender's retry): every node
+ * connects as the same user, so no node's channel is subscribed either
+ * (Redis closes a subscriber whose channels are revoked), and each reads
+ * what it missed from the streams when its channel is allowed again.
  */
 
 /*
@@ -176,7 +184,7 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "local msg = string.format('%s %d %d ', id, #user, #dev) .. user .. "
     "dev .. frame "
     "for _, node in ipairs(nodes) do "
-    "redis.call('PUBLISH', 'beep:c:' .. node, msg) end "
+    "redis.pcall('PUBLISH', 'beep:c:' .. node, msg) end "
     "return {status, id}";
 
 /*

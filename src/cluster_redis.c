@@ -708,7 +708,7 @@ cluster_redis_sub_main(void *arg)
 	struct cluster *cl = arg;
 	unsigned backoff = CLUSTER_BACKOFF_MIN_MS;
 	bool was_up = false;
-	char why[256], channel[80];
+	char why[256], channel[80], refused[256] = "";
 
 	snprintf(channel, sizeof(channel), "beep:c:%s", cl->node);
 	for (;;) {
@@ -724,14 +724,29 @@ cluster_redis_sub_main(void *arg)
 		c = redis_connect(cl, why, sizeof(why));
 		r = c ? redisCommand(c, "SUBSCRIBE %s", channel) : NULL;
 		if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+			/* Refused (an ACL without the channel): Redis says why. */
+			bool refusal =
+			    r != NULL && r->type == REDIS_REPLY_ERROR;
+
 			if (c != NULL)
 				snprintf(why, sizeof(why), "SUBSCRIBE: %s",
-				    c->errstr);
+				    refusal ? r->str : c->errstr);
 			if (r != NULL)
 				freeReplyObject(r);
 			if (c != NULL)
 				redisFree(c);
 			pthread_mutex_lock(&cl->lock);
+			/*
+			 * Down already (Redis closed the channel as it revoked
+			 * it): a refusal is said once, and again when it
+			 * changes, so that the log tells why it stays down.
+			 */
+			if (refusal && strcmp(refused, why) != 0) {
+				if (!atomic_load(&cl->sub_up))
+					log_warn(
+					    "redis channel: refused: %s", why);
+				snprintf(refused, sizeof(refused), "%s", why);
+			}
 			redis_state(&cl->sub_up, false, "channel", why);
 			redis_sleep(cl, backoff);
 			pthread_mutex_unlock(&cl->lock);
@@ -742,6 +757,7 @@ cluster_redis_sub_main(void *arg)
 		}
 		freeReplyObject(r);
 		backoff = CLUSTER_BACKOFF_MIN_MS;
+		refused[0] = '\0';
 		if (was_up)
 			cluster_count(&cl->reconnects);
 		was_up = true;
