@@ -101,6 +101,7 @@ enum cluster_job_kind {
 	JOB_LIST,
 	JOB_BEAT,
 	JOB_BYE,
+	JOB_PRUNE, /* a new Redis run: the node's registrations go */
 };
 
 struct cluster_job {
@@ -168,6 +169,8 @@ struct cluster {
 	bool stop, leaving;
 	/* The BYE found the scripts gone: sent again once they are loaded. */
 	bool bye_again;
+	/* A PRUNE failed: the next connection sends it again. */
+	bool prune_again;
 	pthread_t cmd_thread, sub_thread;
 
 	atomic_bool cmd_up, sub_up;

@@ -15,6 +15,7 @@ enum cluster_lua {
 	CLUSTER_LUA_LIST,  /* the devices with a live holder, or 503 */
 	CLUSTER_LUA_BEAT,  /* the node's heartbeat: was its key still there? */
 	CLUSTER_LUA_BYE,   /* the node stops: its key and heartbeat go */
+	CLUSTER_LUA_PRUNE, /* a new Redis run: the node's registrations go */
 	CLUSTER_LUA__MAX
 };
 

@@ -459,6 +459,36 @@ static const char cluster_lua_bye[] =
     "redis.call('DEL', KEYS[1]) "
     "redis.call('HDEL', 'beep:beat', ARGV[1]) return 1";
 
+/*
+ * ARGV node grace_ms meta_ttl_ms.  The node is connected to a Redis run
+ * other than the one it last knew (restarted, failed over): Redis may be
+ * back from a snapshot or a replica older than its last writes, and then
+ * names this node as the holder of devices whose streams here have gone
+ * since (their UNSUB lost with those writes).  The node's key is set
+ * again by its heartbeat, so no sweep would ever take them: the device
+ * listed, every POST to it 200 and published to a node that drops it.
+ * So every field of the node goes, as a dead node's would (a device left
+ * with no holder begins its grace period), and the node registers again
+ * the devices it has streams of (a resync, right after: what is posted
+ * between the two is held, and its resync replays it).  Returns 1.
+ */
+static const char cluster_lua_prune[] = LUA_PRELUDE
+    "local node = ARGV[1] "
+    "local grace, metattl = tonumber(ARGV[2]), tonumber(ARGV[3]) "
+    "local r, suf, now = 'beep:r:' .. node, '\\31' .. node, now_ms() "
+    "for _, user in ipairs(redis.call('SMEMBERS', r)) do "
+    "local u = 'beep:u:' .. user "
+    "for _, f in ipairs(redis.call('HKEYS', u)) do "
+    "if #f > #suf and string.sub(f, -#suf) == suf then "
+    "local dev = string.sub(f, 1, #f - #suf) "
+    "redis.call('HDEL', u, f) "
+    "local left = holders(u, dev) "
+    "if #left == 0 then "
+    "to_grace('beep:g:' .. user, 'beep:m:' .. user .. '\\31' .. dev, dev, "
+    "now, grace, metattl, nil) end end end end "
+    "redis.call('DEL', r) "
+    "return 1";
+
 const char *const cluster_lua[CLUSTER_LUA__MAX] = {
     [CLUSTER_LUA_POST] = cluster_lua_post,
     [CLUSTER_LUA_SUB] = cluster_lua_sub,
@@ -466,4 +496,5 @@ const char *const cluster_lua[CLUSTER_LUA__MAX] = {
     [CLUSTER_LUA_LIST] = cluster_lua_list,
     [CLUSTER_LUA_BEAT] = cluster_lua_beat,
     [CLUSTER_LUA_BYE] = cluster_lua_bye,
+    [CLUSTER_LUA_PRUNE] = cluster_lua_prune,
 };

@@ -316,6 +316,11 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 		cl->beat_unknown = false;
 		cl->again = true;
 		break;
+	case JOB_PRUNE:
+		/* Not run, or not known to have run: the next connection. */
+		if (!ok)
+			cl->prune_again = true;
+		break;
 	case JOB_POST:
 	case JOB_LIST:
 	case JOB_BYE:

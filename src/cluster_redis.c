@@ -232,7 +232,7 @@ redis_complete(struct cluster *cl, struct cluster_job *j, redisReply *r)
 		cl->bye_again = true;
 	cluster_presence_answer(cl, j);
 	if (j->abandoned || j->kind == JOB_SYNC || j->kind == JOB_UNSUB ||
-	    j->kind == JOB_BEAT || j->kind == JOB_BYE)
+	    j->kind == JOB_BEAT || j->kind == JOB_BYE || j->kind == JOB_PRUNE)
 		cluster_job_free(j);
 	else
 		pthread_cond_signal(&j->answered);
@@ -280,6 +280,8 @@ redis_load_scripts(struct cluster *cl, redisContext *c, char *why, size_t n)
 struct redis_fence {
 	long long id; /* 0: none known */
 	char run[48];
+	/* The last connection's Redis run is not this one's, or not known. */
+	bool new_run;
 };
 
 /*
@@ -344,6 +346,7 @@ redis_fence(redisContext *c, struct redis_fence *f, char *why, size_t n)
 	}
 	if (r != NULL)
 		freeReplyObject(r);
+	f->new_run = run[0] == '\0' || strcmp(run, f->run) != 0;
 	if (run[0] == '\0')
 		return 0;
 	if (f->id > 0 && strcmp(run, f->run) == 0) {
@@ -536,6 +539,23 @@ cluster_redis_cmd_main(void *arg)
 			}
 			was_up = true;
 			next_beat = 0;
+			/*
+			 * Another Redis run: what it holds of this node may be
+			 * older than what the node did (a snapshot, a replica).
+			 * Its registrations go, then come again from its streams.
+			 */
+			if ((fence.new_run || cl->prune_again) &&
+			    !cl->leaving) {
+				j = cluster_job_new(
+				    cl, JOB_PRUNE, CLUSTER_LUA_PRUNE, 0);
+				cluster_job_str(j, cl->node);
+				cluster_job_num(j, cl->grace_ms);
+				cluster_job_num(
+				    j, CLUSTER_META_TTL_MS + cl->keep_ms);
+				cluster_job_enqueue(cl, j);
+				cl->prune_again = false;
+				cluster_presence_resync_all(cl);
+			}
 			if (cl->bye_again) {
 				cl->bye_again = false;
 				cluster_redis_bye(cl);
