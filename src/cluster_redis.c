@@ -408,10 +408,17 @@ redis_check_eviction(redisContext *c, char *why, size_t n)
 	freeReplyObject(r);
 	if (maxmemory > 0 && policy[0] != '\0' &&
 	    strcmp(policy, "noeviction") != 0) {
+		/* The command thread's alone: said once, and when it changes. */
+		static char told[sizeof(policy)];
+
 		snprintf(why, n,
 		    "maxmemory-policy %s evicts the cluster's keys at maxmemory "
 		    "(messages accepted would be lost untold): set noeviction",
 		    policy);
+		if (strcmp(told, policy) != 0) {
+			log_warn("redis not used: %s", why);
+			memcpy(told, policy, sizeof(told));
+		}
 		return -1;
 	}
 	return 0;
