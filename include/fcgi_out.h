@@ -39,6 +39,13 @@ struct fcgi_out {
 	 */
 	unsigned timeout_ms;
 	bool not_socket; /* fd is a pipe: writes block (no MSG_DONTWAIT) */
+	/*
+	 * NULL, or the deadline that the sends of several calls share (0
+	 * until one first has to wait): a batch of events written in pieces
+	 * as it is rendered is one send for timeout_ms, as when it was
+	 * written whole.
+	 */
+	uint64_t *deadline;
 };
 
 /* Start writing request_id's response on fd. */

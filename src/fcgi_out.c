@@ -40,6 +40,7 @@ fcgi_out_init(struct fcgi_out *o, int fd, unsigned request_id)
 	o->timed_out = false;
 	o->timeout_ms = 0;
 	o->not_socket = false;
+	o->deadline = NULL;
 }
 
 /* Padding that ends a record of len content bytes on 8 bytes. */
@@ -126,10 +127,11 @@ fcgi_out_write_some(
 static int
 fcgi_out_send(struct fcgi_out *o, struct iovec *v, int n)
 {
-	uint64_t deadline = 0; /* set at its first wait */
+	/* Set at its first wait; or the one the caller's sends share. */
+	uint64_t own = 0, *deadline = o->deadline != NULL ? o->deadline : &own;
 
 	while (n > 0) {
-		ssize_t w = fcgi_out_write_some(o, v, n, &deadline);
+		ssize_t w = fcgi_out_write_some(o, v, n, deadline);
 
 		if (w < 0 && errno == EINTR)
 			continue;

@@ -189,8 +189,17 @@ stream_out_batch(struct server *srv, struct fcgi_out *out,
 	    .out = out};
 	struct buf b = BUF_ON_STACK(text);
 	size_t n = 0;
+	/*
+	 * One deadline for the batch's pieces and its rest, as for a batch
+	 * written whole: a piece each would let a client that reads 16 KiB
+	 * per BEEP_WRITE_TIMEOUT hold the write for as long as it likes
+	 * (test 75).
+	 */
+	uint64_t deadline = 0;
+	int rc;
 
 	b.sink = &sink.sink;
+	out->deadline = &deadline;
 	for (struct registry_msg *m = batch->first; m != NULL;
 	     m = registry_batch_next(batch, m)) {
 		api_stream_message(srv->api, m, envelope, &b);
@@ -198,10 +207,13 @@ stream_out_batch(struct server *srv, struct fcgi_out *out,
 	}
 	registry_batch_release(batch);
 	if (sink.sink.failed) {
+		out->deadline = NULL;
 		buf_free(&b);
 		return -1;
 	}
-	if (stream_out_write(out, &b) < 0)
+	rc = stream_out_write(out, &b);
+	out->deadline = NULL;
+	if (rc < 0)
 		return -1;
 	metrics_stream_write(n, 0);
 	now = util_now_us();
