@@ -745,11 +745,13 @@ server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
 
 		/*
 		 * Looked at again only when more has come (FIONREAD): a look
-		 * copies up to size bytes.
+		 * copies up to size bytes.  And whenever nothing is queued (a
+		 * look copies nothing): a peer that closes leaves FIONREAD at
+		 * 0, and only a look sees its end (test 76).
 		 */
 		if (ioctl(conn->req.ipcFd, FIONREAD, &now) != 0)
 			now = -1;
-		if ((now < 0 || now != queued) &&
+		if ((now <= 0 || now != queued) &&
 		    server_conn_whole_in(conn->req.ipcFd, b, size))
 			break;
 		queued = now;
