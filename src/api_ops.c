@@ -4,7 +4,10 @@
  */
 #include "api_impl.h"
 
+#include <arpa/inet.h>
 #include <stdatomic.h>
+#include <string.h>
+#include <strings.h>
 
 #include "cidr.h"
 #include "cluster.h"
@@ -12,6 +15,64 @@
 #include "metrics.h"
 
 #define LOG_MODULE "api"
+
+/* Whether addr (a front's REMOTE_ADDR) is a loopback address. */
+static bool
+api_loopback(const char *addr)
+{
+	/* ::1, or an IPv4 loopback address mapped (::ffff:127.x.y.z) */
+	static const unsigned char one[16] = {[15] = 1};
+	static const unsigned char mapped[12] = {[10] = 0xff, [11] = 0xff};
+	unsigned char a[16];
+
+	if (addr == NULL)
+		return false;
+	if (inet_pton(AF_INET, addr, a) == 1)
+		return a[0] == 127;
+	if (inet_pton(AF_INET6, addr, a) != 1)
+		return false;
+	return memcmp(a, one, 16) == 0 ||
+	    (memcmp(a, mapped, 12) == 0 && a[12] == 127);
+}
+
+/*
+ * Whether a request may have the counters (/metrics, /healthz's) by its
+ * Host: from loopback, only one that names this host by an address or as
+ * localhost (or names none).  A browser on the host reaches loopback for
+ * a page of any site whose name was re-pointed at 127.0.0.1 (DNS
+ * rebinding), and such a page reads its own origin without CORS: its Host
+ * is its own name (test 77).  From any other address BEEP_METRICS_ALLOW
+ * decides alone (a scraper may ask by a name: a container's, say).
+ */
+static bool
+api_counters_host_ok(const struct api_request *req)
+{
+	const char *h = req->host, *end;
+	char name[64];
+	unsigned char a[16];
+	size_t n;
+
+	if (h == NULL || h[0] == '\0' || !api_loopback(req->remote_addr))
+		return true;
+	if (h[0] == '[') {
+		end = strchr(h, ']');
+		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+			return false;
+		h++;
+	} else {
+		end = strchr(h, ':');
+		if (end == NULL)
+			end = h + strlen(h);
+	}
+	n = (size_t)(end - h);
+	if (n == 0 || n >= sizeof(name))
+		return false;
+	memcpy(name, h, n);
+	name[n] = '\0';
+	return strcasecmp(name, "localhost") == 0 ||
+	    inet_pton(AF_INET, name, a) == 1 ||
+	    inet_pton(AF_INET6, name, a) == 1;
+}
 
 /* See api_impl.h. */
 bool
@@ -94,7 +155,8 @@ api_health(
 	 * what an attack does to it): for the addresses metrics are for.
 	 * Anyone else learns that it lives.
 	 */
-	if (!cidr_list_match(&api->metrics_allow, req->remote_addr)) {
+	if (!cidr_list_match(&api->metrics_allow, req->remote_addr) ||
+	    !api_counters_host_ok(req)) {
 		bool up = api->cluster == NULL || api_cluster_up(api);
 
 		api_json(resp, HTTP_200,
@@ -180,6 +242,12 @@ api_metrics(
 		api_error(resp, HTTP_403,
 		    "metrics are served only to the addresses in "
 		    "BEEP_METRICS_ALLOW");
+		return;
+	}
+	if (!api_counters_host_ok(req)) {
+		api_error(resp, HTTP_403,
+		    "metrics are served from loopback only to a Host that is "
+		    "an address or localhost");
 		return;
 	}
 	g.ready = api_ready(api, &g.reg, &why);
