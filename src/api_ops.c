@@ -41,7 +41,7 @@ api_loopback(const char *addr)
  * localhost (or names none).  A browser on the host reaches loopback for
  * a page of any site whose name was re-pointed at 127.0.0.1 (DNS
  * rebinding), and such a page reads its own origin without CORS: its Host
- * is its own name (test 77).  From any other address BEEP_METRICS_ALLOW
+ * is its own name (test 68).  From any other address BEEP_METRICS_ALLOW
  * decides alone (a scraper may ask by a name: a container's, say).
  */
 static bool

@@ -747,7 +747,7 @@ server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
 		 * Looked at again only when more has come (FIONREAD): a look
 		 * copies up to size bytes.  And whenever nothing is queued (a
 		 * look copies nothing): a peer that closes leaves FIONREAD at
-		 * 0, and only a look sees its end (test 76).
+		 * 0, and only a look sees its end (test 67).
 		 */
 		if (ioctl(conn->req.ipcFd, FIONREAD, &now) != 0)
 			now = -1;

@@ -193,7 +193,7 @@ stream_out_batch(struct server *srv, struct fcgi_out *out,
 	 * One deadline for the batch's pieces and its rest, as for a batch
 	 * written whole: a piece each would let a client that reads 16 KiB
 	 * per BEEP_WRITE_TIMEOUT hold the write for as long as it likes
-	 * (test 75).
+	 * (test 66).
 	 */
 	uint64_t deadline = 0;
 	int rc;
