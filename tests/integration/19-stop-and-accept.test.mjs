@@ -135,8 +135,10 @@ test('accept at the descriptor limit: logged once, backs off, recovers', T,
 // no read deadline, so its stream holds one descriptor.
 function rawStream(sock, i) {
 	const c = new FcgiConn(sock);
+	// A user each: one user's 33rd device would be refused (429), not
+	// held open as a stream.
 	const p = encodeParams(requestParams('GET',
-	    `/subscribe/emfile/device/d${i}`));
+	    `/subscribe/emfile${i}/device/d`));
 	c.write(Buffer.concat([beginRecord(1), record(PARAMS, 1, p),
 	    record(PARAMS, 1), record(STDIN, 1)]));
 	return c;
@@ -245,7 +247,7 @@ test('at the descriptor limit a large POST that has come whole is ' +
 	await post.connected;
 	post.write(Buffer.concat([beginRecord(1),
 	    record(PARAMS, 1, encodeParams(requestParams('POST',
-	        '/user/emfile/device/d5', {
+	        '/user/emfile5/device/d', {
 		        CONTENT_TYPE: 'application/json',
 		        CONTENT_LENGTH: String(body.length) }))),
 	    record(PARAMS, 1), record(STDIN, 1, body), record(STDIN, 1)]));
