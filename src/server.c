@@ -705,6 +705,16 @@ server_arm_read(struct server *srv, struct server_conn *conn)
 	    deadline_arm(conn->timer, conn->req.ipcFd, when) == 0;
 }
 
+/* Whether fd's peer has closed (or the connection failed): polled, no wait. */
+static bool
+server_peer_gone(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLRDHUP};
+
+	return poll(&pfd, 1, 0) == 1 &&
+	    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 /*
  * conn's request needs a read deadline and none could be armed (at the
  * descriptor limit, err): this worker waits for it to come whole within
@@ -753,6 +763,14 @@ server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
 			now = -1;
 		if ((now <= 0 || now != queued) &&
 		    server_conn_whole_in(conn->req.ipcFd, b, size))
+			break;
+		/*
+		 * A peer that closed after part of a request leaves FIONREAD
+		 * at the part, and a look returns the part, never the end
+		 * behind it (test 69).  Once it has closed no read blocks:
+		 * libfcgi reads the part, then the end, and closes.
+		 */
+		if (server_peer_gone(conn->req.ipcFd))
 			break;
 		queued = now;
 		if (util_now_ms() >= end) {
