@@ -280,7 +280,13 @@ redis_load_scripts(struct cluster *cl, redisContext *c, char *why, size_t n)
 struct redis_fence {
 	long long id; /* 0: none known */
 	char run[48];
-	/* The last connection's Redis run is not this one's, or not known. */
+	/*
+	 * The run INFO last named (CLIENT may be refused where INFO is not:
+	 * run is then never set), and whether this connection's is another.
+	 * One not known (INFO refused) is not taken for another: every
+	 * connection would prune the node's registrations (test 70).
+	 */
+	char seen[48];
 	bool new_run;
 };
 
@@ -346,9 +352,10 @@ redis_fence(redisContext *c, struct redis_fence *f, char *why, size_t n)
 	}
 	if (r != NULL)
 		freeReplyObject(r);
-	f->new_run = run[0] == '\0' || strcmp(run, f->run) != 0;
+	f->new_run = run[0] != '\0' && strcmp(run, f->seen) != 0;
 	if (run[0] == '\0')
 		return 0;
+	memcpy(f->seen, run, sizeof(run));
 	if (f->id > 0 && strcmp(run, f->run) == 0) {
 		if ((rc = redis_fence_ask(
 		         c, &r, "CLIENT KILL ID %lld", f->id)) < 0)
