@@ -287,6 +287,11 @@ struct redis_fence {
 	 * connection would prune the node's registrations (test 70).
 	 */
 	char seen[48];
+	/*
+	 * Until its PRUNE is queued: a connection that fails after the fence
+	 * (-LOADING to SCRIPT LOAD while Redis loads its snapshot, a refused
+	 * eviction policy) leaves the run seen, not pruned (test 71).
+	 */
 	bool new_run;
 };
 
@@ -352,7 +357,8 @@ redis_fence(redisContext *c, struct redis_fence *f, char *why, size_t n)
 	}
 	if (r != NULL)
 		freeReplyObject(r);
-	f->new_run = run[0] != '\0' && strcmp(run, f->seen) != 0;
+	if (run[0] != '\0' && strcmp(run, f->seen) != 0)
+		f->new_run = true;
 	if (run[0] == '\0')
 		return 0;
 	memcpy(f->seen, run, sizeof(run));
@@ -568,6 +574,7 @@ cluster_redis_cmd_main(void *arg)
 				    j, CLUSTER_META_TTL_MS + cl->keep_ms);
 				cluster_job_enqueue(cl, j);
 				cl->prune_again = false;
+				fence.new_run = false;
 				cluster_presence_resync_all(cl);
 			}
 			if (cl->bye_again) {
