@@ -767,7 +767,7 @@ server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
 		/*
 		 * A peer that closed after part of a request leaves FIONREAD
 		 * at the part, and a look returns the part, never the end
-		 * behind it (test 69).  Once it has closed no read blocks:
+		 * behind it (test 67).  Once it has closed no read blocks:
 		 * libfcgi reads the part, then the end, and closes.
 		 */
 		if (server_peer_gone(conn->req.ipcFd))

@@ -28,6 +28,7 @@ import {
 import {
 	FcgiConn, requestParams, beginRecord, record, encodeParams, PARAMS, STDIN,
 } from './fcgi.mjs';
+import { atDescriptorLimit, READ_TIMEOUT } from './emfile.mjs';
 
 const T = { timeout: 90000 };
 
@@ -131,53 +132,10 @@ test('accept at the descriptor limit: logged once, backs off, recovers', T,
 	rig.checkBackendLog();
 });
 
-// A subscribe over a raw connection, written whole in one write: it needs
-// no read deadline, so its stream holds one descriptor.
-function rawStream(sock, i) {
-	const c = new FcgiConn(sock);
-	// A user each: one user's 33rd device would be refused (429), not
-	// held open as a stream.
-	const p = encodeParams(requestParams('GET',
-	    `/subscribe/emfile${i}/device/d`));
-	c.write(Buffer.concat([beginRecord(1), record(PARAMS, 1, p),
-	    record(PARAMS, 1), record(STDIN, 1)]));
-	return c;
-}
-
-const READ_TIMEOUT = 2; // seconds, at the descriptor limit below
-
-// A backend at 40 descriptors (BEEP_READ_TIMEOUT 2 s), filled with raw
-// streams until one is not served: every descriptor is taken, and the last
-// stream tried waits in the backlog (accept() may fail for a moment while a
-// starting stream holds its deadline's duplicate: served within the
-// back-off's first pause; past its longest, 2 s, none is free). free()
-// lets two go: the waiting stream takes one, whatever is queued behind it
-// the last, which leaves none for a read deadline.
-async function atDescriptorLimit(t, name) {
-	const rig = new Rig(t, name);
-	rig.backend = rig.track(launch('prlimit', ['--nofile=40:40', '--',
-	    BEEP_BIN, '--listen', `unix:${rig.sock}`], {
-		cwd: rig.dir, tag: 'beep',
-		env: { ...process.env, BEEP_READ_TIMEOUT: String(READ_TIMEOUT),
-		    BEEP_LOG_LEVEL: 'debug', BEEP_MIN_IDLE: '2' },
-	}));
-	await waitLine(rig.backend, /\bready\b/);
-	const streams = [];
-	t.after(() => streams.forEach((c) => c.destroy()));
-	for (let i = 0; i < 40; i++) {
-		const c = rawStream(rig.sock, i);
-		streams.push(c);
-		await c.connected;
-		const served = await poll(() => c.stdout.length > 0, {
-			what: `stream ${i} answered`, timeout: 3500,
-		}).catch(() => false);
-		if (!served)
-			break;
-	}
-	assert.ok(rig.backend.lines.some((l) =>
-	    /accept failing: EMFILE/.test(l)), 'the descriptor limit reached');
-	const waiting = streams[streams.length - 1];
-	assert.equal(waiting.stdout.length, 0);
+// free(): two streams go, the waiting one is served, and whatever is
+// queued behind it takes the last descriptor.
+async function atLimit(t, name) {
+	const { rig, streams, waiting } = await atDescriptorLimit(t, name);
 	const free = async () => {
 		streams[0].destroy();
 		streams[1].destroy();
@@ -195,7 +153,7 @@ async function atDescriptorLimit(t, name) {
 // service under pressure. Such a request is now closed unread.
 test('at the descriptor limit a request with no room for its read ' +
     'deadline is not read', T, async (t) => {
-	const { rig, free } = await atDescriptorLimit(t, 'emfile-deadline');
+	const { rig, free } = await atLimit(t, 'emfile-deadline');
 
 	// A request that trickles in, behind that stream in the backlog.
 	const slow = new FcgiConn(rig.sock);
@@ -235,7 +193,7 @@ test('at the descriptor limit a request with no room for its read ' +
 // unread. On 3a4a231 it was read (a limit per read) and answered.
 test('at the descriptor limit a large POST that has come whole is ' +
     'answered', T, async (t) => {
-	const { rig, free } = await atDescriptorLimit(t, 'emfile-large');
+	const { rig, free } = await atLimit(t, 'emfile-large');
 
 	// The offer, whole, in one write, behind that stream in the backlog.
 	const body = Buffer.from(JSON.stringify({ data: {
