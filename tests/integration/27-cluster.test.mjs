@@ -7,7 +7,6 @@
 // what it missed; held messages reach the device wherever it comes back.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -179,9 +178,7 @@ describe('three nodes, one Redis, one front', T, () => {
 	test('a device that never had a message leaves no metadata in Redis',
 	    T, async () => {
 		const u = uid(), d = 'once';
-		const redis = (...args) => spawnSync('redis-cli',
-		    ['-s', cl.redis.socket, ...args], { encoding: 'utf8' })
-		    .stdout.trim();
+		const redis = cl.redis.cli;
 		const node = (await c[1].health()).cluster.node;
 		const s = await cl.nodes[1].subscribe(u, d);
 		// Its node keeps the user among those it registers (for the
@@ -371,9 +368,7 @@ describe('a user whose new devices come and go', T, () => {
 		const [n] = cl.nodes;
 		const c = n.client();
 		const u = uid();
-		const redis = (...args) => spawnSync('redis-cli',
-		    ['-s', cl.redis.socket, ...args], { encoding: 'utf8' })
-		    .stdout.trim();
+		const redis = cl.redis.cli;
 		// Streams of new devices, opened and closed for 6 s: their grace
 		// periods (1 s) begin as their departures are seen, and end.
 		const t0 = Date.now();
@@ -419,9 +414,7 @@ describe('starting a node', T, () => {
 		const redis = await startRedis(dir);
 		const nodes = [];
 		try {
-			const cli = (...args) => spawnSync('redis-cli',
-			    ['-s', redis.socket, ...args], { encoding: 'utf8' })
-			    .stdout.trim();
+			const cli = redis.cli;
 			const pass = 'p@ss/w:rd%';
 			assert.equal(cli('ACL', 'SETUSER', 'beep', 'on', `>${pass}`,
 			    '~*', '&*', '+@all'), 'OK');

@@ -9,7 +9,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -163,9 +162,7 @@ describe('cluster failures', T, () => {
 		// A user nobody posts to or lists again after the kill.
 		const quiet = uid('quiet');
 		await k.subscribe(quiet, 'watch');
-		const redis = (...args) => spawnSync('redis-cli',
-		    ['-s', cl.redis.socket, ...args], { encoding: 'utf8' })
-		    .stdout.trim();
+		const redis = cl.redis.cli;
 		assert.equal(redis('HLEN', `beep:u:${quiet}`), '1');
 		const kName = (await k.client().health()).cluster.node;
 		assert.equal(redis('SISMEMBER', `beep:r:${kName}`, quiet), '1');
@@ -561,9 +558,7 @@ describe('cluster failures', T, () => {
 		const c = a.client();
 		const u = uid('flushed');
 		const s = await a.subscribe(u, 'd');
-		const redis = (...args) => spawnSync('redis-cli',
-		    ['-s', cl.redis.socket, ...args], { encoding: 'utf8' })
-		    .stdout.trim();
+		const redis = cl.redis.cli;
 		assert.equal(redis('SCRIPT', 'FLUSH'), 'OK');
 		let r;
 		await poll(async () => {
@@ -589,9 +584,8 @@ describe('cluster failures', T, () => {
 		const s = await a.subscribe(u, 'd');
 		// The node's connections closed and the ACL narrowed at once:
 		// its next ones meet it.
-		const out = spawnSync('redis-cli', ['-s', cl.redis.socket],
-		    { encoding: 'utf8', input: 'MULTI\nCLIENT KILL TYPE normal\n' +
-		    'ACL SETUSER default -@dangerous\nEXEC\n' }).stdout;
+		const out = cl.redis.cliInput('MULTI\nCLIENT KILL TYPE normal\n' +
+		    'ACL SETUSER default -@dangerous\nEXEC\n');
 		assert.match(out, /OK/, out);
 		await poll(() => a.backendLog.some((l) =>
 		    /redis refused INFO \(NOPERM/.test(l)), { timeout: 20000,
@@ -665,9 +659,7 @@ describe('cluster failures', T, () => {
 		    check: { allowErrors: [/redis: NOREPLICAS/] } }, t);
 		const [a, b] = cl.nodes;
 		const cb = b.client();
-		const redis = (...args) => spawnSync('redis-cli',
-		    ['-s', cl.redis.socket, ...args], { encoding: 'utf8' })
-		    .stdout.trim();
+		const redis = cl.redis.cli;
 		const commands = () => Number(/total_commands_processed:(\d+)/
 		    .exec(redis('INFO', 'stats'))[1]);
 		t.after(() => redis('CONFIG', 'SET', 'min-replicas-to-write', '0'));

@@ -13,20 +13,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import { startCluster, uid, postPath, poll } from './harness.mjs';
+import {
+	startCluster, CLUSTER_QUICK, uid, postPath, poll,
+} from './harness.mjs';
 
 const T = { timeout: 120000 };
 const ENV = {
-	BEEP_CLUSTER_TTL: '2', BEEP_KEEPALIVE: '1', BEEP_REDIS_TIMEOUT: '1000',
+	...CLUSTER_QUICK,
 	// Far beyond the test: no grace period ends on its own here.
 	BEEP_GRACE_SECONDS: '600',
 };
-
-function cli(cl, ...args) {
-	return spawnSync('redis-cli', ['-s', cl.redis.socket, ...args],
-	    { encoding: 'utf8' }).stdout.trim();
-}
 
 // SIGKILL (no save on the way out), then the same Redis on the same
 // directory: it comes back with what the last SAVE wrote.
@@ -102,13 +98,13 @@ describe('Redis back from an older snapshot', T, () => {
 		const r0 = await ca.postJson(postPath(u, 'phone'), { data: 'm0' });
 		assert.equal(r0.status, 200, r0.text);
 		assert.equal((await s.nextEvent(15000)).data, 'm0');
-		assert.equal(cli(cl, 'SAVE'), 'OK');
+		assert.equal(cl.redis.cli('SAVE'), 'OK');
 		s.close();
 		await poll(async () => (await ca.devices(u)).length === 0,
 		    { timeout: 20000, what: `${u}/phone gone from the list` });
 		await crashAndRestart(cl, [ca]);
 		// The node has beaten on the new run (its key is set again).
-		await poll(() => cli(cl, 'EXISTS', `beep:n:${node}`) === '1',
+		await poll(() => cl.redis.cli('EXISTS', `beep:n:${node}`) === '1',
 		    { timeout: 20000, what: 'the node\'s heartbeat key back' });
 
 		const r = await postSettled(ca, u, 'phone', 'x');
@@ -164,7 +160,7 @@ describe('Redis back from an older snapshot', T, () => {
 		const r1 = await cb.postJson(postPath(u, 'phone'),
 		    { data: 'kept' });
 		assert.equal(r1.status, 202, r1.text);
-		assert.equal(cli(cl, 'SAVE'), 'OK');
+		assert.equal(cl.redis.cli('SAVE'), 'OK');
 		const r2 = await cb.postJson(postPath(u, 'phone'),
 		    { data: 'after' });
 		assert.equal(r2.status, 202, r2.text);

@@ -16,22 +16,17 @@
 // write refused with OOM shows that Redis evicted everything it could.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { startCluster, uid, postPath, subPath, poll } from './harness.mjs';
+import {
+	startCluster, CLUSTER_QUICK, uid, postPath, subPath, poll,
+} from './harness.mjs';
 import { SseStream } from './sse.mjs';
 
 const T = { timeout: 120000 };
 const ENV = {
-	BEEP_CLUSTER_TTL: '2', BEEP_KEEPALIVE: '1', BEEP_REDIS_TIMEOUT: '1000',
+	...CLUSTER_QUICK,
 	BEEP_GRACE_SECONDS: '600',
 };
 const FILLERS = 100; // of 100 KB each: past the 8 MB limit
-
-function cli(cl, ...args) {
-	const r = spawnSync('redis-cli', ['-s', cl.redis.socket, ...args],
-	    { encoding: 'utf8' });
-	return (r.stdout + r.stderr).trim();
-}
 
 test('maxmemory with volatile-lru: a message held (202) is delivered or ' +
     'told', T, async (t) => {
@@ -61,15 +56,15 @@ test('maxmemory with volatile-lru: a message held (202) is delivered or ' +
 	// Another application's keys (no TTL) past the limit.  The script
 	// runs whole (Redis checks memory before a command, not within it);
 	// the next write makes Redis evict every key with a TTL, then refuse.
-	assert.equal(cli(cl, 'EVAL', `for i = 1, ${FILLERS} do ` +
+	assert.equal(cl.redis.cli('EVAL', `for i = 1, ${FILLERS} do ` +
 	    "redis.call('SET', 'filler:' .. i, string.rep('x', 100000)) end " +
 	    "return 'OK'", '0'), 'OK');
-	assert.match(cli(cl, 'SET', 'probe', '1'), /OOM/,
+	assert.match(cl.redis.cli('SET', 'probe', '1'), /OOM/,
 	    'Redis evicted all it could and refuses writes');
 	// The other application frees its memory again.
 	const fillers = Array.from({ length: FILLERS }, (_, i) =>
 	    `filler:${i + 1}`);
-	assert.equal(cli(cl, 'DEL', ...fillers), String(FILLERS));
+	assert.equal(cl.redis.cli('DEL', ...fillers), String(FILLERS));
 
 	// The device comes back (an app restarted: no id), through a node
 	// as soon as one takes it.

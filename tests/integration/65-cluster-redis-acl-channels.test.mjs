@@ -13,18 +13,12 @@
 // more.  And the node's log never says why its channel is down.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { startCluster, uid, postPath, poll } from './harness.mjs';
+import {
+	startCluster, CLUSTER_QUICK, uid, postPath, poll,
+} from './harness.mjs';
 
 const T = { timeout: 60000 };
-const ENV = {
-	BEEP_CLUSTER_TTL: '2', BEEP_KEEPALIVE: '1', BEEP_REDIS_TIMEOUT: '1000',
-};
-
-function cli(cl, input) {
-	return spawnSync('redis-cli', ['-s', cl.redis.socket],
-	    { encoding: 'utf8', input }).stdout.trim();
-}
+const ENV = CLUSTER_QUICK;
 
 describe('the nodes\' Redis user without its channels', T, () => {
 	test('a POST answered 503 is not delivered later', T, async (t) => {
@@ -36,7 +30,8 @@ describe('the nodes\' Redis user without its channels', T, () => {
 		const s = await a.subscribe(u, 'd');
 		// Redis closes the connections subscribed to what is no longer
 		// allowed: the node's channel goes down at once.
-		assert.equal(cli(cl, 'ACL SETUSER default resetchannels'), 'OK');
+		assert.equal(cl.redis.cli('ACL', 'SETUSER', 'default', 'resetchannels'),
+		    'OK');
 		await poll(async () => (await c.health()).cluster.redis === 'down',
 		    { timeout: 10000, what: 'the channel down' });
 		const refused = [], accepted = [];
@@ -49,7 +44,8 @@ describe('the nodes\' Redis user without its channels', T, () => {
 			else
 				assert.fail(`${r.status} ${r.text}`);
 		}
-		assert.equal(cli(cl, 'ACL SETUSER default allchannels'), 'OK');
+		assert.equal(cl.redis.cli('ACL', 'SETUSER', 'default', 'allchannels'),
+		    'OK');
 		let end;
 		await poll(async () => {
 			end = await c.postJson(postPath(u, 'd'), { data: 'end' });
@@ -74,13 +70,14 @@ describe('the nodes\' Redis user without its channels', T, () => {
 		const cl = await startCluster({ nodes: 1, env: ENV }, t);
 		const [a] = cl.nodes;
 		const c = a.client();
-		assert.equal(cli(cl, 'ACL SETUSER default resetchannels'), 'OK');
+		assert.equal(cl.redis.cli('ACL', 'SETUSER', 'default', 'resetchannels'),
+		    'OK');
 		await poll(async () => (await c.health()).cluster.redis === 'down',
 		    { timeout: 10000, what: 'the channel down' });
 		// Its SUBSCRIBE refused, again and again (backoff to 2 s): the
 		// reason Redis gives must reach the log at least once.
 		const connections = () => Number(/total_connections_received:(\d+)/
-		    .exec(cli(cl, 'INFO stats'))[1]);
+		    .exec(cl.redis.cli('INFO', 'stats'))[1]);
 		const n0 = connections();
 		await poll(() => connections() >= n0 + 2, { timeout: 20000,
 		    what: 'the node tried its channel again' });
@@ -88,6 +85,7 @@ describe('the nodes\' Redis user without its channels', T, () => {
 		assert.ok(lines.some((l) => /NOPERM/.test(l)), `the log does not ` +
 		    `say that Redis refused the channel (NOPERM): ` +
 		    `${JSON.stringify(lines)}`);
-		assert.equal(cli(cl, 'ACL SETUSER default allchannels'), 'OK');
+		assert.equal(cl.redis.cli('ACL', 'SETUSER', 'default', 'allchannels'),
+		    'OK');
 	});
 });

@@ -24,18 +24,13 @@
 // where to stop looking.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { startCluster, uid, postPath, poll, Client } from './harness.mjs';
+import { spawn } from 'node:child_process';
+import {
+	startCluster, CLUSTER_QUICK, uid, postPath, poll, Client,
+} from './harness.mjs';
 
 const T = { timeout: 60000 };
-const ENV = {
-	BEEP_CLUSTER_TTL: '2', BEEP_KEEPALIVE: '1', BEEP_REDIS_TIMEOUT: '1000',
-};
-
-function cli(cl, input) {
-	return spawnSync('redis-cli', ['-s', cl.redis.socket],
-	    { encoding: 'utf8', input }).stdout.trim();
-}
+const ENV = CLUSTER_QUICK;
 
 // The node's figure, from its loopback operations site.
 async function reconnects(node) {
@@ -56,7 +51,7 @@ test('a node reconnected to the same Redis run, INFO denied by the ACL, ' +
 	const s = await a.subscribe(u, 'd');
 	const node = (await c.health()).cluster.node;
 	assert.ok(node, 'the node id in /healthz');
-	assert.equal(cli(cl, 'ACL SETUSER default -info'), 'OK');
+	assert.equal(cl.redis.cli('ACL', 'SETUSER', 'default', '-info'), 'OK');
 
 	let seen = '';
 	const mon = spawn('redis-cli', ['-s', cl.redis.socket, 'MONITOR']);
@@ -69,13 +64,13 @@ test('a node reconnected to the same Redis run, INFO denied by the ACL, ' +
 	// (flag P), nor MONITOR (flag O), nor this CLIENT LIST (U: a Unix
 	// socket's).
 	const n0 = await reconnects(a);
-	const list = cli(cl, 'CLIENT LIST');
+	const list = cl.redis.cli('CLIENT', 'LIST');
 	const ids = list.split('\n')
 	    .filter((l) => / flags=[NU]+ /.test(l) && !/ cmd=client\|list /.test(l))
 	    .map((l) => /^id=(\d+)/.exec(l)[1]);
 	assert.equal(ids.length, 1, `one command connection: ${list}`);
 	const from = seen.length;
-	assert.equal(cli(cl, `CLIENT KILL ID ${ids[0]}`), '1');
+	assert.equal(cl.redis.cli('CLIENT', 'KILL', 'ID', ids[0]), '1');
 	await poll(async () => await reconnects(a) > n0,
 	    { timeout: 20000, what: 'the command connection made again' });
 
@@ -93,5 +88,5 @@ test('a node reconnected to the same Redis run, INFO denied by the ACL, ' +
 	    'same: with INFO denied its run_id is never known, so every ' +
 	    'connection is taken for a new run, and every device it holds is ' +
 	    'delisted and held (202; 404 with no grace) until its resync');
-	assert.equal(cli(cl, 'ACL SETUSER default +info'), 'OK');
+	assert.equal(cl.redis.cli('ACL', 'SETUSER', 'default', '+info'), 'OK');
 });

@@ -22,19 +22,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { startCluster, uid, poll } from './harness.mjs';
+import { startCluster, CLUSTER_QUICK, uid, poll } from './harness.mjs';
 
 const T = { timeout: 120000 };
 const ENV = {
-	BEEP_CLUSTER_TTL: '2', BEEP_KEEPALIVE: '1', BEEP_REDIS_TIMEOUT: '1000',
+	...CLUSTER_QUICK,
 	BEEP_GRACE_SECONDS: '600',
 };
-
-function cli(cl, ...args) {
-	return spawnSync('redis-cli', ['-s', cl.redis.socket, ...args],
-	    { encoding: 'utf8' }).stdout.trim();
-}
 
 test('a new Redis run whose first connection fails after the fence is ' +
     'still pruned', T, async (t) => {
@@ -49,7 +43,7 @@ test('a new Redis run whose first connection fails after the fence is ' +
 	const ca = a.client();
 	const u = uid('prune');
 	const s = await a.subscribe(u, 'phone');
-	assert.equal(cli(cl, 'SAVE'), 'OK');
+	assert.equal(cl.redis.cli('SAVE'), 'OK');
 	s.close();
 	await poll(async () => (await ca.devices(u)).length === 0,
 	    { timeout: 20000, what: `${u}/phone gone from the list` });
@@ -61,14 +55,15 @@ test('a new Redis run whose first connection fails after the fence is ' +
 	rmSync(cl.redis.socket, { force: true });
 	await cl.redis.start();
 	// Redis's ACL LOG says when the node's SCRIPT LOAD was refused.
-	await poll(() => /\bscript\b/.test(cli(cl, 'ACL', 'LOG')),
+	await poll(() => /\bscript\b/.test(cl.redis.cli('ACL', 'LOG')),
 	    { timeout: 20000, what: 'the node\'s SCRIPT LOAD refused' });
-	assert.equal(cli(cl, 'ACL', 'SETUSER', 'default', '+script'), 'OK');
+	assert.equal(cl.redis.cli('ACL', 'SETUSER', 'default', '+script'),
+	    'OK');
 	await poll(async () => (await ca.health()).cluster.redis === 'up',
 	    { timeout: 20000, what: 'healthz says redis up' });
 	// Its heartbeat has run on the new run, and what it queued before.
 	const node = (await ca.health()).cluster.node;
-	await poll(() => cli(cl, 'EXISTS', `beep:n:${node}`) === '1',
+	await poll(() => cl.redis.cli('EXISTS', `beep:n:${node}`) === '1',
 	    { timeout: 20000, what: 'the node\'s heartbeat key back' });
 	let listed;
 	await poll(async () => {

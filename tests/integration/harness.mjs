@@ -36,7 +36,7 @@
 // only when they wait for a state change. Timeouts here are hang guards.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
 	mkdtempSync, rmSync, existsSync, mkdirSync, writeFileSync, readFileSync,
 	unlinkSync,
@@ -863,6 +863,14 @@ export function assertRefusedStart(r, what) {
 // with `persist` an append-only file synced on every write, as the README
 // advises for production); `args`: more redis-server arguments.  Returns
 // { url, socket, stop(sig), start() }; stopped by pid.
+function redisCli(socket, args, input) {
+	const r = spawnSync('redis-cli', ['-s', socket, ...args],
+	    { encoding: 'utf8', input });
+	if (r.error)
+		throw r.error;
+	return (r.stdout + r.stderr).trim();
+}
+
 export async function startRedis(dir, { persist = false, args = [] } = {}) {
 	const socket = path.join(dir, 'redis.sock');
 	const r = { socket, url: `unix://${socket}`, child: null, log: [] };
@@ -884,9 +892,20 @@ export async function startRedis(dir, { persist = false, args = [] } = {}) {
 		r.log.length = 0;
 	};
 	r.stop = (sig = 'SIGTERM') => stopChild(r.child, STOP_GUARD, sig);
+	// One command through redis-cli: its answer, and its error if any
+	// (redis-cli writes refusals to stderr), trimmed.
+	r.cli = (...args) => redisCli(socket, args);
+	// Several commands, one per line, on redis-cli's stdin.
+	r.cliInput = (input) => redisCli(socket, [], input);
 	await r.start();
 	return r;
 }
+
+// The cluster tests' quick settings: a node's registrations expire and
+// a dead connection is noticed within seconds.
+export const CLUSTER_QUICK = {
+	BEEP_CLUSTER_TTL: '2', BEEP_KEEPALIVE: '1', BEEP_REDIS_TIMEOUT: '1000',
+};
 
 // Starts redis, `nodes` stacks with BEEP_REDIS_URL (and opts.env), and the
 // front Caddy.  Returns { redis, nodes: [Stack], front: { base, client() },
