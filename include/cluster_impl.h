@@ -174,6 +174,11 @@ struct cluster {
 	pthread_t cmd_thread, sub_thread;
 
 	atomic_bool cmd_up, sub_up;
+	/*
+	 * The highest count of accepted messages a POST had from Redis
+	 * (beep:w): a new run that began below it lost some (PRUNE).
+	 */
+	_Atomic uint64_t wrote;
 	_Atomic uint64_t received, duplicates, replayed, local, unreachable;
 	_Atomic uint64_t reconnects, resets;
 };

@@ -139,7 +139,8 @@
  * to last with it, and no trim said so: the floor becomes last before the
  * new stream begins, so that a resume from before it is told.
  * Returns {404}, {503} (no holder known while presence is rebuilt) or
- * {200|202, id}.  Trimming by age looks at the oldest entry first: the
+ * {200|202, id, w}: w counts the messages this Redis's data has accepted
+ * (beep:w), which the node keeps the highest of, for PRUNE.  Trimming by age looks at the oldest entry first: the
  * reverse search for the newest entry to trim walks the whole stream when
  * there is none (measured: 31 of 68 us per post at 256 entries).
  */
@@ -185,7 +186,7 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "dev .. frame "
     "for _, node in ipairs(nodes) do "
     "redis.pcall('PUBLISH', 'beep:c:' .. node, msg) end "
-    "return {status, id}";
+    "return {status, id, redis.call('INCR', 'beep:w')}";
 
 /*
  * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms seen again
@@ -403,7 +404,8 @@ static const char cluster_lua_list[] = LUA_PRELUDE
 
 /*
  * KEYS n; ARGV ttl_ms again rebuild_ms node grace_ms meta_ttl_ms.  Returns
- * whether the key was there.  again is "1" from a node that was connected
+ * whether the key was there (0 also when a PRUNE named the node in
+ * beep:resync: see there).  again is "1" from a node that was connected
  * to a Redis before this connection (see base() above).
  *
  * Then it sweeps: a node that died (SIGKILL, its host gone) or stopped
@@ -421,6 +423,7 @@ static const char cluster_lua_list[] = LUA_PRELUDE
  */
 static const char cluster_lua_beat[] = LUA_PRELUDE
     "local e = redis.call('EXISTS', KEYS[1]) "
+    "if redis.call('SREM', 'beep:resync', ARGV[4]) == 1 then e = 0 end "
     "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
     "local now = now_ms() "
     "redis.call('HSET', 'beep:beat', ARGV[4], string.format('%d', now)) "
@@ -460,7 +463,7 @@ static const char cluster_lua_bye[] =
     "redis.call('HDEL', 'beep:beat', ARGV[1]) return 1";
 
 /*
- * ARGV node grace_ms meta_ttl_ms.  The node is connected to a Redis run
+ * ARGV node grace_ms meta_ttl_ms run wrote.  The node is connected to a Redis run
  * other than the one it last knew (restarted, failed over): Redis may be
  * back from a snapshot or a replica older than its last writes, and then
  * names this node as the holder of devices whose streams here have gone
@@ -470,7 +473,27 @@ static const char cluster_lua_bye[] =
  * So every field of the node goes, as a dead node's would (a device left
  * with no holder begins its grace period), and the node registers again
  * the devices it has streams of (a resync, right after: what is posted
- * between the two is held, and its resync replays it).  Returns 1.
+ * between the two is held, and its resync replays it).
+ *
+ * And a Redis back with older data has lost the messages it accepted
+ * after them, held ones (202) with the rest, which no client would be
+ * told of: its ids and beep:born are as before.  wrote is the highest
+ * count of accepted messages (POST's w) this node had from Redis; the
+ * first PRUNE of a run notes where the run's count began (beep:w0: "RUN
+ * START DONE").  A count that began below what a node had seen lost
+ * accepted messages: once a run, beep:born goes, so that the next script
+ * of a node known before starts the data afresh (incarnation(): the
+ * rebuild, and every id given before is below the new base(), each
+ * device's next stream told "messages were lost" as after an empty
+ * restart), and the count goes on above wrote, so that the next run with
+ * the same data is not taken for one that lost some.  Every other node
+ * is named in beep:resync, whose next heartbeat answers as if its key had
+ * gone: it registers its devices again, and a stream of one whose last id
+ * from Redis is below the new base() is told (a stream started on this
+ * run before the loss was found, too).  A run where some
+ * node's POST ran before any node's PRUNE (a node whose Redis user may not
+ * run INFO does not prune) began above where it did: a loss it hides is
+ * not found.  Returns 1, or 2 when it found the loss.
  */
 static const char cluster_lua_prune[] = LUA_PRELUDE
     "local node = ARGV[1] "
@@ -487,6 +510,19 @@ static const char cluster_lua_prune[] = LUA_PRELUDE
     "to_grace('beep:g:' .. user, 'beep:m:' .. user .. '\\31' .. dev, dev, "
     "now, grace, metattl, nil) end end end end "
     "redis.call('DEL', r) "
+    "local run, wrote = ARGV[4], tonumber(ARGV[5]) "
+    "local r0, start, done = string.match(redis.call('GET', 'beep:w0') or "
+    "'', '^(%S+) (%d+) (%d)$') "
+    "if r0 ~= run then start, done = redis.call('GET', 'beep:w') or '0', "
+    "'0' end "
+    "local found = wrote > tonumber(start) and done == '0' "
+    "if found then done = '1' redis.call('DEL', 'beep:born') "
+    "for _, x in ipairs(redis.call('SMEMBERS', 'beep:nodes')) do "
+    "if x ~= node then redis.call('SADD', 'beep:resync', x) end end end "
+    "redis.call('SET', 'beep:w0', run .. ' ' .. start .. ' ' .. done) "
+    "if wrote > tonumber(redis.call('GET', 'beep:w') or '0') then "
+    "redis.call('SET', 'beep:w', string.format('%d', wrote)) end "
+    "if found then return 2 end "
     "return 1";
 
 const char *const cluster_lua[CLUSTER_LUA__MAX] = {

@@ -320,6 +320,10 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 		/* Not run, or not known to have run: the next connection. */
 		if (!ok)
 			cl->prune_again = true;
+		else if (r->type == REDIS_REPLY_INTEGER && r->integer == 2)
+			log_warn("redis came back with older data: messages "
+			         "it had accepted are lost, and the streams "
+			         "of their devices are told (event: reset)");
 		break;
 	case JOB_POST:
 	case JOB_LIST:

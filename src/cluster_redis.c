@@ -572,6 +572,8 @@ cluster_redis_cmd_main(void *arg)
 				cluster_job_num(j, cl->grace_ms);
 				cluster_job_num(
 				    j, CLUSTER_META_TTL_MS + cl->keep_ms);
+				cluster_job_str(j, fence.seen);
+				cluster_job_num(j, atomic_load(&cl->wrote));
 				cluster_job_enqueue(cl, j);
 				cl->prune_again = false;
 				fence.new_run = false;
