@@ -153,10 +153,12 @@ api_health(
 	/*
 	 * The counters are the service's figures (users, streams, traffic,
 	 * what an attack does to it): for the addresses metrics are for.
-	 * Anyone else learns that it lives.
+	 * Anyone else learns that it lives; so does a web page (it names
+	 * its origin, which no health check or scraper does), which the
+	 * CORS headers every answer carries would let read them (test 62).
 	 */
 	if (!cidr_list_match(&api->metrics_allow, req->remote_addr) ||
-	    !api_counters_host_ok(req)) {
+	    req->origin != NULL || !api_counters_host_ok(req)) {
 		bool up = api->cluster == NULL || api_cluster_up(api);
 
 		api_json(resp, HTTP_200,
