@@ -779,6 +779,75 @@ config_consistent(const struct config *c)
 	return 0;
 }
 
+/* Edits (insert, delete, replace) from a to b, up to 3: 3 means more. */
+static unsigned
+config_edits(const char *a, const char *b)
+{
+	unsigned row[64], prev[64];
+	size_t na = strlen(a), nb = strlen(b);
+
+	if (nb >= sizeof(row) / sizeof(row[0]) ||
+	    (na > nb ? na - nb : nb - na) >= 3)
+		return 3;
+	for (size_t j = 0; j <= nb; j++)
+		row[j] = (unsigned)j;
+	for (size_t i = 1; i <= na; i++) {
+		memcpy(prev, row, sizeof(row));
+		row[0] = (unsigned)i;
+		for (size_t j = 1; j <= nb; j++) {
+			unsigned v = prev[j - 1] + (a[i - 1] != b[j - 1]);
+
+			if (prev[j] + 1 < v)
+				v = prev[j] + 1;
+			if (row[j - 1] + 1 < v)
+				v = row[j - 1] + 1;
+			row[j] = v;
+		}
+	}
+	return row[nb] < 3 ? row[nb] : 3;
+}
+
+/*
+ * A BEEP_ variable that is no option's but within two edits of one's
+ * (BEEP_MAX_STREAM): a typo that would leave the option at its default,
+ * untold.  The fronts' and scripts' own variables (BEEP_SOCKET,
+ * BEEP_WEB_ROOT, BEEP_NODES, ...) share the prefix and are further from
+ * every option's: they are left alone.  A warning, not a refusal.
+ */
+static void
+config_env_typos(void)
+{
+	extern char **environ;
+
+	for (char **e = environ; e != NULL && *e != NULL; e++) {
+		const char *eq = strchr(*e, '=');
+		const char *best = NULL;
+		unsigned d = 3;
+		char name[64];
+
+		if (strncmp(*e, "BEEP_", 5) != 0 || eq == NULL ||
+		    (size_t)(eq - *e) >= sizeof(name))
+			continue;
+		memcpy(name, *e, (size_t)(eq - *e));
+		name[eq - *e] = '\0';
+		if (strcmp(name, "BEEP_CONFIG") == 0)
+			continue;
+		for (size_t i = 0; i < CONFIG_NOPTIONS && d > 0; i++) {
+			unsigned k = config_edits(name, config_options[i].env);
+
+			if (k < d) {
+				d = k;
+				best = config_options[i].env;
+			}
+		}
+		if (d > 0 && d < 3)
+			fprintf(stderr,
+			    "beep-signal: warning: %s is not an option's "
+			    "variable, and is ignored: did you mean %s?\n",
+			    name, best);
+	}
+}
+
 int
 config_parse(struct config *c, int argc, char **argv)
 {
@@ -801,6 +870,7 @@ config_parse(struct config *c, int argc, char **argv)
 	}
 	if (cli.file != NULL && config_file(c, cli.file) < 0)
 		return -1;
+	config_env_typos();
 	for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
 		const struct config_option *o = &config_options[i];
 		const char *env = getenv(o->env);

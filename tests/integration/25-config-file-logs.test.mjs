@@ -124,6 +124,28 @@ test('--check-config: exit 2 and FILE:LINE: reason', T, async () => {
 	assert.match(r.stderr, /BEEP_KEEPALIVE/);
 });
 
+// An option's variable misspelt (BEEP_MAX_STREAM for BEEP_MAX_STREAMS) was
+// ignored in silence: the service ran with the default the operator meant
+// to change.  The scripts' and fronts' own BEEP_* variables (BEEP_SOCKET,
+// BEEP_WEB_ROOT, BEEP_NODES...) are not options and share the prefix, so a
+// name within two edits of an option's is warned of, naming the option;
+// the rest are left alone.
+test('a misspelt option variable is warned of, naming the option', T,
+    async () => {
+	let r = await runBinary(['--check-config'],
+	    { env: { BEEP_MAX_STREAM: '5', BEEP_KEEPALIVES: '9' } });
+	assert.equal(r.code, 0, r.stderr);
+	assert.match(r.stderr, /BEEP_MAX_STREAM .*BEEP_MAX_STREAMS\b/,
+	    `a typo of BEEP_MAX_STREAMS went unmentioned: ${r.stderr}`);
+	assert.match(r.stderr, /BEEP_KEEPALIVES .*BEEP_KEEPALIVE\b/);
+	r = await runBinary(['--check-config'], { env: { BEEP_SOCKET: '/x',
+	    BEEP_WEB_ROOT: '/w', BEEP_NODES: 'a b', BEEP_UPSTREAMS: 'a',
+	    BEEP_RUN_DIR: '/r', BEEP_TEST_SCALE: '1', BEEP_CONFIG: '' } });
+	assert.equal(r.code, 0, r.stderr);
+	assert.doesNotMatch(r.stderr, /BEEP_/, 'the fronts\' and scripts\' ' +
+	    'variables are not options, and not typos of one');
+});
+
 // What only the start used to find (the JWT secret or key, the ICE server
 // URLs): --check-config said OK, then the service refused to start.
 test('--check-config: what the start would refuse, exit 2 and why', T,
