@@ -463,7 +463,7 @@ static const char cluster_lua_bye[] =
     "redis.call('HDEL', 'beep:beat', ARGV[1]) return 1";
 
 /*
- * ARGV node grace_ms meta_ttl_ms run wrote.  The node is connected to a Redis run
+ * ARGV node grace_ms meta_ttl_ms run wrote live.  The node is connected to a Redis run
  * other than the one it last knew (restarted, failed over): Redis may be
  * back from a snapshot or a replica older than its last writes, and then
  * names this node as the holder of devices whose streams here have gone
@@ -472,8 +472,14 @@ static const char cluster_lua_bye[] =
  * listed, every POST to it 200 and published to a node that drops it.
  * So every field of the node goes, as a dead node's would (a device left
  * with no holder begins its grace period), and the node registers again
- * the devices it has streams of (a resync, right after: what is posted
- * between the two is held, and its resync replays it).
+ * the devices it has streams of (a resync, right after).  But not those
+ * devices' own fields (live: "USER\x1fDEVICE" of each, separated by
+ * \x1e): pruned, each was left with no holder until its resync ran,
+ * missing from the lists and a POST to it 202 (404 with no grace period)
+ * while its stream was open all along.  Their resync writes the fields
+ * again before anything else of this node's can read them (an UNSUB
+ * waits behind it); a POST meanwhile is published to this node, where
+ * the device's gate holds it until the resync's answer.
  *
  * And a Redis back with older data has lost the messages it accepted
  * after them, held ones (202) with the rest, which no client would be
@@ -498,18 +504,21 @@ static const char cluster_lua_bye[] =
 static const char cluster_lua_prune[] = LUA_PRELUDE
     "local node = ARGV[1] "
     "local grace, metattl = tonumber(ARGV[2]), tonumber(ARGV[3]) "
+    "local keep = {} "
+    "for k in string.gmatch(ARGV[6] or '', '[^\\30]+') do keep[k] = true end "
     "local r, suf, now = 'beep:r:' .. node, '\\31' .. node, now_ms() "
     "for _, user in ipairs(redis.call('SMEMBERS', r)) do "
-    "local u = 'beep:u:' .. user "
+    "local u, kept = 'beep:u:' .. user, false "
     "for _, f in ipairs(redis.call('HKEYS', u)) do "
     "if #f > #suf and string.sub(f, -#suf) == suf then "
     "local dev = string.sub(f, 1, #f - #suf) "
+    "if keep[user .. '\\31' .. dev] then kept = true else "
     "redis.call('HDEL', u, f) "
     "local left = holders(u, dev) "
     "if #left == 0 then "
     "to_grace('beep:g:' .. user, 'beep:m:' .. user .. '\\31' .. dev, dev, "
     "now, grace, metattl, nil) end end end end "
-    "redis.call('DEL', r) "
+    "if not kept then redis.call('SREM', r, user) end end "
     "local run, wrote = ARGV[4], tonumber(ARGV[5]) "
     "local r0, start, done = string.match(redis.call('GET', 'beep:w0') or "
     "'', '^(%S+) (%d+) (%d)$') "

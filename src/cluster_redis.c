@@ -274,6 +274,25 @@ redis_load_scripts(struct cluster *cl, redisContext *c, char *why, size_t n)
 }
 
 /*
+ * The PRUNE's last argument: the devices this node has streams of, whose
+ * fields it keeps (see the script); with cl->lock held.
+ */
+static void
+redis_prune_live(struct cluster *cl, struct cluster_job *j)
+{
+	struct cluster_entry *e, *tmp;
+	struct buf live = {0};
+
+	HASH_ITER(hh, cl->entries, e, tmp)
+	{
+		if (e->streams > 0)
+			buf_printf(&live, "%s\x1e", e->key);
+	}
+	cluster_job_arg(j, live.len > 0 ? live.data : "", live.len);
+	buf_free(&live);
+}
+
+/*
  * The command connection Redis knows this node by: its CLIENT ID, and the
  * run_id of the Redis that gave it (ids start again when Redis does).
  */
@@ -574,6 +593,7 @@ cluster_redis_cmd_main(void *arg)
 				    j, CLUSTER_META_TTL_MS + cl->keep_ms);
 				cluster_job_str(j, fence.seen);
 				cluster_job_num(j, atomic_load(&cl->wrote));
+				redis_prune_live(cl, j);
 				cluster_job_enqueue(cl, j);
 				cl->prune_again = false;
 				fence.new_run = false;

@@ -13,6 +13,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import {
 	startCluster, CLUSTER_QUICK, uid, postPath, poll,
 } from './harness.mjs';
@@ -132,6 +133,58 @@ describe('Redis back from an older snapshot', T, () => {
 			    `the node dropped the message)`);
 		}
 		assert.deepEqual(listed, [], 'a device with no stream is listed');
+	});
+
+	// A device whose stream stays open on the node through the restart:
+	// the node's prune on the new run removed its field too, and its
+	// resync wrote it again a moment later, so meanwhile the device was
+	// missing from the lists and a POST to it was answered 202, or 404
+	// with no grace period (BEEP_GRACE_SECONDS=0 here), while its stream
+	// was open all along.  The prune keeps the fields of the devices the
+	// node has streams of.  The node is stopped (SIGSTOP) while Redis
+	// restarts so that MONITOR, started before it goes on, sees every
+	// command its scripts run on the new run.
+	test('a device live through the restart is never removed by the prune',
+	    T, async (t) => {
+		const cl = await startCluster({ nodes: 1,
+		    env: { ...ENV, BEEP_GRACE_SECONDS: '0' } }, t);
+		const [a] = cl.nodes;
+		const ca = a.client();
+		const node = (await ca.health()).cluster.node;
+		const u = uid('live');
+		const s = await a.subscribe(u, 'phone');
+		const r0 = await ca.postJson(postPath(u, 'phone'), { data: 'm0' });
+		assert.equal(r0.status, 200, r0.text);
+		assert.equal((await s.nextEvent(15000)).data, 'm0');
+		assert.equal(cl.redis.cli('SAVE'), 'OK');
+
+		const pid = a.backend.pid;
+		process.kill(pid, 'SIGSTOP');
+		t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
+		await cl.redis.stop('SIGKILL');
+		rmSync(cl.redis.socket, { force: true });
+		await cl.redis.start();
+		let seen = '';
+		const mon = spawn('redis-cli', ['-s', cl.redis.socket, 'MONITOR']);
+		t.after(() => mon.kill());
+		mon.stdout.setEncoding('utf8');
+		mon.stdout.on('data', (d) => { seen += d; });
+		await poll(() => seen.includes('OK'), { what: 'MONITOR started' });
+		process.kill(pid, 'SIGCONT');
+
+		// The prune (it reads the node's users), then the resync of the
+		// device (it names the node among Redis's nodes again).
+		await poll(() => seen.includes(`"SMEMBERS" "beep:r:${node}"`) &&
+		    seen.includes(`"SADD" "beep:r:${node}" "${u}"`),
+		    { timeout: 20000, what: 'the prune and the resync' });
+		assert.doesNotMatch(seen, new RegExp(`"HDEL" "beep:u:${u}"`),
+		    'the prune removed the field of a device whose stream is ' +
+		    'open on the node: it was unlisted, and a POST to it 404, ' +
+		    'until the resync');
+		const r = await postSettled(ca, u, 'phone', 'm1');
+		assert.equal(r.status, 200, r.text);
+		assert.equal((await s.nextEvent(15000)).data, 'm1');
+		s.close();
 	});
 
 	// Held for a device in its grace period (202) after the snapshot: gone

@@ -1927,6 +1927,65 @@ test_cluster_unsub_upto_two_nodes(void **state)
 	redisFree(c);
 }
 
+/* HEXISTS key field, as 0 or 1. */
+static long long
+hexists(redisContext *c, const char *key, const char *field)
+{
+	redisReply *r = redisCommand(c, "HEXISTS %s %s", key, field);
+	long long v;
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	v = r->integer;
+	freeReplyObject(r);
+	return v;
+}
+
+/*
+ * A node reaching a new Redis run prunes its registrations, and registers
+ * its streams' devices again right after (a resync).  Pruning those too
+ * left each of them with no holder until its resync ran: missing from the
+ * lists, and a POST to it 202 (404 with no grace period) although its
+ * stream was open all along.  The PRUNE takes the devices the node has
+ * streams of (USER\x1fDEVICE, separated by \x1e) and keeps their fields;
+ * the rest go as before, and the user stays among the node's while one
+ * of its devices is kept.
+ */
+static void
+test_cluster_prune_keeps_live(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c = redisConnectUnix(f->sock);
+	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_PRUNE], "0", "n9",
+	    "0", "60000", "run-x", "0",
+	    "p\x1f"
+	    "live\x1e"
+	    "q\x1f"
+	    "other"};
+	redisReply *r;
+
+	assert_true(c != NULL && c->err == 0);
+	freeReplyObject(redisCommand(c, "SET beep:n:n9 1"));
+	freeReplyObject(redisCommand(c, "SADD beep:r:n9 p q"));
+	freeReplyObject(redisCommand(c, "HSET beep:u:p %s %s %s %s",
+	    "live\x1fn9", "0-0 0", "gone\x1fn9", "0-0 0"));
+	freeReplyObject(
+	    redisCommand(c, "HSET beep:u:q %s %s", "left\x1fn9", "0-0 0"));
+	r = redisCommandArgv(c, 9, argv, NULL);
+	assert_non_null(r);
+	assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+	assert_int_equal(hexists(c, "beep:u:p", "live\x1fn9"), 1);
+	assert_int_equal(hexists(c, "beep:u:p", "gone\x1fn9"), 0);
+	assert_int_equal(hexists(c, "beep:u:q", "left\x1fn9"), 0);
+	r = redisCommand(c, "SMEMBERS beep:r:n9");
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	assert_int_equal(r->elements, 1);
+	assert_string_equal(r->element[0]->str, "p");
+	freeReplyObject(r);
+	redisFree(c);
+}
+
 int
 main(void)
 {
@@ -1968,6 +2027,8 @@ main(void)
 	        test_cluster_unsub_tells, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_window, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_prune_keeps_live, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
