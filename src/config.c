@@ -645,6 +645,32 @@ config_comment(FILE *f, const char *text)
 	}
 }
 
+/*
+ * Whether every value can be written to a file that reads back as it is:
+ * not one with a line break (a file holds a key a line, and has no
+ * escapes: the rest of the value would be a line of its own, an error
+ * or another key).  -1, saying which, when one cannot.
+ */
+static int
+config_printable(const struct config *c)
+{
+	for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+		const struct config_option *o = &config_options[i];
+
+		if (o->type == CONFIG_STR &&
+		    strchr(*(char *const *)((const char *)c + o->offset),
+		        '\n') != NULL) {
+			fprintf(stderr,
+			    "beep-signal: --print-config: %s has a line "
+			    "break, which a configuration file cannot hold: "
+			    "set it by %s or --%s\n",
+			    o->flag, o->env, o->flag);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 void
 config_print(FILE *f, const struct config *c)
 {
@@ -915,6 +941,9 @@ config_parse(struct config *c, int argc, char **argv)
 	if (config_consistent(c) < 0)
 		return -1;
 	if (cli.print) {
+		/* One key a line, no escapes: see config_printable(). */
+		if (config_printable(c) < 0)
+			return -1;
 		config_print(stdout, c);
 		return 1;
 	}

@@ -146,6 +146,21 @@ test('a misspelt option variable is warned of, naming the option', T,
 	    'variables are not options, and not typos of one');
 });
 
+// --print-config writes a file --config reads back as it is (quoting a
+// value with '#', a quote or a space at an end).  A value with a line
+// break cannot be written so (a file holds one key a line, with no
+// escapes): it was written raw, and the rest of the value became a line
+// of its own, an error or, worse, a key (a secret "x\nmax-streams = 1").
+// It is refused, naming the option, with nothing written.
+test('--print-config refuses a value with a line break', T, async () => {
+	const r = await runBinary(['--print-config'],
+	    { env: { BEEP_JWT_SECRET: 'x\nmax-streams = 1' } });
+	assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`);
+	assert.match(r.stderr, /jwt-secret/);
+	assert.doesNotMatch(r.stdout, /^max-streams = 1$/m,
+	    'the secret\'s second line was written as a key');
+});
+
 // What only the start used to find (the JWT secret or key, the ICE server
 // URLs): --check-config said OK, then the service refused to start.
 test('--check-config: what the start would refuse, exit 2 and why', T,
