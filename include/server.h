@@ -8,6 +8,8 @@
 #ifndef BEEP_SERVER_H
 #define BEEP_SERVER_H
 
+#include <stddef.h>
+
 #include "config.h"
 #include "registry.h"
 
@@ -51,5 +53,14 @@ size_t server_stop(struct server *srv, unsigned timeout_ms);
 
 /* A description of the listening socket, for logs. */
 const char *server_address(const struct server *srv);
+
+/*
+ * libfcgi's reads (its OS_Read(), which main.c defines in its place, so
+ * that libfcgi, calling it through its PLT, calls this): read(), and on
+ * the connection whose request the calling worker serves, the records
+ * read followed, so that one libfcgi cannot read safely is refused before
+ * it does: -1 (EPROTO), and the connection closes.  (server_conn.c)
+ */
+int server_conn_read(int fd, char *buf, size_t len);
 
 #endif

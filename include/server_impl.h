@@ -61,6 +61,17 @@ struct server_worker {
 };
 
 /*
+ * The records libfcgi is about to read on a connection, followed as it
+ * reads them (server_conn_read()): the header being read, and what is
+ * left of the current record's content and padding.
+ */
+struct server_frame {
+	unsigned char head[8];
+	unsigned char have; /* bytes of head read */
+	size_t left;        /* of the current record, after its header */
+};
+
+/*
  * A connection from the front, served by one worker at a time.  req comes
  * first and the others reach the rest through it (server_conn_of()), so
  * helpers that take a request need no more arguments.
@@ -81,8 +92,9 @@ struct server_conn {
 	 */
 	bool uncovered;
 	struct server_conn *park_prev, *park_next; /* srv->parked_list */
-	uint64_t parked_ms; /* when it was parked (util_now_ms()) */
-	bool idled;         /* parked for BEEP_IDLE_TIMEOUT: shut down */
+	uint64_t parked_ms;        /* when it was parked (util_now_ms()) */
+	bool idled;                /* parked for BEEP_IDLE_TIMEOUT: shut down */
+	struct server_frame frame; /* its request's records, as read */
 };
 
 /*
@@ -128,6 +140,18 @@ bool server_conn_whole_in(int fd, unsigned char *b, size_t size);
  * connection is then closed, at once.
  */
 int server_conn_accept(FCGX_Request *req);
+/*
+ * Follow n more bytes of a request's records from f (zeroed at the
+ * request's start, where libfcgi starts reading): false at a record
+ * libfcgi must not read (see server_conn.c).
+ */
+bool server_frame_feed(
+    struct server_frame *f, const unsigned char *p, size_t n);
+/*
+ * The calling worker serves conn's request from here (NULL: none): what
+ * server_conn_read() follows.
+ */
+void server_conn_reading(struct server_conn *conn);
 /*
  * Stop reading req: its connection serves no other request, and is shut
  * down for reading, so that nothing (libfcgi's close, which reads on

@@ -54,6 +54,22 @@ main_seed_random(void)
 	srandom(seed);
 }
 
+/*
+ * libfcgi's own read (os_unix.c), replaced: libfcgi calls it through its
+ * PLT, so this definition in the executable is the one it calls, and
+ * server_conn_read() sees each record before libfcgi reads it (test 80).
+ * Here, where only the binary has it: the FastCGI fuzz driver links
+ * libfcgi's archive, whose OS_Read() it keeps.  libfcgi's returned -1
+ * once its own signal handlers had run; ours are sigwait()'s.
+ */
+int OS_Read(int fd, char *buf, size_t len);
+
+int
+OS_Read(int fd, char *buf, size_t len)
+{
+	return server_conn_read(fd, buf, len);
+}
+
 /* Let this process hold as many connections as the hard limit allows. */
 static void
 main_raise_nofile(void)

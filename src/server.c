@@ -45,7 +45,7 @@
  * gives back the stack pages its worker touched before
  * (server_stack_trim()), again once idle after writing messages.  What
  * is left is one page of stack: the thread's descriptor and static TLS
- * (about 2,800 bytes with alloc_tune's settings; 16 of them ours, two
+ * (about 2,800 bytes with alloc_tune's settings; 24 of them ours, three
  * thread-local pointers), then ~1,100 bytes of frames down to the sleep,
  * which leaves ~160 bytes of the page (measured at the sleep in futex,
  * 2026-12-02: a frame that grows by more costs a page per stream, and
@@ -819,6 +819,7 @@ server_serve(struct server *srv, struct server_conn *conn)
 		server_cover(srv);
 	}
 	if (server_conn_accept(req) < 0) {
+		server_conn_reading(NULL);
 		/* libfcgi has closed the connection. */
 		if (deadline_cancel(conn->timer))
 			log_warn("request not read within BEEP_READ_TIMEOUT "
@@ -835,6 +836,7 @@ server_serve(struct server *srv, struct server_conn *conn)
 	if (conn->timed_out)
 		server_timed_out(srv, conn);
 	server_conn_finish(req);
+	server_conn_reading(NULL);
 	/*
 	 * libfcgi closed the connection: so does the timer's duplicate, or
 	 * the front would never see it close.

@@ -12,7 +12,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack } from './harness.mjs';
-import { FcgiConn, record, encodeParams, requestParams } from './fcgi.mjs';
+import {
+	FcgiConn, record, encodeParams, requestParams, readRecords,
+} from './fcgi.mjs';
 
 const GET_VALUES = 9; // a management record (request id 0)
 
@@ -52,4 +54,27 @@ test('an FCGI_GET_VALUES naming a variable four times leaves the backend ' +
 	    `FCGI_GET_VALUES record (${after.error}): libfcgi's answer ` +
 	    'overflowed its stack array; log: ' +
 	    stack.backendLog.slice(-2).join(' | '));
+});
+
+test('an FCGI_GET_VALUES asking each variable once is answered, and the ' +
+    'request after it too', async (t) => {
+	const stack = await startStack({ caddy: false }, t);
+	const c = new FcgiConn(stack.socket);
+	const results = [];
+	readRecords(c.sock, (type, content) => {
+		if (type === GET_VALUES + 1)
+			results.push(content.toString('latin1'));
+	});
+	await c.connected;
+	c.write(record(GET_VALUES, 0, encodeParams({
+		FCGI_MAX_CONNS: '', FCGI_MAX_REQS: '', FCGI_MPXS_CONNS: '',
+	})));
+	c.begin(1);
+	c.params(requestParams('GET', '/healthz'));
+	c.endStdin();
+	const r = await c.response();
+	assert.equal(r.status, 200, r.head);
+	assert.equal(results.length, 1, 'one FCGI_GET_VALUES_RESULT');
+	for (const name of ['FCGI_MAX_CONNS', 'FCGI_MAX_REQS', 'FCGI_MPXS_CONNS'])
+		assert.ok(results[0].includes(name), `${name} in ${results[0]}`);
 });
