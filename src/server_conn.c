@@ -209,6 +209,7 @@ bool
 server_frame_feed(struct server_frame *f, const unsigned char *p, size_t n)
 {
 	while (n > 0) {
+		const unsigned char *h;
 		size_t take, len;
 		unsigned type;
 
@@ -219,26 +220,34 @@ server_frame_feed(struct server_frame *f, const unsigned char *p, size_t n)
 			n -= take;
 			continue;
 		}
-		take = sizeof(f->head) - f->have;
-		if (take > n)
-			take = n;
-		memcpy(f->head + f->have, p, take);
-		f->have = (unsigned char)(f->have + take);
-		p += take;
-		n -= take;
-		if (f->have < sizeof(f->head))
-			break;
-		f->have = 0;
-		type = f->head[1];
-		len = (size_t)f->head[4] << 8 | f->head[5];
+		if (f->have == 0 && n >= sizeof(f->head)) {
+			/* A whole header here: read where it lies. */
+			h = p;
+			p += sizeof(f->head);
+			n -= sizeof(f->head);
+		} else {
+			take = sizeof(f->head) - f->have;
+			if (take > n)
+				take = n;
+			memcpy(f->head + f->have, p, take);
+			f->have = (unsigned char)(f->have + take);
+			p += take;
+			n -= take;
+			if (f->have < sizeof(f->head))
+				break;
+			f->have = 0;
+			h = f->head;
+		}
+		type = h[1];
+		len = (size_t)h[4] << 8 | h[5];
 		if ((type == SERVER_FCGI_BEGIN_REQUEST ||
 		        (type == SERVER_FCGI_PARAMS && len == 0)) &&
-		    f->head[6] != 0)
+		    h[6] != 0)
 			return false;
-		if (type == SERVER_FCGI_GET_VALUES && f->head[2] == 0 &&
-		    f->head[3] == 0 && len > SERVER_GET_VALUES_MAX)
+		if (type == SERVER_FCGI_GET_VALUES && h[2] == 0 && h[3] == 0 &&
+		    len > SERVER_GET_VALUES_MAX)
 			return false;
-		f->left = len + f->head[6];
+		f->left = len + h[6];
 	}
 	return true;
 }
