@@ -13,7 +13,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import {
 	startCluster, CLUSTER_QUICK, uid, postPath, poll,
 } from './harness.mjs';
@@ -164,20 +163,15 @@ describe('Redis back from an older snapshot', T, () => {
 		await cl.redis.stop('SIGKILL');
 		rmSync(cl.redis.socket, { force: true });
 		await cl.redis.start();
-		let seen = '';
-		const mon = spawn('redis-cli', ['-s', cl.redis.socket, 'MONITOR']);
-		t.after(() => mon.kill());
-		mon.stdout.setEncoding('utf8');
-		mon.stdout.on('data', (d) => { seen += d; });
-		await poll(() => seen.includes('OK'), { what: 'MONITOR started' });
+		const mon = await cl.redis.monitor(t);
 		process.kill(pid, 'SIGCONT');
 
 		// The prune (it reads the node's users), then the resync of the
 		// device (it names the node among Redis's nodes again).
-		await poll(() => seen.includes(`"SMEMBERS" "beep:r:${node}"`) &&
-		    seen.includes(`"SADD" "beep:r:${node}" "${u}"`),
+		await poll(() => mon.text().includes(`"SMEMBERS" "beep:r:${node}"`) &&
+		    mon.text().includes(`"SADD" "beep:r:${node}" "${u}"`),
 		    { timeout: 20000, what: 'the prune and the resync' });
-		assert.doesNotMatch(seen, new RegExp(`"HDEL" "beep:u:${u}"`),
+		assert.doesNotMatch(mon.text(), new RegExp(`"HDEL" "beep:u:${u}"`),
 		    'the prune removed the field of a device whose stream is ' +
 		    'open on the node: it was unlisted, and a POST to it 404, ' +
 		    'until the resync');

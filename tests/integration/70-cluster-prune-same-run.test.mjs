@@ -24,7 +24,6 @@
 // where to stop looking.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import {
 	startCluster, CLUSTER_QUICK, uid, postPath, poll, Client,
 } from './harness.mjs';
@@ -53,12 +52,7 @@ test('a node reconnected to the same Redis run, INFO denied by the ACL, ' +
 	assert.ok(node, 'the node id in /healthz');
 	assert.equal(cl.redis.cli('ACL', 'SETUSER', 'default', '-info'), 'OK');
 
-	let seen = '';
-	const mon = spawn('redis-cli', ['-s', cl.redis.socket, 'MONITOR']);
-	t.after(() => mon.kill());
-	mon.stdout.setEncoding('utf8');
-	mon.stdout.on('data', (d) => { seen += d; });
-	await poll(() => seen.includes('OK'), { what: 'MONITOR started' });
+	const mon = await cl.redis.monitor(t);
 
 	// The node's command connection: a client that is neither subscribed
 	// (flag P), nor MONITOR (flag O), nor this CLIENT LIST (U: a Unix
@@ -69,7 +63,7 @@ test('a node reconnected to the same Redis run, INFO denied by the ACL, ' +
 	    .filter((l) => / flags=[NU]+ /.test(l) && !/ cmd=client\|list /.test(l))
 	    .map((l) => /^id=(\d+)/.exec(l)[1]);
 	assert.equal(ids.length, 1, `one command connection: ${list}`);
-	const from = seen.length;
+	const from = mon.text().length;
 	assert.equal(cl.redis.cli('CLIENT', 'KILL', 'ID', ids[0]), '1');
 	await poll(async () => await reconnects(a) > n0,
 	    { timeout: 20000, what: 'the command connection made again' });
@@ -78,10 +72,10 @@ test('a node reconnected to the same Redis run, INFO denied by the ACL, ' +
 	const r = await c.postJson(postPath(u, 'd'), { data: 'after-reconnect' });
 	assert.ok(r.status === 200 || r.status === 202, `${r.status} ${r.text}`);
 	assert.equal((await s.nextEvent(15000)).data, 'after-reconnect');
-	await poll(() => seen.includes('after-reconnect', from),
+	await poll(() => mon.text().includes('after-reconnect', from),
 	    { what: 'the POST in MONITOR' });
-	const upTo = seen.indexOf('after-reconnect', from);
-	const pruned = seen.slice(from, upTo).split('\n')
+	const upTo = mon.text().indexOf('after-reconnect', from);
+	const pruned = mon.text().slice(from, upTo).split('\n')
 	    .filter((l) => l.includes(`"DEL" "beep:r:${node}"`));
 	assert.deepEqual(pruned, [], 'the node reconnected to the same Redis ' +
 	    'run (a killed connection, nothing lost) and ran PRUNE all the ' +

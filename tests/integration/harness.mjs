@@ -897,6 +897,16 @@ export async function startRedis(dir, { persist = false, args = [] } = {}) {
 	r.cli = (...args) => redisCli(socket, args);
 	// Several commands, one per line, on redis-cli's stdin.
 	r.cliInput = (input) => redisCli(socket, [], input);
+	// MONITOR from now on (stopped after t): { text() } what it printed.
+	r.monitor = async (t) => {
+		let seen = '';
+		const mon = spawn('redis-cli', ['-s', socket, 'MONITOR']);
+		t.after(() => mon.kill());
+		mon.stdout.setEncoding('utf8');
+		mon.stdout.on('data', (d) => { seen += d; });
+		await poll(() => seen.includes('OK'), { what: 'MONITOR started' });
+		return { text: () => seen };
+	};
 	await r.start();
 	return r;
 }

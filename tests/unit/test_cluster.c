@@ -1368,17 +1368,28 @@ post_script(redisContext *c)
 	return status;
 }
 
+/* A command whose answer is an integer: that integer. */
 static long long
-stream_len(redisContext *c)
+redis_int(redisContext *c, const char *fmt, ...)
 {
-	redisReply *r = redisCommand(c, "XLEN %s", TRIM_S);
+	redisReply *r;
 	long long v;
+	va_list ap;
 
+	va_start(ap, fmt);
+	r = redisvCommand(c, fmt, ap);
+	va_end(ap);
 	assert_non_null(r);
 	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
 	v = r->integer;
 	freeReplyObject(r);
 	return v;
+}
+
+static long long
+stream_len(redisContext *c)
+{
+	return redis_int(c, "XLEN %s", TRIM_S);
 }
 
 static void
@@ -1927,20 +1938,6 @@ test_cluster_unsub_upto_two_nodes(void **state)
 	redisFree(c);
 }
 
-/* HEXISTS key field, as 0 or 1. */
-static long long
-hexists(redisContext *c, const char *key, const char *field)
-{
-	redisReply *r = redisCommand(c, "HEXISTS %s %s", key, field);
-	long long v;
-
-	assert_non_null(r);
-	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-	v = r->integer;
-	freeReplyObject(r);
-	return v;
-}
-
 /*
  * A node reaching a new Redis run prunes its registrations, and registers
  * its streams' devices again right after (a resync).  Pruning those too
@@ -1975,9 +1972,9 @@ test_cluster_prune_keeps_live(void **state)
 	assert_non_null(r);
 	assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
 	freeReplyObject(r);
-	assert_int_equal(hexists(c, "beep:u:p", "live\x1fn9"), 1);
-	assert_int_equal(hexists(c, "beep:u:p", "gone\x1fn9"), 0);
-	assert_int_equal(hexists(c, "beep:u:q", "left\x1fn9"), 0);
+	assert_int_equal(redis_int(c, "HEXISTS beep:u:p %s", "live\x1fn9"), 1);
+	assert_int_equal(redis_int(c, "HEXISTS beep:u:p %s", "gone\x1fn9"), 0);
+	assert_int_equal(redis_int(c, "HEXISTS beep:u:q %s", "left\x1fn9"), 0);
 	r = redisCommand(c, "SMEMBERS beep:r:n9");
 	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
 	assert_int_equal(r->elements, 1);
