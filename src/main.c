@@ -57,7 +57,7 @@ main_seed_random(void)
 /*
  * libfcgi's own read (os_unix.c), replaced: libfcgi calls it through its
  * PLT, so this definition in the executable is the one it calls, and
- * server_conn_read() sees each record before libfcgi reads it (test 80).
+ * server_conn_read() sees each record before libfcgi reads it (test 72).
  * Here, where only the binary has it: the FastCGI fuzz driver links
  * libfcgi's archive, whose OS_Read() it keeps.  libfcgi's returned -1
  * once its own signal handlers had run; ours are sigwait()'s.

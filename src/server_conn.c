@@ -191,7 +191,7 @@ server_conn_reading(struct server_conn *conn)
  * record it is about to read is refused here, before it reads it, when
  * - it is an FCGI_GET_VALUES of SERVER_GET_VALUES_MAX bytes or more,
  *   which overflows libfcgi's answer on the worker's stack and aborts
- *   the process (test 80);
+ *   the process (test 72);
  * - it is an FCGI_BEGIN_REQUEST or an empty FCGI_PARAMS with padding:
  *   libfcgi reads that padding as the next record's header (see
  *   server_conn_whole_in()), where this walk would skip it, and so would
