@@ -178,6 +178,7 @@
 
 static void *server_worker(void *arg);
 static void server_cover(struct server *srv);
+static void server_turn_idle(struct server *srv);
 static int server_spawn(struct server *srv);
 
 static void
@@ -420,6 +421,10 @@ server_watcher(void *arg)
 			registry_expire(srv->reg, now);
 			api_expire(srv->api, now);
 			server_conns_idle(srv, now);
+			/* A worker for them, if a signal was missed. */
+			pthread_mutex_lock(&srv->lock);
+			server_turn_idle(srv);
+			pthread_mutex_unlock(&srv->lock);
 			if (collected)
 				server_release_free();
 			collected = false;
@@ -657,6 +662,24 @@ server_timed_out(struct server *srv, struct server_conn *conn)
 	req->keepConnection = 0;
 }
 
+/*
+ * Parked connections with no worker waiting for them, and none could be
+ * started for them (a thread limit, or max_workers): turn a worker that
+ * waits in accept() to them.  Its accept() is interrupted (EINTR), and
+ * server_next() then looks at the parked connections first.  A front
+ * that keeps its connections sends its requests on them, not on new
+ * ones: with no worker on kept_fd they would wait until a stream ended.
+ * The signal may come just before that worker enters accept(), and be
+ * missed: the watcher looks again once a second.  srv->lock held.
+ */
+static void
+server_turn_idle(struct server *srv)
+{
+	if (srv->parked > 0 && srv->kept_waiters == 0 &&
+	    srv->idle_list != NULL && !srv->stopping)
+		pthread_kill(srv->idle_list->tid, SERVER_STOP_SIGNAL);
+}
+
 /* Parked connections with no worker waiting for them.  srv->lock held. */
 static bool
 server_uncovered(const struct server *srv)
@@ -683,10 +706,16 @@ server_cover(struct server *srv)
 	spawn = server_uncovered(srv);
 	if (spawn)
 		srv->workers++;
+	else
+		server_turn_idle(srv); /* at max_workers */
 	pthread_mutex_unlock(&srv->lock);
 	if (spawn) {
 		log_debug("parked connections uncovered: a worker more");
-		server_spawn(srv);
+		if (server_spawn(srv) < 0) {
+			pthread_mutex_lock(&srv->lock);
+			server_turn_idle(srv);
+			pthread_mutex_unlock(&srv->lock);
+		}
 	}
 }
 
