@@ -194,6 +194,7 @@ cluster_new(const struct config *c, struct registry *reg)
 	struct cluster *cl = xcalloc(1, sizeof(*cl));
 	char host[40] = "", url[256];
 	pthread_condattr_t attr;
+	int rc;
 
 	/* Never its password in the log. */
 	cluster_redis_url_for_log(c->redis_url, url, sizeof(url));
@@ -234,8 +235,33 @@ cluster_new(const struct config *c, struct registry *reg)
 	atomic_init(&cl->cmd_up, false);
 	atomic_init(&cl->sub_up, false);
 	log_info("cluster node %s, redis %s", cl->node, url);
-	pthread_create(&cl->cmd_thread, NULL, cluster_redis_cmd_main, cl);
-	pthread_create(&cl->sub_thread, NULL, cluster_redis_sub_main, cl);
+	/*
+	 * Both threads or none: a node without them would say it is ready
+	 * and answer every request 503 for good (test 82).
+	 */
+	rc = pthread_create(&cl->cmd_thread, NULL, cluster_redis_cmd_main, cl);
+	if (rc == 0) {
+		rc = pthread_create(
+		    &cl->sub_thread, NULL, cluster_redis_sub_main, cl);
+		if (rc != 0) {
+			pthread_mutex_lock(&cl->lock);
+			cl->stop = true;
+			pthread_cond_broadcast(&cl->wake);
+			pthread_mutex_unlock(&cl->lock);
+			pthread_join(cl->cmd_thread, NULL);
+		}
+	}
+	if (rc != 0) {
+		log_error("pthread_create: %s: the cluster's threads could "
+		          "not start",
+		    strerror(rc));
+		pthread_cond_destroy(&cl->wake);
+		pthread_cond_destroy(&cl->done);
+		pthread_mutex_destroy(&cl->lock);
+		cluster_redis_forget_url(cl);
+		free(cl);
+		return NULL;
+	}
 	return cl;
 }
 
