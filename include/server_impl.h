@@ -44,7 +44,8 @@ struct server {
 	int kept_fd;         /* epoll: parked connections, stop_fd */
 	size_t kept_waiters; /* workers waiting in kept_fd */
 	size_t kept_waiters_max;
-	size_t parked; /* connections in kept_fd, waiting */
+	size_t parked;  /* connections in kept_fd, waiting */
+	bool kept_seen; /* a connection has been parked: the front keeps them */
 	/* Newest first, so oldest last: ordered by parked_ms. */
 	struct server_conn *parked_list, *parked_tail;
 	unsigned accept_backoff_ms;    /* 0 unless accept() is failing */

@@ -193,10 +193,14 @@ server_threads(void *ctx, struct api_threads *out)
 	out->requests = srv->active;
 	/*
 	 * Only workers in accept() take new connections: one waiting for the
-	 * parked ones does not (and one is kept for them while any is).
+	 * parked ones does not (and one is kept for them while any is).  A
+	 * front that keeps its connections needs both, one worker each: a
+	 * last one would wait for the parked ones and leave accept() to no
+	 * one (server_next(); test 83).
 	 */
 	out->starved = atomic_load(&srv->spawn_failing) &&
-	    (srv->idle == 0 || (srv->parked > 0 && srv->kept_waiters == 0));
+	    (srv->idle == 0 || (srv->parked > 0 && srv->kept_waiters == 0) ||
+	        (srv->kept_seen && srv->idle + srv->kept_waiters < 2));
 	/* spawn_failing is as old as the last start tried: try one now. */
 	retry = out->starved && srv->workers < srv->max_workers;
 	if (retry)
@@ -670,13 +674,14 @@ server_timed_out(struct server *srv, struct server_conn *conn)
  * that keeps its connections sends its requests on them, not on new
  * ones: with no worker on kept_fd they would wait until a stream ended.
  * The signal may come just before that worker enters accept(), and be
- * missed: the watcher looks again once a second.  srv->lock held.
+ * missed: the watcher looks again once a second.  Never the last worker
+ * in accept() (server_next() would send it back there).  srv->lock held.
  */
 static void
 server_turn_idle(struct server *srv)
 {
-	if (srv->parked > 0 && srv->kept_waiters == 0 &&
-	    srv->idle_list != NULL && !srv->stopping)
+	if (srv->parked > 0 && srv->kept_waiters == 0 && srv->idle > 1 &&
+	    !srv->stopping)
 		pthread_kill(srv->idle_list->tid, SERVER_STOP_SIGNAL);
 }
 
@@ -920,8 +925,13 @@ server_next(struct server *srv, struct server_worker *w)
 
 	for (;;) {
 		pthread_mutex_lock(&srv->lock);
+		/*
+		 * Not the last worker in accept(): with none left there, new
+		 * connections would wait (test 83).
+		 */
 		wait_kept = srv->parked > 0 &&
-		    (srv->kept_waiters < srv->kept_waiters_max ||
+		    ((srv->kept_waiters < srv->kept_waiters_max &&
+		         srv->idle > 0) ||
 		        srv->stopping);
 		try_kept = srv->parked > 0 && !wait_kept;
 		if (wait_kept)

@@ -391,6 +391,7 @@ server_conn_park(struct server *srv, struct server_conn *conn)
 		srv->parked_tail = conn;
 	srv->parked_list = conn;
 	srv->parked++;
+	srv->kept_seen = true;
 	/*
 	 * Once armed, conn may be taken, served and freed by another worker
 	 * before epoll_ctl() returns: not touched after it succeeds (and
