@@ -4,6 +4,7 @@
 #include "listener.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +187,26 @@ listener_is_listening(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
 }
 
+/*
+ * The workers block in accept(): an inherited socket that comes
+ * non-blocking (systemd's NonBlocking=yes, a supervisor's) would have
+ * each of them spin on EAGAIN (test 84).  The flag is the socket's, shared
+ * with whoever passed it, who does not accept on it.
+ */
+static int
+listener_blocking(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags < 0 ||
+	    ((flags & O_NONBLOCK) != 0 &&
+	        fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)) {
+		log_error("inherited socket fd:%d: %s", fd, strerror(errno));
+		return -1;
+	}
+	return fd;
+}
+
 /* The socket systemd passed (LISTEN_FDS), or fd 0 (spawn-fcgi). */
 static int
 listener_inherited(struct listener *l)
@@ -196,11 +217,11 @@ listener_inherited(struct listener *l)
 	    atoi(fds) >= 1 && listener_is_listening(LISTENER_FDS_START)) {
 		snprintf(l->address, sizeof(l->address), "fd:%d (systemd)",
 		    LISTENER_FDS_START);
-		return LISTENER_FDS_START;
+		return listener_blocking(LISTENER_FDS_START);
 	}
 	if (listener_is_listening(0)) {
 		snprintf(l->address, sizeof(l->address), "fd:0");
-		return 0;
+		return listener_blocking(0);
 	}
 	log_error("no --listen given and no inherited socket on fd 0 or "
 	          "LISTEN_FDS (see --help)");
