@@ -926,12 +926,16 @@ server_next(struct server *srv, struct server_worker *w)
 	for (;;) {
 		pthread_mutex_lock(&srv->lock);
 		/*
-		 * Not the last worker in accept(): with none left there, new
-		 * connections would wait (test 83).
+		 * Not the last worker in accept() while none can be started
+		 * (a thread limit): with none left there, new connections
+		 * would wait (test 83).  Otherwise the worker that took the
+		 * last one's place has started its replacement.
 		 */
 		wait_kept = srv->parked > 0 &&
 		    ((srv->kept_waiters < srv->kept_waiters_max &&
-		         srv->idle > 0) ||
+		         (srv->idle > 0 ||
+		             !atomic_load_explicit(
+		                 &srv->spawn_failing, memory_order_relaxed))) ||
 		        srv->stopping);
 		try_kept = srv->parked > 0 && !wait_kept;
 		if (wait_kept)
