@@ -638,6 +638,27 @@ server_wait_request(struct server *srv, int fd)
 }
 
 /*
+ * In a cluster (srv->hold): whether a worker may wait on its kept
+ * connection for the next request.  Not the last one in accept() while
+ * none can be started (a thread limit, or max_workers): new connections
+ * would wait for it up to BEEP_IDLE_TIMEOUT (test 85).  Its connection is
+ * closed instead, its answer written; the front opens another when it
+ * needs one.
+ */
+static bool
+server_may_hold(struct server *srv)
+{
+	bool may;
+
+	pthread_mutex_lock(&srv->lock);
+	may = srv->idle > 0 ||
+	    (!atomic_load(&srv->spawn_failing) &&
+	        srv->workers < srv->max_workers);
+	pthread_mutex_unlock(&srv->lock);
+	return may;
+}
+
+/*
  * A request's read deadline fired: answer 408 if nothing was written yet
  * and the request was cut short (a front that reads the answer while it
  * still writes the body shows it; Caddy, which writes the whole body
@@ -1003,6 +1024,7 @@ server_worker(void *arg)
 		bool open;
 
 		while ((open = server_serve(srv, conn)) && srv->hold &&
+		    server_may_hold(srv) &&
 		    server_wait_request(srv, conn->req.ipcFd))
 			;
 		if (!open || srv->hold || !server_conn_park(srv, conn))
