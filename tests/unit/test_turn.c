@@ -105,6 +105,65 @@ test_turn_check(void **state)
 	config_clear(&c);
 }
 
+/*
+ * A URL the service hands out must be one a browser takes: Chromium's
+ * RTCPeerConnection constructor throws (SyntaxError) on the whole list
+ * when one URL is malformed, so one bad entry fails every call of every
+ * page, long after a start-up that said nothing.  RFC 7064/7065: stun: and
+ * stuns: are host[:port] with no query; turn: and turns: may add
+ * ?transport=udp or tcp; the port is 1-65535; no "//", no user@.
+ * Each of these is refused by Chromium 156 (checked with
+ * new RTCPeerConnection({iceServers: [{urls, username, credential}]})).
+ */
+static void
+test_turn_check_urls_browsers_refuse(void **state)
+{
+	static const char *const refused[] = {
+	    "stun:s.example:3478?transport=udp",
+	    "turn:t.example:3478?transport=tls",
+	    "turn:t.example:3478?transport=sctp",
+	    "turn:t.example:3478?x=y",
+	    "turn://t.example:3478",
+	    "stun://s.example",
+	    "turn:t.example:99999",
+	    "turn:t.example:0",
+	    "turn:t.example:abc",
+	    "turn:t.example:3478;x",
+	    "turn:user@t.example",
+	    "turn:t.example/path",
+	    "turn:[::1",
+	};
+	static const char *const taken[] = {
+	    "stun:s.example",
+	    "stun:s.example:3478",
+	    "stuns:s.example:5349",
+	    "turn:t.example:3478?transport=udp",
+	    "turns:t.example:5349?transport=tcp",
+	    "turn:127.0.0.1:3478",
+	    "turn:[::1]:3478",
+	    "turn:[2001:db8::1]",
+	};
+	struct config c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		assert_int_equal(parse(&c, refused[i], "s", "86400"), 0);
+		if (turn_check(&c) != -1)
+			fail_msg("BEEP_TURN_URLS=%s was taken at start-up, but "
+			         "browsers refuse it: every "
+			         "new RTCPeerConnection({iceServers}) of the "
+			         "page would throw",
+			    refused[i]);
+		config_clear(&c);
+	}
+	for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+		assert_int_equal(parse(&c, taken[i], "s", "86400"), 0);
+		if (turn_check(&c) != 0)
+			fail_msg("BEEP_TURN_URLS=%s is a good URL", taken[i]);
+		config_clear(&c);
+	}
+}
+
 int
 main(void)
 {
@@ -112,6 +171,7 @@ main(void)
 	    cmocka_unit_test(test_turn_credential_vectors),
 	    cmocka_unit_test(test_turn_ice_servers),
 	    cmocka_unit_test(test_turn_check),
+	    cmocka_unit_test(test_turn_check_urls_browsers_refuse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
