@@ -1,6 +1,7 @@
 /* turn: see turn.h. */
 #include "turn.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -42,6 +43,73 @@ turn_kind(const char *url, size_t len)
 	return TURN_KIND_BAD;
 }
 
+/*
+ * Whether url (len bytes, its scheme already known) is one browsers take
+ * (RFC 7064, 7065): after the scheme a host (a name, an IPv4 address or
+ * an IPv6 one in brackets), an optional port of 1 to 65535, and for TURN
+ * only an optional ?transport=udp or ?transport=tcp.  Chromium's
+ * RTCPeerConnection throws on the whole list for one URL outside that
+ * ("stun:h?transport=udp", "turn://h", "turn:user@h", a port of 99999),
+ * so every call of every page would fail.
+ */
+static bool
+turn_url_ok(const char *url, size_t len, enum turn_kind kind)
+{
+	const char *p = memchr(url, ':', len), *end = url + len;
+	const char *q = memchr(url, '?', len);
+	const char *host_end;
+
+	p++; /* past the scheme's ':' */
+	if (q != NULL) {
+		static const char udp[] = "?transport=udp";
+		static const char tcp[] = "?transport=tcp";
+		size_t n = (size_t)(end - q);
+
+		if (kind != TURN_KIND_TURN || n != sizeof(udp) - 1 ||
+		    (memcmp(q, udp, n) != 0 && memcmp(q, tcp, n) != 0))
+			return false;
+		end = q;
+	}
+	if (p < end && *p == '[') {
+		host_end = memchr(p, ']', (size_t)(end - p));
+		if (host_end == NULL || host_end == p + 1)
+			return false;
+		for (const char *h = p + 1; h < host_end; h++)
+			if (!(isxdigit((unsigned char)*h) || *h == ':' ||
+			        *h == '.'))
+				return false;
+		host_end++;
+	} else {
+		host_end = p;
+		while (host_end < end && *host_end != ':') {
+			unsigned char ch = (unsigned char)*host_end;
+
+			/* A name's letters, digits, '-', '.', and UTF-8. */
+			if (!(isalnum(ch) || ch == '-' || ch == '.' ||
+			        ch >= 0x80))
+				return false;
+			host_end++;
+		}
+		if (host_end == p)
+			return false;
+	}
+	if (host_end < end) {
+		unsigned long port = 0;
+		const char *d = host_end + 1;
+
+		if (*host_end != ':' || d == end || end - d > 5)
+			return false;
+		for (; d < end; d++) {
+			if (!isdigit((unsigned char)*d))
+				return false;
+			port = port * 10 + (unsigned long)(*d - '0');
+		}
+		if (port == 0 || port > 65535)
+			return false;
+	}
+	return true;
+}
+
 int
 turn_check(const struct config *c)
 {
@@ -56,6 +124,16 @@ turn_check(const struct config *c)
 			log_error("BEEP_TURN_URLS: '%.*s' is not a stun:, "
 			          "stuns:, turn: or turns: URL",
 			    (int)len, url);
+			return -1;
+		}
+		if (!turn_url_ok(url, len, kind)) {
+			log_error(
+			    "BEEP_TURN_URLS: '%.*s' is not a URL browsers "
+			    "take: %s:HOST[:PORT]%s",
+			    (int)len, url,
+			    kind == TURN_KIND_STUN ? "stun" : "turn",
+			    kind == TURN_KIND_STUN ? " (no query)"
+			                           : "[?transport=udp|tcp]");
 			return -1;
 		}
 		if (kind == TURN_KIND_TURN)
