@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "turn.h"
 
@@ -164,6 +165,54 @@ test_turn_check_urls_browsers_refuse(void **state)
 	}
 }
 
+/*
+ * A STUN USERNAME is fewer than 509 bytes (RFC 8489, 14.3), and Chromium
+ * refuses a TURN username over 509 bytes ("TURN server username is too
+ * long": its RTCPeerConnection constructor throws).  The user part only
+ * labels the allocation, and --max-id allows ids of 4096 bytes: a long id
+ * must still get a username browsers take, cut at a UTF-8 boundary (the
+ * document stays valid JSON), with its credential the HMAC of what is
+ * sent.
+ */
+static void
+test_turn_username_fits_stun(void **state)
+{
+	const char *argv[] = {"beep-signal", "--turn-urls", "turn:t.example",
+	    "--turn-secret", "north", "--max-id", "4096"};
+	char user[1200], cred[TURN_CREDENTIAL_SIZE];
+	struct config c;
+	struct buf out = {0};
+	json_error_t err;
+	json_t *doc, *srv;
+	const char *name;
+
+	(void)state;
+	assert_int_equal(config_parse(&c, 7, (char **)argv), 0);
+	/* 600 bytes of two-byte characters: a cut may fall mid-character. */
+	for (size_t i = 0; i < 300; i++)
+		memcpy(user + 2 * i, "\xc3\xa9", 2);
+	user[600] = '\0';
+	turn_ice_servers(&c, user, 1700000000, &out);
+	doc = json_loads(out.data, 0, &err);
+	if (doc == NULL)
+		fail_msg("not JSON: %s", err.text);
+	srv = json_array_get(json_object_get(doc, "iceServers"), 0);
+	name = json_string_value(json_object_get(srv, "username"));
+	assert_non_null(name);
+	if (strlen(name) > 508)
+		fail_msg("TURN username of %zu bytes for a 600-byte user: "
+		         "browsers refuse a username over 509 bytes, and every "
+		         "RTCPeerConnection of that user's page would throw",
+		    strlen(name));
+	assert_int_equal(strncmp(name, "1700086400:", 11), 0);
+	turn_credential("north", name, cred);
+	assert_string_equal(
+	    json_string_value(json_object_get(srv, "credential")), cred);
+	json_decref(doc);
+	buf_free(&out);
+	config_clear(&c);
+}
+
 int
 main(void)
 {
@@ -172,6 +221,7 @@ main(void)
 	    cmocka_unit_test(test_turn_ice_servers),
 	    cmocka_unit_test(test_turn_check),
 	    cmocka_unit_test(test_turn_check_urls_browsers_refuse),
+	    cmocka_unit_test(test_turn_username_fits_stun),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
