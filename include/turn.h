@@ -15,6 +15,10 @@
 #include "config.h"
 #include "util.h"
 
+/* The longest TURN username handed out: a STUN USERNAME is fewer than
+ * 509 bytes (RFC 8489, 14.3), and browsers refuse longer ones. */
+#define TURN_USERNAME_MAX 508
+
 /* base64 of a 20-byte HMAC-SHA1 with its NUL: 28 + 1. */
 #define TURN_CREDENTIAL_SIZE 29
 
@@ -35,7 +39,8 @@ void turn_credential(
 /*
  * Append {"iceServers":[...]} to out: the STUN URLs in one entry without
  * credentials, the TURN URLs in one entry with a username for user that
- * expires c->turn_ttl seconds after now.  No URLs: an empty list.
+ * expires c->turn_ttl seconds after now (user cut, at a character's
+ * start, to keep it within TURN_USERNAME_MAX bytes).  No URLs: an empty list.
  */
 void turn_ice_servers(
     const struct config *c, const char *user, time_t now, struct buf *out);

@@ -192,8 +192,24 @@ turn_ice_servers(
 		char cred[TURN_CREDENTIAL_SIZE];
 		struct buf name = {0};
 
-		buf_printf(&name, "%" PRIdMAX ":%s",
-		    (intmax_t)now + (intmax_t)c->turn_ttl, user);
+		size_t cut = strlen(user), room;
+
+		buf_printf(&name, "%" PRIdMAX ":",
+		    (intmax_t)now + (intmax_t)c->turn_ttl);
+		/*
+		 * A STUN USERNAME is fewer than 509 bytes (RFC 8489), and
+		 * browsers refuse a longer one (Chromium's RTCPeerConnection
+		 * throws): a long id is cut, at a character's start (ids
+		 * are UTF-8).  The user part only labels the allocation.
+		 */
+		room = TURN_USERNAME_MAX - name.len;
+		if (cut > room) {
+			cut = room;
+			while (cut > 0 &&
+			    ((unsigned char)user[cut] & 0xc0) == 0x80)
+				cut--;
+		}
+		buf_append(&name, user, cut);
 		turn_credential(c->turn_secret, name.data, cred);
 		json_array_append_new(list,
 		    json_pack("{s:o, s:s, s:s}", "urls", turn, "username",
