@@ -1,0 +1,100 @@
+// The call page (/) as the target of a hostile user with an account.
+//
+// A page in a call (or ringing) answers every `call` of another call id
+// with a `decline` "busy" of its own: a POST, made with the page user's
+// credentials and paid from that user's BEEP_RATE bucket (by verified user,
+// shared by all their devices). So whoever knows a device's name (the call
+// page defaults to "laptop" and "phone") makes that device's page post one
+// message per message they post to it: a stranger at their own rate keeps
+// the victim's bucket empty, and the victim's own signaling (its
+// candidates, descriptions, hang-up, the calls it makes from any of its
+// devices) gets 429 and fails; the page also queues each answer behind the
+// last one to that sender, without bound. A busy answer to a sender who
+// was already told is no news: once per sender while the page stays busy
+// is enough.
+//
+// Real Chromium (Debian's, driven by playwright-core from tests/browser/)
+// on the call page behind the real Caddy, JWT authentication on.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { ROOT, startStack, sid } from './harness.mjs';
+import { mint, claims, bearer } from './jwt.mjs';
+
+const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
+const T = { timeout: 90000 };
+const RINGS = 20;
+
+let playwright = null;
+try {
+	const require = createRequire(path.join(ROOT, 'tests/browser/package.json'));
+	playwright = require('playwright-core');
+} catch { /* reported as a skip below */ }
+const skip = !playwright ? 'missing playwright-core (npm ci in tests/browser)' :
+    !existsSync(CHROMIUM) ? `missing ${CHROMIUM}` : false;
+
+test('a busy call page answers a stranger\'s rings once, not one POST ' +
+    'for each', { ...T, skip }, async (t) => {
+	const SECRET = crypto.randomBytes(32).toString('hex');
+	const stack = await startStack({ env: { BEEP_AUTH: 'jwt',
+	    BEEP_JWT_SECRET: SECRET, BEEP_RATE: '100', BEEP_BURST: '200' } }, t);
+	const token = (sub) => mint(claims(sub), { key: SECRET });
+	const ua = `va${sid()}`, um = `vm${sid()}`;
+	const browser = await playwright.chromium.launch({
+		executablePath: CHROMIUM, headless: true,
+		args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
+		    '--disable-background-networking', '--disable-component-update',
+		    '--disable-sync'],
+	});
+	t.after(() => browser.close());
+	const page = await (await browser.newContext()).newPage();
+	page.on('pageerror', (e) => console.error('[call page]', e.message));
+	// What the victim's page posts to the stranger.
+	const answers = [];
+	page.on('request', (r) => {
+		if (r.method() === 'POST' &&
+		    r.url().includes(`/user/${um}/device/`))
+			answers.push(r.postDataJSON());
+	});
+	await page.goto(`${stack.base}/#token=${token(ua)}`);
+	await page.fill('#join-user', ua);
+	await page.fill('#join-device', 'laptop');
+	await page.click('#join-go');
+	await page.waitForSelector('#app:not([hidden])');
+	// Counts the rings as the page's client delivers them.
+	await page.evaluate(() => {
+		window.rings = 0;
+		window.beepApp.sig.on('call', () => { window.rings++; });
+	});
+
+	// The stranger rings, then rings again and again with new call ids.
+	const post = (callId) => fetch(`${stack.base}/user/${ua}/device/laptop`, {
+		method: 'POST',
+		headers: { ...bearer(token(um)), 'Content-Type': 'application/json' },
+		body: JSON.stringify({ event: 'call', data: { callId,
+		    from: { user: um, device: 'm' }, media: { audio: true } } }),
+	});
+	assert.equal((await post('ring-0')).status, 200);
+	await page.waitForFunction(() => document.body.dataset.phase === 'ringing');
+	for (let i = 1; i <= RINGS; i++)
+		assert.equal((await post(`ring-${i}`)).status, 200);
+	await page.waitForFunction((n) => window.rings === n, RINGS + 1);
+	// Every answer the page decided to send has been sent and answered.
+	await page.waitForFunction(() =>
+	    window.beepApp.sig.sendQueues.size === 0);
+
+	const busy = answers.filter((a) => a.event === 'decline' &&
+	    a.data && a.data.reason === 'busy');
+	assert.ok(busy.length <= 1,
+	    `the page posted ${busy.length} "busy" declines for ${RINGS} rings ` +
+	    'from one stranger: every message anyone posts to a busy device ' +
+	    'makes its page post one of its own, from its user\'s rate ' +
+	    'budget, which a stranger can so keep empty (the victim\'s own ' +
+	    'signaling then gets 429)');
+	assert.equal(await page.evaluate(() => document.body.dataset.phase),
+	    'ringing', 'the first ring rings on');
+});
