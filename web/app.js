@@ -41,6 +41,9 @@ let call = null;         // the one call, see newCall()
 // retried send) must not ring again.
 const pastCallIds = new Map();
 const PAST_CALL_IDS = 32;
+// When each sender (user\0device) was last told "busy", the latest last
+// (at most PAST_CALL_IDS of them).
+const busyTold = new Map();
 let localStream = null;
 // name -> {devices: string[] | null, error, unlisted, dial (see dialForm)}
 const contacts = new Map();
@@ -443,7 +446,23 @@ function onCall(data, meta) {
 		return;
 	}
 	if (call) {
-		// Busy: another call than this one.
+		// Busy: another call than this one. Told once per sender while
+		// a ring lasts: each answer is a POST of this page's, paid from
+		// its user's rate budget, and a sender that rings again and
+		// again (anyone who knows this device's name) would otherwise
+		// make the page post once for each, and keep that budget
+		// empty for the page's own signaling (test 72).
+		const key = `${from.user}\u0000${from.device}`;
+		const now = Date.now();
+		if (now - (busyTold.get(key) ?? -Infinity) < RING_TIMEOUT_MS)
+			return;
+		busyTold.delete(key);
+		busyTold.set(key, now);
+		for (const k of busyTold.keys()) {
+			if (busyTold.size <= PAST_CALL_IDS)
+				break;
+			busyTold.delete(k);
+		}
 		sig.send(from.user, from.device,
 		    { callId: data.callId, from: me, reason: "busy" },
 		    { event: "decline" }).catch(() => {});
