@@ -213,6 +213,86 @@ test_turn_username_fits_stun(void **state)
 	config_clear(&c);
 }
 
+/*
+ * coturn (4.6.1, Debian 12's) refuses with 400 "Wrong username" every
+ * username that holds a space, a tab, ', ", \, CR or LF, or both "union"
+ * and "select" in any case (its is_secure_string(), against SQL
+ * injection into its user databases), also under use-auth-secret: the
+ * allocation fails and no relay candidate ever comes (checked with
+ * Chromium against coturn: "Mary Ann", "O'Brien", "back\slash" get
+ * "400 TURN allocate error").  Ids allow all of them, so such users
+ * never get a relay.  The user part only labels the allocation: it must
+ * be written so that coturn takes it, and the credential must match what
+ * is sent.
+ */
+static bool
+coturn_takes(const char *name)
+{
+	char low[1024];
+	size_t n = strlen(name);
+
+	if (n >= sizeof(low))
+		return false;
+	for (size_t i = 0; i <= n; i++)
+		low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z'
+		        ? name[i] - 'A' + 'a'
+		        : name[i]);
+	if (strpbrk(low, " \t'\"\\\r\n") != NULL)
+		return false;
+	return !(strstr(low, "union") != NULL && strstr(low, "select") != NULL);
+}
+
+static void
+test_turn_username_coturn_takes(void **state)
+{
+	static const char *const users[] = {
+	    "Mary Ann",
+	    "O'Brien",
+	    "say \"hi\"",
+	    "back\\slash",
+	    "Reunion Selection",
+	    "UNIONSELECT",
+	};
+	struct config c;
+
+	(void)state;
+	assert_int_equal(parse(&c, "turn:t.example", "north", "86400"), 0);
+	for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++) {
+		struct buf out = {0};
+		char cred[TURN_CREDENTIAL_SIZE];
+		json_t *doc = NULL, *srv;
+		const char *name;
+
+		turn_ice_servers(&c, users[i], 1700000000, &out);
+		doc = json_loads(out.data, 0, NULL);
+		assert_non_null(doc);
+		srv = json_array_get(json_object_get(doc, "iceServers"), 0);
+		name = json_string_value(json_object_get(srv, "username"));
+		assert_non_null(name);
+		if (!coturn_takes(name))
+			fail_msg("user '%s' gets the TURN username '%s', which "
+			         "coturn refuses (400 Wrong username): that "
+			         "user never gets a relay",
+			    users[i], name);
+		assert_int_equal(strncmp(name, "1700086400:", 11), 0);
+		turn_credential("north", name, cred);
+		assert_string_equal(
+		    json_string_value(json_object_get(srv, "credential")),
+		    cred);
+		json_decref(doc);
+		buf_free(&out);
+	}
+	/* What coturn takes stays as it is. */
+	{
+		struct buf out = {0};
+
+		turn_ice_servers(&c, "a:b\xc3\xa9", 1700000000, &out);
+		assert_non_null(strstr(out.data, "\"1700086400:a:b\xc3\xa9\""));
+		buf_free(&out);
+	}
+	config_clear(&c);
+}
+
 int
 main(void)
 {
@@ -222,6 +302,7 @@ main(void)
 	    cmocka_unit_test(test_turn_check),
 	    cmocka_unit_test(test_turn_check_urls_browsers_refuse),
 	    cmocka_unit_test(test_turn_username_fits_stun),
+	    cmocka_unit_test(test_turn_username_coturn_takes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,155 @@
+// GET /ice-servers hands out TURN REST credentials for coturn's
+// use-auth-secret: username "<expiry>:<user>". coturn (Debian 12's 4.6.1)
+// refuses with 400 ("check_stun_auth: wrong username" in its log) every
+// username that holds a space, a quote, a backslash, or both "union" and
+// "select" (its is_secure_string(), a guard against SQL injection into its
+// user databases), whatever the secret says. Ids allow all of these, so a
+// user named "Mary Ann" or "O'Brien" (a name typed on the call page, a
+// token's sub) never gets a relay: behind a symmetric NAT every call of
+// theirs fails, while everyone else's connects.
+//
+// Real Chromium (Debian's, driven by playwright-core from tests/browser/)
+// gathers relay-only candidates against a real coturn with the credentials
+// the real backend hands out through Caddy.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT, startStack, poll, withTimeout, sid, lineCollector }
+    from './harness.mjs';
+
+const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
+const TURNSERVER = process.env.BEEP_TURNSERVER || '/usr/bin/turnserver';
+const T = { timeout: 90000 };
+
+let playwright = null;
+try {
+	const require = createRequire(path.join(ROOT, 'tests/browser/package.json'));
+	playwright = require('playwright-core');
+} catch { /* reported as a skip below */ }
+const missing = !playwright ? 'playwright-core (npm ci in tests/browser)' :
+    !existsSync(CHROMIUM) ? CHROMIUM : !existsSync(TURNSERVER) ? TURNSERVER : '';
+const skip = missing ? `missing ${missing}: make test-deps installs it` : false;
+
+// A port free for both UDP and TCP on 127.0.0.1 (coturn takes both).
+async function freeUdpTcpPort() {
+	const dgram = await import('node:dgram');
+	const net = await import('node:net');
+	for (;;) {
+		const udp = dgram.createSocket('udp4');
+		const port = await new Promise((resolve, reject) => {
+			udp.once('error', reject);
+			udp.bind(0, '127.0.0.1', () => resolve(udp.address().port));
+		});
+		const ok = await new Promise((resolve) => {
+			const srv = net.createServer();
+			srv.once('error', () => resolve(false));
+			srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+		});
+		udp.close();
+		if (ok)
+			return port;
+	}
+}
+
+// coturn on loopback as test 30 runs it (use-auth-secret); stopped by pid.
+async function startCoturn(t) {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-turn-'));
+	const secret = `s-${sid()}`;
+	const port = await freeUdpTcpPort();
+	const min = 40000 + Math.floor(Math.random() * 200) * 100;
+	const log = [];
+	const child = spawn(TURNSERVER, ['-n',
+	    '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1',
+	    `--listening-port=${port}`, `--min-port=${min}`,
+	    `--max-port=${min + 99}`, '--use-auth-secret',
+	    `--static-auth-secret=${secret}`, '--realm=beep.test',
+	    '--allow-loopback-peers', '--no-tls', '--no-dtls', '--no-cli',
+	    '--no-rfc5780', '--no-software-attribute', '--fingerprint',
+	    `--pidfile=${path.join(dir, 'turn.pid')}`,
+	    `--userdb=${path.join(dir, 'turndb')}`,
+	    '--log-file=stdout', '--simple-log'],
+	{ cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+	const exited = new Promise((r) => child.once('exit', r));
+	lineCollector(child.stdout, log, 'turn');
+	lineCollector(child.stderr, log, 'turn');
+	t.after(async () => {
+		try { child.kill('SIGTERM'); } catch { }
+		if (await withTimeout(exited, 5000, 'late') === 'late') {
+			try { child.kill('SIGKILL'); } catch { }
+			await exited;
+		}
+		rmSync(dir, { recursive: true, force: true });
+	});
+	await poll(() => {
+		if (child.exitCode !== null)
+			throw new Error(`turnserver exited: ${log.join('\n')}`);
+		return spawnSync('ss', ['-Hlun', `sport = :${port}`])
+		    .stdout.toString().includes(`:${port}`);
+	}, { timeout: 10000, what: 'coturn listening' });
+	return { port, secret, log };
+}
+
+test('/ice-servers credentials get a relay from coturn for every user name',
+    { ...T, skip }, async (t) => {
+	const turn = await startCoturn(t);
+	const stack = await startStack({ env: {
+		BEEP_TURN_URLS: `turn:127.0.0.1:${turn.port}?transport=udp`,
+		BEEP_TURN_SECRET: turn.secret,
+		BEEP_TURN_TTL: '600',
+	} }, t);
+	const browser = await playwright.chromium.launch({
+		executablePath: CHROMIUM, headless: true,
+		args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
+		    '--disable-background-networking', '--disable-component-update',
+		    '--disable-sync'],
+	});
+	t.after(() => browser.close());
+	const page = await (await browser.newContext()).newPage();
+	await page.goto('about:blank');
+	const refused = [];
+	for (const user of ['alice', 'Mary Ann', "O'Brien", 'back\\slash',
+	    'Reunion Selection']) {
+		const r = await fetch(`${stack.base}/ice-servers?user=` +
+		    encodeURIComponent(user));
+		assert.equal(r.status, 200, user);
+		const { iceServers } = await r.json();
+		// Relay candidates only: gathering ends with one, or with
+		// coturn's error.
+		const got = await page.evaluate(async (servers) => {
+			const pc = new RTCPeerConnection({ iceServers: servers,
+			    iceTransportPolicy: 'relay' });
+			const errors = [];
+			let relays = 0;
+			pc.onicecandidateerror = (e) =>
+			    errors.push(`${e.errorCode} ${e.errorText}`);
+			pc.onicecandidate = (e) => {
+				if (e.candidate && / typ relay /.test(e.candidate.candidate))
+					relays++;
+			};
+			pc.createDataChannel('probe');
+			const done = new Promise((resolve) => {
+				pc.onicegatheringstatechange = () => {
+					if (pc.iceGatheringState === 'complete')
+						resolve();
+				};
+			});
+			await pc.setLocalDescription();
+			await done;
+			pc.close();
+			return { relays, errors };
+		}, iceServers);
+		if (got.relays === 0)
+			refused.push(`${JSON.stringify(user)} (username ` +
+			    `${JSON.stringify(iceServers[0].username)}: ` +
+			    `${got.errors.join(', ')})`);
+	}
+	assert.deepEqual(refused, [],
+	    'coturn gave these users no relay: their calls fail wherever a ' +
+	    'relay is needed\n' + turn.log.filter((l) =>
+	    /wrong username/i.test(l)).join('\n'));
+});
