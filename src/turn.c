@@ -7,8 +7,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 
@@ -166,6 +168,63 @@ turn_credential(
 	EVP_EncodeBlock((unsigned char *)out, mac, (int)mac_len);
 }
 
+/* Whether s holds word, in any case. */
+static bool
+turn_has_word(const char *s, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (; *s != '\0'; s++)
+		if (strncasecmp(s, word, n) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Append user to out as the label of a TURN username, in at most room
+ * bytes, as coturn takes it: coturn answers 400 ("wrong username",
+ * its is_secure_string(), a guard against SQL injection into its user
+ * databases) to a username that holds a space, tab, ', ", \, CR or LF,
+ * or both "union" and "select" in any case, whatever the secret says.
+ * Those characters (and '%', so that the label stays unambiguous) are
+ * written as %XX, and so is the first letter of "select" when "union" is
+ * there too.  The label is cut at a character's start to fit room (a
+ * STUN USERNAME is fewer than 509 bytes, and browsers refuse longer
+ * ones).  The user part only labels the allocation in coturn's logs.
+ */
+static void
+turn_label(const char *user, size_t room, struct buf *out)
+{
+	bool union_select =
+	    turn_has_word(user, "union") && turn_has_word(user, "select");
+	const unsigned char *p = (const unsigned char *)user;
+
+	while (*p != '\0') {
+		char esc[4];
+		size_t n = 1;
+
+		if (strchr(" \t'\"\\\r\n%", *p) != NULL ||
+		    (union_select &&
+		        strncasecmp((const char *)p, "select", 6) == 0)) {
+			snprintf(esc, sizeof(esc), "%%%02X", *p);
+			if (room < 3)
+				return;
+			buf_append(out, esc, 3);
+			room -= 3;
+			p++;
+			continue;
+		}
+		/* A UTF-8 sequence whole (ids are valid UTF-8). */
+		while ((p[n] & 0xc0) == 0x80)
+			n++;
+		if (room < n)
+			return;
+		buf_append(out, (const char *)p, n);
+		room -= n;
+		p += n;
+	}
+}
+
 void
 turn_ice_servers(
     const struct config *c, const char *user, time_t now, struct buf *out)
@@ -192,24 +251,9 @@ turn_ice_servers(
 		char cred[TURN_CREDENTIAL_SIZE];
 		struct buf name = {0};
 
-		size_t cut = strlen(user), room;
-
 		buf_printf(&name, "%" PRIdMAX ":",
 		    (intmax_t)now + (intmax_t)c->turn_ttl);
-		/*
-		 * A STUN USERNAME is fewer than 509 bytes (RFC 8489), and
-		 * browsers refuse a longer one (Chromium's RTCPeerConnection
-		 * throws): a long id is cut, at a character's start (ids
-		 * are UTF-8).  The user part only labels the allocation.
-		 */
-		room = TURN_USERNAME_MAX - name.len;
-		if (cut > room) {
-			cut = room;
-			while (cut > 0 &&
-			    ((unsigned char)user[cut] & 0xc0) == 0x80)
-				cut--;
-		}
-		buf_append(&name, user, cut);
+		turn_label(user, TURN_USERNAME_MAX - name.len, &name);
 		turn_credential(c->turn_secret, name.data, cred);
 		json_array_append_new(list,
 		    json_pack("{s:o, s:s, s:s}", "urls", turn, "username",
