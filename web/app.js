@@ -624,7 +624,17 @@ async function startPeer(c, first) {
 		stream?.getTracks().forEach((t) => t.stop());
 		return;
 	}
-	const pc = new RTCPeerConnection({ iceServers });
+	let pc;
+	try {
+		pc = new RTCPeerConnection({ iceServers });
+	} catch (e) {
+		// A list the browser refuses (a URL it cannot parse, a TURN
+		// username too long) throws on the whole list: direct paths
+		// only, as when none came, rather than no call at all.
+		console.warn("ICE servers refused:", e.message);
+		lastIceServers = null;
+		pc = new RTCPeerConnection();
+	}
 	c.pc = pc;
 	window.beepApp.pc = pc;
 	localStream = stream;
