@@ -37,8 +37,10 @@ try {
 const skip = !playwright ? 'missing playwright-core (npm ci in tests/browser)' :
     !existsSync(CHROMIUM) ? `missing ${CHROMIUM}` : false;
 
-test('a busy call page answers a stranger\'s rings once, not one POST ' +
-    'for each', { ...T, skip }, async (t) => {
+// The stack, a browser, and the victim's call page online as (ua,
+// laptop); `answers` collects what the page posts to the stranger um, and
+// window.rings counts the rings its client delivered.
+async function setUp(t) {
 	const SECRET = crypto.randomBytes(32).toString('hex');
 	const stack = await startStack({ env: { BEEP_AUTH: 'jwt',
 	    BEEP_JWT_SECRET: SECRET, BEEP_RATE: '100', BEEP_BURST: '200' } }, t);
@@ -53,7 +55,6 @@ test('a busy call page answers a stranger\'s rings once, not one POST ' +
 	t.after(() => browser.close());
 	const page = await (await browser.newContext()).newPage();
 	page.on('pageerror', (e) => console.error('[call page]', e.message));
-	// What the victim's page posts to the stranger.
 	const answers = [];
 	page.on('request', (r) => {
 		if (r.method() === 'POST' &&
@@ -65,27 +66,40 @@ test('a busy call page answers a stranger\'s rings once, not one POST ' +
 	await page.fill('#join-device', 'laptop');
 	await page.click('#join-go');
 	await page.waitForSelector('#app:not([hidden])');
-	// Counts the rings as the page's client delivers them.
 	await page.evaluate(() => {
 		window.rings = 0;
 		window.beepApp.sig.on('call', () => { window.rings++; });
 	});
+	// The stranger rings the victim's laptop with call id callId.
+	const ring = async (callId) => {
+		const r = await fetch(`${stack.base}/user/${ua}/device/laptop`, {
+			method: 'POST',
+			headers: { ...bearer(token(um)),
+			    'Content-Type': 'application/json' },
+			body: JSON.stringify({ event: 'call', data: { callId,
+			    from: { user: um, device: 'm' },
+			    media: { audio: true } } }),
+		});
+		assert.equal(r.status, 200);
+	};
+	// Once the page has had n rings and sent every answer it decided on.
+	const settled = async (n) => {
+		await page.waitForFunction((k) => window.rings === k, n);
+		await page.waitForFunction(() =>
+		    window.beepApp.sig.sendQueues.size === 0);
+	};
+	return { page, answers, ring, settled };
+}
 
+test('a busy call page answers a stranger\'s rings once, not one POST ' +
+    'for each', { ...T, skip }, async (t) => {
+	const { page, answers, ring, settled } = await setUp(t);
 	// The stranger rings, then rings again and again with new call ids.
-	const post = (callId) => fetch(`${stack.base}/user/${ua}/device/laptop`, {
-		method: 'POST',
-		headers: { ...bearer(token(um)), 'Content-Type': 'application/json' },
-		body: JSON.stringify({ event: 'call', data: { callId,
-		    from: { user: um, device: 'm' }, media: { audio: true } } }),
-	});
-	assert.equal((await post('ring-0')).status, 200);
+	await ring('ring-0');
 	await page.waitForFunction(() => document.body.dataset.phase === 'ringing');
 	for (let i = 1; i <= RINGS; i++)
-		assert.equal((await post(`ring-${i}`)).status, 200);
-	await page.waitForFunction((n) => window.rings === n, RINGS + 1);
-	// Every answer the page decided to send has been sent and answered.
-	await page.waitForFunction(() =>
-	    window.beepApp.sig.sendQueues.size === 0);
+		await ring(`ring-${i}`);
+	await settled(RINGS + 1);
 
 	const busy = answers.filter((a) => a.event === 'decline' &&
 	    a.data && a.data.reason === 'busy');
@@ -97,4 +111,26 @@ test('a busy call page answers a stranger\'s rings once, not one POST ' +
 	    'signaling then gets 429)');
 	assert.equal(await page.evaluate(() => document.body.dataset.phase),
 	    'ringing', 'the first ring rings on');
+});
+
+test('a declined call rung again and again is declined again once, not ' +
+    'once for each', { ...T, skip }, async (t) => {
+	const { page, answers, ring, settled } = await setUp(t);
+	await ring('declined-1');
+	await page.waitForFunction(() => document.body.dataset.phase === 'ringing');
+	await page.click('#decline');
+	await page.waitForFunction(() => document.body.dataset.phase === 'ended');
+	// The same call again (as after a reset, when the decline may have
+	// been lost), and again.
+	for (let i = 0; i < RINGS; i++)
+		await ring('declined-1');
+	await settled(RINGS + 1);
+
+	const declines = answers.filter((a) => a.event === 'decline');
+	assert.ok(declines.length <= 2,
+	    `the page posted ${declines.length} declines for one call rung ` +
+	    `${RINGS} times more: the caller it declined makes it post once ` +
+	    'for every ring, from its user\'s rate budget');
+	assert.ok(declines.length >= 2, 'a ring after the decline is told ' +
+	    'again (the decline may have been lost)');
 });
