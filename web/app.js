@@ -41,9 +41,29 @@ let call = null;         // the one call, see newCall()
 // retried send) must not ring again.
 const pastCallIds = new Map();
 const PAST_CALL_IDS = 32;
-// When each sender (user\0device) was last told "busy", the latest last
-// (at most PAST_CALL_IDS of them).
-const busyTold = new Map();
+// When an answer the page gives without being asked by its user was last
+// sent ("busy" to a sender, a decline or hang-up said again for a call
+// that ended), by key, the latest last (at most PAST_CALL_IDS of them).
+const toldAt = new Map();
+
+// Whether that answer (key) may go now: once per RING_TIMEOUT_MS. Each is
+// a POST of this page's, paid from its user's rate budget: a sender that
+// rings again and again (anyone who knows this device's name) must not
+// make the page post once for each, and keep that budget empty for the
+// page's own signaling (test 72).
+function tellAgain(key) {
+	const now = Date.now();
+	if (now - (toldAt.get(key) ?? -Infinity) < RING_TIMEOUT_MS)
+		return false;
+	toldAt.delete(key);
+	toldAt.set(key, now);
+	for (const k of toldAt.keys()) {
+		if (toldAt.size <= PAST_CALL_IDS)
+			break;
+		toldAt.delete(k);
+	}
+	return true;
+}
 let localStream = null;
 // name -> {devices: string[] | null, error, unlisted, dial (see dialForm)}
 const contacts = new Map();
@@ -427,7 +447,8 @@ function onCall(data, meta) {
 		// Declined here, and rung again: the caller got a reset, and
 		// the decline may have been lost with it. Said again, or it
 		// rings on until "did not answer".
-		if (past.declined && samePeer(from, past.peer))
+		if (past.declined && samePeer(from, past.peer) &&
+		    tellAgain(`decline\u0000${data.callId}`))
 			sig.send(from.user, from.device, { callId: data.callId,
 			    from: me, reason: "declined" },
 			    { event: "decline" }).catch(() => {});
@@ -447,22 +468,9 @@ function onCall(data, meta) {
 	}
 	if (call) {
 		// Busy: another call than this one. Told once per sender while
-		// a ring lasts: each answer is a POST of this page's, paid from
-		// its user's rate budget, and a sender that rings again and
-		// again (anyone who knows this device's name) would otherwise
-		// make the page post once for each, and keep that budget
-		// empty for the page's own signaling (test 72).
-		const key = `${from.user}\u0000${from.device}`;
-		const now = Date.now();
-		if (now - (busyTold.get(key) ?? -Infinity) < RING_TIMEOUT_MS)
+		// a ring lasts (see tellAgain).
+		if (!tellAgain(`busy\u0000${from.user}\u0000${from.device}`))
 			return;
-		busyTold.delete(key);
-		busyTold.set(key, now);
-		for (const k of busyTold.keys()) {
-			if (busyTold.size <= PAST_CALL_IDS)
-				break;
-			busyTold.delete(k);
-		}
 		sig.send(from.user, from.device,
 		    { callId: data.callId, from: me, reason: "busy" },
 		    { event: "decline" }).catch(() => {});
@@ -502,8 +510,9 @@ function onAccept(data, meta) {
 	// callee's page got a reset, and rang on). Said again, or the callee
 	// waits to connect until it gives up.
 	if (from && pastCallIds.has(data.callId)) {
-		sig.send(from.user, from.device, { callId: data.callId },
-		    { event: "hangup" }).catch(() => {});
+		if (tellAgain(`hangup\u0000${data.callId}`))
+			sig.send(from.user, from.device, { callId: data.callId },
+			    { event: "hangup" }).catch(() => {});
 		return;
 	}
 	if (!call || data.callId !== call.id || call.phase !== "calling" ||
