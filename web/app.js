@@ -68,6 +68,7 @@ let localStream = null;
 // name -> {devices: string[] | null, error, unlisted, dial (see dialForm)}
 const contacts = new Map();
 let pollTimer = null;
+let savedContacts = [];  // this user's, read when going online
 
 // ------------------------------------------------------------------ UI bits
 
@@ -146,6 +147,7 @@ function takeFragmentToken() {
 
 function join(user, device) {
 	me = { user, device };
+	savedContacts = loadContacts(user, localStorage.getItem("beep.user"));
 	localStorage.setItem("beep.user", user);
 	localStorage.setItem("beep.device", device);
 	$("join-go").disabled = true;
@@ -221,8 +223,32 @@ function onSigState(state, info) {
 
 // ----------------------------------------------------------------- contacts
 
+// Each user's contacts under a key of their own: on a shared computer the
+// next person to use the page must not get the list of whom the last one
+// calls (test 75). The list of before (one for the browser) goes to the
+// user who was last online with it.
+const contactsKey = (user) => `beep.contacts:${user}`;
+
 function saveContacts() {
-	localStorage.setItem("beep.contacts", JSON.stringify([...contacts.keys()]));
+	localStorage.setItem(contactsKey(me.user),
+	    JSON.stringify([...contacts.keys()]));
+}
+
+function loadContacts(user, lastUser) {
+	const legacy = localStorage.getItem("beep.contacts");
+	if (legacy !== null) {
+		if (user === lastUser &&
+		    localStorage.getItem(contactsKey(user)) === null)
+			localStorage.setItem(contactsKey(user), legacy);
+		localStorage.removeItem("beep.contacts");
+	}
+	try {
+		const list = JSON.parse(localStorage.getItem(contactsKey(user)) ||
+		    "[]");
+		return Array.isArray(list) ? list : [];
+	} catch {
+		return [];
+	}
 }
 
 function renderContacts() {
@@ -339,7 +365,7 @@ async function refreshContacts() {
 }
 
 function startPolling() {
-	for (const n of JSON.parse(localStorage.getItem("beep.contacts") || "[]"))
+	for (const n of savedContacts)
 		if (typeof n === "string" && n)
 			contacts.set(n, { devices: null, error: "" });
 	renderContacts();
