@@ -40,10 +40,11 @@ const skip = !playwright ? 'missing playwright-core (npm ci in tests/browser)' :
 // The stack, a browser, and the victim's call page online as (ua,
 // laptop); `answers` collects what the page posts to the stranger um, and
 // window.rings counts the rings its client delivered.
-async function setUp(t) {
+async function setUp(t, { open = false } = {}) {
 	const SECRET = crypto.randomBytes(32).toString('hex');
-	const stack = await startStack({ env: { BEEP_AUTH: 'jwt',
-	    BEEP_JWT_SECRET: SECRET, BEEP_RATE: '100', BEEP_BURST: '200' } }, t);
+	const stack = await startStack({ env: { BEEP_RATE: '100',
+	    BEEP_BURST: '200', ...(open ? {} : { BEEP_AUTH: 'jwt',
+	    BEEP_JWT_SECRET: SECRET }) } }, t);
 	const token = (sub) => mint(claims(sub), { key: SECRET });
 	const ua = `va${sid()}`, um = `vm${sid()}`;
 	const browser = await playwright.chromium.launch({
@@ -58,10 +59,11 @@ async function setUp(t) {
 	const answers = [];
 	page.on('request', (r) => {
 		if (r.method() === 'POST' &&
-		    r.url().includes(`/user/${um}/device/`))
+		    r.url().includes(`/user/${um}`))
 			answers.push(r.postDataJSON());
 	});
-	await page.goto(`${stack.base}/#token=${token(ua)}`);
+	await page.goto(open ? `${stack.base}/` :
+	    `${stack.base}/#token=${token(ua)}`);
 	await page.fill('#join-user', ua);
 	await page.fill('#join-device', 'laptop');
 	await page.click('#join-go');
@@ -70,15 +72,15 @@ async function setUp(t) {
 		window.rings = 0;
 		window.beepApp.sig.on('call', () => { window.rings++; });
 	});
-	// The stranger rings the victim's laptop with call id callId.
-	const ring = async (callId) => {
+	// The stranger rings the victim's laptop with call id callId, as
+	// `from` (in open mode the sender is what the message claims).
+	const ring = async (callId, from = { user: um, device: 'm' }) => {
 		const r = await fetch(`${stack.base}/user/${ua}/device/laptop`, {
 			method: 'POST',
-			headers: { ...bearer(token(um)),
+			headers: { ...(open ? {} : bearer(token(um))),
 			    'Content-Type': 'application/json' },
 			body: JSON.stringify({ event: 'call', data: { callId,
-			    from: { user: um, device: 'm' },
-			    media: { audio: true } } }),
+			    from, media: { audio: true } } }),
 		});
 		assert.equal(r.status, 200);
 	};
@@ -88,7 +90,7 @@ async function setUp(t) {
 		await page.waitForFunction(() =>
 		    window.beepApp.sig.sendQueues.size === 0);
 	};
-	return { page, answers, ring, settled };
+	return { page, answers, ring, settled, um };
 }
 
 test('a busy call page answers a stranger\'s rings once, not one POST ' +
@@ -133,4 +135,26 @@ test('a declined call rung again and again is declined again once, not ' +
 	    'for every ring, from its user\'s rate budget');
 	assert.ok(declines.length >= 2, 'a ring after the decline is told ' +
 	    'again (the decline may have been lost)');
+});
+
+// In open mode the sender is what a message claims: a stranger that claims
+// a new sender for each ring is a new sender each time. The page's
+// answers go out from its own address, whose rate budget (BEEP_RATE by
+// address in open mode) every client behind that address shares.
+const MOST_UNASKED = 8;
+test('a busy call page answers at most a few rings of many claimed ' +
+    'senders', { ...T, skip }, async (t) => {
+	const { page, answers, ring, settled, um } = await setUp(t,
+	    { open: true });
+	await ring('many-0');
+	await page.waitForFunction(() => document.body.dataset.phase === 'ringing');
+	for (let i = 1; i <= RINGS; i++)
+		await ring(`many-${i}`, { user: `${um}-${i}`, device: 'm' });
+	await settled(RINGS + 1);
+	const busy = answers.filter((a) => a.event === 'decline');
+	assert.ok(busy.length <= MOST_UNASKED,
+	    `the page posted ${busy.length} "busy" declines for ${RINGS} rings ` +
+	    'claiming as many senders: each ring anyone posts still makes the ' +
+	    'page post once, from its address\'s rate budget');
+	assert.ok(busy.length >= 1, 'the first callers are told busy');
 });
