@@ -29,6 +29,8 @@ const RING_TIMEOUT_MS = 45000;
 // credentials, a fresh offer), then as long again before giving up.
 const CONNECT_TIMEOUT_MS = 15000;
 const CONTACT_POLL_MS = 4000;
+// Descriptions and candidates kept for a call before its peer connection.
+const MOST_PENDING = 256;
 // How long a call waits for fresh STUN/TURN servers (one attempt).
 const ICE_SERVERS_TIMEOUT_MS = 3000;
 
@@ -828,7 +830,15 @@ function onPeerMessage(kind, data) {
 	if (!c || data.callId !== c.id)
 		return;
 	if (!c.pc) {
-		c.pending.push({ kind, data });
+		// Kept until the peer connection exists; a few dozen come in
+		// earnest (an offer or answer, their candidates), and a caller
+		// that posts on while the page rings must not grow it without
+		// bound (test 76).
+		if (c.pending.length < MOST_PENDING)
+			c.pending.push({ kind, data });
+		else if (!c.pendingDropped && (c.pendingDropped = true))
+			console.warn(`more than ${MOST_PENDING} messages before ` +
+			    "the call's connection: dropped");
 		return;
 	}
 	handlePeer(c, kind, data);
