@@ -57,7 +57,8 @@ const MOST_UNASKED = 8;
 // page's, paid from its user's (in open mode its address's) rate budget:
 // a sender that rings again and again (anyone who knows this device's
 // name) must not make the page post once for each, and keep that budget
-// empty for the page's own signaling (test 72).
+// empty for the page's own signaling (test 72). Past the budget a caller
+// is not told "busy" and sees no answer.
 function tellAgain(key) {
 	const now = Date.now();
 	if (now - (toldAt.get(key) ?? -Infinity) < RING_TIMEOUT_MS)
@@ -506,9 +507,10 @@ function onCall(data, meta) {
 		return;
 	}
 	if (call) {
-		// Busy: another call than this one. Told once per sender while
-		// a ring lasts (see tellAgain).
-		if (!tellAgain(`busy\u0000${from.user}\u0000${from.device}`))
+		// Busy: another call than this one. Told once per call, and
+		// within the page's budget of such answers (see tellAgain).
+		if (!tellAgain(`busy\u0000${from.user}\u0000${from.device}` +
+		    `\u0000${data.callId}`))
 			return;
 		sig.send(from.user, from.device,
 		    { callId: data.callId, from: me, reason: "busy" },

@@ -9,9 +9,9 @@
 // the victim's bucket empty, and the victim's own signaling (its
 // candidates, descriptions, hang-up, the calls it makes from any of its
 // devices) gets 429 and fails; the page also queues each answer behind the
-// last one to that sender, without bound. A busy answer to a sender who
-// was already told is no news: once per sender while the page stays busy
-// is enough.
+// last one to that sender, without bound. Answers the page gives without
+// its user must stay within a small budget (here: 8 in a ring's 45 s),
+// whoever rings and however often.
 //
 // Real Chromium (Debian's, driven by playwright-core from tests/browser/)
 // on the call page behind the real Caddy, JWT authentication on.
@@ -28,6 +28,8 @@ import { mint, claims, bearer } from './jwt.mjs';
 const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
 const T = { timeout: 90000 };
 const RINGS = 20;
+// Answers the page may give by itself within one ring's time.
+const MOST_UNASKED = 8;
 
 let playwright = null;
 try {
@@ -93,8 +95,8 @@ async function setUp(t, { open = false } = {}) {
 	return { page, answers, ring, settled, um };
 }
 
-test('a busy call page answers a stranger\'s rings once, not one POST ' +
-    'for each', { ...T, skip }, async (t) => {
+test('a busy call page answers a few of a stranger\'s rings, not one ' +
+    'POST for each', { ...T, skip }, async (t) => {
 	const { page, answers, ring, settled } = await setUp(t);
 	// The stranger rings, then rings again and again with new call ids.
 	await ring('ring-0');
@@ -105,12 +107,13 @@ test('a busy call page answers a stranger\'s rings once, not one POST ' +
 
 	const busy = answers.filter((a) => a.event === 'decline' &&
 	    a.data && a.data.reason === 'busy');
-	assert.ok(busy.length <= 1,
+	assert.ok(busy.length <= MOST_UNASKED,
 	    `the page posted ${busy.length} "busy" declines for ${RINGS} rings ` +
 	    'from one stranger: every message anyone posts to a busy device ' +
 	    'makes its page post one of its own, from its user\'s rate ' +
 	    'budget, which a stranger can so keep empty (the victim\'s own ' +
 	    'signaling then gets 429)');
+	assert.ok(busy.length >= 1, 'the first callers are told busy');
 	assert.equal(await page.evaluate(() => document.body.dataset.phase),
 	    'ringing', 'the first ring rings on');
 });
@@ -141,7 +144,6 @@ test('a declined call rung again and again is declined again once, not ' +
 // a new sender for each ring is a new sender each time. The page's
 // answers go out from its own address, whose rate budget (BEEP_RATE by
 // address in open mode) every client behind that address shares.
-const MOST_UNASKED = 8;
 test('a busy call page answers at most a few rings of many claimed ' +
     'senders', { ...T, skip }, async (t) => {
 	const { page, answers, ring, settled, um } = await setUp(t,
