@@ -57,7 +57,7 @@ const MOST_UNASKED = 8;
 // page's, paid from its user's (in open mode its address's) rate budget:
 // a sender that rings again and again (anyone who knows this device's
 // name) must not make the page post once for each, and keep that budget
-// empty for the page's own signaling (test 72). Past the budget a caller
+// empty for the page's own signaling (test 74). Past the budget a caller
 // is not told "busy" and sees no answer.
 function tellAgain(key) {
 	const now = Date.now();
@@ -239,7 +239,7 @@ function onSigState(state, info) {
 
 // Each user's contacts under a key of their own: on a shared computer the
 // next person to use the page must not get the list of whom the last one
-// calls (test 75). The list of before (one for the browser) goes to the
+// calls (test 77). The list of before (one for the browser) goes to the
 // user who was last online with it.
 const contactsKey = (user) => `beep.contacts:${user}`;
 
@@ -835,7 +835,7 @@ function onPeerMessage(kind, data) {
 		// Kept until the peer connection exists; a few dozen come in
 		// earnest (an offer or answer, their candidates), and a caller
 		// that posts on while the page rings must not grow it without
-		// bound (test 76).
+		// bound (test 78).
 		if (c.pending.length < MOST_PENDING)
 			c.pending.push({ kind, data });
 		else if (!c.pendingDropped && (c.pendingDropped = true))
