@@ -543,6 +543,10 @@ describe('browsers through Caddy', { skip }, () => {
 			    page ? 'nosniff' : null, p);
 			assert.equal(r.headers.get('referrer-policy'),
 			    page ? 'no-referrer' : null, p);
+			// A window that opens the page (a link from another
+			// site) gets no handle on it, nor it on its opener.
+			assert.equal(r.headers.get('cross-origin-opener-policy'),
+			    page ? 'same-origin' : null, p);
 			assert.equal(r.headers.get('access-control-allow-origin'), '*', p);
 		}
 		const r = await fetch(`${stack.base}/nope`);
