@@ -249,11 +249,13 @@ function saveContacts() {
 }
 
 function loadContacts(user, lastUser) {
+	// The list of before goes to its last user, whoever goes online
+	// first (test 90): removed, it would be lost to them.
 	const legacy = localStorage.getItem("beep.contacts");
 	if (legacy !== null) {
-		if (user === lastUser &&
-		    localStorage.getItem(contactsKey(user)) === null)
-			localStorage.setItem(contactsKey(user), legacy);
+		if (lastUser && localStorage.getItem(contactsKey(lastUser)) ===
+		    null)
+			localStorage.setItem(contactsKey(lastUser), legacy);
 		localStorage.removeItem("beep.contacts");
 	}
 	try {
