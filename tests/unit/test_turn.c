@@ -166,6 +166,41 @@ test_turn_check_urls_browsers_refuse(void **state)
 }
 
 /*
+ * The start-up check must not refuse what browsers take: a service that
+ * ran with one of these stops at start-up after the upgrade that brought
+ * the check (6b8f7b6), though every browser uses it.  Each is taken by
+ * Chromium 156 (new RTCPeerConnection({iceServers: [{urls, username,
+ * credential}]}) does not throw): a host name with '_' (DNS names may
+ * have one: internal zones, SRV-style labels; Chromium checks no
+ * characters but a few such as the space), and a transport in capitals
+ * (RFC 7065's ABNF strings are case-insensitive, RFC 5234; Chromium
+ * compares without case).
+ */
+static void
+test_turn_check_urls_browsers_take(void **state)
+{
+	static const char *const taken[] = {
+	    "turn:turn_1.example:3478",
+	    "stun:stun_a.example",
+	    "turn:t.example:3478?transport=TCP",
+	    "turns:t.example:5349?transport=Tcp",
+	    "turn:t.example?transport=UDP",
+	};
+	struct config c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+		assert_int_equal(parse(&c, taken[i], "s", "86400"), 0);
+		if (turn_check(&c) != 0)
+			fail_msg("BEEP_TURN_URLS=%s stops the service at "
+			         "start-up, but browsers take it (Chromium "
+			         "156's RTCPeerConnection does)",
+			    taken[i]);
+		config_clear(&c);
+	}
+}
+
+/*
  * A STUN USERNAME is fewer than 509 bytes (RFC 8489, 14.3), and Chromium
  * refuses a TURN username over 509 bytes ("TURN server username is too
  * long": its RTCPeerConnection constructor throws).  The user part only
@@ -301,6 +336,7 @@ main(void)
 	    cmocka_unit_test(test_turn_ice_servers),
 	    cmocka_unit_test(test_turn_check),
 	    cmocka_unit_test(test_turn_check_urls_browsers_refuse),
+	    cmocka_unit_test(test_turn_check_urls_browsers_take),
 	    cmocka_unit_test(test_turn_username_fits_stun),
 	    cmocka_unit_test(test_turn_username_coturn_takes),
 	};
