@@ -63,12 +63,14 @@ turn_url_ok(const char *url, size_t len, enum turn_kind kind)
 
 	p++; /* past the scheme's ':' */
 	if (q != NULL) {
-		static const char udp[] = "?transport=udp";
-		static const char tcp[] = "?transport=tcp";
-		size_t n = (size_t)(end - q);
+		/* The key as it is; its value in any case, as Chromium. */
+		static const char key[] = "?transport=";
+		size_t n = (size_t)(end - q), k = sizeof(key) - 1;
 
-		if (kind != TURN_KIND_TURN || n != sizeof(udp) - 1 ||
-		    (memcmp(q, udp, n) != 0 && memcmp(q, tcp, n) != 0))
+		if (kind != TURN_KIND_TURN || n != k + 3 ||
+		    memcmp(q, key, k) != 0 ||
+		    (strncasecmp(q + k, "udp", 3) != 0 &&
+		        strncasecmp(q + k, "tcp", 3) != 0))
 			return false;
 		end = q;
 	}
@@ -86,9 +88,12 @@ turn_url_ok(const char *url, size_t len, enum turn_kind kind)
 		while (host_end < end && *host_end != ':') {
 			unsigned char ch = (unsigned char)*host_end;
 
-			/* A name's letters, digits, '-', '.', and UTF-8. */
-			if (!(isalnum(ch) || ch == '-' || ch == '.' ||
-			        ch >= 0x80))
+			/*
+			 * A name's letters, digits, '-', '_' (DNS names may
+			 * have one, and browsers take it), '.', and UTF-8.
+			 */
+			if (!(isalnum(ch) || ch == '-' || ch == '_' ||
+			        ch == '.' || ch >= 0x80))
 				return false;
 			host_end++;
 		}
