@@ -511,8 +511,13 @@ function onCall(data, meta) {
 	if (call) {
 		// Busy: another call than this one. Told once per call, and
 		// within the page's budget of such answers (see tellAgain).
-		if (!tellAgain(`busy\u0000${from.user}\u0000${from.device}` +
-		    `\u0000${data.callId}`))
+		// The same call rung again (the caller had a reset, and the
+		// busy may have been lost with it) is told once more, as a
+		// decline is, or it rings on until "did not answer" (test 91).
+		const busy = `busy\u0000${from.user}\u0000${from.device}` +
+		    `\u0000${data.callId}`;
+		if (!tellAgain(busy) &&
+		    !(toldAt.has(busy) && tellAgain(`again\u0000${busy}`)))
 			return;
 		sig.send(from.user, from.device,
 		    { callId: data.callId, from: me, reason: "busy" },
