@@ -39,7 +39,7 @@ turn_kind(const char *url, size_t len)
 		size_t n = strlen(schemes[i].scheme);
 
 		/* A scheme and at least one character of host. */
-		if (len > n && strncmp(url, schemes[i].scheme, n) == 0)
+		if (len > n && strncasecmp(url, schemes[i].scheme, n) == 0)
 			return schemes[i].kind;
 	}
 	return TURN_KIND_BAD;

@@ -185,6 +185,9 @@ test_turn_check_urls_browsers_take(void **state)
 	    "turn:t.example:3478?transport=TCP",
 	    "turns:t.example:5349?transport=Tcp",
 	    "turn:t.example?transport=UDP",
+	    /* A scheme is case-insensitive (RFC 3986, 3.1). */
+	    "TURN:t.example:3478",
+	    "STUNS:t.example",
 	};
 	struct config c;
 
