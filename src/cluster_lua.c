@@ -404,8 +404,11 @@ static const char cluster_lua_list[] = LUA_PRELUDE
 
 /*
  * KEYS n; ARGV ttl_ms again rebuild_ms node grace_ms meta_ttl_ms.  Returns
- * whether the key was there (0 also when a PRUNE named the node in
- * beep:resync: see there).  again is "1" from a node that was connected
+ * whether the key was there (1 or 0), or 2 when a PRUNE named the node in
+ * beep:resync (see there): its streams are told whatever their newest id
+ * from Redis (a message posted after the loss was found puts it above the
+ * new base(), and a stream that subscribed on this run before the finding
+ * would never be told).  again is "1" from a node that was connected
  * to a Redis before this connection (see base() above).
  *
  * Then it sweeps: a node that died (SIGKILL, its host gone) or stopped
@@ -423,7 +426,7 @@ static const char cluster_lua_list[] = LUA_PRELUDE
  */
 static const char cluster_lua_beat[] = LUA_PRELUDE
     "local e = redis.call('EXISTS', KEYS[1]) "
-    "if redis.call('SREM', 'beep:resync', ARGV[4]) == 1 then e = 0 end "
+    "if redis.call('SREM', 'beep:resync', ARGV[4]) == 1 then e = 2 end "
     "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
     "local now = now_ms() "
     "redis.call('HSET', 'beep:beat', ARGV[4], string.format('%d', now)) "
@@ -493,10 +496,11 @@ static const char cluster_lua_bye[] =
  * device's next stream told "messages were lost" as after an empty
  * restart), and the count goes on above wrote, so that the next run with
  * the same data is not taken for one that lost some.  Every other node
- * is named in beep:resync, whose next heartbeat answers as if its key had
- * gone: it registers its devices again, and a stream of one whose last id
- * from Redis is below the new base() is told (a stream started on this
- * run before the loss was found, too).  A run where some
+ * is named in beep:resync, whose next heartbeat answers 2: it registers
+ * its devices again, each as having seen nothing from Redis, so that its
+ * streams are told (a stream started on this run before the loss was
+ * found, too, also when a message posted since put its newest id from
+ * Redis above the new base()).  A run where some
  * node's POST ran before any node's PRUNE (a node whose Redis user may not
  * run INFO does not prune) began above where it did: a loss it hides is
  * not found.  Returns 1, or 2 when it found the loss.

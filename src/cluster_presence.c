@@ -310,8 +310,23 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 				cl->beat_unknown = true;
 			break;
 		}
+		if (r->type == REDIS_REPLY_INTEGER && r->integer == 2) {
+			/*
+			 * Another node found that Redis lost messages it had
+			 * accepted (PRUNE): every stream here is told, also
+			 * one whose newest id from Redis is above the new
+			 * base (posted to since the finding).
+			 */
+			struct cluster_entry *e2, *tmp;
+
+			HASH_ITER(hh, cl->entries, e2, tmp)
+			{
+				if (e2->streams > 0)
+					e2->told = true;
+			}
+		}
 		if (cl->beat_unknown ||
-		    (r->type == REDIS_REPLY_INTEGER && r->integer == 0))
+		    (r->type == REDIS_REPLY_INTEGER && r->integer != 1))
 			cluster_presence_resync_all(cl);
 		cl->beat_unknown = false;
 		cl->again = true;
