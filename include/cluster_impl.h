@@ -169,8 +169,12 @@ struct cluster {
 	bool stop, leaving;
 	/* The BYE found the scripts gone: sent again once they are loaded. */
 	bool bye_again;
-	/* A PRUNE failed: the next connection sends it again. */
+	/*
+	 * A PRUNE failed: sent again, after the registrations' backoff when
+	 * Redis refused it, else on the next connection.
+	 */
 	bool prune_again;
+	bool prune_queued; /* a PRUNE sent, not answered yet */
 	pthread_t cmd_thread, sub_thread;
 
 	atomic_bool cmd_up, sub_up;

@@ -332,7 +332,13 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 		cl->again = true;
 		break;
 	case JOB_PRUNE:
-		/* Not run, or not known to have run: the next connection. */
+		/*
+		 * Not run, or not known to have run: again, after the
+		 * registrations' backoff when refused (a connection lost
+		 * instead: the next one).
+		 */
+		cl->prune_queued = false;
+		presence_retry(cl, r, ok);
 		if (!ok)
 			cl->prune_again = true;
 		else if (r->type == REDIS_REPLY_INTEGER && r->integer == 2)

@@ -293,6 +293,28 @@ redis_prune_live(struct cluster *cl, struct cluster_job *j)
 }
 
 /*
+ * Queue the PRUNE of run (see the script), then the resync of every
+ * device with streams here; with cl->lock held.
+ */
+static void
+redis_queue_prune(struct cluster *cl, const char *run)
+{
+	struct cluster_job *j =
+	    cluster_job_new(cl, JOB_PRUNE, CLUSTER_LUA_PRUNE, 0);
+
+	cluster_job_str(j, cl->node);
+	cluster_job_num(j, cl->grace_ms);
+	cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
+	cluster_job_str(j, run);
+	cluster_job_num(j, atomic_load(&cl->wrote));
+	redis_prune_live(cl, j);
+	cluster_job_enqueue(cl, j);
+	cl->prune_again = false;
+	cl->prune_queued = true;
+	cluster_presence_resync_all(cl);
+}
+
+/*
  * The command connection Redis knows this node by: its CLIENT ID, and the
  * run_id of the Redis that gave it (ids start again when Redis does).
  */
@@ -585,19 +607,8 @@ cluster_redis_cmd_main(void *arg)
 			 */
 			if ((fence.new_run || cl->prune_again) &&
 			    !cl->leaving) {
-				j = cluster_job_new(
-				    cl, JOB_PRUNE, CLUSTER_LUA_PRUNE, 0);
-				cluster_job_str(j, cl->node);
-				cluster_job_num(j, cl->grace_ms);
-				cluster_job_num(
-				    j, CLUSTER_META_TTL_MS + cl->keep_ms);
-				cluster_job_str(j, fence.seen);
-				cluster_job_num(j, atomic_load(&cl->wrote));
-				redis_prune_live(cl, j);
-				cluster_job_enqueue(cl, j);
-				cl->prune_again = false;
+				redis_queue_prune(cl, fence.seen);
 				fence.new_run = false;
-				cluster_presence_resync_all(cl);
 			}
 			if (cl->bye_again) {
 				cl->bye_again = false;
@@ -606,6 +617,15 @@ cluster_redis_cmd_main(void *arg)
 			redis_state(&cl->cmd_up, true, "commands", NULL);
 			continue;
 		}
+		/*
+		 * A PRUNE Redis refused (READONLY from a replica not yet
+		 * promoted, OOM, MISCONF) on this connection: again when
+		 * the refused registrations are, before them (test 86;
+		 * before, only the next connection pruned).
+		 */
+		if (cl->prune_again && !cl->prune_queued && !cl->leaving &&
+		    now >= cl->retry_at)
+			redis_queue_prune(cl, fence.seen);
 		/* Registrations Redis refused wait (cl->retry_at). */
 		if (cl->dirty && now >= cl->retry_at)
 			cluster_presence_reconcile(cl);
