@@ -180,9 +180,13 @@ struct cluster {
 	atomic_bool cmd_up, sub_up;
 	/*
 	 * The highest count of accepted messages a POST had from Redis
-	 * (beep:w): a new run that began below it lost some (PRUNE).
+	 * (beep:w) since its data began at wrote_born (beep:born, ms; 0:
+	 * none), both from the answers in their order (the command thread,
+	 * with lock): a new run of that data that began below it lost some
+	 * (PRUNE).  A count from before the data began again (a flush) says
+	 * nothing of the data after it.
 	 */
-	_Atomic uint64_t wrote;
+	uint64_t wrote, wrote_born;
 	_Atomic uint64_t received, duplicates, replayed, local, unreachable;
 	_Atomic uint64_t reconnects, resets;
 };

@@ -570,18 +570,12 @@ cluster_publish(struct cluster *cl, const char *user, const char *device,
 		/* Redis restarted empty: presence not rebuilt yet. */
 		cluster_count(&cl->unreachable);
 		*down = true;
-	} else if (r->element[0]->integer != 404 && r->elements == 3 &&
-	    r->element[1]->type == REDIS_REPLY_STRING &&
-	    r->element[2]->type == REDIS_REPLY_INTEGER) {
-		uint64_t w = (uint64_t)r->element[2]->integer;
-		uint64_t had = atomic_load(&cl->wrote);
-
+	} else if (r->element[0]->integer != 404 && r->elements >= 2 &&
+	    r->element[1]->type == REDIS_REPLY_STRING) {
+		/* Its count (beep:w) was noted with the answer. */
 		res =
 		    r->element[0]->integer == 200 ? REGISTRY_OK : REGISTRY_HELD;
 		snprintf(id, size, "%s", r->element[1]->str);
-		while (had < w &&
-		    !atomic_compare_exchange_weak(&cl->wrote, &had, w))
-			;
 	}
 	cluster_job_free(j);
 	return res;

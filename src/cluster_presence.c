@@ -347,6 +347,26 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 			         "of their devices are told (event: reset)");
 		break;
 	case JOB_POST:
+		/*
+		 * {status, id, w, born}: the count of accepted messages of
+		 * the data that began at born (for PRUNE).  Noted here, in
+		 * the order of the answers: a count from before a flush does
+		 * not outlive the data after it.
+		 */
+		if (ok && r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
+		    r->element[2]->type == REDIS_REPLY_INTEGER &&
+		    r->element[3]->type == REDIS_REPLY_STRING) {
+			uint64_t w = (uint64_t)r->element[2]->integer;
+			uint64_t born = strtoull(r->element[3]->str, NULL, 10);
+
+			if (born != cl->wrote_born) {
+				cl->wrote_born = born;
+				cl->wrote = w;
+			} else if (w > cl->wrote) {
+				cl->wrote = w;
+			}
+		}
+		break;
 	case JOB_LIST:
 	case JOB_BYE:
 		break;

@@ -306,8 +306,9 @@ redis_queue_prune(struct cluster *cl, const char *run)
 	cluster_job_num(j, cl->grace_ms);
 	cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
 	cluster_job_str(j, run);
-	cluster_job_num(j, atomic_load(&cl->wrote));
+	cluster_job_num(j, cl->wrote);
 	redis_prune_live(cl, j);
+	cluster_job_num(j, cl->wrote_born);
 	cluster_job_enqueue(cl, j);
 	cl->prune_again = false;
 	cl->prune_queued = true;
