@@ -187,6 +187,14 @@ struct cluster {
 	 * nothing of the data after it.
 	 */
 	uint64_t wrote, wrote_born;
+	/*
+	 * The Redis run of the command connection (INFO's run_id; "" not
+	 * known), and the one wrote was counted on: two runs of the same data
+	 * give the same count to two different messages (one lost with a
+	 * snapshot, one the restored Redis counted in its place), so Redis
+	 * keeps each run's highest (beep:wr) and PRUNE compares with that.
+	 */
+	char run[48], wrote_run[48];
 	_Atomic uint64_t received, duplicates, replayed, local, unreachable;
 	_Atomic uint64_t reconnects, resets;
 };

@@ -548,6 +548,7 @@ cluster_publish(struct cluster *cl, const char *user, const char *device,
 	cluster_job_num(j, cl->keep_ms);
 	cluster_job_num(j, cl->grace_ms);
 	cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
+	cluster_job_str(j, cl->run);
 	if (!cluster_job_call(cl, j)) {
 		pthread_mutex_unlock(&cl->lock);
 		cluster_count(&cl->unreachable);

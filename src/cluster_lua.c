@@ -134,7 +134,8 @@
  */
 
 /*
- * KEYS u g s m; ARGV dev user frame maxlen keep_ms grace_ms meta_ttl_ms.
+ * KEYS u g s m; ARGV dev user frame maxlen keep_ms grace_ms meta_ttl_ms
+ * run (the node's Redis run, "" not known: beep:wr, see PRUNE).
  * A stream that expired (nothing posted for keep_ms) took every entry up
  * to last with it, and no trim said so: the floor becomes last before the
  * new stream begins, so that a resume from before it is told.
@@ -187,8 +188,10 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "dev .. frame "
     "for _, node in ipairs(nodes) do "
     "redis.pcall('PUBLISH', 'beep:c:' .. node, msg) end "
-    "return {status, id, redis.call('INCR', 'beep:w'), "
-    "redis.call('GET', 'beep:born') or ''}";
+    "local w = redis.call('INCR', 'beep:w') "
+    "if ARGV[8] and ARGV[8] ~= '' then "
+    "redis.call('HSET', 'beep:wr', ARGV[8], w) end "
+    "return {status, id, w, redis.call('GET', 'beep:born') or ''}";
 
 /*
  * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms seen again
@@ -468,7 +471,7 @@ static const char cluster_lua_bye[] =
     "redis.call('HDEL', 'beep:beat', ARGV[1]) return 1";
 
 /*
- * ARGV node grace_ms meta_ttl_ms run wrote live born.  The node is connected to a Redis run
+ * ARGV node grace_ms meta_ttl_ms run wrote live born wrote_run.  The node is connected to a Redis run
  * other than the one it last knew (restarted, failed over): Redis may be
  * back from a snapshot or a replica older than its last writes, and then
  * names this node as the holder of devices whose streams here have gone
@@ -488,28 +491,29 @@ static const char cluster_lua_bye[] =
  *
  * And a Redis back with older data has lost the messages it accepted
  * after them, held ones (202) with the rest, which no client would be
- * told of: its ids and beep:born are as before.  wrote is the highest
- * count of accepted messages (POST's w) this node had from Redis since
- * its data began at born (POST's born; 0: none); the first PRUNE of a run
- * notes where the run's count began (beep:w0: "RUN START DONE").  A count
- * that began below what a node had seen of the same data (born), or data
- * that began before what a node had seen (a snapshot from before a flush
- * or an earlier finding), lost accepted messages; a count from before the
- * data began again (flushed since: told then, as an empty restart) says
- * nothing of it (test 85).  Once a run, beep:born goes, so that the next script
- * of a node known before starts the data afresh (incarnation(): the
- * rebuild, and every id given before is below the new base(), each
+ * told of: its ids and beep:born are as before.  Redis counts the
+ * messages it accepts (beep:w, POST's w), and keeps the highest count of
+ * each of its runs (beep:wr: RUN -> count, written by POST with the run
+ * its node's connection reached).  wrote is the highest count this node
+ * had from Redis on run wrote_run since its data began at born (POST's
+ * born; 0: none).  Data that has less of that run than the node was given
+ * (of the same born), or that began before what the node had seen (a
+ * snapshot from before a flush or an earlier finding), lost accepted
+ * messages; a count from before the data began again (flushed since:
+ * told then, as an empty restart) says nothing of it (test 85).  A count
+ * alone would not do: the restored Redis counts on from the snapshot and
+ * gives the lost messages' numbers to new ones, so a node that comes back
+ * only to a later run found nothing (test 87).  Then beep:born goes (once:
+ * the born of every other node's count is then another), so that the next
+ * script of a node known before starts the data afresh (incarnation():
+ * the rebuild, and every id given before is below the new base(), each
  * device's next stream told "messages were lost" as after an empty
- * restart), and the count goes on above wrote, so that the next run with
- * the same data is not taken for one that lost some.  Every other node
- * is named in beep:resync, whose next heartbeat answers 2: it registers
- * its devices again, each as having seen nothing from Redis, so that its
- * streams are told (a stream started on this run before the loss was
- * found, too, also when a message posted since put its newest id from
- * Redis above the new base()).  A run where some
- * node's POST ran before any node's PRUNE (a node whose Redis user may not
- * run INFO does not prune) began above where it did: a loss it hides is
- * not found.  Returns 1, or 2 when it found the loss.
+ * restart).  Every other node is named in beep:resync, whose next
+ * heartbeat answers 2: it registers its devices again, each as having
+ * seen nothing from Redis, so that its streams are told (a stream started
+ * on this run before the loss was found, too, also when a message posted
+ * since put its newest id from Redis above the new base()).  Returns 1,
+ * or 2 when it found the loss.
  */
 static const char cluster_lua_prune[] = LUA_PRELUDE
     "local node = ARGV[1] "
@@ -529,22 +533,15 @@ static const char cluster_lua_prune[] = LUA_PRELUDE
     "to_grace('beep:g:' .. user, 'beep:m:' .. user .. '\\31' .. dev, dev, "
     "now, grace, metattl, nil) end end end end "
     "if not kept then redis.call('SREM', r, user) end end "
-    "local run, wrote = ARGV[4], tonumber(ARGV[5]) "
-    "local r0, start, done = string.match(redis.call('GET', 'beep:w0') or "
-    "'', '^(%S+) (%d+) (%d)$') "
-    "if r0 ~= run then start, done = redis.call('GET', 'beep:w') or '0', "
-    "'0' end "
+    "local wrote = tonumber(ARGV[5]) "
     "local nb = tonumber(ARGV[7] or '0') "
     "local rb = tonumber(redis.call('GET', 'beep:born') or '0') "
-    "local found = done == '0' and rb > 0 and (nb > rb or "
-    "(nb == rb and wrote > tonumber(start))) "
-    "if found then done = '1' redis.call('DEL', 'beep:born') "
+    "local had = tonumber(redis.call('HGET', 'beep:wr', ARGV[8] or '') or "
+    "'0') "
+    "local found = rb > 0 and (nb > rb or (nb == rb and wrote > had)) "
+    "if found then redis.call('DEL', 'beep:born') "
     "for _, x in ipairs(redis.call('SMEMBERS', 'beep:nodes')) do "
     "if x ~= node then redis.call('SADD', 'beep:resync', x) end end end "
-    "redis.call('SET', 'beep:w0', run .. ' ' .. start .. ' ' .. done) "
-    "if nb == rb and wrote > tonumber(redis.call('GET', 'beep:w') or '0') "
-    "then "
-    "redis.call('SET', 'beep:w', string.format('%d', wrote)) end "
     "if found then return 2 end "
     "return 1";
 

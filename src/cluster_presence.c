@@ -359,8 +359,10 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 			uint64_t w = (uint64_t)r->element[2]->integer;
 			uint64_t born = strtoull(r->element[3]->str, NULL, 10);
 
-			if (born != cl->wrote_born) {
+			if (born != cl->wrote_born ||
+			    strcmp(cl->run, cl->wrote_run) != 0) {
 				cl->wrote_born = born;
+				memcpy(cl->wrote_run, cl->run, sizeof(cl->run));
 				cl->wrote = w;
 			} else if (w > cl->wrote) {
 				cl->wrote = w;

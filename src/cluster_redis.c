@@ -309,6 +309,7 @@ redis_queue_prune(struct cluster *cl, const char *run)
 	cluster_job_num(j, cl->wrote);
 	redis_prune_live(cl, j);
 	cluster_job_num(j, cl->wrote_born);
+	cluster_job_str(j, cl->wrote_run);
 	cluster_job_enqueue(cl, j);
 	cl->prune_again = false;
 	cl->prune_queued = true;
@@ -595,6 +596,7 @@ cluster_redis_cmd_main(void *arg)
 				continue;
 			}
 			backoff = CLUSTER_BACKOFF_MIN_MS;
+			memcpy(cl->run, fence.seen, sizeof(cl->run));
 			if (was_up) {
 				cluster_count(&cl->reconnects);
 				cl->again = true;

@@ -1983,14 +1983,17 @@ test_cluster_prune_keeps_live(void **state)
 	redisFree(c);
 }
 
-/* A PRUNE of run by a node with count wrote of the data begun at born. */
+/*
+ * A PRUNE by a node whose count was wrote on run wrote_run of the data
+ * begun at born.
+ */
 static long long
 prune_count(
-    redisContext *c, const char *run, const char *wrote, const char *born)
+    redisContext *c, const char *wrote, const char *born, const char *wrote_run)
 {
 	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_PRUNE], "0", "n9",
-	    "0", "60000", run, wrote, "", born};
-	redisReply *r = redisCommandArgv(c, 10, argv, NULL);
+	    "0", "60000", "run-now", wrote, "", born, wrote_run};
+	redisReply *r = redisCommandArgv(c, 11, argv, NULL);
 	long long v;
 
 	assert_non_null(r);
@@ -2018,21 +2021,30 @@ test_cluster_prune_count_of_data(void **state)
 	assert_true(c != NULL && c->err == 0);
 	freeReplyObject(redisCommand(c, "SET beep:born 2000"));
 	freeReplyObject(redisCommand(c, "SET beep:w 5"));
+	freeReplyObject(redisCommand(c, "HSET beep:wr run-a 5"));
 	/* Counted 50 of the data before the flush (born 1000): no loss. */
-	assert_int_equal(prune_count(c, "run-a", "50", "1000"), 1);
+	assert_int_equal(prune_count(c, "50", "1000", "run-a"), 1);
 	r = redisCommand(c, "EXISTS beep:born");
 	assert_int_equal(r->integer, 1);
 	freeReplyObject(r);
-	/* Of this data, 5 seen, 5 kept: no loss. */
-	assert_int_equal(prune_count(c, "run-b", "5", "2000"), 1);
-	/* Of this data, 6 seen, 5 kept: lost. */
-	assert_int_equal(prune_count(c, "run-c", "6", "2000"), 2);
+	/* Of this data, 5 seen on run-a, 5 kept: no loss. */
+	assert_int_equal(prune_count(c, "5", "2000", "run-a"), 1);
+	/*
+	 * 6 seen on run-b, which this data never had (a later run counted
+	 * on past 6 from 5): lost.
+	 */
+	freeReplyObject(redisCommand(c, "SET beep:w 9"));
+	freeReplyObject(redisCommand(c, "HSET beep:wr run-c 9"));
+	assert_int_equal(prune_count(c, "6", "2000", "run-b"), 2);
 	r = redisCommand(c, "EXISTS beep:born");
 	assert_int_equal(r->integer, 0);
 	freeReplyObject(r);
+	/* Of this data, 6 seen on run-a, 5 kept: lost. */
+	freeReplyObject(redisCommand(c, "SET beep:born 2000"));
+	assert_int_equal(prune_count(c, "6", "2000", "run-a"), 2);
 	/* Redis back with data older than the node's (born 3000): lost. */
 	freeReplyObject(redisCommand(c, "SET beep:born 2000"));
-	assert_int_equal(prune_count(c, "run-d", "1", "3000"), 2);
+	assert_int_equal(prune_count(c, "1", "3000", "run-a"), 2);
 	redisFree(c);
 }
 
