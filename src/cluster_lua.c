@@ -500,10 +500,10 @@ static const char cluster_lua_bye[] =
  * (of the same born), or that began before what the node had seen (a
  * snapshot from before a flush or an earlier finding), lost accepted
  * messages; a count from before the data began again (flushed since:
- * told then, as an empty restart) says nothing of it (test 85).  A count
+ * told then, as an empty restart) says nothing of it (test 87).  A count
  * alone would not do: the restored Redis counts on from the snapshot and
  * gives the lost messages' numbers to new ones, so a node that comes back
- * only to a later run found nothing (test 87).  Then beep:born goes (once:
+ * only to a later run found nothing (test 89).  Then beep:born goes (once:
  * the born of every other node's count is then another), so that the next
  * script of a node known before starts the data afresh (incarnation():
  * the rebuild, and every id given before is below the new base(), each

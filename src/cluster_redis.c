@@ -623,7 +623,7 @@ cluster_redis_cmd_main(void *arg)
 		/*
 		 * A PRUNE Redis refused (READONLY from a replica not yet
 		 * promoted, OOM, MISCONF) on this connection: again when
-		 * the refused registrations are, before them (test 86;
+		 * the refused registrations are, before them (test 88;
 		 * before, only the next connection pruned).
 		 */
 		if (cl->prune_again && !cl->prune_queued && !cl->leaving &&

@@ -2008,7 +2008,7 @@ prune_count(
  * began at beep:born.  Flushed, Redis counts again from 0 (the loss told
  * then, as an empty restart), and a node's count from before says nothing
  * of the new data: the next run of it, every write kept, was taken for one
- * that lost some (test 85).  A run of data that began before the data a
+ * that lost some (test 87).  A run of data that began before the data a
  * node had counts of (a snapshot from before a flush) did lose them.
  */
 static void
