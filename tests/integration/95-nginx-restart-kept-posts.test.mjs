@@ -20,7 +20,7 @@
 // answered 502. It fails on HEAD.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { uid, subPath, postPath, poll, Client, BEEP_BIN } from './harness.mjs';
+import { uid, postPath, poll, Client, BEEP_BIN } from './harness.mjs';
 import { Rig, stop, waitLine, live, READY_GUARD } from './fronts.mjs';
 
 const GENERATIONS = 7;                 // 6 restarts
