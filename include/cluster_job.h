@@ -28,6 +28,8 @@ void cluster_job_key(struct cluster_job *j, const char *kind, const char *user,
 
 /* Queue j for the command thread and wake it; with cl->lock held. */
 void cluster_job_enqueue(struct cluster *cl, struct cluster_job *j);
+/* Ahead of every job queued (with cl->lock held). */
+void cluster_job_enqueue_first(struct cluster *cl, struct cluster_job *j);
 /* redis_timeout from now, on CLOCK_MONOTONIC. */
 void cluster_job_deadline(struct cluster *cl, struct timespec *ts);
 /*

@@ -85,6 +85,17 @@ cluster_job_enqueue(struct cluster *cl, struct cluster_job *j)
 	pthread_cond_signal(&cl->wake);
 }
 
+/* With cl->lock held. */
+void
+cluster_job_enqueue_first(struct cluster *cl, struct cluster_job *j)
+{
+	j->next = cl->queue;
+	cl->queue = j;
+	if (cl->queue_tail == NULL)
+		cl->queue_tail = j;
+	pthread_cond_signal(&cl->wake);
+}
+
 void
 cluster_job_deadline(struct cluster *cl, struct timespec *ts)
 {

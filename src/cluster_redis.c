@@ -310,7 +310,13 @@ redis_queue_prune(struct cluster *cl, const char *run)
 	redis_prune_live(cl, j);
 	cluster_job_num(j, cl->wrote_born);
 	cluster_job_str(j, cl->wrote_run);
-	cluster_job_enqueue(cl, j);
+	/*
+	 * First: a job queued while the connection was being made again
+	 * (a POST whose caller saw the commands up just before they went
+	 * down) would otherwise run on the new run before the PRUNE, and
+	 * its count, of the new run, replace the one the PRUNE compares.
+	 */
+	cluster_job_enqueue_first(cl, j);
 	cl->prune_again = false;
 	cl->prune_queued = true;
 	cluster_presence_resync_all(cl);
