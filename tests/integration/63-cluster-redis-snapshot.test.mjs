@@ -12,9 +12,8 @@
 // and started again on the same directory: it loads dump.rdb.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import {
-	startCluster, CLUSTER_QUICK, uid, postPath, poll,
+	startCluster, CLUSTER_QUICK, uid, postPath, poll, subscribeSettled,
 } from './harness.mjs';
 
 const T = { timeout: 120000 };
@@ -24,12 +23,10 @@ const ENV = {
 	BEEP_GRACE_SECONDS: '600',
 };
 
-// SIGKILL (no save on the way out), then the same Redis on the same
-// directory: it comes back with what the last SAVE wrote.
+// Redis crashed and started again from its last SAVE, and every client's
+// node connected to it again.
 async function crashAndRestart(cl, clients) {
-	await cl.redis.stop('SIGKILL');
-	rmSync(cl.redis.socket, { force: true });
-	await cl.redis.start();
+	await cl.redis.crashAndRestart();
 	for (const c of clients)
 		await poll(async () => (await c.health()).cluster.redis === 'up',
 		    { timeout: 20000, what: 'healthz says redis up' });
@@ -44,23 +41,6 @@ async function until(s, end) {
 			return got;
 		got.push({ type: e.type, data: e.data });
 	}
-}
-
-// Subscribes until the node no longer answers 503 (its channel or its
-// registrations not back yet).
-async function subscribeSettled(node, u, d, headers) {
-	let s;
-	await poll(async () => {
-		try {
-			s = await node.subscribe(u, d, { headers });
-			return true;
-		} catch (e) {
-			if (/: 503 /.test(e.message))
-				return false;
-			throw e;
-		}
-	}, { timeout: 30000, what: `${u}/${d} subscribed` });
-	return s;
 }
 
 // POST until the cluster answers something other than 503 (the rebuild
@@ -160,9 +140,7 @@ describe('Redis back from an older snapshot', T, () => {
 		const pid = a.backend.pid;
 		process.kill(pid, 'SIGSTOP');
 		t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
-		await cl.redis.stop('SIGKILL');
-		rmSync(cl.redis.socket, { force: true });
-		await cl.redis.start();
+		await cl.redis.crashAndRestart();
 		const mon = await cl.redis.monitor(t);
 		process.kill(pid, 'SIGCONT');
 

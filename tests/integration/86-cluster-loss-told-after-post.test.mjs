@@ -15,31 +15,12 @@
 // good, untold.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import {
-	startCluster, startStack, CLUSTER_QUICK, uid, postPath, poll,
+	startCluster, startStack, CLUSTER_QUICK, uid, postPath, poll, subscribeSettled,
 } from './harness.mjs';
 
 const T = { timeout: 120000 };
 const ENV = { ...CLUSTER_QUICK, BEEP_GRACE_SECONDS: '600' };
-
-// Subscribes until the node no longer answers 503 (its connection to the
-// new run, or the rebuild, not there yet).
-async function subscribeSettled(node, u, d, headers) {
-	let s;
-	await poll(async () => {
-		try {
-			s = await node.subscribe(u, d, { headers });
-			return true;
-		} catch (e) {
-			if (/: 503 /.test(e.message))
-				return false;
-			throw e;
-		}
-	}, { timeout: 30000, what: `${u}/${d} subscribed` });
-	return s;
-}
 
 describe('Redis back with older data: the loss is told', T, () => {
 	test('a stream subscribed before the loss was found is told at its ' +
@@ -77,15 +58,8 @@ describe('Redis back with older data: the loss is told', T, () => {
 		const pid = b.backend.pid;
 		process.kill(pid, 'SIGSTOP');
 		t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
-		await cl.redis.stop('SIGKILL');
-		rmSync(cl.redis.socket, { force: true });
-		await cl.redis.start();
-		let seen = '';
-		const mon = spawn('redis-cli', ['-s', cl.redis.socket, 'MONITOR']);
-		t.after(() => mon.kill());
-		mon.stdout.setEncoding('utf8');
-		mon.stdout.on('data', (d) => { seen += d; });
-		await poll(() => seen.includes('OK'), { what: 'MONITOR started' });
+		await cl.redis.crashAndRestart();
+		const mon = await cl.redis.monitor(t);
 
 		const back = await subscribeSettled(a, u, 'phone',
 		    { 'Last-Event-ID': position });
@@ -112,9 +86,9 @@ describe('Redis back with older data: the loss is told', T, () => {
 		assert.equal((await back.nextEvent(15000)).data, 'm3');
 
 		// a's heartbeat: on a new command connection, at once.
-		const from = seen.length;
+		const from = mon.text().length;
 		assert.match(cl.redis.cli('CLIENT', 'KILL', 'ID', idA[0]), /^1$/);
-		await poll(() => seen.indexOf(`"SADD" "beep:r:${nodeA}" "${u}"`,
+		await poll(() => mon.text().indexOf(`"SADD" "beep:r:${nodeA}" "${u}"`,
 		    from) >= 0, { timeout: 20000, what: 'a\'s resync of the device' });
 
 		const r4 = await cb.postJson(postPath(u, 'phone'), { data: 'm4' });

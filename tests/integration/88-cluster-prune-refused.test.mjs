@@ -12,8 +12,6 @@
 // loss it would have found is hidden).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import {
 	startCluster, CLUSTER_QUICK, uid, postPath, poll,
 } from './harness.mjs';
@@ -43,29 +41,22 @@ describe('a PRUNE Redis refused', T, () => {
 		const pid = a.backend.pid;
 		process.kill(pid, 'SIGSTOP');
 		t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
-		await cl.redis.stop('SIGKILL');
-		rmSync(cl.redis.socket, { force: true });
-		await cl.redis.start();
+		await cl.redis.crashAndRestart();
 		assert.equal(cl.redis.cli('REPLICAOF', '127.0.0.1', '1'), 'OK');
-		let seen = '';
-		const mon = spawn('redis-cli', ['-s', cl.redis.socket, 'MONITOR']);
-		t.after(() => mon.kill());
-		mon.stdout.setEncoding('utf8');
-		mon.stdout.on('data', (d) => { seen += d; });
-		await poll(() => seen.includes('OK'), { what: 'MONITOR started' });
+		const mon = await cl.redis.monitor(t);
 		process.kill(pid, 'SIGCONT');
 		// The node's first script on the new run is its PRUNE: refused
 		// at its first write.  Then the promotion, on the same run.
 		const refused = () => Number((/errorstat_READONLY:count=(\d+)/
 		    .exec(cl.redis.cli('INFO', 'errorstats')) || [0, 0])[1]);
 		await poll(() => refused() > 0 &&
-		    seen.includes(`"SMEMBERS" "beep:r:${node}"`),
+		    mon.text().includes(`"SMEMBERS" "beep:r:${node}"`),
 		    { timeout: 20000, what: 'the PRUNE refused (READONLY)' });
 		assert.equal(cl.redis.cli('REPLICAOF', 'NO', 'ONE'), 'OK');
 
 		// The refused resync of the live device, sent again, runs, and
 		// the node's heartbeat (refused too) sets its key again.
-		await poll(() => seen.includes(`"SADD" "beep:r:${node}" "${u}"`) &&
+		await poll(() => mon.text().includes(`"SADD" "beep:r:${node}" "${u}"`) &&
 		    cl.redis.cli('EXISTS', `beep:n:${node}`) === '1',
 		    { timeout: 20000, what: 'the resync and heartbeat made again' });
 		const listed = await ca.devices(u);

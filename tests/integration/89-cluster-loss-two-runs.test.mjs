@@ -11,22 +11,12 @@
 // last id is not told that what was held for it is gone.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import {
 	startCluster, CLUSTER_QUICK, uid, postPath, poll,
 } from './harness.mjs';
 
 const T = { timeout: 120000 };
 const ENV = { ...CLUSTER_QUICK, BEEP_GRACE_SECONDS: '600' };
-
-// SIGKILL (no save on the way out), then the same Redis on the same
-// directory: it comes back with what the last SAVE wrote.
-async function crashAndRestart(cl) {
-	await cl.redis.stop('SIGKILL');
-	rmSync(cl.redis.socket, { force: true });
-	await cl.redis.start();
-}
 
 describe('Redis back with older data, found by a node away meanwhile', T,
     () => {
@@ -60,7 +50,7 @@ describe('Redis back with older data, found by a node away meanwhile', T,
 		const pid = b.backend.pid;
 		process.kill(pid, 'SIGSTOP');
 		t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
-		await crashAndRestart(cl);
+		await cl.redis.crashAndRestart();
 		assert.equal(Number(cl.redis.cli('GET', 'beep:w')), bCount - 1,
 		    'the snapshot lost one accepted message');
 		// a comes to the new run (its PRUNE, then its heartbeat), and
@@ -82,15 +72,10 @@ describe('Redis back with older data, found by a node away meanwhile', T,
 		// That run ends with every write kept (saved, then restarted
 		// from it): b comes back to the next run.
 		assert.equal(cl.redis.cli('SAVE'), 'OK');
-		await crashAndRestart(cl);
-		let seen = '';
-		const mon = spawn('redis-cli', ['-s', cl.redis.socket, 'MONITOR']);
-		t.after(() => mon.kill());
-		mon.stdout.setEncoding('utf8');
-		mon.stdout.on('data', (d) => { seen += d; });
-		await poll(() => seen.includes('OK'), { what: 'MONITOR started' });
+		await cl.redis.crashAndRestart();
+		const mon = await cl.redis.monitor(t);
 		process.kill(pid, 'SIGCONT');
-		await poll(() => seen.includes(`"SMEMBERS" "beep:r:${nodeB}"`) &&
+		await poll(() => mon.text().includes(`"SMEMBERS" "beep:r:${nodeB}"`) &&
 		    cl.redis.cli('EXISTS', `beep:n:${nodeB}`) === '1',
 		    { timeout: 20000, what: 'b\'s PRUNE and heartbeat' });
 

@@ -897,6 +897,13 @@ export async function startRedis(dir, { persist = false, args = [] } = {}) {
 	r.cli = (...args) => redisCli(socket, args);
 	// Several commands, one per line, on redis-cli's stdin.
 	r.cliInput = (input) => redisCli(socket, [], input);
+	// SIGKILL (no save on the way out), then the same Redis on the same
+	// directory: it comes back with what the last SAVE wrote (a new run).
+	r.crashAndRestart = async () => {
+		await r.stop('SIGKILL');
+		rmSync(socket, { force: true });
+		await r.start();
+	};
 	// MONITOR from now on (stopped after t): { text() } what it printed.
 	r.monitor = async (t) => {
 		let seen = '';
@@ -909,6 +916,23 @@ export async function startRedis(dir, { persist = false, args = [] } = {}) {
 	};
 	await r.start();
 	return r;
+}
+
+// Subscribes until the node no longer answers 503 (its connection to a
+// new Redis run, or the rebuild, not there yet).
+export async function subscribeSettled(node, u, d, headers) {
+	let s;
+	await poll(async () => {
+		try {
+			s = await node.subscribe(u, d, { headers });
+			return true;
+		} catch (e) {
+			if (/: 503 /.test(e.message))
+				return false;
+			throw e;
+		}
+	}, { timeout: 30000, what: `${u}/${d} subscribed` });
+	return s;
 }
 
 // The cluster tests' quick settings: a node's registrations expire and
