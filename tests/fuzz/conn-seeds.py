@@ -45,6 +45,10 @@ seeds = {
     "other-id-end": b"\0" + begin(1) + rec(STDIN, 2) + rec(PARAMS, 1) + rec(STDIN, 1),
     "management-inside": b"\0" + begin(1) + rec(GET_VALUES, 0, nv(b"FCGI_MAX_CONNS", b""))
     + rec(PARAMS, 1) + rec(STDIN, 1),
+    # A GET_VALUES naming a variable four times overflows libfcgi's
+    # 64-byte answer on the stack: the reader refuses it (test 72).
+    "management-long": b"\0" + begin(1) + rec(GET_VALUES, 0, nv(b"FCGI_MAX_CONNS", b"") * 4)
+    + rec(PARAMS, 1) + rec(STDIN, 1),
     "cut-parameter": b"\0" + begin(1) + rec(PARAMS, 1, bytes([14, 4]) + b"REQUEST") + rec(PARAMS, 1) + rec(STDIN, 1),
     "end-before-params": b"\0" + begin(1) + rec(STDIN, 1),
     "bad-role": b"\0" + begin(1, role=7) + rec(PARAMS, 1) + rec(STDIN, 1),

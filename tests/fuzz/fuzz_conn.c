@@ -10,7 +10,10 @@
  * itself, linked statically with its read() and poll() wrapped: a read
  * of the connection that finds nothing (the socket is non-blocking) or a
  * poll() of it that would wait (libfcgi's close waits for the peer so)
- * is a worker held by the peer, and fails the input.
+ * is a worker held by the peer, and fails the input.  libfcgi reads
+ * through the binary's reader, as in production (main.c's OS_Read():
+ * server_conn_read(), which walks the records and refuses those libfcgi
+ * cannot read safely), so the walk is fuzzed with it.
  *
  * Input: a mode byte, then the bytes the peer sends.  Mode bit 0 clear:
  * the rest as it is.  Set: the rest as records, each four bytes (t, i, l,
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
+#include "server.h"
 #include "server_impl.h"
 
 /* Past server_conn_whole()'s 8 KiB look, and libfcgi's 8 KiB reads. */
@@ -44,6 +48,14 @@ ssize_t __real_read(int fd, void *buf, size_t n);
 ssize_t __wrap_read(int fd, void *buf, size_t n);
 int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
 int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
+int __wrap_OS_Read(int fd, char *buf, size_t len);
+
+/* libfcgi's OS_Read(), as main.c defines it for the binary. */
+int
+__wrap_OS_Read(int fd, char *buf, size_t len)
+{
+	return server_conn_read(fd, buf, len);
+}
 
 ssize_t
 __wrap_read(int fd, void *buf, size_t n)
