@@ -38,23 +38,29 @@ struct route_spec {
 	 */
 	bool head;
 	const char *allow;
+	/*
+	 * The Express service's API routes: Express 4 (strict: false)
+	 * matched them with or without one trailing '/', which clients may
+	 * have kept.  Not the routes of its own (/metrics stays exact).
+	 */
+	bool slash;
 };
 
 static const struct route_spec route_specs[] = {
     {ROUTE_SUBSCRIBE, 4, {LIT("subscribe"), ID, LIT("device"), ID}, METHOD_GET,
-        false, "GET, OPTIONS"},
+        false, "GET, OPTIONS", true},
     {ROUTE_DEVICES, 3, {LIT("user"), ID, LIT("devices"), ID}, METHOD_GET, true,
-        "GET, HEAD, OPTIONS"},
+        "GET, HEAD, OPTIONS", true},
     {ROUTE_POST, 4, {LIT("user"), ID, LIT("device"), ID}, METHOD_POST, false,
-        "POST, OPTIONS"},
+        "POST, OPTIONS", true},
     {ROUTE_HEALTH, 1, {LIT("healthz"), ID, ID, ID}, METHOD_GET, true,
-        "GET, HEAD, OPTIONS"},
+        "GET, HEAD, OPTIONS", false},
     {ROUTE_METRICS, 1, {LIT("metrics"), ID, ID, ID}, METHOD_GET, true,
-        "GET, HEAD, OPTIONS"},
+        "GET, HEAD, OPTIONS", false},
     {ROUTE_READY, 1, {LIT("readyz"), ID, ID, ID}, METHOD_GET, true,
-        "GET, HEAD, OPTIONS"},
+        "GET, HEAD, OPTIONS", false},
     {ROUTE_ICE, 1, {LIT("ice-servers"), ID, ID, ID}, METHOD_GET, true,
-        "GET, HEAD, OPTIONS"},
+        "GET, HEAD, OPTIONS", false},
 };
 
 #define ROUTE_NSPECS (sizeof(route_specs) / sizeof(route_specs[0]))
@@ -120,14 +126,58 @@ route_decode_id(
 	return ROUTE_OK;
 }
 
+/*
+ * The spec the path's first path_len bytes match, its segments in segs
+ * (*nseg of them), or NULL; with slash_only, only a spec that takes a
+ * trailing '/'.
+ */
+static const struct route_spec *
+route_find(const char *uri, size_t path_len, bool slash_only,
+    struct route_seg *segs, size_t *nseg)
+{
+	const char *p = uri + 1;
+
+	/* Split "/a/b/c" on '/'; every segment, even an empty one, counts. */
+	*nseg = 0;
+	for (;;) {
+		const char *end = memchr(p, '/', path_len - (size_t)(p - uri));
+		size_t len =
+		    end ? (size_t)(end - p) : path_len - (size_t)(p - uri);
+
+		if (*nseg == ROUTE_MAX_SEGMENTS)
+			return NULL;
+		segs[*nseg].p = p;
+		segs[*nseg].len = len;
+		(*nseg)++;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+
+	for (size_t i = 0; i < ROUTE_NSPECS; i++) {
+		const struct route_spec *s = &route_specs[i];
+		bool ok = s->nseg == *nseg && (s->slash || !slash_only);
+
+		for (size_t j = 0; ok && j < *nseg; j++)
+			if (s->seg[j].s != NULL &&
+			    (segs[j].len != s->seg[j].len ||
+			        memcmp(segs[j].p, s->seg[j].s, segs[j].len) !=
+			            0))
+				ok = false;
+		if (ok)
+			return s;
+	}
+	return NULL;
+}
+
 enum route_result
 route_match(enum route_method method, const char *uri, size_t max_id,
     char *room, size_t room_size, struct route *r)
 {
 	struct route_seg segs[ROUTE_MAX_SEGMENTS];
-	const struct route_spec *spec = NULL;
+	const struct route_spec *spec;
 	size_t nseg = 0, path_len, need = 0, used = 0;
-	const char *q, *p;
+	const char *q;
 	char *ids;
 	enum route_result res;
 
@@ -139,36 +189,15 @@ route_match(enum route_method method, const char *uri, size_t max_id,
 	path_len = (size_t)(q - uri);
 	r->query = *q == '?' ? q + 1 : NULL;
 
-	/* Split "/a/b/c" on '/'; every segment, even an empty one, counts. */
-	p = uri + 1;
-	for (;;) {
-		const char *end = memchr(p, '/', path_len - (size_t)(p - uri));
-		size_t len =
-		    end ? (size_t)(end - p) : path_len - (size_t)(p - uri);
-
-		if (nseg == ROUTE_MAX_SEGMENTS)
-			return ROUTE_NOT_FOUND;
-		segs[nseg].p = p;
-		segs[nseg].len = len;
-		nseg++;
-		if (end == NULL)
-			break;
-		p = end + 1;
-	}
-
-	for (size_t i = 0; i < ROUTE_NSPECS && spec == NULL; i++) {
-		const struct route_spec *s = &route_specs[i];
-		bool ok = s->nseg == nseg;
-
-		for (size_t j = 0; ok && j < nseg; j++)
-			if (s->seg[j].s != NULL &&
-			    (segs[j].len != s->seg[j].len ||
-			        memcmp(segs[j].p, s->seg[j].s, segs[j].len) !=
-			            0))
-				ok = false;
-		if (ok)
-			spec = s;
-	}
+	spec = route_find(uri, path_len, false, segs, &nseg);
+	/*
+	 * Not a route as it is: the path without one trailing '/' (not
+	 * two), on a route that takes it.  As it is first, so that an empty
+	 * id ("/user/bob/device/") stays a bad id.
+	 */
+	if (spec == NULL && path_len > 2 && uri[path_len - 1] == '/' &&
+	    uri[path_len - 2] != '/')
+		spec = route_find(uri, path_len - 1, true, segs, &nseg);
 	if (spec == NULL)
 		return ROUTE_NOT_FOUND;
 	r->id = spec->id;
