@@ -58,6 +58,14 @@ void body_init(void);
 enum http_status body_decode(const char *ct, const char *body, size_t len,
     unsigned max_depth, struct body_msg *msg, const char **why);
 
+/*
+ * The *why of a body that parses but carries no data ({}, "data": "" or
+ * null, data=, an empty body: body-parser read an empty JSON body as {}),
+ * compared by address: the Express service answered 404 for such a POST
+ * when the device was not there, and 400 only when it was.
+ */
+extern const char body_no_data[];
+
 void body_msg_clear(struct body_msg *msg);
 
 /*

@@ -360,6 +360,31 @@ api_devices(struct api *api, const struct route *r, struct api_response *resp)
 	api_json(resp, HTTP_200, list);
 }
 
+/*
+ * Whether r's device is listed (has a live stream), as GET .../devices
+ * would say; yes when a cluster cannot tell (Redis down).  Only a POST
+ * without data asks (api_post()), so it costs nothing on the way of one
+ * with data.
+ */
+static bool
+api_device_listed(struct api *api, const struct route *r)
+{
+	bool found = false;
+	char **names;
+	size_t n;
+
+	if (api->cluster == NULL)
+		registry_devices(api->reg, r->user, &names, &n);
+	else if (cluster_devices(api->cluster, r->user, &names, &n) < 0)
+		return true;
+	for (size_t i = 0; i < n; i++) {
+		found = found || strcmp(names[i], r->device) == 0;
+		free(names[i]);
+	}
+	free(names);
+	return found;
+}
+
 static void
 api_post(struct api *api, const struct api_request *req, const struct route *r,
     const struct auth_identity *who, struct api_response *resp)
@@ -397,7 +422,12 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	status = body_decode(req->content_type, req->body ? req->body : "",
 	    req->body_len, api->config->max_depth, &msg, &why);
 	if (status != HTTP_200) {
-		api_error(resp, status, why);
+		/* As the Express service: the device first, then the data. */
+		if (why == body_no_data && !api_device_listed(api, r))
+			api_error(
+			    resp, HTTP_404, "device connection not found");
+		else
+			api_error(resp, status, why);
 		return;
 	}
 	/* Packed once, outside the registry lock; every stream shares it. */

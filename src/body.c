@@ -142,6 +142,8 @@ body_decode_fast(
 	return true;
 }
 
+const char body_no_data[] = "no data supplied";
+
 static enum http_status
 body_decode_json(const char *body, size_t len, unsigned max_depth,
     struct body_msg *msg, const char **why)
@@ -151,6 +153,11 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 	const char *key;
 	size_t key_len;
 
+	/* body-parser read an empty JSON body as {}: no data, not malformed. */
+	if (len == 0) {
+		*why = body_no_data;
+		return HTTP_400;
+	}
 	if (body_decode_fast(body, len, max_depth, msg))
 		return HTTP_200;
 	if (!depth_json_within(body, len, max_depth)) {
@@ -205,7 +212,7 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 	}
 	if (data == NULL || json_is_null(data) ||
 	    (json_is_string(data) && json_string_length(data) == 0)) {
-		*why = "no data supplied";
+		*why = body_no_data;
 		goto fail;
 	}
 	if (json_is_string(data)) {
@@ -276,7 +283,7 @@ body_decode_form(
 		p = pair_end + 1;
 	}
 	if (!have_data || msg->data_len == 0) {
-		*why = "no data supplied";
+		*why = body_no_data;
 		goto fail;
 	}
 	if (!http_utf8_valid(msg->data, msg->data_len)) {

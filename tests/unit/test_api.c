@@ -149,8 +149,14 @@ test_api_statuses(void **state)
 	        NULL},
 	    {"POST", "/user/bob/device/x", "application/json", "{", HTTP_400,
 	        NULL},
+	    /*
+	     * No data to a device not there: 404, as the Express service
+	     * looked the device up first (to one that is: 400, below).
+	     */
 	    {"POST", "/user/bob/device/x", "application/json",
-	        "{\"data\":\"\"}", HTTP_400, NULL},
+	        "{\"data\":\"\"}", HTTP_404, NULL},
+	    {"POST", "/user/bob/device/x", "application/json", "", HTTP_404,
+	        NULL},
 	    {"POST", "/user/bob/device/x", "application/json",
 	        "{\"data\":\"hi\"}", HTTP_404, NULL},
 	    {"OPTIONS", "/user/bob/device/x", NULL, NULL, HTTP_204,
@@ -209,6 +215,18 @@ test_api_subscribe_post_list(void **state)
 
 	call(f, "GET", "/user/bob/devices", NULL, NULL, &r);
 	assert_string_equal(r.body.data, "[\"ph one\"]");
+	api_response_clear(&r);
+
+	/* No data to a device that is there: 400 (an empty body is {}). */
+	assert_int_equal(call(f, "POST", "/user/bob/device/ph%20one",
+	                     "application/json", "{}", &r),
+	    HTTP_400);
+	assert_string_equal(r.body.data, "{\"error\":\"no data supplied\"}");
+	api_response_clear(&r);
+	assert_int_equal(call(f, "POST", "/user/bob/device/ph%20one",
+	                     "application/json", "", &r),
+	    HTTP_400);
+	assert_string_equal(r.body.data, "{\"error\":\"no data supplied\"}");
 	api_response_clear(&r);
 
 	assert_int_equal(
