@@ -116,7 +116,8 @@ struct cluster_job {
 	unsigned epoch; /* a SUB's: cl->sub_epoch when it was made */
 	/*
 	 * A SUB's: the token it leaves in this node's field (cl->sub_tokens);
-	 * an UNSUB's: the last of the tokens it undoes (e->undo_hi), or 0.
+	 * an UNSUB's: the last of the tokens it undoes (e->undo_hi), or 0;
+	 * a BEAT's: the generation it acknowledges (cl->tell_ack), or 0.
 	 */
 	uint64_t token;
 	bool local;  /* a SYNC's or UNSUB's: it carries its entry's local */
@@ -154,6 +155,14 @@ struct cluster {
 	 * cannot tell; it resyncs whatever it says.
 	 */
 	bool beat_unknown;
+	/*
+	 * The generation of the last "resync, and tell" a heartbeat
+	 * answered ({2, gen}: see the beat script), which this node acted
+	 * on; and the one its next heartbeat acknowledges, until a
+	 * heartbeat carrying it is answered (0: none).  Redis gives the
+	 * answer again until then: one lost with the connection is not.
+	 */
+	uint64_t tell_done, tell_ack;
 	/*
 	 * Registrations Redis refused (an error answer: MISCONF, OOM,
 	 * NOREPLICAS, READONLY...) are sent again no sooner than retry_at

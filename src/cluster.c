@@ -23,6 +23,9 @@
  *                        below seen), seen (where its last stream began,
  *                        or last when one that served it left)
  *   beep:c:NODE          pub/sub channel of the messages for the node
+ *   beep:tell            hash: NODE -> the generation of a loss found
+ *                        (PRUNE) that it is to tell its streams of, until
+ *                        its heartbeat acknowledges it
  * Each operation is one Lua script (atomic, in Redis's order): POST
  * checks the holders (dropping those of dead nodes, whose devices enter
  * their grace period), appends to the stream (XADD: the entry id is the

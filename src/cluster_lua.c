@@ -72,7 +72,9 @@
 	"for _, f in ipairs(redis.call('HKEYS', u)) do "                       \
 	"local other = string.sub(f, #pre + 1) "                               \
 	"if string.sub(f, 1, #pre) == pre and other ~= node then "             \
-	"redis.pcall('PUBLISH', 'beep:c:' .. other, msg) end end end "
+	"redis.pcall('PUBLISH', 'beep:c:' .. other, msg) end end end "         \
+	"local function tell_gen(now) return string.format('%d', "             \
+	"now * 1000 + redis.call('INCR', 'beep:tells') % 1000) end "
 
 /*
  * beep:born is when this Redis's data began (ms): every id a device gets
@@ -408,13 +410,25 @@ static const char cluster_lua_list[] = LUA_PRELUDE
     "return out";
 
 /*
- * KEYS n; ARGV ttl_ms again rebuild_ms node grace_ms meta_ttl_ms.  Returns
- * whether the key was there (1 or 0), or 2 when a PRUNE named the node in
- * beep:resync (see there): its streams are told whatever their newest id
- * from Redis (a message posted after the loss was found puts it above the
- * new base(), and a stream that subscribed on this run before the finding
- * would never be told).  again is "1" from a node that was connected
- * to a Redis before this connection (see base() above).
+ * KEYS n; ARGV ttl_ms again rebuild_ms node grace_ms meta_ttl_ms ack.
+ * Returns whether the key was there (1 or 0), or {2, gen} when a PRUNE
+ * named the node in beep:tell with generation gen (see there): its
+ * streams are told whatever their newest id from Redis (a message posted
+ * after the loss was found puts it above the new base(), and a stream
+ * that subscribed on this run before the finding would never be told).
+ * The name stays until the node acknowledges that generation (ack, the
+ * gen its last {2, gen} said; 0: none), at its next heartbeat: an answer
+ * lost with the connection is given again (until 2026-12-06 Redis took
+ * the name off as it answered, and a node that never read the answer
+ * resynced without telling: test 92).  A second finding in between sets
+ * another generation, which the first's ack does not take off.  A node
+ * of the version before names others in the set beep:resync, which it
+ * takes its own name off as it answers: a name there (and none in
+ * beep:tell) is moved to beep:tell with a new generation; PRUNE writes
+ * both, so that a node of that version is told too (beep:resync stays a
+ * set: made a hash, that node's heartbeat would fail on it, WRONGTYPE,
+ * and the node be taken for dead).  again is "1" from a node that was
+ * connected to a Redis before this connection (see base() above).
  *
  * Then it sweeps: a node that died (SIGKILL, its host gone) or stopped
  * leaves its registrations (beep:u fields, which have no TTL, for they
@@ -431,9 +445,13 @@ static const char cluster_lua_list[] = LUA_PRELUDE
  */
 static const char cluster_lua_beat[] = LUA_PRELUDE
     "local e = redis.call('EXISTS', KEYS[1]) "
-    "if redis.call('SREM', 'beep:resync', ARGV[4]) == 1 then e = 2 end "
-    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
     "local now = now_ms() "
+    "local tell = redis.call('HGET', 'beep:tell', ARGV[4]) "
+    "if redis.call('SREM', 'beep:resync', ARGV[4]) == 1 and not tell then "
+    "tell = tell_gen(now) redis.call('HSET', 'beep:tell', ARGV[4], tell) end "
+    "if tell and tell == ARGV[7] then "
+    "redis.call('HDEL', 'beep:tell', ARGV[4]) tell = nil end "
+    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
     "redis.call('HSET', 'beep:beat', ARGV[4], string.format('%d', now)) "
     "incarnation(now, ARGV[2] == '1', tonumber(ARGV[3])) "
     "local grace, metattl = tonumber(ARGV[5]), tonumber(ARGV[6]) "
@@ -457,6 +475,7 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
     "if redis.call('SCARD', r) == 0 then "
     "redis.call('SREM', 'beep:nodes', x) "
     "redis.call('HDEL', 'beep:beat', x) end end end "
+    "if tell then return {2, tonumber(tell)} end "
     "return e";
 
 /*
@@ -464,11 +483,13 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
  * heartbeat with it, so that a device left with no holder after a stop
  * is held from its last message, not from that heartbeat as for a node
  * that died (to_grace() above: its clients would get again what it
- * delivered since).  Returns 1.
+ * delivered since); and its name in beep:tell, which no heartbeat of it
+ * will acknowledge (a node's name is new each time it starts).  Returns 1.
  */
 static const char cluster_lua_bye[] =
     "redis.call('DEL', KEYS[1]) "
-    "redis.call('HDEL', 'beep:beat', ARGV[1]) return 1";
+    "redis.call('HDEL', 'beep:beat', ARGV[1]) "
+    "redis.call('HDEL', 'beep:tell', ARGV[1]) return 1";
 
 /*
  * ARGV node grace_ms meta_ttl_ms run wrote live born wrote_run.  The node is connected to a Redis run
@@ -508,12 +529,15 @@ static const char cluster_lua_bye[] =
  * script of a node known before starts the data afresh (incarnation():
  * the rebuild, and every id given before is below the new base(), each
  * device's next stream told "messages were lost" as after an empty
- * restart).  Every other node is named in beep:resync, whose next
- * heartbeat answers 2: it registers its devices again, each as having
- * seen nothing from Redis, so that its streams are told (a stream started
- * on this run before the loss was found, too, also when a message posted
- * since put its newest id from Redis above the new base()).  Returns 1,
- * or 2 when it found the loss.
+ * restart).  Every other node is named in beep:tell (NODE -> the
+ * finding's generation, tell_gen(): the time of the finding and a
+ * counter, unique also after a flush), whose heartbeats answer {2, gen}
+ * until it acknowledges (see BEAT): it registers its devices again, each
+ * as having seen nothing from Redis, so that its streams are told (a
+ * stream started on this run before the loss was found, too, also when a
+ * message posted since put its newest id from Redis above the new
+ * base()); and in beep:resync, for a node of the version before.
+ * Returns 1, or 2 when it found the loss.
  */
 static const char cluster_lua_prune[] = LUA_PRELUDE
     "local node = ARGV[1] "
@@ -540,8 +564,10 @@ static const char cluster_lua_prune[] = LUA_PRELUDE
     "'0') "
     "local found = rb > 0 and (nb > rb or (nb == rb and wrote > had)) "
     "if found then redis.call('DEL', 'beep:born') "
+    "local gen = tell_gen(now) "
     "for _, x in ipairs(redis.call('SMEMBERS', 'beep:nodes')) do "
-    "if x ~= node then redis.call('SADD', 'beep:resync', x) end end end "
+    "if x ~= node then redis.call('SADD', 'beep:resync', x) "
+    "redis.call('HSET', 'beep:tell', x, gen) end end end "
     "if found then return 2 end "
     "return 1";
 

@@ -229,6 +229,22 @@ presence_retry(struct cluster *cl, const redisReply *r, bool ok)
 }
 
 /*
+ * The generation of a heartbeat's "resync, and tell" ({2, gen}, see the
+ * beat script), or 0 for any other answer.
+ */
+static uint64_t
+presence_beat_tell(const redisReply *r)
+{
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER ||
+	    r->element[0]->integer != 2 ||
+	    r->element[1]->type != REDIS_REPLY_INTEGER ||
+	    r->element[1]->integer <= 0)
+		return 0;
+	return (uint64_t)r->element[1]->integer;
+}
+
+/*
  * What an answer (j->reply, NULL when the job failed) does to the entries
  * and the node's registration; with cl->lock held.
  */
@@ -310,20 +326,35 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 				cl->beat_unknown = true;
 			break;
 		}
-		if (r->type == REDIS_REPLY_INTEGER && r->integer == 2) {
+		/* Its acknowledgement ran (see the beat script). */
+		if (j->token == cl->tell_ack)
+			cl->tell_ack = 0;
+		if (presence_beat_tell(r) != 0) {
 			/*
 			 * Another node found that Redis lost messages it had
 			 * accepted (PRUNE): every stream here is told, also
 			 * one whose newest id from Redis is above the new
-			 * base (posted to since the finding).
+			 * base (posted to since the finding).  Acknowledged
+			 * by the next heartbeat, the told flags holding it
+			 * here meanwhile; told once, also when Redis says it
+			 * again (that acknowledgement lost before it ran: a
+			 * second reset would be told).  The answer does not
+			 * say whether the key was there: a resync all the
+			 * same.
 			 */
 			struct cluster_entry *e2, *tmp;
+			uint64_t gen = presence_beat_tell(r);
 
-			HASH_ITER(hh, cl->entries, e2, tmp)
-			{
-				if (e2->streams > 0)
-					e2->told = true;
+			if (gen != cl->tell_done) {
+				HASH_ITER(hh, cl->entries, e2, tmp)
+				{
+					if (e2->streams > 0)
+						e2->told = true;
+				}
+				cl->tell_done = gen;
 			}
+			cl->tell_ack = gen;
+			cluster_presence_resync_all(cl);
 		}
 		if (cl->beat_unknown ||
 		    (r->type == REDIS_REPLY_INTEGER && r->integer != 1))

@@ -647,6 +647,8 @@ cluster_redis_cmd_main(void *arg)
 			cluster_job_str(j, cl->node);
 			cluster_job_num(j, cl->grace_ms);
 			cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
+			j->token = cl->tell_ack;
+			cluster_job_num(j, j->token);
 			cluster_job_enqueue(cl, j);
 			next_beat = now + cl->ttl_ms / 3;
 		}

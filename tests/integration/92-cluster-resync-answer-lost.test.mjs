@@ -245,7 +245,6 @@ describe('Redis back with older data: a lost "resync, and tell"', T, () => {
 				break;
 			got.push({ type: e.type, data: e.data });
 		}
-		back.close();
 		assert.ok(got.some((e) => e.type === 'reset' &&
 		    /messages were lost/.test(e.data)), '"after" was answered ' +
 		    '202 and lost with the snapshot; a\'s heartbeat said ' +
@@ -253,5 +252,21 @@ describe('Redis back with older data: a lost "resync, and tell"', T, () => {
 		    'taken a off beep:resync when it answered: the resync after ' +
 		    'found m3 above the new beep:born, nothing lost; events ' +
 		    `after m3: ${JSON.stringify(got)}`);
+
+		// Redis keeps a's name (beep:tell) until a acknowledges, at
+		// its next heartbeat: here on a new connection again.  Then
+		// it is not told again: m5 comes with no second reset.
+		assert.equal(cl.redis.cli('HEXISTS', 'beep:tell', nodeA), '1');
+		assert.ok(proxy.killCommands() >= 1, 'a\'s command connection');
+		const poke2 = await ca.get(listPath(uid('poke')));
+		assert.equal(poke2.status, 503, poke2.text);
+		await poll(() => cl.redis.cli('HEXISTS', 'beep:tell', nodeA) === '0',
+		    { timeout: 20000, what: 'a\'s acknowledgement' });
+		const r5 = await cb.postJson(postPath(u, 'phone'), { data: 'm5' });
+		assert.equal(r5.status, 200, r5.text);
+		const e5 = await back.nextEvent(15000);
+		back.close();
+		assert.deepEqual({ type: e5.type, data: e5.data },
+		    { type: 'message', data: 'm5' });
 	});
 });

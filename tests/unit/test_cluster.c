@@ -1559,6 +1559,51 @@ test_cluster_sub_count(void **state)
 	redisFree(c);
 }
 
+/* The node's side of a heartbeat, its answers given by hand. */
+struct beat_case {
+	struct registry_stream *s;
+	struct cluster_entry *ref;
+	redisContext *c;
+	struct cluster_job *j;
+};
+
+/*
+ * A stream of u/d on node 0, a connection to Redis for the answers, and a
+ * heartbeat job to answer (until beat_case_close()).  Returns the
+ * device's entry, with node 0's lock held.
+ */
+static struct cluster_entry *
+beat_case_open(struct fixture *f, struct beat_case *b)
+{
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct cluster_entry *e;
+	enum registry_error err;
+	bool down;
+
+	b->s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &b->ref, &err, &down);
+	assert_non_null(b->s);
+	b->c = redisConnectUnix(f->sock);
+	assert_true(b->c != NULL && b->c->err == 0);
+	b->j = cluster_job_new(f->cl[0], JOB_BEAT, CLUSTER_LUA_BEAT, 1);
+	pthread_mutex_lock(&f->cl[0]->lock);
+	e = cluster_presence_find(f->cl[0], "u", "d");
+	assert_non_null(e);
+	return e;
+}
+
+/* The end of beat_case_open()'s case: the lock let go, the stream gone. */
+static void
+beat_case_close(struct fixture *f, struct beat_case *b)
+{
+	pthread_mutex_unlock(&f->cl[0]->lock);
+	cluster_job_free(b->j);
+	redisFree(b->c);
+	registry_unsubscribe(f->reg[0], b->s);
+	cluster_unsubscribe(f->cl[0], b->ref);
+}
+
 /*
  * A heartbeat whose answer was lost may have found the node's key gone
  * (its registrations swept) and set it again: the next answer says the
@@ -1569,42 +1614,24 @@ static void
 test_cluster_beat_lost(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
-	struct registry_start st;
-	struct registry_stream *s;
-	struct cluster_entry *ref, *e;
-	struct cluster_job *j;
-	enum registry_error err;
-	redisContext *c;
-	bool down;
+	struct beat_case b;
+	struct cluster_entry *e;
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	c = redisConnectUnix(f->sock);
-	assert_true(c != NULL && c->err == 0);
-	j = cluster_job_new(f->cl[0], JOB_BEAT, CLUSTER_LUA_BEAT, 1);
-	pthread_mutex_lock(&f->cl[0]->lock);
-	e = cluster_presence_find(f->cl[0], "u", "d");
-	assert_non_null(e);
+	e = beat_case_open(f, &b);
 	assert_false(e->sync_wanted);
 	/* Lost (the connection broke before its answer was read). */
-	j->sent = true;
-	cluster_presence_answer(f->cl[0], j);
+	b.j->sent = true;
+	cluster_presence_answer(f->cl[0], b.j);
 	assert_false(e->sync_wanted);
 	/* The next one: the key was there (1), as the lost one set it. */
-	j->reply = redisCommand(c, "EXISTS beep:born");
-	assert_int_equal(j->reply->type, REDIS_REPLY_INTEGER);
-	assert_int_equal(j->reply->integer, 1);
-	cluster_presence_answer(f->cl[0], j);
+	b.j->reply = redisCommand(b.c, "EXISTS beep:born");
+	assert_int_equal(b.j->reply->type, REDIS_REPLY_INTEGER);
+	assert_int_equal(b.j->reply->integer, 1);
+	cluster_presence_answer(f->cl[0], b.j);
 	assert_true(e->sync_wanted);
-	pthread_mutex_unlock(&f->cl[0]->lock);
-	cluster_job_free(j);
-	redisFree(c);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	beat_case_close(f, &b);
 }
 
 /* Whether Redis has node's key, and its heartbeat: 2 both, 0 neither. */
@@ -2048,6 +2075,171 @@ test_cluster_prune_count_of_data(void **state)
 	redisFree(c);
 }
 
+/*
+ * A heartbeat of node (the beat script) acknowledging generation ack ("0":
+ * none).  Returns its answer, 0 or 1 (its key was there), or 2 with the
+ * generation in *gen (a "resync, and tell").
+ */
+static long long
+beat_script(redisContext *c, const char *node, const char *ack, long long *gen)
+{
+	char key[64];
+	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_BEAT], "1", key,
+	    "60000", "0", "1000", node, "0", "60000", ack};
+	redisReply *r;
+	long long v;
+
+	snprintf(key, sizeof(key), "beep:n:%s", node);
+	r = redisCommandArgv(c, 11, argv, NULL);
+	assert_non_null(r);
+	*gen = 0;
+	if (r->type == REDIS_REPLY_ARRAY) {
+		assert_int_equal(r->elements, 2);
+		assert_int_equal(r->element[0]->type, REDIS_REPLY_INTEGER);
+		assert_int_equal(r->element[1]->type, REDIS_REPLY_INTEGER);
+		v = r->element[0]->integer;
+		*gen = r->element[1]->integer;
+		assert_true(*gen > 0);
+	} else {
+		assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+		v = r->integer;
+	}
+	freeReplyObject(r);
+	return v;
+}
+
+/* A PRUNE by n9 that finds a loss: every other node is to be told. */
+static void
+prune_finds(redisContext *c)
+{
+	freeReplyObject(redisCommand(c, "SET beep:born 2000"));
+	freeReplyObject(redisCommand(c, "SET beep:w 9"));
+	freeReplyObject(redisCommand(c, "HSET beep:wr run-c 9"));
+	assert_int_equal(prune_count(c, "6", "2000", "run-b"), 2);
+}
+
+/*
+ * A node named by a PRUNE that found a loss is answered "resync, and
+ * tell" ({2, gen}) by its heartbeats until one acknowledges gen: an answer
+ * lost with the connection is given again.  Until 2026-12-06 Redis took
+ * the name off as it answered (SREM), and a node that never read the
+ * answer resynced without telling its streams (test 92).  A second
+ * finding before the acknowledgement sets another generation, which the
+ * first's acknowledgement does not take off.
+ */
+static void
+test_cluster_beat_tell_acked(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	long long g1, g2, g3, g;
+	char ack[24];
+
+	if (f == NULL)
+		skip();
+	c = redisConnectUnix(f->sock);
+	assert_true(c != NULL && c->err == 0);
+	freeReplyObject(redisCommand(c, "SADD beep:nodes n1 n9"));
+	prune_finds(c);
+	assert_int_equal(redis_int(c, "HEXISTS beep:tell n9"), 0);
+	/* A node of the version before is named in the set. */
+	assert_int_equal(redis_int(c, "SISMEMBER beep:resync n1"), 1);
+	assert_int_equal(beat_script(c, "n1", "0", &g1), 2);
+	/* That answer lost: the next heartbeat says it again. */
+	assert_int_equal(beat_script(c, "n1", "0", &g), 2);
+	assert_int_equal(g, g1);
+	snprintf(ack, sizeof(ack), "%lld", g1);
+	assert_int_equal(beat_script(c, "n1", ack, &g), 1);
+	assert_int_equal(redis_int(c, "HEXISTS beep:tell n1"), 0);
+	assert_int_equal(redis_int(c, "SISMEMBER beep:resync n1"), 0);
+	assert_int_equal(beat_script(c, "n1", ack, &g), 1);
+	assert_int_equal(beat_script(c, "n1", "0", &g), 1);
+
+	/* Found again before n1 acknowledged: told again. */
+	prune_finds(c);
+	assert_int_equal(beat_script(c, "n1", "0", &g2), 2);
+	assert_true(g2 != g1);
+	prune_finds(c);
+	snprintf(ack, sizeof(ack), "%lld", g2);
+	assert_int_equal(beat_script(c, "n1", ack, &g3), 2);
+	assert_true(g3 != g2);
+	snprintf(ack, sizeof(ack), "%lld", g3);
+	assert_int_equal(beat_script(c, "n1", ack, &g), 1);
+	assert_int_equal(redis_int(c, "HEXISTS beep:tell n1"), 0);
+	redisFree(c);
+}
+
+/*
+ * The version before named nodes in beep:resync, a set, and took a name
+ * off as its heartbeat answered 2.  A name left there by a node of that
+ * version (a rolling upgrade) is told as one of beep:tell, and kept until
+ * acknowledged; the set stays a set, whose SREM that version's heartbeat
+ * still runs.
+ */
+static void
+test_cluster_beat_tell_legacy(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	long long g1, g;
+	char ack[24];
+	redisReply *r;
+
+	if (f == NULL)
+		skip();
+	c = redisConnectUnix(f->sock);
+	assert_true(c != NULL && c->err == 0);
+	freeReplyObject(redisCommand(c, "SADD beep:resync n2 n3"));
+	assert_int_equal(beat_script(c, "n2", "0", &g1), 2);
+	assert_int_equal(redis_int(c, "SISMEMBER beep:resync n2"), 0);
+	assert_int_equal(beat_script(c, "n2", "0", &g), 2);
+	assert_int_equal(g, g1);
+	snprintf(ack, sizeof(ack), "%lld", g1);
+	assert_int_equal(beat_script(c, "n2", ack, &g), 1);
+	assert_int_equal(redis_int(c, "HEXISTS beep:tell n2"), 0);
+	r = redisCommand(c, "TYPE beep:resync");
+	assert_string_equal(r->str, "set");
+	freeReplyObject(r);
+	assert_int_equal(redis_int(c, "SREM beep:resync n3"), 1);
+	redisFree(c);
+}
+
+/*
+ * The node's side: a "resync, and tell" marks every device with streams
+ * here told and resyncs them, and is acknowledged by the next heartbeat;
+ * the same generation said again (the acknowledgement's answer lost, and
+ * before it ran) is acknowledged again but not told twice (a second
+ * reset).  A heartbeat carrying the acknowledgement, answered, ends it.
+ */
+static void
+test_cluster_beat_tell_node(void **state)
+{
+	struct fixture *f = *state;
+	struct beat_case b;
+	struct cluster_entry *e;
+
+	if (f == NULL)
+		skip();
+	e = beat_case_open(f, &b);
+	b.j->reply = redisCommand(b.c, "EVAL %s 0", "return {2, 1234}");
+	cluster_presence_answer(f->cl[0], b.j);
+	assert_true(e->told);
+	assert_true(e->sync_wanted);
+	assert_int_equal(f->cl[0]->tell_ack, 1234);
+	/* As its resync would (the command thread waits for the lock). */
+	e->told = false;
+	cluster_presence_answer(f->cl[0], b.j);
+	assert_false(e->told);
+	assert_int_equal(f->cl[0]->tell_ack, 1234);
+	/* The heartbeat that carried it, answered: acknowledged. */
+	freeReplyObject(b.j->reply);
+	b.j->reply = redisCommand(b.c, "EXISTS beep:born");
+	b.j->token = 1234;
+	cluster_presence_answer(f->cl[0], b.j);
+	assert_int_equal(f->cl[0]->tell_ack, 0);
+	beat_case_close(f, &b);
+}
+
 int
 main(void)
 {
@@ -2093,6 +2285,12 @@ main(void)
 	        test_cluster_prune_keeps_live, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_prune_count_of_data, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_beat_tell_acked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_beat_tell_legacy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_beat_tell_node, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
