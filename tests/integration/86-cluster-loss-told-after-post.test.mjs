@@ -16,7 +16,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-	startCluster, startStack, CLUSTER_QUICK, uid, postPath, poll, subscribeSettled,
+	startCluster, startStack, CLUSTER_QUICK, uid, postPath, listPath, poll,
+	subscribeSettled,
 } from './harness.mjs';
 
 const T = { timeout: 120000 };
@@ -85,9 +86,14 @@ describe('Redis back with older data: the loss is told', T, () => {
 		assert.equal(r3.status, 200, r3.text);
 		assert.equal((await back.nextEvent(15000)).data, 'm3');
 
-		// a's heartbeat: on a new command connection, at once.
+		// a's heartbeat: on a new command connection, at once.  Its
+		// command thread does not read an idle connection, so a finds
+		// it closed at its next command (a listing: 503), not only at
+		// its next heartbeat, 20 s on (as test 92).
 		const from = mon.text().length;
 		assert.match(cl.redis.cli('CLIENT', 'KILL', 'ID', idA[0]), /^1$/);
+		const poke = await ca.get(listPath(uid('poke')));
+		assert.equal(poke.status, 503, poke.text);
 		await poll(() => mon.text().indexOf(`"SADD" "beep:r:${nodeA}" "${u}"`,
 		    from) >= 0, { timeout: 20000, what: 'a\'s resync of the device' });
 
