@@ -43,8 +43,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,8 +53,10 @@ import { ROOT, startStack, poll, withTimeout, sid, lineCollector, Client }
 import { parseExposition } from './prom.mjs';
 import { Rig, stop } from './fronts.mjs';
 import { mint, claims } from './jwt.mjs';
+import {
+	CHROMIUM, playwright, browserSkip, goOnline, addContact,
+} from './callpage.mjs';
 
-const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
 const TURNSERVER = process.env.BEEP_TURNSERVER || '/usr/bin/turnserver';
 const SHOTS = path.resolve(ROOT, process.env.BEEP_SCREENSHOTS ||
     'build/screenshots');
@@ -65,14 +66,7 @@ const CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; " +
     "media-src 'self' blob: mediastream:; frame-ancestors 'none'; " +
     "base-uri 'none'; form-action 'self'";
 
-let playwright = null;
-try {
-	const require = createRequire(path.join(ROOT, 'tests/browser/package.json'));
-	playwright = require('playwright-core');
-} catch { /* reported as a skip below */ }
-const missing = !playwright ? 'playwright-core (npm ci in tests/browser)' :
-    !existsSync(CHROMIUM) ? CHROMIUM : !existsSync(TURNSERVER) ? TURNSERVER : '';
-const skip = missing ? `missing ${missing}: make test-deps installs it` : false;
+const skip = browserSkip([TURNSERVER]);
 
 // ---------------------------------------------------------------------------
 // Processes: chromium and coturn, stopped by pid.
@@ -443,22 +437,6 @@ function phase(page, want) {
 	});
 }
 
-async function goOnline(page, user, device) {
-	await page.fill('#join-user', user);
-	await page.fill('#join-device', device);
-	await page.click('#join-go');
-	await page.waitForSelector('#app:not([hidden])');
-}
-
-// Adds `user` as a contact; resolves the selector of the button that calls
-// their `device` once it shows online.
-async function addContact(page, user, device) {
-	await page.fill('#find-user', user);
-	await page.click('#find-go');
-	const button = `.contact[data-user="${user}"] button[data-device="${device}"]`;
-	await page.waitForSelector(button);
-	return button;
-}
 
 // From a click on `button` of the caller's page to both pages connected.
 async function callAndConnect(caller, callee, button) {

@@ -18,30 +18,23 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import crypto from 'node:crypto';
-import { ROOT, startStack, sid } from './harness.mjs';
+import { startStack, sid } from './harness.mjs';
 import { mint, claims, bearer } from './jwt.mjs';
+import {
+	browserSkip, launchChromium, onlinePage, postEvent, postsTo,
+	countDelivered,
+} from './callpage.mjs';
 
-const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
 const T = { timeout: 90000 };
 const RINGS = 20;
 // Answers the page may give by itself within one ring's time.
 const MOST_UNASKED = 8;
-
-let playwright = null;
-try {
-	const require = createRequire(path.join(ROOT, 'tests/browser/package.json'));
-	playwright = require('playwright-core');
-} catch { /* reported as a skip below */ }
-const skip = !playwright ? 'missing playwright-core (npm ci in tests/browser)' :
-    !existsSync(CHROMIUM) ? `missing ${CHROMIUM}` : false;
+const skip = browserSkip();
 
 // The stack, a browser, and the victim's call page online as (ua,
 // laptop); `answers` collects what the page posts to the stranger um, and
-// window.rings counts the rings its client delivered.
+// settled(n) waits for the rings its client delivered.
 async function setUp(t, { open = false } = {}) {
 	const SECRET = crypto.randomBytes(32).toString('hex');
 	const stack = await startStack({ env: { BEEP_RATE: '100',
@@ -49,49 +42,18 @@ async function setUp(t, { open = false } = {}) {
 	    BEEP_JWT_SECRET: SECRET }) } }, t);
 	const token = (sub) => mint(claims(sub), { key: SECRET });
 	const ua = `va${sid()}`, um = `vm${sid()}`;
-	const browser = await playwright.chromium.launch({
-		executablePath: CHROMIUM, headless: true,
-		args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
-		    '--disable-background-networking', '--disable-component-update',
-		    '--disable-sync'],
-	});
-	t.after(() => browser.close());
-	const page = await (await browser.newContext()).newPage();
-	page.on('pageerror', (e) => console.error('[call page]', e.message));
-	const answers = [];
-	page.on('request', (r) => {
-		if (r.method() === 'POST' &&
-		    r.url().includes(`/user/${um}`))
-			answers.push(r.postDataJSON());
-	});
-	await page.goto(open ? `${stack.base}/` :
-	    `${stack.base}/#token=${token(ua)}`);
-	await page.fill('#join-user', ua);
-	await page.fill('#join-device', 'laptop');
-	await page.click('#join-go');
-	await page.waitForSelector('#app:not([hidden])');
-	await page.evaluate(() => {
-		window.rings = 0;
-		window.beepApp.sig.on('call', () => { window.rings++; });
-	});
+	const browser = await launchChromium(t);
+	const page = await onlinePage(await browser.newContext(),
+	    open ? `${stack.base}/` : `${stack.base}/#token=${token(ua)}`,
+	    ua, 'laptop');
+	// A prefix: also the senders `${um}-N` the open-mode test claims.
+	const answers = postsTo(page, `/user/${um}`);
+	const { settled } = await countDelivered(page, 'call');
 	// The stranger rings the victim's laptop with call id callId, as
 	// `from` (in open mode the sender is what the message claims).
-	const ring = async (callId, from = { user: um, device: 'm' }) => {
-		const r = await fetch(`${stack.base}/user/${ua}/device/laptop`, {
-			method: 'POST',
-			headers: { ...(open ? {} : bearer(token(um))),
-			    'Content-Type': 'application/json' },
-			body: JSON.stringify({ event: 'call', data: { callId,
-			    from, media: { audio: true } } }),
-		});
-		assert.equal(r.status, 200);
-	};
-	// Once the page has had n rings and sent every answer it decided on.
-	const settled = async (n) => {
-		await page.waitForFunction((k) => window.rings === k, n);
-		await page.waitForFunction(() =>
-		    window.beepApp.sig.sendQueues.size === 0);
-	};
+	const ring = (callId, from = { user: um, device: 'm' }) =>
+	    postEvent(stack.base, ua, 'laptop', 'call', { callId, from,
+	    media: { audio: true } }, open ? {} : bearer(token(um)));
 	return { page, answers, ring, settled, um };
 }
 

@@ -15,25 +15,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, startStack, poll, withTimeout, sid, lineCollector }
+import { startStack, poll, withTimeout, sid, lineCollector }
     from './harness.mjs';
+import { browserSkip, launchChromium } from './callpage.mjs';
 
-const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
 const TURNSERVER = process.env.BEEP_TURNSERVER || '/usr/bin/turnserver';
 const T = { timeout: 90000 };
 
-let playwright = null;
-try {
-	const require = createRequire(path.join(ROOT, 'tests/browser/package.json'));
-	playwright = require('playwright-core');
-} catch { /* reported as a skip below */ }
-const missing = !playwright ? 'playwright-core (npm ci in tests/browser)' :
-    !existsSync(CHROMIUM) ? CHROMIUM : !existsSync(TURNSERVER) ? TURNSERVER : '';
-const skip = missing ? `missing ${missing}: make test-deps installs it` : false;
+const skip = browserSkip([TURNSERVER]);
 
 // A port free for both UDP and TCP on 127.0.0.1 (coturn takes both).
 async function freeUdpTcpPort() {
@@ -102,13 +94,7 @@ test('/ice-servers credentials get a relay from coturn for every user name',
 		BEEP_TURN_SECRET: turn.secret,
 		BEEP_TURN_TTL: '600',
 	} }, t);
-	const browser = await playwright.chromium.launch({
-		executablePath: CHROMIUM, headless: true,
-		args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
-		    '--disable-background-networking', '--disable-component-update',
-		    '--disable-sync'],
-	});
-	t.after(() => browser.close());
+	const browser = await launchChromium(t);
 	const page = await (await browser.newContext()).newPage();
 	await page.goto('about:blank');
 	const refused = [];

@@ -16,47 +16,30 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { ROOT, startStack, sid } from './harness.mjs';
+import { startStack, sid } from './harness.mjs';
+import {
+	browserSkip, launchChromium, onlinePage, addContact,
+} from './callpage.mjs';
 
-const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
 const T = { timeout: 90000 };
-
-let playwright = null;
-try {
-	const require = createRequire(path.join(ROOT, 'tests/browser/package.json'));
-	playwright = require('playwright-core');
-} catch { /* reported as a skip below */ }
-const skip = !playwright ? 'missing playwright-core (npm ci in tests/browser)' :
-    !existsSync(CHROMIUM) ? `missing ${CHROMIUM}` : false;
+const skip = browserSkip();
 
 test('a call connects when the browser refuses the ICE servers it was ' +
     'given', { ...T, skip }, async (t) => {
 	const stack = await startStack({ env: { BEEP_KEEPALIVE: '1' } }, t);
-	const browser = await playwright.chromium.launch({
-		executablePath: CHROMIUM, headless: true,
-		args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
-		    '--disable-background-networking', '--disable-component-update',
-		    '--disable-sync', '--use-fake-ui-for-media-stream',
-		    '--use-fake-device-for-media-stream'],
-	});
-	t.after(() => browser.close());
+	const browser = await launchChromium(t, { media: true });
 	const refusedList = { iceServers: [
 		{ urls: ['stun:127.0.0.1:3478?transport=udp'] },
 	] };
 	const open = async (user, device) => {
-		const page = await (await browser.newContext()).newPage();
 		const errors = [];
-		page.on('pageerror', (e) => errors.push(e.message));
-		await page.route('**/ice-servers*', (r) => r.fulfill({
-			json: refusedList, headers: { 'Cache-Control': 'no-store' } }));
-		await page.goto(`${stack.base}/`);
-		await page.fill('#join-user', user);
-		await page.fill('#join-device', device);
-		await page.click('#join-go');
-		await page.waitForSelector('#app:not([hidden])');
+		const page = await onlinePage(await browser.newContext(),
+		    `${stack.base}/`, user, device, { before: (p) => {
+			p.on('pageerror', (e) => errors.push(e.message));
+			return p.route('**/ice-servers*', (r) => r.fulfill({
+			    json: refusedList,
+			    headers: { 'Cache-Control': 'no-store' } }));
+		} });
 		return { page, errors };
 	};
 	const ua = `ra${sid()}`, ub = `rb${sid()}`;
@@ -74,11 +57,7 @@ test('a call connects when the browser refuses the ICE servers it was ' +
 	});
 	assert.equal(thrown, 'SyntaxError');
 
-	await alice.page.fill('#find-user', ub);
-	await alice.page.click('#find-go');
-	const button = `.contact[data-user="${ub}"] button[data-device="phone"]`;
-	await alice.page.waitForSelector(button);
-	await alice.page.click(button);
+	await alice.page.click(await addContact(alice.page, ub, 'phone'));
 	await bob.page.waitForFunction(() => document.body.dataset.phase === 'ringing');
 	await bob.page.click('#accept');
 	const phaseOf = (p) => p.evaluate(() => [document.body.dataset.phase,

@@ -13,46 +13,23 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { ROOT, startStack, sid } from './harness.mjs';
+import { startStack, sid } from './harness.mjs';
+import {
+	browserSkip, launchChromium, onlinePage, contactsOf,
+} from './callpage.mjs';
 
-const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
 const T = { timeout: 90000 };
-
-let playwright = null;
-try {
-	const require = createRequire(path.join(ROOT, 'tests/browser/package.json'));
-	playwright = require('playwright-core');
-} catch { /* reported as a skip below */ }
-const skip = !playwright ? 'missing playwright-core (npm ci in tests/browser)' :
-    !existsSync(CHROMIUM) ? `missing ${CHROMIUM}` : false;
+const skip = browserSkip();
 
 test('the next user of the call page does not get the last one\'s contacts',
     { ...T, skip }, async (t) => {
 	const stack = await startStack({}, t);
-	const browser = await playwright.chromium.launch({
-		executablePath: CHROMIUM, headless: true,
-		args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
-		    '--disable-background-networking', '--disable-component-update',
-		    '--disable-sync'],
-	});
-	t.after(() => browser.close());
+	const browser = await launchChromium(t);
 	// One browser profile: one localStorage for both users.
 	const context = await browser.newContext();
 	const ua = `ca${sid()}`, uc = `cc${sid()}`, secret = `friend${sid()}`;
-	const online = async (user) => {
-		const page = await context.newPage();
-		await page.goto(`${stack.base}/`);
-		await page.fill('#join-user', user);
-		await page.fill('#join-device', 'laptop');
-		await page.click('#join-go');
-		await page.waitForSelector('#app:not([hidden])');
-		return page;
-	};
-	const contactsOf = (page) => page.$$eval('#contacts .contact',
-	    (lis) => lis.map((li) => li.dataset.user));
+	const online = (user) => onlinePage(context, `${stack.base}/`, user,
+	    'laptop');
 
 	const alice = await online(ua);
 	await alice.fill('#find-user', secret);

@@ -16,25 +16,17 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import crypto from 'node:crypto';
-import { ROOT, startStack, sid } from './harness.mjs';
+import { startStack, sid } from './harness.mjs';
 import { mint, claims, bearer } from './jwt.mjs';
+import {
+	browserSkip, launchChromium, onlinePage, postEvent, countDelivered,
+} from './callpage.mjs';
 
-const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
 const T = { timeout: 120000 };
 const FLOOD = 600;
 const MOST_PENDING = 256;
-
-let playwright = null;
-try {
-	const require = createRequire(path.join(ROOT, 'tests/browser/package.json'));
-	playwright = require('playwright-core');
-} catch { /* reported as a skip below */ }
-const skip = !playwright ? 'missing playwright-core (npm ci in tests/browser)' :
-    !existsSync(CHROMIUM) ? `missing ${CHROMIUM}` : false;
+const skip = browserSkip();
 
 test('a ringing call page keeps a bounded number of its caller\'s messages',
     { ...T, skip }, async (t) => {
@@ -45,33 +37,12 @@ test('a ringing call page keeps a bounded number of its caller\'s messages',
 	    BEEP_JWT_SECRET: SECRET, BEEP_RATE: '0' } }, t);
 	const token = (sub) => mint(claims(sub), { key: SECRET });
 	const ua = `pa${sid()}`, um = `pm${sid()}`;
-	const browser = await playwright.chromium.launch({
-		executablePath: CHROMIUM, headless: true,
-		args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
-		    '--disable-background-networking', '--disable-component-update',
-		    '--disable-sync'],
-	});
-	t.after(() => browser.close());
-	const page = await (await browser.newContext()).newPage();
-	page.on('pageerror', (e) => console.error('[call page]', e.message));
-	await page.goto(`${stack.base}/#token=${token(ua)}`);
-	await page.fill('#join-user', ua);
-	await page.fill('#join-device', 'laptop');
-	await page.click('#join-go');
-	await page.waitForSelector('#app:not([hidden])');
-	await page.evaluate(() => {
-		window.candidates = 0;
-		window.beepApp.sig.on('candidate', () => { window.candidates++; });
-	});
-	const post = async (event, data) => {
-		const r = await fetch(`${stack.base}/user/${ua}/device/laptop`, {
-			method: 'POST',
-			headers: { ...bearer(token(um)),
-			    'Content-Type': 'application/json' },
-			body: JSON.stringify({ event, data }),
-		});
-		assert.equal(r.status, 200);
-	};
+	const browser = await launchChromium(t);
+	const page = await onlinePage(await browser.newContext(),
+	    `${stack.base}/#token=${token(ua)}`, ua, 'laptop');
+	const candidates = await countDelivered(page, 'candidate');
+	const post = (event, data) => postEvent(stack.base, ua, 'laptop',
+	    event, data, bearer(token(um)));
 	const callId = `flood-${sid()}`;
 	await post('call', { callId, from: { user: um, device: 'm' },
 	    media: { audio: true } });
@@ -84,7 +55,7 @@ test('a ringing call page keeps a bounded number of its caller\'s messages',
 	for (let i = 0; i < FLOOD; i++) {
 		await post('candidate', { callId, candidate: { candidate:
 		    `${i} ${junk}`, sdpMid: '0', sdpMLineIndex: 0 } });
-		await page.waitForFunction((n) => window.candidates === n, i + 1);
+		await candidates.reached(i + 1);
 	}
 	const kept = await page.evaluate(() => ({
 		n: window.beepApp.call.pending.length,

@@ -13,32 +13,18 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { ROOT, startStack, sid } from './harness.mjs';
+import { startStack, sid } from './harness.mjs';
+import {
+	browserSkip, launchChromium, onlinePage, contactsOf,
+} from './callpage.mjs';
 
-const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
 const T = { timeout: 90000 };
-
-let playwright = null;
-try {
-	const require = createRequire(path.join(ROOT, 'tests/browser/package.json'));
-	playwright = require('playwright-core');
-} catch { /* reported as a skip below */ }
-const skip = !playwright ? 'missing playwright-core (npm ci in tests/browser)' :
-    !existsSync(CHROMIUM) ? `missing ${CHROMIUM}` : false;
+const skip = browserSkip();
 
 test('the contacts of before the per-user lists stay their owner\'s when ' +
     'another user goes online first', { ...T, skip }, async (t) => {
 	const stack = await startStack({}, t);
-	const browser = await playwright.chromium.launch({
-		executablePath: CHROMIUM, headless: true,
-		args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
-		    '--disable-background-networking', '--disable-component-update',
-		    '--disable-sync'],
-	});
-	t.after(() => browser.close());
+	const browser = await launchChromium(t);
 	const context = await browser.newContext();
 	const ua = `la${sid()}`, uc = `lc${sid()}`, friend = `friend${sid()}`;
 
@@ -54,17 +40,8 @@ test('the contacts of before the per-user lists stay their owner\'s when ' +
 	}, [ua, friend]);
 	await old.close();
 
-	const online = async (user) => {
-		const page = await context.newPage();
-		await page.goto(`${stack.base}/`);
-		await page.fill('#join-user', user);
-		await page.fill('#join-device', 'laptop');
-		await page.click('#join-go');
-		await page.waitForSelector('#app:not([hidden])');
-		return page;
-	};
-	const contactsOf = (page) => page.$$eval('#contacts .contact',
-	    (lis) => lis.map((li) => li.dataset.user));
+	const online = (user) => onlinePage(context, `${stack.base}/`, user,
+	    'laptop');
 
 	// Carol uses the upgraded page first: she gets none of alice's.
 	const carol = await online(uc);

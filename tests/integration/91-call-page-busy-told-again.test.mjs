@@ -16,23 +16,16 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import crypto from 'node:crypto';
-import { ROOT, startStack, sid } from './harness.mjs';
+import { startStack, sid } from './harness.mjs';
 import { mint, claims, bearer } from './jwt.mjs';
+import {
+	browserSkip, launchChromium, onlinePage, postEvent, postsTo,
+	countDelivered,
+} from './callpage.mjs';
 
-const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
 const T = { timeout: 90000 };
-
-let playwright = null;
-try {
-	const require = createRequire(path.join(ROOT, 'tests/browser/package.json'));
-	playwright = require('playwright-core');
-} catch { /* reported as a skip below */ }
-const skip = !playwright ? 'missing playwright-core (npm ci in tests/browser)' :
-    !existsSync(CHROMIUM) ? `missing ${CHROMIUM}` : false;
+const skip = browserSkip();
 
 test('a busy call page rung again for the same call (after the caller\'s ' +
     'reset) says busy again', { ...T, skip }, async (t) => {
@@ -41,45 +34,14 @@ test('a busy call page rung again for the same call (after the caller\'s ' +
 	    BEEP_JWT_SECRET: SECRET } }, t);
 	const token = (sub) => mint(claims(sub), { key: SECRET });
 	const ub = `bb${sid()}`, uc = `bc${sid()}`, ua = `ba${sid()}`;
-	const browser = await playwright.chromium.launch({
-		executablePath: CHROMIUM, headless: true,
-		args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
-		    '--disable-background-networking', '--disable-component-update',
-		    '--disable-sync'],
-	});
-	t.after(() => browser.close());
-	const page = await (await browser.newContext()).newPage();
-	page.on('pageerror', (e) => console.error('[call page]', e.message));
-	const toA = [];
-	page.on('request', (r) => {
-		if (r.method() === 'POST' && r.url().includes(`/user/${ua}/`))
-			toA.push(r.postDataJSON());
-	});
-	await page.goto(`${stack.base}/#token=${token(ub)}`);
-	await page.fill('#join-user', ub);
-	await page.fill('#join-device', 'laptop');
-	await page.click('#join-go');
-	await page.waitForSelector('#app:not([hidden])');
-	await page.evaluate(() => {
-		window.rings = 0;
-		window.beepApp.sig.on('call', () => { window.rings++; });
-	});
-	const ring = async (user, callId) => {
-		const r = await fetch(`${stack.base}/user/${ub}/device/laptop`, {
-			method: 'POST',
-			headers: { ...bearer(token(user)),
-			    'Content-Type': 'application/json' },
-			body: JSON.stringify({ event: 'call', data: { callId,
-			    from: { user, device: 'phone' },
-			    media: { audio: true, video: true } } }),
-		});
-		assert.equal(r.status, 200);
-	};
-	const settled = async (n) => {
-		await page.waitForFunction((k) => window.rings === k, n);
-		await page.waitForFunction(() =>
-		    window.beepApp.sig.sendQueues.size === 0);
-	};
+	const browser = await launchChromium(t);
+	const page = await onlinePage(await browser.newContext(),
+	    `${stack.base}/#token=${token(ub)}`, ub, 'laptop');
+	const toA = postsTo(page, `/user/${ua}/`);
+	const { settled } = await countDelivered(page, 'call');
+	const ring = (user, callId) => postEvent(stack.base, ub, 'laptop',
+	    'call', { callId, from: { user, device: 'phone' },
+	    media: { audio: true, video: true } }, bearer(token(user)));
 
 	// Carol's call rings on B's page: B is busy for anyone else.
 	await ring(uc, 'carol-1');

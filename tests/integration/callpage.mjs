@@ -1,0 +1,138 @@
+// Real Chromium (Debian's, driven by playwright-core from tests/browser/, no
+// browser download) on the call page (/, web/app.js) behind the real
+// backend: the rig of the call-page tests (30, 74-78, 90, 91). The
+// browsers launched here are closed after their test; test 30 launches its
+// own (it needs their pids, and the back-forward cache).
+//
+// Not a test file (the runner only picks up *.test.mjs).
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { ROOT } from './harness.mjs';
+
+export const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
+
+// playwright-core from tests/browser/, or null when it is not installed
+// (the tests then skip).
+export const playwright = (() => {
+	try {
+		const require = createRequire(path.join(ROOT,
+		    'tests/browser/package.json'));
+		return require('playwright-core');
+	} catch {
+		return null;
+	}
+})();
+
+// node:test's `skip` for a browser test: false when it can run, else what
+// is missing (playwright-core, Chromium, or one of `programs`, further
+// files the test runs).
+export function browserSkip(programs = []) {
+	const missing = !playwright ?
+	    'playwright-core (npm ci in tests/browser)' :
+	    [CHROMIUM, ...programs].find((p) => !existsSync(p));
+	return missing ? `missing ${missing}: make test-deps installs it` :
+	    false;
+}
+
+// Launches headless Chromium, closed after the test t; media: a fake
+// camera and microphone, granted without asking (for calls that connect).
+// Returns the playwright Browser.
+export async function launchChromium(t, { media = false } = {}) {
+	const fakeMedia = ['--use-fake-ui-for-media-stream',
+	    '--use-fake-device-for-media-stream'];
+	const browser = await playwright.chromium.launch({
+		executablePath: CHROMIUM, headless: true,
+		args: ['--no-sandbox', '--disable-gpu', '--no-first-run',
+		    '--disable-background-networking',
+		    '--disable-component-update', '--disable-sync',
+		    ...(media ? fakeMedia : [])],
+	});
+	t.after(() => browser.close());
+	return browser;
+}
+
+// Joins as (user, device) on a call page already loaded, as a person
+// would; resolves once the app shows.
+export async function goOnline(page, user, device) {
+	await page.fill('#join-user', user);
+	await page.fill('#join-device', device);
+	await page.click('#join-go');
+	await page.waitForSelector('#app:not([hidden])');
+}
+
+// A new page in context (a browser profile: its localStorage is the
+// context's) on the call page at url (…/#token=… with JWTs), online as
+// (user, device). before(page), when given, runs before the page loads
+// (routes, listeners). Page errors are logged. Returns the page.
+export async function onlinePage(context, url, user, device, { before } = {}) {
+	const page = await context.newPage();
+	page.on('pageerror', (e) => console.error('[call page]', e.message));
+	if (before)
+		await before(page);
+	await page.goto(url);
+	await goOnline(page, user, device);
+	return page;
+}
+
+// Adds `user` as a contact; resolves the selector of the button that calls
+// their `device` once it shows online.
+export async function addContact(page, user, device) {
+	await page.fill('#find-user', user);
+	await page.click('#find-go');
+	const button = `.contact[data-user="${user}"] ` +
+	    `button[data-device="${device}"]`;
+	await page.waitForSelector(button);
+	return button;
+}
+
+// The users in the page's contact list, in its order.
+export const contactsOf = (page) => page.$$eval('#contacts .contact',
+    (lis) => lis.map((li) => li.dataset.user));
+
+// POSTs { event, data } to (user, device) at base as a caller's page
+// would, with `headers` (a bearer token, or none in open mode); asserts
+// that it was taken (200).
+export async function postEvent(base, user, device, event, data,
+    headers = {}) {
+	const r = await fetch(`${base}/user/${user}/device/${device}`, {
+		method: 'POST',
+		headers: { ...headers, 'Content-Type': 'application/json' },
+		body: JSON.stringify({ event, data }),
+	});
+	assert.equal(r.status, 200);
+}
+
+// The bodies of the POSTs the page makes to a URL that holds `fragment`
+// (e.g. `/user/NAME/`), parsed, in order: an array that grows as they go.
+export function postsTo(page, fragment) {
+	const bodies = [];
+	page.on('request', (r) => {
+		if (r.method() === 'POST' && r.url().includes(fragment))
+			bodies.push(r.postDataJSON());
+	});
+	return bodies;
+}
+
+// Counts the messages of `event` the page's client (window.beepApp.sig)
+// delivers from now on. Returns { reached(n): resolves once n have come;
+// settled(n): once n have come and the page has sent every answer it
+// queued }.
+export async function countDelivered(page, event) {
+	await page.evaluate((ev) => {
+		window.delivered = window.delivered || {};
+		window.delivered[ev] = 0;
+		window.beepApp.sig.on(ev, () => { window.delivered[ev]++; });
+	}, event);
+	const reached = (n) => page.waitForFunction(([ev, k]) =>
+	    window.delivered[ev] === k, [event, n]);
+	return {
+		reached,
+		async settled(n) {
+			await reached(n);
+			await page.waitForFunction(() =>
+			    window.beepApp.sig.sendQueues.size === 0);
+		},
+	};
+}
