@@ -42,22 +42,21 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { ROOT, startStack, poll, withTimeout, sid, lineCollector, Client }
+import { ROOT, startStack, poll, withTimeout, sid, Client }
     from './harness.mjs';
 import { parseExposition } from './prom.mjs';
-import { Rig, stop } from './fronts.mjs';
+import { Rig, stop, TURNSERVER, startCoturn } from './fronts.mjs';
 import { mint, claims } from './jwt.mjs';
 import {
 	CHROMIUM, playwright, browserSkip, goOnline, addContact,
 } from './callpage.mjs';
 
-const TURNSERVER = process.env.BEEP_TURNSERVER || '/usr/bin/turnserver';
 const SHOTS = path.resolve(ROOT, process.env.BEEP_SCREENSHOTS ||
     'build/screenshots');
 const T = { timeout: 90000 };
@@ -69,7 +68,7 @@ const CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; " +
 const skip = browserSkip([TURNSERVER]);
 
 // ---------------------------------------------------------------------------
-// Processes: chromium and coturn, stopped by pid.
+// Processes: chromium (coturn is fronts.mjs's), stopped by pid.
 
 const pids = new Set();
 process.on('exit', () => {
@@ -128,74 +127,6 @@ async function launchBrowser({ bfcache = false } = {}) {
 			pids.delete(pid);
 		},
 	};
-}
-
-// coturn on loopback: TURN REST auth with secret, loopback peers allowed
-// (both browsers are here), no TLS/DTLS, no CLI, relay ports in a range of
-// its own. Resolves { port, secret, stop } once it listens.
-async function startCoturn() {
-	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-turn-'));
-	const secret = `s-${sid()}`;
-	let lastErr;
-	for (let attempt = 0; attempt < 4; attempt++) {
-		const port = await freeUdpTcpPort();
-		const min = 40000 + Math.floor(Math.random() * 200) * 100;
-		const log = [];
-		const child = spawn(TURNSERVER, ['-n',
-		    '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1',
-		    `--listening-port=${port}`, `--min-port=${min}`,
-		    `--max-port=${min + 99}`, '--use-auth-secret',
-		    `--static-auth-secret=${secret}`, '--realm=beep.test',
-		    '--allow-loopback-peers', '--no-tls', '--no-dtls', '--no-cli',
-		    '--no-rfc5780', '--no-software-attribute', '--fingerprint',
-		    `--pidfile=${path.join(dir, 'turn.pid')}`,
-		    `--userdb=${path.join(dir, 'turndb')}`,
-		    '--log-file=stdout', '--simple-log'],
-		{ cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-		pids.add(child.pid);
-		const exited = new Promise((r) => child.once('exit', r));
-		lineCollector(child.stdout, log, 'turn');
-		lineCollector(child.stderr, log, 'turn');
-		const stop = async () => {
-			await stopPid(child.pid);
-			await withTimeout(exited, 5000, null);
-			rmSync(dir, { recursive: true, force: true });
-		};
-		try {
-			await poll(() => {
-				if (child.exitCode !== null)
-					throw new Error(`turnserver exited: ${log.join('\n')}`);
-				return spawnSync('ss', ['-Hlun', `sport = :${port}`])
-				    .stdout.toString().includes(`:${port}`);
-			}, { timeout: 10000, what: 'coturn listening' });
-			return { port, secret, log, stop };
-		} catch (e) {
-			lastErr = e;
-			await stop();
-		}
-	}
-	throw lastErr;
-}
-
-// A port free for both UDP and TCP on 127.0.0.1 (coturn takes both).
-async function freeUdpTcpPort() {
-	const dgram = await import('node:dgram');
-	const net = await import('node:net');
-	for (;;) {
-		const udp = dgram.createSocket('udp4');
-		const port = await new Promise((resolve, reject) => {
-			udp.once('error', reject);
-			udp.bind(0, '127.0.0.1', () => resolve(udp.address().port));
-		});
-		const ok = await new Promise((resolve) => {
-			const srv = net.createServer();
-			srv.once('error', () => resolve(false));
-			srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-		});
-		udp.close();
-		if (ok)
-			return port;
-	}
 }
 
 // ---------------------------------------------------------------------------

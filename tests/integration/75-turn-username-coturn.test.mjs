@@ -14,77 +14,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { startStack, poll, withTimeout, sid, lineCollector }
-    from './harness.mjs';
+import { startStack } from './harness.mjs';
+import { TURNSERVER, startCoturn } from './fronts.mjs';
 import { browserSkip, launchChromium } from './callpage.mjs';
 
-const TURNSERVER = process.env.BEEP_TURNSERVER || '/usr/bin/turnserver';
 const T = { timeout: 90000 };
-
 const skip = browserSkip([TURNSERVER]);
-
-// A port free for both UDP and TCP on 127.0.0.1 (coturn takes both).
-async function freeUdpTcpPort() {
-	const dgram = await import('node:dgram');
-	const net = await import('node:net');
-	for (;;) {
-		const udp = dgram.createSocket('udp4');
-		const port = await new Promise((resolve, reject) => {
-			udp.once('error', reject);
-			udp.bind(0, '127.0.0.1', () => resolve(udp.address().port));
-		});
-		const ok = await new Promise((resolve) => {
-			const srv = net.createServer();
-			srv.once('error', () => resolve(false));
-			srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-		});
-		udp.close();
-		if (ok)
-			return port;
-	}
-}
-
-// coturn on loopback as test 30 runs it (use-auth-secret); stopped by pid.
-async function startCoturn(t) {
-	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-turn-'));
-	const secret = `s-${sid()}`;
-	const port = await freeUdpTcpPort();
-	const min = 40000 + Math.floor(Math.random() * 200) * 100;
-	const log = [];
-	const child = spawn(TURNSERVER, ['-n',
-	    '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1',
-	    `--listening-port=${port}`, `--min-port=${min}`,
-	    `--max-port=${min + 99}`, '--use-auth-secret',
-	    `--static-auth-secret=${secret}`, '--realm=beep.test',
-	    '--allow-loopback-peers', '--no-tls', '--no-dtls', '--no-cli',
-	    '--no-rfc5780', '--no-software-attribute', '--fingerprint',
-	    `--pidfile=${path.join(dir, 'turn.pid')}`,
-	    `--userdb=${path.join(dir, 'turndb')}`,
-	    '--log-file=stdout', '--simple-log'],
-	{ cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-	const exited = new Promise((r) => child.once('exit', r));
-	lineCollector(child.stdout, log, 'turn');
-	lineCollector(child.stderr, log, 'turn');
-	t.after(async () => {
-		try { child.kill('SIGTERM'); } catch { }
-		if (await withTimeout(exited, 5000, 'late') === 'late') {
-			try { child.kill('SIGKILL'); } catch { }
-			await exited;
-		}
-		rmSync(dir, { recursive: true, force: true });
-	});
-	await poll(() => {
-		if (child.exitCode !== null)
-			throw new Error(`turnserver exited: ${log.join('\n')}`);
-		return spawnSync('ss', ['-Hlun', `sport = :${port}`])
-		    .stdout.toString().includes(`:${port}`);
-	}, { timeout: 10000, what: 'coturn listening' });
-	return { port, secret, log };
-}
 
 test('/ice-servers credentials get a relay from coturn for every user name',
     { ...T, skip }, async (t) => {

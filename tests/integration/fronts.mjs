@@ -1,9 +1,10 @@
 // Fronts and launchers for integration tests: nginx (conf/nginx.conf),
 // lighttpd (conf/lighttpd.conf), Caddy, spawn-fcgi and
 // systemd-socket-activate around the real backend, in a temp dir on free
-// loopback ports (see 09-fronts.test.mjs for what each does). Every process
-// leads its own process group and is stopped by pid (SIGTERM, then SIGKILL
-// after a bound); the temp dir is removed, also when a test fails.
+// loopback ports (see 09-fronts.test.mjs for what each does); and coturn
+// for the browser tests. Every process leads its own process group and is
+// stopped by pid (SIGTERM, then SIGKILL after a bound); the temp dir is
+// removed, also when a test fails.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
 	ROOT, BEEP_BIN, CADDYFILE, Client, SseStream, poll, freePort,
-	withTimeout, lineCollector, caddyEnv, waitHealthz,
+	withTimeout, lineCollector, caddyEnv, waitHealthz, sid,
 } from './harness.mjs';
 
 // Hang guards and bounds (ms); generous for sanitizer builds.
@@ -451,3 +452,79 @@ export function streamingCaddyfile(t) {
 	return file;
 }
 
+
+// ---------------------------------------------------------------------------
+// coturn, the TURN server of the browser tests (30, 75).
+
+export const TURNSERVER = process.env.BEEP_TURNSERVER || '/usr/bin/turnserver';
+
+// A port free for both UDP and TCP on 127.0.0.1 (coturn takes both).
+async function freeUdpTcpPort() {
+	const dgram = await import('node:dgram');
+	const net = await import('node:net');
+	for (;;) {
+		const udp = dgram.createSocket('udp4');
+		const port = await new Promise((resolve, reject) => {
+			udp.once('error', reject);
+			udp.bind(0, '127.0.0.1', () => resolve(udp.address().port));
+		});
+		const ok = await new Promise((resolve) => {
+			const srv = net.createServer();
+			srv.once('error', () => resolve(false));
+			srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+		});
+		udp.close();
+		if (ok)
+			return port;
+	}
+}
+
+// coturn on loopback: TURN REST auth with a secret (use-auth-secret),
+// loopback peers allowed (the browsers are here), no TLS/DTLS, no CLI,
+// relay ports in a range of its own; a start that fails (a port taken
+// meanwhile) is tried again on other ports. Stopped by pid, after the test
+// t when one is given. Resolves { port, secret, log (its output lines),
+// stop() } once it listens.
+export async function startCoturn(t) {
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'beep-turn-'));
+	liveDirs.add(dir);
+	const secret = `s-${sid()}`;
+	let lastErr;
+	for (let attempt = 0; attempt < 4; attempt++) {
+		const port = await freeUdpTcpPort();
+		const min = 40000 + Math.floor(Math.random() * 200) * 100;
+		const p = launch(TURNSERVER, ['-n',
+		    '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1',
+		    `--listening-port=${port}`, `--min-port=${min}`,
+		    `--max-port=${min + 99}`, '--use-auth-secret',
+		    `--static-auth-secret=${secret}`, '--realm=beep.test',
+		    '--allow-loopback-peers', '--no-tls', '--no-dtls', '--no-cli',
+		    '--no-rfc5780', '--no-software-attribute', '--fingerprint',
+		    `--pidfile=${path.join(dir, 'turn.pid')}`,
+		    `--userdb=${path.join(dir, 'turndb')}`,
+		    '--log-file=stdout', '--simple-log'],
+		{ cwd: dir, env: process.env, tag: 'turn' });
+		const stopTurn = async () => {
+			await stop(p);
+			fs.rmSync(dir, { recursive: true, force: true });
+			liveDirs.delete(dir);
+		};
+		try {
+			await poll(() => {
+				if (p.exitInfo)
+					throw new Error('turnserver exited: ' +
+					    p.lines.join('\n'));
+				return spawnSync('ss', ['-Hlun', `sport = :${port}`])
+				    .stdout.toString().includes(`:${port}`);
+			}, { timeout: 10000, what: 'coturn listening' });
+			t?.after(stopTurn);
+			return { port, secret, log: p.lines, stop: stopTurn };
+		} catch (e) {
+			lastErr = e;
+			await stop(p);
+		}
+	}
+	fs.rmSync(dir, { recursive: true, force: true });
+	liveDirs.delete(dir);
+	throw lastErr;
+}
