@@ -13,67 +13,47 @@
 // worker (and notes the failure) before it is admitted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, unlinkSync, existsSync } from 'node:fs';
-import path from 'node:path';
 import { withTimeout, subPath, poll } from './harness.mjs';
 import { Rig, waitLine } from './fronts.mjs';
-import {
-	FcgiConn, requestParams, beginRecord, record, encodeParams, PARAMS, STDIN,
-} from './fcgi.mjs';
-import { threadFaultEnv } from './thread-faults.mjs';
+import { FcgiConn } from './fcgi.mjs';
+import { startUnderThreadFault } from './thread-faults.mjs';
 
 const T = { timeout: 60000 };
 // A hang guard: an idle backend answers /healthz within milliseconds.
 const ANSWER_GUARD = 10000;
 
-// One request on kept connection k, written in one write (so that it has
-// come whole when a worker looks).
-function send(k, method, uri) {
-	k.stdout = Buffer.alloc(0);
-	k.ended = false;
-	k.write(Buffer.concat([beginRecord(1, true),
-	    record(PARAMS, 1, encodeParams(requestParams(method, uri))),
-	    record(PARAMS, 1), record(STDIN, 1)]));
-}
-
 test('a failed worker start leaves no parked kept connection unserved ' +
     'while workers are idle', T, async (t) => {
 	const rig = new Rig(t, 'kept-thread-fault');
-	const fault = path.join(rig.dir, 'threads-fail');
-	rig.env = { BEEP_MIN_IDLE: '2',
-	    ...threadFaultEnv(rig.dir, { whileFile: fault }) };
-	t.after(() => { if (existsSync(fault)) unlinkSync(fault); });
-	await rig.startListen();
+	const threads = await startUnderThreadFault(rig, t,
+	    { BEEP_MIN_IDLE: '2' });
 
 	// Two kept connections (as nginx keeps them), each served once, then
 	// parked; one worker waits for them, the others in accept().
 	const kept = [];
 	for (let i = 0; i < 2; i++) {
-		const k = new FcgiConn(rig.sock);
-		t.after(() => k.destroy());
-		await k.connected;
-		send(k, 'GET', '/healthz');
+		const k = await FcgiConn.open(rig.sock, t);
+		k.sendWhole('GET', '/healthz', true);
 		await poll(() => k.ended, { what: `kept /healthz ${i}` });
 		kept.push(k);
 	}
 
 	// Threads cannot start from here on.
-	writeFileSync(fault, '');
+	threads.fail();
 	// A subscribe on the first: the waiting worker takes it (leaving the
 	// second parked with no waiter) and becomes its stream.
-	send(kept[0], 'GET', subPath('kept-fault', 'd'));
-	await poll(() => kept[0].stdout.toString('latin1').includes('\r\n\r\n'),
-	    { what: 'the stream head' });
+	kept[0].sendWhole('GET', subPath('kept-fault', 'd'), true);
+	await poll(() => kept[0].headCame(), { what: 'the stream head' });
 	assert.match(kept[0].stdout.toString('latin1'), /text\/event-stream/);
 	await waitLine(rig.backend, /error server: pthread_create: /);
 
 	// The front's next request goes on the other kept connection. Idle
 	// workers are there (in accept()); it must be answered.
-	send(kept[1], 'GET', '/healthz');
+	kept[1].sendWhole('GET', '/healthz', true);
 	const answered = await withTimeout(
 	    poll(() => kept[1].ended, { what: 'kept /healthz', timeout: 60000 })
 	        .then(() => true), ANSWER_GUARD, false);
-	unlinkSync(fault);
+	threads.heal();
 	assert.ok(answered, 'a request on a parked kept connection was not ' +
 	    `answered within ${ANSWER_GUARD} ms: the worker start meant for ` +
 	    'the parked connections failed, and the idle workers wait in ' +

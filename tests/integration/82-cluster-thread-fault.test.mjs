@@ -11,8 +11,8 @@
 // (thread-faults.mjs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BEEP_BIN, startRedis } from './harness.mjs';
-import { Rig, launch, waitLine } from './fronts.mjs';
+import { startRedis } from './harness.mjs';
+import { Rig, waitLine } from './fronts.mjs';
 import { threadFaultEnv } from './thread-faults.mjs';
 
 test('a node whose Redis threads cannot start does not start', {
@@ -21,13 +21,9 @@ test('a node whose Redis threads cannot start does not start', {
 	const rig = new Rig(t, 'cluster-thread-fault');
 	const redis = await startRedis(rig.dir);
 	t.after(() => redis.stop());
-	const env = { ...process.env, BEEP_REDIS_URL: redis.url,
+	rig.env = { BEEP_REDIS_URL: redis.url,
 	    ...threadFaultEnv(rig.dir, { nth: 1 }) };
-	for (const k of Object.keys(env))
-		if (k.startsWith('BEEP_') && k !== 'BEEP_REDIS_URL')
-			delete env[k];
-	rig.backend = rig.track(launch(BEEP_BIN,
-	    ['--listen', `unix:${rig.sock}`], { cwd: rig.dir, env, tag: 'beep' }));
+	rig.launchBackend();
 	// Whichever comes first: the exit, or the word that it is ready.
 	const outcome = await Promise.race([
 		rig.backend.exited.then((e) => ({ exited: e })),

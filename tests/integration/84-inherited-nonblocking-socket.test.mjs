@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BEEP_BIN, poll, withTimeout } from './harness.mjs';
-import { Rig, launch, waitLine } from './fronts.mjs';
+import { Rig, waitLine } from './fronts.mjs';
 import { FcgiConn, requestParams } from './fcgi.mjs';
 
 const LAUNCHER = `
@@ -68,18 +68,11 @@ test('an inherited non-blocking listening socket: idle workers sleep', {
 	const bin = path.join(rig.dir, 'launcher');
 	writeFileSync(src, LAUNCHER);
 	execFileSync('cc', ['-O1', '-o', bin, src]);
-	const env = {};
-	for (const [k, v] of Object.entries(process.env))
-		if (!k.startsWith('BEEP_') && !k.startsWith('LISTEN_'))
-			env[k] = v;
-	rig.backend = rig.track(launch(bin, [rig.sock, BEEP_BIN],
-	    { cwd: rig.dir, env, tag: 'beep' }));
+	rig.launchBackend(bin, [rig.sock, BEEP_BIN]);
 	await waitLine(rig.backend, /\bready on fd:0\b/);
 
 	// It serves.
-	const c = new FcgiConn(rig.sock);
-	t.after(() => c.destroy());
-	await c.connected;
+	const c = await FcgiConn.open(rig.sock, t);
 	c.begin();
 	c.params(requestParams('GET', '/healthz'));
 	c.endStdin();

@@ -10,63 +10,40 @@
 // request is sent whole.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, unlinkSync, existsSync } from 'node:fs';
-import path from 'node:path';
 import { withTimeout, subPath, poll, startRedis } from './harness.mjs';
 import { Rig } from './fronts.mjs';
-import {
-	FcgiConn, requestParams, beginRecord, record, encodeParams, PARAMS, STDIN,
-} from './fcgi.mjs';
-import { threadFaultEnv } from './thread-faults.mjs';
+import { FcgiConn } from './fcgi.mjs';
+import { startUnderThreadFault } from './thread-faults.mjs';
 
 const T = { timeout: 60000 };
 // A hang guard: an idle backend answers /healthz within milliseconds.
 const ANSWER_GUARD = 10000;
-
-function send(k, method, uri, keep) {
-	k.stdout = Buffer.alloc(0);
-	k.ended = false;
-	k.write(Buffer.concat([beginRecord(1, keep),
-	    record(PARAMS, 1, encodeParams(requestParams(method, uri))),
-	    record(PARAMS, 1), record(STDIN, 1)]));
-}
-
-async function open(rig, t) {
-	const k = new FcgiConn(rig.sock);
-	t.after(() => k.destroy());
-	await k.connected;
-	return k;
-}
 
 test('in a cluster at a thread limit, the last worker in accept() does ' +
     'not wait on a kept connection', T, async (t) => {
 	const rig = new Rig(t, 'cluster-kept-thread-fault');
 	const redis = await startRedis(rig.dir);
 	t.after(() => redis.stop());
-	const fault = path.join(rig.dir, 'threads-fail');
-	rig.env = { BEEP_MIN_IDLE: '2', BEEP_REDIS_URL: redis.url,
-	    ...threadFaultEnv(rig.dir, { whileFile: fault }) };
-	t.after(() => { if (existsSync(fault)) unlinkSync(fault); });
-	await rig.startListen();
+	const threads = await startUnderThreadFault(rig, t,
+	    { BEEP_MIN_IDLE: '2', BEEP_REDIS_URL: redis.url });
 	// Up: Redis's command and channel connections both.
 	await poll(async () => {
-		const c = await open(rig, t);
-		send(c, 'GET', '/readyz', false);
+		const c = await FcgiConn.open(rig.sock, t);
+		c.sendWhole('GET', '/readyz', false);
 		return (await withTimeout(c.response(), 10000)).status === 200;
 	}, { what: 'the node ready (Redis up)', timeout: 20000 });
 
 	// Threads cannot start from here on.
-	writeFileSync(fault, '');
+	threads.fail();
 	// Streams on new connections until one is refused ("no thread free
 	// for a stream": no worker idle, none can start); the worker that
 	// refused it goes back to accept(), the last one there.
 	let refused = false;
 	for (let i = 0; !refused; i++) {
 		assert.ok(i < 20, 'no stream refused after 20');
-		const s = await open(rig, t);
-		send(s, 'GET', subPath('cl-last-worker', `d${i}`), false);
-		await poll(() => s.stdout.toString('latin1').includes('\r\n\r\n'),
-		    { what: 'a stream head' });
+		const s = await FcgiConn.open(rig.sock, t);
+		s.sendWhole('GET', subPath('cl-last-worker', `d${i}`), false);
+		await poll(() => s.headCame(), { what: 'a stream head' });
 		refused = /^Status: 503/m.test(s.stdout.toString('latin1'));
 		if (refused)
 			await withTimeout(s.response(), 10000);
@@ -75,15 +52,15 @@ test('in a cluster at a thread limit, the last worker in accept() does ' +
 	    /error server: pthread_create: /.test(l)));
 
 	// A new kept connection (as nginx opens one): one request.
-	const k1 = await open(rig, t);
-	send(k1, 'GET', '/healthz', true);
+	const k1 = await FcgiConn.open(rig.sock, t);
+	k1.sendWhole('GET', '/healthz', true);
 	await poll(() => k1.ended, { what: 'the kept /healthz' });
 
 	// A request on a new connection must be answered.
-	const c = await open(rig, t);
-	send(c, 'GET', '/healthz', false);
+	const c = await FcgiConn.open(rig.sock, t);
+	c.sendWhole('GET', '/healthz', false);
 	const r = await withTimeout(c.response(), ANSWER_GUARD, null);
-	unlinkSync(fault);
+	threads.heal();
 	assert.ok(r !== null && r.status === 200, 'a request on a new ' +
 	    `connection was not answered within ${ANSWER_GUARD} ms: the last ` +
 	    'worker waits on the kept connection it served (BEEP_IDLE_TIMEOUT), ' +

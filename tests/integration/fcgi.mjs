@@ -67,6 +67,15 @@ export function encodeParams(params) {
 // request ends (END_REQUEST) or the connection closes, with
 // { status, head, body, ended (END_REQUEST seen), closed }.
 export class FcgiConn {
+	// A connection to socketPath, destroyed after the test t; resolves
+	// with it once connected.
+	static async open(socketPath, t) {
+		const c = new FcgiConn(socketPath);
+		t.after(() => c.destroy());
+		await c.connected;
+		return c;
+	}
+
 	constructor(socketPath) {
 		this.sock = net.connect(socketPath);
 		this.sock.on('error', (e) => { this.error = e; });
@@ -102,6 +111,22 @@ export class FcgiConn {
 			this.write(record(STDIN, id, b));
 	}
 	endStdin(id = 1) { this.write(record(STDIN, id)); }
+
+	// A whole request for method and uri (no body) in one write, so that
+	// it has come whole when a worker looks; keep: FCGI_KEEP_CONN. What
+	// came back for the connection's last request is cleared first.
+	sendWhole(method, uri, keep = false) {
+		this.stdout = Buffer.alloc(0);
+		this.ended = false;
+		this.write(Buffer.concat([beginRecord(1, keep),
+		    record(PARAMS, 1, encodeParams(requestParams(method, uri))),
+		    record(PARAMS, 1), record(STDIN, 1)]));
+	}
+
+	// Whether the response's head (up to its blank line) has come.
+	headCame() {
+		return this.stdout.toString('latin1').includes('\r\n\r\n');
+	}
 
 	// Resolves once the connection closes: what came back.
 	async response() {

@@ -190,10 +190,17 @@ export class Rig {
 
 	// beep-signal --listen unix:SOCK
 	startListen() {
-		this.backend = this.track(launch(BEEP_BIN,
-		    ['--listen', `unix:${this.sock}`],
-		    { cwd: this.dir, env: backendEnv(this.env), tag: 'beep' }));
+		this.launchBackend();
 		return waitLine(this.backend, /\bready\b/);
+	}
+
+	// Launches cmd (by default beep-signal --listen unix:SOCK) with the
+	// rig's settings as the rig's backend, without waiting for it to be
+	// ready (or to exit); returns it (this.backend).
+	launchBackend(cmd = BEEP_BIN, args = ['--listen', `unix:${this.sock}`]) {
+		this.backend = this.track(launch(cmd, args,
+		    { cwd: this.dir, env: backendEnv(this.env), tag: 'beep' }));
+		return this.backend;
 	}
 
 	// spawn-fcgi -n: creates the socket, puts it on fd 0, execs the backend

@@ -3,9 +3,10 @@
 // with EAGAIN (as at RLIMIT_NPROC, a container's pids limit or systemd's
 // TasksMax) while a file exists (`failWhile`), or for the n-th call of the
 // process only (`failNth`). Unlike prlimit --nproc, it hits exactly the
-// start it is asked to, as root too.
+// start it is asked to, as root too. Also the rig of the tests that start
+// the backend under it (81, 83, 85).
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const SHIM = `
@@ -56,4 +57,19 @@ export function threadFaultEnv(dir, { nth, whileFile } = {}) {
 	if (whileFile !== undefined)
 		env.FAULT_PTHREAD_WHILE = whileFile;
 	return env;
+}
+
+// Starts the rig's backend (beep-signal --listen) under the shim with `env`
+// (its BEEP_* settings); thread starts fail from threads.fail() on, until
+// threads.heal() or the end of the test t. Resolves with `threads` once
+// the backend is ready.
+export async function startUnderThreadFault(rig, t, env = {}) {
+	const fault = path.join(rig.dir, 'threads-fail');
+	rig.env = { ...env, ...threadFaultEnv(rig.dir, { whileFile: fault }) };
+	t.after(() => rmSync(fault, { force: true }));
+	await rig.startListen();
+	return {
+		fail: () => writeFileSync(fault, ''),
+		heal: () => unlinkSync(fault),
+	};
 }
