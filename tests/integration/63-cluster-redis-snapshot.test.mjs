@@ -14,6 +14,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
 	startCluster, CLUSTER_QUICK, uid, postPath, poll, subscribeSettled,
+	leftInGrace,
 } from './harness.mjs';
 
 const T = { timeout: 120000 };
@@ -30,17 +31,6 @@ async function crashAndRestart(cl, clients) {
 	for (const c of clients)
 		await poll(async () => (await c.health()).cluster.redis === 'up',
 		    { timeout: 20000, what: 'healthz says redis up' });
-}
-
-// Events of s up to the one whose data is `end`, that one left out.
-async function until(s, end) {
-	const got = [];
-	for (;;) {
-		const e = await s.nextEvent(15000);
-		if (e.data === end)
-			return got;
-		got.push({ type: e.type, data: e.data });
-	}
 }
 
 // POST until the cluster answers something other than 503 (the rebuild
@@ -100,7 +90,7 @@ describe('Redis back from an older snapshot', T, () => {
 				    { data: 'end' });
 				return end.status === 200;
 			}, { timeout: 20000, what: 'the device live again' });
-			const got = await until(back, 'end');
+			const got = await back.eventsUntil('end');
 			back.close();
 			assert.ok(got.some((e) => e.data === 'x' ||
 			    e.type === 'reset'), `POST x was answered ` +
@@ -173,13 +163,7 @@ describe('Redis back from an older snapshot', T, () => {
 		const [a, b] = cl.nodes;
 		const ca = a.client(), cb = b.client();
 		const u = uid('held');
-		const s0 = await b.subscribe(u, 'phone');
-		await poll(() => s0.positions.length > 0,
-		    { timeout: 10000, what: 'the stream\'s position' });
-		const position = s0.positions[0].lastEventId;
-		s0.close();
-		await poll(async () => (await cb.devices(u)).length === 0,
-		    { timeout: 20000, what: `${u}/phone in its grace period` });
+		const position = await leftInGrace(b, cb, u, 'phone');
 		const r1 = await cb.postJson(postPath(u, 'phone'),
 		    { data: 'kept' });
 		assert.equal(r1.status, 202, r1.text);

@@ -84,13 +84,7 @@ test('maxmemory with volatile-lru: a message held (202) is delivered or ' +
 		const e = await cb.postJson(postPath(u, 'phone'), { data: 'end' });
 		return e.status === 200;
 	}, { timeout: 30000, what: 'the device live again' });
-	const got = [];
-	for (;;) {
-		const e = await back.nextEvent(15000);
-		if (e.data === 'end')
-			break;
-		got.push({ type: e.type, data: e.data });
-	}
+	const got = await back.eventsUntil('end');
 	assert.ok(got.some((e) => e.data === 'held' || e.type === 'reset'),
 	    `"held" was answered 202; Redis (maxmemory-policy volatile-lru) ` +
 	    `evicted the cluster's keys, and the device came back to neither ` +

@@ -17,7 +17,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
 	startCluster, startStack, CLUSTER_QUICK, uid, postPath, listPath, poll,
-	subscribeSettled,
+	subscribeSettled, leftInGrace,
 } from './harness.mjs';
 
 const T = { timeout: 120000 };
@@ -39,13 +39,7 @@ describe('Redis back with older data: the loss is told', T, () => {
 		const nodeA = (await ca.health()).cluster.node;
 		const u = uid('told');
 
-		const s0 = await a.subscribe(u, 'phone');
-		await poll(() => s0.positions.length > 0,
-		    { timeout: 10000, what: 'the stream\'s position' });
-		const position = s0.positions[0].lastEventId;
-		s0.close();
-		await poll(async () => (await cb.devices(u)).length === 0,
-		    { timeout: 20000, what: `${u}/phone in its grace period` });
+		const position = await leftInGrace(a, cb, u, 'phone');
 		const r1 = await cb.postJson(postPath(u, 'phone'), { data: 'kept' });
 		assert.equal(r1.status, 202, r1.text);
 		assert.equal(cl.redis.cli('SAVE'), 'OK');
@@ -99,13 +93,7 @@ describe('Redis back with older data: the loss is told', T, () => {
 
 		const r4 = await cb.postJson(postPath(u, 'phone'), { data: 'm4' });
 		assert.equal(r4.status, 200, r4.text);
-		const got = [];
-		for (;;) {
-			const e = await back.nextEvent(15000);
-			if (e.data === 'm4')
-				break;
-			got.push({ type: e.type, data: e.data });
-		}
+		const got = await back.eventsUntil('m4');
 		back.close();
 		assert.ok(got.some((e) => e.type === 'reset'), '"after" was ' +
 		    'answered 202 and lost with the snapshot; the device came ' +

@@ -58,13 +58,7 @@ describe('Redis flushed, then restarted with all its data', T, () => {
 			return r.status !== 503;
 		}, { timeout: 30000, what: 'POST m5 answered' });
 		assert.equal(r.status, 200, r.text);
-		const got = [];
-		for (;;) {
-			const e = await s.nextEvent(15000);
-			if (e.data === 'm5')
-				break;
-			got.push({ type: e.type, data: e.data });
-		}
+		const got = await s.eventsUntil('m5');
 		s.close();
 		const said = a.backendLog.filter((l) =>
 		    /redis came back with older data/.test(l));

@@ -12,7 +12,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-	startCluster, CLUSTER_QUICK, uid, postPath, poll,
+	startCluster, CLUSTER_QUICK, uid, postPath, poll, leftInGrace,
 } from './harness.mjs';
 
 const T = { timeout: 120000 };
@@ -28,13 +28,7 @@ describe('Redis back with older data, found by a node away meanwhile', T,
 		const nodeA = (await ca.health()).cluster.node;
 		const nodeB = (await cb.health()).cluster.node;
 		const u = uid('runs');
-		const s0 = await a.subscribe(u, 'phone');
-		await poll(() => s0.positions.length > 0,
-		    { timeout: 10000, what: 'the stream\'s position' });
-		const position = s0.positions[0].lastEventId;
-		s0.close();
-		await poll(async () => (await cb.devices(u)).length === 0,
-		    { timeout: 20000, what: `${u}/phone in its grace period` });
+		const position = await leftInGrace(a, cb, u, 'phone');
 		const other = await a.subscribe(u, 'other');
 
 		// b's count: 'kept' is in the snapshot, 'after' is not.
@@ -98,13 +92,7 @@ describe('Redis back with older data, found by a node away meanwhile', T,
 			return end.status !== 503;
 		}, { timeout: 20000, what: 'POST end answered' });
 		assert.equal(end.status, 200, end.text);
-		const got = [];
-		for (;;) {
-			const e = await back.nextEvent(15000);
-			if (e.data === 'end')
-				break;
-			got.push({ type: e.type, data: e.data });
-		}
+		const got = await back.eventsUntil('end');
 		back.close();
 		other.close();
 		assert.ok(got.some((e) => e.data === 'after' ||

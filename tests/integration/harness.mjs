@@ -935,6 +935,20 @@ export async function subscribeSettled(node, u, d, headers) {
 	return s;
 }
 
+// Opens a stream of (u, d) on node and closes it once it has a position;
+// resolves with that position (its last event id, to resume from) once
+// `client` (of any node) lists no device of u: d is in its grace period.
+export async function leftInGrace(node, client, u, d) {
+	const s = await node.subscribe(u, d);
+	await poll(() => s.positions.length > 0,
+	    { timeout: 10000, what: 'the stream\'s position' });
+	const position = s.positions[0].lastEventId;
+	s.close();
+	await poll(async () => (await client.devices(u)).length === 0,
+	    { timeout: 20000, what: `${u}/${d} in its grace period` });
+	return position;
+}
+
 // The cluster tests' quick settings: a node's registrations expire and
 // a dead connection is noticed within seconds.
 export const CLUSTER_QUICK = {

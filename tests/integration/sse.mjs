@@ -257,6 +257,18 @@ export class SseStream {
 		return this.events.shift();
 	}
 
+	// The events ({ type, data }) up to the one whose data is `end`, that
+	// one left out; rejects as nextEvent() does (`timeout` ms for each).
+	async eventsUntil(end, timeout = 15000) {
+		const got = [];
+		for (;;) {
+			const e = await this.nextEvent(timeout);
+			if (e.data === end)
+				return got;
+			got.push({ type: e.type, data: e.data });
+		}
+	}
+
 	// Waits until at least n comments arrived in total.
 	waitComments(n = 1, timeout = 10000) {
 		return this.waitFor(() => this.comments >= n,
