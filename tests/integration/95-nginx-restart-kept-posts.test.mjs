@@ -20,8 +20,8 @@
 // answered 502. It fails on HEAD.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { uid, postPath, poll, Client, BEEP_BIN } from './harness.mjs';
-import { Rig, stop, waitLine, live, READY_GUARD } from './fronts.mjs';
+import { uid, postPath, poll, Client } from './harness.mjs';
+import { Rig, stop, READY_GUARD } from './fronts.mjs';
 
 const GENERATIONS = 7;                 // 6 restarts
 const POSTERS = 4;
@@ -33,28 +33,8 @@ test('nginx on a systemd socket: a restart loses no POST on a kept ' +
 	const rig = new Rig(t, 'nginx+restarts', { env: { BEEP_RATE: '0' } });
 	// A supervisor holding the socket (fd 3, as systemd's .socket unit
 	// does) that starts GENERATIONS backends on it in turn.
-	const script = [
-		`for gen in $(seq 1 ${GENERATIONS}); do`,
-		'  sh -c \'LISTEN_PID=$$; export LISTEN_PID; exec "$0"\' "$1" &',
-		'  echo "backend $gen $!"',
-		'  wait $!',
-		'  echo "exit $gen $?"',
-		'done',
-	].join('\n');
-	await rig.startSocketActivate(['/bin/sh', '-c', script, 'sh', BEEP_BIN]);
-	const sup = rig.backend;
-	const generation = async (gen) => {
-		const line = await waitLine(sup, new RegExp(`^backend ${gen} \\d+$`));
-		const p = { pid: Number(line.split(' ')[2]), tag: `backend ${gen}`,
-		    lines: sup.lines, watchers: sup.watchers, exitInfo: null };
-		live.add(p);
-		p.exited = waitLine(sup, new RegExp(`^exit ${gen} \\d+$`), 600000)
-		    .then((l) => ({ code: Number(l.split(' ')[2]), signal: null }))
-		    .catch(() => ({ code: null, signal: 'unknown' }))
-		    .then((info) => { live.delete(p); p.exitInfo = info; return info; });
-		rig.procs.unshift(p);
-		return p;
-	};
+	const { sup, generation } = await rig.startSupervisor(
+	    { generations: GENERATIONS });
 	await rig.startNginx();
 	const u = uid('restart');
 	// A live stream is not needed: POSTs to an unknown device are answered

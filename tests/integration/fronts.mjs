@@ -106,10 +106,11 @@ export function waitLine(p, re, guard = READY_GUARD) {
 }
 
 // SIGTERM (or sig), SIGKILL after guard ms; { code, signal, killed }.
+// With p.group set, sig goes to p's whole process group.
 export async function stop(p, sig = 'SIGTERM', guard = STOP_GUARD) {
 	if (p.exitInfo)
 		return { ...p.exitInfo, killed: false };
-	try { process.kill(p.pid, sig); } catch { }
+	try { process.kill(p.group ? -p.pid : p.pid, sig); } catch { }
 	const r = await withTimeout(p.exited, guard, null);
 	if (r)
 		return { ...r, killed: false };
@@ -232,9 +233,9 @@ export class Rig {
 
 	// systemd keeps a .socket unit's socket across restarts of its
 	// service: emulated by a supervisor shell that holds the socket (fd 3,
-	// from systemd-socket-activate, as systemd would) and starts two
-	// backends on it in turn, each with LISTEN_PID set to its own pid
-	// (the first once a front connects). Returns
+	// from systemd-socket-activate, as systemd would) and starts
+	// `generations` backends on it in turn, each with LISTEN_PID set to
+	// its own pid (the first once a front connects). Returns
 	// - sup: the supervisor (this.backend until the caller replaces it),
 	//   whose output holds every generation's log;
 	// - generation(n): resolves, once backend n started, with a stand-in
@@ -242,11 +243,12 @@ export class Rig {
 	//   supervisor), tracked by the rig;
 	// - checkLog(): throws on error lines, sanitizer reports or accept
 	//   warnings in any generation's log.
-	async startSupervisor() {
+	async startSupervisor({ generations = 2 } = {}) {
 		// $1: the backend binary. Each generation's pid and exit status
 		// go to stdout.
+		const gens = [...Array(generations).keys()].map((i) => i + 1);
 		const script = [
-			'for gen in 1 2; do',
+			`for gen in ${gens.join(' ')}; do`,
 			'  sh -c \'LISTEN_PID=$$; export LISTEN_PID; exec "$0"\' "$1" &',
 			'  echo "backend $gen $!"',
 			'  wait $!',
@@ -256,6 +258,11 @@ export class Rig {
 		await this.startSocketActivate(['/bin/sh', '-c', script, 'sh',
 		    BEEP_BIN]);
 		const sup = this.backend;
+		// Stopped, it takes the generation it runs along (its process
+		// group): that one, nobody's child once the shell is gone, would
+		// live on and hold the rig's pipes open (test 95 ends with its
+		// last generation running).
+		sup.group = true;
 		const generation = async (gen) => {
 			const line = await waitLine(sup,
 			    new RegExp(`^backend ${gen} \\d+$`));
