@@ -103,7 +103,13 @@ describe('defaults', () => {
 			}
 		};
 		for (let i = 0; i < 40; i++) {
+			// The pace of the cuts is the scenario; the posts each
+			// stream sees are awaited, not assumed from it: on a loaded
+			// machine (ASan, TSan) 200 ms may see fewer than 3 posts.
 			await delay(200);
+			await poll(() => accepted.length >= 3 * (i + 1) ||
+			    problems.length > 0, { timeout: 30000,
+			    what: `3 posts accepted before cut ${i + 1}` });
 			take(s);
 			id = lastId(s, id);
 			s.close();                       // abrupt: the socket is destroyed
