@@ -26,6 +26,10 @@ const SLACK = 2000;       // past the 2nd keepalive: 10 s in all at the defaults
 // the close under ASan with the CPUs busy, against 10).  Returns when the
 // second keepalive came (0: not yet), from the close.
 async function unlistedWithin2(c, u, stay, k0, left, what) {
+	// The interval is the default: counted from the keepalives, the bound
+	// no longer sees it (at 6 s the 10 s would be passed).
+	assert.match(stay.rawText, new RegExp(
+	    `^: beep-signal keepalive=${KEEPALIVE / 1000}\n`));
 	let second = 0;
 	stay.waitComments(k0 + 2, 60000).then(() => {
 		second = Date.now();
