@@ -23,7 +23,7 @@ import path from 'node:path';
 import { rmSync } from 'node:fs';
 import {
 	startCluster, startStack, CLUSTER_QUICK, uid, postPath, listPath, poll,
-	subscribeSettled,
+	subscribeSettled, leftInGrace,
 } from './harness.mjs';
 
 const T = { timeout: 120000 };
@@ -178,13 +178,7 @@ describe('Redis back with older data: a lost "resync, and tell"', T, () => {
 		const nodeA = (await ca.health()).cluster.node;
 		const u = uid('lost');
 
-		const s0 = await a.subscribe(u, 'phone');
-		await poll(() => s0.positions.length > 0,
-		    { timeout: 10000, what: 'the stream\'s position' });
-		const position = s0.positions[0].lastEventId;
-		s0.close();
-		await poll(async () => (await cb.devices(u)).length === 0,
-		    { timeout: 20000, what: `${u}/phone in its grace period` });
+		const position = await leftInGrace(a, cb, u, 'phone');
 		const r1 = await cb.postJson(postPath(u, 'phone'), { data: 'kept' });
 		assert.equal(r1.status, 202, r1.text);
 		assert.equal(cl.redis.cli('SAVE'), 'OK');
