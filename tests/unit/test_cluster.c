@@ -2205,6 +2205,46 @@ test_cluster_beat_tell_legacy(void **state)
 }
 
 /*
+ * During a rolling upgrade a node of the version before finds a second
+ * loss (its PRUNE names the others in the set beep:resync only) after a
+ * node of this version was answered {2, g1} for a first finding and
+ * before its next heartbeat, which acknowledges g1.  That heartbeat takes
+ * the name off beep:resync (the name is still in beep:tell, with g1, so
+ * it is not moved there with a new generation) and then the ack removes
+ * g1: it answers 1, and the node neither tells its streams of the second
+ * loss nor resyncs for it.  The set's name must be told as a new
+ * generation when the ack would otherwise take the only one away.
+ */
+static void
+test_cluster_beat_tell_legacy_after_answer(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	long long g1, g;
+	char ack[24];
+
+	if (f == NULL)
+		skip();
+	c = redisConnectUnix(f->sock);
+	assert_true(c != NULL && c->err == 0);
+	freeReplyObject(redisCommand(c, "SADD beep:nodes n1 n9"));
+	/* A node of this version finds a loss: n1 is told g1. */
+	prune_finds(c);
+	assert_int_equal(beat_script(c, "n1", "0", &g1), 2);
+	/* A node of the version before finds another (its PRUNE: SADD). */
+	freeReplyObject(redisCommand(c, "SADD beep:resync n1"));
+	/* n1's next heartbeat acknowledges g1: the second is still due. */
+	snprintf(ack, sizeof(ack), "%lld", g1);
+	assert_int_equal(beat_script(c, "n1", ack, &g), 2);
+	assert_true(g != g1);
+	/* Acknowledged in turn, then nothing more. */
+	snprintf(ack, sizeof(ack), "%lld", g);
+	assert_int_equal(beat_script(c, "n1", ack, &g), 1);
+	assert_int_equal(redis_int(c, "HEXISTS beep:tell n1"), 0);
+	redisFree(c);
+}
+
+/*
  * The node's side: a "resync, and tell" marks every device with streams
  * here told and resyncs them, and is acknowledged by the next heartbeat;
  * the same generation said again (the acknowledgement's answer lost, and
@@ -2289,6 +2329,8 @@ main(void)
 	        test_cluster_beat_tell_acked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_beat_tell_legacy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_beat_tell_legacy_after_answer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_beat_tell_node, setup, teardown),
 	};
