@@ -424,11 +424,13 @@ static const char cluster_lua_list[] = LUA_PRELUDE
  * another generation, which the first's ack does not take off.  A node
  * of the version before names others in the set beep:resync, which it
  * takes its own name off as it answers: a name there (and none in
- * beep:tell) is moved to beep:tell with a new generation; PRUNE writes
- * both, so that a node of that version is told too (beep:resync stays a
- * set: made a hash, that node's heartbeat would fail on it, WRONGTYPE,
- * and the node be taken for dead).  again is "1" from a node that was
- * connected to a Redis before this connection (see base() above).
+ * beep:tell, or the one this heartbeat acknowledges: that node found
+ * another loss since the answer) is moved to beep:tell with a new
+ * generation; PRUNE writes both, so that a node of that version is
+ * told too (beep:resync stays a set: made a hash, that node's heartbeat
+ * would fail on it, WRONGTYPE, and the node be taken for dead).  again
+ * is "1" from a node that was connected to a Redis before this
+ * connection (see base() above).
  *
  * Then it sweeps: a node that died (SIGKILL, its host gone) or stopped
  * leaves its registrations (beep:u fields, which have no TTL, for they
@@ -447,7 +449,8 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
     "local e = redis.call('EXISTS', KEYS[1]) "
     "local now = now_ms() "
     "local tell = redis.call('HGET', 'beep:tell', ARGV[4]) "
-    "if redis.call('SREM', 'beep:resync', ARGV[4]) == 1 and not tell then "
+    "if redis.call('SREM', 'beep:resync', ARGV[4]) == 1 and "
+    "(not tell or tell == ARGV[7]) then "
     "tell = tell_gen(now) redis.call('HSET', 'beep:tell', ARGV[4], tell) end "
     "if tell and tell == ARGV[7] then "
     "redis.call('HDEL', 'beep:tell', ARGV[4]) tell = nil end "
