@@ -99,6 +99,13 @@ enum registry_error cluster_publish(struct cluster *cl, const char *user,
  */
 int cluster_devices(
     struct cluster *cl, const char *user, char ***names, size_t *n);
+/*
+ * Whether user's device is there for a POST: 1 when it has a live holder
+ * or is away within its grace period (a POST would be 200 or 202), 0
+ * when not, -1 when Redis cannot say.
+ */
+int cluster_device_known(
+    struct cluster *cl, const char *user, const char *device);
 
 /* A copy of the figures, for /healthz and /metrics; lock-free. */
 void cluster_stats(struct cluster *cl, struct cluster_stats *st);

@@ -387,6 +387,13 @@ void registry_hangup(struct registry *reg, uint64_t stream_id);
 void registry_devices(
     struct registry *reg, const char *user, char ***names, size_t *n);
 
+/*
+ * Whether user's device is there for a POST: live, or away within its
+ * grace period (a POST to it would be 200 or 202, not 404).
+ */
+bool registry_device_known(
+    struct registry *reg, const char *user, const char *device);
+
 void registry_stats(struct registry *reg, struct registry_stats *st);
 
 /*

@@ -361,28 +361,18 @@ api_devices(struct api *api, const struct route *r, struct api_response *resp)
 }
 
 /*
- * Whether r's device is listed (has a live stream), as GET .../devices
- * would say; yes when a cluster cannot tell (Redis down).  Only a POST
- * without data asks (api_post()), so it costs nothing on the way of one
- * with data.
+ * Whether r's device is there for a POST: live, or away within its grace
+ * period (a POST with data would be 200 or 202, not 404: the Express
+ * service, which never forgot a device, answered 400 for one just gone);
+ * yes when a cluster cannot tell (Redis down).  Only a POST without data
+ * asks (api_post()), so it costs nothing on the way of one with data.
  */
 static bool
-api_device_listed(struct api *api, const struct route *r)
+api_device_known(struct api *api, const struct route *r)
 {
-	bool found = false;
-	char **names;
-	size_t n;
-
 	if (api->cluster == NULL)
-		registry_devices(api->reg, r->user, &names, &n);
-	else if (cluster_devices(api->cluster, r->user, &names, &n) < 0)
-		return true;
-	for (size_t i = 0; i < n; i++) {
-		found = found || strcmp(names[i], r->device) == 0;
-		free(names[i]);
-	}
-	free(names);
-	return found;
+		return registry_device_known(api->reg, r->user, r->device);
+	return cluster_device_known(api->cluster, r->user, r->device) != 0;
 }
 
 static void
@@ -423,7 +413,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	    req->body_len, api->config->max_depth, &msg, &why);
 	if (status != HTTP_200) {
 		/* As the Express service: the device first, then the data. */
-		if (why == body_no_data && !api_device_listed(api, r))
+		if (why == body_no_data && !api_device_known(api, r))
 			api_error(
 			    resp, HTTP_404, "device connection not found");
 		else

@@ -585,8 +585,10 @@ cluster_publish(struct cluster *cl, const char *user, const char *device,
 	return res;
 }
 
-int
-cluster_devices(struct cluster *cl, const char *user, char ***names, size_t *n)
+/* cluster_devices(), and with device, that device too in its grace. */
+static int
+cluster_list(struct cluster *cl, const char *user, const char *device,
+    char ***names, size_t *n)
 {
 	struct cluster_job *j;
 	redisReply *r;
@@ -605,6 +607,8 @@ cluster_devices(struct cluster *cl, const char *user, char ***names, size_t *n)
 	cluster_job_str(j, user);
 	cluster_job_num(j, cl->grace_ms);
 	cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
+	if (device != NULL)
+		cluster_job_str(j, device);
 	if (!cluster_job_call(cl, j)) {
 		pthread_mutex_unlock(&cl->lock);
 		cluster_count(&cl->unreachable);
@@ -625,6 +629,29 @@ cluster_devices(struct cluster *cl, const char *user, char ***names, size_t *n)
 	}
 	cluster_job_free(j);
 	return rc;
+}
+
+int
+cluster_devices(struct cluster *cl, const char *user, char ***names, size_t *n)
+{
+	return cluster_list(cl, user, NULL, names, n);
+}
+
+int
+cluster_device_known(struct cluster *cl, const char *user, const char *device)
+{
+	char **names;
+	size_t n;
+	int known = 0;
+
+	if (cluster_list(cl, user, device, &names, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		known = known || strcmp(names[i], device) == 0;
+		free(names[i]);
+	}
+	free(names);
+	return known;
 }
 
 void

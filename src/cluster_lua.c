@@ -383,10 +383,12 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "return #nodes";
 
 /*
- * KEYS u g; ARGV user grace_ms meta_ttl_ms.  Returns the live devices, or
- * 503 while presence is being rebuilt (beep:rebuild, or no beep:born: see
- * base() above): a device whose node has not registered again would be
- * missing from the list, a wrong answer where POST gives 503.
+ * KEYS u g; ARGV user grace_ms meta_ttl_ms [dev].  Returns the live
+ * devices, or 503 while presence is being rebuilt (beep:rebuild, or no
+ * beep:born: see base() above): a device whose node has not registered
+ * again would be missing from the list, a wrong answer where POST gives
+ * 503.  With dev, dev too when it is away within its grace period (a POST
+ * to it would be 202): whether it is there for a POST without data.
  */
 static const char cluster_lua_list[] = LUA_PRELUDE
     "if redis.call('EXISTS', 'beep:rebuild') == 1 or "
@@ -407,6 +409,10 @@ static const char cluster_lua_list[] = LUA_PRELUDE
     "for dev in pairs(dead) do if not seen[dev] then "
     "to_grace(g, 'beep:m:' .. user .. '\\31' .. dev, dev, now, grace, "
     "metattl, since[dev]) end end "
+    "local want = ARGV[4] "
+    "if want and want ~= '' and not seen[want] and "
+    "tonumber(redis.call('HGET', g, want) or '0') > now then "
+    "out[#out + 1] = want end "
     "return out";
 
 /*

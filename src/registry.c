@@ -951,6 +951,24 @@ registry_devices(
 	*n = i;
 }
 
+bool
+registry_device_known(
+    struct registry *reg, const char *user, const char *device)
+{
+	struct reg_device *d;
+	struct device_key k;
+	bool known;
+
+	device_key_make(&k, user, device);
+	pthread_mutex_lock(&reg->lock);
+	d = registry_find_device(reg, &k);
+	/* As registry_publish_id(): a grace period that ended is over. */
+	known = d != NULL && !device_expired(d, registry_now(reg));
+	pthread_mutex_unlock(&reg->lock);
+	device_key_free(&k);
+	return known;
+}
+
 void
 registry_stats(struct registry *reg, struct registry_stats *st)
 {

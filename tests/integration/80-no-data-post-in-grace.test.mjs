@@ -12,7 +12,9 @@
 // which is what the grace window is for.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { useStack, uid, postPath, poll } from './harness.mjs';
+import {
+	useStack, startCluster, CLUSTER_QUICK, uid, postPath, poll, leftInGrace,
+} from './harness.mjs';
 
 const h = useStack({ before, after }, {
 	env: { BEEP_KEEPALIVE: '1', BEEP_GRACE_SECONDS: '60' },
@@ -41,4 +43,25 @@ test('no data to a device in its grace window: 400 (it is there), as ' +
 	const back = await h.stack.subscribe(u, d);
 	assert.equal((await back.nextEvent()).data, 'held');
 	back.close();
+});
+
+test('in a cluster too: no data to a device in its grace window, posted ' +
+    'from another node: 400', T, async (t) => {
+	const cl = await startCluster({ nodes: 2,
+	    env: { ...CLUSTER_QUICK, BEEP_GRACE_SECONDS: '60' } }, t);
+	const [a, b] = cl.nodes;
+	const cb = b.client();
+	const u = uid('cgrace'), d = 'phone';
+	await leftInGrace(a, cb, u, d);
+	const probe = await cb.request('POST', postPath(u, d),
+	    { headers: { 'Content-Type': 'application/json' }, body: '{}' });
+	const held = await cb.postForm(postPath(u, d), { data: 'held' });
+	assert.equal(held.status, 202, `a POST with data in grace: ${held.text}`);
+	assert.equal(probe.status, 400, 'a POST without data to a device in ' +
+	    'its grace window, through another node, must not say "device ' +
+	    `gone": got ${probe.status} ${probe.text}`);
+	// Never there: 404 still.
+	const none = await cb.request('POST', postPath(u, 'never'),
+	    { headers: { 'Content-Type': 'application/json' }, body: '{}' });
+	assert.equal(none.status, 404, none.text);
 });
