@@ -598,12 +598,13 @@ config_value(FILE *f, const struct config *c, const struct config_option *o)
 		/*
 		 * Quoted when the file would not read it back as it is
 		 * (config_file()): a '#' (refused after a space), a quote
-		 * at either end, a space at either end (trimmed).
+		 * at either end, a space at either end (trimmed), a CR at
+		 * the end (trimmed as a CRLF line's).
 		 */
 		if (len > 0 &&
 		    (strchr(v, '#') != NULL || v[0] == '"' ||
 		        v[len - 1] == '"' || strchr(" \t", v[0]) != NULL ||
-		        strchr(" \t", v[len - 1]) != NULL))
+		        strchr(" \t\r", v[len - 1]) != NULL))
 			fprintf(f, "\"%s\"", v);
 		else
 			fputs(v, f);

@@ -7,6 +7,7 @@
 #include <fcgiapp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,23 @@ OS_Read(int fd, char *buf, size_t len)
 	return server_conn_read(fd, buf, len);
 }
 
+/*
+ * Whether what was printed on stdout (--help, --version, --print-config,
+ * --check-config's word) failed to be written, saying so: flushed here,
+ * since the flush at exit reports nothing, and a script that saves the
+ * output (--print-config > FILE) would go on with a cut file.
+ */
+static bool
+main_stdout_failed(void)
+{
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return false;
+	fprintf(stderr, "beep-signal: write error on stdout: %s\n",
+	    strerror(errno != 0 ? errno : EIO));
+	return true;
+}
+
 /* Let this process hold as many connections as the hard limit allows. */
 static void
 main_raise_nofile(void)
@@ -99,6 +117,9 @@ main(int argc, char **argv)
 	rc = config_parse(&c, argc, argv);
 	if (rc != 0 && rc != CONFIG_CHECK) {
 		config_clear(&c);
+		/* --print-config > FILE on a full disk: not a success. */
+		if (rc > 0 && main_stdout_failed())
+			return 1;
 		return rc > 0 ? 0 : 2;
 	}
 	log_set_level((enum log_level)c.log_level);
@@ -113,7 +134,7 @@ main(int argc, char **argv)
 			printf("beep-signal: configuration OK%s%s\n",
 			    c.file ? ": " : "", c.file ? c.file : "");
 		config_clear(&c);
-		return rc;
+		return rc == 0 && main_stdout_failed() ? 1 : rc;
 	}
 	if (tune_err != 0)
 		log_warn("could not re-execute with GLIBC_TUNABLES=%s (%s): "
