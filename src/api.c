@@ -272,6 +272,9 @@ api_subscribe(struct api *api, const struct api_request *req,
 			refusal = api_starved(api) ? API_REFUSE_NO_THREAD
 			                           : API_REFUSE_NONE;
 		if (refusal != API_REFUSE_NONE) {
+			/* As the registry's own refusal is (test 94). */
+			if (refusal == API_REFUSE_FULL)
+				api_warn_full(api);
 			api_release_quota(resp);
 			api_refuse_stream(
 			    req, resp, HTTP_503, api_refusal_text(refusal));
