@@ -22,7 +22,7 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BEEP_BIN, runBinary } from './harness.mjs';
+import { BEEP_BIN, SANITIZER, runBinary } from './harness.mjs';
 
 const T = { timeout: 30000 };
 const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-r21-'));
@@ -83,4 +83,24 @@ test('--print-config: a value ending in CR reads back as it is', T,
 	    JSON.stringify(`"${secret}"`),
 	    'the file --print-config wrote read back with another jwt-secret ' +
 	    '(its trailing CR trimmed as a line end): written unquoted');
+});
+
+// A configuration file whose line is larger than the memory the service
+// may have (a device or a file named by mistake: /dev/zero, a dump with
+// no line break; here within a 400 MB address-space limit, so that the
+// test never takes the machine's memory): getline() failed for want of
+// memory, which the reader took for the file's end, and the file was
+// "configuration OK" with every key it held left at its default, and a
+// start took them so.  It must be refused, saying why.
+test('a configuration file line too long to read is refused, not OK',
+    { ...T, skip: SANITIZER !== '' &&
+	'a sanitizer reserves more address space than the limit' },
+    async () => {
+	const r = await runBinary(['--config', '/dev/zero', '--check-config'],
+	    { prefix: ['sh', '-c', 'ulimit -v 400000 && exec "$0" "$@"'] });
+	assert.equal(r.signal, null, `killed by ${r.signal}: ${r.stderr}`);
+	assert.doesNotMatch(r.stdout, /configuration OK/,
+	    'a file that could not be read was said to be OK');
+	assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`);
+	assert.match(r.stderr, /\/dev\/zero/, 'names the file');
 });
