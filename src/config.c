@@ -35,6 +35,9 @@ struct config_option {
 	const char *help;
 };
 
+/* The longest line of a configuration file, its line break included. */
+#define CONFIG_LINE_MAX (1 << 20)
+
 const char config_version[] = BEEP_VERSION;
 
 #define OFF(field) offsetof(struct config, field)
@@ -507,26 +510,59 @@ config_value_plain(const char *value, const char *where)
 	return true;
 }
 
+/*
+ * One line of f, its line break included, into line (CONFIG_LINE_MAX + 1
+ * bytes); its length, or -1 at the end of the file or on an error
+ * (ferror()), or -2 when it is longer than CONFIG_LINE_MAX.  Bounded: a
+ * file named by mistake (/dev/zero, a dump without a line break) is
+ * refused, not read whole into memory; getline()'s failure for want of
+ * memory looked like the file's end, and the file was OK (test 93).
+ */
+static ssize_t
+config_line(FILE *f, char *line)
+{
+	size_t n = 0;
+	int ch;
+
+	while ((ch = getc(f)) != EOF) {
+		if (n == CONFIG_LINE_MAX)
+			return -2;
+		line[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	line[n] = '\0';
+	return n > 0 ? (ssize_t)n : -1;
+}
+
 static int
 config_file(struct config *c, const char *path)
 {
 	unsigned seen[CONFIG_NOPTIONS] = {0}, lineno = 0;
 	FILE *f = fopen(path, "r");
-	size_t cap = 0;
-	char *line = NULL, where[4096];
+	char *line, where[4096];
+	ssize_t n;
 	int rc = 0;
 
 	if (f == NULL) {
 		fprintf(stderr, "beep-signal: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	for (ssize_t n; rc == 0 && (n = getline(&line, &cap, f)) >= 0;) {
+	line = xmalloc(CONFIG_LINE_MAX + 1);
+	while (rc == 0 && (n = config_line(f, line)) != -1) {
 		const struct config_option *o;
 		char *key, *value, *eq;
 		size_t klen, vlen;
 
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		if (n == -2) {
+			fprintf(stderr,
+			    "beep-signal: %s: a line longer than %d bytes\n",
+			    where, CONFIG_LINE_MAX);
+			rc = -1;
+			break;
+		}
 		/* A NUL would end the line early, and the value with it. */
 		if (memchr(line, '\0', (size_t)n) != NULL) {
 			fprintf(stderr, "beep-signal: %s: a NUL byte\n", where);
