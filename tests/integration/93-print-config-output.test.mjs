@@ -104,3 +104,21 @@ test('a configuration file line too long to read is refused, not OK',
 	assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`);
 	assert.match(r.stderr, /\/dev\/zero/, 'names the file');
 });
+
+// The Redis URL is logged "never with its password" (cluster.c): all before
+// its last '@' is masked.  A URL that carries the password as a query
+// parameter, as redis-py and others take it (redis://HOST/0?password=...),
+// is refused, and the refusal logged it whole: the password in the
+// journal of every failed start.  What follows '?' must be masked too.
+test('a refused Redis URL with ?password= is logged without it', T,
+    async () => {
+	for (const url of ['redis://127.0.0.1:6379/0?password=s3cret-r21',
+	    'redis://127.0.0.1/0?user=u&password=s3cret-r21']) {
+		const r = await runBinary(['--listen', 'unix:@DIR@/b.sock',
+		    '--redis-url', url, '--check-config']);
+		assert.equal(r.code, 2, `${url}: refused\n${r.stdout}\n${r.stderr}`);
+		assert.match(r.stderr, /--redis-url/, 'says why');
+		assert.doesNotMatch(r.stderr, /s3cret-r21/,
+		    `the Redis password reached the log: ${r.stderr}`);
+	}
+});
