@@ -50,6 +50,9 @@ test_cluster_url_for_log(void **state)
 	    {":hunter2@h", "***@h"},
 	    {"redis://h:6379/0", "redis://h:6379/0"},
 	    {"unix:///run/redis.sock", "unix:///run/redis.sock"},
+	    /* A password as other clients take it: refused, and redacted. */
+	    {"redis://h:6379/0?password=hunter2", "redis://h:6379/0?***"},
+	    {"redis://:pw@h/0?user=u&password=hunter2", "redis://***@h/0?***"},
 	};
 	char out[64];
 
@@ -60,6 +63,8 @@ test_cluster_url_for_log(void **state)
 	}
 	cluster_redis_url_for_log("redis://:secret@h", out, 12);
 	assert_null(strstr(out, "secret"));
+	cluster_redis_url_for_log("redis://h?password=secret", out, 13);
+	assert_string_equal(out, "redis://h");
 }
 
 static void
