@@ -80,6 +80,44 @@ test_listener_unix(void **state)
 	rmdir(dir);
 }
 
+/*
+ * A successor that took the path over (a new instance, started while
+ * this one stops: once this one's socket no longer answers, the path is
+ * stale to it) keeps it: stop removes only the socket file it made.
+ */
+static void
+test_listener_unix_successor_kept(void **state)
+{
+	char dir[] = "/tmp/beep-listener-XXXXXX", path[128], spec[160];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct listener *l;
+	struct stat st;
+	int next, c;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s.sock", dir);
+	snprintf(spec, sizeof(spec), "unix:%s", path);
+	l = listener_open(spec, 0600);
+	assert_non_null(l);
+	/* The successor replaces the file and listens on its own. */
+	assert_int_equal(unlink(path), 0);
+	next = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	assert_int_equal(bind(next, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(next, 4), 0);
+	listener_stop(l);
+	assert_int_equal(stat(path, &st), 0);
+	c = connect_unix(path);
+	assert_true(c >= 0); /* the successor's socket is still reached */
+	close(c);
+	listener_close(l);
+	close(next);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void
 test_listener_tcp(void **state)
 {
@@ -154,6 +192,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_listener_unix),
+	    cmocka_unit_test(test_listener_unix_successor_kept),
 	    cmocka_unit_test(test_listener_tcp),
 	    cmocka_unit_test(test_listener_bad_specs),
 	    cmocka_unit_test(test_listener_inherited),
