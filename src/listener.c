@@ -28,6 +28,8 @@ struct listener {
 	int fd;
 	bool owned;      /* made by us, not inherited */
 	char *unix_path; /* a unix socket we created, removed on stop */
+	dev_t unix_dev;  /* its file, so that stop removes only ours */
+	ino_t unix_ino;
 	char address[512];
 };
 
@@ -124,6 +126,12 @@ listener_unix(struct listener *l, const char *path, unsigned mode)
 		log_error("listen %s: %s", path, strerror(errno));
 		goto fail_unlink;
 	}
+	if (lstat(path, &st) < 0) {
+		log_error("stat %s: %s", path, strerror(errno));
+		goto fail_unlink;
+	}
+	l->unix_dev = st.st_dev;
+	l->unix_ino = st.st_ino;
 	l->unix_path = xstrdup(path);
 	return fd;
 fail_unlink:
@@ -273,11 +281,20 @@ listener_address(const struct listener *l)
 void
 listener_stop(struct listener *l)
 {
+	struct stat st;
+
 	if (!l->owned)
 		return;
-	shutdown(l->fd, SHUT_RDWR);
-	if (l->unix_path != NULL)
+	/*
+	 * The path first, and only while it is still the file made here:
+	 * once the socket no longer answers, a new instance takes the path
+	 * as stale and replaces it, and its file is not ours to remove
+	 * (test_listener_unix_successor_kept).
+	 */
+	if (l->unix_path != NULL && lstat(l->unix_path, &st) == 0 &&
+	    st.st_dev == l->unix_dev && st.st_ino == l->unix_ino)
 		unlink(l->unix_path);
+	shutdown(l->fd, SHUT_RDWR);
 }
 
 void
