@@ -340,6 +340,11 @@ test_config_file_refusals(void **state)
 	    "jwt-secret = # set before going live\n",
 	    "jwt-secret = \"\n",
 	    "jwt-secret = \"s3cret\n",
+	    /*
+	     * CR line ends (an old Mac editor's): one line, whose first
+	     * value would take in every line after it, silently.
+	     */
+	    "jwt-audience = a\rjwt-secret = s3cret\r",
 	};
 	const char *missing[] = {"beep-signal", "--config", "/nonexistent/x"};
 	struct config c;
@@ -377,7 +382,8 @@ static void
 test_config_print_reads_back(void **state)
 {
 	static const char *secrets[] = {"s3cret # rotate", "\"s3cret",
-	    "s3cret\"", "\"s3cret\"", " s3cret ", "a#b", "#s3cret"};
+	    "s3cret\"", "\"s3cret\"", " s3cret ", "a#b", "#s3cret", "s3\rcret",
+	    "s3cret\r"};
 	const char *env[] = {"beep-signal"};
 
 	(void)state;
