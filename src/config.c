@@ -496,6 +496,18 @@ config_value_plain(const char *value, const char *where)
 		    where);
 		return false;
 	}
+	/*
+	 * A CR inside a line is a file with CR line ends (an old Mac
+	 * editor's) read as one line: the value would take in the lines
+	 * after it.  Quoted, it is kept (--print-config quotes it).
+	 */
+	if (strchr(value, '\r') != NULL) {
+		fprintf(stderr,
+		    "beep-signal: %s: a carriage return inside a line (CR "
+		    "line ends? use LF or CRLF; quote the value to keep it)\n",
+		    where);
+		return false;
+	}
 	for (const char *p = value; *p != '\0'; p++) {
 		if (*p == '#' &&
 		    (p == value || p[-1] == ' ' || p[-1] == '\t')) {
@@ -634,13 +646,15 @@ config_value(FILE *f, const struct config *c, const struct config_option *o)
 		/*
 		 * Quoted when the file would not read it back as it is
 		 * (config_file()): a '#' (refused after a space), a quote
-		 * at either end, a space at either end (trimmed), a CR at
-		 * the end (trimmed as a CRLF line's).
+		 * at either end, a space at either end (trimmed), a CR (at
+		 * the end trimmed as a CRLF line's, inside refused as CR
+		 * line ends).
 		 */
 		if (len > 0 &&
-		    (strchr(v, '#') != NULL || v[0] == '"' ||
-		        v[len - 1] == '"' || strchr(" \t", v[0]) != NULL ||
-		        strchr(" \t\r", v[len - 1]) != NULL))
+		    (strchr(v, '#') != NULL || strchr(v, '\r') != NULL ||
+		        v[0] == '"' || v[len - 1] == '"' ||
+		        strchr(" \t", v[0]) != NULL ||
+		        strchr(" \t", v[len - 1]) != NULL))
 			fprintf(f, "\"%s\"", v);
 		else
 			fputs(v, f);
