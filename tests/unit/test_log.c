@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -142,6 +144,64 @@ test_log_limit(void **state)
 	assert_false(log_limit_pass(&l, 5000 + 5 * LOG_LIMIT_MS - 1, &held));
 }
 
+/*
+ * stderr whose reader has stalled (journald's stream socket, a pipe to a
+ * logger that hangs): a log line never blocks the thread that writes it,
+ * which may hold a lock others wait on (the cluster's, the server's).
+ * The lines that did not fit are counted, and the next line that fits
+ * says how many.  fd[0] is the reader's end; pipe or socket pair.
+ */
+static void
+stalled_reader(int fd[2])
+{
+	char buf[4096], all[1 << 16];
+	size_t got = 0;
+	int saved = dup(STDERR_FILENO);
+	ssize_t n;
+
+	dup2(fd[1], STDERR_FILENO);
+	/* A write that blocks ends the test here (SIGALRM), not hangs it. */
+	alarm(20);
+	for (int i = 0; i < 20000; i++)
+		log_warn("line %d, while no one reads: %0500d", i, 0);
+	alarm(0);
+	/* The reader reads again. */
+	fcntl(fd[0], F_SETFL, fcntl(fd[0], F_GETFL) | O_NONBLOCK);
+	while (read(fd[0], buf, sizeof(buf)) > 0)
+		continue;
+	log_warn("after");
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(fd[1]);
+	while (got < sizeof(all) - 1 &&
+	    (n = read(fd[0], all + got, sizeof(all) - 1 - got)) > 0)
+		got += (size_t)n;
+	all[got] = '\0';
+	close(fd[0]);
+	assert_non_null(strstr(all, "log lines dropped"));
+	assert_non_null(strstr(all, ": after\n"));
+}
+
+static void
+test_log_stalled_socket(void **state)
+{
+	int fd[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+	stalled_reader(fd);
+}
+
+static void
+test_log_stalled_pipe(void **state)
+{
+	int fd[2];
+
+	(void)state;
+	assert_int_equal(pipe(fd), 0);
+	stalled_reader(fd);
+}
+
 int
 main(void)
 {
@@ -150,6 +210,8 @@ main(void)
 	    cmocka_unit_test(test_log_json),
 	    cmocka_unit_test(test_log_json_long),
 	    cmocka_unit_test(test_log_limit),
+	    cmocka_unit_test(test_log_stalled_socket),
+	    cmocka_unit_test(test_log_stalled_pipe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
