@@ -1,11 +1,14 @@
 /* log: see log.h. */
 #include "log.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,6 +116,32 @@ log_json_string(
 	}
 }
 
+/* Lines not written because stderr's reader was not reading. */
+static atomic_ulong log_dropped;
+
+/*
+ * Write line[0..n) to stderr in one call, never waiting: a thread that
+ * logs may hold a lock other threads wait on, and stderr's reader
+ * (journald's stream socket, a pipe to a logger) may stall.  A socket
+ * takes MSG_DONTWAIT; anything else is written only when poll() says it
+ * takes more now (a line is at most LOG_LINE_MAX, within PIPE_BUF: one
+ * free page of a pipe holds it whole).  Whether it was written.
+ */
+static bool
+log_emit(const char *line, size_t n)
+{
+	struct pollfd p = {.fd = STDERR_FILENO, .events = POLLOUT};
+	ssize_t w = send(STDERR_FILENO, line, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+	if (w >= 0)
+		return true;
+	if (errno != ENOTSOCK)
+		return false;
+	if (poll(&p, 1, 0) != 1 || (p.revents & POLLOUT) == 0)
+		return false;
+	return write(STDERR_FILENO, line, n) >= 0;
+}
+
 void
 log_write(enum log_level level, const char *module, const char *fmt, ...)
 {
@@ -153,9 +182,30 @@ log_write(enum log_level level, const char *module, const char *fmt, ...)
 		                                           : (size_t)r;
 	}
 	line[n++] = '\n';
-	/* One write per line, so lines from threads never interleave. */
-	if (write(STDERR_FILENO, line, n) < 0)
-		return;
+	/*
+	 * One write per line, so lines from threads never interleave; after
+	 * lines were dropped, the first that fits says how many first.
+	 */
+	if (atomic_load(&log_dropped) > 0) {
+		unsigned long dropped = atomic_exchange(&log_dropped, 0);
+		char note[160];
+		int k = snprintf(note, sizeof(note),
+		    log_format == LOG_FORMAT_JSON
+		        ? "{\"time\":\"%s\",\"level\":\"warn\",\"module\":"
+		          "\"log\",\"message\":\"%lu log lines dropped: "
+		          "stderr was not read\"}\n"
+		        : "%s warn log: %lu log lines dropped: stderr was not "
+		          "read\n",
+		    stamp, dropped);
+
+		if (k < 0 || (size_t)k >= sizeof(note) ||
+		    !log_emit(note, (size_t)k)) {
+			atomic_fetch_add(&log_dropped, dropped + 1);
+			return;
+		}
+	}
+	if (!log_emit(line, n))
+		atomic_fetch_add(&log_dropped, 1);
 }
 
 bool
