@@ -17,7 +17,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
 	startCluster, startStack, CLUSTER_QUICK, uid, postPath, listPath, poll,
-	subscribeSettled, leftInGrace,
+	snapshotLoss,
 } from './harness.mjs';
 
 const T = { timeout: 120000 };
@@ -39,26 +39,10 @@ describe('Redis back with older data: the loss is told', T, () => {
 		const nodeA = (await ca.health()).cluster.node;
 		const u = uid('told');
 
-		const position = await leftInGrace(a, cb, u, 'phone');
-		const r1 = await cb.postJson(postPath(u, 'phone'), { data: 'kept' });
-		assert.equal(r1.status, 202, r1.text);
-		assert.equal(cl.redis.cli('SAVE'), 'OK');
-		const r2 = await cb.postJson(postPath(u, 'phone'),
-		    { data: 'after' });
-		assert.equal(r2.status, 202, r2.text);
-		const born = cl.redis.cli('GET', 'beep:born');
-
 		// b is away while Redis restarts from its snapshot: a comes
 		// back first, and the device's client with it.
-		const pid = b.backend.pid;
-		process.kill(pid, 'SIGSTOP');
-		t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
-		await cl.redis.crashAndRestart();
-		const mon = await cl.redis.monitor(t);
-
-		const back = await subscribeSettled(a, u, 'phone',
-		    { 'Last-Event-ID': position });
-		assert.equal((await back.nextEvent(15000)).data, 'kept');
+		const { back, mon, found } = await snapshotLoss(cl, a, b, u,
+		    'phone', t);
 		// a's command connection (b has none yet).
 		const idA = cl.redis.cli('CLIENT', 'LIST').split('\n')
 		    .filter((l) => / sub=0 /.test(l) && !/ flags=\S*O/.test(l) &&
@@ -66,14 +50,7 @@ describe('Redis back with older data: the loss is told', T, () => {
 		    .map((l) => /^id=(\d+) /.exec(l)[1]);
 		assert.equal(idA.length, 1, `a's command connection: ${idA}`);
 
-		process.kill(pid, 'SIGCONT');
-		await poll(() => b.backendLog.some((l) =>
-		    /redis came back with older data/.test(l)),
-		    { timeout: 20000, what: 'b finds the loss' });
-		await poll(() => {
-			const now = cl.redis.cli('GET', 'beep:born');
-			return now !== '' && now !== born;
-		}, { timeout: 20000, what: 'the new beep:born' });
+		await found();
 
 		// The call goes on before a's next heartbeat.
 		const r3 = await cb.postJson(postPath(u, 'phone'), { data: 'm3' });

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { rmSync } from 'node:fs';
 import {
 	startCluster, startStack, CLUSTER_QUICK, uid, postPath, listPath, poll,
-	subscribeSettled, leftInGrace,
+	snapshotLoss,
 } from './harness.mjs';
 
 const T = { timeout: 120000 };
@@ -178,35 +178,12 @@ describe('Redis back with older data: a lost "resync, and tell"', T, () => {
 		const nodeA = (await ca.health()).cluster.node;
 		const u = uid('lost');
 
-		const position = await leftInGrace(a, cb, u, 'phone');
-		const r1 = await cb.postJson(postPath(u, 'phone'), { data: 'kept' });
-		assert.equal(r1.status, 202, r1.text);
-		assert.equal(cl.redis.cli('SAVE'), 'OK');
-		// Lost with the snapshot: its loss must be told.
-		const r2 = await cb.postJson(postPath(u, 'phone'),
-		    { data: 'after' });
-		assert.equal(r2.status, 202, r2.text);
-		const born = cl.redis.cli('GET', 'beep:born');
-
-		// b is away while Redis restarts from its snapshot: a comes
-		// back first, and the device's client with it.
-		const pid = b.backend.pid;
-		process.kill(pid, 'SIGSTOP');
-		t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
-		await cl.redis.crashAndRestart();
-		const mon = await cl.redis.monitor(t);
-		const back = await subscribeSettled(a, u, 'phone',
-		    { 'Last-Event-ID': position });
-		assert.equal((await back.nextEvent(15000)).data, 'kept');
-
-		process.kill(pid, 'SIGCONT');
-		await poll(() => b.backendLog.some((l) =>
-		    /redis came back with older data/.test(l)),
-		    { timeout: 20000, what: 'b finds the loss' });
-		await poll(() => {
-			const now = cl.redis.cli('GET', 'beep:born');
-			return now !== '' && now !== born;
-		}, { timeout: 20000, what: 'the new beep:born' });
+		// b is away while Redis restarts from its snapshot ("after" is
+		// lost with it: its loss must be told): a comes back first, and
+		// the device's client with it.
+		const { back, mon, found } = await snapshotLoss(cl, a, b, u,
+		    'phone', t);
+		await found();
 
 		// The call goes on before a's next heartbeat.
 		const r3 = await cb.postJson(postPath(u, 'phone'), { data: 'm3' });

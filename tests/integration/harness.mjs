@@ -949,6 +949,44 @@ export async function leftInGrace(node, client, u, d) {
 	return position;
 }
 
+// The loss of tests 86 and 92, in cluster cl: u/d, whose stream was on
+// node a, is left in its grace period; b posts "kept" (202), Redis saves,
+// b posts "after" (202: lost with the snapshot); b is stopped while Redis
+// restarts from the snapshot, and the device's client comes back to a
+// with its last id and gets "kept".  Returns { back, mon, found() }: the
+// stream, a MONITOR reader from the restart on, and found(), which lets
+// b go on and awaits its finding of the loss (its log line, a new
+// beep:born).
+export async function snapshotLoss(cl, a, b, u, d, t) {
+	const cb = b.client();
+	const position = await leftInGrace(a, cb, u, d);
+	const r1 = await cb.postJson(postPath(u, d), { data: 'kept' });
+	assert.equal(r1.status, 202, r1.text);
+	assert.equal(cl.redis.cli('SAVE'), 'OK');
+	const r2 = await cb.postJson(postPath(u, d), { data: 'after' });
+	assert.equal(r2.status, 202, r2.text);
+	const born = cl.redis.cli('GET', 'beep:born');
+	const pid = b.backend.pid;
+	process.kill(pid, 'SIGSTOP');
+	t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
+	await cl.redis.crashAndRestart();
+	const mon = await cl.redis.monitor(t);
+	const back = await subscribeSettled(a, u, d,
+	    { 'Last-Event-ID': position });
+	assert.equal((await back.nextEvent(15000)).data, 'kept');
+	const found = async () => {
+		process.kill(pid, 'SIGCONT');
+		await poll(() => b.backendLog.some((l) =>
+		    /redis came back with older data/.test(l)),
+		    { timeout: 20000, what: 'b finds the loss' });
+		await poll(() => {
+			const now = cl.redis.cli('GET', 'beep:born');
+			return now !== '' && now !== born;
+		}, { timeout: 20000, what: 'the new beep:born' });
+	};
+	return { back, mon, found };
+}
+
 // The cluster tests' quick settings: a node's registrations expire and
 // a dead connection is noticed within seconds.
 export const CLUSTER_QUICK = {
