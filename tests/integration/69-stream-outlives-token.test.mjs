@@ -1,0 +1,82 @@
+// Review 22: a stream authorised by a JWT keeps its authority for ever.
+//
+// BEEP_AUTH=jwt checks a subscribe's token once, when the stream opens; the
+// stream then goes on receiving the device's signaling (SDP offers, ICE
+// candidates) long after the token's `exp`.  A short-lived token is the
+// whole defence of `?access_token=` (README: query strings end up in access
+// logs): whoever reads one from a log within its minute can open the
+// victim's stream and hold it, reading every offer made to that device, for
+// as long as the connection lasts.  Tokens that were meant to end access at
+// `exp` (a user logged out, a device revoked and no longer issued tokens)
+// do not.  A stream must end once its token expires (exp + BEEP_JWT_LEEWAY),
+// and deliver nothing posted after that.
+//
+// Through Caddy with the shipped Caddyfile.  Fails on HEAD: the message
+// posted after the token expired is delivered on the old stream.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import {
+	startStack, uid, postPath, subPath, openSub,
+} from './harness.mjs';
+import { mint, claims, nowSec, bearer } from './jwt.mjs';
+
+const T = { timeout: 60000 };
+const SECRET = crypto.randomBytes(32).toString('hex');
+
+// Resolves once the wall clock (whole seconds, as the service's time(NULL))
+// has reached sec: the token is then expired for the service (exp is a time
+// the token is valid before, and the leeway is 0).
+async function clockReaches(sec) {
+	while (nowSec() < sec)
+		await new Promise((r) => setTimeout(r,
+		    sec * 1000 - Date.now() + 50));
+}
+
+for (const place of ['Authorization: Bearer', '?access_token=']) {
+	test(`a stream opened with ${place} ends when its token expires`, T,
+	    async (t) => {
+		const stack = await startStack({ env: {
+			BEEP_AUTH: 'jwt', BEEP_JWT_SECRET: SECRET,
+			BEEP_JWT_LEEWAY: '0', BEEP_KEEPALIVE: '1',
+		} }, t);
+		const c = stack.client();
+		t.after(() => c.close());
+		const victim = uid('victim'), sender = uid('sender');
+		const exp = nowSec() + 3;
+		const short = mint(claims(victim, { exp }), { key: SECRET });
+		const p = subPath(victim, 'laptop');
+		const s = place === '?access_token='
+		    ? await openSub(stack, `${p}?access_token=${short}`)
+		    : await openSub(stack, p, bearer(short));
+		assert.equal(s.status, 200, s.text);
+		t.after(() => s.stream.close());
+		const ts = () => mint(claims(sender), { key: SECRET });
+		// While the token is valid the stream works.
+		let r = await c.postJson(postPath(victim, 'laptop'),
+		    { data: 'before-exp' }, { headers: bearer(ts()) });
+		assert.equal(r.status, 200, r.text);
+		assert.equal((await s.stream.nextEvent()).data, 'before-exp');
+		// The same token is now refused for a new stream...
+		await clockReaches(exp);
+		const again = await openSub(stack, p, bearer(short));
+		assert.equal(again.status, 401, 'the expired token is refused');
+		// ...but the stream it opened still reads the device's signaling.
+		r = await c.postJson(postPath(victim, 'laptop'),
+		    { data: 'after-exp' }, { headers: bearer(ts()) });
+		assert.ok(r.status === 200 || r.status === 202, r.text);
+		let ev = null;
+		try {
+			ev = await s.stream.nextEvent(8000);
+		} catch (e) {
+			if (!s.stream.ended)
+				throw e;
+		}
+		assert.notEqual(ev?.data, 'after-exp',
+		    `a message posted after the token's exp (${exp}) was ` +
+		    'delivered on the stream it authorised: a stream keeps its ' +
+		    'authority past exp, for as long as its connection lasts');
+		assert.ok(s.stream.ended || ev === null,
+		    'the stream of an expired token must have been ended');
+	});
+}
