@@ -59,6 +59,11 @@ struct api_response {
 	struct registry_stream *stream;
 	struct registry_start start; /* with stream: what to send first */
 	bool envelope;               /* with stream: name the sender */
+	/*
+	 * With stream: the Unix time (seconds) its credentials expire at,
+	 * when the stream ends; 0: never (open mode, forward auth).
+	 */
+	long long expires;
 	/* Private to the api: */
 	struct quota *quota; /* with stream: holds one of quota_key's */
 	char *quota_key;

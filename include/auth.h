@@ -50,6 +50,12 @@ struct auth_identity {
 	char *device; /* owned, or NULL when not pinned */
 	enum auth_source source;
 	const char *why; /* on AUTH_INVALID, a static reason, or NULL */
+	/*
+	 * A JWT's: the Unix time (seconds) from which it is no longer
+	 * valid (exp plus the leeway); 0 when the credentials do not
+	 * expire (a forward-auth claim).
+	 */
+	long long expires;
 };
 
 struct auth;

@@ -603,6 +603,9 @@ api_precheck(struct api *api, const struct api_request *req,
 	switch (r.id) {
 	case ROUTE_SUBSCRIBE:
 		api_subscribe(api, req, &r, resp);
+		/* Its credentials' authority ends when they expire. */
+		if (resp->stream != NULL)
+			resp->expires = who.expires;
 		break;
 	case ROUTE_DEVICES:
 		api_devices(api, &r, resp);

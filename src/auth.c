@@ -371,6 +371,20 @@ auth_jwt(struct auth *a, const char *token, struct auth_identity *id)
 		goto out;
 	res = auth_set(a, json_object_get(claims, "sub"),
 	    json_object_get(claims, "device"), id);
+	if (res == AUTH_OK) {
+		/*
+		 * Valid while now (whole seconds) is before it, so up to
+		 * the second it rounds up to: a stream it opened ends
+		 * then (server_stream()).  Past any real time: never.
+		 */
+		double until = json_number_value(exp) + c->jwt_leeway;
+
+		if (until < 9e18) {
+			id->expires = (long long)until;
+			if ((double)id->expires < until)
+				id->expires++;
+		}
+	}
 out:
 	json_decref(claims);
 	free(text);

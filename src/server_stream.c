@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -306,7 +307,8 @@ stream_log_end(const struct server *srv, uint64_t id, enum registry_wake wake,
 	uint64_t held;
 
 	log_debug("stream %llu ended: %s", (unsigned long long)id,
-	    wake < REGISTRY_WAKE__MAX ? stream_end_why[wake] : "?");
+	    wake < REGISTRY_WAKE__MAX ? stream_end_why[wake]
+	                              : "its credentials expired");
 	if (wake == REGISTRY_OVERFLOW &&
 	    log_limit_pass(&behind_log, util_now_ms(), &held))
 		log_warn("stream %llu fell too far behind: closing it (%llu "
@@ -317,6 +319,29 @@ stream_log_end(const struct server *srv, uint64_t id, enum registry_wake wake,
 		         "it (%llu more not logged)",
 		    (unsigned long long)id, srv->config->write_timeout,
 		    (unsigned long long)held);
+}
+
+/*
+ * When (util_now_ms()) a stream whose credentials expire at the Unix time
+ * expires (seconds; 0: never) ends: a token's authority ends at its exp,
+ * not when its stream's connection does (a token read from a log would
+ * otherwise hold its victim's stream, and read what is posted to it, for
+ * as long as it kept the connection open).  0 for never.
+ */
+static uint64_t stream_until(long long expires) __attribute__((noinline));
+
+static uint64_t
+stream_until(long long expires)
+{
+	struct timespec wall;
+	long long left_ms;
+
+	if (expires <= 0)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	left_ms = (expires - (long long)wall.tv_sec) * 1000 -
+	    (long long)(wall.tv_nsec / 1000000);
+	return util_now_ms() + (left_ms > 0 ? (uint64_t)left_ms : 0);
 }
 
 /*
@@ -342,6 +367,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	struct buf b = {0};
 	struct timeval tv = {0};
 	uint64_t born = util_now_ms();
+	uint64_t until = stream_until(resp->expires);
 	/* Messages written since the trim; when, if so, to trim. */
 	bool watched, deep = false;
 	uint64_t trim_at = 0;
@@ -363,8 +389,19 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 		log_warn("epoll_ctl: %s: departures are noticed on write only",
 		    strerror(errno));
 	for (;;) {
-		wake = registry_wait(srv->reg, s,
-		    deep && trim_at < deadline ? trim_at : deadline, &batch);
+		uint64_t at = deep && trim_at < deadline ? trim_at : deadline;
+
+		wake = registry_wait(
+		    srv->reg, s, until != 0 && until < at ? until : at, &batch);
+		/* Its credentials expired: nothing more for this stream. */
+		if (until != 0 &&
+		    (wake == REGISTRY_MESSAGES || wake == REGISTRY_TIMEOUT) &&
+		    util_now_ms() >= until) {
+			if (wake == REGISTRY_MESSAGES)
+				registry_batch_release(&batch);
+			wake = REGISTRY_WAKE__MAX; /* logged as such */
+			break;
+		}
 		if (wake == REGISTRY_MESSAGES) {
 			if (stream_out_batch(srv, &out, &batch, envelope) < 0)
 				break;
