@@ -89,6 +89,13 @@ auth_read_file(const char *path, size_t *len)
 	return data;
 }
 
+/* The shortest HMAC secret alg takes: its hash's size (RFC 7518 3.2). */
+static size_t
+auth_hmac_min(jwt_alg_t alg)
+{
+	return alg == JWT_ALG_HS512 ? 64 : alg == JWT_ALG_HS384 ? 48 : 32;
+}
+
 struct auth *
 auth_new(const struct config *c)
 {
@@ -115,6 +122,20 @@ auth_new(const struct config *c)
 			goto fail;
 		}
 		a->key_len = strlen(c->jwt_secret);
+		/*
+		 * RFC 7518 3.2: a key at least as long as the hash.  A
+		 * shorter one (changeme, s3cret) falls to an offline guess
+		 * from any one token seen (a log, a shared link), and then
+		 * mints tokens for every user.
+		 */
+		if (a->key_len < auth_hmac_min(a->alg)) {
+			log_error(
+			    "--jwt-secret is %zu bytes: %s needs at least "
+			    "%zu (RFC 7518; e.g. openssl rand -hex 32 "
+			    "gives 64)",
+			    a->key_len, c->jwt_alg, auth_hmac_min(a->alg));
+			goto fail;
+		}
 		a->key = (unsigned char *)xmemdup(c->jwt_secret, a->key_len);
 		break;
 	case JWT_ALG_RS256:

@@ -238,7 +238,7 @@ static const struct config_option config_options[] = {
     {"jwt-alg", "BEEP_JWT_ALG", CONFIG_STR, OFF(jwt_alg), "HS256", 0, 0,
         "the only algorithm accepted: HS256, HS384, HS512, RS256 or ES256"},
     {"jwt-secret", "BEEP_JWT_SECRET", CONFIG_STR, OFF(jwt_secret), "", 0, 0,
-        "HMAC secret for HS256/384/512"},
+        "HMAC secret for HS256/384/512: at least 32/48/64 bytes"},
     {"jwt-key", "BEEP_JWT_KEY", CONFIG_STR, OFF(jwt_key), "", 0, 0,
         "PEM public key file for RS256/ES256"},
     {"jwt-issuer", "BEEP_JWT_ISSUER", CONFIG_STR, OFF(jwt_issuer), "", 0, 0,

@@ -22,7 +22,8 @@
 #include "http.h"
 #include "token.h"
 
-#define SECRET "fuzz-secret-of-some-length"
+#define SECRET                                                                 \
+	"fuzz-secret-of-some-length-at-least-64-bytes-for-hs512-xxxxxxxxx"
 #define MAX_ID 64
 
 static struct config jwt_conf, header_conf;

@@ -28,7 +28,8 @@
 
 #define MAX_OPEN 8
 #define MAX_PARAMS 64
-#define SECRET "fuzz-secret-of-some-length"
+#define SECRET                                                                 \
+	"fuzz-secret-of-some-length-at-least-64-bytes-for-hs512-xxxxxxxxx"
 enum fuzz_mode { MODE_OPEN, MODE_JWT, MODE_HEADER, MODE__MAX };
 
 static struct config confs[MODE__MAX];

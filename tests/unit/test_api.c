@@ -424,7 +424,8 @@ test_api_replay(void **state)
 	}
 }
 
-#define SECRET "api-test-secret-of-some-length"
+#define SECRET                                                                 \
+	"api-test-secret-of-some-length-at-least-64-bytes-for-hs512-xxxxx"
 
 static char *
 token_for(const char *user)

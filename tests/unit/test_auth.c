@@ -20,7 +20,8 @@
 #include "auth.h"
 #include "server.h"
 
-#define SECRET "test-secret-of-some-length"
+#define SECRET                                                                 \
+	"test-secret-of-some-length-at-least-64-bytes-for-hs512-xxxxxxxxx"
 
 struct claim {
 	const char *name;

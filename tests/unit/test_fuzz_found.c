@@ -25,7 +25,8 @@
 #include "util.h"
 
 #define FOUND_STACK_SIZE (128 * 1024)
-#define SECRET "fuzz-secret-of-some-length"
+#define SECRET                                                                 \
+	"fuzz-secret-of-some-length-at-least-64-bytes-for-hs512-xxxxxxxxx"
 
 /* unit repeated n times, between prefix and suffix. */
 static char *
