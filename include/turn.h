@@ -39,10 +39,12 @@ void turn_credential(
 /*
  * Append {"iceServers":[...]} to out: the STUN URLs in one entry without
  * credentials, the TURN URLs in one entry with a username for user that
- * expires c->turn_ttl seconds after now (user cut, at a character's
- * start, to keep it within TURN_USERNAME_MAX bytes).  No URLs: an empty list.
+ * expires c->turn_ttl seconds after now, or at until when that is sooner
+ * (the Unix time the caller's own credentials expire; 0: they do not)
+ * (user cut, at a character's start, to keep it within TURN_USERNAME_MAX
+ * bytes).  No URLs: an empty list.
  */
-void turn_ice_servers(
-    const struct config *c, const char *user, time_t now, struct buf *out);
+void turn_ice_servers(const struct config *c, const char *user, time_t now,
+    long long until, struct buf *out);
 
 #endif

@@ -524,7 +524,8 @@ api_ice_servers(struct api *api, const struct route *r,
 		user = q != NULL ? q : "anonymous";
 	resp->status = HTTP_200;
 	buf_puts(&resp->headers, API_JSON_HEAD);
-	turn_ice_servers(api->config, user, time(NULL), &resp->body);
+	turn_ice_servers(
+	    api->config, user, time(NULL), who->expires, &resp->body);
 	free(q);
 }
 

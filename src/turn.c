@@ -231,8 +231,8 @@ turn_label(const char *user, size_t room, struct buf *out)
 }
 
 void
-turn_ice_servers(
-    const struct config *c, const char *user, time_t now, struct buf *out)
+turn_ice_servers(const struct config *c, const char *user, time_t now,
+    long long until, struct buf *out)
 {
 	json_t *stun = json_array(), *turn = json_array(), *list = json_array();
 	json_t *doc;
@@ -256,8 +256,16 @@ turn_ice_servers(
 		char cred[TURN_CREDENTIAL_SIZE];
 		struct buf name = {0};
 
-		buf_printf(&name, "%" PRIdMAX ":",
-		    (intmax_t)now + (intmax_t)c->turn_ttl);
+		intmax_t expiry = (intmax_t)now + (intmax_t)c->turn_ttl;
+
+		/*
+		 * A relay's credentials do not outlive the token that got
+		 * them (a token read from a log, or revoked by not being
+		 * renewed, would otherwise keep the relay for a day).
+		 */
+		if (until > 0 && (intmax_t)until < expiry)
+			expiry = (intmax_t)until;
+		buf_printf(&name, "%" PRIdMAX ":", expiry);
 		turn_label(user, TURN_USERNAME_MAX - name.len, &name);
 		turn_credential(c->turn_secret, name.data, cred);
 		json_array_append_new(list,

@@ -53,7 +53,7 @@ test_turn_ice_servers(void **state)
 	                     "north", "86400"),
 	    0);
 	assert_int_equal(turn_check(&c), 0);
-	turn_ice_servers(&c, "alice", 1700000000, &out);
+	turn_ice_servers(&c, "alice", 1700000000, 0, &out);
 	assert_string_equal(out.data,
 	    "{\"iceServers\":[{\"urls\":[\"stun:127.0.0.1:3478\"]},"
 	    "{\"urls\":[\"turn:127.0.0.1:3478\","
@@ -61,12 +61,23 @@ test_turn_ice_servers(void **state)
 	    "\"username\":\"1700086400:alice\","
 	    "\"credential\":\"SXua5ne/+mDhiHTp0pQJzRO4ESg=\"}]}");
 	buf_free(&out);
+
+	/*
+	 * The caller's token expires in an hour: the relay's credentials
+	 * expire with it, not a day on; one that outlives the TTL leaves it.
+	 */
+	turn_ice_servers(&c, "alice", 1700000000, 1700003600, &out);
+	assert_non_null(strstr(out.data, "\"username\":\"1700003600:alice\""));
+	buf_free(&out);
+	turn_ice_servers(&c, "alice", 1700000000, 1800000000, &out);
+	assert_non_null(strstr(out.data, "\"username\":\"1700086400:alice\""));
+	buf_free(&out);
 	config_clear(&c);
 
 	/* STUN only: no credentials, and no secret needed. */
 	assert_int_equal(parse(&c, "stun:s.example", "", "60"), 0);
 	assert_int_equal(turn_check(&c), 0);
-	turn_ice_servers(&c, "bob", 1, &out);
+	turn_ice_servers(&c, "bob", 1, 0, &out);
 	assert_string_equal(
 	    out.data, "{\"iceServers\":[{\"urls\":[\"stun:s.example\"]}]}");
 	buf_free(&out);
@@ -74,7 +85,7 @@ test_turn_ice_servers(void **state)
 
 	/* Nothing configured: an empty list. */
 	assert_int_equal(parse(&c, "", "", "86400"), 0);
-	turn_ice_servers(&c, "bob", 1, &out);
+	turn_ice_servers(&c, "bob", 1, 0, &out);
 	assert_string_equal(out.data, "{\"iceServers\":[]}");
 	buf_free(&out);
 	config_clear(&c);
@@ -230,7 +241,7 @@ test_turn_username_fits_stun(void **state)
 	for (size_t i = 0; i < 300; i++)
 		memcpy(user + 2 * i, "\xc3\xa9", 2);
 	user[600] = '\0';
-	turn_ice_servers(&c, user, 1700000000, &out);
+	turn_ice_servers(&c, user, 1700000000, 0, &out);
 	doc = json_loads(out.data, 0, &err);
 	if (doc == NULL)
 		fail_msg("not JSON: %s", err.text);
@@ -301,7 +312,7 @@ test_turn_username_coturn_takes(void **state)
 		json_t *doc = NULL, *srv;
 		const char *name;
 
-		turn_ice_servers(&c, users[i], 1700000000, &out);
+		turn_ice_servers(&c, users[i], 1700000000, 0, &out);
 		doc = json_loads(out.data, 0, NULL);
 		assert_non_null(doc);
 		srv = json_array_get(json_object_get(doc, "iceServers"), 0);
@@ -324,7 +335,7 @@ test_turn_username_coturn_takes(void **state)
 	{
 		struct buf out = {0};
 
-		turn_ice_servers(&c, "a:b\xc3\xa9", 1700000000, &out);
+		turn_ice_servers(&c, "a:b\xc3\xa9", 1700000000, 0, &out);
 		assert_non_null(strstr(out.data, "\"1700086400:a:b\xc3\xa9\""));
 		buf_free(&out);
 	}
