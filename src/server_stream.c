@@ -8,6 +8,7 @@
 #include "server_impl.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -334,13 +335,16 @@ static uint64_t
 stream_until(long long expires)
 {
 	struct timespec wall;
-	long long left_ms;
+	long long left_s, left_ms;
 
 	if (expires <= 0)
 		return 0;
 	clock_gettime(CLOCK_REALTIME, &wall);
-	left_ms = (expires - (long long)wall.tv_sec) * 1000 -
-	    (long long)(wall.tv_nsec / 1000000);
+	left_s = expires - (long long)wall.tv_sec;
+	/* Past what milliseconds hold (an exp of 1e16): never. */
+	if (left_s >= LLONG_MAX / 1000 - 1)
+		return 0;
+	left_ms = left_s * 1000 - (long long)(wall.tv_nsec / 1000000);
 	return util_now_ms() + (left_ms > 0 ? (uint64_t)left_ms : 0);
 }
 
@@ -391,15 +395,25 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	for (;;) {
 		uint64_t at = deep && trim_at < deadline ? trim_at : deadline;
 
+		/*
+		 * Its credentials expired: nothing more for this stream, and
+		 * nothing taken that it would not write.  Taken, a message
+		 * counts as delivered, and the device's next stream (a new
+		 * EventSource, no Last-Event-ID) would start past it, untold;
+		 * untaken, it is held for that stream, as when a client
+		 * leaves.  What a wait begun before the expiry takes was
+		 * posted before it (but one posted as the wait timed out),
+		 * and is written.
+		 */
+		if (until != 0 && util_now_ms() >= until) {
+			wake = REGISTRY_WAKE__MAX; /* logged as such */
+			break;
+		}
 		wake = registry_wait(
 		    srv->reg, s, until != 0 && until < at ? until : at, &batch);
-		/* Its credentials expired: nothing more for this stream. */
-		if (until != 0 &&
-		    (wake == REGISTRY_MESSAGES || wake == REGISTRY_TIMEOUT) &&
+		if (wake == REGISTRY_TIMEOUT && until != 0 &&
 		    util_now_ms() >= until) {
-			if (wake == REGISTRY_MESSAGES)
-				registry_batch_release(&batch);
-			wake = REGISTRY_WAKE__MAX; /* logged as such */
+			wake = REGISTRY_WAKE__MAX;
 			break;
 		}
 		if (wake == REGISTRY_MESSAGES) {
