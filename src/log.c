@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -125,21 +126,28 @@ static atomic_ulong log_dropped;
  * (journald's stream socket, a pipe to a logger) may stall.  A socket
  * takes MSG_DONTWAIT; anything else is written only when poll() says it
  * takes more now (a line is at most LOG_LINE_MAX, within PIPE_BUF: one
- * free page of a pipe holds it whole).  Whether it was written.
+ * free page of a pipe holds it whole), one thread at a time (two that
+ * both saw the one free page would otherwise both write).  Whether it
+ * was written.
  */
 static bool
 log_emit(const char *line, size_t n)
 {
+	/* The look and the write as one, among this process's threads. */
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	struct pollfd p = {.fd = STDERR_FILENO, .events = POLLOUT};
 	ssize_t w = send(STDERR_FILENO, line, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	bool ok;
 
 	if (w >= 0)
 		return true;
 	if (errno != ENOTSOCK)
 		return false;
-	if (poll(&p, 1, 0) != 1 || (p.revents & POLLOUT) == 0)
-		return false;
-	return write(STDERR_FILENO, line, n) >= 0;
+	pthread_mutex_lock(&lock);
+	ok = poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) != 0 &&
+	    write(STDERR_FILENO, line, n) >= 0;
+	pthread_mutex_unlock(&lock);
+	return ok;
 }
 
 void
