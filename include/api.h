@@ -190,6 +190,12 @@ void api_stream_keepalive(struct buf *out);
 void api_stream_replaced(struct buf *out);
 /* The last bytes of a stream when the service stops. */
 void api_stream_close(struct buf *out);
+/*
+ * The last bytes of a stream whose credentials expired: the `refused`
+ * event of a refusal, {"error":"credentials expired","status":401}, so
+ * that a page knows to fetch a new token before it comes back.
+ */
+void api_stream_expired(struct buf *out);
 
 /*
  * The answer to a request that did not arrive within BEEP_READ_TIMEOUT,

@@ -244,6 +244,15 @@ api_stream_replaced(struct buf *out)
 }
 
 void
+api_stream_expired(struct buf *out)
+{
+	static const char why[] =
+	    "{\"error\":\"credentials expired\",\"status\":401}";
+
+	sse_format_event(out, NULL, "refused", why, sizeof(why) - 1);
+}
+
+void
 api_stream_close(struct buf *out)
 {
 	/* Spread reconnects so a restart is not hit by every client at once. */

@@ -477,6 +477,11 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 			break;
 		}
 	}
+	/* Its credentials expired: the page is told why (a new token). */
+	if (wake == REGISTRY_WAKE__MAX) {
+		api_stream_expired(&b);
+		stream_out_write(&out, &b);
+	}
 	stream_log_end(srv, ev.data.u64, wake, out.timed_out);
 	if (watched)
 		epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, out.fd, NULL);

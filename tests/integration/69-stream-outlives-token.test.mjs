@@ -76,7 +76,11 @@ for (const place of ['Authorization: Bearer', '?access_token=']) {
 		    `a message posted after the token's exp (${exp}) was ` +
 		    'delivered on the stream it authorised: a stream keeps its ' +
 		    'authority past exp, for as long as its connection lasts');
-		assert.ok(s.stream.ended || ev === null,
-		    'the stream of an expired token must have been ended');
+		// Its last event says why, so that a page fetches a new token.
+		assert.equal(ev?.type, 'refused', 'the stream of an expired ' +
+		    `token must end with a refused event: ${JSON.stringify(ev)}`);
+		assert.deepEqual(JSON.parse(ev.data),
+		    { error: 'credentials expired', status: 401 });
+		await s.stream.waitEnd();
 	});
 }
