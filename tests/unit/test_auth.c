@@ -65,6 +65,60 @@ new_auth(const char *mode, const char *iss, const char *aud)
 	return auth_new(&conf);
 }
 
+static enum auth_result bearer(
+    struct auth *a, const char *token, struct auth_identity *id);
+
+/*
+ * Rotating the HMAC secret: tokens signed with the one before stay valid
+ * while it is named as --jwt-secret-previous (until they expire), so a
+ * new secret does not log every client out at once; a token signed with
+ * neither is refused, and so is one signed with the one before once it
+ * is no longer named.
+ */
+static void
+test_auth_jwt_previous_secret(void **state)
+{
+	static const char old[] =
+	    "the-secret-before-the-rotation-of-at-least-32-bytes";
+	const char *argv[] = {"beep-signal", "--auth", "jwt", "--jwt-secret",
+	    SECRET, "--jwt-secret-previous", old};
+	long now = (long)time(NULL);
+	struct claim c[] = {{"sub", "alice", 0}, {"exp", NULL, now + 60}};
+	char *by_old = mint(JWT_ALG_HS256, old, c, 2);
+	char *by_new = mint(JWT_ALG_HS256, SECRET, c, 2);
+	char *by_other = mint(JWT_ALG_HS256,
+	    "a-third-secret-nobody-named-here-of-32-bytes", c, 2);
+	struct auth_identity id;
+	struct auth *a;
+
+	(void)state;
+	config_clear(&conf);
+	assert_int_equal(config_parse(&conf, 7, (char **)argv), 0);
+	a = auth_new(&conf);
+	assert_non_null(a);
+	assert_int_equal(bearer(a, by_new, &id), AUTH_OK);
+	auth_identity_clear(&id);
+	assert_int_equal(bearer(a, by_old, &id), AUTH_OK);
+	assert_string_equal(id.user, "alice");
+	auth_identity_clear(&id);
+	assert_int_equal(bearer(a, by_other, &id), AUTH_INVALID);
+	auth_identity_clear(&id);
+	auth_free(a);
+	/* No longer named: refused. */
+	a = new_auth("jwt", "", "");
+	assert_int_equal(bearer(a, by_old, &id), AUTH_INVALID);
+	auth_identity_clear(&id);
+	auth_free(a);
+	/* The one before is held to the same length rule. */
+	argv[6] = "short";
+	config_clear(&conf);
+	assert_int_equal(config_parse(&conf, 7, (char **)argv), 0);
+	assert_null(auth_new(&conf));
+	free(by_old);
+	free(by_new);
+	free(by_other);
+}
+
 static enum auth_result
 bearer(struct auth *a, const char *token, struct auth_identity *id)
 {
@@ -759,6 +813,7 @@ main(void)
 	    cmocka_unit_test(test_auth_jwt_cookie_planted_before_real),
 	    cmocka_unit_test(test_auth_header),
 	    cmocka_unit_test(test_auth_settings),
+	    cmocka_unit_test(test_auth_jwt_previous_secret),
 	    cmocka_unit_test(test_auth_hostile_nesting),
 	    cmocka_unit_test(test_auth_max_depth_on_worker_stack),
 	    cmocka_unit_test(test_auth_max_token),
