@@ -32,7 +32,9 @@ struct config {
 	char *auth;              /* "none", "jwt" or "header" */
 	char *jwt_alg;           /* the one algorithm accepted */
 	char *jwt_secret;        /* HS* secret */
+	char *jwt_secret_prev;   /* the one before, during a rotation */
 	char *jwt_key;           /* RS256/ES256 PEM public key file */
+	char *jwt_key_prev;      /* the one before, during a rotation */
 	char *jwt_issuer;        /* required iss, or "" */
 	char *jwt_audience;      /* required aud, or "" */
 	unsigned jwt_leeway;     /* seconds of clock skew for exp/nbf */

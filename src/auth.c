@@ -53,6 +53,9 @@ struct auth {
 	jwt_alg_t alg;
 	unsigned char *key; /* the HMAC secret or the PEM public key */
 	size_t key_len;
+	/* The one before (a rotation: its tokens still live), or NULL. */
+	unsigned char *prev;
+	size_t prev_len;
 };
 
 int
@@ -137,6 +140,19 @@ auth_new(const struct config *c)
 			goto fail;
 		}
 		a->key = (unsigned char *)xmemdup(c->jwt_secret, a->key_len);
+		if (c->jwt_secret_prev[0] != '\0') {
+			a->prev_len = strlen(c->jwt_secret_prev);
+			if (a->prev_len < auth_hmac_min(a->alg)) {
+				log_error(
+				    "--jwt-secret-previous is %zu bytes: %s "
+				    "needs at least %zu (RFC 7518)",
+				    a->prev_len, c->jwt_alg,
+				    auth_hmac_min(a->alg));
+				goto fail;
+			}
+			a->prev = (unsigned char *)xmemdup(
+			    c->jwt_secret_prev, a->prev_len);
+		}
 		break;
 	case JWT_ALG_RS256:
 	case JWT_ALG_ES256:
@@ -151,6 +167,17 @@ auth_new(const struct config *c)
 			log_error("%s: not a PEM %s public key", c->jwt_key,
 			    a->alg == JWT_ALG_RS256 ? "RSA" : "EC");
 			goto fail;
+		}
+		if (c->jwt_key_prev[0] != '\0') {
+			a->prev = auth_read_file(c->jwt_key_prev, &a->prev_len);
+			if (a->prev == NULL)
+				goto fail;
+			if (auth_check_key(a->prev, a->prev_len, a->alg) < 0) {
+				log_error("%s: not a PEM %s public key",
+				    c->jwt_key_prev,
+				    a->alg == JWT_ALG_RS256 ? "RSA" : "EC");
+				goto fail;
+			}
 		}
 		break;
 	default:
@@ -171,6 +198,7 @@ auth_free(struct auth *a)
 	if (a == NULL)
 		return;
 	free(a->key);
+	free(a->prev);
 	free(a);
 }
 
@@ -346,7 +374,13 @@ auth_jwt(struct auth *a, const char *token, struct auth_identity *id)
 
 	if (!auth_jwt_shape_ok(c, token, id))
 		return AUTH_INVALID;
-	if (jwt_decode(&jwt, token, a->key, (int)a->key_len) != 0)
+	/*
+	 * The current key, then the one before (a rotation): a token its
+	 * issuer signed before the change is valid until it expires.
+	 */
+	if (jwt_decode(&jwt, token, a->key, (int)a->key_len) != 0 &&
+	    (a->prev == NULL ||
+	        jwt_decode(&jwt, token, a->prev, (int)a->prev_len) != 0))
 		goto out;
 	/*
 	 * The configured algorithm, never the token's: an HS256 token

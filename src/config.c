@@ -239,8 +239,16 @@ static const struct config_option config_options[] = {
         "the only algorithm accepted: HS256, HS384, HS512, RS256 or ES256"},
     {"jwt-secret", "BEEP_JWT_SECRET", CONFIG_STR, OFF(jwt_secret), "", 0, 0,
         "HMAC secret for HS256/384/512: at least 32/48/64 bytes"},
+    {"jwt-secret-previous", "BEEP_JWT_SECRET_PREVIOUS", CONFIG_STR,
+        OFF(jwt_secret_prev), "", 0, 0,
+        "the HMAC secret before the current one, also taken while tokens "
+        "it signed live (a rotation)"},
     {"jwt-key", "BEEP_JWT_KEY", CONFIG_STR, OFF(jwt_key), "", 0, 0,
         "PEM public key file for RS256/ES256"},
+    {"jwt-key-previous", "BEEP_JWT_KEY_PREVIOUS", CONFIG_STR, OFF(jwt_key_prev),
+        "", 0, 0,
+        "the public key file before the current one, also taken while "
+        "tokens it verifies live (a rotation)"},
     {"jwt-issuer", "BEEP_JWT_ISSUER", CONFIG_STR, OFF(jwt_issuer), "", 0, 0,
         "when set, a token's iss must equal it"},
     {"jwt-audience", "BEEP_JWT_AUDIENCE", CONFIG_STR, OFF(jwt_audience), "", 0,
@@ -1043,7 +1051,9 @@ config_clear(struct config *c)
 	free(c->auth);
 	free(c->jwt_alg);
 	free(c->jwt_secret);
+	free(c->jwt_secret_prev);
 	free(c->jwt_key);
+	free(c->jwt_key_prev);
 	free(c->jwt_issuer);
 	free(c->jwt_audience);
 	free(c->jwt_cookie);

@@ -40,6 +40,8 @@ const EC = ecPair();
 const EC_OTHER = ecPair();
 const RSA_PEM_FILE = keys.write('rsa.pub.pem', RSA.publicPem);
 const EC_PEM_FILE = keys.write('ec.pub.pem', EC.publicPem);
+const RSA_OTHER_PEM_FILE = keys.write('rsa-other.pub.pem',
+    RSA_OTHER.publicPem);
 
 const hs = (payload, alg = 'HS256', key = SECRET) =>
     mint(payload, { alg, key });
@@ -699,6 +701,38 @@ function confusionTokens(sub, publicPem) {
 	}
 	return out;
 }
+
+// A key rotation: the new key is BEEP_JWT_KEY, the one before it
+// BEEP_JWT_KEY_PREVIOUS; tokens of both are taken (those of the old one
+// until they expire), no other key's, and neither key as an HMAC secret.
+describe('RS256 during a key rotation (BEEP_JWT_KEY_PREVIOUS)', () => {
+	const h = useStack({ before, after }, { env: {
+		BEEP_AUTH: 'jwt', BEEP_JWT_ALG: 'RS256',
+		BEEP_JWT_KEY: RSA_OTHER_PEM_FILE, BEEP_JWT_KEY_PREVIOUS: RSA_PEM_FILE,
+	} });
+
+	test('tokens of the new key and of the one before are taken; no ' +
+	    'other', T, async () => {
+		const alice = uid('alice');
+		for (const [what, key] of [['the new key', RSA_OTHER.privateKey],
+		    ['the key before', RSA.privateKey]]) {
+			const s = await openSub(h.stack, subPath(alice, 'rot'),
+			    bearer(mint(claims(alice), { alg: 'RS256', key })));
+			assert.equal(s.status, 200, `${what}: ${s.text}`);
+			s.stream.close();
+		}
+		const cases = {
+			...confusionTokens(alice, RSA.publicPem),
+			'a third RSA key': mint(claims(alice),
+			    { alg: 'RS256', key: rsaPair().privateKey }),
+		};
+		for (const [what, token] of Object.entries(cases)) {
+			const r = await openSub(h.stack, subPath(alice, 'rot2'),
+			    bearer(token));
+			assertError(r, 401, what);
+		}
+	});
+});
 
 describe('RS256 with a PEM public key file', () => {
 	const h = useStack({ before, after }, { env: {
