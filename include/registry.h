@@ -167,6 +167,7 @@ enum registry_wake {
 	REGISTRY_OVERFLOW, /* the stream fell too far behind: end it */
 	REGISTRY_CLOSING,  /* the service is stopping: end the stream */
 	REGISTRY_REPLACED, /* a newer stream of the device took its place */
+	REGISTRY_EXPIRED,  /* its expiry passed (registry_stream_expires()) */
 	REGISTRY_WAKE__MAX
 };
 
@@ -260,6 +261,15 @@ void registry_unsubscribe(struct registry *reg, struct registry_stream *s);
 
 /* A stream's id, unique for the life of the registry, never 0. */
 uint64_t registry_stream_id(const struct registry_stream *s);
+
+/*
+ * End s at until_ms (CLOCK_MONOTONIC, see util_now_ms(); 0: never, as a
+ * new stream is): from then registry_wait() returns REGISTRY_EXPIRED and
+ * takes nothing, so what s was not handed before its expiry is held for
+ * the device's next stream, not counted as delivered to this one.  Called
+ * by s's own thread, which alone reads it (in registry_wait()).
+ */
+void registry_stream_expires(struct registry_stream *s, uint64_t until_ms);
 
 /*
  * Tag s with its client's (a hash of its address, never 0), for
@@ -358,8 +368,8 @@ void registry_expire(struct registry *reg, uint64_t now_ms);
 
 /*
  * Sleep until s has messages, its client leaves, it overflows, it is
- * replaced, the registry closes, or deadline_ms (CLOCK_MONOTONIC, see
- * util_now_ms()) passes.  Pending messages are handed out before
+ * replaced, the registry closes, its expiry passes, or deadline_ms
+ * (CLOCK_MONOTONIC, see util_now_ms()) passes.  Pending messages are handed out before
  * REGISTRY_CLOSING, so nothing accepted is lost on a clean stop; once it
  * returned REGISTRY_CLOSING, s no longer counts as live.  On
  * REGISTRY_MESSAGES, b holds references the caller must drop with

@@ -149,6 +149,8 @@ struct registry_stream {
 	bool lag_within;
 	/* When it started or last took a message: registry_lag_inherit(). */
 	uint64_t alive_ms;
+	/* registry_stream_expires(): its own thread's, read without the lock. */
+	uint64_t until_ms;
 	bool gone, overflow, replaced, closed;
 	atomic_uint pinned; /* publishers about to signal cond, unlocked */
 	struct registry_stream *prev, *next; /* in the device's list */

@@ -569,6 +569,12 @@ registry_stream_id(const struct registry_stream *s)
 }
 
 void
+registry_stream_expires(struct registry_stream *s, uint64_t until_ms)
+{
+	s->until_ms = until_ms;
+}
+
+void
 registry_stream_tag(
     struct registry *reg, struct registry_stream *s, uint64_t tag)
 {

@@ -123,9 +123,13 @@ enum registry_wake
 registry_wait(struct registry *reg, struct registry_stream *s,
     uint64_t deadline_ms, struct registry_batch *b)
 {
+	uint64_t until = s->until_ms;
+	/* Woken at the expiry when it comes before the deadline. */
+	bool at_expiry = until != 0 && until <= deadline_ms;
+	uint64_t wait_ms = at_expiry ? until : deadline_ms;
 	struct timespec ts = {
-	    .tv_sec = (time_t)(deadline_ms / 1000),
-	    .tv_nsec = (long)(deadline_ms % 1000) * 1000000,
+	    .tv_sec = (time_t)(wait_ms / 1000),
+	    .tv_nsec = (long)(wait_ms % 1000) * 1000000,
 	};
 	enum registry_wake wake;
 	bool timed_out = false;
@@ -147,6 +151,19 @@ registry_wait(struct registry *reg, struct registry_stream *s,
 			break;
 		}
 		if (s->cursor < s->device->last_seq) {
+			/*
+			 * Past its expiry it takes nothing, not even what was
+			 * posted as its wait timed out: taken, a message counts
+			 * as delivered, and the device's next stream (a new
+			 * EventSource, no Last-Event-ID) would start past it.
+			 * Only a stream with an expiry reads the clock here.
+			 */
+			if (until != 0 &&
+			    ((timed_out && at_expiry) ||
+			        util_now_ms() >= until)) {
+				wake = REGISTRY_EXPIRED;
+				break;
+			}
 			registry_take(reg, s, b);
 			wake = REGISTRY_MESSAGES;
 			break;
@@ -158,13 +175,13 @@ registry_wait(struct registry *reg, struct registry_stream *s,
 			break;
 		}
 		if (timed_out) {
-			wake = REGISTRY_TIMEOUT;
+			wake = at_expiry ? REGISTRY_EXPIRED : REGISTRY_TIMEOUT;
 			break;
 		}
 		/*
-		 * The wait itself says when deadline_ms has passed (s->cond
-		 * waits on CLOCK_MONOTONIC, as util_now_ms() reads; a past
-		 * one at once): no read of the clock per wake, under the lock.
+		 * The wait itself says when wait_ms has passed (s->cond waits
+		 * on CLOCK_MONOTONIC, as util_now_ms() reads; a past one at
+		 * once): no read of the clock per wake, under the lock.
 		 */
 		timed_out = pthread_cond_timedwait(&s->cond, &reg->lock, &ts) ==
 		    ETIMEDOUT;

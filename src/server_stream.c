@@ -286,6 +286,7 @@ static const char *const stream_end_why[REGISTRY_WAKE__MAX] = {
     [REGISTRY_OVERFLOW] = "it fell too far behind",
     [REGISTRY_CLOSING] = "the service is stopping",
     [REGISTRY_REPLACED] = "a newer stream replaced it",
+    [REGISTRY_EXPIRED] = "its credentials expired",
 };
 
 /*
@@ -308,8 +309,7 @@ stream_log_end(const struct server *srv, uint64_t id, enum registry_wake wake,
 	uint64_t held;
 
 	log_debug("stream %llu ended: %s", (unsigned long long)id,
-	    wake < REGISTRY_WAKE__MAX ? stream_end_why[wake]
-	                              : "its credentials expired");
+	    stream_end_why[wake]);
 	if (wake == REGISTRY_OVERFLOW &&
 	    log_limit_pass(&behind_log, util_now_ms(), &held))
 		log_warn("stream %llu fell too far behind: closing it (%llu "
@@ -371,7 +371,6 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	struct buf b = {0};
 	struct timeval tv = {0};
 	uint64_t born = util_now_ms();
-	uint64_t until = stream_until(resp->expires);
 	/* Messages written since the trim; when, if so, to trim. */
 	bool watched, deep = false;
 	uint64_t trim_at = 0;
@@ -383,6 +382,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	 */
 	tv.tv_sec = srv->config->write_timeout;
 	setsockopt(req->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	registry_stream_expires(s, stream_until(resp->expires));
 	if (stream_out_begin(srv, &out, req, resp) < 0)
 		goto done;
 	/* No duplicate of the connection held for the stream's life. */
@@ -395,27 +395,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	for (;;) {
 		uint64_t at = deep && trim_at < deadline ? trim_at : deadline;
 
-		/*
-		 * Its credentials expired: nothing more for this stream, and
-		 * nothing taken that it would not write.  Taken, a message
-		 * counts as delivered, and the device's next stream (a new
-		 * EventSource, no Last-Event-ID) would start past it, untold;
-		 * untaken, it is held for that stream, as when a client
-		 * leaves.  What a wait begun before the expiry takes was
-		 * posted before it (but one posted as the wait timed out),
-		 * and is written.
-		 */
-		if (until != 0 && util_now_ms() >= until) {
-			wake = REGISTRY_WAKE__MAX; /* logged as such */
-			break;
-		}
-		wake = registry_wait(
-		    srv->reg, s, until != 0 && until < at ? until : at, &batch);
-		if (wake == REGISTRY_TIMEOUT && until != 0 &&
-		    util_now_ms() >= until) {
-			wake = REGISTRY_WAKE__MAX;
-			break;
-		}
+		wake = registry_wait(srv->reg, s, at, &batch);
 		if (wake == REGISTRY_MESSAGES) {
 			if (stream_out_batch(srv, &out, &batch, envelope) < 0)
 				break;
@@ -473,14 +453,14 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 			api_stream_replaced(&b);
 			stream_out_write(&out, &b);
 			break;
+		} else if (wake == REGISTRY_EXPIRED) {
+			/* The page is told why: it needs a new token. */
+			api_stream_expired(&b);
+			stream_out_write(&out, &b);
+			break;
 		} else {
 			break;
 		}
-	}
-	/* Its credentials expired: the page is told why (a new token). */
-	if (wake == REGISTRY_WAKE__MAX) {
-		api_stream_expired(&b);
-		stream_out_write(&out, &b);
 	}
 	stream_log_end(srv, ev.data.u64, wake, out.timed_out);
 	if (watched)

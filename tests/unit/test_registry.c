@@ -127,6 +127,58 @@ test_registry_basic(void **state)
  * up to 7 times larger once framed, and holds it while its write blocks
  * (a resumed backlog of 64 large messages was 14 MB a stream).
  */
+/*
+ * A stream past its expiry (its token's exp) takes nothing, not even what
+ * was posted as its wait timed out there: taken, a message counts as
+ * delivered, and the device's next stream, a new EventSource with no
+ * Last-Event-ID, would start past it, untold.  Left, it is held in the
+ * grace period for that stream.  The expiry also ends a wait whose
+ * deadline (the next keepalive) is later, and a deadline before it still
+ * times out first.
+ */
+static void
+test_registry_expiry(void **state)
+{
+	struct registry_limits l = {.grace_ms = 60000};
+	struct registry *reg = registry_new(&l);
+	struct registry_batch b;
+	enum registry_error err;
+	struct registry_stream *s, *next;
+	size_t len;
+
+	(void)state;
+	s = subscribe(reg, "bob", "phone", &err);
+	assert_non_null(s);
+	/* Before its expiry: a keepalive, and messages, as ever. */
+	registry_stream_expires(s, FAR);
+	assert_int_equal(registry_wait(reg, s, 0, &b), REGISTRY_TIMEOUT);
+	publish_str(reg, "bob", "phone", "one", &err);
+	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 1);
+	registry_batch_release(&b);
+	/* Its expiry passes with a message pending: it is not taken. */
+	publish_str(reg, "bob", "phone", "two", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	registry_stream_expires(s, util_now_ms());
+	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_EXPIRED);
+	assert_int_equal(b.n, 0);
+	assert_null(b.first);
+	registry_unsubscribe(reg, s);
+	/* The device's next stream, no Last-Event-ID, reads it. */
+	next = subscribe(reg, "bob", "phone", &err);
+	assert_non_null(next);
+	assert_int_equal(registry_wait(reg, next, FAR, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 1);
+	assert_memory_equal(
+	    registry_msg_frame(batch_at(&b, 0), &len), "two", 3);
+	registry_batch_release(&b);
+	/* Nothing pending: the expiry ends a wait for a later deadline. */
+	registry_stream_expires(next, util_now_ms() + 20);
+	assert_int_equal(registry_wait(reg, next, FAR, &b), REGISTRY_EXPIRED);
+	registry_unsubscribe(reg, next);
+	registry_free(reg);
+}
+
 static void
 test_registry_batch_bytes(void **state)
 {
@@ -6007,6 +6059,7 @@ main(void)
 	    cmocka_unit_test(test_registry_laggard_overlap),
 	    cmocka_unit_test(test_registry_laggard_resume_read_one),
 	    cmocka_unit_test(test_registry_basic),
+	    cmocka_unit_test(test_registry_expiry),
 	    cmocka_unit_test(test_registry_batch_bytes),
 	    cmocka_unit_test(test_registry_max_devices),
 	    cmocka_unit_test(test_registry_max_devices_user),
