@@ -57,6 +57,7 @@ struct config {
 	/* Message bytes held in all logs. */
 	size_t max_message_memory;
 	unsigned catch_up_seconds; /* past its share of a full memory */
+	unsigned stuck_ms;         /* ... taking nothing, before it is ended */
 	unsigned read_timeout;     /* seconds to read a whole request */
 	unsigned idle_timeout;     /* seconds a kept connection may idle; 0 */
 	size_t max_drain;          /* body bytes drained past max_body */

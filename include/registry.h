@@ -38,9 +38,6 @@ struct registry_stream;
  */
 struct registry_msg;
 
-/* limits.stuck_ms in service: a second without catching up at all. */
-#define REGISTRY_STUCK_MS 1000
-
 /* What a message costs beyond its frame (registry_limits.msg_overhead). */
 #define REGISTRY_MSG_OVERHEAD 128
 

@@ -322,6 +322,13 @@ static const struct config_option config_options[] = {
         "seconds a stream may stay further behind than its share while "
         "message memory is full, however it reads, before it is closed "
         "(its device holds the rest, first to go)"},
+    {"stuck-ms", "BEEP_STUCK_MS", CONFIG_UINT, OFF(stuck_ms), "1000", 100,
+        3600000,
+        "milliseconds a stream further behind than its share may go "
+        "without catching up while message memory is full before it is "
+        "closed as stuck (its device holds the rest, first to go); longer "
+        "spares a slow reader behind a front's buffers, and lets a stream "
+        "that never reads hold memory that long"},
     {"read-timeout", "BEEP_READ_TIMEOUT", CONFIG_UINT, OFF(read_timeout), "10",
         1, 3600,
         "seconds to read a whole request (parameters and body) from when it "
@@ -1038,7 +1045,7 @@ config_registry_limits(const struct config *c, struct registry_limits *out)
 	    .max_devices = c->max_devices,
 	    .max_message_bytes = c->max_message_memory,
 	    .msg_overhead = REGISTRY_MSG_OVERHEAD,
-	    .stuck_ms = REGISTRY_STUCK_MS,
+	    .stuck_ms = c->stuck_ms,
 	    .catch_up_ms = (uint64_t)c->catch_up_seconds * 1000,
 	};
 }

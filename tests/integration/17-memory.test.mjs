@@ -30,6 +30,7 @@ import { metric } from './faults.mjs';
 import { streamingCaddyfile } from './fronts.mjs';
 
 const T = { timeout: 60000 };
+const STUCK_MS = 5000;
 
 async function subOk(stack, u, d, id) {
 	const r = await openSub(stack, subPath(u, d),
@@ -286,7 +287,10 @@ test('during a stop, a POST no live stream will deliver gets 503, not ' +
 // device's stream that never reads (its own user's) fills the rest of the
 // budget, within its share.  A POST to a device that reads then gets 503
 // "message memory full" at first; once the stuck stream has taken nothing
-// for a second (REGISTRY_STUCK_MS), while further behind than its share
+// for BEEP_STUCK_MS (5 s here, not the default second: the first POST
+// must find it not yet stuck, and a loaded machine took more than a
+// second to get there; no sooner than that after it opened), while
+// further behind than its share
 // counting its backlog, the next such POST ends it as if it overflowed:
 // what it held is dropped first and the POST is accepted, long before
 // BEEP_WRITE_TIMEOUT (an hour here) would free anything.  The second
@@ -314,6 +318,7 @@ test('at BEEP_MAX_MESSAGE_MEMORY: a stream that stopped reading with a ' +
 		BEEP_REPLAY_BYTES: String(2 * BUDGET), BEEP_REPLAY_MAX: '100000',
 		BEEP_REPLAY_SECONDS: '600', BEEP_GRACE_SECONDS: '600',
 		BEEP_WRITE_TIMEOUT: '3600', BEEP_KEEPALIVE: '1',
+		BEEP_STUCK_MS: String(STUCK_MS),
 	} }, t);
 	const c = stack.client();
 	const u = uid('laggard');
@@ -346,6 +351,7 @@ test('at BEEP_MAX_MESSAGE_MEMORY: a stream that stopped reading with a ' +
 	const u2 = uid('pad');
 	let raw, pad;
 	try {
+		const opened = Date.now();
 		raw = await rawSub(subPath(u, 'stuck'), `Last-Event-ID: ${pos}\r\n`,
 		    streams0);
 		// More than half the budget is not delivered, and the stuck
@@ -399,8 +405,12 @@ test('at BEEP_MAX_MESSAGE_MEMORY: a stream that stopped reading with a ' +
 			assert.equal(r.status, 503, r.text);
 			assert.equal(r.json().error, 'message memory full');
 			return false;
-		}, { timeout: 15000, interval: 100,
+		}, { timeout: 15000 + STUCK_MS, interval: 100,
 		    what: 'a POST to the reading device accepted' });
+		// Not before BEEP_STUCK_MS: it counts from no sooner than the
+		// stream opened (a lower bound, which load cannot break).
+		assert.ok(Date.now() - opened >= STUCK_MS,
+		    `ended ${Date.now() - opened} ms after it opened`);
 		const after = await c.health();
 		t.diagnostic(`accepted after ${tries - 1} refusals; ` +
 		    JSON.stringify(after));

@@ -36,6 +36,7 @@ test_config_defaults(void **state)
 	assert_int_equal(c.socket_mode, 0660);
 	assert_string_equal(c.cors_origins, "*");
 	assert_int_equal(c.catch_up_seconds, 30);
+	assert_int_equal(c.stuck_ms, 1000);
 	config_clear(&c);
 }
 
@@ -90,12 +91,12 @@ test_config_registry_limits(void **state)
 	    "--replay-bytes", "1500", "--replay-seconds", "16", "--grace", "17",
 	    "--max-streams-per-device", "18", "--max-devices-per-user", "19",
 	    "--max-message-memory", "70000", "--max-body", "1500",
-	    "--catch-up-seconds", "21"};
+	    "--catch-up-seconds", "21", "--stuck-ms", "2200"};
 	struct registry_limits l;
 	struct config c;
 
 	(void)state;
-	assert_int_equal(parse(&c, 25, argv), 0);
+	assert_int_equal(parse(&c, 27, argv), 0);
 	memset(&l, 0xff, sizeof(l));
 	config_registry_limits(&c, &l);
 	assert_int_equal(l.max_streams, 11);
@@ -109,6 +110,7 @@ test_config_registry_limits(void **state)
 	assert_int_equal(l.devices_per_user, 19);
 	assert_int_equal(l.max_message_bytes, 70000);
 	assert_int_equal(l.catch_up_ms, 21000);
+	assert_int_equal(l.stuck_ms, 2200);
 	config_clear(&c);
 }
 
@@ -120,6 +122,8 @@ test_config_refusals(void **state)
 	    {"beep-signal", "--keepalive", "3601"},
 	    {"beep-signal", "--catch-up-seconds", "0"},
 	    {"beep-signal", "--catch-up-seconds", "3601"},
+	    {"beep-signal", "--stuck-ms", "99"},
+	    {"beep-signal", "--stuck-ms", "3600001"},
 	    {"beep-signal", "--max-body", "12x"},
 	    {"beep-signal", "--max-body", "-5"},
 	    {"beep-signal", "--socket-mode", "0999"},
@@ -179,18 +183,21 @@ static void
 test_config_limits_at_edges(void **state)
 {
 	const char *argv[] = {"beep-signal", "--keepalive", "3600", "--max-id",
-	    "4096", "--catch-up-seconds", "3600"};
-	const char *low[] = {"beep-signal", "--catch-up-seconds", "1"};
+	    "4096", "--catch-up-seconds", "3600", "--stuck-ms", "3600000"};
+	const char *low[] = {
+	    "beep-signal", "--catch-up-seconds", "1", "--stuck-ms", "100"};
 	struct config c;
 
 	(void)state;
-	assert_int_equal(parse(&c, 7, argv), 0);
+	assert_int_equal(parse(&c, 9, argv), 0);
 	assert_int_equal(c.keepalive, 3600);
 	assert_int_equal(c.max_id, 4096);
 	assert_int_equal(c.catch_up_seconds, 3600);
+	assert_int_equal(c.stuck_ms, 3600000);
 	config_clear(&c);
-	assert_int_equal(parse(&c, 3, low), 0);
+	assert_int_equal(parse(&c, 5, low), 0);
 	assert_int_equal(c.catch_up_seconds, 1);
+	assert_int_equal(c.stuck_ms, 100);
 	config_clear(&c);
 }
 
