@@ -755,6 +755,31 @@ test_api_header_mode_cross_site(void **state)
 	fixture_free(f);
 }
 
+/*
+ * Header mode without the front's claim: 401, with no WWW-Authenticate,
+ * whose challenge is the identity service's (README, Forward auth); a
+ * Bearer challenge would tell a browser to send a token nothing here reads.
+ */
+static void
+test_api_header_mode_no_claim(void **state)
+{
+	const char *argv[] = {"beep-signal", "--auth", "header"};
+	struct fixture *f = fixture_argv(3, argv);
+	struct api_request req = {.method = "GET", .uri = "/user/bob/devices"};
+	struct api_response r = {0};
+	struct api_pending p = {0};
+
+	(void)state;
+	assert_false(precheck(f, &req, &p, &r));
+	assert_int_equal(r.status, HTTP_401);
+	assert_non_null(strstr(r.body.data, "authentication required"));
+	assert_true(r.headers.data == NULL ||
+	    strstr(r.headers.data, "WWW-Authenticate") == NULL);
+	api_pending_clear(&p);
+	api_response_clear(&r);
+	fixture_free(f);
+}
+
 /* Issue 8: streams per client address in open mode. */
 static void
 test_api_streams_per_address(void **state)
@@ -1491,6 +1516,7 @@ main(void)
 	    cmocka_unit_test(test_api_cookie_star_trusts_no_origin),
 	    cmocka_unit_test(test_api_token_too_long),
 	    cmocka_unit_test(test_api_header_mode_cross_site),
+	    cmocka_unit_test(test_api_header_mode_no_claim),
 	    cmocka_unit_test(test_api_precheck_before_body),
 	    cmocka_unit_test(test_api_streams_per_address),
 	    cmocka_unit_test(test_api_displace_only_when_open),
