@@ -533,14 +533,23 @@ test_cluster_two_nodes(void **state)
 	cluster_unsubscribe(f->cl[1], ref);
 }
 
+/* A connection of the test's own to the fixture's Redis. */
+static redisContext *
+redis_conn(struct fixture *f)
+{
+	redisContext *c = redisConnectUnix(f->sock);
+
+	assert_true(c != NULL && c->err == 0);
+	return c;
+}
+
 /* A connection of the test's own to the fixture's Redis, and beep:born. */
 static redisContext *
 redis_born(struct fixture *f, long long *born)
 {
-	redisContext *c = redisConnectUnix(f->sock);
+	redisContext *c = redis_conn(f);
 	redisReply *r;
 
-	assert_true(c != NULL && c->err == 0);
 	r = redisCommand(c, "GET beep:born");
 	assert_int_equal(r->type, REDIS_REPLY_STRING);
 	*born = atoll(r->str);
@@ -919,8 +928,7 @@ test_cluster_flush(void **state)
 	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
 	next_msg(f->reg[0], s, text);
 	assert_string_equal(text, "one");
-	c = redisConnectUnix(f->sock);
-	assert_true(c != NULL && c->err == 0);
+	c = redis_conn(f);
 	freeReplyObject(redisCommand(c, "FLUSHALL"));
 	redisFree(c);
 	assert_int_equal(cluster_devices(f->cl[1], "u", &names, &n), -1);
@@ -1424,8 +1432,7 @@ test_cluster_post_trim(void **state)
 
 	if (f == NULL)
 		skip();
-	c = redisConnectUnix(f->sock);
-	assert_true(c != NULL && c->err == 0);
+	c = redis_conn(f);
 	r = redisCommand(c, "TIME");
 	now = atoll(r->element[0]->str) * 1000;
 	freeReplyObject(r);
@@ -1589,8 +1596,7 @@ beat_case_open(struct fixture *f, struct beat_case *b)
 	b->s = cluster_subscribe(
 	    f->cl[0], "u", "d", &none, &st, &b->ref, &err, &down);
 	assert_non_null(b->s);
-	b->c = redisConnectUnix(f->sock);
-	assert_true(b->c != NULL && b->c->err == 0);
+	b->c = redis_conn(f);
 	b->j = cluster_job_new(f->cl[0], JOB_BEAT, CLUSTER_LUA_BEAT, 1);
 	pthread_mutex_lock(&f->cl[0]->lock);
 	e = cluster_presence_find(f->cl[0], "u", "d");
@@ -1670,8 +1676,7 @@ test_cluster_bye_flushed(void **state)
 
 	if (f == NULL)
 		skip();
-	c = redisConnectUnix(f->sock);
-	assert_true(c != NULL && c->err == 0);
+	c = redis_conn(f);
 	for (i = 0; i < 500 && node_known(c, f->cl[0]->node) != 2; i++)
 		usleep(10000);
 	assert_int_equal(node_known(c, f->cl[0]->node), 2);
@@ -1727,8 +1732,7 @@ test_cluster_expired_stream_floor(void **state)
 	next_msg(f->reg[0], s, text);
 	assert_string_equal(text, "two");
 	/* Nothing posted for keep (1 s): the stream key expires. */
-	c = redisConnectUnix(f->sock);
-	assert_true(c != NULL && c->err == 0);
+	c = redis_conn(f);
 	for (int i = 0; i < 1000 && !gone; i++) {
 		r = redisCommand(c,
 		    "EXISTS beep:s:u\x1f"
@@ -1984,7 +1988,7 @@ static void
 test_cluster_prune_keeps_live(void **state)
 {
 	struct fixture *f = *state;
-	redisContext *c = redisConnectUnix(f->sock);
+	redisContext *c = redis_conn(f);
 	const char *argv[] = {"EVAL", cluster_lua[CLUSTER_LUA_PRUNE], "0", "n9",
 	    "0", "60000", "run-x", "0",
 	    "p\x1f"
@@ -1993,7 +1997,6 @@ test_cluster_prune_keeps_live(void **state)
 	    "other"};
 	redisReply *r;
 
-	assert_true(c != NULL && c->err == 0);
 	freeReplyObject(redisCommand(c, "SET beep:n:n9 1"));
 	freeReplyObject(redisCommand(c, "SADD beep:r:n9 p q"));
 	freeReplyObject(redisCommand(c, "HSET beep:u:p %s %s %s %s",
@@ -2047,10 +2050,9 @@ static void
 test_cluster_prune_count_of_data(void **state)
 {
 	struct fixture *f = *state;
-	redisContext *c = redisConnectUnix(f->sock);
+	redisContext *c = redis_conn(f);
 	redisReply *r;
 
-	assert_true(c != NULL && c->err == 0);
 	freeReplyObject(redisCommand(c, "SET beep:born 2000"));
 	freeReplyObject(redisCommand(c, "SET beep:w 5"));
 	freeReplyObject(redisCommand(c, "HSET beep:wr run-a 5"));
@@ -2142,8 +2144,7 @@ test_cluster_beat_tell_acked(void **state)
 
 	if (f == NULL)
 		skip();
-	c = redisConnectUnix(f->sock);
-	assert_true(c != NULL && c->err == 0);
+	c = redis_conn(f);
 	freeReplyObject(redisCommand(c, "SADD beep:nodes n1 n9"));
 	prune_finds(c);
 	assert_int_equal(redis_int(c, "HEXISTS beep:tell n9"), 0);
@@ -2192,8 +2193,7 @@ test_cluster_beat_tell_legacy(void **state)
 
 	if (f == NULL)
 		skip();
-	c = redisConnectUnix(f->sock);
-	assert_true(c != NULL && c->err == 0);
+	c = redis_conn(f);
 	freeReplyObject(redisCommand(c, "SADD beep:resync n2 n3"));
 	assert_int_equal(beat_script(c, "n2", "0", &g1), 2);
 	assert_int_equal(redis_int(c, "SISMEMBER beep:resync n2"), 0);
@@ -2230,8 +2230,7 @@ test_cluster_beat_tell_legacy_after_answer(void **state)
 
 	if (f == NULL)
 		skip();
-	c = redisConnectUnix(f->sock);
-	assert_true(c != NULL && c->err == 0);
+	c = redis_conn(f);
 	freeReplyObject(redisCommand(c, "SADD beep:nodes n1 n9"));
 	/* A node of this version finds a loss: n1 is told g1. */
 	prune_finds(c);
