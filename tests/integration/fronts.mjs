@@ -368,7 +368,8 @@ export class Rig {
 		});
 	}
 
-	startLighttpd() {
+	// edit(site) may change the shipped file further.
+	startLighttpd({ edit = (site) => site } = {}) {
 		const dir = path.join(this.dir, 'lighttpd');
 		fs.mkdirSync(path.join(dir, 'www'), { recursive: true });
 		return this.startFront('lighttpd', (port) => {
@@ -378,7 +379,8 @@ export class Rig {
 			// The stream-down script from the checkout.
 			site = rewrite(site, LIGHTTPD_LUA_PROD, LIGHTTPD_LUA,
 			    'lighttpd stream-down script');
-			fs.writeFileSync(path.join(dir, 'beep-signal.conf'), site);
+			fs.writeFileSync(path.join(dir, 'beep-signal.conf'),
+			    edit(site));
 			const main = path.join(dir, 'lighttpd.conf');
 			// Debian 12's /etc/lighttpd/lighttpd.conf, where the shipped
 			// file is included from (conf-enabled), but for paths and
