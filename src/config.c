@@ -188,9 +188,11 @@ static const struct config_option config_options[] = {
         "or by LISTEN_FDS"},
     {"socket-mode", "BEEP_SOCKET_MODE", CONFIG_MODE, OFF(socket_mode), "0660",
         0, 0777, "permissions of the unix socket it creates"},
-    {"keepalive", "BEEP_KEEPALIVE", CONFIG_UINT, OFF(keepalive), "4", 1, 3600,
+    {"keepalive", "BEEP_KEEPALIVE", CONFIG_UINT, OFF(keepalive), "4", 1, 300,
         "seconds between SSE keepalive comments on a stream; behind Caddy a "
-        "departed client is noticed within 2 of them"},
+        "departed client is noticed within 2 of them; at most 300: "
+        "lighttpd cuts a stream it relayed nothing on for 360 s "
+        "(server.max-write-idle)"},
     {"reconnect-ms", "BEEP_RECONNECT_MS", CONFIG_UINT, OFF(reconnect_ms),
         "2000", 0, 600000,
         "milliseconds EventSource waits to reconnect after its stream "

@@ -35,7 +35,7 @@ test('--version prints one line and exits 0', T, async () => {
 test('refused values: exit non-zero at once, with a message', T, async () => {
 	const L = ['--listen', 'unix:@DIR@/beep.sock'];
 	const cases = [
-		[[...L, '--keepalive', '0']], [[...L, '--keepalive', '3601']],
+		[[...L, '--keepalive', '0']], [[...L, '--keepalive', '301']],
 		[[...L, '--keepalive', 'x']], [[...L, '--keepalive', '5s']],
 		[[...L, '--max-streams', '-1']], [[...L, '--max-body', 'lots']],
 		[[...L, '--max-id', '0']], [[...L, '--socket-mode', '999']],

@@ -88,7 +88,7 @@ test('--check-config accepts good files, the sample fully uncommented', T,
 test('--check-config: exit 2 and FILE:LINE: reason', T, async () => {
 	const cases = [
 		['keepalive = 5\nno-such-key = 1\n', 2, /unknown key 'no-such-key'/],
-		['\n\nkeepalive = 0\n', 3, /invalid value '0' for keepalive .*1 to 3600/],
+		['\n\nkeepalive = 0\n', 3, /invalid value '0' for keepalive .*1 to 300\b/],
 		['# ok\nkeepalive\n', 2, /expected key = value/],
 		['keepalive = 3\nmax-id = 9\nkeepalive = 4\n', 3,
 		    /'keepalive' set again \(first on line 1\)/],

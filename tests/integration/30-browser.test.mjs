@@ -1243,7 +1243,7 @@ describe('a reloaded page', { skip }, () => {
 
 	before(async () => {
 		chrome = await launchBrowser();
-		stack = await startStack({ env: { BEEP_KEEPALIVE: '600' } });
+		stack = await startStack({ env: { BEEP_KEEPALIVE: '300' } });
 	});
 	after(async () => {
 		await chrome?.stop();
@@ -1346,7 +1346,7 @@ describe('the back-forward cache', { skip }, () => {
 
 	before(async () => {
 		chrome = await launchBrowser({ bfcache: true });
-		stack = await startStack({ env: { BEEP_KEEPALIVE: '600' } });
+		stack = await startStack({ env: { BEEP_KEEPALIVE: '300' } });
 		site = http.createServer((req, res) => {
 			res.writeHead(200, { 'Content-Type': 'text/html' });
 			res.end('<!doctype html><title>a page</title>');

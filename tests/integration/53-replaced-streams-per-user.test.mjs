@@ -41,7 +41,7 @@ test('one authenticated user cannot fill BEEP_MAX_STREAMS with replaced ' +
 		BEEP_MAX_STREAMS_PER_DEVICE: String(PER_DEVICE),
 		BEEP_MAX_DEVICES_PER_USER: String(DEVICES),
 		BEEP_WRITE_TIMEOUT: '3600', BEEP_REPLAY_SECONDS: '600',
-		BEEP_GRACE_SECONDS: '600', BEEP_KEEPALIVE: '3600',
+		BEEP_GRACE_SECONDS: '600', BEEP_KEEPALIVE: '300',
 	} }, t);
 	const c = stack.client();
 	const attacker = uid('att');

@@ -182,15 +182,17 @@ test_config_refusals(void **state)
 static void
 test_config_limits_at_edges(void **state)
 {
-	const char *argv[] = {"beep-signal", "--keepalive", "3600", "--max-id",
+	const char *argv[] = {"beep-signal", "--keepalive", "300", "--max-id",
 	    "4096", "--catch-up-seconds", "3600", "--stuck-ms", "3600000"};
 	const char *low[] = {
 	    "beep-signal", "--catch-up-seconds", "1", "--stuck-ms", "100"};
+	/* Past what lighttpd's server.max-write-idle (360 s) allows. */
+	const char *quiet[] = {"beep-signal", "--keepalive", "301"};
 	struct config c;
 
 	(void)state;
 	assert_int_equal(parse(&c, 9, argv), 0);
-	assert_int_equal(c.keepalive, 3600);
+	assert_int_equal(c.keepalive, 300);
 	assert_int_equal(c.max_id, 4096);
 	assert_int_equal(c.catch_up_seconds, 3600);
 	assert_int_equal(c.stuck_ms, 3600000);
@@ -198,6 +200,8 @@ test_config_limits_at_edges(void **state)
 	assert_int_equal(parse(&c, 5, low), 0);
 	assert_int_equal(c.catch_up_seconds, 1);
 	assert_int_equal(c.stuck_ms, 100);
+	config_clear(&c);
+	assert_int_equal(parse(&c, 3, quiet), -1);
 	config_clear(&c);
 }
 
