@@ -43,7 +43,7 @@ const T = { timeout: 90000 };
 // keepalive late on a loaded machine, lighttpd's once-a-second check.
 const MARGIN = 60;
 // The fronts' limit in the second test (s), and a keepalive well past it.
-const CUT = 2;
+const CUT = 3;
 const QUIET = 30;
 
 // The largest BEEP_KEEPALIVE the backend accepts (from its refusal of 0),
