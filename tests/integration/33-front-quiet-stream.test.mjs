@@ -69,18 +69,22 @@ function nginxSeconds(v) {
 	return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] ?? 's'];
 }
 
-// The fastcgi_read_timeout a subscribe gets in an nginx server block: its
-// location's, else the server's, else nginx's default (60 s).
-function nginxStreamReadTimeout(conf) {
+// The fastcgi_read_timeout a location (its prefix) gets in an nginx server
+// block: its own, else the server's, else nginx's default (60 s).
+function nginxReadTimeout(conf, prefix = '/subscribe/') {
 	const text = fs.readFileSync(conf, 'utf8')
 	    .replace(/#.*$/gm, '');
-	const loc = /location\s+\/subscribe\/\s*\{([^}]*)\}/.exec(text);
-	assert.ok(loc, `${conf}: a location /subscribe/`);
+	const esc = prefix.replace(/[/]/g, '\\/');
+	const loc = new RegExp(`location\\s+${esc}\\s*\\{([^}]*)\\}`)
+	    .exec(text);
+	assert.ok(loc, `${conf}: a location ${prefix}`);
 	const inLoc = /\bfastcgi_read_timeout\s+(\S+);/.exec(loc[1]);
+	// The server's own: outside every location.
 	const server = /\bfastcgi_read_timeout\s+(\S+);/.exec(
-	    text.replace(loc[0], ''));
+	    text.replace(/location\s[^{]*\{[^}]*\}/g, ''));
 	return nginxSeconds((inLoc ?? server)?.[1] ?? '60s');
 }
+const nginxStreamReadTimeout = (conf) => nginxReadTimeout(conf);
 
 // The server.max-write-idle conf/lighttpd.conf leaves a subscribe with
 // (lighttpd's default, 360 s, when it sets none).
@@ -176,3 +180,20 @@ for (const [front, start] of Object.entries(FRONTS)) {
 		rig.checkBackendLog();
 	});
 }
+
+// A cluster node answers a request Redis does not answer within
+// BEEP_REDIS_TIMEOUT with its own 503 and Retry-After; nginx-cluster.conf
+// must wait longer than that for any request, or at the largest timeout
+// the client gets nginx's 504 instead (and a listing is tried again on the
+// other node, waiting as long again).
+test('nginx-cluster.conf waits for a request longer than the backend may ' +
+    'wait for Redis', T, async () => {
+	const r = await runBinary(['--redis-timeout', '0', '--print-config']);
+	const m = /--redis-timeout \(a whole number from \d+ to (\d+)\)/
+	    .exec(r.stderr);
+	assert.ok(m, `the refusal names the range: ${r.stderr}`);
+	const maxMs = Number(m[1]);
+	const waits = nginxReadTimeout(NGINX_CLUSTER_CONF, '/');
+	assert.ok(waits * 1000 >= maxMs + 10000,
+	    `location / waits ${waits} s; BEEP_REDIS_TIMEOUT goes to ${maxMs} ms`);
+});
