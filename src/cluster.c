@@ -233,6 +233,7 @@ cluster_new(const struct config *c, struct registry *reg)
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&cl->wake, &attr);
+	pthread_cond_init(&cl->sub_wake, &attr);
 	pthread_cond_init(&cl->done, &attr);
 	pthread_condattr_destroy(&attr);
 	atomic_init(&cl->cmd_up, false);
@@ -259,6 +260,7 @@ cluster_new(const struct config *c, struct registry *reg)
 		          "not start",
 		    strerror(rc));
 		pthread_cond_destroy(&cl->wake);
+		pthread_cond_destroy(&cl->sub_wake);
 		pthread_cond_destroy(&cl->done);
 		pthread_mutex_destroy(&cl->lock);
 		cluster_redis_forget_url(cl);
@@ -289,6 +291,7 @@ cluster_free(struct cluster *cl)
 	pthread_mutex_lock(&cl->lock);
 	cl->stop = true;
 	pthread_cond_broadcast(&cl->wake);
+	pthread_cond_broadcast(&cl->sub_wake);
 	pthread_mutex_unlock(&cl->lock);
 	pthread_join(cl->cmd_thread, NULL);
 	pthread_join(cl->sub_thread, NULL);
@@ -297,6 +300,7 @@ cluster_free(struct cluster *cl)
 		cluster_presence_free(cl, e);
 	}
 	pthread_cond_destroy(&cl->wake);
+	pthread_cond_destroy(&cl->sub_wake);
 	pthread_cond_destroy(&cl->done);
 	pthread_mutex_destroy(&cl->lock);
 	cluster_redis_forget_url(cl);

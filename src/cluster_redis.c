@@ -510,9 +510,15 @@ redis_prepare(struct cluster *cl, redisContext *c, struct redis_fence *fence,
 	return redis_load_scripts(cl, c, why, n);
 }
 
-/* Wait ms on cl->wake unless stopping; with cl->lock held. */
+/*
+ * Wait ms on cond (cl->wake in the command thread, cl->sub_wake in the
+ * channel's) unless stopping; with cl->lock held.  Each thread has its own:
+ * a job's pthread_cond_signal() on cl->wake taken by the channel's thread in
+ * its backoff left the command thread asleep until its next heartbeat, and
+ * the request to 503 (test 39).
+ */
 static void
-redis_sleep(struct cluster *cl, unsigned ms)
+redis_sleep(struct cluster *cl, pthread_cond_t *cond, unsigned ms)
 {
 	struct timespec ts;
 
@@ -524,7 +530,7 @@ redis_sleep(struct cluster *cl, unsigned ms)
 		ts.tv_nsec -= 1000000000;
 	}
 	if (!cl->stop)
-		pthread_cond_timedwait(&cl->wake, &cl->lock, &ts);
+		pthread_cond_timedwait(cond, &cl->lock, &ts);
 }
 
 /*
@@ -605,7 +611,7 @@ cluster_redis_cmd_main(void *arg)
 					cl->bye_again = false;
 				redis_state(
 				    &cl->cmd_up, false, "commands", why);
-				redis_sleep(cl, backoff);
+				redis_sleep(cl, &cl->wake, backoff);
 				backoff = backoff * 2 > CLUSTER_BACKOFF_MAX_MS
 				    ? CLUSTER_BACKOFF_MAX_MS
 				    : backoff * 2;
@@ -671,7 +677,7 @@ cluster_redis_cmd_main(void *arg)
 				until = cl->retry_at;
 			wait = until > now ? (unsigned)(until - now) : 1;
 
-			redis_sleep(cl, wait);
+			redis_sleep(cl, &cl->wake, wait);
 			continue;
 		}
 		batch = redis_take_queue(cl);
@@ -852,7 +858,7 @@ cluster_redis_sub_main(void *arg)
 				snprintf(refused, sizeof(refused), "%s", why);
 			}
 			redis_state(&cl->sub_up, false, "channel", why);
-			redis_sleep(cl, backoff);
+			redis_sleep(cl, &cl->sub_wake, backoff);
 			pthread_mutex_unlock(&cl->lock);
 			backoff = backoff * 2 > CLUSTER_BACKOFF_MAX_MS
 			    ? CLUSTER_BACKOFF_MAX_MS
