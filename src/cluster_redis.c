@@ -654,7 +654,14 @@ cluster_redis_cmd_main(void *arg)
 		/* Registrations Redis refused wait (cl->retry_at). */
 		if (cl->dirty && now >= cl->retry_at)
 			cluster_presence_reconcile(cl);
-		if (now >= next_beat && !cl->leaving) {
+		/*
+		 * No beat once leaving (its BYE is queued), but the next one's
+		 * time still moves on: the wait below would be 1 ms per turn
+		 * until the stop otherwise.
+		 */
+		if (now >= next_beat && cl->leaving) {
+			next_beat = now + cl->ttl_ms / 3;
+		} else if (now >= next_beat) {
 			j = cluster_job_new(cl, JOB_BEAT, CLUSTER_LUA_BEAT, 1);
 			cluster_job_key(j, "n", cl->node, NULL);
 			cluster_job_num(j, cl->ttl_ms);
