@@ -145,6 +145,23 @@ test_config_refusals(void **state)
 	    {"beep-signal", "--cors-origins", "https://"},
 	    {"beep-signal", "--cors-origins", "HTTPS://a.example"},
 	    {"beep-signal", "--cors-origins", "1http://a.example"},
+	    /*
+	     * Ports no browser sends: the scheme's default (an origin
+	     * leaves it out), none after the ':', leading zeros, past
+	     * 65535; and a port without a host.
+	     */
+	    {"beep-signal", "--cors-origins", "https://a.example:443"},
+	    {"beep-signal", "--cors-origins", "http://a.example:80"},
+	    {"beep-signal", "--cors-origins",
+	        "https://a.example, http://[::1]:80"},
+	    {"beep-signal", "--cors-origins", "https://a.example:"},
+	    {"beep-signal", "--cors-origins", "https://a.example:08443"},
+	    {"beep-signal", "--cors-origins", "https://a.example:65536"},
+	    {"beep-signal", "--cors-origins", "https://a.example:0"},
+	    {"beep-signal", "--cors-origins", "https://a.example:84:43"},
+	    {"beep-signal", "--cors-origins", "https://:8443"},
+	    {"beep-signal", "--cors-origins", "http://[::1"},
+	    {"beep-signal", "--cors-origins", "http://[::1]x"},
 	};
 	static const char *good[][3] = {
 	    {"beep-signal", "--auth-param", "REMOTE_USER_CLAIM"},
@@ -158,6 +175,9 @@ test_config_refusals(void **state)
 	    {"beep-signal", "--cors-origins",
 	        "chrome-extension://abcdefghijklmnop,http://my_app:3000"},
 	    {"beep-signal", "--cors-origins", "https://xn--bcher-kva.example"},
+	    /* Another scheme's default port is a port like any. */
+	    {"beep-signal", "--cors-origins",
+	        "http://a.example:443,https://a.example:80,http://a:65535"},
 	};
 	const char *missing[] = {"beep-signal", "--keepalive"};
 	struct config c;
