@@ -85,6 +85,70 @@ config_auth_param_ok(const char *value, const char **why)
 }
 
 /*
+ * Whether the host and port of an origin (s[at..len), after its "://",
+ * the scheme's text before it) are as a browser writes them: a host (an
+ * IPv6 address in brackets), then at most one ':' and a port of 1 to 65535
+ * without leading zeros, and never the scheme's default (80 for http,
+ * 443 for https), which an Origin leaves out.  Any other would never
+ * match a browser's Origin.
+ */
+static bool
+config_origin_port_ok(const char *s, size_t at, size_t len, const char **why)
+{
+	const char *host = s + at, *end = s + len, *colon;
+	unsigned long port = 0;
+
+	if (*host == '[') {
+		const char *close = memchr(host, ']', (size_t)(end - host));
+
+		if (close == NULL || close == host + 1 ||
+		    memchr(host + 1, '[', (size_t)(close - host - 1)) != NULL) {
+			*why = "an IPv6 host is [address]";
+			return false;
+		}
+		colon = close + 1;
+		if (colon < end && *colon != ':') {
+			*why =
+			    "an IPv6 host is [address], then :port or nothing";
+			return false;
+		}
+	} else {
+		colon = memchr(host, ':', (size_t)(end - host));
+		if (colon == NULL)
+			colon = end;
+		if (colon == host ||
+		    memchr(host, '[', (size_t)(colon - host)) != NULL ||
+		    memchr(host, ']', (size_t)(colon - host)) != NULL) {
+			*why = "an origin is scheme://host[:port] (an IPv6 "
+			       "host in brackets)";
+			return false;
+		}
+	}
+	if (colon == end)
+		return true;
+	for (const char *d = colon + 1; d < end; d++) {
+		if (*d < '0' || *d > '9' || d - colon > 5) {
+			port = 0;
+			break;
+		}
+		port = port * 10 + (unsigned long)(*d - '0');
+	}
+	if (port == 0 || port > 65535 || colon[1] == '0') {
+		*why = "a port is 1 to 65535, as browsers write it (no leading "
+		       "zero, nothing after)";
+		return false;
+	}
+	if ((at == 7 && strncmp(s, "http", 4) == 0 && port == 80) ||
+	    (at == 8 && strncmp(s, "https", 5) == 0 && port == 443)) {
+		*why = "a browser's Origin leaves the scheme's default port "
+		       "out (:80 for http, :443 for https): list the origin "
+		       "without it";
+		return false;
+	}
+	return true;
+}
+
+/*
  * Whether one --cors-origins entry (len bytes at s) is an origin as a
  * browser sends it: a scheme in lower case (http, https, or an app's own:
  * capacitor, ionic, tauri, chrome-extension...), "://", then a host and
@@ -128,7 +192,7 @@ config_origin_ok(const char *s, size_t len, const char **why)
 			       "send it: lower case, no path, no trailing /";
 			return false;
 		}
-	return true;
+	return config_origin_port_ok(s, n, len, why);
 }
 
 /* Whether value is "*" or a comma-separated list of origins. */
@@ -290,7 +354,7 @@ static const struct config_option config_options[] = {
         0,
         "Access-Control-Allow-Origin: * or a comma-separated list of "
         "origins as browsers send them (scheme://host[:port], lower "
-        "case; never null)"},
+        "case, no default port; never null)"},
     {"log-level", "BEEP_LOG_LEVEL", CONFIG_LEVEL, OFF(log_level), "info", 0, 0,
         "debug, info, warn or error"},
     {"max-token", "BEEP_MAX_TOKEN", CONFIG_SIZE, OFF(max_token), "8192", 256,
