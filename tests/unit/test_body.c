@@ -179,6 +179,58 @@ test_body_nul_in_json_string(void **state)
 	body_msg_clear(&m);
 }
 
+/*
+ * Valid JSON that jansson cannot hold is refused saying why, not as
+ * "malformed JSON" (what a client then looks for is a syntax error it
+ * does not have): a lone UTF-16 surrogate, which JSON.parse() reads and
+ * JSON.stringify() writes for a string cut inside a surrogate pair (an
+ * emoji), and U+0000 in an object's key.  A pair, and a backslash
+ * escaped before "ud800", are text as ever.
+ */
+static void
+test_body_unicode_jansson_cannot_hold(void **state)
+{
+	static const struct {
+		const char *body;
+		const char *why; /* a piece of the reason; NULL: 200 */
+		const char *data;
+	} cases[] = {
+	    {"{\"data\":\"hi \\ud83d\"}", "surrogate", NULL},
+	    {"{\"data\":\"\\ude00\"}", "surrogate", NULL},
+	    {"{\"data\":\"\\udc00\\ud800\"}", "surrogate", NULL},
+	    {"{\"data\":\"\\ud800\\u0041\"}", "surrogate", NULL},
+	    {"{\"data\":{\"text\":\"\\uD83D\"}}", "surrogate", NULL},
+	    {"{\"data\":{\"\\ud800\":1}}", "surrogate", NULL},
+	    {"{\"data\":\"x\",\"a\\u0000b\":1}", "U+0000", NULL},
+	    {"{\"data\":{\"\\u0000\":1}}", "U+0000", NULL},
+	    /* Not a surrogate: a pair, an escaped backslash. */
+	    {"{\"data\":\"\\ud83d\\ude00\"}", NULL, "\xf0\x9f\x98\x80"},
+	    {"{\"data\":\"\\\\ud800\"}", NULL, "\\ud800"},
+	    /* Still malformed, said so. */
+	    {"{\"data\":\"\\ud83d\\ude00\" x}", "malformed JSON", NULL},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct body_msg m;
+		const char *why = NULL;
+		enum http_status st = decode_json(cases[i].body, &m, &why);
+
+		if (cases[i].why == NULL) {
+			if (st != HTTP_200)
+				fail_msg("case %zu: %d %s", i,
+				    http_status_code[st], why ? why : "");
+			assert_decoded(&m, cases[i].data, NULL);
+			continue;
+		}
+		if (st != HTTP_400 || why == NULL ||
+		    strstr(why, cases[i].why) == NULL)
+			fail_msg("case %zu: %d \"%s\", not 400 with \"%s\"", i,
+			    http_status_code[st], why ? why : "", cases[i].why);
+		assert_null(m.data);
+	}
+}
+
 /* Nesting exactly at the limit parses; one level more is refused. */
 static void
 test_body_depth_limit(void **state)
@@ -556,6 +608,7 @@ main(void)
 	    cmocka_unit_test(test_body_table),
 	    cmocka_unit_test(test_body_leading_bom),
 	    cmocka_unit_test(test_body_nul_in_json_string),
+	    cmocka_unit_test(test_body_unicode_jansson_cannot_hold),
 	    cmocka_unit_test(test_body_depth_limit),
 	    cmocka_unit_test(test_body_max_depth_on_worker_stack),
 	    cmocka_unit_test(test_body_event_limit),
