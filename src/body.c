@@ -144,6 +144,41 @@ body_decode_fast(
 
 const char body_no_data[] = "no data supplied";
 
+/*
+ * Why jansson refused a body.  Some valid JSON it cannot hold: said so,
+ * not "malformed JSON", which sends a client looking for a syntax error it
+ * does not have.  Read from the error only, so a body that parses costs
+ * nothing more.
+ */
+static const char *
+body_json_why(const json_error_t *err)
+{
+	/*
+	 * An integer past 2^63 - 1 or a number past a double's range.  Read
+	 * as doubles, every integer of the body would be written back as one
+	 * (5 as 5.0), which typed clients refuse, and a 64-bit id would lose
+	 * digits: refused, saying so.
+	 */
+	if (json_error_code(err) == json_error_numeric_overflow)
+		return "number out of range (integers up to 2^63-1: send "
+		       "larger ones as strings)";
+	/*
+	 * A lone UTF-16 surrogate (\ud83d without its pair), which is no
+	 * Unicode text: JSON.stringify() writes one for a string cut inside
+	 * an emoji's pair.  jansson (2.14) says "invalid Unicode '\uD83D'"
+	 * under the code of any syntax error; should its words change, this
+	 * says "malformed JSON" again, and test_body fails.
+	 */
+	if (json_error_code(err) == json_error_invalid_syntax &&
+	    strncmp(err->text, "invalid Unicode", 15) == 0)
+		return "a string holds a lone UTF-16 surrogate (\\ud800 to "
+		       "\\udfff without its pair), which is not Unicode "
+		       "text: cut strings at a character, not inside one";
+	if (json_error_code(err) == json_error_null_byte_in_key)
+		return "an object key holds U+0000 (\\u0000): not supported";
+	return "malformed JSON";
+}
+
 static enum http_status
 body_decode_json(const char *body, size_t len, unsigned max_depth,
     struct body_msg *msg, const char **why)
@@ -169,17 +204,7 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 	body_parsing = NULL;
 	msg->doc = root; /* released by body_msg_clear(), on every path */
 	if (root == NULL) {
-		/*
-		 * Valid JSON, but a number jansson cannot hold as it is: an
-		 * integer past 2^63 - 1 or a number past a double's range.
-		 * Read as doubles, every integer of the body would be written
-		 * back as one (5 as 5.0), which typed clients refuse, and a
-		 * 64-bit id would lose digits: refused, saying so.
-		 */
-		*why = json_error_code(&err) == json_error_numeric_overflow
-		    ? "number out of range (integers up to 2^63-1: send "
-		      "larger ones as strings)"
-		    : "malformed JSON";
+		*why = body_json_why(&err);
 		return HTTP_400;
 	}
 	if (!json_is_object(root)) {
