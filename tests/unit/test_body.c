@@ -185,7 +185,8 @@ test_body_nul_in_json_string(void **state)
  * does not have): a lone UTF-16 surrogate, which JSON.parse() reads and
  * JSON.stringify() writes for a string cut inside a surrogate pair (an
  * emoji), and U+0000 in an object's key.  A pair, and a backslash
- * escaped before "ud800", are text as ever.
+ * escaped before "ud800", are text as ever.  And a body that is not UTF-8
+ * (a client that writes Latin-1) says so, as form data does.
  */
 static void
 test_body_unicode_jansson_cannot_hold(void **state)
@@ -206,6 +207,9 @@ test_body_unicode_jansson_cannot_hold(void **state)
 	    /* Not a surrogate: a pair, an escaped backslash. */
 	    {"{\"data\":\"\\ud83d\\ude00\"}", NULL, "\xf0\x9f\x98\x80"},
 	    {"{\"data\":\"\\\\ud800\"}", NULL, "\\ud800"},
+	    /* Not UTF-8 (Latin-1's é, an encoded surrogate): said so. */
+	    {"{\"data\":\"caf\xe9\"}", "UTF-8", NULL},
+	    {"{\"data\":\"\xed\xa0\x80\"}", "UTF-8", NULL},
 	    /* Still malformed, said so. */
 	    {"{\"data\":\"\\ud83d\\ude00\" x}", "malformed JSON", NULL},
 	};
