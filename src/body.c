@@ -176,6 +176,9 @@ body_json_why(const json_error_t *err)
 		       "text: cut strings at a character, not inside one";
 	if (json_error_code(err) == json_error_null_byte_in_key)
 		return "an object key holds U+0000 (\\u0000): not supported";
+	/* As form data says (a client that writes Latin-1, say). */
+	if (json_error_code(err) == json_error_invalid_utf8)
+		return "JSON must be valid UTF-8";
 	return "malformed JSON";
 }
 
