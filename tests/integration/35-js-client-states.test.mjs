@@ -1,0 +1,115 @@
+// web/beep-signal.js in real Chromium (Debian's, driven by playwright-core
+// from tests/browser/): what its `state` events tell a page, against a stub
+// server that serves the client and answers its subscribes as scripted (a
+// stream the service ends on demand, with the `retry:` asked for).
+//
+// A page gives up from a `state` listener: it calls close() when the stream
+// is lost ("connecting" after "open"), as an application that rather shows
+// "offline" than retries in the background does. The client then went on
+// with the attempt it was about to make: a subscribe after close(), and
+// "open" after "closed", which stayed the client's state for good.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT } from './harness.mjs';
+import { browserSkip, launchChromium } from './callpage.mjs';
+
+const T = { timeout: 60000 };
+const skip = browserSkip();
+const CLIENT = readFileSync(path.join(ROOT, 'web/beep-signal.js'));
+
+let server, base;
+// The subscribes the stub got, and how it answers the nth (from 1).
+const subscribes = [];
+let answer = () => {};
+
+before(async () => {
+	server = http.createServer((req, res) => {
+		if (req.url === '/beep-signal.js') {
+			res.writeHead(200, { 'Content-Type': 'text/javascript' });
+			res.end(CLIENT);
+		} else if (req.url.startsWith('/subscribe/')) {
+			subscribes.push(req.headers);
+			answer(res, subscribes.length);
+		} else {
+			res.writeHead(200, { 'Content-Type': 'text/html' });
+			res.end('<!doctype html><title>blank</title>');
+		}
+	});
+	await new Promise((r) => server.listen(0, '127.0.0.1', r));
+	base = `http://127.0.0.1:${server.address().port}`;
+});
+after(async () => {
+	server.closeAllConnections();
+	await new Promise((r) => server.close(r));
+});
+
+// A stream as the service opens it: its retry: and its position.
+const open = (res, retry) => {
+	res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+	res.write(`: beep-signal keepalive=4\n\nretry: ${retry}\n` +
+	    'id: 1-1\nevent: position\ndata:\n\n');
+};
+
+// A Chromium page on the stub's origin (closed with the browser after t).
+async function blankPage(t) {
+	const browser = await launchChromium(t);
+	const page = await browser.newPage();
+	page.on('pageerror', (e) => console.error('[page]', e.message));
+	await page.goto(`${base}/blank.html`);
+	return page;
+}
+
+test('close() from a state listener: no request after it, and the state ' +
+    'stays closed', { ...T, skip }, async (t) => {
+	subscribes.length = 0;
+	answer = (res) => open(res, 2000);
+	const page = await blankPage(t);
+	const r = await page.evaluate(async () => {
+		const { connect } = await import('/beep-signal.js');
+		// The subscribes the page asks for, as fetch() is called.
+		const subs = [];
+		const realFetch = window.fetch;
+		window.fetch = (url, init) => {
+			const p = realFetch(url, init);
+			if (String(url).includes('/subscribe/'))
+				subs.push(p.catch(() => {}));
+			return p;
+		};
+		const sig = connect({ base: '', user: 'u', device: 'd',
+		    resume: false });
+		const states = [];
+		let atClose = -1;
+		const gaveUp = new Promise((resolve) => sig.on('state', (s) => {
+			states.push(s);
+			// Lost after it was open: the page gives up.
+			if (s === 'connecting' && states.includes('open')) {
+				sig.close();
+				atClose = subs.length;
+				resolve();
+			}
+		}));
+		await new Promise((resolve) => sig.on('state',
+		    (s) => s === 'open' && resolve()));
+		// The stream is lost (as after a network change).
+		sig.reconnect();
+		await gaveUp;
+		// A request the client makes after the listener returns is
+		// asked within the microtasks that follow it (no token to
+		// wait for): a task later, it has been.
+		await new Promise((resolve) => setTimeout(resolve, 0));
+		const after = subs.length - atClose;
+		// Its head, if one was asked for, and what the client does
+		// with it.
+		await Promise.all(subs);
+		await new Promise((resolve) => setTimeout(resolve, 0));
+		return { after, states, state: sig.state };
+	});
+	assert.equal(r.after, 0, 'a subscribe was asked for after close() ' +
+	    `(states: ${JSON.stringify(r.states)})`);
+	assert.deepEqual(r.states, ['connecting', 'open', 'connecting',
+	    'closed']);
+	assert.equal(r.state, 'closed');
+});
