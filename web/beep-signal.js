@@ -447,11 +447,17 @@ class Signal {
 			// the next one, just before the freeze.
 			if (this.frozen) {
 				this.setState("connecting");
+				if (this.stopped)
+					break;
 				await this.pause();
 				continue;
 			}
 			this.hurry = false;
 			this.setState("connecting");
+			// A state listener may have called close(): no attempt
+			// after it (nor "open" after "closed"; test 35).
+			if (this.stopped)
+				break;
 			let wait;
 			try {
 				wait = await this.stream();
