@@ -8,6 +8,12 @@
 // "offline" than retries in the background does. The client then went on
 // with the attempt it was about to make: a subscribe after close(), and
 // "open" after "closed", which stayed the client's state for good.
+//
+// A stream that ends (the service stopping, a token's exp, a network cut
+// mid-stream) leaves the client without one until it comes back after the
+// `retry:` the stream named; the client said "open" all that while (the
+// call page showed "Online" for a device the service held messages for,
+// 202), and "connecting" only as it asked again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -112,4 +118,43 @@ test('close() from a state listener: no request after it, and the state ' +
 	assert.deepEqual(r.states, ['connecting', 'open', 'connecting',
 	    'closed']);
 	assert.equal(r.state, 'closed');
+});
+
+test('a stream that ended: connecting while it waits its retry:, not open',
+    { ...T, skip }, async (t) => {
+	subscribes.length = 0;
+	// The first stream ends at once, naming a long retry: (10 min, so
+	// that its wait stands out among the client's timers); the next
+	// stays open.
+	answer = (res, n) => {
+		open(res, n === 1 ? 600000 : 2000);
+		if (n === 1)
+			res.end();
+	};
+	const page = await blankPage(t);
+	await page.evaluate(async () => {
+		const { connect } = await import('/beep-signal.js');
+		// The client's state when it starts to wait that retry:
+		// (a timer of more than a minute: the others are seconds).
+		window.waiting = null;
+		const realTimeout = window.setTimeout;
+		window.setTimeout = (fn, ms, ...args) => {
+			if (ms > 60000 && window.waiting === null)
+				window.waiting = window.sig.state;
+			return realTimeout(fn, ms, ...args);
+		};
+		window.states = [];
+		window.sig = connect({ base: '', user: 'u', device: 'd',
+		    resume: false });
+		window.sig.on('state', (s) => window.states.push(s));
+	});
+	await page.waitForFunction(() => window.waiting !== null);
+	const r = await page.evaluate(() => ({ waiting: window.waiting,
+	    states: window.states }));
+	assert.equal(r.waiting, 'connecting', 'the stream ended, and the ' +
+	    'client waits its retry: with none, saying it is open ' +
+	    `(states: ${JSON.stringify(r.states)})`);
+	assert.deepEqual(r.states, ['connecting', 'open', 'connecting']);
+	assert.equal(subscribes.length, 1, 'it obeys retry: (10 min)');
+	await page.evaluate(() => window.sig.close());
 });
