@@ -489,6 +489,12 @@ class Signal {
 			}
 			if (this.stopped)
 				break;
+			// No stream until the next one opens: said now, not
+			// after the wait (its retry:, a backoff), which a page
+			// spent "open" (test 35).
+			this.setState("connecting");
+			if (this.stopped)
+				break;
 			// Also when reconnect() came where neither the abort
 			// nor wake() reaches: while a refusal's body was read
 			// (its Retry-After not yet waited), or from a listener.
