@@ -1,0 +1,118 @@
+// web/beep-signal.js in real Chromium (Debian's, driven by playwright-core
+// from tests/browser/) behind the real service and Caddy, JWT
+// authentication on: a stream ends at its token's `exp` with a last
+// `refused` event, {"error":"credentials expired","status":401} (test 69).
+//
+// A page whose `token` is a function (here an async one, as a refresh
+// would be) comes back with a fresh token, resumes from the last message it
+// got (Last-Event-ID) and gets what was posted while it was away once, in
+// order: nothing lost, nothing twice. A page with a fixed token cannot get
+// better by retrying: it ends `closed` with the 401.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { startStack, sid, postPath } from './harness.mjs';
+import { mint, claims, nowSec, bearer } from './jwt.mjs';
+import { browserSkip, launchChromium } from './callpage.mjs';
+
+const T = { timeout: 90000 };
+const skip = browserSkip();
+const SECRET = crypto.randomBytes(32).toString('hex');
+// Tokens that expire soon: the stream ends within the test.
+const LIFE_S = 3;
+
+async function setUp(t) {
+	const stack = await startStack({ env: { BEEP_AUTH: 'jwt',
+	    BEEP_JWT_SECRET: SECRET, BEEP_JWT_LEEWAY: '0',
+	    BEEP_JWT_QUERY: '0' } }, t);
+	const c = stack.client();
+	t.after(() => c.close());
+	const browser = await launchChromium(t);
+	const page = await browser.newPage();
+	page.on('pageerror', (e) => console.error('[page]', e.message));
+	// The subscribes' Last-Event-ID headers, as the page sends them.
+	const resumes = [];
+	page.on('request', (r) => {
+		if (r.url().includes('/subscribe/'))
+			resumes.push(r.headers()['last-event-id'] ?? '');
+	});
+	await page.goto(`${stack.base}/healthz`);
+	const u = sid(), sender = sid();
+	const post = async (data) => {
+		const r = await c.postJson(postPath(u, 'd'), { data },
+		    { headers: bearer(mint(claims(sender), { key: SECRET })) });
+		return r;
+	};
+	return { stack, page, resumes, u, post };
+}
+
+// In page: connect as (user, d) with token (a function or a string); the
+// messages, refusals and states it sees go to window.log in order.
+const connectIn = (page, user, token) => page.evaluate(
+    async ({ user, token }) => {
+	const { connect } = await import('/beep-signal.js');
+	window.log = [];
+	window.sig = connect({ base: '', user, device: 'd', resume: false,
+	    token: token ?? (() => window.freshToken()) });
+	window.sig.on('message', (d, m) => window.log.push(`msg ${d} ${m.id}`));
+	window.sig.on('refused', (d) => window.log.push(
+	    `refused ${d.status} ${d.error}`));
+	window.sig.on('state', (s, i) => window.log.push(
+	    `state ${s}${i.status ? ` ${i.status}` : ''}`));
+}, { user, token });
+
+const logOf = (page) => page.evaluate(() => window.log);
+// Resolves once the page's log has an entry matching re after `from` entries.
+const logged = (page, re, from = 0) => page.waitForFunction(
+    ([src, k]) => window.log.slice(k).some((l) => new RegExp(src).test(l)),
+    [re.source, from]);
+
+test('an expired token: back with a fresh one, resumed, nothing lost or ' +
+    'twice', { ...T, skip }, async (t) => {
+	const { page, resumes, u, post } = await setUp(t);
+	let minted = 0;
+	await page.exposeFunction('freshToken', () => {
+		minted++;
+		return mint(claims(u, { exp: nowSec() + LIFE_S }),
+		    { key: SECRET });
+	});
+	await connectIn(page, u);
+	await logged(page, /^state open$/);
+	const r1 = await post('one');
+	assert.equal(r1.status, 200, r1.text);
+	await logged(page, /^msg one /);
+
+	// The token expires: the stream ends, saying why.
+	await logged(page, /^refused 401 credentials expired$/);
+	const at = (await logOf(page)).length;
+	// Posted while the page is away (held for it), or before the
+	// service has seen the stream go (left for its next stream).
+	const r2 = await post('two');
+	assert.ok([200, 202].includes(r2.status), r2.text);
+	// Back, with a fresh token.
+	await logged(page, /^state open$/, at);
+	const r3 = await post('three');
+	assert.equal(r3.status, 200, r3.text);
+	await logged(page, /^msg three /);
+
+	const msgs = (await logOf(page)).filter((l) => l.startsWith('msg '));
+	assert.deepEqual(msgs, [`msg one ${r1.json().id}`,
+	    `msg two ${r2.json().id}`, `msg three ${r3.json().id}`]);
+	assert.ok(minted >= 2, `a fresh token for the new stream (${minted})`);
+	assert.equal(resumes[1], r1.json().id,
+	    'the new stream resumes from the last message the page got');
+	await page.evaluate(() => window.sig.close());
+});
+
+test('an expired fixed token: closed with the 401, not retried', { ...T, skip },
+    async (t) => {
+	const { page, u } = await setUp(t);
+	const token = mint(claims(u, { exp: nowSec() + LIFE_S }),
+	    { key: SECRET });
+	await connectIn(page, u, token);
+	await logged(page, /^state closed/);
+	const log = await logOf(page);
+	assert.deepEqual(log, ['state connecting', 'state open',
+	    'refused 401 credentials expired', 'state connecting',
+	    'state closed 401']);
+});
