@@ -14,6 +14,13 @@
 // `retry:` the stream named; the client said "open" all that while (the
 // call page showed "Online" for a device the service held messages for,
 // 202), and "connecting" only as it asked again.
+//
+// A client closed stays reachable from the window (its pagehide and
+// pageshow listeners) until the page is next hidden, and with it every
+// listener the page gave it and all they hold (a peer connection, media, a
+// call's state): an app open all day that connects again (another account,
+// a device taken over) keeps each client it closed. What the next page of
+// the tab resumes from is kept as it comes, not only on pagehide (test 56).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -157,4 +164,33 @@ test('a stream that ended: connecting while it waits its retry:, not open',
 	assert.deepEqual(r.states, ['connecting', 'open', 'connecting']);
 	assert.equal(subscribes.length, 1, 'it obeys retry: (10 min)');
 	await page.evaluate(() => window.sig.close());
+});
+
+test('a closed client is let go, with what its listeners hold',
+    { ...T, skip }, async (t) => {
+	subscribes.length = 0;
+	answer = (res) => open(res, 2000);
+	const page = await blankPage(t);
+	await page.evaluate(async () => {
+		const { connect } = await import('/beep-signal.js');
+		// What an app's listener holds (a call's state, its media).
+		const held = new ArrayBuffer(8 << 20);
+		// The default: the next page of the tab resumes.
+		const sig = connect({ base: '', user: 'u', device: 'd' });
+		sig.on('message', () => held.byteLength);
+		await new Promise((resolve) => sig.on('state',
+		    (s) => s === 'open' && resolve()));
+		sig.close();
+		window.refs = { sig: new WeakRef(sig), held: new WeakRef(held) };
+	});
+	// A full collection, in a task of its own (a WeakRef keeps its
+	// target until the job that made it ends).
+	const cdp = await page.context().newCDPSession(page);
+	await cdp.send('HeapProfiler.collectGarbage');
+	const kept = await page.evaluate(() => ({
+		sig: window.refs.sig.deref() !== undefined,
+		held: window.refs.held.deref() !== undefined,
+	}));
+	assert.deepEqual(kept, { sig: false, held: false }, 'a closed client, ' +
+	    'and what its listeners hold, stays reachable from the window');
 });
