@@ -276,28 +276,18 @@ class Signal {
 			this.backoffMs = MIN_BACKOFF_MS;
 			this.reconnect();
 		};
-		// What this page got, kept for the next one in this tab, also
-		// after close() (a page that closes on pagehide, before or after
-		// this runs, still resumes); back from the back-forward cache,
-		// this page goes on instead. A client closed by then leaves it
-		// to the connect() that replaces it, which may come after this
-		// in the same pageshow (the usual way: close on pagehide, open
-		// again on pageshow): taken from it here, that one would start
-		// without an id and miss what the old stream took meanwhile.
-		this.onPageHide = () => {
-			this.saveResume();
-			if (this.stopped)
-				this.unlistenPage();
-		};
-		this.onPageShow = () => {
-			if (this.stopped) {
-				this.unlistenPage();
-				return;
-			}
-			// Its id stays kept, as it comes (a page killed later
-			// gets no pagehide).
-			this.saveResume();
-		};
+		// What this page got, kept for the next one in this tab: on
+		// pagehide too, though it is kept as it comes (see stream());
+		// back from the back-forward cache, this page goes on instead,
+		// its id kept again (another page of the tab may have taken
+		// it meanwhile). A client that ended listens no more (stop()):
+		// what it delivered was kept as it came, and the window must
+		// not hold it, and all its listeners hold, until the page is
+		// hidden (test 35). A page that closes it on pagehide, before
+		// or after this would run, still resumes; one that connects
+		// again on pageshow takes what the closed one kept.
+		this.onPageHide = () => this.saveResume();
+		this.onPageShow = () => this.saveResume();
 		// A page frozen (the Page Lifecycle API's `freeze`: a tab in the
 		// background, or frozen by the browser to save energy) runs no
 		// JavaScript until it resumes, often minutes later. Its stream
@@ -393,11 +383,13 @@ class Signal {
 
 	// The stream ends for good: no reconnecting, not even when the
 	// browser is back online.  (The next page of this tab still resumes
-	// from the last event delivered: see onPageHide.)
+	// from the last event delivered, kept as it came: see onPageHide.)
 	stop() {
 		this.stopped = true;
-		if (typeof window !== "undefined")
+		if (typeof window !== "undefined") {
 			window.removeEventListener?.("online", this.onOnline);
+			this.unlistenPage();
+		}
 		if (typeof document !== "undefined") {
 			document.removeEventListener?.("freeze", this.onFreeze);
 			document.removeEventListener?.("resume", this.onResume);
