@@ -194,3 +194,40 @@ test('a closed client is let go, with what its listeners hold',
 	assert.deepEqual(kept, { sig: false, held: false }, 'a closed client, ' +
 	    'and what its listeners hold, stays reachable from the window');
 });
+
+// A page's last send (keepalive: true, from pagehide) asks the token
+// function at once, outside any promise: one that throws (no session any
+// more) made send() throw, where every other failure rejects, and a page
+// that hangs up with `sig.send(...).catch(...)` stopped there, its own
+// pagehide work after it undone.
+test('a keepalive send whose token function throws rejects, not throws',
+    { ...T, skip }, async (t) => {
+	subscribes.length = 0;
+	answer = (res) => open(res, 2000);
+	const page = await blankPage(t);
+	const r = await page.evaluate(async () => {
+		const { connect } = await import('/beep-signal.js');
+		let ask = 0;
+		const sig = connect({ base: '', user: 'u', device: 'd',
+		    resume: false, token: () => {
+			// The stream's token; then the session is gone.
+			if (ask++ === 0)
+				return 'ok';
+			throw new Error('no session');
+		} });
+		await new Promise((resolve) => sig.on('state',
+		    (s) => s === 'open' && resolve()));
+		let p, thrown = null;
+		try {
+			p = sig.send('v', 'e', {}, { event: 'hangup',
+			    keepalive: true });
+		} catch (e) {
+			thrown = e.message;
+		}
+		const rejected = p instanceof Promise ?
+		    await p.then(() => null, (e) => e.message) : null;
+		sig.close();
+		return { thrown, rejected };
+	});
+	assert.deepEqual(r, { thrown: null, rejected: 'no session' });
+});
