@@ -816,18 +816,24 @@ class Signal {
 	// so this one goes out at once (fetch is called before this returns),
 	// outside the queue, once, with fetch's keepalive, which outlives the
 	// page (bodies up to 64 KiB). A token function's answer must come at
-	// once (not a promise) to go with it.
+	// once (not a promise) to go with it. A token function that throws,
+	// or data JSON cannot hold, rejects as with any send: a page that
+	// hangs up with send(...).catch() must not be stopped by a throw.
 	last(path, body) {
-		const t = typeof this.token === "function" ? this.token() :
-		    this.token;
-		const headers = { "Content-Type": "application/json" };
-		if (typeof t === "string" && t)
-			headers.Authorization = `Bearer ${t}`;
-		return fetch(this.base + path, {
-			method: "POST", body: JSON.stringify(body), headers,
-			credentials: this.credentials, cache: "no-store",
-			keepalive: true,
-		}).then(async (res) => {
+		let init;
+		try {
+			const t = typeof this.token === "function" ?
+			    this.token() : this.token;
+			const headers = { "Content-Type": "application/json" };
+			if (typeof t === "string" && t)
+				headers.Authorization = `Bearer ${t}`;
+			init = { method: "POST", body: JSON.stringify(body),
+			    headers, credentials: this.credentials,
+			    cache: "no-store", keepalive: true };
+		} catch (e) {
+			return Promise.reject(e);
+		}
+		return fetch(this.base + path, init).then(async (res) => {
 			if (!res.ok)
 				throw await errorOf(res, "send");
 			const doc = await res.json();
