@@ -8,6 +8,13 @@
 // got (Last-Event-ID) and gets what was posted while it was away once, in
 // order: nothing lost, nothing twice. A page with a fixed token cannot get
 // better by retrying: it ends `closed` with the 401.
+//
+// A page that authenticates with the `beep_token` cookie (no `token`)
+// has its session refreshed by its own code, which the client cannot
+// call: here late, after the client has asked again with the stale
+// cookie. That 401 closed the client for good, and the page stayed
+// offline with a fresh cookie; the client now tries again (its backoff)
+// once a stream of it has opened, as it does with a token function.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -115,4 +122,64 @@ test('an expired fixed token: closed with the 401, not retried', { ...T, skip },
 	assert.deepEqual(log, ['state connecting', 'state open',
 	    'refused 401 credentials expired', 'state connecting',
 	    'state closed 401']);
+});
+
+test('an expired session cookie refreshed late: back, resumed, nothing ' +
+    'lost or twice', { ...T, skip }, async (t) => {
+	const { page, resumes, u, post } = await setUp(t);
+	// The refreshed session outlives the test.
+	await page.exposeFunction('freshToken', () => mint(claims(u),
+	    { key: SECRET }));
+	await page.evaluate(async ({ user, first }) => {
+		document.cookie = `beep_token=${first}; path=/`;
+		const { connect } = await import('/beep-signal.js');
+		window.log = [];
+		const sig = connect({ base: '', user, device: 'd',
+		    resume: false });
+		window.sig = sig;
+		sig.on('message', (d, m) => window.log.push(`msg ${d} ${m.id}`));
+		sig.on('refused', (d) => window.log.push(
+		    `refused ${d.status} ${d.error}`));
+		sig.on('state', (s, i) => window.log.push(
+		    `state ${s}${i.status ? ` ${i.status}` : ''}`));
+		// The page learns its session ended from the client's 401,
+		// and refreshes the cookie in the background.
+		sig.on('error', (e) => {
+			if (e.status !== 401 || window.refreshing)
+				return;
+			window.log.push('refresh');
+			window.refreshing = window.freshToken().then((tok) => {
+				document.cookie = `beep_token=${tok}; path=/`;
+			});
+		});
+	}, { user: u, first: mint(claims(u, { exp: nowSec() + LIFE_S }),
+	    { key: SECRET }) });
+	await logged(page, /^state open$/);
+	const r1 = await post('one');
+	assert.equal(r1.status, 200, r1.text);
+	await logged(page, /^msg one /);
+
+	await logged(page, /^refused 401 credentials expired$/);
+	const r2 = await post('two');
+	assert.ok([200, 202].includes(r2.status), r2.text);
+	// The stale cookie's 401 starts the refresh; then the client is
+	// open again, or closed for good.
+	await logged(page, /^refresh$/);
+	const at = (await logOf(page)).indexOf('refresh');
+	await logged(page, /^state (open|closed)/, at);
+	const after = (await logOf(page)).slice(at);
+	assert.ok(after.includes('state open'), 'not back with the ' +
+	    `refreshed cookie: ${JSON.stringify(after)}`);
+	const r3 = await post('three');
+	assert.equal(r3.status, 200, r3.text);
+	await logged(page, /^msg three /);
+
+	const msgs = (await logOf(page)).filter((l) => l.startsWith('msg '));
+	assert.deepEqual(msgs, [`msg one ${r1.json().id}`,
+	    `msg two ${r2.json().id}`, `msg three ${r3.json().id}`]);
+	assert.ok(resumes.length >= 3, 'tried again after the 401');
+	for (const id of resumes.slice(1))
+		assert.equal(id, r1.json().id, 'every stream after the first ' +
+		    'resumes from the last message the page got');
+	await page.evaluate(() => window.sig.close());
 });
