@@ -28,7 +28,8 @@
 // that cannot read it, and get it again on resume only within the replay
 // window (30 s), else a reset. It
 // stops for good ("closed" with a reason) on an answer that no retry can
-// change (400, 401, 403, 404) and when the service says a newer stream of
+// change (400, 401, 403, 404; a 401 is retried when the page can renew its
+// credentials: see renewable()) and when the service says a newer stream of
 // the same device replaced this one. Every request, and a stream's response
 // head, has `timeout` (10 s) to answer before it is given up and retried,
 // so a retried send may arrive twice: messages should be idempotent.
@@ -268,6 +269,7 @@ class Signal {
 		this.wake = null;
 		this.hurry = false;   // reconnect() during this attempt
 		this.stopped = false;
+		this.opened = false;  // a stream has opened: its credentials worked
 		this.sendQueues = new Map();   // "user\0device" -> last send
 		// Back online after an outage: reconnect now, not after the
 		// backoff grown while offline (up to 30 s, past the service's
@@ -371,6 +373,18 @@ class Signal {
 		return h;
 	}
 
+	// Whether a 401 may get better by trying again: a token function
+	// hands in a fresh token; credentials the page keeps itself (a session
+	// cookie: no token), once they have opened a stream, expire (the
+	// service ends the stream at the token's exp) and are refreshed by the
+	// page's own code, which the client cannot call, at a time it cannot
+	// know (test 36). A fixed token, or credentials that never worked,
+	// cannot.
+	renewable() {
+		return typeof this.token === "function" ||
+		    (!this.token && this.opened);
+	}
+
 	// Drop the stream now and open it again with the last id, as after a
 	// network change (and as the tests use it).
 	reconnect() {
@@ -460,7 +474,7 @@ class Signal {
 				if (e instanceof SignalError && e.status > 0 &&
 				    !TRANSIENT.has(e.status) &&
 				    e.status < 500 && !(e.status === 401 &&
-				    typeof this.token === "function")) {
+				    this.renewable())) {
 					this.emit("error", e);
 					this.stop();
 					this.setState("closed", { reason: e.message,
@@ -553,6 +567,7 @@ class Signal {
 		}
 		this.retryMs = DEFAULT_RETRY_MS;
 		this.backoffMs = MIN_BACKOFF_MS;
+		this.opened = true;
 		let replaced = null, keepaliveMs = 0;
 		const parser = new EventStreamParser((type, data, id) => {
 			// A listener may close() the client, and `replaced` ends

@@ -14,7 +14,9 @@
 // call: here late, after the client has asked again with the stale
 // cookie. That 401 closed the client for good, and the page stayed
 // offline with a fresh cookie; the client now tries again (its backoff)
-// once a stream of it has opened, as it does with a token function.
+// once a stream of it has opened, as it does with a token function. A
+// page with no session yet passes `token: () => undefined` (the README's
+// idiom) to have every 401 retried, the cookie sent as it is.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -181,5 +183,36 @@ test('an expired session cookie refreshed late: back, resumed, nothing ' +
 	for (const id of resumes.slice(1))
 		assert.equal(id, r1.json().id, 'every stream after the first ' +
 		    'resumes from the last message the page got');
+	await page.evaluate(() => window.sig.close());
+});
+
+test('token: () => undefined: the cookie, and every 401 retried, also ' +
+    'before a stream opened', { ...T, skip }, async (t) => {
+	const { page, u } = await setUp(t);
+	await page.exposeFunction('freshToken', () => mint(claims(u),
+	    { key: SECRET }));
+	// No session yet: it is set after the client's first 401.
+	await page.evaluate(async ({ user }) => {
+		const { connect } = await import('/beep-signal.js');
+		window.log = [];
+		const sig = connect({ base: '', user, device: 'd',
+		    resume: false, token: () => undefined });
+		window.sig = sig;
+		sig.on('state', (s, i) => window.log.push(
+		    `state ${s}${i.status ? ` ${i.status}` : ''}`));
+		sig.on('error', (e) => {
+			if (e.status !== 401 || window.refreshing)
+				return;
+			window.log.push('refresh');
+			window.refreshing = window.freshToken().then((tok) => {
+				document.cookie = `beep_token=${tok}; path=/`;
+			});
+		});
+	}, { user: u });
+	await logged(page, /^state (open|closed)/);
+	const log = await logOf(page);
+	assert.equal(log[0], 'state connecting');
+	assert.equal(log[1], 'refresh');
+	assert.equal(log.at(-1), 'state open', JSON.stringify(log));
 	await page.evaluate(() => window.sig.close());
 });
