@@ -231,3 +231,30 @@ test('a keepalive send whose token function throws rejects, not throws',
 	});
 	assert.deepEqual(r, { thrown: null, rejected: 'no session' });
 });
+
+// One device connected twice on one page (two parts of an app that each
+// connect): each client is one of the device's streams and gets every
+// message, so each resumes from the id the page before kept; the first
+// must not take it from the second, which would start past what the old
+// page's stream took, untold.
+test('two clients of one device on one page both resume from the kept id',
+    { ...T, skip }, async (t) => {
+	subscribes.length = 0;
+	answer = (res) => open(res, 2000);
+	const page = await blankPage(t);
+	await page.evaluate(async () => {
+		// What the page before kept (the client's own format).
+		sessionStorage.setItem('beep-signal:|u|d',
+		    JSON.stringify({ id: '7-7', at: Date.now() }));
+		const { connect } = await import('/beep-signal.js');
+		const a = connect({ base: '', user: 'u', device: 'd' });
+		const b = connect({ base: '', user: 'u', device: 'd' });
+		const opened = (s) => new Promise((resolve) => s.on('state',
+		    (x) => x === 'open' && resolve()));
+		await Promise.all([opened(a), opened(b)]);
+		a.close();
+		b.close();
+	});
+	assert.deepEqual(subscribes.map((h) => h['last-event-id']),
+	    ['7-7', '7-7']);
+});
