@@ -11,7 +11,9 @@
 // back: the channel's thread is the older waiter after each answer).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCluster, uid, postPath, poll } from './harness.mjs';
+import {
+	startCluster, refuseChannel, uid, postPath,
+} from './harness.mjs';
 
 const T = { timeout: 120000 };
 
@@ -24,17 +26,9 @@ test('with the channel down, every POST is answered by Redis, none 503',
 	    check: { allowErrors: [/redis: NOPERM/] } }, t);
 	const [a] = cl.nodes;
 	const c = a.client();
-	assert.equal(cl.redis.cli('ACL', 'SETUSER', 'default', 'resetchannels'),
-	    'OK');
-	await poll(async () => (await c.health()).cluster.redis === 'down',
-	    { timeout: 10000, what: 'the channel down' });
 	// Its SUBSCRIBE refused again: the channel's thread is in its
 	// backoff, asleep.
-	const connections = () => Number(/total_connections_received:(\d+)/
-	    .exec(cl.redis.cli('INFO', 'stats'))[1]);
-	const n0 = connections();
-	await poll(() => connections() >= n0 + 2, { timeout: 20000,
-	    what: 'the node tried its channel again' });
+	await refuseChannel(cl, c);
 	// A device no one holds: the POST script answers 404 at once.
 	const u = uid('wake');
 	const answers = [];

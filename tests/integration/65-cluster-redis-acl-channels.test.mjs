@@ -14,7 +14,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-	startCluster, CLUSTER_QUICK, uid, postPath, poll,
+	startCluster, CLUSTER_QUICK, refuseChannel, uid, postPath, poll,
 } from './harness.mjs';
 
 const T = { timeout: 60000 };
@@ -70,17 +70,9 @@ describe('the nodes\' Redis user without its channels', T, () => {
 		const cl = await startCluster({ nodes: 1, env: ENV }, t);
 		const [a] = cl.nodes;
 		const c = a.client();
-		assert.equal(cl.redis.cli('ACL', 'SETUSER', 'default', 'resetchannels'),
-		    'OK');
-		await poll(async () => (await c.health()).cluster.redis === 'down',
-		    { timeout: 10000, what: 'the channel down' });
 		// Its SUBSCRIBE refused, again and again (backoff to 2 s): the
 		// reason Redis gives must reach the log at least once.
-		const connections = () => Number(/total_connections_received:(\d+)/
-		    .exec(cl.redis.cli('INFO', 'stats'))[1]);
-		const n0 = connections();
-		await poll(() => connections() >= n0 + 2, { timeout: 20000,
-		    what: 'the node tried its channel again' });
+		await refuseChannel(cl, c);
 		const lines = a.backendLog.filter((l) => /redis channel/.test(l));
 		assert.ok(lines.some((l) => /NOPERM/.test(l)), `the log does not ` +
 		    `say that Redis refused the channel (NOPERM): ` +

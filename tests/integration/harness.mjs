@@ -949,6 +949,23 @@ export async function leftInGrace(node, client, u, d) {
 	return position;
 }
 
+// Refuses cluster cl's channels to Redis's default user (its commands go
+// on) and resolves once node client's /healthz says the channel is down
+// and the node has tried it twice more (it is in its backoff, asleep).
+// Returns the count of connections Redis received, as a function.
+export async function refuseChannel(cl, client) {
+	assert.equal(cl.redis.cli('ACL', 'SETUSER', 'default', 'resetchannels'),
+	    'OK');
+	await poll(async () => (await client.health()).cluster.redis === 'down',
+	    { timeout: 10000, what: 'the channel down' });
+	const connections = () => Number(/total_connections_received:(\d+)/
+	    .exec(cl.redis.cli('INFO', 'stats'))[1]);
+	const n0 = connections();
+	await poll(() => connections() >= n0 + 2, { timeout: 20000,
+	    what: 'the node tried its channel again' });
+	return connections;
+}
+
 // The loss of tests 86 and 92, in cluster cl: u/d, whose stream was on
 // node a, is left in its grace period; b posts "kept" (202), Redis saves,
 // b posts "after" (202: lost with the snapshot); b is stopped while Redis
