@@ -302,6 +302,58 @@ test_auth_jwt_cookie_planted_before_real(void **state)
 	auth_free(a);
 }
 
+/*
+ * RFC 6265 4.1.1: cookie-value = *cookie-octet / ( DQUOTE *cookie-octet
+ * DQUOTE ).  A server that sets the token in quotes (Set-Cookie:
+ * beep_token="eyJ..."; some Java and .NET stacks do) gets it back so from
+ * the browser, quotes and all, and Go's, Node's and Python's cookie
+ * parsers take the value inside them; the token was read with its quotes
+ * and refused as malformed, which ends an EventSource for good.  Only a
+ * whole value in one pair is unquoted: a token never holds a quote, so
+ * one quote alone, or quotes inside, stay what they are, a bad token.
+ */
+static void
+test_auth_jwt_cookie_quoted(void **state)
+{
+	struct auth *a = new_auth("jwt", "", "");
+	long now = (long)time(NULL);
+	struct claim good[] = {{"sub", "bob", 0}, {"exp", NULL, now + 60}};
+	struct auth_identity id;
+	struct auth_request req = {0};
+	char cookie[4096], *t;
+
+	(void)state;
+	t = mint(JWT_ALG_HS256, SECRET, good, 2);
+	req.cookie = cookie;
+	snprintf(cookie, sizeof(cookie), "beep_token=\"%s\"", t);
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_OK);
+	assert_string_equal(id.user, "bob");
+	assert_int_equal(id.source, AUTH_SOURCE_COOKIE);
+	auth_identity_clear(&id);
+	snprintf(cookie, sizeof(cookie), "x=\"1\"; beep_token=\"%s\"; y=2", t);
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_OK);
+	assert_string_equal(id.user, "bob");
+	auth_identity_clear(&id);
+	/* Behind a planted one, quoted too. */
+	snprintf(
+	    cookie, sizeof(cookie), "beep_token=\"x\"; beep_token=\"%s\"", t);
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_OK);
+	auth_identity_clear(&id);
+	/* Not one whole pair: still the value as sent, refused. */
+	snprintf(cookie, sizeof(cookie), "beep_token=\"%s", t);
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_INVALID);
+	snprintf(cookie, sizeof(cookie), "beep_token=%s\"", t);
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_INVALID);
+	snprintf(cookie, sizeof(cookie), "beep_token=\"\"%s\"\"", t);
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_INVALID);
+	snprintf(cookie, sizeof(cookie), "beep_token=\"");
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_INVALID);
+	snprintf(cookie, sizeof(cookie), "beep_token=\"\"");
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_INVALID);
+	free(t);
+	auth_free(a);
+}
+
 static void
 test_auth_header(void **state)
 {
@@ -811,6 +863,7 @@ main(void)
 	    cmocka_unit_test(test_auth_bearer_spaces),
 	    cmocka_unit_test(test_auth_jwt_cookie_query_iss_aud),
 	    cmocka_unit_test(test_auth_jwt_cookie_planted_before_real),
+	    cmocka_unit_test(test_auth_jwt_cookie_quoted),
 	    cmocka_unit_test(test_auth_header),
 	    cmocka_unit_test(test_auth_settings),
 	    cmocka_unit_test(test_auth_jwt_previous_secret),
