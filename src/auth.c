@@ -218,7 +218,11 @@ auth_identity_clear(struct auth_identity *id)
 
 /*
  * The value of the next cookie name in a Cookie header, from *at on, as a
- * new string, or NULL; *at moves past it.
+ * new string, or NULL; *at moves past it.  A value in one pair of double
+ * quotes is the value inside them (RFC 6265 4.1.1, as Go's, Node's and
+ * Python's parsers take it): a server may set the token so, and the
+ * browser sends it back quotes and all.  A token holds no quote, so any
+ * other quote stays, and the token is refused.
  */
 static char *
 auth_cookie(const char **at, const char *name)
@@ -237,6 +241,8 @@ auth_cookie(const char **at, const char *name)
 			size_t len = end ? (size_t)(end - v) : strlen(v);
 
 			*at = v + len;
+			if (len >= 2 && v[0] == '"' && v[len - 1] == '"')
+				return xmemdup(v + 1, len - 2);
 			return xmemdup(v, len);
 		}
 		p = end;
