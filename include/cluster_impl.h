@@ -139,7 +139,8 @@ struct cluster {
 	char sha[CLUSTER_LUA__MAX][41];
 
 	pthread_mutex_t lock;
-	pthread_cond_t wake;     /* the command thread: work, or stop */
+	/* The command thread: work, or stop (in its backoff: stop only). */
+	pthread_cond_t wake;
 	pthread_cond_t sub_wake; /* the channel's thread, in backoff: stop */
 	pthread_cond_t done; /* request threads: a job is done, a gate opened */
 	struct cluster_job *queue, *queue_tail;

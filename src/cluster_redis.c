@@ -510,6 +510,19 @@ redis_prepare(struct cluster *cl, redisContext *c, struct redis_fence *fence,
 	return redis_load_scripts(cl, c, why, n);
 }
 
+/* ms from now on CLOCK_MONOTONIC, into *ts. */
+static void
+redis_deadline(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
 /*
  * Wait ms on cond (cl->wake in the command thread, cl->sub_wake in the
  * channel's) unless stopping; with cl->lock held.  Each thread has its own:
@@ -522,13 +535,7 @@ redis_sleep(struct cluster *cl, pthread_cond_t *cond, unsigned ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	redis_deadline(&ts, ms);
 	if (!cl->stop)
 		pthread_cond_timedwait(cond, &cl->lock, &ts);
 }
@@ -574,6 +581,29 @@ redis_fail_queue(struct cluster *cl)
 	}
 }
 
+/*
+ * The command connection's reconnection backoff: ms slept out on cl->wake,
+ * with cl->lock held, whatever wakes it but a stop.  cl->wake says there is
+ * work (a job queued, a device's last stream gone), and each one cut the
+ * backoff short into a reconnection at once: streams ending during an
+ * outage came to Redis as a connection each (test 37).  A job queued
+ * meanwhile is failed at once, as at each attempt: its request is answered
+ * (503, or a POST delivered here alone) no later than before.
+ */
+static void
+redis_backoff(struct cluster *cl, unsigned ms)
+{
+	struct timespec ts;
+
+	redis_deadline(&ts, ms);
+	while (!cl->stop) {
+		redis_fail_queue(cl);
+		if (pthread_cond_timedwait(&cl->wake, &cl->lock, &ts) ==
+		    ETIMEDOUT)
+			break;
+	}
+}
+
 void *
 cluster_redis_cmd_main(void *arg)
 {
@@ -611,7 +641,7 @@ cluster_redis_cmd_main(void *arg)
 					cl->bye_again = false;
 				redis_state(
 				    &cl->cmd_up, false, "commands", why);
-				redis_sleep(cl, &cl->wake, backoff);
+				redis_backoff(cl, backoff);
 				backoff = backoff * 2 > CLUSTER_BACKOFF_MAX_MS
 				    ? CLUSTER_BACKOFF_MAX_MS
 				    : backoff * 2;

@@ -76,6 +76,7 @@ test('streams ending while the commands are down do not cut the backoff',
 	const made = attempts() - before;
 	const elapsed = Date.now() - t0;
 	const allowed = Math.floor(elapsed / BACKOFF_MAX_MS) + 1;
+	t.diagnostic(`${made} connections in ${elapsed} ms`);
 	assert.ok(made <= allowed,
 	    `${made} connections in ${elapsed} ms while ${STREAMS} streams ` +
 	    `ended; the backoff allows ${allowed}`);
