@@ -143,7 +143,10 @@ void api_refuse_stream(const struct api_request *req, struct api_response *resp,
     enum http_status status, const char *why);
 /* Event id n as the client sees it, in out (size bytes). */
 void api_format_id(const struct api *api, uint64_t n, char *out, size_t size);
-/* Read an event id back; anything not exactly as we write it is unknown. */
+/*
+ * Read an event id back; anything not as we write it (leading zeros
+ * aside: the same number) is unknown.
+ */
 void api_parse_id(
     const struct api *api, const char *s, struct registry_resume *resume);
 

@@ -112,8 +112,9 @@ void cluster_stats(struct cluster *cl, struct cluster_stats *st);
 
 /*
  * Event ids in a cluster are Redis stream ids, "MS-SEQ"; the registry
- * holds them packed in 64 bits.  cluster_parse_id() returns 0, or -1 for
- * anything else.
+ * holds them packed in 64 bits.  cluster_parse_id() returns 0 (leading
+ * zeros read as the same id, as Redis reads them), or -1 for anything
+ * else.
  */
 #define CLUSTER_ID_MAX 48
 int cluster_parse_id(const char *s, uint64_t *id);

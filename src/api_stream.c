@@ -116,8 +116,9 @@ api_format_id(const struct api *api, uint64_t n, char *out, size_t size)
 }
 
 /*
- * Read 1 to 20 decimal digits at *p into *v, advancing *p; false on no
- * digit or overflow.  Stricter than strtoull: no sign, no space.
+ * Read decimal digits at *p into *v, advancing *p; false on no digit or
+ * overflow.  Stricter than strtoull: no sign, no space.  Leading zeros are
+ * read (the value, not the text, is the id).
  */
 static bool
 api_parse_u64(const char **p, uint64_t *v)
@@ -138,7 +139,15 @@ api_parse_u64(const char **p, uint64_t *v)
 	return true;
 }
 
-/* Read an event id back; anything not exactly as we write it is unknown. */
+/*
+ * Read an event id back: "<epoch>-<n>" of this run, digits only, else
+ * unknown (a reset).  An id we gave with leading zeros added is the same
+ * id, taken: EventSource gives an id back as it came, so only a hand-made
+ * client sends one, reformatting a number, and it names that place and
+ * no other; unknown, it would cost the client what was kept for it (and
+ * an ICE restart) at each reconnect (test_api).  What could read as
+ * another number (a sign, a space, an overflow) is unknown.
+ */
 void
 api_parse_id(
     const struct api *api, const char *s, struct registry_resume *resume)

@@ -424,6 +424,74 @@ test_api_replay(void **state)
 	}
 }
 
+/*
+ * An id with leading zeros, in its epoch or in its number, is the same id
+ * (a client that pads or reformats numbers), so the same place: what was
+ * kept after it, no reset.  Only a hand-made client sends one (EventSource
+ * gives the id back as it came); unknown, it would lose what was kept for
+ * it, and restart its call, at each reconnect.  No id reads as another
+ * place than the one it names (test_api_replay).
+ */
+static void
+test_api_resume_zero_led_id(void **state)
+{
+	static const char *const forms[] = {
+	    "0%.*s-%s", "%.*s-000%s", "00%.*s-0%s"};
+	struct fixture *f = *state;
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		struct api_request req = {.method = "GET"};
+		struct api_response sub = {0}, r;
+		struct registry_batch b;
+		struct sse_parser p;
+		struct buf all = {0};
+		char sub_uri[64], post_uri[64], first[64], padded[80], *dash;
+
+		snprintf(
+		    sub_uri, sizeof(sub_uri), "/subscribe/u/device/z%zu", i);
+		snprintf(post_uri, sizeof(post_uri), "/user/u/device/z%zu", i);
+		assert_int_equal(
+		    call(f, "GET", sub_uri, NULL, NULL, &sub), HTTP_200);
+		assert_int_equal(call(f, "POST", post_uri, "application/json",
+		                     "{\"data\":\"one\"}", &r),
+		    HTTP_200);
+		assert_int_equal(
+		    sscanf(r.body.data, "{\"id\":\"%63[0-9-]\"}", first), 1);
+		api_response_clear(&r);
+		registry_wait(f->reg, sub.stream, 0, &b);
+		registry_batch_release(&b);
+		registry_unsubscribe(f->reg, sub.stream);
+		api_response_clear(&sub);
+		assert_int_equal(call(f, "POST", post_uri, "application/json",
+		                     "{\"data\":\"two\"}", &r),
+		    HTTP_202);
+		api_response_clear(&r);
+
+		dash = strchr(first, '-');
+		assert_non_null(dash);
+		snprintf(padded, sizeof(padded), forms[i], (int)(dash - first),
+		    first, dash + 1);
+		req.uri = sub_uri;
+		req.last_event_id = padded;
+		api_handle(f->api, &req, NULL, &sub);
+		assert_non_null(sub.stream);
+		assert_false(sub.start.reset);
+		assert_int_equal(registry_wait(f->reg, sub.stream, 0, &b),
+		    REGISTRY_MESSAGES);
+		for (struct registry_msg *m = b.first; m != NULL;
+		     m = registry_batch_next(&b, m))
+			api_stream_message(f->api, m, false, &all);
+		registry_batch_release(&b);
+		sse_parse(&p, all.data, all.len);
+		assert_int_equal(p.n, 1);
+		assert_string_equal(p.events[0].data.data, "two");
+		sse_parser_free(&p);
+		buf_free(&all);
+		registry_unsubscribe(f->reg, sub.stream);
+		api_response_clear(&sub);
+	}
+}
+
 #define SECRET                                                                 \
 	"api-test-secret-of-some-length-at-least-64-bytes-for-hs512-xxxxx"
 
@@ -1501,6 +1569,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_api_statuses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_api_replay, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_api_resume_zero_led_id, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_api_subscribe_post_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

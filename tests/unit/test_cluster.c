@@ -100,6 +100,15 @@ test_cluster_ids(void **state)
 			assert_string_equal(out, cases[i].text);
 		}
 	}
+	/*
+	 * Leading zeros: the same id (as Redis reads "0005-09" in XRANGE),
+	 * not another one; written back without them.
+	 */
+	assert_int_equal(cluster_parse_id("1764600000000-7", &a), 0);
+	assert_int_equal(cluster_parse_id("01764600000000-0007", &b), 0);
+	assert_true(a == b);
+	cluster_format_id(b, out, sizeof(out));
+	assert_string_equal(out, "1764600000000-7");
 	/* Order of ids is the order of Redis stream ids. */
 	assert_int_equal(cluster_parse_id("5-9", &a), 0);
 	assert_int_equal(cluster_parse_id("6-0", &b), 0);
