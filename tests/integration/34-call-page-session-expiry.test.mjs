@@ -1,0 +1,175 @@
+// The call page (/) signed in with the `beep_token` session cookie, whose
+// JWT expires (the service ends the stream at its exp, test 69) and is not
+// refreshed: the client tries again with its backoff, and each try is a
+// 401 (test 36: it comes back by itself once the cookie is refreshed). The
+// page listened to the client's states only, and said "Reconnecting…" for
+// ever, where before that change it said "You are offline: credentials
+// expired": it must say that its user is signed out (the pill, the banner
+// when no call is in progress, the banner's detail during a connected
+// call, whose media goes on), keep saying so, and be Online again by
+// itself once a stream opens with a refreshed cookie. With a token from
+// the URL fragment (fixed) the client closes on the 401: the page says it
+// is offline, and why, as before.
+//
+// Real Chromium (Debian's, driven by playwright-core from tests/browser/)
+// on the call page behind the real service and Caddy, JWT authentication
+// on.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { startStack, sid } from './harness.mjs';
+import { mint, claims, nowSec } from './jwt.mjs';
+import {
+	browserSkip, launchChromium, onlinePage, goOnline, addContact,
+} from './callpage.mjs';
+
+const T = { timeout: 90000 };
+const skip = browserSkip();
+// A session that ends within the test.
+const LIFE_S = 3;
+
+async function setUp(t) {
+	const SECRET = crypto.randomBytes(32).toString('hex');
+	// Contacts' devices listed: a call is placed by clicking one.
+	const stack = await startStack({ env: { BEEP_AUTH: 'jwt',
+	    BEEP_JWT_SECRET: SECRET, BEEP_JWT_LEEWAY: '0',
+	    BEEP_JWT_QUERY: '0', BEEP_LIST_POLICY: 'any' } }, t);
+	const token = (sub, extra) => mint(claims(sub, extra), { key: SECRET });
+	return { stack, token };
+}
+
+// As the site's login does: the session cookie, set (or refreshed) for
+// the page's origin.
+const setCookie = (page, tok) => page.evaluate((v) => {
+	document.cookie = `beep_token=${v}; path=/`;
+}, tok);
+
+// Counts the 401s the page's client (window.beepApp.sig) reports from now
+// on; resolves a function that waits until n have come. The page's own
+// listener was added first, so when the test's sees one the page has
+// handled it.
+async function count401(page) {
+	await page.evaluate(() => {
+		window.refused401 = 0;
+		window.beepApp.sig.on('error', (e) => {
+			if (e.status === 401)
+				window.refused401++;
+		});
+	});
+	return (n) => page.waitForFunction((k) => window.refused401 >= k, n,
+	    { timeout: 0 });
+}
+
+const shown = (page) => page.evaluate(() => ({
+	pill: document.getElementById('sigstate').textContent,
+	phase: document.body.dataset.phase,
+	title: document.getElementById('banner-title').textContent,
+	detail: document.getElementById('banner-detail').textContent,
+}));
+
+const untilPill = (page, text) => page.waitForFunction((s) =>
+    document.getElementById('sigstate').textContent === s, text,
+    { timeout: 0 });
+
+test('an expired session cookie: the page says signed out, and is back ' +
+    'by itself once the cookie is refreshed', { ...T, skip }, async (t) => {
+	const { stack, token } = await setUp(t);
+	const u = `se${sid()}`;
+	const browser = await launchChromium(t);
+	const page = await (await browser.newContext()).newPage();
+	page.on('pageerror', (e) => console.error('[call page]', e.message));
+	await page.goto(`${stack.base}/`);
+	await setCookie(page, token(u, { exp: nowSec() + LIFE_S }));
+	await goOnline(page, u, 'laptop');
+	await untilPill(page, 'Online');
+	const refusedN = await count401(page);
+
+	// The session ends: the stream with it, and the client's next try
+	// is refused.
+	await refusedN(1);
+	let s = await shown(page);
+	assert.equal(s.pill, 'Signed out', 'the page does not say that its ' +
+	    `session ended: ${JSON.stringify(s)}`);
+	assert.equal(s.phase, 'signedout', JSON.stringify(s));
+	assert.equal(s.title, 'You are signed out');
+	assert.match(s.detail, /sign in again/i);
+
+	// Tried again (as the browser's `online` event does at once): still
+	// refused, still said.
+	await page.evaluate(() => window.beepApp.sig.reconnect());
+	await refusedN(2);
+	s = await shown(page);
+	assert.equal(s.pill, 'Signed out', JSON.stringify(s));
+	assert.equal(s.phase, 'signedout', JSON.stringify(s));
+
+	// The site's login refreshes the session: the client's next try
+	// opens a stream, and the page is online again by itself.
+	await setCookie(page, token(u));
+	await untilPill(page, 'Online');
+	s = await shown(page);
+	assert.equal(s.phase, 'idle', JSON.stringify(s));
+	assert.equal(s.title, 'No call');
+	assert.equal(await page.evaluate(() => window.beepApp.sig.state),
+	    'open');
+});
+
+test('signed out during a connected call: the call goes on, its banner ' +
+    'says so', { ...T, skip }, async (t) => {
+	const { stack, token } = await setUp(t);
+	const ua = `sa${sid()}`, ub = `sb${sid()}`;
+	const browser = await launchChromium(t, { media: true });
+	// Alice with the session cookie, Bob with a token in the fragment.
+	const alice = await (await browser.newContext()).newPage();
+	alice.on('pageerror', (e) => console.error('[call page]', e.message));
+	await alice.goto(`${stack.base}/`);
+	await setCookie(alice, token(ua));
+	await goOnline(alice, ua, 'laptop');
+	const bob = await onlinePage(await browser.newContext(),
+	    `${stack.base}/#token=${token(ub)}`, ub, 'phone');
+	await alice.click(await addContact(alice, ub, 'phone'));
+	await bob.waitForFunction(() => document.body.dataset.phase === 'ringing');
+	await bob.click('#accept');
+	const connected = (p) => p.waitForFunction(() =>
+	    document.body.dataset.phase === 'connected', null, { timeout: 0 });
+	await Promise.all([connected(alice), connected(bob)]);
+
+	// Her session has expired when her stream is next opened.
+	const refusedN = await count401(alice);
+	await setCookie(alice, token(ua, { exp: nowSec() - 60 }));
+	await alice.evaluate(() => window.beepApp.sig.reconnect());
+	await refusedN(1);
+	let s = await shown(alice);
+	assert.equal(s.pill, 'Signed out', JSON.stringify(s));
+	assert.equal(s.phase, 'connected', 'the call goes on');
+	assert.equal(s.title, `Connected with ${ub} (phone)`);
+	assert.match(s.detail, /signed out/i, 'the call\'s banner does not ' +
+	    `say that the page is signed out: ${JSON.stringify(s)}`);
+	assert.equal(await alice.isVisible('#hangup'), true);
+
+	await setCookie(alice, token(ua));
+	await untilPill(alice, 'Online');
+	s = await shown(alice);
+	assert.equal(s.phase, 'connected', JSON.stringify(s));
+	assert.doesNotMatch(s.detail, /signed out/i, JSON.stringify(s));
+	await alice.click('#hangup');
+	await bob.waitForFunction(() => document.body.dataset.phase === 'ended');
+});
+
+test('an expired token from the URL fragment: offline, saying why',
+    { ...T, skip }, async (t) => {
+	const { stack, token } = await setUp(t);
+	const u = `sf${sid()}`;
+	const browser = await launchChromium(t);
+	const page = await onlinePage(await browser.newContext(),
+	    `${stack.base}/#token=${token(u, { exp: nowSec() + LIFE_S })}`,
+	    u, 'laptop');
+	await untilPill(page, 'Offline');
+	const s = await shown(page);
+	assert.equal(s.phase, 'failed', JSON.stringify(s));
+	assert.equal(s.title, 'You are offline');
+	// The service's reason (for an expired token, "invalid credentials").
+	assert.match(s.detail, /credentials/, JSON.stringify(s));
+	assert.equal(await page.evaluate(() => window.beepApp.sig.state),
+	    'closed');
+});
