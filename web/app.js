@@ -37,6 +37,9 @@ const ICE_SERVERS_TIMEOUT_MS = 3000;
 let sig = null;
 let me = null;           // {user, device}
 let wasOpen = false;     // the stream was open once: later "connecting" is a reconnect
+// Why the service refused this page's session after it was online (a 401:
+// its cookie expired), until a stream opens again; "" when it did not.
+let signedOut = "";
 let call = null;         // the one call, see newCall()
 // The calls that ended, by id, the latest last, with their peer and whether
 // this page declined them: a copy of their `call` that comes late (a
@@ -93,7 +96,7 @@ function setPill(kind, text) {
 }
 
 // phase: idle | calling | ringing | connecting | connected | reconnecting |
-// failed | ended
+// failed | ended | signedout
 function setBanner(phase, title, detail = "") {
 	document.body.dataset.phase = phase;
 	$("banner").className = `banner banner-${phase}`;
@@ -175,6 +178,7 @@ function join(user, device) {
 	sig = connect({ user, device, token: fragmentToken || undefined });
 	window.beepApp.sig = sig;
 	sig.on("state", onSigState);
+	sig.on("error", onSigError);
 	sig.on("call", onCall);
 	sig.on("accept", (d, m) => onAccept(d, m));
 	sig.on("decline", (d) => onDecline(d));
@@ -205,16 +209,21 @@ function onSigState(state, info) {
 			const b = document.createElement("b");
 			b.textContent = me.user;
 			$("me").append(b, ` on ${me.device}`);
-			setBanner("idle", "No call",
-			    "Call a contact's device, or wait for a call.");
+			showIdle();
 			startPolling();
+		} else if (signedOut && document.body.dataset.phase ===
+		    "signedout") {
+			showIdle();
 		}
+		signedOut = "";
 		setPill("on", "Online");
 		if (call && call.phase === "connected")
 			setBanner("connected", `Connected with ${who(call.peer)}`,
-			    "Chat below; camera and microphone where allowed.");
+			    connectedDetail());
 	} else if (state === "connecting") {
-		if (wasOpen) {
+		if (signedOut) {
+			showSignedOut(false);
+		} else if (wasOpen) {
 			setPill("wait", "Reconnecting…");
 			if (call && call.phase === "connected")
 				$("banner-detail").textContent = "The call goes on; " +
@@ -228,11 +237,51 @@ function onSigState(state, info) {
 			$("join-error").hidden = false;
 			$("join-go").disabled = false;
 		} else {
-			setBanner("failed", "You are offline", info.reason +
-			    (info.replaced ? " (this page stays quiet; reload " +
-			    "it to take over again)." : ""));
+			setBanner("failed", "You are offline",
+			    explain(info.reason) + (info.replaced ? " (this " +
+			    "page stays quiet; reload it to take over " +
+			    "again)." : ""));
 		}
 	}
+}
+
+// A 401 after the page was online: its session (the beep_token cookie)
+// expired or ended, and only the site's login can renew it. The client
+// goes on trying with its backoff, its state "connecting", each try such a
+// 401, and opens again by itself once the cookie is refreshed; meanwhile
+// the page says that its user is signed out, not "Reconnecting…" for ever
+// (test 34). With a token from the fragment the client closes on it
+// instead: the "closed" state that follows says so.
+function onSigError(e) {
+	if (e.status !== 401 || !wasOpen)
+		return;
+	const first = !signedOut;
+	signedOut = explain(e);
+	showSignedOut(first);
+}
+
+// The pill, and the banner: the signed-out one when no call is in progress
+// (at first only: a call that ends meanwhile keeps its words), the
+// detail of a connected call's, whose media does not need the service.
+function showSignedOut(banner) {
+	setPill("bad", "Signed out");
+	if (call && call.phase === "connected")
+		$("banner-detail").textContent = connectedDetail();
+	else if (!call && banner)
+		setBanner("signedout", "You are signed out", "Your session " +
+		    `ended (${signedOut}): sign in again, and this page comes ` +
+		    "back online by itself.");
+}
+
+function showIdle() {
+	setBanner("idle", "No call",
+	    "Call a contact's device, or wait for a call.");
+}
+
+function connectedDetail() {
+	return signedOut ? "The call goes on; you are signed out of the " +
+	    `signaling service (${signedOut}): sign in again to reconnect.` :
+	    "Chat below; camera and microphone where allowed.";
 }
 
 // ----------------------------------------------------------------- contacts
@@ -813,7 +862,7 @@ function onConnectionState(c) {
 		clearTimeout(c.timer);
 		c.phase = "connected";
 		setBanner("connected", `Connected with ${who(c.peer)}`,
-		    "Chat below; camera and microphone where allowed.");
+		    connectedDetail());
 	} else if (s === "disconnected") {
 		c.phase = "reconnecting";
 		setBanner("reconnecting", `Reconnecting to ${who(c.peer)}…`,
