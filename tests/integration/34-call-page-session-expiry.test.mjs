@@ -9,7 +9,9 @@
 // call, whose media goes on), keep saying so, and be Online again by
 // itself once a stream opens with a refreshed cookie. With a token from
 // the URL fragment (fixed) the client closes on the 401: the page says it
-// is offline, and why, as before.
+// is offline, and why, as before; during a connected call, in the call's
+// banner, which keeps its Hang up (the offline banner took its place, and
+// the call went on with no way to end it but leaving the page).
 //
 // Real Chromium (Debian's, driven by playwright-core from tests/browser/)
 // on the call page behind the real service and Caddy, JWT authentication
@@ -172,4 +174,41 @@ test('an expired token from the URL fragment: offline, saying why',
 	assert.match(s.detail, /credentials/, JSON.stringify(s));
 	assert.equal(await page.evaluate(() => window.beepApp.sig.state),
 	    'closed');
+});
+
+test('an expired token from the URL fragment during a connected call: the ' +
+    'call goes on, with its Hang up', { ...T, skip }, async (t) => {
+	const { stack, token } = await setUp(t);
+	const ua = `sc${sid()}`, ub = `sd${sid()}`;
+	const browser = await launchChromium(t, { media: true });
+	const alice = await onlinePage(await browser.newContext(),
+	    `${stack.base}/#token=${token(ua)}`, ua, 'laptop');
+	const bob = await onlinePage(await browser.newContext(),
+	    `${stack.base}/#token=${token(ub)}`, ub, 'phone');
+	await alice.click(await addContact(alice, ub, 'phone'));
+	await bob.waitForFunction(() => document.body.dataset.phase === 'ringing');
+	await bob.click('#accept');
+	const connected = (p) => p.waitForFunction(() =>
+	    document.body.dataset.phase === 'connected', null, { timeout: 0 });
+	await Promise.all([connected(alice), connected(bob)]);
+
+	// Her token has expired when her stream is next opened: the
+	// service refuses it (401), and the client, whose token is fixed,
+	// closes.
+	const expired = token(ua, { exp: nowSec() - 60 });
+	await alice.route('**/subscribe/**', (r) => r.continue({ headers: {
+	    ...r.request().headers(), authorization: `Bearer ${expired}` } }));
+	await alice.evaluate(() => window.beepApp.sig.reconnect());
+	await untilPill(alice, 'Offline');
+	const s = await shown(alice);
+	assert.equal(s.phase, 'connected', 'the call goes on, but the page ' +
+	    `shows it no more: ${JSON.stringify(s)}`);
+	assert.equal(s.title, `Connected with ${ub} (phone)`);
+	assert.match(s.detail, /offline/i, JSON.stringify(s));
+	assert.equal(await alice.isVisible('#hangup'), true,
+	    'no Hang up for a call whose media goes on');
+	await alice.click('#hangup');
+	assert.equal(await alice.evaluate(() => window.beepApp.call), null);
+	const after = await shown(alice);
+	assert.equal(after.phase, 'ended', JSON.stringify(after));
 });
