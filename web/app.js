@@ -40,6 +40,8 @@ let wasOpen = false;     // the stream was open once: later "connecting" is a re
 // Why the service refused this page's session after it was online (a 401:
 // its cookie expired), until a stream opens again; "" when it did not.
 let signedOut = "";
+// Why the client closed for good after the page was online; "" until then.
+let offline = "";
 let call = null;         // the one call, see newCall()
 // The calls that ended, by id, the latest last, with their peer and whether
 // this page declined them: a copy of their `call` that comes late (a
@@ -237,10 +239,16 @@ function onSigState(state, info) {
 			$("join-error").hidden = false;
 			$("join-go").disabled = false;
 		} else {
-			setBanner("failed", "You are offline",
-			    explain(info.reason) + (info.replaced ? " (this " +
-			    "page stays quiet; reload it to take over " +
-			    "again)." : ""));
+			offline = explain(info.reason) + (info.replaced ?
+			    " (this page stays quiet; reload it to take over " +
+			    "again)." : "");
+			// A connected call's media goes on, and its Hang up
+			// with it: its banner says so.
+			if (call && call.phase === "connected")
+				$("banner-detail").textContent =
+				    connectedDetail();
+			else
+				setBanner("failed", "You are offline", offline);
 		}
 	}
 }
@@ -278,7 +286,11 @@ function showIdle() {
 	    "Call a contact's device, or wait for a call.");
 }
 
+// The detail of a connected call's banner: the call needs the service no
+// more, and goes on while the page is away from it.
 function connectedDetail() {
+	if (offline)
+		return `The call goes on; you are offline (${offline}).`;
 	return signedOut ? "The call goes on; you are signed out of the " +
 	    `signaling service (${signedOut}): sign in again to reconnect.` :
 	    "Chat below; camera and microphone where allowed.";
