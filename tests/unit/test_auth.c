@@ -165,9 +165,21 @@ test_auth_jwt(void **state)
 		struct claim *cases[] = {exp, exp_now, nbf, noexp, badsub};
 		size_t lens[] = {2, 2, 3, 1, 2};
 
+		/*
+		 * Once its signature verifies, the token's own reason (a
+		 * page then knows to fetch a new one, as from the refused
+		 * event that ends a stream at its exp); else the generic one.
+		 */
+		const char *why[] = {"credentials expired",
+		    "credentials expired", "token not yet valid", NULL, NULL};
+
 		for (size_t i = 0; i < 5; i++) {
 			t = mint(JWT_ALG_HS256, SECRET, cases[i], lens[i]);
 			assert_int_equal(bearer(a, t, &id), AUTH_INVALID);
+			if (why[i] != NULL) {
+				assert_non_null(id.why);
+				assert_string_equal(id.why, why[i]);
+			}
 			free(t);
 		}
 	}
@@ -178,6 +190,17 @@ test_auth_jwt(void **state)
 		t = mint(JWT_ALG_HS256, "another-secret-entirely!!", c, 2);
 		assert_int_equal(bearer(a, t, &id), AUTH_INVALID);
 		free(t);
+		/* Expired, but not ours: nothing of its claims is told. */
+		{
+			struct claim old[] = {
+			    {"sub", "a", 0}, {"exp", NULL, now - 5}};
+
+			t = mint(
+			    JWT_ALG_HS256, "another-secret-entirely!!", old, 2);
+			assert_int_equal(bearer(a, t, &id), AUTH_INVALID);
+			assert_null(id.why);
+			free(t);
+		}
 		t = mint(JWT_ALG_HS512, SECRET, c, 2);
 		assert_int_equal(bearer(a, t, &id), AUTH_INVALID);
 		free(t);
