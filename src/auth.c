@@ -412,16 +412,27 @@ auth_jwt(struct auth *a, const char *token, struct auth_identity *id)
 	claims = text ? json_loads(text, 0, NULL) : NULL;
 	if (!json_is_object(claims))
 		goto out;
-	/* RFC 7519: valid while now is before exp (plus the leeway). */
+	/*
+	 * RFC 7519: valid while now is before exp (plus the leeway).  Its
+	 * signature verified: the reason is told, as the refused event that
+	 * ends its stream at exp tells it, so that a page knows to renew it
+	 * rather than give up on "invalid credentials".
+	 */
 	exp = json_object_get(claims, "exp");
-	if (!json_is_number(exp) ||
-	    json_number_value(exp) + c->jwt_leeway <= (double)now)
+	if (!json_is_number(exp))
 		goto out;
+	if (json_number_value(exp) + c->jwt_leeway <= (double)now) {
+		id->why = "credentials expired";
+		goto out;
+	}
 	nbf = json_object_get(claims, "nbf");
-	if (nbf != NULL &&
-	    (!json_is_number(nbf) ||
-	        json_number_value(nbf) > (double)(now + c->jwt_leeway)))
+	if (nbf != NULL && !json_is_number(nbf))
 		goto out;
+	if (nbf != NULL &&
+	    json_number_value(nbf) > (double)(now + c->jwt_leeway)) {
+		id->why = "token not yet valid";
+		goto out;
+	}
 	iss = json_object_get(claims, "iss");
 	if (c->jwt_issuer[0] != '\0' &&
 	    (!json_is_string(iss) ||

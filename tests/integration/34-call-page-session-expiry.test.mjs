@@ -170,8 +170,8 @@ test('an expired token from the URL fragment: offline, saying why',
 	const s = await shown(page);
 	assert.equal(s.phase, 'failed', JSON.stringify(s));
 	assert.equal(s.title, 'You are offline');
-	// The service's reason (for an expired token, "invalid credentials").
-	assert.match(s.detail, /credentials/, JSON.stringify(s));
+	// The service's reason: the token expired.
+	assert.match(s.detail, /credentials expired/, JSON.stringify(s));
 	assert.equal(await page.evaluate(() => window.beepApp.sig.state),
 	    'closed');
 });
