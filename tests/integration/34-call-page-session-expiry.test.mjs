@@ -212,3 +212,24 @@ test('an expired token from the URL fragment during a connected call: the ' +
 	const after = await shown(alice);
 	assert.equal(after.phase, 'ended', JSON.stringify(after));
 });
+
+// A link whose token has already expired: the page cannot go online, and
+// its join form says why in the service's words (the 401's reason, a
+// token that verified but expired), not the client's request name.
+test('a link with an expired token: the join form says the credentials ' +
+    'expired', { ...T, skip }, async (t) => {
+	const { stack, token } = await setUp(t);
+	const u = `sj${sid()}`;
+	const browser = await launchChromium(t);
+	const page = await (await browser.newContext()).newPage();
+	await page.goto(`${stack.base}/#token=${token(u,
+	    { exp: nowSec() - 60 })}`);
+	await page.fill('#join-user', u);
+	await page.fill('#join-device', 'laptop');
+	await page.click('#join-go');
+	await page.waitForSelector('#join-error:not([hidden])');
+	const error = await page.textContent('#join-error');
+	assert.equal(error, 'Could not go online: credentials expired');
+	assert.equal(await page.evaluate(() => window.beepApp.sig.state),
+	    'closed');
+});
