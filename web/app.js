@@ -235,7 +235,7 @@ function onSigState(state, info) {
 		setPill("bad", "Offline");
 		if (!wasOpen) {
 			$("join-error").textContent =
-			    `Could not go online: ${info.reason}`;
+			    `Could not go online: ${explain(info.reason)}`;
 			$("join-error").hidden = false;
 			$("join-go").disabled = false;
 		} else {
