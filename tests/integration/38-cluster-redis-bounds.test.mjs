@@ -1,0 +1,132 @@
+// What a client that makes devices come and go leaves in a cluster's Redis
+// (a review).  A device's metadata (beep:m:USER\x1fDEVICE: its last id,
+// floor, where its holding began) is made by its first message; it outlived
+// the last one by a day, whatever became of the device.  So a client that
+// opened a stream of a new device, posted once and left, as fast as its
+// BEEP_RATE allows on each node, left a key for each message for a day:
+// with the longest ids (BEEP_MAX_ID) about 760 bytes of Redis each, at 100
+// POSTs a second per node 6.5 GB a day from one address on each node, and
+// Redis at its maxmemory (noeviction) refuses the whole cluster's writes.
+// Now the metadata of a device no node holds outlives its grace period and
+// its stream only; while a node holds the device it lasts the day, as
+// before (ids in order across a clock step).
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startCluster, uid, postPath, subPath, poll } from './harness.mjs';
+
+const T = { timeout: 120000 };
+const ENV = { BEEP_CLUSTER_TTL: '2', BEEP_KEEPALIVE: '1' };
+// How long a key may take to go once its grace and replay (a few seconds
+// here) are over: a guard, with slack for ASan and a loaded machine.
+const GONE = { timeout: 30000, interval: 100 };
+const DAY_MS = 24 * 3600 * 1000;
+
+// The longest id BEEP_MAX_ID (256) takes, starting with prefix.
+const longId = (prefix) => prefix + 'x'.repeat(256 - prefix.length);
+
+// The metadata keys in Redis of the users whose ids start with prefix.
+function metaKeys(cl, prefix) {
+	return cl.redis.cli('--scan', '--pattern', `beep:m:${prefix}*`)
+	    .split('\n').filter(Boolean);
+}
+
+// Through the front (spread over the nodes): n new devices, each a stream
+// opened, one message posted to it (200) and the stream closed.  Returns
+// their [user, device].
+async function comeAndGo(cl, prefix, n) {
+	const c = cl.client();
+	const out = [];
+	for (let i = 0; i < n; i++) {
+		const u = longId(`${prefix}${i}-`), d = longId(`d${i}-`);
+		const s = await cl.open(subPath(u, d));
+		assert.equal(s.status, 200);
+		await s.waitComments(1);
+		const r = await c.postJson(postPath(u, d), { data: `m${i}` });
+		assert.equal(r.status, 200, r.text);
+		assert.equal((await s.nextEvent(15000)).data, `m${i}`);
+		s.close();
+		out.push([u, d]);
+	}
+	return out;
+}
+
+describe('devices that had a message come and go through the front', T,
+    () => {
+	let cl;
+	before(async () => {
+		cl = await startCluster({ nodes: 2, env: { ...ENV,
+		    BEEP_GRACE_SECONDS: '2', BEEP_REPLAY_SECONDS: '1' } });
+	});
+	after(async () => { await cl.stopAndCheck(); });
+
+	test('their metadata goes once their grace and replay are over', T,
+	    async () => {
+		const prefix = uid('churn');
+		const devs = await comeAndGo(cl, prefix, 40);
+		// One key each, while they are here or away.
+		assert.equal(metaKeys(cl, prefix).length, devs.length);
+		const c = cl.client();
+		await poll(async () => (await c.postJson(postPath(...devs[0]),
+		    { data: 'late' })).status === 404,
+		    { ...GONE, what: 'the first device forgotten' });
+		// Then none (before, each for a day).
+		await poll(() => metaKeys(cl, prefix).length === 0,
+		    { ...GONE, what: 'no metadata left of the devices gone' });
+		// Forgotten as on one node: a POST gets 404, and the device,
+		// back without an id, starts afresh, with nothing replayed.
+		const [u, d] = devs[devs.length - 1];
+		assert.equal((await c.postJson(postPath(u, d),
+		    { data: 'late' })).status, 404);
+		const s = await cl.open(subPath(u, d));
+		await s.waitComments(1);
+		const r = await c.postJson(postPath(u, d), { data: 'new' });
+		assert.equal(r.status, 200, r.text);
+		assert.equal((await s.nextEvent(15000)).data, 'new');
+		s.close();
+	});
+
+	test('a device back in its grace period keeps its metadata for the ' +
+	    'day, and what was held', T, async () => {
+		const u = uid('back'), d = 'phone';
+		const c = cl.client();
+		const [a] = cl.nodes;
+		const s = await a.subscribe(u, d);
+		const r1 = await c.postJson(postPath(u, d), { data: 'one' });
+		assert.equal(r1.status, 200, r1.text);
+		assert.equal((await s.nextEvent(15000)).data, 'one');
+		s.close();
+		await poll(async () => (await c.devices(u)).length === 0,
+		    { ...GONE, what: 'the device in its grace period' });
+		const m = `beep:m:${u}\x1f${d}`;
+		// Away: its metadata lasts past its grace and stream only...
+		const away = Number(cl.redis.cli('PTTL', m));
+		assert.ok(away > 0 && away < DAY_MS, `PTTL ${away}`);
+		const r2 = await c.postJson(postPath(u, d), { data: 'held' });
+		assert.equal(r2.status, 202, r2.text);
+		// ...and back, for the day again: it is held by a node.
+		const back = await cl.nodes[1].subscribe(u, d,
+		    { headers: { 'Last-Event-ID': r1.json().id } });
+		assert.equal((await back.nextEvent(15000)).data, 'held');
+		const live = Number(cl.redis.cli('PTTL', m));
+		assert.ok(live > DAY_MS - 600000, `PTTL ${live}`);
+		back.close();
+	});
+});
+
+describe('with no grace period (BEEP_GRACE_SECONDS=0)', T, () => {
+	let cl;
+	before(async () => {
+		cl = await startCluster({ nodes: 1, env: { ...ENV,
+		    BEEP_GRACE_SECONDS: '0', BEEP_REPLAY_SECONDS: '1' } });
+	});
+	after(async () => { await cl.stopAndCheck(); });
+
+	test('a device gone leaves no metadata once its stream is over', T,
+	    async () => {
+		const prefix = uid('nograce');
+		const devs = await comeAndGo(cl, prefix, 5);
+		assert.equal(metaKeys(cl, prefix).length, devs.length);
+		await poll(() => metaKeys(cl, prefix).length === 0,
+		    { ...GONE, what: 'no metadata left of the devices gone' });
+	});
+});
