@@ -37,7 +37,13 @@
 	"if again then "                                                       \
 	"redis.call('SET', 'beep:rebuild', '1', 'PX', rebuild) end end "       \
 	"return b .. '-0' end "                                                \
-	"local function to_grace(g, m, dev, now, grace, metattl, since) "      \
+	"local function away(m, grace) "                                       \
+	"if redis.call('EXISTS', m) == 0 then return end "                     \
+	"local t = redis.call('PTTL', 'beep:s:' .. string.sub(m, 8)) "         \
+	"if t == -1 then return end "                                          \
+	"if t < grace then t = grace end "                                     \
+	"redis.call('PEXPIRE', m, t + 1000) end "                              \
+	"local function to_grace(g, m, dev, now, grace, since) "               \
 	"if grace > 0 then "                                                   \
 	"redis.call('HSET', g, dev, string.format('%d', now + grace)) "        \
 	"redis.call('PEXPIRE', g, grace + 1000) "                              \
@@ -51,8 +57,8 @@
 	"local seen = redis.call('HGET', m, 'seen') "                          \
 	"if seen and idlt(held, seen) then held = seen end "                   \
 	"if idlt(held, base()) then held = base() end end "                    \
-	"redis.call('HSET', m, 'held', held) "                                 \
-	"redis.call('PEXPIRE', m, metattl) end end end "                       \
+	"redis.call('HSET', m, 'held', held) end end "                         \
+	"away(m, grace) end "                                                  \
 	"local function moved(s, m, top, metattl) "                            \
 	"local last = redis.call('HGET', m, 'last') or base() "                \
 	"if idlt(top, last) then top = last end "                              \
@@ -102,7 +108,7 @@
  * has no metadata, and gets none here: SUB takes a missing held for
  * base(), which is what it would say, and a client that opens and closes
  * streams of new devices would otherwise leave a key behind for each, for
- * the metadata's day.  since: the device's holder was a node found dead,
+ * as long as metadata lasts (away()).  since: the device's holder was a node found dead,
  * whose stream may have died with it at any time after its last heartbeat
  * (beep:beat); what was accepted (200) after that went to no one, so the
  * holding begins there, not at the last message (beat_of(): the position
@@ -112,6 +118,20 @@
  * seen: where the device's last stream to start began (SUB), or the last
  * message when a stream that served it left (UNSUB): what a live node's
  * stream delivered is not the dead node's to give again.
+ *
+ * away(): no node holds the device any more (grace 0 too), or a POST
+ * held a message for it (grace: what is left of its grace period).  Its
+ * metadata, which lasts a day past its last message while a node holds
+ * it (SUB and a POST answered 200 set that), so that its ids stay in
+ * order across a clock step, now lasts only as long as its grace period
+ * and its stream (beep:s, which it must outlive: a SUB that finds entries
+ * and no metadata would replay them from base() to a new client) and a
+ * second: then every node has forgotten the device, as one node does,
+ * and a client back with an id of it gets a reset.  For a day, a client
+ * that opened streams of new devices, posted to each and left made Redis
+ * keep a key per message (760 bytes with the longest ids), at its
+ * BEEP_RATE on every node: 6.5 GB a day from one address a node (a
+ * review, test 38).  A stream without a TTL (none is made so) leaves it.
  */
 
 /*
@@ -157,7 +177,7 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "local nodes, dead, since = holders(u, dev) "
     "local status = 200 "
     "if #nodes == 0 then "
-    "if dead then to_grace(g, m, dev, now, grace, metattl, since) end "
+    "if dead then to_grace(g, m, dev, now, grace, since) end "
     "local gu = tonumber(redis.call('HGET', g, dev) or '0') "
     "if gu <= now then "
     "if gu > 0 then redis.call('HDEL', g, dev) end "
@@ -184,8 +204,9 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "redis.call('HSET', m, 'floor', old[1][1]) "
     "redis.call('XTRIM', s, 'MINID', cut) end "
     "redis.call('HSET', m, 'last', id) "
-    "redis.call('PEXPIRE', m, metattl) "
     "redis.call('PEXPIRE', s, keep) "
+    "if status == 200 then redis.call('PEXPIRE', m, metattl) "
+    "else away(m, tonumber(redis.call('HGET', g, dev)) - now) end "
     "local msg = string.format('%s %d %d ', id, #user, #dev) .. user .. "
     "dev .. frame "
     "for _, node in ipairs(nodes) do "
@@ -258,7 +279,8 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "redis.call('HSET', u, dev .. '\\31' .. node, (hold or last) .. ' ' .. "
     "(hold and ARGV[14] or '0')) "
     "if redis.call('EXISTS', m) == 1 then "
-    "redis.call('HSET', m, 'seen', hold or last) end "
+    "redis.call('HSET', m, 'seen', hold or last) "
+    "redis.call('PEXPIRE', m, metattl) end "
     "local pre = dev .. '\\31' "
     "for _, f in ipairs(redis.call('HKEYS', u)) do "
     "if string.sub(f, 1, #pre) == pre and f ~= pre .. node then "
@@ -368,8 +390,7 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "end "
     "local nodes, dead, since = holders(u, dev) "
     "if #nodes == 0 and (was == 1 or dead) then "
-    "to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]), "
-    "since) "
+    "to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), since) "
     "if undone(token, ARGV[9], ARGV[10]) and was == 1 and "
     "redis.call('EXISTS', m) == 1 then "
     "local held = redis.call('HGET', m, 'held') "
@@ -383,18 +404,19 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "return #nodes";
 
 /*
- * KEYS u g; ARGV user grace_ms meta_ttl_ms [dev].  Returns the live
- * devices, or 503 while presence is being rebuilt (beep:rebuild, or no
- * beep:born: see base() above): a device whose node has not registered
- * again would be missing from the list, a wrong answer where POST gives
- * 503.  With dev, dev too when it is away within its grace period (a POST
- * to it would be 202): whether it is there for a POST without data.
+ * KEYS u g; ARGV user grace_ms meta_ttl_ms (not read: see away()) [dev].
+ * Returns the live devices, or 503 while presence is being rebuilt
+ * (beep:rebuild, or no beep:born: see base() above): a device whose node
+ * has not registered again would be missing from the list, a wrong answer
+ * where POST gives 503.  With dev, dev too when it is away within its
+ * grace period (a POST to it would be 202): whether it is there for a
+ * POST without data.
  */
 static const char cluster_lua_list[] = LUA_PRELUDE
     "if redis.call('EXISTS', 'beep:rebuild') == 1 or "
     "redis.call('EXISTS', 'beep:born') == 0 then return 503 end "
     "local u, g, user = KEYS[1], KEYS[2], ARGV[1] "
-    "local grace, metattl = tonumber(ARGV[2]), tonumber(ARGV[3]) "
+    "local grace = tonumber(ARGV[2]) "
     "local alive, seen, out, dead, since = {}, {}, {}, {}, {} "
     "for _, f in ipairs(redis.call('HKEYS', u)) do "
     "local i = string.find(f, '\\31', 1, true) "
@@ -408,7 +430,7 @@ static const char cluster_lua_list[] = LUA_PRELUDE
     "local now = now_ms() "
     "for dev in pairs(dead) do if not seen[dev] then "
     "to_grace(g, 'beep:m:' .. user .. '\\31' .. dev, dev, now, grace, "
-    "metattl, since[dev]) end end "
+    "since[dev]) end end "
     "local want = ARGV[4] "
     "if want and want ~= '' and not seen[want] and "
     "tonumber(redis.call('HGET', g, want) or '0') > now then "
@@ -416,7 +438,8 @@ static const char cluster_lua_list[] = LUA_PRELUDE
     "return out";
 
 /*
- * KEYS n; ARGV ttl_ms again rebuild_ms node grace_ms meta_ttl_ms ack.
+ * KEYS n; ARGV ttl_ms again rebuild_ms node grace_ms meta_ttl_ms (not
+ * read: see away()) ack.
  * Returns whether the key was there (1 or 0), or {2, gen} when a PRUNE
  * named the node in beep:tell with generation gen (see there): its
  * streams are told whatever their newest id from Redis (a message posted
@@ -463,7 +486,7 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
     "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) "
     "redis.call('HSET', 'beep:beat', ARGV[4], string.format('%d', now)) "
     "incarnation(now, ARGV[2] == '1', tonumber(ARGV[3])) "
-    "local grace, metattl = tonumber(ARGV[5]), tonumber(ARGV[6]) "
+    "local grace = tonumber(ARGV[5]) "
     "redis.call('SADD', 'beep:nodes', ARGV[4]) "
     "local budget = 64 "
     "for _, x in ipairs(redis.call('SMEMBERS', 'beep:nodes')) do "
@@ -480,7 +503,7 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
     "local left, _, since = holders(u, dev) "
     "if #left == 0 then "
     "to_grace('beep:g:' .. user, 'beep:m:' .. user .. '\\31' .. dev, dev, "
-    "now, grace, metattl, earlier(sx, since)) end end end end "
+    "now, grace, earlier(sx, since)) end end end end "
     "if redis.call('SCARD', r) == 0 then "
     "redis.call('SREM', 'beep:nodes', x) "
     "redis.call('HDEL', 'beep:beat', x) end end end "
@@ -501,7 +524,8 @@ static const char cluster_lua_bye[] =
     "redis.call('HDEL', 'beep:tell', ARGV[1]) return 1";
 
 /*
- * ARGV node grace_ms meta_ttl_ms run wrote live born wrote_run.  The node is connected to a Redis run
+ * ARGV node grace_ms meta_ttl_ms (not read: see away()) run wrote live
+ * born wrote_run.  The node is connected to a Redis run
  * other than the one it last knew (restarted, failed over): Redis may be
  * back from a snapshot or a replica older than its last writes, and then
  * names this node as the holder of devices whose streams here have gone
@@ -550,7 +574,7 @@ static const char cluster_lua_bye[] =
  */
 static const char cluster_lua_prune[] = LUA_PRELUDE
     "local node = ARGV[1] "
-    "local grace, metattl = tonumber(ARGV[2]), tonumber(ARGV[3]) "
+    "local grace = tonumber(ARGV[2]) "
     "local keep = {} "
     "for k in string.gmatch(ARGV[6] or '', '[^\\30]+') do keep[k] = true end "
     "local r, suf, now = 'beep:r:' .. node, '\\31' .. node, now_ms() "
@@ -564,7 +588,7 @@ static const char cluster_lua_prune[] = LUA_PRELUDE
     "local left = holders(u, dev) "
     "if #left == 0 then "
     "to_grace('beep:g:' .. user, 'beep:m:' .. user .. '\\31' .. dev, dev, "
-    "now, grace, metattl, nil) end end end end "
+    "now, grace, nil) end end end end "
     "if not kept then redis.call('SREM', r, user) end end "
     "local wrote = tonumber(ARGV[5]) "
     "local nb = tonumber(ARGV[7] or '0') "
