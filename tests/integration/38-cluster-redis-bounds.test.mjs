@@ -130,3 +130,55 @@ describe('with no grace period (BEEP_GRACE_SECONDS=0)', T, () => {
 		    { ...GONE, what: 'no metadata left of the devices gone' });
 	});
 });
+
+// The limits of the configuration table on streams, devices and POSTs are
+// each node's, as the README says (Cluster): behind a front that spreads
+// requests over N nodes a client gets up to N times each.  Asked of each
+// node directly, so that the count does not depend on the front's choice.
+describe('the limits are each node\'s', T, () => {
+	let cl;
+	before(async () => {
+		cl = await startCluster({ nodes: 2, env: { ...ENV,
+		    BEEP_MAX_DEVICES_PER_USER: '2',
+		    BEEP_MAX_STREAMS_PER_ADDRESS: '3',
+		    BEEP_RATE: '1', BEEP_BURST: '3' } });
+	});
+	after(async () => { await cl.stopAndCheck(); });
+
+	// A refused subscribe's status and error (a plain client: no
+	// EventSource Accept header).
+	async function refused(node, u, d) {
+		const s = await node.open(subPath(u, d));
+		const body = await s.text();
+		return `${s.status} ${JSON.parse(body).error}`;
+	}
+
+	test('devices per user, streams per address and the burst, on each',
+	    T, async () => {
+		const u = uid('limits');
+		const c = cl.client();
+		let n = 0;
+		for (const node of cl.nodes) {
+			// This node's share of the user's devices...
+			await node.subscribe(u, `d${n++}`);
+			await node.subscribe(u, `d${n++}`);
+			assert.equal(await refused(node, u, `d${n}`),
+			    '429 too many devices for this user');
+			// ...and of the address's streams.
+			await node.subscribe(uid('other'), 'x');
+			assert.equal(await refused(node, uid('other'), 'y'),
+			    '429 too many streams from this address');
+		}
+		// Twice BEEP_MAX_DEVICES_PER_USER, cluster-wide.
+		assert.equal((await c.devices(u)).length, 4);
+		// Each node's sender bucket starts full: twice BEEP_BURST.
+		for (const node of cl.nodes) {
+			const nc = node.client();
+			for (let i = 0; i < 3; i++) {
+				const r = await nc.postJson(postPath(u, 'd0'),
+				    { data: `b${i}` });
+				assert.equal(r.status, 200, r.text);
+			}
+		}
+	});
+});
