@@ -23,7 +23,10 @@
 #define CLUSTER_BACKOFF_MAX_MS 2000
 /* How often the channel's thread looks up from its wait for messages. */
 #define CLUSTER_SUB_POLL_MS 250
-/* How long the metadata of a device outlives its last message. */
+/*
+ * How long the metadata of a device outlives its last message while a
+ * node holds the device (once none does: away() in cluster_lua.c).
+ */
 #define CLUSTER_META_TTL_MS (24 * 3600 * 1000ULL)
 /* Most arguments of a command. */
 #define CLUSTER_ARGS 24
