@@ -98,6 +98,39 @@ test_log_json(void **state)
 	}
 }
 
+/*
+ * Byte sequences shaped like UTF-8 that UTF-8 forbids (RFC 3629): an
+ * overlong form, a UTF-16 surrogate, a code point past U+10FFFF.  A
+ * strict reader (jansson here; serde_json, Python's decoder) refuses the
+ * whole line when one is copied through, so each must become U+FFFD.
+ */
+static void
+test_log_json_forbidden_utf8(void **state)
+{
+	static const char *msgs[] = {
+	    "overlong 3 \xe0\x80\xaf end",
+	    "overlong 4 \xf0\x80\x80\xaf end",
+	    "surrogate \xed\xa0\x80 end",
+	    "past U+10FFFF \xf4\x90\x80\x80 end",
+	    "lead f5 \xf5\x80\x80\x80 end",
+	};
+	json_error_t err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		char *line = capture(LOG_FORMAT_JSON, msgs[i]);
+		const char *m;
+		json_t *doc = json_loads(line, 0, &err);
+
+		if (doc == NULL)
+			fail_msg("not JSON: %s (%s)", line, err.text);
+		m = json_string_value(json_object_get(doc, "message"));
+		assert_non_null(strstr(m, " \xef\xbf\xbd"));
+		assert_non_null(strstr(m, " end"));
+		json_decref(doc);
+	}
+}
+
 /* A message longer than a line is cut, and the line is still JSON. */
 static void
 test_log_json_long(void **state)
@@ -208,6 +241,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_log_text),
 	    cmocka_unit_test(test_log_json),
+	    cmocka_unit_test(test_log_json_forbidden_utf8),
 	    cmocka_unit_test(test_log_json_long),
 	    cmocka_unit_test(test_log_limit),
 	    cmocka_unit_test(test_log_stalled_socket),
