@@ -68,7 +68,8 @@ log_enabled(enum log_level level)
  * Append s as the inside of a JSON string to out[*n..size), stopping
  * (without splitting an escape) when fewer than reserve bytes would be
  * left.  Control characters are escaped; bytes that are not UTF-8 become
- * U+FFFD, so every line is valid JSON whatever a message holds.
+ * U+FFFD (overlong forms, surrogates and code points past U+10FFFF too),
+ * so every line is valid JSON whatever a message holds.
  */
 static void
 log_json_string(
@@ -95,11 +96,24 @@ log_json_string(
 		} else if (*p < 0x80) {
 			esc[len++] = (char)*p;
 		} else {
-			/* A whole, well-formed UTF-8 sequence, or U+FFFD. */
+			/*
+			 * A whole, well-formed UTF-8 sequence, or U+FFFD.
+			 * The second byte's range rules out what a strict
+			 * reader refuses (RFC 3629, table 3-7 of Unicode):
+			 * overlong forms after E0 and F0, surrogates after
+			 * ED, and past U+10FFFF after F4.
+			 */
 			size_t want = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
-			bool ok = *p >= 0xc2 && *p <= 0xf4;
+			unsigned char lo = *p == 0xe0 ? 0xa0
+			    : *p == 0xf0              ? 0x90
+			                              : 0x80;
+			unsigned char hi = *p == 0xed ? 0x9f
+			    : *p == 0xf4              ? 0x8f
+			                              : 0xbf;
+			bool ok = *p >= 0xc2 && *p <= 0xf4 && p[1] >= lo &&
+			    p[1] <= hi;
 
-			for (size_t i = 1; ok && i < want; i++)
+			for (size_t i = 2; ok && i < want; i++)
 				ok = (p[i] & 0xc0) == 0x80;
 			if (ok) {
 				memcpy(esc, p, want);
