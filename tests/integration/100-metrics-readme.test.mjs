@@ -1,0 +1,203 @@
+// Issue r32: what an operator relies on in /metrics.
+//   - every metric the README's metrics table lists is in GET /metrics,
+//     with the type and the labels the table gives, on a single node and
+//     (the cluster's too) on a node of a cluster; the exposition parses as
+//     the text format 0.0.4 (prom.mjs, strict);
+//   - the counters no other test watches move when their event happens.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+	ROOT, startStack, startRedis, Client, uid, poll, postPath, listPath,
+	subscribeSettled,
+} from './harness.mjs';
+import { parseExposition } from './prom.mjs';
+import { FcgiConn, requestParams } from './fcgi.mjs';
+
+const T = { timeout: 60000 };
+
+// The README's table: [{ name, type, labels: { label: [values] | null },
+// cluster }], from its rows `| \`name{label="a"\|"b"}\` | type | what |`.
+function readmeMetrics() {
+	const text = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+	const rows = [];
+	for (const line of text.split('\n')) {
+		const m = /^\| `(beep_[a-z_]+)(\{[^`]*\})?` \| (\w+) \| (.*) \|$/
+		    .exec(line);
+		if (!m)
+			continue;
+		const labels = {};
+		for (const part of (m[2] || '').slice(1, -1).split(',')) {
+			if (part === '')
+				continue;
+			const [k, v] = part.split('=');
+			labels[k] = v === undefined ? null :
+			    v.split('\\|').map((x) => JSON.parse(x));
+		}
+		rows.push({ name: m[1], type: m[3], labels,
+		    cluster: /^cluster only/.test(m[4]) });
+	}
+	return rows;
+}
+
+async function scrape(stack) {
+	const c = new Client(stack.opsBase);
+	try {
+		const r = await c.get('/metrics');
+		assert.equal(r.status, 200, r.text);
+		return parseExposition(r.text);
+	} finally {
+		c.close();
+	}
+}
+
+function checkTable(m, { cluster }) {
+	const rows = readmeMetrics();
+	assert.ok(rows.length >= 39, `the README's table: ${rows.length} rows`);
+	for (const row of rows) {
+		if (row.cluster && !cluster) {
+			assert.ok(!m.has(row.name), `${row.name}: cluster only`);
+			continue;
+		}
+		const f = m.get(row.name);
+		assert.ok(f, `${row.name} is exposed`);
+		assert.equal(f.type, row.type, `${row.name}: type`);
+		const own = f.samples.filter((s) => s.name === row.name ||
+		    (row.type === 'histogram' && s.name === `${row.name}_bucket`));
+		assert.ok(own.length > 0, `${row.name}: a sample`);
+		for (const s of own) {
+			const names = Object.keys(s.labels)
+			    .filter((k) => !(row.type === 'histogram' && k === 'le'));
+			assert.deepEqual(names.sort(), Object.keys(row.labels).sort(),
+			    `${row.name}: labels`);
+		}
+		for (const [k, values] of Object.entries(row.labels)) {
+			if (values === null)
+				continue;
+			assert.deepEqual(own.map((s) => s.labels[k]).sort(),
+			    [...values].sort(), `${row.name}: ${k} values`);
+		}
+	}
+	// Nothing exposed that the table does not list.
+	for (const name of m.keys())
+		assert.ok(rows.some((r) => r.name === name),
+		    `${name} is in the README's table`);
+}
+
+test('every metric in the README\'s table, with its type and labels', T,
+    async (t) => {
+	const stack = await startStack({}, t);
+	checkTable(await scrape(stack), { cluster: false });
+});
+
+test('a node of a cluster: the cluster\'s metrics too', T, async (t) => {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-100-'));
+	t.after(() => rmSync(dir, { recursive: true, force: true }));
+	const redis = await startRedis(dir);
+	t.after(() => redis.stop());
+	const stack = await startStack({ env: { BEEP_REDIS_URL: redis.url } }, t);
+	await poll(async () => (await scrape(stack)).value('beep_redis_up') === 1,
+	    { what: 'redis up' });
+	checkTable(await scrape(stack), { cluster: true });
+});
+
+// A front that reads while it writes (here a raw FastCGI client) gets 408
+// for a POST whose body did not come within BEEP_READ_TIMEOUT (test 18):
+// a POST answered, which beep_posts_total counts by its code.
+test('a POST answered 408 is counted as one', T, async (t) => {
+	const stack = await startStack({ env: { BEEP_READ_TIMEOUT: '1',
+	    BEEP_WRITE_TIMEOUT: '60' } }, t);
+	const before = await scrape(stack);
+	const conn = await FcgiConn.open(stack.socket, t);
+	conn.begin();
+	conn.params(requestParams('POST', postPath(uid('cut'), 'd'), {
+		CONTENT_TYPE: 'application/json', CONTENT_LENGTH: '100',
+	}));
+	conn.stdin('{"data":"only the start');
+	const r = await conn.response();
+	assert.equal(r.status, 408, r.head);
+	const m = await scrape(stack);
+	const d = (code) => m.value('beep_posts_total', { code }) -
+	    before.value('beep_posts_total', { code });
+	assert.equal(d('408'), 1, 'the 408');
+	const all = m.get('beep_posts_total').samples
+	    .reduce((n, s) => n + s.value, 0) - before.get('beep_posts_total')
+	    .samples.reduce((n, s) => n + s.value, 0);
+	assert.equal(all, 1, 'that POST alone');
+});
+
+test('requests in progress and devices forgotten move', T, async (t) => {
+	const stack = await startStack({ env: { BEEP_GRACE_SECONDS: '1',
+	    BEEP_KEEPALIVE: '1' } }, t);
+	const before = await scrape(stack);
+	const u = uid('f');
+	const s = await stack.subscribe(u, 'd');
+	let m = await scrape(stack);
+	// The stream, and the scrape itself.
+	assert.equal(m.value('beep_requests_in_progress'),
+	    before.value('beep_requests_in_progress') + 1);
+	s.close();
+	m = await poll(async () => {
+		const x = await scrape(stack);
+		return x.value('beep_devices_forgotten_total') >
+		    before.value('beep_devices_forgotten_total') && x;
+	}, { what: 'the device forgotten after its grace', timeout: 20000 });
+	assert.equal(m.value('beep_devices_forgotten_total') -
+	    before.value('beep_devices_forgotten_total'), 1);
+	assert.equal(m.value('beep_requests_in_progress'),
+	    before.value('beep_requests_in_progress'));
+	assert.equal((await stack.client().devices(u)).length, 0);
+});
+
+// One node of a cluster: a message held in Redis for a device in its
+// grace period is replayed to its next stream; with Redis gone, a POST to
+// a device with a stream here is delivered here alone, and a listing,
+// which needs Redis, is answered 503.
+test('the cluster\'s counters move', T, async (t) => {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-100-'));
+	t.after(() => rmSync(dir, { recursive: true, force: true }));
+	const redis = await startRedis(dir);
+	t.after(() => redis.child.exitInfo || redis.stop());
+	const stack = await startStack({ env: { BEEP_REDIS_URL: redis.url,
+	    BEEP_CLUSTER_TTL: '2', BEEP_KEEPALIVE: '1',
+	    BEEP_REDIS_TIMEOUT: '1000' } }, t);
+	const c = stack.client();
+	await poll(async () => (await scrape(stack)).value('beep_redis_up') === 1,
+	    { what: 'redis up' });
+	const before = await scrape(stack);
+	const d = (m, name) => m.value(name) - before.value(name);
+	const u = uid('c');
+	const s1 = await subscribeSettled(stack, u, 'd');
+	s1.close();
+	await poll(async () => (await c.devices(u)).length === 0,
+	    { what: 'the device in its grace period', timeout: 20000 });
+	const held = await c.postJson(postPath(u, 'd'), { data: 'held' });
+	assert.equal(held.status, 202, held.text);
+	const s2 = await subscribeSettled(stack, u, 'd');
+	assert.equal((await s2.nextEvent(10000)).data, 'held');
+	let m = await scrape(stack);
+	assert.equal(d(m, 'beep_cluster_replayed_total'), 1, 'replayed');
+
+	await redis.stop();
+	await poll(async () => (await scrape(stack)).value('beep_redis_up') === 0,
+	    { what: 'redis down', timeout: 20000 });
+	// The channel may be found down before the command connection: a
+	// POST meanwhile goes to Redis, and is answered 503 (test 28).
+	let refused = 0;
+	await poll(async () => {
+		const r = await c.postJson(postPath(u, 'd'), { data: 'local' });
+		assert.ok([200, 503].includes(r.status), r.text);
+		refused += r.status === 503;
+		return r.status === 200;
+	}, { what: 'a POST delivered here alone', timeout: 20000 });
+	assert.equal((await s2.nextEvent(10000)).data, 'local');
+	const list = await c.get(listPath(u));
+	assert.equal(list.status, 503, list.text);
+	m = await scrape(stack);
+	assert.equal(d(m, 'beep_cluster_local_posts_total'), 1, 'local');
+	assert.equal(d(m, 'beep_cluster_unreachable_total'), refused + 1,
+	    'unreachable');
+	s2.close();
+});
