@@ -199,9 +199,10 @@ void api_stream_expired(struct buf *out);
 
 /*
  * The answer to a request that did not arrive within BEEP_READ_TIMEOUT,
- * with the CORS headers origin (NULL: none sent) gets.
+ * with the CORS headers origin (NULL: none sent) gets; method is its
+ * REQUEST_METHOD (NULL: none came): a POST counts as answered 408.
  */
-void api_request_timeout(
-    struct api *api, const char *origin, struct api_response *resp);
+void api_request_timeout(struct api *api, const char *method,
+    const char *origin, struct api_response *resp);
 
 #endif

@@ -676,12 +676,15 @@ out:
 }
 
 void
-api_request_timeout(
-    struct api *api, const char *origin, struct api_response *resp)
+api_request_timeout(struct api *api, const char *method, const char *origin,
+    struct api_response *resp)
 {
 	struct api_request req = {.origin = origin};
 
 	/* A page on another origin reads the 408, not a CORS failure. */
 	api_cors(api, &req, resp);
 	api_error(resp, HTTP_408, "request not received in time");
+	/* A POST answered, as api_handle() counts the others (test 100). */
+	if (route_method_parse(method) == METHOD_POST)
+		metrics_post(HTTP_408);
 }

@@ -680,8 +680,9 @@ server_timed_out(struct server *srv, struct server_conn *conn)
 	if (answer) {
 		struct api_response resp = {0};
 
-		api_request_timeout(
-		    srv->api, FCGX_GetParam("HTTP_ORIGIN", req->envp), &resp);
+		api_request_timeout(srv->api,
+		    FCGX_GetParam("REQUEST_METHOD", req->envp),
+		    FCGX_GetParam("HTTP_ORIGIN", req->envp), &resp);
 		server_reply(req, &resp, false);
 	}
 	req->keepConnection = 0;
