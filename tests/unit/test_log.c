@@ -57,6 +57,31 @@ test_log_text(void **state)
 	assert_int_equal(strchr(line, '\n')[1], '\0');
 }
 
+/*
+ * A message with text the service did not write (a configuration value,
+ * a path, an answer from Redis) holding a line break, a carriage return
+ * or a terminal escape is one line still, with none of them raw: a text
+ * line is what journald, a terminal and grep see, and a value with a line
+ * break wrote a second line that looked like the service's own.
+ */
+static void
+test_log_text_controls(void **state)
+{
+	char *line;
+
+	(void)state;
+	line = capture(LOG_FORMAT_TEXT,
+	    "bind /x\n2026-01-01T00:00:00.000Z error main: forged\r"
+	    "\x1b[2K\x1b]0;t\x07 del \x7f tab \t end");
+	assert_int_equal(strchr(line, '\n')[1], '\0');
+	for (const char *p = line; *p != '\n'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			fail_msg("control byte %#x in %s", *p, line);
+	assert_non_null(strstr(line,
+	    "Z info test: bind /x\\n2026-01-01T00:00:00.000Z error main: "
+	    "forged\\r\\x1b[2K\\x1b]0;t\\x07 del \\x7f tab \\t end\n"));
+}
+
 static void
 test_log_json(void **state)
 {
@@ -240,6 +265,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_log_text),
+	    cmocka_unit_test(test_log_text_controls),
 	    cmocka_unit_test(test_log_json),
 	    cmocka_unit_test(test_log_json_forbidden_utf8),
 	    cmocka_unit_test(test_log_json_long),
