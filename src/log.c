@@ -131,6 +131,43 @@ log_json_string(
 	}
 }
 
+/*
+ * Append s to out[*n..size) as text for a text line, stopping (without
+ * splitting an escape) when fewer than reserve bytes would be left.  A
+ * control character (C0, DEL) is written as an escape (\n, \r, \t, \xHH):
+ * text the service did not write (a configuration value, a path, an answer
+ * from Redis) can neither end the line, and start one that looks like the
+ * service's own, nor drive the terminal that shows it.
+ */
+static void
+log_text_string(
+    char *out, size_t *n, size_t size, size_t reserve, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (; *p != '\0'; p++) {
+		char esc[4];
+		size_t len = 0;
+
+		if (*p >= 0x20 && *p != 0x7f) {
+			esc[len++] = (char)*p;
+		} else if (*p == '\n' || *p == '\r' || *p == '\t') {
+			esc[len++] = '\\';
+			esc[len++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+		} else {
+			esc[len++] = '\\';
+			esc[len++] = 'x';
+			esc[len++] = hex[*p >> 4];
+			esc[len++] = hex[*p & 15];
+		}
+		if (*n + len + reserve > size)
+			return;
+		memcpy(out + *n, esc, len);
+		*n += len;
+	}
+}
+
 /* Lines not written because stderr's reader was not reading. */
 static atomic_ulong log_dropped;
 
@@ -197,11 +234,11 @@ log_write(enum log_level level, const char *module, const char *fmt, ...)
 		line[n++] = '"';
 		line[n++] = '}';
 	} else {
-		r = snprintf(line, sizeof(line), "%s %s %s: %s", stamp,
-		    log_level_name[level], module, msg);
+		r = snprintf(line, sizeof(line), "%s %s %s: ", stamp,
+		    log_level_name[level], module);
+		n = r < 0 ? 0 : (size_t)r; /* short: the module is ours */
 		/* A long line is cut, never split: keep room for the newline. */
-		n = r < 0 || (size_t)r >= sizeof(line) - 1 ? sizeof(line) - 2
-		                                           : (size_t)r;
+		log_text_string(line, &n, sizeof(line), 1, msg);
 	}
 	line[n++] = '\n';
 	/*

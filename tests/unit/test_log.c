@@ -82,6 +82,25 @@ test_log_text_controls(void **state)
 	    "forged\\r\\x1b[2K\\x1b]0;t\\x07 del \\x7f tab \\t end\n"));
 }
 
+/* A long message of escapes is cut whole, within a line. */
+static void
+test_log_text_long(void **state)
+{
+	char msg[LOG_LINE_MAX];
+	char *line;
+	size_t len;
+
+	(void)state;
+	memset(msg, '\n', sizeof(msg) - 1);
+	msg[sizeof(msg) - 1] = '\0';
+	line = capture(LOG_FORMAT_TEXT, msg);
+	len = strlen(line);
+	assert_true(len <= LOG_LINE_MAX);
+	assert_int_equal(strchr(line, '\n') - line, len - 1);
+	/* Escapes whole: an even count of backslash-n pairs ends it. */
+	assert_true(len >= 3 && line[len - 3] == '\\' && line[len - 2] == 'n');
+}
+
 static void
 test_log_json(void **state)
 {
@@ -266,6 +285,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_log_text),
 	    cmocka_unit_test(test_log_text_controls),
+	    cmocka_unit_test(test_log_text_long),
 	    cmocka_unit_test(test_log_json),
 	    cmocka_unit_test(test_log_json_forbidden_utf8),
 	    cmocka_unit_test(test_log_json_long),
