@@ -10,8 +10,8 @@ import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-	ROOT, startStack, startRedis, Client, uid, poll, postPath, listPath,
-	subscribeSettled,
+	ROOT, startStack, startRedis, startCluster, Client, uid, poll, postPath,
+	listPath, subscribeSettled, CLUSTER_QUICK,
 } from './harness.mjs';
 import { parseExposition } from './prom.mjs';
 import { FcgiConn, requestParams } from './fcgi.mjs';
@@ -200,4 +200,92 @@ test('the cluster\'s counters move', T, async (t) => {
 	assert.equal(d(m, 'beep_cluster_unreachable_total'), refused + 1,
 	    'unreachable');
 	s2.close();
+});
+
+// A node of a cluster with room for fewer messages than a device's
+// backlog held in Redis: its next stream replays what fits after the
+// hole and begins with `event: reset` (the cluster's decision, not its
+// registry's), which beep_stream_resets_total counts as any other.
+test('a cluster\'s stream that begins with a reset is counted', T,
+    async (t) => {
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-100-'));
+	t.after(() => rmSync(dir, { recursive: true, force: true }));
+	const redis = await startRedis(dir);
+	t.after(() => redis.stop());
+	const stack = await startStack({ env: { BEEP_REDIS_URL: redis.url,
+	    BEEP_MAX_MESSAGE_MEMORY: '65536', BEEP_KEEPALIVE: '1' } }, t);
+	const c = stack.client();
+	await poll(async () => (await scrape(stack)).value('beep_redis_up') === 1,
+	    { what: 'redis up' });
+	const before = await scrape(stack);
+	const u = uid('cut');
+	const s1 = await subscribeSettled(stack, u, 'd');
+	s1.close();
+	await poll(async () => (await c.devices(u)).length === 0,
+	    { what: 'the device in its grace period', timeout: 20000 });
+	// 4 x 30 KB held in Redis; the node has room for 64 KiB.
+	for (let i = 0; i < 4; i++) {
+		const r = await c.postJson(postPath(u, 'd'),
+		    { data: `${i}:${'x'.repeat(30000)}` });
+		assert.equal(r.status, 202, r.text);
+	}
+	const s2 = await subscribeSettled(stack, u, 'd');
+	const first = await s2.nextEvent(10000);
+	assert.equal(first.type, 'reset');
+	assert.deepEqual(JSON.parse(first.data), { reason: 'messages were lost' });
+	const m = await scrape(stack);
+	assert.equal(m.value('beep_stream_resets_total') -
+	    before.value('beep_stream_resets_total'), 1);
+	s2.close();
+});
+
+// The scenario of test 28: a device with a stream on each of two nodes,
+// Redis killed, a POST delivered on each node alone, Redis back with its
+// data: each stream is sent `event: reset` during its life, and its node's
+// beep_stream_resets_total counts each reset its stream got.
+test('a cluster\'s reset sent during a stream is counted', T, async (t) => {
+	// Two streams of one device, one a node (as test 28).
+	const cl = await startCluster({ nodes: 2, persist: true,
+	    env: { ...CLUSTER_QUICK, BEEP_MAX_STREAMS_PER_DEVICE: '2' } }, t);
+	const [a, b] = cl.nodes;
+	const ca = a.client(), cb = b.client();
+	const before = [await scrape(a), await scrape(b)];
+	const u = uid('mid');
+	const sA = await a.subscribe(u, 'd');
+	const sB = await b.subscribe(u, 'd');
+	const r0 = await ca.postJson(postPath(u, 'd'), { data: 'm0' });
+	assert.equal(r0.status, 200, r0.text);
+	for (const s of [sA, sB])
+		assert.equal((await s.nextEvent(15000)).data, 'm0');
+	await cl.redis.stop('SIGKILL');
+	rmSync(cl.redis.socket, { force: true });
+	for (const c of [ca, cb])
+		await poll(async () => (await c.health()).cluster.redis === 'down',
+		    { timeout: 10000, what: 'redis down' });
+	for (const c of [ca, cb]) {
+		await poll(async () => (await c.postJson(postPath(u, 'd'),
+		    { data: 'alone' })).status === 200,
+		{ timeout: 10000, what: 'a post delivered alone' });
+	}
+	await cl.redis.start();
+	// Both nodes back on Redis first: a POST before a node's resync is
+	// below the position the resync moves the device to (told as lost).
+	for (const c of [ca, cb])
+		await poll(async () => (await c.health()).cluster.redis === 'up',
+		    { timeout: 20000, what: 'redis up' });
+	let end;
+	await poll(async () => {
+		end = await cb.postJson(postPath(u, 'd'), { data: 'end' });
+		return end.status === 200;
+	}, { timeout: 20000, what: 'cross-node posts again' });
+	for (const [i, node, s] of [[0, a, sA], [1, b, sB]]) {
+		const got = await s.eventsUntil('end');
+		const resets = got.filter((e) => e.type === 'reset').length;
+		assert.ok(resets > 0, `node ${i}'s stream was told: ` +
+		    JSON.stringify(got));
+		const m = await scrape(node);
+		assert.equal(m.value('beep_stream_resets_total') -
+		    before[i].value('beep_stream_resets_total'), resets,
+		    `node ${i}: ${JSON.stringify(got)}`);
+	}
 });
