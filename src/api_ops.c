@@ -193,6 +193,9 @@ api_health(
 		json_object_set_new(doc, "cluster",
 		    json_pack("{s:s, s:s}", "redis", cs.up ? "up" : "down",
 		        "node", cs.node));
+		/* As beep_stream_resets_total: the cluster's own too. */
+		json_object_set_new(doc, "resets",
+		    json_integer((json_int_t)(st.resets + cs.resets)));
 	}
 	api_json(resp, HTTP_200, doc);
 }

@@ -269,9 +269,15 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "Undelivered messages dropped (a device forgotten, a log over "
 	    "its limits).",
 	    g->reg.dropped);
+	/*
+	 * The cluster counts the resets it decides itself (Redis's reason,
+	 * a replay cut for memory, a reset during a stream), which its
+	 * registry does not.
+	 */
 	metrics_one(out, "beep_stream_resets_total", "counter",
-	    "Streams that started with a reset event (messages were lost).",
-	    g->reg.resets);
+	    "Streams that started with a reset event (messages were lost), "
+	    "and in a cluster reset events sent during a stream.",
+	    g->reg.resets + (g->cluster ? g->cl.resets : 0));
 	metrics_one(out, "beep_stream_overflows_total", "counter",
 	    "Streams closed for falling too far behind (BEEP_STREAM_QUEUE).",
 	    g->reg.overflows);

@@ -180,7 +180,9 @@ test_metrics_cluster(void **state)
 	        .replayed = 13,
 	        .local = 14,
 	        .unreachable = 15,
-	        .reconnects = 16}};
+	        .reconnects = 16,
+	        .resets = 2},
+	    .reg = {.resets = 3}};
 	struct buf b = {0};
 
 	(void)state;
@@ -192,6 +194,8 @@ test_metrics_cluster(void **state)
 	assert_true(sample(&b, "beep_cluster_local_posts_total") == 14);
 	assert_true(sample(&b, "beep_cluster_unreachable_total") == 15);
 	assert_true(sample(&b, "beep_redis_reconnects_total") == 16);
+	/* The registry's resets and those the cluster decided. */
+	assert_true(sample(&b, "beep_stream_resets_total") == 5);
 	buf_free(&b);
 	b = render();
 	assert_null(strstr(b.data, "beep_redis_up"));
