@@ -37,6 +37,8 @@ let server, base;
 // The subscribes the stub got, and how it answers the nth (from 1).
 const subscribes = [];
 let answer = () => {};
+// The headers of the POSTs (sends) it got.
+const posts = [];
 
 before(async () => {
 	server = http.createServer((req, res) => {
@@ -46,6 +48,11 @@ before(async () => {
 		} else if (req.url.startsWith('/subscribe/')) {
 			subscribes.push(req.headers);
 			answer(res, subscribes.length);
+		} else if (req.method === 'POST') {
+			posts.push(req.headers);
+			req.resume();
+			res.writeHead(200, { 'Content-Type': 'application/json' });
+			res.end('{"id":"1-2"}');
 		} else {
 			res.writeHead(200, { 'Content-Type': 'text/html' });
 			res.end('<!doctype html><title>blank</title>');
@@ -230,6 +237,48 @@ test('a keepalive send whose token function throws rejects, not throws',
 		return { thrown, rejected };
 	});
 	assert.deepEqual(r, { thrown: null, rejected: 'no session' });
+});
+
+// A token function that answers with a promise (it fetches a fresh token)
+// cannot be awaited by a page's last send, whose fetch must start before
+// pagehide returns: the send goes with the token of the client's last
+// request (its stream's), not with none (a 401, and the peer never hears
+// the hang-up), and a rejection of that promise is not left unhandled.
+test('a keepalive send with an async token function goes with the last ' +
+    'token', { ...T, skip }, async (t) => {
+	subscribes.length = 0;
+	posts.length = 0;
+	answer = (res) => open(res, 2000);
+	const page = await blankPage(t);
+	const r = await page.evaluate(async () => {
+		const { connect } = await import('/beep-signal.js');
+		const unhandled = [];
+		window.addEventListener('unhandledrejection', (e) => {
+			unhandled.push(String(e.reason && e.reason.message));
+			e.preventDefault();
+		});
+		let ask = 0;
+		const sig = connect({ base: '', user: 'u', device: 'd',
+		    resume: false, token: async () => {
+			// The stream's token; then the refresh fails.
+			if (ask++ === 0)
+				return 'tok-1';
+			throw new Error('refresh failed');
+		} });
+		await new Promise((resolve) => sig.on('state',
+		    (s) => s === 'open' && resolve()));
+		const sent = await sig.send('v', 'e', {}, { event: 'hangup',
+		    keepalive: true });
+		sig.close();
+		// Past a turn of the event loop, where an unhandled rejection
+		// is reported.
+		await new Promise((resolve) => setTimeout(resolve, 0));
+		return { sent, unhandled };
+	});
+	assert.deepEqual(r, { sent: { id: '1-2', held: false },
+	    unhandled: [] });
+	assert.equal(posts.length, 1);
+	assert.equal(posts[0].authorization, 'Bearer tok-1');
 });
 
 // One device connected twice on one page (two parts of an app that each
