@@ -270,6 +270,7 @@ class Signal {
 		this.hurry = false;   // reconnect() during this attempt
 		this.stopped = false;
 		this.opened = false;  // a stream has opened: its credentials worked
+		this.lastToken = undefined; // the last a token function gave
 		this.sendQueues = new Map();   // "user\0device" -> last send
 		// Back online after an outage: reconnect now, not after the
 		// backoff grown while offline (up to 30 s, past the service's
@@ -370,6 +371,9 @@ class Signal {
 		    await this.token() : this.token;
 		if (t)
 			h.Authorization = `Bearer ${t}`;
+		// For a page's last send, which cannot wait for a promise.
+		if (typeof t === "string" && t)
+			this.lastToken = t;
 		return h;
 	}
 
@@ -830,15 +834,21 @@ class Signal {
 	// one still out and the browser cancels a page's fetches when it goes,
 	// so this one goes out at once (fetch is called before this returns),
 	// outside the queue, once, with fetch's keepalive, which outlives the
-	// page (bodies up to 64 KiB). A token function's answer must come at
-	// once (not a promise) to go with it. A token function that throws,
+	// page (bodies up to 64 KiB). A token function's promise cannot be
+	// waited for: the token of the client's last request (its stream's)
+	// goes instead, rather than none (a 401), and the promise's failure
+	// is not left unhandled (test 35). A token function that throws,
 	// or data JSON cannot hold, rejects as with any send: a page that
 	// hangs up with send(...).catch() must not be stopped by a throw.
 	last(path, body) {
 		let init;
 		try {
-			const t = typeof this.token === "function" ?
+			let t = typeof this.token === "function" ?
 			    this.token() : this.token;
+			if (t && typeof t.then === "function") {
+				Promise.resolve(t).catch(() => {});
+				t = this.lastToken;
+			}
 			const headers = { "Content-Type": "application/json" };
 			if (typeof t === "string" && t)
 				headers.Authorization = `Bearer ${t}`;
