@@ -393,9 +393,8 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 		log_warn("epoll_ctl: %s: departures are noticed on write only",
 		    strerror(errno));
 	for (;;) {
-		uint64_t at = deep && trim_at < deadline ? trim_at : deadline;
-
-		wake = registry_wait(srv->reg, s, at, &batch);
+		wake = registry_wait(srv->reg, s,
+		    deep && trim_at < deadline ? trim_at : deadline, &batch);
 		if (wake == REGISTRY_MESSAGES) {
 			if (stream_out_batch(srv, &out, &batch, envelope) < 0)
 				break;

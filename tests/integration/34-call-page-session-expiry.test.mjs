@@ -63,7 +63,9 @@ async function count401(page) {
 	    { timeout: 0 });
 }
 
+// What the page shows, and its client's state.
 const shown = (page) => page.evaluate(() => ({
+	state: window.beepApp.sig.state,
 	pill: document.getElementById('sigstate').textContent,
 	phase: document.body.dataset.phase,
 	title: document.getElementById('banner-title').textContent,
@@ -112,8 +114,7 @@ test('an expired session cookie: the page says signed out, and is back ' +
 	s = await shown(page);
 	assert.equal(s.phase, 'idle', JSON.stringify(s));
 	assert.equal(s.title, 'No call');
-	assert.equal(await page.evaluate(() => window.beepApp.sig.state),
-	    'open');
+	assert.equal(s.state, 'open');
 });
 
 test('signed out during a connected call: the call goes on, its banner ' +
@@ -172,8 +173,7 @@ test('an expired token from the URL fragment: offline, saying why',
 	assert.equal(s.title, 'You are offline');
 	// The service's reason: the token expired.
 	assert.match(s.detail, /credentials expired/, JSON.stringify(s));
-	assert.equal(await page.evaluate(() => window.beepApp.sig.state),
-	    'closed');
+	assert.equal(s.state, 'closed');
 });
 
 test('an expired token from the URL fragment during a connected call: the ' +
