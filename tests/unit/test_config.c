@@ -162,6 +162,25 @@ test_config_refusals(void **state)
 	    {"beep-signal", "--cors-origins", "https://:8443"},
 	    {"beep-signal", "--cors-origins", "http://[::1"},
 	    {"beep-signal", "--cors-origins", "http://[::1]x"},
+	    /*
+	     * Address hosts written otherwise than a browser's Origin
+	     * writes them (WHATWG URL host serializer): never matched.
+	     */
+	    {"beep-signal", "--cors-origins", "http://[0:0::1]"},
+	    {"beep-signal", "--cors-origins", "http://[::0001]:8080"},
+	    {"beep-signal", "--cors-origins", "http://[1:0:0:1:0:0:0:1]"},
+	    {"beep-signal", "--cors-origins", "http://[1::1:0:0:0:1]"},
+	    {"beep-signal", "--cors-origins", "http://[::ffff:1.2.3.4]"},
+	    {"beep-signal", "--cors-origins", "http://[::g]"},
+	    {"beep-signal", "--cors-origins", "http://[1:2:3:4:5:6:7:8:9]"},
+	    {"beep-signal", "--cors-origins", "http://127.000.0.1"},
+	    {"beep-signal", "--cors-origins", "http://127.1:8080"},
+	    {"beep-signal", "--cors-origins", "http://2130706433"},
+	    {"beep-signal", "--cors-origins", "http://0x7f.0.0.1"},
+	    {"beep-signal", "--cors-origins", "http://10.0.0.256"},
+	    {"beep-signal", "--cors-origins", "http://10.0.0.1."},
+	    {"beep-signal", "--cors-origins", "http://a.example.0x1f"},
+	    {"beep-signal", "--cors-origins", "http://0x"},
 	};
 	static const char *good[][3] = {
 	    {"beep-signal", "--auth-param", "REMOTE_USER_CLAIM"},
@@ -178,6 +197,14 @@ test_config_refusals(void **state)
 	    /* Another scheme's default port is a port like any. */
 	    {"beep-signal", "--cors-origins",
 	        "http://a.example:443,https://a.example:80,http://a:65535"},
+	    /* Address hosts as browsers write them. */
+	    {"beep-signal", "--cors-origins",
+	        "http://[::],http://[1:0:0:1::1]:8080,http://[::ffff:102:304]"},
+	    {"beep-signal", "--cors-origins",
+	        "http://[2001:db8::1:0],http://[1:2:3:4:5:6:7:0]"},
+	    {"beep-signal", "--cors-origins",
+	        "http://127.0.0.1:8080,http://10.0.0.255,http://1.example"},
+	    {"beep-signal", "--cors-origins", "http://a.example.,http://0xg"},
 	};
 	const char *missing[] = {"beep-signal", "--keepalive"};
 	struct config c;
