@@ -1,9 +1,11 @@
 /* config: see config.h. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -85,6 +87,98 @@ config_auth_param_ok(const char *value, const char **why)
 }
 
 /*
+ * Why an IPv6 address (len bytes at a, inside the brackets) is not as a
+ * browser writes it in an Origin (the WHATWG URL standard's serializer:
+ * lower-case hexadecimal pieces without leading zeros, the first longest
+ * run of two or more zero pieces as "::", no dotted IPv4 tail), or NULL.
+ * The reason names the form to list instead.
+ */
+static const char *
+config_ipv6_why(const char *a, size_t len)
+{
+	/* Start-up only, one thread: the reason outlives the call. */
+	static char why[96];
+	char text[INET6_ADDRSTRLEN], out[INET6_ADDRSTRLEN];
+	unsigned char b[16];
+	size_t at = 0, run = 0, best = 0, best_len = 0;
+
+	if (len >= sizeof(text))
+		return "an IPv6 host is [address]";
+	memcpy(text, a, len);
+	text[len] = '\0';
+	if (inet_pton(AF_INET6, text, b) != 1)
+		return "an IPv6 host is [address]";
+	for (size_t i = 0; i < 8; i++) {
+		run = b[2 * i] == 0 && b[2 * i + 1] == 0 ? run + 1 : 0;
+		if (run > best_len) {
+			best_len = run;
+			best = i + 1 - run;
+		}
+	}
+	for (size_t i = 0; i < 8; i++) {
+		if (best_len >= 2 && i == best) {
+			at += (size_t)snprintf(out + at, sizeof(out) - at, "%s",
+			    i == 0 ? "::" : ":");
+			i += best_len - 1;
+			continue;
+		}
+		at += (size_t)snprintf(out + at, sizeof(out) - at, "%x%s",
+		    (unsigned)(b[2 * i] << 8 | b[2 * i + 1]), i < 7 ? ":" : "");
+	}
+	if (strcmp(out, text) == 0)
+		return NULL;
+	snprintf(why, sizeof(why),
+	    "a browser's Origin writes that IPv6 host [%s]", out);
+	return why;
+}
+
+/*
+ * Whether a host (len bytes at h) ends in a number, as the WHATWG URL
+ * standard reads it: its last label (a trailing dot aside) is decimal, or
+ * 0x and hexadecimal.  Such a host is an IPv4 address to a browser.
+ */
+static bool
+config_host_numeric(const char *h, size_t len)
+{
+	size_t start;
+
+	if (len > 0 && h[len - 1] == '.')
+		len--;
+	start = len;
+	while (start > 0 && h[start - 1] != '.')
+		start--;
+	if (start == len)
+		return false;
+	if (len - start >= 2 && h[start] == '0' && h[start + 1] == 'x')
+		return strspn(h + start + 2, "0123456789abcdef") >=
+		    len - start - 2;
+	return strspn(h + start, "0123456789") >= len - start;
+}
+
+/*
+ * Whether an IPv4 host (len bytes at h) is as a browser writes it: four
+ * decimal numbers of 0 to 255, without leading zeros.
+ */
+static bool
+config_ipv4_canonical(const char *h, size_t len)
+{
+	size_t i = 0;
+
+	for (int part = 0; part < 4; part++) {
+		size_t from = i;
+		unsigned n = 0;
+
+		while (i < len && h[i] >= '0' && h[i] <= '9' && i - from < 3)
+			n = n * 10 + (unsigned)(h[i++] - '0');
+		if (i == from || n > 255 || (h[from] == '0' && i - from > 1))
+			return false;
+		if (part < 3 && (i >= len || h[i++] != '.'))
+			return false;
+	}
+	return i == len;
+}
+
+/*
  * Whether the host and port of an origin (s[at..len), after its "://",
  * the scheme's text before it) are as a browser writes them: a host (an
  * IPv6 address in brackets), then at most one ':' and a port of 1 to 65535
@@ -112,6 +206,9 @@ config_origin_port_ok(const char *s, size_t at, size_t len, const char **why)
 			    "an IPv6 host is [address], then :port or nothing";
 			return false;
 		}
+		*why = config_ipv6_why(host + 1, (size_t)(close - host - 1));
+		if (*why != NULL)
+			return false;
 	} else {
 		colon = memchr(host, ':', (size_t)(end - host));
 		if (colon == NULL)
@@ -121,6 +218,12 @@ config_origin_port_ok(const char *s, size_t at, size_t len, const char **why)
 		    memchr(host, ']', (size_t)(colon - host)) != NULL) {
 			*why = "an origin is scheme://host[:port] (an IPv6 "
 			       "host in brackets)";
+			return false;
+		}
+		if (config_host_numeric(host, (size_t)(colon - host)) &&
+		    !config_ipv4_canonical(host, (size_t)(colon - host))) {
+			*why = "a browser's Origin writes an IPv4 host as four "
+			       "numbers of 0 to 255 without leading zeros";
 			return false;
 		}
 	}
