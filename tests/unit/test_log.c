@@ -101,6 +101,44 @@ test_log_text_long(void **state)
 	assert_true(len >= 3 && line[len - 3] == '\\' && line[len - 2] == 'n');
 }
 
+/*
+ * A long message of multi-byte characters is cut between characters: a
+ * line that ends inside one is not UTF-8, and a strict reader of the
+ * journal (or of a copy of the text lines) shows it as garbage or refuses
+ * the line.  Each width at each alignment against the line's prefix.
+ */
+static void
+test_log_text_long_utf8(void **state)
+{
+	static const char *chars[] = {
+	    "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+	char msg[2 * LOG_LINE_MAX];
+
+	(void)state;
+	for (size_t c = 0; c < 3; c++)
+		for (size_t lead = 0; lead < 4; lead++) {
+			size_t w = strlen(chars[c]), n = lead;
+			const unsigned char *p;
+			char *line;
+
+			memset(msg, 'a', lead);
+			while (n + w < sizeof(msg)) {
+				memcpy(msg + n, chars[c], w);
+				n += w;
+			}
+			msg[n] = '\0';
+			line = capture(LOG_FORMAT_TEXT, msg);
+			assert_true(strlen(line) <= LOG_LINE_MAX);
+			p = (const unsigned char *)strstr(line, "test: ");
+			assert_non_null(p);
+			for (p += 6 + lead; *p != '\n'; p += w)
+				if (memcmp(p, chars[c], w) != 0)
+					fail_msg("width %zu, lead %zu: cut "
+					         "inside a character",
+					    w, lead);
+		}
+}
+
 static void
 test_log_json(void **state)
 {
@@ -286,6 +324,7 @@ main(void)
 	    cmocka_unit_test(test_log_text),
 	    cmocka_unit_test(test_log_text_controls),
 	    cmocka_unit_test(test_log_text_long),
+	    cmocka_unit_test(test_log_text_long_utf8),
 	    cmocka_unit_test(test_log_json),
 	    cmocka_unit_test(test_log_json_forbidden_utf8),
 	    cmocka_unit_test(test_log_json_long),
