@@ -74,10 +74,10 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 		 */
 		if (log_limit_pass(
 		        &cluster_delivery_full_log, util_now_ms(), &held))
-			log_warn("%s: no room for a message from redis "
-			         "(BEEP_MAX_MESSAGE_MEMORY): %s (%llu more "
-			         "not logged)",
-			    e->key,
+			log_warn("user %s device %s: no room for a message "
+			         "from redis (BEEP_MAX_MESSAGE_MEMORY): %s "
+			         "(%llu more not logged)",
+			    e->user, e->device,
 			    replay != NULL ? "the new stream starts after it"
 			                   : "the device's streams here end",
 			    (unsigned long long)held);

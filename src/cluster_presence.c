@@ -285,8 +285,8 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 			presence_retry(cl, r, ok);
 		if (ok && e->streams > 0 && !j->abandoned) {
 			if (r->element[1]->len > 0)
-				log_warn("%s: resync: %s", e->key,
-				    r->element[1]->str);
+				log_warn("user %s device %s: resync: %s",
+				    e->user, e->device, r->element[1]->str);
 			cluster_delivery_apply(
 			    cl, e, r, NULL, j->epoch != cl->sub_epoch);
 		} else if (!ok && e->streams > 0 && j->kind == JOB_SYNC) {

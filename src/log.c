@@ -132,6 +132,28 @@ log_json_string(
 }
 
 /*
+ * Take off the end of out[start..*n) a UTF-8 sequence the cut of a long
+ * line left incomplete: a line that ends inside a character is not UTF-8.
+ * Bytes that were not UTF-8 in the message stay as they came.
+ */
+static void
+log_text_cut(char *out, size_t *n, size_t start)
+{
+	size_t k = *n, want;
+
+	while (k > start && *n - k < 3 &&
+	    ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+		k--;
+	if (k == start || (unsigned char)out[k - 1] < 0xc0)
+		return;
+	want = (unsigned char)out[k - 1] >= 0xf0 ? 4
+	    : (unsigned char)out[k - 1] >= 0xe0  ? 3
+	                                         : 2;
+	if (*n - (k - 1) < want)
+		*n = k - 1;
+}
+
+/*
  * Append s to out[*n..size) as text for a text line, stopping (without
  * splitting an escape) when fewer than reserve bytes would be left.  A
  * control character (C0, DEL) is written as an escape (\n, \r, \t, \xHH):
@@ -145,6 +167,7 @@ log_text_string(
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
+	size_t start = *n;
 
 	for (; *p != '\0'; p++) {
 		char esc[4];
@@ -161,8 +184,10 @@ log_text_string(
 			esc[len++] = hex[*p >> 4];
 			esc[len++] = hex[*p & 15];
 		}
-		if (*n + len + reserve > size)
+		if (*n + len + reserve > size) {
+			log_text_cut(out, n, start);
 			return;
+		}
 		memcpy(out + *n, esc, len);
 		*n += len;
 	}
