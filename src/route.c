@@ -46,13 +46,18 @@ struct route_spec {
 	bool slash;
 };
 
+/*
+ * No path matches two of them (their literal segments differ), so the
+ * order is only the cost of a search: the POST, a request in nearly every
+ * exchange, first.
+ */
 static const struct route_spec route_specs[] = {
+    {ROUTE_POST, 4, {LIT("user"), ID, LIT("device"), ID}, METHOD_POST, false,
+        "POST, OPTIONS", true},
     {ROUTE_SUBSCRIBE, 4, {LIT("subscribe"), ID, LIT("device"), ID}, METHOD_GET,
         false, "GET, OPTIONS", true},
     {ROUTE_DEVICES, 3, {LIT("user"), ID, LIT("devices"), ID}, METHOD_GET, true,
         "GET, HEAD, OPTIONS", true},
-    {ROUTE_POST, 4, {LIT("user"), ID, LIT("device"), ID}, METHOD_POST, false,
-        "POST, OPTIONS", true},
     {ROUTE_HEALTH, 1, {LIT("healthz"), ID, ID, ID}, METHOD_GET, true,
         "GET, HEAD, OPTIONS", false},
     {ROUTE_METRICS, 1, {LIT("metrics"), ID, ID, ID}, METHOD_GET, true,
@@ -116,9 +121,33 @@ static enum route_result
 route_decode_id(
     const struct route_seg *seg, size_t max_id, char *id, size_t *out_len)
 {
+	size_t i;
+
 	/* Decoding never lengthens; a raw segment 3x too long is too long. */
 	if (seg->len == 0 || seg->len > 3 * max_id)
 		return ROUTE_BAD_ID;
+	/*
+	 * The usual id, printable ASCII with no escape, in one pass: it
+	 * decodes to itself and holds no '/' (the path was split on them),
+	 * so of http_id_valid()'s checks only its length and "." and ".."
+	 * are left.  Any other byte: the decoder and the check, from the
+	 * start.
+	 */
+	for (i = 0; i < seg->len; i++) {
+		unsigned char c = (unsigned char)seg->p[i];
+
+		if (c < 0x20 || c > 0x7e || c == '%')
+			break;
+		id[i] = (char)c;
+	}
+	if (i == seg->len) {
+		id[i] = '\0';
+		*out_len = i;
+		if (i > max_id ||
+		    (id[0] == '.' && (i == 1 || (i == 2 && id[1] == '.'))))
+			return ROUTE_BAD_ID;
+		return ROUTE_OK;
+	}
 	if (http_percent_decode(seg->p, seg->len, false, id, out_len) < 0)
 		return ROUTE_BAD_ESCAPE;
 	if (!http_id_valid(id, *out_len, max_id))
@@ -135,30 +164,33 @@ static const struct route_spec *
 route_find(const char *uri, size_t path_len, bool slash_only,
     struct route_seg *segs, size_t *nseg)
 {
-	const char *p = uri + 1;
+	const char *p = uri + 1, *end = uri + path_len;
+	size_t n = 0;
 
-	/* Split "/a/b/c" on '/'; every segment, even an empty one, counts. */
-	*nseg = 0;
-	for (;;) {
-		const char *end = memchr(p, '/', path_len - (size_t)(p - uri));
-		size_t len =
-		    end ? (size_t)(end - p) : path_len - (size_t)(p - uri);
-
-		if (*nseg == ROUTE_MAX_SEGMENTS)
+	/*
+	 * Split "/a/b/c" on '/'; every segment, even an empty one, counts.
+	 * A byte at a time: a path's segments are a few bytes each, shorter
+	 * than a call to memchr() costs.
+	 */
+	for (const char *c = p;; c++) {
+		if (c != end && *c != '/')
+			continue;
+		if (n == ROUTE_MAX_SEGMENTS)
 			return NULL;
-		segs[*nseg].p = p;
-		segs[*nseg].len = len;
-		(*nseg)++;
-		if (end == NULL)
+		segs[n].p = p;
+		segs[n].len = (size_t)(c - p);
+		n++;
+		if (c == end)
 			break;
-		p = end + 1;
+		p = c + 1;
 	}
+	*nseg = n;
 
 	for (size_t i = 0; i < ROUTE_NSPECS; i++) {
 		const struct route_spec *s = &route_specs[i];
-		bool ok = s->nseg == *nseg && (s->slash || !slash_only);
+		bool ok = s->nseg == n && (s->slash || !slash_only);
 
-		for (size_t j = 0; ok && j < *nseg; j++)
+		for (size_t j = 0; ok && j < n; j++)
 			if (s->seg[j].s != NULL &&
 			    (segs[j].len != s->seg[j].len ||
 			        memcmp(segs[j].p, s->seg[j].s, segs[j].len) !=

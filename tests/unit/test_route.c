@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "http.h"
 #include "route.h"
 
 static const struct {
@@ -163,6 +164,59 @@ test_route_id_limit(void **state)
 	route_clear(&r);
 }
 
+/*
+ * Every id of up to 4 bytes from an alphabet of the bytes the one-pass
+ * path for plain ASCII ids (route_decode_id()) must tell apart, at four
+ * limits, routed as the decoder and the check alone judge it: the same
+ * result, the same id.
+ */
+static void
+test_route_id_every(void **state)
+{
+	static const char alpha[] = "a.%2F0 +~\x1f\x7f\xc3\xa9";
+	const size_t na = sizeof(alpha) - 1;
+	size_t total = 1;
+
+	(void)state;
+	for (int k = 0; k < 4; k++)
+		total *= na + 1;
+	for (size_t code = 0; code < total; code++) {
+		char id[5], want[5], uri[64];
+		size_t len = 0, want_len = 0;
+
+		/* base na + 1, low digit first; a 0 ends the id */
+		for (size_t c = code; c % (na + 1) != 0; c /= na + 1)
+			id[len++] = alpha[c % (na + 1) - 1];
+		id[len] = '\0';
+		snprintf(uri, sizeof(uri), "/user/%s/device/x", id);
+		for (size_t max_id = 1; max_id <= 4; max_id++) {
+			struct route r;
+			enum route_result want_res, res;
+
+			if (len == 0 || len > 3 * max_id)
+				want_res = ROUTE_BAD_ID;
+			else if (http_percent_decode(
+			             id, len, false, want, &want_len) < 0)
+				want_res = ROUTE_BAD_ESCAPE;
+			else if (!http_id_valid(want, want_len, max_id))
+				want_res = ROUTE_BAD_ID;
+			else
+				want_res = ROUTE_OK;
+			res =
+			    route_match(METHOD_POST, uri, max_id, NULL, 0, &r);
+			if (res != want_res)
+				fail_msg("\"%s\" max %zu: %d, want %d", uri,
+				    max_id, (int)res, (int)want_res);
+			if (res == ROUTE_OK) {
+				assert_int_equal(r.user_len, want_len);
+				assert_memory_equal(r.user, want, want_len + 1);
+				assert_string_equal(r.device, "x");
+			}
+			route_clear(&r);
+		}
+	}
+}
+
 static void
 test_route_allow(void **state)
 {
@@ -190,6 +244,7 @@ main(void)
 	    cmocka_unit_test(test_route_table),
 	    cmocka_unit_test(test_route_id_limit),
 	    cmocka_unit_test(test_route_room),
+	    cmocka_unit_test(test_route_id_every),
 	    cmocka_unit_test(test_route_allow),
 	};
 
