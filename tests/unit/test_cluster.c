@@ -2185,6 +2185,39 @@ test_cluster_beat_tell_acked(void **state)
 }
 
 /*
+ * A node that stops after a PRUNE named it (beep:tell, and the set
+ * beep:resync for a node of the version before) and before a heartbeat
+ * acknowledged it takes its name off both: no heartbeat of that name
+ * will ever come (a node's name is new each time it starts).  Until
+ * 2026-12-06 its name stayed in beep:resync for as long as Redis kept
+ * its data, one more with each such finding.
+ */
+static void
+test_cluster_bye_untold(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	const char *argv[] = {
+	    "EVAL", cluster_lua[CLUSTER_LUA_BYE], "1", "beep:n:n1", "n1"};
+	redisReply *r;
+
+	if (f == NULL)
+		skip();
+	c = redis_conn(f);
+	freeReplyObject(redisCommand(c, "SADD beep:nodes n1 n9"));
+	prune_finds(c);
+	assert_int_equal(redis_int(c, "HEXISTS beep:tell n1"), 1);
+	assert_int_equal(redis_int(c, "SISMEMBER beep:resync n1"), 1);
+	r = redisCommandArgv(c, 5, argv, NULL);
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+	assert_int_equal(redis_int(c, "HEXISTS beep:tell n1"), 0);
+	assert_int_equal(redis_int(c, "SISMEMBER beep:resync n1"), 0);
+	redisFree(c);
+}
+
+/*
  * The version before named nodes in beep:resync, a set, and took a name
  * off as its heartbeat answered 2.  A name left there by a node of that
  * version (a rolling upgrade) is told as one of beep:tell, and kept until
@@ -2342,6 +2375,8 @@ main(void)
 	        test_cluster_beat_tell_acked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_beat_tell_legacy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_bye_untold, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_beat_tell_legacy_after_answer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
