@@ -516,12 +516,17 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
  * is held from its last message, not from that heartbeat as for a node
  * that died (to_grace() above: its clients would get again what it
  * delivered since); and its name in beep:tell, which no heartbeat of it
- * will acknowledge (a node's name is new each time it starts).  Returns 1.
+ * will acknowledge (a node's name is new each time it starts), and in
+ * beep:resync (see BEAT), which no heartbeat of it will take off: until
+ * 2026-12-06 it stayed there for as long as Redis kept its data, one
+ * name more for each node that stopped between a finding and its next
+ * heartbeat (test_cluster).  Returns 1.
  */
 static const char cluster_lua_bye[] =
     "redis.call('DEL', KEYS[1]) "
     "redis.call('HDEL', 'beep:beat', ARGV[1]) "
-    "redis.call('HDEL', 'beep:tell', ARGV[1]) return 1";
+    "redis.call('HDEL', 'beep:tell', ARGV[1]) "
+    "redis.call('SREM', 'beep:resync', ARGV[1]) return 1";
 
 /*
  * ARGV node grace_ms meta_ttl_ms (not read: see away()) run wrote live
