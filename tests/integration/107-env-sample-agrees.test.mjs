@@ -8,7 +8,8 @@
 //   sizing the drain from it sizes it for a limit that is not there.
 // - BEEP_REDIS_URL: "redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH",
 //   without the ACL user or the percent-encoding --help and README give: a
-//   password with "@", ":" or "/" written as shown is taken apart wrong.
+//   password with a "%" written as shown is decoded ("ab%41" taken as "abA")
+//   or refused, and the ACL user (Redis 6) is nowhere.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
