@@ -13,8 +13,12 @@
 // more.  And the node's log never says why its channel is down.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
-	startCluster, CLUSTER_QUICK, refuseChannel, uid, postPath, poll,
+	startCluster, startRedis, startStack, CLUSTER_QUICK, refuseChannel, uid,
+	postPath, poll,
 } from './harness.mjs';
 
 const T = { timeout: 60000 };
@@ -79,5 +83,32 @@ describe('the nodes\' Redis user without its channels', T, () => {
 		    `${JSON.stringify(lines)}`);
 		assert.equal(cl.redis.cli('ACL', 'SETUSER', 'default', 'allchannels'),
 		    'OK');
+	});
+
+	// A node deployed with a Redis it never reaches (a wrong password here;
+	// a wrong host or port, a socket its user may not open alike) logged
+	// nothing at all: its connections' state began as down, and only a
+	// change of it was logged, so the first failure, and every one after
+	// it, went unsaid. The log read "ready on ..." and stayed silent while
+	// /readyz answered 503 and every POST 503 (README, Cluster, "Failure
+	// behaviour": each node logs the loss once per connection).
+	test('a node that never reaches Redis says why', T, async (t) => {
+		const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-noauth-'));
+		t.after(() => rmSync(dir, { recursive: true, force: true }));
+		const redis = await startRedis(dir,
+		    { args: ['--requirepass', 'right-password'] });
+		t.after(() => redis.stop());
+		const node = await startStack({ env: { ...ENV,
+		    BEEP_REDIS_URL: `unix://:wrong-password@${redis.socket}` } });
+		t.after(() => node.stopAndCheck());
+		const c = node.client();
+		assert.equal((await c.get('/readyz')).status, 503);
+		// Redis's answer to the AUTH, on each connection (the commands'
+		// and the channel's), with its backoff (to 2 s) as hang guard.
+		for (const what of ['commands', 'channel'])
+			await poll(() => node.backendLog.some((l) => new RegExp(
+			    `warn cluster: redis ${what}: down: .*WRONGPASS`).test(l)),
+			    { timeout: 10000, what: `the ${what} connection's ` +
+			    `failure logged:\n${node.backendLog.join('\n')}` });
 	});
 });
