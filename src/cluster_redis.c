@@ -201,11 +201,18 @@ fail:
 	return NULL;
 }
 
+/*
+ * A connection's state, logged when it changes, and the first time: a
+ * node that never reaches Redis (a wrong password, host or socket) would
+ * otherwise never say so.  *said is the calling thread's own.
+ */
 static void
-redis_state(atomic_bool *flag, bool up, const char *what, const char *why)
+redis_state(
+    atomic_bool *flag, bool *said, bool up, const char *what, const char *why)
 {
-	if (atomic_exchange(flag, up) == up)
+	if (atomic_exchange(flag, up) == up && *said)
 		return;
+	*said = true;
 	if (up)
 		log_info("redis %s: up", what);
 	else
@@ -612,7 +619,7 @@ cluster_redis_cmd_main(void *arg)
 	unsigned backoff = CLUSTER_BACKOFF_MIN_MS;
 	uint64_t next_beat = 0;
 	struct redis_fence fence = {0};
-	bool was_up = false;
+	bool was_up = false, said = false;
 	char why[256];
 
 	pthread_mutex_lock(&cl->lock);
@@ -640,7 +647,7 @@ cluster_redis_cmd_main(void *arg)
 				if (cl->stop)
 					cl->bye_again = false;
 				redis_state(
-				    &cl->cmd_up, false, "commands", why);
+				    &cl->cmd_up, &said, false, "commands", why);
 				redis_backoff(cl, backoff);
 				backoff = backoff * 2 > CLUSTER_BACKOFF_MAX_MS
 				    ? CLUSTER_BACKOFF_MAX_MS
@@ -669,7 +676,7 @@ cluster_redis_cmd_main(void *arg)
 				cl->bye_again = false;
 				cluster_redis_bye(cl);
 			}
-			redis_state(&cl->cmd_up, true, "commands", NULL);
+			redis_state(&cl->cmd_up, &said, true, "commands", NULL);
 			continue;
 		}
 		/*
@@ -761,7 +768,7 @@ cluster_redis_cmd_main(void *arg)
 		if (broken) {
 			redisFree(c);
 			c = NULL;
-			redis_state(&cl->cmd_up, false, "commands", why);
+			redis_state(&cl->cmd_up, &said, false, "commands", why);
 		}
 	}
 	redis_fail_queue(cl);
@@ -854,7 +861,7 @@ cluster_redis_sub_main(void *arg)
 {
 	struct cluster *cl = arg;
 	unsigned backoff = CLUSTER_BACKOFF_MIN_MS;
-	bool was_up = false;
+	bool was_up = false, said = false;
 	char why[256], channel[80], refused[256] = "";
 
 	snprintf(channel, sizeof(channel), "beep:c:%s", cl->node);
@@ -894,7 +901,7 @@ cluster_redis_sub_main(void *arg)
 					    "redis channel: refused: %s", why);
 				snprintf(refused, sizeof(refused), "%s", why);
 			}
-			redis_state(&cl->sub_up, false, "channel", why);
+			redis_state(&cl->sub_up, &said, false, "channel", why);
 			redis_sleep(cl, &cl->sub_wake, backoff);
 			pthread_mutex_unlock(&cl->lock);
 			backoff = backoff * 2 > CLUSTER_BACKOFF_MAX_MS
@@ -915,12 +922,12 @@ cluster_redis_sub_main(void *arg)
 		 */
 		cl->sub_epoch++;
 		cluster_presence_resync_all(cl);
-		redis_state(&cl->sub_up, true, "channel", NULL);
+		redis_state(&cl->sub_up, &said, true, "channel", NULL);
 		pthread_mutex_unlock(&cl->lock);
 		redis_sub_listen(cl, c, why, sizeof(why));
 		redisFree(c);
 		pthread_mutex_lock(&cl->lock);
-		redis_state(&cl->sub_up, false, "channel", why);
+		redis_state(&cl->sub_up, &said, false, "channel", why);
 		pthread_mutex_unlock(&cl->lock);
 	}
 	return NULL;
