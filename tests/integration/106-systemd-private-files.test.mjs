@@ -17,6 +17,16 @@
 //    configuration file only (test 96); a private key file needs the same.
 //    Checked as test 96 does: the private file copied as systemd copies a
 //    credential, read by an unprivileged uid (when the test runs as root).
+//
+// 3. A cluster node with Redis on a unix socket (BEEP_REDIS_URL=unix://...,
+//    README's table): Debian's redis-server makes its socket for its own
+//    user and group (unixsocketperm 700 or 770, group redis), and the unit's
+//    DynamicUser is in no group: every connection was refused (EACCES), the
+//    node answered 503 to every POST, and only making Redis's socket
+//    world-writable (every local user in Redis) let it in. The unit offers
+//    the group (SupplementaryGroups=) now; checked with a Redis socket of
+//    mode 770, its group the one offered, reached by an unprivileged uid
+//    with that group only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -24,7 +34,8 @@ import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync,
 	readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, BEEP_BIN } from './harness.mjs';
+import { ROOT, BEEP_BIN, startRedis } from './harness.mjs';
+import { launch, need, stop, waitLine } from './fronts.mjs';
 import { rsaPair } from './jwt.mjs';
 
 const UNIT = path.join(ROOT, 'conf', 'beep-signal.service');
@@ -103,4 +114,56 @@ test('a JWT key file kept readable by the service alone is read by the ' +
 	assert.match(r.stderr, /Permission denied/);
 	const viaCred = run(env);
 	assert.equal(viaCred.status, 0, `as credentials: ${viaCred.stderr}`);
+});
+
+test('a Redis socket kept to its group is reached by the unit\'s ' +
+    'DynamicUser', async (t) => {
+	const unit = readFileSync(UNIT, 'utf8');
+	const m = /^#?SupplementaryGroups=(\S+)$/m.exec(unit);
+	assert.ok(m, 'a cluster with Redis on a unix socket: the unit\'s ' +
+	    'DynamicUser is in no group, and Redis keeps its socket to its own ' +
+	    '(offer SupplementaryGroups=)');
+	const group = m[1];
+	if (process.getuid() !== 0) {
+		t.diagnostic('not root: the run as another uid skipped');
+		return;
+	}
+	need('redis-server');
+	const entry = readFileSync('/etc/group', 'utf8').split('\n')
+	    .find((l) => l.startsWith(`${group}:`));
+	if (!entry) {
+		t.skip(`no group ${group} here (redis-server's package makes it)`);
+		return;
+	}
+	const gid = Number(entry.split(':')[2]);
+	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-redisgrp-'));
+	t.after(() => rmSync(dir, { recursive: true, force: true }));
+	chmodSync(dir, 0o755);
+	// As Debian's redis.conf offers it, the socket's group Redis's own.
+	const redis = await startRedis(dir, { args: ['--unixsocketperm', '770'] });
+	t.after(() => redis.stop());
+	chownSync(redis.socket, 0, gid);
+	const run = path.join(dir, 'run');
+	mkdirSync(run);
+	chownSync(run, DYNAMIC_UID, DYNAMIC_UID);
+	const node = (groups, name) => {
+		const p = launch('setpriv', [`--reuid=${DYNAMIC_UID}`,
+		    `--regid=${DYNAMIC_UID}`, ...groups, BEEP_BIN,
+		    '--listen', `unix:${path.join(run, `${name}.sock`)}`],
+		    { cwd: run, tag: name, env: { PATH: process.env.PATH,
+		    BEEP_REDIS_URL: `unix://${redis.socket}` } });
+		t.after(() => stop(p));
+		return p;
+	};
+	// Without the group: refused, and the log says so.
+	const without = node(['--clear-groups'], 'no-group');
+	await waitLine(without, /redis commands: down: .*Permission denied/);
+	// With the group the unit offers: both connections up.
+	const withGroup = node([`--groups=${gid}`], 'group');
+	await waitLine(withGroup, /redis commands: up/);
+	await waitLine(withGroup, /redis channel: up/);
+	for (const p of [without, withGroup]) {
+		const exit = await stop(p);
+		assert.deepEqual([exit.code, exit.killed], [0, false]);
+	}
 });
