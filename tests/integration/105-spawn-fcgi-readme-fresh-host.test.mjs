@@ -15,6 +15,7 @@
 // block names (not root), and the front's user (www-data) owns the socket and
 // can reach it through the directory.
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, mkdirSync, readFileSync, readdirSync,
 	readlinkSync, rmSync, statSync } from 'node:fs';
@@ -79,6 +80,11 @@ test('README\'s spawn-fcgi block, as written, serves on a fresh host', T,
 	}
 	need('spawn-fcgi');
 	need('unshare');
+	const probe = spawnSync('unshare', ['-m', 'true'], { encoding: 'utf8' });
+	if (probe.status !== 0) {
+		t.skip(`no mount namespace here: ${probe.stderr.trim()}`);
+		return;
+	}
 	const block = rewrite(readmeBlock(), '/usr/local/bin/beep-signal',
 	    BEEP_BIN, 'the installed binary');
 	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-fresh-'));
