@@ -216,6 +216,50 @@ test('make install honours PREFIX and DESTDIR', T, async () => {
 	assert.match(r.stdout, /^beep-signal /);
 });
 
+// README, Deployment, systemd: "To install:" then, for an upgrade, `make
+// install` again. make install writes the units into SYSTEMDUNITDIR
+// (/usr/local/lib/systemd/system, in systemd's search path), and the
+// block also copied conf/'s units into /etc/systemd/system, which systemd
+// reads first: the unit in effect was a copy that no later make install
+// touches, so an upgrade whose Changes fix the unit (its Environment=
+// defaults that overrode the configuration file, test 61) left the old
+// one running. The block is run here into a staging root (its /etc and
+// make install's DESTDIR; systemctl left out: nothing runs systemd here),
+// and the unit systemd would load (the first in its search path) must be
+// the one make install maintains.
+test('README\'s systemd install steps leave make install\'s units in effect',
+    T, async () => {
+	const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+	const from = readme.indexOf('\n## Deployment');
+	const section = readme.slice(from, readme.indexOf('\n## ', from + 1));
+	const m = /To install:\n\n```sh\n([\s\S]*?)```/.exec(section);
+	assert.ok(m, 'README, Deployment: the systemd install block');
+	const root = path.join(dir, 'readme-root');
+	// What every Debian host has.
+	mkdirSync(path.join(root, 'etc', 'systemd', 'system'),
+	    { recursive: true });
+	const bin = path.relative(ROOT, BEEP_BIN);
+	const script = m[1].split('\n').filter((l) => l.trim() !== '' &&
+	    !/^\s*systemctl\b/.test(l)).map((l) => l
+	    .replace(/^make install\b/, `make -s -C ${ROOT} -o ${bin} install ` +
+		`BIN=${bin} DESTDIR=${root}`)
+	    .replaceAll(' /etc/', ` ${root}/etc/`)).join('\n');
+	assert.doesNotMatch(script, /(^|\s)\/(etc|usr|lib)\//m,
+	    'every path of the block staged');
+	await run('sh', ['-e', '-c', script], { cwd: ROOT });
+	// systemd's search path for system units (systemd-analyze unit-paths),
+	// the directories a package or make install may write.
+	const paths = ['etc/systemd/system', 'usr/local/lib/systemd/system',
+	    'lib/systemd/system', 'usr/lib/systemd/system'];
+	for (const unit of ['beep-signal.service', 'beep-signal.socket']) {
+		const loaded = paths.find((d) => existsSync(path.join(root, d,
+		    unit)));
+		assert.equal(loaded, 'usr/local/lib/systemd/system',
+		    `${unit}: systemd would load /${loaded}/${unit}, which ` +
+		    'make install never updates: an upgrade leaves it as it was');
+	}
+});
+
 // The final stage of the Dockerfile: its COPY sources (from the context),
 // ENV, USER, HEALTHCHECK and CMD.
 function dockerfile() {
