@@ -102,8 +102,8 @@ function setPill(kind, text) {
 function setBanner(phase, title, detail = "") {
 	document.body.dataset.phase = phase;
 	$("banner").className = `banner banner-${phase}`;
-	$("banner-title").textContent = title;
-	$("banner-detail").textContent = detail;
+	show($("banner-title"), title);
+	show($("banner-detail"), detail);
 	const inCall = call && ["calling", "connecting", "connected",
 	    "reconnecting"].includes(phase);
 	$("accept").hidden = phase !== "ringing";
@@ -111,8 +111,33 @@ function setBanner(phase, title, detail = "") {
 	$("hangup").hidden = !inCall;
 }
 
+// A name a peer chose (its user, its device) in a sentence of the page's,
+// between NAME_OPEN and NAME_CLOSE, which show() makes a <bdi> of: what the
+// name holds (a bidi override, U+202E) orders its own text only, not the
+// page's words after it (test 109). The marks are control characters, which
+// no id holds (the service refuses them); any that a claimed name brings
+// show as U+FFFD.
+const NAME_OPEN = "\u0001", NAME_CLOSE = "\u0002";
+
+function named(s) {
+	return NAME_OPEN + String(s).replace(/[\u0000-\u001f\u007f-\u009f]/g,
+	    "\ufffd") + NAME_CLOSE;
+}
+
 function who(p) {
-	return `${p.user} (${p.device})`;
+	return `${named(p.user)} (${named(p.device)})`;
+}
+
+// el's text becomes text, each name in it (see named()) in a <bdi>.
+function show(el, text) {
+	const parts = String(text).split(/\u0001([^\u0001\u0002]*)\u0002/);
+	el.replaceChildren(...parts.map((part, i) => {
+		if (i % 2 === 0)
+			return part;
+		const b = document.createElement("bdi");
+		b.textContent = part;
+		return b;
+	}).filter((n) => n !== ""));  // none for "": .label:empty hides
 }
 
 function note(text) {
@@ -122,7 +147,11 @@ function note(text) {
 function addChat(text, kind) {
 	const li = document.createElement("li");
 	li.className = `msg ${kind}`;
-	li.textContent = text;
+	// The page's notes may name the peer; a chat message is all theirs.
+	if (kind === "note")
+		show(li, text);
+	else
+		li.textContent = text;
 	$("chat-log").append(li);
 	li.scrollIntoView({ block: "nearest" });
 }
@@ -135,7 +164,7 @@ function setChatEnabled(on) {
 }
 
 function setRemote(p) {
-	$("remote-label").textContent = p ? who(p) : "";
+	show($("remote-label"), p ? who(p) : "");
 	$("remote-initial").textContent = p ? p.user.slice(0, 1).toUpperCase() : "";
 	$("remote-initial").hidden = !p;
 	$("remote-hint").hidden = !!p;
