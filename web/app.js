@@ -33,6 +33,13 @@ const CONTACT_POLL_MS = 4000;
 const MOST_PENDING = 256;
 // How long a call waits for fresh STUN/TURN servers (one attempt).
 const ICE_SERVERS_TIMEOUT_MS = 3000;
+// The chat log keeps the latest MOST_CHAT entries, each of at most
+// CHAT_CHARS characters (as many as the chat field lets a page send): a
+// peer past the Accept sends what it likes over the data channel, as fast
+// as it goes, and kept whole and all it grew the tab until it ran out of
+// memory (test 110).
+const MOST_CHAT = 200;
+const CHAT_CHARS = 2000;
 
 let sig = null;
 let me = null;           // {user, device}
@@ -151,8 +158,12 @@ function addChat(text, kind) {
 	if (kind === "note")
 		show(li, text);
 	else
-		li.textContent = text;
-	$("chat-log").append(li);
+		li.textContent = text.length > CHAT_CHARS ?
+		    `${text.slice(0, CHAT_CHARS)}…` : text;
+	const log = $("chat-log");
+	log.append(li);
+	while (log.childElementCount > MOST_CHAT)
+		log.firstElementChild.remove();
 	li.scrollIntoView({ block: "nearest" });
 }
 
