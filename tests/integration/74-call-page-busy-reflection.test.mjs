@@ -51,10 +51,11 @@ async function setUp(t, { open = false } = {}) {
 	const { settled } = await countDelivered(page, 'call');
 	// The stranger rings the victim's laptop with call id callId, as
 	// `from` (in open mode the sender is what the message claims).
+	const headers = open ? {} : bearer(token(um));
 	const ring = (callId, from = { user: um, device: 'm' }) =>
 	    postEvent(stack.base, ua, 'laptop', 'call', { callId, from,
-	    media: { audio: true } }, open ? {} : bearer(token(um)));
-	return { page, answers, ring, settled, um };
+	    media: { audio: true } }, headers);
+	return { page, answers, ring, settled, um, stack, headers };
 }
 
 test('a busy call page answers a few of a stranger\'s rings, not one ' +
@@ -100,6 +101,50 @@ test('a declined call rung again and again is declined again once, not ' +
 	    'for every ring, from its user\'s rate budget');
 	assert.ok(declines.length >= 2, 'a ring after the decline is told ' +
 	    'again (the decline may have been lost)');
+});
+
+// A caller whose call the page accepted may ring again with that call (its
+// stream got a reset, and the accept may have been lost with it): the page
+// accepts again, and sends its offer again (or restarts ICE) while not
+// connected. It did so for every ring: a caller, once answered, made the
+// page post one accept and one description (or an ICE restart's offer and
+// candidates) for each message it posted, from the page user's rate
+// budget, for as long as the call lasted.
+test('an accepted call rung again and again is accepted again once, not ' +
+    'once for each', { ...T, skip }, async (t) => {
+	const { page, answers, ring, settled, um, stack, headers } =
+	    await setUp(t);
+	// The caller's device is online: the page's answers reach it.
+	const caller = await stack.subscribe(um, 'm', { headers });
+	t.after(() => caller.close());
+	await ring('accepted-1');
+	await page.waitForFunction(() => document.body.dataset.phase === 'ringing');
+	await page.click('#accept');
+	// Its offer out (its description's send queued as the offer is
+	// set), and every send answered.
+	await page.waitForFunction(() =>
+	    window.beepApp.call?.pc?.signalingState === 'have-local-offer' &&
+	    window.beepApp.sig.sendQueues.size === 0);
+	const answered = (event) => answers.filter((a) => a.event === event &&
+	    a.data.callId === 'accepted-1').length;
+	const before = { accept: answered('accept'),
+	    description: answered('description') };
+	assert.deepEqual(before, { accept: 1, description: 1 },
+	    'the page accepted and offered');
+	for (let i = 0; i < RINGS; i++)
+		await ring('accepted-1');
+	await settled(RINGS + 1);
+
+	const again = answered('accept') - before.accept;
+	const offers = answered('description') - before.description;
+	assert.ok(again <= 1 && offers <= 1,
+	    `the page accepted ${again} more times and sent ${offers} more ` +
+	    `descriptions for ${RINGS} rings of the call it accepted: its ` +
+	    'caller makes it post once or twice for every ring, from its ' +
+	    'user\'s rate budget');
+	assert.equal(again, 1, 'a ring after the accept is accepted again ' +
+	    '(the accept may have been lost)');
+	assert.equal(offers, 1, 'and the unanswered offer goes again');
 });
 
 // In open mode the sender is what a message claims: a stranger that claims
