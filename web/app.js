@@ -565,9 +565,12 @@ function onCall(data, meta) {
 		return;
 	// This call's own `call` again, or an ended one's (a retried send):
 	// nothing new. Once accepted, it is the caller asking again for an
-	// accept lost on its way (a reset): sent again.
+	// accept lost on its way (a reset): sent again, within the page's
+	// budget of answers it gives unasked (see tellAgain), or a caller once
+	// answered made it post for every ring it sent (test 74).
 	if (call && call.ids.has(data.callId)) {
-		if (call.accepted && samePeer(from, call.peer)) {
+		if (call.accepted && samePeer(from, call.peer) &&
+		    tellAgain(`accept\u0000${data.callId}`)) {
 			send(call, "accept", { from: me });
 			// What followed the accept may have been lost with it:
 			// an offer still unanswered goes again (its description
