@@ -36,8 +36,8 @@ const ICE_SERVERS_TIMEOUT_MS = 3000;
 // The chat log keeps the latest MOST_CHAT entries, each of at most
 // CHAT_CHARS characters (as many as the chat field lets a page send): a
 // peer past the Accept sends what it likes over the data channel, as fast
-// as it goes, and kept whole and all it grew the tab until it ran out of
-// memory (test 110).
+// as it goes, and kept whole and all it grew the tab without bound
+// (test 110).
 const MOST_CHAT = 200;
 const CHAT_CHARS = 2000;
 

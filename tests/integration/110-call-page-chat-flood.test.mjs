@@ -3,9 +3,9 @@
 // at most 2,000 characters a message (the chat field's maxlength), but a
 // hostile peer, past the Accept, sends what it likes, as fast as the
 // channel goes (up to 256 KiB a message in Chromium, tens of MB a second
-// on a LAN): the log grew by an element for each, without bound, until
-// the tab ran out of memory, and laying each out kept the page too busy to
-// hang up. The log now keeps the latest MOST_CHAT (200) entries, each at
+// on a LAN): the log grew by an element for each, whole, without bound,
+// as far as the tab's memory goes. The log now keeps the latest MOST_CHAT
+// (200) entries, each at
 // most CHAT_CHARS (2,000) characters, as many as the page lets its own
 // user send.
 //
