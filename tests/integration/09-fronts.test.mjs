@@ -18,12 +18,14 @@
 // Environment: BEEP_BIN (backend binary), BEEP_TEST_DEBUG=1 (echo the logs).
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
 	poll, withTimeout, uid, subPath, postPath, listPath,
-	expectRefusedStream, Client,
+	expectRefusedStream, Client, ROOT, CADDYFILE, isJson,
 } from './harness.mjs';
+import { browserSkip, launchChromium, goOnline } from './callpage.mjs';
 import {
 	Rig as FrontRig, waitLine, stop, launch, rewrite, READY_GUARD,
 	NGINX_CLUSTER_CONF,
@@ -114,6 +116,78 @@ test('nginx (conf/nginx.conf) -> beep-signal --listen unix:', T, async (t) => {
 	await rig.startListen();
 	await rig.startNginx();
 	await smoke(t, rig);
+});
+
+// The call page behind nginx: conf/nginx-web.conf, included in
+// conf/nginx.conf's server {} block, serves web/ as the Caddyfile does,
+// with the Caddyfile's headers on the page's files (its
+// Content-Security-Policy with frame-ancestors 'none': the Accept button
+// is never framed by another site; nosniff, with the types a module script
+// needs), and only on the page's own paths: an API path whose id nginx
+// decodes and resolves to one of them (%2F and ".." steps) still reaches
+// the backend, which refuses it. The README told nginx operators to
+// `try_files $uri` in `location /`, without the headers: a page any site
+// could frame, served as text/plain, and web/'s files for such ids.
+test('nginx with conf/nginx-web.conf serves the call page as Caddy does',
+    T, async (t) => {
+	const web = fs.readFileSync(path.join(ROOT, 'conf', 'nginx-web.conf'),
+	    'utf8');
+	const rig = new Rig(t, 'nginx-web');
+	const copy = path.join(rig.dir, 'nginx-web.conf');
+	fs.writeFileSync(copy, rewrite(web, '/usr/local/share/beep-signal/web',
+	    path.join(ROOT, 'web'), 'nginx-web.conf root'));
+	await rig.startListen();
+	await rig.startNginx({ edit: (site) => rewrite(site,
+	    /\n\tlocation = \/metrics \{/,
+	    `\n\tinclude ${copy};\n\n\tlocation = /metrics {`,
+	    'nginx.conf location = /metrics') });
+	const c = rig.client();
+	const caddy = fs.readFileSync(CADDYFILE, 'utf8');
+	const csp = /Content-Security-Policy "([^"]+)"/.exec(caddy)[1];
+	for (const [p, type] of [['/', /^text\/html/],
+	    ['/index.html', /^text\/html/], ['/app.js', /^text\/javascript/],
+	    ['/style.css', /^text\/css/],
+	    ['/beep-signal.js', /^text\/javascript/]]) {
+		const r = await c.get(p);
+		assert.equal(r.status, 200, p);
+		assert.match(r.headers['content-type'], type, p);
+		const page = p !== '/beep-signal.js';
+		assert.deepEqual([r.headers['content-security-policy'],
+		    r.headers['x-content-type-options'],
+		    r.headers['referrer-policy'],
+		    r.headers['cross-origin-opener-policy']],
+		    page ? [csp, 'nosniff', 'no-referrer', 'same-origin'] :
+		    [undefined, undefined, undefined, undefined], p);
+		assert.equal(r.headers['cache-control'], 'no-cache', p);
+		assert.equal(r.headers['access-control-allow-origin'], '*', p);
+	}
+	// Ids that nginx resolves to a file of web/: the backend's 400.
+	for (const [p, post] of [[subPath('u', '../../../beep-signal.js')],
+	    [postPath('u', '../../../app.js'), true],
+	    [subPath('u', '../../../index.html')], [subPath('u', '../../..')]]) {
+		const r = await (post ? c.postJson(p, { data: 'x' }) : c.get(p));
+		assert.equal(r.status, 400, `${p}: ${r.status} ${r.text.slice(0, 80)}`);
+		assert.ok(isJson(r), p);
+	}
+	const r = await c.get('/nope');
+	assert.deepEqual([r.status, r.json()], [404, { error: 'not found' }]);
+	assert.deepEqual(await c.devices(uid('web')), []);
+
+	// In a browser: the page runs within its policy, and goes online.
+	if (browserSkip()) {
+		t.diagnostic(`no browser check: ${browserSkip()}`);
+		return;
+	}
+	const browser = await launchChromium(t);
+	const page = await browser.newPage();
+	await page.addInitScript(() => {
+		window.violations = [];
+		document.addEventListener('securitypolicyviolation', (e) =>
+		    window.violations.push(e.violatedDirective));
+	});
+	await page.goto(`${rig.base}/`);
+	await goOnline(page, uid('web'), 'laptop');
+	assert.deepEqual(await page.evaluate(() => window.violations), []);
 });
 
 // conf/nginx.conf passes the backend only the parameters it reads (no
