@@ -179,6 +179,54 @@ test_registry_expiry(void **state)
 	registry_free(reg);
 }
 
+/*
+ * A stream whose expiry passed takes nothing more, and is no longer live
+ * from then: its thread still writes the refused event and ends the
+ * response before it unsubscribes, and its client, told, may come back
+ * (a new token, a new EventSource with no Last-Event-ID) within that
+ * window.  Counted live, it made the device live: the next stream
+ * started live only, past what the expired one left untaken, which no
+ * stream ever read (and a POST meanwhile was 200, to no stream).
+ */
+static void
+test_registry_expiry_next_before_end(void **state)
+{
+	struct registry_limits l = {.grace_ms = 60000};
+	struct registry *reg = registry_new(&l);
+	struct registry_batch b;
+	enum registry_error err;
+	struct registry_stream *s, *next;
+	size_t len, n;
+	char **names;
+
+	(void)state;
+	s = subscribe(reg, "bob", "phone", &err);
+	assert_non_null(s);
+	publish_str(reg, "bob", "phone", "one", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	registry_stream_expires(s, util_now_ms());
+	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_EXPIRED);
+	/* Expired, not yet unsubscribed: the device is away, holding. */
+	publish_str(reg, "bob", "phone", "two", &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	registry_devices(reg, "bob", &names, &n);
+	assert_int_equal(n, 0);
+	/* The client is back before its old stream's thread unsubscribed. */
+	next = subscribe(reg, "bob", "phone", &err);
+	assert_non_null(next);
+	/* What is pending is taken before a past deadline times out. */
+	assert_int_equal(registry_wait(reg, next, 0, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 2);
+	assert_memory_equal(
+	    registry_msg_frame(batch_at(&b, 0), &len), "one", 3);
+	assert_memory_equal(
+	    registry_msg_frame(batch_at(&b, 1), &len), "two", 3);
+	registry_batch_release(&b);
+	registry_unsubscribe(reg, s);
+	registry_unsubscribe(reg, next);
+	registry_free(reg);
+}
+
 static void
 test_registry_batch_bytes(void **state)
 {
@@ -6060,6 +6108,7 @@ main(void)
 	    cmocka_unit_test(test_registry_laggard_resume_read_one),
 	    cmocka_unit_test(test_registry_basic),
 	    cmocka_unit_test(test_registry_expiry),
+	    cmocka_unit_test(test_registry_expiry_next_before_end),
 	    cmocka_unit_test(test_registry_batch_bytes),
 	    cmocka_unit_test(test_registry_max_devices),
 	    cmocka_unit_test(test_registry_max_devices_user),
