@@ -263,7 +263,10 @@ uint64_t registry_stream_id(const struct registry_stream *s);
  * End s at until_ms (CLOCK_MONOTONIC, see util_now_ms(); 0: never, as a
  * new stream is): from then registry_wait() returns REGISTRY_EXPIRED and
  * takes nothing, so what s was not handed before its expiry is held for
- * the device's next stream, not counted as delivered to this one.  Called
+ * the device's next stream, not counted as delivered to this one.  From
+ * that return s is no longer live, as a stream whose client left: with no
+ * other live stream its device is away (posts to it held), and a stream
+ * of it opened before s is unsubscribed starts with what s left.  Called
  * by s's own thread, which alone reads it (in registry_wait()).
  */
 void registry_stream_expires(struct registry_stream *s, uint64_t until_ms);

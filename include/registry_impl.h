@@ -147,6 +147,11 @@ struct registry_stream {
 	 * times stopped then, until it is past the bound again.
 	 */
 	bool lag_within;
+	/*
+	 * Its expiry ended it (registry_wait() returned REGISTRY_EXPIRED): no
+	 * longer live, as gone below.  Here, where lag_within leaves room.
+	 */
+	bool expired;
 	/* When it started or last took a message: registry_lag_inherit(). */
 	uint64_t alive_ms;
 	/* registry_stream_expires(): its own thread's, read without the lock. */
@@ -340,15 +345,17 @@ device_recount(struct registry *reg, struct reg_device *d)
 
 /*
  * Whether a stream can still deliver: its client is not known to be gone,
- * it has not overflowed, no newer stream replaced it, and it has not seen
- * the registry close.  A stream that cannot may still be linked in (its
- * thread may be blocked writing to a slow client), but it takes nothing
- * more, is not listed, and the log does not wait for it.
+ * it has not overflowed, no newer stream replaced it, it has not seen the
+ * registry close, and its expiry has not ended it.  A stream that cannot
+ * may still be linked in (its thread may be blocked writing to a slow
+ * client), but it takes nothing more, is not listed, and the log does not
+ * wait for it.
  */
 static inline bool
 stream_live(const struct registry_stream *s)
 {
-	return !s->gone && !s->overflow && !s->replaced && !s->closed;
+	return !s->gone && !s->overflow && !s->replaced && !s->closed &&
+	    !s->expired;
 }
 
 /* Whether a device has a live stream; posts to one that has not are held. */

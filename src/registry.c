@@ -96,7 +96,9 @@
  * Stream lifecycle: registry_subscribe() links the stream into its device
  * and into reg->streams (by id); its thread loops in registry_wait();
  * registry_hangup() (from the connection watcher), an overflow, or
- * registry_close() set a flag and signal its condition variable; the
+ * registry_close() set a flag and signal its condition variable, or its
+ * expiry passes in registry_wait(), which marks it expired (no longer
+ * live, at once: a new stream of its device may come before it ends); the
  * thread then calls registry_unsubscribe(), which unlinks and frees it.
  * Only that thread frees the stream, and the watcher refers to streams by
  * id, never by pointer, so it cannot touch a freed stream.

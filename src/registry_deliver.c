@@ -119,6 +119,31 @@ registry_take(
 	registry_short_note(reg, now);
 }
 
+/*
+ * s's expiry has ended it: no longer live from now, as a stream whose
+ * client left (registry_hangup()), though its thread has yet to write the
+ * refused event and unsubscribe.  Its device, with no other live stream,
+ * is away from now: what s left untaken is held for the device's next
+ * stream, which its client, told, may open before s is unsubscribed (a
+ * stream that found the device live would start past it).  Locked.  Out
+ * of line: once in a stream's life, its work is no part of the frame every
+ * stream sleeps under (one stack page: server_stream.c).
+ */
+static void stream_expired(struct registry *reg, struct registry_stream *s)
+    __attribute__((noinline, cold));
+
+static void
+stream_expired(struct registry *reg, struct registry_stream *s)
+{
+	struct reg_device *d = s->device;
+	uint64_t now = registry_now(reg);
+
+	s->expired = true;
+	registry_log_deliver(reg, d, d->taken, now);
+	registry_expire_grace(reg, d, now);
+	registry_short_note(reg, now);
+}
+
 enum registry_wake
 registry_wait(struct registry *reg, struct registry_stream *s,
     uint64_t deadline_ms, struct registry_batch *b)
@@ -150,6 +175,11 @@ registry_wait(struct registry *reg, struct registry_stream *s,
 			wake = REGISTRY_REPLACED;
 			break;
 		}
+		/* Ended already: its device's log no longer waits for it. */
+		if (s->expired) {
+			wake = REGISTRY_EXPIRED;
+			break;
+		}
 		if (s->cursor < s->device->last_seq) {
 			/*
 			 * Past its expiry it takes nothing, not even what was
@@ -161,6 +191,7 @@ registry_wait(struct registry *reg, struct registry_stream *s,
 			if (until != 0 &&
 			    ((timed_out && at_expiry) ||
 			        util_now_ms() >= until)) {
+				stream_expired(reg, s);
 				wake = REGISTRY_EXPIRED;
 				break;
 			}
@@ -174,8 +205,13 @@ registry_wait(struct registry *reg, struct registry_stream *s,
 			wake = REGISTRY_CLOSING;
 			break;
 		}
+		if (timed_out && at_expiry) {
+			stream_expired(reg, s);
+			wake = REGISTRY_EXPIRED;
+			break;
+		}
 		if (timed_out) {
-			wake = at_expiry ? REGISTRY_EXPIRED : REGISTRY_TIMEOUT;
+			wake = REGISTRY_TIMEOUT;
 			break;
 		}
 		/*

@@ -211,6 +211,9 @@ test_registry_expiry_next_before_end(void **state)
 	assert_int_equal(err, REGISTRY_HELD);
 	registry_devices(reg, "bob", &names, &n);
 	assert_int_equal(n, 0);
+	/* Asked again, it is still ended, and takes nothing. */
+	assert_int_equal(registry_wait(reg, s, 0, &b), REGISTRY_EXPIRED);
+	assert_int_equal(b.n, 0);
 	/* The client is back before its old stream's thread unsubscribed. */
 	next = subscribe(reg, "bob", "phone", &err);
 	assert_non_null(next);
