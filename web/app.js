@@ -40,6 +40,15 @@ const ICE_SERVERS_TIMEOUT_MS = 3000;
 // (test 110).
 const MOST_CHAT = 200;
 const CHAT_CHARS = 2000;
+// A caller (a user) whose call the user declined does not ring the page
+// again for this long: its rings are answered "declined" (within the
+// budget of unasked answers, see tellAgain), and the page stays as it is.
+// A caller's rings one after another (each within MUTE_MS of the end of
+// the last) ring RING_TIMEOUT_MS in all, then are answered "busy" until it
+// has been quiet for MUTE_MS: hanging up and ringing again with a new call
+// id kept the page ringing, and busy for everyone else, for as long as
+// the caller liked (test 119).
+const MUTE_MS = 60000;
 
 let sig = null;
 let me = null;           // {user, device}
@@ -63,6 +72,22 @@ const toldAt = new Map();
 // Such answers in all per RING_TIMEOUT_MS: senders are many when claimed
 // (open mode) or when one has many accounts.
 const MOST_UNASKED = 8;
+
+// Callers by user (at most PAST_CALL_IDS of each, the latest last): when
+// a declined one may ring again; when the rings of one that rang one
+// after another began (since) and when the last of them ended (last).
+const mutedUntil = new Map();
+const rang = new Map();
+
+function remember(map, key, value) {
+	map.delete(key);
+	map.set(key, value);
+	for (const k of map.keys()) {
+		if (map.size <= PAST_CALL_IDS)
+			break;
+		map.delete(k);
+	}
+}
 
 // Whether that answer (key) may go now: once per RING_TIMEOUT_MS, and
 // MOST_UNASKED answers of any key in that time. Each is a POST of this
@@ -407,7 +432,7 @@ function renderContacts() {
 				b.type = "button";
 				b.textContent = `Call ${d}`;
 				b.dataset.device = d;
-				b.disabled = call !== null;
+				b.disabled = !canCall();
 				b.addEventListener("click", () =>
 				    startCall({ user: name, device: d }));
 				row.append(b);
@@ -452,7 +477,7 @@ function dialForm(name, c) {
 		});
 		c.dial = { form, button };
 	}
-	c.dial.button.disabled = call !== null;
+	c.dial.button.disabled = !canCall();
 	return c.dial.form;
 }
 
@@ -529,9 +554,23 @@ function sender(data, meta) {
 	return { user: claim.user, device: claim.device };
 }
 
+// Whether the user may place a call now: with none in progress, or while
+// one rings (a ring does not stop the user from calling: the caller is
+// told "busy", test 119).
+function canCall() {
+	return call === null || call.phase === "ringing";
+}
+
 async function startCall(peer) {
-	if (call)
+	if (!canCall())
 		return;
+	if (call) {
+		send(call, "decline", { from: me, reason: "busy" });
+		endCall("ended", `Missed call from ${who(call.peer)}`);
+	}
+	// The user calls them: they may ring here again.
+	mutedUntil.delete(peer.user);
+	rang.delete(peer.user);
 	const c = newCall(crypto.randomUUID(), peer, "calling");
 	setBanner("calling", `Calling ${who(peer)}…`, "Waiting for an answer.");
 	c.timer = setTimeout(() => {
@@ -612,29 +651,46 @@ function onCall(data, meta) {
 		startPeer(call, "polite-waits");
 		return;
 	}
-	if (call) {
-		// Busy: another call than this one. Told once per call, and
-		// within the page's budget of such answers (see tellAgain).
-		// The same call rung again (the caller had a reset, and the
-		// busy may have been lost with it) is told once more, as a
-		// decline is, or it rings on until "did not answer" (test 91).
-		const busy = `busy\u0000${from.user}\u0000${from.device}` +
-		    `\u0000${data.callId}`;
-		if (!tellAgain(busy) &&
-		    !(toldAt.has(busy) && tellAgain(`again\u0000${busy}`)))
-			return;
-		sig.send(from.user, from.device,
-		    { callId: data.callId, from: me, reason: "busy" },
-		    { event: "decline" }).catch(() => {});
+	// A caller the user declined, for MUTE_MS: "declined". Busy: another
+	// call than this one, or a caller whose rings one after another
+	// have rung RING_TIMEOUT_MS in all.
+	const now = Date.now();
+	const r = rang.get(from.user);
+	const since = r && now - r.last < MUTE_MS ? r.since : now;
+	if (now < (mutedUntil.get(from.user) ?? -Infinity))
+		refuse(from, data.callId, "declined");
+	else if (call || since + RING_TIMEOUT_MS <= now)
+		refuse(from, data.callId, "busy");
+	else
+		ringFrom(data.callId, from, since);
+}
+
+// A ring this page refuses by itself: told once per call, and within the
+// page's budget of such answers (see tellAgain). The same call rung again
+// (the caller had a reset, and the answer may have been lost with it) is
+// told once more, as a decline is, or it rings on until "did not answer"
+// (test 91).
+function refuse(from, callId, reason) {
+	const key = `${reason}\u0000${from.user}\u0000${from.device}` +
+	    `\u0000${callId}`;
+	if (!tellAgain(key) &&
+	    !(toldAt.has(key) && tellAgain(`again\u0000${key}`)))
 		return;
-	}
-	const c = newCall(data.callId, from, "ringing");
+	sig.send(from.user, from.device, { callId, from: me, reason },
+	    { event: "decline" }).catch(() => {});
+}
+
+// The page rings for a call of from's, until the rings of that caller
+// that came one after another since `since` have rung RING_TIMEOUT_MS.
+function ringFrom(callId, from, since) {
+	const c = newCall(callId, from, "ringing");
+	c.since = since;
 	setBanner("ringing", `${who(from)} is calling`,
 	    "Accept to talk, with camera and microphone where allowed.");
 	c.timer = setTimeout(() => {
 		if (call === c && c.phase === "ringing")
 			endCall("ended", `Missed call from ${who(from)}`);
-	}, RING_TIMEOUT_MS);
+	}, since + RING_TIMEOUT_MS - Date.now());
 }
 
 function accept() {
@@ -643,6 +699,7 @@ function accept() {
 		return;
 	clearTimeout(c.timer);
 	c.accepted = true;
+	rang.delete(c.peer.user);
 	send(c, "accept", { from: me });
 	startPeer(c, "offer");
 }
@@ -652,6 +709,7 @@ function decline() {
 	if (!c || c.phase !== "ringing")
 		return;
 	c.declined = true;
+	remember(mutedUntil, c.peer.user, Date.now() + MUTE_MS);
 	send(c, "decline", { from: me, reason: "declined" });
 	endCall("ended", `Declined the call from ${who(c.peer)}`);
 }
@@ -709,6 +767,11 @@ function endCall(phase, title, detail = "") {
 	const c = call;
 	call = null;
 	if (c) {
+		// A ring that ended unanswered: the next of that caller's, soon
+		// after, rings for what is left of RING_TIMEOUT_MS.
+		if (c.phase === "ringing")
+			remember(rang, c.peer.user,
+			    { since: c.since, last: Date.now() });
 		for (const id of c.ids)
 			pastCallIds.set(id,
 			    { peer: c.peer, declined: c.declined === true });
@@ -771,6 +834,7 @@ async function getMedia() {
 // still handles collisions later (renegotiation, ICE restarts).
 async function startPeer(c, first) {
 	c.phase = "connecting";
+	renderContacts();  // no Call while in a call
 	setBanner("connecting", `Connecting to ${who(c.peer)}…`,
 	    "Finding a network path.");
 	// Fixed roles: the smaller (user, device) is polite.
