@@ -12,14 +12,16 @@
 //
 //   call    {callId, from, media}   ring the device
 //   accept  {callId, from}          the callee picked up
-//   decline {callId, reason}        declined, or busy in another call
+//   decline {callId, from, reason}  declined, or busy in another call
 //                                   (again when a declined call rings again)
-//   hangup  {callId}
-//   description {callId, description}, candidate {callId, candidate}
+//   hangup  {callId, from}
+//   description {callId, from, description}, candidate {callId, from,
+//   candidate}
 // With authentication on, the service stamps the sender (meta.from; its
 // device only when the token pins one, else the device the message names
 // for that user); in open mode the sender is what the message claims
-// (`from`).
+// (`from`). A call's messages count only from the call's peer (test 120):
+// one whose sender is someone else, or cannot be told, is ignored.
 
 import { connect } from "/beep-signal.js";
 
@@ -248,10 +250,10 @@ function join(user, device) {
 	sig.on("error", onSigError);
 	sig.on("call", onCall);
 	sig.on("accept", (d, m) => onAccept(d, m));
-	sig.on("decline", (d) => onDecline(d));
-	sig.on("hangup", (d) => onHangup(d));
-	sig.on("description", (d) => onPeerMessage("description", d));
-	sig.on("candidate", (d) => onPeerMessage("candidate", d));
+	sig.on("decline", (d, m) => onDecline(d, m));
+	sig.on("hangup", (d, m) => onHangup(d, m));
+	sig.on("description", (d, m) => onPeerMessage("description", d, m));
+	sig.on("candidate", (d, m) => onPeerMessage("candidate", d, m));
 	sig.on("reset", () => {
 		// Messages meant for us were lost: renegotiate ICE.
 		if (call && call.pc) {
@@ -565,7 +567,7 @@ async function startCall(peer) {
 	if (!canCall())
 		return;
 	if (call) {
-		send(call, "decline", { from: me, reason: "busy" });
+		send(call, "decline", { reason: "busy" });
 		endCall("ended", `Missed call from ${who(call.peer)}`);
 	}
 	// The user calls them: they may ring here again.
@@ -610,7 +612,7 @@ function onCall(data, meta) {
 	if (call && call.ids.has(data.callId)) {
 		if (call.accepted && samePeer(from, call.peer) &&
 		    tellAgain(`accept\u0000${data.callId}`)) {
-			send(call, "accept", { from: me });
+			send(call, "accept", {});
 			// What followed the accept may have been lost with it:
 			// an offer still unanswered goes again (its description
 			// now holds the candidates gathered); past it, an ICE
@@ -700,7 +702,7 @@ function accept() {
 	clearTimeout(c.timer);
 	c.accepted = true;
 	rang.delete(c.peer.user);
-	send(c, "accept", { from: me });
+	send(c, "accept", {});
 	startPeer(c, "offer");
 }
 
@@ -710,7 +712,7 @@ function decline() {
 		return;
 	c.declined = true;
 	remember(mutedUntil, c.peer.user, Date.now() + MUTE_MS);
-	send(c, "decline", { from: me, reason: "declined" });
+	send(c, "decline", { reason: "declined" });
 	endCall("ended", `Declined the call from ${who(c.peer)}`);
 }
 
@@ -718,22 +720,35 @@ function onAccept(data, meta) {
 	const from = sender(data, meta);
 	// A call this page hung up on, accepted: its hangup was lost (the
 	// callee's page got a reset, and rang on). Said again, or the callee
-	// waits to connect until it gives up.
-	if (from && pastCallIds.has(data.callId)) {
-		if (tellAgain(`hangup\u0000${data.callId}`))
-			sig.send(from.user, from.device, { callId: data.callId },
-			    { event: "hangup" }).catch(() => {});
+	// waits to connect until it gives up. Only for that call's peer.
+	const past = pastCallIds.get(data.callId);
+	if (past) {
+		if (samePeer(from, past.peer) &&
+		    tellAgain(`hangup\u0000${data.callId}`))
+			sig.send(from.user, from.device, { callId: data.callId,
+			    from: me }, { event: "hangup" }).catch(() => {});
 		return;
 	}
+	// Only from the call's peer: not from a sender that cannot be told
+	// (a token that pins no device, and no `from` of its user's).
 	if (!call || data.callId !== call.id || call.phase !== "calling" ||
-	    (from && !samePeer(from, call.peer)))
+	    !samePeer(from, call.peer))
 		return;
 	clearTimeout(call.timer);
 	startPeer(call, "wait");
 }
 
-function onDecline(data) {
-	if (!call || data.callId !== call.id)
+// Whether a message of the current call's (data, meta) comes from its
+// peer: anyone else who knows the call's id (in open mode, whoever claims
+// another sender) is ignored.
+function fromPeer(data, meta) {
+	return call !== null && data !== null && typeof data === "object" &&
+	    data.callId === call.id &&
+	    samePeer(sender(data, meta), call.peer);
+}
+
+function onDecline(data, meta) {
+	if (!fromPeer(data, meta))
 		return;
 	endCall("failed", data.reason === "busy" ?
 	    `${who(call.peer)} is in another call` :
@@ -741,8 +756,8 @@ function onDecline(data) {
 	    "Try again later, or call another of their devices.");
 }
 
-function onHangup(data) {
-	if (!call || data.callId !== call.id)
+function onHangup(data, meta) {
+	if (!fromPeer(data, meta))
 		return;
 	endCall("ended", `${who(call.peer)} hung up`, "Call ended.");
 }
@@ -755,7 +770,8 @@ function hangup() {
 }
 
 function send(c, event, data) {
-	return sig.send(c.peer.user, c.peer.device, { callId: c.id, ...data },
+	return sig.send(c.peer.user, c.peer.device,
+	    { callId: c.id, from: me, ...data },
 	    { event }).catch((e) => {
 		if (call === c && c.phase !== "connected")
 			endCall("failed", `Lost contact with ${who(c.peer)}`,
@@ -1002,9 +1018,9 @@ function onConnectionState(c) {
 	}
 }
 
-function onPeerMessage(kind, data) {
+function onPeerMessage(kind, data, meta) {
 	const c = call;
-	if (!c || data.callId !== c.id)
+	if (!fromPeer(data, meta))
 		return;
 	if (!c.pc) {
 		// Kept until the peer connection exists; a few dozen come in
@@ -1123,7 +1139,7 @@ window.addEventListener("pagehide", () => {
 	const c = call;
 	if (!c)
 		return;
-	sig.send(c.peer.user, c.peer.device, { callId: c.id },
+	sig.send(c.peer.user, c.peer.device, { callId: c.id, from: me },
 	    { event: "hangup", keepalive: true }).catch(() => {});
 	endCall("ended", "Call ended", "You left the page.");
 });

@@ -84,7 +84,9 @@ test('a bidi override in a caller\'s device name does not reorder the ' +
 	    `caller's name at ${ring.head.join('-')} px: the name's override ` +
 	    'reversed the page\'s own words');
 
-	await post('hangup', { callId });
+	// As the caller's page sends it (a call's messages count from its
+	// peer only: test 120).
+	await post('hangup', { callId, from: { user: um, device } });
 	await page.waitForFunction(() => document.body.dataset.phase === 'ended');
 	const gone = await layout(page, '#banner-title', ' hung up');
 	assert.equal(gone.text, `${um} (${device}) hung up`);

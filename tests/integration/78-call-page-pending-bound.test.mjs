@@ -47,13 +47,16 @@ test('a ringing call page keeps a bounded number of its caller\'s messages',
 	await post('call', { callId, from: { user: um, device: 'm' },
 	    media: { audio: true } });
 	await page.waitForFunction(() => document.body.dataset.phase === 'ringing');
-	// Candidates of 60 KB for the call that rings, while it rings.
+	// Candidates of 60 KB for the call that rings, while it rings, from
+	// its caller (the page takes a call's messages from its peer only:
+	// test 120).
 	const junk = 'x'.repeat(60000);
 	// One after another, each taken by the page's stream before the next
 	// (a burst past the stream's queue, BEEP_STREAM_QUEUE_BYTES, would end
 	// the stream instead).
 	for (let i = 0; i < FLOOD; i++) {
-		await post('candidate', { callId, candidate: { candidate:
+		await post('candidate', { callId, from: { user: um,
+		    device: 'm' }, candidate: { candidate:
 		    `${i} ${junk}`, sdpMid: '0', sdpMLineIndex: 0 } });
 		await candidates.reached(i + 1);
 	}
