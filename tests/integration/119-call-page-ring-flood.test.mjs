@@ -144,3 +144,26 @@ test('a ringing page can still place a call; the ringing caller is told ' +
 	assert.equal(declined('m-1', 'busy'), 1, 'the ringing caller is told ' +
 	    'busy');
 });
+
+test('calling a caller the user declined lets it ring again', { ...T, skip },
+    async (t) => {
+	const { stack, page, calls, ring, phase, um } = await setUp(t,
+	    { open: true });
+	await ring('m-1');
+	await page.waitForFunction(() => document.body.dataset.phase === 'ringing');
+	await page.click('#decline');
+	await page.waitForFunction(() => document.body.dataset.phase === 'ended');
+	// The user calls them back, and hangs up.
+	const caller = await stack.subscribe(um, 'm');
+	t.after(() => caller.close());
+	const button = await addContact(page, um, 'm');
+	await page.click(button);
+	await page.waitForFunction(() => document.body.dataset.phase === 'calling');
+	await page.click('#hangup');
+	await page.waitForFunction(() => document.body.dataset.phase === 'ended');
+	// They ring: the page rings, within MUTE_MS of the decline.
+	await ring('m-2');
+	await calls.settled(2);
+	assert.equal(await phase(), 'ringing', 'the user called the caller ' +
+	    'it had declined, and it is still muted');
+});
