@@ -277,6 +277,10 @@ test('in a cluster, a request waiting for Redis holds up no other kept ' +
 	const [a, b] = await keptConns(stack.socket, 2);
 	assert.equal(statusOf(await a.ask('GET', '/healthz')), 200);
 	assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
+	// The node has reached Redis (until then a POST gets 503 at once, not
+	// a wait: a slow start on a loaded machine made a answer early).
+	await poll(async () => statusOf(await b.ask('GET', '/readyz')) === 200,
+	    { what: 'the node ready, Redis reached' });
 	// Redis hangs: a POST on a waits for it (BEEP_REDIS_TIMEOUT).
 	process.kill(redis.child.pid, 'SIGSTOP');
 	stopped = true;
