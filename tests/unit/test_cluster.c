@@ -1461,6 +1461,181 @@ test_cluster_post_trim(void **state)
 }
 
 /*
+ * A resync's SUB of device d of user t, as node n1 sends it: after the
+ * newest id it gave, having had seen from Redis; here: it delivered
+ * messages alone while Redis was down.  The caller frees the answer (or
+ * drops it, as one lost with the connection).
+ */
+static redisReply *
+resync_run(redisContext *c, const char *after, const char *seen, bool here)
+{
+	redisReply *r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n1", after,
+	    "64", "1", "60000", seen, "0", "1000", here ? "1" : "0", "t",
+	    here ? "rreset" : "", "1048576", "1", "0", "0", (char *)NULL);
+
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	return r;
+}
+
+/* A SUB answer: its from and why, and its entries' ids (up to 4). */
+static void
+resync_answer(redisReply *r, const char *from, const char *why,
+    const char *const ids[], size_t n)
+{
+	assert_string_equal(r->element[0]->str, from);
+	assert_string_equal(r->element[1]->str, why);
+	assert_int_equal(r->element[2]->elements, n);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(
+		    r->element[2]->element[i]->element[0]->str, ids[i]);
+}
+
+/*
+ * Node n1 delivered two messages alone while Redis was down (ids after
+ * "seen", the last it had from Redis); "x" was posted through another
+ * node once Redis was back, above them.  n1's resync (here) moves the
+ * device above everything and replays "x"; its answer is lost with the
+ * connection, and n1, which still has the same ids and e->local, sends
+ * the same resync again.  It must get "x" then, "w" posted since too,
+ * and the same position, without a reset: its stream missed nothing.
+ * Until 2026-12-06 the second resync found n1's seen below the floor the
+ * first had set and moved the device again, the first's XTRIM having
+ * taken "x": a reset, and "x" (answered 200) never reached n1's stream.
+ */
+static void
+test_cluster_resync_lost_alone(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	char seen[64], after[64], x[64], to[64], w[64];
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	born_id(seen, sizeof(seen), born, 1000, 0);
+	born_id(after, sizeof(after), born, 1000, 2);
+	born_id(x, sizeof(x), born, 2000, 0);
+	born_id(to, sizeof(to), born, 2000, 1);
+	born_id(w, sizeof(w), born, 3000, 0);
+	xadd_one(c, "t", seen, "s");
+	xadd_one(c, "t", x, "x");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, x));
+
+	r = resync_run(c, after, seen, true);
+	resync_answer(r, after, "", (const char *[]){x}, 1);
+	assert_int_equal(r->elements, 4);
+	assert_string_equal(r->element[3]->str, to);
+	freeReplyObject(r); /* lost: n1 never reads it */
+	xadd_one(c, "t", w, "w");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, w));
+
+	r = resync_run(c, after, seen, true);
+	resync_answer(r, after, "", (const char *[]){x, w}, 2);
+	assert_int_equal(r->elements, 4);
+	assert_string_equal(r->element[3]->str, to);
+	freeReplyObject(r);
+	/* Answered: n1 is past the position; a client below it is told. */
+	r = resync_run(c, w, w, false);
+	resync_answer(r, w, "", NULL, 0);
+	freeReplyObject(r);
+	r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", x, "64", "0",
+	    "60000", "", "0", "1000", "0", "t", "", "1048576", "2", "0", "0",
+	    (char *)NULL);
+	assert_string_equal(r->element[1]->str, "event id too old");
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+/*
+ * Node n1 is told that Redis lost messages (a heartbeat's {2, gen}: its
+ * resync reports nothing seen): the device moves above everything, and
+ * n1's streams get a reset there.  The answer is lost; "z" is posted
+ * after the move, and n1 sends the same resync again.  It must get the
+ * reset at the same position, then "z": until 2026-12-06 it moved the
+ * device again, above "z", whose entry went with the move.
+ */
+static void
+test_cluster_resync_lost_told(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	char after[64], to[64], z[64];
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	born_id(after, sizeof(after), born, 1000, 0);
+	born_id(to, sizeof(to), born, 1000, 1);
+	born_id(z, sizeof(z), born, 2000, 0);
+	xadd_one(c, "t", after, "a");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, after));
+
+	r = resync_run(c, after, "0-0", false);
+	resync_answer(r, to, "messages were lost", NULL, 0);
+	freeReplyObject(r); /* lost */
+	xadd_one(c, "t", z, "z");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, z));
+
+	r = resync_run(c, after, "0-0", false);
+	resync_answer(r, to, "messages were lost", (const char *[]){z}, 1);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+/*
+ * As test_cluster_resync_lost_alone, but what the first resync replayed
+ * ("x", below the new floor) is trimmed before the second comes (POSTs
+ * filling the stream past BEEP_REPLAY_MAX): the second cannot replay it,
+ * and must say so (a reset), and the trim must not lower the floor to
+ * "x" (a client of another node that had "x" would resume past the
+ * reset it was owed, the lone messages untold).
+ */
+static void
+test_cluster_resync_lost_trimmed(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	char seen[64], after[64], x[64], to[64];
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	born_id(seen, sizeof(seen), born, 1000, 0);
+	born_id(after, sizeof(after), born, 1000, 2);
+	born_id(x, sizeof(x), born, 2000, 0);
+	born_id(to, sizeof(to), born, 2000, 1);
+	xadd_one(c, "t", seen, "s");
+	xadd_one(c, "t", x, "x");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, x));
+	freeReplyObject(redisCommand(c, "SET beep:n:n2 1"));
+	freeReplyObject(redisCommand(c, "HSET beep:u:t %s 1", "d\x1fn2"));
+
+	r = resync_run(c, after, seen, true);
+	resync_answer(r, after, "", (const char *[]){x}, 1);
+	freeReplyObject(r); /* lost */
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(post_script(c), 200);
+	assert_int_equal(stream_len(c), 64);
+	assert_floor(c, to);
+
+	r = resync_run(c, after, seen, true);
+	assert_string_equal(r->element[1]->str, "messages were lost");
+	freeReplyObject(r);
+	r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", x, "64", "0",
+	    "60000", "", "0", "1000", "0", "t", "", "1048576", "2", "0", "0",
+	    (char *)NULL);
+	assert_string_equal(r->element[1]->str, "event id too old");
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+/*
  * A message accepted through node 1 (200) that node 0 has no room for:
  * node 0's stream of the device must not go on past the hole (it would
  * deliver the next ones, and its client's Last-Event-ID would pass the
@@ -2345,6 +2520,12 @@ main(void)
 	        test_cluster_unsub_upto_two_nodes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_post_trim, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resync_lost_alone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resync_lost_told, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resync_lost_trimmed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_foreign_id, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
