@@ -21,7 +21,9 @@
  *                        trimmed), held (where its grace began: last,
  *                        or before a dead holder's last heartbeat, not
  *                        below seen), seen (where its last stream began,
- *                        or last when one that served it left)
+ *                        or last when one that served it left), mv (the
+ *                        last move a resync made, for that resync sent
+ *                        again: see the SUB script)
  *   beep:c:NODE          pub/sub channel of the messages for the node
  *   beep:tell            hash: NODE -> the generation of a loss found
  *                        (PRUNE) that it is to tell its streams of, until
@@ -87,13 +89,17 @@
  * Redis never saw it, so the entry remembers (local) until Redis is back:
  * then its resync (or, its streams gone, its UNSUB) moves the device to a
  * new position above every id it and Redis gave (the stream's last and
- * floor; the entries below it go) and publishes a reset there to every
- * other holder.  A holder not listening then finds the floor above what
+ * floor; the entries below it go, but what the resync's answer replays)
+ * and publishes a reset there to every other holder.  A holder not listening then finds the floor above what
  * it had when it resubscribes, and gets its reset from SUB.  A holder that
  * gave more ids alone has that id already and drops the reset as a
  * duplicate: it notes it (told), and its resync reports nothing seen, so
  * that SUB gives its streams the reset.  This node's streams missed
- * nothing of it: they go on after the new position without a reset.
+ * nothing of it: they go on after the new position without a reset.  A
+ * resync whose answer is lost is sent again unchanged (the gate stays
+ * closed, e->local and the ids as they were): Redis recognises its own
+ * move and answers as the first time, with what came since, rather than
+ * move again past what the lost answer replayed.
  */
 #include "cluster.h"
 

@@ -59,14 +59,17 @@
 	"if idlt(held, base()) then held = base() end end "                    \
 	"redis.call('HSET', m, 'held', held) end end "                         \
 	"away(m, grace) end "                                                  \
-	"local function moved(s, m, top, metattl) "                            \
+	"local function moved(s, m, top, metattl, keep) "                      \
 	"local last = redis.call('HGET', m, 'last') or base() "                \
 	"if idlt(top, last) then top = last end "                              \
 	"local tms, tseq = idp(top) "                                          \
 	"local to = string.format('%d-%d', tms, tseq + 1) "                    \
 	"redis.call('HSET', m, 'last', to, 'floor', to) "                      \
 	"redis.call('PEXPIRE', m, metattl) "                                   \
-	"redis.call('XTRIM', s, 'MINID', to) return to end "                   \
+	"redis.call('XTRIM', s, 'MINID', keep or to) return to end "           \
+	"local function rise(m, id) local f = redis.call('HGET', m, 'floor') " \
+	"if not f or idlt(f, id) then redis.call('HSET', m, 'floor', id) end " \
+	"end "                                                                 \
 	"local function registers(u, node) local suf = '\\31' .. node "        \
 	"for _, f in ipairs(redis.call('HKEYS', u)) do "                       \
 	"if #f > #suf and string.sub(f, -#suf) == suf then return true end "   \
@@ -138,8 +141,15 @@
  * moved(): the device moves to a new position, above top and above every
  * id Redis gave it: it becomes the device's last and floor, so a node or
  * a client that had less than it is told that messages were lost (SUB),
- * and the entries below it go (nothing replays below the floor; a later
- * trim must not lower it).  Returns the new position.
+ * and the entries below it go (nothing replays below the floor), but for
+ * those from keep on when keep is given: a resync that moves the device
+ * keeps what its answer replays, for the same resync sent again when that
+ * answer was lost (see SUB).  Returns the new position.
+ *
+ * rise(): the floor becomes id, a trimmed entry's, unless it is above it
+ * already: entries a move kept below its floor are trimmed by POST like
+ * any other, and the floor must not come down to them (a client of
+ * another node that had one would resume past the reset it was owed).
  *
  * tell(): publish frame (a packed reset) with id to every node holding
  * dev but node: their streams are told that messages before id may be
@@ -166,7 +176,9 @@
  * accepted (beep:w), which the node keeps the highest of for the data
  * that began at born (beep:born; "" while it is missing), for PRUNE.  Trimming by age looks at the oldest entry first: the
  * reverse search for the newest entry to trim walks the whole stream when
- * there is none (measured: 31 of 68 us per post at 256 entries).
+ * there is none (measured: 31 of 68 us per post at 256 entries).  A trim
+ * raises the floor (rise()), never lowers it: below it there may be
+ * entries a resync's move kept (see SUB).
  */
 static const char cluster_lua_post[] = LUA_PRELUDE
     "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
@@ -195,13 +207,13 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "local n = redis.call('XLEN', s) "
     "if n > maxlen then "
     "local old = redis.call('XRANGE', s, '-', '+', 'COUNT', n - maxlen) "
-    "redis.call('HSET', m, 'floor', old[#old][1]) "
+    "rise(m, old[#old][1]) "
     "redis.call('XTRIM', s, 'MAXLEN', maxlen) end "
     "local cut = string.format('%d-0', now - keep) "
     "local first = redis.call('XRANGE', s, '-', '+', 'COUNT', 1) "
     "if #first > 0 and idlt(first[1][1], cut) then "
     "local old = redis.call('XREVRANGE', s, '(' .. cut, '-', 'COUNT', 1) "
-    "redis.call('HSET', m, 'floor', old[1][1]) "
+    "rise(m, old[1][1]) "
     "redis.call('XTRIM', s, 'MINID', cut) end "
     "redis.call('HSET', m, 'last', id) "
     "redis.call('PEXPIRE', s, keep) "
@@ -261,6 +273,26 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * what is held below it.  POST trims the
  * stream to count entries, but a node started with another BEEP_REPLAY_MAX
  * (a rolling change) may have left more: the newest count + 1 tell.
+ *
+ * A resync that moves the device leaves a note of it in the metadata
+ * (mv: "NODE AFTER SEEN TO MODE FIRST"), for the same resync sent again,
+ * which is one whose answer was lost with the connection: the node still
+ * has the same ids, the same seen and its e->local or e->told, and its
+ * gate closed, so it has given nothing since.  Moved again, the device
+ * went above what was posted since the first move and that entry went
+ * with the move, and the second answer said "messages were lost" where
+ * the first had replayed it: a message answered 200 never reached the
+ * node's stream (a review, 2026-12-06).  So the same resync, while the
+ * move is the device's last one on this data (nothing moved or trimmed
+ * above TO since, beep:born as it was), is answered as the first was,
+ * with what came since: MODE "l" (it found messages lost: the reset at
+ * TO, then what is above it; above the floor, when trimmed since), "k"
+ * (here, nothing lost: the entries after AFTER, which the move kept
+ * below its floor, then on after TO; FIRST, the oldest kept, or "-",
+ * must still be there: trims take the oldest first, so then all are).
+ * Neither moves nor tells again.  Otherwise it is a resync as any other:
+ * what the move kept was trimmed, and the node's seen is below the
+ * floor: a reset, as before.
  */
 static const char cluster_lua_sub[] = LUA_PRELUDE
     "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
@@ -295,16 +327,29 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "if redis.call('EXISTS', s) == 1 then "
     "floor = redis.call('HGET', m, 'floor') or b end "
     "local from, why, usable = last, '', false "
+    "local mode, mt = nil, nil "
     "if after ~= '' and sync then "
+    "local rn, ra, rs, rt, rk, rf = string.match(redis.call('HGET', m, "
+    "'mv') or '', '^(%S+) (%S+) (%S+) (%S+) (%a) (%S+)$') "
+    "if rn == node and ra == after and rs == seen and not idlt(rt, b) then "
+    "if rk == 'l' then mode = 'l' mt = rt "
+    "elseif ARGV[10] == '1' and not idlt(rt, floor) and (rf == '-' or "
+    "#redis.call('XRANGE', s, rf, rf) > 0) then mode = 'k' mt = rt end end "
+    "if mode == 'l' then from = mt why = 'messages were lost' "
+    "if idlt(from, floor) then from = floor end "
+    "elseif mode == 'k' then from = after "
+    "else "
     "local lost = idlt(seen, b) or idlt(seen, floor) "
     "if not lost and idlt(seen, after) then "
     "lost = #redis.call('XRANGE', s, '(' .. seen, after, 'COUNT', 1) > 0 "
     "end "
     "if lost then "
     "from = moved(s, m, after, metattl) why = 'messages were lost' "
+    "redis.call('HSET', m, 'mv', node .. ' ' .. after .. ' ' .. seen .. "
+    "' ' .. from .. ' l -') "
     "else from = after "
     "if idlt(last, after) then redis.call('HSET', m, 'last', after) end "
-    "end "
+    "end end "
     "redis.call('PEXPIRE', m, metattl) usable = true "
     "elseif after ~= '' then "
     "if idlt(after, b) then why = 'messages were lost' "
@@ -333,8 +378,13 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "for i = keep, 1, -1 do entries[#entries + 1] = rev[i] end "
     "local to = nil "
     "if sync and ARGV[10] == '1' then "
-    "to = from if why == '' then to = moved(s, m, after, metattl) end "
-    "tell(u, ARGV[11], dev, node, to, ARGV[12]) end "
+    "if mode == 'k' then to = mt elseif mode then to = from else "
+    "to = from if why == '' then to = moved(s, m, after, metattl, after) "
+    "local k = redis.call('XRANGE', s, '-', '+', 'COUNT', 1) "
+    "k = #k > 0 and idlt(k[1][1], to) and k[1][1] or '-' "
+    "redis.call('HSET', m, 'mv', node .. ' ' .. after .. ' ' .. seen .. "
+    "' ' .. to .. ' k ' .. k) end "
+    "tell(u, ARGV[11], dev, node, to, ARGV[12]) end end "
     "if cut then from = cut "
     "if why == '' then why = 'event id too old' end end "
     "if to then return {from, why, entries, to} end "
