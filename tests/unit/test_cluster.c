@@ -2044,13 +2044,13 @@ wait_held(struct fixture *f, int node, size_t n)
  * meanwhile is answered 200 (node 0 is still listed); the channel brings
  * "two" to node 0's registry, which holds it for the device's next
  * stream: no stream took it.  Then the stream is unsubscribed.  A client
- * back without an id through node 0 would get "two" from its registry;
- * through node 1, which replays from Redis above what the UNSUB said node
- * 0's streams had, it must get it too.  On HEAD the UNSUB said "two"
+ * back without an id must get it, through node 1, which replays from
+ * Redis above what the UNSUB said node 0's streams had, as through node 0,
+ * whose registry holds it.  On HEAD the UNSUB said "two"
  * (everything given to the registry), and "two" was lost, untold.
  */
 static void
-unsub_after_end(struct fixture *f, bool expire)
+unsub_after_end(struct fixture *f, bool expire, int back)
 {
 	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
@@ -2085,21 +2085,21 @@ unsub_after_end(struct fixture *f, bool expire)
 	wait_unheld(f, 0);
 	/* The device is in its grace period now: held. */
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
-	/* Its client comes back without an id, through node 1. */
+	/* Its client comes back without an id, through node back. */
 	s2 = cluster_subscribe(
-	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
+	    f->cl[back], "u", "d", &none, &st, &ref2, &err, &down);
 	assert_non_null(s2);
 	assert_false(st.reset);
-	next_msg(f->reg[1], s2, text);
+	next_msg(f->reg[back], s2, text);
 	if (strcmp(text, "two") != 0)
-		fail_msg("first message \"%s\": \"two\" (answered 200, "
-		         "taken by no stream) lost, no reset",
-		    text);
-	next_msg(f->reg[1], s2, text);
+		fail_msg("node %d: first message \"%s\": \"two\" (answered "
+		         "200, taken by no stream) lost, no reset",
+		    back, text);
+	next_msg(f->reg[back], s2, text);
 	assert_string_equal(text, "three");
-	no_more(f->reg[1], s2);
-	registry_unsubscribe(f->reg[1], s2);
-	cluster_unsubscribe(f->cl[1], ref2);
+	no_more(f->reg[back], s2);
+	registry_unsubscribe(f->reg[back], s2);
+	cluster_unsubscribe(f->cl[back], ref2);
 }
 
 static void
@@ -2107,7 +2107,7 @@ test_cluster_unsub_after_hangup(void **state)
 {
 	if (*state == NULL)
 		skip();
-	unsub_after_end(*state, false);
+	unsub_after_end(*state, false, 1);
 }
 
 static void
@@ -2115,7 +2115,20 @@ test_cluster_unsub_after_expiry(void **state)
 {
 	if (*state == NULL)
 		skip();
-	unsub_after_end(*state, true);
+	unsub_after_end(*state, true, 1);
+}
+
+/*
+ * Back through node 0 itself, whose registry holds "two": its SUB starts
+ * the stream where Redis says (the UNSUB's mark), and the registry log
+ * from there, so on HEAD "two" was lost there too.
+ */
+static void
+test_cluster_unsub_after_hangup_same_node(void **state)
+{
+	if (*state == NULL)
+		skip();
+	unsub_after_end(*state, false, 0);
 }
 
 /*
@@ -2656,6 +2669,8 @@ main(void)
 	        test_cluster_unsub_after_hangup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_after_expiry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_after_hangup_same_node, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_prune_keeps_live, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
