@@ -2132,6 +2132,82 @@ test_cluster_unsub_after_hangup_same_node(void **state)
 }
 
 /*
+ * As test_cluster_unsub_after_hangup, after node 0 delivered "local" to
+ * its stream alone while Redis was down: its resync moved the device
+ * above it (the ids between are nobody's), and the stream went on with
+ * nothing missed.  It takes nothing more, ends, and "two" comes before
+ * its unsubscribe.  The client back without an id through node 1 gets
+ * "two", with no reset: its stream had everything below the move, so
+ * nothing was dropped while it was away.
+ */
+static void
+test_cluster_unsub_after_hangup_moved(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct registry_batch b;
+	struct cluster_entry *ref, *ref2;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	redisContext *c;
+	redisReply *r;
+	bool down, moved = false;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	redis_kill(f);
+	wait_up(f, false);
+	post_local(f, 0, "local");
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "local");
+	redis_start(f);
+	wait_up(f, true);
+	/* Node 0's resync moves the device: its floor is set. */
+	c = redis_conn(f);
+	for (int i = 0; i < 1000 && !moved; i++) {
+		r = redisCommand(c,
+		    "HEXISTS beep:m:u\x1f"
+		    "d floor");
+		assert_non_null(r);
+		moved = r->integer == 1;
+		freeReplyObject(r);
+		if (!moved)
+			usleep(10000);
+	}
+	redisFree(c);
+	assert_true(moved);
+	registry_hangup(f->reg[0], registry_stream_id(s));
+	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	/* Held in node 0's registry once its resync's answer is applied. */
+	post_local(f, 1, "two");
+	wait_held(f, 0, 1);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = cluster_subscribe(
+	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
+	assert_non_null(s2);
+	if (st.reset)
+		fail_msg("reset \"%s\": nothing was lost", st.reason);
+	next_msg(f->reg[1], s2, text);
+	assert_string_equal(text, "two");
+	next_msg(f->reg[1], s2, text);
+	assert_string_equal(text, "three");
+	no_more(f->reg[1], s2);
+	registry_unsubscribe(f->reg[1], s2);
+	cluster_unsubscribe(f->cl[1], ref2);
+}
+
+/*
  * A resume id this device was never given, between two of its own (a
  * client that mixed up its stored ids: another device's): not a position
  * in this device's log.  A single node starts such a stream with a reset
@@ -2671,6 +2747,8 @@ main(void)
 	        test_cluster_unsub_after_expiry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_after_hangup_same_node, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_after_hangup_moved, setup_persist, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_prune_keeps_live, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
