@@ -79,11 +79,20 @@ struct cluster_entry {
 	uint64_t last; /* the newest id given to the registry */
 	uint64_t seen; /* the newest of them that came from Redis */
 	/*
-	 * last when its last stream here closed: what came after (the
-	 * channel's, before the UNSUB ran) no stream here took, and the
-	 * UNSUB holds it for the device's return.  0: none closed.
+	 * When its last stream here closed, what its streams had taken
+	 * (registry_device_taken(), at most last): what came after (the
+	 * channel's, after a stream ended in the registry or before the
+	 * UNSUB ran) no stream here took, and the UNSUB holds it for the
+	 * device's return.  0: none closed.
 	 */
 	uint64_t upto;
+	/*
+	 * Where the last resync moved the device, above what this node had
+	 * delivered alone (cluster_delivery_apply()'s to): the ids below it
+	 * that no message has are nobody's, so a stream here that took the
+	 * last message before it had everything up to it.  0: none.
+	 */
+	uint64_t moved;
 	/*
 	 * A new stream's replay had no room for the message with this id
 	 * (registry_replay_at()): the stream starts after it, with a reset.  0:

@@ -404,6 +404,20 @@ void registry_devices(
 bool registry_device_known(
     struct registry *reg, const char *user, const char *device);
 
+/*
+ * The position up to which user's device's streams took its messages, or
+ * started past them, as an event id (registry_subscribe()'s start->id
+ * names one so): with no live stream, what comes after it the device
+ * holds for its next stream.  Not registry_publish_at()'s newest id: a
+ * stream no longer live (its client left, its expiry passed, overflowed,
+ * replaced) before its caller unsubscribed it took nothing published
+ * meanwhile.  A cluster's UNSUB tells Redis this, so that any node's next
+ * stream of the device gets what this node's held.  Returns false, with
+ * *id untouched, when the registry does not know the device.
+ */
+bool registry_device_taken(
+    struct registry *reg, const char *user, const char *device, uint64_t *id);
+
 void registry_stats(struct registry *reg, struct registry_stats *st);
 
 /*

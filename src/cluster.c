@@ -489,7 +489,27 @@ cluster_unsubscribe(struct cluster *cl, struct cluster_entry *e)
 		return;
 	pthread_mutex_lock(&cl->lock);
 	if (--e->streams == 0) {
+		uint64_t taken;
+
+		/*
+		 * What its streams took, not all the registry was given: one
+		 * that ended before this (its client left, its expiry passed,
+		 * it overflowed or was replaced) took nothing the channel
+		 * brought meanwhile, and the registry holds that for the
+		 * device's next stream.  Said to Redis, the UNSUB holds it for
+		 * a stream on any node, this one's too (its SUB starts where
+		 * Redis says).
+		 */
 		e->upto = e->last;
+		if (registry_device_taken(
+		        cl->reg, e->user, e->device, &taken) &&
+		    taken != 0) {
+			/* Not below a move: a client would be told of a loss. */
+			if (taken < e->moved)
+				taken = e->moved;
+			if (taken < e->upto)
+				e->upto = taken;
+		}
 		cl->dirty = true;
 		pthread_cond_signal(&cl->wake);
 	}

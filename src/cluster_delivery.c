@@ -168,6 +168,8 @@ cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
 			e->last = to;
 		if (to > e->seen)
 			e->seen = to;
+		if (to > e->moved)
+			e->moved = to;
 	}
 	if (stale || e->seen < e->dropped) {
 		e->sync_wanted = true;

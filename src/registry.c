@@ -977,6 +977,23 @@ registry_device_known(
 	return known;
 }
 
+bool
+registry_device_taken(
+    struct registry *reg, const char *user, const char *device, uint64_t *id)
+{
+	struct reg_device *d;
+	struct device_key k;
+
+	device_key_make(&k, user, device);
+	pthread_mutex_lock(&reg->lock);
+	d = registry_find_device(reg, &k);
+	if (d != NULL)
+		*id = registry_log_position_id(d, d->taken);
+	pthread_mutex_unlock(&reg->lock);
+	device_key_free(&k);
+	return d != NULL;
+}
+
 void
 registry_stats(struct registry *reg, struct registry_stats *st)
 {
