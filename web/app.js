@@ -46,10 +46,11 @@ const CHAT_CHARS = 2000;
 // again for this long: its rings are answered "declined" (within the
 // budget of unasked answers, see tellAgain), and the page stays as it is.
 // A caller's rings one after another (each within MUTE_MS of the end of
-// the last) ring RING_TIMEOUT_MS in all, then are answered "busy" until it
-// has been quiet for MUTE_MS: hanging up and ringing again with a new call
-// id kept the page ringing, and busy for everyone else, for as long as
-// the caller liked (test 119).
+// the last) ring RING_TIMEOUT_MS in all (the time they rang, not the
+// quiet between them: test 123), then are answered "busy" until it has
+// been quiet for MUTE_MS: hanging up and ringing again with a new call id
+// kept the page ringing, and busy for everyone else, for as long as the
+// caller liked (test 119).
 const MUTE_MS = 60000;
 
 let sig = null;
@@ -76,8 +77,9 @@ const toldAt = new Map();
 const MOST_UNASKED = 8;
 
 // Callers by user (at most PAST_CALL_IDS of each, the latest last): when
-// a declined one may ring again; when the rings of one that rang one
-// after another began (since) and when the last of them ended (last).
+// a declined one may ring again; how long the rings of one that rang one
+// after another rang in all (rung, ms) and when the last of them ended
+// (last).
 const mutedUntil = new Map();
 const rang = new Map();
 
@@ -658,13 +660,13 @@ function onCall(data, meta) {
 	// have rung RING_TIMEOUT_MS in all.
 	const now = Date.now();
 	const r = rang.get(from.user);
-	const since = r && now - r.last < MUTE_MS ? r.since : now;
+	const rung = r && now - r.last < MUTE_MS ? r.rung : 0;
 	if (now < (mutedUntil.get(from.user) ?? -Infinity))
 		refuse(from, data.callId, "declined");
-	else if (call || since + RING_TIMEOUT_MS <= now)
+	else if (call || rung >= RING_TIMEOUT_MS)
 		refuse(from, data.callId, "busy");
 	else
-		ringFrom(data.callId, from, since);
+		ringFrom(data.callId, from, rung);
 }
 
 // A ring this page refuses by itself: told once per call, and within the
@@ -683,16 +685,18 @@ function refuse(from, callId, reason) {
 }
 
 // The page rings for a call of from's, until the rings of that caller
-// that came one after another since `since` have rung RING_TIMEOUT_MS.
-function ringFrom(callId, from, since) {
+// that came one after another, which rang `rung` ms before it, have rung
+// RING_TIMEOUT_MS in all.
+function ringFrom(callId, from, rung) {
 	const c = newCall(callId, from, "ringing");
-	c.since = since;
+	c.rung = rung;
+	c.rangAt = Date.now();
 	setBanner("ringing", `${who(from)} is calling`,
 	    "Accept to talk, with camera and microphone where allowed.");
 	c.timer = setTimeout(() => {
 		if (call === c && c.phase === "ringing")
 			endCall("ended", `Missed call from ${who(from)}`);
-	}, since + RING_TIMEOUT_MS - Date.now());
+	}, RING_TIMEOUT_MS - rung);
 }
 
 function accept() {
@@ -787,7 +791,8 @@ function endCall(phase, title, detail = "") {
 		// after, rings for what is left of RING_TIMEOUT_MS.
 		if (c.phase === "ringing")
 			remember(rang, c.peer.user,
-			    { since: c.since, last: Date.now() });
+			    { rung: c.rung + Date.now() - c.rangAt,
+			    last: Date.now() });
 		for (const id of c.ids)
 			pastCallIds.set(id,
 			    { peer: c.peer, declined: c.declined === true });
