@@ -62,3 +62,42 @@ test('a caller that rang briefly and rings again soon after rings for ' +
 	assert.equal(await phase(), 'ended');
 	assert.match(await page.textContent('#banner-title'), /Missed call/);
 });
+
+// Counting the time rings rang, a caller that rings and hangs up at once
+// would ring the page again and again: each ring counts as at least 5 s
+// (RING_MIN_MS in web/app.js), so such rings ring 9 times, then "busy".
+test('a caller that rings and hangs up at once rings the page 9 times one ' +
+    'after another, then is told busy', { ...T, skip }, async (t) => {
+	const SECRET = crypto.randomBytes(32).toString('hex');
+	const stack = await startStack({ env: { BEEP_KEEPALIVE: '120',
+	    BEEP_AUTH: 'jwt', BEEP_JWT_SECRET: SECRET } }, t);
+	const token = (sub) => mint(claims(sub), { key: SECRET });
+	const ua = `rb${sid()}`, um = `rn${sid()}`;
+	const browser = await launchChromium(t);
+	const page = await onlinePage(await browser.newContext(),
+	    `${stack.base}/#token=${token(ua)}`, ua, 'laptop',
+	    { before: (p) => p.clock.install() });
+	const answers = postsTo(page, `/user/${um}/`);
+	const calls = await countDelivered(page, 'call');
+	const hangups = await countDelivered(page, 'hangup');
+	const send = (event, callId) => postEvent(stack.base, ua, 'laptop',
+	    event, { callId, from: { user: um, device: 'm' },
+	    media: { audio: true } }, bearer(token(um)));
+	const phase = () => page.evaluate(() => document.body.dataset.phase);
+
+	for (let i = 1; i <= 9; i++) {
+		await send('call', `m-${i}`);
+		await page.waitForFunction(() =>
+		    document.body.dataset.phase === 'ringing');
+		await send('hangup', `m-${i}`);
+		await hangups.reached(i);
+		assert.equal(await phase(), 'ended');
+		await page.clock.runFor(1000);
+	}
+	await send('call', 'm-10');
+	await calls.settled(10);
+	assert.equal(await phase(), 'ended', 'a caller that rings and hangs ' +
+	    'up at once rings the page for every ring it sends');
+	assert.equal(answers.filter((a) => a.event === 'decline' &&
+	    a.data.callId === 'm-10' && a.data.reason === 'busy').length, 1);
+});
