@@ -52,6 +52,11 @@ const CHAT_CHARS = 2000;
 // kept the page ringing, and busy for everyone else, for as long as the
 // caller liked (test 119).
 const MUTE_MS = 60000;
+// Each ring of such a chain counts as at least this long, so that a caller
+// that rings and hangs up at once rings the page at most
+// RING_TIMEOUT_MS / RING_MIN_MS times one after another, not for every
+// ring it sends until they add up to RING_TIMEOUT_MS (test 123).
+const RING_MIN_MS = 5000;
 
 let sig = null;
 let me = null;           // {user, device}
@@ -791,7 +796,8 @@ function endCall(phase, title, detail = "") {
 		// after, rings for what is left of RING_TIMEOUT_MS.
 		if (c.phase === "ringing")
 			remember(rang, c.peer.user,
-			    { rung: c.rung + Date.now() - c.rangAt,
+			    { rung: c.rung +
+			    Math.max(RING_MIN_MS, Date.now() - c.rangAt),
 			    last: Date.now() });
 		for (const id of c.ids)
 			pastCallIds.set(id,
