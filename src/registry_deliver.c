@@ -120,28 +120,35 @@ registry_take(
 }
 
 /*
- * s's expiry has ended it: no longer live from now, as a stream whose
- * client left (registry_hangup()), though its thread has yet to write the
- * refused event and unsubscribe.  Its device, with no other live stream,
- * is away from now: what s left untaken is held for the device's next
- * stream, which its client, told, may open before s is unsubscribed (a
+ * s has just stopped being live (its client left, or its expiry passed),
+ * though its thread has yet to unsubscribe it: a backlog it held back
+ * from a sibling is delivered now, and its device, with no other live
+ * stream, is away from now: what s left untaken is held for the device's
+ * next stream, which its client may open before s is unsubscribed (a
  * stream that found the device live would start past it).  Locked.  Out
  * of line: once in a stream's life, its work is no part of the frame every
- * stream sleeps under (one stack page: server_stream.c).
+ * stream sleeps under in registry_wait() (one stack page: server_stream.c).
  */
-static void stream_expired(struct registry *reg, struct registry_stream *s)
+static void stream_ended(struct registry *reg, struct registry_stream *s)
     __attribute__((noinline, cold));
 
 static void
-stream_expired(struct registry *reg, struct registry_stream *s)
+stream_ended(struct registry *reg, struct registry_stream *s)
 {
 	struct reg_device *d = s->device;
 	uint64_t now = registry_now(reg);
 
-	s->expired = true;
 	registry_log_deliver(reg, d, d->taken, now);
 	registry_expire_grace(reg, d, now);
 	registry_short_note(reg, now);
+}
+
+/* s's expiry has ended it, as registry_hangup() ends a stream.  Locked. */
+static void
+stream_expired(struct registry *reg, struct registry_stream *s)
+{
+	s->expired = true;
+	stream_ended(reg, s);
 }
 
 enum registry_wake
@@ -255,14 +262,8 @@ registry_hangup(struct registry *reg, uint64_t stream_id)
 	pthread_mutex_lock(&reg->lock);
 	HASH_FIND(hh, reg->streams, &stream_id, sizeof(stream_id), s);
 	if (s != NULL) {
-		struct reg_device *d = s->device;
-		uint64_t now = registry_now(reg);
-
 		s->gone = true;
-		/* A backlog it held back from a sibling is delivered now. */
-		registry_log_deliver(reg, d, d->taken, now);
-		registry_expire_grace(reg, d, now);
-		registry_short_note(reg, now);
+		stream_ended(reg, s);
 		pthread_cond_signal(&s->cond);
 	}
 	pthread_mutex_unlock(&reg->lock);

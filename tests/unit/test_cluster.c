@@ -1494,6 +1494,18 @@ resync_answer(redisReply *r, const char *from, const char *why,
 		    r->element[2]->element[i]->element[0]->str, ids[i]);
 }
 
+/* A client of node n2 that had id, below the floor: told it is too old. */
+static void
+assert_too_old(redisContext *c, const char *id)
+{
+	redisReply *r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", id,
+	    "64", "0", "60000", "", "0", "1000", "0", "t", "", "1048576", "2",
+	    "0", "0", (char *)NULL);
+
+	assert_string_equal(r->element[1]->str, "event id too old");
+	freeReplyObject(r);
+}
+
 /*
  * Node n1 delivered two messages alone while Redis was down (ids after
  * "seen", the last it had from Redis); "x" was posted through another
@@ -1544,11 +1556,7 @@ test_cluster_resync_lost_alone(void **state)
 	r = resync_run(c, w, w, false);
 	resync_answer(r, w, "", NULL, 0);
 	freeReplyObject(r);
-	r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", x, "64", "0",
-	    "60000", "", "0", "1000", "0", "t", "", "1048576", "2", "0", "0",
-	    (char *)NULL);
-	assert_string_equal(r->element[1]->str, "event id too old");
-	freeReplyObject(r);
+	assert_too_old(c, x);
 	redisFree(c);
 }
 
@@ -1631,11 +1639,7 @@ test_cluster_resync_lost_trimmed(void **state)
 	r = resync_run(c, after, seen, true);
 	assert_string_equal(r->element[1]->str, "messages were lost");
 	freeReplyObject(r);
-	r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", x, "64", "0",
-	    "60000", "", "0", "1000", "0", "t", "", "1048576", "2", "0", "0",
-	    (char *)NULL);
-	assert_string_equal(r->element[1]->str, "event id too old");
-	freeReplyObject(r);
+	assert_too_old(c, x);
 	redisFree(c);
 }
 
