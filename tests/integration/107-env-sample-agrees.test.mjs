@@ -10,6 +10,10 @@
 //   without the ACL user or the percent-encoding --help and README give: a
 //   password with a "%" written as shown is decoded ("ab%41" taken as "abA")
 //   or refused, and the ACL user (Redis 6) is nowhere.
+// - Every setting --help lists is in it, at --help's default: it left out
+//   five (BEEP_MAX_DEVICES, BEEP_IPV6_PREFIX, BEEP_STUCK_MS,
+//   BEEP_CATCH_UP_SECONDS, BEEP_RECONNECT_MS), which an operator reading it
+//   as the list of what can be set never found.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -49,4 +53,25 @@ test('beep-signal.env: the Redis URL as --help gives it', async () => {
 		assert.ok(comment.includes(form), `beep-signal.env's comment ` +
 		    `gives ${form}: ${comment}`);
 	assert.match(comment, /percent-encoded/);
+});
+
+test('beep-signal.env: every setting --help lists, at its default', async () => {
+	const r = await runBinary(['--help']);
+	const opts = [...r.stdout.matchAll(
+	    /^\s+--\S+\s+(BEEP_[A-Z0-9_]+)\s+default: ?(.*)$/gm)];
+	assert.ok(opts.length > 40, r.stdout);
+	for (const [, name, def] of opts) {
+		// The configuration file's own path is the unit's to set.
+		if (name === 'BEEP_CONFIG')
+			continue;
+		const lines = env.split('\n').filter((l) =>
+		    l.startsWith(`#${name}=`));
+		assert.ok(lines.length > 0, `beep-signal.env has #${name}=`);
+		// A setting with a default is shown at it (or with an example
+		// beside it, as the origins and key files are).
+		if (def !== '' && def !== '(none)')
+			assert.ok(lines.some((l) => l === `#${name}=${def}`) ||
+			    lines.length > 0 && !/^\d+$/.test(def),
+			    `#${name}= at --help's default ${def}: ${lines}`);
+	}
 });
