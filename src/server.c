@@ -1083,9 +1083,10 @@ server_stop(struct server *srv, unsigned timeout_ms)
 	if (idle > 0)
 		log_warn("%zu workers still in accept() at stop", idle);
 	else if (!listener_owned(srv->listener))
-		log_info("no longer accepting: new connections wait in the "
-		         "inherited socket for whoever serves it next (systemd's "
-		         "next instance; with none, they are reset)");
+		log_info(
+		    "no longer accepting: new connections wait in the "
+		    "inherited socket for whoever serves it next (systemd's "
+		    "next instance; with none, they are reset)");
 	registry_close(srv->reg);
 
 	clock_gettime(CLOCK_REALTIME, &ts);
