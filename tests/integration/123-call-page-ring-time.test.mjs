@@ -22,24 +22,34 @@ import {
 const T = { timeout: 90000 };
 const skip = browserSkip();
 
-test('a caller that rang briefly and rings again soon after rings for ' +
-    'what is left of 45 s of ringing', { ...T, skip }, async (t) => {
+// The call page of user a (prefix pa) online, its clock the test's, and a
+// caller m (prefix pm): send(event, callId) posts m's call messages to it.
+async function ringing(t, pa, pm) {
 	const SECRET = crypto.randomBytes(32).toString('hex');
 	const stack = await startStack({ env: { BEEP_KEEPALIVE: '120',
 	    BEEP_AUTH: 'jwt', BEEP_JWT_SECRET: SECRET } }, t);
 	const token = (sub) => mint(claims(sub), { key: SECRET });
-	const ua = `ra${sid()}`, um = `rm${sid()}`;
+	const ua = `${pa}${sid()}`, um = `${pm}${sid()}`;
 	const browser = await launchChromium(t);
 	const page = await onlinePage(await browser.newContext(),
 	    `${stack.base}/#token=${token(ua)}`, ua, 'laptop',
 	    { before: (p) => p.clock.install() });
-	const answers = postsTo(page, `/user/${um}/`);
-	const calls = await countDelivered(page, 'call');
-	const hangups = await countDelivered(page, 'hangup');
-	const send = (event, callId) => postEvent(stack.base, ua, 'laptop',
-	    event, { callId, from: { user: um, device: 'm' },
-	    media: { audio: true } }, bearer(token(um)));
-	const phase = () => page.evaluate(() => document.body.dataset.phase);
+	return {
+		page,
+		answers: postsTo(page, `/user/${um}/`),
+		calls: await countDelivered(page, 'call'),
+		hangups: await countDelivered(page, 'hangup'),
+		send: (event, callId) => postEvent(stack.base, ua, 'laptop',
+		    event, { callId, from: { user: um, device: 'm' },
+		    media: { audio: true } }, bearer(token(um))),
+		phase: () => page.evaluate(() => document.body.dataset.phase),
+	};
+}
+
+test('a caller that rang briefly and rings again soon after rings for ' +
+    'what is left of 45 s of ringing', { ...T, skip }, async (t) => {
+	const { page, answers, calls, hangups, send, phase } =
+	    await ringing(t, 'ra', 'rm');
 
 	await send('call', 'm-1');
 	await page.waitForFunction(() => document.body.dataset.phase === 'ringing');
@@ -68,22 +78,8 @@ test('a caller that rang briefly and rings again soon after rings for ' +
 // (RING_MIN_MS in web/app.js), so such rings ring 9 times, then "busy".
 test('a caller that rings and hangs up at once rings the page 9 times one ' +
     'after another, then is told busy', { ...T, skip }, async (t) => {
-	const SECRET = crypto.randomBytes(32).toString('hex');
-	const stack = await startStack({ env: { BEEP_KEEPALIVE: '120',
-	    BEEP_AUTH: 'jwt', BEEP_JWT_SECRET: SECRET } }, t);
-	const token = (sub) => mint(claims(sub), { key: SECRET });
-	const ua = `rb${sid()}`, um = `rn${sid()}`;
-	const browser = await launchChromium(t);
-	const page = await onlinePage(await browser.newContext(),
-	    `${stack.base}/#token=${token(ua)}`, ua, 'laptop',
-	    { before: (p) => p.clock.install() });
-	const answers = postsTo(page, `/user/${um}/`);
-	const calls = await countDelivered(page, 'call');
-	const hangups = await countDelivered(page, 'hangup');
-	const send = (event, callId) => postEvent(stack.base, ua, 'laptop',
-	    event, { callId, from: { user: um, device: 'm' },
-	    media: { audio: true } }, bearer(token(um)));
-	const phase = () => page.evaluate(() => document.body.dataset.phase);
+	const { page, answers, calls, hangups, send, phase } =
+	    await ringing(t, 'rb', 'rn');
 
 	for (let i = 1; i <= 9; i++) {
 		await send('call', `m-${i}`);

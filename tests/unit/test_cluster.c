@@ -240,7 +240,6 @@ redis_kill(struct fixture *f)
 	unlink(f->sock);
 }
 
-/* Poll (bounded) until both nodes are up or down. */
 static void
 wait_up(struct fixture *f, bool up)
 {
@@ -551,6 +550,31 @@ redis_conn(struct fixture *f)
 	assert_true(c != NULL && c->err == 0);
 	return c;
 }
+
+/*
+ * Whether Redis answers the command (fmt with arg) with want within 10 s,
+ * asked every 10 ms.
+ */
+static bool
+redis_until(struct fixture *f, const char *fmt, const char *arg, long long want)
+{
+	redisContext *c = redis_conn(f);
+	bool done = false;
+
+	for (int i = 0; i < 1000 && !done; i++) {
+		redisReply *r = redisCommand(c, fmt, arg);
+
+		assert_non_null(r);
+		done = r->integer == want;
+		freeReplyObject(r);
+		if (!done)
+			usleep(10000);
+	}
+	redisFree(c);
+	return done;
+}
+
+/* Poll (bounded) until both nodes are up or down. */
 
 /* A connection of the test's own to the fixture's Redis, and beep:born. */
 static redisContext *
@@ -1907,9 +1931,7 @@ test_cluster_expired_stream_floor(void **state)
 	enum registry_error err;
 	char id[CLUSTER_ID_MAX], text[64];
 	uint64_t first;
-	redisContext *c;
-	redisReply *r;
-	bool down, gone = false;
+	bool down;
 
 	if (f == NULL)
 		skip();
@@ -1924,19 +1946,10 @@ test_cluster_expired_stream_floor(void **state)
 	next_msg(f->reg[0], s, text);
 	assert_string_equal(text, "two");
 	/* Nothing posted for keep (1 s): the stream key expires. */
-	c = redis_conn(f);
-	for (int i = 0; i < 1000 && !gone; i++) {
-		r = redisCommand(c,
-		    "EXISTS beep:s:u\x1f"
-		    "d");
-		assert_non_null(r);
-		gone = r->integer == 0;
-		freeReplyObject(r);
-		if (!gone)
-			usleep(10000);
-	}
-	redisFree(c);
-	assert_true(gone);
+	assert_true(redis_until(f, "EXISTS %s",
+	    "beep:s:u\x1f"
+	    "d",
+	    0));
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
 	next_msg(f->reg[0], s, text);
 	assert_string_equal(text, "three");
@@ -2155,9 +2168,7 @@ test_cluster_unsub_after_hangup_moved(void **state)
 	struct cluster_entry *ref, *ref2;
 	enum registry_error err;
 	char id[CLUSTER_ID_MAX], text[64];
-	redisContext *c;
-	redisReply *r;
-	bool down, moved = false;
+	bool down;
 
 	if (f == NULL)
 		skip();
@@ -2175,19 +2186,10 @@ test_cluster_unsub_after_hangup_moved(void **state)
 	redis_start(f);
 	wait_up(f, true);
 	/* Node 0's resync moves the device: its floor is set. */
-	c = redis_conn(f);
-	for (int i = 0; i < 1000 && !moved; i++) {
-		r = redisCommand(c,
-		    "HEXISTS beep:m:u\x1f"
-		    "d floor");
-		assert_non_null(r);
-		moved = r->integer == 1;
-		freeReplyObject(r);
-		if (!moved)
-			usleep(10000);
-	}
-	redisFree(c);
-	assert_true(moved);
+	assert_true(redis_until(f, "HEXISTS %s floor",
+	    "beep:m:u\x1f"
+	    "d",
+	    1));
 	registry_hangup(f->reg[0], registry_stream_id(s));
 	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
 	/* Held in node 0's registry once its resync's answer is applied. */
