@@ -13,6 +13,7 @@
 #define BEEP_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG__MAX };
@@ -36,6 +37,14 @@ int log_format_parse(const char *s);
 
 void log_write(enum log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * s as a text line shows it, in out[0..size) (NUL-terminated): control
+ * characters escaped, cut (between characters) to fit.  For what the
+ * operator gave (a value, a path, a key) echoed on stderr before logging
+ * starts: it can neither drive the terminal nor fake a line.
+ */
+const char *log_shown(const char *s, char *out, size_t size);
 
 /*
  * A line that traffic can repeat at will (a client's streams falling

@@ -39,6 +39,8 @@ struct config_option {
 
 /* The longest line of a configuration file, its line break included. */
 #define CONFIG_LINE_MAX (1 << 20)
+/* The most of an operator's value, path or key an error message echoes. */
+#define CONFIG_SHOWN 1024
 
 const char config_version[] = BEEP_VERSION;
 
@@ -546,7 +548,7 @@ config_set(struct config *c, const struct config_option *o, const char *value,
     const char *source, bool file)
 {
 	const char *dashes = file ? "" : "--", *why = NULL;
-	char *p = (char *)c + o->offset, *end;
+	char *p = (char *)c + o->offset, *end, shown[CONFIG_SHOWN];
 	uintmax_t v;
 	int level;
 
@@ -579,21 +581,22 @@ config_set(struct config *c, const struct config_option *o, const char *value,
 			*(unsigned *)p = (unsigned)v;
 		return 0;
 	}
+	log_shown(value, shown, sizeof(shown));
 	if (o->type == CONFIG_MODE)
 		fprintf(stderr,
 		    "beep-signal: %s: invalid value '%s' for %s%s "
 		    "(an octal mode up to %jo)\n",
-		    source, value, dashes, o->flag, o->max);
+		    source, shown, dashes, o->flag, o->max);
 	else if (o->type == CONFIG_LEVEL || o->type == CONFIG_STR)
 		fprintf(stderr,
 		    "beep-signal: %s: invalid value '%s' for %s%s%s%s\n",
-		    source, value, dashes, o->flag, why ? ": " : "",
+		    source, shown, dashes, o->flag, why ? ": " : "",
 		    why ? why : "");
 	else
 		fprintf(stderr,
 		    "beep-signal: %s: invalid value '%s' for %s%s "
 		    "(a whole number from %ju to %ju)\n",
-		    source, value, dashes, o->flag, o->min, o->max);
+		    source, shown, dashes, o->flag, o->min, o->max);
 	return -1;
 }
 
@@ -628,8 +631,10 @@ config_usage(FILE *f)
 static int
 config_unknown(const char *arg)
 {
-	fprintf(
-	    stderr, "beep-signal: unknown argument '%s' (see --help)\n", arg);
+	char shown[CONFIG_SHOWN];
+
+	fprintf(stderr, "beep-signal: unknown argument '%s' (see --help)\n",
+	    log_shown(arg, shown, sizeof(shown)));
 	return -1;
 }
 
@@ -736,12 +741,14 @@ config_file(struct config *c, const char *path)
 {
 	unsigned seen[CONFIG_NOPTIONS] = {0}, lineno = 0;
 	FILE *f = fopen(path, "r");
-	char *line, where[4096];
+	char *line, where[CONFIG_SHOWN + 16], shown[CONFIG_SHOWN];
 	ssize_t n;
 	int rc = 0;
 
+	log_shown(path, shown, sizeof(shown));
 	if (f == NULL) {
-		fprintf(stderr, "beep-signal: %s: %s\n", path, strerror(errno));
+		fprintf(
+		    stderr, "beep-signal: %s: %s\n", shown, strerror(errno));
 		return -1;
 	}
 	line = xmalloc(CONFIG_LINE_MAX + 1);
@@ -751,7 +758,7 @@ config_file(struct config *c, const char *path)
 		size_t klen, vlen;
 
 		lineno++;
-		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		snprintf(where, sizeof(where), "%s:%u", shown, lineno);
 		if (n == -2) {
 			fprintf(stderr,
 			    "beep-signal: %s: a line longer than %d bytes\n",
@@ -793,8 +800,11 @@ config_file(struct config *c, const char *path)
 		}
 		o = config_find(key, klen);
 		if (o == NULL) {
-			fprintf(stderr, "beep-signal: %s: unknown key '%.*s'\n",
-			    where, (int)klen, key);
+			char kshown[CONFIG_SHOWN];
+
+			key[klen] = '\0';
+			fprintf(stderr, "beep-signal: %s: unknown key '%s'\n",
+			    where, log_shown(key, kshown, sizeof(kshown)));
 			rc = -1;
 		} else if (seen[o - config_options] != 0) {
 			fprintf(stderr,
@@ -808,7 +818,8 @@ config_file(struct config *c, const char *path)
 		}
 	}
 	if (rc == 0 && ferror(f)) {
-		fprintf(stderr, "beep-signal: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "beep-signal: %s: %s\n",
+		    log_shown(path, shown, sizeof(shown)), strerror(errno));
 		rc = -1;
 	}
 	free(line);
@@ -1084,7 +1095,7 @@ config_env_typos(void)
 		const char *eq = strchr(*e, '=');
 		const char *best = NULL;
 		unsigned d = 3;
-		char name[64];
+		char name[64], shown[4 * sizeof(name)];
 
 		if (strncmp(*e, "BEEP_", 5) != 0 || eq == NULL ||
 		    (size_t)(eq - *e) >= sizeof(name))
@@ -1105,7 +1116,7 @@ config_env_typos(void)
 			fprintf(stderr,
 			    "beep-signal: warning: %s is not an option's "
 			    "variable, and is ignored: did you mean %s?\n",
-			    name, best);
+			    log_shown(name, shown, sizeof(shown)), best);
 	}
 }
 

@@ -193,6 +193,16 @@ log_text_string(
 	}
 }
 
+const char *
+log_shown(const char *s, char *out, size_t size)
+{
+	size_t n = 0;
+
+	log_text_string(out, &n, size, 1, s);
+	out[n] = '\0';
+	return out;
+}
+
 /* Lines not written because stderr's reader was not reading. */
 static atomic_ulong log_dropped;
 

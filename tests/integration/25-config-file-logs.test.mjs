@@ -161,6 +161,46 @@ test('--print-config refuses a value with a line break', T, async () => {
 	    'the secret\'s second line was written as a key');
 });
 
+// What the operator gave is echoed in the error (a value, a file's key,
+// an argument, a variable's name, the file's path) before logging starts:
+// a control character in it was written raw, so an escape sequence drove
+// the terminal and a line break started a line that looked like the
+// service's own.  It is shown escaped (\x1b, \n), as a text log line
+// shows it, and a long one is cut.
+test('configuration errors show control characters escaped', T, async () => {
+	const esc = '\x1b[2J\x1b]0;owned\x07';
+	const fake = 'beep-signal: configuration OK';
+	const dirty = path.join(dir, `a${'\x1b'}[1mb`);
+	writeFileSync(dirty, `keepalive = 5\n${esc}key = 1\n`);
+	const cases = [
+		[['--check-config'], { BEEP_KEEPALIVE: `${esc}\n${fake}` },
+		    /invalid value '\\x1b\[2J\\x1b\]0;owned\\x07\\nbeep-signal: configuration OK' for --keepalive/],
+		[['--check-config', `--log-format=${esc}`], {},
+		    /invalid value '\\x1b\[2J.*' for --log-format/],
+		[['--check-config', `--no-such${esc}`], {},
+		    /unknown argument '--no-such\\x1b\[2J/],
+		[['--check-config', '--config', dirty], {},
+		    /a\\x1b\[1mb:2: unknown key '\\x1b\[2J\\x1b\]0;owned\\x07key'/],
+		[['--check-config', '--keepalive', 'x'.repeat(100000)], {},
+		    /invalid value 'x+' for --keepalive/],
+	];
+	for (const [args, env, why] of cases) {
+		const r = await runBinary(args, { env });
+		assert.equal(r.code, 2, r.stderr);
+		assert.match(r.stderr, why);
+		assert.doesNotMatch(r.stderr, /[\x00-\x09\x0b-\x1f\x7f]/,
+		    `a control character written raw: ${JSON.stringify(r.stderr)}`);
+		assert.doesNotMatch(r.stderr, /^beep-signal: configuration OK/m);
+		assert.ok(r.stderr.length < 2048, `${r.stderr.length} bytes`);
+	}
+	// A misspelt variable's name is shown so too (a warning, exit 0).
+	const r = await runBinary(['--check-config'],
+	    { env: { [`BEEP_KEEPALIV${'\x1b'}`]: '5' } });
+	assert.equal(r.code, 0, r.stderr);
+	assert.match(r.stderr, /BEEP_KEEPALIV\\x1b .*BEEP_KEEPALIVE\b/);
+	assert.doesNotMatch(r.stderr, /\x1b/);
+});
+
 // What only the start used to find (the JWT secret or key, the ICE server
 // URLs): --check-config said OK, then the service refused to start.
 test('--check-config: what the start would refuse, exit 2 and why', T,
