@@ -63,14 +63,32 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_r
 # What the integration suite is told about the build it tests (harness.mjs:
 # BEEP_TEST_SANITIZER, BEEP_TEST_SCALE, BEEP_TEST_SKIP).  Under
 # ThreadSanitizer every thread runs 5-15 times slower, so the stress files
-# scale their counts down to a quarter (same shape, same checks), and the
-# heavy files listed in TSAN_SKIP ("NAME=reason;NAME=reason", NAME a file
-# name without .test.mjs; only files that call skipReason()) are reported
-# as skipped with their reason.  Empty: every file runs under TSan.
-TSAN_SKIP ?=
+# scale their counts down to a quarter (same shape, same checks).  Files
+# listed in SAN_SKIP (under either sanitizer) and TSAN_SKIP (under TSan
+# too), "NAME=reason;NAME=reason" with NAME a file name without .test.mjs
+# (only files that call skipReason() or browserSkip(..., import.meta.url)),
+# are reported as skipped with their reason.
+#
+# SAN_SKIP: the files whose subject is JavaScript in Chromium, the call
+# page's and beep-signal.js's in a page: the sanitizers watch C, and the
+# requests those pages make are the ones every other file makes under the
+# sanitizers; Chromium is most of their time (about 190 s of a pass's
+# 1,150).  They run in the plain pass.  TSAN_SKIP: 30-browser's calls
+# between real pages and browsers (about 100 s), for the same reason,
+# kept under ASan for its glare and relay paths through the backend.
+BROWSER_JS := 34-call-page-session-expiry 35-js-client-lifecycle \
+	36-js-client-token-expiry 74-call-page-busy-reflection \
+	76-call-page-ice-servers-refused 77-call-page-contacts-per-user \
+	78-call-page-pending-bound 90-call-page-legacy-contacts \
+	91-call-page-busy-told-again 108-call-page-long-names \
+	109-call-page-bidi-names 110-call-page-chat-flood \
+	119-call-page-ring-flood 120-call-page-sender-checked \
+	123-call-page-ring-time
+SAN_SKIP ?= $(foreach f,$(BROWSER_JS),$(f)=JavaScript in Chromium: run in the plain pass;)
+TSAN_SKIP ?= 30-browser=pages and browsers: run in the plain and ASan passes;
 INTEGRATION_ENV := BEEP_TEST_SANITIZER=$(SANITIZE) \
-	$(if $(findstring thread,$(SANITIZE)),BEEP_TEST_SCALE=$${BEEP_TEST_SCALE:-0.25} \
-	BEEP_TEST_SKIP="$${BEEP_TEST_SKIP-$(TSAN_SKIP)}")
+	$(if $(findstring thread,$(SANITIZE)),BEEP_TEST_SCALE=$${BEEP_TEST_SCALE:-0.25}) \
+	$(if $(SANITIZE),BEEP_TEST_SKIP="$${BEEP_TEST_SKIP-$(SAN_SKIP)$(if $(findstring thread,$(SANITIZE)),$(TSAN_SKIP))}")
 
 .PHONY: all run test unit integration tsan deps test-deps format bench-instructions \
 	format-check clean install bench loadgen docs fuzz fuzz-build valgrind soak

@@ -20,7 +20,7 @@ import {
 } from './callpage.mjs';
 
 const T = { timeout: 90000 };
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 
 // Where an element is, and whether it is the one a click at its centre
 // lands on, without scrolling.

@@ -21,7 +21,7 @@ import { browserSkip, launchChromium, onlinePage, postEvent }
     from './callpage.mjs';
 
 const T = { timeout: 90000 };
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 
 // Where the words `tail` at the end of element sel are drawn, and where
 // what comes before them is: { text, tail: [left, right], head: [left,

@@ -24,7 +24,7 @@ const T = { timeout: 120000 };
 const MOST_CHAT = 200;
 const CHAT_CHARS = 2000;
 const FLOOD = 600;
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 
 const phase = (page, want) => page.waitForFunction((p) =>
     document.body.dataset.phase === p, want);

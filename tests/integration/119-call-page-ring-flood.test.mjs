@@ -31,7 +31,7 @@ import {
 const T = { timeout: 90000 };
 const RING_TIMEOUT_MS = 45000;
 const MUTE_MS = 60000;
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 
 // The stack, a browser, and the victim's page online as (ua, laptop), its
 // clock installed; `answers` collects what it posts to the caller um.

@@ -23,7 +23,7 @@ import {
 } from './callpage.mjs';
 
 const T = { timeout: 90000 };
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 
 async function setUp(t, { open = false } = {}) {
 	const SECRET = crypto.randomBytes(32).toString('hex');

@@ -20,7 +20,7 @@ import {
 } from './callpage.mjs';
 
 const T = { timeout: 90000 };
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 
 // The call page of user a (prefix pa) online, its clock the test's, and a
 // caller m (prefix pm): send(event, callId) posts m's call messages to it.

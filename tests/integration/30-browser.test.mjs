@@ -65,7 +65,7 @@ const CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; " +
     "media-src 'self' blob: mediastream:; frame-ancestors 'none'; " +
     "base-uri 'none'; form-action 'self'";
 
-const skip = browserSkip([TURNSERVER]);
+const skip = browserSkip([TURNSERVER], import.meta.url);
 
 // ---------------------------------------------------------------------------
 // Processes: chromium (coturn is fronts.mjs's), stopped by pid.

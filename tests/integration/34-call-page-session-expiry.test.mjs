@@ -27,7 +27,7 @@ import {
 } from './callpage.mjs';
 
 const T = { timeout: 90000 };
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 // A session that ends within the test.
 const LIFE_S = 3;
 

@@ -30,7 +30,7 @@ import { ROOT } from './harness.mjs';
 import { browserSkip, launchChromium } from './callpage.mjs';
 
 const T = { timeout: 60000 };
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 const CLIENT = readFileSync(path.join(ROOT, 'web/beep-signal.js'));
 
 let server, base;

@@ -25,7 +25,7 @@ import { mint, claims, nowSec, bearer } from './jwt.mjs';
 import { browserSkip, launchChromium } from './callpage.mjs';
 
 const T = { timeout: 90000 };
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 const SECRET = crypto.randomBytes(32).toString('hex');
 // Tokens that expire soon: the stream ends within the test.
 const LIFE_S = 3;

@@ -30,7 +30,7 @@ const T = { timeout: 90000 };
 const RINGS = 20;
 // Answers the page may give by itself within one ring's time.
 const MOST_UNASKED = 8;
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 
 // The stack, a browser, and the victim's call page online as (ua,
 // laptop); `answers` collects what the page posts to the stranger um, and

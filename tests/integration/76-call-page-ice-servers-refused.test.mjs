@@ -22,7 +22,7 @@ import {
 } from './callpage.mjs';
 
 const T = { timeout: 90000 };
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 
 test('a call connects when the browser refuses the ICE servers it was ' +
     'given', { ...T, skip }, async (t) => {

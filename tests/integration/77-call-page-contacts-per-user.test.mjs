@@ -19,7 +19,7 @@ import {
 } from './callpage.mjs';
 
 const T = { timeout: 90000 };
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 
 test('the next user of the call page does not get the last one\'s contacts',
     { ...T, skip }, async (t) => {

@@ -26,7 +26,7 @@ import {
 const T = { timeout: 120000 };
 const FLOOD = 600;
 const MOST_PENDING = 256;
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 
 test('a ringing call page keeps a bounded number of its caller\'s messages',
     { ...T, skip }, async (t) => {

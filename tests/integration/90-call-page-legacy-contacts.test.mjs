@@ -19,7 +19,7 @@ import {
 } from './callpage.mjs';
 
 const T = { timeout: 90000 };
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 
 test('the contacts of before the per-user lists stay their owner\'s when ' +
     'another user goes online first', { ...T, skip }, async (t) => {

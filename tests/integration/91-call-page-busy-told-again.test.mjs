@@ -25,7 +25,7 @@ import {
 } from './callpage.mjs';
 
 const T = { timeout: 90000 };
-const skip = browserSkip();
+const skip = browserSkip([], import.meta.url);
 
 test('a busy call page rung again for the same call (after the caller\'s ' +
     'reset) says busy again', { ...T, skip }, async (t) => {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { ROOT } from './harness.mjs';
+import { ROOT, skipReason } from './harness.mjs';
 
 export const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
 
@@ -28,7 +28,10 @@ export const playwright = (() => {
 // node:test's `skip` for a browser test: false when it can run, else what
 // is missing (playwright-core, Chromium, or one of `programs`, further
 // files the test runs).
-export function browserSkip(programs = []) {
+export function browserSkip(programs = [], fileUrl = null) {
+	const listed = fileUrl && skipReason(fileUrl);
+	if (listed)
+		return listed;
 	const missing = !playwright ?
 	    'playwright-core (npm ci in tests/browser)' :
 	    [CHROMIUM, ...programs].find((p) => !existsSync(p));

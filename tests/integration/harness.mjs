@@ -29,8 +29,8 @@
 //   BEEP_TEST_SKIP  files to skip, reason given: "NAME=reason;NAME=reason"
 //                   where NAME is a file name without .test.mjs; a skipped
 //                   file's tests report SKIP with the reason (skipReason()),
-//                   never pass silently. `make test SANITIZE=thread` sets
-//                   the Makefile's TSAN_SKIP.
+//                   never pass silently. `make test SANITIZE=...` sets
+//                   the Makefile's SAN_SKIP (and, for thread, TSAN_SKIP).
 //
 // No sleeps as synchronisation: callers await events, and poll() with a bound
 // only when they wait for a state change. Timeouts here are hang guards.
