@@ -31,10 +31,15 @@ struct server {
 	size_t workers;           /* threads alive */
 	/* The last pthread_create() failed (a thread limit): see api_threads */
 	_Atomic bool spawn_failing;
-	size_t idle;   /* workers blocked in accept() */
-	size_t active; /* requests in progress, streams included */
+	size_t idle; /* workers blocked in accept() */
+	/*
+	 * Requests in progress, streams included: atomic, changed without
+	 * srv->lock (server_serve()); idle_cond is broadcast under it.
+	 */
+	_Atomic size_t active;
 	size_t max_workers;
-	bool stopping;
+	/* Set under srv->lock; atomic so that server_serve() reads it without. */
+	_Atomic bool stopping;
 	int wake_fd;                     /* eventfd: garbage for the watcher */
 	struct server_garbage *garbage;  /* what streams left to free */
 	struct deadline *deadlines;      /* requests being read; the watcher */

@@ -74,11 +74,15 @@
  *
  * LOCKING.  srv->lock guards the pool counters, the list of workers in
  * accept(), the parked connections and their waiter count, the accept
- * back-off state, the stopping flag and the garbage list.  It is never
- * held across accept(), epoll_wait(), I/O, free() of the garbage, or a
- * registry call (server_conns_shut() calls shutdown(), which does no
- * I/O); server_stop() sends its signal under it (pthread_kill
- * is no I/O), so that it only ever reaches a worker still in the list.
+ * back-off state, the stopping flag (set under it, atomic: server_serve()
+ * reads it without) and the garbage list.  The count of requests in
+ * progress (srv->active) is atomic, outside it; server_stop() waits for
+ * it under srv->lock (server_serve(): why that wait misses no wake-up).
+ * It is never held across accept(), epoll_wait(), I/O, free() of the
+ * garbage, or a registry call (server_conns_shut() calls shutdown(),
+ * which does no I/O); server_stop() sends its signal under it
+ * (pthread_kill is no I/O), so that it only ever reaches a worker still
+ * in the list.
  *
  * Kernel and library settings for speed.  server_start() sizes the
  * process's futex hash to its threads (server_futex_hash()): every
@@ -850,7 +854,7 @@ static bool
 server_serve(struct server *srv, struct server_conn *conn)
 {
 	FCGX_Request *req = &conn->req;
-	bool stop;
+	bool stop, last;
 
 	conn->timed_out = conn->responded = false;
 	/*
@@ -883,9 +887,7 @@ server_serve(struct server *srv, struct server_conn *conn)
 			    srv->config->read_timeout);
 		return false;
 	}
-	pthread_mutex_lock(&srv->lock);
-	srv->active++;
-	pthread_mutex_unlock(&srv->lock);
+	atomic_fetch_add(&srv->active, 1);
 
 	server_handle(srv, req);
 	server_read_done(req);
@@ -900,11 +902,21 @@ server_serve(struct server *srv, struct server_conn *conn)
 	if (req->ipcFd < 0)
 		deadline_cancel(conn->timer);
 
-	pthread_mutex_lock(&srv->lock);
-	if (--srv->active == 0 && srv->stopping)
+	/*
+	 * Without srv->lock (two lock pairs a request fewer): the decrement
+	 * and server_stop()'s store of stopping are sequentially consistent,
+	 * and each is followed by a load of the other's variable, so either
+	 * this worker sees stopping (and broadcasts, under the lock, which
+	 * server_stop() holds from its look at active to its wait) or
+	 * server_stop() sees active's new value.
+	 */
+	last = atomic_fetch_sub(&srv->active, 1) == 1;
+	stop = atomic_load(&srv->stopping);
+	if (last && stop) {
+		pthread_mutex_lock(&srv->lock);
 		pthread_cond_broadcast(&srv->idle_cond);
-	stop = srv->stopping;
-	pthread_mutex_unlock(&srv->lock);
+		pthread_mutex_unlock(&srv->lock);
+	}
 	return req->ipcFd >= 0 && !stop;
 }
 
