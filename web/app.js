@@ -169,6 +169,18 @@ function who(p) {
 	return `${named(p.user)} (${named(p.device)})`;
 }
 
+// A name's first character as a person sees it, for an avatar: an emoji
+// whole (slice(0, 1) took half of its UTF-16 pair, drawn as a box), with
+// its modifiers and joined parts where Intl.Segmenter can tell them; the
+// invisible (format characters, spaces) before it skipped.
+function initial(name) {
+	const s = String(name).replace(/^[\p{Cf}\p{Z}]+/u, "");
+	const first = typeof Intl === "object" && Intl.Segmenter ?
+	    new Intl.Segmenter().segment(s)[Symbol.iterator]().next().value :
+	    undefined;
+	return (first ? first.segment : Array.from(s)[0] || "").toUpperCase();
+}
+
 // el's text becomes text, each name in it (see named()) in a <bdi>.
 function show(el, text) {
 	const parts = String(text).split(/\u0001([^\u0001\u0002]*)\u0002/);
@@ -210,7 +222,7 @@ function setChatEnabled(on) {
 
 function setRemote(p) {
 	show($("remote-label"), p ? who(p) : "");
-	$("remote-initial").textContent = p ? p.user.slice(0, 1).toUpperCase() : "";
+	$("remote-initial").textContent = p ? initial(p.user) : "";
 	$("remote-initial").hidden = !p;
 	$("remote-hint").hidden = !!p;
 }
@@ -281,10 +293,12 @@ function onSigState(state, info) {
 			$("join").hidden = true;
 			$("app").hidden = false;
 			$("me").hidden = false;
-			$("me").innerHTML = "";
+			// The user's own names isolated too (see named()).
 			const b = document.createElement("b");
-			b.textContent = me.user;
-			$("me").append(b, ` on ${me.device}`);
+			show(b, named(me.user));
+			const on = document.createElement("span");
+			show(on, ` on ${named(me.device)}`);
+			$("me").replaceChildren(b, on);
 			showIdle();
 			startPolling();
 		} else if (signedOut && document.body.dataset.phase ===
@@ -418,7 +432,7 @@ function renderContacts() {
 		head.className = "contact-head";
 		const av = document.createElement("span");
 		av.className = "avatar";
-		av.textContent = name.slice(0, 1).toUpperCase();
+		av.textContent = initial(name);
 		const nm = document.createElement("span");
 		nm.className = "contact-name";
 		nm.textContent = name;

@@ -94,3 +94,31 @@ test('a bidi override in a caller\'s device name does not reorder the ' +
 	    `" hung up" is drawn at ${gone.tail.join('-')} px, inside the ` +
 	    `caller's name at ${gone.head.join('-')} px`);
 });
+
+// The page's own line, "<user> on <device>", held the user's names without
+// isolation: a user named with an override had " on laptop" drawn inside
+// it. And an avatar's initial was the name's first UTF-16 unit: a name
+// starting with an emoji showed half of its surrogate pair (a box).
+test('the user\'s own names are isolated too, and an avatar shows a ' +
+    'whole emoji', { ...T, skip }, async (t) => {
+	const SECRET = crypto.randomBytes(32).toString('hex');
+	const stack = await startStack({ env: { BEEP_AUTH: 'jwt',
+	    BEEP_JWT_SECRET: SECRET } }, t);
+	const token = (sub) => mint(claims(sub), { key: SECRET });
+	const ua = `\u202Eba${sid()}`, um = `\u{1F600}m${sid()}`;
+	const browser = await launchChromium(t);
+	const page = await onlinePage(await browser.newContext(),
+	    `${stack.base}/#token=${token(ua)}`, ua, 'laptop');
+	const me = await layout(page, '#me', ' on laptop');
+	assert.equal(me.text, `${ua} on laptop`);
+	assert.ok(me.tail[0] >= me.head[1] - 0.5,
+	    `" on laptop" is drawn at ${me.tail.join('-')} px, inside the ` +
+	    `user's own name at ${me.head.join('-')} px`);
+
+	const callId = `emoji-${sid()}`;
+	await postEvent(stack.base, ua, 'laptop', 'call', { callId,
+	    from: { user: um, device: 'phone' }, media: { audio: true } },
+	    bearer(token(um)));
+	await page.waitForFunction(() => document.body.dataset.phase === 'ringing');
+	assert.equal(await page.textContent('#remote-initial'), '\u{1F600}');
+});
