@@ -763,10 +763,11 @@ function onAccept(data, meta) {
 
 // Whether a message of the current call's (data, meta) comes from its
 // peer: anyone else who knows the call's id (in open mode, whoever claims
-// another sender) is ignored.
+// another sender) is ignored. Any of the call's ids: after both called at
+// once, the peer may hang up the call it placed, by its own id (test 120).
 function fromPeer(data, meta) {
 	return call !== null && data !== null && typeof data === "object" &&
-	    data.callId === call.id &&
+	    call.ids.has(data.callId) &&
 	    samePeer(sender(data, meta), call.peer);
 }
 

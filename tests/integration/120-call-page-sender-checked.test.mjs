@@ -146,3 +146,39 @@ test('in open mode a ringing page takes its call\'s messages from the ' +
 	await post('hangup', { callId, from: m });
 	await page.waitForFunction(() => document.body.dataset.phase === 'ended');
 });
+
+// Both called each other at once (glare): the page makes the two calls
+// one, known by both ids, and goes on under the smaller. The peer's own
+// call had the larger id, and the peer hung that call up: the page took
+// only the id it had kept, so it waited for an offer that never came
+// (the call's timer is stopped at the merge), until the user hung up.
+test('after both called at once, the peer\'s hang-up of its own call ends ' +
+    'the call', { ...T, skip }, async (t) => {
+	const { stack, page, post, phase, token } = await setUp(t);
+	const uc = `gc${sid()}`;
+	const c = { user: uc, device: 'phone' };
+	const callee = await stack.subscribe(uc, 'phone',
+	    { headers: bearer(token(uc)) });
+	t.after(() => callee.close());
+	await page.fill('#find-user', uc);
+	await page.click('#find-go');
+	const row = `.contact[data-user="${uc}"]`;
+	await page.fill(`${row} .contact-device`, 'phone');
+	await page.click(`${row} .contact-dial`);
+	await page.waitForFunction(() => window.beepApp.phase === 'calling' &&
+	    window.beepApp.sig.sendQueues.size === 0);
+	const mine = await page.evaluate(() => window.beepApp.call.id);
+	// The peer's call, with an id above the page's (a UUID's characters
+	// are all below '~').
+	const theirs = `~${sid()}`;
+	await post('call', { callId: theirs, from: c, media: { audio: true } },
+	    [uc, 'phone']);
+	await page.waitForFunction(() => window.beepApp.call &&
+	    window.beepApp.call.ids.size === 2);
+	assert.equal(await page.evaluate(() => window.beepApp.call.id), mine);
+	const hangups = await countDelivered(page, 'hangup');
+	await post('hangup', { callId: theirs, from: c }, [uc, 'phone']);
+	await hangups.reached(1);
+	assert.equal(await phase(), 'ended', 'the peer hung up the call it ' +
+	    'placed, and the page, which had merged it into its own, waited on');
+});
