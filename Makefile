@@ -69,11 +69,12 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_r
 # (only files that call skipReason() or browserSkip(..., import.meta.url)),
 # are reported as skipped with their reason.
 #
-# SAN_SKIP: the files whose subject is JavaScript in Chromium, the call
-# page's and beep-signal.js's in a page: the sanitizers watch C, and the
+# SAN_SKIP: the files whose subject is JavaScript, the call page's and
+# beep-signal.js's, in Chromium or in Node: the sanitizers watch C, and the
 # requests those pages make are the ones every other file makes under the
-# sanitizers; Chromium is most of their time (about 190 s of a pass's
-# 1,150).  They run in the plain pass.  TSAN_SKIP: 30-browser's calls
+# sanitizers; Chromium and the client's own waits (a default grace
+# period) are most of their time (about 300 s of a pass's 1,150).  They
+# run in the plain pass.  TSAN_SKIP: 30-browser's calls
 # between real pages and browsers (about 100 s), for the same reason,
 # kept under ASan for its glare and relay paths through the backend.
 BROWSER_JS := 34-call-page-session-expiry 35-js-client-lifecycle \
@@ -84,7 +85,10 @@ BROWSER_JS := 34-call-page-session-expiry 35-js-client-lifecycle \
 	109-call-page-bidi-names 110-call-page-chat-flood \
 	119-call-page-ring-flood 120-call-page-sender-checked \
 	123-call-page-ring-time
-SAN_SKIP ?= $(foreach f,$(BROWSER_JS),$(f)=JavaScript in Chromium: run in the plain pass;)
+CLIENT_JS := 31-js-client 50-js-client-stale-resume \
+	55-js-client-silent-vanish 56-js-client-killed-page
+SAN_SKIP ?= $(foreach f,$(BROWSER_JS),$(f)=JavaScript in Chromium: run in the plain pass;) \
+	$(foreach f,$(CLIENT_JS),$(f)=beep-signal.js in Node: run in the plain pass;)
 TSAN_SKIP ?= 30-browser=pages and browsers: run in the plain and ASan passes;
 INTEGRATION_ENV := BEEP_TEST_SANITIZER=$(SANITIZE) \
 	$(if $(findstring thread,$(SANITIZE)),BEEP_TEST_SCALE=$${BEEP_TEST_SCALE:-0.25}) \
