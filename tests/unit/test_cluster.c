@@ -2214,6 +2214,92 @@ test_cluster_unsub_after_hangup_moved(void **state)
 }
 
 /*
+ * As unsub_after_end(), after node 0 delivered "local" to its stream
+ * alone while its command connection was refused (its channel stays):
+ * the stream takes it, its client leaves (hung up, not unsubscribed
+ * yet), and a POST through node 1 meanwhile is 200 (node 0 still
+ * listed): the channel brings "two" to node 0's registry, which holds it.
+ * Then the stream is unsubscribed, and Redis takes node 0 back: its UNSUB
+ * carries what it gave alone (e->local) and moves the device above
+ * everything, to tell the other holders.  The client back without an id
+ * (through node back) must get "two", and no reset: its stream had
+ * everything up to "local", the lone message included.  On HEAD the move
+ * trimmed "two" and held from above it: lost, untold.
+ */
+static void
+unsub_local_after_hangup(struct fixture *f, int back)
+{
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct registry_batch b;
+	struct cluster_entry *ref, *ref2;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	uint64_t local, two;
+	bool down;
+
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	/* Node 0's commands refused; its channel (TYPE pubsub) stays. */
+	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
+	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	local = post_local(f, 0, "local");
+	assert_int_equal(next_msg(f->reg[0], s, text), local);
+	assert_string_equal(text, "local");
+	/* Its client leaves: no longer live, not yet unsubscribed. */
+	registry_hangup(f->reg[0], registry_stream_id(s));
+	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	/* Node 0 still listed: 200, held in node 0's registry. */
+	two = post_local(f, 1, "two");
+	assert_true(two > local);
+	wait_held(f, 0, 1);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+	/* Node 0 back: its UNSUB, carrying its lone delivery, runs. */
+	acl_cmd("ACL SETUSER default >pa");
+	wait_node_up(f, 0);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = cluster_subscribe(
+	    f->cl[back], "u", "d", &none, &st, &ref2, &err, &down);
+	assert_non_null(s2);
+	if (st.reset)
+		fail_msg(
+		    "node %d: reset \"%s\": nothing was lost", back, st.reason);
+	next_msg(f->reg[back], s2, text);
+	if (strcmp(text, "two") != 0)
+		fail_msg("node %d: first message \"%s\": \"two\" (answered "
+		         "200, taken by no stream) lost, no reset",
+		    back, text);
+	next_msg(f->reg[back], s2, text);
+	assert_string_equal(text, "three");
+	no_more(f->reg[back], s2);
+	registry_unsubscribe(f->reg[back], s2);
+	cluster_unsubscribe(f->cl[back], ref2);
+}
+
+static void
+test_cluster_unsub_local_after_hangup(void **state)
+{
+	if (*state == NULL)
+		skip();
+	unsub_local_after_hangup(*state, 1);
+}
+
+static void
+test_cluster_unsub_local_after_hangup_same_node(void **state)
+{
+	if (*state == NULL)
+		skip();
+	unsub_local_after_hangup(*state, 0);
+}
+
+/*
  * A resume id this device was never given, between two of its own (a
  * client that mixed up its stored ids: another device's): not a position
  * in this device's log.  A single node starts such a stream with a reset
@@ -2770,6 +2856,11 @@ main(void)
 	        test_cluster_unsub_after_hangup_same_node, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_after_hangup_moved, setup_persist, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_local_after_hangup, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_local_after_hangup_same_node, setup_acl,
+	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_prune_keeps_live, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
