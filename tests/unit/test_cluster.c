@@ -2300,6 +2300,114 @@ test_cluster_unsub_local_after_hangup_same_node(void **state)
 }
 
 /*
+ * As unsub_local_after_hangup(), but node 0 also accepts "lone" alone
+ * after its stream's client left (202: held in its registry, which
+ * Redis never sees): no stream took it, and it is lost with the UNSUB.
+ * The client back without an id through node 1 must be told (a reset),
+ * and still get "two".  On HEAD the UNSUB held from the move: no reset,
+ * "lone" and "two" lost, untold.
+ */
+static void
+test_cluster_unsub_local_untaken(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct registry_batch b;
+	struct cluster_entry *ref, *ref2;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
+	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	post_local(f, 0, "local");
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "local");
+	registry_hangup(f->reg[0], registry_stream_id(s));
+	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	/* Node 0 alone, its stream no longer live: held there. */
+	assert_int_equal(post(f, 0, "lone", id, &down), REGISTRY_HELD);
+	assert_false(down);
+	post_local(f, 1, "two");
+	wait_held(f, 0, 2);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+	acl_cmd("ACL SETUSER default >pa");
+	wait_node_up(f, 0);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = cluster_subscribe(
+	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
+	assert_non_null(s2);
+	if (!st.reset)
+		fail_msg("no reset: \"lone\" (answered 202, held by node 0 "
+		         "alone) lost, untold");
+	next_msg(f->reg[1], s2, text);
+	assert_string_equal(text, "two");
+	next_msg(f->reg[1], s2, text);
+	assert_string_equal(text, "three");
+	no_more(f->reg[1], s2);
+	registry_unsubscribe(f->reg[1], s2);
+	cluster_unsubscribe(f->cl[1], ref2);
+}
+
+/*
+ * The UNSUB of test_cluster_unsub_local_after_hangup run by hand, twice:
+ * its answer is lost with the connection, and node n1, whose entry still
+ * has e->local and the same ids, sends it again.  The second moves the
+ * device again (it cannot tell it ran) but must still keep "two" (posted
+ * after what n1's streams took) for a client back without an id, and
+ * hold from where the first said, without a reset.
+ */
+static void
+test_cluster_unsub_local_sent_again(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	char seen[64], local[64], two[64], mark[96];
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	born_id(seen, sizeof(seen), born, 1000, 0);
+	born_id(local, sizeof(local), born, 1000, 1);
+	born_id(two, sizeof(two), born, 2000, 0);
+	xadd_one(c, "t", seen, "s");
+	xadd_one(c, "t", two, "two");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, two));
+	snprintf(mark, sizeof(mark), "%s 0", seen);
+	freeReplyObject(
+	    redisCommand(c, "HSET beep:u:t %s %s", "d\x1fn1", mark));
+	for (int i = 0; i < 2; i++) {
+		/* after: what n1 gave ("two" came by its channel). */
+		r = script_eval(c, CLUSTER_LUA_UNSUB, "t", "d", "n1", "60000",
+		    "60000", "1", two, "t", "rreset", "0", "0", local, local,
+		    (char *)NULL);
+		assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+		freeReplyObject(r); /* the first: lost */
+	}
+	/* A client back without an id, through n2. */
+	r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", "", "64", "0",
+	    "60000", "", "0", "1000", "0", "t", "", "1048576", "2", "0", "0",
+	    (char *)NULL);
+	resync_answer(r, local, "", (const char *[]){two}, 1);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+/*
  * A resume id this device was never given, between two of its own (a
  * client that mixed up its stored ids: another device's): not a position
  * in this device's log.  A single node starts such a stream with a reset
@@ -2861,6 +2969,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_after_hangup_same_node, setup_acl,
 	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_local_untaken, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_local_sent_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_prune_keeps_live, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
