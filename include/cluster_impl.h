@@ -53,6 +53,13 @@ struct cluster_entry {
 	 */
 	bool local;
 	/*
+	 * With local: the newest id given alone.  The UNSUB says it, so that
+	 * a client back without an id is replayed what came after its
+	 * streams' last only when they took every lone message (the others
+	 * Redis never had: lost, told).
+	 */
+	uint64_t alone;
+	/*
 	 * The tokens, undo_lo to undo_hi (0 0: none), of the request SUBs
 	 * from which no stream here started (the request gave up, or the
 	 * registry refused the stream) since the last that one did: any of

@@ -23,7 +23,9 @@
  *                        below seen), seen (where its last stream began,
  *                        or last when one that served it left), mv (the
  *                        last move a resync made, for that resync sent
- *                        again: see the SUB script)
+ *                        again: see the SUB script), hk (what a
+ *                        lone-delivery UNSUB's move kept below it for
+ *                        the device's return: see the UNSUB script)
  *   beep:c:NODE          pub/sub channel of the messages for the node
  *   beep:tell            hash: NODE -> the generation of a loss found
  *                        (PRUNE) that it is to tell its streams of, until
@@ -89,7 +91,8 @@
  * Redis never saw it, so the entry remembers (local) until Redis is back:
  * then its resync (or, its streams gone, its UNSUB) moves the device to a
  * new position above every id it and Redis gave (the stream's last and
- * floor; the entries below it go, but what the resync's answer replays)
+ * floor; the entries below it go, but what the resync's answer replays,
+ * or what came after the UNSUB's upto, held for the device's return)
  * and publishes a reset there to every other holder.  A holder not listening then finds the floor above what
  * it had when it resubscribes, and gets its reset from SUB.  A holder that
  * gave more ids alone has that id already and drops the reset as a
@@ -545,6 +548,7 @@ cluster_publish_local(struct cluster *cl, const char *user, const char *device,
 		 * Redis is back, the resync tells them (see e->local).
 		 */
 		e->local = true;
+		e->alone = e->last;
 		cl->dirty = true;
 	} else if (res == REGISTRY_NOT_FOUND || res == REGISTRY_DUPLICATE) {
 		cluster_count(&cl->unreachable);

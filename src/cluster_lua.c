@@ -83,7 +83,12 @@
 	"if string.sub(f, 1, #pre) == pre and other ~= node then "             \
 	"redis.pcall('PUBLISH', 'beep:c:' .. other, msg) end end end "         \
 	"local function tell_gen(now) return string.format('%d', "             \
-	"now * 1000 + redis.call('INCR', 'beep:tells') % 1000) end "
+	"now * 1000 + redis.call('INCR', 'beep:tells') % 1000) end "           \
+	"local function kept(s, m, hold, floor) local h, k, t, l = "           \
+	"string.match(redis.call('HGET', m, 'hk') or '', "                     \
+	"'^(%S+) (%S+) (%S+) (%S)$') if h == hold and t == floor and "         \
+	"(k == '-' or #redis.call('XRANGE', s, k, k) > 0) then return l end "  \
+	"return nil end "
 
 /*
  * beep:born is when this Redis's data began (ms): every id a device gets
@@ -145,6 +150,13 @@
  * those from keep on when keep is given: a resync that moves the device
  * keeps what its answer replays, for the same resync sent again when that
  * answer was lost (see SUB).  Returns the new position.
+ *
+ * kept(): whether a stream with no usable id that starts from hold, below
+ * the floor, is replayed from hold: a lone-delivery UNSUB (see there) kept
+ * what came after it below its move, and its note (hk) still holds (the
+ * floor is the move's, and the oldest entry kept is still there: trims
+ * take the oldest first, so then all are).  Returns nil, or "l" when it
+ * starts with a reset (a lone message no stream took is lost), or "-".
  *
  * rise(): the floor becomes id, a trimmed entry's, unless it is above it
  * already: entries a move kept below its floor are trimmed by POST like
@@ -363,7 +375,10 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "else from = after usable = true end end "
     "if not usable then "
     "if hold then "
-    "if idlt(hold, floor) then from = floor "
+    "local kl = idlt(hold, floor) and kept(s, m, hold, floor) "
+    "if kl then from = hold "
+    "if kl == 'l' and why == '' then why = 'messages were lost' end "
+    "elseif idlt(hold, floor) then from = floor "
     "if why == '' then why = 'messages were dropped while away' end "
     "else from = hold end "
     "else from = last end end "
@@ -392,7 +407,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
 
 /*
  * KEYS u g m s; ARGV dev node grace_ms meta_ttl_ms here after user frame
- * undo_lo undo_hi upto.  undo_lo..undo_hi (0 0: none): the tokens of this node's
+ * undo_lo undo_hi upto alone.  undo_lo..undo_hi (0 0: none): the tokens of this node's
  * SUBs from which no stream here started (their requests gave up waiting,
  * or the streams were refused after them).  When one of them ran and is
  * the last to have written the node's field (its token there), the grace
@@ -411,8 +426,21 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * them closed; what the channel brought after it (a POST answered 200
  * while this node was still listed, before this UNSUB ran) no stream
  * took: a served UNSUB holds from there (not below what another stream
- * saw, seen), not from last; with another holder left, or here (the
- * device moved above it), nothing moves.
+ * saw, seen), not from last; with another holder left, nothing moves.
+ * With here "1" too: the move keeps the entries from upto on, below its
+ * floor, and the UNSUB that leaves no holder notes it (hk: "HELD FIRST TO
+ * LOST", kept() above), so that a SUB starting from that held position
+ * replays what was kept rather than skip to the floor with a reset,
+ * while the floor is still TO and FIRST (the oldest entry kept above
+ * HELD, or "-") is still there; LOST "l" when the node's streams had not
+ * taken every message it gave alone (alone: the newest, "" none), which
+ * Redis never had: that stream is told (a reset), then replayed.  The
+ * same UNSUB sent again (its answer lost: its field gone, was 0) moves
+ * again, and carries the note to the new floor.  Until 2026-12-06 the
+ * move took what came after upto and held from above it: a POST answered
+ * 200 after the node's last stream's client left, lost untold for a
+ * client with no id; and a lone message its streams never took (202),
+ * lost untold too (test_cluster_unsub_local_after_hangup, _untaken).
  * Returns the holders left.
  */
 static const char cluster_lua_unsub[] = LUA_PRELUDE
@@ -423,15 +451,22 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "local was = redis.call('HDEL', u, dev .. '\\31' .. node) "
     "if not registers(u, node) then "
     "redis.call('SREM', 'beep:r:' .. node, ARGV[7]) end "
-    "if ARGV[5] == '1' then "
-    "tell(u, ARGV[7], dev, node, moved(s, m, ARGV[6], "
-    "tonumber(ARGV[4])), ARGV[8]) end "
+    "local ua, to = ARGV[11] or '', nil "
     "local served = was == 1 and not undone(token, ARGV[9], ARGV[10]) "
+    "if ARGV[5] == '1' then "
+    "local f0 = redis.call('HGET', m, 'floor') "
+    "to = moved(s, m, ARGV[6], tonumber(ARGV[4]), ua ~= '' and ua or nil) "
+    "local h, k, t, l = string.match(redis.call('HGET', m, 'hk') or '', "
+    "'^(%S+) (%S+) (%S+) (%S)$') "
+    "if served then redis.call('HDEL', m, 'hk') "
+    "elseif t and t == f0 then "
+    "redis.call('HSET', m, 'hk', h .. ' ' .. k .. ' ' .. to .. ' ' .. l) "
+    "end "
+    "tell(u, ARGV[7], dev, node, to, ARGV[8]) end "
     "local upto = nil "
     "if served and redis.call('EXISTS', m) == 1 then "
     "local sn = redis.call('HGET', m, 'last') or base() "
-    "local ua = ARGV[11] or '' "
-    "if ua ~= '' and ARGV[5] ~= '1' and idlt(ua, sn) then upto = ua "
+    "if ua ~= '' and idlt(ua, sn) then upto = ua "
     "local prior = redis.call('HGET', m, 'seen') "
     "if prior and idlt(upto, prior) then upto = prior end "
     "if idlt(upto, base()) then upto = base() end "
@@ -449,7 +484,13 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "if upto then redis.call('HSET', m, 'seen', upto) "
     "local held = redis.call('HGET', m, 'held') "
     "if held and idlt(upto, held) then "
-    "redis.call('HSET', m, 'held', upto) end end "
+    "redis.call('HSET', m, 'held', upto) held = upto end "
+    "local al = ARGV[12] or '' "
+    "if to and held == upto then "
+    "local k = redis.call('XRANGE', s, '(' .. upto, '+', 'COUNT', 1) "
+    "k = #k > 0 and idlt(k[1][1], to) and k[1][1] or '-' "
+    "redis.call('HSET', m, 'hk', upto .. ' ' .. k .. ' ' .. to .. "
+    "(al ~= '' and idlt(ua, al) and ' l' or ' -')) end end "
     "end "
     "return #nodes";
 

@@ -176,6 +176,13 @@ cluster_presence_reconcile(struct cluster *cl)
 			else
 				after[0] = '\0';
 			cluster_job_str(j, after);
+			/* What it gave alone, which Redis never had. */
+			if (e->local)
+				cluster_format_id(
+				    e->alone, after, sizeof(after));
+			else
+				after[0] = '\0';
+			cluster_job_str(j, after);
 			j->entry = e;
 			e->jobs++;
 			cluster_job_enqueue(cl, j);
