@@ -1623,6 +1623,49 @@ test_cluster_resync_lost_told(void **state)
 }
 
 /*
+ * As test_cluster_resync_lost_told, but "z" is posted after the loss was
+ * found and before n1's told resync runs (a POST through another node,
+ * 200): it was accepted after the loss, so it is no part of it.  The
+ * resync must tell n1's streams (a reset after everything n1 had) and
+ * then deliver "z", in order; the same when its answer is lost and it is
+ * sent again.  A client of another node below the reset is told; one
+ * that had "z" goes on from it.  On HEAD the move went above "z", whose
+ * entry went with it: told by the reset, never delivered.
+ */
+static void
+test_cluster_resync_lost_posted_before(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	char after[64], reset[64], z[64];
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	born_id(after, sizeof(after), born, 1000, 0);
+	born_id(reset, sizeof(reset), born, 1000, 1);
+	born_id(z, sizeof(z), born, 2000, 0);
+	xadd_one(c, "t", after, "a");
+	xadd_one(c, "t", z, "z");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, z));
+	for (int i = 0; i < 2; i++) {
+		r = resync_run(c, after, "0-0", false);
+		resync_answer(
+		    r, reset, "messages were lost", (const char *[]){z}, 1);
+		freeReplyObject(r); /* the first: lost */
+	}
+	assert_too_old(c, after);
+	r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", z, "64", "0",
+	    "60000", "", "0", "1000", "0", "t", "", "1048576", "2", "0", "0",
+	    (char *)NULL);
+	resync_answer(r, z, "", NULL, 0);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+/*
  * As test_cluster_resync_lost_alone, but what the first resync replayed
  * ("x", below the new floor) is trimmed before the second comes (POSTs
  * filling the stream past BEEP_REPLAY_MAX): the second cannot replay it,
@@ -2932,6 +2975,8 @@ main(void)
 	        test_cluster_resync_lost_alone, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resync_lost_told, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resync_lost_posted_before, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resync_lost_trimmed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
