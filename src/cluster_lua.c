@@ -265,8 +265,16 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * while Redis was down) and seen the newest it had from Redis.  The node
  * missed messages when seen is below base() or the floor, or the stream has
  * an entry between seen and after (accepted, never sent to the node, and now
- * below ids it gave): then the device gets a new position above everything
- * (moved()), which every older id is too old for, and why says so.  With here
+ * below ids it gave): then the device gets a new position, which every
+ * older id is too old for, and why says so.  Without here it is just above
+ * after (and base() and the floor), below what was posted after after
+ * (below()), which is no part of the loss (posted after it was found, or
+ * after what the node had): the reset there, then those entries; only
+ * when none leaves room for it is it above everything (moved()).  Until
+ * 2026-12-06 it always was: a message answered 200 after the loss was
+ * found and before the told resync ran (waiting behind the node's closed
+ * gate) went with the move, told by the reset, never delivered
+ * (test_cluster_resync_lost_posted_before).  With here
  * "1" (sync only) the node delivered messages alone while Redis was down,
  * which no other node's stream has: the device moves likewise, and every
  * other holder is told at the new position (tell(), the packed reset frame,
@@ -306,7 +314,25 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * what the move kept was trimmed, and the node's seen is below the
  * floor: a reset, as before.
  */
+/*
+ * below(): the device's floor moves to just above after (not below base()
+ * or the floor it has), when that is below the first entry after after:
+ * the entries below it go, those after it stay and are replayed after
+ * the reset.  Otherwise moved().  Returns the new floor.
+ */
 static const char cluster_lua_sub[] = LUA_PRELUDE
+    "local function below(s, m, after, b, floor, metattl) "
+    "local top = after "
+    "if idlt(top, b) then top = b end "
+    "if idlt(top, floor) then top = floor end "
+    "local tms, tseq = idp(top) "
+    "local r = string.format('%d-%d', tms, tseq + 1) "
+    "local nx = redis.call('XRANGE', s, '(' .. after, '+', 'COUNT', 1) "
+    "if #nx == 0 or not idlt(r, nx[1][1]) then "
+    "return moved(s, m, after, metattl) end "
+    "redis.call('HSET', m, 'floor', r) "
+    "redis.call('PEXPIRE', m, metattl) "
+    "redis.call('XTRIM', s, 'MINID', r) return r end "
     "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
     "local dev, node, after = ARGV[1], ARGV[2], ARGV[3] "
     "local count, sync = tonumber(ARGV[4]), ARGV[5] == '1' "
@@ -355,7 +381,12 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "if not lost and idlt(seen, after) then "
     "lost = #redis.call('XRANGE', s, '(' .. seen, after, 'COUNT', 1) > 0 "
     "end "
-    "if lost then "
+    "if lost and ARGV[10] ~= '1' then "
+    "from = below(s, m, after, b, floor, metattl) "
+    "why = 'messages were lost' "
+    "redis.call('HSET', m, 'mv', node .. ' ' .. after .. ' ' .. seen .. "
+    "' ' .. from .. ' l -') "
+    "elseif lost then "
     "from = moved(s, m, after, metattl) why = 'messages were lost' "
     "redis.call('HSET', m, 'mv', node .. ' ' .. after .. ' ' .. seen .. "
     "' ' .. from .. ' l -') "
