@@ -2450,6 +2450,86 @@ test_cluster_unsub_local_sent_again(void **state)
 	redisFree(c);
 }
 
+/* Poll (bounded) until node 0's resync has moved e (e->moved set). */
+static void
+wait_moved(struct fixture *f, struct cluster_entry *e)
+{
+	for (int i = 0; i < 1000; i++) {
+		uint64_t moved;
+
+		pthread_mutex_lock(&f->cl[0]->lock);
+		moved = e->moved;
+		pthread_mutex_unlock(&f->cl[0]->lock);
+		if (moved != 0)
+			return;
+		usleep(10000);
+	}
+	fail_msg("node 0's resync did not move the device within 10 s");
+}
+
+/*
+ * As unsub_local_after_hangup(), but node 0 takes Redis back before the
+ * stream is unsubscribed: its resync (not its UNSUB) carries the lone
+ * delivery and moves the device above "two", which its registry holds
+ * untaken.  Then the stream is unsubscribed.  Its streams took nothing
+ * after "local": the client back without an id through node 1 must get
+ * "two", or be told (a reset) that it is lost.  On HEAD the UNSUB said
+ * the streams had everything below the move: no reset, "two" lost.
+ */
+static void
+test_cluster_unsub_after_hangup_resynced(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct registry_batch b;
+	struct cluster_entry *ref, *ref2;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
+	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	post_local(f, 0, "local");
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "local");
+	registry_hangup(f->reg[0], registry_stream_id(s));
+	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	post_local(f, 1, "two");
+	wait_held(f, 0, 1);
+	/* Node 0 back, its stream still counted: its resync moves. */
+	acl_cmd("ACL SETUSER default >pa");
+	wait_node_up(f, 0);
+	wait_moved(f, ref);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = cluster_subscribe(
+	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
+	assert_non_null(s2);
+	next_msg(f->reg[1], s2, text);
+	if (!st.reset && strcmp(text, "two") != 0)
+		fail_msg("first message \"%s\": \"two\" (answered 200, taken "
+		         "by no stream) lost, no reset",
+		    text);
+	if (strcmp(text, "two") == 0)
+		next_msg(f->reg[1], s2, text);
+	assert_string_equal(text, "three");
+	no_more(f->reg[1], s2);
+	registry_unsubscribe(f->reg[1], s2);
+	cluster_unsubscribe(f->cl[1], ref2);
+}
+
 /*
  * A resume id this device was never given, between two of its own (a
  * client that mixed up its stored ids: another device's): not a position
@@ -3016,6 +3096,9 @@ main(void)
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_untaken, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_after_hangup_resynced, setup_acl,
+	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_sent_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
