@@ -101,6 +101,12 @@ struct cluster_entry {
 	 */
 	uint64_t moved;
 	/*
+	 * With moved: the newest id the registry had below it (what the
+	 * resync replayed included).  Streams that took less than that did
+	 * not have everything below the move: the UNSUB must not say so.
+	 */
+	uint64_t moved_below;
+	/*
 	 * A new stream's replay had no room for the message with this id
 	 * (registry_replay_at()): the stream starts after it, with a reset.  0:
 	 * none.

@@ -507,8 +507,14 @@ cluster_unsubscribe(struct cluster *cl, struct cluster_entry *e)
 		if (registry_device_taken(
 		        cl->reg, e->user, e->device, &taken) &&
 		    taken != 0) {
-			/* Not below a move: a client would be told of a loss. */
-			if (taken < e->moved)
+			/*
+			 * Not below a move: a client would be told of a loss;
+			 * unless its streams had not taken all the registry
+			 * had below it (a POST that came after a stream's
+			 * client left, before the move): then Redis holds from
+			 * below the move, which tells (the move took it).
+			 */
+			if (taken < e->moved && taken >= e->moved_below)
 				taken = e->moved;
 			if (taken < e->upto)
 				e->upto = taken;

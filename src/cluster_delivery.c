@@ -164,6 +164,8 @@ cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
 	}
 	if (r->elements == 4 &&
 	    cluster_parse_id(r->element[3]->str, &to) == 0) {
+		if (to > e->moved)
+			e->moved_below = e->last;
 		if (to > e->last)
 			e->last = to;
 		if (to > e->seen)
