@@ -92,3 +92,50 @@ test('header mode: a cross-site page cannot act as the user by setting ' +
 	    `evil.example posted as ${alice}: ${forged.text}`);
 	own.stream.close();
 });
+
+// DNS rebinding: evil.example's page, served over plain HTTP, has its name
+// re-pointed at the service's address. The browser then sends its requests
+// to the service as same-origin ones of evil.example: Host evil.example,
+// its own Origin, Sec-Fetch-Site: same-origin, no cookie of the service's
+// (cookies go by name). An identity service that goes by the address
+// still names the user, so "same origin" cannot be taken from a Host the
+// page chose: over plain HTTP only a Host that is an address (or
+// localhost), or an origin on BEEP_CORS_ORIGINS, is the service's own.
+test('header mode: a page whose name was re-pointed at the service ' +
+    '(DNS rebinding) cannot act as the user', T, async (t) => {
+	const alice = uid('alice');
+	const auth = await startAddressAuth(alice);
+	t.after(() => auth.close());
+	const stack = await startStack({
+		env: { BEEP_AUTH: 'header', BEEP_KEEPALIVE: '1' },
+		caddyfile: FA_CADDYFILE,
+		caddyEnv: { AUTH_UPSTREAM: `127.0.0.1:${auth.port}` },
+	}, t);
+	const c = stack.client();
+	const port = new URL(stack.base).port;
+	// Alice's own page, at the service's address: taken.
+	const own = await openSub(stack, subPath(alice, 'phone'), {
+		Origin: `http://127.0.0.1:${port}`, 'Sec-Fetch-Site': 'same-origin' });
+	assert.equal(own.status, 200, own.text);
+	const rebound = { Host: `evil.example:${port}`,
+	    Origin: `http://evil.example:${port}`, 'Sec-Fetch-Site': 'same-origin',
+	    'Sec-Fetch-Mode': 'cors' };
+	const spy = await openSub(stack, subPath(alice, 'spy'), rebound);
+	if (spy.stream)
+		spy.stream.close();
+	assert.equal(spy.status, 403,
+	    `a page of evil.example re-pointed at the service subscribed as ` +
+	    `${alice}: ${spy.status} ${spy.text}`);
+	assert.match(spy.text, /browser credentials from another site/);
+	const forged = await c.postJson(postPath(alice, 'phone'),
+	    { data: 'hang up' }, { headers: rebound });
+	assert.equal(forged.status, 403,
+	    `evil.example posted as ${alice}: ${forged.status} ${forged.text}`);
+	// Without Origin (the same-origin GET an EventSource makes): the same.
+	const es = await openSub(stack, subPath(alice, 'spy2'), {
+		Host: `evil.example:${port}`, 'Sec-Fetch-Site': 'same-origin' });
+	if (es.stream)
+		es.stream.close();
+	assert.equal(es.status, 403, `${es.status} ${es.text}`);
+	own.stream.close();
+});
