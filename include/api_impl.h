@@ -107,6 +107,12 @@ enum api_refusal {
 };
 
 /*
+ * Whether host (a Host header, with or without its port) names the host
+ * by an address or as localhost: no name a page's site could have had
+ * re-pointed at this service (DNS rebinding).  False for NULL.
+ */
+bool api_host_is_address(const char *host);
+/*
  * Whether a new stream would take the last worker while none more can be
  * started (struct api_threads): it is refused, so that one is left to
  * accept POSTs.

@@ -99,22 +99,54 @@ api_origin_own(const struct api_request *req, const char *origin)
 	    strcasecmp(origin + n, req->host) == 0;
 }
 
+/* Whether the request's own origin, http://Host, is on the allow-list. */
+static bool
+api_own_listed(const struct api *api, const struct api_request *req)
+{
+	static const char scheme[] = "http://";
+	size_t n = sizeof(scheme) - 1;
+
+	if (req->host == NULL)
+		return false;
+	for (size_t i = 0; i < api->norigins; i++)
+		if (strncmp(api->origins[i], scheme, n) == 0 &&
+		    strcasecmp(api->origins[i] + n, req->host) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Cross-site request forgery: a browser attaches cookies to requests any
  * page makes (a form POST, an EventSource), so a request identified by a
  * cookie must come from a page we trust: the same origin (as the browser's
  * Sec-Fetch-Site says, or an Origin equal to our own), or an origin on
  * the allow-list.  Bearer and query tokens are never sent by themselves.
+ *
+ * "The same origin" is the page's, whose name the page's site chose: a
+ * site that re-points its name at this service's address (DNS rebinding)
+ * makes its own page same-origin with it over plain HTTP (over HTTPS the
+ * browser would want this service's certificate for that name).  A cookie
+ * or a credential the browser keeps goes by the name, so such a page gets
+ * none of the user's; but in header mode the identity service may go by
+ * the address (test 52), and names the user for it too.  So there, over
+ * plain HTTP, only a Host that is an address or localhost makes the
+ * origin the service's own; a named service lists its origin.
  */
 static bool
-api_same_origin_ok(const struct api *api, const struct api_request *req)
+api_same_origin_ok(const struct api *api, const struct api_request *req,
+    const struct auth_identity *who)
 {
-	if (req->sec_fetch_site != NULL &&
-	    strcmp(req->sec_fetch_site, "same-origin") == 0)
+	bool own;
+
+	if (req->origin != NULL && api_origin_listed(api, req->origin))
 		return true;
-	return req->origin != NULL &&
-	    (api_origin_listed(api, req->origin) ||
-	        api_origin_own(req, req->origin));
+	own = (req->sec_fetch_site != NULL &&
+	          strcmp(req->sec_fetch_site, "same-origin") == 0) ||
+	    (req->origin != NULL && api_origin_own(req, req->origin));
+	if (!own)
+		return false;
+	return who->source != AUTH_SOURCE_CLAIM || req->https ||
+	    api_host_is_address(req->host) || api_own_listed(api, req);
 }
 
 /*
@@ -123,9 +155,10 @@ api_same_origin_ok(const struct api *api, const struct api_request *req)
  * mode, whatever the identity service went by, which may be a cookie, an
  * Authorization the browser keeps (Basic, Digest, Negotiate, NTLM), a TLS
  * client certificate or the client's address, of which the request shows
- * nothing.  So in header mode a request the browser marks as from another
- * page counts too (Sec-Fetch-Site other than same-origin or none, a
- * user's own navigation; or, from a browser without it, an Origin),
+ * nothing.  So in header mode a request the browser marks as made by a
+ * page counts too (Sec-Fetch-Site other than none, a user's own
+ * navigation: same-origin included, since a rebound name's page is its
+ * own origin's; or, from a browser without it, an Origin),
  * whatever Authorization it carries: until 2026-12-06 one of a scheme the
  * browser does not keep (Bearer) was taken as set by the page past a CORS
  * preflight, which the backend itself passes for any origin at the
@@ -144,9 +177,9 @@ api_ambient(const struct api_request *req, const struct auth_identity *who)
 		return false;
 	if (req->cookie != NULL)
 		return true;
+	/* Same-origin too: the origin may be a rebound name's (above). */
 	if (sfs != NULL)
-		return strcmp(sfs, "same-origin") != 0 &&
-		    strcmp(sfs, "none") != 0;
+		return strcmp(sfs, "none") != 0;
 	return req->origin != NULL;
 }
 
@@ -184,7 +217,7 @@ api_identify(struct api *api, const struct api_request *req,
 	res = auth_identify(api->auth, &ar, who);
 	free(token);
 	if (res == AUTH_OK) {
-		if (!api_ambient(req, who) || api_same_origin_ok(api, req))
+		if (!api_ambient(req, who) || api_same_origin_ok(api, req, who))
 			return true;
 		api_error(resp, HTTP_403,
 		    who->source == AUTH_SOURCE_COOKIE || req->cookie != NULL

@@ -35,25 +35,17 @@ api_loopback(const char *addr)
 	    (memcmp(a, mapped, 12) == 0 && a[12] == 127);
 }
 
-/*
- * Whether a request may have the counters (/metrics, /healthz's) by its
- * Host: from loopback, only one that names this host by an address or as
- * localhost (or names none).  A browser on the host reaches loopback for
- * a page of any site whose name was re-pointed at 127.0.0.1 (DNS
- * rebinding), and such a page reads its own origin without CORS: its Host
- * is its own name (test 68).  From any other address BEEP_METRICS_ALLOW
- * decides alone (a scraper may ask by a name: a container's, say).
- */
-static bool
-api_counters_host_ok(const struct api_request *req)
+/* See api_impl.h. */
+bool
+api_host_is_address(const char *h)
 {
-	const char *h = req->host, *end;
+	const char *end;
 	char name[64];
 	unsigned char a[16];
 	size_t n;
 
-	if (h == NULL || h[0] == '\0' || !api_loopback(req->remote_addr))
-		return true;
+	if (h == NULL)
+		return false;
 	if (h[0] == '[') {
 		end = strchr(h, ']');
 		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
@@ -72,6 +64,25 @@ api_counters_host_ok(const struct api_request *req)
 	return strcasecmp(name, "localhost") == 0 ||
 	    inet_pton(AF_INET, name, a) == 1 ||
 	    inet_pton(AF_INET6, name, a) == 1;
+}
+
+/*
+ * Whether a request may have the counters (/metrics, /healthz's) by its
+ * Host: from loopback, only one that names this host by an address or as
+ * localhost (or names none).  A browser on the host reaches loopback for
+ * a page of any site whose name was re-pointed at 127.0.0.1 (DNS
+ * rebinding), and such a page reads its own origin without CORS: its Host
+ * is its own name (test 68).  From any other address BEEP_METRICS_ALLOW
+ * decides alone (a scraper may ask by a name: a container's, say).
+ */
+static bool
+api_counters_host_ok(const struct api_request *req)
+{
+	const char *h = req->host;
+
+	if (h == NULL || h[0] == '\0' || !api_loopback(req->remote_addr))
+		return true;
+	return api_host_is_address(h);
 }
 
 /* See api_impl.h. */

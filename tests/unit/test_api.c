@@ -782,14 +782,34 @@ test_api_header_mode_cross_site(void **state)
 	     */
 	    {"Bearer abc", NULL, "https://evil.example", "cross-site", false},
 	    {"Token abc", NULL, "https://app.example", NULL, false},
-	    {"Bearer abc", NULL, "http://svc.example", "same-site", true},
+	    {"Bearer abc", NULL, "http://192.0.2.7:1837", "same-site", true},
 	    /* The user's own navigation (the address bar, a bookmark). */
 	    {"Basic YWxpY2U6cHc=", NULL, NULL, "none", true},
 	    {"Digest username=a", NULL, "https://evil.example", "cross-site",
 	        false},
 	    /* From the service's own origin. */
 	    {"Basic YWxpY2U6cHc=", NULL, NULL, "same-origin", true},
-	    {NULL, "s=1", "http://svc.example", NULL, true},
+	    {NULL, "s=1", "http://192.0.2.7:1837", NULL, true},
+	};
+	/*
+	 * The same origin by a name, over plain HTTP: the name may be a
+	 * page's site's, re-pointed at the service (DNS rebinding; test 52).
+	 * Over HTTPS, or by an address or localhost, it is the service's.
+	 */
+	static const struct {
+		const char *host, *origin, *site;
+		bool https, ok;
+	} own[] = {
+	    {"svc.example", NULL, "same-origin", false, false},
+	    {"svc.example", "http://svc.example", NULL, false, false},
+	    {"svc.example:1837", "http://svc.example:1837", "same-origin",
+	        false, false},
+	    {NULL, NULL, "same-origin", false, false},
+	    {"svc.example", NULL, "same-origin", true, true},
+	    {"svc.example", "https://svc.example", NULL, true, true},
+	    {"localhost:1837", NULL, "same-origin", false, true},
+	    {"[::1]:1837", "http://[::1]:1837", "same-origin", false, true},
+	    {"192.0.2.7", "http://192.0.2.7", NULL, false, true},
 	};
 
 	(void)state;
@@ -798,7 +818,7 @@ test_api_header_mode_cross_site(void **state)
 		    .uri = "/user/bob/device/d",
 		    .content_type = "application/json",
 		    .claim = "{\"userid\":\"alice\"}",
-		    .host = "svc.example",
+		    .host = "192.0.2.7:1837",
 		    .authorization = cases[i].authorization,
 		    .cookie = cases[i].cookie,
 		    .origin = cases[i].origin,
@@ -819,7 +839,59 @@ test_api_header_mode_cross_site(void **state)
 		api_pending_clear(&p);
 		api_response_clear(&r);
 	}
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+		struct api_request req = {.method = "GET",
+		    .uri = "/user/alice/devices",
+		    .claim = "{\"userid\":\"alice\"}",
+		    .host = own[i].host,
+		    .https = own[i].https,
+		    .origin = own[i].origin,
+		    .sec_fetch_site = own[i].site};
+		struct api_response r = {0};
+
+		api_handle(f->api, &req, NULL, &r);
+		assert_int_equal(r.status, own[i].ok ? HTTP_200 : HTTP_403);
+		api_response_clear(&r);
+	}
 	api_expire(f->api, util_now_ms() + 10000);
+	fixture_free(f);
+}
+
+/*
+ * Header mode, a named service over plain HTTP: its origin listed makes
+ * its own pages' requests its own, an EventSource's without Origin too.
+ */
+static void
+test_api_header_mode_named_listed(void **state)
+{
+	const char *argv[] = {"beep-signal", "--auth", "header",
+	    "--cors-origins", "http://svc.example:1837"};
+	struct fixture *f = fixture_argv(5, argv);
+	static const struct {
+		const char *host, *origin;
+		bool ok;
+	} cases[] = {
+	    {"svc.example:1837", NULL, true},
+	    {"SVC.example:1837", "http://svc.example:1837", true},
+	    {"svc.example", NULL, false},
+	    {"evil.example:1837", NULL, false},
+	    {"evil.example:1837", "http://evil.example:1837", false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct api_request req = {.method = "GET",
+		    .uri = "/user/alice/devices",
+		    .claim = "{\"userid\":\"alice\"}",
+		    .host = cases[i].host,
+		    .origin = cases[i].origin,
+		    .sec_fetch_site = "same-origin"};
+		struct api_response r = {0};
+
+		api_handle(f->api, &req, NULL, &r);
+		assert_int_equal(r.status, cases[i].ok ? HTTP_200 : HTTP_403);
+		api_response_clear(&r);
+	}
 	fixture_free(f);
 }
 
@@ -1586,6 +1658,7 @@ main(void)
 	    cmocka_unit_test(test_api_cookie_star_trusts_no_origin),
 	    cmocka_unit_test(test_api_token_too_long),
 	    cmocka_unit_test(test_api_header_mode_cross_site),
+	    cmocka_unit_test(test_api_header_mode_named_listed),
 	    cmocka_unit_test(test_api_header_mode_no_claim),
 	    cmocka_unit_test(test_api_precheck_before_body),
 	    cmocka_unit_test(test_api_streams_per_address),
