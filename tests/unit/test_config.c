@@ -135,6 +135,16 @@ test_config_refusals(void **state)
 	    {"beep-signal", "--auth-param", "http_x_user_claim"},
 	    {"beep-signal", "--auth-param", "QUERY_STRING"},
 	    {"beep-signal", "--auth-param", ""},
+	    /*
+	     * Not HTTP_*, and the client's all the same: Caddy's and
+	     * lighttpd's SERVER_NAME is the Host it sent, Caddy's
+	     * SCRIPT_FILENAME its path; nginx's fastcgi_params set
+	     * REMOTE_USER to the user of whatever Basic credentials it sent,
+	     * verified or not.
+	     */
+	    {"beep-signal", "--auth-param", "SERVER_NAME"},
+	    {"beep-signal", "--auth-param", "script_filename"},
+	    {"beep-signal", "--auth-param", "REMOTE_USER"},
 	    /* Origins no browser sends, or that every sandbox sends. */
 	    {"beep-signal", "--cors-origins", "null"},
 	    {"beep-signal", "--cors-origins", "https://a.example, null"},
