@@ -59,12 +59,16 @@ static const struct {
 
 /*
  * FastCGI parameters whose value the client chooses: the headers it sends
- * (HTTP_*) and the parts of its request line.  The forward-auth identity
+ * (HTTP_*), the parts of its request line, and what fronts make of them:
+ * SERVER_NAME is the Host it sent (Caddy, lighttpd), SCRIPT_FILENAME its
+ * path (Caddy), REMOTE_USER the user of the Basic credentials it sent,
+ * verified or not (nginx's fastcgi_params).  The forward-auth identity
  * (--auth-param) must be one the front sets, never one of these.
  */
 static const char *const config_client_params[] = {"CONTENT_LENGTH",
     "CONTENT_TYPE", "DOCUMENT_URI", "PATH_INFO", "PATH_TRANSLATED",
-    "QUERY_STRING", "REQUEST_METHOD", "REQUEST_URI", "SCRIPT_NAME"};
+    "QUERY_STRING", "REMOTE_USER", "REQUEST_METHOD", "REQUEST_URI",
+    "SCRIPT_FILENAME", "SCRIPT_NAME", "SERVER_NAME"};
 
 static bool
 config_auth_param_ok(const char *value, const char **why)
