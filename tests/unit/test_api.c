@@ -920,6 +920,58 @@ test_api_header_mode_no_claim(void **state)
 	fixture_free(f);
 }
 
+/*
+ * README, Security: while twice BEEP_MAX_STREAMS_PER_DEVICE streams of a
+ * device are open (the replaced ones still ending), a subscribe gets 429
+ * "too many streams for this device" with Retry-After (to EventSource,
+ * the refused event it comes back from); once one ends, there is room.
+ */
+static void
+test_api_streams_per_device_refused(void **state)
+{
+	const char *argv[] = {"beep-signal"};
+	struct registry_limits l = {.max_streams = 16,
+	    .queue_messages = 16,
+	    .grace_ms = 60000,
+	    .streams_per_device = 1};
+	struct fixture *f = fixture_new(1, argv, &l);
+	struct api_request req = {.method = "GET",
+	    .uri = "/subscribe/u/device/d",
+	    .remote_addr = "192.0.2.1"};
+	struct api_request es = req;
+	struct api_response s[2], r = {0};
+
+	(void)state;
+	es.accept = "text/event-stream";
+	for (int i = 0; i < 2; i++) {
+		memset(&s[i], 0, sizeof(s[i]));
+		api_handle(f->api, &req, NULL, &s[i]);
+		assert_int_equal(s[i].status, HTTP_200);
+	}
+	/* s[0] replaced by s[1], still ending: twice the limit open. */
+	api_handle(f->api, &req, NULL, &r);
+	assert_int_equal(r.status, HTTP_429);
+	assert_true(has_header(&r, "Retry-After: "));
+	assert_non_null(strstr(r.body.data,
+	    "{\"error\":\"too many streams for this "
+	    "device\""));
+	assert_null(r.stream);
+	api_response_clear(&r);
+	api_handle(f->api, &es, NULL, &r);
+	assert_int_equal(r.status, HTTP_200);
+	assert_null(r.stream);
+	assert_non_null(strstr(r.body.data, "event: refused\n"));
+	assert_non_null(strstr(r.body.data, "\"status\":429"));
+	api_response_clear(&r);
+	/* The replaced one ends: room for one more. */
+	end_stream(f, &s[0]);
+	api_handle(f->api, &req, NULL, &r);
+	assert_int_equal(r.status, HTTP_200);
+	end_stream(f, &r);
+	end_stream(f, &s[1]);
+	fixture_free(f);
+}
+
 /* Issue 8: streams per client address in open mode. */
 static void
 test_api_streams_per_address(void **state)
@@ -1661,6 +1713,7 @@ main(void)
 	    cmocka_unit_test(test_api_header_mode_named_listed),
 	    cmocka_unit_test(test_api_header_mode_no_claim),
 	    cmocka_unit_test(test_api_precheck_before_body),
+	    cmocka_unit_test(test_api_streams_per_device_refused),
 	    cmocka_unit_test(test_api_streams_per_address),
 	    cmocka_unit_test(test_api_displace_only_when_open),
 	    cmocka_unit_test(test_api_streams_per_address_not_with_auth),
