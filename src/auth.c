@@ -533,6 +533,9 @@ auth_identify(
 			const char *at = req->cookie, *why = NULL;
 
 			res = AUTH_ABSENT;
+			/* --jwt-cookie "": no cookie is read. */
+			if (a->config->jwt_cookie[0] == '\0')
+				at = NULL;
 			for (int i = 0; i < AUTH_COOKIES_TRIED &&
 			     (cookie = auth_cookie(
 			          &at, a->config->jwt_cookie)) != NULL;

@@ -319,10 +319,31 @@ config_origins_ok(const char *value, const char **why)
 	return true;
 }
 
+/*
+ * Whether value is a cookie's name as RFC 6265 has it (a token: visible
+ * ASCII but separators), or "" (no cookie is read).  A name with '=', ';'
+ * or a space never matched a cookie as sent, and one with '=' matched a
+ * prefix of another's value.
+ */
+static bool
+config_cookie_name_ok(const char *value, const char **why)
+{
+	for (const char *p = value; *p != '\0'; p++)
+		if (*p <= ' ' || *p >= 0x7f ||
+		    strchr("()<>@,;:\\\"/[]?={}", *p) != NULL) {
+			*why = "a cookie name is letters, digits and "
+			       "!#$%&'*+-.^_`|~ (or empty: no cookie)";
+			return false;
+		}
+	return true;
+}
+
 /* Whether a string option's value is well-formed beyond its choices. */
 static bool
 config_str_ok(const char *flag, const char *value, const char **why)
 {
+	if (strcmp(flag, "jwt-cookie") == 0)
+		return config_cookie_name_ok(value, why);
 	if (strcmp(flag, "metrics-allow") == 0)
 		return cidr_list_parse(value, NULL, why) == 0;
 	if (strcmp(flag, "auth-param") == 0)
@@ -431,7 +452,7 @@ static const struct config_option config_options[] = {
     {"jwt-leeway", "BEEP_JWT_LEEWAY", CONFIG_UINT, OFF(jwt_leeway), "30", 0,
         600, "seconds of clock skew allowed for exp and nbf"},
     {"jwt-cookie", "BEEP_JWT_COOKIE", CONFIG_STR, OFF(jwt_cookie), "beep_token",
-        0, 0, "cookie that may carry the token"},
+        0, 0, "cookie that may carry the token (empty: none is read)"},
     {"jwt-query", "BEEP_JWT_QUERY", CONFIG_UINT, OFF(jwt_query), "1", 0, 1,
         "1: a subscribe may carry the token as ?access_token= (URLs get "
         "logged); 0: not"},

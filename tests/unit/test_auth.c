@@ -267,6 +267,41 @@ test_auth_jwt_cookie_query_iss_aud(void **state)
 }
 
 /*
+ * --jwt-cookie "" reads no cookie: it matched a nameless one ("=TOKEN",
+ * which a browser sends for a cookie set as "TOKEN" alone), so a page of
+ * a sibling site that set one was taken for the user it names.
+ */
+static void
+test_auth_jwt_cookie_empty_name(void **state)
+{
+	const char *argv[] = {"beep-signal", "--auth", "jwt", "--jwt-secret",
+	    SECRET, "--jwt-cookie", ""};
+	long now = (long)time(NULL);
+	struct claim good[] = {{"sub", "bob", 0}, {"exp", NULL, now + 60}};
+	struct auth_identity id;
+	struct auth_request req = {0};
+	struct auth *a;
+	char cookie[2048], *t;
+
+	(void)state;
+	config_clear(&conf);
+	assert_int_equal(config_parse(&conf, 7, (char **)argv), 0);
+	a = auth_new(&conf);
+	assert_non_null(a);
+	t = mint(JWT_ALG_HS256, SECRET, good, 2);
+	snprintf(cookie, sizeof(cookie), "=%s; x=1", t);
+	req.cookie = cookie;
+	assert_int_equal(auth_identify(a, &req, &id), AUTH_ABSENT);
+	auth_identity_clear(&id);
+	/* A bearer token still identifies. */
+	assert_int_equal(bearer(a, t, &id), AUTH_OK);
+	assert_string_equal(id.user, "bob");
+	auth_identity_clear(&id);
+	free(t);
+	auth_free(a);
+}
+
+/*
  * Cookie tossing: a browser sends every cookie of the name that matches
  * the request, the one with the longer Path first (RFC 6265 5.4), and
  * any host of the site (a sibling subdomain, a page on plain http) may
@@ -885,6 +920,7 @@ main(void)
 	    cmocka_unit_test(test_auth_jwt_crit),
 	    cmocka_unit_test(test_auth_bearer_spaces),
 	    cmocka_unit_test(test_auth_jwt_cookie_query_iss_aud),
+	    cmocka_unit_test(test_auth_jwt_cookie_empty_name),
 	    cmocka_unit_test(test_auth_jwt_cookie_planted_before_real),
 	    cmocka_unit_test(test_auth_jwt_cookie_quoted),
 	    cmocka_unit_test(test_auth_header),

@@ -151,6 +151,11 @@ test_config_refusals(void **state)
 	    {"beep-signal", "--cors-origins", "https://a.example,*"},
 	    {"beep-signal", "--cors-origins", "https://a.example/"},
 	    {"beep-signal", "--cors-origins", "https://A.example"},
+	    /* Cookie names no cookie as sent has (RFC 6265's token). */
+	    {"beep-signal", "--jwt-cookie", "a=b"},
+	    {"beep-signal", "--jwt-cookie", "a b"},
+	    {"beep-signal", "--jwt-cookie", "a;b"},
+	    {"beep-signal", "--jwt-cookie", "t\xc3\xa9"},
 	    {"beep-signal", "--cors-origins", "a.example"},
 	    {"beep-signal", "--cors-origins", "https://"},
 	    {"beep-signal", "--cors-origins", "HTTPS://a.example"},
@@ -215,6 +220,9 @@ test_config_refusals(void **state)
 	    {"beep-signal", "--cors-origins",
 	        "http://127.0.0.1:8080,http://10.0.0.255,http://1.example"},
 	    {"beep-signal", "--cors-origins", "http://a.example.,http://0xg"},
+	    {"beep-signal", "--jwt-cookie", "__Host-beep_token"},
+	    {"beep-signal", "--jwt-cookie", "!#$%&'*+-.^_`|~"},
+	    {"beep-signal", "--jwt-cookie", ""},
 	};
 	const char *missing[] = {"beep-signal", "--keepalive"};
 	struct config c;
