@@ -1489,20 +1489,27 @@ test_cluster_post_trim(void **state)
 }
 
 /*
- * A resync's SUB of device d of user t, as node n1 sends it: after the
- * newest id it gave, having had seen from Redis; here: it delivered
- * messages alone while Redis was down.  The caller frees the answer (or
- * drops it, as one lost with the connection).
+ * A resync's SUB of device d of user t, as node sends it (resync_run():
+ * node n1): after the newest id it gave, having had seen from Redis;
+ * here: it delivered messages alone while Redis was down.  The caller
+ * frees the answer (or drops it, as one lost with the connection).
  */
 static redisReply *
-resync_run(redisContext *c, const char *after, const char *seen, bool here)
+resync_node(redisContext *c, const char *node, const char *after,
+    const char *seen, bool here)
 {
-	redisReply *r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n1", after,
+	redisReply *r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", node, after,
 	    "64", "1", "60000", seen, "0", "1000", here ? "1" : "0", "t",
 	    here ? "rreset" : "", "1048576", "1", "0", "0", (char *)NULL);
 
 	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
 	return r;
+}
+
+static redisReply *
+resync_run(redisContext *c, const char *after, const char *seen, bool here)
+{
+	return resync_node(c, "n1", after, seen, here);
 }
 
 /* A SUB answer: its from and why, and its entries' ids (up to 4). */
@@ -1707,6 +1714,61 @@ test_cluster_resync_lost_trimmed(void **state)
 	assert_string_equal(r->element[1]->str, "messages were lost");
 	freeReplyObject(r);
 	assert_too_old(c, x);
+	redisFree(c);
+}
+
+/*
+ * test_cluster_local_gap's race, in Redis's order: "one" reached both
+ * nodes' streams, then node n1 delivered "local" alone while Redis was
+ * down.  n1's resync (here) moves the device above it and tells the other
+ * holders there.  n2, whose channel was not back to hear it, resyncs
+ * after that move: it missed "local", and must be told at the position
+ * n1 moved to, as its channel would have told it; that is all it needs
+ * (its ids are below it).  Until 2026-12-06 n2's resync moved the device
+ * again, one above: then n1, whose channel came back after its first
+ * resync (or whose heartbeat asked for one), resynced from that first
+ * position, found it below the new floor, and its stream, which missed
+ * nothing, got a reset too ("rreset" where "two" was due, once in 200
+ * runs of test_cluster_local_gap).
+ */
+static void
+test_cluster_resync_lost_after_move(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	char one[64], local[64], to[64];
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	born_id(one, sizeof(one), born, 1000, 0);
+	born_id(local, sizeof(local), born, 1000, 1);
+	born_id(to, sizeof(to), born, 1000, 2);
+	xadd_one(c, "t", one, "one");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, one));
+
+	r = resync_node(c, "n1", local, one, true);
+	resync_answer(r, local, "", NULL, 0);
+	assert_int_equal(r->elements, 4);
+	assert_string_equal(r->element[3]->str, to);
+	freeReplyObject(r);
+	/* n2 missed "local": told where n1 told the others, no further. */
+	r = resync_node(c, "n2", one, one, false);
+	resync_answer(r, to, "messages were lost", NULL, 0);
+	assert_int_equal(r->elements, 3);
+	freeReplyObject(r);
+	assert_floor(c, to);
+	/* n1 again, from the position it moved to: it missed nothing. */
+	r = resync_node(c, "n1", to, to, false);
+	resync_answer(r, to, "", NULL, 0);
+	freeReplyObject(r);
+	/* The same from n2, sent again (its answer lost): the same answer. */
+	r = resync_node(c, "n2", one, one, false);
+	resync_answer(r, to, "messages were lost", NULL, 0);
+	freeReplyObject(r);
+	assert_too_old(c, one);
 	redisFree(c);
 }
 
@@ -3059,6 +3121,8 @@ main(void)
 	        test_cluster_resync_lost_posted_before, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resync_lost_trimmed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resync_lost_after_move, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_foreign_id, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
