@@ -64,7 +64,9 @@
  * or the trimmed floor, or that finds stream entries between seen and
  * last (accepted, never sent here, now below ids given here), cannot
  * deliver them in order: the device moves to a new position above
- * everything, and its streams here get `event: reset` there.
+ * everything, and its streams here get `event: reset` there; or, when
+ * every id given here is below the floor (another node's move, say),
+ * the reset is at the floor, and the device does not move again.
  *
  * Modules.  cluster.c: the API (cluster.h) and the lifecycle;
  * cluster_redis: the connections, the two threads, backoff, the state
