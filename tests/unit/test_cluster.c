@@ -2332,9 +2332,9 @@ test_cluster_unsub_after_hangup_moved(void **state)
  * trimmed "two" and held from above it: lost, untold.
  */
 static void
-unsub_local_after_hangup(struct fixture *f, int back)
+unsub_local_after_hangup(struct fixture *f, int back, bool with_id)
 {
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0}, at;
 	struct registry_start st;
 	struct registry_stream *s, *s2;
 	struct registry_batch b;
@@ -2370,12 +2370,15 @@ unsub_local_after_hangup(struct fixture *f, int back)
 	wait_node_up(f, 0);
 	wait_unheld(f, 0);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
-	s2 = cluster_subscribe(
-	    f->cl[back], "u", "d", &none, &st, &ref2, &err, &down);
+	/* With an id: the last its stream took, the lone "local". */
+	at.kind = REGISTRY_RESUME_AT;
+	at.id = local;
+	s2 = cluster_subscribe(f->cl[back], "u", "d", with_id ? &at : &none,
+	    &st, &ref2, &err, &down);
 	assert_non_null(s2);
 	if (st.reset)
-		fail_msg(
-		    "node %d: reset \"%s\": nothing was lost", back, st.reason);
+		fail_msg("node %d%s: reset \"%s\": nothing was lost", back,
+		    with_id ? ", back after \"local\"" : "", st.reason);
 	next_msg(f->reg[back], s2, text);
 	if (strcmp(text, "two") != 0)
 		fail_msg("node %d: first message \"%s\": \"two\" (answered "
@@ -2393,7 +2396,23 @@ test_cluster_unsub_local_after_hangup(void **state)
 {
 	if (*state == NULL)
 		skip();
-	unsub_local_after_hangup(*state, 1);
+	unsub_local_after_hangup(*state, 1, false);
+}
+
+/*
+ * As test_cluster_unsub_local_after_hangup, but the client comes back
+ * with its Last-Event-ID, the lone "local" its stream took last (an
+ * EventSource that reconnects): it had everything up to it, and the move
+ * kept "two" for it.  It must get "two" and "three" with no reset.  On
+ * HEAD its id, below the move's floor, was "event id too old": a reset
+ * where nothing was lost, then "two" all the same.
+ */
+static void
+test_cluster_unsub_local_after_hangup_resumed(void **state)
+{
+	if (*state == NULL)
+		skip();
+	unsub_local_after_hangup(*state, 1, true);
 }
 
 static void
@@ -2401,7 +2420,7 @@ test_cluster_unsub_local_after_hangup_same_node(void **state)
 {
 	if (*state == NULL)
 		skip();
-	unsub_local_after_hangup(*state, 0);
+	unsub_local_after_hangup(*state, 0, false);
 }
 
 /*
@@ -3157,6 +3176,9 @@ main(void)
 	        test_cluster_unsub_local_after_hangup, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_after_hangup_same_node, setup_acl,
+	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_local_after_hangup_resumed, setup_acl,
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_untaken, setup_acl, teardown_acl),
