@@ -324,12 +324,30 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * floor: a reset, as before.
  */
 /*
+ * kept_at(): whether a client's id below the floor is still a position,
+ * as kept() for a stream with none: a lone-delivery UNSUB's note (hk)
+ * holds, and the id is its held position (what that node's streams took
+ * last, the lone message an EventSource reconnects with) or an entry the
+ * move kept above it; everything after it is still there.  Returns nil,
+ * or "l" (a reset first: a lone message no stream took is lost) or "-".
+ * Until 2026-12-06 that id was "event id too old": a reset where nothing
+ * was lost, then what the note kept from below the id (duplicates, under
+ * an id that went backwards, for a client that had an entry above it)
+ * (test_cluster_unsub_local_after_hangup_resumed).
+ *
  * below(): the device's floor moves to just above after (not below base()
  * or the floor it has), when that is below the first entry after after:
  * the entries below it go, those after it stay and are replayed after
  * the reset.  Otherwise moved().  Returns the new floor.
  */
 static const char cluster_lua_sub[] = LUA_PRELUDE
+    "local function kept_at(s, m, after, floor) local h, k, t, l = "
+    "string.match(redis.call('HGET', m, 'hk') or '', "
+    "'^(%S+) (%S+) (%S+) (%S)$') "
+    "if h and t == floor and not idlt(after, h) and (k == '-' or "
+    "#redis.call('XRANGE', s, k, k) > 0) and (after == h or "
+    "#redis.call('XRANGE', s, after, after) > 0) then return l end "
+    "return nil end "
     "local function below(s, m, after, b, floor, metattl) "
     "local top = after "
     "if idlt(top, b) then top = b end "
@@ -408,7 +426,11 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "elseif after ~= '' then "
     "if idlt(after, b) then why = 'messages were lost' "
     "elseif idlt(last, after) then why = 'unknown event id' "
-    "elseif idlt(after, floor) then why = 'event id too old' "
+    "elseif idlt(after, floor) then "
+    "local kl = kept_at(s, m, after, floor) "
+    "if kl then from = after usable = true "
+    "if kl == 'l' then why = 'messages were lost' end "
+    "else why = 'event id too old' end "
     "elseif after ~= last and after ~= floor and after ~= b and "
     "after ~= redis.call('HGET', m, 'held') and "
     "after ~= redis.call('HGET', m, 'seen') and "
