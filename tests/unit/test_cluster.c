@@ -2485,6 +2485,99 @@ test_cluster_unsub_local_untaken(void **state)
 	cluster_unsubscribe(f->cl[1], ref2);
 }
 
+/* Poll (bounded) until node's entry e has been given id (e->last). */
+static void
+wait_last(struct fixture *f, int node, struct cluster_entry *e, uint64_t id)
+{
+	uint64_t last = 0;
+
+	for (int i = 0; i < 1000; i++) {
+		pthread_mutex_lock(&f->cl[node]->lock);
+		last = e->last;
+		pthread_mutex_unlock(&f->cl[node]->lock);
+		if (last == id)
+			return;
+		usleep(10000);
+	}
+	fail_msg("node %d's last id %llu, not %llu, after 10 s", node,
+	    (unsigned long long)last, (unsigned long long)id);
+}
+
+/*
+ * As unsub_local_after_hangup(), but node 1 keeps fewer entries than node
+ * 0 (BEEP_REPLAY_MAX 8 there, 64 here: a rolling change), and ten
+ * messages are posted through it after the stream's client left, while
+ * node 0 is still listed (200 each, held in node 0's registry, taken by
+ * no stream): Redis trims the oldest of them, "p0" and "p1", before node
+ * 0's UNSUB keeps, below its move, what came after what its stream took.
+ * The client back without an id through node 1 cannot get those two: it
+ * must be told (a reset), then get the rest, in order.  On HEAD the note
+ * of the move said nothing was lost: "p2" to "p9" with no reset, "p0"
+ * and "p1" (answered 200) lost, untold.
+ */
+static void
+test_cluster_unsub_local_trimmed_before(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct registry_batch b;
+	struct cluster_entry *ref, *ref2;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64], want[16];
+	uint64_t p = 0;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
+	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	post_local(f, 0, "local");
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "local");
+	registry_hangup(f->reg[0], registry_stream_id(s));
+	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	pthread_mutex_lock(&f->cl[1]->lock);
+	f->cl[1]->maxlen = 8;
+	pthread_mutex_unlock(&f->cl[1]->lock);
+	/* Ten after "one": Redis trims "one", "p0" and "p1". */
+	for (int i = 0; i < 10; i++) {
+		snprintf(want, sizeof(want), "p%d", i);
+		p = post_local(f, 1, want);
+	}
+	wait_last(f, 0, ref, p);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+	acl_cmd("ACL SETUSER default >pa");
+	wait_node_up(f, 0);
+	wait_unheld(f, 0);
+	s2 = cluster_subscribe(
+	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
+	assert_non_null(s2);
+	next_msg(f->reg[1], s2, text);
+	if (!st.reset)
+		fail_msg("no reset, first message \"%s\": \"p0\" and \"p1\" "
+		         "(answered 200, trimmed before the UNSUB) lost, "
+		         "untold",
+		    text);
+	assert_string_equal(text, "p2");
+	for (int i = 3; i < 10; i++) {
+		snprintf(want, sizeof(want), "p%d", i);
+		next_msg(f->reg[1], s2, text);
+		assert_string_equal(text, want);
+	}
+	no_more(f->reg[1], s2);
+	registry_unsubscribe(f->reg[1], s2);
+	cluster_unsubscribe(f->cl[1], ref2);
+}
+
 /*
  * The UNSUB of test_cluster_unsub_local_after_hangup run by hand, twice:
  * its answer is lost with the connection, and node n1, whose entry still
@@ -3182,6 +3275,9 @@ main(void)
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_untaken, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_local_trimmed_before, setup_acl,
+	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_after_hangup_resynced, setup_acl,
 	        teardown_acl),
