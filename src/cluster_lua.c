@@ -498,7 +498,12 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * while the floor is still TO and FIRST (the oldest entry kept above
  * HELD, or "-") is still there; LOST "l" when the node's streams had not
  * taken every message it gave alone (alone: the newest, "" none), which
- * Redis never had: that stream is told (a reset), then replayed.  The
+ * Redis never had, or when the device's floor before the move was above
+ * HELD (a trim took what came after it, answered 200 to no stream: a
+ * client back with no id was replayed the rest, untold, until
+ * 2026-12-06: test_cluster_unsub_local_trimmed_before; a stream that
+ * expired whole counts as trimmed to last): that stream is told (a
+ * reset), then replayed.  The
  * same UNSUB sent again (its answer lost: its field gone, was 0) moves
  * again, and carries the note to the new floor.  Until 2026-12-06 the
  * move took what came after upto and held from above it: a POST answered
@@ -516,6 +521,9 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "if not registers(u, node) then "
     "redis.call('SREM', 'beep:r:' .. node, ARGV[7]) end "
     "local ua, to = ARGV[11] or '', nil "
+    "local fl = redis.call('HGET', m, 'floor') "
+    "if redis.call('EXISTS', s) == 0 then "
+    "fl = redis.call('HGET', m, 'last') end "
     "local served = was == 1 and not undone(token, ARGV[9], ARGV[10]) "
     "if ARGV[5] == '1' then "
     "local f0 = redis.call('HGET', m, 'floor') "
@@ -554,7 +562,8 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "local k = redis.call('XRANGE', s, '(' .. upto, '+', 'COUNT', 1) "
     "k = #k > 0 and idlt(k[1][1], to) and k[1][1] or '-' "
     "redis.call('HSET', m, 'hk', upto .. ' ' .. k .. ' ' .. to .. "
-    "(al ~= '' and idlt(ua, al) and ' l' or ' -')) end end "
+    "(((al ~= '' and idlt(ua, al)) or (fl and idlt(upto, fl))) and "
+    "' l' or ' -')) end end "
     "end "
     "return #nodes";
 
