@@ -2579,6 +2579,65 @@ test_cluster_unsub_local_trimmed_before(void **state)
 }
 
 /*
+ * Node 0's only stream of the device takes "one", then its client leaves
+ * (not yet unsubscribed); 65 messages are posted through node 1 meanwhile
+ * (200 each: node 0 still listed), held in node 0's registry, taken by
+ * no stream.  Past BEEP_REPLAY_MAX (64) both node 0's log and Redis drop
+ * the oldest, "p0".  The client back without an id through node 1 cannot
+ * get "p0": it must be told (a reset), then get "p1" to "p64".  On HEAD
+ * the registry named what its stream took by the newest id its log had
+ * dropped ("p0", untaken), the UNSUB held from there: no reset, "p0"
+ * lost, untold.
+ */
+static void
+test_cluster_unsub_after_hangup_dropped(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct registry_batch b;
+	struct cluster_entry *ref, *ref2;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64], want[16];
+	uint64_t p = 0;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	registry_hangup(f->reg[0], registry_stream_id(s));
+	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	for (int i = 0; i <= 64; i++) {
+		snprintf(want, sizeof(want), "p%d", i);
+		p = post_local(f, 1, want);
+	}
+	wait_last(f, 0, ref, p);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+	wait_unheld(f, 0);
+	s2 = cluster_subscribe(
+	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
+	assert_non_null(s2);
+	if (!st.reset)
+		fail_msg("no reset: \"p0\" (answered 200, dropped untaken "
+		         "from node 0's log and Redis) lost, untold");
+	for (int i = 1; i <= 64; i++) {
+		snprintf(want, sizeof(want), "p%d", i);
+		next_msg(f->reg[1], s2, text);
+		assert_string_equal(text, want);
+	}
+	no_more(f->reg[1], s2);
+	registry_unsubscribe(f->reg[1], s2);
+	cluster_unsubscribe(f->cl[1], ref2);
+}
+
+/*
  * The UNSUB of test_cluster_unsub_local_after_hangup run by hand, twice:
  * its answer is lost with the connection, and node n1, whose entry still
  * has e->local and the same ids, sends it again.  The second moves the
@@ -3278,6 +3337,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_trimmed_before, setup_acl,
 	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_after_hangup_dropped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_after_hangup_resynced, setup_acl,
 	        teardown_acl),
