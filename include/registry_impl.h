@@ -89,7 +89,13 @@ struct reg_device {
 	uint64_t delivered; /* up to it, delivered: registry_log_deliver() */
 	uint64_t bytes_in;  /* the sizes ever appended */
 	uint64_t floor_id;  /* the highest id no longer in the log */
-	uint64_t top_id;    /* the newest id appended, or resumed from */
+	/*
+	 * The id of message taken_seq, the taken one, kept as the log
+	 * dropped the first message after it untaken (floor_id names what
+	 * was dropped last, which no stream took): registry_device_taken().
+	 */
+	uint64_t taken_id, taken_seq;
+	uint64_t top_id;      /* the newest id appended, or resumed from */
 	uint64_t grace_until; /* while on reg->grace: when it is forgotten */
 	struct reg_device *gprev, *gnext; /* in reg->grace */
 	size_t held_counted;              /* its share of reg->held */

@@ -913,6 +913,10 @@ device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
 	 * untaken: a client back without an id is told, as for any dropped
 	 * while it was away.
 	 */
+	if (d->last_seq == d->taken) {
+		d->taken_id = d->floor_id;
+		d->taken_seq = d->taken;
+	}
 	d->last_seq++;
 	reg->dropped++;
 	if (id > d->floor_id)
@@ -987,7 +991,15 @@ registry_device_taken(
 	device_key_make(&k, user, device);
 	pthread_mutex_lock(&reg->lock);
 	d = registry_find_device(reg, &k);
-	if (d != NULL)
+	/*
+	 * Messages after the taken one dropped untaken: not their floor,
+	 * which would say they were taken, but the taken one's id.
+	 */
+	if (d != NULL &&
+	    d->taken < (d->count ? d->first_seq - 1 : d->last_seq) &&
+	    d->taken_seq == d->taken)
+		*id = d->taken_id;
+	else if (d != NULL)
 		*id = registry_log_position_id(d, d->taken);
 	pthread_mutex_unlock(&reg->lock);
 	device_key_free(&k);

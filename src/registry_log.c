@@ -30,6 +30,11 @@ registry_log_drop_oldest(struct registry *reg, struct reg_device *d)
 {
 	struct registry_msg *m = d->ring[d->head];
 
+	/* The first message after what was taken goes untaken. */
+	if (m->seq == d->taken + 1) {
+		d->taken_id = d->floor_id;
+		d->taken_seq = d->taken;
+	}
 	d->floor_id = m->id;
 	d->bytes -= m->size;
 	reg->bytes -= m->size;
