@@ -2683,6 +2683,57 @@ test_cluster_unsub_local_sent_again(void **state)
 	redisFree(c);
 }
 
+/*
+ * As test_cluster_unsub_local_sent_again, once: n1 gave "local" alone at
+ * the id after "s" (the newest it had from Redis, its seen), and Redis
+ * gave the same id to "x", posted through n2 in the same millisecond as
+ * "s" (200, n1 still listed), which n1's channel brought and its registry
+ * dropped as a duplicate of "local".  n1's stream took "local" and left;
+ * its UNSUB holds from there.  A client back without an id cannot get
+ * "x": it must be told (a reset), then get "two".  On HEAD it got "two"
+ * alone: "x" lost, untold (a resync would have found it between seen and
+ * what n1 gave; the UNSUB was not told seen).
+ */
+static void
+test_cluster_unsub_local_collided(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	char seen[64], local[64], two[64], mark[96];
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	born_id(seen, sizeof(seen), born, 1000, 0);
+	born_id(local, sizeof(local), born, 1000, 1);
+	born_id(two, sizeof(two), born, 2000, 0);
+	xadd_one(c, "t", seen, "s");
+	xadd_one(c, "t", local, "x");
+	xadd_one(c, "t", two, "two");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, two));
+	snprintf(mark, sizeof(mark), "%s 0", seen);
+	freeReplyObject(
+	    redisCommand(c, "HSET beep:u:t %s %s", "d\x1fn1", mark));
+	r = script_eval(c, CLUSTER_LUA_UNSUB, "t", "d", "n1", "60000", "60000",
+	    "1", two, "t", "rreset", "0", "0", local, local, seen,
+	    (char *)NULL);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+	r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", "", "64", "0",
+	    "60000", "", "0", "1000", "0", "t", "", "1048576", "2", "0", "0",
+	    (char *)NULL);
+	if (r->element[1]->len == 0)
+		fail_msg(
+		    "from %s, no reset: \"x\" (answered 200, dropped by "
+		    "n1 as a duplicate of its lone \"local\") lost, untold",
+		    r->element[0]->str);
+	resync_answer(r, local, "messages were lost", (const char *[]){two}, 1);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
 /* Poll (bounded) until node 0's resync has moved e (e->moved set). */
 static void
 wait_moved(struct fixture *f, struct cluster_entry *e)
@@ -3344,6 +3395,8 @@ main(void)
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_sent_again, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_local_collided, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_prune_keeps_live, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
