@@ -471,7 +471,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
 
 /*
  * KEYS u g m s; ARGV dev node grace_ms meta_ttl_ms here after user frame
- * undo_lo undo_hi upto alone.  undo_lo..undo_hi (0 0: none): the tokens of this node's
+ * undo_lo undo_hi upto alone seen.  undo_lo..undo_hi (0 0: none): the tokens of this node's
  * SUBs from which no stream here started (their requests gave up waiting,
  * or the streams were refused after them).  When one of them ran and is
  * the last to have written the node's field (its token there), the grace
@@ -502,8 +502,13 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * HELD (a trim took what came after it, answered 200 to no stream: a
  * client back with no id was replayed the rest, untold, until
  * 2026-12-06: test_cluster_unsub_local_trimmed_before; a stream that
- * expired whole counts as trimmed to last): that stream is told (a
- * reset), then replayed.  The
+ * expired whole counts as trimmed to last), or when Redis has an entry
+ * between seen (with here: the newest id the node had from Redis) and
+ * HELD, when HELD is what its streams took: accepted, never delivered
+ * there (its channel lost it, or its registry dropped it as a duplicate
+ * of a lone message Redis gave the same id), as a resync finds (until
+ * 2026-12-06 untold: test_cluster_unsub_local_collided): that stream is
+ * told (a reset), then replayed.  The
  * same UNSUB sent again (its answer lost: its field gone, was 0) moves
  * again, and carries the note to the new floor.  Until 2026-12-06 the
  * move took what came after upto and held from above it: a POST answered
@@ -522,6 +527,9 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "redis.call('SREM', 'beep:r:' .. node, ARGV[7]) end "
     "local ua, to = ARGV[11] or '', nil "
     "local fl = redis.call('HGET', m, 'floor') "
+    "local sa = ARGV[13] or '' "
+    "local gap = ARGV[5] == '1' and ua ~= '' and sa ~= '' and "
+    "idlt(sa, ua) and #redis.call('XRANGE', s, '(' .. sa, ua, 'COUNT', 1) > 0 "
     "if redis.call('EXISTS', s) == 0 then "
     "fl = redis.call('HGET', m, 'last') end "
     "local served = was == 1 and not undone(token, ARGV[9], ARGV[10]) "
@@ -562,8 +570,8 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "local k = redis.call('XRANGE', s, '(' .. upto, '+', 'COUNT', 1) "
     "k = #k > 0 and idlt(k[1][1], to) and k[1][1] or '-' "
     "redis.call('HSET', m, 'hk', upto .. ' ' .. k .. ' ' .. to .. "
-    "(((al ~= '' and idlt(ua, al)) or (fl and idlt(upto, fl))) and "
-    "' l' or ' -')) end end "
+    "(((al ~= '' and idlt(ua, al)) or (fl and idlt(upto, fl)) or "
+    "(gap and upto == ua)) and ' l' or ' -')) end end "
     "end "
     "return #nodes";
 

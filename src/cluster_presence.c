@@ -183,6 +183,16 @@ cluster_presence_reconcile(struct cluster *cl)
 			else
 				after[0] = '\0';
 			cluster_job_str(j, after);
+			/*
+			 * And the newest it had from Redis: what Redis has
+			 * between it and upto never reached its streams.
+			 */
+			if (e->local && !e->told)
+				cluster_format_id(
+				    e->seen, after, sizeof(after));
+			else
+				after[0] = '\0';
+			cluster_job_str(j, after);
 			j->entry = e;
 			e->jobs++;
 			cluster_job_enqueue(cl, j);
