@@ -344,6 +344,10 @@ setup_persist(void **state)
 	return setup_with(state, true);
 }
 
+/* Messages a stream has been given and the test has not looked at yet. */
+static struct registry_batch pending;
+static struct registry_msg *pending_at; /* the next to look at, or NULL */
+
 static int
 teardown(void **state)
 {
@@ -352,6 +356,11 @@ teardown(void **state)
 
 	if (f == NULL)
 		return 0;
+	/* A failed test's unread messages: not the next test's. */
+	if (pending_at != NULL) {
+		registry_batch_release(&pending);
+		pending_at = NULL;
+	}
 	for (int i = 0; i < 2; i++) {
 		cluster_free(f->cl[i]);
 		registry_free(f->reg[i]);
@@ -370,10 +379,6 @@ post(struct fixture *f, int node, const char *text, char *id, bool *down)
 	return cluster_publish(f->cl[node], "u", "d", text, strlen(text), id,
 	    CLUSTER_ID_MAX, down);
 }
-
-/* Messages a stream has been given and the test has not looked at yet. */
-static struct registry_batch pending;
-static struct registry_msg *pending_at; /* the next to look at, or NULL */
 
 /* Wait (bounded) for the next message of s; return its id and text. */
 static uint64_t
