@@ -46,6 +46,23 @@ async function setUp(t, { open = false } = {}) {
 	return { stack, page, post, phase, pending, token };
 }
 
+// The page calls uc's phone, which a stream of the test's holds open (the
+// service lists only one's own devices: the page dials by hand), once its
+// call is posted. Resolves the call's id.
+async function dial(t, stack, page, token, uc) {
+	const callee = await stack.subscribe(uc, 'phone',
+	    { headers: bearer(token(uc)) });
+	t.after(() => callee.close());
+	await page.fill('#find-user', uc);
+	await page.click('#find-go');
+	const row = `.contact[data-user="${uc}"]`;
+	await page.fill(`${row} .contact-device`, 'phone');
+	await page.click(`${row} .contact-dial`);
+	await page.waitForFunction(() => window.beepApp.phase === 'calling' &&
+	    window.beepApp.sig.sendQueues.size === 0);
+	return page.evaluate(() => window.beepApp.call.id);
+}
+
 const candidate = (n) => ({ candidate: `candidate:${n} 1 udp 1 192.0.2.1 ` +
     `${9000 + n} typ host`, sdpMid: '0', sdpMLineIndex: 0 });
 
@@ -87,18 +104,7 @@ test('a calling page takes a decline or an accept from its callee only, and ' +
 	const { stack, page, post, phase, token } = await setUp(t);
 	const uc = `sc${sid()}`, ux = `sx${sid()}`;
 	const c = { user: uc, device: 'phone' };
-	const callee = await stack.subscribe(uc, 'phone',
-	    { headers: bearer(token(uc)) });
-	t.after(() => callee.close());
-	// The service lists only one's own devices: the page dials by hand.
-	await page.fill('#find-user', uc);
-	await page.click('#find-go');
-	const row = `.contact[data-user="${uc}"]`;
-	await page.fill(`${row} .contact-device`, 'phone');
-	await page.click(`${row} .contact-dial`);
-	await page.waitForFunction(() => window.beepApp.phase === 'calling' &&
-	    window.beepApp.sig.sendQueues.size === 0);
-	const callId = await page.evaluate(() => window.beepApp.call.id);
+	const callId = await dial(t, stack, page, token, uc);
 	const declines = await countDelivered(page, 'decline');
 	const accepts = await countDelivered(page, 'accept');
 	// A stranger who knows the call's id declines it, as itself and
@@ -157,17 +163,7 @@ test('after both called at once, the peer\'s hang-up of its own call ends ' +
 	const { stack, page, post, phase, token } = await setUp(t);
 	const uc = `gc${sid()}`;
 	const c = { user: uc, device: 'phone' };
-	const callee = await stack.subscribe(uc, 'phone',
-	    { headers: bearer(token(uc)) });
-	t.after(() => callee.close());
-	await page.fill('#find-user', uc);
-	await page.click('#find-go');
-	const row = `.contact[data-user="${uc}"]`;
-	await page.fill(`${row} .contact-device`, 'phone');
-	await page.click(`${row} .contact-dial`);
-	await page.waitForFunction(() => window.beepApp.phase === 'calling' &&
-	    window.beepApp.sig.sendQueues.size === 0);
-	const mine = await page.evaluate(() => window.beepApp.call.id);
+	const mine = await dial(t, stack, page, token, uc);
 	// The peer's call, with an id above the page's (a UUID's characters
 	// are all below '~').
 	const theirs = `~${sid()}`;
