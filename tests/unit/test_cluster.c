@@ -2739,6 +2739,108 @@ test_cluster_unsub_local_collided(void **state)
 	redisFree(c);
 }
 
+/*
+ * Redis gives "x", posted through another node in the same millisecond as
+ * the message before it, local: the id node 0 gave alone (setup_acl(),
+ * its commands refused, its channel there).  As that POST does: its
+ * entry, the device's last, and the message on node 0's channel, which
+ * node 0's registry drops as a duplicate of its own.
+ */
+static void
+collide_local(struct fixture *f, uint64_t local)
+{
+	struct cluster_stats cs;
+	char lid[CLUSTER_ID_MAX], msg[128];
+	redisReply *r;
+
+	cluster_format_id(local, lid, sizeof(lid));
+	r = redisCommand(acl_admin,
+	    "XADD beep:s:u\x1f"
+	    "d %s f x",
+	    lid);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	freeReplyObject(r);
+	r = redisCommand(acl_admin,
+	    "HSET beep:m:u\x1f"
+	    "d last %s",
+	    lid);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+	cluster_stats(f->cl[0], &cs);
+	snprintf(msg, sizeof(msg), "%s 1 1 udx", lid);
+	r = redisCommand(acl_admin, "PUBLISH beep:c:%s %s", cs.node, msg);
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	wait_stat(
+	    f, 0, offsetof(struct cluster_stats, duplicates), cs.duplicates);
+}
+
+/*
+ * As test_cluster_unsub_local_collided, through the nodes: node 0's
+ * commands are refused (its channel stays), it gives "local" alone at the
+ * id after "one", and Redis gives "x", posted through another node in
+ * the same millisecond, that same id (200: node 0 still listed); its
+ * channel brings it, and node 0's registry drops it as a duplicate of
+ * "local".  Its stream takes "local" and its client leaves; "y" is posted
+ * through node 1 (200, held in node 0's registry), so the newest id node
+ * 0 had from Redis is above "local".  Its UNSUB holds from "local": a
+ * client back without an id cannot get "x" and must be told (a reset),
+ * then get "y".  On HEAD the UNSUB said "y" was the newest node 0 had
+ * from Redis, above what its streams took, so nothing looked missing
+ * below them: "y" with no reset, "x" lost, untold.
+ */
+static void
+test_cluster_unsub_local_collided_then_more(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct registry_batch b;
+	struct cluster_entry *ref, *ref2;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	uint64_t local;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
+	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	local = post_local(f, 0, "local");
+	assert_int_equal(next_msg(f->reg[0], s, text), local);
+	collide_local(f, local);
+	registry_hangup(f->reg[0], registry_stream_id(s));
+	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	/* Node 0 still listed: 200, held in node 0's registry. */
+	post_local(f, 1, "y");
+	wait_held(f, 0, 1);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+	acl_cmd("ACL SETUSER default >pa");
+	wait_node_up(f, 0);
+	wait_unheld(f, 0);
+	s2 = cluster_subscribe(
+	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
+	assert_non_null(s2);
+	next_msg(f->reg[1], s2, text);
+	if (!st.reset)
+		fail_msg("no reset, first message \"%s\": \"x\" (answered "
+		         "200, dropped by node 0 as a duplicate of its lone "
+		         "\"local\") lost, untold",
+		    text);
+	assert_string_equal(text, "y");
+	no_more(f->reg[1], s2);
+	registry_unsubscribe(f->reg[1], s2);
+	cluster_unsubscribe(f->cl[1], ref2);
+}
+
 /* Poll (bounded) until node 0's resync has moved e (e->moved set). */
 static void
 wait_moved(struct fixture *f, struct cluster_entry *e)
@@ -3402,6 +3504,9 @@ main(void)
 	        test_cluster_unsub_local_sent_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_collided, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_local_collided_then_more, setup_acl,
+	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_prune_keeps_live, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
