@@ -86,6 +86,15 @@ struct cluster_entry {
 	uint64_t last; /* the newest id given to the registry */
 	uint64_t seen; /* the newest of them that came from Redis */
 	/*
+	 * The lowest id from Redis that the registry dropped as a duplicate
+	 * above seen: one it had given alone (Redis gave a message the same
+	 * id, in the same millisecond), so that message never reached a
+	 * stream here, though seen may come to be above it.  An UNSUB that
+	 * carries e->local says it has seen no further than below it
+	 * (presence_seen() in cluster_presence.c).  0: none.
+	 */
+	uint64_t collided;
+	/*
 	 * When its last stream here closed, what its streams had taken
 	 * (registry_device_taken(), at most last): what came after (the
 	 * channel's, after a stream ended in the registry or before the

@@ -55,6 +55,10 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 			e->told = true;
 			e->sync_wanted = true;
 			cl->dirty = true;
+		} else if (!reset && replay == NULL && id > e->seen &&
+		    (e->collided == 0 || id < e->collided)) {
+			/* Not a message it had from Redis: a lone id's. */
+			e->collided = id;
 		}
 		return;
 	case REGISTRY_OK:

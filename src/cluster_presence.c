@@ -63,6 +63,20 @@ presence_local_args(struct cluster_job *j, struct cluster_entry *e, bool local)
 	buf_free(&b);
 }
 
+/*
+ * The newest id e had from Redis, as a script is to judge what never
+ * reached its streams: below the lowest message from Redis its registry
+ * dropped as a duplicate of a lone id (e->collided), which Redis has
+ * below ids the streams took, however far seen came since.
+ */
+static uint64_t
+presence_seen(const struct cluster_entry *e)
+{
+	if (e->collided != 0 && e->collided - 1 < e->seen)
+		return e->collided - 1;
+	return e->seen;
+}
+
 /* A SUB job for e, after id ("": none), with cl->lock held. */
 struct cluster_job *
 cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
@@ -189,7 +203,7 @@ cluster_presence_reconcile(struct cluster *cl)
 			 */
 			if (e->local && !e->told)
 				cluster_format_id(
-				    e->seen, after, sizeof(after));
+				    presence_seen(e), after, sizeof(after));
 			else
 				after[0] = '\0';
 			cluster_job_str(j, after);
@@ -288,8 +302,10 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 		if (ok || (j->sent && !presence_not_run(r)))
 			e->registered = true;
 		/* The other holders were told (whatever becomes of e). */
-		if (ok && j->local)
+		if (ok && j->local) {
 			e->local = false;
+			e->collided = 0;
+		}
 		if (ok && j->told)
 			e->told = false;
 		if (j->kind == JOB_SUB && !j->abandoned) {
@@ -328,8 +344,10 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 			else if (e->undo_lo <= j->token)
 				e->undo_lo = j->token + 1;
 		}
-		if (ok && j->local)
+		if (ok && j->local) {
 			e->local = false;
+			e->collided = 0;
+		}
 		cl->dirty = true;
 		break;
 	case JOB_BEAT:
