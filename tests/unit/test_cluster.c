@@ -2859,6 +2859,58 @@ wait_moved(struct fixture *f, struct cluster_entry *e)
 }
 
 /*
+ * As test_cluster_unsub_local_collided_then_more, but node 0's stream
+ * stays: it takes "local", then "y" (posted through node 1, 200), and
+ * node 0's commands come back, so that its resync carries the lone
+ * delivery.  "x", which its registry dropped as a duplicate of "local",
+ * never reached the stream: the stream must be told (a reset) before what
+ * comes next.  On HEAD the resync said "y" was the newest node 0 had from
+ * Redis, as it is the newest it gave, and Redis found nothing between
+ * the two: "z" with no reset, "x" lost, untold.
+ */
+static void
+test_cluster_resync_collided(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s;
+	struct cluster_entry *ref;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	uint64_t local;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
+	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	local = post_local(f, 0, "local");
+	assert_int_equal(next_msg(f->reg[0], s, text), local);
+	collide_local(f, local);
+	post_local(f, 1, "y");
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "y");
+	acl_cmd("ACL SETUSER default >pa");
+	wait_node_up(f, 0);
+	wait_moved(f, ref);
+	post_local(f, 1, "z");
+	if (!reset_before(f->reg[0], s, "z"))
+		fail_msg("\"z\" with no reset: \"x\" (answered 200, dropped "
+		         "by node 0 as a duplicate of its lone \"local\") "
+		         "lost, untold");
+	no_more(f->reg[0], s);
+	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref);
+}
+
+/*
  * As unsub_local_after_hangup(), but node 0 takes Redis back before the
  * stream is unsubscribed: its resync (not its UNSUB) carries the lone
  * delivery and moves the device above "two", which its registry holds
@@ -3507,6 +3559,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_collided_then_more, setup_acl,
 	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resync_collided, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_prune_keeps_live, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
