@@ -89,9 +89,9 @@ struct cluster_entry {
 	 * The lowest id from Redis that the registry dropped as a duplicate
 	 * above seen: one it had given alone (Redis gave a message the same
 	 * id, in the same millisecond), so that message never reached a
-	 * stream here, though seen may come to be above it.  An UNSUB that
-	 * carries e->local says it has seen no further than below it
-	 * (presence_seen() in cluster_presence.c).  0: none.
+	 * stream here, though seen may come to be above it.  A resync, and
+	 * an UNSUB that carries e->local, say they have seen no further than
+	 * below it (presence_seen() in cluster_presence.c).  0: none.
 	 */
 	uint64_t collided;
 	/*

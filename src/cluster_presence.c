@@ -96,9 +96,13 @@ cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
 	cluster_job_num(j, cl->maxlen);
 	cluster_job_str(j, kind == JOB_SYNC ? "1" : "0");
 	cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
-	/* Told (e->told): nothing seen, so the script finds messages lost. */
+	/*
+	 * Told (e->told): nothing seen, so the script finds messages lost.
+	 * Nor past a message from Redis dropped as a duplicate of a lone
+	 * id: the script finds it between that and after.
+	 */
 	j->told = kind == JOB_SYNC && e->told;
-	cluster_format_id(j->told ? 0 : e->seen, seen, sizeof(seen));
+	cluster_format_id(j->told ? 0 : presence_seen(e), seen, sizeof(seen));
 	cluster_job_str(j, seen);
 	cluster_job_str(j, cl->again ? "1" : "0");
 	cluster_job_num(j, cl->rebuild_ms);
