@@ -55,9 +55,17 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 			e->told = true;
 			e->sync_wanted = true;
 			cl->dirty = true;
-		} else if (!reset && replay == NULL && id > e->seen &&
+		} else if (!reset && replay == NULL && e->local &&
+		    id > e->seen && id <= e->alone &&
 		    (e->collided == 0 || id < e->collided)) {
-			/* Not a message it had from Redis: a lone id's. */
+			/*
+			 * Not a message it had from Redis: a lone id's (one
+			 * given while e->local, at most e->alone).  Only then:
+			 * a new stream's answer may lower seen below messages
+			 * the channel brought, whose copies in a resync's
+			 * answer would look the same, and a loss found there
+			 * would reset the device's streams for nothing.
+			 */
 			e->collided = id;
 		}
 		return;
