@@ -3367,6 +3367,34 @@ test_cluster_bye_untold(void **state)
 }
 
 /*
+ * A node killed (SIGKILL, its host gone) after a PRUNE named it sends no
+ * BYE: the heartbeat that sweeps it as dead takes its name off beep:tell
+ * and beep:resync too.  Until 2026-12-07 the name stayed there for as
+ * long as Redis kept its data, one more with each finding.
+ */
+static void
+test_cluster_beat_sweeps_untold(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	long long g;
+
+	if (f == NULL)
+		skip();
+	c = redis_conn(f);
+	fake_nodes(c);
+	prune_finds(c);
+	assert_int_equal(redis_int(c, "HEXISTS beep:tell n1"), 1);
+	assert_int_equal(redis_int(c, "SISMEMBER beep:resync n1"), 1);
+	freeReplyObject(redisCommand(c, "DEL beep:n:n1"));
+	assert_int_equal(beat_script(c, "n9", "0", &g), 1);
+	assert_int_equal(redis_int(c, "SISMEMBER beep:nodes n1"), 0);
+	assert_int_equal(redis_int(c, "HEXISTS beep:tell n1"), 0);
+	assert_int_equal(redis_int(c, "SISMEMBER beep:resync n1"), 0);
+	redisFree(c);
+}
+
+/*
  * The version before named nodes in beep:resync, a set, and took a name
  * off as its heartbeat answered 2.  A name left there by a node of that
  * version (a rolling upgrade) is told as one of beep:tell, and kept until
@@ -3571,6 +3599,8 @@ main(void)
 	        test_cluster_beat_tell_legacy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_bye_untold, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_beat_sweeps_untold, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_beat_tell_legacy_after_answer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
