@@ -610,8 +610,7 @@ static const char cluster_lua_list[] = LUA_PRELUDE
     "return out";
 
 /*
- * KEYS n; ARGV ttl_ms again rebuild_ms node grace_ms meta_ttl_ms (not
- * read: see away()) ack.
+ * KEYS n; ARGV ttl_ms again rebuild_ms node grace_ms meta_ttl_ms ack.
  * Returns whether the key was there (1 or 0), or {2, gen} when a PRUNE
  * named the node in beep:tell with generation gen (see there): its
  * streams are told whatever their newest id from Redis (a message posted
@@ -644,7 +643,16 @@ static const char cluster_lua_list[] = LUA_PRELUDE
  * device left with no holder begins its grace period, as when a POST
  * finds it so (a POST then gets 202, and what it holds waits).  A node
  * that was only away finds its key gone at its next heartbeat and
- * registers everything again.
+ * registers everything again.  A node swept so leaves beep:nodes and
+ * beep:beat with its last user, and its name in beep:tell and beep:resync
+ * (see PRUNE) with them, as a BYE takes them: killed, it sent none, and
+ * no heartbeat of its name will come to acknowledge the finding.  But not
+ * while the finding is younger than meta_ttl_ms: a node only away must
+ * still be told when it comes back (its resync alone would not tell a
+ * stream whose newest id from Redis came after the finding), and the
+ * node stays in beep:nodes so that a later sweep looks again.  Until
+ * 2026-12-07 a killed node's name stayed in both for as long as Redis
+ * kept its data, one more with each finding.
  */
 static const char cluster_lua_beat[] = LUA_PRELUDE
     "local e = redis.call('EXISTS', KEYS[1]) "
@@ -676,9 +684,13 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
     "if #left == 0 then "
     "to_grace('beep:g:' .. user, 'beep:m:' .. user .. '\\31' .. dev, dev, "
     "now, grace, earlier(sx, since)) end end end end "
-    "if redis.call('SCARD', r) == 0 then "
+    "local t = redis.call('HGET', 'beep:tell', x) "
+    "if redis.call('SCARD', r) == 0 and (not t or tonumber(t) < "
+    "(now - tonumber(ARGV[6])) * 1000) then "
     "redis.call('SREM', 'beep:nodes', x) "
-    "redis.call('HDEL', 'beep:beat', x) end end end "
+    "redis.call('HDEL', 'beep:beat', x) "
+    "redis.call('HDEL', 'beep:tell', x) "
+    "redis.call('SREM', 'beep:resync', x) end end end "
     "if tell then return {2, tonumber(tell)} end "
     "return e";
 
