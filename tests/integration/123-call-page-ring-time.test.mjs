@@ -1,9 +1,16 @@
-// One caller's rings one after another ring 45 s (RING_TIMEOUT_MS) in all:
+// One caller's rings one after another ring 90 s (two rings' time) in all:
 // the time they rang, not the time since the first began. A caller that
 // rang 5 s, hung up (a wrong device, a slip) and rang again 41 s later,
 // within a minute (MUTE_MS) of its first ring's end, had rung 5 s: its
 // second ring was answered "busy" at once (since + 45 s had passed), the
 // user never saw it, and the caller was told the user was in another call.
+//
+// A missed call (the callee's page rang its 45 s, unanswered) then spent a
+// caller's whole allowance: its page ended the ring without a word to the
+// caller (who rang on, "Calling…"), and the caller's call back at once was
+// answered "busy", its page saying the callee was "in another call". Now
+// the callee's page tells the caller "unanswered" (its page says "did not
+// answer") and a call back at once rings again, in full.
 //
 // Real Chromium (Debian's, driven by playwright-core from tests/browser/)
 // on the call page behind the real Caddy, with the page's clock the test's
@@ -16,7 +23,7 @@ import { startStack, sid } from './harness.mjs';
 import { mint, claims, bearer } from './jwt.mjs';
 import {
 	browserSkip, launchChromium, onlinePage, postEvent, postsTo,
-	countDelivered,
+	countDelivered, addContact,
 } from './callpage.mjs';
 
 const T = { timeout: 90000 };
@@ -46,8 +53,8 @@ async function ringing(t, pa, pm) {
 	};
 }
 
-test('a caller that rang briefly and rings again soon after rings for ' +
-    'what is left of 45 s of ringing', { ...T, skip }, async (t) => {
+test('a caller that rang briefly and rings again soon after rings in full',
+    { ...T, skip }, async (t) => {
 	const { page, answers, calls, hangups, send, phase } =
 	    await ringing(t, 'ra', 'rm');
 
@@ -65,19 +72,79 @@ test('a caller that rang briefly and rings again soon after rings for ' +
 	    'was told busy 46 s after its first ring began: the time between ' +
 	    'its rings counted as ringing');
 	assert.equal(answers.filter((a) => a.event === 'decline').length, 0);
-	// It rings what is left of 45 s: 40 s.
-	await page.clock.runFor(39000);
-	assert.equal(await phase(), 'ringing');
+	// It rings a whole ring's 45 s: its allowance (90 s) has room.
+	await page.clock.runFor(44000);
+	assert.equal(await phase(), 'ringing', 'the second ring of a caller ' +
+	    'that had rung 5 s rang only what was left of 45 s');
 	await page.clock.runFor(2000);
 	assert.equal(await phase(), 'ended');
 	assert.match(await page.textContent('#banner-title'), /Missed call/);
 });
 
+test('a missed call ends the ringing on both sides, and the caller calling ' +
+    'back at once rings again', { ...T, skip }, async (t) => {
+	const SECRET = crypto.randomBytes(32).toString('hex');
+	// Listed to others, so that the caller's page shows the callee's
+	// device to call.
+	const stack = await startStack({ env: { BEEP_KEEPALIVE: '120',
+	    BEEP_AUTH: 'jwt', BEEP_JWT_SECRET: SECRET,
+	    BEEP_LIST_POLICY: 'any' } }, t);
+	const token = (sub) => mint(claims(sub), { key: SECRET });
+	const ua = `mb${sid()}`, um = `mc${sid()}`;
+	const browser = await launchChromium(t);
+	// The callee's clock is the test's; the caller's runs on, its own
+	// 45 s ("did not answer") far beyond this test's steps.
+	const callee = await onlinePage(await browser.newContext(),
+	    `${stack.base}/#token=${token(ua)}`, ua, 'laptop',
+	    { before: (p) => p.clock.install() });
+	const caller = await onlinePage(await browser.newContext(),
+	    `${stack.base}/#token=${token(um)}`, um, 'phone');
+	const answers = postsTo(callee, `/user/${um}/`);
+	const calls = await countDelivered(callee, 'call');
+	const declines = await countDelivered(caller, 'decline');
+	const phase = (p) => p.evaluate(() => document.body.dataset.phase);
+	const button = await addContact(caller, ua, 'laptop');
+
+	await caller.click(button);
+	await callee.waitForFunction(() =>
+	    document.body.dataset.phase === 'ringing');
+	const callId = await caller.evaluate(() => window.beepApp.call.id);
+	// The callee's page rings its 45 s: a missed call.
+	await callee.clock.runFor(45000);
+	assert.equal(await phase(callee), 'ended');
+	assert.match(await callee.textContent('#banner-title'), /Missed call/);
+	await callee.waitForFunction(() =>
+	    window.beepApp.sig.sendQueues.size === 0);
+	assert.deepEqual(answers.filter((a) => a.event === 'decline')
+	    .map((a) => [a.data.callId, a.data.reason]),
+	    [[callId, 'unanswered']], 'the callee\'s page ended its ring ' +
+	    'without a word to the caller, whose page rang on ("Calling…")');
+	await declines.reached(1);
+	assert.equal(await phase(caller), 'failed');
+	assert.match(await caller.textContent('#banner-title'),
+	    /did not answer/);
+
+	// The caller calls back at once.
+	await caller.click(button);
+	await calls.settled(2);
+	assert.equal(await phase(callee), 'ringing', 'a caller calling back ' +
+	    'at once after a missed call did not ring: its missed call had ' +
+	    'spent its ringing, and it was told busy');
+	assert.equal(answers.filter((a) => a.event === 'decline').length, 1);
+	assert.equal(await phase(caller), 'calling');
+	assert.doesNotMatch(await caller.textContent('#banner-title'),
+	    /another call/);
+	// A whole ring again.
+	await callee.clock.runFor(44000);
+	assert.equal(await phase(callee), 'ringing');
+});
+
 // Counting the time rings rang, a caller that rings and hangs up at once
-// would ring the page again and again: each ring counts as at least 5 s
-// (RING_MIN_MS in web/app.js), so such rings ring 9 times, then "busy".
+// would ring the page again and again: each ring counts as at least 10 s
+// (RING_MIN_MS in web/app.js), so such rings ring 9 times, then are told
+// to try later ("later": not "busy", the user is in no call).
 test('a caller that rings and hangs up at once rings the page 9 times one ' +
-    'after another, then is told busy', { ...T, skip }, async (t) => {
+    'after another, then is told to try later', { ...T, skip }, async (t) => {
 	const { page, answers, calls, hangups, send, phase } =
 	    await ringing(t, 'rb', 'rn');
 
@@ -94,6 +161,7 @@ test('a caller that rings and hangs up at once rings the page 9 times one ' +
 	await calls.settled(10);
 	assert.equal(await phase(), 'ended', 'a caller that rings and hangs ' +
 	    'up at once rings the page for every ring it sends');
-	assert.equal(answers.filter((a) => a.event === 'decline' &&
-	    a.data.callId === 'm-10' && a.data.reason === 'busy').length, 1);
+	assert.deepEqual(answers.filter((a) => a.event === 'decline')
+	    .map((a) => [a.data.callId, a.data.reason]), [['m-10', 'later']],
+	    'the caller past its rings was told the user was in another call');
 });
