@@ -12,8 +12,11 @@
 //
 //   call    {callId, from, media}   ring the device
 //   accept  {callId, from}          the callee picked up
-//   decline {callId, from, reason}  declined, or busy in another call
-//                                   (again when a declined call rings again)
+//   decline {callId, from, reason}  reason: "declined" (again when a
+//                                   declined call rings again), "busy" (in
+//                                   another call, or ringing), "unanswered"
+//                                   (rang its time: a missed call),
+//                                   "later" (rung too much just now)
 //   hangup  {callId, from}
 //   description {callId, from, description}, candidate {callId, from,
 //   candidate}
@@ -46,17 +49,30 @@ const CHAT_CHARS = 2000;
 // again for this long: its rings are answered "declined" (within the
 // budget of unasked answers, see tellAgain), and the page stays as it is.
 // A caller's rings one after another (each within MUTE_MS of the end of
-// the last) ring RING_TIMEOUT_MS in all (the time they rang, not the
-// quiet between them: test 123), then are answered "busy" until it has
-// been quiet for MUTE_MS: hanging up and ringing again with a new call id
-// kept the page ringing, and busy for everyone else, for as long as the
-// caller liked (test 119).
+// the last) ring CALLER_RING_MS in all (the time they rang, not the quiet
+// between them: test 123), then are answered "later" until it has been
+// quiet for MUTE_MS: hanging up and ringing again with a new call id kept
+// the page ringing, and busy for everyone else, for as long as the caller
+// liked (test 119). Two rings' time, so that a caller calling back at once
+// after a missed call rings again in full; answered "later", not "busy",
+// since the user is in no call (the caller's page said "in another call").
 const MUTE_MS = 60000;
-// Each ring of such a chain counts as at least this long, so that a caller
-// that rings and hangs up at once rings the page at most
-// RING_TIMEOUT_MS / RING_MIN_MS times one after another, not for every
-// ring it sends until they add up to RING_TIMEOUT_MS (test 123).
-const RING_MIN_MS = 5000;
+const CALLER_RING_MS = 2 * RING_TIMEOUT_MS;
+// Each ring of such a chain counts as at least this long, and rings only
+// with this much left, so that a caller that rings and hangs up at once
+// rings the page at most CALLER_RING_MS / RING_MIN_MS times one after
+// another, not for every ring it sends until they add up (test 123).
+const RING_MIN_MS = 10000;
+// Rings one after another of any callers but the user's contacts (each
+// within MUTE_MS of the end of the last) come from at most MOST_CALLERS
+// callers and ring PAGE_RING_MS in all; past that a new caller is answered
+// "later" until the page has been quiet for MUTE_MS. Each caller within
+// its own bound, many callers (many accounts, or in open mode many
+// claimed names) taking turns kept the page ringing for ever (test 119).
+// Contacts are not counted: strangers ringing must not keep the user's
+// own people out.
+const MOST_CALLERS = 3;
+const PAGE_RING_MS = 3 * RING_TIMEOUT_MS;
 
 let sig = null;
 let me = null;           // {user, device}
@@ -87,6 +103,9 @@ const MOST_UNASKED = 8;
 // (last).
 const mutedUntil = new Map();
 const rang = new Map();
+// The same for the rings of callers not in the contacts, one after
+// another, of any of them: and which callers rang (at most MOST_CALLERS).
+let pageRang = { rung: 0, last: -Infinity, callers: new Set() };
 
 function remember(map, key, value) {
 	map.delete(key);
@@ -675,17 +694,26 @@ function onCall(data, meta) {
 		return;
 	}
 	// A caller the user declined, for MUTE_MS: "declined". Busy: another
-	// call than this one, or a caller whose rings one after another
-	// have rung RING_TIMEOUT_MS in all.
+	// call than this one, or a ring. Later: a caller whose rings one after
+	// another have rung CALLER_RING_MS, or a caller past MOST_CALLERS, or
+	// past PAGE_RING_MS of callers' rings, one after another.
 	const now = Date.now();
 	const r = rang.get(from.user);
-	const rung = r && now - r.last < MUTE_MS ? r.rung : 0;
+	let left = CALLER_RING_MS - (r && now - r.last < MUTE_MS ? r.rung : 0);
+	let crowded = false;
+	if (!contacts.has(from.user) && now - pageRang.last < MUTE_MS) {
+		left = Math.min(left, PAGE_RING_MS - pageRang.rung);
+		crowded = !pageRang.callers.has(from.user) &&
+		    pageRang.callers.size >= MOST_CALLERS;
+	}
 	if (now < (mutedUntil.get(from.user) ?? -Infinity))
 		refuse(from, data.callId, "declined");
-	else if (call || rung >= RING_TIMEOUT_MS)
+	else if (call)
 		refuse(from, data.callId, "busy");
+	else if (crowded || left < RING_MIN_MS)
+		refuse(from, data.callId, "later");
 	else
-		ringFrom(data.callId, from, rung);
+		ringFrom(data.callId, from, Math.min(RING_TIMEOUT_MS, left));
 }
 
 // A ring this page refuses by itself: told once per call, and within the
@@ -703,19 +731,22 @@ function refuse(from, callId, reason) {
 	    { event: "decline" }).catch(() => {});
 }
 
-// The page rings for a call of from's, until the rings of that caller
-// that came one after another, which rang `rung` ms before it, have rung
-// RING_TIMEOUT_MS in all.
-function ringFrom(callId, from, rung) {
+// The page rings for a call of from's for `ms` (what is left of its
+// caller's, and the page's, ringing one after another; at most
+// RING_TIMEOUT_MS). Unanswered, the caller is told: its page rang on
+// ("Calling…") until its own RING_TIMEOUT_MS, longer than this ring when
+// it was cut short (test 123).
+function ringFrom(callId, from, ms) {
 	const c = newCall(callId, from, "ringing");
-	c.rung = rung;
 	c.rangAt = Date.now();
 	setBanner("ringing", `${who(from)} is calling`,
 	    "Accept to talk, with camera and microphone where allowed.");
 	c.timer = setTimeout(() => {
-		if (call === c && c.phase === "ringing")
+		if (call === c && c.phase === "ringing") {
+			send(c, "decline", { reason: "unanswered" });
 			endCall("ended", `Missed call from ${who(from)}`);
-	}, RING_TIMEOUT_MS - rung);
+		}
+	}, ms);
 }
 
 function accept() {
@@ -774,10 +805,17 @@ function fromPeer(data, meta) {
 function onDecline(data, meta) {
 	if (!fromPeer(data, meta))
 		return;
-	endCall("failed", data.reason === "busy" ?
-	    `${who(call.peer)} is in another call` :
-	    `${who(call.peer)} declined the call`,
-	    "Try again later, or call another of their devices.");
+	const peer = who(call.peer);
+	if (data.reason === "unanswered")
+		endCall("failed", `${peer} did not answer`,
+		    "Try again later, or another device.");
+	else if (data.reason === "later")
+		endCall("failed", `${peer} is not taking calls just now`,
+		    "Their page has rung a lot lately: try again in a minute.");
+	else
+		endCall("failed", data.reason === "busy" ?
+		    `${peer} is in another call` : `${peer} declined the call`,
+		    "Try again later, or call another of their devices.");
 }
 
 function onHangup(data, meta) {
@@ -807,13 +845,25 @@ function endCall(phase, title, detail = "") {
 	const c = call;
 	call = null;
 	if (c) {
-		// A ring that ended unanswered: the next of that caller's, soon
-		// after, rings for what is left of RING_TIMEOUT_MS.
-		if (c.phase === "ringing")
-			remember(rang, c.peer.user,
-			    { rung: c.rung +
-			    Math.max(RING_MIN_MS, Date.now() - c.rangAt),
-			    last: Date.now() });
+		// A ring that ended unanswered: the next of that caller's (of
+		// any caller but a contact's), soon after, rings for what is
+		// left of CALLER_RING_MS (of PAGE_RING_MS).
+		if (c.phase === "ringing") {
+			const now = Date.now();
+			const ms = Math.max(RING_MIN_MS, now - c.rangAt);
+			const r = rang.get(c.peer.user);
+			remember(rang, c.peer.user, { rung: ms +
+			    (r && c.rangAt - r.last < MUTE_MS ? r.rung : 0),
+			    last: now });
+			if (!contacts.has(c.peer.user)) {
+				if (c.rangAt - pageRang.last >= MUTE_MS)
+					pageRang = { rung: 0, last: now,
+					    callers: new Set() };
+				pageRang.rung += ms;
+				pageRang.last = now;
+				pageRang.callers.add(c.peer.user);
+			}
+		}
 		for (const id of c.ids)
 			pastCallIds.set(id,
 			    { peer: c.peer, declined: c.declined === true });
