@@ -43,8 +43,10 @@ function startAddressAuth(user) {
 	} })));
 }
 
-test('header mode: a cross-site page cannot act as the user by setting ' +
-    'an Authorization of its own', T, async (t) => {
+// Alice, the identity service that names her by address, and a stack in
+// header mode behind conf/Caddyfile.forward-auth asking it (stopped after
+// t): what both cases start from.
+async function addressAuthStack(t) {
 	const alice = uid('alice');
 	const auth = await startAddressAuth(alice);
 	t.after(() => auth.close());
@@ -53,7 +55,12 @@ test('header mode: a cross-site page cannot act as the user by setting ' +
 		caddyfile: FA_CADDYFILE,
 		caddyEnv: { AUTH_UPSTREAM: `127.0.0.1:${auth.port}` },
 	}, t);
-	const c = stack.client();
+	return { alice, stack, c: stack.client() };
+}
+
+test('header mode: a cross-site page cannot act as the user by setting ' +
+    'an Authorization of its own', T, async (t) => {
+	const { alice, stack, c } = await addressAuthStack(t);
 	// Alice's own phone, subscribed from her own page.
 	const own = await openSub(stack, subPath(alice, 'phone'),
 	    { 'Sec-Fetch-Site': 'same-origin' });
@@ -103,15 +110,7 @@ test('header mode: a cross-site page cannot act as the user by setting ' +
 // localhost), or an origin on BEEP_CORS_ORIGINS, is the service's own.
 test('header mode: a page whose name was re-pointed at the service ' +
     '(DNS rebinding) cannot act as the user', T, async (t) => {
-	const alice = uid('alice');
-	const auth = await startAddressAuth(alice);
-	t.after(() => auth.close());
-	const stack = await startStack({
-		env: { BEEP_AUTH: 'header', BEEP_KEEPALIVE: '1' },
-		caddyfile: FA_CADDYFILE,
-		caddyEnv: { AUTH_UPSTREAM: `127.0.0.1:${auth.port}` },
-	}, t);
-	const c = stack.client();
+	const { alice, stack, c } = await addressAuthStack(t);
 	const port = new URL(stack.base).port;
 	// Alice's own page, at the service's address: taken.
 	const own = await openSub(stack, subPath(alice, 'phone'), {
