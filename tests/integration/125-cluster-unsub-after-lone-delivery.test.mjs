@@ -18,10 +18,8 @@
 // untold (README, Cluster: "What they had is what they took").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import {
-	startCluster, startStack, freePort, CLUSTER_QUICK, uid, subPath,
-	postPath, poll,
+	clusterBehindRelay, CLUSTER_QUICK, uid, subPath, postPath, poll,
 } from './harness.mjs';
 
 const T = { timeout: 90000 };
@@ -29,75 +27,15 @@ const ENV = {
 	...CLUSTER_QUICK, BEEP_CLUSTER_TTL: '60', BEEP_GRACE_SECONDS: '600',
 };
 
-// A relay from a TCP port to Redis's unix socket.  cut(): every
-// connection closed, new ones closed at once; resume(): relayed again.
-async function relay(socket) {
-	const port = await freePort();
-	const conns = new Set();
-	let down = false;
-	const server = net.createServer((c) => {
-		if (down) {
-			c.destroy();
-			return;
-		}
-		const up = net.connect({ path: socket });
-		const pair = { c, up };
-		conns.add(pair);
-		const end = () => {
-			c.destroy();
-			up.destroy();
-			conns.delete(pair);
-		};
-		c.on('error', end).on('close', end);
-		up.on('error', end).on('close', end);
-		c.pipe(up);
-		up.pipe(c);
-	});
-	await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
-	const closeAll = () => {
-		for (const p of conns) {
-			p.c.destroy();
-			p.up.destroy();
-		}
-	};
-	return {
-		url: `redis://127.0.0.1:${port}`,
-		cut() {
-			down = true;
-			closeAll();
-		},
-		resume() { down = false; },
-		close() {
-			closeAll();
-			return new Promise((resolve) => server.close(resolve));
-		},
-	};
-}
-
 test('a POST after a lone-delivering stream closed reaches the client ' +
     'back without an id', T, async (t) => {
-	const cl = await startCluster({ nodes: 1, env: ENV }, t);
-	const [b] = cl.nodes;
-	const r = await relay(cl.redis.socket);
-	t.after(() => r.close());
-	const a = await startStack({ env: { ...ENV, BEEP_REDIS_URL: r.url } }, t);
-	const ca = a.client(), cb = b.client();
-	await poll(async () => (await ca.health()).cluster.redis === 'up',
-	    { timeout: 20000, what: 'a up' });
+	const { b, ca, cb, relay, streamOnA, deliverAlone } =
+	    await clusterBehindRelay(ENV, t);
 	const u = uid('lone');
-	const s = await a.subscribe(u, 'd');
-	const r0 = await cb.postJson(postPath(u, 'd'), { data: 'before' });
-	assert.equal(r0.status, 200, r0.text);
-	assert.equal((await s.nextEvent(15000)).data, 'before');
+	const s = await streamOnA(u);
 
 	// a cut off from Redis: it delivers alone.
-	r.cut();
-	await poll(async () => {
-		const p = await ca.postJson(postPath(u, 'd'), { data: 'alone' });
-		assert.ok(p.status === 200 || p.status === 503, p.text);
-		return p.status === 200;
-	}, { timeout: 10000, what: 'a delivers alone' });
-	assert.equal((await s.nextEvent(15000)).data, 'alone');
+	await deliverAlone(u, s);
 	// The client leaves: a's stream ends; its UNSUB waits for Redis.
 	s.close();
 	await poll(async () => (await ca.health()).streams === 0,
@@ -108,7 +46,7 @@ test('a POST after a lone-delivering stream closed reaches the client ' +
 	assert.equal(rx.status, 200, rx.text);
 
 	// a back: its UNSUB runs, and the device is in its grace period.
-	r.resume();
+	relay.resume();
 	await poll(async () => (await cb.devices(u)).length === 0,
 	    { timeout: 20000, what: 'a\'s UNSUB' });
 	const r2 = await cb.postJson(postPath(u, 'd'), { data: 'after' });

@@ -1069,6 +1069,111 @@ export async function startCluster(
 	return cl;
 }
 
+// A relay from a TCP port to Redis's unix socket, for a node the test
+// cuts off from Redis while the others still reach it.  cut(): every
+// connection closed, new ones closed at once; resume(): relayed again.
+// loseAnswer(marker, ran): the first request that holds marker is sent on,
+// what Redis answers on that connection from then on is dropped, and once
+// ran() resolves true the connection is closed; resolves with whether it
+// did.
+export async function redisRelay(socket) {
+	const port = await freePort();
+	const conns = new Set();
+	let down = false, arm = null;
+	const server = net.createServer((c) => {
+		if (down) {
+			c.destroy();
+			return;
+		}
+		const up = net.connect({ path: socket });
+		const pair = { c, up, swallow: false, seen: '' };
+		conns.add(pair);
+		const end = () => {
+			c.destroy();
+			up.destroy();
+			conns.delete(pair);
+		};
+		c.on('error', end).on('close', end);
+		up.on('error', end).on('close', end);
+		up.on('data', (d) => {
+			if (!pair.swallow)
+				c.write(d);
+		});
+		c.on('data', (d) => {
+			up.write(d);
+			if (arm === null)
+				return;
+			pair.seen = (pair.seen + d.toString('latin1')).slice(-65536);
+			if (!pair.seen.includes(arm.marker))
+				return;
+			const { ran, done } = arm;
+			arm = null;
+			pair.swallow = true;
+			poll(ran, { timeout: 10000, what: 'the marked request ran' })
+			    .then(() => { end(); done(true); }, () => done(false));
+		});
+	});
+	await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+	const closeAll = () => {
+		for (const p of conns) {
+			p.c.destroy();
+			p.up.destroy();
+		}
+	};
+	return {
+		url: `redis://127.0.0.1:${port}`,
+		cut() {
+			down = true;
+			closeAll();
+		},
+		resume() { down = false; },
+		loseAnswer(marker, ran) {
+			return new Promise((done) => { arm = { marker, ran, done }; });
+		},
+		close() {
+			closeAll();
+			return new Promise((resolve) => server.close(resolve));
+		},
+	};
+}
+
+// Two nodes of a cluster (stopped and checked after t), both with env:
+// b reaches Redis directly, a through a redisRelay(); resolves once a is
+// up.  Returns { cl, a, b, ca, cb, relay, streamOnA, deliverAlone }:
+// streamOnA(u) is a's stream of u/d once it took "before", posted through
+// b; deliverAlone(u, s) cuts a off and resolves once s took "alone",
+// posted through a (200: a delivers alone, after 503s while it had not
+// yet seen Redis go).
+export async function clusterBehindRelay(env, t) {
+	const cl = await startCluster({ nodes: 1, env }, t);
+	const [b] = cl.nodes;
+	const relay = await redisRelay(cl.redis.socket);
+	t.after(() => relay.close());
+	const a = await startStack(
+	    { env: { ...env, BEEP_REDIS_URL: relay.url } }, t);
+	const ca = a.client(), cb = b.client();
+	await poll(async () => (await ca.health()).cluster.redis === 'up',
+	    { timeout: 20000, what: 'a up' });
+	const streamOnA = async (u) => {
+		const s = await a.subscribe(u, 'd');
+		const r0 = await cb.postJson(postPath(u, 'd'), { data: 'before' });
+		assert.equal(r0.status, 200, r0.text);
+		assert.equal((await s.nextEvent(15000)).data, 'before');
+		return s;
+	};
+	const deliverAlone = async (u, s) => {
+		relay.cut();
+		await poll(async () => {
+			const p = await ca.postJson(postPath(u, 'd'),
+			    { data: 'alone' });
+			assert.ok(p.status === 200 || p.status === 503, p.text);
+			return p.status === 200;
+		}, { timeout: 10000, what: 'a delivers alone' });
+		assert.equal((await s.nextEvent(15000)).data, 'alone');
+	};
+	return { cl, a, b, ca, cb, relay, streamOnA, deliverAlone };
+}
+
 // The front Caddy of a cluster: every node's socket, round robin.
 async function startFrontCaddy(cl) {
 	const port = await freePort();
