@@ -414,11 +414,86 @@ no_more(struct registry *reg, struct registry_stream *s)
 	assert_int_equal(registry_wait(reg, s, 0, &b), REGISTRY_TIMEOUT);
 }
 
+/*
+ * The next messages of s are the texts given, up to NULL, in that order,
+ * and then nothing more for now.
+ */
+static void
+expect_seq(struct registry *reg, struct registry_stream *s, ...)
+{
+	char text[64];
+	const char *want;
+	va_list ap;
+
+	va_start(ap, s);
+	while ((want = va_arg(ap, const char *)) != NULL) {
+		next_msg(reg, s, text);
+		assert_string_equal(text, want);
+	}
+	va_end(ap);
+	no_more(reg, s);
+}
+
+/* A stream of u's device d on node, resuming at *at (NULL: without an id). */
+static struct registry_stream *
+subscribe(struct fixture *f, int node, const struct registry_resume *at,
+    struct registry_start *st, struct cluster_entry **ref)
+{
+	static const struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_stream *s;
+	enum registry_error err;
+	bool down;
+
+	s = cluster_subscribe(f->cl[node], "u", "d", at != NULL ? at : &none,
+	    st, ref, &err, &down);
+	assert_non_null(s);
+	return s;
+}
+
+/* The end of a stream subscribe() gave: its registry's, then its node's. */
+static void
+unsubscribe(struct fixture *f, int node, struct registry_stream *s,
+    struct cluster_entry *ref)
+{
+	registry_unsubscribe(f->reg[node], s);
+	cluster_unsubscribe(f->cl[node], ref);
+}
+
+/* Node 0's stream of u/d, once it took "one", posted through node 1. */
+static struct registry_stream *
+stream_after_one(struct fixture *f, struct cluster_entry **ref)
+{
+	struct registry_start st;
+	struct registry_stream *s;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	s = subscribe(f, 0, NULL, &st, ref);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	return s;
+}
+
+/*
+ * The client of node 0's stream s leaves (registry_hangup(), from the
+ * connection watcher): the stream is no longer live, and its thread has
+ * not unsubscribed it yet.
+ */
+static void
+hang_up(struct fixture *f, struct registry_stream *s)
+{
+	struct registry_batch b;
+
+	registry_hangup(f->reg[0], registry_stream_id(s));
+	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+}
+
 static void
 test_cluster_two_nodes(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0}, at;
+	struct registry_resume at;
 	struct registry_start st;
 	struct registry_stream *s, *s2;
 	struct cluster_entry *ref, *ref2;
@@ -434,9 +509,7 @@ test_cluster_two_nodes(void **state)
 	/* Unknown everywhere: 404. */
 	assert_int_equal(post(f, 1, "x", id, &down), REGISTRY_NOT_FOUND);
 	assert_false(down);
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
+	s = subscribe(f, 0, NULL, &st, &ref);
 	assert_false(st.reset);
 	/* Listed by the other node. */
 	assert_int_equal(cluster_devices(f->cl[1], "u", &names, &n), 0);
@@ -457,16 +530,11 @@ test_cluster_two_nodes(void **state)
 	/* Resume on node 1 after "one": exactly "two", replayed. */
 	at.kind = REGISTRY_RESUME_AT;
 	at.id = first;
-	s2 =
-	    cluster_subscribe(f->cl[1], "u", "d", &at, &st, &ref2, &err, &down);
-	assert_non_null(s2);
+	s2 = subscribe(f, 1, &at, &st, &ref2);
 	assert_false(st.reset);
 	assert_int_equal(st.id, first);
-	next_msg(f->reg[1], s2, text);
-	assert_string_equal(text, "two");
-	no_more(f->reg[1], s2);
-	registry_unsubscribe(f->reg[1], s2);
-	cluster_unsubscribe(f->cl[1], ref2);
+	expect_seq(f->reg[1], s2, "two", NULL);
+	unsubscribe(f, 1, s2, ref2);
 
 	/* Redis gone: node 0 still delivers to its own stream... */
 	redis_kill(f);
@@ -522,8 +590,7 @@ test_cluster_two_nodes(void **state)
 	assert_true(first > reset);
 	no_more(f->reg[0], s);
 
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	unsubscribe(f, 0, s, ref);
 	/* Gone from the list once node 0 tells Redis. */
 	for (int i = 0; i < 1000; i++) {
 		assert_int_equal(cluster_devices(f->cl[1], "u", &names, &n), 0);
@@ -537,13 +604,10 @@ test_cluster_two_nodes(void **state)
 	assert_int_equal(n, 0);
 	/* In its grace period: held (202), and replayed on its return. */
 	assert_int_equal(post(f, 1, "held", id, &down), REGISTRY_HELD);
-	s = cluster_subscribe(
-	    f->cl[1], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
+	s = subscribe(f, 1, NULL, &st, &ref);
 	next_msg(f->reg[1], s, text);
 	assert_string_equal(text, "held");
-	registry_unsubscribe(f->reg[1], s);
-	cluster_unsubscribe(f->cl[1], ref);
+	unsubscribe(f, 1, s, ref);
 }
 
 /* A connection of the test's own to the fixture's Redis. */
@@ -945,8 +1009,6 @@ static void
 test_cluster_flush(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
-	struct registry_start st;
 	struct registry_stream *s;
 	struct cluster_entry *ref;
 	enum registry_error err;
@@ -960,12 +1022,7 @@ test_cluster_flush(void **state)
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
+	s = stream_after_one(f, &ref);
 	c = redis_conn(f);
 	freeReplyObject(redisCommand(c, "FLUSHALL"));
 	redisFree(c);
@@ -1006,8 +1063,7 @@ test_cluster_flush(void **state)
 	assert_string_equal(text, "two");
 	assert_true(got > reset);
 	no_more(f->reg[0], s);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	unsubscribe(f, 0, s, ref);
 }
 
 /* Post until Redis is seen down and node delivers here alone (200). */
@@ -1041,7 +1097,6 @@ static void
 test_cluster_local_gap(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
 	struct registry_stream *s[2];
 	struct cluster_entry *ref[2];
@@ -1052,11 +1107,8 @@ test_cluster_local_gap(void **state)
 
 	if (f == NULL)
 		skip();
-	for (int i = 0; i < 2; i++) {
-		s[i] = cluster_subscribe(
-		    f->cl[i], "u", "d", &none, &st, &ref[i], &err, &down);
-		assert_non_null(s[i]);
-	}
+	for (int i = 0; i < 2; i++)
+		s[i] = subscribe(f, i, NULL, &st, &ref[i]);
 	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
 	for (int i = 0; i < 2; i++) {
 		next_msg(f->reg[i], s[i], text);
@@ -1090,8 +1142,7 @@ test_cluster_local_gap(void **state)
 		assert_string_equal(text, "two");
 		assert_int_equal(got, two);
 		no_more(f->reg[i], s[i]);
-		registry_unsubscribe(f->reg[i], s[i]);
-		cluster_unsubscribe(f->cl[i], ref[i]);
+		unsubscribe(f, i, s[i], ref[i]);
 	}
 }
 
@@ -1198,6 +1249,47 @@ wait_node_up(struct fixture *f, int node)
 	fail_msg("node %d not up within 10 s", node);
 }
 
+/*
+ * Node 0's commands refused (setup_acl()): a Redis that stalls past
+ * BEEP_REDIS_TIMEOUT for it alone.  Its channel (TYPE pubsub) stays;
+ * node 1's command connection, killed too, comes back at its next
+ * command.
+ */
+static void
+node0_cut(void)
+{
+	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
+	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+}
+
+/* Node 0's commands taken again, once it is up. */
+static void
+node0_back(struct fixture *f)
+{
+	acl_cmd("ACL SETUSER default >pa");
+	wait_node_up(f, 0);
+}
+
+/*
+ * What the lone-delivery cases start from (setup_acl()): node 0's stream
+ * of u/d (*s, *ref) takes "one" through Redis, then node 0 is cut off
+ * (node0_cut()) and delivers "local" to it alone.  Returns local's id.
+ */
+static uint64_t
+lone_delivery_setup(
+    struct fixture *f, struct registry_stream **s, struct cluster_entry **ref)
+{
+	char text[64];
+	uint64_t local;
+
+	*s = stream_after_one(f, ref);
+	node0_cut();
+	local = post_local(f, 0, "local");
+	assert_int_equal(next_msg(f->reg[0], *s, text), local);
+	assert_string_equal(text, "local");
+	return local;
+}
+
 /* Read s's messages up to text want; return whether a reset came first. */
 static bool
 reset_before(struct registry *reg, struct registry_stream *s, const char *want)
@@ -1218,17 +1310,10 @@ static void
 subscribe_on_both(struct fixture *f, struct registry_stream *s[2],
     struct cluster_entry *ref[2])
 {
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
-	bool down;
 
-	for (int i = 0; i < 2; i++) {
-		enum registry_error err;
-
-		s[i] = cluster_subscribe(
-		    f->cl[i], "u", "d", &none, &st, &ref[i], &err, &down);
-		assert_non_null(s[i]);
-	}
+	for (int i = 0; i < 2; i++)
+		s[i] = subscribe(f, i, NULL, &st, &ref[i]);
 }
 
 /*
@@ -1276,8 +1361,7 @@ test_cluster_told_at_a_given_id(void **state)
 	}
 	/* Node 0 back: its reset reaches node 1 at a given id, dropped. */
 	cluster_stats(f->cl[1], &cs);
-	acl_cmd("ACL SETUSER default >pa");
-	wait_node_up(f, 0);
+	node0_back(f);
 	wait_stat(
 	    f, 1, offsetof(struct cluster_stats, duplicates), cs.duplicates);
 	/* A message through Redis reaches node 1's open gate. */
@@ -1294,8 +1378,7 @@ test_cluster_told_at_a_given_id(void **state)
 	assert_true(reset_before(f->reg[0], s[0], "m"));
 	for (int i = 0; i < 2; i++) {
 		no_more(f->reg[i], s[i]);
-		registry_unsubscribe(f->reg[i], s[i]);
-		cluster_unsubscribe(f->cl[i], ref[i]);
+		unsubscribe(f, i, s[i], ref[i]);
 	}
 }
 
@@ -1326,6 +1409,20 @@ wait_unheld(struct fixture *f, int node)
 		usleep(10000);
 	}
 	fail_msg("node %d still holds the device within 10 s", node);
+}
+
+/*
+ * Node 0's stream s unsubscribed while node 0 is cut off (node0_cut()),
+ * then node 0 back: once Redis no longer lists it as a holder (its
+ * UNSUB ran).
+ */
+static void
+unsub_then_back(
+    struct fixture *f, struct registry_stream *s, struct cluster_entry *ref)
+{
+	unsubscribe(f, 0, s, ref);
+	node0_back(f);
+	wait_unheld(f, 0);
 }
 
 /*
@@ -1362,8 +1459,7 @@ test_cluster_unsub_tells(void **state)
 	 */
 	cluster_stats(f->cl[0], &cs);
 	alone = cs.local;
-	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
-	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	node0_cut();
 	local = post_local(f, 0, "local");
 	assert_true(local > one);
 	assert_int_equal(next_msg(f->reg[0], s[0], text), local);
@@ -1373,15 +1469,13 @@ test_cluster_unsub_tells(void **state)
 	no_more(f->reg[1], s[1]);
 	/* Node 0's stream closes while Redis is away from it. */
 	no_more(f->reg[0], s[0]);
-	registry_unsubscribe(f->reg[0], s[0]);
-	cluster_unsubscribe(f->cl[0], ref[0]);
+	unsubscribe(f, 0, s[0], ref[0]);
 
 	/*
 	 * Node 0 back: its UNSUB runs, one script that drops it as a holder
 	 * and publishes the reset to node 1, before the POST below.
 	 */
-	acl_cmd("ACL SETUSER default >pa");
-	wait_node_up(f, 0);
+	node0_back(f);
 	wait_unheld(f, 0);
 	/* Posted after it (node 0's connection is the new one): 200. */
 	assert_int_equal(post(f, 0, "two", id, &down), REGISTRY_OK);
@@ -1394,8 +1488,7 @@ test_cluster_unsub_tells(void **state)
 	assert_int_equal(got, two);
 	assert_true(two > reset);
 	no_more(f->reg[1], s[1]);
-	registry_unsubscribe(f->reg[1], s[1]);
-	cluster_unsubscribe(f->cl[1], ref[1]);
+	unsubscribe(f, 1, s[1], ref[1]);
 }
 
 /* The stream and metadata keys of device "d" of user "t". */
@@ -1541,13 +1634,23 @@ resync_answer(redisReply *r, const char *from, const char *why,
 		    r->element[2]->element[i]->element[0]->str, ids[i]);
 }
 
+/*
+ * The SUB of a client of node n2 back with id ("": without one), on
+ * device d of user t.  The caller frees the answer.
+ */
+static redisReply *
+sub_n2(redisContext *c, const char *id)
+{
+	return script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", id, "64", "0",
+	    "60000", "", "0", "1000", "0", "t", "", "1048576", "2", "0", "0",
+	    (char *)NULL);
+}
+
 /* A client of node n2 that had id, below the floor: told it is too old. */
 static void
 assert_too_old(redisContext *c, const char *id)
 {
-	redisReply *r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", id,
-	    "64", "0", "60000", "", "0", "1000", "0", "t", "", "1048576", "2",
-	    "0", "0", (char *)NULL);
+	redisReply *r = sub_n2(c, id);
 
 	assert_string_equal(r->element[1]->str, "event id too old");
 	freeReplyObject(r);
@@ -1680,9 +1783,7 @@ test_cluster_resync_lost_posted_before(void **state)
 		freeReplyObject(r); /* the first: lost */
 	}
 	assert_too_old(c, after);
-	r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", z, "64", "0",
-	    "60000", "", "0", "1000", "0", "t", "", "1048576", "2", "0", "0",
-	    (char *)NULL);
+	r = sub_n2(c, z);
 	resync_answer(r, z, "", NULL, 0);
 	freeReplyObject(r);
 	redisFree(c);
@@ -1799,22 +1900,19 @@ static void
 test_cluster_memory_full(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0}, at;
+	struct registry_resume at;
 	struct registry_start st;
 	struct registry_stream *s;
 	struct registry_stats rs;
 	struct registry_batch b;
 	struct cluster_entry *ref;
-	enum registry_error err;
 	char id[CLUSTER_ID_MAX], text[64];
 	uint64_t ids[6];
 	bool down;
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
+	s = subscribe(f, 0, NULL, &st, &ref);
 	/* 20 bytes each: three fit in 64, a fourth does not. */
 	for (int i = 1; i <= 5; i++) {
 		char msg[21];
@@ -1839,35 +1937,30 @@ test_cluster_memory_full(void **state)
 	/* Not m2..m4 and then, some day, m6: the stream ends. */
 	assert_int_equal(registry_wait(f->reg[0], s, util_now_ms() + 10000, &b),
 	    REGISTRY_OVERFLOW);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	unsubscribe(f, 0, s, ref);
 	/* Resuming after m4 (room for one): m5 comes from Redis. */
 	at.kind = REGISTRY_RESUME_AT;
 	at.id = ids[4];
-	s = cluster_subscribe(f->cl[0], "u", "d", &at, &st, &ref, &err, &down);
-	assert_non_null(s);
+	s = subscribe(f, 0, &at, &st, &ref);
 	assert_false(st.reset);
 	assert_int_equal(next_msg(f->reg[0], s, text), ids[5]);
 	assert_string_equal(text, "m5-00000000000000005");
 	no_more(f->reg[0], s);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	unsubscribe(f, 0, s, ref);
 	/*
 	 * After m1 (its client's true last id): m2..m5 do not fit.  Ended,
 	 * the stream would come back to the same replay for as long as
 	 * memory is short; it starts after the hole, told, and goes on.
 	 */
 	at.id = ids[1];
-	s = cluster_subscribe(f->cl[0], "u", "d", &at, &st, &ref, &err, &down);
-	assert_non_null(s);
+	s = subscribe(f, 0, &at, &st, &ref);
 	assert_true(st.reset);
 	assert_string_equal(st.reason, "messages were lost");
 	assert_int_equal(st.id, ids[5]);
 	assert_int_equal(post(f, 1, "m6", id, &down), REGISTRY_OK);
 	next_msg(f->reg[0], s, text);
 	assert_string_equal(text, "m6");
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	unsubscribe(f, 0, s, ref);
 }
 
 /*
@@ -1948,8 +2041,7 @@ beat_case_close(struct fixture *f, struct beat_case *b)
 	pthread_mutex_unlock(&f->cl[0]->lock);
 	cluster_job_free(b->j);
 	redisFree(b->c);
-	registry_unsubscribe(f->reg[0], b->s);
-	cluster_unsubscribe(f->cl[0], b->ref);
+	unsubscribe(f, 0, b->s, b->ref);
 }
 
 /*
@@ -2045,20 +2137,17 @@ static void
 test_cluster_expired_stream_floor(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0}, at;
+	struct registry_resume at;
 	struct registry_start st;
 	struct registry_stream *s, *s2;
 	struct cluster_entry *ref, *ref2;
-	enum registry_error err;
 	char id[CLUSTER_ID_MAX], text[64];
 	uint64_t first;
 	bool down;
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
+	s = subscribe(f, 0, NULL, &st, &ref);
 	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
 	assert_int_equal(cluster_parse_id(id, &first), 0);
 	next_msg(f->reg[0], s, text);
@@ -2078,9 +2167,7 @@ test_cluster_expired_stream_floor(void **state)
 	/* A client that had "one" comes back through node 1. */
 	at.kind = REGISTRY_RESUME_AT;
 	at.id = first;
-	s2 =
-	    cluster_subscribe(f->cl[1], "u", "d", &at, &st, &ref2, &err, &down);
-	assert_non_null(s2);
+	s2 = subscribe(f, 1, &at, &st, &ref2);
 	if (!st.reset) {
 		next_msg(f->reg[1], s2, text);
 		fail_msg("resumed after \"one\" with no reset; next: \"%s\" "
@@ -2088,10 +2175,8 @@ test_cluster_expired_stream_floor(void **state)
 		    text);
 	}
 	assert_string_equal(st.reason, "event id too old");
-	registry_unsubscribe(f->reg[1], s2);
-	cluster_unsubscribe(f->cl[1], ref2);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	unsubscribe(f, 1, s2, ref2);
+	unsubscribe(f, 0, s, ref);
 }
 
 /*
@@ -2108,43 +2193,30 @@ static void
 test_cluster_unsub_window(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
 	struct registry_stream *s, *s2;
 	struct cluster_entry *ref, *ref2;
-	enum registry_error err;
 	char id[CLUSTER_ID_MAX], text[64];
 	bool down;
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
-	/* Node 0's commands refused; its channel (TYPE pubsub) stays. */
-	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
-	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	s = stream_after_one(f, &ref);
+	node0_cut();
 	/* Its client goes. */
 	no_more(f->reg[0], s);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	unsubscribe(f, 0, s, ref);
 	/*
 	 * Node 0 still listed (its key lives): 200, for no stream (node 1's
 	 * command connection, killed too, comes back at its next command).
 	 */
 	post_local(f, 1, "two");
-	acl_cmd("ACL SETUSER default >pa");
-	wait_node_up(f, 0);
+	node0_back(f);
 	wait_unheld(f, 0);
 	/* The device is in its grace period now: held. */
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
 	/* Its client comes back without an id, through node 1. */
-	s2 = cluster_subscribe(
-	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
-	assert_non_null(s2);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
 	next_msg(f->reg[1], s2, text);
 	if (strcmp(text, "two") != 0)
 		fail_msg("first message \"%s\": \"two\" (answered 200, "
@@ -2152,8 +2224,7 @@ test_cluster_unsub_window(void **state)
 		    text);
 	next_msg(f->reg[1], s2, text);
 	assert_string_equal(text, "three");
-	registry_unsubscribe(f->reg[1], s2);
-	cluster_unsubscribe(f->cl[1], ref2);
+	unsubscribe(f, 1, s2, ref2);
 }
 
 /* Poll (bounded) until node's registry holds n messages for devices away. */
@@ -2170,6 +2241,25 @@ wait_held(struct fixture *f, int node, size_t n)
 	}
 	fail_msg("node %d holds %zu messages, not %zu, after 10 s", node,
 	    rs.held, n);
+}
+
+/*
+ * The stream s2 of a client back on node gets "two" (answered 200,
+ * taken by no stream), then "three" (held), then nothing; then it ends.
+ */
+static void
+two_then_three(struct fixture *f, int node, struct registry_stream *s2,
+    struct cluster_entry *ref2)
+{
+	char text[64];
+
+	next_msg(f->reg[node], s2, text);
+	if (strcmp(text, "two") != 0)
+		fail_msg("node %d: first message \"%s\": \"two\" (answered "
+		         "200, taken by no stream) lost, no reset",
+		    node, text);
+	expect_seq(f->reg[node], s2, "three", NULL);
+	unsubscribe(f, node, s2, ref2);
 }
 
 /*
@@ -2190,54 +2280,33 @@ wait_held(struct fixture *f, int node, size_t n)
 static void
 unsub_after_end(struct fixture *f, bool expire, int back)
 {
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
 	struct registry_stream *s, *s2;
 	struct registry_batch b;
 	struct cluster_entry *ref, *ref2;
-	enum registry_error err;
-	char id[CLUSTER_ID_MAX], text[64];
+	char id[CLUSTER_ID_MAX];
 	bool down;
 
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
+	s = stream_after_one(f, &ref);
 	if (expire) {
 		registry_stream_expires(s, util_now_ms());
 		assert_int_equal(
 		    registry_wait(f->reg[0], s, util_now_ms() + 10000, &b),
 		    REGISTRY_EXPIRED);
 	} else {
-		registry_hangup(f->reg[0], registry_stream_id(s));
-		assert_int_equal(
-		    registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+		hang_up(f, s);
 	}
 	/* Node 0 still listed: 200, held in node 0's registry. */
 	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
 	wait_held(f, 0, 1);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	unsubscribe(f, 0, s, ref);
 	wait_unheld(f, 0);
 	/* The device is in its grace period now: held. */
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
 	/* Its client comes back without an id, through node back. */
-	s2 = cluster_subscribe(
-	    f->cl[back], "u", "d", &none, &st, &ref2, &err, &down);
-	assert_non_null(s2);
+	s2 = subscribe(f, back, NULL, &st, &ref2);
 	assert_false(st.reset);
-	next_msg(f->reg[back], s2, text);
-	if (strcmp(text, "two") != 0)
-		fail_msg("node %d: first message \"%s\": \"two\" (answered "
-		         "200, taken by no stream) lost, no reset",
-		    back, text);
-	next_msg(f->reg[back], s2, text);
-	assert_string_equal(text, "three");
-	no_more(f->reg[back], s2);
-	registry_unsubscribe(f->reg[back], s2);
-	cluster_unsubscribe(f->cl[back], ref2);
+	two_then_three(f, back, s2, ref2);
 }
 
 static void
@@ -2282,23 +2351,15 @@ static void
 test_cluster_unsub_after_hangup_moved(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
 	struct registry_stream *s, *s2;
-	struct registry_batch b;
 	struct cluster_entry *ref, *ref2;
-	enum registry_error err;
 	char id[CLUSTER_ID_MAX], text[64];
 	bool down;
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
+	s = stream_after_one(f, &ref);
 	redis_kill(f);
 	wait_up(f, false);
 	post_local(f, 0, "local");
@@ -2311,27 +2372,18 @@ test_cluster_unsub_after_hangup_moved(void **state)
 	    "beep:m:u\x1f"
 	    "d",
 	    1));
-	registry_hangup(f->reg[0], registry_stream_id(s));
-	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	hang_up(f, s);
 	/* Held in node 0's registry once its resync's answer is applied. */
 	post_local(f, 1, "two");
 	wait_held(f, 0, 1);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	unsubscribe(f, 0, s, ref);
 	wait_unheld(f, 0);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
-	s2 = cluster_subscribe(
-	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
-	assert_non_null(s2);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
 	if (st.reset)
 		fail_msg("reset \"%s\": nothing was lost", st.reason);
-	next_msg(f->reg[1], s2, text);
-	assert_string_equal(text, "two");
-	next_msg(f->reg[1], s2, text);
-	assert_string_equal(text, "three");
-	no_more(f->reg[1], s2);
-	registry_unsubscribe(f->reg[1], s2);
-	cluster_unsubscribe(f->cl[1], ref2);
+	expect_seq(f->reg[1], s2, "two", "three", NULL);
+	unsubscribe(f, 1, s2, ref2);
 }
 
 /*
@@ -2350,61 +2402,35 @@ test_cluster_unsub_after_hangup_moved(void **state)
 static void
 unsub_local_after_hangup(struct fixture *f, int back, bool with_id)
 {
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0}, at;
+	struct registry_resume at;
 	struct registry_start st;
 	struct registry_stream *s, *s2;
-	struct registry_batch b;
 	struct cluster_entry *ref, *ref2;
-	enum registry_error err;
-	char id[CLUSTER_ID_MAX], text[64];
+	char id[CLUSTER_ID_MAX];
 	uint64_t local, two;
 	bool down;
 
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
-	/* Node 0's commands refused; its channel (TYPE pubsub) stays. */
-	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
-	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
-	local = post_local(f, 0, "local");
-	assert_int_equal(next_msg(f->reg[0], s, text), local);
-	assert_string_equal(text, "local");
+	local = lone_delivery_setup(f, &s, &ref);
 	/* Its client leaves: no longer live, not yet unsubscribed. */
-	registry_hangup(f->reg[0], registry_stream_id(s));
-	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	hang_up(f, s);
 	/* Node 0 still listed: 200, held in node 0's registry. */
 	two = post_local(f, 1, "two");
 	assert_true(two > local);
 	wait_held(f, 0, 1);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
-	/* Node 0 back: its UNSUB, carrying its lone delivery, runs. */
-	acl_cmd("ACL SETUSER default >pa");
-	wait_node_up(f, 0);
-	wait_unheld(f, 0);
+	/*
+	 * The stream unsubscribed, then node 0 back: its UNSUB, carrying its
+	 * lone delivery, runs.
+	 */
+	unsub_then_back(f, s, ref);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
 	/* With an id: the last its stream took, the lone "local". */
 	at.kind = REGISTRY_RESUME_AT;
 	at.id = local;
-	s2 = cluster_subscribe(f->cl[back], "u", "d", with_id ? &at : &none,
-	    &st, &ref2, &err, &down);
-	assert_non_null(s2);
+	s2 = subscribe(f, back, with_id ? &at : NULL, &st, &ref2);
 	if (st.reset)
 		fail_msg("node %d%s: reset \"%s\": nothing was lost", back,
 		    with_id ? ", back after \"local\"" : "", st.reason);
-	next_msg(f->reg[back], s2, text);
-	if (strcmp(text, "two") != 0)
-		fail_msg("node %d: first message \"%s\": \"two\" (answered "
-		         "200, taken by no stream) lost, no reset",
-		    back, text);
-	next_msg(f->reg[back], s2, text);
-	assert_string_equal(text, "three");
-	no_more(f->reg[back], s2);
-	registry_unsubscribe(f->reg[back], s2);
-	cluster_unsubscribe(f->cl[back], ref2);
+	two_then_three(f, back, s2, ref2);
 }
 
 static void
@@ -2451,54 +2477,29 @@ static void
 test_cluster_unsub_local_untaken(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
 	struct registry_stream *s, *s2;
-	struct registry_batch b;
 	struct cluster_entry *ref, *ref2;
-	enum registry_error err;
-	char id[CLUSTER_ID_MAX], text[64];
+	char id[CLUSTER_ID_MAX];
 	bool down;
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
-	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
-	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
-	post_local(f, 0, "local");
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "local");
-	registry_hangup(f->reg[0], registry_stream_id(s));
-	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	lone_delivery_setup(f, &s, &ref);
+	hang_up(f, s);
 	/* Node 0 alone, its stream no longer live: held there. */
 	assert_int_equal(post(f, 0, "lone", id, &down), REGISTRY_HELD);
 	assert_false(down);
 	post_local(f, 1, "two");
 	wait_held(f, 0, 2);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
-	acl_cmd("ACL SETUSER default >pa");
-	wait_node_up(f, 0);
-	wait_unheld(f, 0);
+	unsub_then_back(f, s, ref);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
-	s2 = cluster_subscribe(
-	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
-	assert_non_null(s2);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
 	if (!st.reset)
 		fail_msg("no reset: \"lone\" (answered 202, held by node 0 "
 		         "alone) lost, untold");
-	next_msg(f->reg[1], s2, text);
-	assert_string_equal(text, "two");
-	next_msg(f->reg[1], s2, text);
-	assert_string_equal(text, "three");
-	no_more(f->reg[1], s2);
-	registry_unsubscribe(f->reg[1], s2);
-	cluster_unsubscribe(f->cl[1], ref2);
+	expect_seq(f->reg[1], s2, "two", "three", NULL);
+	unsubscribe(f, 1, s2, ref2);
 }
 
 /* Poll (bounded) until node's entry e has been given id (e->last). */
@@ -2535,31 +2536,16 @@ static void
 test_cluster_unsub_local_trimmed_before(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
 	struct registry_stream *s, *s2;
-	struct registry_batch b;
 	struct cluster_entry *ref, *ref2;
-	enum registry_error err;
-	char id[CLUSTER_ID_MAX], text[64], want[16];
+	char text[64], want[16];
 	uint64_t p = 0;
-	bool down;
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
-	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
-	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
-	post_local(f, 0, "local");
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "local");
-	registry_hangup(f->reg[0], registry_stream_id(s));
-	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	lone_delivery_setup(f, &s, &ref);
+	hang_up(f, s);
 	pthread_mutex_lock(&f->cl[1]->lock);
 	f->cl[1]->maxlen = 8;
 	pthread_mutex_unlock(&f->cl[1]->lock);
@@ -2569,14 +2555,8 @@ test_cluster_unsub_local_trimmed_before(void **state)
 		p = post_local(f, 1, want);
 	}
 	wait_last(f, 0, ref, p);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
-	acl_cmd("ACL SETUSER default >pa");
-	wait_node_up(f, 0);
-	wait_unheld(f, 0);
-	s2 = cluster_subscribe(
-	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
-	assert_non_null(s2);
+	unsub_then_back(f, s, ref);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
 	next_msg(f->reg[1], s2, text);
 	if (!st.reset)
 		fail_msg("no reset, first message \"%s\": \"p0\" and \"p1\" "
@@ -2590,8 +2570,7 @@ test_cluster_unsub_local_trimmed_before(void **state)
 		assert_string_equal(text, want);
 	}
 	no_more(f->reg[1], s2);
-	registry_unsubscribe(f->reg[1], s2);
-	cluster_unsubscribe(f->cl[1], ref2);
+	unsubscribe(f, 1, s2, ref2);
 }
 
 /*
@@ -2609,37 +2588,24 @@ static void
 test_cluster_unsub_after_hangup_dropped(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
 	struct registry_stream *s, *s2;
-	struct registry_batch b;
 	struct cluster_entry *ref, *ref2;
-	enum registry_error err;
-	char id[CLUSTER_ID_MAX], text[64], want[16];
+	char text[64], want[16];
 	uint64_t p = 0;
-	bool down;
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
-	registry_hangup(f->reg[0], registry_stream_id(s));
-	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	s = stream_after_one(f, &ref);
+	hang_up(f, s);
 	for (int i = 0; i <= 64; i++) {
 		snprintf(want, sizeof(want), "p%d", i);
 		p = post_local(f, 1, want);
 	}
 	wait_last(f, 0, ref, p);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	unsubscribe(f, 0, s, ref);
 	wait_unheld(f, 0);
-	s2 = cluster_subscribe(
-	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
-	assert_non_null(s2);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
 	if (!st.reset)
 		fail_msg("no reset: \"p0\" (answered 200, dropped untaken "
 		         "from node 0's log and Redis) lost, untold");
@@ -2649,8 +2615,39 @@ test_cluster_unsub_after_hangup_dropped(void **state)
 		assert_string_equal(text, want);
 	}
 	no_more(f->reg[1], s2);
-	registry_unsubscribe(f->reg[1], s2);
-	cluster_unsubscribe(f->cl[1], ref2);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
+ * The keys of test_cluster_unsub_local_after_hangup, for its UNSUB run by
+ * hand (device d of user t): node n1 had "s" (seen) from Redis, and gave
+ * "local" the id after it alone, in the same millisecond; "two", posted
+ * through another node, is the device's last, which n1's channel brought;
+ * n1 holds the device, its field's mark at seen.  With collided, Redis
+ * gave "x", posted through another node, local's id too.  The ids in
+ * seen, local and two (64 bytes each); returns the connection.
+ */
+static redisContext *
+lone_unsub_keys(
+    struct fixture *f, bool collided, char *seen, char *local, char *two)
+{
+	char mark[96];
+	redisContext *c;
+	long long born;
+
+	c = redis_born(f, &born);
+	born_id(seen, 64, born, 1000, 0);
+	born_id(local, 64, born, 1000, 1);
+	born_id(two, 64, born, 2000, 0);
+	xadd_one(c, "t", seen, "s");
+	if (collided)
+		xadd_one(c, "t", local, "x");
+	xadd_one(c, "t", two, "two");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, two));
+	snprintf(mark, sizeof(mark), "%s 0", seen);
+	freeReplyObject(
+	    redisCommand(c, "HSET beep:u:t %s %s", "d\x1fn1", mark));
+	return c;
 }
 
 /*
@@ -2667,21 +2664,11 @@ test_cluster_unsub_local_sent_again(void **state)
 	struct fixture *f = *state;
 	redisContext *c;
 	redisReply *r;
-	char seen[64], local[64], two[64], mark[96];
-	long long born;
+	char seen[64], local[64], two[64];
 
 	if (f == NULL)
 		skip();
-	c = redis_born(f, &born);
-	born_id(seen, sizeof(seen), born, 1000, 0);
-	born_id(local, sizeof(local), born, 1000, 1);
-	born_id(two, sizeof(two), born, 2000, 0);
-	xadd_one(c, "t", seen, "s");
-	xadd_one(c, "t", two, "two");
-	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, two));
-	snprintf(mark, sizeof(mark), "%s 0", seen);
-	freeReplyObject(
-	    redisCommand(c, "HSET beep:u:t %s %s", "d\x1fn1", mark));
+	c = lone_unsub_keys(f, false, seen, local, two);
 	for (int i = 0; i < 2; i++) {
 		/* after: what n1 gave ("two" came by its channel). */
 		r = script_eval(c, CLUSTER_LUA_UNSUB, "t", "d", "n1", "60000",
@@ -2691,9 +2678,7 @@ test_cluster_unsub_local_sent_again(void **state)
 		freeReplyObject(r); /* the first: lost */
 	}
 	/* A client back without an id, through n2. */
-	r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", "", "64", "0",
-	    "60000", "", "0", "1000", "0", "t", "", "1048576", "2", "0", "0",
-	    (char *)NULL);
+	r = sub_n2(c, "");
 	resync_answer(r, local, "", (const char *[]){two}, 1);
 	freeReplyObject(r);
 	redisFree(c);
@@ -2716,30 +2701,17 @@ test_cluster_unsub_local_collided(void **state)
 	struct fixture *f = *state;
 	redisContext *c;
 	redisReply *r;
-	char seen[64], local[64], two[64], mark[96];
-	long long born;
+	char seen[64], local[64], two[64];
 
 	if (f == NULL)
 		skip();
-	c = redis_born(f, &born);
-	born_id(seen, sizeof(seen), born, 1000, 0);
-	born_id(local, sizeof(local), born, 1000, 1);
-	born_id(two, sizeof(two), born, 2000, 0);
-	xadd_one(c, "t", seen, "s");
-	xadd_one(c, "t", local, "x");
-	xadd_one(c, "t", two, "two");
-	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, two));
-	snprintf(mark, sizeof(mark), "%s 0", seen);
-	freeReplyObject(
-	    redisCommand(c, "HSET beep:u:t %s %s", "d\x1fn1", mark));
+	c = lone_unsub_keys(f, true, seen, local, two);
 	r = script_eval(c, CLUSTER_LUA_UNSUB, "t", "d", "n1", "60000", "60000",
 	    "1", two, "t", "rreset", "0", "0", local, local, seen,
 	    (char *)NULL);
 	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
 	freeReplyObject(r);
-	r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", "", "64", "0",
-	    "60000", "", "0", "1000", "0", "t", "", "1048576", "2", "0", "0",
-	    (char *)NULL);
+	r = sub_n2(c, "");
 	if (r->element[1]->len == 0)
 		fail_msg(
 		    "from %s, no reset: \"x\" (answered 200, dropped by "
@@ -2804,42 +2776,22 @@ static void
 test_cluster_unsub_local_collided_then_more(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
 	struct registry_stream *s, *s2;
-	struct registry_batch b;
 	struct cluster_entry *ref, *ref2;
-	enum registry_error err;
-	char id[CLUSTER_ID_MAX], text[64];
+	char text[64];
 	uint64_t local;
-	bool down;
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
-	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
-	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
-	local = post_local(f, 0, "local");
-	assert_int_equal(next_msg(f->reg[0], s, text), local);
+	local = lone_delivery_setup(f, &s, &ref);
 	collide_local(f, local);
-	registry_hangup(f->reg[0], registry_stream_id(s));
-	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	hang_up(f, s);
 	/* Node 0 still listed: 200, held in node 0's registry. */
 	post_local(f, 1, "y");
 	wait_held(f, 0, 1);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
-	acl_cmd("ACL SETUSER default >pa");
-	wait_node_up(f, 0);
-	wait_unheld(f, 0);
-	s2 = cluster_subscribe(
-	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
-	assert_non_null(s2);
+	unsub_then_back(f, s, ref);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
 	next_msg(f->reg[1], s2, text);
 	if (!st.reset)
 		fail_msg("no reset, first message \"%s\": \"x\" (answered "
@@ -2848,8 +2800,7 @@ test_cluster_unsub_local_collided_then_more(void **state)
 		    text);
 	assert_string_equal(text, "y");
 	no_more(f->reg[1], s2);
-	registry_unsubscribe(f->reg[1], s2);
-	cluster_unsubscribe(f->cl[1], ref2);
+	unsubscribe(f, 1, s2, ref2);
 }
 
 /* Poll (bounded) until node 0's resync has moved e (e->moved set). */
@@ -2883,33 +2834,19 @@ static void
 test_cluster_resync_collided(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
-	struct registry_start st;
 	struct registry_stream *s;
 	struct cluster_entry *ref;
-	enum registry_error err;
-	char id[CLUSTER_ID_MAX], text[64];
+	char text[64];
 	uint64_t local;
-	bool down;
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
-	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
-	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
-	local = post_local(f, 0, "local");
-	assert_int_equal(next_msg(f->reg[0], s, text), local);
+	local = lone_delivery_setup(f, &s, &ref);
 	collide_local(f, local);
 	post_local(f, 1, "y");
 	next_msg(f->reg[0], s, text);
 	assert_string_equal(text, "y");
-	acl_cmd("ACL SETUSER default >pa");
-	wait_node_up(f, 0);
+	node0_back(f);
 	wait_moved(f, ref);
 	post_local(f, 1, "z");
 	if (!reset_before(f->reg[0], s, "z"))
@@ -2917,8 +2854,7 @@ test_cluster_resync_collided(void **state)
 		         "by node 0 as a duplicate of its lone \"local\") "
 		         "lost, untold");
 	no_more(f->reg[0], s);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	unsubscribe(f, 0, s, ref);
 }
 
 /*
@@ -2934,43 +2870,25 @@ static void
 test_cluster_unsub_after_hangup_resynced(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
 	struct registry_stream *s, *s2;
-	struct registry_batch b;
 	struct cluster_entry *ref, *ref2;
-	enum registry_error err;
 	char id[CLUSTER_ID_MAX], text[64];
 	bool down;
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
-	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
-	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
-	post_local(f, 0, "local");
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "local");
-	registry_hangup(f->reg[0], registry_stream_id(s));
-	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	lone_delivery_setup(f, &s, &ref);
+	hang_up(f, s);
 	post_local(f, 1, "two");
 	wait_held(f, 0, 1);
 	/* Node 0 back, its stream still counted: its resync moves. */
-	acl_cmd("ACL SETUSER default >pa");
-	wait_node_up(f, 0);
+	node0_back(f);
 	wait_moved(f, ref);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	unsubscribe(f, 0, s, ref);
 	wait_unheld(f, 0);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
-	s2 = cluster_subscribe(
-	    f->cl[1], "u", "d", &none, &st, &ref2, &err, &down);
-	assert_non_null(s2);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
 	next_msg(f->reg[1], s2, text);
 	if (!st.reset && strcmp(text, "two") != 0)
 		fail_msg("first message \"%s\": \"two\" (answered 200, taken "
@@ -2980,8 +2898,7 @@ test_cluster_unsub_after_hangup_resynced(void **state)
 		next_msg(f->reg[1], s2, text);
 	assert_string_equal(text, "three");
 	no_more(f->reg[1], s2);
-	registry_unsubscribe(f->reg[1], s2);
-	cluster_unsubscribe(f->cl[1], ref2);
+	unsubscribe(f, 1, s2, ref2);
 }
 
 /*
@@ -3010,14 +2927,11 @@ test_cluster_foreign_id(void **state)
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
+	s = subscribe(f, 0, NULL, &st, &ref);
 	lap = cluster_subscribe(
 	    f->cl[0], "u", "l", &none, &st, &lref, &err, &down);
 	assert_non_null(lap);
-	registry_unsubscribe(f->reg[0], s);
-	cluster_unsubscribe(f->cl[0], ref);
+	unsubscribe(f, 0, s, ref);
 	for (int i = 0; i < 1000; i++) {
 		assert_int_equal(cluster_devices(f->cl[1], "u", &names, &n), 0);
 		for (size_t k = 0; k < n; k++)
@@ -3044,9 +2958,7 @@ test_cluster_foreign_id(void **state)
 
 	at.kind = REGISTRY_RESUME_AT;
 	at.id = o;
-	back =
-	    cluster_subscribe(f->cl[1], "u", "d", &at, &st, &bref, &err, &down);
-	assert_non_null(back);
+	back = subscribe(f, 1, &at, &st, &bref);
 	if (!st.reset) {
 		next_msg(f->reg[1], back, text);
 		if (strcmp(text, "h1") != 0)
@@ -3054,10 +2966,8 @@ test_cluster_foreign_id(void **state)
 			         "(202) skipped, untold",
 			    text);
 	}
-	registry_unsubscribe(f->reg[1], back);
-	cluster_unsubscribe(f->cl[1], bref);
-	registry_unsubscribe(f->reg[0], lap);
-	cluster_unsubscribe(f->cl[0], lref);
+	unsubscribe(f, 1, back, bref);
+	unsubscribe(f, 0, lap, lref);
 }
 
 /*
