@@ -2685,6 +2685,117 @@ test_cluster_unsub_local_sent_again(void **state)
 }
 
 /*
+ * The UNSUB of test_cluster_unsub_local_sent_again with a request id,
+ * while node n2 holds the device too (its channel listened to here), as
+ * n1 sends it (ARGV after seen: request answer_ttl_ms answers_max).
+ */
+static redisReply *
+unsub_request(redisContext *c, const char *two, const char *local,
+    const char *seen, const char *request, const char *most)
+{
+	redisReply *r = script_eval(c, CLUSTER_LUA_UNSUB, "t", "d", "n1",
+	    "60000", "60000", "1", two, "t", "rreset", "0", "0", local, local,
+	    seen, request, "60000", most, (char *)NULL);
+
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	return r;
+}
+
+/*
+ * How many messages came on sub (subscribed to a channel) before "end",
+ * which the caller publishes on that channel after what it counts.
+ */
+static int
+channel_count(redisContext *c, redisContext *sub, const char *channel)
+{
+	int n = 0;
+
+	freeReplyObject(redisCommand(c, "PUBLISH %s end", channel));
+	for (;;) {
+		redisReply *r;
+
+		assert_int_equal(redisGetReply(sub, (void **)&r), REDIS_OK);
+		assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+		if (strcmp(r->element[0]->str, "message") == 0 &&
+		    strcmp(r->element[2]->str, "end") == 0) {
+			freeReplyObject(r);
+			return n;
+		}
+		if (strcmp(r->element[0]->str, "message") == 0)
+			n++;
+		freeReplyObject(r);
+	}
+}
+
+/*
+ * A lone-delivery UNSUB sent again with the same request id (its answer
+ * lost with the connection, n1's entry unchanged): Redis answers it as it
+ * did the first time, without running it again.  The first moved the
+ * device and told n2 there (one reset on n2's channel); n2's client,
+ * which had that reset (the new floor its id), resumes from it, told of
+ * nothing more.  On HEAD the second moved the device again and told n2
+ * again: a second reset on n2's channel, and its client, which lost
+ * nothing, "event id too old".
+ */
+static void
+test_cluster_unsub_local_request_again(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c, *sub;
+	redisReply *r;
+	char seen[64], local[64], two[64], mark[96], to[64];
+	long long born;
+	int tells;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	sub = redis_conn(f);
+	r = redisCommand(sub, "SUBSCRIBE beep:c:n2");
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	freeReplyObject(r);
+	born_id(seen, sizeof(seen), born, 1000, 0);
+	born_id(local, sizeof(local), born, 1000, 1);
+	born_id(two, sizeof(two), born, 2000, 0);
+	xadd_one(c, "t", seen, "s");
+	xadd_one(c, "t", two, "two");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, two));
+	snprintf(mark, sizeof(mark), "%s 0", seen);
+	freeReplyObject(
+	    redisCommand(c, "HSET beep:u:t %s %s", "d\x1fn1", mark));
+	freeReplyObject(
+	    redisCommand(c, "HSET beep:u:t %s %s", "d\x1fn2", mark));
+	freeReplyObject(redisCommand(c, "SET beep:n:n2 1"));
+	r = unsub_request(c, two, local, seen, "7", "64");
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r); /* lost: n1 never reads it */
+	r = redisCommand(c, "HGET %s floor", TRIM_M);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	snprintf(to, sizeof(to), "%s", r->str);
+	freeReplyObject(r);
+	r = unsub_request(c, two, local, seen, "7", "64");
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	tells = channel_count(c, sub, "beep:c:n2");
+	if (tells != 1)
+		fail_msg("%d resets told to n2 for one lone delivery (the "
+		         "same UNSUB sent again ran again)",
+		    tells);
+	/* n2's client, told at the move: it lost nothing since. */
+	r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n2", to, "64", "0",
+	    "60000", "", "0", "1000", "0", "t", "", "1048576", "2", "0", "0",
+	    (char *)NULL);
+	if (r->element[1]->len != 0)
+		fail_msg("n2's client at the reset it was told (%s): \"%s\" "
+		         "from %s",
+		    to, r->element[1]->str, r->element[0]->str);
+	resync_answer(r, to, "", NULL, 0);
+	freeReplyObject(r);
+	redisFree(sub);
+	redisFree(c);
+}
+
+/*
  * As test_cluster_unsub_local_sent_again, once: n1 gave "local" alone at
  * the id after "s" (the newest it had from Redis, its seen), and Redis
  * gave the same id to "x", posted through n2 in the same millisecond as
@@ -3512,6 +3623,8 @@ main(void)
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_sent_again, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_local_request_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_collided, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
