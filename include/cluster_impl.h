@@ -28,6 +28,11 @@
  * node holds the device (once none does: away() in cluster_lua.c).
  */
 #define CLUSTER_META_TTL_MS (24 * 3600 * 1000ULL)
+/*
+ * Most answers of this node's UNSUBs Redis keeps for the same UNSUB sent
+ * again (see the UNSUB script): past it, only the newest half.
+ */
+#define CLUSTER_ANSWERS_MAX 4096
 /* Most arguments of a command. */
 #define CLUSTER_ARGS 24
 
@@ -121,6 +126,14 @@ struct cluster_entry {
 	 * none.
 	 */
 	uint64_t replay_cut;
+	/*
+	 * The request id of its last UNSUB, until Redis answers one: the
+	 * next UNSUB, after an answer lost with the connection, is the same
+	 * request (nothing else of e was sent since: a SUB sent makes this
+	 * 0, see cluster_presence_answer()), and Redis answers it as it did
+	 * the first time rather than run it again.  0: none.
+	 */
+	uint64_t request;
 	uint64_t dropped; /* the newest id dropped from waiting, or 0 */
 	struct cluster_wait *waiting, *waiting_tail;
 	size_t nwaiting;
@@ -210,6 +223,7 @@ struct cluster {
 	unsigned retry_ms;
 	unsigned sub_epoch;  /* channel subscriptions made so far */
 	uint64_t sub_tokens; /* SUB jobs made so far (their tokens) */
+	uint64_t requests;   /* UNSUB request ids given so far */
 	unsigned rebuild_ms; /* see the beat script */
 	bool stop, leaving;
 	/* The BYE found the scripts gone: sent again once they are loaded. */

@@ -30,6 +30,9 @@
  *   beep:tell            hash: NODE -> the generation of a loss found
  *                        (PRUNE) that it is to tell its streams of, until
  *                        its heartbeat acknowledges it
+ *   beep:q:NODE          hash: request id -> the answer of NODE's UNSUB,
+ *                        for the same UNSUB sent again; PX ttl past the
+ *                        last, at most CLUSTER_ANSWERS_MAX (see UNSUB)
  * Each operation is one Lua script (atomic, in Redis's order): POST
  * checks the holders (dropping those of dead nodes, whose devices enter
  * their grace period), appends to the stream (XADD: the entry id is the
@@ -104,7 +107,9 @@
  * resync whose answer is lost is sent again unchanged (the gate stays
  * closed, e->local and the ids as they were): Redis recognises its own
  * move and answers as the first time, with what came since, rather than
- * move again past what the lost answer replayed.
+ * move again past what the lost answer replayed.  An UNSUB whose answer
+ * is lost is sent again with the same request id (e->request), and Redis
+ * gives the answer it kept rather than run it again (move, tell again).
  */
 #include "cluster.h"
 

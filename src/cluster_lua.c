@@ -321,7 +321,11 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * must still be there: trims take the oldest first, so then all are).
  * Neither moves nor tells again.  Otherwise it is a resync as any other:
  * what the move kept was trimmed, and the node's seen is below the
- * floor: a reset, as before.
+ * floor: a reset, as before.  A resync has no request id (UNSUB has,
+ * see there): an answer kept and given again as it was would leave out
+ * what was posted since the move (accepted, published to the node's
+ * channel that may have been down) and miss a trim since, where this
+ * note answers with what the stream has now.
  */
 /*
  * kept_at(): whether a client's id below the floor is still a position,
@@ -471,7 +475,8 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
 
 /*
  * KEYS u g m s; ARGV dev node grace_ms meta_ttl_ms here after user frame
- * undo_lo undo_hi upto alone seen.  undo_lo..undo_hi (0 0: none): the tokens of this node's
+ * undo_lo undo_hi upto alone seen request answer_ttl_ms answers_max.
+ * undo_lo..undo_hi (0 0: none): the tokens of this node's
  * SUBs from which no stream here started (their requests gave up waiting,
  * or the streams were refused after them).  When one of them ran and is
  * the last to have written the node's field (its token there), the grace
@@ -508,9 +513,29 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * there (its channel lost it, or its registry dropped it as a duplicate
  * of a lone message Redis gave the same id), as a resync finds (until
  * 2026-12-06 untold: test_cluster_unsub_local_collided): that stream is
- * told (a reset), then replayed.  The
- * same UNSUB sent again (its answer lost: its field gone, was 0) moves
- * again, and carries the note to the new floor.  Until 2026-12-06 the
+ * told (a reset), then replayed.
+ *
+ * request ("" none: a node of the version before, which behaves as it
+ * did): the node's id for this UNSUB, the same when it sends it again
+ * because its answer was lost with the connection (nothing else of the
+ * device sent since: see e->request).  Redis keeps the answer in
+ * beep:q:NODE (request -> answer), and answers the same request again
+ * from there, without running it: run again, a lone-delivery UNSUB moved
+ * the device again and told the other holders again, a reset for clients
+ * that had lost nothing (one back at the first reset's id: "event id too
+ * old"), and the note (hk) carried to the second move's floor
+ * (test_cluster_unsub_local_request_again).  The hash lasts answer_ttl_ms
+ * (the node's BEEP_CLUSTER_TTL: as long as its heartbeat key could last
+ * past this UNSUB; a node away longer is swept, and registers anew) past
+ * the last answer it took, and goes with the node's BYE.  answered()
+ * keeps an answer; past answers_max of them (CLUSTER_ANSWERS_MAX) it
+ * drops those of every request id up to the newest's less half that:
+ * the node's ids only grow, and the one it sends again is among its
+ * newest; the hash is walked once every half answers_max answers, not
+ * at each.  An UNSUB whose answer is forgotten
+ * runs again when sent again, as before.  The same UNSUB run again (its
+ * field gone, was 0) moves again, and carries the note to the new
+ * floor.  Until 2026-12-06 the
  * move took what came after upto and held from above it: a POST answered
  * 200 after the node's last stream's client left, lost untold for a
  * client with no id; and a lone message its streams never took (202),
@@ -518,8 +543,21 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * Returns the holders left.
  */
 static const char cluster_lua_unsub[] = LUA_PRELUDE
+    "local function answered(q, rid, a, ttl, most) "
+    "redis.call('HSET', q, rid, a) redis.call('PEXPIRE', q, ttl) "
+    "if redis.call('HLEN', q) <= most then return end "
+    "local ids, top = redis.call('HKEYS', q), 0 "
+    "for _, f in ipairs(ids) do "
+    "if tonumber(f) and tonumber(f) > top then top = tonumber(f) end end "
+    "local from = top - math.max(1, math.floor(most / 2)) "
+    "for _, f in ipairs(ids) do "
+    "if not tonumber(f) or tonumber(f) <= from then "
+    "redis.call('HDEL', q, f) end end end "
     "local u, g, m, s = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
     "local dev, node = ARGV[1], ARGV[2] "
+    "local rid, q = ARGV[14] or '', 'beep:q:' .. ARGV[2] "
+    "if rid ~= '' then local a = redis.call('HGET', q, rid) "
+    "if a then return tonumber(a) end end "
     "local mark, token = string.match(redis.call('HGET', u, dev .. "
     "'\\31' .. node) or '', '^(%d+%-%d+) (%d+)$') "
     "local was = redis.call('HDEL', u, dev .. '\\31' .. node) "
@@ -573,6 +611,8 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "(((al ~= '' and idlt(ua, al)) or (fl and idlt(upto, fl)) or "
     "(gap and upto == ua)) and ' l' or ' -')) end end "
     "end "
+    "if rid ~= '' then "
+    "answered(q, rid, #nodes, tonumber(ARGV[15]), tonumber(ARGV[16])) end "
     "return #nodes";
 
 /*
@@ -704,10 +744,13 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
  * beep:resync (see BEAT), which no heartbeat of it will take off: until
  * 2026-12-06 it stayed there for as long as Redis kept its data, one
  * name more for each node that stopped between a finding and its next
- * heartbeat (test_cluster).  Returns 1.
+ * heartbeat (test_cluster).  And the answers it kept for its UNSUBs sent
+ * again (beep:q:NODE, see UNSUB), which no UNSUB of it will ask for.
+ * Returns 1.
  */
 static const char cluster_lua_bye[] =
     "redis.call('DEL', KEYS[1]) "
+    "redis.call('DEL', 'beep:q:' .. ARGV[1]) "
     "redis.call('HDEL', 'beep:beat', ARGV[1]) "
     "redis.call('HDEL', 'beep:tell', ARGV[1]) "
     "redis.call('SREM', 'beep:resync', ARGV[1]) return 1";

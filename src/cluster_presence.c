@@ -211,6 +211,17 @@ cluster_presence_reconcile(struct cluster *cl)
 			else
 				after[0] = '\0';
 			cluster_job_str(j, after);
+			/*
+			 * Its request id: the same as the last UNSUB's when
+			 * that one's answer was lost (it may have run), kept
+			 * by Redis for as long as the node's heartbeat key
+			 * could last past it.
+			 */
+			if (e->request == 0)
+				e->request = ++cl->requests;
+			cluster_job_num(j, e->request);
+			cluster_job_num(j, cl->ttl_ms);
+			cluster_job_num(j, CLUSTER_ANSWERS_MAX);
 			j->entry = e;
 			e->jobs++;
 			cluster_job_enqueue(cl, j);
@@ -293,6 +304,14 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 	switch (j->kind) {
 	case JOB_SUB:
 	case JOB_SYNC:
+		/*
+		 * Sent after an UNSUB whose answer was lost: the next UNSUB is
+		 * another request (this SUB may have registered the node
+		 * again), which an answer Redis kept for the first must not
+		 * stand for.  One never sent changed nothing in Redis.
+		 */
+		if (j->sent)
+			e->request = 0;
 		ok = ok && cluster_delivery_reply_ok(r);
 		/*
 		 * Sent and not answered, or answered with what a script that
@@ -340,6 +359,13 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 	case JOB_UNSUB:
 		e->jobs--;
 		presence_retry(cl, r, ok);
+		/*
+		 * Answered, it is done (an error answer kept nothing): the
+		 * next UNSUB is a new request.  Lost, the next one is this
+		 * one again (see e->request).
+		 */
+		if (r != NULL)
+			e->request = 0;
 		if (ok) {
 			e->registered = false;
 			/* Its field is gone: what failed since is still undone. */

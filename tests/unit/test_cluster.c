@@ -3544,6 +3544,154 @@ test_cluster_beat_tell_node(void **state)
 	beat_case_close(f, &b);
 }
 
+/* The UNSUB of n1 for device d of user t, no lone delivery, as request. */
+static long long
+unsub_bounded(redisContext *c, const char *request)
+{
+	redisReply *r = script_eval(c, CLUSTER_LUA_UNSUB, "t", "d", "n1",
+	    "60000", "60000", "0", "", "t", "", "0", "0", "", "", "", request,
+	    "60000", "4", (char *)NULL);
+	long long n;
+
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	n = r->integer;
+	freeReplyObject(r);
+	return n;
+}
+
+/*
+ * What Redis keeps of a node's UNSUB answers is bounded: in time (the
+ * hash lasts answer_ttl_ms past the last answer kept, and goes with the
+ * node's BYE) and in space (answers_max, 4 here: past it, only the newest
+ * half stay; an UNSUB whose answer went runs again when sent again).  A
+ * node of the version before sends no request id: nothing is kept.
+ */
+static void
+test_cluster_unsub_answers_bounded(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	char rid[16];
+	long long ttl;
+
+	if (f == NULL)
+		skip();
+	c = redis_conn(f);
+	assert_int_equal(unsub_bounded(c, ""), 0);
+	assert_int_equal(redis_int(c, "EXISTS beep:q:n1"), 0);
+	for (int i = 1; i <= 4; i++) {
+		snprintf(rid, sizeof(rid), "%d", i);
+		assert_int_equal(unsub_bounded(c, rid), 0);
+	}
+	/* At the limit: all four kept. */
+	assert_int_equal(redis_int(c, "HLEN beep:q:n1"), 4);
+	ttl = redis_int(c, "PTTL beep:q:n1");
+	assert_true(ttl > 0 && ttl <= 60000);
+	/* One past it: the newest two stay. */
+	assert_int_equal(unsub_bounded(c, "5"), 0);
+	assert_int_equal(redis_int(c, "HLEN beep:q:n1"), 2);
+	assert_int_equal(redis_int(c, "HEXISTS beep:q:n1 4"), 1);
+	assert_int_equal(redis_int(c, "HEXISTS beep:q:n1 5"), 1);
+	/* A kept answer is given again, from where it was kept. */
+	freeReplyObject(redisCommand(c, "HSET beep:q:n1 5 7"));
+	assert_int_equal(unsub_bounded(c, "5"), 7);
+	/* One that went runs again, and is kept again. */
+	assert_int_equal(unsub_bounded(c, "3"), 0);
+	assert_int_equal(redis_int(c, "HLEN beep:q:n1"), 3);
+	/* The node stops: they go. */
+	freeReplyObject(redisCommand(
+	    c, "EVAL %s 1 beep:n:n1 n1", cluster_lua[CLUSTER_LUA_BYE]));
+	assert_int_equal(redis_int(c, "EXISTS beep:q:n1"), 0);
+	redisFree(c);
+}
+
+/*
+ * Node 0's UNSUB of e, made as its last stream had gone (e->streams is
+ * set back by the caller) and taken from the queue before the command
+ * thread can (cl->lock held throughout); its request id into rid.
+ */
+static struct cluster_job *
+unsub_job_take(struct cluster *cl, struct cluster_entry *e, char *rid)
+{
+	struct cluster_job **p, *j;
+
+	e->streams = 0;
+	cluster_presence_reconcile(cl);
+	for (p = &cl->queue; *p != NULL; p = &(*p)->next)
+		if ((*p)->kind == JOB_UNSUB && (*p)->entry == e)
+			break;
+	assert_non_null(*p);
+	j = *p;
+	*p = j->next;
+	j->next = NULL;
+	cl->queue_tail = NULL;
+	for (struct cluster_job *k = cl->queue; k != NULL; k = k->next)
+		cl->queue_tail = k;
+	/* EVALSHA sha 4, its keys, then ARGV: the request is the 14th. */
+	assert_int_equal(j->argc, 3 + 4 + 16);
+	snprintf(rid, 32, "%s", j->argv[3 + 4 + 13]);
+	return j;
+}
+
+/*
+ * The node's side: an UNSUB whose answer is lost with the connection
+ * (sent, not answered) is sent again with the same request id, also
+ * after a SUB of the device that was never sent; one answered, or
+ * followed by a SUB of the device sent (which may have registered the
+ * node again), is not: the next UNSUB is a new request, which Redis runs.
+ */
+static void
+test_cluster_unsub_request_node(void **state)
+{
+	struct fixture *f = *state;
+	struct beat_case b;
+	struct cluster_entry *e;
+	struct cluster_job *j;
+	char first[32], rid[32];
+
+	if (f == NULL)
+		skip();
+	e = beat_case_open(f, &b);
+	j = unsub_job_take(f->cl[0], e, first);
+	j->sent = true;
+	cluster_presence_answer(f->cl[0], j); /* lost */
+	cluster_job_free(j);
+	j = unsub_job_take(f->cl[0], e, rid);
+	assert_string_equal(rid, first);
+	j->reply = redisCommand(b.c, "EVAL %s 0", "return 0");
+	cluster_presence_answer(f->cl[0], j);
+	cluster_job_free(j);
+	assert_false(e->registered);
+	/* Registered again (its SUB), then an UNSUB lost, then a SUB. */
+	e->registered = true;
+	j = unsub_job_take(f->cl[0], e, first);
+	assert_string_not_equal(first, rid);
+	j->sent = true;
+	cluster_presence_answer(f->cl[0], j);
+	cluster_job_free(j);
+	for (int sent = 0; sent < 2; sent++) {
+		j = cluster_presence_sub_job(f->cl[0], e, JOB_SUB, "");
+		j->sent = sent;
+		cluster_presence_answer(f->cl[0], j); /* failed */
+		e->jobs--;
+		cluster_job_free(j);
+		if (!sent) {
+			j = unsub_job_take(f->cl[0], e, rid);
+			assert_string_equal(rid, first);
+			j->sent = true;
+			cluster_presence_answer(f->cl[0], j); /* lost */
+			cluster_job_free(j);
+		}
+	}
+	j = unsub_job_take(f->cl[0], e, rid);
+	assert_string_not_equal(rid, first);
+	j->sent = true;
+	cluster_presence_answer(f->cl[0], j);
+	cluster_job_free(j);
+	e->streams = 1;
+	beat_case_close(f, &b);
+}
+
 int
 main(void)
 {
@@ -3648,6 +3796,10 @@ main(void)
 	        test_cluster_beat_tell_legacy_after_answer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_beat_tell_node, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_answers_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_request_node, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
