@@ -222,6 +222,80 @@ test('parameters that never end: the connection is closed at the deadline',
 		.test(l)), { what: 'the read deadline in the log' });
 });
 
+// A client that opens connections by the dozen and never finishes a
+// request on them has each given up: a body cut short (408 at
+// BEEP_READ_TIMEOUT), nothing sent at all (closed then), a body cut short
+// and the connection closed (a streaming front whose client went away), a
+// body past BEEP_MAX_BODY + BEEP_MAX_DRAIN. The log says so at most once
+// a second for each kind, with a count of the rest, not a line each: at
+// the client's rate, a flood would fill the disk, and hide (or, past
+// journald's rate limit, drop) the one line that mattered.
+test('a burst of requests not read whole: a few lines, not one each', T,
+    async (t) => {
+	const N = 30;
+	const stack = await startStack({ env: {
+		BEEP_READ_TIMEOUT: String(READ_TIMEOUT), BEEP_WRITE_TIMEOUT: '60',
+		BEEP_RATE: '0', BEEP_MAX_BODY: '1024', BEEP_MAX_DRAIN: '16',
+	} }, t);
+	const c = stack.client();
+	const conns = [];
+	t.after(() => conns.forEach((x) => x.destroy()));
+	const open = async (body) => {
+		const conn = new FcgiConn(stack.socket);
+		conns.push(conn);
+		await conn.connected;
+		if (body !== undefined) {
+			conn.begin();
+			conn.params(requestParams('POST', postPath(uid('burst'), 'd'), {
+				CONTENT_TYPE: 'application/json', CONTENT_LENGTH: '4000',
+			}));
+			conn.stdin(body);
+		}
+		return conn;
+	};
+	// Closed once the backend reads their bodies (one request each, and
+	// the health check's), not before: else they arrive whole; and
+	// before their read deadline (READ_TIMEOUT: room for a loaded
+	// machine).
+	const gone = [];
+	for (let i = 0; i < N; i++)
+		gone.push(await open('{"data":"only the start'));
+	await poll(async () => (await c.health()).requests === N + 1,
+	    { what: 'every body being read' });
+	gone.forEach((x) => x.sock.end());
+	const answers = [];
+	for (let i = 0; i < N; i++) {
+		answers.push(await open('{"data":"only the start'));
+		answers.push(await open());
+		const big = await open(`{"data":"${'x'.repeat(3989)}"}`);
+		big.endStdin();
+		answers.push(big);
+	}
+	const statuses = (await Promise.all(conns.map((x) => x.response())))
+	    .map((r) => r.status);
+	assert.deepEqual(statuses, [...gone.map(() => null),
+	    ...answers.map((_, i) => [408, null, 413][i % 3])]);
+	// Stopped: every line it was to write is in.
+	await stack.stop();
+	const log = stack.backendLog;
+	for (const re of [/request not read within BEEP_READ_TIMEOUT/,
+	    /request body: read failed/,
+	    /request body over BEEP_MAX_BODY \+ BEEP_MAX_DRAIN/]) {
+		const lines = log.filter((l) => re.test(l));
+		// A line each would be 2N (not read in time), or N; a burst
+		// that took seconds to arrive may have a line a second.
+		assert.ok(lines.length >= 1 && lines.length <= N / 4,
+		    `${re}: ${lines.length} lines:\n${lines.join('\n')}`);
+		// Each says how many like it were held back since the last.
+		const counted = lines.reduce((n, l) => {
+			const m = /\((\d+) more not logged\)$/.exec(l);
+			assert.ok(m, `no count: ${l}`);
+			return n + 1 + Number(m[1]);
+		}, 0);
+		assert.ok(counted <= 2 * N, lines.join('\n'));
+	}
+});
+
 // A request that has come whole is read with no deadline; records that
 // only look like a request's end (an end record alone, before any
 // BEGIN_REQUEST: libfcgi reads on for one) must not pass for one. The
