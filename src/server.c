@@ -671,14 +671,31 @@ server_may_hold(struct server *srv)
 static void server_timed_out(struct server *srv, struct server_conn *conn)
     __attribute__((noinline));
 
+/*
+ * Requests not read in time: a client makes as many as it opens
+ * connections and sends nothing more on, so the line is limited
+ * (log_limit_pass()), as one kind, whether a request began or not.
+ */
+static struct log_limit server_late_log;
+
+static void
+server_log_late(const struct server *srv, const char *what)
+{
+	uint64_t held;
+
+	if (log_limit_pass(&server_late_log, util_now_ms(), &held))
+		log_warn("request not read within BEEP_READ_TIMEOUT (%us): %s "
+		         "(%llu more not logged)",
+		    srv->config->read_timeout, what, (unsigned long long)held);
+}
+
 static void
 server_timed_out(struct server *srv, struct server_conn *conn)
 {
 	FCGX_Request *req = &conn->req;
 	bool answer = !conn->responded && FCGX_GetError(req->in) != 0;
 
-	log_warn("request not read within BEEP_READ_TIMEOUT (%us): %s",
-	    srv->config->read_timeout,
+	server_log_late(srv,
 	    answer ? "answering 408, closing the connection"
 	           : "closing the connection");
 	if (answer) {
@@ -882,9 +899,7 @@ server_serve(struct server *srv, struct server_conn *conn)
 		server_conn_reading(NULL);
 		/* libfcgi has closed the connection. */
 		if (deadline_cancel(conn->timer))
-			log_warn("request not read within BEEP_READ_TIMEOUT "
-			         "(%us): connection closed",
-			    srv->config->read_timeout);
+			server_log_late(srv, "connection closed");
 		return false;
 	}
 	atomic_fetch_add(&srv->active, 1);

@@ -118,10 +118,16 @@ server_drain_rest(FCGX_Request *req, size_t seen)
 	while ((n = FCGX_GetStr(scratch, (int)sizeof(scratch), req->in)) > 0) {
 		seen += (size_t)n;
 		if (seen > max) {
-			log_info("request body over BEEP_MAX_BODY + "
-			         "BEEP_MAX_DRAIN (%zu bytes): closing the "
-			         "connection",
-			    max);
+			/* As often as a client sends such bodies: limited. */
+			static struct log_limit limit;
+			uint64_t held;
+
+			if (log_limit_pass(&limit, util_now_ms(), &held))
+				log_info(
+				    "request body over BEEP_MAX_BODY + "
+				    "BEEP_MAX_DRAIN (%zu bytes): closing "
+				    "the connection (%llu more not logged)",
+				    max, (unsigned long long)held);
 			server_conn_give_up(req);
 			return;
 		}
@@ -281,11 +287,24 @@ server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 		server_drain(req);
 	}
 	if (FCGX_GetError(req->in) != 0) {
-		/* The request never arrived whole (BEEP_WRITE_TIMEOUT). */
-		log_warn("request body: read failed (%s): dropping the "
-		         "connection",
-		    strerror(FCGX_GetError(req->in) > 0 ? FCGX_GetError(req->in)
-		                                        : EIO));
+		/*
+		 * The request never arrived whole: its front let go of it
+		 * (a client that went away mid-body, behind a front that
+		 * streams bodies), at the client's rate, so the line is
+		 * limited; or its read deadline fired, which server_serve()
+		 * logs (one line for one request).
+		 */
+		static struct log_limit limit;
+		uint64_t held;
+
+		if (!server_conn_of(req)->timed_out &&
+		    log_limit_pass(&limit, util_now_ms(), &held))
+			log_warn("request body: read failed (%s): dropping the "
+			         "connection (%llu more not logged)",
+			    strerror(FCGX_GetError(req->in) > 0
+			            ? FCGX_GetError(req->in)
+			            : EIO),
+			    (unsigned long long)held);
 		api_pending_clear(&pending);
 		api_response_clear(resp);
 		buf_free(&body);
