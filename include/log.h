@@ -51,16 +51,40 @@ const char *log_shown(const char *s, char *out, size_t size);
  * behind, a thread limit every accept meets) is logged at most once per
  * LOG_LIMIT_MS: log_limit_pass() says whether this one is, and how many
  * were held back since the last that was (*held), for the line to say.
- * Zeroed: nothing logged yet.  Lock-free.
+ * Those held back after the last are told by log_limit_sweep(), once
+ * LOG_LIMIT_MS has passed since it: "N more not logged in the last S s:
+ * what", at the kind's level (warn for an error's), from its module.
+ * Else a burst that ends showed as one line saying "(0 more not logged)",
+ * and its size was told with the next line of its kind, if one ever came.
+ * Declared with LOG_LIMIT(); one for each kind, so that a flood of one
+ * hides no other.  Lock-free.
  */
 #define LOG_LIMIT_MS 1000
 
 struct log_limit {
 	_Atomic uint64_t last_ms; /* when one was last let through; 0: never */
 	_Atomic uint64_t held;    /* held back since */
+	enum log_level level;     /* the kind's lines' */
+	const char *module;       /* the summary's */
+	const char *what;         /* the kind, for the summary; NULL: none */
+	_Atomic bool listed;      /* on log_limit_sweep()'s list */
+	struct log_limit *next;   /* on it */
 };
 
+/* A limit for lines of level from this file's module, of the kind what. */
+#define LOG_LIMIT(lvl, kind)                                                   \
+	{                                                                      \
+		.level = (lvl), .module = LOG_MODULE, .what = (kind)           \
+	}
+
 bool log_limit_pass(struct log_limit *l, uint64_t now_ms, uint64_t *held);
+
+/*
+ * Tell what each limit held back after its last line, where LOG_LIMIT_MS
+ * has passed since it (all: whatever the time; at the stop).  Once a
+ * second (the server's watcher) is enough: a summary is at most that late.
+ */
+void log_limit_sweep(uint64_t now_ms, bool all);
 
 #define log_debug(...) log_write(LOG_DEBUG, LOG_MODULE, __VA_ARGS__)
 #define log_info(...) log_write(LOG_INFO, LOG_MODULE, __VA_ARGS__)

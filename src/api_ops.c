@@ -135,7 +135,8 @@ api_refusal_text(enum api_refusal r)
 void
 api_warn_full(struct api *api)
 {
-	static struct log_limit limit;
+	static struct log_limit limit =
+	    LOG_LIMIT(LOG_WARN, "stream limit reached: subscribes refused");
 	uint64_t held;
 
 	if (log_limit_pass(&limit, util_now_ms(), &held))

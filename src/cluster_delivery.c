@@ -27,7 +27,8 @@ cluster_delivery_drop_waiting(struct cluster_entry *e)
 }
 
 /* The log's word that a message from Redis found no room (below). */
-static struct log_limit cluster_delivery_full_log;
+static struct log_limit cluster_delivery_full_log = LOG_LIMIT(
+    LOG_WARN, "no room for a message from redis (BEEP_MAX_MESSAGE_MEMORY)");
 
 /*
  * Give m to the registry unless e already has id; with cl->lock held.

@@ -235,7 +235,8 @@ static void
 redis_complete(struct cluster *cl, struct cluster_job *j, redisReply *r)
 {
 	/* One per POST while Redis refuses writes (MISCONF, OOM...). */
-	static struct log_limit limit;
+	static struct log_limit limit =
+	    LOG_LIMIT(LOG_ERROR, "redis: error answers");
 	uint64_t held;
 
 	if (r != NULL && r->type == REDIS_REPLY_ERROR &&

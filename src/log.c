@@ -302,6 +302,9 @@ log_write(enum log_level level, const char *module, const char *fmt, ...)
 		atomic_fetch_add(&log_dropped, 1);
 }
 
+/* The limits that held a line back, for log_limit_sweep(); pushed only. */
+static _Atomic(struct log_limit *) log_limits;
+
 bool
 log_limit_pass(struct log_limit *l, uint64_t now_ms, uint64_t *held)
 {
@@ -311,8 +314,51 @@ log_limit_pass(struct log_limit *l, uint64_t now_ms, uint64_t *held)
 	if ((was != 0 && now_ms < was + LOG_LIMIT_MS) ||
 	    !atomic_compare_exchange_strong(&l->last_ms, &was, now_ms)) {
 		atomic_fetch_add(&l->held, 1);
+		if (l->what != NULL && !atomic_exchange(&l->listed, true)) {
+			struct log_limit *head = atomic_load(&log_limits);
+
+			do
+				l->next = head;
+			while (!atomic_compare_exchange_weak(
+			    &log_limits, &head, l));
+		}
 		return false;
 	}
 	*held = atomic_exchange(&l->held, 0);
 	return true;
+}
+
+void
+log_limit_sweep(uint64_t now_ms, bool all)
+{
+	for (struct log_limit *l = atomic_load(&log_limits); l != NULL;
+	     l = l->next) {
+		uint64_t was = atomic_load(&l->last_ms), n;
+
+		if (atomic_load(&l->held) == 0 ||
+		    (!all && now_ms < was + LOG_LIMIT_MS))
+			continue;
+		/*
+		 * The summary takes the window, as a line let through does:
+		 * a kind stays at one line per LOG_LIMIT_MS.  A pass that
+		 * took it first says the count itself.
+		 */
+		if (!atomic_compare_exchange_strong(&l->last_ms, &was, now_ms))
+			continue;
+		n = atomic_exchange(&l->held, 0);
+		/*
+		 * An error kind's count at warn: the first of them was the
+		 * error (what an alert keys on, with its text); a count of
+		 * more like it is no new one, nor says which.
+		 */
+		if (n > 0)
+			log_write(l->level < LOG_WARN ? l->level : LOG_WARN,
+			    l->module,
+			    "%llu more not logged in the last %llu s: %s",
+			    (unsigned long long)n,
+			    (unsigned long long)(now_ms > was
+			            ? (now_ms - was + 999) / 1000
+			            : 1),
+			    l->what);
+	}
 }

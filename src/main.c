@@ -206,6 +206,8 @@ main(int argc, char **argv)
 	left = server_stop(srv, MAIN_STOP_TIMEOUT_MS);
 	if (left > 0)
 		log_warn("%zu requests still in progress at exit", left);
+	/* Held back since the last second's summaries: told, not lost. */
+	log_limit_sweep(util_now_ms(), true);
 	log_info("stopped");
 	/*
 	 * Workers may still be running: parked on kept-alive connections,

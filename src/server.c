@@ -340,7 +340,8 @@ server_spawn(struct server *srv)
 
 	if (rc != 0) {
 		/* At a thread limit every accept fails so. */
-		static struct log_limit limit;
+		static struct log_limit limit =
+		    LOG_LIMIT(LOG_ERROR, "pthread_create failed");
 		uint64_t held;
 
 		if (log_limit_pass(&limit, util_now_ms(), &held))
@@ -436,6 +437,8 @@ server_watcher(void *arg)
 			if (collected)
 				server_release_free();
 			collected = false;
+			/* What the log's limits held back since their last. */
+			log_limit_sweep(now, false);
 			next_expire = now + SERVER_EXPIRE_INTERVAL_MS;
 		}
 		if (n < 0) {
@@ -676,7 +679,8 @@ static void server_timed_out(struct server *srv, struct server_conn *conn)
  * connections and sends nothing more on, so the line is limited
  * (log_limit_pass()), as one kind, whether a request began or not.
  */
-static struct log_limit server_late_log;
+static struct log_limit server_late_log =
+    LOG_LIMIT(LOG_WARN, "request not read within BEEP_READ_TIMEOUT");
 
 static void
 server_log_late(const struct server *srv, const char *what)

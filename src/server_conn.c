@@ -260,7 +260,8 @@ server_conn_read(int fd, char *buf, size_t len)
 
 	if (n > 0 && conn != NULL && conn->req.ipcFd == fd &&
 	    !server_frame_feed(&conn->frame, (unsigned char *)buf, (size_t)n)) {
-		static struct log_limit limit;
+		static struct log_limit limit = LOG_LIMIT(
+		    LOG_WARN, "a FastCGI record libfcgi cannot read safely");
 		uint64_t held;
 
 		if (log_limit_pass(&limit, util_now_ms(), &held))

@@ -119,7 +119,8 @@ server_drain_rest(FCGX_Request *req, size_t seen)
 		seen += (size_t)n;
 		if (seen > max) {
 			/* As often as a client sends such bodies: limited. */
-			static struct log_limit limit;
+			static struct log_limit limit = LOG_LIMIT(LOG_INFO,
+			    "request body over BEEP_MAX_BODY + BEEP_MAX_DRAIN");
 			uint64_t held;
 
 			if (log_limit_pass(&limit, util_now_ms(), &held))
@@ -294,7 +295,8 @@ server_answer(struct server *srv, FCGX_Request *req, struct api_response *resp)
 		 * limited; or its read deadline fired, which server_serve()
 		 * logs (one line for one request).
 		 */
-		static struct log_limit limit;
+		static struct log_limit limit =
+		    LOG_LIMIT(LOG_WARN, "request body: read failed");
 		uint64_t held;
 
 		if (!server_conn_of(req)->timed_out &&

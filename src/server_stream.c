@@ -305,7 +305,10 @@ static void
 stream_log_end(const struct server *srv, uint64_t id, enum registry_wake wake,
     bool timed_out)
 {
-	static struct log_limit behind_log, slow_log;
+	static struct log_limit behind_log =
+	    LOG_LIMIT(LOG_WARN, "a stream fell too far behind");
+	static struct log_limit slow_log = LOG_LIMIT(
+	    LOG_WARN, "a stream's write took longer than BEEP_WRITE_TIMEOUT");
 	uint64_t held;
 
 	log_debug("stream %llu ended: %s", (unsigned long long)id,

@@ -5,6 +5,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -259,6 +260,70 @@ test_log_limit(void **state)
 	assert_false(log_limit_pass(&l, 5000 + 5 * LOG_LIMIT_MS - 1, &held));
 }
 
+/* What log_limit_sweep(now_ms, all) writes, read back from a pipe. */
+static char *
+sweep_says(uint64_t now_ms, bool all)
+{
+	static char out[4 * LOG_LINE_MAX];
+	int fds[2], saved;
+	ssize_t n;
+
+	assert_int_equal(pipe(fds), 0);
+	saved = dup(STDERR_FILENO);
+	dup2(fds[1], STDERR_FILENO);
+	log_limit_sweep(now_ms, all);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(fds[1]);
+	fcntl(fds[0], F_SETFL, O_NONBLOCK);
+	n = read(fds[0], out, sizeof(out) - 1);
+	close(fds[0]);
+	out[n > 0 ? n : 0] = '\0';
+	return out;
+}
+
+/*
+ * Those held back after a kind's last line are told once LOG_LIMIT_MS has
+ * passed since it, at the kind's level, once: a burst that ends is told
+ * whole, not as one line that says "(0 more not logged)".  The summary
+ * takes the window as a line would; at the stop (all), whatever the time.
+ * An error kind's summary is a warning: no new error.
+ */
+static void
+test_log_limit_sweep(void **state)
+{
+	static struct log_limit l = LOG_LIMIT(LOG_WARN, "a kind of line");
+	static struct log_limit e = LOG_LIMIT(LOG_ERROR, "an error");
+	uint64_t held = 99;
+
+	(void)state;
+	assert_true(log_limit_pass(&l, 5000, &held));
+	for (int i = 0; i < 3; i++)
+		assert_false(log_limit_pass(&l, 5100, &held));
+	/* Within the window: not yet. */
+	assert_string_equal(sweep_says(5000 + LOG_LIMIT_MS - 1, false), "");
+	assert_non_null(strstr(sweep_says(5000 + LOG_LIMIT_MS, false),
+	    "Z warn test: 3 more not logged in the last 1 s: a kind of "
+	    "line\n"));
+	/* Told once. */
+	assert_string_equal(sweep_says(5000 + 3 * LOG_LIMIT_MS, false), "");
+	/* The summary took the window: the next one is held back... */
+	assert_false(log_limit_pass(&l, 5000 + LOG_LIMIT_MS + 1, &held));
+	/* ...and told at the stop, though its window has not ended. */
+	assert_non_null(strstr(sweep_says(5000 + LOG_LIMIT_MS + 2, true),
+	    "Z warn test: 1 more not logged in the last 1 s: a kind of "
+	    "line\n"));
+	assert_string_equal(sweep_says(5000 + LOG_LIMIT_MS + 3, true), "");
+	/* A line let through after it says none held back. */
+	assert_true(log_limit_pass(&l, 5000 + 2 * LOG_LIMIT_MS + 2, &held));
+	assert_int_equal(held, 0);
+	/* An error kind's count: at warn (the first was the error). */
+	assert_true(log_limit_pass(&e, 9000, &held));
+	assert_false(log_limit_pass(&e, 9001, &held));
+	assert_non_null(strstr(sweep_says(9000 + LOG_LIMIT_MS, false),
+	    "Z warn test: 1 more not logged in the last 1 s: an error\n"));
+}
+
 /*
  * stderr whose reader has stalled (journald's stream socket, a pipe to a
  * logger that hangs): a log line never blocks the thread that writes it,
@@ -329,6 +394,7 @@ main(void)
 	    cmocka_unit_test(test_log_json_forbidden_utf8),
 	    cmocka_unit_test(test_log_json_long),
 	    cmocka_unit_test(test_log_limit),
+	    cmocka_unit_test(test_log_limit_sweep),
 	    cmocka_unit_test(test_log_stalled_socket),
 	    cmocka_unit_test(test_log_stalled_pipe),
 	};
