@@ -1066,6 +1066,70 @@ test_cluster_flush(void **state)
 	unsubscribe(f, 0, s, ref);
 }
 
+/*
+ * Redis flushed under a node with many devices' streams (a client may have
+ * as many as BEEP_MAX_STREAMS): each device's resync finds its messages
+ * lost, and each stream is told (a reset).  The log says so for a few of
+ * them and counts the rest, not a line each: thousands of lines at once
+ * would hide (or, past journald's rate limit, drop) the lines around them,
+ * "redis came back with older data" among them.
+ */
+static void
+test_cluster_flush_logged(void **state)
+{
+	enum { DEVICES = 24 };
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s[DEVICES];
+	struct cluster_entry *ref[DEVICES];
+	enum registry_error err;
+	redisContext *c;
+	char id[CLUSTER_ID_MAX], text[64], dev[16], log[1 << 16];
+	bool down = true;
+	int fds[2], saved, lines = 0;
+	ssize_t n;
+
+	if (f == NULL)
+		skip();
+	for (int i = 0; i < DEVICES; i++) {
+		snprintf(dev, sizeof(dev), "d%d", i);
+		s[i] = cluster_subscribe(
+		    f->cl[0], "u", dev, &none, &st, &ref[i], &err, &down);
+		assert_non_null(s[i]);
+		assert_int_equal(cluster_publish(f->cl[1], "u", dev, "one", 3,
+		                     id, CLUSTER_ID_MAX, &down),
+		    REGISTRY_OK);
+		next_msg(f->reg[0], s[i], text);
+		assert_string_equal(text, "one");
+	}
+	assert_int_equal(pipe(fds), 0);
+	saved = dup(STDERR_FILENO);
+	dup2(fds[1], STDERR_FILENO);
+	c = redis_conn(f);
+	freeReplyObject(redisCommand(c, "FLUSHALL"));
+	redisFree(c);
+	for (int i = 0; i < DEVICES; i++) {
+		next_msg(f->reg[0], s[i], text);
+		assert_string_equal(text, "rreset");
+	}
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(fds[1]);
+	n = read(fds[0], log, sizeof(log) - 1);
+	close(fds[0]);
+	log[n > 0 ? n : 0] = '\0';
+	for (const char *p = log; (p = strstr(p, ": resync: ")) != NULL; p++)
+		lines++;
+	if (lines < 1 || lines > DEVICES / 4)
+		fail_msg(
+		    "%d resync lines for %d devices:\n%s", lines, DEVICES, log);
+	for (int i = 0; i < DEVICES; i++) {
+		registry_unsubscribe(f->reg[0], s[i]);
+		cluster_unsubscribe(f->cl[0], ref[i]);
+	}
+}
+
 /* Post until Redis is seen down and node delivers here alone (200). */
 static uint64_t
 post_local(struct fixture *f, int node, const char *text)
@@ -3727,6 +3791,8 @@ main(void)
 	        test_cluster_expired_stream_floor, setup_short, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_flush, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_flush_logged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_local_gap, setup_persist, teardown),
 	    cmocka_unit_test_setup_teardown(
