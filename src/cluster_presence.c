@@ -291,6 +291,25 @@ presence_beat_tell(const redisReply *r)
 }
 
 /*
+ * The log's word that a device's resync found a gap (why: messages lost,
+ * dropped while away...), its streams told: a Redis that lost its data
+ * makes every device with streams here resync at once, as many as
+ * BEEP_MAX_STREAMS, so at most once a second, the rest counted (each
+ * stream gets its reset all the same).
+ */
+static void
+presence_log_resync(const struct cluster_entry *e, const char *why)
+{
+	static struct log_limit limit = LOG_LIMIT(
+	    LOG_WARN, "a device's resync found a gap, its streams told");
+	uint64_t held;
+
+	if (log_limit_pass(&limit, util_now_ms(), &held))
+		log_warn("user %s device %s: resync: %s (%llu more not logged)",
+		    e->user, e->device, why, (unsigned long long)held);
+}
+
+/*
  * What an answer (j->reply, NULL when the job failed) does to the entries
  * and the node's registration; with cl->lock held.
  */
@@ -341,8 +360,7 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 			presence_retry(cl, r, ok);
 		if (ok && e->streams > 0 && !j->abandoned) {
 			if (r->element[1]->len > 0)
-				log_warn("user %s device %s: resync: %s",
-				    e->user, e->device, r->element[1]->str);
+				presence_log_resync(e, r->element[1]->str);
 			cluster_delivery_apply(
 			    cl, e, r, NULL, j->epoch != cl->sub_epoch);
 		} else if (!ok && e->streams > 0 && j->kind == JOB_SYNC) {
