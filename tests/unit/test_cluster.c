@@ -260,6 +260,20 @@ wait_up(struct fixture *f, bool up)
 static size_t fixture_memory;
 /* The nodes' BEEP_REPLAY_SECONDS and BEEP_GRACE_SECONDS; 0: 60. */
 static unsigned fixture_keep_s;
+/* The nodes' BEEP_MAX_DEVICES; 0: none (see setup_one_device()). */
+static size_t fixture_max_devices;
+/*
+ * How far the registries' clock (limits.clock_ms) is ahead of
+ * util_now_ms(): a test moves it past a grace period without waiting for
+ * it.  Read by the clusters' threads too.
+ */
+static _Atomic uint64_t fixture_skew_ms;
+
+static uint64_t
+fixture_clock(void)
+{
+	return util_now_ms() + atomic_load(&fixture_skew_ms);
+}
 
 static void
 nodes_start(struct fixture *f, unsigned ttl, const char *const urls[2])
@@ -268,7 +282,9 @@ nodes_start(struct fixture *f, unsigned ttl, const char *const urls[2])
 	struct registry_limits l = {.replay_max = 64,
 	    .replay_ms = keep * 1000,
 	    .grace_ms = keep * 1000,
-	    .max_message_bytes = fixture_memory};
+	    .max_message_bytes = fixture_memory,
+	    .max_devices = fixture_max_devices,
+	    .clock_ms = fixture_clock};
 
 	f->c.cluster_ttl = ttl;
 	f->c.redis_timeout = 2000;
@@ -297,6 +313,7 @@ setup_with(void **state, bool persist)
 		return 0;
 	}
 	f->persist = persist;
+	atomic_store(&fixture_skew_ms, 0);
 	snprintf(f->dir, sizeof(f->dir), "/tmp/beep-ut-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->sock, sizeof(f->sock), "%s/redis.sock", f->dir);
@@ -334,6 +351,18 @@ setup_short(void **state)
 	fixture_keep_s = 1;
 	rc = setup_with(state, false);
 	fixture_keep_s = 0;
+	return rc;
+}
+
+/* Nodes whose registries hold one device each (BEEP_MAX_DEVICES=1). */
+static int
+setup_one_device(void **state)
+{
+	int rc;
+
+	fixture_max_devices = 1;
+	rc = setup_with(state, false);
+	fixture_max_devices = 0;
 	return rc;
 }
 
@@ -2403,6 +2432,97 @@ test_cluster_unsub_after_hangup_same_node(void **state)
 }
 
 /*
+ * As unsub_after_end(), but node 0's registry forgets the device before
+ * the cluster reads what its streams took.  Its stream's client left
+ * (registry_hangup()): the device's grace period starts, while the
+ * stream's thread still writes the end of its response, which a client
+ * that reads nothing holds up to BEEP_WRITE_TIMEOUT (30 s), longer than a
+ * BEEP_GRACE_SECONDS set below it.  "two" comes meanwhile (200: node 0
+ * still listed), held in node 0's registry.  Then, evict false: the
+ * grace period has ended (the registries' clock moved past it) when the
+ * stream is unsubscribed, and the registry forgets the device at once;
+ * evict true: a stream of another device on node 0, past
+ * BEEP_MAX_DEVICES, takes the place of the device in grace (the sweep, a
+ * POST that finds its grace over, do the same).  The client back
+ * without an id (through node back) must get "two".  On HEAD the UNSUB,
+ * finding no device to ask, said everything given to the registry
+ * ("two") was taken, and "two" was lost, untold.
+ */
+static void
+unsub_after_forget(struct fixture *f, bool evict, int back)
+{
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s, *s2, *other = NULL;
+	struct registry_stats rs;
+	struct registry_batch b;
+	struct cluster_entry *ref, *ref2, *other_ref = NULL;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	registry_hangup(f->reg[0], registry_stream_id(s));
+	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	if (!evict)
+		atomic_fetch_add(&fixture_skew_ms, 60 * 1000 + 1);
+	registry_unsubscribe(f->reg[0], s);
+	if (evict) {
+		other = cluster_subscribe(
+		    f->cl[0], "v", "d", &none, &st, &other_ref, &err, &down);
+		assert_non_null(other);
+	}
+	/* Node 0's registry no longer knows the device. */
+	registry_stats(f->reg[0], &rs);
+	assert_int_equal(rs.forgotten, 1);
+	cluster_unsubscribe(f->cl[0], ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = cluster_subscribe(
+	    f->cl[back], "u", "d", &none, &st, &ref2, &err, &down);
+	assert_non_null(s2);
+	assert_false(st.reset);
+	next_msg(f->reg[back], s2, text);
+	if (strcmp(text, "two") != 0)
+		fail_msg("node %d: first message \"%s\": \"two\" (answered "
+		         "200, taken by no stream) lost, no reset",
+		    back, text);
+	next_msg(f->reg[back], s2, text);
+	assert_string_equal(text, "three");
+	no_more(f->reg[back], s2);
+	registry_unsubscribe(f->reg[back], s2);
+	cluster_unsubscribe(f->cl[back], ref2);
+	if (other != NULL) {
+		registry_unsubscribe(f->reg[0], other);
+		cluster_unsubscribe(f->cl[0], other_ref);
+	}
+}
+
+static void
+test_cluster_unsub_after_grace(void **state)
+{
+	if (*state == NULL)
+		skip();
+	unsub_after_forget(*state, false, 0);
+}
+
+/* Back through node 1: node 0 is full (its stream of the other device). */
+static void
+test_cluster_unsub_after_eviction(void **state)
+{
+	if (*state == NULL)
+		skip();
+	unsub_after_forget(*state, true, 1);
+}
+
+/*
  * As test_cluster_unsub_after_hangup, after node 0 delivered "local" to
  * its stream alone while Redis was down: its resync moved the device
  * above it (the ids between are nobody's), and the stream went on with
@@ -3817,6 +3937,10 @@ main(void)
 	        test_cluster_unsub_after_hangup_same_node, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_after_hangup_moved, setup_persist, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_after_grace, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_after_eviction, setup_one_device, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_after_hangup, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
