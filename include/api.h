@@ -151,14 +151,18 @@ void api_handle(struct api *api, const struct api_request *req,
 void api_pending_clear(struct api_pending *p);
 
 /*
- * The stream of resp has ended, whatever ended it (call it after
- * registry_unsubscribe()): give back its client address's count
- * (BEEP_MAX_STREAMS_PER_ADDRESS) and, in a cluster, tell the cluster.
- * api_response_clear() does it too.
+ * The stream of resp has ended, whatever ended it: close it (in a
+ * cluster, through the cluster, which reads what its device's streams
+ * took as it closes: see cluster_unsubscribe()) and give back its client
+ * address's count (BEEP_MAX_STREAMS_PER_ADDRESS).  api_response_clear()
+ * does it too, closing the stream in a cluster only.
  */
 void api_stream_end(struct api *api, struct api_response *resp);
 
-/* Release the response's buffers (not its stream) and zero it. */
+/*
+ * Release the response's buffers and zero it; not its stream, but in a
+ * cluster (closed with its registration: cluster_unsubscribe()).
+ */
 void api_response_clear(struct api_response *resp);
 
 /*

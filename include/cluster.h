@@ -76,8 +76,14 @@ struct registry_stream *cluster_subscribe(struct cluster *cl, const char *user,
     struct registry_start *start, struct cluster_entry **ref,
     enum registry_error *err, bool *down);
 
-/* A stream cluster_subscribe() opened has ended (after registry_unsubscribe). */
-void cluster_unsubscribe(struct cluster *cl, struct cluster_entry *ref);
+/*
+ * A stream s that cluster_subscribe() opened, with ref, has ended: close
+ * it, in place of registry_unsubscribe(), and with the device's last
+ * stream here, have its registration in Redis go, holding what its
+ * streams did not take for the device's return.
+ */
+void cluster_unsubscribe(
+    struct cluster *cl, struct cluster_entry *ref, struct registry_stream *s);
 
 /*
  * Deliver a packed event to (user, device) wherever it is live: returns

@@ -255,6 +255,16 @@ struct registry_stream *registry_subscribe(struct registry *reg,
  * addressable for grace_ms (then registry_expire() forgets it).
  */
 void registry_unsubscribe(struct registry *reg, struct registry_stream *s);
+/*
+ * registry_unsubscribe(), and whether s was its device's last stream:
+ * then *taken is what registry_device_taken() said as s closed, read
+ * before the device can be forgotten (its grace period may have ended
+ * while s's thread finished its last write, up to the write timeout; or,
+ * once s is gone, a sweep, a POST, or a new device past max_devices may
+ * forget it at any time).  A cluster tells Redis this.
+ */
+bool registry_unsubscribe_taken(
+    struct registry *reg, struct registry_stream *s, uint64_t *taken);
 
 /* A stream's id, unique for the life of the registry, never 0. */
 uint64_t registry_stream_id(const struct registry_stream *s);

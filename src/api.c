@@ -121,13 +121,17 @@ api_release_quota(struct api_response *resp)
 	resp->quota = NULL;
 }
 
-/* Needs no api either: the response names its cluster. */
+/*
+ * Needs no api either: the response names its cluster, which closes its
+ * stream (cluster_unsubscribe()).
+ */
 static void
 api_release_cluster(struct api_response *resp)
 {
 	if (resp->cluster_entry == NULL)
 		return;
-	cluster_unsubscribe(resp->cluster, resp->cluster_entry);
+	cluster_unsubscribe(resp->cluster, resp->cluster_entry, resp->stream);
+	resp->stream = NULL;
 	resp->cluster_entry = NULL;
 	resp->cluster = NULL;
 }
@@ -135,9 +139,12 @@ api_release_cluster(struct api_response *resp)
 void
 api_stream_end(struct api *api, struct api_response *resp)
 {
-	(void)api;
 	api_release_quota(resp);
-	api_release_cluster(resp);
+	if (resp->cluster_entry != NULL)
+		api_release_cluster(resp);
+	else if (resp->stream != NULL)
+		registry_unsubscribe(api->reg, resp->stream);
+	resp->stream = NULL;
 }
 
 void

@@ -493,14 +493,34 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 }
 
 void
-cluster_unsubscribe(struct cluster *cl, struct cluster_entry *e)
+cluster_unsubscribe(
+    struct cluster *cl, struct cluster_entry *e, struct registry_stream *s)
 {
-	if (e == NULL)
-		return;
-	pthread_mutex_lock(&cl->lock);
-	if (--e->streams == 0) {
-		uint64_t taken;
+	uint64_t taken = 0;
+	bool last;
 
+	if (e == NULL) {
+		registry_unsubscribe(cl->reg, s);
+		return;
+	}
+	/*
+	 * The stream closes in the registry with cl->lock held, as its
+	 * count here goes down: when it is the device's last here, it is its
+	 * last in the registry too, and what its streams took is read as it
+	 * closes.
+	 * Read afterwards, it could be gone: the registry forgets a device
+	 * whose grace period ended while its last stream's thread finished a
+	 * write that blocked (BEEP_WRITE_TIMEOUT, longer than
+	 * BEEP_GRACE_SECONDS may be), and once it has no stream, a sweep, a
+	 * POST or a new device past BEEP_MAX_DEVICES may forget it.  The
+	 * UNSUB then held from e->last, and what the channel had brought for
+	 * the device's return was lost, untold (until 2026-12-07).
+	 * registry_unsubscribe() waits for no publisher here: they all
+	 * publish with cl->lock held.
+	 */
+	pthread_mutex_lock(&cl->lock);
+	last = registry_unsubscribe_taken(cl->reg, s, &taken);
+	if (--e->streams == 0) {
 		/*
 		 * What its streams took, not all the registry was given: one
 		 * that ended before this (its client left, its expiry passed,
@@ -511,9 +531,7 @@ cluster_unsubscribe(struct cluster *cl, struct cluster_entry *e)
 		 * Redis says).
 		 */
 		e->upto = e->last;
-		if (registry_device_taken(
-		        cl->reg, e->user, e->device, &taken) &&
-		    taken != 0) {
+		if (last && taken != 0) {
 			/*
 			 * Not below a move: a client would be told of a loss;
 			 * unless its streams had not taken all the registry

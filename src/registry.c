@@ -537,18 +537,40 @@ out:
 	return s;
 }
 
-void
-registry_unsubscribe(struct registry *reg, struct registry_stream *s)
+/* registry_device_taken()'s answer for d.  Locked. */
+static uint64_t
+device_taken_id(const struct reg_device *d)
+{
+	/*
+	 * Messages after the taken one dropped untaken: not their floor,
+	 * which would say they were taken, but the taken one's id.
+	 */
+	if (d->taken < (d->count ? d->first_seq - 1 : d->last_seq) &&
+	    d->taken_seq == d->taken)
+		return d->taken_id;
+	return registry_log_position_id(d, d->taken);
+}
+
+bool
+registry_unsubscribe_taken(
+    struct registry *reg, struct registry_stream *s, uint64_t *taken)
 {
 	struct reg_device *d = s->device;
 	uint64_t now = registry_now(reg);
+	bool last;
 
 	pthread_mutex_lock(&reg->lock);
 	HASH_DEL(reg->streams, s);
 	reg->nstreams--;
 	registry_lag_keep(reg, d, s, now);
 	DL_DELETE(d->streams, s);
-	if (--d->nstreams == 0) {
+	last = --d->nstreams == 0;
+	if (last) {
+		/*
+		 * Read before the device may go: its grace period may have
+		 * ended while this stream's last write blocked.
+		 */
+		*taken = device_taken_id(d);
 		registry_expire_orphan(reg, d, now);
 	} else {
 		/* Its other streams may all be gone or overflowed. */
@@ -562,6 +584,15 @@ registry_unsubscribe(struct registry *reg, struct registry_stream *s)
 		sched_yield();
 	pthread_cond_destroy(&s->cond);
 	free(s);
+	return last;
+}
+
+void
+registry_unsubscribe(struct registry *reg, struct registry_stream *s)
+{
+	uint64_t taken;
+
+	registry_unsubscribe_taken(reg, s, &taken);
 }
 
 uint64_t
@@ -991,16 +1022,8 @@ registry_device_taken(
 	device_key_make(&k, user, device);
 	pthread_mutex_lock(&reg->lock);
 	d = registry_find_device(reg, &k);
-	/*
-	 * Messages after the taken one dropped untaken: not their floor,
-	 * which would say they were taken, but the taken one's id.
-	 */
-	if (d != NULL &&
-	    d->taken < (d->count ? d->first_seq - 1 : d->last_seq) &&
-	    d->taken_seq == d->taken)
-		*id = d->taken_id;
-	else if (d != NULL)
-		*id = registry_log_position_id(d, d->taken);
+	if (d != NULL)
+		*id = device_taken_id(d);
 	pthread_mutex_unlock(&reg->lock);
 	device_key_free(&k);
 	return d != NULL;

@@ -472,7 +472,13 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 		metrics_write_timeout();
 done:
 	stream_out_end(&out, req);
-	registry_unsubscribe(srv->reg, s);
+	/*
+	 * Closed after its last write, which a client that reads nothing
+	 * blocks up to the write timeout: until then the stream counts
+	 * against its device's and the service's stream limits (it holds a
+	 * worker).  A cluster reads what it took as it closes, however long
+	 * that took (api_stream_end()).
+	 */
 	api_stream_end(srv->api, resp);
 	metrics_stream_end(util_now_ms() - born);
 }

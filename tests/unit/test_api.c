@@ -517,7 +517,6 @@ token_for(const char *user)
 static void
 end_stream(struct fixture *f, struct api_response *r)
 {
-	registry_unsubscribe(f->reg, r->stream);
 	api_stream_end(f->api, r);
 	api_response_clear(r);
 }

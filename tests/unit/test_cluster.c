@@ -479,13 +479,12 @@ subscribe(struct fixture *f, int node, const struct registry_resume *at,
 	return s;
 }
 
-/* The end of a stream subscribe() gave: its registry's, then its node's. */
+/* The end of a stream subscribe() gave: its node closes it. */
 static void
 unsubscribe(struct fixture *f, int node, struct registry_stream *s,
     struct cluster_entry *ref)
 {
-	registry_unsubscribe(f->reg[node], s);
-	cluster_unsubscribe(f->cl[node], ref);
+	cluster_unsubscribe(f->cl[node], ref, s);
 }
 
 /* Node 0's stream of u/d, once it took "one", posted through node 1. */
@@ -1154,8 +1153,7 @@ test_cluster_flush_logged(void **state)
 		fail_msg(
 		    "%d resync lines for %d devices:\n%s", lines, DEVICES, log);
 	for (int i = 0; i < DEVICES; i++) {
-		registry_unsubscribe(f->reg[0], s[i]);
-		cluster_unsubscribe(f->cl[0], ref[i]);
+		cluster_unsubscribe(f->cl[0], ref[i], s[i]);
 	}
 }
 
@@ -2432,8 +2430,8 @@ test_cluster_unsub_after_hangup_same_node(void **state)
 }
 
 /*
- * As unsub_after_end(), but node 0's registry forgets the device before
- * the cluster reads what its streams took.  Its stream's client left
+ * As unsub_after_end(), but node 0's registry forgets the device as its
+ * stream closes, or right after.  Its stream's client left
  * (registry_hangup()): the device's grace period starts, while the
  * stream's thread still writes the end of its response, which a client
  * that reads nothing holds up to BEEP_WRITE_TIMEOUT (30 s), longer than a
@@ -2443,10 +2441,13 @@ test_cluster_unsub_after_hangup_same_node(void **state)
  * stream is unsubscribed, and the registry forgets the device at once;
  * evict true: a stream of another device on node 0, past
  * BEEP_MAX_DEVICES, takes the place of the device in grace (the sweep, a
- * POST that finds its grace over, do the same).  The client back
- * without an id (through node back) must get "two".  On HEAD the UNSUB,
- * finding no device to ask, said everything given to the registry
- * ("two") was taken, and "two" was lost, untold.
+ * POST that finds its grace over, do the same), before the UNSUB is
+ * sent.  The client back without an id (through node back) must get
+ * "two".  Until 2026-12-07 the cluster asked the registry what the
+ * device's streams took only after the stream had closed there (and
+ * after the eviction, which came in between), found no device, and its
+ * UNSUB said everything given to the registry ("two") was taken: "two"
+ * was lost, untold.
  */
 static void
 unsub_after_forget(struct fixture *f, bool evict, int back)
@@ -2473,7 +2474,7 @@ unsub_after_forget(struct fixture *f, bool evict, int back)
 	wait_held(f, 0, 1);
 	if (!evict)
 		atomic_fetch_add(&fixture_skew_ms, 60 * 1000 + 1);
-	registry_unsubscribe(f->reg[0], s);
+	cluster_unsubscribe(f->cl[0], ref, s);
 	if (evict) {
 		other = cluster_subscribe(
 		    f->cl[0], "v", "d", &none, &st, &other_ref, &err, &down);
@@ -2482,7 +2483,6 @@ unsub_after_forget(struct fixture *f, bool evict, int back)
 	/* Node 0's registry no longer knows the device. */
 	registry_stats(f->reg[0], &rs);
 	assert_int_equal(rs.forgotten, 1);
-	cluster_unsubscribe(f->cl[0], ref);
 	wait_unheld(f, 0);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
 	s2 = cluster_subscribe(
@@ -2497,12 +2497,9 @@ unsub_after_forget(struct fixture *f, bool evict, int back)
 	next_msg(f->reg[back], s2, text);
 	assert_string_equal(text, "three");
 	no_more(f->reg[back], s2);
-	registry_unsubscribe(f->reg[back], s2);
-	cluster_unsubscribe(f->cl[back], ref2);
-	if (other != NULL) {
-		registry_unsubscribe(f->reg[0], other);
-		cluster_unsubscribe(f->cl[0], other_ref);
-	}
+	cluster_unsubscribe(f->cl[back], ref2, s2);
+	if (other != NULL)
+		cluster_unsubscribe(f->cl[0], other_ref, other);
 }
 
 static void
