@@ -2520,6 +2520,76 @@ test_cluster_unsub_after_eviction(void **state)
 }
 
 /*
+ * Node 0's stream of the device took "one" and its client left: the
+ * device's grace period runs in node 0's registry while the stream's
+ * thread still writes the end of its response (up to BEEP_WRITE_TIMEOUT
+ * with a client that reads nothing), "two" comes (held), and the grace
+ * period ends (the registries' clock moved past it).  Node 0 is still
+ * listed in Redis, so "three" is answered 200 and brought to node 0 by
+ * its channel: its registry must hold it, for a stream of the device is
+ * still there.  The client comes back without an id through node 0,
+ * whose registry alone serves it (the device has a stream there): it
+ * must get "two" and "three".  Until 2026-12-07 the registry refused
+ * "three" (the device's grace period was over) and nothing replayed it:
+ * lost, untold.
+ */
+static void
+test_cluster_held_after_grace(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct registry_stats rs;
+	struct registry_batch b;
+	struct cluster_entry *ref, *ref2;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	registry_hangup(f->reg[0], registry_stream_id(s));
+	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	atomic_fetch_add(&fixture_skew_ms, 60 * 1000 + 1);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	for (int i = 0; i < 1000; i++) {
+		registry_stats(f->reg[0], &rs);
+		if (rs.held == 2)
+			break;
+		usleep(10000);
+	}
+	if (rs.held != 2)
+		fail_msg("node 0 holds %zu messages, not 2: \"three\" "
+		         "(answered 200 for its stream still closing) "
+		         "refused, its grace period over",
+		    rs.held);
+	s2 = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref2, &err, &down);
+	assert_non_null(s2);
+	assert_false(st.reset);
+	next_msg(f->reg[0], s2, text);
+	assert_string_equal(text, "two");
+	next_msg(f->reg[0], s2, text);
+	assert_string_equal(text, "three");
+	no_more(f->reg[0], s2);
+	cluster_unsubscribe(f->cl[0], ref, s);
+	assert_int_equal(post(f, 1, "four", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s2, text);
+	assert_string_equal(text, "four");
+	no_more(f->reg[0], s2);
+	cluster_unsubscribe(f->cl[0], ref2, s2);
+}
+
+/*
  * As test_cluster_unsub_after_hangup, after node 0 delivered "local" to
  * its stream alone while Redis was down: its resync moved the device
  * above it (the ids between are nobody's), and the stream went on with
@@ -3938,6 +4008,8 @@ main(void)
 	        test_cluster_unsub_after_grace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_after_eviction, setup_one_device, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_held_after_grace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_after_hangup, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
