@@ -350,7 +350,9 @@ enum registry_error registry_publish_at(struct registry *reg, const char *user,
  * message included (counted as dropped when untaken).  A resume from
  * before id then gets a reset here, or, as REGISTRY_RESUME_FROM once no
  * stream is left, the caller's replay of what follows; one without an
- * id, while the device has no live stream, a reset.
+ * id, while the device has no live stream, a reset.  Held, not refused,
+ * for a device whose grace period ended while a stream of it is still
+ * open (ending): its caller still holds the device elsewhere.
  */
 enum registry_error registry_publish_accepted_at(struct registry *reg,
     const char *user, const char *device, struct registry_msg *m, uint64_t id);

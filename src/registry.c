@@ -754,8 +754,17 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	device_key_make(&k, user, device);
 	pthread_mutex_lock(&reg->lock);
 	d = registry_find_device(reg, &k);
-	/* A grace period that ended is over, swept or not. */
-	if (d != NULL && device_expired(d, now)) {
+	/*
+	 * A grace period that ended is over, swept or not; but for a
+	 * message accepted elsewhere while a stream of the device is still
+	 * closing (its last write blocked, up to the write timeout): the
+	 * cluster that accepted it holds the device as long as that stream,
+	 * and a client back meanwhile, served by this registry alone, or the
+	 * stream's close, telling the cluster what it took, is to find it
+	 * here.  Refused, it was lost, untold (until 2026-12-07).
+	 */
+	if (d != NULL && device_expired(d, now) &&
+	    !(accepted && d->nstreams > 0)) {
 		if (d->nstreams == 0) {
 			reg->forgotten++;
 			registry_expire_forget(reg, d);
