@@ -1517,6 +1517,79 @@ unsub_then_back(
 }
 
 /*
+ * As test_cluster_told_at_a_given_id, but node 1's stream has closed when
+ * node 0's reset comes at an id node 1 gave alone (dropped there as a
+ * duplicate: told): its client took "c1" and "c2", never "a1" nor the
+ * reset.  Node 0's stream closes too; then node 1's commands are back,
+ * and its UNSUB, the device's last, carries what it gave alone.  A client
+ * back without an id must be told (a reset) before anything else: its
+ * device's last streams missed a message ("a1" on node 1's, "c1" and
+ * "c2" on node 0's).
+ */
+static void
+test_cluster_unsub_told(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_stream *s[2], *s2;
+	struct cluster_entry *ref[2], *ref2;
+	struct registry_start st;
+	struct cluster_stats cs;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	uint64_t a1, c2;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	subscribe_on_both(f, s, ref);
+	assert_int_equal(post(f, 0, "one", id, &down), REGISTRY_OK);
+	for (int i = 0; i < 2; i++) {
+		next_msg(f->reg[i], s[i], text);
+		assert_string_equal(text, "one");
+	}
+	/* Command connections refused; channels (TYPE pubsub) stay. */
+	acl_cmd("ACL SETUSER default resetpass >padmin");
+	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	wait_up(f, false);
+	a1 = post_local(f, 0, "a1");
+	post_local(f, 1, "c1");
+	c2 = post_local(f, 1, "c2");
+	assert_true(c2 > a1);
+	next_msg(f->reg[0], s[0], text);
+	assert_string_equal(text, "a1");
+	for (int i = 1; i <= 2; i++) {
+		next_msg(f->reg[1], s[1], text);
+		assert_string_equal(text, i == 1 ? "c1" : "c2");
+	}
+	no_more(f->reg[1], s[1]);
+	cluster_unsubscribe(f->cl[1], ref[1], s[1]);
+	/* Node 0 back: its reset reaches node 1 at a given id, dropped. */
+	cluster_stats(f->cl[1], &cs);
+	acl_cmd("ACL SETUSER default >pa");
+	wait_node_up(f, 0);
+	wait_stat(
+	    f, 1, offsetof(struct cluster_stats, duplicates), cs.duplicates);
+	no_more(f->reg[0], s[0]);
+	cluster_unsubscribe(f->cl[0], ref[0], s[0]);
+	wait_unheld(f, 0);
+	/* Node 1 back: its UNSUB leaves the device in its grace period. */
+	acl_cmd("ACL SETUSER default >pc");
+	wait_node_up(f, 1);
+	wait_unheld(f, 1);
+	s2 = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref2, &err, &down);
+	assert_non_null(s2);
+	if (!st.reset) {
+		assert_int_equal(post(f, 1, "m", id, &down), REGISTRY_OK);
+		if (!reset_before(f->reg[0], s2, "m"))
+			fail_msg("no reset: \"a1\" (node 0's alone) lost "
+			         "untold for node 1's client");
+	}
+	cluster_unsubscribe(f->cl[0], ref2, s2);
+}
+
+/*
  * Node 0 delivers a POST alone while its command connection is refused
  * (its channel stays), and its stream of the device closes before Redis
  * takes it back: there is no stream left to resync, so its UNSUB must
@@ -3994,6 +4067,8 @@ main(void)
 	        test_cluster_told_at_a_given_id, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_tells, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_told, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_window, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
