@@ -203,11 +203,18 @@ cluster_presence_reconcile(struct cluster *cl)
 			cluster_job_str(j, after);
 			/*
 			 * And the newest it had from Redis: what Redis has
-			 * between it and upto never reached its streams.
+			 * between it and upto never reached its streams, nor
+			 * what a move or a trim put the floor above.  Told
+			 * (e->told): nothing, as a resync says (another node's
+			 * reset was dropped here, its lone messages may be
+			 * hidden among this node's; "" said nothing of it,
+			 * and a client back without an id was not told, until
+			 * 2026-12-07).
 			 */
-			if (e->local && !e->told)
+			if (e->local)
 				cluster_format_id(
-				    presence_seen(e), after, sizeof(after));
+				    e->told ? 0 : presence_seen(e), after,
+				    sizeof(after));
 			else
 				after[0] = '\0';
 			cluster_job_str(j, after);

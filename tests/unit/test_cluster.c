@@ -1524,7 +1524,9 @@ unsub_then_back(
  * and its UNSUB, the device's last, carries what it gave alone.  A client
  * back without an id must be told (a reset) before anything else: its
  * device's last streams missed a message ("a1" on node 1's, "c1" and
- * "c2" on node 0's).
+ * "c2" on node 0's).  Until 2026-12-07 the UNSUB, told, said nothing of
+ * what node 1 had from Redis, node 0's move had trimmed "one", and Redis
+ * found no loss: no reset.
  */
 static void
 test_cluster_unsub_told(void **state)
