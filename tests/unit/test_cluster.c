@@ -16,6 +16,8 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -269,9 +271,46 @@ static size_t fixture_max_devices;
  */
 static _Atomic uint64_t fixture_skew_ms;
 
+/*
+ * A stream a test has the main thread close at its next read of a
+ * registry's clock (the first in registry_subscribe()), when that finds
+ * the cluster's lock free: as another thread would close it there,
+ * between the cluster's count of a new stream and the registry's.
+ */
+static struct {
+	struct cluster *cl;
+	struct cluster_entry *ref;
+	struct registry_stream *s;
+	pthread_t thread;
+	bool closed;
+	_Atomic bool armed;
+} fixture_close;
+
+static void
+fixture_close_now(void)
+{
+	struct cluster *cl = fixture_close.cl;
+
+	atomic_store(&fixture_close.armed, false);
+	/* A bounded number of tries: other threads hold it briefly. */
+	for (int i = 0; i < 1000; i++) {
+		if (pthread_mutex_trylock(&cl->lock) == 0) {
+			pthread_mutex_unlock(&cl->lock);
+			cluster_unsubscribe(
+			    cl, fixture_close.ref, fixture_close.s);
+			fixture_close.closed = true;
+			return;
+		}
+		sched_yield();
+	}
+}
+
 static uint64_t
 fixture_clock(void)
 {
+	if (atomic_load(&fixture_close.armed) &&
+	    pthread_equal(pthread_self(), fixture_close.thread))
+		fixture_close_now();
 	return util_now_ms() + atomic_load(&fixture_skew_ms);
 }
 
@@ -2665,6 +2704,69 @@ test_cluster_held_after_grace(void **state)
 }
 
 /*
+ * As test_cluster_held_after_grace: node 0's stream of the device took
+ * "one", its client left, "two" is held, and the grace period is over
+ * while the stream is still closing.  The client comes back without an
+ * id through node 0, whose registry alone serves it; the old stream
+ * closes as the new one is being opened, after the cluster counted it,
+ * before the registry has it.  The registry, the old stream its
+ * device's last, forgot the device (and "two"), and the new stream
+ * started a new one, without it; the cluster, counting the new stream,
+ * told Redis nothing: "two" was lost, untold (until 2026-12-07).  Now
+ * the cluster's count and the registry's change together: the old
+ * stream closes before or after, never in between.
+ */
+static void
+test_cluster_rejoin_while_closing(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct registry_batch b;
+	struct cluster_entry *ref, *ref2;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
+	assert_non_null(s);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	registry_hangup(f->reg[0], registry_stream_id(s));
+	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	atomic_fetch_add(&fixture_skew_ms, 60 * 1000 + 1);
+	fixture_close.cl = f->cl[0];
+	fixture_close.ref = ref;
+	fixture_close.s = s;
+	fixture_close.thread = pthread_self();
+	fixture_close.closed = false;
+	atomic_store(&fixture_close.armed, true);
+	s2 = cluster_subscribe(
+	    f->cl[0], "u", "d", &none, &st, &ref2, &err, &down);
+	assert_false(atomic_load(&fixture_close.armed));
+	assert_non_null(s2);
+	if (!fixture_close.closed)
+		cluster_unsubscribe(f->cl[0], ref, s);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s2, text);
+	if (strcmp(text, "two") != 0)
+		fail_msg("first message \"%s\" (reset %d): \"two\" (answered "
+		         "200, held for the device) lost",
+		    text, st.reset);
+	next_msg(f->reg[0], s2, text);
+	assert_string_equal(text, "three");
+	no_more(f->reg[0], s2);
+	cluster_unsubscribe(f->cl[0], ref2, s2);
+}
+
+/*
  * As test_cluster_unsub_after_hangup, after node 0 delivered "local" to
  * its stream alone while Redis was down: its resync moved the device
  * above it (the ids between are nobody's), and the stream went on with
@@ -4087,6 +4189,8 @@ main(void)
 	        test_cluster_unsub_after_eviction, setup_one_device, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_held_after_grace, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_rejoin_while_closing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_after_hangup, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
