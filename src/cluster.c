@@ -85,7 +85,11 @@
  * cl->lock guards the queue, the entries and their waiting messages; it
  * is never held across Redis I/O.  The registry is called with cl->lock
  * held (lock order: cl->lock, then the registry's), so a device's
- * messages reach the registry in order.  A request thread waits at most
+ * messages reach the registry in order; a stream the registry alone
+ * serves opens there, and every stream closes there, with it held too,
+ * so that an entry's count of streams and its device's in the registry
+ * move together (what the device's streams took is read as the last
+ * closes, before the registry may forget the device).  A request thread waits at most
  * redis_timeout for its job (on the job's own condition variable), or
  * for a gate to open (on cl->done), then gives up (a job is then the
  * command thread's to free).  Counters are atomics.
@@ -383,12 +387,18 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 	}
 	e->waiters--;
 	if (e->streams > 0 && !e->gate) {
-		/* The registry alone: it has the device's recent messages. */
+		/*
+		 * The registry alone: it has the device's recent messages.
+		 * With cl->lock held, as a stream closes (cluster_unsubscribe()):
+		 * the device's last stream in the registry cannot close between
+		 * this count and the registry's, leaving the registry to forget
+		 * the device (its grace period over) and this stream to start a
+		 * new one without what was held for it, and the cluster, this
+		 * stream counted, to tell Redis nothing (until 2026-12-07).
+		 */
 		e->streams++;
-		pthread_mutex_unlock(&cl->lock);
 		s = registry_subscribe(
 		    cl->reg, user, device, resume, start, err);
-		pthread_mutex_lock(&cl->lock);
 		if (s == NULL) {
 			e->streams--;
 			cl->dirty = true;
