@@ -101,7 +101,7 @@ struct cluster_entry {
 	uint64_t collided;
 	/*
 	 * When its last stream here closed, what its streams had taken
-	 * (registry_device_taken(), at most last): what came after (the
+	 * (registry_unsubscribe_taken(), at most last): what came after (the
 	 * channel's, after a stream ended in the registry or before the
 	 * UNSUB ran) no stream here took, and the UNSUB holds it for the
 	 * device's return.  0: none closed.

@@ -257,11 +257,18 @@ struct registry_stream *registry_subscribe(struct registry *reg,
 void registry_unsubscribe(struct registry *reg, struct registry_stream *s);
 /*
  * registry_unsubscribe(), and whether s was its device's last stream:
- * then *taken is what registry_device_taken() said as s closed, read
- * before the device can be forgotten (its grace period may have ended
- * while s's thread finished its last write, up to the write timeout; or,
- * once s is gone, a sweep, a POST, or a new device past max_devices may
- * forget it at any time).  A cluster tells Redis this.
+ * then *taken is the position up to which the device's streams took its
+ * messages, or started past them, as an event id (registry_subscribe()'s
+ * start->id names one so): what comes after it the device holds for its
+ * next stream.  Not registry_publish_at()'s newest id: a stream no
+ * longer live (its client left, its expiry passed, overflowed, replaced)
+ * before its caller unsubscribed it took nothing published meanwhile.
+ * Read as s closes, before the device can be forgotten (its grace period
+ * may have ended while s's thread finished its last write, up to the
+ * write timeout; or, once s is gone, a sweep, a POST, or a new device
+ * past max_devices may forget it at any time).  A cluster's UNSUB tells
+ * Redis this, so that any node's next stream of the device gets what
+ * this node's held.
  */
 bool registry_unsubscribe_taken(
     struct registry *reg, struct registry_stream *s, uint64_t *taken);
@@ -415,20 +422,6 @@ void registry_devices(
  */
 bool registry_device_known(
     struct registry *reg, const char *user, const char *device);
-
-/*
- * The position up to which user's device's streams took its messages, or
- * started past them, as an event id (registry_subscribe()'s start->id
- * names one so): with no live stream, what comes after it the device
- * holds for its next stream.  Not registry_publish_at()'s newest id: a
- * stream no longer live (its client left, its expiry passed, overflowed,
- * replaced) before its caller unsubscribed it took nothing published
- * meanwhile.  A cluster's UNSUB tells Redis this, so that any node's next
- * stream of the device gets what this node's held.  Returns false, with
- * *id untouched, when the registry does not know the device.
- */
-bool registry_device_taken(
-    struct registry *reg, const char *user, const char *device, uint64_t *id);
 
 void registry_stats(struct registry *reg, struct registry_stats *st);
 

@@ -92,7 +92,7 @@ struct reg_device {
 	/*
 	 * The id of message taken_seq, the taken one, kept as the log
 	 * dropped the first message after it untaken (floor_id names what
-	 * was dropped last, which no stream took): registry_device_taken().
+	 * was dropped last, which no stream took): registry_unsubscribe_taken().
 	 */
 	uint64_t taken_id, taken_seq;
 	uint64_t top_id;      /* the newest id appended, or resumed from */

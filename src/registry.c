@@ -537,7 +537,10 @@ out:
 	return s;
 }
 
-/* registry_device_taken()'s answer for d.  Locked. */
+/*
+ * The position up to which d's streams took its messages, or started
+ * past them, as an event id (see registry_unsubscribe_taken()).  Locked.
+ */
 static uint64_t
 device_taken_id(const struct reg_device *d)
 {
@@ -1019,23 +1022,6 @@ registry_device_known(
 	pthread_mutex_unlock(&reg->lock);
 	device_key_free(&k);
 	return known;
-}
-
-bool
-registry_device_taken(
-    struct registry *reg, const char *user, const char *device, uint64_t *id)
-{
-	struct reg_device *d;
-	struct device_key k;
-
-	device_key_make(&k, user, device);
-	pthread_mutex_lock(&reg->lock);
-	d = registry_find_device(reg, &k);
-	if (d != NULL)
-		*id = device_taken_id(d);
-	pthread_mutex_unlock(&reg->lock);
-	device_key_free(&k);
-	return d != NULL;
 }
 
 void

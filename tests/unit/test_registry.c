@@ -231,36 +231,48 @@ test_registry_expiry_next_before_end(void **state)
 }
 
 /*
- * registry_device_taken(): the position its streams took up to, not the
- * newest message: what came after a stream's hang-up, before its
+ * registry_unsubscribe_taken(): the position its streams took up to, not
+ * the newest message: what came after a stream's hang-up, before its
  * unsubscribe, it did not take.  A cluster's UNSUB says this to Redis.
+ * Read as the device's last stream closes, also when the device goes
+ * then (grace 0, or its grace period over while the stream was closing);
+ * a stream that is not its device's last says nothing.
  */
 static void
-test_registry_device_taken(void **state)
+test_registry_unsubscribe_taken(void **state)
 {
-	struct registry_limits l = {.grace_ms = 60000};
-	struct registry *reg = registry_new(&l);
-	struct registry_batch b;
-	enum registry_error err;
-	struct registry_stream *s;
-	uint64_t one, id = 0;
-
 	(void)state;
-	assert_false(registry_device_taken(reg, "bob", "phone", &id));
-	s = subscribe(reg, "bob", "phone", &err);
-	assert_non_null(s);
-	publish_str(reg, "bob", "phone", "one", &err);
-	assert_int_equal(err, REGISTRY_OK);
-	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_MESSAGES);
-	one = registry_msg_id(b.first);
-	registry_batch_release(&b);
-	registry_hangup(reg, registry_stream_id(s));
-	publish_str(reg, "bob", "phone", "two", &err);
-	assert_int_equal(err, REGISTRY_HELD);
-	registry_unsubscribe(reg, s);
-	assert_true(registry_device_taken(reg, "bob", "phone", &id));
-	assert_int_equal(id, one);
-	registry_free(reg);
+	for (int grace = 0; grace <= 1; grace++) {
+		struct registry_limits l = {.grace_ms = grace * 60000};
+		struct registry *reg = registry_new(&l);
+		struct registry_batch b;
+		enum registry_error err;
+		struct registry_stream *s, *other;
+		struct registry_stats st;
+		uint64_t one, id = 0;
+
+		s = subscribe(reg, "bob", "phone", &err);
+		assert_non_null(s);
+		other = subscribe(reg, "bob", "phone", &err);
+		assert_non_null(other);
+		publish_str(reg, "bob", "phone", "one", &err);
+		assert_int_equal(err, REGISTRY_OK);
+		assert_int_equal(
+		    registry_wait(reg, s, FAR, &b), REGISTRY_MESSAGES);
+		one = registry_msg_id(b.first);
+		registry_batch_release(&b);
+		assert_false(registry_unsubscribe_taken(reg, other, &id));
+		assert_int_equal(id, 0);
+		registry_hangup(reg, registry_stream_id(s));
+		publish_str(reg, "bob", "phone", "two", &err);
+		assert_int_equal(
+		    err, grace ? REGISTRY_HELD : REGISTRY_NOT_FOUND);
+		assert_true(registry_unsubscribe_taken(reg, s, &id));
+		assert_int_equal(id, one);
+		registry_stats(reg, &st);
+		assert_int_equal(st.devices, grace);
+		registry_free(reg);
+	}
 }
 
 static void
@@ -6145,7 +6157,7 @@ main(void)
 	    cmocka_unit_test(test_registry_basic),
 	    cmocka_unit_test(test_registry_expiry),
 	    cmocka_unit_test(test_registry_expiry_next_before_end),
-	    cmocka_unit_test(test_registry_device_taken),
+	    cmocka_unit_test(test_registry_unsubscribe_taken),
 	    cmocka_unit_test(test_registry_batch_bytes),
 	    cmocka_unit_test(test_registry_max_devices),
 	    cmocka_unit_test(test_registry_max_devices_user),
