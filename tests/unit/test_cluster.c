@@ -2544,6 +2544,24 @@ test_cluster_unsub_after_hangup_same_node(void **state)
 }
 
 /*
+ * Node 0's stream of u/d took "one", and its client left (hang_up()):
+ * "two" comes, answered 200 (node 0 still listed), and node 0's registry
+ * holds it for the device.
+ */
+static struct registry_stream *
+hung_up_holding_two(struct fixture *f, struct cluster_entry **ref)
+{
+	struct registry_stream *s = stream_after_one(f, ref);
+	char id[CLUSTER_ID_MAX];
+	bool down;
+
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	return s;
+}
+
+/*
  * As unsub_after_end(), but node 0's registry forgets the device as its
  * stream closes, or right after.  Its stream's client left
  * (registry_hangup()): the device's grace period starts, while the
@@ -2570,25 +2588,15 @@ unsub_after_forget(struct fixture *f, bool evict, int back)
 	struct registry_start st;
 	struct registry_stream *s, *s2, *other = NULL;
 	struct registry_stats rs;
-	struct registry_batch b;
 	struct cluster_entry *ref, *ref2, *other_ref = NULL;
 	enum registry_error err;
-	char id[CLUSTER_ID_MAX], text[64];
+	char id[CLUSTER_ID_MAX];
 	bool down;
 
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
-	registry_hangup(f->reg[0], registry_stream_id(s));
-	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
-	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
-	wait_held(f, 0, 1);
+	s = hung_up_holding_two(f, &ref);
 	if (!evict)
 		atomic_fetch_add(&fixture_skew_ms, 60 * 1000 + 1);
-	cluster_unsubscribe(f->cl[0], ref, s);
+	unsubscribe(f, 0, s, ref);
 	if (evict) {
 		other = cluster_subscribe(
 		    f->cl[0], "v", "d", &none, &st, &other_ref, &err, &down);
@@ -2599,19 +2607,9 @@ unsub_after_forget(struct fixture *f, bool evict, int back)
 	assert_int_equal(rs.forgotten, 1);
 	wait_unheld(f, 0);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
-	s2 = cluster_subscribe(
-	    f->cl[back], "u", "d", &none, &st, &ref2, &err, &down);
-	assert_non_null(s2);
+	s2 = subscribe(f, back, NULL, &st, &ref2);
 	assert_false(st.reset);
-	next_msg(f->reg[back], s2, text);
-	if (strcmp(text, "two") != 0)
-		fail_msg("node %d: first message \"%s\": \"two\" (answered "
-		         "200, taken by no stream) lost, no reset",
-		    back, text);
-	next_msg(f->reg[back], s2, text);
-	assert_string_equal(text, "three");
-	no_more(f->reg[back], s2);
-	cluster_unsubscribe(f->cl[back], ref2, s2);
+	two_then_three(f, back, s2, ref2);
 	if (other != NULL)
 		cluster_unsubscribe(f->cl[0], other_ref, other);
 }
@@ -2651,28 +2649,16 @@ static void
 test_cluster_held_after_grace(void **state)
 {
 	struct fixture *f = *state;
-	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
 	struct registry_stream *s, *s2;
 	struct registry_stats rs;
-	struct registry_batch b;
 	struct cluster_entry *ref, *ref2;
-	enum registry_error err;
-	char id[CLUSTER_ID_MAX], text[64];
+	char id[CLUSTER_ID_MAX];
 	bool down;
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
-	registry_hangup(f->reg[0], registry_stream_id(s));
-	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
-	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
-	wait_held(f, 0, 1);
+	s = hung_up_holding_two(f, &ref);
 	atomic_fetch_add(&fixture_skew_ms, 60 * 1000 + 1);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
 	for (int i = 0; i < 1000; i++) {
@@ -2686,21 +2672,13 @@ test_cluster_held_after_grace(void **state)
 		         "(answered 200 for its stream still closing) "
 		         "refused, its grace period over",
 		    rs.held);
-	s2 = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref2, &err, &down);
-	assert_non_null(s2);
+	s2 = subscribe(f, 0, NULL, &st, &ref2);
 	assert_false(st.reset);
-	next_msg(f->reg[0], s2, text);
-	assert_string_equal(text, "two");
-	next_msg(f->reg[0], s2, text);
-	assert_string_equal(text, "three");
-	no_more(f->reg[0], s2);
-	cluster_unsubscribe(f->cl[0], ref, s);
+	expect_seq(f->reg[0], s2, "two", "three", NULL);
+	unsubscribe(f, 0, s, ref);
 	assert_int_equal(post(f, 1, "four", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s2, text);
-	assert_string_equal(text, "four");
-	no_more(f->reg[0], s2);
-	cluster_unsubscribe(f->cl[0], ref2, s2);
+	expect_seq(f->reg[0], s2, "four", NULL);
+	unsubscribe(f, 0, s2, ref2);
 }
 
 /*
@@ -2723,7 +2701,6 @@ test_cluster_rejoin_while_closing(void **state)
 	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
 	struct registry_stream *s, *s2;
-	struct registry_batch b;
 	struct cluster_entry *ref, *ref2;
 	enum registry_error err;
 	char id[CLUSTER_ID_MAX], text[64];
@@ -2731,16 +2708,7 @@ test_cluster_rejoin_while_closing(void **state)
 
 	if (f == NULL)
 		skip();
-	s = cluster_subscribe(
-	    f->cl[0], "u", "d", &none, &st, &ref, &err, &down);
-	assert_non_null(s);
-	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
-	next_msg(f->reg[0], s, text);
-	assert_string_equal(text, "one");
-	registry_hangup(f->reg[0], registry_stream_id(s));
-	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
-	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
-	wait_held(f, 0, 1);
+	s = hung_up_holding_two(f, &ref);
 	atomic_fetch_add(&fixture_skew_ms, 60 * 1000 + 1);
 	fixture_close.cl = f->cl[0];
 	fixture_close.ref = ref;
@@ -2753,17 +2721,15 @@ test_cluster_rejoin_while_closing(void **state)
 	assert_false(atomic_load(&fixture_close.armed));
 	assert_non_null(s2);
 	if (!fixture_close.closed)
-		cluster_unsubscribe(f->cl[0], ref, s);
+		unsubscribe(f, 0, s, ref);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
 	next_msg(f->reg[0], s2, text);
 	if (strcmp(text, "two") != 0)
 		fail_msg("first message \"%s\" (reset %d): \"two\" (answered "
 		         "200, held for the device) lost",
 		    text, st.reset);
-	next_msg(f->reg[0], s2, text);
-	assert_string_equal(text, "three");
-	no_more(f->reg[0], s2);
-	cluster_unsubscribe(f->cl[0], ref2, s2);
+	expect_seq(f->reg[0], s2, "three", NULL);
+	unsubscribe(f, 0, s2, ref2);
 }
 
 /*
