@@ -202,6 +202,11 @@ test('make install honours PREFIX and DESTDIR', T, async () => {
 		'usr/share/doc/beep-signal/beep-signal.env': 0o644,
 		'usr/lib/systemd/system/beep-signal.service': 0o644,
 		'usr/lib/systemd/system/beep-signal.socket': 0o644,
+		// The call page's Caddy rules, which the shipped Caddyfiles
+		// import from here by default, and its files.
+		'usr/share/beep-signal/caddy-web.conf': 0o644,
+		'usr/share/beep-signal/web/index.html': 0o644,
+		'usr/share/beep-signal/web/beep-signal.js': 0o644,
 	};
 	for (const [f, mode] of Object.entries(want)) {
 		const p = path.join(dest, f);

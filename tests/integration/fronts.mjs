@@ -423,12 +423,14 @@ export class Rig {
 		});
 	}
 
-	startCaddy() {
+	// config: a shipped Caddyfile (the Caddyfile); env: variables it
+	// reads beside caddyEnv()'s (BEEP_UPSTREAMS, BEEP_NODES).
+	startCaddy({ config = CADDYFILE, env = {} } = {}) {
 		const home = path.join(this.dir, 'caddy');
 		return this.startFront('caddy', (port) => launch('caddy',
-		    ['run', '--config', CADDYFILE, '--adapter', 'caddyfile'], {
+		    ['run', '--config', config, '--adapter', 'caddyfile'], {
 			cwd: this.dir, tag: 'caddy',
-			env: caddyEnv(home, port, this.sock),
+			env: { ...caddyEnv(home, port, this.sock), ...env },
 		}));
 	}
 
