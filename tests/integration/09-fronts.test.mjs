@@ -24,16 +24,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
 	poll, withTimeout, uid, subPath, postPath, listPath,
-	expectRefusedStream, Client, ROOT, CADDYFILE, isJson, startStack,
+	expectRefusedStream, Client, ROOT, startStack,
 } from './harness.mjs';
-import { browserSkip, launchChromium, goOnline } from './callpage.mjs';
+import {
+	browserSkip, launchChromium, goOnline, checkWebFiles,
+} from './callpage.mjs';
 import {
 	Rig as FrontRig, waitLine, stop, launch, rewrite, READY_GUARD,
 	NGINX_CLUSTER_CONF,
 } from './fronts.mjs';
 
 const T = { timeout: 90000 };
-const CADDY_WEB = path.join(ROOT, 'conf', 'caddy-web.conf');
 const KEEPALIVE = 1;                     // BEEP_KEEPALIVE for every backend
 // Bounds (ms); generous for sanitizer builds.
 const PROMPT = 2000;                     // POST -> event through the front
@@ -113,47 +114,6 @@ async function smoke(t, rig) {
 	rig.checkBackendLog();
 }
 
-// The call page's files through the front c talks to, as the Caddyfile
-// serves them: each with its type, no-cache and CORS, the page's own with
-// its Content-Security-Policy and other headers, /beep-signal.js (imported
-// by apps of other origins) without them; an API path whose id the front
-// decodes and resolves to one of them (%2F and ".." steps) reaches the
-// backend, which refuses it in JSON; any other path gets its JSON 404.
-async function checkWebFiles(c) {
-	// The Caddyfile's policy, where it is written (the file it imports).
-	const caddy = [CADDYFILE, CADDY_WEB].filter((f) => fs.existsSync(f))
-	    .map((f) => fs.readFileSync(f, 'utf8')).join('\n');
-	const csp = /Content-Security-Policy "([^"]+)"/.exec(caddy)[1];
-	for (const [p, type] of [['/', /^text\/html/],
-	    ['/index.html', /^text\/html/], ['/app.js', /^text\/javascript/],
-	    ['/style.css', /^text\/css/],
-	    ['/beep-signal.js', /^text\/javascript/]]) {
-		const r = await c.get(p);
-		assert.equal(r.status, 200, `${p}: ${r.status} ${r.text.slice(0, 80)}`);
-		assert.match(r.headers['content-type'], type, p);
-		const page = p !== '/beep-signal.js';
-		assert.deepEqual([r.headers['content-security-policy'],
-		    r.headers['x-content-type-options'],
-		    r.headers['referrer-policy'],
-		    r.headers['cross-origin-opener-policy']],
-		    page ? [csp, 'nosniff', 'no-referrer', 'same-origin'] :
-		    [undefined, undefined, undefined, undefined], p);
-		assert.equal(r.headers['cache-control'], 'no-cache', p);
-		assert.equal(r.headers['access-control-allow-origin'], '*', p);
-	}
-	// Ids that a front resolves to a file of web/: the backend's 400.
-	for (const [p, post] of [[subPath('u', '../../../beep-signal.js')],
-	    [postPath('u', '../../../app.js'), true],
-	    [subPath('u', '../../../index.html')], [subPath('u', '../../..')]]) {
-		const r = await (post ? c.postJson(p, { data: 'x' }) : c.get(p));
-		assert.equal(r.status, 400, `${p}: ${r.status} ${r.text.slice(0, 80)}`);
-		assert.ok(isJson(r), p);
-	}
-	const r = await c.get('/nope');
-	assert.deepEqual([r.status, r.json()], [404, { error: 'not found' }]);
-	assert.deepEqual(await c.devices(uid('web')), []);
-}
-
 test('nginx (conf/nginx.conf) -> beep-signal --listen unix:', T, async (t) => {
 	const rig = new Rig(t, 'nginx');
 	await rig.startListen();
@@ -184,7 +144,9 @@ test('nginx with conf/nginx-web.conf serves the call page as Caddy does',
 	    /\n\tlocation = \/metrics \{/,
 	    `\n\tinclude ${copy};\n\n\tlocation = /metrics {`,
 	    'nginx.conf location = /metrics') });
-	await checkWebFiles(rig.client());
+	const c = rig.client();
+	await checkWebFiles(c);
+	assert.deepEqual(await c.devices(uid('web')), []);
 
 	// In a browser: the page runs within its policy, and goes online.
 	if (browserSkip()) {

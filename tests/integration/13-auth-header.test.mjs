@@ -10,6 +10,8 @@
 //   Bearer raw.<base64url text>  200 with X-User-Claim: that text
 //   Bearer anon                  200 without X-User-Claim (an auth service
 //                                that lets anonymous requests through)
+//   Cookie fa_session=ok.<...>   as Bearer ok.<...> (a session cookie, which
+//                                the call page's requests carry by themselves)
 //   anything else                401 {"error":"auth stub: ..."}
 // and lets /healthz and OPTIONS through (whether or not Caddy asks it then).
 //
@@ -29,6 +31,9 @@ import {
 	startStack, uid, ROOT, postPath, listPath, subPath, isJson, openSub,
 	expectRefusedStream,
 } from './harness.mjs';
+import {
+	browserSkip, launchChromium, goOnline, checkWebFiles,
+} from './callpage.mjs';
 
 const T = { timeout: 60000 };
 const FA_CADDYFILE = path.resolve(ROOT,
@@ -51,7 +56,9 @@ function startAuthStub() {
 			return;
 		}
 		const m = /^Bearer (ok|raw)\.([A-Za-z0-9_-]*)$/
-		    .exec(req.headers.authorization || '');
+		    .exec(req.headers.authorization || '') ||
+		    /(?:^|; )fa_session=(ok)\.([A-Za-z0-9_-]*)(?:;|$)/
+		    .exec(req.headers.cookie || '');
 		if (m) {
 			res.writeHead(200, { 'X-User-Claim':
 			    Buffer.from(m[2], 'base64url').toString('utf8') });
@@ -299,6 +306,34 @@ describe('BEEP_AUTH=header behind Caddy forward_auth', () => {
 		assert.equal((await live.stream.nextEvent()).data, 'real');
 		assert.equal(live.stream.received, 1, 'nothing else was delivered');
 		live.stream.close();
+	});
+
+	// The call page and /beep-signal.js, served as the Caddyfile serves
+	// them (the rules it imports), before forward auth: public files, as
+	// on every other front.  The page holds no credentials, but its
+	// requests carry the identity service's session cookie by themselves,
+	// so it goes online as the user the service names.  The file sent
+	// every path to the auth service and the backend: / was the stub's 401.
+	test('the call page goes online by the identity service\'s cookie', T,
+	    async (t) => {
+		const c = stack.client();
+		const alice = uid('alice');
+		await checkWebFiles(c, { api: as(alice) });
+		if (browserSkip()) {
+			t.diagnostic(`no browser check: ${browserSkip()}`);
+			return;
+		}
+		const browser = await launchChromium(t);
+		const context = await browser.newContext();
+		await context.addCookies([{ name: 'fa_session', url: stack.base,
+		    value: `ok.${b64u(JSON.stringify({ userid: alice }))}` }]);
+		const page = await context.newPage();
+		await page.goto(`${stack.base}/`);
+		await goOnline(page, alice, 'laptop');
+		await page.waitForSelector('#sigstate.pill-on');
+		// The backend took the stream as alice's, by the cookie alone.
+		const l = await list(c, alice, as(alice));
+		assert.deepEqual([l.status, l.json()], [200, ['laptop']], l.text);
 	});
 
 	test('healthz and OPTIONS stay open', T, async () => {

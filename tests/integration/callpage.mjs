@@ -6,10 +6,12 @@
 //
 // Not a test file (the runner only picks up *.test.mjs).
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { ROOT, skipReason } from './harness.mjs';
+import {
+	ROOT, CADDYFILE, skipReason, subPath, postPath, isJson,
+} from './harness.mjs';
 
 export const CHROMIUM = process.env.BEEP_CHROMIUM || '/usr/bin/chromium';
 
@@ -138,4 +140,47 @@ export async function countDelivered(page, event) {
 			    window.beepApp.sig.sendQueues.size === 0);
 		},
 	};
+}
+
+// The call page's files through the front c talks to, as the Caddyfile
+// serves them: each with its type, no-cache and CORS, the page's own with
+// its Content-Security-Policy and other headers, /beep-signal.js (imported
+// by apps of other origins) without them. An API path whose id the front
+// decodes and resolves to one of them (%2F and ".." steps), sent with the
+// headers `api` (credentials, where the front wants them), reaches the
+// backend, which refuses it in JSON, and any other path gets its JSON 404.
+export async function checkWebFiles(c, { api = {} } = {}) {
+	// The Caddyfile's policy, where it is written (the file it imports).
+	const caddy = [CADDYFILE, path.join(ROOT, 'conf', 'caddy-web.conf')]
+	    .filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8'))
+	    .join('\n');
+	const csp = /Content-Security-Policy "([^"]+)"/.exec(caddy)[1];
+	for (const [p, type] of [['/', /^text\/html/],
+	    ['/index.html', /^text\/html/], ['/app.js', /^text\/javascript/],
+	    ['/style.css', /^text\/css/],
+	    ['/beep-signal.js', /^text\/javascript/]]) {
+		const r = await c.get(p);
+		assert.equal(r.status, 200, `${p}: ${r.status} ${r.text.slice(0, 80)}`);
+		assert.match(r.headers['content-type'], type, p);
+		const page = p !== '/beep-signal.js';
+		assert.deepEqual([r.headers['content-security-policy'],
+		    r.headers['x-content-type-options'],
+		    r.headers['referrer-policy'],
+		    r.headers['cross-origin-opener-policy']],
+		    page ? [csp, 'nosniff', 'no-referrer', 'same-origin'] :
+		    [undefined, undefined, undefined, undefined], p);
+		assert.equal(r.headers['cache-control'], 'no-cache', p);
+		assert.equal(r.headers['access-control-allow-origin'], '*', p);
+	}
+	// Ids that a front resolves to a file of web/: the backend's 400.
+	for (const [p, post] of [[subPath('u', '../../../beep-signal.js')],
+	    [postPath('u', '../../../app.js'), true],
+	    [subPath('u', '../../../index.html')], [subPath('u', '../../..')]]) {
+		const r = await (post ? c.postJson(p, { data: 'x' },
+		    { headers: api }) : c.get(p, { headers: api }));
+		assert.equal(r.status, 400, `${p}: ${r.status} ${r.text.slice(0, 80)}`);
+		assert.ok(isJson(r), p);
+	}
+	const r = await c.get('/nope', { headers: api });
+	assert.deepEqual([r.status, r.json()], [404, { error: 'not found' }]);
 }
