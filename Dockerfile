@@ -34,7 +34,10 @@ COPY --from=build /out/usr/ /usr/
 WORKDIR /opt/beep-signal
 COPY Caddyfile scripts/run.sh scripts/healthcheck.sh ./
 COPY web ./web
+# The Caddyfile imports the call page's rules from where make install put
+# them (it has no conf/ beside it here).
 ENV PORT=1837 BEEP_BIN=/usr/bin/beep-signal BEEP_RUN_DIR=/run/beep-signal \
+	BEEP_CADDY_WEB=/usr/share/beep-signal/caddy-web.conf \
 	HOME=/var/lib/beep-signal XDG_DATA_HOME=/var/lib/beep-signal/data \
 	XDG_CONFIG_HOME=/var/lib/beep-signal/config OPS_PORT=9180
 USER beep

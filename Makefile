@@ -271,7 +271,9 @@ format-check:
 		|| { echo "include keyed_hash.h, not <uthash.h>"; exit 1; }
 
 # The call page and JS client go where the Caddyfile's BEEP_WEB_ROOT
-# default looks (with PREFIX=/usr/local).
+# default looks (with PREFIX=/usr/local), and beside them the Caddy rules
+# that serve them, for a Caddyfile copied away from conf/ to import
+# (BEEP_CADDY_WEB).
 WEB_FILES := web/index.html web/app.js web/style.css web/beep-signal.js
 # The sample configuration file and the man page's OPTIONS list, from the
 # option table (--print-config, --help).  Run it after adding an option;
@@ -279,9 +281,9 @@ WEB_FILES := web/index.html web/app.js web/style.css web/beep-signal.js
 docs: $(BIN)
 	sh scripts/gen-docs.sh $(BIN)
 
-# The binary, its man page, the sample configuration and environment files
-# and the systemd units (whose paths follow BINDIR).  PREFIX and DESTDIR as
-# usual; e.g. make install PREFIX=/usr DESTDIR=/tmp/stage.
+# The binary, its man page, the sample configuration and environment files,
+# the systemd units (whose paths follow BINDIR) and the call page.  PREFIX
+# and DESTDIR as usual; e.g. make install PREFIX=/usr DESTDIR=/tmp/stage.
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/beep-signal
 	install -D -m 0644 man/beep-signal.8 \
@@ -299,6 +301,7 @@ install: $(BIN)
 	done
 	install -d $(DESTDIR)$(PREFIX)/share/beep-signal/web
 	install -m 0644 $(WEB_FILES) $(DESTDIR)$(PREFIX)/share/beep-signal/web/
+	install -m 0644 conf/caddy-web.conf $(DESTDIR)$(PREFIX)/share/beep-signal/
 
 clean:
 	rm -rf build

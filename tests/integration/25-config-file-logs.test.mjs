@@ -140,7 +140,8 @@ test('a misspelt option variable is warned of, naming the option', T,
 	assert.match(r.stderr, /BEEP_KEEPALIVES .*BEEP_KEEPALIVE\b/);
 	r = await runBinary(['--check-config'], { env: { BEEP_SOCKET: '/x',
 	    BEEP_WEB_ROOT: '/w', BEEP_NODES: 'a b', BEEP_UPSTREAMS: 'a',
-	    BEEP_RUN_DIR: '/r', BEEP_TEST_SCALE: '1', BEEP_CONFIG: '' } });
+	    BEEP_RUN_DIR: '/r', BEEP_TEST_SCALE: '1', BEEP_CONFIG: '',
+	    BEEP_CADDY_WEB: '/c' } });
 	assert.equal(r.code, 0, r.stderr);
 	assert.doesNotMatch(r.stderr, /BEEP_/, 'the fronts\' and scripts\' ' +
 	    'variables are not options, and not typos of one');

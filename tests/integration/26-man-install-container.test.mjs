@@ -337,6 +337,10 @@ test('the image\'s CMD and HEALTHCHECK, outside Docker', T, async () => {
 		SITE_ADDRESS: `:${site}`, BEEP_MAX_STREAMS: '7', BEEP_RATE: '0',
 	};
 	assert.equal(d.env.OPS_PORT, '9180');
+	// The Caddyfile's rules for the call page: where make install
+	// PREFIX=/usr puts them (test above), here the checkout's.
+	assert.equal(d.env.BEEP_CADDY_WEB, '/usr/share/beep-signal/caddy-web.conf');
+	env.BEEP_CADDY_WEB = path.join(ROOT, 'conf', 'caddy-web.conf');
 	const health = () => new Promise((resolve) => {
 		const c = spawn(d.health[0], d.health.slice(1), { cwd: work, env,
 		    stdio: 'ignore' });
@@ -360,6 +364,11 @@ test('the image\'s CMD and HEALTHCHECK, outside Docker', T, async () => {
 			assert.equal(s.status, 200);
 			s.stream.close();
 			assert.equal((await c.get('/healthz')).status, 200);
+			// The call page, by the rules the Caddyfile imports.
+			const page = await c.get('/');
+			assert.equal(page.status, 200, page.text.slice(0, 80));
+			assert.match(page.headers['content-security-policy'],
+			    /frame-ancestors 'none'/);
 		} finally {
 			c.close();
 		}

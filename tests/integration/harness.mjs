@@ -277,6 +277,7 @@ export function caddyEnv(home, port, socket, opsPort) {
 		BEEP_SOCKET: socket,
 		CADDY_ADMIN: 'off',
 		BEEP_WEB_ROOT: path.join(ROOT, 'web'),
+		BEEP_CADDY_WEB: path.join(ROOT, 'conf', 'caddy-web.conf'),
 	};
 }
 
