@@ -10,7 +10,9 @@
 // that leaves disappears from the list (BEEP_KEEPALIVE=1, bounded poll);
 // SIGTERM to the backend ends the stream with a `retry:` field and the backend
 // exits 0. And nginx with conf/nginx-web.conf serves the call page with the
-// Caddyfile's headers, on its own paths only (Chromium runs it). Every process is stopped by pid (SIGTERM, then SIGKILL after a
+// Caddyfile's headers, on its own paths only (Chromium runs it), as do
+// conf/Caddyfile.cluster (by the rules the Caddyfile imports) and
+// conf/Caddyfile.compose (through a node's Caddy). Every process is stopped by pid (SIGTERM, then SIGKILL after a
 // bound) and the temp dir removed, also when a test fails.
 //
 // nginx, lighttpd, spawn-fcgi, systemd (systemd-socket-activate) and caddy are

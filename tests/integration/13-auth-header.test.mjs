@@ -21,7 +21,8 @@
 // pins the device; a pass without a claim, or a malformed claim (also one
 // nested too deep or longer than BEEP_MAX_TOKEN), is no
 // identity (401); the stub never sees the client's X-User-Claim; healthz and
-// OPTIONS stay open.
+// OPTIONS stay open; the call page is served as the Caddyfile serves it, and
+// goes online in Chromium by the identity service's session cookie.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
