@@ -59,50 +59,55 @@ test('lighttpd under Debian\'s lighttpd.conf: ids ending in "~" or ".inc" reach 
 // And a path sent with raw "/../" steps (no browser sends one: curl
 // --path-as-is does) reaches no file through the API's prefixes, nor
 // above the document root.
-test('lighttpd under Debian\'s lighttpd.conf: ids with ".." steps after %2F reach the backend',
-    T, async (t) => {
-	const rig = new Rig(t, 'lighttpd-dotseg');
-	await rig.startListen();
-	await rig.startLighttpd();
-	const www = path.join(rig.dir, 'lighttpd', 'www');
-	fs.writeFileSync(path.join(www, 'secret.txt'), 'not for the API\n');
-	const c = rig.client();
-	const u = uid('dots');
-	// Each with the backend's answer (as behind Caddy and nginx, which
-	// pass it the same REQUEST_URI): an id holding a ".." piece is 400,
-	// a path of no route's shape (its raw steps kept) 404.
-	const paths = [[subPath(u, '../../../beep-signal.js'), 400],
-	    [subPath(u, '../../../secret.txt'), 400],
-	    [postPath(u, '../../../secret.txt'), 400],
-	    [listPath('../../x'), 400],
-	    [`/user/${enc(u)}/device/..%2f..%2f..%2fsecret.txt`, 400],
-	    [subPath(u, '..'), 400],
-	    [`/subscribe/${enc(u)}/device/../../../secret.txt`, 404],
-	    ['/user/../secret.txt', 404],
-	    ['/subscribe/..%2F..%2Fsecret.txt?x=1', 404]];
-	const got = [];
-	for (const [p] of paths) {
-		const r = await (p.startsWith('/user/') && p.includes('/device/') ?
-		    c.postJson(p, { data: 'x' }) : c.get(p));
-		let error;
-		try {
-			error = typeof JSON.parse(r.text).error;
-		} catch {
-			error = 'no JSON';
+// The same with mod_fastcgi loaded before the shipped file's modules (as
+// Debian's 10-fastcgi.conf loads it): it then picks its requests before
+// mod_magnet's script runs.
+for (const fastcgiFirst of [false, true]) {
+	test('lighttpd under Debian\'s lighttpd.conf: ids with ".." steps after %2F reach the backend' +
+	    (fastcgiFirst ? ', mod_fastcgi loaded first' : ''), T, async (t) => {
+		const rig = new Rig(t, 'lighttpd-dotseg');
+		await rig.startListen();
+		await rig.startLighttpd({ fastcgiFirst });
+		const www = path.join(rig.dir, 'lighttpd', 'www');
+		fs.writeFileSync(path.join(www, 'secret.txt'), 'not for the API\n');
+		const c = rig.client();
+		const u = uid('dots');
+		// Each with the backend's answer (as behind Caddy and nginx, which
+		// pass it the same REQUEST_URI): an id holding a ".." piece is 400,
+		// a path of no route's shape (its raw steps kept) 404.
+		const paths = [[subPath(u, '../../../beep-signal.js'), 400],
+		    [subPath(u, '../../../secret.txt'), 400],
+		    [postPath(u, '../../../secret.txt'), 400],
+		    [listPath('../../x'), 400],
+		    [`/user/${enc(u)}/device/..%2f..%2f..%2fsecret.txt`, 400],
+		    [subPath(u, '..'), 400],
+		    [`/subscribe/${enc(u)}/device/../../../secret.txt`, 404],
+		    ['/user/../secret.txt', 404],
+		    ['/subscribe/..%2F..%2Fsecret.txt?x=1', 404]];
+		const got = [];
+		for (const [p] of paths) {
+			const r = await (p.startsWith('/user/') && p.includes('/device/') ?
+			    c.postJson(p, { data: 'x' }) : c.get(p));
+			let error;
+			try {
+				error = typeof JSON.parse(r.text).error;
+			} catch {
+				error = 'no JSON';
+			}
+			got.push(`${p}: ${r.status} ${r.headers['content-type']} ${error}`);
 		}
-		got.push(`${p}: ${r.status} ${r.headers['content-type']} ${error}`);
-	}
-	assert.deepEqual(got, paths.map(([p, status]) =>
-	    `${p}: ${status} application/json string`));
-	// An id with %2F and no such step still works, and the site's own
-	// files are lighttpd's as before, none above its root.
-	const l = await c.get(listPath(`${u}/x`));
-	assert.deepEqual([l.status, l.json()], [200, { devices: [] }]);
-	const f = await c.get('/x/../secret.txt');
-	assert.deepEqual([f.status, f.text], [200, 'not for the API\n']);
-	for (const p of ['/../../../../../etc/hostname',
-	    '/..%2F..%2F..%2F..%2F..%2Fetc%2Fhostname',
-	    '/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/hostname'])
-		assert.equal((await c.get(p)).status, 404, p);
-	rig.checkBackendLog();
-});
+		assert.deepEqual(got, paths.map(([p, status]) =>
+		    `${p}: ${status} application/json string`));
+		// An id with %2F and no such step still works, and the site's own
+		// files are lighttpd's as before, none above its root.
+		const l = await c.get(listPath(`${u}/x`));
+		assert.deepEqual([l.status, l.json()], [200, []]);
+		const f = await c.get('/x/../secret.txt');
+		assert.deepEqual([f.status, f.text], [200, 'not for the API\n']);
+		for (const p of ['/../../../../../etc/hostname',
+		    '/..%2F..%2F..%2F..%2F..%2Fetc%2Fhostname',
+		    '/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/hostname'])
+			assert.equal((await c.get(p)).status, 404, p);
+		rig.checkBackendLog();
+	});
+}

@@ -25,6 +25,8 @@ export const NGINX_CLUSTER_CONF = path.join(ROOT, 'conf', 'nginx-cluster.conf');
 export const LIGHTTPD_CONF = path.join(ROOT, 'conf', 'lighttpd.conf');
 export const LIGHTTPD_LUA = path.join(ROOT, 'conf', 'lighttpd-stream-down.lua');
 export const LIGHTTPD_LUA_PROD = '/etc/lighttpd/beep-signal-stream-down.lua';
+export const LIGHTTPD_RAW_LUA = path.join(ROOT, 'conf', 'lighttpd-raw-path.lua');
+export const LIGHTTPD_RAW_LUA_PROD = '/etc/lighttpd/beep-signal-raw-path.lua';
 export const PROD_SOCKET = '/run/beep-signal/beep.sock';
 
 // ---------------------------------------------------------------------------
@@ -368,17 +370,21 @@ export class Rig {
 		});
 	}
 
-	// edit(site) may change the shipped file further.
-	startLighttpd({ edit = (site) => site } = {}) {
+	// edit(site) may change the shipped file further; fastcgiFirst loads
+	// mod_fastcgi before it, as Debian's 10-fastcgi.conf (enabled for PHP)
+	// does.
+	startLighttpd({ edit = (site) => site, fastcgiFirst = false } = {}) {
 		const dir = path.join(this.dir, 'lighttpd');
 		fs.mkdirSync(path.join(dir, 'www'), { recursive: true });
 		return this.startFront('lighttpd', (port) => {
 			let site = fs.readFileSync(LIGHTTPD_CONF, 'utf8');
 			site = rewrite(site, PROD_SOCKET, this.sock,
 			    'lighttpd socket path');
-			// The stream-down script from the checkout.
+			// The scripts from the checkout.
 			site = rewrite(site, LIGHTTPD_LUA_PROD, LIGHTTPD_LUA,
 			    'lighttpd stream-down script');
+			site = rewrite(site, LIGHTTPD_RAW_LUA_PROD,
+			    LIGHTTPD_RAW_LUA, 'lighttpd raw-path script');
 			fs.writeFileSync(path.join(dir, 'beep-signal.conf'),
 			    edit(site));
 			const main = path.join(dir, 'lighttpd.conf');
@@ -389,6 +395,7 @@ export class Rig {
 			fs.writeFileSync(main, [
 				'server.modules = ( "mod_indexfile", "mod_access",',
 				'  "mod_alias", "mod_redirect" )',
+				fastcgiFirst ? 'server.modules += ( "mod_fastcgi" )' : '',
 				`server.document-root = "${path.join(dir, 'www')}"`,
 				`server.bind = "127.0.0.1"`,
 				`server.port = ${port}`,
