@@ -468,6 +468,22 @@ test('lighttpd (conf/lighttpd.conf) -> beep-signal --listen unix:', T,
 	await smoke(t, rig);
 });
 
+// The call page behind lighttpd: conf/lighttpd-web.conf, included after
+// conf/lighttpd.conf, serves web/ as the Caddyfile does, with its headers,
+// on the page's own paths as sent only (lighttpd resolves ".." and "%2F"
+// before its conditions see a path: conf/lighttpd-raw-path.lua sends an
+// API path to the backend, conf/lighttpd-web-exact.lua refuses any other
+// that is not the file's own), and leaves every other path to the site.
+test('lighttpd with conf/lighttpd-web.conf serves the call page as Caddy does',
+    T, async (t) => {
+	const rig = new Rig(t, 'lighttpd-web');
+	await rig.startListen();
+	await rig.startLighttpd({ web: true, fastcgiFirst: true });
+	const c = rig.client();
+	await checkWebFiles(c, { site: true });
+	assert.deepEqual(await c.devices(uid('web')), []);
+});
+
 // The backend out of reach behind lighttpd: its own 503 (the socket is gone)
 // or 500 (a backend that hangs up before answering), which EventSource
 // would take as final, reaches a bare EventSource as the stream nginx's

@@ -149,7 +149,11 @@ export async function countDelivered(page, event) {
 // decodes and resolves to one of them (%2F and ".." steps), sent with the
 // headers `api` (credentials, where the front wants them), reaches the
 // backend, which refuses it in JSON, and any other path gets its JSON 404.
-export async function checkWebFiles(c, { api = {} } = {}) {
+// site: the front sends only the API to the backend, and keeps every other
+// path for the site it serves (conf/lighttpd-web.conf): a path that is not
+// one of the files but resolves to one (its "..", "%2F" or "//") gets none
+// of them, whatever the site answers.
+export async function checkWebFiles(c, { api = {}, site = false } = {}) {
 	// The Caddyfile's policy, where it is written (the file it imports).
 	const caddy = [CADDYFILE, path.join(ROOT, 'conf', 'caddy-web.conf')]
 	    .filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8'))
@@ -180,6 +184,19 @@ export async function checkWebFiles(c, { api = {} } = {}) {
 		    { headers: api }) : c.get(p, { headers: api }));
 		assert.equal(r.status, 400, `${p}: ${r.status} ${r.text.slice(0, 80)}`);
 		assert.ok(isJson(r), p);
+	}
+	if (site) {
+		const bodies = new Set();
+		for (const p of ['/beep-signal.js', '/app.js', '/index.html'])
+			bodies.add((await c.get(p)).text);
+		for (const p of ['/x/..%2Fbeep-signal.js', '/x/../app.js',
+		    '//app.js', '/./index.html', '/%2e/style.css', '/x/..',
+		    '/%61pp.js', '/web/app.js']) {
+			const r = await c.get(p);
+			assert.ok(r.status !== 200 && !bodies.has(r.text),
+			    `${p}: ${r.status} ${r.text.slice(0, 80)}`);
+		}
+		return;
 	}
 	const r = await c.get('/nope', { headers: api });
 	assert.deepEqual([r.status, r.json()], [404, { error: 'not found' }]);

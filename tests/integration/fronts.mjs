@@ -27,6 +27,10 @@ export const LIGHTTPD_LUA = path.join(ROOT, 'conf', 'lighttpd-stream-down.lua');
 export const LIGHTTPD_LUA_PROD = '/etc/lighttpd/beep-signal-stream-down.lua';
 export const LIGHTTPD_RAW_LUA = path.join(ROOT, 'conf', 'lighttpd-raw-path.lua');
 export const LIGHTTPD_RAW_LUA_PROD = '/etc/lighttpd/beep-signal-raw-path.lua';
+export const LIGHTTPD_WEB_CONF = path.join(ROOT, 'conf', 'lighttpd-web.conf');
+export const LIGHTTPD_WEB_LUA = path.join(ROOT, 'conf', 'lighttpd-web-exact.lua');
+export const LIGHTTPD_WEB_LUA_PROD = '/etc/lighttpd/beep-signal-web-exact.lua';
+export const WEB_ROOT_PROD = '/usr/local/share/beep-signal/web';
 export const PROD_SOCKET = '/run/beep-signal/beep.sock';
 
 // ---------------------------------------------------------------------------
@@ -372,8 +376,10 @@ export class Rig {
 
 	// edit(site) may change the shipped file further; fastcgiFirst loads
 	// mod_fastcgi before it, as Debian's 10-fastcgi.conf (enabled for PHP)
-	// does.
-	startLighttpd({ edit = (site) => site, fastcgiFirst = false } = {}) {
+	// does; web: conf/lighttpd-web.conf is included after it, serving the
+	// checkout's web/.
+	startLighttpd({ edit = (site) => site, fastcgiFirst = false,
+	    web = false } = {}) {
 		const dir = path.join(this.dir, 'lighttpd');
 		fs.mkdirSync(path.join(dir, 'www'), { recursive: true });
 		return this.startFront('lighttpd', (port) => {
@@ -387,6 +393,15 @@ export class Rig {
 			    LIGHTTPD_RAW_LUA, 'lighttpd raw-path script');
 			fs.writeFileSync(path.join(dir, 'beep-signal.conf'),
 			    edit(site));
+			if (web) {
+				let page = fs.readFileSync(LIGHTTPD_WEB_CONF, 'utf8');
+				page = rewrite(page, WEB_ROOT_PROD,
+				    path.join(ROOT, 'web'), 'lighttpd-web.conf root');
+				page = rewrite(page, LIGHTTPD_WEB_LUA_PROD,
+				    LIGHTTPD_WEB_LUA, 'lighttpd-web.conf script');
+				fs.writeFileSync(path.join(dir, 'beep-signal-web.conf'),
+				    page);
+			}
 			const main = path.join(dir, 'lighttpd.conf');
 			// Debian 12's /etc/lighttpd/lighttpd.conf, where the shipped
 			// file is included from (conf-enabled), but for paths and
@@ -421,6 +436,8 @@ export class Rig {
 				'url.access-deny = ( "~", ".inc" )',
 				'static-file.exclude-extensions = ( ".php", ".pl", ".fcgi" )',
 				`include "${path.join(dir, 'beep-signal.conf')}"`,
+				web ? `include "${path.join(dir,
+				    'beep-signal-web.conf')}"` : '',
 				'server.modules += ( "mod_dirlisting", "mod_staticfile" )',
 				'',
 			].join('\n'));
