@@ -12,7 +12,8 @@
 // exits 0. And nginx with conf/nginx-web.conf serves the call page with the
 // Caddyfile's headers, on its own paths only (Chromium runs it), as do
 // conf/Caddyfile.cluster (by the rules the Caddyfile imports) and
-// conf/Caddyfile.compose (through a node's Caddy). Every process is stopped by pid (SIGTERM, then SIGKILL after a
+// conf/Caddyfile.compose (through a node's Caddy), and lighttpd with
+// conf/lighttpd-web.conf (on its own paths as sent). Every process is stopped by pid (SIGTERM, then SIGKILL after a
 // bound) and the temp dir removed, also when a test fails.
 //
 // nginx, lighttpd, spawn-fcgi, systemd (systemd-socket-activate) and caddy are
