@@ -2781,6 +2781,69 @@ test_cluster_unsub_after_hangup_moved(void **state)
 }
 
 /*
+ * Node 0's stream took "one", its client left, and "two" came (200: node
+ * 0 still listed), held in node 0's registry; the stream closed (its
+ * UNSUB holds from "one").  The client comes back through node 0 with
+ * the id of "one": its SUB starts there, and the registry, which still
+ * has "two", gives it from its log (Redis's replay of "two" is a
+ * duplicate there).  Then node 0's commands are refused, it delivers
+ * "local" to the stream alone, and Redis takes it back: its resync tells
+ * the other holders.  Its stream missed nothing ("two" came to node 0 by
+ * its channel, and the stream took it): no reset.  On HEAD the new
+ * stream's SUB set what node 0 had seen from Redis back to "one", and
+ * the resync, finding "two" above it, told the stream a loss.
+ */
+static void
+test_cluster_resync_after_rejoin(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume at = {REGISTRY_RESUME_AT, 0};
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct cluster_entry *ref, *ref2;
+	struct cluster_stats cs = {.up = true};
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = subscribe(f, 0, NULL, &st, &ref);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	at.id = next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	s2 = subscribe(f, 0, &at, &st, &ref2);
+	assert_false(st.reset);
+	next_msg(f->reg[0], s2, text);
+	assert_string_equal(text, "two");
+	node0_cut();
+	for (int i = 0; i < 1000 && cs.up; i++) {
+		cluster_stats(f->cl[0], &cs);
+		if (cs.up)
+			usleep(10000);
+	}
+	assert_false(cs.up);
+	err = post(f, 0, "local", id, &down);
+	if (down || err != REGISTRY_OK)
+		fail_msg("node 0, its commands refused, did not deliver to its "
+		         "live stream alone (%d, down %d): its id is a "
+		         "duplicate of \"two\" there",
+		    err, down);
+	next_msg(f->reg[0], s2, text);
+	assert_string_equal(text, "local");
+	node0_back(f);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	if (reset_before(f->reg[0], s2, "three"))
+		fail_msg("reset before \"three\": nothing was lost");
+	unsubscribe(f, 0, s2, ref2);
+}
+
+/*
  * As unsub_after_end(), after node 0 delivered "local" to its stream
  * alone while its command connection was refused (its channel stays):
  * the stream takes it, its client leaves (hung up, not unsubscribed
@@ -4157,6 +4220,8 @@ main(void)
 	        test_cluster_held_after_grace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_rejoin_while_closing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resync_after_rejoin, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_after_hangup, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
