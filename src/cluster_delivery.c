@@ -68,6 +68,23 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 			 * would reset the device's streams for nothing.
 			 */
 			e->collided = id;
+		} else if (!reset && replay != NULL) {
+			/*
+			 * A new stream's backlog that the registry kept from
+			 * before (its log still past where the stream starts,
+			 * which cluster_delivery_apply() made e->last and
+			 * e->seen): the node has it.  Left there, the next id
+			 * it gave alone, e->last + 1, was a duplicate too (its
+			 * POSTs 503 for as long as Redis was down), and a
+			 * resync or UNSUB found what the stream had taken
+			 * above seen and told a loss (until 2026-12-07).  Not
+			 * seen at an id it may have given alone: Redis's entry
+			 * there may be another (a collision, above).
+			 */
+			if (id > e->last)
+				e->last = id;
+			if (id > e->seen && !(e->local && id <= e->alone))
+				e->seen = id;
 		}
 		return;
 	case REGISTRY_OK:
