@@ -250,13 +250,11 @@ drain(struct api *api, struct registry *reg, struct api_response *r, bool first)
 	return w == REGISTRY_TIMEOUT;
 }
 
-/* End a stream as server_stream() does. */
+/* End a stream as server_stream() does: api_stream_end() closes it. */
 static void
-close_stream(struct api *api, struct registry *reg, struct open *o, size_t i)
+close_stream(struct api *api, struct open *o, size_t i)
 {
-	registry_unsubscribe(reg, o->resp[i].stream);
 	api_stream_end(api, &o->resp[i]);
-	o->resp[i].stream = NULL;
 	api_response_clear(&o->resp[i]);
 	memmove(
 	    &o->resp[i], &o->resp[i + 1], (o->n - i - 1) * sizeof(o->resp[0]));
@@ -306,10 +304,10 @@ handle(const struct config *conf, struct api *api, struct registry *reg,
 	FUZZ_CHECK(resp.status == HTTP_200);
 	check_response(&resp);
 	if (o->n == MAX_OPEN)
-		close_stream(api, reg, o, 0);
+		close_stream(api, o, 0);
 	o->resp[o->n++] = resp;
 	if (!drain(api, reg, &o->resp[o->n - 1], true))
-		close_stream(api, reg, o, o->n - 1);
+		close_stream(api, o, o->n - 1);
 }
 
 struct job {
@@ -351,7 +349,7 @@ run(void *arg)
 		p += blen, len -= blen;
 		if (plen == 0) {
 			if (o.n > 0)
-				close_stream(api, reg, &o, 0);
+				close_stream(api, &o, 0);
 			continue;
 		}
 		if (!params_decode(&ps, params, plen, mode == MODE_JWT)) {
@@ -365,10 +363,10 @@ run(void *arg)
 		params_clear(&ps);
 		for (size_t i = o.n; i-- > 0;)
 			if (!drain(api, reg, &o.resp[i], false))
-				close_stream(api, reg, &o, i);
+				close_stream(api, &o, i);
 	}
 	while (o.n > 0)
-		close_stream(api, reg, &o, 0);
+		close_stream(api, &o, 0);
 	api_free(api);
 	registry_free(reg);
 }
