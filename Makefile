@@ -74,9 +74,15 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_r
 # requests those pages make are the ones every other file makes under the
 # sanitizers; Chromium and the client's own waits (a default grace
 # period) are most of their time (about 300 s of a pass's 1,150).  They
-# run in the plain pass.  TSAN_SKIP: 30-browser's calls
-# between real pages and browsers (about 100 s), for the same reason,
-# kept under ASan for its glare and relay paths through the backend.
+# run in the plain pass.  Also skipped under either sanitizer: the files
+# whose subject is packaging (the man page, `make install`, the image,
+# `make run`, the README's spawn-fcgi block): the backend in them does what
+# it does in every other file (about 35 s of each sanitizer pass).
+# TSAN_SKIP: 30-browser's calls between real pages and browsers (about
+# 100 s), for the same reason, kept under ASan for its glare and relay paths
+# through the backend; and the files whose subject is the shipped front
+# configurations and the README's metrics table (about 150 s of the TSan
+# pass), kept under ASan, whose subject is the bytes they bring.
 BROWSER_JS := 34-call-page-session-expiry 35-js-client-lifecycle \
 	36-js-client-token-expiry 74-call-page-busy-reflection \
 	76-call-page-ice-servers-refused 77-call-page-contacts-per-user \
@@ -87,9 +93,16 @@ BROWSER_JS := 34-call-page-session-expiry 35-js-client-lifecycle \
 	123-call-page-ring-time
 CLIENT_JS := 31-js-client 50-js-client-stale-resume \
 	55-js-client-silent-vanish 56-js-client-killed-page
+PACKAGING := 26-man-install-container 60-make-run \
+	105-spawn-fcgi-readme-fresh-host
+FRONT_CONF := 09-fronts 29-cluster-fronts 33-front-quiet-stream \
+	47-lighttpd-debian 51-lighttpd-header-size
 SAN_SKIP ?= $(foreach f,$(BROWSER_JS),$(f)=JavaScript in Chromium: run in the plain pass;) \
-	$(foreach f,$(CLIENT_JS),$(f)=beep-signal.js in Node: run in the plain pass;)
-TSAN_SKIP ?= 30-browser=pages and browsers: run in the plain and ASan passes;
+	$(foreach f,$(CLIENT_JS),$(f)=beep-signal.js in Node: run in the plain pass;) \
+	$(foreach f,$(PACKAGING),$(f)=packaging: run in the plain pass;)
+TSAN_SKIP ?= 30-browser=pages and browsers: run in the plain and ASan passes; \
+	$(foreach f,$(FRONT_CONF),$(f)=front configuration: run in the plain and ASan passes;) \
+	100-metrics-readme=the README's metrics table: run in the plain and ASan passes;
 INTEGRATION_ENV := BEEP_TEST_SANITIZER=$(SANITIZE) \
 	$(if $(findstring thread,$(SANITIZE)),BEEP_TEST_SCALE=$${BEEP_TEST_SCALE:-0.25}) \
 	$(if $(SANITIZE),BEEP_TEST_SKIP="$${BEEP_TEST_SKIP-$(SAN_SKIP)$(if $(findstring thread,$(SANITIZE)),$(TSAN_SKIP))}")

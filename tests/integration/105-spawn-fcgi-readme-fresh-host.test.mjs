@@ -21,12 +21,15 @@ import { cpSync, mkdtempSync, mkdirSync, readFileSync, readdirSync,
 	readlinkSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, BEEP_BIN, withTimeout } from './harness.mjs';
+import { ROOT, BEEP_BIN, withTimeout, skipReason } from './harness.mjs';
 import { launch, need, rewrite, stop, waitLine, PROD_SOCKET } from
     './fronts.mjs';
 import { FcgiConn, requestParams } from './fcgi.mjs';
 
-const T = { timeout: 60000 };
+// Skipped under either sanitizer (the Makefile's SAN_SKIP): its subject is
+// the README's spawn-fcgi block on a fresh host, not the C the sanitizers
+// watch.
+const T = { timeout: 60000, skip: skipReason(import.meta.url) };
 
 // The ```sh block after "**spawn-fcgi**" in README's Deployment section.
 function readmeBlock() {

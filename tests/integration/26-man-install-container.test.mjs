@@ -21,12 +21,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import {
 	ROOT, BEEP_BIN, freePort, poll, Client, withTimeout, uid, subPath,
-	openSub, SseStream, runBinary,
+	openSub, SseStream, runBinary, skipReason,
 } from './harness.mjs';
 import { parseExposition } from './prom.mjs';
 
 const run = promisify(execFile);
-const T = { timeout: 60000 };
+// Skipped under either sanitizer (the Makefile's SAN_SKIP): its subject is
+// the man page, `make install` and the image, not the C the sanitizers watch.
+const T = { timeout: 60000, skip: skipReason(import.meta.url) };
 const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-ops-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 

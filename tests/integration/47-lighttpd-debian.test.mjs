@@ -13,11 +13,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-	uid, subPath, postPath, listPath, enc,
+	uid, subPath, postPath, listPath, enc, skipReason,
 } from './harness.mjs';
 import { Rig } from './fronts.mjs';
 
-const T = { timeout: 60000 };
+// Skipped under ThreadSanitizer (the Makefile's TSAN_SKIP): its subject is
+// lighttpd's configuration, not the C the sanitizers watch.
+const T = { timeout: 60000, skip: skipReason(import.meta.url) };
 
 test('lighttpd under Debian\'s lighttpd.conf: ids ending in "~" or ".inc" reach the backend',
     T, async (t) => {

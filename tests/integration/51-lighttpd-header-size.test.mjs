@@ -14,10 +14,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { Rig } from './fronts.mjs';
-import { listPath, subPath, isJson } from './harness.mjs';
+import { listPath, subPath, isJson, skipReason } from './harness.mjs';
 import { mint, claims } from './jwt.mjs';
 
-const T = { timeout: 60000 };
+// Skipped under ThreadSanitizer (the Makefile's TSAN_SKIP): its subject is
+// lighttpd's configuration, not the C the sanitizers watch.
+const T = { timeout: 60000, skip: skipReason(import.meta.url) };
 
 // The headers a current Chromium sends with a cross-origin fetch(), without
 // its cookies: about 700 bytes.

@@ -24,10 +24,12 @@ import os from 'node:os';
 import path from 'node:path';
 import {
 	ROOT, BEEP_BIN, freePort, poll, Client, withTimeout, subPath,
-	SseStream,
+	SseStream, skipReason,
 } from './harness.mjs';
 
-const T = { timeout: 90000 };
+// Skipped under either sanitizer (the Makefile's SAN_SKIP): its subject is
+// `make run`, its script and its signals, not the C the sanitizers watch.
+const T = { timeout: 90000, skip: skipReason(import.meta.url) };
 const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-make-run-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
