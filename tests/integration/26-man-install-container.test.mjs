@@ -24,6 +24,8 @@ import {
 	openSub, SseStream, runBinary, skipReason,
 } from './harness.mjs';
 import { parseExposition } from './prom.mjs';
+import { Rig, stop } from './fronts.mjs';
+import { checkWebFiles } from './callpage.mjs';
 
 const run = promisify(execFile);
 // Skipped under either sanitizer (the Makefile's SAN_SKIP): its subject is
@@ -209,6 +211,12 @@ test('make install honours PREFIX and DESTDIR', T, async () => {
 		'usr/share/beep-signal/caddy-web.conf': 0o644,
 		'usr/share/beep-signal/web/index.html': 0o644,
 		'usr/share/beep-signal/web/beep-signal.js': 0o644,
+		// lighttpd's confs and the scripts they run (test below).
+		'usr/share/beep-signal/lighttpd.conf': 0o644,
+		'usr/share/beep-signal/lighttpd-web.conf': 0o644,
+		'usr/share/beep-signal/lighttpd-raw-path.lua': 0o644,
+		'usr/share/beep-signal/lighttpd-stream-down.lua': 0o644,
+		'usr/share/beep-signal/lighttpd-web-exact.lua': 0o644,
 	};
 	for (const [f, mode] of Object.entries(want)) {
 		const p = path.join(dest, f);
@@ -219,8 +227,55 @@ test('make install honours PREFIX and DESTDIR', T, async () => {
 	    'usr/lib/systemd/system/beep-signal.service'), 'utf8');
 	assert.match(unit, /^ExecStart=\/usr\/bin\/beep-signal$/m);
 	assert.doesNotMatch(unit, /\/usr\/local\//);
+	for (const f of ['lighttpd.conf', 'lighttpd-web.conf']) {
+		const conf = readFileSync(path.join(dest, 'usr/share/beep-signal',
+		    f), 'utf8');
+		assert.match(conf, /"\/usr\/share\/beep-signal[/"]/, f);
+		assert.doesNotMatch(conf, /\/usr\/local\//, f);
+	}
 	const r = await run(path.join(dest, 'usr/bin/beep-signal'), ['--version']);
 	assert.match(r.stdout, /^beep-signal /);
+});
+
+// lighttpd as installed: conf/lighttpd.conf runs conf/lighttpd-raw-path.lua
+// for every request of the site (lighttpd answers every one 500 without
+// it) and conf/lighttpd-stream-down.lua, conf/lighttpd-web.conf runs
+// conf/lighttpd-web-exact.lua. make install installed none of them, and
+// the confs named /etc/lighttpd/ copies an operator had to make by hand.
+// Installed under a PREFIX (no DESTDIR: the paths in the files are the
+// real ones), the installed confs, run as they are but for the socket,
+// find the installed scripts and page: an id lighttpd would resolve away
+// reaches the backend (its JSON 400), the page is served by its rules,
+// and a bare EventSource gets its stream to come back from when the
+// backend is gone.
+test('make install: lighttpd runs with the installed confs', T,
+    async (t) => {
+	const prefix = path.join(dir, 'lighttpd-prefix');
+	const bin = path.relative(ROOT, BEEP_BIN);
+	await run('make', ['-s', '-C', ROOT, '-o', bin, 'install', `BIN=${bin}`,
+	    `PREFIX=${prefix}`]);
+	const share = path.join(prefix, 'share/beep-signal');
+	for (const f of ['lighttpd.conf', 'lighttpd-web.conf',
+	    'lighttpd-raw-path.lua', 'lighttpd-stream-down.lua',
+	    'lighttpd-web-exact.lua'])
+		assert.ok(existsSync(path.join(share, f)), `installed: ${f}`);
+	const rig = new Rig(t, 'lighttpd-installed');
+	await rig.startListen();
+	await rig.startLighttpd({ conf: path.join(share, 'lighttpd.conf'),
+	    web: true, webConf: path.join(share, 'lighttpd-web.conf') });
+	const c = rig.client();
+	const u = uid('installed');
+	const r = await c.get(subPath(u, '../x'));
+	assert.equal(r.status, 400, r.text);
+	assert.equal(typeof r.json().error, 'string');
+	await checkWebFiles(c, { site: true });
+	rig.checkBackendLog();
+	const exit = await stop(rig.backend, 'SIGTERM', 20000);
+	assert.equal(exit.code, 0, JSON.stringify(exit));
+	const down = await c.get(subPath(u, 'd'),
+	    { headers: { Accept: 'text/event-stream' } });
+	assert.equal(down.status, 200, down.text);
+	assert.match(down.text, /^event: refused$/m);
 });
 
 // README, Deployment, systemd: "To install:" then, for an upgrade, `make

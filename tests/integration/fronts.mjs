@@ -377,28 +377,36 @@ export class Rig {
 	// edit(site) may change the shipped file further; fastcgiFirst loads
 	// mod_fastcgi before it, as Debian's 10-fastcgi.conf (enabled for PHP)
 	// does; web: conf/lighttpd-web.conf is included after it, serving the
-	// checkout's web/.
+	// checkout's web/. conf, webConf: the files to run instead of the
+	// checkout's, e.g. the copies `make install` put beside the scripts
+	// and the page, run as installed but for the socket's path.
 	startLighttpd({ edit = (site) => site, fastcgiFirst = false,
-	    web = false } = {}) {
+	    web = false, conf = LIGHTTPD_CONF, webConf = LIGHTTPD_WEB_CONF } = {}) {
 		const dir = path.join(this.dir, 'lighttpd');
 		fs.mkdirSync(path.join(dir, 'www'), { recursive: true });
 		return this.startFront('lighttpd', (port) => {
-			let site = fs.readFileSync(LIGHTTPD_CONF, 'utf8');
+			let site = fs.readFileSync(conf, 'utf8');
 			site = rewrite(site, PROD_SOCKET, this.sock,
 			    'lighttpd socket path');
 			// The scripts from the checkout.
-			site = rewrite(site, LIGHTTPD_LUA_PROD, LIGHTTPD_LUA,
-			    'lighttpd stream-down script');
-			site = rewrite(site, LIGHTTPD_RAW_LUA_PROD,
-			    LIGHTTPD_RAW_LUA, 'lighttpd raw-path script');
+			if (conf === LIGHTTPD_CONF) {
+				site = rewrite(site, LIGHTTPD_LUA_PROD, LIGHTTPD_LUA,
+				    'lighttpd stream-down script');
+				site = rewrite(site, LIGHTTPD_RAW_LUA_PROD,
+				    LIGHTTPD_RAW_LUA, 'lighttpd raw-path script');
+			}
 			fs.writeFileSync(path.join(dir, 'beep-signal.conf'),
 			    edit(site));
 			if (web) {
-				let page = fs.readFileSync(LIGHTTPD_WEB_CONF, 'utf8');
-				page = rewrite(page, WEB_ROOT_PROD,
-				    path.join(ROOT, 'web'), 'lighttpd-web.conf root');
-				page = rewrite(page, LIGHTTPD_WEB_LUA_PROD,
-				    LIGHTTPD_WEB_LUA, 'lighttpd-web.conf script');
+				let page = fs.readFileSync(webConf, 'utf8');
+				if (webConf === LIGHTTPD_WEB_CONF) {
+					page = rewrite(page, WEB_ROOT_PROD,
+					    path.join(ROOT, 'web'),
+					    'lighttpd-web.conf root');
+					page = rewrite(page, LIGHTTPD_WEB_LUA_PROD,
+					    LIGHTTPD_WEB_LUA,
+					    'lighttpd-web.conf script');
+				}
 				fs.writeFileSync(path.join(dir, 'beep-signal-web.conf'),
 				    page);
 			}
