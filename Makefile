@@ -288,6 +288,12 @@ format-check:
 # that serve them, for a Caddyfile copied away from conf/ to import
 # (BEEP_CADDY_WEB).
 WEB_FILES := web/index.html web/app.js web/style.css web/beep-signal.js
+# lighttpd's confs, with PREFIX written in the copies (where they find the
+# page and the scripts), and the Lua scripts they run (mod_magnet), which
+# lighttpd cannot serve the site without.
+LIGHTTPD_CONFS := lighttpd.conf lighttpd-web.conf
+LIGHTTPD_SCRIPTS := conf/lighttpd-raw-path.lua conf/lighttpd-stream-down.lua \
+	conf/lighttpd-web-exact.lua
 # The sample configuration file and the man page's OPTIONS list, from the
 # option table (--print-config, --help).  Run it after adding an option;
 # tests/integration/26-* fails while they are out of date.
@@ -295,7 +301,8 @@ docs: $(BIN)
 	sh scripts/gen-docs.sh $(BIN)
 
 # The binary, its man page, the sample configuration and environment files,
-# the systemd units (whose paths follow BINDIR) and the call page.  PREFIX
+# the systemd units (whose paths follow BINDIR), the call page and the
+# fronts' files that serve it (caddy-web.conf, lighttpd's).  PREFIX
 # and DESTDIR as usual; e.g. make install PREFIX=/usr DESTDIR=/tmp/stage.
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/beep-signal
@@ -314,7 +321,13 @@ install: $(BIN)
 	done
 	install -d $(DESTDIR)$(PREFIX)/share/beep-signal/web
 	install -m 0644 $(WEB_FILES) $(DESTDIR)$(PREFIX)/share/beep-signal/web/
-	install -m 0644 conf/caddy-web.conf $(DESTDIR)$(PREFIX)/share/beep-signal/
+	install -m 0644 conf/caddy-web.conf $(LIGHTTPD_SCRIPTS) \
+		$(DESTDIR)$(PREFIX)/share/beep-signal/
+	for c in $(LIGHTTPD_CONFS); do \
+		sed -e 's|/usr/local/share/beep-signal|$(PREFIX)/share/beep-signal|g' \
+		    conf/$$c >$(DESTDIR)$(PREFIX)/share/beep-signal/$$c && \
+		chmod 0644 $(DESTDIR)$(PREFIX)/share/beep-signal/$$c || exit 1; \
+	done
 
 clean:
 	rm -rf build

@@ -2,8 +2,8 @@
 --
 -- conf/lighttpd.conf runs this for every request before lighttpd picks
 -- its handler (magnet.attract-raw-url-to: mod_magnet, Debian's
--- lighttpd-modules-lua).  Install it as
--- /etc/lighttpd/beep-signal-raw-path.lua, or change the path there.
+-- lighttpd-modules-lua), from the directory var.beep_signal_scripts
+-- names there: make install puts it in $(PREFIX)/share/beep-signal.
 --
 -- lighttpd (1.4.69) matches $HTTP["url"], and maps to a file, a path it
 -- has percent-decoded (%2F too) and whose "." and ".." steps it has

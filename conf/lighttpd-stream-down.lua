@@ -2,8 +2,9 @@
 --
 -- conf/lighttpd.conf runs this at the start of every response to a
 -- /subscribe/ path (magnet.attract-response-start-to: mod_magnet, lighttpd
--- 1.4.65 or later; Debian's lighttpd-modules-lua).  Install it as
--- /etc/lighttpd/beep-signal-stream-down.lua, or change the path there.
+-- 1.4.65 or later; Debian's lighttpd-modules-lua), from the directory
+-- var.beep_signal_scripts names there: make install puts it in
+-- $(PREFIX)/share/beep-signal.
 --
 -- When lighttpd cannot reach the backend (a restart without socket
 -- activation, a crash) it answers a subscribe itself: 503 (the connect

@@ -2,8 +2,9 @@
 --
 -- conf/lighttpd-web.conf runs this for the paths it serves (/,
 -- /index.html, /app.js, /style.css, /beep-signal.js) once lighttpd has
--- mapped them to a file (magnet.attract-physical-path-to).  Install it as
--- /etc/lighttpd/beep-signal-web-exact.lua, or change the paths there.
+-- mapped them to a file (magnet.attract-physical-path-to), from the
+-- directory conf/lighttpd.conf's var.beep_signal_scripts names: make
+-- install puts it in $(PREFIX)/share/beep-signal.
 --
 -- lighttpd matches its conditions on the path decoded (%2F too) with its
 -- "." and ".." steps removed, so "/x/..%2Fapp.js", "//app.js" or

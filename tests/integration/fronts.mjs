@@ -23,13 +23,12 @@ export const LOG_ERROR_RE = /^\S+Z error |AddressSanitizer|LeakSanitizer|runtime
 export const NGINX_CONF = path.join(ROOT, 'conf', 'nginx.conf');
 export const NGINX_CLUSTER_CONF = path.join(ROOT, 'conf', 'nginx-cluster.conf');
 export const LIGHTTPD_CONF = path.join(ROOT, 'conf', 'lighttpd.conf');
-export const LIGHTTPD_LUA = path.join(ROOT, 'conf', 'lighttpd-stream-down.lua');
-export const LIGHTTPD_LUA_PROD = '/etc/lighttpd/beep-signal-stream-down.lua';
-export const LIGHTTPD_RAW_LUA = path.join(ROOT, 'conf', 'lighttpd-raw-path.lua');
-export const LIGHTTPD_RAW_LUA_PROD = '/etc/lighttpd/beep-signal-raw-path.lua';
 export const LIGHTTPD_WEB_CONF = path.join(ROOT, 'conf', 'lighttpd-web.conf');
-export const LIGHTTPD_WEB_LUA = path.join(ROOT, 'conf', 'lighttpd-web-exact.lua');
-export const LIGHTTPD_WEB_LUA_PROD = '/etc/lighttpd/beep-signal-web-exact.lua';
+// Where conf/lighttpd.conf finds the Lua scripts (its and
+// lighttpd-web.conf's), as make install writes it: the checkout's conf/
+// instead.
+export const LIGHTTPD_SCRIPTS_PROD =
+    'var.beep_signal_scripts = "/usr/local/share/beep-signal"';
 export const WEB_ROOT_PROD = '/usr/local/share/beep-signal/web';
 export const PROD_SOCKET = '/run/beep-signal/beep.sock';
 
@@ -388,12 +387,13 @@ export class Rig {
 			let site = fs.readFileSync(conf, 'utf8');
 			site = rewrite(site, PROD_SOCKET, this.sock,
 			    'lighttpd socket path');
-			// The scripts from the checkout.
+			// The scripts from the checkout (lighttpd-web.conf's
+			// too).
 			if (conf === LIGHTTPD_CONF) {
-				site = rewrite(site, LIGHTTPD_LUA_PROD, LIGHTTPD_LUA,
-				    'lighttpd stream-down script');
-				site = rewrite(site, LIGHTTPD_RAW_LUA_PROD,
-				    LIGHTTPD_RAW_LUA, 'lighttpd raw-path script');
+				site = rewrite(site, LIGHTTPD_SCRIPTS_PROD,
+				    'var.beep_signal_scripts = ' +
+				    `"${path.join(ROOT, 'conf')}"`,
+				    'lighttpd scripts\' directory');
 			}
 			fs.writeFileSync(path.join(dir, 'beep-signal.conf'),
 			    edit(site));
@@ -403,9 +403,6 @@ export class Rig {
 					page = rewrite(page, WEB_ROOT_PROD,
 					    path.join(ROOT, 'web'),
 					    'lighttpd-web.conf root');
-					page = rewrite(page, LIGHTTPD_WEB_LUA_PROD,
-					    LIGHTTPD_WEB_LUA,
-					    'lighttpd-web.conf script');
 				}
 				fs.writeFileSync(path.join(dir, 'beep-signal-web.conf'),
 				    page);
