@@ -113,3 +113,46 @@ for (const fastcgiFirst of [false, true]) {
 		rig.checkBackendLog();
 	});
 }
+
+// The page's files take GET and HEAD only. lighttpd's static handler
+// answered a POST to one (a form posted to the page, or a client's POST
+// sent to "/" for want of its API path) with the file, 200, as if it had
+// been taken, and a PUT, DELETE or PATCH with its own 501 (not
+// implemented, where nginx's conf/nginx-web.conf answers 405); OPTIONS got
+// 200 with "Allow: OPTIONS, GET, HEAD, POST". Now every method but GET and
+// HEAD gets 405 with "Allow: GET, HEAD" (RFC 9110: a 405 says what is
+// allowed) and not the file, on each of the five paths; the API's
+// paths are untouched.
+test('lighttpd with conf/lighttpd-web.conf: the page\'s files take GET and HEAD only',
+    T, async (t) => {
+	const rig = new Rig(t, 'lighttpd-web-methods');
+	await rig.startListen();
+	await rig.startLighttpd({ web: true });
+	const c = rig.client();
+	const got = [];
+	const want = [];
+	for (const p of ['/', '/index.html', '/app.js', '/style.css',
+	    '/beep-signal.js']) {
+		const file = (await c.get(p)).text;
+		assert.ok(file.length > 0, p);
+		for (const [method, body] of [['POST', 'data=x'], ['PUT', 'x'],
+		    ['DELETE'], ['PATCH', 'x'], ['OPTIONS']]) {
+			const r = await c.request(method, p, { body, headers:
+			    body ? { 'Content-Type': 'application/x-www-form-urlencoded' } :
+			    {} });
+			got.push(`${method} ${p}: ${r.status} ${r.headers.allow} ` +
+			    `${r.text === file ? 'the file' : 'not the file'}`);
+			want.push(`${method} ${p}: 405 GET, HEAD not the file`);
+		}
+		const h = await c.request('HEAD', p);
+		got.push(`HEAD ${p}: ${h.status} ${h.headers['content-length']}`);
+		want.push(`HEAD ${p}: 200 ${Buffer.byteLength(file)}`);
+	}
+	assert.deepEqual(got, want);
+	// The API's POST is the backend's, as before.
+	const u = uid('methods');
+	const r = await c.postJson(postPath(u, 'd'), { data: 'x' });
+	assert.deepEqual([r.status, r.json()],
+	    [404, { error: 'device connection not found' }]);
+	rig.checkBackendLog();
+});
