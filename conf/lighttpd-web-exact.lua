@@ -19,4 +19,16 @@ local sent = (r.req_attr["request.orig-uri"] or ""):match("^[^?]*")
 if sent ~= r.req_attr["uri.path"] then
 	return 404
 end
+-- The files take GET and HEAD only.  lighttpd's static handler answers a
+-- POST with the file, 200, as if it had been taken, and PUT, DELETE or
+-- PATCH with its own 501; nginx (conf/nginx-web.conf) answers them 405.
+-- A 405 says what is allowed (RFC 9110); lighttpd drops the headers of
+-- a status returned without a body, so the body is given here.
+local method = r.req_attr["request.method"]
+if method ~= "GET" and method ~= "HEAD" then
+	r.resp_header["Allow"] = "GET, HEAD"
+	r.resp_header["Content-Type"] = "text/plain; charset=utf-8"
+	r.resp_body.set({ "405 Method Not Allowed\n" })
+	return 405
+end
 return 0
