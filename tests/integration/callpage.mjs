@@ -145,7 +145,8 @@ export async function countDelivered(page, event) {
 // The call page's files through the front c talks to, as the Caddyfile
 // serves them: each with its type, no-cache and CORS, the page's own with
 // its Content-Security-Policy and other headers, /beep-signal.js (imported
-// by apps of other origins) without them. An API path whose id the front
+// by apps of other origins) without them; any method but GET and HEAD gets
+// 405 with "Allow: GET, HEAD", not the file. An API path whose id the front
 // decodes and resolves to one of them (%2F and ".." steps), sent with the
 // headers `api` (credentials, where the front wants them), reaches the
 // backend, which refuses it in JSON, and any other path gets its JSON 404.
@@ -175,6 +176,16 @@ export async function checkWebFiles(c, { api = {}, site = false } = {}) {
 		    [undefined, undefined, undefined, undefined], p);
 		assert.equal(r.headers['cache-control'], 'no-cache', p);
 		assert.equal(r.headers['access-control-allow-origin'], '*', p);
+		// Files, which take no request: any other method gets 405 and
+		// what they take, as the backend answers a method a path does
+		// not take, never the file as if the request had been taken.
+		for (const [method, body] of [['POST', 'data=x'], ['PUT', 'x']]) {
+			const w = await c.request(method, p, { body, headers:
+			    { 'Content-Type': 'application/x-www-form-urlencoded' } });
+			assert.deepEqual([w.status, w.headers.allow,
+			    w.text === r.text], [405, 'GET, HEAD', false],
+			    `${method} ${p}: ${w.status} ${w.text.slice(0, 80)}`);
+		}
 	}
 	// Ids that a front resolves to a file of web/: the backend's 400.
 	for (const [p, post] of [[subPath('u', '../../../beep-signal.js')],
