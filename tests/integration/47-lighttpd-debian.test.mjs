@@ -8,14 +8,18 @@
 // (after decoding %2F) lead a request away from the backend.
 //
 // Environment: BEEP_BIN (backend binary), BEEP_TEST_DEBUG=1 (echo the logs).
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-	uid, subPath, postPath, listPath, enc, skipReason,
+	ROOT, uid, subPath, postPath, listPath, enc, skipReason,
 } from './harness.mjs';
-import { Rig } from './fronts.mjs';
+import {
+	Rig, need, rewrite, LIGHTTPD_CONF, LIGHTTPD_WEB_CONF, LIGHTTPD_SCRIPTS_PROD,
+} from './fronts.mjs';
 
 // Skipped under ThreadSanitizer (the Makefile's TSAN_SKIP): its subject is
 // lighttpd's configuration, not the C the sanitizers watch.
@@ -155,4 +159,52 @@ test('lighttpd with conf/lighttpd-web.conf: the page\'s files take GET and HEAD 
 	assert.deepEqual([r.status, r.json()],
 	    [404, { error: 'device connection not found' }]);
 	rig.checkBackendLog();
+});
+
+// lighttpd loads a magnet script when a request first needs it: without
+// lighttpd-raw-path.lua it started, passed lighttpd -tt (what Debian's
+// unit runs before a start or reload), and answered every request of the
+// site 500; without lighttpd-web-exact.lua the page's five paths 500;
+// without lighttpd-stream-down.lua a subscribe's 503 stayed final. The
+// shipped confs now check that each script they run is there: lighttpd
+// -tt -f fails, naming the file, while any is missing, and passes with
+// all of them.
+test('lighttpd -tt fails on the shipped confs while a script they run is missing',
+    T, async (t) => {
+	need('lighttpd');
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'beep-lighttpd-tt-'));
+	t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+	const scripts = path.join(dir, 'scripts');
+	fs.writeFileSync(path.join(dir, 'beep-signal.conf'),
+	    rewrite(fs.readFileSync(LIGHTTPD_CONF, 'utf8'),
+	    LIGHTTPD_SCRIPTS_PROD, `var.beep_signal_scripts = "${scripts}"`,
+	    'lighttpd scripts\' directory'));
+	fs.copyFileSync(LIGHTTPD_WEB_CONF, path.join(dir, 'beep-signal-web.conf'));
+	const main = path.join(dir, 'lighttpd.conf');
+	fs.writeFileSync(main, [
+		`server.document-root = "${dir}"`,
+		'server.port = 1837',
+		'server.modules = ( "mod_indexfile", "mod_access", "mod_staticfile" )',
+		`include "${path.join(dir, 'beep-signal.conf')}"`,
+		`include "${path.join(dir, 'beep-signal-web.conf')}"`, '',
+	].join('\n'));
+	const tt = () => spawnSync('lighttpd', ['-tt', '-f', main],
+	    { encoding: 'utf8' });
+	const names = ['lighttpd-raw-path.lua', 'lighttpd-stream-down.lua',
+	    'lighttpd-web-exact.lua'];
+	for (const missing of names) {
+		fs.rmSync(scripts, { recursive: true, force: true });
+		fs.mkdirSync(scripts);
+		for (const n of names.filter((n) => n !== missing))
+			fs.copyFileSync(path.join(ROOT, 'conf', n),
+			    path.join(scripts, n));
+		const r = tt();
+		assert.notEqual(r.status, 0, `without ${missing}: ${r.stderr}`);
+		assert.ok(r.stderr.includes(path.join(scripts, missing)),
+		    `without ${missing}, the error names it: ${r.stderr}`);
+	}
+	fs.copyFileSync(path.join(ROOT, 'conf', names[names.length - 1]),
+	    path.join(scripts, names[names.length - 1]));
+	const r = tt();
+	assert.equal(r.status, 0, `every script there: ${r.stderr}`);
 });
