@@ -165,3 +165,29 @@ test('a caller that rings and hangs up at once rings the page 9 times one ' +
 	    .map((a) => [a.data.callId, a.data.reason]), [['m-10', 'later']],
 	    'the caller past its rings was told the user was in another call');
 });
+
+// A caller that hangs up while the page rings leaves a missed call, as a
+// ring that runs its 45 s does (and as a phone shows it): the page said
+// "… hung up", as for a call the user had taken, and the user never saw
+// that someone had tried to reach them. The page answers nothing: the
+// caller has gone.
+test('a caller that hangs up while the page rings leaves a missed call',
+    { ...T, skip }, async (t) => {
+	const { page, answers, hangups, send, phase } =
+	    await ringing(t, 'rc', 'ro');
+
+	await send('call', 'm-1');
+	await page.waitForFunction(() => document.body.dataset.phase === 'ringing');
+	await page.clock.runFor(5000);
+	await send('hangup', 'm-1');
+	await hangups.reached(1);
+	assert.equal(await phase(), 'ended');
+	const title = await page.textContent('#banner-title');
+	assert.match(title, /^Missed call from /, 'a caller that hung up ' +
+	    `while the page rang: "${title}", not a missed call`);
+	assert.doesNotMatch(title, /hung up/);
+	await page.waitForFunction(() =>
+	    window.beepApp.sig.sendQueues.size === 0);
+	assert.deepEqual(answers, [], 'the page answered a caller that had ' +
+	    'hung up');
+});
