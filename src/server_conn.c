@@ -372,8 +372,11 @@ server_conn_park(struct server *srv, struct server_conn *conn)
 	int fd = conn->req.ipcFd;
 	struct epoll_event ev = {
 	    .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = conn};
+	static struct log_limit unwatched_log =
+	    LOG_LIMIT(LOG_WARN, "epoll_ctl refused a kept connection: closed");
+	uint64_t held;
 	bool add;
-	int rc;
+	int rc, err;
 
 	pthread_mutex_lock(&srv->lock);
 	if (srv->stopping) {
@@ -408,9 +411,18 @@ server_conn_park(struct server *srv, struct server_conn *conn)
 		pthread_mutex_unlock(&srv->lock);
 	if (rc == 0)
 		return true;
+	err = errno;
 	if (add)
 		conn->in_kept = false;
-	log_warn("epoll_ctl: %s: closing a kept connection", strerror(errno));
+	/*
+	 * A kernel that refuses one (ENOSPC at fs.epoll.max_user_watches,
+	 * ENOMEM) refuses every kept connection after it, at the rate the
+	 * front makes them: limited, as one kind whatever the cause.
+	 */
+	if (log_limit_pass(&unwatched_log, util_now_ms(), &held))
+		log_warn("epoll_ctl: %s: closing a kept connection (%llu more "
+		         "not logged)",
+		    strerror(err), (unsigned long long)held);
 	pthread_mutex_lock(&srv->lock);
 	server_conn_unpark(srv, conn);
 	pthread_mutex_unlock(&srv->lock);

@@ -326,6 +326,29 @@ stream_log_end(const struct server *srv, uint64_t id, enum registry_wake wake,
 }
 
 /*
+ * Warn that the watcher could not watch a stream's connection (err: why).
+ * A kernel that refuses one (ENOSPC at fs.epoll.max_user_watches, ENOMEM)
+ * refuses every stream after it, at the rate clients open them: limited
+ * (log_limit_pass()), as one kind whatever the cause.  Out of line for the
+ * same reason as stream_log_end().
+ */
+static void stream_log_unwatched(int err) __attribute__((noinline, cold));
+
+static void
+stream_log_unwatched(int err)
+{
+	static struct log_limit limit = LOG_LIMIT(LOG_WARN,
+	    "epoll_ctl refused a stream's connection: departures are noticed "
+	    "on write only");
+	uint64_t held;
+
+	if (log_limit_pass(&limit, util_now_ms(), &held))
+		log_warn("epoll_ctl: %s: departures are noticed on write only "
+		         "(%llu more not logged)",
+		    strerror(err), (unsigned long long)held);
+}
+
+/*
  * When (util_now_ms()) a stream whose credentials expire at the Unix time
  * expires (seconds; 0: never) ends: a token's authority ends at its exp,
  * not when its stream's connection does (a token read from a log would
@@ -393,8 +416,7 @@ server_stream(struct server *srv, FCGX_Request *req, struct api_response *resp)
 	server_stack_trim();
 	watched = epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, out.fd, &ev) == 0;
 	if (!watched)
-		log_warn("epoll_ctl: %s: departures are noticed on write only",
-		    strerror(errno));
+		stream_log_unwatched(errno);
 	for (;;) {
 		wake = registry_wait(srv->reg, s,
 		    deep && trim_at < deadline ? trim_at : deadline, &batch);
