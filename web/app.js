@@ -821,7 +821,12 @@ function onDecline(data, meta) {
 function onHangup(data, meta) {
 	if (!fromPeer(data, meta))
 		return;
-	endCall("ended", `${who(call.peer)} hung up`, "Call ended.");
+	// A caller that gave up while the page rang: a missed call, as when
+	// the ring runs its time (test 123); nothing to answer, it has gone.
+	if (call.phase === "ringing")
+		endCall("ended", `Missed call from ${who(call.peer)}`);
+	else
+		endCall("ended", `${who(call.peer)} hung up`, "Call ended.");
 }
 
 function hangup() {

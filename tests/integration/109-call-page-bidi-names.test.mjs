@@ -84,6 +84,16 @@ test('a bidi override in a caller\'s device name does not reorder the ' +
 	    `caller's name at ${ring.head.join('-')} px: the name's override ` +
 	    'reversed the page\'s own words');
 
+	// The user takes the call, and the caller hangs up: "... hung up" (a
+	// caller that hangs up while the page rings leaves a missed call
+	// instead, the name at the sentence's end: test 123). The caller's
+	// device online, so that the page's accept reaches it.
+	const caller = await stack.subscribe(um, device,
+	    { headers: bearer(token(um)) });
+	t.after(() => caller.close());
+	await page.click('#accept');
+	await page.waitForFunction(() =>
+	    document.body.dataset.phase === 'connecting');
 	// As the caller's page sends it (a call's messages count from its
 	// peer only: test 120).
 	await post('hangup', { callId, from: { user: um, device } });

@@ -96,7 +96,8 @@ test('a ringing page takes its call\'s messages from its caller only ' +
 	    'call\'s id hung up the call for its caller');
 	await post('hangup', { callId, from: m }, um);
 	await page.waitForFunction(() => document.body.dataset.phase === 'ended');
-	assert.match(await page.textContent('#banner-title'), /hung up/);
+	// Its caller hung up while it rang: a missed call (test 123).
+	assert.match(await page.textContent('#banner-title'), /Missed call/);
 });
 
 test('a calling page takes a decline or an accept from its callee only, and ' +
