@@ -53,17 +53,23 @@ async function ringing(t, pa, pm) {
 	};
 }
 
-test('a caller that rang briefly and rings again soon after rings in full',
-    { ...T, skip }, async (t) => {
-	const { page, answers, calls, hangups, send, phase } =
-	    await ringing(t, 'ra', 'rm');
-
+// The caller's call "m-1" rings the page for 5 s, then the caller hangs up:
+// the page's call has ended.
+async function rangBriefly({ page, hangups, send, phase }) {
 	await send('call', 'm-1');
 	await page.waitForFunction(() => document.body.dataset.phase === 'ringing');
 	await page.clock.runFor(5000);
 	await send('hangup', 'm-1');
 	await hangups.reached(1);
 	assert.equal(await phase(), 'ended');
+}
+
+test('a caller that rang briefly and rings again soon after rings in full',
+    { ...T, skip }, async (t) => {
+	const rig = await ringing(t, 'ra', 'rm');
+	const { page, answers, calls, send, phase } = rig;
+
+	await rangBriefly(rig);
 	// 41 s later (within MUTE_MS of that ring's end) it rings again.
 	await page.clock.runFor(41000);
 	await send('call', 'm-2');
@@ -173,15 +179,10 @@ test('a caller that rings and hangs up at once rings the page 9 times one ' +
 // caller has gone.
 test('a caller that hangs up while the page rings leaves a missed call',
     { ...T, skip }, async (t) => {
-	const { page, answers, hangups, send, phase } =
-	    await ringing(t, 'rc', 'ro');
+	const rig = await ringing(t, 'rc', 'ro');
+	const { page, answers } = rig;
 
-	await send('call', 'm-1');
-	await page.waitForFunction(() => document.body.dataset.phase === 'ringing');
-	await page.clock.runFor(5000);
-	await send('hangup', 'm-1');
-	await hangups.reached(1);
-	assert.equal(await phase(), 'ended');
+	await rangBriefly(rig);
 	const title = await page.textContent('#banner-title');
 	assert.match(title, /^Missed call from /, 'a caller that hung up ' +
 	    `while the page rang: "${title}", not a missed call`);
