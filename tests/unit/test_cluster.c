@@ -607,8 +607,11 @@ test_cluster_two_nodes(void **state)
 	/* Redis gone: node 0 still delivers to its own stream... */
 	redis_kill(f);
 	wait_up(f, false);
-	/* A post on its way when Redis died may get 503: it may have run. */
-	for (int i = 0; i < 100; i++) {
+	/*
+	 * A post on its way when Redis died may get 503: it may have run.
+	 * Within 10 s, as every wait here (1 s failed on a loaded machine).
+	 */
+	for (int i = 0; i < 1000; i++) {
 		err = post(f, 0, "local", id, &down);
 		if (!down)
 			break;
@@ -1220,7 +1223,10 @@ test_cluster_flush_logged(void **state)
 	}
 }
 
-/* Post until Redis is seen down and node delivers here alone (200). */
+/*
+ * Post until Redis is seen down and node delivers here alone (200), within
+ * 10 s as every wait here (1 s failed in .ci/run on a loaded machine).
+ */
 static uint64_t
 post_local(struct fixture *f, int node, const char *text)
 {
@@ -1229,7 +1235,7 @@ post_local(struct fixture *f, int node, const char *text)
 	uint64_t v;
 	bool down = true;
 
-	for (int i = 0; i < 100 && down; i++) {
+	for (int i = 0; i < 1000 && down; i++) {
 		err = post(f, node, text, id, &down);
 		if (down)
 			usleep(10000);
