@@ -4183,6 +4183,118 @@ test_cluster_unsub_request_node(void **state)
 	beat_case_close(f, &b);
 }
 
+/*
+ * An entry of node 0 for device dev of user "f" whose last stream here
+ * has closed, registered in Redis: the next reconcile sends its UNSUB.
+ * With cl->lock held.
+ */
+static struct cluster_entry *
+unsub_entry(struct cluster *cl, const char *dev)
+{
+	struct cluster_entry *e = xcalloc(1, sizeof(*e));
+	struct buf k = {0};
+
+	buf_printf(&k, "f\x1f%s", dev);
+	e->key = xmemdup(k.data, k.len);
+	buf_free(&k);
+	e->user = xstrdup("f");
+	e->device = xstrdup(dev);
+	e->registered = true;
+	HASH_ADD_KEYPTR(hh, cl->entries, e->key, strlen(e->key), e);
+	return e;
+}
+
+/*
+ * A node back from an outage at the limit of the UNSUB answers Redis
+ * keeps (CLUSTER_ANSWERS_MAX): the answer of its UNSUB lost with the
+ * connection is kept in beep:q:NODE (7 here), the newest of as many as
+ * the limit, and more than half the limit of its devices' last streams
+ * closed meanwhile (new UNSUBs: one fewer and the trim would leave it).
+ * The UNSUB sent again must be answered from what Redis kept, not run
+ * again.  On HEAD the UNSUBs went in the order of the node's entries, the
+ * new ones first: past half the limit they trimmed the kept answer, and
+ * the one sent again ran again (a second move and reset for a client of
+ * a lone-delivery UNSUB).
+ */
+static void
+test_cluster_unsub_resent_first(void **state)
+{
+	struct fixture *f = *state;
+	struct cluster *cl;
+	struct cluster_entry *lost;
+	struct cluster_job *mine = NULL, **tail = &mine, **p, *j, *next;
+	redisContext *c;
+	redisReply *r;
+	const uint64_t rid = CLUSTER_ANSWERS_MAX;
+	const size_t fresh = CLUSTER_ANSWERS_MAX / 2 + 2;
+	long long answer = -1;
+	size_t n = 0;
+	char dev[32], key[96];
+
+	if (f == NULL)
+		skip();
+	cl = f->cl[0];
+	c = redis_conn(f);
+	snprintf(key, sizeof(key), "beep:q:%s", cl->node);
+	for (uint64_t i = 1; i <= rid; i++)
+		redisAppendCommand(c, "HSET %s %llu %s", key,
+		    (unsigned long long)i, i == rid ? "7" : "0");
+	for (uint64_t i = 1; i <= rid; i++) {
+		assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+		freeReplyObject(r);
+	}
+	pthread_mutex_lock(&cl->lock);
+	cl->requests = rid;
+	for (size_t i = 0; i < fresh; i++) {
+		snprintf(dev, sizeof(dev), "d%zu", i);
+		unsub_entry(cl, dev);
+	}
+	lost = unsub_entry(cl, "lost");
+	lost->request = rid;
+	cluster_presence_reconcile(cl);
+	/* Node 0's UNSUBs of user "f", sent in the queue's order. */
+	for (p = &cl->queue; *p != NULL;) {
+		j = *p;
+		if (j->kind != JOB_UNSUB || strcmp(j->entry->user, "f") != 0) {
+			p = &j->next;
+			continue;
+		}
+		*p = j->next;
+		j->next = NULL;
+		*tail = j;
+		tail = &j->next;
+		redisAppendCommandArgv(
+		    c, j->argc, (const char **)j->argv, j->argvlen);
+	}
+	cl->queue_tail = NULL;
+	for (j = cl->queue; j != NULL; j = j->next)
+		cl->queue_tail = j;
+	for (j = mine; j != NULL; j = next) {
+		next = j->next;
+		j->next = NULL;
+		j->sent = true;
+		assert_int_equal(
+		    redisGetReply(c, (void **)&j->reply), REDIS_OK);
+		assert_int_equal(j->reply->type, REDIS_REPLY_INTEGER);
+		if (j->entry == lost)
+			answer = j->reply->integer;
+		cluster_presence_answer(cl, j);
+		cluster_job_free(j);
+		n++;
+	}
+	assert_int_equal(n, fresh + 1);
+	/* Answered, unregistered: the next reconcile frees them. */
+	cluster_presence_reconcile(cl);
+	assert_null(cluster_presence_find(cl, "f", "lost"));
+	pthread_mutex_unlock(&cl->lock);
+	redisFree(c);
+	if (answer != 7)
+		fail_msg("the UNSUB sent again answered %lld, not its kept "
+		         "answer 7: run again, its answer trimmed by the %zu "
+		         "new UNSUBs sent before it",
+		    answer, fresh);
+}
+
 int
 main(void)
 {
@@ -4305,6 +4417,8 @@ main(void)
 	        test_cluster_unsub_answers_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_request_node, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_resent_first, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
