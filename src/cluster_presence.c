@@ -139,15 +139,12 @@ cluster_presence_resync_all(struct cluster *cl)
 	pthread_cond_signal(&cl->wake);
 }
 
-/* Queue what the entries need (SUB again, UNSUB); with cl->lock held. */
-void
-cluster_presence_reconcile(struct cluster *cl)
+/* Queue what e needs (SUB again, UNSUB), or free it; with cl->lock held. */
+static void
+presence_reconcile_one(struct cluster *cl, struct cluster_entry *e)
 {
-	struct cluster_entry *e, *tmp;
 	char after[CLUSTER_ID_MAX];
 
-	cl->dirty = false;
-	HASH_ITER(hh, cl->entries, e, tmp)
 	{
 		/* Redis is back: its resync tells the other holders. */
 		if (e->local && e->streams > 0 && e->jobs == 0)
@@ -161,7 +158,7 @@ cluster_presence_reconcile(struct cluster *cl)
 				cluster_job_enqueue(cl,
 				    cluster_presence_sub_job(
 				        cl, e, JOB_SYNC, after));
-				continue;
+				return;
 			}
 			cluster_delivery_drop_waiting(e);
 			e->gate = false;
@@ -232,9 +229,37 @@ cluster_presence_reconcile(struct cluster *cl)
 			j->entry = e;
 			e->jobs++;
 			cluster_job_enqueue(cl, j);
-			continue;
+			return;
 		}
 		cluster_presence_maybe_free(cl, e);
+	}
+}
+
+/*
+ * Queue what the entries need (SUB again, UNSUB); with cl->lock held.
+ * The UNSUBs sent again (e->request: the answer of the one before lost
+ * with the connection) go first: Redis keeps the newest answers only
+ * (CLUSTER_ANSWERS_MAX, then half that), and after an outage on a large
+ * node more than half that many new UNSUBs, sent before, trimmed the
+ * kept answer, and the one sent again ran again: a lone-delivery UNSUB
+ * moved the device again, a reset for clients that lost nothing
+ * (test_cluster_unsub_resent_first; until 2026-12-07).  Redis runs them in
+ * the order sent (one connection, pipelined).
+ */
+void
+cluster_presence_reconcile(struct cluster *cl)
+{
+	struct cluster_entry *e, *tmp;
+
+	cl->dirty = false;
+	HASH_ITER(hh, cl->entries, e, tmp)
+	{
+		if (e->request != 0)
+			presence_reconcile_one(cl, e);
+	}
+	HASH_ITER(hh, cl->entries, e, tmp)
+	{
+		presence_reconcile_one(cl, e);
 	}
 }
 
