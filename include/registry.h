@@ -268,10 +268,13 @@ void registry_unsubscribe(struct registry *reg, struct registry_stream *s);
  * write timeout; or, once s is gone, a sweep, a POST, or a new device
  * past max_devices may forget it at any time).  A cluster's UNSUB tells
  * Redis this, so that any node's next stream of the device gets what
- * this node's held.
+ * this node's held.  kept: the caller keeps what the device holds
+ * elsewhere too (a cluster's Redis has every message it gave the
+ * registry for the device): a device forgotten as s closes (its grace
+ * period over while s's thread finished) does not count them as dropped.
  */
-bool registry_unsubscribe_taken(
-    struct registry *reg, struct registry_stream *s, uint64_t *taken);
+bool registry_unsubscribe_taken(struct registry *reg, struct registry_stream *s,
+    uint64_t *taken, bool kept);
 
 /* A stream's id, unique for the life of the registry, never 0. */
 uint64_t registry_stream_id(const struct registry_stream *s);

@@ -37,8 +37,12 @@ bool registry_expire_drop_held(struct registry *reg);
 /* Start d's grace period, now (ms), unless started or d is live. */
 void registry_expire_grace(
     struct registry *reg, struct reg_device *d, uint64_t now);
-/* d's last stream ended: forget it, or let its grace period run. */
+/*
+ * d's last stream ended: forget it, or let its grace period run.  kept:
+ * what d holds is kept elsewhere too (registry_unsubscribe_taken()), so,
+ * forgotten now, it does not count as dropped.
+ */
 void registry_expire_orphan(
-    struct registry *reg, struct reg_device *d, uint64_t now);
+    struct registry *reg, struct reg_device *d, uint64_t now, bool kept);
 
 #endif

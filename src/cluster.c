@@ -529,7 +529,14 @@ cluster_unsubscribe(
 	 * publish with cl->lock held.
 	 */
 	pthread_mutex_lock(&cl->lock);
-	last = registry_unsubscribe_taken(cl->reg, s, &taken);
+	/*
+	 * What the registry holds for the device Redis has too, and holds
+	 * for its next stream after the UNSUB (taken): not lost, unless this
+	 * node gave some alone (e->local), which Redis never had.  Counted
+	 * as dropped when the registry forgot the device here (until
+	 * 2026-12-07).
+	 */
+	last = registry_unsubscribe_taken(cl->reg, s, &taken, !e->local);
 	if (--e->streams == 0) {
 		/*
 		 * What its streams took, not all the registry was given: one

@@ -556,7 +556,7 @@ device_taken_id(const struct reg_device *d)
 
 bool
 registry_unsubscribe_taken(
-    struct registry *reg, struct registry_stream *s, uint64_t *taken)
+    struct registry *reg, struct registry_stream *s, uint64_t *taken, bool kept)
 {
 	struct reg_device *d = s->device;
 	uint64_t now = registry_now(reg);
@@ -574,7 +574,7 @@ registry_unsubscribe_taken(
 		 * ended while this stream's last write blocked.
 		 */
 		*taken = device_taken_id(d);
-		registry_expire_orphan(reg, d, now);
+		registry_expire_orphan(reg, d, now, kept);
 	} else {
 		/* Its other streams may all be gone or overflowed. */
 		registry_expire_grace(reg, d, now);
@@ -595,7 +595,7 @@ registry_unsubscribe(struct registry *reg, struct registry_stream *s)
 {
 	uint64_t taken;
 
-	registry_unsubscribe_taken(reg, s, &taken);
+	registry_unsubscribe_taken(reg, s, &taken, false);
 }
 
 uint64_t

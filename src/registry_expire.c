@@ -9,8 +9,9 @@
 /* Devices or messages registry_expire() drops per hold of the lock. */
 #define REGISTRY_SWEEP_SLICE 1024
 
-void
-registry_expire_forget(struct registry *reg, struct reg_device *d)
+/* Forget d; its untaken messages count as dropped unless kept elsewhere. */
+static void
+expire_forget(struct registry *reg, struct reg_device *d, bool kept)
 {
 	struct reg_user *u = d->user;
 
@@ -20,7 +21,8 @@ registry_expire_forget(struct registry *reg, struct reg_device *d)
 	}
 	d->grace_until = 0;
 	device_recount(reg, d);
-	reg->dropped += device_held(d);
+	if (!kept)
+		reg->dropped += device_held(d);
 	while (d->count > 0)
 		registry_log_drop_oldest(reg, d);
 	HASH_DEL(reg->devices, d);
@@ -35,6 +37,12 @@ registry_expire_forget(struct registry *reg, struct reg_device *d)
 		free(u->name);
 		free(u);
 	}
+}
+
+void
+registry_expire_forget(struct registry *reg, struct reg_device *d)
+{
+	expire_forget(reg, d, false);
 }
 
 /*
@@ -145,12 +153,13 @@ registry_expire_grace(struct registry *reg, struct reg_device *d, uint64_t now)
 
 /* d's last stream ended: forget it, or let its grace period run. */
 void
-registry_expire_orphan(struct registry *reg, struct reg_device *d, uint64_t now)
+registry_expire_orphan(
+    struct registry *reg, struct reg_device *d, uint64_t now, bool kept)
 {
 	registry_expire_grace(reg, d, now);
 	if (reg->limits.grace_ms == 0 || device_expired(d, now)) {
 		reg->forgotten += reg->limits.grace_ms > 0;
-		registry_expire_forget(reg, d);
+		expire_forget(reg, d, kept);
 		return;
 	}
 	registry_log_trim(reg, d, now);

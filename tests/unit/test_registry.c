@@ -261,13 +261,14 @@ test_registry_unsubscribe_taken(void **state)
 		    registry_wait(reg, s, FAR, &b), REGISTRY_MESSAGES);
 		one = registry_msg_id(b.first);
 		registry_batch_release(&b);
-		assert_false(registry_unsubscribe_taken(reg, other, &id));
+		assert_false(
+		    registry_unsubscribe_taken(reg, other, &id, false));
 		assert_int_equal(id, 0);
 		registry_hangup(reg, registry_stream_id(s));
 		publish_str(reg, "bob", "phone", "two", &err);
 		assert_int_equal(
 		    err, grace ? REGISTRY_HELD : REGISTRY_NOT_FOUND);
-		assert_true(registry_unsubscribe_taken(reg, s, &id));
+		assert_true(registry_unsubscribe_taken(reg, s, &id, false));
 		assert_int_equal(id, one);
 		registry_stats(reg, &st);
 		assert_int_equal(st.devices, grace);
