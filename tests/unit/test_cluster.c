@@ -4305,6 +4305,46 @@ test_cluster_unsub_resent_first(void **state)
 		    answer, fresh);
 }
 
+/*
+ * A node that begins to stop (cluster_stop()) while its Redis refuses it
+ * (node0_cut(): its connection killed, its password gone), and whose
+ * Redis answers again before the stop ends (cluster_free()): its BYE is
+ * said then, and its key and heartbeat are gone when the stop returns,
+ * its devices in their grace period at once.  On HEAD the BYE, lost with
+ * the connection, was never sent again: the node stayed listed for its
+ * BEEP_CLUSTER_TTL (30 s here), each POST to its devices answered 200
+ * for a stream that had gone.
+ */
+static void
+test_cluster_bye_after_outage(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c = acl_admin; /* node0_cut() spares it */
+	char node[sizeof(f->cl[0]->node)];
+	int i;
+
+	if (f == NULL)
+		skip();
+	memcpy(node, f->cl[0]->node, sizeof(node));
+	for (i = 0; i < 500 && node_known(c, node) != 2; i++)
+		usleep(10000);
+	assert_int_equal(node_known(c, node), 2);
+	node0_cut();
+	cluster_stop(f->cl[0]);
+	/* Its BYE went on the killed connection: node 0 is down. */
+	for (i = 0; i < 1000 && atomic_load(&f->cl[0]->cmd_up); i++)
+		usleep(10000);
+	assert_false(atomic_load(&f->cl[0]->cmd_up));
+	assert_int_equal(node_known(c, node), 2);
+	acl_cmd("ACL SETUSER default >pa");
+	cluster_free(f->cl[0]);
+	f->cl[0] = NULL;
+	if (node_known(c, node) != 0)
+		fail_msg("node 0 stopped, Redis back before the stop ended: "
+		         "its key or heartbeat is still there (no BYE)");
+	assert_int_equal(node_known(c, f->cl[1]->node), 2);
+}
+
 int
 main(void)
 {
@@ -4429,6 +4469,8 @@ main(void)
 	        test_cluster_unsub_request_node, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_resent_first, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_bye_after_outage, setup_acl, teardown_acl),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
