@@ -226,8 +226,13 @@ struct cluster {
 	uint64_t requests;   /* UNSUB request ids given so far */
 	unsigned rebuild_ms; /* see the beat script */
 	bool stop, leaving;
-	/* The BYE found the scripts gone: sent again once they are loaded. */
+	/*
+	 * The BYE found the scripts gone, or was lost with the connection
+	 * before the stop: sent again once connected (see
+	 * cluster_redis_cmd_main()).
+	 */
 	bool bye_again;
+	bool bye_said; /* a BYE was answered */
 	/*
 	 * A PRUNE failed: sent again, after the registrations' backoff when
 	 * Redis refused it, else on the next connection.

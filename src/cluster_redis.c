@@ -245,9 +245,19 @@ redis_complete(struct cluster *cl, struct cluster_job *j, redisReply *r)
 		    (unsigned long long)held);
 	j->reply = r;
 	j->done = true;
-	/* Not run: it goes again once the scripts are loaded again. */
-	if (j->kind == JOB_BYE && redis_noscript(r))
+	/*
+	 * Not run: it goes again once the scripts are loaded again.  Lost
+	 * with the connection (Redis unreachable as the node began to stop):
+	 * once connected again, which the stop tries once more (see
+	 * cluster_redis_cmd_main()); before, never (the node listed for its
+	 * BEEP_CLUSTER_TTL after its stop: test_cluster_bye_after_outage).
+	 */
+	if (j->kind == JOB_BYE &&
+	    (redis_noscript(r) || (r == NULL && !cl->stop)))
 		cl->bye_again = true;
+	else if (j->kind == JOB_BYE && r != NULL &&
+	    r->type != REDIS_REPLY_ERROR)
+		cl->bye_said = true;
 	cluster_presence_answer(cl, j);
 	if (j->abandoned || j->kind == JOB_SYNC || j->kind == JOB_UNSUB ||
 	    j->kind == JOB_BEAT || j->kind == JOB_BYE || j->kind == JOB_PRUNE)
@@ -620,7 +630,7 @@ cluster_redis_cmd_main(void *arg)
 	unsigned backoff = CLUSTER_BACKOFF_MIN_MS;
 	uint64_t next_beat = 0;
 	struct redis_fence fence = {0};
-	bool was_up = false, said = false;
+	bool was_up = false, said = false, last_try = false;
 	char why[256];
 
 	pthread_mutex_lock(&cl->lock);
@@ -629,6 +639,19 @@ cluster_redis_cmd_main(void *arg)
 		uint64_t now = util_now_ms();
 		bool broken = false, noscript = false;
 
+		/*
+		 * Stopping unconnected, its BYE not said (Redis unreachable as
+		 * it began to stop, or the BYE still queued): one more
+		 * connection, bounded by BEEP_REDIS_TIMEOUT, for it; failing
+		 * that, the node's key expires (BEEP_CLUSTER_TTL) and the
+		 * other nodes' heartbeats sweep its fields, as a node that
+		 * died.
+		 */
+		if (cl->stop && c == NULL && cl->leaving && !cl->bye_said &&
+		    !last_try) {
+			last_try = true;
+			cl->bye_again = true;
+		}
 		if (cl->stop && !cl->bye_again &&
 		    (cl->queue == NULL || c == NULL))
 			break;
