@@ -199,17 +199,23 @@ server_drain(FCGX_Request *req)
 }
 
 /*
- * The head goes straight into libfcgi's output buffer, in pieces: no
- * buffer of its own per answer (FCGX_Finish_r() writes it all, answer and
- * END_REQUEST, in one write).
+ * The answer goes straight into libfcgi's output buffer: no buffer of its
+ * own per answer (FCGX_Finish_r() writes it all, answer and END_REQUEST,
+ * in one write).  When the length line and the body fit in the room left
+ * in the headers' buffer (a POST's answer does, on server_answer()'s
+ * stack), they are appended there and the whole goes in one
+ * FCGX_PutStr(): a call into libfcgi costs more than the copy.  Otherwise
+ * in pieces, the body where it lies.
  */
-static int server_write_head(FCGX_Request *req, const struct api_response *resp,
-    bool with_length) __attribute__((noinline));
+static int server_write_answer(FCGX_Request *req, struct api_response *resp,
+    bool with_body) __attribute__((noinline));
 
 static int
-server_write_head(
-    FCGX_Request *req, const struct api_response *resp, bool with_length)
+server_write_answer(
+    FCGX_Request *req, struct api_response *resp, bool with_body)
 {
+	struct buf *h = &resp->headers;
+	size_t body_len = with_body ? resp->body.len : 0;
 	char line[96];
 	int n;
 
@@ -222,13 +228,10 @@ server_write_head(
 		    server_put(req, line, (size_t)n) < 0)
 			return -1;
 	}
-	if (resp->headers.len > 0 &&
-	    server_put(req, resp->headers.data, resp->headers.len) < 0)
-		return -1;
 	/* By hand: snprintf() costs as much as the rest of the head. */
 	n = 0;
 	/* A 204 has no body, and says nothing of its length (RFC 9110). */
-	if (with_length && resp->status != HTTP_204) {
+	if (resp->status != HTTP_204) {
 		memcpy(line, "Content-Length: ", 16);
 		n = 16 + (int)util_u64_digits(resp->body.len, line + 16);
 		line[n++] = '\r';
@@ -236,14 +239,25 @@ server_write_head(
 	}
 	line[n++] = '\r';
 	line[n++] = '\n';
-	return server_put(req, line, (size_t)n);
+	if (h->cap > h->len + (size_t)n + body_len) {
+		memcpy(h->data + h->len, line, (size_t)n);
+		if (body_len > 0)
+			memcpy(h->data + h->len + n, resp->body.data, body_len);
+		h->len += (size_t)n + body_len;
+		h->data[h->len] = '\0';
+		return server_put(req, h->data, h->len);
+	}
+	if (h->len > 0 && server_put(req, h->data, h->len) < 0)
+		return -1;
+	if (server_put(req, line, (size_t)n) < 0)
+		return -1;
+	return server_put(req, resp->body.data, body_len);
 }
 
 void
 server_reply(FCGX_Request *req, struct api_response *resp, bool head)
 {
-	if (server_write_head(req, resp, true) == 0 && !head)
-		server_put(req, resp->body.data, resp->body.len);
+	server_write_answer(req, resp, !head);
 	api_response_clear(resp);
 }
 
