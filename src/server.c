@@ -524,12 +524,11 @@ server_handle(struct server *srv, FCGX_Request *req)
 {
 	struct api_response resp = {0};
 
-	if (!server_answer(srv, req, &resp))
+	/* Any answer but a stream is written and resp empty on return. */
+	if (!server_answer(srv, req, &resp) || resp.stream == NULL)
 		return;
-	if (resp.stream != NULL) {
-		server_cover(srv);
-		server_stream(srv, req, &resp);
-	}
+	server_cover(srv);
+	server_stream(srv, req, &resp);
 	api_response_clear(&resp);
 }
 
