@@ -106,12 +106,20 @@ event_render(
 
 	if (len < 3 || (p[0] != 's' && p[0] != 'j' && p[0] != 'r'))
 		return -1;
+	/*
+	 * Most messages name no event and no sender ("" and "null"): their
+	 * ends found where they lie (len >= 3: p[1] is in p), not searched
+	 * for, as the same first NUL.
+	 */
 	event = p + 1;
-	from = memchr(event, '\0', (size_t)(end - event));
+	from = event[0] == '\0' ? event
+	                        : memchr(event, '\0', (size_t)(end - event));
 	if (from == NULL)
 		return -1;
 	from++;
-	data = memchr(from, '\0', (size_t)(end - from));
+	data = end - from >= 5 && memcmp(from, "null", 5) == 0
+	    ? from + 4
+	    : memchr(from, '\0', (size_t)(end - from));
 	if (data == NULL)
 		return -1;
 	data++;
