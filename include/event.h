@@ -27,6 +27,19 @@ void event_pack(struct buf *out, const char *data, size_t len, bool is_json,
     const char *event, const char *from_json);
 
 /*
+ * The bytes event_pack_to() writes for these (event_pack()'s arguments but
+ * data's bytes), and event_pack() appends.
+ */
+size_t event_pack_len(size_t len, const char *event, const char *from_json);
+
+/*
+ * event_pack() into dst, which has room for event_pack_len() bytes: the
+ * same bytes, for a block made to their size (registry_msg_alloc()).
+ */
+void event_pack_to(char *dst, const char *data, size_t len, bool is_json,
+    const char *event, const char *from_json);
+
+/*
  * Pack the service's own reset event, {"reason":reason}: messages the
  * stream should have had before it were lost (a cluster node found a gap).
  */

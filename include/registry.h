@@ -197,6 +197,13 @@ struct registry_batch {
 
 /* Create a message holding a copy of frame; the caller owns one reference. */
 struct registry_msg *registry_msg_new(const char *frame, size_t len);
+
+/*
+ * Create a message with room for a frame of len bytes, which the caller
+ * writes through *frame before it publishes the message (a frame made to
+ * its size, not copied); the caller owns one reference.
+ */
+struct registry_msg *registry_msg_alloc(size_t len, char **frame);
 const char *registry_msg_frame(const struct registry_msg *m, size_t *len);
 /* The message's number in its device's log (0 until published). */
 uint64_t registry_msg_seq(const struct registry_msg *m);

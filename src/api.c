@@ -395,8 +395,9 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	struct registry_msg *m;
 	enum registry_error err;
 	enum http_status status;
-	const char *why = NULL;
+	const char *why = NULL, *too_large = NULL;
 	char id[CLUSTER_ID_MAX], *from = NULL;
+	size_t plen;
 
 	if (req->body_too_large) {
 		api_error(resp, HTTP_413, "body too large");
@@ -433,37 +434,34 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	/* Packed once, outside the registry lock; every stream shares it. */
 	if (who->user != NULL)
 		from = event_from_json(who->user, who->device);
-	event_pack(
-	    &packed, msg.data, msg.data_len, msg.is_json, msg.event, from);
-	free(from);
-	body_msg_clear(&msg);
+	plen = event_pack_len(msg.data_len, msg.event, from);
 	/*
 	 * Longer packed than its body (JSON numbers jansson writes back
 	 * longer, the sender's stamp) and past what its device's log keeps:
-	 * the log would drop it as soon as it was accepted.
+	 * the log would drop it as soon as it was accepted.  Or past the
+	 * whole message memory, which could never hold it: a 503 would have
+	 * its sender try again for ever, and the registry would first evict
+	 * every retained message, of every device, for nothing.
 	 */
-	if (packed.len + REGISTRY_MSG_OVERHEAD > api->config->replay_bytes) {
-		buf_free(&packed);
-		api_error(resp, HTTP_413,
-		    "message too large once encoded (over BEEP_REPLAY_BYTES)");
-		return;
-	}
-	/*
-	 * Or past the whole message memory, which could never hold it: a 503
-	 * would have its sender try again for ever, and the registry would
-	 * first evict every retained message, of every device, for nothing.
-	 */
-	if (packed.len + REGISTRY_MSG_OVERHEAD >
-	    api->config->max_message_memory) {
-		buf_free(&packed);
-		api_error(resp, HTTP_413,
-		    "message too large once encoded (over "
-		    "BEEP_MAX_MESSAGE_MEMORY)");
+	if (plen + REGISTRY_MSG_OVERHEAD > api->config->replay_bytes)
+		too_large = "message too large once encoded (over "
+		            "BEEP_REPLAY_BYTES)";
+	else if (plen + REGISTRY_MSG_OVERHEAD > api->config->max_message_memory)
+		too_large = "message too large once encoded (over "
+		            "BEEP_MAX_MESSAGE_MEMORY)";
+	if (too_large != NULL) {
+		free(from);
+		body_msg_clear(&msg);
+		api_error(resp, HTTP_413, too_large);
 		return;
 	}
 	if (api->cluster != NULL) {
 		bool down;
 
+		event_pack(&packed, msg.data, msg.data_len, msg.is_json,
+		    msg.event, from);
+		free(from);
+		body_msg_clear(&msg);
 		err = cluster_publish(api->cluster, r->user, r->device,
 		    packed.data, packed.len, id, sizeof(id), &down);
 		buf_free(&packed);
@@ -473,8 +471,14 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 			return;
 		}
 	} else {
-		m = registry_msg_new(packed.data, packed.len);
-		buf_free(&packed);
+		char *frame;
+
+		/* Packed straight into the registry's block: no copy. */
+		m = registry_msg_alloc(plen, &frame);
+		event_pack_to(frame, msg.data, msg.data_len, msg.is_json,
+		    msg.event, from);
+		free(from);
+		body_msg_clear(&msg);
 		err = registry_publish(api->reg, r->user, r->device, m);
 		api_format_id(api, registry_msg_id(m), id, sizeof(id));
 		registry_msg_unref(m);

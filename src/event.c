@@ -8,17 +8,45 @@
 #include "http.h"
 #include "sse.h"
 
+size_t
+event_pack_len(size_t len, const char *event, const char *from_json)
+{
+	return 1 + (event != NULL ? strlen(event) : 0) + 1 +
+	    (from_json != NULL ? strlen(from_json) : 4) + 1 + len;
+}
+
+void
+event_pack_to(char *dst, const char *data, size_t len, bool is_json,
+    const char *event, const char *from_json)
+{
+	size_t n;
+
+	*dst++ = is_json ? 'j' : 's';
+	n = event != NULL ? strlen(event) : 0;
+	if (n > 0)
+		memcpy(dst, event, n);
+	dst[n] = '\0';
+	dst += n + 1;
+	if (from_json == NULL)
+		from_json = "null";
+	n = strlen(from_json);
+	memcpy(dst, from_json, n + 1);
+	dst += n + 1;
+	if (len > 0)
+		memcpy(dst, data, len);
+}
+
 void
 event_pack(struct buf *out, const char *data, size_t len, bool is_json,
     const char *event, const char *from_json)
 {
-	buf_reserve(out, len + 64);
-	buf_append(out, is_json ? "j" : "s", 1);
-	buf_puts(out, event ? event : "");
-	buf_append(out, "", 1);
-	buf_puts(out, from_json ? from_json : "null");
-	buf_append(out, "", 1);
-	buf_append(out, data, len);
+	size_t n = event_pack_len(len, event, from_json);
+
+	buf_reserve(out, n);
+	event_pack_to(
+	    out->data + out->len, data, len, is_json, event, from_json);
+	out->len += n;
+	out->data[out->len] = '\0';
 }
 
 void

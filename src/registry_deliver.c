@@ -26,7 +26,7 @@
 #include "util.h"
 
 struct registry_msg *
-registry_msg_new(const char *frame, size_t len)
+registry_msg_alloc(size_t len, char **frame)
 {
 	struct registry_msg *m = xmalloc(sizeof(*m) + len);
 
@@ -37,7 +37,17 @@ registry_msg_new(const char *frame, size_t len)
 	m->rprev = m->rnext = NULL;
 	m->next = NULL;
 	m->len = m->size = len;
-	memcpy(m->frame, frame, len);
+	*frame = m->frame;
+	return m;
+}
+
+struct registry_msg *
+registry_msg_new(const char *frame, size_t len)
+{
+	char *to;
+	struct registry_msg *m = registry_msg_alloc(len, &to);
+
+	memcpy(to, frame, len);
 	return m;
 }
 
