@@ -3475,8 +3475,11 @@ test_cluster_resync_collided(void **state)
  * delivery and moves the device above "two", which its registry holds
  * untaken.  Then the stream is unsubscribed.  Its streams took nothing
  * after "local": the client back without an id through node 1 must get
- * "two", or be told (a reset) that it is lost.  On HEAD the UNSUB said
- * the streams had everything below the move: no reset, "two" lost.
+ * "two", then "three", with no reset: "two" is in Redis, and nothing
+ * was lost.  Before 2026-12-07 the UNSUB said the streams had everything
+ * below the move: no reset, "two" lost; then the client was told (a
+ * reset, "messages were dropped while away"), and "two" skipped: the
+ * move took it, though only the node's lone "local" was Redis's loss.
  */
 static void
 test_cluster_unsub_after_hangup_resynced(void **state)
@@ -3485,7 +3488,7 @@ test_cluster_unsub_after_hangup_resynced(void **state)
 	struct registry_start st;
 	struct registry_stream *s, *s2;
 	struct cluster_entry *ref, *ref2;
-	char id[CLUSTER_ID_MAX], text[64];
+	char id[CLUSTER_ID_MAX];
 	bool down;
 
 	if (f == NULL)
@@ -3501,15 +3504,49 @@ test_cluster_unsub_after_hangup_resynced(void **state)
 	wait_unheld(f, 0);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
 	s2 = subscribe(f, 1, NULL, &st, &ref2);
-	next_msg(f->reg[1], s2, text);
-	if (!st.reset && strcmp(text, "two") != 0)
-		fail_msg("first message \"%s\": \"two\" (answered 200, taken "
-		         "by no stream) lost, no reset",
-		    text);
-	if (strcmp(text, "two") == 0)
-		next_msg(f->reg[1], s2, text);
-	assert_string_equal(text, "three");
-	no_more(f->reg[1], s2);
+	if (st.reset)
+		fail_msg("a reset (%s): \"two\" (answered 200, taken by no "
+		         "stream) went with the resync's move",
+		    st.reason);
+	expect_seq(f->reg[1], s2, "two", "three", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
+ * As test_cluster_unsub_after_hangup_resynced, but the client comes back
+ * through node 1 with the id of "local", the last its stream took (an
+ * EventSource's Last-Event-ID): it must get "two", then "three", with no
+ * reset.  Before 2026-12-07 that id was below the resync's move, which
+ * took "two": "event id too old", a reset, and "two" skipped.
+ */
+static void
+test_cluster_resynced_resumed(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume at = {REGISTRY_RESUME_AT, 0};
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct cluster_entry *ref, *ref2;
+	char id[CLUSTER_ID_MAX];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	at.id = lone_delivery_setup(f, &s, &ref);
+	hang_up(f, s);
+	post_local(f, 1, "two");
+	wait_held(f, 0, 1);
+	node0_back(f);
+	wait_moved(f, ref);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, &at, &st, &ref2);
+	if (st.reset)
+		fail_msg("a reset (%s) for the id of \"local\", which the "
+		         "client took: \"two\" went with the resync's move",
+		    st.reason);
+	expect_seq(f->reg[1], s2, "two", "three", NULL);
 	unsubscribe(f, 1, s2, ref2);
 }
 
@@ -4559,6 +4596,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_after_hangup_resynced, setup_acl,
 	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resynced_resumed, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_sent_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
