@@ -33,8 +33,8 @@
  * again (see the UNSUB script): past it, only the newest half.
  */
 #define CLUSTER_ANSWERS_MAX 4096
-/* Most arguments of a command. */
-#define CLUSTER_ARGS 24
+/* Most arguments of a command (SUB's: 3, 4 keys, 19). */
+#define CLUSTER_ARGS 26
 
 /* A message from the channel, waiting behind a closed gate. */
 struct cluster_wait {

@@ -283,6 +283,17 @@ void registry_unsubscribe(struct registry *reg, struct registry_stream *s);
 bool registry_unsubscribe_taken(struct registry *reg, struct registry_stream *s,
     uint64_t *taken, bool kept);
 
+/*
+ * The position up to which the streams of user's device took its
+ * messages, or started past them, as an event id, into *taken: what
+ * registry_unsubscribe_taken() reads as the last one closes, read while
+ * they are open.  False (nothing set) when the device is not known.  A
+ * cluster's resync that moves the device tells Redis, so that the move
+ * keeps what came after it for a client back without it.
+ */
+bool registry_device_taken(struct registry *reg, const char *user,
+    const char *device, uint64_t *taken);
+
 /* A stream's id, unique for the life of the registry, never 0. */
 uint64_t registry_stream_id(const struct registry_stream *s);
 

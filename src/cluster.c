@@ -101,7 +101,8 @@
  * then its resync (or, its streams gone, its UNSUB) moves the device to a
  * new position above every id it and Redis gave (the stream's last and
  * floor; the entries below it go, but what the resync's answer replays,
- * or what came after the UNSUB's upto, held for the device's return)
+ * or what came after what the node's streams took, which the resync or
+ * the UNSUB says, held for the device's return)
  * and publishes a reset there to every other holder.  A holder not listening then finds the floor above what
  * it had when it resubscribes, and gets its reset from SUB.  A holder that
  * gave more ids alone has that id already and drops the reset as a
@@ -554,7 +555,9 @@ cluster_unsubscribe(
 			 * unless its streams had not taken all the registry
 			 * had below it (a POST that came after a stream's
 			 * client left, before the move): then Redis holds from
-			 * below the move, which tells (the move took it).
+			 * below the move, and replays what the move kept (the
+			 * resync said what the streams took), or tells when a
+			 * trim took it since.
 			 */
 			if (taken < e->moved && taken >= e->moved_below)
 				taken = e->moved;

@@ -152,8 +152,9 @@
  * answer was lost (see SUB).  Returns the new position.
  *
  * kept(): whether a stream with no usable id that starts from hold, below
- * the floor, is replayed from hold: a lone-delivery UNSUB (see there) kept
- * what came after it below its move, and its note (hk) still holds (the
+ * the floor, is replayed from hold: a lone-delivery UNSUB (see there), or
+ * a resync that moved the device (SUB's taken), kept what came after it
+ * below its move, and its note (hk) still holds (the
  * floor is the move's, and the oldest entry kept is still there: trims
  * take the oldest first, so then all are).  Returns nil, or "l" when it
  * starts with a reset (a lone message no stream took is lost), or "-".
@@ -244,7 +245,8 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * KEYS u g s m; ARGV dev node after count sync meta_ttl_ms seen again
  * rebuild_ms here user frame max_bytes token undone_lo undone_hi
  * overhead (what a message costs beyond its frame in max_bytes, as in
- * a node's log: REGISTRY_MSG_OVERHEAD; absent, 0).  The
+ * a node's log: REGISTRY_MSG_OVERHEAD; absent, 0) taken alone (see
+ * below; absent, "").  The
  * node's field of u gets "MARK TOKEN": where a stream with no id starts
  * (held, in the device's grace; else last), and the SUB's token, for an
  * UNSUB that undoes it; or 0 when it ended no grace period (the device
@@ -287,7 +289,23 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * "1" (sync only) the node delivered messages alone while Redis was down,
  * which no other node's stream has: the device moves likewise, and every
  * other holder is told at the new position (tell(), the packed reset frame,
- * for user); the node's own streams missed nothing of it.  Returns {from,
+ * for user); the node's own streams missed nothing of it.  taken (""
+ * none; absent from a node of the version before, which behaves as it
+ * did): with here, what the node's streams took, when below after:
+ * what came after it (the channel's, held in the node's registry for a
+ * stream whose client left, or not taken yet) the move keeps below its
+ * floor, and notes as a lone-delivery UNSUB does (hk: "TAKEN FIRST TO
+ * LOST", see kept() and UNSUB), so that a SUB from that held position,
+ * or a client back with that id or a kept entry's (kept_at()), is
+ * replayed it; seen comes down to taken, or the node's UNSUB, which
+ * holds from what its streams took but not below seen, would hold from
+ * after, past what was kept.  LOST "l" when the streams had not taken
+ * every message the node gave alone (alone: the newest), which Redis
+ * never had, or when the floor was above taken (a trim took what came
+ * after it).  Until 2026-12-07 the move took such a message, answered
+ * 200: a client back without an id was told (a reset), never given it
+ * (test_cluster_unsub_after_hangup_resynced,
+ * test_cluster_resynced_resumed).  Returns {from,
  * why, entries} or, with here, {from, why, entries, to}: the stream starts
  * after from, replaying entries, then goes on after to; why is "" or why
  * messages were lost.  The entries are the newest after from, at most count
@@ -343,8 +361,8 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  */
 /*
  * kept_at(): whether a client's id below the floor is still a position,
- * as kept() for a stream with none: a lone-delivery UNSUB's note (hk)
- * holds, and the id is its held position (what that node's streams took
+ * as kept() for a stream with none: a lone-delivery UNSUB's note (hk),
+ * or a resync's, holds, and the id is its held position (what that node's streams took
  * last, the lone message an EventSource reconnects with) or an entry the
  * move kept above it; everything after it is still there.  Returns nil,
  * or "l" (a reset first: a lone message no stream took is lost) or "-".
@@ -486,11 +504,22 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "local to = nil "
     "if sync and ARGV[10] == '1' then "
     "if mode == 'k' then to = mt elseif mode then to = from else "
-    "to = from if why == '' then to = moved(s, m, after, metattl, after) "
+    "to = from if why == '' then "
+    "local tk = ARGV[18] or '' "
+    "if tk == '' or not idlt(tk, after) then tk = nil end "
+    "to = moved(s, m, after, metattl, tk or after) "
     "local k = redis.call('XRANGE', s, '-', '+', 'COUNT', 1) "
     "k = #k > 0 and idlt(k[1][1], to) and k[1][1] or '-' "
     "redis.call('HSET', m, 'mv', node .. ' ' .. after .. ' ' .. seen .. "
-    "' ' .. to .. ' k ' .. k) end "
+    "' ' .. to .. ' k ' .. k) "
+    "if tk then local al = ARGV[19] or '' "
+    "k = redis.call('XRANGE', s, '(' .. tk, '+', 'COUNT', 1) "
+    "k = #k > 0 and idlt(k[1][1], to) and k[1][1] or '-' "
+    "redis.call('HSET', m, 'hk', tk .. ' ' .. k .. ' ' .. to .. "
+    "(((al ~= '' and idlt(tk, al)) or idlt(tk, floor)) and ' l' or ' -')) "
+    "local sn = redis.call('HGET', m, 'seen') "
+    "if not sn or idlt(tk, sn) then redis.call('HSET', m, 'seen', tk) end "
+    "end end "
     "tell(u, ARGV[11], dev, node, to, ARGV[12]) end end "
     "if cut then from = cut "
     "if why == '' then why = 'event id too old' end end "

@@ -77,6 +77,39 @@ presence_seen(const struct cluster_entry *e)
 	return e->seen;
 }
 
+/*
+ * A resync that moves the device (here: e->local) says what its streams
+ * took, when that is below e->last (the SUB's after): what came after it
+ * (the channel's, held in the registry for a stream whose client left,
+ * or not taken yet) the move keeps, and a client back from there is
+ * replayed it; and the newest id given alone (e->alone), which Redis
+ * never had: a stream that did not take it gets a reset first.  Until
+ * 2026-12-07 the move took such a message (answered 200), told
+ * (test_cluster_unsub_after_hangup_resynced).  "" "": none.
+ */
+static void
+presence_taken_args(struct cluster *cl, struct cluster_job *j,
+    const struct cluster_entry *e, bool here)
+{
+	char id[CLUSTER_ID_MAX];
+	uint64_t taken = 0;
+
+	if (here &&
+	    registry_device_taken(cl->reg, e->user, e->device, &taken)) {
+		/* As cluster_unsubscribe(): below a move, nobody's ids. */
+		if (taken < e->moved && taken >= e->moved_below)
+			taken = e->moved;
+	}
+	if (taken != 0 && taken < e->last)
+		cluster_format_id(taken, id, sizeof(id));
+	else
+		id[0] = '\0';
+	cluster_job_str(j, id);
+	if (id[0] != '\0')
+		cluster_format_id(e->alone, id, sizeof(id));
+	cluster_job_str(j, id);
+}
+
 /* A SUB job for e, after id ("": none), with cl->lock held. */
 struct cluster_job *
 cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
@@ -116,6 +149,7 @@ cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
 	cluster_job_num(j, kind == JOB_SUB ? e->undo_lo : 0);
 	cluster_job_num(j, kind == JOB_SUB ? e->undo_hi : 0);
 	cluster_job_num(j, REGISTRY_MSG_OVERHEAD);
+	presence_taken_args(cl, j, e, kind == JOB_SYNC && e->local);
 	j->epoch = cl->sub_epoch;
 	j->entry = e;
 	e->jobs++;

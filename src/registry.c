@@ -590,6 +590,23 @@ registry_unsubscribe_taken(
 	return last;
 }
 
+bool
+registry_device_taken(
+    struct registry *reg, const char *user, const char *device, uint64_t *taken)
+{
+	struct reg_device *d;
+	struct device_key k;
+
+	device_key_make(&k, user, device);
+	pthread_mutex_lock(&reg->lock);
+	d = registry_find_device(reg, &k);
+	if (d != NULL)
+		*taken = device_taken_id(d);
+	pthread_mutex_unlock(&reg->lock);
+	device_key_free(&k);
+	return d != NULL;
+}
+
 void
 registry_unsubscribe(struct registry *reg, struct registry_stream *s)
 {
