@@ -2029,6 +2029,50 @@ test_cluster_resync_lost_posted_before(void **state)
 }
 
 /*
+ * As test_cluster_resync_lost_posted_before, but n1 had also delivered
+ * alone ("after" is a lone id), so its told resync (here) moves the
+ * device above everything to tell the other holders.  "z", posted after
+ * the loss was found and before the resync ran, is no part of the loss:
+ * n1's streams must get the reset right after what they had, then "z",
+ * then go on after the move; the same when the answer is lost and the
+ * resync sent again.  A client of another node that had "z" is told (a
+ * reset: it never had n1's lone messages).  Before 2026-12-07 the move
+ * took "z": the reset above it, "z" (answered 200) never delivered on n1.
+ */
+static void
+test_cluster_resync_lost_alone_posted_before(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	char a[64], after[64], reset[64], z[64], to[64];
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	born_id(a, sizeof(a), born, 1000, 0);
+	born_id(after, sizeof(after), born, 1000, 2);
+	born_id(reset, sizeof(reset), born, 1000, 3);
+	born_id(z, sizeof(z), born, 2000, 0);
+	born_id(to, sizeof(to), born, 2000, 1);
+	xadd_one(c, "t", a, "a");
+	xadd_one(c, "t", z, "z");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, z));
+	for (int i = 0; i < 2; i++) {
+		r = resync_run(c, after, "0-0", true);
+		resync_answer(
+		    r, reset, "messages were lost", (const char *[]){z}, 1);
+		assert_int_equal(r->elements, 4);
+		assert_string_equal(r->element[3]->str, to);
+		freeReplyObject(r); /* the first: lost */
+	}
+	assert_floor(c, to);
+	assert_too_old(c, z);
+	redisFree(c);
+}
+
+/*
  * As test_cluster_resync_lost_alone, but what the first resync replayed
  * ("x", below the new floor) is trimmed before the second comes (POSTs
  * filling the stream past BEEP_REPLAY_MAX): the second cannot replay it,
@@ -4530,6 +4574,8 @@ main(void)
 	        test_cluster_resync_lost_told, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resync_lost_posted_before, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resync_lost_alone_posted_before, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resync_lost_trimmed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
