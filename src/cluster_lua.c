@@ -289,7 +289,15 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * "1" (sync only) the node delivered messages alone while Redis was down,
  * which no other node's stream has: the device moves likewise, and every
  * other holder is told at the new position (tell(), the packed reset frame,
- * for user); the node's own streams missed nothing of it.  taken (""
+ * for user); the node's own streams missed nothing of it.  When it found
+ * messages lost too, the move is above everything (moved(): the other
+ * holders' reset must come after what they had, what was posted after
+ * after with the rest), but keeps what below() would, from just above
+ * after (past()): the node's streams get the reset there, then those
+ * entries, then go on after the move.  Until 2026-12-07 the move took
+ * them: a message answered 200 after the loss was found, told by the
+ * reset and never delivered on the node
+ * (test_cluster_resync_lost_alone_posted_before).  taken (""
  * none; absent from a node of the version before, which behaves as it
  * did): with here, what the node's streams took, when below after:
  * what came after it (the channel's, held in the node's registry for a
@@ -347,7 +355,10 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * move is the device's last one on this data (nothing moved or trimmed
  * above TO since, beep:born as it was), is answered as the first was,
  * with what came since: MODE "l" (it found messages lost: the reset at
- * TO, then what is above it; above the floor, when trimmed since), "k"
+ * TO, then what is above it; above the floor, when trimmed since), "h"
+ * (here, and found messages lost: the reset at TO, just above AFTER, then
+ * the entries the move kept below its floor and on after the floor;
+ * FIRST, the oldest kept, must still be there, else as "l"), "k"
  * (here, nothing lost: the entries after AFTER, which the move kept
  * below its floor, then on after TO; FIRST, the oldest kept, or "-",
  * must still be there: trims take the oldest first, so then all are).
@@ -371,10 +382,12 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * an id that went backwards, for a client that had an entry above it)
  * (test_cluster_unsub_local_after_hangup_resumed).
  *
- * below(): the device's floor moves to just above after (not below base()
- * or the floor it has), when that is below the first entry after after:
- * the entries below it go, those after it stay and are replayed after
- * the reset.  Otherwise moved().  Returns the new floor.
+ * past(): just above after, not below base() or the floor.
+ *
+ * below(): the device's floor moves to past(), when that is below the
+ * first entry after after: the entries below it go, those after it stay
+ * and are replayed after the reset.  Otherwise moved().  Returns the new
+ * floor.
  */
 static const char cluster_lua_sub[] = LUA_PRELUDE
     "local function kept_at(s, m, after, floor) local h, k, t, l = "
@@ -384,12 +397,13 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "#redis.call('XRANGE', s, k, k) > 0) and (after == h or "
     "#redis.call('XRANGE', s, after, after) > 0) then return l end "
     "return nil end "
-    "local function below(s, m, after, b, floor, metattl) "
-    "local top = after "
+    "local function past(after, b, floor) local top = after "
     "if idlt(top, b) then top = b end "
     "if idlt(top, floor) then top = floor end "
     "local tms, tseq = idp(top) "
-    "local r = string.format('%d-%d', tms, tseq + 1) "
+    "return string.format('%d-%d', tms, tseq + 1) end "
+    "local function below(s, m, after, b, floor, metattl) "
+    "local r = past(after, b, floor) "
     "local nx = redis.call('XRANGE', s, '(' .. after, '+', 'COUNT', 1) "
     "if #nx == 0 or not idlt(r, nx[1][1]) then "
     "return moved(s, m, after, metattl) end "
@@ -433,16 +447,19 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "ob = redis.call('HGET', m, 'floor') or '0-0' "
     "if not idlt(ob, b) then ob = nil end end "
     "local from, why, usable = last, '', false "
-    "local mode, mt = nil, nil "
+    "local mode, mt, mto = nil, nil, nil "
     "if after ~= '' and sync then "
     "local rn, ra, rs, rt, rk, rf = string.match(redis.call('HGET', m, "
     "'mv') or '', '^(%S+) (%S+) (%S+) (%S+) (%a) (%S+)$') "
     "if rn == node and ra == after and rs == seen and not idlt(rt, b) then "
-    "if rk == 'l' then mode = 'l' mt = rt "
+    "if rk == 'l' or (rk == 'h' and "
+    "#redis.call('XRANGE', s, rf, rf) == 0) then mode = 'l' mt = rt "
+    "elseif rk == 'h' then mode = 'h' mt = rt mto = floor "
     "elseif ARGV[10] == '1' and not idlt(rt, floor) and (rf == '-' or "
     "#redis.call('XRANGE', s, rf, rf) > 0) then mode = 'k' mt = rt end end "
     "if mode == 'l' then from = mt why = 'messages were lost' "
     "if idlt(from, floor) then from = floor end "
+    "elseif mode == 'h' then from = mt why = 'messages were lost' "
     "elseif mode == 'k' then from = after "
     "else "
     "local lost = idlt(seen, b) or idlt(seen, floor) "
@@ -456,10 +473,16 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "why = 'messages were lost' "
     "redis.call('HSET', m, 'mv', node .. ' ' .. after .. ' ' .. seen .. "
     "' ' .. from .. ' l -') "
-    "elseif lost then "
-    "from = moved(s, m, after, metattl) why = 'messages were lost' "
+    "elseif lost then why = 'messages were lost' "
+    "local r = past(after, b, floor) "
+    "local nx = redis.call('XRANGE', s, '(' .. after, '+', 'COUNT', 1) "
+    "if #nx > 0 and idlt(r, nx[1][1]) then from = r "
+    "mto = moved(s, m, after, metattl, r) "
     "redis.call('HSET', m, 'mv', node .. ' ' .. after .. ' ' .. seen .. "
-    "' ' .. from .. ' l -') "
+    "' ' .. r .. ' h ' .. nx[1][1]) "
+    "else from = moved(s, m, after, metattl) "
+    "redis.call('HSET', m, 'mv', node .. ' ' .. after .. ' ' .. seen .. "
+    "' ' .. from .. ' l -') end "
     "else from = after "
     "if idlt(last, after) then redis.call('HSET', m, 'last', after) end "
     "end end "
@@ -503,8 +526,8 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "for i = keep, 1, -1 do entries[#entries + 1] = rev[i] end "
     "local to = nil "
     "if sync and ARGV[10] == '1' then "
-    "if mode == 'k' then to = mt elseif mode then to = from else "
-    "to = from if why == '' then "
+    "if mode == 'k' then to = mt else to = mto or from end "
+    "if not mode and why == '' then "
     "local tk = ARGV[18] or '' "
     "if tk == '' or not idlt(tk, after) then tk = nil end "
     "to = moved(s, m, after, metattl, tk or after) "
@@ -520,7 +543,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "local sn = redis.call('HGET', m, 'seen') "
     "if not sn or idlt(tk, sn) then redis.call('HSET', m, 'seen', tk) end "
     "end end "
-    "tell(u, ARGV[11], dev, node, to, ARGV[12]) end end "
+    "if not mode then tell(u, ARGV[11], dev, node, to, ARGV[12]) end end "
     "if cut then from = cut "
     "if why == '' then why = 'event id too old' end end "
     "if to then return {from, why, entries, to} end "
