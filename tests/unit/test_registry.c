@@ -276,6 +276,43 @@ test_registry_unsubscribe_taken(void **state)
 	}
 }
 
+/*
+ * registry_device_taken(): what registry_unsubscribe_taken() would say,
+ * while the streams are open: the position they took up to, not the
+ * newest message (what came after a stream's hang-up it did not take).
+ * A cluster's resync that moves the device says this to Redis.  An
+ * unknown device says nothing.
+ */
+static void
+test_registry_device_taken(void **state)
+{
+	struct registry_limits l = {.grace_ms = 60000};
+	struct registry *reg = registry_new(&l);
+	struct registry_batch b;
+	enum registry_error err;
+	struct registry_stream *s;
+	uint64_t one, id = 0;
+
+	(void)state;
+	assert_false(registry_device_taken(reg, "bob", "phone", &id));
+	assert_int_equal(id, 0);
+	s = subscribe(reg, "bob", "phone", &err);
+	assert_non_null(s);
+	publish_str(reg, "bob", "phone", "one", &err);
+	assert_int_equal(err, REGISTRY_OK);
+	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_MESSAGES);
+	one = registry_msg_id(b.first);
+	registry_batch_release(&b);
+	registry_hangup(reg, registry_stream_id(s));
+	publish_str(reg, "bob", "phone", "two", &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	assert_true(registry_device_taken(reg, "bob", "phone", &id));
+	assert_int_equal(id, one);
+	assert_true(registry_unsubscribe_taken(reg, s, &id));
+	assert_int_equal(id, one);
+	registry_free(reg);
+}
+
 static void
 test_registry_batch_bytes(void **state)
 {
@@ -6159,6 +6196,7 @@ main(void)
 	    cmocka_unit_test(test_registry_expiry),
 	    cmocka_unit_test(test_registry_expiry_next_before_end),
 	    cmocka_unit_test(test_registry_unsubscribe_taken),
+	    cmocka_unit_test(test_registry_device_taken),
 	    cmocka_unit_test(test_registry_batch_bytes),
 	    cmocka_unit_test(test_registry_max_devices),
 	    cmocka_unit_test(test_registry_max_devices_user),
