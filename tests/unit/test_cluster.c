@@ -2073,6 +2073,59 @@ test_cluster_resync_lost_alone_posted_before(void **state)
 }
 
 /*
+ * As test_cluster_resync_lost_alone_posted_before, but n1's stream took
+ * only "local" (its lone message): its client left, and "two", which the
+ * channel brought after, waits in n1's registry, untaken; the resync says
+ * so (taken).  n1's streams close and its UNSUB holds from "local".  A
+ * client back through n2 without an id must be told (a reset: messages
+ * were lost), then get "two" and "z".  Before, the move took "two": the
+ * reset, then "z" only.
+ */
+static void
+test_cluster_resync_lost_alone_untaken(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	char a[64], local[64], two[64], reset[64], z[64], to[64];
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	born_id(a, sizeof(a), born, 1000, 0);
+	born_id(local, sizeof(local), born, 1000, 1);
+	born_id(two, sizeof(two), born, 2000, 0);
+	born_id(reset, sizeof(reset), born, 2000, 1);
+	born_id(z, sizeof(z), born, 3000, 0);
+	born_id(to, sizeof(to), born, 3000, 1);
+	xadd_one(c, "t", a, "a");
+	xadd_one(c, "t", two, "two");
+	xadd_one(c, "t", z, "z");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, z));
+	for (int i = 0; i < 2; i++) {
+		r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n1", two, "64",
+		    "1", "60000", "0-0", "0", "1000", "1", "t", "rreset",
+		    "1048576", "1", "0", "0", "0", local, local, (char *)NULL);
+		assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+		resync_answer(
+		    r, reset, "messages were lost", (const char *[]){z}, 1);
+		assert_int_equal(r->elements, 4);
+		assert_string_equal(r->element[3]->str, to);
+		freeReplyObject(r); /* the first: lost */
+	}
+	r = script_eval(c, CLUSTER_LUA_UNSUB, "t", "d", "n1", "60000", "60000",
+	    "0", to, "t", "", "0", "0", local, "", "", (char *)NULL);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+	r = sub_n2(c, "");
+	resync_answer(
+	    r, local, "messages were lost", (const char *[]){two, z}, 2);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+/*
  * As test_cluster_resync_lost_alone, but what the first resync replayed
  * ("x", below the new floor) is trimmed before the second comes (POSTs
  * filling the stream past BEEP_REPLAY_MAX): the second cannot replay it,
@@ -4576,6 +4629,8 @@ main(void)
 	        test_cluster_resync_lost_posted_before, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resync_lost_alone_posted_before, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resync_lost_alone_untaken, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resync_lost_trimmed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
