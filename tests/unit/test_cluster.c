@@ -2073,6 +2073,54 @@ test_cluster_resync_lost_alone_posted_before(void **state)
 }
 
 /*
+ * test_cluster_unsub_after_hangup_resynced in Redis's order, the resync's
+ * answer lost and the resync sent again: n1's stream took "local" (its
+ * lone message) and left; "two" came by the channel, untaken; the resync
+ * (here) says so (taken), moves the device and keeps "two".  n1's UNSUB
+ * holds from "local", and a client back through n2 without an id gets
+ * "two", with no reset.  The resync sent again must not undo that (the
+ * device's seen raised to "two": the UNSUB held from above it).
+ */
+static void
+test_cluster_resync_taken_sent_again(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	char a[64], local[64], two[64], to[64];
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	born_id(a, sizeof(a), born, 1000, 0);
+	born_id(local, sizeof(local), born, 1000, 1);
+	born_id(two, sizeof(two), born, 2000, 0);
+	born_id(to, sizeof(to), born, 2000, 1);
+	xadd_one(c, "t", a, "a");
+	xadd_one(c, "t", two, "two");
+	freeReplyObject(redisCommand(c, "HSET %s last %s", TRIM_M, two));
+	for (int i = 0; i < 2; i++) {
+		r = script_eval(c, CLUSTER_LUA_SUB, "t", "d", "n1", two, "64",
+		    "1", "60000", two, "0", "1000", "1", "t", "rreset",
+		    "1048576", "1", "0", "0", "0", local, local, (char *)NULL);
+		assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+		resync_answer(r, two, "", NULL, 0);
+		assert_int_equal(r->elements, 4);
+		assert_string_equal(r->element[3]->str, to);
+		freeReplyObject(r); /* the first: lost */
+	}
+	r = script_eval(c, CLUSTER_LUA_UNSUB, "t", "d", "n1", "60000", "60000",
+	    "0", to, "t", "", "0", "0", local, "", "", (char *)NULL);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+	r = sub_n2(c, "");
+	resync_answer(r, local, "", (const char *[]){two}, 1);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+/*
  * As test_cluster_resync_lost_alone_posted_before, but n1's stream took
  * only "local" (its lone message): its client left, and "two", which the
  * channel brought after, waits in n1's registry, untaken; the resync says
@@ -4631,6 +4679,8 @@ main(void)
 	        test_cluster_resync_lost_alone_posted_before, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resync_lost_alone_untaken, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resync_taken_sent_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resync_lost_trimmed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
