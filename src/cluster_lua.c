@@ -305,15 +305,20 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * floor, and notes as a lone-delivery UNSUB does (hk: "TAKEN FIRST TO
  * LOST", see kept() and UNSUB), so that a SUB from that held position,
  * or a client back with that id or a kept entry's (kept_at()), is
- * replayed it; seen comes down to taken, or the node's UNSUB, which
- * holds from what its streams took but not below seen, would hold from
- * after, past what was kept.  LOST "l" when the streams had not taken
+ * replayed it; seen comes down to taken (also when this resync is sent
+ * again: it wrote last there, and the UNSUB held past what was kept), or
+ * the node's UNSUB, which holds from what its streams took but not below
+ * seen, would hold from after, past what was kept.  The same when the
+ * resync found messages lost (the move above keeps from taken, not just
+ * from past()), the note's LOST then "l": a reset first, for the loss.
+ * LOST "l" when the streams had not taken
  * every message the node gave alone (alone: the newest), which Redis
  * never had, or when the floor was above taken (a trim took what came
  * after it).  Until 2026-12-07 the move took such a message, answered
  * 200: a client back without an id was told (a reset), never given it
  * (test_cluster_unsub_after_hangup_resynced,
- * test_cluster_resynced_resumed).  Returns {from,
+ * test_cluster_resynced_resumed, test_cluster_resync_taken_sent_again,
+ * test_cluster_resync_lost_alone_untaken).  Returns {from,
  * why, entries} or, with here, {from, why, entries, to}: the stream starts
  * after from, replaying entries, then goes on after to; why is "" or why
  * messages were lost.  The entries are the newest after from, at most count
@@ -425,8 +430,11 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "elseif undone(ptok, ARGV[15], ARGV[16]) then hold = pmark end "
     "redis.call('HSET', u, dev .. '\\31' .. node, (hold or last) .. ' ' .. "
     "(hold and ARGV[14] or '0')) "
+    "local tk = ARGV[18] or '' "
+    "if tk == '' or after == '' or ARGV[10] ~= '1' or "
+    "not idlt(tk, after) then tk = nil end "
     "if redis.call('EXISTS', m) == 1 then "
-    "redis.call('HSET', m, 'seen', hold or last) "
+    "redis.call('HSET', m, 'seen', tk or hold or last) "
     "redis.call('PEXPIRE', m, metattl) end "
     "local pre = dev .. '\\31' "
     "for _, f in ipairs(redis.call('HKEYS', u)) do "
@@ -477,12 +485,16 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "local r = past(after, b, floor) "
     "local nx = redis.call('XRANGE', s, '(' .. after, '+', 'COUNT', 1) "
     "if #nx > 0 and idlt(r, nx[1][1]) then from = r "
-    "mto = moved(s, m, after, metattl, r) "
+    "mto = moved(s, m, after, metattl, tk or r) "
     "redis.call('HSET', m, 'mv', node .. ' ' .. after .. ' ' .. seen .. "
     "' ' .. r .. ' h ' .. nx[1][1]) "
-    "else from = moved(s, m, after, metattl) "
+    "else from = moved(s, m, after, metattl, tk) "
     "redis.call('HSET', m, 'mv', node .. ' ' .. after .. ' ' .. seen .. "
     "' ' .. from .. ' l -') end "
+    "if tk then local k = redis.call('XRANGE', s, '(' .. tk, '+', "
+    "'COUNT', 1) local t = mto or from "
+    "k = #k > 0 and idlt(k[1][1], t) and k[1][1] or '-' "
+    "redis.call('HSET', m, 'hk', tk .. ' ' .. k .. ' ' .. t .. ' l') end "
     "else from = after "
     "if idlt(last, after) then redis.call('HSET', m, 'last', after) end "
     "end end "
@@ -528,8 +540,6 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "if sync and ARGV[10] == '1' then "
     "if mode == 'k' then to = mt else to = mto or from end "
     "if not mode and why == '' then "
-    "local tk = ARGV[18] or '' "
-    "if tk == '' or not idlt(tk, after) then tk = nil end "
     "to = moved(s, m, after, metattl, tk or after) "
     "local k = redis.call('XRANGE', s, '-', '+', 'COUNT', 1) "
     "k = #k > 0 and idlt(k[1][1], to) and k[1][1] or '-' "
@@ -540,8 +550,6 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "k = #k > 0 and idlt(k[1][1], to) and k[1][1] or '-' "
     "redis.call('HSET', m, 'hk', tk .. ' ' .. k .. ' ' .. to .. "
     "(((al ~= '' and idlt(tk, al)) or idlt(tk, floor)) and ' l' or ' -')) "
-    "local sn = redis.call('HGET', m, 'seen') "
-    "if not sn or idlt(tk, sn) then redis.call('HSET', m, 'seen', tk) end "
     "end end "
     "if not mode then tell(u, ARGV[11], dev, node, to, ARGV[12]) end end "
     "if cut then from = cut "
