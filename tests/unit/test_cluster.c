@@ -3696,6 +3696,214 @@ test_cluster_resynced_resumed(void **state)
 }
 
 /*
+ * Node 1's commands back after node0_cut() killed its connection: a
+ * listing until one is answered (the first may find the connection gone
+ * and start its reconnection).  A POST through node 1 before that would
+ * be delivered there alone, as Redis down, and its resync would tell
+ * node 0's streams a reset.
+ */
+static void
+node1_commands_back(struct fixture *f)
+{
+	char **names;
+	size_t n;
+
+	for (int i = 0; i < 1000; i++) {
+		if (cluster_devices(f->cl[1], "u", &names, &n) == 0) {
+			for (size_t j = 0; j < n; j++)
+				free(names[j]);
+			free(names);
+			return;
+		}
+		usleep(10000);
+	}
+	fail_msg("node 1's commands not back within 10 s");
+}
+
+/*
+ * A second tab of the device, on node 1 (sb), had what came through
+ * Redis: "one", then "two"; never "local", which node 0 gave alone while
+ * its commands were refused.  Its client leaves (node 1 unsubscribes it:
+ * no holder left there to be told) before node 0's move, and node 0's
+ * stream, whose client left after "local", holds "two" untaken: the move
+ * keeps it for the device's return.  resync: node 0's commands come back
+ * before its stream closes, and its resync moves the device; else its
+ * UNSUB does.  The second tab comes back through node back with the id it
+ * had last: "two", an entry the move kept.  Or, at_taken: node 0's
+ * stream took "y" (through Redis) after "local", the second tab took it
+ * too and left before "two": it comes back with the id of "y", the
+ * position the keep starts from (what node 0's streams took), which is
+ * not node 0's own.  Either way it must be told (a reset): it never had
+ * "local"; then it gets what the move kept after its id.  With r56's
+ * keep (unmerged), and with the UNSUB's on main, such an id was a
+ * position: no reset, "local" missed, silently.
+ */
+static void
+second_tab(struct fixture *f, bool resync, bool at_taken, int back)
+{
+	struct registry_resume at = {REGISTRY_RESUME_AT, 0};
+	struct registry_start st;
+	struct registry_stream *s, *sb, *s2;
+	struct cluster_entry *ref, *refb, *ref2;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	sb = subscribe(f, 1, NULL, &st, &refb);
+	lone_delivery_setup(f, &s, &ref);
+	node1_commands_back(f);
+	next_msg(f->reg[1], sb, text);
+	assert_string_equal(text, "one");
+	if (at_taken) {
+		post_local(f, 1, "y");
+		next_msg(f->reg[0], s, text);
+		assert_string_equal(text, "y");
+		at.id = next_msg(f->reg[1], sb, text);
+		assert_string_equal(text, "y");
+		no_more(f->reg[1], sb);
+		unsubscribe(f, 1, sb, refb);
+		wait_unheld(f, 1);
+	}
+	hang_up(f, s);
+	post_local(f, 1, "two");
+	if (!at_taken) {
+		at.id = next_msg(f->reg[1], sb, text);
+		assert_string_equal(text, "two");
+		no_more(f->reg[1], sb);
+		unsubscribe(f, 1, sb, refb);
+		wait_unheld(f, 1);
+	}
+	wait_held(f, 0, 1);
+	if (resync) {
+		node0_back(f);
+		wait_moved(f, ref);
+		unsubscribe(f, 0, s, ref);
+		wait_unheld(f, 0);
+	} else {
+		unsub_then_back(f, s, ref);
+	}
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, back, &at, &st, &ref2);
+	if (!st.reset)
+		fail_msg("no reset for the second tab back at \"%s\": "
+		         "\"local\", given alone on node 0, missed silently",
+		    at_taken ? "y" : "two");
+	if (at_taken)
+		expect_seq(f->reg[back], s2, "two", "three", NULL);
+	else
+		expect_seq(f->reg[back], s2, "three", NULL);
+	unsubscribe(f, back, s2, ref2);
+}
+
+/* The second tab back with the id of "two", which the move kept. */
+static void
+test_cluster_resynced_second_tab(void **state)
+{
+	if (*state == NULL)
+		skip();
+	second_tab(*state, true, false, 1);
+}
+
+/* The second tab back at "y", where the keep starts. */
+static void
+test_cluster_resynced_second_tab_at_taken(void **state)
+{
+	if (*state == NULL)
+		skip();
+	second_tab(*state, true, true, 1);
+}
+
+/*
+ * The second tab back with the id of "two" through node 0, whose streams
+ * the keep is based on (and whose registry holds the device in grace,
+ * "local" below "two").
+ */
+static void
+test_cluster_resynced_second_tab_node0(void **state)
+{
+	if (*state == NULL)
+		skip();
+	second_tab(*state, true, false, 0);
+}
+
+/*
+ * As test_cluster_resynced_second_tab, but the second tab's client
+ * leaves during the move: its stream stops being live on node 1
+ * (registry_hangup()) before node 0's resync moves the device, node 1
+ * still holding it, and the reset node 1 is told at the move reaches no
+ * client.  Node 1 closes the stream after, its registry's grace period
+ * over (so it no longer holds that reset), then node 0; the client comes
+ * back through node 1 with the id of "two".
+ */
+static void
+test_cluster_resynced_second_tab_during_move(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume at = {REGISTRY_RESUME_AT, 0};
+	struct registry_start st;
+	struct registry_stream *s, *sb, *s2;
+	struct cluster_entry *ref, *refb, *ref2;
+	struct registry_batch b;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	sb = subscribe(f, 1, NULL, &st, &refb);
+	lone_delivery_setup(f, &s, &ref);
+	node1_commands_back(f);
+	next_msg(f->reg[1], sb, text);
+	assert_string_equal(text, "one");
+	hang_up(f, s);
+	post_local(f, 1, "two");
+	at.id = next_msg(f->reg[1], sb, text);
+	assert_string_equal(text, "two");
+	no_more(f->reg[1], sb);
+	wait_held(f, 0, 1);
+	registry_hangup(f->reg[1], registry_stream_id(sb));
+	assert_int_equal(registry_wait(f->reg[1], sb, 0, &b), REGISTRY_GONE);
+	node0_back(f);
+	wait_moved(f, ref);
+	/*
+	 * The grace period over in the registries' clock: node 1's forgets
+	 * the device, with the reset it held for it, as its stream closes.
+	 */
+	atomic_fetch_add(&fixture_skew_ms, 60 * 1000 + 1);
+	unsubscribe(f, 1, sb, refb);
+	wait_unheld(f, 1);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, &at, &st, &ref2);
+	if (!st.reset)
+		fail_msg("no reset for the second tab back at \"two\": "
+		         "\"local\", given alone on node 0, missed silently");
+	expect_seq(f->reg[1], s2, "three", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
+ * As test_cluster_resynced_second_tab, but node 0's UNSUB, not its
+ * resync, moves the device (its stream closed before its commands came
+ * back): the same keep, noted by the UNSUB.
+ */
+static void
+test_cluster_unsub_local_second_tab(void **state)
+{
+	if (*state == NULL)
+		skip();
+	second_tab(*state, false, false, 1);
+}
+
+/* As test_cluster_unsub_local_second_tab, back at "y". */
+static void
+test_cluster_unsub_local_second_tab_at_taken(void **state)
+{
+	if (*state == NULL)
+		skip();
+	second_tab(*state, false, true, 1);
+}
+
+/*
  * A resume id this device was never given, between two of its own (a
  * client that mixed up its stored ids: another device's): not a position
  * in this device's log.  A single node starts such a stream with a reset
@@ -4749,6 +4957,22 @@ main(void)
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_resumed, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resynced_second_tab, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resynced_second_tab_at_taken, setup_acl,
+	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resynced_second_tab_node0, setup_acl,
+	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resynced_second_tab_during_move, setup_acl,
+	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_local_second_tab, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_local_second_tab_at_taken, setup_acl,
+	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_local_sent_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
