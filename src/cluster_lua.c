@@ -157,7 +157,8 @@
  * below its move, and its note (hk) still holds (the
  * floor is the move's, and the oldest entry kept is still there: trims
  * take the oldest first, so then all are).  Returns nil, or "l" when it
- * starts with a reset (a lone message no stream took is lost), or "-".
+ * starts with a reset (a lone message no stream took is lost), or "-" or
+ * "o" (the same here: a client with no id; see kept_at()).
  *
  * rise(): the floor becomes id, a trimmed entry's, unless it is above it
  * already: entries a move kept below its floor are trimmed by POST like
@@ -314,8 +315,11 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * LOST "l" when the streams had not taken
  * every message the node gave alone (alone: the newest), which Redis
  * never had, or when the floor was above taken (a trim took what came
- * after it).  Until 2026-12-07 the move took such a message, answered
- * 200: a client back without an id was told (a reset), never given it
+ * after it); else "-" when taken is alone, "o" when it is not (a message
+ * of Redis's, which another node's stream may have had without the lone
+ * ones: see kept_at()).  Until 2026-12-07 the move took such a message,
+ * answered 200: a client back without an id was told (a reset), never
+ * given it
  * (test_cluster_unsub_after_hangup_resynced,
  * test_cluster_resynced_resumed, test_cluster_resync_taken_sent_again,
  * test_cluster_resync_lost_alone_untaken).  Returns {from,
@@ -378,10 +382,23 @@ static const char cluster_lua_post[] = LUA_PRELUDE
 /*
  * kept_at(): whether a client's id below the floor is still a position,
  * as kept() for a stream with none: a lone-delivery UNSUB's note (hk),
- * or a resync's, holds, and the id is its held position (what that node's streams took
- * last, the lone message an EventSource reconnects with) or an entry the
- * move kept above it; everything after it is still there.  Returns nil,
- * or "l" (a reset first: a lone message no stream took is lost) or "-".
+ * or a resync's, holds, and the id is its held position (what that
+ * node's streams took last, the lone message an EventSource reconnects
+ * with) or an entry the move kept above it; everything after it is
+ * still there.  Returns nil, or "l" (a reset first) or "-" (none).
+ * The noting node gave messages alone, which Redis never had, and no
+ * other node's stream has: a client is owed no reset only when its id
+ * says it was one of that node's streams, which took them all.  Only
+ * the held position can, and only when it is that node's newest lone id
+ * (LOST "-"; "o" when its streams took a message of Redis's after it)
+ * and no entry of Redis's has it (one that took the same id: as a
+ * collision, which the note marks "l" already when seen).  A kept entry
+ * is a message of Redis's, which a stream of another node (a second tab
+ * of the device, gone before the move's reset reached it) had too,
+ * without the lone ones: "l", a reset, then what was kept after the id.
+ * Until 2026-12-07 either id resumed with no reset, the lone messages
+ * missed silently (test_cluster_unsub_local_second_tab,
+ * test_cluster_resynced_second_tab and their _at_taken, _node0, _during_move).
  * Until 2026-12-06 that id was "event id too old": a reset where nothing
  * was lost, then what the note kept from below the id (duplicates, under
  * an id that went backwards, for a client that had an entry above it)
@@ -400,7 +417,10 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "'^(%S+) (%S+) (%S+) (%S)$') "
     "if h and t == floor and not idlt(after, h) and (k == '-' or "
     "#redis.call('XRANGE', s, k, k) > 0) and (after == h or "
-    "#redis.call('XRANGE', s, after, after) > 0) then return l end "
+    "#redis.call('XRANGE', s, after, after) > 0) then "
+    "if after ~= h or l ~= '-' or "
+    "#redis.call('XRANGE', s, h, h) > 0 then return 'l' end "
+    "return l end "
     "return nil end "
     "local function past(after, b, floor) local top = after "
     "if idlt(top, b) then top = b end "
@@ -549,7 +569,8 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "k = redis.call('XRANGE', s, '(' .. tk, '+', 'COUNT', 1) "
     "k = #k > 0 and idlt(k[1][1], to) and k[1][1] or '-' "
     "redis.call('HSET', m, 'hk', tk .. ' ' .. k .. ' ' .. to .. "
-    "(((al ~= '' and idlt(tk, al)) or idlt(tk, floor)) and ' l' or ' -')) "
+    "(((al ~= '' and idlt(tk, al)) or idlt(tk, floor)) and ' l' or "
+    "(tk == al and ' -' or ' o'))) "
     "end end "
     "if not mode then tell(u, ARGV[11], dev, node, to, ARGV[12]) end end "
     "if cut then from = cut "
@@ -601,7 +622,9 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * above seen: a trim, or another node's move whose reset never reached
  * the node's streams (seen "0-0" when its registry dropped that reset as
  * a duplicate of its own lone id: its lone messages may be hidden among
- * the node's; until 2026-12-07 untold: test_cluster_unsub_told).
+ * the node's; until 2026-12-07 untold: test_cluster_unsub_told).  Else
+ * "-" when HELD is alone, "o" when it is not: a client back with HELD as
+ * its id is then told too (see kept_at() in SUB).
  *
  * request ("" none: a node of the version before, which behaves as it
  * did): the node's id for this UNSUB, the same when it sends it again
@@ -698,7 +721,8 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "k = #k > 0 and idlt(k[1][1], to) and k[1][1] or '-' "
     "redis.call('HSET', m, 'hk', upto .. ' ' .. k .. ' ' .. to .. "
     "(((al ~= '' and idlt(ua, al)) or (fl and idlt(upto, fl)) or "
-    "(gap and upto == ua)) and ' l' or ' -')) end end "
+    "(gap and upto == ua)) and ' l' or (upto == al and ' -' or ' o'))) "
+    "end end "
     "end "
     "if rid ~= '' then "
     "answered(q, rid, #nodes, tonumber(ARGV[15]), tonumber(ARGV[16])) end "

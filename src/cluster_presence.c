@@ -85,7 +85,13 @@ presence_seen(const struct cluster_entry *e)
  * replayed it; and the newest id given alone (e->alone), which Redis
  * never had: a stream that did not take it gets a reset first.  Until
  * 2026-12-07 the move took such a message (answered 200), told
- * (test_cluster_unsub_after_hangup_resynced).  "" "": none.
+ * (test_cluster_unsub_after_hangup_resynced).  "" "": none.  Read by
+ * the device's key, with cl->lock held: the entry's streams here open and
+ * close in the registry under it (cluster_unsubscribe() reads what they
+ * took as the last closes, registry_unsubscribe_taken()), so none closes
+ * between this read and the job, and while one is open the registry
+ * cannot forget the device; with none open it may have, and "" says
+ * nothing, as before (told, not replayed).
  */
 static void
 presence_taken_args(struct cluster *cl, struct cluster_job *j,
