@@ -308,7 +308,7 @@ test_registry_device_taken(void **state)
 	assert_int_equal(err, REGISTRY_HELD);
 	assert_true(registry_device_taken(reg, "bob", "phone", &id));
 	assert_int_equal(id, one);
-	assert_true(registry_unsubscribe_taken(reg, s, &id));
+	assert_true(registry_unsubscribe_taken(reg, s, &id, false));
 	assert_int_equal(id, one);
 	registry_free(reg);
 }
