@@ -185,94 +185,87 @@ presence_reconcile_one(struct cluster *cl, struct cluster_entry *e)
 {
 	char after[CLUSTER_ID_MAX];
 
-	{
-		/* Redis is back: its resync tells the other holders. */
-		if (e->local && e->streams > 0 && e->jobs == 0)
-			e->sync_wanted = true;
-		if (e->sync_wanted && e->jobs == 0) {
-			e->sync_wanted = false;
-			if (e->streams > 0) {
-				e->gate = true;
-				cluster_format_id(
-				    e->last, after, sizeof(after));
-				cluster_job_enqueue(cl,
-				    cluster_presence_sub_job(
-				        cl, e, JOB_SYNC, after));
-				return;
-			}
-			cluster_delivery_drop_waiting(e);
-			e->gate = false;
-		}
-		if (e->streams == 0 && e->registered && e->jobs == 0) {
-			struct cluster_job *j = cluster_job_new(
-			    cl, JOB_UNSUB, CLUSTER_LUA_UNSUB, 4);
-
-			cluster_job_key(j, "u", e->user, NULL);
-			cluster_job_key(j, "g", e->user, NULL);
-			cluster_job_key(j, "m", e->user, e->device);
-			cluster_job_key(j, "s", e->user, e->device);
-			cluster_job_str(j, e->device);
-			cluster_job_str(j, cl->node);
-			cluster_job_num(j, cl->grace_ms);
-			cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
-			/* Its streams have gone, not what they alone had. */
-			cluster_job_str(j, e->local ? "1" : "0");
+	/* Redis is back: its resync tells the other holders. */
+	if (e->local && e->streams > 0 && e->jobs == 0)
+		e->sync_wanted = true;
+	if (e->sync_wanted && e->jobs == 0) {
+		e->sync_wanted = false;
+		if (e->streams > 0) {
+			e->gate = true;
 			cluster_format_id(e->last, after, sizeof(after));
-			cluster_job_str(j, after);
-			presence_local_args(j, e, e->local);
-			/* Kept until its answer: a SUB meanwhile names them. */
-			j->token = e->undo_hi;
-			cluster_job_num(j, e->undo_lo);
-			cluster_job_num(j, e->undo_hi);
-			/* What its streams had: what came since is held. */
-			if (e->upto != 0)
-				cluster_format_id(
-				    e->upto, after, sizeof(after));
-			else
-				after[0] = '\0';
-			cluster_job_str(j, after);
-			/* What it gave alone, which Redis never had. */
-			if (e->local)
-				cluster_format_id(
-				    e->alone, after, sizeof(after));
-			else
-				after[0] = '\0';
-			cluster_job_str(j, after);
-			/*
-			 * And the newest it had from Redis: what Redis has
-			 * between it and upto never reached its streams, nor
-			 * what a move or a trim put the floor above.  Told
-			 * (e->told): nothing, as a resync says (another node's
-			 * reset was dropped here, its lone messages may be
-			 * hidden among this node's; "" said nothing of it,
-			 * and a client back without an id was not told, until
-			 * 2026-12-07).
-			 */
-			if (e->local)
-				cluster_format_id(
-				    e->told ? 0 : presence_seen(e), after,
-				    sizeof(after));
-			else
-				after[0] = '\0';
-			cluster_job_str(j, after);
-			/*
-			 * Its request id: the same as the last UNSUB's when
-			 * that one's answer was lost (it may have run), kept
-			 * by Redis for as long as the node's heartbeat key
-			 * could last past it.
-			 */
-			if (e->request == 0)
-				e->request = ++cl->requests;
-			cluster_job_num(j, e->request);
-			cluster_job_num(j, cl->ttl_ms);
-			cluster_job_num(j, CLUSTER_ANSWERS_MAX);
-			j->entry = e;
-			e->jobs++;
-			cluster_job_enqueue(cl, j);
+			cluster_job_enqueue(cl,
+			    cluster_presence_sub_job(cl, e, JOB_SYNC, after));
 			return;
 		}
-		cluster_presence_maybe_free(cl, e);
+		cluster_delivery_drop_waiting(e);
+		e->gate = false;
 	}
+	if (e->streams == 0 && e->registered && e->jobs == 0) {
+		struct cluster_job *j =
+		    cluster_job_new(cl, JOB_UNSUB, CLUSTER_LUA_UNSUB, 4);
+
+		cluster_job_key(j, "u", e->user, NULL);
+		cluster_job_key(j, "g", e->user, NULL);
+		cluster_job_key(j, "m", e->user, e->device);
+		cluster_job_key(j, "s", e->user, e->device);
+		cluster_job_str(j, e->device);
+		cluster_job_str(j, cl->node);
+		cluster_job_num(j, cl->grace_ms);
+		cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
+		/* Its streams have gone, not what they alone had. */
+		cluster_job_str(j, e->local ? "1" : "0");
+		cluster_format_id(e->last, after, sizeof(after));
+		cluster_job_str(j, after);
+		presence_local_args(j, e, e->local);
+		/* Kept until its answer: a SUB meanwhile names them. */
+		j->token = e->undo_hi;
+		cluster_job_num(j, e->undo_lo);
+		cluster_job_num(j, e->undo_hi);
+		/* What its streams had: what came since is held. */
+		if (e->upto != 0)
+			cluster_format_id(e->upto, after, sizeof(after));
+		else
+			after[0] = '\0';
+		cluster_job_str(j, after);
+		/* What it gave alone, which Redis never had. */
+		if (e->local)
+			cluster_format_id(e->alone, after, sizeof(after));
+		else
+			after[0] = '\0';
+		cluster_job_str(j, after);
+		/*
+		 * And the newest it had from Redis: what Redis has
+		 * between it and upto never reached its streams, nor
+		 * what a move or a trim put the floor above.  Told
+		 * (e->told): nothing, as a resync says (another node's
+		 * reset was dropped here, its lone messages may be
+		 * hidden among this node's; "" said nothing of it,
+		 * and a client back without an id was not told, until
+		 * 2026-12-07).
+		 */
+		if (e->local)
+			cluster_format_id(e->told ? 0 : presence_seen(e), after,
+			    sizeof(after));
+		else
+			after[0] = '\0';
+		cluster_job_str(j, after);
+		/*
+		 * Its request id: the same as the last UNSUB's when
+		 * that one's answer was lost (it may have run), kept
+		 * by Redis for as long as the node's heartbeat key
+		 * could last past it.
+		 */
+		if (e->request == 0)
+			e->request = ++cl->requests;
+		cluster_job_num(j, e->request);
+		cluster_job_num(j, cl->ttl_ms);
+		cluster_job_num(j, CLUSTER_ANSWERS_MAX);
+		j->entry = e;
+		e->jobs++;
+		cluster_job_enqueue(cl, j);
+		return;
+	}
+	cluster_presence_maybe_free(cl, e);
 }
 
 /*
