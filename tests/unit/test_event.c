@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "event.h"
+#include "sse.h"
 #include "sse_parser.h"
 
 static void
@@ -276,6 +277,108 @@ test_event_bad_packing(void **state)
 	buf_free(&out);
 }
 
+/*
+ * A POST's message is packed in place, into the registry's block made to
+ * event_pack_len() bytes: event_pack_to() writes exactly those bytes, the
+ * fields one after another, whatever the event and sender (none, empty,
+ * the longest event name) and data (empty, holding NULs).
+ */
+static void
+test_event_pack_to_exact(void **state)
+{
+	static const char *const events[] = {NULL, "", "offer",
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_."};
+	char *from = event_from_json("al\"ice", "phone");
+	const char *froms[] = {NULL, from};
+	static const struct {
+		const char *data;
+		size_t len;
+	} datas[] = {{"", 0}, {"\0", 1}, {"a\0b\r\n", 5}, {"null", 4}};
+
+	(void)state;
+	for (size_t e = 0; e < sizeof(events) / sizeof(events[0]); e++)
+		for (size_t f = 0; f < 2; f++)
+			for (size_t d = 0; d < sizeof(datas) / sizeof(datas[0]);
+			     d++) {
+				const char *ev = events[e], *fr = froms[f];
+				size_t n = event_pack_len(datas[d].len, ev, fr);
+				char *block = malloc(n + 8);
+				struct buf want = {0}, packed = {0};
+
+				buf_append(&want, f > 0 ? "j" : "s", 1);
+				buf_puts(&want, ev ? ev : "");
+				buf_append(&want, "", 1);
+				buf_puts(&want, fr ? fr : "null");
+				buf_append(&want, "", 1);
+				buf_append(&want, datas[d].data, datas[d].len);
+				assert_int_equal(n, want.len);
+				memset(block, 0xa5, n + 8);
+				event_pack_to(block, datas[d].data,
+				    datas[d].len, f > 0, ev, fr);
+				assert_memory_equal(block, want.data, n);
+				for (size_t i = n; i < n + 8; i++)
+					assert_int_equal(
+					    (unsigned char)block[i], 0xa5);
+				event_pack(&packed, datas[d].data, datas[d].len,
+				    f > 0, ev, fr);
+				assert_int_equal(packed.len, n);
+				assert_memory_equal(packed.data, want.data, n);
+				free(block);
+				buf_free(&want);
+				buf_free(&packed);
+			}
+	free(from);
+}
+
+/*
+ * event_render() finds the usual "" event and "null" sender where they
+ * lie: every frame renders the fields its first two NULs bound, as when
+ * it searched for them, or is refused when it has not two; a sender that
+ * only starts with "null", or a frame that ends inside it, is not taken
+ * for it.
+ */
+static void
+test_event_render_fields_in_place(void **state)
+{
+	static const struct {
+		const char *frame;
+		size_t len;
+		int rc;
+		const char *event, *data;
+		size_t data_len;
+	} cases[] = {
+	    {"s\0null\0x", 8, 0, NULL, "x", 1},
+	    {"s\0null\0", 7, 0, NULL, "", 0},
+	    {"s\0null", 6, -1, NULL, NULL, 0},
+	    {"s\0nul", 5, -1, NULL, NULL, 0},
+	    {"s\0nul\0x", 7, 0, NULL, "x", 1},
+	    {"s\0nullx\0d", 9, 0, NULL, "d", 1},
+	    {"s\0null\0null\0", 12, 0, NULL, "null\0", 5},
+	    {"s\0\0d", 4, 0, NULL, "d", 1},
+	    {"s\0\0", 3, 0, NULL, "", 0},
+	    {"s\0", 2, -1, NULL, NULL, 0},
+	    {"jx\0null\0{}", 10, 0, "x", "{}", 2},
+	    {"s\0\0null\0z", 9, 0, NULL, "null\0z", 6},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct buf out = {0}, want = {0};
+
+		assert_int_equal(event_render(&out, cases[i].frame,
+		                     cases[i].len, "7-1", false),
+		    cases[i].rc);
+		if (cases[i].rc == 0) {
+			sse_format_event(&want, "7-1", cases[i].event,
+			    cases[i].data, cases[i].data_len);
+			assert_int_equal(out.len, want.len);
+			assert_memory_equal(out.data, want.data, want.len);
+		}
+		buf_free(&out);
+		buf_free(&want);
+	}
+}
+
 int
 main(void)
 {
@@ -286,6 +389,8 @@ main(void)
 	    cmocka_unit_test(test_event_envelope_as_jansson),
 	    cmocka_unit_test(test_event_render_in_pieces),
 	    cmocka_unit_test(test_event_bad_packing),
+	    cmocka_unit_test(test_event_pack_to_exact),
+	    cmocka_unit_test(test_event_render_fields_in_place),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
