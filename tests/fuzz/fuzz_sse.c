@@ -10,6 +10,13 @@
  * replacing malformed sequences; that never joins a CR, LF or ':' to its
  * neighbours, so the fields it sees are the ones seen here.
  *
+ * The packing a POST writes in place (event_pack_len() bytes, then
+ * event_pack_to() into a block of exactly that size: the registry's) is
+ * checked against the fields appended one by one, and the data taken as
+ * a frame as it is (a cluster node's, from Redis) renders the fields a
+ * search for its first two NULs finds, or nothing: event_render() finds
+ * the usual "" event and "null" sender where they lie, not by that search.
+ *
  * Input: a flag byte, then id, NUL, event, NUL, data (all the rest).
  *   bit 0: with an id; bit 1: with an event name; bit 2: with a sender;
  *   bit 3: pack the data as JSON when it parses as JSON.
@@ -38,6 +45,75 @@ field_clean(char *s)
 		if (s[i] != '\r' && s[i] != '\n')
 			s[n++] = s[i];
 	s[n] = '\0';
+}
+
+/*
+ * The packed frame appended field by field (event_pack() before it wrote
+ * in place): what event_pack_len() must count and event_pack_to() write.
+ */
+static void
+pack_reference(struct buf *out, const char *data, size_t len, bool is_json,
+    const char *event, const char *from_json)
+{
+	buf_append(out, is_json ? "j" : "s", 1);
+	buf_puts(out, event ? event : "");
+	buf_append(out, "", 1);
+	buf_puts(out, from_json ? from_json : "null");
+	buf_append(out, "", 1);
+	buf_append(out, data, len);
+}
+
+/* The packing in place, into a block of exactly its size, as packed. */
+static void
+check_pack_to(const struct buf *packed, const char *data, size_t len,
+    bool is_json, const char *event, const char *from_json)
+{
+	struct buf want = {0};
+	size_t n = event_pack_len(len, event, from_json);
+	char *block = xmalloc(n > 0 ? n : 1);
+
+	pack_reference(&want, data, len, is_json, event, from_json);
+	FUZZ_CHECK(n == want.len);
+	event_pack_to(block, data, len, is_json, event, from_json);
+	FUZZ_CHECK(memcmp(block, want.data, n) == 0);
+	FUZZ_CHECK(packed->len == want.len);
+	FUZZ_CHECK(memcmp(packed->data, want.data, n) == 0);
+	free(block);
+	buf_free(&want);
+}
+
+/*
+ * Any bytes as a frame: rendered plain, the fields found by searching for
+ * the first two NULs (event_render() before its fast path), or refused.
+ */
+static void
+check_raw_frame(const char *p, size_t len)
+{
+	struct buf out = {0}, want = {0};
+	const char *event, *from, *data, *end = p + len;
+	int rc = event_render(&out, p, len, "7-1", false);
+
+	if (len < 3 || (p[0] != 's' && p[0] != 'j' && p[0] != 'r')) {
+		FUZZ_CHECK(rc == -1);
+		goto out;
+	}
+	event = p + 1;
+	from = memchr(event, '\0', (size_t)(end - event));
+	data = from != NULL ? memchr(from + 1, '\0', (size_t)(end - from - 1))
+	                    : NULL;
+	if (data == NULL) {
+		FUZZ_CHECK(rc == -1);
+		goto out;
+	}
+	data++;
+	FUZZ_CHECK(rc == 0);
+	sse_format_event(
+	    &want, "7-1", event[0] ? event : NULL, data, (size_t)(end - data));
+	FUZZ_CHECK(out.len == want.len);
+	FUZZ_CHECK(memcmp(out.data, want.data, want.len) == 0);
+out:
+	buf_free(&out);
+	buf_free(&want);
 }
 
 /* Parse stream and check the first event, then the sentinel after it. */
@@ -119,6 +195,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_decref(j);
 	}
 	event_pack(&packed, payload, payload_len, is_json, ev, from);
+	check_pack_to(&packed, payload, payload_len, is_json, ev, from);
+	check_raw_frame(d, len);
 
 	sse_format_comment(&out, "beep-signal");
 	FUZZ_CHECK(
