@@ -10,7 +10,7 @@ want="gcc make pkg-config libc6-dev libfcgi-dev libjansson-dev libjwt-dev libssl
 case "${1:-run}" in
 run) ;;
 test) want="$want libcmocka-dev clang-format clang libclang-rt-14-dev nodejs nginx lighttpd lighttpd-modules-lua spawn-fcgi systemd man-db curl redis-server chromium firefox-esr cog coturn" ;;
-bench) want="$want nginx libnginx-mod-nchan gnuplot-nox jq curl redis-server valgrind" ;;
+bench) want="$want nginx libnginx-mod-nchan gnuplot-nox jq curl redis-server valgrind lighttpd lighttpd-modules-lua" ;;
 valgrind) want="$want libcmocka-dev valgrind" ;;
 soak) want="$want gnuplot-nox jq" ;;
 *) echo "usage: $0 run|test|bench|valgrind|soak" >&2; exit 2 ;;

@@ -35,7 +35,12 @@
 #                     nginx-limit nginx-design nchan cluster3" (cluster3: three nodes joined by a
 #                     redis-server; subscribers on node A through its Caddy,
 #                     every POST through a front Caddy spreading them over
-#                     nodes B and C: all cross-node; scenarios S1 and S4 only)
+#                     nodes B and C: all cross-node; scenarios S1 and S4 only),
+#                     plus, not run unless named, "lighttpd lighttpd-limit
+#                     lighttpd-design" (conf/lighttpd.conf as shipped: its
+#                     Lua scripts, a FastCGI connection per request; not
+#                     S3: 9,000 streams take more descriptors than it
+#                     keeps under 20,000)
 #   BENCH_SCENARIOS   subset of "S1 S2 S4 S3"
 #   BENCH_REPEAT      runs per (system, scenario); the median run is kept (3)
 #   BENCH_S1_POSTS    S1's measured posts (20000): more for an A/B of CPU
@@ -237,6 +242,43 @@ start_caddy() {
 	wait_for "$FRONT_PID" caddy healthz
 }
 
+# lighttpd 1.4 with a main configuration like Debian 12's (as the tests'
+# fronts.mjs writes it) around conf/lighttpd.conf, its scripts from this
+# checkout, our socket: the shipped file as it runs.
+start_lighttpd() {
+	local dir="$RUN/lighttpd"
+	mkdir -p "$dir/www"
+	sed -e "s#^var.beep_signal_scripts = .*#var.beep_signal_scripts = \"$ROOT/conf\"#" \
+	    -e "s#/run/beep-signal/beep.sock#$RUN/beep.sock#" \
+	    "$ROOT/conf/lighttpd.conf" >"$dir/beep-signal.conf"
+	grep -q "$RUN/beep.sock" "$dir/beep-signal.conf" ||
+	    die "conf/lighttpd.conf: no socket path to rewrite"
+	cat >"$dir/lighttpd.conf" <<-EOF
+	server.modules = ( "mod_indexfile", "mod_access", "mod_alias", "mod_redirect" )
+	server.document-root = "$dir/www"
+	server.bind = "127.0.0.1"
+	server.port = $PORT
+	server.pid-file = "$dir/lighttpd.pid"
+	server.upload-dirs = ( "$dir" )
+	server.errorlog = "$RUN/front.log"
+	server.max-fds = $(ulimit -Hn)
+	server.max-connections = $(( ($(ulimit -Hn) - 100) / 2 ))
+	server.http-parseopts = (
+	  "header-strict" => "enable", "host-strict" => "enable",
+	  "host-normalize" => "enable", "url-normalize-unreserved" => "enable",
+	  "url-normalize-required" => "enable", "url-ctrls-reject" => "enable",
+	  "url-path-2f-decode" => "enable", "url-path-dotseg-remove" => "enable",
+	)
+	include "$dir/beep-signal.conf"
+	server.modules += ( "mod_staticfile" )
+	EOF
+	lighttpd -D -f "$dir/lighttpd.conf" >>"$RUN/front.log" 2>&1 &
+	FRONT_PID=$!
+	STARTED+=("$FRONT_PID")
+	PIDS+=("$FRONT_PID")
+	wait_for "$FRONT_PID" lighttpd healthz
+}
+
 # nginx with a generated main configuration around server block $1.
 start_nginx() {
 	local server=$1 module=$2 user=
@@ -392,6 +434,21 @@ start_system() {
 		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
 		STYLE=beep
 		;;
+	lighttpd)
+		start_backend && start_lighttpd || return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
+		STYLE=beep
+		;;
+	lighttpd-limit)
+		start_limit && start_lighttpd || return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
+		STYLE=beep
+		;;
+	lighttpd-design)
+		start_limit "$DESIGN_BIN" && start_lighttpd || return 1
+		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
+		STYLE=beep
+		;;
 	nchan)
 		sed -e "s#listen 127.0.0.1:1837;#listen 127.0.0.1:$PORT;#" \
 		    "$HERE/nchan.conf" >"$RUN/nchan.conf"
@@ -435,8 +492,9 @@ VERSIONS=$(jq -n \
     --arg caddy "$(ver caddy version)" \
     --arg nginx "$(ver nginx -v | sed 's/^nginx version: //')" \
     --arg nchan "$(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || echo unknown)" \
+    --arg lighttpd "$(command -v lighttpd >/dev/null && ver lighttpd -v || echo none)" \
     '{beep_signal:$beep, git:$git, caddy:$caddy, nginx:$nginx,
-      nchan:$nchan}')
+      nchan:$nchan, lighttpd:$lighttpd}')
 
 # --- runs ---------------------------------------------------------------------
 RUNS="$TMP/runs.jsonl"
@@ -452,6 +510,10 @@ for rep in $(seq "$REPEAT"); do
 			# posts/s (S4).
 			[ "$sys" = cluster3 ] &&
 			    [[ " S1 S4 " != *" $sc "* ]] && continue
+			# lighttpd holds two descriptors per stream and
+			# stops accepting ("out-of-fds") near 90% of its
+			# max-fds: 9,000 streams do not fit in 20,000.
+			[[ $sys == lighttpd* ]] && [ "$sc" = S3 ] && continue
 			RUN="$TMP/$sys-$sc-$rep"
 			mkdir -p "$RUN"
 			if ! start_system "$sys"; then
@@ -568,6 +630,9 @@ def sum_before($n): (rss($n) | map(.before_kib) | add) // null;
     "nginx-limit": "nginx (same conf/nginx.conf) in front of bench-limit",
     "caddy-design": "Caddy (same Caddyfile) in front of bench-design, the cheapest responder of the design kept (libfcgi, worker threads, kept connections parked, a thread per stream, condition variables; tests/bench/design.c)",
     "nginx-design": "nginx (same conf/nginx.conf) in front of bench-design",
+    lighttpd: "beep-signal behind lighttpd (conf/lighttpd.conf, its Lua scripts, a FastCGI connection per request)",
+    "lighttpd-limit": "lighttpd (same conf/lighttpd.conf) in front of bench-limit",
+    "lighttpd-design": "lighttpd (same conf/lighttpd.conf) in front of bench-design",
     cluster3: "three beep-signal nodes and Redis: streams on node A (its Caddy), POSTs through a round-robin Caddy to nodes B and C: every delivery cross-node"
   },
   runs: .,
@@ -637,7 +702,7 @@ def ratio($a; $b): if $a == null or $b == null or $b == 0 then "–"
 "| scenario | system | posts/s | vs Nchan | p50 ms | p90 ms | p99 ms | p99 vs Nchan | p99.9 ms | max ms | lost/dup/ooo | backend KiB/sub | front KiB/sub | backend idle MiB |",
 "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
 ($order | split(" ") | map(select(length > 0))) as $o
-| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-b":1,"caddy-design":2,"caddy-limit":3,"nginx":4,"nginx-b":5,"nginx-design":6,"nginx-limit":7,"nchan":8,"cluster3":9}[.])) | .[]
+| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-b":1,"caddy-design":2,"caddy-limit":3,"nginx":4,"nginx-b":5,"nginx-design":6,"nginx-limit":7,"lighttpd":8,"lighttpd-design":9,"lighttpd-limit":10,"nchan":11,"cluster3":12}[.])) | .[]
  | (nchan(.scenario) // null) as $n
  | "| \(.scenario) | \(.system) | \(.posts_per_s | r0) | \(ratio(.posts_per_s; $n.posts_per_s)) | \(.latency_ms.p50 | r2) | \(.latency_ms.p90 | r2) | \(.latency_ms.p99 | r2) | \(ratio(.latency_ms.p99; $n.latency_ms.p99)) | \(.latency_ms.p999 | r2) | \(.latency_ms.max | r2) | \(.lost)/\(.duplicated)/\(.out_of_order)\(if .ok then "" else " ✗" end) | \(.backend_kib_per_sub | r2) | \(.front_kib_per_sub | r2) | \(if .backend_idle_kib then (.backend_idle_kib / 1024 | r2) else "–" end) |")
 ' "$json"
@@ -663,9 +728,9 @@ def des($sys; $sc): ($s[] | select(.system == ($sys + "-design") and .scenario =
 "| scenario | system | posts/s | vs limit | vs design | backend µs | front µs | loadgen µs | total µs | backend cs | front cs |",
 "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
 ($order | split(" ") | map(select(length > 0))) as $o
-| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-b":1,"caddy-design":2,"caddy-limit":3,"nginx":4,"nginx-b":5,"nginx-design":6,"nginx-limit":7,"nchan":8,"cluster3":9}[.])) | .[]
- | (if (.system | test("^(caddy|nginx)(-b|-design)?$")) then ([lim(.system | sub("-(b|design)$"; ""); .scenario)] | .[0]) else null end) as $l
- | (if (.system | test("^(caddy|nginx)(-b)?$")) then ([des(.system | sub("-b$"; ""); .scenario)] | .[0]) else null end) as $d
+| ($s | sort_by((.scenario as $x | $o | index($x)), (.system | {"caddy":0,"caddy-b":1,"caddy-design":2,"caddy-limit":3,"nginx":4,"nginx-b":5,"nginx-design":6,"nginx-limit":7,"lighttpd":8,"lighttpd-design":9,"lighttpd-limit":10,"nchan":11,"cluster3":12}[.])) | .[]
+ | (if (.system | test("^(caddy|nginx|lighttpd)(-b|-design)?$")) then ([lim(.system | sub("-(b|design)$"; ""); .scenario)] | .[0]) else null end) as $l
+ | (if (.system | test("^(caddy|nginx|lighttpd)(-b)?$")) then ([des(.system | sub("-b$"; ""); .scenario)] | .[0]) else null end) as $d
  | "| \(.scenario) | \(.system) | \(.posts_per_s | round) | \(if $l then ratio(.posts_per_s; $l.posts_per_s) else "–" end) | \(if $d then ratio(.posts_per_s; $d.posts_per_s) else "–" end) | \(cell("backend")) | \(cell("front")) | \(cell("loadgen")) | \([us("backend"), us("front"), us("loadgen")] | map(select(. != null)) | add | r1) | \(cs("backend") | r2) | \(cs("front") | r2) |")
 ' "$json"
 
