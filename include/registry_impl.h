@@ -124,6 +124,15 @@ struct reg_device {
 	char key[];
 };
 
+/* Why a stream is no longer live: the bits of registry_stream.ended. */
+enum {
+	STREAM_ENDED_GONE = 1 << 0,     /* its client left: registry_hangup() */
+	STREAM_ENDED_OVERFLOW = 1 << 1, /* too far behind, or cut off */
+	STREAM_ENDED_REPLACED = 1 << 2, /* a newer stream took its place */
+	STREAM_ENDED_CLOSED = 1 << 3,   /* it saw the registry close */
+	STREAM_ENDED_EXPIRED = 1 << 4,  /* its expiry passed: registry_wait() */
+};
+
 struct registry_stream {
 	uint64_t id;
 	struct reg_device *device;
@@ -154,15 +163,15 @@ struct registry_stream {
 	 */
 	bool lag_within;
 	/*
-	 * Its expiry ended it (registry_wait() returned REGISTRY_EXPIRED): no
-	 * longer live, as gone below.  Here, where lag_within leaves room.
+	 * Why it is no longer live (STREAM_ENDED_*, any of them), 0 while it
+	 * is: one byte, so that stream_live(), asked several times a POST,
+	 * tests it once.  Here, where lag_within leaves room.
 	 */
-	bool expired;
+	uint8_t ended;
 	/* When it started or last took a message: registry_lag_inherit(). */
 	uint64_t alive_ms;
 	/* registry_stream_expires(): its own thread's, read without the lock. */
 	uint64_t until_ms;
-	bool gone, overflow, replaced, closed;
 	atomic_uint pinned; /* publishers about to signal cond, unlocked */
 	struct registry_stream *prev, *next; /* in the device's list */
 	UT_hash_handle hh;                   /* in reg->streams, by id */
@@ -360,8 +369,7 @@ device_recount(struct registry *reg, struct reg_device *d)
 static inline bool
 stream_live(const struct registry_stream *s)
 {
-	return !s->gone && !s->overflow && !s->replaced && !s->closed &&
-	    !s->expired;
+	return s->ended == 0;
 }
 
 /* Whether a device has a live stream; posts to one that has not are held. */
@@ -407,7 +415,7 @@ device_overflow_behind(struct registry *reg, struct reg_device *d, uint64_t seq)
 	DL_FOREACH(d->streams, s)
 	{
 		if (stream_live(s) && s->cursor < seq) {
-			s->overflow = true;
+			s->ended |= STREAM_ENDED_OVERFLOW;
 			reg->overflows++;
 			pthread_cond_signal(&s->cond);
 			ended = true;

@@ -232,7 +232,7 @@ registry_free(struct registry *reg)
 static void
 stream_replace(struct registry *reg, struct registry_stream *s)
 {
-	s->replaced = true;
+	s->ended |= STREAM_ENDED_REPLACED;
 	reg->replaced++;
 	pthread_cond_signal(&s->cond);
 }
@@ -869,7 +869,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 			s->start_bytes = d->bytes_in;
 		}
 		if (stream_overflows(reg, d, s)) {
-			s->overflow = true;
+			s->ended |= STREAM_ENDED_OVERFLOW;
 			reg->overflows++;
 		}
 		/* Its times stopped within its bound: past it again? */
@@ -958,7 +958,7 @@ device_cut(struct registry *reg, struct reg_device *d, uint64_t id,
 	DL_FOREACH(d->streams, s)
 	{
 		if (s != keep && stream_live(s)) {
-			s->overflow = true;
+			s->ended |= STREAM_ENDED_OVERFLOW;
 			reg->overflows++;
 			pthread_cond_signal(&s->cond);
 		}

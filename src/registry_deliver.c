@@ -157,7 +157,7 @@ stream_ended(struct registry *reg, struct registry_stream *s)
 static void
 stream_expired(struct registry *reg, struct registry_stream *s)
 {
-	s->expired = true;
+	s->ended |= STREAM_ENDED_EXPIRED;
 	stream_ended(reg, s);
 }
 
@@ -180,20 +180,20 @@ registry_wait(struct registry *reg, struct registry_stream *s,
 	b->first = b->last = NULL;
 	pthread_mutex_lock(&reg->lock);
 	for (;;) {
-		if (s->overflow) {
+		if (s->ended & STREAM_ENDED_OVERFLOW) {
 			wake = REGISTRY_OVERFLOW;
 			break;
 		}
-		if (s->gone) {
+		if (s->ended & STREAM_ENDED_GONE) {
 			wake = REGISTRY_GONE;
 			break;
 		}
-		if (s->replaced) {
+		if (s->ended & STREAM_ENDED_REPLACED) {
 			wake = REGISTRY_REPLACED;
 			break;
 		}
 		/* Ended already: its device's log no longer waits for it. */
-		if (s->expired) {
+		if (s->ended & STREAM_ENDED_EXPIRED) {
 			wake = REGISTRY_EXPIRED;
 			break;
 		}
@@ -218,7 +218,7 @@ registry_wait(struct registry *reg, struct registry_stream *s,
 		}
 		if (reg->closing) {
 			/* It takes nothing more: posts to it are refused. */
-			s->closed = true;
+			s->ended |= STREAM_ENDED_CLOSED;
 			wake = REGISTRY_CLOSING;
 			break;
 		}
@@ -272,7 +272,7 @@ registry_hangup(struct registry *reg, uint64_t stream_id)
 	pthread_mutex_lock(&reg->lock);
 	HASH_FIND(hh, reg->streams, &stream_id, sizeof(stream_id), s);
 	if (s != NULL) {
-		s->gone = true;
+		s->ended |= STREAM_ENDED_GONE;
 		stream_ended(reg, s);
 		pthread_cond_signal(&s->cond);
 	}

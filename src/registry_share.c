@@ -495,7 +495,7 @@ registry_overflow_laggards(
 		    (reg->limits.catch_up_ms == 0 ||
 		        s->over.ms < reg->limits.catch_up_ms))
 			continue;
-		s->overflow = true;
+		s->ended |= STREAM_ENDED_OVERFLOW;
 		reg->overflows++;
 		registry_lag_keep(reg, d, s, now);
 		pthread_cond_signal(&s->cond);
