@@ -241,9 +241,11 @@ route_match(enum route_method method, const char *uri, size_t max_id,
 	 * The ids, decoded into one block: user, then device (a segment
 	 * too long to be an id is refused below, so it adds only the byte
 	 * that keeps the block from being empty).  The caller's room when
-	 * they fit in it, else the heap's.
+	 * they fit in it, else the heap's.  They never need more than the
+	 * path's length (each segment and the '/' before it), so a path
+	 * that fits in the room (the usual one) is not measured.
 	 */
-	for (size_t j = 0; j < nseg; j++) {
+	for (size_t j = 0; path_len > room_size && j < nseg; j++) {
 		if (spec->seg[j].s == NULL && segs[j].len <= 3 * max_id)
 			need += segs[j].len + 1;
 		else if (spec->seg[j].s == NULL)
