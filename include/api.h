@@ -166,6 +166,14 @@ void api_stream_end(struct api *api, struct api_response *resp);
 void api_response_clear(struct api_response *resp);
 
 /*
+ * api_response_clear() without the zeroing, for a response done with
+ * whose struct goes with its caller's frame: nothing is left to free, and
+ * its stream is NULL if it was (or was a cluster's); the rest is stale.
+ * Saves clearing every answer's struct (~30 instructions per request).
+ */
+void api_response_release(struct api_response *resp);
+
+/*
  * The first bytes of a stream: an SSE comment, sent at once, then the
  * position the stream starts at as an id with no event (start->id), or a
  * reset event with that id when start says the client missed messages.

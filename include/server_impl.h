@@ -205,7 +205,7 @@ void server_conns_idle(struct server *srv, uint64_t now_ms);
 void server_read_done(FCGX_Request *req);
 /*
  * Read req, have the api answer it into resp and, unless the answer is a
- * stream, write it (resp is then empty).  Returns false when the request
+ * stream, write it (resp is then released).  Returns false when the request
  * never arrived whole (resp is then empty: drop the connection).  Out of
  * line, so that a stream's thread does not sleep under the request's
  * buffers.  (server_request.c)
@@ -214,7 +214,8 @@ bool server_answer(struct server *srv, FCGX_Request *req,
     struct api_response *resp) __attribute__((noinline));
 /*
  * Write resp, a whole answer (head, Content-Length, body; the body not
- * for a HEAD request), to req, then clear resp.  (server_request.c)
+ * for a HEAD request), to req, then release resp (api_response_release():
+ * not zeroed, its stream NULL).  (server_request.c)
  */
 void server_reply(FCGX_Request *req, struct api_response *resp, bool head);
 

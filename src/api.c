@@ -148,12 +148,18 @@ api_stream_end(struct api *api, struct api_response *resp)
 }
 
 void
-api_response_clear(struct api_response *resp)
+api_response_release(struct api_response *resp)
 {
 	api_release_quota(resp);
 	api_release_cluster(resp);
 	buf_free(&resp->headers);
 	buf_free(&resp->body);
+}
+
+void
+api_response_clear(struct api_response *resp)
+{
+	api_response_release(resp);
 	memset(resp, 0, sizeof(*resp));
 }
 

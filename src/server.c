@@ -524,7 +524,7 @@ server_handle(struct server *srv, FCGX_Request *req)
 {
 	struct api_response resp = {0};
 
-	/* Any answer but a stream is written and resp empty on return. */
+	/* Any answer but a stream is written and resp released on return. */
 	if (!server_answer(srv, req, &resp) || resp.stream == NULL)
 		return;
 	server_cover(srv);

@@ -258,12 +258,14 @@ void
 server_reply(FCGX_Request *req, struct api_response *resp, bool head)
 {
 	server_write_answer(req, resp, !head);
-	api_response_clear(resp);
+	/* Its callers' frames end with it: released, not zeroed. */
+	api_response_release(resp);
 }
 
 /*
  * Read req, have the api answer it into resp and, unless the answer is a
- * stream, write it (resp is then empty).  Returns false when the request
+ * stream, write it (resp is then released: its stream NULL, nothing in it
+ * to free).  Returns false when the request
  * never arrived whole (resp is then empty: drop the connection).
  * Out of line, and apart from server_handle(): the request's parameters
  * (struct api_request) and body are done with once resp is made, and a
