@@ -10,6 +10,32 @@
 #define LOG_MIN_CAP 8
 
 /*
+ * device_recount() for a device in grace, or one that held: see
+ * registry_impl.h.  Out of line, so that the test before it inlines.
+ */
+void
+registry_log_recount_held(struct registry *reg, struct reg_device *d)
+{
+	size_t n = d->grace_until != 0 ? device_held(d) : 0;
+	size_t bytes = n > 0 ? d->bytes : 0;
+	size_t pending = n > 0 ? device_pending(d) : 0;
+
+	if (n == 0 && d->held_counted == 0)
+		return;
+	if (d->held_counted == 0 && n > 0)
+		DL_APPEND2(reg->holding, d, hprev, hnext);
+	else if (d->held_counted > 0 && n == 0)
+		DL_DELETE2(reg->holding, d, hprev, hnext);
+	reg->held = reg->held - d->held_counted + n;
+	d->held_counted = n;
+	reg->held_bytes = reg->held_bytes - d->held_bytes_counted + bytes;
+	d->held_bytes_counted = bytes;
+	reg->held_pending =
+	    reg->held_pending - d->held_pending_counted + pending;
+	d->held_pending_counted = pending;
+}
+
+/*
  * Move d's log to a ring of cap slots (at least its count), oldest at 0.
  */
 static void
