@@ -13,9 +13,9 @@
  * answers 200 {"ok":true} (404 when no stream).  Each answer is one
  * write(): its STDOUT record(s) and END_REQUEST together.  Connections
  * are kept when the front asks (FCGI_KEEP_CONN, nginx) and closed after
- * the answer otherwise (Caddy).  So the figures of the front and the load
- * generator against it show what the topology costs with a backend that
- * costs almost nothing, and ours as a fraction of it.
+ * the answer otherwise (Caddy, lighttpd).  So the figures of the front
+ * and the load generator against it show what the topology costs with a
+ * backend that costs almost nothing, and ours as a fraction of it.
  *
  * Threads: a few (BENCH_LIMIT_THREADS, 4), each with its own epoll set
  * on the shared listening socket (EPOLLEXCLUSIVE), reading its
@@ -64,6 +64,7 @@ struct conn {
 	int ep;        /* its worker's epoll set */
 	unsigned id;   /* request in progress; 0: none */
 	int keep;      /* FCGI_KEEP_CONN */
+	int answered;  /* a request answered on it */
 	int streaming; /* this connection's request is an open stream */
 	int want_out;
 	struct buf in, out, params, body;
@@ -158,7 +159,7 @@ conn_close(struct conn *c)
 {
 	if (c->streaming)
 		stream_remove(c);
-	epoll_ctl(c->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	/* Its only descriptor: the close takes it out of the epoll set. */
 	close(c->fd);
 	free(c->in.p);
 	free(c->out.p);
@@ -213,6 +214,7 @@ answer(struct conn *c, const char *text, size_t n)
 	record(&c->out, FCGI_STDOUT, c->id, "", 0);
 	record(&c->out, FCGI_END_REQUEST, c->id, end, 8);
 	c->id = 0;
+	c->answered = 1;
 	c->params.len = c->body.len = 0;
 }
 
@@ -387,8 +389,8 @@ conn_read(struct conn *c)
 		return 0;
 	}
 	/* Answered and not kept (Caddy): close once it is all written. */
-	if (c->id == 0 && !c->streaming && !c->keep && c->out.len == 0 &&
-	    c->in.len == 0) {
+	if (c->answered && c->id == 0 && !c->streaming && !c->keep &&
+	    c->out.len == 0 && c->in.len == 0) {
 		conn_close(c);
 		pthread_mutex_unlock(&g_lock);
 		return -1;
@@ -414,25 +416,30 @@ worker_run(void *arg)
 			struct conn *c = evs[i].data.ptr;
 
 			if (c == NULL) {
-				int fd;
+				struct epoll_event ev = {.events = EPOLLIN};
+				/*
+				 * One connection a wake-up (level-triggered:
+				 * more waiting wake a thread again), no
+				 * accept() that finds none; and its request
+				 * read at once, without waiting for epoll to
+				 * say so: a front that connects per request
+				 * (Caddy, lighttpd) has usually sent it.
+				 */
+				int fd = accept4(g_lfd, NULL, NULL,
+				    SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-				while (
-				    (fd = accept4(g_lfd, NULL, NULL,
-				         SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-					struct epoll_event ev = {
-					    .events = EPOLLIN};
-
-					c = calloc(1, sizeof(*c));
-					if (c == NULL) {
-						close(fd);
-						continue;
-					}
-					c->fd = fd;
-					c->ep = w->ep;
-					ev.data.ptr = c;
-					epoll_ctl(
-					    w->ep, EPOLL_CTL_ADD, fd, &ev);
+				if (fd < 0)
+					continue;
+				c = calloc(1, sizeof(*c));
+				if (c == NULL) {
+					close(fd);
+					continue;
 				}
+				c->fd = fd;
+				c->ep = w->ep;
+				ev.data.ptr = c;
+				epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev);
+				conn_read(c);
 				continue;
 			}
 			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
