@@ -6,9 +6,10 @@
  * Workers.  A worker thread accepts a FastCGI connection itself and
  * hands its fd to libfcgi (FCGX_Request.ipcFd) in a struct server_conn,
  * then serves its request.  A front that closes after each request
- * (Caddy) is done with it then.  One that keeps connections alive (nginx
- * fastcgi_keep_conn, lighttpd) sends its next request later on the same
- * connection: between two requests the connection is parked
+ * (Caddy; lighttpd 1.4, which sends FCGI_KEEP_CONN 0) is done with it
+ * then.  One that keeps connections alive (nginx fastcgi_keep_conn)
+ * sends its next request later on the same connection: between two
+ * requests the connection is parked
  * (server_conn.c), with no thread of its own, in one epoll set
  * (srv->kept_fd, one-shot), and any worker may serve its next request.
  * A request for a stream keeps its worker until the stream ends.  The

@@ -2,9 +2,10 @@
  * server_conn: the connections from the front, as the workers share them
  * (see the DESIGN comment in server.c).  A connection is made when a
  * worker accepts it and freed when it closes; between two requests on a
- * kept connection (a front that keeps its FastCGI connections: nginx,
- * lighttpd) it is parked: registered in srv->kept_fd, one-shot, with no
- * thread of its own, until its next request comes and a worker takes it.
+ * kept connection (a front that keeps its FastCGI connections: nginx;
+ * not lighttpd 1.4) it is parked: registered in srv->kept_fd, one-shot,
+ * with no thread of its own, until its next request comes and a worker
+ * takes it.
  * Its idle limit is no timer: the list of parked connections is in the
  * order they were parked, and the watcher shuts down its oldest ones
  * once a second (server_conns_idle()), which costs a request nothing.
