@@ -1414,16 +1414,46 @@ wait_node_up(struct fixture *f, int node)
 }
 
 /*
- * Node 0's commands refused (setup_acl()): a Redis that stalls past
- * BEEP_REDIS_TIMEOUT for it alone.  Its channel (TYPE pubsub) stays;
- * node 1's command connection, killed too, comes back at its next
- * command.
+ * Node 1's commands back after node0_cut() killed its connection: a
+ * listing until one is answered (the first finds the connection gone
+ * and starts its reconnection).
  */
 static void
-node0_cut(void)
+node1_commands_back(struct fixture *f)
+{
+	char **names;
+	size_t n;
+
+	for (int i = 0; i < 1000; i++) {
+		if (cluster_devices(f->cl[1], "u", &names, &n) == 0) {
+			for (size_t j = 0; j < n; j++)
+				free(names[j]);
+			free(names);
+			return;
+		}
+		usleep(10000);
+	}
+	fail_msg("node 1's commands not back within 10 s");
+}
+
+/*
+ * Node 0's commands refused (setup_acl()): a Redis that stalls past
+ * BEEP_REDIS_TIMEOUT for it alone.  Its channel (TYPE pubsub) stays.
+ * Node 1's command connection, killed too, is back when this returns.
+ * Left to come back at node 1's next command (its heartbeat, a third of
+ * BEEP_CLUSTER_TTL, when nothing else), a POST through node 1 before
+ * then was refused (503), or, with a stream of the device there,
+ * delivered there alone, as with Redis down, and node 1's resync then
+ * told node 0's streams a reset: test_cluster_resync_after_rejoin's
+ * "three", posted once node 0 is back, was refused whenever node 1's
+ * heartbeat came after that (shown with node 1's reconnection delayed).
+ */
+static void
+node0_cut(struct fixture *f)
 {
 	acl_cmd("ACL SETUSER default resetpass >padmin >pc");
 	acl_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	node1_commands_back(f);
 }
 
 /* Node 0's commands taken again, once it is up. */
@@ -1447,7 +1477,7 @@ lone_delivery_setup(
 	uint64_t local;
 
 	*s = stream_after_one(f, ref);
-	node0_cut();
+	node0_cut(f);
 	local = post_local(f, 0, "local");
 	assert_int_equal(next_msg(f->reg[0], *s, text), local);
 	assert_string_equal(text, "local");
@@ -1693,12 +1723,12 @@ test_cluster_unsub_tells(void **state)
 	}
 	/*
 	 * Node 0's password goes; node 1's stays (its command connection,
-	 * killed too, comes back on its next command).  Node 0 sees it at
-	 * its next command: post_local()'s first POST gets 503.
+	 * killed too, is back when node0_cut() returns).  Node 0 sees it
+	 * at its next command: post_local()'s first POST gets 503.
 	 */
 	cluster_stats(f->cl[0], &cs);
 	alone = cs.local;
-	node0_cut();
+	node0_cut(f);
 	local = post_local(f, 0, "local");
 	assert_true(local > one);
 	assert_int_equal(next_msg(f->reg[0], s[0], text), local);
@@ -2586,14 +2616,11 @@ test_cluster_unsub_window(void **state)
 	if (f == NULL)
 		skip();
 	s = stream_after_one(f, &ref);
-	node0_cut();
+	node0_cut(f);
 	/* Its client goes. */
 	no_more(f->reg[0], s);
 	unsubscribe(f, 0, s, ref);
-	/*
-	 * Node 0 still listed (its key lives): 200, for no stream (node 1's
-	 * command connection, killed too, comes back at its next command).
-	 */
+	/* Node 0 still listed (its key lives): 200, for no stream. */
 	post_local(f, 1, "two");
 	node0_back(f);
 	wait_unheld(f, 0);
@@ -3010,7 +3037,7 @@ test_cluster_resync_after_rejoin(void **state)
 	assert_false(st.reset);
 	next_msg(f->reg[0], s2, text);
 	assert_string_equal(text, "two");
-	node0_cut();
+	node0_cut(f);
 	for (int i = 0; i < 1000 && cs.up; i++) {
 		cluster_stats(f->cl[0], &cs);
 		if (cs.up)
@@ -3696,31 +3723,6 @@ test_cluster_resynced_resumed(void **state)
 }
 
 /*
- * Node 1's commands back after node0_cut() killed its connection: a
- * listing until one is answered (the first may find the connection gone
- * and start its reconnection).  A POST through node 1 before that would
- * be delivered there alone, as Redis down, and its resync would tell
- * node 0's streams a reset.
- */
-static void
-node1_commands_back(struct fixture *f)
-{
-	char **names;
-	size_t n;
-
-	for (int i = 0; i < 1000; i++) {
-		if (cluster_devices(f->cl[1], "u", &names, &n) == 0) {
-			for (size_t j = 0; j < n; j++)
-				free(names[j]);
-			free(names);
-			return;
-		}
-		usleep(10000);
-	}
-	fail_msg("node 1's commands not back within 10 s");
-}
-
-/*
  * A second tab of the device, on node 1 (sb), had what came through
  * Redis: "one", then "two"; never "local", which node 0 gave alone while
  * its commands were refused.  Its client leaves (node 1 unsubscribes it:
@@ -3750,7 +3752,6 @@ second_tab(struct fixture *f, bool resync, bool at_taken, int back)
 
 	sb = subscribe(f, 1, NULL, &st, &refb);
 	lone_delivery_setup(f, &s, &ref);
-	node1_commands_back(f);
 	next_msg(f->reg[1], sb, text);
 	assert_string_equal(text, "one");
 	if (at_taken) {
@@ -3850,7 +3851,6 @@ test_cluster_resynced_second_tab_during_move(void **state)
 		skip();
 	sb = subscribe(f, 1, NULL, &st, &refb);
 	lone_delivery_setup(f, &s, &ref);
-	node1_commands_back(f);
 	next_msg(f->reg[1], sb, text);
 	assert_string_equal(text, "one");
 	hang_up(f, s);
@@ -4842,7 +4842,7 @@ test_cluster_bye_after_outage(void **state)
 	for (i = 0; i < 500 && node_known(c, node) != 2; i++)
 		usleep(10000);
 	assert_int_equal(node_known(c, node), 2);
-	node0_cut();
+	node0_cut(f);
 	cluster_stop(f->cl[0]);
 	/* Its BYE went on the killed connection: node 0 is down. */
 	for (i = 0; i < 1000 && atomic_load(&f->cl[0]->cmd_up); i++)
