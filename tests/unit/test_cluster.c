@@ -4271,6 +4271,76 @@ test_cluster_snapshot_kept_no_id(void **state)
 	snapshot_kept(state, false);
 }
 
+/* How many XRANGE Redis ran (scripts' included) since CONFIG RESETSTAT. */
+static long long
+xrange_calls(redisContext *c)
+{
+	redisReply *r = redisCommand(c, "INFO commandstats");
+	const char *p;
+	long long n = 0;
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	p = strstr(r->str, "cmdstat_xrange:calls=");
+	if (p != NULL)
+		n = atoll(p + strlen("cmdstat_xrange:calls="));
+	freeReplyObject(r);
+	return n;
+}
+
+/*
+ * Entries below beep:born are what a snapshot kept of data a PRUNE found
+ * had lost messages (no other way leaves any), and a SUB replays them: to
+ * a client back with an id below beep:born, or to a device in its grace
+ * period (test_cluster_snapshot_kept).  Looking for them costs a read of
+ * the stream's first entry, frame and all, which from 2026-12-07 (r63)
+ * every SUB paid: a client's with no id, one's with the device's last
+ * id, a node's resync.  They find none unless a loss was found: Redis
+ * must read no entry for them.  After a finding, a client back with an
+ * id below the new beep:born is replayed what the stream has after it.
+ */
+static void
+test_cluster_sub_below_born_after_finding(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	char from[64], why[64], a[64], b[64], nb[32], ob[32];
+	long long born;
+
+	if (f == NULL)
+		skip();
+	c = redis_born(f, &born);
+	born_id(a, sizeof(a), born, 0, 1);
+	born_id(b, sizeof(b), born, 0, 2);
+	xadd_one(c, "s", a, "a");
+	xadd_one(c, "s", b, "b");
+	freeReplyObject(redisCommand(c,
+	    "HSET beep:m:s\x1f"
+	    "d last %s",
+	    b));
+	freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
+	assert_int_equal(sub_run(c, "", "", false, "64", from, why), 0);
+	assert_string_equal(from, b);
+	assert_int_equal(sub_run(c, b, "", false, "64", from, why), 0);
+	assert_string_equal(why, "");
+	assert_int_equal(sub_run(c, b, b, true, "64", from, why), 0);
+	assert_string_equal(why, "");
+	if (xrange_calls(c) != 0)
+		fail_msg("%lld XRANGE for three SUBs, no loss ever found: "
+		         "each read the stream's first entry",
+		    xrange_calls(c));
+
+	/* A PRUNE finds a loss; the next script begins the data afresh. */
+	snprintf(ob, sizeof(ob), "%lld", born);
+	assert_int_equal(prune_count(c, "1", ob, "run-x"), 2);
+	snprintf(nb, sizeof(nb), "%lld", born + 1000);
+	freeReplyObject(redisCommand(c, "SET beep:born %s", nb));
+	assert_int_equal(sub_run(c, a, "", false, "64", from, why), 1);
+	assert_string_equal(why, "messages were lost");
+	assert_string_equal(from, a);
+	redisFree(c);
+}
+
 /*
  * A heartbeat of node (the beat script) acknowledging generation ack ("0":
  * none).  Returns its answer, 0 or 1 (its key was there), or 2 with the
@@ -4992,6 +5062,8 @@ main(void)
 	        test_cluster_snapshot_kept, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_snapshot_kept_no_id, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sub_below_born_after_finding, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_beat_tell_acked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
