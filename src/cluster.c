@@ -33,6 +33,10 @@
  *   beep:q:NODE          hash: request id -> the answer of NODE's UNSUB,
  *                        for the same UNSUB sent again; PX ttl past the
  *                        last, at most CLUSTER_ANSWERS_MAX (see UNSUB)
+ *   beep:found           a PRUNE found the data short and began it
+ *                        afresh: streams may keep entries below
+ *                        beep:born, which SUB looks for only while this
+ *                        is there; PX a day and the retention
  * Each operation is one Lua script (atomic, in Redis's order): POST
  * checks the holders (dropping those of dead nodes, whose devices enter
  * their grace period), appends to the stream (XADD: the entry id is the

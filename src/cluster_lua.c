@@ -351,6 +351,11 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * reset, never delivered (test_cluster_snapshot_kept, test 63 about 1 run
  * in 4: when the finding came before the SUB).  A node's resync is not
  * changed: its streams had what Redis replayed or published to them.
+ * Looking for them reads the stream's first entry, frame and all: a
+ * client's SUB does only while PRUNE's mark of a finding is there
+ * (beep:found), and a resync never; until then (2026-12-07) every SUB
+ * read it, in a cluster that never found a loss
+ * (test_cluster_sub_below_born_after_finding).
  *
  * A resync that moves the device leaves a note of it in the metadata
  * (mv: "NODE AFTER SEEN TO MODE FIRST"), for the same resync sent again,
@@ -470,10 +475,11 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "if redis.call('EXISTS', s) == 1 then "
     "floor = redis.call('HGET', m, 'floor') or b end "
     "local ob = nil "
+    "if not sync and redis.call('EXISTS', 'beep:found') == 1 then "
     "local o = redis.call('XRANGE', s, '-', '+', 'COUNT', 1) "
     "if #o > 0 and idlt(o[1][1], b) then "
     "ob = redis.call('HGET', m, 'floor') or '0-0' "
-    "if not idlt(ob, b) then ob = nil end end "
+    "if not idlt(ob, b) then ob = nil end end end "
     "local from, why, usable = last, '', false "
     "local mode, mt, mto = nil, nil, nil "
     "if after ~= '' and sync then "
@@ -869,7 +875,7 @@ static const char cluster_lua_bye[] =
     "redis.call('SREM', 'beep:resync', ARGV[1]) return 1";
 
 /*
- * ARGV node grace_ms meta_ttl_ms (not read: see away()) run wrote live
+ * ARGV node grace_ms meta_ttl_ms (beep:found's lifetime) run wrote live
  * born wrote_run.  The node is connected to a Redis run
  * other than the one it last knew (restarted, failed over): Redis may be
  * back from a snapshot or a replica older than its last writes, and then
@@ -915,6 +921,12 @@ static const char cluster_lua_bye[] =
  * stream started on this run before the loss was found, too, also when a
  * message posted since put its newest id from Redis above the new
  * base()); and in beep:resync, for a node of the version before.
+ * beep:found (the born of the data found short) marks the finding for
+ * SUB, which looks for entries below base() only while it is there
+ * (see SUB): for meta_ttl_ms, a day and the longer of replay and grace,
+ * well past the longest such an entry can stay (a POST trims entries
+ * older than that retention, and its stream expires that long after its
+ * last POST: twice the retention, at most two hours).
  * Returns 1, or 2 when it found the loss.
  */
 static const char cluster_lua_prune[] = LUA_PRELUDE
@@ -942,6 +954,8 @@ static const char cluster_lua_prune[] = LUA_PRELUDE
     "'0') "
     "local found = rb > 0 and (nb > rb or (nb == rb and wrote > had)) "
     "if found then redis.call('DEL', 'beep:born') "
+    "redis.call('SET', 'beep:found', string.format('%d', rb), 'PX', "
+    "ARGV[3]) "
     "local gen = tell_gen(now) "
     "for _, x in ipairs(redis.call('SMEMBERS', 'beep:nodes')) do "
     "if x ~= node then redis.call('SADD', 'beep:resync', x) "
