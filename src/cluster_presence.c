@@ -116,21 +116,37 @@ presence_taken_args(struct cluster *cl, struct cluster_job *j,
 	cluster_job_str(j, id);
 }
 
+/*
+ * A job of kind running script (SUB or UNSUB) for e, with cl->lock held:
+ * its four keys, the user's presence and grace hashes, then the device's
+ * stream and metadata in the order the script names them (m_first: KEYS
+ * u g m s, the UNSUB's; else u g s m, the SUB's: their KEYS[3] and
+ * KEYS[4]), then its first two arguments, the device and this node.
+ */
+static struct cluster_job *
+presence_job_new(struct cluster *cl, const struct cluster_entry *e,
+    enum cluster_job_kind kind, enum cluster_lua script, bool m_first)
+{
+	struct cluster_job *j = cluster_job_new(cl, kind, script, 4);
+
+	cluster_job_key(j, "u", e->user, NULL);
+	cluster_job_key(j, "g", e->user, NULL);
+	cluster_job_key(j, m_first ? "m" : "s", e->user, e->device);
+	cluster_job_key(j, m_first ? "s" : "m", e->user, e->device);
+	cluster_job_str(j, e->device);
+	cluster_job_str(j, cl->node);
+	return j;
+}
+
 /* A SUB job for e, after id ("": none), with cl->lock held. */
 struct cluster_job *
 cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
     enum cluster_job_kind kind, const char *after)
 {
+	struct cluster_job *j =
+	    presence_job_new(cl, e, kind, CLUSTER_LUA_SUB, false);
 	char seen[CLUSTER_ID_MAX];
 
-	struct cluster_job *j = cluster_job_new(cl, kind, CLUSTER_LUA_SUB, 4);
-
-	cluster_job_key(j, "u", e->user, NULL);
-	cluster_job_key(j, "g", e->user, NULL);
-	cluster_job_key(j, "s", e->user, e->device);
-	cluster_job_key(j, "m", e->user, e->device);
-	cluster_job_str(j, e->device);
-	cluster_job_str(j, cl->node);
 	cluster_job_str(j, after);
 	cluster_job_num(j, cl->maxlen);
 	cluster_job_str(j, kind == JOB_SYNC ? "1" : "0");
@@ -202,14 +218,8 @@ presence_reconcile_one(struct cluster *cl, struct cluster_entry *e)
 	}
 	if (e->streams == 0 && e->registered && e->jobs == 0) {
 		struct cluster_job *j =
-		    cluster_job_new(cl, JOB_UNSUB, CLUSTER_LUA_UNSUB, 4);
+		    presence_job_new(cl, e, JOB_UNSUB, CLUSTER_LUA_UNSUB, true);
 
-		cluster_job_key(j, "u", e->user, NULL);
-		cluster_job_key(j, "g", e->user, NULL);
-		cluster_job_key(j, "m", e->user, e->device);
-		cluster_job_key(j, "s", e->user, e->device);
-		cluster_job_str(j, e->device);
-		cluster_job_str(j, cl->node);
 		cluster_job_num(j, cl->grace_ms);
 		cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
 		/* Its streams have gone, not what they alone had. */
