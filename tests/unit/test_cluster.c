@@ -2780,15 +2780,18 @@ hung_up_holding_two(struct fixture *f, struct cluster_entry **ref)
  * evict true: a stream of another device on node 0, past
  * BEEP_MAX_DEVICES, takes the place of the device in grace (the sweep, a
  * POST that finds its grace over, do the same), before the UNSUB is
- * sent.  The client back without an id (through node back) must get
- * "two".  Until 2026-12-07 the cluster asked the registry what the
+ * sent; swept: the stream is unsubscribed in the grace period, which
+ * then ends in the registry's sweep (registry_expire()).  The client
+ * back without an id (through node back) must get "two", which node 0's
+ * registry must not count as dropped: Redis holds it for the device.
+ * Until 2026-12-07 the cluster asked the registry what the
  * device's streams took only after the stream had closed there (and
  * after the eviction, which came in between), found no device, and its
  * UNSUB said everything given to the registry ("two") was taken: "two"
  * was lost, untold.
  */
 static void
-unsub_after_forget(struct fixture *f, bool evict, int back)
+unsub_after_forget(struct fixture *f, bool evict, bool swept, int back)
 {
 	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	struct registry_start st;
@@ -2800,9 +2803,15 @@ unsub_after_forget(struct fixture *f, bool evict, int back)
 	bool down;
 
 	s = hung_up_holding_two(f, &ref);
-	if (!evict)
+	if (!evict && !swept)
 		atomic_fetch_add(&fixture_skew_ms, 60 * 1000 + 1);
 	unsubscribe(f, 0, s, ref);
+	if (swept) {
+		registry_stats(f->reg[0], &rs);
+		assert_int_equal(rs.forgotten, 0);
+		atomic_fetch_add(&fixture_skew_ms, 60 * 1000 + 1);
+		registry_expire(f->reg[0], fixture_clock());
+	}
 	if (evict) {
 		other = cluster_subscribe(
 		    f->cl[0], "v", "d", &none, &st, &other_ref, &err, &down);
@@ -2815,12 +2824,16 @@ unsub_after_forget(struct fixture *f, bool evict, int back)
 	 * Nor is "two" lost with it: the UNSUB has Redis hold it for the
 	 * device (the client gets it below).  Until 2026-12-07 the registry
 	 * counted it dropped (beep_messages_dropped_total) as it forgot the
-	 * device with the stream closing after its grace period.
+	 * device with the stream closing after its grace period; and,
+	 * evicted or swept, after that still.
 	 */
-	if (!evict && rs.dropped != 0)
+	if (rs.dropped != 0)
 		fail_msg("%llu dropped: \"two\", which Redis holds for the "
-		         "device, counted as lost as node 0 forgot it",
-		    (unsigned long long)rs.dropped);
+		         "device, counted as lost as node 0 forgot it (%s)",
+		    (unsigned long long)rs.dropped,
+		    evict       ? "evicted"
+		        : swept ? "its grace over, swept"
+		                : "its stream closing");
 	wait_unheld(f, 0);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
 	s2 = subscribe(f, back, NULL, &st, &ref2);
@@ -2835,7 +2848,19 @@ test_cluster_unsub_after_grace(void **state)
 {
 	if (*state == NULL)
 		skip();
-	unsub_after_forget(*state, false, 0);
+	unsub_after_forget(*state, false, false, 0);
+}
+
+/*
+ * The stream closes in the grace period, which ends in node 0's sweep:
+ * back through node 1 (node 0's registry forgot the device).
+ */
+static void
+test_cluster_unsub_after_grace_swept(void **state)
+{
+	if (*state == NULL)
+		skip();
+	unsub_after_forget(*state, false, true, 1);
 }
 
 /* Back through node 1: node 0 is full (its stream of the other device). */
@@ -2844,7 +2869,7 @@ test_cluster_unsub_after_eviction(void **state)
 {
 	if (*state == NULL)
 		skip();
-	unsub_after_forget(*state, true, 1);
+	unsub_after_forget(*state, true, false, 1);
 }
 
 /*
@@ -4999,6 +5024,8 @@ main(void)
 	        test_cluster_unsub_after_hangup_moved, setup_persist, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_after_grace, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_after_grace_swept, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_after_eviction, setup_one_device, teardown),
 	    cmocka_unit_test_setup_teardown(
