@@ -18,8 +18,9 @@
 #include "registry_impl.h"
 
 /*
- * Forget d, with its log (its untaken messages count as dropped), and its
- * user when d was the user's last device.
+ * Forget d, with its log (its untaken messages count as dropped, unless
+ * kept elsewhere: d->kept), and its user when d was the user's last
+ * device.
  */
 void registry_expire_forget(struct registry *reg, struct reg_device *d);
 /*
@@ -40,7 +41,8 @@ void registry_expire_grace(
 /*
  * d's last stream ended: forget it, or let its grace period run.  kept:
  * what d holds is kept elsewhere too (registry_unsubscribe_taken()), so,
- * forgotten now, it does not count as dropped.
+ * forgotten now or later in its grace period (swept, or its place taken
+ * past max_devices), it does not count as dropped (d->kept).
  */
 void registry_expire_orphan(
     struct registry *reg, struct reg_device *d, uint64_t now, bool kept);

@@ -97,6 +97,13 @@ struct reg_device {
 	uint64_t taken_id, taken_seq;
 	uint64_t top_id;      /* the newest id appended, or resumed from */
 	uint64_t grace_until; /* while on reg->grace: when it is forgotten */
+	/*
+	 * What it holds is kept elsewhere too: its last stream closed with
+	 * registry_unsubscribe_taken()'s kept (a cluster's Redis has it),
+	 * and none opened since.  Forgotten (its grace over, its place taken
+	 * past max_devices), it counts nothing as dropped.
+	 */
+	bool kept;
 	struct reg_device *gprev, *gnext; /* in reg->grace */
 	size_t held_counted;              /* its share of reg->held */
 	size_t held_bytes_counted;        /* its share of reg->held_bytes */

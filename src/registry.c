@@ -496,6 +496,8 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 		reg->ngrace--;
 		d->grace_until = 0;
 	}
+	/* Whether another keeps what it holds: said as its last closes. */
+	d->kept = false;
 	/* Over, it takes one place only: registry_displace_over(). */
 	over = registry_full(reg);
 	if (!over)

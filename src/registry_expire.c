@@ -10,8 +10,8 @@
 #define REGISTRY_SWEEP_SLICE 1024
 
 /* Forget d; its untaken messages count as dropped unless kept elsewhere. */
-static void
-expire_forget(struct registry *reg, struct reg_device *d, bool kept)
+void
+registry_expire_forget(struct registry *reg, struct reg_device *d)
 {
 	struct reg_user *u = d->user;
 
@@ -21,7 +21,7 @@ expire_forget(struct registry *reg, struct reg_device *d, bool kept)
 	}
 	d->grace_until = 0;
 	device_recount(reg, d);
-	if (!kept)
+	if (!d->kept)
 		reg->dropped += device_held(d);
 	while (d->count > 0)
 		registry_log_drop_oldest(reg, d);
@@ -37,12 +37,6 @@ expire_forget(struct registry *reg, struct reg_device *d, bool kept)
 		free(u->name);
 		free(u);
 	}
-}
-
-void
-registry_expire_forget(struct registry *reg, struct reg_device *d)
-{
-	expire_forget(reg, d, false);
 }
 
 /*
@@ -156,10 +150,11 @@ void
 registry_expire_orphan(
     struct registry *reg, struct reg_device *d, uint64_t now, bool kept)
 {
+	d->kept = kept;
 	registry_expire_grace(reg, d, now);
 	if (reg->limits.grace_ms == 0 || device_expired(d, now)) {
 		reg->forgotten += reg->limits.grace_ms > 0;
-		expire_forget(reg, d, kept);
+		registry_expire_forget(reg, d);
 		return;
 	}
 	registry_log_trim(reg, d, now);
