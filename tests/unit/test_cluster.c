@@ -3710,6 +3710,74 @@ test_cluster_unsub_after_hangup_resynced(void **state)
 }
 
 /*
+ * As test_cluster_unsub_after_hangup_resynced, but node 0 finds its
+ * commands refused at its heartbeat (the only command it sends), before
+ * it gives "local" alone: that heartbeat's answer is lost, so once back
+ * node 0 registers its devices again (cl->beat_unknown: a resync of
+ * each) after its lone-delivery resync has moved the device and kept
+ * "two" below the move.  The second resync has nothing lost and nothing
+ * given alone to tell, and the stream still took "local" only: it must
+ * not undo what the first said the node's streams took.  On HEAD it set
+ * the device's seen to the move, the UNSUB held from there, above "two":
+ * "three" alone, no reset, "two" (answered 200) lost, untold; a node
+ * finds Redis gone at its heartbeat as often as not.
+ */
+static void
+test_cluster_unsub_after_hangup_resynced_twice(void **state)
+{
+	struct fixture *f = *state;
+	struct cluster_stats cs = {.up = true};
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct cluster_entry *ref, *ref2;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool settled = false;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = stream_after_one(f, &ref);
+	node0_cut(f);
+	for (int i = 0; i < 1000 && cs.up; i++) {
+		cluster_stats(f->cl[0], &cs);
+		if (cs.up)
+			usleep(10000);
+	}
+	assert_false(cs.up);
+	post_local(f, 0, "local");
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "local");
+	hang_up(f, s);
+	post_local(f, 1, "two");
+	wait_held(f, 0, 1);
+	node0_back(f);
+	/* Both resyncs answered: the heartbeat's, and no SUB on its way. */
+	for (int i = 0; i < 1000 && !settled; i++) {
+		pthread_mutex_lock(&f->cl[0]->lock);
+		settled = !f->cl[0]->beat_unknown && ref->moved != 0 &&
+		    ref->jobs == 0 && !ref->sync_wanted && !ref->gate;
+		pthread_mutex_unlock(&f->cl[0]->lock);
+		if (!settled)
+			usleep(10000);
+	}
+	assert_true(settled);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	next_msg(f->reg[1], s2, text);
+	if (!st.reset && strcmp(text, "two") != 0)
+		fail_msg("first \"%s\", no reset: \"two\" (answered 200, "
+		         "kept by the move) lost, untold, after a second "
+		         "resync",
+		    text);
+	assert_false(st.reset);
+	assert_string_equal(text, "two");
+	expect_seq(f->reg[1], s2, "three", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
  * As test_cluster_unsub_after_hangup_resynced, but the client comes back
  * through node 1 with the id of "local", the last its stream took (an
  * EventSource's Last-Event-ID): it must get "two", then "three", with no
@@ -5054,6 +5122,9 @@ main(void)
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_resumed, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_after_hangup_resynced_twice, setup_acl,
+	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_second_tab, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
