@@ -322,7 +322,12 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * given it
  * (test_cluster_unsub_after_hangup_resynced,
  * test_cluster_resynced_resumed, test_cluster_resync_taken_sent_again,
- * test_cluster_resync_lost_alone_untaken).  Returns {from,
+ * test_cluster_resync_lost_alone_untaken).  A resync without here says
+ * taken too, and seen comes down to it likewise, nothing else changed: a
+ * later resync of the device (every one, after a heartbeat whose answer
+ * was lost in the outage) set seen to last, the move's, and the UNSUB
+ * held from there, above what the move kept: lost, untold, until
+ * 2026-12-07 (test_cluster_unsub_after_hangup_resynced_twice).  Returns {from,
  * why, entries} or, with here, {from, why, entries, to}: the stream starts
  * after from, replaying entries, then goes on after to; why is "" or why
  * messages were lost.  The entries are the newest after from, at most count
@@ -456,7 +461,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "redis.call('HSET', u, dev .. '\\31' .. node, (hold or last) .. ' ' .. "
     "(hold and ARGV[14] or '0')) "
     "local tk = ARGV[18] or '' "
-    "if tk == '' or after == '' or ARGV[10] ~= '1' or "
+    "if tk == '' or after == '' or not sync or "
     "not idlt(tk, after) then tk = nil end "
     "if redis.call('EXISTS', m) == 1 then "
     "redis.call('HSET', m, 'seen', tk or hold or last) "

@@ -78,14 +78,18 @@ presence_seen(const struct cluster_entry *e)
 }
 
 /*
- * A resync that moves the device (here: e->local) says what its streams
- * took, when that is below e->last (the SUB's after): what came after it
- * (the channel's, held in the registry for a stream whose client left,
- * or not taken yet) the move keeps, and a client back from there is
- * replayed it; and the newest id given alone (e->alone), which Redis
- * never had: a stream that did not take it gets a reset first.  Until
+ * A resync (sync) says what the device's streams here took, when that is
+ * below e->last (the SUB's after), and the newest id given alone
+ * (e->alone).  One that moves the device (e->local) keeps what came
+ * after what they took (the channel's, held in the registry for a
+ * stream whose client left, or not taken yet), and a client back from
+ * there is replayed it; one that did not take the lone id, which Redis
+ * never had, gets a reset first.  Until
  * 2026-12-07 the move took such a message (answered 200), told
- * (test_cluster_unsub_after_hangup_resynced).  "" "": none.  Read by
+ * (test_cluster_unsub_after_hangup_resynced).  Any resync brings the
+ * device's seen down to it, which the UNSUB holds from at the lowest: a
+ * later one that said nothing set seen to the move, above what it kept
+ * (test_cluster_unsub_after_hangup_resynced_twice).  "" "": none.  Read by
  * the device's key, with cl->lock held: the entry's streams here open and
  * close in the registry under it (cluster_unsubscribe() reads what they
  * took as the last closes, registry_unsubscribe_taken()), so none closes
@@ -95,12 +99,12 @@ presence_seen(const struct cluster_entry *e)
  */
 static void
 presence_taken_args(struct cluster *cl, struct cluster_job *j,
-    const struct cluster_entry *e, bool here)
+    const struct cluster_entry *e, bool sync)
 {
 	char id[CLUSTER_ID_MAX];
 	uint64_t taken = 0;
 
-	if (here &&
+	if (sync &&
 	    registry_device_taken(cl->reg, e->user, e->device, &taken)) {
 		/* As cluster_unsubscribe(): below a move, nobody's ids. */
 		if (taken < e->moved && taken >= e->moved_below)
@@ -171,7 +175,7 @@ cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
 	cluster_job_num(j, kind == JOB_SUB ? e->undo_lo : 0);
 	cluster_job_num(j, kind == JOB_SUB ? e->undo_hi : 0);
 	cluster_job_num(j, REGISTRY_MSG_OVERHEAD);
-	presence_taken_args(cl, j, e, kind == JOB_SYNC && e->local);
+	presence_taken_args(cl, j, e, kind == JOB_SYNC);
 	j->epoch = cl->sub_epoch;
 	j->entry = e;
 	e->jobs++;
