@@ -189,6 +189,13 @@ struct cluster {
 	/* The command thread: work, or stop (in its backoff: stop only). */
 	pthread_cond_t wake;
 	pthread_cond_t sub_wake; /* the channel's thread, in backoff: stop */
+	/*
+	 * A pipe whose read end the channel's thread polls beside its
+	 * connection: cluster_free() writes a byte to it after setting stop,
+	 * so the thread ends at once rather than at its next look up
+	 * (CLUSTER_SUB_POLL_MS).
+	 */
+	int stop_pipe[2];
 	pthread_cond_t done; /* request threads: a job is done, a gate opened */
 	struct cluster_job *queue, *queue_tail;
 	struct cluster_entry *entries;

@@ -123,6 +123,7 @@
 #include "cluster.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -264,6 +265,11 @@ cluster_new(const struct config *c, struct registry *reg)
 	atomic_init(&cl->cmd_up, false);
 	atomic_init(&cl->sub_up, false);
 	log_info("cluster node %s, redis %s", cl->node, url);
+	if (pipe2(cl->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		log_error("pipe2: %s: the cluster's threads could not start",
+		    strerror(errno));
+		goto fail;
+	}
 	/*
 	 * Both threads or none: a node without them would say it is ready
 	 * and answer every request 503 for good (test 82).
@@ -284,15 +290,21 @@ cluster_new(const struct config *c, struct registry *reg)
 		log_error("pthread_create: %s: the cluster's threads could "
 		          "not start",
 		    strerror(rc));
-		pthread_cond_destroy(&cl->wake);
-		pthread_cond_destroy(&cl->sub_wake);
-		pthread_cond_destroy(&cl->done);
-		pthread_mutex_destroy(&cl->lock);
-		cluster_redis_forget_url(cl);
-		free(cl);
-		return NULL;
+		goto fail_pipe;
 	}
 	return cl;
+
+fail_pipe:
+	close(cl->stop_pipe[0]);
+	close(cl->stop_pipe[1]);
+fail:
+	pthread_cond_destroy(&cl->wake);
+	pthread_cond_destroy(&cl->sub_wake);
+	pthread_cond_destroy(&cl->done);
+	pthread_mutex_destroy(&cl->lock);
+	cluster_redis_forget_url(cl);
+	free(cl);
+	return NULL;
 }
 
 void
@@ -318,8 +330,15 @@ cluster_free(struct cluster *cl)
 	pthread_cond_broadcast(&cl->wake);
 	pthread_cond_broadcast(&cl->sub_wake);
 	pthread_mutex_unlock(&cl->lock);
+	/*
+	 * The channel's thread may be in poll(): wake it now.  The byte is
+	 * only a wake-up, never read (a full pipe would do as well).
+	 */
+	(void)!write(cl->stop_pipe[1], "", 1);
 	pthread_join(cl->cmd_thread, NULL);
 	pthread_join(cl->sub_thread, NULL);
+	close(cl->stop_pipe[0]);
+	close(cl->stop_pipe[1]);
 	HASH_ITER(hh, cl->entries, e, tmp)
 	{
 		cluster_presence_free(cl, e);

@@ -830,7 +830,8 @@ redis_sub_listen(struct cluster *cl, redisContext *c, char *why, size_t size)
 	uint64_t heard = util_now_ms(), pinged = 0;
 
 	for (;;) {
-		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN},
+		    {.fd = cl->stop_pipe[0], .events = POLLIN}};
 		void *reply = NULL;
 		uint64_t now;
 		bool stop;
@@ -847,9 +848,12 @@ redis_sub_listen(struct cluster *cl, redisContext *c, char *why, size_t size)
 		pthread_mutex_unlock(&cl->lock);
 		if (stop || c->err)
 			break;
-		n = poll(&pfd, 1, CLUSTER_SUB_POLL_MS);
+		n = poll(pfd, 2, CLUSTER_SUB_POLL_MS);
 		if (n < 0 && errno != EINTR)
 			break;
+		/* cluster_free(): stop is set, seen above. */
+		if (n > 0 && pfd[1].revents != 0)
+			continue;
 		now = util_now_ms();
 		if (n > 0) {
 			if (redisBufferRead(c) != REDIS_OK)
