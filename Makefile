@@ -108,7 +108,8 @@ INTEGRATION_ENV := BEEP_TEST_SANITIZER=$(SANITIZE) \
 	$(if $(SANITIZE),BEEP_TEST_SKIP="$${BEEP_TEST_SKIP-$(SAN_SKIP)$(if $(findstring thread,$(SANITIZE)),$(TSAN_SKIP))}")
 
 .PHONY: all run test unit integration tsan deps test-deps format bench-instructions \
-	format-check clean install bench loadgen docs fuzz fuzz-build valgrind soak
+	format-check clean install bench loadgen docs fuzz fuzz-build valgrind soak \
+	$(UNIT:%=unit-run-%) $(UNIT:%=valgrind-run-%)
 
 all: $(BIN)
 
@@ -175,10 +176,17 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@PORT=$(PORT) BEEP_BIN=$(BIN) exec sh scripts/run.sh
 
+# The unit binaries run TEST_JOBS at a time, longest first: test_cluster
+# (about 30 s) spends nearly all of it waiting on Redis and on its nodes'
+# timers, and the others, run beside it, fill that.  Each binary's output
+# comes whole when it ends (make -Otarget), under its "== binary" line.
+UNIT_FIRST := cluster registry_model registry
+UNIT_ORDER := $(UNIT_FIRST) $(filter-out $(UNIT_FIRST),$(UNIT))
 unit: $(UNIT_BINS)
-	@for t in $(UNIT_BINS); do \
-		echo "== $$t"; $(SAN_ENV) $$t || exit 1; \
-	done
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) -Otarget \
+		$(UNIT_ORDER:%=unit-run-%)
+$(UNIT:%=unit-run-%): unit-run-%: $(BUILD)/tests/test_%
+	@echo "== $<"; $(SAN_ENV) $<
 
 # The integration files run TEST_JOBS at a time (each its own servers on
 # its own ports): most of a file's time is spent waiting on timeouts and
@@ -194,15 +202,17 @@ integration: $(BIN)
 # valgrind memcheck over every unit test (the plain build, no sanitizer):
 # no error, nothing definitely, indirectly or possibly lost, and nothing
 # still reachable but what tests/valgrind.supp lists (libraries' own
-# one-time allocations, each justified there).  About 20 s of CPU.
+# one-time allocations, each justified there).  TEST_JOBS at a time, in
+# the order `make unit` runs them.
 VALGRIND := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=all --errors-for-leak-kinds=all --track-origins=yes \
 	--suppressions=tests/valgrind.supp --quiet
 valgrind: $(UNIT_BINS)
 	@command -v valgrind >/dev/null || sh scripts/deps.sh valgrind
-	@for t in $(UNIT_BINS); do \
-		echo "== valgrind $$t"; $(VALGRIND) $$t || exit 1; \
-	done
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) -Otarget \
+		$(UNIT_ORDER:%=valgrind-run-%)
+$(UNIT:%=valgrind-run-%): valgrind-run-%: $(BUILD)/tests/test_%
+	@echo "== valgrind $<"; $(VALGRIND) $<
 
 # The soak: SOAK_STREAMS streams (9000) behind Caddy, SOAK_RATE posts/s
 # (1000), SOAK_CHURN random disconnects/s (20) resuming as EventSource does,
@@ -217,8 +227,8 @@ soak: $(BIN) $(BUILD)/loadgen
 tsan:
 	@$(MAKE) --no-print-directory SANITIZE=thread build/thread/tests/test_registry \
 		build/thread/tests/test_cluster
-	$(SAN_ENV) build/thread/tests/test_registry
-	$(SAN_ENV) build/thread/tests/test_cluster
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) -Otarget SANITIZE=thread \
+		unit-run-cluster unit-run-registry
 
 ifeq ($(SANITIZE),)
 test: test-deps
