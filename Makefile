@@ -230,9 +230,14 @@ tsan:
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) -Otarget SANITIZE=thread \
 		unit-run-cluster unit-run-registry
 
+# The plain `make test` also runs those two under ThreadSanitizer;
+# TEST_TSAN=0 leaves them to a `make test SANITIZE=thread`, which runs
+# every unit test so (.ci/run: the same two binaries, built alike).
+TEST_TSAN ?= 1
 ifeq ($(SANITIZE),)
 test: test-deps
-	@$(MAKE) --no-print-directory format-check unit tsan loadgen integration
+	@$(MAKE) --no-print-directory format-check unit \
+		$(if $(filter 1,$(TEST_TSAN)),tsan) loadgen integration
 else
 test: test-deps
 	@$(MAKE) --no-print-directory unit loadgen integration
