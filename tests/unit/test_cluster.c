@@ -216,6 +216,27 @@ redis_accepts(const char *path)
 	return ok;
 }
 
+/*
+ * A node's lock taken by a case itself (to look at its entries): held
+ * here, so that teardown() lets it go when an assertion fails before
+ * the case does; else the node's stop waits for it for ever.
+ */
+static struct cluster *case_held;
+
+static void
+case_lock(struct cluster *cl)
+{
+	pthread_mutex_lock(&cl->lock);
+	case_held = cl;
+}
+
+static void
+case_unlock(struct cluster *cl)
+{
+	case_held = NULL;
+	pthread_mutex_unlock(&cl->lock);
+}
+
 static void
 redis_start(struct fixture *f)
 {
@@ -425,6 +446,9 @@ teardown(void **state)
 
 	if (f == NULL)
 		return 0;
+	/* A failed case's lock (case_lock()): its node stops below. */
+	if (case_held != NULL)
+		case_unlock(case_held);
 	/* A failed test's unread messages: not the next test's. */
 	if (pending_at != NULL) {
 		registry_batch_release(&pending);
@@ -2442,7 +2466,7 @@ beat_case_open(struct fixture *f, struct beat_case *b)
 	assert_non_null(b->s);
 	b->c = redis_conn(f);
 	b->j = cluster_job_new(f->cl[0], JOB_BEAT, CLUSTER_LUA_BEAT, 1);
-	pthread_mutex_lock(&f->cl[0]->lock);
+	case_lock(f->cl[0]);
 	e = cluster_presence_find(f->cl[0], "u", "d");
 	assert_non_null(e);
 	return e;
@@ -2452,7 +2476,7 @@ beat_case_open(struct fixture *f, struct beat_case *b)
 static void
 beat_case_close(struct fixture *f, struct beat_case *b)
 {
-	pthread_mutex_unlock(&f->cl[0]->lock);
+	case_unlock(f->cl[0]);
 	cluster_job_free(b->j);
 	redisFree(b->c);
 	unsubscribe(f, 0, b->s, b->ref);
@@ -3207,9 +3231,9 @@ wait_last(struct fixture *f, int node, struct cluster_entry *e, uint64_t id)
 	uint64_t last = 0;
 
 	for (int i = 0; i < 1000; i++) {
-		pthread_mutex_lock(&f->cl[node]->lock);
+		case_lock(f->cl[node]);
 		last = e->last;
-		pthread_mutex_unlock(&f->cl[node]->lock);
+		case_unlock(f->cl[node]);
 		if (last == id)
 			return;
 		usleep(10000);
@@ -3244,9 +3268,9 @@ test_cluster_unsub_local_trimmed_before(void **state)
 		skip();
 	lone_delivery_setup(f, &s, &ref);
 	hang_up(f, s);
-	pthread_mutex_lock(&f->cl[1]->lock);
+	case_lock(f->cl[1]);
 	f->cl[1]->maxlen = 8;
-	pthread_mutex_unlock(&f->cl[1]->lock);
+	case_unlock(f->cl[1]);
 	/* Ten after "one": Redis trims "one", "p0" and "p1". */
 	for (int i = 0; i < 10; i++) {
 		snprintf(want, sizeof(want), "p%d", i);
@@ -3619,9 +3643,9 @@ wait_moved(struct fixture *f, struct cluster_entry *e)
 	for (int i = 0; i < 1000; i++) {
 		uint64_t moved;
 
-		pthread_mutex_lock(&f->cl[0]->lock);
+		case_lock(f->cl[0]);
 		moved = e->moved;
-		pthread_mutex_unlock(&f->cl[0]->lock);
+		case_unlock(f->cl[0]);
 		if (moved != 0)
 			return;
 		usleep(10000);
@@ -3753,10 +3777,10 @@ test_cluster_unsub_after_hangup_resynced_twice(void **state)
 	node0_back(f);
 	/* Both resyncs answered: the heartbeat's, and no SUB on its way. */
 	for (int i = 0; i < 1000 && !settled; i++) {
-		pthread_mutex_lock(&f->cl[0]->lock);
+		case_lock(f->cl[0]);
 		settled = !f->cl[0]->beat_unknown && ref->moved != 0 &&
 		    ref->jobs == 0 && !ref->sync_wanted && !ref->gate;
-		pthread_mutex_unlock(&f->cl[0]->lock);
+		case_unlock(f->cl[0]);
 		if (!settled)
 			usleep(10000);
 	}
@@ -4929,7 +4953,7 @@ test_cluster_unsub_resent_first(void **state)
 		assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
 		freeReplyObject(r);
 	}
-	pthread_mutex_lock(&cl->lock);
+	case_lock(cl);
 	cl->requests = rid;
 	for (size_t i = 0; i < fresh; i++) {
 		snprintf(dev, sizeof(dev), "d%zu", i);
@@ -4972,7 +4996,7 @@ test_cluster_unsub_resent_first(void **state)
 	/* Answered, unregistered: the next reconcile frees them. */
 	cluster_presence_reconcile(cl);
 	assert_null(cluster_presence_find(cl, "f", "lost"));
-	pthread_mutex_unlock(&cl->lock);
+	case_unlock(cl);
 	redisFree(c);
 	if (answer != 7)
 		fail_msg("the UNSUB sent again answered %lld, not its kept "
