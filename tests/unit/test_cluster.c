@@ -2466,10 +2466,23 @@ beat_case_open(struct fixture *f, struct beat_case *b)
 	assert_non_null(b->s);
 	b->c = redis_conn(f);
 	b->j = cluster_job_new(f->cl[0], JOB_BEAT, CLUSTER_LUA_BEAT, 1);
-	case_lock(f->cl[0]);
-	e = cluster_presence_find(f->cl[0], "u", "d");
-	assert_non_null(e);
-	return e;
+	/*
+	 * Settled first: a stream that subscribed before the node's
+	 * commands were up (or its first heartbeat answered) is sent again
+	 * (sync_wanted, then a job) once they are; the case's answers must
+	 * find no such resync of the node's own on its way.
+	 */
+	for (int i = 0;; i++) {
+		case_lock(f->cl[0]);
+		e = cluster_presence_find(f->cl[0], "u", "d");
+		assert_non_null(e);
+		if (!e->sync_wanted && e->jobs == 0)
+			return e;
+		case_unlock(f->cl[0]);
+		if (i == 10000)
+			fail_msg("u/d's entry on node 0 not settled in 10 s");
+		usleep(1000);
+	}
 }
 
 /* The end of beat_case_open()'s case: the lock let go, the stream gone. */
