@@ -59,12 +59,22 @@ export async function launchChromium(t, { media = false } = {}) {
 }
 
 // Joins as (user, device) on a call page already loaded, as a person
-// would; resolves once the app shows.
-export async function goOnline(page, user, device) {
+// would; resolves null once the app shows, or what the join form says
+// when the page could not go online.
+export async function tryOnline(page, user, device) {
 	await page.fill('#join-user', user);
 	await page.fill('#join-device', device);
 	await page.click('#join-go');
-	await page.waitForSelector('#app:not([hidden])');
+	const shown = await page.waitForSelector(
+	    '#app:not([hidden]), #join-error:not([hidden])');
+	return await shown.getAttribute('id') === 'app' ? null :
+	    await shown.textContent();
+}
+
+// As tryOnline, and asserts that the page went online.
+export async function goOnline(page, user, device) {
+	const error = await tryOnline(page, user, device);
+	assert.equal(error, null, `${user}/${device} did not go online`);
 }
 
 // A new page in context (a browser profile: its localStorage is the
