@@ -2910,6 +2910,66 @@ test_cluster_unsub_after_eviction(void **state)
 }
 
 /*
+ * Node 0's stream of u/d took "one", its client left, "two" came (held
+ * in node 0's registry), and the stream closed: the UNSUB has Redis hold
+ * "two" for the device, in its grace period in node 0's registry too.
+ * Then a stream of another device on node 0 is sent a message that fits
+ * only when node 0 lets go of what it holds for devices away
+ * (registry_expire_drop_held(): BEEP_MAX_MESSAGE_MEMORY, 64 bytes here).
+ * "two" is not lost: Redis holds it, and the client back without an id,
+ * through node 0, gets it and "three", with no reset.  Until 2026-12-07
+ * node 0's registry counted it dropped (beep_messages_dropped_total), as
+ * it no longer did when it forgot the device (unsub_after_forget()).
+ */
+static void
+test_cluster_unsub_then_memory_short(void **state)
+{
+	static const struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s, *s2, *other;
+	struct registry_stats rs;
+	struct cluster_entry *ref, *ref2, *other_ref;
+	enum registry_error err;
+	char id[CLUSTER_ID_MAX], text[64], big[63];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = hung_up_holding_two(f, &ref);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	other = cluster_subscribe(
+	    f->cl[0], "v", "d", &none, &st, &other_ref, &err, &down);
+	assert_non_null(other);
+	/*
+	 * 62 bytes: with "one" evicted, 3 ("two") + 62 pass 64, and dropping
+	 * what is held makes room.
+	 */
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(cluster_publish(f->cl[1], "v", "d", big, strlen(big),
+	                     id, sizeof(id), &down),
+	    REGISTRY_OK);
+	next_msg(f->reg[0], other, text);
+	assert_string_equal(text, big);
+	/* Node 0 let "two" go to make room. */
+	registry_stats(f->reg[0], &rs);
+	assert_int_equal(rs.held, 0);
+	assert_int_equal(rs.refused, 0);
+	if (rs.dropped != 0)
+		fail_msg("%llu dropped: \"two\", which Redis holds for the "
+		         "device, counted as lost as node 0 let it go for "
+		         "room",
+		    (unsigned long long)rs.dropped);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 0, NULL, &st, &ref2);
+	assert_false(st.reset);
+	two_then_three(f, 0, s2, ref2);
+	cluster_unsubscribe(f->cl[0], other_ref, other);
+}
+
+/*
  * Node 0's stream of the device took "one" and its client left: the
  * device's grace period runs in node 0's registry while the stream's
  * thread still writes the end of its response (up to BEEP_WRITE_TIMEOUT
@@ -5133,6 +5193,8 @@ main(void)
 	        test_cluster_unsub_after_grace_swept, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_after_eviction, setup_one_device, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_then_memory_short, setup_small, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_held_after_grace, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
