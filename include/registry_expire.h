@@ -32,7 +32,8 @@ bool registry_expire_evict(struct registry *reg);
 /*
  * Drop the log of the device in grace that began to hold untaken
  * messages first (they count as dropped: its client comes back to a
- * reset).  Returns whether there was one.
+ * reset; unless kept elsewhere, d->kept: its next stream gets them from
+ * there).  Returns whether there was one.
  */
 bool registry_expire_drop_held(struct registry *reg);
 /* Start d's grace period, now (ms), unless started or d is live. */
@@ -42,7 +43,8 @@ void registry_expire_grace(
  * d's last stream ended: forget it, or let its grace period run.  kept:
  * what d holds is kept elsewhere too (registry_unsubscribe_taken()), so,
  * forgotten now or later in its grace period (swept, or its place taken
- * past max_devices), it does not count as dropped (d->kept).
+ * past max_devices), or its log dropped for room, it does not count as
+ * dropped (d->kept).
  */
 void registry_expire_orphan(
     struct registry *reg, struct reg_device *d, uint64_t now, bool kept);

@@ -101,7 +101,8 @@ struct reg_device {
 	 * What it holds is kept elsewhere too: its last stream closed with
 	 * registry_unsubscribe_taken()'s kept (a cluster's Redis has it),
 	 * and none opened since.  Forgotten (its grace over, its place taken
-	 * past max_devices), it counts nothing as dropped.
+	 * past max_devices), or its log dropped for room, it counts nothing
+	 * as dropped.
 	 */
 	bool kept;
 	struct reg_device *gprev, *gnext; /* in reg->grace */

@@ -69,7 +69,8 @@
  * the service refuse every post).  Then, for a device with a live stream only, the messages
  * held for devices in grace go, device by device, the one that began to
  * hold first first (reg->holding; counted as dropped, and such a device's
- * client comes back to a reset): what a client that is here waits for
+ * client comes back to a reset; unless another keeps them, device->kept:
+ * a cluster's Redis, which gives them to its next stream): what a client that is here waits for
  * comes before what waits for one that is away, so that clients posting
  * to devices they keep away cannot make every post fail; but only when
  * dropping them all would make room (reg->held_bytes), so that none is

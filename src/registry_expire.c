@@ -117,8 +117,12 @@ registry_expire_drop_held(struct registry *reg)
 
 	if (d == NULL)
 		return false;
-	/* Its streams, if any are still linked, take nothing more. */
-	reg->dropped += device_held(d);
+	/*
+	 * Its streams, if any are still linked, take nothing more.  Kept
+	 * elsewhere (a cluster's Redis), its next stream gets them there.
+	 */
+	if (!d->kept)
+		reg->dropped += device_held(d);
 	while (d->count > 0)
 		registry_log_drop_oldest(reg, d);
 	device_recount(reg, d);
