@@ -217,6 +217,21 @@ cluster_check(const struct config *c)
 	return 0;
 }
 
+/*
+ * Free what cluster_new() made first: the locks, the connection settings
+ * and cl.  Its threads and pipe are gone already, or were never made.
+ */
+static void
+cluster_destroy(struct cluster *cl)
+{
+	pthread_cond_destroy(&cl->wake);
+	pthread_cond_destroy(&cl->sub_wake);
+	pthread_cond_destroy(&cl->done);
+	pthread_mutex_destroy(&cl->lock);
+	cluster_redis_forget_url(cl);
+	free(cl);
+}
+
 struct cluster *
 cluster_new(const struct config *c, struct registry *reg)
 {
@@ -298,12 +313,7 @@ fail_pipe:
 	close(cl->stop_pipe[0]);
 	close(cl->stop_pipe[1]);
 fail:
-	pthread_cond_destroy(&cl->wake);
-	pthread_cond_destroy(&cl->sub_wake);
-	pthread_cond_destroy(&cl->done);
-	pthread_mutex_destroy(&cl->lock);
-	cluster_redis_forget_url(cl);
-	free(cl);
+	cluster_destroy(cl);
 	return NULL;
 }
 
@@ -343,12 +353,7 @@ cluster_free(struct cluster *cl)
 	{
 		cluster_presence_free(cl, e);
 	}
-	pthread_cond_destroy(&cl->wake);
-	pthread_cond_destroy(&cl->sub_wake);
-	pthread_cond_destroy(&cl->done);
-	pthread_mutex_destroy(&cl->lock);
-	cluster_redis_forget_url(cl);
-	free(cl);
+	cluster_destroy(cl);
 }
 
 static bool
