@@ -8,7 +8,8 @@
  * stream's whole life.  The server frees them once a stream's request has
  * been read, and writes the stream through this instead.  Each call is one
  * writev() of whole records, blocking until written, as libfcgi's writes
- * do.  Pure protocol framing: no libfcgi, HTTP or SSE here.
+ * do.  Pure protocol framing: no libfcgi, HTTP or SSE here; a write that
+ * waits for room is counted while it waits (metrics_write_waiting()).
  */
 #ifndef BEEP_FCGI_OUT_H
 #define BEEP_FCGI_OUT_H

@@ -45,6 +45,11 @@ void metrics_delivered(uint64_t latency_us);
 void metrics_stream_end(uint64_t lifetime_ms);
 /* A stream closed because a write outlasted BEEP_WRITE_TIMEOUT. */
 void metrics_write_timeout(void);
+/*
+ * A stream's write starts (true) or ends (false) waiting for room in its
+ * connection: beep_stream_writes_waiting counts those waiting now.
+ */
+void metrics_write_waiting(bool waiting);
 
 /* What other modules own, read at scrape time. */
 struct metrics_gauges {

@@ -6,6 +6,7 @@
  */
 #include "fcgi_out.h"
 
+#include "metrics.h"
 #include "util.h"
 
 #include <sys/socket.h>
@@ -95,6 +96,7 @@ fcgi_out_write_some(
 		struct pollfd pfd = {.fd = o->fd, .events = POLLOUT};
 		uint64_t now, left;
 		ssize_t w;
+		int ready;
 
 		if (o->timeout_ms == 0 || o->not_socket)
 			return writev(o->fd, v, n);
@@ -115,7 +117,15 @@ fcgi_out_write_some(
 			return -1;
 		}
 		left = *deadline - now;
-		if (poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left) == 0) {
+		/*
+		 * Counted while it waits (beep_stream_writes_waiting): how
+		 * many threads clients that read nothing hold now, which no
+		 * other figure shows until their writes time out.
+		 */
+		metrics_write_waiting(true);
+		ready = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		metrics_write_waiting(false);
+		if (ready == 0) {
 			errno = ETIMEDOUT;
 			return -1;
 		}

@@ -26,6 +26,8 @@ static _Atomic uint64_t metrics_refused[2];
 static _Atomic uint64_t metrics_events;
 static _Atomic uint64_t metrics_bytes;
 static _Atomic uint64_t metrics_write_timeouts;
+/* Stream writes waiting for room now (a gauge: up, then down). */
+static _Atomic uint64_t metrics_writes_waiting;
 static _Atomic uint64_t metrics_start_s;
 
 static struct metrics_histogram metrics_lifetime = {
@@ -125,6 +127,16 @@ void
 metrics_write_timeout(void)
 {
 	metrics_count(&metrics_write_timeouts, 1);
+}
+
+void
+metrics_write_waiting(bool waiting)
+{
+	if (waiting)
+		metrics_count(&metrics_writes_waiting, 1);
+	else
+		atomic_fetch_sub_explicit(
+		    &metrics_writes_waiting, 1, memory_order_relaxed);
 }
 
 void
@@ -319,6 +331,11 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "Streams closed because a write outlasted BEEP_WRITE_TIMEOUT (a "
 	    "client that stopped reading).",
 	    metrics_read(&metrics_write_timeouts));
+	metrics_one(out, "beep_stream_writes_waiting", "gauge",
+	    "Stream writes waiting now for room in their connection (a client, "
+	    "or its front, not reading): each holds its worker thread, up to "
+	    "BEEP_WRITE_TIMEOUT.",
+	    metrics_read(&metrics_writes_waiting));
 	metrics_histogram_render(out, &metrics_lifetime);
 	metrics_histogram_render(out, &metrics_post_hist);
 	metrics_histogram_render(out, &metrics_delivery);
@@ -340,6 +357,7 @@ metrics_reset(void)
 	atomic_store(&metrics_events, 0);
 	atomic_store(&metrics_bytes, 0);
 	atomic_store(&metrics_write_timeouts, 0);
+	atomic_store(&metrics_writes_waiting, 0);
 	for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++) {
 		for (size_t j = 0; j <= METRICS_MAX_BUCKETS; j++)
 			atomic_store(&hs[i]->buckets[j], 0);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "fcgi_out.h"
+#include "metrics.h"
 #include "util.h"
 
 #define REQUEST_ID 0x1234
@@ -399,6 +400,96 @@ test_fcgi_out_trickle_deadline(void **state)
 	free(big);
 }
 
+/* beep_stream_writes_waiting as /metrics shows it now. */
+static long
+writes_waiting(void)
+{
+	static const char name[] = "\nbeep_stream_writes_waiting ";
+	struct metrics_gauges g = {0};
+	struct buf out = {0};
+	const char *at;
+	long n = -1;
+
+	metrics_render(&out, &g);
+	buf_append(&out, "", 1);
+	at = strstr(out.data, name);
+	if (at != NULL)
+		n = strtol(at + sizeof(name) - 1, NULL, 10);
+	buf_free(&out);
+	return n;
+}
+
+/* A write of 1 MiB to a socket that is not read, in a thread. */
+struct stalled {
+	struct fcgi_out o;
+	char *big;
+	size_t len;
+	int rc;
+};
+
+static void *
+stalled_write(void *arg)
+{
+	struct stalled *w = arg;
+
+	w->rc = fcgi_out_write(&w->o, w->big, w->len);
+	return NULL;
+}
+
+/*
+ * beep_stream_writes_waiting counts a write while it waits for room in
+ * its connection (a client not reading holds its thread there), and no
+ * longer once room came and it ended, or once its deadline passed: the
+ * observable test 121 waits for before its client shuts its side.
+ */
+static void
+test_fcgi_out_waiting_gauge(void **state)
+{
+	struct stalled w = {.len = 1 << 20};
+	int fd[2], small = 4096;
+	pthread_t th;
+	char c[65536];
+	size_t got = 0;
+
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	metrics_reset();
+	assert_int_equal(writes_waiting(), 0);
+	w.big = calloc(1, w.len);
+	assert_non_null(w.big);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+	assert_int_equal(
+	    setsockopt(fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	fcgi_out_init(&w.o, fd[0], REQUEST_ID);
+	w.o.timeout_ms = 600000;
+	assert_int_equal(pthread_create(&th, NULL, stalled_write, &w), 0);
+	/*
+	 * Nothing reads: the write comes to wait, and stays counted (the
+	 * bound only ends a broken build's wait: it waits for ever).
+	 */
+	for (int i = 0; i < 10000 && writes_waiting() != 1; i++)
+		usleep(1000);
+	assert_int_equal(writes_waiting(), 1);
+	/* Room: it goes on to its end, no longer counted. */
+	while (got < w.len) {
+		ssize_t r = read(fd[1], c, sizeof(c));
+
+		assert_true(r > 0);
+		got += (size_t)r;
+	}
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(w.rc, 0);
+	assert_int_equal(writes_waiting(), 0);
+	/* A wait its deadline ends is no longer counted either. */
+	w.o.timeout_ms = 50;
+	assert_int_equal(fcgi_out_write(&w.o, w.big, w.len), -1);
+	assert_true(w.o.timed_out);
+	assert_int_equal(writes_waiting(), 0);
+	close(fd[0]);
+	close(fd[1]);
+	free(w.big);
+}
+
 int
 main(void)
 {
@@ -411,6 +502,7 @@ main(void)
 	    cmocka_unit_test(test_fcgi_out_end),
 	    cmocka_unit_test(test_fcgi_out_failed),
 	    cmocka_unit_test(test_fcgi_out_trickle_deadline),
+	    cmocka_unit_test(test_fcgi_out_waiting_gauge),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
