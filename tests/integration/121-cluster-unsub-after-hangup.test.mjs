@@ -15,10 +15,21 @@
 // node a that reads nothing (its thread blocks writing the messages
 // posted before), then shuts its side (a's watcher: hang-up), and is
 // closed only once a's registry is seen holding the message.
+//
+// Each step waits for an event, not for a count that can still move: the
+// POSTs through b are answered before a's channel brings them, so a's
+// registry is first seen to have all 16 (its `published`) and a's stream
+// thread to wait in its write (beep_stream_writes_waiting); only then
+// does the client shut its side.  Sampled earlier, `held` grew as the
+// rest came and the marker's `held + 1` was never seen (CI, ASan), or
+// the hang-up found the thread between writes and the stream ended at
+// once, the window never opened.  The hang-up is seen as a's device in
+// grace with its stream still open; the marker's arrival as a's
+// `published` reaching 17, counted under the lock that holds it.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-	startCluster, CLUSTER_QUICK, uid, subPath, postPath, poll,
+	startCluster, CLUSTER_QUICK, uid, subPath, postPath, poll, Client,
 } from './harness.mjs';
 import { FcgiConn } from './fcgi.mjs';
 
@@ -36,33 +47,62 @@ describe('cluster: a stream that ended before its unsubscribe', T, () => {
 		const ca = a.client(), cb = b.client();
 		const u = uid('hup'), d = 'phone';
 
+		const ops = new Client(a.opsBase);
+		t.after(() => ops.close());
+		// a's /metrics, one scrape: name => value.
+		const scrape = async () => {
+			const m = await ops.get('/metrics');
+			assert.equal(m.status, 200, m.text);
+			return new Map(m.text.split('\n')
+			    .filter((l) => l.startsWith('beep_'))
+			    .map((l) => l.split(' '))
+			    .map(([k, v]) => [k, Number(v)]));
+		};
+
 		const raw = await FcgiConn.open(a.socket, t);
 		raw.sendWhole('GET', subPath(u, d));
 		// The head comes once the stream is registered (its SUB ran).
 		await poll(() => raw.headCame(), { what: 'the stream\'s head' });
 		raw.sock.pause();
+		// What a's registry took so far (nothing else posts to a).
+		const base = (await ca.health()).published;
 		// More than a socket buffers: a's thread blocks writing them.
 		const big = 'x'.repeat(48000);
 		for (let i = 0; i < 16; i++) {
 			const r = await cb.postJson(postPath(u, d), { data: big });
 			assert.equal(r.status, 200, r.text);
 		}
+		// Answered once in Redis: a's channel brings them after.  All
+		// in a's registry, and its thread waiting in a write: from here
+		// on neither a's `published` nor what its stream took moves.
+		await poll(async () => (await ca.health()).published ===
+		    base + 16 &&
+		    (await scrape()).get('beep_stream_writes_waiting') === 1,
+		{ what: 'a\'s registry with all 16, its thread blocked' });
 		// The client shuts its side: a's watcher hangs the stream up.
 		// Its thread, blocked writing, has not unsubscribed it: it
 		// still counts, and what it did not take is held.
 		raw.sock.end();
-		const held = await poll(async () => {
-			const h = await ca.health();
-			return h.held > 0 && h.streams === 1 ? h.held : 0;
+		// Seen by the device's grace: no live stream, one still open.
+		await poll(async () => {
+			const m = await scrape();
+			return m.get('beep_devices{state="grace"}') === 1 &&
+			    m.get('beep_streams_open') === 1;
 		}, { what: 'a\'s stream hung up, not yet unsubscribed' });
+		const { held } = await ca.health();
 
 		// a is still the device's holder in Redis: 200, to no stream.
 		const r = await cb.postJson(postPath(u, d), { data: 'marker' });
 		assert.equal(r.status, 200, r.text);
-		await poll(async () => (await ca.health()).held === held + 1,
-		    { what: 'a\'s registry holding the marker' });
-		assert.equal((await ca.health()).streams, 1,
-		    'the window closed before the marker came: nothing shown');
+		// Its arrival in a's registry is a's 17th: held there, with
+		// the stream still there (not yet unsubscribed).
+		const h = await poll(async () => {
+			const x = await ca.health();
+			return x.published > base + 16 ? x : null;
+		}, { what: 'a\'s registry taking the marker' });
+		assert.deepEqual([h.published - base, h.held, h.streams],
+		    [17, held + 1, 1],
+		    'a\'s registry holding the marker, the window still open');
 
 		// The connection goes: the write fails, the stream ends.
 		raw.destroy();
