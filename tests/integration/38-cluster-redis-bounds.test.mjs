@@ -13,8 +13,11 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, uid, postPath, subPath, poll } from './harness.mjs';
+import { withinWindow } from './windows.mjs';
 
 const T = { timeout: 120000 };
+// For cases that may start again with a longer grace period.
+const TW = { timeout: 300000 };
 const ENV = { BEEP_CLUSTER_TTL: '2', BEEP_KEEPALIVE: '1' };
 // How long a key may take to go once its grace and replay (a few seconds
 // here) are over: a guard, with slack for ASan and a loaded machine.
@@ -50,28 +53,53 @@ async function comeAndGo(cl, prefix, n) {
 	return out;
 }
 
-describe('devices that had a message come and go through the front', T,
+describe('devices that had a message come and go through the front', TW,
     () => {
-	let cl;
-	before(async () => {
+	// The cluster, with a grace period of `grace` seconds: a case whose
+	// set-up outlives it starts again with a longer one (withinWindow()),
+	// on a new cluster.
+	let cl = null, clGrace = 0;
+	const withGrace = async (grace) => {
+		if (cl && clGrace === grace)
+			return cl;
+		const old = cl;
+		cl = null;
+		await old?.stopAndCheck();
 		cl = await startCluster({ nodes: 2, env: { ...ENV,
-		    BEEP_GRACE_SECONDS: '2', BEEP_REPLAY_SECONDS: '1' } });
-	});
-	after(async () => { await cl.stopAndCheck(); });
+		    BEEP_GRACE_SECONDS: String(grace), BEEP_REPLAY_SECONDS: '1' } });
+		clGrace = grace;
+		return cl;
+	};
+	after(async () => { await cl?.stopAndCheck(); });
+	// GONE, and the grace period.
+	const gone = (grace) => ({ ...GONE,
+	    timeout: GONE.timeout + grace * 1000 });
 
-	test('their metadata goes once their grace and replay are over', T,
-	    async () => {
-		const prefix = uid('churn');
-		const devs = await comeAndGo(cl, prefix, 40);
-		// One key each, while they are here or away.
-		assert.equal(metaKeys(cl, prefix).length, devs.length);
+	test('their metadata goes once their grace and replay are over', TW,
+	    async (t) => {
+		// The devices came and went, and their keys were counted,
+		// before the first one's grace (2 s) could be over.
+		const { cl, prefix, devs, grace } = await withinWindow(t, 2,
+		    async (grace) => {
+			const cl = await withGrace(grace);
+			const prefix = uid('churn');
+			const t0 = performance.now();
+			const devs = await comeAndGo(cl, prefix, 40);
+			// One key each, while they are here or away.
+			const keys = metaKeys(cl, prefix).length;
+			if (keys < devs.length &&
+			    performance.now() - t0 >= grace * 1000)
+				return null;    // the first ones' may be over
+			assert.equal(keys, devs.length);
+			return { cl, prefix, devs, grace };
+		}, 'grace period');
 		const c = cl.client();
 		await poll(async () => (await c.postJson(postPath(...devs[0]),
 		    { data: 'late' })).status === 404,
-		    { ...GONE, what: 'the first device forgotten' });
+		    { ...gone(grace), what: 'the first device forgotten' });
 		// Then none (before, each for a day).
 		await poll(() => metaKeys(cl, prefix).length === 0,
-		    { ...GONE, what: 'no metadata left of the devices gone' });
+		    { ...gone(grace), what: 'no metadata left of the devices gone' });
 		// Forgotten as on one node: a POST gets 404, and the device,
 		// back without an id, starts afresh, with nothing replayed.
 		const [u, d] = devs[devs.length - 1];
@@ -86,27 +114,47 @@ describe('devices that had a message come and go through the front', T,
 	});
 
 	test('a device back in its grace period keeps its metadata for the ' +
-	    'day, and what was held', T, async () => {
-		const u = uid('back'), d = 'phone';
-		const c = cl.client();
-		const [a] = cl.nodes;
-		const s = await a.subscribe(u, d);
-		const r1 = await c.postJson(postPath(u, d), { data: 'one' });
-		assert.equal(r1.status, 200, r1.text);
-		assert.equal((await s.nextEvent(15000)).data, 'one');
-		s.close();
-		await poll(async () => (await c.devices(u)).length === 0,
-		    { ...GONE, what: 'the device in its grace period' });
-		const m = `beep:m:${u}\x1f${d}`;
-		// Away: its metadata lasts past its grace and stream only...
-		const away = Number(cl.redis.cli('PTTL', m));
-		assert.ok(away > 0 && away < DAY_MS, `PTTL ${away}`);
-		const r2 = await c.postJson(postPath(u, d), { data: 'held' });
-		assert.equal(r2.status, 202, r2.text);
-		// ...and back, for the day again: it is held by a node.
-		const back = await cl.nodes[1].subscribe(u, d,
-		    { headers: { 'Last-Event-ID': r1.json().id } });
-		assert.equal((await back.nextEvent(15000)).data, 'held');
+	    'day, and what was held', TW, async (t) => {
+		// Away, a message held for it and back, within its grace
+		// period (2 s).
+		const { cl, m, back } = await withinWindow(t, 2,
+		    async (grace) => {
+			const cl = await withGrace(grace);
+			const u = uid('back'), d = 'phone';
+			const c = cl.client();
+			const [a] = cl.nodes;
+			const s = await a.subscribe(u, d);
+			const r1 = await c.postJson(postPath(u, d), { data: 'one' });
+			assert.equal(r1.status, 200, r1.text);
+			assert.equal((await s.nextEvent(15000)).data, 'one');
+			// Its grace period begins once its departure is seen,
+			// after this: only past t0 + grace may it be forgotten.
+			const t0 = performance.now();
+			s.close();
+			await poll(async () => (await c.devices(u)).length === 0,
+			    { ...gone(grace), what: 'the device in its grace period' });
+			const m = `beep:m:${u}\x1f${d}`;
+			// Away: its metadata lasts past its grace and stream
+			// only...
+			const away = Number(cl.redis.cli('PTTL', m));
+			const r2 = await c.postJson(postPath(u, d), { data: 'held' });
+			if (r2.status === 404 &&
+			    performance.now() - t0 >= grace * 1000)
+				return null;    // forgotten: its grace was over
+			assert.ok(away > 0 && away < DAY_MS, `PTTL ${away}`);
+			assert.equal(r2.status, 202, r2.text);
+			// ...and back, for the day again: it is held by a node.
+			const back = await cl.nodes[1].subscribe(u, d,
+			    { headers: { 'Last-Event-ID': r1.json().id } });
+			const ev = await back.nextEvent(15000);
+			if (ev.data !== 'held' &&
+			    performance.now() - t0 >= grace * 1000) {
+				back.close();   // forgotten before it came back
+				return null;
+			}
+			assert.equal(ev.data, 'held');
+			return { cl, m, back };
+		}, 'grace period');
 		const live = Number(cl.redis.cli('PTTL', m));
 		assert.ok(live > DAY_MS - 600000, `PTTL ${live}`);
 		back.close();
