@@ -3875,6 +3875,76 @@ test_cluster_unsub_after_hangup_resynced_twice(void **state)
 }
 
 /*
+ * A second tab of the device, on node 1, takes "two" and closes, while
+ * node 0's stream, whose client left after "one", holds "two" untaken.
+ * Then node 0 finds its commands refused at its heartbeat: once back it
+ * resyncs the device (cl->beat_unknown), its streams having taken "one"
+ * only.  Then node 0's stream is unsubscribed, and "three" is held.  A
+ * client back without an id through node 1 (a new page) must get
+ * "three" alone: "two" was taken by a stream of the device, node 1's.
+ * On HEAD the resync, which moved nothing, brought the device's seen
+ * down to what node 0's streams took, below what node 1's stream had
+ * taken, and the UNSUB, which holds no lower than seen, held from "one":
+ * "two" given again.
+ */
+static void
+test_cluster_unsub_resynced_other_tab_took(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s, *s1, *s2;
+	struct cluster_entry *ref, *ref1, *ref2;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool unknown = false, settled = false;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = stream_after_one(f, &ref);
+	s1 = subscribe(f, 1, NULL, &st, &ref1);
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	next_msg(f->reg[1], s1, text);
+	assert_string_equal(text, "two");
+	wait_held(f, 0, 1);
+	unsubscribe(f, 1, s1, ref1);
+	wait_unheld(f, 1);
+	/* Node 0's heartbeat (nothing else is sent) finds Redis gone. */
+	node0_cut(f);
+	for (int i = 0; i < 1000 && !unknown; i++) {
+		case_lock(f->cl[0]);
+		unknown = f->cl[0]->beat_unknown;
+		case_unlock(f->cl[0]);
+		if (!unknown)
+			usleep(10000);
+	}
+	assert_true(unknown);
+	node0_back(f);
+	/* Its answer resyncs every device: that resync answered too. */
+	for (int i = 0; i < 1000 && !settled; i++) {
+		case_lock(f->cl[0]);
+		settled = !f->cl[0]->beat_unknown && ref->jobs == 0 &&
+		    !ref->sync_wanted && !ref->gate;
+		case_unlock(f->cl[0]);
+		if (!settled)
+			usleep(10000);
+	}
+	assert_true(settled);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	next_msg(f->reg[1], s2, text);
+	if (strcmp(text, "two") == 0)
+		fail_msg("\"two\" again: node 1's stream of the device took "
+		         "it, and node 0's resync brought seen below it");
+	assert_false(st.reset);
+	assert_string_equal(text, "three");
+	no_more(f->reg[1], s2);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
  * As test_cluster_unsub_after_hangup_resynced, but the client comes back
  * through node 1 with the id of "local", the last its stream took (an
  * EventSource's Last-Event-ID): it must get "two", then "three", with no
@@ -5223,6 +5293,9 @@ main(void)
 	        test_cluster_resynced_resumed, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_after_hangup_resynced_twice, setup_acl,
+	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_resynced_other_tab_took, setup_acl,
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_second_tab, setup_acl, teardown_acl),
