@@ -327,7 +327,14 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * later resync of the device (every one, after a heartbeat whose answer
  * was lost in the outage) set seen to last, the move's, and the UNSUB
  * held from there, above what the move kept: lost, untold, until
- * 2026-12-07 (test_cluster_unsub_after_hangup_resynced_twice).  Returns {from,
+ * 2026-12-07 (test_cluster_unsub_after_hangup_resynced_twice).  But such
+ * a resync, which moves nothing, brings seen no lower than it was:
+ * seen is also what another node's stream of the device took (its
+ * UNSUB wrote it there), which the taken of this node's streams does
+ * not know, and a client back without an id was given it again (a
+ * second tab through node 1 took it and closed, then node 0 resynced:
+ * test_cluster_unsub_resynced_other_tab_took); nor higher than without
+ * taken (hold or last).  Returns {from,
  * why, entries} or, with here, {from, why, entries, to}: the stream starts
  * after from, replaying entries, then goes on after to; why is "" or why
  * messages were lost.  The entries are the newest after from, at most count
@@ -463,8 +470,11 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "local tk = ARGV[18] or '' "
     "if tk == '' or after == '' or not sync or "
     "not idlt(tk, after) then tk = nil end "
-    "if redis.call('EXISTS', m) == 1 then "
-    "redis.call('HSET', m, 'seen', tk or hold or last) "
+    "if redis.call('EXISTS', m) == 1 then local sv = tk or hold or last "
+    "local ps = tk and ARGV[10] ~= '1' and redis.call('HGET', m, 'seen') "
+    "if ps and idlt(tk, ps) then sv = ps "
+    "if idlt(hold or last, ps) then sv = hold or last end end "
+    "redis.call('HSET', m, 'seen', sv) "
     "redis.call('PEXPIRE', m, metattl) end "
     "local pre = dev .. '\\31' "
     "for _, f in ipairs(redis.call('HKEYS', u)) do "
