@@ -3945,6 +3945,93 @@ test_cluster_unsub_resynced_other_tab_took(void **state)
 }
 
 /*
+ * A second tab of the device, on node 1, takes "one" and "two" and
+ * closes; node 0's stream took "one" and "local" (given alone while
+ * node 0's commands were refused), and its client left with "two" held
+ * untaken in node 0's registry.  Node 0's commands come back and its
+ * resync moves the device, keeping "two" for a client back at "local".
+ * Then node 0's stream is unsubscribed and "three" is held.  A client
+ * back without an id through node 1 (a new page) must not get "two",
+ * which the second tab took: "three" alone, with no reset (nothing was
+ * lost for it).  On HEAD the resync wrote the device's seen down to
+ * what node 0's streams took ("local"), below the "two" node 1's UNSUB
+ * had left there, and node 0's UNSUB, which holds no lower than seen,
+ * held from "local": "two" again, with no reset.  With resumed, the
+ * client is node 0's tab back with the id of "local": it must still get
+ * "two", then "three", with no reset (test_cluster_resynced_resumed
+ * without the second tab).
+ */
+static void
+other_tab_took(struct fixture *f, bool resumed)
+{
+	struct registry_resume at = {REGISTRY_RESUME_AT, 0};
+	struct registry_start st;
+	struct registry_stream *s, *sb, *s2;
+	struct cluster_entry *ref, *refb, *ref2;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	sb = subscribe(f, 1, NULL, &st, &refb);
+	at.id = lone_delivery_setup(f, &s, &ref);
+	next_msg(f->reg[1], sb, text);
+	assert_string_equal(text, "one");
+	hang_up(f, s);
+	post_local(f, 1, "two");
+	next_msg(f->reg[1], sb, text);
+	assert_string_equal(text, "two");
+	no_more(f->reg[1], sb);
+	unsubscribe(f, 1, sb, refb);
+	wait_unheld(f, 1);
+	wait_held(f, 0, 1);
+	node0_back(f);
+	wait_moved(f, ref);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	if (resumed) {
+		s2 = subscribe(f, 1, &at, &st, &ref2);
+		if (st.reset)
+			fail_msg("a reset (%s) for the id of \"local\", which "
+			         "node 0's tab took: \"two\" not kept for it",
+			    st.reason);
+		expect_seq(f->reg[1], s2, "two", "three", NULL);
+		unsubscribe(f, 1, s2, ref2);
+		return;
+	}
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	next_msg(f->reg[1], s2, text);
+	if (strcmp(text, "two") == 0)
+		fail_msg("\"two\" again%s: node 1's stream of the device "
+		         "took it, and node 0's resync brought seen below it",
+		    st.reset ? " (after a reset)" : ", no reset");
+	assert_string_equal(text, "three");
+	if (st.reset)
+		fail_msg("a reset (%s) for a client that lost nothing: "
+		         "\"local\" and \"two\" were taken, \"three\" given",
+		    st.reason);
+	no_more(f->reg[1], s2);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/* A new page, without an id. */
+static void
+test_cluster_resynced_other_tab_took(void **state)
+{
+	if (*state == NULL)
+		skip();
+	other_tab_took(*state, false);
+}
+
+/* Node 0's tab, back with the id of "local", the last it took. */
+static void
+test_cluster_resynced_other_tab_took_resumed(void **state)
+{
+	if (*state == NULL)
+		skip();
+	other_tab_took(*state, true);
+}
+
+/*
  * As test_cluster_unsub_after_hangup_resynced, but the client comes back
  * through node 1 with the id of "local", the last its stream took (an
  * EventSource's Last-Event-ID): it must get "two", then "three", with no
@@ -5296,6 +5383,11 @@ main(void)
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_resynced_other_tab_took, setup_acl,
+	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resynced_other_tab_took, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resynced_other_tab_took_resumed, setup_acl,
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_second_tab, setup_acl, teardown_acl),
