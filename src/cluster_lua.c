@@ -86,7 +86,8 @@
 	"now * 1000 + redis.call('INCR', 'beep:tells') % 1000) end "           \
 	"local function kept(s, m, hold, floor) local h, k, t, l = "           \
 	"string.match(redis.call('HGET', m, 'hk') or '', "                     \
-	"'^(%S+) (%S+) (%S+) (%S)$') if h == hold and t == floor and "         \
+	"'^(%S+) (%S+) (%S+) (%S)$') if h and not idlt(hold, h) and "          \
+	"t == floor and "                                                      \
 	"(k == '-' or #redis.call('XRANGE', s, k, k) > 0) then return l end "  \
 	"return nil end "
 
@@ -153,10 +154,17 @@
  *
  * kept(): whether a stream with no usable id that starts from hold, below
  * the floor, is replayed from hold: a lone-delivery UNSUB (see there), or
- * a resync that moved the device (SUB's taken), kept what came after it
- * below its move, and its note (hk) still holds (the
+ * a resync that moved the device (SUB's taken), kept what came after its
+ * noted position, hold is that position or above it, and its note (hk)
+ * still holds (the
  * floor is the move's, and the oldest entry kept is still there: trims
- * take the oldest first, so then all are).  Returns nil, or "l" when it
+ * take the oldest first, so then all are, those after hold with them).
+ * Above it when the UNSUB held from the device's seen, which another
+ * node's stream of the device (a second tab) that took more than the
+ * noting node's streams left there (see SUB's taken).  Until 2026-12-07
+ * only the noted position was replayed: a hold above it started at the
+ * floor, with a reset ("messages were dropped while away") where
+ * nothing was lost.  Returns nil, or "l" when it
  * starts with a reset (a lone message no stream took is lost), or "-" or
  * "o" (the same here: a client with no id; see kept_at()).
  *
@@ -309,7 +317,8 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * replayed it; seen comes down to taken (also when this resync is sent
  * again: it wrote last there, and the UNSUB held past what was kept), or
  * the node's UNSUB, which holds from what its streams took but not below
- * seen, would hold from after, past what was kept.  The same when the
+ * seen, would hold from after, past what was kept; but no lower than it
+ * was (see below).  The same when the
  * resync found messages lost (the move above keeps from taken, not just
  * from past()), the note's LOST then "l": a reset first, for the loss.
  * LOST "l" when the streams had not taken
@@ -334,7 +343,16 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * not know, and a client back without an id was given it again (a
  * second tab through node 1 took it and closed, then node 0 resynced:
  * test_cluster_unsub_resynced_other_tab_took); nor higher than without
- * taken (hold or last).  Returns {from,
+ * taken (hold or last).  Nor does one that moves the device: what the
+ * streams of another node took, the move's keep does not owe a client
+ * back without an id, and the UNSUB then holds from that seen, above
+ * the note's taken, with what the move kept after it (kept()); a client
+ * back with the id of taken still resumes from the note (kept_at()).
+ * Until 2026-12-07 it wrote seen down to taken, and a second tab
+ * through node 1 that took "two" (which node 0's hung-up stream held
+ * untaken) and closed before node 0's moving resync left a new page
+ * without an id given "two" again, no reset
+ * (test_cluster_resynced_other_tab_took).  Returns {from,
  * why, entries} or, with here, {from, why, entries, to}: the stream starts
  * after from, replaying entries, then goes on after to; why is "" or why
  * messages were lost.  The entries are the newest after from, at most count
@@ -471,7 +489,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "if tk == '' or after == '' or not sync or "
     "not idlt(tk, after) then tk = nil end "
     "if redis.call('EXISTS', m) == 1 then local sv = tk or hold or last "
-    "local ps = tk and ARGV[10] ~= '1' and redis.call('HGET', m, 'seen') "
+    "local ps = tk and redis.call('HGET', m, 'seen') "
     "if ps and idlt(tk, ps) then sv = ps "
     "if idlt(hold or last, ps) then sv = hold or last end end "
     "redis.call('HSET', m, 'seen', sv) "
