@@ -3807,6 +3807,29 @@ test_cluster_unsub_after_hangup_resynced(void **state)
 }
 
 /*
+ * Waits, bounded 10 s, until node 0's resync of every device after its
+ * heartbeat's answer was lost is answered (cl->beat_unknown clear) and
+ * ref has no job on its way nor a resync wanted; with moved, until the
+ * device's move is noted too.
+ */
+static void
+wait_resyncs_answered(struct fixture *f, struct cluster_entry *ref, bool moved)
+{
+	bool settled = false;
+
+	for (int i = 0; i < 1000 && !settled; i++) {
+		case_lock(f->cl[0]);
+		settled = !f->cl[0]->beat_unknown &&
+		    (!moved || ref->moved != 0) && ref->jobs == 0 &&
+		    !ref->sync_wanted && !ref->gate;
+		case_unlock(f->cl[0]);
+		if (!settled)
+			usleep(10000);
+	}
+	assert_true(settled);
+}
+
+/*
  * As test_cluster_unsub_after_hangup_resynced, but node 0 finds its
  * commands refused at its heartbeat (the only command it sends), before
  * it gives "local" alone: that heartbeat's answer is lost, so once back
@@ -3828,7 +3851,6 @@ test_cluster_unsub_after_hangup_resynced_twice(void **state)
 	struct registry_stream *s, *s2;
 	struct cluster_entry *ref, *ref2;
 	char id[CLUSTER_ID_MAX], text[64];
-	bool settled = false;
 	bool down;
 
 	if (f == NULL)
@@ -3849,15 +3871,7 @@ test_cluster_unsub_after_hangup_resynced_twice(void **state)
 	wait_held(f, 0, 1);
 	node0_back(f);
 	/* Both resyncs answered: the heartbeat's, and no SUB on its way. */
-	for (int i = 0; i < 1000 && !settled; i++) {
-		case_lock(f->cl[0]);
-		settled = !f->cl[0]->beat_unknown && ref->moved != 0 &&
-		    ref->jobs == 0 && !ref->sync_wanted && !ref->gate;
-		case_unlock(f->cl[0]);
-		if (!settled)
-			usleep(10000);
-	}
-	assert_true(settled);
+	wait_resyncs_answered(f, ref, true);
 	unsubscribe(f, 0, s, ref);
 	wait_unheld(f, 0);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
@@ -3895,7 +3909,7 @@ test_cluster_unsub_resynced_other_tab_took(void **state)
 	struct registry_stream *s, *s1, *s2;
 	struct cluster_entry *ref, *ref1, *ref2;
 	char id[CLUSTER_ID_MAX], text[64];
-	bool unknown = false, settled = false;
+	bool unknown = false;
 	bool down;
 
 	if (f == NULL)
@@ -3921,15 +3935,7 @@ test_cluster_unsub_resynced_other_tab_took(void **state)
 	assert_true(unknown);
 	node0_back(f);
 	/* Its answer resyncs every device: that resync answered too. */
-	for (int i = 0; i < 1000 && !settled; i++) {
-		case_lock(f->cl[0]);
-		settled = !f->cl[0]->beat_unknown && ref->jobs == 0 &&
-		    !ref->sync_wanted && !ref->gate;
-		case_unlock(f->cl[0]);
-		if (!settled)
-			usleep(10000);
-	}
-	assert_true(settled);
+	wait_resyncs_answered(f, ref, false);
 	unsubscribe(f, 0, s, ref);
 	wait_unheld(f, 0);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
