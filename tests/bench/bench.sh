@@ -375,79 +375,20 @@ start_cluster3() {
 	    curl -fsS -m 2 "http://127.0.0.1:$POST_PORT/healthz"
 }
 
+# A system is a front and a backend: FRONT[-BACKEND], FRONT one of caddy,
+# nginx and lighttpd, BACKEND none (ours, BEEP_BIN), b (ours,
+# BEEP_BIN_B), limit or design; and the two that are neither: cluster3
+# and nchan.
 start_system() {
-	local sys=$1
+	local sys=$1 front=${1%%-*} backend=${1#*-}
 	STARTED=()
 	PORT=$(free_port)
 	POST_PORT=
+	STYLE=beep
 	case $sys in
 	cluster3)
 		start_cluster3 || return 1
 		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
-		STYLE=beep
-		;;
-	caddy)
-		start_backend && start_caddy || return 1
-		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
-		STYLE=beep
-		;;
-	caddy-b)
-		start_backend "$BEEP_BIN_B" && start_caddy || return 1
-		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
-		STYLE=beep
-		;;
-	nginx-b)
-		beep_nginx_conf "$NGINX_CONF_B"
-		start_backend "$BEEP_BIN_B" &&
-		    start_nginx "$RUN/beep-nginx.conf" "" || return 1
-		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
-		STYLE=beep
-		;;
-	caddy-limit)
-		start_limit && start_caddy || return 1
-		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
-		STYLE=beep
-		;;
-	caddy-design)
-		start_limit "$DESIGN_BIN" && start_caddy || return 1
-		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
-		STYLE=beep
-		;;
-	nginx)
-		beep_nginx_conf
-		start_backend && start_nginx "$RUN/beep-nginx.conf" "" ||
-		    return 1
-		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
-		STYLE=beep
-		;;
-	nginx-limit)
-		beep_nginx_conf
-		start_limit && start_nginx "$RUN/beep-nginx.conf" "" ||
-		    return 1
-		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
-		STYLE=beep
-		;;
-	nginx-design)
-		beep_nginx_conf
-		start_limit "$DESIGN_BIN" &&
-		    start_nginx "$RUN/beep-nginx.conf" "" || return 1
-		PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
-		STYLE=beep
-		;;
-	lighttpd)
-		start_backend && start_lighttpd || return 1
-		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
-		STYLE=beep
-		;;
-	lighttpd-limit)
-		start_limit && start_lighttpd || return 1
-		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
-		STYLE=beep
-		;;
-	lighttpd-design)
-		start_limit "$DESIGN_BIN" && start_lighttpd || return 1
-		PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
-		STYLE=beep
 		;;
 	nchan)
 		sed -e "s#listen 127.0.0.1:1837;#listen 127.0.0.1:$PORT;#" \
@@ -457,6 +398,34 @@ start_system() {
 		BACKEND_PID=
 		PIDS_ARG="backend=$(nginx_workers)"
 		STYLE=nchan
+		;;
+	*)
+		[ "$backend" = "$sys" ] && backend=ours
+		case $backend in
+		ours) start_backend ;;
+		b) start_backend "$BEEP_BIN_B" ;;
+		limit) start_limit ;;
+		design) start_limit "$DESIGN_BIN" ;;
+		*) die "unknown system $sys" ;;
+		esac || return 1
+		case $front in
+		caddy) start_caddy ;;
+		lighttpd) start_lighttpd ;;
+		nginx)
+			if [ "$backend" = b ]; then
+				beep_nginx_conf "$NGINX_CONF_B"
+			else
+				beep_nginx_conf
+			fi
+			start_nginx "$RUN/beep-nginx.conf" ""
+			;;
+		*) die "unknown system $sys" ;;
+		esac || return 1
+		if [ "$front" = nginx ]; then
+			PIDS_ARG="backend=$BACKEND_PID,front=$(nginx_workers)"
+		else
+			PIDS_ARG="backend=$BACKEND_PID,front=$FRONT_PID"
+		fi
 		;;
 	esac
 	# Several nginx workers: name them backend, backend2, ...
