@@ -4038,6 +4038,291 @@ test_cluster_resynced_other_tab_took_resumed(void **state)
 }
 
 /*
+ * A third node, n9, as Redis sees one (the tests drive its scripts as a
+ * node sends them): its heartbeat key, set here for as long as it lives.
+ * Its SUB of u's device d for a client without an id (token, none
+ * undone): where that stream would start, into from.
+ */
+static void
+n9_sub(redisContext *c, const char *token, char *from)
+{
+	char ttl[24];
+	redisReply *r;
+
+	snprintf(ttl, sizeof(ttl), "%llu", CLUSTER_META_TTL_MS + 60000);
+	freeReplyObject(redisCommand(c, "SET beep:n:n9 1 PX 600000"));
+	r = script_eval(c, CLUSTER_LUA_SUB, "u", "d", "n9", "", "64", "0", ttl,
+	    "", "0", "1000", "0", "u", "", "1048576", token, "0", "0",
+	    (char *)NULL);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	strcpy(from, r->element[0]->str);
+	freeReplyObject(r);
+}
+
+/* n9's UNSUB, undoing its SUB of token: no stream started from it. */
+static void
+n9_unsub_undone(redisContext *c, const char *token)
+{
+	char ttl[24];
+	redisReply *r;
+
+	snprintf(ttl, sizeof(ttl), "%llu", CLUSTER_META_TTL_MS + 60000);
+	r = script_eval(c, CLUSTER_LUA_UNSUB, "u", "d", "n9", "60000", ttl, "0",
+	    "", "u", "", token, token, (char *)NULL);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+}
+
+/* u's device d is held (in its grace period) from want. */
+static void
+held_from(redisContext *c, uint64_t want)
+{
+	char id[CLUSTER_ID_MAX];
+	redisReply *r = redisCommand(c,
+	    "HGET beep:m:u\x1f"
+	    "d held");
+
+	cluster_format_id(want, id, sizeof(id));
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	assert_string_equal(r->str, id);
+	freeReplyObject(r);
+}
+
+/*
+ * A tab of the device on a third node, n9, takes "one" with node 0's;
+ * node 0's commands are refused and it gives "local" alone, its client
+ * leaves, and n9 is killed just after a heartbeat.  "two", posted
+ * through node 1 before n9's key runs out, is answered 200 and taken by
+ * no stream (node 0's holds it untaken).  Node 0's commands come back
+ * and its resync moves the device, keeping "two" for a client back at
+ * "local"; its stream closes, n9 still listed.  Then n9's key runs out,
+ * and "three" finds it dead (202): the device is held from just before
+ * n9's last heartbeat (README, Cluster, "A node killed"), above "local"
+ * where the move's keep starts and below the move.  A new page without
+ * an id must get "two" and "three", with no reset: both were answered
+ * and taken by no stream, and what the move kept after the hold is all
+ * there.  Until 76b1a5a kept() replayed only a hold at the keep's start:
+ * this one started at the move, with a reset, "two" skipped.
+ */
+static void
+test_cluster_resynced_dead_holder(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct cluster_entry *ref, *ref2;
+	char id[CLUSTER_ID_MAX], from[64];
+	uint64_t local, since, two;
+	long long beat;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	n9_sub(acl_admin, "1", from);
+	local = lone_delivery_setup(f, &s, &ref);
+	hang_up(f, s);
+	/* n9's last heartbeat; it is killed right after. */
+	beat = redis_time_ms(acl_admin);
+	freeReplyObject(
+	    redisCommand(acl_admin, "HSET beep:beat n9 %lld", beat));
+	snprintf(id, sizeof(id), "%lld-0", beat - 1);
+	assert_int_equal(cluster_parse_id(id, &since), 0);
+	assert_true(local < since);
+	two = post_local(f, 1, "two");
+	assert_true(since < two);
+	wait_held(f, 0, 1);
+	node0_back(f);
+	wait_moved(f, ref);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	/* n9's key runs out: the next POST finds it dead. */
+	freeReplyObject(redisCommand(acl_admin, "DEL beep:n:n9"));
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	held_from(acl_admin, since);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	if (st.reset)
+		fail_msg("a reset (%s) for a new page: \"two\" and \"three\" "
+		         "were taken by no stream, and the move kept \"two\"",
+		    st.reason);
+	expect_seq(f->reg[1], s2, "two", "three", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
+ * As test_cluster_resynced_other_tab_took: the device is held from
+ * "two", which a second tab on node 1 took, above "local" where node 0's
+ * move keeps from, below the move.  Then a new page through a third
+ * node, n9, ends the grace period from there, and its request gives up:
+ * no stream starts.  "three", posted meanwhile, is answered 200 (n9
+ * holds the device) and taken by no stream; n9's UNSUB undoes its SUB,
+ * and the device is held from that SUB's mark, "two", again.  "four" is
+ * held.  A new page without an id through node 1 must get "three" and
+ * "four", with no reset: "two" was taken, and nothing was lost.  Before
+ * 76b1a5a kept() replayed only a hold at "local": a reset, then
+ * "three" and "four" from the move; without the undoing, "three" lost.
+ */
+static void
+test_cluster_resynced_undone_sub(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s, *sb, *s2;
+	struct cluster_entry *ref, *refb, *ref2;
+	char id[CLUSTER_ID_MAX], text[64], from[64], want[CLUSTER_ID_MAX];
+	uint64_t two;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	sb = subscribe(f, 1, NULL, &st, &refb);
+	lone_delivery_setup(f, &s, &ref);
+	next_msg(f->reg[1], sb, text);
+	assert_string_equal(text, "one");
+	hang_up(f, s);
+	post_local(f, 1, "two");
+	two = next_msg(f->reg[1], sb, text);
+	assert_string_equal(text, "two");
+	no_more(f->reg[1], sb);
+	unsubscribe(f, 1, sb, refb);
+	wait_unheld(f, 1);
+	wait_held(f, 0, 1);
+	node0_back(f);
+	wait_moved(f, ref);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	held_from(acl_admin, two);
+	/* n9's SUB ends the grace at "two"; its stream never starts. */
+	n9_sub(acl_admin, "1", from);
+	cluster_format_id(two, want, sizeof(want));
+	assert_string_equal(from, want);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	n9_unsub_undone(acl_admin, "1");
+	held_from(acl_admin, two);
+	assert_int_equal(post(f, 1, "four", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	if (st.reset)
+		fail_msg("a reset (%s) for a new page: \"two\" was taken, "
+		         "\"three\" and \"four\" are there",
+		    st.reason);
+	expect_seq(f->reg[1], s2, "three", "four", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/* Node 0's heartbeat (nothing else is sent) finds Redis gone; then back. */
+static void
+node0_beat_lost(struct fixture *f)
+{
+	bool unknown = false;
+
+	node0_cut(f);
+	for (int i = 0; i < 1000 && !unknown; i++) {
+		case_lock(f->cl[0]);
+		unknown = f->cl[0]->beat_unknown;
+		case_unlock(f->cl[0]);
+		if (!unknown)
+			usleep(10000);
+	}
+	assert_true(unknown);
+	node0_back(f);
+}
+
+/*
+ * A second tab of the device, on node 1, takes "one" and "two", which
+ * node 0's hung-up stream holds untaken; node 0 gave "local" alone.
+ * Node 0's commands come back and its resync moves the device, keeping
+ * "two" for a client back at "local", and tells node 1 (a reset at the
+ * move).  The second tab closes, having taken "two" (what the move
+ * kept); with took_reset it took the reset too, else its client left
+ * before it was written.  Then node 0's heartbeat finds Redis gone, and
+ * once back it resyncs the device again.  Node 0's stream closes,
+ * "three" is held, and a new page without an id comes through node 1.
+ * The device's streams took everything ("local" node 0's, "two" node
+ * 1's): it must get "three", never "two" again, nothing lost.  But
+ * when the second tab did not take the reset, node 1's registry still
+ * holds it for the device's return, and gives it to the new page before
+ * "three" (Redis's answer has no reset: held from "two", which the
+ * second tab took).  That reset is spurious: nothing was lost for the
+ * device; it was owed to the second tab, which missed "local", and an
+ * id-less client cannot say it is not that tab.  Never a duplicate or a
+ * loss.  The reset does not depend on the second resync (it comes
+ * without it too), and a new page through node 0 gets "three" alone.
+ * The r73 fix's notes reasoned this order; now it is tested.
+ */
+static void
+tab_closed_between_resyncs(struct fixture *f, bool took_reset)
+{
+	struct registry_start st;
+	struct registry_stream *s, *sb, *s2;
+	struct cluster_entry *ref, *refb, *ref2;
+	struct cluster_stats cs;
+	char id[CLUSTER_ID_MAX], text[64];
+	uint64_t moved;
+	bool down;
+
+	sb = subscribe(f, 1, NULL, &st, &refb);
+	lone_delivery_setup(f, &s, &ref);
+	next_msg(f->reg[1], sb, text);
+	assert_string_equal(text, "one");
+	hang_up(f, s);
+	post_local(f, 1, "two");
+	next_msg(f->reg[1], sb, text);
+	assert_string_equal(text, "two");
+	wait_held(f, 0, 1);
+	cluster_stats(f->cl[1], &cs);
+	node0_back(f);
+	/* The move, and any resync a heartbeat lost in the cut asked for. */
+	wait_resyncs_answered(f, ref, true);
+	case_lock(f->cl[0]);
+	moved = ref->moved;
+	case_unlock(f->cl[0]);
+	/* Node 1's registry has the move's reset for the second tab. */
+	wait_stat(f, 1, offsetof(struct cluster_stats, resets), cs.resets);
+	if (took_reset) {
+		assert_int_equal(next_msg(f->reg[1], sb, text), moved);
+		assert_int_equal(text[0], 'r');
+	}
+	unsubscribe(f, 1, sb, refb);
+	wait_unheld(f, 1);
+	node0_beat_lost(f);
+	wait_resyncs_answered(f, ref, false);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	assert_false(st.reset);
+	if (!took_reset) {
+		/* Spurious (above): the second tab's, held on node 1. */
+		assert_int_equal(next_msg(f->reg[1], s2, text), moved);
+		assert_int_equal(text[0], 'r');
+	}
+	next_msg(f->reg[1], s2, text);
+	if (strcmp(text, "two") == 0)
+		fail_msg("\"two\" again: the second tab took it");
+	assert_string_equal(text, "three");
+	no_more(f->reg[1], s2);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/* The second tab's client left before the move's reset was written. */
+static void
+test_cluster_resynced_tab_closed_between(void **state)
+{
+	if (*state == NULL)
+		skip();
+	tab_closed_between_resyncs(*state, false);
+}
+
+/* The second tab took the move's reset before it closed. */
+static void
+test_cluster_resynced_tab_closed_between_told(void **state)
+{
+	if (*state == NULL)
+		skip();
+	tab_closed_between_resyncs(*state, true);
+}
+
+/*
  * As test_cluster_unsub_after_hangup_resynced, but the client comes back
  * through node 1 with the id of "local", the last its stream took (an
  * EventSource's Last-Event-ID): it must get "two", then "three", with no
@@ -5394,6 +5679,16 @@ main(void)
 	        test_cluster_resynced_other_tab_took, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_other_tab_took_resumed, setup_acl,
+	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resynced_dead_holder, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resynced_undone_sub, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resynced_tab_closed_between, setup_acl,
+	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resynced_tab_closed_between_told, setup_acl,
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_second_tab, setup_acl, teardown_acl),
