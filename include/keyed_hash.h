@@ -31,6 +31,13 @@
  */
 unsigned keyed_hash(const void *key, size_t len);
 
+/*
+ * keyed_hash() in 64 bits, never 0: a name to tell clients apart by
+ * (registry_msg_set_sender()) that nothing outside the process can
+ * compute, so that no client can make its own collide with another's.
+ */
+uint64_t keyed_hash64(const void *key, size_t len);
+
 /* Draw the key now; the process stops if the kernel gives no random bytes. */
 void keyed_hash_init(void);
 

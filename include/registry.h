@@ -92,6 +92,19 @@ struct registry_limits {
 	 * their backlogs for minutes.  0: no limit.
 	 */
 	uint64_t catch_up_ms;
+	/*
+	 * The share of its device's log bounds (replay_max messages,
+	 * replay_bytes), in percent, that a sender may hold not yet taken
+	 * and still push out, to make room for its next message, one
+	 * another sender posted that no stream has taken: past it that
+	 * publish is refused (REGISTRY_CROWDED), so that one sender cannot
+	 * make a device away lose what others posted to it.  Within its
+	 * share, or pushing out only its own or delivered ones, the oldest
+	 * go as before.  100 (or more): never refused, the oldest go
+	 * whoever sent; 0: refused whenever another's would go.  Messages
+	 * whose sender is not known (0) are never refused for it.
+	 */
+	unsigned sender_share;
 	/* The registry's clock: util_now_ms() when NULL (tests set one). */
 	uint64_t (*clock_ms)(void);
 };
@@ -180,6 +193,7 @@ enum registry_error {
 	REGISTRY_DUPLICATE,    /* registry_publish_at(): the log is past id */
 	REGISTRY_BACKLOGGED,   /* memory is short and a stream is far behind */
 	REGISTRY_DEVICE_FULL,  /* 2 x streams_per_device open, some ending */
+	REGISTRY_CROWDED,      /* it would push out another sender's held one */
 	REGISTRY_ERROR__MAX
 };
 
@@ -205,6 +219,14 @@ struct registry_msg *registry_msg_new(const char *frame, size_t len);
  */
 struct registry_msg *registry_msg_alloc(size_t len, char **frame);
 const char *registry_msg_frame(const struct registry_msg *m, size_t *len);
+/*
+ * Say who posted m, before it is published: a name for its sender that
+ * no other sender has (keyed_hash64() of what BEEP_RATE counts it by),
+ * or 0, not known (the default).  A device's log tells its senders apart
+ * by it (limits.sender_share, REGISTRY_CROWDED).
+ */
+void registry_msg_set_sender(struct registry_msg *m, uint64_t sender);
+
 /* The message's number in its device's log (0 until published). */
 uint64_t registry_msg_seq(const struct registry_msg *m);
 /*
@@ -351,7 +373,11 @@ bool registry_displace_over(
  * nothing dropped); REGISTRY_BACKLOGGED, with nothing dropped, when the
  * messages not yet delivered fill more than half of max_message_bytes and
  * m would put a live stream of the device further behind than its share
- * of the budget (registry_backlogged() in registry_share.c); and
+ * of the budget (registry_backlogged() in registry_share.c);
+ * REGISTRY_CROWDED, with nothing dropped, when m would push out of the
+ * device's log (replay_max, replay_bytes) a message another sender
+ * posted that no stream has taken, and m's sender (registry_msg_set_sender())
+ * already holds limits.sender_share of those bounds untaken; and
  * REGISTRY_CLOSED when the registry is closing and no live stream will
  * deliver m before the end.
  */

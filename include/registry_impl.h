@@ -35,13 +35,19 @@ enum registry_msg_list {
 
 struct registry_msg {
 	atomic_uint refs;
+	/* Under reg->lock: which of reg's lists holds it (padding else). */
+	enum registry_msg_list list;
+	/*
+	 * Who posted it (registry_msg_set_sender()), 0: not known; set
+	 * before it is published, read under reg->lock.
+	 */
+	uint64_t sender;
 	uint64_t seq;          /* number in its device's log */
 	uint64_t id;           /* event id, registry-wide */
 	uint64_t published_us; /* util_now_us() at registry_publish() */
 	/* The rest, under reg->lock: */
-	uint64_t t_ms;               /* when it was delivered (first taken) */
-	struct reg_device *device;   /* whose log holds it */
-	enum registry_msg_list list; /* which of reg's lists holds it */
+	uint64_t t_ms;             /* when it was delivered (first taken) */
+	struct reg_device *device; /* whose log holds it */
 	struct registry_msg *rprev, *rnext; /* its links in that list */
 	/*
 	 * The next message appended to its device's log: set once, under

@@ -157,3 +157,13 @@ keyed_hash(const void *key, size_t len)
 	keyed_hash_init();
 	return (unsigned)keyed_hash_siphash24(key, len, keyed_hash_key);
 }
+
+uint64_t
+keyed_hash64(const void *key, size_t len)
+{
+	uint64_t h;
+
+	keyed_hash_init();
+	h = keyed_hash_siphash24(key, len, keyed_hash_key);
+	return h != 0 ? h : 1;
+}

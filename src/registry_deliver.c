@@ -31,7 +31,7 @@ registry_msg_alloc(size_t len, char **frame)
 	struct registry_msg *m = xmalloc(sizeof(*m) + len);
 
 	atomic_init(&m->refs, 1);
-	m->seq = m->id = m->t_ms = m->published_us = 0;
+	m->seq = m->id = m->t_ms = m->published_us = m->sender = 0;
 	m->device = NULL;
 	m->list = MSG_ON_NONE;
 	m->rprev = m->rnext = NULL;
@@ -49,6 +49,12 @@ registry_msg_new(const char *frame, size_t len)
 
 	memcpy(to, frame, len);
 	return m;
+}
+
+void
+registry_msg_set_sender(struct registry_msg *m, uint64_t sender)
+{
+	m->sender = sender;
 }
 
 const char *
