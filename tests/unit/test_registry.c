@@ -1509,6 +1509,196 @@ test_registry_grace_bound(void **state)
 	registry_free(reg);
 }
 
+/* Two senders, as the API names them (keyed_hash64() of the rate key). */
+#define SENDER_A 0xa11ceULL
+#define SENDER_B 0xb0bULL
+
+/* Publish len bytes to u's device d from sender; returns its id. */
+static uint64_t
+publish_from(struct registry *reg, const char *d, uint64_t sender, size_t len,
+    enum registry_error *err)
+{
+	char frame[64];
+	struct registry_msg *m;
+	uint64_t id;
+
+	assert_true(len <= sizeof(frame));
+	memset(frame, 'x', len);
+	m = registry_msg_new(frame, len);
+	registry_msg_set_sender(m, sender);
+	*err = registry_publish(reg, "u", d, m);
+	id = registry_msg_id(m);
+	registry_msg_unref(m);
+	return id;
+}
+
+/* A device away (in grace) in a registry of these bounds and share. */
+static struct registry *
+share_registry(size_t replay_max, size_t replay_bytes, unsigned share)
+{
+	struct registry_limits l = {.replay_max = replay_max,
+	    .replay_bytes = replay_bytes,
+	    .replay_ms = 60000,
+	    .grace_ms = 60000,
+	    .sender_share = share};
+	struct registry *reg = registry_new(&l);
+	enum registry_error err;
+
+	registry_unsubscribe(reg, subscribe(reg, "u", "d", &err));
+	return reg;
+}
+
+/*
+ * A device's bounds are the device's, whoever sent: one sender filled
+ * them within its rate and pushed out what another posted to the device
+ * while it was away (its client came back to a reset, the other
+ * caller's offer lost).  Now a sender that holds its share (half the
+ * bounds here) is refused when its post would push out another's held
+ * message, and that message is there when the device comes back.
+ */
+static void
+test_registry_sender_share(void **state)
+{
+	struct registry *reg = share_registry(8, 0, 50);
+	struct registry_stream *a;
+	struct registry_stats stats;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t b_id, first = 0;
+
+	(void)state;
+	b_id = publish_from(reg, "d", SENDER_B, 1, &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	/* A fills the log: 7 of its own and B's. */
+	for (int i = 0; i < 7; i++) {
+		publish_from(reg, "d", SENDER_A, 1, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	/* A holds 7 of 8, past its 4: the next would push out B's. */
+	publish_from(reg, "d", SENDER_A, 1, &err);
+	assert_int_equal(err, REGISTRY_CROWDED);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.dropped, 0);
+	assert_int_equal(stats.held, 8);
+	/* Back: B's message first, nothing lost, no reset. */
+	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
+	assert_false(st.reset);
+	assert_int_equal(drain(reg, a, &first, NULL), 8);
+	assert_int_equal(first, b_id);
+	registry_unsubscribe(reg, a);
+	registry_free(reg);
+}
+
+/*
+ * At the limit: a sender one short of its share still pushes out the
+ * oldest, another's too (the bounds are met by everyone's posts); at its
+ * share it is refused.  A sole sender pushes out its own oldest, as
+ * before; so does one whose oldest held is its own.  Delivered messages
+ * go first and count for no one.
+ */
+static void
+test_registry_sender_share_limit(void **state)
+{
+	struct registry *reg = share_registry(8, 0, 50);
+	struct registry_stream *a;
+	struct registry_stats stats;
+	struct registry_start st;
+	enum registry_error err;
+
+	(void)state;
+	for (int i = 0; i < 5; i++)
+		publish_from(reg, "d", SENDER_B, 1, &err);
+	for (int i = 0; i < 3; i++)
+		publish_from(reg, "d", SENDER_A, 1, &err);
+	/* A holds 3, one short of 4: B's oldest goes. */
+	publish_from(reg, "d", SENDER_A, 1, &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.dropped, 1);
+	/* A holds 4: refused. */
+	publish_from(reg, "d", SENDER_A, 1, &err);
+	assert_int_equal(err, REGISTRY_CROWDED);
+	/* B, past its share too, pushes out only its own oldest. */
+	publish_from(reg, "d", SENDER_B, 1, &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.dropped, 2);
+	assert_int_equal(stats.held, 8);
+	/* Taken, all of it is delivered: it goes first, for anyone. */
+	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
+	assert_true(st.reset);
+	assert_int_equal(drain(reg, a, NULL, NULL), 8);
+	registry_unsubscribe(reg, a);
+	publish_from(reg, "d", SENDER_B, 1, &err);
+	for (int i = 0; i < 7; i++) {
+		publish_from(reg, "d", SENDER_A, 1, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.dropped, 2);
+	registry_free(reg);
+
+	/* A sole sender pushes out its own oldest, as before. */
+	reg = share_registry(8, 0, 50);
+	for (int i = 0; i < 10; i++) {
+		publish_from(reg, "d", SENDER_A, 1, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.dropped, 2);
+	registry_free(reg);
+}
+
+/*
+ * The share in bytes: a sender holding half of replay_bytes is refused a
+ * message that would push out another's, and not one that fits.  100:
+ * the rule is off (the oldest go, whoever sent); 0: any sender is
+ * refused what would push out another's.
+ */
+static void
+test_registry_sender_share_bytes(void **state)
+{
+	struct registry *reg = share_registry(100, 100, 50);
+	struct registry_stats stats;
+	enum registry_error err;
+
+	(void)state;
+	publish_from(reg, "d", SENDER_B, 10, &err);
+	publish_from(reg, "d", SENDER_A, 50, &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	/* 10 + 50 + 45 past 100, A holds 50 of its 50: refused. */
+	publish_from(reg, "d", SENDER_A, 45, &err);
+	assert_int_equal(err, REGISTRY_CROWDED);
+	/* 40 fits: nothing is pushed out. */
+	publish_from(reg, "d", SENDER_A, 40, &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	registry_free(reg);
+
+	reg = share_registry(4, 0, 100);
+	publish_from(reg, "d", SENDER_B, 1, &err);
+	for (int i = 0; i < 4; i++) {
+		publish_from(reg, "d", SENDER_A, 1, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.dropped, 1);
+	registry_free(reg);
+
+	reg = share_registry(4, 0, 0);
+	for (int i = 0; i < 3; i++)
+		publish_from(reg, "d", SENDER_B, 1, &err);
+	publish_from(reg, "d", SENDER_A, 1, &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	publish_from(reg, "d", SENDER_A, 1, &err);
+	assert_int_equal(err, REGISTRY_CROWDED);
+	/* A sender not known (0) is never refused for it. */
+	publish_from(reg, "d", 0, 1, &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.dropped, 1);
+	registry_free(reg);
+}
+
 /* An overflowed stream's client replays everything it missed. */
 static void
 test_registry_overflow_replay(void **state)
@@ -6222,6 +6412,9 @@ main(void)
 	    cmocka_unit_test(test_registry_resume_from),
 	    cmocka_unit_test(test_registry_grace),
 	    cmocka_unit_test(test_registry_grace_bound),
+	    cmocka_unit_test(test_registry_sender_share),
+	    cmocka_unit_test(test_registry_sender_share_limit),
+	    cmocka_unit_test(test_registry_sender_share_bytes),
 	    cmocka_unit_test(test_registry_overflow_replay),
 	    cmocka_unit_test(test_registry_resume_backlog),
 	    cmocka_unit_test(test_registry_replay_at),
