@@ -9,6 +9,7 @@
 #ifndef BEEP_REGISTRY_LOG_H
 #define BEEP_REGISTRY_LOG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "registry_impl.h"
@@ -19,6 +20,15 @@
  */
 void registry_log_append(struct registry *reg, struct reg_device *d,
     struct registry_msg *m, uint64_t id);
+/*
+ * Whether appending m to d's log would push out (past replay_max or
+ * replay_bytes, as registry_log_trim() does) a message that another
+ * sender posted and no stream has taken, while m's sender already holds
+ * its share (limits.sender_share) of those bounds in messages not taken.
+ * Walks the log; its caller asks only when m would fill it.
+ */
+bool registry_log_crowds(const struct registry *reg, const struct reg_device *d,
+    const struct registry_msg *m);
 /* Drop the oldest message of d's log (off reg->retained too). */
 void registry_log_drop_oldest(struct registry *reg, struct reg_device *d);
 /*

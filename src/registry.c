@@ -34,7 +34,12 @@
  * in its grace period wait.  A device's log, delivered or held, is
  * bounded by replay_max and replay_bytes (registry_log_trim()): past that
  * the oldest go, those not yet taken counted as dropped, and the device's
- * next stream starts with a reset.
+ * next stream starts with a reset; but a publish that would push out one
+ * that another sender posted and no stream has taken is refused
+ * (REGISTRY_CROWDED) once its own sender holds limits.sender_share of the
+ * bounds untaken (registry_log_crowds()), so that one sender cannot make
+ * a device away lose what others posted to it.  Each message keeps its
+ * sender's name for it; the log is walked only when a publish fills it.
  * device->floor_id is the highest id the log no longer holds (at creation,
  * the registry's newest id): a client that saw an id below it may have
  * missed something, and gets a reset.  A new stream's cursor is also
@@ -814,6 +819,17 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 		res = REGISTRY_BACKLOGGED;
 		reg->refused++;
 		reg->backlogged++;
+		goto out;
+	}
+	/*
+	 * Its sender past its share of the log's bounds would push out
+	 * another's held message: refused, nothing dropped.  Asked only
+	 * when m fills the log.
+	 */
+	if ((d->count >= reg->limits.replay_max ||
+	        d->bytes + m->size > reg->limits.replay_bytes) &&
+	    registry_log_crowds(reg, d, m)) {
+		res = REGISTRY_CROWDED;
 		goto out;
 	}
 	/*

@@ -51,6 +51,66 @@ log_resize(struct reg_device *d, size_t cap)
 	d->head = 0;
 }
 
+/*
+ * pct percent (at most 100) of bound, rounded up; bound may be near
+ * SIZE_MAX (no bound), where bound * pct would wrap.
+ */
+static uint64_t
+log_share(uint64_t bound, unsigned pct)
+{
+	return bound / 100 * pct + (bound % 100 * pct + 99) / 100;
+}
+
+/*
+ * One sender cannot make a device away lose what others posted to it:
+ * the device's bounds are the device's, whoever sent, and one sender
+ * within its rate filled them (80 messages of 60 KB fill 4 MiB), so that
+ * the client came back to a reset and the other caller's offer was gone.
+ * A sender past its share is refused instead (the sender's app tries
+ * again later); its messages stay in order and nothing accepted goes.
+ * Delivered messages kept for replay go first, as always, and count for
+ * no one.
+ */
+bool
+registry_log_crowds(const struct registry *reg, const struct reg_device *d,
+    const struct registry_msg *m)
+{
+	const struct registry_limits *l = &reg->limits;
+	size_t count = d->count + 1, bytes = d->bytes + m->size;
+	uint64_t seq, mine = 0, mine_bytes = 0;
+	bool other = false;
+
+	if (m->sender == 0 || l->sender_share >= 100 || d->count == 0)
+		return false;
+	/* What the bounds push out, oldest first. */
+	for (seq = d->first_seq; seq <= d->last_seq &&
+	     (count > l->replay_max || bytes > l->replay_bytes);
+	     seq++) {
+		const struct registry_msg *o = device_log_at(d, seq);
+
+		if (o->seq > d->taken && o->sender != m->sender) {
+			other = true;
+			break;
+		}
+		count--;
+		bytes -= o->size;
+	}
+	if (!other)
+		return false;
+	/* What m's sender holds that no stream has taken. */
+	for (seq = d->taken >= d->first_seq ? d->taken + 1 : d->first_seq;
+	     seq <= d->last_seq; seq++) {
+		const struct registry_msg *o = device_log_at(d, seq);
+
+		if (o->sender == m->sender) {
+			mine++;
+			mine_bytes += o->size;
+		}
+	}
+	return mine >= log_share(l->replay_max, l->sender_share) ||
+	    mine_bytes >= log_share(l->replay_bytes, l->sender_share);
+}
+
 void
 registry_log_drop_oldest(struct registry *reg, struct reg_device *d)
 {
