@@ -1,0 +1,92 @@
+// One sender must not push out of a device that is away what another
+// sender posted to it (README, Delivery guarantees: a sender's share).
+//
+// A device away holds what is posted to it (202) up to its replay bounds,
+// the device's whoever sent: one sender could post up to them within its
+// BEEP_RATE (80 messages of 60 KB fill 4 MiB) and push out the rest, so
+// that the device came back to a reset and the other caller's offer was
+// gone. Now a sender that holds BEEP_SENDER_SHARE (half) of the bounds is
+// refused, 429 with a JSON error and Retry-After, when its POST would push
+// out another sender's held message; nothing accepted is lost, and the
+// other's message is the first the device gets when its stream opens.
+//
+// Senders are told apart as BEEP_RATE counts them: by token user, so the
+// stack runs BEEP_AUTH=jwt and the two senders post with two tokens.
+// BEEP_REPLAY_MAX=8 (BEEP_STREAM_QUEUE=4, which must not be above it)
+// keeps the bounds small.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import {
+	startStack, uid, poll, postPath, listPath, isJson,
+} from './harness.mjs';
+import { mint, claims, bearer } from './jwt.mjs';
+
+const T = { timeout: 60000 };
+const SECRET = crypto.randomBytes(32).toString('hex');
+const REPLAY_MAX = 8;
+const token = (user) => mint(claims(user), { alg: 'HS256', key: SECRET });
+
+test('a sender past its share is refused (429) rather than push out ' +
+    'another sender\'s held message, which the device then gets', T,
+async (t) => {
+	const stack = await startStack({ env: {
+		BEEP_AUTH: 'jwt', BEEP_JWT_ALG: 'HS256', BEEP_JWT_SECRET: SECRET,
+		BEEP_KEEPALIVE: '1', BEEP_REPLAY_MAX: String(REPLAY_MAX),
+		BEEP_STREAM_QUEUE: '4',
+	} }, t);
+	const c = stack.client();
+	const bob = uid('bob'), carol = uid('carol'), flood = uid('flood');
+	const d = 'phone';
+	const post = (who, data) => c.postJson(postPath(bob, d), { data },
+	    { headers: bearer(token(who)) });
+
+	// bob's phone comes and goes: away, within its grace period.
+	const first = await stack.subscribe(bob, d,
+	    { headers: bearer(token(bob)) });
+	first.close();
+	await poll(async () => {
+		const r = await c.get(listPath(bob),
+		    { headers: bearer(token(bob)) });
+		assert.equal(r.status, 200, r.text);
+		return r.json().length === 0;
+	}, { timeout: 20000, what: 'bob\'s phone in its grace period' });
+
+	// carol calls: her offer is held.
+	const offer = await post(carol, 'offer from carol');
+	assert.equal(offer.status, 202, offer.text);
+	// Another sender fills the rest of the bounds: held, as before.
+	const held = [];
+	for (let i = 0; i < REPLAY_MAX - 1; i++) {
+		const r = await post(flood, `flood ${i}`);
+		assert.equal(r.status, 202, `flood ${i}: ${r.text}`);
+		held.push(`flood ${i}`);
+	}
+	// Its next would push out carol's offer, and it holds more than
+	// half the bounds: refused, with a JSON error and Retry-After.
+	const refused = await post(flood, 'one too many');
+	assert.equal(refused.status, 429, refused.text);
+	assert.ok(isJson(refused), `JSON error (${refused.headers['content-type']})`);
+	assert.deepEqual(refused.json(),
+	    { error: 'device holds too many of your messages' });
+	assert.match(refused.headers['retry-after'] || '', /^[1-9][0-9]*$/,
+	    'Retry-After in seconds');
+	assert.equal((await c.health()).dropped, 0, 'nothing dropped');
+
+	// bob's phone comes back: carol's offer first, then the flood, and
+	// no reset (nothing was lost).
+	const back = await stack.subscribe(bob, d,
+	    { headers: bearer(token(bob)) });
+	const got = [];
+	for (let i = 0; i < REPLAY_MAX; i++)
+		got.push(await back.nextEvent(15000));
+	assert.deepEqual(got.map((e) => [e.type, e.data]),
+	    [['message', 'offer from carol'],
+		...held.map((m) => ['message', m])]);
+	// Delivered now: the same sender is accepted again.
+	const after = await post(flood, 'after');
+	assert.equal(after.status, 200, after.text);
+	const ev = await back.nextEvent(15000);
+	assert.equal(ev.data, 'after');
+	back.close();
+});
