@@ -120,6 +120,7 @@ struct api_pending {
 	enum route_method method; /* the request's, as it parsed it */
 	struct route r;           /* its ids in ids[] when they fit */
 	struct auth_identity who;
+	uint64_t sender; /* its sender's name (api_rate_ok()) */
 	char ids[API_IDS_ROOM];
 };
 

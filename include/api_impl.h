@@ -87,9 +87,13 @@ bool api_identify(struct api *api, const struct api_request *req,
 /* Whether who may use route r; sets the 403 in resp when not. */
 bool api_allowed(struct api *api, const struct route *r,
     const struct auth_identity *who, struct api_response *resp);
-/* Whether the sender may POST now; sets the 429 in resp when not. */
+/*
+ * Whether the sender may POST now; sets the 429 in resp when not.  Its
+ * name for the registry in *sender (registry_msg_set_sender()).
+ */
 bool api_rate_ok(struct api *api, const struct api_request *req,
-    const struct auth_identity *who, struct api_response *resp);
+    const struct auth_identity *who, struct api_response *resp,
+    uint64_t *sender);
 
 /* api_ops.c: health, readiness, metrics. */
 

@@ -28,6 +28,7 @@ struct config {
 	unsigned replay_seconds; /* how long delivered messages are kept */
 	size_t replay_max;       /* how many delivered messages are kept */
 	size_t replay_bytes;     /* and how many bytes of them */
+	unsigned sender_share;   /* % of those one sender may hold: 429 */
 	unsigned grace_seconds;  /* a device outlives its last stream */
 	char *auth;              /* "none", "jwt" or "header" */
 	char *jwt_alg;           /* the one algorithm accepted */

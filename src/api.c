@@ -391,9 +391,10 @@ api_device_known(struct api *api, const struct route *r)
 	return cluster_device_known(api->cluster, r->user, r->device) != 0;
 }
 
+/* sender: its name for the registry (api_rate_ok()). */
 static void
 api_post(struct api *api, const struct api_request *req, const struct route *r,
-    const struct auth_identity *who, struct api_response *resp)
+    const struct auth_identity *who, uint64_t sender, struct api_response *resp)
 {
 	struct body_msg msg;
 	char packed_text[API_PACKED_STACK];
@@ -485,6 +486,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		    msg.event, from);
 		free(from);
 		body_msg_clear(&msg);
+		registry_msg_set_sender(m, sender);
 		err = registry_publish(api->reg, r->user, r->device, m);
 		api_format_id(api, registry_msg_id(m), id, sizeof(id));
 		registry_msg_unref(m);
@@ -501,6 +503,17 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		    err == REGISTRY_CLOSED           ? "service is stopping"
 		        : err == REGISTRY_BACKLOGGED ? "device backlogged"
 		                                     : "message memory full");
+		return;
+	}
+	/*
+	 * Its sender holds its share of what the device keeps, and this
+	 * one would push out another sender's: the sender's to send again
+	 * once the device has taken its own (not accepted).
+	 */
+	if (err == REGISTRY_CROWDED) {
+		api_retry_after(resp, API_RETRY_AFTER);
+		api_error(
+		    resp, HTTP_429, "device holds too many of your messages");
 		return;
 	}
 	/*
@@ -629,7 +642,7 @@ api_precheck(struct api *api, const struct api_request *req,
 		api_devices(api, &r, resp);
 		break;
 	case ROUTE_POST:
-		if (api_rate_ok(api, req, &who, resp)) {
+		if (api_rate_ok(api, req, &who, resp, &p->sender)) {
 			/* The route and identity wait for the body, in p. */
 			p->r = r;
 			p->who = who;
@@ -684,7 +697,7 @@ api_handle(struct api *api, const struct api_request *req,
 	if (!p->want_body)
 		goto out; /* api_precheck() answered */
 	t0 = api_now_us();
-	api_post(api, req, &p->r, &p->who, resp);
+	api_post(api, req, &p->r, &p->who, p->sender, resp);
 	metrics_post_time(api_now_us() - t0);
 out:
 	if (p->method == METHOD_POST)

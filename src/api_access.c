@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "cidr.h"
+#include "keyed_hash.h"
 #include "limit.h"
 #include "log.h"
 #include "metrics.h"
@@ -261,18 +262,27 @@ api_allowed(struct api *api, const struct route *r,
 	return true;
 }
 
-/* The sender's token bucket: by verified user, else by address. */
+/*
+ * The sender's token bucket: by verified user, else by address.  And the
+ * sender's name, the same key's keyed_hash64(), in *sender, by which one
+ * node's registry tells the senders of a device's messages apart
+ * (BEEP_SENDER_SHARE); 0 in a cluster, whose Redis keeps no sender, and
+ * with BEEP_SENDER_SHARE at 100, which needs none.
+ */
 bool
 api_rate_ok(struct api *api, const struct api_request *req,
-    const struct auth_identity *who, struct api_response *resp)
+    const struct auth_identity *who, struct api_response *resp,
+    uint64_t *sender)
 {
 	unsigned retry = 1;
 	char key_text[API_KEY_STACK], addr_key[CIDR_KEY_MAX];
 	struct buf key = BUF_ON_STACK(key_text);
-	bool ok;
+	bool ok = true;
+	bool named = api->cluster == NULL && api->config->sender_share < 100;
 
-	/* Off (BEEP_RATE=0): no key to make. */
-	if (api->config->rate == 0)
+	*sender = 0;
+	/* Off (BEEP_RATE=0) and no sender wanted: no key to make. */
+	if (api->config->rate == 0 && !named)
 		return true;
 	/* Appended, not formatted: vsnprintf() would cost more than the rest. */
 	if (who->user != NULL) {
@@ -284,7 +294,10 @@ api_rate_ok(struct api *api, const struct api_request *req,
 		    cidr_client_key(
 		        req->remote_addr, api->config->ipv6_prefix, addr_key));
 	}
-	ok = limit_take(api->limit, key.data, util_now_ms(), &retry);
+	if (named)
+		*sender = keyed_hash64(key.data, key.len);
+	if (api->config->rate != 0)
+		ok = limit_take(api->limit, key.data, util_now_ms(), &retry);
 	buf_free(&key);
 	if (!ok) {
 		metrics_rate_limited();

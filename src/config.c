@@ -426,6 +426,12 @@ static const struct config_option config_options[] = {
         "4194304", 1024, 1073741824,
         "most bytes of messages a device keeps for replay or holds (at "
         "least max-body)"},
+    {"sender-share", "BEEP_SENDER_SHARE", CONFIG_UINT, OFF(sender_share), "50",
+        0, 100,
+        "percent of a device's replay-max and replay-bytes one sender (as "
+        "rate counts it) may hold not yet taken and still push out another "
+        "sender's held message for room; past it such a POST gets 429; "
+        "100: the oldest go whoever sent"},
     {"grace", "BEEP_GRACE_SECONDS", CONFIG_UINT, OFF(grace_seconds), "30", 0,
         3600, "seconds a device stays addressable (202) after its last stream"},
     {"auth", "BEEP_AUTH", CONFIG_STR, OFF(auth), "none", 0, 0,
@@ -1243,6 +1249,7 @@ config_registry_limits(const struct config *c, struct registry_limits *out)
 	    .queue_bytes = c->queue_bytes,
 	    .replay_max = c->replay_max,
 	    .replay_bytes = c->replay_bytes,
+	    .sender_share = c->sender_share,
 	    .replay_ms = (uint64_t)c->replay_seconds * 1000,
 	    .grace_ms = (uint64_t)c->grace_seconds * 1000,
 	    .streams_per_device = c->max_streams_per_device,

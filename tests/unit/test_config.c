@@ -37,6 +37,7 @@ test_config_defaults(void **state)
 	assert_string_equal(c.cors_origins, "*");
 	assert_int_equal(c.catch_up_seconds, 30);
 	assert_int_equal(c.stuck_ms, 1000);
+	assert_int_equal(c.sender_share, 50);
 	config_clear(&c);
 }
 
@@ -91,12 +92,13 @@ test_config_registry_limits(void **state)
 	    "--replay-bytes", "1500", "--replay-seconds", "16", "--grace", "17",
 	    "--max-streams-per-device", "18", "--max-devices-per-user", "19",
 	    "--max-message-memory", "70000", "--max-body", "1500",
-	    "--catch-up-seconds", "21", "--stuck-ms", "2200"};
+	    "--catch-up-seconds", "21", "--stuck-ms", "2200", "--sender-share",
+	    "23"};
 	struct registry_limits l;
 	struct config c;
 
 	(void)state;
-	assert_int_equal(parse(&c, 27, argv), 0);
+	assert_int_equal(parse(&c, 29, argv), 0);
 	memset(&l, 0xff, sizeof(l));
 	config_registry_limits(&c, &l);
 	assert_int_equal(l.max_streams, 11);
@@ -111,6 +113,7 @@ test_config_registry_limits(void **state)
 	assert_int_equal(l.max_message_bytes, 70000);
 	assert_int_equal(l.catch_up_ms, 21000);
 	assert_int_equal(l.stuck_ms, 2200);
+	assert_int_equal(l.sender_share, 23);
 	config_clear(&c);
 }
 
@@ -124,6 +127,8 @@ test_config_refusals(void **state)
 	    {"beep-signal", "--catch-up-seconds", "3601"},
 	    {"beep-signal", "--stuck-ms", "99"},
 	    {"beep-signal", "--stuck-ms", "3600001"},
+	    {"beep-signal", "--sender-share", "101"},
+	    {"beep-signal", "--sender-share", "-1"},
 	    {"beep-signal", "--max-body", "12x"},
 	    {"beep-signal", "--max-body", "-5"},
 	    {"beep-signal", "--socket-mode", "0999"},
@@ -248,21 +253,24 @@ static void
 test_config_limits_at_edges(void **state)
 {
 	const char *argv[] = {"beep-signal", "--keepalive", "300", "--max-id",
-	    "4096", "--catch-up-seconds", "3600", "--stuck-ms", "3600000"};
-	const char *low[] = {
-	    "beep-signal", "--catch-up-seconds", "1", "--stuck-ms", "100"};
+	    "4096", "--catch-up-seconds", "3600", "--stuck-ms", "3600000",
+	    "--sender-share", "100"};
+	const char *low[] = {"beep-signal", "--catch-up-seconds", "1",
+	    "--stuck-ms", "100", "--sender-share", "0"};
 	/* Past what lighttpd's server.max-write-idle (360 s) allows. */
 	const char *quiet[] = {"beep-signal", "--keepalive", "301"};
 	struct config c;
 
 	(void)state;
-	assert_int_equal(parse(&c, 9, argv), 0);
+	assert_int_equal(parse(&c, 11, argv), 0);
 	assert_int_equal(c.keepalive, 300);
+	assert_int_equal(c.sender_share, 100);
 	assert_int_equal(c.max_id, 4096);
 	assert_int_equal(c.catch_up_seconds, 3600);
 	assert_int_equal(c.stuck_ms, 3600000);
 	config_clear(&c);
-	assert_int_equal(parse(&c, 5, low), 0);
+	assert_int_equal(parse(&c, 7, low), 0);
+	assert_int_equal(c.sender_share, 0);
 	assert_int_equal(c.catch_up_seconds, 1);
 	assert_int_equal(c.stuck_ms, 100);
 	config_clear(&c);
