@@ -24,6 +24,14 @@ bool limit_take(
     struct limit *l, const char *key, uint64_t now_ms, unsigned *retry_after);
 
 /*
+ * limit_take() of key's len bytes, whose keyed_hash64() its caller has
+ * made already (the API names a POST's sender by it): the key is not
+ * hashed again, and not under the lock.
+ */
+bool limit_take_hashed(struct limit *l, const char *key, size_t len,
+    uint64_t hash, uint64_t now_ms, unsigned *retry_after);
+
+/*
  * Forget buckets that have refilled (untouched for burst/rate seconds):
  * they are the same as new ones.  O(forgotten): the buckets are kept in
  * order of use.  Returns how many were forgotten.

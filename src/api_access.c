@@ -279,6 +279,7 @@ api_rate_ok(struct api *api, const struct api_request *req,
 	struct buf key = BUF_ON_STACK(key_text);
 	bool ok = true;
 	bool named = api->cluster == NULL && api->config->sender_share < 100;
+	uint64_t hash;
 
 	*sender = 0;
 	/* Off (BEEP_RATE=0) and no sender wanted: no key to make. */
@@ -294,10 +295,13 @@ api_rate_ok(struct api *api, const struct api_request *req,
 		    cidr_client_key(
 		        req->remote_addr, api->config->ipv6_prefix, addr_key));
 	}
+	/* One hash for both. */
+	hash = keyed_hash64(key.data, key.len);
 	if (named)
-		*sender = keyed_hash64(key.data, key.len);
+		*sender = hash;
 	if (api->config->rate != 0)
-		ok = limit_take(api->limit, key.data, util_now_ms(), &retry);
+		ok = limit_take_hashed(
+		    api->limit, key.data, key.len, hash, util_now_ms(), &retry);
 	buf_free(&key);
 	if (!ok) {
 		metrics_rate_limited();

@@ -84,19 +84,38 @@ bool
 limit_take(
     struct limit *l, const char *key, uint64_t now_ms, unsigned *retry_after)
 {
+	size_t len;
+
+	if (l->rate == 0)
+		return true;
+	len = strlen(key);
+	return limit_take_hashed(
+	    l, key, len, keyed_hash64(key, len), now_ms, retry_after);
+}
+
+/*
+ * The table's hash of a key is its keyed_hash64(), cut to uthash's
+ * width, whichever function was called: one key, one bucket.
+ */
+bool
+limit_take_hashed(struct limit *l, const char *key, size_t len, uint64_t hash,
+    uint64_t now_ms, unsigned *retry_after)
+{
+	unsigned hashv = (unsigned)hash;
 	struct bucket *b;
 	bool ok;
 
 	if (l->rate == 0)
 		return true;
 	pthread_mutex_lock(&l->lock);
-	HASH_FIND_STR(l->buckets, key, b);
+	HASH_FIND_BYHASHVALUE(hh, l->buckets, key, len, hashv, b);
 	if (b == NULL) {
 		b = xcalloc(1, sizeof(*b));
-		b->key = xstrdup(key);
+		b->key = xmemdup(key, len);
 		b->milli = l->burst * 1000;
 		b->t_ms = now_ms;
-		HASH_ADD_KEYPTR(hh, l->buckets, b->key, strlen(b->key), b);
+		HASH_ADD_KEYPTR_BYHASHVALUE(
+		    hh, l->buckets, b->key, len, hashv, b);
 	} else {
 		DL_DELETE(l->lru, b);
 	}

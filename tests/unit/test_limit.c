@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "keyed_hash.h"
 #include "limit.h"
 
 static void
@@ -30,6 +31,29 @@ test_limit_burst_then_rate(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_true(limit_take(l, "a", 100000, &retry));
 	assert_false(limit_take(l, "a", 100000, &retry));
+	limit_free(l);
+}
+
+/*
+ * A key taken with the hash its caller made (the API's sender) and
+ * without is one bucket: the API takes with it, and a bucket found by
+ * another hash would give a sender a second burst.
+ */
+static void
+test_limit_hashed_same_bucket(void **state)
+{
+	struct limit *l = limit_new(1, 2);
+	unsigned retry = 0;
+
+	(void)state;
+	assert_true(limit_take(l, "u:al", 1000, &retry));
+	assert_true(limit_take_hashed(
+	    l, "u:al", 4, keyed_hash64("u:al", 4), 1000, &retry));
+	assert_false(limit_take(l, "u:al", 1000, &retry));
+	assert_false(limit_take_hashed(
+	    l, "u:al", 4, keyed_hash64("u:al", 4), 1000, &retry));
+	assert_true(limit_take_hashed(
+	    l, "u:bo", 4, keyed_hash64("u:bo", 4), 1000, &retry));
 	limit_free(l);
 }
 
@@ -115,6 +139,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_limit_burst_then_rate),
+	    cmocka_unit_test(test_limit_hashed_same_bucket),
 	    cmocka_unit_test(test_limit_off_and_expire),
 	    cmocka_unit_test(test_limit_expire_in_use_order),
 	    cmocka_unit_test(test_limit_expire_many),
