@@ -12,13 +12,14 @@
 //
 // Senders are told apart as BEEP_RATE counts them: by token user, so the
 // stack runs BEEP_AUTH=jwt and the two senders post with two tokens.
+// The refusals are counted (/healthz crowded, beep_messages_crowded_total).
 // BEEP_REPLAY_MAX=8 (BEEP_STREAM_QUEUE=4, which must not be above it)
 // keeps the bounds small.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
-	startStack, uid, poll, postPath, listPath, isJson,
+	startStack, uid, poll, postPath, listPath, isJson, Client,
 } from './harness.mjs';
 import { mint, claims, bearer } from './jwt.mjs';
 
@@ -71,7 +72,18 @@ async (t) => {
 	    { error: 'device holds too many of your messages' });
 	assert.match(refused.headers['retry-after'] || '', /^[1-9][0-9]*$/,
 	    'Retry-After in seconds');
-	assert.equal((await c.health()).dropped, 0, 'nothing dropped');
+	const hz = await c.health();
+	assert.equal(hz.dropped, 0, 'nothing dropped');
+	// Operators see such refusals apart from BEEP_RATE's 429s.
+	assert.equal(hz.crowded, 1, '/healthz crowded');
+	const ops = new Client(stack.opsBase);
+	const metrics = await ops.get('/metrics');
+	ops.close();
+	assert.equal(metrics.status, 200, metrics.text);
+	assert.match(metrics.text, /^beep_messages_crowded_total 1$/m,
+	    'beep_messages_crowded_total');
+	assert.match(metrics.text, /^beep_rate_limited_total 0$/m,
+	    'not counted as BEEP_RATE\'s');
 
 	// bob's phone comes back: carol's offer first, then the flood, and
 	// no reset (nothing was lost).
