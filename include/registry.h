@@ -124,6 +124,7 @@ struct registry_stats {
 	uint64_t evicted;     /* retained messages dropped for the budget */
 	uint64_t refused;     /* publishes refused: memory or stopping */
 	uint64_t backlogged;  /* of them, REGISTRY_BACKLOGGED */
+	uint64_t crowded;     /* publishes refused REGISTRY_CROWDED */
 	size_t grace;         /* devices in their grace period */
 	uint64_t replayed;    /* messages a resuming stream started behind */
 	uint64_t expired;     /* delivered messages past their replay window */

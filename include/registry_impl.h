@@ -218,7 +218,7 @@ struct registry {
 	uint64_t next_stream;
 	uint64_t last_id; /* the newest event id given */
 	uint64_t published, overflows, forgotten, dropped, resets;
-	uint64_t replaced, evicted, refused, backlogged;
+	uint64_t replaced, evicted, refused, backlogged, crowded;
 	size_t ngrace;              /* devices on reg->grace */
 	uint64_t replayed, expired; /* see struct registry_stats */
 	size_t noverdue;            /* messages on reg->overdue */

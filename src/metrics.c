@@ -316,6 +316,11 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "POSTs refused with 503 because message memory was short and "
 	    "their device's stream was further behind than its share of it.",
 	    g->reg.backlogged);
+	metrics_one(out, "beep_messages_crowded_total", "counter",
+	    "POSTs refused with 429 because their sender held its share "
+	    "(BEEP_SENDER_SHARE) of what a device keeps and would have "
+	    "pushed out another sender's held message.",
+	    g->reg.crowded);
 	metrics_one(out, "beep_message_memory_bytes", "gauge",
 	    "Bytes of messages held in all (queued, held, retained): each "
 	    "its frame and 128 for what keeps it.",

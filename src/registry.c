@@ -830,6 +830,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	        d->bytes + m->size > reg->limits.replay_bytes) &&
 	    registry_log_crowds(reg, d, m)) {
 		res = REGISTRY_CROWDED;
+		reg->crowded++;
 		goto out;
 	}
 	/*
@@ -1073,6 +1074,7 @@ registry_stats(struct registry *reg, struct registry_stats *st)
 	st->evicted = reg->evicted;
 	st->refused = reg->refused;
 	st->backlogged = reg->backlogged;
+	st->crowded = reg->crowded;
 	st->published = reg->published;
 	st->overflows = reg->overflows;
 	st->forgotten = reg->forgotten;

@@ -1580,6 +1580,7 @@ test_registry_sender_share(void **state)
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.dropped, 0);
 	assert_int_equal(stats.held, 8);
+	assert_int_equal(stats.crowded, 1);
 	/* Back: B's message first, nothing lost, no reset. */
 	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
 	assert_false(st.reset);
