@@ -77,7 +77,7 @@ registry_log_crowds(const struct registry *reg, const struct reg_device *d,
 {
 	const struct registry_limits *l = &reg->limits;
 	size_t count = d->count + 1, bytes = d->bytes + m->size;
-	uint64_t seq, mine = 0, mine_bytes = 0;
+	uint64_t seq, mine = 0, mine_bytes = 0, share, share_bytes;
 	bool other = false;
 
 	if (m->sender == 0 || l->sender_share >= 100 || d->count == 0)
@@ -97,18 +97,27 @@ registry_log_crowds(const struct registry *reg, const struct reg_device *d,
 	}
 	if (!other)
 		return false;
-	/* What m's sender holds that no stream has taken. */
+	/*
+	 * What m's sender holds that no stream has taken, up to its share:
+	 * under the lock, a walk of at most replay_max, and only for a
+	 * publish that would push out another's.
+	 */
+	share = log_share(l->replay_max, l->sender_share);
+	share_bytes = log_share(l->replay_bytes, l->sender_share);
+	if (share == 0 || share_bytes == 0)
+		return true;
 	for (seq = d->taken >= d->first_seq ? d->taken + 1 : d->first_seq;
 	     seq <= d->last_seq; seq++) {
 		const struct registry_msg *o = device_log_at(d, seq);
 
-		if (o->sender == m->sender) {
-			mine++;
-			mine_bytes += o->size;
-		}
+		if (o->sender != m->sender)
+			continue;
+		mine++;
+		mine_bytes += o->size;
+		if (mine >= share || mine_bytes >= share_bytes)
+			return true;
 	}
-	return mine >= log_share(l->replay_max, l->sender_share) ||
-	    mine_bytes >= log_share(l->replay_bytes, l->sender_share);
+	return false;
 }
 
 void
