@@ -36,6 +36,9 @@
  *     or what no stream ever took (held), whatever other device lags;
  *   - a stream cut off by a refused cluster message takes nothing more;
  *     one ended by registry_close() has taken all its device accepted;
+ *   - with senders drawn (one configuration), a publish refused for
+ *     its sender's share (REGISTRY_CROWDED) changes nothing, and the
+ *     guarantees above hold around such refusals;
  *   - at the end, every stream gone and the clock past grace and replay,
  *     nothing is left (message_bytes, devices, users, held all 0);
  *   - after every operation, the registry's own byte counts (read
@@ -148,6 +151,7 @@ struct config {
 	bool no_overflow;  /* no stream may overflow */
 	size_t max_len;    /* the longest message published */
 	uint64_t step_max; /* the longest clock step */
+	unsigned senders;  /* registry_publish()'s senders drawn; 0: none */
 };
 
 struct model {
@@ -164,7 +168,7 @@ struct model {
 	uint64_t last_id;
 	size_t accepted, accepted_bytes; /* publishes that returned OK/HELD */
 	unsigned resumes, resets, window_resets, overflows, replaced, taken,
-	    evictions, backlogged;
+	    evictions, backlogged, crowded;
 };
 
 static const char *
@@ -425,6 +429,9 @@ op_publish(struct model *mo, int di)
 		assert_true(
 		    res == REGISTRY_DUPLICATE || res == REGISTRY_NOT_FOUND);
 	} else {
+		/* Drawn only where drawn: other runs keep their draws. */
+		if (mo->cfg->senders > 0)
+			registry_msg_set_sender(m, 1 + rnd(mo->cfg->senders));
 		res = registry_publish(mo->reg, user_of(di), name_of(di), m);
 	}
 	registry_stats(mo->reg, &after);
@@ -520,6 +527,19 @@ op_publish(struct model *mo, int di)
 		assert_int_equal(after.evicted, before.evicted);
 		assert_int_equal(after.dropped, before.dropped);
 		mo->backlogged++;
+		break;
+	case REGISTRY_CROWDED:
+		/*
+		 * Refused for its sender's share, as it would have pushed
+		 * out another's: only with senders, and nothing changed.
+		 */
+		assert_true(mo->cfg->senders > 0 && mode > 0);
+		assert_int_equal(after.crowded, before.crowded + 1);
+		assert_int_equal(after.published, before.published);
+		assert_int_equal(after.evicted, before.evicted);
+		assert_int_equal(after.dropped, before.dropped);
+		assert_int_equal(after.message_bytes, before.message_bytes);
+		mo->crowded++;
 		break;
 	default:
 		fail_msg("publish: %d", (int)res);
@@ -918,10 +938,10 @@ run(const struct config *cfg, uint64_t seed, size_t overhead, int ops)
 	check_counts(&mo);
 	print_message(
 	    "%-14s seed %-4llu overhead %-3zu resumes %u resets %u (%u) overflows %u "
-	    "replaced %u evicted %u backlogged %u taken %u\n",
+	    "replaced %u evicted %u backlogged %u crowded %u taken %u\n",
 	    cfg->name, (unsigned long long)seed, mo.l.msg_overhead, mo.resumes,
 	    mo.resets, mo.window_resets, mo.overflows, mo.replaced,
-	    mo.evictions, mo.backlogged, mo.taken);
+	    mo.evictions, mo.backlogged, mo.crowded, mo.taken);
 	registry_free(mo.reg);
 	for (int i = 0; i < NDEV; i++)
 		free(mo.dev[i].msgs);
@@ -973,6 +993,18 @@ static const struct config configs[] = {
             .max_devices = 3},
         .max_len = 89,
         .step_max = 30},
+    {.name = "sender-share",
+        .l = {.replay_max = 6,
+            .replay_bytes = 120,
+            .queue_messages = 4,
+            .queue_bytes = 80,
+            .replay_ms = 100,
+            .grace_ms = 300,
+            .streams_per_device = 2,
+            .sender_share = 50},
+        .max_len = 34,
+        .step_max = 60,
+        .senders = 3},
     {.name = "budget-noqueue",
         .l = {.max_message_bytes = 150,
             .replay_ms = 200,
