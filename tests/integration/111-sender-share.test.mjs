@@ -14,7 +14,9 @@
 // stack runs BEEP_AUTH=jwt and the two senders post with two tokens.
 // The refusals are counted (/healthz crowded, beep_messages_crowded_total).
 // BEEP_REPLAY_MAX=8 (BEEP_STREAM_QUEUE=4, which must not be above it)
-// keeps the bounds small.
+// keeps the bounds small. In open mode a sender is its client's address,
+// an IPv6 client its /64 (BEEP_IPV6_PREFIX), as the front passes it
+// (REMOTE_ADDR, sent here straight over FastCGI).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -22,6 +24,7 @@ import {
 	startStack, uid, poll, postPath, listPath, isJson, Client,
 } from './harness.mjs';
 import { mint, claims, bearer } from './jwt.mjs';
+import { FcgiConn, requestParams } from './fcgi.mjs';
 
 const T = { timeout: 60000 };
 const SECRET = crypto.randomBytes(32).toString('hex');
@@ -100,5 +103,68 @@ async (t) => {
 	assert.equal(after.status, 200, after.text);
 	const ev = await back.nextEvent(15000);
 	assert.equal(ev.data, 'after');
+	back.close();
+});
+
+// A POST of data to path over FastCGI, as a front sends it for a client at
+// addr; resolves { status, head, body }.
+async function postFrom(stack, addr, reqPath, data, t) {
+	const body = JSON.stringify({ data });
+	const conn = await FcgiConn.open(stack.socket, t);
+	conn.begin();
+	conn.params(requestParams('POST', reqPath, {
+		REMOTE_ADDR: addr, CONTENT_TYPE: 'application/json',
+		CONTENT_LENGTH: String(Buffer.byteLength(body)),
+	}));
+	conn.stdin(body);
+	conn.endStdin();
+	return conn.response();
+}
+
+test('open mode: a sender is its address, an IPv6 client its /64', T,
+async (t) => {
+	const stack = await startStack({ env: {
+		BEEP_KEEPALIVE: '1', BEEP_REPLAY_MAX: String(REPLAY_MAX),
+		BEEP_STREAM_QUEUE: '4',
+	} }, t);
+	const c = stack.client();
+	const bob = uid('bob'), d = 'phone';
+	const first = await stack.subscribe(bob, d);
+	first.close();
+	await poll(async () => (await c.devices(bob)).length === 0,
+	    { timeout: 20000, what: 'bob\'s phone in its grace period' });
+
+	const offer = await postFrom(stack, '192.0.2.7', postPath(bob, d),
+	    'offer from 192.0.2.7', t);
+	assert.equal(offer.status, 202, offer.head + offer.body);
+	// One host taking a fresh address of its /64 for each POST is one
+	// sender.
+	const held = [];
+	for (let i = 0; i < REPLAY_MAX - 1; i++) {
+		const r = await postFrom(stack, `2001:db8::${i + 1}`,
+		    postPath(bob, d), `flood ${i}`, t);
+		assert.equal(r.status, 202, `flood ${i}: ${r.head}${r.body}`);
+		held.push(`flood ${i}`);
+	}
+	const refused = await postFrom(stack, '2001:db8::ff', postPath(bob, d),
+	    'one too many', t);
+	assert.equal(refused.status, 429, refused.head + refused.body);
+	assert.match(refused.head, /^Retry-After: [1-9][0-9]*$/m);
+	assert.deepEqual(JSON.parse(refused.body),
+	    { error: 'device holds too many of your messages' });
+	// Another network is another sender: within its share, it pushes
+	// out the oldest, as before (the offer, which 192.0.2.7 sent: the
+	// bounds are met by everyone's posts).
+	const other = await postFrom(stack, '2001:db8:1::1', postPath(bob, d),
+	    'from another network', t);
+	assert.equal(other.status, 202, other.head + other.body);
+
+	const back = await stack.subscribe(bob, d);
+	const reset = await back.nextEvent(15000);
+	assert.equal(reset.type, 'reset', 'the offer was pushed out: a reset');
+	const got = [];
+	for (let i = 0; i < REPLAY_MAX; i++)
+		got.push((await back.nextEvent(15000)).data);
+	assert.deepEqual(got, [...held, 'from another network']);
 	back.close();
 });
