@@ -4038,6 +4038,110 @@ test_cluster_resynced_other_tab_took_resumed(void **state)
 }
 
 /*
+ * Node 0's stream took "one" (with lone, "local" too, given alone while
+ * its commands were refused) and its client left; "two" (answered 200)
+ * is held untaken in node 0's registry.  Then a second tab of the device
+ * opens on node 1 without an id: the device is live on node 0 as Redis
+ * knows, so it starts after "two" and takes nothing, and closes.  With
+ * resync, node 0 then resyncs the device after a heartbeat whose answer
+ * was lost (it moves nothing); with lone, node 0's commands come back
+ * and its resync moves the device.  Node 0's stream is unsubscribed and
+ * "three" is held.  A client back without an id (a new page) must get
+ * "two", which no stream took, then "three", with no reset.  On HEAD
+ * the second tab's SUB and UNSUB left the device's seen at "two" (where
+ * it started, not what it took), node 0's UNSUB held from no lower than
+ * seen, and "three" came alone: "two" lost, untold.  Before 8c3a528 and
+ * 76b1a5a the resyncs brought seen down to what node 0's streams took,
+ * and the two cases with a resync were right.
+ */
+static void
+late_tab(struct fixture *f, bool resync, bool lone)
+{
+	struct registry_start st;
+	struct registry_stream *s, *s1, *s2;
+	struct cluster_entry *ref, *ref1, *ref2;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool unknown = false;
+	bool down;
+
+	if (lone)
+		lone_delivery_setup(f, &s, &ref);
+	else
+		s = stream_after_one(f, &ref);
+	hang_up(f, s);
+	if (lone)
+		post_local(f, 1, "two");
+	else
+		assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	s1 = subscribe(f, 1, NULL, &st, &ref1);
+	assert_false(st.reset);
+	no_more(f->reg[1], s1);
+	unsubscribe(f, 1, s1, ref1);
+	wait_unheld(f, 1);
+	if (resync) {
+		/* Node 0's heartbeat (nothing else is sent) finds Redis gone. */
+		node0_cut(f);
+		for (int i = 0; i < 1000 && !unknown; i++) {
+			case_lock(f->cl[0]);
+			unknown = f->cl[0]->beat_unknown;
+			case_unlock(f->cl[0]);
+			if (!unknown)
+				usleep(10000);
+		}
+		assert_true(unknown);
+		node0_back(f);
+		wait_resyncs_answered(f, ref, false);
+	} else if (lone) {
+		node0_back(f);
+		wait_moved(f, ref);
+	}
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	next_msg(f->reg[1], s2, text);
+	if (!st.reset && strcmp(text, "two") != 0)
+		fail_msg("first \"%s\", no reset: \"two\" (answered 200, taken "
+		         "by no stream) lost, untold: the second tab, which "
+		         "took nothing, raised seen to where it started",
+		    text);
+	if (st.reset)
+		fail_msg(
+		    "a reset (%s) for a client that lost nothing", st.reason);
+	assert_string_equal(text, "two");
+	expect_seq(f->reg[1], s2, "three", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/* No outage: only the two tabs. */
+static void
+test_cluster_unsub_late_tab(void **state)
+{
+	if (*state == NULL)
+		skip();
+	late_tab(*state, false, false);
+}
+
+/* A resync that moves nothing, after a lost heartbeat answer. */
+static void
+test_cluster_unsub_resynced_late_tab(void **state)
+{
+	if (*state == NULL)
+		skip();
+	late_tab(*state, true, false);
+}
+
+/* A lone delivery, and the resync that moves the device. */
+static void
+test_cluster_resynced_late_tab(void **state)
+{
+	if (*state == NULL)
+		skip();
+	late_tab(*state, false, true);
+}
+
+/*
  * A third node, n9, as Redis sees one (the tests drive its scripts as a
  * node sends them): its heartbeat key, set here for as long as it lives.
  * Its SUB of u's device d for a client without an id (token, none
@@ -5680,6 +5784,12 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_other_tab_took_resumed, setup_acl,
 	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_late_tab, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_resynced_late_tab, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_resynced_late_tab, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_dead_holder, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
