@@ -108,6 +108,17 @@ struct cluster_entry {
 	 */
 	uint64_t upto;
 	/*
+	 * Where its streams here began: the SUB's start for the first of
+	 * them (cluster_delivery_apply()'s fresh), an id they took nothing
+	 * at or below.  And, when the last closed, whether they took
+	 * anything past it (upto above began): a stream that started after
+	 * what another node's stream held untaken (the device live there,
+	 * a client without an id) took none of it, and its UNSUB must not
+	 * say a stream of the device took it (the UNSUB's "took" field).
+	 */
+	uint64_t began;
+	bool took;
+	/*
 	 * Where the last resync moved the device, above what this node had
 	 * delivered alone (cluster_delivery_apply()'s to): the ids below it
 	 * that no message has are nobody's, so a stream here that took the

@@ -577,6 +577,8 @@ cluster_unsubscribe(
 		 * Redis says).
 		 */
 		e->upto = e->last;
+		/* Not known (no taken): said taken, as before. */
+		e->took = !last || taken == 0 || taken > e->began;
 		if (last && taken != 0) {
 			/*
 			 * Not below a move: a client would be told of a loss;

@@ -176,6 +176,8 @@ cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
 		delivery_reset(cl, e, from);
 	if (fresh != NULL || from > e->last)
 		e->last = from;
+	if (fresh != NULL)
+		e->began = from;
 	if (fresh != NULL || from > e->seen)
 		e->seen = from;
 	for (size_t i = 0; i < list->elements; i++) {

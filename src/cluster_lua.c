@@ -159,7 +159,7 @@
  * still holds (the
  * floor is the move's, and the oldest entry kept is still there: trims
  * take the oldest first, so then all are, those after hold with them).
- * Above it when the UNSUB held from the device's seen, which another
+ * Above it when the UNSUB held from the device's took, which another
  * node's stream of the device (a second tab) that took more than the
  * noting node's streams left there (see SUB's taken).  Until 2026-12-07
  * only the noted position was replayed: a hold above it started at the
@@ -337,15 +337,20 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * was lost in the outage) set seen to last, the move's, and the UNSUB
  * held from there, above what the move kept: lost, untold, until
  * 2026-12-07 (test_cluster_unsub_after_hangup_resynced_twice).  But such
- * a resync, which moves nothing, brings seen no lower than it was:
- * seen is also what another node's stream of the device took (its
- * UNSUB wrote it there), which the taken of this node's streams does
- * not know, and a client back without an id was given it again (a
+ * a resync, which moves nothing, brings seen no lower than the device's
+ * took: what another node's stream of the device took (its UNSUB wrote
+ * it there), which the taken of this node's streams does not know, and
+ * a client back without an id was given it again (a
  * second tab through node 1 took it and closed, then node 0 resynced:
  * test_cluster_unsub_resynced_other_tab_took); nor higher than without
- * taken (hold or last).  Nor does one that moves the device: what the
+ * taken (hold or last).  Not to seen, which is also where a stream
+ * began that took nothing (a second tab opened after what this node's
+ * streams held untaken: until 2026-12-07 raised there, the UNSUB held
+ * from it, and that was lost for a new page, untold:
+ * test_cluster_unsub_resynced_late_tab, _resynced_late_tab).  Nor does
+ * one that moves the device: what the
  * streams of another node took, the move's keep does not owe a client
- * back without an id, and the UNSUB then holds from that seen, above
+ * back without an id, and the UNSUB then holds from that took, above
  * the note's taken, with what the move kept after it (kept()); a client
  * back with the id of taken still resumes from the note (kept_at()).
  * Until 2026-12-07 it wrote seen down to taken, and a second tab
@@ -489,7 +494,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "if tk == '' or after == '' or not sync or "
     "not idlt(tk, after) then tk = nil end "
     "if redis.call('EXISTS', m) == 1 then local sv = tk or hold or last "
-    "local ps = tk and redis.call('HGET', m, 'seen') "
+    "local ps = tk and redis.call('HGET', m, 'took') "
     "if ps and idlt(tk, ps) then sv = ps "
     "if idlt(hold or last, ps) then sv = hold or last end end "
     "redis.call('HSET', m, 'seen', sv) "
@@ -619,7 +624,9 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
 
 /*
  * KEYS u g m s; ARGV dev node grace_ms meta_ttl_ms here after user frame
- * undo_lo undo_hi upto alone seen request answer_ttl_ms answers_max.
+ * undo_lo undo_hi upto alone seen request answer_ttl_ms answers_max
+ * took ("0": the node's streams took nothing past where they began;
+ * absent, as "1").
  * undo_lo..undo_hi (0 0: none): the tokens of this node's
  * SUBs from which no stream here started (their requests gave up waiting,
  * or the streams were refused after them).  When one of them ran and is
@@ -639,7 +646,17 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * them closed; what the channel brought after it (a POST answered 200
  * while this node was still listed, before this UNSUB ran) no stream
  * took: a served UNSUB holds from there (not below what another stream
- * saw, seen), not from last; with another holder left, nothing moves.
+ * took: the device's took, which a served UNSUB whose streams took
+ * something raises to where it leaves seen), not from last; with another
+ * holder left, nothing moves.  Not below seen, as until 2026-12-07: seen
+ * is also where a stream began, and a second tab opened without an id
+ * while the device was live on another node (whose client had left,
+ * what came after it held untaken there) begins after all that and
+ * takes none of it; its SUB and UNSUB left seen there, and that node's
+ * UNSUB held from it: what its registry held, answered 200, lost,
+ * untold, for a new page (test_cluster_unsub_late_tab).  A node of the
+ * version before writes no took: its second tab's UNSUB does not keep
+ * another node's from holding what that tab took (a copy, not a loss).
  * With here "1" too: the move keeps the entries from upto on, below its
  * floor, and the UNSUB that leaves no holder notes it (hk: "HELD FIRST TO
  * LOST", kept() above), so that a SUB starting from that held position
@@ -735,12 +752,14 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "local upto = nil "
     "if served and redis.call('EXISTS', m) == 1 then "
     "local sn = redis.call('HGET', m, 'last') or base() "
+    "local prior = redis.call('HGET', m, 'took') "
     "if ua ~= '' and idlt(ua, sn) then upto = ua "
-    "local prior = redis.call('HGET', m, 'seen') "
     "if prior and idlt(upto, prior) then upto = prior end "
     "if idlt(upto, base()) then upto = base() end "
     "if idlt(upto, sn) then sn = upto else upto = nil end end "
     "redis.call('HSET', m, 'seen', sn) "
+    "if ARGV[17] ~= '0' and (not prior or idlt(prior, sn)) then "
+    "redis.call('HSET', m, 'took', sn) end "
     "end "
     "local nodes, dead, since = holders(u, dev) "
     "if #nodes == 0 and (was == 1 or dead) then "

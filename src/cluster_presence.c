@@ -274,6 +274,8 @@ presence_reconcile_one(struct cluster *cl, struct cluster_entry *e)
 		cluster_job_num(j, e->request);
 		cluster_job_num(j, cl->ttl_ms);
 		cluster_job_num(j, CLUSTER_ANSWERS_MAX);
+		/* Whether they took anything past where they began. */
+		cluster_job_str(j, e->took ? "1" : "0");
 		j->entry = e;
 		e->jobs++;
 		cluster_job_enqueue(cl, j);
