@@ -1509,9 +1509,11 @@ test_registry_grace_bound(void **state)
 	registry_free(reg);
 }
 
-/* Two senders, as the API names them (keyed_hash64() of the rate key). */
+/* Senders, as the API names them (keyed_hash64() of the rate key). */
 #define SENDER_A 0xa11ceULL
 #define SENDER_B 0xb0bULL
+#define SENDER_C 0xca201ULL
+#define SENDER_D 0xd0dULL
 
 /* Publish len bytes to u's device d from sender; returns its id. */
 static uint64_t
@@ -1697,6 +1699,61 @@ test_registry_sender_share_bytes(void **state)
 	assert_int_equal(err, REGISTRY_HELD);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.dropped, 1);
+	registry_free(reg);
+}
+
+/*
+ * One sender with two names (two addresses, two accounts) got round its
+ * share: past it under one name, it posted under the other, which held
+ * nothing, and pushed out the offer another caller had posted to the
+ * device away.  A held message goes for room only when its own sender
+ * holds its share: B's one offer stays, and the second name is refused
+ * too.  And a message that would push out the held messages of two
+ * others is refused when either holds less than its share.
+ */
+static void
+test_registry_sender_share_names(void **state)
+{
+	struct registry *reg = share_registry(8, 0, 50);
+	struct registry_stream *a;
+	struct registry_stats stats;
+	struct registry_start st;
+	enum registry_error err;
+	uint64_t b_id, first = 0;
+
+	(void)state;
+	b_id = publish_from(reg, "d", SENDER_B, 1, &err);
+	for (int i = 0; i < 7; i++)
+		publish_from(reg, "d", SENDER_A, 1, &err);
+	publish_from(reg, "d", SENDER_A, 1, &err);
+	assert_int_equal(err, REGISTRY_CROWDED);
+	/* The same flood under another name: B holds 1 of its 4. */
+	publish_from(reg, "d", SENDER_C, 1, &err);
+	assert_int_equal(err, REGISTRY_CROWDED);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.dropped, 0);
+	assert_int_equal(stats.crowded, 2);
+	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
+	assert_false(st.reset);
+	assert_int_equal(drain(reg, a, &first, NULL), 8);
+	assert_int_equal(first, b_id);
+	registry_unsubscribe(reg, a);
+	registry_free(reg);
+
+	/* Bytes: C holds its 50, B 10; 61 more would push out both. */
+	reg = share_registry(100, 100, 50);
+	publish_from(reg, "d", SENDER_C, 50, &err);
+	publish_from(reg, "d", SENDER_B, 10, &err);
+	publish_from(reg, "d", SENDER_A, 30, &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	publish_from(reg, "d", SENDER_D, 61, &err);
+	assert_int_equal(err, REGISTRY_CROWDED);
+	/* 60 pushes out only C's, which holds its share. */
+	publish_from(reg, "d", SENDER_D, 60, &err);
+	assert_int_equal(err, REGISTRY_HELD);
+	registry_stats(reg, &stats);
+	assert_int_equal(stats.dropped, 1);
+	assert_int_equal(stats.held, 3);
 	registry_free(reg);
 }
 
@@ -6416,6 +6473,7 @@ main(void)
 	    cmocka_unit_test(test_registry_sender_share),
 	    cmocka_unit_test(test_registry_sender_share_limit),
 	    cmocka_unit_test(test_registry_sender_share_bytes),
+	    cmocka_unit_test(test_registry_sender_share_names),
 	    cmocka_unit_test(test_registry_overflow_replay),
 	    cmocka_unit_test(test_registry_resume_backlog),
 	    cmocka_unit_test(test_registry_replay_at),
