@@ -98,9 +98,12 @@ struct registry_limits {
 	 * and still push out, to make room for its next message, one
 	 * another sender posted that no stream has taken: past it that
 	 * publish is refused (REGISTRY_CROWDED), so that one sender cannot
-	 * make a device away lose what others posted to it.  Within its
-	 * share, or pushing out only its own or delivered ones, the oldest
-	 * go as before.  100 (or more): never refused, the oldest go
+	 * make a device away lose what others posted to it; refused too
+	 * when the sender of one it would push out holds less than its
+	 * share, so that a second name of the same sender (another
+	 * address, another account) cannot either.  Within its share,
+	 * pushing out only what senders at their share hold, or only its
+	 * own or delivered ones, the oldest go as before.  100 (or more): never refused, the oldest go
 	 * whoever sent; 0: refused whenever another's would go.  Messages
 	 * whose sender is not known (0) are never refused for it.
 	 */
@@ -378,7 +381,8 @@ bool registry_displace_over(
  * REGISTRY_CROWDED, with nothing dropped, when m would push out of the
  * device's log (replay_max, replay_bytes) a message another sender
  * posted that no stream has taken, and m's sender (registry_msg_set_sender())
- * already holds limits.sender_share of those bounds untaken; and
+ * already holds limits.sender_share of those bounds untaken, or that
+ * message's sender holds less than it; and
  * REGISTRY_CLOSED when the registry is closing and no live stream will
  * deliver m before the end.
  */

@@ -24,7 +24,8 @@ void registry_log_append(struct registry *reg, struct reg_device *d,
  * Whether appending m to d's log would push out (past replay_max or
  * replay_bytes, as registry_log_trim() does) a message that another
  * sender posted and no stream has taken, while m's sender already holds
- * its share (limits.sender_share) of those bounds in messages not taken.
+ * its share (limits.sender_share) of those bounds in messages not taken,
+ * or that message's sender holds less than its share.
  * Walks the log; its caller asks only when m would fill it.
  */
 bool registry_log_crowds(const struct registry *reg, const struct reg_device *d,

@@ -430,8 +430,9 @@ static const struct config_option config_options[] = {
         0, 100,
         "percent of a device's replay-max and replay-bytes one sender (as "
         "rate counts it) may hold not yet taken and still push out another "
-        "sender's held message for room; past it such a POST gets 429; "
-        "100: the oldest go whoever sent"},
+        "sender's held message for room, and that the other must hold for "
+        "it to go; else such a POST gets 429; 100: the oldest go whoever "
+        "sent"},
     {"grace", "BEEP_GRACE_SECONDS", CONFIG_UINT, OFF(grace_seconds), "30", 0,
         3600, "seconds a device stays addressable (202) after its last stream"},
     {"auth", "BEEP_AUTH", CONFIG_STR, OFF(auth), "none", 0, 0,

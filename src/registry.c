@@ -37,8 +37,9 @@
  * next stream starts with a reset; but a publish that would push out one
  * that another sender posted and no stream has taken is refused
  * (REGISTRY_CROWDED) once its own sender holds limits.sender_share of the
- * bounds untaken (registry_log_crowds()), so that one sender cannot make
- * a device away lose what others posted to it.  Each message keeps its
+ * bounds untaken, or while the other holds less than that
+ * (registry_log_crowds()), so that one sender, under one name or two,
+ * cannot make a device away lose what others posted to it.  Each message keeps its
  * sender's name for it; the log is walked only when a publish fills it.
  * device->floor_id is the highest id the log no longer holds (at creation,
  * the registry's newest id): a client that saw an id below it may have

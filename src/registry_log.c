@@ -62,45 +62,62 @@ log_share(uint64_t bound, unsigned pct)
 }
 
 /*
+ * The most senders whose held messages one publish may push out: one
+ * that needs the room of more is refused (only a message many times the
+ * size of those it would push out needs that).
+ */
+#define LOG_OTHERS_MAX 4
+
+/*
  * One sender cannot make a device away lose what others posted to it:
  * the device's bounds are the device's, whoever sent, and one sender
  * within its rate filled them (80 messages of 60 KB fill 4 MiB), so that
  * the client came back to a reset and the other caller's offer was gone.
  * A sender past its share is refused instead (the sender's app tries
  * again later); its messages stay in order and nothing accepted goes.
- * Delivered messages kept for replay go first, as always, and count for
- * no one.
+ * Nor does another's held message go for room unless its own sender
+ * holds its share: a sender past its share posting under a second name
+ * (another address, another account), which holds nothing, pushed out
+ * the offer all the same (until 2026-12-07).  Delivered messages kept
+ * for replay go first, as always, and count for no one.
  */
 bool
 registry_log_crowds(const struct registry *reg, const struct reg_device *d,
     const struct registry_msg *m)
 {
 	const struct registry_limits *l = &reg->limits;
-	size_t count = d->count + 1, bytes = d->bytes + m->size;
+	size_t count = d->count + 1, bytes = d->bytes + m->size, n = 0;
 	uint64_t seq, mine = 0, mine_bytes = 0, share, share_bytes;
-	bool other = false;
+	uint64_t other[LOG_OTHERS_MAX], held[LOG_OTHERS_MAX] = {0},
+	                                held_bytes[LOG_OTHERS_MAX] = {0};
 
 	if (m->sender == 0 || l->sender_share >= 100 || d->count == 0)
 		return false;
-	/* What the bounds push out, oldest first. */
+	/* What the bounds push out, oldest first: whose held ones. */
 	for (seq = d->first_seq; seq <= d->last_seq &&
 	     (count > l->replay_max || bytes > l->replay_bytes);
 	     seq++) {
 		const struct registry_msg *o = device_log_at(d, seq);
+		size_t i = 0;
 
-		if (o->seq > d->taken && o->sender != m->sender) {
-			other = true;
-			break;
-		}
 		count--;
 		bytes -= o->size;
+		if (o->seq <= d->taken || o->sender == m->sender)
+			continue;
+		while (i < n && other[i] != o->sender)
+			i++;
+		if (i < n)
+			continue;
+		if (n == LOG_OTHERS_MAX)
+			return true;
+		other[n++] = o->sender;
 	}
-	if (!other)
+	if (n == 0)
 		return false;
 	/*
-	 * What m's sender holds that no stream has taken, up to its share:
-	 * under the lock, a walk of at most replay_max, and only for a
-	 * publish that would push out another's.
+	 * What m's sender, and each sender it would push out, hold that no
+	 * stream has taken: under the lock, a walk of at most replay_max,
+	 * and only for a publish that would push out another's.
 	 */
 	share = log_share(l->replay_max, l->sender_share);
 	share_bytes = log_share(l->replay_bytes, l->sender_share);
@@ -110,13 +127,25 @@ registry_log_crowds(const struct registry *reg, const struct reg_device *d,
 	     seq <= d->last_seq; seq++) {
 		const struct registry_msg *o = device_log_at(d, seq);
 
-		if (o->sender != m->sender)
+		if (o->sender == m->sender) {
+			mine++;
+			mine_bytes += o->size;
+			if (mine >= share || mine_bytes >= share_bytes)
+				return true;
 			continue;
-		mine++;
-		mine_bytes += o->size;
-		if (mine >= share || mine_bytes >= share_bytes)
-			return true;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (other[i] == o->sender) {
+				held[i]++;
+				held_bytes[i] += o->size;
+				break;
+			}
+		}
 	}
+	/* Each pushed out must be its own sender's past its share. */
+	for (size_t i = 0; i < n; i++)
+		if (held[i] < share && held_bytes[i] < share_bytes)
+			return true;
 	return false;
 }
 
