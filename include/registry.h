@@ -127,7 +127,7 @@ struct registry_stats {
 	uint64_t evicted;     /* retained messages dropped for the budget */
 	uint64_t refused;     /* publishes refused: memory or stopping */
 	uint64_t backlogged;  /* of them, REGISTRY_BACKLOGGED */
-	uint64_t crowded;     /* publishes refused REGISTRY_CROWDED */
+	uint64_t crowded;     /* publishes refused CROWDED or HELD_FULL */
 	size_t grace;         /* devices in their grace period */
 	uint64_t replayed;    /* messages a resuming stream started behind */
 	uint64_t expired;     /* delivered messages past their replay window */
@@ -198,6 +198,7 @@ enum registry_error {
 	REGISTRY_BACKLOGGED,   /* memory is short and a stream is far behind */
 	REGISTRY_DEVICE_FULL,  /* 2 x streams_per_device open, some ending */
 	REGISTRY_CROWDED,      /* it would push out another sender's held one */
+	REGISTRY_HELD_FULL,    /* and that one's sender is within its share */
 	REGISTRY_ERROR__MAX
 };
 
@@ -381,8 +382,10 @@ bool registry_displace_over(
  * REGISTRY_CROWDED, with nothing dropped, when m would push out of the
  * device's log (replay_max, replay_bytes) a message another sender
  * posted that no stream has taken, and m's sender (registry_msg_set_sender())
- * already holds limits.sender_share of those bounds untaken, or that
- * message's sender holds less than it; and
+ * already holds limits.sender_share of those bounds untaken;
+ * REGISTRY_HELD_FULL, with nothing dropped, when m's sender does not but
+ * that message's sender holds less than its share too (the device keeps
+ * all it may of senders within their shares); and
  * REGISTRY_CLOSED when the registry is closing and no live stream will
  * deliver m before the end.
  */

@@ -24,12 +24,13 @@ void registry_log_append(struct registry *reg, struct reg_device *d,
  * Whether appending m to d's log would push out (past replay_max or
  * replay_bytes, as registry_log_trim() does) a message that another
  * sender posted and no stream has taken, while m's sender already holds
- * its share (limits.sender_share) of those bounds in messages not taken,
- * or that message's sender holds less than its share.
- * Walks the log; its caller asks only when m would fill it.
+ * its share (limits.sender_share) of those bounds in messages not taken
+ * (REGISTRY_CROWDED), or that message's sender holds less than its share
+ * (REGISTRY_HELD_FULL); else REGISTRY_OK.  Walks the log; its caller
+ * asks only when m would fill it.
  */
-bool registry_log_crowds(const struct registry *reg, const struct reg_device *d,
-    const struct registry_msg *m);
+enum registry_error registry_log_crowds(const struct registry *reg,
+    const struct reg_device *d, const struct registry_msg *m);
 /* Drop the oldest message of d's log (off reg->retained too). */
 void registry_log_drop_oldest(struct registry *reg, struct reg_device *d);
 /*

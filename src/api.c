@@ -517,6 +517,16 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		return;
 	}
 	/*
+	 * Not its sender's doing: the device away keeps all it may of
+	 * senders within their shares (others', or this one's under another
+	 * name); it takes more as it comes back or its grace ends.
+	 */
+	if (err == REGISTRY_HELD_FULL) {
+		api_retry_after(resp, API_RETRY_AFTER);
+		api_error(resp, HTTP_503, "device holds all it keeps");
+		return;
+	}
+	/*
 	 * 202: the device is away, within its grace period: it waits.  The
 	 * answer, {"id":"..."}, is written as it is: an id is digits and
 	 * dashes (api_format_id(), cluster_format_id()), nothing JSON

@@ -770,7 +770,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
     bool accepted)
 {
 	struct registry_stream *s, *wake[REGISTRY_WAKE_MAX];
-	enum registry_error res;
+	enum registry_error res, crowd;
 	struct reg_device *d;
 	uint64_t now_us = util_now_us();
 	/* One read of the clock: util_now_ms() is the same one in ms. */
@@ -829,8 +829,8 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	 */
 	if ((d->count >= reg->limits.replay_max ||
 	        d->bytes + m->size > reg->limits.replay_bytes) &&
-	    registry_log_crowds(reg, d, m)) {
-		res = REGISTRY_CROWDED;
+	    (crowd = registry_log_crowds(reg, d, m)) != REGISTRY_OK) {
+		res = crowd;
 		reg->crowded++;
 		goto out;
 	}

@@ -81,7 +81,7 @@ log_share(uint64_t bound, unsigned pct)
  * the offer all the same (until 2026-12-07).  Delivered messages kept
  * for replay go first, as always, and count for no one.
  */
-bool
+enum registry_error
 registry_log_crowds(const struct registry *reg, const struct reg_device *d,
     const struct registry_msg *m)
 {
@@ -92,7 +92,7 @@ registry_log_crowds(const struct registry *reg, const struct reg_device *d,
 	                                held_bytes[LOG_OTHERS_MAX] = {0};
 
 	if (m->sender == 0 || l->sender_share >= 100 || d->count == 0)
-		return false;
+		return REGISTRY_OK;
 	/* What the bounds push out, oldest first: whose held ones. */
 	for (seq = d->first_seq; seq <= d->last_seq &&
 	     (count > l->replay_max || bytes > l->replay_bytes);
@@ -109,11 +109,11 @@ registry_log_crowds(const struct registry *reg, const struct reg_device *d,
 		if (i < n)
 			continue;
 		if (n == LOG_OTHERS_MAX)
-			return true;
+			return REGISTRY_HELD_FULL;
 		other[n++] = o->sender;
 	}
 	if (n == 0)
-		return false;
+		return REGISTRY_OK;
 	/*
 	 * What m's sender, and each sender it would push out, hold that no
 	 * stream has taken: under the lock, a walk of at most replay_max,
@@ -122,7 +122,7 @@ registry_log_crowds(const struct registry *reg, const struct reg_device *d,
 	share = log_share(l->replay_max, l->sender_share);
 	share_bytes = log_share(l->replay_bytes, l->sender_share);
 	if (share == 0 || share_bytes == 0)
-		return true;
+		return REGISTRY_CROWDED;
 	for (seq = d->taken >= d->first_seq ? d->taken + 1 : d->first_seq;
 	     seq <= d->last_seq; seq++) {
 		const struct registry_msg *o = device_log_at(d, seq);
@@ -131,7 +131,7 @@ registry_log_crowds(const struct registry *reg, const struct reg_device *d,
 			mine++;
 			mine_bytes += o->size;
 			if (mine >= share || mine_bytes >= share_bytes)
-				return true;
+				return REGISTRY_CROWDED;
 			continue;
 		}
 		for (size_t i = 0; i < n; i++) {
@@ -142,11 +142,15 @@ registry_log_crowds(const struct registry *reg, const struct reg_device *d,
 			}
 		}
 	}
-	/* Each pushed out must be its own sender's past its share. */
+	/*
+	 * Each pushed out must be its own sender's past its share: else the
+	 * device keeps all it may of senders within their shares, m's
+	 * included (told apart: it is not m's sender's doing).
+	 */
 	for (size_t i = 0; i < n; i++)
 		if (held[i] < share && held_bytes[i] < share_bytes)
-			return true;
-	return false;
+			return REGISTRY_HELD_FULL;
+	return REGISTRY_OK;
 }
 
 void

@@ -529,6 +529,7 @@ op_publish(struct model *mo, int di)
 		mo->backlogged++;
 		break;
 	case REGISTRY_CROWDED:
+	case REGISTRY_HELD_FULL:
 		/*
 		 * Refused for its sender's share, as it would have pushed
 		 * out another's: only with senders, and nothing changed.
