@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "alloc_tune.h"
+#include "filter.h"
 
 static void
 expect_tunables(const char *current, const char *want)
@@ -101,5 +102,6 @@ main(void)
 	    cmocka_unit_test(test_alloc_tune_operator_wins),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "body.h"
+#include "filter.h"
 #include "sse_parser.h"
 
 struct fixture {
@@ -1726,5 +1727,6 @@ main(void)
 	};
 
 	body_init(); /* bodies parsed as the server parses them */
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include <pthread.h>
 
 #include "auth.h"
+#include "filter.h"
 #include "server.h"
 
 #define SECRET                                                                 \
@@ -931,6 +932,7 @@ main(void)
 	    cmocka_unit_test(test_auth_max_token),
 	    cmocka_unit_test(test_auth_max_token_at_most_on_worker_stack),
 	};
+	filter_from_env();
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 
 	config_clear(&conf);

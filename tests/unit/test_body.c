@@ -12,6 +12,7 @@
 #include <pthread.h>
 
 #include "body.h"
+#include "filter.h"
 #include "json_fast.h"
 #include "server.h"
 
@@ -625,6 +626,7 @@ main(void)
 	};
 	int failed;
 
+	filter_from_env();
 	/* Every case on the heap, then again as the server parses. */
 	failed = cmocka_run_group_tests_name("heap", tests, NULL, NULL);
 	body_init();

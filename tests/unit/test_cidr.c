@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "cidr.h"
+#include "filter.h"
 
 static const struct {
 	const char *list, *addr;
@@ -131,5 +132,6 @@ main(void)
 	    cmocka_unit_test(test_cidr_client_key),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

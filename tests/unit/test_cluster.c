@@ -32,6 +32,7 @@
 #include "cluster_lua.h"
 #include "cluster_presence.h"
 #include "cluster_redis.h"
+#include "filter.h"
 #include "log.h"
 #include "registry.h"
 #include "util.h"
@@ -5860,5 +5861,6 @@ main(void)
 	};
 
 	signal(SIGPIPE, SIG_IGN);
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "filter.h"
 #include "registry.h"
 
 static int
@@ -536,5 +537,6 @@ main(void)
 	    cmocka_unit_test(test_config_cluster_options),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "deadline.h"
+#include "filter.h"
 
 /* Whether the local end of a pair has been shut down for reading. */
 static bool
@@ -256,5 +257,6 @@ main(void)
 	    cmocka_unit_test(test_deadline_bad_fd),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "depth.h"
+#include "filter.h"
 
 static void
 test_depth_table(void **state)
@@ -122,5 +123,6 @@ main(void)
 	    cmocka_unit_test(test_depth_matches_reference),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "event.h"
+#include "filter.h"
 #include "sse.h"
 #include "sse_parser.h"
 
@@ -393,5 +394,6 @@ main(void)
 	    cmocka_unit_test(test_event_render_fields_in_place),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

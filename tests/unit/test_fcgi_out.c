@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "fcgi_out.h"
+#include "filter.h"
 #include "metrics.h"
 #include "util.h"
 
@@ -505,5 +506,6 @@ main(void)
 	    cmocka_unit_test(test_fcgi_out_waiting_gauge),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

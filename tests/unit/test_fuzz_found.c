@@ -21,6 +21,7 @@
 #include <pthread.h>
 
 #include "auth.h"
+#include "filter.h"
 #include "token.h"
 #include "util.h"
 
@@ -199,5 +200,6 @@ main(void)
 	    cmocka_unit_test(test_found_nested_claim),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

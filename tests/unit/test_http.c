@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "filter.h"
 #include "http.h"
 
 static void
@@ -224,5 +225,6 @@ main(void)
 	    cmocka_unit_test(test_http_status_tables),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

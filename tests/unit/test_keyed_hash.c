@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "filter.h"
 #include "keyed_hash.h"
 #include "registry_impl.h"
 
@@ -215,5 +216,6 @@ main(int argc, char **argv)
 
 		return write(atoi(argv[2]), &h, sizeof(h)) == sizeof(h) ? 0 : 1;
 	}
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "filter.h"
 #include "keyed_hash.h"
 #include "limit.h"
 
@@ -145,5 +146,6 @@ main(void)
 	    cmocka_unit_test(test_limit_expire_many),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "filter.h"
 #include "listener.h"
 
 static bool
@@ -198,5 +199,6 @@ main(void)
 	    cmocka_unit_test(test_listener_inherited),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "filter.h"
 #include "log.h"
 
 #define LOG_MODULE "test"
@@ -399,5 +400,6 @@ main(void)
 	    cmocka_unit_test(test_log_stalled_pipe),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

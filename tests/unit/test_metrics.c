@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
+#include "filter.h"
 #include "metrics.h"
 
 #define THREADS 4
@@ -213,5 +214,6 @@ main(void)
 	    cmocka_unit_test(test_metrics_cluster),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

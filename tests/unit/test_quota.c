@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
+#include "filter.h"
 #include "quota.h"
 
 static void
@@ -134,5 +135,6 @@ main(void)
 	    cmocka_unit_test(test_quota_threads),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

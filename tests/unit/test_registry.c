@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "filter.h"
 #include "registry.h"
 #include "util.h"
 
@@ -6525,5 +6526,6 @@ main(void)
 	    cmocka_unit_test(test_registry_ghost_no_duplicates),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

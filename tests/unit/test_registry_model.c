@@ -61,6 +61,7 @@
 
 #include <cmocka.h>
 
+#include "filter.h"
 #include "registry.h"
 #include "registry_impl.h"
 
@@ -1220,5 +1221,6 @@ main(void)
 	    cmocka_unit_test(test_registry_model_counts),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

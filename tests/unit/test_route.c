@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "filter.h"
 #include "http.h"
 #include "route.h"
 
@@ -248,5 +249,6 @@ main(void)
 	    cmocka_unit_test(test_route_allow),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

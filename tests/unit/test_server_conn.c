@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "filter.h"
 #include "server_impl.h"
 
 enum { BEGIN = 1, PARAMS = 4, STDIN = 5, GET_VALUES = 9 };
@@ -449,5 +450,6 @@ main(void)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

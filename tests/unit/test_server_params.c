@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "api.h"
+#include "filter.h"
 #include "server_params.h"
 #include "util.h"
 
@@ -262,5 +263,6 @@ main(void)
 	    cmocka_unit_test(test_server_params_rebuilt_uri),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

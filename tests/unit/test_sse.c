@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "filter.h"
 #include "sse.h"
 #include "sse_parser.h"
 
@@ -204,5 +205,6 @@ main(void)
 	    cmocka_unit_test(test_sse_lines_match_reference),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

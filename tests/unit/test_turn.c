@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "filter.h"
 #include "turn.h"
 
 static void
@@ -355,5 +356,6 @@ main(void)
 	    cmocka_unit_test(test_turn_username_coturn_takes),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

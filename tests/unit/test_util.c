@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "filter.h"
 #include "util.h"
 
 /* A buffer on the stack stays there while it fits: no allocation. */
@@ -131,5 +132,6 @@ main(void)
 	    cmocka_unit_test(test_u64_digits),
 	};
 
+	filter_from_env();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
