@@ -46,8 +46,9 @@ int server_start(struct server *srv);
 
 /*
  * Stop accepting, end every stream (each gets a final retry: field), and
- * wait until no request is in progress or timeout_ms passes.  Returns the
- * number of requests still in progress.
+ * wait until no request is in progress, and every connection closed at
+ * its read deadline has been passed to the log, or timeout_ms passes.
+ * Returns the number of requests still in progress.
  */
 size_t server_stop(struct server *srv, unsigned timeout_ms);
 

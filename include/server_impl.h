@@ -27,8 +27,9 @@ struct server {
 	int epoll_fd;
 	pthread_attr_t attr;
 	pthread_mutex_t lock;
-	pthread_cond_t idle_cond; /* signalled when active drops to 0 */
-	size_t workers;           /* threads alive */
+	/* signalled when active or telling drops to 0, while stopping */
+	pthread_cond_t idle_cond;
+	size_t workers; /* threads alive */
 	/* The last pthread_create() failed (a thread limit): see api_threads */
 	_Atomic bool spawn_failing;
 	size_t idle; /* workers blocked in accept() */
@@ -37,6 +38,12 @@ struct server {
 	 * srv->lock (server_serve()); idle_cond is broadcast under it.
 	 */
 	_Atomic size_t active;
+	/*
+	 * Connections closed at their read deadline before a request began,
+	 * whose line is not yet passed to the log (server_serve()): the
+	 * client may have seen the close.  Atomic, as active.
+	 */
+	_Atomic size_t telling;
 	size_t max_workers;
 	/* Set under srv->lock; atomic so that server_serve() reads it without. */
 	_Atomic bool stopping;

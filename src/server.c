@@ -77,8 +77,10 @@
  * accept(), the parked connections and their waiter count, the accept
  * back-off state, the stopping flag (set under it, atomic: server_serve()
  * reads it without) and the garbage list.  The count of requests in
- * progress (srv->active) is atomic, outside it; server_stop() waits for
- * it under srv->lock (server_serve(): why that wait misses no wake-up).
+ * progress (srv->active) and that of connections closed at their read
+ * deadline whose line is not yet logged (srv->telling) are atomic,
+ * outside it; server_stop() waits for both under srv->lock
+ * (server_done(): why that wait misses no wake-up).
  * It is never held across accept(), epoll_wait(), I/O, free() of the
  * garbage, or a registry call (server_conns_shut() calls shutdown(),
  * which does no I/O); server_stop() sends its signal under it
@@ -102,7 +104,12 @@
  * open for the next instance, and connections made meanwhile wait in its
  * backlog.  It then closes the registry, which
  * wakes every stream to send its final retry: field, and waits for
- * requests in progress to finish.
+ * requests in progress to finish, and for connections closed at their
+ * read deadline to be told in the log: the client sees such a close just
+ * before its worker counts it for the log (server_serve()), and a stop
+ * that began then would otherwise sum the log's limits up and exit
+ * first.  That worker's read has returned already: the stop waits for no
+ * client.
  */
 #include "server_impl.h"
 
@@ -868,6 +875,31 @@ server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
 }
 
 /*
+ * One of what server_stop() waits for is over: *count (srv->active or
+ * srv->telling) goes down by one, and server_stop() is woken if that was
+ * the last and it waits.  Returns whether the service is stopping.
+ * Without srv->lock (two lock pairs a request fewer): the decrement and
+ * server_stop()'s store of stopping are sequentially consistent, and
+ * each is followed by a load of the other's variable, so either this
+ * worker sees stopping (and broadcasts, under the lock, which
+ * server_stop() holds from its look at the counts to its wait) or
+ * server_stop() sees the count's new value.
+ */
+static bool
+server_done(struct server *srv, _Atomic size_t *count)
+{
+	bool last = atomic_fetch_sub(count, 1) == 1;
+	bool stop = atomic_load(&srv->stopping);
+
+	if (last && stop) {
+		pthread_mutex_lock(&srv->lock);
+		pthread_cond_broadcast(&srv->idle_cond);
+		pthread_mutex_unlock(&srv->lock);
+	}
+	return stop;
+}
+
+/*
  * Serve the request that has come (or is coming) on conn.  Returns
  * whether the connection stays open for another.
  */
@@ -875,7 +907,7 @@ static bool
 server_serve(struct server *srv, struct server_conn *conn)
 {
 	FCGX_Request *req = &conn->req;
-	bool stop, last;
+	bool stop;
 
 	conn->timed_out = conn->responded = false;
 	/*
@@ -901,9 +933,16 @@ server_serve(struct server *srv, struct server_conn *conn)
 	}
 	if (server_conn_accept(req) < 0) {
 		server_conn_reading(NULL);
-		/* libfcgi has closed the connection. */
+		/*
+		 * libfcgi has closed the connection; deadline_cancel() closes
+		 * the timer's duplicate, and the client sees it closed before
+		 * its line is passed to the log: counted meanwhile, so that a
+		 * stop that begins then waits for the line (server_stop()).
+		 */
+		atomic_fetch_add(&srv->telling, 1);
 		if (deadline_cancel(conn->timer))
 			server_log_late(srv, "connection closed");
+		server_done(srv, &srv->telling);
 		return false;
 	}
 	atomic_fetch_add(&srv->active, 1);
@@ -921,21 +960,7 @@ server_serve(struct server *srv, struct server_conn *conn)
 	if (req->ipcFd < 0)
 		deadline_cancel(conn->timer);
 
-	/*
-	 * Without srv->lock (two lock pairs a request fewer): the decrement
-	 * and server_stop()'s store of stopping are sequentially consistent,
-	 * and each is followed by a load of the other's variable, so either
-	 * this worker sees stopping (and broadcasts, under the lock, which
-	 * server_stop() holds from its look at active to its wait) or
-	 * server_stop() sees active's new value.
-	 */
-	last = atomic_fetch_sub(&srv->active, 1) == 1;
-	stop = atomic_load(&srv->stopping);
-	if (last && stop) {
-		pthread_mutex_lock(&srv->lock);
-		pthread_cond_broadcast(&srv->idle_cond);
-		pthread_mutex_unlock(&srv->lock);
-	}
+	stop = server_done(srv, &srv->active);
 	return req->ipcFd >= 0 && !stop;
 }
 
@@ -1128,7 +1153,8 @@ server_stop(struct server *srv, unsigned timeout_ms)
 		ts.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&srv->lock);
-	while (srv->active > 0 && util_now_ms() < deadline)
+	while (
+	    (srv->active > 0 || srv->telling > 0) && util_now_ms() < deadline)
 		if (pthread_cond_timedwait(&srv->idle_cond, &srv->lock, &ts) ==
 		    ETIMEDOUT)
 			break;
