@@ -1535,6 +1535,18 @@ publish_from(struct registry *reg, const char *d, uint64_t sender, size_t len,
 	return id;
 }
 
+/* Publish n one-byte messages to d from sender, each held (202). */
+static void
+held_from(struct registry *reg, const char *d, uint64_t sender, int n)
+{
+	enum registry_error err;
+
+	for (int i = 0; i < n; i++) {
+		publish_from(reg, d, sender, 1, &err);
+		assert_int_equal(err, REGISTRY_HELD);
+	}
+}
+
 /* A device away (in grace) in a registry of these bounds and share. */
 static struct registry *
 share_registry(size_t replay_max, size_t replay_bytes, unsigned share)
@@ -1573,10 +1585,7 @@ test_registry_sender_share(void **state)
 	b_id = publish_from(reg, "d", SENDER_B, 1, &err);
 	assert_int_equal(err, REGISTRY_HELD);
 	/* A fills the log: 7 of its own and B's. */
-	for (int i = 0; i < 7; i++) {
-		publish_from(reg, "d", SENDER_A, 1, &err);
-		assert_int_equal(err, REGISTRY_HELD);
-	}
+	held_from(reg, "d", SENDER_A, 7);
 	/* A holds 7 of 8, past its 4: the next would push out B's. */
 	publish_from(reg, "d", SENDER_A, 1, &err);
 	assert_int_equal(err, REGISTRY_CROWDED);
@@ -1610,10 +1619,8 @@ test_registry_sender_share_limit(void **state)
 	enum registry_error err;
 
 	(void)state;
-	for (int i = 0; i < 5; i++)
-		publish_from(reg, "d", SENDER_B, 1, &err);
-	for (int i = 0; i < 3; i++)
-		publish_from(reg, "d", SENDER_A, 1, &err);
+	held_from(reg, "d", SENDER_B, 5);
+	held_from(reg, "d", SENDER_A, 3);
 	/* A holds 3, one short of 4: B's oldest goes. */
 	publish_from(reg, "d", SENDER_A, 1, &err);
 	assert_int_equal(err, REGISTRY_HELD);
@@ -1634,20 +1641,14 @@ test_registry_sender_share_limit(void **state)
 	assert_int_equal(drain(reg, a, NULL, NULL), 8);
 	registry_unsubscribe(reg, a);
 	publish_from(reg, "d", SENDER_B, 1, &err);
-	for (int i = 0; i < 7; i++) {
-		publish_from(reg, "d", SENDER_A, 1, &err);
-		assert_int_equal(err, REGISTRY_HELD);
-	}
+	held_from(reg, "d", SENDER_A, 7);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.dropped, 2);
 	registry_free(reg);
 
 	/* A sole sender pushes out its own oldest, as before. */
 	reg = share_registry(8, 0, 50);
-	for (int i = 0; i < 10; i++) {
-		publish_from(reg, "d", SENDER_A, 1, &err);
-		assert_int_equal(err, REGISTRY_HELD);
-	}
+	held_from(reg, "d", SENDER_A, 10);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.dropped, 2);
 	registry_free(reg);
@@ -1680,17 +1681,13 @@ test_registry_sender_share_bytes(void **state)
 
 	reg = share_registry(4, 0, 100);
 	publish_from(reg, "d", SENDER_B, 1, &err);
-	for (int i = 0; i < 4; i++) {
-		publish_from(reg, "d", SENDER_A, 1, &err);
-		assert_int_equal(err, REGISTRY_HELD);
-	}
+	held_from(reg, "d", SENDER_A, 4);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.dropped, 1);
 	registry_free(reg);
 
 	reg = share_registry(4, 0, 0);
-	for (int i = 0; i < 3; i++)
-		publish_from(reg, "d", SENDER_B, 1, &err);
+	held_from(reg, "d", SENDER_B, 3);
 	publish_from(reg, "d", SENDER_A, 1, &err);
 	assert_int_equal(err, REGISTRY_HELD);
 	publish_from(reg, "d", SENDER_A, 1, &err);
@@ -1724,8 +1721,7 @@ test_registry_sender_share_names(void **state)
 
 	(void)state;
 	b_id = publish_from(reg, "d", SENDER_B, 1, &err);
-	for (int i = 0; i < 7; i++)
-		publish_from(reg, "d", SENDER_A, 1, &err);
+	held_from(reg, "d", SENDER_A, 7);
 	publish_from(reg, "d", SENDER_A, 1, &err);
 	assert_int_equal(err, REGISTRY_CROWDED);
 	/*
