@@ -23,7 +23,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
-import { startStack, withTimeout } from './harness.mjs';
+import { startStack, toldByLines, withTimeout } from './harness.mjs';
 import { FcgiConn } from './fcgi.mjs';
 
 const SHIM = `
@@ -114,14 +114,7 @@ function holdEnv(t) {
 	};
 }
 
-// What the lines of a kind tell: each of itself and of those held back
-// before it, a summary of those held back after the last.
-const told = (lines) => lines.reduce((n, l) => {
-	const sum = /: (\d+) more not logged in the last \d+ s: /.exec(l);
-	const m = /\((\d+) more not logged\)$/.exec(l);
-	assert.ok(sum || m, `no count: ${l}`);
-	return n + (sum ? Number(sum[1]) : 1 + Number(m[1]));
-}, 0);
+const told = toldByLines;
 
 test('a connection closed at its read deadline is told by a stop that ' +
     'comes as the client sees it closed', { timeout: 60000 }, async (t) => {

@@ -25,7 +25,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
-	startStack, uid, postPath, subPath, poll, openSub,
+	startStack, uid, postPath, subPath, poll, openSub, toldByLines,
 } from './harness.mjs';
 import { Rig, rewrite, streamingCaddyfile } from './fronts.mjs';
 import {
@@ -296,15 +296,7 @@ test('a burst of requests not read whole: a few lines, not one each',
 	    [/request not read within BEEP_READ_TIMEOUT/, 2 * N],
 	    [/request body: read failed/, N],
 	    [/request body over BEEP_MAX_BODY \+ BEEP_MAX_DRAIN/, N]];
-	// Each line tells of itself and of those held back since the last;
-	// a summary, once the second is over (or at the stop), of those held
-	// back after the last.
-	const told = (lines) => lines.reduce((n, l) => {
-		const sum = /: (\d+) more not logged in the last \d+ s: /.exec(l);
-		const m = /\((\d+) more not logged\)$/.exec(l);
-		assert.ok(sum || m, `no count: ${l}`);
-		return n + (sum ? Number(sum[1]) : 1 + Number(m[1]));
-	}, 0);
+	const told = toldByLines;
 	const linesOf = (re) => stack.backendLog.filter((l) => re.test(l));
 	// Every one told, by the line of its second or the summary after it,
 	// before the stop: a connection closed for its deadline is logged

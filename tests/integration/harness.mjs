@@ -411,6 +411,18 @@ export class Client {
 }
 
 // Path helpers: ids are encoded with encodeURIComponent unless raw.
+// How many occurrences the lines of one rate-limited log kind tell
+// (log_limit_pass()): each line of itself and of those held back before
+// it ("(N more not logged)"), a summary ("N more not logged in the last
+// S s: ...", once the second is over or at the stop) of those held back
+// after the last.
+export const toldByLines = (lines) => lines.reduce((n, l) => {
+	const sum = /: (\d+) more not logged in the last \d+ s: /.exec(l);
+	const m = /\((\d+) more not logged\)$/.exec(l);
+	assert.ok(sum || m, `no count: ${l}`);
+	return n + (sum ? Number(sum[1]) : 1 + Number(m[1]));
+}, 0);
+
 export const enc = encodeURIComponent;
 export const subPath = (u, d) => `/subscribe/${enc(u)}/device/${enc(d)}`;
 export const postPath = (u, d) => `/user/${enc(u)}/device/${enc(d)}`;
