@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startStack, uid } from './harness.mjs';
+import { startStack, toldByLines, uid } from './harness.mjs';
 import { readers, round } from './faults.mjs';
 import { FcgiConn } from './fcgi.mjs';
 import { epollFaultEnv } from './epoll-faults.mjs';
@@ -36,12 +36,7 @@ function assertLimited(log, re, n, ms) {
 	assert.ok(lines.length >= 1 && lines.length <= Math.floor(ms / 1000) + 2,
 	    `${re}: ${lines.length} lines for ${n} in ${ms} ms:\n` +
 	    lines.join('\n'));
-	const counted = lines.reduce((k, l) => {
-		const sum = /: (\d+) more not logged in the last \d+ s: /.exec(l);
-		const m = /\((\d+) more not logged\)$/.exec(l);
-		assert.ok(sum || m, `no count: ${l}`);
-		return k + (sum ? Number(sum[1]) : 1 + Number(m[1]));
-	}, 0);
+	const counted = toldByLines(lines);
 	assert.equal(counted, n, `${re}:\n${lines.join('\n')}`);
 	assert.ok(lines.some((l) => / more not logged in the last \d+ s: /
 	    .test(l)), `${re}: no summary of those held back:\n` +
