@@ -4255,6 +4255,67 @@ test_cluster_resynced_dead_holder(void **state)
 }
 
 /*
+ * A tab of the device on a third node, n9, opened without an id; n9 is
+ * killed just after a heartbeat.  "two", posted through node 1 before
+ * n9's key runs out, is answered 200 and taken by no stream.  Then a
+ * second tab opens on node 1 without an id: the device is live on n9 as
+ * Redis knows, so it starts after "two", takes nothing, and closes.
+ * n9's key runs out, and "three" finds it dead (202): the device is held
+ * from just before n9's last heartbeat (README, Cluster, "A node
+ * killed"), not above what a live node's stream took, and node 1's took
+ * nothing.  A new page without an id must get "two" and "three", with
+ * no reset.  On HEAD the hold came no lower than the device's seen,
+ * which the second tab's SUB and UNSUB left at "two" (where it began,
+ * not what it took): "three" alone, "two" lost, untold.
+ */
+static void
+test_cluster_dead_holder_late_tab(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s1, *s2;
+	struct cluster_entry *ref1, *ref2;
+	char id[CLUSTER_ID_MAX], text[64], from[64];
+	uint64_t since, two;
+	long long beat;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	n9_sub(acl_admin, "1", from);
+	/* n9's last heartbeat; it is killed right after. */
+	beat = redis_time_ms(acl_admin);
+	freeReplyObject(
+	    redisCommand(acl_admin, "HSET beep:beat n9 %lld", beat));
+	snprintf(id, sizeof(id), "%lld-0", beat - 1);
+	assert_int_equal(cluster_parse_id(id, &since), 0);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(id, &two), 0);
+	assert_true(since < two);
+	s1 = subscribe(f, 1, NULL, &st, &ref1);
+	assert_false(st.reset);
+	no_more(f->reg[1], s1);
+	unsubscribe(f, 1, s1, ref1);
+	wait_unheld(f, 1);
+	/* n9's key runs out: the next POST finds it dead. */
+	freeReplyObject(redisCommand(acl_admin, "DEL beep:n:n9"));
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	next_msg(f->reg[1], s2, text);
+	if (!st.reset && strcmp(text, "two") != 0)
+		fail_msg("first \"%s\", no reset: \"two\" (answered 200, taken "
+		         "by no stream) lost, untold: the hold came no lower "
+		         "than where the second tab began",
+		    text);
+	if (st.reset)
+		fail_msg(
+		    "a reset (%s) for a client that lost nothing", st.reason);
+	assert_string_equal(text, "two");
+	expect_seq(f->reg[1], s2, "three", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
  * As test_cluster_resynced_other_tab_took: the device is held from
  * "two", which a second tab on node 1 took, above "local" where node 0's
  * move keeps from, below the move.  Then a new page through a third
@@ -5793,6 +5854,8 @@ main(void)
 	        test_cluster_resynced_late_tab, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_dead_holder, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_dead_holder_late_tab, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_undone_sub, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
