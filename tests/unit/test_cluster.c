@@ -4316,6 +4316,78 @@ test_cluster_dead_holder_late_tab(void **state)
 }
 
 /*
+ * A tab of the device on a third node, n9, opened without an id, took
+ * "one"; n9 and a fourth node, n8, beat, and "two" (answered 200) goes
+ * to n9's stream, whose client has left.  That client comes back through
+ * n8 with "one" as its id: its SUB starts a replay of "two" (the device
+ * is live on n9 as Redis knows), and n8 is killed before its stream
+ * writes it; n9 is killed too.  "three" finds both dead (202): the
+ * device is held from just before their last heartbeats.  A new page
+ * without an id must get "two" and "three", with no reset.  On HEAD the
+ * hold came no lower than the device's seen, which n8's SUB had set to
+ * the device's last, "two", before its replay was taken: "three" alone,
+ * "two" lost, untold.
+ */
+static void
+test_cluster_dead_holder_replay_untaken(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s2;
+	struct cluster_entry *ref2;
+	char id[CLUSTER_ID_MAX], one[CLUSTER_ID_MAX], text[64], from[64];
+	char ttl[24];
+	uint64_t since, two, first;
+	long long beat;
+	redisReply *r;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	n9_sub(acl_admin, "1", from);
+	assert_int_equal(post(f, 1, "one", one, &down), REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(one, &first), 0);
+	/* Their last heartbeats, after "one" was delivered. */
+	do {
+		beat = redis_time_ms(acl_admin);
+		snprintf(id, sizeof(id), "%lld-0", beat - 1);
+		assert_int_equal(cluster_parse_id(id, &since), 0);
+	} while (since <= first);
+	freeReplyObject(redisCommand(
+	    acl_admin, "HSET beep:beat n9 %lld n8 %lld", beat, beat));
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(id, &two), 0);
+	assert_true(since < two);
+	/* n8's SUB for the client back with "one": it replays "two". */
+	snprintf(ttl, sizeof(ttl), "%llu", CLUSTER_META_TTL_MS + 60000);
+	freeReplyObject(redisCommand(acl_admin, "SET beep:n:n8 1 PX 600000"));
+	r = script_eval(acl_admin, CLUSTER_LUA_SUB, "u", "d", "n8", one, "64",
+	    "0", ttl, "", "0", "1000", "0", "u", "", "1048576", "1", "0", "0",
+	    (char *)NULL);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	assert_string_equal(r->element[0]->str, one);
+	assert_string_equal(r->element[1]->str, "");
+	assert_int_equal(r->element[2]->elements, 1);
+	freeReplyObject(r);
+	/* Both killed; their keys run out: the next POST finds them dead. */
+	freeReplyObject(redisCommand(acl_admin, "DEL beep:n:n9 beep:n:n8"));
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	next_msg(f->reg[1], s2, text);
+	if (!st.reset && strcmp(text, "two") != 0)
+		fail_msg("first \"%s\", no reset: \"two\" (answered 200, taken "
+		         "by no stream) lost, untold: the hold came no lower "
+		         "than where n8's SUB put seen, before its replay",
+		    text);
+	if (st.reset)
+		fail_msg(
+		    "a reset (%s) for a client that lost nothing", st.reason);
+	assert_string_equal(text, "two");
+	expect_seq(f->reg[1], s2, "three", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
  * As test_cluster_resynced_other_tab_took: the device is held from
  * "two", which a second tab on node 1 took, above "local" where node 0's
  * move keeps from, below the move.  Then a new page through a third
@@ -5856,6 +5928,9 @@ main(void)
 	        test_cluster_resynced_dead_holder, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_dead_holder_late_tab, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_dead_holder_replay_untaken, setup_acl,
+	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_undone_sub, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
