@@ -20,8 +20,10 @@
  *   beep:m:USER\x1fDEV   hash: last (newest id), floor (newest id
  *                        trimmed), held (where its grace began: last,
  *                        or before a dead holder's last heartbeat, not
- *                        below seen), seen (where its last stream began,
- *                        or last when one that served it left), mv (the
+ *                        below took), seen (where its last stream began,
+ *                        or last when one that served it left), took
+ *                        (what a served UNSUB's streams took, the most
+ *                        of them: the floor of a hold), mv (the
  *                        last move a resync made, for that resync sent
  *                        again: see the SUB script), hk (what a
  *                        lone-delivery UNSUB's move kept below it for

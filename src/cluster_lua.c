@@ -54,8 +54,8 @@
 	"if redis.call('EXISTS', m) == 1 then "                                \
 	"local held = redis.call('HGET', m, 'last') or base() "                \
 	"if since and idlt(since, held) then held = since "                    \
-	"local seen = redis.call('HGET', m, 'seen') "                          \
-	"if seen and idlt(held, seen) then held = seen end "                   \
+	"local took = redis.call('HGET', m, 'took') "                          \
+	"if took and idlt(held, took) then held = took end "                   \
 	"if idlt(held, base()) then held = base() end end "                    \
 	"redis.call('HSET', m, 'held', held) end end "                         \
 	"away(m, grace) end "                                                  \
@@ -124,9 +124,19 @@
  * just before that heartbeat; nil when unknown).  A client that comes back
  * without an id may get again what the dead node delivered in its last
  * heartbeat period: a copy rather than a silent loss.  But never below
- * seen: where the device's last stream to start began (SUB), or the last
- * message when a stream that served it left (UNSUB): what a live node's
- * stream delivered is not the dead node's to give again.
+ * took: what a live node's streams took, which its served UNSUB wrote
+ * there (see UNSUB): that is not the dead node's to give again.  Not
+ * seen, as until 2026-12-07: seen is also where a stream began, and a
+ * second tab opened without an id while the device was live on the
+ * dead node begins after what that node's stream never delivered (the
+ * 200s after its last heartbeat) and takes none of it; the hold came no
+ * lower than there, and they were lost, untold, for a new page
+ * (test_cluster_dead_holder_late_tab).  Likewise a SUB with an id, which
+ * writes seen at the device's last before its replay is taken, on a
+ * node that dies before writing it
+ * (test_cluster_dead_holder_replay_untaken).  A node
+ * of the version before writes no took: what its streams took after
+ * the dead node's last heartbeat may be given again (a copy).
  *
  * away(): no node holds the device any more (grace 0 too), or a POST
  * held a message for it (grace: what is left of its grace period).  Its
