@@ -4143,6 +4143,54 @@ test_cluster_resynced_late_tab(void **state)
 }
 
 /*
+ * As late_tab, but the second tab, which began after "two" (held
+ * untaken in node 0's registry), then takes "three" before it closes.
+ * What it took is ("two", "three"], not all up to "three": node 0's
+ * UNSUB must not hold from "three", which a new page would then start
+ * after, "two" (answered 200, taken by no stream) lost, untold.  The
+ * new page gets "two" first, with no reset, then what follows.
+ */
+static void
+test_cluster_unsub_late_tab_took_later(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s, *s1, *s2;
+	struct cluster_entry *ref, *ref1, *ref2;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = stream_after_one(f, &ref);
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	s1 = subscribe(f, 1, NULL, &st, &ref1);
+	assert_false(st.reset);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	expect_seq(f->reg[1], s1, "three", NULL);
+	wait_held(f, 0, 2);
+	unsubscribe(f, 1, s1, ref1);
+	wait_unheld(f, 1);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "four", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	next_msg(f->reg[1], s2, text);
+	if (!st.reset && strcmp(text, "two") != 0)
+		fail_msg("first \"%s\", no reset: \"two\" (answered 200, "
+		         "taken by no stream) lost, untold: the second tab, "
+		         "which began after it, raised took past it",
+		    text);
+	assert_false(st.reset);
+	assert_string_equal(text, "two");
+	/* "three" again: a copy (README), rather than "two" lost. */
+	expect_seq(f->reg[1], s2, "three", "four", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
  * A third node, n9, as Redis sees one (the tests drive its scripts as a
  * node sends them): its heartbeat key, set here for as long as it lives.
  * Its SUB of u's device d for a client without an id (token, none
@@ -4312,6 +4360,63 @@ test_cluster_dead_holder_late_tab(void **state)
 		    "a reset (%s) for a client that lost nothing", st.reason);
 	assert_string_equal(text, "two");
 	expect_seq(f->reg[1], s2, "three", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
+ * As test_cluster_dead_holder_late_tab, but the second tab, which began
+ * after "two", takes "three" (posted while n9 is still listed) before
+ * it closes: its UNSUB writes took "three", though "two" below it was
+ * taken by no stream.  n9 is found dead at "four" (202): the hold must
+ * come no higher than "two", which a new page gets first, with no
+ * reset (then "three" again, a copy, and "four").  On HEAD the hold
+ * came no lower than took: "four" alone, "two" lost, untold.
+ */
+static void
+test_cluster_dead_holder_late_tab_took_later(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s1, *s2;
+	struct cluster_entry *ref1, *ref2;
+	char id[CLUSTER_ID_MAX], text[64], from[64];
+	uint64_t since, two;
+	long long beat;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	n9_sub(acl_admin, "1", from);
+	/* n9's last heartbeat; it is killed right after. */
+	beat = redis_time_ms(acl_admin);
+	freeReplyObject(
+	    redisCommand(acl_admin, "HSET beep:beat n9 %lld", beat));
+	snprintf(id, sizeof(id), "%lld-0", beat - 1);
+	assert_int_equal(cluster_parse_id(id, &since), 0);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(id, &two), 0);
+	assert_true(since < two);
+	s1 = subscribe(f, 1, NULL, &st, &ref1);
+	assert_false(st.reset);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	expect_seq(f->reg[1], s1, "three", NULL);
+	unsubscribe(f, 1, s1, ref1);
+	wait_unheld(f, 1);
+	/* n9's key runs out: the next POST finds it dead. */
+	freeReplyObject(redisCommand(acl_admin, "DEL beep:n:n9"));
+	assert_int_equal(post(f, 1, "four", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	next_msg(f->reg[1], s2, text);
+	if (!st.reset && strcmp(text, "two") != 0)
+		fail_msg("first \"%s\", no reset: \"two\" (answered 200, taken "
+		         "by no stream) lost, untold: the hold came no lower "
+		         "than what a tab that began after it took",
+		    text);
+	if (st.reset)
+		fail_msg(
+		    "a reset (%s) for a client that lost nothing", st.reason);
+	assert_string_equal(text, "two");
+	expect_seq(f->reg[1], s2, "three", "four", NULL);
 	unsubscribe(f, 1, s2, ref2);
 }
 
@@ -5921,6 +6026,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_late_tab, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_late_tab_took_later, setup_acl,
+	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_resynced_late_tab, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_late_tab, setup_acl, teardown_acl),
@@ -5928,6 +6036,9 @@ main(void)
 	        test_cluster_resynced_dead_holder, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_dead_holder_late_tab, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_dead_holder_late_tab_took_later, setup_acl,
+	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_dead_holder_replay_untaken, setup_acl,
 	        teardown_acl),
