@@ -23,7 +23,10 @@
  *                        below took), seen (where its last stream began,
  *                        or last when one that served it left), took
  *                        (what a served UNSUB's streams took, the most
- *                        of them: the floor of a hold), mv (the
+ *                        of them: the floor of a hold), tb (where the
+ *                        streams that took up to took began: below it
+ *                        a stream may have taken nothing, and a hold
+ *                        from below tb does not rise to took), mv (the
  *                        last move a resync made, for that resync sent
  *                        again: see the SUB script), hk (what a
  *                        lone-delivery UNSUB's move kept below it for

@@ -55,7 +55,9 @@
 	"local held = redis.call('HGET', m, 'last') or base() "                \
 	"if since and idlt(since, held) then held = since "                    \
 	"local took = redis.call('HGET', m, 'took') "                          \
-	"if took and idlt(held, took) then held = took end "                   \
+	"local tb = redis.call('HGET', m, 'tb') "                              \
+	"if took and idlt(held, took) and not (tb and idlt(held, tb)) then "   \
+	"held = took end "                                                     \
 	"if idlt(held, base()) then held = base() end end "                    \
 	"redis.call('HSET', m, 'held', held) end end "                         \
 	"away(m, grace) end "                                                  \
@@ -134,7 +136,12 @@
  * (test_cluster_dead_holder_late_tab).  Likewise a SUB with an id, which
  * writes seen at the device's last before its replay is taken, on a
  * node that dies before writing it
- * (test_cluster_dead_holder_replay_untaken).  A node
+ * (test_cluster_dead_holder_replay_untaken).  And not up to took from
+ * below tb, where the streams that took up to took began: a second tab
+ * that began after those 200s and then took a later message took only
+ * what came after where it began, and the hold from took lost them
+ * until 2026-12-07 (test_cluster_dead_holder_late_tab_took_later);
+ * what that tab took is given again (a copy).  A node
  * of the version before writes no took: what its streams took after
  * the dead node's last heartbeat may be given again (a copy).
  *
@@ -357,7 +364,9 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * began that took nothing (a second tab opened after what this node's
  * streams held untaken: until 2026-12-07 raised there, the UNSUB held
  * from it, and that was lost for a new page, untold:
- * test_cluster_unsub_resynced_late_tab, _resynced_late_tab).  Nor does
+ * test_cluster_unsub_resynced_late_tab, _resynced_late_tab); nor to
+ * took when taken is below tb, where the streams that took up to took
+ * began (see UNSUB).  Nor does
  * one that moves the device: what the
  * streams of another node took, the move's keep does not owe a client
  * back without an id, and the UNSUB then holds from that took, above
@@ -505,6 +514,8 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "not idlt(tk, after) then tk = nil end "
     "if redis.call('EXISTS', m) == 1 then local sv = tk or hold or last "
     "local ps = tk and redis.call('HGET', m, 'took') "
+    "local pb = tk and redis.call('HGET', m, 'tb') "
+    "if pb and idlt(tk, pb) then ps = nil end "
     "if ps and idlt(tk, ps) then sv = ps "
     "if idlt(hold or last, ps) then sv = hold or last end end "
     "redis.call('HSET', m, 'seen', sv) "
@@ -636,7 +647,7 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * KEYS u g m s; ARGV dev node grace_ms meta_ttl_ms here after user frame
  * undo_lo undo_hi upto alone seen request answer_ttl_ms answers_max
  * took ("0": the node's streams took nothing past where they began;
- * absent, as "1").
+ * absent, as "1") began (where they began, "" or absent: not known).
  * undo_lo..undo_hi (0 0: none): the tokens of this node's
  * SUBs from which no stream here started (their requests gave up waiting,
  * or the streams were refused after them).  When one of them ran and is
@@ -667,6 +678,17 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * untold, for a new page (test_cluster_unsub_late_tab).  A node of the
  * version before writes no took: its second tab's UNSUB does not keep
  * another node's from holding what that tab took (a copy, not a loss).
+ * What a node's streams took is what came after where they began, not
+ * all below took: a second tab that began after what another node held
+ * untaken and then took a later message wrote took above the held
+ * one, and that node's UNSUB held from took: lost, untold, for a new
+ * page, until 2026-12-07 (test_cluster_unsub_late_tab_took_later).  So
+ * the device's tb is where the streams that took up to took began (the
+ * lowest, while each UNSUB that raises took began at or below it; a
+ * new one when one began above it; none from a node that does not say
+ * began), and a hold below tb does not rise to took: it keeps what
+ * came after its own upto, and what the second tab took is given again
+ * (a copy, never a loss).
  * With here "1" too: the move keeps the entries from upto on, below its
  * floor, and the UNSUB that leaves no holder notes it (hk: "HELD FIRST TO
  * LOST", kept() above), so that a SUB starting from that held position
@@ -763,13 +785,21 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "if served and redis.call('EXISTS', m) == 1 then "
     "local sn = redis.call('HGET', m, 'last') or base() "
     "local prior = redis.call('HGET', m, 'took') "
+    "local tb = redis.call('HGET', m, 'tb') "
     "if ua ~= '' and idlt(ua, sn) then upto = ua "
-    "if prior and idlt(upto, prior) then upto = prior end "
+    "if prior and idlt(upto, prior) and not (tb and idlt(upto, tb)) "
+    "then upto = prior end "
     "if idlt(upto, base()) then upto = base() end "
     "if idlt(upto, sn) then sn = upto else upto = nil end end "
     "redis.call('HSET', m, 'seen', sn) "
     "if ARGV[17] ~= '0' and (not prior or idlt(prior, sn)) then "
-    "redis.call('HSET', m, 'took', sn) end "
+    "redis.call('HSET', m, 'took', sn) "
+    "local bg = ARGV[18] or '' "
+    "if bg == '' then redis.call('HDEL', m, 'tb') "
+    "elseif not prior or idlt(prior, bg) then "
+    "redis.call('HSET', m, 'tb', bg) "
+    "elseif tb and idlt(bg, tb) then redis.call('HSET', m, 'tb', bg) end "
+    "end "
     "end "
     "local nodes, dead, since = holders(u, dev) "
     "if #nodes == 0 and (was == 1 or dead) then "

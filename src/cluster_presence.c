@@ -276,6 +276,15 @@ presence_reconcile_one(struct cluster *cl, struct cluster_entry *e)
 		cluster_job_num(j, CLUSTER_ANSWERS_MAX);
 		/* Whether they took anything past where they began. */
 		cluster_job_str(j, e->took ? "1" : "0");
+		/*
+		 * And where they began: what they took is what came
+		 * after it, not all below it (see UNSUB's tb).
+		 */
+		if (e->began != 0)
+			cluster_format_id(e->began, after, sizeof(after));
+		else
+			after[0] = '\0';
+		cluster_job_str(j, after);
 		j->entry = e;
 		e->jobs++;
 		cluster_job_enqueue(cl, j);

@@ -5693,7 +5693,7 @@ unsub_job_take(struct cluster *cl, struct cluster_entry *e, char *rid)
 	for (struct cluster_job *k = cl->queue; k != NULL; k = k->next)
 		cl->queue_tail = k;
 	/* EVALSHA sha 4, its keys, then ARGV: the request is the 14th. */
-	assert_int_equal(j->argc, 3 + 4 + 17);
+	assert_int_equal(j->argc, 3 + 4 + 18);
 	snprintf(rid, 32, "%s", j->argv[3 + 4 + 13]);
 	return j;
 }
