@@ -4191,6 +4191,47 @@ test_cluster_unsub_late_tab_took_later(void **state)
 }
 
 /*
+ * Node 0's stream took "one" and its client left; "two" (200) is held
+ * untaken in node 0's registry.  The stream closes, and before node 0's
+ * command thread builds its UNSUB (here: it waits, as after a refused
+ * registration, retry_at; or busy reading a pipelined batch), a new
+ * page opens on node 0 without an id.  It must get "two", or a reset.
+ */
+static void
+test_cluster_reopen_before_unsub(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct cluster_entry *ref, *ref2;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = stream_after_one(f, &ref);
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	case_lock(f->cl[0]);
+	f->cl[0]->retry_at = util_now_ms() + 600000;
+	case_unlock(f->cl[0]);
+	unsubscribe(f, 0, s, ref);
+	s2 = subscribe(f, 0, NULL, &st, &ref2);
+	case_lock(f->cl[0]);
+	f->cl[0]->retry_at = 0;
+	case_unlock(f->cl[0]);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], s2, text);
+	if (!st.reset && strcmp(text, "two") != 0)
+		fail_msg("first \"%s\", no reset: \"two\" lost, untold", text);
+	assert_false(st.reset);
+	assert_string_equal(text, "two");
+	expect_seq(f->reg[0], s2, "three", NULL);
+	unsubscribe(f, 0, s2, ref2);
+}
+
+/*
  * A third node, n9, as Redis sees one (the tests drive its scripts as a
  * node sends them): its heartbeat key, set here for as long as it lives.
  * Its SUB of u's device d for a client without an id (token, none
@@ -6025,6 +6066,8 @@ main(void)
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_late_tab, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_reopen_before_unsub, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_late_tab_took_later, setup_acl,
 	        teardown_acl),
