@@ -27,6 +27,12 @@ struct cluster_job *cluster_presence_sub_job(struct cluster *cl,
 void cluster_presence_resync_all(struct cluster *cl);
 /* Queue what the entries need (SUB again, UNSUB); the command thread's. */
 void cluster_presence_reconcile(struct cluster *cl);
+/*
+ * Queue e's UNSUB now: its streams here have all closed, it is still
+ * registered, and nothing of it is queued (see cluster_subscribe()).
+ * With cl->lock held.
+ */
+void cluster_presence_unsub_now(struct cluster *cl, struct cluster_entry *e);
 /* What j's answer (j->reply, NULL: failed) does to its entry and the node. */
 void cluster_presence_answer(struct cluster *cl, struct cluster_job *j);
 

@@ -462,6 +462,17 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 		pthread_mutex_unlock(&cl->lock);
 		return NULL;
 	}
+	/*
+	 * Its last stream here closed and its UNSUB is not queued yet (the
+	 * command thread reads a batch, or waits out a refusal): queued
+	 * now, before this SUB.  Otherwise this SUB found the node still
+	 * the device's holder and started from its last, and no UNSUB ever
+	 * went: what the node's registry held untaken for the device (a
+	 * POST after the closed stream's client left) was lost for this
+	 * client, without an id, untold, and for every later one
+	 * (test_cluster_reopen_before_unsub; until 2026-12-07).
+	 */
+	cluster_presence_unsub_now(cl, e);
 	if (resume->kind == REGISTRY_RESUME_AT)
 		cluster_format_id(resume->id, after, sizeof(after));
 	e->streams++;

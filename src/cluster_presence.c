@@ -293,6 +293,13 @@ presence_reconcile_one(struct cluster *cl, struct cluster_entry *e)
 	cluster_presence_maybe_free(cl, e);
 }
 
+void
+cluster_presence_unsub_now(struct cluster *cl, struct cluster_entry *e)
+{
+	if (e->streams == 0 && e->registered && e->jobs == 0)
+		presence_reconcile_one(cl, e);
+}
+
 /*
  * Queue what the entries need (SUB again, UNSUB); with cl->lock held.
  * The UNSUBs sent again (e->request: the answer of the one before lost
