@@ -48,7 +48,7 @@ struct cluster_entry {
 	char *user, *device;
 	size_t streams;   /* open here */
 	unsigned jobs;    /* SUB or UNSUB jobs on their way */
-	unsigned waiters; /* requests waiting for another's SUB of it */
+	unsigned waiters; /* requests waiting for a SUB or job of it */
 	bool registered;  /* Redis lists this node as a holder */
 	bool gate;        /* closed: channel messages wait in waiting */
 	bool sync_wanted; /* send SUB again after last */

@@ -494,6 +494,8 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 			e->collided = 0;
 		}
 		cl->dirty = true;
+		/* A stream opening meanwhile waits for it (cluster_subscribe()). */
+		pthread_cond_broadcast(&cl->done);
 		break;
 	case JOB_BEAT:
 		/*
