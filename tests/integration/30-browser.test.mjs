@@ -436,6 +436,24 @@ describe('browsers through Caddy', { skip }, () => {
 		await new Promise((r) => appServer ? appServer.close(r) : r());
 	});
 
+	// Alice on her laptop and Bob on his phone, each on a call page of
+	// this stack, online under users of their own (prefix, then "a" or
+	// "b"): runs body with them, then closes both pages, whatever it
+	// threw.
+	async function onCall(prefix, body) {
+		const alice = await callPage(chrome.browser, `${stack.base}/`);
+		const bob = await callPage(chrome.browser, `${stack.base}/`);
+		const ua = `${prefix}a${sid()}`, ub = `${prefix}b${sid()}`;
+		try {
+			await goOnline(alice, ua, 'laptop');
+			await goOnline(bob, ub, 'phone');
+			await body({ alice, bob, ua, ub });
+		} finally {
+			await alice.context().close();
+			await bob.context().close();
+		}
+	}
+
 	test('the front serves the client and the call page', T, async () => {
 		for (const [p, type] of [['/', /^text\/html/],
 		    ['/beep-signal.js', /^text\/javascript/],
@@ -772,12 +790,7 @@ describe('browsers through Caddy', { skip }, () => {
 
 	test('the call page: a call message that arrives twice rings once',
 	    T, async () => {
-		const alice = await callPage(chrome.browser, `${stack.base}/`);
-		const bob = await callPage(chrome.browser, `${stack.base}/`);
-		const ua = `da${sid()}`, ub = `db${sid()}`;
-		try {
-			await goOnline(alice, ua, 'laptop');
-			await goOnline(bob, ub, 'phone');
+		await onCall('d', async ({ alice, bob, ub }) => {
 			await bob.evaluate(() => {
 				window.calls = 0;
 				window.beepApp.sig.on('call', () => window.calls++);
@@ -828,20 +841,12 @@ describe('browsers through Caddy', { skip }, () => {
 			await bob.waitForFunction(() => window.calls === 4);
 			assert.equal(await get(bob, () => document.body.dataset.phase),
 			    'ended');
-		} finally {
-			await alice.context().close();
-			await bob.context().close();
-		}
+		});
 	});
 
 	test('the call page: leaving the page mid-call hangs up, even with a ' +
 	    'send still out', T, async () => {
-		const alice = await callPage(chrome.browser, `${stack.base}/`);
-		const bob = await callPage(chrome.browser, `${stack.base}/`);
-		const ua = `ra${sid()}`, ub = `rb${sid()}`;
-		try {
-			await goOnline(alice, ua, 'laptop');
-			await goOnline(bob, ub, 'phone');
+		await onCall('r', async ({ alice, bob, ua, ub }) => {
 			await callAndConnect(alice, bob, await addContact(alice, ub,
 			    'phone'));
 			// A send of Bob's to her that has no answer yet: the ones
@@ -861,10 +866,7 @@ describe('browsers through Caddy', { skip }, () => {
 			await phase(alice, 'ended');
 			assert.match(await alice.textContent('#banner-title'), /hung up/);
 			await held.abort().catch(() => {});
-		} finally {
-			await alice.context().close();
-			await bob.context().close();
-		}
+		});
 	});
 
 	// The contacts are polled every 4 s; a poll that hangs (each request
@@ -937,12 +939,7 @@ describe('browsers through Caddy', { skip }, () => {
 	}
 
 	async function acceptLostInReset(offerLost) {
-		const alice = await callPage(chrome.browser, `${stack.base}/`);
-		const bob = await callPage(chrome.browser, `${stack.base}/`);
-		const ua = `la${sid()}`, ub = `lb${sid()}`;
-		try {
-			await goOnline(alice, ua, 'laptop');
-			await goOnline(bob, ub, 'phone');
+		await onCall('l', async ({ alice, bob, ub }) => {
 			const callBob = await addContact(alice, ub, 'phone');
 			// The service takes his first accept (and offer) with a
 			// 200, and loses it.
@@ -963,10 +960,7 @@ describe('browsers through Caddy', { skip }, () => {
 				assert.ok(offers.count >= 2, 'his offer went again');
 			await alice.click('#hangup');
 			await phase(bob, 'ended');
-		} finally {
-			await alice.context().close();
-			await bob.context().close();
-		}
+		});
 	}
 
 	// His decline is lost, and her stream says that messages were lost
@@ -975,12 +969,7 @@ describe('browsers through Caddy', { skip }, () => {
 	// not answer" (45 s; a review).
 	test('the call page: a decline lost in a reset is sent again', T,
 	    async () => {
-		const alice = await callPage(chrome.browser, `${stack.base}/`);
-		const bob = await callPage(chrome.browser, `${stack.base}/`);
-		const ua = `da${sid()}`, ub = `db${sid()}`;
-		try {
-			await goOnline(alice, ua, 'laptop');
-			await goOnline(bob, ub, 'phone');
+		await onCall('d', async ({ alice, bob, ub }) => {
 			const callBob = await addContact(alice, ub, 'phone');
 			const declines = await loseFirst(bob, 'decline');
 			await alice.click(callBob);
@@ -991,10 +980,7 @@ describe('browsers through Caddy', { skip }, () => {
 			await phase(alice, 'failed');
 			assert.match(await alice.textContent('body'), /declined/);
 			assert.equal(declines.count, 2, 'he declined again');
-		} finally {
-			await alice.context().close();
-			await bob.context().close();
-		}
+		});
 	});
 
 	// Her hang-up is lost while his page rings, and his stream says that
@@ -1004,12 +990,7 @@ describe('browsers through Caddy', { skip }, () => {
 	// "no network path" (a review).
 	test('the call page: accepting a call its caller left ends at once',
 	    T, async () => {
-		const alice = await callPage(chrome.browser, `${stack.base}/`);
-		const bob = await callPage(chrome.browser, `${stack.base}/`);
-		const ua = `ha${sid()}`, ub = `hb${sid()}`;
-		try {
-			await goOnline(alice, ua, 'laptop');
-			await goOnline(bob, ub, 'phone');
+		await onCall('h', async ({ alice, bob, ua, ub }) => {
 			const callBob = await addContact(alice, ub, 'phone');
 			// The service takes her hang-up (200), and loses it.
 			const hangups = await loseFirst(alice, 'hangup');
@@ -1025,10 +1006,7 @@ describe('browsers through Caddy', { skip }, () => {
 			assert.equal(await bob.textContent('#banner-title'),
 			    `${ua} (laptop) hung up`);
 			assert.equal(hangups.count, 2, 'she said it again');
-		} finally {
-			await alice.context().close();
-			await bob.context().close();
-		}
+		});
 	});
 
 	test('the call page with JWTs without a device claim: a contact\'s ' +
