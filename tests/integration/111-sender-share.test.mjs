@@ -199,3 +199,53 @@ async (t) => {
 		...[0, 1, 2, 3].map((i) => `v6 ${i}`)]);
 	back.close();
 });
+
+// Caddy passes a client on the link with its zone (fe80::1%eth0: Go keeps
+// it in the remote address). Such a client is one sender by its /64 on
+// that link, as any IPv6 client: taken as text, each address was a sender
+// of its own, holding nothing, and pushed out what another held.
+test('open mode: a client on the link (with its zone) is one sender by ' +
+    'its /64 there', T, async (t) => {
+	const stack = await startStack({ env: {
+		BEEP_KEEPALIVE: '1', BEEP_REPLAY_MAX: String(REPLAY_MAX),
+		BEEP_STREAM_QUEUE: '4',
+	} }, t);
+	const c = stack.client();
+	const bob = uid('bob'), d = 'phone';
+	const first = await stack.subscribe(bob, d);
+	first.close();
+	await poll(async () => (await c.devices(bob)).length === 0,
+	    { timeout: 20000, what: 'bob\'s phone in its grace period' });
+
+	// Half the bounds from 192.0.2.7 (its share, so its oldest may go),
+	// half from addresses of one link's /64.
+	for (let i = 0; i < REPLAY_MAX / 2; i++) {
+		const r = await postFrom(stack, '192.0.2.7', postPath(bob, d),
+		    `v4 ${i}`, t);
+		assert.equal(r.status, 202, `v4 ${i}: ${r.head}${r.body}`);
+	}
+	for (let i = 0; i < REPLAY_MAX / 2; i++) {
+		const r = await postFrom(stack, `fe80::${i + 1}%eth0`,
+		    postPath(bob, d), `link ${i}`, t);
+		assert.equal(r.status, 202, `link ${i}: ${r.head}${r.body}`);
+	}
+	// A fresh address of that link's /64 is the same sender, past its
+	// share: refused, and nothing of 192.0.2.7's goes.
+	const refused = await postFrom(stack, 'fe80::ff%eth0', postPath(bob, d),
+	    'one too many', t);
+	assert.equal(refused.status, 429, refused.head + refused.body);
+	assert.deepEqual(JSON.parse(refused.body),
+	    { error: 'device holds too many of your messages' });
+	assert.equal((await c.health()).dropped, 0, 'nothing dropped');
+	const back = await stack.subscribe(bob, d);
+	const got = [];
+	for (let i = 0; i < REPLAY_MAX; i++) {
+		const ev = await back.nextEvent(15000);
+		assert.equal(ev.type, 'message', 'no reset: nothing was lost');
+		got.push(ev.data);
+	}
+	assert.deepEqual(got, [
+		...[0, 1, 2, 3].map((i) => `v4 ${i}`),
+		...[0, 1, 2, 3].map((i) => `link ${i}`)]);
+	back.close();
+});

@@ -36,6 +36,11 @@ static const struct {
     {"0.0.0.0/0", "2001:db8::1", false},
     {"::/0", "2001:db8::1", true},
     {"", "127.0.0.1", false},
+    /* Caddy's REMOTE_ADDR for a client on the link: its zone too. */
+    {"fe80::/10", "fe80::1%eth0", true},
+    {"fe80::/10", "fe80::1%", false},
+    {"fe80::1", "fe80::1%2", true},
+    {"fe80::1", "fe80::2%2", false},
 };
 
 static void
@@ -102,8 +107,18 @@ test_cidr_client_key(void **state)
 	    {"2001:DB8:0:0:0:0:0:1", 128, "2001:db8::1"},
 	    {"::1", 128, "::1"},
 	    {"::1", 64, "::/64"},
+	    /*
+	     * A link-local address with its zone, as Caddy writes a client's
+	     * on the link: by its network on that link, whatever its host.
+	     */
+	    {"fe80::1%eth0", 64, "fe80::/64%eth0"},
+	    {"fe80::aaaa:bbbb:cccc:dddd%eth0", 64, "fe80::/64%eth0"},
+	    {"fe80::1%eth1", 64, "fe80::/64%eth1"},
+	    {"fe80::1%2", 128, "fe80::1%2"},
 	    /* Not an address: as it is, cut to fit. */
-	    {"fe80::1%eth0", 64, "fe80::1%eth0"},
+	    {"fe80::1%", 64, "fe80::1%"},
+	    {"%eth0", 64, "%eth0"},
+	    {"fe80::1x%eth0", 64, "fe80::1x%eth0"},
 	    {"", 64, ""},
 	    {"0123456789012345678901234567890123456789012345678901", 64,
 	        "01234567890123456789012345678901234567890123456"},
@@ -116,6 +131,12 @@ test_cidr_client_key(void **state)
 		    cidr_client_key(cases[i].addr, cases[i].bits, key),
 		    cases[i].key);
 	assert_string_equal(cidr_client_key(NULL, 64, key), "");
+	/* The longest a zone's key is: the zone cut to fit. */
+	assert_string_equal(
+	    cidr_client_key("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe%"
+	                    "0123456789abcdefghijklmnopqrstuvwxyz",
+	        127, key),
+	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127%012");
 	/* The longest an IPv6 key is. */
 	assert_string_equal(
 	    cidr_client_key(
