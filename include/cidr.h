@@ -25,7 +25,10 @@ struct cidr_list {
  */
 int cidr_list_parse(const char *spec, struct cidr_list *l, const char **why);
 
-/* Whether addr (text; NULL or unparsable never matches) is in l. */
+/*
+ * Whether addr (text; NULL or unparsable never matches; a zone, as in
+ * fe80::1%eth0, is not looked at) is in l.
+ */
 bool cidr_list_match(const struct cidr_list *l, const char *addr);
 
 void cidr_list_clear(struct cidr_list *l);
@@ -38,7 +41,8 @@ void cidr_list_clear(struct cidr_list *l);
  * per-address limits: an IPv6 address by its network, its first
  * v6_prefix bits ("2001:db8:1:2::/64"), since one host may hold a whole
  * /64; an IPv4 address, also one written as IPv6 (::ffff:1.2.3.4) or
- * translated by NAT64 (64:ff9b::1.2.3.4), as itself; anything else (NULL
+ * translated by NAT64 (64:ff9b::1.2.3.4), as itself; a scoped one by its
+ * network and zone ("fe80::/64%eth0"); anything else (NULL
  * reads as "") as it is, cut to fit.
  * Writes CIDR_KEY_MAX bytes at most to out and returns out.
  */

@@ -20,11 +20,38 @@ static const unsigned char cidr_v4_prefix[12] = {
 static const unsigned char cidr_nat64_prefix[12] = {
     0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
 
+/*
+ * Parse text as IPv6 into out, with a zone ("fe80::1%eth0"): Go writes a
+ * scoped client address so, and Caddy passes it on as REMOTE_ADDR, but
+ * inet_pton() takes no zone.  The zone (not empty) in *zone, else NULL.
+ */
+static int
+cidr_addr6(const char *text, unsigned char out[16], const char **zone)
+{
+	char head[INET6_ADDRSTRLEN];
+	const char *pct = strchr(text, '%');
+	size_t len;
+
+	*zone = NULL;
+	if (pct == NULL)
+		return inet_pton(AF_INET6, text, out) == 1 ? 0 : -1;
+	len = (size_t)(pct - text);
+	if (len >= sizeof(head) || pct[1] == '\0')
+		return -1;
+	memcpy(head, text, len);
+	head[len] = '\0';
+	if (inet_pton(AF_INET6, head, out) != 1)
+		return -1;
+	*zone = pct + 1;
+	return 0;
+}
+
 /* Parse text as an address into 16 bytes; *v4 says it was IPv4. */
 static int
 cidr_addr(const char *text, unsigned char out[16], bool *v4)
 {
 	struct in_addr a4;
+	const char *zone;
 
 	if (inet_pton(AF_INET, text, &a4) == 1) {
 		memcpy(out, cidr_v4_prefix, 12);
@@ -33,7 +60,7 @@ cidr_addr(const char *text, unsigned char out[16], bool *v4)
 		return 0;
 	}
 	*v4 = false;
-	return inet_pton(AF_INET6, text, out) == 1 ? 0 : -1;
+	return cidr_addr6(text, out, &zone);
 }
 
 static int
@@ -53,6 +80,12 @@ cidr_range_parse(
 	slash = strchr(text, '/');
 	if (slash != NULL)
 		*slash = '\0';
+	/* A range holds on every link: a zone would be left unheeded. */
+	if (strchr(text, '%') != NULL) {
+		*why = "a zone (%) in an address range: a range holds on "
+		       "every link";
+		return -1;
+	}
 	if (cidr_addr(text, r->addr, &v4) < 0) {
 		*why = "not an IPv4 or IPv6 address";
 		return -1;
@@ -148,12 +181,13 @@ const char *
 cidr_client_key(const char *addr, unsigned v6_prefix, char *out)
 {
 	unsigned char a[16];
+	const char *zone;
 	size_t len;
 
 	if (addr == NULL)
 		addr = "";
 	/* IPv4 text, the common case, is its own key: no parse. */
-	if (strchr(addr, ':') != NULL && inet_pton(AF_INET6, addr, a) == 1) {
+	if (strchr(addr, ':') != NULL && cidr_addr6(addr, a, &zone) == 0) {
 		if (memcmp(a, cidr_v4_prefix, 12) == 0 ||
 		    memcmp(a, cidr_nat64_prefix, 12) == 0) {
 			inet_ntop(AF_INET, a + 12, out, CIDR_KEY_MAX);
@@ -170,8 +204,15 @@ cidr_client_key(const char *addr, unsigned v6_prefix, char *out)
 		inet_ntop(AF_INET6, a, out, CIDR_KEY_MAX);
 		len = strlen(out);
 		if (v6_prefix < 128)
-			snprintf(
+			len += (size_t)snprintf(
 			    out + len, CIDR_KEY_MAX - len, "/%u", v6_prefix);
+		/*
+		 * A link's network is that link's: fe80::/64 on another is
+		 * another network (the zone cut to fit, a front's interface
+		 * name or number).
+		 */
+		if (zone != NULL)
+			snprintf(out + len, CIDR_KEY_MAX - len, "%%%s", zone);
 		return out;
 	}
 	len = strlen(addr);

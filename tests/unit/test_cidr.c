@@ -68,7 +68,8 @@ test_cidr_refusals(void **state)
 {
 	static const char *bad[] = {"127.0.0.1/33", "::1/129", "10.0.0.0/",
 	    "10.0.0.0/x", "10.0.0.0/8x", "localhost", "127.0.0.1,,::1",
-	    "127.0.0.1,", "1.2.3", "10.0.0.0/-1"};
+	    "127.0.0.1,", "1.2.3", "10.0.0.0/-1", "fe80::1%eth0",
+	    "fe80::%eth0/64"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
