@@ -1516,35 +1516,43 @@ test_registry_grace_bound(void **state)
 #define SENDER_C 0xca201ULL
 #define SENDER_D 0xd0dULL
 
-/* Publish len bytes to u's device d from sender; returns its id. */
+/* Publish len bytes to u's device d from sender, answered want; its id. */
 static uint64_t
-publish_from(struct registry *reg, const char *d, uint64_t sender, size_t len,
-    enum registry_error *err)
+publish_from(
+    struct registry *reg, uint64_t sender, size_t len, enum registry_error want)
 {
 	char frame[64];
 	struct registry_msg *m;
+	enum registry_error err;
 	uint64_t id;
 
 	assert_true(len <= sizeof(frame));
 	memset(frame, 'x', len);
 	m = registry_msg_new(frame, len);
 	registry_msg_set_sender(m, sender);
-	*err = registry_publish(reg, "u", d, m);
+	err = registry_publish(reg, "u", "d", m);
 	id = registry_msg_id(m);
 	registry_msg_unref(m);
+	assert_int_equal(err, want);
 	return id;
 }
 
 /* Publish n one-byte messages to d from sender, each held (202). */
 static void
-held_from(struct registry *reg, const char *d, uint64_t sender, int n)
+held_from(struct registry *reg, uint64_t sender, int n)
 {
-	enum registry_error err;
+	for (int i = 0; i < n; i++)
+		publish_from(reg, sender, 1, REGISTRY_HELD);
+}
 
-	for (int i = 0; i < n; i++) {
-		publish_from(reg, d, sender, 1, &err);
-		assert_int_equal(err, REGISTRY_HELD);
-	}
+/* How many held messages reg has pushed out for room. */
+static uint64_t
+dropped(struct registry *reg)
+{
+	struct registry_stats stats;
+
+	registry_stats(reg, &stats);
+	return stats.dropped;
 }
 
 /* A device away (in grace) in a registry of these bounds and share. */
@@ -1564,6 +1572,35 @@ share_registry(size_t replay_max, size_t replay_bytes, unsigned share)
 }
 
 /*
+ * In a log of 8 with a share of half: B posts one; A fills the log with
+ * 7 and is refused the next, which would push out B's.  Returns B's id.
+ */
+static uint64_t
+b_crowded(struct registry *reg)
+{
+	uint64_t b_id = publish_from(reg, SENDER_B, 1, REGISTRY_HELD);
+
+	held_from(reg, SENDER_A, 7);
+	publish_from(reg, SENDER_A, 1, REGISTRY_CROWDED);
+	return b_id;
+}
+
+/* The device back without an id: no reset, all 8, b_id first. */
+static void
+back_b_first(struct registry *reg, uint64_t b_id)
+{
+	struct registry_stream *a;
+	struct registry_start st;
+	uint64_t first = 0;
+
+	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
+	assert_false(st.reset);
+	assert_int_equal(drain(reg, a, &first, NULL), 8);
+	assert_int_equal(first, b_id);
+	registry_unsubscribe(reg, a);
+}
+
+/*
  * A device's bounds are the device's, whoever sent: one sender filled
  * them within its rate and pushed out what another posted to the device
  * while it was away (its client came back to a reset, the other
@@ -1575,30 +1612,18 @@ static void
 test_registry_sender_share(void **state)
 {
 	struct registry *reg = share_registry(8, 0, 50);
-	struct registry_stream *a;
 	struct registry_stats stats;
-	struct registry_start st;
-	enum registry_error err;
-	uint64_t b_id, first = 0;
+	uint64_t b_id;
 
 	(void)state;
-	b_id = publish_from(reg, "d", SENDER_B, 1, &err);
-	assert_int_equal(err, REGISTRY_HELD);
-	/* A fills the log: 7 of its own and B's. */
-	held_from(reg, "d", SENDER_A, 7);
 	/* A holds 7 of 8, past its 4: the next would push out B's. */
-	publish_from(reg, "d", SENDER_A, 1, &err);
-	assert_int_equal(err, REGISTRY_CROWDED);
+	b_id = b_crowded(reg);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.dropped, 0);
 	assert_int_equal(stats.held, 8);
 	assert_int_equal(stats.crowded, 1);
 	/* Back: B's message first, nothing lost, no reset. */
-	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
-	assert_false(st.reset);
-	assert_int_equal(drain(reg, a, &first, NULL), 8);
-	assert_int_equal(first, b_id);
-	registry_unsubscribe(reg, a);
+	back_b_first(reg, b_id);
 	registry_free(reg);
 }
 
@@ -1616,22 +1641,17 @@ test_registry_sender_share_limit(void **state)
 	struct registry_stream *a;
 	struct registry_stats stats;
 	struct registry_start st;
-	enum registry_error err;
 
 	(void)state;
-	held_from(reg, "d", SENDER_B, 5);
-	held_from(reg, "d", SENDER_A, 3);
+	held_from(reg, SENDER_B, 5);
+	held_from(reg, SENDER_A, 3);
 	/* A holds 3, one short of 4: B's oldest goes. */
-	publish_from(reg, "d", SENDER_A, 1, &err);
-	assert_int_equal(err, REGISTRY_HELD);
-	registry_stats(reg, &stats);
-	assert_int_equal(stats.dropped, 1);
+	publish_from(reg, SENDER_A, 1, REGISTRY_HELD);
+	assert_int_equal(dropped(reg), 1);
 	/* A holds 4: refused. */
-	publish_from(reg, "d", SENDER_A, 1, &err);
-	assert_int_equal(err, REGISTRY_CROWDED);
+	publish_from(reg, SENDER_A, 1, REGISTRY_CROWDED);
 	/* B, past its share too, pushes out only its own oldest. */
-	publish_from(reg, "d", SENDER_B, 1, &err);
-	assert_int_equal(err, REGISTRY_HELD);
+	publish_from(reg, SENDER_B, 1, REGISTRY_HELD);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.dropped, 2);
 	assert_int_equal(stats.held, 8);
@@ -1640,17 +1660,15 @@ test_registry_sender_share_limit(void **state)
 	assert_true(st.reset);
 	assert_int_equal(drain(reg, a, NULL, NULL), 8);
 	registry_unsubscribe(reg, a);
-	publish_from(reg, "d", SENDER_B, 1, &err);
-	held_from(reg, "d", SENDER_A, 7);
-	registry_stats(reg, &stats);
-	assert_int_equal(stats.dropped, 2);
+	publish_from(reg, SENDER_B, 1, REGISTRY_HELD);
+	held_from(reg, SENDER_A, 7);
+	assert_int_equal(dropped(reg), 2);
 	registry_free(reg);
 
 	/* A sole sender pushes out its own oldest, as before. */
 	reg = share_registry(8, 0, 50);
-	held_from(reg, "d", SENDER_A, 10);
-	registry_stats(reg, &stats);
-	assert_int_equal(stats.dropped, 2);
+	held_from(reg, SENDER_A, 10);
+	assert_int_equal(dropped(reg), 2);
 	registry_free(reg);
 }
 
@@ -1664,39 +1682,29 @@ static void
 test_registry_sender_share_bytes(void **state)
 {
 	struct registry *reg = share_registry(100, 100, 50);
-	struct registry_stats stats;
-	enum registry_error err;
 
 	(void)state;
-	publish_from(reg, "d", SENDER_B, 10, &err);
-	publish_from(reg, "d", SENDER_A, 50, &err);
-	assert_int_equal(err, REGISTRY_HELD);
+	publish_from(reg, SENDER_B, 10, REGISTRY_HELD);
+	publish_from(reg, SENDER_A, 50, REGISTRY_HELD);
 	/* 10 + 50 + 45 past 100, A holds 50 of its 50: refused. */
-	publish_from(reg, "d", SENDER_A, 45, &err);
-	assert_int_equal(err, REGISTRY_CROWDED);
+	publish_from(reg, SENDER_A, 45, REGISTRY_CROWDED);
 	/* 40 fits: nothing is pushed out. */
-	publish_from(reg, "d", SENDER_A, 40, &err);
-	assert_int_equal(err, REGISTRY_HELD);
+	publish_from(reg, SENDER_A, 40, REGISTRY_HELD);
 	registry_free(reg);
 
 	reg = share_registry(4, 0, 100);
-	publish_from(reg, "d", SENDER_B, 1, &err);
-	held_from(reg, "d", SENDER_A, 4);
-	registry_stats(reg, &stats);
-	assert_int_equal(stats.dropped, 1);
+	publish_from(reg, SENDER_B, 1, REGISTRY_HELD);
+	held_from(reg, SENDER_A, 4);
+	assert_int_equal(dropped(reg), 1);
 	registry_free(reg);
 
 	reg = share_registry(4, 0, 0);
-	held_from(reg, "d", SENDER_B, 3);
-	publish_from(reg, "d", SENDER_A, 1, &err);
-	assert_int_equal(err, REGISTRY_HELD);
-	publish_from(reg, "d", SENDER_A, 1, &err);
-	assert_int_equal(err, REGISTRY_CROWDED);
+	held_from(reg, SENDER_B, 3);
+	publish_from(reg, SENDER_A, 1, REGISTRY_HELD);
+	publish_from(reg, SENDER_A, 1, REGISTRY_CROWDED);
 	/* A sender not known (0) is never refused for it. */
-	publish_from(reg, "d", 0, 1, &err);
-	assert_int_equal(err, REGISTRY_HELD);
-	registry_stats(reg, &stats);
-	assert_int_equal(stats.dropped, 1);
+	publish_from(reg, 0, 1, REGISTRY_HELD);
+	assert_int_equal(dropped(reg), 1);
 	registry_free(reg);
 }
 
@@ -1713,44 +1721,30 @@ static void
 test_registry_sender_share_names(void **state)
 {
 	struct registry *reg = share_registry(8, 0, 50);
-	struct registry_stream *a;
 	struct registry_stats stats;
-	struct registry_start st;
-	enum registry_error err;
-	uint64_t b_id, first = 0;
+	uint64_t b_id;
 
 	(void)state;
-	b_id = publish_from(reg, "d", SENDER_B, 1, &err);
-	held_from(reg, "d", SENDER_A, 7);
-	publish_from(reg, "d", SENDER_A, 1, &err);
-	assert_int_equal(err, REGISTRY_CROWDED);
+	b_id = b_crowded(reg);
 	/*
 	 * The same flood under another name: B holds 1 of its 4.  Not C's
 	 * own share: the device holds all it keeps (told apart, a 503).
 	 */
-	publish_from(reg, "d", SENDER_C, 1, &err);
-	assert_int_equal(err, REGISTRY_HELD_FULL);
+	publish_from(reg, SENDER_C, 1, REGISTRY_HELD_FULL);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.dropped, 0);
 	assert_int_equal(stats.crowded, 2);
-	a = resume_at(reg, "d", REGISTRY_RESUME_NONE, 0, &st);
-	assert_false(st.reset);
-	assert_int_equal(drain(reg, a, &first, NULL), 8);
-	assert_int_equal(first, b_id);
-	registry_unsubscribe(reg, a);
+	back_b_first(reg, b_id);
 	registry_free(reg);
 
 	/* Bytes: C holds its 50, B 10; 61 more would push out both. */
 	reg = share_registry(100, 100, 50);
-	publish_from(reg, "d", SENDER_C, 50, &err);
-	publish_from(reg, "d", SENDER_B, 10, &err);
-	publish_from(reg, "d", SENDER_A, 30, &err);
-	assert_int_equal(err, REGISTRY_HELD);
-	publish_from(reg, "d", SENDER_D, 61, &err);
-	assert_int_equal(err, REGISTRY_HELD_FULL);
+	publish_from(reg, SENDER_C, 50, REGISTRY_HELD);
+	publish_from(reg, SENDER_B, 10, REGISTRY_HELD);
+	publish_from(reg, SENDER_A, 30, REGISTRY_HELD);
+	publish_from(reg, SENDER_D, 61, REGISTRY_HELD_FULL);
 	/* 60 pushes out only C's, which holds its share. */
-	publish_from(reg, "d", SENDER_D, 60, &err);
-	assert_int_equal(err, REGISTRY_HELD);
+	publish_from(reg, SENDER_D, 60, REGISTRY_HELD);
 	registry_stats(reg, &stats);
 	assert_int_equal(stats.dropped, 1);
 	assert_int_equal(stats.held, 3);
