@@ -3976,6 +3976,36 @@ test_cluster_unsub_resynced_other_tab_took(void **state)
 }
 
 /*
+ * A second tab of the device on node 1 (*sb, *refb), opened without an
+ * id, takes "one" with node 0's stream (*s, *ref), which then gives
+ * "local" alone (lone_delivery_setup()) and whose client leaves; "two",
+ * posted through node 1, goes to the second tab and is held untaken
+ * for node 0's.  Returns the id of "two"; *local (unless NULL), that of
+ * "local".
+ */
+static uint64_t
+second_tab_took_two(struct fixture *f, struct registry_stream **s,
+    struct cluster_entry **ref, struct registry_stream **sb,
+    struct cluster_entry **refb, uint64_t *local)
+{
+	struct registry_start st;
+	char text[64];
+	uint64_t two, l;
+
+	*sb = subscribe(f, 1, NULL, &st, refb);
+	l = lone_delivery_setup(f, s, ref);
+	next_msg(f->reg[1], *sb, text);
+	assert_string_equal(text, "one");
+	hang_up(f, *s);
+	post_local(f, 1, "two");
+	two = next_msg(f->reg[1], *sb, text);
+	assert_string_equal(text, "two");
+	if (local != NULL)
+		*local = l;
+	return two;
+}
+
+/*
  * A second tab of the device, on node 1, takes "one" and "two" and
  * closes; node 0's stream took "one" and "local" (given alone while
  * node 0's commands were refused), and its client left with "two" held
@@ -4002,14 +4032,7 @@ other_tab_took(struct fixture *f, bool resumed)
 	char id[CLUSTER_ID_MAX], text[64];
 	bool down;
 
-	sb = subscribe(f, 1, NULL, &st, &refb);
-	at.id = lone_delivery_setup(f, &s, &ref);
-	next_msg(f->reg[1], sb, text);
-	assert_string_equal(text, "one");
-	hang_up(f, s);
-	post_local(f, 1, "two");
-	next_msg(f->reg[1], sb, text);
-	assert_string_equal(text, "two");
+	second_tab_took_two(f, &s, &ref, &sb, &refb, &at.id);
 	no_more(f->reg[1], sb);
 	unsubscribe(f, 1, sb, refb);
 	wait_unheld(f, 1);
@@ -4586,20 +4609,13 @@ test_cluster_resynced_undone_sub(void **state)
 	struct registry_start st;
 	struct registry_stream *s, *sb, *s2;
 	struct cluster_entry *ref, *refb, *ref2;
-	char id[CLUSTER_ID_MAX], text[64], from[64], want[CLUSTER_ID_MAX];
+	char id[CLUSTER_ID_MAX], from[64], want[CLUSTER_ID_MAX];
 	uint64_t two;
 	bool down;
 
 	if (f == NULL)
 		skip();
-	sb = subscribe(f, 1, NULL, &st, &refb);
-	lone_delivery_setup(f, &s, &ref);
-	next_msg(f->reg[1], sb, text);
-	assert_string_equal(text, "one");
-	hang_up(f, s);
-	post_local(f, 1, "two");
-	two = next_msg(f->reg[1], sb, text);
-	assert_string_equal(text, "two");
+	two = second_tab_took_two(f, &s, &ref, &sb, &refb, NULL);
 	no_more(f->reg[1], sb);
 	unsubscribe(f, 1, sb, refb);
 	wait_unheld(f, 1);
@@ -4659,14 +4675,7 @@ tab_closed_between_resyncs(struct fixture *f, bool took_reset)
 	uint64_t moved;
 	bool down;
 
-	sb = subscribe(f, 1, NULL, &st, &refb);
-	lone_delivery_setup(f, &s, &ref);
-	next_msg(f->reg[1], sb, text);
-	assert_string_equal(text, "one");
-	hang_up(f, s);
-	post_local(f, 1, "two");
-	next_msg(f->reg[1], sb, text);
-	assert_string_equal(text, "two");
+	second_tab_took_two(f, &s, &ref, &sb, &refb, NULL);
 	wait_held(f, 0, 1);
 	cluster_stats(f->cl[1], &cs);
 	node0_back(f);
@@ -4881,19 +4890,12 @@ test_cluster_resynced_second_tab_during_move(void **state)
 	struct registry_stream *s, *sb, *s2;
 	struct cluster_entry *ref, *refb, *ref2;
 	struct registry_batch b;
-	char id[CLUSTER_ID_MAX], text[64];
+	char id[CLUSTER_ID_MAX];
 	bool down;
 
 	if (f == NULL)
 		skip();
-	sb = subscribe(f, 1, NULL, &st, &refb);
-	lone_delivery_setup(f, &s, &ref);
-	next_msg(f->reg[1], sb, text);
-	assert_string_equal(text, "one");
-	hang_up(f, s);
-	post_local(f, 1, "two");
-	at.id = next_msg(f->reg[1], sb, text);
-	assert_string_equal(text, "two");
+	at.id = second_tab_took_two(f, &s, &ref, &sb, &refb, NULL);
 	no_more(f->reg[1], sb);
 	wait_held(f, 0, 1);
 	registry_hangup(f->reg[1], registry_stream_id(sb));
