@@ -106,3 +106,85 @@ test('README error bodies are those the code sends', () => {
 	const unknown = [...new Set(quoted)].filter((s) => !code.includes(s));
 	assert.deepEqual(unknown, [], 'README error texts no code sends');
 });
+
+// The Architecture section against src/: its graph and its table name
+// every module (one src/NAME.c) and no name with a `_` that is not one
+// (a module renamed or gone); and its fan-in lines (`a, b*, c ─→ log`)
+// name every module whose sources include that header, itself or through
+// its group's NAME_impl.h, unless the graph draws the arrow on the
+// module's own line (`metrics ─→ ..., config`) or on main's branches.
+function projectIncludes(file) {
+	const p = path.join(ROOT, file);
+	let text;
+	try {
+		text = readFileSync(p, 'utf8');
+	} catch {
+		return [];
+	}
+	return [...text.matchAll(/^#include "([a-z_]+)\.h"/gm)].map((m) => m[1]);
+}
+
+test('README architecture: its modules and its fan-in lines are src/\'s', () => {
+	const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+	const at = readme.indexOf('\n## Architecture\n');
+	assert.ok(at >= 0, 'README has "## Architecture"');
+	const section = readme.slice(at, readme.indexOf('\n## ', at + 1));
+	const graph = section.match(/\n```\n([\s\S]*?)\n```\n/)[1];
+	const lines = graph.split('\n');
+	const modules = readdirSync(path.join(ROOT, 'src'))
+	    .filter((f) => f.endsWith('.c')).map((f) => f.slice(0, -2));
+	const word = (m) => new RegExp(`(^|[^a-z_])${m}([^a-z_]|$)`);
+
+	// Every module in the graph and in the table, and nothing else.
+	const rows = section.split('\n').filter((l) => /^\| `[a-z_]+`/.test(l));
+	const tabled = rows.flatMap((l) =>
+	    [...l.split(' | ')[0].matchAll(/`([a-z_]+)`/g)].map((m) => m[1]));
+	assert.deepEqual(modules.filter((m) => !word(m).test(graph)), [],
+	    'modules the graph leaves out');
+	assert.deepEqual([...modules].sort(), [...tabled].sort(),
+	    'the table\'s modules are src/\'s');
+	const named = [...graph.matchAll(/(?<![a-z_])([a-z]+(?:_[a-z]+)+)(?![a-z_(.])/g)]
+	    .map((m) => m[1]);
+	assert.deepEqual([...new Set(named.filter((n) => !modules.includes(n)))],
+	    [], 'names in the graph that are no module');
+
+	// m's project includes: its .c, its header, and what an X_impl.h it
+	// includes brings (as X's group).
+	const incl = new Map(modules.map((m) => {
+		const own = [...projectIncludes(`src/${m}.c`),
+		    ...projectIncludes(`include/${m}.h`)];
+		const via = new Map();
+		for (const h of own.filter((h) => h.endsWith('_impl')))
+			for (const d of projectIncludes(`include/${h}.h`))
+				via.set(d, h.slice(0, -'_impl'.length));
+		return [m, { own: new Set(own), via }];
+	}));
+	const includes = (m, t) => incl.get(m).own.has(t) || incl.get(m).via.has(t);
+	for (const target of ['config', 'keyed_hash', 'log']) {
+		const line = lines.find((l) =>
+		    new RegExp(`^\\s+[a-z_*, ]+ ─→ ${target}(\\s|$)`).test(l));
+		assert.ok(line, `the graph has a line "..., ... ─→ ${target}"`);
+		const listed = line.split('─→')[0].trim().split(/,\s*/);
+		const covers = (n, m) => n === m ||
+		    (n.endsWith('*') && (m === n.slice(0, -1) ||
+		    m.startsWith(n.slice(0, -1) + '_')));
+		for (const n of listed) {
+			const members = modules.filter((m) => covers(n, m));
+			assert.ok(members.some((m) => includes(m, target)),
+			    `${n} ─→ ${target}: no such include`);
+		}
+		// main's branches, or `m ─→ ..., target` on one line.
+		const drawn = (m) => (m === 'main' ?
+		    lines.filter((l) => /^ {2}[├└]─→/.test(l)) :
+		    lines.map((l) => (l.match(
+			new RegExp(`(?:^|[^a-z_])${m} ─→(.*)`)) || ['', ''])[1]))
+		    .some((l) => word(target).test(l));
+		const missing = modules.filter((m) => m !== target &&
+		    includes(m, target) && !drawn(m) &&
+		    !listed.some((n) => covers(n, m) ||
+		    (!incl.get(m).own.has(target) &&
+		    n === incl.get(m).via.get(target))));
+		assert.deepEqual(missing, [], `modules that include ${target}.h ` +
+		    'but the graph does not show it');
+	}
+});
