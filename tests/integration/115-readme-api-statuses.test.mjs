@@ -68,3 +68,16 @@ for (const [route, send] of routes) {
 			    'not list');
 	});
 }
+
+// A newcomer's `curl http://localhost:1837/metrics` goes to the public
+// site, where the shipped Caddyfile answers 404 (metrics are the
+// operations site's): that status is in the row too.
+test('GET /metrics: the public site\'s 404 is in its README row', T,
+    async () => {
+	const listed = readmeStatuses('GET /metrics');
+	const c = h.stack.client();
+	const r = await c.get('/metrics');
+	assert.equal(r.status, 404, r.text);
+	assert.ok(listed.has(404), 'GET /metrics answers 404 on the public ' +
+	    `site, which its README row (${[...listed].join(', ')}) does not list`);
+});
