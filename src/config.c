@@ -635,6 +635,8 @@ config_set(struct config *c, const struct config_option *o, const char *value,
 void
 config_usage(FILE *f)
 {
+	size_t flag_w = 0, env_w = 0;
+
 	fprintf(f,
 	    "Usage: beep-signal [OPTION]...\n"
 	    "WebRTC signaling over Server-Sent Events, as a FastCGI "
@@ -642,11 +644,19 @@ config_usage(FILE *f)
 	    "Every option may also be set by its environment variable or as\n"
 	    "a key (its name without --) in the configuration file; a flag\n"
 	    "wins over the environment, which wins over the file.\n\n");
+	/* Columns as wide as the longest flag and variable. */
+	for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
+		size_t fl = strlen(config_options[i].flag);
+		size_t el = strlen(config_options[i].env);
+
+		flag_w = fl > flag_w ? fl : flag_w;
+		env_w = el > env_w ? el : env_w;
+	}
 	for (size_t i = 0; i < CONFIG_NOPTIONS; i++) {
 		const struct config_option *o = &config_options[i];
 
-		fprintf(f, "  --%-14s %-24s default: %s\n", o->flag, o->env,
-		    o->def[0] ? o->def : "(none)");
+		fprintf(f, "  --%-*s %-*s default: %s\n", (int)flag_w, o->flag,
+		    (int)env_w, o->env, o->def[0] ? o->def : "(none)");
 		fprintf(f, "      %s\n", o->help);
 	}
 	fprintf(f,
