@@ -4130,6 +4130,7 @@ struct sub_thread {
 	struct registry_start st;
 	struct registry_stream *s;
 	struct cluster_entry *ref;
+	bool down; /* refused as unreachable (503) */
 };
 
 static void *
@@ -4138,10 +4139,9 @@ sub_thread_run(void *arg)
 	struct sub_thread *t = arg;
 	static const struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
 	enum registry_error err;
-	bool down;
 
-	t->s = cluster_subscribe(
-	    t->f->cl[t->node], "u", "d", &none, &t->st, &t->ref, &err, &down);
+	t->s = cluster_subscribe(t->f->cl[t->node], "u", "d", &none, &t->st,
+	    &t->ref, &err, &t->down);
 	return NULL;
 }
 
@@ -4212,6 +4212,84 @@ test_cluster_reopen_during_resync(void **state)
 	    "the new page's SUB went before node 0's UNSUB");
 	expect_seq(f->reg[0], t.s, "three", NULL);
 	unsubscribe(f, 0, t.s, t.ref);
+}
+
+/*
+ * Node 0's stream took "one" and its client left, "two" (200) held
+ * untaken by node 0, and the stream closes (its UNSUB held back, as in
+ * test_cluster_reopen_before_unsub).  Page B opens on node 0: its UNSUB
+ * first, then its SUB, both on their way while Redis answers no write
+ * (CLIENT PAUSE WRITE).  Page C opens on node 0 meanwhile and waits for
+ * B's SUB.  B's request gives up (BEEP_REDIS_TIMEOUT: 503), its SUB
+ * still in Redis, which runs it later (it registers node 0 again, and
+ * its answer, "two", goes to no stream).  C must wake once the jobs are
+ * answered, not at its own deadline, and get "two" (the UNSUB that goes
+ * before its SUB gives back what B's undone SUB took from the hold);
+ * once C closes, node 0 must be no holder (no SUB without its UNSUB).
+ * C waits with a longer deadline than B's (60 s): the case tells its
+ * wake by the answers from one at its deadline, not by how long it took.
+ */
+static void
+test_cluster_reopen_behind_abandoned_sub(void **state)
+{
+	struct fixture *f = *state;
+	struct sub_thread b = {.f = f, .node = 0}, c = {.f = f, .node = 0};
+	struct registry_stream *s;
+	struct cluster_entry *ref;
+	pthread_t tb, tc;
+	char id[CLUSTER_ID_MAX], text[64];
+	unsigned timeout;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = stream_after_one(f, &ref);
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	acl_cmd("CLIENT PAUSE 600000 WRITE");
+	case_lock(f->cl[0]);
+	f->cl[0]->retry_at = util_now_ms() + 600000;
+	case_unlock(f->cl[0]);
+	unsubscribe(f, 0, s, ref);
+	assert_int_equal(pthread_create(&tb, NULL, sub_thread_run, &b), 0);
+	/* B's UNSUB and SUB taken by the command thread, held in Redis. */
+	wait_jobs(f, ref, 2, false);
+	case_lock(f->cl[0]);
+	f->cl[0]->retry_at = 0;
+	timeout = f->cl[0]->timeout_ms;
+	f->cl[0]->timeout_ms = 60000;
+	case_unlock(f->cl[0]);
+	assert_int_equal(pthread_create(&tc, NULL, sub_thread_run, &c), 0);
+	wait_jobs(f, ref, 3, true);
+	case_lock(f->cl[0]);
+	f->cl[0]->timeout_ms = timeout;
+	assert_int_equal(ref->waiters, 1);
+	case_unlock(f->cl[0]);
+	assert_int_equal(pthread_join(tb, NULL), 0);
+	assert_null(b.s);
+	assert_true(b.down);
+	/* B gave up; C still waits for what B left on its way. */
+	case_lock(f->cl[0]);
+	assert_int_equal(ref->waiters, 1);
+	assert_int_equal(ref->streams, 0);
+	assert_true(ref->jobs > 0);
+	case_unlock(f->cl[0]);
+	acl_cmd("CLIENT UNPAUSE");
+	assert_int_equal(pthread_join(tc, NULL), 0);
+	if (c.s == NULL)
+		fail_msg(
+		    "C refused (down %d) after B's jobs were answered", c.down);
+	assert_ptr_equal(c.ref, ref);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	next_msg(f->reg[0], c.s, text);
+	if (!c.st.reset && strcmp(text, "two") != 0)
+		fail_msg("first \"%s\", no reset: \"two\" lost, untold", text);
+	assert_false(c.st.reset);
+	assert_string_equal(text, "two");
+	expect_seq(f->reg[0], c.s, "three", NULL);
+	unsubscribe(f, 0, c.s, c.ref);
+	wait_unheld(f, 0);
 }
 
 /*
@@ -6087,6 +6165,9 @@ main(void)
 	        test_cluster_reopen_before_unsub, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_reopen_during_resync, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_reopen_behind_abandoned_sub, setup_acl,
+	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_late_tab_took_later, setup_acl,
 	        teardown_acl),
