@@ -4086,6 +4086,58 @@ test_cluster_resynced_other_tab_took_resumed(void **state)
 }
 
 /*
+ * As late_tab, but the second tab outlives node 0's stream: node 0's
+ * stream took "one" and its client left, "two" (200) held untaken by
+ * node 0; a new page opens on node 1 without an id (node 0 still listed:
+ * it begins after "two", a second tab); node 0's stream closes (its
+ * UNSUB finds node 1 still holding), then the tab on node 1 takes
+ * "three" and closes.  "two" reached no stream: the device's next page
+ * must get it first, with no reset (then again "three", which the tab
+ * took: a copy, never a loss).  On HEAD node 0's UNSUB, another holder
+ * left, held nothing, and the tab's UNSUB held from what it took:
+ * "four" first, "two" lost, untold.
+ */
+static void
+test_cluster_unsub_late_tab_outlives(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s, *s1, *s2;
+	struct cluster_entry *ref, *ref1, *ref2;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = stream_after_one(f, &ref);
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	s1 = subscribe(f, 1, NULL, &st, &ref1);
+	assert_false(st.reset);
+	no_more(f->reg[1], s1);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	expect_seq(f->reg[1], s1, "three", NULL);
+	unsubscribe(f, 1, s1, ref1);
+	wait_unheld(f, 1);
+	assert_int_equal(post(f, 1, "four", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	next_msg(f->reg[1], s2, text);
+	if (!st.reset && strcmp(text, "two") != 0)
+		fail_msg("first \"%s\", no reset: \"two\" (answered 200, "
+		         "taken by no stream) lost, untold",
+		    text);
+	if (st.reset)
+		fail_msg(
+		    "a reset (%s) for a client that lost nothing", st.reason);
+	assert_string_equal(text, "two");
+	expect_seq(f->reg[1], s2, "three", "four", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
  * Node 0's stream took "one" and its client left; "two" (200) is held
  * untaken in node 0's registry.  The stream closes, and before node 0's
  * command thread builds its UNSUB (here: it waits, as after a refused
@@ -6171,6 +6223,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_late_tab_took_later, setup_acl,
 	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_late_tab_outlives, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_resynced_late_tab, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
