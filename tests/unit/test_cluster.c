@@ -4175,6 +4175,63 @@ test_cluster_reopen_before_unsub(void **state)
 	unsubscribe(f, 0, s2, ref2);
 }
 
+/*
+ * A reopen on the same node racing one on another node.  As
+ * test_cluster_reopen_before_unsub (node 0's last stream closed, "two"
+ * held untaken there, its UNSUB not queued yet), but a page on node 1
+ * opens first (node 0 still listed: it begins after "two"), then the
+ * page on node 0, whose UNSUB goes first and finds node 1 holding.
+ * Neither page is owed "two"; both take "three" and close.  The next
+ * page must get "two" first, with no reset (then "three" again, a
+ * copy).  On HEAD "four" first: "two", answered 200, lost, untold.
+ */
+static void
+test_cluster_reopen_with_other_tab(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s, *s1, *s2, *s3;
+	struct cluster_entry *ref, *ref1, *ref2, *ref3;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = stream_after_one(f, &ref);
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	case_lock(f->cl[0]);
+	f->cl[0]->retry_at = util_now_ms() + 600000;
+	case_unlock(f->cl[0]);
+	unsubscribe(f, 0, s, ref);
+	s1 = subscribe(f, 1, NULL, &st, &ref1);
+	assert_false(st.reset);
+	s2 = subscribe(f, 0, NULL, &st, &ref2);
+	assert_false(st.reset);
+	case_lock(f->cl[0]);
+	f->cl[0]->retry_at = 0;
+	case_unlock(f->cl[0]);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	expect_seq(f->reg[1], s1, "three", NULL);
+	expect_seq(f->reg[0], s2, "three", NULL);
+	unsubscribe(f, 0, s2, ref2);
+	wait_unheld(f, 0);
+	unsubscribe(f, 1, s1, ref1);
+	wait_unheld(f, 1);
+	assert_int_equal(post(f, 1, "four", id, &down), REGISTRY_HELD);
+	s3 = subscribe(f, 1, NULL, &st, &ref3);
+	next_msg(f->reg[1], s3, text);
+	if (!st.reset && strcmp(text, "two") != 0)
+		fail_msg("first \"%s\", no reset: \"two\" (answered 200, "
+		         "taken by no stream) lost, untold",
+		    text);
+	assert_false(st.reset);
+	assert_string_equal(text, "two");
+	expect_seq(f->reg[1], s3, "three", "four", NULL);
+	unsubscribe(f, 1, s3, ref3);
+}
+
 /* A subscribe() of its own thread (it waits for its SUB's answer). */
 struct sub_thread {
 	struct fixture *f;
@@ -6220,6 +6277,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_reopen_behind_abandoned_sub, setup_acl,
 	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_reopen_with_other_tab, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_late_tab_took_later, setup_acl,
 	        teardown_acl),
