@@ -30,7 +30,10 @@
  *                        last move a resync made, for that resync sent
  *                        again: see the SUB script), hk (what a
  *                        lone-delivery UNSUB's move kept below it for
- *                        the device's return: see the UNSUB script)
+ *                        the device's return: see the UNSUB script),
+ *                        ow (what a node that left while another held
+ *                        the device had taken: the grace period that
+ *                        follows holds from no higher, see UNSUB)
  *   beep:c:NODE          pub/sub channel of the messages for the node
  *   beep:tell            hash: NODE -> the generation of a loss found
  *                        (PRUNE) that it is to tell its streams of, until

@@ -44,6 +44,8 @@
 	"if t < grace then t = grace end "                                     \
 	"redis.call('PEXPIRE', m, t + 1000) end "                              \
 	"local function to_grace(g, m, dev, now, grace, since) "               \
+	"local ow = redis.call('HGET', m, 'ow') "                              \
+	"if ow then redis.call('HDEL', m, 'ow') end "                          \
 	"if grace > 0 then "                                                   \
 	"redis.call('HSET', g, dev, string.format('%d', now + grace)) "        \
 	"redis.call('PEXPIRE', g, grace + 1000) "                              \
@@ -58,6 +60,8 @@
 	"local tb = redis.call('HGET', m, 'tb') "                              \
 	"if took and idlt(held, took) and not (tb and idlt(held, tb)) then "   \
 	"held = took end "                                                     \
+	"if idlt(held, base()) then held = base() end end "                    \
+	"if ow and not since and idlt(ow, held) then held = ow "               \
 	"if idlt(held, base()) then held = base() end end "                    \
 	"redis.call('HSET', m, 'held', held) end end "                         \
 	"away(m, grace) end "                                                  \
@@ -143,7 +147,10 @@
  * until 2026-12-07 (test_cluster_dead_holder_late_tab_took_later);
  * what that tab took is given again (a copy).  A node
  * of the version before writes no took: what its streams took after
- * the dead node's last heartbeat may be given again (a copy).
+ * the dead node's last heartbeat may be given again (a copy).  Nor
+ * above ow, where a holder that left before the last one stopped
+ * taking (see UNSUB), but where a dead holder's heartbeat gives the
+ * hold (since); ow goes either way.
  *
  * away(): no node holds the device any more (grace 0 too), or a POST
  * held a message for it (grace: what is left of its grace period).  Its
@@ -689,6 +696,23 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * began), and a hold below tb does not rise to took: it keeps what
  * came after its own upto, and what the second tab took is given again
  * (a copy, never a loss).
+ * A served UNSUB that leaves another holder notes its upto in the
+ * device's ow (owed; the lowest such): what came after it was answered
+ * 200 while this node was listed, and its streams did not take it; a
+ * stream that holds the device still (a second tab that began after
+ * it, opened without an id while this node was listed; or a page on
+ * this node that began at the device's last, its UNSUB sent first)
+ * may never take it.  The grace period that begins when the last
+ * holder leaves holds from no higher than ow (to_grace()), unless a
+ * dead holder's heartbeat gives the hold (since: as before, what the
+ * dead node delivered is not given again).  A later served UNSUB whose
+ * streams began at or below ow and took past it had it: ow goes.
+ * Until 2026-12-07 the UNSUB with another holder left held nothing,
+ * and the last holder's held from what its streams took: the 200 was
+ * lost for every later page, untold
+ * (test_cluster_unsub_late_tab_outlives,
+ * test_cluster_reopen_with_other_tab; none given again:
+ * test_cluster_unsub_early_tab_outlives).
  * With here "1" too: the move keeps the entries from upto on, below its
  * floor, and the UNSUB that leaves no holder notes it (hk: "HELD FIRST TO
  * LOST", kept() above), so that a SUB starting from that held position
@@ -801,7 +825,13 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "elseif tb and idlt(bg, tb) then redis.call('HSET', m, 'tb', bg) end "
     "end "
     "end "
+    "local ow = served and redis.call('HGET', m, 'ow') "
+    "if ow and ARGV[17] ~= '0' and (ARGV[18] or '') ~= '' and "
+    "not idlt(ow, ARGV[18]) and (ua == '' or idlt(ow, ua)) then "
+    "redis.call('HDEL', m, 'ow') ow = nil end "
     "local nodes, dead, since = holders(u, dev) "
+    "if #nodes > 0 and upto and (not ow or idlt(upto, ow)) then "
+    "redis.call('HSET', m, 'ow', upto) end "
     "if #nodes == 0 and (was == 1 or dead) then "
     "to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), since) "
     "if undone(token, ARGV[9], ARGV[10]) and was == 1 and "

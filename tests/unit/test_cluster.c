@@ -4138,6 +4138,45 @@ test_cluster_unsub_late_tab_outlives(void **state)
 }
 
 /*
+ * As test_cluster_unsub_late_tab_outlives, but the tab on node 1 opens
+ * before "two" and takes it (and "three") as they come: node 0's UNSUB
+ * still leaves what its own streams did not take owed, and the tab's,
+ * which began below it and took past it, must settle it.  The next page
+ * gets "four" alone: no copy of what the tab took.
+ */
+static void
+test_cluster_unsub_early_tab_outlives(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s, *s1, *s2;
+	struct cluster_entry *ref, *ref1, *ref2;
+	char id[CLUSTER_ID_MAX];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = stream_after_one(f, &ref);
+	s1 = subscribe(f, 1, NULL, &st, &ref1);
+	assert_false(st.reset);
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	expect_seq(f->reg[1], s1, "two", NULL);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	expect_seq(f->reg[1], s1, "three", NULL);
+	unsubscribe(f, 1, s1, ref1);
+	wait_unheld(f, 1);
+	assert_int_equal(post(f, 1, "four", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	assert_false(st.reset);
+	expect_seq(f->reg[1], s2, "four", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
  * Node 0's stream took "one" and its client left; "two" (200) is held
  * untaken in node 0's registry.  The stream closes, and before node 0's
  * command thread builds its UNSUB (here: it waits, as after a refused
@@ -6284,6 +6323,8 @@ main(void)
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_late_tab_outlives, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_early_tab_outlives, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_resynced_late_tab, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
