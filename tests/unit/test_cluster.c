@@ -4279,6 +4279,7 @@ struct sub_thread {
 	struct registry_stream *s;
 	struct cluster_entry *ref;
 	bool down; /* refused as unreachable (503) */
+	enum registry_error err;
 };
 
 static void *
@@ -4286,10 +4287,10 @@ sub_thread_run(void *arg)
 {
 	struct sub_thread *t = arg;
 	static const struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
-	enum registry_error err;
 
+	t->err = REGISTRY_OK;
 	t->s = cluster_subscribe(t->f->cl[t->node], "u", "d", &none, &t->st,
-	    &t->ref, &err, &t->down);
+	    &t->ref, &t->err, &t->down);
 	return NULL;
 }
 
@@ -4437,6 +4438,53 @@ test_cluster_reopen_behind_abandoned_sub(void **state)
 	assert_string_equal(text, "two");
 	expect_seq(f->reg[0], c.s, "three", NULL);
 	unsubscribe(f, 0, c.s, c.ref);
+	wait_unheld(f, 0);
+}
+
+/*
+ * The node stops (SIGTERM: cluster_stop(), its BYE queued) while a page
+ * waits on it for a job of the device (as in
+ * test_cluster_reopen_during_resync: the resync on its way, Redis
+ * answering no write).  The page must be refused at once, as stopping
+ * (the registry closes next and refuses it anyway), not wait out
+ * BEEP_REDIS_TIMEOUT: the process exits 1.5 s after SIGTERM
+ * (MAIN_STOP_TIMEOUT_MS), before 2 s, and the client got no answer at
+ * all.  On HEAD it waits for the job or its deadline and is then
+ * refused as unreachable.  Nor does it send a SUB after the node's BYE.
+ */
+static void
+test_cluster_reopen_wait_stop(void **state)
+{
+	struct fixture *f = *state;
+	struct sub_thread t = {.f = f, .node = 0};
+	struct registry_stream *s;
+	struct cluster_entry *ref;
+	pthread_t th;
+	char id[CLUSTER_ID_MAX];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = stream_after_one(f, &ref);
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	acl_cmd("CLIENT PAUSE 600000 WRITE");
+	case_lock(f->cl[0]);
+	cluster_presence_resync_all(f->cl[0]);
+	case_unlock(f->cl[0]);
+	wait_jobs(f, ref, 1, false);
+	unsubscribe(f, 0, s, ref);
+	assert_int_equal(pthread_create(&th, NULL, sub_thread_run, &t), 0);
+	wait_jobs(f, ref, 2, true);
+	cluster_stop(f->cl[0]);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_null(t.s);
+	if (t.down)
+		fail_msg("refused as unreachable: it waited for the job (or "
+		         "BEEP_REDIS_TIMEOUT) past the stop");
+	assert_int_equal(t.err, REGISTRY_CLOSED);
+	acl_cmd("CLIENT UNPAUSE");
 	wait_unheld(f, 0);
 }
 
@@ -6318,6 +6366,8 @@ main(void)
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_reopen_with_other_tab, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_reopen_wait_stop, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_late_tab_took_later, setup_acl,
 	        teardown_acl),
