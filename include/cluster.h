@@ -68,8 +68,9 @@ void cluster_stop(struct cluster *cl);
  * where resume says, replayed from its Redis stream (resume->id is a
  * cluster id, see cluster_parse_id()).  On success *ref is what
  * cluster_unsubscribe() must be given once the stream has ended.
- * Returns NULL with *err set as registry_subscribe() does, or with *down
- * set when Redis was needed and did not answer.
+ * Returns NULL with *err set as registry_subscribe() does (REGISTRY_CLOSED
+ * once cluster_stop() was called, also for a page that waited here), or
+ * with *down set when Redis was needed and did not answer.
  */
 struct registry_stream *cluster_subscribe(struct cluster *cl, const char *user,
     const char *device, const struct registry_resume *resume,

@@ -332,6 +332,8 @@ cluster_stop(struct cluster *cl)
 	if (!cl->leaving) {
 		cl->leaving = true;
 		cluster_redis_bye(cl);
+		/* A page waiting in cluster_subscribe() is refused now. */
+		pthread_cond_broadcast(&cl->done);
 	}
 	pthread_mutex_unlock(&cl->lock);
 }
@@ -426,12 +428,26 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 	e->waiters++;
 	while (
 	    ((e->streams > 0 && e->gate) || (e->streams == 0 && e->jobs > 0)) &&
-	    cluster_is_up(cl)) {
+	    cluster_is_up(cl) && !cl->leaving) {
 		if (pthread_cond_timedwait(&cl->done, &cl->lock, &ts) ==
 		    ETIMEDOUT)
 			break;
 	}
 	e->waiters--;
+	/*
+	 * The node stops: refused now, as the registry, which closes next,
+	 * would refuse it.  The wait outlasted the stop: the process exits
+	 * MAIN_STOP_TIMEOUT_MS after SIGTERM, before BEEP_REDIS_TIMEOUT's
+	 * default, and the client had no answer at all; nor does a SUB go
+	 * after the node's BYE (test_cluster_reopen_wait_stop; until
+	 * 2026-12-07).
+	 */
+	if (cl->leaving) {
+		cluster_presence_maybe_free(cl, e);
+		pthread_mutex_unlock(&cl->lock);
+		*err = REGISTRY_CLOSED;
+		return NULL;
+	}
 	if (e->streams > 0 && !e->gate) {
 		/*
 		 * The registry alone: it has the device's recent messages.
