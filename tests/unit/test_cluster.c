@@ -4177,6 +4177,45 @@ test_cluster_unsub_early_tab_outlives(void **state)
 }
 
 /*
+ * An ow (see the UNSUB script) left in the device's metadata by a
+ * grace period that began through a node of the version before (it
+ * neither reads nor drops ow): the SUB that ends that grace period must
+ * drop it, or the device's next grace period, any time later, holds
+ * from there, and a new page is given again, or told lost, everything
+ * since.
+ */
+static void
+test_cluster_grace_end_drops_ow(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s, *s1;
+	struct cluster_entry *ref, *ref1;
+	redisReply *r;
+
+	if (f == NULL)
+		skip();
+	s = stream_after_one(f, &ref);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	r = redisCommand(acl_admin, "HSET %s ow 1-0",
+	    "beep:m:u\x1f"
+	    "d");
+	assert_non_null(r);
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	s1 = subscribe(f, 1, NULL, &st, &ref1);
+	r = redisCommand(acl_admin, "HEXISTS %s ow",
+	    "beep:m:u\x1f"
+	    "d");
+	assert_non_null(r);
+	if (r->integer != 0)
+		fail_msg("the SUB that ended the grace period left ow");
+	freeReplyObject(r);
+	unsubscribe(f, 1, s1, ref1);
+}
+
+/*
  * Node 0's stream took "one" and its client left; "two" (200) is held
  * untaken in node 0's registry.  The stream closes, and before node 0's
  * command thread builds its UNSUB (here: it waits, as after a refused
@@ -6375,6 +6414,8 @@ main(void)
 	        test_cluster_unsub_late_tab_outlives, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_early_tab_outlives, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_grace_end_drops_ow, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_resynced_late_tab, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
