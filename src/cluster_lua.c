@@ -536,7 +536,8 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "end end "
     "redis.call('SADD', 'beep:r:' .. node, ARGV[11]) "
     "redis.call('SADD', 'beep:nodes', node) "
-    "if gu > 0 then redis.call('HDEL', g, dev) end "
+    "if gu > 0 then redis.call('HDEL', g, dev) redis.call('HDEL', m, 'ow') "
+    "end "
     "local floor = last "
     "if redis.call('EXISTS', s) == 1 then "
     "floor = redis.call('HGET', m, 'floor') or b end "
@@ -712,7 +713,10 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * lost for every later page, untold
  * (test_cluster_unsub_late_tab_outlives,
  * test_cluster_reopen_with_other_tab; none given again:
- * test_cluster_unsub_early_tab_outlives).
+ * test_cluster_unsub_early_tab_outlives).  A SUB that ends a grace
+ * period drops an ow left there: one from before it, which a node of
+ * the version before (it neither writes nor reads ow) did not drop as
+ * the grace began (test_cluster_grace_end_drops_ow).
  * With here "1" too: the move keeps the entries from upto on, below its
  * floor, and the UNSUB that leaves no holder notes it (hk: "HELD FIRST TO
  * LOST", kept() above), so that a SUB starting from that held position
