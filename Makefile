@@ -271,9 +271,11 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h \
 		-pthread $(FUZZ_LINK) $(PKG_LIBS)
 # fuzz_conn's oracle is libfcgi itself, linked statically (libfcgi-dev's
 # archive) so that its read() and poll() can be wrapped, and its OS_Read()
-# be the binary's (server_conn_read(), as main.c makes it).
+# be the binary's (server_conn_read(), as main.c makes it); server_judge()
+# is the driver's.
 $(FUZZ_BUILD)/fuzz_conn: FUZZ_LINK = \
-	-Wl,--wrap=read,--wrap=poll,--wrap=OS_Read -l:libfcgi.a
+	-Wl,--wrap=read,--wrap=poll,--wrap=OS_Read,--wrap=server_judge \
+	-l:libfcgi.a
 
 fuzz-build: $(FUZZ_BINS)
 # Objects of a pattern rule are intermediate to make: keep them.

@@ -73,14 +73,25 @@ struct server_worker {
 	struct server_worker *idle_prev, *idle_next; /* srv->idle_list */
 };
 
+/* Where a request's walk stands (struct server_frame's at). */
+enum server_frame_at {
+	SERVER_FRAME_START, /* no header yet */
+	SERVER_FRAME_BEGUN, /* began with FCGI_BEGIN_REQUEST, id known */
+	SERVER_FRAME_WHOLE, /* its own empty FCGI_STDIN seen: all has come */
+	SERVER_FRAME_ODD    /* began otherwise: never whole */
+};
+
 /*
  * The records libfcgi is about to read on a connection, followed as it
  * reads them (server_conn_read()): the header being read, and what is
- * left of the current record's content and padding.
+ * left of the current record's content and padding; and whether the
+ * request has come whole, by server_conn_whole()'s rule.
  */
 struct server_frame {
 	unsigned char head[8];
 	unsigned char have; /* bytes of head read */
+	unsigned char at;   /* enum server_frame_at */
+	unsigned id;        /* the request's id, from SERVER_FRAME_BEGUN */
 	size_t left;        /* of the current record, after its header */
 };
 
@@ -104,6 +115,11 @@ struct server_conn {
 	 * without starting one (server_cover()).
 	 */
 	bool uncovered;
+	/*
+	 * Whether its request has come whole is judged on what libfcgi's
+	 * first read of it brings (server_judge()), not looked at before.
+	 */
+	bool judge;
 	struct server_conn *park_prev, *park_next; /* srv->parked_list */
 	uint64_t parked_ms;        /* when it was parked (util_now_ms()) */
 	bool idled;                /* parked for BEEP_IDLE_TIMEOUT: shut down */
@@ -147,6 +163,24 @@ void server_conn_free(struct server_conn *conn);
  */
 bool server_conn_whole(int fd);
 bool server_conn_whole_in(int fd, unsigned char *b, size_t size);
+/*
+ * The same for the rest of a request of which f has followed what was
+ * read (server_conn_read()): whether what is queued on fd after it,
+ * looked at through b (size bytes) without reading, completes it.
+ */
+bool server_conn_whole_after(
+    int fd, unsigned char *b, size_t size, const struct server_frame *f);
+/*
+ * conn's request, on a connection epoll found readable, was not looked at
+ * before libfcgi's first read of it, which cannot block: called by that
+ * read with what it brought followed in conn->frame.  Unless that is the
+ * whole request, arms its read deadline as server_serve() would have
+ * (else waits for the rest, as with no descriptor for one), and starts a
+ * worker for the parked connections (server_cover()).  False when the
+ * rest did not come in time (the read then fails: closed unread).
+ * In server.c.
+ */
+bool server_judge(struct server_conn *conn);
 /*
  * FCGX_Accept_r() of the next request on req's connection; < 0 when
  * libfcgi could not read it (the front gone, a protocol error): the

@@ -68,7 +68,12 @@
  * once the body is read (server_read_done(), also at a stream's start);
  * when one passes, the watcher shuts the connection down for reading and
  * the worker's read returns.  A request that has come whole when its
- * worker looks (server_serve()) needs none: no read of it can block.
+ * worker looks (server_serve()) needs none: no read of it can block.  A
+ * kept connection's request that a worker takes from the parked ones,
+ * leaving them nobody waiting, is not looked at first: epoll found it
+ * readable, so libfcgi's first read of it cannot block, and what that
+ * read brings is judged (server_judge(), called from server_conn_read()).
+ * A recv() fewer per request under load.
  * Between two requests on a kept connection BEEP_IDLE_TIMEOUT is the only
  * limit (server_conns_idle(), above): the front decides how long it keeps
  * a connection.
@@ -813,10 +818,13 @@ server_peer_gone(int fd)
  * sent a byte within each keep its worker for good, exactly when the
  * service is short of descriptors.  Its connection is then closed unread
  * by the caller, and this worker backs off as one whose accept() fails
- * there does (it took the descriptor accept() would have).
+ * there does (it took the descriptor accept() would have).  after: what
+ * conn->frame followed has been read (server_judge()), and the rest is
+ * looked at.
  */
 static bool
-server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
+server_read_unguarded(
+    struct server *srv, struct server_conn *conn, int err, bool after)
 {
 	uint64_t end =
 	    util_now_ms() + (uint64_t)srv->config->read_timeout * 1000;
@@ -850,7 +858,9 @@ server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
 		if (ioctl(conn->req.ipcFd, FIONREAD, &now) != 0)
 			now = -1;
 		if ((now <= 0 || now != queued) &&
-		    server_conn_whole_in(conn->req.ipcFd, b, size))
+		    (after ? server_conn_whole_after(
+		                 conn->req.ipcFd, b, size, &conn->frame)
+		           : server_conn_whole_in(conn->req.ipcFd, b, size)))
 			break;
 		/*
 		 * A peer that closed after part of a request leaves FIONREAD
@@ -871,6 +881,25 @@ server_read_unguarded(struct server *srv, struct server_conn *conn, int err)
 		nanosleep(&look, NULL);
 	}
 	free(b);
+	return true;
+}
+
+bool
+server_judge(struct server_conn *conn)
+{
+	struct server *srv = conn->srv;
+
+	conn->read_armed = true;
+	if (!server_arm_read(srv, conn)) {
+		int err = errno;
+
+		server_cover(srv);
+		if (!server_read_unguarded(srv, conn, err, true))
+			return false;
+		conn->read_armed = false;
+		return true;
+	}
+	server_cover(srv);
 	return true;
 }
 
@@ -916,20 +945,19 @@ server_serve(struct server *srv, struct server_conn *conn)
 	 * where a look pays: on a connection's first request, whose deadline
 	 * would cost a duplicate of the descriptor and its close, and where
 	 * server_cover() would look anyway): then no read of it blocks.
+	 * Where server_cover() would look at a kept connection's request,
+	 * taken because epoll found it readable, libfcgi's first read of it
+	 * cannot block: what that read brings is judged instead
+	 * (server_judge()), which spares a recv() per request.
 	 */
-	conn->read_armed = !(
-	    (conn->first || conn->uncovered) && server_conn_whole(req->ipcFd));
+	conn->judge = conn->uncovered && !conn->first;
+	conn->read_armed =
+	    !conn->judge && !(conn->first && server_conn_whole(req->ipcFd));
 	conn->first = false;
 	if (conn->read_armed && !server_arm_read(srv, conn)) {
-		int err = errno;
-
-		if (conn->uncovered)
-			server_cover(srv);
-		if (!server_read_unguarded(srv, conn, err))
+		if (!server_read_unguarded(srv, conn, errno, false))
 			return false;
 		conn->read_armed = false;
-	} else if (conn->read_armed && conn->uncovered) {
-		server_cover(srv);
 	}
 	if (server_conn_accept(req) < 0) {
 		server_conn_reading(NULL);

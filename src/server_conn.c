@@ -248,9 +248,37 @@ server_frame_feed(struct server_frame *f, const unsigned char *p, size_t n)
 		if (type == SERVER_FCGI_GET_VALUES && h[2] == 0 && h[3] == 0 &&
 		    len > SERVER_GET_VALUES_MAX)
 			return false;
+		/* server_conn_whole_in()'s rule, as the records come. */
+		if (f->at == SERVER_FRAME_START) {
+			f->at = type == SERVER_FCGI_BEGIN_REQUEST
+			    ? SERVER_FRAME_BEGUN
+			    : SERVER_FRAME_ODD;
+			f->id = (unsigned)h[2] << 8 | h[3];
+		} else if (f->at == SERVER_FRAME_BEGUN &&
+		    type == SERVER_FCGI_STDIN && len == 0 &&
+		    ((unsigned)h[2] << 8 | h[3]) == f->id) {
+			f->at = SERVER_FRAME_WHOLE;
+		}
 		f->left = len + h[6];
 	}
 	return true;
+}
+
+bool
+server_conn_whole_after(
+    int fd, unsigned char *b, size_t size, const struct server_frame *f)
+{
+	ssize_t n = recv(fd, b, size, MSG_PEEK | MSG_DONTWAIT);
+	struct server_frame rest = *f;
+
+	if (n <= 0)
+		return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+	/*
+	 * A record libfcgi must not read is refused when it is read, and
+	 * every byte up to it has come: no read before it blocks.
+	 */
+	return !server_frame_feed(&rest, b, (size_t)n) ||
+	    rest.at == SERVER_FRAME_WHOLE;
 }
 
 int
@@ -259,8 +287,9 @@ server_conn_read(int fd, char *buf, size_t len)
 	struct server_conn *conn = server_conn_current;
 	ssize_t n = read(fd, buf, len);
 
-	if (n > 0 && conn != NULL && conn->req.ipcFd == fd &&
-	    !server_frame_feed(&conn->frame, (unsigned char *)buf, (size_t)n)) {
+	if (n <= 0 || conn == NULL || conn->req.ipcFd != fd)
+		return (int)n;
+	if (!server_frame_feed(&conn->frame, (unsigned char *)buf, (size_t)n)) {
 		static struct log_limit limit = LOG_LIMIT(
 		    LOG_WARN, "a FastCGI record libfcgi cannot read safely");
 		uint64_t held;
@@ -273,6 +302,15 @@ server_conn_read(int fd, char *buf, size_t len)
 			    (unsigned long long)held);
 		errno = EPROTO;
 		return -1;
+	}
+	/* The first read of a request not looked at: judged on it. */
+	if (conn->judge) {
+		conn->judge = false;
+		if (conn->frame.at != SERVER_FRAME_WHOLE &&
+		    !server_judge(conn)) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
 	}
 	return (int)n;
 }

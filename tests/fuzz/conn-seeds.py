@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Write the seeds of fuzz_conn (tests/fuzz/corpus/conn/): a mode byte, 0
 for raw bytes (what a front sends) or 1 for records as tests/fuzz/fuzz_conn.c
-reads them (t, i, l, p, then the content)."""
+reads them (t, i, l, p, then the content); plus 2, the request judged at
+libfcgi's first read of it (a kept connection's, server_judge())."""
 import os
 import struct
 
@@ -63,6 +64,10 @@ seeds = {
     "structured": structured((BEGIN, 1, b"\0\1\1\0\0\0\0\0", 0), (PARAMS, 1, nv(b"A", b"b"), 2),
                              (PARAMS, 1, b"", 0), (STDIN, 1, b"{}", 6), (STDIN, 1, b"", 0)),
 }
+# The same bytes judged at the first read, not looked at first.
+for name in ("whole", "whole-two", "not-whole", "other-id-end", "management-inside",
+             "padded-begin", "padded-params-end", "structured"):
+    seeds["judged-" + name] = bytes([seeds[name][0] | 2]) + seeds[name][1:]
 here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "conn")
 os.makedirs(here, exist_ok=True)
 for name, data in seeds.items():

@@ -15,6 +15,13 @@
  * server_conn_read(), which walks the records and refuses those libfcgi
  * cannot read safely), so the walk is fuzzed with it.
  *
+ * A kept connection's request taken from the parked ones is not looked
+ * at first (mode bit 1, with bytes to read, as epoll found it readable):
+ * what libfcgi's first read brings is judged (server_judge(), wrapped
+ * here: one that judges it not whole fails the read, as one whose rest
+ * never came), and a request judged whole on it must be served without
+ * waiting too.
+ *
  * Input: a mode byte, then the bytes the peer sends.  Mode bit 0 clear:
  * the rest as it is.  Set: the rest as records, each four bytes (t, i, l,
  * p) and then its content from what follows (zeros once that runs out):
@@ -49,6 +56,18 @@ ssize_t __wrap_read(int fd, void *buf, size_t n);
 int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
 int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
 int __wrap_OS_Read(int fd, char *buf, size_t len);
+bool __wrap_server_judge(struct server_conn *conn);
+
+/*
+ * server_judge(), called by the first read of a request judged so when
+ * it brought part of it only: the read then fails, and no more is read.
+ */
+bool
+__wrap_server_judge(struct server_conn *conn)
+{
+	(void)conn;
+	return false;
+}
 
 /* libfcgi's OS_Read(), as main.c defines it for the binary. */
 int
@@ -132,6 +151,7 @@ conn_bytes(const uint8_t *data, size_t size, uint8_t *out)
 
 struct conn_case {
 	int fd;
+	bool judge; /* judged at the first read, not looked at first */
 	bool whole;
 };
 
@@ -152,9 +172,10 @@ conn_serve(void *arg)
 	FCGX_Request *req = &conn.req;
 	char body[4096];
 
-	c->whole = server_conn_whole(c->fd);
+	c->whole = c->judge || server_conn_whole(c->fd);
 	if (!c->whole)
 		return;
+	conn.judge = c->judge;
 	FCGX_InitRequest(req, -1, 0);
 	req->ipcFd = c->fd; /* as server_conn_new() */
 	req->keepConnection = 1;
@@ -200,6 +221,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A read that finds nothing fails, where the worker's would wait. */
 	fcntl(fd[0], F_SETFL, fcntl(fd[0], F_GETFL) | O_NONBLOCK);
 	c.fd = fd[0];
+	c.judge = n > 0 && (data[0] & 2) != 0;
 	waited = NULL;
 	fuzz_on_worker_stack(conn_serve, &c);
 	if (waited != NULL)

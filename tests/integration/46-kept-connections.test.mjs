@@ -180,6 +180,40 @@ test('a kept connection whose request comes slowly does not hold up the ' +
 		c.destroy();
 });
 
+// A parked connection's request is not looked at before it is read: the
+// worker that takes it, leaving the others with nobody waiting, judges
+// what its first read brings (server_judge()). A part only: its read
+// deadline runs from there, and the others get a worker.
+test('a kept connection whose request stops coming is cut at ' +
+    'BEEP_READ_TIMEOUT, and the others parked are served', T, async (t) => {
+	const stack = await startStack({ caddy: false, env: {
+		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_READ_TIMEOUT: '1',
+		BEEP_LOG_LEVEL: 'debug',
+	} }, t);
+	const conns = await keptConns(stack.socket, 3);
+	const [a, ...others] = conns;
+	for (const c of conns)
+		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
+	await poll(async () => {
+		const s = await fetchStatus(stack);
+		return s.threads - s.idle_threads === 1;
+	}, { timeout: 20000, what: 'every other worker waiting' });
+	// Its parameters begun, never ended.
+	a.sock.write(Kept.request('POST', `/user/${uid('cut')}/device/d`,
+	    '{"data":"x"}').subarray(0, 20));
+	for (const c of others)
+		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
+	await a.until(() => a.closed, 'closed at its read deadline');
+	assert.equal(a.answers.length, 1, 'no answer to the part');
+	await poll(() => stack.backendLog.some((l) =>
+	    /request not read within BEEP_READ_TIMEOUT \(1s\): connection closed/
+		.test(l)), { what: 'the read deadline in the log' });
+	for (const c of others)
+		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
+	for (const c of conns)
+		c.destroy();
+});
+
 test('a kept connection that becomes a stream does not hold up the others ' +
     'parked', T, async (t) => {
 	const stack = await startStack({ caddy: false, env: {

@@ -327,6 +327,119 @@ frame_of(const struct bytes *o)
 	return true;
 }
 
+/*
+ * Whether the walk of the first n bytes of o, read at once and then a
+ * byte at a time, finds the request whole (server_judge()'s rule): the
+ * same either way.
+ */
+static bool
+judged_whole(const struct bytes *o, size_t n)
+{
+	struct server_frame f = {0};
+	bool whole =
+	    server_frame_feed(&f, o->b, n) && f.at == SERVER_FRAME_WHOLE;
+
+	f = (struct server_frame){0};
+	for (size_t i = 0; i < n; i++)
+		if (!server_frame_feed(&f, o->b + i, 1))
+			break;
+	assert_int_equal(whole, f.at == SERVER_FRAME_WHOLE);
+	return whole;
+}
+
+/*
+ * What libfcgi's first read of a request brings is judged by the walk as
+ * server_conn_whole() would judge the same bytes queued: a wrong "whole"
+ * there lets a peer hold a worker for ever with no deadline.
+ */
+static void
+test_frame_whole(void **state)
+{
+	static const unsigned char begin[8] = {0, 1, 1};
+	struct bytes o = {.n = 0};
+
+	(void)state;
+	request(&o, 1, "{\"data\":\"x\"}");
+	assert_true(judged_whole(&o, o.n));
+	assert_true(whole_of(o.b, o.n, false));
+	for (size_t n = 0; n < o.n; n++) {
+		assert_false(judged_whole(&o, n));
+		assert_false(whole_of(o.b, n, false));
+	}
+	/* Another id's end is not this request's; a high id's is. */
+	o.n = 0;
+	head(&o, 1);
+	rec(&o, STDIN, 2, NULL, 0, 0, 0);
+	assert_false(judged_whole(&o, o.n));
+	rec(&o, STDIN, 1, NULL, 0, 0, 0);
+	assert_true(judged_whole(&o, o.n));
+	o.n = 0;
+	request(&o, 0x1234, "");
+	assert_true(judged_whole(&o, o.n));
+	/* No BEGIN_REQUEST first: never whole. */
+	o.n = 0;
+	rec(&o, GET_VALUES, 0, NULL, 0, 0, 0);
+	request(&o, 1, "");
+	assert_false(judged_whole(&o, o.n));
+	assert_false(whole_of(o.b, o.n, false));
+	/* An end in a body's padding, or its content, is not one. */
+	o.n = 0;
+	head(&o, 1);
+	rec(&o, STDIN, 1, "ab", 2, 8, 0);
+	memcpy(o.b + o.n - 8, (unsigned char[8]){1, STDIN, 0, 1}, 8);
+	assert_false(judged_whole(&o, o.n));
+	/* Padding libfcgi reads as a header: refused, so never whole. */
+	o.n = 0;
+	rec(&o, BEGIN, 1, begin, sizeof(begin), 8, 0);
+	rec(&o, PARAMS, 1, NULL, 0, 0, 0);
+	rec(&o, STDIN, 1, NULL, 0, 0, 0);
+	assert_false(judged_whole(&o, o.n));
+}
+
+/*
+ * The rest of a request of which a first read took a part: whole once
+ * all of it is queued, not before; a connection that ends is too (no
+ * read blocks).
+ */
+static void
+test_whole_after(void **state)
+{
+	struct bytes o = {.n = 0};
+	unsigned char b[8192];
+
+	(void)state;
+	request(&o, 1, "{\"data\":\"x\"}");
+	for (size_t cut = 1; cut < o.n; cut += 7) {
+		struct server_frame f = {0};
+		int fd[2];
+
+		assert_true(server_frame_feed(&f, o.b, cut));
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+		/* Nothing more yet, then all but its last byte: not whole. */
+		assert_false(server_conn_whole_after(fd[0], b, sizeof(b), &f));
+		assert_int_equal(write(fd[1], o.b + cut, o.n - cut - 1),
+		    (ssize_t)(o.n - cut - 1));
+		assert_false(server_conn_whole_after(fd[0], b, sizeof(b), &f));
+		/* The last byte: whole; the walk so far is left as it was. */
+		assert_int_equal(write(fd[1], o.b + o.n - 1, 1), 1);
+		assert_true(server_conn_whole_after(fd[0], b, sizeof(b), &f));
+		assert_true(f.at != SERVER_FRAME_WHOLE);
+		close(fd[1]);
+		close(fd[0]);
+	}
+	/* The front closed after a part: whole by the look's rule. */
+	{
+		struct server_frame f = {0};
+		int fd[2];
+
+		assert_true(server_frame_feed(&f, o.b, 20));
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+		close(fd[1]);
+		assert_true(server_conn_whole_after(fd[0], b, sizeof(b), &f));
+		close(fd[0]);
+	}
+}
+
 /* An FCGI_GET_VALUES naming FCGI_MAX_CONNS n times (empty values). */
 static void
 get_values(struct bytes *o, unsigned id, int n)
@@ -442,6 +555,8 @@ main(void)
 	    cmocka_unit_test(test_frame_requests),
 	    cmocka_unit_test(test_frame_get_values),
 	    cmocka_unit_test(test_frame_padding_libfcgi_reads),
+	    cmocka_unit_test(test_frame_whole),
+	    cmocka_unit_test(test_whole_after),
 	};
 
 	/* As main() does; libfcgi reads its close-wait from the environment. */
