@@ -1,0 +1,125 @@
+// A kept connection's request that a worker takes from the parked ones,
+// leaving the others nobody waiting, is judged on libfcgi's first read of
+// it (server_judge(), 2026-12-07), not peeked at first. When that read
+// brings part of it and no descriptor is left for its read deadline (the
+// backend at its limit: emfile.mjs), the worker waits for the rest as for
+// any request with no deadline (server_read_unguarded(), looking past
+// what was read): served once it has come, closed unread at
+// BEEP_READ_TIMEOUT if it does not; the others parked are served
+// meanwhile.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { poll, uid } from './harness.mjs';
+import { atDescriptorLimit, READ_TIMEOUT } from './emfile.mjs';
+import {
+	record, encodeParams, requestParams, beginRecord, readRecords, Waiters,
+	END_REQUEST, PARAMS, STDIN, STDOUT,
+} from './fcgi.mjs';
+
+const T = { timeout: 90000 };
+
+// A kept FastCGI connection (FCGI_KEEP_CONN, as nginx): its answers.
+class Kept {
+	constructor(socketPath) {
+		this.sock = net.connect(socketPath);
+		this.sock.on('error', () => {});
+		this.out = '';
+		this.answers = [];
+		this.closed = false;
+		this.waiters = new Waiters(() => `answers ${this.answers.length}`);
+		readRecords(this.sock, (type, content) => {
+			if (type === STDOUT)
+				this.out += content.toString('utf8');
+			if (type === END_REQUEST) {
+				this.answers.push(this.out);
+				this.out = '';
+			}
+		}, () => this.waiters.wake());
+		this.sock.on('close', () => {
+			this.closed = true;
+			this.waiters.wake();
+		});
+		this.ready = once(this.sock, 'connect');
+	}
+
+	until(pred, what, timeout = 20000) {
+		return this.waiters.until(pred, what, timeout);
+	}
+
+	static request(method, uri, body = '') {
+		const b = Buffer.from(body);
+		const params = requestParams(method, uri, body ? {
+			CONTENT_TYPE: 'application/json', CONTENT_LENGTH: b.length,
+		} : {});
+		return Buffer.concat([
+			beginRecord(1, true),
+			record(PARAMS, 1, encodeParams(params)), record(PARAMS, 1),
+			...(b.length ? [record(STDIN, 1, b)] : []), record(STDIN, 1),
+		]);
+	}
+
+	async ask(method, uri) {
+		const n = this.answers.length;
+		this.sock.write(Kept.request(method, uri));
+		await this.until(() => this.answers.length > n || this.closed,
+		    `${method} ${uri}`);
+		assert.ok(this.answers.length > n, `${method} ${uri}: closed`);
+		return this.answers[n];
+	}
+}
+
+const statusOf = (text) => Number(/^Status: (\d+)/m.exec(text)?.[1] ?? 200);
+const UNREAD = /read deadline: EMFILE: connection closed unread/;
+
+// The backend at its descriptor limit, three kept connections served once
+// and parked, then a's next request sent in part. Their first requests
+// wait in the backlog with the waiting stream until four streams go: each
+// has come whole when its worker looks, so none armed a read deadline
+// (whose duplicate descriptor a kept connection keeps for its next
+// request, deadline_pause()), and the four take every descriptor freed.
+async function partAtLimit(t, name) {
+	const { rig, streams, waiting } = await atDescriptorLimit(t, name);
+	const conns = [0, 1, 2].map(() => new Kept(rig.sock));
+	t.after(() => conns.forEach((c) => c.sock.destroy()));
+	await Promise.all(conns.map((c) => c.ready));
+	for (const c of conns)
+		c.sock.write(Kept.request('GET', '/healthz'));
+	streams.slice(0, 4).forEach((c) => c.destroy());
+	await poll(() => /\r\n\r\n:/.test(waiting.stdout.toString('latin1')),
+	    { what: 'the waiting stream opened', timeout: 10000 });
+	for (const c of conns) {
+		await c.until(() => c.answers.length === 1 || c.closed,
+		    'first answer');
+		assert.equal(statusOf(c.answers[0]), 200, c.answers[0]);
+	}
+	const whole = Kept.request('POST', `/user/${uid('judged')}/device/d`,
+	    '{"data":"x"}');
+	const cut = 20;
+	conns[0].sock.write(whole.subarray(0, cut));
+	// The others parked are served while a's request waits.
+	for (const c of conns.slice(1))
+		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
+	return { rig, conns, rest: whole.subarray(cut) };
+}
+
+test('at the descriptor limit, a kept connection\'s request judged on ' +
+    'its first read is served once the rest comes', T, async (t) => {
+	const { rig, conns: [a], rest } = await partAtLimit(t, 'kept-judged');
+	a.sock.write(rest);
+	await a.until(() => a.answers.length === 2 || a.closed, 'answered');
+	assert.equal(a.answers.length, 2, 'closed unanswered');
+	assert.equal(statusOf(a.answers[1]), 404, a.answers[1]);
+	assert.ok(!rig.backend.lines.some((l) => UNREAD.test(l)));
+});
+
+test('at the descriptor limit, a kept connection\'s request judged on ' +
+    'its first read whose rest never comes is closed unread', T,
+async (t) => {
+	const { rig, conns: [a] } = await partAtLimit(t, 'kept-judged-cut');
+	await poll(() => rig.backend.lines.some((l) => UNREAD.test(l)),
+	    { what: 'closed unread', timeout: 4 * READ_TIMEOUT * 1000 });
+	await a.until(() => a.closed, 'closed', 4 * READ_TIMEOUT * 1000);
+	assert.equal(a.answers.length, 1, 'no answer to the part');
+});
