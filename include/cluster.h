@@ -87,6 +87,13 @@ void cluster_unsubscribe(
     struct cluster *cl, struct cluster_entry *ref, struct registry_stream *s);
 
 /*
+ * The name every node of the cluster gives the sender key names (len
+ * bytes: what BEEP_RATE counts it by), never 0; 0 while this node has not
+ * read the key the nodes share (see cluster_redis.c).  Thread-safe.
+ */
+uint64_t cluster_sender(struct cluster *cl, const void *key, size_t len);
+
+/*
  * Deliver a packed event to (user, device) wherever it is live: returns
  * REGISTRY_OK (live somewhere), REGISTRY_HELD (in its grace period),
  * REGISTRY_NOT_FOUND, or REGISTRY_MEMORY_FULL / REGISTRY_CLOSED from the
@@ -95,8 +102,8 @@ void cluster_unsubscribe(
  * is down a device with a live stream on this node still gets it.
  */
 enum registry_error cluster_publish(struct cluster *cl, const char *user,
-    const char *device, const char *frame, size_t len, char *id, size_t size,
-    bool *down);
+    const char *device, uint64_t sender, const char *frame, size_t len,
+    char *id, size_t size, bool *down);
 
 /*
  * The devices of user with a live stream on any live node, as

@@ -469,7 +469,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		    msg.event, from);
 		free(from);
 		body_msg_clear(&msg);
-		err = cluster_publish(api->cluster, r->user, r->device,
+		err = cluster_publish(api->cluster, r->user, r->device, sender,
 		    packed.data, packed.len, id, sizeof(id), &down);
 		buf_free(&packed);
 		if (down) {

@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "cidr.h"
+#include "cluster.h"
 #include "keyed_hash.h"
 #include "limit.h"
 #include "log.h"
@@ -264,10 +265,11 @@ api_allowed(struct api *api, const struct route *r,
 
 /*
  * The sender's token bucket: by verified user, else by address.  And the
- * sender's name, the same key's keyed_hash64(), in *sender, by which one
- * node's registry tells the senders of a device's messages apart
- * (BEEP_SENDER_SHARE); 0 in a cluster, whose Redis keeps no sender, and
- * with BEEP_SENDER_SHARE at 100, which needs none.
+ * sender's name, by which a device's messages' senders are told apart
+ * (BEEP_SENDER_SHARE), in *sender: on one node the same key's
+ * keyed_hash64(); in a cluster the name every node gives it
+ * (cluster_sender()), as a device's messages are in Redis, posted through
+ * any node.  0 with BEEP_SENDER_SHARE at 100, which needs none.
  */
 bool
 api_rate_ok(struct api *api, const struct api_request *req,
@@ -278,7 +280,7 @@ api_rate_ok(struct api *api, const struct api_request *req,
 	char key_text[API_KEY_STACK], addr_key[CIDR_KEY_MAX];
 	struct buf key = BUF_ON_STACK(key_text);
 	bool ok = true;
-	bool named = api->cluster == NULL && api->config->sender_share < 100;
+	bool named = api->config->sender_share < 100;
 	uint64_t hash;
 
 	*sender = 0;
@@ -298,7 +300,9 @@ api_rate_ok(struct api *api, const struct api_request *req,
 	/* One hash for both. */
 	hash = keyed_hash64(key.data, key.len);
 	if (named)
-		*sender = hash;
+		*sender = api->cluster == NULL
+		    ? hash
+		    : cluster_sender(api->cluster, key.data, key.len);
 	if (api->config->rate != 0)
 		ok = limit_take_hashed(
 		    api->limit, key.data, key.len, hash, util_now_ms(), &retry);

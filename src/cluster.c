@@ -685,9 +685,19 @@ cluster_publish_local(struct cluster *cl, const char *user, const char *device,
 	return res;
 }
 
+uint64_t
+cluster_sender(struct cluster *cl, const void *key, size_t len)
+{
+	(void)cl;
+	(void)key;
+	(void)len;
+	return 0;
+}
+
 enum registry_error
 cluster_publish(struct cluster *cl, const char *user, const char *device,
-    const char *frame, size_t len, char *id, size_t size, bool *down)
+    uint64_t sender, const char *frame, size_t len, char *id, size_t size,
+    bool *down)
 {
 	enum registry_error res = REGISTRY_NOT_FOUND;
 	struct cluster_job *j;
@@ -712,6 +722,7 @@ cluster_publish(struct cluster *cl, const char *user, const char *device,
 	cluster_job_num(j, cl->grace_ms);
 	cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
 	cluster_job_str(j, cl->run);
+	(void)sender;
 	if (!cluster_job_call(cl, j)) {
 		pthread_mutex_unlock(&cl->lock);
 		cluster_count(&cl->unreachable);

@@ -470,7 +470,7 @@ teardown(void **state)
 static enum registry_error
 post(struct fixture *f, int node, const char *text, char *id, bool *down)
 {
-	return cluster_publish(f->cl[node], "u", "d", text, strlen(text), id,
+	return cluster_publish(f->cl[node], "u", "d", 0, text, strlen(text), id,
 	    CLUSTER_ID_MAX, down);
 }
 
@@ -1216,8 +1216,8 @@ test_cluster_flush_logged(void **state)
 		s[i] = cluster_subscribe(
 		    f->cl[0], "u", dev, &none, &st, &ref[i], &err, &down);
 		assert_non_null(s[i]);
-		assert_int_equal(cluster_publish(f->cl[1], "u", dev, "one", 3,
-		                     id, CLUSTER_ID_MAX, &down),
+		assert_int_equal(cluster_publish(f->cl[1], "u", dev, 0, "one",
+		                     3, id, CLUSTER_ID_MAX, &down),
 		    REGISTRY_OK);
 		next_msg(f->reg[0], s[i], text);
 		assert_string_equal(text, "one");
@@ -2989,8 +2989,8 @@ test_cluster_unsub_then_memory_short(void **state)
 	 */
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	assert_int_equal(cluster_publish(f->cl[1], "v", "d", big, strlen(big),
-	                     id, sizeof(id), &down),
+	assert_int_equal(cluster_publish(f->cl[1], "v", "d", 0, big,
+	                     strlen(big), id, sizeof(id), &down),
 	    REGISTRY_OK);
 	next_msg(f->reg[0], other, text);
 	assert_string_equal(text, big);
@@ -5299,7 +5299,7 @@ test_cluster_foreign_id(void **state)
 	assert_int_equal(post(f, 1, "h1", id, &down), REGISTRY_HELD);
 	assert_int_equal(cluster_parse_id(id, &h1), 0);
 	usleep(2000); /* ids in distinct milliseconds */
-	assert_int_equal(cluster_publish(f->cl[1], "u", "l", "o", 1, id,
+	assert_int_equal(cluster_publish(f->cl[1], "u", "l", 0, "o", 1, id,
 	                     CLUSTER_ID_MAX, &down),
 	    REGISTRY_OK);
 	assert_int_equal(cluster_parse_id(id, &o), 0);
