@@ -285,6 +285,8 @@ wait_up(struct fixture *f, bool up)
 static size_t fixture_memory;
 /* The nodes' BEEP_REPLAY_SECONDS and BEEP_GRACE_SECONDS; 0: 60. */
 static unsigned fixture_keep_s;
+/* The nodes' BEEP_SENDER_SHARE is 100 (off), else 50, its default. */
+static bool fixture_share_off;
 /* The nodes' BEEP_MAX_DEVICES; 0: none (see setup_one_device()). */
 static size_t fixture_max_devices;
 /*
@@ -350,6 +352,7 @@ nodes_start(struct fixture *f, unsigned ttl, const char *const urls[2])
 
 	f->c.cluster_ttl = ttl;
 	f->c.redis_timeout = 2000;
+	f->c.sender_share = fixture_share_off ? 100 : 50;
 	f->c.replay_max = 64;
 	f->c.queue_messages = 64;
 	f->c.grace_seconds = keep;
@@ -425,6 +428,18 @@ setup_one_device(void **state)
 	fixture_max_devices = 1;
 	rc = setup_with(state, false);
 	fixture_max_devices = 0;
+	return rc;
+}
+
+/* Nodes with BEEP_SENDER_SHARE=100: no share. */
+static int
+setup_share_off(void **state)
+{
+	int rc;
+
+	fixture_share_off = true;
+	rc = setup_with(state, false);
+	fixture_share_off = false;
 	return rc;
 }
 
@@ -6280,6 +6295,242 @@ test_cluster_bye_after_outage(void **state)
 	assert_int_equal(node_known(c, f->cl[1]->node), 2);
 }
 
+/*
+ * BEEP_SENDER_SHARE in a cluster.  A POST of sender (a name
+ * cluster_sender() gives; 0: not known) to u/d through node, answered.
+ */
+static enum registry_error
+post_as(struct fixture *f, int node, uint64_t sender, const char *text)
+{
+	char id[CLUSTER_ID_MAX];
+	bool down;
+	enum registry_error err = cluster_publish(f->cl[node], "u", "d", sender,
+	    text, strlen(text), id, sizeof(id), &down);
+
+	assert_false(down);
+	return err;
+}
+
+/* u/d is away, in its grace period: node 0's stream of it ended. */
+static void
+device_away(struct fixture *f)
+{
+	struct registry_start st;
+	struct cluster_entry *ref;
+	struct registry_stream *s = subscribe(f, 0, NULL, &st, &ref);
+
+	unsubscribe(f, 0, s, ref);
+	assert_true(redis_until(f, "HEXISTS beep:g:u %s", "d", 1));
+}
+
+/* Entries of u/d's stream in Redis. */
+static long long
+device_len(struct fixture *f)
+{
+	redisContext *c = redis_conn(f);
+	redisReply *r = redisCommand(c,
+	    "XLEN beep:s:u\x1f"
+	    "d");
+	long long n;
+
+	assert_non_null(r);
+	n = r->integer;
+	freeReplyObject(r);
+	redisFree(c);
+	return n;
+}
+
+/* POSTs node's registry counted refused for the share (/healthz crowded). */
+static uint64_t
+crowded(struct fixture *f, int node)
+{
+	struct registry_stats rs;
+
+	registry_stats(f->reg[node], &rs);
+	return rs.crowded;
+}
+
+/*
+ * u/d's next stream, through node 1 without an id, begins with the
+ * texts given (up to NULL), then prefix0 .. prefix<n-1>, then nothing;
+ * told of a loss or not, as reset says.
+ */
+static void
+replayed(struct fixture *f, bool reset, const char *prefix, int n, ...)
+{
+	struct registry_start st;
+	struct cluster_entry *ref;
+	struct registry_stream *s = subscribe(f, 1, NULL, &st, &ref);
+	char text[64], want[64];
+	const char *first;
+	va_list ap;
+
+	assert_int_equal(st.reset, reset);
+	va_start(ap, n);
+	while ((first = va_arg(ap, const char *)) != NULL) {
+		next_msg(f->reg[1], s, text);
+		assert_string_equal(text, first);
+	}
+	va_end(ap);
+	for (int i = 0; i < n; i++) {
+		snprintf(want, sizeof(want), "%s%d", prefix, i);
+		next_msg(f->reg[1], s, text);
+		assert_string_equal(text, want);
+	}
+	no_more(f->reg[1], s);
+	unsubscribe(f, 1, s, ref);
+}
+
+#define SENDER_A 0xa1
+#define SENDER_A2 0xa2 /* A again, under a second name */
+#define SENDER_B 0xb1
+
+/*
+ * One sender cannot push out another's held message in a cluster
+ * either (as test_registry's on one node): the device's stream in Redis
+ * is trimmed to BEEP_REPLAY_MAX (64 here) whoever sent, and A, past its
+ * share (32), would push out B's offer to the device away: refused, 429,
+ * with nothing written; under a second name, which holds nothing, 503
+ * (B is within its share).  B's message is replayed, no reset.  Until
+ * 2026-12-07 both were 202 and B's offer went, its client back to a
+ * reset.
+ */
+static void
+test_cluster_sender_share(void **state)
+{
+	struct fixture *f = *state;
+	char text[16];
+
+	if (f == NULL)
+		skip();
+	device_away(f);
+	assert_int_equal(post_as(f, 1, SENDER_B, "b"), REGISTRY_HELD);
+	for (int i = 0; i < 63; i++) {
+		snprintf(text, sizeof(text), "a%d", i);
+		assert_int_equal(post_as(f, 1, SENDER_A, text), REGISTRY_HELD);
+	}
+	assert_int_equal(device_len(f), 64);
+	assert_int_equal(post_as(f, 1, SENDER_A, "a63"), REGISTRY_CROWDED);
+	assert_int_equal(post_as(f, 0, SENDER_A2, "x"), REGISTRY_HELD_FULL);
+	assert_int_equal(device_len(f), 64);
+	assert_int_equal(crowded(f, 1), 1);
+	assert_int_equal(crowded(f, 0), 1);
+	replayed(f, false, "a", 63, "b", (char *)NULL);
+}
+
+/*
+ * At the share: A holding 31 of 64 (below its share) may push out the
+ * oldest of B, who holds 33 (past its own); holding 32, it may not.
+ */
+static void
+test_cluster_sender_share_limit(void **state)
+{
+	struct fixture *f = *state;
+	char text[16];
+
+	if (f == NULL)
+		skip();
+	device_away(f);
+	for (int i = 0; i < 33; i++) {
+		snprintf(text, sizeof(text), "b%d", i);
+		assert_int_equal(post_as(f, 1, SENDER_B, text), REGISTRY_HELD);
+	}
+	for (int i = 0; i < 31; i++) {
+		snprintf(text, sizeof(text), "a%d", i);
+		assert_int_equal(post_as(f, 1, SENDER_A, text), REGISTRY_HELD);
+	}
+	assert_int_equal(post_as(f, 1, SENDER_A, "a31"), REGISTRY_HELD);
+	assert_int_equal(post_as(f, 1, SENDER_A, "a32"), REGISTRY_CROWDED);
+	assert_int_equal(device_len(f), 64);
+	/* b0 went, told (a reset): the device keeps 64. */
+	replayed(f, true, "a", 32, "b1", "b2", "b3", "b4", "b5", "b6", "b7",
+	    "b8", "b9", "b10", "b11", "b12", "b13", "b14", "b15", "b16", "b17",
+	    "b18", "b19", "b20", "b21", "b22", "b23", "b24", "b25", "b26",
+	    "b27", "b28", "b29", "b30", "b31", "b32", (char *)NULL);
+}
+
+/*
+ * What the rule leaves as it was: a sole sender pushes out its own
+ * oldest; entries with no sender (a node of the version before writes
+ * none, nor does a POST of a sender not known) count for no one and go
+ * for room; a POST of no known sender (such a node's) is never refused;
+ * and what a stream took goes for room whoever sent it.
+ */
+static void
+test_cluster_sender_share_as_before(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct cluster_entry *ref;
+	struct registry_stream *s;
+	char text[16];
+
+	if (f == NULL)
+		skip();
+	/* Taken: B's message, delivered live, goes for A's room. */
+	s = subscribe(f, 0, NULL, &st, &ref);
+	assert_int_equal(post_as(f, 1, SENDER_B, "b"), REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "b");
+	unsubscribe(f, 0, s, ref);
+	assert_true(redis_until(f, "HEXISTS beep:g:u %s", "d", 1));
+	for (int i = 0; i < 70; i++) {
+		snprintf(text, sizeof(text), "a%d", i);
+		assert_int_equal(post_as(f, 1, SENDER_A, text), REGISTRY_HELD);
+	}
+	assert_int_equal(device_len(f), 64);
+	/* Unnamed entries go for room; an unnamed POST is not refused. */
+	for (int i = 0; i < 64; i++) {
+		snprintf(text, sizeof(text), "o%d", i);
+		assert_int_equal(post_as(f, 0, 0, text), REGISTRY_HELD);
+	}
+	for (int i = 0; i < 64; i++) {
+		snprintf(text, sizeof(text), "c%d", i);
+		assert_int_equal(post_as(f, 1, SENDER_B, text), REGISTRY_HELD);
+	}
+	assert_int_equal(crowded(f, 0) + crowded(f, 1), 0);
+	replayed(f, true, "c", 64, (char *)NULL);
+}
+
+/* BEEP_SENDER_SHARE=100: the oldest go whoever sent, as before. */
+static void
+test_cluster_sender_share_off(void **state)
+{
+	struct fixture *f = *state;
+	char text[16];
+
+	if (f == NULL)
+		skip();
+	device_away(f);
+	assert_int_equal(post_as(f, 1, SENDER_B, "b"), REGISTRY_HELD);
+	for (int i = 0; i < 64; i++) {
+		snprintf(text, sizeof(text), "a%d", i);
+		assert_int_equal(post_as(f, 1, SENDER_A, text), REGISTRY_HELD);
+	}
+	replayed(f, true, "a", 64, (char *)NULL);
+}
+
+/*
+ * A sender's name is the same on every node (a device's messages are
+ * posted through any), and not 0 (a sender not known), once the nodes
+ * are up; another sender's is another.
+ */
+static void
+test_cluster_sender_name(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t a0, a1, b;
+
+	if (f == NULL)
+		skip();
+	a0 = cluster_sender(f->cl[0], "u:alice", 7);
+	a1 = cluster_sender(f->cl[1], "u:alice", 7);
+	b = cluster_sender(f->cl[1], "u:bob", 5);
+	assert_true(a0 != 0);
+	assert_true(a0 == a1);
+	assert_true(b != 0 && b != a0);
+}
+
 int
 main(void)
 {
@@ -6289,6 +6540,16 @@ main(void)
 	    cmocka_unit_test(test_cluster_ids),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_two_nodes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_share, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_share_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_share_as_before, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_share_off, setup_share_off, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_name, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sub_gap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
