@@ -24,7 +24,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
-	startStack, uid, poll, postPath, listPath, isJson, Client,
+	startStack, startCluster, CLUSTER_QUICK, uid, poll, postPath, listPath,
+	isJson, Client,
 } from './harness.mjs';
 import { mint, claims, bearer } from './jwt.mjs';
 import { FcgiConn, requestParams } from './fcgi.mjs';
@@ -247,5 +248,65 @@ test('open mode: a client on the link (with its zone) is one sender by ' +
 	assert.deepEqual(got, [
 		...[0, 1, 2, 3].map((i) => `v4 ${i}`),
 		...[0, 1, 2, 3].map((i) => `link ${i}`)]);
+	back.close();
+});
+
+// In a cluster a device's held messages are in Redis, posted through any
+// node: the rule is Redis's POST script's, and a sender has one name on
+// every node (a key the nodes share in Redis). So the flood is refused
+// through either node with 429, its own share (a name per node would
+// make its second POST another sender's: 503), and carol's offer is the
+// first the device gets when it comes back through a node. Until
+// 2026-12-07 Redis trimmed the stream to BEEP_REPLAY_MAX whoever sent,
+// and the offer went.
+test('cluster: a sender past its share is refused (429) through every ' +
+    'node, and the other sender\'s held message stays', T, async (t) => {
+	const cl = await startCluster({ nodes: 2, env: { ...CLUSTER_QUICK,
+		BEEP_AUTH: 'jwt', BEEP_JWT_ALG: 'HS256', BEEP_JWT_SECRET: SECRET,
+		BEEP_REPLAY_MAX: String(REPLAY_MAX), BEEP_STREAM_QUEUE: '4',
+	} }, t);
+	const c = cl.nodes.map((n) => n.client());
+	const bob = uid('bob'), carol = uid('carol'), flood = uid('flood');
+	const d = 'phone';
+	const post = (i, who, data) => c[i].postJson(postPath(bob, d),
+	    { data }, { headers: bearer(token(who)) });
+
+	const first = await cl.nodes[0].subscribe(bob, d,
+	    { headers: bearer(token(bob)) });
+	first.close();
+	await poll(async () => {
+		const r = await c[1].get(listPath(bob),
+		    { headers: bearer(token(bob)) });
+		assert.equal(r.status, 200, r.text);
+		return r.json().length === 0;
+	}, { timeout: 20000, what: 'bob\'s phone in its grace period' });
+
+	const offer = await post(0, carol, 'offer from carol');
+	assert.equal(offer.status, 202, offer.text);
+	const held = [];
+	for (let i = 0; i < REPLAY_MAX - 1; i++) {
+		const r = await post(i % 2, flood, `flood ${i}`);
+		assert.equal(r.status, 202, `flood ${i}: ${r.text}`);
+		held.push(`flood ${i}`);
+	}
+	for (const i of [0, 1]) {
+		const refused = await post(i, flood, 'one too many');
+		assert.equal(refused.status, 429, `node ${i}: ${refused.text}`);
+		assert.deepEqual(refused.json(),
+		    { error: 'device holds too many of your messages' });
+		assert.match(refused.headers['retry-after'] || '',
+		    /^[1-9][0-9]*$/, 'Retry-After in seconds');
+		assert.equal((await c[i].health()).crowded, 1,
+		    `node ${i}: /healthz crowded`);
+	}
+
+	const back = await cl.nodes[1].subscribe(bob, d,
+	    { headers: bearer(token(bob)) });
+	const got = [];
+	for (let i = 0; i < REPLAY_MAX; i++)
+		got.push(await back.nextEvent(15000));
+	assert.deepEqual(got.map((e) => [e.type, e.data]),
+	    [['message', 'offer from carol'],
+		...held.map((m) => ['message', m])]);
 	back.close();
 });
