@@ -243,6 +243,19 @@ struct cluster {
 	uint64_t sub_tokens; /* SUB jobs made so far (their tokens) */
 	uint64_t requests;   /* UNSUB request ids given so far */
 	unsigned rebuild_ms; /* see the beat script */
+	/*
+	 * The key every node names senders under (cluster_sender()), as
+	 * Redis keeps it (beep:sk, see cluster_redis.c); sender_keyed once
+	 * read.  With lock held.
+	 */
+	unsigned char sender_key[KEYED_HASH_KEY_BYTES];
+	bool sender_keyed;
+	/*
+	 * BEEP_SENDER_SHARE below 100, and that share of maxlen (rounded
+	 * up): what one sender may hold of a device away (the POST script).
+	 */
+	bool share_on;
+	size_t share;
 	bool stop, leaving;
 	/*
 	 * The BYE found the scripts gone, or was lost with the connection

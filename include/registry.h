@@ -231,6 +231,12 @@ const char *registry_msg_frame(const struct registry_msg *m, size_t *len);
  * by it (limits.sender_share, REGISTRY_CROWDED).
  */
 void registry_msg_set_sender(struct registry_msg *m, uint64_t sender);
+/*
+ * A publish was refused, REGISTRY_CROWDED or REGISTRY_HELD_FULL, by the
+ * same rule outside the registry (a cluster's Redis): counted as its own
+ * (registry_stats() crowded).  Thread-safe.
+ */
+void registry_count_crowded(struct registry *reg);
 
 /* The message's number in its device's log (0 until published). */
 uint64_t registry_msg_seq(const struct registry_msg *m);

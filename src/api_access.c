@@ -269,7 +269,8 @@ api_allowed(struct api *api, const struct route *r,
  * (BEEP_SENDER_SHARE), in *sender: on one node the same key's
  * keyed_hash64(); in a cluster the name every node gives it
  * (cluster_sender()), as a device's messages are in Redis, posted through
- * any node.  0 with BEEP_SENDER_SHARE at 100, which needs none.
+ * any node (0 until the node has read the nodes' key).  0 with
+ * BEEP_SENDER_SHARE at 100, which needs none.
  */
 bool
 api_rate_ok(struct api *api, const struct api_request *req,

@@ -264,6 +264,10 @@ cluster_new(const struct config *c, struct registry *reg)
 	cl->ttl_ms = c->cluster_ttl * 1000;
 	cl->timeout_ms = c->redis_timeout;
 	cl->maxlen = c->replay_max;
+	cl->share_on = c->sender_share < 100;
+	/* As registry_log_crowds() rounds it. */
+	cl->share = cl->maxlen / 100 * c->sender_share +
+	    (cl->maxlen % 100 * c->sender_share + 99) / 100;
 	/* 0, as in the registry: no limit (a number Lua holds exactly). */
 	cl->replay_bytes =
 	    c->replay_bytes != 0 ? c->replay_bytes : (size_t)1 << 52;
@@ -688,10 +692,18 @@ cluster_publish_local(struct cluster *cl, const char *user, const char *device,
 uint64_t
 cluster_sender(struct cluster *cl, const void *key, size_t len)
 {
-	(void)cl;
-	(void)key;
-	(void)len;
-	return 0;
+	unsigned char k[KEYED_HASH_KEY_BYTES];
+	uint64_t h;
+
+	pthread_mutex_lock(&cl->lock);
+	if (!cl->sender_keyed) {
+		pthread_mutex_unlock(&cl->lock);
+		return 0;
+	}
+	memcpy(k, cl->sender_key, sizeof(k));
+	pthread_mutex_unlock(&cl->lock);
+	h = keyed_hash_siphash24(key, len, k);
+	return h != 0 ? h : 1;
 }
 
 enum registry_error
@@ -722,7 +734,14 @@ cluster_publish(struct cluster *cl, const char *user, const char *device,
 	cluster_job_num(j, cl->grace_ms);
 	cluster_job_num(j, CLUSTER_META_TTL_MS + cl->keep_ms);
 	cluster_job_str(j, cl->run);
-	(void)sender;
+	/* Named: the script keeps it with the entry, and counts shares. */
+	if (cl->share_on && sender != 0) {
+		char name[17];
+
+		snprintf(name, sizeof(name), "%016" PRIx64, sender);
+		cluster_job_str(j, name);
+		cluster_job_num(j, cl->share);
+	}
 	if (!cluster_job_call(cl, j)) {
 		pthread_mutex_unlock(&cl->lock);
 		cluster_count(&cl->unreachable);
@@ -741,6 +760,12 @@ cluster_publish(struct cluster *cl, const char *user, const char *device,
 	    r->element[0]->type != REDIS_REPLY_INTEGER) {
 		cluster_count(&cl->unreachable);
 		*down = true;
+	} else if (r->element[0]->integer == 429 ||
+	    (r->element[0]->integer == 503 && r->elements >= 2)) {
+		/* The sender share (see the script): as one node counts it. */
+		res = r->element[0]->integer == 429 ? REGISTRY_CROWDED
+		                                    : REGISTRY_HELD_FULL;
+		registry_count_crowded(cl->reg);
 	} else if (r->element[0]->integer == 503) {
 		/* Redis restarted empty: presence not rebuilt yet. */
 		cluster_count(&cl->unreachable);

@@ -213,12 +213,38 @@
 
 /*
  * KEYS u g s m; ARGV dev user frame maxlen keep_ms grace_ms meta_ttl_ms
- * run (the node's Redis run, "" not known: beep:wr, see PRUNE).
+ * run (the node's Redis run, "" not known: beep:wr, see PRUNE) sender
+ * share (absent: a sender not known, BEEP_SENDER_SHARE 100, or a node of
+ * the version before).  sender: the poster's name, the same on every
+ * node (cluster_sender()); share: what one sender may hold (entries).
+ *
+ * crowds(): the sender share, as one node's registry_log_crowds() has it:
+ * one sender cannot push out what others posted to a device away (until
+ * 2026-12-07 Redis trimmed to maxlen whoever sent: test_cluster_sender_
+ * share).  Asked only for a POST held (202: a live holder delivers at
+ * once, and the oldest go as before) that would trim by count: old, the
+ * entries that would go.  Those above held (where the device's next
+ * stream begins: no stream took them) of another sender go only when the
+ * poster holds less than share of the entries above held (else {429})
+ * and each of their senders holds share or more (else {503, "held
+ * full"}: not the poster's doing; so too past 4 such senders, as
+ * registry_log.c's LOG_OTHERS_MAX).  Refused
+ * before the XADD: nothing written, nothing trimmed.  Each held POST's
+ * sender is kept in ws (beep:ws:USER\x1fDEV), an entry of the same id,
+ * trimmed to maxlen and lasting keep_ms as the device's stream: the
+ * check reads those, not the entries, whose frames cost Lua 23 ms for
+ * 256 of 60 KB.  An entry with no twin there (from a node of the version
+ * before, answered 200) counts for no sender and goes as before, as does
+ * one a stream took; a twin below old's first has no entry (trimmed by
+ * age) and is not read.  A held POST that trims nothing reads nothing
+ * more (its XLEN moves before the XADD), nor does a 200.  Trims by age
+ * (keep_ms) go as before.
  * A stream that expired (nothing posted for keep_ms) took every entry up
  * to last with it, and no trim said so: the floor becomes last before the
  * new stream begins, so that a resume from before it is told.
- * Returns {404}, {503} (no holder known while presence is rebuilt) or
- * {200|202, id, w, born}: w counts the messages this Redis's data has
+ * Returns {404}, {503} (no holder known while presence is rebuilt), {429}
+ * or {503, "held full"} (crowds()), or {200|202, id, w, born}:
+ * w counts the messages this Redis's data has
  * accepted (beep:w), which the node keeps the highest of for the data
  * that began at born (beep:born; "" while it is missing), for PRUNE.  Trimming by age looks at the oldest entry first: the
  * reverse search for the newest entry to trim walks the whole stream when
@@ -227,6 +253,27 @@
  * entries a resync's move kept (see SUB).
  */
 static const char cluster_lua_post[] = LUA_PRELUDE
+    "local function crowds(ws, m, old, me, share) "
+    "local held = redis.call('HGET', m, 'held') or base() "
+    "local lo, others, n = '(' .. held, {}, 0 "
+    "if idlt(held, old[1][1]) then lo = old[1][1] end "
+    "if idlt(old[#old][1], held) then return nil end "
+    "for _, e in ipairs(redis.call('XRANGE', ws, lo, old[#old][1])) do "
+    "local x = e[2][2] "
+    "if x ~= me and not others[x] then "
+    "if n == 4 then return {503, 'held full'} end "
+    "others[x] = 0 n = n + 1 end end "
+    "if n == 0 then return nil end "
+    "if share == 0 then return {429} end "
+    "local mine = 0 "
+    "for _, e in ipairs(redis.call('XRANGE', ws, lo, '+')) do "
+    "local x = e[2][2] "
+    "if x == me then mine = mine + 1 "
+    "elseif others[x] then others[x] = others[x] + 1 end end "
+    "if mine >= share then return {429} end "
+    "for _, c in pairs(others) do "
+    "if c < share then return {503, 'held full'} end end "
+    "return nil end "
     "local u, g, s, m = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
     "local dev, user, frame = ARGV[1], ARGV[2], ARGV[3] "
     "local maxlen, keep = tonumber(ARGV[4]), tonumber(ARGV[5]) "
@@ -249,10 +296,21 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "then redis.call('HSET', m, 'floor', last) end "
     "local lms, lseq = idp(last) "
     "if lms >= now then want = string.format('%d-%d', lms, lseq + 1) end "
-    "local id = redis.call('XADD', s, want, 'f', frame) "
-    "local n = redis.call('XLEN', s) "
+    "local me, n, old = ARGV[9] or '', nil, nil "
+    "local ws = 'beep:ws:' .. string.sub(s, 8) "
+    "local named = status == 202 and me ~= '' "
+    "if named then n = redis.call('XLEN', s) + 1 "
     "if n > maxlen then "
-    "local old = redis.call('XRANGE', s, '-', '+', 'COUNT', n - maxlen) "
+    "old = redis.call('XRANGE', s, '-', '+', 'COUNT', n - maxlen) "
+    "local no = crowds(ws, m, old, me, tonumber(ARGV[10])) "
+    "if no then return no end end end "
+    "local id = redis.call('XADD', s, want, 'f', frame) "
+    "if named then "
+    "redis.pcall('XADD', ws, 'MAXLEN', maxlen, id, 's', me) "
+    "redis.call('PEXPIRE', ws, keep) end "
+    "n = n or redis.call('XLEN', s) "
+    "if n > maxlen then "
+    "old = old or redis.call('XRANGE', s, '-', '+', 'COUNT', n - maxlen) "
     "rise(m, old[#old][1]) "
     "redis.call('XTRIM', s, 'MAXLEN', maxlen) end "
     "local cut = string.format('%d-0', now - keep) "

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "cluster_delivery.h"
@@ -515,17 +516,84 @@ redis_check_eviction(redisContext *c, char *why, size_t n)
 }
 
 /*
+ * The key every node names senders under (cluster_sender(), the sender
+ * share: see the POST script): a device's messages are in Redis, posted
+ * through any node, so a sender must have one name on all of them, and
+ * one no client can compute (else it could make its own collide with
+ * another's).  The first node to find none in Redis draws it (SET NX,
+ * beep:sk, no TTL); every node reads it as it connects.  A Redis that
+ * lost its data gets a new one from the next node to connect; until the
+ * others connect again, a sender has two names: refused sooner (503),
+ * never a loss.  A key not read (refused, drawn from no random bytes)
+ * leaves the node's last, or none: its senders are not known (0), and
+ * its POSTs go as a node of the version before's.  -1 when c failed.
+ */
+static int
+redis_sender_key(struct cluster *cl, redisContext *c, char *why, size_t n)
+{
+	unsigned char key[KEYED_HASH_KEY_BYTES];
+	char hex[2 * KEYED_HASH_KEY_BYTES + 1];
+	redisReply *r;
+	size_t got = 0;
+	bool read = false;
+
+	while (got < sizeof(key)) {
+		ssize_t k = getrandom(key + got, sizeof(key) - got, 0);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	for (size_t i = 0; i < sizeof(key); i++)
+		snprintf(hex + 2 * i, 3, "%02x", key[i]);
+	if (got == sizeof(key)) {
+		if ((r = redisCommand(c, "SET beep:sk %s NX", hex)) == NULL)
+			goto fail;
+		freeReplyObject(r);
+	}
+	if ((r = redisCommand(c, "GET beep:sk")) == NULL)
+		goto fail;
+	if (r->type == REDIS_REPLY_STRING && r->len == 2 * sizeof(key) &&
+	    strspn(r->str, "0123456789abcdef") == r->len) {
+		for (size_t i = 0; i < sizeof(key); i++) {
+			unsigned v;
+
+			sscanf(r->str + 2 * i, "%2x", &v);
+			key[i] = (unsigned char)v;
+		}
+		read = true;
+	}
+	freeReplyObject(r);
+	if (!read) {
+		log_warn("redis: no sender key (beep:sk): this node's POSTs "
+		         "are of no known sender (BEEP_SENDER_SHARE)");
+		return 0;
+	}
+	pthread_mutex_lock(&cl->lock);
+	memcpy(cl->sender_key, key, sizeof(key));
+	cl->sender_keyed = true;
+	pthread_mutex_unlock(&cl->lock);
+	return 0;
+fail:
+	snprintf(why, n, "sender key: %s", c->errstr);
+	return -1;
+}
+
+/*
  * The command connection's first words: the fence, the eviction check,
- * then the scripts.
+ * the scripts, then the senders' key.
  */
 static int
 redis_prepare(struct cluster *cl, redisContext *c, struct redis_fence *fence,
     char *why, size_t n)
 {
 	if (redis_fence(c, fence, why, n) < 0 ||
-	    redis_check_eviction(c, why, n) < 0)
+	    redis_check_eviction(c, why, n) < 0 ||
+	    redis_load_scripts(cl, c, why, n) < 0)
 		return -1;
-	return redis_load_scripts(cl, c, why, n);
+	return redis_sender_key(cl, c, why, n);
 }
 
 /* ms from now on CLOCK_MONOTONIC, into *ts. */

@@ -432,7 +432,8 @@ static const struct config_option config_options[] = {
         "rate counts it) may hold not yet taken and still push out another "
         "sender's held message for room, and that the other must hold for "
         "it to go; else such a POST gets 429 (the poster past it) or 503 "
-        "(the other within it); 100: the oldest go whoever sent"},
+        "(the other within it); 100: the oldest go whoever sent; in a "
+        "cluster of replay-max only"},
     {"grace", "BEEP_GRACE_SECONDS", CONFIG_UINT, OFF(grace_seconds), "30", 0,
         3600, "seconds a device stays addressable (202) after its last stream"},
     {"auth", "BEEP_AUTH", CONFIG_STR, OFF(auth), "none", 0, 0,

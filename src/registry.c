@@ -1063,6 +1063,14 @@ registry_device_known(
 }
 
 void
+registry_count_crowded(struct registry *reg)
+{
+	pthread_mutex_lock(&reg->lock);
+	reg->crowded++;
+	pthread_mutex_unlock(&reg->lock);
+}
+
+void
 registry_stats(struct registry *reg, struct registry_stats *st)
 {
 	pthread_mutex_lock(&reg->lock);
