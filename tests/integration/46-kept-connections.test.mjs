@@ -143,8 +143,11 @@ test('a kept connection whose request comes slowly does not hold up the ' +
 		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_READ_TIMEOUT: '600',
 		BEEP_LOG_LEVEL: 'debug',
 	} }, t);
-	const conns = await keptConns(stack.socket, 4);
-	const slow = conns.slice(0, 3), b = conns[3];
+	// More slow ones than workers wait in accept() (2 * MIN_IDLE at
+	// most): the watcher's turn of one of those to the parked ones, once a
+	// second, cannot stand in for the worker started for them.
+	const conns = await keptConns(stack.socket, 2 * MIN_IDLE + 5);
+	const slow = conns.slice(0, -1), b = conns.at(-1);
 	for (const c of conns)
 		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
 	// The workers that served those are back waiting (in accept(), or
@@ -157,7 +160,8 @@ test('a kept connection whose request comes slowly does not hold up the ' +
 	// in its read while b, parked, would have nobody waiting for it. One
 	// worker waits for the parked connections, and one may be on its way
 	// back (the status request's): without a worker started for them,
-	// the three would take both, and b's request would wait for ever.
+	// the slow ones would take every worker, and b's request would wait
+	// for ever.
 	const whole = Kept.request('POST', `/user/${uid('slow')}/device/d`,
 	    '{"data":"x"}');
 	const cut = 20;
@@ -210,6 +214,54 @@ test('a kept connection whose request stops coming is cut at ' +
 		.test(l)), { what: 'the read deadline in the log' });
 	for (const c of others)
 		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
+	for (const c of conns)
+		c.destroy();
+});
+
+// What a kept connection's first read brings is judged whole only at its
+// own body's end (server_judge()). A first read that ends at the empty
+// body of another id (multiplexed with it, its BEGIN_REQUEST before it),
+// or inside the header of its own end, or short of the end of a body
+// larger than libfcgi's 8 KiB buffer, leaves its read deadline armed:
+// each is cut at BEEP_READ_TIMEOUT (a worker that read on with no
+// deadline would hold it for ever), and the others parked are served.
+test('a kept connection\'s request whose first read only looks whole is ' +
+    'cut at BEEP_READ_TIMEOUT, and the others parked are served', T,
+async (t) => {
+	const stack = await startStack({ caddy: false, env: {
+		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_READ_TIMEOUT: '1',
+		BEEP_LOG_LEVEL: 'debug',
+	} }, t);
+	const conns = await keptConns(stack.socket, 4);
+	const [b, ...cut] = conns;
+	for (const c of conns)
+		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
+	await poll(async () => {
+		const s = await fetchStatus(stack);
+		return s.threads - s.idle_threads === 1;
+	}, { timeout: 20000, what: 'every other worker waiting' });
+	const get = Kept.request('GET', '/healthz');
+	const end = record(STDIN, 1);
+	const post = Kept.request('POST', `/user/${uid('big')}/device/d`,
+	    JSON.stringify({ data: 'x'.repeat(10000) }));
+	const parts = [
+		Buffer.concat([get.subarray(0, get.length - end.length),
+			beginRecord(2, true), record(STDIN, 2)]),
+		get.subarray(0, get.length - 4),
+		post.subarray(0, post.length - end.length),
+	];
+	cut.forEach((c, i) => c.sock.write(parts[i]));
+	for (let i = 0; i < 3; i++)
+		assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
+	for (const [i, c] of cut.entries()) {
+		await c.until(() => c.closed, `part ${i} closed at its deadline`);
+		// Nothing served: at most the 408 of a request cut short.
+		for (const a of c.answers.slice(1))
+			assert.ok(a === '' || statusOf(a) === 408, `part ${i}: ${a}`);
+	}
+	assert.ok(stack.backendLog.some((l) =>
+	    /request not read within BEEP_READ_TIMEOUT \(1s\)/.test(l)));
+	assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
 	for (const c of conns)
 		c.destroy();
 });
