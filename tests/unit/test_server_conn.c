@@ -440,6 +440,66 @@ test_whole_after(void **state)
 	}
 }
 
+/*
+ * Whether what is queued after the first cut bytes of o (written to a
+ * fresh socket pair, the walk fed with the cut) completes the request.
+ */
+static bool
+whole_after_of(const struct bytes *o, size_t cut, size_t upto)
+{
+	struct server_frame f = {0};
+	unsigned char b[8192];
+	int fd[2];
+	bool whole;
+
+	assert_true(server_frame_feed(&f, o->b, cut));
+	assert_true(f.at != SERVER_FRAME_WHOLE);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+	assert_int_equal(
+	    write(fd[1], o->b + cut, upto - cut), (ssize_t)(upto - cut));
+	whole = server_conn_whole_after(fd[0], b, sizeof(b), &f);
+	close(fd[1]);
+	close(fd[0]);
+	return whole;
+}
+
+/*
+ * At the descriptor limit the rest of a request judged on its first read
+ * is awaited until it is whole, and then read with no deadline: the end
+ * of another id multiplexed with it (its BEGIN_REQUEST before it) is not
+ * its end, wherever the first read stopped (in a header, in a record);
+ * a "whole" there would read on for ever.  Its own end is; and so is the
+ * header of a record libfcgi is refused (a BEGIN_REQUEST with padding)
+ * once all of it has come: the read that brings it fails, none blocks.
+ */
+static void
+test_whole_after_not_its_end(void **state)
+{
+	static const unsigned char begin[8] = {0, 1, 1};
+	struct bytes o = {.n = 0};
+	size_t other_end;
+
+	(void)state;
+	head(&o, 1);
+	rec(&o, BEGIN, 2, begin, sizeof(begin), 0, 0);
+	rec(&o, STDIN, 2, "ab", 2, 6, 0);
+	rec(&o, STDIN, 2, NULL, 0, 0, 0);
+	other_end = o.n;
+	rec(&o, STDIN, 1, NULL, 0, 0, 0);
+	for (size_t cut = 1; cut < other_end; cut++) {
+		assert_false(whole_after_of(&o, cut, other_end));
+		assert_true(whole_after_of(&o, cut, o.n));
+	}
+	o.n = 0;
+	head(&o, 1);
+	other_end = o.n;
+	rec(&o, BEGIN, 2, begin, sizeof(begin), 8, 0);
+	for (size_t cut = 1; cut < other_end; cut++) {
+		assert_false(whole_after_of(&o, cut, other_end + 7));
+		assert_true(whole_after_of(&o, cut, other_end + 8));
+	}
+}
+
 /* An FCGI_GET_VALUES naming FCGI_MAX_CONNS n times (empty values). */
 static void
 get_values(struct bytes *o, unsigned id, int n)
@@ -557,6 +617,7 @@ main(void)
 	    cmocka_unit_test(test_frame_padding_libfcgi_reads),
 	    cmocka_unit_test(test_frame_whole),
 	    cmocka_unit_test(test_whole_after),
+	    cmocka_unit_test(test_whole_after_not_its_end),
 	};
 
 	/* As main() does; libfcgi reads its close-wait from the environment. */
