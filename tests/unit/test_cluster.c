@@ -4918,6 +4918,55 @@ test_cluster_dead_holder_replay_untaken(void **state)
 }
 
 /*
+ * As test_cluster_unsub_late_tab_outlives, but the second tab is on a
+ * third node, n9, which dies: node 0's stream took "one" and its client
+ * left, "two" (200) held untaken there; n9's tab opens without an id
+ * (node 0 still listed: it begins after "two"), n9 beats, node 0's
+ * stream closes (its UNSUB finds n9 holding and notes "one", ow), then
+ * n9's key runs out and "three" finds it dead (202).  n9's tab began
+ * after "two": the hold from its last heartbeat, after "two", must come
+ * no higher than ow.  A new page without an id must get "two" first,
+ * with no reset.  On HEAD to_grace() dropped ow unused where a dead
+ * holder's heartbeat gave the hold: "three" alone, "two" lost, untold.
+ */
+static void
+test_cluster_dead_late_tab_outlives(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct cluster_entry *ref, *ref2;
+	char id[CLUSTER_ID_MAX], from[64];
+	uint64_t since, two;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = stream_after_one(f, &ref);
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(id, &two), 0);
+	wait_held(f, 0, 1);
+	n9_sub(acl_admin, "1", from);
+	assert_string_equal(from, id);
+	/* n9's last heartbeat comes after "two" (ids are ms-seq). */
+	while (redis_time_ms(acl_admin) <= strtoll(id, NULL, 10) + 1)
+		usleep(1000);
+	since = n9_last_beat(acl_admin);
+	assert_true(two < since);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	/* n9's key runs out: the next POST finds it dead. */
+	freeReplyObject(redisCommand(acl_admin, "DEL beep:n:n9"));
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	two_first(f->reg[1], s2, &st,
+	    "the hold was from the dead tab's heartbeat, which began after it");
+	expect_seq(f->reg[1], s2, "three", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
  * As test_cluster_resynced_other_tab_took: the device is held from
  * "two", which a second tab on node 1 took, above "local" where node 0's
  * move keeps from, below the move.  Then a new page through a third
@@ -6691,6 +6740,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_dead_holder_replay_untaken, setup_acl,
 	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_dead_late_tab_outlives, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_undone_sub, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
