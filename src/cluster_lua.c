@@ -19,15 +19,18 @@
 	"t <= tonumber(hi) end "                                               \
 	"local function earlier(a, b) if a == nil then return b end "          \
 	"if b == nil or idlt(a, b) then return a end return b end "            \
+	"local function mark_of(u, f) return string.match("                    \
+	"redis.call('HGET', u, f) or '', '^(%d+%-%d+)') end "                  \
 	"local function holders(u, dev) local pre = dev .. '\\31' "            \
-	"local nodes, dead, since = {}, false, nil "                           \
+	"local nodes, dead, since, low = {}, false, nil, nil "                 \
 	"for _, f in ipairs(redis.call('HKEYS', u)) do "                       \
 	"if string.sub(f, 1, #pre) == pre then "                               \
 	"local node = string.sub(f, #pre + 1) "                                \
 	"if redis.call('EXISTS', 'beep:n:' .. node) == 1 then "                \
-	"nodes[#nodes + 1] = node else redis.call('HDEL', u, f) "              \
+	"nodes[#nodes + 1] = node else low = earlier(low, mark_of(u, f)) "     \
+	"redis.call('HDEL', u, f) "                                            \
 	"dead = true since = earlier(since, beat_of(node)) end end end "       \
-	"return nodes, dead, since end "                                       \
+	"return nodes, dead, since, low end "                                  \
 	"local function base() "                                               \
 	"return (redis.call('GET', 'beep:born') or '0') .. '-0' end "          \
 	"local function incarnation(now, again, rebuild) "                     \
@@ -43,7 +46,7 @@
 	"if t == -1 then return end "                                          \
 	"if t < grace then t = grace end "                                     \
 	"redis.call('PEXPIRE', m, t + 1000) end "                              \
-	"local function to_grace(g, m, dev, now, grace, since) "               \
+	"local function to_grace(g, m, dev, now, grace, since, low) "          \
 	"local ow = redis.call('HGET', m, 'ow') "                              \
 	"if ow then redis.call('HDEL', m, 'ow') end "                          \
 	"if grace > 0 then "                                                   \
@@ -61,7 +64,8 @@
 	"if took and idlt(held, took) and not (tb and idlt(held, tb)) then "   \
 	"held = took end "                                                     \
 	"if idlt(held, base()) then held = base() end end "                    \
-	"if ow and not since and idlt(ow, held) then held = ow "               \
+	"if ow and (not since or (low and idlt(ow, low))) and "                \
+	"idlt(ow, held) then held = ow "                                       \
 	"if idlt(held, base()) then held = base() end end "                    \
 	"redis.call('HSET', m, 'held', held) end end "                         \
 	"away(m, grace) end "                                                  \
@@ -149,8 +153,14 @@
  * of the version before writes no took: what its streams took after
  * the dead node's last heartbeat may be given again (a copy).  Nor
  * above ow, where a holder that left before the last one stopped
- * taking (see UNSUB), but where a dead holder's heartbeat gives the
- * hold (since); ow goes either way.
+ * taking (see UNSUB); where a dead holder's heartbeat gives the hold
+ * (since), only when every dead holder's stream began above ow (low:
+ * the lowest mark of their fields, holders()), so took none of what
+ * came after it: a second tab opened without an id while the device
+ * was live elsewhere, which dies with its node, lost it, untold, until
+ * 2026-12-07 (test_cluster_dead_late_tab_outlives).  One that began at
+ * or below ow may have taken it, as before: what it delivered is not
+ * given again.  ow goes either way.
  *
  * away(): no node holds the device any more (grace 0 too), or a POST
  * held a message for it (grace: what is left of its grace period).  Its
@@ -279,10 +289,10 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "local maxlen, keep = tonumber(ARGV[4]), tonumber(ARGV[5]) "
     "local grace, metattl = tonumber(ARGV[6]), tonumber(ARGV[7]) "
     "local now = now_ms() "
-    "local nodes, dead, since = holders(u, dev) "
+    "local nodes, dead, since, low = holders(u, dev) "
     "local status = 200 "
     "if #nodes == 0 then "
-    "if dead then to_grace(g, m, dev, now, grace, since) end "
+    "if dead then to_grace(g, m, dev, now, grace, since, low) end "
     "local gu = tonumber(redis.call('HGET', g, dev) or '0') "
     "if gu <= now then "
     "if gu > 0 then redis.call('HDEL', g, dev) end "
@@ -764,7 +774,8 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * may never take it.  The grace period that begins when the last
  * holder leaves holds from no higher than ow (to_grace()), unless a
  * dead holder's heartbeat gives the hold (since: as before, what the
- * dead node delivered is not given again).  A later served UNSUB whose
+ * dead node delivered is not given again) and that holder's stream
+ * began at or below ow (see to_grace()).  A later served UNSUB whose
  * streams began at or below ow and took past it had it: ow goes.
  * Until 2026-12-07 the UNSUB with another holder left held nothing,
  * and the last holder's held from what its streams took: the 200 was
@@ -891,11 +902,11 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "if ow and ARGV[17] ~= '0' and (ARGV[18] or '') ~= '' and "
     "not idlt(ow, ARGV[18]) and (ua == '' or idlt(ow, ua)) then "
     "redis.call('HDEL', m, 'ow') ow = nil end "
-    "local nodes, dead, since = holders(u, dev) "
+    "local nodes, dead, since, low = holders(u, dev) "
     "if #nodes > 0 and upto and (not ow or idlt(upto, ow)) then "
     "redis.call('HSET', m, 'ow', upto) end "
     "if #nodes == 0 and (was == 1 or dead) then "
-    "to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), since) "
+    "to_grace(g, m, dev, now_ms(), tonumber(ARGV[3]), since, low) "
     "if undone(token, ARGV[9], ARGV[10]) and was == 1 and "
     "redis.call('EXISTS', m) == 1 then "
     "local held = redis.call('HGET', m, 'held') "
@@ -932,7 +943,7 @@ static const char cluster_lua_list[] = LUA_PRELUDE
     "redis.call('EXISTS', 'beep:born') == 0 then return 503 end "
     "local u, g, user = KEYS[1], KEYS[2], ARGV[1] "
     "local grace = tonumber(ARGV[2]) "
-    "local alive, seen, out, dead, since = {}, {}, {}, {}, {} "
+    "local alive, seen, out, dead, since, low = {}, {}, {}, {}, {}, {} "
     "for _, f in ipairs(redis.call('HKEYS', u)) do "
     "local i = string.find(f, '\\31', 1, true) "
     "local dev, node = string.sub(f, 1, i - 1), string.sub(f, i + 1) "
@@ -940,12 +951,13 @@ static const char cluster_lua_list[] = LUA_PRELUDE
     "alive[node] = redis.call('EXISTS', 'beep:n:' .. node) == 1 end "
     "if alive[node] then "
     "if not seen[dev] then seen[dev] = true out[#out + 1] = dev end "
-    "else redis.call('HDEL', u, f) dead[dev] = true "
+    "else low[dev] = earlier(low[dev], mark_of(u, f)) "
+    "redis.call('HDEL', u, f) dead[dev] = true "
     "since[dev] = earlier(since[dev], beat_of(node)) end end "
     "local now = now_ms() "
     "for dev in pairs(dead) do if not seen[dev] then "
     "to_grace(g, 'beep:m:' .. user .. '\\31' .. dev, dev, now, grace, "
-    "since[dev]) end end "
+    "since[dev], low[dev]) end end "
     "local want = ARGV[4] "
     "if want and want ~= '' and not seen[want] and "
     "tonumber(redis.call('HGET', g, want) or '0') > now then "
@@ -1022,11 +1034,12 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
     "for _, f in ipairs(redis.call('HKEYS', u)) do "
     "if #f > #suf and string.sub(f, -#suf) == suf then "
     "local dev = string.sub(f, 1, #f - #suf) "
+    "local lw = mark_of(u, f) "
     "redis.call('HDEL', u, f) "
-    "local left, _, since = holders(u, dev) "
+    "local left, _, since, low = holders(u, dev) "
     "if #left == 0 then "
     "to_grace('beep:g:' .. user, 'beep:m:' .. user .. '\\31' .. dev, dev, "
-    "now, grace, earlier(sx, since)) end end end end "
+    "now, grace, earlier(sx, since), earlier(lw, low)) end end end end "
     "local t = redis.call('HGET', 'beep:tell', x) "
     "if redis.call('SCARD', r) == 0 and (not t or tonumber(t) < "
     "(now - tonumber(ARGV[6])) * 1000) then "
