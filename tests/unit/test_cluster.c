@@ -4192,6 +4192,65 @@ test_cluster_unsub_early_tab_outlives(void **state)
 }
 
 /*
+ * A tab that began at ow and took past it only partly: node 0's stream
+ * took "one" and its client left, "two" (200) held untaken there; the
+ * client comes back through node 1 with "one" as its id (a replay of
+ * "two" starts) and leaves again before taking it (a phone on a bad
+ * network); node 0's UNSUB finds node 1 holding and notes "one" (ow).  A
+ * second tab opens on node 1 without an id: node 1's registry holds
+ * "two", untaken, for the device's next stream, and it gets it, then
+ * "three".  Node 1's UNSUB (its streams began at "one" and took past
+ * it) drops ow rightly: the next page gets "four" alone, no reset, no
+ * copy.  Had the registry not given "two" to the tab, dropping ow would
+ * lose it: this holds that it does.
+ */
+static void
+test_cluster_unsub_resumed_tab_gone(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_resume at;
+	struct registry_stream *s, *s1, *s2, *s3;
+	struct registry_batch b;
+	struct cluster_entry *ref, *ref1, *ref2, *ref3;
+	char id[CLUSTER_ID_MAX];
+	uint64_t one;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = subscribe(f, 0, NULL, &st, &ref);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(id, &one), 0);
+	expect_seq(f->reg[0], s, "one", NULL);
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	at.kind = REGISTRY_RESUME_AT;
+	at.id = one;
+	s2 = subscribe(f, 1, &at, &st, &ref2);
+	if (st.reset)
+		fail_msg("resume: %s", st.reason);
+	registry_hangup(f->reg[1], registry_stream_id(s2));
+	assert_int_equal(registry_wait(f->reg[1], s2, 0, &b), REGISTRY_GONE);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	s1 = subscribe(f, 1, NULL, &st, &ref1);
+	assert_false(st.reset);
+	expect_seq(f->reg[1], s1, "two", NULL);
+	unsubscribe(f, 1, s2, ref2);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	expect_seq(f->reg[1], s1, "three", NULL);
+	unsubscribe(f, 1, s1, ref1);
+	wait_unheld(f, 1);
+	assert_int_equal(post(f, 1, "four", id, &down), REGISTRY_HELD);
+	s3 = subscribe(f, 1, NULL, &st, &ref3);
+	assert_false(st.reset);
+	expect_seq(f->reg[1], s3, "four", NULL);
+	unsubscribe(f, 1, s3, ref3);
+}
+
+/*
  * An ow (see the UNSUB script) left in the device's metadata by a
  * grace period that began through a node of the version before (it
  * neither reads nor drops ow): the SUB that ends that grace period must
@@ -6724,6 +6783,8 @@ main(void)
 	        test_cluster_unsub_late_tab_outlives, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_early_tab_outlives, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_resumed_tab_gone, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_grace_end_drops_ow, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
