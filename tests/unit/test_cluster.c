@@ -4192,6 +4192,56 @@ test_cluster_unsub_early_tab_outlives(void **state)
 }
 
 /*
+ * As test_cluster_unsub_early_tab_outlives, but the early tab's client
+ * reconnects through its node with the id of "two" before its old
+ * stream there is seen to close (behind Caddy about four keepalive
+ * intervals): the node's streams still began where the first did, at
+ * ow, and its UNSUB drops ow.  The next page gets "four" alone: no copy
+ * of "two" and "three", which the tab took.
+ */
+static void
+test_cluster_early_tab_reconnects(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_resume at;
+	struct registry_stream *s, *s1, *s1b, *s2;
+	struct cluster_entry *ref, *ref1, *ref1b, *ref2;
+	char id[CLUSTER_ID_MAX];
+	uint64_t two;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = stream_after_one(f, &ref);
+	s1 = subscribe(f, 1, NULL, &st, &ref1);
+	assert_false(st.reset);
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(id, &two), 0);
+	wait_held(f, 0, 1);
+	expect_seq(f->reg[1], s1, "two", NULL);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	at.kind = REGISTRY_RESUME_AT;
+	at.id = two;
+	s1b = subscribe(f, 1, &at, &st, &ref1b);
+	if (st.reset)
+		fail_msg("reconnect: %s", st.reason);
+	unsubscribe(f, 1, s1, ref1);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	expect_seq(f->reg[1], s1b, "three", NULL);
+	unsubscribe(f, 1, s1b, ref1b);
+	wait_unheld(f, 1);
+	assert_int_equal(post(f, 1, "four", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	if (st.reset)
+		fail_msg("new page: %s", st.reason);
+	expect_seq(f->reg[1], s2, "four", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
  * A tab that began at ow and took past it only partly: node 0's stream
  * took "one" and its client left, "two" (200) held untaken there; the
  * client comes back through node 1 with "one" as its id (a replay of
@@ -6785,6 +6835,8 @@ main(void)
 	        test_cluster_unsub_early_tab_outlives, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_resumed_tab_gone, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_early_tab_reconnects, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_grace_end_drops_ow, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
