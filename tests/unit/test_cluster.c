@@ -4242,6 +4242,60 @@ test_cluster_early_tab_reconnects(void **state)
 }
 
 /*
+ * ow and a move: node 1's stream took "one" and its client left, "two"
+ * (200) held untaken there; a second tab opens on node 0 without an id
+ * (it begins after "two"); node 1's UNSUB notes "one" (ow).  Node 0's
+ * commands are refused, it gives "local" alone to the tab, and its
+ * resync moves the device, keeping only from what its streams took:
+ * "two" goes with the move.  The tab closes; "three" is held.  The next
+ * page must get "two" or be told: never "three" first with no reset.
+ * It is told ("messages were dropped while away": the hold from ow is
+ * below the move's floor, and no note keeps it); "two" itself is gone
+ * (README, Cluster: left).  Before c268ace it was lost, untold.
+ */
+static void
+test_cluster_late_tab_moves_ow(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s, *s0, *s2;
+	struct cluster_entry *ref, *ref0, *ref2;
+	struct registry_batch b;
+	char id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = subscribe(f, 1, NULL, &st, &ref);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	expect_seq(f->reg[1], s, "one", NULL);
+	registry_hangup(f->reg[1], registry_stream_id(s));
+	assert_int_equal(registry_wait(f->reg[1], s, 0, &b), REGISTRY_GONE);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 1, 1);
+	s0 = subscribe(f, 0, NULL, &st, &ref0);
+	assert_false(st.reset);
+	no_more(f->reg[0], s0);
+	unsubscribe(f, 1, s, ref);
+	wait_unheld(f, 1);
+	node0_cut(f);
+	post_local(f, 0, "local");
+	expect_seq(f->reg[0], s0, "local", NULL);
+	node0_back(f);
+	wait_moved(f, ref0);
+	unsubscribe(f, 0, s0, ref0);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	next_msg(f->reg[1], s2, text);
+	if (!st.reset && strcmp(text, "two") != 0)
+		fail_msg("first \"%s\", no reset: \"two\" (answered 200, "
+		         "taken by no stream) lost, untold",
+		    text);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
  * A tab that began at ow and took past it only partly: node 0's stream
  * took "one" and its client left, "two" (200) held untaken there; the
  * client comes back through node 1 with "one" as its id (a replay of
@@ -6837,6 +6891,8 @@ main(void)
 	        test_cluster_unsub_resumed_tab_gone, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_early_tab_reconnects, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_late_tab_moves_ow, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_grace_end_drops_ow, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
