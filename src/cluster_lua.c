@@ -65,8 +65,7 @@
 	"held = took end "                                                     \
 	"if idlt(held, base()) then held = base() end end "                    \
 	"if ow and (not since or (low and idlt(ow, low))) and "                \
-	"idlt(ow, held) then held = ow "                                       \
-	"if idlt(held, base()) then held = base() end end "                    \
+	"idlt(ow, held) then held = ow end "                                   \
 	"redis.call('HSET', m, 'held', held) end end "                         \
 	"away(m, grace) end "                                                  \
 	"local function moved(s, m, top, metattl, keep) "                      \
@@ -160,7 +159,12 @@
  * was live elsewhere, which dies with its node, lost it, untold, until
  * 2026-12-07 (test_cluster_dead_late_tab_outlives).  One that began at
  * or below ow may have taken it, as before: what it delivered is not
- * given again.  ow goes either way.
+ * given again.  ow goes either way.  A hold from ow is not raised to
+ * base(): below it only when the data began afresh since ow was noted
+ * (a PRUNE's finding), and SUB replays what Redis still has below
+ * base() from there (see SUB); raised, it started above those entries,
+ * and the owed 200 was lost, untold, until 2026-12-07
+ * (test_cluster_late_tab_outlives_finding).
  *
  * away(): no node holds the device any more (grace 0 too), or a POST
  * held a message for it (grace: what is left of its grace period).  Its
