@@ -4357,6 +4357,60 @@ test_cluster_late_tab_outlives_finding(void **state)
 }
 
 /*
+ * As test_cluster_late_tab_outlives_finding, with no second tab: node
+ * 0's stream took "one" and its client left, "two" and "three" (200)
+ * held untaken there; the data begins afresh (a PRUNE's finding, by
+ * hand), Redis still holding the device's entries below the new
+ * base(); then node 0's stream closes, and "four" is held.  The next
+ * page must get "two" first (Redis still has it), or be told.  On HEAD
+ * the UNSUB raised what its streams took ("one") to base(), above the
+ * device's last, so it held from last: "four" first, "two" and "three"
+ * lost, untold.
+ */
+static void
+test_cluster_unsub_after_finding(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s, *s2;
+	struct cluster_entry *ref, *ref2;
+	char id[CLUSTER_ID_MAX], text[64];
+	long long born;
+	redisReply *r;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = stream_after_one(f, &ref);
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 2);
+	r = redisCommand(acl_admin, "GET beep:born");
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	freeReplyObject(
+	    redisCommand(acl_admin, "SET beep:found %s PX 600000", r->str));
+	freeReplyObject(r);
+	born = redis_time_ms(acl_admin) + 1;
+	freeReplyObject(redisCommand(acl_admin, "SET beep:born %lld", born));
+	while (redis_time_ms(acl_admin) <= born)
+		usleep(1000);
+	unsubscribe(f, 0, s, ref);
+	wait_unheld(f, 0);
+	assert_int_equal(post(f, 1, "four", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	next_msg(f->reg[1], s2, text);
+	if (!st.reset && strcmp(text, "two") != 0)
+		fail_msg("first \"%s\", no reset: \"two\" (answered 200, "
+		         "taken by no stream, still in Redis) lost, untold",
+		    text);
+	assert_false(st.reset);
+	expect_seq(f->reg[1], s2, "three", "four", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
  * A tab that began at ow and took past it only partly: node 0's stream
  * took "one" and its client left, "two" (200) held untaken there; the
  * client comes back through node 1 with "one" as its id (a replay of
@@ -6957,6 +7011,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_late_tab_outlives_finding, setup_acl,
 	        teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_unsub_after_finding, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_grace_end_drops_ow, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
