@@ -769,6 +769,12 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
  * began), and a hold below tb does not rise to took: it keeps what
  * came after its own upto, and what the second tab took is given again
  * (a copy, never a loss).
+ * upto is not raised to base(): below it only when the data began
+ * afresh since the streams took it (a PRUNE's finding), and SUB replays
+ * what Redis still has below base() from a hold there (see SUB).
+ * Raised, it came above the device's last and was dropped, and the
+ * UNSUB held from last: what came after upto, still in Redis, lost,
+ * untold, until 2026-12-07 (test_cluster_unsub_after_finding).
  * A served UNSUB that leaves another holder notes its upto in the
  * device's ow (owed; the lowest such): what came after it was answered
  * 200 while this node was listed, and its streams did not take it; a
@@ -890,7 +896,6 @@ static const char cluster_lua_unsub[] = LUA_PRELUDE
     "if ua ~= '' and idlt(ua, sn) then upto = ua "
     "if prior and idlt(upto, prior) and not (tb and idlt(upto, tb)) "
     "then upto = prior end "
-    "if idlt(upto, base()) then upto = base() end "
     "if idlt(upto, sn) then sn = upto else upto = nil end end "
     "redis.call('HSET', m, 'seen', sn) "
     "if ARGV[17] ~= '0' and (not prior or idlt(prior, sn)) then "
