@@ -6858,6 +6858,93 @@ test_cluster_sender_name(void **state)
 	assert_true(b != 0 && b != a0);
 }
 
+/*
+ * The nodes' key for senders' names (beep:sk) written anew in Redis:
+ * flushed with its data and drawn again by the next node to connect,
+ * while the others stay connected on the old one.  Every node takes it
+ * at its next heartbeat.  Until 2026-12-07 a node read it only as it
+ * connected: a sender had a name through each node for as long as they
+ * stayed connected (twice its share, then 503 for other callers).
+ */
+static void
+test_cluster_sender_key_changed(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char k[KEYED_HASH_KEY_BYTES];
+	char hex[2 * KEYED_HASH_KEY_BYTES + 1];
+	uint64_t want;
+	redisContext *c;
+	redisReply *r;
+	int i;
+
+	if (f == NULL)
+		skip();
+	for (size_t j = 0; j < sizeof(k); j++) {
+		k[j] = (unsigned char)(0x11 * (j + 1));
+		snprintf(hex + 2 * j, 3, "%02x", k[j]);
+	}
+	want = keyed_hash_siphash24("u:alice", 7, k);
+	assert_true(cluster_sender(f->cl[0], "u:alice", 7) != want);
+	c = redis_conn(f);
+	r = redisCommand(c, "SET beep:sk %s", hex);
+	assert_non_null(r);
+	freeReplyObject(r);
+	redisFree(c);
+	for (i = 0; i < 1000; i++) {
+		if (cluster_sender(f->cl[0], "u:alice", 7) == want &&
+		    cluster_sender(f->cl[1], "u:alice", 7) == want)
+			break;
+		usleep(10000);
+	}
+	if (i == 1000)
+		fail_msg("beep:sk changed: the nodes still name senders under "
+		         "the key they read as they connected");
+}
+
+/*
+ * A node that connected while Redis had no key for senders' names and
+ * refused to store one (OOM here; READONLY, MISCONF alike) names no
+ * sender (0): its POSTs are not checked, and push out any sender's held
+ * message.  Once Redis takes writes again, its next heartbeat draws or
+ * reads the key.  Until 2026-12-07 it stayed without one until it
+ * connected again: a way round the share for every sender, through it.
+ */
+static void
+test_cluster_sender_key_late(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	int i;
+
+	if (f == NULL)
+		skip();
+	c = redis_conn(f);
+	r = redisCommand(c, "DEL beep:sk");
+	freeReplyObject(r);
+	r = redisCommand(c, "CONFIG SET maxmemory 1");
+	freeReplyObject(r);
+	cluster_stop(f->cl[1]);
+	cluster_free(f->cl[1]);
+	f->cl[1] = cluster_new(&f->c, f->reg[1]);
+	assert_non_null(f->cl[1]);
+	wait_node_up(f, 1);
+	assert_true(cluster_sender(f->cl[1], "u:alice", 7) == 0);
+	r = redisCommand(c, "CONFIG SET maxmemory 0");
+	freeReplyObject(r);
+	redisFree(c);
+	for (i = 0; i < 1000; i++) {
+		uint64_t a1 = cluster_sender(f->cl[1], "u:alice", 7);
+
+		if (a1 != 0 && a1 == cluster_sender(f->cl[0], "u:alice", 7))
+			break;
+		usleep(10000);
+	}
+	if (i == 1000)
+		fail_msg("node 1 still names no sender (or not as node 0) "
+		         "once Redis takes writes again");
+}
+
 int
 main(void)
 {
@@ -6877,6 +6964,10 @@ main(void)
 	        test_cluster_sender_share_off, setup_share_off, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_name, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_key_changed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_key_late, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sub_gap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
