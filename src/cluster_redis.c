@@ -515,60 +515,84 @@ redis_check_eviction(redisContext *c, char *why, size_t n)
 	return 0;
 }
 
+/* beep:sk's value in r, read into key: whether it was one. */
+static bool
+redis_sender_key_of(const redisReply *r, unsigned char *key, size_t n)
+{
+	if (r->type != REDIS_REPLY_STRING || r->len != 2 * n ||
+	    strspn(r->str, "0123456789abcdef") != r->len)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+
+		sscanf(r->str + 2 * i, "%2x", &v);
+		key[i] = (unsigned char)v;
+	}
+	return true;
+}
+
 /*
  * The key every node names senders under (cluster_sender(), the sender
  * share: see the POST script): a device's messages are in Redis, posted
  * through any node, so a sender must have one name on all of them, and
  * one no client can compute (else it could make its own collide with
  * another's).  The first node to find none in Redis draws it (SET NX,
- * beep:sk, no TTL); every node reads it as it connects.  A Redis that
- * lost its data gets a new one from the next node to connect; until the
- * others connect again, a sender has two names: refused sooner (503),
- * never a loss.  A key not read (refused, drawn from no random bytes)
- * leaves the node's last, or none: its senders are not known (0), and
- * its POSTs go as a node of the version before's.  -1 when c failed.
+ * beep:sk, no TTL); every node reads it as it connects and again at each
+ * heartbeat (say false: no warning), and takes the one Redis has.  A
+ * Redis that lost its data (restarted empty, flushed) gets a new one
+ * from the next node to connect or beat; until every node has beaten
+ * since, a sender may have two names: refused sooner (503), never a
+ * loss.  Until 2026-12-07 a node read it only as it connected: a flush
+ * left the nodes on two keys for as long as they stayed connected, and
+ * a node that connected while Redis refused to store one (OOM,
+ * READONLY, MISCONF) named no sender until it connected again, its
+ * POSTs never checked (test_cluster_sender_key_changed, _late).  A key
+ * not read (refused, drawn from no random bytes) leaves the node's
+ * last, or none: its senders are not known (0), and its POSTs go as a
+ * node of the version before's.  -1 when c failed.
  */
 static int
-redis_sender_key(struct cluster *cl, redisContext *c, char *why, size_t n)
+redis_sender_key(
+    struct cluster *cl, redisContext *c, bool say, char *why, size_t n)
 {
 	unsigned char key[KEYED_HASH_KEY_BYTES];
 	char hex[2 * KEYED_HASH_KEY_BYTES + 1];
 	redisReply *r;
 	size_t got = 0;
-	bool read = false;
+	bool read;
 
-	while (got < sizeof(key)) {
-		ssize_t k = getrandom(key + got, sizeof(key) - got, 0);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		got += (size_t)k;
-	}
-	for (size_t i = 0; i < sizeof(key); i++)
-		snprintf(hex + 2 * i, 3, "%02x", key[i]);
-	if (got == sizeof(key)) {
-		if ((r = redisCommand(c, "SET beep:sk %s NX", hex)) == NULL)
-			goto fail;
-		freeReplyObject(r);
-	}
 	if ((r = redisCommand(c, "GET beep:sk")) == NULL)
 		goto fail;
-	if (r->type == REDIS_REPLY_STRING && r->len == 2 * sizeof(key) &&
-	    strspn(r->str, "0123456789abcdef") == r->len) {
-		for (size_t i = 0; i < sizeof(key); i++) {
-			unsigned v;
-
-			sscanf(r->str + 2 * i, "%2x", &v);
-			key[i] = (unsigned char)v;
-		}
-		read = true;
-	}
+	read = redis_sender_key_of(r, key, sizeof(key));
 	freeReplyObject(r);
 	if (!read) {
-		log_warn("redis: no sender key (beep:sk): this node's POSTs "
-		         "are of no known sender (BEEP_SENDER_SHARE)");
+		while (got < sizeof(key)) {
+			ssize_t k = getrandom(key + got, sizeof(key) - got, 0);
+
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				break;
+			got += (size_t)k;
+		}
+		for (size_t i = 0; i < sizeof(key); i++)
+			snprintf(hex + 2 * i, 3, "%02x", key[i]);
+		if (got == sizeof(key)) {
+			r = redisCommand(c, "SET beep:sk %s NX", hex);
+			if (r == NULL)
+				goto fail;
+			freeReplyObject(r);
+		}
+		if ((r = redisCommand(c, "GET beep:sk")) == NULL)
+			goto fail;
+		read = redis_sender_key_of(r, key, sizeof(key));
+		freeReplyObject(r);
+	}
+	if (!read) {
+		if (say)
+			log_warn("redis: no sender key (beep:sk): this node's "
+			         "POSTs are of no known sender "
+			         "(BEEP_SENDER_SHARE) until Redis keeps one");
 		return 0;
 	}
 	pthread_mutex_lock(&cl->lock);
@@ -593,7 +617,7 @@ redis_prepare(struct cluster *cl, redisContext *c, struct redis_fence *fence,
 	    redis_check_eviction(c, why, n) < 0 ||
 	    redis_load_scripts(cl, c, why, n) < 0)
 		return -1;
-	return redis_sender_key(cl, c, why, n);
+	return redis_sender_key(cl, c, true, why, n);
 }
 
 /* ms from now on CLOCK_MONOTONIC, into *ts. */
@@ -698,7 +722,7 @@ cluster_redis_cmd_main(void *arg)
 	unsigned backoff = CLUSTER_BACKOFF_MIN_MS;
 	uint64_t next_beat = 0;
 	struct redis_fence fence = {0};
-	bool was_up = false, said = false, last_try = false;
+	bool was_up = false, said = false, last_try = false, key_due = false;
 	char why[256];
 
 	pthread_mutex_lock(&cl->lock);
@@ -754,6 +778,7 @@ cluster_redis_cmd_main(void *arg)
 			}
 			was_up = true;
 			next_beat = 0;
+			key_due = false;
 			/*
 			 * Another Redis run: what it holds of this node may be
 			 * older than what the node did (a snapshot, a replica).
@@ -791,6 +816,7 @@ cluster_redis_cmd_main(void *arg)
 		if (now >= next_beat && cl->leaving) {
 			next_beat = now + cl->ttl_ms / 3;
 		} else if (now >= next_beat) {
+			key_due = true;
 			j = cluster_job_new(cl, JOB_BEAT, CLUSTER_LUA_BEAT, 1);
 			cluster_job_key(j, "n", cl->node, NULL);
 			cluster_job_num(j, cl->ttl_ms);
@@ -856,6 +882,16 @@ cluster_redis_cmd_main(void *arg)
 			    "scripts gone (NOSCRIPT): loading them again");
 		} else if (broken) {
 			snprintf(why, sizeof(why), "%s", c->errstr);
+		} else if (key_due) {
+			/*
+			 * After a heartbeat's batch, the senders' key as Redis
+			 * has it now (see redis_sender_key()).
+			 */
+			key_due = false;
+			pthread_mutex_unlock(&cl->lock);
+			broken = redis_sender_key(
+			             cl, c, false, why, sizeof(why)) < 0;
+			pthread_mutex_lock(&cl->lock);
 		}
 		if (broken) {
 			redisFree(c);
