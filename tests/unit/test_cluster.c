@@ -5245,6 +5245,64 @@ test_cluster_dead_late_tab_outlives(void **state)
 }
 
 /*
+ * A dead holder and a finding: a tab of the device on a third node, n9,
+ * opened without an id, took "one"; n9 beats, and "two" (200) goes to
+ * its stream, whose client has left.  Then a PRUNE finds the data short
+ * and it begins afresh (beep:born above every id the device has,
+ * beep:found: by hand, as test_cluster_late_tab_outlives_finding),
+ * Redis still holding the device's entries below it.  n9's key runs
+ * out and "three" finds it dead (202): the device is held from just
+ * before n9's last heartbeat, below the new base().  A new page without
+ * an id must get "two" (Redis still has it) and "three", with no reset.
+ * On HEAD to_grace() raised the hold from the heartbeat to base(): the
+ * entries below it skipped, "three" alone, "two" lost, untold.
+ */
+static void
+test_cluster_dead_holder_finding(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s2;
+	struct cluster_entry *ref2;
+	char id[CLUSTER_ID_MAX], from[64];
+	uint64_t since, two;
+	long long born;
+	redisReply *r;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	n9_sub(acl_admin, "1", from);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	/* n9's last heartbeat comes after "one" (ids are ms-seq). */
+	while (redis_time_ms(acl_admin) <= strtoll(id, NULL, 10) + 1)
+		usleep(1000);
+	since = n9_last_beat(acl_admin);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	assert_int_equal(cluster_parse_id(id, &two), 0);
+	assert_true(since < two);
+	r = redisCommand(acl_admin, "GET beep:born");
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	freeReplyObject(
+	    redisCommand(acl_admin, "SET beep:found %s PX 600000", r->str));
+	freeReplyObject(r);
+	born = redis_time_ms(acl_admin) + 1;
+	freeReplyObject(redisCommand(acl_admin, "SET beep:born %lld", born));
+	while (redis_time_ms(acl_admin) <= born)
+		usleep(1000);
+	/* n9's key runs out: the next POST finds it dead. */
+	freeReplyObject(redisCommand(acl_admin, "DEL beep:n:n9"));
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	two_first(f->reg[1], s2, &st,
+	    "the hold from n9's heartbeat was raised above the entries the "
+	    "finding kept");
+	expect_seq(f->reg[1], s2, "three", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
  * As test_cluster_resynced_other_tab_took: the device is held from
  * "two", which a second tab on node 1 took, above "local" where node 0's
  * move keeps from, below the move.  Then a new page through a third
@@ -7122,6 +7180,8 @@ main(void)
 	        teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_dead_late_tab_outlives, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_dead_holder_finding, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_undone_sub, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
