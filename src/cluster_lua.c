@@ -63,7 +63,8 @@
 	"local tb = redis.call('HGET', m, 'tb') "                              \
 	"if took and idlt(held, took) and not (tb and idlt(held, tb)) then "   \
 	"held = took end "                                                     \
-	"if idlt(held, base()) then held = base() end end "                    \
+	"if idlt(held, base()) and "                                           \
+	"redis.call('EXISTS', 'beep:found') == 0 then held = base() end end "  \
 	"if ow and (not since or (low and idlt(ow, low))) and "                \
 	"idlt(ow, held) then held = ow end "                                   \
 	"redis.call('HSET', m, 'held', held) end end "                         \
@@ -164,7 +165,16 @@
  * (a PRUNE's finding), and SUB replays what Redis still has below
  * base() from there (see SUB); raised, it started above those entries,
  * and the owed 200 was lost, untold, until 2026-12-07
- * (test_cluster_late_tab_outlives_finding).
+ * (test_cluster_late_tab_outlives_finding).  Nor is a hold from since
+ * while Redis marks a finding (beep:found): the 200s after that
+ * heartbeat, from before the data began afresh, were lost so, untold,
+ * until 2026-12-07 (test_cluster_dead_holder_finding).  Without the
+ * mark it is raised: since is then below base() when the node's last
+ * heartbeat came in the millisecond the data began (beat_of() is a
+ * millisecond before it), and nothing is below base(); or the mark
+ * has gone, and every entry kept below base() with it.  Below the
+ * floor, SUB would start a new page with a reset for nothing (test 28,
+ * test_cluster_dead_holder_first_beat).
  *
  * away(): no node holds the device any more (grace 0 too), or a POST
  * held a message for it (grace: what is left of its grace period).  Its

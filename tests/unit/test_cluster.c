@@ -5303,6 +5303,49 @@ test_cluster_dead_holder_finding(void **state)
 }
 
 /*
+ * A dead holder whose last heartbeat came in the millisecond the data
+ * began (beep:born, set by that heartbeat's script): the hold from just
+ * before it is below base(), where Redis has nothing, and no finding is
+ * marked.  n9's tab took "one", "two" (200) went to no stream, n9 is
+ * found dead at "three" (202).  A new page without an id gets them all
+ * ("one" again: a copy), with no reset.  With the hold left below
+ * base(), as test_cluster_dead_holder_finding needs while a finding is
+ * marked, it started with "messages were dropped while away" for
+ * nothing (test 28 did, when its node died before a second heartbeat).
+ */
+static void
+test_cluster_dead_holder_first_beat(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s2;
+	struct cluster_entry *ref2;
+	char id[CLUSTER_ID_MAX], from[64];
+	redisReply *r;
+	bool down;
+
+	if (f == NULL)
+		skip();
+	n9_sub(acl_admin, "1", from);
+	r = redisCommand(acl_admin, "GET beep:born");
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	freeReplyObject(
+	    redisCommand(acl_admin, "HSET beep:beat n9 %s", r->str));
+	freeReplyObject(r);
+	assert_int_equal(post(f, 1, "one", id, &down), REGISTRY_OK);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	freeReplyObject(redisCommand(acl_admin, "DEL beep:n:n9"));
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_HELD);
+	s2 = subscribe(f, 1, NULL, &st, &ref2);
+	if (st.reset)
+		fail_msg(
+		    "a reset (%s) for a client that lost nothing", st.reason);
+	expect_seq(f->reg[1], s2, "one", "two", "three", NULL);
+	unsubscribe(f, 1, s2, ref2);
+}
+
+/*
  * As test_cluster_resynced_other_tab_took: the device is held from
  * "two", which a second tab on node 1 took, above "local" where node 0's
  * move keeps from, below the move.  Then a new page through a third
@@ -7182,6 +7225,8 @@ main(void)
 	        test_cluster_dead_late_tab_outlives, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_dead_holder_finding, setup_acl, teardown_acl),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_dead_holder_first_beat, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_resynced_undone_sub, setup_acl, teardown_acl),
 	    cmocka_unit_test_setup_teardown(
