@@ -9,66 +9,11 @@
 // meanwhile.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { once } from 'node:events';
 import { poll, uid } from './harness.mjs';
 import { atDescriptorLimit, READ_TIMEOUT } from './emfile.mjs';
-import {
-	record, encodeParams, requestParams, beginRecord, readRecords, Waiters,
-	END_REQUEST, PARAMS, STDIN, STDOUT,
-} from './fcgi.mjs';
+import { KeptConn as Kept } from './fcgi.mjs';
 
 const T = { timeout: 90000 };
-
-// A kept FastCGI connection (FCGI_KEEP_CONN, as nginx): its answers.
-class Kept {
-	constructor(socketPath) {
-		this.sock = net.connect(socketPath);
-		this.sock.on('error', () => {});
-		this.out = '';
-		this.answers = [];
-		this.closed = false;
-		this.waiters = new Waiters(() => `answers ${this.answers.length}`);
-		readRecords(this.sock, (type, content) => {
-			if (type === STDOUT)
-				this.out += content.toString('utf8');
-			if (type === END_REQUEST) {
-				this.answers.push(this.out);
-				this.out = '';
-			}
-		}, () => this.waiters.wake());
-		this.sock.on('close', () => {
-			this.closed = true;
-			this.waiters.wake();
-		});
-		this.ready = once(this.sock, 'connect');
-	}
-
-	until(pred, what, timeout = 20000) {
-		return this.waiters.until(pred, what, timeout);
-	}
-
-	static request(method, uri, body = '') {
-		const b = Buffer.from(body);
-		const params = requestParams(method, uri, body ? {
-			CONTENT_TYPE: 'application/json', CONTENT_LENGTH: b.length,
-		} : {});
-		return Buffer.concat([
-			beginRecord(1, true),
-			record(PARAMS, 1, encodeParams(params)), record(PARAMS, 1),
-			...(b.length ? [record(STDIN, 1, b)] : []), record(STDIN, 1),
-		]);
-	}
-
-	async ask(method, uri) {
-		const n = this.answers.length;
-		this.sock.write(Kept.request(method, uri));
-		await this.until(() => this.answers.length > n || this.closed,
-		    `${method} ${uri}`);
-		assert.ok(this.answers.length > n, `${method} ${uri}: closed`);
-		return this.answers[n];
-	}
-}
 
 const statusOf = (text) => Number(/^Status: (\d+)/m.exec(text)?.[1] ?? 200);
 const UNREAD = /read deadline: EMFILE: connection closed unread/;
@@ -81,11 +26,10 @@ const UNREAD = /read deadline: EMFILE: connection closed unread/;
 // request, deadline_pause()), and the four take every descriptor freed.
 async function partAtLimit(t, name) {
 	const { rig, streams, waiting } = await atDescriptorLimit(t, name);
-	const conns = [0, 1, 2].map(() => new Kept(rig.sock));
-	t.after(() => conns.forEach((c) => c.sock.destroy()));
-	await Promise.all(conns.map((c) => c.ready));
+	const conns = await Kept.open(rig.sock, 3);
+	t.after(() => conns.forEach((c) => c.destroy()));
 	for (const c of conns)
-		c.sock.write(Kept.request('GET', '/healthz'));
+		c.write(Kept.request('GET', '/healthz'));
 	streams.slice(0, 4).forEach((c) => c.destroy());
 	await poll(() => /\r\n\r\n:/.test(waiting.stdout.toString('latin1')),
 	    { what: 'the waiting stream opened', timeout: 10000 });
@@ -97,7 +41,7 @@ async function partAtLimit(t, name) {
 	const whole = Kept.request('POST', `/user/${uid('judged')}/device/d`,
 	    '{"data":"x"}');
 	const cut = 20;
-	conns[0].sock.write(whole.subarray(0, cut));
+	conns[0].write(whole.subarray(0, cut));
 	// The others parked are served while a's request waits.
 	for (const c of conns.slice(1))
 		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
@@ -107,7 +51,7 @@ async function partAtLimit(t, name) {
 test('at the descriptor limit, a kept connection\'s request judged on ' +
     'its first read is served once the rest comes', T, async (t) => {
 	const { rig, conns: [a], rest } = await partAtLimit(t, 'kept-judged');
-	a.sock.write(rest);
+	a.write(rest);
 	await a.until(() => a.answers.length === 2 || a.closed, 'answered');
 	assert.equal(a.answers.length, 2, 'closed unanswered');
 	assert.equal(statusOf(a.answers[1]), 404, a.answers[1]);

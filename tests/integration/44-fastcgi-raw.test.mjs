@@ -9,13 +9,11 @@
 // errors and sanitizer reports when the stack stops, as everywhere.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { once } from 'node:events';
 import { startStack, uid, poll } from './harness.mjs';
 import { procFigures } from './faults.mjs';
 import {
-	record, encodeParams, requestParams, beginRecord, readRecords, Waiters,
-	ABORT_REQUEST as ABORT, END_REQUEST as END, PARAMS, STDIN, STDOUT,
+	KeptConn as Conn, record, encodeParams, requestParams, beginRecord,
+	ABORT_REQUEST as ABORT, PARAMS, STDIN,
 } from './fcgi.mjs';
 
 const MIN_IDLE = 8;
@@ -28,37 +26,6 @@ function requestHead(id, method, uri, extra = {}) {
 	]);
 }
 
-// A FastCGI connection that collects STDOUT and notes END_REQUEST.
-class Conn {
-	constructor(socketPath) {
-		this.sock = net.connect(socketPath);
-		this.sock.on('error', () => {});
-		this.stdout = '';
-		this.ended = false;      // END_REQUEST seen
-		this.closed = false;
-		this.waiters = new Waiters(() => 'stdout ' +
-		    JSON.stringify(this.stdout.slice(0, 300)));
-		readRecords(this.sock, (type, content) => {
-			if (type === STDOUT)
-				this.stdout += content.toString('utf8');
-			if (type === END)
-				this.ended = true;
-		}, () => this.waiters.wake());
-		this.sock.on('close', () => {
-			this.closed = true;
-			this.waiters.wake();
-		});
-		this.ready = once(this.sock, 'connect');
-	}
-
-	until(pred, what, timeout = 15000) {
-		return this.waiters.until(pred, what, timeout);
-	}
-
-	write(b) { this.sock.write(b); }
-	destroy() { this.sock.destroy(); }
-}
-
 // One whole GET through a fresh connection; resolves the response text.
 async function get(socketPath, uri) {
 	const c = new Conn(socketPath);
@@ -66,7 +33,7 @@ async function get(socketPath, uri) {
 	c.write(Buffer.concat([requestHead(1, 'GET', uri), record(STDIN, 1)]));
 	await c.until(() => c.ended, `GET ${uri}`);
 	c.destroy();
-	return c.stdout;
+	return c.answers[0];
 }
 
 // A CGI response's status (no Status: line means 200).
@@ -130,10 +97,10 @@ async (t) => {
 		await c.ready;
 		c.write(Buffer.concat([requestHead(1, 'GET',
 		    `/subscribe/${u}/device/s1`), record(STDIN, 1)]));
-		await c.until(() => /\r\n\r\n:/.test(c.stdout), 'stream opened');
+		await c.until(() => /\r\n\r\n:/.test(c.out), 'stream opened');
 		c.write(record(ABORT, 1));
 		await c.until(() => c.ended || c.closed ||
-		    c.stdout.split('\n:').length > 2, 'stream after abort');
+		    c.out.split('\n:').length > 2, 'stream after abort');
 		// libfcgi reads ABORT_REQUEST only while a request reads its
 		// input; a stream reads nothing more, so the abort is seen when
 		// the front closes (which nginx and Caddy do instead of aborting).
@@ -149,7 +116,7 @@ async (t) => {
 		await c.ready;
 		c.write(Buffer.concat([requestHead(1, 'GET',
 		    `/subscribe/${u}/device/s2`), record(STDIN, 1)]));
-		await c.until(() => /\r\n\r\n:/.test(c.stdout), 'stream opened');
+		await c.until(() => /\r\n\r\n:/.test(c.out), 'stream opened');
 		c.destroy();
 		const g = new Conn(sock);
 		await g.ready;
@@ -196,7 +163,7 @@ async (t) => {
 	await c.ready;
 	c.write(Buffer.concat([requestHead(1, 'GET', `/subscribe/${u}/device/z`),
 	    record(STDIN, 1)]));
-	await c.until(() => /\r\n\r\n:/.test(c.stdout), 'stream opened');
+	await c.until(() => /\r\n\r\n:/.test(c.out), 'stream opened');
 	const body = Buffer.from('{"data":"hello"}');
 	const p = new Conn(sock);
 	await p.ready;
@@ -204,8 +171,8 @@ async (t) => {
 		CONTENT_TYPE: 'application/json', CONTENT_LENGTH: body.length,
 	}), record(STDIN, 1, body), record(STDIN, 1)]));
 	await p.until(() => p.ended, 'POST answered');
-	assert.equal(statusOf(p.stdout), 200, p.stdout);
-	await c.until(() => /data: hello/.test(c.stdout), 'event delivered');
+	assert.equal(statusOf(p.answers[0]), 200, p.answers[0]);
+	await c.until(() => /data: hello/.test(c.out), 'event delivered');
 	p.destroy();
 	c.destroy();
 });

@@ -12,92 +12,45 @@
 // no other kept connection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startStack, startRedis, uid, poll } from './harness.mjs';
 import { procFigures } from './faults.mjs';
 import {
-	record, encodeParams, requestParams, beginRecord, readRecords, Waiters,
-	END_REQUEST as END, PARAMS, STDIN, STDOUT,
+	KeptConn as Kept, record, beginRecord, STDIN,
 } from './fcgi.mjs';
 
 const MIN_IDLE = 2;
 const T = { timeout: 120000 };
 
-// A kept FastCGI connection: requests one after another, answers split at
-// each END_REQUEST.
-class Kept {
-	constructor(socketPath) {
-		this.sock = net.connect(socketPath);
-		this.sock.on('error', () => {});
-		this.out = '';
-		this.answers = [];
-		this.closed = false;
-		this.waiters = new Waiters(() => `answers ${this.answers.length}, ` +
-		    `pending ${JSON.stringify(this.out.slice(0, 300))}`);
-		readRecords(this.sock, (type, content) => {
-			if (type === STDOUT)
-				this.out += content.toString('utf8');
-			if (type === END) {
-				this.answers.push(this.out);
-				this.out = '';
-			}
-		}, () => this.waiters.wake());
-		this.sock.on('close', () => {
-			this.closed = true;
-			this.waiters.wake();
-		});
-		this.ready = once(this.sock, 'connect');
-	}
-
-	until(pred, what, timeout = 20000) {
-		return this.waiters.until(pred, what, timeout);
-	}
-
-	// The records of a whole request (the body's end included).
-	static request(method, uri, body = '', extra = {}) {
-		const b = Buffer.from(body);
-		const params = requestParams(method, uri, body ? {
-			CONTENT_TYPE: 'application/json', CONTENT_LENGTH: b.length,
-			...extra,
-		} : extra);
-		return Buffer.concat([
-			beginRecord(1, true),
-			record(PARAMS, 1, encodeParams(params)), record(PARAMS, 1),
-			...(b.length ? [record(STDIN, 1, b)] : []), record(STDIN, 1),
-		]);
-	}
-
-	// Sends a whole request; resolves its answer once END_REQUEST comes.
-	async ask(method, uri, body = '') {
-		const n = this.answers.length;
-		this.sock.write(Kept.request(method, uri, body));
-		await this.until(() => this.answers.length > n || this.closed,
-		    `${method} ${uri}`);
-		assert.ok(this.answers.length > n, `${method} ${uri}: closed`);
-		return this.answers[n];
-	}
-
-	destroy() { this.sock.destroy(); }
-}
-
 const statusOf = (text) => Number(/^Status: (\d+)/m.exec(text)?.[1] ?? 200);
 
 // The backend's /healthz, on a connection of its own.
 async function fetchStatus(stack) {
-	const [c] = await keptConns(stack.socket, 1);
+	const [c] = await Kept.open(stack.socket, 1);
 	const text = await c.ask('GET', '/healthz');
 	c.destroy();
 	return JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4));
 }
 
-async function keptConns(socketPath, n) {
-	const conns = Array.from({ length: n }, () => new Kept(socketPath));
-	await Promise.all(conns.map((c) => c.ready));
-	return conns;
+// A stack with BEEP_READ_TIMEOUT readTimeout (s), and n kept connections
+// served once and parked: the workers that served them are back waiting
+// (in accept(), or one for the parked connections), bar the one that
+// serves the status request.
+async function parked(t, n, readTimeout) {
+	const stack = await startStack({ caddy: false, env: {
+		BEEP_MIN_IDLE: String(MIN_IDLE),
+		BEEP_READ_TIMEOUT: String(readTimeout), BEEP_LOG_LEVEL: 'debug',
+	} }, t);
+	const conns = await Kept.open(stack.socket, n);
+	for (const c of conns)
+		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
+	await poll(async () => {
+		const s = await fetchStatus(stack);
+		return s.threads - s.idle_threads === 1;
+	}, { timeout: 20000, what: 'every other worker waiting' });
+	return { stack, conns };
 }
 
 test('idle kept connections hold no thread each, and all serve again', T,
@@ -108,7 +61,7 @@ test('idle kept connections hold no thread each, and all serve again', T,
 	} }, t);
 	const pid = stack.backend.pid;
 	const before = procFigures(pid);
-	const conns = await keptConns(stack.socket, N);
+	const conns = await Kept.open(stack.socket, N);
 	// One request each, at once: each connection is then kept, idle.
 	for (const a of await Promise.all(conns.map((c) =>
 	    c.ask('GET', '/healthz'))))
@@ -139,23 +92,11 @@ test('idle kept connections hold no thread each, and all serve again', T,
 test('a kept connection whose request comes slowly does not hold up the ' +
     'others parked', T, async (t) => {
 	// No read deadline within the test: only another worker serves b.
-	const stack = await startStack({ caddy: false, env: {
-		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_READ_TIMEOUT: '600',
-		BEEP_LOG_LEVEL: 'debug',
-	} }, t);
 	// More slow ones than workers wait in accept() (2 * MIN_IDLE at
 	// most): the watcher's turn of one of those to the parked ones, once a
 	// second, cannot stand in for the worker started for them.
-	const conns = await keptConns(stack.socket, 2 * MIN_IDLE + 5);
+	const { stack, conns } = await parked(t, 2 * MIN_IDLE + 5, 600);
 	const slow = conns.slice(0, -1), b = conns.at(-1);
-	for (const c of conns)
-		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
-	// The workers that served those are back waiting (in accept(), or
-	// one for the parked connections), bar the one that serves this.
-	await poll(async () => {
-		const s = await fetchStatus(stack);
-		return s.threads - s.idle_threads === 1;
-	}, { timeout: 20000, what: 'every other worker waiting' });
 	// Half of each slow one's next request: a worker that takes one blocks
 	// in its read while b, parked, would have nobody waiting for it. One
 	// worker waits for the parked connections, and one may be on its way
@@ -166,7 +107,7 @@ test('a kept connection whose request comes slowly does not hold up the ' +
 	    '{"data":"x"}');
 	const cut = 20;
 	for (const c of slow)
-		c.sock.write(whole.subarray(0, cut));
+		c.write(whole.subarray(0, cut));
 	// b is served while the slow requests are still coming.
 	assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
 	for (const c of slow)
@@ -176,7 +117,7 @@ test('a kept connection whose request comes slowly does not hold up the ' +
 		/parked connections uncovered: a worker more/.test(l)).length);
 	// The rest of each slow request: answered too (404: nobody subscribed).
 	for (const c of slow) {
-		c.sock.write(whole.subarray(cut));
+		c.write(whole.subarray(cut));
 		await c.until(() => c.answers.length === 2, 'answered');
 		assert.equal(statusOf(c.answers[1]), 404, c.answers[1]);
 	}
@@ -190,20 +131,10 @@ test('a kept connection whose request comes slowly does not hold up the ' +
 // deadline runs from there, and the others get a worker.
 test('a kept connection whose request stops coming is cut at ' +
     'BEEP_READ_TIMEOUT, and the others parked are served', T, async (t) => {
-	const stack = await startStack({ caddy: false, env: {
-		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_READ_TIMEOUT: '1',
-		BEEP_LOG_LEVEL: 'debug',
-	} }, t);
-	const conns = await keptConns(stack.socket, 3);
+	const { stack, conns } = await parked(t, 3, 1);
 	const [a, ...others] = conns;
-	for (const c of conns)
-		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
-	await poll(async () => {
-		const s = await fetchStatus(stack);
-		return s.threads - s.idle_threads === 1;
-	}, { timeout: 20000, what: 'every other worker waiting' });
 	// Its parameters begun, never ended.
-	a.sock.write(Kept.request('POST', `/user/${uid('cut')}/device/d`,
+	a.write(Kept.request('POST', `/user/${uid('cut')}/device/d`,
 	    '{"data":"x"}').subarray(0, 20));
 	for (const c of others)
 		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
@@ -228,18 +159,8 @@ test('a kept connection whose request stops coming is cut at ' +
 test('a kept connection\'s request whose first read only looks whole is ' +
     'cut at BEEP_READ_TIMEOUT, and the others parked are served', T,
 async (t) => {
-	const stack = await startStack({ caddy: false, env: {
-		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_READ_TIMEOUT: '1',
-		BEEP_LOG_LEVEL: 'debug',
-	} }, t);
-	const conns = await keptConns(stack.socket, 4);
+	const { stack, conns } = await parked(t, 4, 1);
 	const [b, ...cut] = conns;
-	for (const c of conns)
-		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
-	await poll(async () => {
-		const s = await fetchStatus(stack);
-		return s.threads - s.idle_threads === 1;
-	}, { timeout: 20000, what: 'every other worker waiting' });
 	const get = Kept.request('GET', '/healthz');
 	const end = record(STDIN, 1);
 	const post = Kept.request('POST', `/user/${uid('big')}/device/d`,
@@ -250,7 +171,7 @@ async (t) => {
 		get.subarray(0, get.length - 4),
 		post.subarray(0, post.length - end.length),
 	];
-	cut.forEach((c, i) => c.sock.write(parts[i]));
+	cut.forEach((c, i) => c.write(parts[i]));
 	for (let i = 0; i < 3; i++)
 		assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
 	for (const [i, c] of cut.entries()) {
@@ -272,11 +193,11 @@ test('a kept connection that becomes a stream does not hold up the others ' +
 		BEEP_MIN_IDLE: String(MIN_IDLE),
 	} }, t);
 	const u = uid('kstream');
-	const [a, b] = await keptConns(stack.socket, 2);
+	const [a, b] = await Kept.open(stack.socket, 2);
 	assert.equal(statusOf(await a.ask('GET', '/healthz')), 200);
 	assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
 	// a's next request is a stream: its worker stays with it.
-	a.sock.write(Kept.request('GET', `/subscribe/${u}/device/d`));
+	a.write(Kept.request('GET', `/subscribe/${u}/device/d`));
 	await a.until(() => /\r\n\r\n/.test(a.out), 'stream opened');
 	// b, parked meanwhile, is served, and its message reaches a's stream.
 	const r = await b.ask('POST', `/user/${u}/device/d`, '{"data":"hi"}');
@@ -290,16 +211,16 @@ test('a stop closes parked connections, and exits 0', T, async (t) => {
 	const stack = await startStack({ caddy: false, env: {
 		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_READ_TIMEOUT: '600',
 	} }, t);
-	const conns = await keptConns(stack.socket, 4);
+	const conns = await Kept.open(stack.socket, 4);
 	for (const c of conns)
 		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
 	// A POST whose body is still coming keeps the stop waiting (up to its
 	// 2 s), so that the process does not end, closing everything, before
 	// the parked connections are closed by the stop itself.
-	const [slow] = await keptConns(stack.socket, 1);
+	const [slow] = await Kept.open(stack.socket, 1);
 	const whole = Kept.request('POST', `/user/${uid('stop')}/device/d`,
 	    '{"data":"x"}');
-	slow.sock.write(whole.subarray(0, whole.length - 16));
+	slow.write(whole.subarray(0, whole.length - 16));
 	await poll(async () => (await fetchStatus(stack)).requests >= 2,
 	    { timeout: 20000, what: 'the POST being read' });
 	process.kill(stack.backend.pid, 'SIGTERM');
@@ -307,7 +228,7 @@ test('a stop closes parked connections, and exits 0', T, async (t) => {
 		await c.until(() => c.closed, 'closed at the stop');
 	assert.equal(stack.backend.exitInfo, null,
 	    'the parked connections closed before the process ended');
-	slow.sock.write(whole.subarray(whole.length - 16));
+	slow.write(whole.subarray(whole.length - 16));
 	await slow.until(() => slow.answers.length === 1 || slow.closed,
 	    'the POST finished');
 	const exit = await stack.signalBackend('SIGTERM');
@@ -322,8 +243,8 @@ test('BEEP_IDLE_TIMEOUT closes the parked connections idle that long, ' +
 	const stack = await startStack({ caddy: false, env: {
 		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_IDLE_TIMEOUT: String(IDLE),
 	} }, t);
-	const idle = await keptConns(stack.socket, 3);
-	const [busy] = await keptConns(stack.socket, 1);
+	const idle = await Kept.open(stack.socket, 3);
+	const [busy] = await Kept.open(stack.socket, 1);
 	t.after(() => [...idle, busy].forEach((c) => c.destroy()));
 	for (const c of idle)
 		assert.equal(statusOf(await c.ask('GET', '/healthz')), 200);
@@ -360,7 +281,7 @@ test('in a cluster, a request waiting for Redis holds up no other kept ' +
 		BEEP_MIN_IDLE: String(MIN_IDLE), BEEP_REDIS_URL: redis.url,
 		BEEP_REDIS_TIMEOUT: '20000',
 	} }, t);
-	const [a, b] = await keptConns(stack.socket, 2);
+	const [a, b] = await Kept.open(stack.socket, 2);
 	assert.equal(statusOf(await a.ask('GET', '/healthz')), 200);
 	assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);
 	// The node has reached Redis (until then a POST gets 503 at once, not
@@ -370,7 +291,7 @@ test('in a cluster, a request waiting for Redis holds up no other kept ' +
 	// Redis hangs: a POST on a waits for it (BEEP_REDIS_TIMEOUT).
 	process.kill(redis.child.pid, 'SIGSTOP');
 	stopped = true;
-	a.sock.write(Kept.request('POST', `/user/${uid('cl')}/device/d`,
+	a.write(Kept.request('POST', `/user/${uid('cl')}/device/d`,
 	    '{"data":"x"}'));
 	// b's request, sent after it, is answered while a waits.
 	assert.equal(statusOf(await b.ask('GET', '/healthz')), 200);

@@ -2,6 +2,7 @@
 // front would, byte by byte: to send half a request, or hold one open.
 // Records per the FastCGI 1.0 specification.
 import net from 'node:net';
+import { once } from 'node:events';
 import { withTimeout } from './harness.mjs';
 
 // Record types.
@@ -179,4 +180,78 @@ export class Waiters {
 			throw new Error(`${what}: ${e.message}; ${this.describe()}`);
 		});
 	}
+}
+
+// A connection read record by record as it comes, for requests sent one
+// after another (FCGI_KEEP_CONN, as nginx) or one alone: `out`, the
+// STDOUT of the request under way; `answers`, that of each request ended
+// (END_REQUEST); `closed`. until() waits for a predicate over these, woken
+// by each read and the close.
+export class KeptConn {
+	constructor(socketPath) {
+		this.sock = net.connect(socketPath);
+		this.sock.on('error', () => {});
+		this.out = '';
+		this.answers = [];
+		this.closed = false;
+		this.waiters = new Waiters(() => `answers ${this.answers.length}, ` +
+		    `pending ${JSON.stringify(this.out.slice(0, 300))}`);
+		readRecords(this.sock, (type, content) => {
+			if (type === STDOUT)
+				this.out += content.toString('utf8');
+			if (type === END_REQUEST) {
+				this.answers.push(this.out);
+				this.out = '';
+			}
+		}, () => this.waiters.wake());
+		this.sock.on('close', () => {
+			this.closed = true;
+			this.waiters.wake();
+		});
+		this.ready = once(this.sock, 'connect');
+	}
+
+	// n connections to socketPath, once connected.
+	static async open(socketPath, n) {
+		const conns = Array.from({ length: n },
+		    () => new KeptConn(socketPath));
+		await Promise.all(conns.map((c) => c.ready));
+		return conns;
+	}
+
+	// Whether a request has ended (END_REQUEST seen).
+	get ended() { return this.answers.length > 0; }
+
+	until(pred, what, timeout = 20000) {
+		return this.waiters.until(pred, what, timeout);
+	}
+
+	// The records of a whole request (the body's end included), with
+	// FCGI_KEEP_CONN unless keep is false.
+	static request(method, uri, body = '', { keep = true } = {}) {
+		const b = Buffer.from(body);
+		const params = requestParams(method, uri, body ? {
+			CONTENT_TYPE: 'application/json', CONTENT_LENGTH: b.length,
+		} : {});
+		return Buffer.concat([
+			beginRecord(1, keep),
+			record(PARAMS, 1, encodeParams(params)), record(PARAMS, 1),
+			...(b.length ? [record(STDIN, 1, b)] : []), record(STDIN, 1),
+		]);
+	}
+
+	// Sends a whole request; resolves its answer once END_REQUEST comes,
+	// and fails if the connection closes first.
+	async ask(method, uri, body = '') {
+		const n = this.answers.length;
+		this.write(KeptConn.request(method, uri, body));
+		await this.until(() => this.answers.length > n || this.closed,
+		    `${method} ${uri}`);
+		if (this.answers.length <= n)
+			throw new Error(`${method} ${uri}: closed`);
+		return this.answers[n];
+	}
+
+	write(b) { this.sock.write(b); }
+	destroy() { this.sock.destroy(); }
 }
