@@ -35,6 +35,45 @@ const SECRET = crypto.randomBytes(32).toString('hex');
 const REPLAY_MAX = 8;
 const token = (user) => mint(claims(user), { alg: 'HS256', key: SECRET });
 
+// bob's phone d comes through node and goes: away, within its grace
+// period, once client c lists no device of bob's.
+async function away(node, c, bob, d, headers = {}) {
+	const first = await node.subscribe(bob, d, { headers });
+	first.close();
+	await poll(async () => {
+		const r = await c.get(listPath(bob), { headers });
+		assert.equal(r.status, 200, r.text);
+		return r.json().length === 0;
+	}, { timeout: 20000, what: 'bob\'s phone in its grace period' });
+}
+
+// n messages `${label} ${i}` posted by send(i, data), each held (202):
+// their data, in order.
+async function fill(send, label, n) {
+	const held = [];
+	for (let i = 0; i < n; i++) {
+		const data = `${label} ${i}`;
+		const r = await send(i, data);
+		assert.equal(r.status, 202, `${data}: ${r.text}`);
+		held.push(data);
+	}
+	return held;
+}
+
+// bob's phone d back through node: its stream, and the data of the
+// REPLAY_MAX events it gets first, each a message (no reset: nothing was
+// lost).
+async function comeBack(node, bob, d, headers = {}) {
+	const back = await node.subscribe(bob, d, { headers });
+	const got = [];
+	for (let i = 0; i < REPLAY_MAX; i++) {
+		const ev = await back.nextEvent(15000);
+		assert.equal(ev.type, 'message', 'no reset: nothing was lost');
+		got.push(ev.data);
+	}
+	return { back, got };
+}
+
 test('a sender past its share is refused (429) rather than push out ' +
     'another sender\'s held message, which the device then gets', T,
 async (t) => {
@@ -50,26 +89,14 @@ async (t) => {
 	    { headers: bearer(token(who)) });
 
 	// bob's phone comes and goes: away, within its grace period.
-	const first = await stack.subscribe(bob, d,
-	    { headers: bearer(token(bob)) });
-	first.close();
-	await poll(async () => {
-		const r = await c.get(listPath(bob),
-		    { headers: bearer(token(bob)) });
-		assert.equal(r.status, 200, r.text);
-		return r.json().length === 0;
-	}, { timeout: 20000, what: 'bob\'s phone in its grace period' });
+	await away(stack, c, bob, d, bearer(token(bob)));
 
 	// carol calls: her offer is held.
 	const offer = await post(carol, 'offer from carol');
 	assert.equal(offer.status, 202, offer.text);
 	// Another sender fills the rest of the bounds: held, as before.
-	const held = [];
-	for (let i = 0; i < REPLAY_MAX - 1; i++) {
-		const r = await post(flood, `flood ${i}`);
-		assert.equal(r.status, 202, `flood ${i}: ${r.text}`);
-		held.push(`flood ${i}`);
-	}
+	const held = await fill((i, data) => post(flood, data), 'flood',
+	    REPLAY_MAX - 1);
 	// Its next would push out carol's offer, and it holds more than
 	// half the bounds: refused, with a JSON error and Retry-After.
 	const refused = await post(flood, 'one too many');
@@ -94,14 +121,8 @@ async (t) => {
 
 	// bob's phone comes back: carol's offer first, then the flood, and
 	// no reset (nothing was lost).
-	const back = await stack.subscribe(bob, d,
-	    { headers: bearer(token(bob)) });
-	const got = [];
-	for (let i = 0; i < REPLAY_MAX; i++)
-		got.push(await back.nextEvent(15000));
-	assert.deepEqual(got.map((e) => [e.type, e.data]),
-	    [['message', 'offer from carol'],
-		...held.map((m) => ['message', m])]);
+	const { back, got } = await comeBack(stack, bob, d, bearer(token(bob)));
+	assert.deepEqual(got, ['offer from carol', ...held]);
 	// Delivered now: the same sender is accepted again.
 	const after = await post(flood, 'after');
 	assert.equal(after.status, 200, after.text);
@@ -111,7 +132,7 @@ async (t) => {
 });
 
 // A POST of data to path over FastCGI, as a front sends it for a client at
-// addr; resolves { status, head, body }.
+// addr; resolves { status, head, body, text (head and body) }.
 async function postFrom(stack, addr, reqPath, data, t) {
 	const body = JSON.stringify({ data });
 	const conn = await FcgiConn.open(stack.socket, t);
@@ -122,33 +143,35 @@ async function postFrom(stack, addr, reqPath, data, t) {
 	}));
 	conn.stdin(body);
 	conn.endStdin();
-	return conn.response();
+	const r = await conn.response();
+	return { ...r, text: r.head + r.body };
 }
 
-test('open mode: a sender is its address, an IPv6 client its /64; ' +
-    'a second address does not get round the share', T,
-async (t) => {
+// A stack in open mode, bob's phone d away within its grace period, and
+// from(addr), a send for fill() of POSTs to it from addr (or addr(i)).
+async function openAway(t) {
 	const stack = await startStack({ env: {
 		BEEP_KEEPALIVE: '1', BEEP_REPLAY_MAX: String(REPLAY_MAX),
 		BEEP_STREAM_QUEUE: '4',
 	} }, t);
 	const c = stack.client();
 	const bob = uid('bob'), d = 'phone';
-	const first = await stack.subscribe(bob, d);
-	first.close();
-	await poll(async () => (await c.devices(bob)).length === 0,
-	    { timeout: 20000, what: 'bob\'s phone in its grace period' });
+	await away(stack, c, bob, d);
+	const from = (addr) => (i, data) => postFrom(stack,
+	    typeof addr === 'function' ? addr(i) : addr, postPath(bob, d),
+	    data, t);
+	return { stack, c, bob, d, from };
+}
 
+test('open mode: a sender is its address, an IPv6 client its /64; ' +
+    'a second address does not get round the share', T,
+async (t) => {
+	const { stack, c, bob, d, from } = await openAway(t);
 	const offer = await postFrom(stack, '192.0.2.7', postPath(bob, d),
 	    'offer from 192.0.2.7', t);
-	assert.equal(offer.status, 202, offer.head + offer.body);
-	const held = [];
-	for (let i = 0; i < REPLAY_MAX - 1; i++) {
-		const r = await postFrom(stack, `2001:db8::${i + 1}`,
-		    postPath(bob, d), `flood ${i}`, t);
-		assert.equal(r.status, 202, `flood ${i}: ${r.head}${r.body}`);
-		held.push(`flood ${i}`);
-	}
+	assert.equal(offer.status, 202, offer.text);
+	const held = await fill(from((i) => `2001:db8::${i + 1}`), 'flood',
+	    REPLAY_MAX - 1);
 	// Another network is another sender, holding nothing; but the
 	// offer's sender holds less than its share: what one host posts
 	// under a second address (its Wi-Fi and its phone network) must not
@@ -156,19 +179,13 @@ async (t) => {
 	// all it keeps, 503, to try again as it comes back.
 	const other = await postFrom(stack, '2001:db8:1::1', postPath(bob, d),
 	    'from another network', t);
-	assert.equal(other.status, 503, other.head + other.body);
+	assert.equal(other.status, 503, other.text);
 	assert.match(other.head, /^Retry-After: [1-9][0-9]*$/m);
 	assert.deepEqual(JSON.parse(other.body),
 	    { error: 'device holds all it keeps' });
 	assert.equal((await c.health()).dropped, 0, 'nothing dropped');
 
-	let back = await stack.subscribe(bob, d);
-	const got = [];
-	for (let i = 0; i < REPLAY_MAX; i++) {
-		const ev = await back.nextEvent(15000);
-		assert.equal(ev.type, 'message', 'no reset: nothing was lost');
-		got.push(ev.data);
-	}
+	const { back, got } = await comeBack(stack, bob, d);
 	assert.deepEqual(got, ['offer from 192.0.2.7', ...held]);
 	back.close();
 	await poll(async () => (await c.devices(bob)).length === 0,
@@ -177,28 +194,16 @@ async (t) => {
 	// Away again, what it took goes first. 192.0.2.7 holds its share
 	// (half), so its oldest may go; one host taking a fresh address of
 	// its /64 for each POST is one sender, past its share at half too.
-	for (let i = 0; i < REPLAY_MAX / 2; i++) {
-		const r = await postFrom(stack, '192.0.2.7', postPath(bob, d),
-		    `v4 ${i}`, t);
-		assert.equal(r.status, 202, `v4 ${i}: ${r.head}${r.body}`);
-	}
-	for (let i = 0; i < REPLAY_MAX / 2; i++) {
-		const r = await postFrom(stack, `2001:db8::${i + 1}`,
-		    postPath(bob, d), `v6 ${i}`, t);
-		assert.equal(r.status, 202, `v6 ${i}: ${r.head}${r.body}`);
-	}
+	const v4 = await fill(from('192.0.2.7'), 'v4', REPLAY_MAX / 2);
+	const v6 = await fill(from((i) => `2001:db8::${i + 1}`), 'v6',
+	    REPLAY_MAX / 2);
 	const refused = await postFrom(stack, '2001:db8::ff', postPath(bob, d),
 	    'one too many', t);
-	assert.equal(refused.status, 429, refused.head + refused.body);
+	assert.equal(refused.status, 429, refused.text);
 	assert.equal((await c.health()).dropped, 0, 'nothing dropped');
-	back = await stack.subscribe(bob, d);
-	const again = [];
-	for (let i = 0; i < REPLAY_MAX; i++)
-		again.push((await back.nextEvent(15000)).data);
-	assert.deepEqual(again, [
-		...[0, 1, 2, 3].map((i) => `v4 ${i}`),
-		...[0, 1, 2, 3].map((i) => `v6 ${i}`)]);
-	back.close();
+	const { back: again, got: gotAgain } = await comeBack(stack, bob, d);
+	assert.deepEqual(gotAgain, [...v4, ...v6]);
+	again.close();
 });
 
 // Caddy passes a client on the link with its zone (fe80::1%eth0: Go keeps
@@ -207,47 +212,22 @@ async (t) => {
 // of its own, holding nothing, and pushed out what another held.
 test('open mode: a client on the link (with its zone) is one sender by ' +
     'its /64 there', T, async (t) => {
-	const stack = await startStack({ env: {
-		BEEP_KEEPALIVE: '1', BEEP_REPLAY_MAX: String(REPLAY_MAX),
-		BEEP_STREAM_QUEUE: '4',
-	} }, t);
-	const c = stack.client();
-	const bob = uid('bob'), d = 'phone';
-	const first = await stack.subscribe(bob, d);
-	first.close();
-	await poll(async () => (await c.devices(bob)).length === 0,
-	    { timeout: 20000, what: 'bob\'s phone in its grace period' });
-
+	const { stack, c, bob, d, from } = await openAway(t);
 	// Half the bounds from 192.0.2.7 (its share, so its oldest may go),
 	// half from addresses of one link's /64.
-	for (let i = 0; i < REPLAY_MAX / 2; i++) {
-		const r = await postFrom(stack, '192.0.2.7', postPath(bob, d),
-		    `v4 ${i}`, t);
-		assert.equal(r.status, 202, `v4 ${i}: ${r.head}${r.body}`);
-	}
-	for (let i = 0; i < REPLAY_MAX / 2; i++) {
-		const r = await postFrom(stack, `fe80::${i + 1}%eth0`,
-		    postPath(bob, d), `link ${i}`, t);
-		assert.equal(r.status, 202, `link ${i}: ${r.head}${r.body}`);
-	}
+	const v4 = await fill(from('192.0.2.7'), 'v4', REPLAY_MAX / 2);
+	const link = await fill(from((i) => `fe80::${i + 1}%eth0`), 'link',
+	    REPLAY_MAX / 2);
 	// A fresh address of that link's /64 is the same sender, past its
 	// share: refused, and nothing of 192.0.2.7's goes.
 	const refused = await postFrom(stack, 'fe80::ff%eth0', postPath(bob, d),
 	    'one too many', t);
-	assert.equal(refused.status, 429, refused.head + refused.body);
+	assert.equal(refused.status, 429, refused.text);
 	assert.deepEqual(JSON.parse(refused.body),
 	    { error: 'device holds too many of your messages' });
 	assert.equal((await c.health()).dropped, 0, 'nothing dropped');
-	const back = await stack.subscribe(bob, d);
-	const got = [];
-	for (let i = 0; i < REPLAY_MAX; i++) {
-		const ev = await back.nextEvent(15000);
-		assert.equal(ev.type, 'message', 'no reset: nothing was lost');
-		got.push(ev.data);
-	}
-	assert.deepEqual(got, [
-		...[0, 1, 2, 3].map((i) => `v4 ${i}`),
-		...[0, 1, 2, 3].map((i) => `link ${i}`)]);
+	const { back, got } = await comeBack(stack, bob, d);
+	assert.deepEqual(got, [...v4, ...link]);
 	back.close();
 });
 
@@ -271,24 +251,11 @@ test('cluster: a sender past its share is refused (429) through every ' +
 	const post = (i, who, data) => c[i].postJson(postPath(bob, d),
 	    { data }, { headers: bearer(token(who)) });
 
-	const first = await cl.nodes[0].subscribe(bob, d,
-	    { headers: bearer(token(bob)) });
-	first.close();
-	await poll(async () => {
-		const r = await c[1].get(listPath(bob),
-		    { headers: bearer(token(bob)) });
-		assert.equal(r.status, 200, r.text);
-		return r.json().length === 0;
-	}, { timeout: 20000, what: 'bob\'s phone in its grace period' });
-
+	await away(cl.nodes[0], c[1], bob, d, bearer(token(bob)));
 	const offer = await post(0, carol, 'offer from carol');
 	assert.equal(offer.status, 202, offer.text);
-	const held = [];
-	for (let i = 0; i < REPLAY_MAX - 1; i++) {
-		const r = await post(i % 2, flood, `flood ${i}`);
-		assert.equal(r.status, 202, `flood ${i}: ${r.text}`);
-		held.push(`flood ${i}`);
-	}
+	const held = await fill((i, data) => post(i % 2, flood, data), 'flood',
+	    REPLAY_MAX - 1);
 	for (const i of [0, 1]) {
 		const refused = await post(i, flood, 'one too many');
 		assert.equal(refused.status, 429, `node ${i}: ${refused.text}`);
@@ -300,13 +267,8 @@ test('cluster: a sender past its share is refused (429) through every ' +
 		    `node ${i}: /healthz crowded`);
 	}
 
-	const back = await cl.nodes[1].subscribe(bob, d,
-	    { headers: bearer(token(bob)) });
-	const got = [];
-	for (let i = 0; i < REPLAY_MAX; i++)
-		got.push(await back.nextEvent(15000));
-	assert.deepEqual(got.map((e) => [e.type, e.data]),
-	    [['message', 'offer from carol'],
-		...held.map((m) => ['message', m])]);
+	const { back, got } = await comeBack(cl.nodes[1], bob, d,
+	    bearer(token(bob)));
+	assert.deepEqual(got, ['offer from carol', ...held]);
 	back.close();
 });
