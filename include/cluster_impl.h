@@ -252,7 +252,8 @@ struct cluster {
 	bool sender_keyed;
 	/*
 	 * BEEP_SENDER_SHARE below 100, and that share of maxlen (rounded
-	 * up): what one sender may hold of a device away (the POST script).
+	 * up, registry_sender_share()): what one sender may hold of a
+	 * device away (the POST script).
 	 */
 	bool share_on;
 	size_t share;

@@ -237,6 +237,13 @@ void registry_msg_set_sender(struct registry_msg *m, uint64_t sender);
  * (registry_stats() crowded).  Thread-safe.
  */
 void registry_count_crowded(struct registry *reg);
+/*
+ * What one sender may hold of a device's bound (limits.replay_max or
+ * replay_bytes) at a sender_share of pct (at most 100): pct percent of
+ * bound, rounded up.  The cluster counts a device away's share with it
+ * too, so that both count it the same.
+ */
+uint64_t registry_sender_share(uint64_t bound, unsigned pct);
 
 /* The message's number in its device's log (0 until published). */
 uint64_t registry_msg_seq(const struct registry_msg *m);

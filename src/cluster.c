@@ -265,9 +265,10 @@ cluster_new(const struct config *c, struct registry *reg)
 	cl->timeout_ms = c->redis_timeout;
 	cl->maxlen = c->replay_max;
 	cl->share_on = c->sender_share < 100;
-	/* As registry_log_crowds() rounds it. */
-	cl->share = cl->maxlen / 100 * c->sender_share +
-	    (cl->maxlen % 100 * c->sender_share + 99) / 100;
+	/* As the registry counts it (registry_log_crowds()). */
+	cl->share = cl->share_on
+	    ? registry_sender_share(cl->maxlen, c->sender_share)
+	    : cl->maxlen;
 	/* 0, as in the registry: no limit (a number Lua holds exactly). */
 	cl->replay_bytes =
 	    c->replay_bytes != 0 ? c->replay_bytes : (size_t)1 << 52;

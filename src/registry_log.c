@@ -52,11 +52,11 @@ log_resize(struct reg_device *d, size_t cap)
 }
 
 /*
- * pct percent (at most 100) of bound, rounded up; bound may be near
- * SIZE_MAX (no bound), where bound * pct would wrap.
+ * See registry.h.  bound may be near SIZE_MAX (no bound), where
+ * bound * pct would wrap.
  */
-static uint64_t
-log_share(uint64_t bound, unsigned pct)
+uint64_t
+registry_sender_share(uint64_t bound, unsigned pct)
 {
 	return bound / 100 * pct + (bound % 100 * pct + 99) / 100;
 }
@@ -119,8 +119,8 @@ registry_log_crowds(const struct registry *reg, const struct reg_device *d,
 	 * stream has taken: under the lock, a walk of at most replay_max,
 	 * and only for a publish that would push out another's.
 	 */
-	share = log_share(l->replay_max, l->sender_share);
-	share_bytes = log_share(l->replay_bytes, l->sender_share);
+	share = registry_sender_share(l->replay_max, l->sender_share);
+	share_bytes = registry_sender_share(l->replay_bytes, l->sender_share);
 	if (share == 0 || share_bytes == 0)
 		return REGISTRY_CROWDED;
 	for (seq = d->taken >= d->first_seq ? d->taken + 1 : d->first_seq;
