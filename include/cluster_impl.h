@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "cluster.h"
 #include "cluster_lua.h"
@@ -245,11 +246,13 @@ struct cluster {
 	unsigned rebuild_ms; /* see the beat script */
 	/*
 	 * The key every node names senders under (cluster_sender()), as
-	 * Redis keeps it (beep:sk, see cluster_redis.c); sender_keyed once
-	 * read.  With lock held.
+	 * Redis keeps it (beep:sk, see cluster_redis.c), in words, under a
+	 * sequence count: odd while written, 0 until first read.  Written
+	 * with lock held (cluster_sender_key_set()); read without it, on
+	 * every POST (cluster_sender(): a seqlock).
 	 */
-	unsigned char sender_key[KEYED_HASH_KEY_BYTES];
-	bool sender_keyed;
+	_Atomic uint64_t sender_key[KEYED_HASH_KEY_BYTES / 8];
+	_Atomic uint64_t sender_seq;
 	/*
 	 * BEEP_SENDER_SHARE below 100, and that share of maxlen (rounded
 	 * up, registry_sender_share()): what one sender may hold of a
@@ -299,6 +302,58 @@ static inline void
 cluster_count(_Atomic uint64_t *c)
 {
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+_Static_assert(KEYED_HASH_KEY_BYTES % 8 == 0, "the senders' key in words");
+
+/*
+ * The senders' key, a seqlock of C11 atomics: the words are atomics too,
+ * so that no read races a write, and written with release (read with
+ * acquire) so that the count's odd store comes before them and a reader
+ * that read any word of a new key reads the count past what it first
+ * read, and tries again: never half of one key and half of another.
+ * Set: with cl->lock held (one writer at a time).
+ */
+static inline void
+cluster_sender_key_set(
+    struct cluster *cl, const unsigned char key[KEYED_HASH_KEY_BYTES])
+{
+	uint64_t seq =
+	    atomic_load_explicit(&cl->sender_seq, memory_order_relaxed);
+
+	atomic_store_explicit(&cl->sender_seq, seq + 1, memory_order_relaxed);
+	for (size_t i = 0; i < KEYED_HASH_KEY_BYTES / 8; i++) {
+		uint64_t w;
+
+		memcpy(&w, key + 8 * i, sizeof(w));
+		atomic_store_explicit(
+		    &cl->sender_key[i], w, memory_order_release);
+	}
+	atomic_store_explicit(&cl->sender_seq, seq + 2, memory_order_release);
+}
+
+/* Get, into key, without cl->lock: false while none was set. */
+static inline bool
+cluster_sender_key_get(
+    struct cluster *cl, unsigned char key[KEYED_HASH_KEY_BYTES])
+{
+	uint64_t seq, again;
+
+	do {
+		seq =
+		    atomic_load_explicit(&cl->sender_seq, memory_order_acquire);
+		if (seq == 0)
+			return false;
+		for (size_t i = 0; i < KEYED_HASH_KEY_BYTES / 8; i++) {
+			uint64_t w = atomic_load_explicit(
+			    &cl->sender_key[i], memory_order_acquire);
+
+			memcpy(key + 8 * i, &w, sizeof(w));
+		}
+		again =
+		    atomic_load_explicit(&cl->sender_seq, memory_order_relaxed);
+	} while ((seq & 1) != 0 || again != seq);
+	return true;
 }
 
 /*

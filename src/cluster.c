@@ -292,6 +292,9 @@ cluster_new(const struct config *c, struct registry *reg)
 	pthread_condattr_destroy(&attr);
 	atomic_init(&cl->cmd_up, false);
 	atomic_init(&cl->sub_up, false);
+	atomic_init(&cl->sender_seq, 0);
+	for (size_t i = 0; i < KEYED_HASH_KEY_BYTES / 8; i++)
+		atomic_init(&cl->sender_key[i], 0);
 	log_info("cluster node %s, redis %s", cl->node, url);
 	if (pipe2(cl->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
 		log_error("pipe2: %s: the cluster's threads could not start",
@@ -696,13 +699,9 @@ cluster_sender(struct cluster *cl, const void *key, size_t len)
 	unsigned char k[KEYED_HASH_KEY_BYTES];
 	uint64_t h;
 
-	pthread_mutex_lock(&cl->lock);
-	if (!cl->sender_keyed) {
-		pthread_mutex_unlock(&cl->lock);
+	/* Not cl->lock, which every cluster path contends for. */
+	if (!cluster_sender_key_get(cl, k))
 		return 0;
-	}
-	memcpy(k, cl->sender_key, sizeof(k));
-	pthread_mutex_unlock(&cl->lock);
 	h = keyed_hash_siphash24(key, len, k);
 	return h != 0 ? h : 1;
 }

@@ -596,8 +596,7 @@ redis_sender_key(
 		return 0;
 	}
 	pthread_mutex_lock(&cl->lock);
-	memcpy(cl->sender_key, key, sizeof(key));
-	cl->sender_keyed = true;
+	cluster_sender_key_set(cl, key);
 	pthread_mutex_unlock(&cl->lock);
 	return 0;
 fail:

@@ -7084,6 +7084,63 @@ test_cluster_sender_key_late(void **state)
 		         "once Redis takes writes again");
 }
 
+/* Sets the senders' key to one, then the other, till told to stop. */
+struct key_flip {
+	struct cluster *cl;
+	unsigned char key[2][KEYED_HASH_KEY_BYTES];
+	atomic_bool stop;
+};
+
+static void *
+key_flip_main(void *arg)
+{
+	struct key_flip *kf = arg;
+
+	/* The one writer: cl->lock, which only keeps writers apart, not. */
+	for (unsigned i = 0; !atomic_load(&kf->stop); i++)
+		cluster_sender_key_set(kf->cl, kf->key[i % 2]);
+	return NULL;
+}
+
+/*
+ * cluster_sender() reads the senders' key without cl->lock while the
+ * heartbeat may be writing a new one: it names a sender under one key or
+ * the other, never under half of each (a torn read), and under
+ * ThreadSanitizer no read races the write.
+ */
+static void
+test_cluster_sender_key_torn(void **state)
+{
+	struct key_flip kf = {.cl = xcalloc(1, sizeof(*kf.cl))};
+	uint64_t a, b;
+	pthread_t t;
+
+	(void)state;
+	for (size_t j = 0; j < KEYED_HASH_KEY_BYTES; j++) {
+		kf.key[0][j] = (unsigned char)(0x11 * (j + 1));
+		kf.key[1][j] = (unsigned char)~kf.key[0][j];
+	}
+	atomic_init(&kf.stop, false);
+	assert_true(cluster_sender(kf.cl, "u:alice", 7) == 0);
+	cluster_sender_key_set(kf.cl, kf.key[0]);
+	a = keyed_hash_siphash24("u:alice", 7, kf.key[0]);
+	b = keyed_hash_siphash24("u:alice", 7, kf.key[1]);
+	assert_int_equal(pthread_create(&t, NULL, key_flip_main, &kf), 0);
+	for (int i = 0; i < 200000; i++) {
+		uint64_t h = cluster_sender(kf.cl, "u:alice", 7);
+
+		if (h != a && h != b) {
+			atomic_store(&kf.stop, true);
+			pthread_join(t, NULL);
+			fail_msg(
+			    "read %d: a sender named under neither key", i);
+		}
+	}
+	atomic_store(&kf.stop, true);
+	pthread_join(t, NULL);
+	free(kf.cl);
+}
+
 int
 main(void)
 {
@@ -7107,6 +7164,7 @@ main(void)
 	        test_cluster_sender_key_changed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_key_late, setup, teardown),
+	    cmocka_unit_test(test_cluster_sender_key_torn),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sub_gap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
