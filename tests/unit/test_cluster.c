@@ -4134,6 +4134,45 @@ test_cluster_resynced_other_tab_took_resumed(void **state)
 }
 
 /*
+ * Node 0's stream of u/d took "one" (posted through node 1) and its
+ * client left; "two" (200, its id into id) is held there, untaken.
+ */
+static struct registry_stream *
+held_two(struct fixture *f, struct cluster_entry **ref, char *id)
+{
+	struct registry_stream *s = stream_after_one(f, ref);
+	bool down;
+
+	hang_up(f, s);
+	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	wait_held(f, 0, 1);
+	return s;
+}
+
+/*
+ * held_two(), then a second tab opens on node 1 without an id (node 0
+ * still listed: it begins after "two", and gets nothing), and node 0's
+ * stream closes: its UNSUB finds node 1 still holding and notes "one"
+ * (ow).  "two" reached no stream.  The tab's stream (its entry in *ref).
+ */
+static struct registry_stream *
+owed_two(struct fixture *f, struct cluster_entry **ref)
+{
+	struct registry_start st;
+	struct registry_stream *s, *s1;
+	struct cluster_entry *ref0;
+	char id[CLUSTER_ID_MAX];
+
+	s = held_two(f, &ref0, id);
+	s1 = subscribe(f, 1, NULL, &st, ref);
+	assert_false(st.reset);
+	no_more(f->reg[1], s1);
+	unsubscribe(f, 0, s, ref0);
+	wait_unheld(f, 0);
+	return s1;
+}
+
+/*
  * As late_tab, but the second tab outlives node 0's stream: node 0's
  * stream took "one" and its client left, "two" (200) held untaken by
  * node 0; a new page opens on node 1 without an id (node 0 still listed:
@@ -4150,22 +4189,14 @@ test_cluster_unsub_late_tab_outlives(void **state)
 {
 	struct fixture *f = *state;
 	struct registry_start st;
-	struct registry_stream *s, *s1, *s2;
-	struct cluster_entry *ref, *ref1, *ref2;
+	struct registry_stream *s1, *s2;
+	struct cluster_entry *ref1, *ref2;
 	char id[CLUSTER_ID_MAX], text[64];
 	bool down;
 
 	if (f == NULL)
 		skip();
-	s = stream_after_one(f, &ref);
-	hang_up(f, s);
-	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
-	wait_held(f, 0, 1);
-	s1 = subscribe(f, 1, NULL, &st, &ref1);
-	assert_false(st.reset);
-	no_more(f->reg[1], s1);
-	unsubscribe(f, 0, s, ref);
-	wait_unheld(f, 0);
+	s1 = owed_two(f, &ref1);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
 	expect_seq(f->reg[1], s1, "three", NULL);
 	unsubscribe(f, 1, s1, ref1);
@@ -4345,8 +4376,8 @@ test_cluster_late_tab_outlives_finding(void **state)
 {
 	struct fixture *f = *state;
 	struct registry_start st;
-	struct registry_stream *s, *s1, *s2;
-	struct cluster_entry *ref, *ref1, *ref2;
+	struct registry_stream *s1, *s2;
+	struct cluster_entry *ref1, *ref2;
 	char id[CLUSTER_ID_MAX], text[64];
 	long long born;
 	redisReply *r;
@@ -4354,15 +4385,7 @@ test_cluster_late_tab_outlives_finding(void **state)
 
 	if (f == NULL)
 		skip();
-	s = stream_after_one(f, &ref);
-	hang_up(f, s);
-	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
-	wait_held(f, 0, 1);
-	s1 = subscribe(f, 1, NULL, &st, &ref1);
-	assert_false(st.reset);
-	no_more(f->reg[1], s1);
-	unsubscribe(f, 0, s, ref);
-	wait_unheld(f, 0);
+	s1 = owed_two(f, &ref1);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
 	expect_seq(f->reg[1], s1, "three", NULL);
 	r = redisCommand(acl_admin, "GET beep:born");
@@ -4560,10 +4583,7 @@ test_cluster_reopen_before_unsub(void **state)
 
 	if (f == NULL)
 		skip();
-	s = stream_after_one(f, &ref);
-	hang_up(f, s);
-	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
-	wait_held(f, 0, 1);
+	s = held_two(f, &ref, id);
 	case_lock(f->cl[0]);
 	f->cl[0]->retry_at = util_now_ms() + 600000;
 	case_unlock(f->cl[0]);
@@ -4601,10 +4621,7 @@ test_cluster_reopen_with_other_tab(void **state)
 
 	if (f == NULL)
 		skip();
-	s = stream_after_one(f, &ref);
-	hang_up(f, s);
-	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
-	wait_held(f, 0, 1);
+	s = held_two(f, &ref, id);
 	case_lock(f->cl[0]);
 	f->cl[0]->retry_at = util_now_ms() + 600000;
 	case_unlock(f->cl[0]);
@@ -4703,10 +4720,7 @@ test_cluster_reopen_during_resync(void **state)
 
 	if (f == NULL)
 		skip();
-	s = stream_after_one(f, &ref);
-	hang_up(f, s);
-	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
-	wait_held(f, 0, 1);
+	s = held_two(f, &ref, id);
 	acl_cmd("CLIENT PAUSE 600000 WRITE");
 	case_lock(f->cl[0]);
 	cluster_presence_resync_all(f->cl[0]);
@@ -4761,10 +4775,7 @@ test_cluster_reopen_behind_abandoned_sub(void **state)
 
 	if (f == NULL)
 		skip();
-	s = stream_after_one(f, &ref);
-	hang_up(f, s);
-	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
-	wait_held(f, 0, 1);
+	s = held_two(f, &ref, id);
 	acl_cmd("CLIENT PAUSE 600000 WRITE");
 	case_lock(f->cl[0]);
 	f->cl[0]->retry_at = util_now_ms() + 600000;
@@ -4831,14 +4842,10 @@ test_cluster_reopen_wait_stop(void **state)
 	struct cluster_entry *ref;
 	pthread_t th;
 	char id[CLUSTER_ID_MAX];
-	bool down;
 
 	if (f == NULL)
 		skip();
-	s = stream_after_one(f, &ref);
-	hang_up(f, s);
-	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
-	wait_held(f, 0, 1);
+	s = held_two(f, &ref, id);
 	acl_cmd("CLIENT PAUSE 600000 WRITE");
 	case_lock(f->cl[0]);
 	cluster_presence_resync_all(f->cl[0]);
@@ -5258,11 +5265,8 @@ test_cluster_dead_late_tab_outlives(void **state)
 
 	if (f == NULL)
 		skip();
-	s = stream_after_one(f, &ref);
-	hang_up(f, s);
-	assert_int_equal(post(f, 1, "two", id, &down), REGISTRY_OK);
+	s = held_two(f, &ref, id);
 	assert_int_equal(cluster_parse_id(id, &two), 0);
-	wait_held(f, 0, 1);
 	n9_sub(acl_admin, "1", from);
 	assert_string_equal(from, id);
 	/* n9's last heartbeat comes after "two" (ids are ms-seq). */
