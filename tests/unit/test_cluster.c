@@ -6980,6 +6980,74 @@ test_cluster_sender_share_off(void **state)
 	replayed(f, true, "a", 64, (char *)NULL);
 }
 
+/* Redis's TIME, in ms. */
+static long long
+redis_now_ms(redisContext *c)
+{
+	redisReply *r = redisCommand(c, "TIME");
+	long long ms;
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	ms =
+	    atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
+	freeReplyObject(r);
+	return ms;
+}
+
+/*
+ * What the bounds push out for room but BEEP_REPLAY_SECONDS (keep) takes
+ * anyway is no one's share: B's held offer, past the retention (held
+ * since before the device's last stream, which took none of it), is the
+ * oldest of a full device, and goes by age with the POST that would push
+ * it out; the POST is accepted, as it is with B's offer gone.  Until
+ * 2026-12-07 the share was counted before the trim by age: 503 "held
+ * full" for every other sender's POST, and nothing accepted trimmed it,
+ * until the device's stream expired.
+ */
+static void
+test_cluster_sender_share_aged(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	long long now;
+
+	if (f == NULL)
+		skip();
+	device_away(f);
+	c = redis_conn(f);
+	now = redis_now_ms(c);
+	/* B's offer, 61 s old (keep is 60 s), and A's 63, of now. */
+	r = redisCommand(c, "XADD beep:s:u\x1f%s %lld-0 f b", "d", now - 61000);
+	assert_true(r != NULL && r->type == REDIS_REPLY_STRING);
+	freeReplyObject(r);
+	r = redisCommand(c, "XADD beep:ws:u\x1f%s %lld-0 s %016llx", "d",
+	    now - 61000, (unsigned long long)SENDER_B);
+	assert_true(r != NULL && r->type == REDIS_REPLY_STRING);
+	freeReplyObject(r);
+	for (int i = 1; i <= 63; i++) {
+		r = redisCommand(
+		    c, "XADD beep:s:u\x1f%s %lld-%d f a%d", "d", now, i, i);
+		assert_true(r != NULL && r->type == REDIS_REPLY_STRING);
+		freeReplyObject(r);
+		r = redisCommand(c, "XADD beep:ws:u\x1f%s %lld-%d s %016llx",
+		    "d", now, i, (unsigned long long)SENDER_A);
+		assert_true(r != NULL && r->type == REDIS_REPLY_STRING);
+		freeReplyObject(r);
+	}
+	/* Held from before B's offer: the device's next stream has it. */
+	r = redisCommand(
+	    c, "HSET beep:m:u\x1f%s last %lld-63 held 1-0", "d", now);
+	assert_non_null(r);
+	freeReplyObject(r);
+	redisFree(c);
+	assert_int_equal(device_len(f), 64);
+	assert_int_equal(post_as(f, 1, SENDER_A2, "x"), REGISTRY_HELD);
+	assert_int_equal(crowded(f, 1), 0);
+	assert_int_equal(device_len(f), 64);
+}
+
 /*
  * A sender's name is the same on every node (a device's messages are
  * posted through any), and not 0 (a sender not known), once the nodes
@@ -7162,6 +7230,8 @@ main(void)
 	        test_cluster_sender_share_as_before, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_share_off, setup_share_off, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_share_aged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_name, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
