@@ -262,7 +262,12 @@
  * one a stream took; a twin below old's first has no entry (trimmed by
  * age) and is not read.  A held POST that trims nothing reads nothing
  * more (its XLEN moves before the XADD), nor does a 200.  Trims by age
- * (keep_ms) go as before.
+ * (keep_ms) go as before, and what this POST's trims by age take (below
+ * cut) counts for no one, pushed out or not: until 2026-12-07 an offer
+ * past the retention, the oldest of a full device (held since before a
+ * stream that took none of it), refused every other sender's POST (503)
+ * that would have trimmed it by age, and none accepted did, until the
+ * device's stream expired (test_cluster_sender_share_aged).
  * A stream that expired (nothing posted for keep_ms) took every entry up
  * to last with it, and no trim said so: the floor becomes last before the
  * new stream begins, so that a resume from before it is told.
@@ -277,11 +282,13 @@
  * entries a resync's move kept (see SUB).
  */
 static const char cluster_lua_post[] = LUA_PRELUDE
-    "local function crowds(ws, m, old, me, share) "
+    "local function crowds(ws, m, old, me, share, cut) "
     "local held = redis.call('HGET', m, 'held') or base() "
     "local lo, others, n = '(' .. held, {}, 0 "
-    "if idlt(held, old[1][1]) then lo = old[1][1] end "
-    "if idlt(old[#old][1], held) then return nil end "
+    "if idlt(held, old[1][1]) then lo = old[1][1] held = lo end "
+    "if idlt(held, cut) then lo = cut end "
+    "if idlt(old[#old][1], held) or idlt(old[#old][1], cut) then "
+    "return nil end "
     "for _, e in ipairs(redis.call('XRANGE', ws, lo, old[#old][1])) do "
     "local x = e[2][2] "
     "if x ~= me and not others[x] then "
@@ -326,7 +333,8 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "if named then n = redis.call('XLEN', s) + 1 "
     "if n > maxlen then "
     "old = redis.call('XRANGE', s, '-', '+', 'COUNT', n - maxlen) "
-    "local no = crowds(ws, m, old, me, tonumber(ARGV[10])) "
+    "local no = crowds(ws, m, old, me, tonumber(ARGV[10]), "
+    "string.format('%d-0', now - keep)) "
     "if no then return no end end end "
     "local id = redis.call('XADD', s, want, 'f', frame) "
     "if named then "
