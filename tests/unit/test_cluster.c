@@ -1424,8 +1424,9 @@ test_cluster_local_gap(void **state)
  * socket) takes passwords away and back with ACL SETUSER.  BEEP_CLUSTER_TTL
  * 6 s: a node whose command connection is killed notices it at its next
  * heartbeat (a third of it, 2 s; it was 30, and each case that waits for
- * it took 10 s), and a refused node's key (6 s) outlives the steps while
- * it is refused, also under valgrind.
+ * it took 10 s).  A refused node's key is kept until it is back
+ * (refused_kept()): its TTL alone (6 s) did not outlast every case's
+ * steps under valgrind.
  */
 static redisContext *acl_admin;
 
