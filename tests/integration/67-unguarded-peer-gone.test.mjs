@@ -23,21 +23,12 @@
 // read deadline's "closed unread".
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { poll } from './harness.mjs';
 import { procFigures } from './faults.mjs';
 import { FcgiConn, beginRecord } from './fcgi.mjs';
-import { atDescriptorLimit, READ_TIMEOUT } from './emfile.mjs';
+import { atDescriptorLimit, backlog, READ_TIMEOUT } from './emfile.mjs';
 
 const T = { timeout: 90000 };
-
-// Connections in the backlog of the listening socket at path (ss's Recv-Q).
-function backlog(path) {
-	const out = execFileSync('ss', ['-xlH', 'src', path], { encoding: 'utf8' });
-	const f = out.trim().split(/\s+/);
-	assert.equal(f[1], 'LISTEN', out);
-	return Number(f[2]);
-}
 
 // At the limit, a connection that sends first (possibly nothing) takes the
 // last descriptor and then closes: 'let go', or 'held until the read

@@ -1,8 +1,10 @@
-// The backend at its descriptor limit, for tests 19 and 67: a read
+// The backend at its descriptor limit, for tests 19, 67 and 129: a read
 // deadline holds a duplicate of its connection's descriptor, so a request
 // that takes the last descriptor has none, and is read only once it has
 // come whole (server_read_unguarded()).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { BEEP_BIN, poll } from './harness.mjs';
 import { Rig, launch, waitLine } from './fronts.mjs';
 import {
@@ -25,14 +27,51 @@ function rawStream(sock, i) {
 	return c;
 }
 
+// Connections in the backlog of the listening socket at path (ss's Recv-Q).
+export function backlog(path) {
+	const out = execFileSync('ss', ['-xlH', 'src', path], { encoding: 'utf8' });
+	const f = out.trim().split(/\s+/);
+	assert.equal(f[1], 'LISTEN', out);
+	return Number(f[2]);
+}
+
+// Whether process pid holds every descriptor its limit allows and will
+// free none by itself: /proc/<pid>/fd lists every number below `limit`
+// (accept() has none left; one inherited above it, as a job server's pipe,
+// does not count), and no socket among them twice past stdio (a read
+// deadline's duplicate of its connection, which the connection's worker
+// closes once its request is read or its stream starts). False too when
+// an entry goes while it is read.
+function descriptorsFull(pid, limit) {
+	const dir = `/proc/${pid}/fd`;
+	try {
+		const fds = readdirSync(dir).map(Number).filter((fd) => fd < limit);
+		if (fds.length < limit)
+			return false;
+		const sockets = fds.filter((fd) => fd > 2)
+		    .map((fd) => readlinkSync(`${dir}/${fd}`))
+		    .filter((to) => to.startsWith('socket:'));
+		return new Set(sockets).size === sockets.length;
+	} catch (e) {
+		if (e.code === 'ENOENT')
+			return false;
+		throw e;
+	}
+}
+
 // A backend at 40 descriptors (BEEP_READ_TIMEOUT 2 s), filled with raw
 // streams until one is not served: every descriptor is taken, and the last
-// stream tried waits in the backlog (accept() may fail for a moment while a
-// starting stream holds its deadline's duplicate: served within the
-// back-off's first pause; past its longest, 2 s, none is free). Returns
-// the rig, the streams and the waiting one; letting two streams go lets
-// the waiting stream take one, and whatever is queued behind it the last,
-// which leaves none for a read deadline.
+// stream tried waits in the backlog. Each stream is awaited until it is
+// served or that state is reached: the backend's descriptors all held
+// (read from /proc) with no duplicate to be closed, and then the stream
+// still in the backlog (read in that order: accepted by the first look,
+// it is out of the backlog at the second; not, it has no descriptor left
+// to be accepted with, then or later). A starting stream may hold its deadline's duplicate
+// for a moment, so accept() may fail then (served after the back-off's
+// pause); that is not the state. Returns the rig, the streams and the
+// waiting one; letting two streams go lets the waiting stream take one,
+// and whatever is queued behind it the last, which leaves none for a read
+// deadline.
 export async function atDescriptorLimit(t, name) {
 	const rig = new Rig(t, name);
 	rig.backend = rig.track(launch('prlimit', [`--nofile=${LIMIT}:${LIMIT}`,
@@ -42,20 +81,34 @@ export async function atDescriptorLimit(t, name) {
 		    BEEP_LOG_LEVEL: 'debug', BEEP_MIN_IDLE: '2' },
 	}));
 	await waitLine(rig.backend, /\bready\b/);
+	// prlimit execs the backend: same pid.
+	const { pid } = rig.backend;
 	const streams = [];
 	t.after(() => streams.forEach((c) => c.destroy()));
-	for (let i = 0; i < LIMIT; i++) {
+	let full = false;
+	for (let i = 0; i < LIMIT && !full; i++) {
 		const c = rawStream(rig.sock, i);
 		streams.push(c);
 		await c.connected;
-		const served = await poll(() => c.stdout.length > 0, {
-			what: `stream ${i} answered`, timeout: 3500,
-		}).catch(() => false);
-		if (!served)
-			break;
+		let gone = false;
+		c.closed.then(() => { gone = true; });
+		// A bound on the awaited state only, not a guess at it.
+		const got = await poll(() => {
+			if (c.stdout.length > 0)
+				return 'served';
+			if (gone)
+				return 'closed';
+			return descriptorsFull(pid, LIMIT) &&
+			    backlog(rig.sock) > 0 && c.stdout.length === 0 &&
+			    'full';
+		}, { what: `stream ${i} served or the descriptor limit reached`,
+		    timeout: 30000 });
+		assert.notEqual(got, 'closed', `stream ${i} closed unanswered:\n` +
+		    rig.backend.lines.join('\n'));
+		full = got === 'full';
 	}
-	assert.ok(rig.backend.lines.some((l) =>
-	    /accept failing: EMFILE/.test(l)), 'the descriptor limit reached');
+	assert.ok(full, `${LIMIT} streams served: the limit never reached`);
+	await waitLine(rig.backend, /accept failing: EMFILE/);
 	const waiting = streams[streams.length - 1];
 	assert.equal(waiting.stdout.length, 0);
 	return { rig, streams, waiting };
