@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startStack, uid, poll, subPath, postPath } from './harness.mjs';
-import { Rig } from './fronts.mjs';
+import { Rig, waitLine } from './fronts.mjs';
 
 const T = { timeout: 60000 };
 const KEEPALIVE = 4000;   // BEEP_KEEPALIVE's default (ms)
@@ -107,7 +107,8 @@ test('behind Caddy at the defaults, posted to every 3.8 s: unlisted within ' +
 
 test('behind nginx (conf/nginx.conf) at the defaults: unlisted at once', T,
     async (t) => {
-	const rig = new Rig(t, 'nginx-gone');
+	// debug: the backend logs why each stream ended.
+	const rig = new Rig(t, 'nginx-gone', { env: { BEEP_LOG_LEVEL: 'debug' } });
 	await rig.startListen();
 	await rig.startNginx();
 	const c = rig.client();
@@ -118,9 +119,16 @@ test('behind nginx (conf/nginx.conf) at the defaults: unlisted at once', T,
 	assert.deepEqual(await c.devices(u), ['leave']);
 	const left = Date.now();
 	s.close();
-	// Well within one keepalive interval (4 s): not noticed by a write.
+	// At once: noticed by its connection's hang-up, which nginx makes as
+	// its client goes, not by the write of a keepalive (every 4 s) that
+	// fails. The stream's end says which; the bound is a hang guard.
 	await poll(async () => !(await c.devices(u)).includes('leave'),
-	    { timeout: 2000, interval: 50, what: 'unlisted at once' });
+	    { timeout: 20000, interval: 50, what: 'unlisted' });
 	t.diagnostic(`unlisted after ${Date.now() - left} ms`);
+	const ended = await waitLine(rig.backend, / stream \d+ ended: /);
+	assert.match(ended, / ended: its connection hung up$/,
+	    'noticed by a write, not at once');
+	assert.equal(rig.backend.lines.filter((l) =>
+	    / stream \d+ ended: /.test(l)).length, 1, 'one stream ended');
 	rig.checkBackendLog();
 });
