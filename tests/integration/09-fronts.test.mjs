@@ -6,7 +6,7 @@
 // shipped front config, rewrites only the listen port and the socket path,
 // wraps it in a generated main config whose pid, log and temp paths are in the
 // temp dir, and checks: subscribe; the list shows the device; a POST arrives
-// as an SSE event at once (the front does not buffer the stream); a subscriber
+// as an SSE event on the open stream (the front does not buffer it); a subscriber
 // that leaves disappears from the list (BEEP_KEEPALIVE=1, bounded poll);
 // SIGTERM to the backend ends the stream with a `retry:` field and the backend
 // exits 0. And nginx with conf/nginx-web.conf serves the call page with the
@@ -42,7 +42,9 @@ import {
 const T = { timeout: 90000, skip: skipReason(import.meta.url) };
 const KEEPALIVE = 1;                     // BEEP_KEEPALIVE for every backend
 // Bounds (ms); generous for sanitizer builds.
-const PROMPT = 2000;                     // POST -> event through the front
+// POST -> event through the front: a hang guard; a front that buffers
+// the stream holds it past this (its buffer is not filled by keepalives).
+const HELD = 20000;
 const GONE = { timeout: 10000, interval: 50 };
 
 // Every backend here gets BEEP_KEEPALIVE.
@@ -72,18 +74,23 @@ async function smoke(t, rig) {
 	// Listed.
 	assert.deepEqual(await c.devices(u), ['phone']);
 
-	// Delivered at once: an event with a name and a multi-line payload.
+	// Delivered on the open stream: an event with a name and a
+	// multi-line payload. A front that buffers the stream holds it until
+	// its buffer fills (KiBs: a keepalive is some 30 bytes a second) or
+	// the response ends; what is asserted is that it came while the
+	// stream is open. How soon is for make bench: the bound is a hang
+	// guard.
 	const sent = Date.now();
 	const r = await c.postJson(postPath(u, 'phone'),
 	    { data: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\ns=-', event: 'offer' });
 	assert.equal(r.status, 200, r.text);
 	assert.match(r.json().id, /^\d+-\d+$/, 'answer is {"id": "<epoch>-<n>"}');
-	const ev = await s.nextEvent(10000);
+	const ev = await s.nextEvent(HELD);
 	const took = Date.now() - sent;
 	assert.deepEqual([ev.type, ev.data],
 	    ['offer', 'v=0\no=- 1 2 IN IP4 127.0.0.1\ns=-']);
-	assert.ok(took <= PROMPT, `event took ${took} ms through ${rig.name} ` +
-	    `(buffered?)`);
+	assert.equal(s.ended, false, `the event came with the stream's end ` +
+	    `through ${rig.name} (buffered)`);
 
 	// A body of unknown length (chunked): each front passes it on its own
 	// way (Caddy's CONTENT_LENGTH is -1), and the backend reads it whole.
