@@ -170,6 +170,33 @@ test_metrics_format(void **state)
 	buf_free(&b);
 }
 
+/*
+ * beep_messages_crowded_total counts both refusals of the sender share
+ * (registry_stats() crowded: REGISTRY_CROWDED and REGISTRY_HELD_FULL), the
+ * poster's 429 and the 503 "device holds all it keeps": its HELP says
+ * both, as the README's table does, or an operator who reads it takes
+ * every count for a 429.
+ */
+static void
+test_metrics_crowded_help(void **state)
+{
+	struct buf b;
+	const char *help, *end;
+	char *line;
+
+	(void)state;
+	b = render();
+	help = strstr(b.data, "# HELP beep_messages_crowded_total ");
+	assert_non_null(help);
+	end = strchr(help, '\n');
+	assert_non_null(end);
+	line = strndup(help, (size_t)(end - help));
+	assert_non_null(strstr(line, "429"));
+	assert_non_null(strstr(line, "503"));
+	free(line);
+	buf_free(&b);
+}
+
 /* In a cluster, its figures as cluster_stats() gave them; else none. */
 static void
 test_metrics_cluster(void **state)
@@ -211,6 +238,7 @@ main(void)
 	    cmocka_unit_test(test_metrics_counters_threads),
 	    cmocka_unit_test(test_metrics_histogram),
 	    cmocka_unit_test(test_metrics_format),
+	    cmocka_unit_test(test_metrics_crowded_help),
 	    cmocka_unit_test(test_metrics_cluster),
 	};
 
