@@ -317,9 +317,11 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "their device's stream was further behind than its share of it.",
 	    g->reg.backlogged);
 	metrics_one(out, "beep_messages_crowded_total", "counter",
-	    "POSTs refused with 429 because their sender held its share "
-	    "(BEEP_SENDER_SHARE) of what a device keeps and would have "
-	    "pushed out another sender's held message.",
+	    "POSTs refused for the sender share (BEEP_SENDER_SHARE): 429 "
+	    "when their sender held its share of what a device keeps and "
+	    "would have pushed out another sender's held message, 503 when "
+	    "they would have pushed out the held message of a sender within "
+	    "its share.",
 	    g->reg.crowded);
 	metrics_one(out, "beep_message_memory_bytes", "gauge",
 	    "Bytes of messages held in all (queued, held, retained): each "
