@@ -7121,6 +7121,138 @@ test_cluster_sender_share_aged(void **state)
 }
 
 /*
+ * The post script's text with every redis.call counting the stream
+ * entries XRANGE and XREVRANGE give it, and the script's answer wrapped:
+ * {answer, entries read}.  The caller frees it.
+ */
+static char *
+post_script_counted(void)
+{
+	const char *src = cluster_lua[CLUSTER_LUA_POST], *p;
+	static const char pre[] =
+	    "local nread = 0 "
+	    "local function rcall(...) local r = redis.call(...) "
+	    "local c = string.upper(select(1, ...)) "
+	    "if (c == 'XRANGE' or c == 'XREVRANGE') and type(r) == 'table' "
+	    "then nread = nread + #r end return r end "
+	    "local function body() ";
+	static const char post[] = " end local r = body() return {r, nread}";
+	char *out = malloc(strlen(pre) + 2 * strlen(src) + sizeof(post));
+	char *o = out;
+
+	assert_non_null(out);
+	o += sprintf(o, "%s", pre);
+	while ((p = strstr(src, "redis.call(")) != NULL) {
+		memcpy(o, src, (size_t)(p - src));
+		o += p - src;
+		o += sprintf(o, "rcall(");
+		src = p + strlen("redis.call(");
+	}
+	o += sprintf(o, "%s%s", src, post);
+	return out;
+}
+
+/*
+ * A POST of u/d by sender, as node 1 sends it, run by the counted post
+ * script (post_script_counted()): its status, 503 "held full" as 504;
+ * *reads: the stream entries it read.
+ */
+static long long
+post_counted(
+    struct fixture *f, const char *script, uint64_t sender, long long *reads)
+{
+	char name[17], share[16], keep[32], meta[32];
+	redisContext *c = redis_conn(f);
+	const char *argv[] = {"EVAL", script, "4", "beep:u:u", "beep:g:u",
+	    "beep:s:u\x1f"
+	    "d",
+	    "beep:m:u\x1f"
+	    "d",
+	    "d", "u", "x", "64", keep, keep, meta, "", name, share};
+	redisReply *r;
+	long long status;
+
+	snprintf(name, sizeof(name), "%016llx", (unsigned long long)sender);
+	snprintf(share, sizeof(share), "%zu", f->cl[1]->share);
+	snprintf(
+	    keep, sizeof(keep), "%llu", (unsigned long long)f->cl[1]->keep_ms);
+	snprintf(meta, sizeof(meta), "%llu",
+	    (unsigned long long)(CLUSTER_META_TTL_MS + f->cl[1]->keep_ms));
+	r = redisCommandArgv(c, sizeof(argv) / sizeof(argv[0]), argv, NULL);
+	assert_non_null(r);
+	if (r->type == REDIS_REPLY_ERROR)
+		fail_msg("%s", r->str);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	assert_int_equal(r->elements, 2);
+	assert_int_equal(r->element[0]->type, REDIS_REPLY_ARRAY);
+	status = r->element[0]->element[0]->integer;
+	if (status == 503 && r->element[0]->elements >= 2)
+		status = 504;
+	*reads = r->element[1]->integer;
+	freeReplyObject(r);
+	redisFree(c);
+	return status;
+}
+
+/*
+ * What a refused POST costs Redis does not grow with BEEP_REPLAY_MAX: a
+ * sender that retries its refusals (at its BEEP_RATE, on every node) has
+ * Redis read a few entries each time, not every held sender of the
+ * device, so long as nothing held changed; and after a change, about as
+ * many as changed.  B holds 33 of 64, A 31; A's 32nd pushes out b0; its
+ * 33rd is refused, and again, reading each time no more than the few
+ * entries the refusal looks at (the one it would trim, and where the
+ * held begin and end), where until 2026-12-07 every refusal read all 64
+ * held senders again (about 0.7 ms of Redis's time at 256).  B's next
+ * pushes out its own oldest; A is still refused, cheaply.  A second
+ * name of A, holding none, may push out B's (B holds its share), then
+ * not (B holds less): the counts follow what went and came.
+ */
+static void
+test_cluster_sender_share_refusal_reads(void **state)
+{
+	struct fixture *f = *state;
+	char text[16], *script;
+	long long reads;
+
+	if (f == NULL)
+		skip();
+	script = post_script_counted();
+	device_away(f);
+	for (int i = 0; i < 33; i++) {
+		snprintf(text, sizeof(text), "b%d", i);
+		assert_int_equal(post_as(f, 1, SENDER_B, text), REGISTRY_HELD);
+	}
+	for (int i = 0; i < 32; i++) {
+		snprintf(text, sizeof(text), "a%d", i);
+		assert_int_equal(post_as(f, 1, SENDER_A, text), REGISTRY_HELD);
+	}
+	assert_int_equal(post_counted(f, script, SENDER_A, &reads), 429);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(
+		    post_counted(f, script, SENDER_A, &reads), 429);
+		if (reads > 8)
+			fail_msg("a refusal read %lld entries of a device "
+			         "holding 64, as the one before it",
+			    reads);
+	}
+	assert_int_equal(post_as(f, 1, SENDER_B, "b33"), REGISTRY_HELD);
+	assert_int_equal(post_counted(f, script, SENDER_A, &reads), 429);
+	if (reads > 8)
+		fail_msg("a refusal read %lld entries after one came, one went",
+		    reads);
+	assert_int_equal(post_counted(f, script, SENDER_A2, &reads), 202);
+	assert_int_equal(post_counted(f, script, SENDER_A2, &reads), 504);
+	if (reads > 8)
+		fail_msg("a refusal read %lld entries after one came, one went",
+		    reads);
+	assert_int_equal(post_as(f, 1, SENDER_A, "a"), REGISTRY_CROWDED);
+	assert_int_equal(post_as(f, 0, SENDER_A2, "y"), REGISTRY_HELD_FULL);
+	assert_int_equal(device_len(f), 64);
+	free(script);
+}
+
+/*
  * A sender's name is the same on every node (a device's messages are
  * posted through any), and not 0 (a sender not known), once the nodes
  * are up; another sender's is another.
@@ -7304,6 +7436,8 @@ main(void)
 	        test_cluster_sender_share_off, setup_share_off, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_share_aged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_share_refusal_reads, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_name, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
