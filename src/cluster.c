@@ -34,6 +34,13 @@
  *                        ow (what a node that left while another held
  *                        the device had taken: the grace period that
  *                        follows holds from no higher, see UNSUB)
+ *   beep:ws:USER\x1fDEV  stream: the sender of each held POST's entry
+ *                        (same id, field "s"), for the sender share;
+ *                        trimmed to replay_max, expires as beep:s
+ *   beep:wc:USER\x1fDEV  hash: SENDER -> the entries of beep:ws it holds
+ *                        from f to l (fields f and l): the share's
+ *                        counts, kept for the next POST to follow (see
+ *                        POST); PX 10 s at most, no longer than beep:ws
  *   beep:c:NODE          pub/sub channel of the messages for the node
  *   beep:tell            hash: NODE -> the generation of a loss found
  *                        (PRUNE) that it is to tell its streams of, until

@@ -7213,6 +7213,7 @@ test_cluster_sender_share_refusal_reads(void **state)
 {
 	struct fixture *f = *state;
 	char text[16], *script;
+	redisContext *c;
 	long long reads;
 
 	if (f == NULL)
@@ -7248,8 +7249,154 @@ test_cluster_sender_share_refusal_reads(void **state)
 		    reads);
 	assert_int_equal(post_as(f, 1, SENDER_A, "a"), REGISTRY_CROWDED);
 	assert_int_equal(post_as(f, 0, SENDER_A2, "y"), REGISTRY_HELD_FULL);
+	/* Counts from an entry no longer kept are not read: counted again. */
+	c = redis_conn(f);
+	freeReplyObject(redisCommand(c,
+	    "HSET beep:wc:u\x1f"
+	    "d f 1-0 %016llx 0",
+	    (unsigned long long)SENDER_A));
+	redisFree(c);
+	assert_int_equal(post_as(f, 1, SENDER_A, "a"), REGISTRY_CROWDED);
 	assert_int_equal(device_len(f), 64);
 	free(script);
+}
+
+/*
+ * Whether u/d's kept counts of held senders (beep:wc, see the post
+ * script's tally()), when there are any that a POST would read, are
+ * those of the entries they say they count (beep:ws from f to l).
+ * Returns whether there were.
+ */
+static bool
+share_counts_exact(redisContext *c)
+{
+	redisReply *h = redisCommand(c,
+	    "HGETALL beep:wc:u\x1f"
+	    "d");
+	redisReply *w;
+	const char *f = NULL, *l = NULL;
+
+	assert_non_null(h);
+	assert_int_equal(h->type, REDIS_REPLY_ARRAY);
+	for (size_t i = 0; i + 1 < h->elements; i += 2) {
+		if (strcmp(h->element[i]->str, "f") == 0)
+			f = h->element[i + 1]->str;
+		else if (strcmp(h->element[i]->str, "l") == 0)
+			l = h->element[i + 1]->str;
+	}
+	if (f == NULL || l == NULL) {
+		/* Being rewritten or gone: not used as it is. */
+		freeReplyObject(h);
+		return false;
+	}
+	w = redisCommand(c,
+	    "XRANGE beep:ws:u\x1f"
+	    "d %s %s",
+	    f, l);
+	assert_non_null(w);
+	assert_int_equal(w->type, REDIS_REPLY_ARRAY);
+	if (w->elements == 0 ||
+	    strcmp(w->element[0]->element[0]->str, f) != 0) {
+		/* From an entry no longer kept: counted again, not read. */
+		freeReplyObject(w);
+		freeReplyObject(h);
+		return false;
+	}
+	for (size_t i = 0; i + 1 < h->elements; i += 2) {
+		const char *x = h->element[i]->str;
+		long long want = 0;
+
+		if (strcmp(x, "f") == 0 || strcmp(x, "l") == 0)
+			continue;
+		for (size_t j = 0; j < w->elements; j++)
+			if (strcmp(w->element[j]->element[1]->element[1]->str,
+			        x) == 0)
+				want++;
+		if (want == 0 || atoll(h->element[i + 1]->str) != want)
+			fail_msg("%s counted %s of %s..%s, holds %lld", x,
+			    h->element[i + 1]->str, f, l, want);
+	}
+	/* Every sender of the entries counted is counted. */
+	for (size_t j = 0; j < w->elements; j++) {
+		const char *x = w->element[j]->element[1]->element[1]->str;
+		bool found = false;
+
+		for (size_t i = 0; i + 1 < h->elements && !found; i += 2)
+			found = strcmp(h->element[i]->str, x) == 0;
+		if (!found)
+			fail_msg("%s holds in %s..%s, not counted", x, f, l);
+	}
+	freeReplyObject(w);
+	freeReplyObject(h);
+	return true;
+}
+
+/*
+ * The counts a refusal reads (kept between POSTs, see
+ * test_cluster_sender_share_refusal_reads) never drift from the held
+ * entries they count: through a long run of POSTs of five senders and
+ * of none, through two nodes, refused or held, and streams that take
+ * what is held and close, the counts kept are, after each, those of the
+ * entries they say they count.
+ */
+static void
+test_cluster_sender_share_counts_exact(void **state)
+{
+	static const uint64_t who[] = {SENDER_A, SENDER_A, SENDER_A, SENDER_A,
+	    SENDER_A, SENDER_A, SENDER_A, SENDER_B, SENDER_B, 0xc1, 0xd1, 0xe1,
+	    0};
+	struct fixture *f = *state;
+	unsigned long long seed = 12345;
+	unsigned refused = 0, full = 0, held = 0, kept = 0;
+	redisContext *c;
+	char text[32];
+
+	if (f == NULL)
+		skip();
+	device_away(f);
+	c = redis_conn(f);
+	for (int i = 0; i < 1500; i++) {
+		unsigned r;
+
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		r = (unsigned)(seed >> 33);
+		if (r % 100 < 1) {
+			/* A stream takes what is held, and closes. */
+			struct registry_start st;
+			struct cluster_entry *ref;
+			struct registry_stream *s =
+			    subscribe(f, 0, NULL, &st, &ref);
+			struct registry_batch b;
+
+			if (r % 2 == 0 &&
+			    registry_wait(f->reg[0], s, 0, &b) ==
+			        REGISTRY_MESSAGES)
+				registry_batch_release(&b);
+			unsubscribe(f, 0, s, ref);
+			assert_true(
+			    redis_until(f, "HEXISTS beep:g:u %s", "d", 1));
+		} else {
+			enum registry_error e;
+
+			snprintf(text, sizeof(text), "m%d", i);
+			e = post_as(f, (int)(r / 100 % 2),
+			    who[r / 200 % (sizeof(who) / sizeof(who[0]))],
+			    text);
+			if (e == REGISTRY_CROWDED)
+				refused++;
+			else if (e == REGISTRY_HELD_FULL)
+				full++;
+			else
+				assert_int_equal(e, REGISTRY_HELD);
+			held += e == REGISTRY_HELD;
+		}
+		kept += share_counts_exact(c);
+	}
+	redisFree(c);
+	/* The run went where the counts are read and kept. */
+	if (refused == 0 || full == 0 || held == 0 || kept < 100)
+		fail_msg("%u refused, %u held full, %u held, %u kept", refused,
+		    full, held, kept);
 }
 
 /*
@@ -7438,6 +7585,8 @@ main(void)
 	        test_cluster_sender_share_aged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_share_refusal_reads, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_share_counts_exact, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_name, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
