@@ -238,6 +238,31 @@ case_unlock(struct cluster *cl)
 	pthread_mutex_unlock(&cl->lock);
 }
 
+/* What wait_locked() waits for: read with the node's lock held. */
+typedef bool (*locked_pred)(struct cluster *cl, const void *arg);
+
+/*
+ * Polls (bounded, 10 s, as every wait here) until pred(node's cluster,
+ * arg) holds, read under the node's lock (case_lock()); fails saying
+ * which node, and what it waited for ("its first heartbeat's answer").
+ */
+static void
+wait_locked(struct fixture *f, int node, locked_pred pred, const void *arg,
+    const char *what)
+{
+	for (int i = 0; i < 1000; i++) {
+		bool there;
+
+		case_lock(f->cl[node]);
+		there = pred(f->cl[node], arg);
+		case_unlock(f->cl[node]);
+		if (there)
+			return;
+		usleep(10000);
+	}
+	fail_msg("node %d: waited 10 s for %s", node, what);
+}
+
 static void
 redis_start(struct fixture *f)
 {
@@ -293,23 +318,19 @@ wait_up(struct fixture *f, bool up)
  * node 0 alone, refused for 10 s (node 0 was sending as the cut came;
  * post_local() now says the node's state should it happen again).
  */
+static bool
+beat_answered(struct cluster *cl, const void *arg)
+{
+	(void)arg;
+	return cl->again;
+}
+
 static void
 wait_first_beats(struct fixture *f)
 {
-	for (int i = 0; i < 2; i++) {
-		bool beat = false;
-
-		for (int n = 0; n < 1000 && !beat; n++) {
-			case_lock(f->cl[i]);
-			beat = f->cl[i]->again;
-			case_unlock(f->cl[i]);
-			if (!beat)
-				usleep(10000);
-		}
-		if (!beat)
-			fail_msg(
-			    "node %d: no heartbeat answered within 10 s", i);
-	}
+	for (int i = 0; i < 2; i++)
+		wait_locked(f, i, beat_answered, NULL,
+		    "its first heartbeat's answer (cl->again)");
 }
 
 /* Start both nodes, node i on urls[i], with cluster_ttl; wait for them. */
@@ -1616,21 +1637,20 @@ node0_back(struct fixture *f)
 	wait_node_up(f, 0);
 }
 
+static bool
+beat_lost(struct cluster *cl, const void *arg)
+{
+	(void)arg;
+	return cl->beat_unknown;
+}
+
 /* Node 0's heartbeat (nothing else is sent) finds Redis gone; then back. */
 static void
 node0_beat_lost(struct fixture *f)
 {
-	bool unknown = false;
-
 	node0_cut(f);
-	for (int i = 0; i < 1000 && !unknown; i++) {
-		case_lock(f->cl[0]);
-		unknown = f->cl[0]->beat_unknown;
-		case_unlock(f->cl[0]);
-		if (!unknown)
-			usleep(10000);
-	}
-	assert_true(unknown);
+	wait_locked(f, 0, beat_lost, NULL,
+	    "its heartbeat's answer to be lost (cl->beat_unknown)");
 	node0_back(f);
 }
 
@@ -3870,21 +3890,21 @@ test_cluster_unsub_local_collided_then_more(void **state)
 	unsubscribe(f, 1, s2, ref2);
 }
 
+static bool
+entry_moved(struct cluster *cl, const void *arg)
+{
+	const struct cluster_entry *e = arg;
+
+	(void)cl;
+	return e->moved != 0;
+}
+
 /* Poll (bounded) until node 0's resync has moved e (e->moved set). */
 static void
 wait_moved(struct fixture *f, struct cluster_entry *e)
 {
-	for (int i = 0; i < 1000; i++) {
-		uint64_t moved;
-
-		case_lock(f->cl[0]);
-		moved = e->moved;
-		case_unlock(f->cl[0]);
-		if (moved != 0)
-			return;
-		usleep(10000);
-	}
-	fail_msg("node 0's resync did not move the device within 10 s");
+	wait_locked(
+	    f, 0, entry_moved, e, "its resync to move the device (e->moved)");
 }
 
 /*
@@ -3973,21 +3993,28 @@ test_cluster_unsub_after_hangup_resynced(void **state)
  * ref has no job on its way nor a resync wanted; with moved, until the
  * device's move is noted too.
  */
+struct resyncs_answered {
+	const struct cluster_entry *ref;
+	bool moved;
+};
+
+static bool
+resyncs_answered(struct cluster *cl, const void *arg)
+{
+	const struct resyncs_answered *a = arg;
+
+	return !cl->beat_unknown && (!a->moved || a->ref->moved != 0) &&
+	    a->ref->jobs == 0 && !a->ref->sync_wanted && !a->ref->gate;
+}
+
 static void
 wait_resyncs_answered(struct fixture *f, struct cluster_entry *ref, bool moved)
 {
-	bool settled = false;
+	struct resyncs_answered a = {ref, moved};
 
-	for (int i = 0; i < 1000 && !settled; i++) {
-		case_lock(f->cl[0]);
-		settled = !f->cl[0]->beat_unknown &&
-		    (!moved || ref->moved != 0) && ref->jobs == 0 &&
-		    !ref->sync_wanted && !ref->gate;
-		case_unlock(f->cl[0]);
-		if (!settled)
-			usleep(10000);
-	}
-	assert_true(settled);
+	wait_locked(f, 0, resyncs_answered, &a,
+	    moved ? "its resyncs' answers, the device's move, no job on its way"
+	          : "its resyncs' answers and no job on its way");
 }
 
 /*
@@ -4753,20 +4780,32 @@ sub_thread_run(void *arg)
  * its command thread has taken them (its queue empty); with waiter, until
  * it has n or a stream waits for them (e->waiters).
  */
+struct jobs_there {
+	const struct cluster_entry *e;
+	unsigned n;
+	bool waiter;
+};
+
+static bool
+jobs_there(struct cluster *cl, const void *arg)
+{
+	const struct jobs_there *a = arg;
+
+	return a->waiter ? a->e->jobs == a->n || a->e->waiters > 0
+	                 : a->e->jobs == a->n && cl->queue == NULL;
+}
+
 static void
 wait_jobs(struct fixture *f, struct cluster_entry *e, unsigned n, bool waiter)
 {
-	bool there = false;
+	struct jobs_there a = {e, n, waiter};
+	char what[96];
 
-	for (int i = 0; i < 1000 && !there; i++) {
-		case_lock(f->cl[0]);
-		there = waiter ? e->jobs == n || e->waiters > 0
-		               : e->jobs == n && f->cl[0]->queue == NULL;
-		case_unlock(f->cl[0]);
-		if (!there)
-			usleep(10000);
-	}
-	assert_true(there);
+	snprintf(what, sizeof(what),
+	    waiter ? "%u jobs of the device on their way, or a stream waiting"
+	           : "%u jobs of the device taken by its command thread",
+	    n);
+	wait_locked(f, 0, jobs_there, &a, what);
 }
 
 /*
