@@ -10,13 +10,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { poll, uid } from './harness.mjs';
-import { atDescriptorLimit, READ_TIMEOUT } from './emfile.mjs';
+import {
+	atDescriptorLimit, linesToExit, CLOSED_UNREAD, READ_TIMEOUT,
+} from './emfile.mjs';
 import { KeptConn as Kept } from './fcgi.mjs';
 
 const T = { timeout: 90000 };
 
 const statusOf = (text) => Number(/^Status: (\d+)/m.exec(text)?.[1] ?? 200);
-const UNREAD = /read deadline: EMFILE: connection closed unread/;
 
 // The backend at its descriptor limit, three kept connections served once
 // and parked, then a's next request sent in part. Their first requests
@@ -55,14 +56,15 @@ test('at the descriptor limit, a kept connection\'s request judged on ' +
 	await a.until(() => a.answers.length === 2 || a.closed, 'answered');
 	assert.equal(a.answers.length, 2, 'closed unanswered');
 	assert.equal(statusOf(a.answers[1]), 404, a.answers[1]);
-	assert.ok(!rig.backend.lines.some((l) => UNREAD.test(l)));
+	assert.equal(await linesToExit(rig, CLOSED_UNREAD), 0,
+	    rig.backend.lines.join('\n'));
 });
 
 test('at the descriptor limit, a kept connection\'s request judged on ' +
     'its first read whose rest never comes is closed unread', T,
 async (t) => {
 	const { rig, conns: [a] } = await partAtLimit(t, 'kept-judged-cut');
-	await poll(() => rig.backend.lines.some((l) => UNREAD.test(l)),
+	await poll(() => rig.backend.lines.some((l) => CLOSED_UNREAD.test(l)),
 	    { what: 'closed unread', timeout: 4 * READ_TIMEOUT * 1000 });
 	await a.until(() => a.closed, 'closed', 4 * READ_TIMEOUT * 1000);
 	assert.equal(a.answers.length, 1, 'no answer to the part');

@@ -28,7 +28,10 @@ import {
 import {
 	FcgiConn, requestParams, beginRecord, record, encodeParams, PARAMS, STDIN,
 } from './fcgi.mjs';
-import { atDescriptorLimit, backlog, READ_TIMEOUT } from './emfile.mjs';
+import {
+	atDescriptorLimit, backlog, linesToExit, ACCEPT_FAILING, CLOSED_UNREAD,
+	READ_TIMEOUT,
+} from './emfile.mjs';
 
 const T = { timeout: 90000 };
 
@@ -112,8 +115,7 @@ test('accept at the descriptor limit: logged once, backs off, recovers', T,
 		conns.push(c);
 		await c.connected;
 	}
-	const FAILING = /warn server: accept failing: EMFILE/;
-	await waitLine(rig.backend, FAILING);
+	await waitLine(rig.backend, ACCEPT_FAILING);
 	// At the limit: every descriptor below it taken, and a connection
 	// waiting in the backlog that the workers keep failing to accept.
 	const { pid } = rig.backend;
@@ -135,9 +137,7 @@ test('accept at the descriptor limit: logged once, backs off, recovers', T,
 	    { what: 'served again', timeout: 15000 });
 	// Its whole log, to its exit (which comes after every failure): the
 	// failures were logged once, and the recovery.
-	await stop(rig.backend);
-	await rig.backend.drained;
-	assert.equal(rig.backend.lines.filter((l) => FAILING.test(l)).length, 1,
+	assert.equal(await linesToExit(rig, ACCEPT_FAILING), 1,
 	    rig.backend.lines.join('\n'));
 	assert.equal(rig.backend.lines.filter((l) =>
 	    /accept recovered/.test(l)).length, 1);
@@ -196,10 +196,9 @@ test('at the descriptor limit a request with no room for its read ' +
 	    `within BEEP_READ_TIMEOUT (${READ_TIMEOUT} s):\n` +
 	    rig.backend.lines.join('\n'));
 	assert.equal(slow.stdout.length, 0, 'closed unread, no answer');
-	// Closed by its read deadline, the one for the whole request.
-	const CUT = /debug server: read deadline: EMFILE: connection closed unread/;
-	await waitLine(rig.backend, CUT);
-	assert.equal(rig.backend.lines.filter((l) => CUT.test(l)).length, 1,
+	// Closed by its read deadline, the one for the whole request: one
+	// such line in the backend's whole log, to its exit.
+	assert.equal(await linesToExit(rig, CLOSED_UNREAD), 1,
 	    'one request closed for its deadline: the trickled one');
 	rig.checkBackendLog();
 });

@@ -6,13 +6,30 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { BEEP_BIN, poll } from './harness.mjs';
-import { Rig, launch, waitLine } from './fronts.mjs';
+import { Rig, launch, waitLine, stop } from './fronts.mjs';
 import {
 	FcgiConn, requestParams, beginRecord, record, encodeParams, PARAMS, STDIN,
 } from './fcgi.mjs';
 
 export const READ_TIMEOUT = 2; // seconds, at the descriptor limit below
 const LIMIT = 40;
+
+// The backend's log lines at the limit: accept() failing (logged once
+// until it recovers), and a request with no descriptor left for its read
+// deadline closed at BEEP_READ_TIMEOUT before it had come.
+export const ACCEPT_FAILING = /warn server: accept failing: EMFILE/;
+export const CLOSED_UNREAD =
+    /debug server: read deadline: EMFILE: connection closed unread/;
+
+// How many of the backend's log lines match re, to its exit: it is
+// stopped (SIGTERM) and its output read to the end, so that a line the
+// process wrote before what the test saw (a close, a recovery), but not
+// yet read from its pipe, is counted, and so is every line after.
+export async function linesToExit(rig, re) {
+	await stop(rig.backend);
+	await rig.backend.drained;
+	return rig.backend.lines.filter((l) => re.test(l)).length;
+}
 
 // A subscribe over a raw connection, written whole in one write: it needs
 // no read deadline, so its stream holds one descriptor.
@@ -108,7 +125,7 @@ export async function atDescriptorLimit(t, name) {
 		full = got === 'full';
 	}
 	assert.ok(full, `${LIMIT} streams served: the limit never reached`);
-	await waitLine(rig.backend, /accept failing: EMFILE/);
+	await waitLine(rig.backend, ACCEPT_FAILING);
 	const waiting = streams[streams.length - 1];
 	assert.equal(waiting.stdout.length, 0);
 	return { rig, streams, waiting };
