@@ -7386,6 +7386,150 @@ share_counts_exact(redisContext *c)
 }
 
 /*
+ * The post script checked: where crowds() asks tally() for the counts,
+ * it counts the window's senders from beep:ws again as it did before
+ * they were kept (every entry from lo on, HEAD~2's answer) and keeps in
+ * beep:t's field "bad" the first sender whose count differs (then
+ * answers on as the script does, with tally()'s: see checked()).  And it
+ * counts there the asks that followed the kept counts past entries that
+ * left the window below f ("sub"), and of those, the ones whose window
+ * began at the age cut ("cut").  The caller frees it.
+ */
+static char *
+post_script_checked(void)
+{
+	static const char at[] = "local count = tally(ws, lo) ";
+	static const char check[] =
+	    "local wk = redis.call('HMGET', 'beep:wc:' .. string.sub(ws, 9), "
+	    "'f', 'l') "
+	    "local fst = redis.call('XRANGE', ws, lo, '+', 'COUNT', 1)[1][1] "
+	    "if wk[1] and wk[2] and idlt(wk[1], fst) and "
+	    "not idlt(wk[2], fst) and "
+	    "#redis.call('XRANGE', ws, wk[1], wk[1]) == 1 then "
+	    "redis.call('HINCRBY', 'beep:t', 'sub', 1) "
+	    "if lo == cut then redis.call('HINCRBY', 'beep:t', 'cut', 1) end "
+	    "end "
+	    "local count = tally(ws, lo) "
+	    "local all = senders(ws, lo, '+') "
+	    "all[me] = all[me] or 0 "
+	    "for x in pairs(others) do all[x] = all[x] or 0 end "
+	    "for x, v in pairs(all) do if count(x) ~= v then "
+	    "redis.call('HSETNX', 'beep:t', 'bad', string.format("
+	    "'%s counted %d, holds %d from %s', x, count(x), v, lo)) "
+	    "end end ";
+	const char *src = cluster_lua[CLUSTER_LUA_POST];
+	const char *p = strstr(src, at);
+	char *out = malloc(strlen(src) + sizeof(check));
+
+	assert_non_null(p);
+	assert_null(strstr(p + 1, at));
+	assert_non_null(out);
+	sprintf(out, "%.*s%s%s", (int)(p - src), src, check, p + strlen(at));
+	return out;
+}
+
+/*
+ * A POST of u/d by sender (0: a sender not known) run by script, as a
+ * node with BEEP_REPLAY_MAX maxlen, keep (ms) and share (entries) sends
+ * it: its status, 503 "held full" as 504; an error fails the test.
+ */
+static long long
+post_eval(struct fixture *f, const char *script, uint64_t sender,
+    unsigned maxlen, long long keep, unsigned share)
+{
+	char name[17] = "", ml[16], sh[16], kp[32], meta[32];
+	redisContext *c = redis_conn(f);
+	const char *argv[] = {"EVAL", script, "4", "beep:u:u", "beep:g:u",
+	    "beep:s:u\x1f"
+	    "d",
+	    "beep:m:u\x1f"
+	    "d",
+	    "d", "u", "x", ml, kp, kp, meta, "", name, sh};
+	redisReply *r;
+	long long status;
+
+	if (sender != 0)
+		snprintf(
+		    name, sizeof(name), "%016llx", (unsigned long long)sender);
+	snprintf(ml, sizeof(ml), "%u", maxlen);
+	snprintf(sh, sizeof(sh), "%u", share);
+	snprintf(kp, sizeof(kp), "%lld", keep);
+	snprintf(meta, sizeof(meta), "%lld", CLUSTER_META_TTL_MS + keep);
+	r = redisCommandArgv(c, sizeof(argv) / sizeof(argv[0]), argv, NULL);
+	assert_non_null(r);
+	if (r->type == REDIS_REPLY_ERROR)
+		fail_msg("%s", r->str);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	status = r->element[0]->integer;
+	if (status == 503 && r->elements >= 2 &&
+	    r->element[1]->type == REDIS_REPLY_STRING)
+		status = 504;
+	freeReplyObject(r);
+	redisFree(c);
+	return status;
+}
+
+/* The keep (ms) that puts a POST's age cut at ms: Redis's now less it. */
+static long long
+keep_for(redisContext *c, long long ms)
+{
+	return redis_now_ms(c) - ms;
+}
+
+/* beep:t's field (post_script_checked()), 0 if none. */
+static long long
+checked_count(redisContext *c, const char *field)
+{
+	redisReply *r = redisCommand(c, "HGET beep:t %s", field);
+	long long n;
+
+	assert_non_null(r);
+	n = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+	freeReplyObject(r);
+	return n;
+}
+
+/*
+ * Whether u/d's kept counts are exact (share_counts_exact()); and every
+ * answer of post_script_checked() so far was a recount's.
+ */
+static bool
+checked(redisContext *c)
+{
+	redisReply *r = redisCommand(c, "HGET beep:t bad");
+
+	assert_non_null(r);
+	if (r->type == REDIS_REPLY_STRING)
+		fail_msg("kept counts not a recount's: %s", r->str);
+	freeReplyObject(r);
+	return share_counts_exact(c);
+}
+
+/*
+ * Adds an entry of id ms-seq to u/d's stream, and its sender's to
+ * beep:ws (sender 0: none, as a POST of no known sender) or only to
+ * beep:ws (in_s false: one the stream has lost by age).
+ */
+static void
+held_entry(redisContext *c, long long ms, int seq, uint64_t sender, bool in_s)
+{
+	redisReply *r;
+
+	if (in_s) {
+		r = redisCommand(
+		    c, "XADD beep:s:u\x1f%s %lld-%d f x", "d", ms, seq);
+		assert_true(r != NULL && r->type == REDIS_REPLY_STRING);
+		freeReplyObject(r);
+	}
+	if (sender != 0) {
+		r = redisCommand(c, "XADD beep:ws:u\x1f%s %lld-%d s %016llx",
+		    "d", ms, seq, (unsigned long long)sender);
+		assert_true(r != NULL && r->type == REDIS_REPLY_STRING);
+		freeReplyObject(r);
+	}
+}
+
+/*
  * The counts a refusal reads (kept between POSTs, see
  * test_cluster_sender_share_refusal_reads) never drift from the held
  * entries they count: through a long run of POSTs of five senders and
@@ -7451,6 +7595,143 @@ test_cluster_sender_share_counts_exact(void **state)
 	if (refused == 0 || full == 0 || held == 0 || kept < 100)
 		fail_msg("%u refused, %u held full, %u held, %u kept", refused,
 		    full, held, kept);
+}
+
+/*
+ * The kept counts follow the window up past what left it by age: C's
+ * held entries that the device's stream lost past BEEP_REPLAY_SECONDS
+ * (its trim by age, with a POST accepted) stay in beep:ws, and leave the
+ * counts when the window next moves up past them: A2, holding none,
+ * would push out C's oldest left; C holds one of the window (its others
+ * aged), below its share (2): 503 "held full", as a recount answers
+ * (post_script_checked()).  Counted still, as until the counts followed
+ * them, C's three would let it.  The age cut is moved by keep, as a
+ * node of a shorter BEEP_REPLAY_SECONDS moves it, or the time.
+ */
+static void
+test_cluster_sender_share_counts_aged(void **state)
+{
+	struct fixture *f = *state;
+	char *script;
+	redisContext *c;
+	redisReply *r;
+	long long t;
+
+	if (f == NULL)
+		skip();
+	script = post_script_checked();
+	device_away(f);
+	c = redis_conn(f);
+	/* 1e6 ms apart, from 1e8 ms ago: the cut falls between. */
+	t = redis_now_ms(c) - 100000000;
+	held_entry(c, t + 1000000, 1, SENDER_B, false);
+	held_entry(c, t + 2000000, 1, 0xc1, true);
+	held_entry(c, t + 3000000, 1, 0xc1, true);
+	held_entry(c, t + 4000000, 1, 0xc1, true);
+	held_entry(c, t + 5000000, 1, SENDER_A, true);
+	held_entry(c, t + 6000000, 1, SENDER_A, true);
+	held_entry(c, t + 7000000, 1, 0xd1, true);
+	held_entry(c, t + 8000000, 1, 0xd1, true);
+	held_entry(c, t + 9000000, 1, 0, true);
+	r = redisCommand(
+	    c, "HSET beep:m:u\x1f%s last %lld-1 held 1-0", "d", t + 9000000);
+	assert_non_null(r);
+	freeReplyObject(r);
+	/* A, at its share, would push out C's oldest: refused, counted. */
+	assert_int_equal(
+	    post_eval(f, script, SENDER_A, 8, keep_for(c, t + 1500000), 2),
+	    429);
+	assert_true(checked(c));
+	/* C's oldest ages, and its second: E's goes in; they leave s. */
+	assert_int_equal(
+	    post_eval(f, script, 0xe1, 8, keep_for(c, t + 3500000), 2), 202);
+	assert_true(checked(c));
+	assert_int_equal(device_len(f), 7);
+	/* One of no known sender fills the device. */
+	assert_int_equal(
+	    post_eval(f, script, 0, 8, keep_for(c, t + 3500000), 2), 202);
+	assert_int_equal(device_len(f), 8);
+	/* C holds one of the window: its two aged are counted out. */
+	assert_int_equal(
+	    post_eval(f, script, SENDER_A2, 8, keep_for(c, t + 3500000), 2),
+	    504);
+	assert_true(checked(c));
+	assert_int_equal(checked_count(c, "sub"), 1);
+	assert_int_equal(
+	    post_eval(f, script, SENDER_A2, 8, keep_for(c, t + 3500000), 2),
+	    504);
+	assert_true(checked(c));
+	assert_int_equal(device_len(f), 8);
+	redisFree(c);
+	free(script);
+}
+
+/*
+ * The window begins at the age cut (a node of a smaller BEEP_REPLAY_MAX
+ * would trim several of the device's oldest, some past its retention:
+ * those are no one's), and the cut moves on, nothing else: the kept
+ * counts follow it up past C's two it aged, and C, holding one of the
+ * window, is below its share (2): 503 "held full" for A2, as a recount
+ * answers.  Then every entry counted ages out, the window's first past
+ * the last counted: counted again, not followed, and kept from there
+ * through the trim that follows (of ws too, f among it).
+ */
+static void
+test_cluster_sender_share_counts_cut(void **state)
+{
+	static const uint64_t held[] = {0xc1, 0xc1, 0xc1, SENDER_A, SENDER_A,
+	    0xc1, 0xd1, 0xd1, SENDER_B, SENDER_B};
+	struct fixture *f = *state;
+	char *script;
+	redisContext *c;
+	redisReply *r;
+	long long t;
+
+	if (f == NULL)
+		skip();
+	script = post_script_checked();
+	device_away(f);
+	c = redis_conn(f);
+	t = redis_now_ms(c) - 100000000;
+	for (int i = 0; i < 10; i++)
+		held_entry(c, t + (i + 1) * 1000000LL, 1, held[i], true);
+	r = redisCommand(
+	    c, "HSET beep:m:u\x1f%s last %lld-1 held 1-0", "d", t + 10000000);
+	assert_non_null(r);
+	freeReplyObject(r);
+	/* Past C's first, A at its share: refused, counted from the cut. */
+	assert_int_equal(
+	    post_eval(f, script, SENDER_A, 4, keep_for(c, t + 1500000), 2),
+	    429);
+	assert_true(checked(c));
+	assert_int_equal(checked_count(c, "cut"), 0);
+	/* Past C's first three: C holds one of those counted. */
+	assert_int_equal(
+	    post_eval(f, script, SENDER_A2, 4, keep_for(c, t + 3500000), 2),
+	    504);
+	assert_true(checked(c));
+	assert_int_equal(checked_count(c, "cut"), 1);
+	assert_int_equal(
+	    post_eval(f, script, SENDER_A2, 4, keep_for(c, t + 3500000), 2),
+	    504);
+	assert_true(checked(c));
+	assert_int_equal(device_len(f), 10);
+	/* E's five, through a node keeping 20, that trims nothing. */
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(post_eval(f, script, 0xe1, 20,
+		                     keep_for(c, t + 3500000), 10),
+		    202);
+	assert_true(checked(c));
+	/* Past all held but E's: counted again, from E's first. */
+	assert_int_equal(checked_count(c, "sub"), 1);
+	assert_int_equal(
+	    post_eval(f, script, SENDER_A2, 4, keep_for(c, t + 10500000), 2),
+	    202);
+	assert_int_equal(checked_count(c, "sub"), 1);
+	assert_true(checked(c));
+	assert_int_equal(device_len(f), 4);
+	redisFree(c);
+	free(script);
 }
 
 /*
@@ -7641,6 +7922,10 @@ main(void)
 	        test_cluster_sender_share_refusal_reads, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_share_counts_exact, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_share_counts_aged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_share_counts_cut, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_name, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
