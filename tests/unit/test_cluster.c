@@ -7735,6 +7735,157 @@ test_cluster_sender_share_counts_cut(void **state)
 }
 
 /*
+ * Counts whose first entry counted (f) went from beep:ws unfollowed
+ * are not followed on from the next entry kept.  The device's stream
+ * lost C's oldest by count and A's next by age; beep:ws, which no trim
+ * by age takes, kept A's (f), until a POST that trimmed nothing of the
+ * stream (not full) trimmed it from beep:ws (full): unfollowed, and the
+ * counts still hold it.  Then A's POST pushes out A's own: the share is
+ * not asked, and beep:ws loses its oldest, A's, now the first kept.
+ * Until 2026-12-07 (c36b75f) ws_went() took that one out and moved f
+ * up to the next kept, so that the counts were read on as if followed:
+ * A counted 2 where it holds one: its next refused 429 where a recount
+ * answers 503 "held full" (C, whose oldest it would push out, holds
+ * one).
+ */
+static void
+test_cluster_sender_share_counts_stale(void **state)
+{
+	static const uint64_t held[] = {0xc1, SENDER_A, SENDER_A, 0xc1};
+	struct fixture *f = *state;
+	char *script;
+	redisContext *c;
+	redisReply *r;
+	long long t;
+
+	if (f == NULL)
+		skip();
+	script = post_script_checked();
+	device_away(f);
+	c = redis_conn(f);
+	t = redis_now_ms(c) - 100000000;
+	for (int i = 0; i < 4; i++)
+		held_entry(c, t + (i + 1) * 1000000LL, 1, held[i], true);
+	r = redisCommand(
+	    c, "HSET beep:m:u\x1f%s last %lld-1 held 1-0", "d", t + 4000000);
+	assert_non_null(r);
+	freeReplyObject(r);
+	/* A, at its share, would push out C's oldest: counted. */
+	assert_int_equal(
+	    post_eval(f, script, SENDER_A, 4, keep_for(c, t + 500000), 2), 429);
+	assert_true(checked(c));
+	/* C's oldest and A's first age: E's goes in; f, A's, kept. */
+	assert_int_equal(
+	    post_eval(f, script, 0xe1, 4, keep_for(c, t + 2500000), 2), 202);
+	assert_true(checked(c));
+	assert_int_equal(device_len(f), 3);
+	/* F's fills the device, and trims A's first from beep:ws. */
+	assert_int_equal(
+	    post_eval(f, script, 0xf1, 4, keep_for(c, t + 2500000), 2), 202);
+	assert_int_equal(device_len(f), 4);
+	/* A's pushes out its own, not asked: beep:ws loses its oldest. */
+	assert_int_equal(
+	    post_eval(f, script, SENDER_A, 4, keep_for(c, t + 2500000), 2),
+	    202);
+	/* A holds one, below its share, as C: A's would push out C's. */
+	assert_int_equal(
+	    post_eval(f, script, SENDER_A, 4, keep_for(c, t + 2500000), 2),
+	    504);
+	assert_true(checked(c));
+	redisFree(c);
+	free(script);
+}
+
+/*
+ * The kept counts answer as a recount does (post_script_checked()),
+ * through a long run of POSTs of four senders and of none, by nodes of
+ * two BEEP_REPLAY_MAX (20, share 10, and 12, share 6: a device longer
+ * than the second's, whose window may begin at the age cut), with the
+ * age cut moving up and back (each POST's keep: a node of another
+ * BEEP_REPLAY_SECONDS, or time) to the time of one of the older half of
+ * the held entries, or far below them; and streams that take what is
+ * held and close (the held mark moving, with the cut or not).
+ */
+static void
+test_cluster_sender_share_counts_mixed(void **state)
+{
+	static const uint64_t who[] = {
+	    SENDER_A, SENDER_A, SENDER_A, SENDER_B, SENDER_B, 0xc1, 0xd1, 0};
+	struct fixture *f = *state;
+	unsigned long long seed = 4242;
+	unsigned answers[3] = {0, 0, 0}, kept = 0;
+	char *script;
+	redisContext *c;
+
+	if (f == NULL)
+		skip();
+	script = post_script_checked();
+	device_away(f);
+	c = redis_conn(f);
+	for (int i = 0; i < 1500; i++) {
+		unsigned r;
+
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		r = (unsigned)(seed >> 33);
+		if (r % 100 < 2) {
+			/* A stream takes what is held, and closes. */
+			struct registry_start st;
+			struct cluster_entry *ref;
+			struct registry_stream *s =
+			    subscribe(f, 0, NULL, &st, &ref);
+			struct registry_batch b;
+
+			if (r % 2 == 0 &&
+			    registry_wait(f->reg[0], s, 0, &b) ==
+			        REGISTRY_MESSAGES)
+				registry_batch_release(&b);
+			unsubscribe(f, 0, s, ref);
+			assert_true(
+			    redis_until(f, "HEXISTS beep:g:u %s", "d", 1));
+		} else {
+			bool small = (r >> 3) % 3 == 0;
+			long long keep = 100000000, st;
+			redisReply *w = redisCommand(c,
+			    "XRANGE beep:ws:u\x1f"
+			    "d - +");
+
+			assert_non_null(w);
+			if ((r >> 5) % 3 == 0 && w->elements > 0) {
+				const char *id = w->element[(r >> 8) %
+				                      ((w->elements + 1) / 2)]
+				                     ->element[0]
+				                     ->str;
+
+				keep = keep_for(c, atoll(id) + (r >> 12) % 2);
+				if (keep < 1)
+					keep = 1;
+			}
+			freeReplyObject(w);
+			st = post_eval(f, script,
+			    who[(r >> 16) % (sizeof(who) / sizeof(who[0]))],
+			    small ? 12 : 20, keep, small ? 6 : 10);
+			if (st == 202)
+				answers[0]++;
+			else if (st == 429)
+				answers[1]++;
+			else
+				assert_int_equal(st, 504), answers[2]++;
+		}
+		kept += checked(c);
+	}
+	/* The run went where the counts follow the window up, by age too. */
+	if (answers[0] == 0 || answers[1] == 0 || answers[2] == 0 ||
+	    kept < 100 || checked_count(c, "sub") == 0 ||
+	    checked_count(c, "cut") == 0)
+		fail_msg("%u held, %u refused, %u held full, %u kept, %lld "
+		         "followed up, %lld of them from the cut",
+		    answers[0], answers[1], answers[2], kept,
+		    checked_count(c, "sub"), checked_count(c, "cut"));
+	redisFree(c);
+	free(script);
+}
+
+/*
  * A sender's name is the same on every node (a device's messages are
  * posted through any), and not 0 (a sender not known), once the nodes
  * are up; another sender's is another.
@@ -7926,6 +8077,10 @@ main(void)
 	        test_cluster_sender_share_counts_aged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_share_counts_cut, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_share_counts_stale, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_share_counts_mixed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_name, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
