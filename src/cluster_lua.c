@@ -284,13 +284,20 @@
  * next ask reads only what changed: what ws gained above l, and what its
  * window lost below f (held moved up, entries trimmed or past keep_ms),
  * each once; ws_gone() and ws_went(): a POST that trims ws by count takes
- * what it trims out of the counts, and f up to the next entry kept.  They
- * are counted from ws again (as before) when they cannot be followed:
- * none, f no longer in ws (trimmed by a node of the version before, or by
- * a POST that trimmed ws and not s), the window's first below f (held
- * came down) or above l (all counted gone), l above ws's last, a count
- * that would go below 0, or a write of them refused (OOM: then used, not
- * kept).  f goes first and comes back last, so that counts half written
+ * what it trims out of the counts, and f up to the next entry kept, when
+ * f is still in ws.  They are counted from ws again (as before) when they
+ * cannot be followed: none, f no longer in ws (trimmed by a node of the
+ * version before, or by a POST that trimmed ws and not s: s lost entries
+ * by age that ws keeps, so ws can be full while s is not), the window's
+ * first below f (held came down) or above l (all counted gone), l above
+ * ws's last, a count that would go below 0, or a write of them refused
+ * (OOM: then used, not kept).  Until 2026-12-07 (c36b75f) ws_went() also
+ * followed counts whose f had gone unfollowed, on from the next entry
+ * kept, still counting what went: a sender counted more than it held,
+ * refused 429 where a recount answered 503
+ * (test_cluster_sender_share_counts_stale, _mixed: each answer against a
+ * recount in the same run, nodes of two BEEP_REPLAY_MAX, the age cut
+ * moving).  f goes first and comes back last, so that counts half written
  * are never read.  They last 10 s at most from their counting, and no
  * longer than ws: whatever they missed cannot outlive that.  A refusal
  * retried reads about 5 entries while nothing held changed, and about as
@@ -353,6 +360,8 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "if n <= 0 then return nil end "
     "local g = redis.call('XRANGE', ws, '-', '+', 'COUNT', n) "
     "if #g == 0 or idlt(g[#g][1], f) then return nil end "
+    "if #redis.call('XRANGE', ws, f, f) == 0 then "
+    "redis.call('DEL', wc) return nil end "
     "return {ws, wc, f, g} end "
     "local function ws_went(w) local ws, wc, f, g = w[1], w[2], w[3], w[4] "
     "redis.call('HDEL', wc, 'f') "
