@@ -7797,6 +7797,135 @@ test_cluster_sender_share_counts_stale(void **state)
 }
 
 /*
+ * The kept counts through what else may happen to beep:ws: it expires
+ * with the device's stream (nothing posted for BEEP_REPLAY_SECONDS) and
+ * comes back within the counts' 10 s; an XADD to it is refused (its last
+ * id above the stream's: the POST is held, its entry counts for no one);
+ * a node of the version before trims it, the counts' first entry among
+ * what goes, and a POST then trims it again.  Each answer is a
+ * recount's (post_script_checked()), and the counts kept are exact.
+ */
+static void
+test_cluster_sender_share_counts_gone(void **state)
+{
+	static const uint64_t held[] = {
+	    0xc1, 0xc1, SENDER_A, SENDER_A, 0xd1, 0xd1, SENDER_B, SENDER_B};
+	struct fixture *f = *state;
+	char *script;
+	redisContext *c;
+	redisReply *r;
+	long long t, keep;
+
+	if (f == NULL)
+		skip();
+	script = post_script_checked();
+	device_away(f);
+	c = redis_conn(f);
+	t = redis_now_ms(c) - 100000000;
+	for (int i = 0; i < 8; i++)
+		held_entry(c, t + (i + 1) * 1000000LL, 1, held[i], true);
+	r = redisCommand(
+	    c, "HSET beep:m:u\x1f%s last %lld-1 held 1-0", "d", t + 8000000);
+	assert_non_null(r);
+	freeReplyObject(r);
+	keep = keep_for(c, t);
+	assert_int_equal(post_eval(f, script, SENDER_A, 8, keep, 2), 429);
+	assert_true(checked(c));
+	/* Expired, both, and back: the counts of before outlive them. */
+	r = redisCommand(c, "DEL beep:s:u\x1f%s beep:ws:u\x1f%s", "d", "d");
+	assert_true(r != NULL && r->integer == 2);
+	freeReplyObject(r);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(
+		    post_eval(f, script, held[7 - i], 8, keep, 2), 202);
+	assert_false(checked(c));
+	assert_int_equal(post_eval(f, script, SENDER_A, 8, keep, 2), 429);
+	assert_true(checked(c));
+	assert_int_equal(post_eval(f, script, SENDER_A2, 8, keep, 2), 202);
+	assert_true(checked(c));
+	/* A node of the version before trims beep:ws, f among it. */
+	r = redisCommand(c, "XTRIM beep:ws:u\x1f%s MAXLEN 6", "d");
+	assert_true(r != NULL && r->integer == 2);
+	freeReplyObject(r);
+	assert_false(checked(c));
+	/*
+	 * D's, through a node of BEEP_REPLAY_MAX 6, pushes out its own (the
+	 * share not asked), and beep:ws its oldest, D's: the counts, which
+	 * still hold what that node trimmed, are not followed on (on
+	 * c36b75f they were: D counted 2, and its next refused 429).
+	 */
+	assert_int_equal(post_eval(f, script, 0xd1, 6, keep, 2), 202);
+	assert_false(checked(c));
+	/* D holds one, and may push out A's (A holds its share). */
+	assert_int_equal(post_eval(f, script, 0xd1, 6, keep, 2), 202);
+	assert_true(checked(c));
+	assert_int_equal(post_eval(f, script, SENDER_A2, 6, keep, 2), 504);
+	assert_true(checked(c));
+	/* beep:ws refuses its entries: held, counting for no one. */
+	r = redisCommand(c, "XSETID beep:ws:u\x1f%s %lld-0", "d",
+	    redis_now_ms(c) + 100000000);
+	assert_true(r != NULL && r->type == REDIS_REPLY_STATUS);
+	freeReplyObject(r);
+	for (int i = 0; i < 8; i++) {
+		long long st = post_eval(f, script, held[i], 6, keep, 2);
+
+		assert_true(st == 202 || st == 429 || st == 504);
+		checked(c);
+	}
+	assert_int_equal(device_len(f), 6);
+	redisFree(c);
+	free(script);
+}
+
+/*
+ * More senders than one HSET of the counts takes (100): 150 each hold
+ * one of 160, A ten.  Counted in two, then followed: exact, and each
+ * answer a recount's.
+ */
+static void
+test_cluster_sender_share_counts_many(void **state)
+{
+	struct fixture *f = *state;
+	char *script;
+	redisContext *c;
+	redisReply *r;
+	long long t, keep;
+
+	if (f == NULL)
+		skip();
+	script = post_script_checked();
+	device_away(f);
+	c = redis_conn(f);
+	t = redis_now_ms(c) - 100000000;
+	for (int i = 0; i < 160; i++)
+		held_entry(c, t + (i + 1) * 1000LL, 1,
+		    i < 150 ? 0x1000 + (uint64_t)i : SENDER_A, true);
+	r = redisCommand(
+	    c, "HSET beep:m:u\x1f%s last %lld-1 held 1-0", "d", t + 160000);
+	assert_non_null(r);
+	freeReplyObject(r);
+	keep = keep_for(c, t);
+	assert_int_equal(post_eval(f, script, SENDER_A, 160, keep, 2), 429);
+	assert_true(checked(c));
+	r = redisCommand(c, "HLEN beep:wc:u\x1f%s", "d");
+	assert_true(r != NULL && r->integer == 151 + 2);
+	freeReplyObject(r);
+	assert_int_equal(post_eval(f, script, SENDER_A2, 160, keep, 2), 504);
+	assert_true(checked(c));
+	/* The first pushes out its own: followed; then the second's. */
+	assert_int_equal(post_eval(f, script, 0x1000, 160, keep, 2), 202);
+	assert_true(checked(c));
+	assert_int_equal(post_eval(f, script, 0x1001, 160, keep, 2), 202);
+	assert_true(checked(c));
+	assert_int_equal(post_eval(f, script, SENDER_A2, 160, keep, 2), 504);
+	assert_true(checked(c));
+	assert_int_equal(post_eval(f, script, SENDER_A, 160, keep, 2), 429);
+	assert_true(checked(c));
+	redisFree(c);
+	free(script);
+}
+
+/*
  * The kept counts answer as a recount does (post_script_checked()),
  * through a long run of POSTs of four senders and of none, by nodes of
  * two BEEP_REPLAY_MAX (20, share 10, and 12, share 6: a device longer
@@ -8079,6 +8208,10 @@ main(void)
 	        test_cluster_sender_share_counts_cut, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_share_counts_stale, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_share_counts_gone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_sender_share_counts_many, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_share_counts_mixed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
