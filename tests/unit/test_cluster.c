@@ -7933,7 +7933,8 @@ test_cluster_sender_share_counts_many(void **state)
  * age cut moving up and back (each POST's keep: a node of another
  * BEEP_REPLAY_SECONDS, or time) to the time of one of the older half of
  * the held entries, or far below them; and streams that take what is
- * held and close (the held mark moving, with the cut or not).
+ * held, are posted to live and close (the held mark moving, with the
+ * cut or not).
  */
 static void
 test_cluster_sender_share_counts_mixed(void **state)
@@ -7957,7 +7958,10 @@ test_cluster_sender_share_counts_mixed(void **state)
 		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
 		r = (unsigned)(seed >> 33);
 		if (r % 100 < 2) {
-			/* A stream takes what is held, and closes. */
+			/*
+			 * A stream takes what is held, is posted to live
+			 * (200: the stream trimmed, not beep:ws), closes.
+			 */
 			struct registry_start st;
 			struct cluster_entry *ref;
 			struct registry_stream *s =
@@ -7968,6 +7972,13 @@ test_cluster_sender_share_counts_mixed(void **state)
 			    registry_wait(f->reg[0], s, 0, &b) ==
 			        REGISTRY_MESSAGES)
 				registry_batch_release(&b);
+			for (unsigned k = 0; k < (r >> 4) % 6; k++)
+				assert_int_equal(
+				    post_eval(f, script,
+				        who[(r >> (8 + k)) %
+				            (sizeof(who) / sizeof(who[0]))],
+				        (r >> 7) % 2 ? 12 : 20, 100000000, 6),
+				    200);
 			unsubscribe(f, 0, s, ref);
 			assert_true(
 			    redis_until(f, "HEXISTS beep:g:u %s", "d", 1));
