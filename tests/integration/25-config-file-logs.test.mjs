@@ -213,6 +213,9 @@ test('--check-config: what the start would refuse, exit 2 and why', T,
 		['auth = jwt\njwt-alg = ES256\njwt-key = @SELF@\n',
 		    /not a PEM EC public key/],
 		['turn-urls = turn:turn.example\n', /BEEP_TURN_SECRET must be set/],
+		// The sample's placeholder: guessed from any credential handed out.
+		['turn-urls = turn:turn.example\nturn-secret = change-me\n',
+		    /BEEP_TURN_SECRET is 9 bytes: .*at least 20/],
 		['turn-urls = http://x\n', /not a stun:, stuns:, turn: or turns:/],
 		// The socket's shape, and the cluster's URL: refused at start.
 		['listen = garbage\n', /expected unix:PATH or HOST:PORT/],

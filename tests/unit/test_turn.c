@@ -105,6 +105,28 @@ test_turn_check(void **state)
 	assert_int_equal(parse(&c, "http://t.example", "s", "86400"), 0);
 	assert_int_equal(turn_check(&c), -1);
 	config_clear(&c);
+	/*
+	 * A secret shorter than SHA-1's 20 bytes (the sample's change-me):
+	 * any one credential handed out (to anyone, in open mode) is a
+	 * username and its HMAC, from which an offline guess finds such a
+	 * secret, and then mints credentials of any expiry, for any user:
+	 * BEEP_TURN_TTL and the token's exp no longer bound the relay.
+	 */
+	assert_int_equal(parse(&c, "turn:t.example", "change-me", "86400"), 0);
+	assert_int_equal(turn_check(&c), -1);
+	config_clear(&c);
+	assert_int_equal(
+	    parse(&c, "turn:t.example", "0123456789abcdef012", "86400"), 0);
+	assert_int_equal(turn_check(&c), -1);
+	config_clear(&c);
+	assert_int_equal(
+	    parse(&c, "turn:t.example", "0123456789abcdef0123", "86400"), 0);
+	assert_int_equal(turn_check(&c), 0);
+	config_clear(&c);
+	/* STUN only: no credential, so no secret to guess. */
+	assert_int_equal(parse(&c, "stun:s.example", "s", "86400"), 0);
+	assert_int_equal(turn_check(&c), 0);
+	config_clear(&c);
 	/* A scheme with no host is no URL. */
 	assert_int_equal(parse(&c, "turn:", "s", "86400"), 0);
 	assert_int_equal(turn_check(&c), -1);
