@@ -24,8 +24,9 @@
 
 /*
  * Check c's TURN settings at start-up: every URL is stun:, stuns:, turn:
- * or turns:, and TURN URLs come with a secret.  Returns 0, or -1 after
- * logging why.
+ * or turns:, and TURN URLs come with a secret of at least 20 bytes (an
+ * offline guess from one credential finds a shorter one).  Returns 0,
+ * or -1 after logging why.
  */
 int turn_check(const struct config *c);
 

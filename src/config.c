@@ -564,7 +564,7 @@ static const struct config_option config_options[] = {
         "turn: or turns: URLs"},
     {"turn-secret", "BEEP_TURN_SECRET", CONFIG_STR, OFF(turn_secret), "", 0, 0,
         "TURN REST secret (coturn's static-auth-secret); needed with "
-        "turn: URLs"},
+        "turn: URLs: at least 20 bytes"},
     {"turn-ttl", "BEEP_TURN_TTL", CONFIG_UINT, OFF(turn_ttl), "86400", 60,
         604800, "seconds a TURN credential from /ice-servers is valid"},
 };

@@ -16,6 +16,9 @@
 
 #define LOG_MODULE "turn"
 
+/* The shortest secret taken: HMAC-SHA1's hash size (RFC 2104). */
+#define TURN_SECRET_MIN 20
+
 enum turn_kind {
 	TURN_KIND_BAD,
 	TURN_KIND_STUN, /* stun:, stuns: no credentials */
@@ -150,6 +153,20 @@ turn_check(const struct config *c)
 		log_error("BEEP_TURN_URLS names a TURN server: "
 		          "BEEP_TURN_SECRET must be set (coturn's "
 		          "static-auth-secret)");
+		return -1;
+	}
+	/*
+	 * RFC 2104: a key at least as long as the hash (SHA-1's 20
+	 * bytes).  Every credential handed out is a username and its
+	 * HMAC, to anyone in open mode: a shorter secret (change-me) falls
+	 * to an offline guess from one, and then mints credentials of any
+	 * expiry for any user, past BEEP_TURN_TTL and the token's exp.
+	 */
+	if (need_secret && strlen(c->turn_secret) < TURN_SECRET_MIN) {
+		log_error("BEEP_TURN_SECRET is %zu bytes: at least %d are "
+		          "needed (RFC 2104; e.g. openssl rand -hex 32 "
+		          "gives 64)",
+		    strlen(c->turn_secret), TURN_SECRET_MIN);
 		return -1;
 	}
 	return 0;

@@ -233,7 +233,7 @@ test('--check-config: what the start would refuse, exit 2 and why', T,
 		assert.doesNotMatch(r.stdout, /configuration OK/);
 	}
 	const f = file('auth = jwt\njwt-secret = 0123456789abcdef0123456789abcdef\n' +
-	    'turn-urls = turn:turn.example\nturn-secret = t\n');
+	    'turn-urls = turn:turn.example\nturn-secret = 0123456789abcdef0123\n');
 	const r = await runBinary(['--config', f, '--check-config']);
 	assert.equal(r.code, 0, r.stderr);
 	assert.match(r.stdout, /configuration OK/);

@@ -151,6 +151,7 @@ describe('a full service (BEEP_MAX_STREAMS=1)', { skip }, () => {
 
 describe('JWT', { skip }, () => {
 	const SECRET = crypto.randomBytes(32).toString('hex');
+	const TURN_SECRET = crypto.randomBytes(32).toString('hex');
 	const token = (sub) => mint(claims(sub), { key: SECRET });
 	let stack;
 	const sigs = [];
@@ -158,7 +159,7 @@ describe('JWT', { skip }, () => {
 		stack = await startStack({ env: { BEEP_AUTH: 'jwt',
 		    BEEP_JWT_SECRET: SECRET, BEEP_JWT_QUERY: '0',
 		    BEEP_TURN_URLS: 'stun:127.0.0.1:3478,turn:127.0.0.1:3478',
-		    BEEP_TURN_SECRET: 'north' } });
+		    BEEP_TURN_SECRET: TURN_SECRET } });
 	});
 	after(async () => {
 		for (const s of sigs)
@@ -186,7 +187,7 @@ describe('JWT', { skip }, () => {
 		assert.deepEqual(ice[0], { urls: ['stun:127.0.0.1:3478'] });
 		// ?user= (sent by the client) does not choose the user here.
 		assert.match(ice[1].username, new RegExp(`^\\d+:${a}$`));
-		assert.equal(ice[1].credential, crypto.createHmac('sha1', 'north')
+		assert.equal(ice[1].credential, crypto.createHmac('sha1', TURN_SECRET)
 		    .update(ice[1].username).digest('base64'));
 		const r = await fetch(`${stack.base}/ice-servers?user=mallory`);
 		assert.equal(r.status, 401);

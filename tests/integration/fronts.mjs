@@ -7,6 +7,7 @@
 // removed, also when a test fails.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -535,7 +536,8 @@ async function freeUdpTcpPort() {
 export async function startCoturn(t) {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'beep-turn-'));
 	liveDirs.add(dir);
-	const secret = `s-${sid()}`;
+	// At least 20 bytes: the backend refuses a shorter one (turn_check()).
+	const secret = `s-${sid()}-${crypto.randomBytes(16).toString('hex')}`;
 	let lastErr;
 	for (let attempt = 0; attempt < 4; attempt++) {
 		const port = await freeUdpTcpPort();
