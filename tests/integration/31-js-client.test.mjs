@@ -286,6 +286,41 @@ describe('stream endings (stub server)', { skip }, () => {
 		}
 	});
 
+	// An EventSource keeps its last event id across connections (WHATWG:
+	// the buffer "does not get reset"; Chromium and Firefox start each
+	// connection's parser with it): an event without an id field, as the
+	// first of a stream (a front's or proxy's own, a newer service's),
+	// leaves it as it was. The client started each stream's parser
+	// afresh and took that event's empty id for its own, so that it came
+	// back with no Last-Event-ID: afresh, past what its last stream took
+	// meanwhile, untold.
+	test('an event without an id keeps the id of the stream before', T,
+	    async () => {
+		requests.length = 0;
+		script = (req, res, n) => {
+			if (n === 1)
+				sse(res, 'retry: 50\n' +
+				    'id: 6-1\nevent: position\ndata: \n\n');
+			else if (n === 2)
+				sse(res, 'retry: 50\nevent: note\ndata: x\n\n');
+			else
+				sse(res, ': again\n\n', false);
+		};
+		const sig = connect({ base, user: 'u', device: 'd' });
+		const notes = [];
+		sig.on('note', (d, meta) => notes.push([d, meta.id]));
+		try {
+			await poll(() => requests.length >= 3,
+			    { what: 'two reconnects' });
+			assert.equal(requests[1].headers['last-event-id'], '6-1');
+			assert.deepEqual(notes, [['x', '6-1']]);
+			assert.equal(requests[2].headers['last-event-id'], '6-1');
+			assert.equal(sig.lastEventId, '6-1');
+		} finally {
+			sig.close();
+		}
+	});
+
 	test('a refusal whose body stalls is given up after timeout', T,
 	    async () => {
 		requests.length = 0;
