@@ -146,8 +146,11 @@ async function errorOf(res, what) {
 // A WHATWG event-stream parser: feed it text, it calls onEvent(type, data,
 // lastEventId) for each event, onRetry(ms) for each retry field. It also
 // tracks the last event id, which an `id:` line sets even without data.
+// lastEventId: the id the connection resumes from, kept until an `id:`
+// line sets another (WHATWG: the buffer "does not get reset" between
+// connections), so that an event without an id has it.
 export class EventStreamParser {
-	constructor(onEvent, onRetry, onComment) {
+	constructor(onEvent, onRetry, onComment, lastEventId = "") {
 		this.onEvent = onEvent;
 		this.onRetry = onRetry;
 		this.onComment = onComment;
@@ -156,7 +159,7 @@ export class EventStreamParser {
 		this.data = "";
 		this.type = "";
 		this.idBuf = null;
-		this.lastEventId = "";
+		this.lastEventId = lastEventId;
 	}
 
 	feed(text) {
@@ -593,7 +596,7 @@ class Signal {
 			const m = /^beep-signal keepalive=([0-9]+)$/.exec(text);
 			if (m)
 				keepaliveMs = Number(m[1]) * 1000;
-		});
+		}, this.lastEventId);
 		this.setState("open");
 		const reader = res.body.getReader();
 		const decoder = new TextDecoder();
