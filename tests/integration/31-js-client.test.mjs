@@ -321,6 +321,42 @@ describe('stream endings (stub server)', { skip }, () => {
 		}
 	});
 
+	// A token function's own AbortError (a refresh whose fetch the app
+	// aborts on its own timer, or with a controller already aborted) is
+	// a failure like any other: the client took it for its own abort
+	// (reconnect()) and went again at once, with no backoff and no
+	// `error`: a request storm to the refresh endpoint, and with a
+	// function that rejects at once a loop of promise jobs only, which
+	// hangs the page. Closed at the third call, so that the test ends on
+	// HEAD too.
+	test('a token function\'s AbortError waits the backoff, is told', T,
+	    async () => {
+		const timing = recordDelays();
+		const { delays } = timing;
+		let calls = 0, sig;
+		const errors = [];
+		try {
+			sig = connect({ base, user: 'u', device: 'd',
+			    token: () => {
+				if (++calls === 3)
+					sig.close();
+				return Promise.reject(new DOMException(
+				    'refresh aborted', 'AbortError'));
+			    } });
+			sig.on('error', (e) => errors.push(e.message));
+			await closed(sig);
+			assert.equal(calls, 3);
+			assert.deepEqual(errors, ['refresh aborted',
+			    'refresh aborted']);
+			// The backoff's first two steps (Math.random fixed).
+			assert.ok(delays.includes(500) && delays.includes(1000),
+			    `delays: ${delays}`);
+		} finally {
+			timing.restore();
+			sig?.close();
+		}
+	});
+
 	test('a refusal whose body stalls is given up after timeout', T,
 	    async () => {
 		requests.length = 0;
