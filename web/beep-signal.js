@@ -72,8 +72,12 @@ const afterRetry = (ms) => Math.round(ms * (1 + Math.random()));
 // settles must not hold a request past its deadline, or past close().
 function untilAborted(p, signal) {
 	const aborted = () => new DOMException("aborted", "AbortError");
-	if (signal.aborted)
+	if (signal.aborted) {
+		// Aborted while p was made (a token function that called
+		// close()): its failure is no one's to handle.
+		p.catch(() => {});
 		return Promise.reject(aborted());
+	}
 	return new Promise((resolve, reject) => {
 		const onAbort = () => reject(aborted());
 		signal.addEventListener("abort", onAbort, { once: true });
@@ -488,8 +492,13 @@ class Signal {
 					    status: e.status });
 					break;
 				}
-				if (e.name === "AbortError") {
-					// reconnect() while connecting: go again now.
+				if (e.name === "AbortError" &&
+				    this.abort?.signal.aborted) {
+					// reconnect() (or a freeze) while
+					// connecting: go again now.  Not a token
+					// function's own AbortError (a refresh it
+					// aborted): a failure like any other, or
+					// its retries at once would storm (test 31).
 					wait = 0;
 				} else {
 					this.emit("error", e);
