@@ -357,6 +357,49 @@ describe('stream endings (stub server)', { skip }, () => {
 		}
 	});
 
+	// The id kept for the next client of the tab (sessionStorage) was
+	// kept after each chunk of the stream: a listener that closes its
+	// client and connects the device again at once (to change its token,
+	// say) had its new client take the id kept before that chunk, and
+	// the event it was handling came again: delivered twice.
+	test('close() in a listener keeps the id delivered for the next ' +
+	    'connect()', T, async () => {
+		const store = new Map();
+		globalThis.sessionStorage = {
+			getItem: (k) => store.get(k) ?? null,
+			setItem: (k, v) => store.set(k, String(v)),
+			removeItem: (k) => store.delete(k),
+		};
+		requests.length = 0;
+		let first;
+		script = (req, res, n) => {
+			if (n === 1) {
+				first = res;
+				sse(res, 'id: 1-0\nevent: position\ndata: \n\n', false);
+			} else {
+				sse(res, ': again\n\n', false);
+			}
+		};
+		const sig = connect({ base, user: 'u', device: 'd' });
+		let next = null;
+		sig.on('hangup', () => {
+			sig.close();
+			next = connect({ base, user: 'u', device: 'd' });
+		});
+		try {
+			await poll(() => sig.lastEventId === '1-0',
+			    { what: 'the position' });
+			first.write('id: 1-1\nevent: hangup\ndata: 1\n\n');
+			await poll(() => requests.length >= 2,
+			    { what: 'the next client\'s stream' });
+			assert.equal(requests[1].headers['last-event-id'], '1-1');
+		} finally {
+			sig.close();
+			next?.close();
+			delete globalThis.sessionStorage;
+		}
+	});
+
 	test('a refusal whose body stalls is given up after timeout', T,
 	    async () => {
 		requests.length = 0;
