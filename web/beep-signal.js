@@ -411,6 +411,11 @@ class Signal {
 	// from the last event delivered, kept as it came: see onPageHide.)
 	stop() {
 		this.stopped = true;
+		// Kept now, not after the chunk: a listener that closes this
+		// client and connects the device again at once has the new
+		// one resume past the event it handles, not get it twice.
+		if (this.lastEventId !== this.savedId)
+			this.saveResume();
 		if (typeof window !== "undefined") {
 			window.removeEventListener?.("online", this.onOnline);
 			this.unlistenPage();
