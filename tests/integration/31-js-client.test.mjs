@@ -19,7 +19,10 @@
 //    flight; the browser's "online" event reconnects at once; a keepalive
 //    send (a page's last) does not wait behind the device's queue; a 200
 //    that is not an event stream is retried and its connection let go;
-//    reconnect() while a refusal is read goes again at once.
+//    reconnect() while a refusal is read goes again at once; a send made
+//    or failing while offline (navigator.onLine false) waits for the
+//    "online" event, up to offlineWait, in order, and close() ends the
+//    wait.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -849,6 +852,140 @@ describe('stream endings (stub server)', { skip }, () => {
 			timing.restore();
 			delete globalThis.window;
 			sig?.close();
+		}
+	});
+
+	// A phone offline for a moment (Wi-Fi to LTE, a tunnel): a stand-in
+	// `navigator.onLine` and `window` (its "online" listeners), and a
+	// fetch that fails at once while offline, as a browser's does.
+	// listening() resolves when the next "online" listener is added.
+	const offlineBrowser = () => {
+		const listeners = new Map();
+		let added = null;
+		globalThis.navigator = { onLine: false };
+		globalThis.window = {
+			addEventListener(name, fn) {
+				if (!listeners.has(name))
+					listeners.set(name, new Set());
+				listeners.get(name).add(fn);
+				if (name === 'online')
+					added?.();
+			},
+			removeEventListener(name, fn) {
+				listeners.get(name)?.delete(fn);
+			},
+		};
+		const realFetch = globalThis.fetch;
+		globalThis.fetch = async (...args) => {
+			if (globalThis.navigator.onLine === false)
+				throw new TypeError('fetch failed');
+			return realFetch(...args);
+		};
+		return {
+			listeners,
+			listening: () => new Promise((r) => { added = r; }),
+			online() {
+				globalThis.navigator.onLine = true;
+				for (const fn of [...(listeners.get('online') || [])])
+					fn({ type: 'online' });
+			},
+			restore() {
+				globalThis.fetch = realFetch;
+				delete globalThis.window;
+				delete globalThis.navigator;
+			},
+		};
+	};
+	// 'settled' when p settles first, or what `other` resolves with.
+	const first = (p, other) => Promise.race([
+		p.then(() => 'settled', () => 'settled'), other]);
+
+	// A send made while offline failed after its three attempts, some
+	// 3 s, though the network came back a moment later (a review: the
+	// call page then ended a call in an ICE restart, "Lost contact").
+	test('offline: a send waits for "online", then goes; the sends ' +
+	    'behind it keep their order', T, async () => {
+		const events = poster(() => true);
+		const net = offlineBrowser();
+		const sig = connect({ base, user: 'u', device: 'd' });
+		try {
+			const waiting = net.listening();
+			const offer = sig.send('v', 'e', { n: 1 }, { event: 'offer' });
+			const cand = sig.send('v', 'e', { n: 2 },
+			    { event: 'candidate' });
+			assert.equal(await first(offer, waiting.then(() => 'waits')),
+			    'waits', 'the send gave up while offline');
+			assert.deepEqual(events, [], 'nothing sent while offline');
+			net.online();
+			assert.deepEqual(await offer, { id: '1-1', held: false });
+			assert.deepEqual(await cand, { id: '1-2', held: false });
+			assert.deepEqual(events, ['offer', 'candidate']);
+		} finally {
+			sig.close();
+			net.restore();
+		}
+	});
+
+	test('offline: a send whose attempt fails as the device goes offline ' +
+	    'waits for "online", its attempts not spent', T, async () => {
+		const events = poster(() => true);
+		const net = offlineBrowser();
+		globalThis.navigator.onLine = true;
+		const sig = connect({ base, user: 'u', device: 'd' });
+		const realFetch = globalThis.fetch;
+		let failed = 0;
+		globalThis.fetch = (url, init) => {
+			// The network goes as the POST goes out.
+			if (init?.method === 'POST' && failed++ === 0)
+				globalThis.navigator.onLine = false;
+			return realFetch(url, init);
+		};
+		try {
+			const waiting = net.listening();
+			const sent = sig.send('v', 'e', { n: 1 }, { event: 'offer' });
+			assert.equal(await first(sent, waiting.then(() => 'waits')),
+			    'waits', 'the send gave up while offline');
+			net.online();
+			assert.deepEqual(await sent, { id: '1-1', held: false });
+			assert.deepEqual(events, ['offer']);
+		} finally {
+			sig.close();
+			net.restore();
+		}
+	});
+
+	test('offline: the wait is bounded (offlineWait); close() ends it at ' +
+	    'once', T, async () => {
+		const events = poster(() => true);
+		const net = offlineBrowser();
+		const sig = connect({ base, user: 'u', device: 'd',
+		    offlineWait: 200 });
+		try {
+			await assert.rejects(sig.send('v', 'e', 1), (e) =>
+			    e.status === 0 &&
+			    e.message === 'send: offline for 200 ms');
+			// Never online: no listener is left behind.
+			assert.equal(net.listeners.get('online').size, 1,
+			    'only the stream\'s');
+		} finally {
+			sig.close();
+		}
+		const sig2 = connect({ base, user: 'u', device: 'd' });
+		try {
+			const waiting = net.listening();
+			const sent = sig2.send('v', 'e', 1);
+			const queued = sig2.send('v', 'e', 2);
+			assert.equal(await first(sent, waiting.then(() => 'waits')),
+			    'waits');
+			sig2.close();
+			await assert.rejects(sent, (e) => e.message === 'send: closed');
+			await assert.rejects(queued,
+			    (e) => e.message === 'send: closed');
+			assert.equal(net.listeners.get('online').size, 0);
+			assert.deepEqual(events, []);
+		} finally {
+			sig2.close();
+			net.restore();
 		}
 	});
 
