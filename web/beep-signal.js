@@ -32,7 +32,9 @@
 // credentials: see renewable()) and when the service says a newer stream of
 // the same device replaced this one. Every request, and a stream's response
 // head, has `timeout` (10 s) to answer before it is given up and retried,
-// so a retried send may arrive twice: messages should be idempotent.
+// so a retried send may arrive twice: messages should be idempotent. A
+// send that fails while the browser is offline waits for it to be online
+// again (`offlineWait`, 30 s) before its attempts go on.
 // close() ends the requests in flight. The token, when given,
 // goes in an Authorization: Bearer header on every request, the stream
 // included, so it never appears in a URL (or an access log).
@@ -42,6 +44,9 @@ const MIN_BACKOFF_MS = 500;      // after a failure, doubling...
 const MAX_BACKOFF_MS = 30000;    // ...up to this
 const SEND_ATTEMPTS = 3;         // a POST is retried on transient failures
 const TIMEOUT_MS = 10000;        // an answer (a stream's head) within this
+// A send that fails with no answer while the browser is offline waits for
+// it to be back online, up to this long after the send was made.
+const OFFLINE_WAIT_MS = 30000;
 const TRANSIENT = new Set([429, 502, 503, 504]);
 // Event names the client raises itself; a stream event with one of these
 // names (anyone may post any name) is not passed on.
@@ -89,6 +94,19 @@ function untilAborted(p, signal) {
 			reject(e);
 		});
 	});
+}
+
+// Where the browser says it is back online ("online"): the window, a
+// worker's global scope; null when nothing can say so (not a browser).
+function onlineTarget() {
+	const t = typeof window !== "undefined" ? window : globalThis;
+	return typeof t.addEventListener === "function" ? t : null;
+}
+
+// The browser knows it has no network (navigator.onLine is false: no
+// interface up; true proves nothing) and will say when it has one.
+function offline() {
+	return globalThis.navigator?.onLine === false && onlineTarget() !== null;
 }
 
 // The tab's sessionStorage, or null (not a browser; storage refused, as in
@@ -266,6 +284,17 @@ class Signal {
 		// takes longer is given up, and the request retried: a lost
 		// answer must not hold up the sends queued behind it forever.
 		this.timeout = opts.timeout || TIMEOUT_MS;
+		// A send that fails with no answer while the browser is
+		// offline (a phone between Wi-Fi and LTE, a tunnel) waits for
+		// "online", this long at most after it was made, then makes
+		// its attempts; 0: it fails as it did before (its three
+		// attempts fail fast, some 3 s). Never unbounded: a page must
+		// hear in time that its send is lost.
+		this.offlineWait = opts.offlineWait ?? OFFLINE_WAIT_MS;
+		if (typeof this.offlineWait !== "number" ||
+		    !Number.isFinite(this.offlineWait) || this.offlineWait < 0)
+			throw new TypeError("connect: offlineWait must be a " +
+			    "number of ms, 0 or more");
 		// Aborted by close(): the requests in flight end with it.
 		this.closing = new AbortController();
 		this.state = "";
@@ -734,13 +763,40 @@ class Signal {
 		});
 	}
 
+	// Waits until the browser is back online, or until the time `until`
+	// (Date.now()), or less when close() is called.
+	untilOnline(until) {
+		const target = onlineTarget();
+		const closing = this.closing.signal;
+		return new Promise((resolve) => {
+			const ms = until - Date.now();
+			if (!target || ms <= 0 || closing.aborted) {
+				resolve();
+				return;
+			}
+			const timer = setTimeout(done, ms);
+			function done() {
+				clearTimeout(timer);
+				target.removeEventListener?.("online", done);
+				closing.removeEventListener("abort", done);
+				resolve();
+			}
+			target.addEventListener("online", done);
+			closing.addEventListener("abort", done);
+		});
+	}
+
 	// One request, tried up to `attempts` times (SEND_ATTEMPTS) on a
 	// transient failure (no answer, 429, 502, 503, 504), each attempt
 	// given `timeout` ms (this.timeout) for its whole answer. Resolves
 	// { status, doc } (the JSON answer); rejects with a SignalError, at
-	// once when close() is called, also between two attempts.
+	// once when close() is called, also between two attempts or while
+	// waiting to be online. offlineUntil (a send's): an attempt that
+	// fails with no answer while the browser is offline is not spent;
+	// the request waits for "online" until then, and goes again at once.
 	async request(method, path, body, what,
-	    { attempts = SEND_ATTEMPTS, timeout = this.timeout } = {}) {
+	    { attempts = SEND_ATTEMPTS, timeout = this.timeout,
+	    offlineUntil = 0 } = {}) {
 		const init = { method, cache: "no-store",
 		    credentials: this.credentials };
 		const extra = {};
@@ -749,12 +805,13 @@ class Signal {
 			init.body = JSON.stringify(body);
 		}
 		const closed = () => new SignalError(`${what}: closed`, 0);
-		let err;
+		let err, backOnline = false;
 		for (let attempt = 0; attempt < attempts; attempt++) {
-			if (attempt > 0)
+			if (attempt > 0 && !backOnline)
 				await this.pauseUnlessClosed(err.retryAfterMs ?
 				    afterRetry(err.retryAfterMs) :
 				    jitter(MIN_BACKOFF_MS * 2 ** attempt));
+			backOnline = false;
 			if (this.closing.signal.aborted)
 				throw closed();
 			const { signal, done } = this.deadline(timeout);
@@ -788,6 +845,26 @@ class Signal {
 				err = new SignalError(`${what}: ` + (signal.aborted ?
 				    `no answer within ${timeout} ms` :
 				    e.message), 0);
+				// No network (a phone between Wi-Fi and LTE, a
+				// tunnel): its attempts, which would all fail
+				// fast, wait for it. Tried first, not taken on
+				// the browser's word: an onLine wrongly false
+				// must not hold every send. Sent again as after
+				// any failure without an answer (it may have got
+				// through: messages are idempotent); an answer's
+				// body cut is not here (see answer()).
+				if (offlineUntil && offline()) {
+					done();
+					await this.untilOnline(offlineUntil);
+					if (this.closing.signal.aborted)
+						throw closed();
+					if (offline())
+						throw new SignalError(`${what}: ` +
+						    `offline for ${this.offlineWait} ms`,
+						    0);
+					attempt--;
+					backOnline = true;
+				}
 				continue;
 			} finally {
 				done();
@@ -822,6 +899,9 @@ class Signal {
 	// calls, so they arrive in that order (an answer before the
 	// candidates that follow it) even when they are made at once.
 	// options.keepalive: for a page being left (pagehide), see last().
+	// A send that fails with no answer while the browser is offline waits
+	// for "online" (offlineWait after it was made at most), the sends
+	// behind it too, in order.
 	send(user, device, data, { event, keepalive } = {}) {
 		if (data === undefined || data === null || data === "")
 			return Promise.reject(new SignalError("send: no data", 400));
@@ -833,9 +913,14 @@ class Signal {
 			    body);
 		const key = `${user}\0${device}`;
 		const prev = this.sendQueues.get(key) || Promise.resolve();
+		// From the call, not from its turn: sends queued during an
+		// outage all end by then, not one offlineWait after another.
+		const offlineUntil = this.offlineWait > 0 ?
+		    Date.now() + this.offlineWait : 0;
 		const p = prev.catch(() => {}).then(async () => {
 			const { status, doc } = await this.request("POST",
-			    `/user/${enc(user)}/device/${enc(device)}`, body, "send");
+			    `/user/${enc(user)}/device/${enc(device)}`, body, "send",
+			    { offlineUntil });
 			return { id: doc.id, held: status === 202 };
 		});
 		this.sendQueues.set(key, p);
@@ -914,7 +999,10 @@ class Signal {
 // which the stream is reopened, at least three of the service's
 // keepalives; default: three of them, 12 s at its default, well within
 // its 30 s replay window; 0: off),
-// timeout (ms for each attempt's answer, a stream's head; default 10 s).
+// timeout (ms for each attempt's answer, a stream's head; default 10 s),
+// offlineWait (ms after a send is made that it waits, when it fails while
+// the browser is offline, for the browser to be back online; default
+// 30 s; 0: no wait).
 export function connect(opts) {
 	return new Signal(opts);
 }
