@@ -958,20 +958,18 @@ describe('stream endings (stub server)', { skip }, () => {
 	    'once', T, async () => {
 		const events = poster(() => true);
 		const net = offlineBrowser();
-		const sig = connect({ base, user: 'u', device: 'd',
-		    offlineWait: 200 });
+		let sig, sig2;
 		try {
+			sig = connect({ base, user: 'u', device: 'd',
+			    offlineWait: 200 });
 			await assert.rejects(sig.send('v', 'e', 1), (e) =>
 			    e.status === 0 &&
 			    e.message === 'send: offline for 200 ms');
 			// Never online: no listener is left behind.
 			assert.equal(net.listeners.get('online').size, 1,
 			    'only the stream\'s');
-		} finally {
 			sig.close();
-		}
-		const sig2 = connect({ base, user: 'u', device: 'd' });
-		try {
+			sig2 = connect({ base, user: 'u', device: 'd' });
 			const waiting = net.listening();
 			const sent = sig2.send('v', 'e', 1);
 			const queued = sig2.send('v', 'e', 2);
@@ -984,7 +982,8 @@ describe('stream endings (stub server)', { skip }, () => {
 			assert.equal(net.listeners.get('online').size, 0);
 			assert.deepEqual(events, []);
 		} finally {
-			sig2.close();
+			sig?.close();
+			sig2?.close();
 			net.restore();
 		}
 	});
