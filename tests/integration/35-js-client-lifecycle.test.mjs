@@ -21,12 +21,17 @@
 // call's state): an app open all day that connects again (another account,
 // a device taken over) keeps each client it closed. What the next page of
 // the tab resumes from is kept as it comes, not only on pagehide (test 56).
+//
+// A send made while the browser is offline, against the real service behind
+// Caddy (the last two tests; DevTools' network emulation takes the page
+// offline): it waits for "online" and is delivered once, or rejects once
+// offlineWait is over.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT } from './harness.mjs';
+import { ROOT, startStack, sid, postPath } from './harness.mjs';
 import { browserSkip, launchChromium } from './callpage.mjs';
 
 const T = { timeout: 60000 };
@@ -306,4 +311,140 @@ test('two clients of one device on one page both resume from the kept id',
 	});
 	assert.deepEqual(subscribes.map((h) => h['last-event-id']),
 	    ['7-7', '7-7']);
+});
+
+// A send made while the browser is offline (a phone between Wi-Fi and LTE,
+// a tunnel), against the real service behind Caddy, the page taken offline
+// by DevTools' network emulation (Network.emulateNetworkConditions,
+// offline: true, by Playwright's setOffline): Chromium then says
+// navigator.onLine false and fires "offline", every fetch fails at once, and
+// going back fires "online". The send's first attempt fails; it waits for
+// "online" (offlineWait, 30 s by default), then goes again and is delivered,
+// once. Before, its three attempts failed in some 3 s and it rejected though
+// the network came back a moment later. Not back within offlineWait: it
+// rejects, saying so.
+
+// A page of the service's origin, its client connected as (user, 'd') and
+// open, with `opts` for connect(). In the page: window.sig; window.net, the
+// "offline" and "online" events with navigator.onLine as each came;
+// window.posts, how each POST the page makes ended ('failed <message>',
+// 'answered <status>'); window.waits, how many "online" listeners were
+// added from now on (the client's own, for its stream, was added by
+// connect()); window.send(to, data) sends, window.settled its outcome
+// ({ ok } or { err }) once it has one.
+async function offlinePage(t, stack, user, opts = {}) {
+	const browser = await launchChromium(t);
+	const context = await browser.newContext();
+	const page = await context.newPage();
+	page.on('pageerror', (e) => console.error('[page]', e.message));
+	await page.goto(`${stack.base}/healthz`);
+	await page.evaluate(async ({ user, opts }) => {
+		const { connect } = await import('/beep-signal.js');
+		window.net = [];
+		for (const type of ['offline', 'online'])
+			addEventListener(type, () => window.net.push(
+			    `${type} ${navigator.onLine}`));
+		window.posts = [];
+		const ended = (how) => window.posts.push(how);
+		const realFetch = window.fetch;
+		window.fetch = (url, init) => {
+			const p = realFetch(url, init);
+			if (init?.method === 'POST')
+				p.then((r) => ended(`answered ${r.status}`),
+				    (e) => ended(`failed ${e.message}`));
+			return p;
+		};
+		window.sig = connect({ base: '', user, device: 'd',
+		    resume: false, ...opts });
+		await new Promise((resolve) => window.sig.on('state',
+		    (s) => s === 'open' && resolve()));
+		window.waits = 0;
+		const realAdd = window.addEventListener;
+		window.addEventListener = function (type, ...rest) {
+			if (type === 'online')
+				window.waits++;
+			return realAdd.call(this, type, ...rest);
+		};
+		window.settled = null;
+		window.send = (to, data) => {
+			window.sig.send(to, 'd', data).then(
+			    (ok) => { window.settled = { ok }; },
+			    (e) => { window.settled = { err: e.message }; });
+		};
+	}, { user, opts });
+	t.after(() => page.evaluate(() => window.sig.close()).catch(() => {}));
+	// Offline, as Chromium says it to the page.
+	const offline = async () => {
+		await context.setOffline(true);
+		await page.waitForFunction(() => window.net.length > 0);
+		assert.deepEqual(await page.evaluate(() => ({ net: window.net,
+		    onLine: navigator.onLine })),
+		{ net: ['offline false'], onLine: false },
+		'the emulation makes the page offline');
+	};
+	return { context, page, offline };
+}
+
+// The events s gets up to one whose data is `end` (posted now), that one
+// left out: [data, id] each.
+async function gotUntilEnd(stack, s, user) {
+	const c = stack.client();
+	const r = await c.postJson(postPath(user, 'd'), { data: 'end' });
+	assert.equal(r.status, 200, r.text);
+	const got = [];
+	for (;;) {
+		const e = await s.nextEvent();
+		if (e.data === 'end')
+			return got;
+		got.push([e.data, e.lastEventId]);
+	}
+}
+
+test('a send made offline waits for "online", then is delivered once',
+    { ...T, skip }, async (t) => {
+	const stack = await startStack({}, t);
+	const from = sid(), to = sid();
+	// The device sent to, its stream open.
+	const s = await stack.subscribe(to, 'd');
+	const { context, page, offline } = await offlinePage(t, stack, from);
+	await offline();
+	await page.evaluate((to) => window.send(to, 'while offline'), to);
+	// Its first attempt failed, and the client listens for "online";
+	// or the send ended without.
+	await page.waitForFunction(() => window.waits > 0 ||
+	    window.settled !== null);
+	const waiting = await page.evaluate(() => ({ settled: window.settled,
+	    posts: window.posts, waits: window.waits }));
+	assert.deepEqual(waiting, { settled: null,
+	    posts: ['failed Failed to fetch'], waits: 1 },
+	'the send, its first attempt failed offline, waits for "online"');
+	await context.setOffline(false);
+	await page.waitForFunction(() => window.settled !== null);
+	const r = await page.evaluate(() => ({ settled: window.settled,
+	    posts: window.posts, net: window.net, onLine: navigator.onLine }));
+	assert.ok(r.settled.ok, `the send: ${JSON.stringify(r.settled)}`);
+	assert.match(r.settled.ok.id, /^\d+-\d+$/);
+	assert.deepEqual(r, { settled: { ok: { id: r.settled.ok.id,
+	    held: false } }, posts: ['failed Failed to fetch', 'answered 200'],
+	net: ['offline false', 'online true'], onLine: true });
+	assert.deepEqual(await gotUntilEnd(stack, s, to),
+	    [['while offline', r.settled.ok.id]], 'delivered once');
+});
+
+test('a send offline past offlineWait rejects, saying so',
+    { ...T, skip }, async (t) => {
+	const stack = await startStack({}, t);
+	const from = sid(), to = sid();
+	const s = await stack.subscribe(to, 'd');
+	const { page, offline } = await offlinePage(t, stack, from,
+	    { offlineWait: 500 });
+	await offline();
+	await page.evaluate((to) => window.send(to, 'lost'), to);
+	await page.waitForFunction(() => window.settled !== null);
+	assert.deepEqual(await page.evaluate(() => ({ settled: window.settled,
+	    posts: window.posts, net: window.net, onLine: navigator.onLine })),
+	{ settled: { err: 'send: offline for 500 ms' },
+	    posts: ['failed Failed to fetch'], net: ['offline false'],
+	    onLine: false });
+	assert.deepEqual(await gotUntilEnd(stack, s, to), [], 'not delivered');
 });
