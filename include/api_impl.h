@@ -107,6 +107,7 @@ enum api_refusal {
 	API_REFUSE_STOPPING,  /* api_stop() was called */
 	API_REFUSE_FULL,      /* at BEEP_MAX_STREAMS */
 	API_REFUSE_NO_THREAD, /* the last worker is kept for POSTs */
+	API_REFUSE_DEVICES,   /* BEEP_MAX_DEVICES: api_ready()'s alone */
 	API_REFUSE__MAX
 };
 

@@ -133,6 +133,11 @@ struct registry_stats {
 	uint64_t expired;     /* delivered messages past their replay window */
 	/* Past it, and not yet taken by a live stream that lags (DESIGN) */
 	size_t overdue;
+	/*
+	 * At max_devices with none to give way (every device live, or its
+	 * last stream still ending): a new device is refused.
+	 */
+	bool devices_full;
 };
 
 /* Where a new stream starts, from the last event id its client saw. */

@@ -317,7 +317,7 @@ api_subscribe(struct api *api, const struct api_request *req,
 			api_warn_full(api);
 			why = api_refusal_text(API_REFUSE_FULL);
 		} else if (err == REGISTRY_DEVICES_FULL) {
-			why = "too many devices";
+			why = api_refusal_text(API_REFUSE_DEVICES);
 		} else if (err == REGISTRY_USER_FULL) {
 			status = HTTP_429;
 			why = "too many devices for this user";

@@ -122,6 +122,7 @@ api_refusal_text(enum api_refusal r)
 	    [API_REFUSE_STOPPING] = "service is stopping",
 	    [API_REFUSE_FULL] = "too many streams",
 	    [API_REFUSE_NO_THREAD] = "no thread free for a stream",
+	    [API_REFUSE_DEVICES] = "too many devices",
 	};
 
 	return text[r];
@@ -222,13 +223,19 @@ api_stop(struct api *api)
 }
 
 /*
- * Whether a new stream would be accepted: not stopping, below max_streams.
- * O(1): the registry's counters, copied under its lock.
+ * Whether a new stream would be accepted: not stopping, below max_streams,
+ * a worker for it, a place for a new device (below max_devices, or one
+ * there to give way: the subscribes of devices already here are taken at
+ * it, as at max_streams those of live ones are, but a balancer's new
+ * streams are mostly new devices'), Redis reachable.  The registry's
+ * counters, copied under its lock.
  */
 static bool
 api_ready(struct api *api, struct registry_stats *st, const char **why)
 {
 	*why = api_refusal_text(api_refusing(api, st));
+	if (*why == NULL && st->devices_full)
+		*why = api_refusal_text(API_REFUSE_DEVICES);
 	if (*why == NULL && api->cluster != NULL && !api_cluster_up(api))
 		*why = API_CLUSTER_DOWN;
 	return *why == NULL;

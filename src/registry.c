@@ -1093,6 +1093,14 @@ registry_stats(struct registry *reg, struct registry_stats *st)
 	st->replayed = reg->replayed;
 	st->expired = reg->expired;
 	st->overdue = reg->noverdue;
+	/*
+	 * As subscribe_refusal() finds it for a new device.  At the limit
+	 * only, the walk passes devices whose last stream is still ending
+	 * alone: one is a worker's write blocked, so at most a stream each.
+	 */
+	st->devices_full = reg->limits.max_devices > 0 &&
+	    reg->ndevices >= reg->limits.max_devices &&
+	    device_to_forget(reg) == NULL;
 	pthread_mutex_unlock(&reg->lock);
 }
 
