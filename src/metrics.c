@@ -256,9 +256,10 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "POSTs refused with 429 by the per-sender rate (BEEP_RATE).",
 	    metrics_read(&metrics_limited));
 	metrics_head(out, "beep_streams_refused_total", "counter",
-	    "Subscribes refused for now (429: the address's or the user's "
-	    "limit; 503: full, stopping, Redis unreachable), whether answered "
-	    "with the status or, to EventSource, as an event stream.");
+	    "Subscribes refused for now (429: the address's, the user's or "
+	    "the device's limit; 503: full, too many devices, no thread free, "
+	    "stopping, Redis unreachable), whether answered with the status "
+	    "or, to EventSource, as an event stream.");
 	buf_printf(out,
 	    "beep_streams_refused_total{code=\"429\"} %" PRIu64 "\n"
 	    "beep_streams_refused_total{code=\"503\"} %" PRIu64 "\n",
