@@ -28,6 +28,9 @@ function readmeMetrics() {
 	for (const line of text.split('\n')) {
 		const m = /^\| `(beep_[a-z_]+)(\{[^`]*\})?` \| (\w+) \| (.*) \|$/
 		    .exec(line);
+		// A row of the table this does not read would go unchecked.
+		if (!m && line.startsWith('| `beep_'))
+			throw new Error(`a metrics row not read: ${line}`);
 		if (!m)
 			continue;
 		const labels = {};
