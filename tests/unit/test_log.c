@@ -84,6 +84,33 @@ test_log_text_controls(void **state)
 	    "forged\\r\\x1b[2K\\x1b]0;t\\x07 del \\x7f tab \\t end\n"));
 }
 
+/*
+ * U+2028, U+2029 and U+0085 (NEL) end a line for a reader that splits on
+ * Unicode line breaks (Python's str.splitlines, some log shippers), and a
+ * client id may hold them: each is written as the escapes of its bytes,
+ * as a C0 control is, so the line is one line for such a reader too.
+ */
+static void
+test_log_text_unicode_breaks(void **state)
+{
+	char *line;
+
+	(void)state;
+	line = capture(LOG_FORMAT_TEXT,
+	    "id a\xe2\x80\xa8"
+	    "b\xe2\x80\xa9"
+	    "c\xc2\x85"
+	    "d \xe2\x80\xa7 "
+	    "\xc2\xa0 end");
+	assert_null(strstr(line, "\xe2\x80\xa8"));
+	assert_null(strstr(line, "\xe2\x80\xa9"));
+	assert_null(strstr(line, "\xc2\x85"));
+	/* Its neighbours (U+2027, U+00A0) are no line break: kept as they are. */
+	assert_non_null(strstr(line,
+	    "Z info test: id a\\xe2\\x80\\xa8b\\xe2\\x80\\xa9c\\xc2\\x85d "
+	    "\xe2\x80\xa7 \xc2\xa0 end\n"));
+}
+
 /* A long message of escapes is cut whole, within a line. */
 static void
 test_log_text_long(void **state)
@@ -180,6 +207,39 @@ test_log_json(void **state)
 			    "broken \xef\xbf\xbd"));
 		json_decref(doc);
 	}
+}
+
+/*
+ * The same three in a JSON line: JSON lets them through raw, but a reader
+ * that splits on Unicode line breaks splits the line there and parses
+ * neither half.  Each is written \u2028, \u2029, \u0085, and the message
+ * reads back as it was.
+ */
+static void
+test_log_json_unicode_breaks(void **state)
+{
+	static const char msg[] = "id a\xe2\x80\xa8"
+	                          "b\xe2\x80\xa9"
+	                          "c\xc2\x85"
+	                          "d \xe2\x80\xa7 \xc2\xa0 end";
+	json_error_t err;
+	char *line;
+	json_t *doc;
+
+	(void)state;
+	line = capture(LOG_FORMAT_JSON, msg);
+	assert_null(strstr(line, "\xe2\x80\xa8"));
+	assert_null(strstr(line, "\xe2\x80\xa9"));
+	assert_null(strstr(line, "\xc2\x85"));
+	assert_non_null(strstr(line,
+	    "\"message\":\"id a\\u2028b\\u2029c\\u0085d \xe2\x80\xa7 "
+	    "\xc2\xa0 end\"}\n"));
+	doc = json_loads(line, 0, &err);
+	if (doc == NULL)
+		fail_msg("not JSON: %s (%s)", line, err.text);
+	assert_string_equal(
+	    json_string_value(json_object_get(doc, "message")), msg);
+	json_decref(doc);
 }
 
 /*
@@ -389,9 +449,11 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_log_text),
 	    cmocka_unit_test(test_log_text_controls),
+	    cmocka_unit_test(test_log_text_unicode_breaks),
 	    cmocka_unit_test(test_log_text_long),
 	    cmocka_unit_test(test_log_text_long_utf8),
 	    cmocka_unit_test(test_log_json),
+	    cmocka_unit_test(test_log_json_unicode_breaks),
 	    cmocka_unit_test(test_log_json_forbidden_utf8),
 	    cmocka_unit_test(test_log_json_long),
 	    cmocka_unit_test(test_log_limit),
