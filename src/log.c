@@ -65,9 +65,27 @@ log_enabled(enum log_level level)
 }
 
 /*
+ * The length of the Unicode line break that starts p, if one does that
+ * is not a C0 control: U+0085 (NEL, C2 85), U+2028 and U+2029 (E2 80 A8,
+ * E2 80 A9); else 0.  JSON lets them through raw, but a reader that splits
+ * on Unicode line breaks (Python's str.splitlines, some log shippers)
+ * splits a line there, and a client id may hold them.
+ */
+static size_t
+log_unicode_break(const unsigned char *p)
+{
+	if (p[0] == 0xc2 && p[1] == 0x85)
+		return 2;
+	if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+		return 3;
+	return 0;
+}
+
+/*
  * Append s as the inside of a JSON string to out[*n..size), stopping
  * (without splitting an escape) when fewer than reserve bytes would be
- * left.  Control characters are escaped; bytes that are not UTF-8 become
+ * left.  Control characters are escaped, and so are U+0085, U+2028 and
+ * U+2029 (log_unicode_break()); bytes that are not UTF-8 become
  * U+FFFD (overlong forms, surrogates and code points past U+10FFFF too),
  * so every line is valid JSON whatever a message holds.
  */
@@ -80,7 +98,7 @@ log_json_string(
 
 	while (*p != '\0') {
 		char esc[8];
-		size_t len = 0, adv = 1;
+		size_t len = 0, adv = 1, brk;
 
 		if (*p == '"' || *p == '\\') {
 			esc[len++] = '\\';
@@ -95,6 +113,14 @@ log_json_string(
 			esc[len++] = hex[*p & 15];
 		} else if (*p < 0x80) {
 			esc[len++] = (char)*p;
+		} else if ((brk = log_unicode_break(p)) > 0) {
+			memcpy(esc,
+			    brk == 2           ? "\\u0085"
+			        : p[2] == 0xa8 ? "\\u2028"
+			                       : "\\u2029",
+			    6);
+			len = 6;
+			adv = brk;
 		} else {
 			/*
 			 * A whole, well-formed UTF-8 sequence, or U+FFFD.
@@ -158,8 +184,10 @@ log_text_cut(char *out, size_t *n, size_t start)
  * splitting an escape) when fewer than reserve bytes would be left.  A
  * control character (C0, DEL) is written as an escape (\n, \r, \t, \xHH):
  * text the service did not write (a configuration value, a path, an answer
- * from Redis) can neither end the line, and start one that looks like the
- * service's own, nor drive the terminal that shows it.
+ * from Redis, a client id) can neither end the line, and start one that
+ * looks like the service's own, nor drive the terminal that shows it.  A
+ * Unicode line break (log_unicode_break()) is written as the \xHH of each
+ * of its bytes, for a reader that splits lines on it.
  */
 static void
 log_text_string(
@@ -169,11 +197,19 @@ log_text_string(
 	const unsigned char *p = (const unsigned char *)s;
 	size_t start = *n;
 
-	for (; *p != '\0'; p++) {
-		char esc[4];
-		size_t len = 0;
+	while (*p != '\0') {
+		char esc[12];
+		size_t len = 0, brk = log_unicode_break(p);
+		size_t adv = brk > 0 ? brk : 1;
 
-		if (*p >= 0x20 && *p != 0x7f) {
+		if (brk > 0) {
+			for (size_t i = 0; i < brk; i++) {
+				esc[len++] = '\\';
+				esc[len++] = 'x';
+				esc[len++] = hex[p[i] >> 4];
+				esc[len++] = hex[p[i] & 15];
+			}
+		} else if (*p >= 0x20 && *p != 0x7f) {
 			esc[len++] = (char)*p;
 		} else if (*p == '\n' || *p == '\r' || *p == '\t') {
 			esc[len++] = '\\';
@@ -190,6 +226,7 @@ log_text_string(
 		}
 		memcpy(out + *n, esc, len);
 		*n += len;
+		p += adv;
 	}
 }
 
