@@ -1486,6 +1486,66 @@ test_api_metrics_allow(void **state)
 }
 
 /*
+ * From loopback the counters go only to a Host that is an address or
+ * localhost (DNS rebinding; test 68), and loopback is what
+ * BEEP_METRICS_ALLOW takes for it: a scoped address ("::1%lo", as Go
+ * writes one and Caddy passes it on) too.  The allow-list took ::1%lo
+ * as ::1 while the Host check took it for no loopback and let a page
+ * whose name was re-pointed at the host read the counters.  An address
+ * the list allows that is no loopback (fe80::1%eth0) is asked by any
+ * name still.
+ */
+static void
+test_api_metrics_loopback_host(void **state)
+{
+	const char *argv[] = {
+	    "beep-signal", "--metrics-allow", "127.0.0.0/8, ::1, fe80::/10"};
+	static const char *const loopback[] = {"127.0.0.1", "127.1.2.3", "::1",
+	    "::1%lo", "::ffff:127.0.0.1", "::ffff:127.0.0.1%lo"};
+	static const char *const uris[] = {"/metrics", "/healthz"};
+	struct fixture *f = fixture_argv(3, argv);
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++)
+		for (size_t u = 0; u < 2; u++) {
+			struct api_request req = {.method = "GET",
+			    .uri = uris[u],
+			    .remote_addr = loopback[i],
+			    .host = "rebound.example:9180"};
+			struct api_response r = {0};
+
+			api_handle(f->api, &req, NULL, &r);
+			if (strstr(r.body.data, "beep_streams_open") != NULL ||
+			    strstr(r.body.data, "\"streams\"") != NULL)
+				fail_msg("%s from %s with a foreign Host gave "
+				         "the counters",
+				    uris[u], loopback[i]);
+			api_response_clear(&r);
+			req.host = "localhost:9180";
+			api_handle(f->api, &req, NULL, &r);
+			assert_int_equal(r.status, HTTP_200);
+			if (strstr(r.body.data, "beep_streams_open") == NULL &&
+			    strstr(r.body.data, "\"streams\"") == NULL)
+				fail_msg("%s from %s as localhost: no "
+				         "counters",
+				    uris[u], loopback[i]);
+			api_response_clear(&r);
+		}
+	{
+		struct api_request req = {.method = "GET",
+		    .uri = "/metrics",
+		    .remote_addr = "fe80::1%eth0",
+		    .host = "scraper.example:9180"};
+		struct api_response r = {0};
+
+		api_handle(f->api, &req, NULL, &r);
+		assert_int_equal(r.status, HTTP_200);
+		api_response_clear(&r);
+	}
+	fixture_free(f);
+}
+
+/*
  * A stream opens with its position: an event "position", empty data and
  * the id (every browser sets its last event id from an event it
  * dispatches; Firefox and WebKit from no other block).  A client cut
@@ -1722,6 +1782,7 @@ main(void)
 	    cmocka_unit_test(test_api_packed_over_replay_bytes),
 	    cmocka_unit_test(test_api_readyz),
 	    cmocka_unit_test(test_api_metrics_allow),
+	    cmocka_unit_test(test_api_metrics_loopback_host),
 	    cmocka_unit_test_setup_teardown(
 	        test_api_ice_servers, setup, teardown),
 	};
