@@ -31,6 +31,16 @@ int cidr_list_parse(const char *spec, struct cidr_list *l, const char **why);
  */
 bool cidr_list_match(const struct cidr_list *l, const char *addr);
 
+/*
+ * Whether addr (text, as cidr_list_match() reads it: a zone, as in
+ * ::1%lo, is not looked at) is a loopback address: 127.0.0.0/8, also
+ * written as IPv6 (::ffff:127.0.0.1), or ::1.  What cidr_list_match()
+ * takes for a loopback range's address, this takes for loopback: a check
+ * that applies to loopback only (the counters' Host) is not skipped by a
+ * form of the address the allow-list takes.
+ */
+bool cidr_loopback(const char *addr);
+
 void cidr_list_clear(struct cidr_list *l);
 
 /* Room for any key cidr_client_key() writes, its '\0' included. */

@@ -16,25 +16,6 @@
 
 #define LOG_MODULE "api"
 
-/* Whether addr (a front's REMOTE_ADDR) is a loopback address. */
-static bool
-api_loopback(const char *addr)
-{
-	/* ::1, or an IPv4 loopback address mapped (::ffff:127.x.y.z) */
-	static const unsigned char one[16] = {[15] = 1};
-	static const unsigned char mapped[12] = {[10] = 0xff, [11] = 0xff};
-	unsigned char a[16];
-
-	if (addr == NULL)
-		return false;
-	if (inet_pton(AF_INET, addr, a) == 1)
-		return a[0] == 127;
-	if (inet_pton(AF_INET6, addr, a) != 1)
-		return false;
-	return memcmp(a, one, 16) == 0 ||
-	    (memcmp(a, mapped, 12) == 0 && a[12] == 127);
-}
-
 /* See api_impl.h. */
 bool
 api_host_is_address(const char *h)
@@ -80,7 +61,7 @@ api_counters_host_ok(const struct api_request *req)
 {
 	const char *h = req->host;
 
-	if (h == NULL || h[0] == '\0' || !api_loopback(req->remote_addr))
+	if (h == NULL || h[0] == '\0' || !cidr_loopback(req->remote_addr))
 		return true;
 	return api_host_is_address(h);
 }

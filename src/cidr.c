@@ -169,6 +169,20 @@ cidr_list_match(const struct cidr_list *l, const char *addr)
 	return false;
 }
 
+bool
+cidr_loopback(const char *addr)
+{
+	static const unsigned char one[16] = {[15] = 1};
+	unsigned char a[16];
+	bool v4;
+
+	/* Parsed as cidr_list_match() parses it, a zone and all. */
+	if (addr == NULL || cidr_addr(addr, a, &v4) < 0)
+		return false;
+	return memcmp(a, one, 16) == 0 ||
+	    (memcmp(a, cidr_v4_prefix, 12) == 0 && a[12] == 127);
+}
+
 void
 cidr_list_clear(struct cidr_list *l)
 {

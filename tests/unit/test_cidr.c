@@ -81,6 +81,42 @@ test_cidr_refusals(void **state)
 	}
 }
 
+/*
+ * Loopback as the allow-list reads an address: a zone is not looked at,
+ * so ::1%lo is loopback for the checks that apply to loopback only.
+ */
+static void
+test_cidr_loopback(void **state)
+{
+	static const struct {
+		const char *addr;
+		bool loopback;
+	} cases[] = {
+	    {"127.0.0.1", true},
+	    {"127.255.0.9", true},
+	    {"::1", true},
+	    {"::1%lo", true},
+	    {"::ffff:127.0.0.1", true},
+	    {"::ffff:127.0.0.1%lo", true},
+	    {"0:0:0:0:0:0:0:1", true},
+	    {"128.0.0.1", false},
+	    {"::2", false},
+	    {"fe80::1%lo", false},
+	    {"::1%", false},
+	    {"127.0.0.1%lo", false},
+	    {"localhost", false},
+	    {"", false},
+	    {NULL, false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (cidr_loopback(cases[i].addr) != cases[i].loopback)
+			fail_msg("%s: loopback should be %d",
+			    cases[i].addr ? cases[i].addr : "(null)",
+			    cases[i].loopback);
+}
+
 /* The key a client address is counted by: IPv6 by its network. */
 static void
 test_cidr_client_key(void **state)
@@ -151,6 +187,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cidr_match),
 	    cmocka_unit_test(test_cidr_refusals),
+	    cmocka_unit_test(test_cidr_loopback),
 	    cmocka_unit_test(test_cidr_client_key),
 	};
 
