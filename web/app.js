@@ -246,9 +246,18 @@ function setRemote(p) {
 	$("remote-hint").hidden = !!p;
 }
 
+// A client error (a SignalError, or a state's reason) as the page words it:
+// without the client's "send: " and the like, and a send that waited
+// offlineWait for the network ("offline for 30000 ms") in seconds.
 function explain(err) {
-	const m = String(err && err.message || err);
-	return m.replace(/^(send|subscribe|devices|iceServers): /, "");
+	const m = String(err && err.message || err)
+	    .replace(/^(send|subscribe|devices|iceServers): /, "");
+	const off = /^offline for (\d+) ms$/.exec(m);
+	if (!off)
+		return m;
+	const ms = Number(off[1]);
+	return `no network for ${ms >= 1000 ? `${Math.round(ms / 1000)} s` :
+	    `${ms} ms`}`;
 }
 
 // ------------------------------------------------------------------ joining
