@@ -28,7 +28,7 @@ const T = { timeout: 60000 };
 
 // What EventSource would send on reconnect after this stream: the last id
 // it parsed, or the one it had before when this stream gave none.
-const lastId = (s, before) => s?.parser.lastEventId || before;
+const lastId = (s, before) => s?.parser.resumeId || before;
 const resumeHeaders = (id) => (id ? { 'Last-Event-ID': id } : {});
 
 async function subOk(stack, u, d, id) {

@@ -83,8 +83,8 @@ class EsClient {
 			}
 			// The position the stream opened with counts too (an id with
 			// no event sets EventSource's last event id).
-			if (s.parser.lastEventId)
-				this.lastId = s.parser.lastEventId;
+			if (s.parser.resumeId)
+				this.lastId = s.parser.resumeId;
 			this.current = null;
 			this.openRun = 0;
 			s.close();
@@ -94,7 +94,7 @@ class EsClient {
 
 	// The id the client would resume from now.
 	get resumeId() {
-		return this.current?.parser.lastEventId || this.lastId;
+		return this.current?.parser.resumeId || this.lastId;
 	}
 
 	messages(run) {

@@ -20,6 +20,10 @@ export class EventStreamParser {
 		this.data = '';
 		this.eventType = '';
 		this.lastEventId = '';
+		// EventSource's "last event ID string": the buffer's value at
+		// the last blank line, what a reconnect sends as Last-Event-ID
+		// (WHATWG). An id: line of an event still arriving is not it.
+		this.resumeId = '';
 		this.retry = null;
 	}
 
@@ -95,6 +99,7 @@ export class EventStreamParser {
 	}
 
 	dispatch() {
+		this.resumeId = this.lastEventId;
 		if (this.data === '') {
 			this.eventType = '';
 			return;

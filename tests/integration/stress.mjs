@@ -166,9 +166,10 @@ export async function runStress(t, o) {
 			} finally {
 				clearTimeout(timer);
 				s.close();
-				// EventSource: the last id parsed, with or without event.
-				if (o.eventSource && s.parser.lastEventId)
-					cl.lastId = s.parser.lastEventId;
+				// EventSource: the id at the last blank line, with or
+				// without data (not an id: of an event cut short).
+				if (o.eventSource && s.parser.resumeId)
+					cl.lastId = s.parser.resumeId;
 				if (n === 0)
 					stats.cutBeforeEvent++;
 			}
@@ -191,7 +192,7 @@ export async function runStress(t, o) {
 			const s = await connect(cl);
 			await s.waitComments(1, GUARD);
 			if (o.eventSource)
-				cl.lastId = s.parser.lastEventId || null;
+				cl.lastId = s.parser.resumeId || null;
 			firsts.set(cl, s);
 		}));
 	const clientRuns = clients.map((cl) => runClient(cl, firsts.get(cl)));
