@@ -7530,6 +7530,40 @@ held_entry(redisContext *c, long long ms, int seq, uint64_t sender, bool in_s)
 }
 
 /*
+ * The set-up of the cases that post with post_script_checked(): u/d a
+ * device away, *c a connection to Redis, *script the script; returns a
+ * time 1e8 ms ago, from which the cases lay their entries (held_run())
+ * 1e6 ms apart, so that an age cut (keep_for()) falls between two.
+ */
+static long long
+share_case_open(struct fixture *f, char **script, redisContext **c)
+{
+	*script = post_script_checked();
+	device_away(f);
+	*c = redis_conn(f);
+	return redis_now_ms(*c) - 100000000;
+}
+
+/* held[0..n) at t + 1e6 ms, t + 2e6 ms, ...: in the stream and beep:ws. */
+static void
+held_run(redisContext *c, long long t, const uint64_t *held, int n)
+{
+	for (int i = 0; i < n; i++)
+		held_entry(c, t + (i + 1) * 1000000LL, 1, held[i], true);
+}
+
+/* u/d's marks: its last entry at last_ms, held below every entry. */
+static void
+held_marks(redisContext *c, long long last_ms)
+{
+	redisReply *r = redisCommand(
+	    c, "HSET beep:m:u\x1f%s last %lld-1 held 1-0", "d", last_ms);
+
+	assert_non_null(r);
+	freeReplyObject(r);
+}
+
+/*
  * The counts a refusal reads (kept between POSTs, see
  * test_cluster_sender_share_refusal_reads) never drift from the held
  * entries they count: through a long run of POSTs of five senders and
@@ -7614,16 +7648,11 @@ test_cluster_sender_share_counts_aged(void **state)
 	struct fixture *f = *state;
 	char *script;
 	redisContext *c;
-	redisReply *r;
 	long long t;
 
 	if (f == NULL)
 		skip();
-	script = post_script_checked();
-	device_away(f);
-	c = redis_conn(f);
-	/* 1e6 ms apart, from 1e8 ms ago: the cut falls between. */
-	t = redis_now_ms(c) - 100000000;
+	t = share_case_open(f, &script, &c);
 	held_entry(c, t + 1000000, 1, SENDER_B, false);
 	held_entry(c, t + 2000000, 1, 0xc1, true);
 	held_entry(c, t + 3000000, 1, 0xc1, true);
@@ -7633,10 +7662,7 @@ test_cluster_sender_share_counts_aged(void **state)
 	held_entry(c, t + 7000000, 1, 0xd1, true);
 	held_entry(c, t + 8000000, 1, 0xd1, true);
 	held_entry(c, t + 9000000, 1, 0, true);
-	r = redisCommand(
-	    c, "HSET beep:m:u\x1f%s last %lld-1 held 1-0", "d", t + 9000000);
-	assert_non_null(r);
-	freeReplyObject(r);
+	held_marks(c, t + 9000000);
 	/* A, at its share, would push out C's oldest: refused, counted. */
 	assert_int_equal(
 	    post_eval(f, script, SENDER_A, 8, keep_for(c, t + 1500000), 2),
@@ -7684,21 +7710,13 @@ test_cluster_sender_share_counts_cut(void **state)
 	struct fixture *f = *state;
 	char *script;
 	redisContext *c;
-	redisReply *r;
 	long long t;
 
 	if (f == NULL)
 		skip();
-	script = post_script_checked();
-	device_away(f);
-	c = redis_conn(f);
-	t = redis_now_ms(c) - 100000000;
-	for (int i = 0; i < 10; i++)
-		held_entry(c, t + (i + 1) * 1000000LL, 1, held[i], true);
-	r = redisCommand(
-	    c, "HSET beep:m:u\x1f%s last %lld-1 held 1-0", "d", t + 10000000);
-	assert_non_null(r);
-	freeReplyObject(r);
+	t = share_case_open(f, &script, &c);
+	held_run(c, t, held, 10);
+	held_marks(c, t + 10000000);
 	/* Past C's first, A at its share: refused, counted from the cut. */
 	assert_int_equal(
 	    post_eval(f, script, SENDER_A, 4, keep_for(c, t + 1500000), 2),
@@ -7755,21 +7773,13 @@ test_cluster_sender_share_counts_stale(void **state)
 	struct fixture *f = *state;
 	char *script;
 	redisContext *c;
-	redisReply *r;
 	long long t;
 
 	if (f == NULL)
 		skip();
-	script = post_script_checked();
-	device_away(f);
-	c = redis_conn(f);
-	t = redis_now_ms(c) - 100000000;
-	for (int i = 0; i < 4; i++)
-		held_entry(c, t + (i + 1) * 1000000LL, 1, held[i], true);
-	r = redisCommand(
-	    c, "HSET beep:m:u\x1f%s last %lld-1 held 1-0", "d", t + 4000000);
-	assert_non_null(r);
-	freeReplyObject(r);
+	t = share_case_open(f, &script, &c);
+	held_run(c, t, held, 4);
+	held_marks(c, t + 4000000);
 	/* A, at its share, would push out C's oldest: counted. */
 	assert_int_equal(
 	    post_eval(f, script, SENDER_A, 4, keep_for(c, t + 500000), 2), 429);
@@ -7818,16 +7828,9 @@ test_cluster_sender_share_counts_gone(void **state)
 
 	if (f == NULL)
 		skip();
-	script = post_script_checked();
-	device_away(f);
-	c = redis_conn(f);
-	t = redis_now_ms(c) - 100000000;
-	for (int i = 0; i < 8; i++)
-		held_entry(c, t + (i + 1) * 1000000LL, 1, held[i], true);
-	r = redisCommand(
-	    c, "HSET beep:m:u\x1f%s last %lld-1 held 1-0", "d", t + 8000000);
-	assert_non_null(r);
-	freeReplyObject(r);
+	t = share_case_open(f, &script, &c);
+	held_run(c, t, held, 8);
+	held_marks(c, t + 8000000);
 	keep = keep_for(c, t);
 	assert_int_equal(post_eval(f, script, SENDER_A, 8, keep, 2), 429);
 	assert_true(checked(c));
@@ -7893,17 +7896,11 @@ test_cluster_sender_share_counts_many(void **state)
 
 	if (f == NULL)
 		skip();
-	script = post_script_checked();
-	device_away(f);
-	c = redis_conn(f);
-	t = redis_now_ms(c) - 100000000;
+	t = share_case_open(f, &script, &c);
 	for (int i = 0; i < 160; i++)
 		held_entry(c, t + (i + 1) * 1000LL, 1,
 		    i < 150 ? 0x1000 + (uint64_t)i : SENDER_A, true);
-	r = redisCommand(
-	    c, "HSET beep:m:u\x1f%s last %lld-1 held 1-0", "d", t + 160000);
-	assert_non_null(r);
-	freeReplyObject(r);
+	held_marks(c, t + 160000);
 	keep = keep_for(c, t);
 	assert_int_equal(post_eval(f, script, SENDER_A, 160, keep, 2), 429);
 	assert_true(checked(c));
