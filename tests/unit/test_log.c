@@ -111,6 +111,81 @@ test_log_text_unicode_breaks(void **state)
 	    "\xe2\x80\xa7 \xc2\xa0 end\n"));
 }
 
+/*
+ * The C1 controls, U+0080 to U+009F (C2 80 to C2 9F): some terminals act
+ * on them in UTF-8 too (U+009B is the 8-bit CSI, U+009D OSC), so one in
+ * client text (a header, a path, a token) would drive the terminal that
+ * shows the line (journalctl, tail).  Each is written as the escapes of
+ * its bytes, as U+0085 and a C0 control are; U+00A0, the next character,
+ * is no control and is kept as it is.
+ */
+static void
+test_log_text_c1(void **state)
+{
+	char msg[256], want[512];
+	size_t n, w;
+	char *line;
+
+	(void)state;
+	line = capture(LOG_FORMAT_TEXT,
+	    "ua \xc2\x9b"
+	    "2K \xc2\x9d"
+	    "0;t\xc2\x9c nbsp \xc2\xa0 end");
+	assert_non_null(strstr(line,
+	    "Z info test: ua \\xc2\\x9b2K \\xc2\\x9d0;t\\xc2\\x9c nbsp "
+	    "\xc2\xa0 end\n"));
+	/* Every one of them, and none left raw. */
+	n = (size_t)snprintf(msg, sizeof(msg), "all ");
+	w = (size_t)snprintf(want, sizeof(want), "Z info test: all ");
+	for (unsigned c = 0x80; c <= 0x9f; c++) {
+		msg[n++] = '\xc2';
+		msg[n++] = (char)c;
+		w += (size_t)snprintf(
+		    want + w, sizeof(want) - w, "\\xc2\\x%02x", c);
+	}
+	snprintf(msg + n, sizeof(msg) - n, " \xc2\xa0 end");
+	snprintf(want + w, sizeof(want) - w, " \xc2\xa0 end\n");
+	line = capture(LOG_FORMAT_TEXT, msg);
+	for (const unsigned char *p = (const unsigned char *)line; *p != '\0';
+	     p++)
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			fail_msg("C1 control U+00%02X raw in %s", p[1], line);
+	assert_non_null(strstr(line, want));
+}
+
+/*
+ * A long message of C1 controls is cut between escapes: each is eight
+ * bytes written (\xc2\x9b), and the line ends on a whole one, at every
+ * alignment against the line's prefix.
+ */
+static void
+test_log_text_long_c1(void **state)
+{
+	char msg[2 * LOG_LINE_MAX];
+
+	(void)state;
+	for (size_t lead = 0; lead < 8; lead++) {
+		size_t n = lead;
+		const char *p;
+		char *line;
+
+		memset(msg, 'a', lead);
+		while (n + 2 < sizeof(msg)) {
+			memcpy(msg + n, "\xc2\x9b", 2);
+			n += 2;
+		}
+		msg[n] = '\0';
+		line = capture(LOG_FORMAT_TEXT, msg);
+		assert_true(strlen(line) <= LOG_LINE_MAX);
+		p = strstr(line, "test: ");
+		assert_non_null(p);
+		for (p += 6 + lead; *p != '\n'; p += 8)
+			if (strncmp(p, "\\xc2\\x9b", 8) != 0)
+				fail_msg("lead %zu: not a whole escape at %s",
+				    lead, p);
+	}
+}
+
 /* A long message of escapes is cut whole, within a line. */
 static void
 test_log_text_long(void **state)
@@ -240,6 +315,84 @@ test_log_json_unicode_breaks(void **state)
 	assert_string_equal(
 	    json_string_value(json_object_get(doc, "message")), msg);
 	json_decref(doc);
+}
+
+/*
+ * The C1 controls in a JSON line: JSON lets them through raw, and a JSON
+ * line is shown in a terminal too.  Each is written \u0080 to \u009f, and
+ * the message reads back as it was; U+00A0 is kept as it is.
+ */
+static void
+test_log_json_c1(void **state)
+{
+	char msg[256];
+	size_t n;
+	json_error_t err;
+	char *line;
+	json_t *doc;
+
+	(void)state;
+	line = capture(LOG_FORMAT_JSON,
+	    "ua \xc2\x9b"
+	    "2K \xc2\x9d"
+	    "0;t\xc2\x9c nbsp \xc2\xa0 end");
+	assert_non_null(strstr(line,
+	    "\"message\":\"ua \\u009b2K \\u009d0;t\\u009c nbsp \xc2\xa0 "
+	    "end\"}\n"));
+	n = (size_t)snprintf(msg, sizeof(msg), "all ");
+	for (unsigned c = 0x80; c <= 0x9f; c++) {
+		msg[n++] = '\xc2';
+		msg[n++] = (char)c;
+	}
+	snprintf(msg + n, sizeof(msg) - n, " \xc2\xa0 end");
+	line = capture(LOG_FORMAT_JSON, msg);
+	for (const unsigned char *p = (const unsigned char *)line; *p != '\0';
+	     p++)
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			fail_msg("C1 control U+00%02X raw in %s", p[1], line);
+	assert_non_null(strstr(line, "\\u0080\\u0081"));
+	assert_non_null(strstr(line, "\\u009e\\u009f \xc2\xa0 end\"}\n"));
+	doc = json_loads(line, 0, &err);
+	if (doc == NULL)
+		fail_msg("not JSON: %s (%s)", line, err.text);
+	assert_string_equal(
+	    json_string_value(json_object_get(doc, "message")), msg);
+	json_decref(doc);
+}
+
+/*
+ * A long message of C1 controls in a JSON line: cut between escapes
+ * (\u009b, six bytes), at every alignment, and the line parses.
+ */
+static void
+test_log_json_long_c1(void **state)
+{
+	char msg[2 * LOG_LINE_MAX];
+
+	(void)state;
+	for (size_t lead = 0; lead < 6; lead++) {
+		size_t n = lead;
+		const char *m;
+		char *line;
+		json_t *doc;
+
+		memset(msg, 'a', lead);
+		while (n + 2 < sizeof(msg)) {
+			memcpy(msg + n, "\xc2\x9b", 2);
+			n += 2;
+		}
+		msg[n] = '\0';
+		line = capture(LOG_FORMAT_JSON, msg);
+		assert_true(strlen(line) <= LOG_LINE_MAX);
+		assert_null(strstr(line, "\xc2\x9b"));
+		doc = json_loads(line, 0, NULL);
+		if (doc == NULL)
+			fail_msg("lead %zu: not JSON: %s", lead, line);
+		m = json_string_value(json_object_get(doc, "message"));
+		assert_true(strlen(m) > lead + 2 * 100);
+		assert_memory_equal(m, msg, strlen(m));
+		json_decref(doc);
+	}
 }
 
 /*
@@ -450,10 +603,14 @@ main(void)
 	    cmocka_unit_test(test_log_text),
 	    cmocka_unit_test(test_log_text_controls),
 	    cmocka_unit_test(test_log_text_unicode_breaks),
+	    cmocka_unit_test(test_log_text_c1),
+	    cmocka_unit_test(test_log_text_long_c1),
 	    cmocka_unit_test(test_log_text_long),
 	    cmocka_unit_test(test_log_text_long_utf8),
 	    cmocka_unit_test(test_log_json),
 	    cmocka_unit_test(test_log_json_unicode_breaks),
+	    cmocka_unit_test(test_log_json_c1),
+	    cmocka_unit_test(test_log_json_long_c1),
 	    cmocka_unit_test(test_log_json_forbidden_utf8),
 	    cmocka_unit_test(test_log_json_long),
 	    cmocka_unit_test(test_log_limit),
