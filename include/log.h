@@ -3,11 +3,11 @@
  * "2026-11-25T15:00:00.123Z LEVEL module: message", or as one JSON object
  * per line (BEEP_LOG_FORMAT=json), for journald and log shippers:
  * {"time":"2026-11-25T15:00:00.123Z","level":"info","module":"main",
- * "message":"..."}.  A control character in a text line's message is
- * written as an escape (\n, \r, \t, \xHH); a JSON line is valid JSON
- * and UTF-8 whatever the message holds.  Thread-safe: each line is
- * written with a single write(2).  No allocation: a line longer than
- * LOG_LINE_MAX is cut.
+ * "message":"..."}.  A control character (C0, DEL, C1) in a text line's
+ * message is written as an escape (\n, \r, \t, \xHH); a JSON line is
+ * valid JSON and UTF-8 whatever the message holds.  Thread-safe: each
+ * line is written with a single write(2).  No allocation: a line longer
+ * than LOG_LINE_MAX is cut.
  */
 #ifndef BEEP_LOG_H
 #define BEEP_LOG_H

@@ -65,16 +65,19 @@ log_enabled(enum log_level level)
 }
 
 /*
- * The length of the Unicode line break that starts p, if one does that
- * is not a C0 control: U+0085 (NEL, C2 85), U+2028 and U+2029 (E2 80 A8,
- * E2 80 A9); else 0.  JSON lets them through raw, but a reader that splits
- * on Unicode line breaks (Python's str.splitlines, some log shippers)
- * splits a line there, and a client id may hold them.
+ * The length of the character that starts p if it is one a line escapes
+ * though it is no C0 control, else 0: a C1 control, U+0080 to U+009F (C2
+ * 80 to C2 9F), which some terminals act on in UTF-8 too (U+009B is the
+ * 8-bit CSI, U+009D OSC), and the Unicode line breaks, NEL (U+0085, a C1
+ * control) and U+2028, U+2029 (E2 80 A8, E2 80 A9), where a reader that
+ * splits on them (Python's str.splitlines, some log shippers) splits a
+ * line.  JSON lets them all through raw, and text the service did not
+ * write (a path, an answer from Redis) may hold them.
  */
 static size_t
-log_unicode_break(const unsigned char *p)
+log_unicode_control(const unsigned char *p)
 {
-	if (p[0] == 0xc2 && p[1] == 0x85)
+	if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
 		return 2;
 	if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
 		return 3;
@@ -84,10 +87,10 @@ log_unicode_break(const unsigned char *p)
 /*
  * Append s as the inside of a JSON string to out[*n..size), stopping
  * (without splitting an escape) when fewer than reserve bytes would be
- * left.  Control characters are escaped, and so are U+0085, U+2028 and
- * U+2029 (log_unicode_break()); bytes that are not UTF-8 become
- * U+FFFD (overlong forms, surrogates and code points past U+10FFFF too),
- * so every line is valid JSON whatever a message holds.
+ * left.  Control characters are escaped, C1 ones (U+0080 to U+009F)
+ * and U+2028, U+2029 too (log_unicode_control()); bytes that are not
+ * UTF-8 become U+FFFD (overlong forms, surrogates and code points past
+ * U+10FFFF too), so every line is valid JSON whatever a message holds.
  */
 static void
 log_json_string(
@@ -113,13 +116,15 @@ log_json_string(
 			esc[len++] = hex[*p & 15];
 		} else if (*p < 0x80) {
 			esc[len++] = (char)*p;
-		} else if ((brk = log_unicode_break(p)) > 0) {
-			memcpy(esc,
-			    brk == 2           ? "\\u0085"
-			        : p[2] == 0xa8 ? "\\u2028"
-			                       : "\\u2029",
-			    6);
-			len = 6;
+		} else if ((brk = log_unicode_control(p)) > 0) {
+			/* Its code point: C2 xx is U+00xx, E2 80 xx U+20(xx-80). */
+			unsigned cp =
+			    brk == 2 ? p[1] : 0x2000u | (p[2] & 0x3fu);
+
+			esc[len++] = '\\';
+			esc[len++] = 'u';
+			for (int shift = 12; shift >= 0; shift -= 4)
+				esc[len++] = hex[(cp >> shift) & 15];
 			adv = brk;
 		} else {
 			/*
@@ -186,8 +191,9 @@ log_text_cut(char *out, size_t *n, size_t start)
  * text the service did not write (a configuration value, a path, an answer
  * from Redis, a client id) can neither end the line, and start one that
  * looks like the service's own, nor drive the terminal that shows it.  A
- * Unicode line break (log_unicode_break()) is written as the \xHH of each
- * of its bytes, for a reader that splits lines on it.
+ * C1 control (U+0080 to U+009F, which some terminals act on) and U+2028,
+ * U+2029 (log_unicode_control()) are written as the \xHH of each of their
+ * bytes, so neither can they.
  */
 static void
 log_text_string(
@@ -199,7 +205,7 @@ log_text_string(
 
 	while (*p != '\0') {
 		char esc[12];
-		size_t len = 0, brk = log_unicode_break(p);
+		size_t len = 0, brk = log_unicode_control(p);
 		size_t adv = brk > 0 ? brk : 1;
 
 		if (brk > 0) {
