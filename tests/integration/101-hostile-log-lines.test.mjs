@@ -1,17 +1,18 @@
 // Issue r32: what the log says, when a client (or a value the service was
 // given) tries to forge it. A backend at BEEP_LOG_LEVEL=debug, in each log
 // format and auth mode, is sent requests whose paths, headers, Origin,
-// Last-Event-ID and tokens hold line breaks, CRs, terminal escapes, NULs,
-// quotes, backslashes, invalid UTF-8 and very long text, over a raw
-// FastCGI connection (no front to clean them up); its socket path, from a
-// configuration file, holds a CR, an escape and bytes UTF-8 forbids, and
-// is in the lines that name it. Then, read as raw bytes from its stderr:
-//   - json: the whole log is valid UTF-8 (a strict decoder), and every
-//     line parses as one JSON object of four strings: time, level, module,
-//     message;
+// Last-Event-ID and tokens hold line breaks, CRs, terminal escapes (C0
+// and C1), NULs, quotes, backslashes, invalid UTF-8 and very long text,
+// over a raw FastCGI connection (no front to clean them up); its socket
+// path, from a configuration file, holds a CR, an escape, C1 controls
+// (U+009B, the 8-bit CSI; U+009D, OSC) and bytes UTF-8 forbids, and is in
+// the lines that name it. Then, read as raw bytes from its stderr:
+//   - json: the whole log is valid UTF-8 (a strict decoder), with no C1
+//     control, U+2028 or U+2029 raw in it, and every line parses as one
+//     JSON object of four strings: time, level, module, message;
 //   - text: every line is a log line (time, level, module), with no
-//     control character in it, and none starts as a line forged by the
-//     requests did.
+//     control character in it (C0, DEL, C1 in UTF-8), nor U+2028 or
+//     U+2029, and none starts as a line forged by the requests did.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -31,7 +32,8 @@ const FORGED = '2000-01-01T00:00:00.000Z error main: forged';
 const NASTY = [
 	`\n${FORGED}`, `\r\n${FORGED}`, `\r${FORGED}`,
 	'\x1b[2K\x1b[1A\x1b]0;title\x07', 'quote " backslash \\ "}\n{"a":"',
-	'\u2028\u2029\u0085', 'x'.repeat(5000),
+	'\u2028\u2029\u0085', '\u009b2K\u009d0;title\u009c',
+	'x'.repeat(5000),
 ];
 const BYTES = [
 	Buffer.from([0xff, 0xfe, 0x0a, 0x00, 0x41]),
@@ -85,14 +87,15 @@ function headOf(conn) {
 	});
 }
 
-// A backend on a socket whose path holds a CR, an escape and forbidden
-// UTF-8 (from a configuration file: argv and the environment of a node
-// child are UTF-8); resolves { socket (a link to it), child, log() }.
+// A backend on a socket whose path holds a CR, an escape, C1 controls and
+// forbidden UTF-8 (from a configuration file: argv and the environment of
+// a node child are UTF-8); resolves { socket (a link to it), child, log() }.
 async function start(t, env) {
 	const dir = mkdtempSync(path.join(os.tmpdir(), 'beep-101-'));
 	t.after(() => rmSync(dir, { recursive: true, force: true }));
 	const real = Buffer.concat([Buffer.from(`${dir}/b\r`),
-	    Buffer.from([0x1b, 0x5b, 0x4b, 0xed, 0xa0, 0x80, 0xe0, 0x80, 0xaf]),
+	    Buffer.from([0x1b, 0x5b, 0x4b, 0xc2, 0x9b, 0x4b, 0xc2, 0x9d,
+	        0xed, 0xa0, 0x80, 0xe0, 0x80, 0xaf]),
 	    Buffer.from('.sock')]);
 	const conf = path.join(dir, 'beep.conf');
 	writeFileSync(conf, Buffer.concat([Buffer.from('listen = "unix:'), real,
@@ -195,6 +198,10 @@ function checkText(bytes) {
 		assert.match(l, LINE, 'a log line');
 		assert.doesNotMatch(l, /[\x00-\x1f\x7f]/, `a control byte: ${
 		    JSON.stringify(l)}`);
+		// Read as Latin-1: C2 80-9F is a C1 control in UTF-8, E2 80 A8
+		// and A9 are U+2028 and U+2029.
+		assert.doesNotMatch(l, /\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]/,
+		    `a C1 control or U+2028/U+2029: ${JSON.stringify(l)}`);
 		assert.ok(!l.startsWith('2000-'), `forged: ${l}`);
 	}
 	return lines;
@@ -210,6 +217,8 @@ function checkJson(bytes) {
 	assert.ok(lines.length >= 5, text);
 	for (const l of lines) {
 		let d;
+		assert.doesNotMatch(l, /[\u0080-\u009f\u2028\u2029]/,
+		    `a C1 control or U+2028/U+2029 raw: ${JSON.stringify(l)}`);
 		assert.doesNotThrow(() => { d = JSON.parse(l); }, l);
 		assert.deepEqual(Object.keys(d), ['time', 'level', 'module',
 		    'message'], l);
