@@ -988,6 +988,23 @@ describe('stream endings (stub server)', { skip }, () => {
 		}
 	});
 
+	// setTimeout() takes at most 2^31 - 1 ms: past it a timer fires at
+	// once (Node) or wraps (a browser's ToInt32), so an offlineWait of
+	// 2^31 ms (some 25 days) ended the wait at once and a send made
+	// offline failed at once, "offline for 2147483648 ms" (a review).
+	test('offlineWait is a number of ms from 0 to 2147483647', T,
+	    async () => {
+		for (const bad of [-1, NaN, Infinity, '30000', 2 ** 31, 1e12])
+			assert.throws(() => connect({ base, user: 'u',
+			    device: 'd', offlineWait: bad }), (e) =>
+			    e instanceof TypeError &&
+			    /offlineWait must be a number of ms/.test(e.message),
+			    `offlineWait ${String(bad)} was taken`);
+		for (const ok of [0, 2 ** 31 - 1])
+			connect({ base, user: 'u', device: 'd',
+			    offlineWait: ok }).close();
+	});
+
 	// reconnect() while a refusal's body is read, before its Retry-After
 	// wait begins, goes again at once, as during the wait itself (a
 	// review: it was lost, and the client waited out Retry-After).
