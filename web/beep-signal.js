@@ -47,6 +47,7 @@ const TIMEOUT_MS = 10000;        // an answer (a stream's head) within this
 // A send that fails with no answer while the browser is offline waits for
 // it to be back online, up to this long after the send was made.
 const OFFLINE_WAIT_MS = 30000;
+const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout()'s longest delay
 const TRANSIENT = new Set([429, 502, 503, 504]);
 // Event names the client raises itself; a stream event with one of these
 // names (anyone may post any name) is not passed on.
@@ -290,11 +291,15 @@ class Signal {
 		// its attempts; 0: it fails as it did before (its three
 		// attempts fail fast, some 3 s). Never unbounded: a page must
 		// hear in time that its send is lost.
+		// At most setTimeout()'s longest: past it the wait's timer
+		// fires at once (a browser wraps it, ToInt32) and a send made
+		// offline failed at once.
 		this.offlineWait = opts.offlineWait ?? OFFLINE_WAIT_MS;
 		if (typeof this.offlineWait !== "number" ||
-		    !Number.isFinite(this.offlineWait) || this.offlineWait < 0)
+		    !(this.offlineWait >= 0 &&
+		    this.offlineWait <= MAX_TIMER_MS))
 			throw new TypeError("connect: offlineWait must be a " +
-			    "number of ms, 0 or more");
+			    `number of ms, 0 to ${MAX_TIMER_MS}`);
 		// Aborted by close(): the requests in flight end with it.
 		this.closing = new AbortController();
 		this.state = "";
@@ -1002,7 +1007,7 @@ class Signal {
 // timeout (ms for each attempt's answer, a stream's head; default 10 s),
 // offlineWait (ms after a send is made that it waits, when it fails while
 // the browser is offline, for the browser to be back online; default
-// 30 s; 0: no wait).
+// 30 s; 0: no wait; at most 2147483647, setTimeout()'s longest).
 export function connect(opts) {
 	return new Signal(opts);
 }
