@@ -91,8 +91,10 @@
  * too slowly cannot fill the budget from their own clients' posts.
  * reg->held counts the messages no stream has taken of the devices in
  * grace, and reg->holding lists the devices in grace that hold any, so
- * registry_stats() walks nothing and the eviction finds a device to drop
- * at once.
+ * registry_stats() walks no held message and the eviction finds a device
+ * to drop at once (registry_stats() walks reg->grace at max_devices only,
+ * past the devices whose last stream is still ending, as a new device's
+ * subscribe does: see device_to_forget()).
  *
  * Tables (uthash): reg->devices holds every device by its key, its user's
  * name and its own (each with its '\0', beside its hash handle), so that
