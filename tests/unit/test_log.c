@@ -48,6 +48,44 @@ capture(enum log_format format, const char *msg)
 	return out;
 }
 
+/* Fails if a C1 control (U+0080 to U+009F) is raw in line. */
+static void
+assert_no_raw_c1(const char *line)
+{
+	for (const unsigned char *p = (const unsigned char *)line; *p != '\0';
+	     p++)
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			fail_msg("C1 control U+00%02X raw in %s", p[1], line);
+}
+
+/* Fails unless line is JSON whose "message" reads back as msg. */
+static void
+assert_json_message(const char *line, const char *msg)
+{
+	json_error_t err;
+	json_t *doc = json_loads(line, 0, &err);
+
+	if (doc == NULL)
+		fail_msg("not JSON: %s (%s)", line, err.text);
+	assert_string_equal(
+	    json_string_value(json_object_get(doc, "message")), msg);
+	json_decref(doc);
+}
+
+/* msg[0..size): lead letters, then U+009B (C2 9B) to the end. */
+static void
+fill_c1(char *msg, size_t size, size_t lead)
+{
+	size_t n = lead;
+
+	memset(msg, 'a', lead);
+	while (n + 2 < size) {
+		memcpy(msg + n, "\xc2\x9b", 2);
+		n += 2;
+	}
+	msg[n] = '\0';
+}
+
 static void
 test_log_text(void **state)
 {
@@ -146,10 +184,7 @@ test_log_text_c1(void **state)
 	snprintf(msg + n, sizeof(msg) - n, " \xc2\xa0 end");
 	snprintf(want + w, sizeof(want) - w, " \xc2\xa0 end\n");
 	line = capture(LOG_FORMAT_TEXT, msg);
-	for (const unsigned char *p = (const unsigned char *)line; *p != '\0';
-	     p++)
-		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-			fail_msg("C1 control U+00%02X raw in %s", p[1], line);
+	assert_no_raw_c1(line);
 	assert_non_null(strstr(line, want));
 }
 
@@ -165,16 +200,10 @@ test_log_text_long_c1(void **state)
 
 	(void)state;
 	for (size_t lead = 0; lead < 8; lead++) {
-		size_t n = lead;
 		const char *p;
 		char *line;
 
-		memset(msg, 'a', lead);
-		while (n + 2 < sizeof(msg)) {
-			memcpy(msg + n, "\xc2\x9b", 2);
-			n += 2;
-		}
-		msg[n] = '\0';
+		fill_c1(msg, sizeof(msg), lead);
 		line = capture(LOG_FORMAT_TEXT, msg);
 		assert_true(strlen(line) <= LOG_LINE_MAX);
 		p = strstr(line, "test: ");
@@ -297,9 +326,7 @@ test_log_json_unicode_breaks(void **state)
 	                          "b\xe2\x80\xa9"
 	                          "c\xc2\x85"
 	                          "d \xe2\x80\xa7 \xc2\xa0 end";
-	json_error_t err;
 	char *line;
-	json_t *doc;
 
 	(void)state;
 	line = capture(LOG_FORMAT_JSON, msg);
@@ -309,12 +336,7 @@ test_log_json_unicode_breaks(void **state)
 	assert_non_null(strstr(line,
 	    "\"message\":\"id a\\u2028b\\u2029c\\u0085d \xe2\x80\xa7 "
 	    "\xc2\xa0 end\"}\n"));
-	doc = json_loads(line, 0, &err);
-	if (doc == NULL)
-		fail_msg("not JSON: %s (%s)", line, err.text);
-	assert_string_equal(
-	    json_string_value(json_object_get(doc, "message")), msg);
-	json_decref(doc);
+	assert_json_message(line, msg);
 }
 
 /*
@@ -327,9 +349,7 @@ test_log_json_c1(void **state)
 {
 	char msg[256];
 	size_t n;
-	json_error_t err;
 	char *line;
-	json_t *doc;
 
 	(void)state;
 	line = capture(LOG_FORMAT_JSON,
@@ -346,18 +366,10 @@ test_log_json_c1(void **state)
 	}
 	snprintf(msg + n, sizeof(msg) - n, " \xc2\xa0 end");
 	line = capture(LOG_FORMAT_JSON, msg);
-	for (const unsigned char *p = (const unsigned char *)line; *p != '\0';
-	     p++)
-		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-			fail_msg("C1 control U+00%02X raw in %s", p[1], line);
+	assert_no_raw_c1(line);
 	assert_non_null(strstr(line, "\\u0080\\u0081"));
 	assert_non_null(strstr(line, "\\u009e\\u009f \xc2\xa0 end\"}\n"));
-	doc = json_loads(line, 0, &err);
-	if (doc == NULL)
-		fail_msg("not JSON: %s (%s)", line, err.text);
-	assert_string_equal(
-	    json_string_value(json_object_get(doc, "message")), msg);
-	json_decref(doc);
+	assert_json_message(line, msg);
 }
 
 /*
@@ -371,17 +383,11 @@ test_log_json_long_c1(void **state)
 
 	(void)state;
 	for (size_t lead = 0; lead < 6; lead++) {
-		size_t n = lead;
 		const char *m;
 		char *line;
 		json_t *doc;
 
-		memset(msg, 'a', lead);
-		while (n + 2 < sizeof(msg)) {
-			memcpy(msg + n, "\xc2\x9b", 2);
-			n += 2;
-		}
-		msg[n] = '\0';
+		fill_c1(msg, sizeof(msg), lead);
 		line = capture(LOG_FORMAT_JSON, msg);
 		assert_true(strlen(line) <= LOG_LINE_MAX);
 		assert_null(strstr(line, "\xc2\x9b"));
