@@ -7563,6 +7563,36 @@ held_marks(redisContext *c, long long last_ms)
 	freeReplyObject(r);
 }
 
+/* The long runs' generator (a 64-bit LCG): its next 31 bits. */
+static unsigned
+run_next(unsigned long long *seed)
+{
+	*seed = *seed * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (unsigned)(*seed >> 33);
+}
+
+/* A stream of u/d on node 0 that takes what is held when take. */
+static struct registry_stream *
+run_stream_open(struct fixture *f, bool take, struct cluster_entry **ref)
+{
+	struct registry_start st;
+	struct registry_stream *s = subscribe(f, 0, NULL, &st, ref);
+	struct registry_batch b;
+
+	if (take && registry_wait(f->reg[0], s, 0, &b) == REGISTRY_MESSAGES)
+		registry_batch_release(&b);
+	return s;
+}
+
+/* Closes it: the device away again (its grace period in Redis). */
+static void
+run_stream_close(
+    struct fixture *f, struct registry_stream *s, struct cluster_entry *ref)
+{
+	unsubscribe(f, 0, s, ref);
+	assert_true(redis_until(f, "HEXISTS beep:g:u %s", "d", 1));
+}
+
 /*
  * The counts a refusal reads (kept between POSTs, see
  * test_cluster_sender_share_refusal_reads) never drift from the held
@@ -7590,23 +7620,14 @@ test_cluster_sender_share_counts_exact(void **state)
 	for (int i = 0; i < 1500; i++) {
 		unsigned r;
 
-		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-		r = (unsigned)(seed >> 33);
+		r = run_next(&seed);
 		if (r % 100 < 1) {
 			/* A stream takes what is held, and closes. */
-			struct registry_start st;
 			struct cluster_entry *ref;
 			struct registry_stream *s =
-			    subscribe(f, 0, NULL, &st, &ref);
-			struct registry_batch b;
+			    run_stream_open(f, r % 2 == 0, &ref);
 
-			if (r % 2 == 0 &&
-			    registry_wait(f->reg[0], s, 0, &b) ==
-			        REGISTRY_MESSAGES)
-				registry_batch_release(&b);
-			unsubscribe(f, 0, s, ref);
-			assert_true(
-			    redis_until(f, "HEXISTS beep:g:u %s", "d", 1));
+			run_stream_close(f, s, ref);
 		} else {
 			enum registry_error e;
 
@@ -7952,23 +7973,16 @@ test_cluster_sender_share_counts_mixed(void **state)
 	for (int i = 0; i < 1500; i++) {
 		unsigned r;
 
-		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-		r = (unsigned)(seed >> 33);
+		r = run_next(&seed);
 		if (r % 100 < 2) {
 			/*
 			 * A stream takes what is held, is posted to live
 			 * (200: the stream trimmed, not beep:ws), closes.
 			 */
-			struct registry_start st;
 			struct cluster_entry *ref;
 			struct registry_stream *s =
-			    subscribe(f, 0, NULL, &st, &ref);
-			struct registry_batch b;
+			    run_stream_open(f, r % 2 == 0, &ref);
 
-			if (r % 2 == 0 &&
-			    registry_wait(f->reg[0], s, 0, &b) ==
-			        REGISTRY_MESSAGES)
-				registry_batch_release(&b);
 			for (unsigned k = 0; k < (r >> 4) % 6; k++)
 				assert_int_equal(
 				    post_eval(f, script,
@@ -7976,9 +7990,7 @@ test_cluster_sender_share_counts_mixed(void **state)
 				            (sizeof(who) / sizeof(who[0]))],
 				        (r >> 7) % 2 ? 12 : 20, 100000000, 6),
 				    200);
-			unsubscribe(f, 0, s, ref);
-			assert_true(
-			    redis_until(f, "HEXISTS beep:g:u %s", "d", 1));
+			run_stream_close(f, s, ref);
 		} else {
 			bool small = (r >> 3) % 3 == 0;
 			long long keep = 100000000, st;
