@@ -89,7 +89,7 @@ void cluster_unsubscribe(
 /*
  * The name every node of the cluster gives the sender key names (len
  * bytes: what BEEP_RATE counts it by), never 0; 0 while this node has not
- * read the key the nodes share (see cluster_redis.c).  Thread-safe.
+ * read the key the nodes share (see cluster_setup.c).  Thread-safe.
  */
 uint64_t cluster_sender(struct cluster *cl, const void *key, size_t len);
 

@@ -246,7 +246,7 @@ struct cluster {
 	unsigned rebuild_ms; /* see the beat script */
 	/*
 	 * The key every node names senders under (cluster_sender()), as
-	 * Redis keeps it (beep:sk, see cluster_redis.c), in words, under a
+	 * Redis keeps it (beep:sk, see cluster_setup.c), in words, under a
 	 * sequence count: odd while written, 0 until first read.  Written
 	 * with lock held (cluster_sender_key_set()); read without it, on
 	 * every POST (cluster_sender(): a seqlock).

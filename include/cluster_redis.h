@@ -1,10 +1,10 @@
 /*
  * cluster_redis: the connections to Redis and the two threads that own
- * them: the command thread (connects, loads the scripts, sends the queued
- * jobs pipelined, beats) and the subscriber thread (the node's channel).
- * Each reconnects with backoff (CLUSTER_BACKOFF_MIN_MS doubling to
- * CLUSTER_BACKOFF_MAX_MS) and logs each change of state once.  Cluster
- * modules only.
+ * them: the command thread (connects, has cluster_setup ready the
+ * connection, sends the queued jobs pipelined, beats) and the subscriber
+ * thread (the node's channel).  Each reconnects with backoff
+ * (CLUSTER_BACKOFF_MIN_MS doubling to CLUSTER_BACKOFF_MAX_MS) and logs
+ * each change of state once.  Cluster modules only.
  */
 #ifndef BEEP_CLUSTER_REDIS_H
 #define BEEP_CLUSTER_REDIS_H

@@ -2755,7 +2755,7 @@ test_cluster_bye_flushed(void **state)
 	 * heartbeat swept with it.  Left to its TTL (2 s), the case had to
 	 * tell the BYE from the expiry by time, the BYE within 1 s: under
 	 * valgrind the reconnection that loads the scripts again took
-	 * longer (shown with the node's redis_prepare() delayed 1.2 s).
+	 * longer (shown with the node's cluster_setup() delayed 1.2 s).
 	 */
 	refused_kept(c, f, 0);
 	for (i = 0; i < 1000 && node_known(c, f->cl[0]->node) != 0; i++)
