@@ -1,0 +1,106 @@
+// A request the front refuses itself, before the backend sees it, must get
+// the backend's kind of answer: its status with a small JSON error body and
+// the CORS headers a page on another origin needs to read it. Without them
+// fetch() sees a network error (status 0), which beep-signal.js sends again
+// (a 2 MB body three times) and reports as "Failed to fetch", not as the
+// final 413 it is; with an HTML page a same-origin page reads no error.
+//
+// Already so, and kept so here: nginx's 413 past client_max_body_size and
+// its 431 past large_client_header_buffers (tests 03, 09); the backend's own
+// 413 between BEEP_MAX_BODY and a front's limit. Not so on HEAD:
+//   - lighttpd's 413 past server.max-request-size (1 MiB in
+//     conf/lighttpd.conf), an HTML page without CORS headers;
+//   - nginx's 414 for a request line past one large_client_header_buffers
+//     buffer (16 KiB: a path or a query string that long, e.g. ids far past
+//     BEEP_MAX_ID), an HTML page without CORS headers, in conf/nginx.conf and
+//     conf/nginx-cluster.conf.
+// What no conf can reach is not checked: lighttpd's 431 past
+// server.max-request-field-size and Go's 431 behind Caddy (past 1 MB) are
+// sent before any module or handler runs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Rig, NGINX_CLUSTER_CONF } from './fronts.mjs';
+import { listPath, postPath, subPath } from './harness.mjs';
+
+const T = { timeout: 60000 };
+const ORIGIN = 'https://app.example';
+
+// The answer as the backend gives its own errors: status, JSON body, CORS.
+function assertJsonRefusal(r, status, error, origin, what) {
+	const shown = `${what}: ${r.status} ${r.headers['content-type']} ` +
+	    r.text.slice(0, 120).replace(/\s+/g, ' ');
+	assert.equal(r.status, status, shown);
+	assert.match(r.headers['content-type'] || '', /^application\/json/,
+	    shown);
+	assert.deepEqual(r.json(), { error }, shown);
+	// The page's origin, or any (the backend's default, nginx before it
+	// read the Origin header).
+	assert.ok(['*', origin].includes(r.headers['access-control-allow-origin']),
+	    `${what}: readable by the page that sent it: ` +
+	    `${r.headers['access-control-allow-origin']}`);
+}
+
+test('conf/lighttpd.conf: a body past server.max-request-size gets the ' +
+    'backend\'s JSON 413 with CORS headers, as one past BEEP_MAX_BODY does',
+T, async (t) => {
+	const rig = new Rig(t, 'lighttpd-413');
+	await rig.startListen();
+	await rig.startLighttpd();
+	const c = rig.client();
+	const headers = { 'Content-Type': 'application/json', Origin: ORIGIN };
+	// 100 KB: the backend's (BEEP_MAX_BODY 64 KiB); 2 MB: lighttpd's,
+	// announced (Content-Length) and not (chunked).
+	for (const [size, chunked] of [[100000, false], [2000000, false],
+	    [2000000, true]]) {
+		const body = JSON.stringify({ data: 'x'.repeat(size) });
+		const r = await c.request('POST', postPath('u', 'phone'),
+		    { headers, body, chunked });
+		assertJsonRefusal(r, 413, 'body too large', ORIGIN,
+		    `${size} bytes${chunked ? ', chunked' : ''}`);
+	}
+	// The backend's own errors pass as they were.
+	const gone = await c.postJson(postPath('u', 'phone'), { data: 'hi' },
+	    { headers: { Origin: ORIGIN } });
+	assertJsonRefusal(gone, 404, 'no such device', ORIGIN, 'a POST');
+	rig.checkBackendLog();
+});
+
+for (const [name, conf] of [['conf/nginx.conf', undefined],
+    ['conf/nginx-cluster.conf', NGINX_CLUSTER_CONF]]) {
+	test(`${name}: a request line past large_client_header_buffers gets ` +
+	    'a JSON 414 with CORS headers, not nginx\'s HTML page', T,
+	async (t) => {
+		const rig = new Rig(t, 'nginx-414');
+		await rig.startListen();
+		const opts = {};
+		if (conf) {
+			opts.conf = conf;
+			opts.sockets = {
+				'unix:/run/beep-signal/a.sock': `unix:${rig.sock}`,
+				'unix:/run/beep-signal/b.sock': `unix:${rig.sock}`,
+			};
+		}
+		await rig.startNginx(opts);
+		const c = rig.client();
+		const long = 'a'.repeat(20000);
+		// nginx refuses the request line before it reads the
+		// headers: no Origin yet, so any origin may read it (as its
+		// 400 and 431 allow).
+		for (const [method, p] of [['GET', listPath(long)],
+		    ['GET', `${subPath('u', 'd')}?lastEventId=${long}`],
+		    ['POST', postPath(long, 'd')]]) {
+			const r = await c.request(method, p, {
+				headers: { Origin: ORIGIN,
+				    'Content-Type': 'application/json' },
+				body: method === 'POST' ? '{"data":1}' : undefined,
+			});
+			assertJsonRefusal(r, 414, 'URI too long', ORIGIN,
+			    `${method} ${p.slice(0, 30)}...`);
+		}
+		// A line within the buffer still reaches the backend (its own
+		// 400 for an id past BEEP_MAX_ID).
+		const r = await c.get(listPath('a'.repeat(10000)),
+		    { headers: { Origin: ORIGIN } });
+		assert.equal(r.status, 400, r.text);
+	});
+}
