@@ -1,7 +1,8 @@
--- beep-signal behind lighttpd: the backend out of reach, for EventSource.
+-- beep-signal behind lighttpd: the backend out of reach, for EventSource;
+-- lighttpd's own 413 in the backend's JSON.
 --
--- conf/lighttpd.conf runs this at the start of every response to a
--- /subscribe/ path (magnet.attract-response-start-to: mod_magnet, lighttpd
+-- conf/lighttpd.conf runs this at the start of every response of the API
+-- (magnet.attract-response-start-to: mod_magnet, lighttpd
 -- 1.4.65 or later; Debian's lighttpd-modules-lua), from the directory
 -- var.beep_signal_scripts names there: make install puts it in
 -- $(PREFIX)/share/beep-signal.
@@ -20,22 +21,44 @@
 -- the client's port, in ms, so that clients cut together do not all come
 -- back together), after which it comes back by itself.  Readable from any
 -- origin, with credentials or none: it holds nothing but the caller's own
--- header.  Anything else keeps lighttpd's status and page, and so does
--- every answer of the backend's own (never an HTML page).
+-- header.
+--
+-- It also runs at the start of every other response of the API, for
+-- lighttpd's own 413 (a body past server.max-request-size, 1 MiB in
+-- conf/lighttpd.conf): the backend's answer to one past BEEP_MAX_BODY,
+-- {"error":"body too large"} with CORS headers, as conf/nginx.conf's
+-- @beep_too_large gives, so that a client sees one 413 whatever the size
+-- (lighttpd's HTML page had no CORS headers: fetch() on another origin saw
+-- a network error, which beep-signal.js sends again; test 112).
+--
+-- Anything else keeps lighttpd's status and page, and so does every answer
+-- of the backend's own (never an HTML page).
 
 local r = lighty.r
 local status = r.req_item.http_status
-if status ~= 500 and status ~= 502 and status ~= 503 and status ~= 504 then
-	return 0
-end
-if r.req_attr["request.method"] ~= "GET"
-    or not r.req_attr["request.uri"]:find("^/subscribe/")
-    or r.req_header["Accept"] ~= "text/event-stream" then
+if status ~= 413 and status ~= 500 and status ~= 502 and status ~= 503
+    and status ~= 504 then
 	return 0
 end
 -- lighttpd's own error page (the backend answers in JSON or as a stream).
 local ctype = r.resp_header["Content-Type"]
 if ctype ~= nil and not ctype:find("^text/html") then
+	return 0
+end
+local origin = r.req_header["Origin"]
+if status == 413 then
+	r.resp_header["Content-Type"] = "application/json"
+	if origin ~= nil and origin ~= "" then
+		r.resp_header["Access-Control-Allow-Origin"] = origin
+	end
+	r.resp_header["Access-Control-Allow-Credentials"] = "true"
+	r.resp_header["Vary"] = "Origin"
+	r.resp_body.set({ "{\"error\":\"body too large\"}" })
+	return 413
+end
+if r.req_attr["request.method"] ~= "GET"
+    or not r.req_attr["request.uri"]:find("^/subscribe/")
+    or r.req_header["Accept"] ~= "text/event-stream" then
 	return 0
 end
 
@@ -52,7 +75,6 @@ local retry_ms = tail and ("5" .. tail .. "0") or "5000"
 r.resp_header["Content-Type"] = "text/event-stream"
 r.resp_header["Cache-Control"] = "no-store"
 r.resp_header["Retry-After"] = "5"
-local origin = r.req_header["Origin"]
 if origin ~= nil and origin ~= "" then
 	r.resp_header["Access-Control-Allow-Origin"] = origin
 end

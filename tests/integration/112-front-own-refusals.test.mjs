@@ -61,7 +61,7 @@ T, async (t) => {
 	// The backend's own errors pass as they were.
 	const gone = await c.postJson(postPath('u', 'phone'), { data: 'hi' },
 	    { headers: { Origin: ORIGIN } });
-	assertJsonRefusal(gone, 404, 'no such device', ORIGIN, 'a POST');
+	assertJsonRefusal(gone, 404, 'device connection not found', ORIGIN, 'a POST');
 	rig.checkBackendLog();
 });
 
