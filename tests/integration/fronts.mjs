@@ -332,9 +332,11 @@ export class Rig {
 	// conf: the shipped server block (conf/nginx.conf); sockets: each
 	// socket path in it and the one to put there (the rig's backend's);
 	// edit(site) may change it further.
-	// workerConnections: nginx's worker_connections (one worker).
+	// workerConnections: nginx's worker_connections (one worker);
+	// main: more directives for nginx's main context (e.g.
+	// worker_shutdown_timeout, as the README advises).
 	startNginx({ conf = NGINX_CONF, sockets = { [PROD_SOCKET]: this.sock },
-	    edit = (site) => site, workerConnections = 1024 } = {}) {
+	    edit = (site) => site, workerConnections = 1024, main = [] } = {}) {
 		const dir = path.join(this.dir, 'nginx');
 		fs.mkdirSync(dir);
 		fs.copyFileSync('/etc/nginx/fastcgi_params',
@@ -347,13 +349,14 @@ export class Rig {
 				site = rewrite(site, from, to, 'nginx socket path');
 			fs.writeFileSync(path.join(dir, 'beep-signal.conf'),
 			    edit(site));
-			const main = path.join(dir, 'nginx.conf');
+			const mainConf = path.join(dir, 'nginx.conf');
 			const temp = (n) => `${n}_temp_path ${path.join(dir, n)};`;
-			fs.writeFileSync(main, [
+			fs.writeFileSync(mainConf, [
 				// As root the workers would run as nobody, who
 				// cannot reach the socket in a 0700 temp dir.
 				process.getuid() === 0 ? 'user root root;' : '',
 				'worker_processes 1;',
+				...main,
 				`pid ${path.join(dir, 'nginx.pid')};`,
 				'error_log stderr notice;',
 				`events { worker_connections ${workerConnections}; }`,
@@ -367,7 +370,7 @@ export class Rig {
 				'  include beep-signal.conf;',
 				'}', '',
 			].join('\n'));
-			return launch('nginx', ['-p', dir, '-c', main,
+			return launch('nginx', ['-p', dir, '-c', mainConf,
 			    '-e', path.join(dir, 'error.log'),
 			    '-g', 'daemon off;'], { cwd: dir, env: process.env,
 			    tag: 'nginx' });
