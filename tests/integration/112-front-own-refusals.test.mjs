@@ -19,7 +19,7 @@
 // sent before any module or handler runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rig, NGINX_CLUSTER_CONF } from './fronts.mjs';
+import { Rig, NGINX_CLUSTER_CONF, stop } from './fronts.mjs';
 import { listPath, postPath, subPath } from './harness.mjs';
 
 const T = { timeout: 60000 };
@@ -102,5 +102,54 @@ for (const [name, conf] of [['conf/nginx.conf', undefined],
 		const r = await c.get(listPath('a'.repeat(10000)),
 		    { headers: { Origin: ORIGIN } });
 		assert.equal(r.status, 400, r.text);
+	});
+}
+
+// The backend out of reach (a restart without socket activation, a crash):
+// the front answers itself, 502 (nginx, Caddy) or 503 (lighttpd). A bare
+// EventSource already gets a stream it comes back from (test 09); every
+// other request got nginx's or lighttpd's HTML page, or Caddy's empty body,
+// without CORS headers: a page on another origin read a network error, not
+// the 502 or 503 beep-signal.js retries by its status.
+for (const [front, status] of [['nginx', 502], ['nginx-cluster', 502],
+    ['caddy', 502], ['lighttpd', 503]]) {
+	test(`${front}: the backend out of reach, every request but a bare ` +
+	    `EventSource's gets ${status} {"error":"backend unavailable"} ` +
+	    'with CORS headers', T, async (t) => {
+		const rig = new Rig(t, `${front}-down-json`);
+		await rig.startListen();
+		if (front === 'nginx')
+			await rig.startNginx();
+		else if (front === 'nginx-cluster') {
+			await rig.startNginx({ conf: NGINX_CLUSTER_CONF, sockets: {
+				'unix:/run/beep-signal/a.sock': `unix:${rig.sock}`,
+				'unix:/run/beep-signal/b.sock': `unix:${rig.sock}`,
+			} });
+		} else if (front === 'caddy')
+			await rig.startCaddy();
+		else
+			await rig.startLighttpd();
+		const exit = await stop(rig.backend, 'SIGTERM', 20000);
+		assert.equal(exit.code, 0, JSON.stringify(exit));
+		const c = rig.client();
+		const h = { Origin: ORIGIN };
+		for (const [what, go] of [
+			['POST', () => c.postJson(postPath('u', 'd'), { data: 1 },
+			    { headers: h })],
+			['GET list', () => c.get(listPath('u'), { headers: h })],
+			// curl, beep-signal.js (JSON accepted too).
+			['GET subscribe, Accept */*', () => c.get(subPath('u', 'd'),
+			    { headers: { ...h, Accept: '*/*' } })],
+		]) {
+			const r = await go();
+			assertJsonRefusal(r, status, 'backend unavailable', ORIGIN,
+			    what);
+		}
+		// A bare EventSource still gets its stream (test 09).
+		const s = await rig.open(subPath('u', 'd'),
+		    { headers: { Accept: 'text/event-stream' } });
+		assert.equal(`${s.status} ${s.headers['content-type']}`,
+		    '200 text/event-stream');
+		assert.match(await s.text(), /^event: refused$/m);
 	});
 }
