@@ -1,5 +1,5 @@
 -- beep-signal behind lighttpd: the backend out of reach, for EventSource;
--- lighttpd's own 413 in the backend's JSON.
+-- lighttpd's own errors on the API in the backend's JSON.
 --
 -- conf/lighttpd.conf runs this at the start of every response of the API
 -- (magnet.attract-response-start-to: mod_magnet, lighttpd
@@ -31,8 +31,10 @@
 -- (lighttpd's HTML page had no CORS headers: fetch() on another origin saw
 -- a network error, which beep-signal.js sends again; test 112).
 --
--- Anything else keeps lighttpd's status and page, and so does every answer
--- of the backend's own (never an HTML page).
+-- Any other request meeting lighttpd's own 500, 502, 503 or 504 gets that
+-- status with {"error":"backend unavailable"} and the same CORS headers,
+-- as conf/nginx.conf and the Caddyfile give (test 112).  Every answer of
+-- the backend's own (never an HTML page) passes as it is.
 
 local r = lighty.r
 local status = r.req_item.http_status
@@ -46,20 +48,27 @@ if ctype ~= nil and not ctype:find("^text/html") then
 	return 0
 end
 local origin = r.req_header["Origin"]
-if status == 413 then
+
+-- status with {"error":error} and CORS headers, the backend's kind of answer.
+local function json(error)
 	r.resp_header["Content-Type"] = "application/json"
+	r.resp_header["Cache-Control"] = "no-store"
 	if origin ~= nil and origin ~= "" then
 		r.resp_header["Access-Control-Allow-Origin"] = origin
 	end
 	r.resp_header["Access-Control-Allow-Credentials"] = "true"
 	r.resp_header["Vary"] = "Origin"
-	r.resp_body.set({ "{\"error\":\"body too large\"}" })
-	return 413
+	r.resp_body.set({ "{\"error\":\"" .. error .. "\"}" })
+	return status
+end
+
+if status == 413 then
+	return json("body too large")
 end
 if r.req_attr["request.method"] ~= "GET"
     or not r.req_attr["request.uri"]:find("^/subscribe/")
     or r.req_header["Accept"] ~= "text/event-stream" then
-	return 0
+	return json("backend unavailable")
 end
 
 -- A header value holds no CR, LF or NUL (lighttpd refuses the request);
