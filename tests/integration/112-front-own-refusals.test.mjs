@@ -19,8 +19,11 @@
 // sent before any module or handler runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { Rig, NGINX_CLUSTER_CONF, stop } from './fronts.mjs';
-import { listPath, postPath, subPath } from './harness.mjs';
+import { ROOT, listPath, postPath, subPath } from './harness.mjs';
 
 const T = { timeout: 60000 };
 const ORIGIN = 'https://app.example';
@@ -183,4 +186,21 @@ test('Caddyfile: a request line or a header past one FastCGI record is ' +
 	// Within it, the backend's own answer (its 400 for an id too long).
 	const r = await c.postJson(postPath('a'.repeat(40000), 'd'), { data: 1 });
 	assert.equal(r.status, 400, r.text);
+	// The other Caddyfiles that speak FastCGI bound every server alike:
+	// Go reads up to 4,096 bytes past max_header_bytes, and a parameter
+	// holds at most 65,535 bytes less its 8 of lengths and its name.
+	for (const f of ['Caddyfile', 'conf/Caddyfile.cluster',
+	    'conf/Caddyfile.forward-auth']) {
+		const { stdout } = await promisify(execFile)('caddy', ['adapt',
+		    '--adapter', 'caddyfile', '--config', path.join(ROOT, f)],
+		{ env: { PATH: process.env.PATH, HOME: rig.dir,
+		    BEEP_CADDY_WEB: path.join(ROOT, 'conf', 'caddy-web.conf') } });
+		const servers = Object.entries(JSON.parse(stdout).apps.http.servers);
+		assert.ok(servers.length > 0, f);
+		for (const [name, srv] of servers) {
+			assert.ok(srv.max_header_bytes > 0 &&
+			    srv.max_header_bytes + 4096 <= 65535 - 8 - 'HTTP_COOKIE'.length,
+			    `${f} ${name}: max_header_bytes ${srv.max_header_bytes}`);
+		}
+	}
 });

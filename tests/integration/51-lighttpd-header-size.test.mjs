@@ -4,7 +4,7 @@
 //
 // lighttpd 1.4 bounds a request's header block as a whole
 // (server.max-request-field-size, 8 KiB by default), where nginx bounds each
-// line (8 KiB) and Caddy the block at 1 MB. A browser's own headers take
+// line (8 KiB) and Caddy the block at 60 KB. A browser's own headers take
 // about 1 KiB, so behind conf/lighttpd.conf a cookie jar of about 7 KiB, or a
 // token well within BEEP_MAX_TOKEN (8192), got lighttpd's own 431, an HTML
 // page without Access-Control-Allow-Origin: fetch() saw a network error and

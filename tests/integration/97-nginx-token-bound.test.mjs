@@ -1,5 +1,5 @@
 // A token within BEEP_MAX_TOKEN (8192 bytes by default) must reach the
-// backend through conf/nginx.conf as it does through Caddy (1 MB of headers)
+// backend through conf/nginx.conf as it does through Caddy (60 KB of headers)
 // and conf/lighttpd.conf (64 KiB, raised for this: test 51).
 //
 // nginx bounds each header line, and the request line, by one buffer of
