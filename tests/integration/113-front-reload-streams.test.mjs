@@ -8,7 +8,7 @@
 //
 // Which one it is, as the README says:
 //   - Caddy keeps the streams (its old server stops taking requests; the
-//     streams it holds go on, past grace_period);
+//     streams it holds go on; measured past its grace_period, 3 s, too);
 //   - nginx keeps them on its old worker ("shutting down"), unless
 //     worker_shutdown_timeout (which the README advises) ends them: then
 //     they come back to the new workers;
@@ -49,7 +49,7 @@ class Resuming {
 				    this.path, { headers });
 				break;
 			} catch (e) {
-				if (e.code !== 'ECONNREFUSED' || tries >= 100)
+				if (e.code !== 'ECONNREFUSED' || tries >= 300)
 					throw e;
 				await new Promise((r) => setTimeout(r, 100));
 			}
@@ -95,7 +95,7 @@ async function post(rig, u, data) {
 			    `POST ${data}: ${r.status} ${r.text}`);
 			return r;
 		} catch (e) {
-			if (e.code !== 'ECONNREFUSED' || tries >= 100)
+			if (e.code !== 'ECONNREFUSED' || tries >= 300)
 				throw e;
 			await new Promise((r) => setTimeout(r, 100));
 		} finally {
