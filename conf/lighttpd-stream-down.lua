@@ -49,8 +49,8 @@ if ctype ~= nil and not ctype:find("^text/html") then
 end
 local origin = r.req_header["Origin"]
 
--- status with {"error":error} and CORS headers, the backend's kind of answer.
-local function json(error)
+-- status with {"error":msg} and CORS headers, the backend's kind of answer.
+local function json(msg)
 	r.resp_header["Content-Type"] = "application/json"
 	r.resp_header["Cache-Control"] = "no-store"
 	if origin ~= nil and origin ~= "" then
@@ -58,7 +58,7 @@ local function json(error)
 	end
 	r.resp_header["Access-Control-Allow-Credentials"] = "true"
 	r.resp_header["Vary"] = "Origin"
-	r.resp_body.set({ "{\"error\":\"" .. error .. "\"}" })
+	r.resp_body.set({ "{\"error\":\"" .. msg .. "\"}" })
 	return status
 end
 
