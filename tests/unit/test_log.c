@@ -48,14 +48,38 @@ capture(enum log_format format, const char *msg)
 	return out;
 }
 
-/* Fails if a C1 control (U+0080 to U+009F) is raw in line. */
+/*
+ * Fails unless line is valid UTF-8 (RFC 3629: no overlong form, no
+ * surrogate, nothing past U+10FFFF) with no C1 control (U+0080 to
+ * U+009F) raw in it: neither the character (C2 80 to C2 9F) nor a lone
+ * byte 80 to 9F, the 8-bit CSI (9B) of some terminals among them.
+ */
 static void
 assert_no_raw_c1(const char *line)
 {
-	for (const unsigned char *p = (const unsigned char *)line; *p != '\0';
-	     p++)
-		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+	const unsigned char *p = (const unsigned char *)line;
+
+	while (*p != '\0') {
+		size_t want = *p < 0x80 ? 1
+		    : *p >= 0xf0        ? 4
+		    : *p >= 0xe0        ? 3
+		                        : 2;
+		unsigned char lo = *p == 0xe0 ? 0xa0 : *p == 0xf0 ? 0x90 : 0x80;
+		unsigned char hi = *p == 0xed ? 0x9f : *p == 0xf4 ? 0x8f : 0xbf;
+
+		if (want > 1 &&
+		    (*p < 0xc2 || *p > 0xf4 || p[1] < lo || p[1] > hi))
+			fail_msg("byte %#x not UTF-8 at offset %td in %s", *p,
+			    (const char *)p - line, line);
+		for (size_t i = 2; i < want; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				fail_msg("byte %#x not UTF-8 at offset %td in "
+				         "%s",
+				    *p, (const char *)p - line, line);
+		if (p[0] == 0xc2 && p[1] <= 0x9f)
 			fail_msg("C1 control U+00%02X raw in %s", p[1], line);
+		p += want;
+	}
 }
 
 /* Fails unless line is JSON whose "message" reads back as msg. */
@@ -186,6 +210,83 @@ test_log_text_c1(void **state)
 	line = capture(LOG_FORMAT_TEXT, msg);
 	assert_no_raw_c1(line);
 	assert_non_null(strstr(line, want));
+}
+
+/*
+ * Bytes that are not UTF-8 (from a client's header, a path, an answer
+ * from Redis): a lone byte 80 to 9F is a C1 control to a terminal that
+ * reads bytes as Latin-1 or ISO 2022 (9B the 8-bit CSI), and a line
+ * holding one is no UTF-8 to a strict reader of the journal.  Each byte
+ * of what is not UTF-8 is written \xHH, as a JSON line writes U+FFFD, so
+ * a text line is always valid UTF-8; valid non-ASCII UTF-8 (U+00A0,
+ * U+00E9, U+20AC, U+1F600) is kept as it is.
+ */
+static void
+test_log_text_invalid_utf8(void **state)
+{
+	static const struct {
+		const char *msg, *want;
+	} cases[] = {
+	    {"csi \x9b"
+	     "2J osc \x9d"
+	     "0;t\x9c nel \x85 end",
+	        "csi \\x9b2J osc \\x9d0;t\\x9c nel \\x85 end\n"},
+	    {"high \xa0 \xff \xfe \xc0\xaf \xc1\xbf end",
+	        "high \\xa0 \\xff \\xfe \\xc0\\xaf \\xc1\\xbf end\n"},
+	    /* A sequence cut short, mid-message and at its end. */
+	    {"cut \xc3 \xe2\x82 \xf0\x9f\x98 end \xe2\x82",
+	        "cut \\xc3 \\xe2\\x82 \\xf0\\x9f\\x98 end \\xe2\\x82\n"},
+	    /* Shaped like UTF-8, forbidden by it (as in the JSON case). */
+	    {"overlong \xe0\x80\xaf surrogate \xed\xa0\x80 past "
+	     "\xf4\x90\x80\x80 f5 \xf5\x80 end",
+	        "overlong \\xe0\\x80\\xaf surrogate \\xed\\xa0\\x80 past "
+	        "\\xf4\\x90\\x80\\x80 f5 \\xf5\\x80 end\n"},
+	    /* Valid UTF-8 around them stays as it is. */
+	    {"ok \xc2\xa0\xc3\xa9\x9b\xe2\x82\xac\x80\xf0\x9f\x98\x80 end",
+	        "ok \xc2\xa0\xc3\xa9\\x9b\xe2\x82\xac\\x80"
+	        "\xf0\x9f\x98\x80 end\n"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *line = capture(LOG_FORMAT_TEXT, cases[i].msg);
+		const char *p = strstr(line, "Z info test: ");
+
+		assert_no_raw_c1(line);
+		assert_non_null(p);
+		assert_string_equal(p + 13, cases[i].want);
+	}
+}
+
+/*
+ * A long message of lone 9B bytes is cut between escapes (\x9b, four
+ * bytes), at every alignment against the line's prefix, and the line is
+ * valid UTF-8 with no raw C1.
+ */
+static void
+test_log_text_long_invalid(void **state)
+{
+	char msg[2 * LOG_LINE_MAX];
+
+	(void)state;
+	for (size_t lead = 0; lead < 4; lead++) {
+		const char *p;
+		char *line;
+
+		memset(msg, 'a', lead);
+		memset(msg + lead, '\x9b', sizeof(msg) - 1 - lead);
+		msg[sizeof(msg) - 1] = '\0';
+		line = capture(LOG_FORMAT_TEXT, msg);
+		assert_true(strlen(line) <= LOG_LINE_MAX);
+		assert_no_raw_c1(line);
+		p = strstr(line, "test: ");
+		assert_non_null(p);
+		assert_true(strlen(p) > 6 + lead + 4 * 100);
+		for (p += 6 + lead; *p != '\n'; p += 4)
+			if (strncmp(p, "\\x9b", 4) != 0)
+				fail_msg("lead %zu: not a whole escape at %s",
+				    lead, p);
+	}
 }
 
 /*
@@ -610,6 +711,8 @@ main(void)
 	    cmocka_unit_test(test_log_text_controls),
 	    cmocka_unit_test(test_log_text_unicode_breaks),
 	    cmocka_unit_test(test_log_text_c1),
+	    cmocka_unit_test(test_log_text_invalid_utf8),
+	    cmocka_unit_test(test_log_text_long_invalid),
 	    cmocka_unit_test(test_log_text_long_c1),
 	    cmocka_unit_test(test_log_text_long),
 	    cmocka_unit_test(test_log_text_long_utf8),
