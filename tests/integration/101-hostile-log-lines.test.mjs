@@ -12,7 +12,8 @@
 //     JSON object of four strings: time, level, module, message;
 //   - text: every line is a log line (time, level, module), with no
 //     control character in it (C0, DEL, C1 in UTF-8), nor U+2028 or
-//     U+2029, and none starts as a line forged by the requests did.
+//     U+2029, and none starts as a line forged by the requests did; the
+//     whole log is valid UTF-8 (no lone byte 80-9F either).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -204,6 +205,12 @@ function checkText(bytes) {
 		    `a C1 control or U+2028/U+2029: ${JSON.stringify(l)}`);
 		assert.ok(!l.startsWith('2000-'), `forged: ${l}`);
 	}
+	// Bytes that are not UTF-8 are written \xHH: the whole log is UTF-8
+	// (a strict decoder), so no lone byte 80-9F (a C1 control to a
+	// terminal that reads bytes as Latin-1) is in it either.
+	assert.doesNotThrow(() => {
+		new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+	}, 'the log is UTF-8');
 	return lines;
 }
 
