@@ -40,7 +40,8 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
 
 /*
  * s as a text line shows it, in out[0..size) (NUL-terminated): control
- * characters escaped, cut (between characters) to fit.  For what the
+ * characters and bytes that are not UTF-8 escaped, cut (between
+ * characters) to fit.  For what the
  * operator gave (a value, a path, a key) echoed on stderr before logging
  * starts: it can neither drive the terminal nor fake a line.
  */

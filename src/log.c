@@ -85,6 +85,28 @@ log_unicode_control(const unsigned char *p)
 }
 
 /*
+ * The length of the well-formed UTF-8 sequence of two to four bytes that
+ * starts p, else 0 (p[0] is 0x80 or above).  The second byte's range rules
+ * out what a strict reader refuses (RFC 3629, table 3-7 of Unicode):
+ * overlong forms after C0, C1, E0 and F0, surrogates after ED, and past
+ * U+10FFFF after F4.  A sequence cut short by the string's end is none.
+ */
+static size_t
+log_utf8_len(const unsigned char *p)
+{
+	size_t want = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+	unsigned char lo = *p == 0xe0 ? 0xa0 : *p == 0xf0 ? 0x90 : 0x80;
+	unsigned char hi = *p == 0xed ? 0x9f : *p == 0xf4 ? 0x8f : 0xbf;
+
+	if (*p < 0xc2 || *p > 0xf4 || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < want; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return want;
+}
+
+/*
  * Append s as the inside of a JSON string to out[*n..size), stopping
  * (without splitting an escape) when fewer than reserve bytes would be
  * left.  Control characters are escaped, C1 ones (U+0080 to U+009F)
@@ -126,33 +148,14 @@ log_json_string(
 			for (int shift = 12; shift >= 0; shift -= 4)
 				esc[len++] = hex[(cp >> shift) & 15];
 			adv = brk;
+		} else if ((len = log_utf8_len(p)) > 0) {
+			/* A whole, well-formed UTF-8 sequence. */
+			memcpy(esc, p, len);
+			adv = len;
 		} else {
-			/*
-			 * A whole, well-formed UTF-8 sequence, or U+FFFD.
-			 * The second byte's range rules out what a strict
-			 * reader refuses (RFC 3629, table 3-7 of Unicode):
-			 * overlong forms after E0 and F0, surrogates after
-			 * ED, and past U+10FFFF after F4.
-			 */
-			size_t want = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
-			unsigned char lo = *p == 0xe0 ? 0xa0
-			    : *p == 0xf0              ? 0x90
-			                              : 0x80;
-			unsigned char hi = *p == 0xed ? 0x9f
-			    : *p == 0xf4              ? 0x8f
-			                              : 0xbf;
-			bool ok = *p >= 0xc2 && *p <= 0xf4 && p[1] >= lo &&
-			    p[1] <= hi;
-
-			for (size_t i = 2; ok && i < want; i++)
-				ok = (p[i] & 0xc0) == 0x80;
-			if (ok) {
-				memcpy(esc, p, want);
-				len = adv = want;
-			} else {
-				memcpy(esc, "\xef\xbf\xbd", 3);
-				len = 3;
-			}
+			/* A byte that is no UTF-8: U+FFFD. */
+			memcpy(esc, "\xef\xbf\xbd", 3);
+			len = 3;
 		}
 		if (*n + len + reserve > size)
 			return;
@@ -163,37 +166,18 @@ log_json_string(
 }
 
 /*
- * Take off the end of out[start..*n) a UTF-8 sequence the cut of a long
- * line left incomplete: a line that ends inside a character is not UTF-8.
- * Bytes that were not UTF-8 in the message stay as they came.
- */
-static void
-log_text_cut(char *out, size_t *n, size_t start)
-{
-	size_t k = *n, want;
-
-	while (k > start && *n - k < 3 &&
-	    ((unsigned char)out[k - 1] & 0xc0) == 0x80)
-		k--;
-	if (k == start || (unsigned char)out[k - 1] < 0xc0)
-		return;
-	want = (unsigned char)out[k - 1] >= 0xf0 ? 4
-	    : (unsigned char)out[k - 1] >= 0xe0  ? 3
-	                                         : 2;
-	if (*n - (k - 1) < want)
-		*n = k - 1;
-}
-
-/*
  * Append s to out[*n..size) as text for a text line, stopping (without
- * splitting an escape) when fewer than reserve bytes would be left.  A
- * control character (C0, DEL) is written as an escape (\n, \r, \t, \xHH):
- * text the service did not write (a configuration value, a path, an answer
- * from Redis, a client id) can neither end the line, and start one that
- * looks like the service's own, nor drive the terminal that shows it.  A
- * C1 control (U+0080 to U+009F, which some terminals act on) and U+2028,
- * U+2029 (log_unicode_control()) are written as the \xHH of each of their
- * bytes, so neither can they.
+ * splitting an escape or a character) when fewer than reserve bytes would
+ * be left.  A control character (C0, DEL) is written as an escape (\n, \r,
+ * \t, \xHH): text the service did not write (a configuration value, a
+ * path, an answer from Redis, a client id) can neither end the line, and
+ * start one that looks like the service's own, nor drive the terminal that
+ * shows it.  A C1 control (U+0080 to U+009F, which some terminals act on)
+ * and U+2028, U+2029 (log_unicode_control()) are written as the \xHH of
+ * each of their bytes, so neither can they; so is each byte that is not
+ * UTF-8 (log_utf8_len()), a lone 9B (the 8-bit CSI to a terminal that
+ * reads bytes as Latin-1) among them, so a text line is always valid
+ * UTF-8.  Other UTF-8 is copied a whole character at a time.
  */
 static void
 log_text_string(
@@ -201,12 +185,12 @@ log_text_string(
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
-	size_t start = *n;
 
 	while (*p != '\0') {
 		char esc[12];
 		size_t len = 0, brk = log_unicode_control(p);
-		size_t adv = brk > 0 ? brk : 1;
+		size_t chr = *p >= 0x80 ? log_utf8_len(p) : 0;
+		size_t adv = brk > 0 ? brk : chr > 0 ? chr : 1;
 
 		if (brk > 0) {
 			for (size_t i = 0; i < brk; i++) {
@@ -215,21 +199,23 @@ log_text_string(
 				esc[len++] = hex[p[i] >> 4];
 				esc[len++] = hex[p[i] & 15];
 			}
-		} else if (*p >= 0x20 && *p != 0x7f) {
+		} else if (chr > 0) {
+			memcpy(esc, p, chr);
+			len = chr;
+		} else if (*p >= 0x20 && *p < 0x7f) {
 			esc[len++] = (char)*p;
 		} else if (*p == '\n' || *p == '\r' || *p == '\t') {
 			esc[len++] = '\\';
 			esc[len++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
 		} else {
+			/* C0, DEL, or a byte that is no UTF-8 (alone). */
 			esc[len++] = '\\';
 			esc[len++] = 'x';
 			esc[len++] = hex[*p >> 4];
 			esc[len++] = hex[*p & 15];
 		}
-		if (*n + len + reserve > size) {
-			log_text_cut(out, n, start);
+		if (*n + len + reserve > size)
 			return;
-		}
 		memcpy(out + *n, esc, len);
 		*n += len;
 		p += adv;
