@@ -125,9 +125,10 @@ bool api_host_is_address(const char *host);
 bool api_starved(struct api *api);
 /*
  * Why this node takes no new stream whatever Redis's state (stopping, at
- * BEEP_MAX_STREAMS, starved of threads), or API_REFUSE_NONE; fills st.
+ * BEEP_MAX_STREAMS, starved of threads), or API_REFUSE_NONE; streams: the
+ * registry's open streams (registry_streams(), or registry_stats()'s).
  */
-enum api_refusal api_refusing(struct api *api, struct registry_stats *st);
+enum api_refusal api_refusing(struct api *api, size_t streams);
 /* The error body's words for refusal r; NULL for API_REFUSE_NONE. */
 const char *api_refusal_text(enum api_refusal r);
 /* Log that the stream limit refuses subscribes, at most once a second. */

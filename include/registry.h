@@ -497,6 +497,13 @@ bool registry_device_known(
     struct registry *reg, const char *user, const char *device);
 
 void registry_stats(struct registry *reg, struct registry_stats *st);
+/*
+ * The streams open (registry_stats()'s streams) alone, under the lock:
+ * what a cluster subscribe's check before Redis needs, without the walk
+ * of the devices in grace that registry_stats() makes at max_devices for
+ * devices_full, which the subscribe's own refusal makes again.
+ */
+size_t registry_streams(struct registry *reg);
 
 /*
  * Refuse new streams, and from now on accept a message only for a device

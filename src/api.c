@@ -274,9 +274,14 @@ api_subscribe(struct api *api, const struct api_request *req,
 	 * to 10 s for as long.
 	 */
 	if (api->cluster != NULL) {
-		struct registry_stats st;
-		/* Not Redis's state: a device held here is served without. */
-		enum api_refusal refusal = api_refusing(api, &st);
+		/*
+		 * Not Redis's state: a device held here is served without.
+		 * The count of streams only: registry_stats()'s devices_full
+		 * (a walk of the devices in grace at max_devices) is for
+		 * /readyz, and the subscribe's own refusal finds it again.
+		 */
+		enum api_refusal refusal =
+		    api_refusing(api, registry_streams(api->reg));
 		enum registry_error full;
 
 		/* A device with a live stream here takes its place. */

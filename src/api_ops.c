@@ -77,17 +77,13 @@ api_starved(struct api *api)
 	return t.starved;
 }
 
-/*
- * Why this node takes no new stream whatever Redis's state (stopping, at
- * BEEP_MAX_STREAMS, starved of threads), or API_REFUSE_NONE; fills st.
- */
+/* See api_impl.h. */
 enum api_refusal
-api_refusing(struct api *api, struct registry_stats *st)
+api_refusing(struct api *api, size_t streams)
 {
-	registry_stats(api->reg, st);
 	if (atomic_load(&api->stopping))
 		return API_REFUSE_STOPPING;
-	if (st->streams >= api->config->max_streams)
+	if (streams >= api->config->max_streams)
 		return API_REFUSE_FULL;
 	if (api_starved(api))
 		return API_REFUSE_NO_THREAD;
@@ -214,7 +210,8 @@ api_stop(struct api *api)
 static bool
 api_ready(struct api *api, struct registry_stats *st, const char **why)
 {
-	*why = api_refusal_text(api_refusing(api, st));
+	registry_stats(api->reg, st);
+	*why = api_refusal_text(api_refusing(api, st->streams));
 	if (*why == NULL && st->devices_full)
 		*why = api_refusal_text(API_REFUSE_DEVICES);
 	if (*why == NULL && api->cluster != NULL && !api_cluster_up(api))

@@ -1106,6 +1106,17 @@ registry_stats(struct registry *reg, struct registry_stats *st)
 	pthread_mutex_unlock(&reg->lock);
 }
 
+size_t
+registry_streams(struct registry *reg)
+{
+	size_t n;
+
+	pthread_mutex_lock(&reg->lock);
+	n = reg->nstreams;
+	pthread_mutex_unlock(&reg->lock);
+	return n;
+}
+
 void
 registry_close(struct registry *reg)
 {

@@ -410,6 +410,76 @@ test_registry_max_devices(void **state)
 }
 
 /*
+ * registry_streams() against registry_stats(): the same count of streams
+ * in every state (streams admitted past max_streams, a stream whose client
+ * went and whose thread has not ended it, a device that took another's
+ * place), which a cluster's subscribe checks against BEEP_MAX_STREAMS
+ * before Redis (api_refusing()) with no walk of the devices in grace;
+ * devices_full, which /readyz reads, is set exactly when a new device's
+ * subscribe is refused for max_devices.
+ */
+static void
+assert_streams(struct registry *reg, size_t streams, bool devices_full)
+{
+	struct registry_stats st;
+	enum registry_error err;
+
+	registry_stats(reg, &st);
+	assert_int_equal(registry_streams(reg), streams);
+	assert_int_equal(st.streams, streams);
+	assert_int_equal(st.devices_full, devices_full);
+	if (streams < 4) {
+		assert_int_equal(
+		    registry_admits(reg, "new", "d", &err), !devices_full);
+		if (devices_full)
+			assert_int_equal(err, REGISTRY_DEVICES_FULL);
+	}
+}
+
+static void
+test_registry_streams_count(void **state)
+{
+	struct registry_limits l = {.grace_ms = 60000,
+	    .max_streams = 4,
+	    .max_over = 1,
+	    .max_devices = 3};
+	struct registry *reg = registry_new(&l);
+	struct registry_stream *a, *b, *c, *e, *a2, *a3;
+	enum registry_error err;
+
+	(void)state;
+	assert_streams(reg, 0, false);
+	assert_non_null(a = subscribe(reg, "a", "d", &err));
+	assert_non_null(b = subscribe(reg, "b", "d", &err));
+	assert_streams(reg, 2, false);
+	assert_non_null(c = subscribe(reg, "c", "d", &err));
+	assert_streams(reg, 3, true);
+	/* c's client gone, its thread not back: still counted, still full. */
+	registry_hangup(reg, registry_stream_id(c));
+	assert_streams(reg, 3, true);
+	registry_unsubscribe(reg, c);
+	assert_streams(reg, 2, false);
+	/* e takes c's place: every device live again. */
+	assert_non_null(e = subscribe(reg, "e", "d", &err));
+	assert_streams(reg, 3, true);
+	/* At max_streams, and one admitted past it for a live device. */
+	assert_non_null(a2 = subscribe(reg, "a", "d", &err));
+	assert_streams(reg, 4, true);
+	assert_non_null(a3 = subscribe(reg, "a", "d", &err));
+	assert_streams(reg, 5, true);
+	assert_null(subscribe(reg, "b", "other", &err));
+	assert_int_equal(err, REGISTRY_FULL);
+	assert_streams(reg, 5, true);
+	registry_unsubscribe(reg, a3);
+	registry_unsubscribe(reg, a2);
+	registry_unsubscribe(reg, a);
+	registry_unsubscribe(reg, b);
+	registry_unsubscribe(reg, e);
+	assert_streams(reg, 0, false);
+	registry_free(reg);
+}
+
+/*
  * A subscribe refused for its user's share takes no one's place: the
  * device in grace stays.  One that goes with its user's last device
  * leaves the new device a user of its own.
@@ -6441,6 +6511,7 @@ main(void)
 	    cmocka_unit_test(test_registry_device_taken),
 	    cmocka_unit_test(test_registry_batch_bytes),
 	    cmocka_unit_test(test_registry_max_devices),
+	    cmocka_unit_test(test_registry_streams_count),
 	    cmocka_unit_test(test_registry_max_devices_user),
 	    cmocka_unit_test(test_registry_replaced_bound),
 	    cmocka_unit_test(test_registry_admits_expired),
