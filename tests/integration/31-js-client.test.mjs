@@ -30,7 +30,9 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import { startStack, poll, sid, withTimeout, skipReason } from './harness.mjs';
 import { mint, claims } from './jwt.mjs';
-import { connect, EventStreamParser } from '../../web/beep-signal.js';
+import {
+	connect, EventStreamParser, SignalError,
+} from '../../web/beep-signal.js';
 
 // Skipped under the sanitizers (the Makefile's SAN_SKIP): its subject is
 // beep-signal.js.
@@ -963,7 +965,7 @@ describe('stream endings (stub server)', { skip }, () => {
 			sig = connect({ base, user: 'u', device: 'd',
 			    offlineWait: 200 });
 			await assert.rejects(sig.send('v', 'e', 1), (e) =>
-			    e.status === 0 &&
+			    e.status === 0 && e.offlineMs === 200 &&
 			    e.message === 'send: offline for 200 ms');
 			// Never online: no listener is left behind.
 			assert.equal(net.listeners.get('online').size, 1,
@@ -984,6 +986,34 @@ describe('stream endings (stub server)', { skip }, () => {
 		} finally {
 			sig?.close();
 			sig2?.close();
+			net.restore();
+		}
+	});
+
+	// The rejection carries the wait it gave up after as offlineMs, a
+	// number, whatever the option's form (a fraction of a ms too): the
+	// call page words it from there ("no network for 2 s"), where a
+	// pattern on the message missed "offline for 150.5 ms". Other
+	// rejections have offlineMs 0.
+	test('offline: the rejection carries the wait as offlineMs', T,
+	    async () => {
+		const events = poster(() => true);
+		const net = offlineBrowser();
+		let sig;
+		try {
+			sig = connect({ base, user: 'u', device: 'd',
+			    offlineWait: 150.5 });
+			await assert.rejects(sig.send('v', 'e', 1), (e) =>
+			    e instanceof SignalError && e.status === 0 &&
+			    e.offlineMs === 150.5 &&
+			    e.message === 'send: offline for 150.5 ms');
+			// Not offline: a plain failure, no offlineMs.
+			await assert.rejects(sig.send('v', 'e', ''), (e) =>
+			    e instanceof SignalError && e.status === 400 &&
+			    e.offlineMs === 0);
+			assert.deepEqual(events, []);
+		} finally {
+			sig?.close();
 			net.restore();
 		}
 	});
