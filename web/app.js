@@ -248,16 +248,16 @@ function setRemote(p) {
 
 // A client error (a SignalError, or a state's reason) as the page words it:
 // without the client's "send: " and the like, and a send that waited
-// offlineWait for the network ("offline for 30000 ms") in seconds.
+// offlineWait for the network in seconds, from the wait the error carries
+// (offlineMs), not from its text ("offline for 30000 ms", whatever form
+// the number takes there).
 function explain(err) {
-	const m = String(err && err.message || err)
+	const ms = err && err.offlineMs;
+	if (typeof ms === "number" && ms > 0)
+		return `no network for ${ms >= 1000 ?
+		    `${Math.round(ms / 1000)} s` : `${Math.round(ms)} ms`}`;
+	return String(err && err.message || err)
 	    .replace(/^(send|subscribe|devices|iceServers): /, "");
-	const off = /^offline for (\d+) ms$/.exec(m);
-	if (!off)
-		return m;
-	const ms = Number(off[1]);
-	return `no network for ${ms >= 1000 ? `${Math.round(ms / 1000)} s` :
-	    `${ms} ms`}`;
 }
 
 // ------------------------------------------------------------------ joining

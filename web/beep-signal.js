@@ -144,13 +144,17 @@ function takeResume(key) {
 }
 
 // The error a request rejects with: message from the service's
-// {"error": "..."} body, status, and Retry-After in ms when sent.
+// {"error": "..."} body, status, and Retry-After in ms when sent;
+// offlineMs: for a send that gave up waiting for the network, the wait
+// (offlineWait, in ms), else 0, for a page to word it without reading
+// the message.
 export class SignalError extends Error {
-	constructor(message, status = 0, retryAfterMs = 0) {
+	constructor(message, status = 0, retryAfterMs = 0, offlineMs = 0) {
 		super(message);
 		this.name = "SignalError";
 		this.status = status;
 		this.retryAfterMs = retryAfterMs;
+		this.offlineMs = offlineMs;
 	}
 }
 
@@ -866,7 +870,7 @@ class Signal {
 					if (offline())
 						throw new SignalError(`${what}: ` +
 						    `offline for ${this.offlineWait} ms`,
-						    0);
+						    0, 0, this.offlineWait);
 					attempt--;
 					backOnline = true;
 				}
