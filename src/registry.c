@@ -94,7 +94,9 @@
  * registry_stats() walks no held message and the eviction finds a device
  * to drop at once (registry_stats() walks reg->grace at max_devices only,
  * past the devices whose last stream is still ending, as a new device's
- * subscribe does: see device_to_forget()).
+ * subscribe does, once for its refusal and the device that gives way: see
+ * device_to_forget(); a cluster's check before Redis takes the count of
+ * streams alone, registry_streams()).
  *
  * Tables (uthash): reg->devices holds every device by its key, its user's
  * name and its own (each with its '\0', beside its hash handle), so that
@@ -346,7 +348,8 @@ registry_full(const struct registry *reg)
  * grace has ended, which the subscribe forgets first (NULL: none, or
  * forgotten already).  Devices in grace are made by subscribing and
  * leaving, which nothing else bounds: a new device past max_devices takes
- * the place of device_to_forget()'s.
+ * the place of device_to_forget()'s, which *forget is set to (else NULL),
+ * so that the subscribe does not walk reg->grace again for it.
  *
  * At max_streams a device with a live stream is not refused: its new
  * stream is admitted over the limit (start->over), and its caller makes
@@ -361,10 +364,12 @@ registry_full(const struct registry *reg)
  */
 static enum registry_error
 subscribe_refusal(struct registry *reg, const struct reg_device *d,
-    const struct reg_user *u, const struct reg_device *expired)
+    const struct reg_user *u, const struct reg_device *expired,
+    struct reg_device **forget)
 {
 	size_t gone = expired != NULL;
 
+	*forget = NULL;
 	if (reg->closing)
 		return REGISTRY_CLOSED;
 	if (registry_full(reg) &&
@@ -390,7 +395,7 @@ subscribe_refusal(struct registry *reg, const struct reg_device *d,
 		return REGISTRY_USER_FULL;
 	if (reg->limits.max_devices > 0 &&
 	    reg->ndevices - gone >= reg->limits.max_devices &&
-	    device_to_forget(reg) == NULL)
+	    (*forget = device_to_forget(reg)) == NULL)
 		return REGISTRY_DEVICES_FULL;
 	return REGISTRY_OK;
 }
@@ -399,7 +404,7 @@ bool
 registry_admits(struct registry *reg, const char *user, const char *device,
     enum registry_error *err)
 {
-	struct reg_device *d, *expired = NULL;
+	struct reg_device *d, *expired = NULL, *forget;
 	struct reg_user *u;
 	struct device_key k;
 
@@ -416,7 +421,7 @@ registry_admits(struct registry *reg, const char *user, const char *device,
 		u = d->user;
 	else
 		HASH_FIND(hh, reg->users, user, k.user_len, u);
-	*err = subscribe_refusal(reg, d, u, expired);
+	*err = subscribe_refusal(reg, d, u, expired, &forget);
 	pthread_mutex_unlock(&reg->lock);
 	device_key_free(&k);
 	return *err == REGISTRY_OK;
@@ -428,7 +433,7 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
     enum registry_error *err)
 {
 	struct registry_stream *s = NULL;
-	struct reg_device *d = NULL;
+	struct reg_device *d = NULL, *forget;
 	struct reg_user *u = NULL;
 	pthread_condattr_t attr;
 	uint64_t now = registry_now(reg);
@@ -452,13 +457,13 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	else
 		HASH_FIND_BYHASHVALUE(
 		    hh, reg->users, user, k.user_len, user_hash, u);
-	*err = subscribe_refusal(reg, d, u, NULL);
+	*err = subscribe_refusal(reg, d, u, NULL, &forget);
 	if (*err != REGISTRY_OK)
 		goto out;
-	if (d == NULL && reg->limits.max_devices > 0 &&
-	    reg->ndevices >= reg->limits.max_devices) {
+	/* A new device at max_devices: forget is the one that gives way. */
+	if (forget != NULL) {
 		reg->forgotten++;
-		registry_expire_forget(reg, device_to_forget(reg));
+		registry_expire_forget(reg, forget);
 		/* It may have been the user's last device: then u went. */
 		HASH_FIND_BYHASHVALUE(
 		    hh, reg->users, user, k.user_len, user_hash, u);
