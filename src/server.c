@@ -227,8 +227,6 @@ server_threads(void *ctx, struct api_threads *out)
 		out->starved = false;
 }
 
-/* "X-User-Claim" arrives from the front as HTTP_X_USER_CLAIM. */
-
 /*
  * Threads count against RLIMIT_NPROC (enforced for a user without
  * CAP_SYS_RESOURCE): raise the soft limit to the hard one, and say so when
