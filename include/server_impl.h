@@ -2,7 +2,8 @@
  * server_impl: the state the server modules share (server.c, the worker
  * pool and request serving; server_request.c, a request read and
  * answered; server_conn.c, connections; server_stream.c, a stream's
- * writer); see the DESIGN comment in server.c.  Included by src/server*.c
+ * writer; server_watch.c, the watcher thread); see the DESIGN comment in
+ * server.c.  Included by src/server*.c
  * only: with libfcgi's fcgiapp.h, it stays out of every other module.
  */
 #ifndef BEEP_SERVER_IMPL_H
@@ -17,6 +18,9 @@
 #include "api.h"
 #include "server.h"
 #include "util.h"
+
+/* The watcher's epoll tag for wake_fd (stream ids are never 0). */
+#define SERVER_WAKE_TAG 0
 
 struct server {
 	const struct config *config;
@@ -259,6 +263,18 @@ bool server_answer(struct server *srv, FCGX_Request *req,
  * not zeroed, its stream NULL).  (server_request.c)
  */
 void server_reply(FCGX_Request *req, struct api_response *resp, bool head);
+
+/*
+ * The watcher thread, started by server_start() with the server as arg;
+ * it never returns but on an epoll_wait() error.  (server_watch.c)
+ */
+void *server_watcher(void *arg);
+/*
+ * Parked connections with no worker waiting for them and none could be
+ * started: turn a worker in accept() to them.  srv->lock held.  The
+ * watcher's once a second too, for a signal missed.  (server.c)
+ */
+void server_turn_idle(struct server *srv);
 
 /*
  * Note where the calling worker's stack ends, for the trim a stream does

@@ -55,15 +55,15 @@
  * stream_out_batch()); a keepalive's write stays in that page too.  And
  * the stream's registry entries.
  *
- * Watcher.  One thread waits in epoll for hangups (EPOLLRDHUP, EPOLLHUP)
- * on the connections of open streams, and marks the stream gone with
- * registry_hangup(), which wakes its worker.  Once a second it also calls
- * registry_expire() to forget devices whose grace period ended.  It refers
- * to streams by id, so an event for a stream that has just ended is
- * harmless.  A worker removes its fd from the epoll set before libfcgi
- * closes it.  The watcher also frees what starting streams leave it
- * (srv->garbage), woken through an eventfd in the same epoll set, and
- * runs the read deadlines (deadline.h): a worker arms one on its
+ * Watcher (server_watch.c).  One thread waits in epoll for hangups
+ * (EPOLLRDHUP, EPOLLHUP) on the connections of open streams, and marks the
+ * stream gone with registry_hangup(), which wakes its worker.  Once a
+ * second it also calls registry_expire() to forget devices whose grace
+ * period ended.  It refers to streams by id, so an event for a stream that
+ * has just ended is harmless.  A worker removes its fd from the epoll set
+ * before libfcgi closes it.  The watcher also frees what starting streams
+ * leave it (srv->garbage), woken through an eventfd in the same epoll set,
+ * and runs the read deadlines (deadline.h): a worker arms one on its
  * connection before libfcgi reads a request's parameters and cancels it
  * once the body is read (server_read_done(), also at a stream's start);
  * when one passes, the watcher shuts the connection down for reading and
@@ -120,7 +120,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -185,17 +184,12 @@
 #define SERVER_STOP_SIGNAL_MS 10
 /* How long server_stop() tries before it lets idle workers be. */
 #define SERVER_STOP_SIGNAL_TRIES 50
-/* The watcher's epoll tag for wake_fd (stream ids are never 0). */
-#define SERVER_WAKE_TAG 0
-/* How often the watcher forgets devices whose grace period ended. */
-#define SERVER_EXPIRE_INTERVAL_MS 1000
 /* The fewest and the most futex hash slots server_futex_hash() asks for. */
 #define SERVER_FUTEX_SLOTS_MIN 16
 #define SERVER_FUTEX_SLOTS_MAX (1UL << 16)
 
 static void *server_worker(void *arg);
 static void server_cover(struct server *srv);
-static void server_turn_idle(struct server *srv);
 static int server_spawn(struct server *srv);
 
 static void
@@ -367,109 +361,6 @@ server_spawn(struct server *srv)
 	if (atomic_load_explicit(&srv->spawn_failing, memory_order_relaxed))
 		atomic_store(&srv->spawn_failing, false);
 	return 0;
-}
-
-/*
- * Free what streams have left (struct server_garbage).  Returns whether
- * there was any.
- */
-static bool
-server_collect(struct server *srv)
-{
-	struct server_garbage *g, *next;
-	uint64_t n;
-
-	if (read(srv->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_warn("eventfd read: %s", strerror(errno));
-	pthread_mutex_lock(&srv->lock);
-	g = srv->garbage;
-	srv->garbage = NULL;
-	pthread_mutex_unlock(&srv->lock);
-	if (g == NULL)
-		return false;
-	for (; g != NULL; g = next) {
-		next = g->next;
-		FCGX_Free(&g->req, 0);
-		buf_free(&g->headers);
-		buf_free(&g->body);
-		free(g);
-	}
-	return true;
-}
-
-/*
- * Give the kernel back the pages inside the arenas' free blocks.  The
- * buffers of requests that became streams (8 KiB in, 8 KiB out, ...) are
- * freed here while the streams' own entries, allocated around them, stay:
- * the holes they leave stay resident until a request reuses them, which
- * may be never (about 1 KiB per stream measured after 1,000 subscribes).
- * Called by the watcher at most once a tick, after it freed garbage.
- */
-static void
-server_release_free(void)
-{
-#ifdef __GLIBC__
-	malloc_trim(0);
-#endif
-}
-
-static void *
-server_watcher(void *arg)
-{
-	struct server *srv = arg;
-	struct epoll_event ev[64];
-	uint64_t next_expire = 0;
-	bool collected = false; /* garbage freed since the last trim */
-
-	for (;;) {
-		uint64_t now = util_now_ms(), until = next_expire;
-		uint64_t dl = deadline_next(srv->deadlines);
-		int n, wait_ms;
-
-		if (dl < until)
-			until = dl;
-		wait_ms = until <= now ? 0 : (int)(until - now);
-		if (wait_ms > SERVER_EXPIRE_INTERVAL_MS)
-			wait_ms = SERVER_EXPIRE_INTERVAL_MS;
-		n = epoll_wait(srv->epoll_fd, ev, 64, wait_ms);
-		now = util_now_ms();
-		/* Requests not read in time: their connections shut down. */
-		deadline_run(srv->deadlines, now);
-
-		/* The watcher also ends grace periods, once a second. */
-		if (now >= next_expire) {
-			registry_expire(srv->reg, now);
-			api_expire(srv->api, now);
-			server_conns_idle(srv, now);
-			/* A worker for them, if a signal was missed. */
-			pthread_mutex_lock(&srv->lock);
-			server_turn_idle(srv);
-			pthread_mutex_unlock(&srv->lock);
-			if (collected)
-				server_release_free();
-			collected = false;
-			/* What the log's limits held back since their last. */
-			log_limit_sweep(now, false);
-			next_expire = now + SERVER_EXPIRE_INTERVAL_MS;
-		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("epoll_wait: %s", strerror(errno));
-			return NULL;
-		}
-		for (int i = 0; i < n; i++) {
-			if (ev[i].data.u64 == SERVER_WAKE_TAG)
-				collected |= server_collect(srv);
-			else {
-				log_debug("stream %llu: its connection hung up "
-				          "(events %#x)",
-				    (unsigned long long)ev[i].data.u64,
-				    ev[i].events);
-				registry_hangup(srv->reg, ev[i].data.u64);
-			}
-		}
-	}
 }
 
 static void
@@ -734,7 +625,7 @@ server_timed_out(struct server *srv, struct server_conn *conn)
  * missed: the watcher looks again once a second.  Never the last worker
  * in accept() (server_next() would send it back there).  srv->lock held.
  */
-static void
+void
 server_turn_idle(struct server *srv)
 {
 	if (srv->parked > 0 && srv->kept_waiters == 0 && srv->idle > 1 &&
