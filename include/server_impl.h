@@ -2,9 +2,10 @@
  * server_impl: the state the server modules share (server.c, the worker
  * pool and request serving; server_request.c, a request read and
  * answered; server_conn.c, connections; server_stream.c, a stream's
- * writer; server_watch.c, the watcher thread); see the DESIGN comment in
- * server.c.  Included by src/server*.c
- * only: with libfcgi's fcgiapp.h, it stays out of every other module.
+ * writer; server_watch.c, the watcher thread; server_read.c, a request's
+ * read deadline); see the DESIGN comment in server.c.  Included by
+ * src/server*.c only: with libfcgi's fcgiapp.h, it stays out of every
+ * other module.
  */
 #ifndef BEEP_SERVER_IMPL_H
 #define BEEP_SERVER_IMPL_H
@@ -244,10 +245,25 @@ void server_conns_shut(struct server *srv);
 void server_conns_idle(struct server *srv, uint64_t now_ms);
 
 /*
+ * A request's read deadline (server_read.c).  server_read_arm(): arm
+ * conn's for its request; false, errno set, when no descriptor is left
+ * for it.
+ */
+bool server_read_arm(struct server *srv, struct server_conn *conn);
+/*
+ * With none armed (err: why): wait up to BEEP_READ_TIMEOUT for conn's
+ * request to come whole (after: the rest of what conn->frame followed),
+ * so that no read of it blocks.  False when it did not: the caller closes
+ * the connection unread, and backs off (server_accept_failed()).
+ */
+bool server_read_unguarded(
+    struct server *srv, struct server_conn *conn, int err, bool after);
+/*
  * The request has been read (or given up on): disarm its read deadline,
- * noting whether it fired.  Idempotent.  (server_request.c)
+ * noting whether it fired.  Idempotent.
  */
 void server_read_done(FCGX_Request *req);
+
 /*
  * Read req, have the api answer it into resp and, unless the answer is a
  * stream, write it (resp is then released).  Returns false when the request

@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "api.h"
-#include "deadline.h"
 #include "log.h"
 #include "route.h"
 #include "server_params.h"
@@ -47,25 +46,6 @@ server_put(FCGX_Request *req, const char *p, size_t len)
 		len -= (size_t)chunk;
 	}
 	return 0;
-}
-
-/*
- * The request has been read (or given up on): disarm its read deadline,
- * if one runs, noting whether it fired.  Idempotent.  The timer keeps its
- * duplicate of the connection for the next request's deadline
- * (server_serve() cancels it once the connection ends, a stream's start
- * too).
- */
-void
-server_read_done(FCGX_Request *req)
-{
-	struct server_conn *conn = server_conn_of(req);
-
-	if (conn->read_armed) {
-		conn->read_armed = false;
-		if (deadline_pause(conn->timer))
-			conn->timed_out = true;
-	}
 }
 
 /*
