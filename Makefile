@@ -42,7 +42,7 @@ ALL_LDFLAGS = -pthread -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
 SRCS := src/util.c src/log.c src/keyed_hash.c src/config_check.c src/config.c \
 	src/http.c src/route.c src/depth.c src/json_fast.c src/auth.c src/limit.c src/quota.c src/event.c \
 	src/body.c src/sse.c src/registry_log.c src/registry_expire.c src/registry_share.c \
-	src/registry_deliver.c src/registry.c src/api.c src/api_access.c src/api_ops.c \
+	src/registry_deliver.c src/registry_publish.c src/registry.c src/api.c src/api_access.c src/api_ops.c \
 	src/api_stream.c src/fcgi_out.c \
 	src/deadline.c src/listener.c src/server.c src/server_request.c src/server_conn.c src/server_stream.c \
 	src/server_watch.c src/server_read.c src/server_params.c src/cidr.c src/metrics.c \

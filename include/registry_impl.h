@@ -1,10 +1,11 @@
 /*
  * registry_impl: the state the registry modules share (registry.c, and
- * registry_log, registry_expire): the structures, and the small helpers
- * every one of them calls under reg->lock, kept static inline so that
- * the compiler inlines them as before the split.  See the DESIGN comment
- * in registry.c.  Included by src/registry*.c only: every other module
- * sees registry.h, where the structures are opaque.
+ * registry_publish, registry_deliver, registry_share, registry_expire,
+ * registry_log): the structures, and the small helpers every one of them
+ * calls under reg->lock (and a device's key, made before it), kept static
+ * inline so that the compiler inlines them as before the split.  See the
+ * DESIGN comment in registry.c.  Included by src/registry*.c only: every
+ * other module sees registry.h, where the structures are opaque.
  */
 #ifndef BEEP_REGISTRY_IMPL_H
 #define BEEP_REGISTRY_IMPL_H
@@ -14,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <utlist.h>
 
@@ -235,6 +238,54 @@ struct registry {
 	uint64_t short_noted;
 	bool closing;
 };
+
+/*
+ * A device key (user and device names, each with its '\0') up to this
+ * long is made on the stack, not allocated: two names of max_id's
+ * default length fit.
+ */
+#define REGISTRY_KEY_STACK (2 * 256 + 2)
+
+/*
+ * A device's key in reg->devices (struct reg_device): its user's name and
+ * its own, each with its '\0'.  Made before the lock is taken, on the
+ * caller's stack when it fits (as names of up to max_id's default do).
+ */
+struct device_key {
+	char *p;
+	size_t len, user_len;
+	unsigned hash; /* keyed_hash() of it, made before the lock too */
+	char stack[REGISTRY_KEY_STACK];
+};
+
+static inline void
+device_key_make(struct device_key *k, const char *user, const char *device)
+{
+	size_t dl = strlen(device) + 1;
+
+	k->user_len = strlen(user);
+	k->len = k->user_len + 1 + dl;
+	k->p = k->len <= sizeof(k->stack) ? k->stack : xmalloc(k->len);
+	memcpy(k->p, user, k->user_len + 1);
+	memcpy(k->p + k->user_len + 1, device, dl);
+	HASH_VALUE(k->p, k->len, k->hash);
+}
+
+static inline void
+device_key_free(struct device_key *k)
+{
+	if (k->p != k->stack)
+		free(k->p);
+}
+
+static inline struct reg_device *
+registry_find_device(struct registry *reg, const struct device_key *k)
+{
+	struct reg_device *d;
+
+	HASH_FIND_BYHASHVALUE(hh, reg->devices, k->p, k->len, k->hash, d);
+	return d;
+}
 
 /* How often, at most, a full budget walks every stream for laggards. */
 #define REGISTRY_LAGGARD_MS 100
