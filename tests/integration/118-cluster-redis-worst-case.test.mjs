@@ -18,7 +18,8 @@ import { ROOT, startCluster, uid, postPath, subPath, listPath, poll }
 
 const T = { timeout: 120000 };
 const GRACE = 10;          // BEEP_GRACE_SECONDS
-const REPLAY_MAX = 4;      // BEEP_REPLAY_MAX
+const REPLAY_MAX = 32;     // BEEP_REPLAY_MAX
+const REPLAY_BYTES = 524288; // BEEP_REPLAY_BYTES: one worst message
 const MAX_BODY = 65536;    // BEEP_MAX_BODY, the default
 
 // The README's Cluster section, from "What it costs" to the next
@@ -49,10 +50,25 @@ describe('what an attacker leaves in a cluster\'s Redis', T, () => {
 	const keysOf = (prefix) => R('--scan', '--pattern', `*${prefix}*`)
 	    .split('\n').filter(Boolean);
 	const mem = (k) => Number(R('MEMORY', 'USAGE', k, 'SAMPLES', '0'));
+	// used_memory and used_memory_peak: what Redis holds, and the most
+	// it held, for a moment, since it started (nothing resets it).
+	const usage = () => {
+		const t = R('INFO', 'memory');
+		const f = (k) => Number(t.match(new RegExp(`^${k}:(\\d+)`, 'm'))[1]);
+		return { used: f('used_memory'), peak: f('used_memory_peak') };
+	};
+	// What the README says a message may cost Redis, in BEEP_MAX_BODYs.
+	const factor = () => {
+		const m = costs().match(new RegExp('at most `BEEP_REPLAY_MAX` × ' +
+		    '(?:(\\d+) × )?`BEEP_MAX_BODY`'));
+		assert.ok(m, 'README states what a device\'s messages cost Redis');
+		return m[1] ? Number(m[1]) : 1;
+	};
 	before(async () => {
 		cl = await startCluster({ nodes: 1, env: {
 			BEEP_GRACE_SECONDS: String(GRACE),
 			BEEP_REPLAY_MAX: String(REPLAY_MAX),
+			BEEP_REPLAY_BYTES: String(REPLAY_BYTES),
 			BEEP_KEEPALIVE: '1',
 		} });
 	});
@@ -69,6 +85,19 @@ describe('what an attacker leaves in a cluster\'s Redis', T, () => {
 		    { what: `beep:g of ${u.slice(0, 8)}`, timeout: 15000 });
 	}
 
+	// n messages at their worst posted to [user, device] in its grace
+	// period (202): their ids.
+	async function fill(u, d, n) {
+		const c = cl.client();
+		const body = worstBody(), ids = [];
+		for (let i = 0; i < n; i++) {
+			const r = await c.postJson(postPath(u, d), body);
+			assert.equal(r.status, 202, r.text);
+			ids.push(r.json().id);
+		}
+		return ids;
+	}
+
 	test('requests to devices never connected leave nothing', T,
 	    async () => {
 		const p = uid('never-');
@@ -82,6 +111,31 @@ describe('what an attacker leaves in a cluster\'s Redis', T, () => {
 		}
 		assert.deepEqual(keysOf(p), []);
 		assert.equal(R('DBSIZE'), before);
+	});
+
+	// Before the others: what Redis held at its peak is measured from
+	// what it holds, which must not have come down since (nothing resets
+	// used_memory_peak), as it does when a stream of another test expires.
+	test('a subscribe makes Redis read no more than its replay keeps and ' +
+	    '8 messages', T, async () => {
+		const f = factor();
+		const u = uid('replay-'), d = 'd';
+		await comeAndGo(u, d);
+		const ids = await fill(u, d, REPLAY_MAX);
+		const before = usage();
+		// From its first message: the newest that fit BEEP_REPLAY_BYTES,
+		// after a reset.
+		const s = await cl.open(subPath(u, d),
+		    { headers: { 'Last-Event-ID': ids[0] } });
+		assert.equal(s.status, 200);
+		const e = await s.nextEvent(15000);
+		assert.equal(e.type, 'reset');
+		assert.equal(JSON.parse(e.data).reason, 'event id too old');
+		const read = usage().peak - before.used;
+		const bound = REPLAY_BYTES + 8 * f * MAX_BODY;
+		assert.ok(read <= bound, `Redis held ${read} bytes more for a ` +
+		    `subscribe's replay of ${REPLAY_BYTES}: over ${bound}`);
+		s.close();
 	});
 
 	test('a device that came and went: its grace entry, within the ' +
@@ -111,25 +165,17 @@ describe('what an attacker leaves in a cluster\'s Redis', T, () => {
 
 	test('a device\'s held messages at their worst: within the README\'s ' +
 	    'bound', T, async () => {
-		const m = costs().match(new RegExp('at most `BEEP_REPLAY_MAX` × ' +
-		    '(?:(\\d+) × )?`BEEP_MAX_BODY`'));
-		assert.ok(m, 'README states what a device\'s messages cost Redis');
-		const factor = m[1] ? Number(m[1]) : 1;
+		const f = factor();
 		const u = uid('worst-'), d = 'd';
 		await comeAndGo(u, d);
-		const c = cl.client();
-		const body = worstBody();
-		for (let i = 0; i < REPLAY_MAX + 2; i++) {
-			const r = await c.postJson(postPath(u, d), body);
-			assert.equal(r.status, 202, r.text);
-		}
+		await fill(u, d, REPLAY_MAX + 2);
 		const k = `beep:s:${u}\x1f${d}`;
 		assert.equal(R('XLEN', k), String(REPLAY_MAX));
 		const used = mem(k);
-		const bound = REPLAY_MAX * factor * MAX_BODY;
+		const bound = REPLAY_MAX * f * MAX_BODY;
 		assert.ok(used <= bound, `a device's ${REPLAY_MAX} messages of ` +
-		    `${body.length} bytes cost Redis ${used} bytes, over the ` +
-		    `README's BEEP_REPLAY_MAX × ${factor} × BEEP_MAX_BODY ` +
+		    `${worstBody().length} bytes cost Redis ${used} bytes, over ` +
+		    `the README's BEEP_REPLAY_MAX × ${f} × BEEP_MAX_BODY ` +
 		    `(${bound})`);
 	});
 });
