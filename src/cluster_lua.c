@@ -582,6 +582,13 @@ static const char cluster_lua_post[] = LUA_PRELUDE
  * what is held below it.  POST trims the
  * stream to count entries, but a node started with another BEEP_REPLAY_MAX
  * (a rolling change) may have left more: the newest count + 1 tell.
+ * They are read 8 at a time, newest first, until count or max_bytes is
+ * reached: what Redis reads for a replay is max_bytes and at most 8
+ * entries more.  Until 2026-12-08 the newest count + 1 were read at once,
+ * frames and all, before the cut: a client that filled its own device
+ * (BEEP_REPLAY_MAX entries of 328 KB, a JSON body of 64 KB once encoded)
+ * and subscribed with its first id made Redis read 84 MB and block every
+ * node for half a second, each time (test 118).
  *
  * Entries below base() (ob: from the device's own floor, or all of them
  * when it has none) are what a snapshot kept of data a PRUNE found had
@@ -804,14 +811,16 @@ static const char cluster_lua_sub[] = LUA_PRELUDE
     "if why == '' then why = 'messages were dropped while away' end "
     "else from = hold end "
     "else from = last end end "
-    "local rev = redis.call('XREVRANGE', s, '+', '(' .. from, 'COUNT', "
-    "count + 1) "
-    "local entries, size, keep, cut = {}, 0, #rev, nil "
-    "if #rev > count then keep = count cut = rev[count + 1][1] end "
-    "local ovh = tonumber(ARGV[17] or '0') "
-    "for i = 1, keep do size = size + #rev[i][2][2] + ovh "
-    "if size > tonumber(ARGV[13]) then keep = i - 1 cut = rev[i][1] break "
-    "end end "
+    "local entries, rev, size, keep, cut, at = {}, {}, 0, 0, nil, '+' "
+    "local ovh, most = tonumber(ARGV[17] or '0'), tonumber(ARGV[13]) "
+    "while not cut do local want = math.min(count + 1 - keep, 8) "
+    "local b = redis.call('XREVRANGE', s, at, '(' .. from, 'COUNT', want) "
+    "for _, e in ipairs(b) do "
+    "if keep == count then cut = e[1] break end "
+    "size = size + #e[2][2] + ovh "
+    "if size > most then cut = e[1] break end "
+    "keep = keep + 1 rev[keep] = e end "
+    "if #b < want then break end at = '(' .. b[#b][1] end "
     "for i = keep, 1, -1 do entries[#entries + 1] = rev[i] end "
     "local to = nil "
     "if sync and ARGV[10] == '1' then "
