@@ -138,6 +138,34 @@ describe('what an attacker leaves in a cluster\'s Redis', T, () => {
 		s.close();
 	});
 
+	// A message at its worst first in a device's stream: every POST to
+	// the device for its retention read it whole, to see whether it was
+	// past the age (650 us of Redis's time a POST where it was 90, here).
+	test('a small POST reads no other message of Redis\'s', T, async () => {
+		const u = uid('first-'), d = 'd';
+		const s = await cl.open(subPath(u, d));
+		assert.equal(s.status, 200);
+		await s.waitComments(1);
+		const c = cl.client();
+		let r = await c.postJson(postPath(u, d), worstBody());
+		assert.equal(r.status, 200, r.text);
+		// What Redis holds, up to the most it held: that peak, not this
+		// POST's, would be measured otherwise.
+		for (let i = 0; usage().peak - usage().used > 16384; i++) {
+			assert.ok(i < 100, 'Redis\'s memory reaches its peak');
+			const pad = 'p'.repeat(500);
+			cl.redis.cliInput(Array.from({ length: 1000 },
+			    (_, j) => `SET x118-pad:${i}:${j} ${pad}`).join('\n'));
+		}
+		const before = usage();
+		r = await c.postJson(postPath(u, d), { data: 'small' });
+		assert.equal(r.status, 200, r.text);
+		const read = usage().peak - before.used;
+		assert.ok(read < MAX_BODY, `Redis held ${read} bytes more for a ` +
+		    `POST of a few bytes`);
+		s.close();
+	});
+
 	test('a device that came and went: its grace entry, within the ' +
 	    'README\'s bound, gone after its grace period', T, async () => {
 		const m = costs().match(new RegExp('`beep:g:USER` for ' +
