@@ -6482,6 +6482,89 @@ test_cluster_beat_sweeps_untold(void **state)
 	redisFree(c);
 }
 
+/* How many times Redis ran command (lower case) since it started. */
+static long long
+command_calls(redisContext *c, const char *command)
+{
+	redisReply *r = redisCommand(c, "INFO commandstats");
+	char want[64];
+	const char *at;
+	long long n = 0;
+
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	snprintf(want, sizeof(want), "cmdstat_%s:calls=", command);
+	at = strstr(r->str, want);
+	if (at != NULL)
+		n = strtoll(at + strlen(want), NULL, 10);
+	freeReplyObject(r);
+	return n;
+}
+
+/*
+ * A heartbeat sweeps the fields of a dead node (nd) from the hashes of up
+ * to 64 of its users, and each device it leaves with no live holder
+ * begins its grace period.  It read the whole hash of the user again for
+ * each of its devices (holders()): with BEEP_MAX_DEVICES_PER_USER devices
+ * a user on each of N nodes, 32 × 32N fields a user, and 64 users a
+ * heartbeat, 0.4 s of Redis's time here with the longest ids, every
+ * node waiting behind it, at each heartbeat after a node stopped or
+ * died while clients held such users.  It reads each user's hash once
+ * now.  The sweep's effects are as before: the dead node's fields go,
+ * and those of another dead node (ne) on the way, a device held by a
+ * live node (n1) stays, one held by no live node begins its grace.
+ */
+static void
+test_cluster_beat_sweep_reads_once(void **state)
+{
+	struct fixture *f = *state;
+	redisContext *c;
+	redisReply *r;
+	long long before;
+
+	if (f == NULL)
+		skip();
+	c = redis_conn(f);
+	fake_nodes(c);
+	for (int u = 0; u < 4; u++) {
+		for (int d = 0; d < 8; d++) {
+			freeReplyObject(redisCommand(c,
+			    "HSET beep:u:sw%d d%d\x1fnd %s d%d\x1fn1 %s", u, d,
+			    "1-0 0", d, "1-0 0"));
+		}
+		freeReplyObject(redisCommand(c,
+		    "HSET beep:u:sw%d lone\x1fnd %s lone\x1fne %s", u, "1-0 0",
+		    "1-0 0"));
+		freeReplyObject(redisCommand(c, "SADD beep:r:nd sw%d", u));
+	}
+	before = command_calls(c, "hkeys");
+	/* Atomic: no heartbeat of the fixture's nodes sweeps nd first. */
+	freeReplyObject(redisCommand(c, "MULTI"));
+	freeReplyObject(redisCommand(c, "SADD beep:nodes nd"));
+	r = redisCommand(c, "EVAL %s 1 beep:n:n9 60000 0 1000 n9 60000 60000 0",
+	    cluster_lua[CLUSTER_LUA_BEAT]);
+	assert_non_null(r);
+	freeReplyObject(r);
+	r = redisCommand(c, "EXEC");
+	assert_non_null(r);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	assert_int_equal(r->elements, 2);
+	assert_int_equal(r->element[1]->type, REDIS_REPLY_INTEGER);
+	freeReplyObject(r);
+	assert_int_equal(command_calls(c, "hkeys") - before, 4);
+	for (int u = 0; u < 4; u++) {
+		assert_int_equal(redis_int(c, "HLEN beep:u:sw%d", u), 8);
+		assert_int_equal(
+		    redis_int(c, "HEXISTS beep:u:sw%d d0\x1fn1", u), 1);
+		assert_int_equal(
+		    redis_int(c, "HEXISTS beep:g:sw%d lone", u), 1);
+		assert_int_equal(redis_int(c, "HEXISTS beep:g:sw%d d0", u), 0);
+	}
+	assert_int_equal(redis_int(c, "EXISTS beep:r:nd"), 0);
+	assert_int_equal(redis_int(c, "SISMEMBER beep:nodes nd"), 0);
+	redisFree(c);
+}
+
 /*
  * The version before named nodes in beep:resync, a set, and took a name
  * off as its heartbeat answered 2.  A name left there by a node of that
@@ -8452,6 +8535,8 @@ main(void)
 	        test_cluster_bye_untold, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_beat_sweeps_untold, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_beat_sweep_reads_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_beat_tell_legacy_after_answer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
