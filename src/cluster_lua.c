@@ -21,9 +21,9 @@
 	"if b == nil or idlt(a, b) then return a end return b end "            \
 	"local function mark_of(u, f) return string.match("                    \
 	"redis.call('HGET', u, f) or '', '^(%d+%-%d+)') end "                  \
-	"local function holders(u, dev) local pre = dev .. '\\31' "            \
+	"local function holders(u, dev, fs) local pre = dev .. '\\31' "        \
 	"local nodes, dead, since, low = {}, false, nil, nil "                 \
-	"for _, f in ipairs(redis.call('HKEYS', u)) do "                       \
+	"for _, f in ipairs(fs or redis.call('HKEYS', u)) do "                 \
 	"if string.sub(f, 1, #pre) == pre then "                               \
 	"local node = string.sub(f, #pre + 1) "                                \
 	"if redis.call('EXISTS', 'beep:n:' .. node) == 1 then "                \
@@ -31,6 +31,14 @@
 	"redis.call('HDEL', u, f) "                                            \
 	"dead = true since = earlier(since, beat_of(node)) end end end "       \
 	"return nodes, dead, since, low end "                                  \
+	"local function node_fields(u, suf) local by, out = {}, {} "           \
+	"for _, f in ipairs(redis.call('HKEYS', u)) do "                       \
+	"local i = string.find(f, '\\31', 1, true) "                           \
+	"if i and i > 1 then local dev = string.sub(f, 1, i - 1) "             \
+	"by[dev] = by[dev] or {} "                                             \
+	"if string.sub(f, i) == suf then out[#out + 1] = dev "                 \
+	"else by[dev][#by[dev] + 1] = f end end end "                          \
+	"return out, by end "                                                  \
 	"local function base() "                                               \
 	"return (redis.call('GET', 'beep:born') or '0') .. '-0' end "          \
 	"local function incarnation(now, again, rebuild) "                     \
@@ -1143,6 +1151,16 @@ static const char cluster_lua_list[] = LUA_PRELUDE
  * node stays in beep:nodes so that a later sweep looks again.  Until
  * 2026-12-07 a killed node's name stayed in both for as long as Redis
  * kept its data, one more with each finding.
+ *
+ * node_fields(): the devices the node (suf: "\x1fNODE") holds in the
+ * user's hash u, and the other fields of each device (by device): one
+ * HKEYS a user, each device's holders() asked of its own fields.  Until
+ * 2026-12-08 holders() read the whole hash again for each device of the
+ * node: quadratic in a user's fields (BEEP_MAX_DEVICES_PER_USER on each
+ * node), 0.4 s of Redis's time for one heartbeat's 64 users of 32
+ * devices on 3 nodes with the longest ids, every node waiting behind
+ * it, at each heartbeat after a node stopped or died (0.07 s now;
+ * test_cluster_beat_sweep_reads_once).  PRUNE uses it the same way.
  */
 static const char cluster_lua_beat[] = LUA_PRELUDE
     "local e = redis.call('EXISTS', KEYS[1]) "
@@ -1166,15 +1184,14 @@ static const char cluster_lua_beat[] = LUA_PRELUDE
     "for _, user in ipairs(redis.call('SPOP', r, budget)) do "
     "budget = budget - 1 "
     "local u = 'beep:u:' .. user "
-    "for _, f in ipairs(redis.call('HKEYS', u)) do "
-    "if #f > #suf and string.sub(f, -#suf) == suf then "
-    "local dev = string.sub(f, 1, #f - #suf) "
+    "local devs, by = node_fields(u, suf) "
+    "for _, dev in ipairs(devs) do local f = dev .. suf "
     "local lw = mark_of(u, f) "
     "redis.call('HDEL', u, f) "
-    "local left, _, since, low = holders(u, dev) "
+    "local left, _, since, low = holders(u, dev, by[dev]) "
     "if #left == 0 then "
     "to_grace('beep:g:' .. user, 'beep:m:' .. user .. '\\31' .. dev, dev, "
-    "now, grace, earlier(sx, since), earlier(lw, low)) end end end end "
+    "now, grace, earlier(sx, since), earlier(lw, low)) end end end "
     "local t = redis.call('HGET', 'beep:tell', x) "
     "if redis.call('SCARD', r) == 0 and (not t or tonumber(t) < "
     "(now - tonumber(ARGV[6])) * 1000) then "
@@ -1269,15 +1286,14 @@ static const char cluster_lua_prune[] = LUA_PRELUDE
     "local r, suf, now = 'beep:r:' .. node, '\\31' .. node, now_ms() "
     "for _, user in ipairs(redis.call('SMEMBERS', r)) do "
     "local u, kept = 'beep:u:' .. user, false "
-    "for _, f in ipairs(redis.call('HKEYS', u)) do "
-    "if #f > #suf and string.sub(f, -#suf) == suf then "
-    "local dev = string.sub(f, 1, #f - #suf) "
+    "local devs, by = node_fields(u, suf) "
+    "for _, dev in ipairs(devs) do "
     "if keep[user .. '\\31' .. dev] then kept = true else "
-    "redis.call('HDEL', u, f) "
-    "local left = holders(u, dev) "
+    "redis.call('HDEL', u, dev .. suf) "
+    "local left = holders(u, dev, by[dev]) "
     "if #left == 0 then "
     "to_grace('beep:g:' .. user, 'beep:m:' .. user .. '\\31' .. dev, dev, "
-    "now, grace, nil) end end end end "
+    "now, grace, nil) end end end "
     "if not kept then redis.call('SREM', r, user) end end "
     "local wrote = tonumber(ARGV[5]) "
     "local nb = tonumber(ARGV[7] or '0') "
