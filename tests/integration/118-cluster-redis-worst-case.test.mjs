@@ -182,6 +182,13 @@ describe('what an attacker leaves in a cluster\'s Redis', T, () => {
 		}
 		const keys = keysOf(p).sort();
 		assert.deepEqual(keys, users.map((u) => `beep:g:${u}`).sort());
+		// Nor are they left among the users a node registers (beep:r).
+		const regs = R('--scan', '--pattern', 'beep:r:*').split('\n')
+		    .filter(Boolean);
+		for (const r of regs) {
+			for (const u of users)
+				assert.equal(R('SISMEMBER', r, u), '0');
+		}
 		for (const k of keys) {
 			assert.ok(mem(k) <= bound, `${mem(k)} bytes > ${bound}`);
 			const ttl = Number(R('PTTL', k));
