@@ -1090,3 +1090,86 @@ describe('stream endings (stub server)', { skip }, () => {
 		assert.equal(p.lastEventId, '2');
 	});
 });
+
+// A front that a test can make lose things, between the client and the
+// stack: POSTs to the API pass, are lost before the service sees them
+// ('refuse': the connection is dropped at once, as on a network gone
+// down) or after ('lose': sent on and answered, then the connection is
+// dropped before the answer reaches the client, as on a network that
+// went down meanwhile). Each POST takes the next of `plan` ('pass' once
+// it is spent); `posts` counts those that reached the service.
+async function lossyFront(upstream) {
+	const front = { plan: [], posts: 0 };
+	const up = new URL(upstream);
+	const server = http.createServer((req, res) => {
+		const how = req.method === 'POST' ? front.plan.shift() ?? 'pass' :
+		    'pass';
+		if (how === 'refuse') {
+			req.socket.destroy();
+			return;
+		}
+		const fwd = http.request({ host: up.hostname, port: up.port,
+		    path: req.url, method: req.method, headers: req.headers },
+		(ures) => {
+			if (req.method === 'POST')
+				front.posts++;
+			if (how === 'lose') {
+				ures.resume();
+				ures.on('end', () => req.socket.destroy());
+				return;
+			}
+			res.writeHead(ures.statusCode, ures.headers);
+			ures.pipe(res);
+		});
+		fwd.on('error', () => req.socket.destroy());
+		res.on('close', () => fwd.destroy());
+		req.pipe(fwd);
+	});
+	await new Promise((r) => server.listen(0, '127.0.0.1', r));
+	front.base = `http://127.0.0.1:${server.address().port}`;
+	front.close = () => {
+		server.closeAllConnections();
+		return new Promise((r) => server.close(r));
+	};
+	return front;
+}
+
+describe('a phone on a bad network (a front that loses requests)', { skip },
+    () => {
+	let stack, front;
+	const sigs = [];
+	const open = (o) => { const s = connect(o); sigs.push(s); return s; };
+	before(async () => {
+		stack = await startStack();
+		front = await lossyFront(stack.base);
+	});
+	after(async () => {
+		for (const s of sigs)
+			s.close();
+		await front.close();
+		await stack.stopAndCheck();
+	});
+
+	// The POST reached the service and was queued; its answer was lost
+	// with the network. The client sends it again, and the device gets it
+	// once, under its first id: the retry is answered with that id, not
+	// delivered again (before, it came twice, and every app had to be
+	// idempotent).
+	test('a send whose answer was lost is retried and delivered once', T,
+	    async () => {
+		const u = sid();
+		const peer = open({ base: stack.base, user: u, device: 'd' });
+		const seen = [];
+		peer.on('n', (d, meta) => seen.push([d, meta.id]));
+		await opened(peer);
+		const sig = open({ base: front.base, user: u, device: 'phone' });
+		await opened(sig);
+		front.plan = ['lose'];
+		front.posts = 0;
+		const r = await sig.send(u, 'd', 1, { event: 'n' });
+		assert.equal(front.posts, 2, 'sent, its answer lost, sent again');
+		const r2 = await sig.send(u, 'd', 2, { event: 'n' });
+		await poll(() => seen.some(([d]) => d === 2), { what: 'the second' });
+		assert.deepEqual(seen, [[1, r.id], [2, r2.id]]);
+	});
+});
