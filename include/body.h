@@ -1,17 +1,24 @@
 /*
- * body: decode a POST body, JSON ({"data": ..., "event": ...}) or form
- * (data=...&event=...), into the message to deliver.  Pure: no I/O.
+ * body: decode a POST body, JSON ({"data": ..., "event": ..., "key": ...})
+ * or form (data=...&event=...), into the message to deliver.  Pure: no I/O.
  */
 #ifndef BEEP_BODY_H
 #define BEEP_BODY_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http.h"
 
 /* The longest event name; names are tokens of [A-Za-z0-9_.-]. */
 #define BODY_EVENT_MAX 64
+
+/*
+ * The longest idempotency key (a JSON body's "key": 1 to this many
+ * characters of printable ASCII, '!' to '~').
+ */
+#define BODY_KEY_MAX 128
 
 /*
  * The bytes a JSON body's parse takes from the caller's stack (struct
@@ -29,6 +36,12 @@ struct body_msg {
 	size_t data_len;
 	bool is_json;      /* data is compact JSON text (not a JSON string) */
 	const char *event; /* or NULL */
+	/*
+	 * The body's idempotency key ("key"), hashed (body_key_hash()), or
+	 * 0: none.  A sender that posts again what it posted before, not
+	 * knowing whether that got through, sends the same key.
+	 */
+	uint64_t key;
 	/*
 	 * Private: what data and event point into, released by
 	 * body_msg_clear().  A JSON body's strings are used where the parse

@@ -1,7 +1,7 @@
 /*
  * json_fast: the one shape nearly every JSON POST body has, read in one
- * pass without a parser: {"data": ..., "event": "..."}, event optional,
- * in either order, data a string or a JSON value (beep-signal.js sends an
+ * pass without a parser: {"data": ..., "event": "...", "key": "..."},
+ * event and key optional, in any order, data a string or a JSON value (beep-signal.js sends an
  * object), which is then taken as the compact text jansson would write.
  *
  * jansson reads a body a character at a time through its stream, at about
@@ -15,9 +15,9 @@
  * decided by jansson's rules (RFC 8259): tests/fuzz/fuzz_body.c checks
  * every answer of this against jansson's.  Pure: no I/O, no allocation.
  *
- * "No" for: any other member, an event that is not a string, a data of
- * null, a member given twice, a \u escape, a control character, invalid
- * UTF-8, an escape in the event, anything after the object but whitespace.
+ * "No" for: any other member, an event or key that is not a string, a
+ * data of null, a member given twice, a \u escape, a control character,
+ * invalid UTF-8, an escape in the event or the key, anything after the object but whitespace.
  * In a data that is a JSON value, also for anything jansson would not
  * write back as it was sent, or refuse: a number with a fraction or an
  * exponent, an integer of more than 18 digits, -0, a \/ escape, a key
@@ -44,12 +44,12 @@ struct json_fast_str {
 };
 
 struct json_fast {
-	struct json_fast_str data, event;
+	struct json_fast_str data, event, key;
 };
 
 /*
  * Whether body[0..len) is an object of a "data" member and optionally an
- * "event" string and nothing else, valid JSON nested at most max_depth
+ * "event" string and a "key" string and nothing else, valid JSON nested at most max_depth
  * deep, that jansson reads the same way (above).  On true, *out says
  * where the values are.
  */

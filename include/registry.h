@@ -128,9 +128,10 @@ struct registry_stats {
 	uint64_t refused;     /* publishes refused: memory or stopping */
 	uint64_t backlogged;  /* of them, REGISTRY_BACKLOGGED */
 	uint64_t crowded;     /* publishes refused CROWDED or HELD_FULL */
-	size_t grace;         /* devices in their grace period */
-	uint64_t replayed;    /* messages a resuming stream started behind */
-	uint64_t expired;     /* delivered messages past their replay window */
+	uint64_t repeated; /* publishes of a key the log held (not appended) */
+	size_t grace;      /* devices in their grace period */
+	uint64_t replayed; /* messages a resuming stream started behind */
+	uint64_t expired;  /* delivered messages past their replay window */
 	/* Past it, and not yet taken by a live stream that lags (DESIGN) */
 	size_t overdue;
 	/*
@@ -236,6 +237,15 @@ const char *registry_msg_frame(const struct registry_msg *m, size_t *len);
  * by it (limits.sender_share, REGISTRY_CROWDED).
  */
 void registry_msg_set_sender(struct registry_msg *m, uint64_t sender);
+/*
+ * Give m, before registry_publish(), its sender's idempotency key (a
+ * hash, body_msg's key), or 0, none (the default).  A message posted
+ * with the key of one its device's log still holds (delivered within
+ * the replay window, or held) is that one sent again, its answer lost:
+ * registry_publish() does not append it, and answers as for that one,
+ * with its id (registry_msg_id(m)).
+ */
+void registry_msg_set_key(struct registry_msg *m, uint64_t key);
 /*
  * A publish was refused, REGISTRY_CROWDED or REGISTRY_HELD_FULL, by the
  * same rule outside the registry (a cluster's Redis): counted as its own

@@ -45,6 +45,11 @@ struct registry_msg {
 	 * before it is published, read under reg->lock.
 	 */
 	uint64_t sender;
+	/*
+	 * Its idempotency key's hash (registry_msg_set_key()), 0: none; set
+	 * before it is published.
+	 */
+	uint64_t key;
 	uint64_t seq;          /* number in its device's log */
 	uint64_t id;           /* event id, registry-wide */
 	uint64_t published_us; /* util_now_us() at registry_publish() */
@@ -221,7 +226,7 @@ struct registry {
 	uint64_t next_stream;
 	uint64_t last_id; /* the newest event id given */
 	uint64_t published, overflows, forgotten, dropped, resets;
-	uint64_t replaced, evicted, refused, backlogged, crowded;
+	uint64_t replaced, evicted, refused, backlogged, crowded, repeated;
 	size_t ngrace;              /* devices on reg->grace */
 	uint64_t replayed, expired; /* see struct registry_stats */
 	size_t noverdue;            /* messages on reg->overdue */

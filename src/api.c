@@ -410,6 +410,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	const char *why = NULL, *too_large = NULL;
 	char id[CLUSTER_ID_MAX], *from = NULL;
 	size_t plen;
+	uint64_t key;
 
 	if (req->body_too_large) {
 		api_error(resp, HTTP_413, "body too large");
@@ -443,6 +444,11 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 			api_error(resp, status, why);
 		return;
 	}
+	/*
+	 * Read before msg is cleared.  A cluster does not look for it:
+	 * there a message posted again arrives twice (README: Cluster).
+	 */
+	key = msg.key;
 	/* Packed once, outside the registry lock; every stream shares it. */
 	if (who->user != NULL)
 		from = event_from_json(who->user, who->device);
@@ -492,6 +498,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		free(from);
 		body_msg_clear(&msg);
 		registry_msg_set_sender(m, sender);
+		registry_msg_set_key(m, key);
 		err = registry_publish(api->reg, r->user, r->device, m);
 		api_format_id(api, registry_msg_id(m), id, sizeof(id));
 		registry_msg_unref(m);

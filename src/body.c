@@ -100,6 +100,7 @@ static void
 body_msg_reset(struct body_msg *msg)
 {
 	msg->data = msg->event = NULL;
+	msg->key = 0;
 	msg->data_len = 0;
 	msg->is_json = false;
 	msg->doc = NULL;
@@ -107,6 +108,29 @@ body_msg_reset(struct body_msg *msg)
 	msg->parse_used = 0;
 	msg->parse_heap = false;
 }
+
+/*
+ * The hash of an idempotency key k[0..len): 64-bit FNV-1a, never 0 (no
+ * key).  0 for a key that is not 1 to BODY_KEY_MAX characters of
+ * printable ASCII.
+ */
+static uint64_t
+body_key_hash(const char *k, size_t len)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	if (len == 0 || len > BODY_KEY_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		if (k[i] < '!' || k[i] > '~')
+			return 0;
+		h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
+	}
+	return h != 0 ? h : 1;
+}
+
+static const char body_key_why[] =
+    "key must be 1-128 characters of printable ASCII";
 
 /*
  * A body of json_fast's shape, a data value and an event string, decoded
@@ -126,6 +150,10 @@ body_decode_fast(
 	if (!json_fast_scan(body, len, max_depth, &f) || f.data.decoded == 0 ||
 	    (f.event.at != NULL &&
 	        body_event_why(f.event.at, f.event.len) != NULL))
+		return false;
+	/* A key without escapes: its text as sent is its value. */
+	if (f.key.at != NULL &&
+	    (msg->key = body_key_hash(f.key.at, f.key.len)) == 0)
 		return false;
 	need = f.data.decoded + 1 + (f.event.at != NULL ? f.event.len + 1 : 0);
 	p = need <= sizeof(msg->parse_stack) ? msg->parse_stack
@@ -186,7 +214,7 @@ static enum http_status
 body_decode_json(const char *body, size_t len, unsigned max_depth,
     struct body_msg *msg, const char **why)
 {
-	json_t *root, *value, *data = NULL, *event = NULL;
+	json_t *root, *value, *data = NULL, *event = NULL, *idem = NULL;
 	json_error_t err;
 	const char *key;
 	size_t key_len;
@@ -225,6 +253,16 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 			event = value;
 		else if (key_len == 4 && memcmp(key, "data", 4) == 0)
 			data = value;
+		else if (key_len == 3 && memcmp(key, "key", 3) == 0)
+			idem = value;
+	}
+	if (idem != NULL && !json_is_null(idem)) {
+		if (!json_is_string(idem) ||
+		    (msg->key = body_key_hash(json_string_value(idem),
+		         json_string_length(idem))) == 0) {
+			*why = body_key_why;
+			goto fail;
+		}
 	}
 	if (event != NULL && !json_is_null(event)) {
 		if (!json_is_string(event)) {

@@ -288,6 +288,9 @@ json_fast_scan(
 		} else if (len - i >= 7 && memcmp(s + i, "\"event\"", 7) == 0) {
 			m = &out->event;
 			i += 7;
+		} else if (len - i >= 5 && memcmp(s + i, "\"key\"", 5) == 0) {
+			m = &out->key;
+			i += 5;
 		} else {
 			return false;
 		}
@@ -317,7 +320,7 @@ json_fast_scan(
 		i = json_fast_ws(s, i + 1, len);
 	}
 	return json_fast_ws(s, i + 1, len) == len && out->data.at != NULL &&
-	    !out->event.escaped;
+	    !out->event.escaped && !out->key.escaped;
 }
 
 /* s's JSON text without its whitespace outside strings. */

@@ -758,6 +758,7 @@ registry_stats(struct registry *reg, struct registry_stats *st)
 	st->refused = reg->refused;
 	st->backlogged = reg->backlogged;
 	st->crowded = reg->crowded;
+	st->repeated = reg->repeated;
 	st->published = reg->published;
 	st->overflows = reg->overflows;
 	st->forgotten = reg->forgotten;

@@ -32,6 +32,7 @@ registry_msg_alloc(size_t len, char **frame)
 
 	atomic_init(&m->refs, 1);
 	m->seq = m->id = m->t_ms = m->published_us = m->sender = 0;
+	m->key = 0;
 	m->device = NULL;
 	m->list = MSG_ON_NONE;
 	m->rprev = m->rnext = NULL;
@@ -55,6 +56,12 @@ void
 registry_msg_set_sender(struct registry_msg *m, uint64_t sender)
 {
 	m->sender = sender;
+}
+
+void
+registry_msg_set_key(struct registry_msg *m, uint64_t key)
+{
+	m->key = key;
 }
 
 const char *

@@ -233,6 +233,19 @@ registry_log_trim(struct registry *reg, struct reg_device *d, uint64_t now)
 	device_recount(reg, d);
 }
 
+const struct registry_msg *
+registry_log_find_key(const struct reg_device *d, uint64_t key)
+{
+	for (size_t i = d->count; i > 0; i--) {
+		const struct registry_msg *m =
+		    d->ring[(d->head + i - 1) % d->cap];
+
+		if (m->key == key)
+			return m;
+	}
+	return NULL;
+}
+
 /* id: the caller's (registry_publish_at()), or 0 for the next one. */
 void
 registry_log_append(struct registry *reg, struct reg_device *d,

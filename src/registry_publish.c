@@ -75,6 +75,7 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	struct registry_stream *s, *wake[REGISTRY_WAKE_MAX];
 	enum registry_error res, crowd;
 	struct reg_device *d;
+	const struct registry_msg *prior;
 	uint64_t now_us = util_now_us();
 	/* One read of the clock: util_now_ms() is the same one in ms. */
 	uint64_t now = reg->limits.clock_ms != NULL ? reg->limits.clock_ms()
@@ -109,6 +110,21 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	}
 	if (id != 0 && id <= d->top_id) {
 		res = REGISTRY_DUPLICATE;
+		goto out;
+	}
+	/*
+	 * Posted again with the key of one the log holds: that one, whose
+	 * answer its sender did not get (a network lost it), sent again.
+	 * Not appended (it would arrive twice); answered as that one was,
+	 * with its id: 200 once taken or while the device is here, 202
+	 * while it waits for the device away.
+	 */
+	if (id == 0 && m->key != 0 &&
+	    (prior = registry_log_find_key(d, m->key)) != NULL) {
+		m->id = prior->id;
+		res = prior->seq <= d->taken || device_live(d) ? REGISTRY_OK
+		                                               : REGISTRY_HELD;
+		reg->repeated++;
 		goto out;
 	}
 	res = device_live(d) ? REGISTRY_OK : REGISTRY_HELD;

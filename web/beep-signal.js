@@ -31,8 +31,10 @@
 // change (400, 401, 403, 404; a 401 is retried when the page can renew its
 // credentials: see renewable()) and when the service says a newer stream of
 // the same device replaced this one. Every request, and a stream's response
-// head, has `timeout` (10 s) to answer before it is given up and retried,
-// so a retried send may arrive twice: messages should be idempotent. A
+// head, has `timeout` (10 s) to answer before it is given up and retried;
+// a send carries an idempotency key, the same on each attempt, so one
+// retried after its answer was lost arrives once (not in a cluster, nor
+// past the device's replay window: messages should be idempotent). A
 // send that fails while the browser is offline waits for it to be online
 // again (`offlineWait`, 30 s) before its attempts go on.
 // close() ends the requests in flight. The token, when given,
@@ -69,6 +71,21 @@ const RESUME_PREFIX = "beep-signal:";
 
 const enc = encodeURIComponent;
 const jitter = (ms) => Math.round(ms * (0.75 + Math.random() * 0.5));
+// An idempotency key for a send: 128 random bits in hex. The same on
+// each of its attempts, so that the service answers one whose first
+// attempt got through (only its answer was lost) with that one's id
+// rather than delivering it twice. getRandomValues, not randomUUID, which
+// a page served over plain HTTP lacks.
+function sendKey() {
+	const b = new Uint8Array(16);
+	if (globalThis.crypto?.getRandomValues)
+		globalThis.crypto.getRandomValues(b);
+	else
+		for (let i = 0; i < b.length; i++)
+			b[i] = Math.floor(Math.random() * 256);
+	return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
 // Retry-After is the earliest time to come back: clients refused together
 // would all come back in the same millisecond, so each waits up to as long
 // again (as the service's own retry: field varies).
@@ -917,6 +934,8 @@ class Signal {
 		const body = { data };
 		if (event)
 			body.event = event;
+		// Its attempts are one message (the key's, see sendKey()).
+		body.key = sendKey();
 		if (keepalive)
 			return this.last(`/user/${enc(user)}/device/${enc(device)}`,
 			    body);

@@ -128,11 +128,16 @@ check_fast(const char *body, size_t len, unsigned max_depth)
 	FUZZ_CHECK(depth_json_within(body, len, max_depth));
 	doc = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
 	FUZZ_CHECK(json_is_object(doc));
-	FUZZ_CHECK(json_object_size(doc) == (f.event.at != NULL ? 2u : 1u));
+	FUZZ_CHECK(json_object_size(doc) ==
+	    1u + (f.event.at != NULL) + (f.key.at != NULL));
 	check_fast_str(&f.data, json_object_get(doc, "data"));
 	if (f.event.at != NULL) {
 		FUZZ_CHECK(!f.event.escaped && !f.event.text);
 		check_fast_str(&f.event, json_object_get(doc, "event"));
+	}
+	if (f.key.at != NULL) {
+		FUZZ_CHECK(!f.key.escaped && !f.key.text);
+		check_fast_str(&f.key, json_object_get(doc, "key"));
 	}
 	json_decref(doc);
 }

@@ -372,6 +372,76 @@ test_body_event_limit(void **state)
 	assert_null(body_event_why("offer", 5));
 }
 
+/* The key body b decodes to (200), or 0 when it has none. */
+static uint64_t
+key_of(const char *b)
+{
+	struct body_msg m;
+	const char *why = NULL;
+	uint64_t key;
+
+	assert_int_equal(decode_json(b, &m, &why), HTTP_200);
+	key = m.key;
+	body_msg_clear(&m);
+	return key;
+}
+
+/*
+ * An idempotency key ("key"): read by json_fast and by jansson alike (the
+ * same key hashes the same, escaped or not, whatever else the body has),
+ * none without one or with null; anything but 1 to BODY_KEY_MAX printable
+ * ASCII characters is a 400 that says so, not a key ignored.
+ */
+static void
+test_body_key(void **state)
+{
+	const char *fast = "{\"data\":\"x\",\"key\":\"k-1\"}";
+	struct json_fast f;
+	struct body_msg m;
+	const char *why;
+	char big[BODY_KEY_MAX + 32];
+	uint64_t k;
+
+	(void)state;
+	assert_true(json_fast_scan(fast, strlen(fast), 32, &f));
+	k = key_of(fast);
+	assert_true(k != 0);
+	assert_true(key_of("{\"key\":\"k-1\",\"data\":{\"a\":1},"
+	                   "\"event\":\"offer\"}") == k);
+	/* jansson's: another member, an escape. */
+	assert_true(key_of("{\"data\":\"x\",\"key\":\"k-1\",\"v\":1}") == k);
+	assert_true(key_of("{\"data\":\"x\",\"key\":\"k\\u002d1\"}") == k);
+	assert_true(key_of("{\"data\":\"x\",\"key\":\"k-2\"}") != k);
+	assert_true(key_of("{\"data\":\"x\"}") == 0);
+	assert_true(key_of("{\"data\":\"x\",\"key\":null}") == 0);
+	memset(big, 'k', BODY_KEY_MAX);
+	big[BODY_KEY_MAX] = '\0';
+	{
+		char b[BODY_KEY_MAX + 64];
+
+		snprintf(b, sizeof(b), "{\"data\":1,\"key\":\"%s\"}", big);
+		assert_true(key_of(b) != 0);
+		snprintf(b, sizeof(b), "{\"data\":1,\"key\":\"%sk\"}", big);
+		assert_int_equal(decode_json(b, &m, &why), HTTP_400);
+		assert_string_equal(
+		    why, "key must be 1-128 characters of printable ASCII");
+	}
+	const char *bad[] = {
+	    "{\"data\":\"x\",\"key\":\"\"}",
+	    "{\"data\":\"x\",\"key\":7}",
+	    "{\"data\":\"x\",\"key\":\"a b\"}",
+	    "{\"data\":\"x\",\"key\":\"\xc3\xa9\"}",
+	    "{\"data\":\"x\",\"key\":\"a\\nb\"}",
+	    "{\"data\":\"x\",\"key\":[\"a\"]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		assert_int_equal(decode_json(bad[i], &m, &why), HTTP_400);
+		assert_string_equal(
+		    why, "key must be 1-128 characters of printable ASCII");
+	}
+}
+
 /* Whether p lies in m's parse stack. */
 static bool
 in_parse_stack(const struct body_msg *m, const char *p)
@@ -617,6 +687,7 @@ main(void)
 	    cmocka_unit_test(test_body_depth_limit),
 	    cmocka_unit_test(test_body_max_depth_on_worker_stack),
 	    cmocka_unit_test(test_body_event_limit),
+	    cmocka_unit_test(test_body_key),
 	    cmocka_unit_test(test_body_fast),
 	    cmocka_unit_test(test_body_fast_storage),
 	    cmocka_unit_test(test_body_fast_bounds),

@@ -1670,6 +1670,90 @@ back_b_first(struct registry *reg, uint64_t b_id)
 	registry_unsubscribe(reg, a);
 }
 
+/* Publish s to (u, d) with idempotency key; *id: the id it was answered. */
+static enum registry_error
+publish_key(struct registry *reg, const char *u, const char *d, const char *s,
+    uint64_t key, uint64_t *id)
+{
+	struct registry_msg *m = registry_msg_new(s, strlen(s));
+	enum registry_error err;
+
+	registry_msg_set_key(m, key);
+	err = registry_publish(reg, u, d, m);
+	*id = registry_msg_id(m);
+	registry_msg_unref(m);
+	return err;
+}
+
+/*
+ * A message posted again with the key of one its device's log holds (its
+ * sender's first try got through, its answer was lost) is that one: not
+ * appended, answered with its id, 200 once taken or while the device is
+ * here, 202 while it is held for the device away.  Without a key, or
+ * with another, each post is a message (before, a retry arrived twice).
+ */
+static void
+test_registry_key_repeated(void **state)
+{
+	struct registry_limits l = {.grace_ms = 600000,
+	    .replay_max = 16,
+	    .replay_bytes = 1 << 20,
+	    .replay_ms = 60000};
+	struct registry *reg = registry_new(&l);
+	struct registry_stats st;
+	struct registry_batch b;
+	enum registry_error err;
+	struct registry_stream *s, *next;
+	uint64_t id1, id, id3;
+	size_t len;
+
+	(void)state;
+	s = subscribe(reg, "bob", "phone", &err);
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "one", 7, &id1), REGISTRY_OK);
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "one", 7, &id), REGISTRY_OK);
+	assert_true(id == id1);
+	assert_int_equal(registry_wait(reg, s, 0, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 1);
+	registry_batch_release(&b);
+	/* Taken, then the device away: the repeat is still 200. */
+	registry_stream_expires(s, util_now_ms());
+	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_EXPIRED);
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "one", 7, &id), REGISTRY_OK);
+	assert_true(id == id1);
+	/* Held: its repeat is held too, once. */
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "two", 9, &id), REGISTRY_HELD);
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "two", 9, &id3), REGISTRY_HELD);
+	assert_true(id3 == id);
+	/* No key: two messages. */
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "three", 0, &id), REGISTRY_HELD);
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "three", 0, &id3), REGISTRY_HELD);
+	assert_true(id3 > id);
+	/* Gone from the log (retention over): a message again. */
+	registry_expire(reg, util_now_ms() + 120000);
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "one", 7, &id), REGISTRY_HELD);
+	assert_true(id > id1);
+	registry_stats(reg, &st);
+	assert_int_equal(st.published, 5);
+	assert_int_equal(st.repeated, 3);
+	next = subscribe(reg, "bob", "phone", &err);
+	assert_int_equal(registry_wait(reg, next, 0, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 4);
+	assert_memory_equal(
+	    registry_msg_frame(batch_at(&b, 0), &len), "two", 3);
+	registry_batch_release(&b);
+	registry_unsubscribe(reg, s);
+	registry_unsubscribe(reg, next);
+	registry_free(reg);
+}
+
 /*
  * A device's bounds are the device's, whoever sent: one sender filled
  * them within its rate and pushed out what another posted to the device
@@ -6474,6 +6558,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_registry_key_repeated),
 	    cmocka_unit_test(test_registry_laggard_stale_walk_loses),
 	    cmocka_unit_test(test_registry_laggard_stale_walk),
 	    cmocka_unit_test(test_registry_laggard_stale_now_reopens),
