@@ -1035,6 +1035,47 @@ describe('stream endings (stub server)', { skip }, () => {
 			    offlineWait: ok }).close();
 	});
 
+	test('sendWait is a number of ms from 0 to 2147483647', T,
+	    async () => {
+		for (const bad of [-1, NaN, Infinity, '15000', 2 ** 31])
+			// Closed when taken (before the change), so that no
+			// stream is left reconnecting.
+			assert.throws(() => connect({ base, user: 'u',
+			    device: 'd', sendWait: bad }).close(), (e) =>
+			    e instanceof TypeError &&
+			    /sendWait must be a number of ms/.test(e.message),
+			    `sendWait ${String(bad)} was taken`);
+		for (const ok of [0, 2 ** 31 - 1])
+			connect({ base, user: 'u', device: 'd',
+			    sendWait: ok }).close();
+	});
+
+	// A refusal whose Retry-After is past what is left of the send's
+	// budget fails the send at once, with the service's answer: waited,
+	// the send would outlive its budget (and hold the sends behind it).
+	test('Retry-After past what sendWait leaves: rejected at once, the ' +
+	    'refusal its error', T, async () => {
+		let posts = 0;
+		script = (req, res) => {
+			if (req.method !== 'POST')
+				return sse(res, ': ok\n\n', false);
+			posts++;
+			res.writeHead(503, { 'Content-Type': 'application/json',
+			    'Retry-After': '3' });
+			res.end('{"error":"message memory full"}');
+		};
+		const sig = connect({ base, user: 'u', device: 'd',
+		    sendWait: 2000 });
+		try {
+			await assert.rejects(sig.send('v', 'e', 1), (e) =>
+			    e.status === 503 && e.retryAfterMs === 3000 &&
+			    /message memory full/.test(e.message));
+			assert.equal(posts, 1, 'not sent again');
+		} finally {
+			sig.close();
+		}
+	});
+
 	// reconnect() while a refusal's body is read, before its Retry-After
 	// wait begins, goes again at once, as during the wait itself (a
 	// review: it was lost, and the client waited out Retry-After).
@@ -1171,5 +1212,65 @@ describe('a phone on a bad network (a front that loses requests)', { skip },
 		const r2 = await sig.send(u, 'd', 2, { event: 'n' });
 		await poll(() => seen.some(([d]) => d === 2), { what: 'the second' });
 		assert.deepEqual(seen, [[1, r.id], [2, r2.id]]);
+	});
+
+	// A network that is down while the browser says it is online (a
+	// Wi-Fi to cellular hand-over, a dead access point): every attempt
+	// fails at once. The send goes on trying within its budget
+	// (sendWait, 15 s by default), not three attempts (some 3 s: the call
+	// page ended a call that an ICE restart would have kept), and arrives
+	// once, though one of its attempts got through with its answer lost.
+	test('a send goes on past three lost attempts within sendWait, and ' +
+	    'arrives once', T, async () => {
+		const u = sid();
+		const peer = open({ base: stack.base, user: u, device: 'd' });
+		const seen = [];
+		peer.on('n', (d, meta) => seen.push([d, meta.id]));
+		await opened(peer);
+		const sig = open({ base: front.base, user: u, device: 'phone' });
+		await opened(sig);
+		front.plan = ['refuse', 'lose', 'refuse', 'refuse'];
+		front.posts = 0;
+		const r = await sig.send(u, 'd', 1, { event: 'n' });
+		assert.equal(front.plan.length, 0, 'every attempt made');
+		assert.equal(front.posts, 2, 'the lost answer, and the last');
+		const r2 = await sig.send(u, 'd', 2, { event: 'n' });
+		await poll(() => seen.some(([d]) => d === 2), { what: 'the second' });
+		assert.deepEqual(seen, [[1, r.id], [2, r2.id]]);
+	});
+
+	// Its budget ends the send, failing with its last error, and close()
+	// ends it sooner; the sends queued behind it go on in order.
+	test('a send never outlives sendWait; close() ends its wait', T,
+	    async () => {
+		const u = sid();
+		const peer = open({ base: stack.base, user: u, device: 'd' });
+		await opened(peer);
+		const sig = open({ base: front.base, user: u, device: 'phone',
+		    sendWait: 1500 });
+		await opened(sig);
+		front.plan = Array(1000).fill('refuse');
+		try {
+			await assert.rejects(sig.send(u, 'd', 1),
+			    (e) => e.status === 0 && !/closed/.test(e.message));
+			const p = sig.send(u, 'd', 2);
+			sig.close();
+			await assert.rejects(p, /send: closed/);
+		} finally {
+			front.plan = [];
+		}
+	});
+
+	// What a retry cannot change is not retried: the POST reaches the
+	// service once.
+	test('4xx is not retried', T, async () => {
+		const u = sid();
+		const sig = open({ base: front.base, user: u, device: 'phone' });
+		await opened(sig);
+		front.posts = 0;
+		await assert.rejects(sig.send(u, 'nope', 1), (e) => e.status === 404);
+		await assert.rejects(sig.send(u, 'phone', 'x'.repeat(70000)),
+		    (e) => e.status === 413);
+		assert.equal(front.posts, 2);
 	});
 });
