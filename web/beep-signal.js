@@ -35,7 +35,8 @@
 // a send carries an idempotency key, the same on each attempt, so one
 // retried after its answer was lost arrives once (not in a cluster, nor
 // past the device's replay window: messages should be idempotent). A
-// send that fails while the browser is offline waits for it to be online
+// send's attempts go on within `sendWait` (15 s) after it was made; one
+// that fails while the browser is offline waits for it to be online
 // again (`offlineWait`, 30 s) before its attempts go on.
 // close() ends the requests in flight. The token, when given,
 // goes in an Authorization: Bearer header on every request, the stream
@@ -44,7 +45,15 @@
 const DEFAULT_RETRY_MS = 2000;   // before reconnecting after a clean end
 const MIN_BACKOFF_MS = 500;      // after a failure, doubling...
 const MAX_BACKOFF_MS = 30000;    // ...up to this
-const SEND_ATTEMPTS = 3;         // a POST is retried on transient failures
+const SEND_ATTEMPTS = 3;         // a request is retried on transient failures
+// A send is retried on transient failures for this long after it was
+// made (sendWait), every SEND_BACKOFF_MS at most: a network gone for a
+// few seconds while the browser says it is online (a hand-over from Wi-Fi
+// to cellular, a dead access point) fails every attempt at once, and
+// three attempts (some 3 s) lost messages an ICE restart would have
+// outlived.
+const SEND_WAIT_MS = 15000;
+const SEND_BACKOFF_MS = 2000;
 const TIMEOUT_MS = 10000;        // an answer (a stream's head) within this
 // A send that fails with no answer while the browser is offline waits for
 // it to be back online, up to this long after the send was made.
@@ -320,6 +329,17 @@ class Signal {
 		    !(this.offlineWait >= 0 &&
 		    this.offlineWait <= MAX_TIMER_MS))
 			throw new TypeError("connect: offlineWait must be a " +
+			    `number of ms, 0 to ${MAX_TIMER_MS}`);
+		// A send's attempts go on, on a transient failure (no answer,
+		// 429, 502, 503, 504), this long at most after it was made
+		// (each attempt's `timeout` cut to what is left, a Retry-After
+		// past it failing the send at once); 0: three attempts, as
+		// before. Never unbounded: a page must hear in time that its
+		// send is lost.
+		this.sendWait = opts.sendWait ?? SEND_WAIT_MS;
+		if (typeof this.sendWait !== "number" ||
+		    !(this.sendWait >= 0 && this.sendWait <= MAX_TIMER_MS))
+			throw new TypeError("connect: sendWait must be a " +
 			    `number of ms, 0 to ${MAX_TIMER_MS}`);
 		// Aborted by close(): the requests in flight end with it.
 		this.closing = new AbortController();
@@ -817,12 +837,17 @@ class Signal {
 	// given `timeout` ms (this.timeout) for its whole answer. Resolves
 	// { status, doc } (the JSON answer); rejects with a SignalError, at
 	// once when close() is called, also between two attempts or while
-	// waiting to be online. offlineUntil (a send's): an attempt that
-	// fails with no answer while the browser is offline is not spent;
-	// the request waits for "online" until then, and goes again at once.
+	// waiting to be online. until (a send's, Date.now() time): instead
+	// of `attempts`, tried again until then, each attempt cut to what is
+	// left, but for an attempt owed (the first, or one back online),
+	// which has its `timeout` when nothing is left; a wait past it (a
+	// Retry-After) fails it at once. offlineUntil (a send's): an
+	// attempt that fails with no answer while the browser is offline is
+	// not spent; the request waits for "online" until then, and goes
+	// again at once.
 	async request(method, path, body, what,
 	    { attempts = SEND_ATTEMPTS, timeout = this.timeout,
-	    offlineUntil = 0 } = {}) {
+	    offlineUntil = 0, until = 0 } = {}) {
 		const init = { method, cache: "no-store",
 		    credentials: this.credentials };
 		const extra = {};
@@ -831,16 +856,40 @@ class Signal {
 			init.body = JSON.stringify(body);
 		}
 		const closed = () => new SignalError(`${what}: closed`, 0);
-		let err, backOnline = false;
-		for (let attempt = 0; attempt < attempts; attempt++) {
-			if (attempt > 0 && !backOnline)
-				await this.pauseUnlessClosed(err.retryAfterMs ?
+		let err, owed = true;
+		for (let attempt = 0; ; attempt++) {
+			let ms = timeout;
+			if (!owed) {
+				if (!until && attempt >= attempts)
+					break;
+				let wait = err.retryAfterMs ?
 				    afterRetry(err.retryAfterMs) :
-				    jitter(MIN_BACKOFF_MS * 2 ** attempt));
-			backOnline = false;
+				    jitter(until ? Math.min(SEND_BACKOFF_MS,
+				    MIN_BACKOFF_MS * 2 ** attempt) :
+				    MIN_BACKOFF_MS * 2 ** attempt);
+				if (until) {
+					// The service's Retry-After without
+					// its jitter, when only it fits.
+					const left = until - Date.now();
+					if (wait >= left && err.retryAfterMs &&
+					    err.retryAfterMs < left)
+						wait = err.retryAfterMs;
+					if (wait >= left)
+						break;
+				}
+				await this.pauseUnlessClosed(wait);
+				if (until && !this.closing.signal.aborted) {
+					ms = Math.min(timeout, until - Date.now());
+					if (ms <= 0)
+						break;
+				}
+			} else if (until > Date.now()) {
+				ms = Math.min(timeout, until - Date.now());
+			}
+			owed = false;
 			if (this.closing.signal.aborted)
 				throw closed();
-			const { signal, done } = this.deadline(timeout);
+			const { signal, done } = this.deadline(ms);
 			try {
 				init.headers = await untilAborted(this.headers(extra),
 				    signal);
@@ -851,7 +900,7 @@ class Signal {
 				if (!signal.aborted)
 					throw e;
 				err = new SignalError(`${what}: no token within ` +
-				    `${timeout} ms`, 0);
+				    `${ms} ms`, 0);
 				continue;
 			}
 			let res = null;
@@ -869,7 +918,7 @@ class Signal {
 					throw new SignalError(`${what}: ${e.message}`,
 					    res.status);
 				err = new SignalError(`${what}: ` + (signal.aborted ?
-				    `no answer within ${timeout} ms` :
+				    `no answer within ${ms} ms` :
 				    e.message), 0);
 				// No network (a phone between Wi-Fi and LTE, a
 				// tunnel): its attempts, which would all fail
@@ -877,8 +926,8 @@ class Signal {
 				// the browser's word: an onLine wrongly false
 				// must not hold every send. Sent again as after
 				// any failure without an answer (it may have got
-				// through: messages are idempotent); an answer's
-				// body cut is not here (see answer()).
+				// through: its key makes it one message); an
+				// answer's body cut is not here (see answer()).
 				if (offlineUntil && offline()) {
 					done();
 					await this.untilOnline(offlineUntil);
@@ -889,7 +938,7 @@ class Signal {
 						    `offline for ${this.offlineWait} ms`,
 						    0, 0, this.offlineWait);
 					attempt--;
-					backOnline = true;
+					owed = true;
 				}
 				continue;
 			} finally {
@@ -942,13 +991,16 @@ class Signal {
 		const key = `${user}\0${device}`;
 		const prev = this.sendQueues.get(key) || Promise.resolve();
 		// From the call, not from its turn: sends queued during an
-		// outage all end by then, not one offlineWait after another.
+		// outage all end by then, not one offlineWait (sendWait) after
+		// another.
+		const now = Date.now();
 		const offlineUntil = this.offlineWait > 0 ?
-		    Date.now() + this.offlineWait : 0;
+		    now + this.offlineWait : 0;
+		const until = this.sendWait > 0 ? now + this.sendWait : 0;
 		const p = prev.catch(() => {}).then(async () => {
 			const { status, doc } = await this.request("POST",
 			    `/user/${enc(user)}/device/${enc(device)}`, body, "send",
-			    { offlineUntil });
+			    { offlineUntil, until });
 			return { id: doc.id, held: status === 202 };
 		});
 		this.sendQueues.set(key, p);
@@ -1030,7 +1082,10 @@ class Signal {
 // timeout (ms for each attempt's answer, a stream's head; default 10 s),
 // offlineWait (ms after a send is made that it waits, when it fails while
 // the browser is offline, for the browser to be back online; default
-// 30 s; 0: no wait; at most 2147483647, setTimeout()'s longest).
+// 30 s; 0: no wait; at most 2147483647, setTimeout()'s longest),
+// sendWait (ms after a send is made that its attempts go on, on a
+// transient failure; default 15 s; 0: three attempts; at most
+// 2147483647).
 export function connect(opts) {
 	return new Signal(opts);
 }

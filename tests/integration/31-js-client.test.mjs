@@ -713,7 +713,10 @@ describe('stream endings (stub server)', { skip }, () => {
 			    'Retry-After': '600' });
 			res.end('{"error":"full"}');
 		};
-		const sig = connect({ base, user: 'u', device: 'd' });
+		// A budget that the Retry-After fits in (past it, the send
+		// fails at once: the test above).
+		const sig = connect({ base, user: 'u', device: 'd',
+		    sendWait: 2 ** 31 - 1 });
 		try {
 			const send = sig.send('v', 'e', 1);
 			// Waiting 600 s and up to as long again before retrying.
