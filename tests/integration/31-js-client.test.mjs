@@ -28,7 +28,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
-import { startStack, poll, sid, withTimeout, skipReason } from './harness.mjs';
+import { startStack, startCluster, CLUSTER_QUICK, poll, sid, withTimeout,
+    skipReason } from './harness.mjs';
 import { mint, claims } from './jwt.mjs';
 import {
 	connect, EventStreamParser, SignalError,
@@ -1275,5 +1276,41 @@ describe('a phone on a bad network (a front that loses requests)', { skip },
 		await assert.rejects(sig.send(u, 'phone', 'x'.repeat(70000)),
 		    (e) => e.status === 413);
 		assert.equal(front.posts, 2);
+	});
+});
+
+// The same in a cluster: the POST is Redis's script, which keeps each
+// key with its entry; the sender's node is not the device's.
+describe('a phone on a bad network, in a cluster', { skip }, () => {
+	let cl, front;
+	const sigs = [];
+	const open = (o) => { const s = connect(o); sigs.push(s); return s; };
+	before(async () => {
+		cl = await startCluster({ nodes: 2, env: CLUSTER_QUICK });
+		front = await lossyFront(cl.nodes[1].base);
+	});
+	after(async () => {
+		for (const s of sigs)
+			s.close();
+		await front.close();
+		await cl.stopAndCheck();
+	});
+
+	test('a send whose answers were lost is retried and delivered once, ' +
+	    'through another node', T, async () => {
+		const u = sid();
+		const peer = open({ base: cl.nodes[0].base, user: u, device: 'd' });
+		const seen = [];
+		peer.on('n', (d, meta) => seen.push([d, meta.id]));
+		await opened(peer);
+		const sig = open({ base: front.base, user: u, device: 'phone' });
+		await opened(sig);
+		front.plan = ['lose', 'refuse', 'lose'];
+		front.posts = 0;
+		const r = await sig.send(u, 'd', 1, { event: 'n' });
+		assert.equal(front.posts, 3, 'two answers lost, the last one came');
+		const r2 = await sig.send(u, 'd', 2, { event: 'n' });
+		await poll(() => seen.some(([d]) => d === 2), { what: 'the second' });
+		assert.deepEqual(seen, [[1, r.id], [2, r2.id]]);
 	});
 });
