@@ -444,10 +444,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 			api_error(resp, status, why);
 		return;
 	}
-	/*
-	 * Read before msg is cleared.  A cluster does not look for it:
-	 * there a message posted again arrives twice (README: Cluster).
-	 */
+	/* Read before msg is cleared. */
 	key = msg.key;
 	/* Packed once, outside the registry lock; every stream shares it. */
 	if (who->user != NULL)
@@ -480,8 +477,9 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		    msg.event, from);
 		free(from);
 		body_msg_clear(&msg);
-		err = cluster_publish(api->cluster, r->user, r->device, sender,
-		    packed.data, packed.len, id, sizeof(id), &down);
+		err = cluster_publish_key(api->cluster, r->user, r->device,
+		    sender, key, packed.data, packed.len, id, sizeof(id),
+		    &down);
 		buf_free(&packed);
 		if (down) {
 			api_retry_after(resp, API_RETRY_AFTER);

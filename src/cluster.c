@@ -41,6 +41,9 @@
  *                        from f to l (fields f and l): the share's
  *                        counts, kept for the next POST to follow (see
  *                        POST); PX 10 s at most, no longer than beep:ws
+ *   beep:k:USER\x1fDEV\x1fKEY  string: the id of the entry a POST with
+ *                        idempotency key KEY (its hash, hex) added; PX
+ *                        keep_ms, as the entry (see POST)
  *   beep:c:NODE          pub/sub channel of the messages for the node
  *   beep:tell            hash: NODE -> the generation of a loss found
  *                        (PRUNE) that it is to tell its streams of, until
@@ -718,6 +721,15 @@ cluster_publish(struct cluster *cl, const char *user, const char *device,
     uint64_t sender, const char *frame, size_t len, char *id, size_t size,
     bool *down)
 {
+	return cluster_publish_key(
+	    cl, user, device, sender, 0, frame, len, id, size, down);
+}
+
+enum registry_error
+cluster_publish_key(struct cluster *cl, const char *user, const char *device,
+    uint64_t sender, uint64_t key, const char *frame, size_t len, char *id,
+    size_t size, bool *down)
+{
 	enum registry_error res = REGISTRY_NOT_FOUND;
 	struct cluster_job *j;
 	redisReply *r;
@@ -748,6 +760,17 @@ cluster_publish(struct cluster *cl, const char *user, const char *device,
 		snprintf(name, sizeof(name), "%016" PRIx64, sender);
 		cluster_job_str(j, name);
 		cluster_job_num(j, cl->share);
+	} else if (key != 0) {
+		/* No name: the script asks no share of it. */
+		cluster_job_str(j, "");
+		cluster_job_num(j, 0);
+	}
+	/* The key's hash, looked for and kept with the entry. */
+	if (key != 0) {
+		char k[17];
+
+		snprintf(k, sizeof(k), "%016" PRIx64, key);
+		cluster_job_str(j, k);
 	}
 	if (!cluster_job_call(cl, j)) {
 		pthread_mutex_unlock(&cl->lock);

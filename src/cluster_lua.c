@@ -247,8 +247,15 @@
  * KEYS u g s m; ARGV dev user frame maxlen keep_ms grace_ms meta_ttl_ms
  * run (the node's Redis run, "" not known: beep:wr, see PRUNE) sender
  * share (absent: a sender not known, BEEP_SENDER_SHARE 100, or a node of
- * the version before).  sender: the poster's name, the same on every
- * node (cluster_sender()); share: what one sender may hold (entries).
+ * the version before; "" and 0 before a key) key.  sender: the poster's
+ * name, the same on every node (cluster_sender()); share: what one
+ * sender may hold (entries).  key: the POST's idempotency key (its hash
+ * in hex; absent or "": none): one that beep:k:USER\x1fDEV\x1fKEY names
+ * an entry of the device's stream still has is that POST sent again, its
+ * answer lost: nothing is added or published, and it is answered with
+ * that entry's id, 200 or 202 as any POST now, and beep:w as it is.
+ * Else the key is set to the new entry's id for keep_ms, as the entry
+ * lasts.
  *
  * crowds(): the sender share, as one node's registry_log_crowds() has it:
  * one sender cannot push out what others posted to a device away (until
@@ -427,6 +434,12 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "redis.call('EXISTS', 'beep:born') == 0 then return {503} end "
     "return {404} end "
     "status = 202 end "
+    "local key = ARGV[11] or '' local kk "
+    "if key ~= '' then kk = 'beep:k:' .. string.sub(s, 8) .. '\\31' .. key "
+    "local prior = redis.call('GET', kk) "
+    "if prior and #redis.call('XRANGE', s, prior, prior) == 1 then "
+    "return {status, prior, tonumber(redis.call('GET', 'beep:w') or '0'), "
+    "redis.call('GET', 'beep:born') or ''} end end "
     "local want = '*' "
     "local last = redis.call('HGET', m, 'last') or base() "
     "if redis.call('EXISTS', s) == 0 and redis.call('EXISTS', m) == 1 "
@@ -459,6 +472,7 @@ static const char cluster_lua_post[] = LUA_PRELUDE
     "rise(m, old[1][1]) "
     "redis.call('XTRIM', s, 'MINID', cut) end "
     "redis.call('HSET', m, 'last', id) "
+    "if kk then redis.pcall('SET', kk, id, 'PX', keep) end "
     "redis.call('PEXPIRE', s, keep) "
     "if status == 200 then redis.call('PEXPIRE', m, metattl) "
     "else away(m, tonumber(redis.call('HGET', g, dev)) - now) end "

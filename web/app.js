@@ -4,8 +4,8 @@
 // yields on an offer collision, the impolite one ignores the other's offer).
 //
 // Messages between two pages (event: data). A message may arrive twice (the
-// client retries a send whose answer was lost, and in a cluster the
-// service does not look for its key), so each is idempotent per
+// client retries a send whose answer was lost, and the service knows it
+// again only within its replay window), so each is idempotent per
 // callId: a second `call` of the current call, or of one that ended, is not
 // a new call (a callee that accepted the current one accepts again: the
 // caller rings again after a reset, as its accept may have been lost); the

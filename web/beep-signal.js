@@ -33,8 +33,9 @@
 // the same device replaced this one. Every request, and a stream's response
 // head, has `timeout` (10 s) to answer before it is given up and retried;
 // a send carries an idempotency key, the same on each attempt, so one
-// retried after its answer was lost arrives once (not in a cluster, nor
-// past the device's replay window: messages should be idempotent). A
+// retried after its answer was lost arrives once (not past the device's
+// replay window, nor while a cluster's Redis is down: messages should be
+// idempotent). A
 // send's attempts go on within `sendWait` (15 s) after it was made; one
 // that fails while the browser is offline waits for it to be online
 // again (`offlineWait`, 30 s) before its attempts go on.

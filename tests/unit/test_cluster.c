@@ -688,6 +688,50 @@ hang_up(struct fixture *f, struct registry_stream *s)
 	assert_int_equal(registry_wait(f->reg[0], s, 0, &b), REGISTRY_GONE);
 }
 
+/*
+ * A POST with an idempotency key that an entry of the device's stream
+ * has is that one sent again (its answer lost): answered with its id,
+ * from either node, and not delivered again; another key, or none, is a
+ * message (before, Redis added it again and it arrived twice).
+ */
+static void
+test_cluster_post_key(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s;
+	struct cluster_entry *ref;
+	char id1[CLUSTER_ID_MAX], id[CLUSTER_ID_MAX], text[64];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	s = subscribe(f, 0, NULL, &st, &ref);
+	assert_int_equal(cluster_publish_key(f->cl[1], "u", "d", 0, 7, "one", 3,
+	                     id1, CLUSTER_ID_MAX, &down),
+	    REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "one");
+	for (int node = 1; node >= 0; node--) {
+		assert_int_equal(cluster_publish_key(f->cl[node], "u", "d", 0,
+		                     7, "one", 3, id, CLUSTER_ID_MAX, &down),
+		    REGISTRY_OK);
+		assert_false(down);
+		assert_string_equal(id, id1);
+	}
+	assert_int_equal(cluster_publish_key(f->cl[1], "u", "d", 0, 8, "two", 3,
+	                     id, CLUSTER_ID_MAX, &down),
+	    REGISTRY_OK);
+	assert_string_not_equal(id, id1);
+	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
+	/* Next: "two", then "three"; "one" came once. */
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "two");
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "three");
+	unsubscribe(f, 0, s, ref);
+}
+
 static void
 test_cluster_two_nodes(void **state)
 {
@@ -8291,6 +8335,8 @@ main(void)
 	    cmocka_unit_test(test_cluster_ids),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_two_nodes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_post_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_share, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
