@@ -22,7 +22,12 @@
 //    reconnect() while a refusal is read goes again at once; a send made
 //    or failing while offline (navigator.onLine false) waits for the
 //    "online" event, up to offlineWait, in order, and close() ends the
-//    wait.
+//    wait; a Retry-After past what sendWait leaves fails a send at once;
+//  - through a front that loses requests (a network down while the
+//    browser says online): a send goes on within sendWait, past three
+//    attempts, and never past it; one whose answer was lost is retried
+//    and delivered once, under its first id (its idempotency key), on
+//    one node and through another node of a cluster; 4xx is not retried.
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
