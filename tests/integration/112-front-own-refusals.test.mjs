@@ -15,8 +15,8 @@
 //     BEEP_MAX_ID), an HTML page without CORS headers, in conf/nginx.conf and
 //     conf/nginx-cluster.conf.
 // What no conf can reach is not checked: lighttpd's 431 past
-// server.max-request-field-size and Go's 431 behind Caddy (past 1 MB) are
-// sent before any module or handler runs.
+// server.max-request-field-size and Go's 431 behind Caddy (past its 60 KB,
+// below) are sent before any module or handler runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
