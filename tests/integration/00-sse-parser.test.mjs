@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventStreamParser } from './sse.mjs';
+import { compareWithReference, referenceInterpret } from './sse-reference.mjs';
 
 // Feeds `chunks` (strings) and returns what the parser reported.
 function parse(chunks) {
@@ -72,4 +73,58 @@ test('id (no NUL) persists; retry only when all digits', () => {
 test('multi-byte text passes through', () => {
 	const r = parseAllSplits('data: caf\u00e9 \u{1F389}\r\n\r\n');
 	assert.deepEqual(r.events, [ev('caf\u00e9 \u{1F389}')]);
+});
+
+// The reference itself, on the standard's own examples and the corners the
+// comparisons below lean on, so that it is not wrong the way a parser is.
+test('the reference interpreter: the standard\'s examples', () => {
+	const run = (text, id) =>
+	    referenceInterpret(new TextEncoder().encode(text), id);
+	const msg = (data, lastEventId = '', type = 'message') =>
+	    ({ type, data, lastEventId });
+	assert.deepEqual(run('data: YHOO\ndata: +2\ndata: 10\n\n').events,
+	    [msg('YHOO\n+2\n10')]);
+	const r = run(': test stream\n\ndata: first event\nid: 1\n\n' +
+	    'data:second event\nid\n\ndata:  third event\n');
+	assert.deepEqual(r.events, [msg('first event', '1'),
+	    msg('second event')]);
+	assert.deepEqual(run('data\n\ndata\ndata\n\ndata:').events,
+	    [msg(''), msg('\n')]);
+	assert.deepEqual(run('data:test\n\ndata: test\n\n').events,
+	    [msg('test'), msg('test')]);
+	// One BOM stripped, a second one is text; an id: without data still
+	// sets the id resumed from, once a blank line ends it.
+	assert.deepEqual(run('\uFEFF\uFEFFdata: x\n\n').events, []);
+	assert.deepEqual(run('\uFEFFdata: x\n\n').events, [msg('x')]);
+	assert.equal(run('id: 5\n\n').lastEventId, '5');
+	assert.equal(run('id: 5\n').lastEventId, '');
+	assert.equal(run('id: 5\n', '3').lastEventId, '3');
+	assert.equal(run('id: 5\0\n\n', '3').lastEventId, '3');
+	assert.deepEqual(run('retry: 12\nretry: 1a\nretry\n').retries, [12]);
+	assert.deepEqual(run('data: x\r').events, []);
+	assert.deepEqual(run('data: x\r\r').events, [msg('x')]);
+});
+
+// The parser as SseStream drives it (TextDecoder, the reads of the
+// socket) against the reference: every stream of up to 4 pieces (field
+// names, ':', ' ', CR, LF, NUL, a BOM, a digit) cut in two at every byte,
+// with an empty read between or a byte a read, then random longer ones:
+// the events, the id a reconnection would send (resumeId) and retry:.
+test('as the reference says, however the stream is read', () => {
+	const parse = (chunks) => {
+		const out = { events: [], retries: [] };
+		const decoder = new TextDecoder('utf-8');
+		const p = new EventStreamParser({
+			onEvent: (e) => out.events.push(e),
+			onRetry: (r) => out.retries.push(r),
+		});
+		for (const c of chunks)
+			p.feed(decoder.decode(c, { stream: true }));
+		const tail = decoder.decode();
+		if (tail)
+			p.feed(tail);
+		out.lastEventId = p.resumeId;
+		return out;
+	};
+	assert.equal(compareWithReference(parse), null);
 });
