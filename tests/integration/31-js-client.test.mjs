@@ -39,6 +39,7 @@ import { mint, claims } from './jwt.mjs';
 import {
 	connect, EventStreamParser, SignalError,
 } from '../../web/beep-signal.js';
+import { compareWithReference } from './sse-reference.mjs';
 
 // Skipped under the sanitizers (the Makefile's SAN_SKIP): its subject is
 // beep-signal.js.
@@ -1138,6 +1139,32 @@ describe('stream endings (stub server)', { skip }, () => {
 			p.feed(chunk);
 		assert.deepEqual(out, [['message', 'a\nb', '1'], ['x', '', '1']]);
 		assert.equal(p.lastEventId, '2');
+	});
+
+	// The parser as subscribe() drives it (a TextDecoder per stream, the
+	// reads of fetch()), against a reference written from the standard's
+	// steps: every stream of up to 4 pieces (field names, ':', ' ', CR,
+	// LF, NUL, a BOM, a digit) cut in two at every byte, with an empty
+	// read between or a byte a read, then random longer ones: the events
+	// (type, data, lastEventId), the id a reconnection sends and retry:.
+	// Also with an id from before (the buffer a reconnection starts with).
+	test('the parser: as the WHATWG steps say, however the stream is read',
+	    () => {
+		const parse = (chunks, id) => {
+			const out = { events: [], retries: [] };
+			const decoder = new TextDecoder();
+			const p = new EventStreamParser(
+			    (type, data, lastEventId) =>
+				out.events.push({ type, data, lastEventId }),
+			    (ms) => out.retries.push(ms), () => {}, id);
+			for (const c of chunks)
+				p.feed(decoder.decode(c, { stream: true }));
+			out.lastEventId = p.lastEventId;
+			return out;
+		};
+		assert.equal(compareWithReference(parse), null);
+		assert.equal(compareWithReference(parse, { lastEventId: '7' }),
+		    null);
 	});
 });
 
