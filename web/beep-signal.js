@@ -219,7 +219,10 @@ export class EventStreamParser {
 	feed(text) {
 		let s = text;
 		// A CR at the end of the last chunk and an LF at the start of
-		// this one are one line break.
+		// this one are one line break, also with an empty chunk (a
+		// read of no bytes, or of part of a UTF-8 sequence) between.
+		if (s === "")
+			return;
 		if (this.sawCR && s.startsWith("\n"))
 			s = s.slice(1);
 		this.sawCR = false;
