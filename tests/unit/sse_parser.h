@@ -17,6 +17,7 @@
 
 struct sse_parsed {
 	char type[128]; /* "message" unless an event field set it */
+	size_t type_len;
 	struct buf data;
 	char id[128];
 };
@@ -24,10 +25,17 @@ struct sse_parsed {
 struct sse_parser {
 	struct sse_parsed events[SSE_PARSER_MAX];
 	size_t n;
-	struct buf data;   /* the data buffer */
-	char type[128];    /* the event type buffer */
+	struct buf data; /* the data buffer */
+	char type[128];  /* the event type buffer */
+	size_t type_len;
 	char last_id[128]; /* the last event ID buffer */
-	long retry;        /* -1 when never set */
+	/*
+	 * EventSource's last event ID string: the buffer as the last blank
+	 * line left it, what a reconnection sends as Last-Event-ID (an id:
+	 * line of an event not yet ended is not it yet).
+	 */
+	char resume_id[128];
+	long retry; /* -1 when never set */
 	size_t comments;
 };
 
@@ -36,9 +44,11 @@ sse_parser_dispatch(struct sse_parser *p)
 {
 	struct sse_parsed *e;
 
+	memcpy(p->resume_id, p->last_id, sizeof(p->resume_id));
 	if (p->data.len == 0) {
 		buf_reset(&p->data);
 		p->type[0] = '\0';
+		p->type_len = 0;
 		return;
 	}
 	if (p->data.data[p->data.len - 1] == '\n')
@@ -48,11 +58,13 @@ sse_parser_dispatch(struct sse_parser *p)
 		memset(e, 0, sizeof(*e));
 		snprintf(e->type, sizeof(e->type), "%s",
 		    p->type[0] ? p->type : "message");
+		e->type_len = strlen(e->type);
 		buf_append(&e->data, p->data.data, p->data.len);
 		snprintf(e->id, sizeof(e->id), "%s", p->last_id);
 	}
 	buf_reset(&p->data);
 	p->type[0] = '\0';
+	p->type_len = 0;
 }
 
 static void
@@ -82,6 +94,7 @@ sse_parser_line(struct sse_parser *p, const char *line, size_t len)
 	field[flen] = '\0';
 	if (strcmp(field, "event") == 0) {
 		snprintf(p->type, sizeof(p->type), "%.*s", (int)vlen, value);
+		p->type_len = strlen(p->type);
 	} else if (strcmp(field, "data") == 0) {
 		buf_append(&p->data, value, vlen);
 		buf_append(&p->data, "\n", 1);
