@@ -56,9 +56,13 @@ sse_parser_dispatch(struct sse_parser *p)
 	if (p->n < SSE_PARSER_MAX) {
 		e = &p->events[p->n++];
 		memset(e, 0, sizeof(*e));
-		snprintf(e->type, sizeof(e->type), "%s",
-		    p->type[0] ? p->type : "message");
-		e->type_len = strlen(e->type);
+		if (p->type_len > 0) {
+			memcpy(e->type, p->type, p->type_len);
+			e->type_len = p->type_len;
+		} else {
+			memcpy(e->type, "message", sizeof("message"));
+			e->type_len = sizeof("message") - 1;
+		}
 		buf_append(&e->data, p->data.data, p->data.len);
 		snprintf(e->id, sizeof(e->id), "%s", p->last_id);
 	}
@@ -71,7 +75,6 @@ static void
 sse_parser_line(struct sse_parser *p, const char *line, size_t len)
 {
 	const char *colon = memchr(line, ':', len);
-	char field[64];
 	const char *value;
 	size_t flen, vlen;
 
@@ -88,21 +91,23 @@ sse_parser_line(struct sse_parser *p, const char *line, size_t len)
 	vlen = colon ? len - flen - 1 : 0;
 	if (vlen > 0 && value[0] == ' ')
 		value++, vlen--;
-	if (flen >= sizeof(field))
-		return;
-	memcpy(field, line, flen);
-	field[flen] = '\0';
-	if (strcmp(field, "event") == 0) {
-		snprintf(p->type, sizeof(p->type), "%.*s", (int)vlen, value);
-		p->type_len = strlen(p->type);
-	} else if (strcmp(field, "data") == 0) {
+		/* The whole name, NULs included: "data\0" is no field of ours. */
+#define SSE_FIELD_IS(name)                                                     \
+	(flen == sizeof(name) - 1 && memcmp(line, name, flen) == 0)
+	if (SSE_FIELD_IS("event")) {
+		/* Kept whole, NULs included (up to 127 bytes). */
+		p->type_len =
+		    vlen < sizeof(p->type) ? vlen : sizeof(p->type) - 1;
+		memcpy(p->type, value, p->type_len);
+		p->type[p->type_len] = '\0';
+	} else if (SSE_FIELD_IS("data")) {
 		buf_append(&p->data, value, vlen);
 		buf_append(&p->data, "\n", 1);
-	} else if (strcmp(field, "id") == 0) {
+	} else if (SSE_FIELD_IS("id")) {
 		if (memchr(value, '\0', vlen) == NULL)
 			snprintf(p->last_id, sizeof(p->last_id), "%.*s",
 			    (int)vlen, value);
-	} else if (strcmp(field, "retry") == 0) {
+	} else if (SSE_FIELD_IS("retry")) {
 		bool digits = vlen > 0;
 
 		for (size_t i = 0; i < vlen; i++)
@@ -110,6 +115,7 @@ sse_parser_line(struct sse_parser *p, const char *line, size_t len)
 		if (digits)
 			p->retry = strtol(value, NULL, 10);
 	}
+#undef SSE_FIELD_IS
 }
 
 /* Parse a whole stream; events ending without a blank line are dropped. */
@@ -120,6 +126,9 @@ sse_parse(struct sse_parser *p, const char *s, size_t len)
 
 	memset(p, 0, sizeof(*p));
 	p->retry = -1;
+	/* UTF-8 decode strips one leading BOM. */
+	if (len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
+		start = i = 3;
 	while (i < len) {
 		if (s[i] == '\r' || s[i] == '\n') {
 			sse_parser_line(p, s + start, i - start);
