@@ -7,6 +7,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -4877,6 +4879,103 @@ wait_jobs(struct fixture *f, struct cluster_entry *e, unsigned n, bool waiter)
  * behind the SYNC.  It must get "two" (held untaken by node 0), or a
  * reset.
  */
+/* A POST on another thread, for test_cluster_post_copy_unlocked. */
+struct post_thread {
+	struct fixture *f;
+	char *text;
+	_Atomic pid_t tid;
+	enum registry_error res;
+};
+
+static void *
+post_thread_run(void *arg)
+{
+	struct post_thread *t = arg;
+	char id[CLUSTER_ID_MAX];
+	bool down;
+
+	atomic_store(&t->tid, (pid_t)syscall(SYS_gettid));
+	t->res = post(t->f, 1, t->text, id, &down);
+	return NULL;
+}
+
+/*
+ * Whether thread tid sleeps in futex() on lock: what the kernel says
+ * it waits in (/proc/self/task/TID/syscall: its number, then its
+ * arguments, the first the futex's address).
+ */
+static bool
+waits_on(pid_t tid, const pthread_mutex_t *lock)
+{
+	char path[64], line[256];
+	unsigned long long nr, addr;
+	bool on = false;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	fp = fopen(path, "r");
+	if (fp == NULL)
+		return false;
+	if (fgets(line, sizeof(line), fp) != NULL &&
+	    sscanf(line, "%llu %llx", &nr, &addr) == 2)
+		on = nr == SYS_futex && (uintptr_t)addr == (uintptr_t)lock;
+	fclose(fp);
+	return on;
+}
+
+/*
+ * A POST's frame, the one part of its job as long as the client made it
+ * (up to BEEP_MAX_BODY, 16 MiB), is copied before the node's lock, which
+ * every POST, stream and the channel's deliveries wait for; copied under
+ * it, each POST held them all for its copy (and, past glibc's mmap
+ * threshold, an mmap() and a page fault per page; until 2026-12-08).
+ * Shown deterministically: the POST is made while the case holds the
+ * lock, and its frame changed once its thread sleeps on the lock (the
+ * kernel says so): a copy made before has the first text.  Not under
+ * ThreadSanitizer, which would rightly see the change race the copy.
+ */
+static void
+test_cluster_post_copy_unlocked(void **state)
+{
+	struct fixture *f = *state;
+	struct post_thread t = {.f = f};
+	struct registry_start st;
+	struct registry_stream *s;
+	struct cluster_entry *ref;
+	char text[64];
+	pthread_t th;
+	pid_t tid;
+
+	if (f == NULL)
+		skip();
+#ifdef __SANITIZE_THREAD__
+	skip();
+#endif
+	s = subscribe(f, 0, NULL, &st, &ref);
+	t.text = xstrdup("one");
+	case_lock(f->cl[1]);
+	assert_int_equal(pthread_create(&th, NULL, post_thread_run, &t), 0);
+	for (int i = 0; !waits_on(tid = atomic_load(&t.tid), &f->cl[1]->lock);
+	     i++) {
+		if (i == 10000) {
+			case_unlock(f->cl[1]);
+			fail_msg("the POST's thread not waiting for node 1's "
+			         "lock in 10 s");
+		}
+		usleep(1000);
+	}
+	memcpy(t.text, "two", 3);
+	case_unlock(f->cl[1]);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(t.res, REGISTRY_OK);
+	next_msg(f->reg[0], s, text);
+	if (strcmp(text, "one") != 0)
+		fail_msg(
+		    "\"%s\": the frame was copied under node 1's lock", text);
+	free(t.text);
+	unsubscribe(f, 0, s, ref);
+}
+
 static void
 test_cluster_reopen_during_resync(void **state)
 {
@@ -8337,6 +8436,8 @@ main(void)
 	        test_cluster_two_nodes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_post_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_post_copy_unlocked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_share, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
