@@ -25,6 +25,11 @@ void cluster_job_str(struct cluster_job *j, const char *s);
 void cluster_job_num(struct cluster_job *j, uint64_t v);
 void cluster_job_key(struct cluster_job *j, const char *kind, const char *user,
     const char *device);
+/*
+ * An argument the caller made (xmalloc'd, len bytes), the job's from now
+ * on: one as long as a client made it is copied before cl->lock.
+ */
+void cluster_job_arg_own(struct cluster_job *j, void *p, size_t len);
 
 /* Queue j for the command thread and wake it; with cl->lock held. */
 void cluster_job_enqueue(struct cluster *cl, struct cluster_job *j);

@@ -672,15 +672,17 @@ cluster_publish_local(struct cluster *cl, const char *user, const char *device,
 	struct cluster_entry *e;
 	struct registry_msg *m;
 
+	/* Packed before cl->lock, as in cluster_publish(). */
+	m = registry_msg_new(frame, len);
 	pthread_mutex_lock(&cl->lock);
 	e = cluster_presence_find(cl, user, device);
 	if (e == NULL || e->streams == 0 || e->gate) {
 		pthread_mutex_unlock(&cl->lock);
+		registry_msg_unref(m);
 		cluster_count(&cl->unreachable);
 		*down = true;
 		return res;
 	}
-	m = registry_msg_new(frame, len);
 	res = registry_publish_at(cl->reg, user, device, m, e->last + 1);
 	if (res == REGISTRY_OK || res == REGISTRY_HELD) {
 		e->last++;
@@ -733,12 +735,19 @@ cluster_publish_key(struct cluster *cl, const char *user, const char *device,
 	enum registry_error res = REGISTRY_NOT_FOUND;
 	struct cluster_job *j;
 	redisReply *r;
+	void *copy;
 
 	*down = false;
 	id[0] = '\0';
 	if (!atomic_load(&cl->cmd_up))
 		return cluster_publish_local(
 		    cl, user, device, frame, len, id, size, down);
+	/*
+	 * The frame, as long as the client made it (up to BEEP_MAX_BODY),
+	 * copied before cl->lock, which every POST, stream and delivery of
+	 * the channel waits for (test_cluster_post_copy_unlocked).
+	 */
+	copy = xmemdup(frame, len);
 	pthread_mutex_lock(&cl->lock);
 	j = cluster_job_new(cl, JOB_POST, CLUSTER_LUA_POST, 4);
 	cluster_job_key(j, "u", user, NULL);
@@ -747,7 +756,7 @@ cluster_publish_key(struct cluster *cl, const char *user, const char *device,
 	cluster_job_key(j, "m", user, device);
 	cluster_job_str(j, device);
 	cluster_job_str(j, user);
-	cluster_job_arg(j, frame, len);
+	cluster_job_arg_own(j, copy, len);
 	cluster_job_num(j, cl->maxlen);
 	cluster_job_num(j, cl->keep_ms);
 	cluster_job_num(j, cl->grace_ms);

@@ -20,6 +20,15 @@ cluster_job_arg(struct cluster_job *j, const void *p, size_t len)
 }
 
 void
+cluster_job_arg_own(struct cluster_job *j, void *p, size_t len)
+{
+	if (j->argc == CLUSTER_ARGS)
+		abort(); /* a bug: a command takes more arguments */
+	j->argv[j->argc] = p;
+	j->argvlen[j->argc++] = len;
+}
+
+void
 cluster_job_str(struct cluster_job *j, const char *s)
 {
 	cluster_job_arg(j, s, strlen(s));
