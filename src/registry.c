@@ -364,8 +364,10 @@ registry_admits(struct registry *reg, const char *user, const char *device,
 	struct reg_device *d, *expired = NULL, *forget;
 	struct reg_user *u;
 	struct device_key k;
+	unsigned user_hash; /* as registry_subscribe(): before the lock */
 
 	device_key_make(&k, user, device);
+	HASH_VALUE(user, k.user_len, user_hash);
 	pthread_mutex_lock(&reg->lock);
 	/* As registry_subscribe() finds them: one expired counts as gone. */
 	d = registry_find_device(reg, &k);
@@ -377,7 +379,8 @@ registry_admits(struct registry *reg, const char *user, const char *device,
 	if (d != NULL)
 		u = d->user;
 	else
-		HASH_FIND(hh, reg->users, user, k.user_len, u);
+		HASH_FIND_BYHASHVALUE(
+		    hh, reg->users, user, k.user_len, user_hash, u);
 	*err = subscribe_refusal(reg, d, u, expired, &forget);
 	pthread_mutex_unlock(&reg->lock);
 	device_key_free(&k);
