@@ -213,6 +213,11 @@ struct cluster {
 	struct cluster_entry *entries;
 	bool dirty; /* some entry may need a job */
 	/*
+	 * Entries cluster_presence_reconcile() has looked at, in all: its
+	 * walk, under cl->lock, counted (test_cluster_reconcile_walk).
+	 */
+	unsigned long reconciled;
+	/*
 	 * A Redis has known this node (it beat, or was connected before the
 	 * present connection): a Redis without beep:born lost its data.
 	 */

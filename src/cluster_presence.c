@@ -319,11 +319,13 @@ cluster_presence_reconcile(struct cluster *cl)
 	cl->dirty = false;
 	HASH_ITER(hh, cl->entries, e, tmp)
 	{
+		cl->reconciled++;
 		if (e->request != 0)
 			presence_reconcile_one(cl, e);
 	}
 	HASH_ITER(hh, cl->entries, e, tmp)
 	{
+		cl->reconciled++;
 		presence_reconcile_one(cl, e);
 	}
 }

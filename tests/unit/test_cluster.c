@@ -4879,6 +4879,77 @@ wait_jobs(struct fixture *f, struct cluster_entry *e, unsigned n, bool waiter)
  * behind the SYNC.  It must get "two" (held untaken by node 0), or a
  * reset.
  */
+/* What wait_settled() waits for: no job of node's on its way or due. */
+static bool
+settled(struct cluster *cl, const void *arg)
+{
+	struct cluster_entry *e, *tmp;
+
+	(void)arg;
+	if (cl->dirty || cl->queue != NULL)
+		return false;
+	HASH_ITER(hh, cl->entries, e, tmp)
+	{
+		if (e->jobs > 0 || e->gate)
+			return false;
+	}
+	return true;
+}
+
+/* What wait_locked() waits for: u's device arg gone from the node. */
+static bool
+entry_gone(struct cluster *cl, const void *arg)
+{
+	return cluster_presence_find(cl, "u", arg) == NULL;
+}
+
+/*
+ * The command thread looks, under cl->lock (which every POST, stream and
+ * delivery of the channel waits for), only at the entries that changed:
+ * a device's last stream closing here is one UNSUB, not a walk of every
+ * device with a stream on the node.  A walk of them all, twice, on each
+ * stream's first open and last close, was O(devices here) per stream
+ * (up to BEEP_MAX_STREAMS), with the lock held (until 2026-12-08).
+ */
+static void
+test_cluster_reconcile_walk(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_resume none = {REGISTRY_RESUME_NONE, 0};
+	struct registry_stream *s[64];
+	struct cluster_entry *ref[64];
+	struct registry_start st;
+	enum registry_error err;
+	unsigned long before, after;
+	char dev[16];
+	bool down;
+
+	if (f == NULL)
+		skip();
+	for (int i = 0; i < 64; i++) {
+		snprintf(dev, sizeof(dev), "d%d", i);
+		s[i] = cluster_subscribe(
+		    f->cl[0], "u", dev, &none, &st, &ref[i], &err, &down);
+		assert_non_null(s[i]);
+	}
+	wait_locked(f, 0, settled, NULL, "its 64 SUBs answered");
+	case_lock(f->cl[0]);
+	before = f->cl[0]->reconciled;
+	case_unlock(f->cl[0]);
+	cluster_unsubscribe(f->cl[0], ref[0], s[0]);
+	wait_locked(f, 0, entry_gone, "d0", "d0's UNSUB answered");
+	wait_locked(f, 0, settled, NULL, "d0's UNSUB answered");
+	case_lock(f->cl[0]);
+	after = f->cl[0]->reconciled;
+	case_unlock(f->cl[0]);
+	if (after - before > 8)
+		fail_msg("one stream's close: %lu entries looked at under the "
+		         "lock (64 devices with streams here)",
+		    after - before);
+	for (int i = 1; i < 64; i++)
+		cluster_unsubscribe(f->cl[0], ref[i], s[i]);
+}
+
 /* A POST on another thread, for test_cluster_post_copy_unlocked. */
 struct post_thread {
 	struct fixture *f;
@@ -8438,6 +8509,8 @@ main(void)
 	        test_cluster_post_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_post_copy_unlocked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_reconcile_walk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_share, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
