@@ -54,6 +54,12 @@ struct cluster_entry {
 	bool gate;        /* closed: channel messages wait in waiting */
 	bool sync_wanted; /* send SUB again after last */
 	/*
+	 * On cl->todo: changed since the command thread last looked at it
+	 * (cluster_presence_mark()).
+	 */
+	bool todo;
+	struct cluster_entry *todo_prev, *todo_next;
+	/*
 	 * Delivered messages here alone (Redis down) that no other node's
 	 * stream has: the next resync (or UNSUB) tells the other holders.
 	 */
@@ -211,7 +217,13 @@ struct cluster {
 	pthread_cond_t done; /* request threads: a job is done, a gate opened */
 	struct cluster_job *queue, *queue_tail;
 	struct cluster_entry *entries;
-	bool dirty; /* some entry may need a job */
+	bool dirty; /* some entry may need a job: those on todo */
+	/*
+	 * The entries that changed since the command thread last looked
+	 * (utlist DL via todo_prev/todo_next, in the order marked): it looks
+	 * at them alone, not at every entry of the node, with cl->lock held.
+	 */
+	struct cluster_entry *todo;
 	/*
 	 * Entries cluster_presence_reconcile() has looked at, in all: its
 	 * walk, under cl->lock, counted (test_cluster_reconcile_walk).

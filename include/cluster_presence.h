@@ -25,7 +25,12 @@ struct cluster_job *cluster_presence_sub_job(struct cluster *cl,
     struct cluster_entry *e, enum cluster_job_kind kind, const char *after);
 /* Every entry with streams closes its gate and sends SUB again. */
 void cluster_presence_resync_all(struct cluster *cl);
-/* Queue what the entries need (SUB again, UNSUB); the command thread's. */
+/*
+ * e changed (its streams, jobs, gate, registration...): the command thread
+ * looks at it next (cl->dirty).  With cl->lock held.
+ */
+void cluster_presence_mark(struct cluster *cl, struct cluster_entry *e);
+/* Queue what the marked entries need (SUB again, UNSUB); the command thread's. */
 void cluster_presence_reconcile(struct cluster *cl);
 /*
  * Queue e's UNSUB now: its streams here have all closed, it is still

@@ -481,7 +481,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 		    cl->reg, user, device, resume, start, err);
 		if (s == NULL) {
 			e->streams--;
-			cl->dirty = true;
+			cluster_presence_mark(cl, e);
 			pthread_cond_signal(&cl->wake);
 		} else {
 			*ref = e;
@@ -540,7 +540,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 			cluster_delivery_drop_waiting(e);
 			e->gate = false;
 		}
-		cl->dirty = true;
+		cluster_presence_mark(cl, e);
 		pthread_cond_signal(&cl->wake);
 		/* Another stream of e may wait for this SUB: it need not now. */
 		pthread_cond_broadcast(&cl->done);
@@ -559,14 +559,14 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 	s = registry_subscribe(cl->reg, user, device, &from, start, err);
 	pthread_mutex_lock(&cl->lock);
 	e->jobs--;
-	cl->dirty = true;
+	cluster_presence_mark(cl, e);
 	pthread_cond_signal(&cl->wake);
 	if (s == NULL) {
 		e->streams--;
 		cluster_entry_undo(e, j->token);
 		cluster_delivery_drop_waiting(e);
 		e->gate = false;
-		cl->dirty = true;
+		cluster_presence_mark(cl, e);
 		pthread_cond_signal(&cl->wake);
 		pthread_cond_broadcast(&cl->done);
 	} else {
@@ -657,7 +657,7 @@ cluster_unsubscribe(
 			if (taken < e->upto)
 				e->upto = taken;
 		}
-		cl->dirty = true;
+		cluster_presence_mark(cl, e);
 		pthread_cond_signal(&cl->wake);
 	}
 	pthread_mutex_unlock(&cl->lock);
@@ -695,7 +695,7 @@ cluster_publish_local(struct cluster *cl, const char *user, const char *device,
 		 */
 		e->local = true;
 		e->alone = e->last;
-		cl->dirty = true;
+		cluster_presence_mark(cl, e);
 	} else if (res == REGISTRY_NOT_FOUND || res == REGISTRY_DUPLICATE) {
 		cluster_count(&cl->unreachable);
 		*down = true;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_presence.h"
 #include "event.h"
 #include "log.h"
 #include "util.h"
@@ -55,7 +56,7 @@ delivery_publish(struct cluster *cl, struct cluster_entry *e, uint64_t id,
 		if (reset && id > e->seen) {
 			e->told = true;
 			e->sync_wanted = true;
-			cl->dirty = true;
+			cluster_presence_mark(cl, e);
 		} else if (!reset && replay == NULL && e->local &&
 		    id > e->seen && id <= e->alone &&
 		    (e->collided == 0 || id < e->collided)) {
@@ -207,7 +208,7 @@ cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
 	}
 	if (stale || e->seen < e->dropped) {
 		e->sync_wanted = true;
-		cl->dirty = true;
+		cluster_presence_mark(cl, e);
 		pthread_cond_signal(&cl->wake);
 		return;
 	}

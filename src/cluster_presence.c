@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <utlist.h>
+
 #include "cluster_delivery.h"
 #include "cluster_job.h"
 #include "event.h"
@@ -25,8 +27,28 @@ cluster_presence_find(struct cluster *cl, const char *user, const char *device)
 }
 
 void
+cluster_presence_mark(struct cluster *cl, struct cluster_entry *e)
+{
+	cl->dirty = true;
+	if (!e->todo) {
+		e->todo = true;
+		DL_APPEND2(cl->todo, e, todo_prev, todo_next);
+	}
+}
+
+static void
+presence_unmark(struct cluster *cl, struct cluster_entry *e)
+{
+	if (e->todo) {
+		DL_DELETE2(cl->todo, e, todo_prev, todo_next);
+		e->todo = false;
+	}
+}
+
+void
 cluster_presence_free(struct cluster *cl, struct cluster_entry *e)
 {
+	presence_unmark(cl, e);
 	HASH_DEL(cl->entries, e);
 	cluster_delivery_drop_waiting(e);
 	free(e->key);
@@ -182,7 +204,12 @@ cluster_presence_sub_job(struct cluster *cl, struct cluster_entry *e,
 	return j;
 }
 
-/* Every entry with streams sends SUB again; with cl->lock held. */
+/*
+ * Every entry with streams sends SUB again; with cl->lock held.  A walk of
+ * every entry, on what concerns them all (a connection to Redis made
+ * again, a heartbeat's finding): every one is marked, as each was looked
+ * at before the command thread looked at marked ones only.
+ */
 void
 cluster_presence_resync_all(struct cluster *cl)
 {
@@ -190,6 +217,7 @@ cluster_presence_resync_all(struct cluster *cl)
 
 	HASH_ITER(hh, cl->entries, e, tmp)
 	{
+		cluster_presence_mark(cl, e);
 		if (e->streams == 0)
 			continue;
 		e->gate = true;
@@ -316,16 +344,27 @@ cluster_presence_reconcile(struct cluster *cl)
 {
 	struct cluster_entry *e, *tmp;
 
+	/*
+	 * The marked entries alone (cl->todo): a walk of every entry of the
+	 * node, twice, on each device's first stream here and last close,
+	 * held cl->lock for O(devices here) per stream (up to
+	 * BEEP_MAX_STREAMS; test_cluster_reconcile_walk, until 2026-12-08).
+	 * An entry changes only where it is marked, and one looked at that
+	 * needs more later (its job on its way, refused) is marked again by
+	 * what comes of it (its answer).
+	 */
 	cl->dirty = false;
-	HASH_ITER(hh, cl->entries, e, tmp)
-	{
+	for (e = cl->todo; e != NULL; e = tmp) {
+		tmp = e->todo_next;
 		cl->reconciled++;
-		if (e->request != 0)
+		if (e->request != 0) {
+			presence_unmark(cl, e);
 			presence_reconcile_one(cl, e);
+		}
 	}
-	HASH_ITER(hh, cl->entries, e, tmp)
-	{
+	while ((e = cl->todo) != NULL) {
 		cl->reconciled++;
+		presence_unmark(cl, e);
 		presence_reconcile_one(cl, e);
 	}
 }
@@ -470,7 +509,7 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 			cluster_delivery_drop_waiting(e);
 			e->gate = false;
 		}
-		cl->dirty = true;
+		cluster_presence_mark(cl, e);
 		pthread_cond_broadcast(&cl->done);
 		break;
 	case JOB_UNSUB:
@@ -495,7 +534,7 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 			e->local = false;
 			e->collided = 0;
 		}
-		cl->dirty = true;
+		cluster_presence_mark(cl, e);
 		/* A stream opening meanwhile waits for it (cluster_subscribe()). */
 		pthread_cond_broadcast(&cl->done);
 		break;

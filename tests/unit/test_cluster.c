@@ -6960,6 +6960,8 @@ unsub_job_take(struct cluster *cl, struct cluster_entry *e, char *rid)
 	struct cluster_job **p, *j;
 
 	e->streams = 0;
+	/* Changed here, as cluster_unsubscribe() would: marked. */
+	cluster_presence_mark(cl, e);
 	cluster_presence_reconcile(cl);
 	for (p = &cl->queue; *p != NULL; p = &(*p)->next)
 		if ((*p)->kind == JOB_UNSUB && (*p)->entry == e)
@@ -7054,6 +7056,7 @@ unsub_entry(struct cluster *cl, const char *dev)
 	e->device = xstrdup(dev);
 	e->registered = true;
 	HASH_ADD_KEYPTR(hh, cl->entries, e->key, strlen(e->key), e);
+	cluster_presence_mark(cl, e);
 	return e;
 }
 
