@@ -229,7 +229,13 @@ struct registry {
 	uint64_t replaced, evicted, refused, backlogged, crowded, repeated;
 	size_t ngrace;              /* devices on reg->grace */
 	uint64_t replayed, expired; /* see struct registry_stats */
-	size_t noverdue;            /* messages on reg->overdue */
+	/*
+	 * Messages of a device's log a new stream's start looked at, in
+	 * all (registry_log_start(), registry_subscribe()), under the lock:
+	 * counted (test_registry_start_walk).
+	 */
+	uint64_t start_walked;
+	size_t noverdue; /* messages on reg->overdue */
 	/* No walk for laggards before this (registry_overflow_laggards()). */
 	uint64_t laggards_next_ms;
 	/* registry_share(), counted at share_at_ms; 0: not yet. */

@@ -490,8 +490,10 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	start->over = over;
 	/* Count what it is behind by from where it starts. */
 	s->bytes_out = d->bytes_in;
-	for (uint64_t q = s->cursor + 1; q <= d->last_seq; q++)
+	for (uint64_t q = s->cursor + 1; q <= d->last_seq; q++) {
+		reg->start_walked++;
 		s->bytes_out -= device_log_at(d, q)->size;
+	}
 	s->start_seq = d->last_seq;
 	s->start_bytes = d->bytes_in;
 	registry_lag_inherit(reg, d, s, now);

@@ -300,8 +300,10 @@ registry_log_start(struct registry *reg, struct reg_device *d,
 		uint64_t at = lo;
 
 		while (at < d->last_seq &&
-		    device_log_at(d, at + 1)->id <= resume->id)
+		    device_log_at(d, at + 1)->id <= resume->id) {
+			reg->start_walked++;
 			at++;
+		}
 		if (resume->kind == REGISTRY_RESUME_FROM ||
 		    resume->id == d->floor_id ||
 		    (d->count > 0 && at >= d->first_seq &&

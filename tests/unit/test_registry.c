@@ -18,6 +18,7 @@
 
 #include "filter.h"
 #include "registry.h"
+#include "registry_impl.h"
 #include "util.h"
 
 /* The i-th message of b (a batch is walked, not indexed). */
@@ -2084,6 +2085,65 @@ test_registry_message_overhead(void **state)
 	assert_int_equal(held, 9);
 	registry_stats(reg, &st);
 	assert_int_equal(st.message_bytes, 9 * 101);
+	registry_free(reg);
+}
+
+/*
+ * A stream resuming at an id looks up its place in the device's log, and
+ * what it is behind by, with the registry lock held (which every stream
+ * and POST waits for): a search, not a walk of the log, whose length a
+ * client makes (its POSTs, up to BEEP_REPLAY_MAX: 100,000) and whose
+ * every message it then had looked at for each resume from the oldest
+ * (until 2026-12-08).  Where it starts, and so what it is given, is the
+ * same.
+ */
+static void
+test_registry_start_walk(void **state)
+{
+	struct registry_limits l = {
+	    .replay_max = 4096, .replay_ms = 60000, .grace_ms = 60000};
+	struct registry *reg = registry_new(&l);
+	struct registry_resume at = {REGISTRY_RESUME_AT, 0};
+	struct registry_start st0, st;
+	struct registry_stream *s0, *s;
+	struct registry_batch b;
+	enum registry_error err;
+	uint64_t walked, mid = 0;
+	size_t len;
+	char text[16];
+
+	(void)state;
+	s0 = registry_subscribe(reg, "u", "d",
+	    &(struct registry_resume){REGISTRY_RESUME_NONE, 0}, &st0, &err);
+	assert_non_null(s0);
+	for (int i = 0; i < 4096; i++) {
+		snprintf(text, sizeof(text), "%d", i);
+		publish_str(reg, "u", "d", text, &err);
+		assert_int_equal(err, REGISTRY_OK);
+	}
+	/* From before them all, then from the middle: where each starts. */
+	for (int round = 0; round < 2; round++) {
+		at.id = round == 0 ? st0.id : mid;
+		walked = reg->start_walked;
+		s = registry_subscribe(reg, "u", "d", &at, &st, &err);
+		assert_non_null(s);
+		walked = reg->start_walked - walked;
+		if (walked > 64)
+			fail_msg("a resume looked at %llu messages of a log of "
+			         "4096 under the lock",
+			    (unsigned long long)walked);
+		assert_false(st.reset);
+		assert_int_equal(
+		    registry_wait(reg, s, FAR, &b), REGISTRY_MESSAGES);
+		snprintf(text, sizeof(text), "%d", round == 0 ? 0 : 2048);
+		assert_memory_equal(
+		    registry_msg_frame(b.first, &len), text, strlen(text));
+		if (round == 0)
+			mid = registry_msg_id(batch_at(&b, 0)) + 2047;
+		registry_batch_release(&b);
+		registry_unsubscribe(reg, s);
+	}
+	registry_unsubscribe(reg, s0);
 	registry_free(reg);
 }
 
@@ -6629,6 +6689,7 @@ main(void)
 	    cmocka_unit_test(test_registry_replay_at),
 	    cmocka_unit_test(test_registry_cut),
 	    cmocka_unit_test(test_registry_message_overhead),
+	    cmocka_unit_test(test_registry_start_walk),
 	    cmocka_unit_test(test_registry_log_room_released),
 	    cmocka_unit_test(test_registry_cut_keep),
 	    cmocka_unit_test(test_registry_grace_from_hangup),
