@@ -67,6 +67,11 @@ struct registry_msg {
 	size_t len;
 	/* len and limits.msg_overhead: what it counts in every byte count */
 	size_t size;
+	/*
+	 * Its device's bytes_in once it was appended: what a stream that
+	 * took it has taken out (registry_subscribe()), without a walk.
+	 */
+	uint64_t bytes_in;
 	char frame[];
 };
 

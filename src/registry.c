@@ -488,12 +488,18 @@ registry_subscribe(struct registry *reg, const char *user, const char *device,
 	s->cursor = registry_log_start(reg, d, resume, start);
 	start->id = registry_log_position_id(d, s->cursor);
 	start->over = over;
-	/* Count what it is behind by from where it starts. */
-	s->bytes_out = d->bytes_in;
-	for (uint64_t q = s->cursor + 1; q <= d->last_seq; q++) {
-		reg->start_walked++;
-		s->bytes_out -= device_log_at(d, q)->size;
-	}
+	/*
+	 * Count what it is behind by from where it starts: what a stream
+	 * that took up to its cursor took out, read off the message there
+	 * (or, before the log, off its first), not summed over what follows.
+	 */
+	if (s->cursor >= d->last_seq || d->count == 0)
+		s->bytes_out = d->bytes_in;
+	else if (s->cursor >= d->first_seq)
+		s->bytes_out = device_log_at(d, s->cursor)->bytes_in;
+	else
+		s->bytes_out = device_log_at(d, d->first_seq)->bytes_in -
+		    device_log_at(d, d->first_seq)->size;
 	s->start_seq = d->last_seq;
 	s->start_bytes = d->bytes_in;
 	registry_lag_inherit(reg, d, s, now);

@@ -268,6 +268,7 @@ registry_log_append(struct registry *reg, struct reg_device *d,
 	d->count++;
 	d->bytes += m->size;
 	d->bytes_in += m->size;
+	m->bytes_in = d->bytes_in;
 	reg->bytes += m->size;
 	device_recount(reg, d);
 }
@@ -297,12 +298,22 @@ registry_log_start(struct registry *reg, struct reg_device *d,
 	if ((resume->kind == REGISTRY_RESUME_AT ||
 	        resume->kind == REGISTRY_RESUME_FROM) &&
 	    resume->id >= d->floor_id && resume->id <= d->top_id) {
-		uint64_t at = lo;
+		uint64_t at = lo, hi = d->last_seq;
 
-		while (at < d->last_seq &&
-		    device_log_at(d, at + 1)->id <= resume->id) {
+		/*
+		 * The last message at or below the id (ids rise along the
+		 * log), or lo: searched, not walked, under the lock (the log
+		 * is as long as a client's POSTs made it, up to replay_max;
+		 * test_registry_start_walk).
+		 */
+		while (at < hi) {
+			uint64_t mid = at + (hi - at + 1) / 2;
+
 			reg->start_walked++;
-			at++;
+			if (device_log_at(d, mid)->id <= resume->id)
+				at = mid;
+			else
+				hi = mid - 1;
 		}
 		if (resume->kind == REGISTRY_RESUME_FROM ||
 		    resume->id == d->floor_id ||
