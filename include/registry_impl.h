@@ -64,9 +64,13 @@ struct registry_msg {
 	 * unlocking.
 	 */
 	struct registry_msg *next;
-	size_t len;
-	/* len and limits.msg_overhead: what it counts in every byte count */
-	size_t size;
+	/*
+	 * Its frame's length, and len and limits.msg_overhead: what it counts
+	 * in every byte count.  32 bits each (a frame is at most max_body and
+	 * its envelope, far below 4 GiB: registry_msg_alloc() checks), so
+	 * that the struct stays within REGISTRY_MSG_OVERHEAD.
+	 */
+	uint32_t len, size;
 	/*
 	 * Its device's bytes_in once it was appended: what a stream that
 	 * took it has taken out (registry_subscribe()), without a walk.

@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,8 +30,18 @@
 struct registry_msg *
 registry_msg_alloc(size_t len, char **frame)
 {
-	struct registry_msg *m = xmalloc(sizeof(*m) + len);
+	struct registry_msg *m;
 
+	/*
+	 * len and size are 32 bits (struct registry_msg); a frame is at most
+	 * max_body (16 MiB) and its envelope, so none comes near: stop, as
+	 * for memory, rather than count one wrong.
+	 */
+	if (len > UINT32_MAX / 2) {
+		fprintf(stderr, "beep-signal: a message of %zu bytes\n", len);
+		abort();
+	}
+	m = xmalloc(sizeof(*m) + len);
 	atomic_init(&m->refs, 1);
 	m->seq = m->id = m->t_ms = m->published_us = m->sender = 0;
 	m->key = 0;
