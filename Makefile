@@ -47,7 +47,7 @@ SRCS := src/util.c src/log.c src/keyed_hash.c src/config_check.c src/config.c \
 	src/deadline.c src/listener.c src/server.c src/server_request.c src/server_conn.c src/server_stream.c \
 	src/server_watch.c src/server_read.c src/server_params.c src/cidr.c src/metrics.c \
 	src/cluster_lua.c src/cluster_job.c src/cluster_delivery.c \
-	src/cluster_presence.c src/cluster_setup.c src/cluster_redis.c src/cluster.c src/turn.c \
+	src/cluster_presence.c src/cluster_setup.c src/cluster_redis.c src/cluster_publish.c src/cluster.c src/turn.c \
 	src/alloc_tune.c
 OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT := http route depth body sse registry config api auth limit quota event fcgi_out \

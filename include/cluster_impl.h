@@ -1,6 +1,7 @@
 /*
  * cluster_impl: the state the cluster modules share (cluster.c, and
- * cluster_job, cluster_presence, cluster_delivery, cluster_redis); see the
+ * cluster_publish, cluster_job, cluster_presence, cluster_delivery,
+ * cluster_redis, cluster_setup); see the
  * DESIGN comment in cluster.c.  Included by src/cluster*.c only: with
  * hiredis, it stays out of every other module.
  */
