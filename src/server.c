@@ -93,7 +93,7 @@
  * in the list.
  *
  * Kernel and library settings for speed.  server_start() sizes the
- * process's futex hash to its threads (server_futex_hash()): every
+ * process's futex hash to its threads (server_tune.c): every
  * condition-variable signal otherwise walks a list of thousands of
  * sleeping stream threads.  A connection that closes after its request
  * (Caddy's) is closed at once when its input was read to the end
@@ -129,8 +129,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -141,15 +139,10 @@
 #include "listener.h"
 #include "log.h"
 #include "server_params.h"
+#include "server_tune.h"
 #include "util.h"
 
 #define LOG_MODULE "server"
-
-/* Linux 6.16's private futex hash (linux/prctl.h; not in Debian 12's). */
-#ifndef PR_FUTEX_HASH
-#define PR_FUTEX_HASH 78
-#define PR_FUTEX_HASH_SET_SLOTS 1
-#endif
 
 /* Workers beyond max_streams, for short requests and kept-alive links. */
 #define SERVER_EXTRA_WORKERS 256
@@ -174,9 +167,6 @@
 #define SERVER_STOP_SIGNAL_MS 10
 /* How long server_stop() tries before it lets idle workers be. */
 #define SERVER_STOP_SIGNAL_TRIES 50
-/* The fewest and the most futex hash slots server_futex_hash() asks for. */
-#define SERVER_FUTEX_SLOTS_MIN 16
-#define SERVER_FUTEX_SLOTS_MAX (1UL << 16)
 
 static void *server_worker(void *arg);
 static void server_cover(struct server *srv);
@@ -209,34 +199,6 @@ server_threads(void *ctx, struct api_threads *out)
 	pthread_mutex_unlock(&srv->lock);
 	if (retry && server_spawn(srv) == 0)
 		out->starved = false;
-}
-
-/*
- * Threads count against RLIMIT_NPROC (enforced for a user without
- * CAP_SYS_RESOURCE): raise the soft limit to the hard one, and say so when
- * even that is below the workers this may start.  At that limit every
- * worker may be a stream and none left to accept: POSTs would wait for a
- * stream to end.
- */
-static void
-server_check_nproc(size_t max_workers)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NPROC, &rl) != 0)
-		return;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NPROC, &rl) != 0)
-			getrlimit(RLIMIT_NPROC, &rl);
-	}
-	if (geteuid() != 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur < max_workers + 16)
-		log_warn("RLIMIT_NPROC is %llu, below the %zu workers "
-		         "--max-streams may need: past it new requests wait "
-		         "for a stream to end (raise it, LimitNPROC=infinity "
-		         "in systemd, or lower --max-streams)",
-		    (unsigned long long)rl.rlim_cur, max_workers);
 }
 
 struct server *
@@ -282,7 +244,7 @@ server_new(const struct config *c, struct registry *reg)
 	pthread_attr_setdetachstate(&srv->attr, PTHREAD_CREATE_DETACHED);
 	srv->max_workers =
 	    c->max_streams + 2 * c->min_idle + SERVER_EXTRA_WORKERS;
-	server_check_nproc(srv->max_workers);
+	server_tune_nproc(srv->max_workers);
 	/*
 	 * A request in a cluster waits for Redis (up to BEEP_REDIS_TIMEOUT):
 	 * kept connections are not parked there, or the requests of all of
@@ -359,31 +321,6 @@ server_on_stop_signal(int sig)
 	(void)sig;
 }
 
-/*
- * Give the process a futex hash slot per thread it may have.  Since Linux
- * 6.16 a process's futexes (pthread mutexes and condition variables)
- * hash into a table of its own, sized by the CPUs online, not by the
- * threads: 16 slots on 2 CPUs.  Every thread asleep in registry_wait()
- * hangs on a slot's list, and each signal walks its slot's list to find
- * the one thread to wake: with 1,000 streams asleep, 60 waiters a slot;
- * with 9,000, 560, and then futex_wake() was half of the backend's CPU
- * per post.  Older kernels, with one hash for the whole machine, refuse
- * the call (EINVAL): nothing to do there.
- */
-static void
-server_futex_hash(size_t threads)
-{
-	unsigned long slots = SERVER_FUTEX_SLOTS_MIN;
-
-	while (slots < threads && slots < SERVER_FUTEX_SLOTS_MAX)
-		slots *= 2;
-	if (prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, slots, 0UL, 0UL) < 0)
-		log_debug(
-		    "futex hash of %lu slots: %s", slots, strerror(errno));
-	else
-		log_debug("futex hash: %lu slots", slots);
-}
-
 int
 server_start(struct server *srv)
 {
@@ -393,7 +330,7 @@ server_start(struct server *srv)
 	int rc;
 
 	/* Workers, and the watcher and main thread. */
-	server_futex_hash(srv->max_workers + 2);
+	server_tune_futex_hash(srv->max_workers + 2);
 	/* No SA_RESTART: the signal is there to interrupt accept(). */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SERVER_STOP_SIGNAL, &sa, NULL);
