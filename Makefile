@@ -45,7 +45,7 @@ SRCS := src/util.c src/log.c src/keyed_hash.c src/config_check.c src/config.c \
 	src/registry_deliver.c src/registry_publish.c src/registry.c src/api.c src/api_access.c src/api_ops.c \
 	src/api_stream.c src/fcgi_out.c \
 	src/deadline.c src/listener.c src/server.c src/server_request.c src/server_conn.c src/server_stream.c \
-	src/server_watch.c src/server_read.c src/server_tune.c src/server_params.c src/cidr.c src/metrics.c \
+	src/server_watch.c src/server_read.c src/server_stop.c src/server_tune.c src/server_params.c src/cidr.c src/metrics.c \
 	src/cluster_lua.c src/cluster_job.c src/cluster_delivery.c \
 	src/cluster_presence.c src/cluster_setup.c src/cluster_redis.c src/cluster_publish.c src/cluster.c src/turn.c \
 	src/alloc_tune.c

@@ -12,6 +12,7 @@
 
 #include <fcgiapp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,11 @@
 
 /* The watcher's epoll tag for wake_fd (stream ids are never 0). */
 #define SERVER_WAKE_TAG 0
+/*
+ * Interrupts idle workers' accept() when the service stops (a handler
+ * that does nothing, without SA_RESTART).  libfcgi takes SIGUSR1.
+ */
+#define SERVER_STOP_SIGNAL SIGUSR2
 
 struct server {
 	const struct config *config;
@@ -291,6 +297,12 @@ void *server_watcher(void *arg);
  * watcher's once a second too, for a signal missed.  (server.c)
  */
 void server_turn_idle(struct server *srv);
+/*
+ * One of what server_stop() waits for is over: *count (srv->active or
+ * srv->telling) goes down by one, and server_stop() is woken if that was
+ * the last.  Returns whether the service is stopping.  (server_stop.c)
+ */
+bool server_stop_done(struct server *srv, _Atomic size_t *count);
 
 /*
  * Note where the calling worker's stack ends, for the trim a stream does

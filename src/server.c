@@ -85,7 +85,7 @@
  * progress (srv->active) and that of connections closed at their read
  * deadline whose line is not yet logged (srv->telling) are atomic,
  * outside it; server_stop() waits for both under srv->lock
- * (server_done(): why that wait misses no wake-up).
+ * (server_stop_done(): why that wait misses no wake-up).
  * It is never held across accept(), epoll_wait(), I/O, free() of the
  * garbage, or a registry call (server_conns_shut() calls shutdown(),
  * which does no I/O); server_stop() sends its signal under it
@@ -100,11 +100,11 @@
  * (server_conn_finish()), not after libfcgi's wait for the front to
  * close first.
  *
- * Shutdown.  server_stop() sets stopping, makes stop_fd readable (it is
- * in kept_fd: workers waiting there wake), shuts the parked connections
- * down for reading (the workers take each, see its end and close it),
- * shuts down a listening socket it made (which wakes every accept() with
- * an error), and interrupts the workers in accept() with
+ * Shutdown (server_stop.c).  server_stop() sets stopping, makes stop_fd
+ * readable (it is in kept_fd: workers waiting there wake), shuts the
+ * parked connections down for reading (the workers take each, see its
+ * end and close it), shuts down a listening socket it made (which wakes
+ * every accept() with an error), and interrupts the workers in accept() with
  * SERVER_STOP_SIGNAL until none is left: an inherited socket is left
  * open for the next instance, and connections made meanwhile wait in its
  * backlog.  It then closes the registry, which
@@ -158,15 +158,6 @@
  * connections end.
  */
 #define SERVER_ACCEPT_LOG_INTERVAL_MS 60000
-/*
- * Interrupts idle workers' accept() when the service stops (a handler
- * that does nothing, without SA_RESTART).  libfcgi takes SIGUSR1.
- */
-#define SERVER_STOP_SIGNAL SIGUSR2
-/* How often server_stop() interrupts workers still in accept(). */
-#define SERVER_STOP_SIGNAL_MS 10
-/* How long server_stop() tries before it lets idle workers be. */
-#define SERVER_STOP_SIGNAL_TRIES 50
 
 static void *server_worker(void *arg);
 static void server_cover(struct server *srv);
@@ -621,31 +612,6 @@ server_judge(struct server_conn *conn)
 }
 
 /*
- * One of what server_stop() waits for is over: *count (srv->active or
- * srv->telling) goes down by one, and server_stop() is woken if that was
- * the last and it waits.  Returns whether the service is stopping.
- * Without srv->lock (two lock pairs a request fewer): the decrement and
- * server_stop()'s store of stopping are sequentially consistent, and
- * each is followed by a load of the other's variable, so either this
- * worker sees stopping (and broadcasts, under the lock, which
- * server_stop() holds from its look at the counts to its wait) or
- * server_stop() sees the count's new value.
- */
-static bool
-server_done(struct server *srv, _Atomic size_t *count)
-{
-	bool last = atomic_fetch_sub(count, 1) == 1;
-	bool stop = atomic_load(&srv->stopping);
-
-	if (last && stop) {
-		pthread_mutex_lock(&srv->lock);
-		pthread_cond_broadcast(&srv->idle_cond);
-		pthread_mutex_unlock(&srv->lock);
-	}
-	return stop;
-}
-
-/*
  * Serve the request that has come (or is coming) on conn.  Returns
  * whether the connection stays open for another.
  */
@@ -691,7 +657,7 @@ server_serve(struct server *srv, struct server_conn *conn)
 		atomic_fetch_add(&srv->telling, 1);
 		if (deadline_cancel(conn->timer))
 			server_log_late(srv, "connection closed");
-		server_done(srv, &srv->telling);
+		server_stop_done(srv, &srv->telling);
 		return false;
 	}
 	atomic_fetch_add(&srv->active, 1);
@@ -709,7 +675,7 @@ server_serve(struct server *srv, struct server_conn *conn)
 	if (req->ipcFd < 0)
 		deadline_cancel(conn->timer);
 
-	stop = server_done(srv, &srv->active);
+	stop = server_stop_done(srv, &srv->active);
 	return req->ipcFd >= 0 && !stop;
 }
 
@@ -839,75 +805,4 @@ server_worker(void *arg)
 	srv->workers--;
 	pthread_mutex_unlock(&srv->lock);
 	return NULL;
-}
-
-size_t
-server_stop(struct server *srv, unsigned timeout_ms)
-{
-	uint64_t deadline = util_now_ms() + timeout_ms;
-	struct timespec ts;
-	size_t left;
-
-	uint64_t one = 1;
-	size_t idle = 0;
-
-	api_stop(srv->api); /* /readyz says 503 from here on */
-	pthread_mutex_lock(&srv->lock);
-	srv->stopping = true;
-	pthread_mutex_unlock(&srv->lock);
-	/* Workers waiting on kept connections close them. */
-	if (write(srv->stop_fd, &one, sizeof(one)) < 0)
-		log_warn("eventfd write: %s", strerror(errno));
-	server_conns_shut(srv);
-	/*
-	 * A socket we made: shutting it down wakes every worker blocked in
-	 * accept() with an error.  An inherited one (spawn-fcgi, systemd) is
-	 * shared with whoever gave it to us and outlives us: systemd queues
-	 * connections on it for the next instance, so it must be left as it
-	 * is, and the workers in accept() are interrupted by a signal
-	 * instead; new connections then wait in the backlog for the next
-	 * instance.  A worker between its check of stopping and accept()
-	 * misses the signal, so it is sent until no worker is left in
-	 * accept().  The signal goes only to workers in srv->idle_list,
-	 * which leave it under the lock: never to one that has exited.
-	 */
-	listener_stop(srv->listener);
-	for (int i = 0; i < SERVER_STOP_SIGNAL_TRIES; i++) {
-		struct timespec pause = {0, SERVER_STOP_SIGNAL_MS * 1000000L};
-
-		pthread_mutex_lock(&srv->lock);
-		idle = srv->idle;
-		for (struct server_worker *w = srv->idle_list; w != NULL;
-		     w = w->idle_next)
-			pthread_kill(w->tid, SERVER_STOP_SIGNAL);
-		pthread_mutex_unlock(&srv->lock);
-		if (idle == 0)
-			break;
-		nanosleep(&pause, NULL);
-	}
-	if (idle > 0)
-		log_warn("%zu workers still in accept() at stop", idle);
-	else if (!listener_owned(srv->listener))
-		log_info(
-		    "no longer accepting: new connections wait in the "
-		    "inherited socket for whoever serves it next (systemd's "
-		    "next instance; with none, they are reset)");
-	registry_close(srv->reg);
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_mutex_lock(&srv->lock);
-	while (
-	    (srv->active > 0 || srv->telling > 0) && util_now_ms() < deadline)
-		if (pthread_cond_timedwait(&srv->idle_cond, &srv->lock, &ts) ==
-		    ETIMEDOUT)
-			break;
-	left = srv->active;
-	pthread_mutex_unlock(&srv->lock);
-	return left;
 }
