@@ -1,8 +1,8 @@
 /*
  * config: every setting of the service, each a command-line flag, an
  * environment variable (BEEP_*), a key of the configuration file, and a
- * default.  One table drives parsing, validation, --help and
- * --print-config (the sample file), so they cannot disagree.
+ * default.  One table (config_option.h) drives parsing, validation,
+ * --help and --print-config (the sample file), so they cannot disagree.
  */
 #ifndef BEEP_CONFIG_H
 #define BEEP_CONFIG_H

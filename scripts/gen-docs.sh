@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerate what is derived from the option table (src/config.c), so it
+# Regenerate what is derived from the option table (src/config_option.c), so it
 # cannot drift from the binary:
 #   conf/beep-signal.conf      beep-signal --print-config, with no BEEP_*
 #                              variable set (every key at its default)
