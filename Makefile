@@ -39,7 +39,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -pthread -g $(OPT) $(WARN) $(SAN_FLAGS) \
 ALL_LDFLAGS = -pthread -Wl,-z,relro,-z,now $(SAN_FLAGS) $(LDFLAGS)
 
 # The service, module by module; the binary and the unit tests link them.
-SRCS := src/util.c src/log.c src/keyed_hash.c src/config_check.c src/config_option.c src/config.c \
+SRCS := src/util.c src/log.c src/keyed_hash.c src/config_check.c src/config_option.c src/config_print.c src/config.c \
 	src/http.c src/route.c src/depth.c src/json_fast.c src/auth.c src/limit.c src/quota.c src/event.c \
 	src/body.c src/sse.c src/registry_log.c src/registry_expire.c src/registry_share.c \
 	src/registry_deliver.c src/registry_publish.c src/registry.c src/api.c src/api_access.c src/api_ops.c \

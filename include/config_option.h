@@ -1,11 +1,12 @@
 /*
  * config_option: the option table, one row an option (its flag, its
  * environment variable, its type, where in struct config it goes, its
- * default, its range and its help), and what sets an option from a
- * value, checked.  config reads the values (the file, the environment,
- * the command line) and prints them (--help, --print-config) by walking
- * the table: adding an option is adding a row here (and a field to
- * struct config).
+ * default, its range and its help), what sets an option from a value,
+ * checked, and config_clear() (config.h), which frees the strings it
+ * set.  config reads the values (the file, the environment, the command
+ * line) and config_print writes them out (--help, --print-config) by
+ * walking the table: adding an option is adding a row here (and a field
+ * to struct config).
  */
 #ifndef BEEP_CONFIG_OPTION_H
 #define BEEP_CONFIG_OPTION_H

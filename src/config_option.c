@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "config_check.h"
 #include "log.h"
@@ -270,4 +271,28 @@ config_option_set(struct config *c, const struct config_option *o,
 		    "(a whole number from %ju to %ju)\n",
 		    source, shown, dashes, o->flag, o->min, o->max);
 	return -1;
+}
+
+void
+config_clear(struct config *c)
+{
+	free(c->listen);
+	free(c->cors_origins);
+	free(c->auth);
+	free(c->jwt_alg);
+	free(c->jwt_secret);
+	free(c->jwt_secret_prev);
+	free(c->jwt_key);
+	free(c->jwt_key_prev);
+	free(c->jwt_issuer);
+	free(c->jwt_audience);
+	free(c->jwt_cookie);
+	free(c->auth_param);
+	free(c->list_policy);
+	free(c->log_format);
+	free(c->metrics_allow);
+	free(c->redis_url);
+	free(c->turn_urls);
+	free(c->turn_secret);
+	memset(c, 0, sizeof(*c));
 }
