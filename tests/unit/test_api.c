@@ -1204,6 +1204,79 @@ post_from(struct fixture *f, const char *addr)
 }
 
 /*
+ * A keyed POST from addr: its status, and the id it was answered in id
+ * (64 bytes).
+ */
+static enum http_status
+post_key_from(struct fixture *f, const char *addr, const char *body, char *id)
+{
+	struct api_request req = {.method = "POST",
+	    .uri = "/user/bob/device/d",
+	    .content_type = "application/json",
+	    .remote_addr = addr,
+	    .body = body,
+	    .body_len = strlen(body)};
+	struct api_response r = {0};
+	struct api_pending p = {0};
+	enum http_status status;
+
+	id[0] = '\0';
+	if (precheck(f, &req, &p, &r))
+		api_handle(f->api, &req, &p, &r);
+	status = r.status;
+	if (status == HTTP_200 || status == HTTP_202)
+		assert_int_equal(
+		    sscanf(r.body.data, "{\"id\":\"%63[0-9-]\"}", id), 1);
+	api_response_clear(&r);
+	return status;
+}
+
+/*
+ * A POST's idempotency key is its sender's (in open mode, its address):
+ * another address posting with the same key, first, does not have the
+ * sender's message taken for a repeat of its own, whether or not the
+ * sender share names senders (BEEP_SENDER_SHARE 100 names none for
+ * it: the key does).
+ */
+static void
+test_api_post_key_per_sender(void **state)
+{
+	const char *share[] = {"beep-signal", "--sender-share", "50"};
+	const char *no_share[] = {
+	    "beep-signal", "--sender-share", "100", "--rate", "0"};
+	char id_m[64], id_a[64], id[64];
+
+	(void)state;
+	for (int run = 0; run < 2; run++) {
+		struct fixture *f = run == 0 ? fixture_argv(3, share)
+		                             : fixture_argv(5, no_share);
+		struct api_response sub;
+
+		assert_int_equal(
+		    get_from(f, "/subscribe/bob/device/d", "192.0.2.1", &sub),
+		    HTTP_200);
+		assert_int_equal(post_key_from(f, "192.0.2.66",
+		                     "{\"data\":\"m\",\"key\":\"2\"}", id_m),
+		    HTTP_200);
+		assert_int_equal(post_key_from(f, "192.0.2.1",
+		                     "{\"data\":\"a\",\"key\":\"2\"}", id_a),
+		    HTTP_200);
+		assert_string_not_equal(id_a, id_m);
+		/* Each one's repeat: its own id. */
+		assert_int_equal(post_key_from(f, "192.0.2.1",
+		                     "{\"data\":\"a\",\"key\":\"2\"}", id),
+		    HTTP_200);
+		assert_string_equal(id, id_a);
+		assert_int_equal(post_key_from(f, "192.0.2.66",
+		                     "{\"data\":\"m\",\"key\":\"2\"}", id),
+		    HTTP_200);
+		assert_string_equal(id, id_m);
+		end_stream(f, &sub);
+		fixture_free(f);
+	}
+}
+
+/*
  * The per-address limits count an IPv6 client by its network
  * (BEEP_IPV6_PREFIX, 64): a host that takes a new address from its /64
  * for each request meets the same limits; another network does not.
@@ -1777,6 +1850,7 @@ main(void)
 	    cmocka_unit_test(test_api_streams_per_address),
 	    cmocka_unit_test(test_api_displace_only_when_open),
 	    cmocka_unit_test(test_api_streams_per_address_not_with_auth),
+	    cmocka_unit_test(test_api_post_key_per_sender),
 	    cmocka_unit_test(test_api_ipv6_network),
 	    cmocka_unit_test(test_api_refused_as_event_stream),
 	    cmocka_unit_test(test_api_packed_over_replay_bytes),

@@ -709,20 +709,21 @@ test_cluster_post_key(void **state)
 	if (f == NULL)
 		skip();
 	s = subscribe(f, 0, NULL, &st, &ref);
-	assert_int_equal(cluster_publish_key(f->cl[1], "u", "d", 0, 7, "one", 3,
-	                     id1, CLUSTER_ID_MAX, &down),
+	assert_int_equal(cluster_publish_key(f->cl[1], "u", "d", 0x51, "7", 1,
+	                     "one", 3, id1, CLUSTER_ID_MAX, &down),
 	    REGISTRY_OK);
 	next_msg(f->reg[0], s, text);
 	assert_string_equal(text, "one");
 	for (int node = 1; node >= 0; node--) {
-		assert_int_equal(cluster_publish_key(f->cl[node], "u", "d", 0,
-		                     7, "one", 3, id, CLUSTER_ID_MAX, &down),
+		assert_int_equal(
+		    cluster_publish_key(f->cl[node], "u", "d", 0x51, "7", 1,
+		        "one", 3, id, CLUSTER_ID_MAX, &down),
 		    REGISTRY_OK);
 		assert_false(down);
 		assert_string_equal(id, id1);
 	}
-	assert_int_equal(cluster_publish_key(f->cl[1], "u", "d", 0, 8, "two", 3,
-	                     id, CLUSTER_ID_MAX, &down),
+	assert_int_equal(cluster_publish_key(f->cl[1], "u", "d", 0x51, "8", 1,
+	                     "two", 3, id, CLUSTER_ID_MAX, &down),
 	    REGISTRY_OK);
 	assert_string_not_equal(id, id1);
 	assert_int_equal(post(f, 1, "three", id, &down), REGISTRY_OK);
@@ -905,6 +906,81 @@ redis_born(struct fixture *f, long long *born)
 	*born = atoll(r->str);
 	freeReplyObject(r);
 	return c;
+}
+
+/* cluster_publish_key() on node from sender with key; the answer's id. */
+static enum registry_error
+post_key(struct fixture *f, int node, uint64_t sender, const char *key,
+    const char *text, char *id)
+{
+	bool down;
+	enum registry_error err =
+	    cluster_publish_key(f->cl[node], "u", "d", sender, key, strlen(key),
+	        text, strlen(text), id, CLUSTER_ID_MAX, &down);
+
+	assert_false(down);
+	return err;
+}
+
+/*
+ * A key is its sender's, on every node: another sender posting with the
+ * same key (a client counting 1, 2, 3, and someone who posts first with
+ * its next) posts a message of its own, under its own id, not a repeat
+ * of the first (before, Redis answered it with the first one's id and
+ * dropped it).  Redis keeps the key by its text and its sender's name,
+ * not by a hash of the text that could be made to collide.  A sender not
+ * named (0: the node has not read the nodes' key) has no key looked for.
+ */
+static void
+test_cluster_post_key_per_sender(void **state)
+{
+	struct fixture *f = *state;
+	struct registry_start st;
+	struct registry_stream *s;
+	struct cluster_entry *ref;
+	char id1[CLUSTER_ID_MAX], id2[CLUSTER_ID_MAX], id[CLUSTER_ID_MAX];
+	char text[64];
+	redisContext *c;
+	redisReply *r;
+
+	if (f == NULL)
+		skip();
+	s = subscribe(f, 0, NULL, &st, &ref);
+	assert_int_equal(
+	    post_key(f, 1, 0x61, "1", "mallory", id1), REGISTRY_OK);
+	assert_int_equal(post_key(f, 0, 0x62, "1", "alice", id2), REGISTRY_OK);
+	assert_string_not_equal(id1, id2);
+	for (int node = 0; node < 2; node++) {
+		assert_int_equal(
+		    post_key(f, node, 0x62, "1", "alice", id), REGISTRY_OK);
+		assert_string_equal(id, id2);
+		assert_int_equal(
+		    post_key(f, node, 0x61, "1", "mallory", id), REGISTRY_OK);
+		assert_string_equal(id, id1);
+	}
+	c = redis_conn(f);
+	r = redisCommand(c,
+	    "GET beep:k:u\x1f"
+	    "d\x1f%016llx\x1f"
+	    "1",
+	    (unsigned long long)0x62);
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	assert_string_equal(r->str, id2);
+	freeReplyObject(r);
+	redisFree(c);
+	/* Not named: no key looked for, two messages. */
+	assert_int_equal(post_key(f, 1, 0, "2", "anon", id1), REGISTRY_OK);
+	assert_int_equal(post_key(f, 1, 0, "2", "anon", id), REGISTRY_OK);
+	assert_string_not_equal(id, id1);
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "mallory");
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "alice");
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "anon");
+	next_msg(f->reg[0], s, text);
+	assert_string_equal(text, "anon");
+	unsubscribe(f, 0, s, ref);
 }
 
 /*
@@ -8514,6 +8590,8 @@ main(void)
 	        test_cluster_post_copy_unlocked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_reconcile_walk, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_post_key_per_sender, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sender_share, setup, teardown),
 	    cmocka_unit_test_setup_teardown(

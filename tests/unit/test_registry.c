@@ -1671,19 +1671,41 @@ back_b_first(struct registry *reg, uint64_t b_id)
 	registry_unsubscribe(reg, a);
 }
 
-/* Publish s to (u, d) with idempotency key; *id: the id it was answered. */
+/*
+ * Publish s to (u, d) from sender with idempotency key (NULL: none); *id:
+ * the id it was answered.
+ */
 static enum registry_error
-publish_key(struct registry *reg, const char *u, const char *d, const char *s,
-    uint64_t key, uint64_t *id)
+publish_key_from(struct registry *reg, const char *u, const char *d,
+    const char *s, uint64_t sender, const char *key, uint64_t *id)
 {
 	struct registry_msg *m = registry_msg_new(s, strlen(s));
 	enum registry_error err;
 
-	registry_msg_set_key(m, key);
+	registry_msg_set_sender(m, sender);
+	registry_msg_set_key(m, key, key != NULL ? strlen(key) : 0);
 	err = registry_publish(reg, u, d, m);
 	*id = registry_msg_id(m);
 	registry_msg_unref(m);
 	return err;
+}
+
+/* publish_key_from() from sender 1. */
+static enum registry_error
+publish_key(struct registry *reg, const char *u, const char *d, const char *s,
+    const char *key, uint64_t *id)
+{
+	return publish_key_from(reg, u, d, s, 1, key, id);
+}
+
+/* The keys the registry indexes (its messages' in the logs). */
+static size_t
+keys_indexed(struct registry *reg)
+{
+	struct registry_stats st;
+
+	registry_stats(reg, &st);
+	return st.keys;
 }
 
 /*
@@ -1711,9 +1733,9 @@ test_registry_key_repeated(void **state)
 	(void)state;
 	s = subscribe(reg, "bob", "phone", &err);
 	assert_int_equal(
-	    publish_key(reg, "bob", "phone", "one", 7, &id1), REGISTRY_OK);
+	    publish_key(reg, "bob", "phone", "one", "7", &id1), REGISTRY_OK);
 	assert_int_equal(
-	    publish_key(reg, "bob", "phone", "one", 7, &id), REGISTRY_OK);
+	    publish_key(reg, "bob", "phone", "one", "7", &id), REGISTRY_OK);
 	assert_true(id == id1);
 	assert_int_equal(registry_wait(reg, s, 0, &b), REGISTRY_MESSAGES);
 	assert_int_equal(b.n, 1);
@@ -1722,24 +1744,24 @@ test_registry_key_repeated(void **state)
 	registry_stream_expires(s, util_now_ms());
 	assert_int_equal(registry_wait(reg, s, FAR, &b), REGISTRY_EXPIRED);
 	assert_int_equal(
-	    publish_key(reg, "bob", "phone", "one", 7, &id), REGISTRY_OK);
+	    publish_key(reg, "bob", "phone", "one", "7", &id), REGISTRY_OK);
 	assert_true(id == id1);
 	/* Held: its repeat is held too, once. */
 	assert_int_equal(
-	    publish_key(reg, "bob", "phone", "two", 9, &id), REGISTRY_HELD);
+	    publish_key(reg, "bob", "phone", "two", "9", &id), REGISTRY_HELD);
 	assert_int_equal(
-	    publish_key(reg, "bob", "phone", "two", 9, &id3), REGISTRY_HELD);
+	    publish_key(reg, "bob", "phone", "two", "9", &id3), REGISTRY_HELD);
 	assert_true(id3 == id);
 	/* No key: two messages. */
-	assert_int_equal(
-	    publish_key(reg, "bob", "phone", "three", 0, &id), REGISTRY_HELD);
-	assert_int_equal(
-	    publish_key(reg, "bob", "phone", "three", 0, &id3), REGISTRY_HELD);
+	assert_int_equal(publish_key(reg, "bob", "phone", "three", NULL, &id),
+	    REGISTRY_HELD);
+	assert_int_equal(publish_key(reg, "bob", "phone", "three", NULL, &id3),
+	    REGISTRY_HELD);
 	assert_true(id3 > id);
 	/* Gone from the log (retention over): a message again. */
 	registry_expire(reg, util_now_ms() + 120000);
 	assert_int_equal(
-	    publish_key(reg, "bob", "phone", "one", 7, &id), REGISTRY_HELD);
+	    publish_key(reg, "bob", "phone", "one", "7", &id), REGISTRY_HELD);
 	assert_true(id > id1);
 	registry_stats(reg, &st);
 	assert_int_equal(st.published, 5);
@@ -1752,6 +1774,133 @@ test_registry_key_repeated(void **state)
 	registry_batch_release(&b);
 	registry_unsubscribe(reg, s);
 	registry_unsubscribe(reg, next);
+	registry_free(reg);
+}
+
+/*
+ * A key is its sender's: another sender posting with the same key (a
+ * client whose keys are predictable, counting 1, 2, 3, and someone who
+ * posts first with its next one) posts a message of its own, appended
+ * and answered with its own id, not taken for a repeat of the first
+ * (before, it was dropped and answered with the first one's id, and the
+ * real sender's message, coming next, was dropped in its turn).
+ */
+static void
+test_registry_key_per_sender(void **state)
+{
+	struct registry_limits l = {.grace_ms = 600000,
+	    .replay_max = 16,
+	    .replay_bytes = 1 << 20,
+	    .replay_ms = 60000};
+	struct registry *reg = registry_new(&l);
+	struct registry_stats st;
+	struct registry_batch b;
+	enum registry_error err;
+	struct registry_stream *s;
+	uint64_t id1, id2, id;
+	size_t len;
+
+	(void)state;
+	s = subscribe(reg, "bob", "phone", &err);
+	assert_int_equal(
+	    publish_key_from(reg, "bob", "phone", "mallory", 2, "1", &id1),
+	    REGISTRY_OK);
+	assert_int_equal(
+	    publish_key_from(reg, "bob", "phone", "alice", 3, "1", &id2),
+	    REGISTRY_OK);
+	assert_true(id2 > id1);
+	/* Each sender's repeat is its own message's. */
+	assert_int_equal(
+	    publish_key_from(reg, "bob", "phone", "alice", 3, "1", &id),
+	    REGISTRY_OK);
+	assert_true(id == id2);
+	assert_int_equal(
+	    publish_key_from(reg, "bob", "phone", "mallory", 2, "1", &id),
+	    REGISTRY_OK);
+	assert_true(id == id1);
+	registry_stats(reg, &st);
+	assert_int_equal(st.published, 2);
+	assert_int_equal(st.repeated, 2);
+	assert_int_equal(registry_wait(reg, s, 0, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 2);
+	assert_memory_equal(
+	    registry_msg_frame(batch_at(&b, 1), &len), "alice", 5);
+	registry_batch_release(&b);
+	registry_unsubscribe(reg, s);
+	registry_free(reg);
+}
+
+/* Publish "m<i>" with key "k<i>" from sender 1 and take it on s. */
+static uint64_t
+publish_taken(struct registry *reg, struct registry_stream *s, int i)
+{
+	char text[16], key[16];
+	struct registry_batch b;
+	uint64_t id;
+
+	snprintf(text, sizeof(text), "m%d", i);
+	snprintf(key, sizeof(key), "k%d", i);
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", text, key, &id), REGISTRY_OK);
+	assert_int_equal(registry_wait(reg, s, 0, &b), REGISTRY_MESSAGES);
+	assert_int_equal(b.n, 1);
+	registry_batch_release(&b);
+	return id;
+}
+
+/*
+ * A repeat is found in the registry's index of the logs' keys (one
+ * lookup under the lock, not a walk of the log, which may hold
+ * BEEP_REPLAY_MAX messages): the index holds the key of every keyed
+ * message in a log, and no other: a message that leaves its log by any
+ * way (trimmed by count, by age, its device forgotten) leaves the index,
+ * and its key posted again is a new message; what is still in the log
+ * is still found after the trims.
+ */
+static void
+test_registry_key_leaves_with_log(void **state)
+{
+	struct registry_limits l = {.grace_ms = 600000,
+	    .replay_max = 4,
+	    .replay_bytes = 1 << 20,
+	    .replay_ms = 60000};
+	struct registry *reg = registry_new(&l);
+	enum registry_error err;
+	struct registry_stream *s;
+	uint64_t ids[10], id;
+
+	(void)state;
+	s = subscribe(reg, "bob", "phone", &err);
+	for (int i = 0; i < 10; i++)
+		ids[i] = publish_taken(reg, s, i);
+	/* Trimmed by count: k6 to k9 left, k0 to k5 gone. */
+	assert_int_equal(keys_indexed(reg), 4);
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "m9", "k9", &id), REGISTRY_OK);
+	assert_true(id == ids[9]);
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "m6", "k6", &id), REGISTRY_OK);
+	assert_true(id == ids[6]);
+	/* k5's message left: a new one, which pushes out k6's. */
+	id = publish_taken(reg, s, 5);
+	assert_true(id > ids[9]);
+	ids[5] = id;
+	assert_int_equal(keys_indexed(reg), 4);
+	id = publish_taken(reg, s, 6);
+	assert_true(id > ids[5]);
+	/* By age: each delivered one past its window goes, key and all. */
+	registry_expire(reg, util_now_ms() + 120000);
+	assert_int_equal(keys_indexed(reg), 0);
+	id = publish_taken(reg, s, 9);
+	assert_true(id > ids[9]);
+	assert_int_equal(keys_indexed(reg), 1);
+	/* Forgotten with its device, held ones too. */
+	registry_unsubscribe(reg, s);
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "m1", "k1", &id), REGISTRY_HELD);
+	assert_int_equal(keys_indexed(reg), 2);
+	registry_expire(reg, util_now_ms() + 1200000);
+	assert_int_equal(keys_indexed(reg), 0);
 	registry_free(reg);
 }
 
@@ -6619,6 +6768,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_registry_key_repeated),
+	    cmocka_unit_test(test_registry_key_per_sender),
+	    cmocka_unit_test(test_registry_key_leaves_with_log),
 	    cmocka_unit_test(test_registry_laggard_stale_walk_loses),
 	    cmocka_unit_test(test_registry_laggard_stale_walk),
 	    cmocka_unit_test(test_registry_laggard_stale_now_reopens),

@@ -168,6 +168,14 @@ struct model {
 	uint64_t seed;
 	uint64_t last_id;
 	size_t accepted, accepted_bytes; /* publishes that returned OK/HELD */
+	/*
+	 * Of them, those posted with an idempotency key (each its own, never
+	 * a repeat): the registry's index of the logs' keys holds one for
+	 * each such message in a log, so all of them while nothing is lost,
+	 * never more, and none at the end.
+	 */
+	size_t keyed;
+	unsigned long key_serial;
 	unsigned resumes, resets, window_resets, overflows, replaced, taken,
 	    evictions, backlogged, crowded;
 };
@@ -266,7 +274,9 @@ check_stats(struct model *mo)
 		/* Nothing goes: every byte accepted is still held. */
 		assert_int_equal(st.message_bytes, mo->accepted_bytes);
 		assert_int_equal(st.published, mo->accepted);
+		assert_int_equal(st.keys, mo->keyed);
 	}
+	assert_true(st.keys <= mo->keyed);
 	if (mo->cfg->no_overflow || mo->cfg->lossless)
 		assert_int_equal(st.overflows, 0);
 }
@@ -406,7 +416,8 @@ op_publish(struct model *mo, int di)
 	enum registry_error res;
 	size_t len, size, mode = rnd(10);
 	uint64_t id = 0;
-	char frame[128];
+	char frame[128], key[32];
+	size_t keylen = 0;
 
 	len = lens[rnd(sizeof(lens) / sizeof(lens[0]))];
 	if (len > mo->cfg->max_len)
@@ -433,6 +444,9 @@ op_publish(struct model *mo, int di)
 		/* Drawn only where drawn: other runs keep their draws. */
 		if (mo->cfg->senders > 0)
 			registry_msg_set_sender(m, 1 + rnd(mo->cfg->senders));
+		keylen = (size_t)snprintf(
+		    key, sizeof(key), "k%lu", ++mo->key_serial);
+		registry_msg_set_key(m, key, keylen);
 		res = registry_publish(mo->reg, user_of(di), name_of(di), m);
 	}
 	registry_stats(mo->reg, &after);
@@ -463,6 +477,7 @@ op_publish(struct model *mo, int di)
 		assert_int_equal(after.published, before.published + 1);
 		mo->accepted++;
 		mo->accepted_bytes += size;
+		mo->keyed += keylen > 0;
 		break;
 	case REGISTRY_NOT_FOUND:
 		/*
@@ -679,6 +694,7 @@ quiesce(struct model *mo, bool past_grace)
 		assert_int_equal(st.users, 0);
 		assert_int_equal(st.held, 0);
 		assert_int_equal(st.grace, 0);
+		assert_int_equal(st.keys, 0);
 	} else if (!mo->cfg->lossless) {
 		if (st.message_bytes > bound)
 			fail_msg("%s: %zu bytes kept past the window, at most "
@@ -1187,6 +1203,7 @@ chaos_run(const struct config *cfg, uint64_t seed, size_t overhead, int ops)
 		assert_int_equal(st.message_bytes, 0);
 		assert_int_equal(st.devices, 0);
 		assert_int_equal(st.held, 0);
+		assert_int_equal(st.keys, 0);
 		print_message("%-14s seed %-4llu overhead %-3zu published "
 		              "%llu refused %llu evicted %llu dropped %llu "
 		              "overflows %llu replaced %llu resets %llu\n",
