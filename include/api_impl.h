@@ -94,6 +94,13 @@ bool api_allowed(struct api *api, const struct route *r,
 bool api_rate_ok(struct api *api, const struct api_request *req,
     const struct auth_identity *who, struct api_response *resp,
     uint64_t *sender);
+/*
+ * The sender's name as api_rate_ok() gives it (there 0 when BEEP_SENDER_SHARE
+ * is 100), for a POST whose idempotency key is its sender's alone: in a
+ * cluster 0 until the node has read the nodes' key.
+ */
+uint64_t api_sender_name(struct api *api, const struct api_request *req,
+    const struct auth_identity *who);
 
 /* api_ops.c: health, readiness, metrics. */
 

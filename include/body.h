@@ -7,7 +7,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 #include "http.h"
 
@@ -37,11 +36,14 @@ struct body_msg {
 	bool is_json;      /* data is compact JSON text (not a JSON string) */
 	const char *event; /* or NULL */
 	/*
-	 * The body's idempotency key ("key"), hashed (body_key_hash()), or
-	 * 0: none.  A sender that posts again what it posted before, not
-	 * knowing whether that got through, sends the same key.
+	 * The body's idempotency key ("key"), its text as decoded,
+	 * NUL-terminated, key_len 0: none.  A sender that posts again what
+	 * it posted before, not knowing whether that got through, sends the
+	 * same key.  Its text, not a hash of it: one sender's keys are told
+	 * apart exactly (an unkeyed hash can be made to collide).
 	 */
-	uint64_t key;
+	size_t key_len;
+	char key[BODY_KEY_MAX + 1];
 	/*
 	 * Private: what data and event point into, released by
 	 * body_msg_clear().  A JSON body's strings are used where the parse

@@ -105,18 +105,20 @@ enum registry_error cluster_publish(struct cluster *cl, const char *user,
     const char *device, uint64_t sender, const char *frame, size_t len,
     char *id, size_t size, bool *down);
 /*
- * cluster_publish() with an idempotency key (body_msg's, 0: none): a
- * message posted with the key of an entry the device's Redis stream
- * still holds is that one sent again (its sender lost the answer): not
- * added, answered with that entry's id (REGISTRY_OK to a device with a
- * holder, REGISTRY_HELD to one in its grace period).  Redis keeps each
- * key as long as the stream keeps its entry (keep_ms).  Not while Redis
- * is down (the node's own registry delivers then): posted again, it is
- * a new message.
+ * cluster_publish() with an idempotency key, key[0..key_len) (body_msg's,
+ * key_len 0: none): a message posted by sender with the key of an entry
+ * the device's Redis stream still holds from the same sender is that one
+ * sent again (its sender lost the answer): not added, answered with that
+ * entry's id (REGISTRY_OK to a device with a holder, REGISTRY_HELD to
+ * one in its grace period).  Another sender's key of the same text is
+ * another key.  Redis keeps each key, its text and its sender's name, as
+ * long as the stream keeps its entry (keep_ms).  Not while Redis is
+ * down (the node's own registry delivers then), nor for sender 0 (not
+ * named yet): posted again, it is a new message.
  */
 enum registry_error cluster_publish_key(struct cluster *cl, const char *user,
-    const char *device, uint64_t sender, uint64_t key, const char *frame,
-    size_t len, char *id, size_t size, bool *down);
+    const char *device, uint64_t sender, const char *key, size_t key_len,
+    const char *frame, size_t len, char *id, size_t size, bool *down);
 
 /*
  * The devices of user with a live stream on any live node, as

@@ -129,7 +129,8 @@ struct registry_stats {
 	uint64_t backlogged;  /* of them, REGISTRY_BACKLOGGED */
 	uint64_t crowded;     /* publishes refused CROWDED or HELD_FULL */
 	uint64_t repeated; /* publishes of a key the log held (not appended) */
-	size_t grace;      /* devices in their grace period */
+	size_t keys;  /* keys of messages in the logs, indexed for repeats */
+	size_t grace; /* devices in their grace period */
 	uint64_t replayed; /* messages a resuming stream started behind */
 	uint64_t expired;  /* delivered messages past their replay window */
 	/* Past it, and not yet taken by a live stream that lags (DESIGN) */
@@ -238,14 +239,17 @@ const char *registry_msg_frame(const struct registry_msg *m, size_t *len);
  */
 void registry_msg_set_sender(struct registry_msg *m, uint64_t sender);
 /*
- * Give m, before registry_publish(), its sender's idempotency key (a
- * hash, body_msg's key), or 0, none (the default).  A message posted
- * with the key of one its device's log still holds (delivered within
- * the replay window, or held) is that one sent again, its answer lost:
- * registry_publish() does not append it, and answers as for that one,
- * with its id (registry_msg_id(m)).
+ * Give m, before registry_publish(), its sender's idempotency key,
+ * key[0..len) (body_msg's key, 1 to BODY_KEY_MAX characters; len 0:
+ * none, the default).  A message posted with the key of one its device's
+ * log still holds from the same sender (registry_msg_set_sender();
+ * delivered within the replay window, or held) is that one sent again,
+ * its answer lost: registry_publish() does not append it, and answers as
+ * for that one, with its id (registry_msg_id(m)).  Another sender's key
+ * of the same text is another key.  Found in one lookup, not a walk of
+ * the log.
  */
-void registry_msg_set_key(struct registry_msg *m, uint64_t key);
+void registry_msg_set_key(struct registry_msg *m, const char *key, size_t len);
 /*
  * A publish was refused, REGISTRY_CROWDED or REGISTRY_HELD_FULL, by the
  * same rule outside the registry (a cluster's Redis): counted as its own

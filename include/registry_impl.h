@@ -46,10 +46,10 @@ struct registry_msg {
 	 */
 	uint64_t sender;
 	/*
-	 * Its idempotency key's hash (registry_msg_set_key()), 0: none; set
-	 * before it is published.
+	 * Its idempotency key (registry_msg_set_key()), NULL: none; set
+	 * before it is published, freed with it.
 	 */
-	uint64_t key;
+	struct reg_key *key;
 	uint64_t seq;          /* number in its device's log */
 	uint64_t id;           /* event id, registry-wide */
 	uint64_t published_us; /* util_now_us() at registry_publish() */
@@ -77,6 +77,23 @@ struct registry_msg {
 	 */
 	uint64_t bytes_in;
 	char frame[];
+};
+
+/*
+ * A message's idempotency key, in its device's keys while the message is
+ * in that device's log (registry_log_append() to
+ * registry_log_drop_oldest()): a POST's repeat is found in one lookup
+ * under reg->lock, not by a walk of the log.  Its name is its sender
+ * (8 bytes, set at registry_publish()) then the key's text: one sender's
+ * key never matches another's, and the text is compared whole (the
+ * table's hash is keyed: keyed_hash.h).
+ */
+struct reg_key {
+	UT_hash_handle hh;
+	struct registry_msg *m;
+	bool listed; /* in its device's keys */
+	size_t len;  /* of name */
+	char name[];
 };
 
 struct reg_user {
@@ -143,6 +160,8 @@ struct reg_device {
 	uint64_t lag_behind, lag_bytes_in, lag_kept_ms;
 	struct lag_time lag_stuck, lag_over;
 	struct reg_device *hprev, *hnext; /* in reg->holding, when it holds */
+	/* The keys of its log's messages that have one: struct reg_key. */
+	struct reg_key *keys;
 	struct reg_device *uprev, *unext; /* in user->devices */
 	/*
 	 * In reg->devices, by key: its user's name and its own, each ending
@@ -236,6 +255,7 @@ struct registry {
 	uint64_t last_id; /* the newest event id given */
 	uint64_t published, overflows, forgotten, dropped, resets;
 	uint64_t replaced, evicted, refused, backlogged, crowded, repeated;
+	size_t nkeys;               /* in every device's keys */
 	size_t ngrace;              /* devices on reg->grace */
 	uint64_t replayed, expired; /* see struct registry_stats */
 	/*

@@ -32,11 +32,11 @@ void registry_log_append(struct registry *reg, struct reg_device *d,
 enum registry_error registry_log_crowds(const struct registry *reg,
     const struct reg_device *d, const struct registry_msg *m);
 /*
- * The message of d's log posted with idempotency key (not 0), the newest
- * of them, or NULL.  Walks the log, newest first.
+ * The message of d's log posted with m's idempotency key (not NULL) by
+ * m's sender, or NULL.  One lookup in d's keys.
  */
 const struct registry_msg *registry_log_find_key(
-    const struct reg_device *d, uint64_t key);
+    const struct reg_device *d, const struct registry_msg *m);
 /* Drop the oldest message of d's log (off reg->retained too). */
 void registry_log_drop_oldest(struct registry *reg, struct reg_device *d);
 /*

@@ -409,8 +409,8 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	enum http_status status;
 	const char *why = NULL, *too_large = NULL;
 	char id[CLUSTER_ID_MAX], *from = NULL;
-	size_t plen;
-	uint64_t key;
+	size_t plen, key_len;
+	char key[BODY_KEY_MAX];
 
 	if (req->body_too_large) {
 		api_error(resp, HTTP_413, "body too large");
@@ -444,8 +444,16 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 			api_error(resp, status, why);
 		return;
 	}
-	/* Read before msg is cleared. */
-	key = msg.key;
+	/*
+	 * Read before msg is cleared.  A key is its sender's: another's of
+	 * the same text is another key (a client counting 1, 2, 3 would
+	 * have its next message taken for a repeat of one posted first by
+	 * anyone).  Named here when the share did not name it.
+	 */
+	key_len = msg.key_len;
+	memcpy(key, msg.key, key_len);
+	if (key_len > 0 && sender == 0)
+		sender = api_sender_name(api, req, who);
 	/* Packed once, outside the registry lock; every stream shares it. */
 	if (who->user != NULL)
 		from = event_from_json(who->user, who->device);
@@ -478,8 +486,8 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		free(from);
 		body_msg_clear(&msg);
 		err = cluster_publish_key(api->cluster, r->user, r->device,
-		    sender, key, packed.data, packed.len, id, sizeof(id),
-		    &down);
+		    sender, key, key_len, packed.data, packed.len, id,
+		    sizeof(id), &down);
 		buf_free(&packed);
 		if (down) {
 			api_retry_after(resp, API_RETRY_AFTER);
@@ -496,7 +504,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		free(from);
 		body_msg_clear(&msg);
 		registry_msg_set_sender(m, sender);
-		registry_msg_set_key(m, key);
+		registry_msg_set_key(m, key, key_len);
 		err = registry_publish(api->reg, r->user, r->device, m);
 		api_format_id(api, registry_msg_id(m), id, sizeof(id));
 		registry_msg_unref(m);

@@ -263,6 +263,41 @@ api_allowed(struct api *api, const struct route *r,
 	return true;
 }
 
+/* The key the sender is counted by: its verified user, else its address. */
+static void
+api_sender_key(struct api *api, const struct api_request *req,
+    const struct auth_identity *who, struct buf *key)
+{
+	char addr_key[CIDR_KEY_MAX];
+
+	/* Appended, not formatted: vsnprintf() would cost more than the rest. */
+	if (who->user != NULL) {
+		buf_append(key, "u:", 2);
+		buf_puts(key, who->user);
+	} else {
+		buf_append(key, "a:", 2);
+		buf_puts(key,
+		    cidr_client_key(
+		        req->remote_addr, api->config->ipv6_prefix, addr_key));
+	}
+}
+
+uint64_t
+api_sender_name(struct api *api, const struct api_request *req,
+    const struct auth_identity *who)
+{
+	char key_text[API_KEY_STACK];
+	struct buf key = BUF_ON_STACK(key_text);
+	uint64_t name;
+
+	api_sender_key(api, req, who, &key);
+	name = api->cluster == NULL
+	    ? keyed_hash64(key.data, key.len)
+	    : cluster_sender(api->cluster, key.data, key.len);
+	buf_free(&key);
+	return name;
+}
+
 /*
  * The sender's token bucket: by verified user, else by address.  And the
  * sender's name, by which a device's messages' senders are told apart
@@ -278,7 +313,7 @@ api_rate_ok(struct api *api, const struct api_request *req,
     uint64_t *sender)
 {
 	unsigned retry = 1;
-	char key_text[API_KEY_STACK], addr_key[CIDR_KEY_MAX];
+	char key_text[API_KEY_STACK];
 	struct buf key = BUF_ON_STACK(key_text);
 	bool ok = true;
 	bool named = api->config->sender_share < 100;
@@ -288,16 +323,7 @@ api_rate_ok(struct api *api, const struct api_request *req,
 	/* Off (BEEP_RATE=0) and no sender wanted: no key to make. */
 	if (api->config->rate == 0 && !named)
 		return true;
-	/* Appended, not formatted: vsnprintf() would cost more than the rest. */
-	if (who->user != NULL) {
-		buf_append(&key, "u:", 2);
-		buf_puts(&key, who->user);
-	} else {
-		buf_append(&key, "a:", 2);
-		buf_puts(&key,
-		    cidr_client_key(
-		        req->remote_addr, api->config->ipv6_prefix, addr_key));
-	}
+	api_sender_key(api, req, who, &key);
 	/* One hash for both. */
 	hash = keyed_hash64(key.data, key.len);
 	if (named)

@@ -100,7 +100,8 @@ static void
 body_msg_reset(struct body_msg *msg)
 {
 	msg->data = msg->event = NULL;
-	msg->key = 0;
+	msg->key_len = 0;
+	msg->key[0] = '\0';
 	msg->data_len = 0;
 	msg->is_json = false;
 	msg->doc = NULL;
@@ -110,23 +111,21 @@ body_msg_reset(struct body_msg *msg)
 }
 
 /*
- * The hash of an idempotency key k[0..len): 64-bit FNV-1a, never 0 (no
- * key).  0 for a key that is not 1 to BODY_KEY_MAX characters of
- * printable ASCII.
+ * Take k[0..len) as msg's idempotency key: false for a key that is not 1
+ * to BODY_KEY_MAX characters of printable ASCII.
  */
-static uint64_t
-body_key_hash(const char *k, size_t len)
+static bool
+body_key_take(struct body_msg *msg, const char *k, size_t len)
 {
-	uint64_t h = 14695981039346656037ULL;
-
 	if (len == 0 || len > BODY_KEY_MAX)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
+		return false;
+	for (size_t i = 0; i < len; i++)
 		if (k[i] < '!' || k[i] > '~')
-			return 0;
-		h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
-	}
-	return h != 0 ? h : 1;
+			return false;
+	memcpy(msg->key, k, len);
+	msg->key[len] = '\0';
+	msg->key_len = len;
+	return true;
 }
 
 static const char body_key_why[] =
@@ -152,8 +151,7 @@ body_decode_fast(
 	        body_event_why(f.event.at, f.event.len) != NULL))
 		return false;
 	/* A key without escapes: its text as sent is its value. */
-	if (f.key.at != NULL &&
-	    (msg->key = body_key_hash(f.key.at, f.key.len)) == 0)
+	if (f.key.at != NULL && !body_key_take(msg, f.key.at, f.key.len))
 		return false;
 	need = f.data.decoded + 1 + (f.event.at != NULL ? f.event.len + 1 : 0);
 	p = need <= sizeof(msg->parse_stack) ? msg->parse_stack
@@ -258,8 +256,8 @@ body_decode_json(const char *body, size_t len, unsigned max_depth,
 	}
 	if (idem != NULL && !json_is_null(idem)) {
 		if (!json_is_string(idem) ||
-		    (msg->key = body_key_hash(json_string_value(idem),
-		         json_string_length(idem))) == 0) {
+		    !body_key_take(msg, json_string_value(idem),
+		        json_string_length(idem))) {
 			*why = body_key_why;
 			goto fail;
 		}

@@ -41,8 +41,9 @@
  *                        from f to l (fields f and l): the share's
  *                        counts, kept for the next POST to follow (see
  *                        POST); PX 10 s at most, no longer than beep:ws
- *   beep:k:USER\x1fDEV\x1fKEY  string: the id of the entry a POST with
- *                        idempotency key KEY (its hash, hex) added; PX
+ *   beep:k:USER\x1fDEV\x1fSENDER\x1fKEY  string: the id of the entry a
+ *                        POST with idempotency key KEY (its text) added,
+ *                        posted by SENDER (cluster_sender(), hex); PX
  *                        keep_ms, as the entry (see POST)
  *   beep:c:NODE          pub/sub channel of the messages for the node
  *   beep:tell            hash: NODE -> the generation of a loss found

@@ -249,10 +249,11 @@
  * share (absent: a sender not known, BEEP_SENDER_SHARE 100, or a node of
  * the version before; "" and 0 before a key) key.  sender: the poster's
  * name, the same on every node (cluster_sender()); share: what one
- * sender may hold (entries).  key: the POST's idempotency key (its hash
- * in hex; absent or "": none): one that beep:k:USER\x1fDEV\x1fKEY names
- * an entry of the device's stream still has is that POST sent again, its
- * answer lost: nothing is added or published, and it is answered with
+ * sender may hold (entries).  key: the POST's idempotency key, its
+ * sender's name (hex), \x1f and its text (absent or "": none): one that
+ * beep:k:USER\x1fDEV\x1fSENDER\x1fKEY names an entry of the device's
+ * stream still has is that POST sent again by its sender, its answer
+ * lost: nothing is added or published, and it is answered with
  * that entry's id, 200 or 202 as any POST now, and beep:w as it is.
  * Else the key is set to the new entry's id for keep_ms, as the entry
  * lasts.

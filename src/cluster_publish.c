@@ -10,7 +10,9 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "body.h"
 #include "cluster_impl.h"
 #include "cluster_job.h"
 #include "cluster_presence.h"
@@ -77,13 +79,13 @@ cluster_publish(struct cluster *cl, const char *user, const char *device,
     bool *down)
 {
 	return cluster_publish_key(
-	    cl, user, device, sender, 0, frame, len, id, size, down);
+	    cl, user, device, sender, NULL, 0, frame, len, id, size, down);
 }
 
 enum registry_error
 cluster_publish_key(struct cluster *cl, const char *user, const char *device,
-    uint64_t sender, uint64_t key, const char *frame, size_t len, char *id,
-    size_t size, bool *down)
+    uint64_t sender, const char *key, size_t key_len, const char *frame,
+    size_t len, char *id, size_t size, bool *down)
 {
 	enum registry_error res = REGISTRY_NOT_FOUND;
 	struct cluster_job *j;
@@ -95,6 +97,13 @@ cluster_publish_key(struct cluster *cl, const char *user, const char *device,
 	if (!atomic_load(&cl->cmd_up))
 		return cluster_publish_local(
 		    cl, user, device, frame, len, id, size, down);
+	/*
+	 * A sender not named yet (the nodes' key not read): its key cannot
+	 * be told from another's, so none is looked for (posted again, it
+	 * would arrive twice) rather than another's message taken for it.
+	 */
+	if (sender == 0 || key_len > BODY_KEY_MAX)
+		key_len = 0;
 	/*
 	 * The frame, as long as the client made it (up to BEEP_MAX_BODY),
 	 * copied before cl->lock, which every POST, stream and delivery of
@@ -122,17 +131,22 @@ cluster_publish_key(struct cluster *cl, const char *user, const char *device,
 		snprintf(name, sizeof(name), "%016" PRIx64, sender);
 		cluster_job_str(j, name);
 		cluster_job_num(j, cl->share);
-	} else if (key != 0) {
+	} else if (key_len > 0) {
 		/* No name: the script asks no share of it. */
 		cluster_job_str(j, "");
 		cluster_job_num(j, 0);
 	}
-	/* The key's hash, looked for and kept with the entry. */
-	if (key != 0) {
-		char k[17];
+	/*
+	 * The key, its sender's name and its text (not a hash of it, which
+	 * could be made to collide), looked for and kept with the entry.
+	 * Another sender's key of the same text is another key.
+	 */
+	if (key_len > 0) {
+		char k[17 + 1 + BODY_KEY_MAX];
+		int n = snprintf(k, sizeof(k), "%016" PRIx64 "\x1f", sender);
 
-		snprintf(k, sizeof(k), "%016" PRIx64, key);
-		cluster_job_str(j, k);
+		memcpy(k + n, key, key_len);
+		cluster_job_arg(j, k, (size_t)n + key_len);
 	}
 	if (!cluster_job_call(cl, j)) {
 		pthread_mutex_unlock(&cl->lock);

@@ -770,6 +770,7 @@ registry_stats(struct registry *reg, struct registry_stats *st)
 	st->backlogged = reg->backlogged;
 	st->crowded = reg->crowded;
 	st->repeated = reg->repeated;
+	st->keys = reg->nkeys;
 	st->published = reg->published;
 	st->overflows = reg->overflows;
 	st->forgotten = reg->forgotten;

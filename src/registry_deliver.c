@@ -44,7 +44,7 @@ registry_msg_alloc(size_t len, char **frame)
 	m = xmalloc(sizeof(*m) + len);
 	atomic_init(&m->refs, 1);
 	m->seq = m->id = m->t_ms = m->published_us = m->sender = 0;
-	m->key = 0;
+	m->key = NULL;
 	m->device = NULL;
 	m->list = MSG_ON_NONE;
 	m->rprev = m->rnext = NULL;
@@ -71,9 +71,21 @@ registry_msg_set_sender(struct registry_msg *m, uint64_t sender)
 }
 
 void
-registry_msg_set_key(struct registry_msg *m, uint64_t key)
+registry_msg_set_key(struct registry_msg *m, const char *key, size_t len)
 {
-	m->key = key;
+	struct reg_key *k = NULL;
+
+	if (len > 0) {
+		/* Its sender's 8 bytes are set at registry_publish(). */
+		k = xmalloc(sizeof(*k) + sizeof(m->sender) + len);
+		k->m = m;
+		k->listed = false;
+		k->len = sizeof(m->sender) + len;
+		memset(k->name, 0, sizeof(m->sender));
+		memcpy(k->name + sizeof(m->sender), key, len);
+	}
+	free(m->key);
+	m->key = k;
 }
 
 const char *
@@ -105,8 +117,10 @@ void
 registry_msg_unref(struct registry_msg *m)
 {
 	if (m != NULL &&
-	    atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+	    atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+		free(m->key);
 		free(m);
+	}
 }
 
 static void

@@ -153,6 +153,17 @@ registry_log_crowds(const struct registry *reg, const struct reg_device *d,
 	return REGISTRY_OK;
 }
 
+/* Off d's keys: m leaves d's log. */
+static void
+log_key_del(struct registry *reg, struct reg_device *d, struct reg_key *k)
+{
+	if (k == NULL || !k->listed)
+		return;
+	HASH_DEL(d->keys, k);
+	k->listed = false;
+	reg->nkeys--;
+}
+
 void
 registry_log_drop_oldest(struct registry *reg, struct reg_device *d)
 {
@@ -177,6 +188,7 @@ registry_log_drop_oldest(struct registry *reg, struct reg_device *d)
 		reg->noverdue--;
 	}
 	m->list = MSG_ON_NONE;
+	log_key_del(reg, d, m->key);
 	d->head = (d->head + 1) % d->cap;
 	d->count--;
 	d->first_seq++;
@@ -234,16 +246,12 @@ registry_log_trim(struct registry *reg, struct reg_device *d, uint64_t now)
 }
 
 const struct registry_msg *
-registry_log_find_key(const struct reg_device *d, uint64_t key)
+registry_log_find_key(const struct reg_device *d, const struct registry_msg *m)
 {
-	for (size_t i = d->count; i > 0; i--) {
-		const struct registry_msg *m =
-		    d->ring[(d->head + i - 1) % d->cap];
+	struct reg_key *k;
 
-		if (m->key == key)
-			return m;
-	}
-	return NULL;
+	HASH_FIND(hh, d->keys, m->key->name, m->key->len, k);
+	return k != NULL ? k->m : NULL;
 }
 
 /* id: the caller's (registry_publish_at()), or 0 for the next one. */
@@ -266,6 +274,16 @@ registry_log_append(struct registry *reg, struct reg_device *d,
 		device_log_at(d, m->seq - 1)->next = m;
 	d->ring[(d->head + d->count) % d->cap] = registry_msg_ref(m);
 	d->count++;
+	if (m->key != NULL && !m->key->listed) {
+		struct reg_key *old;
+
+		/* Only the newest of a key's messages is found (none repeats). */
+		HASH_FIND(hh, d->keys, m->key->name, m->key->len, old);
+		log_key_del(reg, d, old);
+		HASH_ADD_KEYPTR(hh, d->keys, m->key->name, m->key->len, m->key);
+		m->key->listed = true;
+		reg->nkeys++;
+	}
 	d->bytes += m->size;
 	d->bytes_in += m->size;
 	m->bytes_in = d->bytes_in;

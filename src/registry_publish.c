@@ -84,6 +84,9 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	struct device_key k;
 
 	m->size = m->len + reg->limits.msg_overhead;
+	/* Its key is its sender's: another's of the same text is another. */
+	if (m->key != NULL && !m->key->listed)
+		memcpy(m->key->name, &m->sender, sizeof(m->sender));
 	device_key_make(&k, user, device);
 	pthread_mutex_lock(&reg->lock);
 	d = registry_find_device(reg, &k);
@@ -113,14 +116,14 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 		goto out;
 	}
 	/*
-	 * Posted again with the key of one the log holds: that one, whose
-	 * answer its sender did not get (a network lost it), sent again.
+	 * Posted again by its sender with the key of one the log holds:
+	 * that one, whose answer its sender did not get (a network lost it), sent again.
 	 * Not appended (it would arrive twice); answered as that one was,
 	 * with its id: 200 once taken or while the device is here, 202
 	 * while it waits for the device away.
 	 */
-	if (id == 0 && m->key != 0 &&
-	    (prior = registry_log_find_key(d, m->key)) != NULL) {
+	if (id == 0 && m->key != NULL &&
+	    (prior = registry_log_find_key(d, m)) != NULL) {
 		m->id = prior->id;
 		res = prior->seq <= d->taken || device_live(d) ? REGISTRY_OK
 		                                               : REGISTRY_HELD;
