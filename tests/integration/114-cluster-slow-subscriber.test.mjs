@@ -25,7 +25,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-	startCluster, startStack, CLUSTER_QUICK, uid, postPath, poll,
+	startCluster, startStack, Client, CLUSTER_QUICK, uid, postPath, poll,
 } from './harness.mjs';
 
 const T = { timeout: 120000 };
@@ -39,6 +39,17 @@ const ENV = {
 	BEEP_STREAM_QUEUE: '256', BEEP_STREAM_QUEUE_BYTES: '4194304',
 };
 const PAD = 'x'.repeat(16384);
+
+// The node's connections made again (beep_redis_reconnects_total), from
+// its loopback operations site.
+async function reconnects(node) {
+	const c = new Client(`http://127.0.0.1:${node.opsPort}`);
+	const r = await c.get('/metrics').finally(() => c.close());
+	assert.equal(r.status, 200, r.text);
+	const m = /^beep_redis_reconnects_total (\d+)$/m.exec(r.text);
+	assert.ok(m, 'beep_redis_reconnects_total in /metrics');
+	return Number(m[1]);
+}
 
 // Redis's clients now: id -> { sub: whether subscribed }, redis-cli's own
 // connection left out.
@@ -54,17 +65,18 @@ function clients(redis) {
 }
 
 // The events of s up to the one whose data is `end`; a stream that ends
-// (closed for falling behind) is opened again with the last id, as
-// EventSource does: reopen(id).  Returns { got, reopened }.
-async function untilEnd(s, reopen) {
+// (closed for falling behind) is opened again with the last id it had
+// (last, at first), as EventSource does: reopen(id).  Returns { got,
+// reopened }.
+async function untilEnd(s, last, reopen) {
 	const got = [];
-	let reopened = 0, last = null;
+	let reopened = 0;
 	for (;;) {
 		let e;
 		try {
 			e = await s.nextEvent(30000);
 		} catch (err) {
-			if (!s.ended || last === null)
+			if (!s.ended)
 				throw err;
 			s = await reopen(last);
 			reopened++;
@@ -139,13 +151,17 @@ async function scenario(t, { cutSub, cutCmd, replayMax }) {
 	const devs = ['d0', 'd1'];
 	const streams = [];
 	const want = [[], []];
+	const lastIds = [];
 	for (const [i, d] of devs.entries()) {
 		streams.push(await a.subscribe(u, d));
 		const r = await cb.postJson(postPath(u, d), { data: 'before' });
 		assert.equal(r.status, 200, r.text);
-		assert.equal((await streams[i].nextEvent(15000)).data, 'before');
+		const e = await streams[i].nextEvent(15000);
+		assert.equal(e.data, 'before');
+		lastIds.push(e.lastEventId);
 	}
 
+	const reconnected = await reconnects(a);
 	const pid = a.backend.pid;
 	process.kill(pid, 'SIGSTOP');
 	t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch {} });
@@ -197,7 +213,7 @@ async function scenario(t, { cutSub, cutCmd, replayMax }) {
 		want[i].push('end');
 	}
 	for (const [i, s] of streams.entries()) {
-		const { got, reopened } = await untilEnd(s, (id) =>
+		const { got, reopened } = await untilEnd(s, lastIds[i], (id) =>
 			a.subscribe(u, devs[i], { headers: { 'Last-Event-ID': id } }));
 		const brief = JSON.stringify(got.map((e) => `${e.type} ${e.data}`));
 		const resets = noSilentGap(devs[i], got, want[i]);
@@ -207,6 +223,9 @@ async function scenario(t, { cutSub, cutCmd, replayMax }) {
 		if (!replayMax)
 			assert.equal(reopened, 0, `${devs[i]}: one stream: ${brief}`);
 	}
+	// Each cut told in a's metrics.
+	assert.equal(await reconnects(a) - reconnected,
+	    (cutSub ? 1 : 0) + (cutCmd ? 1 : 0), 'beep_redis_reconnects_total');
 	if (cutSub)
 		assert.ok(!clients(cl.redis).has(subId), 'a subscribed anew');
 	if (cutCmd)
