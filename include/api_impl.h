@@ -101,6 +101,15 @@ bool api_rate_ok(struct api *api, const struct api_request *req,
  */
 uint64_t api_sender_name(struct api *api, const struct api_request *req,
     const struct auth_identity *who);
+/*
+ * Whether the sender may subscribe now: not while its bucket owes for a
+ * replay; sets the 429 in resp when not.
+ */
+bool api_subscribe_rate_ok(struct api *api, const struct api_request *req,
+    const struct auth_identity *who, struct api_response *resp);
+/* The sender pays for a subscribe's replay of bytes (into debt). */
+void api_replay_paid(struct api *api, const struct api_request *req,
+    const struct auth_identity *who, uint64_t bytes);
 
 /* api_ops.c: health, readiness, metrics. */
 
@@ -160,6 +169,10 @@ void api_metrics(
  */
 void api_refuse_stream(const struct api_request *req, struct api_response *resp,
     enum http_status status, const char *why);
+/* api_refuse_stream(), to come back after seconds (not API_RETRY_AFTER). */
+void api_refuse_stream_after(const struct api_request *req,
+    struct api_response *resp, enum http_status status, const char *why,
+    unsigned seconds);
 /* Event id n as the client sees it, in out (size bytes). */
 void api_format_id(const struct api *api, uint64_t n, char *out, size_t size);
 /*

@@ -32,9 +32,26 @@ bool limit_take_hashed(struct limit *l, const char *key, size_t len,
     uint64_t hash, uint64_t now_ms, unsigned *retry_after);
 
 /*
- * Forget buckets that have refilled (untouched for burst/rate seconds):
- * they are the same as new ones.  O(forgotten): the buckets are kept in
- * order of use.  Returns how many were forgotten.
+ * Take milli thousandths of a token from key's bucket at now_ms, however
+ * few it holds: it may go below 0 and owe them (a cost known only once
+ * paid for: a subscribe's replay), and then every limit_take_hashed()
+ * waits until it has refilled past that.
+ */
+void limit_charge_hashed(struct limit *l, const char *key, size_t len,
+    uint64_t hash, uint64_t now_ms, uint64_t milli);
+
+/*
+ * Whether key's bucket owes tokens at now_ms (limit_charge_hashed()):
+ * then true, with *retry_after set to the whole seconds until it owes
+ * none.  Takes nothing; false for a key without a bucket, and with rate 0.
+ */
+bool limit_owes_hashed(struct limit *l, const char *key, size_t len,
+    uint64_t hash, uint64_t now_ms, unsigned *retry_after);
+
+/*
+ * Forget buckets that have refilled (untouched for burst/rate seconds,
+ * plus the time to refill what they owe): they are the same as new ones.
+ * O(forgotten): the buckets are kept in order of use.  Returns how many were forgotten.
  */
 size_t limit_expire(struct limit *l, uint64_t now_ms);
 

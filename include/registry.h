@@ -357,6 +357,14 @@ bool registry_device_taken(struct registry *reg, const char *user,
 uint64_t registry_stream_id(const struct registry_stream *s);
 
 /*
+ * The bytes (each message's size, as BEEP_REPLAY_BYTES counts them) s has
+ * yet to take: just after it opened, its replay (in a cluster what Redis
+ * replayed too, once cluster_subscribe() returned).
+ */
+uint64_t registry_stream_behind(
+    struct registry *reg, const struct registry_stream *s);
+
+/*
  * End s at until_ms (CLOCK_MONOTONIC, see util_now_ms(); 0: never, as a
  * new stream is): from then registry_wait() returns REGISTRY_EXPIRED and
  * takes nothing, so what s was not handed before its expiry is held for

@@ -215,7 +215,8 @@ api_address_tag(const char *addr)
 
 static void
 api_subscribe(struct api *api, const struct api_request *req,
-    const struct route *r, struct api_response *resp)
+    const struct route *r, const struct auth_identity *who,
+    struct api_response *resp)
 {
 	struct registry_resume resume;
 	enum registry_error err = REGISTRY_OK;
@@ -243,6 +244,9 @@ api_subscribe(struct api *api, const struct api_request *req,
 	q = r->query ? http_query_param(r->query, "envelope", NULL) : NULL;
 	resp->envelope = q != NULL && strcmp(q, "1") == 0;
 	free(q);
+	/* Its sender owes for a replay: not another yet. */
+	if (!api_subscribe_rate_ok(api, req, who, resp))
+		return;
 	if (!quota_acquire(api->per_address, addr)) {
 		/*
 		 * At the address's limit, a client coming back to its device
@@ -333,6 +337,13 @@ api_subscribe(struct api *api, const struct api_request *req,
 		api_refuse_stream(req, resp, status, why);
 		return;
 	}
+	/*
+	 * Its replay, now known (in a cluster read from Redis, up to
+	 * BEEP_REPLAY_BYTES), paid from its sender's BEEP_RATE: a client
+	 * that reopened its stream in a loop with an early id kept Redis
+	 * busy, and so every node, at no cost to itself (until 2026-12-08).
+	 */
+	api_replay_paid(api, req, who, registry_stream_behind(api->reg, s));
 	/* Only now: a subscribe that failed took no one's place. */
 	if (resp->start.over)
 		registry_displace_over(api->reg, s, tag);
@@ -661,7 +672,7 @@ api_precheck(struct api *api, const struct api_request *req,
 		goto out;
 	switch (r.id) {
 	case ROUTE_SUBSCRIBE:
-		api_subscribe(api, req, &r, resp);
+		api_subscribe(api, req, &r, &who, resp);
 		/* Its credentials' authority ends when they expire. */
 		if (resp->stream != NULL)
 			resp->expires = who.expires;

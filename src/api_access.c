@@ -263,8 +263,11 @@ api_allowed(struct api *api, const struct route *r,
 	return true;
 }
 
-/* The key the sender is counted by: its verified user, else its address. */
-static void
+/*
+ * The sender's key in key, as BEEP_RATE counts it: by verified user, else
+ * by address; returns its keyed_hash64().
+ */
+static uint64_t
 api_sender_key(struct api *api, const struct api_request *req,
     const struct auth_identity *who, struct buf *key)
 {
@@ -280,6 +283,7 @@ api_sender_key(struct api *api, const struct api_request *req,
 		    cidr_client_key(
 		        req->remote_addr, api->config->ipv6_prefix, addr_key));
 	}
+	return keyed_hash64(key->data, key->len);
 }
 
 uint64_t
@@ -290,17 +294,16 @@ api_sender_name(struct api *api, const struct api_request *req,
 	struct buf key = BUF_ON_STACK(key_text);
 	uint64_t name;
 
-	api_sender_key(api, req, who, &key);
-	name = api->cluster == NULL
-	    ? keyed_hash64(key.data, key.len)
-	    : cluster_sender(api->cluster, key.data, key.len);
+	name = api_sender_key(api, req, who, &key);
+	if (api->cluster != NULL)
+		name = cluster_sender(api->cluster, key.data, key.len);
 	buf_free(&key);
 	return name;
 }
 
 /*
- * The sender's token bucket: by verified user, else by address.  And the
- * sender's name, by which a device's messages' senders are told apart
+ * The sender's token bucket (api_sender_key()).  And the sender's name,
+ * by which a device's messages' senders are told apart
  * (BEEP_SENDER_SHARE), in *sender: on one node the same key's
  * keyed_hash64(); in a cluster the name every node gives it
  * (cluster_sender()), as a device's messages are in Redis, posted through
@@ -323,9 +326,8 @@ api_rate_ok(struct api *api, const struct api_request *req,
 	/* Off (BEEP_RATE=0) and no sender wanted: no key to make. */
 	if (api->config->rate == 0 && !named)
 		return true;
-	api_sender_key(api, req, who, &key);
 	/* One hash for both. */
-	hash = keyed_hash64(key.data, key.len);
+	hash = api_sender_key(api, req, who, &key);
 	if (named)
 		*sender = api->cluster == NULL
 		    ? hash
@@ -340,6 +342,66 @@ api_rate_ok(struct api *api, const struct api_request *req,
 		api_error(resp, HTTP_429, "too many requests");
 	}
 	return ok;
+}
+
+/*
+ * A subscribe pays for its replay once it is known (api_replay_paid()),
+ * from the sender's bucket, which may go below 0: while it owes, its
+ * subscribes are refused here (429, as a stream EventSource comes back
+ * from after Retry-After), as its POSTs are by limit_take_hashed().  One
+ * that owes nothing goes whatever its bucket holds: a client reconnecting
+ * is never refused for the POSTs it made.
+ */
+bool
+api_subscribe_rate_ok(struct api *api, const struct api_request *req,
+    const struct auth_identity *who, struct api_response *resp)
+{
+	unsigned retry = 1;
+	char key_text[API_KEY_STACK];
+	struct buf key = BUF_ON_STACK(key_text);
+	uint64_t hash;
+	bool owes;
+
+	if (api->config->rate == 0)
+		return true;
+	hash = api_sender_key(api, req, who, &key);
+	owes = limit_owes_hashed(
+	    api->limit, key.data, key.len, hash, util_now_ms(), &retry);
+	buf_free(&key);
+	if (owes) {
+		metrics_rate_limited();
+		api_refuse_stream_after(
+		    req, resp, HTTP_429, "too many requests", retry);
+	}
+	return !owes;
+}
+
+/*
+ * A token per BEEP_MAX_BODY bytes of replay (bytes, as BEEP_REPLAY_BYTES
+ * counts them), in thousandths: what Redis reads and sends for it in a
+ * cluster, what the node writes out on its own, grows with its bytes, not
+ * its count of messages; so a replay costs what POSTs of the largest body
+ * do for as many bytes.  A replay of BEEP_REPLAY_BYTES (4 MiB) is 64
+ * tokens at the defaults; a reconnect's few small messages, thousandths.
+ */
+void
+api_replay_paid(struct api *api, const struct api_request *req,
+    const struct auth_identity *who, uint64_t bytes)
+{
+	char key_text[API_KEY_STACK];
+	struct buf key = BUF_ON_STACK(key_text);
+	uint64_t hash, milli;
+
+	if (api->config->rate == 0 || bytes == 0)
+		return;
+	milli =
+	    bytes * 1000 / (api->config->max_body ? api->config->max_body : 1);
+	if (milli == 0)
+		return;
+	hash = api_sender_key(api, req, who, &key);
+	limit_charge_hashed(
+	    api->limit, key.data, key.len, hash, util_now_ms(), milli);
+	buf_free(&key);
 }
 
 void

@@ -43,13 +43,23 @@ void
 api_refuse_stream(const struct api_request *req, struct api_response *resp,
     enum http_status status, const char *why)
 {
+	api_refuse_stream_after(req, resp, status, why, API_RETRY_AFTER);
+}
+
+void
+api_refuse_stream_after(const struct api_request *req,
+    struct api_response *resp, enum http_status status, const char *why,
+    unsigned seconds)
+{
 	const char *id = req->last_event_id;
 	json_t *doc;
 	char *text;
 	long wait_ms;
 
+	if (seconds == 0)
+		seconds = 1;
 	metrics_stream_refused(status);
-	api_retry_after(resp, API_RETRY_AFTER);
+	api_retry_after(resp, seconds);
 	if (!http_accepts_event_stream_only(req->accept)) {
 		api_error(resp, status, why);
 		return;
@@ -57,8 +67,7 @@ api_refuse_stream(const struct api_request *req, struct api_response *resp,
 	doc = json_pack(
 	    "{s:s,s:i}", "error", why, "status", http_status_code[status]);
 	text = json_dumps(doc, JSON_COMPACT);
-	wait_ms =
-	    API_RETRY_AFTER * 1000L + random() % (API_RETRY_AFTER * 1000L);
+	wait_ms = seconds * 1000L + random() % (seconds * 1000L);
 	resp->status = HTTP_200;
 	buf_puts(&resp->headers,
 	    "Content-Type: text/event-stream\r\n"

@@ -111,7 +111,8 @@ const struct config_option config_options[] = {
     {"list-policy", "BEEP_LIST_POLICY", CONFIG_STR, OFF(list_policy), "self", 0,
         0, "with auth: list the devices of self only, or of any user"},
     {"rate", "BEEP_RATE", CONFIG_UINT, OFF(rate), "100", 0, 100000,
-        "POSTs per second per sender (token user, else client address); "
+        "POSTs per second per sender (token user, else client address), "
+        "a subscribe's replay counting one per max-body bytes replayed; "
         "0: no limit; past it 429"},
     {"burst", "BEEP_BURST", CONFIG_UINT, OFF(burst), "200", 1, 1000000,
         "POSTs a sender may make at once before the rate applies"},

@@ -4,11 +4,16 @@
  * LOCKING: l->lock guards the bucket table and the use list; it is held
  * for a lookup and a little arithmetic, and by limit_expire() for the
  * buckets it forgets plus one.  Buckets are kept in thousandths of a token,
- * so the refill is exact integer arithmetic.
+ * so the refill is exact integer arithmetic.  A bucket may owe tokens
+ * (limit_charge_hashed(): a subscribe's replay, paid once known): then
+ * milli is below 0, and it refills from there.
  *
  * The use list holds every bucket, least recently used first: a bucket
  * untouched for l->refill_ms is full again, the same as a new one, so the
- * expiry forgets from the head and stops at the first recent bucket.
+ * expiry forgets from the head and stops at the first recent bucket.  One
+ * that owes is full again that much later (bucket_full_ms()): at the
+ * head, it holds up the expiry of those behind it by as long, never
+ * forgets one too early.
  */
 #include "limit.h"
 
@@ -22,8 +27,8 @@
 
 struct bucket {
 	char *key;
-	uint64_t milli; /* tokens x 1000 at t_ms */
-	uint64_t t_ms;  /* the last refill, i.e. the last use */
+	int64_t milli; /* tokens x 1000 at t_ms; below 0 while it owes */
+	uint64_t t_ms; /* the last refill, i.e. the last use */
 	UT_hash_handle hh;
 	struct bucket *prev, *next; /* the use list */
 };
@@ -70,14 +75,65 @@ limit_free(struct limit *l)
 static void
 bucket_refill(const struct limit *l, struct bucket *b, uint64_t now_ms)
 {
-	uint64_t full = l->burst * 1000;
+	int64_t full = (int64_t)(l->burst * 1000);
 
 	if (now_ms > b->t_ms) {
-		b->milli += (now_ms - b->t_ms) * l->rate;
+		b->milli += (int64_t)((now_ms - b->t_ms) * l->rate);
 		b->t_ms = now_ms;
 	}
 	if (b->milli > full)
 		b->milli = full;
+}
+
+/* When b is full again at the latest: later by what it owes. */
+static uint64_t
+bucket_full_ms(const struct limit *l, const struct bucket *b)
+{
+	uint64_t owed = b->milli < 0 ? (uint64_t)-b->milli : 0;
+
+	return b->t_ms + l->refill_ms + (owed + l->rate - 1) / l->rate;
+}
+
+/* Whole seconds, at least 1, until b holds want (x 1000) tokens. */
+static unsigned
+bucket_wait(const struct limit *l, const struct bucket *b, int64_t want)
+{
+	uint64_t ms = ((uint64_t)(want - b->milli) + l->rate - 1) / l->rate;
+	uint64_t s = (ms + 999) / 1000;
+
+	return s > 0 ? (unsigned)s : 1;
+}
+
+/*
+ * key's bucket, refilled to now_ms and moved to the use list's tail; a
+ * new, full one when it has none.  With l->lock held.
+ */
+static struct bucket *
+bucket_use(struct limit *l, const char *key, size_t len, uint64_t hash,
+    uint64_t now_ms)
+{
+	unsigned hashv = (unsigned)hash;
+	struct bucket *b;
+
+	HASH_FIND_BYHASHVALUE(hh, l->buckets, key, len, hashv, b);
+	if (b == NULL) {
+		b = xcalloc(1, sizeof(*b));
+		b->key = xmemdup(key, len);
+		b->milli = (int64_t)(l->burst * 1000);
+		b->t_ms = now_ms;
+		HASH_ADD_KEYPTR_BYHASHVALUE(
+		    hh, l->buckets, b->key, len, hashv, b);
+	} else {
+		DL_DELETE(l->lru, b);
+	}
+	/*
+	 * Used now: to the tail.  Threads read the clock before taking the
+	 * lock, so the list is in t_ms order but for such gaps; a bucket is
+	 * then forgotten one expiry later at worst, never too early.
+	 */
+	DL_APPEND(l->lru, b);
+	bucket_refill(l, b, now_ms);
+	return b;
 }
 
 bool
@@ -101,42 +157,69 @@ bool
 limit_take_hashed(struct limit *l, const char *key, size_t len, uint64_t hash,
     uint64_t now_ms, unsigned *retry_after)
 {
-	unsigned hashv = (unsigned)hash;
 	struct bucket *b;
 	bool ok;
 
 	if (l->rate == 0)
 		return true;
 	pthread_mutex_lock(&l->lock);
-	HASH_FIND_BYHASHVALUE(hh, l->buckets, key, len, hashv, b);
-	if (b == NULL) {
-		b = xcalloc(1, sizeof(*b));
-		b->key = xmemdup(key, len);
-		b->milli = l->burst * 1000;
-		b->t_ms = now_ms;
-		HASH_ADD_KEYPTR_BYHASHVALUE(
-		    hh, l->buckets, b->key, len, hashv, b);
-	} else {
-		DL_DELETE(l->lru, b);
-	}
-	/*
-	 * Used now: to the tail.  Threads read the clock before taking the
-	 * lock, so the list is in t_ms order but for such gaps; a bucket is
-	 * then forgotten one expiry later at worst, never too early.
-	 */
-	DL_APPEND(l->lru, b);
-	bucket_refill(l, b, now_ms);
+	b = bucket_use(l, key, len, hash, now_ms);
 	ok = b->milli >= 1000;
-	if (ok) {
+	if (ok)
 		b->milli -= 1000;
-	} else {
-		/* ms until one whole token, rounded up to seconds. */
-		uint64_t ms = ((1000 - b->milli) + l->rate - 1) / l->rate;
-
-		*retry_after = (unsigned)((ms + 999) / 1000);
-	}
+	else
+		*retry_after = bucket_wait(l, b, 1000);
 	pthread_mutex_unlock(&l->lock);
 	return ok;
+}
+
+void
+limit_charge_hashed(struct limit *l, const char *key, size_t len, uint64_t hash,
+    uint64_t now_ms, uint64_t milli)
+{
+	struct bucket *b;
+
+	if (l->rate == 0 || milli == 0)
+		return;
+	/* More than any bucket could ever owe a replay: a bound, no wrap. */
+	if (milli > INT64_MAX / 4)
+		milli = INT64_MAX / 4;
+	pthread_mutex_lock(&l->lock);
+	b = bucket_use(l, key, len, hash, now_ms);
+	if (b->milli < INT64_MIN / 2)
+		b->milli = INT64_MIN / 2;
+	b->milli -= (int64_t)milli;
+	pthread_mutex_unlock(&l->lock);
+}
+
+bool
+limit_owes_hashed(struct limit *l, const char *key, size_t len, uint64_t hash,
+    uint64_t now_ms, unsigned *retry_after)
+{
+	unsigned hashv = (unsigned)hash;
+	struct bucket *b;
+	bool owes = false;
+
+	if (l->rate == 0)
+		return false;
+	pthread_mutex_lock(&l->lock);
+	/* Looked at, not used: no bucket made, none moved. */
+	HASH_FIND_BYHASHVALUE(hh, l->buckets, key, len, hashv, b);
+	if (b != NULL && b->milli < 0) {
+		int64_t milli = b->milli;
+
+		if (now_ms > b->t_ms)
+			milli += (int64_t)((now_ms - b->t_ms) * l->rate);
+		owes = milli < 0;
+		if (owes) {
+			uint64_t ms =
+			    ((uint64_t)-milli + l->rate - 1) / l->rate;
+
+			*retry_after = (unsigned)((ms + 999) / 1000);
+		}
+	}
+	pthread_mutex_unlock(&l->lock);
+	return owes;
 }
 
 size_t
@@ -146,7 +229,7 @@ limit_expire(struct limit *l, uint64_t now_ms)
 	size_t n = 0;
 
 	pthread_mutex_lock(&l->lock);
-	while ((b = l->lru) != NULL && b->t_ms + l->refill_ms <= now_ms) {
+	while ((b = l->lru) != NULL && bucket_full_ms(l, b) <= now_ms) {
 		DL_DELETE(l->lru, b);
 		HASH_DEL(l->buckets, b);
 		free(b->key);

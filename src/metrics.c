@@ -253,11 +253,12 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 		buf_printf(out, "beep_posts_total{code=\"%d\"} %" PRIu64 "\n",
 		    http_status_code[i], metrics_read(&metrics_posts[i]));
 	metrics_one(out, "beep_rate_limited_total", "counter",
-	    "POSTs refused with 429 by the per-sender rate (BEEP_RATE).",
+	    "POSTs, and subscribes while their sender owes for a replay, "
+	    "refused with 429 by the per-sender rate (BEEP_RATE).",
 	    metrics_read(&metrics_limited));
 	metrics_head(out, "beep_streams_refused_total", "counter",
 	    "Subscribes refused for now (429: the address's, the user's or "
-	    "the device's limit; 503: full, too many devices, no thread free, "
+	    "the device's limit, the sender's rate; 503: full, too many devices, no thread free, "
 	    "stopping, Redis unreachable), whether answered with the status "
 	    "or, to EventSource, as an event stream.");
 	buf_printf(out,

@@ -605,6 +605,19 @@ registry_stream_id(const struct registry_stream *s)
 	return s->id;
 }
 
+uint64_t
+registry_stream_behind(struct registry *reg, const struct registry_stream *s)
+{
+	uint64_t behind;
+
+	pthread_mutex_lock(&reg->lock);
+	behind = s->device->bytes_in > s->bytes_out
+	    ? s->device->bytes_in - s->bytes_out
+	    : 0;
+	pthread_mutex_unlock(&reg->lock);
+	return behind;
+}
+
 void
 registry_stream_expires(struct registry_stream *s, uint64_t until_ms)
 {

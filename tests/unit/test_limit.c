@@ -135,6 +135,73 @@ test_limit_expire_many(void **state)
 	limit_free(l);
 }
 
+#define H(k) (k), sizeof(k) - 1, keyed_hash64((k), sizeof(k) - 1)
+
+/*
+ * A charge (a subscribe's replay, paid once known) takes however much,
+ * into debt: the bucket owes until it has refilled past 0, and takes no
+ * token until it holds one again.  limit_owes_hashed() only looks.
+ */
+static void
+test_limit_charge_into_debt(void **state)
+{
+	struct limit *l = limit_new(2, 4); /* 2/s, bursts of 4 */
+	unsigned retry = 0;
+
+	(void)state;
+	/* No bucket: owes nothing, and none is made. */
+	assert_false(limit_owes_hashed(l, H("a"), 0, &retry));
+	assert_int_equal(limit_expire(l, 1000000), 0);
+	/* 4 tokens, 3.5 charged: owes nothing, half a token to take. */
+	limit_charge_hashed(l, H("a"), 1000, 3500);
+	assert_false(limit_owes_hashed(l, H("a"), 1000, &retry));
+	assert_false(limit_take(l, "a", 1000, &retry));
+	assert_int_equal(retry, 1);
+	/* At the limit: 6.5 more owes 6 tokens, 3 s at 2/s. */
+	limit_charge_hashed(l, H("a"), 1000, 6500);
+	assert_true(limit_owes_hashed(l, H("a"), 1000, &retry));
+	assert_int_equal(retry, 3);
+	assert_false(limit_take(l, "a", 1000, &retry));
+	assert_int_equal(retry, 4); /* 7 tokens: 3.5 s, rounded up */
+	/* One ms short of paid, and paid. */
+	assert_true(limit_owes_hashed(l, H("a"), 3999, &retry));
+	assert_int_equal(retry, 1);
+	assert_false(limit_owes_hashed(l, H("a"), 4000, &retry));
+	assert_false(limit_take(l, "a", 4000, &retry));
+	assert_true(limit_take(l, "a", 4500, &retry));
+	/* Another sender's bucket is its own; off charges nothing. */
+	assert_false(limit_owes_hashed(l, H("b"), 1000, &retry));
+	limit_free(l);
+	l = limit_new(0, 1);
+	limit_charge_hashed(l, H("a"), 0, 1000000);
+	assert_false(limit_owes_hashed(l, H("a"), 0, &retry));
+	assert_true(limit_take(l, "a", 0, &retry));
+	limit_free(l);
+}
+
+/*
+ * A bucket that owes is full again only once it has paid and refilled:
+ * not forgotten before (a forgotten one is a full one, and would let its
+ * sender off its debt), and the expiry stops at it.
+ */
+static void
+test_limit_expire_owed(void **state)
+{
+	struct limit *l = limit_new(1, 2); /* full again 2 s after use */
+	unsigned retry = 0;
+
+	(void)state;
+	limit_charge_hashed(l, H("a"), 0, 12000); /* owes 10: 12 s to full */
+	assert_true(limit_take(l, "b", 100, &retry));
+	assert_int_equal(limit_expire(l, 11999), 0);
+	assert_true(limit_owes_hashed(l, H("a"), 9999, &retry));
+	assert_int_equal(limit_expire(l, 12000), 2); /* a, then b */
+	assert_true(limit_take(l, "a", 12000, &retry));
+	assert_true(limit_take(l, "a", 12000, &retry));
+	assert_false(limit_take(l, "a", 12000, &retry));
+	limit_free(l);
+}
+
 int
 main(void)
 {
@@ -144,6 +211,8 @@ main(void)
 	    cmocka_unit_test(test_limit_off_and_expire),
 	    cmocka_unit_test(test_limit_expire_in_use_order),
 	    cmocka_unit_test(test_limit_expire_many),
+	    cmocka_unit_test(test_limit_charge_into_debt),
+	    cmocka_unit_test(test_limit_expire_owed),
 	};
 
 	filter_from_env();
