@@ -40,6 +40,12 @@ struct registry_msg;
 
 /* What a message costs beyond its frame (registry_limits.msg_overhead). */
 #define REGISTRY_MSG_OVERHEAD 128
+/*
+ * What a message's idempotency key costs beyond its text and its sender's
+ * 8 bytes (registry_msg_set_key()): its entry in its device's table and
+ * an allocation's header; counted in the message's size with them.
+ */
+#define REGISTRY_KEY_OVERHEAD 96
 
 struct registry_limits {
 	size_t max_streams; /* open streams in all; 0 = no limit */

@@ -1778,6 +1778,52 @@ test_registry_key_repeated(void **state)
 }
 
 /*
+ * A key's entry (struct reg_key, allocated beside its message and in its
+ * device's table while the message is in the log) is memory the message
+ * holds: counted in its size, so in every byte bound (replay_bytes,
+ * max_message_bytes), not outside them.  Before, a client posting tiny
+ * messages with 128-character keys held about twice what the bounds
+ * counted.
+ */
+static void
+test_registry_key_counted(void **state)
+{
+	struct registry_limits l = {.grace_ms = 600000,
+	    .replay_max = 16,
+	    .replay_bytes = 1 << 20,
+	    .replay_ms = 60000,
+	    .msg_overhead = REGISTRY_MSG_OVERHEAD};
+	struct registry *reg = registry_new(&l);
+	struct registry_stats st;
+	enum registry_error err;
+	struct registry_stream *s;
+	uint64_t id;
+	size_t plain;
+
+	(void)state;
+	s = subscribe(reg, "bob", "phone", &err);
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "abc", NULL, &id), REGISTRY_OK);
+	registry_stats(reg, &st);
+	plain = st.message_bytes;
+	assert_int_equal(plain, 3 + REGISTRY_MSG_OVERHEAD);
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "abc", "k7", &id), REGISTRY_OK);
+	registry_stats(reg, &st);
+	/* The entry, its sender's 8 bytes and the key's 2. */
+	assert_int_equal(st.message_bytes - plain,
+	    3 + REGISTRY_MSG_OVERHEAD + REGISTRY_KEY_OVERHEAD + 8 + 2);
+	/* A repeat adds nothing. */
+	assert_int_equal(
+	    publish_key(reg, "bob", "phone", "abc", "k7", &id), REGISTRY_OK);
+	registry_stats(reg, &st);
+	assert_int_equal(st.message_bytes - plain,
+	    3 + REGISTRY_MSG_OVERHEAD + REGISTRY_KEY_OVERHEAD + 8 + 2);
+	registry_unsubscribe(reg, s);
+	registry_free(reg);
+}
+
+/*
  * A key is its sender's: another sender posting with the same key (a
  * client whose keys are predictable, counting 1, 2, 3, and someone who
  * posts first with its next one) posts a message of its own, appended
@@ -6768,6 +6814,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_registry_key_repeated),
+	    cmocka_unit_test(test_registry_key_counted),
 	    cmocka_unit_test(test_registry_key_per_sender),
 	    cmocka_unit_test(test_registry_key_leaves_with_log),
 	    cmocka_unit_test(test_registry_laggard_stale_walk_loses),
