@@ -420,7 +420,7 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	enum http_status status;
 	const char *why = NULL, *too_large = NULL;
 	char id[CLUSTER_ID_MAX], *from = NULL;
-	size_t plen, key_len;
+	size_t plen, key_len, cost;
 	char key[BODY_KEY_MAX];
 
 	if (req->body_too_large) {
@@ -477,10 +477,14 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	 * its sender try again for ever, and the registry would first evict
 	 * every retained message, of every device, for nothing.
 	 */
-	if (plen + REGISTRY_MSG_OVERHEAD > api->config->replay_bytes)
+	/* A key's entry counts with its message (REGISTRY_KEY_OVERHEAD). */
+	cost = plen + REGISTRY_MSG_OVERHEAD +
+	    (key_len > 0 ? REGISTRY_KEY_OVERHEAD + sizeof(sender) + key_len
+	                 : 0);
+	if (cost > api->config->replay_bytes)
 		too_large = "message too large once encoded (over "
 		            "BEEP_REPLAY_BYTES)";
-	else if (plen + REGISTRY_MSG_OVERHEAD > api->config->max_message_memory)
+	else if (cost > api->config->max_message_memory)
 		too_large = "message too large once encoded (over "
 		            "BEEP_MAX_MESSAGE_MEMORY)";
 	if (too_large != NULL) {

@@ -199,6 +199,9 @@ registry_new(const struct registry_limits *limits)
 	_Static_assert(sizeof(struct registry_msg) + 16 + sizeof(void *) <=
 	        REGISTRY_MSG_OVERHEAD,
 	    "REGISTRY_MSG_OVERHEAD: what a message costs beyond its frame");
+	/* A key's entry and an allocation's header. */
+	_Static_assert(sizeof(struct reg_key) + 16 <= REGISTRY_KEY_OVERHEAD,
+	    "REGISTRY_KEY_OVERHEAD: what a key costs beyond its name");
 	if (reg->limits.max_message_bytes == 0)
 		reg->limits.max_message_bytes = SIZE_MAX / 2;
 	clock_gettime(CLOCK_REALTIME, &ts);

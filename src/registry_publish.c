@@ -87,6 +87,13 @@ registry_publish_id(struct registry *reg, const char *user, const char *device,
 	/* Its key is its sender's: another's of the same text is another. */
 	if (m->key != NULL && !m->key->listed)
 		memcpy(m->key->name, &m->sender, sizeof(m->sender));
+	/*
+	 * The key's entry is memory the message holds: counted with it, in
+	 * every byte bound (not where a caller counts frames alone, with no
+	 * overhead).
+	 */
+	if (m->key != NULL && reg->limits.msg_overhead > 0)
+		m->size += (uint32_t)(REGISTRY_KEY_OVERHEAD + m->key->len);
 	device_key_make(&k, user, device);
 	pthread_mutex_lock(&reg->lock);
 	d = registry_find_device(reg, &k);
