@@ -1698,6 +1698,22 @@ publish_key(struct registry *reg, const char *u, const char *d, const char *s,
 	return publish_key_from(reg, u, d, s, 1, key, id);
 }
 
+/*
+ * The key cases' registry: devices kept 10 minutes, replay_max messages
+ * of a MiB in all for a minute, each costing overhead beyond its frame.
+ */
+static struct registry *
+key_registry(size_t replay_max, size_t overhead)
+{
+	struct registry_limits l = {.grace_ms = 600000,
+	    .replay_max = replay_max,
+	    .replay_bytes = 1 << 20,
+	    .replay_ms = 60000,
+	    .msg_overhead = overhead};
+
+	return registry_new(&l);
+}
+
 /* The keys the registry indexes (its messages' in the logs). */
 static size_t
 keys_indexed(struct registry *reg)
@@ -1718,11 +1734,7 @@ keys_indexed(struct registry *reg)
 static void
 test_registry_key_repeated(void **state)
 {
-	struct registry_limits l = {.grace_ms = 600000,
-	    .replay_max = 16,
-	    .replay_bytes = 1 << 20,
-	    .replay_ms = 60000};
-	struct registry *reg = registry_new(&l);
+	struct registry *reg = key_registry(16, 0);
 	struct registry_stats st;
 	struct registry_batch b;
 	enum registry_error err;
@@ -1788,12 +1800,7 @@ test_registry_key_repeated(void **state)
 static void
 test_registry_key_counted(void **state)
 {
-	struct registry_limits l = {.grace_ms = 600000,
-	    .replay_max = 16,
-	    .replay_bytes = 1 << 20,
-	    .replay_ms = 60000,
-	    .msg_overhead = REGISTRY_MSG_OVERHEAD};
-	struct registry *reg = registry_new(&l);
+	struct registry *reg = key_registry(16, REGISTRY_MSG_OVERHEAD);
 	struct registry_stats st;
 	enum registry_error err;
 	struct registry_stream *s;
@@ -1834,11 +1841,7 @@ test_registry_key_counted(void **state)
 static void
 test_registry_key_per_sender(void **state)
 {
-	struct registry_limits l = {.grace_ms = 600000,
-	    .replay_max = 16,
-	    .replay_bytes = 1 << 20,
-	    .replay_ms = 60000};
-	struct registry *reg = registry_new(&l);
+	struct registry *reg = key_registry(16, 0);
 	struct registry_stats st;
 	struct registry_batch b;
 	enum registry_error err;
@@ -1906,11 +1909,7 @@ publish_taken(struct registry *reg, struct registry_stream *s, int i)
 static void
 test_registry_key_leaves_with_log(void **state)
 {
-	struct registry_limits l = {.grace_ms = 600000,
-	    .replay_max = 4,
-	    .replay_bytes = 1 << 20,
-	    .replay_ms = 60000};
-	struct registry *reg = registry_new(&l);
+	struct registry *reg = key_registry(4, 0);
 	enum registry_error err;
 	struct registry_stream *s;
 	uint64_t ids[10], id;
