@@ -49,15 +49,21 @@ if ctype ~= nil and not ctype:find("^text/html") then
 end
 local origin = r.req_header["Origin"]
 
--- status with {"error":msg} and CORS headers, the backend's kind of answer.
-local function json(msg)
-	r.resp_header["Content-Type"] = "application/json"
+-- The answer's type, not to be cached, readable from the caller's origin
+-- (it holds nothing but the caller's own header).
+local function answer_head(ctype)
+	r.resp_header["Content-Type"] = ctype
 	r.resp_header["Cache-Control"] = "no-store"
 	if origin ~= nil and origin ~= "" then
 		r.resp_header["Access-Control-Allow-Origin"] = origin
 	end
 	r.resp_header["Access-Control-Allow-Credentials"] = "true"
 	r.resp_header["Vary"] = "Origin"
+end
+
+-- status with {"error":msg} and CORS headers, the backend's kind of answer.
+local function json(msg)
+	answer_head("application/json")
 	r.resp_body.set({ "{\"error\":\"" .. msg .. "\"}" })
 	return status
 end
@@ -81,14 +87,8 @@ end
 local tail = (r.req_attr["request.remote-port"] or ""):match("(%d%d)$")
 local retry_ms = tail and ("5" .. tail .. "0") or "5000"
 
-r.resp_header["Content-Type"] = "text/event-stream"
-r.resp_header["Cache-Control"] = "no-store"
+answer_head("text/event-stream")
 r.resp_header["Retry-After"] = "5"
-if origin ~= nil and origin ~= "" then
-	r.resp_header["Access-Control-Allow-Origin"] = origin
-end
-r.resp_header["Access-Control-Allow-Credentials"] = "true"
-r.resp_header["Vary"] = "Origin"
 r.resp_body.set({ "retry: " .. retry_ms .. "\n" .. id_field ..
     "\nevent: refused\ndata: {\"error\":\"backend unavailable\"," ..
     "\"status\":" .. status .. "}\n\n" })
