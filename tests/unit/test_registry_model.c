@@ -11,8 +11,9 @@
  * draws the registry's msg_overhead (what a message costs beyond its
  * frame, REGISTRY_MSG_OVERHEAD in the service; 0 in some runs), and the
  * byte limits grow with it so that they hold about as many messages: the
- * model counts each message as its frame and that overhead, as the
- * registry must in every byte count.  A model of each client (the last
+ * model counts each message as its frame and that overhead (a keyed
+ * one its key's entry too, REGISTRY_KEY_OVERHEAD and its name, where the
+ * overhead is not 0), as the registry must in every byte count.  A model of each client (the last
  * id it saw) and of each device (every message accepted for it) checks
  * the delivery guarantees of DESIGN (src/registry.c):
  *
@@ -108,7 +109,7 @@ rnd(size_t n)
 struct mmsg {
 	uint64_t id;
 	size_t len;
-	size_t size;       /* len and the run's msg_overhead */
+	size_t size;       /* len and the run's msg_overhead (and key) */
 	char c;            /* every byte of its frame */
 	bool touched;      /* a stream took it or started past it */
 	uint64_t touch_ms; /* when first: its delivery is no earlier */
@@ -447,6 +448,13 @@ op_publish(struct model *mo, int di)
 		keylen = (size_t)snprintf(
 		    key, sizeof(key), "k%lu", ++mo->key_serial);
 		registry_msg_set_key(m, key, keylen);
+		/*
+		 * Its key's entry counts with it, where a message costs
+		 * more than its frame (registry_publish()).
+		 */
+		if (mo->l.msg_overhead > 0)
+			size +=
+			    REGISTRY_KEY_OVERHEAD + sizeof(uint64_t) + keylen;
 		res = registry_publish(mo->reg, user_of(di), name_of(di), m);
 	}
 	registry_stats(mo->reg, &after);
@@ -763,7 +771,11 @@ check_counts(struct model *mo)
 		     d->count > 0 && q <= d->last_seq; q++) {
 			m = device_log_at(d, q);
 			assert_int_equal(m->seq, q);
-			if (m->size != m->len + mo->l.msg_overhead)
+			if (m->size !=
+			    m->len + mo->l.msg_overhead +
+			        (m->key != NULL && mo->l.msg_overhead > 0
+			                ? REGISTRY_KEY_OVERHEAD + m->key->len
+			                : 0))
 				fail_msg("%s seed %llu: message %llu of %zu "
 				         "bytes has size %zu, overhead %zu",
 				    mo->cfg->name, (unsigned long long)mo->seed,
