@@ -2341,6 +2341,168 @@ test_registry_start_walk(void **state)
 	registry_free(reg);
 }
 
+/*
+ * Where a resume starts, and what its stream counts as taken out: the
+ * search (registry_log_start()) and the message's bytes_in
+ * (registry_subscribe()) against a copy of the walks they replaced
+ * (until 2026-12-08), over random logs: ids with gaps (a cluster's),
+ * trims by count and bytes, a cut, keyed and plain messages, with and
+ * without overhead; resumes before the log, at its floor, at each id, in
+ * each gap, at its top and past it.
+ */
+static void
+test_registry_start_search_as_walk(void **state)
+{
+	(void)state;
+	for (uint64_t seed = 1; seed <= 40; seed++) {
+		uint64_t x = seed * 0x9e3779b97f4a7c15ull;
+		struct registry_limits l = {.replay_max = 1 + seed % 13,
+		    .replay_ms = 600000,
+		    .grace_ms = 600000,
+		    .replay_bytes = seed % 3 == 0 ? 600 : 0,
+		    .max_message_bytes = 1 << 20,
+		    .msg_overhead = seed % 2 ? REGISTRY_MSG_OVERHEAD : 0};
+		struct registry *reg;
+		struct registry_stream *s0;
+		struct registry_start st;
+		enum registry_error err;
+		char frame[64], key[16];
+
+		if (l.replay_bytes != 0 && l.msg_overhead != 0)
+			l.replay_bytes += 8 * (REGISTRY_MSG_OVERHEAD + 256);
+		reg = registry_new(&l);
+		s0 = registry_subscribe(reg, "u", "d",
+		    &(struct registry_resume){REGISTRY_RESUME_NONE, 0}, &st,
+		    &err);
+		assert_non_null(s0);
+		for (int op = 0; op < 300; op++) {
+			struct reg_device *d = s0->device;
+			struct registry_msg *m;
+			size_t len;
+			uint64_t cand[8], nc = 0;
+
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			len = 1 + (size_t)(x >> 33) % sizeof(frame);
+			memset(frame, 'a' + op % 26, len);
+			m = registry_msg_new(frame, len);
+			switch ((x >> 20) % 8) {
+			case 0:
+				/* A cluster's id, past a gap. */
+				registry_publish_accepted_at(reg, "u", "d", m,
+				    reg->last_id + 1 + (x >> 40) % 4);
+				break;
+			case 1:
+				/* Past the memory: the device is cut there. */
+				if (op % 50 == 7) {
+					char *big;
+
+					registry_msg_unref(m);
+					m = registry_msg_alloc(
+					    l.max_message_bytes + 1, &big);
+					memset(
+					    big, 'x', l.max_message_bytes + 1);
+				}
+				registry_publish_accepted_at(reg, "u", "d", m,
+				    reg->last_id + 1 + (x >> 40) % 2);
+				break;
+			case 2:
+				snprintf(key, sizeof(key), "k%d", op);
+				registry_msg_set_sender(m, 1 + op % 3);
+				registry_msg_set_key(m, key, strlen(key));
+				registry_publish(reg, "u", "d", m);
+				break;
+			default:
+				registry_publish(reg, "u", "d", m);
+			}
+			registry_msg_unref(m);
+			d = s0->device;
+			/* Ids to resume from, around and in the log. */
+			if (d->floor_id > 0)
+				cand[nc++] = d->floor_id - 1;
+			cand[nc++] = d->floor_id;
+			cand[nc++] = d->top_id;
+			cand[nc++] = d->top_id + 1;
+			if (d->count > 0) {
+				uint64_t q =
+				    d->first_seq + (x >> 12) % d->count;
+				uint64_t id = device_log_at(d, q)->id;
+
+				cand[nc++] = id;
+				cand[nc++] = id - 1;
+				cand[nc++] = id + 1;
+				cand[nc++] = device_log_at(d, d->first_seq)->id;
+			}
+			for (uint64_t c = 0; c < nc; c++) {
+				for (int kind = 0; kind < 2; kind++) {
+					struct registry_resume r = {kind
+					        ? REGISTRY_RESUME_AT
+					        : REGISTRY_RESUME_FROM,
+					    cand[c]};
+					uint64_t lo = d->count
+					    ? d->first_seq - 1
+					    : d->last_seq;
+					uint64_t at = lo, first = d->first_seq,
+					         last = d->last_seq,
+					         count = d->count, behind = 0;
+					bool in = cand[c] >= d->floor_id &&
+					    cand[c] <= d->top_id;
+					bool found;
+					struct registry_stream *s;
+
+					/* A FROM out of range starts again. */
+					if (!in && !kind)
+						continue;
+					/* The walk, as it was. */
+					while (at < d->last_seq &&
+					    device_log_at(d, at + 1)->id <=
+					        cand[c])
+						at++;
+					found = in &&
+					    (!kind || cand[c] == d->floor_id ||
+					        (d->count > 0 &&
+					            at >= d->first_seq &&
+					            device_log_at(d, at)->id ==
+					                cand[c]));
+					s = registry_subscribe(
+					    reg, "u", "d", &r, &st, &err);
+					assert_non_null(s);
+					assert_int_equal(d->first_seq, first);
+					assert_int_equal(d->last_seq, last);
+					assert_int_equal(d->count, count);
+					if (found) {
+						assert_int_equal(s->cursor, at);
+						assert_false(st.reset);
+					} else if (in) {
+						assert_true(st.reset);
+					}
+					for (uint64_t q = s->cursor + 1;
+					     q <= d->last_seq; q++)
+						behind +=
+						    device_log_at(d, q)->size;
+					if (d->bytes_in - s->bytes_out !=
+					    behind)
+						fail_msg(
+						    "seed %llu op %d: resumed "
+						    "from %llu at %llu, %llu "
+						    "bytes behind, its log "
+						    "holds %llu after it",
+						    (unsigned long long)seed,
+						    op,
+						    (unsigned long long)cand[c],
+						    (unsigned long long)
+						        s->cursor,
+						    (unsigned long long)(d->bytes_in -
+						        s->bytes_out),
+						    (unsigned long long)behind);
+					registry_unsubscribe(reg, s);
+				}
+			}
+		}
+		registry_unsubscribe(reg, s0);
+		registry_free(reg);
+	}
+}
+
 /* The heap in use, small blocks and mapped ones (mallinfo2()). */
 static size_t
 heap_in_use(void)
@@ -6887,6 +7049,7 @@ main(void)
 	    cmocka_unit_test(test_registry_cut),
 	    cmocka_unit_test(test_registry_message_overhead),
 	    cmocka_unit_test(test_registry_start_walk),
+	    cmocka_unit_test(test_registry_start_search_as_walk),
 	    cmocka_unit_test(test_registry_log_room_released),
 	    cmocka_unit_test(test_registry_cut_keep),
 	    cmocka_unit_test(test_registry_grace_from_hangup),
