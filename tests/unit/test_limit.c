@@ -1,4 +1,5 @@
 /* Unit tests for limit: the token bucket, with a clock the test drives. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -202,6 +203,46 @@ test_limit_expire_owed(void **state)
 	limit_free(l);
 }
 
+/*
+ * Debts past what Retry-After's unsigned seconds hold (BEEP_RATE 1, a
+ * charge of any size: limit_charge_hashed() bounds it, as it bounds a
+ * bucket's debt through repeated charges): the wait is the most it can
+ * say, never one wrapped to a few seconds (or 0, which the API made 1).
+ * And at the other end, BEEP_RATE 100000 and BEEP_BURST 1000000, a
+ * bucket that owes as much pays and is full and forgotten in time.
+ */
+static void
+test_limit_debt_extremes(void **state)
+{
+	struct limit *l = limit_new(1, 1);
+	unsigned retry = 0;
+
+	(void)state;
+	for (int i = 0; i < 8; i++) {
+		limit_charge_hashed(l, H("a"), 0, UINT64_MAX);
+		assert_true(limit_owes_hashed(l, H("a"), 0, &retry));
+		assert_int_equal(retry, UINT_MAX);
+		assert_false(limit_take(l, "a", 0, &retry));
+		assert_int_equal(retry, UINT_MAX);
+	}
+	/* Owed about 2^62.6 ms at 1/s: not full (nor forgotten) before. */
+	assert_int_equal(limit_expire(l, UINT64_MAX / 4), 0);
+	assert_int_equal(limit_expire(l, UINT64_MAX - 1), 1);
+	limit_free(l);
+	l = limit_new(100000, 1000000);
+	/* 10^10 thousandths: 10^7 tokens, 100 s at 100000/s. */
+	limit_charge_hashed(l, H("a"), 0, 10000000000ull + 1000000000ull);
+	assert_true(limit_owes_hashed(l, H("a"), 0, &retry));
+	assert_int_equal(retry, 100);
+	assert_true(limit_owes_hashed(l, H("a"), 99999, &retry));
+	assert_int_equal(retry, 1);
+	assert_false(limit_owes_hashed(l, H("a"), 100000, &retry));
+	/* Full 10 s later (10^6 tokens at 100000/s), then forgotten. */
+	assert_int_equal(limit_expire(l, 109999), 0);
+	assert_int_equal(limit_expire(l, 110000), 1);
+	limit_free(l);
+}
+
 int
 main(void)
 {
@@ -213,6 +254,7 @@ main(void)
 	    cmocka_unit_test(test_limit_expire_many),
 	    cmocka_unit_test(test_limit_charge_into_debt),
 	    cmocka_unit_test(test_limit_expire_owed),
+	    cmocka_unit_test(test_limit_debt_extremes),
 	};
 
 	filter_from_env();
