@@ -17,6 +17,7 @@
  */
 #include "limit.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,13 +95,19 @@ bucket_full_ms(const struct limit *l, const struct bucket *b)
 	return b->t_ms + l->refill_ms + (owed + l->rate - 1) / l->rate;
 }
 
-/* Whole seconds, at least 1, until b holds want (x 1000) tokens. */
+/*
+ * Whole seconds, at least 1, until milli (x 1000 tokens, below want)
+ * has refilled to want; at most UINT_MAX, not wrapped to a few: a debt
+ * limit_charge_hashed() bounds may still be far past it at BEEP_RATE 1.
+ */
 static unsigned
-bucket_wait(const struct limit *l, const struct bucket *b, int64_t want)
+milli_wait(const struct limit *l, int64_t milli, int64_t want)
 {
-	uint64_t ms = ((uint64_t)(want - b->milli) + l->rate - 1) / l->rate;
+	uint64_t ms = ((uint64_t)(want - milli) + l->rate - 1) / l->rate;
 	uint64_t s = (ms + 999) / 1000;
 
+	if (s > UINT_MAX)
+		return UINT_MAX;
 	return s > 0 ? (unsigned)s : 1;
 }
 
@@ -168,7 +175,7 @@ limit_take_hashed(struct limit *l, const char *key, size_t len, uint64_t hash,
 	if (ok)
 		b->milli -= 1000;
 	else
-		*retry_after = bucket_wait(l, b, 1000);
+		*retry_after = milli_wait(l, b->milli, 1000);
 	pthread_mutex_unlock(&l->lock);
 	return ok;
 }
@@ -211,12 +218,8 @@ limit_owes_hashed(struct limit *l, const char *key, size_t len, uint64_t hash,
 		if (now_ms > b->t_ms)
 			milli += (int64_t)((now_ms - b->t_ms) * l->rate);
 		owes = milli < 0;
-		if (owes) {
-			uint64_t ms =
-			    ((uint64_t)-milli + l->rate - 1) / l->rate;
-
-			*retry_after = (unsigned)((ms + 999) / 1000);
-		}
+		if (owes)
+			*retry_after = milli_wait(l, milli, 0);
 	}
 	pthread_mutex_unlock(&l->lock);
 	return owes;
