@@ -183,7 +183,9 @@ test_limit_charge_into_debt(void **state)
 /*
  * A bucket that owes is full again only once it has paid and refilled:
  * not forgotten before (a forgotten one is a full one, and would let its
- * sender off its debt), and the expiry stops at it.
+ * sender off its debt).  Nor does it hold up those behind it: before, the
+ * expiry stopped at it, and at BEEP_RATE 1 a sender owing for a few
+ * replays kept every other sender's bucket for hours.
  */
 static void
 test_limit_expire_owed(void **state)
@@ -194,12 +196,26 @@ test_limit_expire_owed(void **state)
 	(void)state;
 	limit_charge_hashed(l, H("a"), 0, 12000); /* owes 10: 12 s to full */
 	assert_true(limit_take(l, "b", 100, &retry));
-	assert_int_equal(limit_expire(l, 11999), 0);
+	assert_true(limit_take(l, "c", 200, &retry));
+	assert_int_equal(limit_expire(l, 2099), 0);
+	assert_int_equal(limit_expire(l, 2100), 1); /* b, behind a */
+	assert_int_equal(limit_expire(l, 11999), 1); /* c */
 	assert_true(limit_owes_hashed(l, H("a"), 9999, &retry));
-	assert_int_equal(limit_expire(l, 12000), 2); /* a, then b */
+	assert_int_equal(limit_expire(l, 11999), 0);
+	assert_int_equal(limit_expire(l, 12000), 1); /* a */
 	assert_true(limit_take(l, "a", 12000, &retry));
 	assert_true(limit_take(l, "a", 12000, &retry));
 	assert_false(limit_take(l, "a", 12000, &retry));
+	/* Two that owe, one used behind them: each goes in its time. */
+	limit_charge_hashed(l, H("a"), 20000, 5000); /* owes 3: 25 s */
+	limit_charge_hashed(l, H("d"), 20000, 4000); /* owes 2: 24 s */
+	assert_true(limit_take(l, "e", 20500, &retry));
+	assert_int_equal(limit_expire(l, 22500), 1); /* e */
+	assert_int_equal(limit_expire(l, 23999), 0);
+	assert_int_equal(limit_expire(l, 24000), 1); /* d */
+	assert_true(limit_owes_hashed(l, H("a"), 24000, &retry));
+	assert_int_equal(limit_expire(l, 25000), 1); /* a */
+	assert_int_equal(limit_expire(l, 100000), 0);
 	limit_free(l);
 }
 
