@@ -11,9 +11,12 @@
  * The use list holds every bucket, least recently used first: a bucket
  * untouched for l->refill_ms is full again, the same as a new one, so the
  * expiry forgets from the head and stops at the first recent bucket.  One
- * that owes is full again that much later (bucket_full_ms()): at the
- * head, it holds up the expiry of those behind it by as long, never
- * forgets one too early.
+ * that owes is full again that much later (bucket_full_ms()): the expiry
+ * puts it behind the rest rather than stop at it (which kept every
+ * bucket behind it, every new sender's, for as long as its debt), and
+ * never forgets it too early; one that does not owe is never behind a
+ * more recent one that does not owe either.  An expiry looks at each
+ * bucket that owes at most once.
  */
 #include "limit.h"
 
@@ -228,16 +231,30 @@ limit_owes_hashed(struct limit *l, const char *key, size_t len, uint64_t hash,
 size_t
 limit_expire(struct limit *l, uint64_t now_ms)
 {
-	struct bucket *b;
+	struct bucket *b, *owing = NULL; /* the first put behind */
 	size_t n = 0;
 
 	pthread_mutex_lock(&l->lock);
-	while ((b = l->lru) != NULL && bucket_full_ms(l, b) <= now_ms) {
-		DL_DELETE(l->lru, b);
-		HASH_DEL(l->buckets, b);
-		free(b->key);
-		free(b);
-		n++;
+	while ((b = l->lru) != NULL && b != owing) {
+		if (bucket_full_ms(l, b) <= now_ms) {
+			DL_DELETE(l->lru, b);
+			HASH_DEL(l->buckets, b);
+			free(b->key);
+			free(b);
+			n++;
+		} else if (b->milli < 0) {
+			/*
+			 * It owes: full later than its last use says.  Put
+			 * behind the rest, so that it holds up no other's
+			 * expiry; those that do not owe keep their order.
+			 */
+			DL_DELETE(l->lru, b);
+			DL_APPEND(l->lru, b);
+			if (owing == NULL)
+				owing = b;
+		} else {
+			break;
+		}
 	}
 	pthread_mutex_unlock(&l->lock);
 	return n;

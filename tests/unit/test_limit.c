@@ -198,7 +198,7 @@ test_limit_expire_owed(void **state)
 	assert_true(limit_take(l, "b", 100, &retry));
 	assert_true(limit_take(l, "c", 200, &retry));
 	assert_int_equal(limit_expire(l, 2099), 0);
-	assert_int_equal(limit_expire(l, 2100), 1); /* b, behind a */
+	assert_int_equal(limit_expire(l, 2100), 1);  /* b, behind a */
 	assert_int_equal(limit_expire(l, 11999), 1); /* c */
 	assert_true(limit_owes_hashed(l, H("a"), 9999, &retry));
 	assert_int_equal(limit_expire(l, 11999), 0);
@@ -213,7 +213,9 @@ test_limit_expire_owed(void **state)
 	assert_int_equal(limit_expire(l, 22500), 1); /* e */
 	assert_int_equal(limit_expire(l, 23999), 0);
 	assert_int_equal(limit_expire(l, 24000), 1); /* d */
-	assert_true(limit_owes_hashed(l, H("a"), 24000, &retry));
+	/* a has paid at 23 s, and is full, and forgotten, at 25 s. */
+	assert_false(limit_owes_hashed(l, H("a"), 24000, &retry));
+	assert_int_equal(limit_expire(l, 24999), 0);
 	assert_int_equal(limit_expire(l, 25000), 1); /* a */
 	assert_int_equal(limit_expire(l, 100000), 0);
 	limit_free(l);
