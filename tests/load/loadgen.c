@@ -747,6 +747,7 @@ struct opts {
 	uint32_t size;
 	int multiline;
 	int json_body; /* 1: {"data":"..."}; 0: raw body */
+	int key;       /* a JSON body carries "key": 32 hex, one per post */
 	const char *style;
 	const char *label;
 	double timeout_s;
@@ -1407,8 +1408,13 @@ pub_send(struct pub *pb, uint64_t now)
 				body[bn++] = data[i];
 			}
 		}
-		memcpy(body + bn, "\"}", 2);
-		bn += 2;
+		body[bn++] = '"';
+		if (G.o.key)
+			/* As beep-signal.js: 32 hex digits, its own per post. */
+			bn += (size_t)snprintf(body + bn, 48,
+			    ",\"key\":\"%016" PRIx64 "%016" PRIx64 "\"",
+			    G.o.seed, g);
+		body[bn++] = '}';
 	} else {
 		memcpy(body, data, dn);
 		bn = dn;
@@ -2255,6 +2261,9 @@ usage(FILE *f)
 	    "  --post-path-style S  same as --style\n"
 	    "  --body json|raw      override the body format of the style\n"
 	    "  --size BYTES         pad the data to BYTES with 'x' (0)\n"
+	    "  --key                a JSON body carries an idempotency key, 32\n"
+	    "                       hex digits, its own per post (as\n"
+	    "                       beep-signal.js sends)\n"
 	    "  --multiline          data spans two lines (checks SSE line splitting)\n"
 	    "  --sub-concurrency K  subscriptions in flight at once (256)\n"
 	    "  --settle MS          idle time after subscribing, before posting (500)\n"
@@ -2370,7 +2379,8 @@ parse_args(struct opts *o, int argc, char **argv)
 		O_HELP,
 		O_CHURN,
 		O_SAMPLES,
-		O_SAMPLE_MS
+		O_SAMPLE_MS,
+		O_KEY
 	};
 	static const struct option lo[] = {
 	    {"host", required_argument, NULL, O_HOST},
@@ -2400,7 +2410,7 @@ parse_args(struct opts *o, int argc, char **argv)
 	    {"churn", required_argument, NULL, O_CHURN},
 	    {"samples", required_argument, NULL, O_SAMPLES},
 	    {"sample-ms", required_argument, NULL, O_SAMPLE_MS},
-	    {NULL, 0, NULL, 0}};
+	    {"key", no_argument, NULL, O_KEY}, {NULL, 0, NULL, 0}};
 	const char *body = NULL;
 	char *end;
 	int c;
@@ -2513,6 +2523,9 @@ parse_args(struct opts *o, int argc, char **argv)
 		case O_SAMPLES:
 			o->samples = optarg;
 			break;
+		case O_KEY:
+			o->key = 1;
+			break;
 		case O_SAMPLE_MS:
 			o->sample_ms =
 			    (uint32_t)parse_u64("sample-ms", optarg, 3600000);
@@ -2612,7 +2625,7 @@ main(int argc, char **argv)
 		die("epoll_create1: %s", strerror(errno));
 	G.rbuf = xrealloc(NULL, LOADGEN_READ_BUF);
 	G.scratch = xrealloc(NULL, (size_t)G.o.size + 128);
-	G.body = xrealloc(NULL, 2 * ((size_t)G.o.size + 128) + 16);
+	G.body = xrealloc(NULL, 2 * ((size_t)G.o.size + 128) + 16 + 48);
 	G.subs = xcalloc(G.nsubs, sizeof(*G.subs));
 	for (i = 0; i < G.nsubs; i++) {
 		G.subs[i].c.fd = -1;
