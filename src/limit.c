@@ -118,7 +118,10 @@ milli_wait(const struct limit *l, int64_t milli, int64_t want)
  * key's bucket, refilled to now_ms and moved to the use list's tail; a
  * new, full one when it has none.  With l->lock held.
  */
-static struct bucket *
+static inline struct bucket *bucket_use(struct limit *l, const char *key,
+    size_t len, uint64_t hash, uint64_t now_ms) __attribute__((always_inline));
+
+static inline struct bucket *
 bucket_use(struct limit *l, const char *key, size_t len, uint64_t hash,
     uint64_t now_ms)
 {
