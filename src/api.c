@@ -462,9 +462,11 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 	 * anyone).  Named here when the share did not name it.
 	 */
 	key_len = msg.key_len;
-	memcpy(key, msg.key, key_len);
-	if (key_len > 0 && sender == 0)
-		sender = api_sender_name(api, req, who);
+	if (key_len > 0) {
+		memcpy(key, msg.key, key_len);
+		if (sender == 0)
+			sender = api_sender_name(api, req, who);
+	}
 	/* Packed once, outside the registry lock; every stream shares it. */
 	if (who->user != NULL)
 		from = event_from_json(who->user, who->device);
@@ -519,7 +521,9 @@ api_post(struct api *api, const struct api_request *req, const struct route *r,
 		free(from);
 		body_msg_clear(&msg);
 		registry_msg_set_sender(m, sender);
-		registry_msg_set_key(m, key, key_len);
+		/* Without a key, no call: a new message holds none. */
+		if (key_len > 0)
+			registry_msg_set_key(m, key, key_len);
 		err = registry_publish(api->reg, r->user, r->device, m);
 		api_format_id(api, registry_msg_id(m), id, sizeof(id));
 		registry_msg_unref(m);
