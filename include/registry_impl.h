@@ -91,8 +91,9 @@ struct registry_msg {
 struct reg_key {
 	UT_hash_handle hh;
 	struct registry_msg *m;
-	bool listed; /* in its device's keys */
-	size_t len;  /* of name */
+	bool listed;    /* in its device's keys */
+	unsigned hashv; /* uthash's of name, made once at its publish */
+	size_t len;     /* of name */
 	char name[];
 };
 

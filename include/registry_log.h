@@ -33,7 +33,8 @@ enum registry_error registry_log_crowds(const struct registry *reg,
     const struct reg_device *d, const struct registry_msg *m);
 /*
  * The message of d's log posted with m's idempotency key (not NULL) by
- * m's sender, or NULL.  One lookup in d's keys.
+ * m's sender, or NULL.  One lookup in d's keys, by the hash its publish
+ * made (m->key->hashv: registry_publish_id()).
  */
 const struct registry_msg *registry_log_find_key(
     const struct reg_device *d, const struct registry_msg *m);

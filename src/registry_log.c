@@ -250,7 +250,8 @@ registry_log_find_key(const struct reg_device *d, const struct registry_msg *m)
 {
 	struct reg_key *k;
 
-	HASH_FIND(hh, d->keys, m->key->name, m->key->len, k);
+	HASH_FIND_BYHASHVALUE(
+	    hh, d->keys, m->key->name, m->key->len, m->key->hashv, k);
 	return k != NULL ? k->m : NULL;
 }
 
@@ -278,9 +279,12 @@ registry_log_append(struct registry *reg, struct reg_device *d,
 		struct reg_key *old;
 
 		/* Only the newest of a key's messages is found (none repeats). */
-		HASH_FIND(hh, d->keys, m->key->name, m->key->len, old);
+		/* Its hash made at its publish (registry_publish_id()). */
+		HASH_FIND_BYHASHVALUE(
+		    hh, d->keys, m->key->name, m->key->len, m->key->hashv, old);
 		log_key_del(reg, d, old);
-		HASH_ADD_KEYPTR(hh, d->keys, m->key->name, m->key->len, m->key);
+		HASH_ADD_KEYPTR_BYHASHVALUE(hh, d->keys, m->key->name,
+		    m->key->len, m->key->hashv, m->key);
 		m->key->listed = true;
 		reg->nkeys++;
 	}
