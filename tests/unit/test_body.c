@@ -453,6 +453,63 @@ test_body_key(void **state)
 	}
 }
 
+/*
+ * Each character of a key is looked at, wherever it lies: at each place of
+ * a key of 40 characters (five times 8) and of 43 (and a tail), each
+ * printable ASCII character is taken as it is, and a space, DEL, a control
+ * character (escaped), NUL (escaped) or a character past ASCII (as UTF-8,
+ * raw or escaped) is a 400 that says so.
+ */
+static void
+test_body_key_each_place(void **state)
+{
+	static const char *const bad[] = {" ", "\x7f", "\\u0000", "\\u0001",
+	    "\\u001f", "\\t", "\xc2\x80", "\xc3\xa9", "\xef\xbf\xbf",
+	    "\xf4\x8f\xbf\xbf", "\\u00ff", "\\u0100"};
+	struct body_msg m;
+	const char *why;
+	char b[256], want[64], piece[8];
+
+	(void)state;
+	for (size_t n = 40; n <= 43; n += 3) {
+		for (size_t at = 0; at < n; at++) {
+			for (int c = '!'; c <= '~'; c++) {
+				if (c == '"' || c == '\\')
+					snprintf(
+					    piece, sizeof(piece), "\\%c", c);
+				else
+					snprintf(piece, sizeof(piece), "%c", c);
+				snprintf(b, sizeof(b),
+				    "{\"data\":1,\"key\":\"%.*s%s%.*s\"}",
+				    (int)at,
+				    "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+				    piece, (int)(n - at - 1),
+				    "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk");
+				memset(want, 'k', n);
+				want[at] = (char)c;
+				want[n] = '\0';
+				assert_string_equal(key_of(b), want);
+			}
+			for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]);
+			     i++) {
+				snprintf(b, sizeof(b),
+				    "{\"data\":1,\"key\":\"%.*s%s%.*s\"}",
+				    (int)at,
+				    "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+				    bad[i], (int)(n - at - 1),
+				    "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk");
+				why = NULL;
+				assert_int_equal(
+				    decode_json(b, &m, &why), HTTP_400);
+				assert_non_null(why);
+				assert_string_equal(why,
+				    "key must be 1-128 characters of printable "
+				    "ASCII");
+			}
+		}
+	}
+}
+
 /* Whether p lies in m's parse stack. */
 static bool
 in_parse_stack(const struct body_msg *m, const char *p)
@@ -699,6 +756,7 @@ main(void)
 	    cmocka_unit_test(test_body_max_depth_on_worker_stack),
 	    cmocka_unit_test(test_body_event_limit),
 	    cmocka_unit_test(test_body_key),
+	    cmocka_unit_test(test_body_key_each_place),
 	    cmocka_unit_test(test_body_fast),
 	    cmocka_unit_test(test_body_fast_storage),
 	    cmocka_unit_test(test_body_fast_bounds),
