@@ -25,20 +25,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-	startCluster, CLUSTER_QUICK, uid, postPath, poll, Client,
+	startCluster, CLUSTER_QUICK, uid, postPath, poll,
+	metricOf,
 } from './harness.mjs';
 
 const T = { timeout: 60000 };
 const ENV = CLUSTER_QUICK;
 
 // The node's figure, from its loopback operations site.
-async function reconnects(node) {
-	const c = new Client(`http://127.0.0.1:${node.opsPort}`);
-	const r = await c.get('/metrics').finally(() => c.close());
-	assert.equal(r.status, 200, r.text);
-	const m = /^beep_redis_reconnects_total (\d+)$/m.exec(r.text);
-	assert.ok(m, 'beep_redis_reconnects_total in /metrics');
-	return Number(m[1]);
+function reconnects(node) {
+	return metricOf(node, 'beep_redis_reconnects_total');
 }
 
 test('a node reconnected to the same Redis run, INFO denied by the ACL, ' +

@@ -931,6 +931,17 @@ export async function startRedis(dir, { persist = false, args = [] } = {}) {
 	return r;
 }
 
+// An unlabelled metric's value on node (startCluster()'s, or a stack),
+// read from its loopback operations site's /metrics.
+export async function metricOf(node, name) {
+	const c = new Client(`http://127.0.0.1:${node.opsPort}`);
+	const r = await c.get('/metrics').finally(() => c.close());
+	assert.equal(r.status, 200, r.text);
+	const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(r.text);
+	assert.ok(m, `${name} in /metrics`);
+	return Number(m[1]);
+}
+
 // Subscribes until the node no longer answers 503 (its connection to a
 // new Redis run, or the rebuild, not there yet).
 export async function subscribeSettled(node, u, d, headers) {
