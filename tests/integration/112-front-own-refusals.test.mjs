@@ -22,7 +22,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { Rig, NGINX_CLUSTER_CONF, stop } from './fronts.mjs';
+import { Rig, NGINX_CLUSTER_CONF, nginxOpts, stop } from './fronts.mjs';
 import { ROOT, listPath, postPath, subPath } from './harness.mjs';
 
 const T = { timeout: 60000 };
@@ -75,15 +75,7 @@ for (const [name, conf] of [['conf/nginx.conf', undefined],
 	async (t) => {
 		const rig = new Rig(t, 'nginx-414');
 		await rig.startListen();
-		const opts = {};
-		if (conf) {
-			opts.conf = conf;
-			opts.sockets = {
-				'unix:/run/beep-signal/a.sock': `unix:${rig.sock}`,
-				'unix:/run/beep-signal/b.sock': `unix:${rig.sock}`,
-			};
-		}
-		await rig.startNginx(opts);
+		await rig.startNginx(nginxOpts(conf, rig.sock));
 		const c = rig.client();
 		const long = 'a'.repeat(20000);
 		// nginx refuses the request line before it reads the

@@ -12,7 +12,7 @@
 // others), but the front was to keep the route off the public site.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rig, NGINX_CLUSTER_CONF } from './fronts.mjs';
+import { Rig, NGINX_CLUSTER_CONF, nginxOpts } from './fronts.mjs';
 
 const T = { timeout: 60000 };
 
@@ -23,15 +23,7 @@ for (const [name, conf, sockets] of [
 	    'through Caddy and lighttpd', T, async (t) => {
 		const rig = new Rig(t, 'nginx-metrics');
 		await rig.startListen();
-		const opts = {};
-		if (conf) {
-			opts.conf = conf;
-			opts.sockets = {
-				'unix:/run/beep-signal/a.sock': `unix:${rig.sock}`,
-				'unix:/run/beep-signal/b.sock': `unix:${rig.sock}`,
-			};
-		}
-		await rig.startNginx(opts);
+		await rig.startNginx(nginxOpts(conf, rig.sock));
 		const c = rig.client();
 		// A loopback client with an address for Host: what a local
 		// scraper, tunnel or terminator presents.

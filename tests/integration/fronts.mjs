@@ -144,6 +144,16 @@ function backendEnv(extra) {
 // ---------------------------------------------------------------------------
 // A rig: one temp dir, one backend (by some launcher), one front.
 
+// Rig.startNginx()'s options for conf, a shipped nginx config
+// (undefined: conf/nginx.conf): a cluster config's two node sockets
+// (conf/nginx-cluster.conf) both at sock, the rig's backend.
+export function nginxOpts(conf, sock) {
+	return conf ? { conf, sockets: {
+		'unix:/run/beep-signal/a.sock': `unix:${sock}`,
+		'unix:/run/beep-signal/b.sock': `unix:${sock}`,
+	} } : {};
+}
+
 export class Rig {
 	// opts.env: the backend's BEEP_* settings.
 	constructor(t, name, { env = {} } = {}) {
