@@ -4,7 +4,8 @@
 //     a strict parser (prom.mjs) accepts;
 //   - the counters move with real traffic through the public site: POSTs by
 //     status, messages published, events delivered, bytes written, stream
-//     lifetimes, rate-limited POSTs; gauges follow open streams;
+//     lifetimes, rate-limited POSTs, POSTs answered as repeats of a keyed
+//     message; gauges follow open streams and the keys indexed;
 //   - the backend answers /metrics only to BEEP_METRICS_ALLOW addresses
 //     (loopback by default): a list without loopback gets 403, and
 //     /healthz's counters likewise (the status alone);
@@ -79,7 +80,8 @@ describe('metrics with traffic', () => {
 		    'beep_delivery_latency_seconds', 'beep_message_memory_bytes',
 		    'beep_message_memory_max_bytes', 'beep_messages_replayed_total',
 		    'beep_messages_expired_total', 'beep_messages_evicted_total',
-		    'beep_messages_backlogged_total', 'beep_streams_replaced_total'])
+		    'beep_messages_backlogged_total', 'beep_streams_replaced_total',
+		    'beep_messages_repeated_total', 'beep_message_keys'])
 			assert.ok(m.has(name), `has ${name}`);
 		assert.ok(m.value('beep_worker_threads', { state: 'idle' }) >= 1);
 	});
@@ -126,6 +128,40 @@ describe('metrics with traffic', () => {
 		assert.equal(m.value('beep_streams_open'),
 		    before.value('beep_streams_open') + 1);
 		b.close();
+	});
+
+	// A POST sent again with its idempotency key (its answer lost) is
+	// answered with the first one's id and not delivered again: operators
+	// see how many were (/healthz repeated, beep_messages_repeated_total)
+	// and how many keys the logs index (keys, beep_message_keys).
+	test('POSTs answered as repeats are counted, and keys indexed', T,
+	    async () => {
+		const c = h.stack.client();
+		const before = await metrics(opsPort());
+		const hz0 = await c.health();
+		const u = uid('k');
+		const a = await h.stack.subscribe(u, 'a');
+		const key = `k-${uid('key')}`;
+		const first = await c.postJson(postPath(u, 'a'),
+		    { data: 'once', key });
+		assert.equal(first.status, 200, first.text);
+		const again = await c.postJson(postPath(u, 'a'),
+		    { data: 'once', key });
+		assert.equal(again.status, 200, again.text);
+		assert.equal(again.json().id, first.json().id, 'the first one\'s id');
+		const next = await c.postJson(postPath(u, 'a'), { data: 'next' });
+		assert.equal(next.status, 200, next.text);
+		assert.equal((await a.nextEvent()).data, 'once');
+		assert.equal((await a.nextEvent()).data, 'next', 'not delivered again');
+		const m = await metrics(opsPort());
+		const hz = await c.health();
+		a.close();
+		assert.equal(m.value('beep_messages_repeated_total') -
+		    before.value('beep_messages_repeated_total'), 1);
+		assert.equal(m.value('beep_message_keys') -
+		    before.value('beep_message_keys'), 1);
+		assert.equal(hz.repeated - hz0.repeated, 1, '/healthz repeated');
+		assert.equal(hz.keys - hz0.keys, 1, '/healthz keys');
 	});
 
 	test('rate-limited POSTs are counted', T, async () => {

@@ -1236,7 +1236,7 @@ post_key_from(struct fixture *f, const char *addr, const char *body, char *id)
  * another address posting with the same key, first, does not have the
  * sender's message taken for a repeat of its own, whether or not the
  * sender share names senders (BEEP_SENDER_SHARE 100 names none for
- * it: the key does).
+ * it: the key does).  /healthz counts the repeats and the keys indexed.
  */
 static void
 test_api_post_key_per_sender(void **state)
@@ -1250,7 +1250,7 @@ test_api_post_key_per_sender(void **state)
 	for (int run = 0; run < 2; run++) {
 		struct fixture *f = run == 0 ? fixture_argv(3, share)
 		                             : fixture_argv(5, no_share);
-		struct api_response sub;
+		struct api_response sub, hz;
 
 		assert_int_equal(
 		    get_from(f, "/subscribe/bob/device/d", "192.0.2.1", &sub),
@@ -1271,6 +1271,12 @@ test_api_post_key_per_sender(void **state)
 		                     "{\"data\":\"m\",\"key\":\"2\"}", id),
 		    HTTP_200);
 		assert_string_equal(id, id_m);
+		/* Counted for operators: two repeats, two keys indexed. */
+		assert_int_equal(
+		    get_from(f, "/healthz", "127.0.0.1", &hz), HTTP_200);
+		assert_non_null(strstr(hz.body.data, "\"repeated\":2,"));
+		assert_non_null(strstr(hz.body.data, "\"keys\":2,"));
+		api_response_clear(&hz);
 		end_stream(f, &sub);
 		fixture_free(f);
 	}

@@ -197,6 +197,28 @@ test_metrics_crowded_help(void **state)
 	buf_free(&b);
 }
 
+/*
+ * The idempotency keys (registry_stats() repeated and keys): the POSTs
+ * answered as repeats of a message the log holds, not delivered again,
+ * and the keys indexed now.  Without them an operator cannot tell
+ * whether clients' retries are being caught.
+ */
+static void
+test_metrics_repeats(void **state)
+{
+	struct metrics_gauges g = {.reg = {.repeated = 7, .keys = 5}};
+	struct buf b = {0};
+
+	(void)state;
+	metrics_render(&b, &g);
+	assert_true(sample(&b, "beep_messages_repeated_total") == 7);
+	assert_true(sample(&b, "beep_message_keys") == 5);
+	assert_non_null(
+	    strstr(b.data, "# TYPE beep_messages_repeated_total counter\n"));
+	assert_non_null(strstr(b.data, "# TYPE beep_message_keys gauge\n"));
+	buf_free(&b);
+}
+
 /* In a cluster, its figures as cluster_stats() gave them; else none. */
 static void
 test_metrics_cluster(void **state)
@@ -239,6 +261,7 @@ main(void)
 	    cmocka_unit_test(test_metrics_histogram),
 	    cmocka_unit_test(test_metrics_format),
 	    cmocka_unit_test(test_metrics_crowded_help),
+	    cmocka_unit_test(test_metrics_repeats),
 	    cmocka_unit_test(test_metrics_cluster),
 	};
 
