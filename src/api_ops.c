@@ -160,7 +160,7 @@ api_health(
 		api->threads(api->threads_ctx, &t);
 	doc = json_pack(
 	    "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "status", "ok", "users", (json_int_t)st.users, "devices",
 	    (json_int_t)st.devices, "streams", (json_int_t)st.streams,
 	    "threads", (json_int_t)t.threads, "idle_threads",
@@ -172,6 +172,7 @@ api_health(
 	    (json_int_t)st.replaced, "evicted", (json_int_t)st.evicted,
 	    "refused", (json_int_t)st.refused, "backlogged",
 	    (json_int_t)st.backlogged, "crowded", (json_int_t)st.crowded,
+	    "repeated", (json_int_t)st.repeated, "keys", (json_int_t)st.keys,
 	    "requests", (json_int_t)t.requests);
 	if (api->cluster != NULL) {
 		struct cluster_stats cs;

@@ -325,6 +325,20 @@ metrics_render(struct buf *out, const struct metrics_gauges *g)
 	    "they would have pushed out the held message of a sender within "
 	    "its share.",
 	    g->reg.crowded);
+	/*
+	 * A single node's: in a cluster Redis's POST script finds the
+	 * repeats and keeps the keys, and its answer to a repeat is that to
+	 * a new message ({status, id, w, born}), so neither is counted here.
+	 */
+	metrics_one(out, "beep_messages_repeated_total", "counter",
+	    "POSTs with the idempotency key of a message their sender posted "
+	    "that its device still keeps: answered with that message's id, "
+	    "not delivered again (not counted in a cluster).",
+	    g->reg.repeated);
+	metrics_one(out, "beep_message_keys", "gauge",
+	    "Idempotency keys of the messages devices keep, indexed for "
+	    "repeats (0 in a cluster, whose keys Redis keeps).",
+	    g->reg.keys);
 	metrics_one(out, "beep_message_memory_bytes", "gauge",
 	    "Bytes of messages held in all (queued, held, retained): each "
 	    "its frame and 128 for what keeps it.",
