@@ -30,6 +30,7 @@
 #include <hiredis/hiredis.h>
 
 #include "cluster.h"
+#include "cluster_delivery.h"
 #include "cluster_impl.h"
 #include "cluster_job.h"
 #include "cluster_lua.h"
@@ -425,6 +426,7 @@ nodes_start(struct fixture *f, unsigned ttl, const char *const urls[2])
 	f->c.sender_share = fixture_share_off ? 100 : 50;
 	f->c.replay_max = 64;
 	f->c.queue_messages = 64;
+	f->c.max_message_memory = fixture_memory;
 	f->c.grace_seconds = keep;
 	f->c.replay_seconds = keep;
 	for (int i = 0; i < 2; i++) {
@@ -473,6 +475,18 @@ setup_small(void **state)
 	int rc;
 
 	fixture_memory = 64;
+	rc = setup_with(state, false);
+	fixture_memory = 0;
+	return rc;
+}
+
+/* Nodes with room for 1 MiB of messages each. */
+static int
+setup_mib(void **state)
+{
+	int rc;
+
+	fixture_memory = 1 << 20;
 	rc = setup_with(state, false);
 	fixture_memory = 0;
 	return rc;
@@ -1072,6 +1086,111 @@ sub_sync(redisContext *c, const char *after, const char *seen, bool sync,
     char *from, char *why)
 {
 	sub_run(c, after, seen, sync, "64", from, why);
+}
+
+/*
+ * Messages from the channel for devices whose SUB or resync is on its way
+ * wait behind their gates (cluster_delivery_receive()), outside the
+ * registry's byte count.  Many devices subscribing at once while large
+ * messages are posted to them held up to max(BEEP_STREAM_QUEUE, 64) of
+ * them each, BEEP_MAX_BODY bytes apiece, however small
+ * BEEP_MAX_MESSAGE_MEMORY: 16 devices here held 7.5 MB on a node with
+ * room for 1 MiB (a review).  In all they may hold a quarter of it; a
+ * device that finds no room lets what waited go (dropped: its SUB goes
+ * again past it), as one past its own bound lets its oldest go.
+ */
+static void
+test_cluster_gate_bytes(void **state)
+{
+	enum { DEVICES = 16, EACH = 8, FRAME = 60000 };
+	struct fixture *f = *state;
+	struct cluster *cl;
+	struct cluster_entry *es[DEVICES];
+	uint64_t base = (uint64_t)util_now_ms() << 16, last[DEVICES];
+	size_t held = 0;
+	char *frame = xmalloc(FRAME);
+	struct buf b = {0};
+
+	if (f == NULL)
+		skip();
+	cl = f->cl[0];
+	memset(frame, 'x', FRAME);
+	case_lock(cl);
+	for (int i = 0; i < DEVICES; i++) {
+		struct cluster_entry *e = xcalloc(1, sizeof(*e));
+		struct buf k = {0};
+
+		buf_printf(&k,
+		    "g\x1f"
+		    "d%d",
+		    i);
+		e->key = xmemdup(k.data, k.len);
+		buf_free(&k);
+		e->user = xstrdup("g");
+		e->device = xstrdup(e->key + 2);
+		/* A SUB on its way: its gate closed, its stream counted. */
+		e->streams = 1;
+		e->gate = true;
+		HASH_ADD_KEYPTR(hh, cl->entries, e->key, strlen(e->key), e);
+		es[i] = e;
+	}
+	case_unlock(cl);
+	for (int n = 0; n < EACH; n++)
+		for (int i = 0; i < DEVICES; i++) {
+			char id[CLUSTER_ID_MAX], dev[16];
+
+			last[i] = base + (uint64_t)(n * DEVICES + i + 1);
+			cluster_format_id(last[i], id, sizeof(id));
+			snprintf(dev, sizeof(dev), "d%d", i);
+			b.len = 0;
+			buf_printf(&b, "%s 1 %zu g%s", id, strlen(dev), dev);
+			buf_append(&b, frame, FRAME);
+			cluster_delivery_receive(cl, b.data, b.len);
+		}
+	case_lock(cl);
+	for (int i = 0; i < DEVICES; i++) {
+		struct cluster_entry *e = es[i];
+		uint64_t want = e->dropped;
+
+		for (struct cluster_wait *w = e->waiting; w != NULL;
+		     w = w->next) {
+			size_t len;
+
+			registry_msg_frame(w->m, &len);
+			held += len;
+			/* Each id after what was dropped waits, in order. */
+			if (w->id <= e->dropped)
+				fail_msg("d%d: %llu waits below what was "
+				         "dropped (%llu)",
+				    i, (unsigned long long)w->id,
+				    (unsigned long long)e->dropped);
+			if (want != 0 && w->id <= want)
+				fail_msg("d%d: %llu out of order", i,
+				    (unsigned long long)w->id);
+			want = w->id;
+		}
+		/* Nothing lost untold: the newest waits or was dropped. */
+		if (want != last[i])
+			fail_msg("d%d: its newest, %llu, neither waits nor "
+			         "was dropped (%llu)",
+			    i, (unsigned long long)last[i],
+			    (unsigned long long)want);
+	}
+	for (int i = 0; i < DEVICES; i++) {
+		HASH_DEL(cl->entries, es[i]);
+		cluster_delivery_drop_waiting(es[i]);
+		free(es[i]->key);
+		free(es[i]->user);
+		free(es[i]->device);
+		free(es[i]);
+	}
+	case_unlock(cl);
+	buf_free(&b);
+	free(frame);
+	if (held > ((size_t)1 << 20) / 4)
+		fail_msg("%zu bytes wait behind gates, past a quarter of "
+		         "BEEP_MAX_MESSAGE_MEMORY (1 MiB)",
+		    held);
 }
 
 /*
@@ -8627,6 +8746,8 @@ main(void)
 	    cmocka_unit_test(test_cluster_sender_key_torn),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_sub_gap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_cluster_gate_bytes, setup_mib, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_cluster_unsub_undo, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
