@@ -26,7 +26,7 @@ bool cluster_delivery_reply_ok(const redisReply *r);
 void cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
     redisReply *r, struct registry_stream *fresh, bool stale);
 /* Drop what waits behind e's gate. */
-void cluster_delivery_drop_waiting(struct cluster_entry *e);
+void cluster_delivery_drop_waiting(struct cluster *cl, struct cluster_entry *e);
 /*
  * A message from the channel, "ID ULEN DLEN USER DEVICE FRAME": to the
  * registry, or behind its entry's gate.  Takes cl->lock itself.

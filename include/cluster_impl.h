@@ -42,6 +42,7 @@
 struct cluster_wait {
 	uint64_t id;
 	struct registry_msg *m;
+	size_t cost; /* counted in cl->waiting_bytes: frame, overheads */
 	struct cluster_wait *next;
 };
 
@@ -200,6 +201,12 @@ struct cluster {
 	int port, db;
 	unsigned ttl_ms, timeout_ms;
 	size_t maxlen, max_waiting;
+	/*
+	 * What waits behind all gates (cluster_wait.cost), and its bound: a
+	 * quarter of BEEP_MAX_MESSAGE_MEMORY, beside the registry's (none
+	 * when that is 0).  With cl->lock.
+	 */
+	size_t waiting_bytes, max_waiting_bytes;
 	size_t replay_bytes; /* most frame bytes a SUB replays */
 	uint64_t keep_ms, grace_ms;
 	char sha[CLUSTER_LUA__MAX][41];

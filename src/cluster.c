@@ -285,6 +285,8 @@ cluster_new(const struct config *c, struct registry *reg)
 	cl->replay_bytes =
 	    c->replay_bytes != 0 ? c->replay_bytes : (size_t)1 << 52;
 	cl->max_waiting = c->queue_messages > 64 ? c->queue_messages : 64;
+	cl->max_waiting_bytes =
+	    c->max_message_memory != 0 ? c->max_message_memory / 4 : SIZE_MAX;
 	cl->grace_ms = (uint64_t)c->grace_seconds * 1000;
 	cl->keep_ms = (uint64_t)(c->replay_seconds > c->grace_seconds
 	                      ? c->replay_seconds
@@ -539,7 +541,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 		}
 		e->streams--;
 		if (e->jobs == 0) {
-			cluster_delivery_drop_waiting(e);
+			cluster_delivery_drop_waiting(cl, e);
 			e->gate = false;
 		}
 		cluster_presence_mark(cl, e);
@@ -566,7 +568,7 @@ cluster_subscribe(struct cluster *cl, const char *user, const char *device,
 	if (s == NULL) {
 		e->streams--;
 		cluster_entry_undo(e, j->token);
-		cluster_delivery_drop_waiting(e);
+		cluster_delivery_drop_waiting(cl, e);
 		e->gate = false;
 		cluster_presence_mark(cl, e);
 		pthread_cond_signal(&cl->wake);

@@ -12,20 +12,33 @@
 
 #define LOG_MODULE "cluster"
 
-void
-cluster_delivery_drop_waiting(struct cluster_entry *e)
+/* Free what waits behind e's gate; with cl->lock held. */
+static void
+delivery_free_waiting(struct cluster *cl, struct cluster_entry *e)
 {
-	e->dropped = 0;
 	while (e->waiting != NULL) {
 		struct cluster_wait *w = e->waiting;
 
 		e->waiting = w->next;
+		cl->waiting_bytes -= w->cost;
 		registry_msg_unref(w->m);
 		free(w);
 	}
 	e->waiting_tail = NULL;
 	e->nwaiting = 0;
 }
+
+void
+cluster_delivery_drop_waiting(struct cluster *cl, struct cluster_entry *e)
+{
+	e->dropped = 0;
+	delivery_free_waiting(cl, e);
+}
+
+/* The log's word that a message found no room behind a gate. */
+static struct log_limit cluster_delivery_gate_log = LOG_LIMIT(LOG_WARN,
+    "no room behind a gate for a message from redis "
+    "(BEEP_MAX_MESSAGE_MEMORY / 4)");
 
 /* The log's word that a message from Redis found no room (below). */
 static struct log_limit cluster_delivery_full_log = LOG_LIMIT(
@@ -216,6 +229,7 @@ cluster_delivery_apply(struct cluster *cl, struct cluster_entry *e,
 		struct cluster_wait *w = e->waiting;
 
 		e->waiting = w->next;
+		cl->waiting_bytes -= w->cost;
 		delivery_publish(cl, e, w->id, w->m, NULL, NULL);
 		registry_msg_unref(w->m);
 		free(w);
@@ -274,8 +288,10 @@ cluster_delivery_receive(struct cluster *cl, const char *p, size_t len)
 	pthread_mutex_lock(&cl->lock);
 	HASH_FIND(hh, cl->entries, k.data, k.len, e);
 	if (e != NULL && e->gate) {
-		struct cluster_wait *w = xmalloc(sizeof(*w));
+		size_t flen;
+		struct cluster_wait *w;
 
+		registry_msg_frame(m, &flen);
 		/* Beyond the bound, the oldest go: SUB brings them back. */
 		if (e->nwaiting >= cl->max_waiting) {
 			struct cluster_wait *old = e->waiting;
@@ -285,12 +301,48 @@ cluster_delivery_receive(struct cluster *cl, const char *p, size_t len)
 				e->waiting_tail = NULL;
 			if (old->id > e->dropped)
 				e->dropped = old->id;
+			cl->waiting_bytes -= old->cost;
 			registry_msg_unref(old->m);
 			free(old);
 			e->nwaiting--;
 		}
+		/*
+		 * No room behind all gates (a quarter of
+		 * BEEP_MAX_MESSAGE_MEMORY, which does not count them): m and
+		 * what waited for e go, as the oldest above, and SUB brings
+		 * them back (its answer, or one sent again past e->dropped),
+		 * into the registry's count.  Until 2026-12-08 they were
+		 * bounded per device alone: many devices subscribing while
+		 * large messages came for them held max(BEEP_STREAM_QUEUE, 64)
+		 * of BEEP_MAX_BODY each, past any BEEP_MAX_MESSAGE_MEMORY (a
+		 * review).
+		 */
+		if (flen + REGISTRY_MSG_OVERHEAD + sizeof(*w) >
+		    cl->max_waiting_bytes - cl->waiting_bytes) {
+			uint64_t held;
+
+			if (log_limit_pass(&cluster_delivery_gate_log,
+			        util_now_ms(), &held))
+				log_warn("user %s device %s: no room for a "
+				         "message behind its gate "
+				         "(BEEP_MAX_MESSAGE_MEMORY / 4): its "
+				         "SUB goes again past it (%llu more "
+				         "not logged)",
+				    e->user, e->device,
+				    (unsigned long long)held);
+			delivery_free_waiting(cl, e);
+			if (id > e->dropped)
+				e->dropped = id;
+			pthread_mutex_unlock(&cl->lock);
+			registry_msg_unref(m);
+			buf_free(&k);
+			return;
+		}
+		w = xmalloc(sizeof(*w));
 		w->id = id;
 		w->m = m;
+		w->cost = flen + REGISTRY_MSG_OVERHEAD + sizeof(*w);
+		cl->waiting_bytes += w->cost;
 		w->next = NULL;
 		if (e->waiting_tail != NULL)
 			e->waiting_tail->next = w;

@@ -50,7 +50,7 @@ cluster_presence_free(struct cluster *cl, struct cluster_entry *e)
 {
 	presence_unmark(cl, e);
 	HASH_DEL(cl->entries, e);
-	cluster_delivery_drop_waiting(e);
+	cluster_delivery_drop_waiting(cl, e);
 	free(e->key);
 	free(e->user);
 	free(e->device);
@@ -245,7 +245,7 @@ presence_reconcile_one(struct cluster *cl, struct cluster_entry *e)
 			    cluster_presence_sub_job(cl, e, JOB_SYNC, after));
 			return;
 		}
-		cluster_delivery_drop_waiting(e);
+		cluster_delivery_drop_waiting(cl, e);
 		e->gate = false;
 	}
 	if (e->streams == 0 && e->registered && e->jobs == 0) {
@@ -506,7 +506,7 @@ cluster_presence_answer(struct cluster *cl, struct cluster_job *j)
 			e->sync_wanted = true;
 		} else if (e->jobs == 0) {
 			/* No other SUB on its way needs the gate. */
-			cluster_delivery_drop_waiting(e);
+			cluster_delivery_drop_waiting(cl, e);
 			e->gate = false;
 		}
 		cluster_presence_mark(cl, e);
