@@ -160,7 +160,8 @@ const struct config_option config_options[] = {
         "bytes of messages held in all (queued, held, retained); past it "
         "the oldest delivered go, then (for a device that is here) those "
         "held for devices away, then a POST gets 503 (a message longer "
-        "than it once encoded: 413)"},
+        "than it once encoded: 413); in a cluster, what waits for a "
+        "subscribe's answer takes up to a quarter more"},
     {"catch-up-seconds", "BEEP_CATCH_UP_SECONDS", CONFIG_UINT,
         OFF(catch_up_seconds), "30", 1, 3600,
         "seconds a stream may stay further behind than its share while "
