@@ -35,7 +35,7 @@ async function subOk(stack, u, d, id) {
 	const r = await openSub(stack, subPath(u, d), resumeHeaders(id));
 	assert.equal(r.status, 200, `subscribe ${u}/${d}: ${r.status} ${r.text}`);
 	// The opening position comes with the first comment.
-	await r.stream.waitFor(() => r.stream.parser.lastEventId !== '',
+	await r.stream.waitFor(() => r.stream.parser.resumeId !== '',
 	    { what: 'the opening id' });
 	return r.stream;
 }

@@ -37,7 +37,7 @@ async function subOk(stack, u, d, id) {
 	const r = await openSub(stack, subPath(u, d),
 	    id ? { 'Last-Event-ID': id } : {});
 	assert.equal(r.status, 200, `subscribe ${u}/${d}: ${r.status} ${r.text}`);
-	await r.stream.waitFor(() => r.stream.parser.lastEventId !== '',
+	await r.stream.waitFor(() => r.stream.parser.resumeId !== '',
 	    { what: 'the opening id' });
 	return r.stream;
 }
@@ -45,7 +45,7 @@ async function subOk(stack, u, d, id) {
 // Subscribes, leaves, and waits until the backend noticed (grace: 202s).
 async function away(stack, c, u, d) {
 	const s = await subOk(stack, u, d);
-	const pos = s.parser.lastEventId;
+	const pos = s.parser.resumeId;
 	s.close();
 	await poll(async () => !(await c.devices(u)).includes(d),
 	    { timeout: 15000, what: `${d} noticed gone` });
@@ -108,7 +108,7 @@ test('at BEEP_MAX_MESSAGE_MEMORY: retained evicted first, then 503 + ' +
 	const big = (tag, i) => `${tag}${i}:`.padEnd(10000, 'x');
 	// a is here: four 10 KB messages delivered, retained for replay.
 	const a = await subOk(stack, u, 'a');
-	const aPos = a.parser.lastEventId;
+	const aPos = a.parser.resumeId;
 	for (let i = 0; i < 4; i++) {
 		const r = await c.postJson(postPath(u, 'a'), { data: big('a', i) });
 		assert.equal(r.status, 200, r.text);
@@ -169,7 +169,7 @@ test('a message longer than BEEP_MAX_MESSAGE_MEMORY once encoded: 413, ' +
 	const c = stack.client();
 	const u = uid('toolong');
 	const a = await subOk(stack, u, 'a');
-	const aPos = a.parser.lastEventId;
+	const aPos = a.parser.resumeId;
 	const r0 = await c.postJson(postPath(u, 'a'), { data: 'kept' });
 	assert.equal(r0.status, 200, r0.text);
 	assert.equal((await a.nextEvent()).data, 'kept');

@@ -63,7 +63,7 @@ test('a slow reader of one device holds back no other device\'s replay ' +
 		const u = uid('slowexp');
 
 		const a1 = await stack.subscribe(u, 'a');
-		const p0 = await a1.waitFor(() => a1.parser.lastEventId,
+		const p0 = await a1.waitFor(() => a1.parser.resumeId,
 		    { what: 'a1\'s opening id' });
 		const b = await stack.subscribe(u, 'b');
 		// The bytes a1 and b received.

@@ -52,9 +52,9 @@ test('one authenticated user cannot fill BEEP_MAX_STREAMS with replaced ' +
 	// A backlog to replay: one message of line breaks (~420 KB written).
 	const first = await stack.subscribe(attacker, 'd',
 	    { headers: { Authorization: auth } });
-	await first.waitFor(() => first.parser.lastEventId !== '',
+	await first.waitFor(() => first.parser.resumeId !== '',
 	    { what: 'the opening position' });
-	const pos = first.parser.lastEventId;
+	const pos = first.parser.resumeId;
 	const big = await c.request('POST', postPath(attacker, 'd'),
 	    { headers: form, body: `data=${'\n'.repeat(60000)}` });
 	assert.equal(big.status, 200, big.text);
