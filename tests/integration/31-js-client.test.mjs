@@ -1066,6 +1066,10 @@ describe('stream endings (stub server)', { skip }, () => {
 	// A refusal whose Retry-After is past what is left of the send's
 	// budget fails the send at once, with the service's answer: waited,
 	// the send would outlive its budget (and hold the sends behind it).
+	// A Retry-After of 600 s, and the waits the client asks of setTimeout
+	// looked at: one that waited 3 s (the Retry-After this had before)
+	// found its budget spent after it and failed with the same error,
+	// passing.
 	test('Retry-After past what sendWait leaves: rejected at once, the ' +
 	    'refusal its error', T, async () => {
 		let posts = 0;
@@ -1074,17 +1078,27 @@ describe('stream endings (stub server)', { skip }, () => {
 				return sse(res, ': ok\n\n', false);
 			posts++;
 			res.writeHead(503, { 'Content-Type': 'application/json',
-			    'Retry-After': '3' });
+			    'Retry-After': '600' });
 			res.end('{"error":"message memory full"}');
 		};
+		const timing = recordDelays();
+		const waited = () => timing.delays.some((ms) => ms >= 600000);
 		const sig = connect({ base, user: 'u', device: 'd',
 		    sendWait: 2000 });
 		try {
-			await assert.rejects(sig.send('v', 'e', 1), (e) =>
-			    e.status === 503 && e.retryAfterMs === 3000 &&
+			let settled = false;
+			const send = sig.send('v', 'e', 1);
+			send.then(() => { settled = true; },
+			    () => { settled = true; });
+			await poll(() => settled || waited(),
+			    { what: 'the send settled (or waiting to retry)' });
+			assert.ok(!waited(), 'waited a Retry-After past sendWait');
+			await assert.rejects(send, (e) =>
+			    e.status === 503 && e.retryAfterMs === 600000 &&
 			    /message memory full/.test(e.message));
 			assert.equal(posts, 1, 'not sent again');
 		} finally {
+			timing.restore();
 			sig.close();
 		}
 	});
